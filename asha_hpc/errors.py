@@ -1,0 +1,43 @@
+"""Exceptions that carry a message meant for a person.
+
+Every error a user can cause (a bad config, a corrupt file, a second master) is one of these:
+the CLI prints its message on one line and exits non-zero, without a traceback.
+"""
+from __future__ import annotations
+
+from typing import Iterable, List
+
+
+class AshaError(Exception):
+    """An error whose message is complete and actionable as it is."""
+
+
+class ConfigError(AshaError):
+    """A config (or hyperparameter spec) with one or more problems, all reported at once.
+
+    Each problem names its path in the file, e.g. ``searcher.divisor: must be > 1, got 1``.
+    """
+
+    def __init__(self, problems: Iterable[str], source: str = "") -> None:
+        self.problems: List[str] = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            msg = f"{head}invalid config: {self.problems[0]}"
+        else:
+            msg = f"{head}invalid config ({len(self.problems)} problems):\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(msg)
+
+
+class InvalidHP(Exception):
+    """Raised by training code for hyperparameters it cannot train.
+
+    The trial leaves the search without counting toward ``max_trials`` and a replacement is
+    sampled (spec section 2c).
+    """
+
+
+class LeaseHeldError(AshaError):
+    """Another master holds the experiment directory."""
