@@ -1,0 +1,120 @@
+"""The one small interface every backend implements (local, simulated, slurm).
+
+The master never talks to submitit or Slurm directly. It hands a backend ``SegmentSpec``s (one
+per trial segment attempt) and asks for the state of job ids. Results never travel through the
+backend: every job publishes its result into the experiment directory's inbox, so the same
+master loop serves all backends and a restarted master finds results of jobs it did not start.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+
+class JobState(str, enum.Enum):
+    """What the backend knows about a job. Terminal states say how the job ended; whether a
+    segment succeeded is decided by its result file in the inbox, not by this state."""
+
+    PENDING = "pending"  # queued, not started
+    RUNNING = "running"
+    COMPLETED = "completed"  # ended normally (exit 0): a result should be in the inbox
+    FAILED = "failed"  # non-zero exit, crash
+    CANCELLED = "cancelled"  # scancel / user cancel
+    TIMEOUT = "timeout"  # hit its time limit
+    PREEMPTED = "preempted"  # preempted by the scheduler (not the trial's fault)
+    NODE_FAIL = "node_fail"  # node died (not the trial's fault)
+    OUT_OF_MEMORY = "out_of_memory"  # killed for memory (the trial's fault: counts as a restart)
+    UNKNOWN = "unknown"  # cannot tell right now (accounting lag): keep waiting
+    LOST = "lost"  # no trace of it anywhere (never started, or vanished): treat as dead
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+
+    @property
+    def counts_as_restart(self) -> bool:
+        """Failures that are the trial's own fault count against ``max_restarts``; preemption,
+        node failure, time limits (the segment continues from its checkpoint) and lost jobs do
+        not."""
+        return self in (JobState.FAILED, JobState.OUT_OF_MEMORY)
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """Everything one job needs to run one attempt of one trial segment. Pickled into the job:
+    the job never reads the experiment config."""
+
+    exp_dir: str
+    experiment: str  # experiment name, for job names
+    trial_id: int
+    segment: int  # 0, 1, ... per trial: one per Create/Resume decision
+    attempt: int  # 0, 1, ... per segment: retries and resubmissions
+    length: int  # absolute target length to train to
+    hparams: Dict[str, Any]
+    entrypoint: Union[str, List[str]]  # "module:function", "path/file.py:function", or a command
+    context_dir: str  # the config file's directory: on sys.path / the command's cwd
+    metric: str  # the searcher's metric: must be in every segment report
+    length_unit: str = "units"
+    env: Dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
+    heartbeat_s: float = 10.0
+
+    @property
+    def key(self) -> str:
+        """Unique name of this attempt: inbox file names, run folders, log names."""
+        return f"t{self.trial_id:05d}-s{self.segment:03d}-a{self.attempt:02d}"
+
+    @property
+    def job_name(self) -> str:
+        return f"asha-{self.experiment}-{self.key}"
+
+
+class SubmitError(Exception):
+    """Submission failed and no job was created (nothing to clean up)."""
+
+
+class Clock:
+    """Wall-clock time; the simulated backend substitutes a virtual one."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class Backend(ABC):
+    """Runs segments as jobs. Implementations: local (submitit LocalExecutor), simulated
+    (virtual clock), slurm (submitit SlurmExecutor)."""
+
+    name: str = "base"
+    clock: Clock = Clock()
+
+    @abstractmethod
+    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+        """Submit segments (a burst may become one job array); return job ids in the same order.
+        Raise SubmitError if nothing was submitted."""
+
+    @abstractmethod
+    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+        """Current state of each job id (ids this backend never saw, e.g. after a restart, are
+        looked up too). Must be cheap: a backend bounds its own calls to the scheduler and may
+        answer from a cache."""
+
+    @abstractmethod
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel jobs; unknown or finished ids are ignored."""
+
+    def find(self, spec: SegmentSpec) -> Optional[str]:
+        """Job id of a submission whose id was never journaled (the master died between
+        submitting and journaling), or None if it was never submitted. Default: None."""
+        return None
+
+    def tick(self) -> None:
+        """Housekeeping once per master iteration (start queued local jobs, ...)."""
+
+    def close(self) -> None:
+        """Release resources; running jobs are left alone (a resumed master re-attaches)."""
