@@ -1,8 +1,30 @@
-"""Experiment config: YAML -> validated dataclasses.  (work in progress: SearcherConfig is final)"""
+"""Experiment config: YAML -> validated dataclasses.
+
+Keys follow Determined's experiment config (``searcher``, ``hyperparameters``, ``max_restarts``,
+``reproducibility``) so a Determined user's file needs little change; the runtime sections
+(``backend``, ``local``, ``slurm``, ``simulated``) are ours, with Slurm keys named as in
+hydra-submitit-launcher. Every problem in a file is reported at once, each naming its dotted path
+(``searcher.divisor: must be > 1, got 1``); unknown keys get a "did you mean" suggestion.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import List, Optional
+import difflib
+import math
+import os
+import secrets
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import yaml
+
+from .errors import ConfigError
+
+SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
+MODES = ("aggressive", "standard", "conservative")
+LENGTH_UNITS = ("batches", "epochs", "records")
+BACKENDS = ("local", "slurm", "simulated")
 
 
 @dataclass
@@ -22,3 +44,474 @@ class SearcherConfig:
     bracket_rungs: Optional[List[int]] = None
     num_rungs: int = 5  # async_halving only
     stop_once: bool = False
+
+
+@dataclass
+class LocalConfig:
+    """``local``: submitit's LocalExecutor on this machine. asha_hpc itself limits how many
+    segments run at once and gives each its own GPUs (submitit alone gives all jobs the same)."""
+
+    gpus: List[str] = field(default_factory=list)  # GPU ids to hand out; empty: CPU only
+    gpus_per_trial: int = 0
+    trials_per_gpu: int = 1
+    max_parallel: int = 1  # segments running at once
+
+
+@dataclass
+class SlurmConfig:
+    """``slurm``: resources per segment job, named as in hydra-submitit-launcher."""
+
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    account: Optional[str] = None
+    constraint: Optional[str] = None
+    exclude: Optional[str] = None
+    timeout_min: int = 60
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None
+    tasks_per_node: int = 1
+    nodes: int = 1
+    mem_gb: Optional[float] = None
+    setup: List[str] = field(default_factory=list)
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    array_parallelism: Optional[int] = None
+    signal_delay_s: int = 90
+    poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
+
+    def executor_parameters(self) -> Dict[str, Any]:
+        """The keys submitit's SlurmExecutor understands, without the unset ones."""
+        d = asdict(self)
+        d.pop("poll_min_interval_s")
+        return {k: v for k, v in d.items() if v not in (None, [], {})}
+
+
+@dataclass
+class SimulatedConfig:
+    """``simulated``: a virtual clock and a synthetic learning curve instead of processes."""
+
+    unit_seconds: float = 60.0  # virtual seconds per training unit
+    startup_seconds: float = 0.0  # virtual seconds of start-up per segment job
+    queue_wait_seconds: float = 0.0  # virtual seconds a job waits before it starts
+    duration_noise: float = 0.1  # relative spread of segment durations
+    failure_rate: float = 0.0  # chance that a segment attempt crashes
+    workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment, validated. ``config_dir`` is the context directory: it goes on sys.path
+    (and is a command's working directory) in the master and in every job."""
+
+    name: str
+    entrypoint: Union[str, List[str]]
+    searcher: SearcherConfig
+    hyperparameters: Dict[str, Any]
+    config_dir: str
+    description: str = ""
+    max_restarts: int = 5
+    experiment_seed: int = 0
+    backend: str = "local"
+    experiment_dir: Optional[str] = None
+    poll_interval_s: float = 1.0
+    save_experiment_best: int = 3
+    local: LocalConfig = field(default_factory=LocalConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def is_command(self) -> bool:
+        return isinstance(self.entrypoint, list)
+
+    def space(self):
+        """The parsed hyperparameter space (validated at load time)."""
+        from .space import parse_space
+
+        space, _ = parse_space(self.hyperparameters)
+        return space
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The config as resolved (defaults filled in), in the file's own shape: written to
+        ``<exp>/experiment.yaml`` and loadable again with ``load_config``."""
+        s = asdict(self.searcher)
+        unit = s.pop("length_unit")
+        s["max_length"] = {unit: s["max_length"]} if unit in LENGTH_UNITS else s["max_length"]
+        if s["bracket_rungs"] is None:
+            s.pop("bracket_rungs")
+        return {
+            "name": self.name,
+            "description": self.description,
+            "entrypoint": self.entrypoint,
+            "searcher": s,
+            "hyperparameters": self.hyperparameters,
+            "max_restarts": self.max_restarts,
+            "reproducibility": {"experiment_seed": self.experiment_seed},
+            "backend": self.backend,
+            "experiment_dir": self.experiment_dir,
+            "poll_interval_s": self.poll_interval_s,
+            "checkpoint_storage": {"save_experiment_best": self.save_experiment_best},
+            "context_dir": self.config_dir,
+            "local": asdict(self.local),
+            "slurm": asdict(self.slurm),
+            "simulated": asdict(self.simulated),
+        }
+
+
+# Determined keys that mean nothing here: accepted with a warning so a moved file still loads.
+_DETERMINED_ONLY = {
+    "resources", "environment", "bind_mounts", "min_validation_period", "min_checkpoint_period",
+    "records_per_epoch", "scheduling_unit", "profiling", "labels", "workspace", "project",
+    "perform_initial_validation", "optimizations", "debug", "data", "data_layer", "checkpoint_policy",
+    "searcher.max_time", "searcher.time_metric", "searcher.source_trial_id",
+    "searcher.source_checkpoint_uuid",
+}
+
+
+class _Checker:
+    """Collects problems while reading a mapping; never raises on bad user input."""
+
+    def __init__(self) -> None:
+        self.problems: List[str] = []
+        self.warnings: List[str] = []
+
+    def bad(self, path: str, msg: str) -> None:
+        self.problems.append(f"{path}: {msg}")
+
+    def mapping(self, raw: Any, path: str, known: Tuple[str, ...]) -> Dict[str, Any]:
+        """``raw`` as a dict, with unknown keys reported (did-you-mean) and dropped."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.bad(path or "(top level)", f"must be a mapping, got {_show(raw)}")
+            return {}
+        out = {}
+        for k, v in raw.items():
+            full = f"{path}.{k}" if path else str(k)
+            if k in known:
+                out[k] = v
+            elif full in _DETERMINED_ONLY:
+                self.warnings.append(f"{full}: Determined setting not used by asha_hpc; ignored")
+            else:
+                close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
+                self.bad(full, f"unknown key{hint}")
+        return out
+
+    def get(self, d: Dict[str, Any], key: str, path: str, kind: Callable[[Any], bool], what: str,
+            default: Any, check: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
+        """``d[key]`` if present and of the right kind and passing ``check``, else ``default``
+        (after reporting the problem)."""
+        full = f"{path}.{key}" if path else key
+        if key not in d or d[key] is None:
+            return default
+        v = d[key]
+        if not kind(v):
+            self.bad(full, f"must be {what}, got {_show(v)}")
+            return default
+        if check is not None:
+            msg = check(v)
+            if msg:
+                self.bad(full, f"{msg}, got {_show(v)}")
+                return default
+        return v
+
+    def choice(self, d: Dict[str, Any], key: str, path: str, choices: Tuple[str, ...], default: str) -> str:
+        full = f"{path}.{key}" if path else key
+        v = d.get(key, default)
+        if v is None:
+            return default
+        if v not in choices:
+            close = difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.bad(full, f"must be one of {', '.join(choices)}, got {_show(v)}{hint}")
+            return default
+        return v
+
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _at_least(n: float) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def _greater(n: float) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v > n else f"must be > {n}"
+
+
+# ----------------------------------------------------------------------------- sections
+_SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
+                  "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
+                  "num_rungs", "stop_once")
+
+
+def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
+    p = "searcher"
+    if raw is None:
+        c.bad(p, "missing: add a searcher section with at least name, metric and max_length")
+        return SearcherConfig()
+    d = c.mapping(raw, p, _SEARCHER_KEYS)
+    s = SearcherConfig()
+    s.name = c.choice(d, "name", p, SEARCHER_NAMES, "adaptive_asha")
+    if "name" not in d:
+        c.bad(f"{p}.name", f"missing: one of {', '.join(SEARCHER_NAMES)}")
+    metric = d.get("metric")
+    if metric is None:
+        c.bad(f"{p}.metric", "missing: the name of the metric your code reports (e.g. val_loss)")
+    elif not isinstance(metric, str) or not metric.strip():
+        c.bad(f"{p}.metric", f"must be a non-empty string, got {_show(metric)}")
+    else:
+        s.metric = metric
+    s.smaller_is_better = c.get(d, "smaller_is_better", p, _is_bool, "true or false", True)
+    s.max_length, s.length_unit = _max_length(c, d.get("max_length"))
+    needs_trials = s.name in ("adaptive_asha", "async_halving", "random")
+    if needs_trials and d.get("max_trials") is None:
+        c.bad(f"{p}.max_trials", f"missing: required for searcher '{s.name}'")
+    s.max_trials = c.get(d, "max_trials", p, _is_int, "an integer", 1, _at_least(1))
+    s.max_concurrent_trials = c.get(d, "max_concurrent_trials", p, _is_int, "an integer", 16, _at_least(0))
+    s.mode = c.choice(d, "mode", p, MODES, "standard")
+    s.divisor = float(c.get(d, "divisor", p, _is_num, "a number", 4.0, _greater(1)))
+    s.max_rungs = c.get(d, "max_rungs", p, _is_int, "an integer", 5, _at_least(1))
+    s.num_rungs = c.get(d, "num_rungs", p, _is_int, "an integer", 5, _at_least(1))
+    s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
+    br = d.get("bracket_rungs")
+    if br is not None:
+        if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):
+            c.bad(f"{p}.bracket_rungs", f"must be a list of integers >= 1, got {_show(br)}")
+        elif br:
+            s.bracket_rungs = list(br)
+    return s
+
+
+def _max_length(c: _Checker, v: Any) -> Tuple[int, str]:
+    p = "searcher.max_length"
+    if v is None:
+        c.bad(p, "missing: an integer, or {epochs|batches|records: N}")
+        return 1, "units"
+    unit = "units"
+    if isinstance(v, dict):
+        if len(v) != 1 or next(iter(v)) not in LENGTH_UNITS:
+            c.bad(p, f"must be an integer or one of {{batches|epochs|records: N}}, got {_show(v)}")
+            return 1, "units"
+        unit, v = next(iter(v.items()))
+        p = f"{p}.{unit}"
+    if not _is_int(v) or v < 1:
+        c.bad(p, f"must be an integer >= 1, got {_show(v)}")
+        return 1, unit
+    return v, unit
+
+
+def _entrypoint(c: _Checker, raw: Any, command: Any) -> Union[str, List[str]]:
+    if command is not None:
+        if raw is not None:
+            c.bad("command", "give either entrypoint or command, not both")
+        raw = command
+        key = "command"
+    else:
+        key = "entrypoint"
+    if raw is None:
+        c.bad("entrypoint", "missing: 'module:function', 'path/to/file.py:function', or a command list")
+        return ""
+    if isinstance(raw, list):
+        if not raw or not all(isinstance(x, (str, int, float)) for x in raw):
+            c.bad(key, f"a command must be a non-empty list of strings, got {_show(raw)}")
+            return ""
+        return [str(x) for x in raw]
+    if isinstance(raw, dict) and set(raw) == {"command"}:
+        return _entrypoint(c, None, raw["command"])
+    if not isinstance(raw, str) or not raw.strip():
+        c.bad(key, f"must be 'module:function' or a command, got {_show(raw)}")
+        return ""
+    raw = raw.strip()
+    if key == "entrypoint" and " " not in raw and ":" in raw:
+        mod, _, fn = raw.rpartition(":")
+        if not mod or not fn.isidentifier():
+            c.bad(key, f"must be 'module:function' or 'path/to/file.py:function', got {_show(raw)}")
+        return raw
+    return shlex.split(raw)  # "python train.py --x" is a command
+
+
+def _local(c: _Checker, raw: Any) -> LocalConfig:
+    p = "local"
+    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel"))
+    loc = LocalConfig()
+    g = d.get("gpus", "auto")
+    if g == "auto" or g is None:
+        loc.gpus = detect_gpus()
+    elif _is_int(g) and g >= 0:
+        loc.gpus = [str(i) for i in range(g)]
+    elif isinstance(g, list) and all(_is_int(x) or isinstance(x, str) for x in g):
+        loc.gpus = [str(x) for x in g]
+    else:
+        c.bad(f"{p}.gpus", f"must be 'auto', a count, or a list of GPU ids, got {_show(g)}")
+    default_per = 1 if loc.gpus else 0
+    loc.gpus_per_trial = c.get(d, "gpus_per_trial", p, _is_int, "an integer", default_per, _at_least(0))
+    loc.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
+    if loc.gpus_per_trial > len(loc.gpus):
+        c.bad(f"{p}.gpus_per_trial", f"asks for {loc.gpus_per_trial} GPUs per trial but local.gpus "
+              f"has {len(loc.gpus)} ({', '.join(loc.gpus) or 'none'})")
+    if loc.gpus_per_trial:
+        default_par = max(1, len(loc.gpus) // loc.gpus_per_trial) * loc.trials_per_gpu
+    else:
+        default_par = os.cpu_count() or 1
+    loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer", default_par, _at_least(1))
+    return loc
+
+
+def detect_gpus() -> List[str]:
+    """GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else ``nvidia-smi -L``; none
+    when neither says anything (a laptop without CUDA)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [x.strip() for x in env.split(",") if x.strip() and x.strip() != "-1"]
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+_SLURM_INT = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes",
+              "array_parallelism", "signal_delay_s")
+_SLURM_STR = ("partition", "qos", "account", "constraint", "exclude")
+
+
+def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
+    p = "slurm"
+    known = _SLURM_INT + _SLURM_STR + ("mem_gb", "setup", "additional_parameters", "poll_min_interval_s")
+    d = c.mapping(raw, p, known)
+    s = SlurmConfig()
+    for k in _SLURM_STR:
+        setattr(s, k, c.get(d, k, p, _is_str, "a string", None))
+    for k in _SLURM_INT:
+        lo = 1 if k in ("timeout_min", "tasks_per_node", "nodes", "cpus_per_task", "array_parallelism") else 0
+        setattr(s, k, c.get(d, k, p, _is_int, "an integer", getattr(s, k), _at_least(lo)))
+    s.mem_gb = c.get(d, "mem_gb", p, _is_num, "a number", None, _greater(0))
+    s.poll_min_interval_s = float(c.get(d, "poll_min_interval_s", p, _is_num, "a number", 10.0, _greater(0)))
+    setup = d.get("setup")
+    if isinstance(setup, str):
+        setup = [setup]
+    if setup is not None:
+        if not isinstance(setup, list) or not all(isinstance(x, str) for x in setup):
+            c.bad(f"{p}.setup", f"must be a list of shell lines, got {_show(setup)}")
+        else:
+            s.setup = setup
+    s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
+                                    "a mapping", {})
+    return s
+
+
+def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
+    p = "simulated"
+    known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
+             "failure_rate", "workers")
+    d = c.mapping(raw, p, known)
+    s = SimulatedConfig()
+    s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
+    for k in ("startup_seconds", "queue_wait_seconds", "duration_noise"):
+        setattr(s, k, float(c.get(d, k, p, _is_num, "a number", getattr(s, k), _at_least(0))))
+    s.failure_rate = float(c.get(d, "failure_rate", p, _is_num, "a number", 0.0,
+                                 lambda v: None if 0 <= v < 1 else "must be in [0, 1)"))
+    s.workers = c.get(d, "workers", p, _is_int, "an integer", None, _at_least(1))
+    return s
+
+
+_TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",
+             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s",
+             "checkpoint_storage", "local", "slurm", "simulated", "context_dir")
+
+
+def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
+                 overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
+    """Validate a loaded YAML document. Raises ConfigError listing every problem."""
+    from .space import parse_space
+
+    c = _Checker()
+    if raw is None:
+        raise ConfigError(["(top level): the file is empty"], source)
+    d = c.mapping(raw, "", _TOP_KEYS)
+    if overrides:
+        d.update({k: v for k, v in overrides.items() if v is not None})
+    name = c.get(d, "name", "", _is_str, "a string", None)
+    if name is None or not name.strip():
+        name = Path(source).stem if source else "experiment"
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip())
+    searcher = _searcher(c, d.get("searcher"))
+    hp_raw = d.get("hyperparameters")
+    if hp_raw is None:
+        hp_raw = {}
+    space, hp_problems = parse_space(hp_raw)
+    c.problems.extend(hp_problems)
+    if searcher.name == "grid" and not hp_problems:
+        c.problems.extend(space.grid_problems())
+    repro = c.mapping(d.get("reproducibility"), "reproducibility", ("experiment_seed",))
+    seed = c.get(repro, "experiment_seed", "reproducibility", _is_int, "an integer", None, _at_least(0))
+    if seed is None:
+        seed = secrets.randbelow(2**31)  # recorded in the resolved config: resume replays it
+    ckpt = c.mapping(d.get("checkpoint_storage"), "checkpoint_storage",
+                     ("save_experiment_best", "save_trial_best", "save_trial_latest", "storage_path", "type"))
+    cfg_dir = d.get("context_dir") or str(config_dir)
+    cfg = ExperimentConfig(
+        name=name,
+        description=c.get(d, "description", "", _is_str, "a string", "") or "",
+        entrypoint=_entrypoint(c, d.get("entrypoint"), d.get("command")),
+        searcher=searcher,
+        hyperparameters=hp_raw if isinstance(hp_raw, dict) else {},
+        config_dir=str(Path(cfg_dir).resolve()),
+        max_restarts=c.get(d, "max_restarts", "", _is_int, "an integer", 5, _at_least(0)),
+        experiment_seed=seed,
+        backend=c.choice(d, "backend", "", BACKENDS, "local"),
+        experiment_dir=c.get(d, "experiment_dir", "", _is_str, "a string (a path)", None),
+        poll_interval_s=float(c.get(d, "poll_interval_s", "", _is_num, "a number", 1.0, _greater(0))),
+        save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
+                                   "an integer", 3, _at_least(0)),
+        local=_local(c, d.get("local")),
+        slurm=_slurm(c, d.get("slurm")),
+        simulated=_simulated(c, d.get("simulated")),
+    )
+    if c.problems:
+        raise ConfigError(c.problems, source)
+    cfg.warnings = c.warnings
+    return cfg
+
+
+def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment file (``yaml.safe_load`` only)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: no such file"]) from None
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot read ({e.strerror})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError([f"{where}not valid YAML ({problem})"], str(p)) from None
+    return parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)

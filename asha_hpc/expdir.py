@@ -1,0 +1,206 @@
+"""The experiment directory on the shared filesystem: the only channel between master and jobs.
+
+Layout (one writer per file; no cross-node locks, since flock is unreliable across NFS/Lustre):
+
+    <exp>/experiment.yaml      the config as resolved (master, once)
+    <exp>/journal.jsonl        the master's append-only event log (see journal.py)
+    <exp>/master.json          the master's lease (see lease.py)
+    <exp>/inbox/               jobs publish messages here by write-tmp + fsync + rename
+    <exp>/trials/<id>/         written only by that trial's (single live) job
+    <exp>/jobs/                submitit's folders, so a restarted master can re-attach
+
+Every file another process reads is published by an atomic rename, so a reader sees either
+nothing or a complete file, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import AshaError
+
+INBOX = "inbox"
+TRIALS = "trials"
+JOBS = "jobs"
+JOURNAL = "journal.jsonl"
+CONFIG = "experiment.yaml"
+LEASE = "master.json"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` by a temporary file in the same folder and a rename.
+
+    The temporary name is unique (several writers may publish into one folder, e.g. the inbox)
+    and created with O_EXCL|O_NOFOLLOW, so a planted link is never followed."""
+    path = Path(path)
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:12]}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(str(tmp), flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any, durable: bool = True) -> None:
+    atomic_write(path, (json.dumps(obj, sort_keys=True) + "\n").encode(), durable)
+
+
+def read_json(path: Path) -> Tuple[Optional[Any], Optional[str]]:
+    """(object, None) or (None, why): a torn, corrupt or foreign file never raises."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as e:
+        return None, f"unreadable ({e.strerror})"
+    try:
+        return json.loads(data), None
+    except (ValueError, UnicodeDecodeError):
+        return None, "not valid JSON (torn or corrupt)"
+
+
+def check_owned(path: Path) -> Optional[str]:
+    """Why a file must not be trusted (owned by another user, or writable by others), or None.
+    Results and pickles are only loaded from files that pass."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return f"cannot stat ({e.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}, not by you"
+    if st.st_mode & stat.S_IWOTH:
+        return "writable by other users"
+    return None
+
+
+@dataclass(frozen=True)
+class ExpDir:
+    """Paths of one experiment directory."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path, group_shared: bool = False) -> "ExpDir":
+        """Make the directory tree, private to this user (0700; 0750 when shared with the
+        group)."""
+        root = Path(root).resolve()
+        mode = 0o750 if group_shared else 0o700
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=mode)
+            os.chmod(root, mode)
+            for sub in (INBOX, TRIALS, JOBS):
+                (root / sub).mkdir(exist_ok=True, mode=mode)
+        except OSError as e:
+            raise AshaError(f"{root}: cannot create the experiment directory ({e.strerror}); "
+                            f"choose another with --exp-dir") from None
+        return cls(root)
+
+    @classmethod
+    def open(cls, root: Path) -> "ExpDir":
+        root = Path(root).resolve()
+        if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
+            raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
+                            f"start one with `asha-hpc run CONFIG`")
+        return cls(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def journal(self) -> Path:
+        return self.root / JOURNAL
+
+    @property
+    def lease(self) -> Path:
+        return self.root / LEASE
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / INBOX
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / JOBS
+
+    def trial_dir(self, trial_id: int) -> Path:
+        return self.root / TRIALS / f"{trial_id:05d}"
+
+    def run_dir(self, trial_id: int, key: str) -> Path:
+        """Per-attempt folder: metrics, heartbeat (a retried attempt never shares a file with a
+        late-dying predecessor)."""
+        return self.trial_dir(trial_id) / "runs" / key
+
+    def checkpoints(self, trial_id: int) -> Path:
+        return self.trial_dir(trial_id) / "checkpoints"
+
+
+# ----------------------------------------------------------------------------- inbox
+def publish(exp_root: Path, name: str, obj: Dict[str, Any]) -> None:
+    """Job side: drop one message into the inbox, atomically and durably."""
+    atomic_write_json(Path(exp_root) / INBOX / name, obj)
+
+
+@dataclass
+class InboxMessage:
+    name: str
+    path: Path
+    body: Optional[Dict[str, Any]]
+    problem: Optional[str] = None
+
+
+def scan_inbox(inbox: Path) -> List[InboxMessage]:
+    """Master side: one listdir per poll; O(new messages), not O(trials). Temporary files
+    (``.tmp-*``) are in flight and skipped; torn or foreign files come back with ``problem``."""
+    out: List[InboxMessage] = []
+    try:
+        entries = sorted(e.name for e in os.scandir(inbox) if not e.name.startswith("."))
+    except FileNotFoundError:
+        return out
+    for name in entries:
+        path = inbox / name
+        why = check_owned(path)
+        if why:
+            out.append(InboxMessage(name, path, None, why))
+            continue
+        body, err = read_json(path)
+        if err == "missing":
+            continue
+        if err or not isinstance(body, dict):
+            out.append(InboxMessage(name, path, None, err or "not a JSON object"))
+            continue
+        out.append(InboxMessage(name, path, body))
+    return out

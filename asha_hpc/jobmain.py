@@ -1,0 +1,213 @@
+"""The job side: run one attempt of one trial segment and publish its result.
+
+``run_segment(spec)`` is what every backend runs inside its job (pickled by submitit). It never
+raises for the user's errors: whatever happens, rank 0 publishes exactly one result message
+``inbox/<key>.result.json`` with a status:
+
+- ``completed``   the segment reached its length and reported the metric;
+- ``interrupted`` the job was told to stop (time limit, preemption) and left early: the master
+                  continues the segment from its latest checkpoint without counting a failure;
+- ``invalid_hp``  the code raised InvalidHP: the trial is replaced;
+- ``error``       anything else, with the traceback: retried up to ``max_restarts``.
+
+A job killed outright (SIGKILL, OOM, node loss) publishes nothing; the master learns that from
+the backend's job state. A heartbeat file in the run folder is touched while the job lives.
+
+Command entrypoints (any executable) get the same through environment variables:
+
+==========================  ================================================================
+ASHA_EXP_DIR                the experiment directory
+ASHA_TRIAL_ID               the trial id
+ASHA_TRIAL_DIR              the trial's folder (checkpoints live below it)
+ASHA_RUN_DIR                this attempt's folder (scratch, logs)
+ASHA_SEGMENT                segment index (0, 1, ...)
+ASHA_TARGET_LENGTH          train until the total length is this
+ASHA_LENGTH_UNIT            epochs | batches | records | units
+ASHA_METRIC                 the metric the searcher needs in the report
+ASHA_HPARAMS                the hyperparameters as JSON (also in ASHA_HPARAMS_FILE)
+ASHA_LATEST_CHECKPOINT      folder of the last complete checkpoint, or empty
+ASHA_CHECKPOINT_DIR         an empty folder: files left in it are published as a checkpoint
+ASHA_REPORT_FILE            append JSON lines here (or use ``python -m asha_hpc.report``)
+ASHA_STOP_FILE              exists once the job should checkpoint and exit
+==========================  ================================================================
+
+Report lines: ``{"metrics": {"val_loss": 0.3}}`` for the segment's result,
+``{"step": 10, "metrics": {...}}`` for a learning-curve point, ``{"invalid_hp": "why"}`` to
+reject the hyperparameters.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .backends.base import SegmentSpec
+from .errors import InvalidHP
+from .expdir import ExpDir, atomic_write_json, publish
+from .trial import Trial
+
+STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
+
+
+def _ranks() -> Tuple[int, int, int]:
+    """(rank, world_size, local_rank) from submitit's or torchrun's environment."""
+    env = os.environ
+    for r, w, l in (("SUBMITIT_GLOBAL_ID", "SUBMITIT_NTASKS", "SUBMITIT_LOCAL_ID"),
+                    ("SUBMITIT_LOCAL_GLOBALID", "SUBMITIT_LOCAL_NTASKS", "SUBMITIT_LOCAL_LOCALID"),
+                    ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+                    ("RANK", "WORLD_SIZE", "LOCAL_RANK")):
+        if r in env:
+            return int(env[r]), int(env.get(w, 1)), int(env.get(l, 0))
+    return 0, 1, 0
+
+
+def _job_id() -> str:
+    env = os.environ
+    if "SLURM_ARRAY_JOB_ID" in env and "SLURM_ARRAY_TASK_ID" in env:
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, path: Path, every: float) -> None:
+        super().__init__(daemon=True, name="asha-heartbeat")
+        self.path, self.every = path, every
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                self.path.write_text(f"{time.time()}\n")
+            except OSError:
+                pass
+            self.halt.wait(self.every)
+
+
+def run_segment(spec: SegmentSpec) -> str:
+    """Run one segment attempt (see module doc). Returns the status it published."""
+    exp = ExpDir(Path(spec.exp_dir))
+    os.environ.update(spec.env)
+    rank, world, local_rank = _ranks()
+    run_dir = exp.run_dir(spec.trial_id, spec.key)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams, trial_dir=exp.trial_dir(spec.trial_id),
+                  run_dir=run_dir, segments=[spec.length], first_segment=spec.segment,
+                  metric=spec.metric, key=spec.key, length_unit=spec.length_unit, rank=rank,
+                  world_size=world, local_rank=local_rank)
+    for name in STOP_SIGNALS[:2]:
+        signal.signal(getattr(signal, name), lambda s, f: trial.request_stop(signal.Signals(s).name))
+    ident = {"trial": spec.trial_id, "segment": spec.segment, "attempt": spec.attempt,
+             "key": spec.key, "host": socket.gethostname(), "pid": os.getpid(), "job_id": _job_id()}
+    started = time.time()
+    beat = None
+    if rank == 0:
+        hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
+        if not hp_file.exists():
+            atomic_write_json(hp_file, spec.hparams)
+        publish(exp.root, f"{spec.key}.started.json", dict(ident, type="started", time=started))
+        beat = _Heartbeat(run_dir / "heartbeat", spec.heartbeat_s)
+        beat.start()
+    status, error, metrics = "completed", None, None
+    try:
+        if isinstance(spec.entrypoint, list):
+            metrics = _run_command(spec, trial, run_dir)
+        else:
+            from .entrypoint import resolve_entrypoint
+
+            resolve_entrypoint(spec.entrypoint, spec.context_dir)(trial)
+    except InvalidHP as e:
+        status, error = "invalid_hp", str(e) or "InvalidHP"
+    except BaseException as e:  # noqa: BLE001 - the job must always publish a result
+        status, error = "error", "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if trial.should_stop():
+            status = "interrupted"
+    if status == "completed":
+        reports = trial.reports
+        if metrics is None and reports and reports[-1].length == spec.length:
+            metrics = reports[-1].reported
+        if metrics is None:
+            if trial.should_stop():
+                status = "interrupted"
+            else:
+                status = "error"
+                error = (f"the training code returned without reporting '{spec.metric}' for the "
+                         f"segment to length {spec.length}: call segment.report({spec.metric}=...)")
+    if rank == 0:
+        from .trial import latest_checkpoint
+
+        ckpt = latest_checkpoint(exp.checkpoints(spec.trial_id))
+        publish(exp.root, f"{spec.key}.result.json", dict(
+            ident, type="result", status=status, metrics=metrics, length=spec.length,
+            error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
+            ended=time.time(), stop_reason=trial._stop_reason or None))
+        if beat:
+            beat.halt.set()
+    if status == "error":
+        print(error, file=sys.stderr, flush=True)
+    return status
+
+
+def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dict[str, Any]]:
+    """Run a command entrypoint for one segment; return the segment's metrics (or None)."""
+    out_ckpt = run_dir / "checkpoint_out"
+    shutil.rmtree(out_ckpt, ignore_errors=True)
+    out_ckpt.mkdir(parents=True)
+    report = run_dir / "report.jsonl"
+    stop_file = run_dir / "STOP"
+    hp_file = run_dir / "hparams.json"
+    hp_file.write_text(json.dumps(spec.hparams))
+    latest = trial.latest_checkpoint
+    env = dict(os.environ, ASHA_EXP_DIR=spec.exp_dir, ASHA_TRIAL_ID=str(spec.trial_id),
+               ASHA_TRIAL_DIR=str(trial.dir), ASHA_RUN_DIR=str(run_dir),
+               ASHA_SEGMENT=str(spec.segment), ASHA_TARGET_LENGTH=str(spec.length),
+               ASHA_LENGTH_UNIT=spec.length_unit, ASHA_METRIC=spec.metric,
+               ASHA_HPARAMS=json.dumps(spec.hparams), ASHA_HPARAMS_FILE=str(hp_file),
+               ASHA_LATEST_CHECKPOINT=str(latest) if latest else "",
+               ASHA_CHECKPOINT_DIR=str(out_ckpt), ASHA_REPORT_FILE=str(report),
+               ASHA_STOP_FILE=str(stop_file))
+    proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env)
+
+    def on_signal(signum, frame):  # tell the script through the stop file; let it finish
+        trial.request_stop(signal.Signals(signum).name)
+        stop_file.touch()
+
+    for name in STOP_SIGNALS[:2]:
+        signal.signal(getattr(signal, name), on_signal)
+    rc = proc.wait()
+    if any(out_ckpt.iterdir()):
+        with trial.save_checkpoint() as path:
+            for item in out_ckpt.iterdir():
+                shutil.move(str(item), str(path / item.name))
+    metrics, invalid = None, None
+    if report.exists():
+        for n, line in enumerate(report.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                print(f"asha_hpc: {report}:{n}: not JSON, ignored", file=sys.stderr)
+                continue
+            if "invalid_hp" in rec:
+                invalid = str(rec["invalid_hp"])
+            elif "step" in rec:
+                trial.report_metrics(rec["step"], **rec.get("metrics", {}))
+            elif isinstance(rec.get("metrics"), dict):
+                metrics = rec["metrics"]
+    if invalid is not None:
+        raise InvalidHP(invalid)
+    if rc != 0:
+        raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}")
+    if metrics is not None and spec.metric not in metrics:
+        raise RuntimeError(f"the command reported {sorted(metrics)} but not the searcher's metric "
+                           f"'{spec.metric}'")
+    return metrics

@@ -1,0 +1,111 @@
+"""The master's lease on an experiment directory: one master at a time, without locks.
+
+``master.json`` holds host, pid, a random token and a heartbeat time. A second master refuses,
+naming the holder, unless the lease is stale: on this host when the pid is gone, on any host
+when the heartbeat is older than ``timeout_s``. Creation uses ``os.link`` (atomic, fails if the
+file exists, also on NFS) so two masters starting at once cannot both win; heartbeats replace
+the file by rename. ``force`` takes the lease regardless, for an operator who knows better.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .errors import LeaseHeldError
+from .expdir import atomic_write_json, read_json
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lease:
+    def __init__(self, path: Path, timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.token = uuid.uuid4().hex
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.started = time.time()
+
+    def _body(self) -> Dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "token": self.token,
+                "started": self.started, "heartbeat": time.time(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+
+    def holder(self) -> Optional[Dict[str, Any]]:
+        body, _ = read_json(self.path)
+        return body if isinstance(body, dict) else None
+
+    def stale_reason(self, h: Dict[str, Any]) -> Optional[str]:
+        """Why the lease ``h`` may be taken over, or None while its holder is alive."""
+        age = time.time() - float(h.get("heartbeat", 0) or 0)
+        if h.get("host") == self.host and isinstance(h.get("pid"), int):
+            if not _pid_alive(h["pid"]):
+                return f"its process {h['pid']} on {self.host} is gone"
+            return None
+        if age > self.timeout_s:
+            return f"no heartbeat for {age:.0f} s (timeout {self.timeout_s:.0f} s)"
+        return None
+
+    def acquire(self, force: bool = False) -> Optional[str]:
+        """Take the lease or raise LeaseHeldError. Returns a note when a stale lease was taken
+        over (for the log)."""
+        note = None
+        for _ in range(3):
+            h = self.holder()
+            if h is not None or self.path.exists():
+                if h is not None and h.get("token") == self.token:
+                    return note
+                why = "it is unreadable" if h is None else self.stale_reason(h)
+                if not force and why is None:
+                    assert h is not None
+                    raise LeaseHeldError(
+                        f"{self.path.parent}: another master holds this experiment (host "
+                        f"{h.get('host')}, pid {h.get('pid')}"
+                        + (f", Slurm job {h['slurm_job_id']}" if h.get("slurm_job_id") else "")
+                        + f", heartbeat {time.time() - float(h.get('heartbeat', 0)):.0f} s ago). "
+                        f"Stop it first, or if you are sure it is dead: asha-hpc resume "
+                        f"{self.path.parent} --force")
+                note = "forced" if force and why is None else f"took over a stale lease: {why}"
+                try:
+                    os.replace(self.path, self.path.with_name(f"master.json.stale-{int(time.time())}"))
+                except FileNotFoundError:
+                    pass
+            tmp = self.path.with_name(f".master-{self.token}.json")
+            atomic_write_json(tmp, self._body())
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                continue  # somebody else won the race: look again
+            finally:
+                os.unlink(tmp)
+            return note
+        raise LeaseHeldError(f"{self.path}: could not take the lease (another master is starting)")
+
+    def heartbeat(self) -> None:
+        """Refresh the heartbeat; raise LeaseHeldError if the lease was taken from us."""
+        h = self.holder()
+        if h is not None and h.get("token") != self.token:
+            raise LeaseHeldError(f"{self.path.parent}: the lease was taken over by host "
+                                 f"{h.get('host')} pid {h.get('pid')}; this master stops")
+        atomic_write_json(self.path, self._body(), durable=False)
+
+    def release(self) -> None:
+        h = self.holder()
+        if h is not None and h.get("token") == self.token:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,200 @@
+"""What the user's training code sees: the job side of asha_hpc.
+
+    def train(trial: asha_hpc.Trial) -> None:
+        hp = trial.hparams
+        ckpt = trial.latest_checkpoint          # Path or None
+        for segment in trial.segments():
+            ...train until the absolute length segment.length...
+            if trial.should_stop(): ...         # time limit / preemption: checkpoint and return
+            with trial.save_checkpoint() as path:
+                ...write files into path...
+            segment.report(val_loss=0.31)
+
+Checkpoints are published atomically: files go into a hidden temporary folder, a manifest
+listing them is written last, and the folder is renamed into place. A checkpoint counts once its
+manifest is there, so a job killed mid-save leaves the previous checkpoint as the latest.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from .expdir import atomic_write_json, fsync_dir, read_json
+
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass
+class Segment:
+    """One stretch of training: train until the trial's total length is ``length``, then
+    ``report`` the metrics (the searcher's metric must be among them)."""
+
+    length: int
+    index: int
+    _trial: "Trial" = field(repr=False)
+    reported: Optional[Dict[str, Any]] = None
+
+    def report(self, **metrics: Any) -> None:
+        self._trial._report_segment(self, metrics)
+
+
+def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
+    """The newest complete checkpoint (names sort in creation order; a folder without a valid
+    manifest, or whose files do not match it, is incomplete and skipped)."""
+    try:
+        names = sorted((n for n in os.listdir(ckpt_root) if not n.startswith(".")), reverse=True)
+    except FileNotFoundError:
+        return None
+    for name in names:
+        path = ckpt_root / name
+        if checkpoint_problem(path) is None:
+            return path
+    return None
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """Why ``path`` is not a complete checkpoint, or None."""
+    man, err = read_json(path / MANIFEST)
+    if err:
+        return f"manifest {err}"
+    if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
+        return "manifest has no file list"
+    for rel, size in man["files"].items():
+        try:
+            if (path / rel).stat().st_size != size:
+                return f"{rel} has the wrong size"
+        except OSError:
+            return f"{rel} is missing"
+    return None
+
+
+class Trial:
+    """One trial as seen from inside its job. Built by the job wrapper, not by users."""
+
+    def __init__(self, *, trial_id: int, hparams: Dict[str, Any], trial_dir: Path, run_dir: Path,
+                 segments: List[int], first_segment: int, metric: str, key: str,
+                 length_unit: str = "units", rank: int = 0, world_size: int = 1,
+                 local_rank: int = 0) -> None:
+        self.id = trial_id
+        self.hparams = hparams
+        self.dir = Path(trial_dir)
+        self.run_dir = Path(run_dir)
+        self.metric = metric
+        self.length_unit = length_unit
+        self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self._lengths = list(segments)
+        self._first = first_segment
+        self._key = key
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._reports: List[Segment] = []
+        self._n_ckpt = 0
+        self._metrics_path = self.run_dir / "metrics.jsonl"
+
+    # ----------------------------------------------------------------- reading
+    @property
+    def latest_checkpoint(self) -> Optional[Path]:
+        """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
+        return latest_checkpoint(self.dir / "checkpoints")
+
+    def segments(self) -> Iterator[Segment]:
+        """The segments this job trains, in order (usually one)."""
+        for i, length in enumerate(self._lengths):
+            seg = Segment(length=length, index=self._first + i, _trial=self)
+            yield seg
+            if seg.reported is None or self.should_stop():
+                return
+
+    def should_stop(self) -> bool:
+        """True once the job was told to leave (time limit near, preemption, cancel): save a
+        checkpoint and return; the segment continues later from it, and it counts as no
+        failure."""
+        return self._stop.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        """Called from the job's signal handler."""
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+
+    # ----------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def save_checkpoint(self) -> Iterator[Path]:
+        """A fresh directory to write a checkpoint into, published atomically on exit. If the
+        block raises, the partial checkpoint is removed and the previous one stays latest."""
+        root = self.dir / "checkpoints"
+        root.mkdir(parents=True, exist_ok=True)
+        self._n_ckpt += 1
+        name = f"{self._key}-{self._n_ckpt:04d}"
+        tmp = root / f".tmp-{name}"
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            _rmtree(tmp)
+            raise
+        files: Dict[str, int] = {}
+        for dirpath, _, filenames in os.walk(tmp):
+            for fn in filenames:
+                p = Path(dirpath) / fn
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+                files[str(p.relative_to(tmp))] = p.stat().st_size
+        atomic_write_json(tmp / MANIFEST, {"trial": self.id, "key": self._key, "files": files,
+                                           "created": time.time()})
+        os.rename(tmp, root / name)
+        fsync_dir(root)
+
+    def report_metrics(self, step: int, **metrics: Any) -> None:
+        """A point of the learning curve (any metrics, any step); rank 0 only."""
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"step": step, "time": time.time(), **_plain(metrics)})
+        with open(self._metrics_path, "a") as f:
+            f.write(line + "\n")
+
+    def _report_segment(self, seg: Segment, metrics: Dict[str, Any]) -> None:
+        if self.metric not in metrics:
+            raise ValueError(f"segment.report() got {sorted(metrics)} but the searcher's metric "
+                             f"is '{self.metric}': report it, e.g. segment.report({self.metric}=...)")
+        value = metrics[self.metric]
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"segment.report(): {self.metric} must be a number, got {value!r}") from None
+        seg.reported = _plain(metrics)
+        if seg not in self._reports:
+            self._reports.append(seg)
+        self.report_metrics(seg.length, **metrics)
+
+    @property
+    def reports(self) -> List[Segment]:
+        return list(self._reports)
+
+
+def _plain(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    """JSON-able copies of metric values (numpy / torch scalars -> float; NaN kept as NaN)."""
+    out = {}
+    for k, v in metrics.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+            out[k] = v
+        else:
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                out[k] = str(v)
+    return out
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
