@@ -1,0 +1,195 @@
+"""The local backend: segments as processes on this machine, through submitit's LocalExecutor.
+
+submitit alone would start every job at once and give all of them the same
+CUDA_VISIBLE_DEVICES, so this backend keeps a queue: a segment starts when a slot is free
+(``local.max_parallel``) and gets its own GPUs from ``local.gpus`` (``gpus_per_trial`` each;
+``trials_per_gpu`` lets several trials share a card). Jobs run in their own session, so Ctrl-C
+on the master does not kill them, and a resumed master re-attaches by the pid recorded in
+``jobs/local-<key>.json`` (a LocalJob itself cannot be re-attached).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Deque, Dict, List, Optional, Sequence
+
+import submitit
+from submitit.local import local as _sublocal
+
+from ..config import LocalConfig
+from ..expdir import atomic_write_json, read_json
+from .base import Backend, JobState, SegmentSpec, SubmitError
+
+LOCAL_PREFIX = "local:"
+FOREVER_MIN = 60 * 24 * 365  # submitit's local default kills a job after 2 minutes
+
+
+class _DetachedLocalExecutor(submitit.LocalExecutor):
+    """LocalExecutor whose jobs start in a new session (Ctrl-C on the master spares them)."""
+
+    def _submit_command(self, command: str):
+        popen = subprocess.Popen
+
+        def detached(*args, **kwargs):
+            kwargs.setdefault("start_new_session", True)
+            return popen(*args, **kwargs)
+
+        _sublocal.subprocess.Popen = detached  # type: ignore[attr-defined]
+        try:
+            return super()._submit_command(command)
+        finally:
+            _sublocal.subprocess.Popen = popen  # type: ignore[attr-defined]
+
+
+def _pid_is_job(pid: int) -> bool:
+    """True if ``pid`` is alive and is a submitit local controller (not a recycled pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"submitit" in f.read()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, exp_dir: Path, cfg: LocalConfig, fn=None) -> None:
+        self.exp_dir = Path(exp_dir)
+        self.cfg = cfg
+        self.folder = self.exp_dir / "jobs"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if fn is None:
+            from ..jobmain import run_segment
+
+            fn = run_segment
+        self.fn = fn
+        self.queue: Deque[SegmentSpec] = collections.deque()
+        self.procs: Dict[str, "submitit.local.local.LocalJob"] = {}
+        self.gpu_use: Dict[str, int] = {g: 0 for g in cfg.gpus}
+        self.holding: Dict[str, List[str]] = {}  # job id -> GPUs it holds
+        self._reattach()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record(self, job_id: str) -> Path:
+        return self.folder / f"local-{job_id[len(LOCAL_PREFIX):]}.json"
+
+    def _reattach(self) -> None:
+        """After a master restart: live jobs keep their GPUs and slots."""
+        for p in self.folder.glob("local-*.json"):
+            rec, _ = read_json(p)
+            if isinstance(rec, dict) and isinstance(rec.get("pid"), int) and _pid_is_job(rec["pid"]):
+                jid = LOCAL_PREFIX + p.stem[len("local-"):]
+                self.holding[jid] = [g for g in rec.get("gpus", []) if g in self.gpu_use]
+                for g in self.holding[jid]:
+                    self.gpu_use[g] += 1
+
+    def _running(self) -> int:
+        return len(self.holding)
+
+    def _take_gpus(self) -> Optional[List[str]]:
+        n = self.cfg.gpus_per_trial
+        if n == 0:
+            return []
+        free = [g for g in self.cfg.gpus if self.gpu_use[g] < self.cfg.trials_per_gpu]
+        free.sort(key=lambda g: self.gpu_use[g])
+        if len(free) < n:
+            return None
+        return free[:n]
+
+    # ------------------------------------------------------------------ interface
+    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+        self.queue.extend(specs)
+        ids = [LOCAL_PREFIX + s.key for s in specs]
+        self.tick()
+        return ids
+
+    def tick(self) -> None:
+        """Start queued segments while slots and GPUs are free; free what finished."""
+        for jid, job in list(self.procs.items()):
+            if job.done():
+                self._release(jid)
+        for jid in list(self.holding):
+            if jid not in self.procs:  # re-attached: free when its process is gone
+                rec, _ = read_json(self._record(jid))
+                if not (isinstance(rec, dict) and _pid_is_job(int(rec.get("pid", -1)))):
+                    self._release(jid)
+        while self.queue and self._running() < self.cfg.max_parallel:
+            gpus = self._take_gpus()
+            if gpus is None:
+                break
+            spec = self.queue.popleft()
+            self._start(spec, gpus)
+
+    def _start(self, spec: SegmentSpec, gpus: List[str]) -> None:
+        jid = LOCAL_PREFIX + spec.key
+        env = dict(spec.env)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        spec = dataclasses.replace(spec, env=env)
+        record = self._record(jid)
+        atomic_write_json(record, {"key": spec.key, "pid": None, "gpus": gpus}, durable=False)
+        ex = _DetachedLocalExecutor(folder=str(self.folder))
+        ex.update_parameters(timeout_min=FOREVER_MIN, gpus_per_node=0)
+        try:
+            job = ex.submit(self.fn, spec)
+        except Exception as e:  # noqa: BLE001
+            raise SubmitError(f"could not start a local job for {spec.key}: {e}") from e
+        atomic_write_json(record, {"key": spec.key, "pid": int(job.job_id), "gpus": gpus},
+                          durable=False)
+        self.procs[jid] = job
+        self.holding[jid] = gpus
+        for g in gpus:
+            self.gpu_use[g] += 1
+
+    def _release(self, jid: str) -> None:
+        for g in self.holding.pop(jid, []):
+            self.gpu_use[g] -= 1
+
+    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+        queued = {LOCAL_PREFIX + s.key for s in self.queue}
+        out: Dict[str, JobState] = {}
+        for jid in job_ids:
+            if jid in queued:
+                out[jid] = JobState.PENDING
+            elif jid in self.procs:
+                p = self.procs[jid]._process
+                rc = p.poll() if p is not None else 0
+                if rc is None:
+                    out[jid] = JobState.RUNNING
+                elif rc == 0:
+                    out[jid] = JobState.COMPLETED
+                else:  # incl. SIGKILL (the OOM killer's signal): counts as a restart
+                    out[jid] = JobState.FAILED
+            else:
+                rec, _ = read_json(self._record(jid))
+                pid = rec.get("pid") if isinstance(rec, dict) else None
+                if isinstance(pid, int) and _pid_is_job(pid):
+                    out[jid] = JobState.RUNNING
+                else:  # not ours any more (master restarted): the inbox says how it ended
+                    out[jid] = JobState.LOST
+        return out
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        ids = set(job_ids)
+        self.queue = collections.deque(s for s in self.queue if LOCAL_PREFIX + s.key not in ids)
+        for jid in ids:
+            rec, _ = read_json(self._record(jid))
+            pid = rec.get("pid") if isinstance(rec, dict) else None
+            if isinstance(pid, int) and _pid_is_job(pid):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
+    def find(self, spec: SegmentSpec) -> Optional[str]:
+        jid = LOCAL_PREFIX + spec.key
+        return jid if self._record(jid).exists() else None
+

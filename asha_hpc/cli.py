@@ -1,0 +1,339 @@
+"""``asha-hpc``: the command line.
+
+Errors a user can cause print one clear line (or the list of config problems) and exit
+non-zero; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from .config import ExperimentConfig, load_config
+from .errors import AshaError, ConfigError
+from .expdir import ExpDir
+from .journal import read_journal
+from .lease import Lease
+from .state import ExperimentState, TrialState, replay
+
+EXIT_CONFIG = 2
+
+
+# ----------------------------------------------------------------------------- helpers
+def _open_experiment(path: str):
+    exp = ExpDir.open(Path(path))
+    cfg = load_config(exp.config)
+    records, _, warnings = read_journal(exp.journal)
+    for w in warnings:
+        logging.getLogger("asha_hpc").warning(w)
+    return exp, cfg, replay(cfg, records)
+
+
+def _master_alive(exp: ExpDir) -> Optional[Dict[str, Any]]:
+    lease = Lease(exp.lease)
+    h = lease.holder()
+    if h is None:
+        return None
+    return h if lease.stale_reason(h) is None else None
+
+
+def _state_name(exp: ExpDir, st: ExperimentState) -> str:
+    if st.lifecycle in ("completed", "failed", "cancelled"):
+        return st.lifecycle
+    return "running" if _master_alive(exp) else "stopped"
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def _num(x: Optional[float]) -> Optional[float]:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _trial_row(t: TrialState) -> Dict[str, Any]:
+    return {"trial_id": t.id, "metric": _num(t.metric), "hparams": t.hparams,
+            "checkpoint": t.checkpoint, "length": t.length}
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_plan(a: argparse.Namespace) -> int:
+    from .plan import plan, render_plan
+
+    cfg = load_config(a.config)
+    p = plan(cfg.searcher, cfg.space())
+    if a.json:
+        print(json.dumps(p, indent=2))
+    else:
+        print(render_plan(cfg.searcher, cfg.space(), p))
+    return 0
+
+
+def _default_exp_dir(cfg: ExperimentConfig) -> Path:
+    if cfg.experiment_dir:
+        return Path(cfg.experiment_dir)
+    return Path("asha_runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    cfg = load_config(a.config, overrides={"backend": a.backend})
+    for w in cfg.warnings:
+        print(f"asha-hpc: warning: {w}", file=sys.stderr)
+    if isinstance(cfg.entrypoint, str) and cfg.backend != "simulated":
+        from .entrypoint import check_entrypoint
+
+        why = check_entrypoint(cfg.entrypoint, cfg.config_dir)
+        if why:
+            raise ConfigError([why], a.config)
+    root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    if (root / "journal.jsonl").exists():
+        raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
+                        f"{root}`, or pick another folder with --exp-dir")
+    exp = ExpDir.create(root)
+    cfg.experiment_dir = str(exp.root)
+    from .expdir import atomic_write
+
+    atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
+          f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
+    return _drive(exp, cfg, force=False)
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    exp = ExpDir.open(Path(a.exp_dir))
+    cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
+    print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
+    return _drive(exp, cfg, force=a.force)
+
+
+def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool) -> int:
+    from .master import Master
+
+    st = Master(exp, cfg, force=force).run()
+    if st.lifecycle == "completed":
+        best = st.ranked()
+        if best:
+            b = best[0]
+            print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
+                  f"length {b.length}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
+            print(f"asha-hpc: see `asha-hpc best {exp.root}`", file=sys.stderr)
+        return 0
+    if st.lifecycle == "failed":
+        print(f"asha-hpc: experiment failed: {st.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> Dict[str, Any]:
+    c = st.counts()
+    best = st.ranked()
+    return {
+        "experiment": cfg.name,
+        "dir": str(exp.root),
+        "state": _state_name(exp, st),
+        "message": st.message,
+        "metric": cfg.searcher.metric,
+        "smaller_is_better": cfg.searcher.smaller_is_better,
+        "trials": {"total": c["total"], "running": c["running"],
+                   "pending": c["pending"] + c["queued"], "paused": c["paused"],
+                   "completed": c["completed"] + c["stopped"], "reached_top": c["completed"],
+                   "stopped_early": c["stopped"], "failed": c["failed"], "invalid": c["invalid"],
+                   "cancelled": c["cancelled"]},
+        "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
+                   "completed": r.completed, "promoted": r.promoted,
+                   "best_metric": _num(r.best_metric)} for r in st.searcher.rungs()],
+        "best": ({"trial_id": best[0].id, "metric": _num(best[0].metric),
+                  "hparams": best[0].hparams, "length": best[0].length} if best else None),
+        "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
+        "recent_events": [e[1] for e in st.events[-10:]],
+    }
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    exp, cfg, st = _open_experiment(a.exp_dir)
+    d = status_dict(exp, cfg, st)
+    if a.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    t = d["trials"]
+    lines = [f"experiment {d['experiment']}  [{d['state']}]  {d['dir']}",
+             f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
+             f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
+             f"{t['failed']} failed, {t['invalid']} invalid",
+             f"compute: {d['compute_hours']:.3f} job-hours"]
+    if d["message"]:
+        lines.append(f"message: {d['message']}")
+    lines.append("")
+    lines.append(f"{'bracket':>7} {'rung':>4} {'length':>8} {'completed':>9} {'promoted':>8}  best {cfg.searcher.metric}")
+    for r in d["rungs"]:
+        bm = "-" if r["best_metric"] is None else f"{r['best_metric']:.6g}"
+        lines.append(f"{r['bracket']:>7} {r['rung']:>4} {r['length']:>8} {r['completed']:>9} {r['promoted']:>8}  {bm}")
+    if d["best"]:
+        b = d["best"]
+        lines += ["", f"best: trial {b['trial_id']} {cfg.searcher.metric}={b['metric']} at length "
+                  f"{b['length']} {json.dumps(b['hparams'])}"]
+    if d["recent_events"]:
+        lines += ["", "recent:"] + [f"  {e}" for e in d["recent_events"]]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_best(a: argparse.Namespace) -> int:
+    _, cfg, st = _open_experiment(a.exp_dir)
+    rows = [_trial_row(t) for t in st.ranked()[: a.top]]
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no trial has reported a metric yet")
+        return 0
+    for i, r in enumerate(rows, 1):
+        print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length {r['length']}")
+        print(f"   hparams: {json.dumps(r['hparams'])}")
+        print(f"   checkpoint: {r['checkpoint'] or '-'}")
+    return 0
+
+
+def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
+    """One row per trial: hparams flattened to dotted columns, metric per rung."""
+    metric = st.cfg.searcher.metric
+    lengths = sorted({r.length for r in st.searcher.rungs()})
+    rows = []
+    for t in sorted(st.trials.values(), key=lambda t: t.id):
+        row: Dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": t.status,
+                               "length": t.length, metric: _num(t.metric),
+                               "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
+                               "checkpoint": t.checkpoint or ""}
+        row.update({f"hparams.{k}": v for k, v in _flatten(t.hparams).items()})
+        for L in lengths:
+            row[f"{metric}@{L}"] = _num(t.rung_metrics.get(L))
+        rows.append(row)
+    return rows
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    _, _, st = _open_experiment(a.exp_dir)
+    rows = export_rows(st)
+    buf = io.StringIO()
+    if a.format == "jsonl":
+        for r in rows:
+            buf.write(json.dumps(r) + "\n")
+    else:
+        cols: List[str] = []
+        for r in rows:
+            cols += [k for k in r if k not in cols]
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    if a.output:
+        Path(a.output).write_text(buf.getvalue())
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def cmd_cancel(a: argparse.Namespace) -> int:
+    from .master import CANCEL_REQUEST, Master
+
+    exp = ExpDir.open(Path(a.exp_dir))
+    holder = _master_alive(exp)
+    if holder:
+        (exp.root / CANCEL_REQUEST).write_text(f"{time.time()}\n")
+        print(f"asha-hpc: asked the master (host {holder.get('host')}, pid {holder.get('pid')}) "
+              f"to cancel; it cancels the jobs at its next poll")
+        return 0
+    (exp.root / CANCEL_REQUEST).write_text(f"{time.time()}\n")
+    cfg = load_config(exp.config)
+    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}")).run()
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="asha-hpc", description="ASHA hyperparameter search on Slurm "
+                                 "clusters and on this machine")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="start a search from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--exp-dir", help="experiment folder (default: asha_runs/<name>-<time>)")
+    p.add_argument("--backend", choices=["local", "simulated", "slurm"])
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a stopped or crashed search")
+    p.add_argument("exp_dir")
+    p.add_argument("--force", action="store_true", help="take the lease even if a master seems alive")
+    p.add_argument("--backend", choices=["local", "simulated", "slurm"])
+    p.set_defaults(fn=cmd_resume)
+
+    p = sub.add_parser("status", help="where a search stands")
+    p.add_argument("exp_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("best", help="the best trials: hparams, metric, checkpoint")
+    p.add_argument("exp_dir")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_best)
+
+    p = sub.add_parser("export", help="one row per trial, as CSV or JSON lines")
+    p.add_argument("exp_dir")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("cancel", help="cancel a search and its running jobs")
+    p.add_argument("exp_dir")
+    p.set_defaults(fn=cmd_cancel)
+
+    p = sub.add_parser("plan", help="brackets, rung lengths and budget, before anything runs")
+    p.add_argument("config")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_plan)
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING,
+                        format="asha-hpc: %(levelname)s: %(message)s")
+    try:
+        return a.fn(a)
+    except ConfigError as e:
+        if a.debug:
+            raise
+        print(f"asha-hpc: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AshaError as e:
+        if a.debug:
+            raise
+        print(f"asha-hpc: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("asha-hpc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""The master loop: reconcile -> collect results -> watch jobs -> submit -> journal -> sleep.
+
+The master is light (no training, no torch import) and stateless between polls: everything it
+knows is ``replay(journal)``. It can be SIGKILLed at any instant: every step journals *before*
+it acts (an intent before a submission, a result before its inbox file is removed), so a
+resumed master redoes nothing twice and loses nothing:
+
+- an inbox message is applied once: a message for an attempt the trial no longer waits for is
+  dropped (the journal already holds it, or the trial moved on);
+- a submission whose job id never reached the journal is looked up (``backend.find``) before
+  anything is resubmitted;
+- a trial is only resubmitted once its previous job is known to be over.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .backends.base import Backend, JobState, SegmentSpec, SubmitError
+from .config import ExperimentConfig
+from .errors import AshaError
+from .expdir import ExpDir, scan_inbox
+from .journal import Journal
+from .lease import Lease
+from .state import PENDING, RUNNING, ExperimentState, replay
+
+log = logging.getLogger("asha_hpc")
+
+CANCEL_REQUEST = "cancel.request"
+RESULT_GRACE_S = {"local": 3.0, "slurm": 30.0, "simulated": 0.0}  # NFS shows files late
+ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
+
+
+def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
+    if cfg.backend == "local":
+        from .backends.local import LocalBackend
+
+        return LocalBackend(exp_root, cfg.local)
+    if cfg.backend == "simulated":
+        from .backends.simulated import SimulatedBackend
+
+        return SimulatedBackend(exp_root, cfg.simulated, seed=cfg.experiment_seed)
+    if cfg.backend == "slurm":
+        from .backends.slurm import SlurmBackend
+
+        return SlurmBackend(str(exp_root), cfg.slurm.executor_parameters(),
+                            poll_min_interval_s=cfg.slurm.poll_min_interval_s)
+    raise AshaError(f"backend: unknown backend '{cfg.backend}'")
+
+
+class Master:
+    def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Optional[Backend] = None,
+                 force: bool = False, progress: Optional[Callable[[str], None]] = None,
+                 progress_every_s: float = 5.0) -> None:
+        self.exp = exp
+        self.cfg = cfg
+        self.backend = backend or make_backend(cfg, exp.root)
+        self.clock = self.backend.clock
+        self.force = force
+        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.progress_every_s = progress_every_s
+        self.grace_s = RESULT_GRACE_S.get(self.backend.name, 10.0)
+        self.lease = Lease(exp.lease, timeout_s=max(120.0, 10 * cfg.poll_interval_s))
+        self.journal: Optional[Journal] = None
+        self.state: Optional[ExperimentState] = None
+        self._stop_reason: Optional[str] = None
+        self._dead_since: Dict[str, float] = {}
+        self._submit_failures = 0
+        self._last_beat = 0.0
+        self._last_progress = 0.0
+        self._warned: set = set()
+
+    # ------------------------------------------------------------------ journal
+    def _record(self, *recs: Dict[str, Any]) -> None:
+        """Journal, then apply: the only way state changes."""
+        assert self.journal is not None and self.state is not None
+        now = self.clock.time()
+        for r in self.journal.append(dict(r, time=r.get("time", now)) for r in recs):
+            self.state.apply(r)
+
+    # ------------------------------------------------------------------ lifecycle
+    def request_stop(self, reason: str) -> None:
+        self._stop_reason = reason
+
+    def _install_signals(self) -> None:
+        def handler(signum, frame):
+            if self._stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.request_stop(signal.Signals(signum).name)
+
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+            try:
+                signal.signal(s, handler)
+            except ValueError:  # not the main thread (tests): no signals
+                return
+
+    def run(self) -> ExperimentState:
+        """Run (or resume) until the search is done, cancelled or stopped."""
+        note = self.lease.acquire(force=self.force)
+        if note:
+            log.warning("%s: %s", self.exp.root, note)
+        try:
+            self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+            self.state = replay(self.cfg, self.journal.records)
+            st = self.state
+            if st.lifecycle in ("completed", "cancelled", "failed"):
+                self.progress(f"experiment already {st.lifecycle}; nothing to do")
+                return st
+            self._install_signals()
+            if st.lifecycle == "new":
+                self._record({"kind": "init", "seed": self.cfg.experiment_seed})
+            else:
+                self._record({"kind": "resumed", "pid": os.getpid()})
+                self._reconcile()
+            self._loop()
+            return self.state
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+            self.backend.close()
+            self.lease.release()
+
+    def _reconcile(self) -> None:
+        """After a restart: intents whose job id never reached the journal are looked up."""
+        st = self.state
+        assert st is not None
+        for t in list(st.trials.values()):
+            if t.status in (PENDING, RUNNING) and t.job_id is None:
+                jid = self.backend.find(self._spec(t))
+                if jid is not None:
+                    self._record({"kind": "submitted", "trial": t.id, "segment": t.segment,
+                                  "attempt": t.attempt, "job_id": jid})
+                else:
+                    self._record({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
+                                  "attempt": t.attempt,
+                                  "error": "not submitted before the master stopped"})
+
+    def _loop(self) -> None:
+        st = self.state
+        assert st is not None
+        poll = self.cfg.poll_interval_s
+        while True:
+            self._heartbeat()
+            if (self.exp.root / CANCEL_REQUEST).exists():
+                self._cancel()
+                return
+            self._collect()
+            self._watch()
+            if self._should_abort():
+                return
+            if self._stop_reason is None:
+                self._submit()
+            self._show_progress()
+            if st.searcher_done and not st.todo and not st.live():
+                self._finish()
+                return
+            if self._stop_reason is not None:
+                self._record({"kind": "stopped", "reason": self._stop_reason})
+                self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
+                              f"Continue with: asha-hpc resume {self.exp.root}")
+                return
+            self.clock.sleep(poll)
+
+    def _heartbeat(self) -> None:
+        now = time.time()
+        if now - self._last_beat >= 5.0:
+            self.lease.heartbeat()
+            self._last_beat = now
+
+    # ------------------------------------------------------------------ steps
+    def _collect(self) -> None:
+        """Apply new inbox messages: one listdir, O(new messages)."""
+        st = self.state
+        assert st is not None
+        recs: List[Dict[str, Any]] = []
+        consumed = []
+        for m in scan_inbox(self.exp.inbox):
+            body = m.body
+            ok = (body is not None and body.get("type") in ("started", "result")
+                  and all(isinstance(body.get(k), int) for k in ("trial", "segment", "attempt")))
+            if not ok:
+                why = m.problem or "not an asha_hpc message"
+                self._reject(m.path, why)
+                continue
+            assert body is not None
+            consumed.append(m.path)
+            if not st.awaiting(body["trial"], body["segment"], body["attempt"]):
+                if body["type"] == "result":
+                    log.info("%s: result of an attempt no longer awaited; dropped", m.name)
+                continue
+            rec = {"kind": body["type"], "trial": body["trial"], "segment": body["segment"],
+                   "attempt": body["attempt"], "host": body.get("host"), "job_id": body.get("job_id")}
+            if body["type"] == "result":
+                status = body.get("status")
+                if status not in ("completed", "interrupted", "invalid_hp", "error"):
+                    status, body["error"] = "error", f"unknown result status {status!r} in {m.name}"
+                err = body.get("error")
+                rec.update(status=status, metrics=body.get("metrics"), length=body.get("length"),
+                           error=err[-4000:] if isinstance(err, str) else None,
+                           checkpoint=body.get("checkpoint"), started=body.get("started"),
+                           ended=body.get("ended"), stop_reason=body.get("stop_reason"))
+            recs.append(rec)
+        if recs:
+            self._record(*recs)
+        for p in consumed:  # journaled first: a crash here only leaves files that are dropped later
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _reject(self, path: Path, why: str) -> None:
+        """A torn, corrupt or foreign inbox file: warn once, move it aside, never crash."""
+        target = path.with_name(f".rejected-{path.name}")
+        try:
+            os.replace(path, target)
+        except OSError:
+            pass
+        log.warning("%s: %s; moved to %s", path, why, target.name)
+
+    def _watch(self) -> None:
+        """Ask the backend about live jobs; a job that ended without a result is dead once the
+        grace period for late results has passed."""
+        st = self.state
+        assert st is not None
+        self.backend.tick()
+        live = [t for t in st.live() if t.job_id]
+        if not live:
+            return
+        states = self.backend.states([t.job_id for t in live])  # type: ignore[misc]
+        now = self.clock.time()
+        recs = []
+        for t in live:
+            s = states.get(t.job_id, JobState.UNKNOWN)  # type: ignore[arg-type]
+            if s == JobState.RUNNING and t.status == PENDING:
+                recs.append({"kind": "started", "trial": t.id, "segment": t.segment,
+                             "attempt": t.attempt, "job_id": t.job_id, "host": None})
+            if not s.terminal:
+                continue
+            first = self._dead_since.setdefault(t.key, now)
+            if now - first < self.grace_s:
+                continue
+            self._dead_since.pop(t.key, None)
+            recs.append({"kind": "job_dead", "trial": t.id, "segment": t.segment,
+                         "attempt": t.attempt, "job_id": t.job_id, "state": s.value,
+                         "counts": s.counts_as_restart or s == JobState.COMPLETED})
+        if recs:
+            self._record(*recs)
+
+    def _spec(self, t) -> SegmentSpec:
+        cfg = self.cfg
+        return SegmentSpec(exp_dir=str(self.exp.root), experiment=cfg.name, trial_id=t.id,
+                           segment=t.segment, attempt=t.attempt, length=t.target,
+                           hparams=t.hparams, entrypoint=cfg.entrypoint,
+                           context_dir=cfg.config_dir, metric=cfg.searcher.metric,
+                           length_unit=cfg.searcher.length_unit)
+
+    def _submit(self) -> None:
+        st = self.state
+        assert st is not None
+        if not st.todo:
+            return
+        trials = [st.trials[i] for i in st.todo]
+        self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment, "attempt": t.attempt,
+                        "length": t.target} for t in trials))
+        specs = [self._spec(t) for t in trials]
+        try:
+            ids = self.backend.submit(specs)
+        except SubmitError as e:
+            self._submit_failures += 1
+            self._record(*({"kind": "submit_failed", "trial": s.trial_id, "segment": s.segment,
+                            "attempt": s.attempt, "error": str(e)} for s in specs))
+            if self._submit_failures >= 3:
+                self._record({"kind": "aborted", "state": "failed",
+                              "message": f"the {self.backend.name} backend refused 3 submissions "
+                                         f"in a row; last error: {e}"})
+                raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
+                                f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
+                                f"resume {self.exp.root}`") from None
+            return
+        self._submit_failures = 0
+        self._record(*({"kind": "submitted", "trial": s.trial_id, "segment": s.segment,
+                        "attempt": s.attempt, "job_id": jid} for s, jid in zip(specs, ids)))
+
+    def _should_abort(self) -> bool:
+        """Every trial failing and none ever completing a segment means broken code: stop
+        early instead of burning max_trials x max_restarts jobs."""
+        st = self.state
+        assert st is not None
+        c = st.counts()
+        if c["failed"] < min(ABORT_AFTER_FAILED, self.cfg.searcher.max_trials):
+            return False
+        if any(t.rung_metrics for t in st.trials.values()):
+            return False
+        last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
+        self.backend.cancel([t.job_id for t in st.live() if t.job_id])
+        msg = (f"{c['failed']} trials failed and none completed a segment; the last error was:\n"
+               f"{last.strip()}")
+        self._record({"kind": "aborted", "state": "failed", "message": msg})
+        self.progress(f"experiment failed: {msg}")
+        return True
+
+    def _cancel(self) -> None:
+        st = self.state
+        assert st is not None
+        self.backend.cancel([t.job_id for t in st.live() if t.job_id])
+        self._record({"kind": "cancelled"})
+        try:
+            (self.exp.root / CANCEL_REQUEST).unlink()
+        except FileNotFoundError:
+            pass
+        self.progress("experiment cancelled; running jobs were cancelled")
+
+    def _finish(self) -> None:
+        st = self.state
+        assert st is not None
+        best = st.ranked()
+        if best:
+            self._record({"kind": "done", "state": "completed"})
+        else:
+            self._record({"kind": "done", "state": "failed",
+                          "message": "the search ended without a single reported metric"})
+        self._show_progress(force=True)
+
+    # ------------------------------------------------------------------ progress
+    def _show_progress(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_progress < self.progress_every_s:
+            return
+        self._last_progress = now
+        self.progress(progress_line(self.state, self.clock.time()))
+
+
+def progress_line(st: Optional[ExperimentState], now: float) -> str:
+    assert st is not None
+    c = st.counts()
+    rung = " ".join(f"{r.length}:{r.completed}" for r in st.searcher.rungs())
+    best = st.ranked()
+    metric = st.cfg.searcher.metric
+    b = (f"best {metric}={best[0].metric:.6g} (trial {best[0].id}, length {best[0].length})"
+         if best else "no result yet")
+    return (f"trials {c['total']}/{st.cfg.searcher.max_trials if st.cfg.searcher.name != 'grid' else '?'} "
+            f"| running {c['running']} pending {c['pending'] + c['queued']} paused {c['paused']} "
+            f"done {c['completed'] + c['stopped']} failed {c['failed']} | rungs {rung} | {b}")

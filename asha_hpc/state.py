@@ -1,0 +1,286 @@
+"""The experiment's state as a pure function of its journal: ``state = replay(records)``.
+
+The master builds a record, appends it to the journal, then applies it here; after a crash it
+applies the same records again and arrives at the same state, searcher included (the searcher is
+fed only from here, so it sees the same events in the same order). ``status``, ``best`` and
+``export`` replay the journal read-only, with no master running.
+
+Journal record kinds (``kind``):
+    init        the search starts (the searcher's first actions)
+    intent      about to submit (trial, segment, attempt)     -- before the backend is called
+    submitted   ... with this job id                          -- after it returned
+    submit_failed  the backend refused (no job exists)
+    started     the job's own "I am running" message
+    result      the job's result message (completed / interrupted / invalid_hp / error)
+    job_dead    the job ended without a result (killed, OOM, node failure, lost)
+    trial_failed  a trial failed for good (too many restarts) or was cancelled
+    stopped / resumed / cancelled / done / aborted   lifecycle of the master
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from .config import ExperimentConfig
+from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
+                       TrialFailed, TrialInvalid, make_searcher)
+
+# Trial statuses
+QUEUED = "queued"  # decided, waiting to be submitted
+PENDING = "pending"  # submitted, not started
+RUNNING = "running"
+PAUSED = "paused"  # completed a rung, waiting for promotion (holds no resources)
+COMPLETED = "completed"  # trained to the top rung
+STOPPED = "stopped"  # ended early by the searcher (never promoted)
+FAILED = "failed"
+INVALID = "invalid"
+CANCELLED = "cancelled"
+LIVE = (QUEUED, PENDING, RUNNING)
+
+MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, preempted, ...)
+
+
+@dataclass
+class TrialState:
+    id: int
+    bracket: int
+    hparams: Dict[str, Any]
+    status: str = QUEUED
+    segment: int = -1  # index of the current (or last) segment
+    target: int = 0  # length the current segment trains to
+    attempt: int = 0
+    job_id: Optional[str] = None
+    submitted_at: Optional[float] = None
+    length: int = 0  # length reached (last completed segment)
+    restarts: int = 0  # failures that count against max_restarts
+    infra_retries: int = 0
+    rung_metrics: Dict[int, float] = field(default_factory=dict)  # length -> metric
+    last_metrics: Optional[Dict[str, Any]] = None
+    checkpoint: Optional[str] = None
+    error: Optional[str] = None
+    compute_s: float = 0.0  # wall seconds of all its segment attempts
+    host: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return f"t{self.id:05d}-s{self.segment:03d}-a{self.attempt:02d}"
+
+    @property
+    def metric(self) -> Optional[float]:
+        """The metric at the longest length reached, or None."""
+        if not self.rung_metrics:
+            return None
+        return self.rung_metrics[max(self.rung_metrics)]
+
+
+class ExperimentState:
+    """Everything the master knows, rebuilt from journal records by ``apply``."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self.searcher = make_searcher(cfg.searcher, cfg.space(), cfg.experiment_seed)
+        self.trials: Dict[int, TrialState] = {}
+        self.todo: List[int] = []  # trials whose next attempt must be submitted, in order
+        self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
+        self.searcher_done = False
+        self.seq = 0
+        self.events: List[Tuple[float, str]] = []  # (time, text) of notable events, recent last
+        self.message: Optional[str] = None  # why the experiment failed / was aborted
+        self.results_applied = 0
+
+    # ------------------------------------------------------------------ queries
+    def live(self) -> List[TrialState]:
+        return [t for t in self.trials.values() if t.status in (PENDING, RUNNING)]
+
+    def awaiting(self, trial: int, segment: int, attempt: int) -> bool:
+        """True if a message for this attempt is the one the trial is waiting for."""
+        t = self.trials.get(trial)
+        return (t is not None and t.status in (PENDING, RUNNING) and t.segment == segment
+                and t.attempt == attempt)
+
+    def counts(self) -> Dict[str, int]:
+        c = {"total": 0, "queued": 0, "pending": 0, "running": 0, "paused": 0, "completed": 0,
+             "stopped": 0, "failed": 0, "invalid": 0, "cancelled": 0}
+        for t in self.trials.values():
+            c[t.status] += 1
+            if t.status != INVALID:
+                c["total"] += 1
+        return c
+
+    def ranked(self) -> List[TrialState]:
+        """Trials with a metric, best first: longest length reached first (a trial that went
+        further beat its rivals to get there), then by metric."""
+        sign = 1.0 if self.cfg.searcher.smaller_is_better else -1.0
+        have = [t for t in self.trials.values() if t.metric is not None and not math.isnan(t.metric)]
+        return sorted(have, key=lambda t: (-t.length, sign * t.metric, t.id))
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, rec: Dict[str, Any]) -> None:
+        self.seq = rec.get("seq", self.seq)
+        kind = rec["kind"]
+        getattr(self, f"_on_{kind}")(rec)
+
+    def _note(self, rec: Dict[str, Any], text: str) -> None:
+        self.events.append((rec.get("time", 0.0), text))
+        if len(self.events) > 200:
+            del self.events[:100]
+
+    def _actions(self, actions) -> None:
+        for a in actions:
+            if isinstance(a, CreateTrial):
+                t = TrialState(id=a.trial_id, bracket=a.bracket, hparams=a.hparams)
+                self.trials[a.trial_id] = t
+                self._next_segment(t, a.length)
+            elif isinstance(a, ResumeTrial):
+                self._next_segment(self.trials[a.trial_id], a.length)
+            elif isinstance(a, FinishTrial):
+                t = self.trials[a.trial_id]
+                if t.status not in (FAILED, INVALID, CANCELLED):
+                    t.status = COMPLETED if a.reason == "top" else STOPPED
+            elif isinstance(a, SearchDone):
+                self.searcher_done = True
+                for t in self.trials.values():  # never promoted: ended early by the search
+                    if t.status == PAUSED:
+                        t.status = STOPPED
+
+    def _next_segment(self, t: TrialState, length: int) -> None:
+        t.segment += 1
+        t.attempt = 0
+        t.target = length
+        t.job_id = None
+        t.status = QUEUED
+        self.todo.append(t.id)
+
+    def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str) -> None:
+        """The attempt ended without completing its segment: try again from the latest
+        checkpoint, or give the trial up."""
+        t.job_id = None
+        if counts:
+            t.restarts += 1
+        else:
+            t.infra_retries += 1
+        t.error = why
+        if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
+            self._note(rec, f"trial {t.id} failed for good after {t.restarts} restarts: {_summary(why)}")
+            t.status = FAILED
+            self._actions(self.searcher.on_event(TrialFailed(t.id)))
+            return
+        self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
+        t.attempt += 1
+        t.status = QUEUED
+        self.todo.append(t.id)
+
+    def _on_init(self, rec: Dict[str, Any]) -> None:
+        self.lifecycle = "running"
+        self._actions(self.searcher.start())
+
+    def _on_resumed(self, rec: Dict[str, Any]) -> None:
+        self.lifecycle = "running"
+
+    def _on_stopped(self, rec: Dict[str, Any]) -> None:
+        self.lifecycle = "stopped"
+
+    def _on_intent(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        t.attempt = rec["attempt"]
+        t.submitted_at = rec.get("time")
+        if t.id in self.todo:
+            self.todo.remove(t.id)
+        t.status = PENDING
+        t.job_id = None
+
+    def _on_submitted(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        if t.segment == rec["segment"] and t.attempt == rec["attempt"]:
+            t.job_id = rec["job_id"]
+
+    def _on_submit_failed(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        self._retry(t, rec, counts=False, why=f"submission failed: {rec.get('error')}")
+
+    def _on_started(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        if self.awaiting(t.id, rec["segment"], rec["attempt"]):
+            t.status = RUNNING
+            t.host = rec.get("host")
+
+    def _on_result(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        self.results_applied += 1
+        started, ended = rec.get("started"), rec.get("ended")
+        if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
+            t.compute_s += max(0.0, ended - started)
+        if rec.get("checkpoint"):
+            t.checkpoint = rec["checkpoint"]
+        status = rec["status"]
+        if status == "completed":
+            metrics = rec.get("metrics") or {}
+            value = _as_float(metrics.get(self.cfg.searcher.metric))
+            t.length = t.target
+            t.rung_metrics[t.target] = value
+            t.last_metrics = metrics
+            t.status = PAUSED
+            t.job_id = None
+            t.error = None
+            self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
+        elif status == "interrupted":
+            self._retry(t, rec, counts=False, why=f"interrupted ({rec.get('stop_reason') or 'stop'})")
+        elif status == "invalid_hp":
+            t.status = INVALID
+            t.error = rec.get("error")
+            t.job_id = None
+            self._note(rec, f"trial {t.id} rejected its hyperparameters: {_summary(t.error)}")
+            self._actions(self.searcher.on_event(TrialInvalid(t.id)))
+        else:
+            self._retry(t, rec, counts=True, why=rec.get("error") or "error")
+
+    def _on_job_dead(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        self._retry(t, rec, counts=bool(rec.get("counts")),
+                    why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')})")
+
+    def _on_trial_failed(self, rec: Dict[str, Any]) -> None:
+        t = self.trials[rec["trial"]]
+        if t.id in self.todo:
+            self.todo.remove(t.id)
+        t.status = CANCELLED if rec.get("cancelled") else FAILED
+        t.job_id = None
+        t.error = rec.get("error", t.error)
+        self._actions(self.searcher.on_event(TrialFailed(t.id)))
+
+    def _on_cancelled(self, rec: Dict[str, Any]) -> None:
+        self.lifecycle = "cancelled"
+        self.todo.clear()
+        for t in self.trials.values():
+            if t.status in LIVE:
+                t.status = CANCELLED
+                t.job_id = None
+
+    def _on_done(self, rec: Dict[str, Any]) -> None:
+        self.lifecycle = rec.get("state", "completed")
+        self.message = rec.get("message")
+
+    _on_aborted = _on_done
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _summary(s: Optional[str]) -> str:
+    """The last non-empty line (for a traceback: the exception itself)."""
+    if not s:
+        return ""
+    lines = [x for x in s.strip().splitlines() if x.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def replay(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> ExperimentState:
+    st = ExperimentState(cfg)
+    for r in records:
+        st.apply(r)
+    return st

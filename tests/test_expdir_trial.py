@@ -1,0 +1,94 @@
+"""Experiment directory, inbox and the job-side Trial API (checkpoints published atomically)."""
+import json
+import os
+import stat
+
+import pytest
+
+from asha_hpc.expdir import ExpDir, atomic_write_json, publish, scan_inbox
+from asha_hpc.trial import Trial, latest_checkpoint
+
+
+def make_trial(tmp_path, key="t00001-s000-a00", metric="loss"):
+    exp = ExpDir.create(tmp_path / "exp")
+    return exp, Trial(trial_id=1, hparams={"a": 1}, trial_dir=exp.trial_dir(1),
+                      run_dir=exp.run_dir(1, key), segments=[4], first_segment=0,
+                      metric=metric, key=key)
+
+
+def test_experiment_dir_is_private(tmp_path):
+    exp = ExpDir.create(tmp_path / "exp")
+    assert stat.S_IMODE(os.stat(exp.root).st_mode) == 0o700
+    assert exp.inbox.is_dir() and exp.jobs.is_dir()
+
+
+def test_inbox_skips_temporaries_and_flags_torn_files(tmp_path):
+    exp = ExpDir.create(tmp_path / "exp")
+    publish(exp.root, "t00001-s000-a00.result.json", {"type": "result", "trial": 1})
+    (exp.inbox / ".tmp-in-flight").write_text("{")
+    (exp.inbox / "t00002-s000-a00.result.json").write_text('{"type": "res')  # torn
+    msgs = scan_inbox(exp.inbox)
+    assert [m.name for m in msgs] == ["t00001-s000-a00.result.json", "t00002-s000-a00.result.json"]
+    assert msgs[0].body == {"type": "result", "trial": 1} and msgs[0].problem is None
+    assert msgs[1].body is None and "torn" in msgs[1].problem
+
+
+def test_inbox_refuses_files_writable_by_others(tmp_path):
+    exp = ExpDir.create(tmp_path / "exp")
+    p = exp.inbox / "t00001-s000-a00.result.json"
+    atomic_write_json(p, {"type": "result"})
+    os.chmod(p, 0o666)
+    (m,) = scan_inbox(exp.inbox)
+    assert m.body is None and "writable by other users" in m.problem
+
+
+def test_checkpoint_published_atomically_and_latest_wins(tmp_path):
+    exp, trial = make_trial(tmp_path)
+    assert trial.latest_checkpoint is None
+    with trial.save_checkpoint() as p:
+        (p / "w.bin").write_bytes(b"1" * 10)
+    first = trial.latest_checkpoint
+    with trial.save_checkpoint() as p:
+        (p / "w.bin").write_bytes(b"2" * 10)
+    second = trial.latest_checkpoint
+    assert first != second and (second / "w.bin").read_bytes() == b"2" * 10
+
+
+def test_checkpoint_that_raises_leaves_previous_latest(tmp_path):
+    exp, trial = make_trial(tmp_path)
+    with trial.save_checkpoint() as p:
+        (p / "w.bin").write_bytes(b"ok")
+    good = trial.latest_checkpoint
+    with pytest.raises(RuntimeError):
+        with trial.save_checkpoint() as p:
+            (p / "w.bin").write_bytes(b"half")
+            raise RuntimeError("killed mid-save")
+    assert trial.latest_checkpoint == good
+    assert not [n for n in os.listdir(exp.checkpoints(1)) if n.startswith(".tmp")]
+
+
+def test_incomplete_or_corrupt_checkpoint_is_skipped(tmp_path):
+    exp, trial = make_trial(tmp_path)
+    with trial.save_checkpoint() as p:
+        (p / "w.bin").write_bytes(b"good")
+    good = trial.latest_checkpoint
+    root = exp.checkpoints(1)
+    (root / "zz-no-manifest").mkdir()  # sorts last, but has no manifest: a killed save
+    (root / "zz-no-manifest" / "w.bin").write_bytes(b"x")
+    (root / "zy-truncated").mkdir()
+    (root / "zy-truncated" / "w.bin").write_bytes(b"x")
+    (root / "zy-truncated" / "MANIFEST.json").write_text(json.dumps({"files": {"w.bin": 999}}))
+    (root / "zx-garbage").mkdir()
+    (root / "zx-garbage" / "MANIFEST.json").write_text("{not json")
+    assert latest_checkpoint(root) == good
+
+
+def test_report_requires_the_metric(tmp_path):
+    _, trial = make_trial(tmp_path, metric="val_loss")
+    (seg,) = list(trial.segments())
+    with pytest.raises(ValueError, match="val_loss"):
+        seg.report(loss=1.0)
+    seg.report(val_loss=0.5, acc=0.9)
+    assert seg.reported == {"val_loss": 0.5, "acc": 0.9}
+    lines = (trial.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["val_loss"] == 0.5 and json.loads(lines[-1])["step"] == 4

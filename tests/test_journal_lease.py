@@ -1,0 +1,116 @@
+"""Journal (append-only, checksummed, torn tail tolerated) and master lease."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from asha_hpc.errors import AshaError, LeaseHeldError
+from asha_hpc.journal import Journal, read_journal
+from asha_hpc.lease import Lease
+
+
+def test_append_and_replay(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}, {"kind": "b"}])
+    j.append([{"kind": "c"}])
+    j.close()
+    recs, _, warns = read_journal(p)
+    assert [r["kind"] for r in recs] == ["a", "b", "c"]
+    assert [r["seq"] for r in recs] == [1, 2, 3]
+    assert warns == []
+
+
+@pytest.mark.parametrize("tail", [b"deadbeef {\"kind\": \"x\"", b"0000", b"\x00\x00\x00", b"garbage without newline"])
+def test_torn_last_line_is_ignored_and_cut_before_append(tmp_path, tail):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}])
+    j.close()
+    with open(p, "ab") as f:
+        f.write(tail)
+    recs, _, warns = read_journal(p)
+    assert [r["kind"] for r in recs] == ["a"]
+    assert len(warns) == 1 and "journal.jsonl" in warns[0] and "line 2" in warns[0]
+    j = Journal(p)  # cuts the torn tail, then appends after the last good line
+    j.append([{"kind": "b"}])
+    j.close()
+    recs, _, warns = read_journal(p)
+    assert [r["kind"] for r in recs] == ["a", "b"] and warns == []
+
+
+def test_complete_line_without_newline_counts_as_torn(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}, {"kind": "b"}])
+    j.close()
+    data = p.read_bytes()
+    p.write_bytes(data[:-1])  # drop the final newline
+    recs, _, warns = read_journal(p)
+    assert [r["kind"] for r in recs] == ["a"] and warns
+
+
+def test_corrupt_middle_line_refuses_with_file_and_line(tmp_path):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}, {"kind": "b"}, {"kind": "c"}])
+    j.close()
+    lines = p.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"b"', b'"X"')  # checksum no longer matches
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(AshaError, match=r"journal.jsonl: line 2 is corrupt"):
+        read_journal(p)
+
+
+def test_write_failure_leaves_journal_valid(tmp_path, monkeypatch):
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}])
+    real_write = os.write
+
+    def full_disk(fd, data):
+        real_write(fd, bytes(data)[:5])  # a partial write, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(AshaError, match="No space left on device.*asha-hpc resume"):
+        j.append([{"kind": "b"}])
+    monkeypatch.setattr(os, "write", real_write)
+    j.append([{"kind": "c"}])
+    j.close()
+    recs, _, warns = read_journal(p)
+    assert [(r["kind"], r["seq"]) for r in recs] == [("a", 1), ("c", 2)] and warns == []
+
+
+def test_second_master_refused_with_holder_named(tmp_path):
+    a = Lease(tmp_path / "master.json")
+    a.acquire()
+    b = Lease(tmp_path / "master.json")
+    with pytest.raises(LeaseHeldError, match=f"host {socket.gethostname()}, pid {os.getpid()}.*--force"):
+        b.acquire()
+    assert b.acquire(force=True) == "forced"
+    with pytest.raises(LeaseHeldError, match="taken over"):
+        a.heartbeat()
+
+
+def test_stale_lease_of_dead_pid_is_taken_over(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    path = tmp_path / "master.json"
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": proc.pid, "token": "x",
+                                "heartbeat": time.time()}))
+    note = Lease(path).acquire()
+    assert note and "is gone" in note
+
+
+def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
+    path = tmp_path / "master.json"
+    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}))
+    with pytest.raises(LeaseHeldError, match="other-node"):
+        Lease(path, timeout_s=60).acquire()
+    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time() - 120}))
+    assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
