@@ -1,0 +1,138 @@
+"""Config validation: every problem reported at once, each naming its path; never a traceback."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from asha_hpc.config import load_config, parse_config
+from asha_hpc.errors import ConfigError
+
+GOOD = {
+    "name": "exp",
+    "entrypoint": "model:train",
+    "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 100},
+                 "max_trials": 16},
+    "hyperparameters": {"lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10},
+                        "width": {"type": "int", "minval": 8, "maxval": 64}},
+}
+
+
+def with_(path, value):
+    """GOOD with one dotted path set (value None deletes it)."""
+    import copy
+
+    d = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    cur = d
+    for p in parents:
+        cur = cur.setdefault(p, {})
+    if value is None:
+        cur.pop(last, None)
+    else:
+        cur[last] = value
+    return d
+
+
+def problems(raw):
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "/tmp")
+    return e.value.problems
+
+
+def test_good_config_and_defaults():
+    cfg = parse_config(GOOD, "/tmp")
+    s = cfg.searcher
+    assert (s.max_length, s.length_unit, s.mode, s.divisor, s.max_rungs, s.max_concurrent_trials) == (
+        100, "epochs", "standard", 4.0, 5, 16)
+    assert s.smaller_is_better is True and s.stop_once is False
+    assert cfg.max_restarts == 5 and cfg.backend == "local"
+    assert isinstance(cfg.experiment_seed, int)
+
+
+@pytest.mark.parametrize("path,value,expected", [
+    ("searcher.divisor", 1, "searcher.divisor: must be > 1, got 1"),
+    ("searcher.divisor", "four", "searcher.divisor: must be a number, got 'four'"),
+    ("searcher.max_trials", 2.5, "searcher.max_trials: must be an integer, got 2.5"),
+    ("searcher.max_trials", None, "searcher.max_trials: missing: required for searcher 'adaptive_asha'"),
+    ("searcher.metric", None, "searcher.metric: missing"),
+    ("searcher.mode", "agressive", "searcher.mode: must be one of aggressive, standard, conservative, got 'agressive'; did you mean 'aggressive'?"),
+    ("searcher.name", "asha", "searcher.name: must be one of"),
+    ("searcher.max_length", {"epoch": 3}, "searcher.max_length: must be an integer or one of"),
+    ("searcher.max_length", 0, "searcher.max_length: must be an integer >= 1, got 0"),
+    ("searcher.max_concurent_trials", 4, "searcher.max_concurent_trials: unknown key; did you mean 'max_concurrent_trials'?"),
+    ("searcher.smaller_is_better", "yes", "searcher.smaller_is_better: must be true or false, got 'yes'"),
+    ("searcher.bracket_rungs", [3, 0], "searcher.bracket_rungs: must be a list of integers >= 1"),
+    ("max_restart", 3, "max_restart: unknown key; did you mean 'max_restarts'?"),
+    ("max_restarts", -1, "max_restarts: must be >= 0, got -1"),
+    ("backend", "slrum", "backend: must be one of local, slurm, simulated, got 'slrum'; did you mean 'slurm'?"),
+    ("poll_interval_s", 0, "poll_interval_s: must be > 0, got 0"),
+    ("slurm.timeout_min", 1.5, "slurm.timeout_min: must be an integer, got 1.5"),
+    ("slurm.partiton", "gpu", "slurm.partiton: unknown key; did you mean 'partition'?"),
+    ("slurm.setup", [1, 2], "slurm.setup: must be a list of shell lines"),
+    ("local.gpus_per_trial", 2, "local.gpus_per_trial: asks for 2 GPUs per trial but local.gpus has 0"),
+    ("entrypoint", None, "entrypoint: missing"),
+    ("entrypoint", 42, "entrypoint: must be 'module:function' or a command, got 42"),
+    ("hyperparameters.lr.minval", 0, "hyperparameters.lr.minval"),
+    ("hyperparameters.width.type", "integer", "hyperparameters.width.type"),
+    ("hyperparameters.act", {"type": "categorical", "vals": []}, "hyperparameters.act.vals"),
+    ("reproducibility.experiment_seed", "abc", "reproducibility.experiment_seed: must be an integer"),
+])
+def test_bad_field_gives_its_message(path, value, expected):
+    raw = with_(path, value)
+    if path == "local.gpus_per_trial":
+        raw["local"]["gpus"] = []
+    msgs = problems(raw)
+    assert any(m.startswith(expected) for m in msgs), msgs
+
+
+def test_all_problems_reported_at_once():
+    raw = with_("searcher.divisor", 0.5)
+    raw["searcher"]["max_trials"] = "many"
+    raw["bogus"] = 1
+    msgs = problems(raw)
+    assert len(msgs) == 3
+    assert {m.split(":")[0] for m in msgs} == {"searcher.divisor", "searcher.max_trials", "bogus"}
+
+
+def test_determined_only_keys_warn_not_fail():
+    raw = dict(GOOD, resources={"slots_per_trial": 1}, records_per_epoch=5000)
+    cfg = parse_config(raw, "/tmp")
+    assert any("resources" in w for w in cfg.warnings)
+
+
+def test_command_entrypoints():
+    assert parse_config(dict(GOOD, entrypoint="python3 train.py --x 1"), "/tmp").entrypoint == [
+        "python3", "train.py", "--x", "1"]
+    raw = dict(GOOD, command=["python3", "train.py"])
+    del raw["entrypoint"]
+    assert parse_config(raw, "/tmp").is_command
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = parse_config(GOOD, tmp_path)
+    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict())), "/elsewhere")
+    assert again.searcher == cfg.searcher and again.config_dir == cfg.config_dir
+    assert again.experiment_seed == cfg.experiment_seed
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "the file is empty"),
+    ("searcher: [1, 2\n", "not valid YAML"),
+    ("- a\n- b\n", "must be a mapping"),
+    ("!!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
+])
+def test_bad_files(tmp_path, text, expected):
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(p)
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(with_("searcher.divisor", 1)))
+    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "plan", str(p)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "searcher.divisor: must be > 1, got 1" in r.stderr and "Traceback" not in r.stderr
