@@ -32,8 +32,10 @@ def check_invariants(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> Li
                 bad.append(f"seq {r['seq']}: trial {r['trial']} submitted {key[1:]} while "
                            f"{live[r['trial']]} was still live")
             live[r["trial"]] = key[1:]
-        elif k == "trial_failed" or k == "cancelled":
-            live.pop(r.get("trial"), None) if k == "trial_failed" else live.clear()
+        elif k == "trial_failed":
+            live.pop(r["trial"], None)
+        elif k == "cancelled":
+            live.clear()
     st = replay(cfg, records)
     valid = [t for t in st.trials.values() if t.status != INVALID]
     if cfg.searcher.name in ("adaptive_asha", "async_halving", "random") and len(valid) > cfg.searcher.max_trials:
