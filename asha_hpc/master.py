@@ -14,7 +14,6 @@ resumed master redoes nothing twice and loses nothing:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import sys
@@ -88,23 +87,28 @@ class Master:
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> Dict[int, Any]:
+        """SIGINT/SIGTERM/SIGUSR2 stop the master cleanly at its next step (a second Ctrl-C
+        interrupts at once). Returns the previous handlers, restored when run() ends."""
         def handler(signum, frame):
             if self._stop_reason is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.request_stop(signal.Signals(signum).name)
 
+        old: Dict[int, Any] = {}
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             try:
-                signal.signal(s, handler)
-            except ValueError:  # not the main thread (tests): no signals
-                return
+                old[s] = signal.signal(s, handler)
+            except ValueError:  # not the main thread: no signals
+                break
+        return old
 
     def run(self) -> ExperimentState:
         """Run (or resume) until the search is done, cancelled or stopped."""
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
+        old_handlers: Dict[int, Any] = {}
         try:
             self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
             self.state = replay(self.cfg, self.journal.records)
@@ -112,7 +116,7 @@ class Master:
             if st.lifecycle in ("completed", "cancelled", "failed"):
                 self.progress(f"experiment already {st.lifecycle}; nothing to do")
                 return st
-            self._install_signals()
+            old_handlers = self._install_signals()
             if st.lifecycle == "new":
                 self._record({"kind": "init", "seed": self.cfg.experiment_seed})
             else:
@@ -121,6 +125,8 @@ class Master:
             self._loop()
             return self.state
         finally:
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
             if self.journal is not None:
                 self.journal.close()
             self.backend.close()

@@ -1,0 +1,234 @@
+"""End to end on the local backend: real master, real subprocess jobs, small budgets."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asha_hpc.config import load_config
+from asha_hpc.expdir import ExpDir
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.master import Master
+from asha_hpc.state import replay
+
+MODEL = '''
+import json, os, time
+import asha_hpc
+
+def train(trial):
+    hp = trial.hparams
+    if hp["x"] < hp["invalid_below"]:
+        raise asha_hpc.InvalidHP("x too small")
+    marker = trial.dir / "failed_once"
+    if hp["fail"] == "always":
+        raise RuntimeError("this trial always fails")
+    if hp["fail"] == "once" and not marker.exists():
+        marker.write_text("x")
+        raise RuntimeError("first attempt fails")
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "env.jsonl", "a") as f:
+        f.write(json.dumps({"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": time.time(),
+                            "from": epoch}) + "\\n")
+    for seg in trial.segments():
+        while epoch < seg.length:
+            time.sleep(hp["sleep"])
+            epoch += 1
+        with trial.save_checkpoint() as p:
+            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        with open(trial.dir / "env.jsonl", "a") as f:
+            f.write(json.dumps({"end": time.time()}) + "\\n")
+        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+def make_experiment(tmp_path, searcher=None, hp=None, **top):
+    (tmp_path / "model.py").write_text(MODEL)
+    cfg = {
+        "name": "e2e",
+        "entrypoint": "model:train",
+        "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                          "max_trials": 8, "max_concurrent_trials": 2, "mode": "aggressive",
+                          "divisor": 4}, **(searcher or {})),
+        "hyperparameters": dict({"x": {"type": "double", "minval": -1, "maxval": 1},
+                                 "fail": "never", "invalid_below": -2.0, "sleep": 0.01}, **(hp or {})),
+        "reproducibility": {"experiment_seed": 3},
+        "poll_interval_s": 0.2,
+        "max_restarts": 2,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    cfg.update(top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(*args, check=True, **kw):
+    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                       capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr}")
+    return r
+
+
+def journal(exp_dir):
+    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
+
+
+def final_state(exp_dir):
+    cfg = load_config(Path(exp_dir) / "experiment.yaml")
+    recs = journal(exp_dir)
+    assert check_invariants(cfg, recs) == []
+    return cfg, replay(cfg, recs)
+
+
+def test_full_search_status_best_export(tmp_path):
+    cfg_path = make_experiment(tmp_path)
+    exp = tmp_path / "run"
+    r = cli("run", cfg_path, "--exp-dir", exp)
+    assert "best trial" in r.stderr
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    status = json.loads(cli("status", exp, "--json").stdout)
+    assert status["state"] == "completed"
+    assert status["trials"]["total"] == 8 and status["trials"]["failed"] == 0
+    assert status["trials"]["running"] == 0 and status["trials"]["paused"] == 0
+    assert status["best"]["trial_id"] == st.ranked()[0].id
+    best = json.loads(cli("best", exp, "--top", "3", "--json").stdout)
+    assert best[0]["length"] == 16 and Path(best[0]["checkpoint"]).is_dir()
+    assert set(best[0]) >= {"trial_id", "metric", "hparams", "checkpoint", "length"}
+    csv_text = cli("export", exp, "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("trial_id,") and "hparams.x" in csv_text.splitlines()[0]
+    assert len(csv_text.splitlines()) == 9
+    # promoted trials resumed from their checkpoints rather than starting over
+    resumed = [json.loads(l) for p in (exp / "trials").glob("*/env.jsonl")
+               for l in p.read_text().splitlines() if '"from"' in l]
+    assert any(r["from"] > 0 for r in resumed)
+
+
+def test_sigkill_master_at_several_points_then_resume(tmp_path):
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 10}, hp={"sleep": 0.03})
+    exp = tmp_path / "run"
+    kill_at = [2, 9, 17, 26, 40]
+    args = ["run", cfg_path, "--exp-dir", exp]
+    for n in kill_at:
+        p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None:
+            if len(journal(exp)) >= n:
+                break
+            time.sleep(0.01)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+        args = ["resume", exp]
+    cli("resume", exp)
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    kinds = [r["kind"] for r in journal(exp)]
+    assert kinds.count("resumed") >= 3
+    assert st.counts()["total"] == 10
+
+
+def test_failing_trials_retried_then_failed_and_invalid_replaced(tmp_path):
+    cfg_path = make_experiment(
+        tmp_path, searcher={"max_trials": 6},
+        hp={"fail": {"type": "categorical", "vals": ["never", "never", "once", "always"]},
+            "invalid_below": -0.6})
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    by = {}
+    for t in st.trials.values():
+        by.setdefault((t.hparams["fail"], t.status == "invalid"), []).append(t)
+    for t in by.get(("once", False), []):
+        assert t.restarts == 1 and t.status in ("completed", "stopped")
+    for t in by.get(("always", False), []):
+        assert t.status == "failed" and t.restarts == cfg.max_restarts + 1
+        assert "always fails" in t.error
+    invalid = [t for t in st.trials.values() if t.status == "invalid"]
+    assert invalid, "the seed should sample some x < -0.6"
+    assert st.counts()["total"] == 6  # invalid trials were replaced, not counted
+
+
+def test_broken_code_aborts_early_with_the_error(tmp_path):
+    cfg_path = make_experiment(tmp_path, hp={"fail": "always"}, max_restarts=0)
+    r = cli("run", cfg_path, "--exp-dir", tmp_path / "run", check=False)
+    assert r.returncode == 1
+    assert "none completed a segment" in r.stderr and "always fails" in r.stderr
+    assert "Traceback" not in r.stderr.split("the last error was")[0]
+
+
+def test_torn_and_foreign_inbox_files_are_skipped(tmp_path):
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 4})
+    cfg = load_config(cfg_path)
+    exp = ExpDir.create(tmp_path / "run")
+    (exp.inbox / "t00001-s000-a00.result.json").write_text('{"type": "result", "tri')
+    (exp.inbox / "zz-foreign.json").write_text('{"hello": 1}')
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    assert st.lifecycle == "completed"
+    left = sorted(os.listdir(exp.inbox))
+    assert left == [".rejected-t00001-s000-a00.result.json", ".rejected-zz-foreign.json"]
+
+
+def test_second_master_refused(tmp_path):
+    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not (exp / "master.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        r = cli("resume", exp, check=False)
+        assert r.returncode == 1
+        assert "another master holds this experiment" in r.stderr and f"pid {p.pid}" in r.stderr
+        assert json.loads(cli("status", exp, "--json").stdout)["state"] == "running"
+    finally:
+        p.send_signal(signal.SIGTERM)  # a clean stop: jobs keep running, state 'stopped'
+        assert p.wait(timeout=30) == 0
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "stopped"
+    cli("resume", exp)
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+
+
+def test_concurrent_trials_get_different_gpus(tmp_path):
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 4, "max_concurrent_trials": 2},
+                               hp={"sleep": 0.05},
+                               local={"gpus": [0, 1], "gpus_per_trial": 1})
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    spans = []
+    for p in (exp / "trials").glob("*/env.jsonl"):
+        lines = [json.loads(l) for l in p.read_text().splitlines()]
+        for a, b in zip(lines, lines[1:]):
+            if "start" in a and "end" in b:
+                spans.append((a["start"], b["end"], a["cvd"]))
+    assert {s[2] for s in spans} == {"0", "1"}
+    overlapping = [(x, y) for i, x in enumerate(spans) for y in spans[i + 1:]
+                   if x[0] < y[1] and y[0] < x[1]]
+    assert overlapping, "two segments should have run at the same time"
+    assert all(x[2] != y[2] for x, y in overlapping)
+
+
+def test_cancel_stops_jobs(tmp_path):
+    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.5})
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(r["kind"] == "started" for r in journal(exp)):
+        time.sleep(0.05)
+    cli("cancel", exp)
+    assert p.wait(timeout=30) == 0
+    status = json.loads(cli("status", exp, "--json").stdout)
+    assert status["state"] == "cancelled" and status["trials"]["running"] == 0
