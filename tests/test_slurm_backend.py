@@ -1,0 +1,306 @@
+"""SlurmBackend against the real local cluster (``bash tools/local_slurm.sh start``), plus a few
+pure parsing tests that need no cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import cloudpickle
+import pytest
+
+from asha_hpc.backends.base import JobState, SegmentSpec, SubmitError
+from asha_hpc.backends.slurm import (
+    SlurmBackend,
+    executor_parameters,
+    expand_job_ids,
+    parse_slurm_state,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import slurm_jobs  # noqa: E402
+
+# the jobs need neither this module nor tests/ on their path
+cloudpickle.register_pickle_by_value(slurm_jobs)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# the job's python must import asha_hpc (for SegmentSpec) even without `pip install -e .`
+SETUP = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
+
+TERMINAL_WAIT_S = 60.0
+
+
+def make_spec(exp_dir: Path, trial_id: int, segment: int = 0, attempt: int = 0,
+              **hparams) -> SegmentSpec:
+    return SegmentSpec(
+        exp_dir=str(exp_dir), experiment="t", trial_id=trial_id, segment=segment,
+        attempt=attempt, length=1, hparams=hparams, entrypoint="unused:unused",
+        context_dir=str(exp_dir), metric="loss",
+    )
+
+
+def make_backend(exp_dir: Path, fn: Callable = slurm_jobs.record, poll: float = 0.5,
+                 **slurm) -> SlurmBackend:
+    slurm.setdefault("timeout_min", 5)
+    slurm.setdefault("setup", SETUP)
+    return SlurmBackend(str(exp_dir), slurm, fn=fn, poll_min_interval_s=poll)
+
+
+def wait_states(backend: SlurmBackend, ids: Sequence[str],
+                done: Callable[[JobState], bool] = lambda s: s.terminal,
+                timeout: float = TERMINAL_WAIT_S) -> Dict[str, JobState]:
+    end = time.time() + timeout
+    while True:
+        states = backend.states(ids)
+        if all(done(s) for s in states.values()) or time.time() > end:
+            return states
+        time.sleep(0.2)
+
+
+def wait_file(path: Path, timeout: float) -> bool:
+    end = time.time() + timeout
+    while not path.exists():
+        if time.time() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def read_out(exp_dir: Path, spec: SegmentSpec) -> dict:
+    return json.loads((exp_dir / "out" / f"{spec.key}.json").read_text())
+
+
+def sacct_rows(base_id: str) -> List[List[str]]:
+    """sacct rows (JobID, JobName, State) for a job, retried through accounting lag."""
+    end = time.time() + 15
+    while True:
+        res = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,JobName,State",
+                              "-j", base_id], capture_output=True, text=True, check=True)
+        rows = [line.split("|") for line in res.stdout.splitlines() if line]
+        if all("[" not in r[0] for r in rows) and rows or time.time() > end:
+            return rows
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------------------------ no cluster
+
+
+def test_parse_slurm_state():
+    assert parse_slurm_state("COMPLETED", "0:0") is JobState.COMPLETED
+    assert parse_slurm_state("COMPLETED", "2:0") is JobState.FAILED
+    assert parse_slurm_state("FAILED", "1:0") is JobState.FAILED
+    assert parse_slurm_state("CANCELLED by 0") is JobState.CANCELLED
+    assert parse_slurm_state("OUT_OF_ME+") is JobState.OUT_OF_MEMORY
+    assert parse_slurm_state("OUT_OF_MEMORY") is JobState.OUT_OF_MEMORY
+    assert parse_slurm_state("TIMEOUT") is JobState.TIMEOUT
+    assert parse_slurm_state("PREEMPTED") is JobState.PREEMPTED
+    assert parse_slurm_state("NODE_FAIL") is JobState.NODE_FAIL
+    for s in ("PENDING", "REQUEUED", "RESIZING", "SUSPENDED"):
+        assert parse_slurm_state(s) is JobState.PENDING
+    for s in ("RUNNING", "COMPLETING"):
+        assert parse_slurm_state(s) is JobState.RUNNING
+    assert parse_slurm_state("") is JobState.UNKNOWN
+    assert parse_slurm_state("WHATEVER") is JobState.UNKNOWN
+
+
+def test_expand_job_ids():
+    assert expand_job_ids("12") == ["12"]
+    assert expand_job_ids("12_3") == ["12_3"]
+    assert expand_job_ids("12_[4-6,9%2]") == ["12_4", "12_5", "12_6", "12_9"]
+    assert expand_job_ids("12_[7]") == ["12_7"]
+    assert expand_job_ids("12.batch") == [] and expand_job_ids("12+1") == []
+
+
+def test_executor_parameters():
+    p = executor_parameters({"timeout_min": 1.5, "mem_gb": 4, "tasks_per_node": 2,
+                             "gpus_per_node": 1, "partition": None, "exclude": ["a", "b"],
+                             "additional_parameters": {"mail-type": "END"}})
+    assert p == {"time": 2, "mem": "4GB", "ntasks_per_node": 2, "gpus_per_node": 1,
+                 "exclude": "a,b", "additional_parameters": {"mail-type": "END"}}
+    with pytest.raises(ValueError, match="bogus"):
+        executor_parameters({"bogus": 1})
+
+
+# ------------------------------------------------------------------------------ real cluster
+
+
+@pytest.mark.slurm
+def test_single_submit_completes_and_reattaches(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir)
+    spec = make_spec(tmp_exp_dir, 1)
+    [jid] = b.submit([spec])
+    assert jid.isdigit()
+    assert b.states([jid])[jid] in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+    assert wait_states(b, [jid])[jid] is JobState.COMPLETED
+    info = read_out(tmp_exp_dir, spec)
+    assert info["SLURM_JOB_ID"] == jid and info["SLURM_JOB_NAME"] == spec.job_name
+    assert (tmp_exp_dir / "jobs" / jid).is_dir()  # submitit's folder <exp>/jobs/%j
+    # a fresh backend (restarted master) looks up ids it never submitted
+    b2 = make_backend(tmp_exp_dir)
+    assert b2.states([jid]) == {jid: JobState.COMPLETED}
+    assert b2.stats["sacct"] == 1
+
+
+@pytest.mark.slurm
+def test_array_submission_and_find(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir)
+    specs = [make_spec(tmp_exp_dir, i) for i in range(3)]
+    ids = b.submit(specs)
+    base = ids[0].split("_")[0]
+    assert ids == [f"{base}_{i}" for i in range(3)]
+    assert b.stats["sbatch"] == 1
+    # find() maps each spec to its task, from the manifest (no scheduler call) ...
+    assert [b.find(s) for s in specs] == ids
+    # ... and by the array's name when the manifest lacks the id (died right after sbatch)
+    [manifest] = (tmp_exp_dir / "jobs" / "batches").glob("*.json")
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps(dict(record, job_id=None)))
+    assert b.find(specs[2]) == ids[2]
+
+    states = wait_states(b, ids)
+    assert set(states.values()) == {JobState.COMPLETED}, states
+    rows = sacct_rows(base)
+    assert sorted(r[0] for r in rows) == sorted(ids)  # one array, three tasks
+    assert {r[1] for r in rows} == {record["name"]}  # one name for the whole array
+    for spec, jid in zip(specs, ids):
+        info = read_out(tmp_exp_dir, spec)
+        assert f"{info['SLURM_ARRAY_JOB_ID']}_{info['SLURM_ARRAY_TASK_ID']}" == jid
+
+    # chunks below MaxArraySize: 3 specs with MaxArraySize=3 -> array of 2 + single
+    b.max_array_size = 3
+    more = [make_spec(tmp_exp_dir, i) for i in range(10, 13)]
+    ids2 = b.submit(more)
+    assert len({i.split("_")[0] for i in ids2}) == 2
+    assert ids2[0].endswith("_0") and ids2[1].endswith("_1") and "_" not in ids2[2]
+    assert b.find(more[2]) == ids2[2]  # the single one: by job name
+    assert set(wait_states(b, ids2).values()) == {JobState.COMPLETED}
+
+
+@pytest.mark.slurm
+def test_gpu_job_sees_cuda_visible_devices(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir, gpus_per_node=1)
+    spec = make_spec(tmp_exp_dir, 1)
+    [jid] = b.submit([spec])
+    assert wait_states(b, [jid])[jid] is JobState.COMPLETED
+    cvd = read_out(tmp_exp_dir, spec)["CUDA_VISIBLE_DEVICES"]
+    assert cvd is not None and cvd.isdigit(), cvd
+
+
+@pytest.mark.slurm
+def test_cancel_and_failure(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir)
+    sleeper = make_spec(tmp_exp_dir, 1, sleep=60)
+    failer = make_spec(tmp_exp_dir, 2, fail=True)
+    [sid] = b.submit([sleeper])
+    [fid] = b.submit([failer])
+    assert wait_states(b, [sid], lambda s: s is JobState.RUNNING)[sid] is JobState.RUNNING
+    b.cancel([sid, "999999999"])  # unknown ids are ignored
+    assert b.stats["scancel"] == 1
+    states = wait_states(b, [sid, fid])
+    assert states == {sid: JobState.CANCELLED, fid: JobState.FAILED}
+    assert states[fid].counts_as_restart and not states[sid].counts_as_restart
+
+
+@pytest.mark.slurm
+def test_submit_error_removes_orphan_pickles(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir, partition="no_such_partition")
+    for n in (1, 3):  # single sbatch and array
+        with pytest.raises(SubmitError, match="partition"):
+            b.submit([make_spec(tmp_exp_dir, i) for i in range(n)])
+    left = [p.name for p in (tmp_exp_dir / "jobs").iterdir() if p.is_file()]
+    assert left == [], left
+    assert list((tmp_exp_dir / "jobs" / "batches").glob("*.json")) == []
+    assert b.find(make_spec(tmp_exp_dir, 0)) is None
+
+
+@pytest.mark.slurm
+def test_find_single_submission(tmp_exp_dir: Path):
+    b = make_backend(tmp_exp_dir)
+    spec = make_spec(tmp_exp_dir, 7, segment=2, attempt=1)
+    [jid] = b.submit([spec])
+    b2 = make_backend(tmp_exp_dir)  # the restarted master
+    assert b2.find(spec) == jid
+    assert b2.find(make_spec(tmp_exp_dir, 7, segment=2, attempt=2)) is None
+    assert wait_states(b2, [jid])[jid] is JobState.COMPLETED
+    assert b2.find(spec) == jid  # still found once finished
+
+
+@pytest.mark.slurm
+def test_squeue_fallback_when_sacct_fails(tmp_exp_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    (shim / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    b = make_backend(tmp_exp_dir)
+    b.lost_grace_s = 3.0
+    spec = make_spec(tmp_exp_dir, 1, sleep=120)
+    [jid] = b.submit([spec])
+    assert wait_states(b, [jid], lambda s: s is JobState.RUNNING)[jid] is JobState.RUNNING
+    assert wait_file(tmp_exp_dir / "out" / f"{spec.key}.json", 30)
+    # kill the job's process outright: the job ends, squeue -t all still shows its end state
+    os.kill(read_out(tmp_exp_dir, spec)["pid"], signal.SIGKILL)
+    t0 = time.time()
+    state = wait_states(b, [jid], timeout=30)[jid]
+    assert state.terminal and state is not JobState.COMPLETED, state
+    assert time.time() - t0 < 30
+    # an id neither sacct nor squeue knows becomes LOST after the grace period
+    ghost = "99999999"
+    assert not b.states([ghost])[ghost].terminal
+    assert wait_states(b, [ghost], timeout=15)[ghost] is JobState.LOST
+    # sacct was tried once, then left alone for sacct_retry_s
+    assert b.stats["sacct"] == 1 and b.stats["sacct_errors"] == 1
+    assert b.stats["squeue"] >= 2
+
+
+@pytest.mark.slurm
+def test_scheduler_calls_are_rate_limited(tmp_exp_dir: Path):
+    poll = 2.0
+    b = make_backend(tmp_exp_dir, poll=poll)
+    ids = b.submit([make_spec(tmp_exp_dir, i, sleep=20) for i in range(3)])
+    t0 = time.time()
+    n = 0
+    while time.time() - t0 < 6.0:
+        b.states(ids)
+        n += 1
+        if n == 50:
+            ids += b.submit([make_spec(tmp_exp_dir, 9, sleep=20)])  # does not reset the pace
+        time.sleep(0.01)
+    elapsed = time.time() - t0
+    b.cancel(ids)
+    assert n > 100
+    max_polls = int(elapsed / poll) + 1
+    assert b.stats["polls"] <= max_polls
+    assert b.stats["sacct"] <= max_polls
+    assert b.stats["sacct"] + b.stats["squeue"] <= 2 * max_polls
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_timeout_job_gets_usr2_before_its_limit(tmp_exp_dir: Path):
+    """timeout_min=1 on the 'short' partition: Slurm sends USR2 signal_delay_s (up to 60 s
+    earlier, measured ~18 s after start with 30 s) before the limit; the job function's own
+    handler (not submitit's) receives it."""
+    b = make_backend(tmp_exp_dir, fn=slurm_jobs.wait_for_signal, timeout_min=1,
+                     signal_delay_s=30, partition="short")
+    spec = make_spec(tmp_exp_dir, 1, max_s=120)
+    [jid] = b.submit([spec])
+    out = tmp_exp_dir / "out"
+    try:
+        assert wait_file(out / f"{spec.key}.started", 30)
+        started = float((out / f"{spec.key}.started").read_text().split()[0])
+        assert wait_file(out / f"{spec.key}.signals", 70), "no SIGUSR2 within 70 s"
+        got = time.time() - started
+        lines = (out / f"{spec.key}.signals").read_text().split()
+        assert lines[0] == "SIGUSR2"
+        assert got < 60.0  # before the time limit
+    finally:
+        b.cancel([jid])
+    assert wait_states(b, [jid])[jid] in (JobState.CANCELLED, JobState.TIMEOUT)
