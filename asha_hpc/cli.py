@@ -105,14 +105,19 @@ def cmd_run(a: argparse.Namespace) -> int:
     if (root / "journal.jsonl").exists():
         raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
                         f"{root}`, or pick another folder with --exp-dir")
-    exp = ExpDir.create(root)
-    cfg.experiment_dir = str(exp.root)
+    return _drive(_create_experiment(cfg, root), cfg, force=False)
+
+
+def _create_experiment(cfg: ExperimentConfig, root: Path) -> ExpDir:
+    """Make the folder and write the resolved config (defaults and the seed fixed)."""
     from .expdir import atomic_write
 
+    exp = ExpDir.create(root)
+    cfg.experiment_dir = str(exp.root)
     atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
           f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
-    return _drive(exp, cfg, force=False)
+    return exp
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
@@ -265,6 +270,47 @@ def cmd_cancel(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(a: argparse.Namespace) -> int:
+    from .submit import render_master_script, submit_master
+
+    cfg = load_config(a.config)
+    exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
+                                  time_limit=a.time, mem=a.mem,
+                                  template=Path(a.template) if a.template else None)
+    if a.dry_run:
+        sys.stdout.write(script)
+        return 0
+    job = submit_master(script, exp_dir)
+    print(f"asha-hpc: master submitted as Slurm job {job}; experiment in {exp_dir.resolve()}\n"
+          f"asha-hpc: watch it with `asha-hpc status {exp_dir}`")
+    return 0
+
+
+def cmd_slurm_master(a: argparse.Namespace) -> int:
+    """What master.sbatch runs: start the experiment, or resume it after a requeue; near the
+    time limit (SIGUSR2) stop cleanly and requeue this job."""
+    from .master import Master
+    from .submit import requeue_self
+
+    root = Path(a.exp_dir)
+    if (root / "journal.jsonl").exists():
+        exp = ExpDir.open(root)
+        cfg = load_config(exp.config)
+        print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
+    else:
+        a.backend = None
+        cfg = load_config(a.config)
+        exp = _create_experiment(cfg, root)
+    master = Master(exp, cfg)
+    st = master.run()
+    if st.lifecycle in ("running", "stopped") and master.stop_reason == "SIGUSR2":
+        ok = requeue_self()
+        print(f"asha-hpc: time limit near: {'requeued' if ok else 'could not requeue'} the master job",
+              file=sys.stderr)
+    return 0 if st.lifecycle != "failed" else 1
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asha-hpc", description="ASHA hyperparameter search on Slurm "
@@ -305,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a search and its running jobs")
     p.add_argument("exp_dir")
     p.set_defaults(fn=cmd_cancel)
+
+    p = sub.add_parser("submit", help="run the master itself as a Slurm job (sbatch)")
+    p.add_argument("config")
+    p.add_argument("--exp-dir", help="experiment folder (default: asha_runs/<name>-<time>)")
+    p.add_argument("--partition", help="CPU partition for the master (default: the cluster's)")
+    p.add_argument("--time", default="2-00:00:00", help="the master job's time limit")
+    p.add_argument("--mem", default="4G")
+    p.add_argument("--template", help="an sbatch template (default: sbatch_templates/master.sbatch)")
+    p.add_argument("--dry-run", action="store_true", help="print the script instead of submitting")
+    p.set_defaults(fn=cmd_submit)
+
+    p = sub.add_parser("slurm-master", help=argparse.SUPPRESS)
+    p.add_argument("config")
+    p.add_argument("--exp-dir", required=True)
+    p.set_defaults(fn=cmd_slurm_master)
 
     p = sub.add_parser("plan", help="brackets, rung lengths and budget, before anything runs")
     p.add_argument("config")

@@ -51,6 +51,9 @@ class Lease:
     def stale_reason(self, h: Dict[str, Any]) -> Optional[str]:
         """Why the lease ``h`` may be taken over, or None while its holder is alive."""
         age = time.time() - float(h.get("heartbeat", 0) or 0)
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and h.get("slurm_job_id") == job and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
+            return f"it was this Slurm job ({job}) before it was requeued"
         if h.get("host") == self.host and isinstance(h.get("pid"), int):
             if not _pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"

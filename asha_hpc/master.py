@@ -87,6 +87,10 @@ class Master:
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
 
+    @property
+    def stop_reason(self) -> Optional[str]:
+        return self._stop_reason
+
     def _install_signals(self) -> Dict[int, Any]:
         """SIGINT/SIGTERM/SIGUSR2 stop the master cleanly at its next step (a second Ctrl-C
         interrupts at once). Returns the previous handlers, restored when run() ends."""
@@ -148,30 +152,35 @@ class Master:
                                   "error": "not submitted before the master stopped"})
 
     def _loop(self) -> None:
+        while self.step():
+            self.clock.sleep(self.cfg.poll_interval_s)
+
+    def step(self) -> bool:
+        """One poll of the loop; False once the master should exit. An idle step costs one
+        listdir of the inbox, one stat for a cancel request and the backend's (rate-limited)
+        job query: nothing that grows with the number of trials."""
         st = self.state
         assert st is not None
-        poll = self.cfg.poll_interval_s
-        while True:
-            self._heartbeat()
-            if (self.exp.root / CANCEL_REQUEST).exists():
-                self._cancel()
-                return
-            self._collect()
-            self._watch()
-            if self._should_abort():
-                return
-            if self._stop_reason is None:
-                self._submit()
-            self._show_progress()
-            if st.searcher_done and not st.todo and not st.live():
-                self._finish()
-                return
-            if self._stop_reason is not None:
-                self._record({"kind": "stopped", "reason": self._stop_reason})
-                self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
-                              f"Continue with: asha-hpc resume {self.exp.root}")
-                return
-            self.clock.sleep(poll)
+        self._heartbeat()
+        if (self.exp.root / CANCEL_REQUEST).exists():
+            self._cancel()
+            return False
+        self._collect()
+        self._watch()
+        if self._should_abort():
+            return False
+        if self._stop_reason is None:
+            self._submit()
+        self._show_progress()
+        if st.searcher_done and not st.todo and not st.live():
+            self._finish()
+            return False
+        if self._stop_reason is not None:
+            self._record({"kind": "stopped", "reason": self._stop_reason})
+            self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
+                          f"Continue with: asha-hpc resume {self.exp.root}")
+            return False
+        return True
 
     def _heartbeat(self) -> None:
         now = time.time()

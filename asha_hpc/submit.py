@@ -1,0 +1,88 @@
+"""``asha-hpc submit``: the master as a Slurm job, from ``sbatch_templates/master.sbatch``.
+
+Values that land on ``#SBATCH`` lines must match a conservative pattern (sbatch does its own
+parsing there, so quoting would not help); values on shell lines are shell-quoted. No config
+value is ever interpolated into a shell command unquoted. The ``setup`` lines are shell code by
+design (module loads, env activation) and are written as given.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import string
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+from .config import ExperimentConfig
+from .errors import AshaError
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "sbatch_templates" / "master.sbatch"
+_SAFE = re.compile(r"^[A-Za-z0-9_.:,=/@+%-]*$")
+
+
+def _directive(field: str, value: str) -> str:
+    if not _SAFE.match(value):
+        raise AshaError(f"{field}: {value!r} cannot go on an #SBATCH line (use letters, digits "
+                        f"and _.:,=/@+%- only)")
+    return value
+
+
+def _template_text(template: Optional[Path]) -> str:
+    path = Path(template) if template else TEMPLATE
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise AshaError(f"{path}: cannot read the master template ({e.strerror}); pass "
+                        f"--template sbatch_templates/master.sbatch from a clone of asha_hpc") from None
+
+
+def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path,
+                         partition: Optional[str] = None, time_limit: str = "2-00:00:00",
+                         mem: str = "4G", signal_s: int = 120, template: Optional[Path] = None,
+                         extra: Optional[Dict[str, str]] = None) -> str:
+    fields = {
+        "name": _directive("name", cfg.name),
+        "partition": _directive("--partition", partition or ""),
+        "time": _directive("--time", time_limit),
+        "mem": _directive("--mem", mem),
+        "signal_s": str(int(signal_s)),
+        "exp_dir": _directive("--exp-dir", str(Path(exp_dir).resolve())),
+        "extra_sbatch": "\n".join(f"#SBATCH --{_directive('option', k)}={_directive(k, str(v))}"
+                                  for k, v in (extra or {}).items()),
+        "setup": "\n".join(cfg.slurm.setup),
+        "python": shlex.quote(sys.executable),
+        "config": shlex.quote(str(Path(config_path).resolve())),
+    }
+    text = string.Template(_template_text(template)).safe_substitute(fields)
+    if not partition:  # the cluster's default partition
+        text = "\n".join(l for l in text.splitlines() if not l.startswith("#SBATCH --partition=")) + "\n"
+    return text
+
+
+def submit_master(script: str, exp_dir: Path) -> str:
+    """sbatch the script (written into the experiment folder); return the job id."""
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = exp_dir / "master.sbatch"
+    path.write_text(script)
+    try:
+        r = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True,
+                           timeout=60)
+    except FileNotFoundError:
+        raise AshaError("sbatch not found: run this on a Slurm login node (or start the local "
+                        "cluster: bash tools/local_slurm.sh start)") from None
+    if r.returncode != 0:
+        raise AshaError(f"sbatch {path} failed: {r.stderr.strip() or r.stdout.strip()}")
+    return r.stdout.strip().split(";")[0]
+
+
+def requeue_self() -> bool:
+    """Inside a Slurm job: put this job back in the queue (the master's time limit is near)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    return r.returncode == 0
