@@ -1,0 +1,419 @@
+"""The hyperparameter search space (spec section 6), Determined-compatible.
+
+    space, problems = parse_space(cfg["hyperparameters"])
+
+``parse_space`` never raises on bad user input: it returns every problem found, each a string
+that starts with its dotted path in the file (``hyperparameters.lr.minval: must be < maxval
+...``). Types: ``const`` (``val``; a bare scalar or list is a constant too), ``int`` (``minval``,
+``maxval`` inclusive, optional ``count``), ``double`` (``minval``, ``maxval``, ``count``), ``log``
+(``minval``/``maxval`` are exponents, ``base`` > 0, ``count``), ``categorical`` (``vals``) and
+nested maps without a ``type`` key, to any depth.
+
+Sampling draws the names in sorted order (depth first through nested maps) from one numpy
+Generator, so a seed reproduces the trials and adding a parameter whose name sorts last leaves
+the earlier values alone. Values are plain Python types (JSON-able, no numpy scalars).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+TYPES = ("const", "int", "double", "log", "categorical")
+_KEYS = {
+    "const": ("type", "val"),
+    "int": ("type", "minval", "maxval", "count"),
+    "double": ("type", "minval", "maxval", "count"),
+    "log": ("type", "minval", "maxval", "base", "count"),
+    "categorical": ("type", "vals"),
+}
+_REQUIRED = {
+    "const": ("val",),
+    "int": ("minval", "maxval"),
+    "double": ("minval", "maxval"),
+    "log": ("minval", "maxval", "base"),
+    "categorical": ("vals",),
+}
+MAX_GRID_POINTS = 1_000_000  # a grid larger than this is reported as a problem
+
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return _is_int(v) or isinstance(v, float)
+
+
+def _round_half_away(x: float) -> int:
+    """Round half away from zero (Go's math.Round, as Determined's grid does)."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return repr(x) if isinstance(x, str) else str(x)
+
+
+# ----------------------------------------------------------------------------- parameters
+class Param:
+    """One leaf hyperparameter."""
+
+    kind = ""
+
+    def sample(self, rng: Any) -> Any:
+        raise NotImplementedError
+
+    def grid_points(self) -> List[Any]:
+        raise NotImplementedError
+
+    def grid_size(self) -> int:
+        return len(self.grid_points())
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class Const(Param):
+    kind = "const"
+
+    def __init__(self, val: Any) -> None:
+        self.val = val
+
+    def sample(self, rng: Any) -> Any:
+        return copy.deepcopy(self.val)
+
+    def grid_points(self) -> List[Any]:
+        return [copy.deepcopy(self.val)]
+
+    def grid_size(self) -> int:
+        return 1
+
+    def describe(self) -> str:
+        return f"const, {_fmt(self.val)}"
+
+
+class Int(Param):
+    kind = "int"
+
+    def __init__(self, minval: int, maxval: int, count: Optional[int] = None) -> None:
+        self.minval, self.maxval, self.count = minval, maxval, count
+
+    def sample(self, rng: Any) -> int:
+        return int(rng.integers(self.minval, self.maxval + 1))
+
+    def _count(self) -> int:
+        span = self.maxval - self.minval + 1
+        return span if self.count is None else min(self.count, span)
+
+    def grid_points(self) -> List[int]:
+        n = self._count()
+        lo, hi = self.minval, self.maxval
+        if n == 1:
+            return [_round_half_away((lo + hi) / 2)]
+        return [_round_half_away(lo + i * (hi - lo) / (n - 1)) for i in range(n)]
+
+    def grid_size(self) -> int:
+        return self._count()
+
+    def describe(self) -> str:
+        c = f", count {self.count}" if self.count is not None else ""
+        return f"int, {self.minval} .. {self.maxval} (inclusive){c}"
+
+
+class Double(Param):
+    kind = "double"
+
+    def __init__(self, minval: float, maxval: float, count: Optional[int] = None) -> None:
+        self.minval, self.maxval, self.count = float(minval), float(maxval), count
+
+    def sample(self, rng: Any) -> float:
+        return float(rng.uniform(self.minval, self.maxval))
+
+    def _exponents(self) -> List[float]:
+        n = self.count or 1
+        lo, hi = self.minval, self.maxval
+        if n == 1:
+            return [(lo + hi) / 2]
+        return [lo + i * (hi - lo) / (n - 1) for i in range(n)]
+
+    def grid_points(self) -> List[float]:
+        return self._exponents()
+
+    def grid_size(self) -> int:
+        return self.count or 1
+
+    def describe(self) -> str:
+        c = f", count {self.count}" if self.count is not None else ""
+        return f"double, {_fmt(self.minval)} .. {_fmt(self.maxval)} (uniform){c}"
+
+
+class Log(Double):
+    kind = "log"
+
+    def __init__(self, minval: float, maxval: float, base: float, count: Optional[int] = None) -> None:
+        super().__init__(minval, maxval, count)
+        self.base = float(base)
+
+    def sample(self, rng: Any) -> float:
+        return float(self.base ** float(rng.uniform(self.minval, self.maxval)))
+
+    def grid_points(self) -> List[float]:
+        return [float(self.base ** e) for e in self._exponents()]
+
+    def describe(self) -> str:
+        c = f", count {self.count}" if self.count is not None else ""
+        b = _fmt(self.base)
+        return (f"log, {b}^{_fmt(self.minval)} .. {b}^{_fmt(self.maxval)} "
+                f"({_fmt(self.base ** self.minval)} .. {_fmt(self.base ** self.maxval)}){c}")
+
+
+class Categorical(Param):
+    kind = "categorical"
+
+    def __init__(self, vals: List[Any]) -> None:
+        self.vals = list(vals)
+
+    def sample(self, rng: Any) -> Any:
+        return copy.deepcopy(self.vals[int(rng.integers(len(self.vals)))])
+
+    def grid_points(self) -> List[Any]:
+        return copy.deepcopy(self.vals)
+
+    def grid_size(self) -> int:
+        return len(self.vals)
+
+    def describe(self) -> str:
+        return f"categorical, {len(self.vals)} values: " + ", ".join(_fmt(v) for v in self.vals)
+
+
+# ----------------------------------------------------------------------------- space
+class Space:
+    """A tree of named hyperparameters: leaves are ``Param``, inner nodes are dicts."""
+
+    def __init__(self, tree: Dict[str, Any], path: str = "hyperparameters") -> None:
+        self.tree = tree
+        self.path = path
+        self._leaves: Optional[List[Tuple[Tuple[str, ...], Param]]] = None
+
+    # leaves in draw order: depth first, names sorted at every level
+    def leaves(self) -> List[Tuple[Tuple[str, ...], Param]]:
+        if self._leaves is not None:
+            return self._leaves
+        out: List[Tuple[Tuple[str, ...], Param]] = []
+
+        def walk(node: Dict[str, Any], prefix: Tuple[str, ...]) -> None:
+            for name in sorted(node):
+                v = node[name]
+                if isinstance(v, dict):
+                    walk(v, prefix + (name,))
+                else:
+                    out.append((prefix + (name,), v))
+
+        walk(self.tree, ())
+        self._leaves = out
+        return out
+
+    def flat_names(self) -> List[str]:
+        """Dotted names of the leaf hyperparameters, in draw order."""
+        return [".".join(p) for p, _ in self.leaves()]
+
+    def _build(self, values: List[Any]) -> Dict[str, Any]:
+        """The nested dict (names sorted at every level) from leaf values in draw order."""
+        it = iter(values)
+
+        def fill(node: Dict[str, Any]) -> Dict[str, Any]:
+            return {name: fill(node[name]) if isinstance(node[name], dict) else next(it)
+                    for name in sorted(node)}
+
+        return fill(self.tree)
+
+    def sample(self, rng: Any) -> Dict[str, Any]:
+        """One draw: every leaf in sorted-name order from ``rng`` (a numpy Generator)."""
+        return self._build([param.sample(rng) for _, param in self.leaves()])
+
+    def grid_size(self) -> int:
+        n = 1
+        for _, param in self.leaves():
+            n *= param.grid_size()
+        return n
+
+    def grid(self) -> List[Dict[str, Any]]:
+        """All grid points: the Cartesian product of every leaf's points, names sorted, the last
+        name varying fastest (itertools.product)."""
+        leaves = self.leaves()
+        axes = [param.grid_points() for _, param in leaves]
+        return [self._build([copy.deepcopy(v) for v in combo]) for combo in itertools.product(*axes)]
+
+    def grid_problems(self, path: Optional[str] = None) -> List[str]:
+        """Problems that only matter for grid search: a double/log without ``count``, or a
+        grid too large to enumerate."""
+        base = path or self.path
+        out = [f"{base}.{'.'.join(p)}.count: required for grid search"
+               for p, param in self.leaves() if isinstance(param, Double) and param.count is None]
+        if not out:
+            n = self.grid_size()
+            if n > MAX_GRID_POINTS:
+                out.append(f"{base}: the grid has {n:,} points, more than {MAX_GRID_POINTS:,}; "
+                           f"lower some counts")
+        return out
+
+    def describe(self) -> List[str]:
+        """One line per hyperparameter: dotted name, type, range or values."""
+        leaves = self.leaves()
+        if not leaves:
+            return ["(no hyperparameters)"]
+        w = max(len(".".join(p)) for p, _ in leaves)
+        return [f"{'.'.join(p):<{w}}  {param.describe()}" for p, param in leaves]
+
+    def __repr__(self) -> str:
+        return f"Space({self.flat_names()})"
+
+
+# ----------------------------------------------------------------------------- parsing
+class _Parser:
+    def __init__(self) -> None:
+        self.problems: List[str] = []
+
+    def bad(self, path: str, msg: str) -> None:
+        self.problems.append(f"{path}: {msg}")
+
+    def node(self, raw: Any, path: str) -> Dict[str, Any]:
+        """A nested map (no ``type`` key) -> dict of name -> Param or dict."""
+        out: Dict[str, Any] = {}
+        for name, spec in raw.items():
+            full = f"{path}.{name}"
+            if not isinstance(name, str) or not name:
+                self.bad(full, f"a hyperparameter name must be a non-empty string, got {_show(name)}")
+                continue
+            p = self.param(spec, full)
+            if p is not None:
+                out[name] = p
+        return out
+
+    def param(self, spec: Any, path: str) -> Any:
+        if spec is None:
+            self.bad(path, "has no value; give a constant or a mapping with a 'type' "
+                           f"({', '.join(TYPES)})")
+            return None
+        if isinstance(spec, dict):
+            if "type" not in spec:
+                return self.node(spec, path)
+            return self.typed(spec, path)
+        if isinstance(spec, float) and not math.isfinite(spec):
+            self.bad(path, f"a constant must be a finite number, got {_show(spec)}")
+            return None
+        return Const(spec)  # bare scalar or list
+
+    def number(self, spec: Dict[str, Any], key: str, path: str, integer: bool = False) -> Any:
+        """``spec[key]`` checked as a finite number (an integer if ``integer``), else None."""
+        full = f"{path}.{key}"
+        if key not in spec or spec[key] is None:
+            return None
+        v = spec[key]
+        what = "an integer" if integer else "a number"
+        if integer and not _is_int(v):
+            self.bad(full, f"must be {what}, got {_show(v)}")
+            return None
+        if not integer and not _is_num(v):
+            hint = ""
+            if isinstance(v, str):
+                try:
+                    float(v)
+                    hint = " (YAML reads 1e-5 as text; write 1.0e-5)"
+                except ValueError:
+                    pass
+            self.bad(full, f"must be {what}, got {_show(v)}{hint}")
+            return None
+        if not math.isfinite(v):
+            self.bad(full, f"must be a finite number, got {_show(v)}")
+            return None
+        return v
+
+    def typed(self, spec: Dict[str, Any], path: str) -> Optional[Param]:
+        t = spec["type"]
+        if not isinstance(t, str) or t not in TYPES:
+            close = difflib.get_close_matches(str(t), TYPES, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (one of {', '.join(TYPES)})"
+            self.bad(f"{path}.type", f"unknown type {_show(t)}{hint}")
+            return None
+        ok = True
+        known = _KEYS[t]
+        for k in spec:
+            if k not in known:
+                ok = False
+                close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
+                hint = (f"; did you mean '{close[0]}'?" if close
+                        else f" (type '{t}' takes {', '.join(x for x in known if x != 'type')})")
+                self.bad(f"{path}.{k}", f"unknown key{hint}")
+        for k in _REQUIRED[t]:
+            if k not in spec or (spec[k] is None and k != "val"):
+                ok = False
+                self.bad(f"{path}.{k}", f"missing (required for type '{t}')")
+        if t == "const":
+            return Const(spec.get("val")) if ok else None
+        if t == "categorical":
+            vals = spec.get("vals")
+            if "vals" in spec and (not isinstance(vals, list) or not vals):
+                self.bad(f"{path}.vals", f"must be a non-empty list, got {_show(vals)}")
+                return None
+            return Categorical(vals) if ok else None
+        integer = t == "int"
+        lo = self.number(spec, "minval", path, integer)
+        hi = self.number(spec, "maxval", path, integer)
+        count = None
+        if spec.get("count") is not None:
+            count = spec["count"]
+            if not _is_int(count) or count < 1:
+                self.bad(f"{path}.count", f"must be an integer >= 1, got {_show(count)}")
+                ok = False
+        base = None
+        if t == "log" and spec.get("base") is not None:
+            base = self.number(spec, "base", path)
+            if base is None:
+                ok = False
+            elif base <= 0:
+                self.bad(f"{path}.base", f"must be > 0, got {_show(base)}")
+                ok = False
+        if lo is None or hi is None:
+            return None
+        if not lo < hi:
+            self.bad(f"{path}.minval", f"must be < maxval (got minval={_show(lo)}, maxval={_show(hi)})")
+            return None
+        if not ok:
+            return None
+        if t == "int":
+            if max(abs(lo), abs(hi)) >= 2**62:
+                self.bad(f"{path}.maxval", "int bounds must lie within +-2**62")
+                return None
+            return Int(lo, hi, count)
+        if t == "double":
+            return Double(lo, hi, count)
+        try:
+            float(base) ** float(lo), float(base) ** float(hi)  # noqa: B018  (overflow check)
+        except OverflowError:
+            self.bad(path, f"{base}^{hi} overflows a float")
+            return None
+        return Log(lo, hi, base, count)
+
+
+def parse_space(raw: Any, path: str = "hyperparameters") -> Tuple[Space, List[str]]:
+    """Parse the ``hyperparameters`` mapping. Returns ``(space, problems)``; never raises on bad
+    input. When there are problems the space holds only the parameters that parsed."""
+    p = _Parser()
+    if raw is None:
+        return Space({}, path), []
+    if not isinstance(raw, dict):
+        p.bad(path, f"must be a mapping of name: spec, got {_show(raw)}")
+        return Space({}, path), p.problems
+    tree = p.node(raw, path)
+    return Space(tree, path), p.problems
+
