@@ -1,0 +1,366 @@
+"""ASHA brackets (spec section 2) and the searcher that runs several of them side by side.
+
+``BracketSearcher`` is the one state machine behind every searcher: ``adaptive_asha`` is several
+brackets (section 1), ``async_halving`` one, and ``random``/``grid``/``single`` one bracket with a
+single rung at ``max_length`` (simple.py). Pure and deterministic: no I/O, no clock, no global
+random state; hyperparameters come from a private numpy Generator seeded with the experiment
+seed, one draw per created trial in creation order.
+
+Rung order: internally lower is better (the metric is negated when ``smaller_is_better`` is
+false). A result's key is ``(0, metric, arrival)`` or ``(1, 0.0, arrival)`` for a worst result
+(NaN metric, or a trial that failed for good): worst results rank after every real one and are
+never promoted; ties go to the earlier arrival. ``arrival`` is a searcher-wide counter.
+
+Cost per event: O(R log n) for R rungs and n trials -- each rung keeps its keys in a
+``SortedKeys`` (insert and rank in O(log n)) and, in the promotion variant, a heap of its
+unpromoted entries (lazy deletion) whose best is checked against the top ``floor(k/d)``.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import numpy as np
+
+from .base import (Action, BracketInfo, CreateTrial, Event, FinishTrial, ResumeTrial, RungInfo,
+                   SearchDone, SegmentCompleted, TrialFailed, TrialInvalid)
+from .brackets import bracket_plan
+from .sortedlist import SortedKeys
+
+# trial statuses inside the searcher
+RUNNING = "running"  # in flight: training toward ``target`` (holds a slot)
+PAUSED = "paused"  # completed a rung below the top, waiting for a promotion (promotion variant)
+TOP = "top"  # completed the top rung
+STOPPED = "stopped"  # ended early (stop_once, or never promoted when its bracket finished)
+FAILED = "failed"  # failed for good / cancelled
+INVALID = "invalid"  # its hyperparameters were rejected
+
+Key = Tuple[int, float, int]
+
+
+def _jnum(x: float) -> Any:
+    """A float as canonical JSON (inf as a string; NaN never occurs in keys)."""
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+class _Rung:
+    __slots__ = ("length", "keys", "entry", "promoted", "heap")
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.keys = SortedKeys()  # every result's key, sorted
+        self.entry: Dict[int, Key] = {}  # trial -> its key
+        self.promoted: Set[int] = set()  # trials that went on from here
+        self.heap: List[Tuple[Key, int]] = []  # unpromoted promotable entries (lazy)
+
+
+class _Bracket:
+    """One ASHA bracket's bookkeeping. The logic lives in BracketSearcher."""
+
+    __slots__ = ("index", "num_rungs", "max_trials", "concurrency", "units", "rungs", "running",
+                 "paused", "created", "done")
+
+    def __init__(self, index: int, info: BracketInfo) -> None:
+        self.index = index
+        self.num_rungs = info.num_rungs
+        self.max_trials = info.max_trials
+        self.concurrency = info.max_concurrent_trials
+        self.units = list(info.rung_lengths)
+        self.rungs = [_Rung(u) for u in self.units]
+        self.running: Dict[int, int] = {}  # trial -> rung index it trains toward
+        self.paused: Set[int] = set()
+        self.created = 0  # trials created, not counting invalid ones (when they are replaced)
+        self.done = False
+
+
+class BracketSearcher:
+    """Independent ASHA brackets sharing one trial-id counter and one hyperparameter stream.
+
+    Query API for the master (besides the Searcher protocol):
+        trial_target(trial_id) -> length the in-flight trial trains toward, or None
+        is_paused(trial_id)    -> True while it waits for a promotion
+        trial_status(trial_id) -> running | paused | top | stopped | failed | invalid, or None
+        trial_bracket(trial_id) -> its bracket index, or None
+    """
+
+    name = "asha"
+
+    def __init__(self, brackets: List[BracketInfo], divisor: float, smaller_is_better: bool,
+                 stop_once: bool, next_hparams: Callable[[int], Dict[str, Any]],
+                 replace_invalid: bool = True, rng: Any = None) -> None:
+        """``next_hparams(i)`` gives the hyperparameters of the i-th created trial (0-based, all
+        brackets, invalid ones included); ``rng`` (if any) is part of the snapshot."""
+        if not brackets:
+            raise ValueError("a searcher needs at least one bracket")
+        for b in brackets:
+            if b.num_rungs < 1 or b.max_trials < 0 or b.max_concurrent_trials < 1:
+                raise ValueError(f"bad bracket {b}")
+            if len(b.rung_lengths) != b.num_rungs:
+                raise ValueError(f"bracket {b}: need one length per rung")
+        self._infos = [BracketInfo(b.num_rungs, b.max_trials, b.max_concurrent_trials,
+                                   list(b.rung_lengths)) for b in brackets]
+        self._b = [_Bracket(i, info) for i, info in enumerate(self._infos)]
+        self.divisor = float(divisor)
+        self.sign = 1.0 if smaller_is_better else -1.0
+        self.stop_once = bool(stop_once)
+        self.replace_invalid = replace_invalid
+        self._next_hparams = next_hparams
+        self._rng = rng
+        self._next_id = 1
+        self._arrival = 0
+        self._status: Dict[int, str] = {}
+        self._bracket_of: Dict[int, int] = {}
+        self._started = False
+        self._done = False
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def done(self) -> bool:
+        """True once SearchDone has been emitted."""
+        return self._done
+
+    def start(self) -> List[Action]:
+        if self._started:
+            raise RuntimeError("start() called twice")
+        self._started = True
+        out: List[Action] = []
+        for b in self._b:
+            self._fill(b, out)
+        for b in self._b:
+            self._check_bracket_done(b, out)
+        return out
+
+    def on_event(self, event: Event) -> List[Action]:
+        if not self._started:
+            raise RuntimeError("on_event() before start()")
+        tid = event.trial_id
+        status = self._status.get(tid)
+        if status is None:
+            raise ValueError(f"{event}: unknown trial {tid}")
+        b = self._b[self._bracket_of[tid]]
+        out: List[Action] = []
+        if isinstance(event, SegmentCompleted):
+            if status != RUNNING:
+                raise ValueError(f"{event}: trial {tid} is {status}, not training")
+            r = b.running[tid]
+            if event.length != b.units[r]:
+                raise ValueError(f"{event}: trial {tid} trains toward {b.units[r]}, not {event.length}")
+            self._completed(b, tid, r, float(event.metric), out)
+        elif isinstance(event, TrialFailed):
+            if status == RUNNING:
+                r = b.running.pop(tid)
+                self._record(b.rungs[r], tid, (1, 0.0, self._arrival))
+            elif status == PAUSED:  # cancelled while waiting: keep its result, never promote
+                b.paused.discard(tid)
+            else:
+                raise ValueError(f"{event}: trial {tid} is already {status}")
+            self._status[tid] = FAILED
+            self._fill(b, out)
+        elif isinstance(event, TrialInvalid):
+            if status == RUNNING:
+                del b.running[tid]
+            elif status == PAUSED:
+                b.paused.discard(tid)
+            else:
+                raise ValueError(f"{event}: trial {tid} is already {status}")
+            for rung in b.rungs:
+                key = rung.entry.pop(tid, None)
+                if key is not None:
+                    rung.keys.remove(key)
+                    rung.promoted.discard(tid)
+            self._status[tid] = INVALID
+            if self.replace_invalid:
+                b.created -= 1
+            self._fill(b, out)
+        else:
+            raise TypeError(f"not an event: {event!r}")
+        self._check_bracket_done(b, out)
+        return out
+
+    # ------------------------------------------------------------------ queries
+    def trial_target(self, trial_id: int) -> Optional[int]:
+        """The length an in-flight trial trains toward; None if it is not in flight."""
+        br = self._bracket_of.get(trial_id)
+        if br is None:
+            return None
+        b = self._b[br]
+        r = b.running.get(trial_id)
+        return None if r is None else b.units[r]
+
+    def is_paused(self, trial_id: int) -> bool:
+        return self._status.get(trial_id) == PAUSED
+
+    def trial_status(self, trial_id: int) -> Optional[str]:
+        return self._status.get(trial_id)
+
+    def trial_bracket(self, trial_id: int) -> Optional[int]:
+        return self._bracket_of.get(trial_id)
+
+    def brackets(self) -> List[BracketInfo]:
+        return [BracketInfo(b.num_rungs, b.max_trials, b.max_concurrent_trials, list(b.rung_lengths))
+                for b in self._infos]
+
+    def rungs(self) -> List[RungInfo]:
+        out = []
+        for b in self._b:
+            for i, rung in enumerate(b.rungs):
+                best = None
+                if rung.keys:
+                    k = rung.keys.first()
+                    if k[0] == 0:
+                        best = self.sign * k[1]
+                out.append(RungInfo(bracket=b.index, rung=i, length=rung.length,
+                                    completed=len(rung.keys), promoted=len(rung.promoted),
+                                    best_metric=best))
+        return out
+
+    def in_flight(self, bracket: Optional[int] = None) -> int:
+        """Trials in flight (in one bracket, or in all)."""
+        if bracket is not None:
+            return len(self._b[bracket].running)
+        return sum(len(b.running) for b in self._b)
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Canonical JSON-able state (equal states <=> equal snapshots)."""
+        rng = None
+        if self._rng is not None:
+            rng = self._rng.bit_generator.state
+        brackets = []
+        for b in self._b:
+            rungs = []
+            for rung in b.rungs:
+                inv = {k: t for t, k in rung.entry.items()}
+                rungs.append([[inv[k], k[0], _jnum(k[1]) if k[0] == 0 else None, k[2],
+                               inv[k] in rung.promoted] for k in rung.keys])
+            brackets.append({"created": b.created, "done": b.done,
+                             "running": sorted([t, r] for t, r in b.running.items()),
+                             "paused": sorted(b.paused), "rungs": rungs})
+        return {
+            "searcher": self.name,
+            "started": self._started,
+            "done": self._done,
+            "next_trial_id": self._next_id,
+            "arrival": self._arrival,
+            "rng": rng,
+            "trials": [[t, self._bracket_of[t], self._status[t]] for t in sorted(self._status)],
+            "brackets": brackets,
+        }
+
+    # ------------------------------------------------------------------ internals
+    def _record(self, rung: _Rung, tid: int, key: Key) -> None:
+        self._arrival += 1
+        rung.entry[tid] = key
+        rung.keys.add(key)
+
+    def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: List[Action]) -> None:
+        m = self.sign * metric
+        key: Key = (1, 0.0, self._arrival) if math.isnan(m) else (0, m, self._arrival)
+        rung = b.rungs[r]
+        self._record(rung, tid, key)
+        if r == b.num_rungs - 1:
+            del b.running[tid]
+            self._status[tid] = TOP
+            out.append(FinishTrial(tid, "top"))
+            self._fill(b, out)
+            return
+        if self.stop_once:
+            k = len(rung.keys)
+            if key[0] == 0 and rung.keys.rank(key) < max(math.floor(k / self.divisor), 1):
+                rung.promoted.add(tid)
+                b.running[tid] = r + 1
+                out.append(ResumeTrial(tid, b.units[r + 1]))
+                return
+            del b.running[tid]
+            self._status[tid] = STOPPED
+            out.append(FinishTrial(tid, "stopped"))
+            self._fill(b, out)
+            return
+        del b.running[tid]
+        b.paused.add(tid)
+        self._status[tid] = PAUSED
+        if key[0] == 0:
+            heapq.heappush(rung.heap, (key, tid))
+        self._fill(b, out)
+
+    def _best_promotable(self, b: _Bracket, r: int) -> Optional[int]:
+        """The best unpromoted entry of rung ``r`` if it is within the top floor(k/d)."""
+        rung = b.rungs[r]
+        heap = rung.heap
+        status = self._status
+        while heap:
+            key, tid = heap[0]
+            if rung.entry.get(tid) != key or status.get(tid) != PAUSED:
+                heapq.heappop(heap)  # promoted, removed (invalid) or cancelled
+                continue
+            if rung.keys.rank(key) < math.floor(len(rung.keys) / self.divisor):
+                return tid
+            return None
+        return None
+
+    def _fill(self, b: _Bracket, out: List[Action]) -> None:
+        """Section 2a/2b: while a slot is free, promote (second-highest rung down), else create."""
+        while len(b.running) < b.concurrency:
+            if not self.stop_once:
+                promoted = False
+                for r in range(b.num_rungs - 2, -1, -1):
+                    tid = self._best_promotable(b, r)
+                    if tid is not None:
+                        rung = b.rungs[r]
+                        heapq.heappop(rung.heap)
+                        rung.promoted.add(tid)
+                        b.paused.discard(tid)
+                        b.running[tid] = r + 1
+                        self._status[tid] = RUNNING
+                        out.append(ResumeTrial(tid, b.units[r + 1]))
+                        promoted = True
+                        break
+                if promoted:
+                    continue
+            if b.created < b.max_trials:
+                tid = self._next_id
+                self._next_id += 1
+                hp = self._next_hparams(tid - 1)
+                b.created += 1
+                b.running[tid] = 0
+                self._status[tid] = RUNNING
+                self._bracket_of[tid] = b.index
+                out.append(CreateTrial(tid, b.index, hp, b.units[0]))
+                continue
+            break
+
+    def _check_bracket_done(self, b: _Bracket, out: List[Action]) -> None:
+        if b.done or b.running or b.created < b.max_trials:
+            return
+        # nothing in flight after _fill: nothing is promotable either (a slot was free)
+        b.done = True
+        for tid in sorted(b.paused):  # never promoted: they train no more
+            self._status[tid] = STOPPED
+            out.append(FinishTrial(tid, "stopped"))
+        b.paused.clear()
+        if not self._done and all(x.done for x in self._b):
+            self._done = True
+            out.append(SearchDone())
+
+
+def _sampler(space: Any, rng: Any) -> Callable[[int], Dict[str, Any]]:
+    return lambda i: space.sample(rng)
+
+
+class AdaptiveASHASearcher(BracketSearcher):
+    """``adaptive_asha``: the brackets of section 1, each an independent ASHA."""
+
+    name = "adaptive_asha"
+
+    def __init__(self, cfg: Any, space: Any, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better,
+                         cfg.stop_once, _sampler(space, rng), replace_invalid=True, rng=rng)
+
+
+class AsyncHalvingSearcher(AdaptiveASHASearcher):
+    """``async_halving``: one bracket of ``num_rungs`` (bracket_plan knows the difference)."""
+
+    name = "async_halving"

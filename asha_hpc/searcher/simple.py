@@ -1,0 +1,53 @@
+"""``random``, ``grid`` and ``single`` (spec section 3): one bracket with one rung at
+``max_length`` on the same state machine as ASHA, so they share its events, actions, snapshot
+and failure handling.
+
+- random: ``max_trials`` trials, ``max_concurrent_trials`` at a time (0: all at once); a trial
+  with invalid hyperparameters is replaced by a fresh draw.
+- grid: one trial per grid point, in ``Space.grid()`` order (``max_trials`` ignored); an invalid
+  point is not replaced (it is one point of the grid, tried once).
+- single: one trial, its hyperparameters drawn once; not replaced if invalid.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict
+
+import numpy as np
+
+from .asha import BracketSearcher
+from .brackets import bracket_plan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import SearcherConfig
+    from ..space import Space
+
+
+class RandomSearcher(BracketSearcher):
+    name = "random"
+
+    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
+                         lambda i: space.sample(rng), replace_invalid=True, rng=rng)
+
+
+class SingleSearcher(BracketSearcher):
+    name = "single"
+
+    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
+                         lambda i: space.sample(rng), replace_invalid=False, rng=rng)
+
+
+class GridSearcher(BracketSearcher):
+    name = "grid"
+
+    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
+        points = space.grid()
+
+        def point(i: int) -> Dict[str, Any]:
+            return points[i]
+
+        super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
+                         point, replace_invalid=False, rng=None)
