@@ -1,0 +1,116 @@
+"""``plan``: the brackets, rung lengths and training budget of a config, before anything runs.
+
+    d = plan(cfg.searcher, space)          # JSON-able dict (``plan --json``)
+    print(render_plan(cfg.searcher, space, d))
+
+The preview is Determined's synchronous idealisation (spec section 4): with ``rt`` trials
+entering rung ``i`` of a bracket, ``max(int(rt/d), 1)`` continue and the rest end there; all
+that enter the top rung end there. ``total_units`` is the training those trials do (a trial that
+ends at length ``l`` trained ``l`` units). The real asynchronous search differs a little (a rung
+with fewer than ``d`` results promotes nobody), but the budget is close.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List
+
+from .searcher.brackets import bracket_plan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import SearcherConfig
+    from .space import Space
+
+
+def bracket_preview(rung_lengths: List[int], max_trials: int, divisor: float) -> List[int]:
+    """Trials ending at each rung of one bracket, synchronously idealised."""
+    out = []
+    rt = max_trials
+    for i in range(len(rung_lengths)):
+        if i == len(rung_lengths) - 1:
+            out.append(rt)
+            break
+        cont = max(int(rt / divisor), 1) if rt > 0 else 0
+        out.append(rt - cont)
+        rt = cont
+    return out
+
+
+def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
+    """``{"brackets": [{num_rungs, max_trials, max_concurrent_trials, rung_lengths}],
+    "preview": {"<length>": trials ending there}, "total_units": N}`` plus ``searcher``,
+    ``unit``, ``total_trials``, ``bracket_preview`` (per bracket, trials ending at each rung),
+    ``hyperparameters`` (one line each) and ``warnings``."""
+    infos = bracket_plan(cfg, space)
+    d = float(cfg.divisor)
+    ending: Dict[int, int] = {}
+    per_bracket = []
+    warnings: List[str] = []
+    for i, b in enumerate(infos):
+        counts = bracket_preview(b.rung_lengths, b.max_trials, d)
+        per_bracket.append(counts)
+        for length, n in zip(b.rung_lengths, counts):
+            ending[length] = ending.get(length, 0) + n
+        if len(set(b.rung_lengths)) < len(b.rung_lengths):
+            warnings.append(f"bracket {i} has rungs of equal length {b.rung_lengths}: max_length "
+                            f"{cfg.max_length} is too short for {b.num_rungs} rungs with divisor {d:g}")
+    total_trials = sum(b.max_trials for b in infos)
+    if cfg.name in ("adaptive_asha", "async_halving", "random") and total_trials > cfg.max_trials:
+        warnings.append(f"the brackets hold {total_trials} trials, more than max_trials "
+                        f"{cfg.max_trials} (every bracket gets at least one)")
+    return {
+        "searcher": cfg.name,
+        "unit": cfg.length_unit,
+        "brackets": [{"num_rungs": b.num_rungs, "max_trials": b.max_trials,
+                      "max_concurrent_trials": b.max_concurrent_trials,
+                      "rung_lengths": list(b.rung_lengths)} for b in infos],
+        "preview": {str(length): ending[length] for length in sorted(ending)},
+        "total_units": sum(length * n for length, n in ending.items()),
+        "total_trials": total_trials,
+        "bracket_preview": per_bracket,
+        "hyperparameters": space.describe(),
+        "warnings": warnings,
+    }
+
+
+def _table(header: List[str], rows: List[List[str]], right: List[bool]) -> List[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(r: List[str]) -> str:
+        return "  ".join(c.rjust(w) if ra else c.ljust(w)
+                         for c, w, ra in zip(r, widths, right)).rstrip()
+
+    return [line(header)] + [line(r) for r in rows]
+
+
+def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]) -> str:
+    """The plan as a person reads it: brackets, preview, budget, hyperparameters."""
+    unit = cfg.length_unit
+
+    def amount(n: int) -> str:
+        u = unit[:-1] if n == 1 and unit.endswith("s") else unit
+        return f"{n:,} {u}"
+
+    p = plan_dict
+    head = f"searcher {cfg.name}"
+    if cfg.name in ("adaptive_asha", "async_halving"):
+        extra = f"divisor {cfg.divisor:g}"
+        if cfg.name == "adaptive_asha":
+            extra = (f"mode {cfg.mode}, " if not cfg.bracket_rungs else "bracket_rungs given, ") + extra
+        if cfg.stop_once:
+            extra += ", stop_once"
+        head += f" ({extra})"
+    if cfg.metric:
+        head += f", metric {cfg.metric} ({'smaller' if cfg.smaller_is_better else 'larger'} is better)"
+    lines = [head, f"max_length {amount(cfg.max_length)}"]
+    rows = [[str(i), str(b["num_rungs"]), str(b["max_trials"]), str(b["max_concurrent_trials"]),
+             ", ".join(f"{x:,}" for x in b["rung_lengths"]) + f" {unit}"]
+            for i, b in enumerate(p["brackets"])]
+    lines += [""] + _table(["bracket", "rungs", "trials", "concurrent", "rung targets"], rows,
+                           [True, True, True, True, False])
+    lines += ["", "preview (synchronous idealisation): trials ending at each length"]
+    prev = [[amount(int(k)), str(v)] for k, v in p["preview"].items()]
+    lines += _table(["length", "trials"], prev, [True, True])
+    lines += ["", f"total: {p['total_trials']:,} trials, {amount(p['total_units'])} of training"]
+    for w in p.get("warnings", []):
+        lines.append(f"warning: {w}")
+    lines += ["", "hyperparameters:"] + [f"  {x}" for x in space.describe()]
+    return "\n".join(lines)
