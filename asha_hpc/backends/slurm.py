@@ -472,24 +472,33 @@ class SlurmBackend(Backend):
             if not base:
                 found = self._lookup_name(record["name"])
                 base = _base_id(found) if found else None
-            if base:
+            if base and self._is_ours(f"{base}_{index}"):
                 return f"{base}_{index}"
         return self._lookup_name(spec.job_name)
 
+    def _is_ours(self, job_id: str) -> bool:
+        """The job was submitted into this experiment directory and got its pickle: submitit
+        moves ``<exp>/jobs/<id>/<id>_submitted.pkl`` into place right after sbatch returns. A
+        job without it (the master died in between) fails on its own after 60 s, and a job of the
+        same name from another experiment directory has no folder here."""
+        return (self.jobs_dir / job_id / f"{job_id}_submitted.pkl").exists()
+
     def _lookup_name(self, name: str) -> Optional[str]:
-        """Newest job id named ``name`` (squeue, then sacct over all time)."""
+        """Newest job id named ``name`` (squeue, then sacct over all time) submitted from this
+        experiment directory (for an array: any of its tasks)."""
         ids: List[str] = []
         res = self._run("squeue", ["squeue", "-h", "-r", "-t", "all", "-o", "%i",
                                    f"--name={name}"])
         if res is not None and res.returncode == 0:
             for line in res.stdout.splitlines():
                 ids.extend(expand_job_ids(line))
-        if not ids:
+        if not any(self._is_ours(j) for j in ids):
             res = self._run("sacct", ["sacct", "-X", "-n", "--parsable2", "-o", "JobID",
                                       "-S", "2000-01-01", f"--name={name}"])
             if res is not None and res.returncode == 0:
                 for line in res.stdout.splitlines():
                     ids.extend(expand_job_ids(line.split("|")[0]))
+        ids = [j for j in ids if self._is_ours(j)]
         if not ids:
             return None
         return max(ids, key=_id_sort_key)
