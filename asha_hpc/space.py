@@ -388,6 +388,9 @@ class _Parser:
         if not lo < hi:
             self.bad(f"{path}.minval", f"must be < maxval (got minval={_show(lo)}, maxval={_show(hi)})")
             return None
+        if not math.isfinite(float(hi) - float(lo)):
+            self.bad(f"{path}.maxval", f"the range {_show(lo)} .. {_show(hi)} is too wide for a float")
+            return None
         if not ok:
             return None
         if t == "int":

@@ -1,0 +1,200 @@
+"""The hyperparameter space (spec section 6): parsing with every problem reported, seeded
+sampling in sorted-name order, grid points."""
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.space import parse_space
+
+GOOD = {
+    "lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},
+    "width": {"type": "int", "minval": 8, "maxval": 64},
+    "dropout": {"type": "double", "minval": 0.0, "maxval": 0.5},
+    "act": {"type": "categorical", "vals": ["relu", "tanh", "gelu"]},
+    "epochs_const": 3,
+    "layers": [64, 32],
+    "opt": {"name": {"type": "const", "val": "adam"},
+            "betas": {"b1": {"type": "double", "minval": 0.8, "maxval": 0.99}, "b2": 0.999}},
+}
+
+
+def parse_ok(raw):
+    space, problems = parse_space(raw)
+    assert problems == []
+    return space
+
+
+def test_sample_types_ranges_and_nesting():
+    s = parse_ok(GOOD)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h = s.sample(rng)
+        assert 1e-5 <= h["lr"] <= 1e-1 and type(h["lr"]) is float
+        assert 8 <= h["width"] <= 64 and type(h["width"]) is int
+        assert 0.0 <= h["dropout"] <= 0.5 and type(h["dropout"]) is float
+        assert h["act"] in ("relu", "tanh", "gelu")
+        assert h["epochs_const"] == 3 and h["layers"] == [64, 32]
+        assert h["opt"]["name"] == "adam" and h["opt"]["betas"]["b2"] == 0.999
+        assert 0.8 <= h["opt"]["betas"]["b1"] <= 0.99
+        assert json.loads(json.dumps(h)) == h
+    assert s.flat_names() == ["act", "dropout", "epochs_const", "layers", "lr",
+                              "opt.betas.b1", "opt.betas.b2", "opt.name", "width"]
+
+
+def test_int_bounds_inclusive():
+    s = parse_ok({"n": {"type": "int", "minval": 0, "maxval": 2}})
+    rng = np.random.default_rng(1)
+    assert {s.sample(rng)["n"] for _ in range(300)} == {0, 1, 2}
+
+
+def test_sampling_reproducible_by_seed():
+    s = parse_ok(GOOD)
+    a = [s.sample(np.random.default_rng(42)) for _ in range(3)]
+    r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+    assert [s.sample(r1) for _ in range(5)] == [s.sample(r2) for _ in range(5)]
+    assert a[0] == a[1] == a[2]
+    assert s.sample(np.random.default_rng(1)) != s.sample(np.random.default_rng(2))
+
+
+def test_draw_order_is_sorted_names():
+    """Adding a parameter whose name sorts last leaves every earlier value alone, in every
+    draw (the same Generator stream is consumed in the same order)."""
+    s1 = parse_ok(GOOD)
+    s2 = parse_ok(dict(GOOD, zz_extra={"type": "double", "minval": 0, "maxval": 1}))
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(5):
+        h1 = s1.sample(r1)
+        h2 = s2.sample(r2)
+        r1.uniform(0, 1)  # zz_extra's draw, to keep the streams aligned
+        assert {k: v for k, v in h2.items() if k != "zz_extra"} == h1
+    # the order of keys in the file does not matter
+    rev = parse_ok(dict(reversed(list(GOOD.items()))))
+    assert rev.sample(np.random.default_rng(9)) == s1.sample(np.random.default_rng(9))
+    # the draw is name-sorted: lr before width, so lr is the first uniform of the stream
+    s = parse_ok({"width": {"type": "double", "minval": 0, "maxval": 1},
+                  "lr": {"type": "double", "minval": 0, "maxval": 1}})
+    h = s.sample(np.random.default_rng(5))
+    r = np.random.default_rng(5)
+    assert (h["lr"], h["width"]) == (r.uniform(0, 1), r.uniform(0, 1))
+
+
+def test_log_is_base_to_uniform_exponent():
+    s = parse_ok({"lr": {"type": "log", "minval": -3, "maxval": -1, "base": 2}})
+    h = s.sample(np.random.default_rng(11))
+    assert h["lr"] == 2.0 ** np.random.default_rng(11).uniform(-3, -1)
+
+
+def test_grid_points():
+    s = parse_ok({"i": {"type": "int", "minval": 0, "maxval": 10, "count": 3}})
+    assert [g["i"] for g in s.grid()] == [0, 5, 10]
+    s = parse_ok({"i": {"type": "int", "minval": 1, "maxval": 3, "count": 10}})  # capped at 3
+    assert [g["i"] for g in s.grid()] == [1, 2, 3]
+    s = parse_ok({"i": {"type": "int", "minval": 0, "maxval": 10, "count": 1}})  # midpoint
+    assert [g["i"] for g in s.grid()] == [5]
+    s = parse_ok({"i": {"type": "int", "minval": 0, "maxval": 4, "count": 4}})
+    assert [g["i"] for g in s.grid()] == [0, 1, 3, 4]  # round(0, 1.33, 2.67, 4)
+    s = parse_ok({"i": {"type": "int", "minval": 2, "maxval": 5}})  # no count: every integer
+    assert [g["i"] for g in s.grid()] == [2, 3, 4, 5]
+    s = parse_ok({"x": {"type": "double", "minval": 0, "maxval": 1, "count": 5}})
+    assert [g["x"] for g in s.grid()] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    s = parse_ok({"x": {"type": "double", "minval": 0, "maxval": 1, "count": 1}})
+    assert [g["x"] for g in s.grid()] == [0.5]
+    s = parse_ok({"lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10, "count": 4}})
+    assert [g["lr"] for g in s.grid()] == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
+    s = parse_ok({"a": {"type": "categorical", "vals": ["x", "y"]}, "c": 7,
+                  "b": {"type": "int", "minval": 0, "maxval": 1, "count": 2}})
+    assert s.grid() == [{"a": "x", "b": 0, "c": 7}, {"a": "x", "b": 1, "c": 7},
+                        {"a": "y", "b": 0, "c": 7}, {"a": "y", "b": 1, "c": 7}]
+    assert s.grid_size() == 4
+    assert parse_ok({}).grid() == [{}]
+
+
+def test_grid_problems():
+    s = parse_ok({"lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10},
+                  "o": {"m": {"type": "double", "minval": 0, "maxval": 1}},
+                  "n": {"type": "int", "minval": 0, "maxval": 5}})
+    assert s.grid_problems() == ["hyperparameters.lr.count: required for grid search",
+                                 "hyperparameters.o.m.count: required for grid search"]
+    big = parse_ok({"a": {"type": "int", "minval": 0, "maxval": 10**7}})
+    assert "more than" in big.grid_problems()[0]
+
+
+BAD = [
+    ({"lr": {"type": "double", "minval": 1.0, "maxval": 0.5}},
+     "hyperparameters.lr.minval: must be < maxval (got minval=1.0, maxval=0.5)"),
+    ({"lr": {"type": "double", "minval": 1, "maxval": 1}}, "hyperparameters.lr.minval: must be < maxval"),
+    ({"act": {"type": "categorical", "vals": []}}, "hyperparameters.act.vals: must be a non-empty list"),
+    ({"act": {"type": "categorical", "vals": "relu"}}, "hyperparameters.act.vals: must be a non-empty list"),
+    ({"lr": {"type": "lgo", "minval": 1, "maxval": 2}}, "hyperparameters.lr.type: unknown type 'lgo'; did you mean 'log'?"),
+    ({"lr": {"type": "banana"}}, "hyperparameters.lr.type: unknown type 'banana'"),
+    ({"lr": {"type": "double", "minval": 0, "maxval": 1, "maxvl": 2}},
+     "hyperparameters.lr.maxvl: unknown key; did you mean 'maxval'?"),
+    ({"lr": {"type": "double", "minval": 0, "maxval": 1, "base": 2}}, "hyperparameters.lr.base: unknown key"),
+    ({"lr": {"type": "double", "minval": "abc", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got 'abc'"),
+    ({"lr": {"type": "double", "minval": "1e-5", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got '1e-5' (YAML"),
+    ({"lr": {"type": "double", "minval": True, "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got True"),
+    ({"lr": {"type": "double", "minval": 0, "maxval": math.inf}}, "hyperparameters.lr.maxval: must be a finite number"),
+    ({"lr": {"type": "double", "maxval": 1}}, "hyperparameters.lr.minval: missing (required for type 'double')"),
+    ({"lr": {"type": "log", "minval": -3, "maxval": -1}}, "hyperparameters.lr.base: missing (required for type 'log')"),
+    ({"lr": {"type": "log", "minval": -3, "maxval": -1, "base": 0}}, "hyperparameters.lr.base: must be > 0, got 0"),
+    ({"lr": {"type": "log", "minval": -3, "maxval": -1, "base": -2}}, "hyperparameters.lr.base: must be > 0"),
+    ({"lr": {"type": "log", "minval": -3, "maxval": 400, "base": 10}}, "hyperparameters.lr: 10^400 overflows"),
+    ({"n": {"type": "int", "minval": 1.5, "maxval": 4}}, "hyperparameters.n.minval: must be an integer, got 1.5"),
+    ({"n": {"type": "int", "minval": 1, "maxval": 4, "count": 0}}, "hyperparameters.n.count: must be an integer >= 1, got 0"),
+    ({"n": {"type": "int", "minval": 1, "maxval": 4, "count": 2.0}}, "hyperparameters.n.count: must be an integer >= 1"),
+    ({"n": {"type": "int", "minval": 1, "maxval": 4, "count": True}}, "hyperparameters.n.count: must be an integer >= 1"),
+    ({"c": {"type": "const"}}, "hyperparameters.c.val: missing"),
+    ({"c": None}, "hyperparameters.c: has no value"),
+    ({"a": {"b": {"c": {"type": "int", "minval": 3, "maxval": 1}}}}, "hyperparameters.a.b.c.minval: must be < maxval"),
+    ({1: 3}, "hyperparameters.1: a hyperparameter name must be a non-empty string"),
+    ({"x": math.nan}, "hyperparameters.x: a constant must be a finite number"),
+]
+
+
+@pytest.mark.parametrize("raw,expected", BAD)
+def test_bad_spec_gives_its_message(raw, expected):
+    _, problems = parse_space(raw)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_all_problems_at_once_and_custom_path():
+    raw = {"a": {"type": "double", "minval": 2, "maxval": 1},
+           "b": {"type": "categorical", "vals": []},
+           "c": {"type": "lgo"}}
+    _, problems = parse_space(raw, "hp")
+    assert sorted(p.split(":")[0] for p in problems) == ["hp.a.minval", "hp.b.vals", "hp.c.type"]
+    _, problems = parse_space([1, 2])
+    assert problems == ["hyperparameters: must be a mapping of name: spec, got [1, 2]"]
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                     max_leaves=12)
+
+
+_spec = st.dictionaries(
+    st.sampled_from(["type", "val", "vals", "minval", "maxval", "base", "count", "vasl"]),
+    st.sampled_from(["const", "int", "double", "log", "categorical", "lgo"]) | _json, max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=_json | st.dictionaries(st.text(max_size=3), _spec | _json, max_size=4))
+def test_parse_never_raises(raw):
+    space, problems = parse_space(raw)
+    assert isinstance(problems, list) and all(isinstance(p, str) for p in problems)
+    if not problems:
+        space.sample(np.random.default_rng(0))
+        space.describe()
+
+
+def test_describe_one_line_per_hyperparameter():
+    s = parse_ok(GOOD)
+    lines = s.describe()
+    assert len(lines) == len(s.flat_names())
+    assert lines[0].startswith("act") and "categorical" in lines[0]
+    assert any(line.startswith("lr") and "log" in line and "10^-5" in line for line in lines)
+    assert any(line.startswith("opt.betas.b1") and "double" in line for line in lines)
