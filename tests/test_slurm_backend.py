@@ -126,6 +126,79 @@ def test_executor_parameters():
         executor_parameters({"bogus": 1})
 
 
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _fake_backend(tmp_path: Path, outputs: Dict[str, List[tuple]]) -> SlurmBackend:
+    """A backend whose sacct/squeue answers come from ``outputs[cmd]`` (rc, stdout, stderr),
+    one per call (the last one repeats), on a fake clock."""
+    b = SlurmBackend(str(tmp_path), {}, fn=slurm_jobs.record, poll_min_interval_s=10)
+    b.clock = _FakeClock()
+
+    def run(kind, cmd):
+        b.stats[kind] += 1
+        queue = outputs[cmd[0]]
+        rc, out, err = queue.pop(0) if len(queue) > 1 else queue[0]
+        return subprocess.CompletedProcess(cmd, rc, out, err)
+
+    b._run = run  # type: ignore[assignment]
+    return b
+
+
+def test_states_parsing_and_rate_limit_without_cluster(tmp_path: Path):
+    b = _fake_backend(tmp_path, {
+        "sacct": [(0, "7|RUNNING|0:0\n8|PENDING|0:0\n", ""),
+                  (0, "7|CANCELLED by 0|0:0\n8_0|COMPLETED|0:0\n8_[1-2%2]|PENDING|0:0\n"
+                   "9|OUT_OF_ME+|0:125\n", "")],
+        "squeue": [(0, "", "")],
+    })
+    ids = ["7", "8_0", "8_1", "8_2", "9"]
+    first = b.states(ids)
+    # the plain "8|PENDING" row of a just-submitted array stands for its tasks
+    assert first == {"7": JobState.RUNNING, "8_0": JobState.PENDING, "8_1": JobState.PENDING,
+                     "8_2": JobState.PENDING, "9": JobState.UNKNOWN}
+    for _ in range(100):  # cached until poll_min_interval_s has passed
+        assert b.states(ids) == first
+    assert b.stats["sacct"] == 1
+    b.clock.sleep(10)
+    assert b.states(ids) == {"7": JobState.CANCELLED, "8_0": JobState.COMPLETED,
+                             "8_1": JobState.PENDING, "8_2": JobState.PENDING,
+                             "9": JobState.OUT_OF_MEMORY}
+    assert b.stats["sacct"] == 2
+    b.clock.sleep(10)
+    b.states(["7", "9"])  # all terminal: no call, even though 8_1 and 8_2 are pending
+    assert b.stats["sacct"] == 2
+
+
+def test_lost_and_unknown_without_cluster(tmp_path: Path):
+    b = _fake_backend(tmp_path, {
+        "sacct": [(1, "", "sacct: error: Slurm accounting storage is disabled")],
+        "squeue": [(0, "5|RUNNING\n", ""), (1, "", "slurm_load_jobs error: Invalid job id specified")],
+    })
+    b.lost_grace_s = 30
+    assert b.states(["5"]) == {"5": JobState.RUNNING}
+    assert b.stats["sacct_errors"] == 1
+    for _ in range(3):  # gone from squeue: still RUNNING until the grace period has passed
+        b.clock.sleep(10)
+        assert b.states(["5"]) == {"5": JobState.RUNNING}
+    b.clock.sleep(10)
+    assert b.states(["5"]) == {"5": JobState.LOST}
+    assert b.stats["sacct"] == 1  # sacct is not retried for sacct_retry_s
+    # squeue itself failing (controller down): states are kept, nothing becomes LOST
+    b2 = _fake_backend(tmp_path, {"sacct": [(1, "", "down")], "squeue": [(1, "", "timeout")]})
+    for _ in range(20):
+        assert b2.states(["6"]) == {"6": JobState.UNKNOWN}
+        b2.clock.sleep(10)
+
+
 # ------------------------------------------------------------------------------ real cluster
 
 

@@ -425,6 +425,12 @@ class SlurmBackend(Backend):
             st = parse_slurm_state(parts[1], parts[2] if len(parts) > 2 else "")
             for jid in expand_job_ids(parts[0]):
                 out[jid] = st
+        # right after an array is submitted, sacct shows it as one plain "<base>|PENDING" row
+        # until its tasks are split off: its tasks are pending too
+        for jid in ids:
+            base = _base_id(jid)
+            if jid not in out and base != jid and out.get(base) is JobState.PENDING:
+                out[jid] = JobState.PENDING
         return out
 
     def _squeue(self, ids: Sequence[str]) -> Optional[Dict[str, JobState]]:
