@@ -113,6 +113,7 @@ class ExperimentConfig:
     backend: str = "local"
     experiment_dir: Optional[str] = None
     poll_interval_s: float = 1.0
+    result_grace_s: Optional[float] = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
@@ -149,6 +150,7 @@ class ExperimentConfig:
             "backend": self.backend,
             "experiment_dir": self.experiment_dir,
             "poll_interval_s": self.poll_interval_s,
+            "result_grace_s": self.result_grace_s,
             "checkpoint_storage": {"save_experiment_best": self.save_experiment_best},
             "context_dir": self.config_dir,
             "local": asdict(self.local),
@@ -440,7 +442,7 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
 
 
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",
-             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s",
+             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir")
 
 
@@ -486,6 +488,7 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         backend=c.choice(d, "backend", "", BACKENDS, "local"),
         experiment_dir=c.get(d, "experiment_dir", "", _is_str, "a string (a path)", None),
         poll_interval_s=float(c.get(d, "poll_interval_s", "", _is_num, "a number", 1.0, _greater(0))),
+        result_grace_s=c.get(d, "result_grace_s", "", _is_num, "a number", None, _at_least(0)),
         save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
                                    "an integer", 3, _at_least(0)),
         local=_local(c, d.get("local")),

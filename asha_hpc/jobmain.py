@@ -174,7 +174,11 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
                ASHA_LATEST_CHECKPOINT=str(latest) if latest else "",
                ASHA_CHECKPOINT_DIR=str(out_ckpt), ASHA_REPORT_FILE=str(report),
                ASHA_STOP_FILE=str(stop_file))
-    proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env)
+    # Slurm sends the time-limit USR2 to every process of the job step; its default action
+    # would kill the command. Ignored signals stay ignored across exec: the command learns of
+    # the coming stop from ASHA_STOP_FILE instead.
+    proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
 
     def on_signal(signum, frame):  # tell the script through the stop file; let it finish
         trial.request_stop(signal.Signals(signum).name)

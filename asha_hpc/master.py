@@ -64,7 +64,8 @@ class Master:
         self.force = force
         self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
         self.progress_every_s = progress_every_s
-        self.grace_s = RESULT_GRACE_S.get(self.backend.name, 10.0)
+        self.grace_s = (cfg.result_grace_s if cfg.result_grace_s is not None
+                        else RESULT_GRACE_S.get(self.backend.name, 10.0))
         self.lease = Lease(exp.lease, timeout_s=max(120.0, 10 * cfg.poll_interval_s))
         self.journal: Optional[Journal] = None
         self.state: Optional[ExperimentState] = None
