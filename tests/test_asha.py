@@ -250,3 +250,21 @@ def test_sorted_keys_against_a_list():
                 assert sk.first() == ref[0] and sk[len(ref) // 2] == ref[len(ref) // 2]
     with pytest.raises(ValueError):
         sk.remove((5, 5, 5))
+
+
+def test_rung_keys_order_like_metric_then_arrival():
+    from asha_hpc.searcher.asha import key_arrival, key_metric, key_trial, make_key, worst_key
+
+    rnd = random.Random(3)
+    special = [0.0, -0.0, math.inf, -math.inf, 5e-324, -5e-324, 1.7976931348623157e308,
+               -1.7976931348623157e308, 1.0, -1.0]
+    metrics = special + [rnd.uniform(-1e6, 1e6) for _ in range(300)] + [rnd.choice(special) for _ in range(50)]
+    entries = [(m, i, rnd.randint(1, 2**40 - 1)) for i, m in enumerate(metrics)]
+    keys = [make_key(m, a, t) for m, a, t in entries]
+    keys.append(worst_key(len(entries), 9))
+    keys.append(make_key(math.nan, len(entries) + 1, 8))
+    order = sorted(range(len(entries)), key=lambda i: (entries[i][0], entries[i][1]))
+    assert sorted(keys) == [keys[i] for i in order] + keys[-2:]
+    for (m, a, t), k in zip(entries, keys):
+        assert key_metric(k) == m and key_arrival(k) == a and key_trial(k) == t
+    assert key_metric(keys[-1]) is None and key_metric(keys[-2]) is None

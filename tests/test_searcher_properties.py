@@ -191,7 +191,7 @@ def run(cfg: SearcherConfig, seed: int, p_fail: float, p_invalid: float, p_cance
                 if rnd.random() < p_nan:
                     metric = math.nan
                 elif ties:
-                    metric = rnd.choice([0.0, 0.5, 1.0, math.inf])
+                    metric = rnd.choice([0.0, -0.0, 0.5, 1.0, math.inf, -math.inf])
                 else:
                     metric = rnd.random()
                 ev = SegmentCompleted(tid, length, metric)

@@ -7,19 +7,23 @@ random state; hyperparameters come from a private numpy Generator seeded with th
 seed, one draw per created trial in creation order.
 
 Rung order: internally lower is better (the metric is negated when ``smaller_is_better`` is
-false). A result's key is ``(0, metric, arrival)`` or ``(1, 0.0, arrival)`` for a worst result
-(NaN metric, or a trial that failed for good): worst results rank after every real one and are
-never promoted; ties go to the earlier arrival. ``arrival`` is a searcher-wide counter.
+false); NaN, and a trial that failed for good, are the worst results and are never promoted;
+ties go to the earlier arrival (``arrival`` is a searcher-wide counter). A result is one Python
+int, ``key = (ordered(metric) << 80) | (arrival << 40) | trial``, where ``ordered`` maps floats
+to ints in the same order (-0.0 == 0.0) and a worst result gets ``2**64``, above every float
+including inf. Comparing two keys is then one int comparison, which keeps the sorted rungs fast.
 
 Cost per event: O(R log n) for R rungs and n trials -- each rung keeps its keys in a
 ``SortedKeys`` (insert and rank in O(log n)) and, in the promotion variant, a heap of its
-unpromoted entries (lazy deletion) whose best is checked against the top ``floor(k/d)``.
+unpromoted entries (lazy deletion) whose best is checked against the top ``floor(k/d)``; a
+rung whose check said "nothing" is not asked again until its results change.
 """
 from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+import struct
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
 
@@ -36,25 +40,79 @@ STOPPED = "stopped"  # ended early (stop_once, or never promoted when its bracke
 FAILED = "failed"  # failed for good / cancelled
 INVALID = "invalid"  # its hyperparameters were rejected
 
-Key = Tuple[int, float, int]
+_D = struct.Struct("<d")
+_Q = struct.Struct("<q")
+_U = struct.Struct("<Q")
+_SIGN = 1 << 63
+_LOW63 = _SIGN - 1
+_WORST = 1 << 64  # the ordered value of a worst result: above every float
+_MASK40 = (1 << 40) - 1
+_PROMOTABLE_BELOW = _WORST << 80
 
 
-def _jnum(x: float) -> Any:
-    """A float as canonical JSON (inf as a string; NaN never occurs in keys)."""
-    if math.isinf(x):
+def make_key(metric: float, arrival: int, trial: int) -> int:
+    """The rung key of a result (``metric`` internal: lower is better; NaN: worst)."""
+    if arrival > _MASK40 or trial > _MASK40:
+        raise OverflowError("more than 2**40 results or trials")
+    if metric != metric:  # NaN
+        o = _WORST
+    else:
+        b = _Q.unpack(_D.pack(metric + 0.0))[0]  # + 0.0: -0.0 becomes 0.0
+        o = (b if b >= 0 else -(b & _LOW63) - 1) + _SIGN
+    return (o << 80) | (arrival << 40) | trial
+
+
+def worst_key(arrival: int, trial: int) -> int:
+    return (_WORST << 80) | (arrival << 40) | trial
+
+
+def key_metric(key: int) -> Optional[float]:
+    """The internal metric of a key; None for a worst result."""
+    o = key >> 80
+    if o == _WORST:
+        return None
+    o -= _SIGN
+    bits = o if o >= 0 else (-(o + 1)) | _SIGN
+    return _D.unpack(_U.pack(bits))[0]
+
+
+def key_arrival(key: int) -> int:
+    return (key >> 40) & _MASK40
+
+
+def key_trial(key: int) -> int:
+    return key & _MASK40
+
+
+def _jnum(x: Optional[float]) -> Any:
+    """A float as canonical JSON (inf as a string, None stays None)."""
+    if x is not None and math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
 
 
 class _Rung:
-    __slots__ = ("length", "keys", "entry", "promoted", "heap")
+    __slots__ = ("length", "keys", "entry", "promoted", "heap", "idle")
 
     def __init__(self, length: int) -> None:
         self.length = length
         self.keys = SortedKeys()  # every result's key, sorted
-        self.entry: Dict[int, Key] = {}  # trial -> its key
+        self.entry: Dict[int, int] = {}  # trial -> its key
         self.promoted: Set[int] = set()  # trials that went on from here
-        self.heap: List[Tuple[Key, int]] = []  # unpromoted promotable entries (lazy)
+        self.heap: List[int] = []  # keys of unpromoted promotable entries (lazy deletion)
+        self.idle = False  # True: nothing promotable, and nothing changed since we looked
+
+    def add(self, trial: int, key: int) -> None:
+        self.entry[trial] = key
+        self.keys.add(key)
+        self.idle = False
+
+    def remove(self, trial: int) -> None:
+        key = self.entry.pop(trial, None)
+        if key is not None:
+            self.keys.remove(key)
+            self.promoted.discard(trial)
+            self.idle = False
 
 
 class _Bracket:
@@ -152,7 +210,8 @@ class BracketSearcher:
         elif isinstance(event, TrialFailed):
             if status == RUNNING:
                 r = b.running.pop(tid)
-                self._record(b.rungs[r], tid, (1, 0.0, self._arrival))
+                b.rungs[r].add(tid, worst_key(self._arrival, tid))
+                self._arrival += 1
             elif status == PAUSED:  # cancelled while waiting: keep its result, never promote
                 b.paused.discard(tid)
             else:
@@ -167,10 +226,7 @@ class BracketSearcher:
             else:
                 raise ValueError(f"{event}: trial {tid} is already {status}")
             for rung in b.rungs:
-                key = rung.entry.pop(tid, None)
-                if key is not None:
-                    rung.keys.remove(key)
-                    rung.promoted.discard(tid)
+                rung.remove(tid)
             self._status[tid] = INVALID
             if self.replace_invalid:
                 b.created -= 1
@@ -209,9 +265,9 @@ class BracketSearcher:
             for i, rung in enumerate(b.rungs):
                 best = None
                 if rung.keys:
-                    k = rung.keys.first()
-                    if k[0] == 0:
-                        best = self.sign * k[1]
+                    m = key_metric(rung.keys.first())
+                    if m is not None:
+                        best = self.sign * m + 0.0
                 out.append(RungInfo(bracket=b.index, rung=i, length=rung.length,
                                     completed=len(rung.keys), promoted=len(rung.promoted),
                                     best_metric=best))
@@ -232,9 +288,8 @@ class BracketSearcher:
         for b in self._b:
             rungs = []
             for rung in b.rungs:
-                inv = {k: t for t, k in rung.entry.items()}
-                rungs.append([[inv[k], k[0], _jnum(k[1]) if k[0] == 0 else None, k[2],
-                               inv[k] in rung.promoted] for k in rung.keys])
+                rungs.append([[key_trial(k), _jnum(key_metric(k)), key_arrival(k),
+                               key_trial(k) in rung.promoted] for k in rung.keys])
             brackets.append({"created": b.created, "done": b.done,
                              "running": sorted([t, r] for t, r in b.running.items()),
                              "paused": sorted(b.paused), "rungs": rungs})
@@ -250,16 +305,11 @@ class BracketSearcher:
         }
 
     # ------------------------------------------------------------------ internals
-    def _record(self, rung: _Rung, tid: int, key: Key) -> None:
-        self._arrival += 1
-        rung.entry[tid] = key
-        rung.keys.add(key)
-
     def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: List[Action]) -> None:
-        m = self.sign * metric
-        key: Key = (1, 0.0, self._arrival) if math.isnan(m) else (0, m, self._arrival)
+        key = make_key(self.sign * metric, self._arrival, tid)
+        self._arrival += 1
         rung = b.rungs[r]
-        self._record(rung, tid, key)
+        rung.add(tid, key)
         if r == b.num_rungs - 1:
             del b.running[tid]
             self._status[tid] = TOP
@@ -268,7 +318,7 @@ class BracketSearcher:
             return
         if self.stop_once:
             k = len(rung.keys)
-            if key[0] == 0 and rung.keys.rank(key) < max(math.floor(k / self.divisor), 1):
+            if key < _PROMOTABLE_BELOW and rung.keys.rank(key) < max(math.floor(k / self.divisor), 1):
                 rung.promoted.add(tid)
                 b.running[tid] = r + 1
                 out.append(ResumeTrial(tid, b.units[r + 1]))
@@ -281,23 +331,27 @@ class BracketSearcher:
         del b.running[tid]
         b.paused.add(tid)
         self._status[tid] = PAUSED
-        if key[0] == 0:
-            heapq.heappush(rung.heap, (key, tid))
+        if key < _PROMOTABLE_BELOW:
+            heapq.heappush(rung.heap, key)
         self._fill(b, out)
 
-    def _best_promotable(self, b: _Bracket, r: int) -> Optional[int]:
-        """The best unpromoted entry of rung ``r`` if it is within the top floor(k/d)."""
-        rung = b.rungs[r]
+    def _best_promotable(self, rung: _Rung) -> Optional[int]:
+        """The best unpromoted entry of ``rung`` if it is within the top floor(k/d): its trial
+        (left on top of the heap), else None."""
+        if rung.idle:
+            return None
         heap = rung.heap
         status = self._status
         while heap:
-            key, tid = heap[0]
+            key = heap[0]
+            tid = key & _MASK40
             if rung.entry.get(tid) != key or status.get(tid) != PAUSED:
-                heapq.heappop(heap)  # promoted, removed (invalid) or cancelled
+                heapq.heappop(heap)  # removed (invalid) or cancelled while paused
                 continue
             if rung.keys.rank(key) < math.floor(len(rung.keys) / self.divisor):
                 return tid
-            return None
+            break
+        rung.idle = True
         return None
 
     def _fill(self, b: _Bracket, out: List[Action]) -> None:
@@ -306,9 +360,9 @@ class BracketSearcher:
             if not self.stop_once:
                 promoted = False
                 for r in range(b.num_rungs - 2, -1, -1):
-                    tid = self._best_promotable(b, r)
+                    rung = b.rungs[r]
+                    tid = self._best_promotable(rung)
                     if tid is not None:
-                        rung = b.rungs[r]
                         heapq.heappop(rung.heap)
                         rung.promoted.add(tid)
                         b.paused.discard(tid)
