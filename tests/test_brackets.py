@@ -111,3 +111,16 @@ def test_other_searchers_one_bracket():
                          max_concurrent_trials=5, divisor=4)
     (b,) = bracket_plan(cfg, sp)
     assert (b.num_rungs, b.max_trials, b.max_concurrent_trials, b.rung_lengths) == (3, 40, 5, [4, 16, 64])
+
+
+def test_bracket_rungs_given_and_async_halving_c0():
+    cfg = SearcherConfig(max_length=1000, max_trials=20, divisor=3, bracket_rungs=[1, 3, 2],
+                         max_concurrent_trials=0)
+    bs = bracket_plan(cfg)
+    assert [(b.num_rungs, b.max_trials, b.max_concurrent_trials) for b in bs] == [
+        (3, 12, 3), (2, 5, 3), (1, 3, 3)]
+    cfg = SearcherConfig(name="async_halving", max_length=64, max_trials=40, num_rungs=3,
+                         max_concurrent_trials=0, divisor=4)
+    (b,) = bracket_plan(cfg)
+    assert b.max_concurrent_trials == 16  # one out, one in: the initial clamp(int(d**(n-1)), 1, t)
+    assert len(make_searcher(cfg, SPACE, 0).start()) == 16
