@@ -94,6 +94,7 @@ class SimulatedConfig:
     queue_wait_seconds: float = 0.0  # virtual seconds a job waits before it starts
     duration_noise: float = 0.1  # relative spread of segment durations
     failure_rate: float = 0.0  # chance that a segment attempt crashes
+    result_delay_seconds: float = 0.0  # results show up this long after the job ends (NFS)
     workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
 
 
@@ -429,11 +430,11 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
-             "failure_rate", "workers")
+             "failure_rate", "workers", "result_delay_seconds")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
-    for k in ("startup_seconds", "queue_wait_seconds", "duration_noise"):
+    for k in ("startup_seconds", "queue_wait_seconds", "duration_noise", "result_delay_seconds"):
         setattr(s, k, float(c.get(d, k, p, _is_num, "a number", getattr(s, k), _at_least(0))))
     s.failure_rate = float(c.get(d, "failure_rate", p, _is_num, "a number", 0.0,
                                  lambda v: None if 0 <= v < 1 else "must be in [0, 1)"))

@@ -75,6 +75,7 @@ class SimulatedBackend(Backend):
         self.waiting: List[Tuple[float, int, str]] = []  # (eligible, seq, id): not started
         self.ending: List[Tuple[float, int, str]] = []  # (end, seq, id): running
         self._seq = 0
+        self.delayed: List[Tuple[float, int, _Job]] = []  # (visible at, seq, job)
         self.busy_seconds = 0.0  # worker-seconds spent in segments (utilization)
 
     def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
@@ -100,7 +101,7 @@ class SimulatedBackend(Backend):
         return self.cfg.startup_seconds + units * self.cfg.unit_seconds * noise
 
     def next_event_time(self) -> Optional[float]:
-        times = []
+        times = [self.delayed[0][0]] if self.delayed else []
         if self.ending:
             times.append(self.ending[0][0])
         if self.waiting and (self.cfg.workers is None or self._running() < self.cfg.workers):
@@ -109,6 +110,8 @@ class SimulatedBackend(Backend):
 
     def advance(self, now: float) -> None:
         """Play every start and end up to ``now`` in time order."""
+        while self.delayed and self.delayed[0][0] <= now:
+            self._publish(heapq.heappop(self.delayed)[2])
         while True:
             t_end = self.ending[0][0] if self.ending else math.inf
             free = self.cfg.workers is None or self._running() < self.cfg.workers
@@ -137,6 +140,14 @@ class SimulatedBackend(Backend):
             return
         job.state = JobState.COMPLETED
         self.trained[spec.trial_id] = spec.length
+        if self.cfg.result_delay_seconds > 0:  # NFS: the file shows up after the job ended
+            self._seq += 1
+            heapq.heappush(self.delayed, (job.end + self.cfg.result_delay_seconds, self._seq, job))
+            return
+        self._publish(job)
+
+    def _publish(self, job: _Job) -> None:
+        spec = job.spec
         metric = synthetic_curve(spec.hparams, spec.length, self.seed)
         atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", {
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
@@ -144,6 +155,10 @@ class SimulatedBackend(Backend):
             "metrics": {spec.metric: metric}, "length": spec.length, "error": None,
             "checkpoint": None, "started": job.start, "ended": job.end, "host": "simulated",
             "job_id": SIM_PREFIX + spec.key}, durable=False)
+
+    def find(self, spec: SegmentSpec) -> Optional[str]:
+        jid = SIM_PREFIX + spec.key
+        return jid if jid in self.jobs else None
 
     def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
         return {jid: (self.jobs[jid].state if jid in self.jobs else JobState.LOST) for jid in job_ids}

@@ -1,0 +1,182 @@
+"""Fault injection: master kills at many points, corrupt inputs, late results, full disks."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.chaos import run_chaos
+from asha_hpc.config import parse_config
+from asha_hpc.errors import AshaError, ConfigError
+from asha_hpc.expdir import ExpDir, atomic_write_json
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.master import Master
+
+from test_local_e2e import cli, final_state, make_experiment
+
+
+def sim_cfg(trials=60, concurrent=8, **sim):
+    return parse_config({
+        "name": "chaos", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
+                     "max_trials": trials, "max_concurrent_trials": concurrent,
+                     "mode": "standard", "divisor": 4},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 5}, "backend": "simulated", "poll_interval_s": 5,
+        "max_restarts": 2,
+        "simulated": dict({"unit_seconds": 10, "duration_noise": 0.5, "failure_rate": 0.05}, **sim)},
+        "/tmp")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_master_killed_at_many_points_on_simulated_backend(tmp_path, seed):
+    rep = run_chaos(sim_cfg(), tmp_path, kills=40, seed=seed)
+    assert rep.lifecycle == "completed"
+    assert rep.kills >= 30
+    assert rep.violations == [] and rep.results_lost == 0 and rep.duplicated == 0
+    assert rep.corrupt_inputs == rep.kills
+
+
+def test_delayed_results_within_grace_are_not_failures(tmp_path):
+    cfg = sim_cfg(result_delay_seconds=20, failure_rate=0.0)
+    cfg.result_grace_s = 30
+    exp = ExpDir.create(tmp_path / "exp")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st.lifecycle == "completed"
+    assert not [r for r in recs if r["kind"] == "job_dead"]
+    assert check_invariants(cfg, recs) == []
+
+
+def test_results_later_than_grace_are_applied_once(tmp_path):
+    cfg = sim_cfg(trials=20, result_delay_seconds=40, failure_rate=0.0)
+    cfg.result_grace_s = 10
+    exp = ExpDir.create(tmp_path / "exp")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st.lifecycle == "completed"
+    dead = {(r["trial"], r["segment"], r["attempt"]) for r in recs if r["kind"] == "job_dead"}
+    applied = {(r["trial"], r["segment"], r["attempt"]) for r in recs if r["kind"] == "result"}
+    assert dead and not (dead & applied)  # a result arriving after the job was declared dead is dropped
+    assert check_invariants(cfg, recs) == []
+
+
+def test_stale_result_for_an_old_attempt_is_dropped(tmp_path):
+    cfg = sim_cfg(trials=4, concurrent=2, failure_rate=0.0)
+    exp = ExpDir.create(tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    m.lease.acquire()
+    from asha_hpc.journal import Journal
+    from asha_hpc.state import replay
+
+    m.journal = Journal(exp.journal, durable=False)
+    m.state = replay(cfg, [])
+    m._record({"kind": "init"})
+    m._submit()
+    t = m.state.trials[1]
+    m._record({"kind": "job_dead", "trial": 1, "segment": 0, "attempt": 0, "job_id": t.job_id,
+               "state": "lost", "counts": False})
+    m._submit()
+    assert m.state.trials[1].attempt == 1
+    atomic_write_json(exp.inbox / "t00001-s000-a00.result.json", {
+        "type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
+        "metrics": {"loss": 0.0}, "length": 1})
+    m._collect()
+    assert m.state.trials[1].status in ("pending", "running") and not m.state.trials[1].rung_metrics
+    assert not os.listdir(exp.inbox)
+
+
+def test_full_disk_gives_clear_error_and_resumes(tmp_path, monkeypatch):
+    cfg = sim_cfg(trials=30, failure_rate=0.0)
+    exp = ExpDir.create(tmp_path / "exp")
+    real_write = os.write
+    calls = {"n": 0}
+
+    def write(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(AshaError, match=r"journal.jsonl: cannot write the journal \(No space left on device\); nothing was lost"):
+        Master(exp, cfg, progress=lambda s: None).run()
+    monkeypatch.setattr(os, "write", real_write)
+    recs, _, warnings = read_journal(exp.journal)
+    assert warnings == [] and check_invariants(cfg, recs) == []
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    assert st.lifecycle == "completed"
+    assert check_invariants(cfg, read_journal(exp.journal)[0]) == []
+
+
+KILL_IN_CHECKPOINT = '''
+import json, os, signal
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "resumed.jsonl", "a") as f:
+        f.write(json.dumps({"from": epoch}) + "\\n")
+    for seg in trial.segments():
+        while epoch < seg.length:
+            epoch += 1
+            with trial.save_checkpoint() as p:
+                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+                if epoch == 3 and not (trial.dir / "killed").exists():
+                    (trial.dir / "killed").write_text("x")
+                    (p / "half").write_text("partial")
+                    os.kill(os.getpid(), signal.SIGKILL)  # dies mid-checkpoint
+        seg.report(loss=1.0 / epoch + trial.hparams["x"])
+'''
+
+
+def test_job_killed_while_writing_a_checkpoint_resumes_from_last_complete(tmp_path):
+    (tmp_path / "killer.py").write_text(KILL_IN_CHECKPOINT)
+    cfg = {"name": "kill", "entrypoint": "killer:train",
+           "searcher": {"name": "single", "metric": "loss", "max_length": 6},
+           "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2, "result_grace_s": 0.5,
+           "local": {"gpus": [], "max_parallel": 1}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "exp.yaml", "--exp-dir", tmp_path / "run")
+    cfg_, st = final_state(tmp_path / "run")
+    t = st.trials[1]
+    assert st.lifecycle == "completed" and t.restarts == 1 and t.length == 6
+    resumed = [json.loads(l)["from"] for l in (tmp_path / "run/trials/00001/resumed.jsonl").read_text().splitlines()]
+    assert resumed == [0, 2]  # the checkpoint of epoch 3 was never published
+
+
+def test_second_master_other_host_refused_and_force(tmp_path):
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 2})
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    import time
+
+    (exp / "master.json").write_text(json.dumps({"host": "login2", "pid": 4242, "token": "t",
+                                                 "heartbeat": time.time()}))
+    r = cli("resume", exp, check=False)
+    assert r.returncode == 1 and "host login2, pid 4242" in r.stderr and "--force" in r.stderr
+    r = cli("resume", exp, "--force")
+    assert "already completed" in r.stderr
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["name", "searcher", "metric", "max_length", "max_trials", "divisor",
+                         "mode", "hyperparameters", "type", "minval", "maxval", "vals", "base",
+                         "count", "entrypoint", "local", "slurm", "gpus", "epochs", "x"]),
+        children, max_size=6),
+    max_leaves=25))
+def test_fuzzed_configs_only_raise_config_errors(raw):
+    try:
+        parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert e.problems and all(isinstance(p, str) and ": " in p for p in e.problems)
