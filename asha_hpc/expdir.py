@@ -134,6 +134,11 @@ class ExpDir:
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
+        for path in (root, root / INBOX, root / JOBS):  # what jobs' results and pickles pass through
+            why = check_owned(path) if path.exists() else None
+            if why:
+                raise AshaError(f"{path}: {why}; refusing to load results or pickles from it "
+                                f"(fix with: chmod o-w {path}, or copy the experiment as yourself)")
         return cls(root)
 
     @property

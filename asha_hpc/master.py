@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -27,13 +28,14 @@ from .errors import AshaError
 from .expdir import ExpDir, scan_inbox
 from .journal import Journal
 from .lease import Lease
-from .state import PENDING, RUNNING, ExperimentState, replay
+from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
 
 log = logging.getLogger("asha_hpc")
 
 CANCEL_REQUEST = "cancel.request"
 RESULT_GRACE_S = {"local": 3.0, "slurm": 30.0, "simulated": 0.0}  # NFS shows files late
-ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
+ABORT_AFTER_FAILED = 3
+RETAIN_EVERY_S = 10.0  # give up when this many trials failed for good and none ever worked
 
 
 def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
@@ -74,7 +76,7 @@ class Master:
         self._submit_failures = 0
         self._last_beat = 0.0
         self._last_progress = 0.0
-        self._warned: set = set()
+        self._last_retain = 0.0
 
     # ------------------------------------------------------------------ journal
     def _record(self, *recs: Dict[str, Any]) -> None:
@@ -173,7 +175,9 @@ class Master:
         if self._stop_reason is None:
             self._submit()
         self._show_progress()
+        self._retain()
         if st.searcher_done and not st.todo and not st.live():
+            self._retain(force=True)
             self._finish()
             return False
         if self._stop_reason is not None:
@@ -331,6 +335,30 @@ class Master:
         except FileNotFoundError:
             pass
         self.progress("experiment cancelled; running jobs were cancelled")
+
+    def _retain(self, force: bool = False) -> None:
+        """Checkpoint retention for disk quotas: keep the checkpoints of live trials, of paused
+        trials that may still be promoted, and of the best ``save_experiment_best`` trials;
+        remove the rest as the search goes (at most every RETAIN_EVERY_S). Files go first, the
+        journal record after: a crash in between only leaves the removal to be redone."""
+        now = time.time()
+        if not force and now - self._last_retain < RETAIN_EVERY_S:
+            return
+        self._last_retain = now
+        st = self.state
+        assert st is not None
+        keep = {t.id for t in st.ranked()[: self.cfg.save_experiment_best]}
+        may_be_promoted = getattr(st.searcher, "may_be_promoted", lambda tid: True)
+        gone = []
+        for t in st.trials.values():
+            if t.checkpoint is None or t.id in keep or t.status in (QUEUED, PENDING, RUNNING):
+                continue
+            if t.status == PAUSED and may_be_promoted(t.id):
+                continue
+            shutil.rmtree(self.exp.checkpoints(t.id), ignore_errors=True)
+            gone.append(t.id)
+        if gone:
+            self._record({"kind": "checkpoints_removed", "trials": gone})
 
     def _finish(self) -> None:
         st = self.state

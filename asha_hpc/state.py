@@ -14,6 +14,7 @@ Journal record kinds (``kind``):
     result      the job's result message (completed / interrupted / invalid_hp / error)
     job_dead    the job ended without a result (killed, OOM, node failure, lost)
     trial_failed  a trial failed for good (too many restarts) or was cancelled
+    checkpoints_removed  retention removed these trials' checkpoints (disk quota)
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
 from __future__ import annotations
@@ -248,6 +249,10 @@ class ExperimentState:
         t.job_id = None
         t.error = rec.get("error", t.error)
         self._actions(self.searcher.on_event(TrialFailed(t.id)))
+
+    def _on_checkpoints_removed(self, rec: Dict[str, Any]) -> None:
+        for tid in rec["trials"]:
+            self.trials[tid].checkpoint = None
 
     def _on_cancelled(self, rec: Dict[str, Any]) -> None:
         self.lifecycle = "cancelled"

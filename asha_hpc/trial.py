@@ -149,6 +149,14 @@ class Trial:
                                            "created": time.time()})
         os.rename(tmp, root / name)
         fsync_dir(root)
+        self._prune(root, keep=name)
+
+    def _prune(self, root: Path, keep: str) -> None:
+        """Only the newest checkpoint is ever resumed from: remove older ones and temporary
+        folders left by killed attempts (this job is the trial folder's only writer)."""
+        for other in os.listdir(root):
+            if other != keep and (other.startswith(".tmp-") or other < keep):
+                _rmtree(root / other)
 
     def report_metrics(self, step: int, **metrics: Any) -> None:
         """A point of the learning curve (any metrics, any step); rank 0 only."""

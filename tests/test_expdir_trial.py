@@ -92,3 +92,15 @@ def test_report_requires_the_metric(tmp_path):
     assert seg.reported == {"val_loss": 0.5, "acc": 0.9}
     lines = (trial.run_dir / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["val_loss"] == 0.5 and json.loads(lines[-1])["step"] == 4
+
+
+def test_open_refuses_a_directory_writable_by_others(tmp_path):
+    from asha_hpc.errors import AshaError
+
+    exp = ExpDir.create(tmp_path / "exp")
+    exp.config.write_text("name: x\n")
+    os.chmod(exp.inbox, 0o777)
+    with pytest.raises(AshaError, match=r"inbox: writable by other users; refusing"):
+        ExpDir.open(exp.root)
+    os.chmod(exp.inbox, 0o700)
+    assert ExpDir.open(exp.root).root == exp.root

@@ -140,6 +140,7 @@ class BracketSearcher:
     Query API for the master (besides the Searcher protocol):
         trial_target(trial_id) -> length the in-flight trial trains toward, or None
         is_paused(trial_id)    -> True while it waits for a promotion
+        may_be_promoted(trial_id) -> False once a paused trial can never be promoted
         trial_status(trial_id) -> running | paused | top | stopped | failed | invalid, or None
         trial_bracket(trial_id) -> its bracket index, or None
     """
@@ -248,6 +249,22 @@ class BracketSearcher:
 
     def is_paused(self, trial_id: int) -> bool:
         return self._status.get(trial_id) == PAUSED
+
+    def may_be_promoted(self, trial_id: int) -> bool:
+        """False once a paused trial can never be promoted, whatever arrives later: its rank in
+        its rung can only grow, and no rung ever holds more results than the bracket has
+        trials, so a rank of floor(max_trials / d) or worse is hopeless. (Upper rungs are not
+        bounded tighter: a promoted entry pushed out of the top by later arrivals lets another
+        go up too.) Lets the master free hopeless trials' checkpoints before the search ends."""
+        if self._status.get(trial_id) != PAUSED:
+            return False
+        b = self._b[self._bracket_of[trial_id]]
+        bound = math.floor(b.max_trials / self.divisor)
+        for rung in b.rungs[:-1]:
+            key = rung.entry.get(trial_id)
+            if key is not None and trial_id not in rung.promoted:
+                return key < _PROMOTABLE_BELOW and rung.keys.rank(key) < bound
+        return False
 
     def trial_status(self, trial_id: int) -> Optional[str]:
         return self._status.get(trial_id)
