@@ -77,6 +77,16 @@ def _job_id() -> str:
     return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
 
 
+def _gpu_count() -> Optional[int]:
+    """GPUs this job may use (ids in CUDA_VISIBLE_DEVICES), or None when it is not set."""
+    v = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if v is None:
+        return None
+    if v.strip() == "NoDevFiles":
+        return 0
+    return len([x for x in v.split(",") if x.strip()])
+
+
 class _Heartbeat(threading.Thread):
     def __init__(self, path: Path, every: float) -> None:
         super().__init__(daemon=True, name="asha-heartbeat")
@@ -148,7 +158,7 @@ def run_segment(spec: SegmentSpec) -> str:
         publish(exp.root, f"{spec.key}.result.json", dict(
             ident, type="result", status=status, metrics=metrics, length=spec.length,
             error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
-            ended=time.time(), stop_reason=trial._stop_reason or None))
+            ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count()))
         if beat:
             beat.halt.set()
     if status == "error":

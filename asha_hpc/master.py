@@ -225,6 +225,8 @@ class Master:
                            error=err[-4000:] if isinstance(err, str) else None,
                            checkpoint=body.get("checkpoint"), started=body.get("started"),
                            ended=body.get("ended"), stop_reason=body.get("stop_reason"))
+                if isinstance(body.get("gpus"), int):
+                    rec["gpus"] = body["gpus"]
             recs.append(rec)
         if recs:
             self._record(*recs)

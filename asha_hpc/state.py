@@ -11,7 +11,8 @@ Journal record kinds (``kind``):
     submitted   ... with this job id                          -- after it returned
     submit_failed  the backend refused (no job exists)
     started     the job's own "I am running" message
-    result      the job's result message (completed / interrupted / invalid_hp / error)
+    result      the job's result message (completed / interrupted / invalid_hp / error;
+                ``started``/``ended`` times, ``gpus``: ids in its CUDA_VISIBLE_DEVICES, if set)
     job_dead    the job ended without a result (killed, OOM, node failure, lost)
     trial_failed  a trial failed for good (too many restarts) or was cancelled
     checkpoints_removed  retention removed these trials' checkpoints (disk quota)
@@ -61,6 +62,7 @@ class TrialState:
     checkpoint: Optional[str] = None
     error: Optional[str] = None
     compute_s: float = 0.0  # wall seconds of all its segment attempts
+    gpu_s: Optional[float] = None  # GPU-seconds, where results said how many GPUs (``gpus``)
     host: Optional[str] = None
 
     @property
@@ -212,6 +214,9 @@ class ExperimentState:
         started, ended = rec.get("started"), rec.get("ended")
         if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
             t.compute_s += max(0.0, ended - started)
+            gpus = rec.get("gpus")
+            if isinstance(gpus, int) and not isinstance(gpus, bool):
+                t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
