@@ -317,7 +317,7 @@ class Master:
         c = st.counts()
         if c["failed"] < min(ABORT_AFTER_FAILED, self.cfg.searcher.max_trials):
             return False
-        if any(t.rung_metrics for t in st.trials.values()):
+        if st.segments_completed:
             return False
         last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
         self.backend.cancel([t.job_id for t in st.live() if t.job_id])

@@ -21,6 +21,7 @@ Journal record kinds (``kind``):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -91,10 +92,25 @@ class ExperimentState:
         self.events: List[Tuple[float, str]] = []  # (time, text) of notable events, recent last
         self.message: Optional[str] = None  # why the experiment failed / was aborted
         self.results_applied = 0
+        self.segments_completed = 0
+        self._counts: Counter = Counter()
+        self._live: Dict[int, TrialState] = {}
 
     # ------------------------------------------------------------------ queries
+    def _set_status(self, t: TrialState, status: str) -> None:
+        """The only place a trial's status changes: keeps counts and the live set O(1)."""
+        if t.status == status:
+            return
+        self._counts[t.status] -= 1
+        self._live.pop(t.id, None)
+        t.status = status
+        self._counts[status] += 1
+        if status in (PENDING, RUNNING):
+            self._live[t.id] = t
+
     def live(self) -> List[TrialState]:
-        return [t for t in self.trials.values() if t.status in (PENDING, RUNNING)]
+        """Trials with a submitted job (pending or running), in submission order."""
+        return list(self._live.values())
 
     def awaiting(self, trial: int, segment: int, attempt: int) -> bool:
         """True if a message for this attempt is the one the trial is waiting for."""
@@ -103,12 +119,10 @@ class ExperimentState:
                 and t.attempt == attempt)
 
     def counts(self) -> Dict[str, int]:
-        c = {"total": 0, "queued": 0, "pending": 0, "running": 0, "paused": 0, "completed": 0,
-             "stopped": 0, "failed": 0, "invalid": 0, "cancelled": 0}
-        for t in self.trials.values():
-            c[t.status] += 1
-            if t.status != INVALID:
-                c["total"] += 1
+        c = {k: self._counts.get(k, 0) for k in ("queued", "pending", "running", "paused",
+                                                  "completed", "stopped", "failed", "invalid",
+                                                  "cancelled")}
+        c["total"] = len(self.trials) - c["invalid"]
         return c
 
     def ranked(self) -> List[TrialState]:
@@ -134,25 +148,26 @@ class ExperimentState:
             if isinstance(a, CreateTrial):
                 t = TrialState(id=a.trial_id, bracket=a.bracket, hparams=a.hparams)
                 self.trials[a.trial_id] = t
+                self._counts[t.status] += 1
                 self._next_segment(t, a.length)
             elif isinstance(a, ResumeTrial):
                 self._next_segment(self.trials[a.trial_id], a.length)
             elif isinstance(a, FinishTrial):
                 t = self.trials[a.trial_id]
                 if t.status not in (FAILED, INVALID, CANCELLED):
-                    t.status = COMPLETED if a.reason == "top" else STOPPED
+                    self._set_status(t, COMPLETED if a.reason == "top" else STOPPED)
             elif isinstance(a, SearchDone):
                 self.searcher_done = True
                 for t in self.trials.values():  # never promoted: ended early by the search
                     if t.status == PAUSED:
-                        t.status = STOPPED
+                        self._set_status(t, STOPPED)
 
     def _next_segment(self, t: TrialState, length: int) -> None:
         t.segment += 1
         t.attempt = 0
         t.target = length
         t.job_id = None
-        t.status = QUEUED
+        self._set_status(t, QUEUED)
         self.todo.append(t.id)
 
     def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str) -> None:
@@ -166,12 +181,12 @@ class ExperimentState:
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
             self._note(rec, f"trial {t.id} failed for good after {t.restarts} restarts: {_summary(why)}")
-            t.status = FAILED
+            self._set_status(t, FAILED)
             self._actions(self.searcher.on_event(TrialFailed(t.id)))
             return
         self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
         t.attempt += 1
-        t.status = QUEUED
+        self._set_status(t, QUEUED)
         self.todo.append(t.id)
 
     def _on_init(self, rec: Dict[str, Any]) -> None:
@@ -190,7 +205,7 @@ class ExperimentState:
         t.submitted_at = rec.get("time")
         if t.id in self.todo:
             self.todo.remove(t.id)
-        t.status = PENDING
+        self._set_status(t, PENDING)
         t.job_id = None
 
     def _on_submitted(self, rec: Dict[str, Any]) -> None:
@@ -205,7 +220,7 @@ class ExperimentState:
     def _on_started(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         if self.awaiting(t.id, rec["segment"], rec["attempt"]):
-            t.status = RUNNING
+            self._set_status(t, RUNNING)
             t.host = rec.get("host")
 
     def _on_result(self, rec: Dict[str, Any]) -> None:
@@ -225,15 +240,16 @@ class ExperimentState:
             value = _as_float(metrics.get(self.cfg.searcher.metric))
             t.length = t.target
             t.rung_metrics[t.target] = value
+            self.segments_completed += 1
             t.last_metrics = metrics
-            t.status = PAUSED
+            self._set_status(t, PAUSED)
             t.job_id = None
             t.error = None
             self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
         elif status == "interrupted":
             self._retry(t, rec, counts=False, why=f"interrupted ({rec.get('stop_reason') or 'stop'})")
         elif status == "invalid_hp":
-            t.status = INVALID
+            self._set_status(t, INVALID)
             t.error = rec.get("error")
             t.job_id = None
             self._note(rec, f"trial {t.id} rejected its hyperparameters: {_summary(t.error)}")
@@ -250,7 +266,7 @@ class ExperimentState:
         t = self.trials[rec["trial"]]
         if t.id in self.todo:
             self.todo.remove(t.id)
-        t.status = CANCELLED if rec.get("cancelled") else FAILED
+        self._set_status(t, CANCELLED if rec.get("cancelled") else FAILED)
         t.job_id = None
         t.error = rec.get("error", t.error)
         self._actions(self.searcher.on_event(TrialFailed(t.id)))
@@ -264,7 +280,7 @@ class ExperimentState:
         self.todo.clear()
         for t in self.trials.values():
             if t.status in LIVE:
-                t.status = CANCELLED
+                self._set_status(t, CANCELLED)
                 t.job_id = None
 
     def _on_done(self, rec: Dict[str, Any]) -> None:
