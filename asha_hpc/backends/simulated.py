@@ -1,4 +1,5 @@
-"""The simulated backend: no processes, a virtual clock, a synthetic learning curve.
+"""The simulated backend: no processes, a virtual clock, a synthetic learning curve (or any
+curve function passed as ``curve``, e.g. curves replayed from a file by ``asha-hpc simulate``).
 
 It drives the *same* master loop as the real backends: results are real files in the inbox and
 the journal is real, only time and training are made up. A segment takes
@@ -14,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from ..expdir import INBOX, atomic_write_json
 from .base import Backend, Clock, JobState, SegmentSpec
 
 SIM_PREFIX = "sim:"
+
+# A learning curve: (hparams, length, seed) -> the metric the trial reports at that length.
+CurveFn = Callable[[Dict[str, Any], int, int], float]
 
 
 def synthetic_curve(hparams: Dict, length: int, seed: int = 0) -> float:
@@ -64,10 +68,14 @@ class VirtualClock(Clock):
 class SimulatedBackend(Backend):
     name = "simulated"
 
-    def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0) -> None:
+    def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
+                 curve: Optional[CurveFn] = None) -> None:
+        """``curve(hparams, length, seed)`` gives the reported metric (default:
+        ``synthetic_curve``; ``asha-hpc simulate --curves`` replays curves from a file)."""
         self.exp_dir = Path(exp_dir)
         self.cfg = cfg
         self.seed = seed
+        self.curve: CurveFn = curve or synthetic_curve
         self.rng = np.random.default_rng(seed + 7919)
         self.clock = VirtualClock(self)
         self.jobs: Dict[str, _Job] = {}
@@ -148,7 +156,7 @@ class SimulatedBackend(Backend):
 
     def _publish(self, job: _Job) -> None:
         spec = job.spec
-        metric = synthetic_curve(spec.hparams, spec.length, self.seed)
+        metric = self.curve(spec.hparams, spec.length, self.seed)
         atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", {
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
             "attempt": spec.attempt, "key": spec.key, "status": "completed",
