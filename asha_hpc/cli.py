@@ -145,10 +145,13 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool) -> int:
     return 0
 
 
-def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> Dict[str, Any]:
+def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
+                records: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    from .observe import status_extra
+
     c = st.counts()
     best = st.ranked()
-    return {
+    d = {
         "experiment": cfg.name,
         "dir": str(exp.root),
         "state": _state_name(exp, st),
@@ -168,40 +171,37 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> Dict
         "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
         "recent_events": [e[1] for e in st.events[-10:]],
     }
+    d.update(status_extra(exp, cfg, st, records))  # per-rung counts, top, progress, ETA, ...
+    return d
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    exp, cfg, st = _open_experiment(a.exp_dir)
-    d = status_dict(exp, cfg, st)
+    from .observe import open_experiment
+    from .views import render_status_text, watch
+
+    def get() -> Dict[str, Any]:
+        exp, cfg, records, st = open_experiment(a.exp_dir)
+        return status_dict(exp, cfg, st, records)
+
+    if a.watch and not a.json:
+        return watch(get, max(a.interval, 0.2), iterations=a.iterations)
+    d = get()
     if a.json:
         print(json.dumps(d, indent=2))
         return 0
-    t = d["trials"]
-    lines = [f"experiment {d['experiment']}  [{d['state']}]  {d['dir']}",
-             f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
-             f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
-             f"{t['failed']} failed, {t['invalid']} invalid",
-             f"compute: {d['compute_hours']:.3f} job-hours"]
-    if d["message"]:
-        lines.append(f"message: {d['message']}")
-    lines.append("")
-    lines.append(f"{'bracket':>7} {'rung':>4} {'length':>8} {'completed':>9} {'promoted':>8}  best {cfg.searcher.metric}")
-    for r in d["rungs"]:
-        bm = "-" if r["best_metric"] is None else f"{r['best_metric']:.6g}"
-        lines.append(f"{r['bracket']:>7} {r['rung']:>4} {r['length']:>8} {r['completed']:>9} {r['promoted']:>8}  {bm}")
-    if d["best"]:
-        b = d["best"]
-        lines += ["", f"best: trial {b['trial_id']} {cfg.searcher.metric}={b['metric']} at length "
-                  f"{b['length']} {json.dumps(b['hparams'])}"]
-    if d["recent_events"]:
-        lines += ["", "recent:"] + [f"  {e}" for e in d["recent_events"]]
-    print("\n".join(lines))
+    print(render_status_text(d))
     return 0
 
 
 def cmd_best(a: argparse.Namespace) -> int:
-    _, cfg, st = _open_experiment(a.exp_dir)
+    from .observe import latest_logs, open_experiment
+
+    exp, cfg, records, st = open_experiment(a.exp_dir)
     rows = [_trial_row(t) for t in st.ranked()[: a.top]]
+    jobs = latest_logs(exp, records, [r["trial_id"] for r in rows])
+    for r in rows:
+        j = jobs.get(r["trial_id"]) or {}
+        r["logs"] = {"out": j.get("out"), "err": j.get("err")}
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -212,6 +212,8 @@ def cmd_best(a: argparse.Namespace) -> int:
         print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length {r['length']}")
         print(f"   hparams: {json.dumps(r['hparams'])}")
         print(f"   checkpoint: {r['checkpoint'] or '-'}")
+        if r["logs"]["out"] or r["logs"]["err"]:
+            print(f"   logs: {r['logs']['out'] or '-'}  {r['logs']['err'] or '-'}")
     return 0
 
 
@@ -232,8 +234,36 @@ def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
     return rows
 
 
+def _write_rows(rows: List[Dict[str, Any]], fmt: str, output: Optional[str]) -> None:
+    """CSV (columns: the union of the rows' keys, in first-seen order) or JSON lines."""
+    buf = io.StringIO()
+    if fmt == "jsonl":
+        for r in rows:
+            buf.write(json.dumps(r) + "\n")
+    else:
+        cols: List[str] = []
+        seen = set()
+        for r in rows:
+            for k in r:
+                if k not in seen:
+                    seen.add(k)
+                    cols.append(k)
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    if output and output != "-":
+        Path(output).write_text(buf.getvalue())
+    else:
+        sys.stdout.write(buf.getvalue())
+
+
 def cmd_export(a: argparse.Namespace) -> int:
-    _, _, st = _open_experiment(a.exp_dir)
+    exp, _, st = _open_experiment(a.exp_dir)
+    if a.curves:  # the learning curves: trial_id, key, segment, attempt, step, time, metrics...
+        from .observe import curve_rows
+
+        _write_rows(curve_rows(exp), a.format, a.curves)
     rows = export_rows(st)
     buf = io.StringIO()
     if a.format == "jsonl":
@@ -251,6 +281,78 @@ def cmd_export(a: argparse.Namespace) -> int:
         Path(a.output).write_text(buf.getvalue())
     else:
         sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def cmd_plot(a: argparse.Namespace) -> int:
+    from .observe import open_experiment
+    from .plots import plot_data, render_png, require_matplotlib
+
+    require_matplotlib()
+    exp, cfg, records, st = open_experiment(a.exp_dir)
+    png = render_png(plot_data(exp, cfg, st, records, a.curve_metric), a.width, a.height)
+    Path(a.output).write_bytes(png)
+    print(f"asha-hpc: wrote {a.output} ({a.width}x{a.height}: learning curves, best "
+          f"{cfg.searcher.metric} vs compute, trials per rung over time)", file=sys.stderr)
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .htmlreport import render
+    from .observe import open_experiment
+    from .plots import panel_pngs, plot_data, svg_panels
+
+    exp, cfg, records, st = open_experiment(a.exp_dir)
+    d = status_dict(exp, cfg, st, records)
+    data = plot_data(exp, cfg, st, records, a.curve_metric)
+    fmt = "svg"
+    if not a.svg:
+        try:
+            panels: Dict[str, Any] = panel_pngs(data)
+            fmt = "png"
+        except AshaError:
+            print("asha-hpc: matplotlib is not installed: plots drawn as SVG (pip install "
+                  "'asha-hpc[plot]' for PNG)", file=sys.stderr)
+    if fmt == "svg":
+        panels = svg_panels(data)
+    ranks = {t.id: i for i, t in enumerate(st.ranked(), 1)}
+    Path(a.output).write_text(render(d, export_rows(st), panels, ranks, fmt), encoding="utf-8")
+    print(f"asha-hpc: wrote {a.output} (self-contained; open it in any browser)", file=sys.stderr)
+    return 0
+
+
+def cmd_logs(a: argparse.Namespace) -> int:
+    from .observe import open_experiment, trial_jobs
+
+    exp, _, records, st = open_experiment(a.exp_dir)
+    if a.trial not in st.trials:
+        raise AshaError(f"{exp.root}: no trial {a.trial} (trials: "
+                        f"{min(st.trials) if st.trials else '-'}..{max(st.trials) if st.trials else '-'})")
+    jobs = trial_jobs(exp, records, a.trial)
+    if not jobs:
+        raise AshaError(f"trial {a.trial} has not been submitted yet")
+    if a.list:
+        for j in jobs:
+            print(f"{j['index']:>3}  {j['key']}  length {j['length']}  {j['status']:<12} "
+                  f"jobs {','.join(j['job_ids']) or '-'}\n     out: {j['out'] or '-'}\n"
+                  f"     err: {j['err'] or '-'}")
+        return 0
+    try:
+        j = jobs[a.attempt]
+    except IndexError:
+        raise AshaError(f"trial {a.trial} has {len(jobs)} jobs (--attempt 0..{len(jobs) - 1}, or "
+                        f"-1 for the latest); see --list") from None
+    path = j["err" if a.err else "out"]
+    if path is None:
+        raise AshaError(f"trial {a.trial} job {j['index']} ({j['key']}, job id "
+                        f"{','.join(j['job_ids']) or 'none'}): no {'stderr' if a.err else 'stdout'} "
+                        f"log under {exp.jobs} (jobs/<id>_0_log.* or jobs/<id>/<id>_0_log.*)")
+    print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']})",
+          file=sys.stderr)
+    data = Path(path).read_bytes()
+    if a.tail:
+        data = b"\n".join(data.splitlines()[-a.tail:]) + b"\n"
+    sys.stdout.write(data.decode(errors="replace"))
     return 0
 
 
@@ -331,9 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
     p.set_defaults(fn=cmd_resume)
 
-    p = sub.add_parser("status", help="where a search stands")
+    p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")
     p.add_argument("exp_dir")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="refresh in place until the search ends")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes (--watch)")
+    p.add_argument("--iterations", type=int, help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_status)
 
     p = sub.add_parser("best", help="the best trials: hparams, metric, checkpoint")
@@ -346,7 +451,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("exp_dir")
     p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("--curves", metavar="FILE", help="also write the learning curves (one row per "
+                   "point: trial_id, key, segment, attempt, step, time, metrics) to FILE")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("plot", help="learning curves, best vs compute, rungs over time (PNG; "
+                       "needs matplotlib)")
+    p.add_argument("exp_dir")
+    p.add_argument("-o", "--output", required=True, help="the PNG to write")
+    p.add_argument("--curve-metric", help="metric of the learning curves (default: the searcher's "
+                   "if reported as often as any other, else the most reported one)")
+    p.add_argument("--width", type=int, default=1500, help="pixels")
+    p.add_argument("--height", type=int, default=450, help="pixels")
+    p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("report", help="one self-contained HTML file: plots, sortable trial table")
+    p.add_argument("exp_dir")
+    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("--curve-metric", help="metric of the learning curves")
+    p.add_argument("--svg", action="store_true", help="draw the plots as SVG even with matplotlib")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("logs", help="a trial's job logs (stdout, or --err)")
+    p.add_argument("exp_dir")
+    p.add_argument("trial", type=int)
+    p.add_argument("--attempt", type=int, default=-1, help="which of the trial's jobs, in order "
+                   "(0 = its first; default -1 = the latest); see --list")
+    p.add_argument("--err", action="store_true", help="stderr instead of stdout")
+    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.add_argument("--list", action="store_true", help="list the trial's jobs and their log files")
+    p.set_defaults(fn=cmd_logs)
 
     p = sub.add_parser("cancel", help="cancel a search and its running jobs")
     p.add_argument("exp_dir")

@@ -1,0 +1,235 @@
+"""``status`` as text: a plain rendering (golden-tested, pipes, logs) and ``--watch``, which
+redraws in place on a terminal, with ``rich`` when it is installed (``pip install
+'asha-hpc[ui]'``), else by clearing the screen and printing the plain text again."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from .observe import fmt_duration
+
+FINISHED = ("completed", "cancelled", "failed")
+
+RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
+             ("completed", "completed"), ("running", "running"), ("queued", "queued"),
+             ("paused", "paused"), ("promoted", "promoted"), ("stopped", "stopped"),
+             ("failed", "failed")]
+
+
+def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def hp_text(hp: Dict[str, Any]) -> str:
+    """``lr=0.00123 opt.name=adam width=64``: short, one line, sorted."""
+    parts = []
+    for k, v in sorted(_flat(hp).items()):
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        elif not isinstance(v, (int, str)):
+            v = json.dumps(v)
+        parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def metric_text(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.6g}"
+
+
+def _table(header: List[str], rows: List[List[str]], left: int = 0) -> List[str]:
+    """Right-aligned columns, except the last ``left`` ones."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    n = len(header)
+
+    def line(r: List[str]) -> str:
+        return "  ".join(c.ljust(w) if i >= n - left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return [line(header)] + [line(r) for r in rows]
+
+
+def _summary_lines(d: Dict[str, Any]) -> List[str]:
+    t = d["trials"]
+    p = d.get("progress") or {}
+    c = d.get("compute") or {}
+    order = "smaller" if d.get("smaller_is_better", True) else "larger"
+    lines = [f"experiment {d['experiment']}  [{d['state']}]  {d['dir']}",
+             f"searcher {d.get('searcher', '?')} on {d.get('backend', '?')}, metric "
+             f"{d['metric']} ({order} is better)",
+             f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
+             f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
+             f"{t['failed']} failed, {t['invalid']} invalid"]
+    if p:
+        frac = "-" if p.get("fraction") is None else f"{100 * p['fraction']:.1f}%"
+        rate = p.get("units_per_hour")
+        rate_s = (f"{rate:.0f} {p['unit']}/h" if rate >= 100 else f"{rate:.3g} {p['unit']}/h") if rate else "-"
+        eta = p.get("eta_seconds")
+        eta_s = "done" if d["state"] == "completed" else fmt_duration(eta)
+        lines.append(f"progress: {p['units_done']}/{p['units_planned']} {p['unit']} planned "
+                     f"({frac}); {rate_s} over {fmt_duration(p['active_hours'] * 3600)} active; "
+                     f"ETA {eta_s}")
+    gpu = c.get("gpu_hours")
+    lines.append(f"compute: {c.get('job_hours', d.get('compute_hours', 0.0)):.3f} job-hours, "
+                 + (f"{gpu:.3f} GPU-hours" if gpu is not None else "GPU-hours unknown"))
+    if d.get("message"):
+        lines.append(f"message: {d['message']}")
+    return lines
+
+
+def _logs_text(tr: Dict[str, Any]) -> Optional[str]:
+    lg = tr.get("logs") or {}
+    if not lg.get("out") and not lg.get("err"):
+        return None
+    return f"logs: {lg.get('out') or '-'}  {lg.get('err') or '-'}"
+
+
+def render_status_text(d: Dict[str, Any]) -> str:
+    """The plain status: summary, the per-rung table, the top trials (with their log files),
+    running trials, recent events."""
+    metric = d["metric"]
+    lines = _summary_lines(d)
+    rows = d.get("rung_table") or d["rungs"]
+    if rows:
+        header = [h for _, h in RUNG_COLS] + [f"best {metric}"]
+        body = [[str(r.get(k, "")) for k, _ in RUNG_COLS] + [metric_text(r.get("best_metric"))]
+                for r in rows]
+        lines += [""] + _table(header, body)
+    top = d.get("top")
+    if top:
+        lines += ["", f"top {len(top)} trials by {metric}:"]
+        body = [[str(i), str(tr["trial_id"]), str(tr["bracket"]), str(tr["length"]),
+                 tr["status"], metric_text(tr["metric"]), hp_text(tr["hparams"])]
+                for i, tr in enumerate(top, 1)]
+        table = _table(["#", "trial", "bracket", "length", "status", metric, "hparams"], body, left=3)
+        lines.append("  " + table[0])
+        for tr, row in zip(top, table[1:]):
+            lines.append("  " + row)
+            lg = _logs_text(tr)
+            if lg:
+                lines.append("      " + lg)
+    elif d.get("best"):
+        b = d["best"]
+        lines += ["", f"best: trial {b['trial_id']} {metric}={b['metric']} at length "
+                  f"{b['length']} {json.dumps(b['hparams'])}"]
+    running = d.get("running_trials")
+    if running:
+        lines += ["", f"running ({d['trials']['running']}):"]
+        for tr in running:
+            lines.append(f"  trial {tr['trial_id']} -> length {tr['target']}"
+                         + (f" on {tr['host']}" if tr.get("host") else ""))
+            lg = _logs_text(tr)
+            if lg:
+                lines.append("      " + lg)
+    ev = d.get("events")
+    if ev:
+        lines += ["", "recent events:"]
+        for e in ev:
+            lines.append(f"  {'+' + fmt_duration(e['elapsed_s']):>8}  {e['text']}")
+    elif d.get("recent_events"):
+        lines += ["", "recent:"] + [f"  {e}" for e in d["recent_events"]]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- rich
+def have_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def rich_renderable(d: Dict[str, Any]):
+    """The same status as rich tables (only called when rich is installed)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    metric = d["metric"]
+    parts: List[Any] = [Text("\n".join(_summary_lines(d)))]
+    rows = d.get("rung_table") or d["rungs"]
+    if rows:
+        t = Table(title="brackets and rungs", title_justify="left")
+        for _, h in RUNG_COLS:
+            t.add_column(h, justify="right")
+        t.add_column(f"best {metric}", justify="right")
+        for r in rows:
+            t.add_row(*[str(r.get(k, "")) for k, _ in RUNG_COLS], metric_text(r.get("best_metric")))
+        parts.append(t)
+    if d.get("top"):
+        t = Table(title=f"top trials by {metric}", title_justify="left")
+        for h in ("#", "trial", "length", "status", metric):
+            t.add_column(h, justify="right")
+        t.add_column("hparams")
+        t.add_column("logs")
+        for i, tr in enumerate(d["top"], 1):
+            t.add_row(str(i), str(tr["trial_id"]), str(tr["length"]), tr["status"],
+                      metric_text(tr["metric"]), hp_text(tr["hparams"]),
+                      (tr.get("logs") or {}).get("out") or "-")
+        parts.append(t)
+    if d.get("events"):
+        parts.append(Text("recent events:\n" + "\n".join(
+            f"  {'+' + fmt_duration(e['elapsed_s']):>8}  {e['text']}" for e in d["events"])))
+    return Group(*parts)
+
+
+# ----------------------------------------------------------------------------- watch
+def watch(get: Callable[[], Dict[str, Any]], interval: float, iterations: Optional[int] = None,
+          out=None, use_rich: Optional[bool] = None) -> int:
+    """Redraw ``get()`` every ``interval`` seconds until the search is over (then once more)
+    or Ctrl-C. On a terminal: rich's Live display if rich is installed, else clear the screen
+    and print; elsewhere (a pipe, a log) each refresh is printed after the previous one."""
+    out = out or sys.stdout
+    tty = hasattr(out, "isatty") and out.isatty()
+    if use_rich is None:
+        use_rich = tty and have_rich()
+    n = 0
+    try:
+        if use_rich:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=out)
+            d = get()
+            with Live(rich_renderable(d), console=console, refresh_per_second=4,
+                      screen=False) as live:
+                while True:
+                    n += 1
+                    if d["state"] in FINISHED or (iterations is not None and n >= iterations):
+                        break
+                    time.sleep(interval)
+                    d = get()
+                    live.update(rich_renderable(d))
+            return 0
+        while True:
+            d = get()
+            text = render_status_text(d)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            if tty:
+                _clear(out)
+                out.write(f"{text}\n\n(refreshed {stamp}, every {interval:g}s; Ctrl-C to quit)\n")
+            else:
+                out.write(f"--- {stamp}\n{text}\n")
+            out.flush()
+            n += 1
+            if d["state"] in FINISHED or (iterations is not None and n >= iterations):
+                return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _clear(out) -> None:
+    if os.name == "nt":
+        os.system("cls")
+    else:
+        out.write("\033[H\033[2J")  # home + clear screen: the only control sequence used
