@@ -85,6 +85,19 @@ def cmd_plan(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from .simulate import SimulateOptions, render, simulate
+
+    cfg = load_config(a.config)
+    opt = SimulateOptions(workers=a.workers, unit_seconds=a.unit_seconds,
+                          startup_seconds=a.startup_seconds,
+                          queue_wait_seconds=a.queue_wait_seconds, failure_rate=a.failure_rate,
+                          curves=a.curves, repeats=a.repeats, what_if=not a.no_what_if)
+    d = simulate(cfg, opt, source=str(a.config))
+    print(json.dumps(d, indent=2) if a.json else render(d))
+    return 0
+
+
 def _default_exp_dir(cfg: ExperimentConfig) -> Path:
     if cfg.experiment_dir:
         return Path(cfg.experiment_dir)
@@ -505,6 +518,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plan)
+
+    p = sub.add_parser("simulate", help="makespan, GPU-hours and utilization on N workers, "
+                       "simulated in seconds (with a what-if table)")
+    p.add_argument("config")
+    p.add_argument("--workers", type=int, required=True, help="GPU slots: segments running at once")
+    p.add_argument("--unit-seconds", type=float, help="seconds per training unit "
+                   "(default: simulated.unit_seconds, 60)")
+    p.add_argument("--startup-seconds", type=float, help="start-up seconds per segment job")
+    p.add_argument("--queue-wait-seconds", type=float, help="seconds each job waits in the queue")
+    p.add_argument("--failure-rate", type=float, help="chance that a segment attempt crashes")
+    p.add_argument("--curves", default="synthetic", help="'synthetic', or a JSON-lines file of "
+                   "learning curves to replay: {\"hparams\": {...}, \"curve\": {\"<length>\": metric}}")
+    p.add_argument("--repeats", type=int, default=1, help="runs with seeds experiment_seed+i "
+                   "(median and spread)")
+    p.add_argument("--no-what-if", action="store_true", help="skip the what-if table")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_simulate)
     return ap
 
 
