@@ -1,0 +1,523 @@
+"""End to end on the real local Slurm cluster (``bash tools/local_slurm.sh start``): the real
+master (a subprocess, or a Slurm job itself), real array jobs, real signals, small budgets.
+
+Each test uses its own experiment name (job names are ``asha-<name>-...``) so that ``sacct`` can
+be filtered to its jobs; whatever a test leaves queued is cancelled at its end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import yaml
+
+from asha_hpc.config import load_config
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.state import replay
+
+pytestmark = pytest.mark.slurm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# the jobs' python must import asha_hpc even without `pip install -e .`
+SETUP = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
+RUN_TIMEOUT_S = 180
+
+MODEL = '''
+import json, os, time
+import asha_hpc
+
+
+def _job():
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
+
+
+def _log(trial, **rec):
+    with open(trial.dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(dict(rec, key=trial.run_dir.name, job=_job(), time=time.time())) + "\\n")
+
+
+def _save(trial, epoch):
+    with trial.save_checkpoint() as p:
+        (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+
+
+def train(trial):
+    hp = trial.hparams
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    _log(trial, event="start", epoch=epoch, pid=os.getpid(),
+         cvd=os.environ.get("CUDA_VISIBLE_DEVICES"), job_gpus=os.environ.get("SLURM_JOB_GPUS"),
+         job_name=os.environ.get("SLURM_JOB_NAME"))
+    for seg in trial.segments():
+        while epoch < seg.length:
+            if hp["obey_stop"] and trial.should_stop():
+                _save(trial, epoch)
+                _log(trial, event="stop", epoch=epoch, reason=trial._stop_reason)
+                return  # no report: the job publishes "interrupted"
+            time.sleep(hp["sleep"])
+            epoch += 1
+            if hp["ckpt_every"] and epoch % hp["ckpt_every"] == 0:
+                _save(trial, epoch)
+            tmp = trial.dir / ".progress.tmp"
+            tmp.write_text(json.dumps({"key": trial.run_dir.name, "job": _job(), "epoch": epoch}))
+            os.replace(tmp, trial.dir / "progress.json")
+        _save(trial, epoch)
+        _log(trial, event="end", epoch=epoch)
+        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def make_experiment(tmp_path: Path, tag: str, searcher=None, hp=None, slurm=None, **top) -> Path:
+    """Write model.py and a slurm config into tmp_path; returns the config's path. The
+    experiment's name is unique (``<tag>-<random>``): job names repeat across experiments."""
+    (tmp_path / "model.py").write_text(MODEL)
+    cfg = {
+        "name": f"{tag}-{uuid.uuid4().hex[:6]}",
+        "entrypoint": "model:train",
+        "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                          "max_trials": 6, "max_concurrent_trials": 3, "mode": "aggressive",
+                          "divisor": 4}, **(searcher or {})),
+        "hyperparameters": dict({"x": {"type": "double", "minval": -1, "maxval": 1},
+                                 "sleep": 0.02, "obey_stop": True, "ckpt_every": 0},
+                                **(hp or {})),
+        "reproducibility": {"experiment_seed": 5},
+        "poll_interval_s": 0.5,
+        "max_restarts": 2,
+        "backend": "slurm",
+        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP},
+                      **(slurm or {})),
+    }
+    cfg.update(top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def exp_name(cfg_path: Path) -> str:
+    return yaml.safe_load(cfg_path.read_text())["name"]
+
+
+def env_with(path_prefix: Optional[Path] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") \
+        else str(REPO_ROOT)
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def cli(*args, check=True, env=None, timeout=RUN_TIMEOUT_S):
+    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                       capture_output=True, text=True, env=env or env_with(), timeout=timeout,
+                       cwd=REPO_ROOT)
+    if check and r.returncode != 0:
+        raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
+
+
+def start_master(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env or env_with(), cwd=REPO_ROOT)
+
+
+def journal(exp_dir: Path) -> List[dict]:
+    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
+
+
+def final_state(exp_dir: Path):
+    cfg = load_config(Path(exp_dir) / "experiment.yaml")
+    recs = journal(exp_dir)
+    assert check_invariants(cfg, recs) == []
+    return cfg, replay(cfg, recs), recs
+
+
+def status_json(exp_dir: Path) -> dict:
+    return json.loads(cli("status", exp_dir, "--json").stdout)
+
+
+def model_log(exp_dir: Path, trial: Optional[int] = None) -> List[dict]:
+    paths = ([Path(exp_dir) / "trials" / f"{trial:05d}" / "log.jsonl"] if trial is not None
+             else sorted((Path(exp_dir) / "trials").glob("*/log.jsonl")))
+    out = []
+    for p in paths:
+        if p.exists():
+            out += [dict(json.loads(line), trial=int(p.parent.name))
+                    for line in p.read_text().splitlines() if line.strip()]
+    return out
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 0.1):
+    end = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def progress(exp_dir: Path, trial: int) -> Optional[dict]:
+    try:
+        return json.loads((Path(exp_dir) / "trials" / f"{trial:05d}" / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> List[Dict[str, str]]:
+    """sacct rows (JobID, JobName, State, ExitCode) of the jobs named ``asha-<name>-*`` started
+    after ``since``, waited for until every id in ``expect`` is there, no array row is still
+    collapsed (``123_[4-6]``) and none is pending or running (accounting lags a little behind
+    the scheduler)."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 5))
+    end = time.time() + settle_s
+    while True:
+        res = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-S", start,
+                              "-o", "JobID,JobName,State,ExitCode"],
+                             capture_output=True, text=True, check=True)
+        rows = [dict(zip(("id", "name", "state", "exit"), line.split("|")))
+                for line in res.stdout.splitlines() if line.strip()]
+        rows = [r for r in rows if r["name"].startswith(f"asha-{name}-")]
+        busy = [r for r in rows if "[" in r["id"] or r["state"].split()[0] in
+                ("PENDING", "RUNNING", "COMPLETING", "REQUEUED")]
+        if not busy and set(expect) <= {r["id"] for r in rows} or time.time() > end:
+            return rows
+        time.sleep(0.5)
+
+
+def job_keys(exp_dir: Path, name: str, rows: List[Dict[str, str]]) -> List[tuple]:
+    """(key, job id, state word) per sacct row: a single job's key is in its name, an array
+    task's key comes from the array's manifest in <exp>/jobs/batches/ (by token and index)."""
+    manifests = {}
+    for p in (Path(exp_dir) / "jobs" / "batches").glob("*.json"):
+        m = json.loads(p.read_text())
+        manifests[m["name"]] = m
+    out = []
+    for r in rows:
+        state = r["state"].split()[0]
+        if r["name"] in manifests:
+            idx = int(r["id"].split("_")[1])
+            out.append((manifests[r["name"]]["keys"][idx], r["id"], state))
+        else:
+            key = r["name"][len(f"asha-{name}-"):]
+            assert re.fullmatch(r"t\d{5}-s\d{3}-a\d{2}", key), r
+            out.append((key, r["id"], state))
+    return out
+
+
+def submitted_keys(recs: List[dict]) -> Dict[str, str]:
+    return {f"t{r['trial']:05d}-s{r['segment']:03d}-a{r['attempt']:02d}": r["job_id"]
+            for r in recs if r["kind"] == "submitted"}
+
+
+def cancel_leftovers(names: List[str]) -> None:
+    """scancel every queued/running job of these experiments (and their masters)."""
+    res = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True)
+    ids = []
+    for line in res.stdout.splitlines():
+        jid, _, jname = line.partition("|")
+        if any(jname.startswith(f"asha-{n}-") or jname == f"asha-master-{n}" for n in names):
+            ids.append(jid.strip())
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
+
+
+@pytest.fixture
+def cleanup():
+    names: List[str] = []
+    procs: List[subprocess.Popen] = []
+    yield names, procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    cancel_leftovers(names)
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_full_search_uses_arrays(tmp_path, cleanup):
+    cfg_path = make_experiment(tmp_path, "e2e1")
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    t0 = time.time()
+    r = cli("run", cfg_path, "--exp-dir", exp)
+    assert "best trial" in r.stderr
+    cfg, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    assert st.counts()["total"] == 6 and st.counts()["failed"] == 0
+    assert all(t.restarts == 0 and t.infra_retries == 0 for t in st.trials.values())
+    status = status_json(exp)
+    assert status["state"] == "completed"
+    assert status["trials"]["completed"] == 6 and status["trials"]["running"] == 0
+
+    subs = submitted_keys(recs)
+    results = [r for r in recs if r["kind"] == "result"]
+    assert len(results) == len(subs) and all(r["status"] == "completed" for r in results)
+    # the first burst (max_concurrent_trials) went out as one array
+    assert sum(1 for j in subs.values() if "_" in j) >= 3
+    rows = sacct_jobs(name, t0, expect=subs.values())
+    keyed = job_keys(exp, name, rows)
+    arrays = [r for r in rows if re.fullmatch(r"asha-" + re.escape(name) + r"-batch-[0-9a-f]{12}",
+                                              r["name"])]
+    assert arrays and all(re.fullmatch(r"\d+_\d+", r["id"]) for r in arrays)
+    # exactly one job per journaled submission, each COMPLETED, with the journaled id
+    assert sorted((k, j) for k, j, _ in keyed) == sorted(subs.items())
+    assert {s for _, _, s in keyed} == {"COMPLETED"}
+    # every segment ran where the journal says (the model logs its job id)
+    ran = {(e["key"], e["job"]) for e in model_log(exp) if e["event"] == "start"}
+    assert ran == set(subs.items())
+    # promotions resumed from checkpoints
+    assert any(e["epoch"] > 0 for e in model_log(exp) if e["event"] == "start")
+
+
+def test_gpu_request_sets_cuda_visible_devices(tmp_path, cleanup):
+    cfg_path = make_experiment(
+        tmp_path, "e2e2", searcher={"name": "random", "max_trials": 3, "max_concurrent_trials": 3,
+                                    "max_length": 6},
+        hp={"sleep": 0.4}, slurm={"gpus_per_node": 1})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    _, st, _ = final_state(exp)
+    assert st.lifecycle == "completed"
+    starts = [e for e in model_log(exp) if e["event"] == "start"]
+    ends = {e["key"]: e["time"] for e in model_log(exp) if e["event"] == "end"}
+    assert len(starts) == 3
+    for e in starts:
+        assert e["cvd"] is not None and re.fullmatch(r"\d", e["cvd"]), e  # one GPU each
+        assert e["job_gpus"] is not None
+    # jobs running at the same time hold different (fake) GPUs
+    spans = [(e["time"], ends[e["key"]], e["job_gpus"]) for e in starts]
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:]
+                   if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, spans
+    assert all(a[2] != b[2] for a, b in overlapping), spans
+
+
+def test_scancel_of_a_running_trial_is_retried_from_its_checkpoint(tmp_path, cleanup):
+    """Plain scancel sends SIGTERM first (then SIGKILL after KillWait): the job sees
+    should_stop(), checkpoints, returns and publishes "interrupted"; the master retries the
+    segment from that checkpoint without counting a restart."""
+    cfg_path = make_experiment(
+        tmp_path, "e2e3", searcher={"name": "random", "max_trials": 2, "max_concurrent_trials": 2,
+                                    "max_length": 24},
+        hp={"sleep": 0.25}, result_grace_s=5)
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    t0 = time.time()
+    master = start_master("run", cfg_path, "--exp-dir", exp)
+    cleanup[1].append(master)
+    p = wait_until(lambda: (progress(exp, 1) or {}).get("epoch", 0) >= 4 and progress(exp, 1),
+                   90, "trial 1 to train 4 epochs")
+    assert p["key"] == "t00001-s000-a00"
+    subprocess.run(["scancel", p["job"]], check=True)
+    _, err = master.communicate(timeout=RUN_TIMEOUT_S)
+    assert master.returncode == 0, err[-3000:]
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+
+    [res] = [r for r in recs if r["kind"] == "result" and r["trial"] == 1 and r["attempt"] == 0]
+    assert res["status"] == "interrupted" and res["stop_reason"] == "SIGTERM"
+    assert not [r for r in recs if r["kind"] == "job_dead"]
+    t1 = st.trials[1]
+    assert t1.restarts == 0 and t1.infra_retries == 1 and t1.status == "completed"
+    [stop] = [e for e in model_log(exp, 1) if e["event"] == "stop"]
+    starts = [e for e in model_log(exp, 1) if e["event"] == "start"]
+    assert [e["key"] for e in starts] == ["t00001-s000-a00", "t00001-s000-a01"]
+    assert starts[1]["epoch"] == stop["epoch"] >= 4  # resumed from the checkpoint it left
+    states = {k: s for k, _, s in job_keys(exp, name, sacct_jobs(
+        name, t0, expect=submitted_keys(recs).values()))}
+    assert states["t00001-s000-a00"] == "CANCELLED"
+    assert states["t00001-s000-a01"] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, cleanup):
+    """timeout_min=1, signal_delay_s=30: USR2 arrives (up to 60 s early) before the limit; the
+    code sees should_stop(), checkpoints and returns; a new job continues from there. The
+    segment needs ~40 s of work, more than one job gets before its USR2."""
+    cfg_path = make_experiment(
+        tmp_path, "e2e4", searcher={"name": "single", "max_length": 80},
+        hp={"x": 0.1, "sleep": 0.5},
+        slurm={"timeout_min": 1, "signal_delay_s": 30, "partition": "short"})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    t0 = time.time()
+    cli("run", cfg_path, "--exp-dir", exp, timeout=300)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    t = st.trials[1]
+    assert t.status == "completed" and t.length == 80
+    assert t.restarts == 0 and t.infra_retries >= 1
+    results = [r for r in recs if r["kind"] == "result"]
+    assert [r["status"] for r in results] == ["interrupted"] * (len(results) - 1) + ["completed"]
+    assert all(r["stop_reason"] == "SIGUSR2" for r in results[:-1])
+    assert all(r["ended"] - r["started"] < 60 for r in results[:-1])  # before the limit
+    assert not [r for r in recs if r["kind"] == "job_dead"]
+    log = model_log(exp, 1)
+    stops = [e for e in log if e["event"] == "stop"]
+    starts = [e for e in log if e["event"] == "start"]
+    assert len(stops) == len(results) - 1 and len(starts) == len(results)
+    assert starts[0]["epoch"] == 0
+    for stop, nxt in zip(stops, starts[1:]):  # each job went on where the previous one stopped
+        assert stop["reason"] == "SIGUSR2" and nxt["epoch"] == stop["epoch"] > 0
+        assert nxt["job"] != stop["job"]
+    states = [s for _, _, s in job_keys(exp, name, sacct_jobs(
+        name, t0, expect=submitted_keys(recs).values()))]
+    assert states == ["COMPLETED"] * len(results)  # each returned before its time limit
+
+
+def test_sigkill_master_then_resume_without_duplicate_jobs(tmp_path, cleanup):
+    cfg_path = make_experiment(tmp_path, "e2e5", searcher={"max_trials": 8},
+                               hp={"sleep": 0.05})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    t0 = time.time()
+    args = ["run", cfg_path, "--exp-dir", exp]
+    def sbatch_in_flight(recs):  # submitit's script is written, not yet moved to its job folder
+        return any(not p.is_symlink() for p in (exp / "jobs").glob(".submission_file_*.sh"))
+
+    # kill right after an intent (before sbatch), while sbatch runs, and after a result
+    kill_when = [lambda rs: rs and rs[-1]["kind"] == "intent",
+                 sbatch_in_flight,
+                 lambda rs: any(r["kind"] == "result" for r in rs[-3:])]
+    for cond in kill_when:
+        p = start_master(*args)
+        cleanup[1].append(p)
+        end = time.time() + 60
+        while time.time() < end and p.poll() is None:
+            if cond(journal(exp)):
+                break
+            time.sleep(0.001)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+        args = ["resume", exp]
+    cli("resume", exp)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    assert sum(r["kind"] == "resumed" for r in recs) == 3
+    assert st.counts()["total"] == 8 and st.counts()["failed"] == 0
+    subs = submitted_keys(recs)
+    keyed = job_keys(exp, name, sacct_jobs(name, t0, expect=subs.values(), settle_s=75))
+    completed = Counter(k for k, _, s in keyed if s == "COMPLETED")
+    # exactly one COMPLETED job per journaled submission, none for anything else
+    assert completed == Counter(subs.keys()), (completed, subs)
+    # a job sbatch'ed by a master killed before it could journal the id was either found
+    # (journaled as submitted with that id) or never ran the trial code
+    for k, jid, s in keyed:
+        assert subs.get(k) == jid or s != "COMPLETED", (k, jid, s)
+    ran = Counter(e["key"] for e in model_log(exp) if e["event"] == "start")
+    assert ran == Counter(subs.keys())  # each attempt's code ran exactly once
+
+
+def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
+    cfg_path = make_experiment(tmp_path, "e2e6", hp={"sleep": 0.25},
+                               searcher={"max_concurrent_trials": 2})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    script = cli("submit", cfg_path, "--exp-dir", exp, "--dry-run").stdout
+    assert f"#SBATCH --job-name=asha-master-{name}\n" in script
+    assert "#SBATCH --requeue\n" in script and "#SBATCH --cpus-per-task=1\n" in script
+    assert re.search(r"^#SBATCH --signal=B:USR2@\d+$", script, re.M)
+    assert "#SBATCH --partition" not in script  # the cluster's default
+    assert f"exec {sys.executable} -m asha_hpc.cli slurm-master {cfg_path.resolve()} " \
+           f"--exp-dir {exp.resolve()}" in script
+    assert not exp.exists()  # --dry-run submits nothing
+
+    out = cli("submit", cfg_path, "--exp-dir", exp).stdout
+    master_job = re.search(r"Slurm job (\d+)", out).group(1)
+    # requeue once a result is in and jobs are running
+    wait_until(lambda: (exp / "journal.jsonl").exists() and
+               any(r["kind"] == "result" for r in journal(exp)), 90, "a first result")
+    subprocess.run(["scontrol", "requeue", master_job], check=True)
+    wait_until(lambda: any(r["kind"] == "stopped" for r in journal(exp)), 30,
+               "the master to stop")
+    wait_until(lambda: status_json(exp)["state"] in ("completed", "failed"), 150,
+               "the requeued master to finish the experiment", every=1.0)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and status_json(exp)["state"] == "completed"
+    kinds = [r["kind"] for r in recs]
+    assert kinds.count("stopped") == 1 and kinds.count("resumed") == 1
+    assert kinds.index("stopped") < kinds.index("resumed")
+    [stopped] = [r for r in recs if r["kind"] == "stopped"]
+    assert stopped["reason"] == "SIGTERM"
+    assert st.counts()["total"] == 6 and st.counts()["failed"] == 0
+    wait_until(lambda: subprocess.run(["squeue", "-h", "-j", master_job], capture_output=True,
+                                      text=True).stdout.strip() == "", 30, "the master job to end")
+    # one Slurm job, run twice (same id), both runs in one log
+    log = (exp / f"master-{master_job}.out").read_text()
+    assert "DUE TO JOB REQUEUE" in log and "master stopped (SIGTERM)" in log
+    assert "resuming" in log and "done 6 failed 0" in log.splitlines()[-1]
+    rows = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,State,ExitCode",
+                           "-j", master_job], capture_output=True, text=True).stdout.split()
+    assert rows and rows[-1].split("|")[1:] == ["COMPLETED", "0:0"], rows
+
+
+def test_without_accounting_a_killed_job_is_detected_and_retried(tmp_path, cleanup):
+    """sacct fails (a PATH shim for the master only): the backend falls back to squeue. A job
+    killed with ``scancel --signal=KILL`` gets SIGTERM first and SIGKILL after KillWait; code
+    that does not check should_stop() in time publishes nothing, and the master learns of the
+    end from squeue, journals job_dead and retries from the latest checkpoint."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    calls = tmp_path / "sacct_calls"
+    (shim / "sacct").write_text(
+        f"#!/bin/sh\necho \"$@\" >> {calls}\n"
+        "echo 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    (shim / "sacct").chmod(0o755)
+    cfg_path = make_experiment(
+        tmp_path, "e2e7", searcher={"name": "random", "max_trials": 2, "max_concurrent_trials": 2,
+                                    "max_length": 30},
+        hp={"sleep": 0.5, "obey_stop": False, "ckpt_every": 1}, result_grace_s=1)
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    master = start_master("run", cfg_path, "--exp-dir", exp, env=env_with(shim))
+    cleanup[1].append(master)
+    p = wait_until(lambda: (progress(exp, 1) or {}).get("epoch", 0) >= 3 and progress(exp, 1),
+                   90, "trial 1 to train 3 epochs")
+    subprocess.run(["scancel", "--signal=KILL", p["job"]], check=True)
+    _, err = master.communicate(timeout=RUN_TIMEOUT_S)
+    assert master.returncode == 0, err[-3000:]
+    assert calls.exists()  # the backend did try sacct
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    assert not [r for r in recs if r["kind"] == "result" and r["trial"] == 1
+                and r["attempt"] == 0]  # it could not publish
+    [dead] = [r for r in recs if r["kind"] == "job_dead"]
+    assert (dead["trial"], dead["attempt"], dead["job_id"]) == (1, 0, p["job"])
+    assert dead["state"] in ("cancelled", "lost") and dead["counts"] is False
+    t1 = st.trials[1]
+    assert t1.status == "completed" and t1.restarts == 0 and t1.infra_retries == 1
+    starts = [e for e in model_log(exp, 1) if e["event"] == "start"]
+    assert [e["key"] for e in starts] == ["t00001-s000-a00", "t00001-s000-a01"]
+    assert starts[1]["epoch"] >= 3  # from the last checkpoint before the kill
+    assert not [e for e in model_log(exp, 1) if e["event"] == "end" and
+                e["key"] == "t00001-s000-a00"]
