@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .config import ExperimentConfig, load_config
 from .expdir import ExpDir
 from .journal import read_journal
-from .state import (CANCELLED, FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
+from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
                     ExperimentState, TrialState, replay)
 
 TOP_N = 5

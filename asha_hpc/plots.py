@@ -103,8 +103,14 @@ def draw_curves(ax, d: Dict[str, Any]) -> None:
     for L in d["rung_lengths"]:
         ax.axvline(L, color="#bbbbbb", ls="--", lw=0.8, zorder=0)
     allx = [x for xs, _ in d["curves"].values() for x in xs]
-    if _log_scale(allx) and _log_scale(d["rung_lengths"]):
-        ax.set_xscale("log")
+    rl = d["rung_lengths"]
+    if allx and min(allx) > 0 and rl and rl[0] > 0 and rl[-1] / rl[0] >= 8:
+        ax.set_xscale("log")  # rung lengths grow geometrically: give each rung the same room
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.set_xticks(rl)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     if _log_scale([y for _, ys in d["curves"].values() for y in ys]):
         ax.set_yscale("log")
     ax.set_xlabel(f"step ({d['unit']}); dashed: rung lengths")
@@ -176,7 +182,7 @@ def render_png(d: Dict[str, Any], width_px: int = 1500, height_px: int = 450) ->
     return _png(fig)
 
 
-def panel_pngs(d: Dict[str, Any], width_px: int = 640, height_px: int = 420) -> Dict[str, bytes]:
+def panel_pngs(d: Dict[str, Any], width_px: int = 560, height_px: int = 380) -> Dict[str, bytes]:
     """Each panel as its own PNG (for the HTML report)."""
     Figure = require_matplotlib()
     out = {}
@@ -204,7 +210,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> List[float]:
 
 
 def svg_chart(title: str, xlabel: str, ylabel: str, series: List[Dict[str, Any]],
-              vlines: Sequence[float] = (), width: int = 640, height: int = 420) -> str:
+              vlines: Sequence[float] = (), width: int = 560, height: int = 380) -> str:
     """A small line chart as inline SVG: ``series`` of {xs, ys, color, label, step}."""
     L, R, T, B = 64, 16, 28, 48
     xs = [x for s in series for x in s["xs"]] + list(vlines)

@@ -1,0 +1,419 @@
+"""Seeing a search: status (golden text, JSON keys, midway counts, --watch), export with
+learning curves (golden), plots (PNG), the HTML report in headless Chromium, job logs.
+
+Golden files live in tests/golden/; regenerate them with ``ASHA_UPDATE_GOLDEN=1 pytest
+tests/test_observe.py`` after an intended change, and review the diff.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asha_hpc import cli
+from asha_hpc.backends.simulated import synthetic_curve
+from asha_hpc.config import parse_config
+from asha_hpc.expdir import ExpDir, atomic_write
+from asha_hpc.master import Master
+from asha_hpc.observe import (curve_rows, find_logs, open_experiment, pick_curve_metric,
+                              trial_jobs)
+from asha_hpc.state import replay
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("ASHA_UPDATE_GOLDEN") == "1"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# ----------------------------------------------------------------------------- fixtures
+def sim_cfg(root: Path):
+    cfg = parse_config({
+        "name": "golden", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": {"epochs": 64},
+                     "max_trials": 20, "max_concurrent_trials": 4, "mode": "standard",
+                     "divisor": 4},
+        "hyperparameters": {"lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10},
+                            "width": {"type": "int", "minval": 16, "maxval": 256},
+                            "opt": {"name": {"type": "categorical", "vals": ["sgd", "adam"]}}},
+        "reproducibility": {"experiment_seed": 7}, "backend": "simulated", "max_restarts": 1,
+        "poll_interval_s": 10,
+        "simulated": {"unit_seconds": 60, "startup_seconds": 30, "failure_rate": 0.25,
+                      "workers": 4}}, "/tmp")
+    cfg.experiment_dir = str(root)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def sim_exp(tmp_path_factory) -> Path:
+    """A finished simulated search (deterministic: fixed seed, virtual clock)."""
+    root = tmp_path_factory.mktemp("observe") / "sim"
+    exp = ExpDir.create(root)
+    cfg = sim_cfg(exp.root)
+    atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    assert st.lifecycle == "completed"
+    return exp.root
+
+
+@pytest.fixture(scope="module")
+def curves_exp(sim_exp, tmp_path_factory) -> Path:
+    """The same search with learning curves on disk (the simulated backend writes none): one
+    metrics.jsonl per completed segment, plus a torn line and a run folder without a file."""
+    root = tmp_path_factory.mktemp("observe_curves") / "sim"
+    shutil.copytree(sim_exp, root)
+    exp, cfg, records, st = open_experiment(root)
+    reached = {}
+    for r in records:
+        if r["kind"] == "result" and r["status"] == "completed":
+            t = st.trials[r["trial"]]
+            key = f"t{t.id:05d}-s{r['segment']:03d}-a{r['attempt']:02d}"
+            run = exp.run_dir(t.id, key)
+            run.mkdir(parents=True, exist_ok=True)
+            lines = [json.dumps({"step": s, "time": 1000.0 + s, "train_loss":
+                                 synthetic_curve(t.hparams, s, 7) + 0.05})
+                     for s in range(reached.get(t.id, 0) + 1, r["length"] + 1)]
+            lines.append(json.dumps({"step": r["length"], "time": 2000.0,
+                                     "loss": r["metrics"]["loss"]}))
+            (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+            reached[t.id] = r["length"]
+    with open(sorted(exp.trial_dir(1).glob("runs/*/metrics.jsonl"))[0], "a") as f:
+        f.write('{"step": 99, "train_lo')  # torn last line: skipped
+    exp.run_dir(2, "t00002-s000-a09").mkdir(parents=True)
+    return root
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        if not UPDATE:
+            pytest.fail(f"{path} did not exist: written now, review and commit it")
+    assert text == path.read_text(), f"differs from {path} (ASHA_UPDATE_GOLDEN=1 to regenerate)"
+
+
+def run_cli(capsys, *args) -> str:
+    rc = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return out.out
+
+
+_FLOAT = re.compile(r"-?\d+\.\d{9,}(e[-+]\d+)?")
+
+
+def normalise(text: str, root: Path) -> str:
+    """Paths to <EXP>, long floats to 10 significant digits (libm may differ in the last ulp)."""
+    text = text.replace(str(root), "<EXP>")
+    return _FLOAT.sub(lambda m: f"{float(m.group(0)):.10g}", text)
+
+
+# ----------------------------------------------------------------------------- status
+def test_status_golden(sim_exp, capsys):
+    golden("status_sim.txt", normalise(run_cli(capsys, "status", sim_exp), sim_exp))
+
+
+def test_status_midway_golden_and_counts(sim_exp):
+    """Halfway through the journal: running/queued/paused per rung add up, and there is an ETA."""
+    exp, cfg, records, _ = open_experiment(sim_exp)
+    part = records[: len(records) // 2]
+    st = replay(cfg, part)
+    d = cli.status_dict(exp, cfg, st, part)
+    c = st.counts()
+    rt = d["rung_table"]
+    assert sum(r["running"] for r in rt) == c["running"]
+    assert sum(r["queued"] for r in rt) == c["queued"] + c["pending"]
+    assert sum(r["paused"] for r in rt) == c["paused"]
+    assert c["running"] + c["paused"] > 0
+    p = d["progress"]
+    assert 0 < p["fraction"] < 1 and p["eta_seconds"] > 0 and p["units_per_hour"] > 0
+    from asha_hpc.views import render_status_text
+
+    golden("status_sim_midway.txt", normalise(render_status_text(d), sim_exp))
+
+
+def test_status_json_keys(sim_exp, capsys):
+    d = json.loads(run_cli(capsys, "status", sim_exp, "--json"))
+    assert d["state"] == "completed"
+    assert set(d["trials"]) >= {"total", "running", "paused", "completed", "failed"}
+    assert d["rungs"] and set(d["rungs"][0]) >= {"bracket", "rung", "length", "completed", "promoted"}
+    assert set(d["best"]) >= {"trial_id", "metric", "hparams"}
+    exp, cfg, records, st = open_experiment(sim_exp)
+    assert d["best"]["trial_id"] == st.ranked()[0].id
+    assert [t["trial_id"] for t in d["top"]] == [t.id for t in st.ranked()[:5]]
+    for r in d["rung_table"]:
+        assert set(r) >= {"length", "completed", "running", "queued", "paused", "promoted", "failed"}
+    assert d["compute"]["job_hours"] == pytest.approx(sum(t.compute_s for t in st.trials.values()) / 3600)
+    assert d["compute"]["gpu_hours"] is None  # the simulated backend says nothing about GPUs
+    assert d["progress"]["fraction"] == 1.0 and d["progress"]["units_planned"] > 0
+    assert d["events"][-1]["text"] == "search completed"
+    assert any("ended without a result" in e for e in d["recent_events"] + [e["text"] for e in d["events"]]) \
+        or st.events  # failures were simulated
+    assert sum(t.restarts for t in st.trials.values()) > 0
+
+
+def test_status_watch_plain_and_rich(sim_exp, capsys):
+    out = run_cli(capsys, "status", sim_exp, "--watch", "--interval", "0.2", "--iterations", "3")
+    assert out.count("--- ") == 1  # finished search: drawn once, then it returns
+    assert "bracket  rung  length" in out
+    pytest.importorskip("rich")  # the [ui] extra
+    from asha_hpc.views import watch
+
+    buf = io.StringIO()
+    assert watch(lambda: cli.status_dict(*_state(sim_exp)), 0.2, iterations=2, out=buf,
+                 use_rich=True) == 0
+    assert "top trials by loss" in buf.getvalue()
+
+
+def _state(root):
+    exp, cfg, records, st = open_experiment(root)
+    return exp, cfg, st, records
+
+
+# ----------------------------------------------------------------------------- export
+def test_export_golden(sim_exp, capsys):
+    golden("export_sim.csv", normalise(run_cli(capsys, "export", sim_exp, "--format", "csv"), sim_exp))
+    rows = [json.loads(l) for l in run_cli(capsys, "export", sim_exp, "--format", "jsonl").splitlines()]
+    assert len(rows) == 20 and {"trial_id", "state", "restarts", "compute_s", "hparams.opt.name",
+                                "loss@4", "loss@64"} <= set(rows[0])
+
+
+def test_export_curves_csv_and_jsonl(curves_exp, tmp_path, capsys):
+    out = tmp_path / "curves.csv"
+    run_cli(capsys, "export", curves_exp, "--curves", out, "-o", tmp_path / "trials.csv")
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:6] == ["trial_id", "key", "segment", "attempt", "step", "time"]
+    assert {"train_loss", "loss"} <= set(rows[0])
+    exp, cfg, records, st = open_experiment(curves_exp)
+    assert len(rows) == len(curve_rows(exp))
+    assert len({r["trial_id"] for r in rows}) == len(st.trials)
+    t1 = [r for r in rows if r["trial_id"] == "1"]
+    assert [int(r["step"]) for r in t1 if r["train_loss"]] == list(range(1, st.trials[1].length + 1))
+    assert all(float(r["train_loss"]) > 0 for r in t1 if r["train_loss"])
+    assert all(r["loss"] == "" or float(r["loss"]) > 0 for r in rows)  # missing = empty cell
+    with open(tmp_path / "trials.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 20
+    run_cli(capsys, "export", curves_exp, "--format", "jsonl", "--curves", tmp_path / "c.jsonl",
+            "-o", tmp_path / "t.jsonl")
+    lines = (tmp_path / "c.jsonl").read_text().splitlines()
+    assert len(lines) == len(rows) and json.loads(lines[0])["trial_id"] == 1
+    assert pick_curve_metric(curve_rows(exp), "loss") == "train_loss"
+
+
+# ----------------------------------------------------------------------------- plots
+def _check_png(data_or_path, shape):
+    image = pytest.importorskip("matplotlib.image")
+    src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else str(data_or_path)
+    img = image.imread(src, format="png")
+    assert img.shape[:2] == shape, img.shape
+    rgb = img[..., :3]
+    assert float(rgb.std()) > 0.02  # not a single colour
+    assert len({tuple(p) for p in (rgb[::7, ::7].reshape(-1, 3) * 255).astype(int).tolist()}) > 10
+
+
+@pytest.mark.parametrize("which", ["sim_exp", "curves_exp"])
+def test_plot_png(which, request, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    root = request.getfixturevalue(which)
+    out = tmp_path / "search.png"
+    run_cli(capsys, "plot", root, "-o", out)
+    _check_png(out, (450, 1500))
+    if which == "curves_exp":
+        run_cli(capsys, "plot", root, "-o", out, "--width", "900", "--height", "300")
+        _check_png(out, (300, 900))
+
+
+def test_plot_without_matplotlib_is_a_clear_error(sim_exp, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    assert cli.main(["plot", str(sim_exp), "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "pip install 'asha-hpc[plot]'" in err
+    assert not (tmp_path / "x.png").exists()
+    # the report still works, with SVG plots
+    assert cli.main(["report", str(sim_exp), "-o", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<svg") == 3 and "data:image/png" not in page
+
+
+# ----------------------------------------------------------------------------- report
+class _Dom(HTMLParser):
+    """Images, trial table rows, and a few attributes of the dumped DOM."""
+
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.rows, self.attrs = [], [], {}
+        self._table, self._row, self._cell = None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        elif tag == "body":
+            self.attrs["body"] = a
+        elif tag == "table":
+            self._table = a.get("id")
+            self.attrs[f"table#{self._table}"] = a
+        elif tag == "tr" and self._table == "trials":
+            self._row = []
+        elif tag == "td" and self._row is not None:
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._row is not None and self._cell is not None:
+            self._row.append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row:
+                self.rows.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    msg = "headless Chromium not found: apt-get install -y chromium (.ci/run installs it)"
+    if _in_ci():
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def _run_chromium(exe, *args) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("chromium did not finish in 90 s", pytrace=False)
+    if r.returncode != 0:
+        pytest.fail(f"chromium failed ({r.returncode}): {r.stderr[-2000:]}", pytrace=False)
+    return r
+
+
+def test_report_in_headless_chromium(curves_exp, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    exe = _chromium()
+    report = tmp_path / "report.html"
+    run_cli(capsys, "report", curves_exp, "-o", report)
+    page = report.read_text()
+    assert "<script src" not in page and "<link" not in page and "@import" not in page
+    assert "http://" not in page and "https://" not in page  # self-contained: nothing fetched
+
+    dom = _Dom()
+    dom.feed(_run_chromium(exe, "--dump-dom", report.as_uri()).stdout)
+    assert dom.attrs["body"].get("data-js") == "ready"  # the inline script ran
+    pngs = [i for i in dom.imgs if i.get("src", "").startswith("data:image/png;base64,")]
+    assert len(pngs) == 3
+    for i in pngs:
+        _check_png(base64.b64decode(i["src"].split(",", 1)[1]), (380, 560))
+    exp, cfg, records, st = open_experiment(curves_exp)
+    assert len(dom.rows) == len(st.trials)
+    assert dom.attrs["table#trials"].get("data-sorted-by") == "rank"
+    ranked = [t.id for t in st.ranked()]
+    assert [int(r[1]) for r in dom.rows[:3]] == ranked[:3]  # sorted by rank: best first
+    assert [int(r[0]) for r in dom.rows[:3]] == [1, 2, 3]
+
+    shot = tmp_path / "shot.png"
+    _run_chromium(exe, "--window-size=1200,900", "--hide-scrollbars", f"--screenshot={shot}",
+                  report.as_uri())
+    _check_png(shot, (900, 1200))
+
+
+# ----------------------------------------------------------------------------- logs
+def test_find_logs_local_and_slurm_layouts(tmp_path):
+    exp = ExpDir.create(tmp_path / "exp")
+    (exp.jobs / "local-t00001-s000-a00.json").write_text(json.dumps({"pid": 4242, "gpus": []}))
+    (exp.jobs / "4242_0_log.out").write_text("local out\n")
+    (exp.jobs / "4242_0_log.err").write_text("local err\n")
+    (exp.jobs / "777_3").mkdir()
+    (exp.jobs / "777_3" / "777_3_0_log.out").write_text("slurm out\n")
+    (exp.jobs / "777_3" / "777_3_0_log.err").write_text("slurm err\n")
+    assert find_logs(exp, ["local:t00001-s000-a00"]) == {
+        "out": str(exp.jobs / "4242_0_log.out"), "err": str(exp.jobs / "4242_0_log.err")}
+    assert find_logs(exp, ["777_3"])["err"] == str(exp.jobs / "777_3" / "777_3_0_log.err")
+    assert find_logs(exp, ["sim:t00001-s000-a00", "../etc"]) == {"out": None, "err": None}
+    records = [
+        {"kind": "intent", "trial": 1, "segment": 0, "attempt": 0, "length": 4},
+        {"kind": "submitted", "trial": 1, "segment": 0, "attempt": 0, "job_id": "local:t00001-s000-a00"},
+        {"kind": "job_dead", "trial": 1, "segment": 0, "attempt": 0, "job_id": "local:t00001-s000-a00",
+         "state": "FAILED"},
+        {"kind": "intent", "trial": 1, "segment": 0, "attempt": 1, "length": 4},
+        {"kind": "submitted", "trial": 1, "segment": 0, "attempt": 1, "job_id": "777_3"},
+        {"kind": "result", "trial": 1, "segment": 0, "attempt": 1, "job_id": "777_3",
+         "status": "completed", "started": 1.0, "ended": 2.0},
+    ]
+    jobs = trial_jobs(exp, records, 1)
+    assert [(j["index"], j["key"], j["status"]) for j in jobs] == [
+        (0, "t00001-s000-a00", "dead (FAILED)"), (1, "t00001-s000-a01", "completed")]
+    assert jobs[0]["out"].endswith("4242_0_log.out") and jobs[1]["out"].endswith("777_3_0_log.out")
+
+
+MODEL = '''
+import sys
+def train(trial):
+    for seg in trial.segments():
+        for step in range(1, seg.length + 1):
+            trial.report_metrics(step, train_loss=1.0 / step + trial.hparams["x"])
+        print(f"hello from trial {trial.id} to {seg.length}")
+        print(f"warning from trial {trial.id}", file=sys.stderr)
+        seg.report(loss=trial.hparams["x"] + 1.0 / seg.length)
+'''
+
+
+def test_local_search_logs_gpus_curves(tmp_path, capsys):
+    """A real (tiny) local search: status/best print the job logs, `logs` shows them, results
+    carry gpus (0 here: CUDA_VISIBLE_DEVICES is empty), curves come from metrics.jsonl."""
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 3, "max_trials": 2,
+                     "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
+        "local": {"gpus": [], "max_parallel": 2}}))
+    exp_dir = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
+    capsys.readouterr()
+    d = json.loads(run_cli(capsys, "status", exp_dir, "--json"))
+    assert d["compute"]["gpu_hours"] == 0.0  # known: zero GPUs
+    top = d["top"][0]
+    assert top["logs"]["out"] and Path(top["logs"]["out"]).is_file()
+    text = run_cli(capsys, "status", exp_dir)
+    assert "GPU-hours" in text and top["logs"]["out"] in text
+    best = json.loads(run_cli(capsys, "best", exp_dir, "--json"))
+    assert best[0]["logs"] == top["logs"]
+    assert "logs: " in run_cli(capsys, "best", exp_dir)
+    tid = top["trial_id"]
+    assert f"hello from trial {tid} to 3" in run_cli(capsys, "logs", exp_dir, tid)
+    assert f"warning from trial {tid}" in run_cli(capsys, "logs", exp_dir, tid, "--err", "--attempt", "0")
+    assert "out: " in run_cli(capsys, "logs", exp_dir, tid, "--list")
+    assert cli.main(["logs", str(exp_dir), str(tid), "--attempt", "5"]) == 1
+    assert cli.main(["logs", str(exp_dir), "99"]) == 1
+    assert "no trial 99" in capsys.readouterr().err
+    rows = curve_rows(ExpDir.open(exp_dir))
+    assert {r["trial_id"] for r in rows} == {1, 2}
+    assert pick_curve_metric(rows, "loss") == "train_loss"
