@@ -85,6 +85,7 @@ class SimulatedBackend(Backend):
         self._seq = 0
         self.delayed: List[Tuple[float, int, _Job]] = []  # (visible at, seq, job)
         self.busy_seconds = 0.0  # worker-seconds spent in segments (utilization)
+        self._t = 0.0  # time of the last start or end played (advance keeps time order)
 
     def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
         ids = []
@@ -129,11 +130,15 @@ class SimulatedBackend(Backend):
                 return
             if t_end <= t_start:
                 _, _, jid = heapq.heappop(self.ending)
+                self._t = max(self._t, t_end)
                 self._finish(self.jobs[jid])
             else:
                 _, _, jid = heapq.heappop(self.waiting)
                 job = self.jobs[jid]
-                job.start = t  # a freed worker picks the job up at once
+                # a job eligible while every worker was busy starts when one frees up (now),
+                # not at its eligible time
+                t = self._t = max(t, self._t)
+                job.start = t
                 job.end = t + self._duration(job.spec)
                 job.state = JobState.RUNNING
                 self._seq += 1

@@ -1,0 +1,177 @@
+"""``asha-hpc simulate``: JSON keys, utilization, what-if rows, replayed curves, bad curve files."""
+import json
+
+import pytest
+import yaml
+
+from asha_hpc.cli import main
+from asha_hpc.config import load_config
+from asha_hpc.simulate import gpus_per_trial, interpolate, load_curves
+from asha_hpc.errors import AshaError
+
+CONFIG = {
+    "name": "simtest", "entrypoint": "model:train",
+    "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 16},
+                 "max_trials": 40, "max_concurrent_trials": 8, "mode": "standard", "divisor": 4},
+    "hyperparameters": {"lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10},
+                        "width": {"type": "int", "minval": 16, "maxval": 64}},
+    "reproducibility": {"experiment_seed": 3},
+    "slurm": {"gpus_per_node": 4},
+}
+
+
+def write_config(tmp_path, **searcher):
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["searcher"].update(searcher)
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def simulate_json(capsys, *args):
+    assert main(["simulate", *map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_keys_and_measures(tmp_path, capsys):
+    d = simulate_json(capsys, write_config(tmp_path), "--workers", 8, "--startup-seconds", 20,
+                      "--queue-wait-seconds", 5, "--unit-seconds", 30)
+    for k in ("makespan_s", "worker_hours", "gpu_hours", "utilization", "units_trained",
+              "time_to_best_s", "best_metric", "trials", "trials_per_rung", "what_if", "runs",
+              "workers", "gpus_per_trial", "curves", "repeats", "seeds", "wall_s"):
+        assert k in d, k
+    assert d["workers"] == 8 and d["unit_seconds"] == 30 and d["startup_seconds"] == 20
+    assert d["queue_wait_seconds"] == 5 and d["curves"] == "synthetic"
+    assert d["gpus_per_trial"] == 4
+    u = d["utilization"]["median"]
+    assert 0 < u <= 1
+    assert d["gpu_hours"]["median"] == pytest.approx(4 * d["worker_hours"]["median"])
+    assert d["trials"]["median"] == 40
+    assert 0 < d["time_to_best_s"]["median"] <= d["makespan_s"]["median"]
+    # the lowest rung holds a result of every trial; higher rungs fewer
+    counts = [r["completed"] for r in d["trials_per_rung"]]
+    assert counts[0] >= counts[-1] > 0
+    run = d["runs"][0]
+    assert run["worker_hours"] * 3600 <= 8 * run["makespan_s"] + 1e-6
+
+
+def test_utilization_is_one_with_one_worker(tmp_path, capsys):
+    d = simulate_json(capsys, write_config(tmp_path, max_concurrent_trials=4), "--workers", 1,
+                      "--no-what-if")
+    # one worker, more work queued than it can take: always busy (up to the float sums)
+    assert d["utilization"]["median"] == pytest.approx(1.0, abs=1e-9)
+    assert d["what_if"] == [d["what_if"][0]] and d["what_if"][0]["change"] == "as configured"
+
+
+def test_what_if_rows(tmp_path, capsys):
+    d = simulate_json(capsys, write_config(tmp_path), "--workers", 8)
+    changes = [r["change"] for r in d["what_if"]]
+    assert changes == ["as configured", "mode aggressive", "mode conservative", "divisor 3",
+                       "divisor 5", "max_trials 20 (x0.5)", "max_trials 80 (x2)"]
+    for r in d["what_if"]:
+        assert r["makespan_s"] > 0 and 0 < r["utilization"] <= 1 and r["gpu_hours"] > 0
+    by = {r["change"]: r for r in d["what_if"]}
+    assert by["max_trials 20 (x0.5)"]["trials"] == 20 and by["max_trials 80 (x2)"]["trials"] == 80
+    assert by["max_trials 80 (x2)"]["gpu_hours"] > by["as configured"]["gpu_hours"]
+
+
+def test_async_halving_has_no_mode_rows(tmp_path, capsys):
+    d = simulate_json(capsys, write_config(tmp_path, name="async_halving", num_rungs=3,
+                                           divisor=3), "--workers", 4)
+    changes = [r["change"] for r in d["what_if"]]
+    assert changes == ["as configured", "divisor 4", "divisor 5", "max_trials 20 (x0.5)",
+                       "max_trials 80 (x2)"]
+
+
+def test_repeats_give_median_and_spread(tmp_path, capsys):
+    d = simulate_json(capsys, write_config(tmp_path), "--workers", 8, "--repeats", 3, "--no-what-if")
+    assert d["seeds"] == [3, 4, 5] and len(d["runs"]) == 3
+    for k in ("makespan_s", "gpu_hours", "utilization", "best_metric"):
+        s = d[k]
+        assert s["min"] <= s["median"] <= s["max"]
+    assert d["makespan_s"]["min"] < d["makespan_s"]["max"]  # other seeds, other noise
+
+
+def test_text_output(tmp_path, capsys):
+    assert main(["simulate", str(write_config(tmp_path)), "--workers", "16"]) == 0
+    out = capsys.readouterr().out
+    for s in ("makespan", "GPU-hours (x4 per trial)", "worker utilization", "trials per rung",
+              "what if", "mode aggressive", "time to the final best",
+              "note: the searcher keeps at most 8 trials in flight"):
+        assert s in out, s
+
+
+def test_curves_file_is_replayed(tmp_path, capsys):
+    curves = tmp_path / "curves.jsonl"
+    curves.write_text(
+        json.dumps({"hparams": {"lr": 0.1}, "curve": {"1": 2.0, "4": 1.0, "16": 0.5}}) + "\n\n"
+        + json.dumps({"hparams": {"lr": 0.01}, "curve": [[1, 1.5], [16, 0.25]]}) + "\n"
+        + json.dumps({"curve": {"2": 3.0, "16": 0.75}}) + "\n")
+    d = simulate_json(capsys, write_config(tmp_path), "--workers", 8, "--curves", curves,
+                      "--no-what-if")
+    assert d["curves"] == str(curves) and d["curves_count"] == 3
+    # every top-rung result is the last point of one of the curves
+    assert d["best_metric"]["median"] == 0.25
+
+
+def test_replayed_curves_interpolate_and_match_hparams(tmp_path):
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps({"hparams": {"a": 1}, "curve": {"10": 1.0, "20": 0.0}}) + "\n"
+                 + json.dumps({"hparams": {"a": 2}, "curve": {"1": 5.0}}) + "\n")
+    c = load_curves(str(p))
+    assert c({"a": 1}, 15) == 0.5 and c({"a": 1}, 1) == 1.0 and c({"a": 1}, 99) == 0.0
+    assert c({"a": 2}, 7) == 5.0
+    assert {c.pick({"a": 3, "i": i}, 0) for i in range(50)} == {0, 1}  # others: drawn
+    assert c.pick({"a": 3}, 0) == c.pick({"a": 3}, 0)
+    assert interpolate([1, 4], [4.0, 1.0], 2) == 3.0
+
+
+@pytest.mark.parametrize("lines, line_no, words", [
+    (['{"curve": {"1": 1.0}}', '{"curve": {"1": 1.0'], 2, "not valid JSON"),
+    (['{"hparams": {}}'], 1, "missing 'curve'"),
+    (['{"curve": {"1": 1.0}}', '', '{"curve": {"zero": 1.0}}'], 3, "not an integer >= 1"),
+    (['{"curve": {"0": 1.0}}'], 1, "not an integer >= 1"),
+    (['{"curve": {"4": "x"}}'], 1, "must be a finite number"),
+    (['[1, 2]'], 1, "expected a JSON object"),
+    (['{"curve": {}}'], 1, "is empty"),
+    (['{"curve": 3}'], 1, "'curve' must be"),
+    (['{"hparams": [1], "curve": {"1": 1}}'], 1, "'hparams' must be an object"),
+])
+def test_bad_curves_file_names_file_and_line(tmp_path, capsys, lines, line_no, words):
+    curves = tmp_path / "bad.jsonl"
+    curves.write_text("\n".join(lines) + "\n")
+    rc = main(["simulate", str(write_config(tmp_path)), "--workers", "4", "--curves", str(curves)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{curves}:{line_no}:" in err and words in err
+    assert "Traceback" not in err
+
+
+def test_missing_or_empty_curves_file(tmp_path, capsys):
+    assert main(["simulate", str(write_config(tmp_path)), "--workers", "4", "--curves",
+                 str(tmp_path / "nope.jsonl")]) == 1
+    assert "no such curves file" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(AshaError, match="no curves"):
+        load_curves(str(empty))
+
+
+def test_bad_options(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    assert main(["simulate", str(cfg), "--workers", "0"]) == 1
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main(["simulate", str(cfg), "--workers", "2", "--unit-seconds", "0"]) == 1
+    assert "--unit-seconds" in capsys.readouterr().err
+
+
+def test_gpus_per_trial(tmp_path):
+    base = json.loads(json.dumps(CONFIG))
+    cases = [({"slurm": {"gpus_per_node": 2, "nodes": 2}}, 4),
+             ({"slurm": {}, "local": {"gpus": 4, "gpus_per_trial": 2}}, 2),
+             ({"slurm": {}, "local": {"gpus": 0}}, 1)]
+    for extra, want in cases:
+        cfg = dict(base, **extra)
+        p = tmp_path / "g.yaml"
+        p.write_text(yaml.safe_dump(cfg))
+        assert gpus_per_trial(load_config(p)) == want, extra
