@@ -55,6 +55,7 @@ class LocalConfig:
     gpus_per_trial: int = 0
     trials_per_gpu: int = 1
     max_parallel: int = 1  # segments running at once
+    tasks_per_node: int = 1  # ranks per trial (torch.distributed; one process each)
 
 
 @dataclass
@@ -78,11 +79,15 @@ class SlurmConfig:
     signal_delay_s: int = 90
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
 
-    def executor_parameters(self) -> Dict[str, Any]:
-        """The keys submitit's SlurmExecutor understands, without the unset ones."""
+    def backend_options(self) -> Dict[str, Any]:
+        """What SlurmBackend takes: the sbatch-related keys (asha_hpc's own knobs removed).
+        A trial of several tasks gets ``srun --kill-on-bad-exit=1``: one dead rank ends the
+        step, so the segment fails once instead of leaving the other ranks hanging."""
         d = asdict(self)
         d.pop("poll_min_interval_s")
-        return {k: v for k, v in d.items() if v not in (None, [], {})}
+        if self.tasks_per_node * self.nodes > 1:
+            d["srun_args"] = ["--kill-on-bad-exit=1"]
+        return d
 
 
 @dataclass
@@ -354,7 +359,7 @@ def _entrypoint(c: _Checker, raw: Any, command: Any) -> Union[str, List[str]]:
 
 def _local(c: _Checker, raw: Any) -> LocalConfig:
     p = "local"
-    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel"))
+    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel", "tasks_per_node"))
     loc = LocalConfig()
     g = d.get("gpus", "auto")
     if g == "auto" or g is None:
@@ -376,6 +381,7 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
     else:
         default_par = os.cpu_count() or 1
     loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer", default_par, _at_least(1))
+    loc.tasks_per_node = c.get(d, "tasks_per_node", p, _is_int, "an integer", 1, _at_least(1))
     return loc
 
 

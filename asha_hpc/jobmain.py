@@ -48,33 +48,15 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from .backends.base import SegmentSpec
 from .errors import InvalidHP
 from .expdir import ExpDir, atomic_write_json, publish
+from .ranks import Group, current_ranks, job_id
 from .trial import Trial
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
-
-
-def _ranks() -> Tuple[int, int, int]:
-    """(rank, world_size, local_rank) from submitit's or torchrun's environment."""
-    env = os.environ
-    for r, w, l in (("SUBMITIT_GLOBAL_ID", "SUBMITIT_NTASKS", "SUBMITIT_LOCAL_ID"),
-                    ("SUBMITIT_LOCAL_GLOBALID", "SUBMITIT_LOCAL_NTASKS", "SUBMITIT_LOCAL_LOCALID"),
-                    ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
-                    ("RANK", "WORLD_SIZE", "LOCAL_RANK")):
-        if r in env:
-            return int(env[r]), int(env.get(w, 1)), int(env.get(l, 0))
-    return 0, 1, 0
-
-
-def _job_id() -> str:
-    env = os.environ
-    if "SLURM_ARRAY_JOB_ID" in env and "SLURM_ARRAY_TASK_ID" in env:
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
 
 
 def _gpu_count() -> Optional[int]:
@@ -106,26 +88,30 @@ def run_segment(spec: SegmentSpec) -> str:
     """Run one segment attempt (see module doc). Returns the status it published."""
     exp = ExpDir(Path(spec.exp_dir))
     os.environ.update(spec.env)
-    rank, world, local_rank = _ranks()
+    ranks = current_ranks()
+    rank = ranks.rank
     run_dir = exp.run_dir(spec.trial_id, spec.key)
     run_dir.mkdir(parents=True, exist_ok=True)
+    group = Group(run_dir, ranks, spec.heartbeat_s)
+    beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
+    beat.start()
+    if ranks.world_size > 1:
+        group.register()
+        group.rendezvous()
     trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams, trial_dir=exp.trial_dir(spec.trial_id),
                   run_dir=run_dir, segments=[spec.length], first_segment=spec.segment,
                   metric=spec.metric, key=spec.key, length_unit=spec.length_unit, rank=rank,
-                  world_size=world, local_rank=local_rank)
+                  world_size=ranks.world_size, local_rank=ranks.local_rank, group=group)
     for name in STOP_SIGNALS[:2]:
         signal.signal(getattr(signal, name), lambda s, f: trial.request_stop(signal.Signals(s).name))
     ident = {"trial": spec.trial_id, "segment": spec.segment, "attempt": spec.attempt,
-             "key": spec.key, "host": socket.gethostname(), "pid": os.getpid(), "job_id": _job_id()}
+             "key": spec.key, "host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
     started = time.time()
-    beat = None
     if rank == 0:
         hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
         if not hp_file.exists():
             atomic_write_json(hp_file, spec.hparams)
         publish(exp.root, f"{spec.key}.started.json", dict(ident, type="started", time=started))
-        beat = _Heartbeat(run_dir / "heartbeat", spec.heartbeat_s)
-        beat.start()
     status, error, metrics = "completed", None, None
     try:
         if isinstance(spec.entrypoint, list):
@@ -137,10 +123,10 @@ def run_segment(spec: SegmentSpec) -> str:
     except InvalidHP as e:
         status, error = "invalid_hp", str(e) or "InvalidHP"
     except BaseException as e:  # noqa: BLE001 - the job must always publish a result
+        # an exception is an error even while a stop was requested: "interrupted" means the
+        # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
         status, error = "error", "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        if trial.should_stop():
-            status = "interrupted"
-    if status == "completed":
+    if status == "completed" and rank == 0:  # reports count from rank 0 only
         reports = trial.reports
         if metrics is None and reports and reports[-1].length == spec.length:
             metrics = reports[-1].reported
@@ -159,8 +145,11 @@ def run_segment(spec: SegmentSpec) -> str:
             ident, type="result", status=status, metrics=metrics, length=spec.length,
             error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
             ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count()))
-        if beat:
-            beat.halt.set()
+    elif status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
+        publish(exp.root, f"{spec.key}.rank{rank}.result.json", dict(
+            ident, type="result", status=status, metrics=None, length=spec.length,
+            error=f"rank {rank}: {error}", checkpoint=None, started=started, ended=time.time()))
+    beat.halt.set()
     if status == "error":
         print(error, file=sys.stderr, flush=True)
     return status

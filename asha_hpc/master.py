@@ -50,7 +50,7 @@ def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
     if cfg.backend == "slurm":
         from .backends.slurm import SlurmBackend
 
-        return SlurmBackend(str(exp_root), cfg.slurm.executor_parameters(),
+        return SlurmBackend(str(exp_root), cfg.slurm.backend_options(),
                             poll_min_interval_s=cfg.slurm.poll_min_interval_s)
     raise AshaError(f"backend: unknown backend '{cfg.backend}'")
 
@@ -200,6 +200,7 @@ class Master:
         assert st is not None
         recs: List[Dict[str, Any]] = []
         consumed = []
+        settled = set()  # attempts whose result is in this batch: a second one is dropped
         for m in scan_inbox(self.exp.inbox):
             body = m.body
             ok = (body is not None and body.get("type") in ("started", "result")
@@ -210,10 +211,15 @@ class Master:
                 continue
             assert body is not None
             consumed.append(m.path)
-            if not st.awaiting(body["trial"], body["segment"], body["attempt"]):
+            attempt = (body["trial"], body["segment"], body["attempt"])
+            if attempt in settled or not st.awaiting(*attempt):
                 if body["type"] == "result":
                     log.info("%s: result of an attempt no longer awaited; dropped", m.name)
                 continue
+            if body["type"] == "result":
+                settled.add(attempt)
+            elif st.trials[attempt[0]].status == RUNNING:
+                continue  # the backend already said it runs: nothing new
             rec = {"kind": body["type"], "trial": body["trial"], "segment": body["segment"],
                    "attempt": body["attempt"], "host": body.get("host"), "job_id": body.get("job_id")}
             if body["type"] == "result":

@@ -23,9 +23,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from .expdir import atomic_write_json, fsync_dir, read_json
+
+if TYPE_CHECKING:
+    from .ranks import Group
 
 MANIFEST = "MANIFEST.json"
 
@@ -80,7 +83,7 @@ class Trial:
     def __init__(self, *, trial_id: int, hparams: Dict[str, Any], trial_dir: Path, run_dir: Path,
                  segments: List[int], first_segment: int, metric: str, key: str,
                  length_unit: str = "units", rank: int = 0, world_size: int = 1,
-                 local_rank: int = 0) -> None:
+                 local_rank: int = 0, group: Optional["Group"] = None) -> None:
         self.id = trial_id
         self.hparams = hparams
         self.dir = Path(trial_dir)
@@ -96,6 +99,7 @@ class Trial:
         self._reports: List[Segment] = []
         self._n_ckpt = 0
         self._metrics_path = self.run_dir / "metrics.jsonl"
+        self._group = group
 
     # ----------------------------------------------------------------- reading
     @property
@@ -114,8 +118,32 @@ class Trial:
     def should_stop(self) -> bool:
         """True once the job was told to leave (time limit near, preemption, cancel): save a
         checkpoint and return; the segment continues later from it, and it counts as no
-        failure."""
-        return self._stop.is_set()
+        failure.
+
+        With several ranks and torch.distributed initialised, this is a collective (an
+        all-reduce of every rank's flag), so all ranks turn true together: call it on every
+        rank at the same point of the loop."""
+        local = self._stop.is_set()
+        dist = _torch_dist() if self.world_size > 1 else None
+        if dist is None:
+            return local
+        import torch
+
+        flag = torch.tensor([1 if local else 0], dtype=torch.int32,
+                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _barrier(self, folder: Path, phase: str) -> None:
+        """Wait until every rank reached this point: torch.distributed's barrier when it is
+        initialised, else marker files in the (shared) folder, watching for dead peers."""
+        if self.world_size <= 1:
+            return
+        dist = _torch_dist()
+        if dist is not None:
+            dist.barrier()
+        elif self._group is not None:
+            self._group.barrier(folder, phase)
 
     def request_stop(self, reason: str) -> None:
         """Called from the job's signal handler."""
@@ -130,14 +158,22 @@ class Trial:
         root = self.dir / "checkpoints"
         root.mkdir(parents=True, exist_ok=True)
         self._n_ckpt += 1
-        name = f"{self._key}-{self._n_ckpt:04d}"
+        name = f"{self._key}-{self._n_ckpt:04d}"  # the same on every rank
         tmp = root / f".tmp-{name}"
-        tmp.mkdir()
+        tmp.mkdir(exist_ok=self.world_size > 1)
         try:
             yield tmp
         except BaseException:
-            _rmtree(tmp)
+            if self.rank == 0:
+                _rmtree(tmp)
             raise
+        self._barrier(tmp, "saved")  # a sharded checkpoint is complete, or absent
+        if self.rank != 0:  # rank 0 publishes; wait so every rank sees the same latest
+            if self._group is not None:
+                self._group.wait(lambda: not tmp.exists(), f"rank 0 to publish {tmp}")
+            return
+        for marker in tmp.glob(".saved-rank*"):
+            marker.unlink()
         files: Dict[str, int] = {}
         for dirpath, _, filenames in os.walk(tmp):
             for fn in filenames:
@@ -184,6 +220,17 @@ class Trial:
     @property
     def reports(self) -> List[Segment]:
         return list(self._reports)
+
+
+def _torch_dist():
+    """torch.distributed if the user's code imported torch and initialised a process group."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    dist = torch.distributed
+    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 def _plain(metrics: Dict[str, Any]) -> Dict[str, Any]:

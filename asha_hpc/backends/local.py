@@ -137,7 +137,8 @@ class LocalBackend(Backend):
         record = self._record(jid)
         atomic_write_json(record, {"key": spec.key, "pid": None, "gpus": gpus}, durable=False)
         ex = _DetachedLocalExecutor(folder=str(self.folder))
-        ex.update_parameters(timeout_min=FOREVER_MIN, gpus_per_node=0)
+        ex.update_parameters(timeout_min=FOREVER_MIN, gpus_per_node=0,
+                             tasks_per_node=self.cfg.tasks_per_node)
         try:
             job = ex.submit(self.fn, spec)
         except Exception as e:  # noqa: BLE001
