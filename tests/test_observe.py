@@ -386,7 +386,8 @@ def train(trial):
 
 def test_local_search_logs_gpus_curves(tmp_path, capsys):
     """A real (tiny) local search: status/best print the job logs, `logs` shows them, results
-    carry gpus (0 here: CUDA_VISIBLE_DEVICES is empty), curves come from metrics.jsonl."""
+    carry gpus (1 each: the local backend hands out ids "0"/"1" in CUDA_VISIBLE_DEVICES; no
+    real GPU needed), so GPU-hours = job-hours; curves come from metrics.jsonl."""
     (tmp_path / "model.py").write_text(MODEL)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
         "name": "tiny", "entrypoint": "model:train",
@@ -394,12 +395,13 @@ def test_local_search_logs_gpus_curves(tmp_path, capsys):
                      "max_concurrent_trials": 2},
         "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
         "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
-        "local": {"gpus": [], "max_parallel": 2}}))
+        "local": {"gpus": ["0", "1"], "gpus_per_trial": 1}}))
     exp_dir = tmp_path / "run"
     assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
     capsys.readouterr()
     d = json.loads(run_cli(capsys, "status", exp_dir, "--json"))
-    assert d["compute"]["gpu_hours"] == 0.0  # known: zero GPUs
+    assert d["compute"]["gpu_hours"] == pytest.approx(d["compute"]["job_hours"])
+    assert d["compute"]["gpu_hours"] > 0
     top = d["top"][0]
     assert top["logs"]["out"] and Path(top["logs"]["out"]).is_file()
     text = run_cli(capsys, "status", exp_dir)
