@@ -126,6 +126,15 @@ def test_executor_parameters():
         executor_parameters({"bogus": 1})
 
 
+def test_trial_jobs_are_not_requeueable(tmp_path: Path):
+    """A job Slurm requeued would run its attempt again next to the master's resubmission."""
+    b = SlurmBackend(str(tmp_path), {"additional_parameters": {"mail-type": "END"}})
+    assert b.params["additional_parameters"] == {"mail-type": "END", "no_requeue": True}
+    for explicit in ({"requeue": True}, {"no-requeue": True}):
+        b = SlurmBackend(str(tmp_path), {"additional_parameters": explicit})
+        assert b.params["additional_parameters"] == explicit
+
+
 class _FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

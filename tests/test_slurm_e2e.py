@@ -521,3 +521,32 @@ def test_without_accounting_a_killed_job_is_detected_and_retried(tmp_path, clean
     assert starts[1]["epoch"] >= 3  # from the last checkpoint before the kill
     assert not [e for e in model_log(exp, 1) if e["event"] == "end" and
                 e["key"] == "t00001-s000-a00"]
+
+
+def test_trial_jobs_cannot_be_requeued_by_slurm(tmp_path, cleanup):
+    """A trial job that Slurm requeued (preemption with PreemptMode=REQUEUE, node failure,
+    ``scontrol requeue``) would come back with the same id and attempt and run the trial's code
+    a second time, next to the attempt the master submitted in its place (seen before the fix:
+    the requeued job restarted ~20 s later). Trial jobs are submitted with --no-requeue: Slurm
+    refuses the requeue, and every attempt runs once."""
+    cfg_path = make_experiment(
+        tmp_path, "e2e8", searcher={"name": "random", "max_trials": 1, "max_concurrent_trials": 1,
+                                    "max_length": 24},
+        hp={"sleep": 0.25})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    master = start_master("run", cfg_path, "--exp-dir", exp)
+    cleanup[1].append(master)
+    p = wait_until(lambda: (progress(exp, 1) or {}).get("epoch", 0) >= 2 and progress(exp, 1),
+                   90, "trial 1 to train 2 epochs")
+    script = (exp / "jobs" / p["job"] / f"{p['job']}_submission.sh").read_text()
+    assert "#SBATCH --no-requeue\n" in script
+    r = subprocess.run(["scontrol", "requeue", p["job"]], capture_output=True, text=True)
+    assert r.returncode != 0 and "disabled" in r.stderr, r
+    _, err = master.communicate(timeout=RUN_TIMEOUT_S)
+    assert master.returncode == 0, err[-3000:]
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    starts = [e["key"] for e in model_log(exp, 1) if e["event"] == "start"]
+    assert starts == ["t00001-s000-a00"]
+    assert st.trials[1].restarts == 0 and st.trials[1].infra_retries == 0

@@ -7,6 +7,10 @@ asks about every tracked, unfinished job in ONE ``sacct`` call, at most once per
 ``poll_min_interval_s``, however many jobs or submissions there are; terminal states are cached
 for good.
 
+Trial jobs are submitted with ``--no-requeue``: after a preemption or node failure the master
+resubmits the segment as a new attempt from its checkpoint, so a job Slurm brought back would run
+the same attempt twice.
+
 Job names: a single submission is named ``spec.job_name``. A burst of several specs becomes one
 ``sbatch --array`` whose tasks all share ONE name (Slurm gives an array a single name; renaming
 tasks one by one costs one slurmctld RPC each and splits the array record), so the array is named
@@ -209,6 +213,14 @@ class SlurmBackend(Backend):
         self.exp_dir = Path(exp_dir).absolute()
         self.slurm = dict(slurm or {})
         self.params = executor_parameters(self.slurm)
+        # Slurm must not requeue a trial job (preemption, node failure, `scontrol requeue`): the
+        # job publishes "interrupted" (or dies), the master submits the segment again as a new
+        # attempt, and the requeued job (same id, same attempt) would then run the trial's code
+        # a second time, next to its successor. An explicit requeue/no_requeue is kept.
+        extra = dict(self.params.get("additional_parameters") or {})
+        if not {k.replace("-", "_") for k in extra} & {"requeue", "no_requeue"}:
+            extra["no_requeue"] = True
+        self.params["additional_parameters"] = extra
         self.fn = fn
         self.poll_min_interval_s = float(poll_min_interval_s)
         self.jobs_dir = self.exp_dir / "jobs"
