@@ -83,3 +83,17 @@ def tmp_exp_dir(tmp_path: Path) -> Path:
     exp = tmp_path / "exp"
     (exp / "inbox").mkdir(parents=True)
     return exp
+
+
+def require_module(name: str):
+    """Import an optional dependency a test needs (torch, sklearn): skip with the install
+    command when it is missing, but fail under CI, where .ci/run installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        msg = f"{name} is not installed: pip install -e '.[examples]'"
+        if _in_ci():
+            pytest.fail(f"{msg} (CI installs it in .ci/run)", pytrace=False)
+        pytest.skip(msg)
