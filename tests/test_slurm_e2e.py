@@ -437,7 +437,11 @@ def test_sigkill_master_then_resume_without_duplicate_jobs(tmp_path, cleanup):
 
 
 def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
-    cfg_path = make_experiment(tmp_path, "e2e6", hp={"sleep": 0.25},
+    """``asha-hpc submit``: the master runs as a Slurm job. ``scontrol requeue`` (SIGTERM: the
+    master stops cleanly, Slurm requeues it) and then the time-limit signal (USR2 to the batch
+    shell, which exec'd the master: it stops and requeues itself) both leave the experiment to
+    the requeued run, which resumes it and finishes it."""
+    cfg_path = make_experiment(tmp_path, "e2e6", hp={"sleep": 0.3},
                                searcher={"max_concurrent_trials": 2})
     name = exp_name(cfg_path)
     cleanup[0].append(name)
@@ -453,28 +457,35 @@ def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
 
     out = cli("submit", cfg_path, "--exp-dir", exp).stdout
     master_job = re.search(r"Slurm job (\d+)", out).group(1)
-    # requeue once a result is in and jobs are running
-    wait_until(lambda: (exp / "journal.jsonl").exists() and
-               any(r["kind"] == "result" for r in journal(exp)), 90, "a first result")
+
+    def count(kind):
+        return sum(r["kind"] == kind for r in journal(exp)) if (exp / "journal.jsonl").exists() else 0
+
+    # 1. scontrol requeue once a result is in and trial jobs are running
+    wait_until(lambda: count("result") >= 1, 90, "a first result")
     subprocess.run(["scontrol", "requeue", master_job], check=True)
-    wait_until(lambda: any(r["kind"] == "stopped" for r in journal(exp)), 30,
-               "the master to stop")
+    wait_until(lambda: count("stopped") == 1, 30, "the master to stop")
+    # 2. the time-limit signal, once the requeued run has resumed (its handlers are installed)
+    wait_until(lambda: count("resumed") == 1, 90, "the requeued master to resume")
+    assert count("done") == 0
+    subprocess.run(["scancel", "--signal=USR2", "--batch", master_job], check=True)
+    wait_until(lambda: count("stopped") == 2, 30, "the master to stop on USR2")
     wait_until(lambda: status_json(exp)["state"] in ("completed", "failed"), 150,
                "the requeued master to finish the experiment", every=1.0)
     _, st, recs = final_state(exp)
     assert st.lifecycle == "completed" and status_json(exp)["state"] == "completed"
-    kinds = [r["kind"] for r in recs]
-    assert kinds.count("stopped") == 1 and kinds.count("resumed") == 1
-    assert kinds.index("stopped") < kinds.index("resumed")
-    [stopped] = [r for r in recs if r["kind"] == "stopped"]
-    assert stopped["reason"] == "SIGTERM"
+    kinds = [r["kind"] for r in recs if r["kind"] in ("init", "stopped", "resumed", "done")]
+    assert kinds == ["init", "stopped", "resumed", "stopped", "resumed", "done"]
+    assert [r["reason"] for r in recs if r["kind"] == "stopped"] == ["SIGTERM", "SIGUSR2"]
     assert st.counts()["total"] == 6 and st.counts()["failed"] == 0
     wait_until(lambda: subprocess.run(["squeue", "-h", "-j", master_job], capture_output=True,
                                       text=True).stdout.strip() == "", 30, "the master job to end")
-    # one Slurm job, run twice (same id), both runs in one log
+    # one Slurm job, run three times (same id), all runs in one log
     log = (exp / f"master-{master_job}.out").read_text()
-    assert "DUE TO JOB REQUEUE" in log and "master stopped (SIGTERM)" in log
-    assert "resuming" in log and "done 6 failed 0" in log.splitlines()[-1]
+    assert log.count("DUE TO JOB REQUEUE") == 2 and log.count("resuming") == 2
+    assert "master stopped (SIGTERM)" in log and "master stopped (SIGUSR2)" in log
+    assert "time limit near: requeued the master job" in log
+    assert "done 6 failed 0" in log.splitlines()[-1]
     rows = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,State,ExitCode",
                            "-j", master_job], capture_output=True, text=True).stdout.split()
     assert rows and rows[-1].split("|")[1:] == ["COMPLETED", "0:0"], rows
