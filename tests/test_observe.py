@@ -226,16 +226,26 @@ def _check_png(data_or_path, shape):
     assert len({tuple(p) for p in (rgb[::7, ::7].reshape(-1, 3) * 255).astype(int).tolist()}) > 10
 
 
-@pytest.mark.parametrize("which", ["sim_exp", "curves_exp"])
-def test_plot_png(which, request, tmp_path, capsys):
+def test_plot_png(curves_exp, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    root = request.getfixturevalue(which)
     out = tmp_path / "search.png"
-    run_cli(capsys, "plot", root, "-o", out)
-    _check_png(out, (450, 1500))
-    if which == "curves_exp":
-        run_cli(capsys, "plot", root, "-o", out, "--width", "900", "--height", "300")
-        _check_png(out, (300, 900))
+    run_cli(capsys, "plot", curves_exp, "-o", out, "--width", "1200", "--height", "400")
+    _check_png(out, (400, 1200))
+
+
+def test_plot_data_without_curves_uses_rung_results(sim_exp, curves_exp):
+    from asha_hpc.plots import plot_data
+
+    exp, cfg, records, st = open_experiment(sim_exp)
+    d = plot_data(exp, cfg, st, records)
+    assert d["curve_source"] == "rung results" and d["curve_metric"] == "loss"
+    assert len(d["curves"]) == len(st.trials) and d["rung_lengths"] == [4, 16, 64]
+    assert sorted(d["rung_counts"]) == [4, 16, 64] and d["best"][-1][1] == min(
+        v for t in st.trials.values() for v in t.rung_metrics.values())
+    exp, cfg, records, st = open_experiment(curves_exp)
+    d = plot_data(exp, cfg, st, records)
+    assert d["curve_source"] == "metrics.jsonl" and d["curve_metric"] == "train_loss"
+    assert len(d["curves"][1][0]) == st.trials[1].length  # the torn line was skipped
 
 
 def test_plot_without_matplotlib_is_a_clear_error(sim_exp, tmp_path, monkeypatch, capsys):
