@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import yaml
 
 from .errors import ConfigError
+from .space import _is_int, _show
 
 SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
 MODES = ("aggressive", "standard", "conservative")
@@ -234,15 +235,6 @@ class _Checker:
             self.bad(full, f"must be one of {', '.join(choices)}, got {_show(v)}{hint}")
             return default
         return v
-
-
-def _show(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 60 else s[:57] + "..."
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_num(v: Any) -> bool:

@@ -112,32 +112,43 @@ class Master:
 
     def run(self) -> ExperimentState:
         """Run (or resume) until the search is done, cancelled or stopped."""
-        note = self.lease.acquire(force=self.force)
-        if note:
-            log.warning("%s: %s", self.exp.root, note)
         old_handlers: Dict[int, Any] = {}
         try:
-            self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
-            self.state = replay(self.cfg, self.journal.records)
-            st = self.state
-            if st.lifecycle in ("completed", "cancelled", "failed"):
-                self.progress(f"experiment already {st.lifecycle}; nothing to do")
-                return st
-            old_handlers = self._install_signals()
-            if st.lifecycle == "new":
-                self._record({"kind": "init", "seed": self.cfg.experiment_seed})
-            else:
-                self._record({"kind": "resumed", "pid": os.getpid()})
-                self._reconcile()
-            self._loop()
+            if self.start():
+                old_handlers = self._install_signals()
+                self._loop()
+            assert self.state is not None
             return self.state
         finally:
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
-            if self.journal is not None:
-                self.journal.close()
-            self.backend.close()
-            self.lease.release()
+            self.close()
+
+    def start(self) -> bool:
+        """Take the lease, replay the journal, and journal the start (or the resumption, after
+        reconciling). False if the experiment is already over. ``run`` = start, then ``step``
+        until it says stop, then ``close``; tests and benchmarks drive the steps themselves."""
+        note = self.lease.acquire(force=self.force)
+        if note:
+            log.warning("%s: %s", self.exp.root, note)
+        self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+        self.state = st = replay(self.cfg, self.journal.records)
+        if st.lifecycle in ("completed", "cancelled", "failed"):
+            self.progress(f"experiment already {st.lifecycle}; nothing to do")
+            return False
+        if st.lifecycle == "new":
+            self._record({"kind": "init", "seed": self.cfg.experiment_seed})
+        else:
+            self._record({"kind": "resumed", "pid": os.getpid()})
+            self._reconcile()
+        return True
+
+    def close(self) -> None:
+        """Release the journal, the backend and the lease (running jobs are left alone)."""
+        if self.journal is not None:
+            self.journal.close()
+        self.backend.close()
+        self.lease.release()
 
     def _reconcile(self) -> None:
         """After a restart: intents whose job id never reached the journal are looked up."""

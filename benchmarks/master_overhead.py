@@ -103,14 +103,8 @@ def main() -> None:
         exp2 = ExpDir.create(Path(tmp) / "idle")
         cfg2 = config(a.concurrent * 4, a.concurrent)
         m2 = Master(exp2, cfg2, progress=lambda s: None)
-        m2.lease.acquire()
-        from asha_hpc.journal import Journal
-        from asha_hpc.state import replay
-
-        m2.journal = Journal(exp2.journal, durable=False)
-        m2.state = replay(cfg2, [])
-        m2._record({"kind": "init"})
-        m2._submit()
+        m2.start()
+        assert m2.step()  # the first submissions
         in_flight = len(m2.state.live())
         m2._last_beat = time.time()  # the lease heartbeat (every 5 s) is not part of a poll
         with FsCounter() as fs:

@@ -72,13 +72,7 @@ def test_stale_result_for_an_old_attempt_is_dropped(tmp_path):
     cfg = sim_cfg(trials=4, concurrent=2, failure_rate=0.0)
     exp = ExpDir.create(tmp_path / "exp")
     m = Master(exp, cfg, progress=lambda s: None)
-    m.lease.acquire()
-    from asha_hpc.journal import Journal
-    from asha_hpc.state import replay
-
-    m.journal = Journal(exp.journal, durable=False)
-    m.state = replay(cfg, [])
-    m._record({"kind": "init"})
+    m.start()
     m._submit()
     t = m.state.trials[1]
     m._record({"kind": "job_dead", "trial": 1, "segment": 0, "attempt": 0, "job_id": t.job_id,

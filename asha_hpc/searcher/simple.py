@@ -23,21 +23,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class RandomSearcher(BracketSearcher):
+    """T trials sampled from the space, each straight to max_length; InvalidHP is replaced."""
+
     name = "random"
+    replace_invalid = True
 
     def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
         rng = np.random.default_rng(seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
-                         lambda i: space.sample(rng), replace_invalid=True, rng=rng)
+                         lambda i: space.sample(rng), replace_invalid=self.replace_invalid,
+                         rng=rng)
 
 
-class SingleSearcher(BracketSearcher):
+class SingleSearcher(RandomSearcher):
+    """One trial to max_length (an invalid one is not replaced: the search just ends)."""
+
     name = "single"
-
-    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
-                         lambda i: space.sample(rng), replace_invalid=False, rng=rng)
+    replace_invalid = False
 
 
 class GridSearcher(BracketSearcher):
