@@ -39,7 +39,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .config import ExperimentConfig
 from .errors import AshaError
 
-STATS = ("makespan_s", "worker_hours", "gpu_hours", "utilization", "units_trained",
+STATS = ("makespan_s", "worker_hours", "gpu_hours", "utilization", "wasted_worker_hours",
+         "units_trained",
          "time_to_best_s", "best_metric", "trials", "segments", "failed_attempts")
 
 
@@ -202,10 +203,11 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
         recs = read_journal(exp.journal)[0]
     if st.lifecycle != "completed":
         raise AshaError(f"the simulated search ended {st.lifecycle}: {st.message or 'no message'}")
-    ends = [j.end for j in backend.jobs.values() if j.end is not None]
-    makespan = max(ends) if ends else 0.0
+    ran = [j for j in backend.jobs.values() if j.start is not None and j.end is not None]
+    makespan = max((j.end for j in ran), default=0.0)
     busy = backend.busy_seconds
     workers = cfg.simulated.workers or 1
+    wasted = sum(j.end - j.start for j in ran if j.fails)
     best = st.ranked()
     t_best = None
     if best:
@@ -226,6 +228,8 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
         "worker_hours": busy / 3600.0,
         "gpu_hours": busy / 3600.0 * gpus,
         "utilization": busy / (workers * makespan) if makespan > 0 else 0.0,
+        "wasted_worker_hours": wasted / 3600.0,
+        "all_busy_until_s": all_busy_until(ran, workers),
         "units_trained": sum(t.length for t in st.trials.values()),
         "time_to_best_s": t_best,
         "best_metric": best[0].metric if best else None,
@@ -239,6 +243,21 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
                    "completed": r.completed, "promoted": r.promoted} for r in st.searcher.rungs()],
     }
+
+
+def all_busy_until(jobs, workers: int) -> Optional[float]:
+    """The last time every worker was busy (a worker handed a new job at the instant its job
+    ended counts as busy); from then on the search only drains. None if never all busy."""
+    ev = sorted([(j.start, 0) for j in jobs] + [(j.end, 1) for j in jobs])  # starts first
+    running, last = 0, None
+    for t, kind in ev:
+        if kind == 0:
+            running += 1
+        else:
+            if running == workers:
+                last = t
+            running -= 1
+    return last
 
 
 def _summary(vals: List[Optional[float]]) -> Optional[Dict[str, float]]:
@@ -368,7 +387,7 @@ def _fmt(k: str, v: Optional[float]) -> str:
         return "-"
     if k in ("makespan_s", "time_to_best_s"):
         return _hours(v)
-    if k in ("worker_hours", "gpu_hours"):
+    if k in ("worker_hours", "gpu_hours", "wasted_worker_hours"):
         return f"{v:,.1f}"
     if k == "utilization":
         return f"{100 * v:.1f}%"
@@ -399,7 +418,9 @@ def render(d: Dict[str, Any]) -> str:
     lines.append("")
     names = [("makespan", "makespan_s"), ("worker-hours (busy)", "worker_hours"),
              (f"GPU-hours (x{d['gpus_per_trial']} per trial)", "gpu_hours"),
-             ("worker utilization", "utilization"), (f"{unit} trained", "units_trained"),
+             ("worker utilization", "utilization"),
+             ("worker-hours in failed attempts", "wasted_worker_hours"),
+             (f"{unit} trained", "units_trained"),
              ("time to the final best", "time_to_best_s"), (f"best {s['metric']}", "best_metric"),
              ("trials", "trials"), ("segments", "segments"), ("failed attempts", "failed_attempts")]
     width = max(len(n) for n, _ in names)
