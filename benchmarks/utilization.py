@@ -22,7 +22,8 @@ slowest of 1,000 segments is ~20x the median), and every attempt fails with prob
 Utilization = busy worker time (failed attempts included) / (workers x makespan); "useful"
 leaves out the failed attempts. "All busy until" is the last time every worker was busy: after
 it the search only drains (the last, longest segments run while the other workers have nothing
-left to do); "before drain" is the utilization up to that time. Writes
+left to do); "before drain" is the utilization up to that time; "1st full" is when the first
+trial finished the top rung (the first full-length result). Writes
 benchmarks/results/utilization.json.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[s
     busy = wasted = 0.0
     ivs: List[_Iv] = []
     prev = 0
+    first_top = math.inf
     for r, length in enumerate(RUNGS):
         units = length - prev
         prev = length
@@ -87,6 +89,8 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[s
             if rng.random() < failure_rate:
                 wasted += d
                 queue.append(trial)  # retried at the end of the queue
+            elif r == len(RUNGS) - 1:
+                first_top = min(first_top, end)
             heapq.heappush(free, end)
             rung_end = max(rung_end, end)
         now = rung_end  # barrier: the rung's last result
@@ -94,7 +98,7 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[s
             keep = max(len(alive) // DIVISOR, 1)
             alive = sorted(alive, key=lambda i: quality[i])[:keep]
     full = all_busy_until(ivs, workers)
-    return {"makespan_s": now, "busy_s": busy, "wasted_s": wasted,
+    return {"makespan_s": now, "busy_s": busy, "wasted_s": wasted, "first_top_s": first_top,
             "all_busy_until_s": full, "before_drain": _busy_before(ivs, full, workers),
             "segments": len(ivs)}
 
@@ -136,6 +140,7 @@ def asha(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[str,
     full = all_busy_until(ivs, workers)
     return {"makespan_s": max(j.end for j in ivs), "busy_s": sum(j.end - j.start for j in ivs),
             "wasted_s": sum(j.end - j.start for j in ivs if j.fails),
+            "first_top_s": min(j.end for j in ivs if not j.fails and j.spec.length == RUNGS[-1]),
             "all_busy_until_s": full, "before_drain": _busy_before(ivs, full, workers),
             "segments": len(ivs), "trials": st.counts()["total"]}
 
@@ -146,6 +151,7 @@ def row(system: str, workers: int, trials: int, r: Dict[str, Any], wall) -> Dict
             "utilization": r["busy_s"] / (workers * mk),
             "useful_utilization": (r["busy_s"] - r["wasted_s"]) / (workers * mk),
             "all_busy_until_h": full / 3600, "drain_share": (mk - full) / mk,
+            "first_full_length_h": r["first_top_s"] / 3600,
             "before_drain": r["before_drain"], "segments": r["segments"], "wall_s": wall}
 
 
@@ -177,12 +183,13 @@ def main() -> int:
           f"failure rate {a.failure_rate:g}, {a.trials_per_worker} trials per worker; python "
           f"{platform.python_version()}")
     print(f"{'system':<36} {'workers':>7} {'trials':>7} {'makespan h':>10} {'util':>6} "
-          f"{'useful':>6} {'all busy until h':>16} {'drain':>6} {'before drain':>12}")
+          f"{'useful':>6} {'all busy until h':>16} {'drain':>6} {'before drain':>12} "
+          f"{'1st full h':>10}")
     for r in rows:
         print(f"{r['system']:<36} {r['workers']:>7,} {r['trials']:>7,} {r['makespan_h']:>10.1f} "
               f"{100 * r['utilization']:>5.1f}% {100 * r['useful_utilization']:>5.1f}% "
               f"{r['all_busy_until_h']:>16.1f} {100 * r['drain_share']:>5.1f}% "
-              f"{100 * r['before_drain']:>11.1f}%")
+              f"{100 * r['before_drain']:>11.1f}% {r['first_full_length_h']:>10.1f}")
     out = Path(__file__).resolve().parent / "results" / a.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "utilization", "quick": a.quick,
