@@ -68,7 +68,7 @@ class SlurmConfig:
     account: Optional[str] = None
     constraint: Optional[str] = None
     exclude: Optional[str] = None
-    timeout_min: int = 60
+    timeout_min: Union[int, str] = 60  # minutes, or "auto": fitted to each segment (timelimits.py)
     cpus_per_task: Optional[int] = None
     gpus_per_node: Optional[int] = None
     tasks_per_node: int = 1
@@ -79,14 +79,40 @@ class SlurmConfig:
     array_parallelism: Optional[int] = None
     signal_delay_s: int = 90
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
+    # time limits per segment (asha_hpc/timelimits.py): per rung level, the last entry for deeper
+    # rungs; an entry is minutes or "auto"
+    timeout_min_per_rung: Optional[List[Union[int, str]]] = None
+    first_guess_min: int = 60  # timeout_min auto: the limit before anything was measured
+    time_safety_factor: float = 1.5  # timeout_min auto: estimate x this (+ the signal's lead)
+    per_rung: List[Dict[str, Any]] = field(default_factory=list)  # resources per rung level
+
+    @property
+    def auto_time(self) -> bool:
+        """True when the master plans a time limit per segment (auto or per-rung values)."""
+        return self.timeout_min == "auto" or bool(self.timeout_min_per_rung)
 
     def backend_options(self) -> Dict[str, Any]:
         """What SlurmBackend takes: the sbatch-related keys (asha_hpc's own knobs removed).
         A trial of several tasks gets ``srun --kill-on-bad-exit=1``: one dead rank ends the
         step, so the segment fails once instead of leaving the other ranks hanging."""
         d = asdict(self)
-        d.pop("poll_min_interval_s")
+        for k in ("poll_min_interval_s", "timeout_min_per_rung", "first_guess_min",
+                  "time_safety_factor", "per_rung"):
+            d.pop(k)
+        if self.timeout_min == "auto":  # each spec carries its own; this is the default
+            d["timeout_min"] = self.first_guess_min
         if self.tasks_per_node * self.nodes > 1:
+            d["srun_args"] = ["--kill-on-bad-exit=1"]
+        return d
+
+    def rung_options(self, level: int) -> Dict[str, Any]:
+        """``per_rung`` overrides for a rung level (the last entry for deeper rungs; {} without
+        ``per_rung``), with ``srun_args`` when they make the trial multi-task."""
+        if not self.per_rung:
+            return {}
+        d = dict(self.per_rung[min(level, len(self.per_rung) - 1)])
+        tasks = d.get("tasks_per_node", self.tasks_per_node) * d.get("nodes", self.nodes)
+        if tasks > 1 and self.tasks_per_node * self.nodes <= 1:
             d["srun_args"] = ["--kill-on-bad-exit=1"]
         return d
 
@@ -400,17 +426,44 @@ _SLURM_INT = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node",
 _SLURM_STR = ("partition", "qos", "account", "constraint", "exclude")
 
 
+_PER_RUNG_KEYS = ("partition", "qos", "account", "constraint", "exclude", "cpus_per_task",
+                  "gpus_per_node", "tasks_per_node", "nodes", "mem_gb", "additional_parameters")
+
+
 def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     p = "slurm"
-    known = _SLURM_INT + _SLURM_STR + ("mem_gb", "setup", "additional_parameters", "poll_min_interval_s")
+    known = _SLURM_INT + _SLURM_STR + ("mem_gb", "setup", "additional_parameters", "poll_min_interval_s",
+                                       "timeout_min_per_rung", "first_guess_min",
+                                       "time_safety_factor", "per_rung")
     d = c.mapping(raw, p, known)
     s = SlurmConfig()
+    if d.get("timeout_min") == "auto":
+        d = dict(d)
+        d.pop("timeout_min")
+        s.timeout_min = "auto"
     for k in _SLURM_STR:
         setattr(s, k, c.get(d, k, p, _is_str, "a string", None))
     for k in _SLURM_INT:
         lo = 1 if k in ("timeout_min", "tasks_per_node", "nodes", "cpus_per_task", "array_parallelism") else 0
-        setattr(s, k, c.get(d, k, p, _is_int, "an integer", getattr(s, k), _at_least(lo)))
+        what = "an integer or 'auto'" if k == "timeout_min" else "an integer"
+        setattr(s, k, c.get(d, k, p, _is_int, what, getattr(s, k), _at_least(lo)))
     s.mem_gb = c.get(d, "mem_gb", p, _is_num, "a number", None, _greater(0))
+    per = d.get("timeout_min_per_rung")
+    if per is not None:
+        if not isinstance(per, list) or not per:
+            c.bad(f"{p}.timeout_min_per_rung", f"must be a non-empty list of minutes (or 'auto'), "
+                  f"one per rung, got {_show(per)}")
+        else:
+            good = True
+            for i, v in enumerate(per):
+                if not (v == "auto" or (_is_int(v) and v >= 1)):
+                    c.bad(f"{p}.timeout_min_per_rung[{i}]", f"must be an integer >= 1 or 'auto', got {_show(v)}")
+                    good = False
+            if good:
+                s.timeout_min_per_rung = list(per)
+    s.first_guess_min = c.get(d, "first_guess_min", p, _is_int, "an integer", 60, _at_least(1))
+    s.time_safety_factor = float(c.get(d, "time_safety_factor", p, _is_num, "a number", 1.5, _greater(0)))
+    s.per_rung = _per_rung(c, d.get("per_rung"), f"{p}.per_rung")
     s.poll_min_interval_s = float(c.get(d, "poll_min_interval_s", p, _is_num, "a number", 10.0, _greater(0)))
     setup = d.get("setup")
     if isinstance(setup, str):
@@ -423,6 +476,36 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
     return s
+
+
+def _per_rung(c: _Checker, raw: Any, p: str) -> List[Dict[str, Any]]:
+    """``slurm.per_rung``: a list of resource overrides, one per rung level."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        c.bad(p, f"must be a list of mappings (resources per rung), got {_show(raw)}")
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        q = f"{p}[{i}]"
+        if isinstance(item, dict) and "timeout_min" in item:
+            c.bad(f"{q}.timeout_min", "time limits per rung go in slurm.timeout_min_per_rung")
+            item = {k: v for k, v in item.items() if k != "timeout_min"}
+        d = c.mapping(item, q, _PER_RUNG_KEYS)
+        e: Dict[str, Any] = {}
+        for k in ("partition", "qos", "account", "constraint", "exclude"):
+            if k in d:
+                e[k] = c.get(d, k, q, _is_str, "a string", None)
+        for k in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
+            if k in d:
+                e[k] = c.get(d, k, q, _is_int, "an integer", None, _at_least(0 if k == "gpus_per_node" else 1))
+        if "mem_gb" in d:
+            e["mem_gb"] = c.get(d, "mem_gb", q, _is_num, "a number", None, _greater(0))
+        if "additional_parameters" in d:
+            e["additional_parameters"] = c.get(d, "additional_parameters", q,
+                                               lambda v: isinstance(v, dict), "a mapping", None)
+        out.append({k: v for k, v in e.items() if v is not None})
+    return out
 
 
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
