@@ -445,8 +445,10 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
         setattr(s, k, c.get(d, k, p, _is_str, "a string", None))
     for k in _SLURM_INT:
         lo = 1 if k in ("timeout_min", "tasks_per_node", "nodes", "cpus_per_task", "array_parallelism") else 0
-        what = "an integer or 'auto'" if k == "timeout_min" else "an integer"
-        setattr(s, k, c.get(d, k, p, _is_int, what, getattr(s, k), _at_least(lo)))
+        if k == "timeout_min" and isinstance(d.get(k), str):
+            c.bad(f"{p}.{k}", f"must be an integer or 'auto', got {_show(d[k])}")
+            continue
+        setattr(s, k, c.get(d, k, p, _is_int, "an integer", getattr(s, k), _at_least(lo)))
     s.mem_gb = c.get(d, "mem_gb", p, _is_num, "a number", None, _greater(0))
     per = d.get("timeout_min_per_rung")
     if per is not None:
