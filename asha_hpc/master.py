@@ -77,6 +77,10 @@ class Master:
         self._last_beat = 0.0
         self._last_progress = 0.0
         self._last_retain = 0.0
+        # a time limit per segment (timelimits.py): on Slurm, or where the config asks for it
+        self._plan_times = self.backend.name != "local" and (
+            self.backend.name == "slurm" or cfg.slurm.auto_time)
+        self._levels: Optional[List[int]] = None
 
     # ------------------------------------------------------------------ journal
     def _record(self, *recs: Dict[str, Any]) -> None:
@@ -244,6 +248,9 @@ class Master:
                            ended=body.get("ended"), stop_reason=body.get("stop_reason"))
                 if isinstance(body.get("gpus"), int):
                     rec["gpus"] = body["gpus"]
+                for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
+                    if isinstance(body.get(k), (int, float)) and not isinstance(body[k], bool):
+                        rec[k] = body[k]
             recs.append(rec)
         if recs:
             self._record(*recs)
@@ -293,11 +300,39 @@ class Master:
 
     def _spec(self, t) -> SegmentSpec:
         cfg = self.cfg
+        assert self.state is not None
         return SegmentSpec(exp_dir=str(self.exp.root), experiment=cfg.name, trial_id=t.id,
                            segment=t.segment, attempt=t.attempt, length=t.target,
                            hparams=t.hparams, entrypoint=cfg.entrypoint,
                            context_dir=cfg.config_dir, metric=cfg.searcher.metric,
-                           length_unit=cfg.searcher.length_unit)
+                           length_unit=cfg.searcher.length_unit,
+                           timeout_min=self.state.times.planned(t.id)[0],
+                           resources=cfg.slurm.rung_options(self._level(t.target)))
+
+    def _level(self, target: int) -> int:
+        """The rung level of a target length (timelimits.rung_levels)."""
+        from .timelimits import rung_level, rung_levels
+
+        if self._levels is None:
+            assert self.state is not None
+            self._levels = rung_levels(b.rung_lengths for b in self.state.searcher.brackets())
+        return rung_level(self._levels, target)
+
+    def _time_limit(self, t) -> Dict[str, Any]:
+        """The planned time limit of ``t``'s next attempt, as intent fields ({} when the backend
+        takes no time limits)."""
+        if not self._plan_times:
+            return {}
+        from .timelimits import plan_limit
+
+        st, slurm = self.state, self.cfg.slurm
+        assert st is not None
+        level = self._level(t.target)
+        partition = slurm.rung_options(level).get("partition") or slurm.partition
+        lim = plan_limit(st.times, slurm, trial=t.id, target=t.target,
+                         units=st.times.units_left(t.id, t.target, t.length), level=level,
+                         max_time_min=self.backend.max_time_min(partition))
+        return lim.record()
 
     def _submit(self) -> None:
         st = self.state
@@ -305,8 +340,9 @@ class Master:
         if not st.todo:
             return
         trials = [st.trials[i] for i in st.todo]
-        self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment, "attempt": t.attempt,
-                        "length": t.target} for t in trials))
+        self._record(*(dict({"kind": "intent", "trial": t.id, "segment": t.segment,
+                             "attempt": t.attempt, "length": t.target}, **self._time_limit(t))
+                       for t in trials))
         specs = [self._spec(t) for t in trials]
         try:
             ids = self.backend.submit(specs)

@@ -8,11 +8,13 @@ fed only from here, so it sees the same events in the same order). ``status``, `
 Journal record kinds (``kind``):
     init        the search starts (the searcher's first actions)
     intent      about to submit (trial, segment, attempt)     -- before the backend is called
+                (``timeout_min``, ``split``, ``basis``, ``estimate_s``: its planned time limit)
     submitted   ... with this job id                          -- after it returned
     submit_failed  the backend refused (no job exists)
     started     the job's own "I am running" message
     result      the job's result message (completed / interrupted / invalid_hp / error;
-                ``started``/``ended`` times, ``gpus``: ids in its CUDA_VISIBLE_DEVICES, if set)
+                ``started``/``ended`` times, ``gpus``: ids in its CUDA_VISIBLE_DEVICES, if set;
+                ``job_started``: the job's start; ``reached``: the length its checkpoint holds)
     job_dead    the job ended without a result (killed, OOM, node failure, lost)
     trial_failed  a trial failed for good (too many restarts) or was cancelled
     checkpoints_removed  retention removed these trials' checkpoints (disk quota)
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ExperimentConfig
+from .timelimits import SegmentTimes
 from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
                        TrialFailed, TrialInvalid, make_searcher)
 
@@ -95,6 +98,7 @@ class ExperimentState:
         self.segments_completed = 0
         self._counts: Counter = Counter()
         self._live: Dict[int, TrialState] = {}
+        self.times = SegmentTimes()  # asked time limits and measured run times (timelimits.py)
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -170,13 +174,15 @@ class ExperimentState:
         self._set_status(t, QUEUED)
         self.todo.append(t.id)
 
-    def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str) -> None:
+    def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str,
+               planned: bool = False) -> None:
         """The attempt ended without completing its segment: try again from the latest
-        checkpoint, or give the trial up."""
+        checkpoint, or give the trial up. ``planned``: a segment split at the partition's
+        MaxTime stopped where planned, after progress: no retry is counted."""
         t.job_id = None
         if counts:
             t.restarts += 1
-        else:
+        elif not planned:
             t.infra_retries += 1
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
@@ -207,6 +213,7 @@ class ExperimentState:
             self.todo.remove(t.id)
         self._set_status(t, PENDING)
         t.job_id = None
+        self.times.on_intent(t.id, t.target, rec)
 
     def _on_submitted(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -232,6 +239,9 @@ class ExperimentState:
             gpus = rec.get("gpus")
             if isinstance(gpus, int) and not isinstance(gpus, bool):
                 t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)
+        planned_split = (self.times.planned(t.id)[1] and rec["status"] == "interrupted"
+                         and self.times.made_progress(t.id, rec))
+        self.times.on_result(t.id, t.target, rec)
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
@@ -247,7 +257,10 @@ class ExperimentState:
             t.error = None
             self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
         elif status == "interrupted":
-            self._retry(t, rec, counts=False, why=f"interrupted ({rec.get('stop_reason') or 'stop'})")
+            why = f"interrupted ({rec.get('stop_reason') or 'stop'})"
+            if planned_split:
+                why = f"split at the partition's MaxTime ({rec.get('stop_reason') or 'stop'}); continues"
+            self._retry(t, rec, counts=False, why=why, planned=planned_split)
         elif status == "invalid_hp":
             self._set_status(t, INVALID)
             t.error = rec.get("error")
@@ -259,6 +272,7 @@ class ExperimentState:
 
     def _on_job_dead(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
+        self.times.on_job_dead(t.id, t.target, rec)
         self._retry(t, rec, counts=bool(rec.get("counts")),
                     why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')})")
 

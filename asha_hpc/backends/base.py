@@ -60,6 +60,8 @@ class SegmentSpec:
     length_unit: str = "units"
     env: Dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
     heartbeat_s: float = 10.0
+    timeout_min: Optional[int] = None  # this job's time limit (None: the backend's default)
+    resources: Dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
 
     @property
     def key(self) -> str:
@@ -111,6 +113,11 @@ class Backend(ABC):
     def find(self, spec: SegmentSpec) -> Optional[str]:
         """Job id of a submission whose id was never journaled (the master died between
         submitting and journaling), or None if it was never submitted. Default: None."""
+        return None
+
+    def max_time_min(self, partition: Optional[str] = None) -> Optional[int]:
+        """The longest time limit a job may ask for in ``partition`` (None: the default one),
+        in minutes; None when there is no limit. Default: None."""
         return None
 
     def tick(self) -> None:
