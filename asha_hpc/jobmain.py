@@ -33,7 +33,12 @@ ASHA_STOP_FILE              exists once the job should checkpoint and exit
 
 Report lines: ``{"metrics": {"val_loss": 0.3}}`` for the segment's result,
 ``{"step": 10, "metrics": {...}}`` for a learning-curve point, ``{"invalid_hp": "why"}`` to
-reject the hyperparameters.
+reject the hyperparameters, ``{"reached": 37}``: the length the checkpoint left in
+ASHA_CHECKPOINT_DIR holds (optional; after a stop it tells the master how far the segment got).
+
+Every result carries ``job_started`` (the job's start: ``ASHA_JOB_T0`` from the batch script,
+else the process start) and ``reached`` (the segment's length when completed, else the length
+the latest checkpoint was saved at, if the code said so): run times for the time-limit model.
 """
 from __future__ import annotations
 
@@ -82,6 +87,23 @@ class _Heartbeat(threading.Thread):
             except OSError:
                 pass
             self.halt.wait(self.every)
+
+
+def _job_start_time() -> Optional[float]:
+    """When this job started: ``ASHA_JOB_T0`` (the Slurm backend sets it first thing in the
+    batch script, before the setup lines), else this process's start time (Linux), else None."""
+    try:
+        return float(os.environ["ASHA_JOB_T0"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def run_segment(spec: SegmentSpec) -> str:
@@ -138,13 +160,15 @@ def run_segment(spec: SegmentSpec) -> str:
                 error = (f"the training code returned without reporting '{spec.metric}' for the "
                          f"segment to length {spec.length}: call segment.report({spec.metric}=...)")
     if rank == 0:
-        from .trial import latest_checkpoint
+        from .trial import checkpoint_length, latest_checkpoint
 
         ckpt = latest_checkpoint(exp.checkpoints(spec.trial_id))
+        reached = spec.length if status == "completed" else checkpoint_length(ckpt)
         publish(exp.root, f"{spec.key}.result.json", dict(
             ident, type="result", status=status, metrics=metrics, length=spec.length,
             error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
-            ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count()))
+            ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count(),
+            job_started=_job_start_time(), reached=reached))
     elif status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
         publish(exp.root, f"{spec.key}.rank{rank}.result.json", dict(
             ident, type="result", status=status, metrics=None, length=spec.length,
@@ -186,11 +210,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
     for name in STOP_SIGNALS[:2]:
         signal.signal(getattr(signal, name), on_signal)
     rc = proc.wait()
-    if any(out_ckpt.iterdir()):
-        with trial.save_checkpoint() as path:
-            for item in out_ckpt.iterdir():
-                shutil.move(str(item), str(path / item.name))
-    metrics, invalid = None, None
+    metrics, invalid, reached = None, None, None
     if report.exists():
         for n, line in enumerate(report.read_text().splitlines(), 1):
             if not line.strip():
@@ -200,12 +220,18 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
             except ValueError:
                 print(f"asha_hpc: {report}:{n}: not JSON, ignored", file=sys.stderr)
                 continue
+            if isinstance(rec.get("reached"), int):  # the length its checkpoint holds
+                reached = rec["reached"]
             if "invalid_hp" in rec:
                 invalid = str(rec["invalid_hp"])
             elif "step" in rec:
                 trial.report_metrics(rec["step"], **rec.get("metrics", {}))
             elif isinstance(rec.get("metrics"), dict):
                 metrics = rec["metrics"]
+    if any(out_ckpt.iterdir()):
+        with trial.save_checkpoint(length=reached) as path:
+            for item in out_ckpt.iterdir():
+                shutil.move(str(item), str(path / item.name))
     if invalid is not None:
         raise InvalidHP(invalid)
     if rc != 0:

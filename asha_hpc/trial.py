@@ -61,6 +61,15 @@ def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
     return None
 
 
+def checkpoint_length(path: Optional[Path]) -> Optional[int]:
+    """The length a checkpoint was taken at (``save_checkpoint(length=...)``), or None."""
+    if path is None:
+        return None
+    man, err = read_json(path / MANIFEST)
+    v = man.get("length") if not err and isinstance(man, dict) else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 def checkpoint_problem(path: Path) -> Optional[str]:
     """Why ``path`` is not a complete checkpoint, or None."""
     man, err = read_json(path / MANIFEST)
@@ -152,9 +161,13 @@ class Trial:
 
     # ----------------------------------------------------------------- writing
     @contextlib.contextmanager
-    def save_checkpoint(self) -> Iterator[Path]:
+    def save_checkpoint(self, length: Optional[int] = None) -> Iterator[Path]:
         """A fresh directory to write a checkpoint into, published atomically on exit. If the
-        block raises, the partial checkpoint is removed and the previous one stays latest."""
+        block raises, the partial checkpoint is removed and the previous one stays latest.
+
+        ``length``: the total length trained when it was taken (optional). When a job stops
+        early (time limit), it tells the master how far the segment got: the next job's time
+        limit is planned for the rest, and the run time teaches the time-limit estimate."""
         root = self.dir / "checkpoints"
         root.mkdir(parents=True, exist_ok=True)
         self._n_ckpt += 1
@@ -181,8 +194,11 @@ class Trial:
                 with open(p, "rb") as f:
                     os.fsync(f.fileno())
                 files[str(p.relative_to(tmp))] = p.stat().st_size
-        atomic_write_json(tmp / MANIFEST, {"trial": self.id, "key": self._key, "files": files,
-                                           "created": time.time()})
+        man: Dict[str, Any] = {"trial": self.id, "key": self._key, "files": files,
+                               "created": time.time()}
+        if isinstance(length, int) and not isinstance(length, bool):
+            man["length"] = length
+        atomic_write_json(tmp / MANIFEST, man)
         os.rename(tmp, root / name)
         fsync_dir(root)
         self._prune(root, keep=name)
