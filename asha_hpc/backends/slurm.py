@@ -175,6 +175,9 @@ def executor_parameters(slurm: Mapping[str, Any]) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ backend
 
+#: first setup line of every job: its start time, before any setup line runs
+JOB_T0_SETUP = "export ASHA_JOB_T0=$(date +%s.%N)"
+
 
 @dataclass
 class _Track:
@@ -221,12 +224,16 @@ class SlurmBackend(Backend):
         if not {k.replace("-", "_") for k in extra} & {"requeue", "no_requeue"}:
             extra["no_requeue"] = True
         self.params["additional_parameters"] = extra
+        # the job's start, before any setup line (module load, venv): run times for the
+        # time-limit model (jobmain reads it into the result's job_started)
+        self.params["setup"] = [JOB_T0_SETUP] + list(self.params.get("setup") or [])
         self.fn = fn
         self.poll_min_interval_s = float(poll_min_interval_s)
         self.jobs_dir = self.exp_dir / "jobs"
         self.batches_dir = self.jobs_dir / "batches"
         self.max_array_size: Optional[int] = None  # read once from scontrol show config
-        self._executor: Any = None
+        self._executors: Dict[str, Any] = {}  # one per distinct parameter set (time, resources)
+        self._max_time: Optional[Tuple[Dict[str, Optional[int]], Optional[str]]] = None
         self._jobs: Dict[str, _Track] = {}
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
@@ -259,15 +266,53 @@ class SlurmBackend(Backend):
             self.fn = run_segment
         return self.fn
 
-    def _get_executor(self) -> Any:
-        if self._executor is None:
+    def _get_executor(self, key: str = "", params: Optional[Dict[str, Any]] = None) -> Any:
+        ex = self._executors.get(key)
+        if ex is None:
             from submitit import SlurmExecutor
 
             self.jobs_dir.mkdir(parents=True, exist_ok=True)
             ex = SlurmExecutor(folder=str(self.jobs_dir / "%j"), max_num_timeout=0)
-            ex.update_parameters(**self.params)
-            self._executor = ex
-        return self._executor
+            ex.update_parameters(**(self.params if params is None else params))
+            self._executors[key] = ex
+        return ex
+
+    def spec_parameters(self, spec: SegmentSpec) -> Tuple[str, Dict[str, Any]]:
+        """(key, executor parameters) of a spec: the backend's, with the spec's per-rung
+        ``resources`` and its ``timeout_min``. Specs with equal keys can share an array (all
+        tasks of an array have one time limit and one set of resources)."""
+        if spec.timeout_min is None and not spec.resources:
+            return "", self.params
+        params = dict(self.params)
+        if spec.resources:
+            over = executor_parameters(spec.resources)
+            if "additional_parameters" in over:
+                over["additional_parameters"] = dict(params.get("additional_parameters") or {},
+                                                     **over["additional_parameters"])
+            params.update(over)
+        if spec.timeout_min is not None:
+            params["time"] = max(1, int(spec.timeout_min))
+        return json.dumps(params, sort_keys=True, default=str), params
+
+    def set_max_time(self, limits: Mapping[str, Optional[int]], default: Optional[str] = None) -> None:
+        """Use these MaxTime values (minutes, None = no limit) instead of asking sinfo."""
+        self._max_time = (dict(limits), default)
+
+    def max_time_min(self, partition: Optional[str] = None) -> Optional[int]:
+        """The partition's MaxTime in minutes (None: INFINITE or unknown); the default
+        partition when ``partition`` is None. ``sinfo -h -o '%P %l'`` once, then cached."""
+        if self._max_time is None:
+            from ..timelimits import parse_partition_limits
+
+            res = self._run("sinfo", ["sinfo", "-h", "-o", "%P %l"])
+            if res is not None and res.returncode == 0:
+                self._max_time = parse_partition_limits(res.stdout)
+            else:
+                log.warning("sinfo failed: partition time limits unknown, not capped")
+                self._max_time = ({}, None)
+        limits, default = self._max_time
+        name = partition or default
+        return limits.get(name) if name else None
 
     def _array_chunk_size(self) -> int:
         if self.max_array_size is None:
@@ -283,30 +328,44 @@ class SlurmBackend(Backend):
 
     # ------------------------------------------------------------------ submit
     def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
-        """One spec -> one sbatch; several -> one ``sbatch --array`` per chunk below
-        MaxArraySize. All or nothing: if a chunk fails, the chunks already submitted are
+        """Specs are grouped by time limit and per-rung resources (``spec_parameters``: an
+        array's tasks share both); per group, one spec -> one sbatch, several -> one ``sbatch
+        --array`` per chunk below MaxArraySize. Ids come back in the specs' order. All or nothing: if a chunk fails, the chunks already submitted are
         cancelled and SubmitError is raised."""
         specs = list(specs)
         if not specs:
             return []
-        size = self._array_chunk_size() if len(specs) > 1 else 1
-        ids: List[str] = []
+        groups: Dict[str, List[int]] = {}  # specs with one time limit and resources: one array
+        params: Dict[str, Dict[str, Any]] = {}
+        for i, spec in enumerate(specs):
+            key, params[key] = self.spec_parameters(spec)
+            groups.setdefault(key, []).append(i)
+        out: List[Optional[str]] = [None] * len(specs)
+        done: List[str] = []
         try:
-            for start in range(0, len(specs), size):
-                ids.extend(self._submit_chunk(specs[start:start + size]))
+            for key, idx in groups.items():
+                size = self._array_chunk_size() if len(idx) > 1 else 1
+                for start in range(0, len(idx), size):
+                    part = idx[start:start + size]
+                    got = self._submit_chunk([specs[i] for i in part], key, params[key])
+                    for i, jid in zip(part, got):
+                        out[i] = jid
+                    done.extend(got)
         except SubmitError:
-            if ids:
-                self.cancel(ids)
+            if done:
+                self.cancel(done)
             raise
+        ids = [str(j) for j in out]
         now = self.clock.time()
         for jid in ids:
             self._jobs[jid] = _Track(state=JobState.PENDING, submitted_at=now)
         return ids
 
-    def _submit_chunk(self, chunk: List[SegmentSpec]) -> List[str]:
+    def _submit_chunk(self, chunk: List[SegmentSpec], key: str = "",
+                      params: Optional[Dict[str, Any]] = None) -> List[str]:
         import submitit
 
-        ex = self._get_executor()
+        ex = self._get_executor(key, params)
         fn = self._get_fn()
         before = set(os.listdir(self.jobs_dir))
         manifest: Optional[Path] = None
