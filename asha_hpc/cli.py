@@ -185,7 +185,16 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "recent_events": [e[1] for e in st.events[-10:]],
     }
     d.update(status_extra(exp, cfg, st, records))  # per-rung counts, top, progress, ETA, ...
+    d["time_limits"] = time_limits_table(st)
     return d
+
+
+def time_limits_table(st: ExperimentState) -> List[Dict[str, Any]]:
+    """Per rung: time limits asked for and run times seen (``status --json`` ``time_limits``;
+    empty when the backend took no time limits). See asha_hpc/timelimits.py."""
+    from .timelimits import rung_levels
+
+    return st.times.table(rung_levels(b.rung_lengths for b in st.searcher.brackets()))
 
 
 def cmd_status(a: argparse.Namespace) -> int:

@@ -129,6 +129,7 @@ def render_status_text(d: Dict[str, Any]) -> str:
             lg = _logs_text(tr)
             if lg:
                 lines.append("      " + lg)
+    lines += _time_limit_lines(d.get("time_limits"))
     ev = d.get("events")
     if ev:
         lines += ["", "recent events:"]
@@ -137,6 +138,30 @@ def render_status_text(d: Dict[str, Any]) -> str:
     elif d.get("recent_events"):
         lines += ["", "recent:"] + [f"  {e}" for e in d["recent_events"]]
     return "\n".join(lines)
+
+
+def _time_limit_lines(rows: Optional[List[Dict[str, Any]]]) -> List[str]:
+    """Per rung: time limits asked (minutes: median, range) and run times seen."""
+    if not rows:
+        return []
+
+    def mins(r: Dict[str, Any]) -> str:
+        a = r.get("asked_min") or []
+        if not a:
+            return "-"
+        med = r["asked_min_median"]
+        med_s = f"{med:g}"
+        return med_s if len(a) == 1 else f"{med_s} ({a[0]}-{a[-1]})"
+
+    def secs(v: Optional[float]) -> str:
+        return "-" if v is None else fmt_duration(v)
+
+    body = [["-" if r.get("rung") is None else str(r["rung"]), str(r["length"]), str(r["asked"]),
+             mins(r), secs(r.get("run_s_median")), secs(r.get("run_s_max")), str(r["completed"]),
+             str(r["time_limited"]), str(r["splits"])] for r in rows]
+    header = ["rung", "length", "jobs", "limit min", "run median", "run max", "completed",
+              "hit limit", "splits"]
+    return ["", "time limits:"] + ["  " + x for x in _table(header, body)]
 
 
 # ----------------------------------------------------------------------------- rich
