@@ -265,6 +265,8 @@ class SegmentTimes:
     def table(self, levels: Sequence[int] = ()) -> List[Dict[str, Any]]:
         """Per target length: time limits asked and run times seen (``status``'s
         ``time_limits``)."""
+        if not self.asked:  # the backend took no time limits
+            return []
         targets = sorted(set(self.asked) | set(self._by_target))
         out = []
         for tgt in targets:
@@ -331,8 +333,10 @@ def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, unit
     time_safety_factor, signal_delay_s). ``max_time_min``: the partition's MaxTime, None for no
     limit."""
     fixed = per_rung(getattr(slurm, "timeout_min_per_rung", None), level)
-    if fixed in (None, "auto"):
-        fixed = None if slurm.timeout_min == "auto" else slurm.timeout_min
+    if fixed is None:
+        fixed = slurm.timeout_min
+    if fixed == "auto":
+        fixed = None
     est: Optional[float] = None
     if fixed is not None:
         minutes, basis = int(fixed), "fixed"
