@@ -377,3 +377,25 @@ def test_benchmark_quick(tmp_path):
     assert pols[0].startswith("fixed") and "auto" in pols
     split = next(row for row in d["rows"] if "MaxTime" in row["policy"])
     assert split["planned_splits"] > 0
+
+
+def test_per_rung_resources_reach_the_backend(tmp_path):
+    """slurm.per_rung: each rung level's jobs ask for its GPUs (the last entry for deeper
+    rungs); the time per unit is measured per rung."""
+    cfg = _cfg(searcher={"name": "adaptive_asha", "max_length": 64, "max_trials": 16,
+                         "max_concurrent_trials": 4, "mode": "aggressive", "divisor": 4},
+               slurm={"per_rung": [{"gpus_per_node": 1}, {"gpus_per_node": 2, "tasks_per_node": 2}]})
+    backends = []
+
+    def make(exp):
+        backends.append(BackfillBackend(exp.root, cfg.simulated, seed=2, gpus=16))
+        return backends[0]
+
+    exp, st, recs = _run_master(tmp_path, cfg, make)
+    assert st.lifecycle == "completed"
+    gpus = {}
+    for job in backends[0].qjobs.values():
+        gpus.setdefault(job.spec.length, set()).add(job.gpus)
+        if job.spec.length > 4:
+            assert job.spec.resources["srun_args"] == ["--kill-on-bad-exit=1"]
+    assert gpus == {4: {1}, 16: {2}, 64: {2}}
