@@ -29,7 +29,7 @@ system does for one result, with time.perf_counter_ns around it, the pool not ti
 
 Peers run up to ``--peer-max`` trials (default 10,000) and only while the size before finished
 within ``--budget-s`` scaled by the growth seen so far; skipped sizes are listed with the reason.
-Writes benchmarks/results/decision_overhead.json.
+Writes benchmarks/results/decision_overhead.json (decision_overhead_quick.json with --quick).
 """
 from __future__ import annotations
 
@@ -336,7 +336,8 @@ def main() -> int:
         r["mean_vs_1k"] = round(g, 2)
         print(f"{r['system']:<32} {r['trials']:>8,} {r['events']:>8,} {r['mean_us']:>9.2f} "
               f"{r['p50_us']:>8.2f} {r['p99_us']:>9.2f} {r['total_s']:>8.2f} {g:>6.2f}")
-    out = Path(__file__).resolve().parent / "results" / "decision_overhead.json"
+    name = "decision_overhead_quick.json" if a.quick else "decision_overhead.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "decision_overhead", "quick": a.quick,
                                "versions": v, "cpus": os.cpu_count(),

@@ -34,7 +34,8 @@ epochs that asha_hpc's adaptive_asha (standard) used in the same seed, as full-l
 Reported per system over the seeds: median [min - max] of the *true full-length* validation loss
 of the system's pick (retrained to 64 epochs when the system stopped it earlier; the retraining
 is not counted), the pick's test loss, the epochs the objective trained during the search, and
-the wall time of the search (training included). Writes benchmarks/results/search_quality.json.
+the wall time of the search (training included). Writes benchmarks/results/search_quality.json
+(search_quality_quick.json with --quick).
 """
 from __future__ import annotations
 
@@ -494,7 +495,8 @@ def main() -> int:
         print(f"skipped: {s}")
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s")
-    out = Path(__file__).resolve().parent / "results" / "search_quality.json"
+    name = "search_quality_quick.json" if a.quick else "search_quality.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "search_quality", "quick": a.quick, "versions": vers,
                                "cpus": os.cpu_count(), "load_avg": os.getloadavg(),

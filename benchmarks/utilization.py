@@ -162,7 +162,8 @@ def main() -> int:
     ap.add_argument("--failure-rate", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma of the durations")
-    ap.add_argument("--out", default="utilization.json", help="file name in benchmarks/results/")
+    ap.add_argument("--out", help="file name in benchmarks/results/ (default utilization.json, "
+                    "utilization_quick.json with --quick)")
     a = ap.parse_args()
     global SIGMA
     SIGMA = a.sigma
@@ -190,7 +191,8 @@ def main() -> int:
               f"{100 * r['utilization']:>5.1f}% {100 * r['useful_utilization']:>5.1f}% "
               f"{r['all_busy_until_h']:>16.1f} {100 * r['drain_share']:>5.1f}% "
               f"{100 * r['before_drain']:>11.1f}% {r['first_full_length_h']:>10.1f}")
-    out = Path(__file__).resolve().parent / "results" / a.out
+    name = a.out or ("utilization_quick.json" if a.quick else "utilization.json")
+    out = Path(__file__).resolve().parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "utilization", "quick": a.quick,
                                "python": platform.python_version(), "cpus": os.cpu_count(),
