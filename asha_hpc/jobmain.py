@@ -108,6 +108,11 @@ def _job_start_time() -> Optional[float]:
 
 def run_segment(spec: SegmentSpec) -> str:
     """Run one segment attempt (see module doc). Returns the status it published."""
+    # stop signals from the start (a rendezvous can take a while): noted, then handed to the
+    # trial; ASHA_EARLY_STOP holds one that came before this function (slurm.JOB_BOOT)
+    early = [os.environ.pop("ASHA_EARLY_STOP", "")]
+    for name in STOP_SIGNALS[:2]:
+        signal.signal(getattr(signal, name), lambda s, f: early.append(signal.Signals(s).name))
     exp = ExpDir(Path(spec.exp_dir))
     os.environ.update(spec.env)
     ranks = current_ranks()
@@ -126,6 +131,8 @@ def run_segment(spec: SegmentSpec) -> str:
                   world_size=ranks.world_size, local_rank=ranks.local_rank, group=group)
     for name in STOP_SIGNALS[:2]:
         signal.signal(getattr(signal, name), lambda s, f: trial.request_stop(signal.Signals(s).name))
+    if any(early):
+        trial.request_stop(next(e for e in early if e))
     ident = {"trial": spec.trial_id, "segment": spec.segment, "attempt": spec.attempt,
              "key": spec.key, "host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
     started = time.time()
@@ -209,6 +216,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
 
     for name in STOP_SIGNALS[:2]:
         signal.signal(getattr(signal, name), on_signal)
+    if trial.should_stop():  # told before the command started
+        stop_file.touch()
     rc = proc.wait()
     metrics, invalid, reached = None, None, None
     if report.exists():

@@ -60,7 +60,7 @@ def train(trial):
     epoch = 0
     if trial.latest_checkpoint:
         epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
-    _log(trial, event="start", epoch=epoch, pid=os.getpid(),
+    _log(trial, event="start", epoch=epoch, pid=os.getpid(), stop_at_start=trial.should_stop(),
          cvd=os.environ.get("CUDA_VISIBLE_DEVICES"), job_gpus=os.environ.get("SLURM_JOB_GPUS"),
          job_name=os.environ.get("SLURM_JOB_NAME"))
     for seg in trial.segments():
@@ -384,8 +384,10 @@ def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, clean
     assert len(stops) == len(results) - 1 and len(starts) == len(results)
     assert starts[0]["epoch"] == 0
     for stop, nxt in zip(stops, starts[1:]):  # each job went on where the previous one stopped
-        assert stop["reason"] == "SIGUSR2" and nxt["epoch"] == stop["epoch"] > 0
+        assert stop["reason"] == "SIGUSR2" and nxt["epoch"] == stop["epoch"]
         assert nxt["job"] != stop["job"]
+    # (a USR2 may even come while a job starts up: it then stops at once, at the epoch it got)
+    assert any(stop["epoch"] > 0 for stop in stops)  # no job can do 40 s of work before USR2
     states = [s for _, _, s in job_keys(exp, name, sacct_jobs(
         name, t0, expect=submitted_keys(recs).values()))]
     assert states == ["COMPLETED"] * len(results)  # each returned before its time limit
@@ -561,3 +563,58 @@ def test_trial_jobs_cannot_be_requeued_by_slurm(tmp_path, cleanup):
     starts = [e["key"] for e in model_log(exp, 1) if e["event"] == "start"]
     assert starts == ["t00001-s000-a00"]
     assert st.trials[1].restarts == 0 and st.trials[1].infra_retries == 0
+
+
+def _boot_pid(jobs_dir: Path) -> Optional[int]:
+    """pid of a job's python (same node) once it catches SIGUSR2 (SigCgt in /proc) and before
+    the trial's code runs."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            if b"submitit.core._submit" not in cmd or not any(str(jobs_dir).encode() in c
+                                                               for c in cmd):
+                continue
+            caught = next(int(line.split()[1], 16) for line in (d / "status").read_text().splitlines()
+                          if line.startswith("SigCgt:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if caught & (1 << (signal.SIGUSR2 - 1)):
+            return int(d.name)
+    return None
+
+
+def test_stop_signal_while_the_job_starts_up(tmp_path, cleanup):
+    """Slurm may send the time-limit USR2 up to 60 s early, i.e. while the job's python is still
+    importing submitit and asha_hpc and unpickling (a second or more), before jobmain's handler
+    exists. With Python's default action the job died (FAILED: srun "task 0: User defined
+    signal 2") and the attempt counted as the trial's failure (seen with timeout_min=1). The
+    job's python now catches the stop signals first thing (slurm.JOB_BOOT): the job publishes
+    "interrupted" and the segment continues without a restart counted."""
+    cfg_path = make_experiment(
+        tmp_path, "e2e9", searcher={"name": "random", "max_trials": 1, "max_concurrent_trials": 1,
+                                    "max_length": 8},
+        hp={"sleep": 0.25})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    master = start_master("run", cfg_path, "--exp-dir", exp)
+    cleanup[1].append(master)
+    job = wait_until(lambda: submitted_keys(journal(exp)).get("t00001-s000-a00")
+                     if (exp / "journal.jsonl").exists() else None, 60, "the first submission")
+    wait_until(lambda: _boot_pid(exp / "jobs"), 60, "the job's python to catch SIGUSR2",
+               every=0.005)
+    assert not (exp / "inbox" / "t00001-s000-a00.started.json").exists()
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    _, err = master.communicate(timeout=RUN_TIMEOUT_S)
+    assert master.returncode == 0, err[-3000:]
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed"
+    assert not [r for r in recs if r["kind"] == "job_dead"]
+    [first] = [r for r in recs if r["kind"] == "result" and r["attempt"] == 0]
+    assert first["status"] == "interrupted" and first["stop_reason"] == "SIGUSR2"
+    t1 = st.trials[1]
+    assert t1.restarts == 0 and t1.infra_retries == 1 and t1.status == "completed"
+    starts = [e for e in model_log(exp, 1) if e["event"] == "start"]
+    assert [e["key"] for e in starts] == ["t00001-s000-a00", "t00001-s000-a01"]
+    assert starts[0]["stop_at_start"]  # the signal came before the training code ran

@@ -178,6 +178,25 @@ def executor_parameters(slurm: Mapping[str, Any]) -> Dict[str, Any]:
 #: first setup line of every job: its start time, before any setup line runs
 JOB_T0_SETUP = "export ASHA_JOB_T0=$(date +%s.%N)"
 
+#: What the job's python runs before submitit: a handler for the stop signals, installed before
+#: the seconds of imports and unpickling that precede jobmain's own. Slurm may send the time-limit
+#: USR2 "up to 60 s early", i.e. right at the start of a short job: with Python's default action
+#: the job died as FAILED and the attempt counted as the trial's failure. The handler only notes
+#: the signal in ASHA_EARLY_STOP; run_segment turns it into trial.should_stop().
+JOB_BOOT = ("import os,signal,sys,runpy;"
+            "h=lambda s,f:os.environ.setdefault('ASHA_EARLY_STOP',signal.Signals(s).name);"
+            "[signal.signal(x,h) for x in (signal.SIGUSR2,signal.SIGTERM)];"
+            "sys.argv=sys.argv[3:];"  # python -u -c BOOT -u -m submitit.core._submit FOLDER
+            "runpy.run_module('submitit.core._submit',run_name='__main__',alter_sys=True)")
+
+
+def job_python() -> str:
+    """The ``python`` submitit puts before ``-u -m submitit.core._submit FOLDER``."""
+    import shlex
+    import sys
+
+    return f"{shlex.quote(sys.executable)} -u -c {shlex.quote(JOB_BOOT)}"
+
 
 @dataclass
 class _Track:
@@ -272,7 +291,8 @@ class SlurmBackend(Backend):
             from submitit import SlurmExecutor
 
             self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            ex = SlurmExecutor(folder=str(self.jobs_dir / "%j"), max_num_timeout=0)
+            ex = SlurmExecutor(folder=str(self.jobs_dir / "%j"), max_num_timeout=0,
+                               python=job_python())
             ex.update_parameters(**(self.params if params is None else params))
             self._executors[key] = ex
         return ex
