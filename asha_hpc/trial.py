@@ -205,9 +205,13 @@ class Trial:
 
     def _prune(self, root: Path, keep: str) -> None:
         """Only the newest checkpoint is ever resumed from: remove older ones and temporary
-        folders left by killed attempts (this job is the trial folder's only writer)."""
+        folders left by killed attempts (this job is the trial folder's only writer). A newer
+        temporary folder stays: with several ranks, another rank may already be writing the
+        next checkpoint into it (removing it lost that rank's shard and marker, and the two
+        ranks then waited for each other in different checkpoints until the 30 min timeout)."""
         for other in os.listdir(root):
-            if other != keep and (other.startswith(".tmp-") or other < keep):
+            name = other[len(".tmp-"):] if other.startswith(".tmp-") else other
+            if other != keep and name < keep:
                 _rmtree(root / other)
 
     def report_metrics(self, step: int, **metrics: Any) -> None:
