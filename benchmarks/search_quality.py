@@ -2,8 +2,9 @@
 random search, same task, same workers, several seeds.
 
     pip install -e '.[bench]'
-    python benchmarks/search_quality.py            # 5 seeds, ~10 minutes on 2 cores
-    python benchmarks/search_quality.py --quick    # 3 seeds, 32 trials, ~1 minute
+    python benchmarks/search_quality.py            # 5 seeds, ~6 minutes on 2 idle cores
+    python benchmarks/search_quality.py --seeds 12 --oracle   # the published table
+    python benchmarks/search_quality.py --quick    # 3 seeds, 32 trials, ~2 minutes
 
 The task ships its data: scikit-learn's bundled digits (1,797 8x8 images; 1,000 train, 400
 validation, 397 test). The model is a one-hidden-layer MLP in numpy (width, activation, learning
@@ -18,9 +19,9 @@ occupies a worker for k time steps; the training itself runs in this process, on
 time) and the same number of trials (128; 32 with --quick), except random search, which gets the
 epochs that asha_hpc's adaptive_asha (standard) used in the same seed, as full-length trials:
 
-- asha_hpc adaptive_asha (aggressive, standard, conservative) and async_halving (4 rungs),
-  divisor 4, driven through the pure searcher (start / on_event), promotions resume the trial's
-  model in memory;
+- asha_hpc adaptive_asha (aggressive, standard, conservative; aggressive also with
+  ``stop_once``) and async_halving (4 rungs), divisor 4, driven through the pure searcher
+  (start / on_event), promotions resume the trial's model in memory;
 - Optuna SuccessiveHalvingPruner(min_resource=1, reduction_factor=4) and HyperbandPruner(1, 64,
   4), with RandomSampler (to compare the early-stopping rules on the same kind of samples) and,
   for the successive halving pruner, also Optuna's default TPESampler; ask/tell with 16 trials in
@@ -30,6 +31,17 @@ epochs that asha_hpc's adaptive_asha (standard) used in the same seed, as full-l
   runtime is not started), configs sampled from ``tune`` domains, pick = Ray's
   ``get_best_result`` default (best last-reported loss, scope "last");
 - random search: full-length trials only.
+
+Two tables (``--configs both``, the default). "own": every system samples its configs the way
+it normally does (Ray from ``tune`` domains, Optuna from its sampler, asha_hpc from its seeded
+stream), so a system's result mixes its early-stopping rule with the luck of its 128 samples.
+"shared": Ray and the random-sampler Optuna rows get the very configs asha_hpc creates with that
+seed, in creation order (Ray: the stream replaces ``tune``'s sampling, same distribution; Optuna:
+``study.enqueue_trial``), so they differ only in their early-stopping rule and pick (common
+random numbers). TPE keeps its own sampler in both (its model is the point of it); random search
+always takes the first configs of the stream. With ``--oracle`` every config of the shared
+stream is also trained to full length (not counted) to give each pick's regret against the best
+config of the sample.
 
 Reported per system over the seeds: median [min - max] of the *true full-length* validation loss
 of the system's pick (retrained to 64 epochs when the system stopped it earlier; the retraining
@@ -176,11 +188,31 @@ class Objective:
         self.nets.pop(key, None)
 
 
+_FULL: Dict[Tuple[int, str], Tuple[float, float]] = {}
+
+
 def full_length(data: Data, hp: Dict[str, Any], seed: int) -> Tuple[float, float]:
-    net = Net(data, hp, seed)
-    for _ in range(MAX_LEN):
-        net.epoch()
-    return net.loss("val"), net.loss("test")
+    """(val, test) log-loss of ``hp`` trained straight to MAX_LEN (deterministic; memoized)."""
+    k = (seed, json.dumps(hp, sort_keys=True, default=str))
+    if k not in _FULL:
+        net = Net(data, hp, seed)
+        for _ in range(MAX_LEN):
+            net.epoch()
+        _FULL[k] = (net.loss("val"), net.loss("test"))
+    return _FULL[k]
+
+
+class Stream:
+    """asha_hpc's hyperparameter stream for a seed: the i-th call gives the config of the i-th
+    trial that asha_hpc's searchers (and random search here) create with that seed. With
+    ``--configs shared`` the random-sampling peers draw from it too (common random numbers)."""
+
+    def __init__(self, seed: int) -> None:
+        self.space = parse_space(SPACE_SPEC)[0]
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> Dict[str, Any]:
+        return self.space.sample(self.rng)
 
 
 # ----------------------------------------------------------------------------- workers
@@ -245,8 +277,7 @@ class Ours:
 
 class Random:
     def __init__(self, obj: Objective, trials: int, seed: int) -> None:
-        self.space = parse_space(SPACE_SPEC)[0]
-        self.rng = np.random.default_rng(seed)
+        self.stream = Stream(seed)
         self.obj, self.n, self.trials = obj, trials, 0
         self.hp: Dict[int, Dict[str, Any]] = {}
         self.res: Dict[int, float] = {}
@@ -255,7 +286,7 @@ class Random:
         if self.trials >= self.n:
             return []
         self.trials += 1
-        self.hp[self.trials] = self.space.sample(self.rng)
+        self.hp[self.trials] = self.stream()
         return [self.trials]
 
     def start(self):
@@ -275,7 +306,8 @@ class Random:
 
 
 class OptunaSys:
-    def __init__(self, obj: Objective, trials: int, seed: int, pruner: str, sampler: str) -> None:
+    def __init__(self, obj: Objective, trials: int, seed: int, pruner: str, sampler: str,
+                 stream: Optional["Stream"] = None) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -289,12 +321,15 @@ class OptunaSys:
         self.study = optuna.create_study(direction="minimize", sampler=sa, pruner=pr,
                                          storage=optuna.storages.InMemoryStorage())
         self.obj, self.n, self.trials = obj, trials, 0
+        self.stream = stream
         self.last: Dict[int, Tuple[int, float]] = {}
 
     def _new(self):
         if self.trials >= self.n:
             return []
         self.trials += 1
+        if self.stream is not None:  # the shared stream's next config (Optuna's own API)
+            self.study.enqueue_trial(self.stream())
         t = self.study.ask()
         t.suggest_float("lr", 10 ** -3.5, 1.0, log=True)
         t.suggest_int("width", 16, 128)
@@ -341,7 +376,8 @@ class _RayTrial:
 
 
 class RaySys:
-    def __init__(self, obj: Objective, trials: int, seed: int) -> None:
+    def __init__(self, obj: Objective, trials: int, seed: int,
+                 stream: Optional["Stream"] = None) -> None:
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
 
@@ -353,14 +389,18 @@ class RaySys:
                       "batch_size": tune.choice(BATCHES),
                       "weight_decay": tune.loguniform(1e-6, 1e-1), "act": tune.choice(ACTS)}
         self.obj, self.n, self.trials = obj, trials, 0
+        self.stream = stream
         self.last: Dict[int, Tuple[int, float, Dict[str, Any]]] = {}
 
     def _new(self):
         if self.trials >= self.n:
             return []
         self.trials += 1
-        cfg = {k: d.sample(random_state=self.rs) for k, d in self.space.items()}
-        cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
+        if self.stream is not None:
+            cfg = self.stream()
+        else:
+            cfg = {k: d.sample(random_state=self.rs) for k, d in self.space.items()}
+            cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
         t = _RayTrial(self.trials, cfg)
         self.sched.on_trial_add(None, t)
         return [t]
@@ -413,17 +453,68 @@ def summary(xs: List[float]) -> Dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
+def rows_for(runs: List[Dict[str, Any]], labels: List[str], configs: str) -> List[Dict[str, Any]]:
+    """One row per system over the seeds, from the runs of the "own" or the "shared" table."""
+    rows = []
+    for lab in labels:
+        rs = [r for r in runs
+              if r["system"] == lab and r["configs"] in (configs, "stream", "model")]
+        if not rs:
+            continue
+        row = {"system": lab, "seeds": len(rs),
+               "val_loss": summary([r["val_loss"] for r in rs]),
+               "test_loss": summary([r["test_loss"] for r in rs]),
+               "epochs": summary([r["epochs"] for r in rs]),
+               "trials": summary([r["trials"] for r in rs]),
+               "wall_s": summary([r["wall_s"] for r in rs]),
+               "picks_stopped_early": sum(r["pick_length"] < MAX_LEN for r in rs)}
+        if configs == "shared" and all("regret" in r for r in rs):
+            row["regret"] = summary([r["regret"] for r in rs])
+            row["rank"] = summary([r["rank"] for r in rs])
+            row["picked_best_of_sample"] = sum(r["rank"] == 0 for r in rs)
+        rows.append(row)
+    return rows
+
+
+def print_table(title: str, rows: List[Dict[str, Any]]) -> None:
+    print(title)
+    extra = any("regret" in r for r in rows)
+    print(f"{'system':<36} {'full-length val loss':>26} {'test loss':>9} {'epochs':>7} "
+          f"{'trials':>6} {'wall s':>7} {'early picks':>11}"
+          + (f" {'regret':>7} {'best of sample':>14}" if extra else ""))
+    for r in rows:
+        v = r["val_loss"]
+        line = (f"{r['system']:<36} {v['median']:>8.4f} [{v['min']:.4f} - {v['max']:.4f}] "
+                f"{r['test_loss']['median']:>9.4f} {r['epochs']['median']:>7,.0f} "
+                f"{r['trials']['median']:>6,.0f} {r['wall_s']['median']:>7.1f} "
+                f"{r['picks_stopped_early']:>11}")
+        if "regret" in r:
+            line += f" {r['regret']['median']:>7.4f} {r['picked_best_of_sample']:>8}/{r['seeds']}"
+        print(line)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, 32 trials (~1 minute)")
     ap.add_argument("--seeds", type=int, help="number of seeds (default 5; 3 with --quick)")
     ap.add_argument("--trials", type=int, help="trials per search (default 128; 32 with --quick)")
+    ap.add_argument("--configs", choices=["own", "shared", "both"], default="both",
+                    help="own: every system samples its own configs; shared: the random-sampling "
+                         "peers get asha_hpc's config stream (common random numbers); both "
+                         "(default): two tables, asha_hpc's runs are the same in both")
+    ap.add_argument("--oracle", action="store_true",
+                    help="with shared configs: also train every config of the shared stream to "
+                         "full length, to report each pick's regret against the best of the "
+                         "sample (not counted as search epochs; ~20 s per seed)")
     a = ap.parse_args()
     seeds = a.seeds or (3 if a.quick else 5)
     T = a.trials or (32 if a.quick else 128)
+    own = a.configs in ("own", "both")
+    shared = a.configs in ("shared", "both")
     data = Data()
     t_all = time.perf_counter()
-    systems = [
+    # "stream": asha_hpc and random search sample the shared stream in both tables
+    ours = [
         ("asha_hpc adaptive_asha aggressive",
          lambda o, s: Ours("adaptive_asha", o, T, s, mode="aggressive")),
         ("asha_hpc adaptive_asha standard",
@@ -432,46 +523,81 @@ def main() -> int:
          lambda o, s: Ours("adaptive_asha", o, T, s, mode="conservative")),
         ("asha_hpc async_halving (4 rungs)",
          lambda o, s: Ours("async_halving", o, T, s, num_rungs=4)),
+        ("asha_hpc adaptive_asha aggressive, stop_once",
+         lambda o, s: Ours("adaptive_asha", o, T, s, mode="aggressive", stop_once=True)),
     ]
+    peers = []  # (label, make(obj, seed, stream or None), can share the stream)
     skipped = []
     if have("optuna"):
-        systems += [
-            ("Optuna SuccessiveHalving + random", lambda o, s: OptunaSys(o, T, s, "sha", "random")),
-            ("Optuna Hyperband + random", lambda o, s: OptunaSys(o, T, s, "hyperband", "random")),
-            ("Optuna SuccessiveHalving + TPE", lambda o, s: OptunaSys(o, T, s, "sha", "tpe")),
+        peers += [
+            ("Optuna SuccessiveHalving + random",
+             lambda o, s, st: OptunaSys(o, T, s, "sha", "random", st), True),
+            ("Optuna Hyperband + random",
+             lambda o, s, st: OptunaSys(o, T, s, "hyperband", "random", st), True),
+            ("Optuna SuccessiveHalving + TPE",
+             lambda o, s, st: OptunaSys(o, T, s, "sha", "tpe"), False),
         ]
     else:
         skipped.append("Optuna (not installed)")
     if have("ray.tune"):
-        systems.append(("Ray Tune ASHAScheduler", lambda o, s: RaySys(o, T, s)))
+        peers.append(("Ray Tune ASHAScheduler", lambda o, s, st: RaySys(o, T, s, st), True))
     else:
         skipped.append("Ray Tune (not installed)")
+    RANDOM = "random search (same epochs)"
     runs: List[Dict[str, Any]] = []
+
+    def log(r):
+        print(f"  seed {r['seed']} [{r['configs']}] {r['system']}: val {r['val_loss']:.4f} "
+              f"test {r['test_loss']:.4f}, {r['epochs']:,} epochs, {r['wall_s']:.1f} s",
+              file=sys.stderr, flush=True)
+
     for seed in range(seeds):
         std_epochs = None
-        for label, make in systems:
+        seed_runs = []
+        for label, make in ours:
             r = run_system(label, lambda o: make(o, seed), data, seed)
-            runs.append(r)
+            r["configs"] = "stream"
+            seed_runs.append(r)
             if label == "asha_hpc adaptive_asha standard":
                 std_epochs = r["epochs"]
-            print(f"  seed {seed} {label}: val {r['val_loss']:.4f} test {r['test_loss']:.4f}, "
-                  f"{r['epochs']:,} epochs, {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
+            log(r)
+        for label, make, can_share in peers:
+            # a model-based sampler (TPE) always samples its own: one run, in both tables
+            modes = ((["own"] if own else []) + (["shared"] if shared else [])
+                     if can_share else ["model"])
+            for mode in modes:
+                st = Stream(seed) if mode == "shared" else None
+                r = run_system(label, lambda o: make(o, seed, st), data, seed)
+                r["configs"] = mode
+                seed_runs.append(r)
+                log(r)
         n_random = max(1, (std_epochs or T * 4) // MAX_LEN)
-        r = run_system("random search (same epochs)", lambda o: Random(o, n_random, seed), data, seed)
-        runs.append(r)
-        print(f"  seed {seed} random: val {r['val_loss']:.4f}, {r['epochs']:,} epochs, "
-              f"{r['wall_s']:.1f} s", file=sys.stderr, flush=True)
-    labels = [lab for lab, _ in systems] + ["random search (same epochs)"]
-    rows = []
-    for lab in labels:
-        rs = [r for r in runs if r["system"] == lab]
-        rows.append({"system": lab, "seeds": len(rs),
-                     "val_loss": summary([r["val_loss"] for r in rs]),
-                     "test_loss": summary([r["test_loss"] for r in rs]),
-                     "epochs": summary([r["epochs"] for r in rs]),
-                     "trials": summary([r["trials"] for r in rs]),
-                     "wall_s": summary([r["wall_s"] for r in rs]),
-                     "picks_stopped_early": sum(r["pick_length"] < MAX_LEN for r in rs)})
+        r = run_system(RANDOM, lambda o: Random(o, n_random, seed), data, seed)
+        r["configs"] = "stream"
+        seed_runs.append(r)
+        log(r)
+        if shared and a.oracle:
+            stream = Stream(seed)
+            vals = sorted(full_length(data, stream(), seed)[0] for _ in range(T))
+            for r in seed_runs:
+                if r["configs"] in ("stream", "shared") and r["system"] != RANDOM:
+                    r["regret"] = r["val_loss"] - vals[0]
+                    r["rank"] = sum(v < r["val_loss"] for v in vals)
+            print(f"  seed {seed} best of the {T} shared configs: val {vals[0]:.4f}",
+                  file=sys.stderr, flush=True)
+            runs.append({"system": "best of the shared sample (oracle)", "seed": seed,
+                         "configs": "shared", "val_loss": vals[0], "test_loss": float("nan"),
+                         "epochs": 0, "trials": T, "wall_s": 0.0, "pick_length": MAX_LEN,
+                         "pick": None})
+        runs.extend(seed_runs)
+    labels = [lab for lab, _ in ours] + [lab for lab, _, _ in peers] + [RANDOM]
+    tables = {}
+    if own:
+        tables["own"] = rows_for(runs, labels, "own")
+    if shared:
+        lab_sh = ([lab for lab, _ in ours] + [lab for lab, _, _ in peers] + [RANDOM]
+                  + (["best of the shared sample (oracle)"] if a.oracle else []))
+        tables["shared"] = rows_for(runs, lab_sh, "shared")
     vers = {"python": platform.python_version(), "numpy": np.__version__}
     for mod in ("sklearn", "optuna", "ray"):
         try:
@@ -482,17 +608,17 @@ def main() -> int:
           f"{T} trials, {WORKERS} workers, {seeds} seeds (median [min - max]); "
           f"python {vers['python']}, optuna {vers['optuna']}, ray {vers['ray']}, "
           f"{os.cpu_count()} CPUs")
-    print(f"{'system':<36} {'full-length val loss':>26} {'test loss':>9} {'epochs':>7} "
-          f"{'trials':>6} {'wall s':>7} {'early picks':>11}")
-    for r in rows:
-        v = r["val_loss"]
-        print(f"{r['system']:<36} {v['median']:>8.4f} [{v['min']:.4f} - {v['max']:.4f}] "
-              f"{r['test_loss']['median']:>9.4f} {r['epochs']['median']:>7,.0f} "
-              f"{r['trials']['median']:>6,.0f} {r['wall_s']['median']:>7.1f} "
-              f"{r['picks_stopped_early']:>11}")
+    if own:
+        print_table("\nconfigs: each system samples its own", tables["own"])
+    if shared:
+        print_table("\nconfigs: shared stream (Optuna/Ray random sampling gets asha_hpc's configs)",
+                    tables["shared"])
     print("early picks: seeds whose pick had stopped before 64 epochs (retrained for the table)")
-    for s in skipped:
-        print(f"skipped: {s}")
+    if shared and a.oracle:
+        print("regret: pick's val loss minus the best of the shared configs (median); best of "
+              "sample: seeds where the pick was that best config")
+    for s_ in skipped:
+        print(f"skipped: {s_}")
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s")
     name = "search_quality_quick.json" if a.quick else "search_quality.json"
@@ -502,8 +628,10 @@ def main() -> int:
                                "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
                                "config": {"trials": T, "seeds": seeds, "workers": WORKERS,
                                           "max_length": MAX_LEN, "divisor": DIVISOR,
+                                          "configs": a.configs, "oracle": a.oracle,
                                           "space": SPACE_SPEC},
-                               "skipped": skipped, "rows": rows, "runs": runs,
+                               "skipped": skipped, "rows": tables.get("own", []),
+                               "rows_shared": tables.get("shared", []), "runs": runs,
                                "total_s": total}, indent=2, default=str) + "\n")
     print(f"wrote {out}")
     return 0
