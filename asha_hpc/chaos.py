@@ -18,7 +18,6 @@ from typing import Iterable, List, Set
 
 import numpy as np
 
-from .backends.base import JobState
 from .backends.simulated import SimulatedBackend
 from .config import ExperimentConfig
 from .expdir import ExpDir
@@ -62,6 +61,7 @@ def _patched(fp: _Failpoints, backend: SimulatedBackend):
     real_append = Journal.append
     real_unlink = pathlib.Path.unlink
     real_submit = backend.submit
+    real_hand_over = backend.hand_over
 
     def append(self, recs):
         recs = list(recs)
@@ -80,14 +80,21 @@ def _patched(fp: _Failpoints, backend: SimulatedBackend):
         fp.hit()
         return ids
 
+    def hand_over(worker, slot, body):  # the job took it; the master dies before going on
+        ok = real_hand_over(worker, slot, body)
+        fp.hit()
+        return ok
+
     Journal.append = append  # type: ignore[assignment]
     pathlib.Path.unlink = unlink  # type: ignore[assignment]
     backend.submit = submit  # type: ignore[assignment]
+    backend.hand_over = hand_over  # type: ignore[assignment]
 
     def undo() -> None:
         Journal.append = real_append  # type: ignore[assignment]
         pathlib.Path.unlink = real_unlink  # type: ignore[assignment]
         backend.submit = real_submit  # type: ignore[assignment]
+        backend.hand_over = real_hand_over  # type: ignore[assignment]
 
     return undo
 
@@ -145,10 +152,7 @@ def run_chaos(cfg: ExperimentConfig, root: Path, kills: int, seed: int = 0,
     # a job that published its result must have that result applied (the chaos runs have no
     # delayed results, so a job declared dead after publishing one means a lost result)
     seen = {(r["trial"], r["segment"], r["attempt"]) for r in records if r["kind"] == "result"}
-    for job in backend.jobs.values():
-        s = job.spec
-        if job.state == JobState.COMPLETED and (s.trial_id, s.segment, s.attempt) not in seen:
-            report.results_lost += 1
+    report.results_lost = sum(1 for key in backend.published if key not in seen)
     if corrupt:  # every corrupt file was moved aside, none was taken for a result
         leftovers = [n for n in os.listdir(exp.inbox) if not n.startswith(".")]
         if leftovers:

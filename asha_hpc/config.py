@@ -57,6 +57,7 @@ class LocalConfig:
     trials_per_gpu: int = 1
     max_parallel: int = 1  # segments running at once
     tasks_per_node: int = 1  # ranks per trial (torch.distributed; one process each)
+    workers: int = 0  # > 0: a pool of this many long-lived worker processes (pool.py)
 
 
 @dataclass
@@ -79,6 +80,8 @@ class SlurmConfig:
     array_parallelism: Optional[int] = None
     signal_delay_s: int = 90
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
+    workers: int = 0  # > 0: a pool of this many long-lived worker processes (pool.py)
+    trials_per_gpu: int = 1  # pool workers per job, sharing its GPUs
     # time limits per segment (asha_hpc/timelimits.py): per rung level, the last entry for deeper
     # rungs; an entry is minutes or "auto"
     timeout_min_per_rung: Optional[List[Union[int, str]]] = None
@@ -97,7 +100,7 @@ class SlurmConfig:
         step, so the segment fails once instead of leaving the other ranks hanging."""
         d = asdict(self)
         for k in ("poll_min_interval_s", "timeout_min_per_rung", "first_guess_min",
-                  "time_safety_factor", "per_rung"):
+                  "time_safety_factor", "per_rung", "workers", "trials_per_gpu"):
             d.pop(k)
         if self.timeout_min == "auto":  # each spec carries its own; this is the default
             d["timeout_min"] = self.first_guess_min
@@ -128,6 +131,7 @@ class SimulatedConfig:
     failure_rate: float = 0.0  # chance that a segment attempt crashes
     result_delay_seconds: float = 0.0  # results show up this long after the job ends (NFS)
     workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
+    pool: int = 0  # > 0: a worker pool of this many jobs (like local.workers / slurm.workers)
 
 
 @dataclass
@@ -148,10 +152,31 @@ class ExperimentConfig:
     poll_interval_s: float = 1.0
     result_grace_s: Optional[float] = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
+    continue_in_place: bool = False  # a segment job continues with its trial's next segment
+    continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
     warnings: List[str] = field(default_factory=list)
+
+    @property
+    def pool_size(self) -> int:
+        """Worker-pool workers of the backend in use (0: a job per segment)."""
+        return {"local": self.local.workers, "slurm": self.slurm.workers,
+                "simulated": self.simulated.pool}.get(self.backend, 0)
+
+    @property
+    def lanes_per_job(self) -> int:
+        """Pool workers per job: on Slurm they share the job's GPUs (``trials_per_gpu``); the
+        local backend shares GPUs between jobs itself."""
+        return self.slurm.trials_per_gpu if self.backend == "slurm" else 1
+
+    @property
+    def continue_wait(self) -> float:
+        """Seconds a segment job waits for its trial's next segment (0: it never does)."""
+        if not self.continue_in_place or self.pool_size:
+            return 0.0
+        return self.continue_wait_s if self.continue_wait_s is not None else 3 * self.poll_interval_s
 
     @property
     def is_command(self) -> bool:
@@ -185,6 +210,8 @@ class ExperimentConfig:
             "poll_interval_s": self.poll_interval_s,
             "result_grace_s": self.result_grace_s,
             "checkpoint_storage": {"save_experiment_best": self.save_experiment_best},
+            "continue_in_place": self.continue_in_place,
+            "continue_wait_s": self.continue_wait_s,
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -377,7 +404,8 @@ def _entrypoint(c: _Checker, raw: Any, command: Any) -> Union[str, List[str]]:
 
 def _local(c: _Checker, raw: Any) -> LocalConfig:
     p = "local"
-    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel", "tasks_per_node"))
+    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel", "tasks_per_node",
+                           "workers"))
     loc = LocalConfig()
     g = d.get("gpus", "auto")
     if g == "auto" or g is None:
@@ -398,8 +426,16 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
         default_par = max(1, len(loc.gpus) // loc.gpus_per_trial) * loc.trials_per_gpu
     else:
         default_par = os.cpu_count() or 1
-    loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer", default_par, _at_least(1))
+    loc.workers = c.get(d, "workers", p, _is_int, "an integer", 0, _at_least(0))
+    loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer",
+                             max(default_par, loc.workers), _at_least(1))
     loc.tasks_per_node = c.get(d, "tasks_per_node", p, _is_int, "an integer", 1, _at_least(1))
+    if loc.workers and loc.tasks_per_node > 1:
+        c.bad(f"{p}.workers", "pool workers run single-process trials; with local.tasks_per_node > 1 "
+              "use a job per segment (remove local.workers)")
+    if loc.workers > loc.max_parallel:
+        c.bad(f"{p}.workers", f"{loc.workers} workers cannot run with local.max_parallel "
+              f"{loc.max_parallel}: raise max_parallel or lower workers")
     return loc
 
 
@@ -434,7 +470,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     p = "slurm"
     known = _SLURM_INT + _SLURM_STR + ("mem_gb", "setup", "additional_parameters", "poll_min_interval_s",
                                        "timeout_min_per_rung", "first_guess_min",
-                                       "time_safety_factor", "per_rung")
+                                       "time_safety_factor", "per_rung", "workers", "trials_per_gpu")
     d = c.mapping(raw, p, known)
     s = SlurmConfig()
     if d.get("timeout_min") == "auto":
@@ -477,6 +513,20 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
+    s.workers = c.get(d, "workers", p, _is_int, "an integer", 0, _at_least(0))
+    s.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
+    if s.workers:
+        if s.timeout_min == "auto" or s.timeout_min_per_rung:
+            c.bad(f"{p}.workers", "pool workers live for a fixed slurm.timeout_min (their job's "
+                  "limit; the master replaces workers as they reach it): set an integer "
+                  "timeout_min and remove 'auto' / timeout_min_per_rung")
+        if s.per_rung:
+            c.bad(f"{p}.workers", "pool workers hold one set of resources: remove slurm.per_rung")
+        if s.tasks_per_node * s.nodes > 1:
+            c.bad(f"{p}.workers", "pool workers run single-process trials: use tasks_per_node 1 "
+                  "and nodes 1, or a job per segment (remove slurm.workers)")
+    elif s.trials_per_gpu > 1:
+        c.bad(f"{p}.trials_per_gpu", "shares a GPU between pool workers: set slurm.workers too")
     return s
 
 
@@ -513,7 +563,7 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> List[Dict[str, Any]]:
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
-             "failure_rate", "workers", "result_delay_seconds")
+             "failure_rate", "workers", "result_delay_seconds", "pool")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
@@ -522,12 +572,14 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     s.failure_rate = float(c.get(d, "failure_rate", p, _is_num, "a number", 0.0,
                                  lambda v: None if 0 <= v < 1 else "must be in [0, 1)"))
     s.workers = c.get(d, "workers", p, _is_int, "an integer", None, _at_least(1))
+    s.pool = c.get(d, "pool", p, _is_int, "an integer", 0, _at_least(0))
     return s
 
 
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",
              "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
-             "checkpoint_storage", "local", "slurm", "simulated", "context_dir")
+             "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
+             "continue_in_place", "continue_wait_s")
 
 
 def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
@@ -575,6 +627,8 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         result_grace_s=c.get(d, "result_grace_s", "", _is_num, "a number", None, _at_least(0)),
         save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
                                    "an integer", 3, _at_least(0)),
+        continue_in_place=c.get(d, "continue_in_place", "", _is_bool, "true or false", False),
+        continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         local=_local(c, d.get("local")),
         slurm=_slurm(c, d.get("slurm")),
         simulated=_simulated(c, d.get("simulated")),

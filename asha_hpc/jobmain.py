@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -53,11 +54,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .backends.base import SegmentSpec
+from .backends.base import SegmentSpec, WorkerSpec
 from .errors import InvalidHP
 from .expdir import ExpDir, atomic_write_json, publish
+from .handoff import slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial
 
@@ -107,83 +109,256 @@ def _job_start_time() -> Optional[float]:
 
 
 def run_segment(spec: SegmentSpec) -> str:
-    """Run one segment attempt (see module doc). Returns the status it published."""
-    # stop signals from the start (a rendezvous can take a while): noted, then handed to the
-    # trial; ASHA_EARLY_STOP holds one that came before this function (slurm.JOB_BOOT)
+    """Run one segment attempt (see module doc) and, when ``spec.continue_s`` > 0, the
+    trial's next segments in place for as long as the master hands them over. Returns the
+    status of the last segment it published."""
+    early = _catch_stop_signals()
+    session = _Session(ExpDir(Path(spec.exp_dir)), early,
+                       worker=spec.key if spec.continue_s > 0 else None, wait_s=spec.continue_s)
+    return session.loop(spec)
+
+
+def run_worker(wspec: WorkerSpec) -> str:
+    """A worker of the pool: announce itself, then run the segments the master assigns (the
+    user's function is called in this process for each: imports, CUDA context and data
+    caches stay warm) until the master says exit, the job is told to stop, or it sat idle for
+    ``idle_timeout_s``. With ``lanes`` > 1 the job runs that many workers as processes that
+    share its GPUs (``trials_per_gpu``)."""
+    if wspec.lanes > 1 and "ASHA_WORKER_LANE" not in os.environ:
+        return _run_lanes(wspec)
+    early = _catch_stop_signals()
+    exp = ExpDir(Path(wspec.exp_dir))
+    os.environ.update(wspec.env)
+    worker = wspec.lane_id(int(os.environ.get("ASHA_WORKER_LANE", "0")))
+    session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
+    publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
+        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
+    return session.loop(session.wait_next())
+
+
+def run_job(spec: Union[SegmentSpec, WorkerSpec]) -> str:
+    """What every backend runs in its job: a segment (per-segment mode) or a pool worker."""
+    if isinstance(spec, WorkerSpec):
+        return run_worker(spec)
+    return run_segment(spec)
+
+
+def _run_lanes(wspec: WorkerSpec) -> str:
+    """Run ``lanes`` workers of one job as processes sharing its GPUs; the job ends with the
+    last of them. A lane that dies takes only its own segment down."""
+    procs = []
+    for lane in range(wspec.lanes):
+        env = dict(os.environ, ASHA_WORKER_LANE=str(lane))
+        code = ("import pickle,sys;from asha_hpc.jobmain import run_worker;"
+                "run_worker(pickle.loads(sys.stdin.buffer.read()))")
+        p = subprocess.Popen([sys.executable, "-u", "-c", code], env=env, stdin=subprocess.PIPE)
+        assert p.stdin is not None
+        p.stdin.write(pickle.dumps(wspec))
+        p.stdin.close()
+        procs.append(p)
+
+    def forward(signum, frame):  # Slurm signals the job step; pass stop signals on to lanes
+        for p in procs:
+            try:
+                p.send_signal(signum)
+            except OSError:
+                pass
+
+    for name in STOP_SIGNALS[:2]:
+        signal.signal(getattr(signal, name), forward)
+    codes = [p.wait() for p in procs]
+    return "exit" if not any(codes) else f"lanes exited with {codes}"
+
+
+def _catch_stop_signals() -> List[str]:
+    """Stop signals from the start (a rendezvous can take a while): noted, then handed to the
+    trial; ASHA_EARLY_STOP holds one that came before this function (slurm.JOB_BOOT)."""
     early = [os.environ.pop("ASHA_EARLY_STOP", "")]
     for name in STOP_SIGNALS[:2]:
         signal.signal(getattr(signal, name), lambda s, f: early.append(signal.Signals(s).name))
-    exp = ExpDir(Path(spec.exp_dir))
-    os.environ.update(spec.env)
-    ranks = current_ranks()
-    rank = ranks.rank
-    run_dir = exp.run_dir(spec.trial_id, spec.key)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    group = Group(run_dir, ranks, spec.heartbeat_s)
-    beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
-    beat.start()
-    if ranks.world_size > 1:
-        group.register()
-        group.rendezvous()
-    trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams, trial_dir=exp.trial_dir(spec.trial_id),
-                  run_dir=run_dir, segments=[spec.length], first_segment=spec.segment,
-                  metric=spec.metric, key=spec.key, length_unit=spec.length_unit, rank=rank,
-                  world_size=ranks.world_size, local_rank=ranks.local_rank, group=group)
-    for name in STOP_SIGNALS[:2]:
-        signal.signal(getattr(signal, name), lambda s, f: trial.request_stop(signal.Signals(s).name))
-    if any(early):
-        trial.request_stop(next(e for e in early if e))
-    ident = {"trial": spec.trial_id, "segment": spec.segment, "attempt": spec.attempt,
-             "key": spec.key, "host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
-    started = time.time()
-    if rank == 0:
-        hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
-        if not hp_file.exists():
-            atomic_write_json(hp_file, spec.hparams)
-        publish(exp.root, f"{spec.key}.started.json", dict(ident, type="started", time=started))
-    status, error, metrics = "completed", None, None
-    try:
-        if isinstance(spec.entrypoint, list):
-            metrics = _run_command(spec, trial, run_dir)
-        else:
-            from .entrypoint import resolve_entrypoint
+    return early
 
-            resolve_entrypoint(spec.entrypoint, spec.context_dir)(trial)
-    except InvalidHP as e:
-        status, error = "invalid_hp", str(e) or "InvalidHP"
-    except BaseException as e:  # noqa: BLE001 - the job must always publish a result
-        # an exception is an error even while a stop was requested: "interrupted" means the
-        # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
-        status, error = "error", "".join(traceback.format_exception(type(e), e, e.__traceback__))
-    if status == "completed" and rank == 0:  # reports count from rank 0 only
-        reports = trial.reports
-        if metrics is None and reports and reports[-1].length == spec.length:
-            metrics = reports[-1].reported
-        if metrics is None:
-            if trial.should_stop():
-                status = "interrupted"
+
+class _Session:
+    """One job's run of one or more segments. ``worker`` set: after each segment the job
+    waits (at most ``wait_s``) for the master to hand it the next one through its slots
+    (handoff.py); a trial whose code loops over ``trial.segments()`` gets its next segment
+    right there, model in memory; otherwise the function is called again."""
+
+    def __init__(self, exp: ExpDir, early: List[str], worker: Optional[str], wait_s: float) -> None:
+        self.exp = exp
+        self.early = early  # stop signals seen before a trial existed
+        self.worker = worker
+        self.wait_s = wait_s
+        self.slot = 0
+        self.trial: Optional[Trial] = None
+        self.pending: Optional[SegmentSpec] = None  # assignment taken inside segments()
+        self.first = True
+        self.status = "exit"
+        self.ranks = current_ranks()
+        if self.ranks.world_size > 1:  # several ranks: one segment per job
+            self.worker = None
+
+    def ident(self) -> Dict[str, Any]:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
+
+    def stopping(self) -> bool:
+        return any(self.early) or (self.trial is not None and self.trial.should_stop())
+
+    def loop(self, spec: Optional[SegmentSpec]) -> str:
+        while spec is not None:
+            spec = self.run(spec)
+        return self.status
+
+    def wait_next(self) -> Optional[SegmentSpec]:
+        """The next assignment, or None (exit / timeout / stop)."""
+        assert self.worker is not None
+        body = wait_slot(slot_path(self.exp.root, self.worker, self.slot), self.wait_s,
+                         stop=self.stopping)
+        self.slot += 1
+        if body.get("type") != "segment" or not isinstance(body.get("spec"), dict):
+            return None
+        try:
+            return SegmentSpec(**body["spec"])
+        except TypeError:
+            return None
+
+    def run(self, spec: SegmentSpec) -> Optional[SegmentSpec]:
+        """Run ``spec`` (and the trial's next segments when they are handed over inside its
+        loop); publish its result; return the next assignment, if any."""
+        exp, rank = self.exp, self.ranks.rank
+        os.environ.update(spec.env)
+        run_dir = exp.run_dir(spec.trial_id, spec.key)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        group = Group(run_dir, self.ranks, spec.heartbeat_s)
+        beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
+        beat.start()
+        if self.ranks.world_size > 1:
+            group.register()
+            group.rendezvous()
+        trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams,
+                      trial_dir=exp.trial_dir(spec.trial_id), run_dir=run_dir,
+                      segments=[spec.length], first_segment=spec.segment, metric=spec.metric,
+                      key=spec.key, length_unit=spec.length_unit, rank=rank,
+                      world_size=self.ranks.world_size, local_rank=self.ranks.local_rank,
+                      group=group)
+        self.trial = trial
+        self.pending = None
+        for name in STOP_SIGNALS[:2]:
+            signal.signal(getattr(signal, name),
+                          lambda s, f: trial.request_stop(signal.Signals(s).name))
+        if any(self.early):
+            trial.request_stop(next(e for e in self.early if e))
+        current = [spec]  # the segment now running (moves on inside segments())
+        started = [time.time()]
+        if self.worker is not None and not isinstance(spec.entrypoint, list):
+            trial._next_segment = lambda seg: self._continue(trial, seg, current, started)
+        if rank == 0:
+            hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
+            if not hp_file.exists():
+                atomic_write_json(hp_file, spec.hparams)
+            self._started(spec, started[0])
+        status, error, metrics = "completed", None, None
+        try:
+            if isinstance(spec.entrypoint, list):
+                metrics = _run_command(spec, trial, run_dir)
             else:
-                status = "error"
-                error = (f"the training code returned without reporting '{spec.metric}' for the "
-                         f"segment to length {spec.length}: call segment.report({spec.metric}=...)")
-    if rank == 0:
+                from .entrypoint import resolve_entrypoint
+
+                resolve_entrypoint(spec.entrypoint, spec.context_dir)(trial)
+        except InvalidHP as e:
+            status, error = "invalid_hp", str(e) or "InvalidHP"
+        except BaseException as e:  # noqa: BLE001 - the job must always publish a result
+            # an exception is an error even while a stop was requested: "interrupted" means the
+            # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
+            status, error = "error", _error_text(e)
+        beat.halt.set()
+        spec = current[0]
+        if spec is None:  # its last result went out inside segments(): nothing left here
+            return self.pending
+        if status == "completed" and rank == 0:  # reports count from rank 0 only
+            reports = [r for r in trial.reports if r.index == spec.segment]
+            if metrics is None and reports and reports[-1].length == spec.length:
+                metrics = reports[-1].reported
+            if metrics is None:
+                if trial.should_stop():
+                    status = "interrupted"
+                else:
+                    status = "error"
+                    error = (f"the training code returned without reporting '{spec.metric}' for "
+                             f"the segment to length {spec.length}: call "
+                             f"segment.report({spec.metric}=...)")
+        waits = self._publish(spec, trial, status, error, metrics, started[0])
+        if status == "error":
+            print(error, file=sys.stderr, flush=True)
+        return self.wait_next() if waits else None
+
+    def _started(self, spec: SegmentSpec, at: float) -> None:
+        publish(self.exp.root, f"{spec.key}.started.json", dict(
+            self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
+            attempt=spec.attempt, key=spec.key, time=at))
+
+    def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
+                 metrics: Optional[Dict[str, Any]], started: float) -> bool:
+        """Publish the segment's result; True if this job then waits for another segment."""
+        ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
+                     attempt=spec.attempt, key=spec.key)
+        if self.ranks.rank != 0:
+            if status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
+                publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
+                    ident, type="result", status=status, metrics=None, length=spec.length,
+                    error=f"rank {self.ranks.rank}: {error}", checkpoint=None, started=started,
+                    ended=time.time()))
+            return False
         from .trial import checkpoint_length, latest_checkpoint
 
-        ckpt = latest_checkpoint(exp.checkpoints(spec.trial_id))
+        ckpt = latest_checkpoint(self.exp.checkpoints(spec.trial_id))
         reached = spec.length if status == "completed" else checkpoint_length(ckpt)
-        publish(exp.root, f"{spec.key}.result.json", dict(
-            ident, type="result", status=status, metrics=metrics, length=spec.length,
-            error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
-            ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count(),
-            job_started=_job_start_time(), reached=reached))
-    elif status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
-        publish(exp.root, f"{spec.key}.rank{rank}.result.json", dict(
-            ident, type="result", status=status, metrics=None, length=spec.length,
-            error=f"rank {rank}: {error}", checkpoint=None, started=started, ended=time.time()))
-    beat.halt.set()
-    if status == "error":
-        print(error, file=sys.stderr, flush=True)
-    return status
+        waits = self.worker is not None and not trial.should_stop() and not any(self.early)
+        body = dict(ident, type="result", status=status, metrics=metrics, length=spec.length,
+                    error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
+                    ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count(),
+                    job_started=_job_start_time() if self.first else started, reached=reached)
+        if self.worker is not None:
+            body.update(worker=self.worker, slot=self.slot, waiting=waits)
+        self.first = False
+        publish(self.exp.root, f"{spec.key}.result.json", body)
+        self.status = status
+        return waits
+
+    def _continue(self, trial: Trial, seg: Any, current: List[Optional[SegmentSpec]],
+                  started: List[float]) -> Optional[Tuple[int, int]]:
+        """Inside ``trial.segments()``, after a reported segment: publish its result, wait for
+        the master's decision; the same trial's next segment continues right here (its length
+        is returned with its index), anything else ends the loop (kept for ``run``)."""
+        spec = current[0]
+        assert spec is not None
+        waits = self._publish(spec, trial, "completed", None, seg.reported, started[0])
+        current[0] = None
+        nxt = self.wait_next() if waits else None
+        if nxt is None or nxt.trial_id != spec.trial_id:
+            self.pending = nxt
+            return None
+        current[0] = nxt
+        started[0] = time.time()
+        trial._key = nxt.key
+        self._started(nxt, started[0])
+        return nxt.length, nxt.segment
+
+
+def _error_text(e: BaseException) -> str:
+    """The traceback; a GPU out-of-memory error says so first (the worker frees the cached
+    memory, so neighbours sharing the card are not starved by it)."""
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
+        torch = sys.modules.get("torch")
+        try:
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001
+            pass
+        text = f"OOM: the trial ran out of GPU memory ({type(e).__name__}); retried per max_restarts\n{text}"
+    return text
 
 
 def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dict[str, Any]]:

@@ -19,13 +19,16 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import asdict
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .backends.base import Backend, JobState, SegmentSpec, SubmitError
+from . import pool as pool_policy
+from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
 from .errors import AshaError
-from .expdir import ExpDir, scan_inbox
+from .expdir import ExpDir, scan_inbox, wait_for_change
 from .journal import Journal
 from .lease import Lease
 from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
@@ -159,6 +162,9 @@ class Master:
         st = self.state
         assert st is not None
         for t in list(st.trials.values()):
+            if t.status in (PENDING, RUNNING) and t.worker is not None:
+                self._hand_over_again(t)
+                continue
             if t.status in (PENDING, RUNNING) and t.job_id is None:
                 jid = self.backend.find(self._spec(t))
                 if jid is not None:
@@ -169,9 +175,40 @@ class Master:
                                   "attempt": t.attempt,
                                   "error": "not submitted before the master stopped"})
 
+        for w in st.pool.alive(pool_policy.POOL):
+            if w.job_id is None:
+                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))
+                if jid is not None:
+                    self._record({"kind": "workers_submitted", "jobs": {w.id: jid}})
+                else:
+                    self._record({"kind": "worker_gone", "workers": [w.id],
+                                  "why": "not submitted before the master stopped"})
+
+    def _hand_over_again(self, t) -> None:
+        """After a restart: a segment journaled as handed to a waiting job reaches its slot
+        (again: a slot is created once, so a second try is harmless)."""
+        body = self.backend.handed(t.worker, t.slot)
+        if body is not None and body.get("type") == "segment" and \
+                (body.get("spec") or {}).get("attempt") == t.attempt and \
+                (body.get("spec") or {}).get("trial_id") == t.id:
+            return
+        if body is None and self.backend.hand_over(t.worker, t.slot, self._segment_body(t)):
+            return
+        self._record({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
+                      "attempt": t.attempt, "worker": t.worker,
+                      "error": f"worker {t.worker} left before taking the segment"})
+
     def _loop(self) -> None:
         while self.step():
-            self.clock.sleep(self.cfg.poll_interval_s)
+            self._sleep(self.cfg.poll_interval_s)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep until the next poll, waking early when a message lands in the inbox (so a
+        waiting job gets its next segment in milliseconds, not a poll interval later)."""
+        if self.backend.name == "simulated":
+            self.clock.sleep(seconds)
+        else:
+            wait_for_change(self.exp.inbox, seconds)
 
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
@@ -188,14 +225,20 @@ class Master:
         if self._should_abort():
             return False
         if self._stop_reason is None:
-            self._submit()
+            self._hand_over()
+            if self.cfg.pool_size:
+                self._grow_pool()
+            else:
+                self._submit()
         self._show_progress()
         self._retain()
         if st.searcher_done and not st.todo and not st.live():
+            self._release_workers(list(st.pool.alive()), "the search is done")
             self._retain(force=True)
             self._finish()
             return False
         if self._stop_reason is not None:
+            self._release_workers(st.pool.idle(), "the master stopped")
             self._record({"kind": "stopped", "reason": self._stop_reason})
             self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
                           f"Continue with: asha-hpc resume {self.exp.root}")
@@ -218,6 +261,10 @@ class Master:
         settled = set()  # attempts whose result is in this batch: a second one is dropped
         for m in scan_inbox(self.exp.inbox):
             body = m.body
+            if body is not None and body.get("type") == "ready":
+                consumed.append(m.path)
+                self._on_ready(body, recs)
+                continue
             ok = (body is not None and body.get("type") in ("started", "result")
                   and all(isinstance(body.get(k), int) for k in ("trial", "segment", "attempt")))
             if not ok:
@@ -230,6 +277,8 @@ class Master:
             if attempt in settled or not st.awaiting(*attempt):
                 if body["type"] == "result":
                     log.info("%s: result of an attempt no longer awaited; dropped", m.name)
+                    if body.get("waiting"):  # its job waits all the same: not for nothing
+                        self._on_ready(body, recs)
                 continue
             if body["type"] == "result":
                 settled.add(attempt)
@@ -251,6 +300,9 @@ class Master:
                 for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
                     if isinstance(body.get(k), (int, float)) and not isinstance(body[k], bool):
                         rec[k] = body[k]
+                if isinstance(body.get("worker"), str) and isinstance(body.get("slot"), int):
+                    rec.update(worker=body["worker"], slot=body["slot"],
+                               waiting=bool(body.get("waiting")))
             recs.append(rec)
         if recs:
             self._record(*recs)
@@ -276,9 +328,10 @@ class Master:
         assert st is not None
         self.backend.tick()
         live = [t for t in st.live() if t.job_id]
-        if not live:
+        pool_jobs = st.pool.job_ids()
+        if not live and not pool_jobs:
             return
-        states = self.backend.states([t.job_id for t in live])  # type: ignore[misc]
+        states = self.backend.states(sorted({t.job_id for t in live} | set(pool_jobs)))  # type: ignore[misc]
         now = self.clock.time()
         recs = []
         for t in live:
@@ -295,6 +348,15 @@ class Master:
             recs.append({"kind": "job_dead", "trial": t.id, "segment": t.segment,
                          "attempt": t.attempt, "job_id": t.job_id, "state": s.value,
                          "counts": s.counts_as_restart or s == JobState.COMPLETED})
+        for jid in pool_jobs:  # a pool job that ended: its workers are gone (a segment it ran
+            s = states.get(jid, JobState.UNKNOWN)  # is retried through its trial, above)
+            if not s.terminal:
+                continue
+            first = self._dead_since.setdefault(f"job:{jid}", now)
+            if now - first >= self.grace_s:
+                self._dead_since.pop(f"job:{jid}", None)
+                recs.append({"kind": "worker_gone", "workers": st.pool.lanes_of_job(jid),
+                             "why": f"job {jid} ended ({s.value})"})
         if recs:
             self._record(*recs)
 
@@ -307,7 +369,8 @@ class Master:
                            context_dir=cfg.config_dir, metric=cfg.searcher.metric,
                            length_unit=cfg.searcher.length_unit,
                            timeout_min=self.state.times.planned(t.id)[0],
-                           resources=cfg.slurm.rung_options(self._level(t.target)))
+                           resources=cfg.slurm.rung_options(self._level(t.target)),
+                           continue_s=cfg.continue_wait)
 
     def _level(self, target: int) -> int:
         """The rung level of a target length (timelimits.rung_levels)."""
@@ -362,6 +425,134 @@ class Master:
         self._record(*({"kind": "submitted", "trial": s.trial_id, "segment": s.segment,
                         "attempt": s.attempt, "job_id": jid} for s, jid in zip(specs, ids)))
 
+    # ------------------------------------------------------------------ waiting jobs
+    def _on_ready(self, body: Dict[str, Any], recs: List[Dict[str, Any]]) -> None:
+        """A job waits on a slot: journal it (a known worker), or tell a stranger to leave."""
+        assert self.state is not None
+        wid, slot = body.get("worker"), body.get("slot")
+        if not isinstance(wid, str) or not isinstance(slot, int):
+            return
+        w = self.state.pool.workers.get(wid)
+        if w is not None and w.status != pool_policy.GONE:
+            rec = {"kind": "worker_ready", "worker": wid, "slot": slot}
+            if isinstance(body.get("job_started"), (int, float)):
+                rec["job_started"] = body["job_started"]
+            recs.append(rec)
+        else:
+            self.backend.hand_over(wid, slot, {"type": "exit", "why": "unknown to the master"})
+
+    def _segment_body(self, t) -> Dict[str, Any]:
+        spec = dataclasses_replace(self._spec(t), timeout_min=None, resources={}, continue_s=0.0)
+        return {"type": "segment", "spec": asdict(spec)}
+
+    def _estimate(self, t) -> Optional[float]:
+        """Seconds ``t``'s next segment should take in a warm job (no start-up)."""
+        st = self.state
+        assert st is not None
+        r = st.times.rate(t.target, t.id)
+        return None if r is None else r[0] * st.times.units_left(t.id, t.target, t.length)
+
+    def _hand_over(self) -> None:
+        """Give waiting jobs their next segment: a continuing job its own trial's, a pool
+        worker the first segment that fits before its time limit (its own trial's first).
+        Jobs with nothing to do are released: no GPU is held idle once no work can come."""
+        st = self.state
+        assert st is not None
+        idle = st.pool.idle()
+        if not idle:
+            return
+        now = self.clock.time()
+        safety = self.cfg.slurm.time_safety_factor
+        todo = [st.trials[i] for i in st.todo]
+        taken: set = set()
+        plan: List[tuple] = []
+        release = []
+        for w in idle:
+            pick = None
+            if w.kind == pool_policy.CONTINUE:
+                t = st.trials.get(w.trial) if w.trial is not None else None
+                if t is not None and t.id in st.todo and t.id not in taken and \
+                        pool_policy.fits(w, now, self._estimate(t), safety):
+                    pick = t
+            else:
+                mine = [t for t in todo if t.id == w.trial and t.id not in taken]
+                for t in mine + [t for t in todo if t.id not in taken]:
+                    if pool_policy.fits(w, now, self._estimate(t), safety):
+                        pick = t
+                        break
+            if pick is not None:
+                taken.add(pick.id)
+                plan.append((w, pick))
+            elif w.kind == pool_policy.CONTINUE or todo or st.searcher_done or \
+                    not st.may_create_trials():
+                release.append(w)  # not its trial / nothing fits its time left / no more work
+        if plan:
+            self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment,
+                            "attempt": t.attempt, "length": t.target, "worker": w.id,
+                            "slot": w.slot, "job_id": w.job_id} for w, t in plan))
+            failed = []
+            for w, t in plan:
+                if not self.backend.hand_over(w.id, w.slot, self._segment_body(t)):
+                    failed.append({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
+                                   "attempt": t.attempt, "worker": w.id,
+                                   "error": f"worker {w.id} left before taking the segment"})
+            if failed:
+                self._record(*failed)
+        self._release_workers(release, "nothing for it to do")
+
+    def _release_workers(self, workers, why: str) -> None:
+        """Tell idle workers to exit and cancel those still queued; journal them gone."""
+        if not workers:
+            return
+        queued = sorted({w.job_id for w in workers if w.status == pool_policy.STARTING and w.job_id})
+        for w in workers:
+            if w.status == pool_policy.IDLE:
+                self.backend.hand_over(w.id, w.slot, {"type": "exit", "why": why})
+        if queued:
+            self.backend.cancel(queued)
+        gone = [w.id for w in workers if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
+        if gone:
+            self._record({"kind": "worker_gone", "workers": gone, "why": why})
+
+    def _worker_spec(self, worker: str) -> WorkerSpec:
+        cfg = self.cfg
+        limit = cfg.slurm.timeout_min if self.backend.name == "slurm" else None
+        return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
+                          lanes=cfg.lanes_per_job, timeout_min=limit if isinstance(limit, int) else None)
+
+    def _grow_pool(self) -> None:
+        """Keep enough pool workers for the segments waiting to be handed over, up to the
+        pool's size: replaces workers that died or reached their time limit."""
+        st = self.state
+        assert st is not None
+        alive = st.pool.alive(pool_policy.POOL)
+        coming = sum(1 for w in alive if w.status in (pool_policy.STARTING, pool_policy.IDLE))
+        n = pool_policy.to_start(len(st.todo), self.cfg.pool_size, len(alive), coming)
+        lanes = self.cfg.lanes_per_job
+        jobs = -(-n // lanes)
+        if jobs <= 0:
+            return
+        specs = [self._worker_spec(wid) for wid in pool_policy.worker_ids(st.pool.started, jobs)]
+        self._record({"kind": "workers", "workers": [lid for s in specs for lid in s.lane_ids],
+                      "timeout_min": specs[0].timeout_min, "started": st.pool.started + jobs})
+        try:
+            ids = self.backend.submit(specs)
+        except SubmitError as e:
+            self._record({"kind": "worker_gone", "workers": [lid for s in specs for lid in s.lane_ids],
+                          "why": f"submission failed: {e}"})
+            self._submit_failures += 1
+            if self._submit_failures >= 3:
+                self._record({"kind": "aborted", "state": "failed",
+                              "message": f"the {self.backend.name} backend refused 3 worker "
+                                         f"submissions in a row; last error: {e}"})
+                raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
+                                f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
+                                f"resume {self.exp.root}`") from None
+            return
+        self._submit_failures = 0
+        self._record({"kind": "workers_submitted",
+                      "jobs": {lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}})
+
     def _should_abort(self) -> bool:
         """Every trial failing and none ever completing a segment means broken code: stop
         early instead of burning max_trials x max_restarts jobs."""
@@ -373,7 +564,7 @@ class Master:
         if st.segments_completed:
             return False
         last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
-        self.backend.cancel([t.job_id for t in st.live() if t.job_id])
+        self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{c['failed']} trials failed and none completed a segment; the last error was:\n"
                f"{last.strip()}")
         self._record({"kind": "aborted", "state": "failed", "message": msg})
@@ -383,7 +574,7 @@ class Master:
     def _cancel(self) -> None:
         st = self.state
         assert st is not None
-        self.backend.cancel([t.job_id for t in st.live() if t.job_id])
+        self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         self._record({"kind": "cancelled"})
         try:
             (self.exp.root / CANCEL_REQUEST).unlink()

@@ -18,6 +18,12 @@ Journal record kinds (``kind``):
     job_dead    the job ended without a result (killed, OOM, node failure, lost)
     trial_failed  a trial failed for good (too many restarts) or was cancelled
     checkpoints_removed  retention removed these trials' checkpoints (disk quota)
+    workers     pool jobs about to be submitted (worker ids, time limit)  -- pool.py
+    workers_submitted  ... with these job ids
+    worker_ready  a waiting job announced the slot it waits on (a ``result`` with ``waiting``
+                says the same for the job that sent it)
+    worker_gone  workers that exited, died, or were told to exit
+                (an ``intent`` with ``worker``/``slot`` hands the segment to a waiting job)
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ExperimentConfig
+from .pool import Pool
 from .timelimits import SegmentTimes
 from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
                        TrialFailed, TrialInvalid, make_searcher)
@@ -68,6 +75,8 @@ class TrialState:
     compute_s: float = 0.0  # wall seconds of all its segment attempts
     gpu_s: Optional[float] = None  # GPU-seconds, where results said how many GPUs (``gpus``)
     host: Optional[str] = None
+    worker: Optional[str] = None  # the waiting job its current attempt was handed to
+    slot: int = 0  # ... in this slot of that job
 
     @property
     def key(self) -> str:
@@ -99,6 +108,7 @@ class ExperimentState:
         self._counts: Counter = Counter()
         self._live: Dict[int, TrialState] = {}
         self.times = SegmentTimes()  # asked time limits and measured run times (timelimits.py)
+        self.pool = Pool()  # jobs that wait for their next segment (pool.py)
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -121,6 +131,11 @@ class ExperimentState:
         t = self.trials.get(trial)
         return (t is not None and t.status in (PENDING, RUNNING) and t.segment == segment
                 and t.attempt == attempt)
+
+    def may_create_trials(self) -> bool:
+        """True while the searcher may still create trials (invalid ones are replaced)."""
+        cap = sum(b.max_trials for b in self.searcher.brackets())
+        return len(self.trials) - self._counts.get(INVALID, 0) < cap
 
     def counts(self) -> Dict[str, int]:
         c = {k: self._counts.get(k, 0) for k in ("queued", "pending", "running", "paused",
@@ -212,7 +227,10 @@ class ExperimentState:
         if t.id in self.todo:
             self.todo.remove(t.id)
         self._set_status(t, PENDING)
-        t.job_id = None
+        t.job_id = rec.get("job_id")  # set at once when handed to a waiting job
+        t.worker, t.slot = rec.get("worker"), int(rec.get("slot", 0))
+        if t.worker is not None:
+            self.pool.on_assigned(rec)
         self.times.on_intent(t.id, t.target, rec)
 
     def _on_submitted(self, rec: Dict[str, Any]) -> None:
@@ -222,6 +240,8 @@ class ExperimentState:
 
     def _on_submit_failed(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
+        if rec.get("worker"):  # the waiting job had left: it takes no more
+            self.pool.on_gone({"workers": [rec["worker"]]})
         self._retry(t, rec, counts=False, why=f"submission failed: {rec.get('error')}")
 
     def _on_started(self, rec: Dict[str, Any]) -> None:
@@ -233,6 +253,8 @@ class ExperimentState:
     def _on_result(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.results_applied += 1
+        if rec.get("worker"):
+            self.pool.on_result(rec, t.job_id, self._job_limit(t))
         started, ended = rec.get("started"), rec.get("ended")
         if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
             t.compute_s += max(0.0, ended - started)
@@ -285,6 +307,26 @@ class ExperimentState:
         t.error = rec.get("error", t.error)
         self._actions(self.searcher.on_event(TrialFailed(t.id)))
 
+    def _job_limit(self, t: TrialState) -> Optional[int]:
+        """The time limit (minutes) of the job running ``t``'s attempt, where known."""
+        planned = self.times.planned(t.id)[0]
+        if planned is not None:
+            return planned
+        tm = self.cfg.slurm.timeout_min
+        return tm if self.cfg.backend == "slurm" and isinstance(tm, int) else None
+
+    def _on_workers(self, rec: Dict[str, Any]) -> None:
+        self.pool.on_workers(rec)
+
+    def _on_workers_submitted(self, rec: Dict[str, Any]) -> None:
+        self.pool.on_workers_submitted(rec)
+
+    def _on_worker_ready(self, rec: Dict[str, Any]) -> None:
+        self.pool.on_ready(rec)
+
+    def _on_worker_gone(self, rec: Dict[str, Any]) -> None:
+        self.pool.on_gone(rec)
+
     def _on_checkpoints_removed(self, rec: Dict[str, Any]) -> None:
         for tid in rec["trials"]:
             self.trials[tid].checkpoint = None
@@ -292,6 +334,7 @@ class ExperimentState:
     def _on_cancelled(self, rec: Dict[str, Any]) -> None:
         self.lifecycle = "cancelled"
         self.todo.clear()
+        self.pool.on_gone({"workers": [w.id for w in self.pool.alive()]})
         for t in self.trials.values():
             if t.status in LIVE:
                 self._set_status(t, CANCELLED)

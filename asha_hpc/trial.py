@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .expdir import atomic_write_json, fsync_dir, read_json
 
@@ -109,6 +109,8 @@ class Trial:
         self._n_ckpt = 0
         self._metrics_path = self.run_dir / "metrics.jsonl"
         self._group = group
+        # set by the job when it may continue in place: (reported segment) -> (length, index)
+        self._next_segment: Optional[Callable[[Segment], Optional[Tuple[int, int]]]] = None
 
     # ----------------------------------------------------------------- reading
     @property
@@ -117,12 +119,23 @@ class Trial:
         return latest_checkpoint(self.dir / "checkpoints")
 
     def segments(self) -> Iterator[Segment]:
-        """The segments this job trains, in order (usually one)."""
-        for i, length in enumerate(self._lengths):
-            seg = Segment(length=length, index=self._first + i, _trial=self)
+        """The segments this job trains, in order. Usually one; where the job continues in
+        place (``continue_in_place``, worker pool), the loop goes on with the trial's next
+        segment as soon as the searcher decides it continues: keep the model in memory."""
+        i, length, index = 0, self._lengths[0], self._first
+        while True:
+            seg = Segment(length=length, index=index, _trial=self)
             yield seg
             if seg.reported is None or self.should_stop():
                 return
+            i += 1
+            if i < len(self._lengths):
+                length, index = self._lengths[i], self._first + i
+                continue
+            nxt = self._next_segment(seg) if self._next_segment is not None else None
+            if nxt is None:  # no more: the job publishes and exits (or takes other work)
+                return
+            length, index = nxt
 
     def should_stop(self) -> bool:
         """True once the job was told to leave (time limit near, preemption, cancel): save a

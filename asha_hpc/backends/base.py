@@ -11,6 +11,7 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 
@@ -62,6 +63,7 @@ class SegmentSpec:
     heartbeat_s: float = 10.0
     timeout_min: Optional[int] = None  # this job's time limit (None: the backend's default)
     resources: Dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
+    continue_s: float = 0.0  # > 0: after the segment, wait this long for the next one in place
 
     @property
     def key(self) -> str:
@@ -71,6 +73,37 @@ class SegmentSpec:
     @property
     def job_name(self) -> str:
         return f"asha-{self.experiment}-{self.key}"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One job of the worker pool: it holds its resources and runs, in one process, the
+    segments the master hands it (handoff.py) until told to exit. ``lanes`` > 1: that many
+    worker processes share the job's GPUs (``trials_per_gpu``)."""
+
+    exp_dir: str
+    experiment: str
+    worker: str  # "w0003"; lanes are "w0003.0", "w0003.1", ...
+    lanes: int = 1
+    idle_timeout_s: float = 600.0  # exit when no segment came for this long (master gone)
+    env: Dict[str, str] = field(default_factory=dict)
+    timeout_min: Optional[int] = None
+    resources: Dict[str, Any] = field(default_factory=dict)
+
+    def lane_id(self, lane: int) -> str:
+        return self.worker if self.lanes == 1 else f"{self.worker}.{lane}"
+
+    @property
+    def lane_ids(self) -> List[str]:
+        return [self.lane_id(i) for i in range(self.lanes)]
+
+    @property
+    def key(self) -> str:
+        return self.worker
+
+    @property
+    def job_name(self) -> str:
+        return f"asha-{self.experiment}-{self.worker}"
 
 
 class SubmitError(Exception):
@@ -96,9 +129,9 @@ class Backend(ABC):
     clock: Clock = Clock()
 
     @abstractmethod
-    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
-        """Submit segments (a burst may become one job array); return job ids in the same order.
-        Raise SubmitError if nothing was submitted."""
+    def submit(self, specs: Sequence[Union[SegmentSpec, "WorkerSpec"]]) -> List[str]:
+        """Submit segments or pool workers (a burst may become one job array); return job ids
+        in the same order. Raise SubmitError if nothing was submitted."""
 
     @abstractmethod
     def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
@@ -119,6 +152,19 @@ class Backend(ABC):
         """The longest time limit a job may ask for in ``partition`` (None: the default one),
         in minutes; None when there is no limit. Default: None."""
         return None
+
+    def hand_over(self, worker: str, slot: int, body: Dict[str, Any]) -> bool:
+        """Fill a waiting job's slot with a segment or an exit (handoff.py); False when the job
+        closed that slot itself first (it left). The simulated backend plays this in memory."""
+        from ..handoff import claim, slot_path
+
+        return claim(slot_path(Path(self.exp_dir), worker, slot), body)  # type: ignore[attr-defined]
+
+    def handed(self, worker: str, slot: int) -> Optional[Dict[str, Any]]:
+        """What a slot holds (None: still empty), for a restarted master."""
+        from ..handoff import read_slot, slot_path
+
+        return read_slot(slot_path(Path(self.exp_dir), worker, slot))  # type: ignore[attr-defined]
 
     def tick(self) -> None:
         """Housekeeping once per master iteration (start queued local jobs, ...)."""

@@ -68,9 +68,9 @@ class LocalBackend(Backend):
         self.folder = self.exp_dir / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         if fn is None:
-            from ..jobmain import run_segment
+            from ..jobmain import run_job
 
-            fn = run_segment
+            fn = run_job
         self.fn = fn
         self.queue: Deque[SegmentSpec] = collections.deque()
         self.procs: Dict[str, "submitit.local.local.LocalJob"] = {}

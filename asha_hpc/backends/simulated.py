@@ -15,13 +15,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..config import SimulatedConfig
 from ..expdir import INBOX, atomic_write_json
-from .base import Backend, Clock, JobState, SegmentSpec
+from .base import Backend, Clock, JobState, SegmentSpec, WorkerSpec
 
 SIM_PREFIX = "sim:"
 
@@ -40,12 +40,18 @@ def synthetic_curve(hparams: Dict, length: int, seed: int = 0) -> float:
 
 @dataclass
 class _Job:
-    spec: SegmentSpec
+    spec: Union[SegmentSpec, WorkerSpec]
     eligible: float  # submission + queue wait
     start: Optional[float] = None
-    end: Optional[float] = None
+    end: Optional[float] = None  # end of the segment it runs
     state: JobState = JobState.PENDING
     fails: bool = False
+    task: Optional[SegmentSpec] = None  # the segment it runs now
+    worker: Optional[str] = None  # set once it can wait for more (pool, continue in place)
+    wait_s: float = 0.0
+    slot: int = 0
+    token: int = 0  # invalidates a pending idle timeout when work arrives
+    first: bool = True
 
 
 class VirtualClock(Clock):
@@ -59,7 +65,8 @@ class VirtualClock(Clock):
     def sleep(self, seconds: float) -> None:
         target = self.t + seconds
         nxt = self.backend.next_event_time()
-        if seconds > 0 and nxt is not None and nxt > target:
+        unread, self.backend.unread = self.backend.unread, False  # a message came between polls
+        if seconds > 0 and nxt is not None and nxt > target and not unread:
             target = self.t + math.ceil((nxt - self.t) / seconds) * seconds
         self.t = target
         self.backend.advance(self.t)
@@ -81,19 +88,34 @@ class SimulatedBackend(Backend):
         self.jobs: Dict[str, _Job] = {}
         self.trained: Dict[int, int] = {}  # trial -> length reached (its "checkpoint")
         self.waiting: List[Tuple[float, int, str]] = []  # (eligible, seq, id): not started
-        self.ending: List[Tuple[float, int, str]] = []  # (end, seq, id): running
+        self.ending: List[Tuple[float, int, str, str, int]] = []  # (time, seq, id, what, token)
         self._seq = 0
-        self.delayed: List[Tuple[float, int, _Job]] = []  # (visible at, seq, job)
+        self.delayed: List[Tuple[Any, ...]] = []  # (visible at, seq, job, spec, fields)
         self.busy_seconds = 0.0  # worker-seconds spent in segments (utilization)
+        self.held_seconds = 0.0  # worker-seconds jobs held a GPU (busy, starting or waiting)
+        self.occupied = 0  # jobs holding a GPU
+        self.unread = False  # a message was published outside advance() (at a hand-over)
+        self.workers: Dict[str, str] = {}  # worker id -> job id (jobs that wait for more)
+        self._seg_start: Dict[str, float] = {}  # job id -> start of its handed-over segment
+        self.slots: Dict[Tuple[str, int], Dict[str, Any]] = {}  # what each slot was handed
+        self.published: List[Tuple[int, int, int]] = []  # (trial, segment, attempt) with a result
         self._t = 0.0  # time of the last start or end played (advance keeps time order)
 
-    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+    def submit(self, specs: Sequence[Union[SegmentSpec, WorkerSpec]]) -> List[str]:
         ids = []
         now = self.clock.t
         for spec in specs:
             jid = SIM_PREFIX + spec.key
             job = _Job(spec, eligible=now + self.cfg.queue_wait_seconds,
                        fails=bool(self.rng.random() < self.cfg.failure_rate))
+            if isinstance(spec, WorkerSpec):
+                job.worker, job.wait_s, job.fails = spec.worker, spec.idle_timeout_s, False
+                self.workers[spec.worker] = jid
+            else:
+                job.task = spec
+                if spec.continue_s > 0:
+                    job.worker, job.wait_s = spec.key, spec.continue_s
+                    self.workers[spec.key] = jid
             self.jobs[jid] = job
             self._seq += 1
             heapq.heappush(self.waiting, (job.eligible, self._seq, jid))
@@ -102,12 +124,12 @@ class SimulatedBackend(Backend):
         return ids
 
     def _running(self) -> int:
-        return len(self.ending)
+        return self.occupied
 
-    def _duration(self, spec: SegmentSpec) -> float:
+    def _duration(self, spec: SegmentSpec, startup: bool = True) -> float:
         units = max(spec.length - self.trained.get(spec.trial_id, 0), 0)
         noise = math.exp(self.rng.normal(0.0, self.cfg.duration_noise)) if self.cfg.duration_noise else 1.0
-        return self.cfg.startup_seconds + units * self.cfg.unit_seconds * noise
+        return (self.cfg.startup_seconds if startup else 0.0) + units * self.cfg.unit_seconds * noise
 
     def next_event_time(self) -> Optional[float]:
         times = [self.delayed[0][0]] if self.delayed else []
@@ -117,10 +139,14 @@ class SimulatedBackend(Backend):
             times.append(self.waiting[0][0])
         return min(times) if times else None
 
+    def _push(self, t: float, jid: str, what: str, token: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self.ending, (t, self._seq, jid, what, token))
+
     def advance(self, now: float) -> None:
-        """Play every start and end up to ``now`` in time order."""
+        """Play every start, end and hand-over up to ``now`` in time order."""
         while self.delayed and self.delayed[0][0] <= now:
-            self._publish(heapq.heappop(self.delayed)[2])
+            self._publish(*heapq.heappop(self.delayed)[2:])
         while True:
             t_end = self.ending[0][0] if self.ending else math.inf
             free = self.cfg.workers is None or self._running() < self.cfg.workers
@@ -129,45 +155,106 @@ class SimulatedBackend(Backend):
             if t > now:
                 return
             if t_end <= t_start:
-                _, _, jid = heapq.heappop(self.ending)
+                _, _, jid, what, token = heapq.heappop(self.ending)
                 self._t = max(self._t, t_end)
-                self._finish(self.jobs[jid])
+                job = self.jobs[jid]
+                if job.state.terminal:
+                    continue
+                if what == "end":
+                    self._finish(job)
+                elif what == "ready":  # a pool worker finished starting: it waits on slot 0
+                    self._ready(job, {"type": "ready", "worker": job.worker, "slot": 0,
+                                      "job_id": jid, "job_started": job.start})
+                elif what == "idle" and token == job.token:  # nothing came: it leaves
+                    self._release(job, JobState.COMPLETED, t_end)
             else:
                 _, _, jid = heapq.heappop(self.waiting)
                 job = self.jobs[jid]
+                if job.state.terminal:
+                    continue
                 # a job eligible while every worker was busy starts when one frees up (now),
                 # not at its eligible time
                 t = self._t = max(t, self._t)
                 job.start = t
-                job.end = t + self._duration(job.spec)
                 job.state = JobState.RUNNING
-                self._seq += 1
-                heapq.heappush(self.ending, (job.end, self._seq, jid))
+                self.occupied += 1
+                if job.task is not None:
+                    job.end = t + self._duration(job.task)
+                    self._push(job.end, jid, "end")
+                else:
+                    self._push(t + self.cfg.startup_seconds, jid, "ready")
+
+    def _release(self, job: _Job, state: JobState, at: float) -> None:
+        """The job ends and gives its GPU back."""
+        job.state = state
+        self.occupied -= 1
+        assert job.start is not None
+        self.held_seconds += max(at - job.start, 0.0)
+
+    def _ready(self, job: _Job, body: Dict[str, Any]) -> None:
+        """The job waits for its next segment (at most ``wait_s``)."""
+        job.token += 1
+        self._push(self._t + job.wait_s, SIM_PREFIX + job.spec.key, "idle", job.token)
+        if body:
+            atomic_write_json(self.exp_dir / INBOX / f"{job.worker}.ready-{job.slot:06d}.json",
+                              body, durable=False)
+            self.unread = True
+
+    def hand_over(self, worker: str, slot: int, body: Dict[str, Any]) -> bool:
+        jid = self.workers.get(worker)
+        job = self.jobs.get(jid) if jid else None
+        if job is None or job.state != JobState.RUNNING or job.task is not None or job.slot != slot:
+            return False
+        now = self.clock.t
+        self.slots[(worker, slot)] = body
+        job.token += 1
+        job.slot += 1
+        if body.get("type") != "segment":
+            self._release(job, JobState.COMPLETED, now)
+            return True
+        job.task = SegmentSpec(**body["spec"])
+        job.end = now + self._duration(job.task, startup=False)
+        self._seg_start[jid] = now
+        self._push(job.end, jid, "end")
+        return True
+
+    def handed(self, worker: str, slot: int) -> Optional[Dict[str, Any]]:
+        return self.slots.get((worker, slot))
 
     def _finish(self, job: _Job) -> None:
-        spec = job.spec
-        assert job.start is not None and job.end is not None
-        self.busy_seconds += job.end - job.start
-        if job.fails:
-            job.state = JobState.FAILED  # crashed without a result, like a killed process
+        spec, jid = job.task, SIM_PREFIX + job.spec.key
+        assert spec is not None and job.end is not None
+        begun = self._seg_start.pop(jid, job.start)
+        assert begun is not None
+        self.busy_seconds += job.end - begun
+        job.task = None
+        if job.fails:  # crashed without a result, like a killed process
+            self._release(job, JobState.FAILED, job.end)
             return
-        job.state = JobState.COMPLETED
         self.trained[spec.trial_id] = spec.length
+        self.published.append((spec.trial_id, spec.segment, spec.attempt))
+        extra: Dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
+        job.first = False
+        if job.worker is not None:
+            extra.update(worker=job.worker, slot=job.slot, waiting=True)
+            self._ready(job, {})
+        else:
+            self._release(job, JobState.COMPLETED, job.end)
         if self.cfg.result_delay_seconds > 0:  # NFS: the file shows up after the job ended
             self._seq += 1
-            heapq.heappush(self.delayed, (job.end + self.cfg.result_delay_seconds, self._seq, job))
+            heapq.heappush(self.delayed, (job.end + self.cfg.result_delay_seconds, self._seq,
+                                          job, spec, extra))
             return
-        self._publish(job)
+        self._publish(job, spec, extra)
 
-    def _publish(self, job: _Job) -> None:
-        spec = job.spec
+    def _publish(self, job: _Job, spec: SegmentSpec, extra: Dict[str, Any]) -> None:
         metric = self.curve(spec.hparams, spec.length, self.seed)
-        atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", {
+        atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", dict({
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
             "attempt": spec.attempt, "key": spec.key, "status": "completed",
             "metrics": {spec.metric: metric}, "length": spec.length, "error": None,
-            "checkpoint": None, "started": job.start, "ended": job.end, "host": "simulated",
-            "job_id": SIM_PREFIX + spec.key}, durable=False)
+            "checkpoint": None, "ended": job.end, "host": "simulated",
+            "job_id": SIM_PREFIX + job.spec.key}, **extra), durable=False)
 
     def find(self, spec: SegmentSpec) -> Optional[str]:
         jid = SIM_PREFIX + spec.key
@@ -180,6 +267,8 @@ class SimulatedBackend(Backend):
         for jid in job_ids:
             job = self.jobs.get(jid)
             if job and not job.state.terminal:
+                if job.state == JobState.RUNNING:
+                    self._release(job, JobState.CANCELLED, self.clock.t)
                 job.state = JobState.CANCELLED
                 self.waiting = [w for w in self.waiting if w[2] != jid]
                 self.ending = [e for e in self.ending if e[2] != jid]

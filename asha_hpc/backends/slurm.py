@@ -280,9 +280,9 @@ class SlurmBackend(Backend):
 
     def _get_fn(self) -> Callable[[SegmentSpec], Any]:
         if self.fn is None:
-            from ..jobmain import run_segment
+            from ..jobmain import run_job
 
-            self.fn = run_segment
+            self.fn = run_job
         return self.fn
 
     def _get_executor(self, key: str = "", params: Optional[Dict[str, Any]] = None) -> Any:

@@ -1,0 +1,90 @@
+"""The hand-off channel between the master and a job that waits for its next segment.
+
+A waiting job (a worker of the pool, or a segment job that may continue in place) numbers the
+assignments it takes: it waits for ``<exp>/workers/<worker>/slot-<n>.json``. The master fills a
+slot with a segment spec, or with ``{"type": "exit"}``. A job that gives up waiting (idle too
+long, told to stop) closes the slot itself with an exit of its own.
+
+Both sides *create* the slot file with ``link(2)``, which fails on an existing name, atomically,
+also over NFS: whoever creates it first wins, the loser learns it and reads the winner's file.
+So each slot has exactly one writer, there is no lock, and a race between "master assigns" and
+"worker leaves" cannot lose a segment: the master that loses it puts the segment back to be
+submitted elsewhere.
+
+Waiting is event-driven where it matters: a short adaptive poll (1 ms, doubling to 50 ms while
+the job recently ran something, then slower) rather than a fixed sleep, so a hand-off costs
+milliseconds on a local disk and at most the attribute-cache delay on NFS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from .expdir import read_json
+
+WORKERS = "workers"
+EXIT = "exit"
+SEGMENT = "segment"
+
+
+def slot_path(exp_root: Path, worker: str, slot: int) -> Path:
+    return Path(exp_root) / WORKERS / worker / f"slot-{slot:06d}.json"
+
+
+def claim(path: Path, body: Dict[str, Any], durable: bool = True) -> bool:
+    """Create ``path`` holding ``body`` unless it exists; True if this call created it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:12]}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(str(tmp), flags, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(body, sort_keys=True) + "\n")
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def read_slot(path: Path) -> Optional[Dict[str, Any]]:
+    """The slot's body, or None when the slot is still empty (or unreadable: treated as an
+    exit by the caller, never as a segment)."""
+    if not path.exists():
+        return None
+    body, err = read_json(path)
+    if err or not isinstance(body, dict):
+        return {"type": EXIT, "why": f"unreadable slot file {path.name}: {err or 'not a mapping'}"}
+    return body
+
+
+def wait_slot(path: Path, timeout_s: float, stop: Callable[[], bool] = lambda: False,
+              why: str = "idle") -> Dict[str, Any]:
+    """Wait for the master to fill ``path``; after ``timeout_s`` (or once ``stop()`` is true)
+    close it with an exit of our own. Returns the slot's body: a segment or an exit."""
+    t0 = time.monotonic()
+    delay = 0.001
+    while True:
+        body = read_slot(path)
+        if body is not None:
+            return body
+        waited = time.monotonic() - t0
+        if stop() or waited >= timeout_s:
+            mine = {"type": EXIT, "by": "job", "why": "stop requested" if stop() else why}
+            if claim(path, mine):
+                return mine
+            continue  # the master filled it just now: take what it wrote
+        time.sleep(min(delay, max(0.0, timeout_s - waited) + 0.001))
+        delay = min(delay * 2, 0.05 if waited < 10.0 else 0.25)

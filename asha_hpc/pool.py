@@ -1,0 +1,146 @@
+"""Jobs that wait for their next segment: the worker pool and in-place continuation.
+
+Two kinds of waiting job, one bookkeeping:
+
+- a **pool** worker (``local.workers`` / ``slurm.workers`` / ``simulated.pool``) is a long-lived
+  job that holds its GPU and runs segment after segment of any trial;
+- a **continuing** segment job (``continue_in_place``) waits briefly after its segment for the
+  same trial's next one, and exits when the searcher does not continue that trial at once.
+
+The master learns that a job waits from its messages (a pool worker's ``ready``, a result with
+``waiting``) and hands it work through its slots (handoff.py). Like the rest of the state,
+this is rebuilt from the journal (``Pool.apply_*`` are called by state.py), so a resumed master
+knows which worker waits on which slot. The policy questions (does a segment fit before the job's
+time limit? should an idle worker leave?) are pure functions here too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional
+
+POOL = "pool"
+CONTINUE = "continue"
+
+STARTING = "starting"  # submitted, not heard from (queued, importing)
+IDLE = "idle"  # waits on ``slot``
+BUSY = "busy"  # runs a segment of ``trial``
+GONE = "gone"  # exited, died, or told to exit
+
+#: seconds kept free before a job's time limit when deciding whether a segment fits
+FIT_MARGIN_S = 30.0
+
+
+@dataclass
+class Worker:
+    id: str
+    kind: str  # POOL | CONTINUE
+    job_id: Optional[str] = None
+    status: str = STARTING
+    slot: int = 0  # the slot it waits on (IDLE) or runs (BUSY)
+    trial: Optional[int] = None  # the trial it runs (BUSY) or may continue (CONTINUE, IDLE)
+    limit_min: Optional[int] = None  # its job's time limit
+    job_started: Optional[float] = None
+    idle_since: Optional[float] = None
+    segments: int = 0  # segments it completed
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """When its job's time limit ends (None: no limit, or not known yet)."""
+        if self.limit_min is None or self.job_started is None:
+            return None
+        return self.job_started + 60.0 * self.limit_min
+
+
+class Pool:
+    """All waiting-capable jobs of an experiment, by worker id."""
+
+    def __init__(self) -> None:
+        self.workers: Dict[str, Worker] = {}
+        self.started = 0  # pool workers ever submitted (numbers the next one)
+
+    # ------------------------------------------------------------------ queries
+    def alive(self, kind: Optional[str] = None) -> List[Worker]:
+        return [w for w in self.workers.values()
+                if w.status != GONE and (kind is None or w.kind == kind)]
+
+    def idle(self) -> List[Worker]:
+        return [w for w in self.workers.values() if w.status == IDLE]
+
+    def job_ids(self) -> List[str]:
+        """Job ids of live pool workers (a job may hold several lanes)."""
+        return sorted({w.job_id for w in self.alive(POOL) if w.job_id})
+
+    # ------------------------------------------------------------------ apply (from state.py)
+    def on_workers(self, rec: Dict[str, Any]) -> None:
+        """``workers``: pool jobs about to be submitted (lane ids, time limit)."""
+        for wid in rec["workers"]:
+            self.workers[wid] = Worker(id=wid, kind=POOL, limit_min=rec.get("timeout_min"))
+        self.started = max(self.started, int(rec.get("started", self.started)))
+
+    def on_workers_submitted(self, rec: Dict[str, Any]) -> None:
+        for wid, jid in rec["jobs"].items():
+            if wid in self.workers:
+                self.workers[wid].job_id = jid
+
+    def on_ready(self, rec: Dict[str, Any]) -> None:
+        w = self.workers.get(rec["worker"])
+        if w is None or w.status == GONE:
+            return
+        w.status, w.slot, w.idle_since = IDLE, int(rec["slot"]), rec.get("time")
+        if isinstance(rec.get("job_started"), (int, float)):
+            w.job_started = float(rec["job_started"])
+
+    def on_result(self, rec: Dict[str, Any], job_id: Optional[str],
+                  limit_min: Optional[int]) -> None:
+        """A result from a job that can wait: it now waits on ``slot`` (or has left)."""
+        wid = rec.get("worker")
+        if not isinstance(wid, str):
+            return
+        w = self.workers.get(wid)
+        if w is None:  # a segment job that may continue in place
+            w = self.workers[wid] = Worker(id=wid, kind=CONTINUE, job_id=job_id, limit_min=limit_min)
+            if isinstance(rec.get("job_started"), (int, float)):
+                w.job_started = float(rec["job_started"])
+        if rec.get("status") == "completed":
+            w.segments += 1
+        if w.status == GONE:
+            return
+        if rec.get("waiting") and isinstance(rec.get("slot"), int):
+            w.status, w.slot, w.trial, w.idle_since = IDLE, rec["slot"], rec["trial"], rec.get("time")
+        else:
+            w.status = GONE
+
+    def on_assigned(self, rec: Dict[str, Any]) -> None:
+        """An intent handed to a waiting job (``worker`` and ``slot`` in the record)."""
+        w = self.workers.get(rec["worker"])
+        if w is not None:
+            w.status, w.trial, w.idle_since = BUSY, rec["trial"], None
+
+    def on_gone(self, rec: Dict[str, Any]) -> None:
+        for wid in rec["workers"]:
+            if wid in self.workers:
+                self.workers[wid].status = GONE
+
+    def lanes_of_job(self, job_id: str) -> List[str]:
+        return [w.id for w in self.workers.values() if w.job_id == job_id and w.status != GONE]
+
+
+def fits(w: Worker, now: float, estimate_s: Optional[float], safety: float = 1.5) -> bool:
+    """True if a segment expected to take ``estimate_s`` ends before ``w``'s time limit (with
+    ``safety`` x the estimate and FIT_MARGIN_S to spare). Unknown estimate or no limit: True;
+    a segment that does not fit would be stopped at the limit and continued elsewhere, which
+    costs its restart from the checkpoint, never the result."""
+    dl = w.deadline
+    if dl is None or estimate_s is None:
+        return True
+    return now + safety * estimate_s + FIT_MARGIN_S <= dl
+
+
+def to_start(want: int, size: int, alive: int, waiting_or_starting: int) -> int:
+    """How many pool jobs to start: enough for the segments waiting to be assigned
+    (``want``) beyond the workers idle or on their way, up to ``size`` alive."""
+    return max(0, min(size - alive, want - waiting_or_starting))
+
+
+def worker_ids(first: int, count: int) -> Iterable[str]:
+    return (f"w{i:04d}" for i in range(first, first + count))
