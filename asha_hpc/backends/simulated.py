@@ -93,6 +93,7 @@ class SimulatedBackend(Backend):
         self.delayed: List[Tuple[Any, ...]] = []  # (visible at, seq, job, spec, fields)
         self.busy_seconds = 0.0  # worker-seconds spent in segments (utilization)
         self.held_seconds = 0.0  # worker-seconds jobs held a GPU (busy, starting or waiting)
+        self.train_seconds = 0.0  # busy_seconds less the jobs' start-ups: GPU time that trained
         self.occupied = 0  # jobs holding a GPU
         self.unread = False  # a message was published outside advance() (at a hand-over)
         self.workers: Dict[str, str] = {}  # worker id -> job id (jobs that wait for more)
@@ -227,6 +228,7 @@ class SimulatedBackend(Backend):
         begun = self._seg_start.pop(jid, job.start)
         assert begun is not None
         self.busy_seconds += job.end - begun
+        self.train_seconds += job.end - begun - (self.cfg.startup_seconds if job.first else 0.0)
         job.task = None
         if job.fails:  # crashed without a result, like a killed process
             self._release(job, JobState.FAILED, job.end)
