@@ -463,6 +463,7 @@ class Master:
             return
         now = self.clock.time()
         safety = self.cfg.slurm.time_safety_factor
+        warn = float(self.cfg.slurm.signal_delay_s) if self.backend.name == "slurm" else 0.0
         todo = [st.trials[i] for i in st.todo]
         taken: set = set()
         plan: List[tuple] = []
@@ -472,12 +473,12 @@ class Master:
             if w.kind == pool_policy.CONTINUE:
                 t = st.trials.get(w.trial) if w.trial is not None else None
                 if t is not None and t.id in st.todo and t.id not in taken and \
-                        pool_policy.fits(w, now, self._estimate(t), safety):
+                        pool_policy.fits(w, now, self._estimate(t), safety, warn):
                     pick = t
             else:
                 mine = [t for t in todo if t.id == w.trial and t.id not in taken]
                 for t in mine + [t for t in todo if t.id not in taken]:
-                    if pool_policy.fits(w, now, self._estimate(t), safety):
+                    if pool_policy.fits(w, now, self._estimate(t), safety, warn):
                         pick = t
                         break
             if pick is not None:

@@ -125,15 +125,17 @@ class Pool:
         return [w.id for w in self.workers.values() if w.job_id == job_id and w.status != GONE]
 
 
-def fits(w: Worker, now: float, estimate_s: Optional[float], safety: float = 1.5) -> bool:
-    """True if a segment expected to take ``estimate_s`` ends before ``w``'s time limit (with
-    ``safety`` x the estimate and FIT_MARGIN_S to spare). Unknown estimate or no limit: True;
-    a segment that does not fit would be stopped at the limit and continued elsewhere, which
-    costs its restart from the checkpoint, never the result."""
+def fits(w: Worker, now: float, estimate_s: Optional[float], safety: float = 1.5,
+         warning_s: float = 0.0) -> bool:
+    """True if a segment expected to take ``estimate_s`` ends before ``w``'s time limit less
+    ``warning_s`` (Slurm's stop signal comes that early), with ``safety`` x the estimate and
+    FIT_MARGIN_S to spare. Unknown estimate or no limit: True. A fresh worker takes a segment
+    that does not fit all the same (no other job would have more time): it is stopped at the
+    limit and continued elsewhere from its checkpoint, which costs a restart, never the result."""
     dl = w.deadline
-    if dl is None or estimate_s is None:
+    if dl is None or estimate_s is None or w.segments == 0:
         return True
-    return now + safety * estimate_s + FIT_MARGIN_S <= dl
+    return now + safety * estimate_s + FIT_MARGIN_S <= dl - warning_s
 
 
 def to_start(want: int, size: int, alive: int, waiting_or_starting: int) -> int:

@@ -403,3 +403,15 @@ def test_pool_config_errors_name_the_field(raw, field):
     with pytest.raises(ConfigError) as e:
         parse_config(dict(base, **raw), "/tmp")
     assert field in str(e.value)
+
+
+def test_a_segment_goes_to_a_worker_only_if_it_fits_before_the_stop_signal():
+    from asha_hpc.pool import Worker, fits
+
+    w = Worker(id="w0000", kind="pool", limit_min=10, job_started=0.0, segments=3)
+    assert fits(w, now=60.0, estimate_s=100.0)  # 60 + 150 + 30 <= 600
+    assert not fits(w, now=400.0, estimate_s=100.0)
+    assert not fits(w, now=60.0, estimate_s=100.0, warning_s=400.0)  # the signal comes early
+    assert fits(w, now=400.0, estimate_s=None)  # nothing measured yet
+    fresh = Worker(id="w0001", kind="pool", limit_min=1, job_started=0.0)
+    assert fits(fresh, now=1.0, estimate_s=1000.0)  # no job has longer: split at the limit

@@ -1,0 +1,67 @@
+"""The worker pool on the real local Slurm cluster: long-lived worker jobs, replaced when they
+reach their time limit, gone at the end (no idle GPU held)."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from test_slurm_e2e import (cleanup, cli, exp_name, final_state, make_experiment,  # noqa: F401
+                            model_log, wait_until)
+from asha_hpc.invariants import check_invariants
+
+pytestmark = pytest.mark.slurm
+
+
+def queued(name: str):
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if f"asha-{name}-" in line]
+
+
+def worker_jobs(recs):
+    return {w: j for r in recs if r["kind"] == "workers_submitted" for w, j in r["jobs"].items()}
+
+
+def test_pool_runs_all_segments_in_two_worker_jobs(tmp_path, cleanup):  # noqa: F811
+    cfg_path = make_experiment(tmp_path, "pool1", slurm={"workers": 2, "timeout_min": 5})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    cfg, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["total"] == 6
+    assert check_invariants(cfg, recs) == []
+    jobs = worker_jobs(recs)
+    assert len(jobs) == 2 and not [r for r in recs if r["kind"] == "submitted"]
+    ran = {e["job"] for e in model_log(exp) if e["event"] == "start"}
+    assert ran == set(jobs.values())  # every segment ran inside one of the two workers
+    assert sum(1 for r in recs if r["kind"] == "result") > len(ran)
+    # the pool shrank to nothing: no worker job is left holding its GPU
+    wait_until(lambda: not queued(name), 30, "the worker jobs to end")
+
+
+def test_pool_worker_reaching_its_time_limit_is_replaced(tmp_path, cleanup):  # noqa: F811
+    """timeout_min=1, signal_delay_s=30: the worker gets USR2 mid-segment, checkpoints and
+    leaves; the master starts another worker, which continues the segment from there."""
+    cfg_path = make_experiment(
+        tmp_path, "pool2", searcher={"name": "single", "max_length": 80},
+        hp={"x": 0.1, "sleep": 0.5},
+        slurm={"workers": 1, "timeout_min": 1, "signal_delay_s": 30, "partition": "short"})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp, timeout=300)
+    cfg, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    t = st.trials[1]
+    assert t.length == 80 and t.restarts == 0
+    results = [r for r in recs if r["kind"] == "result"]
+    assert [r["status"] for r in results] == ["interrupted"] * (len(results) - 1) + ["completed"]
+    assert len(results) >= 2 and all(r["stop_reason"] == "SIGUSR2" for r in results[:-1])
+    jobs = worker_jobs(recs)
+    assert len(set(jobs.values())) >= 2  # replaced
+    starts = [e for e in model_log(exp, 1) if e["event"] == "start"]
+    stops = [e for e in model_log(exp, 1) if e["event"] == "stop"]
+    for stop, nxt in zip(stops, starts[1:]):
+        assert nxt["job"] != stop["job"] and nxt["epoch"] == stop["epoch"]
+    wait_until(lambda: not queued(name), 30, "the worker jobs to end")
