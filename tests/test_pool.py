@@ -410,7 +410,7 @@ def test_a_segment_goes_to_a_worker_only_if_it_fits_before_the_stop_signal():
 
     w = Worker(id="w0000", kind="pool", limit_min=10, job_started=0.0, segments=3)
     assert fits(w, now=60.0, estimate_s=100.0)  # 60 + 150 + 30 <= 600
-    assert not fits(w, now=400.0, estimate_s=100.0)
+    assert not fits(w, now=450.0, estimate_s=100.0)  # 450 + 150 + 30 > 600
     assert not fits(w, now=60.0, estimate_s=100.0, warning_s=400.0)  # the signal comes early
     assert fits(w, now=400.0, estimate_s=None)  # nothing measured yet
     fresh = Worker(id="w0001", kind="pool", limit_min=1, job_started=0.0)
