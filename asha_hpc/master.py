@@ -410,16 +410,9 @@ class Master:
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:
-            self._submit_failures += 1
             self._record(*({"kind": "submit_failed", "trial": s.trial_id, "segment": s.segment,
                             "attempt": s.attempt, "error": str(e)} for s in specs))
-            if self._submit_failures >= 3:
-                self._record({"kind": "aborted", "state": "failed",
-                              "message": f"the {self.backend.name} backend refused 3 submissions "
-                                         f"in a row; last error: {e}"})
-                raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
-                                f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
-                                f"resume {self.exp.root}`") from None
+            self._refused(e)
             return
         self._submit_failures = 0
         self._record(*({"kind": "submitted", "trial": s.trial_id, "segment": s.segment,
@@ -541,18 +534,24 @@ class Master:
         except SubmitError as e:
             self._record({"kind": "worker_gone", "workers": [lid for s in specs for lid in s.lane_ids],
                           "why": f"submission failed: {e}"})
-            self._submit_failures += 1
-            if self._submit_failures >= 3:
-                self._record({"kind": "aborted", "state": "failed",
-                              "message": f"the {self.backend.name} backend refused 3 worker "
-                                         f"submissions in a row; last error: {e}"})
-                raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
-                                f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
-                                f"resume {self.exp.root}`") from None
+            self._refused(e)
             return
         self._submit_failures = 0
         self._record({"kind": "workers_submitted",
                       "jobs": {lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}})
+
+    def _refused(self, e: SubmitError) -> None:
+        """The backend refused a submission (segments or pool workers): a third refusal in a
+        row aborts with the error, since nothing can run until its cause is fixed."""
+        self._submit_failures += 1
+        if self._submit_failures < 3:
+            return
+        self._record({"kind": "aborted", "state": "failed",
+                      "message": f"the {self.backend.name} backend refused 3 submissions "
+                                 f"in a row; last error: {e}"})
+        raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
+                        f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
+                        f"resume {self.exp.root}`") from None
 
     def _should_abort(self) -> bool:
         """Every trial failing and none ever completing a segment means broken code: stop
