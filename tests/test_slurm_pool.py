@@ -65,3 +65,28 @@ def test_pool_worker_reaching_its_time_limit_is_replaced(tmp_path, cleanup):  # 
     for stop, nxt in zip(stops, starts[1:]):
         assert nxt["job"] != stop["job"] and nxt["epoch"] == stop["epoch"]
     wait_until(lambda: not queued(name), 30, "the worker jobs to end")
+
+
+def test_trials_per_gpu_runs_two_workers_on_one_gpu(tmp_path, cleanup):  # noqa: F811
+    """slurm.trials_per_gpu: 2 with one GPU per job: one job, two worker processes, the same
+    CUDA_VISIBLE_DEVICES, segments running side by side."""
+    cfg_path = make_experiment(
+        tmp_path, "pool3", searcher={"max_trials": 4, "max_concurrent_trials": 2},
+        hp={"sleep": 0.1},
+        slurm={"workers": 2, "trials_per_gpu": 2, "gpus_per_node": 1, "timeout_min": 5})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    cfg, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    jobs = worker_jobs(recs)
+    assert sorted(jobs) == ["w0000.0", "w0000.1"] and len(set(jobs.values())) == 1
+    starts = [e for e in model_log(exp) if e["event"] == "start"]
+    assert {e["job"] for e in starts} == set(jobs.values())
+    assert len({e["pid"] for e in starts}) == 2  # two worker processes in the one job
+    assert len({e["cvd"] for e in starts}) == 1 and starts[0]["cvd"] is not None  # one GPU
+    ends = {e["key"]: e["time"] for e in model_log(exp) if e["event"] == "end"}
+    spans = [(e["time"], ends[e["key"]]) for e in starts if e["key"] in ends]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
+    wait_until(lambda: not queued(name), 30, "the worker job to end")
