@@ -27,7 +27,15 @@ wall time):
   ``max_concurrent_trials: 2``, the config's default ``poll_interval_s`` (``--poll-interval``
   to change it); a checkpoint (npz) after every segment, resumed from ``latest_checkpoint``;
 - ``asha_pool``: the same with ``local.workers: 2`` (long-lived workers calling ``train`` in
-  their process); recorded as "not available" while the config does not accept the key.
+  their process); recorded as "not available" while the config does not accept the key;
+- ``asha_pool_aggr``: the worker pool with adaptive_asha ``mode: aggressive`` (one bracket,
+  trials start at 1 epoch: the rule family of Optuna's SuccessiveHalvingPruner and Ray's
+  ASHAScheduler, so about the same epochs as theirs). ``standard`` (the asha_hpc default, used
+  by ``asha_local`` / ``asha_pool``) runs 3 brackets, part of them starting trials at 4 or 16
+  epochs, and trains about twice the epochs.
+
+``--merge`` keeps the rows and runs of systems not measured in this call from the existing
+JSON (each row says when and at which commit it was measured) and replaces the others.
 
 Each search runs in a fresh Python process (the "driver"). Measured per run: the wall time of
 the search call (Optuna: create the study, start the 2 workers, wait for them; Ray: ray.init to
@@ -70,7 +78,7 @@ import wall_time_trial as wtt  # noqa: E402
 MAX_LEN = 64
 DIVISOR = 4
 WORKERS = 2
-ALL_SYSTEMS = ["optuna", "ray_ckpt", "ray", "syne", "asha_local", "asha_pool"]
+ALL_SYSTEMS = ["optuna", "ray_ckpt", "ray", "syne", "asha_local", "asha_pool", "asha_pool_aggr"]
 LABELS = {
     "optuna": "Optuna SH pruner, journal file, 2 procs",
     "ray_ckpt": "Ray Tune ASHA, checkpoint every epoch",
@@ -78,6 +86,7 @@ LABELS = {
     "syne": "Syne Tune ASHA, LocalBackend",
     "asha_local": "asha_hpc local, per-segment jobs",
     "asha_pool": "asha_hpc local, worker pool (2)",
+    "asha_pool_aggr": "asha_hpc local, worker pool (2), aggressive",
 }
 
 
@@ -197,14 +206,14 @@ def drive_syne(a, tmp: Path) -> Dict[str, Any]:
             "sleep_time_s": getattr(tuner, "sleep_time", None)}
 
 
-def asha_config(a, tmp: Path, pool: bool) -> Dict[str, Any]:
+def asha_config(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, Any]:
     cfg: Dict[str, Any] = {
         "name": "wall_time",
         "entrypoint": "wall_time_trial:train",
         "context_dir": str(HERE),
         "searcher": {"name": "adaptive_asha", "metric": "val_loss",
                      "max_length": {"epochs": MAX_LEN}, "max_trials": a.trials,
-                     "max_concurrent_trials": WORKERS, "mode": "standard", "divisor": DIVISOR},
+                     "max_concurrent_trials": WORKERS, "mode": mode, "divisor": DIVISOR},
         "hyperparameters": wtt.sq().SPACE_SPEC,
         "reproducibility": {"experiment_seed": a.seed},
         "backend": "local",
@@ -231,12 +240,12 @@ def asha_pool_available() -> Optional[str]:
     return None
 
 
-def drive_asha(a, tmp: Path, pool: bool) -> Dict[str, Any]:
+def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, Any]:
     import yaml
 
     os.environ.update(_env())
     cfg_path = tmp / "wall_time.yaml"
-    cfg_path.write_text(yaml.safe_dump(asha_config(a, tmp, pool), sort_keys=False))
+    cfg_path.write_text(yaml.safe_dump(asha_config(a, tmp, pool, mode), sort_keys=False))
     exp_dir = tmp / "exp"
     from asha_hpc.cli import main as asha_main
 
@@ -296,6 +305,7 @@ DRIVERS = {
     "syne": lambda a, tmp: drive_syne(a, tmp),
     "asha_local": lambda a, tmp: drive_asha(a, tmp, False),
     "asha_pool": lambda a, tmp: drive_asha(a, tmp, True),
+    "asha_pool_aggr": lambda a, tmp: drive_asha(a, tmp, True, "aggressive"),
 }
 
 
@@ -422,6 +432,17 @@ def have(mod: str) -> bool:
         return False
 
 
+def git_commit() -> Optional[str]:
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "asha_hpc"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty asha_hpc" if dirty else "")
+    except Exception:  # noqa: BLE001 - only informative
+        return None
+
+
 def med(xs: List[Optional[float]]) -> Optional[float]:
     xs = [x for x in xs if isinstance(x, (int, float))]
     return statistics.median(xs) if xs else None
@@ -448,6 +469,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep each run's temporary folder")
     ap.add_argument("--no-probe", action="store_true", help="skip the start-up probe")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/wall_time[_quick].json)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the existing JSON's rows and runs of systems not run now")
     a = ap.parse_args()
     T = a.trials or (32 if a.quick else 256)
     R = a.repeats or (1 if a.quick else 3)
@@ -460,10 +483,12 @@ def main() -> int:
                    ("syne", "syne_tune")):
         if s in systems and not have(mod):
             skipped[s] = f"{mod} not installed"
-    if "asha_pool" in systems:
+    if "asha_pool" in systems or "asha_pool_aggr" in systems:
         why = asha_pool_available()
         if why:
-            skipped["asha_pool"] = f"not available yet (config rejects local.workers: {why})"
+            for s in ("asha_pool", "asha_pool_aggr"):
+                if s in systems:
+                    skipped[s] = f"not available yet (config rejects local.workers: {why})"
     run_systems = [s for s in systems if s not in skipped]
     reps = {s: R for s in run_systems}
     for item in filter(None, (x.strip() for x in a.repeats_for.split(","))):
@@ -477,6 +502,8 @@ def main() -> int:
           f"ray {vers['ray']}, syne_tune {vers['syne_tune']}, {os.cpu_count()} CPUs",
           file=sys.stderr, flush=True)
     t_all = time.perf_counter()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    commit = git_commit()
     runs: List[Dict[str, Any]] = []
     for rep in range(max(reps.values(), default=0)):
         for s in [s for s in run_systems if rep < reps[s]]:
@@ -504,7 +531,34 @@ def main() -> int:
                "pure_training_s": med([r["pure_training_s"] for r in ok])}
         if row["wall_s"] and row["pure_training_s"]:
             row["wall_over_ideal"] = row["wall_s"] / (row["pure_training_s"] / WORKERS)
+        row.update(measured_at=stamp, commit=commit, load_avg_end=os.getloadavg())
         rows.append(row)
+    name = "wall_time_quick.json" if a.quick else "wall_time.json"
+    out = Path(a.out) if a.out else HERE / "results" / name
+    kept: List[str] = []
+    if a.merge and out.exists():
+        old = json.loads(out.read_text())
+        if old.get("config", {}).get("trials") != T:
+            print(f"--merge: {out} has {old.get('config', {}).get('trials')} trials per search, "
+                  f"not {T}: not merged", file=sys.stderr)
+        else:
+            now = {r["system"] for r in rows}
+            for r in old.get("rows", []):
+                if r["system"] not in now:
+                    r.setdefault("measured_at", old.get("measured_at", "earlier run"))
+                    r.setdefault("load_avg_end", old.get("load_avg"))
+                    rows.append(r)
+                    kept.append(r["system"])
+            runs = runs + [r for r in old.get("runs", []) if r["system"] in kept]
+            for k, v in old.get("config", {}).get("repeats_per_system", {}).items():
+                if k in kept:
+                    reps[k] = v
+            for k, v in old.get("skipped", {}).items():
+                if k in kept and k not in skipped:
+                    skipped[k] = v
+            systems = systems + [k for k in kept if k not in systems]
+        order = {s: i for i, s in enumerate(ALL_SYSTEMS)}
+        rows.sort(key=lambda r: order.get(r["system"], 99))
     opt = next((r["wall_s"] for r in rows if r["system"] == "optuna" and r["wall_s"]), None)
     print()
     print(f"Wall time at equal budget: digits MLP, {T} trials, eta {DIVISOR}, min 1 / max {MAX_LEN} "
@@ -512,11 +566,12 @@ def main() -> int:
           f"{', '.join(f'{s} {n}' for s, n in reps.items())}); python {vers['python']}, optuna "
           f"{vers['optuna']}, ray {vers['ray']}, syne_tune {vers['syne_tune']}, "
           f"{os.cpu_count()} CPUs")
-    print(f"{'system':<40} {'search s':>9} {'command s':>9} {'x Optuna':>8} {'epochs':>7} "
+    print(f"{'system':<44} {'search s':>9} {'command s':>9} {'x Optuna':>8} {'epochs':>7} "
           f"{'trials':>6} {'best@max':>8} {'pure s':>7} {'x ideal':>7}")
     for r in rows:
         rel = r["wall_s"] / opt if opt and r["wall_s"] else None
-        print(f"{r['label']:<40} {fmt(r['wall_s'], '9.1f')} {fmt(r['command_s'], '9.1f')} "
+        label = r["label"] + (" *" if r["system"] in kept else "")
+        print(f"{label:<44} {fmt(r['wall_s'], '9.1f')} {fmt(r['command_s'], '9.1f')} "
               f"{fmt(rel, '8.2f')} {fmt(r['epochs'], '7,.0f')} {fmt(r['trials'], '6.0f')} "
               f"{fmt(r['best_val_at_max'], '8.4f')} {fmt(r['pure_training_s'], '7.1f')} "
               f"{fmt(r.get('wall_over_ideal'), '7.1f')}")
@@ -524,10 +579,14 @@ def main() -> int:
           "the whole driver process; epochs, trials: counted by the objective; best@max: best "
           f"validation loss among trials trained to {MAX_LEN} epochs; pure s: the same epochs in "
           f"one loop, one process; x ideal: search s / (pure s / {WORKERS})")
+    if kept:
+        print(f"*: kept from {out} (not re-measured now): "
+              + ", ".join(f"{r['system']} ({r.get('measured_at')})" for r in rows
+                          if r["system"] in kept))
     for s, why in skipped.items():
         print(f"skipped: {LABELS[s]}: {why}")
     for r in runs:
-        if r["system"].startswith("asha") and r.get("overheads"):
+        if r["system"].startswith("asha") and r.get("overheads") and r["system"] not in kept:
             o = r["overheads"]
             print(f"asha_hpc {r['system']} repeat {r['seed']}: {o['segments']} segments; median "
                   + ", ".join(f"{k} {v:.3f} s" for k, v in o["median_s"].items())
@@ -538,12 +597,11 @@ def main() -> int:
               + ", ".join(f"{k} {v:.3f} s" for k, v in probe.items()))
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s")
-    name = "wall_time_quick.json" if a.quick else "wall_time.json"
-    out = Path(a.out) if a.out else HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "benchmark": "wall_time", "quick": a.quick, "versions": vers, "cpus": os.cpu_count(),
-        "load_avg": os.getloadavg(), "machine": platform.platform(),
+        "load_avg": os.getloadavg(), "machine": platform.platform(), "measured_at": stamp,
+        "commit": commit, "merged_from_earlier": kept,
         "config": {"trials": T, "repeats": R, "repeats_per_system": reps, "workers": WORKERS, "max_length": MAX_LEN,
                    "divisor": DIVISOR, "poll_interval_s": a.poll_interval,
                    "systems": systems},
