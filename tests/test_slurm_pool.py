@@ -90,3 +90,25 @@ def test_trials_per_gpu_runs_two_workers_on_one_gpu(tmp_path, cleanup):  # noqa:
     spans = [(e["time"], ends[e["key"]]) for e in starts if e["key"] in ends]
     assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
     wait_until(lambda: not queued(name), 30, "the worker job to end")
+
+
+def test_continue_in_place_on_slurm(tmp_path, cleanup):  # noqa: F811
+    """continue_in_place with stop_once (the decision comes at once): a job that finished a
+    segment goes on with its trial's next one in the same Slurm job, no new sbatch."""
+    cfg_path = make_experiment(tmp_path, "cont1", searcher={"stop_once": True},
+                               continue_in_place=True)
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    cfg, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    handed = [r for r in recs if r["kind"] == "intent" and r.get("worker")]
+    assert handed, "no segment continued in place"
+    submitted = {r["job_id"] for r in recs if r["kind"] == "submitted"}
+    results = [r for r in recs if r["kind"] == "result"]
+    assert len(submitted) + len(handed) == len(results)  # fewer sbatch than segments
+    assert {r["job_id"] for r in handed} <= submitted  # continued in an existing job
+    ends = [e for e in model_log(exp) if e["event"] == "end"]
+    assert len(ends) == len(results) and {e["job"] for e in ends} <= submitted
+    wait_until(lambda: not queued(name), 30, "the jobs to end")
