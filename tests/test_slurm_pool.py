@@ -22,15 +22,23 @@ def worker_jobs(recs):
     return {w: j for r in recs if r["kind"] == "workers_submitted" for w, j in r["jobs"].items()}
 
 
-def test_pool_runs_all_segments_in_two_worker_jobs(tmp_path, cleanup):  # noqa: F811
-    cfg_path = make_experiment(tmp_path, "pool1", slurm={"workers": 2, "timeout_min": 5})
+def run_search(tmp_path, cleanup, tag, **kw):  # noqa: F811
+    """Run a search on the cluster to the end; (name, exp dir, state, journal) after checking
+    that it completed and kept the journal's invariants."""
+    cfg_path = make_experiment(tmp_path, tag, **kw)
     name = exp_name(cfg_path)
     cleanup[0].append(name)
     exp = tmp_path / "run"
-    cli("run", cfg_path, "--exp-dir", exp)
+    cli("run", cfg_path, "--exp-dir", exp, timeout=300)
     cfg, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and st.counts()["total"] == 6
-    assert check_invariants(cfg, recs) == []
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    return name, exp, st, recs
+
+
+def test_pool_runs_all_segments_in_two_worker_jobs(tmp_path, cleanup):  # noqa: F811
+    name, exp, st, recs = run_search(tmp_path, cleanup, "pool1",
+                                     slurm={"workers": 2, "timeout_min": 5})
+    assert st.counts()["total"] == 6
     jobs = worker_jobs(recs)
     assert len(jobs) == 2 and not [r for r in recs if r["kind"] == "submitted"]
     ran = {e["job"] for e in model_log(exp) if e["event"] == "start"}
@@ -43,16 +51,10 @@ def test_pool_runs_all_segments_in_two_worker_jobs(tmp_path, cleanup):  # noqa: 
 def test_pool_worker_reaching_its_time_limit_is_replaced(tmp_path, cleanup):  # noqa: F811
     """timeout_min=1, signal_delay_s=30: the worker gets USR2 mid-segment, checkpoints and
     leaves; the master starts another worker, which continues the segment from there."""
-    cfg_path = make_experiment(
-        tmp_path, "pool2", searcher={"name": "single", "max_length": 80},
+    name, exp, st, recs = run_search(
+        tmp_path, cleanup, "pool2", searcher={"name": "single", "max_length": 80},
         hp={"x": 0.1, "sleep": 0.5},
         slurm={"workers": 1, "timeout_min": 1, "signal_delay_s": 30, "partition": "short"})
-    name = exp_name(cfg_path)
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    cli("run", cfg_path, "--exp-dir", exp, timeout=300)
-    cfg, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
     t = st.trials[1]
     assert t.length == 80 and t.restarts == 0
     results = [r for r in recs if r["kind"] == "result"]
@@ -70,16 +72,10 @@ def test_pool_worker_reaching_its_time_limit_is_replaced(tmp_path, cleanup):  # 
 def test_trials_per_gpu_runs_two_workers_on_one_gpu(tmp_path, cleanup):  # noqa: F811
     """slurm.trials_per_gpu: 2 with one GPU per job: one job, two worker processes, the same
     CUDA_VISIBLE_DEVICES, segments running side by side."""
-    cfg_path = make_experiment(
-        tmp_path, "pool3", searcher={"max_trials": 4, "max_concurrent_trials": 2},
+    name, exp, st, recs = run_search(
+        tmp_path, cleanup, "pool3", searcher={"max_trials": 4, "max_concurrent_trials": 2},
         hp={"sleep": 0.1},
         slurm={"workers": 2, "trials_per_gpu": 2, "gpus_per_node": 1, "timeout_min": 5})
-    name = exp_name(cfg_path)
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    cli("run", cfg_path, "--exp-dir", exp)
-    cfg, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
     jobs = worker_jobs(recs)
     assert sorted(jobs) == ["w0000.0", "w0000.1"] and len(set(jobs.values())) == 1
     starts = [e for e in model_log(exp) if e["event"] == "start"]
@@ -95,14 +91,8 @@ def test_trials_per_gpu_runs_two_workers_on_one_gpu(tmp_path, cleanup):  # noqa:
 def test_continue_in_place_on_slurm(tmp_path, cleanup):  # noqa: F811
     """continue_in_place with stop_once (the decision comes at once): a job that finished a
     segment goes on with its trial's next one in the same Slurm job, no new sbatch."""
-    cfg_path = make_experiment(tmp_path, "cont1", searcher={"stop_once": True},
-                               continue_in_place=True)
-    name = exp_name(cfg_path)
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    cli("run", cfg_path, "--exp-dir", exp)
-    cfg, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    name, exp, st, recs = run_search(tmp_path, cleanup, "cont1", searcher={"stop_once": True},
+                                     continue_in_place=True)
     handed = [r for r in recs if r["kind"] == "intent" and r.get("worker")]
     assert handed, "no segment continued in place"
     submitted = {r["job_id"] for r in recs if r["kind"] == "submitted"}
