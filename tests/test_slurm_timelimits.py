@@ -166,12 +166,13 @@ def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(tmp_path, nam
 
 
 def test_timeout_then_planned_splits_until_the_segment_completes(tmp_path, names):
-    """One segment of 180 epochs x 0.5 s (90 s of work). First guess 1 min, and the first job
-    ignores its warning: TIMEOUT, no result, no restart counted; it checkpointed every 10
+    """One segment of 300 epochs x 0.5 s (150 s of work). First guess 1 min, and the first job
+    ignores its warning: TIMEOUT, no result (Slurm kills it at most KillWait 30 s plus a
+    30 s check after its limit, i.e. by 120 s: with 90 s of work it once finished first), no restart counted; it checkpointed every 10
     epochs. The backend is told MaxTime is 1 min on debug: every later job is a planned split
     (estimate > MaxTime) that stops at its USR2 (10-40 s in), checkpoints with its length and
     continues in the next, until the segment completes."""
-    cfg_path = make(tmp_path, "tl2", {"name": "single", "max_length": 180},
+    cfg_path = make(tmp_path, "tl2", {"name": "single", "max_length": 300},
                     {"x": 0.1, "sleep": 0.5, "ignore_first_stop": True},
                     {"partition": "debug", "first_guess_min": 1, "signal_delay_s": 20})
     name = yaml.safe_load(cfg_path.read_text())["name"]
@@ -186,7 +187,7 @@ def test_timeout_then_planned_splits_until_the_segment_completes(tmp_path, names
     assert st.lifecycle == "completed", st.message
     _, st, recs = final_state(exp.root)
     t = st.trials[1]
-    assert t.status == "completed" and t.length == 180 and t.restarts == 0
+    assert t.status == "completed" and t.length == 300 and t.restarts == 0
     intents = [r for r in recs if r["kind"] == "intent"]
     [dead] = [r for r in recs if r["kind"] == "job_dead"]
     assert (dead["attempt"], dead["state"], dead["counts"]) == (0, "timeout", False)
@@ -200,7 +201,7 @@ def test_timeout_then_planned_splits_until_the_segment_completes(tmp_path, names
     assert all(isinstance(r.get("job_started"), float) and r["job_started"] <= r["started"]
                for r in results)
     reached = [r["reached"] for r in results]
-    assert reached == sorted(reached) and reached[-1] == 180
+    assert reached == sorted(reached) and reached[-1] == 300
     # only the timeout counted as a retry; the planned splits that made progress did not
     no_progress = sum(1 for a, b in zip(reached, reached[1:]) if b <= a)
     assert t.infra_retries == 1 + no_progress
