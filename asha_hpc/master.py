@@ -458,6 +458,7 @@ class Master:
         safety = self.cfg.slurm.time_safety_factor
         warn = float(self.cfg.slurm.signal_delay_s) if self.backend.name == "slurm" else 0.0
         todo = [st.trials[i] for i in st.todo]
+        queued = set(st.todo)
         taken: set = set()
         plan: List[tuple] = []
         release = []
@@ -465,7 +466,7 @@ class Master:
             pick = None
             if w.kind == pool_policy.CONTINUE:
                 t = st.trials.get(w.trial) if w.trial is not None else None
-                if t is not None and t.id in st.todo and t.id not in taken and \
+                if t is not None and t.id in queued and t.id not in taken and \
                         pool_policy.fits(w, now, self._estimate(t), safety, warn):
                     pick = t
             else:

@@ -193,6 +193,23 @@ def _run_in_thread(cfg_path: Path, exp_root: Path):
     return cfg, exp, th, box
 
 
+def _disturb_a_worker(tmp_path: Path):
+    """Start a pool search in a thread and wait for a segment running on a worker: (exp,
+    worker, trial, pid of the worker process, finish) where ``finish()`` waits for the search
+    to complete and returns (state, journal) after checking its invariants."""
+    cfg, exp, th, box = _run_in_thread(experiment(tmp_path, sleep=0.1), tmp_path / "run")
+    worker, trial, pid = wait_until(lambda: _running_on_worker(exp), 60, "a running segment")
+
+    def finish():
+        th.join(120)
+        assert not th.is_alive()
+        recs = read_journal(exp.journal)[0]
+        assert box["st"].lifecycle == "completed" and check_invariants(cfg, recs) == []
+        return box["st"], recs
+
+    return exp, worker, trial, pid, finish
+
+
 def _running_on_worker(exp: ExpDir):
     """(worker key, trial) of a segment running on a pool worker, from the journal."""
     recs = read_journal(exp.journal)[0]
@@ -211,14 +228,9 @@ def _running_on_worker(exp: ExpDir):
 
 
 def test_pool_worker_killed_mid_segment_is_replaced_and_its_segment_retried(tmp_path):
-    cfg, exp, th, box = _run_in_thread(experiment(tmp_path, sleep=0.1), tmp_path / "run")
-    worker, trial, pid = wait_until(lambda: _running_on_worker(exp), 60, "a running segment")
+    exp, worker, trial, pid, finish = _disturb_a_worker(tmp_path)
     os.killpg(worker_pids(exp)[worker], signal.SIGKILL)  # the whole job: controller and worker
-    th.join(120)
-    assert not th.is_alive()
-    st = box["st"]
-    recs = read_journal(exp.journal)[0]
-    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    st, recs = finish()
     dead = [r for r in recs if r["kind"] == "job_dead" and r["trial"] == trial]
     assert dead and dead[0]["job_id"] == f"local:{worker}"
     gone = [r for r in recs if r["kind"] == "worker_gone" and worker in r["workers"]]
@@ -232,14 +244,9 @@ def test_pool_worker_killed_mid_segment_is_replaced_and_its_segment_retried(tmp_
 def test_pool_worker_told_to_stop_checkpoints_and_leaves_without_a_restart(tmp_path):
     """SIGUSR2 is what Slurm sends before the time limit: the segment checkpoints, the worker
     exits, the segment goes on elsewhere from its checkpoint and no failure is counted."""
-    cfg, exp, th, box = _run_in_thread(experiment(tmp_path, sleep=0.1), tmp_path / "run")
-    worker, trial, pid = wait_until(lambda: _running_on_worker(exp), 60, "a running segment")
+    exp, worker, trial, pid, finish = _disturb_a_worker(tmp_path)
     os.kill(pid, signal.SIGUSR2)
-    th.join(120)
-    assert not th.is_alive()
-    st = box["st"]
-    recs = read_journal(exp.journal)[0]
-    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    st, recs = finish()
     res = [r for r in recs if r["kind"] == "result" and r["trial"] == trial]
     assert res[0]["status"] == "interrupted" and res[0]["waiting"] is False
     assert st.trials[trial].restarts == 0
