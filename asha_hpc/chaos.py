@@ -63,10 +63,10 @@ def _patched(fp: _Failpoints, backend: SimulatedBackend):
     real_submit = backend.submit
     real_hand_over = backend.hand_over
 
-    def append(self, recs):
+    def append(self, recs, sync=True):
         recs = list(recs)
         fp.hit()
-        out = real_append(self, recs)
+        out = real_append(self, recs, sync)
         fp.hit()
         return out
 

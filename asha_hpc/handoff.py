@@ -35,8 +35,13 @@ def slot_path(exp_root: Path, worker: str, slot: int) -> Path:
     return Path(exp_root) / WORKERS / worker / f"slot-{slot:06d}.json"
 
 
-def claim(path: Path, body: Dict[str, Any], durable: bool = True) -> bool:
-    """Create ``path`` holding ``body`` unless it exists; True if this call created it."""
+def claim(path: Path, body: Dict[str, Any], durable: bool = False) -> bool:
+    """Create ``path`` holding ``body`` unless it exists; True if this call created it.
+
+    Not fsync'd by default: the master journals (durably) what it hands over before filling
+    the slot, and a restarted master hands a journaled segment over again when its slot is
+    empty; a job that closes its own slot is leaving. A fsync here would sit between a
+    segment's end and the next one's start for nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:12]}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

@@ -132,7 +132,8 @@ def run_worker(wspec: WorkerSpec) -> str:
     worker = wspec.lane_id(int(os.environ.get("ASHA_WORKER_LANE", "0")))
     session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
     publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
-        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
+        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()),
+        durable=False)
     return session.loop(session.wait_next())
 
 
@@ -255,8 +256,8 @@ class _Session:
             trial._next_segment = lambda seg: self._continue(trial, seg, current, started)
         if rank == 0:
             hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
-            if not hp_file.exists():
-                atomic_write_json(hp_file, spec.hparams)
+            if not hp_file.exists():  # for people: the journal holds the hyperparameters
+                atomic_write_json(hp_file, spec.hparams, durable=False)
             self._started(spec, started[0])
         status, error, metrics = "completed", None, None
         try:
@@ -296,7 +297,7 @@ class _Session:
     def _started(self, spec: SegmentSpec, at: float) -> None:
         publish(self.exp.root, f"{spec.key}.started.json", dict(
             self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
-            attempt=spec.attempt, key=spec.key, time=at))
+            attempt=spec.attempt, key=spec.key, time=at), durable=False)
 
     def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
                  metrics: Optional[Dict[str, Any]], started: float) -> bool:

@@ -88,11 +88,16 @@ class Journal:
         os.ftruncate(self._fd, good)  # cut a torn tail before appending after it
         os.lseek(self._fd, good, os.SEEK_SET)
         self.seq = self.records[-1]["seq"] if self.records else 0
+        self._unsynced = False
 
-    def append(self, recs: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    def append(self, recs: Iterable[Dict[str, Any]], sync: bool = True) -> List[Dict[str, Any]]:
         """Append records (each gets the next ``seq``) with one write and one fsync. On an OS
         error (disk full, permission) nothing is half-written: the file is cut back and the
-        error is raised as an AshaError naming the file."""
+        error is raised as an AshaError naming the file.
+
+        ``sync=False`` leaves the fsync to the next synced append or ``sync()``: the writer
+        must sync before anything outside acts on these records (write-ahead), which lets the
+        master make a poll's results and the decisions they lead to durable with one fsync."""
         out = []
         buf = bytearray()
         seq = self.seq
@@ -109,8 +114,10 @@ class Journal:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
-            if self.durable:
-                os.fsync(self._fd)
+            if sync:
+                self._fsync()
+            else:
+                self._unsynced = True
         except OSError as e:
             try:
                 os.ftruncate(self._fd, start)
@@ -123,8 +130,25 @@ class Journal:
         self.seq = seq
         return out
 
+    def sync(self) -> None:
+        """Make every record appended so far durable (a no-op when they are)."""
+        if self._unsynced:
+            try:
+                self._fsync()
+            except OSError as e:
+                raise AshaError(f"{self.path}: cannot write the journal ({e.strerror}); free "
+                                f"space or fix permissions, then `asha-hpc resume "
+                                f"{self.path.parent}`") from None
+
+    def _fsync(self) -> None:
+        if self.durable:
+            os.fsync(self._fd)
+        self._unsynced = False
+
     def close(self) -> None:
         try:
+            if self._unsynced and self.durable:
+                os.fsync(self._fd)
             os.close(self._fd)
         except OSError:
             pass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -28,7 +27,7 @@ from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
 from .errors import AshaError
-from .expdir import ExpDir, scan_inbox, wait_for_change
+from .expdir import ExpDir, remove_trees, scan_inbox, wait_for_change
 from .journal import Journal
 from .lease import Lease
 from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
@@ -84,14 +83,29 @@ class Master:
         self._plan_times = self.backend.name != "local" and (
             self.backend.name == "slurm" or cfg.slurm.auto_time)
         self._levels: Optional[List[int]] = None
+        self._consumed: List[Path] = []  # inbox files journaled in this step, removed at its end
 
     # ------------------------------------------------------------------ journal
-    def _record(self, *recs: Dict[str, Any]) -> None:
-        """Journal, then apply: the only way state changes."""
+    def _record(self, *recs: Dict[str, Any], sync: bool = True) -> None:
+        """Journal, then apply: the only way state changes. ``sync=False`` (results read from
+        the inbox) defers the fsync to the next record that acts on them, or to the end of the
+        step (``_flush``), before their inbox files go: one fsync per hand-off, not two."""
         assert self.journal is not None and self.state is not None
         now = self.clock.time()
-        for r in self.journal.append(dict(r, time=r.get("time", now)) for r in recs):
+        for r in self.journal.append((dict(r, time=r.get("time", now)) for r in recs), sync):
             self.state.apply(r)
+
+    def _flush(self) -> None:
+        """End of a step: make the journal durable, then remove the inbox files it holds (a
+        crash in between leaves files that the next master drops as already applied)."""
+        assert self.journal is not None
+        self.journal.sync()
+        for p in self._consumed:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        self._consumed = []
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, reason: str) -> None:
@@ -213,7 +227,13 @@ class Master:
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
         listdir of the inbox, one stat for a cancel request and the backend's (rate-limited)
-        job query: nothing that grows with the number of trials."""
+        job query: nothing that grows with the number of trials. Waiting jobs get their next
+        segment before the step's housekeeping (inbox files, retention, progress)."""
+        go = self._step()
+        self._flush()
+        return go
+
+    def _step(self) -> bool:
         st = self.state
         assert st is not None
         self._heartbeat()
@@ -305,12 +325,8 @@ class Master:
                                waiting=bool(body.get("waiting")))
             recs.append(rec)
         if recs:
-            self._record(*recs)
-        for p in consumed:  # journaled first: a crash here only leaves files that are dropped later
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+            self._record(*recs, sync=False)
+        self._consumed += consumed  # removed once the journal holding them is durable
 
     def _reject(self, path: Path, why: str) -> None:
         """A torn, corrupt or foreign inbox file: warn once, move it aside, never crash."""
@@ -438,10 +454,13 @@ class Master:
         spec = dataclasses_replace(self._spec(t), timeout_min=None, resources={}, continue_s=0.0)
         return {"type": "segment", "spec": asdict(spec)}
 
-    def _estimate(self, t) -> Optional[float]:
-        """Seconds ``t``'s next segment should take in a warm job (no start-up)."""
+    def _estimate(self, t, w) -> Optional[float]:
+        """Seconds ``t``'s next segment should take in a warm job (no start-up); None where
+        worker ``w`` has no time limit (nothing to fit, so nothing to estimate)."""
         st = self.state
         assert st is not None
+        if w.deadline is None:
+            return None
         r = st.times.rate(t.target, t.id)
         return None if r is None else r[0] * st.times.units_left(t.id, t.target, t.length)
 
@@ -467,12 +486,12 @@ class Master:
             if w.kind == pool_policy.CONTINUE:
                 t = st.trials.get(w.trial) if w.trial is not None else None
                 if t is not None and t.id in queued and t.id not in taken and \
-                        pool_policy.fits(w, now, self._estimate(t), safety, warn):
+                        pool_policy.fits(w, now, self._estimate(t, w), safety, warn):
                     pick = t
             else:
                 mine = [t for t in todo if t.id == w.trial and t.id not in taken]
                 for t in mine + [t for t in todo if t.id not in taken]:
-                    if pool_policy.fits(w, now, self._estimate(t), safety, warn):
+                    if pool_policy.fits(w, now, self._estimate(t, w), safety, warn):
                         pick = t
                         break
             if pick is not None:
@@ -499,6 +518,8 @@ class Master:
         """Tell idle workers to exit and cancel those still queued; journal them gone."""
         if not workers:
             return
+        assert self.journal is not None
+        self.journal.sync()  # what made them idle is durable before they act on it
         queued = sorted({w.job_id for w in workers if w.status == pool_policy.STARTING and w.job_id})
         for w in workers:
             if w.status == pool_policy.IDLE:
@@ -602,8 +623,8 @@ class Master:
                 continue
             if t.status == PAUSED and may_be_promoted(t.id):
                 continue
-            shutil.rmtree(self.exp.checkpoints(t.id), ignore_errors=True)
             gone.append(t.id)
+        remove_trees([self.exp.checkpoints(i) for i in gone])
         if gone:
             self._record({"kind": "checkpoints_removed", "trials": gone})
 

@@ -104,3 +104,19 @@ def test_open_refuses_a_directory_writable_by_others(tmp_path):
         ExpDir.open(exp.root)
     os.chmod(exp.inbox, 0o700)
     assert ExpDir.open(exp.root).root == exp.root
+
+
+def test_checkpoint_costs_one_fsync_per_file_plus_two(tmp_path, monkeypatch):
+    """The data, the manifest and the rename are durable before a result can name the
+    checkpoint; nothing more (each fsync is milliseconds between two segments)."""
+    exp, trial = make_trial(tmp_path)
+    fsyncs = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real(fd))[1])
+    with trial.save_checkpoint(length=4) as p:
+        (p / "w.bin").write_bytes(b"1" * 10)
+        (p / "opt.bin").write_bytes(b"2" * 10)
+    assert len(fsyncs) == 2 + 2
+    ckpt = trial.latest_checkpoint
+    man = json.loads((ckpt / "MANIFEST.json").read_text())
+    assert man["files"] == {"w.bin": 10, "opt.bin": 10} and man["length"] == 4

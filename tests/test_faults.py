@@ -84,6 +84,8 @@ def test_stale_result_for_an_old_attempt_is_dropped(tmp_path):
         "metrics": {"loss": 0.0}, "length": 1})
     m._collect()
     assert m.state.trials[1].status in ("pending", "running") and not m.state.trials[1].rung_metrics
+    assert os.listdir(exp.inbox)  # removed only once the journal holding it is durable
+    m._flush()
     assert not os.listdir(exp.inbox)
 
 

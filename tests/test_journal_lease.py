@@ -114,3 +114,27 @@ def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
         Lease(path, timeout_s=60).acquire()
     path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time() - 120}))
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
+
+
+def test_deferred_sync_group_commits_until_someone_acts(tmp_path, monkeypatch):
+    """sync=False writes at once (a reader and a crashed-then-restarted master see the
+    records) but leaves the fsync to the next synced append: the master's poll of results and
+    the hand-over they lead to cost one fsync, not two."""
+    p = tmp_path / "journal.jsonl"
+    fsyncs = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real(fd))[1])
+    j = Journal(p)
+    j.append([{"kind": "result"}], sync=False)
+    j.append([{"kind": "result"}], sync=False)
+    assert fsyncs == []
+    assert [r["kind"] for r in read_journal(p)[0]] == ["result", "result"]
+    j.append([{"kind": "intent"}])
+    assert len(fsyncs) == 1
+    j.sync()  # nothing left to make durable
+    assert len(fsyncs) == 1
+    j.append([{"kind": "result"}], sync=False)
+    j.sync()
+    assert len(fsyncs) == 2
+    j.close()
+    assert [r["seq"] for r in read_journal(p)[0]] == [1, 2, 3, 4]
