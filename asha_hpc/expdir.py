@@ -214,36 +214,6 @@ class InboxMessage:
     problem: Optional[str] = None
 
 
-def wait_for_change(folder: Path, timeout_s: float) -> bool:
-    """Sleep up to ``timeout_s``, returning early (True) when an entry is added to or removed
-    from ``folder``: an adaptive poll of its modification time (1 ms, doubling to 50 ms), so
-    a message is seen within milliseconds on a local disk. Directory times can be coarse (a
-    clock tick) and are cached on NFS: a change within the same tick as the last look is
-    caught by also waking while the folder changed in the last 50 ms, and NFS falls back to
-    the poll interval at worst."""
-    t0 = time.monotonic()
-    delay = 0.001
-
-    def stamp() -> Optional[int]:
-        try:
-            return os.stat(folder).st_mtime_ns
-        except OSError:
-            return None
-
-    first = stamp()
-    if first is not None and 0 <= time.time_ns() - first < 50_000_000:
-        time.sleep(0.002)  # a change may share the last look's tick: look again soon
-        return True
-    while True:
-        left = timeout_s - (time.monotonic() - t0)
-        if left <= 0:
-            return False
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.05)
-        if stamp() != first:
-            return True
-
-
 def scan_inbox(inbox: Path) -> List[InboxMessage]:
     """Master side: one listdir per poll; O(new messages), not O(trials). Temporary files
     (``.tmp-*``) are in flight and skipped; torn or foreign files come back with ``problem``."""

@@ -27,10 +27,11 @@ from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
 from .errors import AshaError
-from .expdir import ExpDir, remove_trees, scan_inbox, wait_for_change
+from .expdir import ExpDir, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
 from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
+from .watch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
 
@@ -84,6 +85,7 @@ class Master:
             self.backend.name == "slurm" or cfg.slurm.auto_time)
         self._levels: Optional[List[int]] = None
         self._consumed: List[Path] = []  # inbox files journaled in this step, removed at its end
+        self._inbox_watch: Optional[FolderWatch] = None  # wakes the loop when a message lands
 
     # ------------------------------------------------------------------ journal
     def _record(self, *recs: Dict[str, Any], sync: bool = True) -> None:
@@ -153,6 +155,8 @@ class Master:
         if note:
             log.warning("%s: %s", self.exp.root, note)
         self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+        if self.backend.name != "simulated":  # before the first look: no message is missed
+            self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
         if st.lifecycle in ("completed", "cancelled", "failed"):
             self.progress(f"experiment already {st.lifecycle}; nothing to do")
@@ -168,6 +172,9 @@ class Master:
         """Release the journal, the backend and the lease (running jobs are left alone)."""
         if self.journal is not None:
             self.journal.close()
+        if self._inbox_watch is not None:
+            self._inbox_watch.close()
+            self._inbox_watch = None
         self.backend.close()
         self.lease.release()
 
@@ -221,8 +228,10 @@ class Master:
         waiting job gets its next segment in milliseconds, not a poll interval later)."""
         if self.backend.name == "simulated":
             self.clock.sleep(seconds)
-        else:
-            wait_for_change(self.exp.inbox, seconds)
+            return
+        if self._inbox_watch is None:  # steps driven without start()
+            self._inbox_watch = FolderWatch(self.exp.inbox)
+        self._inbox_watch.wait(seconds)
 
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
