@@ -5,7 +5,7 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
     <exp>/experiment.yaml      the config as resolved (master, once)
     <exp>/journal.jsonl        the master's append-only event log (see journal.py)
     <exp>/master.json          the master's lease (see lease.py)
-    <exp>/inbox/               jobs publish messages here by write-tmp + fsync + rename
+    <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish)
     <exp>/trials/<id>/         written only by that trial's (single live) job
     <exp>/jobs/                submitit's folders, so a restarted master can re-attach
 
@@ -47,13 +47,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, durable: bool = True, sync_dir: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` by a temporary file in the same folder and a rename.
 
     The temporary name is unique (several writers may publish into one folder, e.g. the inbox)
     and created with O_EXCL|O_NOFOLLOW, so a planted link is never followed. ``durable``: the
-    data is fsync'd before the rename, and (``sync_dir``) the rename after it. Readers see a
-    complete file or none either way; durability is only about a machine crash."""
+    data is fsync'd before the rename, and the rename after it. Readers see a complete file or
+    none either way; durability is only about a machine crash."""
     path = Path(path)
     tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:12]}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -71,12 +71,12 @@ def atomic_write(path: Path, data: bytes, durable: bool = True, sync_dir: bool =
         except OSError:
             pass
         raise
-    if durable and sync_dir:
+    if durable:
         fsync_dir(path.parent)
 
 
-def atomic_write_json(path: Path, obj: Any, durable: bool = True, sync_dir: bool = True) -> None:
-    atomic_write(path, (json.dumps(obj, sort_keys=True) + "\n").encode(), durable, sync_dir)
+def atomic_write_json(path: Path, obj: Any, durable: bool = True) -> None:
+    atomic_write(path, (json.dumps(obj, sort_keys=True) + "\n").encode(), durable)
 
 
 def read_json(path: Path) -> Tuple[Optional[Any], Optional[str]]:
@@ -194,16 +194,15 @@ def remove_trees(paths: List[Path], threads: int = 8) -> None:
 
 
 # ----------------------------------------------------------------------------- inbox
-def publish(exp_root: Path, name: str, obj: Dict[str, Any], durable: bool = True) -> None:
-    """Job side: drop one message into the inbox, atomically (a reader never sees half of it).
-
-    ``durable`` fsyncs the message's data (a result: no empty file after a machine crash), not
-    the folder: a message whose rename a crash undoes is a job that died just before sending
-    it, which the master handles anyway (the segment is retried from its checkpoint, which *is*
-    durable). The master makes what it read durable by journaling it. Informational messages
-    (``started``, ``ready``) are not fsync'd at all: a fsync costs milliseconds on a local disk
-    and more on NFS, and a hand-off between segments makes a handful of them."""
-    atomic_write_json(Path(exp_root) / INBOX / name, obj, durable, sync_dir=False)
+def publish(exp_root: Path, name: str, obj: Dict[str, Any]) -> None:
+    """Job side: drop one message into the inbox, atomically (a reader never sees half of it),
+    without fsync. A message that a machine crash undoes (or leaves empty: then it is moved
+    aside as torn) is a job that died just before sending it, which the master handles anyway:
+    the segment is retried from the trial's checkpoint, which *is* durable (trial.py). What the
+    master reads it makes durable itself, by journaling it before acting. On NFS, close()
+    already sends the data to the server; on a local disk, the crash takes the master too. A
+    fsync here would cost milliseconds between every two segments for nothing."""
+    atomic_write_json(Path(exp_root) / INBOX / name, obj, durable=False)
 
 
 @dataclass

@@ -62,6 +62,7 @@ from .expdir import ExpDir, atomic_write_json, publish
 from .handoff import slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial
+from .watch import FolderWatch
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 
@@ -132,8 +133,7 @@ def run_worker(wspec: WorkerSpec) -> str:
     worker = wspec.lane_id(int(os.environ.get("ASHA_WORKER_LANE", "0")))
     session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
     publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
-        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()),
-        durable=False)
+        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
     return session.loop(session.wait_next())
 
 
@@ -199,6 +199,8 @@ class _Session:
         self.ranks = current_ranks()
         if self.ranks.world_size > 1:  # several ranks: one segment per job
             self.worker = None
+        self.watch: Optional[FolderWatch] = None  # of this job's slot folder (watch.py)
+        self.handed = False  # segments now come through slots (no ``started`` message)
 
     def ident(self) -> Dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
@@ -207,22 +209,31 @@ class _Session:
         return any(self.early) or (self.trial is not None and self.trial.should_stop())
 
     def loop(self, spec: Optional[SegmentSpec]) -> str:
-        while spec is not None:
-            spec = self.run(spec)
-        return self.status
+        try:
+            while spec is not None:
+                spec = self.run(spec)
+            return self.status
+        finally:
+            if self.watch is not None:
+                self.watch.close()
 
     def wait_next(self) -> Optional[SegmentSpec]:
         """The next assignment, or None (exit / timeout / stop)."""
         assert self.worker is not None
-        body = wait_slot(slot_path(self.exp.root, self.worker, self.slot), self.wait_s,
-                         stop=self.stopping)
+        path = slot_path(self.exp.root, self.worker, self.slot)
+        if self.watch is None:  # made once, before the first look: no slot goes unnoticed
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.watch = FolderWatch(path.parent)
+        body = wait_slot(path, self.wait_s, stop=self.stopping, watch=self.watch)
         self.slot += 1
         if body.get("type") != "segment" or not isinstance(body.get("spec"), dict):
             return None
         try:
-            return SegmentSpec(**body["spec"])
+            spec = SegmentSpec(**body["spec"])
         except TypeError:
             return None
+        self.handed = True
+        return spec
 
     def run(self, spec: SegmentSpec) -> Optional[SegmentSpec]:
         """Run ``spec`` (and the trial's next segments when they are handed over inside its
@@ -258,7 +269,8 @@ class _Session:
             hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
             if not hp_file.exists():  # for people: the journal holds the hyperparameters
                 atomic_write_json(hp_file, spec.hparams, durable=False)
-            self._started(spec, started[0])
+            if not self.handed:  # a hand-over counts as started (state.py): no message
+                self._started(spec, started[0])
         status, error, metrics = "completed", None, None
         try:
             if isinstance(spec.entrypoint, list):
@@ -297,7 +309,7 @@ class _Session:
     def _started(self, spec: SegmentSpec, at: float) -> None:
         publish(self.exp.root, f"{spec.key}.started.json", dict(
             self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
-            attempt=spec.attempt, key=spec.key, time=at), durable=False)
+            attempt=spec.attempt, key=spec.key, time=at))
 
     def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
                  metrics: Optional[Dict[str, Any]], started: float) -> bool:
@@ -343,7 +355,6 @@ class _Session:
         current[0] = nxt
         started[0] = time.time()
         trial._key = nxt.key
-        self._started(nxt, started[0])
         return nxt.length, nxt.segment
 
 

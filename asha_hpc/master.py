@@ -455,6 +455,8 @@ class Master:
             rec = {"kind": "worker_ready", "worker": wid, "slot": slot}
             if isinstance(body.get("job_started"), (int, float)):
                 rec["job_started"] = body["job_started"]
+            if isinstance(body.get("host"), str):
+                rec["host"] = body["host"]
             recs.append(rec)
         else:
             self.backend.hand_over(wid, slot, {"type": "exit", "why": "unknown to the master"})

@@ -42,6 +42,7 @@ class Worker:
     job_started: Optional[float] = None
     idle_since: Optional[float] = None
     segments: int = 0  # segments it completed
+    host: Optional[str] = None  # where it runs (from its messages)
 
     @property
     def deadline(self) -> Optional[float]:
@@ -89,6 +90,7 @@ class Pool:
         w.status, w.slot, w.idle_since = IDLE, int(rec["slot"]), rec.get("time")
         if isinstance(rec.get("job_started"), (int, float)):
             w.job_started = float(rec["job_started"])
+        w.host = rec.get("host") or w.host
 
     def on_result(self, rec: Dict[str, Any], job_id: Optional[str],
                   limit_min: Optional[int]) -> None:
@@ -101,6 +103,7 @@ class Pool:
             w = self.workers[wid] = Worker(id=wid, kind=CONTINUE, job_id=job_id, limit_min=limit_min)
             if isinstance(rec.get("job_started"), (int, float)):
                 w.job_started = float(rec["job_started"])
+        w.host = rec.get("host") or w.host
         if rec.get("status") == "completed":
             w.segments += 1
         if w.status == GONE:

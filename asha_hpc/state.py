@@ -229,8 +229,11 @@ class ExperimentState:
         self._set_status(t, PENDING)
         t.job_id = rec.get("job_id")  # set at once when handed to a waiting job
         t.worker, t.slot = rec.get("worker"), int(rec.get("slot", 0))
-        if t.worker is not None:
-            self.pool.on_assigned(rec)
+        if t.worker is not None:  # a job that waits takes it within milliseconds: it runs
+            self.pool.on_assigned(rec)  # (the job sends no ``started`` for a hand-over)
+            self._set_status(t, RUNNING)
+            w = self.pool.workers.get(t.worker)
+            t.host = w.host if w is not None else None
         self.times.on_intent(t.id, t.target, rec)
 
     def _on_submitted(self, rec: Dict[str, Any]) -> None:
