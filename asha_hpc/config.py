@@ -154,6 +154,7 @@ class ExperimentConfig:
     save_experiment_best: int = 3
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
     continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
+    worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
@@ -212,6 +213,7 @@ class ExperimentConfig:
             "checkpoint_storage": {"save_experiment_best": self.save_experiment_best},
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
+            "worker_idle_timeout_s": self.worker_idle_timeout_s,
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -579,7 +581,7 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",
              "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
-             "continue_in_place", "continue_wait_s")
+             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s")
 
 
 def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
@@ -629,6 +631,8 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
                                    "an integer", 3, _at_least(0)),
         continue_in_place=c.get(d, "continue_in_place", "", _is_bool, "true or false", False),
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
+        worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",
+                                          600.0, _greater(0))),
         local=_local(c, d.get("local")),
         slurm=_slurm(c, d.get("slurm")),
         simulated=_simulated(c, d.get("simulated")),

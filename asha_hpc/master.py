@@ -545,7 +545,8 @@ class Master:
         cfg = self.cfg
         limit = cfg.slurm.timeout_min if self.backend.name == "slurm" else None
         return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
-                          lanes=cfg.lanes_per_job, timeout_min=limit if isinstance(limit, int) else None)
+                          lanes=cfg.lanes_per_job, timeout_min=limit if isinstance(limit, int) else None,
+                          idle_timeout_s=cfg.worker_idle_timeout_s)
 
     def _grow_pool(self) -> None:
         """Keep enough pool workers for the segments waiting to be handed over, up to the

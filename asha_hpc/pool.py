@@ -57,15 +57,15 @@ class Pool:
 
     def __init__(self) -> None:
         self.workers: Dict[str, Worker] = {}
+        self.live: Dict[str, Worker] = {}  # those not GONE: what each poll looks at
         self.started = 0  # pool workers ever submitted (numbers the next one)
 
     # ------------------------------------------------------------------ queries
     def alive(self, kind: Optional[str] = None) -> List[Worker]:
-        return [w for w in self.workers.values()
-                if w.status != GONE and (kind is None or w.kind == kind)]
+        return [w for w in self.live.values() if kind is None or w.kind == kind]
 
     def idle(self) -> List[Worker]:
-        return [w for w in self.workers.values() if w.status == IDLE]
+        return [w for w in self.live.values() if w.status == IDLE]
 
     def job_ids(self) -> List[str]:
         """Job ids of live pool workers (a job may hold several lanes)."""
@@ -75,7 +75,7 @@ class Pool:
     def on_workers(self, rec: Dict[str, Any]) -> None:
         """``workers``: pool jobs about to be submitted (lane ids, time limit)."""
         for wid in rec["workers"]:
-            self.workers[wid] = Worker(id=wid, kind=POOL, limit_min=rec.get("timeout_min"))
+            self._set(Worker(id=wid, kind=POOL, limit_min=rec.get("timeout_min")), STARTING)
         self.started = max(self.started, int(rec.get("started", self.started)))
 
     def on_workers_submitted(self, rec: Dict[str, Any]) -> None:
@@ -87,7 +87,8 @@ class Pool:
         w = self.workers.get(rec["worker"])
         if w is None or w.status == GONE:
             return
-        w.status, w.slot, w.idle_since = IDLE, int(rec["slot"]), rec.get("time")
+        self._set(w, IDLE)
+        w.slot, w.idle_since = int(rec["slot"]), rec.get("time")
         if isinstance(rec.get("job_started"), (int, float)):
             w.job_started = float(rec["job_started"])
         w.host = rec.get("host") or w.host
@@ -109,23 +110,34 @@ class Pool:
         if w.status == GONE:
             return
         if rec.get("waiting") and isinstance(rec.get("slot"), int):
-            w.status, w.slot, w.trial, w.idle_since = IDLE, rec["slot"], rec["trial"], rec.get("time")
+            self._set(w, IDLE)
+            w.slot, w.trial, w.idle_since = rec["slot"], rec["trial"], rec.get("time")
         else:
-            w.status = GONE
+            self._set(w, GONE)
 
     def on_assigned(self, rec: Dict[str, Any]) -> None:
         """An intent handed to a waiting job (``worker`` and ``slot`` in the record)."""
         w = self.workers.get(rec["worker"])
         if w is not None:
-            w.status, w.trial, w.idle_since = BUSY, rec["trial"], None
+            self._set(w, BUSY)
+            w.trial, w.idle_since = rec["trial"], None
 
     def on_gone(self, rec: Dict[str, Any]) -> None:
         for wid in rec["workers"]:
             if wid in self.workers:
-                self.workers[wid].status = GONE
+                self._set(self.workers[wid], GONE)
 
     def lanes_of_job(self, job_id: str) -> List[str]:
-        return [w.id for w in self.workers.values() if w.job_id == job_id and w.status != GONE]
+        return [w.id for w in self.live.values() if w.job_id == job_id]
+
+    def _set(self, w: Worker, status: str) -> None:
+        """The only place a worker's status changes: keeps ``live`` exact."""
+        w.status = status
+        self.workers[w.id] = w
+        if status == GONE:
+            self.live.pop(w.id, None)
+        else:
+            self.live[w.id] = w
 
 
 def fits(w: Worker, now: float, estimate_s: Optional[float], safety: float = 1.5,

@@ -402,6 +402,7 @@ def test_master_hands_a_segment_over_in_milliseconds(tmp_path):
     ({"local": {"workers": 4, "max_parallel": 2}}, "local.workers"),
     ({"continue_wait_s": -1}, "continue_wait_s"),
     ({"continue_in_place": "yes"}, "continue_in_place"),
+    ({"worker_idle_timeout_s": 0}, "worker_idle_timeout_s"),
 ])
 def test_pool_config_errors_name_the_field(raw, field):
     base = {"name": "x", "entrypoint": "m:f",
@@ -422,3 +423,20 @@ def test_a_segment_goes_to_a_worker_only_if_it_fits_before_the_stop_signal():
     assert fits(w, now=400.0, estimate_s=None)  # nothing measured yet
     fresh = Worker(id="w0001", kind="pool", limit_min=1, job_started=0.0)
     assert fits(fresh, now=1.0, estimate_s=1000.0)  # no job has longer: split at the limit
+
+
+def test_worker_idle_timeout_reaches_the_workers(tmp_path):
+    """A pool worker leaves after worker_idle_timeout_s without a segment (the backstop for a
+    master that is gone): the value travels in its WorkerSpec and closes its slot."""
+    from asha_hpc.expdir import ExpDir
+    from asha_hpc.master import Master
+
+    cfg = parse_config({"name": "x", "entrypoint": "m:f", "backend": "local",
+                        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
+                        "hyperparameters": {}, "local": {"workers": 1},
+                        "worker_idle_timeout_s": 0.3}, "/tmp")
+    spec = Master(ExpDir.create(tmp_path / "exp"), cfg)._worker_spec("w0000")
+    assert spec.idle_timeout_s == 0.3
+    t0 = time.time()
+    body = wait_slot(slot_path(tmp_path, "w0000", 0), spec.idle_timeout_s)
+    assert body["by"] == "job" and 0.3 <= time.time() - t0 < 2.0

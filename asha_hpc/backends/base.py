@@ -85,7 +85,8 @@ class WorkerSpec:
     experiment: str
     worker: str  # "w0003"; lanes are "w0003.0", "w0003.1", ...
     lanes: int = 1
-    idle_timeout_s: float = 600.0  # exit when no segment came for this long (master gone)
+    idle_timeout_s: float = 600.0  # exit when no segment came for this long (master gone):
+    # the config's worker_idle_timeout_s
     env: Dict[str, str] = field(default_factory=dict)
     timeout_min: Optional[int] = None
     resources: Dict[str, Any] = field(default_factory=dict)
