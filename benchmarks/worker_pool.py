@@ -3,6 +3,7 @@
     python benchmarks/worker_pool.py            # ~3-5 minutes on 2 cores
     python benchmarks/worker_pool.py --quick    # ~1 minute: fewer trials, one queue wait
     python benchmarks/worker_pool.py --no-local # simulation only
+    python benchmarks/worker_pool.py --slurm --no-sim --no-local   # the local Slurm cluster only
 
 Part 1, simulation (``backend: simulated``, virtual clock, the real master loop and journal):
 a cluster of 64 GPUs, adaptive_asha (standard mode, divisor 4, max length 256 units of 30 s),
@@ -30,6 +31,13 @@ per segment), 2 slots (``local.max_parallel: 2``; the pool: ``local.workers: 2``
 max length 64, adaptive_asha standard, ``poll_interval_s`` 0.5. Measured: wall time of the
 master's run, the hand-off gap as above (here ``started`` is taken in the job process, after
 its interpreter start and imports), and the seconds spent inside segments.
+
+Part 3, the local Slurm cluster (``--slurm``; ``bash tools/local_slurm.sh start``; 4 fake GPUs
+as GRES): the same model and three modes with ``backend: slurm``, one GPU per job, 4 trials
+(or pool workers) at a time, 32 trials, ``poll_interval_s`` 0.5. Every job pays what a real
+one does: sbatch, the scheduler, the batch script, a Python start and imports. Measured:
+wall time, the hand-off gap, sbatch calls, and GPU-hours held (``sacct``: each job's elapsed
+time x its GPUs, queueing excluded) against GPU-hours used (inside segments, from the journal).
 
 Writes benchmarks/results/worker_pool.json (worker_pool_quick.json with --quick).
 """
@@ -216,6 +224,82 @@ def run_local(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- Slurm (real)
+SLURM_SLOTS = 4
+
+
+def slurm_available() -> Optional[str]:
+    """None if a Slurm cluster answers, else why not."""
+    import subprocess
+
+    if shutil.which("sbatch") is None:
+        return "no sbatch on PATH"
+    if subprocess.run(["sinfo", "-h"], capture_output=True).returncode:
+        return "sinfo fails: start the local cluster with `bash tools/local_slurm.sh start`"
+    return None
+
+
+def slurm_config(mode: str, trials: int, seed: int) -> Dict[str, Any]:
+    cfg = local_config(mode, trials, seed)
+    cfg["name"] = f"poolbench-{mode}-{os.getpid()}-{seed}"
+    cfg["backend"] = "slurm"
+    cfg["searcher"]["max_concurrent_trials"] = SLURM_SLOTS
+    del cfg["local"]
+    cfg["slurm"] = {"gpus_per_node": 1, "timeout_min": 10, "poll_min_interval_s": 1,
+                    "setup": [f"export PYTHONPATH={ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]}
+    if mode == "pool":
+        cfg["slurm"]["workers"] = SLURM_SLOTS
+    return cfg
+
+
+def sacct_held(job_ids: List[str]) -> Dict[str, float]:
+    """GPU-seconds and job-seconds the jobs held, from sacct (elapsed x allocated GPUs; an
+    array's tasks are separate rows). Waits until none of them is still running."""
+    import subprocess
+
+    ids = sorted({j.split("_")[0] for j in job_ids if j})
+    if not ids:
+        return {"gpu_s": 0.0, "job_s": 0.0, "jobs": 0}
+    rows: List[List[str]] = []
+    for _ in range(60):
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids),
+                              "-o", "JobID,State,ElapsedRaw,AllocTRES"],
+                             capture_output=True, text=True).stdout
+        rows = [line.split("|") for line in out.splitlines() if line.strip()]
+        if rows and not any(r[1] in ("RUNNING", "PENDING", "COMPLETING") for r in rows):
+            break
+        time.sleep(1.0)
+    gpu_s = job_s = 0.0
+    for jid, _, elapsed, tres in rows:
+        gpus = 0
+        for part in tres.split(","):
+            if part.startswith("gres/gpu="):
+                gpus = int(part.split("=")[1])
+        job_s += float(elapsed or 0)
+        gpu_s += float(elapsed or 0) * gpus
+    return {"gpu_s": gpu_s, "job_s": job_s, "jobs": len(rows)}
+
+
+def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
+    cfg = parse_config(slurm_config(mode, trials, seed), ROOT / "examples" / "quadratic")
+    exp = ExpDir.create(tmp / f"slurm-{mode}-{seed}")
+    m = Master(exp, cfg, progress=lambda s: None)
+    t0 = time.perf_counter()
+    st = m.run()
+    wall = time.perf_counter() - t0
+    recs = read_journal(exp.journal)[0]
+    jobs = [r["job_id"] for r in recs if r.get("kind") == "submitted" and r.get("job_id")]
+    jobs += [j for r in recs if r.get("kind") == "workers_submitted" for j in r["jobs"].values()]
+    held = sacct_held(jobs)
+    out: Dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall,
+                           "sbatch_calls": m.backend.stats.get("sbatch"),
+                           "held_gpu_s": held["gpu_s"], "jobs": held["jobs"]}
+    out.update(journal_metrics(recs, 0.0))
+    out.update(trial_counts(st, 64))
+    out["held_over_used"] = held["gpu_s"] / out["segment_seconds"] if out["segment_seconds"] else None
+    return out
+
+
 # ----------------------------------------------------------------------------- output
 def fmt(x: Optional[float], spec: str) -> str:
     return "-" if x is None else format(x, spec)
@@ -289,6 +373,48 @@ def print_local(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
           "imports); in segments: sum of started -> ended; slot s: 2 x wall")
 
 
+SLURM_KEYS = ["wall_s", "gap_median_s", "gap_p90_s", "start_handed_median_s",
+              "start_fresh_median_s", "segment_seconds", "held_gpu_s", "held_over_used",
+              "sbatch_calls", "jobs", "completed_max", "trials", "handed_over", "intents"]
+
+
+def print_slurm(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
+    print(f"\nLocal Slurm cluster: examples/quadratic model:train (30 ms sleep per epoch), "
+          f"{trials} trials, max 64 epochs, {SLURM_SLOTS} GPUs (1 per job), poll 0.5 s; median of "
+          f"{seeds} run(s)")
+    print(f"{'mode':<12} {'wall s':>7} {'gap med s':>9} {'gap p90 s':>9} {'start handed':>12} "
+          f"{'start fresh':>11} {'used GPU-s':>10} {'held GPU-s':>10} {'held/used':>9} "
+          f"{'sbatch':>6} {'jobs':>5} {'handed':>9} {'done@max':>8}")
+    for r in rows:
+        print(f"{r['mode']:<12} {fmt(r['wall_s'], '7.1f')} {fmt(r['gap_median_s'], '9.3f')} "
+              f"{fmt(r['gap_p90_s'], '9.3f')} {fmt(r['start_handed_median_s'], '12.3f')} "
+              f"{fmt(r['start_fresh_median_s'], '11.3f')} {fmt(r['segment_seconds'], '10.1f')} "
+              f"{fmt(r['held_gpu_s'], '10.1f')} {fmt(r['held_over_used'], '9.2f')} "
+              f"{fmt(r['sbatch_calls'], '6.0f')} {fmt(r['jobs'], '5.0f')} "
+              f"{fmt(r['handed_over'], '4.0f')}/{fmt(r['intents'], '<4.0f')} "
+              f"{fmt(r['completed_max'], '8.0f')}")
+    print("used: GPU-seconds inside segments (journal); held: sacct elapsed x GPUs of every job "
+          "(start-up, imports and waiting included, queueing not); sbatch: calls (an array is "
+          "one); jobs: sacct rows (array tasks count one each)")
+
+
+def keep_skipped_parts(doc: Dict[str, Any], path: Path, ran: Dict[str, bool]) -> List[str]:
+    """Parts not run this time (``--no-sim``, ``--no-local``, no ``--slurm``) keep their rows,
+    runs and config from the existing file, so one part can be re-measured alone."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    kept = []
+    for part, did in ran.items():
+        if did or not old.get(f"{part}_rows"):
+            continue
+        for k in (f"{part}_rows", f"{part}_runs", f"{part}_config"):
+            doc[k] = old.get(k)
+        kept.append(part)
+    return kept
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer trials, one queue wait, 1 local run")
@@ -298,6 +424,10 @@ def main() -> int:
     ap.add_argument("--local-trials", type=int, help="local trials (default 24; 12 with --quick)")
     ap.add_argument("--local-repeats", type=int, help="local runs per mode (default 1)")
     ap.add_argument("--no-local", action="store_true", help="skip the real local comparison")
+    ap.add_argument("--slurm", action="store_true",
+                    help="also run the three modes on the local Slurm cluster")
+    ap.add_argument("--slurm-trials", type=int, help="Slurm trials (default 32; 16 with --quick)")
+    ap.add_argument("--no-sim", action="store_true", help="skip the simulation")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/worker_pool[_quick].json)")
     a = ap.parse_args()
     trials = a.trials or (128 if a.quick else 400)
@@ -305,10 +435,18 @@ def main() -> int:
     waits = [float(x) * 60 for x in (a.queue_waits or ("30" if a.quick else "0,5,30")).split(",")]
     ltrials = a.local_trials or (12 if a.quick else 24)
     lreps = a.local_repeats or 1
+    strials = a.slurm_trials or (16 if a.quick else 32)
+    if a.slurm:
+        why = slurm_available()
+        if why:
+            raise SystemExit(f"--slurm: {why}")
+    if a.no_sim:
+        waits = []
     t_all = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="worker_pool_bench_"))
     sim_runs: List[Dict[str, Any]] = []
     local_runs: List[Dict[str, Any]] = []
+    slurm_runs: List[Dict[str, Any]] = []
     try:
         for q in waits:
             for seed in range(seeds):
@@ -326,19 +464,31 @@ def main() -> int:
                     local_runs.append(r)
                     print(f"  local {mode} run {rep}: wall {r['wall_s']:.1f} s, gap median "
                           f"{fmt(r['gap_median_s'], '.3f')} s", file=sys.stderr, flush=True)
+        if a.slurm:
+            for rep in range(lreps):
+                for mode in MODES:
+                    r = run_slurm(mode, strials, 42 + rep, tmp)
+                    slurm_runs.append(r)
+                    print(f"  slurm {mode} run {rep}: wall {r['wall_s']:.1f} s, gap median "
+                          f"{fmt(r['gap_median_s'], '.3f')} s, held/used "
+                          f"{fmt(r['held_over_used'], '.2f')}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sim_rows = med_rows(sim_runs, SIM_KEYS, ["queue_wait_s", "mode"])
     local_rows = med_rows(local_runs, LOCAL_KEYS, ["mode"])
-    print_sim(sim_rows, trials, seeds)
+    slurm_rows = med_rows(slurm_runs, SLURM_KEYS, ["mode"])
+    if sim_rows:
+        print_sim(sim_rows, trials, seeds)
     if local_rows:
         print_local(local_rows, ltrials, lreps)
+    if slurm_rows:
+        print_slurm(slurm_rows, strials, lreps)
     total = time.perf_counter() - t_all
     print(f"\ntotal {total:.0f} s")
     name = "worker_pool_quick.json" if a.quick else "worker_pool.json"
     out = Path(a.out) if a.out else HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    doc = {
         "benchmark": "worker_pool", "quick": a.quick, "python": platform.python_version(),
         "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "machine": platform.platform(),
         "sim_config": {"gpus": GPUS, "trials": trials, "seeds": seeds, "queue_waits_s": waits,
@@ -346,9 +496,15 @@ def main() -> int:
                        "max_length": MAX_LEN, "poll_s": POLL_S, "searcher": "adaptive_asha standard, divisor 4"},
         "local_config": {"trials": ltrials, "repeats": lreps, "slots": 2, "poll_s": 0.5,
                          "model": "examples/quadratic model:train"},
-        "sim_rows": sim_rows, "local_rows": local_rows, "sim_runs": sim_runs,
-        "local_runs": local_runs, "total_s": total}, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
+        "slurm_config": {"trials": strials, "repeats": lreps, "gpus": SLURM_SLOTS, "poll_s": 0.5,
+                         "model": "examples/quadratic model:train"} if a.slurm else None,
+        "sim_rows": sim_rows, "local_rows": local_rows, "slurm_rows": slurm_rows,
+        "sim_runs": sim_runs, "local_runs": local_runs, "slurm_runs": slurm_runs,
+        "total_s": total}
+    kept = keep_skipped_parts(doc, out, {"sim": bool(waits), "local": not a.no_local,
+                                         "slurm": a.slurm})
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"wrote {out}" + (f" (kept the earlier {', '.join(kept)} part(s))" if kept else ""))
     return 0
 
 
