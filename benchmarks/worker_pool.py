@@ -257,7 +257,7 @@ def sacct_held(job_ids: List[str]) -> Dict[str, float]:
     array's tasks are separate rows). Waits until none of them is still running."""
     import subprocess
 
-    ids = sorted({j.split("_")[0] for j in job_ids if j})
+    ids = sorted({j for j in job_ids if j})  # array tasks as <array>_<task>: each its own row
     if not ids:
         return {"gpu_s": 0.0, "job_s": 0.0, "jobs": 0}
     rows: List[List[str]] = []
