@@ -33,6 +33,13 @@ CONFIG = "experiment.yaml"
 LEASE = "master.json"
 
 
+def sync_data(fd: int) -> None:
+    """Make a file's data durable, with the metadata needed to read it back (its size), but
+    not its timestamps: fdatasync where the system has it (a fraction cheaper than fsync,
+    paid several times between two segments), else fsync."""
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
     try:
@@ -63,7 +70,7 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
             f.write(data)
             if durable:
                 f.flush()
-                os.fsync(f.fileno())
+                sync_data(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from .expdir import read_json
+from .expdir import read_json, sync_data
 from .watch import FolderWatch
 
 WORKERS = "workers"
@@ -54,7 +54,7 @@ def claim(path: Path, body: Dict[str, Any], durable: bool = False) -> bool:
             f.write(json.dumps(body, sort_keys=True) + "\n")
             if durable:
                 f.flush()
-                os.fsync(f.fileno())
+                sync_data(f.fileno())
         try:
             os.link(tmp, path)
             return True

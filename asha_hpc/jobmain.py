@@ -323,10 +323,8 @@ class _Session:
                     error=f"rank {self.ranks.rank}: {error}", checkpoint=None, started=started,
                     ended=time.time()))
             return False
-        from .trial import checkpoint_length, latest_checkpoint
-
-        ckpt = latest_checkpoint(self.exp.checkpoints(spec.trial_id))
-        reached = spec.length if status == "completed" else checkpoint_length(ckpt)
+        ckpt, ckpt_length = trial._latest_with_length()
+        reached = spec.length if status == "completed" else ckpt_length
         waits = self.worker is not None and not trial.should_stop() and not any(self.early)
         body = dict(ident, type="result", status=status, metrics=metrics, length=spec.length,
                     error=error, checkpoint=str(ckpt) if ckpt else None, started=started,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple
 
 from .errors import AshaError
+from .expdir import sync_data
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,13 @@ class Journal:
 
     def _fsync(self) -> None:
         if self.durable:
-            os.fsync(self._fd)
+            sync_data(self._fd)
         self._unsynced = False
 
     def close(self) -> None:
         try:
             if self._unsynced and self.durable:
-                os.fsync(self._fd)
+                sync_data(self._fd)
             os.close(self._fd)
         except OSError:
             pass

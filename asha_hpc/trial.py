@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .expdir import fsync_dir, read_json
+from .expdir import fsync_dir, read_json, sync_data
 
 if TYPE_CHECKING:
     from .ranks import Group
@@ -107,6 +107,7 @@ class Trial:
         self._stop_reason = ""
         self._reports: List[Segment] = []
         self._n_ckpt = 0
+        self._saved: Optional[Tuple[Path, Optional[int]]] = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / "metrics.jsonl"
         self._group = group
         # set by the job when it may continue in place: (reported segment) -> (length, index)
@@ -117,6 +118,15 @@ class Trial:
     def latest_checkpoint(self) -> Optional[Path]:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
         return latest_checkpoint(self.dir / "checkpoints")
+
+    def _latest_with_length(self) -> Tuple[Optional[Path], Optional[int]]:
+        """(latest checkpoint, its length) for the job's result: the one this process saved
+        last if it saved any (no listing or manifest to read; this job is the trial's only
+        writer), else what is on disk."""
+        if self._saved is not None and self._saved[0].exists():
+            return self._saved
+        ckpt = self.latest_checkpoint
+        return ckpt, checkpoint_length(ckpt)
 
     def segments(self) -> Iterator[Segment]:
         """The segments this job trains, in order. Usually one; where the job continues in
@@ -205,7 +215,7 @@ class Trial:
             for fn in filenames:
                 p = Path(dirpath) / fn
                 with open(p, "rb") as f:
-                    os.fsync(f.fileno())
+                    sync_data(f.fileno())
                 files[str(p.relative_to(tmp))] = p.stat().st_size
         man: Dict[str, Any] = {"trial": self.id, "key": self._key, "files": files,
                                "created": time.time()}
@@ -218,9 +228,10 @@ class Trial:
         with open(tmp / MANIFEST, "w") as f:
             f.write(json.dumps(man, sort_keys=True) + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            sync_data(f.fileno())
         os.rename(tmp, root / name)
         fsync_dir(root)  # the checkpoint is durable before a result names it, or the old goes
+        self._saved = (root / name, man.get("length"))
         self._prune(root, keep=name)
 
     def _prune(self, root: Path, keep: str) -> None:

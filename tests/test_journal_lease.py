@@ -122,8 +122,9 @@ def test_deferred_sync_group_commits_until_someone_acts(tmp_path, monkeypatch):
     the hand-over they lead to cost one fsync, not two."""
     p = tmp_path / "journal.jsonl"
     fsyncs = []
-    real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real(fd))[1])
+    for name in ("fsync", "fdatasync"):  # either makes data durable: count both
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda fd, real=real: (fsyncs.append(fd), real(fd))[1])
     j = Journal(p)
     j.append([{"kind": "result"}], sync=False)
     j.append([{"kind": "result"}], sync=False)
