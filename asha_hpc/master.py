@@ -36,8 +36,10 @@ log = logging.getLogger("asha_hpc")
 
 CANCEL_REQUEST = "cancel.request"
 RESULT_GRACE_S = {"local": 3.0, "slurm": 30.0, "simulated": 0.0}  # NFS shows files late
-ABORT_AFTER_FAILED = 3
-RETAIN_EVERY_S = 10.0  # give up when this many trials failed for good and none ever worked
+ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
+# checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
+# and freeing hopeless trials as they appear leaves little to remove when the search ends
+RETAIN_EVERY_S = 2.0
 
 
 def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
