@@ -353,6 +353,18 @@ def pure_training(per_trial: Dict[str, int]) -> float:
     return time.perf_counter() - t0
 
 
+def paired_ratios(runs: List[Dict[str, Any]], system: str) -> List[float]:
+    """``system``'s wall time over Optuna's, repeat by repeat. The two ran back to back, so
+    the ratio cancels most of a shared machine's drifting load, which moves single runs by
+    +-25% here; the median of these ratios is steadier than a ratio of medians."""
+    if system == "optuna":
+        return []
+    opt = {r["seed"]: r["wall_s"] for r in runs if r["system"] == "optuna"
+           and r.get("wall_s") and r["rc"] == 0}
+    return [r["wall_s"] / opt[r["seed"]] for r in runs if r["system"] == system
+            and r.get("wall_s") and r["rc"] == 0 and r["seed"] in opt]
+
+
 def run_one(system: str, trials: int, seed: int, poll: Optional[float], keep: bool,
             timeout: float) -> Dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"wall_time_{system}_"))
@@ -531,6 +543,10 @@ def main() -> int:
                "pure_training_s": med([r["pure_training_s"] for r in ok])}
         if row["wall_s"] and row["pure_training_s"]:
             row["wall_over_ideal"] = row["wall_s"] / (row["pure_training_s"] / WORKERS)
+        pairs = paired_ratios(runs, s)
+        if pairs:  # each run over Optuna's run of the same repeat, run just before or after it
+            row.update(paired_vs_optuna=med(pairs), paired_vs_optuna_min=min(pairs),
+                       paired_vs_optuna_max=max(pairs), paired_runs=len(pairs))
         row.update(measured_at=stamp, commit=commit, load_avg_end=os.getloadavg())
         rows.append(row)
     name = "wall_time_quick.json" if a.quick else "wall_time.json"
@@ -579,6 +595,11 @@ def main() -> int:
           "the whole driver process; epochs, trials: counted by the objective; best@max: best "
           f"validation loss among trials trained to {MAX_LEN} epochs; pure s: the same epochs in "
           f"one loop, one process; x ideal: search s / (pure s / {WORKERS})")
+    for r in rows:
+        if r.get("paired_vs_optuna") and r["system"] not in kept:
+            print(f"paired with Optuna's run of the same repeat: {r['system']} "
+                  f"{r['paired_vs_optuna']:.2f} x Optuna (median of {r['paired_runs']}, "
+                  f"{r['paired_vs_optuna_min']:.2f}-{r['paired_vs_optuna_max']:.2f})")
     if kept:
         print(f"*: kept from {out} (not re-measured now): "
               + ", ".join(f"{r['system']} ({r.get('measured_at')})" for r in rows
