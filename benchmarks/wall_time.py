@@ -16,6 +16,10 @@ wall time):
 - ``optuna``: Optuna RandomSampler + SuccessiveHalvingPruner(min_resource=1, reduction_factor=4),
   JournalStorage(JournalFileBackend) in a temporary folder, 2 worker processes each running
   ``study.optimize`` for half the trials; ``report`` + ``should_prune`` every epoch;
+- ``optuna_shared``: the same, with the study given asha_hpc's configs for the seed, in
+  creation order (``study.enqueue_trial`` before the clock starts): both systems then train the
+  same configs, so the comparison is free of the luck of each sampler's draws (a config's
+  epoch cost varies several-fold with its width and batch size);
 - ``ray_ckpt`` / ``ray``: Ray Tune ``Tuner`` with ASHAScheduler(grace_period=1,
   reduction_factor=4, max_t=64), ``max_concurrent_trials=2``, ``reuse_actors=True``, 1 CPU per
   trial, ``ray.init(num_cpus=2)`` inside the timed part; ``tune.report`` every epoch, with a
@@ -78,9 +82,11 @@ import wall_time_trial as wtt  # noqa: E402
 MAX_LEN = 64
 DIVISOR = 4
 WORKERS = 2
-ALL_SYSTEMS = ["optuna", "ray_ckpt", "ray", "syne", "asha_local", "asha_pool", "asha_pool_aggr"]
+ALL_SYSTEMS = ["optuna", "optuna_shared", "ray_ckpt", "ray", "syne", "asha_local", "asha_pool",
+               "asha_pool_aggr"]
 LABELS = {
     "optuna": "Optuna SH pruner, journal file, 2 procs",
+    "optuna_shared": "Optuna, asha_hpc's configs (enqueued)",
     "ray_ckpt": "Ray Tune ASHA, checkpoint every epoch",
     "ray": "Ray Tune ASHA, no checkpoints",
     "syne": "Syne Tune ASHA, LocalBackend",
@@ -102,16 +108,27 @@ def _env() -> Dict[str, str]:
 # Each runs in its own fresh process (python wall_time.py --driver SYSTEM ...) and writes a
 # JSON with the time of its search call and what the system itself reports.
 
-def drive_optuna(a, tmp: Path) -> Dict[str, Any]:
+def drive_optuna(a, tmp: Path, shared: bool = False) -> Dict[str, Any]:
+    """``shared``: the study gets, in order, the configs asha_hpc creates with this seed
+    (``study.enqueue_trial``, before the clock starts), so Optuna and asha_hpc train the same
+    configs and differ only in their stopping rule and their overhead. With its own sampler,
+    a run's wall time also carries the luck of which widths and batch sizes it drew: one
+    epoch of the widest, smallest-batch config costs several of the cheapest."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     journal = tmp / "optuna_journal.log"
-    t0 = time.perf_counter()
     storage = JournalStorage(JournalFileBackend(str(journal)))
-    study = optuna.create_study(study_name="wall_time", storage=storage, direction="minimize")
+    if shared:
+        study = optuna.create_study(study_name="wall_time", storage=storage, direction="minimize")
+        stream = wtt.sq().Stream(a.seed)
+        for _ in range(a.trials):
+            study.enqueue_trial(stream())
+    t0 = time.perf_counter()
+    if not shared:
+        study = optuna.create_study(study_name="wall_time", storage=storage, direction="minimize")
     per = [a.trials // WORKERS + (1 if i < a.trials % WORKERS else 0) for i in range(WORKERS)]
     procs = [subprocess.Popen([sys.executable, str(HERE / "wall_time_trial.py"), "--optuna-worker",
                                "--journal", str(journal), "--study", "wall_time",
@@ -300,6 +317,7 @@ def asha_overheads(records: List[Dict[str, Any]], wall: float) -> Dict[str, Any]
 
 DRIVERS = {
     "optuna": lambda a, tmp: drive_optuna(a, tmp),
+    "optuna_shared": lambda a, tmp: drive_optuna(a, tmp, shared=True),
     "ray_ckpt": lambda a, tmp: drive_ray(a, tmp, True),
     "ray": lambda a, tmp: drive_ray(a, tmp, False),
     "syne": lambda a, tmp: drive_syne(a, tmp),
@@ -353,13 +371,13 @@ def pure_training(per_trial: Dict[str, int]) -> float:
     return time.perf_counter() - t0
 
 
-def paired_ratios(runs: List[Dict[str, Any]], system: str) -> List[float]:
-    """``system``'s wall time over Optuna's, repeat by repeat. The two ran back to back, so
+def paired_ratios(runs: List[Dict[str, Any]], system: str, base: str = "optuna") -> List[float]:
+    """``system``'s wall time over ``base``'s, repeat by repeat. The two ran back to back, so
     the ratio cancels most of a shared machine's drifting load, which moves single runs by
     +-25% here; the median of these ratios is steadier than a ratio of medians."""
-    if system == "optuna":
+    if system.startswith("optuna"):
         return []
-    opt = {r["seed"]: r["wall_s"] for r in runs if r["system"] == "optuna"
+    opt = {r["seed"]: r["wall_s"] for r in runs if r["system"] == base
            and r.get("wall_s") and r["rc"] == 0}
     return [r["wall_s"] / opt[r["seed"]] for r in runs if r["system"] == system
             and r.get("wall_s") and r["rc"] == 0 and r["seed"] in opt]
@@ -491,7 +509,7 @@ def main() -> int:
     if bad:
         ap.error(f"unknown systems {bad}; choose from {ALL_SYSTEMS}")
     skipped: Dict[str, str] = {}
-    for s, mod in (("optuna", "optuna"), ("ray_ckpt", "ray.tune"), ("ray", "ray.tune"),
+    for s, mod in (("optuna", "optuna"), ("optuna_shared", "optuna"), ("ray_ckpt", "ray.tune"), ("ray", "ray.tune"),
                    ("syne", "syne_tune")):
         if s in systems and not have(mod):
             skipped[s] = f"{mod} not installed"
@@ -543,10 +561,11 @@ def main() -> int:
                "pure_training_s": med([r["pure_training_s"] for r in ok])}
         if row["wall_s"] and row["pure_training_s"]:
             row["wall_over_ideal"] = row["wall_s"] / (row["pure_training_s"] / WORKERS)
-        pairs = paired_ratios(runs, s)
-        if pairs:  # each run over Optuna's run of the same repeat, run just before or after it
-            row.update(paired_vs_optuna=med(pairs), paired_vs_optuna_min=min(pairs),
-                       paired_vs_optuna_max=max(pairs), paired_runs=len(pairs))
+        for base in ("optuna", "optuna_shared"):
+            pairs = paired_ratios(runs, s, base)
+            if pairs:  # each run over the base's run of the same repeat (back to back)
+                row.update({f"paired_vs_{base}": med(pairs), f"paired_vs_{base}_min": min(pairs),
+                            f"paired_vs_{base}_max": max(pairs), f"paired_vs_{base}_runs": len(pairs)})
         row.update(measured_at=stamp, commit=commit, load_avg_end=os.getloadavg())
         rows.append(row)
     name = "wall_time_quick.json" if a.quick else "wall_time.json"
@@ -596,10 +615,11 @@ def main() -> int:
           f"validation loss among trials trained to {MAX_LEN} epochs; pure s: the same epochs in "
           f"one loop, one process; x ideal: search s / (pure s / {WORKERS})")
     for r in rows:
-        if r.get("paired_vs_optuna") and r["system"] not in kept:
-            print(f"paired with Optuna's run of the same repeat: {r['system']} "
-                  f"{r['paired_vs_optuna']:.2f} x Optuna (median of {r['paired_runs']}, "
-                  f"{r['paired_vs_optuna_min']:.2f}-{r['paired_vs_optuna_max']:.2f})")
+        for base in ("optuna", "optuna_shared"):
+            k = f"paired_vs_{base}"
+            if r.get(k) and r["system"] not in kept:
+                print(f"paired with {base}'s run of the same repeat: {r['system']} {r[k]:.2f} x "
+                      f"(median of {r[k + '_runs']}, {r[k + '_min']:.2f}-{r[k + '_max']:.2f})")
     if kept:
         print(f"*: kept from {out} (not re-measured now): "
               + ", ".join(f"{r['system']} ({r.get('measured_at')})" for r in rows
