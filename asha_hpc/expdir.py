@@ -175,8 +175,8 @@ class ExpDir:
         return self.root / TRIALS / f"{trial_id:05d}"
 
     def run_dir(self, trial_id: int, key: str) -> Path:
-        """Per-attempt folder: metrics, heartbeat (a retried attempt never shares a file with a
-        late-dying predecessor)."""
+        """Per-attempt folder: metrics, ranks' heartbeats (a retried attempt never shares a file
+        with a late-dying predecessor)."""
         return self.trial_dir(trial_id) / "runs" / key
 
     def checkpoints(self, trial_id: int) -> Path:

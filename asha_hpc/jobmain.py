@@ -11,7 +11,8 @@ raises for the user's errors: whatever happens, rank 0 publishes exactly one res
 - ``error``       anything else, with the traceback: retried up to ``max_restarts``.
 
 A job killed outright (SIGKILL, OOM, node loss) publishes nothing; the master learns that from
-the backend's job state. A heartbeat file in the run folder is touched while the job lives.
+the backend's job state. In a trial of several ranks, each rank touches a heartbeat file in the
+run folder while it lives: that is how the other ranks tell a dead peer from a slow one.
 
 Command entrypoints (any executable) get the same through environment variables:
 
@@ -243,9 +244,10 @@ class _Session:
         run_dir = exp.run_dir(spec.trial_id, spec.key)
         run_dir.mkdir(parents=True, exist_ok=True)
         group = Group(run_dir, self.ranks, spec.heartbeat_s)
-        beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
-        beat.start()
-        if self.ranks.world_size > 1:
+        beat: Optional[_Heartbeat] = None
+        if self.ranks.world_size > 1:  # only a trial's other ranks read heartbeats
+            beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
+            beat.start()
             group.register()
             group.rendezvous()
         trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams,
@@ -285,7 +287,8 @@ class _Session:
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
             status, error = "error", _error_text(e)
-        beat.halt.set()
+        if beat is not None:
+            beat.halt.set()
         spec = current[0]
         if spec is None:  # its last result went out inside segments(): nothing left here
             return self.pending

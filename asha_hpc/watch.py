@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import logging
 import os
 import select
 import struct
@@ -39,6 +41,8 @@ NETWORK_FS = {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs"
               "fuse", "fuseblk", "virtiofs", "davfs"}
 
 _libc = None
+_warned_limit = False
+log = logging.getLogger("asha_hpc")
 
 
 def fs_type(path: Path) -> Optional[str]:
@@ -77,14 +81,29 @@ def _inotify_fd(folder: Path) -> Optional[int]:
             _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
+            _limit_reached(ctypes.get_errno(), "fs.inotify.max_user_instances")
             return None
         wd = _libc.inotify_add_watch(fd, os.fsencode(str(folder)), IN_CREATE | IN_MOVED_TO)
         if wd < 0:
+            _limit_reached(ctypes.get_errno(), "fs.inotify.max_user_watches")
             os.close(fd)
             return None
         return fd
     except (OSError, AttributeError, TypeError):
         return None
+
+
+def _limit_reached(err: int, sysctl: str) -> None:
+    """Say once per process that the kernel's inotify limit was hit: waiting still works
+    (polling), but hand-offs get slower, and only the user can raise the limit."""
+    global _warned_limit
+    if err not in (errno.EMFILE, errno.ENOSPC, errno.ENFILE) or _warned_limit:
+        return
+    _warned_limit = True
+    log.warning("inotify limit reached (%s: %s): waiting for messages by polling instead, "
+                "which adds up to a few ms per hand-off; raise it with "
+                "'sysctl %s=<more>' or run fewer watchers per user", sysctl,
+                os.strerror(err), sysctl)
 
 
 class FolderWatch:

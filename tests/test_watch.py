@@ -61,3 +61,36 @@ def test_network_filesystems_are_polled():
     assert is_network_fs("nfs4") and is_network_fs("lustre") and is_network_fs("fuse.sshfs")
     assert is_network_fs(None)  # unknown: polling is the safe side
     assert not is_network_fs("ext4") and not is_network_fs("xfs") and not is_network_fs("tmpfs")
+
+
+def test_out_of_inotify_instances_polls_and_says_so_once(tmp_path, caplog, monkeypatch):
+    """The kernel's per-user inotify limit (fs.inotify.max_user_instances, 128 by default)
+    is shared by every process of the user: when it is used up, waiting still works by
+    polling, and the user is told once which setting to raise."""
+    import ctypes
+    import ctypes.util
+
+    import asha_hpc.watch as watch
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    monkeypatch.setattr(watch, "_warned_limit", False)
+    held = []
+    try:
+        for _ in range(100_000):  # take every instance left to this user
+            fd = libc.inotify_init1(watch.IN_NONBLOCK | watch.IN_CLOEXEC)
+            if fd < 0:
+                break
+            held.append(fd)
+        assert held, "no inotify instance could be created at all on this machine"
+        with caplog.at_level("WARNING", logger="asha_hpc"):
+            a, b = FolderWatch(tmp_path), FolderWatch(tmp_path)
+        assert not a.uses_inotify and not b.uses_inotify
+        said = [r.getMessage() for r in caplog.records if "inotify limit" in r.getMessage()]
+        assert len(said) == 1 and "fs.inotify.max_user_instances" in said[0]
+        (tmp_path / "c.result.json").write_text("{}")
+        assert a.wait(2.0) is True  # polling still sees the file
+    finally:
+        for fd in held:
+            os.close(fd)
+    a.close()
+    b.close()
