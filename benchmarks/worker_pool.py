@@ -20,10 +20,9 @@ held (``held_seconds``: a job holds its GPU from its start to its exit, start-up
 included, queueing not) vs used (``busy_seconds``: inside segments), and their ratio, trials
 completed (reached max length) and trials created, and the hand-off gap: for each trial, the
 time from a result's ``ended`` to the next result's ``started`` (journal records, same trial,
-consecutive completed segments). In the simulator a fresh job's ``started`` is the job's start,
-before its start-up (``startup_seconds``), so the gap to the next segment's *training* is also
-given (``+start-up``: the start-up added for segments that ran in a fresh job, i.e. whose
-intent was not handed over to a waiting job).
+consecutive completed segments). As in a real job, a fresh job's ``started`` comes after its
+start-up (``startup_seconds``), so the gap runs to the next segment's *training*; GPU-hours
+training (``train_seconds``) is the sum of the results' ``ended - started``.
 
 Part 2, this machine (``backend: local``, real processes): the same three modes on a small
 synthetic trial (examples/quadratic's ``model:train``: 30 ms of ``sleep`` per epoch, a checkpoint
@@ -83,7 +82,7 @@ def pct(xs: List[float], q: float) -> Optional[float]:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def journal_metrics(records: List[Dict[str, Any]], startup_s: float = 0.0) -> Dict[str, Any]:
+def journal_metrics(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Hand-off gaps (a completed result's ``ended`` -> the same trial's next completed result's
     ``started``), makespan, how many segments were handed over vs submitted."""
     handed = set()
@@ -108,34 +107,27 @@ def journal_metrics(records: List[Dict[str, Any]], startup_s: float = 0.0) -> Di
                 and isinstance(r.get("started"), (int, float)) and isinstance(r.get("ended"), (int, float)):
             by_trial.setdefault(r["trial"], []).append(r)
     gaps: List[float] = []
-    gaps_train: List[float] = []
     gaps_handed: List[float] = []
     gaps_fresh: List[float] = []
     seg_s = 0.0
-    fresh = 0
     for rs in by_trial.values():
         rs.sort(key=lambda r: r["segment"])
         for r in rs:
             seg_s += r["ended"] - r["started"]
-            fresh += (r["trial"], r["segment"], r["attempt"]) not in handed
         for a, b in zip(rs, rs[1:]):
             g = b["started"] - a["ended"]
             was_handed = (b["trial"], b["segment"], b["attempt"]) in handed
             gaps.append(g)
-            gaps_train.append(g + (0.0 if was_handed else startup_s))
             (gaps_handed if was_handed else gaps_fresh).append(g)
     times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
     return {
         "makespan_s": (max(times) - min(times)) if times else None,
         "gaps": len(gaps),
         "gap_median_s": pct(gaps, 0.5), "gap_p90_s": pct(gaps, 0.9),
-        "gap_train_median_s": pct(gaps_train, 0.5), "gap_train_p90_s": pct(gaps_train, 0.9),
         "handed_over": len(handed), "intents": intents,
         "gap_handed_median_s": pct(gaps_handed, 0.5), "gap_fresh_median_s": pct(gaps_fresh, 0.5),
         "start_handed_median_s": pct(lat_handed, 0.5), "start_fresh_median_s": pct(lat_fresh, 0.5),
         "segment_seconds": seg_s,
-        # the simulator's fresh-job segments start at the job's start: take the start-up out
-        "train_seconds": seg_s - startup_s * fresh,
     }
 
 
@@ -179,9 +171,9 @@ def run_sim(mode: str, trials: int, queue_s: float, seed: int, tmp: Path) -> Dic
                            "busy_gpu_h": b.busy_seconds / 3600.0,
                            "held_gpu_h": b.held_seconds / 3600.0}
     out["held_over_busy"] = (b.held_seconds / b.busy_seconds) if b.busy_seconds else None
-    out.update(journal_metrics(recs, STARTUP_S))
-    out["train_gpu_h"] = out["train_seconds"] / 3600.0
-    out["held_over_train"] = (b.held_seconds / out["train_seconds"]) if out["train_seconds"] else None
+    out.update(journal_metrics(recs))
+    out["train_gpu_h"] = b.train_seconds / 3600.0
+    out["held_over_train"] = (b.held_seconds / b.train_seconds) if b.train_seconds else None
     out.update(trial_counts(st, MAX_LEN))
     out["makespan_h"] = out["makespan_s"] / 3600.0 if out["makespan_s"] is not None else None
     shutil.rmtree(exp.root, ignore_errors=True)
@@ -218,7 +210,7 @@ def run_local(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
     wall = time.perf_counter() - t0
     recs = read_journal(exp.journal)[0]
     out: Dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall}
-    out.update(journal_metrics(recs, 0.0))
+    out.update(journal_metrics(recs))
     out.update(trial_counts(st, 64))
     out["slot_seconds"] = 2 * wall
     return out
@@ -294,7 +286,7 @@ def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
     out: Dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall,
                            "sbatch_calls": m.backend.stats.get("sbatch"),
                            "held_gpu_s": held["gpu_s"], "jobs": held["jobs"]}
-    out.update(journal_metrics(recs, 0.0))
+    out.update(journal_metrics(recs))
     out.update(trial_counts(st, 64))
     out["held_over_used"] = held["gpu_s"] / out["segment_seconds"] if out["segment_seconds"] else None
     return out
@@ -322,7 +314,7 @@ def med_rows(runs: List[Dict[str, Any]], keys: List[str], group: List[str]) -> L
 
 SIM_KEYS = ["makespan_h", "held_gpu_h", "busy_gpu_h", "held_over_busy", "train_gpu_h",
             "held_over_train", "gap_median_s",
-            "gap_p90_s", "gap_train_median_s", "gap_train_p90_s", "completed_max", "trials",
+            "gap_p90_s", "completed_max", "trials",
             "handed_over", "intents", "start_handed_median_s", "start_fresh_median_s", "run_s"]
 LOCAL_KEYS = ["wall_s", "gap_median_s", "gap_p90_s", "start_handed_median_s",
               "start_fresh_median_s", "segment_seconds", "slot_seconds",
@@ -334,24 +326,22 @@ def print_sim(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
           f"({GPUS} concurrent), max length {MAX_LEN} x {UNIT_S:.0f} s, start-up {STARTUP_S:.0f} s "
           f"per job, duration noise sigma {NOISE}, poll {POLL_S:.0f} s; median of {seeds} seed(s)")
     print(f"{'queue':>6} {'mode':<12} {'makespan h':>10} {'held GPU-h':>10} {'busy GPU-h':>10} "
-          f"{'held/busy':>9} {'train GPU-h':>11} {'held/train':>10} {'gap med s':>9} {'gap p90 s':>9} {'+start med':>10} {'+start p90':>10} "
+          f"{'held/busy':>9} {'train GPU-h':>11} {'held/train':>10} {'gap med s':>9} {'gap p90 s':>9} "
           f"{'handed':>9} {'done@max':>8}")
     for r in rows:
         print(f"{r['queue_wait_s'] / 60:>5.0f}m {r['mode']:<12} {fmt(r['makespan_h'], '10.2f')} "
               f"{fmt(r['held_gpu_h'], '10.1f')} {fmt(r['busy_gpu_h'], '10.1f')} "
               f"{fmt(r['held_over_busy'], '9.2f')} {fmt(r['train_gpu_h'], '11.1f')} "
               f"{fmt(r['held_over_train'], '10.2f')} {fmt(r['gap_median_s'], '9.0f')} "
-              f"{fmt(r['gap_p90_s'], '9.0f')} {fmt(r['gap_train_median_s'], '10.0f')} "
-              f"{fmt(r['gap_train_p90_s'], '10.0f')} "
+              f"{fmt(r['gap_p90_s'], '9.0f')} "
               f"{fmt(r['handed_over'], '4.0f')}/{fmt(r['intents'], '<4.0f')} "
               f"{fmt(r['completed_max'], '8.0f')}")
     print("held: GPU-hours jobs held a GPU (start-up and waiting included, queueing not); busy: "
           "the simulator's busy_seconds (in segments; a fresh job's start-up counts as busy); "
-          "train: busy minus the start-up of fresh jobs (from the journal)")
-    print("gap: a result's `ended` -> the same trial's next result's `started` (journal); "
-          "+start: plus the job start-up for segments run in a fresh job (the simulator's "
-          "`started` is the job's start); handed: segments handed to a waiting job / all intents; "
-          "done@max: trials trained to max length")
+          "train: the simulator's train_seconds (busy less the start-ups: results' ended - started)")
+    print("gap: a result's `ended` -> the same trial's next result's `started` (journal; "
+          "`started` after the job's start-up, as in a real job); handed: segments handed to a "
+          "waiting job / all intents; done@max: trials trained to max length")
 
 
 def print_local(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:

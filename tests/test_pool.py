@@ -356,6 +356,36 @@ def test_pool_spends_less_held_time_and_makespan_than_a_job_per_segment(tmp_path
     assert held["continue"] < 1.5 * held["segment"], held
 
 
+@pytest.mark.parametrize("mode", ["segment", "pool", "continue"])
+def test_simulated_results_time_a_segment_like_a_real_job(tmp_path, mode):
+    """As in a real job, ``started`` comes after the job's start-up for a segment that started
+    its job, and at the hand-over for one handed to a waiting job; training time is exactly
+    the sum of the results' ``ended - started``, held time covers it plus every start-up."""
+    cfg = {"segment": sim_cfg(), "pool": sim_cfg(simulated={"pool": 16}),
+           "continue": sim_cfg(continue_in_place=True)}[mode]
+    exp = ExpDir.create(tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.run().lifecycle == "completed"
+    recs = read_journal(exp.journal)[0]
+    handed = {(r["trial"], r["segment"], r["attempt"]) for r in recs
+              if r["kind"] == "intent" and r.get("worker")}
+    results = [r for r in recs if r["kind"] == "result"]
+    fresh = [r for r in results if (r["trial"], r["segment"], r["attempt"]) not in handed]
+    if mode != "pool":
+        assert fresh
+    for r in fresh:
+        assert r["started"] - r["job_started"] == pytest.approx(60.0)  # startup_seconds
+    for r in results:
+        if (r["trial"], r["segment"], r["attempt"]) in handed and r.get("worker"):
+            intent = max(i["time"] for i in recs if i["kind"] == "intent" and
+                         (i["trial"], i["segment"], i["attempt"]) == (r["trial"], r["segment"], r["attempt"]))
+            assert r["started"] == pytest.approx(intent)
+    b = m.backend
+    assert b.train_seconds == pytest.approx(sum(r["ended"] - r["started"] for r in results))
+    starts = len(fresh) + (sum(1 for r in recs if r["kind"] == "worker_ready") if mode == "pool" else 0)
+    assert b.held_seconds >= b.train_seconds + 60.0 * starts - 1e-6
+
+
 @pytest.mark.parametrize("mode", ["pool", "continue"])
 def test_master_killed_at_many_points_with_waiting_jobs(tmp_path, mode):
     cfg = sim_cfg(searcher={"max_trials": 60, "max_concurrent_trials": 8, "max_length": 64},

@@ -225,10 +225,14 @@ class SimulatedBackend(Backend):
     def _finish(self, job: _Job) -> None:
         spec, jid = job.task, SIM_PREFIX + job.spec.key
         assert spec is not None and job.end is not None
-        begun = self._seg_start.pop(jid, job.start)
-        assert begun is not None
-        self.busy_seconds += job.end - begun
-        self.train_seconds += job.end - begun - (self.cfg.startup_seconds if job.first else 0.0)
+        handed_at = self._seg_start.pop(jid, None)
+        assert job.start is not None
+        if handed_at is None:  # the job's own segment: it starts after the job's start-up,
+            held_from, begun = job.start, job.start + self.cfg.startup_seconds  # as in a real job
+        else:  # handed over to a job that had started up already
+            held_from = begun = handed_at
+        self.busy_seconds += job.end - held_from  # start-up included: the GPU is taken
+        self.train_seconds += job.end - begun
         job.task = None
         if job.fails:  # crashed without a result, like a killed process
             self._release(job, JobState.FAILED, job.end)
