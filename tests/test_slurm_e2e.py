@@ -33,9 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SETUP = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
 RUN_TIMEOUT_S = 180
 
-MODEL = '''
+# what the test models share: which job ran them, and a log of what each segment saw
+MODEL_HELPERS = '''
 import json, os, time
-import asha_hpc
 
 
 def _job():
@@ -51,15 +51,24 @@ def _log(trial, **rec):
 
 
 def _save(trial, epoch):
-    with trial.save_checkpoint() as p:
+    with trial.save_checkpoint(length=epoch) as p:
         (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+
+
+def _resume(trial):
+    """The epoch the trial's latest checkpoint holds; 0 for a fresh trial."""
+    c = trial.latest_checkpoint
+    return json.loads((c / "s.json").read_text())["epoch"] if c else 0
+
+
+'''
+
+MODEL = MODEL_HELPERS + '''import asha_hpc
 
 
 def train(trial):
     hp = trial.hparams
-    epoch = 0
-    if trial.latest_checkpoint:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    epoch = _resume(trial)
     _log(trial, event="start", epoch=epoch, pid=os.getpid(), stop_at_start=trial.should_stop(),
          cvd=os.environ.get("CUDA_VISIBLE_DEVICES"), job_gpus=os.environ.get("SLURM_JOB_GPUS"),
          job_name=os.environ.get("SLURM_JOB_NAME"))

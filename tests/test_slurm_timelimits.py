@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_slurm_e2e import (SETUP, cancel_leftovers, cli, final_state, job_keys,  # noqa: E402
-                            model_log, sacct_jobs, submitted_keys)
+from test_slurm_e2e import (MODEL_HELPERS, SETUP, cancel_leftovers, cli,  # noqa: E402
+                            final_state, job_keys, model_log, sacct_jobs, submitted_keys)
 
 from asha_hpc.backends.slurm import SlurmBackend  # noqa: E402
 from asha_hpc.config import load_config  # noqa: E402
@@ -34,32 +34,10 @@ from asha_hpc.master import Master  # noqa: E402
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-MODEL = '''
-import json, os, time
-
-
-def _job():
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
-
-
-def _log(trial, **rec):
-    with open(trial.dir / "log.jsonl", "a") as f:
-        f.write(json.dumps(dict(rec, key=trial.run_dir.name, job=_job(), time=time.time())) + "\\n")
-
-
-def _save(trial, epoch):
-    with trial.save_checkpoint(length=epoch) as p:
-        (p / "s.json").write_text(json.dumps({"epoch": epoch}))
-
-
+MODEL = MODEL_HELPERS + '''
 def train(trial):
     hp = trial.hparams
-    epoch = 0
-    if trial.latest_checkpoint:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    epoch = _resume(trial)
     first = trial.run_dir.name.endswith("-a00") and epoch == 0
     _log(trial, event="start", epoch=epoch)
     for seg in trial.segments():
