@@ -432,9 +432,6 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
     loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer",
                              max(default_par, loc.workers), _at_least(1))
     loc.tasks_per_node = c.get(d, "tasks_per_node", p, _is_int, "an integer", 1, _at_least(1))
-    if loc.workers and loc.tasks_per_node > 1:
-        c.bad(f"{p}.workers", "pool workers run single-process trials; with local.tasks_per_node > 1 "
-              "use a job per segment (remove local.workers)")
     if loc.workers > loc.max_parallel:
         c.bad(f"{p}.workers", f"{loc.workers} workers cannot run with local.max_parallel "
               f"{loc.max_parallel}: raise max_parallel or lower workers")
@@ -524,9 +521,9 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
                   "timeout_min and remove 'auto' / timeout_min_per_rung")
         if s.per_rung:
             c.bad(f"{p}.workers", "pool workers hold one set of resources: remove slurm.per_rung")
-        if s.tasks_per_node * s.nodes > 1:
-            c.bad(f"{p}.workers", "pool workers run single-process trials: use tasks_per_node 1 "
-                  "and nodes 1, or a job per segment (remove slurm.workers)")
+        if s.tasks_per_node * s.nodes > 1 and s.trials_per_gpu > 1:
+            c.bad(f"{p}.trials_per_gpu", "shares GPUs between single-process pool workers; with "
+                  "several ranks per trial (tasks_per_node or nodes > 1) leave it at 1")
     elif s.trials_per_gpu > 1:
         c.bad(f"{p}.trials_per_gpu", "shares a GPU between pool workers: set slurm.workers too")
     return s

@@ -79,9 +79,13 @@ def read_slot(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def wait_slot(path: Path, timeout_s: float, stop: Callable[[], bool] = lambda: False,
-              why: str = "idle", watch: Optional[FolderWatch] = None) -> Dict[str, Any]:
+              why: str = "idle", watch: Optional[FolderWatch] = None,
+              close: bool = True) -> Dict[str, Any]:
     """Wait for the master to fill ``path``; after ``timeout_s`` (or once ``stop()`` is true)
     close it with an exit of our own. Returns the slot's body: a segment or an exit.
+
+    ``close=False``: a follower (rank > 0 of a job of several ranks) never writes the slot,
+    which rank 0 or the master fills; it returns an exit of its own, unwritten, on ``stop()``.
 
     ``watch``: the job's inotify watch of the slot's folder (watch.py), kept across slots: the
     wait then wakes the moment the slot is created, and looks at ``stop()`` every 0.25 s.
@@ -97,7 +101,7 @@ def wait_slot(path: Path, timeout_s: float, stop: Callable[[], bool] = lambda: F
         waited = time.monotonic() - t0
         if stop() or waited >= timeout_s:
             mine = {"type": EXIT, "by": "job", "why": "stop requested" if stop() else why}
-            if claim(path, mine):
+            if not close or claim(path, mine):
                 return mine
             continue  # the master filled it just now: take what it wrote
         if events:

@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from .backends.base import SegmentSpec, WorkerSpec
 from .errors import InvalidHP
 from .expdir import ExpDir, atomic_write_json, publish
-from .handoff import slot_path, wait_slot
+from .handoff import EXIT, WORKERS, claim, slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial
 from .watch import FolderWatch
@@ -133,8 +133,9 @@ def run_worker(wspec: WorkerSpec) -> str:
     os.environ.update(wspec.env)
     worker = wspec.lane_id(int(os.environ.get("ASHA_WORKER_LANE", "0")))
     session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
-    publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
-        session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
+    if session.ranks.rank == 0:  # the job's other ranks follow rank 0's slots
+        publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
+            session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
     return session.loop(session.wait_next())
 
 
@@ -185,7 +186,12 @@ class _Session:
     """One job's run of one or more segments. ``worker`` set: after each segment the job
     waits (at most ``wait_s``) for the master to hand it the next one through its slots
     (handoff.py); a trial whose code loops over ``trial.segments()`` gets its next segment
-    right there, model in memory; otherwise the function is called again."""
+    right there, model in memory; otherwise the function is called again.
+
+    A job of several ranks waits as one: rank 0 deals with the master (ready, results, closing
+    a slot when it leaves); the other ranks read the same slots and follow, so every rank runs
+    the same segments in the same order. A rank that died ends the worker: rank 0 leaves
+    instead of taking more work, and the others leave when rank 0 is gone (``peers``)."""
 
     def __init__(self, exp: ExpDir, early: List[str], worker: Optional[str], wait_s: float) -> None:
         self.exp = exp
@@ -198,16 +204,24 @@ class _Session:
         self.first = True
         self.status = "exit"
         self.ranks = current_ranks()
-        if self.ranks.world_size > 1:  # several ranks: one segment per job
-            self.worker = None
         self.watch: Optional[FolderWatch] = None  # of this job's slot folder (watch.py)
+        self.peers: Optional[Group] = None  # the job's ranks (several ranks that wait)
+        self._peers_beat: Optional[_Heartbeat] = None
+        self._peers_looked = 0.0
+        if self.worker is not None and self.ranks.world_size > 1:
+            # every rank registers (host, pid) and beats where the others can check it
+            self.peers = Group(exp.root / WORKERS / self.worker / "ranks", self.ranks)
+            self.peers.run_dir.mkdir(parents=True, exist_ok=True)
+            self.peers.register()
+            self._peers_beat = _Heartbeat(self.peers.heartbeat_file(), self.peers.heartbeat_s)
+            self._peers_beat.start()
         self.handed = False  # segments now come through slots (no ``started`` message)
 
     def ident(self) -> Dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
 
     def stopping(self) -> bool:
-        return any(self.early) or (self.trial is not None and self.trial.should_stop())
+        return any(self.early) or (self.trial is not None and self.trial._stop_requested())
 
     def loop(self, spec: Optional[SegmentSpec]) -> str:
         try:
@@ -217,6 +231,17 @@ class _Session:
         finally:
             if self.watch is not None:
                 self.watch.close()
+            if self._peers_beat is not None:
+                self._peers_beat.halt.set()
+
+    def _peer_dead(self, rank: Optional[int] = None, now: bool = False) -> bool:
+        """A rank of this job is gone (``rank``: that one). While waiting it is looked up at
+        most once a second; ``now``: look now (before taking more work)."""
+        if self.peers is None or (not now and time.monotonic() - self._peers_looked < 1.0):
+            return False
+        self._peers_looked = time.monotonic()
+        dead = self.peers.dead_peers()
+        return bool(dead) if rank is None else rank in dead
 
     def wait_next(self) -> Optional[SegmentSpec]:
         """The next assignment, or None (exit / timeout / stop)."""
@@ -225,7 +250,12 @@ class _Session:
         if self.watch is None:  # made once, before the first look: no slot goes unnoticed
             path.parent.mkdir(parents=True, exist_ok=True)
             self.watch = FolderWatch(path.parent)
-        body = wait_slot(path, self.wait_s, stop=self.stopping, watch=self.watch)
+        if self.ranks.rank == 0:
+            body = wait_slot(path, self.wait_s, stop=lambda: self.stopping() or self._peer_dead(),
+                             watch=self.watch)
+        else:  # rank 0 or the master fills every slot; leave only if rank 0 is gone
+            body = wait_slot(path, float("inf"), stop=lambda: self._peer_dead(0),
+                             watch=self.watch, close=False)
         self.slot += 1
         if body.get("type") != "segment" or not isinstance(body.get("spec"), dict):
             return None
@@ -297,7 +327,7 @@ class _Session:
             if metrics is None and reports and reports[-1].length == spec.length:
                 metrics = reports[-1].reported
             if metrics is None:
-                if trial.should_stop():
+                if trial._stop_requested():
                     status = "interrupted"
                 else:
                     status = "error"
@@ -325,10 +355,10 @@ class _Session:
                     ident, type="result", status=status, metrics=None, length=spec.length,
                     error=f"rank {self.ranks.rank}: {error}", checkpoint=None, started=started,
                     ended=time.time()))
-            return False
+            return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = trial._latest_with_length()
         reached = spec.length if status == "completed" else ckpt_length
-        waits = self.worker is not None and not trial.should_stop() and not any(self.early)
+        waits = self.worker is not None and not self.stopping() and not self._peer_dead(now=True)
         body = dict(ident, type="result", status=status, metrics=metrics, length=spec.length,
                     error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
                     ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count(),
@@ -338,6 +368,11 @@ class _Session:
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = status
+        if not waits and self.peers is not None and self.worker is not None:
+            # the master hands nothing more to a job that does not wait: close the next slot
+            # so that the other ranks, which follow the slots, leave with rank 0
+            claim(slot_path(self.exp.root, self.worker, self.slot),
+                  {"type": EXIT, "by": "job", "why": "rank 0 leaves"})
         return waits
 
     def _continue(self, trial: Trial, seg: Any, current: List[Optional[SegmentSpec]],

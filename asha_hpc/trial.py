@@ -166,6 +166,11 @@ class Trial:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
+    def _stop_requested(self) -> bool:
+        """This process was told to stop: the job's own bookkeeping reads this, never the
+        collective ``should_stop`` (rank 0 alone in an all-reduce would wait forever)."""
+        return self._stop.is_set()
+
     def _barrier(self, folder: Path, phase: str) -> None:
         """Wait until every rank reached this point: torch.distributed's barrier when it is
         initialised, else marker files in the (shared) folder, watching for dead peers."""

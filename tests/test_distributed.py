@@ -1,4 +1,5 @@
-"""Trials of two ranks, on the local backend and on the real Slurm cluster.
+"""Trials of two ranks, on the local backend and on the real Slurm cluster, with a job per
+segment and in a worker pool whose jobs hold two ranks each.
 
 The model needs no torch: the ranks meet over MASTER_ADDR:MASTER_PORT with a plain socket (the
 same rendezvous torch.distributed's env:// uses), write one checkpoint shard each, and both
@@ -52,7 +53,7 @@ def train(trial):
         with open(trial.dir / f"rank{trial.rank}.jsonl", "a") as f:
             f.write(json.dumps({"rank": trial.rank, "world": trial.world_size,
                                 "local_rank": trial.local_rank, "length": seg.length,
-                                "from": epoch, "other": other,
+                                "from": epoch, "other": other, "pid": os.getpid(),
                                 "port": os.environ["MASTER_PORT"]}) + "\\n")
         while epoch < seg.length:
             time.sleep(hp["sleep"])
@@ -67,7 +68,7 @@ def train(trial):
 '''
 
 
-def dist_experiment(tmp_path, backend, kill=False, trials=3):
+def dist_experiment(tmp_path, backend, kill=False, trials=3, workers=0, continue_in_place=False):
     (tmp_path / "distmodel.py").write_text(DIST_MODEL)
     cfg = {
         "name": "dist", "entrypoint": "distmodel:train",
@@ -81,6 +82,10 @@ def dist_experiment(tmp_path, backend, kill=False, trials=3):
         "slurm": {"tasks_per_node": 2, "cpus_per_task": 1, "timeout_min": 5,
                   "poll_min_interval_s": 1},
     }
+    if workers:  # a pool of jobs of two ranks each
+        cfg[backend]["workers"] = workers
+        cfg["worker_idle_timeout_s"] = 60
+    cfg["continue_in_place"] = continue_in_place
     if kill:  # one trial straight to the full length
         cfg["searcher"] = {"name": "single", "metric": "loss", "max_length": 8}
         cfg["hyperparameters"]["x"] = 0.5
@@ -94,7 +99,11 @@ def rank_logs(trial_dir: Path):
             for r in (0, 1)}
 
 
-def check_two_ranks(exp: Path):
+def workers_started(recs):
+    return {w for r in recs if r["kind"] == "workers" for w in r["workers"]}
+
+
+def check_two_ranks(exp: Path, mode: str = "segment"):
     cfg, st = final_state(exp)
     assert st.lifecycle == "completed"
     recs = journal(exp)
@@ -103,7 +112,7 @@ def check_two_ranks(exp: Path):
     for r in results:  # rank 1 reports loss + 100: only rank 0's report reaches the searcher
         if r["status"] == "completed":
             assert r["metrics"]["loss"] < 50
-    ports = set()
+    ports, calls, pids = set(), set(), set()
     for t in st.trials.values():
         logs = rank_logs(exp / "trials" / f"{t.id:05d}")
         assert [x["length"] for x in logs[0]] == [x["length"] for x in logs[1]]
@@ -112,7 +121,21 @@ def check_two_ranks(exp: Path):
             assert a["other"]["rank"] == 1 and b["other"]["rank"] == 0
             assert a["other"]["length"] == a["length"] and a["other"]["hp"] == t.hparams
             ports.add(a["port"])
-    assert len(ports) == sum(len(rank_logs(exp / "trials" / f"{t:05d}")[0]) for t in st.trials)
+            calls.add((t.id, a["from"]))  # a segment continued in place keeps its process group
+            pids.add((a["pid"], b["pid"]))
+    segments = sum(len(rank_logs(exp / "trials" / f"{t:05d}")[0]) for t in st.trials)
+    if mode == "segment":  # a rendezvous (free port) per job
+        assert len(ports) == segments
+        return st
+    intents = [r for r in recs if r["kind"] == "intent"]
+    handed = [r for r in intents if r.get("worker")]
+    if mode == "continue":  # some segments went on in their job, on both ranks together
+        assert handed and len(pids) < segments
+        return st
+    # every segment ran in the pool's jobs, on both ranks of one job, whose processes stayed
+    assert intents and len(handed) == len(intents)
+    started = len(workers_started(recs))
+    assert len(pids) <= started < segments
     return st
 
 
@@ -138,6 +161,27 @@ def test_rank_killed_mid_checkpoint_local(tmp_path):
     check_rank_kill(tmp_path / "run")
 
 
+def test_two_ranks_in_a_worker_pool_local(tmp_path):
+    cli("run", dist_experiment(tmp_path, "local", trials=4, workers=2), "--exp-dir", tmp_path / "run")
+    check_two_ranks(tmp_path / "run", "pool")
+
+
+def test_two_ranks_continue_in_place_local(tmp_path):
+    cli("run", dist_experiment(tmp_path, "local", trials=4, continue_in_place=True),
+        "--exp-dir", tmp_path / "run")
+    check_two_ranks(tmp_path / "run", "continue")
+
+
+def test_rank_killed_mid_checkpoint_in_a_worker_pool_local(tmp_path):
+    """Rank 1 of a pool worker dies: rank 0 fails the segment once and leaves (its job cannot
+    run two ranks any more); the master starts another worker, which resumes from the last
+    complete checkpoint."""
+    cli("run", dist_experiment(tmp_path, "local", kill=True, workers=1), "--exp-dir", tmp_path / "run")
+    check_rank_kill(tmp_path / "run")
+    recs = journal(tmp_path / "run")
+    assert len(workers_started(recs)) == 2  # one replacement
+
+
 @pytest.mark.slurm
 def test_two_ranks_slurm(tmp_path):
     cli("run", dist_experiment(tmp_path, "slurm"), "--exp-dir", tmp_path / "run", timeout=300)
@@ -148,3 +192,19 @@ def test_two_ranks_slurm(tmp_path):
 def test_rank_killed_mid_checkpoint_slurm(tmp_path):
     cli("run", dist_experiment(tmp_path, "slurm", kill=True), "--exp-dir", tmp_path / "run", timeout=300)
     check_rank_kill(tmp_path / "run")
+
+
+@pytest.mark.slurm
+def test_two_ranks_in_a_worker_pool_slurm(tmp_path):
+    cli("run", dist_experiment(tmp_path, "slurm", trials=4, workers=2), "--exp-dir", tmp_path / "run",
+        timeout=300)
+    check_two_ranks(tmp_path / "run", "pool")
+
+
+@pytest.mark.slurm
+def test_rank_killed_mid_checkpoint_in_a_worker_pool_slurm(tmp_path):
+    cli("run", dist_experiment(tmp_path, "slurm", kill=True, workers=1), "--exp-dir",
+        tmp_path / "run", timeout=300)
+    check_rank_kill(tmp_path / "run")
+    recs = journal(tmp_path / "run")
+    assert len(workers_started(recs)) == 2  # one replacement

@@ -428,7 +428,8 @@ def test_master_hands_a_segment_over_in_milliseconds(tmp_path):
 @pytest.mark.parametrize("raw, field", [
     ({"backend": "slurm", "slurm": {"workers": 2, "timeout_min": "auto"}}, "slurm.workers"),
     ({"backend": "slurm", "slurm": {"trials_per_gpu": 4}}, "slurm.trials_per_gpu"),
-    ({"backend": "slurm", "slurm": {"workers": 2, "tasks_per_node": 2}}, "slurm.workers"),
+    ({"backend": "slurm", "slurm": {"workers": 2, "tasks_per_node": 2, "trials_per_gpu": 2}},
+     "slurm.trials_per_gpu"),
     ({"local": {"workers": 4, "max_parallel": 2}}, "local.workers"),
     ({"continue_wait_s": -1}, "continue_wait_s"),
     ({"continue_in_place": "yes"}, "continue_in_place"),
