@@ -368,7 +368,7 @@ class _Session:
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = status
-        if not waits and self.peers is not None and self.worker is not None:
+        if not waits and self.peers is not None:  # several ranks that wait
             # the master hands nothing more to a job that does not wait: close the next slot
             # so that the other ranks, which follow the slots, leave with rank 0
             claim(slot_path(self.exp.root, self.worker, self.slot),
