@@ -5,7 +5,11 @@ the CLI prints its message on one line and exits non-zero, without a traceback.
 """
 from __future__ import annotations
 
+import errno
 from typing import Iterable, List
+
+# a full filesystem or an exhausted quota: a fault of the machine, never of a trial
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class AshaError(Exception):
@@ -41,3 +45,7 @@ class InvalidHP(Exception):
 
 class LeaseHeldError(AshaError):
     """Another master holds the experiment directory."""
+
+
+class JournalFull(AshaError):
+    """The master cannot write its journal: the disk is full or the quota exhausted."""

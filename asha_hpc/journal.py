@@ -1,21 +1,34 @@
 """The master's append-only journal: every decision and submission, one JSON record a line.
 
-Each line is ``<crc32 hex> <json>``; the JSON holds a sequence number ``seq``. The master's state
-is ``replay(journal)``. A torn last line (a crash mid-write) fails its checksum and is ignored,
-and the file is cut back to its last good line before anything new is appended. Records are
-appended in groups with one write and one fsync (group commit), so a poll with fifty results
-costs one fsync, not fifty.
+Each line is ``<crc32 hex> <json>``; the JSON holds a sequence number ``seq`` and, since
+fencing, the ``epoch`` of the master that wrote it (records of earlier releases have none:
+epoch 0). The master's state is ``replay(journal)``. Records are appended in groups with one
+write and one fsync (group commit), so a poll with fifty results costs one fsync, not fifty.
+
+Reading salvages: a line that fails its checksum is skipped with a warning naming it (a torn
+last line, a crash mid-write, is also cut off before the next append); every record that
+checks out is kept. Nothing a reader says ever advises deleting valid records.
+
+Fencing (split brain). Every master takes a new epoch, higher than any in the journal or the
+lease it took over, and checks the lease right before each write (``fence``). A master frozen
+past its lease (a hung NFS client, a paused VM) that wakes up after another took over stops at
+its next write; if it was frozen between the check and the write, its late records land in
+the file (O_APPEND: after the new master's, on a local disk) carrying its old epoch and a
+``seq`` the new master has also used. Replay drops every record of an epoch whose ``seq`` is
+at or after the first ``seq`` of a later epoch: exactly the records the new master never saw.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from .errors import AshaError
+from .errors import DISK_FULL_ERRNOS, AshaError, JournalFull
 from .expdir import sync_data
 
 log = logging.getLogger(__name__)
@@ -26,39 +39,87 @@ def _encode(rec: Dict[str, Any]) -> bytes:
     return f"{zlib.crc32(payload.encode()):08x} {payload}\n".encode()
 
 
-def read_journal(path: Path) -> Tuple[List[Dict[str, Any]], int, List[str]]:
-    """(records, length of the valid prefix in bytes, warnings).
+@dataclass
+class JournalScan:
+    records: List[Dict[str, Any]]  # the valid records, superseded masters' late ones dropped
+    good: int  # bytes up to the end of the last valid line (what follows is a torn tail)
+    warnings: List[str]
+    max_epoch: int  # the highest epoch in the file, dropped records included
 
-    A bad last line is a torn write and is dropped with a warning. A bad line followed by good
-    ones is corruption: refuse, naming the file and line, since skipping it could lose a
-    result."""
+
+def scan_journal(path: Path) -> JournalScan:
+    """Read a journal, salvaging every record that checks out (see the module's docstring)."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        return [], 0, []
-    records: List[Dict[str, Any]] = []
+        return JournalScan([], 0, [], 0)
+    decoded: List[Dict[str, Any]] = []
     warnings: List[str] = []
+    corrupt: List[int] = []
+    good = 0
     pos = 0
     lines = data.split(b"\n")
     for i, line in enumerate(lines):
         last = i == len(lines) - 1
         if last and not line:
             break  # the file ends with a newline
-        rec = _decode(line)
-        if rec is None or (records and rec.get("seq") != records[-1]["seq"] + 1):
-            rest_is_empty = all(not x.strip() for x in lines[i + 1:])
-            if rest_is_empty:
-                warnings.append(f"{path}: line {i + 1} is torn (a crash mid-write); ignored")
-                break
-            raise AshaError(f"{path}: line {i + 1} is corrupt (bad checksum or sequence) and is "
-                            f"followed by more records; the journal cannot be trusted. Restore it "
-                            f"from a backup, or cut it before line {i + 1} to resume from there")
-        if last:  # a complete record without its newline: torn after the payload
-            warnings.append(f"{path}: line {i + 1} has no newline (a crash mid-write); ignored")
-            break
-        records.append(rec)
+        rec = None if last else _decode(line)  # a last line without its newline is torn
         pos += len(line) + 1
-    return records, pos, warnings
+        if rec is None:
+            if line.strip():
+                corrupt.append(i + 1)
+            continue
+        decoded.append(rec)
+        good = pos
+    if corrupt:
+        tail = [n for n in corrupt if n > data[:good].count(b"\n")]
+        middle = [n for n in corrupt if n not in tail]
+        if middle:
+            warnings.append(f"{path}: skipped {_lines(middle)} (bad checksum: corrupt or "
+                            f"overwritten); every other record is kept")
+        if tail:
+            warnings.append(f"{path}: {_lines(tail)} torn (a crash mid-write); ignored")
+    records, dropped = _drop_superseded(decoded)
+    if dropped:
+        warnings.append(f"{path}: ignored {dropped} record(s) that a superseded master wrote "
+                        f"after another master took the experiment over")
+    gaps = [(a["seq"], b["seq"]) for a, b in zip(records, records[1:]) if b["seq"] != a["seq"] + 1]
+    if gaps:
+        warnings.append(f"{path}: records out of sequence after seq "
+                        + ", ".join(f"{a} (next {b})" for a, b in gaps[:5])
+                        + ("..." if len(gaps) > 5 else "") + "; kept as they are")
+    return JournalScan(records, good, warnings, max((_epoch(r) for r in decoded), default=0))
+
+
+def read_journal(path: Path) -> Tuple[List[Dict[str, Any]], int, List[str]]:
+    """(records, length of the valid prefix in bytes, warnings): see ``scan_journal``."""
+    s = scan_journal(path)
+    return s.records, s.good, s.warnings
+
+
+def _lines(numbers: List[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10]) + ("..." if len(numbers) > 10 else "")
+    return f"line {shown}" if len(numbers) == 1 else f"{len(numbers)} lines ({shown})"
+
+
+def _epoch(rec: Dict[str, Any]) -> int:
+    e = rec.get("epoch", 0)
+    return e if isinstance(e, int) and not isinstance(e, bool) else 0
+
+
+def _drop_superseded(recs: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], int]:
+    """Drop each record whose ``seq`` is at or after the first ``seq`` of a later epoch."""
+    first: Dict[int, int] = {}
+    for r in recs:
+        e = _epoch(r)
+        first[e] = min(first.get(e, r["seq"]), r["seq"])
+    bound: Dict[int, float] = {}
+    lowest = math.inf
+    for e in sorted(first, reverse=True):
+        bound[e] = lowest
+        lowest = min(lowest, first[e])
+    kept = [r for r in recs if r["seq"] < bound[_epoch(r)]]
+    return kept, len(recs) - len(kept)
 
 
 def _decode(line: bytes):
@@ -73,28 +134,38 @@ def _decode(line: bytes):
 
 
 class Journal:
-    """Append-only writer. Only the lease holder (the master) opens one."""
+    """Append-only writer. Only the lease holder (the master) opens one.
 
-    def __init__(self, path: Path, durable: bool = True) -> None:
+    ``epoch``: stamped on every record appended (None: no field, as earlier releases wrote).
+    ``fence``: called right before each write; raises (LeaseHeldError) once another master
+    has taken over, so that a stale master writes nothing."""
+
+    def __init__(self, path: Path, durable: bool = True, epoch: Optional[int] = None,
+                 fence: Optional[Callable[[], None]] = None) -> None:
         self.path = Path(path)
         self.durable = durable
-        self.records, good, self.warnings = read_journal(self.path)
+        self.epoch = epoch
+        self.fence = fence
+        scan = scan_journal(self.path)
+        self.records, self.warnings, self.max_epoch = scan.records, scan.warnings, scan.max_epoch
         for w in self.warnings:
             log.warning(w)
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        # O_APPEND: a write lands at the end of the file as it is, never over another
+        # writer's records (a stale master's included)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         try:
             self._fd = os.open(str(self.path), flags, 0o600)
+            if os.fstat(self._fd).st_size > scan.good:
+                os.ftruncate(self._fd, scan.good)  # cut a torn tail before appending after it
         except OSError as e:
             raise AshaError(f"{self.path}: cannot open the journal ({e.strerror})") from None
-        os.ftruncate(self._fd, good)  # cut a torn tail before appending after it
-        os.lseek(self._fd, good, os.SEEK_SET)
         self.seq = self.records[-1]["seq"] if self.records else 0
         self._unsynced = False
 
     def append(self, recs: Iterable[Dict[str, Any]], sync: bool = True) -> List[Dict[str, Any]]:
         """Append records (each gets the next ``seq``) with one write and one fsync. On an OS
         error (disk full, permission) nothing is half-written: the file is cut back and the
-        error is raised as an AshaError naming the file.
+        error is raised as an AshaError naming the file (JournalFull for a full disk or quota).
 
         ``sync=False`` leaves the fsync to the next synced append or ``sync()``: the writer
         must sync before anything outside acts on these records (write-ahead), which lets the
@@ -105,12 +176,17 @@ class Journal:
         for r in recs:
             seq += 1
             rec = dict(r, seq=seq)
+            if self.epoch is not None:
+                rec["epoch"] = self.epoch
             out.append(rec)
             buf += _encode(rec)
         if not buf:
             return out
-        start = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if self.fence is not None:
+            self.fence()
+        start: Optional[int] = None
         try:
+            start = os.fstat(self._fd).st_size
             view = memoryview(bytes(buf))
             while view:
                 n = os.write(self._fd, view)
@@ -120,16 +196,29 @@ class Journal:
             else:
                 self._unsynced = True
         except OSError as e:
-            try:
-                os.ftruncate(self._fd, start)
-                os.lseek(self._fd, start, os.SEEK_SET)
-            except OSError:
-                pass
-            raise AshaError(f"{self.path}: cannot write the journal ({e.strerror}); nothing was "
-                            f"lost: free space or fix permissions, then `asha-hpc resume "
-                            f"{self.path.parent}`") from None
+            self._cut_back(start)
+            raise self._error(e) from None
         self.seq = seq
         return out
+
+    def _cut_back(self, start: Optional[int]) -> None:
+        """Remove a failed write's partial line, unless another master holds the journal now
+        (what follows ``start`` may then be its records; a partial line is skipped on reading
+        anyway)."""
+        if start is None:
+            return
+        try:
+            if self.fence is not None:
+                self.fence()
+            os.ftruncate(self._fd, start)
+        except (OSError, AshaError):
+            pass
+
+    def _error(self, e: OSError) -> AshaError:
+        cls = JournalFull if e.errno in DISK_FULL_ERRNOS else AshaError
+        return cls(f"{self.path}: cannot write the journal ({e.strerror}); nothing was lost: "
+                   f"{'free space or raise the quota' if cls is JournalFull else 'fix the cause'}"
+                   f", then `asha-hpc resume {self.path.parent}`")
 
     def sync(self) -> None:
         """Make every record appended so far durable (a no-op when they are)."""
@@ -137,9 +226,7 @@ class Journal:
             try:
                 self._fsync()
             except OSError as e:
-                raise AshaError(f"{self.path}: cannot write the journal ({e.strerror}); free "
-                                f"space or fix permissions, then `asha-hpc resume "
-                                f"{self.path.parent}`") from None
+                raise self._error(e) from None
 
     def _fsync(self) -> None:
         if self.durable:

@@ -5,6 +5,9 @@ naming the holder, unless the lease is stale: on this host when the pid is gone,
 when the heartbeat is older than ``timeout_s``. Creation uses ``os.link`` (atomic, fails if the
 file exists, also on NFS) so two masters starting at once cannot both win; heartbeats replace
 the file by rename. ``force`` takes the lease regardless, for an operator who knows better.
+
+The lease also carries the master's ``epoch`` (journal.py: fencing). ``check`` is the fence the
+journal calls right before each write: a master whose lease was taken over stops there.
 """
 from __future__ import annotations
 
@@ -38,10 +41,12 @@ class Lease:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.started = time.time()
+        self.epoch = 0
+        self.previous: Optional[Dict[str, Any]] = None  # the lease taken over, if any
 
     def _body(self) -> Dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "token": self.token,
-                "started": self.started, "heartbeat": time.time(),
+                "started": self.started, "heartbeat": time.time(), "epoch": self.epoch,
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
     def holder(self) -> Optional[Dict[str, Any]]:
@@ -82,6 +87,7 @@ class Lease:
                         f"Stop it first, or if you are sure it is dead: asha-hpc resume "
                         f"{self.path.parent} --force")
                 note = "forced" if force and why is None else f"took over a stale lease: {why}"
+                self.previous = h
                 try:
                     os.replace(self.path, self.path.with_name(f"master.json.stale-{int(time.time())}"))
                 except FileNotFoundError:
@@ -97,12 +103,28 @@ class Lease:
             return note
         raise LeaseHeldError(f"{self.path}: could not take the lease (another master is starting)")
 
+    def previous_epoch(self) -> int:
+        """The epoch of the lease taken over (0 if none, or one of an earlier release)."""
+        e = (self.previous or {}).get("epoch", 0)
+        return e if isinstance(e, int) and not isinstance(e, bool) else 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.heartbeat()
+
+    def check(self) -> None:
+        """The fence: raise LeaseHeldError unless this master still holds the lease."""
+        h = self.holder()
+        if h is None or h.get("token") != self.token:
+            who = (f"by host {h.get('host')} pid {h.get('pid')}" if h is not None
+                   else "(its file is gone)")
+            raise LeaseHeldError(f"{self.path.parent}: the lease was taken over {who} while this "
+                                 f"master was not looking (frozen or disconnected); this master "
+                                 f"stops without writing anything more")
+
     def heartbeat(self) -> None:
         """Refresh the heartbeat; raise LeaseHeldError if the lease was taken from us."""
-        h = self.holder()
-        if h is not None and h.get("token") != self.token:
-            raise LeaseHeldError(f"{self.path.parent}: the lease was taken over by host "
-                                 f"{h.get('host')} pid {h.get('pid')}; this master stops")
+        self.check()
         atomic_write_json(self.path, self._body(), durable=False)
 
     def release(self) -> None:

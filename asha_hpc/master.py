@@ -103,6 +103,8 @@ class Master:
         crash in between leaves files that the next master drops as already applied)."""
         assert self.journal is not None
         self.journal.sync()
+        if self._consumed and self.journal.fence is not None:
+            self.journal.fence()  # a stale master removes nothing the new one may need
         for p in self._consumed:
             try:
                 p.unlink()
@@ -155,7 +157,11 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
-        self.journal = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+        self.journal = j = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+        # fencing (journal.py): an epoch above any written, stamped on every record, and the
+        # lease checked before each write
+        self.lease.set_epoch(max(j.max_epoch, self.lease.previous_epoch()) + 1)
+        j.epoch, j.fence = self.lease.epoch, self.lease.check
         if self.backend.name != "simulated":  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)

@@ -54,7 +54,7 @@ def test_complete_line_without_newline_counts_as_torn(tmp_path):
     assert [r["kind"] for r in recs] == ["a"] and warns
 
 
-def test_corrupt_middle_line_refuses_with_file_and_line(tmp_path):
+def test_corrupt_middle_line_is_skipped_and_named_every_other_record_kept(tmp_path):
     p = tmp_path / "journal.jsonl"
     j = Journal(p)
     j.append([{"kind": "a"}, {"kind": "b"}, {"kind": "c"}])
@@ -62,8 +62,14 @@ def test_corrupt_middle_line_refuses_with_file_and_line(tmp_path):
     lines = p.read_bytes().split(b"\n")
     lines[1] = lines[1].replace(b'"b"', b'"X"')  # checksum no longer matches
     p.write_bytes(b"\n".join(lines))
-    with pytest.raises(AshaError, match=r"journal.jsonl: line 2 is corrupt"):
-        read_journal(p)
+    recs, _, warns = read_journal(p)
+    assert [r["kind"] for r in recs] == ["a", "c"]
+    assert any("journal.jsonl: skipped line 2 (bad checksum" in w for w in warns)
+    assert not any("cut" in w or "delete" in w for w in warns)  # never advises removing records
+    j = Journal(p)  # a writer keeps the skipped line where it is and appends after the rest
+    j.append([{"kind": "d"}])
+    j.close()
+    assert [r["kind"] for r in read_journal(p)[0]] == ["a", "c", "d"]
 
 
 def test_write_failure_leaves_journal_valid(tmp_path, monkeypatch):
