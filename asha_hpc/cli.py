@@ -78,6 +78,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
     cfg = load_config(a.config)
     p = plan(cfg.searcher, cfg.space())
+    p["warnings"] = _config_warnings(cfg) + p["warnings"]
     if a.json:
         print(json.dumps(p, indent=2))
     else:
@@ -104,14 +105,29 @@ def _default_exp_dir(cfg: ExperimentConfig) -> Path:
     return Path("asha_runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _config_warnings(cfg: ExperimentConfig) -> List[str]:
+    """The config's warnings (Determined keys mapped or ignored), and a Determined Trial class
+    as entrypoint where its source says so: ``plan`` and ``run`` show the same lines."""
+    out = list(cfg.warnings)
+    if isinstance(cfg.entrypoint, str):
+        from .compat.determined_config import trial_class_problem
+
+        why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
+        if why:
+            out.append(why)
+    return out
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides={"backend": a.backend})
     for w in cfg.warnings:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
     if isinstance(cfg.entrypoint, str) and cfg.backend != "simulated":
+        from .compat.determined_config import trial_class_problem
         from .entrypoint import check_entrypoint
 
-        why = check_entrypoint(cfg.entrypoint, cfg.config_dir)
+        why = check_entrypoint(cfg.entrypoint, cfg.config_dir) or trial_class_problem(
+            cfg.entrypoint, cfg.config_dir)
         if why:
             raise ConfigError([why], a.config)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
@@ -126,6 +142,10 @@ def _create_experiment(cfg: ExperimentConfig, root: Path) -> ExpDir:
     from .expdir import atomic_write
 
     exp = ExpDir.create(root)
+    if cfg.checkpoint_folder:
+        from .compat.determined_config import place_trials
+
+        place_trials(exp.root, Path(cfg.checkpoint_folder))
     cfg.experiment_dir = str(exp.root)
     atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "

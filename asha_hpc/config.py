@@ -1,7 +1,8 @@
 """Experiment config: YAML -> validated dataclasses.
 
 Keys follow Determined's experiment config (``searcher``, ``hyperparameters``, ``max_restarts``,
-``reproducibility``) so a Determined user's file needs little change; the runtime sections
+``reproducibility``); a Determined file loads as it is (compat/determined_config.py maps its
+other keys or names them as ignored, one warning each); the runtime sections
 (``backend``, ``local``, ``slurm``, ``simulated``) are ours, with Slurm keys named as in
 hydra-submitit-launcher. Every problem in a file is reported at once, each naming its dotted path
 (``searcher.divisor: must be > 1, got 1``); unknown keys get a "did you mean" suggestion.
@@ -45,6 +46,8 @@ class SearcherConfig:
     bracket_rungs: Optional[List[int]] = None
     num_rungs: int = 5  # async_halving only
     stop_once: bool = False
+    time_metric: Optional[str] = None  # Determined 0.38: the validation metric counting length
+    until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
 
 
 @dataclass
@@ -152,6 +155,7 @@ class ExperimentConfig:
     poll_interval_s: float = 1.0
     result_grace_s: Optional[float] = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
+    checkpoint_folder: Optional[str] = None  # trials' checkpoints live below it (else in the experiment)
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
     continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
@@ -196,8 +200,14 @@ class ExperimentConfig:
         s = asdict(self.searcher)
         unit = s.pop("length_unit")
         s["max_length"] = {unit: s["max_length"]} if unit in LENGTH_UNITS else s["max_length"]
-        if s["bracket_rungs"] is None:
-            s.pop("bracket_rungs")
+        for k in ("bracket_rungs", "time_metric"):
+            if s[k] is None:
+                s.pop(k)
+        if not s["until_exit"]:
+            s.pop("until_exit")
+        ckpt: Dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
+        if self.checkpoint_folder:
+            ckpt["folder"] = self.checkpoint_folder
         return {
             "name": self.name,
             "description": self.description,
@@ -210,7 +220,7 @@ class ExperimentConfig:
             "experiment_dir": self.experiment_dir,
             "poll_interval_s": self.poll_interval_s,
             "result_grace_s": self.result_grace_s,
-            "checkpoint_storage": {"save_experiment_best": self.save_experiment_best},
+            "checkpoint_storage": ckpt,
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
@@ -219,16 +229,6 @@ class ExperimentConfig:
             "slurm": asdict(self.slurm),
             "simulated": asdict(self.simulated),
         }
-
-
-# Determined keys that mean nothing here: accepted with a warning so a moved file still loads.
-_DETERMINED_ONLY = {
-    "resources", "environment", "bind_mounts", "min_validation_period", "min_checkpoint_period",
-    "records_per_epoch", "scheduling_unit", "profiling", "labels", "workspace", "project",
-    "perform_initial_validation", "optimizations", "debug", "data", "data_layer", "checkpoint_policy",
-    "searcher.max_time", "searcher.time_metric", "searcher.source_trial_id",
-    "searcher.source_checkpoint_uuid",
-}
 
 
 class _Checker:
@@ -253,8 +253,6 @@ class _Checker:
             full = f"{path}.{k}" if path else str(k)
             if k in known:
                 out[k] = v
-            elif full in _DETERMINED_ONLY:
-                self.warnings.append(f"{full}: Determined setting not used by asha_hpc; ignored")
             else:
                 close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
@@ -315,7 +313,7 @@ def _greater(n: float) -> Callable[[Any], Optional[str]]:
 # ----------------------------------------------------------------------------- sections
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
-                  "num_rungs", "stop_once")
+                  "num_rungs", "stop_once", "time_metric", "until_exit")
 
 
 def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
@@ -347,6 +345,8 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.max_rungs = c.get(d, "max_rungs", p, _is_int, "an integer", 5, _at_least(1))
     s.num_rungs = c.get(d, "num_rungs", p, _is_int, "an integer", 5, _at_least(1))
     s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
+    s.time_metric = c.get(d, "time_metric", p, _is_str, "a metric name", None)
+    s.until_exit = c.get(d, "until_exit", p, _is_bool, "true or false", False)
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):
@@ -584,11 +584,14 @@ _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperp
 def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
                  overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
     """Validate a loaded YAML document. Raises ConfigError listing every problem."""
+    from .compat.determined_config import translate
     from .space import parse_space
 
     c = _Checker()
     if raw is None:
         raise ConfigError(["(top level): the file is empty"], source)
+    raw, notes, c.problems = translate(raw, str(config_dir))  # a Determined file as it is
+    c.warnings.extend(notes)
     d = c.mapping(raw, "", _TOP_KEYS)
     if overrides:
         d.update({k: v for k, v in overrides.items() if v is not None})
@@ -609,7 +612,7 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
     if seed is None:
         seed = secrets.randbelow(2**31)  # recorded in the resolved config: resume replays it
     ckpt = c.mapping(d.get("checkpoint_storage"), "checkpoint_storage",
-                     ("save_experiment_best", "save_trial_best", "save_trial_latest", "storage_path", "type"))
+                     ("save_experiment_best", "folder"))
     cfg_dir = d.get("context_dir") or str(config_dir)
     cfg = ExperimentConfig(
         name=name,
@@ -626,6 +629,7 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         result_grace_s=c.get(d, "result_grace_s", "", _is_num, "a number", None, _at_least(0)),
         save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
                                    "an integer", 3, _at_least(0)),
+        checkpoint_folder=c.get(ckpt, "folder", "checkpoint_storage", _is_str, "a path", None),
         continue_in_place=c.get(d, "continue_in_place", "", _is_bool, "true or false", False),
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",

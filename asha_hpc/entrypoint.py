@@ -66,6 +66,10 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
         func = getattr(module, fn)
     except AttributeError:
         raise AshaError(f"entrypoint: {mod} has no function '{fn}'") from None
+    if isinstance(func, type):  # a Determined Trial class (plan and run warn when they can tell)
+        from .compat.determined_config import trial_class_message
+
+        raise AshaError(trial_class_message(entrypoint))
     if not callable(func):
         raise AshaError(f"entrypoint: {mod}:{fn} is not callable")
     return func

@@ -1,0 +1,303 @@
+"""A Determined experiment config (0.2x to 0.38) read as it is: ``translate`` turns the keys
+that mean something here into asha_hpc's and names every other one, one line per key.
+
+    raw, notes, problems = translate(yaml.safe_load(text), config_dir)
+
+``notes`` are what ``plan``, ``plan --json`` and ``run`` print as warnings (the mapped keys say
+what they became, the ignored ones say so); ``problems`` are errors (a searcher that does not
+exist here). The result is asha_hpc's own config shape: the rest of the loader validates it as
+it validates any file, so there is one set of rules.
+
+Mapping (Determined reference: docs/reference/experiment-config-reference.rst, 0.38):
+
+- ``searcher.time_metric`` + ``searcher.max_time`` (0.38) -> ``max_length`` in that unit; the
+  time metric's name stays (``searcher.time_metric``): the Core API shim reads the trial's
+  progress from the validation metric of that name.
+- ``searcher`` with no length at all (0.38 ``single``/``random``/``grid``: the script decides
+  how long it trains) -> one segment per trial that ends when the script ends.
+- ``resources.slots_per_trial`` -> GPUs per trial (``slurm.gpus_per_node``, ``local.gpus_per_trial``
+  where this machine has that many).
+- ``checkpoint_storage`` (``shared_fs``: ``host_path`` / ``storage_path``; ``directory``:
+  ``container_path``) -> the folder the trials' checkpoints live in.
+- Determined's own ``slurm`` keys (``slots_per_node``, ``gpu_type``, ``sbatch_args``) sit in the
+  same section as ours; ``sbatch_args`` become ``additional_parameters``.
+"""
+from __future__ import annotations
+
+import copy
+import shlex
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+# Determined keys with no meaning here, and why (shown to the user, one line each).
+IGNORED: Dict[str, str] = {
+    "environment": "jobs run in the environment `asha-hpc run` starts from (a venv; on Slurm, "
+                   "slurm.setup lines such as `module load`)",
+    "bind_mounts": "jobs see the shared filesystem directly (no containers)",
+    "records_per_epoch": "lengths are in the unit the script counts",
+    "min_validation_period": "the script validates when it likes; the searcher reads the report "
+                             "at each rung",
+    "min_checkpoint_period": "the script checkpoints when it likes",
+    "perform_initial_validation": "the script validates when it likes",
+    "scheduling_unit": "lengths are in the unit the script counts",
+    "optimizations": "Trial-class settings (use them in your own training loop)",
+    "profiling": "no profiler is attached (use torch.profiler in the script)",
+    "data": "passed to Trial classes only (read your data settings from hyperparameters)",
+    "data_layer": "passed to Trial classes only",
+    "labels": "no experiment tags (the experiment folder name identifies it)",
+    "workspace": "no workspaces (experiment folders on the filesystem)",
+    "project": "no projects (experiment folders on the filesystem)",
+    "debug": "see the jobs' logs in the experiment folder",
+    "checkpoint_policy": "checkpoints are kept as checkpoint_storage.save_* says",
+    "log_policies": "a failing trial is retried per max_restarts",
+    "retention_policy": "logs stay in the experiment folder",
+    "preemption_timeout": "jobs get slurm.signal_delay_s before their time limit",
+    "integrations": "no Pachyderm/webhook integration",
+    "internal": "Determined internal settings",
+    "pbs": "PBS is not a backend here (backend: local or slurm)",
+    "resources.max_slots": "concurrency is searcher.max_concurrent_trials",
+    "resources.weight": "Slurm's fair share decides (slurm.qos / slurm.account)",
+    "resources.priority": "Slurm decides (slurm.qos)",
+    "resources.resource_pool": "use slurm.partition",
+    "resources.shm_size": "jobs use the node's /dev/shm",
+    "resources.devices": "jobs see the node's devices",
+    "resources.is_single_node": "slurm.nodes says how many nodes a trial spans",
+    "resources.native_parallel": "removed in Determined too",
+    "resources.agent_label": "use slurm.constraint",
+    "searcher.source_trial_id": "no warm start from another experiment's trial",
+    "searcher.source_checkpoint_uuid": "no warm start from another experiment's checkpoint",
+    "searcher.max_concurrent_steps": "Determined < 0.17 setting",
+    "searcher.budget": "Determined < 0.17 setting",
+    "searcher.train_stragglers": "Determined < 0.17 setting",
+    "slurm.gpu_type": "use slurm.constraint or slurm.additional_parameters {gres: ...}",
+    "checkpoint_storage.propagation": "no bind mounts",
+    "checkpoint_storage.save_trial_best": "each trial keeps its newest checkpoint only (what a "
+                                          "promotion resumes from); the best trials' are kept "
+                                          "per save_experiment_best",
+    "checkpoint_storage.save_trial_latest": "each trial keeps its newest checkpoint (one)",
+}
+
+UNSUPPORTED_SEARCHERS = {
+    "custom": "a custom searcher runs its own search loop",
+    "pbt": "population-based training mutates running trials",
+    "sync_halving": "removed in Determined 0.17",
+    "adaptive": "removed in Determined 0.17",
+    "adaptive_simple": "removed in Determined 0.17",
+}
+SUPPORTED = "adaptive_asha, async_halving, random, grid, single"
+UNITS = ("batches", "epochs", "records")
+TIMELESS = ("single", "random", "grid")  # 0.38: these need no length
+
+
+def translate(raw: Any, config_dir: str = ".") -> Tuple[Any, List[str], List[str]]:
+    """``(raw', notes, problems)``: the Determined keys mapped or removed (see module doc). A
+    file that is not a mapping is returned as it is (the loader reports it)."""
+    if not isinstance(raw, dict):
+        return raw, [], []
+    d = copy.deepcopy(raw)
+    notes: List[str] = []
+    problems: List[str] = []
+    for key in list(d):
+        if key in IGNORED:
+            _ignore(d, key, key, notes)
+    _searcher(d, notes, problems)
+    _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
+    _resources(d, notes)
+    _checkpoint_storage(d, config_dir, notes)
+    return d, notes, problems
+
+
+def _ignore(d: Dict[str, Any], key: str, full: str, notes: List[str]) -> None:
+    d.pop(key, None)
+    why = IGNORED.get(full) or "not used here"
+    notes.append(f"{full}: Determined setting, ignored: {why}")
+
+
+def _searcher(d: Dict[str, Any], notes: List[str], problems: List[str]) -> None:
+    s = d.get("searcher")
+    if not isinstance(s, dict):
+        return
+    for key in list(s):
+        if f"searcher.{key}" in IGNORED:
+            _ignore(s, key, f"searcher.{key}", notes)
+    name = s.get("name")
+    if name in UNSUPPORTED_SEARCHERS:
+        problems.append(f"searcher.name: '{name}' is not available ({UNSUPPORTED_SEARCHERS[name]}); "
+                        f"asha_hpc runs {SUPPORTED}")
+        # the rest of the section is that searcher's: one line says it all
+        d["searcher"] = {"name": None, "metric": "-", "max_length": 1, "max_trials": 1}
+        return
+    # time_metric next to max_length is the resolved form (experiment.yaml): nothing to do
+    has_time = "max_time" in s or ("time_metric" in s and "max_length" not in s)
+    if has_time:
+        tm, mt = s.get("time_metric"), s.pop("max_time", None)
+        if "max_length" in s:
+            problems.append("searcher.max_time: give either max_length or time_metric + max_time, "
+                            "not both")
+        elif tm is None or mt is None:
+            missing = "time_metric" if tm is None else "max_time"
+            problems.append(f"searcher.{missing}: missing: Determined 0.38 gives time_metric "
+                            f"(e.g. batches) and max_time (the length in it) together")
+        elif not isinstance(tm, str) or not tm:
+            problems.append(f"searcher.time_metric: must be the name of a metric, got {tm!r}")
+        else:
+            s["max_length"] = {tm: mt} if tm in UNITS else mt
+            notes.append(f"searcher.time_metric/max_time: max_length {mt} {tm} (the script reports "
+                         f"its progress as validation metric '{tm}')")
+    elif "max_length" not in s and name in TIMELESS:
+        s["max_length"] = 1
+        s["until_exit"] = True
+        notes.append("searcher.max_length: not given (Determined 0.38): each trial runs once, "
+                     "until its script ends")
+
+
+def _resources(d: Dict[str, Any], notes: List[str]) -> None:
+    r = d.get("resources")
+    if not isinstance(r, dict):
+        return
+    d.pop("resources")
+    for key in r:
+        full = f"resources.{key}"
+        if key != "slots_per_trial":
+            notes.append(f"{full}: Determined setting, ignored: {IGNORED.get(full, 'not used here')}")
+    slots = r.get("slots_per_trial")
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+        if "slots_per_trial" in r:
+            notes.append(f"resources.slots_per_trial: {slots!r} is not a count; ignored")
+        return
+    slurm = d.setdefault("slurm", {}) if isinstance(d.get("slurm", {}), dict) else None
+    if slurm is not None and "gpus_per_node" not in slurm:
+        slurm["gpus_per_node"] = slots
+    local = d.setdefault("local", {}) if isinstance(d.get("local", {}), dict) else None
+    where = f"slurm.gpus_per_node {slurm.get('gpus_per_node') if slurm is not None else slots}"
+    if local is not None and "gpus_per_trial" not in local:
+        from ..config import detect_gpus
+
+        gpus = local.get("gpus")
+        have = len(gpus) if isinstance(gpus, list) else gpus if isinstance(gpus, int) else len(detect_gpus())
+        if have >= slots:
+            local["gpus_per_trial"] = slots
+            where += f", local.gpus_per_trial {slots}"
+        else:
+            where += f"; local backend: this machine has {have} GPU(s), so trials run on CPU"
+    notes.append(f"resources.slots_per_trial: {slots} GPUs per trial ({where}); the entrypoint "
+                 f"starts its ranks itself, as on Determined")
+
+
+def checkpoint_folder(ckpt: Dict[str, Any], config_dir: str) -> Optional[str]:
+    """The folder a ``checkpoint_storage`` section puts checkpoints in, or None (the
+    experiment folder): ``host_path``/``storage_path`` (storage_path alone when absolute), or
+    ``container_path`` for ``type: directory``; relative paths from the config's folder."""
+    host = ckpt.get("host_path") or ckpt.get("container_path")
+    sub = ckpt.get("storage_path")
+    if not host and not sub:
+        return None
+    base = Path(str(host)).expanduser() if host else Path(".")
+    path = base / str(sub) if sub else base
+    if not path.is_absolute():
+        path = Path(config_dir) / path
+    return str(path.resolve())
+
+
+def _checkpoint_storage(d: Dict[str, Any], config_dir: str, notes: List[str]) -> None:
+    c = d.get("checkpoint_storage")
+    if not isinstance(c, dict):
+        return
+    for key in list(c):
+        full = f"checkpoint_storage.{key}"
+        if full in IGNORED:
+            _ignore(c, key, full, notes)
+    kind = c.pop("type", "shared_fs")
+    if kind not in ("shared_fs", "directory"):
+        for key in list(c):
+            if key not in ("save_experiment_best", "host_path", "storage_path", "folder"):
+                c.pop(key)
+        notes.append(f"checkpoint_storage.type: {kind} is Determined's object store; checkpoints "
+                     f"stay on the shared filesystem (in the experiment folder unless host_path "
+                     f"is given)")
+    folder = checkpoint_folder(c, config_dir) if "folder" not in c else c["folder"]
+    for key in ("host_path", "storage_path", "container_path"):
+        c.pop(key, None)
+    if folder:
+        c["folder"] = folder
+        notes.append(f"checkpoint_storage: trials' checkpoints live in {folder}/<experiment>/ "
+                     f"(the experiment folder links to it)")
+
+
+def _slurm(d: Dict[str, Any], notes: List[str]) -> None:
+    s = d.get("slurm")
+    if not isinstance(s, dict):
+        return
+    if "slots_per_node" in s:
+        v = s.pop("slots_per_node")
+        s.setdefault("gpus_per_node", v)
+        notes.append(f"slurm.slots_per_node: slurm.gpus_per_node {s['gpus_per_node']}")
+    if "gpu_type" in s:
+        _ignore(s, "gpu_type", "slurm.gpu_type", notes)
+    if "sbatch_args" in s:
+        args = s.pop("sbatch_args")
+        extra = s.setdefault("additional_parameters", {})
+        bad = []
+        for a in args if isinstance(args, list) else [args]:
+            for tok in shlex.split(str(a)):
+                k, eq, v = tok.lstrip("-").partition("=")
+                if not tok.startswith("--") or not k:
+                    bad.append(tok)
+                    continue
+                extra.setdefault(k.replace("-", "_"), v if eq else True)
+        shown = ", ".join(f"{k}: {v}" for k, v in extra.items())
+        notes.append(f"slurm.sbatch_args: slurm.additional_parameters {{{shown}}}"
+                     + (f"; could not read {' '.join(bad)} (give them as --key=value)" if bad else ""))
+
+
+def trial_class_problem(entrypoint: str, context_dir: str) -> Optional[str]:
+    """Why a ``module:Name`` entrypoint names a Determined Trial class (read from the source,
+    nothing imported), or None. One line pointing to the Core API path."""
+    import ast
+
+    mod, _, name = entrypoint.rpartition(":")
+    if mod.endswith(".py") or "/" in mod:
+        path = Path(mod)
+    else:
+        path = Path(*mod.split("."))
+        path = path.with_suffix(".py") if not (Path(context_dir) / path).is_dir() else path / "__init__.py"
+    if not path.is_absolute():
+        path = Path(context_dir) / path
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return trial_class_message(entrypoint)
+    return None
+
+
+def trial_class_message(entrypoint: str) -> str:
+    return (f"entrypoint: {entrypoint} is a Determined Trial class; asha_hpc runs scripts and "
+            f"functions: call your training loop from a script that uses the Core API shim "
+            f"(`from asha_hpc.compat import determined as det`, README: Moving from Determined) "
+            f"and set entrypoint: python3 that_script.py")
+
+
+def place_trials(exp_root: Path, folder: Path) -> Path:
+    """Put the experiment's trial folders (checkpoints, run logs) in ``folder/<experiment>``
+    and link ``<exp>/trials`` to it: checkpoints on scratch, the experiment in home. Called
+    once, when the experiment is created (its trials folder is still empty)."""
+    from ..errors import AshaError
+    from ..expdir import TRIALS
+
+    target = folder / exp_root.name / TRIALS
+    link = exp_root / TRIALS
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if any(target.iterdir()):
+            raise AshaError(f"checkpoint_storage: {target} already holds trials of another "
+                            f"experiment; choose another experiment folder or storage path")
+        if link.is_dir() and not link.is_symlink():
+            link.rmdir()
+        link.symlink_to(target, target_is_directory=True)
+    except OSError as e:
+        raise AshaError(f"checkpoint_storage: cannot use {target} ({e.strerror}); check "
+                        f"host_path / storage_path") from None
+    return target

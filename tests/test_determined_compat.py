@@ -1,0 +1,207 @@
+"""Determined users move over unchanged: their configs pass ``plan`` as they are, every
+Determined key is mapped or named as ignored (one line each, the same from ``plan``,
+``plan --json`` and ``run``), unsupported searchers and Trial classes get one clear line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.cli import main
+from asha_hpc.compat.determined_config import IGNORED, translate
+from asha_hpc.config import load_config, parse_config
+from asha_hpc.errors import ConfigError
+
+CONFIGS = Path(__file__).parent / "determined_configs"
+GOOD = sorted(CONFIGS.glob("*.yaml"))
+
+
+def _plan(capsys, path: Path, *extra: str):
+    rc = main(["plan", str(path), *extra])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
+def test_every_determined_config_plans_unchanged(capsys, path):
+    rc, out, err = _plan(capsys, path)
+    assert rc == 0, err
+    assert "rung targets" in out
+    rc, out_json, err = _plan(capsys, path, "--json")
+    assert rc == 0, err
+    p = json.loads(out_json)
+    assert p["brackets"] and p["total_trials"] >= 1
+    # the same warnings, one per line, in the text and the JSON
+    text_warnings = [line[len("warning: "):] for line in out.splitlines() if line.startswith("warning: ")]
+    assert text_warnings == p["warnings"]
+
+
+def _keys(d, prefix=""):
+    for k, v in d.items():
+        yield f"{prefix}{k}"
+        if prefix == "" and k in ("searcher", "resources", "checkpoint_storage", "slurm") and isinstance(v, dict):
+            yield from _keys(v, f"{k}.")
+
+
+def test_every_key_is_mapped_or_reported_once(capsys):
+    """every_key_027.yaml holds every key of Determined's experiment-config reference a user
+    of these searchers writes; each one we do not take as it is gets exactly one line."""
+    path = CONFIGS / "every_key_027.yaml"
+    raw = yaml.safe_load(path.read_text())
+    rc, out_json, err = _plan(capsys, path, "--json")
+    assert rc == 0, err
+    warnings = json.loads(out_json)["warnings"]
+    native = {"name", "description", "entrypoint", "hyperparameters", "searcher", "max_restarts",
+              "reproducibility", "checkpoint_storage", "resources", "slurm",
+              "checkpoint_storage.type", "checkpoint_storage.save_experiment_best",
+              "checkpoint_storage.host_path", "checkpoint_storage.storage_path",
+              *(f"searcher.{k}" for k in ("name", "metric", "smaller_is_better", "max_length",
+                                          "max_trials", "max_concurrent_trials", "mode",
+                                          "divisor", "max_rungs"))}
+    for key in _keys(raw):
+        if key in native:
+            continue
+        lines = [w for w in warnings if w.startswith(f"{key}:")]
+        assert len(lines) == 1, (key, lines)
+    # the mapped ones say what they became
+    joined = "\n".join(warnings)
+    assert "slurm.sbatch_args: slurm.additional_parameters {mem: 64G, time: 04:00:00}" in joined
+    assert "checkpoint_storage: trials' checkpoints live in /tmp/asha-det-compat-scratch/checkpoints/" in joined
+    cfg = load_config(path)
+    assert cfg.slurm.gpus_per_node == 4  # slurm.slots_per_node
+    assert cfg.slurm.additional_parameters == {"mem": "64G", "time": "04:00:00"}
+    assert cfg.checkpoint_folder == "/tmp/asha-det-compat-scratch/checkpoints"
+    assert cfg.save_experiment_best == 2
+    assert cfg.entrypoint[:3] == ["python3", "-m", "determined.launch.torch_distributed"]
+
+
+def test_run_prints_the_same_warnings(tmp_path, capsys):
+    src = CONFIGS / "every_key_027.yaml"
+    _, out_json, _ = _plan(capsys, src, "--json")
+    expected = json.loads(out_json)["warnings"]
+    cfg = load_config(src)
+    assert cfg.warnings == expected
+
+
+def test_time_metric_and_max_time():
+    cfg = load_config(CONFIGS / "core_api_038_adaptive.yaml")
+    s = cfg.searcher
+    assert (s.max_length, s.length_unit, s.time_metric) == (90, "batches", "batches")
+    cfg = load_config(CONFIGS / "custom_time_metric_038.yaml")
+    assert (cfg.searcher.max_length, cfg.searcher.time_metric) == (1000, "optimizer_steps")
+    # resolved config round-trips (what resume reads back)
+    again = parse_config(cfg.to_dict(), cfg.config_dir)
+    assert again.searcher == cfg.searcher and not again.warnings
+
+
+def test_no_length_means_until_the_script_ends():
+    cfg = load_config(CONFIGS / "core_api_038_single.yaml")
+    assert cfg.searcher.until_exit and cfg.searcher.max_length == 1
+    assert parse_config(cfg.to_dict(), cfg.config_dir).searcher.until_exit
+    with pytest.raises(ConfigError, match="searcher.max_length: missing"):
+        parse_config({"entrypoint": "a:b", "searcher": {"name": "adaptive_asha", "metric": "x",
+                                                        "max_trials": 4}}, "/tmp")
+
+
+@pytest.mark.parametrize("name", ["pbt", "custom"])
+def test_unsupported_searchers_one_line(capsys, name):
+    rc, _, err = _plan(capsys, CONFIGS / "bad" / f"{name}.yaml")
+    assert rc != 0
+    assert err.count("\n") == 1
+    assert f"searcher.name: '{name}' is not available" in err
+    assert "adaptive_asha, async_halving, random, grid, single" in err
+
+
+def test_half_a_time_length_is_an_error():
+    raw = {"entrypoint": "a:b", "searcher": {"name": "adaptive_asha", "metric": "x",
+                                             "max_trials": 4, "max_time": 10}}
+    with pytest.raises(ConfigError, match="searcher.time_metric: missing"):
+        parse_config(raw, "/tmp")
+    raw["searcher"].update(time_metric="batches", max_length=10)
+    with pytest.raises(ConfigError, match="either max_length or time_metric"):
+        parse_config(raw, "/tmp")
+
+
+def test_trial_class_plans_with_a_warning_and_run_refuses(tmp_path, capsys):
+    path = CONFIGS / "trial_class_026.yaml"
+    rc, out, err = _plan(capsys, path)
+    assert rc == 0
+    assert "model_def:DigitsTrial is a Determined Trial class" in out
+    assert "from asha_hpc.compat import determined as det" in out
+    rc = main(["run", str(path), "--exp-dir", str(tmp_path / "exp")])
+    _, err = capsys.readouterr()
+    assert rc != 0 and "is a Determined Trial class" in err
+    assert not (tmp_path / "exp").exists()
+
+
+def test_trial_class_fails_at_the_job_when_not_detectable(tmp_path):
+    """A class plan cannot see in the source (made by a factory) fails when the job
+    resolves it, with the same line."""
+    from asha_hpc.entrypoint import resolve_entrypoint
+    from asha_hpc.errors import AshaError
+
+    (tmp_path / "made.py").write_text("Trial = type('Trial', (), {})\n")
+    with pytest.raises(AshaError, match="is a Determined Trial class"):
+        resolve_entrypoint("made:Trial", str(tmp_path))
+
+
+def test_checkpoint_storage_places_trials(tmp_path, capsys):
+    """host_path/storage_path: the trials' checkpoints live there; the experiment folder links."""
+    (tmp_path / "train.py").write_text(
+        "import json, os\n"
+        "open(os.path.join(os.environ['ASHA_CHECKPOINT_DIR'], 'w'), 'w').write('1')\n"
+        "open(os.environ['ASHA_REPORT_FILE'], 'a').write(json.dumps({'metrics': {'loss': 1.0}}) + '\\n')\n")
+    cfg = {"name": "ckpt", "entrypoint": "python3 train.py",
+           "searcher": {"name": "single", "metric": "loss", "max_length": {"batches": 2}},
+           "checkpoint_storage": {"type": "shared_fs", "host_path": str(tmp_path / "scratch"),
+                                  "storage_path": "ckpts", "save_trial_latest": 1},
+           "max_restarts": 0, "poll_interval_s": 0.2}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    rc = main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "home" / "exp")])
+    assert rc == 0, capsys.readouterr().err
+    trials = tmp_path / "home" / "exp" / "trials"
+    assert trials.is_symlink()
+    assert trials.resolve() == (tmp_path / "scratch" / "ckpts" / "exp" / "trials").resolve()
+    ckpts = list((tmp_path / "scratch" / "ckpts" / "exp" / "trials").glob("*/checkpoints/*/w"))
+    assert len(ckpts) == 1
+
+
+_IGNORED_TOP = sorted(k for k in IGNORED if "." not in k)
+
+
+@settings(max_examples=50, deadline=None)
+@given(keys=st.lists(st.sampled_from(_IGNORED_TOP), unique=True),
+       values=st.one_of(st.none(), st.integers(), st.text(max_size=5),
+                        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+def test_ignored_keys_any_value_one_line_each(keys, values):
+    raw = {"entrypoint": "python3 t.py",
+           "searcher": {"name": "single", "metric": "x", "max_length": 3}}
+    raw.update({k: values for k in keys})
+    cfg = parse_config(raw, "/tmp")
+    for k in keys:
+        assert sum(w.startswith(f"{k}: ") for w in cfg.warnings) == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(tm=st.sampled_from(["batches", "epochs", "records", "steps", "x_1"]),
+       mt=st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=True), st.text(max_size=3)))
+def test_max_time_any_value_never_crashes(tm, mt):
+    raw = {"entrypoint": "python3 t.py",
+           "searcher": {"name": "adaptive_asha", "metric": "x", "max_trials": 8,
+                        "time_metric": tm, "max_time": mt}}
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert all(p.startswith("searcher.max_length") for p in e.problems), e.problems
+    else:
+        assert cfg.searcher.max_length == mt and cfg.searcher.time_metric == tm
+
+
+def test_translate_leaves_our_own_files_alone():
+    ours = yaml.safe_load((Path(__file__).parents[1] / "examples/quadratic/quadratic.yaml").read_text())
+    raw, notes, problems = translate(ours, "/tmp")
+    assert raw == ours and notes == [] and problems == []
