@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from .lease import Lease
 from .state import ExperimentState, TrialState, replay
 
 EXIT_CONFIG = 2
+TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -301,7 +303,16 @@ def _write_rows(rows: List[Dict[str, Any]], fmt: str, output: Optional[str]) -> 
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    exp, _, st = _open_experiment(a.exp_dir)
+    exp, cfg, st = _open_experiment(a.exp_dir)
+    if a.format in TRACKERS:
+        from .trackers import export_trackers
+
+        target = a.output or (os.environ.get("MLFLOW_TRACKING_URI") if a.format == "mlflow" else None)
+        if not target or target == "-":
+            raise AshaError(f"export --format {a.format} writes runs, not a table: give -o "
+                            f"OUT, a folder{' or a tracking URI' if a.format == 'mlflow' else ''}")
+        print(f"asha-hpc: {export_trackers(a.format, exp, cfg, st, target)}", file=sys.stderr)
+        return 0
     if a.curves:  # the learning curves: trial_id, key, segment, attempt, step, time, metrics...
         from .observe import curve_rows
 
@@ -489,10 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_best)
 
-    p = sub.add_parser("export", help="one row per trial, as CSV or JSON lines")
+    p = sub.add_parser("export", help="one row per trial as CSV or JSON lines, or one run per "
+                       "trial for TensorBoard or MLflow")
     p.add_argument("exp_dir")
-    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("--format", choices=["csv", "jsonl", *TRACKERS], default="csv",
+                   help="csv, jsonl (a table); tensorboard (event files in the folder -o), "
+                   "mlflow (runs in the tracking store -o: a folder or a URI; default "
+                   "$MLFLOW_TRACKING_URI). Exporting again adds what is new")
+    p.add_argument("-o", "--output", help="file to write (default: stdout); the folder or "
+                   "tracking URI for tensorboard and mlflow")
     p.add_argument("--curves", metavar="FILE", help="also write the learning curves (one row per "
                    "point: trial_id, key, segment, attempt, step, time, metrics) to FILE")
     p.set_defaults(fn=cmd_export)
