@@ -48,6 +48,8 @@ class SearcherConfig:
     stop_once: bool = False
     time_metric: Optional[str] = None  # Determined 0.38: the validation metric counting length
     until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
+    sampler: str = "random"  # random | tpe (searcher/tpe.py): how new trials are drawn
+    random_fraction: float = 1 / 3  # tpe: share of the draws that stay random
 
 
 @dataclass
@@ -135,6 +137,8 @@ class SimulatedConfig:
     result_delay_seconds: float = 0.0  # results show up this long after the job ends (NFS)
     workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
     pool: int = 0  # > 0: a worker pool of this many jobs (like local.workers / slurm.workers)
+    curve: Optional[str] = None  # 'module:function' (hparams, length, seed) -> metric; None:
+    # the built-in synthetic curve (a hash of the hyperparameters, which nothing can learn)
 
 
 @dataclass
@@ -208,6 +212,8 @@ class ExperimentConfig:
         ckpt: Dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
         if self.checkpoint_folder:
             ckpt["folder"] = self.checkpoint_folder
+        if s["sampler"] == "random":  # the default: files stay as they were before tpe
+            del s["sampler"], s["random_fraction"]
         return {
             "name": self.name,
             "description": self.description,
@@ -313,7 +319,9 @@ def _greater(n: float) -> Callable[[Any], Optional[str]]:
 # ----------------------------------------------------------------------------- sections
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
-                  "num_rungs", "stop_once", "time_metric", "until_exit")
+                  "num_rungs", "stop_once", "time_metric", "until_exit", "sampler",
+                  "random_fraction")
+SAMPLERS = ("random", "tpe")
 
 
 def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
@@ -347,6 +355,15 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
     s.time_metric = c.get(d, "time_metric", p, _is_str, "a metric name", None)
     s.until_exit = c.get(d, "until_exit", p, _is_bool, "true or false", False)
+    s.sampler = c.choice(d, "sampler", p, SAMPLERS, "random")
+    if s.sampler == "tpe" and s.name not in ("adaptive_asha", "async_halving", "random"):
+        c.bad(f"{p}.sampler", f"tpe works with adaptive_asha, async_halving and random, not with "
+              f"'{s.name}': remove the sampler or change the searcher name")
+    s.random_fraction = float(c.get(d, "random_fraction", p, _is_num, "a number", 1 / 3,
+                                    lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"))
+    if "random_fraction" in d and s.sampler != "tpe":
+        c.bad(f"{p}.random_fraction", "only used with sampler: tpe; add 'sampler: tpe' or "
+              "remove it")
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):
@@ -562,7 +579,7 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> List[Dict[str, Any]]:
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
-             "failure_rate", "workers", "result_delay_seconds", "pool")
+             "failure_rate", "workers", "result_delay_seconds", "pool", "curve")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
@@ -572,7 +589,16 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
                                  lambda v: None if 0 <= v < 1 else "must be in [0, 1)"))
     s.workers = c.get(d, "workers", p, _is_int, "an integer", None, _at_least(1))
     s.pool = c.get(d, "pool", p, _is_int, "an integer", 0, _at_least(0))
+    s.curve = c.get(d, "curve", p, _is_curve, "'module:function' or 'path/to/file.py:function'",
+                    None)
     return s
+
+
+def _is_curve(v: Any) -> bool:
+    if not isinstance(v, str) or " " in v.strip():
+        return False
+    mod, _, fn = v.strip().rpartition(":")
+    return bool(mod) and fn.isidentifier()
 
 
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",

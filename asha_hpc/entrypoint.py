@@ -45,8 +45,9 @@ def check_entrypoint(entrypoint: str, context_dir: str) -> Optional[str]:
     return None
 
 
-def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
-    """Import and return the training function (job side)."""
+def resolve_entrypoint(entrypoint: str, context_dir: str, key: str = "entrypoint") -> Callable:
+    """Import and return the training function (job side); ``key`` names the config key in
+    errors (``simulated.curve`` resolves the same way)."""
     mod, fn = _split(entrypoint)
     if context_dir not in sys.path:
         sys.path.insert(0, context_dir)
@@ -55,7 +56,7 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
         name = f"asha_entry_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise AshaError(f"entrypoint: cannot load {path}")
+            raise AshaError(f"{key}: cannot load {path}")
         sys.path.insert(0, str(path.parent))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -65,11 +66,12 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
     try:
         func = getattr(module, fn)
     except AttributeError:
-        raise AshaError(f"entrypoint: {mod} has no function '{fn}'") from None
-    if isinstance(func, type):  # a Determined Trial class (plan and run warn when they can tell)
+        raise AshaError(f"{key}: {mod} has no function '{fn}'") from None
+    if key == "entrypoint" and isinstance(func, type):  # a Determined Trial class (plan and run
+        # warn when they can tell)
         from .compat.determined_config import trial_class_message
 
         raise AshaError(trial_class_message(entrypoint))
     if not callable(func):
-        raise AshaError(f"entrypoint: {mod}:{fn} is not callable")
+        raise AshaError(f"{key}: {mod}:{fn} is not callable")
     return func

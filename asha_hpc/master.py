@@ -50,7 +50,8 @@ def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
     if cfg.backend == "simulated":
         from .backends.simulated import SimulatedBackend
 
-        return SimulatedBackend(exp_root, cfg.simulated, seed=cfg.experiment_seed)
+        return SimulatedBackend(exp_root, cfg.simulated, seed=cfg.experiment_seed,
+                                context_dir=cfg.config_dir)
     if cfg.backend == "slurm":
         from .backends.slurm import SlurmBackend
 
@@ -97,6 +98,11 @@ class Master:
         now = self.clock.time()
         for r in self.journal.append((dict(r, time=r.get("time", now)) for r in recs), sync):
             self.state.apply(r)
+        drawn = self.state.searcher.take_sampled()  # model draws (tpe): journaled, so that
+        if drawn:  # replay never fits them again; before any job sees them (write-ahead)
+            for r in self.journal.append([{"kind": "sampled", "trial": t, "hparams": hp,
+                                           "time": now} for t, hp in sorted(drawn.items())], sync):
+                self.state.apply(r)
 
     def _flush(self) -> None:
         """End of a step: make the journal durable, then remove the inbox files it holds (a

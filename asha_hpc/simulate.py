@@ -153,7 +153,7 @@ class SimulateOptions:
     startup_seconds: Optional[float] = None
     queue_wait_seconds: Optional[float] = None
     failure_rate: Optional[float] = None
-    curves: Optional[str] = None  # None or "synthetic": synthetic_curve
+    curves: Optional[str] = None  # None: simulated.curve (else synthetic); "synthetic"; a file
     repeats: int = 1
     what_if: bool = True
 
@@ -198,7 +198,8 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
 
     with tempfile.TemporaryDirectory(prefix="asha-simulate-", dir=_scratch()) as tmp:
         exp = ExpDir.create(Path(tmp) / "exp")
-        backend = SimulatedBackend(exp.root, cfg.simulated, seed=cfg.experiment_seed, curve=curve)
+        backend = SimulatedBackend(exp.root, cfg.simulated, seed=cfg.experiment_seed, curve=curve,
+                                   context_dir=cfg.config_dir)
         st = Master(exp, cfg, backend=backend, progress=lambda line: None).run()
         recs = read_journal(exp.journal)[0]
     if st.lifecycle != "completed":
@@ -320,9 +321,13 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
                             f"{'> 0' if key == 'unit_seconds' else '>= 0'}, got {v}")
     if opt.failure_rate is not None and not 0 <= opt.failure_rate < 1:
         raise AshaError(f"--failure-rate must be in [0, 1), got {opt.failure_rate}")
-    curve = None
-    curves_name = "synthetic"
-    if opt.curves and opt.curves != "synthetic":
+    curve: Optional[Callable] = None
+    curves_name = cfg.simulated.curve or "synthetic"  # None: the config's simulated.curve
+    if opt.curves == "synthetic":
+        from .backends.simulated import synthetic_curve
+
+        curve, curves_name = synthetic_curve, "synthetic"
+    elif opt.curves:
         curve = load_curves(opt.curves)
         curves_name = str(opt.curves)
     t0 = time.time()
@@ -345,7 +350,7 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
         "poll_interval_s": base.poll_interval_s,
         "gpus_per_trial": gpus_per_trial(base),
         "curves": curves_name,
-        "curves_count": len(curve) if curve is not None else None,
+        "curves_count": len(curve) if isinstance(curve, ReplayedCurves) else None,
         "repeats": opt.repeats,
         "seeds": [r["seed"] for r in runs],
     }

@@ -23,6 +23,8 @@ Journal record kinds (``kind``):
     worker_ready  a waiting job announced the slot it waits on (a ``result`` with ``waiting``
                 says the same for the job that sent it)
     worker_gone  workers that exited, died, or were told to exit
+    sampled     a configuration a model drew (searcher.sampler: tpe): ``trial``, ``hparams``;
+                replay hands these to the searcher before anything else, so it never re-fits
                 (an ``intent`` with ``worker``/``slot`` hands the segment to a waiting job)
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
@@ -330,6 +332,9 @@ class ExperimentState:
     def _on_worker_gone(self, rec: Dict[str, Any]) -> None:
         self.pool.on_gone(rec)
 
+    def _on_sampled(self, rec: Dict[str, Any]) -> None:
+        pass  # replay() preloads them; live, the searcher drew them itself
+
     def _on_checkpoints_removed(self, rec: Dict[str, Any]) -> None:
         for tid in rec["trials"]:
             self.trials[tid].checkpoint = None
@@ -367,6 +372,8 @@ def _summary(s: Optional[str]) -> str:
 
 def replay(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> ExperimentState:
     st = ExperimentState(cfg)
+    st.searcher.preload_sampled({r["trial"]: r["hparams"] for r in records
+                                 if r["kind"] == "sampled"})
     for r in records:
         st.apply(r)
     return st

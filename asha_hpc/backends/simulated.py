@@ -38,6 +38,21 @@ def synthetic_curve(hparams: Dict, length: int, seed: int = 0) -> float:
     return float(floor + scale / (1.0 + length) ** rate + wobble * math.sin(length))
 
 
+def curve_function(spec: Optional[str], context_dir: str = ".") -> CurveFn:
+    """The curve ``simulated.curve`` names ('module:function', found as an entrypoint is:
+    the config's folder first on sys.path), or ``synthetic_curve`` when it names none."""
+    if not spec:
+        return synthetic_curve
+    from ..entrypoint import resolve_entrypoint
+    from ..errors import AshaError
+
+    try:
+        return resolve_entrypoint(spec.strip(), context_dir, key="simulated.curve")
+    except ImportError as e:
+        raise AshaError(f"simulated.curve: cannot import {spec!r} ({e}); give 'module:function' "
+                        f"relative to the config's folder ({context_dir})") from None
+
+
 @dataclass
 class _Job:
     spec: Union[SegmentSpec, WorkerSpec]
@@ -76,13 +91,14 @@ class SimulatedBackend(Backend):
     name = "simulated"
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
-                 curve: Optional[CurveFn] = None) -> None:
-        """``curve(hparams, length, seed)`` gives the reported metric (default:
-        ``synthetic_curve``; ``asha-hpc simulate --curves`` replays curves from a file)."""
+                 curve: Optional[CurveFn] = None, context_dir: str = ".") -> None:
+        """``curve(hparams, length, seed)`` gives the reported metric (default: the one
+        ``simulated.curve`` names, else ``synthetic_curve``; ``asha-hpc simulate --curves``
+        replays curves from a file)."""
         self.exp_dir = Path(exp_dir)
         self.cfg = cfg
         self.seed = seed
-        self.curve: CurveFn = curve or synthetic_curve
+        self.curve: CurveFn = curve or curve_function(cfg.curve, context_dir)
         self.rng = np.random.default_rng(seed + 7919)
         self.clock = VirtualClock(self)
         self.jobs: Dict[str, _Job] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 import struct
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -149,9 +149,10 @@ class BracketSearcher:
 
     def __init__(self, brackets: List[BracketInfo], divisor: float, smaller_is_better: bool,
                  stop_once: bool, next_hparams: Callable[[int], Dict[str, Any]],
-                 replace_invalid: bool = True, rng: Any = None) -> None:
+                 replace_invalid: bool = True, rng: Any = None, model: Any = None) -> None:
         """``next_hparams(i)`` gives the hyperparameters of the i-th created trial (0-based, all
-        brackets, invalid ones included); ``rng`` (if any) is part of the snapshot."""
+        brackets, invalid ones included); ``rng`` (if any) is part of the snapshot. ``model``
+        (a ``TPESampler``, optional) is told every result and then draws the trials itself."""
         if not brackets:
             raise ValueError("a searcher needs at least one bracket")
         for b in brackets:
@@ -168,6 +169,9 @@ class BracketSearcher:
         self.replace_invalid = replace_invalid
         self._next_hparams = next_hparams
         self._rng = rng
+        self._model = model
+        if model is not None:
+            self._next_hparams = lambda i: model.sample(i + 1)
         self._next_id = 1
         self._arrival = 0
         self._status: Dict[int, str] = {}
@@ -213,6 +217,8 @@ class BracketSearcher:
                 r = b.running.pop(tid)
                 b.rungs[r].add(tid, worst_key(self._arrival, tid))
                 self._arrival += 1
+                if self._model is not None:
+                    self._model.observe(tid, b.units[r], None)
             elif status == PAUSED:  # cancelled while waiting: keep its result, never promote
                 b.paused.discard(tid)
             else:
@@ -290,6 +296,16 @@ class BracketSearcher:
                                     best_metric=best))
         return out
 
+    def take_sampled(self) -> Dict[int, Dict[str, Any]]:
+        """Configurations a model drew since the last call, by trial id: the master journals
+        them (``sampled`` records) so that replay hands them back instead of fitting again."""
+        return self._model.take_fresh() if self._model is not None else {}
+
+    def preload_sampled(self, configs: Dict[int, Dict[str, Any]]) -> None:
+        """Journaled model draws (replay): those trials get these configurations unfitted."""
+        if self._model is not None:
+            self._model.preload(configs)
+
     def in_flight(self, bracket: Optional[int] = None) -> int:
         """Trials in flight (in one bracket, or in all)."""
         if bracket is not None:
@@ -323,6 +339,8 @@ class BracketSearcher:
 
     # ------------------------------------------------------------------ internals
     def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: List[Action]) -> None:
+        if self._model is not None:
+            self._model.observe(tid, b.units[r], self.sign * metric)
         key = make_key(self.sign * metric, self._arrival, tid)
         self._arrival += 1
         rung = b.rungs[r]
@@ -416,8 +434,17 @@ class BracketSearcher:
             out.append(SearchDone())
 
 
-def _sampler(space: Any, rng: Any) -> Callable[[int], Dict[str, Any]]:
-    return lambda i: space.sample(rng)
+def sampling(cfg: Any, space: Any, seed: int) -> Tuple[Callable[[int], Dict[str, Any]], Any, Any]:
+    """(next_hparams, rng, model) for ``cfg.sampler``: random draws from one numpy stream
+    seeded with ``seed``; tpe (tpe.py, imported only then) draws from the same stream until it
+    has a model, and a ``random_fraction`` of the draws after."""
+    rng = np.random.default_rng(seed)
+    model = None
+    if getattr(cfg, "sampler", "random") == "tpe":
+        from .tpe import TPESampler
+
+        model = TPESampler(space, seed, cfg.random_fraction, rng)
+    return (lambda i: space.sample(rng)), rng, model
 
 
 class AdaptiveASHASearcher(BracketSearcher):
@@ -426,9 +453,9 @@ class AdaptiveASHASearcher(BracketSearcher):
     name = "adaptive_asha"
 
     def __init__(self, cfg: Any, space: Any, seed: int) -> None:
-        rng = np.random.default_rng(seed)
+        draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better,
-                         cfg.stop_once, _sampler(space, rng), replace_invalid=True, rng=rng)
+                         cfg.stop_once, draw, replace_invalid=True, rng=rng, model=model)
 
 
 class AsyncHalvingSearcher(AdaptiveASHASearcher):

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict
 
-import numpy as np
-
-from .asha import BracketSearcher
+from .asha import BracketSearcher, sampling
 from .brackets import bracket_plan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,10 +27,9 @@ class RandomSearcher(BracketSearcher):
     replace_invalid = True
 
     def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
-        rng = np.random.default_rng(seed)
+        draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
-                         lambda i: space.sample(rng), replace_invalid=self.replace_invalid,
-                         rng=rng)
+                         draw, replace_invalid=self.replace_invalid, rng=rng, model=model)
 
 
 class SingleSearcher(RandomSearcher):
