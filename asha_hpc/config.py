@@ -25,6 +25,7 @@ from .space import _is_int, _show
 
 SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
 MODES = ("aggressive", "standard", "conservative")
+ASHA_RULES = ("paper", "determined_0.37", "determined_0.38")  # searcher/asha.py RULES
 LENGTH_UNITS = ("batches", "epochs", "records")
 BACKENDS = ("local", "slurm", "simulated")
 
@@ -46,6 +47,7 @@ class SearcherConfig:
     bracket_rungs: Optional[List[int]] = None
     num_rungs: int = 5  # async_halving only
     stop_once: bool = False
+    asha_rule: str = "paper"  # paper | determined_0.37 | determined_0.38 (searcher/asha.py RULES)
     time_metric: Optional[str] = None  # Determined 0.38: the validation metric counting length
     until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
     sampler: str = "random"  # random | tpe (searcher/tpe.py): how new trials are drawn
@@ -319,7 +321,7 @@ def _greater(n: float) -> Callable[[Any], Optional[str]]:
 # ----------------------------------------------------------------------------- sections
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
-                  "num_rungs", "stop_once", "time_metric", "until_exit", "sampler",
+                  "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
                   "random_fraction")
 SAMPLERS = ("random", "tpe")
 
@@ -353,6 +355,15 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.max_rungs = c.get(d, "max_rungs", p, _is_int, "an integer", 5, _at_least(1))
     s.num_rungs = c.get(d, "num_rungs", p, _is_int, "an integer", 5, _at_least(1))
     s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
+    s.asha_rule = c.choice(d, "asha_rule", p, ASHA_RULES, "paper")
+    if s.asha_rule == "determined_0.38":
+        if d.get("stop_once") is False:
+            c.bad(f"{p}.stop_once", "determined_0.38 is stopping-based (stop_once: true): remove "
+                  "stop_once: false, or pick asha_rule determined_0.37")
+        s.stop_once = True
+    elif s.asha_rule == "determined_0.37" and s.stop_once:
+        c.bad(f"{p}.asha_rule", "determined_0.37 promotes paused trials: remove stop_once: true, "
+              "or pick asha_rule determined_0.38 (stopping-based)")
     s.time_metric = c.get(d, "time_metric", p, _is_str, "a metric name", None)
     s.until_exit = c.get(d, "until_exit", p, _is_bool, "true or false", False)
     s.sampler = c.choice(d, "sampler", p, SAMPLERS, "random")

@@ -97,6 +97,8 @@ def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]
             extra = (f"mode {cfg.mode}, " if not cfg.bracket_rungs else "bracket_rungs given, ") + extra
         if cfg.stop_once:
             extra += ", stop_once"
+        if getattr(cfg, "asha_rule", "paper") != "paper":
+            extra += f", {cfg.asha_rule} decisions"
         head += f" ({extra})"
     if cfg.metric:
         head += f", metric {cfg.metric} ({'smaller' if cfg.smaller_is_better else 'larger'} is better)"

@@ -13,6 +13,12 @@ int, ``key = (ordered(metric) << 80) | (arrival << 40) | trial``, where ``ordere
 to ints in the same order (-0.0 == 0.0) and a worst result gets ``2**64``, above every float
 including inf. Comparing two keys is then one int comparison, which keeps the sorted rungs fast.
 
+Whose decisions (``rule``, the config's ``searcher.asha_rule``): ``paper`` is the above;
+``determined_0.37`` takes Determined 0.37's ``promotionsAsync`` (a result promotes itself or
+the entry at the rung's old boundary index, at most one per result, only when it arrives; a
+failed trial chosen so enters the next rung as a worst result); ``determined_0.38`` is the
+stopping variant with Determined 0.38's ties (a later arrival ranks before equal results).
+
 Cost per event: O(R log n) for R rungs and n trials -- each rung keeps its keys in a
 ``SortedKeys`` (insert and rank in O(log n)) and, in the promotion variant, a heap of its
 unpromoted entries (lazy deletion) whose best is checked against the top ``floor(k/d)``; a
@@ -48,6 +54,12 @@ _LOW63 = _SIGN - 1
 _WORST = 1 << 64  # the ordered value of a worst result: above every float
 _MASK40 = (1 << 40) - 1
 _PROMOTABLE_BELOW = _WORST << 80
+
+# whose decisions a bracket takes (``searcher.asha_rule``)
+PAPER = "paper"  # the ASHA paper: any unpromoted entry in a rung's top floor(k/d) goes up
+DETERMINED_037 = "determined_0.37"  # Determined <= 0.37: at most one promotion per result
+DETERMINED_038 = "determined_0.38"  # Determined 0.38: stopping-based, later arrivals win ties
+RULES = (PAPER, DETERMINED_037, DETERMINED_038)
 
 
 def make_key(metric: float, arrival: int, trial: int) -> int:
@@ -149,10 +161,12 @@ class BracketSearcher:
 
     def __init__(self, brackets: List[BracketInfo], divisor: float, smaller_is_better: bool,
                  stop_once: bool, next_hparams: Callable[[int], Dict[str, Any]],
-                 replace_invalid: bool = True, rng: Any = None, model: Any = None) -> None:
+                 replace_invalid: bool = True, rng: Any = None, model: Any = None,
+                 rule: str = PAPER) -> None:
         """``next_hparams(i)`` gives the hyperparameters of the i-th created trial (0-based, all
         brackets, invalid ones included); ``rng`` (if any) is part of the snapshot. ``model``
-        (a ``TPESampler``, optional) is told every result and then draws the trials itself."""
+        (a ``TPESampler``, optional) is told every result and then draws the trials itself.
+        ``rule`` (see ``RULES``): whose promotion decisions to take."""
         if not brackets:
             raise ValueError("a searcher needs at least one bracket")
         for b in brackets:
@@ -165,7 +179,10 @@ class BracketSearcher:
         self._b = [_Bracket(i, info) for i, info in enumerate(self._infos)]
         self.divisor = float(divisor)
         self.sign = 1.0 if smaller_is_better else -1.0
-        self.stop_once = bool(stop_once)
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; one of {', '.join(RULES)}")
+        self.rule = rule
+        self.stop_once = bool(stop_once) or rule == DETERMINED_038
         self.replace_invalid = replace_invalid
         self._next_hparams = next_hparams
         self._rng = rng
@@ -215,8 +232,12 @@ class BracketSearcher:
         elif isinstance(event, TrialFailed):
             if status == RUNNING:
                 r = b.running.pop(tid)
-                b.rungs[r].add(tid, worst_key(self._arrival, tid))
-                self._arrival += 1
+                key = worst_key(self._order(), tid)
+                self._status[tid] = FAILED
+                if self.rule == DETERMINED_037:  # a failure arrives like a result (worst)
+                    self._determined_arrival(b, r, tid, key, out)
+                else:
+                    b.rungs[r].add(tid, key)
                 if self._model is not None:
                     self._model.observe(tid, b.units[r], None)
             elif status == PAUSED:  # cancelled while waiting: keep its result, never promote
@@ -332,18 +353,64 @@ class BracketSearcher:
             "done": self._done,
             "next_trial_id": self._next_id,
             "arrival": self._arrival,
+            **({"rule": self.rule} if self.rule != PAPER else {}),
             "rng": rng,
             "trials": [[t, self._bracket_of[t], self._status[t]] for t in sorted(self._status)],
             "brackets": brackets,
         }
 
     # ------------------------------------------------------------------ internals
+    def _order(self) -> int:
+        """The next arrival's place among equal results: after them (the paper, Determined
+        0.37), or before them (Determined 0.38, whose rungs insert before equal metrics)."""
+        a = self._arrival
+        self._arrival += 1
+        return _MASK40 - a if self.rule == DETERMINED_038 else a
+
+    def _determined_arrival(self, b: _Bracket, r: int, tid: int, key: int,
+                            out: List[Action]) -> None:
+        """Determined 0.37's ``promotionsAsync``: a result entering rung ``r`` (below the top)
+        with ``n`` results there before it promotes itself if it lands in the top
+        ``floor((n+1)/d)``; otherwise, if that count just grew, the entry at index
+        ``floor(n/d)`` goes up unless it went already. At most one promotion per result, and
+        only when a result arrives. A failed trial chosen so enters the next rung as its worst
+        result at once (Determined's early-exit recursion)."""
+        rung = b.rungs[r]
+        n = len(rung.keys)
+        old, new = int(n / self.divisor), int((n + 1) / self.divisor)
+        rung.add(tid, key)
+        if r == b.num_rungs - 1:
+            return
+        due: Optional[int] = None
+        if rung.keys.rank(key) < new:
+            due = tid
+        elif new != old:
+            other = key_trial(rung.keys[old])
+            if other not in rung.promoted:
+                due = other
+        if due is None:
+            return
+        rung.promoted.add(due)
+        if self._status[due] in (FAILED, STOPPED):
+            self._determined_arrival(b, r + 1, due, worst_key(self._order(), due), out)
+            return
+        b.paused.discard(due)
+        b.running[due] = r + 1
+        self._status[due] = RUNNING
+        out.append(ResumeTrial(due, b.units[r + 1]))
+
     def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: List[Action]) -> None:
         if self._model is not None:
             self._model.observe(tid, b.units[r], self.sign * metric)
-        key = make_key(self.sign * metric, self._arrival, tid)
-        self._arrival += 1
+        key = make_key(self.sign * metric, self._order(), tid)
         rung = b.rungs[r]
+        if self.rule == DETERMINED_037 and r < b.num_rungs - 1:
+            del b.running[tid]
+            b.paused.add(tid)
+            self._status[tid] = PAUSED
+            self._determined_arrival(b, r, tid, key, out)  # may resume tid itself
+            self._fill(b, out)
+            return
         rung.add(tid, key)
         if r == b.num_rungs - 1:
             del b.running[tid]
@@ -392,7 +459,7 @@ class BracketSearcher:
     def _fill(self, b: _Bracket, out: List[Action]) -> None:
         """Section 2a/2b: while a slot is free, promote (second-highest rung down), else create."""
         while len(b.running) < b.concurrency:
-            if not self.stop_once:
+            if not self.stop_once and self.rule == PAPER:
                 promoted = False
                 for r in range(b.num_rungs - 2, -1, -1):
                     rung = b.rungs[r]
@@ -455,7 +522,8 @@ class AdaptiveASHASearcher(BracketSearcher):
     def __init__(self, cfg: Any, space: Any, seed: int) -> None:
         draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better,
-                         cfg.stop_once, draw, replace_invalid=True, rng=rng, model=model)
+                         cfg.stop_once, draw, replace_invalid=True, rng=rng, model=model,
+                         rule=getattr(cfg, "asha_rule", PAPER))
 
 
 class AsyncHalvingSearcher(AdaptiveASHASearcher):
