@@ -66,7 +66,8 @@ def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def _num(x: Optional[float]) -> Optional[float]:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+    """A finite metric, or None (JSON has no NaN or inf; a diverged trial says so apart)."""
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 def _trial_row(t: TrialState) -> Dict[str, Any]:
@@ -203,6 +204,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                    "best_metric": _num(r.best_metric)} for r in st.searcher.rungs()],
         "best": ({"trial_id": best[0].id, "metric": _num(best[0].metric),
                   "hparams": best[0].hparams, "length": best[0].length} if best else None),
+        "diverged": [{"trial_id": t.id, "length": t.length, "metric": str(t.metric)}
+                     for t in sorted(st.trials.values(), key=lambda t: t.id) if t.diverged],
         "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
         "recent_events": [e[1] for e in st.events[-10:]],
     }
@@ -266,14 +269,17 @@ def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
+    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint")
+    # the metric's own column, unless its name is one of ours (a metric may be called "state")
+    col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
         row: Dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": t.status,
-                               "length": t.length, metric: _num(t.metric),
+                               "length": t.length, col: _num(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
         row.update({f"hparams.{k}": v for k, v in _flatten(t.hparams).items()})
         for L in lengths:
-            row[f"{metric}@{L}"] = _num(t.rung_metrics.get(L))
+            row[f"{col}@{L}"] = _num(t.rung_metrics.get(L))
         rows.append(row)
     return rows
 
@@ -314,9 +320,9 @@ def cmd_export(a: argparse.Namespace) -> int:
         print(f"asha-hpc: {export_trackers(a.format, exp, cfg, st, target)}", file=sys.stderr)
         return 0
     if a.curves:  # the learning curves: trial_id, key, segment, attempt, step, time, metrics...
-        from .observe import curve_rows
+        from .observe import curve_rows, flat_curve_rows
 
-        _write_rows(curve_rows(exp), a.format, a.curves)
+        _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves)
     rows = export_rows(st)
     buf = io.StringIO()
     if a.format == "jsonl":

@@ -60,6 +60,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from .backends.base import SegmentSpec, WorkerSpec
 from .errors import InvalidHP
 from .expdir import ExpDir, atomic_write_json, publish
+from .metrics import as_number, plain_metrics
 from .handoff import EXIT, WORKERS, claim, slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial
@@ -452,14 +453,22 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
             except ValueError:
                 print(f"asha_hpc: {report}:{n}: not JSON, ignored", file=sys.stderr)
                 continue
+            if not isinstance(rec, dict):
+                print(f"asha_hpc: {report}:{n}: not a JSON object, ignored", file=sys.stderr)
+                continue
             if isinstance(rec.get("reached"), int):  # the length its checkpoint holds
                 reached = rec["reached"]
+            got = rec.get("metrics", {})
+            if not isinstance(got, dict):
+                print(f"asha_hpc: {report}:{n}: \"metrics\" must be an object of name: value, "
+                      f"ignored", file=sys.stderr)
+                got = {}
             if "invalid_hp" in rec:
                 invalid = str(rec["invalid_hp"])
             elif "step" in rec:
-                trial.report_metrics(rec["step"], **rec.get("metrics", {}))
-            elif isinstance(rec.get("metrics"), dict):
-                metrics = rec["metrics"]
+                trial.report_metrics(rec["step"], got)
+            elif "metrics" in rec:
+                metrics = plain_metrics(got)
     if any(out_ckpt.iterdir()):
         with trial.save_checkpoint(length=reached) as path:
             for item in out_ckpt.iterdir():
@@ -468,7 +477,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
         raise InvalidHP(invalid)
     if rc != 0:
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}")
-    if metrics is not None and spec.metric not in metrics:
-        raise RuntimeError(f"the command reported {sorted(metrics)} but not the searcher's metric "
-                           f"'{spec.metric}'")
+    if metrics is not None:
+        if spec.metric not in metrics:
+            raise RuntimeError(f"the command reported {sorted(metrics)} but not the searcher's "
+                               f"metric '{spec.metric}'")
+        if as_number(metrics[spec.metric]) is None:
+            raise RuntimeError(f"the command reported '{spec.metric}' as "
+                               f"{metrics[spec.metric]!r}: it must be a number")
+        trial.report_metrics(spec.length, metrics)  # the segment's point of the curve
     return metrics

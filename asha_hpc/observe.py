@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .config import ExperimentConfig, load_config
 from .expdir import ExpDir
 from .journal import read_journal
+from .metrics import flat_columns, read_point
 from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
                     ExperimentState, TrialState, replay)
 
@@ -380,8 +381,8 @@ def status_extra(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
 # ----------------------------------------------------------------------------- curves
 def curve_rows(exp: ExpDir, trials: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
     """Every learning-curve point (``trials/<id>/runs/<key>/metrics.jsonl``): dicts with
-    ``trial_id, key, segment, attempt, step, time`` and the metrics, in trial then run order.
-    Unreadable lines are skipped."""
+    ``trial_id, key, segment, attempt, step, time`` and ``metrics`` (the user's names, nested:
+    a metric may be called ``step``), in trial then run order. Unreadable lines are skipped."""
     want = None if trials is None else set(trials)
     rows: List[Dict[str, Any]] = []
     base = exp.root / "trials"
@@ -408,24 +409,26 @@ def curve_rows(exp: ExpDir, trials: Optional[Iterable[int]] = None) -> List[Dict
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                if not isinstance(rec, dict) or "step" not in rec:
-                    continue
-                row = {"trial_id": tid, "key": rdir.name, "segment": seg, "attempt": att,
-                       "step": rec.get("step"), "time": rec.get("time")}
-                row.update({k: v for k, v in rec.items() if k not in ("step", "time")})
-                rows.append(row)
+                point = read_point(rec)
+                if point is not None:
+                    rows.append({"trial_id": tid, "key": rdir.name, "segment": seg,
+                                 "attempt": att, **point})
     return rows
 
 
-CURVE_FIXED = ("trial_id", "key", "segment", "attempt", "step", "time")
+def flat_curve_rows(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Curve rows for a table (``export --curves``): the fixed columns, then one column per
+    metric (``metrics.<name>`` where a name is one of the fixed columns)."""
+    return [flat_columns({k: v for k, v in r.items() if k != "metrics"}, r["metrics"])
+            for r in rows]
 
 
 def curve_metric_names(rows: List[Dict[str, Any]]) -> List[str]:
-    """Metric columns of the curve rows, most frequent first (numbers only)."""
+    """Metric names of the curve rows, most frequent first (numbers only)."""
     counts: Dict[str, int] = {}
     for r in rows:
-        for k, v in r.items():
-            if k not in CURVE_FIXED and num(v) is not None:
+        for k, v in r["metrics"].items():
+            if num(v) is not None:
                 counts[k] = counts.get(k, 0) + 1
     return sorted(counts, key=lambda k: (-counts[k], k))
 
@@ -436,7 +439,8 @@ def pick_curve_metric(rows: List[Dict[str, Any]], metric: str) -> Optional[str]:
     names = curve_metric_names(rows)
     if not names:
         return None
-    n = {k: sum(1 for r in rows if num(r.get(k)) is not None) for k in names[:1] + [metric]}
+    n = {k: sum(1 for r in rows if num(r["metrics"].get(k)) is not None)
+         for k in names[:1] + [metric]}
     if metric in names and n[metric] * 2 >= n[names[0]]:
         return metric
     return names[0]

@@ -43,6 +43,12 @@ def level_colors(levels: Sequence[int]) -> Dict[int, str]:
     return out
 
 
+def _literal(text: str) -> str:
+    """A user's metric name as matplotlib text: ``$`` would start math mode (and a name like
+    ``cost $\\x{$`` would not even parse)."""
+    return text.replace("$", r"\$")
+
+
 def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict[str, Any]:
     """Everything the three panels show, as plain lists."""
     metric = cfg.searcher.metric
@@ -52,7 +58,7 @@ def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict
     source = "metrics.jsonl"
     if name is not None:
         for r in rows:
-            x, y = num(r.get("step")), num(r.get(name))
+            x, y = num(r["step"]), num(r["metrics"].get(name))
             if x is None or y is None:
                 continue
             xs, ys = curves.setdefault(r["trial_id"], ([], []))
@@ -114,7 +120,7 @@ def draw_curves(ax, d: Dict[str, Any]) -> None:
     if _log_scale([y for _, ys in d["curves"].values() for y in ys]):
         ax.set_yscale("log")
     ax.set_xlabel(f"step ({d['unit']}); dashed: rung lengths")
-    ax.set_ylabel(d["curve_metric"] or d["metric"])
+    ax.set_ylabel(_literal(d["curve_metric"] or d["metric"]))
     ax.set_title(f"learning curves ({len(d['curves'])} trials, {d['curve_source']})", fontsize=10)
     if handles:
         levels = sorted(handles)
@@ -136,7 +142,7 @@ def draw_best(ax, d: Dict[str, Any]) -> None:
     else:
         ax.text(0.5, 0.5, "no results yet", transform=ax.transAxes, ha="center")
     ax.set_xlabel(f"compute spent (job-{unit})")
-    ax.set_ylabel(f"best {d['metric']} so far")
+    ax.set_ylabel(_literal(f"best {d['metric']} so far"))
     ax.set_title("best metric vs compute", fontsize=10)
 
 

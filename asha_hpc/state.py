@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ExperimentConfig
+from .metrics import metric_float
 from .pool import Pool
 from .timelimits import SegmentTimes
 from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
@@ -71,6 +72,7 @@ class TrialState:
     restarts: int = 0  # failures that count against max_restarts
     infra_retries: int = 0
     rung_metrics: Dict[int, float] = field(default_factory=dict)  # length -> metric
+    diverged: bool = False  # its metric came back NaN or infinite: the worst of its rung
     last_metrics: Optional[Dict[str, Any]] = None
     checkpoint: Optional[str] = None
     error: Optional[str] = None
@@ -150,7 +152,7 @@ class ExperimentState:
         """Trials with a metric, best first: longest length reached first (a trial that went
         further beat its rivals to get there), then by metric."""
         sign = 1.0 if self.cfg.searcher.smaller_is_better else -1.0
-        have = [t for t in self.trials.values() if t.metric is not None and not math.isnan(t.metric)]
+        have = [t for t in self.trials.values() if t.metric is not None and math.isfinite(t.metric)]
         return sorted(have, key=lambda t: (-t.length, sign * t.metric, t.id))
 
     # ------------------------------------------------------------------ apply
@@ -274,9 +276,14 @@ class ExperimentState:
         status = rec["status"]
         if status == "completed":
             metrics = rec.get("metrics") or {}
-            value = _as_float(metrics.get(self.cfg.searcher.metric))
+            value = metric_float(metrics.get(self.cfg.searcher.metric))
             t.length = t.target
             t.rung_metrics[t.target] = value
+            t.diverged = not math.isfinite(value)
+            if t.diverged:  # NaN is the searcher's worst: -inf must not be its best
+                self._note(rec, f"trial {t.id} diverged: {self.cfg.searcher.metric}={value} at "
+                                f"length {t.target} (ranked last, never promoted)")
+                value = math.nan
             self.segments_completed += 1
             t.last_metrics = metrics
             self._set_status(t, PAUSED)
@@ -353,13 +360,6 @@ class ExperimentState:
         self.message = rec.get("message")
 
     _on_aborted = _on_done
-
-
-def _as_float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _summary(s: Optional[str]) -> str:

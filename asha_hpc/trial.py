@@ -23,9 +23,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .expdir import fsync_dir, read_json, sync_data
+from .metrics import as_number, merge_metrics, plain_metrics
 
 if TYPE_CHECKING:
     from .ranks import Group
@@ -36,15 +37,20 @@ MANIFEST = "MANIFEST.json"
 @dataclass
 class Segment:
     """One stretch of training: train until the trial's total length is ``length``, then
-    ``report`` the metrics (the searcher's metric must be among them)."""
+    ``report`` the metrics (the searcher's metric must be among them).
+
+    ``segment.report(val_loss=0.3, step=1200, epoch=3)``; names that are not Python
+    identifiers go in a dict: ``segment.report({"val/loss": 0.3, "acc,top1": 0.9})``. Values:
+    anything number-like (int, float, bool, numpy and 0-d torch scalars, ``__float__``);
+    other values (strings) are kept in metrics.jsonl and ignored by the numeric views."""
 
     length: int
     index: int
     _trial: "Trial" = field(repr=False)
     reported: Optional[Dict[str, Any]] = None
 
-    def report(self, **metrics: Any) -> None:
-        self._trial._report_segment(self, metrics)
+    def report(self, metrics: Optional[Mapping[str, Any]] = None, /, **named: Any) -> None:
+        self._trial._report_segment(self, merge_metrics(metrics, named))
 
 
 def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
@@ -250,28 +256,41 @@ class Trial:
             if other != keep and name < keep:
                 _rmtree(root / other)
 
-    def report_metrics(self, step: int, **metrics: Any) -> None:
-        """A point of the learning curve (any metrics, any step); rank 0 only."""
+    def report_metrics(self, step: Any = None, metrics: Optional[Mapping[str, Any]] = None, /,
+                       **named: Any) -> None:
+        """A point of the learning curve; rank 0 only. ``step`` (the x axis): positional, or
+        a metric named ``step`` when it is left out. Metrics as in ``Segment.report``:
+        ``trial.report_metrics(120, loss=0.4)``, ``trial.report_metrics(step=120, loss=0.4)``,
+        ``trial.report_metrics(120, {"train/loss": 0.4})``."""
+        self._write_point(step, plain_metrics(merge_metrics(metrics, named)))
+
+    def _write_point(self, step: Any, metrics: Dict[str, Any]) -> None:
         if self.rank != 0:
             return
+        if step is None:
+            step = metrics.get("step")
+        x = as_number(step)
+        # the user's names live under "metrics": no name of theirs meets "step" or "time"
+        line = json.dumps({"step": x if x is None or isinstance(x, int) else float(x),
+                           "time": time.time(), "metrics": metrics})
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"step": step, "time": time.time(), **_plain(metrics)})
         with open(self._metrics_path, "a") as f:
             f.write(line + "\n")
 
     def _report_segment(self, seg: Segment, metrics: Dict[str, Any]) -> None:
-        if self.metric not in metrics:
-            raise ValueError(f"segment.report() got {sorted(metrics)} but the searcher's metric "
-                             f"is '{self.metric}': report it, e.g. segment.report({self.metric}=...)")
-        value = metrics[self.metric]
-        try:
-            float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"segment.report(): {self.metric} must be a number, got {value!r}") from None
-        seg.reported = _plain(metrics)
+        plain = plain_metrics(metrics)
+        if self.metric not in plain:
+            raise ValueError(f"segment.report() got {sorted(plain)} but the searcher's metric "
+                             f"is '{self.metric}': report it, e.g. "
+                             f"segment.report({{{self.metric!r}: ...}})")
+        value = plain[self.metric]
+        if as_number(value) is None:
+            raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
+                             f"{metrics[self.metric]!r}")
+        seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)
-        self.report_metrics(seg.length, **metrics)
+        self._write_point(seg.length, plain)
 
     @property
     def reports(self) -> List[Segment]:
@@ -287,22 +306,6 @@ def _torch_dist():
         return None
     dist = torch.distributed
     return dist if dist.is_available() and dist.is_initialized() else None
-
-
-def _plain(metrics: Dict[str, Any]) -> Dict[str, Any]:
-    """JSON-able copies of metric values (numpy / torch scalars -> float; NaN kept as NaN)."""
-    out = {}
-    for k, v in metrics.items():
-        if hasattr(v, "item"):
-            v = v.item()
-        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
-            out[k] = v
-        else:
-            try:
-                out[k] = float(v)
-            except (TypeError, ValueError):
-                out[k] = str(v)
-    return out
 
 
 def _rmtree(path: Path) -> None:

@@ -120,6 +120,12 @@ def render_status_text(d: Dict[str, Any]) -> str:
         b = d["best"]
         lines += ["", f"best: trial {b['trial_id']} {metric}={b['metric']} at length "
                   f"{b['length']} {json.dumps(b['hparams'])}"]
+    div = d.get("diverged")
+    if div:
+        lines += ["", f"diverged ({len(div)}; {metric} NaN or infinite, ranked last, never "
+                  f"promoted): " + ", ".join(f"trial {x['trial_id']} ({x['metric']} at length "
+                                             f"{x['length']})" for x in div[:10])
+                  + (", ..." if len(div) > 10 else "")]
     running = d.get("running_trials")
     if running:
         lines += ["", f"running ({d['trials']['running']}):"]

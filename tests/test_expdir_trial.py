@@ -91,7 +91,8 @@ def test_report_requires_the_metric(tmp_path):
     seg.report(val_loss=0.5, acc=0.9)
     assert seg.reported == {"val_loss": 0.5, "acc": 0.9}
     lines = (trial.run_dir / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["val_loss"] == 0.5 and json.loads(lines[-1])["step"] == 4
+    last = json.loads(lines[-1])
+    assert last["metrics"] == {"val_loss": 0.5, "acc": 0.9} and last["step"] == 4
 
 
 def test_open_refuses_a_directory_writable_by_others(tmp_path):
