@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 from .config import ExperimentConfig
 from .errors import AshaError
 from .expdir import ExpDir, atomic_write_json, read_json
-from .observe import CURVE_FIXED, curve_rows, num
+from .observe import curve_rows, num
 from .state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
 
 HParam = Union[float, str, bool]
@@ -88,11 +88,10 @@ def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> List[
             continue
         wall = num(r.get("time")) or 0.0
         series = per_trial.setdefault(r["trial_id"], {})
-        for k, v in r.items():
+        for k, v in r["metrics"].items():
             f = num(v)
-            if k in CURVE_FIXED or f is None:
-                continue
-            series.setdefault(k, {})[step] = (f, wall)
+            if f is not None:
+                series.setdefault(k, {})[step] = (f, wall)
     lengths = {i: list(b.rung_lengths) for i, b in enumerate(st.searcher.brackets())}
     out = []
     for t in sorted(st.trials.values(), key=lambda t: t.id):
