@@ -21,7 +21,7 @@ import yaml
 
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError
-from .expdir import ExpDir
+from .expdir import ExpDir, atomic_write
 from .journal import read_journal
 from .lease import Lease
 from .state import ExperimentState, TrialState, replay
@@ -137,13 +137,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     if (root / "journal.jsonl").exists():
         raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
                         f"{root}`, or pick another folder with --exp-dir")
-    return _drive(_create_experiment(cfg, root), cfg, force=False)
+    return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every)
 
 
 def _create_experiment(cfg: ExperimentConfig, root: Path) -> ExpDir:
     """Make the folder and write the resolved config (defaults and the seed fixed)."""
-    from .expdir import atomic_write
-
     exp = ExpDir.create(root)
     if cfg.checkpoint_folder:
         from .compat.determined_config import place_trials
@@ -160,13 +158,16 @@ def cmd_resume(a: argparse.Namespace) -> int:
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
-    return _drive(exp, cfg, force=a.force)
+    return _drive(exp, cfg, force=a.force, report_every_s=a.report_every)
 
 
-def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool) -> int:
+def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float) -> int:
     from .master import Master
 
-    st = Master(exp, cfg, force=force).run()
+    if report_every_s > 0:
+        print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
+              "and at the end; --report-every 0 for none)", file=sys.stderr)
+    st = Master(exp, cfg, force=force, report_every_s=report_every_s).run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -375,8 +376,11 @@ def cmd_report(a: argparse.Namespace) -> int:
     if fmt == "svg":
         panels = svg_panels(data)
     ranks = {t.id: i for i, t in enumerate(st.ranked(), 1)}
-    Path(a.output).write_text(render(d, export_rows(st), panels, ranks, fmt), encoding="utf-8")
-    print(f"asha-hpc: wrote {a.output} (self-contained; open it in any browser)", file=sys.stderr)
+    page = render(d, export_rows(st), panels, ranks, fmt, a.refresh).encode("utf-8")
+    atomic_write(Path(a.output), page, durable=False)  # a browser never reads half a page
+    os.chmod(a.output, 0o644)
+    if not a.quiet:
+        print(f"asha-hpc: wrote {a.output} (self-contained; open it in any browser)", file=sys.stderr)
     return 0
 
 
@@ -463,7 +467,9 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
         a.backend = None
         cfg = load_config(a.config)
         exp = _create_experiment(cfg, root)
-    master = Master(exp, cfg)
+    from .livereport import DEFAULT_EVERY_S
+
+    master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
     st = master.run()
     if st.lifecycle in ("running", "stopped") and master.stop_reason == "SIGUSR2":
         ok = requeue_self()
@@ -473,6 +479,14 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- main
+def _report_every_arg(p: argparse.ArgumentParser) -> None:
+    from .livereport import DEFAULT_EVERY_S
+
+    p.add_argument("--report-every", type=float, default=DEFAULT_EVERY_S, metavar="SECONDS",
+                   help=f"keep <exp>/report.html current, rendered at most this often and at "
+                   f"the end (default {DEFAULT_EVERY_S:g}; 0: never)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asha-hpc", description="ASHA hyperparameter search on Slurm "
                                  "clusters and on this machine")
@@ -484,12 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--exp-dir", help="experiment folder (default: asha_runs/<name>-<time>)")
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
+    _report_every_arg(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue a stopped or crashed search")
     p.add_argument("exp_dir")
     p.add_argument("--force", action="store_true", help="take the lease even if a master seems alive")
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
+    _report_every_arg(p)
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")
@@ -534,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.html")
     p.add_argument("--curve-metric", help="metric of the learning curves")
     p.add_argument("--svg", action="store_true", help="draw the plots as SVG even with matplotlib")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--refresh", type=float, metavar="SECONDS", help="the page reloads itself "
+                   "this often while the search runs")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("logs", help="a trial's job logs (stdout, or --err)")

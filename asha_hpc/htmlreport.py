@@ -96,12 +96,15 @@ def _table(columns: List[str], rows: List[List[Any]], cls: str = "sortable",
 
 
 def render(d: Dict[str, Any], rows: List[Dict[str, Any]], plots: Dict[str, Any],
-           ranks: Dict[int, int], plot_format: str) -> str:
+           ranks: Dict[int, int], plot_format: str, refresh_s: Optional[float] = None) -> str:
     """The page. ``d``: the status dict; ``rows``: export rows (one per trial); ``plots``:
-    panel name -> PNG bytes (``plot_format`` "png") or SVG text ("svg")."""
+    panel name -> PNG bytes (``plot_format`` "png") or SVG text ("svg"); ``refresh_s``: the
+    browser reloads the page this often while the search runs (the live report)."""
     metric = d["metric"]
     title = f"asha-hpc report: {d['experiment']}"
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    reload = (f'<meta http-equiv="refresh" content="{max(int(refresh_s), 1)}">'
+              if refresh_s and d["state"] == "running" else "")
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">' + reload,
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{E(title)}</title><style>{CSS}</style></head><body>",
            f"<h1>{E(title)}</h1>",

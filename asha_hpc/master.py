@@ -29,6 +29,7 @@ from .errors import AshaError
 from .expdir import ExpDir, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
+from .livereport import LiveReport
 from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
 from .watch import FolderWatch
 
@@ -63,7 +64,7 @@ def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Optional[Backend] = None,
                  force: bool = False, progress: Optional[Callable[[str], None]] = None,
-                 progress_every_s: float = 5.0) -> None:
+                 progress_every_s: float = 5.0, report_every_s: Optional[float] = None) -> None:
         self.exp = exp
         self.cfg = cfg
         self.backend = backend or make_backend(cfg, exp.root)
@@ -88,6 +89,8 @@ class Master:
         self._levels: Optional[List[int]] = None
         self._consumed: List[Path] = []  # inbox files journaled in this step, removed at its end
         self._inbox_watch: Optional[FolderWatch] = None  # wakes the loop when a message lands
+        # <exp>/report.html rendered by a child process every report_every_s (None: never)
+        self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
 
     # ------------------------------------------------------------------ journal
     def _record(self, *recs: Dict[str, Any], sync: bool = True) -> None:
@@ -155,6 +158,8 @@ class Master:
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
             self.close()
+            if self._live is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                self._live.final()  # after the last record: the report shows how it ended
 
     def start(self) -> bool:
         """Take the lease, replay the journal, and journal the start (or the resumption, after
@@ -273,6 +278,8 @@ class Master:
             else:
                 self._submit()
         self._show_progress()
+        if self._live is not None:
+            self._live.poll()
         self._retain()
         if st.searcher_done and not st.todo and not st.live():
             self._release_workers(list(st.pool.alive()), "the search is done")
