@@ -24,6 +24,7 @@ ASHA_RUN_DIR                this attempt's folder (scratch, logs)
 ASHA_SEGMENT                segment index (0, 1, ...)
 ASHA_TARGET_LENGTH          train until the total length is this
 ASHA_LENGTH_UNIT            epochs | batches | records | units
+ASHA_MAX_LENGTH             the searcher's max_length: the longest any trial trains
 ASHA_METRIC                 the metric the searcher needs in the report
 ASHA_HPARAMS                the hyperparameters as JSON (also in ASHA_HPARAMS_FILE)
 ASHA_LATEST_CHECKPOINT      folder of the last complete checkpoint, or empty
@@ -284,7 +285,8 @@ class _Session:
         trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams,
                       trial_dir=exp.trial_dir(spec.trial_id), run_dir=run_dir,
                       segments=[spec.length], first_segment=spec.segment, metric=spec.metric,
-                      key=spec.key, length_unit=spec.length_unit, rank=rank,
+                      key=spec.key, length_unit=spec.length_unit,
+                      max_length=spec.max_length, rank=rank,
                       world_size=self.ranks.world_size, local_rank=self.ranks.local_rank,
                       group=group)
         self.trial = trial
@@ -427,7 +429,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
                ASHA_HPARAMS=json.dumps(spec.hparams), ASHA_HPARAMS_FILE=str(hp_file),
                ASHA_LATEST_CHECKPOINT=str(latest) if latest else "",
                ASHA_CHECKPOINT_DIR=str(out_ckpt), ASHA_REPORT_FILE=str(report),
-               ASHA_STOP_FILE=str(stop_file))
+               ASHA_STOP_FILE=str(stop_file),
+               ASHA_MAX_LENGTH=str(spec.max_length) if spec.max_length is not None else "")
     # Slurm sends the time-limit USR2 to every process of the job step; its default action
     # would kill the command. Ignored signals stay ignored across exec: the command learns of
     # the coming stop from ASHA_STOP_FILE instead.

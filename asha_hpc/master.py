@@ -413,6 +413,7 @@ class Master:
                            hparams=t.hparams, entrypoint=cfg.entrypoint,
                            context_dir=cfg.config_dir, metric=cfg.searcher.metric,
                            length_unit=cfg.searcher.length_unit,
+                           max_length=cfg.searcher.max_length,
                            timeout_min=self.state.times.planned(t.id)[0],
                            resources=cfg.slurm.rung_options(self._level(t.target)),
                            continue_s=cfg.continue_wait)

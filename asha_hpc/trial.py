@@ -97,7 +97,7 @@ class Trial:
 
     def __init__(self, *, trial_id: int, hparams: Dict[str, Any], trial_dir: Path, run_dir: Path,
                  segments: List[int], first_segment: int, metric: str, key: str,
-                 length_unit: str = "units", rank: int = 0, world_size: int = 1,
+                 length_unit: str = "units", max_length: Optional[int] = None, rank: int = 0, world_size: int = 1,
                  local_rank: int = 0, group: Optional["Group"] = None) -> None:
         self.id = trial_id
         self.hparams = hparams
@@ -105,6 +105,8 @@ class Trial:
         self.run_dir = Path(run_dir)
         self.metric = metric
         self.length_unit = length_unit
+        # the searcher's max_length: no segment goes further (a learning-rate schedule's end)
+        self.max_length = max_length
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self._lengths = list(segments)
         self._first = first_segment
