@@ -1,0 +1,139 @@
+"""What the framework callbacks share: walking a trial's segments from inside a training loop
+that the framework owns (the callback sees positions, the loop keeps going until told to stop).
+
+At each segment's length a callback calls ``SegmentWalk.finish``: the framework's checkpoint is
+published as the trial's checkpoint (with the metrics it reports, so that a job that died after
+publishing it reports them without training again), the metrics are reported, and the walk moves
+to the trial's next segment when the job continues in place, or ends (the loop stops).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+
+from ..errors import AshaError
+from ..trial import Segment, Trial, checkpoint_length
+
+METRICS_FILE = "asha_metrics.json"  # in each checkpoint the callbacks publish
+
+
+class IntegrationError(AshaError):
+    """A callback used in a way that cannot work (the message says what to change)."""
+
+
+def saved_metrics(ckpt: Optional[Path]) -> Optional[Dict[str, Any]]:
+    """The metrics a callback reported with this checkpoint, or None."""
+    if ckpt is None:
+        return None
+    try:
+        with open(ckpt / METRICS_FILE) as f:
+            v = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return v if isinstance(v, dict) else None
+
+
+def scalar_metrics(logged: Mapping[str, Any]) -> Dict[str, Any]:
+    """The one-number values among a framework's logged metrics (tensors of one element,
+    numbers); the rest (histograms, strings) are left out."""
+    out: Dict[str, Any] = {}
+    for k, v in logged.items():
+        numel = getattr(v, "numel", None)
+        if callable(numel):
+            if numel() != 1:
+                continue
+            v = v.item()
+        if isinstance(v, (int, float)):
+            out[str(k)] = v
+    return out
+
+
+class SegmentWalk:
+    """The trial's segments as a training callback meets them. ``monitor``: the logged metric
+    that the searcher ranks by (reported under the searcher's metric name as well);
+    ``who``: how the callback is named in messages."""
+
+    def __init__(self, trial: Trial, monitor: str, who: str) -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.who = who
+        self._segments: Optional[Iterator[Segment]] = None
+        self.segment: Optional[Segment] = None  # the one being trained; None: no more
+        self.interrupted = False  # stopped early (time limit, preemption): ignore what follows
+
+    @property
+    def target(self) -> Optional[int]:
+        return self.segment.length if self.segment is not None and not self.interrupted else None
+
+    def start(self, position: int, resume_hint: str) -> bool:
+        """Training (re)starts at ``position``. Segments the trial's latest checkpoint already
+        reached are reported from the metrics saved with it. False: nothing is left to train."""
+        ckpt = self.trial.latest_checkpoint
+        reached = checkpoint_length(ckpt)
+        if position == 0 and reached:
+            raise IntegrationError(
+                f"{self.who}: trial {self.trial.id} has a checkpoint at length {reached} "
+                f"({ckpt}) but training started from scratch: {resume_hint}")
+        if self._segments is None:
+            self._segments = self.trial.segments()
+            self.segment = next(self._segments)
+        while self.segment is not None and position >= self.segment.length:
+            saved = saved_metrics(ckpt) if reached == position else None
+            if saved is None:
+                raise IntegrationError(
+                    f"{self.who}: training resumed at {position} {self.trial.length_unit}, past "
+                    f"the segment's length {self.segment.length}, from a checkpoint without the "
+                    f"metrics it was taken with ({ckpt}): keep the trial's checkpoints to the ones "
+                    f"the callback saves")
+            self._report(saved)
+        return self.segment is not None
+
+    def due(self, position: int) -> bool:
+        """The segment ends at ``position``."""
+        t = self.target
+        return t is not None and position >= t
+
+    def finish(self, position: int, logged: Mapping[str, Any],
+               save: Callable[[Path], None]) -> bool:
+        """End the segment at ``position``: publish the checkpoint ``save(folder)`` writes,
+        report ``logged`` (the monitored metric among them). True: the next segment continues
+        in place (the loop goes on); False: the loop stops."""
+        metrics = scalar_metrics(logged)
+        if self.monitor not in metrics:
+            shown = ", ".join(sorted(map(repr, logged))) or "nothing"
+            raise IntegrationError(
+                f"{self.who}: the monitored metric '{self.monitor}' was never logged (at "
+                f"{position} {self.trial.length_unit}); logged: {shown}. Log it, or monitor "
+                f"one of these")
+        report = dict(metrics)
+        report[self.trial.metric] = metrics[self.monitor]
+        self.checkpoint(position, save, report)
+        self._report(report)
+        return self.segment is not None
+
+    def checkpoint(self, position: int, save: Callable[[Path], None],
+                   report: Optional[Dict[str, Any]] = None) -> None:
+        with self.trial.save_checkpoint(length=position) as folder:
+            save(folder)
+            if report is not None and self.trial.rank == 0:
+                with open(folder / METRICS_FILE, "w") as f:
+                    json.dump(report, f)
+
+    def interrupt(self, position: int, save: Callable[[Path], None]) -> None:
+        """The job must leave (``trial.should_stop()``): checkpoint where training is; the
+        segment continues from there in a later job."""
+        self.checkpoint(position, save)
+        self.interrupted = True
+
+    def curve(self, position: int, logged: Mapping[str, Any]) -> None:
+        """A learning-curve point between segment ends."""
+        metrics = scalar_metrics(logged)
+        if metrics:
+            self.trial.report_metrics(position, **metrics)
+
+    def _report(self, metrics: Dict[str, Any]) -> None:
+        assert self.segment is not None and self._segments is not None
+        self.segment.report(**metrics)
+        # the next segment: in place when the master hands it over, else the walk ends
+        self.segment = next(self._segments, None)

@@ -1,0 +1,180 @@
+"""The Lightning callback with the real package: the example and a foreign-style
+``pytorch_lightning`` script end to end through ``asha-hpc run`` (per-segment jobs, then a
+worker pool continuing in place), no trial ever retrained from scratch; wrong use, a stop
+request and resumption in process."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, require_module
+from test_local_e2e import cli, final_state
+
+from asha_hpc.expdir import ExpDir
+from asha_hpc.trial import Trial, checkpoint_length
+
+require_module("torch")
+L = pytest.importorskip("lightning")
+FOREIGN = Path(__file__).parent / "foreign"
+EXAMPLE = REPO_ROOT / "examples" / "lightning_digits"
+
+
+def trained_lengths(exp_dir: Path):
+    """{trial id: the positions of its learning-curve lines, in order} from metrics.jsonl."""
+    out = {}
+    for tdir in sorted((exp_dir / "trials").iterdir()):
+        steps = []
+        for run in sorted((tdir / "runs").iterdir()):
+            m = run / "metrics.jsonl"
+            if m.exists():
+                steps += [json.loads(line)["step"] for line in m.read_text().splitlines()]
+        out[int(tdir.name)] = steps
+    return out
+
+
+def test_lightning_digits_example(tmp_path):
+    """The example, small: 4 trials to 1 epoch, the best 2 on to 3; each epoch trained once."""
+    require_module("sklearn")
+    cfg = yaml.safe_load((EXAMPLE / "lightning_digits.yaml").read_text())
+    cfg["entrypoint"] = str(EXAMPLE / cfg["entrypoint"])
+    cfg["searcher"].update(max_length=3, max_trials=4, divisor=3)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    best = st.ranked()[0]
+    assert best.length == 3 and 0 < best.metric < 2.3  # below chance log-loss
+    assert (Path(best.checkpoint) / "lightning.ckpt").is_file()
+    curves = trained_lengths(tmp_path / "e")
+    for t in st.trials.values():  # one point per epoch trained: resumed, never retrained
+        assert curves[t.id] == list(range(1, t.length + 1)), (t.id, curves[t.id])
+    plan = json.loads(cli("plan", tmp_path / "c.yaml", "--json").stdout)
+    assert sum(t.length for t in st.trials.values()) == plan["total_units"]
+
+
+def foreign_config(tmp_path: Path, **local) -> Path:
+    cfg = {
+        "name": "pl_foreign", "entrypoint": str(FOREIGN / "pl_regression.py") + ":train",
+        "searcher": {"name": "async_halving", "metric": "val/mse", "max_length": {"batches": 20},
+                     "num_rungs": 3, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"lr": {"type": "log", "minval": -3, "maxval": -1, "base": 10},
+                            "width": {"type": "int", "minval": 4, "maxval": 32}},
+        "reproducibility": {"experiment_seed": 5}, "poll_interval_s": 0.3,
+        "local": {"gpus": [], "max_parallel": 2, **local},
+    }
+    path = tmp_path / "pl.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_foreign_pytorch_lightning_steps_in_a_worker_pool(tmp_path):
+    """``pytorch_lightning``, steps, validation every 5 batches (not aligned with the rungs
+    5, 10, 20): the callback validates at each rung, and in a pool of 2 workers a promoted trial
+    continues in place; every optimizer step of every trial is trained exactly once."""
+    require_module("pytorch_lightning")
+    cli("run", foreign_config(tmp_path, workers=2), "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert max(t.length for t in st.trials.values()) == 20
+    for t in st.trials.values():
+        log = [json.loads(x) for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in log] == list(range(1, t.length + 1)), t.id
+        assert t.metric is not None and t.metric == t.metric  # a number, not NaN
+    pids = {json.loads(x)["pid"] for t in st.trials.values()
+            for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()}
+    assert len(pids) <= 2  # two warm workers trained everything
+
+
+def st_dir(exp: Path, tid: int) -> Path:
+    return exp / "trials" / f"{tid:05d}"
+
+
+# ---------------------------------------------------------------------------- in process
+def make_trial(tmp_path, length, segment=0, attempt=0, max_length=6, metric="val_loss",
+               unit="epochs"):
+    root = tmp_path / "exp"
+    exp = ExpDir(root) if root.exists() else ExpDir.create(root)
+    key = f"t00001-s{segment:03d}-a{attempt:02d}"
+    return Trial(trial_id=1, hparams={}, trial_dir=exp.trial_dir(1), run_dir=exp.run_dir(1, key),
+                 segments=[length], first_segment=segment, metric=metric, key=key,
+                 length_unit=unit, max_length=max_length)
+
+
+def tiny_fit(trial, monitor="val_loss", stop_after=None, **trainer_kw):
+    """The example's module on a few batches; ``stop_after``: request a stop after that many
+    batches (what the job's signal handler does)."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import train as example
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    from asha_hpc.integrations.lightning import AshaCallback
+
+    class Signal(L.Callback):
+        n = 0
+
+        def on_train_batch_end(self, trainer, *a):
+            self.n += 1
+            if stop_after is not None and self.n == stop_after:
+                trial.request_stop("SIGUSR2")
+
+    cb = AshaCallback(trial, monitor=monitor)
+    kw = dict(max_epochs=cb.max_epochs, limit_train_batches=4, limit_val_batches=1,
+              logger=False, enable_progress_bar=False, enable_model_summary=False)
+    kw.update(trainer_kw)
+    signal = Signal()
+    trainer = L.Trainer(callbacks=[signal, cb], **kw)
+    trainer.fit(example.LitClassifier(hidden=8), datamodule=example.DigitsDataModule(32),
+                ckpt_path=cb.ckpt_path)
+    return cb, signal.n
+
+
+def test_wrong_max_epochs_is_one_clear_message(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError, match=r"Trainer\(max_epochs=10\) but the searcher's "
+                                               r"max_length is 6 epochs: pass Trainer\(max_epochs=cb.max_epochs\)"):
+        tiny_fit(make_trial(tmp_path, 2), max_epochs=10)
+
+
+def test_monitor_never_logged_lists_what_was(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError) as e:
+        tiny_fit(make_trial(tmp_path, 2), monitor="valid_loss")
+    msg = str(e.value)
+    assert "'valid_loss' was never logged" in msg
+    assert "'val_acc', 'val_loss'" in msg and "train_loss" in msg
+
+
+def test_stop_request_checkpoints_mid_segment_and_the_next_job_resumes(tmp_path):
+    t = make_trial(tmp_path, 4)
+    cb, batches = tiny_fit(t, stop_after=6)  # 4 batches an epoch: stops in epoch 2
+    assert t.reports == [] and batches == 6
+    assert checkpoint_length(t.latest_checkpoint) == 1  # epochs complete in it
+    assert cb.ckpt_path is not None
+    t2 = make_trial(tmp_path, 4, attempt=1)  # the retry of the same segment
+    _, batches2 = tiny_fit(t2)
+    assert [s.length for s in t2.reports] == [4] and t2.reports[0].reported["val_loss"] > 0
+    assert batches + batches2 == 4 * 4  # resumed mid-epoch: no batch trained twice
+
+
+def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path):
+    from asha_hpc.integrations.lightning import AshaCallback
+    from asha_hpc.integrations.segments import IntegrationError
+
+    tiny_fit(make_trial(tmp_path, 2))
+    t = make_trial(tmp_path, 4, segment=1)
+    cb = AshaCallback(t)
+    assert cb.ckpt_path.endswith("lightning.ckpt")
+    AshaCallback.ckpt_path = property(lambda self: None)  # the user forgot ckpt_path=
+    try:
+        with pytest.raises(IntegrationError, match=r"checkpoint at length 2 .* started from "
+                                                   r"scratch: pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)"):
+            tiny_fit(t)
+    finally:
+        del AshaCallback.ckpt_path
