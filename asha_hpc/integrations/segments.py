@@ -130,10 +130,10 @@ class SegmentWalk:
         """A learning-curve point between segment ends."""
         metrics = scalar_metrics(logged)
         if metrics:
-            self.trial.report_metrics(position, **metrics)
+            self.trial.report_metrics(position, metrics)
 
     def _report(self, metrics: Dict[str, Any]) -> None:
         assert self.segment is not None and self._segments is not None
-        self.segment.report(**metrics)
+        self.segment.report(metrics)
         # the next segment: in place when the master hands it over, else the walk ends
         self.segment = next(self._segments, None)
