@@ -161,6 +161,7 @@ class ExperimentConfig:
     poll_interval_s: float = 1.0
     result_grace_s: Optional[float] = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
+    slots_per_trial: int = 1  # Determined's resources.slots_per_trial (the Core API shim's slots)
     checkpoint_folder: Optional[str] = None  # trials' checkpoints live below it (else in the experiment)
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
     continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
@@ -229,6 +230,8 @@ class ExperimentConfig:
             "poll_interval_s": self.poll_interval_s,
             "result_grace_s": self.result_grace_s,
             "checkpoint_storage": ckpt,
+            **({"resources": {"slots_per_trial": self.slots_per_trial}}
+               if self.slots_per_trial != 1 else {}),
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
@@ -612,7 +615,7 @@ def _is_curve(v: Any) -> bool:
     return bool(mod) and fn.isidentifier()
 
 
-_TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters",
+_TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
              "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
              "continue_in_place", "continue_wait_s", "worker_idle_timeout_s")
@@ -667,6 +670,8 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
                                    "an integer", 3, _at_least(0)),
         checkpoint_folder=c.get(ckpt, "folder", "checkpoint_storage", _is_str, "a path", None),
+        slots_per_trial=c.get(c.mapping(d.get("resources"), "resources", ("slots_per_trial",)),
+                              "slots_per_trial", "resources", _is_int, "an integer", 1, _at_least(1)),
         continue_in_place=c.get(d, "continue_in_place", "", _is_bool, "true or false", False),
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",

@@ -90,7 +90,7 @@ def test_run_prints_the_same_warnings(tmp_path, capsys):
 def test_time_metric_and_max_time():
     cfg = load_config(CONFIGS / "core_api_038_adaptive.yaml")
     s = cfg.searcher
-    assert (s.max_length, s.length_unit, s.time_metric) == (90, "batches", "batches")
+    assert (s.max_length, s.length_unit, s.time_metric) == (80, "batches", "batches")
     cfg = load_config(CONFIGS / "custom_time_metric_038.yaml")
     assert (cfg.searcher.max_length, cfg.searcher.time_metric) == (1000, "optimizer_steps")
     # resolved config round-trips (what resume reads back)

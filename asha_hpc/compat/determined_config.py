@@ -156,6 +156,10 @@ def _resources(d: Dict[str, Any], notes: List[str]) -> None:
     if not isinstance(r, dict):
         return
     d.pop("resources")
+    if set(r) == {"slots_per_trial"} and isinstance(d.get("slurm"), dict) \
+            and "gpus_per_node" in d["slurm"]:  # asha_hpc's own resolved form: as it is
+        d["resources"] = r
+        return
     for key in r:
         full = f"resources.{key}"
         if key != "slots_per_trial":
@@ -165,6 +169,7 @@ def _resources(d: Dict[str, Any], notes: List[str]) -> None:
         if "slots_per_trial" in r:
             notes.append(f"resources.slots_per_trial: {slots!r} is not a count; ignored")
         return
+    d["resources"] = {"slots_per_trial": slots}  # the Core API shim's ClusterInfo.slot_ids
     slurm = d.setdefault("slurm", {}) if isinstance(d.get("slurm", {}), dict) else None
     if slurm is not None and "gpus_per_node" not in slurm:
         slurm["gpus_per_node"] = slots

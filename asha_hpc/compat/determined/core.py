@@ -1,0 +1,491 @@
+"""``det.core``: the Core API context (train, checkpoint, preempt, searcher, distributed) on
+top of asha_hpc's command-entrypoint protocol (jobmain.py: ``ASHA_*`` variables, the report
+file, the checkpoint folder the job publishes, the stop file).
+
+Checkpoints: each ``store_path`` writes a folder named by its storage_id (a uuid) inside the
+job's checkpoint folder, renamed into place when complete, and then removes the previous one;
+the job publishes the folder when the command ends, so the next job's ``latest_checkpoint`` is
+the newest storage_id in it. A job killed mid-save leaves the previous storage_id intact.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import os
+import pickle
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import yaml
+
+log = logging.getLogger("determined.core")
+METADATA = "metadata.json"
+UNITS = ("batches", "epochs", "records")
+
+
+@dataclass
+class JobEnv:
+    """What the job told the command, and what the shim needs from the resolved config."""
+
+    exp_dir: Path
+    trial_dir: Path
+    run_dir: Path
+    target: int
+    metric: str
+    report_file: Path
+    checkpoint_dir: Path
+    latest_checkpoint: Optional[Path]
+    stop_file: Path
+    time_metric: Optional[str]
+    until_exit: bool
+    slots_per_trial: int
+    seed: int
+
+    @classmethod
+    def from_env(cls) -> "JobEnv":
+        e = os.environ
+        missing = [k for k in ("ASHA_EXP_DIR", "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_REPORT_FILE",
+                               "ASHA_CHECKPOINT_DIR", "ASHA_STOP_FILE") if k not in e]
+        if missing:
+            raise RuntimeError(f"det.core.init(): not inside an asha_hpc job ({missing[0]} is not "
+                               f"set); run the script through `asha-hpc run CONFIG`")
+        exp = Path(e["ASHA_EXP_DIR"])
+        try:
+            cfg = yaml.safe_load((exp / "experiment.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            cfg = {}
+        s = cfg.get("searcher") or {}
+        unit = e.get("ASHA_LENGTH_UNIT", "units")
+        length = s.get("max_length")
+        if isinstance(length, dict) and length:
+            unit = next(iter(length))
+        time_metric = s.get("time_metric") or (unit if unit in UNITS else None)
+        latest = e.get("ASHA_LATEST_CHECKPOINT") or None
+        return cls(exp_dir=exp, trial_dir=Path(e["ASHA_TRIAL_DIR"]), run_dir=Path(e["ASHA_RUN_DIR"]),
+                   target=int(e.get("ASHA_TARGET_LENGTH", "1")), metric=e.get("ASHA_METRIC", ""),
+                   report_file=Path(e["ASHA_REPORT_FILE"]),
+                   checkpoint_dir=Path(e["ASHA_CHECKPOINT_DIR"]),
+                   latest_checkpoint=Path(latest) if latest else None,
+                   stop_file=Path(e["ASHA_STOP_FILE"]), time_metric=time_metric,
+                   until_exit=bool(s.get("until_exit")),
+                   slots_per_trial=int((cfg.get("resources") or {}).get("slots_per_trial", 1)),
+                   seed=int((cfg.get("reproducibility") or {}).get("experiment_seed", 0)))
+
+    def latest_storage_id(self) -> Optional[str]:
+        """The newest complete storage_id in the trial's latest checkpoint, or None."""
+        if self.latest_checkpoint is None:
+            return None
+        found = _stored(self.latest_checkpoint)
+        return found[-1][1] if found else None
+
+    def find(self, storage_id: str) -> Optional[Path]:
+        """Where a storage_id lives: this job's new checkpoints, the trial's latest, then any
+        checkpoint of the experiment (a warm start from another trial)."""
+        roots = [self.checkpoint_dir]
+        if self.latest_checkpoint is not None:
+            roots.append(self.latest_checkpoint)
+        for root in roots:
+            if (root / storage_id / METADATA).is_file():
+                return root / storage_id
+        for path in sorted(self.exp_dir.glob(f"trials/*/checkpoints/*/{storage_id}")):
+            if (path / METADATA).is_file():
+                return path
+        return None
+
+
+def _stored(folder: Path) -> List[Tuple[float, str]]:
+    """(time stored, storage_id) of the complete Core API checkpoints in a folder, oldest first."""
+    out = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".partial"):
+            continue
+        try:
+            meta = json.loads((folder / name / METADATA).read_text())
+        except (OSError, ValueError):
+            continue
+        out.append((float(meta.get("asha_stored", 0.0)), name))
+    return sorted(out)
+
+
+def _append(path: Path, obj: Dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(obj, default=_plain) + "\n")
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else str(v)
+
+
+class EarlyExitReason(enum.Enum):
+    INVALID_HP = "EXITED_REASON_INVALID_HP"
+    USER_REQUESTED_STOP = "EXITED_REASON_USER_REQUESTED_STOP"
+
+
+# ----------------------------------------------------------------------------- distributed
+class DistributedContext:
+    """The trial's ranks. Built by hand (``rank``, ``size``, ... as Determined's tutorial
+    does for the processes it launches), collectives go through files in the attempt's run
+    folder (shared by every node); ``from_torch_distributed()`` uses torch.distributed's."""
+
+    def __init__(self, *, rank: int, size: int, local_rank: int, local_size: int,
+                 cross_rank: int, cross_size: int, chief_ip: Optional[str] = None,
+                 pub_port: int = 0, pull_port: int = 0, port_offset: int = 0,
+                 force_tcp: bool = False) -> None:
+        self.rank, self.size = rank, size
+        self.local_rank, self.local_size = local_rank, local_size
+        self.cross_rank, self.cross_size = cross_rank, cross_size
+        self.chief_ip = chief_ip
+        self._seq = 0
+        self._torch = False
+        run = os.environ.get("ASHA_RUN_DIR")
+        self._dir = Path(run) / "det_distributed" if run else None
+
+    @classmethod
+    def from_torch_distributed(cls, chief_ip: Optional[str] = None) -> "DistributedContext":
+        import torch.distributed as dist
+
+        e = os.environ
+        local_size = int(e.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+        rank = dist.get_rank()
+        ctx = cls(rank=rank, size=dist.get_world_size(), local_rank=int(e.get("LOCAL_RANK", 0)),
+                  local_size=local_size, cross_rank=rank // max(local_size, 1),
+                  cross_size=dist.get_world_size() // max(local_size, 1),
+                  chief_ip=chief_ip or e.get("MASTER_ADDR"))
+        ctx._torch = True
+        return ctx
+
+    def get_rank(self) -> int:
+        return self.rank
+
+    def get_size(self) -> int:
+        return self.size
+
+    def get_local_rank(self) -> int:
+        return self.local_rank
+
+    def get_local_size(self) -> int:
+        return self.local_size
+
+    def get_cross_rank(self) -> int:
+        return self.cross_rank
+
+    def get_cross_size(self) -> int:
+        return self.cross_size
+
+    # collectives
+    def allgather(self, stuff: Any) -> List[Any]:
+        if self.size == 1:
+            return [stuff]
+        if self._torch:
+            import torch.distributed as dist
+
+            out: List[Any] = [None] * self.size
+            dist.all_gather_object(out, stuff)
+            return out
+        return self._exchange(stuff, readers="all")
+
+    def gather(self, stuff: Any) -> Optional[List[Any]]:
+        if self.size == 1:
+            return [stuff]
+        if self._torch:
+            import torch.distributed as dist
+
+            out: Optional[List[Any]] = [None] * self.size if self.rank == 0 else None
+            dist.gather_object(stuff, out, dst=0)
+            return out
+        got = self._exchange(stuff, readers="chief")
+        return got if self.rank == 0 else None
+
+    def broadcast(self, stuff: Any) -> Any:
+        if self.size == 1:
+            return stuff
+        if self._torch:
+            import torch.distributed as dist
+
+            box = [stuff if self.rank == 0 else None]
+            dist.broadcast_object_list(box, src=0)
+            return box[0]
+        return self._exchange(stuff if self.rank == 0 else None, readers="all", only_chief=True)[0]
+
+    def allgather_local(self, stuff: Any) -> List[Any]:
+        mine = self.allgather((self.cross_rank, stuff))
+        return [x for c, x in mine if c == self.cross_rank]
+
+    def gather_local(self, stuff: Any) -> Optional[List[Any]]:
+        got = self.allgather_local(stuff)
+        return got if self.local_rank == 0 else None
+
+    def broadcast_local(self, stuff: Any) -> Any:
+        return self.allgather_local(stuff)[0]
+
+    def _exchange(self, stuff: Any, readers: str, only_chief: bool = False) -> List[Any]:
+        """Every rank (or the chief alone) drops its value for this call; the readers wait for
+        all of them. Files are named by call number, so calls never mix."""
+        if self._dir is None:
+            raise RuntimeError("DistributedContext: collectives need an asha_hpc job (ASHA_RUN_DIR)")
+        self._seq += 1
+        self._dir.mkdir(parents=True, exist_ok=True)
+        writers = [0] if only_chief else list(range(self.size))
+        if self.rank in writers:
+            tmp = self._dir / f".tmp-{self._seq}-{self.rank}"
+            tmp.write_bytes(pickle.dumps(stuff))
+            os.rename(tmp, self._dir / f"{self._seq}-{self.rank}")
+        if readers == "chief" and self.rank != 0:
+            return []
+        paths = [self._dir / f"{self._seq}-{r}" for r in writers]
+        deadline = time.monotonic() + 1800
+        while not all(p.exists() for p in paths):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"rank {self.rank}: timed out waiting for the other ranks in "
+                                   f"collective {self._seq} ({self._dir})")
+            time.sleep(0.005)
+        return [pickle.loads(p.read_bytes()) for p in paths]
+
+
+class DummyDistributed(DistributedContext):
+    def __init__(self) -> None:
+        super().__init__(rank=0, size=1, local_rank=0, local_size=1, cross_rank=0, cross_size=1)
+
+
+# ----------------------------------------------------------------------------- sub-contexts
+class _Trial:
+    """What the three sub-contexts share: the segment's progress and result."""
+
+    def __init__(self, job: JobEnv, dist: DistributedContext) -> None:
+        self.job, self.dist = job, dist
+        self.result_sent = False
+        self.reached = False  # the segment's length was reached: the trial pauses here
+        self.seen_time_metric = False
+        self.last_validation: Optional[Dict[str, Any]] = None
+        self.progress: Optional[int] = None
+
+    def send_result(self, metrics: Dict[str, Any]) -> None:
+        if self.result_sent:
+            return
+        if self.job.metric not in metrics:
+            raise ValueError(f"validation metrics {sorted(metrics)} lack the searcher's metric "
+                             f"'{self.job.metric}' (searcher.metric): report it")
+        _append(self.job.report_file, {"metrics": metrics})
+        self.result_sent = True
+
+
+class TrainContext:
+    def __init__(self, t: _Trial) -> None:
+        self._t = t
+
+    def report_training_metrics(self, steps_completed: int, metrics: Dict[str, Any],
+                                batch_metrics: Optional[List[Dict[str, Any]]] = None) -> None:
+        """A learning-curve point; names get a ``train_`` prefix (unless they have one) so
+        they never shadow a validation metric of the same name."""
+        if self._t.dist.rank != 0:
+            return
+        named = {(k if k.startswith("train") else f"train_{k}"): v for k, v in metrics.items()}
+        _append(self._t.job.report_file, {"step": int(steps_completed), "metrics": named})
+
+    def report_validation_metrics(self, steps_completed: int, metrics: Dict[str, Any]) -> None:
+        """A learning-curve point; the first one at or past the segment's length (counted in
+        the time metric) is the rung's result, after which ``should_preempt()`` is True."""
+        t = self._t
+        if t.dist.rank != 0:
+            return
+        _append(t.job.report_file, {"step": int(steps_completed), "metrics": metrics})
+        t.last_validation = dict(metrics)
+        tm = t.job.time_metric
+        if tm is None or tm not in metrics:
+            return
+        t.seen_time_metric = True
+        t.progress = int(float(metrics[tm]))
+        if t.progress >= t.job.target and not t.result_sent:
+            t.send_result(metrics)
+            t.reached = True
+
+    def report_metrics(self, group: str, steps_completed: int, metrics: Dict[str, Any]) -> None:
+        if group == "validation":
+            self.report_validation_metrics(steps_completed, metrics)
+        elif group == "training":
+            self.report_training_metrics(steps_completed, metrics)
+        elif self._t.dist.rank == 0:
+            _append(self._t.job.report_file, {"step": int(steps_completed), "metrics": {
+                f"{group}_{k}": v for k, v in metrics.items()}})
+
+    def report_progress(self, progress: float) -> None:
+        """Determined's progress bar; nothing to do here (``asha-hpc status`` shows lengths)."""
+
+    def report_early_exit(self, reason: EarlyExitReason) -> None:
+        if self._t.dist.rank == 0 and reason == EarlyExitReason.INVALID_HP:
+            _append(self._t.job.report_file, {"invalid_hp": "the script reported INVALID_HP"})
+
+    def get_experiment_best_validation(self) -> Optional[float]:
+        return None
+
+    def get_tensorboard_path(self) -> Path:
+        p = self._t.job.run_dir / "tensorboard"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def upload_tensorboard_files(self, *args: Any, **kwargs: Any) -> None:
+        """The run folder is already on the shared filesystem."""
+
+
+class CheckpointContext:
+    def __init__(self, t: _Trial) -> None:
+        self._t = t
+
+    @contextlib.contextmanager
+    def store_path(self, metadata: Optional[Dict[str, Any]] = None,
+                   shard: bool = False) -> Iterator[Tuple[Path, str]]:
+        """A folder to write the checkpoint into, and its storage_id; it counts once the block
+        ends without an error (the previous checkpoint stays until then)."""
+        if self._t.dist.rank != 0 and not shard:
+            raise RuntimeError("checkpoint.store_path(): only the chief (rank 0) stores a "
+                               "checkpoint (as in Determined); pass shard=True for a sharded one")
+        sid = str(uuid.uuid4())
+        root = self._t.job.checkpoint_dir
+        part = root / f"{sid}.partial"
+        part.mkdir(parents=True)
+        try:
+            yield part, sid
+        except BaseException:
+            shutil.rmtree(part, ignore_errors=True)
+            raise
+        meta = dict(metadata or {})
+        meta["asha_stored"] = time.time()
+        (part / METADATA).write_text(json.dumps(meta, default=_plain))
+        os.rename(part, root / sid)
+        for _, old in _stored(root):
+            if old != sid:
+                shutil.rmtree(root / old, ignore_errors=True)
+        if self._t.progress is not None:  # the length the checkpoint holds, for time limits
+            _append(self._t.job.report_file, {"reached": self._t.progress})
+
+    @contextlib.contextmanager
+    def restore_path(self, storage_id: str, selector: Any = None) -> Iterator[Path]:
+        path = self._t.job.find(storage_id)
+        if path is None:
+            raise FileNotFoundError(f"checkpoint.restore_path(): no checkpoint with storage_id "
+                                    f"{storage_id} in this experiment")
+        yield path
+
+    def upload(self, ckpt_dir: Any, metadata: Optional[Dict[str, Any]] = None,
+               shard: bool = False, selector: Any = None) -> str:
+        with self.store_path(metadata, shard=shard) as (path, sid):
+            shutil.copytree(str(ckpt_dir), str(path), dirs_exist_ok=True)
+        return sid
+
+    def download(self, storage_id: str, ckpt_dir: Any, selector: Any = None) -> None:
+        with self.restore_path(storage_id) as path:
+            shutil.copytree(str(path), str(ckpt_dir), dirs_exist_ok=True)
+
+    def get_metadata(self, storage_id: str) -> Dict[str, Any]:
+        with self.restore_path(storage_id) as path:
+            meta = json.loads((path / METADATA).read_text())
+        meta.pop("asha_stored", None)
+        return meta
+
+
+class PreemptContext:
+    def __init__(self, t: _Trial) -> None:
+        self._t = t
+
+    def should_preempt(self, auto_ack: bool = True) -> bool:
+        """True once the searcher pauses or stops the trial here (its segment's length was
+        reached) or the job must end (time limit, preemption, cancel). With several ranks every
+        rank calls it and gets the chief's answer, as in Determined."""
+        t = self._t
+        mine = t.reached or t.job.stop_file.exists()
+        return bool(t.dist.broadcast(mine)) if t.dist.size > 1 else mine
+
+    def acknowledge_preemption_signal(self) -> None:
+        """Nothing to acknowledge: the job publishes what the script left when it exits."""
+
+
+class SearcherOperation:
+    """Determined 0.37's operation: train until the total length is ``length``, then
+    ``report_completed(metric)``."""
+
+    def __init__(self, t: _Trial, length: int) -> None:
+        self._t = t
+        self.length = length
+        self._completed = False
+
+    def report_progress(self, length: float) -> None:
+        """Determined's progress bar; nothing to do here."""
+
+    def report_completed(self, searcher_metric: Any) -> None:
+        t = self._t
+        if t.dist.rank == 0:
+            metrics = dict(t.last_validation or {})
+            metrics[t.job.metric] = searcher_metric
+            t.send_result(metrics)
+        self._completed = True
+
+
+class SearcherContext:
+    def __init__(self, t: _Trial) -> None:
+        self._t = t
+
+    def operations(self, searcher_mode: Any = None, auto_ack: bool = True) -> Iterator[SearcherOperation]:
+        """The segment's operation (one per job: a promoted trial comes back in a new job,
+        from its checkpoint)."""
+        op = SearcherOperation(self._t, self._t.job.target)
+        yield op
+        if not op._completed:
+            raise RuntimeError(f"searcher operation to length {op.length} ended without "
+                               f"op.report_completed(...)")
+
+    def get_configured_units(self) -> Any:
+        return self._t.job.time_metric
+
+
+class Context:
+    """``core_context``."""
+
+    def __init__(self, job: JobEnv, dist: DistributedContext) -> None:
+        self._t = _Trial(job, dist)
+        self.distributed = dist
+        self.train = TrainContext(self._t)
+        self.checkpoint = CheckpointContext(self._t)
+        self.preempt = PreemptContext(self._t)
+        self.searcher = SearcherContext(self._t)
+
+    def close(self, failed: bool) -> None:
+        """The block ended: a trial without a length reports its last validation metrics; a
+        length-counted one that never reported the time metric gets one line saying so."""
+        t = self._t
+        if failed or t.dist.rank != 0 or t.result_sent or t.job.stop_file.exists():
+            return
+        if t.job.until_exit and t.last_validation is not None:
+            t.send_result(t.last_validation)
+        elif t.job.time_metric and t.last_validation is not None and not t.seen_time_metric:
+            raise RuntimeError(
+                f"report_validation_metrics(): the metrics lack '{t.job.time_metric}' "
+                f"(searcher.time_metric): report the progress with them, e.g. "
+                f"metrics={{..., '{t.job.time_metric}': steps_completed}}")
+
+
+@contextlib.contextmanager
+def init(*, distributed: Optional[DistributedContext] = None, **_: Any) -> Iterator[Context]:
+    """``det.core.init()``: the Core API context for this job's trial."""
+    from ...errors import InvalidHP
+
+    ctx = Context(JobEnv.from_env(), distributed or DummyDistributed())
+    try:
+        yield ctx
+    except InvalidHP as e:  # as a Trial class would: the trial is replaced
+        if ctx.distributed.rank == 0:
+            _append(ctx._t.job.report_file, {"invalid_hp": str(e) or "InvalidHP"})
+        return
+    except BaseException:
+        ctx.close(failed=True)
+        raise
+    ctx.close(failed=False)

@@ -1,0 +1,244 @@
+"""The Core API shim end to end: scripts written as Determined's Core API tutorial writes them
+(tests/determined_configs/1_metrics.py ... 4_distributed.py, stages metrics, checkpoints,
+hyperparameter search in the 0.38 and the 0.37 style, distributed) run through
+``asha-hpc run`` with their Determined configs unchanged; the shim's edges in process."""
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asha_hpc.cli import main
+from asha_hpc.compat import determined as det
+from asha_hpc.expdir import ExpDir
+from asha_hpc.journal import read_journal
+
+CONFIGS = Path(__file__).parent / "determined_configs"
+
+
+def _run(tmp_path: Path, config: Path, capsys) -> Path:
+    exp = tmp_path / config.stem
+    rc = main(["run", str(config), "--exp-dir", str(exp)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    return exp
+
+
+def _segments(exp: Path):
+    """(trial, segment, status, metrics) of every result in the journal."""
+    records, _, _ = read_journal(ExpDir(exp).journal)
+    return [r for r in records if r.get("kind") == "result"]
+
+
+def _reports(exp: Path, trial: int):
+    out = {}
+    for run in sorted((exp / "trials" / f"{trial:05d}" / "runs").iterdir()):
+        out[run.name] = [json.loads(x) for x in (run / "report.jsonl").read_text().splitlines()]
+    return out
+
+
+def test_stage_1_metrics(tmp_path, capsys):
+    exp = _run(tmp_path, CONFIGS / "core_api_038_single.yaml", capsys)
+    (res,) = _segments(exp)
+    assert res["status"] == "completed" and res["metrics"] == {"total": 40}
+    curve = [json.loads(x) for x in next((exp / "trials/00001/runs").iterdir()).joinpath(
+        "metrics.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in curve if "train_total" in p] == [10, 20, 30, 40]
+
+
+def test_stage_2_checkpoints(tmp_path, capsys):
+    exp = _run(tmp_path, CONFIGS / "core_api_checkpoints.yaml", capsys)
+    (res,) = _segments(exp)
+    assert res["metrics"] == {"total": 40}
+    (ckpt,) = (exp / "trials/00001/checkpoints").iterdir()
+    (stored,) = [p for p in ckpt.iterdir() if p.is_dir()]  # one storage_id: the newest only
+    assert stored.joinpath("state").read_text() == "40,40,1"
+    assert json.loads(stored.joinpath("metadata.json").read_text())["steps_completed"] == 40
+
+
+@pytest.mark.slow
+def test_stage_3_hpsearch_038_pauses_at_the_rung_and_resumes_from_its_checkpoint(tmp_path, capsys):
+    exp = _run(tmp_path, CONFIGS / "core_api_038_adaptive.yaml", capsys)
+    results = _segments(exp)
+    assert all(r["status"] == "completed" for r in results)
+    promoted = sorted({r["trial"] for r in results if r["segment"] == 1})
+    assert promoted, "adaptive_asha promoted nobody"
+    for tid in promoted:
+        runs = _reports(exp, tid)
+        first, second = (runs[k] for k in sorted(runs))
+        # the first job stopped at the rung (batches 20 reached) after checkpointing there
+        assert [x["step"] for x in first if "step" in x and "total" in x["metrics"]] == [10, 20]
+        assert {"reached": 20} in first
+        # the promoted job resumed from that checkpoint: its first point is batch 30
+        steps = [x["step"] for x in second if "step" in x and "total" in x["metrics"]]
+        assert steps == [30, 40, 50, 60, 70, 80]
+        assert [x["metrics"] for x in second if set(x) == {"metrics"}][0]["batches"] == 80
+
+
+@pytest.mark.slow
+def test_stage_3_hpsearch_037_operations(tmp_path, capsys):
+    exp = _run(tmp_path, CONFIGS / "core_api_037_adaptive.yaml", capsys)
+    results = _segments(exp)
+    assert all(r["status"] == "completed" for r in results)
+    top = [r for r in results if r["length"] == 90]
+    assert top
+    for r in top:  # trained to 90 in all, whatever the path: the score says so
+        hp = json.loads((exp / "trials" / f"{r['trial']:05d}" / "hparams.json").read_text())
+        s = hp["step_size"]
+        assert r["metrics"]["total"] == pytest.approx(90 * s / (1.0 + abs(s - 4)))
+
+
+def test_stage_4_distributed(tmp_path, capsys):
+    """slots_per_trial 2: the script launches two workers; allgather sums both ranks'
+    step_size every batch, the chief alone reports and checkpoints."""
+    exp = _run(tmp_path, CONFIGS / "core_api_distributed.yaml", capsys)
+    (res,) = _segments(exp)
+    hp = json.loads((exp / "trials/00001/hparams.json").read_text())
+    assert res["metrics"] == {"total": 30 * 2 * hp["step_size"], "ranks": 2}
+
+
+@pytest.mark.slow
+def test_038_script_in_the_worker_pool(tmp_path, capsys):
+    """The same Determined config with a pool of two workers added (the only line changed is
+    the user's own choice of a pool): segments go to long-lived workers, the shim is the same."""
+    raw = yaml.safe_load((CONFIGS / "core_api_038_adaptive.yaml").read_text())
+    raw.update(local={"workers": 2, "max_parallel": 2}, context_dir=str(CONFIGS))
+    cfg = tmp_path / "pool.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    exp = _run(tmp_path, cfg, capsys)
+    results = _segments(exp)
+    assert len({r["trial"] for r in results}) == 8
+    assert all(r["status"] == "completed" for r in results)
+    assert any(r.get("worker") for r in results)
+
+
+# ----------------------------------------------------------------------------- in process
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    """The environment a job gives a command (jobmain._run_command), for trial 3."""
+    exp = tmp_path / "exp"
+    run = exp / "trials/00003/runs/r0"
+    out = run / "checkpoint_out"
+    out.mkdir(parents=True)
+    (exp / "experiment.yaml").write_text(yaml.safe_dump({
+        "searcher": {"name": "adaptive_asha", "metric": "total", "max_length": {"batches": 20},
+                     "time_metric": "batches"},
+        "reproducibility": {"experiment_seed": 5}}))
+    env = dict(ASHA_EXP_DIR=str(exp), ASHA_TRIAL_ID="3", ASHA_TRIAL_DIR=str(exp / "trials/00003"),
+               ASHA_RUN_DIR=str(run), ASHA_SEGMENT="0", ASHA_TARGET_LENGTH="20",
+               ASHA_LENGTH_UNIT="batches", ASHA_METRIC="total",
+               ASHA_HPARAMS=json.dumps({"step_size": 2}), ASHA_LATEST_CHECKPOINT="",
+               ASHA_CHECKPOINT_DIR=str(out), ASHA_REPORT_FILE=str(run / "report.jsonl"),
+               ASHA_STOP_FILE=str(run / "STOP"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return run
+
+
+def _lines(run: Path):
+    p = run / "report.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_cluster_info(job):
+    info = det.get_cluster_info()
+    assert info.trial.trial_id == 3 and info.trial.hparams == {"step_size": 2}
+    assert info.trial.experiment_id == "exp" and info.latest_checkpoint is None
+
+
+def test_off_cluster_is_none(monkeypatch):
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    assert det.get_cluster_info() is None
+
+
+def test_stop_file_preempts_without_a_result(job, monkeypatch):
+    """Time limit or preemption: the script checkpoints and leaves; no result is sent (the
+    segment is continued later from the checkpoint)."""
+    (job / "STOP").touch()
+    monkeypatch.setattr("sys.argv", ["2_checkpoints.py"])
+    runpy.run_path(str(CONFIGS / "2_checkpoints.py"), run_name="__main__")
+    lines = _lines(job)
+    assert not any(set(x) == {"metrics"} for x in lines)
+    (sid,) = [p.name for p in (job / "checkpoint_out").iterdir()]
+    assert (job / "checkpoint_out" / sid / "state").read_text() == "10,10,3"
+
+
+def test_restore_from_the_latest_storage_id(job, monkeypatch, tmp_path):
+    """A promoted trial gets its newest storage_id back and resumes there."""
+    with det.core.init() as ctx:
+        with ctx.checkpoint.store_path({"steps_completed": 10}) as (path, first):
+            (path / "w").write_text("old")
+        with ctx.checkpoint.store_path({"steps_completed": 20}) as (path, second):
+            (path / "w").write_text("new")
+        assert ctx.checkpoint.get_metadata(second) == {"steps_completed": 20}
+        with pytest.raises(FileNotFoundError, match="no checkpoint with storage_id"):
+            with ctx.checkpoint.restore_path(first):
+                pass  # replaced by the newer one
+        ctx.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0, "batches": 20})
+        assert ctx.preempt.should_preempt()
+    published = tmp_path / "exp/trials/00003/checkpoints/t3-0001"
+    published.parent.mkdir(parents=True)
+    (job / "checkpoint_out").rename(published)
+    monkeypatch.setenv("ASHA_LATEST_CHECKPOINT", str(published))
+    info = det.get_cluster_info()
+    assert info.latest_checkpoint == second
+    with det.core.init() as ctx:
+        with ctx.checkpoint.restore_path(info.latest_checkpoint) as path:
+            assert (path / "w").read_text() == "new"
+    assert [x for x in _lines(job) if set(x) == {"metrics"}] == [
+        {"metrics": {"total": 1.0, "batches": 20}}]
+
+
+def test_failed_store_keeps_the_previous_checkpoint(job):
+    with det.core.init() as ctx:
+        with ctx.checkpoint.store_path({}) as (path, sid):
+            (path / "a").write_text("1")
+        with pytest.raises(OSError):
+            with ctx.checkpoint.store_path({}) as (path, _):
+                raise OSError("disk full")
+    assert [p.name for p in (job / "checkpoint_out").iterdir()] == [sid]
+    assert det.core.JobEnv.from_env().find(sid) is not None
+
+
+def test_missing_time_metric_is_one_clear_line(job):
+    with pytest.raises(RuntimeError, match=r"lack 'batches' \(searcher.time_metric\)"):
+        with det.core.init() as ctx:
+            ctx.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0})
+
+
+def test_missing_searcher_metric_names_it(job):
+    with pytest.raises(ValueError, match="lack the searcher's metric 'total'"):
+        with det.core.init() as ctx:
+            ctx.train.report_validation_metrics(steps_completed=20, metrics={"loss": 1.0, "batches": 20})
+
+
+def test_invalid_hp_is_reported(job):
+    with det.core.init():
+        raise det.InvalidHP("step_size too large")
+    assert _lines(job) == [{"invalid_hp": "step_size too large"}]
+
+
+def test_operations_037(job):
+    with pytest.raises(RuntimeError, match="without op.report_completed"):
+        with det.core.init() as ctx:
+            for op in ctx.searcher.operations():
+                assert op.length == 20
+    with det.core.init() as ctx:
+        for op in ctx.searcher.operations():
+            ctx.train.report_validation_metrics(steps_completed=op.length, metrics={"acc": 0.5})
+            op.report_completed(0.25)
+    assert {"metrics": {"acc": 0.5, "total": 0.25}} in _lines(job)
+
+
+def test_non_chief_cannot_store(job):
+    dist = det.core.DistributedContext(rank=1, size=2, local_rank=1, local_size=2, cross_rank=0,
+                                       cross_size=1)
+    ctx = det.core.Context(det.core.JobEnv.from_env(), dist)
+    with pytest.raises(RuntimeError, match="only the chief"):
+        with ctx.checkpoint.store_path({}):
+            pass
+    ctx.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0, "batches": 20})
+    assert _lines(job) == []  # workers report nothing
