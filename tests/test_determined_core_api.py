@@ -46,7 +46,7 @@ def test_stage_1_metrics(tmp_path, capsys):
     assert res["status"] == "completed" and res["metrics"] == {"total": 40}
     curve = [json.loads(x) for x in next((exp / "trials/00001/runs").iterdir()).joinpath(
         "metrics.jsonl").read_text().splitlines()]
-    assert [p["step"] for p in curve if "train_total" in p] == [10, 20, 30, 40]
+    assert [p["step"] for p in curve if "train_total" in p.get("metrics", p)] == [10, 20, 30, 40]
 
 
 def test_stage_2_checkpoints(tmp_path, capsys):
