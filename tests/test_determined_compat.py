@@ -76,7 +76,10 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     assert cfg.slurm.additional_parameters == {"mem": "64G", "time": "04:00:00"}
     assert cfg.checkpoint_folder == "/tmp/asha-det-compat-scratch/checkpoints"
     assert cfg.save_experiment_best == 2
-    assert cfg.entrypoint[:3] == ["python3", "-m", "determined.launch.torch_distributed"]
+    # Determined's torch launcher becomes torchrun with the trial's slots
+    assert cfg.entrypoint == ["python3", "-m", "torch.distributed.run", "--standalone",
+                              "--nproc_per_node=2", "--no-python", "python3", "train.py",
+                              "--epochs", "1"]
 
 
 def test_run_prints_the_same_warnings(tmp_path, capsys):

@@ -242,3 +242,36 @@ def test_non_chief_cannot_store(job):
             pass
     ctx.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0, "batches": 20})
     assert _lines(job) == []  # workers report nothing
+
+
+def test_a_checkpoint_past_the_next_rung_reports_at_once(job, monkeypatch, tmp_path):
+    """Validations every 100 batches, rungs at 20 and 80: the checkpoint at 100 already holds
+    the next rung's result; the promoted job reports it at once and stops the script."""
+    with det.core.init() as ctx:
+        ctx.train.report_validation_metrics(steps_completed=100, metrics={"total": 0.5, "batches": 100})
+        with ctx.checkpoint.store_path({"steps_completed": 100}) as (path, sid):
+            (path / "w").write_text("100")
+        assert ctx.preempt.should_preempt()
+    published = tmp_path / "exp/trials/00003/checkpoints/t3-0001"
+    published.parent.mkdir(parents=True)
+    (job / "checkpoint_out").rename(published)
+    (job / "checkpoint_out").mkdir()
+    (job / "report.jsonl").unlink()
+    monkeypatch.setenv("ASHA_LATEST_CHECKPOINT", str(published))
+    monkeypatch.setenv("ASHA_TARGET_LENGTH", "80")
+    with det.core.init() as ctx:
+        assert ctx.preempt.should_preempt()
+    assert _lines(job) == [{"metrics": {"total": 0.5, "batches": 100}}]
+    assert ctx.checkpoint.get_metadata(sid) == {"steps_completed": 100}
+
+
+@pytest.mark.slow
+def test_torch_launcher_becomes_torchrun(tmp_path, capsys):
+    """`python3 -m determined.launch.torch_distributed python3 torch_ddp.py` with 2 slots runs
+    under torchrun: two ranks, DDP over gloo, from_torch_distributed() collectives."""
+    exp = _run(tmp_path, CONFIGS / "torch_ddp_038.yaml", capsys)
+    (res,) = _segments(exp)
+    assert res["status"] == "completed" and res["metrics"]["ranks"] == 2
+    assert res["metrics"]["val_loss"] < 0.1
+    (ckpt,) = (exp / "trials/00001/checkpoints").iterdir()
+    assert len(list(ckpt.glob("*/model.pt"))) == 1

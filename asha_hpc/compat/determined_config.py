@@ -103,6 +103,7 @@ def translate(raw: Any, config_dir: str = ".") -> Tuple[Any, List[str], List[str
     _searcher(d, notes, problems)
     _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
     _resources(d, notes)
+    _launcher(d, notes)  # after resources: torchrun starts slots_per_trial ranks
     _checkpoint_storage(d, config_dir, notes)
     return d, notes, problems
 
@@ -187,6 +188,43 @@ def _resources(d: Dict[str, Any], notes: List[str]) -> None:
             where += f"; local backend: this machine has {have} GPU(s), so trials run on CPU"
     notes.append(f"resources.slots_per_trial: {slots} GPUs per trial ({where}); the entrypoint "
                  f"starts its ranks itself, as on Determined")
+
+
+def _launcher(d: Dict[str, Any], notes: List[str]) -> None:
+    """``python3 -m determined.launch.torch_distributed [OVERRIDES --] CMD`` becomes torchrun
+    (``python3 -m torch.distributed.run --standalone --nproc_per_node N``, N the slots per
+    trial) running CMD; ``determined.launch.tensorflow`` is dropped (CMD runs alone); other
+    Determined launchers are named as unavailable."""
+    ep = d.get("entrypoint")
+    if isinstance(ep, str) and " " in ep.strip():
+        toks = shlex.split(ep)
+    elif isinstance(ep, list) and all(isinstance(x, (str, int, float)) for x in ep):
+        toks = [str(x) for x in ep]
+    else:
+        return
+    at = next((i for i in range(len(toks) - 1)
+               if toks[i] == "-m" and toks[i + 1].startswith("determined.launch.")), None)
+    if at is None:
+        return
+    python, launcher, rest = toks[:at], toks[at + 1], toks[at + 2:]
+    overrides: List[str] = []
+    if "--" in rest:
+        cut = rest.index("--")
+        overrides, rest = [o for o in rest[:cut] if o != "--trust"], rest[cut + 1:]
+    if launcher == "determined.launch.torch_distributed":
+        slots = (d.get("resources") or {}).get("slots_per_trial", 1)
+        no_python = ["--no-python"] if rest and not rest[0].endswith(".py") else []
+        new = python + ["-m", "torch.distributed.run", "--standalone",
+                        f"--nproc_per_node={slots}", *no_python, *overrides, *rest]
+    elif launcher == "determined.launch.tensorflow":
+        new = rest
+    else:
+        notes.append(f"entrypoint: {launcher} is Determined's launcher and is not available here: "
+                     f"start the ranks in the command (torchrun, srun) or use "
+                     f"slurm.tasks_per_node with a function entrypoint")
+        return
+    d["entrypoint"] = new
+    notes.append(f"entrypoint: {launcher} -> {shlex.join(new)}")
 
 
 def checkpoint_folder(ckpt: Dict[str, Any], config_dir: str) -> Optional[str]:

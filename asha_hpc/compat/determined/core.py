@@ -360,6 +360,9 @@ class CheckpointContext:
             raise
         meta = dict(metadata or {})
         meta["asha_stored"] = time.time()
+        if self._t.progress is not None:  # a resumed job whose rung this already passed
+            meta["asha_progress"] = self._t.progress
+            meta["asha_validation"] = self._t.last_validation
         (part / METADATA).write_text(json.dumps(meta, default=_plain))
         os.rename(part, root / sid)
         for _, old in _stored(root):
@@ -389,8 +392,7 @@ class CheckpointContext:
     def get_metadata(self, storage_id: str) -> Dict[str, Any]:
         with self.restore_path(storage_id) as path:
             meta = json.loads((path / METADATA).read_text())
-        meta.pop("asha_stored", None)
-        return meta
+        return {k: v for k, v in meta.items() if not k.startswith("asha_")}
 
 
 class PreemptContext:
@@ -453,10 +455,32 @@ class Context:
     def __init__(self, job: JobEnv, dist: DistributedContext) -> None:
         self._t = _Trial(job, dist)
         self.distributed = dist
+        self._already_there()
         self.train = TrainContext(self._t)
         self.checkpoint = CheckpointContext(self._t)
         self.preempt = PreemptContext(self._t)
         self.searcher = SearcherContext(self._t)
+
+    def _already_there(self) -> None:
+        """A checkpoint taken past this segment's length (validations every 100 batches, rungs
+        at 20 and 80): the segment's result is the validation stored with it, at once, and the
+        script is told to stop at its first ``should_preempt()`` (Determined 0.38 counts one
+        validation toward every rung it passes)."""
+        t = self._t
+        sid = t.job.latest_storage_id() if t.dist.rank == 0 else None
+        if sid is None or t.job.latest_checkpoint is None:
+            return
+        try:
+            meta = json.loads((t.job.latest_checkpoint / sid / METADATA).read_text())
+        except (OSError, ValueError):
+            return
+        progress, validation = meta.get("asha_progress"), meta.get("asha_validation")
+        if isinstance(progress, int) and progress >= t.job.target and isinstance(validation, dict) \
+                and t.job.metric in validation:
+            t.progress, t.last_validation = progress, validation
+            t.seen_time_metric = True
+            t.send_result(validation)
+            t.reached = True
 
     def close(self, failed: bool) -> None:
         """The block ended: a trial without a length reports its last validation metrics; a
