@@ -208,3 +208,12 @@ def test_translate_leaves_our_own_files_alone():
     ours = yaml.safe_load((Path(__file__).parents[1] / "examples/quadratic/quadratic.yaml").read_text())
     raw, notes, problems = translate(ours, "/tmp")
     assert raw == ours and notes == [] and problems == []
+
+
+def test_empty_hyperparameter_is_a_null_constant():
+    """Determined's DeepSpeed examples leave `wandb_group:` empty: a constant null there."""
+    raw = {"entrypoint": "python3 t.py", "searcher": {"name": "single", "metric": "x", "max_length": 2},
+           "hyperparameters": {"wandb_group": None, "model": {"dropout": None, "width": 3}}}
+    cfg = parse_config(raw, "/tmp")
+    assert cfg.space().sample(__import__("numpy").random.default_rng(0)) == {
+        "wandb_group": None, "model": {"dropout": None, "width": 3}}

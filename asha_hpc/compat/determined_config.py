@@ -56,6 +56,7 @@ IGNORED: Dict[str, str] = {
     "internal": "Determined internal settings",
     "pbs": "PBS is not a backend here (backend: local or slurm)",
     "resources.max_slots": "concurrency is searcher.max_concurrent_trials",
+    "resources.slots": "a command task's setting (trials use slots_per_trial)",
     "resources.weight": "Slurm's fair share decides (slurm.qos / slurm.account)",
     "resources.priority": "Slurm decides (slurm.qos)",
     "resources.resource_pool": "use slurm.partition",
@@ -100,12 +101,28 @@ def translate(raw: Any, config_dir: str = ".") -> Tuple[Any, List[str], List[str
     for key in list(d):
         if key in IGNORED:
             _ignore(d, key, key, notes)
+    if isinstance(d.get("hyperparameters"), dict):
+        d["hyperparameters"] = _null_constants(d["hyperparameters"])
     _searcher(d, notes, problems)
     _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
     _resources(d, notes)
     _launcher(d, notes)  # after resources: torchrun starts slots_per_trial ranks
     _checkpoint_storage(d, config_dir, notes)
     return d, notes, problems
+
+
+def _null_constants(hp: Dict[str, Any]) -> Dict[str, Any]:
+    """Determined takes ``name:`` with no value as the constant null (its DeepSpeed examples
+    leave ``wandb_group:`` empty); so does this, spelt out for the space parser."""
+    out: Dict[str, Any] = {}
+    for k, v in hp.items():
+        if v is None:
+            out[k] = {"type": "const", "val": None}
+        elif isinstance(v, dict) and "type" not in v:
+            out[k] = _null_constants(v)
+        else:
+            out[k] = v
+    return out
 
 
 def _ignore(d: Dict[str, Any], key: str, full: str, notes: List[str]) -> None:
