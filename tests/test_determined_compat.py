@@ -217,3 +217,11 @@ def test_empty_hyperparameter_is_a_null_constant():
     cfg = parse_config(raw, "/tmp")
     assert cfg.space().sample(__import__("numpy").random.default_rng(0)) == {
         "wandb_group": None, "model": {"dropout": None, "width": 3}}
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
+def test_resolved_config_resumes_as_it_was(path):
+    """experiment.yaml (what resume reads) gives back the same config, with nothing to warn."""
+    cfg = load_config(path)
+    again = parse_config(cfg.to_dict(), cfg.config_dir)
+    assert again.to_dict() == cfg.to_dict() and again.warnings == []

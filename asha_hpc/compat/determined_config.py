@@ -275,7 +275,9 @@ def _checkpoint_storage(d: Dict[str, Any], config_dir: str, notes: List[str]) ->
         notes.append(f"checkpoint_storage.type: {kind} is Determined's object store; checkpoints "
                      f"stay on the shared filesystem (in the experiment folder unless host_path "
                      f"is given)")
-    folder = checkpoint_folder(c, config_dir) if "folder" not in c else c["folder"]
+    if "folder" in c:  # asha_hpc's own resolved form (experiment.yaml)
+        return
+    folder = checkpoint_folder(c, config_dir)
     for key in ("host_path", "storage_path", "container_path"):
         c.pop(key, None)
     if folder:
