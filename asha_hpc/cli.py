@@ -111,13 +111,12 @@ def _default_exp_dir(cfg: ExperimentConfig) -> Path:
 def _config_warnings(cfg: ExperimentConfig) -> List[str]:
     """The config's warnings (Determined keys mapped or ignored), and a Determined Trial class
     as entrypoint where its source says so: ``plan`` and ``run`` show the same lines."""
-    out = list(cfg.warnings)
-    if isinstance(cfg.entrypoint, str):
-        from .compat.determined_config import trial_class_problem
+    from .compat.determined_config import trial_class_problem
 
-        why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
-        if why:
-            out.append(why)
+    out = list(cfg.warnings)
+    why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
+    if why:
+        out.append(why)
     return out
 
 
@@ -125,12 +124,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides={"backend": a.backend})
     for w in cfg.warnings:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    if isinstance(cfg.entrypoint, str) and cfg.backend != "simulated":
+    if cfg.backend != "simulated":
         from .compat.determined_config import trial_class_problem
         from .entrypoint import check_entrypoint
 
-        why = check_entrypoint(cfg.entrypoint, cfg.config_dir) or trial_class_problem(
-            cfg.entrypoint, cfg.config_dir)
+        why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
+               if isinstance(cfg.entrypoint, str) else None)
+        why = why or trial_class_problem(cfg.entrypoint, cfg.config_dir)
         if why:
             raise ConfigError([why], a.config)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)

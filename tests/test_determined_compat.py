@@ -17,7 +17,7 @@ from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "determined_configs"
-GOOD = sorted(CONFIGS.glob("*.yaml"))
+GOOD = sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("trial_class_init/*.yaml"))
 
 
 def _plan(capsys, path: Path, *extra: str):
@@ -139,6 +139,14 @@ def test_trial_class_plans_with_a_warning_and_run_refuses(tmp_path, capsys):
     _, err = capsys.readouterr()
     assert rc != 0 and "is a Determined Trial class" in err
     assert not (tmp_path / "exp").exists()
+
+
+def test_bare_trial_class_name_is_told_too(tmp_path, capsys):
+    path = CONFIGS / "trial_class_init" / "const.yaml"
+    rc, out, _ = _plan(capsys, path)
+    assert rc == 0 and "entrypoint: MnistTrial is a Determined Trial class" in out
+    rc = main(["run", str(path), "--exp-dir", str(tmp_path / "exp")])
+    assert rc != 0 and "MnistTrial is a Determined Trial class" in capsys.readouterr().err
 
 
 def test_trial_class_fails_at_the_job_when_not_detectable(tmp_path):

@@ -312,26 +312,36 @@ def _slurm(d: Dict[str, Any], notes: List[str]) -> None:
                      + (f"; could not read {' '.join(bad)} (give them as --key=value)" if bad else ""))
 
 
-def trial_class_problem(entrypoint: str, context_dir: str) -> Optional[str]:
-    """Why a ``module:Name`` entrypoint names a Determined Trial class (read from the source,
-    nothing imported), or None. One line pointing to the Core API path."""
+def trial_class_problem(entrypoint: Any, context_dir: str) -> Optional[str]:
+    """Why an entrypoint names a Determined Trial class (read from the source, nothing
+    imported), or None: ``module:Name`` / ``path.py:Name`` (``Name`` may be ``Outer.Inner``), or
+    a bare ``Name`` exposed in the context directory's ``__init__.py`` (which the config loader
+    took for a command). One line pointing to the Core API path."""
     import ast
 
-    mod, _, name = entrypoint.rpartition(":")
-    if mod.endswith(".py") or "/" in mod:
-        path = Path(mod)
+    if isinstance(entrypoint, list):
+        if len(entrypoint) != 1 or not entrypoint[0].replace(".", "_").isidentifier():
+            return None
+        shown, mod, name = entrypoint[0], "", entrypoint[0]
+        path = Path("__init__.py")
     else:
-        path = Path(*mod.split("."))
-        path = path.with_suffix(".py") if not (Path(context_dir) / path).is_dir() else path / "__init__.py"
+        shown = entrypoint
+        mod, _, name = entrypoint.rpartition(":")
+        if mod.endswith(".py") or "/" in mod:
+            path = Path(mod)
+        else:
+            path = Path(*mod.split("."))
+            path = path / "__init__.py" if (Path(context_dir) / path).is_dir() else path.with_suffix(".py")
     if not path.is_absolute():
         path = Path(context_dir) / path
     try:
         tree = ast.parse(path.read_text())
     except (OSError, SyntaxError, ValueError):
         return None
+    top = name.split(".")[0]
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            return trial_class_message(entrypoint)
+        if isinstance(node, ast.ClassDef) and node.name == top:
+            return trial_class_message(shown)
     return None
 
 
