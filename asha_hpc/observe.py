@@ -142,8 +142,10 @@ def start_time(records: List[Dict[str, Any]]) -> Optional[float]:
 
 def progress(cfg: ExperimentConfig, st: ExperimentState, records: List[Dict[str, Any]],
              now: Optional[float] = None) -> Dict[str, Any]:
-    """Units trained (lengths reached, summed over trials) against the plan's ``total_units``,
-    throughput over the time a master ran, and the ETA it implies."""
+    """Units trained (lengths reached, summed over trials) against the plan's ``total_units``
+    (``units_preview``) while the search runs, against what it trained once it is over (the
+    preview is an estimate: rungs short of results promote fewer trials, early promotions
+    more), throughput over the time a master ran, and the ETA it implies."""
     from .plan import plan
 
     try:
@@ -154,6 +156,9 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: List[Dict[str,
     finished = st.lifecycle in ("completed", "cancelled", "failed")
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
+    preview = planned
+    if st.lifecycle == "completed":
+        planned = done  # all it could train: "196/196", not "196/244 (100%)"
     if finished:
         fraction = 1.0 if st.lifecycle == "completed" else (min(done / planned, 1.0) if planned else None)
         eta = 0.0 if st.lifecycle == "completed" else None
@@ -161,7 +166,8 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: List[Dict[str,
         fraction = min(done / planned, 1.0) if planned else None
         left = planned - done
         eta = left / rate if rate and left > 0 else None
-    return {"units_done": done, "units_planned": planned, "unit": cfg.searcher.length_unit,
+    return {"units_done": done, "units_planned": planned, "units_preview": preview,
+            "unit": cfg.searcher.length_unit,
             "fraction": fraction, "active_hours": active / 3600.0,
             "units_per_hour": rate * 3600.0 if rate else None,
             "eta_seconds": eta}

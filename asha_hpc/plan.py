@@ -11,7 +11,7 @@ with fewer than ``d`` results promotes nobody), but the budget is close.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .searcher.brackets import bracket_plan
 
@@ -20,18 +20,41 @@ if TYPE_CHECKING:  # pragma: no cover
     from .space import Space
 
 
-def bracket_preview(rung_lengths: List[int], max_trials: int, divisor: float) -> List[int]:
-    """Trials ending at each rung of one bracket, synchronously idealised."""
+def bracket_preview(rung_lengths: List[int], max_trials: int, divisor: float,
+                    at_least_one: bool = True) -> List[int]:
+    """Trials ending at each rung of one bracket, synchronously idealised: Determined's preview
+    lets at least one trial continue from every rung (``at_least_one``); the paper's rule
+    promotes the top ``floor(n/d)`` of a rung's ``n`` results, so none when ``n < d``."""
     out = []
     rt = max_trials
     for i in range(len(rung_lengths)):
         if i == len(rung_lengths) - 1:
             out.append(rt)
             break
-        cont = max(int(rt / divisor), 1) if rt > 0 else 0
+        cont = int(rt / divisor)
+        if at_least_one and rt > 0:
+            cont = max(cont, 1)
         out.append(rt - cont)
         rt = cont
     return out
+
+
+def _floor_rule(cfg: "SearcherConfig") -> bool:
+    """Whether the search promotes only the top floor(n/d) of a rung (the paper's rule and
+    Determined 0.37's; stop_once and Determined 0.38 let the first result of a rung go on)."""
+    return (cfg.name in ("adaptive_asha", "async_halving") and not cfg.stop_once
+            and getattr(cfg, "asha_rule", "paper") in ("paper", "determined_0.37"))
+
+
+def starved_rung(rung_lengths: List[int], max_trials: int, divisor: float) -> Optional[Tuple[int, int]]:
+    """(rung index, trials expected there) of the first rung expected to get fewer results
+    than the divisor (none of which need go on under the floor rule), or None."""
+    rt = max_trials
+    for i in range(len(rung_lengths) - 1):
+        if 0 < rt < divisor:
+            return i, rt
+        rt = int(rt / divisor)
+    return None
 
 
 def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
@@ -52,6 +75,23 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
         if len(set(b.rung_lengths)) < len(b.rung_lengths):
             warnings.append(f"bracket {i} has rungs of equal length {b.rung_lengths}: max_length "
                             f"{cfg.max_length} is too short for {b.num_rungs} rungs with divisor {d:g}")
+    # The least the search trains (every trial completing): under the floor rule a rung's
+    # top floor(n/d) all go on once its n results are in, and a rung with fewer results than
+    # the divisor need promote nobody, where the preview (Determined's) lets one go on.
+    # Promotions made before a rung's results are all in can add more than either.
+    least = 0
+    why: List[str] = []
+    for i, b in enumerate(infos):
+        counts = bracket_preview(b.rung_lengths, b.max_trials, d, at_least_one=not _floor_rule(cfg))
+        least += sum(length * n for length, n in zip(b.rung_lengths, counts))
+        stuck = starved_rung(b.rung_lengths, b.max_trials, d) if _floor_rule(cfg) else None
+        if stuck is not None:
+            r, n = stuck
+            why.append(f"bracket {i} expects {n} trial{'s' if n != 1 else ''} at "
+                       f"{b.rung_lengths[r]:,} {cfg.length_unit}, fewer than the divisor {d:g}: "
+                       f"a rung promotes the top 1/{d:g} of its results rounded down, so none "
+                       f"goes on to {b.rung_lengths[r + 1]:,} unless promotions made early "
+                       f"sent more trials there")
     total_trials = sum(b.max_trials for b in infos)
     if cfg.name in ("adaptive_asha", "async_halving", "random") and total_trials > cfg.max_trials:
         warnings.append(f"the brackets hold {total_trials} trials, more than max_trials "
@@ -64,11 +104,21 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
                       "rung_lengths": list(b.rung_lengths)} for b in infos],
         "preview": {str(length): ending[length] for length in sorted(ending)},
         "total_units": sum(length * n for length, n in ending.items()),
+        "least_units": least,  # what the search trains at least (every trial completing)
+        "least_units_why": why,  # why that is below total_units, one line per bracket
         "total_trials": total_trials,
         "bracket_preview": per_bracket,
         "hyperparameters": space.describe(),
         "warnings": warnings,
     }
+
+
+SINGULAR = {"batches": "batch", "epochs": "epoch", "records": "record", "units": "unit"}
+
+
+def unit_name(unit: str, n: int) -> str:
+    """``batches`` -> ``batch`` for one (the length units of config.LENGTH_UNITS)."""
+    return SINGULAR.get(unit, unit) if n == 1 else unit
 
 
 def _table(header: List[str], rows: List[List[str]], right: List[bool]) -> List[str]:
@@ -86,8 +136,7 @@ def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]
     unit = cfg.length_unit
 
     def amount(n: int) -> str:
-        u = unit[:-1] if n == 1 and unit.endswith("s") else unit
-        return f"{n:,} {u}"
+        return f"{n:,} {unit_name(unit, n)}"
 
     p = plan_dict
     head = f"searcher {cfg.name}"
@@ -112,6 +161,9 @@ def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]
     prev = [[amount(int(k)), str(v)] for k, v in p["preview"].items()]
     lines += _table(["length", "trials"], prev, [True, True])
     lines += ["", f"total: {p['total_trials']:,} trials, {amount(p['total_units'])} of training"]
+    if p.get("least_units_why"):
+        lines[-1] += f" in the preview; at least {amount(p['least_units'])}:"
+        lines += [f"  {w}" for w in p["least_units_why"]]
     for w in p.get("warnings", []):
         lines.append(f"warning: {w}")
     lines += ["", "hyperparameters:"] + [f"  {x}" for x in space.describe()]

@@ -74,9 +74,15 @@ def _summary_lines(d: Dict[str, Any]) -> List[str]:
         rate_s = (f"{rate:.0f} {p['unit']}/h" if rate >= 100 else f"{rate:.3g} {p['unit']}/h") if rate else "-"
         eta = p.get("eta_seconds")
         eta_s = "done" if d["state"] == "completed" else fmt_duration(eta)
-        lines.append(f"progress: {p['units_done']}/{p['units_planned']} {p['unit']} planned "
-                     f"({frac}); {rate_s} over {fmt_duration(p['active_hours'] * 3600)} active; "
-                     f"ETA {eta_s}")
+        planned = f"{p['units_done']}/{p['units_planned']} {p['unit']}"
+        if d["state"] == "completed":
+            prev = p.get("units_preview")
+            planned += f" trained ({frac}; plan's preview {prev})" if prev and prev != p["units_planned"] \
+                else f" trained ({frac})"
+        else:
+            planned += f" planned ({frac})"
+        lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
+                     f"active; ETA {eta_s}")
     gpu = c.get("gpu_hours")
     lines.append(f"compute: {c.get('job_hours', d.get('compute_hours', 0.0)):.3f} job-hours, "
                  + (f"{gpu:.3f} GPU-hours" if gpu is not None else "GPU-hours unknown"))

@@ -1,5 +1,11 @@
 """plan(): the JSON keys the CLI prints, the preview, and the text rendering."""
 import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.config import SearcherConfig
 from asha_hpc.plan import bracket_preview, plan, render_plan
@@ -66,3 +72,77 @@ def test_render_plan():
     lines = text.splitlines()
     assert any(line.split()[:4] == ["0", "3", "12", "6"] for line in lines)
     assert any(line.split() == ["1,000", "epochs", "3"] for line in lines)
+
+
+def test_least_units_when_a_rung_expects_fewer_results_than_the_divisor():
+    """Bracket 0 expects 3 trials at rung 250: fewer than the divisor 4, so under the paper's
+    rule none need go on to 1000 (the preview, Determined's, lets one go): at least 3058 of
+    the preview's 3808 units."""
+    p = plan(cfg(), SPACE)
+    assert p["total_units"] == 3808 and p["least_units"] == 9 * 62 + 6 * 250 + 1000
+    assert len(p["least_units_why"]) == 1 and p["least_units_why"][0].startswith(
+        "bracket 0 expects 3 trials at 250 epochs, fewer than the divisor 4")
+    text = render_plan(cfg(), SPACE, p)
+    assert "3,808 epochs of training in the preview; at least 3,058 epochs:" in text
+    # where the first result of a rung always goes on, or every rung gets enough results
+    for c in (cfg(stop_once=True), cfg(name="async_halving", num_rungs=3, max_trials=64)):
+        p = plan(c, SPACE)
+        assert p["least_units"] == p["total_units"] and p["least_units_why"] == []
+        assert "at least" not in render_plan(c, SPACE, p)
+
+
+@settings(max_examples=200, deadline=None)
+@given(max_trials=st.integers(1, 300), divisor=st.sampled_from([2, 3, 4, 5.5]),
+       max_length=st.integers(1, 5000), mode=st.sampled_from(["aggressive", "standard", "conservative"]),
+       stop_once=st.booleans())
+def test_least_never_above_the_preview(max_trials, divisor, max_length, mode, stop_once):
+    p = plan(cfg(max_trials=max_trials, divisor=divisor, max_length=max_length, mode=mode,
+                 stop_once=stop_once), SPACE)
+    assert p["least_units"] <= p["total_units"]
+    assert (p["least_units"] < p["total_units"]) == bool(p["least_units_why"])
+    assert not (stop_once and p["least_units_why"])
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_finished_search_progress_is_what_it_trained(tmp_path, workers):
+    """The digits example's search (16 trials, rungs 4/16/64 and 16/64, divisor 4) on the
+    simulated backend: it trains at least the plan's least_units, and once it is over status
+    counts progress against what it trained (never "196/244 (100%)"), the preview beside it.
+    ASHA promotes as soon as a trial is in the top 1/d of the results so far, so more trials
+    than the preview's go up: the preview is an estimate, least_units a bound."""
+    from asha_hpc import cli as cli_mod
+    from asha_hpc.config import load_config
+    from asha_hpc.expdir import ExpDir, atomic_write
+    from asha_hpc.master import Master
+    from asha_hpc.observe import open_experiment
+    from asha_hpc.views import render_status_text
+
+    src = Path(__file__).parent.parent / "examples" / "pytorch_digits" / "digits.yaml"
+    c = load_config(src, overrides={"backend": "simulated"})
+    c.searcher.max_concurrent_trials = workers
+    pl = plan(c.searcher, c.space())
+    assert (pl["least_units"], pl["total_units"]) == (196, 244)
+    exp = ExpDir.create(tmp_path / "run")
+    c.experiment_dir = str(exp.root)
+    c.simulated.failure_rate = 0.0
+    c.simulated.workers = workers
+    atomic_write(exp.config, yaml.safe_dump(c.to_dict(), sort_keys=False).encode())
+    assert Master(exp, c, progress=lambda s: None).run().lifecycle == "completed"
+    e, c2, records, st_ = open_experiment(exp.root)
+    d = cli_mod.status_dict(e, c2, st_, records)
+    p = d["progress"]
+    done = sum(t.length for t in st_.trials.values())
+    assert (p["units_done"], p["units_planned"], p["units_preview"], p["fraction"]) == (done, done, 244, 1.0)
+    assert done >= 196
+    assert f"progress: {done}/{done} epochs trained (100.0%; plan's preview 244)" in render_status_text(d)
+
+
+def test_one_unit_is_singular():
+    from asha_hpc.plan import unit_name
+
+    assert [unit_name(u, 1) for u in ("batches", "epochs", "records", "units")] == [
+        "batch", "epoch", "record", "unit"]
+    assert unit_name("batches", 2) == "batches"
+    c = cfg(name="single", max_length=1, length_unit="batches")
+    text = render_plan(c, SPACE, plan(c, SPACE))
+    assert "max_length 1 batch\n" in text and "batche" not in text.replace("batches", "")
