@@ -177,7 +177,11 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             print(f"asha-hpc: see `asha-hpc best {exp.root}`", file=sys.stderr)
         return 0
     if st.lifecycle == "failed":
-        print(f"asha-hpc: experiment failed: {st.message}", file=sys.stderr)
+        # the master printed the whole message (with the trial's traceback) as it failed
+        first, _, more = (st.message or "").partition("\n")
+        if more.strip():  # "...; the last error was:" + traceback
+            first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
+        print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
         return 1
     return 0
 
@@ -579,10 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the script instead of submitting")
     p.set_defaults(fn=cmd_submit)
 
-    p = sub.add_parser("slurm-master", help=argparse.SUPPRESS)
+    p = sub.add_parser("slurm-master")  # what master.sbatch runs; not for people
     p.add_argument("config")
     p.add_argument("--exp-dir", required=True)
     p.set_defaults(fn=cmd_slurm_master)
+    # argparse lists a sub-command given help=SUPPRESS as "==SUPPRESS==": keep it off the list
+    sub._choices_actions = [c for c in sub._choices_actions if c.dest != "slurm-master"]
 
     p = sub.add_parser("plan", help="brackets, rung lengths and budget, before anything runs")
     p.add_argument("config")

@@ -686,6 +686,33 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
     return cfg
 
 
+def yaml_error_line(e: Exception, text: str = "") -> str:
+    """Where a YAML error is, as the user would look for it: PyYAML's ``problem_mark`` is where
+    the parser gave up, often the line after the mistake (an unclosed ``[``, a key without its
+    ``:``); its ``context_mark`` (``while scanning a simple key``, ``a quoted scalar``, ``while
+    parsing a flow sequence``) is the mistake itself. (A block mapping's context is where the
+    mapping began, not the mistake: there the problem mark is right.)"""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    found, ctx = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    context = getattr(e, "context", None) or ""
+    if ctx is not None and context.startswith(("while scanning", "while parsing a flow")) and (
+            found is None or (ctx.line, ctx.column) != (found.line, found.column)):
+        seen = f"; noticed at line {found.line + 1}, column {found.column + 1}" if found else ""
+        return (f"line {ctx.line + 1}, column {ctx.column + 1}: not valid YAML ({context}: "
+                f"{problem}{seen})")
+    if found is not None and problem == "mapping values are not allowed here":
+        # 'name my-run' above 'entrypoint: x' reads as one scalar over both lines: the ':' is
+        # missing on the line before
+        before = [(i, l) for i, l in enumerate(text.splitlines()[:found.line])
+                  if l.strip() and not l.lstrip().startswith("#")]
+        if before and ":" not in before[-1][1] and not before[-1][1].lstrip().startswith("-"):
+            i, line = before[-1]
+            return (f"line {i + 1}: not valid YAML (no ':' after '{line.split()[0]}'? noticed "
+                    f"at line {found.line + 1}, column {found.column + 1}: {problem})")
+    where = f"line {found.line + 1}, column {found.column + 1}: " if found else ""
+    return f"{where}not valid YAML ({problem})"
+
+
 def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
     """Read and validate a YAML experiment file (``yaml.safe_load`` only)."""
     p = Path(path)
@@ -698,8 +725,5 @@ def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError([f"{where}not valid YAML ({problem})"], str(p)) from None
+        raise ConfigError([yaml_error_line(e, text)], str(p)) from None
     return parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)

@@ -684,7 +684,10 @@ class Master:
 def progress_line(st: Optional[ExperimentState], now: float) -> str:
     assert st is not None
     c = st.counts()
-    rung = " ".join(f"{r.length}:{r.completed}" for r in st.searcher.rungs())
+    brackets: Dict[int, List[str]] = {}  # length:results per rung, one [...] per bracket
+    for r in st.searcher.rungs():
+        brackets.setdefault(r.bracket, []).append(f"{r.length}:{r.completed}")
+    rung = " ".join(f"[{' '.join(b)}]" for _, b in sorted(brackets.items()))
     best = st.ranked()
     metric = st.cfg.searcher.metric
     b = (f"best {metric}={best[0].metric:.6g} (trial {best[0].id}, length {best[0].length})"

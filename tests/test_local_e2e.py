@@ -37,6 +37,12 @@ def train(trial):
     with open(trial.dir / "env.jsonl", "a") as f:
         f.write(json.dumps({"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": time.time(),
                             "from": epoch}) + "\\n")
+    if hp.get("barrier"):  # the first two jobs wait for each other: they surely overlap
+        os.makedirs(hp["barrier"], exist_ok=True)
+        open(os.path.join(hp["barrier"], str(trial.id)), "w").close()
+        deadline = time.time() + 60
+        while len(os.listdir(hp["barrier"])) < 2 and time.time() < deadline:
+            time.sleep(0.02)
     for seg in trial.segments():
         while epoch < seg.length:
             time.sleep(hp["sleep"])
@@ -166,6 +172,10 @@ def test_broken_code_aborts_early_with_the_error(tmp_path):
     assert r.returncode == 1
     assert "none completed a segment" in r.stderr and "always fails" in r.stderr
     assert "Traceback" not in r.stderr.split("the last error was")[0]
+    assert r.stderr.count("Traceback (most recent call last)") == 1  # printed once, not twice
+    assert r.stderr.rstrip().splitlines()[-1] == ("asha-hpc: experiment failed: 3 trials failed "
+                                                  "and none completed a segment; the last error "
+                                                  "was printed above")
 
 
 def test_torn_and_foreign_inbox_files_are_skipped(tmp_path):
@@ -202,8 +212,13 @@ def test_second_master_refused(tmp_path):
 
 
 def test_concurrent_trials_get_different_gpus(tmp_path):
+    # Segments of a few 50 ms epochs overlapped only when both jobs started within that time
+    # of each other: under load a job's start-up (seconds) is longer than the first one's
+    # whole segment, so the two ran one after the other, both on GPU 0, and the test failed.
+    # A barrier makes the first two overlap whatever the load; what is tested is which GPUs
+    # jobs get while they run at the same time.
     cfg_path = make_experiment(tmp_path, searcher={"max_trials": 4, "max_concurrent_trials": 2},
-                               hp={"sleep": 0.05},
+                               hp={"sleep": 0.05, "barrier": str(tmp_path / "barrier")},
                                local={"gpus": [0, 1], "gpus_per_trial": 1})
     exp = tmp_path / "run"
     cli("run", cfg_path, "--exp-dir", exp)
