@@ -1,76 +1,70 @@
-"""Search quality on a real learning-curve task: asha_hpc vs Optuna's pruners, Ray Tune's ASHA and
-random search, same task, same workers, several seeds.
+"""Search quality at equal compute: asha_hpc random and tpe sampling vs Optuna TPE + successive
+halving and Ray Tune ASHA, on four tasks, 12 seeds each.
 
     pip install -e '.[bench]'
-    python benchmarks/search_quality.py            # 5 seeds, ~6 minutes on 2 idle cores
-    python benchmarks/search_quality.py --seeds 12 --oracle   # the published table
-    python benchmarks/search_quality.py --quick    # 3 seeds, 32 trials, ~2 minutes
+    python benchmarks/search_quality.py                 # the published table, ~25 min here
+    python benchmarks/search_quality.py --quick         # 3 seeds, synthetic tasks, ~1 minute
+    python benchmarks/search_quality.py --tasks branin --seeds 4
 
-The task ships its data: scikit-learn's bundled digits (1,797 8x8 images; 1,000 train, 400
-validation, 397 test). The model is a one-hidden-layer MLP in numpy (width, activation, learning
-rate, batch size, weight decay are the hyperparameters; SGD with momentum 0.9), trained epoch by
-epoch; the metric is the validation log-loss (lower is better), the unit is the epoch,
-``max_length`` 64. Training is deterministic given the hyperparameters and the seed, so a trial
-resumed from its in-memory "checkpoint" equals one trained straight through, and retraining a
-pick reproduces it.
+Tasks (``max_length`` 64 units, divisor 4 everywhere):
+- ``branin`` and ``hartmann6``: the multi-fidelity test functions of benchmarks/landscapes.py
+  (fidelity = length / 64), evaluated in virtual time: a unit costs nothing but counts;
+- ``digits_mlp``: the numpy MLP on scikit-learn's digits of stopping_rules.py (epochs;
+  validation log-loss; 5 hyperparameters: log, int, categorical);
+- ``hgb``: scikit-learn's HistGradientBoostingClassifier on the bundled breast-cancer data
+  (boosting iterations; validation log-loss; learning rate, leaves, min samples per leaf, L2,
+  feature fraction, bins). A configuration's curve comes from ``staged_predict_proba`` of one
+  fit, which equals a fit stopped at each length (no early stopping, fixed random_state), so a
+  trial costs one fit however it is driven; the compute counted is the iterations each system
+  asked for.
+The real tasks train with a fixed model seed: the seed of a run only changes the searches.
 
-Every system runs with the same 16 virtual workers (an event simulation: a segment of k epochs
-occupies a worker for k time steps; the training itself runs in this process, one segment at a
-time) and the same number of trials (128; 32 with --quick), except random search, which gets the
-epochs that asha_hpc's adaptive_asha (standard) used in the same seed, as full-length trials:
+Equal budget: every system gets the same 16 virtual workers (a segment of k units holds one
+for k time steps) and, per task and seed, the compute (units trained) that asha_hpc's
+adaptive_asha (standard mode) with random sampling spends on T trials; everyone stops there.
+- asha_hpc adaptive_asha, sampler random / tpe: the pure searcher (the master's own), trials
+  resumed from their in-memory state when promoted;
+- Optuna TPESampler + SuccessiveHalvingPruner(min_resource 1, reduction_factor 4), ask/tell,
+  ``trial.report`` + ``should_prune`` every unit;
+- Ray Tune ASHAScheduler(max_t 64, grace_period 1, reduction_factor 4) driven through its own
+  ``on_trial_result`` every unit (as in stopping_rules.py), configs from ``tune`` domains.
 
-- asha_hpc adaptive_asha (aggressive, standard, conservative; aggressive also with
-  ``stop_once``) and async_halving (4 rungs), divisor 4, driven through the pure searcher
-  (start / on_event), promotions resume the trial's model in memory;
-- Optuna SuccessiveHalvingPruner(min_resource=1, reduction_factor=4) and HyperbandPruner(1, 64,
-  4), with RandomSampler (to compare the early-stopping rules on the same kind of samples) and,
-  for the successive halving pruner, also Optuna's default TPESampler; ask/tell with 16 trials in
-  flight, ``trial.report`` + ``trial.should_prune`` every epoch, pick ``study.best_trial``;
-- Ray Tune ASHAScheduler(max_t=64, grace_period=1, reduction_factor=4): the scheduler's own
-  ``on_trial_result`` every epoch with trial stand-ins (as in decision_overhead.py; Ray's actor
-  runtime is not started), configs sampled from ``tune`` domains, pick = Ray's
-  ``get_best_result`` default (best last-reported loss, scope "last");
-- random search: full-length trials only.
-
-Two tables (``--configs both``, the default). "own": every system samples its configs the way
-it normally does (Ray from ``tune`` domains, Optuna from its sampler, asha_hpc from its seeded
-stream), so a system's result mixes its early-stopping rule with the luck of its 128 samples.
-"shared": Ray and the random-sampler Optuna rows get the very configs asha_hpc creates with that
-seed, in creation order (Ray: the stream replaces ``tune``'s sampling, same distribution; Optuna:
-``study.enqueue_trial``), so they differ only in their early-stopping rule and pick (common
-random numbers). TPE keeps its own sampler in both (its model is the point of it); random search
-always takes the first configs of the stream. With ``--oracle`` every config of the shared
-stream is also trained to full length (not counted) to give each pick's regret against the best
-config of the sample.
-
-Reported per system over the seeds: median [min - max] of the *true full-length* validation loss
-of the system's pick (retrained to 64 epochs when the system stopped it earlier; the retraining
-is not counted), the pick's test loss, the epochs the objective trained during the search, and
-the wall time of the search (training included). Writes benchmarks/results/search_quality.json
-(search_quality_quick.json with --quick).
+Measured: the incumbent after every completed segment, by one rule for all (the best result
+at the longest length anyone reached so far, as ``asha-hpc best`` picks), and its true value at
+full length (exact for the functions; for the real tasks the value a full-length result
+reports, which is what the incumbent has once any trial reached 64). Regret = incumbent's
+value - the best value known for the task (the functions' optimum; for the real tasks the best
+full-length value any run of any system found). Printed: median regret [25th - 75th
+percentile], wins per seed (lowest final regret; ties shared), tpe's median regret over the
+best peer's, and the share of random's compute at which tpe reached random's final value
+(median over seeds). Writes benchmarks/results/search_quality.json and search_quality.png
+(median regret against compute, a panel per task).
 """
 from __future__ import annotations
 
 import os
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")  # tiny matrices: threads only add overhead
+    os.environ.setdefault(_v, "1")  # tiny models on a shared machine: threads only add overhead
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Dict, List, Optional, Tuple  # noqa: E402
+from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
+import landscapes  # noqa: E402
 from asha_hpc.config import SearcherConfig  # noqa: E402
 from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted,  # noqa: E402
                                make_searcher)
@@ -79,145 +73,159 @@ from asha_hpc.space import parse_space  # noqa: E402
 MAX_LEN = 64
 DIVISOR = 4
 WORKERS = 16
-BATCHES = [32, 64, 128, 256]
-ACTS = ["relu", "tanh"]
-DIVERGED = 5.0  # log-loss reported for a diverged net (uniform guessing is 2.30)
-SPACE_SPEC = {"lr": {"type": "log", "minval": -3.5, "maxval": 0, "base": 10},
-              "width": {"type": "int", "minval": 16, "maxval": 128},
-              "batch_size": {"type": "categorical", "vals": BATCHES},
-              "weight_decay": {"type": "log", "minval": -6, "maxval": -1, "base": 10},
-              "act": {"type": "categorical", "vals": ACTS}}
+GRID = [i / 40 for i in range(1, 41)]  # compute fractions of the budget for the curves
 
 
-# ----------------------------------------------------------------------------- the task
-class Data:
+# ----------------------------------------------------------------------------- tasks
+class Task:
+    """A task: its space (asha_hpc format), a curve (hp, length) -> metric, and what a unit
+    of work costs to compute here (``train``)."""
+
+    name = ""
+    trials = 128  # T: the budget is what asha_hpc random spends on T trials
+    optimum: Optional[float] = None
+
     def __init__(self) -> None:
-        from sklearn.datasets import load_digits
+        self.space = parse_space(self.spec)[0]
 
-        X, y = load_digits(return_X_y=True)
-        p = np.random.default_rng(0).permutation(len(X))
-        X = (X[p] / 16.0).astype(np.float32)
-        y = y[p]
-        self.Xtr, self.ytr = X[:1000], y[:1000]
-        self.Ytr = np.eye(10, dtype=np.float32)[self.ytr]
-        self.Xva, self.yva = X[1000:1400], y[1000:1400]
-        self.Xte, self.yte = X[1400:], y[1400:]
+    spec: Dict[str, Any] = {}
 
+    def curve(self, hp: Dict[str, Any], length: int) -> float:
+        raise NotImplementedError
 
-class Net:
-    """One hidden layer, softmax output, SGD with momentum 0.9 and L2 weight decay."""
-
-    def __init__(self, data: Data, hp: Dict[str, Any], seed: int) -> None:
-        h = hashlib.sha256(json.dumps([seed, hp], sort_keys=True, default=str).encode()).digest()
-        self.r = np.random.default_rng(int.from_bytes(h[:8], "little"))
-        self.d, self.hp = data, hp
-        w = int(hp["width"])
-        self.W1 = (self.r.normal(0, np.sqrt(2 / 64), (64, w))).astype(np.float32)
-        self.b1 = np.zeros(w, np.float32)
-        self.W2 = (self.r.normal(0, np.sqrt(1 / w), (w, 10))).astype(np.float32)
-        self.b2 = np.zeros(10, np.float32)
-        self.v = [np.zeros_like(a) for a in (self.W1, self.b1, self.W2, self.b2)]
-        self.epochs = 0
-        self.dead = False
-
-    def _fwd(self, x):
-        z = x @ self.W1 + self.b1
-        a = np.maximum(z, 0) if self.hp["act"] == "relu" else np.tanh(z)
-        o = a @ self.W2 + self.b2
-        o -= o.max(1, keepdims=True)
-        e = np.exp(o)
-        return z, a, e / e.sum(1, keepdims=True)
-
-    def epoch(self) -> None:
-        self.epochs += 1
-        if self.dead:
-            return
-        hp, d = self.hp, self.d
-        bs, lr, wd = int(hp["batch_size"]), np.float32(hp["lr"]), np.float32(hp["weight_decay"])
-        relu = hp["act"] == "relu"
-        idx = self.r.permutation(len(d.Xtr))
-        params = (self.W1, self.b1, self.W2, self.b2)
-        with np.errstate(all="ignore"):
-            for i in range(0, len(idx), bs):
-                j = idx[i:i + bs]
-                x = d.Xtr[j]
-                z, a, pr = self._fwd(x)
-                g = (pr - d.Ytr[j]) / np.float32(len(j))
-                da = g @ self.W2.T
-                dz = da * (z > 0) if relu else da * (1 - a * a)
-                grads = (x.T @ dz + wd * self.W1, dz.sum(0), a.T @ g + wd * self.W2, g.sum(0))
-                for p, gr, v in zip(params, grads, self.v):
-                    v *= np.float32(0.9)
-                    v -= lr * gr
-                    p += v
-            if not np.isfinite(self.W2).all():
-                self.dead = True
-
-    def loss(self, which: str = "val") -> float:
-        X, y = (self.d.Xva, self.d.yva) if which == "val" else (self.d.Xte, self.d.yte)
-        if self.dead:
-            return DIVERGED
-        with np.errstate(all="ignore"):
-            pr = self._fwd(X)[2]
-            v = float(-np.log(np.clip(pr[np.arange(len(y)), y], 1e-12, 1.0)).mean())
-        return v if np.isfinite(v) else DIVERGED
+    def full(self, hp: Dict[str, Any]) -> float:
+        return self.curve(hp, MAX_LEN)
 
 
-class Objective:
-    """Trains trials (kept in memory between segments) and counts every epoch it trains."""
+class Landscape(Task):
+    def __init__(self, name: str) -> None:
+        self.name, self.spec = name, landscapes.SPACES[name]
+        self.fn = getattr(landscapes, name)
+        self.optimum = landscapes.OPTIMUM[name]
+        self.trials = 256
+        super().__init__()
 
-    def __init__(self, data: Data, seed: int) -> None:
-        self.data, self.seed = data, seed
-        self.nets: Dict[Any, Net] = {}
-        self.epochs = 0
+    def curve(self, hp, length):
+        return self.fn(hp, length)
 
-    def train(self, key: Any, hp: Dict[str, Any], length: int) -> float:
+
+class DigitsMLP(Task):
+    name = "digits_mlp"
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("stopping_rules", HERE / "stopping_rules.py")
+        sr = importlib.util.module_from_spec(spec)
+        sys.modules["stopping_rules"] = sr
+        spec.loader.exec_module(sr)  # type: ignore[union-attr]
+        self.sr, self.spec = sr, sr.SPACE_SPEC
+        self.data = sr.Data()
+        self.nets: Dict[str, Any] = {}
+        super().__init__()
+
+    def curve(self, hp, length):
+        key = json.dumps(hp, sort_keys=True)
         net = self.nets.get(key)
-        if net is None:
-            net = self.nets[key] = Net(self.data, hp, self.seed)
+        if net is None or net.epochs > length:
+            net = self.nets[key] = self.sr.Net(self.data, hp, 0)
         while net.epochs < length:
             net.epoch()
-            self.epochs += 1
         return net.loss()
 
-    def trained(self, key: Any) -> int:
-        net = self.nets.get(key)
-        return net.epochs if net else 0
+    def full(self, hp):
+        return self.sr.full_length(self.data, hp, 0)[0]
 
-    def drop(self, key: Any) -> None:
-        self.nets.pop(key, None)
-
-
-_FULL: Dict[Tuple[int, str], Tuple[float, float]] = {}
+    def forget(self) -> None:
+        self.nets.clear()
 
 
-def full_length(data: Data, hp: Dict[str, Any], seed: int) -> Tuple[float, float]:
-    """(val, test) log-loss of ``hp`` trained straight to MAX_LEN (deterministic; memoized)."""
-    k = (seed, json.dumps(hp, sort_keys=True, default=str))
-    if k not in _FULL:
-        net = Net(data, hp, seed)
-        for _ in range(MAX_LEN):
-            net.epoch()
-        _FULL[k] = (net.loss("val"), net.loss("test"))
-    return _FULL[k]
+class HGB(Task):
+    name = "hgb"
+    trials = 96
+    spec = {"learning_rate": {"type": "log", "minval": -3, "maxval": 0, "base": 10},
+            "max_leaf_nodes": {"type": "int", "minval": 2, "maxval": 64},
+            "min_samples_leaf": {"type": "int", "minval": 1, "maxval": 64},
+            "l2_regularization": {"type": "log", "minval": -6, "maxval": 1, "base": 10},
+            "max_features": {"type": "double", "minval": 0.1, "maxval": 1.0},
+            "max_bins": {"type": "categorical", "vals": [15, 63, 255]}}
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_breast_cancer
+
+        X, y = load_breast_cancer(return_X_y=True)
+        p = np.random.default_rng(0).permutation(len(X))
+        X, y = X[p], y[p]
+        self.Xtr, self.ytr, self.Xva, self.yva = X[:350], y[:350], X[350:], y[350:]
+        self.curves: Dict[str, np.ndarray] = {}
+        super().__init__()
+
+    def curve(self, hp, length):
+        key = json.dumps(hp, sort_keys=True)
+        c = self.curves.get(key)
+        if c is None:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            m = HistGradientBoostingClassifier(max_iter=MAX_LEN, early_stopping=False,
+                                               random_state=0, **hp)
+            m.fit(self.Xtr, self.ytr)
+            eps = 1e-12
+            c = np.array([float(-np.mean(np.log(np.clip(pr[np.arange(len(self.yva)), self.yva],
+                                                             eps, 1.0))))
+                          for pr in m.staged_predict_proba(self.Xva)])
+            if len(c) < MAX_LEN:  # fewer iterations when a tree could not split
+                c = np.concatenate([c, np.full(MAX_LEN - len(c), c[-1])])
+            self.curves[key] = c
+        return float(c[length - 1])
+
+    def forget(self) -> None:
+        self.curves.clear()
 
 
-class Stream:
-    """asha_hpc's hyperparameter stream for a seed: the i-th call gives the config of the i-th
-    trial that asha_hpc's searchers (and random search here) create with that seed. With
-    ``--configs shared`` the random-sampling peers draw from it too (common random numbers)."""
-
-    def __init__(self, seed: int) -> None:
-        self.space = parse_space(SPACE_SPEC)[0]
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self) -> Dict[str, Any]:
-        return self.space.sample(self.rng)
+def make_task(name: str) -> Task:
+    if name in landscapes.SPACES:
+        return Landscape(name)
+    return {"digits_mlp": DigitsMLP, "hgb": HGB}[name]()
 
 
-# ----------------------------------------------------------------------------- workers
-def run_pool(system, obj: Objective) -> None:
-    """WORKERS virtual workers: a work item of k epochs holds one for k time steps."""
+# ----------------------------------------------------------------------------- harness
+class Run:
+    """Where a system stands: compute spent, every result seen, the incumbent's history."""
+
+    def __init__(self, task: Task, budget: Optional[int]) -> None:
+        self.task, self.budget = task, budget
+        self.spent = 0
+        self.best_len, self.best = 0, math.inf
+        self.best_hp: Optional[Dict[str, Any]] = None
+        self.trace: List[Tuple[int, float]] = []  # (compute, incumbent's full-length value)
+        self.full_from: Optional[int] = None  # trace index from which the incumbent is full length
+
+    def over(self) -> bool:
+        return self.budget is not None and self.spent >= self.budget
+
+    def result(self, hp: Dict[str, Any], length: int, metric: float, units: int) -> None:
+        if self.budget is not None and self.spent + units > self.budget:
+            self.spent = self.budget  # this segment ends past the budget: it does not count
+            return
+        self.spent += units
+        m = metric if metric == metric else math.inf
+        if length > self.best_len or (length == self.best_len and m < self.best):
+            self.best_len, self.best, self.best_hp = length, m, hp
+            if length == MAX_LEN:
+                value = m
+                if self.full_from is None:
+                    self.full_from = len(self.trace)
+            elif isinstance(self.task, Landscape):
+                value = self.task.full(hp)
+            else:
+                value = math.nan  # real tasks: counted once something reached full length
+            self.trace.append((self.spent, value))
+        elif self.trace:
+            self.trace.append((self.spent, self.trace[-1][1]))
+
+
+def run_pool(system, run: Run) -> None:
+    """WORKERS virtual workers: a work item of k units holds one for k time steps."""
     heap: List[Tuple[float, int, Any]] = []
     seq = 0
     now = 0.0
@@ -229,205 +237,174 @@ def run_pool(system, obj: Objective) -> None:
             heapq.heappush(heap, (now + max(system.cost(w), 1), seq, w))
 
     push(system.start())
-    while heap:
+    while heap and not run.over():
         now, _, w = heapq.heappop(heap)
         push(system.done(w))
 
 
-# ----------------------------------------------------------------------------- systems
 class Ours:
-    def __init__(self, name: str, obj: Objective, trials: int, seed: int, **cfg) -> None:
-        c = SearcherConfig(name=name, metric="val_loss", max_length=MAX_LEN, max_trials=trials,
-                           max_concurrent_trials=WORKERS, divisor=DIVISOR, **cfg)
-        self.s = make_searcher(c, parse_space(SPACE_SPEC)[0], seed)
-        self.obj = obj
+    def __init__(self, task: Task, run: Run, seed: int, sampler: str) -> None:
+        c = SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
+                           max_trials=task.trials, max_concurrent_trials=WORKERS,
+                           divisor=DIVISOR, sampler=sampler)
+        self.s = make_searcher(c, task.space, seed)
+        self.task, self.run = task, run
         self.hp: Dict[int, Dict[str, Any]] = {}
-        self.best: Dict[int, Tuple[int, float]] = {}  # trial -> (length, metric)
-        self.trials = 0
+        self.at: Dict[int, int] = {}  # trial -> length trained
 
     def _work(self, actions):
         out = []
         for a in actions:
             if isinstance(a, CreateTrial):
                 self.hp[a.trial_id] = a.hparams
-                self.trials += 1
                 out.append((a.trial_id, a.length))
             elif isinstance(a, ResumeTrial):
                 out.append((a.trial_id, a.length))
             elif isinstance(a, FinishTrial):
-                self.obj.drop(a.trial_id)
+                self.at.pop(a.trial_id, None)
+        self.s.take_sampled()  # the master journals them; nothing to keep here
         return out
 
     def start(self):
         return self._work(self.s.start())
 
     def cost(self, w):
-        return w[1] - self.obj.trained(w[0])
+        return w[1] - self.at.get(w[0], 0)
 
     def done(self, w):
         tid, length = w
-        m = self.obj.train(tid, self.hp[tid], length)
-        self.best[tid] = (length, m)
+        units = length - self.at.get(tid, 0)
+        self.at[tid] = length
+        m = self.task.curve(self.hp[tid], length)
+        self.run.result(self.hp[tid], length, m, units)
         return self._work(self.s.on_event(SegmentCompleted(tid, length, m)))
 
-    def pick(self):
-        tid = min(self.best, key=lambda t: (-self.best[t][0], self.best[t][1], t))
-        return self.hp[tid], self.best[tid][0]
+
+def optuna_params(trial, spec: Dict[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for k, p in spec.items():
+        t = p["type"]
+        if t == "log":
+            b = p["base"]
+            out[k] = trial.suggest_float(k, b ** p["minval"], b ** p["maxval"], log=True)
+        elif t == "double":
+            out[k] = trial.suggest_float(k, p["minval"], p["maxval"])
+        elif t == "int":
+            out[k] = trial.suggest_int(k, p["minval"], p["maxval"])
+        else:
+            out[k] = trial.suggest_categorical(k, p["vals"])
+    return out
 
 
-class Random:
-    def __init__(self, obj: Objective, trials: int, seed: int) -> None:
-        self.stream = Stream(seed)
-        self.obj, self.n, self.trials = obj, trials, 0
-        self.hp: Dict[int, Dict[str, Any]] = {}
-        self.res: Dict[int, float] = {}
+def ray_domains(spec: Dict[str, Any]) -> Dict[str, Any]:
+    from ray import tune
 
-    def _new(self):
-        if self.trials >= self.n:
-            return []
-        self.trials += 1
-        self.hp[self.trials] = self.stream()
-        return [self.trials]
-
-    def start(self):
-        return [t for _ in range(min(WORKERS, self.n)) for t in self._new()]
-
-    def cost(self, w):
-        return MAX_LEN
-
-    def done(self, tid):
-        self.res[tid] = self.obj.train(tid, self.hp[tid], MAX_LEN)
-        self.obj.drop(tid)
-        return self._new()
-
-    def pick(self):
-        tid = min(self.res, key=lambda t: (self.res[t], t))
-        return self.hp[tid], MAX_LEN
+    out = {}
+    for k, p in spec.items():
+        t = p["type"]
+        if t == "log":
+            b = p["base"]
+            out[k] = tune.loguniform(b ** p["minval"], b ** p["maxval"])
+        elif t == "double":
+            out[k] = tune.uniform(p["minval"], p["maxval"])
+        elif t == "int":
+            out[k] = tune.randint(p["minval"], p["maxval"] + 1)
+        else:
+            out[k] = tune.choice(p["vals"])
+    return out
 
 
-class OptunaSys:
-    def __init__(self, obj: Objective, trials: int, seed: int, pruner: str, sampler: str,
-                 stream: Optional["Stream"] = None) -> None:
+class OptunaTPE:
+    def __init__(self, task: Task, run: Run, seed: int) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna
-        pr = (optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=DIVISOR)
-              if pruner == "sha" else
-              optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_LEN,
-                                             reduction_factor=DIVISOR))
-        sa = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
-              else optuna.samplers.TPESampler(seed=seed))
-        self.study = optuna.create_study(direction="minimize", sampler=sa, pruner=pr,
-                                         storage=optuna.storages.InMemoryStorage())
-        self.obj, self.n, self.trials = obj, trials, 0
-        self.stream = stream
-        self.last: Dict[int, Tuple[int, float]] = {}
+        self.study = optuna.create_study(
+            direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1,
+                                                          reduction_factor=DIVISOR),
+            storage=optuna.storages.InMemoryStorage())
+        self.task, self.run = task, run
+        self.step: Dict[int, int] = {}
 
     def _new(self):
-        if self.trials >= self.n:
-            return []
-        self.trials += 1
-        if self.stream is not None:  # the shared stream's next config (Optuna's own API)
-            self.study.enqueue_trial(self.stream())
         t = self.study.ask()
-        t.suggest_float("lr", 10 ** -3.5, 1.0, log=True)
-        t.suggest_int("width", 16, 128)
-        t.suggest_categorical("batch_size", BATCHES)
-        t.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
-        t.suggest_categorical("act", ACTS)
+        optuna_params(t, self.task.spec)
+        self.step[t.number] = 0
         return [t]
 
     def start(self):
-        return [t for _ in range(min(WORKERS, self.n)) for t in self._new()]
-
-    def cost(self, t):
-        return 1  # one epoch, then report
-
-    def done(self, t):
-        step = self.obj.trained(t.number) + 1
-        m = self.obj.train(t.number, t.params, step)
-        self.last[t.number] = (step, m)
-        if step >= MAX_LEN:
-            self.study.tell(t, m)
-            self.obj.drop(t.number)
-            return self._new()
-        t.report(m, step)
-        if t.should_prune():
-            self.study.tell(t, state=self.optuna.trial.TrialState.PRUNED)
-            self.obj.drop(t.number)
-            return self._new()
-        return [t]
-
-    def pick(self):
-        try:
-            b = self.study.best_trial  # completed trials only
-            return dict(b.params), MAX_LEN
-        except ValueError:  # nothing completed: the best last report
-            n = min(self.last, key=lambda k: self.last[k][1])
-            return dict(self.study.trials[n].params), self.last[n][0]
-
-
-class _RayTrial:
-    __slots__ = ("trial_id", "config", "n")
-
-    def __init__(self, n: int, config: Dict[str, Any]) -> None:
-        self.trial_id, self.config, self.n = str(n), config, n
-
-
-class RaySys:
-    def __init__(self, obj: Objective, trials: int, seed: int,
-                 stream: Optional["Stream"] = None) -> None:
-        from ray import tune
-        from ray.tune.schedulers import ASHAScheduler
-
-        np.random.seed(seed)
-        self.rs = np.random.RandomState(seed)
-        self.sched = ASHAScheduler(time_attr="training_iteration", metric="loss", mode="min",
-                                   max_t=MAX_LEN, grace_period=1, reduction_factor=DIVISOR)
-        self.space = {"lr": tune.loguniform(10 ** -3.5, 1.0), "width": tune.randint(16, 129),
-                      "batch_size": tune.choice(BATCHES),
-                      "weight_decay": tune.loguniform(1e-6, 1e-1), "act": tune.choice(ACTS)}
-        self.obj, self.n, self.trials = obj, trials, 0
-        self.stream = stream
-        self.last: Dict[int, Tuple[int, float, Dict[str, Any]]] = {}
-
-    def _new(self):
-        if self.trials >= self.n:
-            return []
-        self.trials += 1
-        if self.stream is not None:
-            cfg = self.stream()
-        else:
-            cfg = {k: d.sample(random_state=self.rs) for k, d in self.space.items()}
-            cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
-        t = _RayTrial(self.trials, cfg)
-        self.sched.on_trial_add(None, t)
-        return [t]
-
-    def start(self):
-        return [t for _ in range(min(WORKERS, self.n)) for t in self._new()]
+        return [t for _ in range(WORKERS) for t in self._new()]
 
     def cost(self, t):
         return 1
 
     def done(self, t):
-        step = self.obj.trained(t.n) + 1
-        m = self.obj.train(t.n, t.config, step)
-        self.last[t.n] = (step, m, t.config)
-        result = {"training_iteration": step, "loss": m}
-        if self.sched.on_trial_result(None, t, result) == "CONTINUE" and step < MAX_LEN:
+        step = self.step[t.number] = self.step[t.number] + 1
+        m = self.task.curve(t.params, step)
+        self.run.result(t.params, step, m, 1)
+        if step >= MAX_LEN:
+            self.study.tell(t, m)
+            return self._new()
+        t.report(m, step)
+        if t.should_prune():
+            self.study.tell(t, state=self.optuna.trial.TrialState.PRUNED)
+            return self._new()
+        return [t]
+
+
+class _RayTrial:
+    __slots__ = ("trial_id", "config", "n", "step")
+
+    def __init__(self, n: int, config: Dict[str, Any]) -> None:
+        self.trial_id, self.config, self.n, self.step = str(n), config, n, 0
+
+
+class RayASHA:
+    def __init__(self, task: Task, run: Run, seed: int) -> None:
+        from ray.tune.schedulers import ASHAScheduler
+
+        self.rs = np.random.RandomState(seed)
+        self.sched = ASHAScheduler(time_attr="training_iteration", metric="loss", mode="min",
+                                   max_t=MAX_LEN, grace_period=1, reduction_factor=DIVISOR)
+        self.domains = ray_domains(task.spec)
+        self.task, self.run, self.n = task, run, 0
+
+    def _new(self):
+        self.n += 1
+        cfg = {k: d.sample(random_state=self.rs) for k, d in self.domains.items()}
+        cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
+        t = _RayTrial(self.n, cfg)
+        self.sched.on_trial_add(None, t)
+        return [t]
+
+    def start(self):
+        return [t for _ in range(WORKERS) for t in self._new()]
+
+    def cost(self, t):
+        return 1
+
+    def done(self, t):
+        t.step += 1
+        m = self.task.curve(t.config, t.step)
+        self.run.result(t.config, t.step, m, 1)
+        result = {"training_iteration": t.step, "loss": m}
+        if self.sched.on_trial_result(None, t, result) == "CONTINUE" and t.step < MAX_LEN:
             return [t]
         self.sched.on_trial_complete(None, t, result)
-        self.obj.drop(t.n)
         return self._new()
 
-    def pick(self):
-        n = min(self.last, key=lambda k: (self.last[k][1], k))  # get_best_result(scope="last")
-        return self.last[n][2], self.last[n][0]
+
+SYSTEMS: Dict[str, Callable[[Task, Run, int], Any]] = {
+    "asha_hpc random": lambda task, run, seed: Ours(task, run, seed, "random"),
+    "asha_hpc tpe": lambda task, run, seed: Ours(task, run, seed, "tpe"),
+    "Optuna TPE + SuccessiveHalving": OptunaTPE,
+    "Ray Tune ASHA": RayASHA,
+}
+RANDOM, TPE = "asha_hpc random", "asha_hpc tpe"
 
 
-# ----------------------------------------------------------------------------- main
 def have(mod: str) -> bool:
     try:
         __import__(mod)
@@ -436,204 +413,194 @@ def have(mod: str) -> bool:
         return False
 
 
-def run_system(label: str, make, data: Data, seed: int) -> Dict[str, Any]:
-    obj = Objective(data, seed)
+def run_system(label: str, task: Task, seed: int, budget: Optional[int]) -> Dict[str, Any]:
+    run = Run(task, budget)
     t0 = time.perf_counter()
-    system = make(obj)
-    run_pool(system, obj)
+    system = SYSTEMS[label](task, run, seed)
+    run_pool(system, run)
     wall = time.perf_counter() - t0
-    hp, length = system.pick()
-    val, test = full_length(data, hp, seed)
-    return {"system": label, "seed": seed, "val_loss": val, "test_loss": test,
-            "epochs": obj.epochs, "trials": system.trials, "wall_s": wall,
-            "pick_length": length, "pick": hp}
+    if hasattr(task, "forget"):
+        task.forget()  # type: ignore[attr-defined]
+    final = run.trace[-1][1] if run.trace else math.nan
+    if run.best_len < MAX_LEN and run.best_hp is not None:  # never reached full length
+        final = task.full(run.best_hp)
+    return {"system": label, "task": task.name, "seed": seed, "spent": run.spent,
+            "budget": budget, "final": final, "trace": run.trace, "full_from": run.full_from,
+            "pick": run.best_hp,
+            "wall_s": wall}
 
 
-def summary(xs: List[float]) -> Dict[str, float]:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+# ----------------------------------------------------------------------------- reading
+def value_at(trace: List[Tuple[int, float]], compute: float) -> float:
+    v = math.nan
+    for c, x in trace:
+        if c > compute:
+            break
+        v = x
+    return v
 
 
-def rows_for(runs: List[Dict[str, Any]], labels: List[str], configs: str) -> List[Dict[str, Any]]:
-    """One row per system over the seeds, from the runs of the "own" or the "shared" table."""
-    rows = []
-    for lab in labels:
-        rs = [r for r in runs
-              if r["system"] == lab and r["configs"] in (configs, "stream", "model")]
-        if not rs:
-            continue
-        row = {"system": lab, "seeds": len(rs),
-               "val_loss": summary([r["val_loss"] for r in rs]),
-               "test_loss": summary([r["test_loss"] for r in rs]),
-               "epochs": summary([r["epochs"] for r in rs]),
-               "trials": summary([r["trials"] for r in rs]),
-               "wall_s": summary([r["wall_s"] for r in rs]),
-               "picks_stopped_early": sum(r["pick_length"] < MAX_LEN for r in rs)}
-        if configs == "shared" and all("regret" in r for r in rs):
-            row["regret"] = summary([r["regret"] for r in rs])
-            row["rank"] = summary([r["rank"] for r in rs])
-            row["picked_best_of_sample"] = sum(r["rank"] == 0 for r in rs)
-        rows.append(row)
-    return rows
+def pct(xs: List[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else math.nan
 
 
-def print_table(title: str, rows: List[Dict[str, Any]]) -> None:
-    print(title)
-    extra = any("regret" in r for r in rows)
-    print(f"{'system':<36} {'full-length val loss':>26} {'test loss':>9} {'epochs':>7} "
-          f"{'trials':>6} {'wall s':>7} {'early picks':>11}"
-          + (f" {'regret':>7} {'best of sample':>14}" if extra else ""))
-    for r in rows:
-        v = r["val_loss"]
-        line = (f"{r['system']:<36} {v['median']:>8.4f} [{v['min']:.4f} - {v['max']:.4f}] "
-                f"{r['test_loss']['median']:>9.4f} {r['epochs']['median']:>7,.0f} "
-                f"{r['trials']['median']:>6,.0f} {r['wall_s']['median']:>7.1f} "
-                f"{r['picks_stopped_early']:>11}")
-        if "regret" in r:
-            line += f" {r['regret']['median']:>7.4f} {r['picked_best_of_sample']:>8}/{r['seeds']}"
-        print(line)
+def analyse(runs: List[Dict[str, Any]], tasks: List[str], systems: List[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for task in tasks:
+        rs = [r for r in runs if r["task"] == task]
+        seeds = sorted({r["seed"] for r in rs})
+        known = [r["final"] for r in rs if r["final"] == r["final"]]
+        opt = landscapes.OPTIMUM.get(task, min(known) if known else math.nan)
+        rows = {}
+        regret = {s: {r["seed"]: r["final"] - opt for r in rs if r["system"] == s} for s in systems}
+        for s in systems:
+            xs = [regret[s][k] for k in seeds if k in regret[s]]
+            if not xs:
+                continue
+            wins = 0.0
+            for k in seeds:
+                vals = {x: regret[x][k] for x in systems if k in regret[x]}
+                best = min(vals.values())
+                winners = [x for x, v in vals.items() if v <= best + 1e-12]
+                if s in winners:
+                    wins += 1 / len(winners)
+            curve = []
+            for f in GRID:
+                ys = [value_at(r["trace"], f * r["budget"]) - opt for r in rs
+                      if r["system"] == s]
+                ys = [y for y in ys if y == y]
+                curve.append({"fraction": f, "median": statistics.median(ys) if len(ys) * 2 > len(seeds) else None,
+                              "q25": pct(ys, 25) if ys else None, "q75": pct(ys, 75) if ys else None})
+            rows[s] = {"median": statistics.median(xs), "q25": pct(xs, 25), "q75": pct(xs, 75),
+                       "wins": wins, "seeds": len(xs), "curve": curve,
+                       "wall_s": statistics.median(r["wall_s"] for r in rs if r["system"] == s)}
+        peers = [s for s in rows if not s.startswith("asha_hpc")]
+        best_peer = min(peers, key=lambda s: rows[s]["median"]) if peers else None
+        summary: Dict[str, Any] = {"optimum": opt, "rows": rows, "best_peer": best_peer}
+        if TPE in rows and best_peer:
+            summary["tpe_over_best_peer"] = (rows[TPE]["median"] / rows[best_peer]["median"]
+                                             if rows[best_peer]["median"] > 0 else math.inf)
+        if TPE in rows and RANDOM in rows:
+            fr = []
+            for k in seeds:
+                r_rand = next(r for r in rs if r["system"] == RANDOM and r["seed"] == k)
+                r_tpe = next(r for r in rs if r["system"] == TPE and r["seed"] == k)
+                target = r_rand["final"]
+                reach = next((c for c, v in r_tpe["trace"] if v == v and v <= target), None)
+                fr.append(reach / r_rand["spent"] if reach is not None else math.inf)
+            summary["tpe_compute_to_random_final"] = {"median": statistics.median(fr),
+                                                      "per_seed": fr}
+        out[task] = summary
+    return out
+
+
+def print_table(res: Dict[str, Any], meta: Dict[str, Any]) -> None:
+    for task, s in res.items():
+        m = meta[task]
+        print(f"\n{task}: {m['seeds']} seeds, budget = asha_hpc random's compute on "
+              f"{m['trials']} trials (median {m['budget']:,.0f} units), {WORKERS} workers; "
+              f"best known {s['optimum']:.6g}")
+        print(f"  {'system':<32} {'median regret':>14} {'[25% - 75%]':>23} {'wins':>6} {'wall s':>7}")
+        for name, r in s["rows"].items():
+            print(f"  {name:<32} {r['median']:>14.4g} [{r['q25']:>9.3g} - {r['q75']:>9.3g}] "
+                  f"{r['wins']:>6.1f} {r['wall_s']:>7.1f}")
+        if "tpe_over_best_peer" in s:
+            print(f"  tpe / best peer ({s['best_peer']}): {s['tpe_over_best_peer']:.2f}x "
+                  f"median regret (target <= 0.7)")
+        if "tpe_compute_to_random_final" in s:
+            f = s["tpe_compute_to_random_final"]["median"]
+            print(f"  tpe reached random's final value at {f:.2f} of random's compute "
+                  f"(median over seeds; target <= 0.67)")
+
+
+def plot(res: Dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(res)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    for ax, (task, s) in zip(axes[0], res.items()):
+        for name, r in s["rows"].items():
+            pts = [(c["fraction"], c["median"], c["q25"], c["q75"]) for c in r["curve"]
+                   if c["median"] is not None]
+            if not pts:
+                continue
+            xs, ys, lo, hi = zip(*pts)
+            floor = 1e-6
+            ys = [max(y, floor) for y in ys]
+            line = ax.plot(xs, ys, label=name, lw=1.8 if name.startswith("asha_hpc") else 1.2)[0]
+            ax.fill_between(xs, [max(v, floor) for v in lo], [max(v, floor) for v in hi],
+                            color=line.get_color(), alpha=0.12)
+        ax.set_yscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("compute (share of the budget)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("regret of the incumbent (median, IQR)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 seeds, 32 trials (~1 minute)")
-    ap.add_argument("--seeds", type=int, help="number of seeds (default 5; 3 with --quick)")
-    ap.add_argument("--trials", type=int, help="trials per search (default 128; 32 with --quick)")
-    ap.add_argument("--configs", choices=["own", "shared", "both"], default="both",
-                    help="own: every system samples its own configs; shared: the random-sampling "
-                         "peers get asha_hpc's config stream (common random numbers); both "
-                         "(default): two tables, asha_hpc's runs are the same in both")
-    ap.add_argument("--oracle", action="store_true",
-                    help="with shared configs: also train every config of the shared stream to "
-                         "full length, to report each pick's regret against the best of the "
-                         "sample (not counted as search epochs; ~20 s per seed)")
+    ap.add_argument("--tasks", default="branin,hartmann6,digits_mlp,hgb")
+    ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--quick", action="store_true", help="3 seeds, the synthetic tasks")
+    ap.add_argument("--out", default=None, help="JSON file name in benchmarks/results/")
     a = ap.parse_args()
-    seeds = a.seeds or (3 if a.quick else 5)
-    T = a.trials or (32 if a.quick else 128)
-    own = a.configs in ("own", "both")
-    shared = a.configs in ("shared", "both")
-    data = Data()
-    t_all = time.perf_counter()
-    # "stream": asha_hpc and random search sample the shared stream in both tables
-    ours = [
-        ("asha_hpc adaptive_asha aggressive",
-         lambda o, s: Ours("adaptive_asha", o, T, s, mode="aggressive")),
-        ("asha_hpc adaptive_asha standard",
-         lambda o, s: Ours("adaptive_asha", o, T, s, mode="standard")),
-        ("asha_hpc adaptive_asha conservative",
-         lambda o, s: Ours("adaptive_asha", o, T, s, mode="conservative")),
-        ("asha_hpc async_halving (4 rungs)",
-         lambda o, s: Ours("async_halving", o, T, s, num_rungs=4)),
-        ("asha_hpc adaptive_asha aggressive, stop_once",
-         lambda o, s: Ours("adaptive_asha", o, T, s, mode="aggressive", stop_once=True)),
-    ]
-    peers = []  # (label, make(obj, seed, stream or None), can share the stream)
-    skipped = []
-    if have("optuna"):
-        peers += [
-            ("Optuna SuccessiveHalving + random",
-             lambda o, s, st: OptunaSys(o, T, s, "sha", "random", st), True),
-            ("Optuna Hyperband + random",
-             lambda o, s, st: OptunaSys(o, T, s, "hyperband", "random", st), True),
-            ("Optuna SuccessiveHalving + TPE",
-             lambda o, s, st: OptunaSys(o, T, s, "sha", "tpe"), False),
-        ]
-    else:
-        skipped.append("Optuna (not installed)")
-    if have("ray.tune"):
-        peers.append(("Ray Tune ASHAScheduler", lambda o, s, st: RaySys(o, T, s, st), True))
-    else:
-        skipped.append("Ray Tune (not installed)")
-    RANDOM = "random search (same epochs)"
+    tasks = ["branin", "hartmann6"] if a.quick else a.tasks.split(",")
+    seeds = 3 if a.quick else a.seeds
+    systems = [s for s in SYSTEMS if (not s.startswith("Optuna") or have("optuna"))
+               and (not s.startswith("Ray") or have("ray.tune"))]
+    skipped = [s for s in SYSTEMS if s not in systems]
     runs: List[Dict[str, Any]] = []
-
-    def log(r):
-        print(f"  seed {r['seed']} [{r['configs']}] {r['system']}: val {r['val_loss']:.4f} "
-              f"test {r['test_loss']:.4f}, {r['epochs']:,} epochs, {r['wall_s']:.1f} s",
-              file=sys.stderr, flush=True)
-
-    for seed in range(seeds):
-        std_epochs = None
-        seed_runs = []
-        for label, make in ours:
-            r = run_system(label, lambda o: make(o, seed), data, seed)
-            r["configs"] = "stream"
-            seed_runs.append(r)
-            if label == "asha_hpc adaptive_asha standard":
-                std_epochs = r["epochs"]
-            log(r)
-        for label, make, can_share in peers:
-            # a model-based sampler (TPE) always samples its own: one run, in both tables
-            modes = ((["own"] if own else []) + (["shared"] if shared else [])
-                     if can_share else ["model"])
-            for mode in modes:
-                st = Stream(seed) if mode == "shared" else None
-                r = run_system(label, lambda o: make(o, seed, st), data, seed)
-                r["configs"] = mode
-                seed_runs.append(r)
-                log(r)
-        n_random = max(1, (std_epochs or T * 4) // MAX_LEN)
-        r = run_system(RANDOM, lambda o: Random(o, n_random, seed), data, seed)
-        r["configs"] = "stream"
-        seed_runs.append(r)
-        log(r)
-        if shared and a.oracle:
-            stream = Stream(seed)
-            vals = sorted(full_length(data, stream(), seed)[0] for _ in range(T))
-            for r in seed_runs:
-                if r["configs"] in ("stream", "shared") and r["system"] != RANDOM:
-                    r["regret"] = r["val_loss"] - vals[0]
-                    r["rank"] = sum(v < r["val_loss"] for v in vals)
-            print(f"  seed {seed} best of the {T} shared configs: val {vals[0]:.4f}",
-                  file=sys.stderr, flush=True)
-            runs.append({"system": "best of the shared sample (oracle)", "seed": seed,
-                         "configs": "shared", "val_loss": vals[0], "test_loss": float("nan"),
-                         "epochs": 0, "trials": T, "wall_s": 0.0, "pick_length": MAX_LEN,
-                         "pick": None})
-        runs.extend(seed_runs)
-    labels = [lab for lab, _ in ours] + [lab for lab, _, _ in peers] + [RANDOM]
-    tables = {}
-    if own:
-        tables["own"] = rows_for(runs, labels, "own")
-    if shared:
-        lab_sh = ([lab for lab, _ in ours] + [lab for lab, _, _ in peers] + [RANDOM]
-                  + (["best of the shared sample (oracle)"] if a.oracle else []))
-        tables["shared"] = rows_for(runs, lab_sh, "shared")
+    meta: Dict[str, Any] = {}
+    t_all = time.perf_counter()
+    for tname in tasks:
+        task = make_task(tname)
+        budgets = []
+        for seed in range(seeds):
+            base = run_system(RANDOM, task, seed, None)
+            budget = base["spent"]
+            base["budget"] = budget
+            budgets.append(budget)
+            runs.append(base)
+            for s in systems:
+                if s != RANDOM:
+                    runs.append(run_system(s, task, seed, budget))
+            done = [r for r in runs if r["task"] == tname and r["seed"] == seed]
+            print(f"  {tname} seed {seed}: " + ", ".join(
+                f"{r['system']} {r['final']:.5g} ({r['wall_s']:.0f} s)" for r in done),
+                file=sys.stderr, flush=True)
+        meta[tname] = {"seeds": seeds, "trials": task.trials, "budget": statistics.median(budgets)}
+    res = analyse(runs, tasks, systems)
     vers = {"python": platform.python_version(), "numpy": np.__version__}
     for mod in ("sklearn", "optuna", "ray"):
         try:
             vers[mod] = __import__(mod).__version__
         except ImportError:
             vers[mod] = None
-    print(f"digits MLP, validation log-loss at {MAX_LEN} epochs of each system's pick; "
-          f"{T} trials, {WORKERS} workers, {seeds} seeds (median [min - max]); "
-          f"python {vers['python']}, optuna {vers['optuna']}, ray {vers['ray']}, "
-          f"{os.cpu_count()} CPUs")
-    if own:
-        print_table("\nconfigs: each system samples its own", tables["own"])
-    if shared:
-        print_table("\nconfigs: shared stream (Optuna/Ray random sampling gets asha_hpc's configs)",
-                    tables["shared"])
-    print("early picks: seeds whose pick had stopped before 64 epochs (retrained for the table)")
-    if shared and a.oracle:
-        print("regret: pick's val loss minus the best of the shared configs (median); best of "
-              "sample: seeds where the pick was that best config")
-    for s_ in skipped:
-        print(f"skipped: {s_}")
+    print(f"search quality at equal compute; python {vers['python']}, optuna {vers['optuna']}, "
+          f"ray {vers['ray']}, sklearn {vers['sklearn']}, {os.cpu_count()} CPUs")
+    print_table(res, meta)
+    for s in skipped:
+        print(f"skipped: {s} (not installed)")
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s")
-    name = "search_quality_quick.json" if a.quick else "search_quality.json"
-    out = Path(__file__).resolve().parent / "results" / name
+    name = a.out or ("search_quality_quick.json" if a.quick else "search_quality.json")
+    out = HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "search_quality", "quick": a.quick, "versions": vers,
+    out.write_text(json.dumps({"benchmark": "search_quality", "versions": vers,
                                "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                               "config": {"trials": T, "seeds": seeds, "workers": WORKERS,
-                                          "max_length": MAX_LEN, "divisor": DIVISOR,
-                                          "configs": a.configs, "oracle": a.oracle,
-                                          "space": SPACE_SPEC},
-                               "skipped": skipped, "rows": tables.get("own", []),
-                               "rows_shared": tables.get("shared", []), "runs": runs,
-                               "total_s": total}, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
+                               "config": {"workers": WORKERS, "max_length": MAX_LEN,
+                                          "divisor": DIVISOR, "seeds": seeds, "tasks": meta},
+                               "skipped": skipped, "results": res, "runs": runs,
+                               "total_s": total}, indent=1, default=str) + "\n")
+    png = out.with_suffix(".png")
+    plot(res, png)
+    print(f"wrote {out} and {png}")
     return 0
 
 

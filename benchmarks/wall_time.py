@@ -5,7 +5,7 @@
     python benchmarks/wall_time.py --quick          # 32 trials, 1 repeat (~3 minutes)
     python benchmarks/wall_time.py --systems optuna,asha_local --repeats 1
 
-The search-quality task (benchmarks/search_quality.py: the numpy MLP on scikit-learn's digits,
+The search-quality task (benchmarks/stopping_rules.py: the numpy MLP on scikit-learn's digits,
 validation log-loss, epochs as the unit; imported by path, not copied) searched by each system
 the way its own docs recommend for several processes on one machine, with 2 workers, the same
 number of trials (256), eta = 4, a minimum of 1 epoch and a maximum length of 64 epochs (rungs
@@ -49,7 +49,7 @@ trained, counted by the objective itself (every training process appends a line 
 counter file); the best validation loss at 64 epochs among the trials trained that far; and
 "pure training": the same epochs (each trial's hyperparameters, as many epochs as it trained)
 retrained in one loop in one process, no system at all. The median over ``--repeats`` is
-reported. Thread variables (OPENBLAS/OMP/MKL) are 1, as in search_quality.py.
+reported. Thread variables (OPENBLAS/OMP/MKL) are 1, as in stopping_rules.py.
 
 Writes benchmarks/results/wall_time.json (wall_time_quick.json with --quick).
 """

@@ -1,4 +1,4 @@
-"""The training side of benchmarks/wall_time.py: the digits MLP of search_quality.py, trained
+"""The training side of benchmarks/wall_time.py: the digits MLP of stopping_rules.py, trained
 epoch by epoch, counting every epoch it trains in a shared counter file.
 
 - ``train(trial)``: the asha_hpc entrypoint (``wall_time_trial:train``, context directory
@@ -40,15 +40,15 @@ _counter = None
 
 
 def sq():
-    """benchmarks/search_quality.py, imported by path (not edited; it is another benchmark)."""
+    """benchmarks/stopping_rules.py (the digits task), imported by path (not edited; it is another benchmark)."""
     global _sq
     if _sq is None:
-        mod = sys.modules.get("search_quality") or sys.modules.get("_wt_search_quality")
+        mod = sys.modules.get("stopping_rules") or sys.modules.get("_wt_stopping_rules")
         if mod is None:
-            spec = importlib.util.spec_from_file_location("_wt_search_quality",
-                                                          HERE / "search_quality.py")
+            spec = importlib.util.spec_from_file_location("_wt_stopping_rules",
+                                                          HERE / "stopping_rules.py")
             mod = importlib.util.module_from_spec(spec)
-            sys.modules["_wt_search_quality"] = mod
+            sys.modules["_wt_stopping_rules"] = mod
             spec.loader.exec_module(mod)  # type: ignore[union-attr]
         _sq = mod
     return _sq
