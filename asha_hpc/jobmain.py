@@ -332,6 +332,8 @@ class _Session:
             if metrics is None:
                 if trial._stop_requested():
                     status = "interrupted"
+                elif spec.until_exit:  # a run-to-the-end trial that reported nothing: worst
+                    metrics = {spec.metric: float("nan")}
                 else:
                     status = "error"
                     error = (f"the training code returned without reporting '{spec.metric}' for "

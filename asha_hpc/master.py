@@ -414,6 +414,7 @@ class Master:
                            context_dir=cfg.config_dir, metric=cfg.searcher.metric,
                            length_unit=cfg.searcher.length_unit,
                            max_length=cfg.searcher.max_length,
+                           until_exit=cfg.searcher.until_exit,
                            timeout_min=self.state.times.planned(t.id)[0],
                            resources=cfg.slurm.rung_options(self._level(t.target)),
                            continue_s=cfg.continue_wait)
@@ -665,7 +666,9 @@ class Master:
         st = self.state
         assert st is not None
         best = st.ranked()
-        if best:
+        # a search without lengths (Determined 0.38's single) may run scripts that report
+        # nothing: it completed if they did
+        if best or (self.cfg.searcher.until_exit and st.counts()["completed"]):
             self._record({"kind": "done", "state": "completed"})
         else:
             self._record({"kind": "done", "state": "failed",

@@ -275,3 +275,25 @@ def test_torch_launcher_becomes_torchrun(tmp_path, capsys):
     assert res["metrics"]["val_loss"] < 0.1
     (ckpt,) = (exp / "trials/00001/checkpoints").iterdir()
     assert len(list(ckpt.glob("*/model.pt"))) == 1
+
+
+def test_stage_0_start_reports_nothing_and_completes(tmp_path, capsys):
+    """The unmodified script: Determined's single searcher lets a trial that reports nothing
+    finish; so does a trial without a length here (its metric is missing: NaN, the worst)."""
+    exp = _run(tmp_path, CONFIGS / "core_api_start.yaml", capsys)
+    (res,) = _segments(exp)
+    assert res["status"] == "completed"
+    assert res["metrics"]["total"] != res["metrics"]["total"]  # NaN
+    logs = list((exp / "jobs").rglob("*_log.out"))
+    assert any("total is now 30" in p.read_text() for p in logs)
+
+
+def test_a_length_counted_trial_that_reports_nothing_still_fails(tmp_path, capsys):
+    raw = yaml.safe_load((CONFIGS / "core_api_start.yaml").read_text())
+    raw["searcher"]["max_length"] = {"batches": 30}
+    raw["context_dir"] = str(CONFIGS)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")])
+    capsys.readouterr()
+    (res,) = _segments(tmp_path / "exp")
+    assert res["status"] == "error" and "without reporting" in res["error"]

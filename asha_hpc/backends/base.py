@@ -60,6 +60,7 @@ class SegmentSpec:
     metric: str  # the searcher's metric: must be in every segment report
     length_unit: str = "units"
     max_length: Optional[int] = None  # the searcher's max_length: the longest a trial trains
+    until_exit: bool = False  # no length (Determined 0.38): the run ends when the code returns
     env: Dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
     heartbeat_s: float = 10.0
     timeout_min: Optional[int] = None  # this job's time limit (None: the backend's default)
