@@ -361,3 +361,38 @@ def test_simulated_curve_errors_are_one_line(tmp_path):
     raw["simulated"] = {"curve": "not a function"}
     with pytest.raises(ConfigError, match="simulated.curve: must be 'module:function'"):
         parse_config(raw, "/tmp")
+
+
+@settings(max_examples=60, deadline=None)
+@given(v=st.one_of(st.text(max_size=12), st.integers(), st.none(), st.booleans(),
+                   st.lists(st.text(max_size=3), max_size=2),
+                   st.from_regex(r"[a-z_/.]{1,8}:[a-z_]{1,6}", fullmatch=True)))
+def test_simulated_curve_any_user_value(v):
+    """Any value of simulated.curve: a 'module:function' string is taken as given (imported
+    only when the backend starts), anything else is one line naming the key."""
+    raw = raw_config()
+    raw["simulated"] = {"curve": v}
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        lines = [x for x in str(e).splitlines() if "simulated.curve" in x]
+        assert len(lines) == 1 and "'module:function'" in lines[0]
+        return
+    assert cfg.simulated.curve == v
+
+
+def test_random_sampler_imports_no_model():
+    """The master stays light: with sampler random, the model's module is never imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from asha_hpc.config import SearcherConfig\n"
+            "from asha_hpc.searcher import make_searcher\n"
+            "from asha_hpc.space import parse_space\n"
+            "s = make_searcher(SearcherConfig(name='adaptive_asha', metric='m', max_length=16,"
+            " max_trials=8), parse_space({'x': {'type': 'double', 'minval': 0, 'maxval': 1}})[0], 0)\n"
+            "s.start()\n"
+            "print('asha_hpc.searcher.tpe' in sys.modules, 'optuna' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
