@@ -13,6 +13,7 @@ import yaml
 
 from asha_hpc.cli import main
 from asha_hpc.compat import determined as det
+from asha_hpc.config import load_config
 from asha_hpc.expdir import ExpDir
 from asha_hpc.journal import read_journal
 
@@ -297,3 +298,27 @@ def test_a_length_counted_trial_that_reports_nothing_still_fails(tmp_path, capsy
     capsys.readouterr()
     (res,) = _segments(tmp_path / "exp")
     assert res["status"] == "error" and "without reporting" in res["error"]
+
+
+@pytest.mark.slurm
+def test_core_api_scripts_as_slurm_jobs(tmp_path, capsys):
+    """The same configs, unchanged, with `--backend slurm`: the 0.38 search pauses and resumes
+    trials across Slurm jobs, and the distributed stage's file collectives work in a job that
+    holds the trial's 2 slots (slurm.gpus_per_node 2)."""
+    exp = tmp_path / "hp"
+    assert main(["run", str(CONFIGS / "core_api_038_adaptive.yaml"), "--backend", "slurm",
+                 "--exp-dir", str(exp)]) == 0, capsys.readouterr().err
+    results = _segments(exp)
+    assert len({r["trial"] for r in results}) == 8 and all(r["status"] == "completed" for r in results)
+    assert all(r["job_id"] != str(r.get("pid")) for r in results)  # Slurm job ids, not pids
+    for tid in sorted({r["trial"] for r in results if r["segment"] == 1}):
+        runs = _reports(exp, tid)
+        second = runs[sorted(runs)[1]]
+        assert [x["step"] for x in second if "step" in x and "total" in x["metrics"]][0] == 30
+    exp = tmp_path / "dist"
+    assert main(["run", str(CONFIGS / "core_api_distributed.yaml"), "--backend", "slurm",
+                 "--exp-dir", str(exp)]) == 0, capsys.readouterr().err
+    (res,) = _segments(exp)
+    hp = json.loads((exp / "trials/00001/hparams.json").read_text())
+    assert res["metrics"] == {"total": 30 * 2 * hp["step_size"], "ranks": 2}
+    assert load_config(exp / "experiment.yaml").slurm.gpus_per_node == 2
