@@ -98,7 +98,7 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
                         f"{cfg.max_trials} (every bracket gets at least one)")
     return {
         "searcher": cfg.name,
-        "unit": cfg.length_unit,
+        "unit": display_unit(cfg),
         "brackets": [{"num_rungs": b.num_rungs, "max_trials": b.max_trials,
                       "max_concurrent_trials": b.max_concurrent_trials,
                       "rung_lengths": list(b.rung_lengths)} for b in infos],
@@ -121,6 +121,14 @@ def unit_name(unit: str, n: int) -> str:
     return SINGULAR.get(unit, unit) if n == 1 else unit
 
 
+def display_unit(cfg: "SearcherConfig") -> str:
+    """The length's unit as the user named it: batches/epochs/records, or a Determined 0.38
+    ``time_metric`` of their own (``optimizer_steps``), else ``units``."""
+    if cfg.length_unit == "units" and getattr(cfg, "time_metric", None):
+        return str(cfg.time_metric)
+    return cfg.length_unit
+
+
 def _table(header: List[str], rows: List[List[str]], right: List[bool]) -> List[str]:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
@@ -133,7 +141,7 @@ def _table(header: List[str], rows: List[List[str]], right: List[bool]) -> List[
 
 def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]) -> str:
     """The plan as a person reads it: brackets, preview, budget, hyperparameters."""
-    unit = cfg.length_unit
+    unit = display_unit(cfg)
 
     def amount(n: int) -> str:
         return f"{n:,} {unit_name(unit, n)}"
@@ -151,6 +159,12 @@ def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]
         head += f" ({extra})"
     if cfg.metric:
         head += f", metric {cfg.metric} ({'smaller' if cfg.smaller_is_better else 'larger'} is better)"
+    if getattr(cfg, "until_exit", False):  # Determined 0.38 without a length
+        lines = [head, "length: none given; each trial runs once, until its script ends", "",
+                 f"total: {p['total_trials']:,} trials"]
+        lines += [f"warning: {w}" for w in p.get("warnings", [])]
+        lines += ["", "hyperparameters:"] + [f"  {x}" for x in space.describe()]
+        return "\n".join(lines)
     lines = [head, f"max_length {amount(cfg.max_length)}"]
     rows = [[str(i), str(b["num_rungs"]), str(b["max_trials"]), str(b["max_concurrent_trials"]),
              ", ".join(f"{x:,}" for x in b["rung_lengths"]) + f" {unit}"]

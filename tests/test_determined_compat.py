@@ -30,7 +30,11 @@ def _plan(capsys, path: Path, *extra: str):
 def test_every_determined_config_plans_unchanged(capsys, path):
     rc, out, err = _plan(capsys, path)
     assert rc == 0, err
-    assert "rung targets" in out
+    cfg = load_config(path)
+    if cfg.searcher.until_exit:
+        assert "length: none given; each trial runs once, until its script ends" in out
+    else:
+        assert "rung targets" in out
     rc, out_json, err = _plan(capsys, path, "--json")
     assert rc == 0, err
     p = json.loads(out_json)
@@ -96,6 +100,9 @@ def test_time_metric_and_max_time():
     assert (s.max_length, s.length_unit, s.time_metric) == (80, "batches", "batches")
     cfg = load_config(CONFIGS / "custom_time_metric_038.yaml")
     assert (cfg.searcher.max_length, cfg.searcher.time_metric) == (1000, "optimizer_steps")
+    from asha_hpc.plan import plan, render_plan
+    text = render_plan(cfg.searcher, cfg.space(), plan(cfg.searcher, cfg.space()))
+    assert "max_length 1,000 optimizer_steps" in text  # the user's own time metric
     # resolved config round-trips (what resume reads back)
     again = parse_config(cfg.to_dict(), cfg.config_dir)
     assert again.searcher == cfg.searcher and not again.warnings
