@@ -240,3 +240,17 @@ def test_resolved_config_resumes_as_it_was(path):
     cfg = load_config(path)
     again = parse_config(cfg.to_dict(), cfg.config_dir)
     assert again.to_dict() == cfg.to_dict() and again.warnings == []
+
+
+def test_unusable_checkpoint_storage_is_one_line(tmp_path, capsys):
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    cfg = {"name": "ckpt", "entrypoint": "python3 train.py",
+           "searcher": {"name": "single", "metric": "loss"},
+           "checkpoint_storage": {"type": "shared_fs", "host_path": str(tmp_path / "blocked"),
+                                  "storage_path": "ckpts"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "train.py").write_text("")
+    rc = main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.count("\n") <= 3
+    assert "checkpoint_storage: cannot use" in err and "check host_path / storage_path" in err
