@@ -2,7 +2,9 @@
 
 ``@pytest.mark.slurm`` tests need the local Slurm cluster (``bash tools/local_slurm.sh start``):
 they run if ``sinfo`` answers and the node is usable; otherwise they fail under CI (env CI set,
-not "0"/"false") and are skipped elsewhere.
+not "0"/"false") and are skipped elsewhere. On another cluster they submit to its default
+partition, or to ``$ASHA_TEST_SLURM_PARTITION``; the few that need the local cluster's own
+partitions (``local_partitions``) are skipped there, with the reason.
 """
 from __future__ import annotations
 
@@ -18,6 +20,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "start it with `bash tools/local_slurm.sh start`"
 
 _slurm_status: Optional[Dict[str, object]] = None
+
+# the partition Slurm tests submit to (None: the cluster's default)
+TEST_PARTITION: Optional[str] = os.environ.get("ASHA_TEST_SLURM_PARTITION", "").strip() or None
+# what tools/local_slurm.sh makes: debug (the default, no MaxTime) and short (MaxTime 10 min)
+LOCAL_PARTITIONS = {"debug": "infinite", "short": "10:00"}
+
+
+def partition_options() -> Dict[str, str]:
+    """``{"partition": ...}`` for a test's slurm options, or ``{}`` for the default one."""
+    return {"partition": TEST_PARTITION} if TEST_PARTITION else {}
 
 
 def _in_ci() -> bool:
@@ -35,7 +47,7 @@ def _probe_slurm() -> Dict[str, object]:
         status["why"] = "sinfo not found"
     else:
         try:
-            res = subprocess.run(["sinfo", "-h", "-o", "%P|%T"], capture_output=True,
+            res = subprocess.run(["sinfo", "-h", "-o", "%P|%T|%l"], capture_output=True,
                                  text=True, timeout=20)
         except (OSError, subprocess.SubprocessError) as e:
             res = None
@@ -43,15 +55,24 @@ def _probe_slurm() -> Dict[str, object]:
         if res is not None and res.returncode != 0:
             status["why"] = f"sinfo failed: {res.stderr.strip()[:200]}"
         elif res is not None:
-            rows = [line.split("|", 1) for line in res.stdout.splitlines() if "|" in line]
-            states = sorted({s for _, s in rows})
+            rows = [(line.split("|") + ["", ""])[:3] for line in res.stdout.splitlines() if "|" in line]
+            states = sorted({s for _, s, _ in rows})
             status["states"] = states
-            status["partitions"] = [p.rstrip("*") for p, _ in rows]
+            status["partitions"] = sorted({p.rstrip("*") for p, _, _ in rows})
+            status["limits"] = {p.rstrip("*"): lim for p, _, lim in rows}
+            default = [p.rstrip("*") for p, _, _ in rows if p.endswith("*")]
+            parts = ", ".join(status["partitions"]) or "none"  # type: ignore[arg-type]
             # idle; mixed/allocated while other tests' jobs run
-            if any(s.rstrip("*~#$@^-") in ("idle", "mixed", "allocated") for s in states):
-                status["ok"] = True
-            else:
+            if not any(s.rstrip("*~#$@^-") in ("idle", "mixed", "allocated") for s in states):
                 status["why"] = f"no usable node (states: {', '.join(states) or 'none'})"
+            elif TEST_PARTITION and TEST_PARTITION not in status["partitions"]:  # type: ignore[operator]
+                status["why"] = (f"ASHA_TEST_SLURM_PARTITION={TEST_PARTITION} is not a "
+                                 f"partition of this cluster (partitions: {parts})")
+            elif not TEST_PARTITION and not default:
+                status["why"] = (f"this cluster has no default partition: name one in "
+                                 f"ASHA_TEST_SLURM_PARTITION (partitions: {parts})")
+            else:
+                status["ok"] = True
     _slurm_status = status
     return status
 
@@ -75,6 +96,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def slurm_cluster() -> Dict[str, object]:
     """The local Slurm cluster's probe result (skips/fails like ``@pytest.mark.slurm``)."""
     return _require_slurm()
+
+
+@pytest.fixture(scope="session")
+def local_partitions(slurm_cluster) -> Dict[str, object]:
+    """For the tests built on the local cluster's partitions (time limits read from and
+    capped at 'short''s MaxTime): skipped on a cluster without them, with the reason."""
+    limits = slurm_cluster.get("limits") or {}
+    missing = {p: lim for p, lim in LOCAL_PARTITIONS.items() if limits.get(p) != lim}  # type: ignore[union-attr]
+    if missing:
+        want = ", ".join(f"{p} (MaxTime {lim})" for p, lim in LOCAL_PARTITIONS.items())
+        msg = (f"needs the partitions of the local test cluster, {want} "
+               f"(`bash tools/local_slurm.sh start`); this cluster has "
+               f"{', '.join(f'{p} ({lim})' for p, lim in sorted(limits.items())) or 'none'}")  # type: ignore[union-attr]
+        if _in_ci():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return slurm_cluster
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import partition_options
 from test_local_e2e import cli, final_state, journal
 
 DIST_MODEL = '''
@@ -79,7 +80,7 @@ def dist_experiment(tmp_path, backend, kill=False, trials=3, workers=0, continue
         "reproducibility": {"experiment_seed": 2}, "poll_interval_s": 0.3, "max_restarts": 2,
         "result_grace_s": 1, "backend": backend,
         "local": {"gpus": [], "max_parallel": 2, "tasks_per_node": 2},
-        "slurm": {"tasks_per_node": 2, "cpus_per_task": 1, "timeout_min": 5,
+        "slurm": {**partition_options(), "tasks_per_node": 2, "cpus_per_task": 1, "timeout_min": 5,
                   "poll_min_interval_s": 1},
     }
     if workers:  # a pool of jobs of two ranks each

@@ -21,6 +21,7 @@ from asha_hpc.backends.slurm import (
     expand_job_ids,
     parse_slurm_state,
 )
+from conftest import partition_options
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slurm_jobs  # noqa: E402
@@ -48,6 +49,8 @@ def make_backend(exp_dir: Path, fn: Callable = slurm_jobs.record, poll: float = 
                  **slurm) -> SlurmBackend:
     slurm.setdefault("timeout_min", 5)
     slurm.setdefault("setup", SETUP)
+    for k, v in partition_options().items():  # the cluster's default, or the one named
+        slurm.setdefault(k, v)
     return SlurmBackend(str(exp_dir), slurm, fn=fn, poll_min_interval_s=poll)
 
 
@@ -367,11 +370,11 @@ def test_scheduler_calls_are_rate_limited(tmp_exp_dir: Path):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_timeout_job_gets_usr2_before_its_limit(tmp_exp_dir: Path):
-    """timeout_min=1 on the 'short' partition: Slurm sends USR2 signal_delay_s (up to 60 s
+    """timeout_min=1: Slurm sends USR2 signal_delay_s (up to 60 s
     earlier, measured ~18 s after start with 30 s) before the limit; the job function's own
     handler (not submitit's) receives it."""
     b = make_backend(tmp_exp_dir, fn=slurm_jobs.wait_for_signal, timeout_min=1,
-                     signal_delay_s=30, partition="short")
+                     signal_delay_s=30)
     spec = make_spec(tmp_exp_dir, 1, max_s=120)
     [jid] = b.submit([spec])
     out = tmp_exp_dir / "out"

@@ -25,6 +25,7 @@ from asha_hpc.config import load_config
 from asha_hpc.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
+from conftest import partition_options
 
 pytestmark = pytest.mark.slurm
 
@@ -111,8 +112,8 @@ def make_experiment(tmp_path: Path, tag: str, searcher=None, hp=None, slurm=None
         "poll_interval_s": 0.5,
         "max_restarts": 2,
         "backend": "slurm",
-        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP},
-                      **(slurm or {})),
+        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP,
+                       **partition_options()}, **(slurm or {})),
     }
     cfg.update(top)
     path = tmp_path / "exp.yaml"
@@ -371,7 +372,7 @@ def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, clean
     cfg_path = make_experiment(
         tmp_path, "e2e4", searcher={"name": "single", "max_length": 80},
         hp={"x": 0.1, "sleep": 0.5},
-        slurm={"timeout_min": 1, "signal_delay_s": 30, "partition": "short"})
+        slurm={"timeout_min": 1, "signal_delay_s": 30})
     name = exp_name(cfg_path)
     cleanup[0].append(name)
     exp = tmp_path / "run"

@@ -54,7 +54,7 @@ def test_pool_worker_reaching_its_time_limit_is_replaced(tmp_path, cleanup):  # 
     name, exp, st, recs = run_search(
         tmp_path, cleanup, "pool2", searcher={"name": "single", "max_length": 80},
         hp={"x": 0.1, "sleep": 0.5},
-        slurm={"workers": 1, "timeout_min": 1, "signal_delay_s": 30, "partition": "short"})
+        slurm={"workers": 1, "timeout_min": 1, "signal_delay_s": 30})
     t = st.trials[1]
     assert t.length == 80 and t.restarts == 0
     results = [r for r in recs if r["kind"] == "result"]

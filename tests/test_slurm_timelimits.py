@@ -92,14 +92,14 @@ def minutes(limit: str) -> int:
     return h * 60 + m + (1 if s else 0)
 
 
-def test_maxtime_read_from_the_cluster(slurm_cluster, tmp_path):
+def test_maxtime_read_from_the_cluster(local_partitions, tmp_path):
     b = SlurmBackend(str(tmp_path), {"timeout_min": 5})
     assert b.max_time_min("short") == 10
     assert b.max_time_min("debug") is None and b.max_time_min() is None  # debug: the default
     assert b.stats["sinfo"] == 1  # read once
 
 
-def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(tmp_path, names):
+def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(local_partitions, tmp_path, names):
     """Rungs 1, 4, 16 (1 s per epoch); first guess 30 min, capped at the short partition's
     MaxTime (10, from sinfo); safety factor 10 so that minutes tell the rungs apart:
     rung 1 ~ (3 s + 1 s) x 10 + 10 + 60 s -> 2 min, rung 16 ~ (3 + 12) x 10 + 70 -> 4 min."""
@@ -143,7 +143,7 @@ def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(tmp_path, nam
     assert "time limits:" in cli("status", exp).stdout
 
 
-def test_timeout_then_planned_splits_until_the_segment_completes(tmp_path, names):
+def test_timeout_then_planned_splits_until_the_segment_completes(local_partitions, tmp_path, names):
     """One segment of 300 epochs x 0.5 s (150 s of work). First guess 1 min, and the first job
     ignores its warning: TIMEOUT, no result (Slurm kills it at most KillWait 30 s plus a
     30 s check after its limit, i.e. by 120 s: with 90 s of work it once finished first), no restart counted; it checkpointed every 10
