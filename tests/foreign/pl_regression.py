@@ -45,6 +45,7 @@ class TrainedLog(pl.Callback):
 
     def __init__(self, path):
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         with open(self.path, "a") as f:

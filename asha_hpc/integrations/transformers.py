@@ -1,0 +1,152 @@
+"""Hugging Face Transformers: a ``Trainer`` runs as an asha_hpc trial (lengths in steps).
+
+    from asha_hpc.integrations.transformers import AshaCallback
+
+    def train(trial):
+        cb = AshaCallback(trial, metric="eval_loss")
+        args = TrainingArguments(output_dir="out", max_steps=cb.max_steps, ...)
+        trainer = Trainer(model=model, args=args, train_dataset=..., eval_dataset=...,
+                          callbacks=[cb])
+        trainer.train(resume_from_checkpoint=cb.resume_from)
+
+At each segment's length (a number of optimizer steps, ``state.global_step``) the callback makes
+the Trainer evaluate and save whatever ``eval_steps``/``save_steps`` say, publishes the saved
+``checkpoint-N`` folder as the trial's checkpoint (its files are moved, not copied), reports the
+evaluation's metrics, and either goes on (the next segment handed over in place) or ends
+training. ``trial.should_stop()`` is looked at after every step: the Trainer saves there and
+stops, and the next job resumes from that checkpoint.
+
+The Trainer writes the segment-end checkpoints in the attempt's run folder (so that trials that
+reach the same step at once never share a ``checkpoint-N`` folder); ``output_dir`` keeps
+everything else (the user's own ``save_steps`` checkpoints, the final ``save_model``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from transformers import TrainerCallback
+
+from ..trial import Trial, _torch_dist
+from .segments import IntegrationError, SegmentWalk
+
+STAGING = "trainer-checkpoints"  # in the run folder: where the Trainer saves a segment's end
+
+
+class AshaCallback(TrainerCallback):
+    """``AshaCallback(trial, metric="eval_loss")``: ``metric`` is the evaluation metric the
+    searcher ranks by, as the Trainer names it (``eval_`` + the name ``compute_metrics``
+    returns); it is reported under the searcher's metric name too (default: the searcher's
+    metric). Pass ``max_steps=cb.max_steps`` to ``TrainingArguments``, ``callbacks=[cb]`` to
+    the ``Trainer`` and ``resume_from_checkpoint=cb.resume_from`` to ``train``."""
+
+    def __init__(self, trial: Trial, metric: Optional[str] = None) -> None:
+        if trial.length_unit == "epochs":
+            raise IntegrationError(
+                "AshaCallback (transformers) counts optimizer steps but the searcher's max_length "
+                "is in epochs: give searcher.max_length in batches")
+        self.trial = trial
+        self.metric = metric or trial.metric
+        self._walk = SegmentWalk(trial, self.metric, f"AshaCallback(metric={self.metric!r})")
+        self._saving: Optional[str] = None  # "segment" | "stop": the next save is ours
+        self._user_output_dir: Optional[str] = None
+        self._eval: Dict[str, Any] = {}  # the evaluation at the segment's end
+
+    @property
+    def max_steps(self) -> int:
+        """``TrainingArguments(max_steps=...)``: the searcher's max_length."""
+        return self.trial.max_length if self.trial.max_length is not None else -1
+
+    @property
+    def resume_from(self) -> Optional[str]:
+        """The trial's latest checkpoint folder for ``trainer.train(resume_from_checkpoint=...)``,
+        or None for a new trial."""
+        latest = self.trial.latest_checkpoint
+        if latest is None or not (latest / "trainer_state.json").is_file():
+            return None
+        return str(latest)
+
+    # ------------------------------------------------------------------ Trainer events
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        want = self.trial.max_length
+        if want is not None and args.max_steps != want:
+            epochs = f" (training for num_train_epochs={args.num_train_epochs})" if args.max_steps <= 0 else ""
+            raise IntegrationError(
+                f"AshaCallback: TrainingArguments(max_steps={args.max_steps}){epochs} but the "
+                f"searcher's max_length is {want} steps: pass TrainingArguments(max_steps=cb.max_steps)")
+        if args.load_best_model_at_end or str(getattr(args.save_strategy, "value", args.save_strategy)) == "best":
+            raise IntegrationError(
+                "AshaCallback: load_best_model_at_end / save_strategy='best' would skip or undo "
+                "the checkpoint at a segment's end (ASHA continues each trial from where it "
+                "stopped): leave them off")
+        if not self._walk.start(state.global_step,
+                                "pass trainer.train(resume_from_checkpoint=cb.resume_from)"):
+            control.should_training_stop = True
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._walk.target is None:
+            return
+        if self._walk.due(state.global_step):
+            self._saving = "segment"
+            control.should_evaluate = True
+        elif self.trial.should_stop():  # a collective under DDP: every rank calls it here
+            self._saving = "stop"
+        else:
+            return
+        control.should_save = True
+        # the Trainer saves into args.output_dir/checkpoint-N: this one goes to the run folder
+        self._user_output_dir = args.output_dir
+        args.output_dir = str(self.trial.run_dir / STAGING)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[Dict[str, Any]] = None,
+                    **kw: Any) -> None:
+        if self._saving == "segment":
+            self._eval = dict(metrics or {})
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Dict[str, Any]] = None,
+               **kw: Any) -> None:
+        # learning-curve points (the segment-end evaluation is reported with the segment)
+        if not logs or self._walk.target is None:
+            return
+        if self._saving == "segment" and self.metric in logs:
+            return
+        self._walk.curve(state.global_step, logs)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._saving is None:
+            return  # one of the user's own save_steps checkpoints
+        saving, self._saving = self._saving, None
+        staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        args.output_dir = self._user_output_dir
+        publish = lambda folder: self._move(staged, folder)  # noqa: E731
+        if saving == "stop":
+            self._walk.interrupt(state.global_step, publish)
+            control.should_training_stop = True
+            return
+        metrics, self._eval = self._eval, {}
+        if not self._walk.finish(state.global_step, metrics, publish):
+            control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._walk.target is not None:
+            raise IntegrationError(
+                f"AshaCallback: the Trainer stopped at step {state.global_step}, before the "
+                f"segment's length {self._walk.target}: something else ended training "
+                f"(EarlyStoppingCallback, a short dataset with max_steps); let the callback end it")
+
+    # ------------------------------------------------------------------ helpers
+    def _move(self, staged: Path, folder: Path) -> None:
+        """The Trainer's checkpoint folder becomes the trial's (same filesystem: renames)."""
+        dist = _torch_dist()
+        if dist is not None:  # every rank has written its part (RNG states) before the move
+            dist.barrier()
+        if self.trial.rank == 0:
+            for item in os.listdir(staged):
+                shutil.move(str(staged / item), str(folder / item))
+            staged.rmdir()
+            try:
+                staged.parent.rmdir()  # empty: nothing of the Trainer's is left in the run folder
+            except OSError:
+                pass

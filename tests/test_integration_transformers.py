@@ -1,0 +1,166 @@
+"""The Transformers callback with the real package: the example and a foreign-style causal-LM
+script end to end through ``asha-hpc run`` (every step of every trial trained once: no trial
+restarts from scratch after a promotion); wrong use, a stop request and resumption in process."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, require_module
+from test_local_e2e import cli, final_state
+
+from asha_hpc.expdir import ExpDir
+from asha_hpc.trial import Trial, checkpoint_length
+
+require_module("torch")
+pytest.importorskip("transformers")
+require_module("accelerate")
+FOREIGN = Path(__file__).parent / "foreign"
+EXAMPLE = REPO_ROOT / "examples" / "transformers_tiny"
+
+
+def test_transformers_tiny_example(tmp_path):
+    """The example, small: 4 trials to 10 steps, the best on to 30 (continue_in_place)."""
+    cfg = yaml.safe_load((EXAMPLE / "transformers_tiny.yaml").read_text())
+    cfg["entrypoint"] = str(EXAMPLE / cfg["entrypoint"])
+    cfg["searcher"].update(max_length={"batches": 30}, max_trials=4, divisor=3)
+    cfg["continue_in_place"] = True
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    best = st.ranked()[0]
+    assert best.length == 30 and 0 < best.metric < 0.75  # below chance log-loss (0.69) or near
+    ckpt = Path(best.checkpoint)
+    assert (ckpt / "model.safetensors").is_file() and (ckpt / "trainer_state.json").is_file()
+    assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 30
+    for t in st.trials.values():  # each job's curve starts after the last one's: resumed
+        runs = []
+        for run in sorted((tmp_path / "e" / "trials" / f"{t.id:05d}" / "runs").iterdir()):
+            m = run / "metrics.jsonl"
+            if m.exists():
+                runs.append([json.loads(x)["step"] for x in m.read_text().splitlines()])
+        steps = [s for r in runs for s in r]
+        assert steps == sorted(steps) and steps[-1] == t.length, (t.id, runs)
+        assert all(min(b) > max(a) for a, b in zip(runs, runs[1:])), (t.id, runs)
+
+
+@pytest.mark.slow
+def test_foreign_causal_lm_script(tmp_path):
+    """Eval every 7 steps, default save_steps, rungs 5 / 10 / 20: evaluated and saved at the
+    rungs anyway, each promoted trial resumed in a new job; every step trained once."""
+    cfg = {
+        "name": "hf_foreign", "entrypoint": str(FOREIGN / "hf_causal_lm.py") + ":train",
+        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": {"batches": 20},
+                     "num_rungs": 3, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"lr": {"type": "log", "minval": -3.5, "maxval": -2, "base": 10},
+                            "n_embd": {"type": "categorical", "vals": [16, 32]}},
+        "reproducibility": {"experiment_seed": 2}, "poll_interval_s": 0.3,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert max(t.length for t in st.trials.values()) == 20
+    for t in st.trials.values():
+        log = (tmp_path / "e" / "trials" / f"{t.id:05d}" / "trained.jsonl").read_text().splitlines()
+        assert [json.loads(x)["step"] for x in log] == list(range(1, t.length + 1)), t.id
+        assert 0 < t.metric < 4.0  # below chance (log 41 = 3.7) after a few steps, or near
+
+
+# ---------------------------------------------------------------------------- in process
+def make_trial(tmp_path, length, segment=0, attempt=0, max_length=12):
+    root = tmp_path / "exp"
+    exp = ExpDir(root) if root.exists() else ExpDir.create(root)
+    key = f"t00001-s{segment:03d}-a{attempt:02d}"
+    return Trial(trial_id=1, hparams={"hidden_size": 16, "learning_rate": 1e-3, "weight_decay": 0.0},
+                 trial_dir=exp.trial_dir(1), run_dir=exp.run_dir(1, key), segments=[length],
+                 first_segment=segment, metric="eval_loss", key=key, length_unit="batches",
+                 max_length=max_length)
+
+
+def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, **args_kw):
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import train as example
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from asha_hpc.integrations.transformers import AshaCallback
+
+    class Signal(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kw):
+            self.steps += 1
+            if stop_at is not None and state.global_step == stop_at:
+                trial.request_stop("SIGUSR2")
+
+    cb = AshaCallback(trial, metric=metric)
+    kw = dict(output_dir=str(tmp_path / "out"), max_steps=cb.max_steps, report_to=[],
+              per_device_train_batch_size=16, use_cpu=True, disable_tqdm=True, save_strategy="no")
+    kw.update(args_kw)
+    signal = Signal()
+    model = example.BertForSequenceClassification(example.BertConfig(
+        vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32, num_labels=2))
+    trainer = Trainer(model=model, args=TrainingArguments(**kw),
+                      train_dataset=example.CountingDataset(256),
+                      eval_dataset=example.CountingDataset(64, seed=1),
+                      compute_metrics=example.compute_metrics, callbacks=[signal, cb])
+    trainer.train(resume_from_checkpoint=cb.resume_from)
+    return cb, signal.steps
+
+
+def test_wrong_max_steps_is_one_clear_message(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError, match=r"TrainingArguments\(max_steps=-1\) \(training for "
+                                               r"num_train_epochs=3.0\) but the searcher's max_length "
+                                               r"is 12 steps: pass TrainingArguments\(max_steps=cb.max_steps\)"):
+        tiny_train(make_trial(tmp_path, 4), tmp_path, max_steps=-1)
+
+
+def test_metric_never_logged_lists_what_was(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError) as e:
+        tiny_train(make_trial(tmp_path, 4), tmp_path, metric="eval_f1")
+    msg = str(e.value)
+    assert "'eval_f1' was never logged (at 4 batches)" in msg
+    assert "'eval_accuracy'" in msg and "'eval_loss'" in msg
+
+
+def test_stop_request_saves_and_the_retry_resumes_there(tmp_path):
+    t = make_trial(tmp_path, 8)
+    cb, steps = tiny_train(t, tmp_path, stop_at=3)
+    assert t.reports == [] and steps == 3 and checkpoint_length(t.latest_checkpoint) == 3
+    assert cb.resume_from == str(t.latest_checkpoint)
+    assert not (t.run_dir / "trainer-checkpoints").exists()  # moved, not copied
+    t2 = make_trial(tmp_path, 8, attempt=1)
+    _, steps2 = tiny_train(t2, tmp_path)
+    assert steps2 == 5 and [s.length for s in t2.reports] == [8]
+    assert "eval_accuracy" in t2.reports[0].reported
+    # the user's output_dir got none of the segment checkpoints
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
+def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+    from asha_hpc.integrations.transformers import AshaCallback
+
+    tiny_train(make_trial(tmp_path, 4), tmp_path)
+    t = make_trial(tmp_path, 12, segment=1)
+    assert AshaCallback(t).resume_from is not None
+    AshaCallback.resume_from = property(lambda self: None)  # the user forgot resume_from_checkpoint
+    try:
+        with pytest.raises(IntegrationError, match=r"checkpoint at length 4 .* started from scratch: "
+                                                   r"pass trainer.train\(resume_from_checkpoint=cb.resume_from\)"):
+            tiny_train(t, tmp_path)
+    finally:
+        del AshaCallback.resume_from
