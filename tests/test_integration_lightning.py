@@ -4,6 +4,7 @@ worker pool continuing in place), no trial ever retrained from scratch; wrong us
 request and resumption in process."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -79,7 +80,8 @@ def test_foreign_pytorch_lightning_steps_in_a_worker_pool(tmp_path):
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
     assert max(t.length for t in st.trials.values()) == 20
     for t in st.trials.values():
-        log = [json.loads(x) for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()]
+        log = [json.loads(x)
+               for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()]
         assert [r["step"] for r in log] == list(range(1, t.length + 1)), t.id
         assert t.metric is not None and t.metric == t.metric  # a number, not NaN
     pids = {json.loads(x)["pid"] for t in st.trials.values()
@@ -92,6 +94,15 @@ def st_dir(exp: Path, tid: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- in process
+def load_example():
+    """The example's train.py as a module of its own name (both examples call theirs train)."""
+    if "lightning_digits_train" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("lightning_digits_train", EXAMPLE / "train.py")
+        sys.modules["lightning_digits_train"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["lightning_digits_train"])
+    return sys.modules["lightning_digits_train"]
+
+
 def make_trial(tmp_path, length, segment=0, attempt=0, max_length=6, metric="val_loss",
                unit="epochs"):
     root = tmp_path / "exp"
@@ -105,11 +116,7 @@ def make_trial(tmp_path, length, segment=0, attempt=0, max_length=6, metric="val
 def tiny_fit(trial, monitor="val_loss", stop_after=None, **trainer_kw):
     """The example's module on a few batches; ``stop_after``: request a stop after that many
     batches (what the job's signal handler does)."""
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import train as example
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    example = load_example()
     from asha_hpc.integrations.lightning import AshaCallback
 
     class Signal(L.Callback):
@@ -134,8 +141,9 @@ def tiny_fit(trial, monitor="val_loss", stop_after=None, **trainer_kw):
 def test_wrong_max_epochs_is_one_clear_message(tmp_path):
     from asha_hpc.integrations.segments import IntegrationError
 
-    with pytest.raises(IntegrationError, match=r"Trainer\(max_epochs=10\) but the searcher's "
-                                               r"max_length is 6 epochs: pass Trainer\(max_epochs=cb.max_epochs\)"):
+    want = (r"Trainer\(max_epochs=10\) but the searcher's max_length is 6 epochs: "
+            r"pass Trainer\(max_epochs=cb.max_epochs\)")
+    with pytest.raises(IntegrationError, match=want):
         tiny_fit(make_trial(tmp_path, 2), max_epochs=10)
 
 
@@ -171,8 +179,9 @@ def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path):
     assert cb.ckpt_path.endswith("lightning.ckpt")
     AshaCallback.ckpt_path = property(lambda self: None)  # the user forgot ckpt_path=
     try:
-        with pytest.raises(IntegrationError, match=r"checkpoint at length 2 .* started from "
-                                                   r"scratch: pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)"):
+        want = (r"checkpoint at length 2 .* started from scratch: "
+                r"pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)")
+        with pytest.raises(IntegrationError, match=want):
             tiny_fit(t)
     finally:
         del AshaCallback.ckpt_path

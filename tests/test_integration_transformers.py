@@ -3,6 +3,7 @@ script end to end through ``asha-hpc run`` (every step of every trial trained on
 restarts from scratch after a promotion); wrong use, a stop request and resumption in process."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -73,6 +74,15 @@ def test_foreign_causal_lm_script(tmp_path):
 
 
 # ---------------------------------------------------------------------------- in process
+def load_example():
+    """The example's train.py as a module of its own name (both examples call theirs train)."""
+    if "transformers_tiny_train" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("transformers_tiny_train", EXAMPLE / "train.py")
+        sys.modules["transformers_tiny_train"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["transformers_tiny_train"])
+    return sys.modules["transformers_tiny_train"]
+
+
 def make_trial(tmp_path, length, segment=0, attempt=0, max_length=12):
     root = tmp_path / "exp"
     exp = ExpDir(root) if root.exists() else ExpDir.create(root)
@@ -84,11 +94,7 @@ def make_trial(tmp_path, length, segment=0, attempt=0, max_length=12):
 
 
 def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, **args_kw):
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import train as example
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    example = load_example()
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from asha_hpc.integrations.transformers import AshaCallback
@@ -120,9 +126,9 @@ def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, **args_kw):
 def test_wrong_max_steps_is_one_clear_message(tmp_path):
     from asha_hpc.integrations.segments import IntegrationError
 
-    with pytest.raises(IntegrationError, match=r"TrainingArguments\(max_steps=-1\) \(training for "
-                                               r"num_train_epochs=3.0\) but the searcher's max_length "
-                                               r"is 12 steps: pass TrainingArguments\(max_steps=cb.max_steps\)"):
+    want = (r"TrainingArguments\(max_steps=-1\) \(training for num_train_epochs=3.0\) but the "
+            r"searcher's max_length is 12 steps: pass TrainingArguments\(max_steps=cb.max_steps\)")
+    with pytest.raises(IntegrationError, match=want):
         tiny_train(make_trial(tmp_path, 4), tmp_path, max_steps=-1)
 
 
@@ -159,8 +165,9 @@ def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path):
     assert AshaCallback(t).resume_from is not None
     AshaCallback.resume_from = property(lambda self: None)  # the user forgot resume_from_checkpoint
     try:
-        with pytest.raises(IntegrationError, match=r"checkpoint at length 4 .* started from scratch: "
-                                                   r"pass trainer.train\(resume_from_checkpoint=cb.resume_from\)"):
+        want = (r"checkpoint at length 4 .* started from scratch: "
+                r"pass trainer.train\(resume_from_checkpoint=cb.resume_from\)")
+        with pytest.raises(IntegrationError, match=want):
             tiny_train(t, tmp_path)
     finally:
         del AshaCallback.resume_from

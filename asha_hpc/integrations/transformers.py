@@ -72,11 +72,13 @@ class AshaCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         want = self.trial.max_length
         if want is not None and args.max_steps != want:
-            epochs = f" (training for num_train_epochs={args.num_train_epochs})" if args.max_steps <= 0 else ""
+            epochs = (f" (training for num_train_epochs={args.num_train_epochs})"
+                      if args.max_steps <= 0 else "")
             raise IntegrationError(
                 f"AshaCallback: TrainingArguments(max_steps={args.max_steps}){epochs} but the "
                 f"searcher's max_length is {want} steps: pass TrainingArguments(max_steps=cb.max_steps)")
-        if args.load_best_model_at_end or str(getattr(args.save_strategy, "value", args.save_strategy)) == "best":
+        strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
+        if args.load_best_model_at_end or strategy == "best":
             raise IntegrationError(
                 "AshaCallback: load_best_model_at_end / save_strategy='best' would skip or undo "
                 "the checkpoint at a segment's end (ASHA continues each trial from where it "

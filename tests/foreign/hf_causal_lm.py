@@ -6,10 +6,17 @@ steps really trained."""
 import json
 
 import torch
-from torch.utils.data import Dataset
-from transformers import (AutoModelForCausalLM, DataCollatorForLanguageModeling, GPT2Config,
-                          PreTrainedTokenizerFast, Trainer, TrainerCallback, TrainingArguments)
 from tokenizers import Tokenizer, models
+from torch.utils.data import Dataset
+from transformers import (
+    AutoModelForCausalLM,
+    DataCollatorForLanguageModeling,
+    GPT2Config,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from asha_hpc.integrations.transformers import AshaCallback
 
