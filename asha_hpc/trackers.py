@@ -182,6 +182,23 @@ def _hparams_summary(tag: str, plugin_data):
         tag=tag, metadata=metadata.create_summary_metadata(plugin_data))])
 
 
+def _hparam_info(api_pb2, name: str, values: List[HParam]):
+    """The HParams table's column: its type and domain (the values seen, or their range), so
+    that TensorBoard offers the right filters."""
+    info = api_pb2.HParamInfo(name=name)
+    if all(isinstance(v, bool) for v in values):
+        info.type = api_pb2.DATA_TYPE_BOOL
+        info.domain_discrete.extend(sorted(set(values)))
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+        info.domain_interval.min_value = float(min(values))
+        info.domain_interval.max_value = float(max(values))
+    else:
+        info.type = api_pb2.DATA_TYPE_STRING
+        info.domain_discrete.extend(sorted({str(v) for v in values}))
+    return info
+
+
 def export_tensorboard(runs: List[TrialRun], out: Path, metric: str,
                        smaller_is_better: bool) -> ExportSummary:
     """``out/<run>/`` event files per trial (scalars per step; the HParams plugin's session
@@ -266,13 +283,17 @@ def export_tensorboard(runs: List[TrialRun], out: Path, metric: str,
 
     # the experiment: which hyperparameters and metrics the HParams table shows (the
     # searcher's metric first); written again when that set changes
-    hp_names = sorted({k for r in runs for k in r.hparams})
+    values: Dict[str, Dict[str, HParam]] = {}  # name -> repr -> value (True and 1 apart)
+    for r in runs:
+        for k, hv in r.hparams.items():
+            values.setdefault(k, {})[repr(hv)] = hv
+    hp_names = sorted(values)
     metrics = [metric] + sorted({k for r in runs for k in r.series} - {metric})
-    experiment = json.dumps([hp_names, metrics])
+    experiment = json.dumps([hp_names, metrics, {k: sorted(v) for k, v in values.items()}])
     if experiment != man.get("experiment"):
         f = _EventFile(out, min((r.start_time for r in runs), default=time.time()))
         exp_pb = api_pb2.Experiment(
-            hparam_infos=[api_pb2.HParamInfo(name=k) for k in hp_names],
+            hparam_infos=[_hparam_info(api_pb2, k, list(values[k].values())) for k in hp_names],
             metric_infos=[api_pb2.MetricInfo(
                 name=api_pb2.MetricName(tag=m),
                 description=(f"the searcher's metric ({'smaller' if smaller_is_better else 'larger'}"

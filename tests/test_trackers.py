@@ -157,8 +157,15 @@ def check_tensorboard(out: Path, root: Path, final: bool) -> None:
             assert status is None
     assert [m.name.tag for m in experiment.metric_infos][0] == "val_loss"  # the searcher's first
     assert {m.name.tag for m in experiment.metric_infos} >= {"val_loss", "train_loss", "lr"}
-    assert {h.name for h in experiment.hparam_infos} == {
-        "learning_rate", "batch_size", "optimizer.name", "optimizer.nesterov"}
+    types = {h.name: h.type for h in experiment.hparam_infos}
+    assert types == {"learning_rate": api_pb2.DATA_TYPE_FLOAT64, "batch_size": api_pb2.DATA_TYPE_FLOAT64,
+                     "optimizer.name": api_pb2.DATA_TYPE_STRING,
+                     "optimizer.nesterov": api_pb2.DATA_TYPE_BOOL}  # the table's filters
+    names = {h.name: h for h in experiment.hparam_infos}
+    assert set(names["optimizer.name"].domain_discrete) <= {"sgd", "adamw"}
+    lr = [t.hparams["learning_rate"] for t in st.trials.values()]
+    dom = names["learning_rate"].domain_interval
+    assert (dom.min_value, dom.max_value) == (min(lr), max(lr))
 
 
 def test_tensorboard_export_read_back_and_again(searches, tmp_path, capsys):
