@@ -123,7 +123,7 @@ def tmp_exp_dir(tmp_path: Path) -> Path:
     return exp
 
 
-def require_module(name: str):
+def require_module(name: str, extra: str = "examples"):
     """Import an optional dependency a test needs (torch, sklearn): skip with the install
     command when it is missing, but fail under CI, where .ci/run installs it."""
     import importlib
@@ -131,7 +131,7 @@ def require_module(name: str):
     try:
         return importlib.import_module(name)
     except ImportError:
-        msg = f"{name} is not installed: pip install -e '.[examples]'"
+        msg = f"{name} is not installed: pip install -e '.[{extra}]'"
         if _in_ci():
             pytest.fail(f"{msg} (CI installs it in .ci/run)", pytrace=False)
         pytest.skip(msg)

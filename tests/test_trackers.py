@@ -4,7 +4,6 @@ again after more results: everything once, nothing twice."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -19,16 +18,7 @@ from asha_hpc.expdir import ExpDir, atomic_write
 from asha_hpc.master import Master
 from asha_hpc.observe import open_experiment
 from asha_hpc.trackers import flat_hparams, run_name
-
-
-def _need(module: str):
-    """The tracker library, or a skip (a failure under CI, where .ci/run installs it)."""
-    try:
-        return pytest.importorskip(module)
-    except pytest.skip.Exception:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"{module} is not installed: pip install -e '.[test]'", pytrace=False)
-        raise
+from conftest import require_module
 
 
 def make_cfg(root: Path):
@@ -169,7 +159,7 @@ def check_tensorboard(out: Path, root: Path, final: bool) -> None:
 
 
 def test_tensorboard_export_read_back_and_again(searches, tmp_path, capsys):
-    _need("tensorboard")
+    require_module("tensorboard", "test")
     done, half = searches
     root = tmp_path / "search"
     shutil.copytree(half, root)
@@ -230,7 +220,7 @@ def check_mlflow(uri: str, root: Path, final: bool) -> None:
 
 @pytest.mark.slow  # about 10 s: MLflow creates its SQLite tables
 def test_mlflow_export_read_back_and_again(searches, tmp_path, capsys):
-    _need("mlflow")
+    require_module("mlflow", "test")
     done, half = searches
     root = tmp_path / "search"
     shutil.copytree(half, root)
