@@ -124,12 +124,15 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides={"backend": a.backend})
     for w in cfg.warnings:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    if cfg.backend != "simulated":
+    if cfg.backend != "simulated":  # a typo costs no job at all
         from .compat.determined_config import trial_class_problem
-        from .entrypoint import check_entrypoint
+        from .entrypoint import check_command, check_entrypoint, defines
 
-        why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
-               if isinstance(cfg.entrypoint, str) else None)
+        if isinstance(cfg.entrypoint, str):
+            why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
+                   or defines(cfg.entrypoint, cfg.config_dir))
+        else:
+            why = check_command(list(cfg.entrypoint), cfg.config_dir, cfg.backend == "local")
         why = why or trial_class_problem(cfg.entrypoint, cfg.config_dir)
         if why:
             raise ConfigError([why], a.config)
@@ -158,16 +161,19 @@ def cmd_resume(a: argparse.Namespace) -> int:
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
-    return _drive(exp, cfg, force=a.force, report_every_s=a.report_every)
+    return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
+                  retry_failed=a.retry_failed)
 
 
-def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float) -> int:
+def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
+           retry_failed: bool = False) -> int:
     from .master import Master
 
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
               "and at the end; --report-every 0 for none)", file=sys.stderr)
-    st = Master(exp, cfg, force=force, report_every_s=report_every_s).run()
+    st = Master(exp, cfg, force=force, report_every_s=report_every_s,
+                retry_failed=retry_failed).run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -475,6 +481,9 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
 
     master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
     st = master.run()
+    if st.lifecycle == "failed":
+        print(f"asha-hpc: experiment failed: {(st.message or '').splitlines()[0] if st.message else ''}",
+              file=sys.stderr)
     if st.lifecycle in ("running", "stopped") and master.stop_reason == "SIGUSR2":
         ok = requeue_self()
         print(f"asha-hpc: time limit near: {'requeued' if ok else 'could not requeue'} the master job",
@@ -510,6 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="take the lease even if a master seems alive")
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
     _report_every_arg(p)
+    p.add_argument("--retry-failed", action="store_true",
+                   help="after fixing a bug: continue a failed search, or a finished one with "
+                        "failed trials; those trials train again from their latest checkpoints "
+                        "and every trial's restarts count from zero")
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")

@@ -155,6 +155,9 @@ class ExperimentConfig:
     config_dir: str
     description: str = ""
     max_restarts: int = 5
+    # until a segment has worked (since the start or --retry-failed): at most this many jobs,
+    # in waves, so that a bug every trial shares costs this many jobs, not max_concurrent_trials
+    probe_jobs: int = 3
     experiment_seed: int = 0
     backend: str = "local"
     experiment_dir: Optional[str] = None
@@ -235,6 +238,7 @@ class ExperimentConfig:
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
+            "probe_jobs": self.probe_jobs,
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -618,7 +622,7 @@ def _is_curve(v: Any) -> bool:
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
              "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
-             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s")
+             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs")
 
 
 def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
@@ -662,6 +666,7 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         hyperparameters=hp_raw if isinstance(hp_raw, dict) else {},
         config_dir=str(Path(cfg_dir).resolve()),
         max_restarts=c.get(d, "max_restarts", "", _is_int, "an integer", 5, _at_least(0)),
+        probe_jobs=c.get(d, "probe_jobs", "", _is_int, "an integer (0: no limit)", 3, _at_least(0)),
         experiment_seed=seed,
         backend=c.choice(d, "backend", "", BACKENDS, "local"),
         experiment_dir=c.get(d, "experiment_dir", "", _is_str, "a string (a path)", None),

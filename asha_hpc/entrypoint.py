@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import AshaError
+from .errors import FatalTrialError
 
 
 def _split(entrypoint: str) -> "tuple[str, str]":
@@ -45,33 +45,122 @@ def check_entrypoint(entrypoint: str, context_dir: str) -> Optional[str]:
     return None
 
 
-def resolve_entrypoint(entrypoint: str, context_dir: str, key: str = "entrypoint") -> Callable:
-    """Import and return the training function (job side); ``key`` names the config key in
-    errors (``simulated.curve`` resolves the same way)."""
+def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
+    """Import and return the training function (job side). A module or function that does not
+    exist raises FatalTrialError: every trial would fail the same way."""
     mod, fn = _split(entrypoint)
     if context_dir not in sys.path:
         sys.path.insert(0, context_dir)
     path = _file_of(mod, context_dir)
     if path is not None:
+        if not path.is_file():
+            raise FatalTrialError(f"entrypoint: file {path} does not exist")
         name = f"asha_entry_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise AshaError(f"{key}: cannot load {path}")
+            raise FatalTrialError(f"entrypoint: cannot load {path}")
         sys.path.insert(0, str(path.parent))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     else:
-        module = importlib.import_module(mod)
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            # the entry point's own module (or a package above it) is missing; a module that
+            # it imports and that is missing is the user's error, with its traceback
+            if e.name is not None and (mod == e.name or mod.startswith(e.name + ".")):
+                raise FatalTrialError(
+                    f"entrypoint: module '{mod}' not found in the job (looked in {context_dir} "
+                    f"and on sys.path)") from None
+            raise
     try:
         func = getattr(module, fn)
     except AttributeError:
-        raise AshaError(f"{key}: {mod} has no function '{fn}'") from None
-    if key == "entrypoint" and isinstance(func, type):  # a Determined Trial class (plan and run
-        # warn when they can tell)
-        from .compat.determined_config import trial_class_message
-
-        raise AshaError(trial_class_message(entrypoint))
+        names = sorted(n for n, v in vars(module).items()
+                       if callable(v) and not n.startswith("_") and
+                       getattr(v, "__module__", None) == module.__name__)
+        raise FatalTrialError(f"entrypoint: {mod} has no function '{fn}'"
+                              + (f" (it has: {', '.join(names[:10])})" if names else "")) from None
     if not callable(func):
-        raise AshaError(f"{key}: {mod}:{fn} is not callable")
+        raise FatalTrialError(f"entrypoint: {mod}:{fn} is not callable")
     return func
+
+
+def defines(entrypoint: str, context_dir: str) -> Optional[str]:
+    """Why the entry point's function is not defined at the top of its module's source, or
+    None (also when that cannot be told without importing: no source, a star import, a module
+    ``__getattr__``). Nothing is imported."""
+    import ast
+
+    mod, fn = _split(entrypoint)
+    path = _file_of(mod, context_dir)
+    if path is None and "." in mod:
+        return None  # finding pkg.mod imports pkg: the master imports no user code
+    if path is None:
+        if context_dir not in sys.path:
+            sys.path.insert(0, context_dir)
+        try:
+            spec = importlib.util.find_spec(mod)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return None
+        path = Path(spec.origin)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None  # a syntax error shows in the job, with its traceback
+    names: set = set()
+    funcs: set = set()
+    star = [False]
+
+    def collect(body) -> None:  # top-level names, any branch of an if/try/with/for counting
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+                funcs.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for a in node.names:
+                    star[0] = star[0] or a.name == "*"
+                    names.add((a.asname or a.name).split(".")[0])
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For,
+                                   ast.AsyncFor, ast.With, ast.AsyncWith)):
+                targets = (node.targets if isinstance(node, ast.Assign) else
+                           [i.optional_vars for i in node.items if i.optional_vars is not None]
+                           if isinstance(node, (ast.With, ast.AsyncWith)) else [node.target])
+                for t in targets:
+                    names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            for field in ("body", "orelse", "finalbody"):
+                sub = getattr(node, field, None)
+                if isinstance(sub, list):
+                    collect(sub)
+            for h in getattr(node, "handlers", None) or []:
+                collect(h.body)
+
+    collect(tree.body)
+    if star[0] or fn in names or "__getattr__" in names:
+        return None
+    return (f"entrypoint: {path} defines no '{fn}'"
+            + (f" (functions there: {', '.join(sorted(funcs)[:10])})" if funcs else ""))
+
+
+def check_command(command: "list[str]", context_dir: str, local: bool) -> Optional[str]:
+    """Why a command entrypoint cannot run, or None. A path (``./train.sh``, relative to the
+    config's folder) must exist and be executable; a bare name must be on PATH when jobs run on
+    this machine (``local``; on a cluster the job's setup lines may provide it)."""
+    import os
+    import shutil
+
+    exe = command[0]
+    if "/" in exe:
+        p = Path(exe) if Path(exe).is_absolute() else Path(context_dir) / exe
+        if not p.is_file():
+            return f"command: {exe} does not exist (looked for {p})"
+        if not os.access(p, os.X_OK):
+            return f"command: {exe} is not executable: chmod +x {p}"
+    elif local and shutil.which(exe) is None:
+        return f"command: '{exe}' not found on PATH"
+    return None

@@ -49,3 +49,13 @@ class LeaseHeldError(AshaError):
 
 class JournalFull(AshaError):
     """The master cannot write its journal: the disk is full or the quota exhausted."""
+
+
+class FatalTrialError(AshaError):
+    """An error that will repeat for every trial (an entry point that does not exist, the
+    searcher's metric never reported, a command that cannot run): the job says so in its
+    result and the search stops at the first one, instead of spending a job on each trial."""
+
+
+class MetricNotReported(FatalTrialError, ValueError):
+    """The training code did not report the searcher's metric."""

@@ -59,12 +59,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .backends.base import SegmentSpec, WorkerSpec
-from .errors import InvalidHP
+from .errors import FatalTrialError, InvalidHP, MetricNotReported
 from .expdir import ExpDir, atomic_write_json, publish
 from .metrics import as_number, plain_metrics
 from .handoff import EXIT, WORKERS, claim, slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
-from .trial import Trial
+from .trial import Trial, _names
 from .watch import FolderWatch
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
@@ -306,7 +306,7 @@ class _Session:
                 atomic_write_json(hp_file, spec.hparams, durable=False)
             if not self.handed:  # a hand-over counts as started (state.py): no message
                 self._started(spec, started[0])
-        status, error, metrics = "completed", None, None
+        status, error, metrics, fatal = "completed", None, None, False
         try:
             if isinstance(spec.entrypoint, list):
                 metrics = _run_command(spec, trial, run_dir)
@@ -316,6 +316,11 @@ class _Session:
                 resolve_entrypoint(spec.entrypoint, spec.context_dir)(trial)
         except InvalidHP as e:
             status, error = "invalid_hp", str(e) or "InvalidHP"
+        except FatalTrialError as e:  # every trial would fail the same: the search stops
+            status, error, fatal = "error", str(e), True
+            if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
+                # raised in the user's code: show where
+                error += "\n" + _error_text(e)
         except BaseException as e:  # noqa: BLE001 - the job must always publish a result
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
@@ -335,11 +340,13 @@ class _Session:
                 elif spec.until_exit:  # a run-to-the-end trial that reported nothing: worst
                     metrics = {spec.metric: float("nan")}
                 else:
-                    status = "error"
-                    error = (f"the training code returned without reporting '{spec.metric}' for "
-                             f"the segment to length {spec.length}: call "
-                             f"segment.report({spec.metric}=...)")
-        waits = self._publish(spec, trial, status, error, metrics, started[0])
+                    status, fatal = "error", True
+                    names = trial.reported_names()
+                    error = (f"the searcher's metric '{spec.metric}' was never reported: the code "
+                             f"returned without segment.report() for the segment to length "
+                             f"{spec.length}" + (f"; it reported {_names(names)}" if names else
+                                                 "; it reported no metric at all"))
+        waits = self._publish(spec, trial, status, error, metrics, started[0], fatal)
         if status == "error":
             print(error, file=sys.stderr, flush=True)
         return self.wait_next() if waits else None
@@ -350,7 +357,7 @@ class _Session:
             attempt=spec.attempt, key=spec.key, time=at))
 
     def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
-                 metrics: Optional[Dict[str, Any]], started: float) -> bool:
+                 metrics: Optional[Dict[str, Any]], started: float, fatal: bool = False) -> bool:
         """Publish the segment's result; True if this job then waits for another segment."""
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
@@ -370,6 +377,8 @@ class _Session:
                     job_started=_job_start_time() if self.first else started, reached=reached)
         if self.worker is not None:
             body.update(worker=self.worker, slot=self.slot, waiting=waits)
+        if fatal:
+            body["fatal"] = True
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = status
@@ -436,8 +445,14 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
     # Slurm sends the time-limit USR2 to every process of the job step; its default action
     # would kill the command. Ignored signals stay ignored across exec: the command learns of
     # the coming stop from ASHA_STOP_FILE instead.
-    proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
+    try:
+        proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
+    except FileNotFoundError:
+        raise FatalTrialError(f"command: {spec.entrypoint[0]} not found (in {spec.context_dir} "
+                              f"and on the job's PATH)") from None
+    except PermissionError:
+        raise FatalTrialError(f"command: {spec.entrypoint[0]} is not executable (chmod +x)") from None
 
     def on_signal(signum, frame):  # tell the script through the stop file; let it finish
         trial.request_stop(signal.Signals(signum).name)
@@ -480,12 +495,17 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dic
                 shutil.move(str(item), str(path / item.name))
     if invalid is not None:
         raise InvalidHP(invalid)
+    if rc in (126, 127):  # the shell's "not executable" / "command not found"
+        raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
+                              f"runs was {'not found' if rc == 127 else 'not executable'} "
+                              f"(see the job's log)")
     if rc != 0:
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}")
     if metrics is not None:
         if spec.metric not in metrics:
-            raise RuntimeError(f"the command reported {sorted(metrics)} but not the searcher's "
-                               f"metric '{spec.metric}'")
+            raise MetricNotReported(
+                f"the searcher's metric '{spec.metric}' was not reported: the command reported "
+                f"{_names(metrics)}; fix the name in the command or searcher.metric in the config")
         if as_number(metrics[spec.metric]) is None:
             raise RuntimeError(f"the command reported '{spec.metric}' as "
                                f"{metrics[spec.metric]!r}: it must be a number")

@@ -30,7 +30,7 @@ from .expdir import ExpDir, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
 from .livereport import LiveReport
-from .state import PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
+from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
 from .watch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
@@ -64,8 +64,10 @@ def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Optional[Backend] = None,
                  force: bool = False, progress: Optional[Callable[[str], None]] = None,
-                 progress_every_s: float = 5.0, report_every_s: Optional[float] = None) -> None:
+                 progress_every_s: float = 5.0, report_every_s: Optional[float] = None,
+                 retry_failed: bool = False) -> None:
         self.exp = exp
+        self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
         self.cfg = cfg
         self.backend = backend or make_backend(cfg, exp.root)
         self.clock = self.backend.clock
@@ -176,8 +178,20 @@ class Master:
         if self.backend.name != "simulated":  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
+        if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
+            failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
+            if failed or st.lifecycle != "completed":
+                self._record({"kind": "retry_failed", "trials": failed})
+                self.progress(f"retrying {len(failed)} failed trial(s) from their latest "
+                              f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
+                              + "; every trial's restarts count from zero")
         if st.lifecycle in ("completed", "cancelled", "failed"):
-            self.progress(f"experiment already {st.lifecycle}; nothing to do")
+            hint = ""
+            if st.lifecycle == "failed":
+                hint = "; once the cause is fixed, continue it with `asha-hpc resume DIR --retry-failed`"
+            elif st.lifecycle == "completed" and self.retry_failed:
+                hint = " (no failed trial to retry)"
+            self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
             self._record({"kind": "init", "seed": self.cfg.experiment_seed})
@@ -346,6 +360,8 @@ class Master:
                            ended=body.get("ended"), stop_reason=body.get("stop_reason"))
                 if isinstance(body.get("gpus"), int):
                     rec["gpus"] = body["gpus"]
+                if body.get("fatal") is True and status == "error":  # every trial would fail so
+                    rec["fatal"] = True
                 for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
                     if isinstance(body.get(k), (int, float)) and not isinstance(body[k], bool):
                         rec[k] = body[k]
@@ -447,9 +463,10 @@ class Master:
     def _submit(self) -> None:
         st = self.state
         assert st is not None
-        if not st.todo:
+        todo = self._todo()
+        if not todo:
             return
-        trials = [st.trials[i] for i in st.todo]
+        trials = [st.trials[i] for i in todo]
         self._record(*(dict({"kind": "intent", "trial": t.id, "segment": t.segment,
                              "attempt": t.attempt, "length": t.target}, **self._time_limit(t))
                        for t in trials))
@@ -509,8 +526,8 @@ class Master:
         now = self.clock.time()
         safety = self.cfg.slurm.time_safety_factor
         warn = float(self.cfg.slurm.signal_delay_s) if self.backend.name == "slurm" else 0.0
-        todo = [st.trials[i] for i in st.todo]
-        queued = set(st.todo)
+        todo = [st.trials[i] for i in self._todo()]
+        queued = {t.id for t in todo}
         taken: set = set()
         plan: List[tuple] = []
         release = []
@@ -577,7 +594,7 @@ class Master:
         assert st is not None
         alive = st.pool.alive(pool_policy.POOL)
         coming = sum(1 for w in alive if w.status in (pool_policy.STARTING, pool_policy.IDLE))
-        n = pool_policy.to_start(len(st.todo), self.cfg.pool_size, len(alive), coming)
+        n = pool_policy.to_start(len(self._todo()), self.cfg.pool_size, len(alive), coming)
         lanes = self.cfg.lanes_per_job
         jobs = -(-n // lanes)
         if jobs <= 0:
@@ -609,11 +626,45 @@ class Master:
                         f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
                         f"resume {self.exp.root}`") from None
 
+    def _todo(self) -> List[int]:
+        """Trials whose next attempt may start now. Until a segment has worked (since the start
+        or ``--retry-failed``), at most ``probe_jobs`` jobs run, in waves: a bug that every
+        trial shares costs that many jobs (fail fast, state.hopeless), not one per slot."""
+        st = self.state
+        assert st is not None
+        n = self.cfg.probe_jobs
+        if not n or st.worked or self.backend.name == "simulated" or not st.todo:
+            return st.todo
+        return [] if st.live() else st.todo[:n]
+
+    def _fail_fast(self) -> bool:
+        """Stop at the first failure every trial would repeat (state.hopeless), naming it and
+        the job's log file."""
+        st = self.state
+        assert st is not None
+        h = st.hopeless()
+        if h is None:
+            return False
+        tid, why = h
+        from .journal import read_journal
+        from .observe import latest_logs
+
+        job = latest_logs(self.exp, read_journal(self.exp.journal)[0], [tid]).get(tid) or {}
+        log_file = job.get("err") or job.get("out")
+        self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
+        msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
+               f"). Fix it, then `asha-hpc resume {self.exp.root} --retry-failed`")
+        # one line, printed once by whoever ran the master (cli._drive, the Slurm master job)
+        self._record({"kind": "aborted", "state": "failed", "message": msg})
+        return True
+
     def _should_abort(self) -> bool:
         """Every trial failing and none ever completing a segment means broken code: stop
         early instead of burning max_trials x max_restarts jobs."""
         st = self.state
         assert st is not None
+        if self._fail_fast():
+            return True
         c = st.counts()
         if c["failed"] < min(ABORT_AFTER_FAILED, self.cfg.searcher.max_trials):
             return False
@@ -640,7 +691,8 @@ class Master:
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: keep the checkpoints of live trials, of paused
-        trials that may still be promoted, and of the best ``save_experiment_best`` trials;
+        trials that may still be promoted, of failed ones (``--retry-failed``), and of the best
+        ``save_experiment_best`` trials;
         remove the rest as the search goes (at most every RETAIN_EVERY_S). Files go first, the
         journal record after: a crash in between only leaves the removal to be redone."""
         now = time.time()
@@ -653,7 +705,9 @@ class Master:
         may_be_promoted = getattr(st.searcher, "may_be_promoted", lambda tid: True)
         gone = []
         for t in st.trials.values():
-            if t.checkpoint is None or t.id in keep or t.status in (QUEUED, PENDING, RUNNING):
+            # a failed trial's checkpoint stays: after a fix, --retry-failed continues from it
+            if t.checkpoint is None or t.id in keep or t.status in (QUEUED, PENDING, RUNNING,
+                                                                     FAILED):
                 continue
             if t.status == PAUSED and may_be_promoted(t.id):
                 continue

@@ -26,6 +26,8 @@ Journal record kinds (``kind``):
     sampled     a configuration a model drew (searcher.sampler: tpe): ``trial``, ``hparams``;
                 replay hands these to the searcher before anything else, so it never re-fits
                 (an ``intent`` with ``worker``/``slot`` hands the segment to a waiting job)
+    retry_failed  ``resume --retry-failed``: these failed trials go back into the search, and
+                every trial gets a fresh restart allowance (the code was fixed)
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .metrics import metric_float
 from .pool import Pool
 from .timelimits import SegmentTimes
 from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
-                       TrialFailed, TrialInvalid, make_searcher)
+                       TrialFailed, TrialInvalid, TrialRetried, make_searcher)
 
 # Trial statuses
 QUEUED = "queued"  # decided, waiting to be submitted
@@ -55,6 +57,7 @@ CANCELLED = "cancelled"
 LIVE = (QUEUED, PENDING, RUNNING)
 
 MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, preempted, ...)
+SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothing worked: stop
 
 
 @dataclass
@@ -113,6 +116,12 @@ class ExperimentState:
         self._live: Dict[int, TrialState] = {}
         self.times = SegmentTimes()  # asked time limits and measured run times (timelimits.py)
         self.pool = Pool()  # jobs that wait for their next segment (pool.py)
+        # fail fast: a failure every trial will repeat (the job said so), or the first failures
+        # of SAME_ERROR_TRIALS trials all alike, before any segment worked since the start or
+        # the last --retry-failed. (trial, error) lists; see ``hopeless``
+        self.worked = 0  # segments completed since the start or the last retry_failed
+        self.fatal: Optional[Tuple[int, str]] = None
+        self.first_errors: List[Tuple[int, str]] = []
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -154,6 +163,18 @@ class ExperimentState:
         sign = 1.0 if self.cfg.searcher.smaller_is_better else -1.0
         have = [t for t in self.trials.values() if t.metric is not None and math.isfinite(t.metric)]
         return sorted(have, key=lambda t: (-t.length, sign * t.metric, t.id))
+
+    def hopeless(self) -> Optional[Tuple[int, str]]:
+        """(trial, why) when the search should stop now because every trial would fail the
+        same way, else None."""
+        if self.fatal is not None:
+            return self.fatal
+        errs = self.first_errors
+        if len(errs) >= SAME_ERROR_TRIALS and len({e for _, e in errs}) == 1:
+            return (errs[-1][0], f"the first {len(errs)} trials ({', '.join(str(t) for t, _ in errs)}) "
+                                 f"all failed with the same error before any segment succeeded: "
+                                 f"{errs[0][1]}")
+        return None
 
     # ------------------------------------------------------------------ apply
     def apply(self, rec: Dict[str, Any]) -> None:
@@ -274,7 +295,10 @@ class ExperimentState:
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
+        if status == "error" and not self.worked:
+            self._early_error(t, rec)
         if status == "completed":
+            self.worked += 1
             metrics = rec.get("metrics") or {}
             value = metric_float(metrics.get(self.cfg.searcher.metric))
             t.length = t.target
@@ -303,6 +327,32 @@ class ExperimentState:
             self._actions(self.searcher.on_event(TrialInvalid(t.id)))
         else:
             self._retry(t, rec, counts=True, why=rec.get("error") or "error")
+
+    def _early_error(self, t: TrialState, rec: Dict[str, Any]) -> None:
+        err = rec.get("error") or "error"
+        if rec.get("fatal") and self.fatal is None:
+            self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
+        if len(self.first_errors) < SAME_ERROR_TRIALS and \
+                all(tid != t.id for tid, _ in self.first_errors):
+            self.first_errors.append((t.id, error_signature(err)))
+
+    def _on_retry_failed(self, rec: Dict[str, Any]) -> None:
+        """The code was fixed: failed trials train again from their latest checkpoints, and
+        every trial's restarts count from zero; fail-fast starts over."""
+        self.lifecycle = "running"
+        self.message = None
+        self.fatal, self.first_errors, self.worked = None, [], 0
+        for t in self.trials.values():
+            if t.status in LIVE or t.id in rec["trials"]:
+                t.restarts = t.infra_retries = 0
+        for tid in rec["trials"]:
+            t = self.trials[tid]
+            if t.status != FAILED:
+                continue
+            t.error = None
+            self._note(rec, f"trial {tid} retried after the fix (--retry-failed)")
+            self._actions(self.searcher.on_event(TrialRetried(tid, t.target)))
+        self.searcher_done = self.searcher.done
 
     def _on_job_dead(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -360,6 +410,14 @@ class ExperimentState:
         self.message = rec.get("message")
 
     _on_aborted = _on_done
+
+
+def error_signature(error: str) -> str:
+    """What makes two failures the same error: the exception line of the traceback (its last
+    non-empty line), object addresses left out."""
+    import re
+
+    return re.sub(r"0x[0-9a-fA-F]+", "0x?", _summary(error))
 
 
 def _summary(s: Optional[str]) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from .errors import MetricNotReported
 from .expdir import fsync_dir, read_json, sync_data
 from .metrics import as_number, merge_metrics, plain_metrics
 
@@ -117,6 +118,7 @@ class Trial:
         self._n_ckpt = 0
         self._saved: Optional[Tuple[Path, Optional[int]]] = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / "metrics.jsonl"
+        self._names: Dict[str, None] = {}  # metric names reported by this process, in order
         self._group = group
         # set by the job when it may continue in place: (reported segment) -> (length, index)
         self._next_segment: Optional[Callable[[Segment], Optional[Tuple[int, int]]]] = None
@@ -269,6 +271,7 @@ class Trial:
     def _write_point(self, step: Any, metrics: Dict[str, Any]) -> None:
         if self.rank != 0:
             return
+        self._names.update(dict.fromkeys(metrics))
         if step is None:
             step = metrics.get("step")
         x = as_number(step)
@@ -282,9 +285,9 @@ class Trial:
     def _report_segment(self, seg: Segment, metrics: Dict[str, Any]) -> None:
         plain = plain_metrics(metrics)
         if self.metric not in plain:
-            raise ValueError(f"segment.report() got {sorted(plain)} but the searcher's metric "
-                             f"is '{self.metric}': report it, e.g. "
-                             f"segment.report({{{self.metric!r}: ...}})")
+            raise MetricNotReported(
+                f"the searcher's metric '{self.metric}' was not reported: segment.report() got "
+                f"{_names(plain)}; fix the name in the code or searcher.metric in the config")
         value = plain[self.metric]
         if as_number(value) is None:
             raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
@@ -297,6 +300,16 @@ class Trial:
     @property
     def reports(self) -> List[Segment]:
         return list(self._reports)
+
+    def reported_names(self) -> List[str]:
+        """Metric names this process reported so far (learning curve and segments)."""
+        return list(self._names)
+
+
+def _names(names: Any) -> str:
+    """``'a', 'b'`` for a message (``nothing`` when empty)."""
+    shown = [repr(n) for n in names]
+    return ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "") if shown else "nothing"
 
 
 def _torch_dist():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .asha import AdaptiveASHASearcher, AsyncHalvingSearcher, BracketSearcher
 from .base import (Action, BracketInfo, CreateTrial, Event, FinishTrial, ResumeTrial, RungInfo,
                    SearchDone, Searcher, SegmentCompleted, TrialFailed, TrialInvalid,
-                   event_from_dict, event_to_dict)
+                   TrialRetried, event_from_dict, event_to_dict)
 from .brackets import bracket_plan
 from .simple import GridSearcher, RandomSearcher, SingleSearcher
 
@@ -42,6 +42,7 @@ def make_searcher(cfg: "SearcherConfig", space: "Space", seed: int) -> BracketSe
 
 
 __all__ = [
+    "TrialRetried",
     "Action", "BracketInfo", "CreateTrial", "Event", "FinishTrial", "ResumeTrial", "RungInfo",
     "SearchDone", "Searcher", "SegmentCompleted", "TrialFailed", "TrialInvalid",
     "event_from_dict", "event_to_dict", "make_searcher", "bracket_plan", "BracketSearcher",

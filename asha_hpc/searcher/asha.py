@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from .base import (Action, BracketInfo, CreateTrial, Event, FinishTrial, ResumeTrial, RungInfo,
-                   SearchDone, SegmentCompleted, TrialFailed, TrialInvalid)
+                   SearchDone, SegmentCompleted, TrialFailed, TrialInvalid, TrialRetried)
 from .brackets import bracket_plan
 from .sortedlist import SortedKeys
 
@@ -259,6 +259,17 @@ class BracketSearcher:
             if self.replace_invalid:
                 b.created -= 1
             self._fill(b, out)
+        elif isinstance(event, TrialRetried):
+            if status != FAILED or event.length not in b.units:
+                raise ValueError(f"{event}: trial {tid} is {status}, not failed")
+            r = b.units.index(event.length)
+            for rung in b.rungs[r:]:  # its failure (a worst result), where it entered
+                rung.remove(tid)
+            b.running[tid] = r
+            self._status[tid] = RUNNING
+            b.done = False
+            self._done = False
+            out.append(ResumeTrial(tid, b.units[r]))
         else:
             raise TypeError(f"not an event: {event!r}")
         self._check_bracket_done(b, out)

@@ -72,10 +72,20 @@ class TrialInvalid:
     trial_id: int
 
 
-Event = Union[SegmentCompleted, TrialFailed, TrialInvalid]
+@dataclass(frozen=True)
+class TrialRetried:
+    """A trial that failed for good while training toward ``length`` goes back into the
+    search (``resume --retry-failed``, once its bug is fixed): its failure leaves the rungs and
+    it trains toward ``length`` again, from its latest checkpoint."""
+
+    trial_id: int
+    length: int
+
+
+Event = Union[SegmentCompleted, TrialFailed, TrialInvalid, TrialRetried]
 
 _EVENT_TYPES = {"segment_completed": SegmentCompleted, "trial_failed": TrialFailed,
-                "trial_invalid": TrialInvalid}
+                "trial_invalid": TrialInvalid, "trial_retried": TrialRetried}
 _EVENT_NAMES = {v: k for k, v in _EVENT_TYPES.items()}
 
 

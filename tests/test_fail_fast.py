@@ -1,0 +1,253 @@
+"""Fail fast on errors every trial would repeat, then fix and continue (issue 17, parts 2-3):
+real master, real jobs (local backend), training code with the bugs users make."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asha_hpc.config import load_config, parse_config
+from asha_hpc.entrypoint import check_command, defines, resolve_entrypoint
+from asha_hpc.errors import FatalTrialError
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.searcher import ResumeTrial, SegmentCompleted, TrialFailed, TrialRetried
+from asha_hpc.searcher import make_searcher
+from asha_hpc.state import FAILED, QUEUED, replay
+
+# A tutorial-style loop with a checkpoint per segment; BUG is replaced per test.
+MODEL = '''
+import json
+import time
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = json.loads((trial.latest_checkpoint / "state.json").read_text())["epoch"]
+    for segment in trial.segments():
+        while epoch < segment.length:
+            time.sleep(0.01)
+            epoch += 1
+            BUG
+            with open(trial.dir / "epochs.log", "a") as f:
+                f.write(f"{epoch}\\n")
+        with trial.save_checkpoint(length=epoch) as path:
+            (path / "state.json").write_text(json.dumps({"epoch": epoch}))
+        segment.report(val_loss=(trial.hparams["x"] - 0.3) ** 2 + 1.0 / epoch, epoch=epoch)
+'''
+
+
+def write(tmp_path, bug="pass", searcher=None, **top):
+    (tmp_path / "model.py").write_text(MODEL.replace("BUG", bug))
+    cfg = dict({"name": "ff", "entrypoint": "model:train",
+                "searcher": dict({"name": "adaptive_asha", "metric": "val_loss",
+                                  "max_length": 4, "max_trials": 8, "max_concurrent_trials": 4,
+                                  "mode": "aggressive", "divisor": 2}, **(searcher or {})),
+                "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+                "reproducibility": {"experiment_seed": 11}, "poll_interval_s": 0.2,
+                "max_restarts": 5, "local": {"gpus": [], "max_parallel": 4}}, **top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in cfg.items() if v is not None}))
+    return path
+
+
+def asha(*args):
+    return subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def journal(exp_dir):
+    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
+
+
+def jobs_spent(exp_dir):
+    return sum(1 for r in journal(exp_dir) if r["kind"] == "intent")
+
+
+def final(exp_dir):
+    cfg = load_config(Path(exp_dir) / "experiment.yaml")
+    recs = journal(exp_dir)
+    assert check_invariants(cfg, recs) == []
+    return replay(cfg, recs)
+
+
+def failure_line(stderr: str) -> str:
+    lines = [x for x in stderr.splitlines() if x.startswith("asha-hpc: experiment failed:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- no job at all
+def test_typos_the_master_can_see_cost_no_job(tmp_path):
+    cfg = write(tmp_path, entrypoint="model:trian")
+    r = asha("run", cfg, "--exp-dir", tmp_path / "run")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "defines no 'trian'" in r.stderr and "train" in r.stderr
+    assert not (tmp_path / "run" / "journal.jsonl").exists()
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\n")
+    assert "not executable" in check_command(["./train.sh"], str(tmp_path), True)
+    assert "does not exist" in check_command(["./trian.sh"], str(tmp_path), True)
+    assert "not found on PATH" in check_command(["no-such-tool-x"], str(tmp_path), True)
+    assert check_command(["no-such-tool-x"], str(tmp_path), False) is None  # the job's PATH
+    assert check_command(["sh", "train.sh"], str(tmp_path), True) is None
+
+
+def test_entrypoint_lookup_in_the_job(tmp_path):
+    (tmp_path / "m.py").write_text("import json\nif False:\n    def train(t): pass\n"
+                                   "def other(t): pass\n")
+    assert defines("m:train", str(tmp_path)) is None  # maybe defined: the job tells
+    with pytest.raises(FatalTrialError, match="has no function 'train' .it has: other"):
+        resolve_entrypoint("m:train", str(tmp_path))
+    with pytest.raises(FatalTrialError, match="module 'nosuchmod' not found"):
+        resolve_entrypoint("nosuchmod:train", str(tmp_path))
+    (tmp_path / "uses.py").write_text("import not_installed_pkg\ndef train(t): pass\n")
+    with pytest.raises(ModuleNotFoundError):  # the user's own import: a normal error
+        resolve_entrypoint("uses:train", str(tmp_path))
+    with pytest.raises(FatalTrialError, match="does not exist"):
+        resolve_entrypoint("gone.py:train", str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- first occurrence
+@pytest.mark.parametrize("case", ["metric", "function", "command"])
+def test_an_error_every_trial_repeats_stops_at_once(tmp_path, case):
+    if case == "metric":
+        cfg = write(tmp_path, searcher={"metric": "val/loss"})
+        want = ["'val/loss' was not reported", "'val_loss'", "'epoch'"]
+    elif case == "function":  # defined only on a branch the job does not take
+        cfg = write(tmp_path, entrypoint="model:fit")
+        text = (tmp_path / "model.py").read_text()
+        (tmp_path / "model.py").write_text(text + "\nif __name__ == '__main__':\n    fit = train\n")
+        want = ["model has no function 'fit'", "it has: train"]
+    else:
+        cfg = write(tmp_path, entrypoint=None, command=["sh", "-c", "trian.py --fast"])
+        want = ["exited with status 127", "not found"]
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert all(w in line for w in want), line
+    assert "--retry-failed" in line and "log: " in line
+    assert jobs_spent(exp) <= 3  # probe_jobs: not one per slot (max_concurrent_trials 4)
+    st = final(exp)
+    assert st.lifecycle == "failed" and st.message in line
+    assert json.loads(asha("status", exp, "--json").stdout)["state"] == "failed"
+
+
+def test_the_same_error_in_three_trials_stops_the_search(tmp_path):
+    cfg = write(tmp_path, bug="import missing_helper")
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
+    log = line.split("log: ")[1].split(")")[0]
+    assert "missing_helper" in Path(log).read_text()  # the log it names holds the traceback
+    assert jobs_spent(exp) == 3  # 5 restarts each were allowed
+
+
+def test_different_errors_keep_their_restarts(tmp_path):
+    # trial-specific messages are not "the same error": the search keeps retrying, and the
+    # trials fail for good one by one (then the old rule: 3 failed, none worked)
+    cfg = write(tmp_path, bug="raise ValueError(f'bad x {trial.hparams[\"x\"]}')", max_restarts=1)
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    st = final(exp)
+    assert "none completed a segment" in st.message
+    assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
+
+
+# ----------------------------------------------------------------------------- fix and continue
+def test_fix_the_file_and_retry_failed_finishes_the_search(tmp_path):
+    cfg = write(tmp_path, bug="raise NameError(\"name 'lr_schedule' is not defined\")")
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1 and "same error" in failure_line(r.stderr)
+    again = asha("resume", exp)
+    assert again.returncode != 0 or "--retry-failed" in again.stderr
+    assert "--retry-failed" in again.stderr
+    write(tmp_path)  # the fix
+    r = asha("resume", exp, "--retry-failed")
+    assert r.returncode == 0, r.stderr
+    st = final(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    assert max(t.length for t in st.trials.values()) == 4
+    kinds = [x["kind"] for x in journal(exp)]
+    assert kinds.count("retry_failed") == 1 and kinds.index("aborted") < kinds.index("retry_failed")
+
+
+def test_retry_failed_continues_failed_trials_from_their_checkpoints(tmp_path):
+    # the bug strikes promoted trials only (past the first rung): they fail for good, the
+    # search finishes with failed trials; after the fix they continue where they stopped
+    cfg = write(tmp_path, bug="assert epoch <= 1, 'shape mismatch in layer 2'", max_restarts=0)
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    st = final(exp)
+    failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
+    assert r.returncode == 0 and st.lifecycle == "completed" and failed, r.stderr
+    assert "shape mismatch" in asha("status", exp).stdout
+    write(tmp_path)
+    r = asha("resume", exp, "--retry-failed")
+    assert r.returncode == 0, r.stderr
+    st = final(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    for tid in failed:  # from the checkpoint: no epoch trained twice
+        t = st.trials[tid]
+        epochs = [int(x) for x in (exp / "trials" / f"{tid:05d}" / "epochs.log").read_text().split()]
+        assert epochs == list(range(1, t.length + 1)) and t.length >= 2
+    assert asha("resume", exp, "--retry-failed").stderr.count("no failed trial") == 1
+
+
+# ----------------------------------------------------------------------------- pure parts
+def test_state_hopeless_and_retry_records():
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
+                                     "max_trials": 4, "max_concurrent_trials": 4,
+                                     "mode": "aggressive", "divisor": 2},
+                        "hyperparameters": {"x": 1}, "max_restarts": 0}, "/tmp")
+    recs = [{"kind": "init"}]
+    for tid in (1, 2, 3):
+        recs += [{"kind": "intent", "trial": tid, "segment": 0, "attempt": 0},
+                 {"kind": "result", "trial": tid, "segment": 0, "attempt": 0, "status": "error",
+                  "error": f"Traceback\n  at 0x{tid}f00\nKeyError: 'lr' <obj at 0x7f{tid}0>"}]
+    st = replay(cfg, recs)
+    assert st.hopeless() == (3, "the first 3 trials (1, 2, 3) all failed with the same error "
+                                "before any segment succeeded: KeyError: 'lr' <obj at 0x?>")
+    assert {t.status for t in st.trials.values() if t.id < 4} == {FAILED}
+    st = replay(cfg, recs + [{"kind": "aborted", "state": "failed", "message": "x"},
+                             {"kind": "retry_failed", "trials": [1, 2, 3]}])
+    assert st.hopeless() is None and st.lifecycle == "running"
+    assert [st.trials[i].status for i in (1, 2, 3)] == [QUEUED] * 3
+    assert [st.trials[i].segment for i in (1, 2, 3)] == [1] * 3  # a new segment, same length
+    assert all(st.trials[i].target == 1 and st.trials[i].restarts == 0 for i in (1, 2, 3))
+    fatal = replay(cfg, recs[:3] + [dict(recs[2], trial=2, fatal=True, error="entrypoint: x")])
+    assert fatal.hopeless() == (2, "entrypoint: x")
+
+
+def test_searcher_takes_a_failed_trial_back():
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
+                                     "max_trials": 2, "max_concurrent_trials": 2,
+                                     "mode": "aggressive", "divisor": 2},
+                        "hyperparameters": {"x": 1}}, "/tmp")
+    s = make_searcher(cfg.searcher, cfg.space(), 0)
+    assert s.brackets()[0].rung_lengths == [2, 4]
+    s.start()
+    s.on_event(SegmentCompleted(1, 2, 0.5))
+    out = s.on_event(SegmentCompleted(2, 2, 0.9))
+    assert ResumeTrial(1, 4) in out
+    out = s.on_event(TrialFailed(1))
+    assert s.done and s.trial_status(1) == "failed"
+    top = s.rungs()[1]
+    assert top.completed == 1  # its failure: a worst result at the top rung
+    out = s.on_event(TrialRetried(1, 4))
+    assert out == [ResumeTrial(1, 4)] and not s.done and s.trial_status(1) == "running"
+    assert s.rungs()[1].completed == 0
+    out = s.on_event(SegmentCompleted(1, 4, 0.4))
+    assert s.done and s.trial_status(1) == "top" and s.rungs()[1].best_metric == 0.4
+    with pytest.raises(ValueError):
+        s.on_event(TrialRetried(2, 2))
