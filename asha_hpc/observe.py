@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .config import ExperimentConfig, load_config
 from .expdir import ExpDir
 from .journal import read_journal
-from .metrics import flat_columns, read_point
+from .metrics import diverged, flat_columns, read_point
 from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
                     ExperimentState, TrialState, replay)
 
@@ -207,11 +207,14 @@ def describe(rec: Dict[str, Any], metric: str) -> Optional[str]:
         st = rec.get("status")
         if st == "completed":
             v = (rec.get("metrics") or {}).get(metric)
-            return f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
+            return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
+                    + (" (diverged)" if diverged(v) else ""))
         if st == "interrupted":
             return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
         if st == "invalid_hp":
             return f"trial {tid} rejected its hyperparameters: {_last_line(rec.get('error'))}"
+        if rec.get("fatal"):  # every trial would repeat it: its own first line says why
+            return f"trial {tid} error: {_first_line(rec.get('error'))}"
         return f"trial {tid} error: {_last_line(rec.get('error'))}"
     if k == "job_dead":
         return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
@@ -219,6 +222,11 @@ def describe(rec: Dict[str, Any], metric: str) -> Optional[str]:
         return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"
     if k == "trial_failed":
         return f"trial {tid} {'cancelled' if rec.get('cancelled') else 'failed for good'}"
+    if k == "retry_failed":
+        ids = rec.get("trials") or []
+        return ("retrying after a fix (--retry-failed): " +
+                (f"failed trials {', '.join(map(str, ids))} continue; " if ids else "") +
+                "restarts count from zero")
     return None
 
 
