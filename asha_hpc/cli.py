@@ -648,6 +648,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("asha-hpc: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        from .diskfull import mount_point
+        from .errors import DISK_FULL_ERRNOS
+
+        if a.debug or e.errno not in DISK_FULL_ERRNOS:
+            raise
+        where = e.filename or "."
+        print(f"asha-hpc: error: {mount_point(Path(where))}: {e.strerror} (writing {where}); "
+              f"free space or raise the quota, then try again", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -208,8 +208,25 @@ def publish(exp_root: Path, name: str, obj: Dict[str, Any]) -> None:
     the segment is retried from the trial's checkpoint, which *is* durable (trial.py). What the
     master reads it makes durable itself, by journaling it before acting. On NFS, close()
     already sends the data to the server; on a local disk, the crash takes the master too. A
-    fsync here would cost milliseconds between every two segments for nothing."""
-    atomic_write_json(Path(exp_root) / INBOX / name, obj, durable=False)
+    fsync here would cost milliseconds between every two segments for nothing.
+
+    On a full disk or quota the message (a few hundred bytes) is tried again every few
+    seconds for up to PUBLISH_FULL_WAIT_S: a job that waits for room loses nothing, one that
+    died would be a death for the master to explain."""
+    from .errors import DISK_FULL_ERRNOS
+
+    deadline = time.monotonic() + PUBLISH_FULL_WAIT_S
+    while True:
+        try:
+            atomic_write_json(Path(exp_root) / INBOX / name, obj, durable=False)
+            return
+        except OSError as e:
+            if e.errno not in DISK_FULL_ERRNOS or time.monotonic() > deadline:
+                raise
+            time.sleep(5.0)
+
+
+PUBLISH_FULL_WAIT_S = 600.0
 
 
 @dataclass

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .backends.base import SegmentSpec, WorkerSpec
+from .diskfull import disk_full_in
 from .errors import FatalTrialError, InvalidHP, MetricNotReported
 from .expdir import ExpDir, atomic_write_json, publish
 from .metrics import as_number, plain_metrics
@@ -306,7 +307,7 @@ class _Session:
                 atomic_write_json(hp_file, spec.hparams, durable=False)
             if not self.handed:  # a hand-over counts as started (state.py): no message
                 self._started(spec, started[0])
-        status, error, metrics, fatal = "completed", None, None, False
+        status, error, metrics, fatal, full = "completed", None, None, False, None
         try:
             if isinstance(spec.entrypoint, list):
                 metrics = _run_command(spec, trial, run_dir)
@@ -325,6 +326,7 @@ class _Session:
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
             status, error = "error", _error_text(e)
+            full = disk_full_in(e, trial.dir)  # the machine's fault: counts against nothing
         if beat is not None:
             beat.halt.set()
         spec = current[0]
@@ -346,7 +348,7 @@ class _Session:
                              f"returned without segment.report() for the segment to length "
                              f"{spec.length}" + (f"; it reported {_names(names)}" if names else
                                                  "; it reported no metric at all"))
-        waits = self._publish(spec, trial, status, error, metrics, started[0], fatal)
+        waits = self._publish(spec, trial, status, error, metrics, started[0], fatal, full)
         if status == "error":
             print(error, file=sys.stderr, flush=True)
         return self.wait_next() if waits else None
@@ -357,7 +359,8 @@ class _Session:
             attempt=spec.attempt, key=spec.key, time=at))
 
     def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
-                 metrics: Optional[Dict[str, Any]], started: float, fatal: bool = False) -> bool:
+                 metrics: Optional[Dict[str, Any]], started: float, fatal: bool = False,
+                 disk_full: Optional[Dict[str, Any]] = None) -> bool:
         """Publish the segment's result; True if this job then waits for another segment."""
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
@@ -379,6 +382,8 @@ class _Session:
             body.update(worker=self.worker, slot=self.slot, waiting=waits)
         if fatal:
             body["fatal"] = True
+        if disk_full is not None:
+            body["disk_full"] = disk_full
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = status

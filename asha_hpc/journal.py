@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from .errors import DISK_FULL_ERRNOS, AshaError, JournalFull
 from .expdir import sync_data
 
 log = logging.getLogger(__name__)
+
+FULL_WAIT_S = 30.0  # a full disk or quota: how long an append waits for room before it fails
 
 
 def _encode(rec: Dict[str, Any]) -> bytes:
@@ -161,6 +164,7 @@ class Journal:
             raise AshaError(f"{self.path}: cannot open the journal ({e.strerror})") from None
         self.seq = self.records[-1]["seq"] if self.records else 0
         self._unsynced = False
+        self._said_full = False
 
     def append(self, recs: Iterable[Dict[str, Any]], sync: bool = True) -> List[Dict[str, Any]]:
         """Append records (each gets the next ``seq``) with one write and one fsync. On an OS
@@ -182,12 +186,33 @@ class Journal:
             buf += _encode(rec)
         if not buf:
             return out
-        if self.fence is not None:
-            self.fence()
+        waited_until = time.monotonic() + FULL_WAIT_S
+        while True:
+            if self.fence is not None:
+                self.fence()
+            try:
+                self._write(bytes(buf), sync)
+                break
+            except OSError as e:
+                # a full disk often empties again within seconds (a job's partial checkpoint
+                # is removed): wait a little before giving up, writing nothing meanwhile
+                if e.errno not in DISK_FULL_ERRNOS or time.monotonic() > waited_until:
+                    raise self._error(e) from None
+                if not self._said_full:
+                    log.warning("%s: %s; waiting up to %.0f s for room before the master stops",
+                                self.path, e.strerror, FULL_WAIT_S)
+                    self._said_full = True
+                time.sleep(1.0)
+        self._said_full = False
+        self.seq = seq
+        return out
+
+    def _write(self, data: bytes, sync: bool) -> None:
+        """One write (and fsync); on an OS error the partial line is cut off and it raises."""
         start: Optional[int] = None
         try:
             start = os.fstat(self._fd).st_size
-            view = memoryview(bytes(buf))
+            view = memoryview(data)
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
@@ -195,11 +220,9 @@ class Journal:
                 self._fsync()
             else:
                 self._unsynced = True
-        except OSError as e:
+        except OSError:
             self._cut_back(start)
-            raise self._error(e) from None
-        self.seq = seq
-        return out
+            raise
 
     def _cut_back(self, start: Optional[int]) -> None:
         """Remove a failed write's partial line, unless another master holds the journal now

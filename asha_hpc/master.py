@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, List, Optional
 from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
-from .errors import AshaError
+from .diskfull import DiskFull, mount_point
+from .errors import DISK_FULL_ERRNOS, AshaError
 from .expdir import ExpDir, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
@@ -41,6 +42,7 @@ ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
 # and freeing hopeless trials as they appear leaves little to remove when the search ends
 RETAIN_EVERY_S = 2.0
+DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
 
 def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
@@ -93,6 +95,8 @@ class Master:
         self._inbox_watch: Optional[FolderWatch] = None  # wakes the loop when a message lands
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
         self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
+        self._full: Optional[DiskFull] = None  # a full filesystem: no new work until room
+        self._full_looked = 0.0
 
     # ------------------------------------------------------------------ journal
     def _record(self, *recs: Dict[str, Any], sync: bool = True) -> None:
@@ -270,8 +274,18 @@ class Master:
         listdir of the inbox, one stat for a cancel request and the backend's (rate-limited)
         job query: nothing that grows with the number of trials. Waiting jobs get their next
         segment before the step's housekeeping (inbox files, retention, progress)."""
-        go = self._step()
-        self._flush()
+        try:
+            go = self._step()
+            self._flush()
+        except OSError as e:
+            if e.errno not in DISK_FULL_ERRNOS:
+                raise
+            # the master's own writes (job scripts, pickles, slots) hit a full disk: stop here;
+            # what was journaled stands, and resume finds the rest (reconcile)
+            where = e.filename or self.exp.root
+            raise AshaError(f"{mount_point(Path(where))}: {e.strerror} (writing {where}); the "
+                            f"master stops, nothing is lost: free space or raise the quota, then "
+                            f"`asha-hpc resume {self.exp.root}`") from None
         return go
 
     def _step(self) -> bool:
@@ -285,7 +299,7 @@ class Master:
         self._watch()
         if self._should_abort():
             return False
-        if self._stop_reason is None:
+        if self._stop_reason is None and self._room():
             self._hand_over()
             if self.cfg.pool_size:
                 self._grow_pool()
@@ -368,9 +382,17 @@ class Master:
                 if isinstance(body.get("worker"), str) and isinstance(body.get("slot"), int):
                     rec.update(worker=body["worker"], slot=body["slot"],
                                waiting=bool(body.get("waiting")))
+                full = body.get("disk_full")
+                if status == "error" and isinstance(full, dict) and isinstance(full.get("path"), str):
+                    rec["disk_full"] = {"path": full["path"], "quota": bool(full.get("quota"))}
+                    if isinstance(full.get("free"), int):
+                        rec["disk_full"]["free"] = full["free"]
             recs.append(rec)
         if recs:
             self._record(*recs, sync=False)
+        for r in recs:
+            if r.get("disk_full"):
+                self._disk_full(r["disk_full"])
         self._consumed += consumed  # removed once the journal holding them is durable
 
     def _reject(self, path: Path, why: str) -> None:
@@ -381,6 +403,28 @@ class Master:
         except OSError:
             pass
         log.warning("%s: %s; moved to %s", path, why, target.name)
+
+    def _disk_full(self, full: Dict[str, Any]) -> None:
+        """A job hit a full disk or quota: hand out no work until there is room (said once)."""
+        if self._full is None:
+            self._full = DiskFull(Path(full["path"]), bool(full.get("quota")), self.exp.root,
+                                  free_at=full.get("free"))  # as the job saw it, not now
+            self._full_looked = time.time()
+            self.progress(self._full.line(self.exp.root))
+
+    def _room(self) -> bool:
+        """False while a full filesystem holds new work back (looked at every few seconds)."""
+        if self._full is None:
+            return True
+        now = time.time()
+        if now - self._full_looked < DISK_LOOK_S:
+            return False
+        self._full_looked = now
+        if not self._full.has_room():
+            return False
+        self.progress(f"{self._full.mount}: there is room again; segments start again")
+        self._full = None
+        return True
 
     def _watch(self) -> None:
         """Ask the backend about live jobs; a job that ended without a result is dead once the
@@ -406,9 +450,10 @@ class Master:
             if now - first < self.grace_s:
                 continue
             self._dead_since.pop(t.key, None)
-            recs.append({"kind": "job_dead", "trial": t.id, "segment": t.segment,
-                         "attempt": t.attempt, "job_id": t.job_id, "state": s.value,
-                         "counts": s.counts_as_restart or s == JobState.COMPLETED})
+            recs.append(dict({"kind": "job_dead", "trial": t.id, "segment": t.segment,
+                              "attempt": t.attempt, "job_id": t.job_id, "state": s.value,
+                              "counts": s.counts_as_restart or s == JobState.COMPLETED},
+                             **({"disk_full": True} if self._full is not None else {})))
         for jid in pool_jobs:  # a pool job that ended: its workers are gone (a segment it ran
             s = states.get(jid, JobState.UNKNOWN)  # is retried through its trial, above)
             if not s.terminal:

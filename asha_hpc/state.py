@@ -13,9 +13,11 @@ Journal record kinds (``kind``):
     submit_failed  the backend refused (no job exists)
     started     the job's own "I am running" message
     result      the job's result message (completed / interrupted / invalid_hp / error;
+                ``disk_full``: {path, quota}: an error of a full disk or quota, never counted;
                 ``started``/``ended`` times, ``gpus``: ids in its CUDA_VISIBLE_DEVICES, if set;
                 ``job_started``: the job's start; ``reached``: the length its checkpoint holds)
-    job_dead    the job ended without a result (killed, OOM, node failure, lost)
+    job_dead    the job ended without a result (killed, OOM, node failure, lost;
+                ``disk_full``: while the disk was full, never counted)
     trial_failed  a trial failed for good (too many restarts) or was cancelled
     checkpoints_removed  retention removed these trials' checkpoints (disk quota)
     workers     pool jobs about to be submitted (worker ids, time limit)  -- pool.py
@@ -215,14 +217,15 @@ class ExperimentState:
         self.todo.append(t.id)
 
     def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str,
-               planned: bool = False) -> None:
+               free: bool = False) -> None:
         """The attempt ended without completing its segment: try again from the latest
-        checkpoint, or give the trial up. ``planned``: a segment split at the partition's
-        MaxTime stopped where planned, after progress: no retry is counted."""
+        checkpoint, or give the trial up. ``free``: no retry is counted at all (a segment
+        split at the partition's MaxTime that stopped where planned, after progress; a full
+        disk or quota, a fault of the machine)."""
         t.job_id = None
-        if counts:
+        if counts and not free:
             t.restarts += 1
-        elif not planned:
+        elif not free:
             t.infra_retries += 1
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
@@ -318,13 +321,15 @@ class ExperimentState:
             why = f"interrupted ({rec.get('stop_reason') or 'stop'})"
             if planned_split:
                 why = f"split at the partition's MaxTime ({rec.get('stop_reason') or 'stop'}); continues"
-            self._retry(t, rec, counts=False, why=why, planned=planned_split)
+            self._retry(t, rec, counts=False, why=why, free=planned_split)
         elif status == "invalid_hp":
             self._set_status(t, INVALID)
             t.error = rec.get("error")
             t.job_id = None
             self._note(rec, f"trial {t.id} rejected its hyperparameters: {_summary(t.error)}")
             self._actions(self.searcher.on_event(TrialInvalid(t.id)))
+        elif rec.get("disk_full"):
+            self._retry(t, rec, counts=False, free=True, why=f"the disk is full: {_summary(rec.get('error'))}")
         else:
             self._retry(t, rec, counts=True, why=rec.get("error") or "error")
 
@@ -357,8 +362,9 @@ class ExperimentState:
     def _on_job_dead(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.times.on_job_dead(t.id, t.target, rec)
-        self._retry(t, rec, counts=bool(rec.get("counts")),
-                    why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')})")
+        self._retry(t, rec, counts=bool(rec.get("counts")), free=bool(rec.get("disk_full")),
+                    why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
+                        + ("; the disk was full" if rec.get("disk_full") else "") + ")")
 
     def _on_trial_failed(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]

@@ -16,6 +16,7 @@ from asha_hpc.config import parse_config
 from asha_hpc.errors import AshaError, ConfigError
 from asha_hpc.expdir import ExpDir, atomic_write_json
 from asha_hpc.invariants import check_invariants
+from asha_hpc import journal as journal_mod
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 
@@ -102,6 +103,7 @@ def test_full_disk_gives_clear_error_and_resumes(tmp_path, monkeypatch):
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(journal_mod, "FULL_WAIT_S", 0.0)  # no waiting for room
     with pytest.raises(AshaError, match=r"journal.jsonl: cannot write the journal \(No space left on device\); nothing was lost"):
         Master(exp, cfg, progress=lambda s: None).run()
     monkeypatch.setattr(os, "write", real_write)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from asha_hpc.errors import AshaError, LeaseHeldError
+from asha_hpc import journal as journal_mod
 from asha_hpc.journal import Journal, read_journal
 from asha_hpc.lease import Lease
 
@@ -83,6 +84,7 @@ def test_write_failure_leaves_journal_valid(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "write", full_disk)
+    monkeypatch.setattr(journal_mod, "FULL_WAIT_S", 0.0)  # no waiting for room
     with pytest.raises(AshaError, match="No space left on device.*asha-hpc resume"):
         j.append([{"kind": "b"}])
     monkeypatch.setattr(os, "write", real_write)
@@ -145,3 +147,23 @@ def test_deferred_sync_group_commits_until_someone_acts(tmp_path, monkeypatch):
     assert len(fsyncs) == 2
     j.close()
     assert [r["seq"] for r in read_journal(p)[0]] == [1, 2, 3, 4]
+
+
+def test_a_full_disk_that_empties_within_the_wait_costs_nothing(tmp_path, monkeypatch):
+    """A job's partial checkpoint fills the disk for a moment: the append waits, then goes."""
+    p = tmp_path / "journal.jsonl"
+    j = Journal(p)
+    j.append([{"kind": "a"}])
+    real_write, fails = os.write, [2]
+
+    def write(fd, data):
+        if fails[0]:
+            fails[0] -= 1
+            real_write(fd, bytes(data)[:3])
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    j.append([{"kind": "b"}])
+    monkeypatch.setattr(os, "write", real_write)
+    assert [(r["kind"], r["seq"]) for r in read_journal(p)[0]] == [("a", 1), ("b", 2)]

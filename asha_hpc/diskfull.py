@@ -1,0 +1,106 @@
+"""A full filesystem or an exhausted quota: a fault of the machine, never of a trial.
+
+Job side: ``disk_full_in(exc)`` tells a training error caused by ENOSPC/EDQUOT (anywhere in
+the exception's chain, or in the text of a library that flattened it, as torch.save does)
+from the trial's own bugs; the result then carries ``disk_full`` and counts against nothing.
+Master side: ``DiskFull`` remembers which filesystem is full and answers whether there is room
+again: more free space than when it filled (ENOSPC), or a probe file that can be written
+(EDQUOT: a quota does not show in the filesystem's free space).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .errors import DISK_FULL_ERRNOS
+
+ROOM_BYTES = 1 << 20  # free space that must appear (or be writable) before work resumes
+_TEXTS = {errno.ENOSPC: ("no space left on device",), errno.EDQUOT: ("disk quota exceeded",)}
+
+
+def disk_full_in(exc: BaseException, where: Path) -> Optional[Dict[str, Any]]:
+    """``{"path", "quota", "free"}`` when ``exc`` (or an exception it came from) is a full
+    disk or quota, else None. ``where``: the path to name when the exception does not say;
+    ``free``: the filesystem's free bytes now (the master waits for more than that)."""
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        code = e.errno if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS else None
+        if code is None:
+            text = str(e).lower()
+            code = next((c for c, needles in _TEXTS.items() if any(n in text for n in needles)), None)
+        if code is not None:
+            path = str(getattr(e, "filename", None) or where)
+            return {"path": path, "quota": code == errno.EDQUOT, "free": free_bytes(Path(path))}
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the filesystem that holds ``path`` (or its nearest existing parent)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def free_bytes(path: Path) -> Optional[int]:
+    try:
+        s = os.statvfs(mount_point(path))
+    except OSError:
+        return None
+    return s.f_bavail * s.f_frsize
+
+
+@dataclass
+class DiskFull:
+    """What the master knows about a full filesystem it paused for."""
+
+    path: Path
+    quota: bool
+    probe_dir: Path  # where a probe file may be written (the experiment folder)
+    free_at: Optional[int] = None
+    since: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.mount = mount_point(self.path)
+        if self.free_at is None:
+            self.free_at = free_bytes(self.path)
+
+    def line(self, root: Path) -> str:
+        what = "the quota is exhausted on" if self.quota else "no space left on"
+        return (f"{self.mount}: {what} this filesystem (writing {self.path}); no new segment "
+                f"starts until there is room. Free space{' or raise the quota' if self.quota else ''}"
+                f" and the search goes on by itself (or stop it with Ctrl-C and "
+                f"`asha-hpc resume {root}` later); running trials lose nothing")
+
+    def has_room(self) -> bool:
+        if not self.quota:
+            free = free_bytes(self.path)
+            if free is None or self.free_at is None or free < self.free_at + ROOM_BYTES:
+                return False
+        return self._probe()
+
+    def _probe(self) -> bool:
+        """Write (and remove) ROOM_BYTES where the jobs write: the only test a quota answers."""
+        probe = self.probe_dir / f".space-probe-{os.getpid()}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * ROOM_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError:
+            return False
+        finally:
+            try:
+                probe.unlink()
+            except OSError:
+                pass
