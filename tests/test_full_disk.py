@@ -108,14 +108,15 @@ def test_the_masters_own_full_disk_is_one_line_and_resume_continues(tmp_path, sm
         assert time.time() < deadline and master.poll() is None, "no result came"
         time.sleep(0.05)
     ballast = small_fs / f"ballast-{uuid.uuid4().hex}"
-    with open(ballast, "wb") as f:  # fill the filesystem to the last byte
-        try:
-            while True:
-                f.write(b"\0" * (64 << 10))
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-    master.wait(timeout=120)
+    with open(ballast, "wb", buffering=0) as f:  # keep the filesystem full to the last byte
+        deadline = time.time() + 120  # (jobs free their partial checkpoints: take that too)
+        while master.poll() is None and time.time() < deadline:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                time.sleep(0.01)
+    master.wait(timeout=5)
     err = (tmp_path / "master.err").read_text()
     assert master.returncode == 1 and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
