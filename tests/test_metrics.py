@@ -198,7 +198,7 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(metric=names.filter(bool), extras=st.dictionaries(names, values, max_size=4),
        bad=st.sets(st.integers(1, 8), max_size=3), bad_value=st.sampled_from(
