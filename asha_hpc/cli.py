@@ -137,21 +137,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         if why:
             raise ConfigError([why], a.config)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
-    if (root / "journal.jsonl").exists():
-        raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
-                        f"{root}`, or pick another folder with --exp-dir")
     return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every)
 
 
 def _create_experiment(cfg: ExperimentConfig, root: Path) -> ExpDir:
-    """Make the folder and write the resolved config (defaults and the seed fixed)."""
-    exp = ExpDir.create(root)
+    """Make the folder with the resolved config (defaults and the seed fixed) in it, at once
+    (ExpDir.create_new): a second ``run`` racing for the folder writes nothing."""
+    from .expdir import CONFIG
+
+    cfg.experiment_dir = str(Path(root).resolve())
+    exp = ExpDir.create_new(root, {CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()})
     if cfg.checkpoint_folder:
         from .compat.determined_config import place_trials
 
         place_trials(exp.root, Path(cfg.checkpoint_folder))
-    cfg.experiment_dir = str(exp.root)
-    atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
           f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
     return exp
@@ -469,7 +468,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
-    if (root / "journal.jsonl").exists():
+    if (root / "journal.jsonl").exists() or (root / "experiment.yaml").exists():
         exp = ExpDir.open(root)
         cfg = load_config(exp.config)
         print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)

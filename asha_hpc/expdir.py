@@ -139,6 +139,37 @@ class ExpDir:
         return cls(root)
 
     @classmethod
+    def create_new(cls, root: Path, files: Dict[str, bytes]) -> "ExpDir":
+        """Create a new experiment folder holding ``files`` (e.g. its config), atomically: it
+        is built under a temporary name beside ``root`` and renamed into place, so of two
+        ``run``s racing for one folder the loser writes nothing. ``root`` may be missing or an
+        empty folder of this user; anything else is refused with one line."""
+        import shutil
+
+        root = Path(root).resolve()
+        _refuse_as_new(root)
+        tmp = root.parent / f".{root.name}.creating-{uuid.uuid4().hex[:12]}"
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            cls.create(tmp)
+            for name, data in files.items():
+                atomic_write(tmp / name, data)
+        except (OSError, AshaError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            why = e.strerror if isinstance(e, OSError) else str(e)
+            raise AshaError(f"{root}: cannot create the experiment folder ({why}); choose "
+                            f"another with --exp-dir") from None
+        try:
+            os.rename(tmp, root)  # fails if root appeared meanwhile and is not empty
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            _refuse_as_new(root)  # names what is there now (another run's experiment)
+            raise AshaError(f"{root}: another `run` created this folder first; pick another "
+                            f"folder with --exp-dir") from None
+        fsync_dir(root.parent)
+        return cls(root)
+
+    @classmethod
     def open(cls, root: Path) -> "ExpDir":
         root = Path(root).resolve()
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
@@ -181,6 +212,25 @@ class ExpDir:
 
     def checkpoints(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / "checkpoints"
+
+
+def _refuse_as_new(root: Path) -> None:
+    """Raise unless ``root`` may become a new experiment: missing, or an empty folder of ours."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise AshaError(f"{root}: exists and is not a folder; pick another with --exp-dir")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise AshaError(f"{root}: owned by uid {st.st_uid}, not by you; an experiment folder must "
+                        f"be your own: pick another with --exp-dir")
+    if (root / JOURNAL).exists() or (root / CONFIG).exists():
+        raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
+                        f"{root}`, or pick another folder with --exp-dir")
+    if any(True for _ in os.scandir(root)):
+        raise AshaError(f"{root}: exists, is not empty and is not an experiment; asha-hpc mixes "
+                        f"nothing into it: pick a new or empty folder with --exp-dir")
 
 
 def remove_trees(paths: List[Path], threads: int = 8) -> None:

@@ -31,7 +31,7 @@ from .expdir import ExpDir, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
 from .livereport import LiveReport
-from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, replay
+from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
 from .watch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
@@ -198,7 +198,8 @@ class Master:
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
-            self._record({"kind": "init", "seed": self.cfg.experiment_seed})
+            self._record({"kind": "init", "seed": self.cfg.experiment_seed,
+                          "config_hash": config_hash(self.cfg)})
         else:
             self._record({"kind": "resumed", "pid": os.getpid()})
             self._reconcile()

@@ -6,7 +6,8 @@ fed only from here, so it sees the same events in the same order). ``status``, `
 ``export`` replay the journal read-only, with no master running.
 
 Journal record kinds (``kind``):
-    init        the search starts (the searcher's first actions)
+    init        the search starts (the searcher's first actions); ``seed`` and ``config_hash``
+                pin the config: replay refuses an experiment.yaml that changed since
     intent      about to submit (trial, segment, attempt)     -- before the backend is called
                 (``timeout_min``, ``split``, ``basis``, ``estimate_s``: its planned time limit)
     submitted   ... with this job id                          -- after it returned
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ExperimentConfig
+from .errors import AshaError
 from .metrics import metric_float
 from .pool import Pool
 from .timelimits import SegmentTimes
@@ -239,6 +241,17 @@ class ExperimentState:
         self.todo.append(t.id)
 
     def _on_init(self, rec: Dict[str, Any]) -> None:
+        pinned = {"seed": rec.get("seed"), "config_hash": rec.get("config_hash")}
+        now = {"seed": self.cfg.experiment_seed, "config_hash": config_hash(self.cfg)}
+        changed = [k for k in pinned if pinned[k] is not None and pinned[k] != now[k]]
+        if changed:  # trials would be replayed (and exported) with hyperparameters never trained
+            where = self.cfg.experiment_dir or "the experiment folder"
+            raise AshaError(
+                f"{where}: experiment.yaml no longer matches the config this experiment started "
+                f"with (" + ("seed " + f"{pinned['seed']} in the journal, {now['seed']} now"
+                             if "seed" in changed else "searcher or hyperparameters changed")
+                + "); restore the original experiment.yaml, or start a new experiment with "
+                  "`asha-hpc run`")
         self.lifecycle = "running"
         self._actions(self.searcher.start())
 
@@ -432,6 +445,17 @@ def _summary(s: Optional[str]) -> str:
         return ""
     lines = [x for x in s.strip().splitlines() if x.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """What a journal's trials mean: the searcher, the hyperparameter space and the seed (not
+    the backend or paths, which ``resume --backend`` or a moved folder may change)."""
+    import hashlib
+    import json
+
+    d = cfg.to_dict()
+    pin = {k: d.get(k) for k in ("searcher", "hyperparameters", "reproducibility")}
+    return hashlib.sha256(json.dumps(pin, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def replay(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> ExperimentState:
