@@ -343,8 +343,10 @@ def export_mlflow(runs: List[TrialRun], uri: str, experiment: str, exp_dir: str,
         logging.getLogger(name).setLevel(logging.WARNING)
     client = MlflowClient(tracking_uri=uri)
     e = client.get_experiment_by_name(experiment)
+    # experimentKind: MLflow 3's UI opens the experiment on its training runs, not on GenAI traces
     exp_id = (e.experiment_id if e is not None
-              else client.create_experiment(experiment, artifact_location=artifacts))
+              else client.create_experiment(experiment, artifact_location=artifacts,
+                                            tags={"mlflow.experimentKind": "custom_model_development"}))
     found: Dict[str, Any] = {}
     token = None
     while True:

@@ -190,7 +190,7 @@ def read_mlflow(uri: str):
 
     client = MlflowClient(tracking_uri=uri)
     e = client.get_experiment_by_name("cifar-resnet")
-    assert e is not None
+    assert e is not None and e.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = {}
     for r in client.search_runs([e.experiment_id], max_results=1000):
         hist = {k: sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, k))
