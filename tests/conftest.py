@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -135,3 +135,20 @@ def require_module(name: str, extra: str = "examples"):
         if _in_ci():
             pytest.fail(f"{msg} (CI installs it in .ci/run)", pytrace=False)
         pytest.skip(msg)
+
+
+@pytest.fixture
+def cleanup():
+    """For Slurm tests: ``(names, procs)``; at the test's end the processes still running in
+    ``procs`` (masters started by the test) are killed and every job of the experiments named in
+    ``names`` still queued or running is cancelled."""
+    from slurm_helpers import cancel_leftovers
+
+    names: List[str] = []
+    procs: List[subprocess.Popen] = []
+    yield names, procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    cancel_leftovers(names)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import partition_options
-from test_local_e2e import cli, final_state, journal
+from helpers import cli, final_state, journal
 
 DIST_MODEL = '''
 import json, os, signal, socket, time

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from conftest import REPO_ROOT, require_module
 
-from test_local_e2e import cli, final_state
+from helpers import cli, final_state
 
 EXAMPLES = REPO_ROOT / "examples"
 

@@ -1,10 +1,6 @@
 """Fault injection: master kills at many points, corrupt inputs, late results, full disks."""
 import json
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,20 +16,7 @@ from asha_hpc import journal as journal_mod
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 
-from test_local_e2e import cli, final_state, make_experiment
-
-
-def sim_cfg(trials=60, concurrent=8, **sim):
-    return parse_config({
-        "name": "chaos", "entrypoint": "unused:train",
-        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
-                     "max_trials": trials, "max_concurrent_trials": concurrent,
-                     "mode": "standard", "divisor": 4},
-        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
-        "reproducibility": {"experiment_seed": 5}, "backend": "simulated", "poll_interval_s": 5,
-        "max_restarts": 2,
-        "simulated": dict({"unit_seconds": 10, "duration_noise": 0.5, "failure_rate": 0.05}, **sim)},
-        "/tmp")
+from helpers import cli, final_state, make_experiment, sim_cfg
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -16,7 +16,7 @@ import pytest
 from asha_hpc.diskfull import disk_full_in, free_bytes
 from asha_hpc.journal import read_journal
 
-from test_local_e2e import cli, final_state, make_experiment
+from helpers import cli, final_state, make_experiment
 
 BIG_CHECKPOINTS = '''
 import json, os, time

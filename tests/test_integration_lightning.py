@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT, require_module
-from test_local_e2e import cli, final_state
+from helpers import cli, final_state
 
 from asha_hpc.expdir import ExpDir
 from asha_hpc.trial import Trial, checkpoint_length

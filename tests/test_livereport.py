@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from test_local_e2e import cli, make_experiment
+from helpers import cli, make_experiment
 
 from asha_hpc.config import load_config
 from asha_hpc.expdir import ExpDir, atomic_write

@@ -7,92 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-import yaml
-
 from asha_hpc.config import load_config
 from asha_hpc.expdir import ExpDir
-from asha_hpc.invariants import check_invariants
-from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
-from asha_hpc.state import replay
 
-MODEL = '''
-import json, os, time
-import asha_hpc
-
-def train(trial):
-    hp = trial.hparams
-    if hp["x"] < hp["invalid_below"]:
-        raise asha_hpc.InvalidHP("x too small")
-    marker = trial.dir / "failed_once"
-    if hp["fail"] == "always":
-        raise RuntimeError("this trial always fails")
-    if hp["fail"] == "once" and not marker.exists():
-        marker.write_text("x")
-        raise RuntimeError("first attempt fails")
-    epoch = 0
-    if trial.latest_checkpoint:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
-    with open(trial.dir / "env.jsonl", "a") as f:
-        f.write(json.dumps({"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": time.time(),
-                            "from": epoch}) + "\\n")
-    if hp.get("barrier"):  # the first two jobs wait for each other: they surely overlap
-        os.makedirs(hp["barrier"], exist_ok=True)
-        open(os.path.join(hp["barrier"], str(trial.id)), "w").close()
-        deadline = time.time() + 60
-        while len(os.listdir(hp["barrier"])) < 2 and time.time() < deadline:
-            time.sleep(0.02)
-    for seg in trial.segments():
-        while epoch < seg.length:
-            time.sleep(hp["sleep"])
-            epoch += 1
-        with trial.save_checkpoint() as p:
-            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
-        with open(trial.dir / "env.jsonl", "a") as f:
-            f.write(json.dumps({"end": time.time()}) + "\\n")
-        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
-'''
-
-
-def make_experiment(tmp_path, searcher=None, hp=None, **top):
-    (tmp_path / "model.py").write_text(MODEL)
-    cfg = {
-        "name": "e2e",
-        "entrypoint": "model:train",
-        "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 16,
-                          "max_trials": 8, "max_concurrent_trials": 2, "mode": "aggressive",
-                          "divisor": 4}, **(searcher or {})),
-        "hyperparameters": dict({"x": {"type": "double", "minval": -1, "maxval": 1},
-                                 "fail": "never", "invalid_below": -2.0, "sleep": 0.01}, **(hp or {})),
-        "reproducibility": {"experiment_seed": 3},
-        "poll_interval_s": 0.2,
-        "max_restarts": 2,
-        "local": {"gpus": [], "max_parallel": 2},
-    }
-    cfg.update(top)
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def cli(*args, check=True, **kw):
-    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
-                       capture_output=True, text=True, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr}")
-    return r
-
-
-def journal(exp_dir):
-    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
-
-
-def final_state(exp_dir):
-    cfg = load_config(Path(exp_dir) / "experiment.yaml")
-    recs = journal(exp_dir)
-    assert check_invariants(cfg, recs) == []
-    return cfg, replay(cfg, recs)
+from helpers import cli, final_state, journal, make_experiment
 
 
 def test_full_search_status_best_export(tmp_path):

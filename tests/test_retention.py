@@ -10,7 +10,7 @@ from asha_hpc.config import SearcherConfig
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher
 from asha_hpc.space import parse_space
 
-from test_local_e2e import cli, final_state, make_experiment
+from helpers import cli, final_state, make_experiment
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from test_slurm_e2e import cleanup, cli, exp_name, journal, make_experiment, sacct_jobs  # noqa: F401
+from slurm_helpers import cli, exp_name, journal, make_experiment, sacct_jobs
 
 pytestmark = pytest.mark.slurm
 

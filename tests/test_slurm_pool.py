@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from test_slurm_e2e import (cleanup, cli, exp_name, final_state, make_experiment,  # noqa: F401
-                            model_log, wait_until)
+from slurm_helpers import (cli, exp_name, final_state, make_experiment, model_log,
+                           wait_until)
 from asha_hpc.invariants import check_invariants
 
 pytestmark = pytest.mark.slurm

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_slurm_e2e import (MODEL_HELPERS, SETUP, cancel_leftovers, cli,  # noqa: E402
-                            final_state, job_keys, model_log, sacct_jobs, submitted_keys)
+from slurm_helpers import (MODEL_HELPERS, SETUP, cancel_leftovers, cli,  # noqa: E402
+                           final_state, job_keys, model_log, sacct_jobs, submitted_keys)
 
 from asha_hpc.backends.slurm import SlurmBackend  # noqa: E402
 from asha_hpc.config import load_config  # noqa: E402

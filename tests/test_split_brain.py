@@ -20,8 +20,7 @@ from asha_hpc.journal import Journal, read_journal
 from asha_hpc.master import Master
 from asha_hpc.state import replay
 
-from test_faults import sim_cfg
-from test_local_e2e import cli, make_experiment
+from helpers import cli, make_experiment, sim_cfg
 
 
 def _drive(m: Master, steps: int) -> None:

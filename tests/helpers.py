@@ -1,0 +1,105 @@
+"""Helpers the end-to-end tests share (local and simulated backends): a small training
+function, an experiment config around it, the CLI as a subprocess, the journal and the replayed
+final state (checked against the invariants). Slurm's own helpers: tests/slurm_helpers.py."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from asha_hpc.config import load_config, parse_config
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.state import replay
+
+MODEL = '''
+import json, os, time
+import asha_hpc
+
+def train(trial):
+    hp = trial.hparams
+    if hp["x"] < hp["invalid_below"]:
+        raise asha_hpc.InvalidHP("x too small")
+    marker = trial.dir / "failed_once"
+    if hp["fail"] == "always":
+        raise RuntimeError("this trial always fails")
+    if hp["fail"] == "once" and not marker.exists():
+        marker.write_text("x")
+        raise RuntimeError("first attempt fails")
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "env.jsonl", "a") as f:
+        f.write(json.dumps({"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": time.time(),
+                            "from": epoch}) + "\\n")
+    if hp.get("barrier"):  # the first two jobs wait for each other: they surely overlap
+        os.makedirs(hp["barrier"], exist_ok=True)
+        open(os.path.join(hp["barrier"], str(trial.id)), "w").close()
+        deadline = time.time() + 60
+        while len(os.listdir(hp["barrier"])) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+    for seg in trial.segments():
+        while epoch < seg.length:
+            time.sleep(hp["sleep"])
+            epoch += 1
+        with trial.save_checkpoint() as p:
+            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        with open(trial.dir / "env.jsonl", "a") as f:
+            f.write(json.dumps({"end": time.time()}) + "\\n")
+        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+def make_experiment(tmp_path, searcher=None, hp=None, **top):
+    (tmp_path / "model.py").write_text(MODEL)
+    cfg = {
+        "name": "e2e",
+        "entrypoint": "model:train",
+        "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                          "max_trials": 8, "max_concurrent_trials": 2, "mode": "aggressive",
+                          "divisor": 4}, **(searcher or {})),
+        "hyperparameters": dict({"x": {"type": "double", "minval": -1, "maxval": 1},
+                                 "fail": "never", "invalid_below": -2.0, "sleep": 0.01}, **(hp or {})),
+        "reproducibility": {"experiment_seed": 3},
+        "poll_interval_s": 0.2,
+        "max_restarts": 2,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    cfg.update(top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(*args, check=True, **kw):
+    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                       capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr}")
+    return r
+
+
+def journal(exp_dir):
+    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
+
+
+def final_state(exp_dir):
+    cfg = load_config(Path(exp_dir) / "experiment.yaml")
+    recs = journal(exp_dir)
+    assert check_invariants(cfg, recs) == []
+    return cfg, replay(cfg, recs)
+
+
+def sim_cfg(trials=60, concurrent=8, **sim):
+    return parse_config({
+        "name": "chaos", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
+                     "max_trials": trials, "max_concurrent_trials": concurrent,
+                     "mode": "standard", "divisor": 4},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 5}, "backend": "simulated", "poll_interval_s": 5,
+        "max_restarts": 2,
+        "simulated": dict({"unit_seconds": 10, "duration_noise": 0.5, "failure_rate": 0.05}, **sim)},
+        "/tmp")

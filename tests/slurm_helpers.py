@@ -1,0 +1,241 @@
+"""Helpers the Slurm end-to-end tests share: a training function that checkpoints and obeys
+stop requests, a Slurm experiment config with a unique name, the CLI as a subprocess, sacct
+rows mapped to attempt keys, and cancelling what a test left queued (the ``cleanup`` fixture
+in conftest.py)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from asha_hpc.config import load_config
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.state import replay
+from conftest import partition_options
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# the jobs' python must import asha_hpc even without `pip install -e .`
+SETUP = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
+RUN_TIMEOUT_S = 180
+
+# what the test models share: which job ran them, and a log of what each segment saw
+MODEL_HELPERS = '''
+import json, os, time
+
+
+def _job():
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
+
+
+def _log(trial, **rec):
+    with open(trial.dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(dict(rec, key=trial.run_dir.name, job=_job(), time=time.time())) + "\\n")
+
+
+def _save(trial, epoch):
+    with trial.save_checkpoint(length=epoch) as p:
+        (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+
+
+def _resume(trial):
+    """The epoch the trial's latest checkpoint holds; 0 for a fresh trial."""
+    c = trial.latest_checkpoint
+    return json.loads((c / "s.json").read_text())["epoch"] if c else 0
+
+
+'''
+
+MODEL = MODEL_HELPERS + '''import asha_hpc
+
+
+def train(trial):
+    hp = trial.hparams
+    epoch = _resume(trial)
+    _log(trial, event="start", epoch=epoch, pid=os.getpid(), stop_at_start=trial.should_stop(),
+         cvd=os.environ.get("CUDA_VISIBLE_DEVICES"), job_gpus=os.environ.get("SLURM_JOB_GPUS"),
+         job_name=os.environ.get("SLURM_JOB_NAME"))
+    for seg in trial.segments():
+        while epoch < seg.length:
+            if hp["obey_stop"] and trial.should_stop():
+                _save(trial, epoch)
+                _log(trial, event="stop", epoch=epoch, reason=trial._stop_reason)
+                return  # no report: the job publishes "interrupted"
+            time.sleep(hp["sleep"])
+            epoch += 1
+            if hp["ckpt_every"] and epoch % hp["ckpt_every"] == 0:
+                _save(trial, epoch)
+            tmp = trial.dir / ".progress.tmp"
+            tmp.write_text(json.dumps({"key": trial.run_dir.name, "job": _job(), "epoch": epoch}))
+            os.replace(tmp, trial.dir / "progress.json")
+        _save(trial, epoch)
+        _log(trial, event="end", epoch=epoch)
+        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+def make_experiment(tmp_path: Path, tag: str, searcher=None, hp=None, slurm=None, **top) -> Path:
+    """Write model.py and a slurm config into tmp_path; returns the config's path. The
+    experiment's name is unique (``<tag>-<random>``): job names repeat across experiments."""
+    (tmp_path / "model.py").write_text(MODEL)
+    cfg = {
+        "name": f"{tag}-{uuid.uuid4().hex[:6]}",
+        "entrypoint": "model:train",
+        "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                          "max_trials": 6, "max_concurrent_trials": 3, "mode": "aggressive",
+                          "divisor": 4}, **(searcher or {})),
+        "hyperparameters": dict({"x": {"type": "double", "minval": -1, "maxval": 1},
+                                 "sleep": 0.02, "obey_stop": True, "ckpt_every": 0},
+                                **(hp or {})),
+        "reproducibility": {"experiment_seed": 5},
+        "poll_interval_s": 0.5,
+        "max_restarts": 2,
+        "backend": "slurm",
+        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP,
+                       **partition_options()}, **(slurm or {})),
+    }
+    cfg.update(top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def exp_name(cfg_path: Path) -> str:
+    return yaml.safe_load(cfg_path.read_text())["name"]
+
+
+def env_with(path_prefix: Optional[Path] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") \
+        else str(REPO_ROOT)
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def cli(*args, check=True, env=None, timeout=RUN_TIMEOUT_S):
+    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                       capture_output=True, text=True, env=env or env_with(), timeout=timeout,
+                       cwd=REPO_ROOT)
+    if check and r.returncode != 0:
+        raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
+
+
+def start_master(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env or env_with(), cwd=REPO_ROOT)
+
+
+def journal(exp_dir: Path) -> List[dict]:
+    return read_journal(Path(exp_dir) / "journal.jsonl")[0]
+
+
+def final_state(exp_dir: Path):
+    cfg = load_config(Path(exp_dir) / "experiment.yaml")
+    recs = journal(exp_dir)
+    assert check_invariants(cfg, recs) == []
+    return cfg, replay(cfg, recs), recs
+
+
+def status_json(exp_dir: Path) -> dict:
+    return json.loads(cli("status", exp_dir, "--json").stdout)
+
+
+def model_log(exp_dir: Path, trial: Optional[int] = None) -> List[dict]:
+    paths = ([Path(exp_dir) / "trials" / f"{trial:05d}" / "log.jsonl"] if trial is not None
+             else sorted((Path(exp_dir) / "trials").glob("*/log.jsonl")))
+    out = []
+    for p in paths:
+        if p.exists():
+            out += [dict(json.loads(line), trial=int(p.parent.name))
+                    for line in p.read_text().splitlines() if line.strip()]
+    return out
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 0.1):
+    end = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def progress(exp_dir: Path, trial: int) -> Optional[dict]:
+    try:
+        return json.loads((Path(exp_dir) / "trials" / f"{trial:05d}" / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> List[Dict[str, str]]:
+    """sacct rows (JobID, JobName, State, ExitCode) of the jobs named ``asha-<name>-*`` started
+    after ``since``, waited for until every id in ``expect`` is there, no array row is still
+    collapsed (``123_[4-6]``) and none is pending or running (accounting lags a little behind
+    the scheduler)."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 5))
+    end = time.time() + settle_s
+    while True:
+        res = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-S", start,
+                              "-o", "JobID,JobName,State,ExitCode"],
+                             capture_output=True, text=True, check=True)
+        rows = [dict(zip(("id", "name", "state", "exit"), line.split("|")))
+                for line in res.stdout.splitlines() if line.strip()]
+        rows = [r for r in rows if r["name"].startswith(f"asha-{name}-")]
+        busy = [r for r in rows if "[" in r["id"] or r["state"].split()[0] in
+                ("PENDING", "RUNNING", "COMPLETING", "REQUEUED")]
+        if not busy and set(expect) <= {r["id"] for r in rows} or time.time() > end:
+            return rows
+        time.sleep(0.5)
+
+
+def job_keys(exp_dir: Path, name: str, rows: List[Dict[str, str]]) -> List[tuple]:
+    """(key, job id, state word) per sacct row: a single job's key is in its name, an array
+    task's key comes from the array's manifest in <exp>/jobs/batches/ (by token and index)."""
+    manifests = {}
+    for p in (Path(exp_dir) / "jobs" / "batches").glob("*.json"):
+        m = json.loads(p.read_text())
+        manifests[m["name"]] = m
+    out = []
+    for r in rows:
+        state = r["state"].split()[0]
+        if r["name"] in manifests:
+            idx = int(r["id"].split("_")[1])
+            out.append((manifests[r["name"]]["keys"][idx], r["id"], state))
+        else:
+            key = r["name"][len(f"asha-{name}-"):]
+            assert re.fullmatch(r"t\d{5}-s\d{3}-a\d{2}", key), r
+            out.append((key, r["id"], state))
+    return out
+
+
+def submitted_keys(recs: List[dict]) -> Dict[str, str]:
+    return {f"t{r['trial']:05d}-s{r['segment']:03d}-a{r['attempt']:02d}": r["job_id"]
+            for r in recs if r["kind"] == "submitted"}
+
+
+def cancel_leftovers(names: List[str]) -> None:
+    """scancel every queued/running job of these experiments (and their masters)."""
+    res = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True)
+    ids = []
+    for line in res.stdout.splitlines():
+        jid, _, jname = line.partition("|")
+        if any(jname.startswith(f"asha-{n}-") or jname == f"asha-master-{n}" for n in names):
+            ids.append(jid.strip())
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
