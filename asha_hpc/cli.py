@@ -440,7 +440,10 @@ def cmd_cancel(a: argparse.Namespace) -> int:
         return 0
     (exp.root / CANCEL_REQUEST).write_text(f"{time.time()}\n")
     cfg = load_config(exp.config)
-    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}")).run()
+    from .livereport import DEFAULT_EVERY_S
+
+    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}"),
+           report_every_s=DEFAULT_EVERY_S).run()  # the live report shows it cancelled
     return 0
 
 

@@ -164,3 +164,4 @@ def test_cancel_stops_jobs(tmp_path):
     assert p.wait(timeout=30) == 0
     status = json.loads(cli("status", exp, "--json").stdout)
     assert status["state"] == "cancelled" and status["trials"]["running"] == 0
+    assert "state <b>cancelled</b>" in (exp / "report.html").read_text()  # the live report's last
