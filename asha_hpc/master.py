@@ -22,6 +22,7 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from . import messages
 from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
@@ -338,57 +339,31 @@ class Master:
         consumed = []
         settled = set()  # attempts whose result is in this batch: a second one is dropped
         for m in scan_inbox(self.exp.inbox):
-            body = m.body
-            if body is not None and body.get("type") == "ready":
-                consumed.append(m.path)
-                self._on_ready(body, recs)
+            try:  # every field checked once, here, before anything acts on it
+                msg = messages.from_json(m.body, str(self.exp.root), m.name) if m.problem is None \
+                    else None
+            except messages.MessageError as e:
+                self._reject(m.path, str(e))
                 continue
-            ok = (body is not None and body.get("type") in ("started", "result")
-                  and all(isinstance(body.get(k), int) for k in ("trial", "segment", "attempt")))
-            if not ok:
-                why = m.problem or "not an asha_hpc message"
-                self._reject(m.path, why)
+            if msg is None:
+                self._reject(m.path, m.problem or "not an asha_hpc message")
                 continue
-            assert body is not None
             consumed.append(m.path)
-            attempt = (body["trial"], body["segment"], body["attempt"])
-            if attempt in settled or not st.awaiting(*attempt):
-                if body["type"] == "result":
-                    log.info("%s: result of an attempt no longer awaited; dropped", m.name)
-                    if body.get("waiting"):  # its job waits all the same: not for nothing
-                        self._on_ready(body, recs)
+            if isinstance(msg, messages.Ready):
+                self._on_ready(msg, recs)
                 continue
-            if body["type"] == "result":
+            attempt = msg.key
+            if attempt in settled or not st.awaiting(*attempt):
+                if isinstance(msg, messages.Result):
+                    log.info("%s: result of an attempt no longer awaited; dropped", m.name)
+                    if msg.ready is not None:  # its job waits all the same: not for nothing
+                        self._on_ready(msg.ready, recs)
+                continue
+            if isinstance(msg, messages.Result):
                 settled.add(attempt)
             elif st.trials[attempt[0]].status == RUNNING:
                 continue  # the backend already said it runs: nothing new
-            rec = {"kind": body["type"], "trial": body["trial"], "segment": body["segment"],
-                   "attempt": body["attempt"], "host": body.get("host"), "job_id": body.get("job_id")}
-            if body["type"] == "result":
-                status = body.get("status")
-                if status not in ("completed", "interrupted", "invalid_hp", "error"):
-                    status, body["error"] = "error", f"unknown result status {status!r} in {m.name}"
-                err = body.get("error")
-                rec.update(status=status, metrics=body.get("metrics"), length=body.get("length"),
-                           error=err[-4000:] if isinstance(err, str) else None,
-                           checkpoint=body.get("checkpoint"), started=body.get("started"),
-                           ended=body.get("ended"), stop_reason=body.get("stop_reason"))
-                if isinstance(body.get("gpus"), int):
-                    rec["gpus"] = body["gpus"]
-                if body.get("fatal") is True and status == "error":  # every trial would fail so
-                    rec["fatal"] = True
-                for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
-                    if isinstance(body.get(k), (int, float)) and not isinstance(body[k], bool):
-                        rec[k] = body[k]
-                if isinstance(body.get("worker"), str) and isinstance(body.get("slot"), int):
-                    rec.update(worker=body["worker"], slot=body["slot"],
-                               waiting=bool(body.get("waiting")))
-                full = body.get("disk_full")
-                if status == "error" and isinstance(full, dict) and isinstance(full.get("path"), str):
-                    rec["disk_full"] = {"path": full["path"], "quota": bool(full.get("quota"))}
-                    if isinstance(full.get("free"), int):
-                        rec["disk_full"]["free"] = full["free"]
-            recs.append(rec)
+            recs.append(msg.record())
         if recs:
             self._record(*recs, sync=False)
         for r in recs:
@@ -529,22 +504,19 @@ class Master:
                         "attempt": s.attempt, "job_id": jid} for s, jid in zip(specs, ids)))
 
     # ------------------------------------------------------------------ waiting jobs
-    def _on_ready(self, body: Dict[str, Any], recs: List[Dict[str, Any]]) -> None:
+    def _on_ready(self, msg: messages.Ready, recs: List[Dict[str, Any]]) -> None:
         """A job waits on a slot: journal it (a known worker), or tell a stranger to leave."""
         assert self.state is not None
-        wid, slot = body.get("worker"), body.get("slot")
-        if not isinstance(wid, str) or not isinstance(slot, int):
-            return
-        w = self.state.pool.workers.get(wid)
+        w = self.state.pool.workers.get(msg.worker)
         if w is not None and w.status != pool_policy.GONE:
-            rec = {"kind": "worker_ready", "worker": wid, "slot": slot}
-            if isinstance(body.get("job_started"), (int, float)):
-                rec["job_started"] = body["job_started"]
-            if isinstance(body.get("host"), str):
-                rec["host"] = body["host"]
+            rec: Dict[str, Any] = {"kind": "worker_ready", "worker": msg.worker, "slot": msg.slot}
+            if msg.job_started is not None:
+                rec["job_started"] = msg.job_started
+            if msg.host is not None:
+                rec["host"] = msg.host
             recs.append(rec)
         else:
-            self.backend.hand_over(wid, slot, {"type": "exit", "why": "unknown to the master"})
+            self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
 
     def _segment_body(self, t) -> Dict[str, Any]:
         spec = dataclasses_replace(self._spec(t), timeout_min=None, resources={}, continue_s=0.0)

@@ -1,0 +1,190 @@
+"""The messages jobs send the master through the inbox, as typed records: every field of every
+message the master reads is checked here, in one place, before anything acts on it.
+
+A job writes ``inbox/<name>.json`` (expdir.publish); the master reads it with ``from_json``,
+which returns a ``Ready``, ``Started`` or ``Result`` or raises ``MessageError`` naming the
+field. Ids are non-negative integers, worker ids are plain names (never a path: the master
+makes a folder and a slot file from them), a checkpoint path must lie in its own trial's
+checkpoints folder, strings are bounded. A file that fails is moved aside, never acted on.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Dict, Optional, Union
+
+RESULT_STATUSES = ("completed", "interrupted", "invalid_hp", "error")
+WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_ERROR = 4000  # characters of a traceback kept in the journal (its end: the exception)
+MAX_TEXT = 512
+
+
+class MessageError(ValueError):
+    """A message the master must not act on; the text names the field."""
+
+
+def _int(body: Dict[str, Any], key: str, required: bool = True) -> Optional[int]:
+    v = body.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise MessageError(f"'{key}' must be a non-negative integer, got {v!r:.60}")
+    return v
+
+
+def _num(body: Dict[str, Any], key: str) -> Optional[float]:
+    v = body.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return v
+    return None  # optional measurements: a bad one is dropped, not fatal
+
+
+def _text(body: Dict[str, Any], key: str, limit: int = MAX_TEXT) -> Optional[str]:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)  # a job id may come as a number
+    if not isinstance(v, str):
+        raise MessageError(f"'{key}' must be a string, got {type(v).__name__}")
+    return v[-limit:]
+
+
+def worker_id(v: Any) -> str:
+    """A worker id, checked: a plain name that is safe as one folder name."""
+    if not isinstance(v, str) or not WORKER_ID.fullmatch(v) or ".." in v:
+        raise MessageError(f"'worker' must be a plain name (letters, digits, . _ -), got {v!r:.60}")
+    return v
+
+
+def _checkpoint(v: Any, exp_root: str, trial: int) -> Optional[str]:
+    """A checkpoint path inside ``<exp>/trials/<trial>/checkpoints/`` (as the job names it)."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise MessageError("'checkpoint' must be a path string")
+    p, base = PurePosixPath(v), PurePosixPath(exp_root) / "trials" / f"{trial:05d}" / "checkpoints"
+    if ".." in p.parts or p.parent != base:
+        raise MessageError(f"'checkpoint' {v!r:.120} is not a checkpoint of trial {trial} "
+                           f"(expected {base}/<name>)")
+    return v
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A job waits on slot ``slot`` of ``worker`` for its next segment."""
+
+    worker: str
+    slot: int
+    job_started: Optional[float] = None
+    host: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, body: Dict[str, Any]) -> "Ready":
+        return cls(worker=worker_id(body.get("worker")), slot=_int(body, "slot") or 0,
+                   job_started=_num(body, "job_started"), host=_text(body, "host"))
+
+
+@dataclass(frozen=True)
+class Started:
+    """A job started running a segment attempt."""
+
+    trial: int
+    segment: int
+    attempt: int
+    host: Optional[str] = None
+    job_id: Optional[str] = None
+
+    @property
+    def key(self):
+        return self.trial, self.segment, self.attempt
+
+    @classmethod
+    def from_json(cls, body: Dict[str, Any]) -> "Started":
+        return cls(trial=_int(body, "trial") or 0, segment=_int(body, "segment") or 0,
+                   attempt=_int(body, "attempt") or 0, host=_text(body, "host"),
+                   job_id=_text(body, "job_id"))
+
+    def record(self) -> Dict[str, Any]:
+        return {"kind": "started", "trial": self.trial, "segment": self.segment,
+                "attempt": self.attempt, "host": self.host, "job_id": self.job_id}
+
+
+@dataclass(frozen=True)
+class Result(Started):
+    """A segment attempt's result (jobmain.py says what each status means)."""
+
+    status: str = "error"
+    metrics: Optional[Dict[str, Any]] = None
+    length: Optional[int] = None
+    error: Optional[str] = None
+    checkpoint: Optional[str] = None
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    stop_reason: Optional[str] = None
+    extra: Optional[Dict[str, Any]] = None  # optional journal fields, present only when valid
+    ready: Optional[Ready] = None  # the job waits for another segment on this slot
+
+    @classmethod
+    def from_json(cls, body: Dict[str, Any], exp_root: str = "", name: str = "") -> "Result":
+        s = Started.from_json(body)
+        status, error = body.get("status"), _text(body, "error", MAX_ERROR)
+        if status not in RESULT_STATUSES:  # a job of another release: an error, not a crash
+            status, error = "error", f"unknown result status {status!r:.40} in {name}"
+        metrics = body.get("metrics")
+        if metrics is not None and not (isinstance(metrics, dict)
+                                        and all(isinstance(k, str) for k in metrics)):
+            raise MessageError("'metrics' must be an object with string keys")
+        extra: Dict[str, Any] = {}
+        gpus = body.get("gpus")
+        if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0:
+            extra["gpus"] = gpus
+        if body.get("fatal") is True and status == "error":  # every trial would fail so
+            extra["fatal"] = True
+        for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
+            if _num(body, k) is not None:
+                extra[k] = body[k]
+        ready = None
+        if body.get("worker") is not None:
+            ready = Ready(worker=worker_id(body["worker"]), slot=_int(body, "slot") or 0,
+                          job_started=_num(body, "job_started"), host=s.host)
+            extra.update(worker=ready.worker, slot=ready.slot, waiting=bool(body.get("waiting")))
+        full = body.get("disk_full")
+        if status == "error" and isinstance(full, dict) and isinstance(full.get("path"), str):
+            extra["disk_full"] = {"path": full["path"][-MAX_TEXT:], "quota": bool(full.get("quota"))}
+            if isinstance(full.get("free"), int) and not isinstance(full["free"], bool):
+                extra["disk_full"]["free"] = full["free"]
+        return cls(trial=s.trial, segment=s.segment, attempt=s.attempt, host=s.host,
+                   job_id=s.job_id, status=status, metrics=metrics,
+                   length=_int(body, "length", required=False), error=error,
+                   checkpoint=_checkpoint(body.get("checkpoint"), exp_root, s.trial) if exp_root
+                   else _text(body, "checkpoint"),
+                   started=_num(body, "started"), ended=_num(body, "ended"),
+                   stop_reason=_text(body, "stop_reason"), extra=extra or None,
+                   ready=ready if extra.get("waiting") else None)
+
+    def record(self) -> Dict[str, Any]:
+        rec = dict(super().record(), kind="result", status=self.status, metrics=self.metrics,
+                   length=self.length, error=self.error, checkpoint=self.checkpoint,
+                   started=self.started, ended=self.ended, stop_reason=self.stop_reason)
+        rec.update(self.extra or {})
+        return rec
+
+
+Message = Union[Ready, Started, Result]
+
+
+def from_json(body: Any, exp_root: str = "", name: str = "") -> Message:
+    """The typed message in an inbox file's JSON, or MessageError naming what is wrong."""
+    if not isinstance(body, dict):
+        raise MessageError("not a JSON object")
+    kind = body.get("type")
+    if kind == "ready":
+        return Ready.from_json(body)
+    if kind == "started":
+        return Started.from_json(body)
+    if kind == "result":
+        return Result.from_json(body, exp_root, name)
+    raise MessageError(f"unknown message type {kind!r:.40} (not an asha_hpc message)")

@@ -1,0 +1,97 @@
+"""Inbox messages (issue 16, point 5): every field of every message is checked in one place
+(asha_hpc/messages.py) before the master acts; a hostile or broken file is moved aside."""
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc import messages
+from asha_hpc.expdir import ExpDir
+from asha_hpc.master import Master
+
+from test_faults import sim_cfg
+
+ROOT = "/scratch/alice/exp"
+
+
+@pytest.mark.parametrize("worker", ["/tmp/somewhere", "../../x", "..", "w1/../../x", "", "a" * 65,
+                                    "w 1", "w\n1", 7, None, ["w1"]])
+def test_worker_ids_that_are_paths_or_not_names_are_refused(worker):
+    with pytest.raises(messages.MessageError, match="'worker' must be a plain name"):
+        messages.from_json({"type": "ready", "worker": worker, "slot": 0})
+
+
+@pytest.mark.parametrize("field,value", [("trial", -1), ("trial", True), ("trial", "3"),
+                                         ("segment", 1.5), ("attempt", None), ("slot", -2)])
+def test_ids_must_be_non_negative_integers(field, value):
+    body = {"type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
+            "worker": "w0001", "slot": 0, field: value}
+    with pytest.raises(messages.MessageError, match=f"'{field}' must be a non-negative integer"):
+        messages.from_json(body, ROOT)
+
+
+@pytest.mark.parametrize("ckpt", ["/etc", f"{ROOT}/trials/00002/checkpoints/t2",
+                                  f"{ROOT}/trials/00001/checkpoints/../../00002/x",
+                                  f"{ROOT}/trials/00001/checkpoints", 5])
+def test_a_checkpoint_outside_its_own_trial_is_refused(ckpt):
+    body = {"type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
+            "checkpoint": ckpt}
+    with pytest.raises(messages.MessageError, match="checkpoint"):
+        messages.from_json(body, ROOT)
+
+
+def test_a_valid_result_becomes_its_journal_record():
+    body = {"type": "result", "trial": 1, "segment": 2, "attempt": 0, "status": "completed",
+            "metrics": {"loss": 0.5}, "length": 16, "checkpoint": f"{ROOT}/trials/00001/checkpoints/k-0001",
+            "host": "node7", "job_id": 1234, "gpus": 2, "worker": "w0003.1", "slot": 4,
+            "waiting": True, "started": 10.0, "ended": 20.0, "reached": 16}
+    msg = messages.from_json(body, ROOT)
+    assert isinstance(msg, messages.Result) and msg.ready == messages.Ready("w0003.1", 4, None, "node7")
+    rec = msg.record()
+    assert rec["kind"] == "result" and rec["job_id"] == "1234" and rec["gpus"] == 2
+    assert rec["worker"] == "w0003.1" and rec["waiting"] is True and rec["reached"] == 16
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=12),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                    max_leaves=10)
+KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
+                        "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(KEYS, JSON | st.sampled_from(["ready", "result", "started", "../x", "/tmp/y",
+                                                     "completed", "w0001"]), max_size=10))
+def test_any_json_is_a_typed_message_or_one_message_error(body):
+    try:
+        msg = messages.from_json(body, ROOT, "m.json")
+    except messages.MessageError as e:
+        assert str(e)
+        return
+    worker = getattr(msg, "worker", None) or (msg.extra or {}).get("worker") if not isinstance(
+        msg, messages.Ready) else msg.worker
+    if worker is not None:
+        assert "/" not in worker and ".." not in worker
+    if isinstance(msg, messages.Result):
+        json.dumps(msg.record())  # journal-able
+
+
+def test_hostile_inbox_files_create_nothing_and_are_moved_aside(tmp_path):
+    cfg = sim_cfg(trials=8, failure_rate=0.0)
+    exp = ExpDir.create(tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    m.start()
+    outside = tmp_path / "somewhere"
+    bad = {"r1.json": {"type": "ready", "worker": str(outside), "slot": 0},
+           "r2.json": {"type": "ready", "worker": "../../x", "slot": 0},
+           "r3.json": {"type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
+                       "metrics": {"loss": 0.1}, "checkpoint": "/etc"}}
+    for name, body in bad.items():
+        (exp.inbox / name).write_text(json.dumps(body))
+    m.step()
+    m.close()
+    assert not outside.exists() and not (tmp_path / "x").exists() and not (exp.root.parent / "x").exists()
+    assert sorted(os.listdir(exp.inbox)) == [f".rejected-{n}" for n in sorted(bad)]
+    assert not m.state.trials[1].rung_metrics  # the forged result was not applied
