@@ -185,3 +185,26 @@ def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path):
             tiny_fit(t)
     finally:
         del AshaCallback.ckpt_path
+
+
+@pytest.mark.slow
+def test_lightning_ddp_on_two_asha_ranks(tmp_path):
+    """``strategy="ddp"`` over the two processes asha_hpc starts (``tasks_per_node: 2``, gloo
+    on the CPU): every rank saves its part of the checkpoint, rank 0 reports, and the promoted
+    trial resumes from it on both ranks."""
+    require_module("sklearn")
+    cfg = yaml.safe_load((EXAMPLE / "lightning_digits.yaml").read_text())
+    cfg["entrypoint"] = str(FOREIGN / "lightning_ddp.py") + ":train"
+    cfg["searcher"] = {"name": "async_halving", "metric": "val_loss", "max_length": {"epochs": 2},
+                       "num_rungs": 2, "divisor": 2, "max_trials": 2, "max_concurrent_trials": 1}
+    cfg["local"] = {"gpus": [], "tasks_per_node": 2}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=900)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and max(t.length for t in st.trials.values()) == 2
+    curves = trained_lengths(tmp_path / "e")
+    for t in st.trials.values():  # rank 0's points only, one per epoch trained
+        assert curves[t.id] == list(range(1, t.length + 1)), (t.id, curves[t.id])
+    ranks = {json.loads(x)["rank"] for t in st.trials.values()
+             for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()}
+    assert ranks == {0, 1}
