@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -52,7 +52,6 @@ class TrialRun:
     start_time: float
     end_time: Optional[float] = None
     metric: Optional[float] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 def run_name(trial_id: int) -> str:
