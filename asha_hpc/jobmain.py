@@ -345,8 +345,8 @@ class _Session:
                     status, fatal = "error", True
                     names = trial.reported_names()
                     error = (f"the searcher's metric '{spec.metric}' was never reported: the code "
-                             f"returned without segment.report() for the segment to length "
-                             f"{spec.length}" + (f"; it reported {_names(names)}" if names else
+                             f"returned without reporting it (segment.report) for the segment "
+                             f"to length {spec.length}" + (f"; it reported {_names(names)}" if names else
                                                  "; it reported no metric at all"))
         waits = self._publish(spec, trial, status, error, metrics, started[0], fatal, full)
         if status == "error":
