@@ -338,6 +338,7 @@ class Master:
         recs: List[Dict[str, Any]] = []
         consumed = []
         settled = set()  # attempts whose result is in this batch: a second one is dropped
+        adopted: List[Optional[str]] = []  # job ids of retries made unnecessary by a result
         for m in scan_inbox(self.exp.inbox):
             try:  # every field checked once, here, before anything acts on it
                 msg = messages.from_json(m.body, str(self.exp.root), m.name) if m.problem is None \
@@ -353,6 +354,11 @@ class Master:
                 self._on_ready(msg, recs)
                 continue
             attempt = msg.key
+            if isinstance(msg, messages.Result) and attempt not in settled and self._adoptable(msg):
+                settled.add(attempt)
+                adopted.append(st.trials[msg.trial].job_id)
+                recs.append(dict(msg.record(), adopted=True))
+                continue
             if attempt in settled or not st.awaiting(*attempt):
                 if isinstance(msg, messages.Result):
                     log.info("%s: result of an attempt no longer awaited; dropped", m.name)
@@ -366,10 +372,23 @@ class Master:
             recs.append(msg.record())
         if recs:
             self._record(*recs, sync=False)
+        if any(adopted):  # the retries that had not started are not needed any more
+            self.journal.sync()  # type: ignore[union-attr]
+            self.backend.cancel([j for j in adopted if j])
         for r in recs:
             if r.get("disk_full"):
                 self._disk_full(r["disk_full"])
         self._consumed += consumed  # removed once the journal holding them is durable
+
+    def _adoptable(self, msg: "messages.Result") -> bool:
+        """A completed result of an earlier attempt of the trial's current segment, whose
+        retry nobody has started (a job whose controller died while its task finished): it
+        is valid and nobody else took the segment, so it is applied, not dropped."""
+        t = self.state.trials.get(msg.trial) if self.state is not None else None
+        return (t is not None and msg.status == "completed" and msg.ready is None
+                and not (msg.extra or {}).get("worker") and t.worker is None
+                and t.segment == msg.segment and msg.attempt < t.attempt
+                and t.status in (QUEUED, PENDING))
 
     def _reject(self, path: Path, why: str) -> None:
         """A torn, corrupt or foreign inbox file: warn once, move it aside, never crash."""

@@ -15,6 +15,8 @@ Journal record kinds (``kind``):
     started     the job's own "I am running" message
     result      the job's result message (completed / interrupted / invalid_hp / error;
                 ``disk_full``: {path, quota}: an error of a full disk or quota, never counted;
+                ``adopted``: a completed result of an earlier attempt whose retry had not
+                started: applied, the retry dropped;
                 ``started``/``ended`` times, ``gpus``: ids in its CUDA_VISIBLE_DEVICES, if set;
                 ``job_started``: the job's start; ``reached``: the length its checkpoint holds)
     job_dead    the job ended without a result (killed, OOM, node failure, lost;
@@ -297,6 +299,10 @@ class ExperimentState:
     def _on_result(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.results_applied += 1
+        if rec.get("adopted"):  # an earlier attempt's job finished after all: its result stands
+            if t.id in self.todo:  # and the retry nobody took yet is dropped
+                self.todo.remove(t.id)
+            self._set_status(t, RUNNING)
         if rec.get("worker"):
             self.pool.on_result(rec, t.job_id, self._job_limit(t))
         started, ended = rec.get("started"), rec.get("ended")
@@ -373,9 +379,15 @@ class ExperimentState:
         self.searcher_done = self.searcher.done
 
     def _on_job_dead(self, rec: Dict[str, Any]) -> None:
+        """The restart rule (README, "What survives what"): a job that ran and died without a
+        result counts against max_restarts, whichever master started it; a job that never
+        started (lost while queued: the backend has no trace of it) counts nothing, nor does
+        one that died while the disk was full."""
         t = self.trials[rec["trial"]]
         self.times.on_job_dead(t.id, t.target, rec)
-        self._retry(t, rec, counts=bool(rec.get("counts")), free=bool(rec.get("disk_full")),
+        never_ran = t.status == PENDING and rec.get("state") == "lost"
+        self._retry(t, rec, counts=bool(rec.get("counts")),
+                    free=bool(rec.get("disk_full")) or never_ran,
                     why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                         + ("; the disk was full" if rec.get("disk_full") else "") + ")")
 

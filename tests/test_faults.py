@@ -47,8 +47,14 @@ def test_results_later_than_grace_are_applied_once(tmp_path):
     recs = read_journal(exp.journal)[0]
     assert st.lifecycle == "completed"
     dead = {(r["trial"], r["segment"], r["attempt"]) for r in recs if r["kind"] == "job_dead"}
-    applied = {(r["trial"], r["segment"], r["attempt"]) for r in recs if r["kind"] == "result"}
-    assert dead and not (dead & applied)  # a result arriving after the job was declared dead is dropped
+    results = [r for r in recs if r["kind"] == "result"]
+    applied = {(r["trial"], r["segment"], r["attempt"]) for r in results}
+    # a result arriving after its job was declared dead is applied only when nobody had
+    # started the retry (``adopted``: its retry is dropped), else dropped; never twice
+    late = [r for r in results if (r["trial"], r["segment"], r["attempt"]) in dead]
+    assert dead and all(r.get("adopted") for r in late)
+    done = [(r["trial"], r["segment"]) for r in results if r["status"] == "completed"]
+    assert len(done) == len(set(done)) and len(applied) == len(results)
     assert check_invariants(cfg, recs) == []
 
 
@@ -63,6 +69,9 @@ def test_stale_result_for_an_old_attempt_is_dropped(tmp_path):
                "state": "lost", "counts": False})
     m._submit()
     assert m.state.trials[1].attempt == 1
+    # the retry runs: the segment is taken (a retry nobody started would adopt the result:
+    # test_a_finished_result_of_an_earlier_attempt_is_applied_when_its_retry_never_ran)
+    m._record({"kind": "started", "trial": 1, "segment": 0, "attempt": 1})
     atomic_write_json(exp.inbox / "t00001-s000-a00.result.json", {
         "type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
         "metrics": {"loss": 0.0}, "length": 1})
@@ -161,3 +170,57 @@ def test_fuzzed_configs_only_raise_config_errors(raw):
         parse_config(raw, "/tmp")
     except ConfigError as e:
         assert e.problems and all(isinstance(p, str) and ": " in p for p in e.problems)
+
+
+def test_restarts_of_the_master_never_count_against_segments_that_never_ran(tmp_path):
+    """A segment lost while queued (its master restarted before it started) costs nothing:
+    after 30 such losses the trial still runs (the rule of README's 'What survives what')."""
+    from asha_hpc.state import replay
+
+    cfg = sim_cfg(trials=1, failure_rate=0.0)
+    recs = [{"kind": "init", "seed": 5, "seq": 1}]
+    st = replay(cfg, recs)
+    for i in range(30):
+        t = st.trials[1]
+        for r in ({"kind": "intent", "trial": 1, "segment": 0, "attempt": t.attempt, "length": t.target},
+                  {"kind": "submitted", "trial": 1, "segment": 0, "attempt": t.attempt, "job_id": f"j{i}"},
+                  {"kind": "job_dead", "trial": 1, "segment": 0, "attempt": t.attempt, "job_id": f"j{i}",
+                   "state": "lost", "counts": False}):
+            st.apply(r)
+    t = st.trials[1]
+    assert t.status == "queued" and t.restarts == 0 and t.infra_retries == 0
+    # the same death after the job ran counts, whichever master started it
+    st.apply({"kind": "intent", "trial": 1, "segment": 0, "attempt": t.attempt, "length": t.target})
+    st.apply({"kind": "started", "trial": 1, "segment": 0, "attempt": t.attempt})
+    st.apply({"kind": "job_dead", "trial": 1, "segment": 0, "attempt": t.attempt, "state": "failed",
+              "counts": True})
+    assert t.restarts == 1
+
+
+def test_a_finished_result_of_an_earlier_attempt_is_applied_when_its_retry_never_ran(tmp_path):
+    """submitit's controller was killed, its task went on and finished: the job was declared
+    dead and retried, but the retry had not started. The result is valid: applied, once, and
+    the retry is cancelled."""
+    cfg = sim_cfg(trials=4, failure_rate=0.0, unit_seconds=1000)
+    exp = ExpDir.create(tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    m.start()
+    m.step()
+    t = m.state.trials[1]
+    old = (t.segment, t.attempt)
+    m._record({"kind": "job_dead", "trial": 1, "segment": t.segment, "attempt": t.attempt,
+               "job_id": t.job_id, "state": "failed", "counts": True})
+    m.step()  # the retry is submitted (pending)
+    retry_job = m.state.trials[1].job_id
+    assert m.state.trials[1].status == "pending" and m.state.trials[1].attempt == old[1] + 1
+    atomic_write_json(exp.inbox / "late.result.json", {
+        "type": "result", "trial": 1, "segment": old[0], "attempt": old[1], "status": "completed",
+        "metrics": {"loss": 0.25}, "length": t.target})
+    m.step()
+    t = m.state.trials[1]
+    assert list(t.rung_metrics.values()) == [0.25] and t.status not in ("queued", "pending")
+    assert m.backend.states([retry_job])[retry_job].value == "cancelled"
+    m.close()
+    recs = read_journal(exp.journal)[0]
+    assert [r for r in recs if r["kind"] == "result" and r.get("adopted")]
+    assert check_invariants(cfg, recs) == []

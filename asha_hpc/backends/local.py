@@ -174,7 +174,9 @@ class LocalBackend(Backend):
                 pid = rec.get("pid") if isinstance(rec, dict) else None
                 if isinstance(pid, int) and _pid_is_job(pid):
                     out[jid] = JobState.RUNNING
-                else:  # not ours any more (master restarted): the inbox says how it ended
+                elif isinstance(pid, int):  # started under an earlier master and gone: it died
+                    out[jid] = JobState.FAILED  # as it would count under its own (or its result
+                else:  # is in the inbox, read first); never started (no pid): nothing counts
                     out[jid] = JobState.LOST
         return out
 
