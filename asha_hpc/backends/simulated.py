@@ -47,10 +47,17 @@ def curve_function(spec: Optional[str], context_dir: str = ".") -> CurveFn:
     from ..errors import AshaError
 
     try:
-        return resolve_entrypoint(spec.strip(), context_dir, key="simulated.curve")
+        return resolve_entrypoint(spec.strip(), context_dir)
     except ImportError as e:
         raise AshaError(f"simulated.curve: cannot import {spec!r} ({e}); give 'module:function' "
                         f"relative to the config's folder ({context_dir})") from None
+    except AshaError as e:  # the entrypoint's message (missing module, function), about this key
+        msg = str(e)
+        if "not found" in msg:
+            raise AshaError(f"simulated.curve: cannot import {spec!r} (not in {context_dir} nor on "
+                            f"sys.path); give 'module:function' relative to the config's "
+                            f"folder") from None
+        raise AshaError("simulated.curve: " + msg.split(": ", 1)[-1]) from None
 
 
 @dataclass
