@@ -208,7 +208,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                    "pending": c["pending"] + c["queued"], "paused": c["paused"],
                    "completed": c["completed"] + c["stopped"], "reached_top": c["completed"],
                    "stopped_early": c["stopped"], "failed": c["failed"], "invalid": c["invalid"],
-                   "cancelled": c["cancelled"]},
+                   "cancelled": c["cancelled"],
+                   **({"interrupted": c["interrupted"]} if c["interrupted"] else {})},
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
                    "completed": r.completed, "promoted": r.promoted,
                    "best_metric": _num(r.best_metric)} for r in st.searcher.rungs()],
@@ -283,7 +284,7 @@ def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
-        row: Dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": t.status,
+        row: Dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
                                "length": t.length, col: _num(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
@@ -650,6 +651,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("asha-hpc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `asha-hpc status DIR | head -1`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except OSError as e:
         from .diskfull import mount_point
         from .errors import DISK_FULL_ERRNOS

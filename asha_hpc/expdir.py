@@ -214,6 +214,23 @@ class ExpDir:
         return self.trial_dir(trial_id) / "checkpoints"
 
 
+def prune_oldest(folder: Path, prefix: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest files named ``prefix``* in ``folder`` (files kept
+    aside for a person: rejected messages, stale leases), so that they never pile up."""
+    try:
+        found = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    if len(found) <= keep:
+        return
+    found.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime, reverse=True)
+    for e in found[keep:]:
+        try:
+            os.unlink(e.path)
+        except OSError:
+            pass
+
+
 def _refuse_as_new(root: Path) -> None:
     """Raise unless ``root`` may become a new experiment: missing, or an empty folder of ours."""
     try:

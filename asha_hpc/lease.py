@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .errors import LeaseHeldError
-from .expdir import atomic_write_json, read_json
+from .expdir import atomic_write_json, prune_oldest, read_json
+
+KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -92,6 +94,7 @@ class Lease:
                     os.replace(self.path, self.path.with_name(f"master.json.stale-{int(time.time())}"))
                 except FileNotFoundError:
                     pass
+                prune_oldest(self.path.parent, "master.json.stale-", KEEP_STALE)
             tmp = self.path.with_name(f".master-{self.token}.json")
             atomic_write_json(tmp, self._body())
             try:

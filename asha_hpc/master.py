@@ -28,7 +28,7 @@ from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSp
 from .config import ExperimentConfig
 from .diskfull import DiskFull, mount_point
 from .errors import DISK_FULL_ERRNOS, AshaError
-from .expdir import ExpDir, remove_trees, scan_inbox
+from .expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
 from .livereport import LiveReport
@@ -43,6 +43,7 @@ ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
 # and freeing hopeless trials as they appear leaves little to remove when the search ends
 RETAIN_EVERY_S = 2.0
+KEEP_REJECTED = 100  # rejected inbox files kept aside (.rejected-*), the oldest removed first
 DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
 
@@ -96,6 +97,7 @@ class Master:
         self._inbox_watch: Optional[FolderWatch] = None  # wakes the loop when a message lands
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
         self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
+        self._rejected = 0  # inbox files rejected by this master
         self._full: Optional[DiskFull] = None  # a full filesystem: no new work until room
         self._full_looked = 0.0
 
@@ -180,6 +182,7 @@ class Master:
         # lease checked before each write
         self.lease.set_epoch(max(j.max_epoch, self.lease.previous_epoch()) + 1)
         j.epoch, j.fence = self.lease.epoch, self.lease.check
+        prune_oldest(self.exp.inbox, ".rejected-", KEEP_REJECTED)  # earlier masters' (bounded)
         if self.backend.name != "simulated":  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
@@ -391,13 +394,23 @@ class Master:
                 and t.status in (QUEUED, PENDING))
 
     def _reject(self, path: Path, why: str) -> None:
-        """A torn, corrupt or foreign inbox file: warn once, move it aside, never crash."""
+        """A torn, corrupt or foreign inbox file: warn, move it aside (the first KEEP_REJECTED
+        of a master's run, for a person to look at; later ones are removed: a flood of
+        garbage must not fill the disk), never crash."""
+        self._rejected += 1
         target = path.with_name(f".rejected-{path.name}")
         try:
-            os.replace(path, target)
+            if self._rejected > KEEP_REJECTED:
+                path.unlink()
+            else:
+                os.replace(path, target)
         except OSError:
             pass
-        log.warning("%s: %s; moved to %s", path, why, target.name)
+        if self._rejected <= KEEP_REJECTED:
+            log.warning("%s: %s; moved to %s", path, why, target.name)
+        elif self._rejected == KEEP_REJECTED + 1:
+            log.warning("%s: more than %d rejected inbox files: the next are removed, unlogged",
+                        self.exp.inbox, KEEP_REJECTED)
 
     def _disk_full(self, full: Dict[str, Any]) -> None:
         """A job hit a full disk or quota: hand out no work until there is room (said once)."""

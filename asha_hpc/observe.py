@@ -83,7 +83,7 @@ def rung_table(st: ExperimentState) -> List[Dict[str, Any]]:
         return where.get((t.bracket, ls.index(length))) if length in ls else None
 
     for t in st.trials.values():
-        s = t.status
+        s = st.status_of(t)  # a failed experiment's live trials are 'interrupted'
         if s in (QUEUED, PENDING, RUNNING):
             r, col = rung_of(t, t.target), ("running" if s == RUNNING else "queued")
         elif s == PAUSED:
@@ -376,7 +376,7 @@ def status_extra(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         if h is not None and lease.stale_reason(h) is None and cfg.backend != "simulated":
             now = time.time()
     ranked = st.ranked()[:top]
-    running = [t for t in st.trials.values() if t.status == RUNNING][:10]
+    running = [t for t in st.trials.values() if st.status_of(t) == RUNNING][:10]
     jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
     return {
         "searcher": cfg.searcher.name,

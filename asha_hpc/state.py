@@ -161,7 +161,16 @@ class ExperimentState:
                                                   "completed", "stopped", "failed", "invalid",
                                                   "cancelled")}
         c["total"] = len(self.trials) - c["invalid"]
+        c["interrupted"] = 0
+        if self.lifecycle == "failed":  # its jobs were cancelled: nothing runs or waits now
+            c["interrupted"] = c["queued"] + c["pending"] + c["running"]
+            c["queued"] = c["pending"] = c["running"] = 0
         return c
+
+    def status_of(self, t: TrialState) -> str:
+        """A trial's status as shown: a live trial of a failed experiment is 'interrupted'
+        (``resume --retry-failed`` continues it)."""
+        return "interrupted" if self.lifecycle == "failed" and t.status in LIVE else t.status
 
     def ranked(self) -> List[TrialState]:
         """Trials with a metric, best first: longest length reached first (a trial that went

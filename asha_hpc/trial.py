@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,11 +62,20 @@ def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
         names = sorted((n for n in os.listdir(ckpt_root) if not n.startswith(".")), reverse=True)
     except FileNotFoundError:
         return None
+    skipped = []
     for name in names:
         path = ckpt_root / name
-        if checkpoint_problem(path) is None:
-            return path
-    return None
+        why = checkpoint_problem(path)
+        if why is None:
+            break
+        skipped.append(f"{path} ({why})")
+    else:
+        path = None
+    if skipped:  # a published checkpoint lost its manifest or a file: say so, never silently
+        print(f"asha_hpc: warning: skipping incomplete checkpoint {'; '.join(skipped)}: "
+              + (f"resuming from {path}" if path else "no complete checkpoint left, training "
+                 "starts from the beginning"), file=sys.stderr, flush=True)
+    return path
 
 
 def checkpoint_length(path: Optional[Path]) -> Optional[int]:

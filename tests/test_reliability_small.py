@@ -1,0 +1,87 @@
+"""Issue 16, points 6 and 8: a checkpoint without its manifest, `status | head`, a failed
+experiment's live trials, rejected files and stale leases that must not pile up."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+from asha_hpc import master as master_mod
+from asha_hpc.cli import export_rows
+from asha_hpc.expdir import ExpDir
+from asha_hpc.lease import KEEP_STALE, Lease
+from asha_hpc.master import Master
+from asha_hpc.state import replay
+from asha_hpc.trial import latest_checkpoint
+
+from test_faults import sim_cfg
+from test_local_e2e import cli, make_experiment
+
+
+def _checkpoint(root, name, files):
+    p = root / name
+    p.mkdir(parents=True)
+    for f, data in files.items():
+        (p / f).write_text(data)
+    (p / "MANIFEST.json").write_text(json.dumps({"files": {f: len(d) for f, d in files.items()}}))
+    return p
+
+
+def test_a_checkpoint_without_its_manifest_is_warned_about_and_the_previous_used(tmp_path, capsys):
+    root = tmp_path / "checkpoints"
+    old = _checkpoint(root, "t00001-s000-a00-0001", {"w.pt": "old"})
+    new = _checkpoint(root, "t00001-s001-a00-0001", {"w.pt": "new"})
+    (new / "MANIFEST.json").unlink()  # e.g. a copy that skipped it
+    assert latest_checkpoint(root) == old
+    err = capsys.readouterr().err
+    assert f"skipping incomplete checkpoint {new} (manifest missing)" in err and f"resuming from {old}" in err
+    (old / "w.pt").write_text("truncated!")
+    assert latest_checkpoint(root) is None
+    assert "training starts from the beginning" in capsys.readouterr().err
+
+
+def test_status_piped_into_head_ends_quietly(tmp_path):
+    cfg = make_experiment(tmp_path, searcher={"max_trials": 3})
+    cli("run", cfg, "--exp-dir", tmp_path / "run", "--backend", "simulated")
+    r = subprocess.run(f"{sys.executable} -m asha_hpc.cli status {tmp_path / 'run'} | head -1; "
+                       f"exit ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stderr == "" and len(r.stdout.splitlines()) == 1
+
+
+def test_a_failed_experiment_lists_no_trial_as_running_or_pending():
+    cfg = sim_cfg(trials=4)
+    recs = [{"kind": "init", "seed": 5}]
+    st = replay(cfg, recs)
+    for t in list(st.trials.values()):
+        recs.append({"kind": "intent", "trial": t.id, "segment": 0, "attempt": 0, "length": t.target})
+    recs.append({"kind": "started", "trial": 1, "segment": 0, "attempt": 0})
+    recs.append({"kind": "aborted", "state": "failed", "message": "3 trials failed"})
+    st = replay(cfg, recs)
+    c = st.counts()
+    assert c["running"] == c["pending"] == c["queued"] == 0 and c["interrupted"] == len(st.trials)
+    assert {r["state"] for r in export_rows(st)} == {"interrupted"}
+
+
+def test_rejected_inbox_files_do_not_pile_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(master_mod, "KEEP_REJECTED", 3)
+    exp = ExpDir.create(tmp_path / "exp")
+    for i in range(10):
+        (exp.inbox / f"junk-{i}.json").write_text("{not json")
+    m = Master(exp, sim_cfg(trials=2, failure_rate=0.0), progress=lambda s: None)
+    m.start()
+    m.step()
+    m.close()
+    names = os.listdir(exp.inbox)
+    assert len([n for n in names if n.startswith(".rejected-")]) == 3 and not [n for n in names if n.startswith("junk")]
+
+
+def test_stale_leases_kept_aside_are_bounded(tmp_path):
+    path = tmp_path / "master.json"
+    for i in range(KEEP_STALE + 4):
+        stale = tmp_path / f"master.json.stale-{1000 + i}"
+        stale.write_text("{}")
+        os.utime(stale, (1000 + i, 1000 + i))
+    path.write_text(json.dumps({"host": "gone-node", "pid": 1, "token": "x", "heartbeat": time.time() - 9999}))
+    assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
+    assert len([n for n in os.listdir(tmp_path) if n.startswith("master.json.stale-")]) == KEEP_STALE
