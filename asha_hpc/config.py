@@ -708,8 +708,8 @@ def yaml_error_line(e: Exception, text: str = "") -> str:
     if found is not None and problem == "mapping values are not allowed here":
         # 'name my-run' above 'entrypoint: x' reads as one scalar over both lines: the ':' is
         # missing on the line before
-        before = [(i, l) for i, l in enumerate(text.splitlines()[:found.line])
-                  if l.strip() and not l.lstrip().startswith("#")]
+        before = [(i, line) for i, line in enumerate(text.splitlines()[:found.line])
+                  if line.strip() and not line.lstrip().startswith("#")]
         if before and ":" not in before[-1][1] and not before[-1][1].lstrip().startswith("-"):
             i, line = before[-1]
             return (f"line {i + 1}: not valid YAML (no ':' after '{line.split()[0]}'? noticed "

@@ -11,7 +11,6 @@ journal calls right before each write: a master whose lease was taken over stops
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time

@@ -58,7 +58,7 @@ def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path
     }
     text = string.Template(_template_text(template)).safe_substitute(fields)
     if not partition:  # the cluster's default partition
-        text = "\n".join(l for l in text.splitlines() if not l.startswith("#SBATCH --partition=")) + "\n"
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("#SBATCH --partition=")) + "\n"
     return text
 
 

@@ -555,7 +555,7 @@ def main() -> int:
         std_epochs = None
         seed_runs = []
         for label, make in ours:
-            r = run_system(label, lambda o: make(o, seed), data, seed)
+            r = run_system(label, lambda o, make=make, seed=seed: make(o, seed), data, seed)
             r["configs"] = "stream"
             seed_runs.append(r)
             if label == "asha_hpc adaptive_asha standard":
@@ -567,12 +567,12 @@ def main() -> int:
                      if can_share else ["model"])
             for mode in modes:
                 st = Stream(seed) if mode == "shared" else None
-                r = run_system(label, lambda o: make(o, seed, st), data, seed)
+                r = run_system(label, lambda o, make=make, seed=seed, st=st: make(o, seed, st), data, seed)
                 r["configs"] = mode
                 seed_runs.append(r)
                 log(r)
         n_random = max(1, (std_epochs or T * 4) // MAX_LEN)
-        r = run_system(RANDOM, lambda o: Random(o, n_random, seed), data, seed)
+        r = run_system(RANDOM, lambda o, n=n_random, seed=seed: Random(o, n, seed), data, seed)
         r["configs"] = "stream"
         seed_runs.append(r)
         log(r)

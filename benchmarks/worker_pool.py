@@ -262,7 +262,7 @@ def sacct_held(job_ids: List[str]) -> Dict[str, float]:
             break
         time.sleep(1.0)
     gpu_s = job_s = 0.0
-    for jid, _, elapsed, tres in rows:
+    for _jid, _, elapsed, tres in rows:
         gpus = 0
         for part in tres.split(","):
             if part.startswith("gres/gpu="):

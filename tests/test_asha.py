@@ -6,8 +6,7 @@ import random
 import pytest
 
 from asha_hpc.config import SearcherConfig
-from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone,
-                               SegmentCompleted, TrialFailed, TrialInvalid, make_searcher)
+from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted, TrialFailed, TrialInvalid, make_searcher)
 from asha_hpc.searcher.sortedlist import SortedKeys
 from asha_hpc.space import parse_space
 

@@ -90,14 +90,14 @@ def test_yaml_error_names_the_line_of_the_mistake(tmp_path_factory, data):
         return len(line) - len(line.lstrip())
 
     # "key value" above a sibling "key: value" (not valid YAML; a lone "key value" is a string)
-    keyed = [i for i, l in enumerate(lines[:-1]) if re.match(r"^\s*\w+: \S", l) and "[" not in l
-             and indent(lines[i + 1]) == indent(l)]
+    keyed = [i for i, line in enumerate(lines[:-1]) if re.match(r"^\s*\w+: \S", line) and "[" not in line
+             and indent(lines[i + 1]) == indent(line)]
     kind = data.draw(st.sampled_from(["colon", "bracket"]))
     if kind == "colon":
         i = data.draw(st.sampled_from(keyed))
         lines[i] = lines[i].replace(": ", " ", 1)
     else:
-        i = next(i for i, l in enumerate(lines) if "[" in l)
+        i = next(i for i, line in enumerate(lines) if "[" in line)
         lines[i] = lines[i].replace("]", "")
     msg = _error(tmp_path_factory.mktemp("yaml"), "\n".join(lines) + "\n")
     assert re.search(rf"invalid config: line {i + 1}[,:] ", msg), (kind, i, msg)

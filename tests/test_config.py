@@ -1,7 +1,6 @@
 """Config validation: every problem reported at once, each naming its path; never a traceback."""
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import yaml

@@ -14,7 +14,7 @@ from asha_hpc.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
 
-from test_local_e2e import cli, make_experiment
+from helpers import cli, make_experiment
 
 
 def _two_configs(tmp_path):

@@ -96,7 +96,7 @@ def dist_experiment(tmp_path, backend, kill=False, trials=3, workers=0, continue
 
 
 def rank_logs(trial_dir: Path):
-    return {r: [json.loads(l) for l in (trial_dir / f"rank{r}.jsonl").read_text().splitlines()]
+    return {r: [json.loads(line) for line in (trial_dir / f"rank{r}.jsonl").read_text().splitlines()]
             for r in (0, 1)}
 
 

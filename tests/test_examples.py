@@ -1,6 +1,5 @@
 """The examples run end to end, as the README says (small budgets for the PyTorch ones)."""
 import json
-import sys
 from pathlib import Path
 
 import yaml

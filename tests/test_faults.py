@@ -138,7 +138,7 @@ def test_job_killed_while_writing_a_checkpoint_resumes_from_last_complete(tmp_pa
     cfg_, st = final_state(tmp_path / "run")
     t = st.trials[1]
     assert st.lifecycle == "completed" and t.restarts == 1 and t.length == 6
-    resumed = [json.loads(l)["from"] for l in (tmp_path / "run/trials/00001/resumed.jsonl").read_text().splitlines()]
+    resumed = [json.loads(line)["from"] for line in (tmp_path / "run/trials/00001/resumed.jsonl").read_text().splitlines()]
     assert resumed == [0, 2]  # the checkpoint of epoch 3 was never published
 
 

@@ -33,8 +33,8 @@ def test_full_search_status_best_export(tmp_path):
     assert csv_text.splitlines()[0].startswith("trial_id,") and "hparams.x" in csv_text.splitlines()[0]
     assert len(csv_text.splitlines()) == 9
     # promoted trials resumed from their checkpoints rather than starting over
-    resumed = [json.loads(l) for p in (exp / "trials").glob("*/env.jsonl")
-               for l in p.read_text().splitlines() if '"from"' in l]
+    resumed = [json.loads(line) for p in (exp / "trials").glob("*/env.jsonl")
+               for line in p.read_text().splitlines() if '"from"' in line]
     assert any(r["from"] > 0 for r in resumed)
 
 
@@ -141,7 +141,7 @@ def test_concurrent_trials_get_different_gpus(tmp_path):
     cli("run", cfg_path, "--exp-dir", exp)
     spans = []
     for p in (exp / "trials").glob("*/env.jsonl"):
-        lines = [json.loads(l) for l in p.read_text().splitlines()]
+        lines = [json.loads(line) for line in p.read_text().splitlines()]
         for a, b in zip(lines, lines[1:]):
             if "start" in a and "end" in b:
                 spans.append((a["start"], b["end"], a["cvd"]))

@@ -187,7 +187,7 @@ def _state(root):
 # ----------------------------------------------------------------------------- export
 def test_export_golden(sim_exp, capsys):
     golden("export_sim.csv", normalise(run_cli(capsys, "export", sim_exp, "--format", "csv"), sim_exp))
-    rows = [json.loads(l) for l in run_cli(capsys, "export", sim_exp, "--format", "jsonl").splitlines()]
+    rows = [json.loads(line) for line in run_cli(capsys, "export", sim_exp, "--format", "jsonl").splitlines()]
     assert len(rows) == 20 and {"trial_id", "state", "restarts", "compute_s", "hparams.opt.name",
                                 "loss@4", "loss@64"} <= set(rows[0])
 

@@ -219,7 +219,7 @@ def _running_on_worker(exp: ExpDir):
             live[(r["trial"], r["segment"], r["attempt"])] = r["worker"]
         elif r["kind"] == "result":
             live.pop((r["trial"], r["segment"], r["attempt"]), None)
-    for (trial, seg, att), w in live.items():
+    for (trial, seg, _att), w in live.items():
         log = [e for e in model_log(exp) if e["trial"] == trial and e["event"] == "segment"
                and e["index"] == seg]
         if log:

@@ -192,7 +192,9 @@ def test_every_draw_lies_in_the_space(raw, seed, frac):
     import json
 
     s = make_searcher(searcher_cfg(trials=60, random_fraction=frac), space, seed)
-    pos = lambda hp, length, tid: hash(json.dumps(hp, sort_keys=True)) % 1000 / 1000 + 1 / length
+    def pos(hp, length, tid):
+        return hash(json.dumps(hp, sort_keys=True)) % 1000 / 1000 + 1 / length
+
     for hp in created(drive(s, pos)).values():
         check_in_space(space, hp)
         assert json.loads(json.dumps(hp)) == hp

@@ -52,6 +52,8 @@ def test_same_seed_same_decisions(tmp_path):
     cfg = sim_config(300, 30)
     _, _, a = run(tmp_path / "a", cfg)
     _, _, b = run(tmp_path / "b", cfg)
-    strip = lambda recs: [(r["kind"], r.get("trial"), r.get("segment"), r.get("length"))
-                          for r in recs if r["kind"] in ("intent", "result")]
+    def strip(recs):
+        return [(r["kind"], r.get("trial"), r.get("segment"), r.get("length"))
+                for r in recs if r["kind"] in ("intent", "result")]
+
     assert strip(a) == strip(b)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from asha_hpc.backends.backfill import BackfillBackend, BackgroundLoad
+from asha_hpc.backends.backfill import BackfillBackend
 from asha_hpc.backends.base import JobState, SegmentSpec
 from asha_hpc.config import SlurmConfig, parse_config
 from asha_hpc.errors import ConfigError

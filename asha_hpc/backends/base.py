@@ -169,8 +169,8 @@ class Backend(ABC):
 
         return read_slot(slot_path(Path(self.exp_dir), worker, slot))  # type: ignore[attr-defined]
 
-    def tick(self) -> None:
+    def tick(self) -> None:  # noqa: B027 (optional hook: most backends have nothing to do)
         """Housekeeping once per master iteration (start queued local jobs, ...)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing)
         """Release resources; running jobs are left alone (a resumed master re-attaches)."""

@@ -14,7 +14,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Deque, Dict, List, Optional, Sequence
 
