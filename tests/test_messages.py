@@ -11,7 +11,7 @@ from asha_hpc import messages
 from asha_hpc.expdir import ExpDir
 from asha_hpc.master import Master
 
-from test_faults import sim_cfg
+from helpers import sim_cfg
 
 ROOT = "/scratch/alice/exp"
 

@@ -14,8 +14,7 @@ from asha_hpc.master import Master
 from asha_hpc.state import replay
 from asha_hpc.trial import latest_checkpoint
 
-from test_faults import sim_cfg
-from test_local_e2e import cli, make_experiment
+from helpers import cli, make_experiment, sim_cfg
 
 
 def _checkpoint(root, name, files):
