@@ -440,6 +440,15 @@ def value_at(trace: List[Tuple[int, float]], compute: float) -> float:
     return v
 
 
+def thin_trace(trace: List[Tuple[int, float]]) -> List[Tuple[int, float]]:
+    """The points where the value changes, and the last one: the same step function."""
+    out = [p for i, p in enumerate(trace)
+           if i == 0 or not (p[1] == trace[i - 1][1] or (p[1] != p[1] and trace[i - 1][1] != trace[i - 1][1]))]
+    if trace and (not out or out[-1] != trace[-1]):
+        out.append(trace[-1])
+    return out
+
+
 def pct(xs: List[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else math.nan
 
@@ -597,6 +606,9 @@ def main() -> int:
     name = a.out or ("search_quality_quick.json" if a.quick else "search_quality.json")
     out = HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
+    for r in runs:  # the incumbent's value only where it changes (the JSON stays small)
+        r["trace"] = thin_trace(r["trace"])
+        r.pop("full_from", None)
     out.write_text(json.dumps({"benchmark": "search_quality", "versions": vers,
                                "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
                                "config": {"workers": WORKERS, "max_length": MAX_LEN,
