@@ -158,3 +158,45 @@ def run_chaos(cfg: ExperimentConfig, root: Path, kills: int, seed: int = 0,
         if leftovers:
             report.violations.append(f"inbox files left behind: {leftovers[:5]}")
     return report
+
+
+@dataclass
+class Audit:
+    """What a finished experiment's journal says about the faults it went through."""
+
+    readable: bool = True
+    lost: int = 0  # results a job published that the journal does not hold
+    twice: int = 0  # results applied twice
+    misattributed: int = 0  # results whose metric is not the one their trial's hparams give
+    failed: int = 0  # trials that failed for good
+    notes: List[str] = field(default_factory=list)
+
+
+def audit(cfg: ExperimentConfig, exp: ExpDir, backend: SimulatedBackend) -> Audit:
+    """Check a simulated experiment against what its backend really ran: every published
+    result is in the journal once, and every applied metric is the one its trial's
+    hyperparameters give (the simulated curve is a pure function of them)."""
+    from .state import replay
+
+    a = Audit()
+    try:
+        records, _, warnings = read_journal(exp.journal)
+        st = replay(cfg, records)
+    except Exception as e:  # noqa: BLE001 - unreadable is what is measured
+        a.readable, a.notes = False, [str(e)]
+        return a
+    a.notes = [w for w in warnings if "superseded master" not in w]
+    a.readable = not a.notes
+    results = [r for r in records if r["kind"] == "result"]
+    seen = {(r["trial"], r["segment"], r["attempt"]) for r in results}
+    a.lost = sum(1 for key in backend.published if key not in seen)
+    a.twice = sum(1 for v in check_invariants(cfg, records) if "applied twice" in v)
+    for r in results:
+        if r["status"] != "completed" or not isinstance(r.get("metrics"), dict):
+            continue
+        t = st.trials.get(r["trial"])
+        want = backend.curve(t.hparams, r["length"], backend.seed) if t is not None else None
+        if want is None or r["metrics"].get(cfg.searcher.metric) != want:
+            a.misattributed += 1
+    a.failed = st.counts()["failed"]
+    return a
