@@ -84,14 +84,20 @@ def master_killed(seed: int, d: Path, kills: int) -> Audit:
     return a
 
 
-def split_brain(seed: int, d: Path) -> Audit:
+def _midway(seed: int, d: Path, steps: int):
+    """A simulated search without failures, its master ``steps`` polls in."""
     cfg = config(seed, failure_rate=0.0)
     exp = ExpDir.create(d / "exp")
-    a = Master(exp, cfg, progress=lambda s: None)
-    a.start()
-    for _ in range(10 + seed % 7):
-        a.step()
-        a.clock.sleep(cfg.poll_interval_s)
+    m = Master(exp, cfg, progress=lambda s: None)
+    m.start()
+    for _ in range(steps):
+        m.step()
+        m.clock.sleep(cfg.poll_interval_s)
+    return cfg, exp, m
+
+
+def split_brain(seed: int, d: Path) -> Audit:
+    cfg, exp, a = _midway(seed, d, 10 + seed % 7)
     b = Master(exp, cfg, backend=a.backend, force=True, progress=lambda s: None)
     b.start()
     try:
@@ -164,12 +170,7 @@ def racing_run(seed: int, d: Path) -> Audit:
 
 
 def hostile_inbox(seed: int, d: Path) -> Audit:
-    cfg = config(seed, failure_rate=0.0)
-    exp = ExpDir.create(d / "exp")
-    m = Master(exp, cfg, progress=lambda s: None)
-    m.start()
-    for _ in range(5):
-        m.step()
+    cfg, exp, m = _midway(seed, d, 5)
     bodies = {"r1.json": {"type": "ready", "worker": str(d / "outside"), "slot": 0},
               "r2.json": {"type": "ready", "worker": "../../escaped", "slot": 0},
               "forged.json": {"type": "result", "trial": 1, "segment": 0, "attempt": 0,
