@@ -128,12 +128,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         from .compat.determined_config import trial_class_problem
         from .entrypoint import check_command, check_entrypoint, defines
 
-        if isinstance(cfg.entrypoint, str):
+        # a Determined Trial class first: its own line says what to do, not "not found"
+        why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
+        if why is None and isinstance(cfg.entrypoint, str):
             why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
                    or defines(cfg.entrypoint, cfg.config_dir))
-        else:
+        elif why is None:
             why = check_command(list(cfg.entrypoint), cfg.config_dir, cfg.backend == "local")
-        why = why or trial_class_problem(cfg.entrypoint, cfg.config_dir)
         if why:
             raise ConfigError([why], a.config)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)

@@ -82,6 +82,10 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
                        getattr(v, "__module__", None) == module.__name__)
         raise FatalTrialError(f"entrypoint: {mod} has no function '{fn}'"
                               + (f" (it has: {', '.join(names[:10])})" if names else "")) from None
+    if isinstance(func, type):  # a Determined Trial class (plan and run warn when they can tell)
+        from .compat.determined_config import trial_class_message
+
+        raise FatalTrialError(trial_class_message(entrypoint))
     if not callable(func):
         raise FatalTrialError(f"entrypoint: {mod}:{fn} is not callable")
     return func
