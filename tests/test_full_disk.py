@@ -4,6 +4,7 @@ Jobs that hit it count against nothing and fail no trial; the master stops handi
 says once which filesystem is full, and goes on when there is room. The master's own ENOSPC
 is one line and a clean stop that ``resume`` continues."""
 import errno
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from asha_hpc.diskfull import disk_full_in, free_bytes
+from asha_hpc.diskfull import DiskFull, disk_full_in, free_bytes
 from asha_hpc.journal import read_journal
 
 from helpers import cli, final_state, make_experiment
@@ -149,3 +150,19 @@ def test_disk_full_is_told_from_the_trials_own_errors(tmp_path):
                                             "free": free_bytes(tmp_path)}
     assert disk_full_in(ValueError("loss is nan"), tmp_path) is None
     assert disk_full_in(OSError(errno.EACCES, "Permission denied"), tmp_path) is None
+
+
+def test_room_again_is_more_free_space_or_for_a_quota_a_probe_that_can_be_written(tmp_path, small_fs):
+    ballast = small_fs / "ballast"
+    with open(ballast, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+    full = DiskFull(small_fs / "run", quota=False, probe_dir=small_fs)
+    quota = DiskFull(small_fs / "run", quota=True, probe_dir=small_fs)
+    assert full.mount == small_fs and not full.has_room() and not quota.has_room()
+    os.truncate(ballast, os.path.getsize(ballast) - (4 << 20))  # 4 MiB freed
+    assert full.has_room() and quota.has_room()
+    assert [n for n in os.listdir(small_fs) if n.startswith(".space-probe")] == []
