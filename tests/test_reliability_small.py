@@ -84,3 +84,18 @@ def test_stale_leases_kept_aside_are_bounded(tmp_path):
     path.write_text(json.dumps({"host": "gone-node", "pid": 1, "token": "x", "heartbeat": time.time() - 9999}))
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
     assert len([n for n in os.listdir(tmp_path) if n.startswith("master.json.stale-")]) == KEEP_STALE
+
+
+def test_a_job_pickle_submitit_never_moved_is_removed_by_the_next_master(tmp_path):
+    from asha_hpc.backends.local import LocalBackend
+    from asha_hpc.config import LocalConfig
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    leaked, in_flight, kept = jobs / ("a" * 32 + ".pkl"), jobs / ("b" * 32 + ".pkl"), jobs / "123_submitted.pkl"
+    for p in (leaked, in_flight, kept):
+        p.write_bytes(b"x")
+    os.utime(leaked, (time.time() - 600, time.time() - 600))
+    os.utime(kept, (time.time() - 600, time.time() - 600))
+    LocalBackend(tmp_path, LocalConfig())
+    assert not leaked.exists() and in_flight.exists() and kept.exists()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Deque, Dict, List, Optional, Sequence
 
@@ -25,6 +27,7 @@ from ..expdir import atomic_write_json, read_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
 
 LOCAL_PREFIX = "local:"
+LEAKED_PICKLE_S = 120.0  # an in-flight submission moves its pickle within milliseconds
 FOREVER_MIN = 60 * 24 * 365  # submitit's local default kills a job after 2 minutes
 
 
@@ -82,7 +85,17 @@ class LocalBackend(Backend):
         return self.folder / f"local-{job_id[len(LOCAL_PREFIX):]}.json"
 
     def _reattach(self) -> None:
-        """After a master restart: live jobs keep their GPUs and slots."""
+        """After a master restart: live jobs keep their GPUs and slots. A job pickle that
+        submitit never moved to its job's name (the master died between starting the job and
+        moving it: that job never runs) is removed once it is surely not in flight."""
+        now = time.time()
+        for p in self.folder.glob("*.pkl"):
+            if re.fullmatch(r"[0-9a-f]{32}\.pkl", p.name):
+                try:
+                    if now - p.stat().st_mtime > LEAKED_PICKLE_S:
+                        p.unlink()
+                except OSError:
+                    pass
         for p in self.folder.glob("local-*.json"):
             rec, _ = read_json(p)
             if isinstance(rec, dict) and isinstance(rec.get("pid"), int) and _pid_is_job(rec["pid"]):
