@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends.simulated import SimulatedBackend
 from .config import ExperimentConfig
-from .expdir import ExpDir
+from .expdir import INBOX, ExpDir
 from .invariants import check_invariants
 from .journal import Journal, read_journal
 from .master import Master
@@ -72,7 +72,7 @@ def _patched(fp: _Failpoints, backend: SimulatedBackend):
 
     def unlink(self, *a, **k):
         real_unlink(self, *a, **k)
-        if self.parent.name == "inbox":
+        if self.parent.name == INBOX:
             fp.hit()
 
     def submit(specs):

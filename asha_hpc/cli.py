@@ -21,7 +21,7 @@ import yaml
 
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError
-from .expdir import ExpDir, atomic_write
+from .expdir import CONFIG, JOURNAL, ExpDir, atomic_write
 from .journal import read_journal
 from .lease import Lease
 from .state import ExperimentState, TrialState, replay
@@ -431,16 +431,16 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    from .master import CANCEL_REQUEST, Master
+    from .master import Master
 
     exp = ExpDir.open(Path(a.exp_dir))
     holder = _master_alive(exp)
     if holder:
-        (exp.root / CANCEL_REQUEST).write_text(f"{time.time()}\n")
+        exp.cancel_request.write_text(f"{time.time()}\n")
         print(f"asha-hpc: asked the master (host {holder.get('host')}, pid {holder.get('pid')}) "
               f"to cancel; it cancels the jobs at its next poll")
         return 0
-    (exp.root / CANCEL_REQUEST).write_text(f"{time.time()}\n")
+    exp.cancel_request.write_text(f"{time.time()}\n")
     cfg = load_config(exp.config)
     from .livereport import DEFAULT_EVERY_S
 
@@ -473,7 +473,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
-    if (root / "journal.jsonl").exists() or (root / "experiment.yaml").exists():
+    if (root / JOURNAL).exists() or (root / CONFIG).exists():
         exp = ExpDir.open(root)
         cfg = load_config(exp.config)
         print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)

@@ -5,9 +5,20 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
     <exp>/experiment.yaml      the config as resolved (master, once)
     <exp>/journal.jsonl        the master's append-only event log (see journal.py)
     <exp>/master.json          the master's lease (see lease.py)
-    <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish)
+    <exp>/cancel.request       `asha-hpc cancel` asks a running master to stop (cli, once)
+    <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
+                               the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
-    <exp>/jobs/                submitit's folders, so a restarted master can re-attach
+        checkpoints/<n>/       the trial's checkpoints, each published by a rename (trial.py)
+        runs/<key>/            one attempt's own files: metrics.jsonl, ranks' heartbeats
+    <exp>/workers/<worker>/    a pool worker's hand-over slots (the master writes slot files,
+                               the worker claims them; see handoff.py) and its ranks' files
+    <exp>/jobs/                the backend's job folders (submitit's, local pid files), so a
+                               restarted master can re-attach
+
+<key> names one attempt of one segment: ``attempt_key(trial, segment, attempt)``, e.g.
+``t00012-s001-a00``; ``split_attempt_key`` reads it back. No other module spells a layout
+name or this format.
 
 Every file another process reads is published by an atomic rename, so a reader sees either
 nothing or a complete file, never half of one.
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 import uuid
@@ -31,6 +43,24 @@ JOBS = "jobs"
 JOURNAL = "journal.jsonl"
 CONFIG = "experiment.yaml"
 LEASE = "master.json"
+CANCEL_REQUEST = "cancel.request"
+WORKERS = "workers"
+CHECKPOINTS = "checkpoints"  # in a trial's folder
+RUNS = "runs"  # in a trial's folder: one folder per attempt
+METRICS = "metrics.jsonl"  # in an attempt's run folder
+
+_ATTEMPT_KEY_RE = re.compile(r"^t(\d+)-s(\d+)-a(\d+)$")
+
+
+def attempt_key(trial: int, segment: int, attempt: int) -> str:
+    """The name of one attempt of one segment (inbox files, run folders, job names, logs)."""
+    return f"t{trial:05d}-s{segment:03d}-a{attempt:02d}"
+
+
+def split_attempt_key(key: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """``t00012-s001-a00`` -> (12, 1, 0); (None, None, None) if it is not an attempt key."""
+    m = _ATTEMPT_KEY_RE.match(key)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (None, None, None)
 
 
 def sync_data(fd: int) -> None:
@@ -54,13 +84,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True, exclusive: bool = False) -> bool:
     """Write ``data`` to ``path`` by a temporary file in the same folder and a rename.
 
     The temporary name is unique (several writers may publish into one folder, e.g. the inbox)
     and created with O_EXCL|O_NOFOLLOW, so a planted link is never followed. ``durable``: the
     data is fsync'd before the rename, and the rename after it. Readers see a complete file or
-    none either way; durability is only about a machine crash."""
+    none either way; durability is only about a machine crash. ``exclusive``: publish only if
+    ``path`` does not exist yet (a hard link instead of the rename: of two writers exactly one
+    wins); returns False when it existed. Otherwise always True."""
     path = Path(path)
     tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:12]}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -71,7 +103,15 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
             if durable:
                 f.flush()
                 sync_data(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -80,6 +120,7 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
         raise
     if durable:
         fsync_dir(path.parent)
+    return True
 
 
 def atomic_write_json(path: Path, obj: Any, durable: bool = True) -> None:
@@ -202,16 +243,20 @@ class ExpDir:
     def jobs(self) -> Path:
         return self.root / JOBS
 
+    @property
+    def cancel_request(self) -> Path:
+        return self.root / CANCEL_REQUEST
+
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / TRIALS / f"{trial_id:05d}"
 
     def run_dir(self, trial_id: int, key: str) -> Path:
         """Per-attempt folder: metrics, ranks' heartbeats (a retried attempt never shares a file
         with a late-dying predecessor)."""
-        return self.trial_dir(trial_id) / "runs" / key
+        return self.trial_dir(trial_id) / RUNS / key
 
     def checkpoints(self, trial_id: int) -> Path:
-        return self.trial_dir(trial_id) / "checkpoints"
+        return self.trial_dir(trial_id) / CHECKPOINTS
 
 
 def prune_oldest(folder: Path, prefix: str, keep: int) -> None:

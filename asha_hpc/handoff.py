@@ -20,16 +20,13 @@ attribute-cache delay on NFS.
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from .expdir import read_json, sync_data
+from .expdir import WORKERS, atomic_write, read_json
 from .watch import FolderWatch
 
-WORKERS = "workers"
 EXIT = "exit"
 SEGMENT = "segment"
 
@@ -46,25 +43,8 @@ def claim(path: Path, body: Dict[str, Any], durable: bool = False) -> bool:
     empty; a job that closes its own slot is leaving. A fsync here would sit between a
     segment's end and the next one's start for nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:12]}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(str(tmp), flags, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(body, sort_keys=True) + "\n")
-            if durable:
-                f.flush()
-                sync_data(f.fileno())
-        try:
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    return atomic_write(path, (json.dumps(body, sort_keys=True) + "\n").encode(), durable,
+                        exclusive=True)
 
 
 def read_slot(path: Path) -> Optional[Dict[str, Any]]:

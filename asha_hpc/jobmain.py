@@ -61,9 +61,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from .backends.base import SegmentSpec, WorkerSpec
 from .diskfull import disk_full_in
 from .errors import FatalTrialError, InvalidHP, MetricNotReported
-from .expdir import ExpDir, atomic_write_json, publish
+from .expdir import WORKERS, ExpDir, atomic_write_json, publish
 from .metrics import as_number, plain_metrics
-from .handoff import EXIT, WORKERS, claim, slot_path, wait_slot
+from .handoff import EXIT, claim, slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial, _names
 from .watch import FolderWatch

@@ -37,7 +37,6 @@ from .watch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
 
-CANCEL_REQUEST = "cancel.request"
 RESULT_GRACE_S = {"local": 3.0, "slurm": 30.0, "simulated": 0.0}  # NFS shows files late
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
@@ -297,7 +296,7 @@ class Master:
         st = self.state
         assert st is not None
         self._heartbeat()
-        if (self.exp.root / CANCEL_REQUEST).exists():
+        if self.exp.cancel_request.exists():
             self._cancel()
             return False
         self._collect()
@@ -734,7 +733,7 @@ class Master:
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         self._record({"kind": "cancelled"})
         try:
-            (self.exp.root / CANCEL_REQUEST).unlink()
+            self.exp.cancel_request.unlink()
         except FileNotFoundError:
             pass
         self.progress("experiment cancelled; running jobs were cancelled")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Optional, Union
+
+from .expdir import ExpDir
 
 RESULT_STATUSES = ("completed", "interrupted", "invalid_hp", "error")
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -65,7 +67,7 @@ def _checkpoint(v: Any, exp_root: str, trial: int) -> Optional[str]:
         return None
     if not isinstance(v, str):
         raise MessageError("'checkpoint' must be a path string")
-    p, base = PurePosixPath(v), PurePosixPath(exp_root) / "trials" / f"{trial:05d}" / "checkpoints"
+    p, base = PurePosixPath(v), PurePosixPath(ExpDir(Path(exp_root)).checkpoints(trial))
     if ".." in p.parts or p.parent != base:
         raise MessageError(f"'checkpoint' {v!r:.120} is not a checkpoint of trial {trial} "
                            f"(expected {base}/<name>)")

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .config import ExperimentConfig, load_config
-from .expdir import ExpDir
+from .expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
 from .journal import read_journal
 from .metrics import diverged, flat_columns, read_point
 from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
@@ -29,7 +28,6 @@ from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
 
 TOP_N = 5
 EVENTS_N = 12
-_KEY_RE = re.compile(r"^t(\d+)-s(\d+)-a(\d+)$")
 _START_KINDS = ("init", "resumed")
 _END_KINDS = ("stopped", "done", "aborted", "cancelled")
 
@@ -54,16 +52,6 @@ def num(x: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-def split_key(key: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
-    """``t00012-s001-a00`` -> (12, 1, 0); (None, None, None) if it is not a run key."""
-    m = _KEY_RE.match(key)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (None, None, None)
-
-
-def run_key(trial: int, segment: int, attempt: int) -> str:
-    return f"t{trial:05d}-s{segment:03d}-a{attempt:02d}"
 
 
 # ----------------------------------------------------------------------------- rungs
@@ -272,7 +260,7 @@ def _job_index(records: Iterable[Dict[str, Any]], trial: Optional[int] = None
         tid = r.get("trial")
         if not isinstance(tid, int) or (trial is not None and tid != trial):
             continue
-        key = run_key(tid, r.get("segment", 0), r.get("attempt", 0))
+        key = attempt_key(tid, r.get("segment", 0), r.get("attempt", 0))
         j = idx.setdefault(tid, {}).setdefault(key, {
             "key": key, "segment": r.get("segment", 0), "attempt": r.get("attempt", 0),
             "length": None, "job_ids": [], "host": None, "status": "submitted",
@@ -399,21 +387,21 @@ def curve_rows(exp: ExpDir, trials: Optional[Iterable[int]] = None) -> List[Dict
     a metric may be called ``step``), in trial then run order. Unreadable lines are skipped."""
     want = None if trials is None else set(trials)
     rows: List[Dict[str, Any]] = []
-    base = exp.root / "trials"
+    base = exp.root / TRIALS
     if not base.is_dir():
         return rows
     for tdir in sorted(p for p in base.iterdir() if p.is_dir() and p.name.isdigit()):
         tid = int(tdir.name)
         if want is not None and tid not in want:
             continue
-        runs = tdir / "runs"
+        runs = tdir / RUNS
         if not runs.is_dir():
             continue
         for rdir in sorted(p for p in runs.iterdir() if p.is_dir()):
-            f = rdir / "metrics.jsonl"
+            f = rdir / METRICS
             if not f.is_file():
                 continue
-            _, seg, att = split_key(rdir.name)
+            _, seg, att = split_attempt_key(rdir.name)
             try:
                 text = f.read_text(errors="replace")
             except OSError:

@@ -14,6 +14,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .errors import AshaError
+from .expdir import METRICS
 from .observe import (best_vs_compute, curve_rows, num, pick_curve_metric,
                       rung_counts_over_time)
 
@@ -55,7 +56,7 @@ def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict
     rows = curve_rows(exp)
     name = curve_metric or pick_curve_metric(rows, metric)
     curves: Dict[int, Tuple[List[float], List[float]]] = {}
-    source = "metrics.jsonl"
+    source = METRICS
     if name is not None:
         for r in rows:
             x, y = num(r["step"]), num(r["metrics"].get(name))

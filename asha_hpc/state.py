@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ExperimentConfig
 from .errors import AshaError
+from .expdir import attempt_key
 from .metrics import metric_float
 from .pool import Pool
 from .timelimits import SegmentTimes
@@ -93,7 +94,7 @@ class TrialState:
 
     @property
     def key(self) -> str:
-        return f"t{self.id:05d}-s{self.segment:03d}-a{self.attempt:02d}"
+        return attempt_key(self.id, self.segment, self.attempt)
 
     @property
     def metric(self) -> Optional[float]:

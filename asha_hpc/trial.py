@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import MetricNotReported
-from .expdir import fsync_dir, read_json, sync_data
+from .expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
 from .metrics import as_number, merge_metrics, plain_metrics
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Trial:
         self._reports: List[Segment] = []
         self._n_ckpt = 0
         self._saved: Optional[Tuple[Path, Optional[int]]] = None  # last checkpoint saved here
-        self._metrics_path = self.run_dir / "metrics.jsonl"
+        self._metrics_path = self.run_dir / METRICS
         self._names: Dict[str, None] = {}  # metric names reported by this process, in order
         self._group = group
         # set by the job when it may continue in place: (reported segment) -> (length, index)
@@ -137,7 +137,7 @@ class Trial:
     @property
     def latest_checkpoint(self) -> Optional[Path]:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
-        return latest_checkpoint(self.dir / "checkpoints")
+        return latest_checkpoint(self.dir / CHECKPOINTS)
 
     def _latest_with_length(self) -> Tuple[Optional[Path], Optional[int]]:
         """(latest checkpoint, its length) for the job's result: the one this process saved
@@ -216,7 +216,7 @@ class Trial:
         ``length``: the total length trained when it was taken (optional). When a job stops
         early (time limit), it tells the master how far the segment got: the next job's time
         limit is planned for the rest, and the run time teaches the time-limit estimate."""
-        root = self.dir / "checkpoints"
+        root = self.dir / CHECKPOINTS
         root.mkdir(parents=True, exist_ok=True)
         self._n_ckpt += 1
         name = f"{self._key}-{self._n_ckpt:04d}"  # the same on every rank

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from ..expdir import attempt_key
+
 
 class JobState(str, enum.Enum):
     """What the backend knows about a job. Terminal states say how the job ended; whether a
@@ -70,7 +72,7 @@ class SegmentSpec:
     @property
     def key(self) -> str:
         """Unique name of this attempt: inbox file names, run folders, log names."""
-        return f"t{self.trial_id:05d}-s{self.segment:03d}-a{self.attempt:02d}"
+        return attempt_key(self.trial_id, self.segment, self.attempt)
 
     @property
     def job_name(self) -> str:

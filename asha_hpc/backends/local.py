@@ -23,7 +23,7 @@ import submitit
 from submitit.local import local as _sublocal
 
 from ..config import LocalConfig
-from ..expdir import atomic_write_json, read_json
+from ..expdir import JOBS, atomic_write_json, read_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
 
 LOCAL_PREFIX = "local:"
@@ -67,7 +67,7 @@ class LocalBackend(Backend):
     def __init__(self, exp_dir: Path, cfg: LocalConfig, fn=None) -> None:
         self.exp_dir = Path(exp_dir)
         self.cfg = cfg
-        self.folder = self.exp_dir / "jobs"
+        self.folder = self.exp_dir / JOBS
         self.folder.mkdir(parents=True, exist_ok=True)
         if fn is None:
             from ..jobmain import run_job

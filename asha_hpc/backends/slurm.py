@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..expdir import JOBS, atomic_write_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class SlurmBackend(Backend):
         self.params["setup"] = [JOB_T0_SETUP] + list(self.params.get("setup") or [])
         self.fn = fn
         self.poll_min_interval_s = float(poll_min_interval_s)
-        self.jobs_dir = self.exp_dir / "jobs"
+        self.jobs_dir = self.exp_dir / JOBS
         self.batches_dir = self.jobs_dir / "batches"
         self.max_array_size: Optional[int] = None  # read once from scontrol show config
         self._executors: Dict[str, Any] = {}  # one per distinct parameter set (time, resources)
@@ -606,12 +607,7 @@ class SlurmBackend(Backend):
 
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _unlink(path: Path) -> None:

@@ -24,6 +24,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import yaml
 
+from ...expdir import ExpDir
+
 log = logging.getLogger("determined.core")
 METADATA = "metadata.json"
 UNITS = ("batches", "epochs", "records")
@@ -57,7 +59,7 @@ class JobEnv:
                                f"set); run the script through `asha-hpc run CONFIG`")
         exp = Path(e["ASHA_EXP_DIR"])
         try:
-            cfg = yaml.safe_load((exp / "experiment.yaml").read_text()) or {}
+            cfg = yaml.safe_load(ExpDir(exp).config.read_text()) or {}
         except (OSError, yaml.YAMLError):
             cfg = {}
         s = cfg.get("searcher") or {}
