@@ -82,10 +82,20 @@ def cmd_plan(a: argparse.Namespace) -> int:
     cfg = load_config(a.config)
     p = plan(cfg.searcher, cfg.space())
     p["warnings"] = _config_warnings(cfg) + p["warnings"]
+    p["workers"] = cfg.workers_setting
+    if cfg.workers_auto and p["segments"]:
+        from .autoworkers import plan_estimate
+
+        p["workers_estimate"] = plan_estimate(p["total_units"] / p["segments"],
+                                              cfg.auto_workers_share, cfg.searcher.length_unit)
     if a.json:
         print(json.dumps(p, indent=2))
     else:
         print(render_plan(cfg.searcher, cfg.space(), p))
+        if p.get("workers_estimate"):
+            print(f"\n{p['workers_estimate']}\n(`asha-hpc simulate --startup-seconds S "
+                  f"--queue-wait-seconds Q --unit-seconds U` runs both modes; `status` shows "
+                  f"the choice from measurements)")
     return 0
 
 
@@ -223,6 +233,9 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     }
     d.update(status_extra(exp, cfg, st, records))  # per-rung counts, top, progress, ETA, ...
     d["time_limits"] = time_limits_table(st)
+    from .autoworkers import status as workers_status
+
+    d["workers"] = workers_status(cfg, st.auto)
     return d
 
 

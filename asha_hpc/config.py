@@ -64,7 +64,9 @@ class LocalConfig:
     trials_per_gpu: int = 1
     max_parallel: int = 1  # segments running at once
     tasks_per_node: int = 1  # ranks per trial (torch.distributed; one process each)
-    workers: int = 0  # > 0: a pool of this many long-lived worker processes (pool.py)
+    # "auto": warm workers or a job per segment, from measurements (autoworkers.py); N > 0: a
+    # pool of N long-lived worker processes (pool.py); 0: a job per segment
+    workers: Union[int, str] = "auto"
 
 
 @dataclass
@@ -87,7 +89,7 @@ class SlurmConfig:
     array_parallelism: Optional[int] = None
     signal_delay_s: int = 90
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
-    workers: int = 0  # > 0: a pool of this many long-lived worker processes (pool.py)
+    workers: Union[int, str] = "auto"  # as local.workers: "auto", N (a pool), or 0
     trials_per_gpu: int = 1  # pool workers per job, sharing its GPUs
     # time limits per segment (asha_hpc/timelimits.py): per rung level, the last entry for deeper
     # rungs; an entry is minutes or "auto"
@@ -138,7 +140,7 @@ class SimulatedConfig:
     failure_rate: float = 0.0  # chance that a segment attempt crashes
     result_delay_seconds: float = 0.0  # results show up this long after the job ends (NFS)
     workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
-    pool: int = 0  # > 0: a worker pool of this many jobs (like local.workers / slurm.workers)
+    pool: Union[int, str] = 0  # > 0: a worker pool of this many jobs; "auto" as local.workers
     curve: Optional[str] = None  # 'module:function' (hparams, length, seed) -> metric; None:
     # the built-in synthetic curve (a hash of the hyperparameters, which nothing can learn)
 
@@ -169,16 +171,37 @@ class ExperimentConfig:
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
     continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
+    # workers: auto keeps warm workers while start-up + queueing exceed this share of training
+    auto_workers_share: float = 0.10
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
     warnings: List[str] = field(default_factory=list)
 
     @property
-    def pool_size(self) -> int:
-        """Worker-pool workers of the backend in use (0: a job per segment)."""
+    def workers_setting(self) -> Union[int, str]:
+        """The pool setting of the backend in use: a number of workers (0: a job per
+        segment) or "auto"."""
         return {"local": self.local.workers, "slurm": self.slurm.workers,
                 "simulated": self.simulated.pool}.get(self.backend, 0)
+
+    @property
+    def workers_auto(self) -> bool:
+        """True when the master chooses between warm workers and a job per segment."""
+        return self.workers_setting == "auto"
+
+    @property
+    def pool_size(self) -> int:
+        """Worker-pool workers of the backend in use: the configured number, or with "auto"
+        the most the pool may grow to when it is chosen (what runs at once anyway: local
+        ``max_parallel``, the simulated GPUs, Slurm's ``array_parallelism``; the master also
+        never starts more workers than segments wait)."""
+        n = self.workers_setting
+        if n != "auto":
+            return int(n)
+        cap = {"local": self.local.max_parallel, "slurm": self.slurm.array_parallelism,
+               "simulated": self.simulated.workers}.get(self.backend)
+        return int(cap) if cap else 1 << 20
 
     @property
     def lanes_per_job(self) -> int:
@@ -189,7 +212,7 @@ class ExperimentConfig:
     @property
     def continue_wait(self) -> float:
         """Seconds a segment job waits for its trial's next segment (0: it never does)."""
-        if not self.continue_in_place or self.pool_size:
+        if not self.continue_in_place or (self.pool_size and not self.workers_auto):
             return 0.0
         return self.continue_wait_s if self.continue_wait_s is not None else 3 * self.poll_interval_s
 
@@ -239,6 +262,7 @@ class ExperimentConfig:
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
             "probe_jobs": self.probe_jobs,
+            "auto_workers_share": self.auto_workers_share,
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -463,14 +487,29 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
         default_par = max(1, len(loc.gpus) // loc.gpus_per_trial) * loc.trials_per_gpu
     else:
         default_par = os.cpu_count() or 1
-    loc.workers = c.get(d, "workers", p, _is_int, "an integer", 0, _at_least(0))
+    loc.workers = _workers(c, d, p)
+    fixed = loc.workers if isinstance(loc.workers, int) else 0
     loc.max_parallel = c.get(d, "max_parallel", p, _is_int, "an integer",
-                             max(default_par, loc.workers), _at_least(1))
+                             max(default_par, fixed), _at_least(1))
     loc.tasks_per_node = c.get(d, "tasks_per_node", p, _is_int, "an integer", 1, _at_least(1))
-    if loc.workers > loc.max_parallel:
+    if fixed > loc.max_parallel:
         c.bad(f"{p}.workers", f"{loc.workers} workers cannot run with local.max_parallel "
               f"{loc.max_parallel}: raise max_parallel or lower workers")
     return loc
+
+
+def _workers(c: _Checker, d: Dict[str, Any], p: str, key: str = "workers") -> Union[int, str]:
+    """``workers`` (``simulated.pool``): "auto", or a number of pool workers >= 0."""
+    default: Union[int, str] = "auto" if key == "workers" else 0
+    v = d.get(key)
+    if v is None:
+        return default
+    if v == "auto":
+        return "auto"
+    if not _is_int(v) or v < 0:
+        c.bad(f"{p}.{key}", f"must be 'auto' or an integer >= 0 (0: a job per segment), got {_show(v)}")
+        return default
+    return int(v)
 
 
 def detect_gpus() -> List[str]:
@@ -547,9 +586,9 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
-    s.workers = c.get(d, "workers", p, _is_int, "an integer", 0, _at_least(0))
+    s.workers = _workers(c, d, p)
     s.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
-    if s.workers:
+    if isinstance(s.workers, int) and s.workers:
         if s.timeout_min == "auto" or s.timeout_min_per_rung:
             c.bad(f"{p}.workers", "pool workers live for a fixed slurm.timeout_min (their job's "
                   "limit; the master replaces workers as they reach it): set an integer "
@@ -560,7 +599,8 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             c.bad(f"{p}.trials_per_gpu", "shares GPUs between single-process pool workers; with "
                   "several ranks per trial (tasks_per_node or nodes > 1) leave it at 1")
     elif s.trials_per_gpu > 1:
-        c.bad(f"{p}.trials_per_gpu", "shares a GPU between pool workers: set slurm.workers too")
+        c.bad(f"{p}.trials_per_gpu", "shares a GPU between pool workers: set slurm.workers to "
+              "a number of workers too")
     return s
 
 
@@ -606,7 +646,7 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     s.failure_rate = float(c.get(d, "failure_rate", p, _is_num, "a number", 0.0,
                                  lambda v: None if 0 <= v < 1 else "must be in [0, 1)"))
     s.workers = c.get(d, "workers", p, _is_int, "an integer", None, _at_least(1))
-    s.pool = c.get(d, "pool", p, _is_int, "an integer", 0, _at_least(0))
+    s.pool = _workers(c, d, p, "pool")
     s.curve = c.get(d, "curve", p, _is_curve, "'module:function' or 'path/to/file.py:function'",
                     None)
     return s
@@ -622,7 +662,8 @@ def _is_curve(v: Any) -> bool:
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
              "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
-             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs")
+             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
+             "auto_workers_share")
 
 
 def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
@@ -681,6 +722,8 @@ def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",
                                           600.0, _greater(0))),
+        auto_workers_share=float(c.get(d, "auto_workers_share", "", _is_num, "a number", 0.10,
+                                       _greater(0))),
         local=_local(c, d.get("local")),
         slurm=_slurm(c, d.get("slurm")),
         simulated=_simulated(c, d.get("simulated")),

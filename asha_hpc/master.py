@@ -22,6 +22,7 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from . import autoworkers
 from . import messages
 from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
@@ -304,8 +305,9 @@ class Master:
         if self._should_abort():
             return False
         if self._stop_reason is None and self._room():
+            warm = self._warm_workers()
             self._hand_over()
-            if self.cfg.pool_size:
+            if warm:
                 self._grow_pool()
             else:
                 self._submit()
@@ -614,20 +616,45 @@ class Master:
         self._release_workers(release, "nothing for it to do")
 
     def _release_workers(self, workers, why: str) -> None:
-        """Tell idle workers to exit and cancel those still queued; journal them gone."""
+        """Tell idle workers to exit and cancel those still queued; journal them gone. A
+        starting worker also finds an exit in its first slot: one that is past the queue may
+        miss the cancel (submitit's job process ignores SIGTERM while it starts up)."""
         if not workers:
             return
         assert self.journal is not None
         self.journal.sync()  # what made them idle is durable before they act on it
         queued = sorted({w.job_id for w in workers if w.status == pool_policy.STARTING and w.job_id})
         for w in workers:
-            if w.status == pool_policy.IDLE:
+            if w.status in (pool_policy.IDLE, pool_policy.STARTING):
                 self.backend.hand_over(w.id, w.slot, {"type": "exit", "why": why})
         if queued:
             self.backend.cancel(queued)
         gone = [w.id for w in workers if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
         if gone:
             self._record({"kind": "worker_gone", "workers": gone, "why": why})
+
+    def _waiting_workers(self) -> list:
+        """Pool workers that wait for a segment or are on their way (not running one)."""
+        assert self.state is not None
+        return [w for w in self.state.pool.alive(pool_policy.POOL)
+                if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
+
+    def _warm_workers(self) -> bool:
+        """Warm workers (the pool) for the next segments, or a job each: the configured
+        number, or ``workers: auto``'s decision (autoworkers.py), journaled with its numbers
+        when it changes. A job per segment releases the pool's workers that wait or start."""
+        cfg, st = self.cfg, self.state
+        assert st is not None
+        if not cfg.workers_auto:
+            return bool(cfg.pool_size)
+        d = autoworkers.decide_for(cfg, st.auto)
+        if d.mode != st.auto.mode or d.measured != st.auto.measured:
+            self._record(d.record())
+            self.progress(f"workers: auto: {d.line()}")
+        if d.mode == autoworkers.POOL:
+            return True
+        self._release_workers(self._waiting_workers(), "workers: auto chose a job per segment")
+        return False
 
     def _worker_spec(self, worker: str) -> WorkerSpec:
         cfg = self.cfg
@@ -720,6 +747,7 @@ class Master:
         if st.segments_completed:
             return False
         last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
+        self._release_workers(self._waiting_workers(), "the search failed")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{c['failed']} trials failed and none completed a segment; the last error was:\n"
                f"{last.strip()}")
@@ -730,6 +758,7 @@ class Master:
     def _cancel(self) -> None:
         st = self.state
         assert st is not None
+        self._release_workers(self._waiting_workers(), "the search was cancelled")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         self._record({"kind": "cancelled"})
         try:

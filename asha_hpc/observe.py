@@ -185,6 +185,9 @@ def describe(rec: Dict[str, Any], metric: str) -> Optional[str]:
     if k in ("done", "aborted"):
         s = f"search {rec.get('state', 'completed')}"
         return s + (f": {_first_line(rec.get('message'))}" if rec.get("message") else "")
+    if k == "workers_mode" and rec.get("measured", True):
+        mode = "warm workers" if rec.get("mode") == "pool" else "a job per segment"
+        return f"workers: auto chose {mode}: {rec.get('reason')}"
     if k == "intent":
         if rec.get("attempt", 0) > 0:
             return f"trial {tid} retried (attempt {rec['attempt']}) toward length {rec.get('length')}"

@@ -92,6 +92,8 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
                        f"a rung promotes the top 1/{d:g} of its results rounded down, so none "
                        f"goes on to {b.rung_lengths[r + 1]:,} unless promotions made early "
                        f"sent more trials there")
+    # segments: a trial entering rung i runs one segment there (rung lengths are absolute)
+    segments = sum(sum(counts[i:]) for counts in per_bracket for i in range(len(counts)))
     total_trials = sum(b.max_trials for b in infos)
     if cfg.name in ("adaptive_asha", "async_halving", "random") and total_trials > cfg.max_trials:
         warnings.append(f"the brackets hold {total_trials} trials, more than max_trials "
@@ -107,6 +109,7 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
         "least_units": least,  # what the search trains at least (every trial completing)
         "least_units_why": why,  # why that is below total_units, one line per bracket
         "total_trials": total_trials,
+        "segments": segments,
         "bracket_preview": per_bracket,
         "hyperparameters": space.describe(),
         "warnings": warnings,

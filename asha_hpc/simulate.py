@@ -34,13 +34,13 @@ import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .config import ExperimentConfig
 from .errors import AshaError
 
-STATS = ("makespan_s", "worker_hours", "gpu_hours", "utilization", "wasted_worker_hours",
-         "units_trained",
+STATS = ("makespan_s", "worker_hours", "gpu_hours", "held_gpu_hours", "utilization",
+         "wasted_worker_hours", "units_trained",
          "time_to_best_s", "best_metric", "trials", "segments", "failed_attempts")
 
 
@@ -168,8 +168,12 @@ def gpus_per_trial(cfg: ExperimentConfig) -> int:
 
 
 def prepared(cfg: ExperimentConfig, opt: SimulateOptions) -> ExperimentConfig:
-    """A copy of ``cfg`` on the simulated backend with the options' overrides."""
+    """A copy of ``cfg`` on the simulated backend with the options' overrides. The pool setting
+    of the config's own backend (``local.workers`` / ``slurm.workers``: a number or auto)
+    becomes the simulated one, so the simulation runs the mode the real search would."""
     c = copy.deepcopy(cfg)
+    if cfg.backend != "simulated":
+        c.simulated.pool = cfg.workers_setting
     c.backend = "simulated"
     c.experiment_dir = None
     sim = c.simulated
@@ -228,6 +232,11 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
         "makespan_s": makespan,
         "worker_hours": busy / 3600.0,
         "gpu_hours": busy / 3600.0 * gpus,
+        # GPU-hours held by jobs: start-up and a warm worker's waits included, queueing not
+        "held_gpu_hours": backend.held_seconds / 3600.0 * gpus,
+        "workers_modes": [{"time": r.get("time"), "mode": r.get("mode"), "reason": r.get("reason"),
+                           "measured": r.get("measured", True)}
+                          for r in recs if r["kind"] == "workers_mode"],
         "utilization": busy / (workers * makespan) if makespan > 0 else 0.0,
         "wasted_worker_hours": wasted / 3600.0,
         "all_busy_until_s": all_busy_until(ran, workers),
@@ -277,11 +286,24 @@ def run_repeats(cfg: ExperimentConfig, repeats: int, curve: Optional[Callable]) 
     return out
 
 
+def _set_pool(v: Union[int, str]) -> Callable[[ExperimentConfig], None]:
+    def change(c: ExperimentConfig) -> None:
+        c.simulated.pool = v
+
+    return change
+
+
 def what_if_variants(cfg: ExperimentConfig) -> List[Tuple[str, Callable[[ExperimentConfig], None]]]:
-    """(label, change) pairs: the other modes (adaptive_asha), other divisors, half and twice
+    """(label, change) pairs: the other ways to run segments (a job each, a warm worker per
+    GPU, ``workers: auto``), the other modes (adaptive_asha), other divisors, half and twice
     max_trials."""
     s = cfg.searcher
     out: List[Tuple[str, Callable[[ExperimentConfig], None]]] = []
+    gpus = cfg.simulated.workers or concurrency(cfg)
+    for setting, label in ((0, "workers 0 (a job per segment)"),
+                           (gpus, f"workers {gpus} (warm workers)"), ("auto", "workers auto")):
+        if cfg.simulated.pool != setting:
+            out.append((label, _set_pool(setting)))
     if s.name == "adaptive_asha" and not s.bracket_rungs:
         for m in ("aggressive", "standard", "conservative"):
             if m != s.mode:
@@ -349,6 +371,8 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
         "failure_rate": sim.failure_rate,
         "poll_interval_s": base.poll_interval_s,
         "gpus_per_trial": gpus_per_trial(base),
+        "workers_setting": sim.pool,
+        "workers_modes": runs[0]["workers_modes"],
         "curves": curves_name,
         "curves_count": len(curve) if isinstance(curve, ReplayedCurves) else None,
         "repeats": opt.repeats,
@@ -373,8 +397,8 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
 
 def _what_if_row(label: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     row: Dict[str, Any] = {"change": label}
-    for k in ("makespan_s", "gpu_hours", "utilization", "best_metric", "time_to_best_s",
-              "trials", "units_trained"):
+    for k in ("makespan_s", "gpu_hours", "held_gpu_hours", "utilization", "best_metric",
+              "time_to_best_s", "trials", "units_trained"):
         sm = _summary([r[k] for r in runs])
         row[k] = sm["median"] if sm else None
     return row
@@ -392,13 +416,31 @@ def _fmt(k: str, v: Optional[float]) -> str:
         return "-"
     if k in ("makespan_s", "time_to_best_s"):
         return _hours(v)
-    if k in ("worker_hours", "gpu_hours", "wasted_worker_hours"):
+    if k in ("worker_hours", "gpu_hours", "held_gpu_hours", "wasted_worker_hours"):
         return f"{v:,.1f}"
     if k == "utilization":
         return f"{100 * v:.1f}%"
     if k in ("units_trained", "trials", "segments", "failed_attempts"):
         return f"{v:,.0f}"
     return f"{v:.6g}"
+
+
+def _workers_lines(d: Dict[str, Any]) -> List[str]:
+    """How the simulated search ran its segments: the pool setting and, for ``auto``, the
+    mode it ended in with its numbers (an estimate of what the real search would choose)."""
+    setting = d.get("workers_setting")
+    if setting != "auto":
+        return [f"segments ran {'as a job each' if not setting else f'on {setting} warm workers'} "
+                f"(workers: {setting})"]
+    modes = d.get("workers_modes") or []
+    if not modes:
+        return ["workers: auto (no decision recorded)"]
+    last = modes[-1]
+    head = "warm workers" if last["mode"] == "pool" else "a job per segment"
+    switches = sum(1 for a, b in zip(modes, modes[1:]) if a["mode"] != b["mode"])
+    return [f"workers: auto chose {head}: {last['reason']}"
+            + (f" ({switches} switch{'es' if switches != 1 else ''} during the search)"
+               if switches else "")]
 
 
 def render(d: Dict[str, Any]) -> str:
@@ -423,6 +465,7 @@ def render(d: Dict[str, Any]) -> str:
     lines.append("")
     names = [("makespan", "makespan_s"), ("worker-hours (busy)", "worker_hours"),
              (f"GPU-hours (x{d['gpus_per_trial']} per trial)", "gpu_hours"),
+             ("GPU-hours held (start-up, waits)", "held_gpu_hours"),
              ("worker utilization", "utilization"),
              ("worker-hours in failed attempts", "wasted_worker_hours"),
              (f"{unit} trained", "units_trained"),
@@ -440,6 +483,7 @@ def render(d: Dict[str, Any]) -> str:
         if k == "time_to_best_s" and sm and d["makespan_s"] and d["makespan_s"]["median"]:
             val += f"  ({100 * sm['median'] / d['makespan_s']['median']:.0f}% of the makespan)"
         lines.append(f"{name.ljust(width)}  {val}")
+    lines += _workers_lines(d)
     lines += ["", "trials per rung (results recorded at each length): " + ", ".join(
         f"{r['length']:,}: {r['completed']:,.0f}" for r in d["trials_per_rung"])]
     rows = d["what_if"]
@@ -447,14 +491,16 @@ def render(d: Dict[str, Any]) -> str:
         lines += ["", f"what if (median of {d['repeats']} run{'s' if d['repeats'] > 1 else ''}, "
                   f"same seeds):"]
         base = rows[0]
-        hdr = ["change", "trials", "makespan", "vs now", "GPU-hours", "util", f"best {s['metric']}",
-               "to best"]
+        hdr = ["change", "trials", "makespan", "vs now", "GPU-hours", "held", "util",
+               f"best {s['metric']}", "to best"]
         table = []
         for r in rows:
             rel = ("-" if r is base or not base["makespan_s"] or r["makespan_s"] is None
                    else f"{100 * (r['makespan_s'] / base['makespan_s'] - 1):+.0f}%")
             table.append([r["change"], _fmt("trials", r["trials"]), _fmt("makespan_s", r["makespan_s"]),
-                          rel, _fmt("gpu_hours", r["gpu_hours"]), _fmt("utilization", r["utilization"]),
+                          rel, _fmt("gpu_hours", r["gpu_hours"]),
+                          _fmt("held_gpu_hours", r.get("held_gpu_hours")),
+                          _fmt("utilization", r["utilization"]),
                           _fmt("best_metric", r["best_metric"]), _fmt("time_to_best_s", r["time_to_best_s"])])
         widths = [max(len(x[i]) for x in [hdr] + table) for i in range(len(hdr))]
         fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731

@@ -30,6 +30,8 @@ Journal record kinds (``kind``):
     worker_gone  workers that exited, died, or were told to exit
     sampled     a configuration a model drew (searcher.sampler: tpe): ``trial``, ``hparams``;
                 replay hands these to the searcher before anything else, so it never re-fits
+    workers_mode  ``workers: auto`` chose warm workers or a job per segment, with its numbers
+                (autoworkers.py; optional: older journals have none)
                 (an ``intent`` with ``worker``/``slot`` hands the segment to a waiting job)
     retry_failed  ``resume --retry-failed``: these failed trials go back into the search, and
                 every trial gets a fresh restart allowance (the code was fixed)
@@ -42,6 +44,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from .autoworkers import AutoMeasure
 from .config import ExperimentConfig
 from .errors import AshaError
 from .expdir import attempt_key
@@ -129,6 +132,7 @@ class ExperimentState:
         self.worked = 0  # segments completed since the start or the last retry_failed
         self.fatal: Optional[Tuple[int, str]] = None
         self.first_errors: List[Tuple[int, str]] = []
+        self.auto = AutoMeasure(count_queue=cfg.backend != "local")  # workers: auto's numbers
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -288,6 +292,7 @@ class ExperimentState:
             w = self.pool.workers.get(t.worker)
             t.host = w.host if w is not None else None
         self.times.on_intent(t.id, t.target, rec)
+        self.auto.on_intent(rec)
 
     def _on_submitted(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -309,6 +314,7 @@ class ExperimentState:
     def _on_result(self, rec: Dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.results_applied += 1
+        self.auto.on_result(rec)
         if rec.get("adopted"):  # an earlier attempt's job finished after all: its result stands
             if t.id in self.todo:  # and the retry nobody took yet is dropped
                 self.todo.remove(t.id)
@@ -420,15 +426,21 @@ class ExperimentState:
 
     def _on_workers(self, rec: Dict[str, Any]) -> None:
         self.pool.on_workers(rec)
+        self.auto.on_workers(rec)
 
     def _on_workers_submitted(self, rec: Dict[str, Any]) -> None:
         self.pool.on_workers_submitted(rec)
 
     def _on_worker_ready(self, rec: Dict[str, Any]) -> None:
         self.pool.on_ready(rec)
+        self.auto.on_worker_ready(rec)
 
     def _on_worker_gone(self, rec: Dict[str, Any]) -> None:
         self.pool.on_gone(rec)
+        self.auto.on_gone(rec)
+
+    def _on_workers_mode(self, rec: Dict[str, Any]) -> None:
+        self.auto.on_mode(rec)
 
     def _on_sampled(self, rec: Dict[str, Any]) -> None:
         pass  # replay() preloads them; live, the searcher drew them itself

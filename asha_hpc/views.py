@@ -83,6 +83,10 @@ def _summary_lines(d: Dict[str, Any]) -> List[str]:
             planned += f" planned ({frac})"
         lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
                      f"active; ETA {eta_s}")
+    w = d.get("workers")
+    if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
+        lines.append(f"workers: {w['line']}" if w["setting"] != "auto"
+                     else f"workers: auto, {w['line']}")
     gpu = c.get("gpu_hours")
     lines.append(f"compute: {c.get('job_hours', d.get('compute_hours', 0.0)):.3f} job-hours, "
                  + (f"{gpu:.3f} GPU-hours" if gpu is not None else "GPU-hours unknown"))

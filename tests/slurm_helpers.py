@@ -102,7 +102,10 @@ def make_experiment(tmp_path: Path, tag: str, searcher=None, hp=None, slurm=None
         "poll_interval_s": 0.5,
         "max_restarts": 2,
         "backend": "slurm",
-        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP,
+        # a job per segment (workers: 0) unless a test asks for warm workers: the Slurm e2e
+        # tests are about segment jobs (arrays, time limits, cancels); test_slurm_pool.py and
+        # test_slurm_autoworkers.py about the pool
+        "slurm": dict({"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
                        **partition_options()}, **(slurm or {})),
     }
     cfg.update(top)

@@ -83,8 +83,8 @@ def dist_experiment(tmp_path, backend, kill=False, trials=3, workers=0, continue
         "slurm": {**partition_options(), "tasks_per_node": 2, "cpus_per_task": 1, "timeout_min": 5,
                   "poll_min_interval_s": 1},
     }
-    if workers:  # a pool of jobs of two ranks each
-        cfg[backend]["workers"] = workers
+    cfg[backend]["workers"] = workers  # 0: a job per segment; N: a pool of jobs of two ranks each
+    if workers:
         cfg["worker_idle_timeout_s"] = 60
     cfg["continue_in_place"] = continue_in_place
     if kill:  # one trial straight to the full length

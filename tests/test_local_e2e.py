@@ -158,7 +158,10 @@ def test_cancel_stops_jobs(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
                           str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
-    while time.time() < deadline and not any(r["kind"] == "started" for r in journal(exp)):
+    # a trial runs: its job said so, or a warm worker took its segment (workers: auto)
+    while time.time() < deadline and not any(
+            r["kind"] == "started" or (r["kind"] == "intent" and r.get("worker"))
+            for r in journal(exp)):
         time.sleep(0.05)
     cli("cancel", exp)
     assert p.wait(timeout=30) == 0

@@ -160,7 +160,7 @@ def test_pool_runs_every_segment_in_its_two_worker_processes(tmp_path):
 def test_continue_in_place_goes_on_with_the_model_in_memory(tmp_path):
     # stop_once: the searcher decides at arrival whether a trial goes on (Ray-style)
     path = experiment(tmp_path, searcher={"stop_once": True}, continue_in_place=True,
-                      local={"gpus": [], "max_parallel": 2})
+                      local={"gpus": [], "max_parallel": 2, "workers": 0})
     cfg, exp, st, recs = run_master(path, tmp_path / "run")
     assert st.lifecycle == "completed"
     assert check_invariants(cfg, recs) == []

@@ -56,8 +56,11 @@ def test_json_keys_and_measures(tmp_path, capsys):
 
 
 def test_utilization_is_one_with_one_worker(tmp_path, capsys):
-    d = simulate_json(capsys, write_config(tmp_path, max_concurrent_trials=4), "--workers", 1,
-                      "--no-what-if")
+    p = write_config(tmp_path, max_concurrent_trials=4)
+    cfg = yaml.safe_load(p.read_text())
+    cfg["local"] = {"workers": 0}  # a job per segment: a warm worker waits between segments
+    p.write_text(yaml.safe_dump(cfg))
+    d = simulate_json(capsys, p, "--workers", 1, "--no-what-if")
     # one worker, more work queued than it can take: always busy (up to the float sums)
     assert d["utilization"]["median"] == pytest.approx(1.0, abs=1e-9)
     assert d["what_if"] == [d["what_if"][0]] and d["what_if"][0]["change"] == "as configured"
@@ -66,8 +69,9 @@ def test_utilization_is_one_with_one_worker(tmp_path, capsys):
 def test_what_if_rows(tmp_path, capsys):
     d = simulate_json(capsys, write_config(tmp_path), "--workers", 8)
     changes = [r["change"] for r in d["what_if"]]
-    assert changes == ["as configured", "mode aggressive", "mode conservative", "divisor 3",
-                       "divisor 5", "max_trials 20 (x0.5)", "max_trials 80 (x2)"]
+    assert changes == ["as configured", "workers 0 (a job per segment)",
+                       "workers 8 (warm workers)", "mode aggressive", "mode conservative",
+                       "divisor 3", "divisor 5", "max_trials 20 (x0.5)", "max_trials 80 (x2)"]
     for r in d["what_if"]:
         assert r["makespan_s"] > 0 and 0 < r["utilization"] <= 1 and r["gpu_hours"] > 0
     by = {r["change"]: r for r in d["what_if"]}
@@ -79,8 +83,9 @@ def test_async_halving_has_no_mode_rows(tmp_path, capsys):
     d = simulate_json(capsys, write_config(tmp_path, name="async_halving", num_rungs=3,
                                            divisor=3), "--workers", 4)
     changes = [r["change"] for r in d["what_if"]]
-    assert changes == ["as configured", "divisor 4", "divisor 5", "max_trials 20 (x0.5)",
-                       "max_trials 80 (x2)"]
+    assert changes == ["as configured", "workers 0 (a job per segment)",
+                       "workers 4 (warm workers)", "divisor 4", "divisor 5",
+                       "max_trials 20 (x0.5)", "max_trials 80 (x2)"]
 
 
 def test_repeats_give_median_and_spread(tmp_path, capsys):

@@ -1,0 +1,357 @@
+"""``workers: auto`` (autoworkers.py): the pure rule, its measurements from journal records, the
+config, the journal and status, the switch in virtual time, and on real local processes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+from asha_hpc import autoworkers as aw
+from asha_hpc.cli import main, status_dict
+from asha_hpc.config import load_config, parse_config
+from asha_hpc.errors import ConfigError
+from asha_hpc.expdir import ExpDir
+from asha_hpc.invariants import check_invariants
+from asha_hpc.journal import read_journal
+from asha_hpc.master import Master
+from asha_hpc.state import replay
+
+
+def M(startup=3.0, queue=0.0, train=0.5, idle=0.01, segments=10):
+    return aw.Measures(segments=segments, startup_s=startup, queue_s=queue, train_s=train,
+                       idle_s=idle)
+
+
+# ----------------------------------------------------------------------------- the rule
+def test_short_segments_get_warm_workers_with_the_numbers_in_the_reason():
+    d = aw.decide(M(startup=3.1, train=4.56), 0.10)
+    assert d.mode == aw.POOL and d.measured
+    assert d.line() == "warm workers: start-up 3.1 s per segment = 68% of training (4.6 s per segment)"
+    rec = d.record()
+    assert rec["kind"] == "workers_mode" and rec["mode"] == "pool"
+    assert rec["startup_s"] == 3.1 and rec["train_s"] == 4.56
+    assert rec["share"] == pytest.approx(0.68, abs=1e-3)
+
+
+def test_long_segments_get_a_job_each():
+    d = aw.decide(M(startup=3.0, train=3600.0), 0.10)
+    assert d.mode == aw.SEGMENT and "0% of training" in d.reason
+
+
+def test_queue_wait_counts_as_saved_time():
+    assert aw.decide(M(startup=5.0, queue=0.0, train=600.0), 0.10).mode == aw.SEGMENT
+    d = aw.decide(M(startup=5.0, queue=1800.0, train=600.0), 0.10)
+    assert d.mode == aw.POOL and "queue 30.0 min" in d.reason
+
+
+def test_share_is_configurable():
+    m = M(startup=3.0, train=20.0)  # 15%
+    assert aw.decide(m, 0.10).mode == aw.POOL
+    assert aw.decide(m, 0.20).mode == aw.SEGMENT
+
+
+def test_hysteresis_keeps_the_current_mode_near_the_threshold():
+    m = M(startup=1.0, train=12.0)  # 8.3%: under 10%, over 10% / 1.5
+    assert aw.decide(m, 0.10, None).mode == aw.SEGMENT
+    assert aw.decide(m, 0.10, aw.SEGMENT).mode == aw.SEGMENT
+    assert aw.decide(m, 0.10, aw.POOL).mode == aw.POOL  # left only below 6.7%
+    assert aw.decide(M(startup=1.0, train=16.0), 0.10, aw.POOL).mode == aw.SEGMENT
+
+
+def test_an_idle_warm_worker_costing_more_than_it_saves_means_a_job_each():
+    d = aw.decide(M(startup=0.5, train=0.1, idle=2.0), 0.10)
+    assert d.mode == aw.SEGMENT and "idle 2.0 s per segment" in d.reason
+
+
+def test_segments_that_do_not_fit_twice_in_a_worker_lifetime_get_a_job_each():
+    d = aw.decide(M(startup=30.0, queue=600.0, train=1500.0), 0.10, lifetime_s=3600.0)
+    assert d.mode == aw.SEGMENT and "fit fewer than two" in d.reason
+    assert aw.decide(M(startup=30.0, queue=600.0, train=600.0), 0.10, lifetime_s=3600.0).mode == aw.POOL
+
+
+def test_before_measurements_the_search_starts_warm_and_a_blocked_config_never_does():
+    d = aw.decide(aw.Measures(), 0.10)
+    assert d.mode == aw.POOL and not d.measured
+    assert aw.decide(M(segments=1), 0.10, aw.SEGMENT).mode == aw.SEGMENT  # kept until measured
+    b = aw.decide(M(train=0.01), 0.10, blocked="slurm.timeout_min is auto")
+    assert b.mode == aw.SEGMENT and not b.measured and "timeout_min" in b.reason
+
+
+pos = hs.floats(min_value=0.0, max_value=1e5, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(startup=pos, queue=pos, train=hs.floats(min_value=1e-4, max_value=1e5), idle=pos,
+       share=hs.floats(min_value=0.01, max_value=2.0),
+       current=hs.sampled_from([None, aw.POOL, aw.SEGMENT]), factor=hs.floats(1.0, 100.0))
+def test_rule_is_deterministic_and_longer_training_never_brings_the_pool_back(
+        startup, queue, train, idle, share, current, factor):
+    m = M(startup=startup, queue=queue, train=train, idle=idle)
+    d = aw.decide(m, share, current)
+    assert d == aw.decide(m, share, current)
+    assert d.mode in (aw.POOL, aw.SEGMENT)
+    if d.mode == aw.SEGMENT:
+        longer = aw.decide(M(startup=startup, queue=queue, train=train * factor, idle=idle),
+                           share, current)
+        assert longer.mode == aw.SEGMENT
+    if d.mode == aw.POOL:  # warm workers only when they save more than the share and than idle
+        assert startup + queue > share / aw.HYSTERESIS * train and idle < startup + queue
+
+
+# ----------------------------------------------------------------------------- measurements
+def result(trial, seg, started, ended, job_started=None, time=None, **kw):
+    return dict({"kind": "result", "trial": trial, "segment": seg, "attempt": 0,
+                 "status": "completed", "started": started, "ended": ended,
+                 "job_started": started if job_started is None else job_started,
+                 "time": ended + 0.05 if time is None else time}, **kw)
+
+
+def intent(trial, seg, time, **kw):
+    return dict({"kind": "intent", "trial": trial, "segment": seg, "attempt": 0, "time": time}, **kw)
+
+
+def test_measures_from_segment_jobs_and_warm_workers():
+    a = aw.AutoMeasure(count_queue=True)
+    # two segment jobs: queued 10 and 30 s, 2 s of start-up, 4 s of training
+    a.on_intent(intent(1, 0, 100.0))
+    a.on_result(result(1, 0, started=112.0, ended=116.0, job_started=110.0))
+    a.on_intent(intent(2, 0, 100.0))
+    a.on_result(result(2, 0, started=132.0, ended=136.0, job_started=130.0))
+    m = a.measures()
+    assert m.segments == 2 and m.startup_s == 2.0 and m.train_s == 4.0
+    assert m.queue_s == pytest.approx(15.0)  # the lower quartile of 10 and 30
+    assert m.idle_s == pytest.approx(0.05)  # no pool yet: how long the master took to see a result
+    # a pool worker: submitted at 200, started at 260 (queue 60), then warm segments
+    a.on_workers({"kind": "workers", "workers": ["w0000"], "time": 200.0})
+    a.on_worker_ready({"kind": "worker_ready", "worker": "w0000", "slot": 0, "job_started": 260.0})
+    ends = 300.0
+    for i in range(4):
+        a.on_intent(intent(3 + i, 0, ends + 0.5, worker="w0000"))
+        a.on_result(result(3 + i, 0, started=ends + 0.5, ended=ends + 1.5, worker="w0000",
+                           waiting=True))
+        ends += 1.5
+    m = a.measures()
+    assert m.startup_s == 2.0  # warm segments have none
+    assert sorted(a._queue) == [10.0, 30.0, 60.0]
+    assert m.idle_s == pytest.approx(0.5)  # its result -> its next hand-over (3 of them)
+    assert m.train_s == pytest.approx((4 + 4 + 1 + 1 + 1 + 1) / 6)
+
+
+def test_local_waits_for_a_slot_are_not_queue_waits():
+    a = aw.AutoMeasure(count_queue=False)
+    a.on_intent(intent(1, 0, 100.0))
+    a.on_result(result(1, 0, started=112.0, ended=116.0, job_started=110.0))
+    assert a.measures().queue_s == 0.0
+
+
+# ----------------------------------------------------------------------------- config
+def base_cfg(**top):
+    cfg = {"name": "aw", "entrypoint": "model:train",
+           "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                        "max_trials": 8, "max_concurrent_trials": 2, "mode": "aggressive"},
+           "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}}}
+    cfg.update(top)
+    return cfg
+
+
+def test_auto_is_the_default_and_numbers_still_force_a_mode(tmp_path):
+    cfg = parse_config(base_cfg(local={"gpus": 0, "max_parallel": 3}), tmp_path)
+    assert cfg.local.workers == "auto" and cfg.slurm.workers == "auto" and cfg.workers_auto
+    assert cfg.pool_size == 3 and cfg.auto_workers_share == 0.10
+    assert parse_config(base_cfg(local={"workers": 0}), tmp_path).pool_size == 0
+    two = parse_config(base_cfg(local={"workers": 2, "max_parallel": 2}), tmp_path)
+    assert two.pool_size == 2 and not two.workers_auto
+    assert parse_config(base_cfg(backend="simulated"), tmp_path).workers_setting == 0
+    resolved = parse_config(base_cfg(), tmp_path).to_dict()
+    assert resolved["local"]["workers"] == "auto" and resolved["auto_workers_share"] == 0.10
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"local": {"workers": "fast"}}, "local.workers: must be 'auto' or an integer >= 0"),
+    ({"slurm": {"workers": -1}}, "slurm.workers: must be 'auto' or an integer >= 0"),
+    ({"simulated": {"pool": "many"}}, "simulated.pool: must be 'auto' or an integer >= 0"),
+    ({"auto_workers_share": 0}, "auto_workers_share: must be > 0"),
+    ({"slurm": {"trials_per_gpu": 2}}, "slurm.trials_per_gpu"),
+])
+def test_bad_settings_name_the_field(tmp_path, raw, field):
+    with pytest.raises(ConfigError) as e:
+        parse_config(base_cfg(**raw), tmp_path)
+    assert field in str(e.value)
+
+
+def test_slurm_auto_time_limits_keep_a_job_per_segment(tmp_path):
+    cfg = parse_config(base_cfg(backend="slurm", slurm={"timeout_min": "auto"}), tmp_path)
+    assert aw.pool_limits(cfg)[1] and "timeout_min" in aw.pool_limits(cfg)[1]
+    fixed = parse_config(base_cfg(backend="slurm", slurm={"timeout_min": 30}), tmp_path)
+    assert aw.pool_limits(fixed) == (1800.0, None)
+
+
+# ----------------------------------------------------------------------------- virtual time
+def sim_cfg(tmp_path, unit_s, startup_s, queue_s=0.0, pool="auto", trials=24):
+    return parse_config(base_cfg(
+        name="awsim", backend="simulated", poll_interval_s=1.0,
+        searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 64, "divisor": 4,
+                  "max_trials": trials, "max_concurrent_trials": 8, "mode": "standard"},
+        reproducibility={"experiment_seed": 7},
+        simulated={"unit_seconds": unit_s, "startup_seconds": startup_s, "workers": 8,
+                   "queue_wait_seconds": queue_s, "duration_noise": 0.1, "pool": pool}), tmp_path)
+
+
+def run_sim(tmp_path, cfg, tag):
+    exp = ExpDir.create(tmp_path / tag)
+    m = Master(exp, cfg, progress=lambda s: None)
+    st = m.run()
+    recs = read_journal(exp.journal)[0]
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    return st, recs, m.backend
+
+
+def modes(recs):
+    return [(r["mode"], r["measured"]) for r in recs if r["kind"] == "workers_mode"]
+
+
+def test_short_segments_stay_on_warm_workers_in_virtual_time(tmp_path):
+    st, recs, b = run_sim(tmp_path, sim_cfg(tmp_path, unit_s=0.05, startup_s=5.0), "short")
+    assert modes(recs) == [("pool", False), ("pool", True)]
+    assert not [r for r in recs if r["kind"] == "submitted"]  # every segment on a warm worker
+    assert status_dict(ExpDir.open(tmp_path / "short"), st.cfg, st)["workers"]["mode"] == "pool"
+
+
+def test_long_segments_switch_to_a_job_each_and_release_the_pool(tmp_path):
+    st, recs, b = run_sim(tmp_path, sim_cfg(tmp_path, unit_s=600.0, startup_s=5.0), "long")
+    assert modes(recs) == [("pool", False), ("segment", True)]
+    switch = next(r["seq"] for r in recs if r["kind"] == "workers_mode" and r["mode"] == "segment")
+    later = [r for r in recs if r["kind"] == "intent" and r["seq"] > switch]
+    assert later and not any(r.get("worker") for r in later)
+    assert any(r["kind"] == "worker_gone" and r["why"] == "workers: auto chose a job per segment"
+               for r in recs)
+    d = status_dict(ExpDir.open(tmp_path / "long"), st.cfg, st)["workers"]
+    assert d["mode"] == "segment" and d["share"] < 0.10 and d["changes"] == 2
+
+
+def test_long_segments_with_a_long_queue_stay_warm(tmp_path):
+    st, recs, b = run_sim(tmp_path, sim_cfg(tmp_path, unit_s=600.0, startup_s=5.0,
+                                            queue_s=1800.0), "queued")
+    assert modes(recs)[-1] == ("pool", True)
+
+
+def test_a_resumed_master_keeps_the_journaled_mode(tmp_path):
+    cfg = sim_cfg(tmp_path, unit_s=600.0, startup_s=5.0)
+    exp = ExpDir.create(tmp_path / "resume")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.start()
+    while m.state.auto.mode != aw.SEGMENT or not m.state.auto.measured:
+        assert m.step()
+        m.clock.sleep(cfg.poll_interval_s)
+    m.close()
+    st = replay(cfg, read_journal(exp.journal)[0])
+    assert st.auto.mode == aw.SEGMENT
+    m2 = Master(exp, cfg, backend=m.backend, progress=lambda s: None)
+    st2 = m2.run()
+    recs = read_journal(exp.journal)[0]
+    assert st2.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    assert modes(recs) == [("pool", False), ("segment", True)]  # nothing decided twice
+
+
+def test_a_journal_without_workers_mode_records_replays_and_shows_status(tmp_path):
+    cfg = sim_cfg(tmp_path, unit_s=1.0, startup_s=5.0)
+    st, recs, b = run_sim(tmp_path, cfg, "old")
+    old = [r for r in recs if r["kind"] != "workers_mode"]  # as an earlier release wrote it
+    st_old = replay(cfg, old)
+    assert st_old.lifecycle == "completed" and st_old.auto.mode is None
+    w = status_dict(ExpDir.open(tmp_path / "old"), cfg, st_old)["workers"]
+    assert w["setting"] == "auto" and w["line"].startswith("warm workers: start-up 5.0 s")
+
+
+# ----------------------------------------------------------------------------- real processes
+CACHE_MODEL = '''
+import json, os, time
+from pathlib import Path
+
+
+def train(trial):
+    """The first segments build the dataset cache every later one reads (as tokenizing a
+    corpus into a cache on the shared filesystem): slow once, fast afterwards."""
+    hp = trial.hparams
+    cache = Path(hp["cache"])
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    for seg in trial.segments():
+        if not cache.exists():
+            time.sleep(hp["build_s"])
+            cache.write_text("ready")
+        while epoch < seg.length:
+            time.sleep(0.002)
+            epoch += 1
+        with trial.save_checkpoint() as p:
+            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        with open(trial.dir / "pids.txt", "a") as f:
+            f.write(f"{seg.index} {os.getpid()}\\n")
+        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+def cache_experiment(tmp_path: Path, **top) -> Path:
+    (tmp_path / "model.py").write_text(CACHE_MODEL)
+    cfg = base_cfg(
+        name="awcache", poll_interval_s=0.2, max_restarts=1,
+        searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 16, "divisor": 4,
+                  "max_trials": 16, "max_concurrent_trials": 2, "mode": "aggressive"},
+        hyperparameters={"x": {"type": "double", "minval": -1, "maxval": 1}, "build_s": 12.0,
+                         "cache": str(tmp_path / "dataset.cache")},
+        reproducibility={"experiment_seed": 3},
+        # auto with a share of 60%: the 12 s of cache building make the first segments long
+        # enough for a job each, the fast ones after it bring the warm workers back
+        auto_workers_share=0.6, local={"gpus": [], "max_parallel": 2})
+    cfg.update(top)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def switches(recs):
+    """(mode, seq) of each measured decision, and the intents after each."""
+    return [(r["mode"], r["seq"]) for r in recs if r["kind"] == "workers_mode" and r["measured"]]
+
+
+def check_switch_both_ways(recs):
+    """Warm workers first, a job each once the long segments are measured, warm workers again
+    once the fast segments dominate; every intent follows the mode in force."""
+    sw = switches(recs)
+    assert [m for m, _ in sw][:2] == ["segment", "pool"], sw
+    seg_at, pool_at = sw[0][1], sw[1][1]
+    intents = [r for r in recs if r["kind"] == "intent"]
+    as_jobs = [r for r in intents if seg_at < r["seq"] < pool_at]
+    assert as_jobs and not any(r.get("worker") for r in as_jobs)  # a job per segment
+    warm_again = [r for r in intents if r["seq"] > pool_at]
+    assert warm_again and any(r.get("worker") for r in warm_again)
+    assert any(r.get("worker") for r in intents if r["seq"] < seg_at)  # warm at the start
+
+
+@pytest.mark.slow
+def test_local_search_switches_both_ways(tmp_path):
+    path = cache_experiment(tmp_path)
+    cfg = load_config(path)
+    exp = ExpDir.create(tmp_path / "run")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    check_switch_both_ways(recs)
+    w = status_dict(exp, cfg, st)["workers"]
+    assert w["mode"] == "pool" and w["changes"] >= 3 and w["line"].startswith("warm workers: ")
+
+
+def test_plan_shows_the_estimate(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(base_cfg()))
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "workers: auto keeps warm workers while a new job's start-up + queue wait exceed 10%" in out
+    assert main(["plan", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["workers"] == "auto" and d["segments"] > 0 and "workers_estimate" in d
