@@ -17,7 +17,8 @@ master see the same numbers) and asks ``decide``, a pure function, at every step
 - **training** per segment: the mean of ``ended - started`` (a mean: the share below is the
   share of the *total* training);
 - **idle** per segment of a warm worker: the mean time from its result to its next segment;
-  before a pool ran, the time the master takes to see a result (a warm worker waits that long).
+  before a pool ran, the median time the master takes to see a result (a warm worker waits
+  that long). Waits that span a master's restart measure its downtime and are left out.
 
 The rule, over the last WINDOW segments:
 
@@ -212,6 +213,7 @@ class AutoMeasure:
         self._intent: Dict[Tuple[int, int, int], float] = {}  # attempt -> its intent's time
         self._submitted: Dict[str, float] = {}  # pool worker -> its ``workers`` record's time
         self._waits_since: Dict[str, float] = {}  # worker -> when it began waiting
+        self._resumed_at = float("-inf")  # the latest master start after a stop or crash
         self._cache: Optional[Measures] = None
 
     # ------------------------------------------------------------------ feeding (state)
@@ -239,7 +241,7 @@ class AutoMeasure:
                 self._queue.append(job_started - t0)
         if rec.get("status") == "completed":
             self._train.append(max(ended - started, 0.0))
-        if seen is not None:
+        if seen is not None and ended >= self._resumed_at:  # not a wait for a master
             self._latency.append(max(seen - ended, 0.0))
         w = rec.get("worker")
         if isinstance(w, str) and rec.get("waiting"):
@@ -258,6 +260,14 @@ class AutoMeasure:
             self._queue.append(js - sub)
             self._cache = None
 
+    def on_resumed(self, rec: Dict[str, Any]) -> None:
+        """A master started again: what waited for it (results, workers) measures its
+        downtime, not what a warm worker costs."""
+        t = _num(rec.get("time"))
+        if t is not None:
+            self._resumed_at = t
+        self._waits_since.clear()
+
     def on_gone(self, rec: Dict[str, Any]) -> None:
         for wid in rec["workers"]:
             self._waits_since.pop(wid, None)
@@ -273,14 +283,15 @@ class AutoMeasure:
     # ------------------------------------------------------------------ model
     def measures(self) -> Measures:
         if self._cache is None:
-            idle = self._idle if len(self._idle) >= 3 else self._latency
+            idle = self._idle if len(self._idle) >= 3 else None
             self._cache = Measures(
                 segments=len(self._train),
                 startup_s=statistics.median(self._startup) if self._startup else None,
                 queue_s=(_quantile(self._queue, 0.25) if self._queue else None)
                 if self.count_queue else 0.0,
                 train_s=statistics.fmean(self._train) if self._train else None,
-                idle_s=statistics.fmean(idle) if idle else None)
+                idle_s=statistics.fmean(idle) if idle else
+                (statistics.median(self._latency) if self._latency else None))
         return self._cache
 
 

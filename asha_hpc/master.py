@@ -371,6 +371,7 @@ class Master:
                 continue
             if isinstance(msg, messages.Result):
                 settled.add(attempt)
+                self._dismiss_if_gone(msg)
             elif st.trials[attempt[0]].status == RUNNING:
                 continue  # the backend already said it runs: nothing new
             recs.append(msg.record())
@@ -542,6 +543,8 @@ class Master:
         assert self.state is not None
         w = self.state.pool.workers.get(msg.worker)
         if w is not None and w.status != pool_policy.GONE:
+            if w.status == pool_policy.BUSY and msg.slot <= w.slot:
+                return  # stale: an inbox file a stopped master had not removed yet
             rec: Dict[str, Any] = {"kind": "worker_ready", "worker": msg.worker, "slot": msg.slot}
             if msg.job_started is not None:
                 rec["job_started"] = msg.job_started
@@ -550,6 +553,16 @@ class Master:
             recs.append(rec)
         else:
             self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
+
+    def _dismiss_if_gone(self, msg: "messages.Result") -> None:
+        """A result from a worker already journaled gone (released while a segment was on its
+        way to it, e.g. by a master that took over) that now waits: tell it to leave, or it
+        would hold its GPU until its idle timeout."""
+        assert self.state is not None
+        r = msg.ready
+        w = self.state.pool.workers.get(r.worker) if r is not None else None
+        if r is not None and w is not None and w.status == pool_policy.GONE:
+            self.backend.hand_over(w.id, r.slot, {"type": "exit", "why": "released"})
 
     def _segment_body(self, t) -> Dict[str, Any]:
         spec = dataclasses_replace(self._spec(t), timeout_min=None, resources={}, continue_s=0.0)

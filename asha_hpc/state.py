@@ -273,6 +273,7 @@ class ExperimentState:
 
     def _on_resumed(self, rec: Dict[str, Any]) -> None:
         self.lifecycle = "running"
+        self.auto.on_resumed(rec)
 
     def _on_stopped(self, rec: Dict[str, Any]) -> None:
         self.lifecycle = "stopped"

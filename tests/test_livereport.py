@@ -28,7 +28,9 @@ def shown(page: str):
 
 @pytest.mark.slow  # a search of a few seconds, to look at the report while it runs
 def test_report_current_during_and_after_a_local_search(tmp_path):
-    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.08})
+    # epochs long enough that the search outlasts a few renders (warm workers, workers: auto,
+    # leave no start-up between segments to stretch it)
+    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.4})
     cfg = load_config(cfg_path)
     exp = ExpDir.create(tmp_path / "exp")
     cfg.experiment_dir = str(exp.root)
