@@ -301,12 +301,13 @@ def cache_experiment(tmp_path: Path, **top) -> Path:
     cfg = base_cfg(
         name="awcache", poll_interval_s=0.2, max_restarts=1,
         searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 16, "divisor": 4,
-                  "max_trials": 16, "max_concurrent_trials": 2, "mode": "aggressive"},
-        hyperparameters={"x": {"type": "double", "minval": -1, "maxval": 1}, "build_s": 12.0,
+                  "max_trials": 24, "max_concurrent_trials": 2, "mode": "aggressive"},
+        hyperparameters={"x": {"type": "double", "minval": -1, "maxval": 1}, "build_s": 20.0,
                          "cache": str(tmp_path / "dataset.cache")},
         reproducibility={"experiment_seed": 3},
-        # auto with a share of 60%: the 12 s of cache building make the first segments long
-        # enough for a job each, the fast ones after it bring the warm workers back
+        # auto with a share of 60%: the 20 s of cache building make the first segments long
+        # enough for a job each (a start-up under 8 s, even on a loaded machine), and the
+        # fast ones after them bring the warm workers back
         auto_workers_share=0.6, local={"gpus": [], "max_parallel": 2})
     cfg.update(top)
     path = tmp_path / "exp.yaml"
