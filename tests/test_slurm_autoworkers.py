@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from test_autoworkers import cache_experiment, check_switch_both_ways
-from slurm_helpers import SETUP, cleanup, cli, final_state, wait_until  # noqa: F401
+from slurm_helpers import SETUP, cli, final_state, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -18,7 +18,7 @@ def queued(name: str):
     return [line for line in out.splitlines() if f"asha-{name}-" in line]
 
 
-def test_auto_switches_to_a_job_per_segment_and_back_on_slurm(tmp_path, cleanup):  # noqa: F811
+def test_auto_switches_to_a_job_per_segment_and_back_on_slurm(tmp_path, cleanup):
     path = cache_experiment(tmp_path, backend="slurm")
     raw = yaml.safe_load(path.read_text())
     raw["name"] = name = f"awslurm-{tmp_path.name[-12:].replace('_', '-')}"
