@@ -268,14 +268,13 @@ class BackfillBackend(SimulatedBackend):
         if full <= stop_at:
             job.result = dict(base, status="completed", reached=spec.length,
                               metrics={spec.metric: self.curve(spec.hparams, spec.length, self.seed)},
-                              checkpoint=f"sim:{spec.key}", ended=start + full)
+                              checkpoint=None, ended=start + full)
             return full
         run = max(stop_at, 0.0)
         done = int(max(run - startup, 0.0) // per_unit) if per_unit > 0 else 0
         reached = have + min(done, max(units - 1, 0))
         job.result = dict(base, status="interrupted", reached=reached, metrics=None,
-                          stop_reason="SIGUSR2", ended=start + run,
-                          checkpoint=f"sim:{spec.key}" if reached > have else None)
+                          stop_reason="SIGUSR2", ended=start + run, checkpoint=None)
         return run
 
     def _end(self, job: QJob) -> None:
