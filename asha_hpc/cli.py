@@ -323,10 +323,15 @@ def _write_rows(rows: List[Dict[str, Any]], fmt: str, output: Optional[str]) -> 
                 if k not in seen:
                     seen.add(k)
                     cols.append(k)
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        cells = [{k: ("" if v is None else v) for k, v in r.items()} for r in rows]
+        # csv quotes a field holding the line terminator, but before Python 3.12 not one holding
+        # a lone '\r' (a metric name may): then every field is quoted, so readers split rows right
+        cr = any("\r" in str(x) for x in cols) or any(
+            isinstance(v, str) and "\r" in v for r in cells for v in r.values())
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n",
+                           quoting=csv.QUOTE_ALL if cr else csv.QUOTE_MINIMAL)
         w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        w.writerows(cells)
     if output and output != "-":
         Path(output).write_text(buf.getvalue())
     else:
@@ -348,23 +353,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         from .observe import curve_rows, flat_curve_rows
 
         _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves)
-    rows = export_rows(st)
-    buf = io.StringIO()
-    if a.format == "jsonl":
-        for r in rows:
-            buf.write(json.dumps(r) + "\n")
-    else:
-        cols: List[str] = []
-        for r in rows:
-            cols += [k for k in r if k not in cols]
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    if a.output:
-        Path(a.output).write_text(buf.getvalue())
-    else:
-        sys.stdout.write(buf.getvalue())
+    _write_rows(export_rows(st), a.format, a.output)
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from asha_hpc import cli
@@ -203,6 +203,8 @@ def strict_json(text: str):
 @given(metric=names.filter(bool), extras=st.dictionaries(names, values, max_size=4),
        bad=st.sets(st.integers(1, 8), max_size=3), bad_value=st.sampled_from(
            [math.nan, math.inf, -math.inf]), smaller=st.booleans())
+@example(metric="val\rloss", extras={"acc\r,top1": 1.0}, bad=set(), bad_value=math.nan,
+         smaller=True)  # a lone '\r' in a CSV header or cell
 def test_any_metric_name_through_every_view(tmp_path_factory, capsys, metric, extras, bad,
                                             bad_value, smaller):
     def report(tid, length):
