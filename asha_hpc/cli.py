@@ -151,13 +151,20 @@ def cmd_run(a: argparse.Namespace) -> int:
     return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every)
 
 
-def _create_experiment(cfg: ExperimentConfig, root: Path) -> ExpDir:
+def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:
     """Make the folder with the resolved config (defaults and the seed fixed) in it, at once
-    (ExpDir.create_new): a second ``run`` racing for the folder writes nothing."""
+    (ExpDir.create_new): a second ``run`` racing for the folder writes nothing.
+    ``made_by_submit``: the master's Slurm job, whose folder ``asha-hpc submit`` made (it holds
+    the batch script and the job's log): the experiment is made in it, config last."""
     from .expdir import CONFIG
 
     cfg.experiment_dir = str(Path(root).resolve())
-    exp = ExpDir.create_new(root, {CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()})
+    data = yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()
+    if made_by_submit and Path(root).is_dir():
+        exp = ExpDir.create(root)
+        atomic_write(exp.config, data)
+    else:
+        exp = ExpDir.create_new(root, {CONFIG: data})
     if cfg.checkpoint_folder:
         from .compat.determined_config import place_trials
 
@@ -482,7 +489,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     else:
         a.backend = None
         cfg = load_config(a.config)
-        exp = _create_experiment(cfg, root)
+        exp = _create_experiment(cfg, root, made_by_submit=True)
     from .livereport import DEFAULT_EVERY_S
 
     master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
