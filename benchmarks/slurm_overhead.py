@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from asha_hpc.config import parse_config  # noqa: E402
 from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.invariants import check_invariants  # noqa: E402
+from asha_hpc.testing.invariants import check_invariants  # noqa: E402
 from asha_hpc.journal import read_journal  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import yaml
 
 from asha_hpc.config import load_config
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
 from conftest import partition_options

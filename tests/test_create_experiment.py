@@ -10,7 +10,7 @@ import yaml
 from asha_hpc.config import load_config
 from asha_hpc.errors import AshaError
 from asha_hpc.expdir import ExpDir
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
 

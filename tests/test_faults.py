@@ -7,11 +7,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asha_hpc.chaos import run_chaos
+from asha_hpc.testing.chaos import run_chaos
 from asha_hpc.config import parse_config
 from asha_hpc.errors import AshaError, ConfigError
 from asha_hpc.expdir import ExpDir, atomic_write_json
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 from asha_hpc import journal as journal_mod
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master

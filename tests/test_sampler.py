@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from asha_hpc.config import SearcherConfig, parse_config
 from asha_hpc.errors import ConfigError
 from asha_hpc.expdir import ExpDir
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, TrialFailed, make_searcher
@@ -408,7 +408,7 @@ def test_master_killed_at_many_points_never_changes_a_submitted_config(tmp_path,
     invariant holds, and every job ever submitted got the configuration its trial has in the
     final state: a crash between a draw and its ``sampled`` record re-fits to the same one."""
     from asha_hpc.backends.simulated import SimulatedBackend
-    from asha_hpc.chaos import run_chaos
+    from asha_hpc.testing.chaos import run_chaos
 
     cfg = master_config(tmp_path, trials=60)
     cfg = replace(cfg, simulated=replace(cfg.simulated, curve=None))  # the synthetic curve

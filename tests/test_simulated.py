@@ -3,7 +3,7 @@ import time
 
 from asha_hpc.config import parse_config
 from asha_hpc.expdir import ExpDir
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 

@@ -8,7 +8,7 @@ import pytest
 
 from slurm_helpers import (cli, exp_name, final_state, make_experiment, model_log,
                            wait_until)
-from asha_hpc.invariants import check_invariants
+from asha_hpc.testing.invariants import check_invariants
 
 pytestmark = pytest.mark.slurm
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from .config import ExperimentConfig
-from .state import INVALID, replay
+from ..config import ExperimentConfig
+from ..state import INVALID, replay
 
 
 def check_invariants(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> List[str]:
