@@ -303,7 +303,7 @@ def median_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     for r in runs:
         out.setdefault((r["group"], r["mode"]), []).append(r)
     rows = []
-    for (g, mode), rs in out.items():
+    for (_group, mode), rs in out.items():
         row = dict(rs[0])
         for k in ("wall_s", "held_s", "segment_mean_s", "held_per_train", "train_s"):
             xs = [r[k] for r in rs if isinstance(r.get(k), (int, float))]
