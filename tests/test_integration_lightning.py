@@ -208,3 +208,21 @@ def test_lightning_ddp_on_two_asha_ranks(tmp_path):
     ranks = {json.loads(x)["rank"] for t in st.trials.values()
              for x in (st_dir(tmp_path / "e", t.id) / "trained.jsonl").read_text().splitlines()}
     assert ranks == {0, 1}
+
+
+def test_steps_without_a_validation_loop_report_the_training_metric(tmp_path):
+    """unit="steps", no validation (limit_val_batches=0): the segment ends at its step with
+    what training_step logged."""
+    t = make_trial(tmp_path, 5, max_length=10, metric="train_loss", unit="batches")
+    from asha_hpc.integrations.lightning import AshaCallback
+
+    example = load_example()
+    cb = AshaCallback(t)
+    assert cb.unit == "steps" and cb.max_steps == 10 and cb.max_epochs == -1
+    trainer = L.Trainer(max_steps=cb.max_steps, callbacks=[cb], limit_val_batches=0, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(example.LitClassifier(hidden=8), datamodule=example.DigitsDataModule(32),
+                ckpt_path=cb.ckpt_path)
+    assert [s.length for s in t.reports] == [5] and trainer.global_step == 5
+    assert t.reports[0].reported["train_loss"] > 0
+    assert checkpoint_length(t.latest_checkpoint) == 5
