@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ..trial import Trial
 from .segments import IntegrationError, SegmentWalk
@@ -31,6 +31,11 @@ from .segments import IntegrationError, SegmentWalk
 CKPT_FILE = "lightning.ckpt"  # the Trainer's checkpoint inside the trial's checkpoint folder
 UNITS = ("epochs", "steps")
 _classes: Dict[Tuple[type, ...], type] = {}
+
+if TYPE_CHECKING:  # for type checkers a Lightning callback; at run time see __new__
+    from lightning.pytorch.callbacks import Checkpoint as _Base
+else:
+    _Base = object
 
 
 def _lightning_bases() -> Tuple[type, ...]:
@@ -50,7 +55,7 @@ def _lightning_bases() -> Tuple[type, ...]:
     return tuple(importlib.import_module(f"{p}.callbacks").Checkpoint for p in names)
 
 
-class AshaCallback:
+class AshaCallback(_Base):
     """``AshaCallback(trial, monitor="val_loss", unit="epochs")``.
 
     ``monitor``: the logged metric (``self.log``) the searcher ranks trials by; it is reported
