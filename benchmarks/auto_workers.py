@@ -58,7 +58,7 @@ from asha_hpc.config import parse_config  # noqa: E402
 from asha_hpc.expdir import ExpDir  # noqa: E402
 from asha_hpc.journal import read_journal  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
-from worker_pool import keep_skipped_parts, sacct_held, slurm_available  # noqa: E402
+from worker_pool import keep_skipped_parts, slurm_available  # noqa: E402
 
 TOLERANCE = 0.10
 SIM_GPUS = 8
@@ -225,17 +225,38 @@ def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> Dict[s
                            "segment_mean_s": sum(seg) / len(seg) if seg else None,
                            "auto": auto_modes(recs) if mode == "auto" else None}
     if backend == "slurm":
-        jobs = [r["job_id"] for r in recs if r.get("kind") == "submitted" and r.get("job_id")]
-        jobs += [j for r in recs if r.get("kind") == "workers_submitted" for j in r["jobs"].values()]
-        held = sacct_held(jobs)
+        held = sacct_held_by_name(cfg.name)
         out.update(journal_held_s=out["held_s"], held_s=held["gpu_s"], jobs=held["jobs"])
     out["train_s"] = sum(seg)
     out["held_per_train"] = out["held_s"] / out["train_s"] if out["train_s"] else None
     return out
 
 
+def sacct_held_by_name(name: str) -> Dict[str, float]:
+    """GPU-seconds every job of experiment ``name`` held (sacct: elapsed x allocated GPUs,
+    whole seconds; array tasks one row each), found by job name (``asha-<name>-...``: segment
+    jobs, arrays and pool workers alike). Waits until none of them runs."""
+    rows: List[List[str]] = []
+    for _ in range(60):
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", "now-2hours", "-o",
+                              "JobID,JobName,State,ElapsedRaw,AllocTRES"],
+                             capture_output=True, text=True).stdout
+        rows = [r for r in (line.split("|") for line in out.splitlines())
+                if len(r) == 5 and r[1].startswith(f"asha-{name}-")]
+        if rows and not any(r[2] in ("RUNNING", "PENDING", "COMPLETING") for r in rows):
+            break
+        time.sleep(1.0)
+    gpu_s = 0.0
+    for _, _, _, elapsed, tres in rows:
+        gpus = sum(int(p.split("=")[1]) for p in tres.split(",") if p.startswith("gres/gpu="))
+        gpu_s += float(elapsed or 0) * gpus
+    return {"gpu_s": gpu_s, "jobs": len(rows)}
+
+
 def run_digits(mode: str, tmp: Path) -> Dict[str, Any]:
-    """The example as shipped (auto) or with local.workers: 0, through the CLI."""
+    """The example as shipped (auto), or as the default ran it before ``workers: auto``: a job
+    per segment (``local.workers: 0``), each job's torch on as many threads as there are cores
+    (``OMP_NUM_THREADS`` = the CPU count; the local backend now shares the cores out)."""
     import yaml
 
     src = ROOT / "examples" / "pytorch_digits" / "digits.yaml"
@@ -247,8 +268,12 @@ def run_digits(mode: str, tmp: Path) -> Dict[str, Any]:
     path.write_text(yaml.safe_dump(cfg))
     exp = tmp / f"digits-run-{mode.replace(' ', '')}"
     t0 = time.perf_counter()
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if mode == "workers 0":
+        env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
     r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "run", str(path), "--exp-dir",
-                        str(exp)], capture_output=True, text=True)
+                        str(exp)], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     recs = read_journal(exp / "journal.jsonl")[0]
     best = [line for line in r.stderr.splitlines() if "best trial" in line]
@@ -288,8 +313,8 @@ def print_rows(title: str, rows: List[Dict[str, Any]], key_cols: List[str], held
                                  fmt_s(z["held_s"]), fmt_s(n["held_s"]), fmt_s(a["held_s"])]
                          + ([f"{z['held_per_train']:.3f}", f"{n['held_per_train']:.3f}",
                              f"{a['held_per_train']:.3f}"] if per else [])
-                         + [f"{a['wall_vs_best']:.2f}, {a['held_vs_best']:.2f}",
-                                 a.get("auto") or "-", "yes" if a["ok"] else "NO"]))
+                         + [f"{a.get('wall_vs_best') or 0:.2f}, {a.get('held_vs_best') or 0:.2f}",
+                                 a.get("auto") or "-", "yes" if a.get("ok") else "NO"]))
     print(f"(held: {held_name}" + ("; held/train: held per second of training, what the "
           "verdict compares" if per else "") + "; auto vs best: auto / the better fixed mode, "
           f"per measure; ok: both within {100 * TOLERANCE:.0f}%)")

@@ -3,6 +3,7 @@ config, the journal and status, the switch in virtual time, and on real local pr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -356,3 +357,37 @@ def test_plan_shows_the_estimate(tmp_path, capsys):
     assert main(["plan", str(path), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["workers"] == "auto" and d["segments"] > 0 and "workers_estimate" in d
+
+
+THREADS_MODEL = '''
+import os
+
+
+def train(trial):
+    for seg in trial.segments():
+        with open(trial.dir / "threads.txt", "a") as f:
+            f.write(os.environ.get("OMP_NUM_THREADS", "unset") + "\\n")
+        seg.report(loss=0.5)
+'''
+
+
+def test_local_jobs_share_the_cores_unless_the_user_set_threads(tmp_path, monkeypatch):
+    from asha_hpc.backends.local import threads_per_job
+
+    (tmp_path / "model.py").write_text(THREADS_MODEL)
+    path = tmp_path / "exp.yaml"
+    raw = base_cfg(searcher={"name": "single", "metric": "loss", "max_length": 1},
+                   local={"gpus": [], "max_parallel": 1}, poll_interval_s=0.2)
+    for i, (env, want) in enumerate([(None, str(threads_per_job(
+            parse_config(raw, tmp_path).local))), ("3", "3")]):
+        if env is None:
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("OMP_NUM_THREADS", env)
+        path.write_text(yaml.safe_dump(raw))
+        exp = ExpDir.create(tmp_path / f"run{i}")
+        st = Master(exp, load_config(path), progress=lambda s: None).run()
+        assert st.lifecycle == "completed"
+        assert (exp.trial_dir(1) / "threads.txt").read_text().split() == [want]
+    assert threads_per_job(parse_config(base_cfg(local={"gpus": [], "max_parallel": 1}),
+                                        tmp_path).local) == (os.cpu_count() or 1)

@@ -61,6 +61,15 @@ def _pid_is_job(pid: int) -> bool:
             return False
 
 
+def threads_per_job(cfg: LocalConfig) -> int:
+    """CPU threads for each process of a job: the machine's cores shared by the processes that
+    run at once (as Ray Tune does for its trials). Without it torch and BLAS start a thread
+    per core in every job, and ``max_parallel`` jobs on the same cores thrash (the digits
+    example took 6.8x longer on 2 cores). An OMP_NUM_THREADS the user set is kept."""
+    procs = max(1, cfg.max_parallel) * max(1, cfg.tasks_per_node)
+    return max(1, (os.cpu_count() or 1) // procs)
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -145,6 +154,8 @@ class LocalBackend(Backend):
         jid = LOCAL_PREFIX + spec.key
         env = dict(spec.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        if "OMP_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(threads_per_job(self.cfg))
         spec = dataclasses.replace(spec, env=env)
         record = self._record(jid)
         atomic_write_json(record, {"key": spec.key, "pid": None, "gpus": gpus}, durable=False)
