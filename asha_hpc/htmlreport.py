@@ -132,8 +132,8 @@ def render(d: Dict[str, Any], rows: List[Dict[str, Any]], plots: Dict[str, Any],
     rung_rows = d.get("rung_table") or []
     if rung_rows:
         out.append("<h2>Brackets and rungs</h2>")
-        cols = [h for _, h in RUNG_COLS] + [f"best {metric}"]
-        out.append(_table(cols, [[r.get(k) for k, _ in RUNG_COLS] + [r.get("best_metric")]
+        rung_cols = [h for _, h in RUNG_COLS] + [f"best {metric}"]
+        out.append(_table(rung_cols, [[r.get(k) for k, _ in RUNG_COLS] + [r.get("best_metric")]
                                  for r in rung_rows], tid="rungs"))
 
     if d.get("top"):

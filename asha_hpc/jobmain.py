@@ -297,7 +297,7 @@ class _Session:
                           lambda s, f: trial.request_stop(signal.Signals(s).name))
         if any(self.early):
             trial.request_stop(next(e for e in self.early if e))
-        current = [spec]  # the segment now running (moves on inside segments())
+        current: List[Optional[SegmentSpec]] = [spec]  # the segment now running (moves on inside segments())
         started = [time.time()]
         if self.worker is not None and not isinstance(spec.entrypoint, list):
             trial._next_segment = lambda seg: self._continue(trial, seg, current, started)
@@ -329,9 +329,10 @@ class _Session:
             full = disk_full_in(e, trial.dir)  # the machine's fault: counts against nothing
         if beat is not None:
             beat.halt.set()
-        spec = current[0]
-        if spec is None:  # its last result went out inside segments(): nothing left here
+        now = current[0]
+        if now is None:  # its last result went out inside segments(): nothing left here
             return self.pending
+        spec = now
         if status == "completed" and rank == 0:  # reports count from rank 0 only
             reports = [r for r in trial.reports if r.index == spec.segment]
             if metrics is None and reports and reports[-1].length == spec.length:
@@ -387,7 +388,7 @@ class _Session:
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = status
-        if not waits and self.peers is not None:  # several ranks that wait
+        if not waits and self.peers is not None and self.worker is not None:  # several ranks that wait
             # the master hands nothing more to a job that does not wait: close the next slot
             # so that the other ranks, which follow the slots, leave with rank 0
             claim(slot_path(self.exp.root, self.worker, self.slot),

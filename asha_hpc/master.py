@@ -239,7 +239,8 @@ class Master:
 
         for w in st.pool.alive(pool_policy.POOL):
             if w.job_id is None:
-                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))
+                # a WorkerSpec has the key find() looks for (Backend.find is typed for segments)
+                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))  # type: ignore[arg-type]
                 if jid is not None:
                     self._record({"kind": "workers_submitted", "jobs": {w.id: jid}})
                 else:
@@ -446,7 +447,7 @@ class Master:
         pool_jobs = st.pool.job_ids()
         if not live and not pool_jobs:
             return
-        states = self.backend.states(sorted({t.job_id for t in live} | set(pool_jobs)))  # type: ignore[misc]
+        states = self.backend.states(sorted({t.job_id for t in live if t.job_id} | set(pool_jobs)))
         now = self.clock.time()
         recs = []
         for t in live:

@@ -165,7 +165,7 @@ def compute(st: ExperimentState) -> Dict[str, Any]:
     """Job-hours (each attempt's result: ended - started) and GPU-hours where the results said
     how many GPUs the job had (None when none did)."""
     job_s = sum(t.compute_s for t in st.trials.values())
-    gpu = [t.gpu_s for t in st.trials.values() if getattr(t, "gpu_s", None) is not None]
+    gpu = [g for t in st.trials.values() if (g := getattr(t, "gpu_s", None)) is not None]
     return {"job_hours": job_s / 3600.0, "gpu_hours": (sum(gpu) / 3600.0) if gpu else None}
 
 
@@ -477,7 +477,7 @@ def rung_counts_over_time(records: List[Dict[str, Any]]) -> Dict[int, List[Tuple
     """length -> [(hours since the start, trials that completed that length so far)]."""
     t0 = start_time(records) or 0.0
     out: Dict[int, List[Tuple[float, int]]] = {}
-    targets: Dict[Tuple[int, int], int] = {}
+    targets: Dict[Tuple[Any, Any], Any] = {}
     for r in records:
         if r.get("kind") == "intent":
             targets[(r["trial"], r["segment"])] = r.get("length")

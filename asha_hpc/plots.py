@@ -68,9 +68,9 @@ def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict
     if not curves:  # no learning curves on disk (e.g. the simulated backend): rung results
         name, source = metric, "rung results"
         for t in st.trials.values():
-            pts = sorted((L, num(v)) for L, v in t.rung_metrics.items() if num(v) is not None)
+            pts = sorted((float(L), y) for L, v in t.rung_metrics.items() if (y := num(v)) is not None)
             if pts:
-                curves[t.id] = ([float(L) for L, _ in pts], [v for _, v in pts])
+                curves[t.id] = ([L for L, _ in pts], [y for _, y in pts])
     lengths = sorted({r.length for r in st.searcher.rungs()})
     reached = {t.id: t.length for t in st.trials.values()}
     return {

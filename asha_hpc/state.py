@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from .autoworkers import AutoMeasure
 from .config import ExperimentConfig
@@ -182,7 +182,7 @@ class ExperimentState:
         further beat its rivals to get there), then by metric."""
         sign = 1.0 if self.cfg.searcher.smaller_is_better else -1.0
         have = [t for t in self.trials.values() if t.metric is not None and math.isfinite(t.metric)]
-        return sorted(have, key=lambda t: (-t.length, sign * t.metric, t.id))
+        return sorted(have, key=lambda t: (-t.length, sign * cast(float, t.metric), t.id))
 
     def hopeless(self) -> Optional[Tuple[int, str]]:
         """(trial, why) when the search should stop now because every trial would fail the

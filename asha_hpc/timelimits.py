@@ -107,8 +107,8 @@ class SegmentTimes:
     # ------------------------------------------------------------------ feeding (state)
     def on_intent(self, trial: int, target: int, rec: Dict[str, Any]) -> None:
         self._from[trial] = self._reached.get(trial, 0)
-        minutes = rec.get("timeout_min")
-        minutes = int(minutes) if _num(minutes) is not None else None
+        asked = _num(rec.get("timeout_min"))
+        minutes = int(asked) if asked is not None else None
         split = bool(rec.get("split"))
         self._plan[trial] = (minutes, split)
         if minutes is not None:

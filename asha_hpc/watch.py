@@ -133,6 +133,7 @@ class FolderWatch:
 
     def _wait_events(self, timeout_s: float) -> bool:
         t0 = time.monotonic()
+        assert self.fd is not None  # wait() comes here only with inotify
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
         while True:

@@ -85,16 +85,16 @@ def _patched(fp: _Failpoints, backend: SimulatedBackend):
         fp.hit()
         return ok
 
-    Journal.append = append  # type: ignore[assignment]
-    pathlib.Path.unlink = unlink  # type: ignore[assignment]
-    backend.submit = submit  # type: ignore[assignment]
-    backend.hand_over = hand_over  # type: ignore[assignment]
+    Journal.append = append  # type: ignore[method-assign]
+    pathlib.Path.unlink = unlink  # type: ignore[method-assign]
+    backend.submit = submit  # type: ignore[method-assign]
+    backend.hand_over = hand_over  # type: ignore[method-assign]
 
     def undo() -> None:
-        Journal.append = real_append  # type: ignore[assignment]
-        pathlib.Path.unlink = real_unlink  # type: ignore[assignment]
-        backend.submit = real_submit  # type: ignore[assignment]
-        backend.hand_over = real_hand_over  # type: ignore[assignment]
+        Journal.append = real_append  # type: ignore[method-assign]
+        pathlib.Path.unlink = real_unlink  # type: ignore[method-assign]
+        backend.submit = real_submit  # type: ignore[method-assign]
+        backend.hand_over = real_hand_over  # type: ignore[method-assign]
 
     return undo
 

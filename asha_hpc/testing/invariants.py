@@ -16,7 +16,7 @@ def check_invariants(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> Li
     """Violations found in ``records`` (empty when all is well)."""
     bad: List[str] = []
     applied = set()
-    live: Dict[int, Tuple[int, int]] = {}  # trial -> (segment, attempt) submitted, not ended
+    live: Dict[int, Tuple[Any, Any]] = {}  # trial -> (segment, attempt) submitted, not ended
     for r in records:
         k = r["kind"]
         key = (r.get("trial"), r.get("segment"), r.get("attempt"))
