@@ -169,7 +169,7 @@ def test_stop_request_checkpoints_mid_segment_and_the_next_job_resumes(tmp_path)
     assert batches + batches2 == 4 * 4  # resumed mid-epoch: no batch trained twice
 
 
-def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path):
+def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
     from asha_hpc.integrations.lightning import AshaCallback
     from asha_hpc.integrations.segments import IntegrationError
 
@@ -177,14 +177,11 @@ def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path):
     t = make_trial(tmp_path, 4, segment=1)
     cb = AshaCallback(t)
     assert cb.ckpt_path.endswith("lightning.ckpt")
-    AshaCallback.ckpt_path = property(lambda self: None)  # the user forgot ckpt_path=
-    try:
-        want = (r"checkpoint at length 2 .* started from scratch: "
-                r"pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)")
-        with pytest.raises(IntegrationError, match=want):
-            tiny_fit(t)
-    finally:
-        del AshaCallback.ckpt_path
+    monkeypatch.setattr(AshaCallback, "ckpt_path", property(lambda self: None))  # forgotten
+    want = (r"checkpoint at length 2 .* started from scratch: "
+            r"pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)")
+    with pytest.raises(IntegrationError, match=want):
+        tiny_fit(t)
 
 
 @pytest.mark.slow

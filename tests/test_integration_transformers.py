@@ -156,18 +156,15 @@ def test_stop_request_saves_and_the_retry_resumes_there(tmp_path):
     assert not list((tmp_path / "out").glob("checkpoint-*"))
 
 
-def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path):
+def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
     from asha_hpc.integrations.segments import IntegrationError
     from asha_hpc.integrations.transformers import AshaCallback
 
     tiny_train(make_trial(tmp_path, 4), tmp_path)
     t = make_trial(tmp_path, 12, segment=1)
     assert AshaCallback(t).resume_from is not None
-    AshaCallback.resume_from = property(lambda self: None)  # the user forgot resume_from_checkpoint
-    try:
-        want = (r"checkpoint at length 4 .* started from scratch: "
-                r"pass trainer.train\(resume_from_checkpoint=cb.resume_from\)")
-        with pytest.raises(IntegrationError, match=want):
-            tiny_train(t, tmp_path)
-    finally:
-        del AshaCallback.resume_from
+    monkeypatch.setattr(AshaCallback, "resume_from", property(lambda self: None))  # forgotten
+    want = (r"checkpoint at length 4 .* started from scratch: "
+            r"pass trainer.train\(resume_from_checkpoint=cb.resume_from\)")
+    with pytest.raises(IntegrationError, match=want):
+        tiny_train(t, tmp_path)
