@@ -1,0 +1,61 @@
+"""An experiment folder written by the release before the architecture change (commit b885ae9)
+still resumes, reports and exports.
+
+tests/fixtures/old_release_b885ae9/ was made by that release's own code (local backend): a
+search of 8 trials with ``model.py`` (tests/helpers.py's MODEL), its master SIGKILLed
+mid-search. It holds 4 paused trials with their checkpoints, a promoted trial whose result for
+length 16 and a new trial's first result wait in the inbox (they arrived after the master
+died), and the jobs' submitit folders. The release wrote absolute paths into experiment.yaml
+and the inbox messages (``/tmp/oldgen``); the test puts the folder where those paths lead by
+rewriting them to its own tmp folder, as if the old release had run there. The journal is
+left byte for byte as written (its lines carry checksums).
+"""
+import json
+import shutil
+from pathlib import Path
+
+from helpers import cli, final_state, journal
+
+FIXTURE = Path(__file__).parent / "fixtures" / "old_release_b885ae9"
+OLD_ROOT = "/tmp/oldgen"
+
+
+def _place(tmp_path: Path) -> Path:
+    shutil.copy(FIXTURE / "model.py", tmp_path / "model.py")
+    exp = tmp_path / "run"
+    shutil.copytree(FIXTURE / "run", exp)
+    for p in [exp / "experiment.yaml", *(exp / "inbox").glob("*.json")]:
+        p.write_text(p.read_text().replace(OLD_ROOT, str(tmp_path)))
+    return exp
+
+
+def test_old_release_folder_reports_then_resumes_and_exports(tmp_path):
+    exp = _place(tmp_path)
+    before = journal(exp)
+    assert not any("config_hash" in r for r in before)  # really the older format
+
+    # status reads it as the old master left it: paused trials, checkpoints on disk
+    status = json.loads(cli("status", exp, "--json").stdout)
+    assert status["trials"]["paused"] == 4
+    assert any((exp / "trials" / f"{t:05d}" / "checkpoints").iterdir() for t in (2, 3))
+
+    r = cli("resume", exp)
+    assert "best trial" in r.stderr
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    after = journal(exp)
+    assert after[:len(before)] == before  # the old records are kept as they were
+    # the results that waited in the inbox were applied, not retried
+    applied = {(r["trial"], r["segment"]) for r in after[len(before):] if r["kind"] == "result"}
+    assert {(4, 1), (6, 0)} <= applied
+    assert not [r for r in after if r["kind"] == "job_dead"]
+    # promoted trials went on from their checkpoints: a job log line says from which epoch
+    resumed = [json.loads(line) for p in (exp / "trials").glob("*/env.jsonl")
+               for line in p.read_text().splitlines() if '"from"' in line]
+    assert any(r["from"] > 0 for r in resumed)
+
+    rows = [json.loads(line) for line in
+            cli("export", exp, "--format", "jsonl").stdout.splitlines() if line.strip()]
+    assert {row["trial_id"] for row in rows} == set(st.trials)
+    best = json.loads(cli("status", exp, "--json").stdout)
+    assert best["trials"]["completed"] >= 1
