@@ -5,7 +5,7 @@ applies the same records again and arrives at the same state, searcher included 
 fed only from here, so it sees the same events in the same order). ``status``, ``best`` and
 ``export`` replay the journal read-only, with no master running.
 
-Journal record kinds (``kind``):
+Journal record kinds (``kind``; the enum ``records.Kind``, dispatched by ``HANDLERS``):
     init        the search starts (the searcher's first actions); ``seed`` and ``config_hash``
                 pin the config: replay refuses an experiment.yaml that changed since
     intent      about to submit (trial, segment, attempt)     -- before the backend is called
@@ -42,12 +42,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from .autoworkers import AutoMeasure
 from .config import ExperimentConfig
 from .errors import AshaError
 from .expdir import attempt_key
+from .records import Kind
 from .metrics import metric_float
 from .pool import Pool
 from .timelimits import SegmentTimes
@@ -200,7 +201,11 @@ class ExperimentState:
     def apply(self, rec: Dict[str, Any]) -> None:
         self.seq = rec.get("seq", self.seq)
         kind = rec["kind"]
-        getattr(self, f"_on_{kind}")(rec)
+        handler = self.HANDLERS.get(kind)
+        if handler is None:
+            raise AshaError(f"journal record {rec.get('seq')}: kind {kind!r} is unknown to this "
+                            f"release of asha-hpc (written by a newer one?); upgrade to resume")
+        handler(self, rec)
 
     def _note(self, rec: Dict[str, Any], text: str) -> None:
         self.events.append((rec.get("time", 0.0), text))
@@ -463,7 +468,18 @@ class ExperimentState:
         self.lifecycle = rec.get("state", "completed")
         self.message = rec.get("message")
 
-    _on_aborted = _on_done
+    HANDLERS: Dict[str, Callable[["ExperimentState", Dict[str, Any]], None]] = {
+        Kind.INIT: _on_init, Kind.RESUMED: _on_resumed, Kind.STOPPED: _on_stopped,
+        Kind.INTENT: _on_intent, Kind.SUBMITTED: _on_submitted,
+        Kind.SUBMIT_FAILED: _on_submit_failed, Kind.STARTED: _on_started,
+        Kind.RESULT: _on_result, Kind.RETRY_FAILED: _on_retry_failed,
+        Kind.JOB_DEAD: _on_job_dead, Kind.TRIAL_FAILED: _on_trial_failed,
+        Kind.WORKERS: _on_workers, Kind.WORKERS_SUBMITTED: _on_workers_submitted,
+        Kind.WORKER_READY: _on_worker_ready, Kind.WORKER_GONE: _on_worker_gone,
+        Kind.WORKERS_MODE: _on_workers_mode, Kind.SAMPLED: _on_sampled,
+        Kind.CHECKPOINTS_REMOVED: _on_checkpoints_removed, Kind.CANCELLED: _on_cancelled,
+        Kind.DONE: _on_done, Kind.ABORTED: _on_done,
+    }
 
 
 def error_signature(error: str) -> str:

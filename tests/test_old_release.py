@@ -59,3 +59,22 @@ def test_old_release_folder_reports_then_resumes_and_exports(tmp_path):
     assert {row["trial_id"] for row in rows} == set(st.trials)
     best = json.loads(cli("status", exp, "--json").stdout)
     assert best["trials"]["completed"] >= 1
+
+
+def test_a_record_kind_of_a_newer_release_is_refused_with_one_line(tmp_path):
+    """The other direction: a journal holding a kind this release does not know (a newer
+    release wrote it) is refused, naming the record and the kind, instead of guessing."""
+    import pytest
+
+    from asha_hpc.config import load_config
+    from asha_hpc.errors import AshaError
+    from asha_hpc.records import Kind
+    from asha_hpc.state import ExperimentState, replay
+
+    exp = _place(tmp_path)
+    cfg = load_config(exp / "experiment.yaml")
+    recs = journal(exp)
+    assert {r["kind"] for r in recs} <= {k.value for k in Kind} == set(ExperimentState.HANDLERS)
+    future = dict(recs[-1], kind="trial_migrated", seq=recs[-1]["seq"] + 1)
+    with pytest.raises(AshaError, match=r"journal record \d+: kind 'trial_migrated' is unknown"):
+        replay(cfg, recs + [future])
