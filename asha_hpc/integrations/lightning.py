@@ -120,24 +120,15 @@ class AshaCallback(_Base):
         if stage != "fit" or self.trial.max_length is None:
             return
         want = self.trial.max_length
-        if self.unit == "epochs":
-            if trainer.max_epochs != want:
-                raise IntegrationError(
-                    f"AshaCallback: Trainer(max_epochs={trainer.max_epochs}) but the searcher's "
-                    f"max_length is {want} epochs: pass Trainer(max_epochs=cb.max_epochs)")
-            if trainer.max_steps not in (-1, None):
-                raise IntegrationError(
-                    f"AshaCallback: Trainer(max_steps={trainer.max_steps}) would end training "
-                    f"before the segments do: leave max_steps unset (segments are in epochs)")
-        else:
-            if trainer.max_steps != want:
-                raise IntegrationError(
-                    f"AshaCallback: Trainer(max_steps={trainer.max_steps}) but the searcher's "
-                    f"max_length is {want} steps: pass Trainer(max_steps=cb.max_steps)")
-            if trainer.max_epochs not in (-1, None):
-                raise IntegrationError(
-                    f"AshaCallback: Trainer(max_epochs={trainer.max_epochs}) would end training "
-                    f"before the segments do: leave max_epochs unset, or pass cb.max_epochs (-1)")
+        ours, other = ("max_epochs", "max_steps") if self.unit == "epochs" else ("max_steps", "max_epochs")
+        if getattr(trainer, ours) != want:
+            raise IntegrationError(
+                f"AshaCallback: Trainer({ours}={getattr(trainer, ours)}) but the searcher's "
+                f"max_length is {want} {self.unit}: pass Trainer({ours}=cb.{ours})")
+        if getattr(trainer, other) not in (-1, None):
+            raise IntegrationError(
+                f"AshaCallback: Trainer({other}={getattr(trainer, other)}) would end training "
+                f"before the segments do: leave {other} unset (segments are in {self.unit})")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if not self._walk.start(self._position(trainer),
