@@ -33,7 +33,8 @@ from .expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from .journal import Journal
 from .lease import Lease
 from .livereport import LiveReport
-from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
+from .retention import removable_checkpoints
+from .state import FAILED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
 from .watch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
@@ -782,28 +783,18 @@ class Master:
         self.progress("experiment cancelled; running jobs were cancelled")
 
     def _retain(self, force: bool = False) -> None:
-        """Checkpoint retention for disk quotas: keep the checkpoints of live trials, of paused
-        trials that may still be promoted, of failed ones (``--retry-failed``), and of the best
-        ``save_experiment_best`` trials;
-        remove the rest as the search goes (at most every RETAIN_EVERY_S). Files go first, the
-        journal record after: a crash in between only leaves the removal to be redone."""
+        """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses
+        (all but those of live trials, of paused trials that may still be promoted, of failed
+        ones and of the best ``save_experiment_best`` trials) as the search goes, at most every
+        RETAIN_EVERY_S. Files go first, the journal record after: a crash in between only
+        leaves the removal to be redone."""
         now = time.time()
         if not force and now - self._last_retain < RETAIN_EVERY_S:
             return
         self._last_retain = now
         st = self.state
         assert st is not None
-        keep = {t.id for t in st.ranked()[: self.cfg.save_experiment_best]}
-        may_be_promoted = getattr(st.searcher, "may_be_promoted", lambda tid: True)
-        gone = []
-        for t in st.trials.values():
-            # a failed trial's checkpoint stays: after a fix, --retry-failed continues from it
-            if t.checkpoint is None or t.id in keep or t.status in (QUEUED, PENDING, RUNNING,
-                                                                     FAILED):
-                continue
-            if t.status == PAUSED and may_be_promoted(t.id):
-                continue
-            gone.append(t.id)
+        gone = removable_checkpoints(st, self.cfg.save_experiment_best)
         remove_trees([self.exp.checkpoints(i) for i in gone])
         if gone:
             self._record({"kind": "checkpoints_removed", "trials": gone})

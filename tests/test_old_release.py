@@ -78,3 +78,25 @@ def test_a_record_kind_of_a_newer_release_is_refused_with_one_line(tmp_path):
     future = dict(recs[-1], kind="trial_migrated", seq=recs[-1]["seq"] + 1)
     with pytest.raises(AshaError, match=r"journal record \d+: kind 'trial_migrated' is unknown"):
         replay(cfg, recs + [future])
+
+
+def test_retention_choice_is_a_pure_function_of_the_state(tmp_path):
+    """retention.removable_checkpoints on the old release's state: a paused trial keeps its
+    checkpoint while the searcher may still promote it; a stopped trial's goes unless it is
+    among the best kept; a failed one's stays (--retry-failed continues from it)."""
+    from asha_hpc.config import load_config
+    from asha_hpc.retention import removable_checkpoints
+    from asha_hpc.state import FAILED, PAUSED, STOPPED, replay
+
+    exp = _place(tmp_path)
+    st = replay(load_config(exp / "experiment.yaml"), journal(exp))
+    paused = [t.id for t in st.trials.values() if t.status == PAUSED and t.checkpoint]
+    promotable = [i for i in paused if st.searcher.may_be_promoted(i)]
+    hopeless = sorted(set(paused) - set(promotable))
+    assert promotable and removable_checkpoints(st, keep_best=0) == hopeless
+    t = st.trials[promotable[0]]
+    t.status = STOPPED
+    assert removable_checkpoints(st, keep_best=0) == sorted(hopeless + [t.id])
+    assert removable_checkpoints(st, keep_best=len(st.trials)) == []
+    t.status = FAILED
+    assert removable_checkpoints(st, keep_best=0) == hopeless
