@@ -273,7 +273,11 @@ def test_torch_launcher_becomes_torchrun(tmp_path, capsys):
     exp = _run(tmp_path, CONFIGS / "torch_ddp_038.yaml", capsys)
     (res,) = _segments(exp)
     assert res["status"] == "completed" and res["metrics"]["ranks"] == 2
-    assert res["metrics"]["val_loss"] < 0.1
+    # the config samples lr from [0.01, 0.1] with no seed: the loss falls for any of them
+    curve = [json.loads(x) for x in next((exp / "trials/00001/runs").iterdir()).joinpath(
+        "metrics.jsonl").read_text().splitlines()]
+    losses = [p["metrics"]["val_loss"] for p in curve if "val_loss" in p.get("metrics", {})]
+    assert len(losses) == 3 and losses[0] > losses[1] > losses[2] == res["metrics"]["val_loss"]
     (ckpt,) = (exp / "trials/00001/checkpoints").iterdir()
     assert len(list(ckpt.glob("*/model.pt"))) == 1
 
