@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from .expdir import WORKERS, atomic_write, read_json
-from .watch import FolderWatch
+from .fswatch import FolderWatch
 
 EXIT = "exit"
 SEGMENT = "segment"
@@ -67,7 +67,7 @@ def wait_slot(path: Path, timeout_s: float, stop: Callable[[], bool] = lambda: F
     ``close=False``: a follower (rank > 0 of a job of several ranks) never writes the slot,
     which rank 0 or the master fills; it returns an exit of its own, unwritten, on ``stop()``.
 
-    ``watch``: the job's inotify watch of the slot's folder (watch.py), kept across slots: the
+    ``watch``: the job's inotify watch of the slot's folder (fswatch.py), kept across slots: the
     wait then wakes the moment the slot is created, and looks at ``stop()`` every 0.25 s.
     Without one (or on a network filesystem) the slot is polled: 1 ms doubling to 50 ms, 0.25 s
     once idle for 10 s."""

@@ -66,7 +66,7 @@ from .metrics import as_number, plain_metrics
 from .handoff import EXIT, claim, slot_path, wait_slot
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial, _names
-from .watch import FolderWatch
+from .fswatch import FolderWatch
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 
@@ -207,7 +207,7 @@ class _Session:
         self.first = True
         self.status = "exit"
         self.ranks = current_ranks()
-        self.watch: Optional[FolderWatch] = None  # of this job's slot folder (watch.py)
+        self.watch: Optional[FolderWatch] = None  # of this job's slot folder (fswatch.py)
         self.peers: Optional[Group] = None  # the job's ranks (several ranks that wait)
         self._peers_beat: Optional[_Heartbeat] = None
         self._peers_looked = 0.0

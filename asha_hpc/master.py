@@ -35,7 +35,7 @@ from .lease import Lease
 from .livereport import LiveReport
 from .retention import removable_checkpoints
 from .state import FAILED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
-from .watch import FolderWatch
+from .fswatch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
 

@@ -1,4 +1,4 @@
-"""watch.py: a waiter wakes when a file lands in a folder (inotify on local filesystems, a
+"""fswatch.py: a waiter wakes when a file lands in a folder (inotify on local filesystems, a
 short poll elsewhere), and never misses one that landed between two waits."""
 import os
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from asha_hpc.watch import FolderWatch, fs_type, is_network_fs
+from asha_hpc.fswatch import FolderWatch, fs_type, is_network_fs
 
 
 def _land_later(folder, name, delay):
@@ -70,7 +70,7 @@ def test_out_of_inotify_instances_polls_and_says_so_once(tmp_path, caplog, monke
     import ctypes
     import ctypes.util
 
-    import asha_hpc.watch as watch
+    import asha_hpc.fswatch as watch
 
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     monkeypatch.setattr(watch, "_warned_limit", False)
