@@ -178,13 +178,13 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
-        self.journal = j = Journal(self.exp.journal, durable=self.backend.name != "simulated")
+        self.journal = j = Journal(self.exp.journal, durable=not self.backend.virtual_time)
         # fencing (journal.py): an epoch above any written, stamped on every record, and the
         # lease checked before each write
         self.lease.set_epoch(max(j.max_epoch, self.lease.previous_epoch()) + 1)
         j.epoch, j.fence = self.lease.epoch, self.lease.check
         prune_oldest(self.exp.inbox, ".rejected-", KEEP_REJECTED)  # earlier masters' (bounded)
-        if self.backend.name != "simulated":  # before the first look: no message is missed
+        if not self.backend.virtual_time:  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
@@ -269,7 +269,7 @@ class Master:
     def _sleep(self, seconds: float) -> None:
         """Sleep until the next poll, waking early when a message lands in the inbox (so a
         waiting job gets its next segment in milliseconds, not a poll interval later)."""
-        if self.backend.name == "simulated":
+        if self.backend.virtual_time:
             self.clock.sleep(seconds)
             return
         if self._inbox_watch is None:  # steps driven without start()
@@ -724,7 +724,7 @@ class Master:
         st = self.state
         assert st is not None
         n = self.cfg.probe_jobs
-        if not n or st.worked or self.backend.name == "simulated" or not st.todo:
+        if not n or st.worked or self.backend.virtual_time or not st.todo:
             return st.todo
         return [] if st.live() else st.todo[:n]
 

@@ -132,6 +132,11 @@ class Backend(ABC):
 
     name: str = "base"
     clock: Clock = Clock()
+    exp_dir: Path  # the experiment folder (hand_over writes its slots there)
+    # Capabilities the master adapts to, instead of asking a backend's name:
+    # jobs run on a virtual clock (the simulated backends): nothing real to make durable, no
+    # inbox to watch, no job to lose to a bug that probe jobs would catch first
+    virtual_time: bool = False
 
     @abstractmethod
     def submit(self, specs: Sequence[Union[SegmentSpec, "WorkerSpec"]]) -> List[str]:
@@ -163,13 +168,13 @@ class Backend(ABC):
         closed that slot itself first (it left). The simulated backend plays this in memory."""
         from ..handoff import claim, slot_path
 
-        return claim(slot_path(Path(self.exp_dir), worker, slot), body)  # type: ignore[attr-defined]
+        return claim(slot_path(Path(self.exp_dir), worker, slot), body)
 
     def handed(self, worker: str, slot: int) -> Optional[Dict[str, Any]]:
         """What a slot holds (None: still empty), for a restarted master."""
         from ..handoff import read_slot, slot_path
 
-        return read_slot(slot_path(Path(self.exp_dir), worker, slot))  # type: ignore[attr-defined]
+        return read_slot(slot_path(Path(self.exp_dir), worker, slot))
 
     def tick(self) -> None:  # noqa: B027 (optional hook: most backends have nothing to do)
         """Housekeeping once per master iteration (start queued local jobs, ...)."""

@@ -96,6 +96,7 @@ class VirtualClock(Clock):
 
 class SimulatedBackend(Backend):
     name = "simulated"
+    virtual_time = True
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
                  curve: Optional[CurveFn] = None, context_dir: str = ".") -> None:
