@@ -39,7 +39,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any
 
 from .pool import FIT_MARGIN_S
 
@@ -60,20 +60,20 @@ class Measures:
     """What a job per segment and a warm worker cost, per segment (seconds)."""
 
     segments: int = 0  # completed segments measured in the window
-    startup_s: Optional[float] = None
-    queue_s: Optional[float] = None
-    train_s: Optional[float] = None
-    idle_s: Optional[float] = None
+    startup_s: float | None = None
+    queue_s: float | None = None
+    train_s: float | None = None
+    idle_s: float | None = None
 
     @property
-    def saved_s(self) -> Optional[float]:
+    def saved_s(self) -> float | None:
         """What a warm worker saves per segment: a new job's start-up and queue wait."""
         if self.startup_s is None:
             return None
         return self.startup_s + (self.queue_s or 0.0)
 
     @property
-    def share(self) -> Optional[float]:
+    def share(self) -> float | None:
         """``saved_s`` as a share of the training per segment."""
         if self.saved_s is None or self.train_s is None:
             return None
@@ -87,10 +87,10 @@ class Decision:
     measures: Measures
     measured: bool = True  # False: the prior (nothing measured yet) or a setting that forces it
 
-    def record(self) -> Dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         """The journal record of this decision."""
         m = self.measures
-        rec: Dict[str, Any] = {"kind": "workers_mode", "mode": self.mode, "reason": self.reason,
+        rec: dict[str, Any] = {"kind": "workers_mode", "mode": self.mode, "reason": self.reason,
                                "measured": self.measured, "segments": m.segments}
         for k in ("startup_s", "queue_s", "train_s", "idle_s", "share"):
             v = getattr(m, k)
@@ -114,8 +114,8 @@ def _secs(x: float) -> str:
     return f"{x / 3600:.1f} h"
 
 
-def decide(m: Measures, share: float, current: Optional[str] = None, *,
-           lifetime_s: Optional[float] = None, blocked: Optional[str] = None) -> Decision:
+def decide(m: Measures, share: float, current: str | None = None, *,
+           lifetime_s: float | None = None, blocked: str | None = None) -> Decision:
     """The mode for the next segments (see the module doc). ``current``: the mode in use
     (None before the first decision); ``lifetime_s``: a pool worker's time limit (None: none);
     ``blocked``: why a pool cannot be used with this config (then: a job per segment)."""
@@ -143,7 +143,7 @@ def decide(m: Measures, share: float, current: Optional[str] = None, *,
     return Decision(POOL, cost, m)
 
 
-def pool_limits(cfg: Any) -> Tuple[Optional[float], Optional[str]]:
+def pool_limits(cfg: Any) -> tuple[float | None, str | None]:
     """(a pool worker's time limit in seconds or None, why this config cannot keep warm
     workers or None) for an ExperimentConfig: on Slurm a worker lives for the fixed
     ``timeout_min`` and holds one set of resources."""
@@ -157,7 +157,7 @@ def pool_limits(cfg: Any) -> Tuple[Optional[float], Optional[str]]:
     return 60.0 * s.timeout_min, None
 
 
-def decide_for(cfg: Any, auto: "AutoMeasure") -> Decision:
+def decide_for(cfg: Any, auto: AutoMeasure) -> Decision:
     """``decide`` for an experiment: its config's share and limits, its measurements and the
     mode it runs in (the master each step; ``status`` from the replayed journal)."""
     lifetime, blocked = pool_limits(cfg)
@@ -165,10 +165,10 @@ def decide_for(cfg: Any, auto: "AutoMeasure") -> Decision:
                   blocked=blocked)
 
 
-def status(cfg: Any, auto: "AutoMeasure") -> Dict[str, Any]:
+def status(cfg: Any, auto: AutoMeasure) -> dict[str, Any]:
     """``status``'s ``workers`` entry: the setting and, for auto, the mode with today's numbers."""
     setting = cfg.workers_setting
-    out: Dict[str, Any] = {"setting": setting}
+    out: dict[str, Any] = {"setting": setting}
     if setting != "auto":
         out["line"] = f"{setting} warm workers" if setting else "0 (a job per segment)"
         return out
@@ -182,7 +182,7 @@ def status(cfg: Any, auto: "AutoMeasure") -> Dict[str, Any]:
     return out
 
 
-def _quantile(xs: Deque[float], q: float) -> float:
+def _quantile(xs: deque[float], q: float) -> float:
     s = sorted(xs)
     k = (len(s) - 1) * q
     lo = int(k)
@@ -190,7 +190,7 @@ def _quantile(xs: Deque[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def _num(x: Any) -> Optional[float]:
+def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
@@ -201,23 +201,23 @@ class AutoMeasure:
 
     def __init__(self, count_queue: bool) -> None:
         self.count_queue = count_queue
-        self.mode: Optional[str] = None  # the journaled mode (None: never decided)
+        self.mode: str | None = None  # the journaled mode (None: never decided)
         self.measured = False  # the journaled mode came from measurements
-        self.last: Optional[Dict[str, Any]] = None  # the latest workers_mode record
+        self.last: dict[str, Any] | None = None  # the latest workers_mode record
         self.changes = 0
-        self._startup: Deque[float] = deque(maxlen=WINDOW)
-        self._queue: Deque[float] = deque(maxlen=WINDOW)
-        self._train: Deque[float] = deque(maxlen=WINDOW)
-        self._idle: Deque[float] = deque(maxlen=WINDOW)
-        self._latency: Deque[float] = deque(maxlen=WINDOW)
-        self._intent: Dict[Tuple[int, int, int], float] = {}  # attempt -> its intent's time
-        self._submitted: Dict[str, float] = {}  # pool worker -> its ``workers`` record's time
-        self._waits_since: Dict[str, float] = {}  # worker -> when it began waiting
+        self._startup: deque[float] = deque(maxlen=WINDOW)
+        self._queue: deque[float] = deque(maxlen=WINDOW)
+        self._train: deque[float] = deque(maxlen=WINDOW)
+        self._idle: deque[float] = deque(maxlen=WINDOW)
+        self._latency: deque[float] = deque(maxlen=WINDOW)
+        self._intent: dict[tuple[int, int, int], float] = {}  # attempt -> its intent's time
+        self._submitted: dict[str, float] = {}  # pool worker -> its ``workers`` record's time
+        self._waits_since: dict[str, float] = {}  # worker -> when it began waiting
         self._resumed_at = float("-inf")  # the latest master start after a stop or crash
-        self._cache: Optional[Measures] = None
+        self._cache: Measures | None = None
 
     # ------------------------------------------------------------------ feeding (state)
-    def on_intent(self, rec: Dict[str, Any]) -> None:
+    def on_intent(self, rec: dict[str, Any]) -> None:
         t = _num(rec.get("time"))
         if t is None:
             return
@@ -228,7 +228,7 @@ class AutoMeasure:
             self._idle.append(max(t - since, 0.0))
             self._cache = None
 
-    def on_result(self, rec: Dict[str, Any]) -> None:
+    def on_result(self, rec: dict[str, Any]) -> None:
         t0 = self._intent.pop((rec["trial"], rec["segment"], rec["attempt"]), None)
         started, ended = _num(rec.get("started")), _num(rec.get("ended"))
         job_started, seen = _num(rec.get("job_started")), _num(rec.get("time"))
@@ -247,20 +247,20 @@ class AutoMeasure:
         if isinstance(w, str) and rec.get("waiting"):
             self._waits_since[w] = ended
 
-    def on_workers(self, rec: Dict[str, Any]) -> None:
+    def on_workers(self, rec: dict[str, Any]) -> None:
         t = _num(rec.get("time"))
         if t is not None:
             for wid in rec["workers"]:
                 self._submitted[wid] = t
 
-    def on_worker_ready(self, rec: Dict[str, Any]) -> None:
+    def on_worker_ready(self, rec: dict[str, Any]) -> None:
         sub = self._submitted.pop(rec["worker"], None)
         js = _num(rec.get("job_started"))
         if self.count_queue and sub is not None and js is not None and js >= sub:
             self._queue.append(js - sub)
             self._cache = None
 
-    def on_resumed(self, rec: Dict[str, Any]) -> None:
+    def on_resumed(self, rec: dict[str, Any]) -> None:
         """A master started again: what waited for it (results, workers) measures its
         downtime, not what a warm worker costs."""
         t = _num(rec.get("time"))
@@ -268,12 +268,12 @@ class AutoMeasure:
             self._resumed_at = t
         self._waits_since.clear()
 
-    def on_gone(self, rec: Dict[str, Any]) -> None:
+    def on_gone(self, rec: dict[str, Any]) -> None:
         for wid in rec["workers"]:
             self._waits_since.pop(wid, None)
             self._submitted.pop(wid, None)
 
-    def on_mode(self, rec: Dict[str, Any]) -> None:
+    def on_mode(self, rec: dict[str, Any]) -> None:
         if rec.get("mode") != self.mode:
             self.changes += 1
         self.mode = rec.get("mode")

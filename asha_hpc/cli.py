@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import yaml
 
@@ -40,7 +40,7 @@ def _open_experiment(path: str):
     return exp, cfg, replay(cfg, records)
 
 
-def _master_alive(exp: ExpDir) -> Optional[Dict[str, Any]]:
+def _master_alive(exp: ExpDir) -> dict[str, Any] | None:
     lease = Lease(exp.lease)
     h = lease.holder()
     if h is None:
@@ -54,8 +54,8 @@ def _state_name(exp: ExpDir, st: ExperimentState) -> str:
     return "running" if _master_alive(exp) else "stopped"
 
 
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in d.items():
         name = f"{prefix}{k}"
         if isinstance(v, dict):
@@ -65,12 +65,12 @@ def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def _num(x: Optional[float]) -> Optional[float]:
+def _num(x: float | None) -> float | None:
     """A finite metric, or None (JSON has no NaN or inf; a diverged trial says so apart)."""
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
-def _trial_row(t: TrialState) -> Dict[str, Any]:
+def _trial_row(t: TrialState) -> dict[str, Any]:
     return {"trial_id": t.id, "metric": _num(t.metric), "hparams": t.hparams,
             "checkpoint": t.checkpoint, "length": t.length}
 
@@ -118,7 +118,7 @@ def _default_exp_dir(cfg: ExperimentConfig) -> Path:
     return Path("asha_runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _config_warnings(cfg: ExperimentConfig) -> List[str]:
+def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     """The config's warnings (Determined keys mapped or ignored), and a Determined Trial class
     as entrypoint where its source says so: ``plan`` and ``run`` show the same lines."""
     from .compat.determined_config import trial_class_problem
@@ -210,7 +210,7 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
 
 
 def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
-                records: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+                records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     from .observe import status_extra
 
     c = st.counts()
@@ -246,7 +246,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     return d
 
 
-def time_limits_table(st: ExperimentState) -> List[Dict[str, Any]]:
+def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
     """Per rung: time limits asked for and run times seen (``status --json`` ``time_limits``;
     empty when the backend took no time limits). See asha_hpc/timelimits.py."""
     from .timelimits import rung_levels
@@ -258,7 +258,7 @@ def cmd_status(a: argparse.Namespace) -> int:
     from .observe import open_experiment
     from .views import render_status_text, watch
 
-    def get() -> Dict[str, Any]:
+    def get() -> dict[str, Any]:
         exp, cfg, records, st = open_experiment(a.exp_dir)
         return status_dict(exp, cfg, st, records)
 
@@ -296,7 +296,7 @@ def cmd_best(a: argparse.Namespace) -> int:
     return 0
 
 
-def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
+def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     """One row per trial: hparams flattened to dotted columns, metric per rung."""
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
@@ -305,7 +305,7 @@ def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
-        row: Dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
+        row: dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
                                "length": t.length, col: _num(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
@@ -316,14 +316,14 @@ def export_rows(st: ExperimentState) -> List[Dict[str, Any]]:
     return rows
 
 
-def _write_rows(rows: List[Dict[str, Any]], fmt: str, output: Optional[str]) -> None:
+def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
     """CSV (columns: the union of the rows' keys, in first-seen order) or JSON lines."""
     buf = io.StringIO()
     if fmt == "jsonl":
         for r in rows:
             buf.write(json.dumps(r) + "\n")
     else:
-        cols: List[str] = []
+        cols: list[str] = []
         seen = set()
         for r in rows:
             for k in r:
@@ -388,7 +388,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     fmt = "svg"
     if not a.svg:
         try:
-            panels: Dict[str, Any] = panel_pngs(data)
+            panels: dict[str, Any] = panel_pngs(data)
             fmt = "png"
         except AshaError:
             print("asha-hpc: matplotlib is not installed: plots drawn as SVG (pip install "
@@ -641,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING,

@@ -14,9 +14,10 @@ import math
 import os
 import secrets
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import yaml
 
@@ -44,11 +45,11 @@ class SearcherConfig:
     mode: str = "standard"  # aggressive | standard | conservative
     divisor: float = 4.0
     max_rungs: int = 5
-    bracket_rungs: Optional[List[int]] = None
+    bracket_rungs: list[int] | None = None
     num_rungs: int = 5  # async_halving only
     stop_once: bool = False
     asha_rule: str = "paper"  # paper | determined_0.37 | determined_0.38 (searcher/asha.py RULES)
-    time_metric: Optional[str] = None  # Determined 0.38: the validation metric counting length
+    time_metric: str | None = None  # Determined 0.38: the validation metric counting length
     until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
     sampler: str = "random"  # random | tpe (searcher/tpe.py): how new trials are drawn
     random_fraction: float = 1 / 3  # tpe: share of the draws that stay random
@@ -59,51 +60,51 @@ class LocalConfig:
     """``local``: submitit's LocalExecutor on this machine. asha_hpc itself limits how many
     segments run at once and gives each its own GPUs (submitit alone gives all jobs the same)."""
 
-    gpus: List[str] = field(default_factory=list)  # GPU ids to hand out; empty: CPU only
+    gpus: list[str] = field(default_factory=list)  # GPU ids to hand out; empty: CPU only
     gpus_per_trial: int = 0
     trials_per_gpu: int = 1
     max_parallel: int = 1  # segments running at once
     tasks_per_node: int = 1  # ranks per trial (torch.distributed; one process each)
     # "auto": warm workers or a job per segment, from measurements (autoworkers.py); N > 0: a
     # pool of N long-lived worker processes (pool.py); 0: a job per segment
-    workers: Union[int, str] = "auto"
+    workers: int | str = "auto"
 
 
 @dataclass
 class SlurmConfig:
     """``slurm``: resources per segment job, named as in hydra-submitit-launcher."""
 
-    partition: Optional[str] = None
-    qos: Optional[str] = None
-    account: Optional[str] = None
-    constraint: Optional[str] = None
-    exclude: Optional[str] = None
-    timeout_min: Union[int, str] = 60  # minutes, or "auto": fitted to each segment (timelimits.py)
-    cpus_per_task: Optional[int] = None
-    gpus_per_node: Optional[int] = None
+    partition: str | None = None
+    qos: str | None = None
+    account: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    timeout_min: int | str = 60  # minutes, or "auto": fitted to each segment (timelimits.py)
+    cpus_per_task: int | None = None
+    gpus_per_node: int | None = None
     tasks_per_node: int = 1
     nodes: int = 1
-    mem_gb: Optional[float] = None
-    setup: List[str] = field(default_factory=list)
-    additional_parameters: Dict[str, Any] = field(default_factory=dict)
-    array_parallelism: Optional[int] = None
+    mem_gb: float | None = None
+    setup: list[str] = field(default_factory=list)
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+    array_parallelism: int | None = None
     signal_delay_s: int = 90
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
-    workers: Union[int, str] = "auto"  # as local.workers: "auto", N (a pool), or 0
+    workers: int | str = "auto"  # as local.workers: "auto", N (a pool), or 0
     trials_per_gpu: int = 1  # pool workers per job, sharing its GPUs
     # time limits per segment (asha_hpc/timelimits.py): per rung level, the last entry for deeper
     # rungs; an entry is minutes or "auto"
-    timeout_min_per_rung: Optional[List[Union[int, str]]] = None
+    timeout_min_per_rung: list[int | str] | None = None
     first_guess_min: int = 60  # timeout_min auto: the limit before anything was measured
     time_safety_factor: float = 1.5  # timeout_min auto: estimate x this (+ the signal's lead)
-    per_rung: List[Dict[str, Any]] = field(default_factory=list)  # resources per rung level
+    per_rung: list[dict[str, Any]] = field(default_factory=list)  # resources per rung level
 
     @property
     def auto_time(self) -> bool:
         """True when the master plans a time limit per segment (auto or per-rung values)."""
         return self.timeout_min == "auto" or bool(self.timeout_min_per_rung)
 
-    def backend_options(self) -> Dict[str, Any]:
+    def backend_options(self) -> dict[str, Any]:
         """What SlurmBackend takes: the sbatch-related keys (asha_hpc's own knobs removed).
         A trial of several tasks gets ``srun --kill-on-bad-exit=1``: one dead rank ends the
         step, so the segment fails once instead of leaving the other ranks hanging."""
@@ -117,7 +118,7 @@ class SlurmConfig:
             d["srun_args"] = ["--kill-on-bad-exit=1"]
         return d
 
-    def rung_options(self, level: int) -> Dict[str, Any]:
+    def rung_options(self, level: int) -> dict[str, Any]:
         """``per_rung`` overrides for a rung level (the last entry for deeper rungs; {} without
         ``per_rung``), with ``srun_args`` when they make the trial multi-task."""
         if not self.per_rung:
@@ -139,9 +140,9 @@ class SimulatedConfig:
     duration_noise: float = 0.1  # relative spread of segment durations
     failure_rate: float = 0.0  # chance that a segment attempt crashes
     result_delay_seconds: float = 0.0  # results show up this long after the job ends (NFS)
-    workers: Optional[int] = None  # GPUs: segments running at once (None: no limit)
-    pool: Union[int, str] = 0  # > 0: a worker pool of this many jobs; "auto" as local.workers
-    curve: Optional[str] = None  # 'module:function' (hparams, length, seed) -> metric; None:
+    workers: int | None = None  # GPUs: segments running at once (None: no limit)
+    pool: int | str = 0  # > 0: a worker pool of this many jobs; "auto" as local.workers
+    curve: str | None = None  # 'module:function' (hparams, length, seed) -> metric; None:
     # the built-in synthetic curve (a hash of the hyperparameters, which nothing can learn)
 
 
@@ -151,9 +152,9 @@ class ExperimentConfig:
     (and is a command's working directory) in the master and in every job."""
 
     name: str
-    entrypoint: Union[str, List[str]]
+    entrypoint: str | list[str]
     searcher: SearcherConfig
-    hyperparameters: Dict[str, Any]
+    hyperparameters: dict[str, Any]
     config_dir: str
     description: str = ""
     max_restarts: int = 5
@@ -162,24 +163,24 @@ class ExperimentConfig:
     probe_jobs: int = 3
     experiment_seed: int = 0
     backend: str = "local"
-    experiment_dir: Optional[str] = None
+    experiment_dir: str | None = None
     poll_interval_s: float = 1.0
-    result_grace_s: Optional[float] = None  # wait for a late result (NFS); None: per backend
+    result_grace_s: float | None = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
     slots_per_trial: int = 1  # Determined's resources.slots_per_trial (the Core API shim's slots)
-    checkpoint_folder: Optional[str] = None  # trials' checkpoints live below it (else in the experiment)
+    checkpoint_folder: str | None = None  # trials' checkpoints live below it (else in the experiment)
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
-    continue_wait_s: Optional[float] = None  # ... waiting this long for it (None: 3 polls)
+    continue_wait_s: float | None = None  # ... waiting this long for it (None: 3 polls)
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
     # workers: auto keeps warm workers while start-up + queueing exceed this share of training
     auto_workers_share: float = 0.10
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
-    warnings: List[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
-    def workers_setting(self) -> Union[int, str]:
+    def workers_setting(self) -> int | str:
         """The pool setting of the backend in use: a number of workers (0: a job per
         segment) or "auto"."""
         return {"local": self.local.workers, "slurm": self.slurm.workers,
@@ -227,7 +228,7 @@ class ExperimentConfig:
         space, _ = parse_space(self.hyperparameters)
         return space
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The config as resolved (defaults filled in), in the file's own shape: written to
         ``<exp>/experiment.yaml`` and loadable again with ``load_config``."""
         s = asdict(self.searcher)
@@ -238,7 +239,7 @@ class ExperimentConfig:
                 s.pop(k)
         if not s["until_exit"]:
             s.pop("until_exit")
-        ckpt: Dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
+        ckpt: dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
         if self.checkpoint_folder:
             ckpt["folder"] = self.checkpoint_folder
         if s["sampler"] == "random":  # the default: files stay as they were before tpe
@@ -274,13 +275,13 @@ class _Checker:
     """Collects problems while reading a mapping; never raises on bad user input."""
 
     def __init__(self) -> None:
-        self.problems: List[str] = []
-        self.warnings: List[str] = []
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def bad(self, path: str, msg: str) -> None:
         self.problems.append(f"{path}: {msg}")
 
-    def mapping(self, raw: Any, path: str, known: Tuple[str, ...]) -> Dict[str, Any]:
+    def mapping(self, raw: Any, path: str, known: tuple[str, ...]) -> dict[str, Any]:
         """``raw`` as a dict, with unknown keys reported (did-you-mean) and dropped."""
         if raw is None:
             return {}
@@ -298,8 +299,8 @@ class _Checker:
                 self.bad(full, f"unknown key{hint}")
         return out
 
-    def get(self, d: Dict[str, Any], key: str, path: str, kind: Callable[[Any], bool], what: str,
-            default: Any, check: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
+    def get(self, d: dict[str, Any], key: str, path: str, kind: Callable[[Any], bool], what: str,
+            default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
         """``d[key]`` if present and of the right kind and passing ``check``, else ``default``
         (after reporting the problem)."""
         full = f"{path}.{key}" if path else key
@@ -316,7 +317,7 @@ class _Checker:
                 return default
         return v
 
-    def choice(self, d: Dict[str, Any], key: str, path: str, choices: Tuple[str, ...], default: str) -> str:
+    def choice(self, d: dict[str, Any], key: str, path: str, choices: tuple[str, ...], default: str) -> str:
         full = f"{path}.{key}" if path else key
         v = d.get(key, default)
         if v is None:
@@ -341,11 +342,11 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
-def _at_least(n: float) -> Callable[[Any], Optional[str]]:
+def _at_least(n: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= n else f"must be >= {n}"
 
 
-def _greater(n: float) -> Callable[[Any], Optional[str]]:
+def _greater(n: float) -> Callable[[Any], str | None]:
     return lambda v: None if v > n else f"must be > {n}"
 
 
@@ -415,7 +416,7 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     return s
 
 
-def _max_length(c: _Checker, v: Any) -> Tuple[int, str]:
+def _max_length(c: _Checker, v: Any) -> tuple[int, str]:
     p = "searcher.max_length"
     if v is None:
         c.bad(p, "missing: an integer, or {epochs|batches|records: N}")
@@ -433,7 +434,7 @@ def _max_length(c: _Checker, v: Any) -> Tuple[int, str]:
     return v, unit
 
 
-def _entrypoint(c: _Checker, raw: Any, command: Any) -> Union[str, List[str]]:
+def _entrypoint(c: _Checker, raw: Any, command: Any) -> str | list[str]:
     if command is not None:
         if raw is not None:
             c.bad("command", "give either entrypoint or command, not both")
@@ -498,9 +499,9 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
     return loc
 
 
-def _workers(c: _Checker, d: Dict[str, Any], p: str, key: str = "workers") -> Union[int, str]:
+def _workers(c: _Checker, d: dict[str, Any], p: str, key: str = "workers") -> int | str:
     """``workers`` (``simulated.pool``): "auto", or a number of pool workers >= 0."""
-    default: Union[int, str] = "auto" if key == "workers" else 0
+    default: int | str = "auto" if key == "workers" else 0
     v = d.get(key)
     if v is None:
         return default
@@ -512,7 +513,7 @@ def _workers(c: _Checker, d: Dict[str, Any], p: str, key: str = "workers") -> Un
     return int(v)
 
 
-def detect_gpus() -> List[str]:
+def detect_gpus() -> list[str]:
     """GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else ``nvidia-smi -L``; none
     when neither says anything (a laptop without CUDA)."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -568,7 +569,8 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             good = True
             for i, v in enumerate(per):
                 if not (v == "auto" or (_is_int(v) and v >= 1)):
-                    c.bad(f"{p}.timeout_min_per_rung[{i}]", f"must be an integer >= 1 or 'auto', got {_show(v)}")
+                    c.bad(f"{p}.timeout_min_per_rung[{i}]",
+                          f"must be an integer >= 1 or 'auto', got {_show(v)}")
                     good = False
             if good:
                 s.timeout_min_per_rung = list(per)
@@ -604,7 +606,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     return s
 
 
-def _per_rung(c: _Checker, raw: Any, p: str) -> List[Dict[str, Any]]:
+def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:
     """``slurm.per_rung``: a list of resource overrides, one per rung level."""
     if raw is None:
         return []
@@ -618,13 +620,14 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> List[Dict[str, Any]]:
             c.bad(f"{q}.timeout_min", "time limits per rung go in slurm.timeout_min_per_rung")
             item = {k: v for k, v in item.items() if k != "timeout_min"}
         d = c.mapping(item, q, _PER_RUNG_KEYS)
-        e: Dict[str, Any] = {}
+        e: dict[str, Any] = {}
         for k in ("partition", "qos", "account", "constraint", "exclude"):
             if k in d:
                 e[k] = c.get(d, k, q, _is_str, "a string", None)
         for k in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
             if k in d:
-                e[k] = c.get(d, k, q, _is_int, "an integer", None, _at_least(0 if k == "gpus_per_node" else 1))
+                e[k] = c.get(d, k, q, _is_int, "an integer", None,
+                             _at_least(0 if k == "gpus_per_node" else 1))
         if "mem_gb" in d:
             e["mem_gb"] = c.get(d, "mem_gb", q, _is_num, "a number", None, _greater(0))
         if "additional_parameters" in d:
@@ -660,14 +663,15 @@ def _is_curve(v: Any) -> bool:
 
 
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
-             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s", "result_grace_s",
+             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s",
+             "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
              "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
              "auto_workers_share")
 
 
-def parse_config(raw: Any, config_dir: Union[str, Path], source: str = "",
-                 overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
+def parse_config(raw: Any, config_dir: str | Path, source: str = "",
+                 overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Validate a loaded YAML document. Raises ConfigError listing every problem."""
     from .compat.determined_config import translate
     from .space import parse_space
@@ -761,7 +765,7 @@ def yaml_error_line(e: Exception, text: str = "") -> str:
     return f"{where}not valid YAML ({problem})"
 
 
-def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Read and validate a YAML experiment file (``yaml.safe_load`` only)."""
     p = Path(path)
     try:

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .errors import DISK_FULL_ERRNOS
 
@@ -22,12 +22,12 @@ ROOM_BYTES = 1 << 20  # free space that must appear (or be writable) before work
 _TEXTS = {errno.ENOSPC: ("no space left on device",), errno.EDQUOT: ("disk quota exceeded",)}
 
 
-def disk_full_in(exc: BaseException, where: Path) -> Optional[Dict[str, Any]]:
+def disk_full_in(exc: BaseException, where: Path) -> dict[str, Any] | None:
     """``{"path", "quota", "free"}`` when ``exc`` (or an exception it came from) is a full
     disk or quota, else None. ``where``: the path to name when the exception does not say;
     ``free``: the filesystem's free bytes now (the master waits for more than that)."""
     seen = set()
-    e: Optional[BaseException] = exc
+    e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         code = e.errno if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS else None
@@ -51,7 +51,7 @@ def mount_point(path: Path) -> Path:
     return p
 
 
-def free_bytes(path: Path) -> Optional[int]:
+def free_bytes(path: Path) -> int | None:
     try:
         s = os.statvfs(mount_point(path))
     except OSError:
@@ -66,7 +66,7 @@ class DiskFull:
     path: Path
     quota: bool
     probe_dir: Path  # where a probe file may be written (the experiment folder)
-    free_at: Optional[int] = None
+    free_at: int | None = None
     since: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:

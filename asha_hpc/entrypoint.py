@@ -8,25 +8,25 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from .errors import FatalTrialError
 
 
-def _split(entrypoint: str) -> "tuple[str, str]":
+def _split(entrypoint: str) -> tuple[str, str]:
     mod, _, fn = entrypoint.rpartition(":")
     return mod, fn
 
 
-def _file_of(mod: str, context_dir: str) -> Optional[Path]:
+def _file_of(mod: str, context_dir: str) -> Path | None:
     if mod.endswith(".py") or "/" in mod or "\\" in mod:
         p = Path(mod)
         return p if p.is_absolute() else Path(context_dir) / p
     return None
 
 
-def check_entrypoint(entrypoint: str, context_dir: str) -> Optional[str]:
+def check_entrypoint(entrypoint: str, context_dir: str) -> str | None:
     """Why the entry point cannot be found, or None. Cheap: nothing is imported (the master
     runs on a login node and must not import torch)."""
     mod, _ = _split(entrypoint)
@@ -91,7 +91,7 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
     return func
 
 
-def defines(entrypoint: str, context_dir: str) -> Optional[str]:
+def defines(entrypoint: str, context_dir: str) -> str | None:
     """Why the entry point's function is not defined at the top of its module's source, or
     None (also when that cannot be told without importing: no source, a star import, a module
     ``__getattr__``). Nothing is imported."""
@@ -151,7 +151,7 @@ def defines(entrypoint: str, context_dir: str) -> Optional[str]:
             + (f" (functions there: {', '.join(sorted(funcs)[:10])})" if funcs else ""))
 
 
-def check_command(command: "list[str]", context_dir: str, local: bool) -> Optional[str]:
+def check_command(command: list[str], context_dir: str, local: bool) -> str | None:
     """Why a command entrypoint cannot run, or None. A path (``./train.sh``, relative to the
     config's folder) must exist and be executable; a bare name must be on PATH when jobs run on
     this machine (``local``; on a cluster the job's setup lines may provide it)."""

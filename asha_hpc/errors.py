@@ -6,7 +6,7 @@ the CLI prints its message on one line and exits non-zero, without a traceback.
 from __future__ import annotations
 
 import errno
-from typing import Iterable, List
+from collections.abc import Iterable
 
 # a full filesystem or an exhausted quota: a fault of the machine, never of a trial
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -23,7 +23,7 @@ class ConfigError(AshaError):
     """
 
     def __init__(self, problems: Iterable[str], source: str = "") -> None:
-        self.problems: List[str] = list(problems)
+        self.problems: list[str] = list(problems)
         self.source = source
         head = f"{source}: " if source else ""
         if len(self.problems) == 1:

@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from .errors import AshaError
 
@@ -57,7 +57,7 @@ def attempt_key(trial: int, segment: int, attempt: int) -> str:
     return f"t{trial:05d}-s{segment:03d}-a{attempt:02d}"
 
 
-def split_attempt_key(key: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+def split_attempt_key(key: str) -> tuple[int | None, int | None, int | None]:
     """``t00012-s001-a00`` -> (12, 1, 0); (None, None, None) if it is not an attempt key."""
     m = _ATTEMPT_KEY_RE.match(key)
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (None, None, None)
@@ -127,7 +127,7 @@ def atomic_write_json(path: Path, obj: Any, durable: bool = True) -> None:
     atomic_write(path, (json.dumps(obj, sort_keys=True) + "\n").encode(), durable)
 
 
-def read_json(path: Path) -> Tuple[Optional[Any], Optional[str]]:
+def read_json(path: Path) -> tuple[Any | None, str | None]:
     """(object, None) or (None, why): a torn, corrupt or foreign file never raises."""
     try:
         data = Path(path).read_bytes()
@@ -141,7 +141,7 @@ def read_json(path: Path) -> Tuple[Optional[Any], Optional[str]]:
         return None, "not valid JSON (torn or corrupt)"
 
 
-def check_owned(path: Path) -> Optional[str]:
+def check_owned(path: Path) -> str | None:
     """Why a file must not be trusted (owned by another user, or writable by others), or None.
     Results and pickles are only loaded from files that pass."""
     try:
@@ -164,7 +164,7 @@ class ExpDir:
     root: Path
 
     @classmethod
-    def create(cls, root: Path, group_shared: bool = False) -> "ExpDir":
+    def create(cls, root: Path, group_shared: bool = False) -> ExpDir:
         """Make the directory tree, private to this user (0700; 0750 when shared with the
         group)."""
         root = Path(root).resolve()
@@ -180,7 +180,7 @@ class ExpDir:
         return cls(root)
 
     @classmethod
-    def create_new(cls, root: Path, files: Dict[str, bytes]) -> "ExpDir":
+    def create_new(cls, root: Path, files: dict[str, bytes]) -> ExpDir:
         """Create a new experiment folder holding ``files`` (e.g. its config), atomically: it
         is built under a temporary name beside ``root`` and renamed into place, so of two
         ``run``s racing for one folder the loser writes nothing. ``root`` may be missing or an
@@ -211,7 +211,7 @@ class ExpDir:
         return cls(root)
 
     @classmethod
-    def open(cls, root: Path) -> "ExpDir":
+    def open(cls, root: Path) -> ExpDir:
         root = Path(root).resolve()
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
@@ -295,7 +295,7 @@ def _refuse_as_new(root: Path) -> None:
                         f"nothing into it: pick a new or empty folder with --exp-dir")
 
 
-def remove_trees(paths: List[Path], threads: int = 8) -> None:
+def remove_trees(paths: list[Path], threads: int = 8) -> None:
     """Remove folders (missing ones are fine). Many at once go through a few threads: each
     removal is a handful of metadata operations that wait on the filesystem (about a
     millisecond apiece on a local disk, more on NFS), so a search's end, which frees the
@@ -313,7 +313,7 @@ def remove_trees(paths: List[Path], threads: int = 8) -> None:
 
 
 # ----------------------------------------------------------------------------- inbox
-def publish(exp_root: Path, name: str, obj: Dict[str, Any]) -> None:
+def publish(exp_root: Path, name: str, obj: dict[str, Any]) -> None:
     """Job side: drop one message into the inbox, atomically (a reader never sees half of it),
     without fsync. A message that a machine crash undoes (or leaves empty: then it is moved
     aside as torn) is a job that died just before sending it, which the master handles anyway:
@@ -345,14 +345,14 @@ PUBLISH_FULL_WAIT_S = 600.0
 class InboxMessage:
     name: str
     path: Path
-    body: Optional[Dict[str, Any]]
-    problem: Optional[str] = None
+    body: dict[str, Any] | None
+    problem: str | None = None
 
 
-def scan_inbox(inbox: Path) -> List[InboxMessage]:
+def scan_inbox(inbox: Path) -> list[InboxMessage]:
     """Master side: one listdir per poll; O(new messages), not O(trials). Temporary files
     (``.tmp-*``) are in flight and skipped; torn or foreign files come back with ``problem``."""
-    out: List[InboxMessage] = []
+    out: list[InboxMessage] = []
     try:
         entries = sorted(e.name for e in os.scandir(inbox) if not e.name.startswith("."))
     except FileNotFoundError:

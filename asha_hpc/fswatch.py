@@ -26,7 +26,6 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 # inotify(7)
 IN_CREATE = 0x00000100
@@ -45,7 +44,7 @@ _warned_limit = False
 log = logging.getLogger("asha_hpc")
 
 
-def fs_type(path: Path) -> Optional[str]:
+def fs_type(path: Path) -> str | None:
     """The type of the filesystem ``path`` lives on (from /proc/self/mounts), or None."""
     try:
         real = os.path.realpath(path)
@@ -64,11 +63,11 @@ def fs_type(path: Path) -> Optional[str]:
         return None
 
 
-def is_network_fs(kind: Optional[str]) -> bool:
+def is_network_fs(kind: str | None) -> bool:
     return kind is None or kind in NETWORK_FS or kind.startswith("fuse.") or kind.startswith("nfs")
 
 
-def _inotify_fd(folder: Path) -> Optional[int]:
+def _inotify_fd(folder: Path) -> int | None:
     """An inotify descriptor watching ``folder`` for new entries, or None (not Linux, a network
     filesystem, or the kernel refused: then the caller polls)."""
     global _libc
@@ -120,7 +119,7 @@ class FolderWatch:
     def uses_inotify(self) -> bool:
         return self.fd is not None
 
-    def _mtime(self) -> Optional[int]:
+    def _mtime(self) -> int | None:
         try:
             return os.stat(self.folder).st_mtime_ns
         except OSError:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from .expdir import WORKERS, atomic_write, read_json
 from .fswatch import FolderWatch
@@ -35,7 +36,7 @@ def slot_path(exp_root: Path, worker: str, slot: int) -> Path:
     return Path(exp_root) / WORKERS / worker / f"slot-{slot:06d}.json"
 
 
-def claim(path: Path, body: Dict[str, Any], durable: bool = False) -> bool:
+def claim(path: Path, body: dict[str, Any], durable: bool = False) -> bool:
     """Create ``path`` holding ``body`` unless it exists; True if this call created it.
 
     Not fsync'd by default: the master journals (durably) what it hands over before filling
@@ -47,7 +48,7 @@ def claim(path: Path, body: Dict[str, Any], durable: bool = False) -> bool:
                         exclusive=True)
 
 
-def read_slot(path: Path) -> Optional[Dict[str, Any]]:
+def read_slot(path: Path) -> dict[str, Any] | None:
     """The slot's body, or None when the slot is still empty (or unreadable: treated as an
     exit by the caller, never as a segment)."""
     if not path.exists():
@@ -59,8 +60,8 @@ def read_slot(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def wait_slot(path: Path, timeout_s: float, stop: Callable[[], bool] = lambda: False,
-              why: str = "idle", watch: Optional[FolderWatch] = None,
-              close: bool = True) -> Dict[str, Any]:
+              why: str = "idle", watch: FolderWatch | None = None,
+              close: bool = True) -> dict[str, Any]:
     """Wait for the master to fill ``path``; after ``timeout_s`` (or once ``stop()`` is true)
     close it with an exit of our own. Returns the slot's body: a segment or an exit.
 

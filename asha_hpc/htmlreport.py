@@ -11,7 +11,7 @@ import html
 import json
 import math
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .observe import fmt_duration
 from .views import RUNG_COLS, _summary_lines, hp_text, metric_text
@@ -85,8 +85,8 @@ def _cell(v: Any) -> str:
     return f"<td class=t>{E(v)}</td>"
 
 
-def _table(columns: List[str], rows: List[List[Any]], cls: str = "sortable",
-           sort_col: Optional[int] = None, tid: str = "") -> str:
+def _table(columns: list[str], rows: list[list[Any]], cls: str = "sortable",
+           sort_col: int | None = None, tid: str = "") -> str:
     attrs = f' class="{cls}"' + (f' id="{tid}"' if tid else "")
     if sort_col is not None:
         attrs += f' data-sort="{sort_col}"'
@@ -95,8 +95,8 @@ def _table(columns: List[str], rows: List[List[Any]], cls: str = "sortable",
     return f"<table{attrs}><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
 
 
-def render(d: Dict[str, Any], rows: List[Dict[str, Any]], plots: Dict[str, Any],
-           ranks: Dict[int, int], plot_format: str, refresh_s: Optional[float] = None) -> str:
+def render(d: dict[str, Any], rows: list[dict[str, Any]], plots: dict[str, Any],
+           ranks: dict[int, int], plot_format: str, refresh_s: float | None = None) -> str:
     """The page. ``d``: the status dict; ``rows``: export rows (one per trial); ``plots``:
     panel name -> PNG bytes (``plot_format`` "png") or SVG text ("svg"); ``refresh_s``: the
     browser reloads the page this often while the search runs (the live report)."""
@@ -143,13 +143,14 @@ def render(d: Dict[str, Any], rows: List[Dict[str, Any]], plots: Dict[str, Any],
             lg = "" if not (logs.get("out") or logs.get("err")) else (
                 f'<br><span class="muted">logs: {E(logs.get("out") or "-")} '
                 f'{E(logs.get("err") or "-")}</span>')
-            ck = f'<br><span class="muted">checkpoint: {E(tr["checkpoint"])}</span>' if tr.get("checkpoint") else ""
+            ck = (f'<br><span class="muted">checkpoint: {E(tr["checkpoint"])}</span>'
+                  if tr.get("checkpoint") else "")
             out.append(f"<li>trial <b>{tr['trial_id']}</b>: {E(metric)}={E(metric_text(tr['metric']))} "
                        f"at length {tr['length']} ({E(tr['status'])})<br><code>"
                        f"{E(hp_text(tr['hparams']))}</code>{ck}{lg}</li>")
         out.append("</ol>")
 
-    cols: List[str] = []
+    cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols and k != "checkpoint"]
     table_rows = [[ranks.get(r["trial_id"])] + [r.get(c) for c in cols] for r in rows]

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
 
 
 def _value(s: str):
@@ -27,7 +26,7 @@ def _value(s: str):
             return s
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m asha_hpc.report", description=__doc__.split("\n")[0])
     ap.add_argument("metrics", nargs="*", metavar="NAME=VALUE")
     ap.add_argument("--step", type=int, help="a learning-curve point at this step")

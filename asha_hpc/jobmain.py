@@ -56,22 +56,22 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 from .backends.base import SegmentSpec, WorkerSpec
 from .diskfull import disk_full_in
 from .errors import FatalTrialError, InvalidHP, MetricNotReported
 from .expdir import WORKERS, ExpDir, atomic_write_json, publish
-from .metrics import as_number, plain_metrics
+from .fswatch import FolderWatch
 from .handoff import EXIT, claim, slot_path, wait_slot
+from .metrics import as_number, plain_metrics
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial, _names
-from .fswatch import FolderWatch
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 
 
-def _gpu_count() -> Optional[int]:
+def _gpu_count() -> int | None:
     """GPUs this job may use (ids in CUDA_VISIBLE_DEVICES), or None when it is not set."""
     v = os.environ.get("CUDA_VISIBLE_DEVICES")
     if v is None:
@@ -96,7 +96,7 @@ class _Heartbeat(threading.Thread):
             self.halt.wait(self.every)
 
 
-def _job_start_time() -> Optional[float]:
+def _job_start_time() -> float | None:
     """When this job started: ``ASHA_JOB_T0`` (the Slurm backend sets it first thing in the
     batch script, before the setup lines), else this process's start time (Linux), else None."""
     try:
@@ -142,7 +142,7 @@ def run_worker(wspec: WorkerSpec) -> str:
     return session.loop(session.wait_next())
 
 
-def run_job(spec: Union[SegmentSpec, WorkerSpec]) -> str:
+def run_job(spec: SegmentSpec | WorkerSpec) -> str:
     """What every backend runs in its job: a segment (per-segment mode) or a pool worker."""
     if isinstance(spec, WorkerSpec):
         return run_worker(spec)
@@ -176,7 +176,7 @@ def _run_lanes(wspec: WorkerSpec) -> str:
     return "exit" if not any(codes) else f"lanes exited with {codes}"
 
 
-def _catch_stop_signals() -> List[str]:
+def _catch_stop_signals() -> list[str]:
     """Stop signals from the start (a rendezvous can take a while): noted, then handed to the
     trial; ASHA_EARLY_STOP holds one that came before this function (slurm.JOB_BOOT)."""
     early = [os.environ.pop("ASHA_EARLY_STOP", "")]
@@ -196,20 +196,20 @@ class _Session:
     the same segments in the same order. A rank that died ends the worker: rank 0 leaves
     instead of taking more work, and the others leave when rank 0 is gone (``peers``)."""
 
-    def __init__(self, exp: ExpDir, early: List[str], worker: Optional[str], wait_s: float) -> None:
+    def __init__(self, exp: ExpDir, early: list[str], worker: str | None, wait_s: float) -> None:
         self.exp = exp
         self.early = early  # stop signals seen before a trial existed
         self.worker = worker
         self.wait_s = wait_s
         self.slot = 0
-        self.trial: Optional[Trial] = None
-        self.pending: Optional[SegmentSpec] = None  # assignment taken inside segments()
+        self.trial: Trial | None = None
+        self.pending: SegmentSpec | None = None  # assignment taken inside segments()
         self.first = True
         self.status = "exit"
         self.ranks = current_ranks()
-        self.watch: Optional[FolderWatch] = None  # of this job's slot folder (fswatch.py)
-        self.peers: Optional[Group] = None  # the job's ranks (several ranks that wait)
-        self._peers_beat: Optional[_Heartbeat] = None
+        self.watch: FolderWatch | None = None  # of this job's slot folder (fswatch.py)
+        self.peers: Group | None = None  # the job's ranks (several ranks that wait)
+        self._peers_beat: _Heartbeat | None = None
         self._peers_looked = 0.0
         if self.worker is not None and self.ranks.world_size > 1:
             # every rank registers (host, pid) and beats where the others can check it
@@ -220,13 +220,13 @@ class _Session:
             self._peers_beat.start()
         self.handed = False  # segments now come through slots (no ``started`` message)
 
-    def ident(self) -> Dict[str, Any]:
+    def ident(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
 
     def stopping(self) -> bool:
         return any(self.early) or (self.trial is not None and self.trial._stop_requested())
 
-    def loop(self, spec: Optional[SegmentSpec]) -> str:
+    def loop(self, spec: SegmentSpec | None) -> str:
         try:
             while spec is not None:
                 spec = self.run(spec)
@@ -237,7 +237,7 @@ class _Session:
             if self._peers_beat is not None:
                 self._peers_beat.halt.set()
 
-    def _peer_dead(self, rank: Optional[int] = None, now: bool = False) -> bool:
+    def _peer_dead(self, rank: int | None = None, now: bool = False) -> bool:
         """A rank of this job is gone (``rank``: that one). While waiting it is looked up at
         most once a second; ``now``: look now (before taking more work)."""
         if self.peers is None or (not now and time.monotonic() - self._peers_looked < 1.0):
@@ -246,7 +246,7 @@ class _Session:
         dead = self.peers.dead_peers()
         return bool(dead) if rank is None else rank in dead
 
-    def wait_next(self) -> Optional[SegmentSpec]:
+    def wait_next(self) -> SegmentSpec | None:
         """The next assignment, or None (exit / timeout / stop)."""
         assert self.worker is not None
         path = slot_path(self.exp.root, self.worker, self.slot)
@@ -269,7 +269,7 @@ class _Session:
         self.handed = True
         return spec
 
-    def run(self, spec: SegmentSpec) -> Optional[SegmentSpec]:
+    def run(self, spec: SegmentSpec) -> SegmentSpec | None:
         """Run ``spec`` (and the trial's next segments when they are handed over inside its
         loop); publish its result; return the next assignment, if any."""
         exp, rank = self.exp, self.ranks.rank
@@ -277,7 +277,7 @@ class _Session:
         run_dir = exp.run_dir(spec.trial_id, spec.key)
         run_dir.mkdir(parents=True, exist_ok=True)
         group = Group(run_dir, self.ranks, spec.heartbeat_s)
-        beat: Optional[_Heartbeat] = None
+        beat: _Heartbeat | None = None
         if self.ranks.world_size > 1:  # only a trial's other ranks read heartbeats
             beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
             beat.start()
@@ -297,7 +297,7 @@ class _Session:
                           lambda s, f: trial.request_stop(signal.Signals(s).name))
         if any(self.early):
             trial.request_stop(next(e for e in self.early if e))
-        current: List[Optional[SegmentSpec]] = [spec]  # the segment now running (moves on inside segments())
+        current: list[SegmentSpec | None] = [spec]  # the segment now running (moves on inside segments())
         started = [time.time()]
         if self.worker is not None and not isinstance(spec.entrypoint, list):
             trial._next_segment = lambda seg: self._continue(trial, seg, current, started)
@@ -359,9 +359,9 @@ class _Session:
             self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
             attempt=spec.attempt, key=spec.key, time=at))
 
-    def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: Optional[str],
-                 metrics: Optional[Dict[str, Any]], started: float, fatal: bool = False,
-                 disk_full: Optional[Dict[str, Any]] = None) -> bool:
+    def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: str | None,
+                 metrics: dict[str, Any] | None, started: float, fatal: bool = False,
+                 disk_full: dict[str, Any] | None = None) -> bool:
         """Publish the segment's result; True if this job then waits for another segment."""
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
@@ -395,8 +395,8 @@ class _Session:
                   {"type": EXIT, "by": "job", "why": "rank 0 leaves"})
         return waits
 
-    def _continue(self, trial: Trial, seg: Any, current: List[Optional[SegmentSpec]],
-                  started: List[float]) -> Optional[Tuple[int, int]]:
+    def _continue(self, trial: Trial, seg: Any, current: list[SegmentSpec | None],
+                  started: list[float]) -> tuple[int, int] | None:
         """Inside ``trial.segments()``, after a reported segment: publish its result, wait for
         the master's decision; the same trial's next segment continues right here (its length
         is returned with its index), anything else ends the loop (kept for ``run``)."""
@@ -429,7 +429,7 @@ def _error_text(e: BaseException) -> str:
     return text
 
 
-def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> Optional[Dict[str, Any]]:
+def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, Any] | None:
     """Run a command entrypoint for one segment; return the segment's metrics (or None)."""
     out_ckpt = run_dir / "checkpoint_out"
     shutil.rmtree(out_ckpt, ignore_errors=True)

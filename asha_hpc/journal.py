@@ -25,9 +25,10 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any
 
 from .errors import DISK_FULL_ERRNOS, AshaError, JournalFull
 from .expdir import sync_data
@@ -37,16 +38,16 @@ log = logging.getLogger(__name__)
 FULL_WAIT_S = 30.0  # a full disk or quota: how long an append waits for room before it fails
 
 
-def _encode(rec: Dict[str, Any]) -> bytes:
+def _encode(rec: dict[str, Any]) -> bytes:
     payload = json.dumps(rec, sort_keys=True, separators=(",", ":"))
     return f"{zlib.crc32(payload.encode()):08x} {payload}\n".encode()
 
 
 @dataclass
 class JournalScan:
-    records: List[Dict[str, Any]]  # the valid records, superseded masters' late ones dropped
+    records: list[dict[str, Any]]  # the valid records, superseded masters' late ones dropped
     good: int  # bytes up to the end of the last valid line (what follows is a torn tail)
-    warnings: List[str]
+    warnings: list[str]
     max_epoch: int  # the highest epoch in the file, dropped records included
 
 
@@ -56,9 +57,9 @@ def scan_journal(path: Path) -> JournalScan:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return JournalScan([], 0, [], 0)
-    decoded: List[Dict[str, Any]] = []
-    warnings: List[str] = []
-    corrupt: List[int] = []
+    decoded: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    corrupt: list[int] = []
     good = 0
     pos = 0
     lines = data.split(b"\n")
@@ -94,29 +95,29 @@ def scan_journal(path: Path) -> JournalScan:
     return JournalScan(records, good, warnings, max((_epoch(r) for r in decoded), default=0))
 
 
-def read_journal(path: Path) -> Tuple[List[Dict[str, Any]], int, List[str]]:
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, list[str]]:
     """(records, length of the valid prefix in bytes, warnings): see ``scan_journal``."""
     s = scan_journal(path)
     return s.records, s.good, s.warnings
 
 
-def _lines(numbers: List[int]) -> str:
+def _lines(numbers: list[int]) -> str:
     shown = ", ".join(str(n) for n in numbers[:10]) + ("..." if len(numbers) > 10 else "")
     return f"line {shown}" if len(numbers) == 1 else f"{len(numbers)} lines ({shown})"
 
 
-def _epoch(rec: Dict[str, Any]) -> int:
+def _epoch(rec: dict[str, Any]) -> int:
     e = rec.get("epoch", 0)
     return e if isinstance(e, int) and not isinstance(e, bool) else 0
 
 
-def _drop_superseded(recs: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], int]:
+def _drop_superseded(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Drop each record whose ``seq`` is at or after the first ``seq`` of a later epoch."""
-    first: Dict[int, int] = {}
+    first: dict[int, int] = {}
     for r in recs:
         e = _epoch(r)
         first[e] = min(first.get(e, r["seq"]), r["seq"])
-    bound: Dict[int, float] = {}
+    bound: dict[int, float] = {}
     lowest = math.inf
     for e in sorted(first, reverse=True):
         bound[e] = lowest
@@ -143,8 +144,8 @@ class Journal:
     ``fence``: called right before each write; raises (LeaseHeldError) once another master
     has taken over, so that a stale master writes nothing."""
 
-    def __init__(self, path: Path, durable: bool = True, epoch: Optional[int] = None,
-                 fence: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, path: Path, durable: bool = True, epoch: int | None = None,
+                 fence: Callable[[], None] | None = None) -> None:
         self.path = Path(path)
         self.durable = durable
         self.epoch = epoch
@@ -166,7 +167,7 @@ class Journal:
         self._unsynced = False
         self._said_full = False
 
-    def append(self, recs: Iterable[Dict[str, Any]], sync: bool = True) -> List[Dict[str, Any]]:
+    def append(self, recs: Iterable[dict[str, Any]], sync: bool = True) -> list[dict[str, Any]]:
         """Append records (each gets the next ``seq``) with one write and one fsync. On an OS
         error (disk full, permission) nothing is half-written: the file is cut back and the
         error is raised as an AshaError naming the file (JournalFull for a full disk or quota).
@@ -209,7 +210,7 @@ class Journal:
 
     def _write(self, data: bytes, sync: bool) -> None:
         """One write (and fsync); on an OS error the partial line is cut off and it raises."""
-        start: Optional[int] = None
+        start: int | None = None
         try:
             start = os.fstat(self._fd).st_size
             view = memoryview(data)
@@ -224,7 +225,7 @@ class Journal:
             self._cut_back(start)
             raise
 
-    def _cut_back(self, start: Optional[int]) -> None:
+    def _cut_back(self, start: int | None) -> None:
         """Remove a failed write's partial line, unless another master holds the journal now
         (what follows ``start`` may then be its records; a partial line is skipped on reading
         anyway)."""

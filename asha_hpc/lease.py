@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .errors import LeaseHeldError
 from .expdir import atomic_write_json, prune_oldest, read_json
@@ -43,18 +43,18 @@ class Lease:
         self.pid = os.getpid()
         self.started = time.time()
         self.epoch = 0
-        self.previous: Optional[Dict[str, Any]] = None  # the lease taken over, if any
+        self.previous: dict[str, Any] | None = None  # the lease taken over, if any
 
-    def _body(self) -> Dict[str, Any]:
+    def _body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "token": self.token,
                 "started": self.started, "heartbeat": time.time(), "epoch": self.epoch,
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
-    def holder(self) -> Optional[Dict[str, Any]]:
+    def holder(self) -> dict[str, Any] | None:
         body, _ = read_json(self.path)
         return body if isinstance(body, dict) else None
 
-    def stale_reason(self, h: Dict[str, Any]) -> Optional[str]:
+    def stale_reason(self, h: dict[str, Any]) -> str | None:
         """Why the lease ``h`` may be taken over, or None while its holder is alive."""
         age = time.time() - float(h.get("heartbeat", 0) or 0)
         job = os.environ.get("SLURM_JOB_ID")
@@ -68,7 +68,7 @@ class Lease:
             return f"no heartbeat for {age:.0f} s (timeout {self.timeout_s:.0f} s)"
         return None
 
-    def acquire(self, force: bool = False) -> Optional[str]:
+    def acquire(self, force: bool = False) -> str | None:
         """Take the lease or raise LeaseHeldError. Returns a note when a stale lease was taken
         over (for the log)."""
         note = None

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 log = logging.getLogger("asha_hpc")
 
@@ -28,8 +28,8 @@ class LiveReport:
         self.root = Path(exp_root)
         self.path = self.root / REPORT_NAME
         self.every_s = every_s
-        self._child: Optional[subprocess.Popen] = None
-        self._err: Optional[IO[bytes]] = None
+        self._child: subprocess.Popen | None = None
+        self._err: IO[bytes] | None = None
         self._last = 0.0
         self._warned = False
 

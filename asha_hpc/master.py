@@ -18,24 +18,24 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
-from . import autoworkers
-from . import messages
+from . import autoworkers, messages
 from . import pool as pool_policy
 from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from .config import ExperimentConfig
 from .diskfull import DiskFull, mount_point
 from .errors import DISK_FULL_ERRNOS, AshaError
 from .expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
+from .fswatch import FolderWatch
 from .journal import Journal
 from .lease import Lease
 from .livereport import LiveReport
 from .retention import removable_checkpoints
 from .state import FAILED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
-from .fswatch import FolderWatch
 
 log = logging.getLogger("asha_hpc")
 
@@ -67,9 +67,9 @@ def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
 
 
 class Master:
-    def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Optional[Backend] = None,
-                 force: bool = False, progress: Optional[Callable[[str], None]] = None,
-                 progress_every_s: float = 5.0, report_every_s: Optional[float] = None,
+    def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
+                 force: bool = False, progress: Callable[[str], None] | None = None,
+                 progress_every_s: float = 5.0, report_every_s: float | None = None,
                  retry_failed: bool = False) -> None:
         self.exp = exp
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
@@ -82,10 +82,10 @@ class Master:
         self.grace_s = (cfg.result_grace_s if cfg.result_grace_s is not None
                         else RESULT_GRACE_S.get(self.backend.name, 10.0))
         self.lease = Lease(exp.lease, timeout_s=max(120.0, 10 * cfg.poll_interval_s))
-        self.journal: Optional[Journal] = None
-        self.state: Optional[ExperimentState] = None
-        self._stop_reason: Optional[str] = None
-        self._dead_since: Dict[str, float] = {}
+        self.journal: Journal | None = None
+        self.state: ExperimentState | None = None
+        self._stop_reason: str | None = None
+        self._dead_since: dict[str, float] = {}
         self._submit_failures = 0
         self._last_beat = 0.0
         self._last_progress = 0.0
@@ -93,17 +93,17 @@ class Master:
         # a time limit per segment (timelimits.py): on Slurm, or where the config asks for it
         self._plan_times = self.backend.name != "local" and (
             self.backend.name == "slurm" or cfg.slurm.auto_time)
-        self._levels: Optional[List[int]] = None
-        self._consumed: List[Path] = []  # inbox files journaled in this step, removed at its end
-        self._inbox_watch: Optional[FolderWatch] = None  # wakes the loop when a message lands
+        self._levels: list[int] | None = None
+        self._consumed: list[Path] = []  # inbox files journaled in this step, removed at its end
+        self._inbox_watch: FolderWatch | None = None  # wakes the loop when a message lands
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
         self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
         self._rejected = 0  # inbox files rejected by this master
-        self._full: Optional[DiskFull] = None  # a full filesystem: no new work until room
+        self._full: DiskFull | None = None  # a full filesystem: no new work until room
         self._full_looked = 0.0
 
     # ------------------------------------------------------------------ journal
-    def _record(self, *recs: Dict[str, Any], sync: bool = True) -> None:
+    def _record(self, *recs: dict[str, Any], sync: bool = True) -> None:
         """Journal, then apply: the only way state changes. ``sync=False`` (results read from
         the inbox) defers the fsync to the next record that acts on them, or to the end of the
         step (``_flush``), before their inbox files go: one fsync per hand-off, not two."""
@@ -136,10 +136,10 @@ class Master:
         self._stop_reason = reason
 
     @property
-    def stop_reason(self) -> Optional[str]:
+    def stop_reason(self) -> str | None:
         return self._stop_reason
 
-    def _install_signals(self) -> Dict[int, Any]:
+    def _install_signals(self) -> dict[int, Any]:
         """SIGINT/SIGTERM/SIGUSR2 stop the master cleanly at its next step (a second Ctrl-C
         interrupts at once). Returns the previous handlers, restored when run() ends."""
         def handler(signum, frame):
@@ -147,7 +147,7 @@ class Master:
                 raise KeyboardInterrupt
             self.request_stop(signal.Signals(signum).name)
 
-        old: Dict[int, Any] = {}
+        old: dict[int, Any] = {}
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             try:
                 old[s] = signal.signal(s, handler)
@@ -157,7 +157,7 @@ class Master:
 
     def run(self) -> ExperimentState:
         """Run (or resume) until the search is done, cancelled or stopped."""
-        old_handlers: Dict[int, Any] = {}
+        old_handlers: dict[int, Any] = {}
         try:
             if self.start():
                 old_handlers = self._install_signals()
@@ -341,10 +341,10 @@ class Master:
         """Apply new inbox messages: one listdir, O(new messages)."""
         st = self.state
         assert st is not None
-        recs: List[Dict[str, Any]] = []
+        recs: list[dict[str, Any]] = []
         consumed = []
         settled = set()  # attempts whose result is in this batch: a second one is dropped
-        adopted: List[Optional[str]] = []  # job ids of retries made unnecessary by a result
+        adopted: list[str | None] = []  # job ids of retries made unnecessary by a result
         for m in scan_inbox(self.exp.inbox):
             try:  # every field checked once, here, before anything acts on it
                 msg = messages.from_json(m.body, str(self.exp.root), m.name) if m.problem is None \
@@ -387,7 +387,7 @@ class Master:
                 self._disk_full(r["disk_full"])
         self._consumed += consumed  # removed once the journal holding them is durable
 
-    def _adoptable(self, msg: "messages.Result") -> bool:
+    def _adoptable(self, msg: messages.Result) -> bool:
         """A completed result of an earlier attempt of the trial's current segment, whose
         retry nobody has started (a job whose controller died while its task finished): it
         is valid and nobody else took the segment, so it is applied, not dropped."""
@@ -416,7 +416,7 @@ class Master:
             log.warning("%s: more than %d rejected inbox files: the next are removed, unlogged",
                         self.exp.inbox, KEEP_REJECTED)
 
-    def _disk_full(self, full: Dict[str, Any]) -> None:
+    def _disk_full(self, full: dict[str, Any]) -> None:
         """A job hit a full disk or quota: hand out no work until there is room (said once)."""
         if self._full is None:
             self._full = DiskFull(Path(full["path"]), bool(full.get("quota")), self.exp.root,
@@ -501,7 +501,7 @@ class Master:
             self._levels = rung_levels(b.rung_lengths for b in self.state.searcher.brackets())
         return rung_level(self._levels, target)
 
-    def _time_limit(self, t) -> Dict[str, Any]:
+    def _time_limit(self, t) -> dict[str, Any]:
         """The planned time limit of ``t``'s next attempt, as intent fields ({} when the backend
         takes no time limits)."""
         if not self._plan_times:
@@ -540,14 +540,14 @@ class Master:
                         "attempt": s.attempt, "job_id": jid} for s, jid in zip(specs, ids)))
 
     # ------------------------------------------------------------------ waiting jobs
-    def _on_ready(self, msg: messages.Ready, recs: List[Dict[str, Any]]) -> None:
+    def _on_ready(self, msg: messages.Ready, recs: list[dict[str, Any]]) -> None:
         """A job waits on a slot: journal it (a known worker), or tell a stranger to leave."""
         assert self.state is not None
         w = self.state.pool.workers.get(msg.worker)
         if w is not None and w.status != pool_policy.GONE:
             if w.status == pool_policy.BUSY and msg.slot <= w.slot:
                 return  # stale: an inbox file a stopped master had not removed yet
-            rec: Dict[str, Any] = {"kind": "worker_ready", "worker": msg.worker, "slot": msg.slot}
+            rec: dict[str, Any] = {"kind": "worker_ready", "worker": msg.worker, "slot": msg.slot}
             if msg.job_started is not None:
                 rec["job_started"] = msg.job_started
             if msg.host is not None:
@@ -556,7 +556,7 @@ class Master:
         else:
             self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
 
-    def _dismiss_if_gone(self, msg: "messages.Result") -> None:
+    def _dismiss_if_gone(self, msg: messages.Result) -> None:
         """A result from a worker already journaled gone (released while a segment was on its
         way to it, e.g. by a master that took over) that now waits: tell it to leave, or it
         would hold its GPU until its idle timeout."""
@@ -566,11 +566,11 @@ class Master:
         if r is not None and w is not None and w.status == pool_policy.GONE:
             self.backend.hand_over(w.id, r.slot, {"type": "exit", "why": "released"})
 
-    def _segment_body(self, t) -> Dict[str, Any]:
+    def _segment_body(self, t) -> dict[str, Any]:
         spec = dataclasses_replace(self._spec(t), timeout_min=None, resources={}, continue_s=0.0)
         return {"type": "segment", "spec": dict(vars(spec))}  # flat: no deep copy, it goes to JSON
 
-    def _estimate(self, t, w) -> Optional[float]:
+    def _estimate(self, t, w) -> float | None:
         """Seconds ``t``'s next segment should take in a warm job (no start-up); None where
         worker ``w`` has no time limit (nothing to fit, so nothing to estimate)."""
         st = self.state
@@ -595,7 +595,7 @@ class Master:
         todo = [st.trials[i] for i in self._todo()]
         queued = {t.id for t in todo}
         taken: set = set()
-        plan: List[tuple] = []
+        plan: list[tuple] = []
         release = []
         for w in idle:
             pick = None
@@ -717,7 +717,7 @@ class Master:
                         f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
                         f"resume {self.exp.root}`") from None
 
-    def _todo(self) -> List[int]:
+    def _todo(self) -> list[int]:
         """Trials whose next attempt may start now. Until a segment has worked (since the start
         or ``--retry-failed``), at most ``probe_jobs`` jobs run, in waves: a bug that every
         trial shares costs that many jobs (fail fast, state.hopeless), not one per slot."""
@@ -821,10 +821,10 @@ class Master:
         self.progress(progress_line(self.state, self.clock.time()))
 
 
-def progress_line(st: Optional[ExperimentState], now: float) -> str:
+def progress_line(st: ExperimentState | None, now: float) -> str:
     assert st is not None
     c = st.counts()
-    brackets: Dict[int, List[str]] = {}  # length:results per rung, one [...] per bracket
+    brackets: dict[int, list[str]] = {}  # length:results per rung, one [...] per bracket
     for r in st.searcher.rungs():
         brackets.setdefault(r.bracket, []).append(f"{r.length}:{r.completed}")
     rung = " ".join(f"[{' '.join(b)}]" for _, b in sorted(brackets.items()))

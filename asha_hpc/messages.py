@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Optional, Union
+from typing import Any
 
 from .expdir import ExpDir
 
@@ -27,7 +27,7 @@ class MessageError(ValueError):
     """A message the master must not act on; the text names the field."""
 
 
-def _int(body: Dict[str, Any], key: str, required: bool = True) -> Optional[int]:
+def _int(body: dict[str, Any], key: str, required: bool = True) -> int | None:
     v = body.get(key)
     if v is None and not required:
         return None
@@ -36,14 +36,14 @@ def _int(body: Dict[str, Any], key: str, required: bool = True) -> Optional[int]
     return v
 
 
-def _num(body: Dict[str, Any], key: str) -> Optional[float]:
+def _num(body: dict[str, Any], key: str) -> float | None:
     v = body.get(key)
     if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
         return v
     return None  # optional measurements: a bad one is dropped, not fatal
 
 
-def _text(body: Dict[str, Any], key: str, limit: int = MAX_TEXT) -> Optional[str]:
+def _text(body: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str | None:
     v = body.get(key)
     if v is None:
         return None
@@ -61,7 +61,7 @@ def worker_id(v: Any) -> str:
     return v
 
 
-def _checkpoint(v: Any, exp_root: str, trial: int) -> Optional[str]:
+def _checkpoint(v: Any, exp_root: str, trial: int) -> str | None:
     """A checkpoint path inside ``<exp>/trials/<trial>/checkpoints/`` (as the job names it)."""
     if v is None:
         return None
@@ -80,11 +80,11 @@ class Ready:
 
     worker: str
     slot: int
-    job_started: Optional[float] = None
-    host: Optional[str] = None
+    job_started: float | None = None
+    host: str | None = None
 
     @classmethod
-    def from_json(cls, body: Dict[str, Any]) -> "Ready":
+    def from_json(cls, body: dict[str, Any]) -> Ready:
         return cls(worker=worker_id(body.get("worker")), slot=_int(body, "slot") or 0,
                    job_started=_num(body, "job_started"), host=_text(body, "host"))
 
@@ -96,20 +96,20 @@ class Started:
     trial: int
     segment: int
     attempt: int
-    host: Optional[str] = None
-    job_id: Optional[str] = None
+    host: str | None = None
+    job_id: str | None = None
 
     @property
     def key(self):
         return self.trial, self.segment, self.attempt
 
     @classmethod
-    def from_json(cls, body: Dict[str, Any]) -> "Started":
+    def from_json(cls, body: dict[str, Any]) -> Started:
         return cls(trial=_int(body, "trial") or 0, segment=_int(body, "segment") or 0,
                    attempt=_int(body, "attempt") or 0, host=_text(body, "host"),
                    job_id=_text(body, "job_id"))
 
-    def record(self) -> Dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         return {"kind": "started", "trial": self.trial, "segment": self.segment,
                 "attempt": self.attempt, "host": self.host, "job_id": self.job_id}
 
@@ -119,18 +119,18 @@ class Result(Started):
     """A segment attempt's result (jobmain.py says what each status means)."""
 
     status: str = "error"
-    metrics: Optional[Dict[str, Any]] = None
-    length: Optional[int] = None
-    error: Optional[str] = None
-    checkpoint: Optional[str] = None
-    started: Optional[float] = None
-    ended: Optional[float] = None
-    stop_reason: Optional[str] = None
-    extra: Optional[Dict[str, Any]] = None  # optional journal fields, present only when valid
-    ready: Optional[Ready] = None  # the job waits for another segment on this slot
+    metrics: dict[str, Any] | None = None
+    length: int | None = None
+    error: str | None = None
+    checkpoint: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    stop_reason: str | None = None
+    extra: dict[str, Any] | None = None  # optional journal fields, present only when valid
+    ready: Ready | None = None  # the job waits for another segment on this slot
 
     @classmethod
-    def from_json(cls, body: Dict[str, Any], exp_root: str = "", name: str = "") -> "Result":
+    def from_json(cls, body: dict[str, Any], exp_root: str = "", name: str = "") -> Result:
         s = Started.from_json(body)
         status, error = body.get("status"), _text(body, "error", MAX_ERROR)
         if status not in RESULT_STATUSES:  # a job of another release: an error, not a crash
@@ -139,7 +139,7 @@ class Result(Started):
         if metrics is not None and not (isinstance(metrics, dict)
                                         and all(isinstance(k, str) for k in metrics)):
             raise MessageError("'metrics' must be an object with string keys")
-        extra: Dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         gpus = body.get("gpus")
         if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0:
             extra["gpus"] = gpus
@@ -167,7 +167,7 @@ class Result(Started):
                    stop_reason=_text(body, "stop_reason"), extra=extra or None,
                    ready=ready if extra.get("waiting") else None)
 
-    def record(self) -> Dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         rec = dict(super().record(), kind="result", status=self.status, metrics=self.metrics,
                    length=self.length, error=self.error, checkpoint=self.checkpoint,
                    started=self.started, ended=self.ended, stop_reason=self.stop_reason)
@@ -175,7 +175,7 @@ class Result(Started):
         return rec
 
 
-Message = Union[Ready, Started, Result]
+Message = Ready | Started | Result
 
 
 def from_json(body: Any, exp_root: str = "", name: str = "") -> Message:

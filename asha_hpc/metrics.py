@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any
 
-Number = Union[int, float]
+Number = int | float
 
 
-def merge_metrics(metrics: Optional[Mapping[str, Any]], named: Mapping[str, Any]) -> Dict[str, Any]:
+def merge_metrics(metrics: Mapping[str, Any] | None, named: Mapping[str, Any]) -> dict[str, Any]:
     """The dict form and the keyword form of ``report(...)`` together (keywords win)."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     if metrics is not None:
         if not isinstance(metrics, Mapping):
             raise TypeError(f"report(): metrics must be a dict of name -> value (or keywords), "
@@ -69,12 +70,12 @@ def plain_value(v: Any) -> Any:
             return f"<{type(v).__name__}>"
 
 
-def plain_metrics(metrics: Mapping[Any, Any]) -> Dict[str, Any]:
+def plain_metrics(metrics: Mapping[Any, Any]) -> dict[str, Any]:
     """JSON-able copies: names as strings, values by ``plain_value``."""
     return {str(k): plain_value(v) for k, v in metrics.items()}
 
 
-def as_number(v: Any) -> Optional[Number]:
+def as_number(v: Any) -> Number | None:
     """A plain value as a number (NaN and inf included; a bool as 0/1), or None when it is not
     number-like."""
     v = plain_value(v)
@@ -97,7 +98,7 @@ def diverged(v: Any) -> bool:
     return x is not None and not math.isfinite(x)
 
 
-def flat_columns(fixed: Mapping[str, Any], metrics: Mapping[str, Any]) -> Dict[str, Any]:
+def flat_columns(fixed: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
     """One flat row (CSV): ``fixed`` columns, then the metrics; a metric whose name is taken
     by a fixed column becomes ``metrics.<name>`` (again, until it is free)."""
     row = dict(fixed)
@@ -109,7 +110,7 @@ def flat_columns(fixed: Mapping[str, Any], metrics: Mapping[str, Any]) -> Dict[s
     return row
 
 
-def read_point(rec: Any) -> Optional[Dict[str, Any]]:
+def read_point(rec: Any) -> dict[str, Any] | None:
     """A metrics.jsonl line as ``{"step", "time", "metrics"}``, or None. Lines of releases
     before the metrics were nested (``{"step", "time", <metric>: ...}``) read the same."""
     if not isinstance(rec, dict) or "step" not in rec:

@@ -16,15 +16,15 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any
 
 from .config import ExperimentConfig, load_config
 from .expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
 from .journal import read_journal
 from .metrics import diverged, flat_columns, read_point
-from .state import (FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED,
-                    ExperimentState, TrialState, replay)
+from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED, ExperimentState, TrialState, replay
 
 TOP_N = 5
 EVENTS_N = 12
@@ -32,7 +32,7 @@ _START_KINDS = ("init", "resumed")
 _END_KINDS = ("stopped", "done", "aborted", "cancelled")
 
 
-def open_experiment(path: Any) -> Tuple[ExpDir, ExperimentConfig, List[Dict[str, Any]],
+def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str, Any]],
                                         ExperimentState]:
     """(exp, cfg, journal records, replayed state), read-only (no master needed)."""
     exp = ExpDir.open(Path(path))
@@ -43,7 +43,7 @@ def open_experiment(path: Any) -> Tuple[ExpDir, ExperimentConfig, List[Dict[str,
     return exp, cfg, records, replay(cfg, records)
 
 
-def num(x: Any) -> Optional[float]:
+def num(x: Any) -> float | None:
     """A finite float, or None (NaN/inf/missing become None, for JSON)."""
     if x is None or isinstance(x, bool):
         return None
@@ -55,7 +55,7 @@ def num(x: Any) -> Optional[float]:
 
 
 # ----------------------------------------------------------------------------- rungs
-def rung_table(st: ExperimentState) -> List[Dict[str, Any]]:
+def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
     """One row per bracket and rung: target length, results recorded (``completed``), trials
     training toward it (``running``; ``queued`` = queued or submitted, not started), waiting
     there for a promotion (``paused``), promoted from it, ended there (``stopped``), failed for
@@ -66,7 +66,7 @@ def rung_table(st: ExperimentState) -> List[Dict[str, Any]]:
              "failed": 0, "best_metric": num(r.best_metric)} for r in st.searcher.rungs()]
     where = {(r["bracket"], r["rung"]): r for r in rows}
 
-    def rung_of(t: TrialState, length: int) -> Optional[Dict[str, Any]]:
+    def rung_of(t: TrialState, length: int) -> dict[str, Any] | None:
         ls = lengths.get(t.bracket, [])
         return where.get((t.bracket, ls.index(length))) if length in ls else None
 
@@ -87,8 +87,8 @@ def rung_table(st: ExperimentState) -> List[Dict[str, Any]]:
     return rows
 
 
-def bracket_table(st: ExperimentState) -> List[Dict[str, Any]]:
-    made: Dict[int, int] = {}
+def bracket_table(st: ExperimentState) -> list[dict[str, Any]]:
+    made: dict[int, int] = {}
     for t in st.trials.values():
         if t.status != "invalid":
             made[t.bracket] = made.get(t.bracket, 0) + 1
@@ -99,7 +99,7 @@ def bracket_table(st: ExperimentState) -> List[Dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- time, progress
-def active_seconds(records: List[Dict[str, Any]], now: Optional[float] = None) -> float:
+def active_seconds(records: list[dict[str, Any]], now: float | None = None) -> float:
     """Seconds a master was running the search: from each init/resumed record to the next
     stopped/done/aborted/cancelled one; an open interval ends at ``now`` (a live master) or at
     the last record."""
@@ -121,15 +121,15 @@ def active_seconds(records: List[Dict[str, Any]], now: Optional[float] = None) -
     return total
 
 
-def start_time(records: List[Dict[str, Any]]) -> Optional[float]:
+def start_time(records: list[dict[str, Any]]) -> float | None:
     for r in records:
         if isinstance(r.get("time"), (int, float)):
             return float(r["time"])
     return None
 
 
-def progress(cfg: ExperimentConfig, st: ExperimentState, records: List[Dict[str, Any]],
-             now: Optional[float] = None) -> Dict[str, Any]:
+def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str, Any]],
+             now: float | None = None) -> dict[str, Any]:
     """Units trained (lengths reached, summed over trials) against the plan's ``total_units``
     (``units_preview``) while the search runs, against what it trained once it is over (the
     preview is an estimate: rungs short of results promote fewer trials, early promotions
@@ -161,7 +161,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: List[Dict[str,
             "eta_seconds": eta}
 
 
-def compute(st: ExperimentState) -> Dict[str, Any]:
+def compute(st: ExperimentState) -> dict[str, Any]:
     """Job-hours (each attempt's result: ended - started) and GPU-hours where the results said
     how many GPUs the job had (None when none did)."""
     job_s = sum(t.compute_s for t in st.trials.values())
@@ -170,7 +170,7 @@ def compute(st: ExperimentState) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- events
-def describe(rec: Dict[str, Any], metric: str) -> Optional[str]:
+def describe(rec: dict[str, Any], metric: str) -> str | None:
     """One line for a notable journal record, or None for bookkeeping ones."""
     k = rec.get("kind")
     tid = rec.get("trial")
@@ -221,10 +221,10 @@ def describe(rec: Dict[str, Any], metric: str) -> Optional[str]:
     return None
 
 
-def events(records: List[Dict[str, Any]], metric: str, n: int = EVENTS_N) -> List[Dict[str, Any]]:
+def events(records: list[dict[str, Any]], metric: str, n: int = EVENTS_N) -> list[dict[str, Any]]:
     """The last ``n`` notable records: ``{"time", "elapsed_s" (since the first record), "text"}``."""
     t0 = start_time(records) or 0.0
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for r in reversed(records):
         text = describe(r, metric)
         if text is None:
@@ -252,10 +252,10 @@ def _last_line(s: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- logs
-def _job_index(records: Iterable[Dict[str, Any]], trial: Optional[int] = None
-               ) -> Dict[int, Dict[str, Dict[str, Any]]]:
+def _job_index(records: Iterable[dict[str, Any]], trial: int | None = None
+               ) -> dict[int, dict[str, dict[str, Any]]]:
     """trial -> run key -> {segment, attempt, length, job_ids, host, status, started, ended}."""
-    idx: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    idx: dict[int, dict[str, dict[str, Any]]] = {}
     for r in records:
         if r.get("kind") not in ("intent", "submitted", "started", "result", "job_dead",
                                  "submit_failed"):
@@ -287,11 +287,11 @@ def _job_index(records: Iterable[Dict[str, Any]], trial: Optional[int] = None
     return idx
 
 
-def find_logs(exp: ExpDir, job_ids: List[str]) -> Dict[str, Optional[str]]:
+def find_logs(exp: ExpDir, job_ids: list[str]) -> dict[str, str | None]:
     """The stdout/stderr files submitit wrote for one job, whatever the backend:
     local ``jobs/<pid>_0_log.out`` (the pid from ``jobs/local-<key>.json``), Slurm
     ``jobs/<jobid>/<jobid>_0_log.out`` (``<array>_<task>`` for arrays)."""
-    cands: List[str] = []
+    cands: list[str] = []
     for jid in job_ids:
         if jid.startswith("local:"):
             try:
@@ -302,7 +302,7 @@ def find_logs(exp: ExpDir, job_ids: List[str]) -> Dict[str, Optional[str]]:
                 pass
         elif ":" not in jid and "/" not in jid and jid not in (".", ".."):
             cands.append(jid)
-    out: Dict[str, Optional[str]] = {"out": None, "err": None}
+    out: dict[str, str | None] = {"out": None, "err": None}
     for c in cands:
         for folder in (exp.jobs / c, exp.jobs):
             for ext in ("out", "err"):
@@ -319,7 +319,7 @@ def find_logs(exp: ExpDir, job_ids: List[str]) -> Dict[str, Optional[str]]:
     return out
 
 
-def trial_jobs(exp: ExpDir, records: List[Dict[str, Any]], trial: int) -> List[Dict[str, Any]]:
+def trial_jobs(exp: ExpDir, records: list[dict[str, Any]], trial: int) -> list[dict[str, Any]]:
     """Every job of one trial, in order (index 0, 1, ...), with its log files (or None)."""
     jobs = list(_job_index(records, trial).get(trial, {}).values())
     jobs.sort(key=lambda j: (j["segment"], j["attempt"]))
@@ -329,11 +329,11 @@ def trial_jobs(exp: ExpDir, records: List[Dict[str, Any]], trial: int) -> List[D
     return jobs
 
 
-def latest_logs(exp: ExpDir, records: List[Dict[str, Any]], trials: List[int]
-                ) -> Dict[int, Dict[str, Any]]:
+def latest_logs(exp: ExpDir, records: list[dict[str, Any]], trials: list[int]
+                ) -> dict[int, dict[str, Any]]:
     """trial -> its latest job (with ``out``/``err`` log paths), for a few trials."""
     idx = _job_index(records)
-    out: Dict[int, Dict[str, Any]] = {}
+    out: dict[int, dict[str, Any]] = {}
     for tid in trials:
         jobs = sorted(idx.get(tid, {}).values(), key=lambda j: (j["segment"], j["attempt"]))
         if jobs:
@@ -344,7 +344,7 @@ def latest_logs(exp: ExpDir, records: List[Dict[str, Any]], trials: List[int]
 
 
 # ----------------------------------------------------------------------------- status
-def trial_summary(t: TrialState, job: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def trial_summary(t: TrialState, job: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"trial_id": t.id, "bracket": t.bracket, "status": t.status, "length": t.length,
             "target": t.target, "metric": num(t.metric), "hparams": t.hparams,
             "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
@@ -353,8 +353,8 @@ def trial_summary(t: TrialState, job: Optional[Dict[str, Any]] = None) -> Dict[s
 
 
 def status_extra(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
-                 records: Optional[List[Dict[str, Any]]] = None,
-                 now: Optional[float] = None, top: int = TOP_N) -> Dict[str, Any]:
+                 records: list[dict[str, Any]] | None = None,
+                 now: float | None = None, top: int = TOP_N) -> dict[str, Any]:
     """The keys ``status`` adds to the basic ones: ``brackets``, ``rung_table`` (per rung
     counts), ``top``, ``running_trials``, ``compute``, ``progress``, ``events``."""
     if records is None:
@@ -384,12 +384,12 @@ def status_extra(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
 
 
 # ----------------------------------------------------------------------------- curves
-def curve_rows(exp: ExpDir, trials: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
+def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Every learning-curve point (``trials/<id>/runs/<key>/metrics.jsonl``): dicts with
     ``trial_id, key, segment, attempt, step, time`` and ``metrics`` (the user's names, nested:
     a metric may be called ``step``), in trial then run order. Unreadable lines are skipped."""
     want = None if trials is None else set(trials)
-    rows: List[Dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     base = exp.root / TRIALS
     if not base.is_dir():
         return rows
@@ -421,16 +421,16 @@ def curve_rows(exp: ExpDir, trials: Optional[Iterable[int]] = None) -> List[Dict
     return rows
 
 
-def flat_curve_rows(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def flat_curve_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Curve rows for a table (``export --curves``): the fixed columns, then one column per
     metric (``metrics.<name>`` where a name is one of the fixed columns)."""
     return [flat_columns({k: v for k, v in r.items() if k != "metrics"}, r["metrics"])
             for r in rows]
 
 
-def curve_metric_names(rows: List[Dict[str, Any]]) -> List[str]:
+def curve_metric_names(rows: list[dict[str, Any]]) -> list[str]:
     """Metric names of the curve rows, most frequent first (numbers only)."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for r in rows:
         for k, v in r["metrics"].items():
             if num(v) is not None:
@@ -438,7 +438,7 @@ def curve_metric_names(rows: List[Dict[str, Any]]) -> List[str]:
     return sorted(counts, key=lambda k: (-counts[k], k))
 
 
-def pick_curve_metric(rows: List[Dict[str, Any]], metric: str) -> Optional[str]:
+def pick_curve_metric(rows: list[dict[str, Any]], metric: str) -> str | None:
     """The searcher's metric if it is reported about as often as anything else, else the most
     reported one (e.g. a training loss every epoch, the validation metric at rungs only)."""
     names = curve_metric_names(rows)
@@ -452,12 +452,12 @@ def pick_curve_metric(rows: List[Dict[str, Any]], metric: str) -> Optional[str]:
 
 
 # ----------------------------------------------------------------------------- series for plots
-def best_vs_compute(cfg: ExperimentConfig, records: List[Dict[str, Any]]
-                    ) -> List[Tuple[float, float]]:
+def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
+                    ) -> list[tuple[float, float]]:
     """(job-hours spent so far, best metric so far) after each completed segment."""
     sign = 1.0 if cfg.searcher.smaller_is_better else -1.0
     spent, best = 0.0, None
-    out: List[Tuple[float, float]] = []
+    out: list[tuple[float, float]] = []
     for r in records:
         if r.get("kind") != "result":
             continue
@@ -473,11 +473,11 @@ def best_vs_compute(cfg: ExperimentConfig, records: List[Dict[str, Any]]
     return out
 
 
-def rung_counts_over_time(records: List[Dict[str, Any]]) -> Dict[int, List[Tuple[float, int]]]:
+def rung_counts_over_time(records: list[dict[str, Any]]) -> dict[int, list[tuple[float, int]]]:
     """length -> [(hours since the start, trials that completed that length so far)]."""
     t0 = start_time(records) or 0.0
-    out: Dict[int, List[Tuple[float, int]]] = {}
-    targets: Dict[Tuple[Any, Any], Any] = {}
+    out: dict[int, list[tuple[float, int]]] = {}
+    targets: dict[tuple[Any, Any], Any] = {}
     for r in records:
         if r.get("kind") == "intent":
             targets[(r["trial"], r["segment"])] = r.get("length")
@@ -492,12 +492,12 @@ def rung_counts_over_time(records: List[Dict[str, Any]]) -> Dict[int, List[Tuple
     return dict(sorted(out.items()))
 
 
-def highest_rungs(st: ExperimentState) -> Dict[int, int]:
+def highest_rungs(st: ExperimentState) -> dict[int, int]:
     """trial -> length reached (0: none yet)."""
     return {t.id: t.length for t in st.trials.values()}
 
 
-def fmt_duration(seconds: Optional[float]) -> str:
+def fmt_duration(seconds: float | None) -> str:
     """``1d02h``, ``3h05m``, ``4m07s``, ``12s``; ``-`` for None."""
     if seconds is None or not math.isfinite(seconds):
         return "-"

@@ -11,7 +11,7 @@ with fewer than ``d`` results promotes nobody), but the budget is close.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from .searcher.brackets import bracket_plan
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .space import Space
 
 
-def bracket_preview(rung_lengths: List[int], max_trials: int, divisor: float,
-                    at_least_one: bool = True) -> List[int]:
+def bracket_preview(rung_lengths: list[int], max_trials: int, divisor: float,
+                    at_least_one: bool = True) -> list[int]:
     """Trials ending at each rung of one bracket, synchronously idealised: Determined's preview
     lets at least one trial continue from every rung (``at_least_one``); the paper's rule
     promotes the top ``floor(n/d)`` of a rung's ``n`` results, so none when ``n < d``."""
@@ -39,14 +39,14 @@ def bracket_preview(rung_lengths: List[int], max_trials: int, divisor: float,
     return out
 
 
-def _floor_rule(cfg: "SearcherConfig") -> bool:
+def _floor_rule(cfg: SearcherConfig) -> bool:
     """Whether the search promotes only the top floor(n/d) of a rung (the paper's rule and
     Determined 0.37's; stop_once and Determined 0.38 let the first result of a rung go on)."""
     return (cfg.name in ("adaptive_asha", "async_halving") and not cfg.stop_once
             and getattr(cfg, "asha_rule", "paper") in ("paper", "determined_0.37"))
 
 
-def starved_rung(rung_lengths: List[int], max_trials: int, divisor: float) -> Optional[Tuple[int, int]]:
+def starved_rung(rung_lengths: list[int], max_trials: int, divisor: float) -> tuple[int, int] | None:
     """(rung index, trials expected there) of the first rung expected to get fewer results
     than the divisor (none of which need go on under the floor rule), or None."""
     rt = max_trials
@@ -57,16 +57,16 @@ def starved_rung(rung_lengths: List[int], max_trials: int, divisor: float) -> Op
     return None
 
 
-def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
+def plan(cfg: SearcherConfig, space: Space) -> dict[str, Any]:
     """``{"brackets": [{num_rungs, max_trials, max_concurrent_trials, rung_lengths}],
     "preview": {"<length>": trials ending there}, "total_units": N}`` plus ``searcher``,
     ``unit``, ``total_trials``, ``bracket_preview`` (per bracket, trials ending at each rung),
     ``hyperparameters`` (one line each) and ``warnings``."""
     infos = bracket_plan(cfg, space)
     d = float(cfg.divisor)
-    ending: Dict[int, int] = {}
+    ending: dict[int, int] = {}
     per_bracket = []
-    warnings: List[str] = []
+    warnings: list[str] = []
     for i, b in enumerate(infos):
         counts = bracket_preview(b.rung_lengths, b.max_trials, d)
         per_bracket.append(counts)
@@ -80,7 +80,7 @@ def plan(cfg: "SearcherConfig", space: "Space") -> Dict[str, Any]:
     # the divisor need promote nobody, where the preview (Determined's) lets one go on.
     # Promotions made before a rung's results are all in can add more than either.
     least = 0
-    why: List[str] = []
+    why: list[str] = []
     for i, b in enumerate(infos):
         counts = bracket_preview(b.rung_lengths, b.max_trials, d, at_least_one=not _floor_rule(cfg))
         least += sum(length * n for length, n in zip(b.rung_lengths, counts))
@@ -124,7 +124,7 @@ def unit_name(unit: str, n: int) -> str:
     return SINGULAR.get(unit, unit) if n == 1 else unit
 
 
-def display_unit(cfg: "SearcherConfig") -> str:
+def display_unit(cfg: SearcherConfig) -> str:
     """The length's unit as the user named it: batches/epochs/records, or a Determined 0.38
     ``time_metric`` of their own (``optimizer_steps``), else ``units``."""
     if cfg.length_unit == "units" and getattr(cfg, "time_metric", None):
@@ -132,17 +132,17 @@ def display_unit(cfg: "SearcherConfig") -> str:
     return cfg.length_unit
 
 
-def _table(header: List[str], rows: List[List[str]], right: List[bool]) -> List[str]:
+def _table(header: list[str], rows: list[list[str]], right: list[bool]) -> list[str]:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
-    def line(r: List[str]) -> str:
+    def line(r: list[str]) -> str:
         return "  ".join(c.rjust(w) if ra else c.ljust(w)
                          for c, w, ra in zip(r, widths, right)).rstrip()
 
     return [line(header)] + [line(r) for r in rows]
 
 
-def render_plan(cfg: "SearcherConfig", space: "Space", plan_dict: Dict[str, Any]) -> str:
+def render_plan(cfg: SearcherConfig, space: Space, plan_dict: dict[str, Any]) -> str:
     """The plan as a person reads it: brackets, preview, budget, hyperparameters."""
     unit = display_unit(cfg)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import html
 import io
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import AshaError
 from .expdir import METRICS
-from .observe import (best_vs_compute, curve_rows, num, pick_curve_metric,
-                      rung_counts_over_time)
+from .observe import best_vs_compute, curve_rows, num, pick_curve_metric, rung_counts_over_time
 
 INSTALL_HINT = "pip install 'asha-hpc[plot]'"
 NONE_COLOR = "#9e9e9e"
@@ -33,7 +33,7 @@ def require_matplotlib():
     return Figure
 
 
-def level_colors(levels: Sequence[int]) -> Dict[int, str]:
+def level_colors(levels: Sequence[int]) -> dict[int, str]:
     """Rung length -> colour, spread over the palette (the top rung gets the last colour)."""
     levels = sorted(levels)
     n = len(levels)
@@ -50,12 +50,12 @@ def _literal(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict[str, Any]:
+def plot_data(exp, cfg, st, records, curve_metric: str | None = None) -> dict[str, Any]:
     """Everything the three panels show, as plain lists."""
     metric = cfg.searcher.metric
     rows = curve_rows(exp)
     name = curve_metric or pick_curve_metric(rows, metric)
-    curves: Dict[int, Tuple[List[float], List[float]]] = {}
+    curves: dict[int, tuple[list[float], list[float]]] = {}
     source = METRICS
     if name is not None:
         for r in rows:
@@ -82,7 +82,7 @@ def plot_data(exp, cfg, st, records, curve_metric: Optional[str] = None) -> Dict
     }
 
 
-def time_scale(max_hours: float) -> Tuple[float, str]:
+def time_scale(max_hours: float) -> tuple[float, str]:
     """(factor from hours, unit name) for an axis whose largest value is ``max_hours``."""
     if max_hours >= 2.0:
         return 1.0, "hours"
@@ -91,15 +91,15 @@ def time_scale(max_hours: float) -> Tuple[float, str]:
     return 3600.0, "seconds"
 
 
-def _log_scale(values: List[float]) -> bool:
+def _log_scale(values: list[float]) -> bool:
     pos = [v for v in values if v is not None]
     return bool(pos) and min(pos) > 0 and max(pos) / min(pos) > 30
 
 
 # ----------------------------------------------------------------------------- matplotlib
-def draw_curves(ax, d: Dict[str, Any]) -> None:
+def draw_curves(ax, d: dict[str, Any]) -> None:
     colors = level_colors(d["rung_lengths"])
-    handles: Dict[int, Any] = {}
+    handles: dict[int, Any] = {}
     order = sorted(d["curves"], key=lambda tid: (d["reached"].get(tid, 0), tid))
     for tid in order:  # the trials that went furthest last, on top
         xs, ys = d["curves"][tid]
@@ -132,7 +132,7 @@ def draw_curves(ax, d: Dict[str, Any]) -> None:
         ax.text(0.5, 0.5, "no results yet", transform=ax.transAxes, ha="center")
 
 
-def draw_best(ax, d: Dict[str, Any]) -> None:
+def draw_best(ax, d: dict[str, Any]) -> None:
     pts = d["best"]
     f, unit = time_scale(max((p[0] for p in pts), default=0.0))
     if pts:
@@ -147,7 +147,7 @@ def draw_best(ax, d: Dict[str, Any]) -> None:
     ax.set_title("best metric vs compute", fontsize=10)
 
 
-def draw_rung_counts(ax, d: Dict[str, Any]) -> None:
+def draw_rung_counts(ax, d: dict[str, Any]) -> None:
     from matplotlib.ticker import MaxNLocator
 
     colors = level_colors(d["rung_lengths"] or list(d["rung_counts"]))
@@ -178,7 +178,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def render_png(d: Dict[str, Any], width_px: int = 1500, height_px: int = 450) -> bytes:
+def render_png(d: dict[str, Any], width_px: int = 1500, height_px: int = 450) -> bytes:
     """The three panels side by side, as one PNG of exactly ``width_px`` x ``height_px``."""
     Figure = require_matplotlib()
     dpi = 100
@@ -189,7 +189,7 @@ def render_png(d: Dict[str, Any], width_px: int = 1500, height_px: int = 450) ->
     return _png(fig)
 
 
-def panel_pngs(d: Dict[str, Any], width_px: int = 560, height_px: int = 380) -> Dict[str, bytes]:
+def panel_pngs(d: dict[str, Any], width_px: int = 560, height_px: int = 380) -> dict[str, bytes]:
     """Each panel as its own PNG (for the HTML report)."""
     Figure = require_matplotlib()
     out = {}
@@ -201,7 +201,7 @@ def panel_pngs(d: Dict[str, Any], width_px: int = 560, height_px: int = 380) -> 
 
 
 # ----------------------------------------------------------------------------- SVG fallback
-def _ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if hi <= lo:
         hi = lo + 1.0
     raw = (hi - lo) / n
@@ -216,7 +216,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> List[float]:
     return out
 
 
-def svg_chart(title: str, xlabel: str, ylabel: str, series: List[Dict[str, Any]],
+def svg_chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]],
               vlines: Sequence[float] = (), width: int = 560, height: int = 380) -> str:
     """A small line chart as inline SVG: ``series`` of {xs, ys, color, label, step}."""
     L, R, T, B = 64, 16, 28, 48
@@ -252,11 +252,11 @@ def svg_chart(title: str, xlabel: str, ylabel: str, series: List[Dict[str, Any]]
     for v in vlines:
         parts.append(f'<line x1="{px(v):.1f}" x2="{px(v):.1f}" y1="{T}" y2="{T + ph}" '
                      f'stroke="#bbb" stroke-dasharray="4 3"/>')
-    legend: Dict[str, str] = {}
+    legend: dict[str, str] = {}
     for s in series:
-        pts: List[Tuple[float, float]] = list(zip(s["xs"], s["ys"]))
+        pts: list[tuple[float, float]] = list(zip(s["xs"], s["ys"]))
         if s.get("step"):
-            stepped: List[Tuple[float, float]] = []
+            stepped: list[tuple[float, float]] = []
             for i, (x, y) in enumerate(pts):
                 if i:
                     stepped.append((x, pts[i - 1][1]))
@@ -280,7 +280,7 @@ def svg_chart(title: str, xlabel: str, ylabel: str, series: List[Dict[str, Any]]
     return "\n".join(parts)
 
 
-def svg_panels(d: Dict[str, Any]) -> Dict[str, str]:
+def svg_panels(d: dict[str, Any]) -> dict[str, str]:
     """The three panels as inline SVG (no matplotlib needed)."""
     colors = level_colors(d["rung_lengths"])
     curves = []

@@ -15,8 +15,9 @@ time limit? should an idle worker leave?) are pure functions here too.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any
 
 POOL = "pool"
 CONTINUE = "continue"
@@ -34,18 +35,18 @@ FIT_MARGIN_S = 30.0
 class Worker:
     id: str
     kind: str  # POOL | CONTINUE
-    job_id: Optional[str] = None
+    job_id: str | None = None
     status: str = STARTING
     slot: int = 0  # the slot it waits on (IDLE) or runs (BUSY)
-    trial: Optional[int] = None  # the trial it runs (BUSY) or may continue (CONTINUE, IDLE)
-    limit_min: Optional[int] = None  # its job's time limit
-    job_started: Optional[float] = None
-    idle_since: Optional[float] = None
+    trial: int | None = None  # the trial it runs (BUSY) or may continue (CONTINUE, IDLE)
+    limit_min: int | None = None  # its job's time limit
+    job_started: float | None = None
+    idle_since: float | None = None
     segments: int = 0  # segments it completed
-    host: Optional[str] = None  # where it runs (from its messages)
+    host: str | None = None  # where it runs (from its messages)
 
     @property
-    def deadline(self) -> Optional[float]:
+    def deadline(self) -> float | None:
         """When its job's time limit ends (None: no limit, or not known yet)."""
         if self.limit_min is None or self.job_started is None:
             return None
@@ -56,34 +57,34 @@ class Pool:
     """All waiting-capable jobs of an experiment, by worker id."""
 
     def __init__(self) -> None:
-        self.workers: Dict[str, Worker] = {}
-        self.live: Dict[str, Worker] = {}  # those not GONE: what each poll looks at
+        self.workers: dict[str, Worker] = {}
+        self.live: dict[str, Worker] = {}  # those not GONE: what each poll looks at
         self.started = 0  # pool workers ever submitted (numbers the next one)
 
     # ------------------------------------------------------------------ queries
-    def alive(self, kind: Optional[str] = None) -> List[Worker]:
+    def alive(self, kind: str | None = None) -> list[Worker]:
         return [w for w in self.live.values() if kind is None or w.kind == kind]
 
-    def idle(self) -> List[Worker]:
+    def idle(self) -> list[Worker]:
         return [w for w in self.live.values() if w.status == IDLE]
 
-    def job_ids(self) -> List[str]:
+    def job_ids(self) -> list[str]:
         """Job ids of live pool workers (a job may hold several lanes)."""
         return sorted({w.job_id for w in self.alive(POOL) if w.job_id})
 
     # ------------------------------------------------------------------ apply (from state.py)
-    def on_workers(self, rec: Dict[str, Any]) -> None:
+    def on_workers(self, rec: dict[str, Any]) -> None:
         """``workers``: pool jobs about to be submitted (lane ids, time limit)."""
         for wid in rec["workers"]:
             self._set(Worker(id=wid, kind=POOL, limit_min=rec.get("timeout_min")), STARTING)
         self.started = max(self.started, int(rec.get("started", self.started)))
 
-    def on_workers_submitted(self, rec: Dict[str, Any]) -> None:
+    def on_workers_submitted(self, rec: dict[str, Any]) -> None:
         for wid, jid in rec["jobs"].items():
             if wid in self.workers:
                 self.workers[wid].job_id = jid
 
-    def on_ready(self, rec: Dict[str, Any]) -> None:
+    def on_ready(self, rec: dict[str, Any]) -> None:
         w = self.workers.get(rec["worker"])
         if w is None or w.status == GONE:
             return
@@ -93,8 +94,8 @@ class Pool:
             w.job_started = float(rec["job_started"])
         w.host = rec.get("host") or w.host
 
-    def on_result(self, rec: Dict[str, Any], job_id: Optional[str],
-                  limit_min: Optional[int]) -> None:
+    def on_result(self, rec: dict[str, Any], job_id: str | None,
+                  limit_min: int | None) -> None:
         """A result from a job that can wait: it now waits on ``slot`` (or has left)."""
         wid = rec.get("worker")
         if not isinstance(wid, str):
@@ -115,19 +116,19 @@ class Pool:
         else:
             self._set(w, GONE)
 
-    def on_assigned(self, rec: Dict[str, Any]) -> None:
+    def on_assigned(self, rec: dict[str, Any]) -> None:
         """An intent handed to a waiting job (``worker`` and ``slot`` in the record)."""
         w = self.workers.get(rec["worker"])
         if w is not None:
             self._set(w, BUSY)
             w.trial, w.idle_since = rec["trial"], None
 
-    def on_gone(self, rec: Dict[str, Any]) -> None:
+    def on_gone(self, rec: dict[str, Any]) -> None:
         for wid in rec["workers"]:
             if wid in self.workers:
                 self._set(self.workers[wid], GONE)
 
-    def lanes_of_job(self, job_id: str) -> List[str]:
+    def lanes_of_job(self, job_id: str) -> list[str]:
         return [w.id for w in self.live.values() if w.job_id == job_id]
 
     def _set(self, w: Worker, status: str) -> None:
@@ -140,7 +141,7 @@ class Pool:
             self.live[w.id] = w
 
 
-def fits(w: Worker, now: float, estimate_s: Optional[float], safety: float = 1.5,
+def fits(w: Worker, now: float, estimate_s: float | None, safety: float = 1.5,
          warning_s: float = 0.0) -> bool:
     """True if a segment expected to take ``estimate_s`` ends before ``w``'s time limit less
     ``warning_s`` (Slurm's stop signal comes that early), with ``safety`` x the estimate and

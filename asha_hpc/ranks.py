@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
 
 from .expdir import atomic_write_json, read_json
 
@@ -64,7 +64,7 @@ class Group:
         self.heartbeat_s = heartbeat_s
         self.incarnation = _incarnation()
 
-    def heartbeat_file(self, rank: Optional[int] = None) -> Path:
+    def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
         return self.run_dir / ("heartbeat" if r == 0 else f"heartbeat.rank{r}")
 
@@ -73,7 +73,7 @@ class Group:
                           {"host": socket.gethostname(), "pid": os.getpid(),
                            "incarnation": self.incarnation}, durable=False)
 
-    def dead_peers(self) -> Dict[int, str]:
+    def dead_peers(self) -> dict[int, str]:
         """Peers known to be gone: same host and pid gone, or a heartbeat that stopped."""
         dead = {}
         me = socket.gethostname()
@@ -115,7 +115,7 @@ class Group:
                 raise RuntimeError(f"rank {self.ranks.rank}: timed out waiting for {what}")
             time.sleep(0.02)
 
-    def rendezvous(self) -> Dict[str, str]:
+    def rendezvous(self) -> dict[str, str]:
         """Set and return the torch.distributed environment (env:// init). Rank 0 asks the OS
         for a free port on its node, so two trials on one node never share one."""
         path = self.run_dir / "rendezvous.json"
@@ -126,7 +126,7 @@ class Group:
                 port = s.getsockname()[1]
             atomic_write_json(path, {"addr": socket.gethostname(), "port": port,
                                      "incarnation": self.incarnation})
-        body: Dict = {}
+        body: dict = {}
 
         def published() -> bool:
             b, _ = read_json(path)

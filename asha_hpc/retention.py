@@ -2,12 +2,10 @@
 (``Master._retain``) removes them and journals ``checkpoints_removed``."""
 from __future__ import annotations
 
-from typing import List
-
 from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, ExperimentState
 
 
-def removable_checkpoints(st: ExperimentState, keep_best: int) -> List[int]:
+def removable_checkpoints(st: ExperimentState, keep_best: int) -> list[int]:
     """Ids of the trials whose checkpoints are no longer needed, in trial order. Kept: those of
     live trials, of paused trials the searcher may still promote, of failed ones (after a fix,
     ``resume --retry-failed`` continues from them) and of the ``keep_best`` best trials."""

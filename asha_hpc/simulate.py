@@ -32,9 +32,10 @@ import statistics
 import tempfile
 import time
 from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from .config import ExperimentConfig
 from .errors import AshaError
@@ -48,7 +49,7 @@ STATS = ("makespan_s", "worker_hours", "gpu_hours", "held_gpu_hours", "utilizati
 class ReplayedCurves:
     """Learning curves read from a JSON-lines file; called as ``curve(hparams, length, seed)``."""
 
-    def __init__(self, path: str, curves: List[Tuple[Dict[str, Any], List[int], List[float]]]) -> None:
+    def __init__(self, path: str, curves: list[tuple[dict[str, Any], list[int], list[float]]]) -> None:
         self.path = path
         self.curves = curves
         self._exact = {_canon(h): i for i, (h, _, _) in enumerate(curves) if h}
@@ -56,19 +57,19 @@ class ReplayedCurves:
     def __len__(self) -> int:
         return len(self.curves)
 
-    def pick(self, hparams: Dict[str, Any], seed: int) -> int:
+    def pick(self, hparams: dict[str, Any], seed: int) -> int:
         i = self._exact.get(_canon(hparams))
         if i is not None:
             return i
         h = hashlib.sha256(json.dumps([seed, hparams], sort_keys=True, default=str).encode()).digest()
         return int.from_bytes(h[:8], "little") % len(self.curves)
 
-    def __call__(self, hparams: Dict[str, Any], length: int, seed: int = 0) -> float:
+    def __call__(self, hparams: dict[str, Any], length: int, seed: int = 0) -> float:
         _, xs, ys = self.curves[self.pick(hparams, seed)]
         return interpolate(xs, ys, length)
 
 
-def _canon(h: Dict[str, Any]) -> str:
+def _canon(h: dict[str, Any]) -> str:
     return json.dumps(h, sort_keys=True, default=str)
 
 
@@ -122,7 +123,7 @@ def load_curves(path: str) -> ReplayedCurves:
                             f"list of [length, metric] pairs")
         if not items:
             raise AshaError(f"{where}: 'curve' is empty")
-        pts: Dict[int, float] = {}
+        pts: dict[int, float] = {}
         for k, v in items:
             try:
                 length = int(k) if not isinstance(k, bool) else -1
@@ -149,11 +150,11 @@ def load_curves(path: str) -> ReplayedCurves:
 @dataclass
 class SimulateOptions:
     workers: int
-    unit_seconds: Optional[float] = None  # None: the config's (simulated.unit_seconds)
-    startup_seconds: Optional[float] = None
-    queue_wait_seconds: Optional[float] = None
-    failure_rate: Optional[float] = None
-    curves: Optional[str] = None  # None: simulated.curve (else synthetic); "synthetic"; a file
+    unit_seconds: float | None = None  # None: the config's (simulated.unit_seconds)
+    startup_seconds: float | None = None
+    queue_wait_seconds: float | None = None
+    failure_rate: float | None = None
+    curves: str | None = None  # None: simulated.curve (else synthetic); "synthetic"; a file
     repeats: int = 1
     what_if: bool = True
 
@@ -185,7 +186,7 @@ def prepared(cfg: ExperimentConfig, opt: SimulateOptions) -> ExperimentConfig:
     return c
 
 
-def _scratch() -> Optional[str]:
+def _scratch() -> str | None:
     """A memory-backed folder for the throw-away experiment when there is one (Linux)."""
     import os
 
@@ -193,7 +194,7 @@ def _scratch() -> Optional[str]:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
-def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[str, Any]:
+def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, Any]:
     """One simulated search (``cfg`` already on the simulated backend): its measures."""
     from .backends.simulated import SimulatedBackend
     from .expdir import ExpDir
@@ -222,7 +223,7 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
                     and r.get("length") == b.length):
                 t_best = r.get("ended") if r.get("ended") is not None else r.get("time")
                 break
-    by_length: Dict[int, int] = {}
+    by_length: dict[int, int] = {}
     for r in st.searcher.rungs():
         by_length[r.length] = by_length.get(r.length, 0) + r.completed
     gpus = gpus_per_trial(cfg)
@@ -255,7 +256,7 @@ def run_once(cfg: ExperimentConfig, curve: Optional[Callable] = None) -> Dict[st
     }
 
 
-def all_busy_until(jobs, workers: int) -> Optional[float]:
+def all_busy_until(jobs, workers: int) -> float | None:
     """The last time every worker was busy (a worker handed a new job at the instant its job
     ended counts as busy); from then on the search only drains. None if never all busy."""
     ev = sorted([(j.start, 0) for j in jobs] + [(j.end, 1) for j in jobs])  # starts first
@@ -270,14 +271,14 @@ def all_busy_until(jobs, workers: int) -> Optional[float]:
     return last
 
 
-def _summary(vals: List[Optional[float]]) -> Optional[Dict[str, float]]:
+def _summary(vals: list[float | None]) -> dict[str, float] | None:
     xs = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not xs:
         return None
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
-def run_repeats(cfg: ExperimentConfig, repeats: int, curve: Optional[Callable]) -> List[Dict[str, Any]]:
+def run_repeats(cfg: ExperimentConfig, repeats: int, curve: Callable | None) -> list[dict[str, Any]]:
     out = []
     for i in range(repeats):
         c = copy.deepcopy(cfg)
@@ -286,19 +287,19 @@ def run_repeats(cfg: ExperimentConfig, repeats: int, curve: Optional[Callable]) 
     return out
 
 
-def _set_pool(v: Union[int, str]) -> Callable[[ExperimentConfig], None]:
+def _set_pool(v: int | str) -> Callable[[ExperimentConfig], None]:
     def change(c: ExperimentConfig) -> None:
         c.simulated.pool = v
 
     return change
 
 
-def what_if_variants(cfg: ExperimentConfig) -> List[Tuple[str, Callable[[ExperimentConfig], None]]]:
+def what_if_variants(cfg: ExperimentConfig) -> list[tuple[str, Callable[[ExperimentConfig], None]]]:
     """(label, change) pairs: the other ways to run segments (a job each, a warm worker per
     GPU, ``workers: auto``), the other modes (adaptive_asha), other divisors, half and twice
     max_trials."""
     s = cfg.searcher
-    out: List[Tuple[str, Callable[[ExperimentConfig], None]]] = []
+    out: list[tuple[str, Callable[[ExperimentConfig], None]]] = []
     gpus = cfg.simulated.workers or concurrency(cfg)
     for setting, label in ((0, "workers 0 (a job per segment)"),
                            (gpus, f"workers {gpus} (warm workers)"), ("auto", "workers auto")):
@@ -330,7 +331,7 @@ def concurrency(cfg: ExperimentConfig) -> int:
     return sum(b.max_concurrent_trials for b in bracket_plan(cfg.searcher, cfg.space()))
 
 
-def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> Dict[str, Any]:
+def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> dict[str, Any]:
     """The whole ``simulate`` answer as a JSON-able dict."""
     if opt.workers < 1:
         raise AshaError(f"--workers must be >= 1, got {opt.workers}")
@@ -343,7 +344,7 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
                             f"{'> 0' if key == 'unit_seconds' else '>= 0'}, got {v}")
     if opt.failure_rate is not None and not 0 <= opt.failure_rate < 1:
         raise AshaError(f"--failure-rate must be in [0, 1), got {opt.failure_rate}")
-    curve: Optional[Callable] = None
+    curve: Callable | None = None
     curves_name = cfg.simulated.curve or "synthetic"  # None: the config's simulated.curve
     if opt.curves == "synthetic":
         from .backends.simulated import synthetic_curve
@@ -356,7 +357,7 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
     base = prepared(cfg, opt)
     runs = run_repeats(base, opt.repeats, curve)
     s, sim = base.searcher, base.simulated
-    d: Dict[str, Any] = {
+    d: dict[str, Any] = {
         "config": source,
         "searcher": {"name": s.name, "mode": s.mode, "divisor": s.divisor,
                      "max_trials": s.max_trials, "max_length": s.max_length,
@@ -395,8 +396,8 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> D
     return d
 
 
-def _what_if_row(label: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
-    row: Dict[str, Any] = {"change": label}
+def _what_if_row(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"change": label}
     for k in ("makespan_s", "gpu_hours", "held_gpu_hours", "utilization", "best_metric",
               "time_to_best_s", "trials", "units_trained"):
         sm = _summary([r[k] for r in runs])
@@ -405,13 +406,13 @@ def _what_if_row(label: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- text
-def _hours(s: Optional[float]) -> str:
+def _hours(s: float | None) -> str:
     if s is None:
         return "-"
     return f"{s / 3600:.2f} h" if s >= 360 else f"{s:.0f} s"
 
 
-def _fmt(k: str, v: Optional[float]) -> str:
+def _fmt(k: str, v: float | None) -> str:
     if v is None:
         return "-"
     if k in ("makespan_s", "time_to_best_s"):
@@ -425,7 +426,7 @@ def _fmt(k: str, v: Optional[float]) -> str:
     return f"{v:.6g}"
 
 
-def _workers_lines(d: Dict[str, Any]) -> List[str]:
+def _workers_lines(d: dict[str, Any]) -> list[str]:
     """How the simulated search ran its segments: the pool setting and, for ``auto``, the
     mode it ended in with its numbers (an estimate of what the real search would choose)."""
     setting = d.get("workers_setting")
@@ -443,7 +444,7 @@ def _workers_lines(d: Dict[str, Any]) -> List[str]:
                if switches else "")]
 
 
-def render(d: Dict[str, Any]) -> str:
+def render(d: dict[str, Any]) -> str:
     s = d["searcher"]
     head = s["name"]
     if s["name"] == "adaptive_asha":

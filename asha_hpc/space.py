@@ -19,7 +19,7 @@ import copy
 import difflib
 import itertools
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 TYPES = ("const", "int", "double", "log", "categorical")
 _KEYS = {
@@ -73,7 +73,7 @@ class Param:
     def sample(self, rng: Any) -> Any:
         raise NotImplementedError
 
-    def grid_points(self) -> List[Any]:
+    def grid_points(self) -> list[Any]:
         raise NotImplementedError
 
     def grid_size(self) -> int:
@@ -92,7 +92,7 @@ class Const(Param):
     def sample(self, rng: Any) -> Any:
         return self.val if isinstance(self.val, _IMMUTABLE) else copy.deepcopy(self.val)
 
-    def grid_points(self) -> List[Any]:
+    def grid_points(self) -> list[Any]:
         return [copy.deepcopy(self.val)]
 
     def grid_size(self) -> int:
@@ -105,7 +105,7 @@ class Const(Param):
 class Int(Param):
     kind = "int"
 
-    def __init__(self, minval: int, maxval: int, count: Optional[int] = None) -> None:
+    def __init__(self, minval: int, maxval: int, count: int | None = None) -> None:
         self.minval, self.maxval, self.count = minval, maxval, count
 
     def sample(self, rng: Any) -> int:
@@ -115,7 +115,7 @@ class Int(Param):
         span = self.maxval - self.minval + 1
         return span if self.count is None else min(self.count, span)
 
-    def grid_points(self) -> List[int]:
+    def grid_points(self) -> list[int]:
         n = self._count()
         lo, hi = self.minval, self.maxval
         if n == 1:
@@ -133,7 +133,7 @@ class Int(Param):
 class Double(Param):
     kind = "double"
 
-    def __init__(self, minval: float, maxval: float, count: Optional[int] = None) -> None:
+    def __init__(self, minval: float, maxval: float, count: int | None = None) -> None:
         self.minval, self.maxval, self.count = float(minval), float(maxval), count
 
     def sample(self, rng: Any) -> float:
@@ -141,14 +141,14 @@ class Double(Param):
         # at a third of the cost of the general call
         return self.minval + (self.maxval - self.minval) * float(rng.random())
 
-    def _exponents(self) -> List[float]:
+    def _exponents(self) -> list[float]:
         n = self.count or 1
         lo, hi = self.minval, self.maxval
         if n == 1:
             return [(lo + hi) / 2]
         return [lo + i * (hi - lo) / (n - 1) for i in range(n)]
 
-    def grid_points(self) -> List[float]:
+    def grid_points(self) -> list[float]:
         return self._exponents()
 
     def grid_size(self) -> int:
@@ -162,14 +162,14 @@ class Double(Param):
 class Log(Double):
     kind = "log"
 
-    def __init__(self, minval: float, maxval: float, base: float, count: Optional[int] = None) -> None:
+    def __init__(self, minval: float, maxval: float, base: float, count: int | None = None) -> None:
         super().__init__(minval, maxval, count)
         self.base = float(base)
 
     def sample(self, rng: Any) -> float:
         return float(self.base ** super().sample(rng))
 
-    def grid_points(self) -> List[float]:
+    def grid_points(self) -> list[float]:
         return [float(self.base ** e) for e in self._exponents()]
 
     def describe(self) -> str:
@@ -182,14 +182,14 @@ class Log(Double):
 class Categorical(Param):
     kind = "categorical"
 
-    def __init__(self, vals: List[Any]) -> None:
+    def __init__(self, vals: list[Any]) -> None:
         self.vals = list(vals)
 
     def sample(self, rng: Any) -> Any:
         v = self.vals[int(rng.integers(len(self.vals)))]
         return v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v)
 
-    def grid_points(self) -> List[Any]:
+    def grid_points(self) -> list[Any]:
         return copy.deepcopy(self.vals)
 
     def grid_size(self) -> int:
@@ -203,19 +203,19 @@ class Categorical(Param):
 class Space:
     """A tree of named hyperparameters: leaves are ``Param``, inner nodes are dicts."""
 
-    def __init__(self, tree: Dict[str, Any], path: str = "hyperparameters") -> None:
+    def __init__(self, tree: dict[str, Any], path: str = "hyperparameters") -> None:
         self.tree = tree
         self.path = path
-        self._leaves: Optional[List[Tuple[Tuple[str, ...], Param]]] = None
-        self._items: Optional[List[Tuple[str, Any]]] = None
+        self._leaves: list[tuple[tuple[str, ...], Param]] | None = None
+        self._items: list[tuple[str, Any]] | None = None
 
     # leaves in draw order: depth first, names sorted at every level
-    def leaves(self) -> List[Tuple[Tuple[str, ...], Param]]:
+    def leaves(self) -> list[tuple[tuple[str, ...], Param]]:
         if self._leaves is not None:
             return self._leaves
-        out: List[Tuple[Tuple[str, ...], Param]] = []
+        out: list[tuple[tuple[str, ...], Param]] = []
 
-        def walk(node: Dict[str, Any], prefix: Tuple[str, ...]) -> None:
+        def walk(node: dict[str, Any], prefix: tuple[str, ...]) -> None:
             for name in sorted(node):
                 v = node[name]
                 if isinstance(v, dict):
@@ -227,34 +227,34 @@ class Space:
         self._leaves = out
         return out
 
-    def flat_names(self) -> List[str]:
+    def flat_names(self) -> list[str]:
         """Dotted names of the leaf hyperparameters, in draw order."""
         return [".".join(p) for p, _ in self.leaves()]
 
-    def _build(self, values: List[Any]) -> Dict[str, Any]:
+    def _build(self, values: list[Any]) -> dict[str, Any]:
         """The nested dict (names sorted at every level) from leaf values in draw order."""
         it = iter(values)
 
-        def fill(node: Dict[str, Any]) -> Dict[str, Any]:
+        def fill(node: dict[str, Any]) -> dict[str, Any]:
             return {name: fill(node[name]) if isinstance(node[name], dict) else next(it)
                     for name in sorted(node)}
 
         return fill(self.tree)
 
-    def _sorted_tree(self) -> List[Tuple[str, Any]]:
+    def _sorted_tree(self) -> list[tuple[str, Any]]:
         """The tree as nested lists of (name, Param or sub-list), names sorted: for sample()."""
         if self._items is None:
-            def conv(node: Dict[str, Any]) -> List[Tuple[str, Any]]:
+            def conv(node: dict[str, Any]) -> list[tuple[str, Any]]:
                 return [(n, conv(node[n]) if isinstance(node[n], dict) else node[n])
                         for n in sorted(node)]
 
             self._items = conv(self.tree)
         return self._items
 
-    def sample(self, rng: Any) -> Dict[str, Any]:
+    def sample(self, rng: Any) -> dict[str, Any]:
         """One draw: every leaf in sorted-name order (depth first) from ``rng`` (a numpy
         Generator)."""
-        def draw(items: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        def draw(items: list[tuple[str, Any]]) -> dict[str, Any]:
             return {n: draw(p) if type(p) is list else p.sample(rng) for n, p in items}
 
         return draw(self._sorted_tree())
@@ -265,14 +265,14 @@ class Space:
             n *= param.grid_size()
         return n
 
-    def grid(self) -> List[Dict[str, Any]]:
+    def grid(self) -> list[dict[str, Any]]:
         """All grid points: the Cartesian product of every leaf's points, names sorted, the last
         name varying fastest (itertools.product)."""
         leaves = self.leaves()
         axes = [param.grid_points() for _, param in leaves]
         return [self._build([copy.deepcopy(v) for v in combo]) for combo in itertools.product(*axes)]
 
-    def grid_problems(self, path: Optional[str] = None) -> List[str]:
+    def grid_problems(self, path: str | None = None) -> list[str]:
         """Problems that only matter for grid search: a double/log without ``count``, or a
         grid too large to enumerate."""
         base = path or self.path
@@ -285,7 +285,7 @@ class Space:
                            f"lower some counts")
         return out
 
-    def describe(self) -> List[str]:
+    def describe(self) -> list[str]:
         """One line per hyperparameter: dotted name, type, range or values."""
         leaves = self.leaves()
         if not leaves:
@@ -300,14 +300,14 @@ class Space:
 # ----------------------------------------------------------------------------- parsing
 class _Parser:
     def __init__(self) -> None:
-        self.problems: List[str] = []
+        self.problems: list[str] = []
 
     def bad(self, path: str, msg: str) -> None:
         self.problems.append(f"{path}: {msg}")
 
-    def node(self, raw: Any, path: str) -> Dict[str, Any]:
+    def node(self, raw: Any, path: str) -> dict[str, Any]:
         """A nested map (no ``type`` key) -> dict of name -> Param or dict."""
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for name, spec in raw.items():
             full = f"{path}.{name}"
             if not isinstance(name, str) or not name:
@@ -332,7 +332,7 @@ class _Parser:
             return None
         return Const(spec)  # bare scalar or list
 
-    def number(self, spec: Dict[str, Any], key: str, path: str, integer: bool = False) -> Any:
+    def number(self, spec: dict[str, Any], key: str, path: str, integer: bool = False) -> Any:
         """``spec[key]`` checked as a finite number (an integer if ``integer``), else None."""
         full = f"{path}.{key}"
         if key not in spec or spec[key] is None:
@@ -357,7 +357,7 @@ class _Parser:
             return None
         return v
 
-    def typed(self, spec: Dict[str, Any], path: str) -> Optional[Param]:
+    def typed(self, spec: dict[str, Any], path: str) -> Param | None:
         t = spec["type"]
         if not isinstance(t, str) or t not in TYPES:
             close = difflib.get_close_matches(str(t), TYPES, n=1, cutoff=0.6)
@@ -427,7 +427,7 @@ class _Parser:
         return Log(lo, hi, base, count)
 
 
-def parse_space(raw: Any, path: str = "hyperparameters") -> Tuple[Space, List[str]]:
+def parse_space(raw: Any, path: str = "hyperparameters") -> tuple[Space, list[str]]:
     """Parse the ``hyperparameters`` mapping. Returns ``(space, problems)``; never raises on bad
     input. When there are problems the space holds only the parameters that parsed."""
     p = _Parser()

@@ -41,19 +41,29 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import Any, cast
 
 from .autoworkers import AutoMeasure
 from .config import ExperimentConfig
 from .errors import AshaError
 from .expdir import attempt_key
-from .records import Kind
 from .metrics import metric_float
 from .pool import Pool
+from .records import Kind
+from .searcher import (
+    CreateTrial,
+    FinishTrial,
+    ResumeTrial,
+    SearchDone,
+    SegmentCompleted,
+    TrialFailed,
+    TrialInvalid,
+    TrialRetried,
+    make_searcher,
+)
 from .timelimits import SegmentTimes
-from .searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone, SegmentCompleted,
-                       TrialFailed, TrialInvalid, TrialRetried, make_searcher)
 
 # Trial statuses
 QUEUED = "queued"  # decided, waiting to be submitted
@@ -75,25 +85,25 @@ SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothi
 class TrialState:
     id: int
     bracket: int
-    hparams: Dict[str, Any]
+    hparams: dict[str, Any]
     status: str = QUEUED
     segment: int = -1  # index of the current (or last) segment
     target: int = 0  # length the current segment trains to
     attempt: int = 0
-    job_id: Optional[str] = None
-    submitted_at: Optional[float] = None
+    job_id: str | None = None
+    submitted_at: float | None = None
     length: int = 0  # length reached (last completed segment)
     restarts: int = 0  # failures that count against max_restarts
     infra_retries: int = 0
-    rung_metrics: Dict[int, float] = field(default_factory=dict)  # length -> metric
+    rung_metrics: dict[int, float] = field(default_factory=dict)  # length -> metric
     diverged: bool = False  # its metric came back NaN or infinite: the worst of its rung
-    last_metrics: Optional[Dict[str, Any]] = None
-    checkpoint: Optional[str] = None
-    error: Optional[str] = None
+    last_metrics: dict[str, Any] | None = None
+    checkpoint: str | None = None
+    error: str | None = None
     compute_s: float = 0.0  # wall seconds of all its segment attempts
-    gpu_s: Optional[float] = None  # GPU-seconds, where results said how many GPUs (``gpus``)
-    host: Optional[str] = None
-    worker: Optional[str] = None  # the waiting job its current attempt was handed to
+    gpu_s: float | None = None  # GPU-seconds, where results said how many GPUs (``gpus``)
+    host: str | None = None
+    worker: str | None = None  # the waiting job its current attempt was handed to
     slot: int = 0  # ... in this slot of that job
 
     @property
@@ -101,7 +111,7 @@ class TrialState:
         return attempt_key(self.id, self.segment, self.attempt)
 
     @property
-    def metric(self) -> Optional[float]:
+    def metric(self) -> float | None:
         """The metric at the longest length reached, or None."""
         if not self.rung_metrics:
             return None
@@ -114,25 +124,25 @@ class ExperimentState:
     def __init__(self, cfg: ExperimentConfig) -> None:
         self.cfg = cfg
         self.searcher = make_searcher(cfg.searcher, cfg.space(), cfg.experiment_seed)
-        self.trials: Dict[int, TrialState] = {}
-        self.todo: List[int] = []  # trials whose next attempt must be submitted, in order
+        self.trials: dict[int, TrialState] = {}
+        self.todo: list[int] = []  # trials whose next attempt must be submitted, in order
         self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
         self.searcher_done = False
         self.seq = 0
-        self.events: List[Tuple[float, str]] = []  # (time, text) of notable events, recent last
-        self.message: Optional[str] = None  # why the experiment failed / was aborted
+        self.events: list[tuple[float, str]] = []  # (time, text) of notable events, recent last
+        self.message: str | None = None  # why the experiment failed / was aborted
         self.results_applied = 0
         self.segments_completed = 0
         self._counts: Counter = Counter()
-        self._live: Dict[int, TrialState] = {}
+        self._live: dict[int, TrialState] = {}
         self.times = SegmentTimes()  # asked time limits and measured run times (timelimits.py)
         self.pool = Pool()  # jobs that wait for their next segment (pool.py)
         # fail fast: a failure every trial will repeat (the job said so), or the first failures
         # of SAME_ERROR_TRIALS trials all alike, before any segment worked since the start or
         # the last --retry-failed. (trial, error) lists; see ``hopeless``
         self.worked = 0  # segments completed since the start or the last retry_failed
-        self.fatal: Optional[Tuple[int, str]] = None
-        self.first_errors: List[Tuple[int, str]] = []
+        self.fatal: tuple[int, str] | None = None
+        self.first_errors: list[tuple[int, str]] = []
         self.auto = AutoMeasure(count_queue=cfg.backend != "local")  # workers: auto's numbers
 
     # ------------------------------------------------------------------ queries
@@ -147,7 +157,7 @@ class ExperimentState:
         if status in (PENDING, RUNNING):
             self._live[t.id] = t
 
-    def live(self) -> List[TrialState]:
+    def live(self) -> list[TrialState]:
         """Trials with a submitted job (pending or running), in submission order."""
         return list(self._live.values())
 
@@ -162,7 +172,7 @@ class ExperimentState:
         cap = sum(b.max_trials for b in self.searcher.brackets())
         return len(self.trials) - self._counts.get(INVALID, 0) < cap
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         c = {k: self._counts.get(k, 0) for k in ("queued", "pending", "running", "paused",
                                                   "completed", "stopped", "failed", "invalid",
                                                   "cancelled")}
@@ -178,14 +188,14 @@ class ExperimentState:
         (``resume --retry-failed`` continues it)."""
         return "interrupted" if self.lifecycle == "failed" and t.status in LIVE else t.status
 
-    def ranked(self) -> List[TrialState]:
+    def ranked(self) -> list[TrialState]:
         """Trials with a metric, best first: longest length reached first (a trial that went
         further beat its rivals to get there), then by metric."""
         sign = 1.0 if self.cfg.searcher.smaller_is_better else -1.0
         have = [t for t in self.trials.values() if t.metric is not None and math.isfinite(t.metric)]
         return sorted(have, key=lambda t: (-t.length, sign * cast(float, t.metric), t.id))
 
-    def hopeless(self) -> Optional[Tuple[int, str]]:
+    def hopeless(self) -> tuple[int, str] | None:
         """(trial, why) when the search should stop now because every trial would fail the
         same way, else None."""
         if self.fatal is not None:
@@ -198,7 +208,7 @@ class ExperimentState:
         return None
 
     # ------------------------------------------------------------------ apply
-    def apply(self, rec: Dict[str, Any]) -> None:
+    def apply(self, rec: dict[str, Any]) -> None:
         self.seq = rec.get("seq", self.seq)
         kind = rec["kind"]
         handler = self.HANDLERS.get(kind)
@@ -207,7 +217,7 @@ class ExperimentState:
                             f"release of asha-hpc (written by a newer one?); upgrade to resume")
         handler(self, rec)
 
-    def _note(self, rec: Dict[str, Any], text: str) -> None:
+    def _note(self, rec: dict[str, Any], text: str) -> None:
         self.events.append((rec.get("time", 0.0), text))
         if len(self.events) > 200:
             del self.events[:100]
@@ -239,7 +249,7 @@ class ExperimentState:
         self._set_status(t, QUEUED)
         self.todo.append(t.id)
 
-    def _retry(self, t: TrialState, rec: Dict[str, Any], counts: bool, why: str,
+    def _retry(self, t: TrialState, rec: dict[str, Any], counts: bool, why: str,
                free: bool = False) -> None:
         """The attempt ended without completing its segment: try again from the latest
         checkpoint, or give the trial up. ``free``: no retry is counted at all (a segment
@@ -261,7 +271,7 @@ class ExperimentState:
         self._set_status(t, QUEUED)
         self.todo.append(t.id)
 
-    def _on_init(self, rec: Dict[str, Any]) -> None:
+    def _on_init(self, rec: dict[str, Any]) -> None:
         pinned = {"seed": rec.get("seed"), "config_hash": rec.get("config_hash")}
         now = {"seed": self.cfg.experiment_seed, "config_hash": config_hash(self.cfg)}
         changed = [k for k in pinned if pinned[k] is not None and pinned[k] != now[k]]
@@ -276,14 +286,14 @@ class ExperimentState:
         self.lifecycle = "running"
         self._actions(self.searcher.start())
 
-    def _on_resumed(self, rec: Dict[str, Any]) -> None:
+    def _on_resumed(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "running"
         self.auto.on_resumed(rec)
 
-    def _on_stopped(self, rec: Dict[str, Any]) -> None:
+    def _on_stopped(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "stopped"
 
-    def _on_intent(self, rec: Dict[str, Any]) -> None:
+    def _on_intent(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         t.attempt = rec["attempt"]
         t.submitted_at = rec.get("time")
@@ -300,24 +310,24 @@ class ExperimentState:
         self.times.on_intent(t.id, t.target, rec)
         self.auto.on_intent(rec)
 
-    def _on_submitted(self, rec: Dict[str, Any]) -> None:
+    def _on_submitted(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         if t.segment == rec["segment"] and t.attempt == rec["attempt"]:
             t.job_id = rec["job_id"]
 
-    def _on_submit_failed(self, rec: Dict[str, Any]) -> None:
+    def _on_submit_failed(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         if rec.get("worker"):  # the waiting job had left: it takes no more
             self.pool.on_gone({"workers": [rec["worker"]]})
         self._retry(t, rec, counts=False, why=f"submission failed: {rec.get('error')}")
 
-    def _on_started(self, rec: Dict[str, Any]) -> None:
+    def _on_started(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         if self.awaiting(t.id, rec["segment"], rec["attempt"]):
             self._set_status(t, RUNNING)
             t.host = rec.get("host")
 
-    def _on_result(self, rec: Dict[str, Any]) -> None:
+    def _on_result(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.results_applied += 1
         self.auto.on_result(rec)
@@ -370,11 +380,12 @@ class ExperimentState:
             self._note(rec, f"trial {t.id} rejected its hyperparameters: {_summary(t.error)}")
             self._actions(self.searcher.on_event(TrialInvalid(t.id)))
         elif rec.get("disk_full"):
-            self._retry(t, rec, counts=False, free=True, why=f"the disk is full: {_summary(rec.get('error'))}")
+            self._retry(t, rec, counts=False, free=True,
+                        why=f"the disk is full: {_summary(rec.get('error'))}")
         else:
             self._retry(t, rec, counts=True, why=rec.get("error") or "error")
 
-    def _early_error(self, t: TrialState, rec: Dict[str, Any]) -> None:
+    def _early_error(self, t: TrialState, rec: dict[str, Any]) -> None:
         err = rec.get("error") or "error"
         if rec.get("fatal") and self.fatal is None:
             self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
@@ -382,7 +393,7 @@ class ExperimentState:
                 all(tid != t.id for tid, _ in self.first_errors):
             self.first_errors.append((t.id, error_signature(err)))
 
-    def _on_retry_failed(self, rec: Dict[str, Any]) -> None:
+    def _on_retry_failed(self, rec: dict[str, Any]) -> None:
         """The code was fixed: failed trials train again from their latest checkpoints, and
         every trial's restarts count from zero; fail-fast starts over."""
         self.lifecycle = "running"
@@ -400,7 +411,7 @@ class ExperimentState:
             self._actions(self.searcher.on_event(TrialRetried(tid, t.target)))
         self.searcher_done = self.searcher.done
 
-    def _on_job_dead(self, rec: Dict[str, Any]) -> None:
+    def _on_job_dead(self, rec: dict[str, Any]) -> None:
         """The restart rule (README, "What survives what"): a job that ran and died without a
         result counts against max_restarts, whichever master started it; a job that never
         started (lost while queued: the backend has no trace of it) counts nothing, nor does
@@ -413,7 +424,7 @@ class ExperimentState:
                     why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                         + ("; the disk was full" if rec.get("disk_full") else "") + ")")
 
-    def _on_trial_failed(self, rec: Dict[str, Any]) -> None:
+    def _on_trial_failed(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         if t.id in self.todo:
             self.todo.remove(t.id)
@@ -422,7 +433,7 @@ class ExperimentState:
         t.error = rec.get("error", t.error)
         self._actions(self.searcher.on_event(TrialFailed(t.id)))
 
-    def _job_limit(self, t: TrialState) -> Optional[int]:
+    def _job_limit(self, t: TrialState) -> int | None:
         """The time limit (minutes) of the job running ``t``'s attempt, where known."""
         planned = self.times.planned(t.id)[0]
         if planned is not None:
@@ -430,32 +441,32 @@ class ExperimentState:
         tm = self.cfg.slurm.timeout_min
         return tm if self.cfg.backend == "slurm" and isinstance(tm, int) else None
 
-    def _on_workers(self, rec: Dict[str, Any]) -> None:
+    def _on_workers(self, rec: dict[str, Any]) -> None:
         self.pool.on_workers(rec)
         self.auto.on_workers(rec)
 
-    def _on_workers_submitted(self, rec: Dict[str, Any]) -> None:
+    def _on_workers_submitted(self, rec: dict[str, Any]) -> None:
         self.pool.on_workers_submitted(rec)
 
-    def _on_worker_ready(self, rec: Dict[str, Any]) -> None:
+    def _on_worker_ready(self, rec: dict[str, Any]) -> None:
         self.pool.on_ready(rec)
         self.auto.on_worker_ready(rec)
 
-    def _on_worker_gone(self, rec: Dict[str, Any]) -> None:
+    def _on_worker_gone(self, rec: dict[str, Any]) -> None:
         self.pool.on_gone(rec)
         self.auto.on_gone(rec)
 
-    def _on_workers_mode(self, rec: Dict[str, Any]) -> None:
+    def _on_workers_mode(self, rec: dict[str, Any]) -> None:
         self.auto.on_mode(rec)
 
-    def _on_sampled(self, rec: Dict[str, Any]) -> None:
+    def _on_sampled(self, rec: dict[str, Any]) -> None:
         pass  # replay() preloads them; live, the searcher drew them itself
 
-    def _on_checkpoints_removed(self, rec: Dict[str, Any]) -> None:
+    def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:
             self.trials[tid].checkpoint = None
 
-    def _on_cancelled(self, rec: Dict[str, Any]) -> None:
+    def _on_cancelled(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "cancelled"
         self.todo.clear()
         self.pool.on_gone({"workers": [w.id for w in self.pool.alive()]})
@@ -464,11 +475,11 @@ class ExperimentState:
                 self._set_status(t, CANCELLED)
                 t.job_id = None
 
-    def _on_done(self, rec: Dict[str, Any]) -> None:
+    def _on_done(self, rec: dict[str, Any]) -> None:
         self.lifecycle = rec.get("state", "completed")
         self.message = rec.get("message")
 
-    HANDLERS: Dict[str, Callable[["ExperimentState", Dict[str, Any]], None]] = {
+    HANDLERS: dict[str, Callable[[ExperimentState, dict[str, Any]], None]] = {
         Kind.INIT: _on_init, Kind.RESUMED: _on_resumed, Kind.STOPPED: _on_stopped,
         Kind.INTENT: _on_intent, Kind.SUBMITTED: _on_submitted,
         Kind.SUBMIT_FAILED: _on_submit_failed, Kind.STARTED: _on_started,
@@ -490,7 +501,7 @@ def error_signature(error: str) -> str:
     return re.sub(r"0x[0-9a-fA-F]+", "0x?", _summary(error))
 
 
-def _summary(s: Optional[str]) -> str:
+def _summary(s: str | None) -> str:
     """The last non-empty line (for a traceback: the exception itself)."""
     if not s:
         return ""
@@ -509,7 +520,7 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(pin, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def replay(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> ExperimentState:
+def replay(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> ExperimentState:
     st = ExperimentState(cfg)
     st.searcher.preload_sampled({r["trial"]: r["hparams"] for r in records
                                  if r["kind"] == "sampled"})

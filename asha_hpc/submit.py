@@ -14,7 +14,6 @@ import string
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
 
 from .config import ExperimentConfig
 from .errors import AshaError
@@ -30,7 +29,7 @@ def _directive(field: str, value: str) -> str:
     return value
 
 
-def _template_text(template: Optional[Path]) -> str:
+def _template_text(template: Path | None) -> str:
     path = Path(template) if template else TEMPLATE
     try:
         return path.read_text()
@@ -40,9 +39,9 @@ def _template_text(template: Optional[Path]) -> str:
 
 
 def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path,
-                         partition: Optional[str] = None, time_limit: str = "2-00:00:00",
-                         mem: str = "4G", signal_s: int = 120, template: Optional[Path] = None,
-                         extra: Optional[Dict[str, str]] = None) -> str:
+                         partition: str | None = None, time_limit: str = "2-00:00:00",
+                         mem: str = "4G", signal_s: int = 120, template: Path | None = None,
+                         extra: dict[str, str] | None = None) -> str:
     fields = {
         "name": _directive("name", cfg.name),
         "partition": _directive("--partition", partition or ""),
@@ -58,7 +57,8 @@ def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path
     }
     text = string.Template(_template_text(template)).safe_substitute(fields)
     if not partition:  # the cluster's default partition
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("#SBATCH --partition=")) + "\n"
+        text = "\n".join(line for line in text.splitlines()
+                         if not line.startswith("#SBATCH --partition=")) + "\n"
     return text
 
 

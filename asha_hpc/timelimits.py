@@ -35,8 +35,9 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any
 
 #: Slurm may send the ``--signal`` warning up to this much before it was asked for
 SIGNAL_EARLY_S = 60.0
@@ -54,13 +55,13 @@ class Run:
 
     trial: int
     target: int  # the segment's target length (its rung)
-    planned_units: Optional[float]  # units the attempt was asked to train (None: unknown)
-    units: Optional[float]  # units it trained (None: unknown)
+    planned_units: float | None  # units the attempt was asked to train (None: unknown)
+    units: float | None  # units it trained (None: unknown)
     duration_s: float  # job start to result (or the time limit, for a TIMEOUT)
     status: str  # completed | interrupted | timeout
     time_limited: bool  # stopped by its time limit (warning signal or TIMEOUT)
-    asked_min: Optional[int] = None
-    startup_s: Optional[float] = None  # job start -> trial code
+    asked_min: int | None = None
+    startup_s: float | None = None  # job start -> trial code
     split: bool = False
 
 
@@ -68,20 +69,20 @@ class Run:
 class Limit:
     """The time limit planned for one segment attempt."""
 
-    minutes: Optional[int]  # None: the backend's default
+    minutes: int | None  # None: the backend's default
     split: bool = False  # the estimate does not fit MaxTime: the job gets MaxTime and stops there
-    estimate_s: Optional[float] = None  # expected run time, before the safety factor
+    estimate_s: float | None = None  # expected run time, before the safety factor
     basis: str = ""  # how it was chosen (journal, status)
 
-    def record(self) -> Dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         """Fields for the journal's intent record."""
-        d: Dict[str, Any] = {"timeout_min": self.minutes, "split": self.split, "basis": self.basis}
+        d: dict[str, Any] = {"timeout_min": self.minutes, "split": self.split, "basis": self.basis}
         if self.estimate_s is not None:
             d["estimate_s"] = round(self.estimate_s, 1)
         return d
 
 
-def _num(x: Any) -> Optional[float]:
+def _num(x: Any) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return float(x)
@@ -91,21 +92,20 @@ class SegmentTimes:
     """Measured run times and asked time limits of an experiment, rebuilt from its journal."""
 
     def __init__(self) -> None:
-        self.runs: List[Run] = []
-        self.asked: Dict[int, List[int]] = defaultdict(list)  # target -> minutes asked
-        self.splits: Dict[int, int] = defaultdict(int)  # target -> attempts planned as splits
-        self._reached: Dict[int, Optional[int]] = {}  # trial -> length its checkpoint holds
-        self._from: Dict[int, Optional[int]] = {}  # trial -> length the live attempt starts at
-        self._plan: Dict[int, Tuple[Optional[int], bool]] = {}  # trial -> (minutes, split)
-        self._checkpoint: Dict[int, Optional[str]] = {}
-        self._cache: Optional[Tuple[int, float]] = None  # (len(runs), overhead)
-        self._by_target: Dict[int, List[Run]] = defaultdict(list)
-        self._by_trial: Dict[Tuple[int, int], List[Run]] = defaultdict(list)
-        self._rate_cache: Optional[Tuple[int, Dict[int, Tuple[float, int]],
-                                         Optional[Tuple[float, int]]]] = None
+        self.runs: list[Run] = []
+        self.asked: dict[int, list[int]] = defaultdict(list)  # target -> minutes asked
+        self.splits: dict[int, int] = defaultdict(int)  # target -> attempts planned as splits
+        self._reached: dict[int, int | None] = {}  # trial -> length its checkpoint holds
+        self._from: dict[int, int | None] = {}  # trial -> length the live attempt starts at
+        self._plan: dict[int, tuple[int | None, bool]] = {}  # trial -> (minutes, split)
+        self._checkpoint: dict[int, str | None] = {}
+        self._cache: tuple[int, float] | None = None  # (len(runs), overhead)
+        self._by_target: dict[int, list[Run]] = defaultdict(list)
+        self._by_trial: dict[tuple[int, int], list[Run]] = defaultdict(list)
+        self._rate_cache: tuple[int, dict[int, tuple[float, int]], tuple[float, int] | None] | None = None
 
     # ------------------------------------------------------------------ feeding (state)
-    def on_intent(self, trial: int, target: int, rec: Dict[str, Any]) -> None:
+    def on_intent(self, trial: int, target: int, rec: dict[str, Any]) -> None:
         self._from[trial] = self._reached.get(trial, 0)
         asked = _num(rec.get("timeout_min"))
         minutes = int(asked) if asked is not None else None
@@ -116,7 +116,7 @@ class SegmentTimes:
             if split:
                 self.splits[target] += 1
 
-    def planned(self, trial: int) -> Tuple[Optional[int], bool]:
+    def planned(self, trial: int) -> tuple[int | None, bool]:
         """(minutes, split) of the trial's latest intent."""
         return self._plan.get(trial, (None, False))
 
@@ -128,7 +128,7 @@ class SegmentTimes:
             start = length
         return max(target - start, 0)
 
-    def made_progress(self, trial: int, rec: Dict[str, Any]) -> bool:
+    def made_progress(self, trial: int, rec: dict[str, Any]) -> bool:
         """True if an interrupted attempt left a newer checkpoint (or said it got further)."""
         ckpt = rec.get("checkpoint")
         reached, start = _num(rec.get("reached")), self._from.get(trial)
@@ -136,7 +136,7 @@ class SegmentTimes:
             return reached > start
         return bool(ckpt) and ckpt != self._checkpoint.get(trial)
 
-    def on_result(self, trial: int, target: int, rec: Dict[str, Any]) -> None:
+    def on_result(self, trial: int, target: int, rec: dict[str, Any]) -> None:
         status = rec.get("status")
         start = self._from.get(trial, self._reached.get(trial, 0))
         ended, started = _num(rec.get("ended")), _num(rec.get("started"))
@@ -150,7 +150,7 @@ class SegmentTimes:
             self._checkpoint[trial] = rec["checkpoint"]
         if status == "completed":
             self._reached[trial] = target
-            units: Optional[float] = planned
+            units: float | None = planned
             limited = False
         elif status == "interrupted":
             reached = _num(rec.get("reached"))
@@ -172,7 +172,7 @@ class SegmentTimes:
                              startup_s=(started - t0) if started is not None else None,
                              split=split))
 
-    def on_job_dead(self, trial: int, target: int, rec: Dict[str, Any]) -> None:
+    def on_job_dead(self, trial: int, target: int, rec: dict[str, Any]) -> None:
         """A job without a result: its checkpoint is unknown; a TIMEOUT ran for its limit."""
         start = self._from.get(trial, self._reached.get(trial, 0))
         self._reached[trial] = None
@@ -190,7 +190,7 @@ class SegmentTimes:
         self._by_trial[(run.trial, run.target)].append(run)
 
     # ------------------------------------------------------------------ model
-    def _samples(self) -> List[Run]:
+    def _samples(self) -> list[Run]:
         recent = self.runs[-4 * FIT_WINDOW:]
         return [r for r in recent if r.units is not None and r.units > 0 and r.duration_s > 0]
 
@@ -209,20 +209,20 @@ class SegmentTimes:
         self._cache = (len(self.runs), ovh)
         return ovh
 
-    def _rate_of(self, r: Run, ovh: float) -> Optional[float]:
+    def _rate_of(self, r: Run, ovh: float) -> float | None:
         if r.units is not None and r.units > 0:
             return max(r.duration_s - ovh, 0.0) / r.units
         if r.time_limited and r.planned_units:  # did not finish them in that time
             return max(r.duration_s - ovh, 0.0) / r.planned_units
         return None
 
-    def _rates(self) -> Tuple[Dict[int, Tuple[float, int]], Optional[Tuple[float, int]]]:
+    def _rates(self) -> tuple[dict[int, tuple[float, int]], tuple[float, int] | None]:
         """({target: (median rate, n)}, (median over all, n)) over the recent runs, cached
         until the next run."""
         if self._rate_cache is not None and self._rate_cache[0] == len(self.runs):
             return self._rate_cache[1], self._rate_cache[2]
         ovh = self.overhead_s()
-        by: Dict[int, List[float]] = {}
+        by: dict[int, list[float]] = {}
         for tgt, runs in self._by_target.items():
             xs = [x for r in runs[-RATE_WINDOW:] for x in [self._rate_of(r, ovh)] if x is not None]
             if xs:
@@ -233,7 +233,7 @@ class SegmentTimes:
         self._rate_cache = (len(self.runs), per, overall)
         return per, overall
 
-    def rate(self, target: int, trial: Optional[int] = None) -> Optional[Tuple[float, str]]:
+    def rate(self, target: int, trial: int | None = None) -> tuple[float, str] | None:
         """(seconds per unit, basis) for a segment to ``target``, or None before any
         measurement."""
         per, overall = self._rates()
@@ -253,8 +253,8 @@ class SegmentTimes:
                 rate, basis = max(own), f"trial {trial}'s own runs to {target}"
         return rate, basis
 
-    def estimate_s(self, target: int, units: float, trial: Optional[int] = None
-                   ) -> Optional[Tuple[float, str]]:
+    def estimate_s(self, target: int, units: float, trial: int | None = None
+                   ) -> tuple[float, str] | None:
         """(expected seconds for a job training ``units`` toward ``target``, basis) or None."""
         r = self.rate(target, trial)
         if r is None:
@@ -262,7 +262,7 @@ class SegmentTimes:
         return self.overhead_s() + r[0] * max(units, 0.0), r[1]
 
     # ------------------------------------------------------------------ status
-    def table(self, levels: Sequence[int] = ()) -> List[Dict[str, Any]]:
+    def table(self, levels: Sequence[int] = ()) -> list[dict[str, Any]]:
         """Per target length: time limits asked and run times seen (``status``'s
         ``time_limits``)."""
         if not self.asked:  # the backend took no time limits
@@ -290,7 +290,7 @@ class SegmentTimes:
         return out
 
 
-def theil_sen_intercept(points: Sequence[Tuple[float, float]]) -> Optional[float]:
+def theil_sen_intercept(points: Sequence[tuple[float, float]]) -> float | None:
     """Intercept of the Theil-Sen line through ``(units, seconds)`` points, or None when the
     units do not vary (fewer than two distinct values) or there are fewer than three points."""
     if len(points) < 3 or len({u for u, _ in points}) < 2:
@@ -302,7 +302,7 @@ def theil_sen_intercept(points: Sequence[Tuple[float, float]]) -> Optional[float
 
 
 # ----------------------------------------------------------------------------- planning
-def rung_levels(rung_lengths: Iterable[Iterable[int]]) -> List[int]:
+def rung_levels(rung_lengths: Iterable[Iterable[int]]) -> list[int]:
     """All rung lengths of the search (over brackets), sorted: a rung level is an index here."""
     return sorted({int(x) for b in rung_lengths for x in b})
 
@@ -315,7 +315,7 @@ def rung_level(levels: Sequence[int], target: int) -> int:
     return max(len(levels) - 1, 0)
 
 
-def per_rung(values: Optional[Sequence[Any]], level: int) -> Any:
+def per_rung(values: Sequence[Any] | None, level: int) -> Any:
     """``values[level]``, the last entry for deeper rungs, None without a list."""
     if not values:
         return None
@@ -327,7 +327,7 @@ def limit_minutes(seconds: float) -> int:
 
 
 def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, units: float,
-               level: int, max_time_min: Optional[int]) -> Limit:
+               level: int, max_time_min: int | None) -> Limit:
     """The time limit of the next attempt of ``trial``'s segment to ``target`` (``units`` left
     to train). ``slurm``: a SlurmConfig (timeout_min, timeout_min_per_rung, first_guess_min,
     time_safety_factor, signal_delay_s). ``max_time_min``: the partition's MaxTime, None for no
@@ -337,7 +337,7 @@ def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, unit
         fixed = slurm.timeout_min
     if fixed == "auto":
         fixed = None
-    est: Optional[float] = None
+    est: float | None = None
     if fixed is not None:
         minutes, basis = int(fixed), "fixed"
     else:
@@ -358,7 +358,7 @@ def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, unit
 _DUR = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
 
-def parse_slurm_minutes(text: str) -> Optional[int]:
+def parse_slurm_minutes(text: str) -> int | None:
     """A Slurm time limit as ``sinfo %l`` / ``scontrol`` print it -> whole minutes; None for
     INFINITE / UNLIMITED (no limit). Forms: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``,
     ``D-HH:MM``, ``D-HH:MM:SS``. Raises ValueError for anything else."""
@@ -381,9 +381,9 @@ def parse_slurm_minutes(text: str) -> Optional[int]:
     return total_s // 60  # MaxTime: round down (never ask for more than allowed)
 
 
-def parse_partition_limits(sinfo_out: str) -> Tuple[Dict[str, Optional[int]], Optional[str]]:
+def parse_partition_limits(sinfo_out: str) -> tuple[dict[str, int | None], str | None]:
     """``sinfo -h -o '%P %l'`` -> ({partition: MaxTime minutes or None}, default partition)."""
-    limits: Dict[str, Optional[int]] = {}
+    limits: dict[str, int | None] = {}
     default = None
     for line in sinfo_out.splitlines():
         parts = line.split()

@@ -22,9 +22,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any
 
 from .config import ExperimentConfig
 from .errors import AshaError
@@ -32,8 +33,8 @@ from .expdir import ExpDir, atomic_write_json, read_json
 from .observe import curve_rows, num
 from .state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
 
-HParam = Union[float, str, bool]
-Point = Tuple[int, float, float]  # (step, value, wall time)
+HParam = float | str | bool
+Point = tuple[int, float, float]  # (step, value, wall time)
 
 FINAL_STATES = (COMPLETED, STOPPED, FAILED, INVALID, CANCELLED)
 TB_MANIFEST = "asha_export.json"  # the TensorBoard export's record of what it wrote
@@ -44,14 +45,14 @@ class TrialRun:
     """One trial as a tracker run."""
     trial_id: int
     name: str
-    hparams: Dict[str, HParam]
-    series: Dict[str, List[Point]]  # metric -> points sorted by step, one per step
-    tags: Dict[str, str]
+    hparams: dict[str, HParam]
+    series: dict[str, list[Point]]  # metric -> points sorted by step, one per step
+    tags: dict[str, str]
     state: str
     final: bool  # nothing more will happen to it
     start_time: float
-    end_time: Optional[float] = None
-    metric: Optional[float] = None
+    end_time: float | None = None
+    metric: float | None = None
 
 
 def run_name(trial_id: int) -> str:
@@ -67,8 +68,8 @@ def _hparam_value(v: Any) -> HParam:
     return json.dumps(v, sort_keys=True)
 
 
-def flat_hparams(hp: Dict[str, Any], prefix: str = "") -> Dict[str, HParam]:
-    out: Dict[str, HParam] = {}
+def flat_hparams(hp: dict[str, Any], prefix: str = "") -> dict[str, HParam]:
+    out: dict[str, HParam] = {}
     for k, v in hp.items():
         if isinstance(v, dict) and v:
             out.update(flat_hparams(v, f"{prefix}{k}."))
@@ -77,10 +78,10 @@ def flat_hparams(hp: Dict[str, Any], prefix: str = "") -> Dict[str, HParam]:
     return out
 
 
-def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> List[TrialRun]:
+def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[TrialRun]:
     """Every trial with its series, tags and state (reads metrics.jsonl; pure otherwise)."""
     metric = cfg.searcher.metric
-    per_trial: Dict[int, Dict[str, Dict[int, Tuple[float, float]]]] = {}
+    per_trial: dict[int, dict[str, dict[int, tuple[float, float]]]] = {}
     for r in curve_rows(exp):  # in (segment, attempt) order: a retry's point replaces the first
         step = r.get("step")
         if not isinstance(step, int) or isinstance(step, bool):
@@ -181,7 +182,7 @@ def _hparams_summary(tag: str, plugin_data):
         tag=tag, metadata=metadata.create_summary_metadata(plugin_data))])
 
 
-def _hparam_info(api_pb2, name: str, values: List[HParam]):
+def _hparam_info(api_pb2, name: str, values: list[HParam]):
     """The HParams table's column: its type and domain (the values seen, or their range), so
     that TensorBoard offers the right filters."""
     info = api_pb2.HParamInfo(name=name)
@@ -198,7 +199,7 @@ def _hparam_info(api_pb2, name: str, values: List[HParam]):
     return info
 
 
-def export_tensorboard(runs: List[TrialRun], out: Path, metric: str,
+def export_tensorboard(runs: list[TrialRun], out: Path, metric: str,
                        smaller_is_better: bool) -> ExportSummary:
     """``out/<run>/`` event files per trial (scalars per step; the HParams plugin's session
     start and end), ``out/`` the HParams experiment (hyperparameters and metrics to compare).
@@ -282,7 +283,7 @@ def export_tensorboard(runs: List[TrialRun], out: Path, metric: str,
 
     # the experiment: which hyperparameters and metrics the HParams table shows (the
     # searcher's metric first); written again when that set changes
-    values: Dict[str, Dict[str, HParam]] = {}  # name -> repr -> value (True and 1 apart)
+    values: dict[str, dict[str, HParam]] = {}  # name -> repr -> value (True and 1 apart)
     for r in runs:
         for k, hv in r.hparams.items():
             values.setdefault(k, {})[repr(hv)] = hv
@@ -320,7 +321,7 @@ def _mlflow():
     return MlflowClient, Metric, Param, RunTag, RunStatus
 
 
-def tracking_uri(target: str) -> Tuple[str, Optional[str]]:
+def tracking_uri(target: str) -> tuple[str, str | None]:
     """(tracking URI, artifact location for a new experiment): a URI as given (``http://...``,
     ``sqlite:///...``, ``databricks``), or a folder: ``<folder>/mlflow.db``, the SQLite store
     MLflow recommends for local use (its file store is in maintenance mode)."""
@@ -331,8 +332,8 @@ def tracking_uri(target: str) -> Tuple[str, Optional[str]]:
     return f"sqlite:///{p / 'mlflow.db'}", (p / "artifacts").as_uri()
 
 
-def export_mlflow(runs: List[TrialRun], uri: str, experiment: str, exp_dir: str,
-                  artifacts: Optional[str] = None) -> ExportSummary:
+def export_mlflow(runs: list[TrialRun], uri: str, experiment: str, exp_dir: str,
+                  artifacts: str | None = None) -> ExportSummary:
     """One MLflow run per trial in experiment ``experiment`` (created if missing): params,
     metrics per step, tags (``asha.*``), status. Runs are found again by their
     ``asha.exp_dir`` and ``asha.trial_id`` tags, and only steps missing from a run's metric
@@ -346,7 +347,7 @@ def export_mlflow(runs: List[TrialRun], uri: str, experiment: str, exp_dir: str,
     exp_id = (e.experiment_id if e is not None
               else client.create_experiment(experiment, artifact_location=artifacts,
                                             tags={"mlflow.experimentKind": "custom_model_development"}))
-    found: Dict[str, Any] = {}
+    found: dict[str, Any] = {}
     token = None
     while True:
         page = client.search_runs([exp_id], filter_string=f"tags.`asha.exp_dir` = '{exp_dir}'",
@@ -365,7 +366,7 @@ def export_mlflow(runs: List[TrialRun], uri: str, experiment: str, exp_dir: str,
 
     for run in runs:
         existing = found.get(str(run.trial_id))
-        have: Dict[str, List[Tuple[int, float]]] = {}
+        have: dict[str, list[tuple[int, float]]] = {}
         if existing is not None:
             for k in existing.data.metrics:
                 hist = sorted((m.step, m.value) for m in client.get_metric_history(existing.info.run_id, k))

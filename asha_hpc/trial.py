@@ -22,9 +22,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from .errors import MetricNotReported
 from .expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
@@ -48,14 +49,14 @@ class Segment:
 
     length: int
     index: int
-    _trial: "Trial" = field(repr=False)
-    reported: Optional[Dict[str, Any]] = None
+    _trial: Trial = field(repr=False)
+    reported: dict[str, Any] | None = None
 
-    def report(self, metrics: Optional[Mapping[str, Any]] = None, /, **named: Any) -> None:
+    def report(self, metrics: Mapping[str, Any] | None = None, /, **named: Any) -> None:
         self._trial._report_segment(self, merge_metrics(metrics, named))
 
 
-def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
     """The newest complete checkpoint (names sort in creation order; a folder without a valid
     manifest, or whose files do not match it, is incomplete and skipped)."""
     try:
@@ -78,7 +79,7 @@ def latest_checkpoint(ckpt_root: Path) -> Optional[Path]:
     return path
 
 
-def checkpoint_length(path: Optional[Path]) -> Optional[int]:
+def checkpoint_length(path: Path | None) -> int | None:
     """The length a checkpoint was taken at (``save_checkpoint(length=...)``), or None."""
     if path is None:
         return None
@@ -87,7 +88,7 @@ def checkpoint_length(path: Optional[Path]) -> Optional[int]:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def checkpoint_problem(path: Path) -> Optional[str]:
+def checkpoint_problem(path: Path) -> str | None:
     """Why ``path`` is not a complete checkpoint, or None."""
     man, err = read_json(path / MANIFEST)
     if err:
@@ -106,10 +107,11 @@ def checkpoint_problem(path: Path) -> Optional[str]:
 class Trial:
     """One trial as seen from inside its job. Built by the job wrapper, not by users."""
 
-    def __init__(self, *, trial_id: int, hparams: Dict[str, Any], trial_dir: Path, run_dir: Path,
-                 segments: List[int], first_segment: int, metric: str, key: str,
-                 length_unit: str = "units", max_length: Optional[int] = None, rank: int = 0, world_size: int = 1,
-                 local_rank: int = 0, group: Optional["Group"] = None) -> None:
+    def __init__(self, *, trial_id: int, hparams: dict[str, Any], trial_dir: Path, run_dir: Path,
+                 segments: list[int], first_segment: int, metric: str, key: str,
+                 length_unit: str = "units", max_length: int | None = None, rank: int = 0,
+                 world_size: int = 1,
+                 local_rank: int = 0, group: Group | None = None) -> None:
         self.id = trial_id
         self.hparams = hparams
         self.dir = Path(trial_dir)
@@ -124,22 +126,22 @@ class Trial:
         self._key = key
         self._stop = threading.Event()
         self._stop_reason = ""
-        self._reports: List[Segment] = []
+        self._reports: list[Segment] = []
         self._n_ckpt = 0
-        self._saved: Optional[Tuple[Path, Optional[int]]] = None  # last checkpoint saved here
+        self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / METRICS
-        self._names: Dict[str, None] = {}  # metric names reported by this process, in order
+        self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._group = group
         # set by the job when it may continue in place: (reported segment) -> (length, index)
-        self._next_segment: Optional[Callable[[Segment], Optional[Tuple[int, int]]]] = None
+        self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
 
     # ----------------------------------------------------------------- reading
     @property
-    def latest_checkpoint(self) -> Optional[Path]:
+    def latest_checkpoint(self) -> Path | None:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
         return latest_checkpoint(self.dir / CHECKPOINTS)
 
-    def _latest_with_length(self) -> Tuple[Optional[Path], Optional[int]]:
+    def _latest_with_length(self) -> tuple[Path | None, int | None]:
         """(latest checkpoint, its length) for the job's result: the one this process saved
         last if it saved any (no listing or manifest to read; this job is the trial's only
         writer), else what is on disk."""
@@ -209,7 +211,7 @@ class Trial:
 
     # ----------------------------------------------------------------- writing
     @contextlib.contextmanager
-    def save_checkpoint(self, length: Optional[int] = None) -> Iterator[Path]:
+    def save_checkpoint(self, length: int | None = None) -> Iterator[Path]:
         """A fresh directory to write a checkpoint into, published atomically on exit. If the
         block raises, the partial checkpoint is removed and the previous one stays latest.
 
@@ -235,14 +237,14 @@ class Trial:
             return
         for marker in tmp.glob(".saved-rank*"):
             marker.unlink()
-        files: Dict[str, int] = {}
+        files: dict[str, int] = {}
         for dirpath, _, filenames in os.walk(tmp):
             for fn in filenames:
                 p = Path(dirpath) / fn
                 with open(p, "rb") as f:
                     sync_data(f.fileno())
                 files[str(p.relative_to(tmp))] = p.stat().st_size
-        man: Dict[str, Any] = {"trial": self.id, "key": self._key, "files": files,
+        man: dict[str, Any] = {"trial": self.id, "key": self._key, "files": files,
                                "created": time.time()}
         if isinstance(length, int) and not isinstance(length, bool):
             man["length"] = length
@@ -270,7 +272,7 @@ class Trial:
             if other != keep and name < keep:
                 _rmtree(root / other)
 
-    def report_metrics(self, step: Any = None, metrics: Optional[Mapping[str, Any]] = None, /,
+    def report_metrics(self, step: Any = None, metrics: Mapping[str, Any] | None = None, /,
                        **named: Any) -> None:
         """A point of the learning curve; rank 0 only. ``step`` (the x axis): positional, or
         a metric named ``step`` when it is left out. Metrics as in ``Segment.report``:
@@ -278,7 +280,7 @@ class Trial:
         ``trial.report_metrics(120, {"train/loss": 0.4})``."""
         self._write_point(step, plain_metrics(merge_metrics(metrics, named)))
 
-    def _write_point(self, step: Any, metrics: Dict[str, Any]) -> None:
+    def _write_point(self, step: Any, metrics: dict[str, Any]) -> None:
         if self.rank != 0:
             return
         self._names.update(dict.fromkeys(metrics))
@@ -292,7 +294,7 @@ class Trial:
         with open(self._metrics_path, "a") as f:
             f.write(line + "\n")
 
-    def _report_segment(self, seg: Segment, metrics: Dict[str, Any]) -> None:
+    def _report_segment(self, seg: Segment, metrics: dict[str, Any]) -> None:
         plain = plain_metrics(metrics)
         if self.metric not in plain:
             raise MetricNotReported(
@@ -308,10 +310,10 @@ class Trial:
         self._write_point(seg.length, plain)
 
     @property
-    def reports(self) -> List[Segment]:
+    def reports(self) -> list[Segment]:
         return list(self._reports)
 
-    def reported_names(self) -> List[str]:
+    def reported_names(self) -> list[str]:
         """Metric names this process reported so far (learning curve and segments)."""
         return list(self._names)
 

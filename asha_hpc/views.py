@@ -7,7 +7,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .observe import fmt_duration
 
@@ -19,8 +20,8 @@ RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("failed", "failed")]
 
 
-def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
@@ -29,7 +30,7 @@ def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def hp_text(hp: Dict[str, Any]) -> str:
+def hp_text(hp: dict[str, Any]) -> str:
     """``lr=0.00123 opt.name=adam width=64``: short, one line, sorted."""
     parts = []
     for k, v in sorted(_flat(hp).items()):
@@ -41,23 +42,23 @@ def hp_text(hp: Dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def metric_text(v: Optional[float]) -> str:
+def metric_text(v: float | None) -> str:
     return "-" if v is None else f"{v:.6g}"
 
 
-def _table(header: List[str], rows: List[List[str]], left: int = 0) -> List[str]:
+def _table(header: list[str], rows: list[list[str]], left: int = 0) -> list[str]:
     """Right-aligned columns, except the last ``left`` ones."""
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     n = len(header)
 
-    def line(r: List[str]) -> str:
+    def line(r: list[str]) -> str:
         return "  ".join(c.ljust(w) if i >= n - left else c.rjust(w)
                          for i, (c, w) in enumerate(zip(r, widths))).rstrip()
 
     return [line(header)] + [line(r) for r in rows]
 
 
-def _summary_lines(d: Dict[str, Any]) -> List[str]:
+def _summary_lines(d: dict[str, Any]) -> list[str]:
     t = d["trials"]
     p = d.get("progress") or {}
     c = d.get("compute") or {}
@@ -71,7 +72,8 @@ def _summary_lines(d: Dict[str, Any]) -> List[str]:
     if p:
         frac = "-" if p.get("fraction") is None else f"{100 * p['fraction']:.1f}%"
         rate = p.get("units_per_hour")
-        rate_s = (f"{rate:.0f} {p['unit']}/h" if rate >= 100 else f"{rate:.3g} {p['unit']}/h") if rate else "-"
+        rate_s = ((f"{rate:.0f} {p['unit']}/h" if rate >= 100 else f"{rate:.3g} {p['unit']}/h")
+                  if rate else "-")
         eta = p.get("eta_seconds")
         eta_s = "done" if d["state"] == "completed" else fmt_duration(eta)
         planned = f"{p['units_done']}/{p['units_planned']} {p['unit']}"
@@ -95,14 +97,14 @@ def _summary_lines(d: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def _logs_text(tr: Dict[str, Any]) -> Optional[str]:
+def _logs_text(tr: dict[str, Any]) -> str | None:
     lg = tr.get("logs") or {}
     if not lg.get("out") and not lg.get("err"):
         return None
     return f"logs: {lg.get('out') or '-'}  {lg.get('err') or '-'}"
 
 
-def render_status_text(d: Dict[str, Any]) -> str:
+def render_status_text(d: dict[str, Any]) -> str:
     """The plain status: summary, the per-rung table, the top trials (with their log files),
     running trials, recent events."""
     metric = d["metric"]
@@ -156,12 +158,12 @@ def render_status_text(d: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _time_limit_lines(rows: Optional[List[Dict[str, Any]]]) -> List[str]:
+def _time_limit_lines(rows: list[dict[str, Any]] | None) -> list[str]:
     """Per rung: time limits asked (minutes: median, range) and run times seen."""
     if not rows:
         return []
 
-    def mins(r: Dict[str, Any]) -> str:
+    def mins(r: dict[str, Any]) -> str:
         a = r.get("asked_min") or []
         if not a:
             return "-"
@@ -169,7 +171,7 @@ def _time_limit_lines(rows: Optional[List[Dict[str, Any]]]) -> List[str]:
         med_s = f"{med:g}"
         return med_s if len(a) == 1 else f"{med_s} ({a[0]}-{a[-1]})"
 
-    def secs(v: Optional[float]) -> str:
+    def secs(v: float | None) -> str:
         return "-" if v is None else fmt_duration(v)
 
     body = [["-" if r.get("rung") is None else str(r["rung"]), str(r["length"]), str(r["asked"]),
@@ -189,14 +191,14 @@ def have_rich() -> bool:
     return True
 
 
-def rich_renderable(d: Dict[str, Any]):
+def rich_renderable(d: dict[str, Any]):
     """The same status as rich tables (only called when rich is installed)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     metric = d["metric"]
-    parts: List[Any] = [Text("\n".join(_summary_lines(d)))]
+    parts: list[Any] = [Text("\n".join(_summary_lines(d)))]
     rows = d.get("rung_table") or d["rungs"]
     if rows:
         t = Table(title="brackets and rungs", title_justify="left")
@@ -224,8 +226,8 @@ def rich_renderable(d: Dict[str, Any]):
 
 
 # ----------------------------------------------------------------------------- watch
-def watch(get: Callable[[], Dict[str, Any]], interval: float, iterations: Optional[int] = None,
-          out=None, use_rich: Optional[bool] = None) -> int:
+def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | None = None,
+          out=None, use_rich: bool | None = None) -> int:
     """Redraw ``get()`` every ``interval`` seconds until the search is over (then once more)
     or Ctrl-C. On a terminal: rich's Live display if rich is installed, else clear the screen
     and print; elsewhere (a pipe, a log) each refresh is printed after the previous one."""

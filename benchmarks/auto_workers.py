@@ -47,18 +47,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from worker_pool import keep_skipped_parts, slurm_available  # noqa: E402
+
 from asha_hpc.config import parse_config  # noqa: E402
 from asha_hpc.expdir import ExpDir  # noqa: E402
 from asha_hpc.journal import read_journal  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
-from worker_pool import keep_skipped_parts, slurm_available  # noqa: E402
 
 TOLERANCE = 0.10
 SIM_GPUS = 8
@@ -70,11 +71,11 @@ MODES = ["workers 0", "workers N", "auto"]
 
 
 # ----------------------------------------------------------------------------- measures
-def held_from_journal(recs: List[Dict[str, Any]]) -> float:
+def held_from_journal(recs: list[dict[str, Any]]) -> float:
     """Slot-seconds held by jobs: a segment job from its start to its result, a warm worker
     from its start to its release (or its last result when it left by itself)."""
     seg_s = 0.0
-    workers: Dict[str, Dict[str, float]] = {}
+    workers: dict[str, dict[str, float]] = {}
     for r in recs:
         k = r["kind"]
         if k == "worker_ready" and isinstance(r.get("job_started"), (int, float)):
@@ -101,12 +102,12 @@ def within(x: float, best: float) -> bool:
     return x <= best * (1 + TOLERANCE) + 1e-9
 
 
-def add_verdict(rows: List[Dict[str, Any]], wall: str, held: str) -> None:
+def add_verdict(rows: list[dict[str, Any]], wall: str, held: str) -> None:
     """Per group of three (one per mode): is auto within 10% of the better fixed mode? Held
     time is compared per second of training (``held_per_train`` where the rows have it): ASHA
     promotes by the order in which results arrive, so the three runs of one row train different
     amounts (up to +-15% here), which would swamp the mode's own cost in raw held time."""
-    groups: Dict[tuple, Dict[str, Dict[str, Any]]] = {}
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["group"], {})[r["mode"]] = r
     for g in groups.values():
@@ -121,7 +122,7 @@ def add_verdict(rows: List[Dict[str, Any]], wall: str, held: str) -> None:
         a["ok"] = within(a[wall], best_wall) and within(a[h], best_held)
 
 
-def auto_modes(recs: List[Dict[str, Any]]) -> str:
+def auto_modes(recs: list[dict[str, Any]]) -> str:
     ms = [r for r in recs if r["kind"] == "workers_mode"]
     if not ms:
         return "-"
@@ -134,7 +135,7 @@ def auto_modes(recs: List[Dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- simulation
-def sim_config(mode: str, unit_s: float, queue_s: float, seed: int) -> Dict[str, Any]:
+def sim_config(mode: str, unit_s: float, queue_s: float, seed: int) -> dict[str, Any]:
     pool: Any = {"workers 0": 0, "workers N": SIM_GPUS, "auto": "auto"}[mode]
     return {
         "name": "autobench", "entrypoint": "unused:train", "backend": "simulated",
@@ -148,7 +149,7 @@ def sim_config(mode: str, unit_s: float, queue_s: float, seed: int) -> Dict[str,
                       "workers": SIM_GPUS, "pool": pool}}
 
 
-def run_sim(mode: str, unit_s: float, queue_s: float, seed: int, tmp: Path) -> Dict[str, Any]:
+def run_sim(mode: str, unit_s: float, queue_s: float, seed: int, tmp: Path) -> dict[str, Any]:
     cfg = parse_config(sim_config(mode, unit_s, queue_s, seed), "/tmp")
     exp = ExpDir.create(tmp / f"sim-{mode.replace(' ', '')}-{unit_s}-{queue_s}-{seed}")
     m = Master(exp, cfg, progress=lambda s: None)
@@ -188,10 +189,10 @@ def train(trial):
 '''
 
 
-def real_config(backend: str, mode: str, size: str, tmp: Path, seed: int) -> Dict[str, Any]:
+def real_config(backend: str, mode: str, size: str, tmp: Path, seed: int) -> dict[str, Any]:
     slots = 2 if backend == "local" else 4
     n: Any = {"workers 0": 0, "workers N": slots, "auto": "auto"}[mode]
-    cfg: Dict[str, Any] = {
+    cfg: dict[str, Any] = {
         "name": f"autobench-{backend}-{size}-{mode.replace(' ', '')}-{os.getpid()}-{seed}",
         "entrypoint": "model:train", "context_dir": str(tmp), "backend": backend,
         "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 4, "divisor": 4,
@@ -208,7 +209,7 @@ def real_config(backend: str, mode: str, size: str, tmp: Path, seed: int) -> Dic
     return cfg
 
 
-def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> Dict[str, Any]:
+def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> dict[str, Any]:
     (tmp / "model.py").write_text(MODEL)
     cfg = parse_config(real_config(backend, mode, size, tmp, seed), tmp)
     exp = ExpDir.create(tmp / f"{backend}-{size}-{mode.replace(' ', '')}-{seed}")
@@ -219,7 +220,7 @@ def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> Dict[s
     recs = read_journal(exp.journal)[0]
     seg = [r["ended"] - r["started"] for r in recs
            if r["kind"] == "result" and r.get("status") == "completed"]
-    out: Dict[str, Any] = {"group": (backend, size), "mode": mode, "size": size, "seed": seed,
+    out: dict[str, Any] = {"group": (backend, size), "mode": mode, "size": size, "seed": seed,
                            "lifecycle": st.lifecycle, "wall_s": wall,
                            "held_s": held_from_journal(recs),
                            "segment_mean_s": sum(seg) / len(seg) if seg else None,
@@ -232,11 +233,11 @@ def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> Dict[s
     return out
 
 
-def sacct_held_by_name(name: str) -> Dict[str, float]:
+def sacct_held_by_name(name: str) -> dict[str, float]:
     """GPU-seconds every job of experiment ``name`` held (sacct: elapsed x allocated GPUs,
     whole seconds; array tasks one row each), found by job name (``asha-<name>-...``: segment
     jobs, arrays and pool workers alike). Waits until none of them runs."""
-    rows: List[List[str]] = []
+    rows: list[list[str]] = []
     for _ in range(60):
         out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", "now-2hours", "-o",
                               "JobID,JobName,State,ElapsedRaw,AllocTRES"],
@@ -253,7 +254,7 @@ def sacct_held_by_name(name: str) -> Dict[str, float]:
     return {"gpu_s": gpu_s, "jobs": len(rows)}
 
 
-def run_digits(mode: str, tmp: Path) -> Dict[str, Any]:
+def run_digits(mode: str, tmp: Path) -> dict[str, Any]:
     """The example as shipped (auto), or as the default ran it before ``workers: auto``: a job
     per segment (``local.workers: 0``), each job's torch on as many threads as there are cores
     (``OMP_NUM_THREADS`` = the CPU count; the local backend now shares the cores out)."""
@@ -283,7 +284,7 @@ def run_digits(mode: str, tmp: Path) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- output
-def fmt_s(x: Optional[float]) -> str:
+def fmt_s(x: float | None) -> str:
     if x is None:
         return "-"
     if x < 100:
@@ -293,9 +294,9 @@ def fmt_s(x: Optional[float]) -> str:
     return f"{x / 3600:,.1f} h"
 
 
-def print_rows(title: str, rows: List[Dict[str, Any]], key_cols: List[str], held_name: str) -> None:
+def print_rows(title: str, rows: list[dict[str, Any]], key_cols: list[str], held_name: str) -> None:
     print(f"\n{title}")
-    by: Dict[tuple, Dict[str, Dict[str, Any]]] = {}
+    by: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in rows:
         by.setdefault(r["group"], {})[r["mode"]] = r
     per = all(r.get("held_per_train") for r in rows)
@@ -320,11 +321,11 @@ def print_rows(title: str, rows: List[Dict[str, Any]], key_cols: List[str], held
           f"per measure; ok: both within {100 * TOLERANCE:.0f}%)")
 
 
-def median_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def median_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median over seeds of wall and held per (group, mode)."""
     import statistics
 
-    out: Dict[tuple, List[Dict[str, Any]]] = {}
+    out: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
         out.setdefault((r["group"], r["mode"]), []).append(r)
     rows = []
@@ -359,10 +360,10 @@ def main() -> int:
         raise SystemExit(f"--slurm: {slurm_available()}")
     t_all = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="auto_workers_bench_"))
-    sim_runs: List[Dict[str, Any]] = []
-    local_runs: List[Dict[str, Any]] = []
-    slurm_runs: List[Dict[str, Any]] = []
-    digits: List[Dict[str, Any]] = []
+    sim_runs: list[dict[str, Any]] = []
+    local_runs: list[dict[str, Any]] = []
+    slurm_runs: list[dict[str, Any]] = []
+    digits: list[dict[str, Any]] = []
     try:
         if not a.no_sim:
             for q in queues:

@@ -38,8 +38,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,7 +49,7 @@ from asha_hpc.expdir import ExpDir  # noqa: E402
 from asha_hpc.integrations import segments as seg_mod  # noqa: E402
 from asha_hpc.trial import Trial  # noqa: E402
 
-CKPT_TIMES: List[float] = []
+CKPT_TIMES: list[float] = []
 
 
 def _timed_checkpoint(orig: Callable) -> Callable:
@@ -71,7 +72,7 @@ def load(example: str):
     return mod
 
 
-def make_trial(root: Path, lengths: List[int], unit: str, metric: str, hp: Dict[str, Any]) -> Trial:
+def make_trial(root: Path, lengths: list[int], unit: str, metric: str, hp: dict[str, Any]) -> Trial:
     exp = ExpDir.create(root)
     key = "t00001-s000-a00"
     return Trial(trial_id=1, hparams=hp, trial_dir=exp.trial_dir(1), run_dir=exp.run_dir(1, key),
@@ -84,7 +85,7 @@ def dir_mb(path: Path) -> float:
 
 
 # ---------------------------------------------------------------------------- Lightning
-def lightning_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
+def lightning_run(variant: str, n: int, k: int, tmp: Path) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -94,9 +95,9 @@ def lightning_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
     L.seed_everything(0, verbose=False)
     model = ex.LitClassifier(hidden=64, dropout=0.1, lr=1e-3)
     data = ex.DigitsDataModule(batch_size=64)
-    kw: Dict[str, Any] = dict(logger=False, enable_progress_bar=False, enable_model_summary=False,
+    kw: dict[str, Any] = dict(logger=False, enable_progress_bar=False, enable_model_summary=False,
                               accelerator="cpu", devices=1, num_sanity_val_steps=0)
-    ckpt_s: List[float] = []
+    ckpt_s: list[float] = []
     size = None
     if variant == "plain":
         trainer = L.Trainer(max_epochs=n, enable_checkpointing=False, **kw)
@@ -122,7 +123,7 @@ def lightning_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- Transformers
-def transformers_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
+def transformers_run(variant: str, n: int, k: int, tmp: Path) -> dict[str, Any]:
     import torch
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
@@ -134,11 +135,11 @@ def transformers_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
     config = ex.BertConfig(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=32, num_labels=2)
     model = ex.BertForSequenceClassification(config)
-    kw: Dict[str, Any] = dict(output_dir=str(tmp / "out"), learning_rate=1e-3,
+    kw: dict[str, Any] = dict(output_dir=str(tmp / "out"), learning_rate=1e-3,
                               per_device_train_batch_size=32, per_device_eval_batch_size=128,
                               logging_steps=10, report_to=[], use_cpu=True, disable_tqdm=True,
                               seed=0, max_steps=n)
-    callbacks: List[Any] = []
+    callbacks: list[Any] = []
     trial = None
     if variant == "plain":
         kw.update(save_strategy="no", eval_strategy="no")
@@ -157,7 +158,7 @@ def transformers_run(variant: str, n: int, k: int, tmp: Path) -> Dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    ckpt_s: List[float] = []
+    ckpt_s: list[float] = []
     size = None
     if trial is not None:
         ckpt_s = list(CKPT_TIMES)
@@ -186,7 +187,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)  # CPU time then counts work, not threads spinning for a core
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     rows = []
     for fw, (run, unit, full, quick) in FRAMEWORKS.items():
         if a.only and fw != a.only:
@@ -194,7 +195,7 @@ def main() -> int:
         n, k = quick if a.quick else full
         with tempfile.TemporaryDirectory() as d:
             run("plain", k, k, Path(d) / "warm")  # imports, first-call costs
-        runs: Dict[str, List[Dict[str, Any]]] = {v: [] for v in VARIANTS}
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
         for r in range(reps):
             for v in VARIANTS:
                 with tempfile.TemporaryDirectory() as d:

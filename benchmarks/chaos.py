@@ -39,10 +39,10 @@ import yaml  # noqa: E402
 
 from asha_hpc import master as master_mod  # noqa: E402
 from asha_hpc.backends.simulated import SimulatedBackend  # noqa: E402
-from asha_hpc.testing.chaos import Audit, audit, run_chaos  # noqa: E402
 from asha_hpc.config import load_config, parse_config  # noqa: E402
 from asha_hpc.expdir import ExpDir, atomic_write_json  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.testing.chaos import Audit, audit, run_chaos  # noqa: E402
 
 
 def config(seed: int, trials: int = 60, failure_rate: float = 0.05):

@@ -42,8 +42,8 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -58,7 +58,7 @@ RF = 4
 RUNGS = [1, 4, 16, 64, 256]
 ACTS = ["relu", "gelu", "tanh"]
 
-Work = Tuple[object, int, int]  # (handle, creation index, length to report)
+Work = tuple[object, int, int]  # (handle, creation index, length to report)
 
 
 class Stream:
@@ -77,7 +77,7 @@ def drive(system, n: int, concurrent: int, seed: int):
     """Run one search: (per-result ns, results, trials created)."""
     stream = Stream(n, seed)
     rnd = random.Random(seed)
-    pool: List[Work] = list(system.start(n, concurrent, seed))
+    pool: list[Work] = list(system.start(n, concurrent, seed))
     costs = []
     clock = time.perf_counter_ns
     metric = stream.metric
@@ -239,7 +239,7 @@ class SyneTune:
         return [self._new()] if self.created < self.n else []
 
 
-def available(cls) -> Optional[str]:
+def available(cls) -> str | None:
     try:
         if cls is Ray:
             import ray.tune  # noqa: F401
@@ -277,7 +277,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     sizes = [1_000, 10_000] if a.quick else [1_000, 10_000, 100_000]
-    systems: List[Tuple[Callable[[], object], int]] = [
+    systems: list[tuple[Callable[[], object], int]] = [
         (lambda: Ours(stop_once=True), max(sizes)), (lambda: Ours(stop_once=False), max(sizes)),
         (Ray, a.peer_max), (Optuna, a.peer_max), (SyneTune, a.peer_max)]
     rows = []
@@ -326,7 +326,8 @@ def main() -> int:
     print(f"decision cost per result: rungs {RUNGS}, {a.concurrent:,} in flight; python "
           f"{v['python']}, ray {v['ray']}, optuna {v['optuna']}, syne-tune {v['syne_tune']}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    hdr = f"{'system':<32} {'trials':>8} {'results':>8} {'mean us':>9} {'p50 us':>8} {'p99 us':>9} {'total s':>8} {'vs 1k':>6}"
+    hdr = (f"{'system':<32} {'trials':>8} {'results':>8} {'mean us':>9} {'p50 us':>8} "
+           f"{'p99 us':>9} {'total s':>8} {'vs 1k':>6}")
     print(hdr)
     for r in rows:
         if "skipped" in r:

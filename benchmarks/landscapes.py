@@ -3,7 +3,8 @@
 Each is a curve ``(hparams, length, seed) -> metric`` (lower is better) whose fidelity is
 ``s = log(length) / log(MAX_LENGTH)`` (0 at one unit, 1 from ``MAX_LENGTH`` on: the log scale
 on which successive halving spaces its rungs, so rungs 1, 4, 16, 64 see s = 0, 1/3, 2/3, 1):
-at full length it is the standard function, shorter trials see a biased version of it, as in the multi-fidelity literature (the augmented
+at full length it is the standard function, shorter trials see a biased version of it, as in
+the multi-fidelity literature (the augmented
 Branin and Hartmann functions of BoTorch, after Kandasamy et al., 2017, "Multi-fidelity
 Bayesian optimisation with continuous approximations"):
 
@@ -28,7 +29,7 @@ asha_hpc's format and ``OPTIMUM`` its minimum at full fidelity.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
@@ -48,14 +49,14 @@ def fidelity(length: int) -> float:
     return min(math.log(length) / math.log(MAX_LENGTH), 1.0)
 
 
-def branin(hparams: Dict[str, Any], length: int, seed: int = 0) -> float:
+def branin(hparams: dict[str, Any], length: int, seed: int = 0) -> float:
     x1, x2 = float(hparams["x1"]), float(hparams["x2"])
     s = fidelity(length)
     b, c, r, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 6.0, 1 / (8 * math.pi)
     return (x2 - (b - 0.1 * (1 - s)) * x1 ** 2 + c * x1 - r) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
-def hartmann6(hparams: Dict[str, Any], length: int, seed: int = 0) -> float:
+def hartmann6(hparams: dict[str, Any], length: int, seed: int = 0) -> float:
     x = np.array([float(hparams[f"x{i}"]) for i in range(1, 7)])
     alpha = _ALPHA.copy()
     alpha[0] -= 0.1 * (1 - fidelity(length))

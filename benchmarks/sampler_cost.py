@@ -31,7 +31,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
-from asha_hpc.searcher import (CreateTrial, ResumeTrial, SegmentCompleted,  # noqa: E402
-                               make_searcher)
+from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher  # noqa: E402
 from asha_hpc.space import parse_space  # noqa: E402
 
 SPACE = {"lr": {"type": "log", "minval": -3.5, "maxval": 0, "base": 10},
@@ -50,7 +49,7 @@ SPACE = {"lr": {"type": "log", "minval": -3.5, "maxval": 0, "base": 10},
          "act": {"type": "categorical", "vals": ["relu", "tanh"]}}
 
 
-def loss(hp: Dict[str, Any], length: int) -> float:
+def loss(hp: dict[str, Any], length: int) -> float:
     return (float(np.log10(hp["lr"])) + 1.5) ** 2 + abs(hp["width"] - 90) / 100 + 1.0 / length
 
 
@@ -70,7 +69,7 @@ def history(name: str, n: int, seed: int = 0):
                          max_concurrent_trials=64, divisor=4, num_rungs=4, sampler="tpe",
                          random_fraction=1.0)  # building the history: random draws, fast
     s = make_searcher(cfg, parse_space(SPACE)[0], seed)
-    hp: Dict[int, Dict[str, Any]] = {}
+    hp: dict[int, dict[str, Any]] = {}
     pending = list(s.start())
     results = 0
     while results < n:
@@ -83,7 +82,7 @@ def history(name: str, n: int, seed: int = 0):
     return s
 
 
-def ours_ms(name: str, n: int, draws: int = 200) -> Dict[str, float]:
+def ours_ms(name: str, n: int, draws: int = 200) -> dict[str, float]:
     s = history(name, n)
     model = s._model
     model.random_fraction = 0.0
@@ -97,10 +96,9 @@ def ours_ms(name: str, n: int, draws: int = 200) -> Dict[str, float]:
                                 if r.n >= 2 * (len(model.dims) + 1))}
 
 
-def optuna_ms(n: int, draws: int = 20) -> Dict[str, float]:
+def optuna_ms(n: int, draws: int = 20) -> dict[str, float]:
     import optuna
-    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                      IntDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {"lr": FloatDistribution(10 ** -3.5, 1.0, log=True),
@@ -130,7 +128,7 @@ def optuna_ms(n: int, draws: int = 20) -> Dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- weight
-def dist_weight(name: str, have: set) -> Dict[str, Any]:
+def dist_weight(name: str, have: set) -> dict[str, Any]:
     """Files and bytes of ``name`` and its requirements that ``have`` does not hold."""
     from importlib import metadata
 
@@ -188,7 +186,7 @@ import shutil; shutil.rmtree(tmp)
 """
 
 
-def master_memory(sampler: str, trials: int) -> Dict[str, float]:
+def master_memory(sampler: str, trials: int) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _CHILD, sampler, str(trials), json.dumps(SPACE)],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -201,7 +199,7 @@ def searcher_bytes(sampler: str, n: int) -> float:
 
     tracemalloc.start()
     s = make_searcher(cfg, parse_space(SPACE)[0], 0)
-    hp: Dict[int, Dict[str, Any]] = {}
+    hp: dict[int, dict[str, Any]] = {}
     pending = list(s.start())
     while pending:
         a = pending.pop(0)
@@ -221,7 +219,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     sizes = [1000] if a.quick else [1000, 10_000]
-    res: Dict[str, Any] = {"benchmark": "sampler_cost", "python": platform.python_version(),
+    res: dict[str, Any] = {"benchmark": "sampler_cost", "python": platform.python_version(),
                            "numpy": np.__version__, "cpus": os.cpu_count(),
                            "load_avg": os.getloadavg()}
     try:
@@ -235,7 +233,7 @@ def main() -> int:
     if optuna is not None:
         imp["optuna"] = import_seconds("import optuna")
     res["import_s"] = imp
-    dec: List[Dict[str, Any]] = []
+    dec: list[dict[str, Any]] = []
     for n in sizes:
         for shape in ("async_halving", "random"):
             dec.append(dict(ours_ms(shape, n), system="asha_hpc tpe (numpy)", results=n,

@@ -55,8 +55,9 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -65,9 +66,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import landscapes  # noqa: E402
+
 from asha_hpc.config import SearcherConfig  # noqa: E402
-from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted,  # noqa: E402
-                               make_searcher)
+from asha_hpc.searcher import CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted, make_searcher  # noqa: E402
 from asha_hpc.space import parse_space  # noqa: E402
 
 MAX_LEN = 64
@@ -83,17 +84,17 @@ class Task:
 
     name = ""
     trials = 128  # T: the budget is what asha_hpc random spends on T trials
-    optimum: Optional[float] = None
+    optimum: float | None = None
 
     def __init__(self) -> None:
         self.space = parse_space(self.spec)[0]
 
-    spec: Dict[str, Any] = {}
+    spec: dict[str, Any] = {}
 
-    def curve(self, hp: Dict[str, Any], length: int) -> float:
+    def curve(self, hp: dict[str, Any], length: int) -> float:
         raise NotImplementedError
 
-    def full(self, hp: Dict[str, Any]) -> float:
+    def full(self, hp: dict[str, Any]) -> float:
         return self.curve(hp, MAX_LEN)
 
 
@@ -121,7 +122,7 @@ class DigitsMLP(Task):
         spec.loader.exec_module(sr)  # type: ignore[union-attr]
         self.sr, self.spec = sr, sr.SPACE_SPEC
         self.data = sr.Data()
-        self.nets: Dict[str, Any] = {}
+        self.nets: dict[str, Any] = {}
         super().__init__()
 
     def curve(self, hp, length):
@@ -157,7 +158,7 @@ class HGB(Task):
         p = np.random.default_rng(0).permutation(len(X))
         X, y = X[p], y[p]
         self.Xtr, self.ytr, self.Xva, self.yva = X[:350], y[:350], X[350:], y[350:]
-        self.curves: Dict[str, np.ndarray] = {}
+        self.curves: dict[str, np.ndarray] = {}
         super().__init__()
 
     def curve(self, hp, length):
@@ -192,18 +193,18 @@ def make_task(name: str) -> Task:
 class Run:
     """Where a system stands: compute spent, every result seen, the incumbent's history."""
 
-    def __init__(self, task: Task, budget: Optional[int]) -> None:
+    def __init__(self, task: Task, budget: int | None) -> None:
         self.task, self.budget = task, budget
         self.spent = 0
         self.best_len, self.best = 0, math.inf
-        self.best_hp: Optional[Dict[str, Any]] = None
-        self.trace: List[Tuple[int, float]] = []  # (compute, incumbent's full-length value)
-        self.full_from: Optional[int] = None  # trace index from which the incumbent is full length
+        self.best_hp: dict[str, Any] | None = None
+        self.trace: list[tuple[int, float]] = []  # (compute, incumbent's full-length value)
+        self.full_from: int | None = None  # trace index from which the incumbent is full length
 
     def over(self) -> bool:
         return self.budget is not None and self.spent >= self.budget
 
-    def result(self, hp: Dict[str, Any], length: int, metric: float, units: int) -> None:
+    def result(self, hp: dict[str, Any], length: int, metric: float, units: int) -> None:
         if self.budget is not None and self.spent + units > self.budget:
             self.spent = self.budget  # this segment ends past the budget: it does not count
             return
@@ -226,7 +227,7 @@ class Run:
 
 def run_pool(system, run: Run) -> None:
     """WORKERS virtual workers: a work item of k units holds one for k time steps."""
-    heap: List[Tuple[float, int, Any]] = []
+    heap: list[tuple[float, int, Any]] = []
     seq = 0
     now = 0.0
 
@@ -249,8 +250,8 @@ class Ours:
                            divisor=DIVISOR, sampler=sampler)
         self.s = make_searcher(c, task.space, seed)
         self.task, self.run = task, run
-        self.hp: Dict[int, Dict[str, Any]] = {}
-        self.at: Dict[int, int] = {}  # trial -> length trained
+        self.hp: dict[int, dict[str, Any]] = {}
+        self.at: dict[int, int] = {}  # trial -> length trained
 
     def _work(self, actions):
         out = []
@@ -280,7 +281,7 @@ class Ours:
         return self._work(self.s.on_event(SegmentCompleted(tid, length, m)))
 
 
-def optuna_params(trial, spec: Dict[str, Any]) -> Dict[str, Any]:
+def optuna_params(trial, spec: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, p in spec.items():
         t = p["type"]
@@ -296,7 +297,7 @@ def optuna_params(trial, spec: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def ray_domains(spec: Dict[str, Any]) -> Dict[str, Any]:
+def ray_domains(spec: dict[str, Any]) -> dict[str, Any]:
     from ray import tune
 
     out = {}
@@ -326,7 +327,7 @@ class OptunaTPE:
                                                           reduction_factor=DIVISOR),
             storage=optuna.storages.InMemoryStorage())
         self.task, self.run = task, run
-        self.step: Dict[int, int] = {}
+        self.step: dict[int, int] = {}
 
     def _new(self):
         t = self.study.ask()
@@ -357,7 +358,7 @@ class OptunaTPE:
 class _RayTrial:
     __slots__ = ("trial_id", "config", "n", "step")
 
-    def __init__(self, n: int, config: Dict[str, Any]) -> None:
+    def __init__(self, n: int, config: dict[str, Any]) -> None:
         self.trial_id, self.config, self.n, self.step = str(n), config, n, 0
 
 
@@ -396,7 +397,7 @@ class RayASHA:
         return self._new()
 
 
-SYSTEMS: Dict[str, Callable[[Task, Run, int], Any]] = {
+SYSTEMS: dict[str, Callable[[Task, Run, int], Any]] = {
     "asha_hpc random": lambda task, run, seed: Ours(task, run, seed, "random"),
     "asha_hpc tpe": lambda task, run, seed: Ours(task, run, seed, "tpe"),
     "Optuna TPE + SuccessiveHalving": OptunaTPE,
@@ -413,7 +414,7 @@ def have(mod: str) -> bool:
         return False
 
 
-def run_system(label: str, task: Task, seed: int, budget: Optional[int]) -> Dict[str, Any]:
+def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[str, Any]:
     run = Run(task, budget)
     t0 = time.perf_counter()
     system = SYSTEMS[label](task, run, seed)
@@ -431,7 +432,7 @@ def run_system(label: str, task: Task, seed: int, budget: Optional[int]) -> Dict
 
 
 # ----------------------------------------------------------------------------- reading
-def value_at(trace: List[Tuple[int, float]], compute: float) -> float:
+def value_at(trace: list[tuple[int, float]], compute: float) -> float:
     v = math.nan
     for c, x in trace:
         if c > compute:
@@ -440,21 +441,22 @@ def value_at(trace: List[Tuple[int, float]], compute: float) -> float:
     return v
 
 
-def thin_trace(trace: List[Tuple[int, float]]) -> List[Tuple[int, float]]:
+def thin_trace(trace: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """The points where the value changes, and the last one: the same step function."""
     out = [p for i, p in enumerate(trace)
-           if i == 0 or not (p[1] == trace[i - 1][1] or (p[1] != p[1] and trace[i - 1][1] != trace[i - 1][1]))]
+           if i == 0 or not (p[1] == trace[i - 1][1]
+                             or (p[1] != p[1] and trace[i - 1][1] != trace[i - 1][1]))]
     if trace and (not out or out[-1] != trace[-1]):
         out.append(trace[-1])
     return out
 
 
-def pct(xs: List[float], q: float) -> float:
+def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else math.nan
 
 
-def analyse(runs: List[Dict[str, Any]], tasks: List[str], systems: List[str]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def analyse(runs: list[dict[str, Any]], tasks: list[str], systems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for task in tasks:
         rs = [r for r in runs if r["task"] == task]
         seeds = sorted({r["seed"] for r in rs})
@@ -478,14 +480,15 @@ def analyse(runs: List[Dict[str, Any]], tasks: List[str], systems: List[str]) ->
                 ys = [value_at(r["trace"], f * r["budget"]) - opt for r in rs
                       if r["system"] == s]
                 ys = [y for y in ys if y == y]
-                curve.append({"fraction": f, "median": statistics.median(ys) if len(ys) * 2 > len(seeds) else None,
+                curve.append({"fraction": f,
+                              "median": statistics.median(ys) if len(ys) * 2 > len(seeds) else None,
                               "q25": pct(ys, 25) if ys else None, "q75": pct(ys, 75) if ys else None})
             rows[s] = {"median": statistics.median(xs), "q25": pct(xs, 25), "q75": pct(xs, 75),
                        "wins": wins, "seeds": len(xs), "curve": curve,
                        "wall_s": statistics.median(r["wall_s"] for r in rs if r["system"] == s)}
         peers = [s for s in rows if not s.startswith("asha_hpc")]
         best_peer = min(peers, key=lambda s: rows[s]["median"]) if peers else None
-        summary: Dict[str, Any] = {"optimum": opt, "rows": rows, "best_peer": best_peer}
+        summary: dict[str, Any] = {"optimum": opt, "rows": rows, "best_peer": best_peer}
         if TPE in rows and best_peer:
             summary["tpe_over_best_peer"] = (rows[TPE]["median"] / rows[best_peer]["median"]
                                              if rows[best_peer]["median"] > 0 else math.inf)
@@ -503,7 +506,7 @@ def analyse(runs: List[Dict[str, Any]], tasks: List[str], systems: List[str]) ->
     return out
 
 
-def print_table(res: Dict[str, Any], meta: Dict[str, Any]) -> None:
+def print_table(res: dict[str, Any], meta: dict[str, Any]) -> None:
     for task, s in res.items():
         m = meta[task]
         print(f"\n{task}: {m['seeds']} seeds, budget = asha_hpc random's compute on "
@@ -522,7 +525,7 @@ def print_table(res: Dict[str, Any], meta: Dict[str, Any]) -> None:
                   f"(median over seeds; target <= 0.67)")
 
 
-def plot(res: Dict[str, Any], path: Path) -> None:
+def plot(res: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -569,8 +572,8 @@ def main() -> int:
     systems = [s for s in SYSTEMS if (not s.startswith("Optuna") or have("optuna"))
                and (not s.startswith("Ray") or have("ray.tune"))]
     skipped = [s for s in SYSTEMS if s not in systems]
-    runs: List[Dict[str, Any]] = []
-    meta: Dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {}
     t_all = time.perf_counter()
     for tname in tasks:
         task = make_task(tname)

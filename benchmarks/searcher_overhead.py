@@ -131,14 +131,16 @@ def main() -> int:
     base = rows[0]
     print(f"adaptive_asha, divisor 4, aggressive, max_length 1024 -> {base['rungs']} rungs, "
           f"{a.concurrent} in flight; python {platform.python_version()}, {os.cpu_count()} CPUs")
-    print(f"{'trials':>8} {'events':>8} {'creates':>7} {'mean us':>8} {'p50 us':>7} {'p99 us':>7} {'max us':>8} "
+    print(f"{'trials':>8} {'events':>8} {'creates':>7} {'mean us':>8} {'p50 us':>7} {'p99 us':>7} "
+          f"{'max us':>8} "
           f"{'start ms':>9} {'peak MiB':>9} {'B/trial':>8} {'mean/1k':>8} {'log ratio':>9}")
     for r in rows:
         growth = r["mean_us"] / base["mean_us"]
         logr = math.log(r["trials"]) / math.log(base["trials"])
         r["mean_vs_first"] = round(growth, 2)
         r["log_ratio"] = round(logr, 2)
-        print(f"{r['trials']:>8,} {r['events']:>8,} {r['creates_per_event']:>7.2f} {r['mean_us']:>8.2f} {r['p50_us']:>7.2f} "
+        print(f"{r['trials']:>8,} {r['events']:>8,} {r['creates_per_event']:>7.2f} "
+              f"{r['mean_us']:>8.2f} {r['p50_us']:>7.2f} "
               f"{r['p99_us']:>7.2f} {r['max_us']:>8.1f} {r['start_ms']:>9.2f} {r['peak_mib']:>9.2f} "
               f"{r['bytes_per_trial']:>8} {growth:>8.2f} {logr:>9.2f}")
     print("creates: share of events that create a trial (sampling its hyperparameters); with "

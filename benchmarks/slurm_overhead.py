@@ -30,16 +30,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asha_hpc.config import parse_config  # noqa: E402
 from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.testing.invariants import check_invariants  # noqa: E402
 from asha_hpc.journal import read_journal  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.testing.invariants import check_invariants  # noqa: E402
 
 MODEL = '''
 import json, time
@@ -58,7 +58,7 @@ def train(trial):
 '''
 
 
-def percentile(xs: List[float], q: float) -> float:
+def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     if not xs:
         return float("nan")
@@ -67,7 +67,7 @@ def percentile(xs: List[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def idle_gaps(recs: List[Dict[str, Any]]) -> List[float]:
+def idle_gaps(recs: list[dict[str, Any]]) -> list[float]:
     """Per result: the next ``submitted`` record's time minus the segment's end."""
     gaps = []
     for i, r in enumerate(recs):
@@ -79,7 +79,7 @@ def idle_gaps(recs: List[Dict[str, Any]]) -> List[float]:
     return gaps
 
 
-def gap_parts(recs: List[Dict[str, Any]], poll_interval_s: float) -> Dict[str, List[float]]:
+def gap_parts(recs: list[dict[str, Any]], poll_interval_s: float) -> dict[str, list[float]]:
     """Where the idle gap goes: ``inbox`` = segment end -> result journaled (waiting for the
     master's next poll); ``react`` = segment end -> submission, only for results whose next
     intent was journaled in the same master step (the master had work to hand out: the gap
@@ -96,7 +96,7 @@ def gap_parts(recs: List[Dict[str, Any]], poll_interval_s: float) -> Dict[str, L
     return {"inbox": inbox, "react": react}
 
 
-def in_flight(recs: List[Dict[str, Any]]) -> Dict[str, float]:
+def in_flight(recs: list[dict[str, Any]]) -> dict[str, float]:
     """Jobs submitted and not yet ended (result or job_dead), sampled at every record."""
     live, samples = set(), []
     for r in recs:
@@ -109,7 +109,7 @@ def in_flight(recs: List[Dict[str, Any]]) -> Dict[str, float]:
     return {"max": max(samples, default=0), "mean": statistics.fmean(samples) if samples else 0}
 
 
-def run(tmp: Path, concurrency: int, a: argparse.Namespace) -> Dict[str, Any]:
+def run(tmp: Path, concurrency: int, a: argparse.Namespace) -> dict[str, Any]:
     ctx = tmp / f"c{concurrency}"
     ctx.mkdir()
     (ctx / "model.py").write_text(MODEL)
@@ -186,7 +186,8 @@ def main() -> None:
             print(f"# concurrency {c}: done in {rows[-1]['wall_s']} s", file=sys.stderr)
     keys = [k for k in rows[0] if k != "max_concurrent_trials"]
     width = max(len(k) for k in keys)
-    print(f"{'max_concurrent_trials'.ljust(width)}  " + "  ".join(f"{r['max_concurrent_trials']:>8}" for r in rows))
+    print(f"{'max_concurrent_trials'.ljust(width)}  "
+          + "  ".join(f"{r['max_concurrent_trials']:>8}" for r in rows))
     for k in keys:
         print(f"{k.ljust(width)}  " + "  ".join(f"{r[k]:>8}" for r in rows))
     ok_gap = all(r["idle_gap_median_s"] < r["idle_gap_target_s"] for r in rows)

@@ -1,5 +1,6 @@
-"""Early-stopping rules on a real learning-curve task (random sampling everywhere, the same configs): asha_hpc vs Optuna's pruners, Ray Tune's ASHA and
-random search, same task, same workers, several seeds.
+"""Early-stopping rules on a real learning-curve task (random sampling everywhere, the same
+configs): asha_hpc vs Optuna's pruners, Ray Tune's ASHA and random search, same
+task, same workers, several seeds.
 
     pip install -e '.[bench]'
     python benchmarks/stopping_rules.py            # 5 seeds, ~6 minutes on 2 idle cores
@@ -65,15 +66,14 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Dict, List, Optional, Tuple  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
-from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted,  # noqa: E402
-                               make_searcher)
+from asha_hpc.searcher import CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted, make_searcher  # noqa: E402
 from asha_hpc.space import parse_space  # noqa: E402
 
 MAX_LEN = 64
@@ -107,7 +107,7 @@ class Data:
 class Net:
     """One hidden layer, softmax output, SGD with momentum 0.9 and L2 weight decay."""
 
-    def __init__(self, data: Data, hp: Dict[str, Any], seed: int) -> None:
+    def __init__(self, data: Data, hp: dict[str, Any], seed: int) -> None:
         h = hashlib.sha256(json.dumps([seed, hp], sort_keys=True, default=str).encode()).digest()
         self.r = np.random.default_rng(int.from_bytes(h[:8], "little"))
         self.d, self.hp = data, hp
@@ -168,10 +168,10 @@ class Objective:
 
     def __init__(self, data: Data, seed: int) -> None:
         self.data, self.seed = data, seed
-        self.nets: Dict[Any, Net] = {}
+        self.nets: dict[Any, Net] = {}
         self.epochs = 0
 
-    def train(self, key: Any, hp: Dict[str, Any], length: int) -> float:
+    def train(self, key: Any, hp: dict[str, Any], length: int) -> float:
         net = self.nets.get(key)
         if net is None:
             net = self.nets[key] = Net(self.data, hp, self.seed)
@@ -188,10 +188,10 @@ class Objective:
         self.nets.pop(key, None)
 
 
-_FULL: Dict[Tuple[int, str], Tuple[float, float]] = {}
+_FULL: dict[tuple[int, str], tuple[float, float]] = {}
 
 
-def full_length(data: Data, hp: Dict[str, Any], seed: int) -> Tuple[float, float]:
+def full_length(data: Data, hp: dict[str, Any], seed: int) -> tuple[float, float]:
     """(val, test) log-loss of ``hp`` trained straight to MAX_LEN (deterministic; memoized)."""
     k = (seed, json.dumps(hp, sort_keys=True, default=str))
     if k not in _FULL:
@@ -211,14 +211,14 @@ class Stream:
         self.space = parse_space(SPACE_SPEC)[0]
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self) -> Dict[str, Any]:
+    def __call__(self) -> dict[str, Any]:
         return self.space.sample(self.rng)
 
 
 # ----------------------------------------------------------------------------- workers
 def run_pool(system, obj: Objective) -> None:
     """WORKERS virtual workers: a work item of k epochs holds one for k time steps."""
-    heap: List[Tuple[float, int, Any]] = []
+    heap: list[tuple[float, int, Any]] = []
     seq = 0
     now = 0.0
 
@@ -241,8 +241,8 @@ class Ours:
                            max_concurrent_trials=WORKERS, divisor=DIVISOR, **cfg)
         self.s = make_searcher(c, parse_space(SPACE_SPEC)[0], seed)
         self.obj = obj
-        self.hp: Dict[int, Dict[str, Any]] = {}
-        self.best: Dict[int, Tuple[int, float]] = {}  # trial -> (length, metric)
+        self.hp: dict[int, dict[str, Any]] = {}
+        self.best: dict[int, tuple[int, float]] = {}  # trial -> (length, metric)
         self.trials = 0
 
     def _work(self, actions):
@@ -279,8 +279,8 @@ class Random:
     def __init__(self, obj: Objective, trials: int, seed: int) -> None:
         self.stream = Stream(seed)
         self.obj, self.n, self.trials = obj, trials, 0
-        self.hp: Dict[int, Dict[str, Any]] = {}
-        self.res: Dict[int, float] = {}
+        self.hp: dict[int, dict[str, Any]] = {}
+        self.res: dict[int, float] = {}
 
     def _new(self):
         if self.trials >= self.n:
@@ -307,7 +307,7 @@ class Random:
 
 class OptunaSys:
     def __init__(self, obj: Objective, trials: int, seed: int, pruner: str, sampler: str,
-                 stream: Optional["Stream"] = None) -> None:
+                 stream: Stream | None = None) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -322,7 +322,7 @@ class OptunaSys:
                                          storage=optuna.storages.InMemoryStorage())
         self.obj, self.n, self.trials = obj, trials, 0
         self.stream = stream
-        self.last: Dict[int, Tuple[int, float]] = {}
+        self.last: dict[int, tuple[int, float]] = {}
 
     def _new(self):
         if self.trials >= self.n:
@@ -371,13 +371,13 @@ class OptunaSys:
 class _RayTrial:
     __slots__ = ("trial_id", "config", "n")
 
-    def __init__(self, n: int, config: Dict[str, Any]) -> None:
+    def __init__(self, n: int, config: dict[str, Any]) -> None:
         self.trial_id, self.config, self.n = str(n), config, n
 
 
 class RaySys:
     def __init__(self, obj: Objective, trials: int, seed: int,
-                 stream: Optional["Stream"] = None) -> None:
+                 stream: Stream | None = None) -> None:
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
 
@@ -390,7 +390,7 @@ class RaySys:
                       "weight_decay": tune.loguniform(1e-6, 1e-1), "act": tune.choice(ACTS)}
         self.obj, self.n, self.trials = obj, trials, 0
         self.stream = stream
-        self.last: Dict[int, Tuple[int, float, Dict[str, Any]]] = {}
+        self.last: dict[int, tuple[int, float, dict[str, Any]]] = {}
 
     def _new(self):
         if self.trials >= self.n:
@@ -436,7 +436,7 @@ def have(mod: str) -> bool:
         return False
 
 
-def run_system(label: str, make, data: Data, seed: int) -> Dict[str, Any]:
+def run_system(label: str, make, data: Data, seed: int) -> dict[str, Any]:
     obj = Objective(data, seed)
     t0 = time.perf_counter()
     system = make(obj)
@@ -449,11 +449,11 @@ def run_system(label: str, make, data: Data, seed: int) -> Dict[str, Any]:
             "pick_length": length, "pick": hp}
 
 
-def summary(xs: List[float]) -> Dict[str, float]:
+def summary(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
-def rows_for(runs: List[Dict[str, Any]], labels: List[str], configs: str) -> List[Dict[str, Any]]:
+def rows_for(runs: list[dict[str, Any]], labels: list[str], configs: str) -> list[dict[str, Any]]:
     """One row per system over the seeds, from the runs of the "own" or the "shared" table."""
     rows = []
     for lab in labels:
@@ -476,7 +476,7 @@ def rows_for(runs: List[Dict[str, Any]], labels: List[str], configs: str) -> Lis
     return rows
 
 
-def print_table(title: str, rows: List[Dict[str, Any]]) -> None:
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     print(title)
     extra = any("regret" in r for r in rows)
     print(f"{'system':<36} {'full-length val loss':>26} {'test loss':>9} {'epochs':>7} "
@@ -544,7 +544,7 @@ def main() -> int:
     else:
         skipped.append("Ray Tune (not installed)")
     RANDOM = "random search (same epochs)"
-    runs: List[Dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
 
     def log(r):
         print(f"  seed {r['seed']} [{r['configs']}] {r['system']}: val {r['val_loss']:.4f} "

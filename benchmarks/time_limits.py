@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,7 @@ from asha_hpc.master import Master  # noqa: E402
 GPUS = 64
 UNIT_S = 120.0
 STARTUP_S = 180.0
-POLICIES: List[Dict[str, Any]] = [
+POLICIES: list[dict[str, Any]] = [
     {"policy": "fixed 240 min", "slurm": {"timeout_min": 240}},
     {"policy": "fixed 120 min", "slurm": {"timeout_min": 120}},
     {"policy": "per rung by hand [10,20,60,180]", "slurm": {"timeout_min": 240,
@@ -62,7 +62,7 @@ POLICIES: List[Dict[str, Any]] = [
 ]
 
 
-def config(seed: int, trials: int, concurrent: int, slurm: Dict[str, Any]):
+def config(seed: int, trials: int, concurrent: int, slurm: dict[str, Any]):
     return parse_config({
         "name": "tl", "entrypoint": "unused:train",
         "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
@@ -75,7 +75,7 @@ def config(seed: int, trials: int, concurrent: int, slurm: Dict[str, Any]):
         "slurm": dict({"signal_delay_s": 90}, **slurm)}, "/tmp")
 
 
-def run(policy: Dict[str, Any], seed: int, trials: int, concurrent: int, load: float) -> Dict[str, Any]:
+def run(policy: dict[str, Any], seed: int, trials: int, concurrent: int, load: float) -> dict[str, Any]:
     cfg = config(seed, trials, concurrent, policy["slurm"])
     fixed = cfg.slurm.timeout_min if isinstance(cfg.slurm.timeout_min, int) else cfg.slurm.first_guess_min
     t0 = time.time()
@@ -110,8 +110,8 @@ def run(policy: Dict[str, Any], seed: int, trials: int, concurrent: int, load: f
     }
 
 
-def mean_row(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k in rows[0]:
         if k == "seed":
             continue
@@ -120,7 +120,7 @@ def mean_row(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 48 trials (a smoke run)")
     ap.add_argument("--seeds", type=int, default=10)

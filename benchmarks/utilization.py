@@ -37,7 +37,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 
@@ -61,14 +61,14 @@ class _Iv:
         self.start, self.end = start, end
 
 
-def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[str, Any]:
+def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> dict[str, Any]:
     """Synchronous successive halving with list scheduling and retries."""
     rng = np.random.default_rng(seed)
     quality = rng.random(trials)  # the metric each trial ends a rung with (its rank is all SH uses)
     alive = list(range(trials))
     now = 0.0
     busy = wasted = 0.0
-    ivs: List[_Iv] = []
+    ivs: list[_Iv] = []
     prev = 0
     first_top = math.inf
     for r, length in enumerate(RUNGS):
@@ -76,7 +76,7 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[s
         prev = length
         queue = list(alive)
         qi = 0
-        free: List[float] = [now] * workers  # when each worker is free again (a heap)
+        free: list[float] = [now] * workers  # when each worker is free again (a heap)
         rung_end = now
         while qi < len(queue):
             t = heapq.heappop(free)
@@ -110,7 +110,7 @@ def _busy_before(ivs, t_cut, workers) -> float:
     return b / (workers * t_cut)
 
 
-def asha(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[str, Any]:
+def asha(trials: int, workers: int, failure_rate: float, seed: int) -> dict[str, Any]:
     """The real master and searcher on the simulated backend (what ``asha-hpc simulate`` runs),
     with the job intervals kept for the before-drain measure."""
     import tempfile
@@ -145,7 +145,7 @@ def asha(trials: int, workers: int, failure_rate: float, seed: int) -> Dict[str,
             "segments": len(ivs), "trials": st.counts()["total"]}
 
 
-def row(system: str, workers: int, trials: int, r: Dict[str, Any], wall) -> Dict[str, Any]:
+def row(system: str, workers: int, trials: int, r: dict[str, Any], wall) -> dict[str, Any]:
     mk, full = r["makespan_s"], r["all_busy_until_s"] or 0.0
     return {"system": system, "workers": workers, "trials": trials, "makespan_h": mk / 3600,
             "utilization": r["busy_s"] / (workers * mk),

@@ -70,7 +70,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Dict, List, Optional  # noqa: E402
+from typing import Any  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -96,7 +96,7 @@ LABELS = {
 }
 
 
-def _env() -> Dict[str, str]:
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT)] +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -108,7 +108,7 @@ def _env() -> Dict[str, str]:
 # Each runs in its own fresh process (python wall_time.py --driver SYSTEM ...) and writes a
 # JSON with the time of its search call and what the system itself reports.
 
-def drive_optuna(a, tmp: Path, shared: bool = False) -> Dict[str, Any]:
+def drive_optuna(a, tmp: Path, shared: bool = False) -> dict[str, Any]:
     """``shared``: the study gets, in order, the configs asha_hpc creates with this seed
     (``study.enqueue_trial``, before the clock starts), so Optuna and asha_hpc train the same
     configs and differ only in their stopping rule and their overhead. With its own sampler,
@@ -138,7 +138,7 @@ def drive_optuna(a, tmp: Path, shared: bool = False) -> Dict[str, Any]:
     rcs = [p.wait() for p in procs]
     wall = time.perf_counter() - t0
     study = optuna.load_study(study_name="wall_time", storage=storage)
-    states: Dict[str, int] = {}
+    states: dict[str, int] = {}
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
     try:
@@ -149,7 +149,7 @@ def drive_optuna(a, tmp: Path, shared: bool = False) -> Dict[str, Any]:
             "states": states}
 
 
-def drive_ray(a, tmp: Path, checkpoints: bool) -> Dict[str, Any]:
+def drive_ray(a, tmp: Path, checkpoints: bool) -> dict[str, Any]:
     import logging
 
     os.environ.update(_env())
@@ -189,7 +189,7 @@ def drive_ray(a, tmp: Path, checkpoints: bool) -> Dict[str, Any]:
             "system_trials": len(grid)}
 
 
-def drive_syne(a, tmp: Path) -> Dict[str, Any]:
+def drive_syne(a, tmp: Path) -> dict[str, Any]:
     import logging
 
     os.environ.update(_env())
@@ -223,8 +223,8 @@ def drive_syne(a, tmp: Path) -> Dict[str, Any]:
             "sleep_time_s": getattr(tuner, "sleep_time", None)}
 
 
-def asha_config(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, Any]:
-    cfg: Dict[str, Any] = {
+def asha_config(a, tmp: Path, pool: bool, mode: str = "standard") -> dict[str, Any]:
+    cfg: dict[str, Any] = {
         "name": "wall_time",
         "entrypoint": "wall_time_trial:train",
         "context_dir": str(HERE),
@@ -244,7 +244,7 @@ def asha_config(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, A
     return cfg
 
 
-def asha_pool_available() -> Optional[str]:
+def asha_pool_available() -> str | None:
     """None if the config accepts ``local.workers``, else why not (the validation message)."""
     from asha_hpc.config import parse_config
     from asha_hpc.errors import ConfigError
@@ -257,7 +257,7 @@ def asha_pool_available() -> Optional[str]:
     return None
 
 
-def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, Any]:
+def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> dict[str, Any]:
     import yaml
 
     os.environ.update(_env())
@@ -269,7 +269,7 @@ def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, An
     t0 = time.perf_counter()
     rc = asha_main(["run", str(cfg_path), "--exp-dir", str(exp_dir)])
     wall = time.perf_counter() - t0
-    out: Dict[str, Any] = {"wall_s": wall, "rc": rc, "exp_dir": str(exp_dir)}
+    out: dict[str, Any] = {"wall_s": wall, "rc": rc, "exp_dir": str(exp_dir)}
     try:
         from asha_hpc.observe import open_experiment
 
@@ -284,7 +284,7 @@ def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> Dict[str, An
     return out
 
 
-def asha_overheads(records: List[Dict[str, Any]], wall: float) -> Dict[str, Any]:
+def asha_overheads(records: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     """Where a per-segment search spends its time, from the journal, per completed segment
     attempt: ``to_segment``: the intent journaled -> ``run_segment`` starts in the job process
     (waiting for a free slot, submitit's controller and task processes, the interpreter,
@@ -292,7 +292,7 @@ def asha_overheads(records: List[Dict[str, Any]], wall: float) -> Dict[str, Any]
     data loading, training, checkpoint); ``to_master``: result file -> journal (the master's
     poll). The process start time a result carries (``job_started``, from /proc with the boot
     time in whole seconds) is too coarse for sub-second figures and is not used."""
-    intent: Dict[Any, float] = {}
+    intent: dict[Any, float] = {}
     rows = []
     for r in records:
         key = (r.get("trial"), r.get("segment"), r.get("attempt"))
@@ -327,7 +327,7 @@ DRIVERS = {
 }
 
 
-def driver_main(argv: List[str]) -> int:
+def driver_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("system")
     ap.add_argument("--trials", type=int, required=True)
@@ -343,9 +343,9 @@ def driver_main(argv: List[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- measuring
-def read_counter(path: Path) -> Dict[str, Any]:
+def read_counter(path: Path) -> dict[str, Any]:
     """Epochs and trials as the objective counted them, and the best loss at MAX_LEN."""
-    epochs: Dict[str, int] = {}
+    epochs: dict[str, int] = {}
     best = None
     if path.exists():
         for line in path.read_text().splitlines():
@@ -361,7 +361,7 @@ def read_counter(path: Path) -> Dict[str, Any]:
             "per_trial": epochs}
 
 
-def pure_training(per_trial: Dict[str, int]) -> float:
+def pure_training(per_trial: dict[str, int]) -> float:
     """The same epochs (each trial's hyperparameters, its epoch count) in one loop, one process."""
     t0 = time.perf_counter()
     for k, n in per_trial.items():
@@ -371,7 +371,7 @@ def pure_training(per_trial: Dict[str, int]) -> float:
     return time.perf_counter() - t0
 
 
-def paired_ratios(runs: List[Dict[str, Any]], system: str, base: str = "optuna") -> List[float]:
+def paired_ratios(runs: list[dict[str, Any]], system: str, base: str = "optuna") -> list[float]:
     """``system``'s wall time over ``base``'s, repeat by repeat. The two ran back to back, so
     the ratio cancels most of a shared machine's drifting load, which moves single runs by
     +-25% here; the median of these ratios is steadier than a ratio of medians."""
@@ -383,8 +383,8 @@ def paired_ratios(runs: List[Dict[str, Any]], system: str, base: str = "optuna")
             and r.get("wall_s") and r["rc"] == 0 and r["seed"] in opt]
 
 
-def run_one(system: str, trials: int, seed: int, poll: Optional[float], keep: bool,
-            timeout: float) -> Dict[str, Any]:
+def run_one(system: str, trials: int, seed: int, poll: float | None, keep: bool,
+            timeout: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"wall_time_{system}_"))
     out = tmp / "driver.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--driver", system,
@@ -403,7 +403,7 @@ def run_one(system: str, trials: int, seed: int, poll: Optional[float], keep: bo
             p.wait()
             rc = "timeout"
     command_s = time.perf_counter() - t0
-    res: Dict[str, Any] = {"system": system, "seed": seed, "rc": rc, "command_s": command_s}
+    res: dict[str, Any] = {"system": system, "seed": seed, "rc": rc, "command_s": command_s}
     if out.exists():
         res.update(json.loads(out.read_text()))
     else:
@@ -419,7 +419,7 @@ def run_one(system: str, trials: int, seed: int, poll: Optional[float], keep: bo
     return res
 
 
-def startup_probe(repeats: int = 5) -> Dict[str, float]:
+def startup_probe(repeats: int = 5) -> dict[str, float]:
     """Median seconds of fresh processes doing what each per-segment job does before training."""
     probes = {
         "python -c pass": "pass",
@@ -444,8 +444,8 @@ def startup_probe(repeats: int = 5) -> Dict[str, float]:
     return out
 
 
-def versions() -> Dict[str, Optional[str]]:
-    v: Dict[str, Optional[str]] = {"python": platform.python_version()}
+def versions() -> dict[str, str | None]:
+    v: dict[str, str | None] = {"python": platform.python_version()}
     for mod in ("numpy", "sklearn", "optuna", "ray", "syne_tune", "submitit"):
         try:
             v[mod] = getattr(__import__(mod), "__version__", "?")
@@ -462,7 +462,7 @@ def have(mod: str) -> bool:
         return False
 
 
-def git_commit() -> Optional[str]:
+def git_commit() -> str | None:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -473,12 +473,12 @@ def git_commit() -> Optional[str]:
         return None
 
 
-def med(xs: List[Optional[float]]) -> Optional[float]:
+def med(xs: list[float | None]) -> float | None:
     xs = [x for x in xs if isinstance(x, (int, float))]
     return statistics.median(xs) if xs else None
 
 
-def fmt(x: Optional[float], spec: str) -> str:
+def fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
@@ -508,9 +508,9 @@ def main() -> int:
     bad = [s for s in systems if s not in ALL_SYSTEMS]
     if bad:
         ap.error(f"unknown systems {bad}; choose from {ALL_SYSTEMS}")
-    skipped: Dict[str, str] = {}
-    for s, mod in (("optuna", "optuna"), ("optuna_shared", "optuna"), ("ray_ckpt", "ray.tune"), ("ray", "ray.tune"),
-                   ("syne", "syne_tune")):
+    skipped: dict[str, str] = {}
+    for s, mod in (("optuna", "optuna"), ("optuna_shared", "optuna"), ("ray_ckpt", "ray.tune"),
+                   ("ray", "ray.tune"), ("syne", "syne_tune")):
         if s in systems and not have(mod):
             skipped[s] = f"{mod} not installed"
     if "asha_pool" in systems or "asha_pool_aggr" in systems:
@@ -534,7 +534,7 @@ def main() -> int:
     t_all = time.perf_counter()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     commit = git_commit()
-    runs: List[Dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for rep in range(max(reps.values(), default=0)):
         for s in [s for s in run_systems if rep < reps[s]]:
             r = run_one(s, T, rep, a.poll_interval, a.keep, a.timeout)
@@ -570,7 +570,7 @@ def main() -> int:
         rows.append(row)
     name = "wall_time_quick.json" if a.quick else "wall_time.json"
     out = Path(a.out) if a.out else HERE / "results" / name
-    kept: List[str] = []
+    kept: list[str] = []
     if a.merge and out.exists():
         old = json.loads(out.read_text())
         if old.get("config", {}).get("trials") != T:
@@ -643,7 +643,8 @@ def main() -> int:
         "benchmark": "wall_time", "quick": a.quick, "versions": vers, "cpus": os.cpu_count(),
         "load_avg": os.getloadavg(), "machine": platform.platform(), "measured_at": stamp,
         "commit": commit, "merged_from_earlier": kept,
-        "config": {"trials": T, "repeats": R, "repeats_per_system": reps, "workers": WORKERS, "max_length": MAX_LEN,
+        "config": {"trials": T, "repeats": R, "repeats_per_system": reps, "workers": WORKERS,
+                   "max_length": MAX_LEN,
                    "divisor": DIVISOR, "poll_interval_s": a.poll_interval,
                    "systems": systems},
         "skipped": skipped, "rows": rows, "runs": runs, "startup_probe": probe,

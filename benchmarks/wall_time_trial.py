@@ -26,7 +26,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Dict, Optional  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -40,7 +40,8 @@ _counter = None
 
 
 def sq():
-    """benchmarks/stopping_rules.py (the digits task), imported by path (not edited; it is another benchmark)."""
+    """benchmarks/stopping_rules.py (the digits task), imported by path (not edited; it is
+    another benchmark)."""
     global _sq
     if _sq is None:
         mod = sys.modules.get("stopping_rules") or sys.modules.get("_wt_stopping_rules")
@@ -61,7 +62,7 @@ def data():
     return _data
 
 
-def key_of(hp: Dict[str, Any]) -> str:
+def key_of(hp: dict[str, Any]) -> str:
     return json.dumps(hp, sort_keys=True, default=str)
 
 
@@ -75,17 +76,17 @@ def _log(line: str) -> None:
     os.write(_counter, (line + "\n").encode())  # one O_APPEND write: lines never interleave
 
 
-def log_start(hp: Dict[str, Any], tag: str = "") -> str:
+def log_start(hp: dict[str, Any], tag: str = "") -> str:
     k = key_of(hp)
     _log("H\t" + k + "\t" + tag)
     return k
 
 
-def log_epoch(k: str, epoch: int, loss: Optional[float]) -> None:
+def log_epoch(k: str, epoch: int, loss: float | None) -> None:
     _log(f"E\t{k}\t{epoch}\t{'' if loss is None else repr(loss)}")
 
 
-def new_net(hp: Dict[str, Any]):
+def new_net(hp: dict[str, Any]):
     return sq().Net(data(), hp, SEED)
 
 
@@ -102,7 +103,7 @@ def net_bytes(net) -> bytes:
     return buf.getvalue()
 
 
-def load_net(hp: Dict[str, Any], path: Path):
+def load_net(hp: dict[str, Any], path: Path):
     net = new_net(hp)
     with np.load(path) as z:
         for n in _ARRAYS:
@@ -131,7 +132,7 @@ def train(trial) -> None:
 
 
 # ----------------------------------------------------------------------------- Ray Tune
-def ray_trainable(config: Dict[str, Any]) -> None:
+def ray_trainable(config: dict[str, Any]) -> None:
     import tempfile
 
     from ray import tune

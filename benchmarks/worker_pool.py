@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,7 +73,7 @@ POLL_S = 10.0
 
 
 # ----------------------------------------------------------------------------- journal metrics
-def pct(xs: List[float], q: float) -> Optional[float]:
+def pct(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
     xs = sorted(xs)
@@ -82,12 +82,12 @@ def pct(xs: List[float], q: float) -> Optional[float]:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def journal_metrics(records: List[Dict[str, Any]]) -> Dict[str, Any]:
+def journal_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Hand-off gaps (a completed result's ``ended`` -> the same trial's next completed result's
     ``started``), makespan, how many segments were handed over vs submitted."""
     handed = set()
     intents = 0
-    intent_t: Dict[tuple, float] = {}
+    intent_t: dict[tuple, float] = {}
     for r in records:
         if r.get("kind") == "intent":
             intents += 1
@@ -95,20 +95,20 @@ def journal_metrics(records: List[Dict[str, Any]]) -> Dict[str, Any]:
             if r.get("worker"):
                 handed.add((r["trial"], r["segment"], r["attempt"]))
     # the master's decision (intent journaled) -> the segment starts in its job
-    lat_handed: List[float] = []
-    lat_fresh: List[float] = []
+    lat_handed: list[float] = []
+    lat_fresh: list[float] = []
     for r in records:
         key = (r.get("trial"), r.get("segment"), r.get("attempt"))
         if r.get("kind") == "result" and key in intent_t and isinstance(r.get("started"), (int, float)):
             (lat_handed if key in handed else lat_fresh).append(r["started"] - intent_t[key])
-    by_trial: Dict[int, List[Dict[str, Any]]] = {}
+    by_trial: dict[int, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("kind") == "result" and r.get("status") == "completed" \
                 and isinstance(r.get("started"), (int, float)) and isinstance(r.get("ended"), (int, float)):
             by_trial.setdefault(r["trial"], []).append(r)
-    gaps: List[float] = []
-    gaps_handed: List[float] = []
-    gaps_fresh: List[float] = []
+    gaps: list[float] = []
+    gaps_handed: list[float] = []
+    gaps_fresh: list[float] = []
     seg_s = 0.0
     for rs in by_trial.values():
         rs.sort(key=lambda r: r["segment"])
@@ -131,17 +131,17 @@ def journal_metrics(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def trial_counts(st, max_len: int) -> Dict[str, int]:
+def trial_counts(st, max_len: int) -> dict[str, int]:
     trials = list(st.trials.values())
     return {"trials": len(trials),
             "completed_max": sum(1 for t in trials if t.status == "completed" and t.length >= max_len)}
 
 
 # ----------------------------------------------------------------------------- simulation
-def sim_config(mode: str, trials: int, queue_s: float, seed: int) -> Dict[str, Any]:
-    sim: Dict[str, Any] = {"unit_seconds": UNIT_S, "startup_seconds": STARTUP_S,
+def sim_config(mode: str, trials: int, queue_s: float, seed: int) -> dict[str, Any]:
+    sim: dict[str, Any] = {"unit_seconds": UNIT_S, "startup_seconds": STARTUP_S,
                            "queue_wait_seconds": queue_s, "duration_noise": NOISE, "workers": GPUS}
-    cfg: Dict[str, Any] = {
+    cfg: dict[str, Any] = {
         "name": f"pool-bench-{mode}", "entrypoint": "unused:train",
         "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": MAX_LEN,
                      "max_trials": trials, "max_concurrent_trials": GPUS,
@@ -157,7 +157,7 @@ def sim_config(mode: str, trials: int, queue_s: float, seed: int) -> Dict[str, A
     return cfg
 
 
-def run_sim(mode: str, trials: int, queue_s: float, seed: int, tmp: Path) -> Dict[str, Any]:
+def run_sim(mode: str, trials: int, queue_s: float, seed: int, tmp: Path) -> dict[str, Any]:
     cfg = parse_config(sim_config(mode, trials, queue_s, seed), "/tmp")
     exp = ExpDir.create(tmp / f"sim-{mode}-{int(queue_s)}-{seed}")
     t0 = time.perf_counter()
@@ -166,7 +166,7 @@ def run_sim(mode: str, trials: int, queue_s: float, seed: int, tmp: Path) -> Dic
     cpu = time.perf_counter() - t0
     recs = read_journal(exp.journal)[0]
     b = m.backend
-    out: Dict[str, Any] = {"mode": mode, "queue_wait_s": queue_s, "seed": seed,
+    out: dict[str, Any] = {"mode": mode, "queue_wait_s": queue_s, "seed": seed,
                            "lifecycle": st.lifecycle, "run_s": cpu,
                            "busy_gpu_h": b.busy_seconds / 3600.0,
                            "held_gpu_h": b.held_seconds / 3600.0}
@@ -181,8 +181,8 @@ def run_sim(mode: str, trials: int, queue_s: float, seed: int, tmp: Path) -> Dic
 
 
 # ----------------------------------------------------------------------------- local (real)
-def local_config(mode: str, trials: int, seed: int) -> Dict[str, Any]:
-    cfg: Dict[str, Any] = {
+def local_config(mode: str, trials: int, seed: int) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
         "name": f"pool-bench-local-{mode}", "entrypoint": "model:train",
         "context_dir": str(ROOT / "examples" / "quadratic"),
         "searcher": {"name": "adaptive_asha", "metric": "val_loss", "smaller_is_better": True,
@@ -202,14 +202,14 @@ def local_config(mode: str, trials: int, seed: int) -> Dict[str, Any]:
     return cfg
 
 
-def run_local(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
+def run_local(mode: str, trials: int, seed: int, tmp: Path) -> dict[str, Any]:
     cfg = parse_config(local_config(mode, trials, seed), ROOT / "examples" / "quadratic")
     exp = ExpDir.create(tmp / f"local-{mode}-{seed}")
     t0 = time.perf_counter()
     st = Master(exp, cfg, progress=lambda s: None).run()
     wall = time.perf_counter() - t0
     recs = read_journal(exp.journal)[0]
-    out: Dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall}
+    out: dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall}
     out.update(journal_metrics(recs))
     out.update(trial_counts(st, 64))
     out["slot_seconds"] = 2 * wall
@@ -220,7 +220,7 @@ def run_local(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
 SLURM_SLOTS = 4
 
 
-def slurm_available() -> Optional[str]:
+def slurm_available() -> str | None:
     """None if a Slurm cluster answers, else why not."""
     import subprocess
 
@@ -231,7 +231,7 @@ def slurm_available() -> Optional[str]:
     return None
 
 
-def slurm_config(mode: str, trials: int, seed: int) -> Dict[str, Any]:
+def slurm_config(mode: str, trials: int, seed: int) -> dict[str, Any]:
     cfg = local_config(mode, trials, seed)
     cfg["name"] = f"poolbench-{mode}-{os.getpid()}-{seed}"
     cfg["backend"] = "slurm"
@@ -244,7 +244,7 @@ def slurm_config(mode: str, trials: int, seed: int) -> Dict[str, Any]:
     return cfg
 
 
-def sacct_held(job_ids: List[str]) -> Dict[str, float]:
+def sacct_held(job_ids: list[str]) -> dict[str, float]:
     """GPU-seconds and job-seconds the jobs held, from sacct (elapsed x allocated GPUs; an
     array's tasks are separate rows). Waits until none of them is still running."""
     import subprocess
@@ -252,7 +252,7 @@ def sacct_held(job_ids: List[str]) -> Dict[str, float]:
     ids = sorted({j for j in job_ids if j})  # array tasks as <array>_<task>: each its own row
     if not ids:
         return {"gpu_s": 0.0, "job_s": 0.0, "jobs": 0}
-    rows: List[List[str]] = []
+    rows: list[list[str]] = []
     for _ in range(60):
         out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids),
                               "-o", "JobID,State,ElapsedRaw,AllocTRES"],
@@ -272,7 +272,7 @@ def sacct_held(job_ids: List[str]) -> Dict[str, float]:
     return {"gpu_s": gpu_s, "job_s": job_s, "jobs": len(rows)}
 
 
-def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
+def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> dict[str, Any]:
     cfg = parse_config(slurm_config(mode, trials, seed), ROOT / "examples" / "quadratic")
     exp = ExpDir.create(tmp / f"slurm-{mode}-{seed}")
     m = Master(exp, cfg, progress=lambda s: None)
@@ -283,7 +283,7 @@ def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
     jobs = [r["job_id"] for r in recs if r.get("kind") == "submitted" and r.get("job_id")]
     jobs += [j for r in recs if r.get("kind") == "workers_submitted" for j in r["jobs"].values()]
     held = sacct_held(jobs)
-    out: Dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall,
+    out: dict[str, Any] = {"mode": mode, "seed": seed, "lifecycle": st.lifecycle, "wall_s": wall,
                            "sbatch_calls": m.backend.stats.get("sbatch"),
                            "held_gpu_s": held["gpu_s"], "jobs": held["jobs"]}
     out.update(journal_metrics(recs))
@@ -293,12 +293,12 @@ def run_slurm(mode: str, trials: int, seed: int, tmp: Path) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- output
-def fmt(x: Optional[float], spec: str) -> str:
+def fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def med_rows(runs: List[Dict[str, Any]], keys: List[str], group: List[str]) -> List[Dict[str, Any]]:
-    out: Dict[tuple, List[Dict[str, Any]]] = {}
+def med_rows(runs: list[dict[str, Any]], keys: list[str], group: list[str]) -> list[dict[str, Any]]:
+    out: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
         out.setdefault(tuple(r[g] for g in group), []).append(r)
     rows = []
@@ -321,7 +321,7 @@ LOCAL_KEYS = ["wall_s", "gap_median_s", "gap_p90_s", "start_handed_median_s",
               "completed_max", "trials", "handed_over", "intents"]
 
 
-def print_sim(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
+def print_sim(rows: list[dict[str, Any]], trials: int, seeds: int) -> None:
     print(f"\nSimulation: {GPUS} GPUs, adaptive_asha standard, divisor 4, {trials} trials "
           f"({GPUS} concurrent), max length {MAX_LEN} x {UNIT_S:.0f} s, start-up {STARTUP_S:.0f} s "
           f"per job, duration noise sigma {NOISE}, poll {POLL_S:.0f} s; median of {seeds} seed(s)")
@@ -344,7 +344,7 @@ def print_sim(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
           "waiting job / all intents; done@max: trials trained to max length")
 
 
-def print_local(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
+def print_local(rows: list[dict[str, Any]], trials: int, seeds: int) -> None:
     print(f"\nThis machine, local backend: examples/quadratic model:train (30 ms sleep per epoch), "
           f"{trials} trials, max 64 epochs, 2 slots, poll 0.5 s; median of {seeds} run(s)")
     print(f"{'mode':<12} {'wall s':>7} {'gap med s':>9} {'gap p90 s':>9} {'start handed':>12} "
@@ -368,7 +368,7 @@ SLURM_KEYS = ["wall_s", "gap_median_s", "gap_p90_s", "start_handed_median_s",
               "sbatch_calls", "jobs", "completed_max", "trials", "handed_over", "intents"]
 
 
-def print_slurm(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
+def print_slurm(rows: list[dict[str, Any]], trials: int, seeds: int) -> None:
     print(f"\nLocal Slurm cluster: examples/quadratic model:train (30 ms sleep per epoch), "
           f"{trials} trials, max 64 epochs, {SLURM_SLOTS} GPUs (1 per job), poll 0.5 s; median of "
           f"{seeds} run(s)")
@@ -388,7 +388,7 @@ def print_slurm(rows: List[Dict[str, Any]], trials: int, seeds: int) -> None:
           "one); jobs: sacct rows (array tasks count one each)")
 
 
-def keep_skipped_parts(doc: Dict[str, Any], path: Path, ran: Dict[str, bool]) -> List[str]:
+def keep_skipped_parts(doc: dict[str, Any], path: Path, ran: dict[str, bool]) -> list[str]:
     """Parts not run this time (``--no-sim``, ``--no-local``, no ``--slurm``) keep their rows,
     runs and config from the existing file, so one part can be re-measured alone."""
     try:
@@ -434,9 +434,9 @@ def main() -> int:
         waits = []
     t_all = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="worker_pool_bench_"))
-    sim_runs: List[Dict[str, Any]] = []
-    local_runs: List[Dict[str, Any]] = []
-    slurm_runs: List[Dict[str, Any]] = []
+    sim_runs: list[dict[str, Any]] = []
+    local_runs: list[dict[str, Any]] = []
+    slurm_runs: list[dict[str, Any]] = []
     try:
         for q in waits:
             for seed in range(seeds):
@@ -483,7 +483,8 @@ def main() -> int:
         "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "machine": platform.platform(),
         "sim_config": {"gpus": GPUS, "trials": trials, "seeds": seeds, "queue_waits_s": waits,
                        "startup_s": STARTUP_S, "duration_noise": NOISE, "unit_s": UNIT_S,
-                       "max_length": MAX_LEN, "poll_s": POLL_S, "searcher": "adaptive_asha standard, divisor 4"},
+                       "max_length": MAX_LEN, "poll_s": POLL_S,
+                       "searcher": "adaptive_asha standard, divisor 4"},
         "local_config": {"trials": ltrials, "repeats": lreps, "slots": 2, "poll_s": 0.5,
                          "model": "examples/quadratic model:train"},
         "slurm_config": {"trials": strials, "repeats": lreps, "gpus": SLURM_SLOTS, "poll_s": 0.5,

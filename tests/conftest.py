@@ -12,22 +12,21 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "start it with `bash tools/local_slurm.sh start`"
 
-_slurm_status: Optional[Dict[str, object]] = None
+_slurm_status: dict[str, object] | None = None
 
 # the partition Slurm tests submit to (None: the cluster's default)
-TEST_PARTITION: Optional[str] = os.environ.get("ASHA_TEST_SLURM_PARTITION", "").strip() or None
+TEST_PARTITION: str | None = os.environ.get("ASHA_TEST_SLURM_PARTITION", "").strip() or None
 # what tools/local_slurm.sh makes: debug (the default, no MaxTime) and short (MaxTime 10 min)
 LOCAL_PARTITIONS = {"debug": "infinite", "short": "10:00"}
 
 
-def partition_options() -> Dict[str, str]:
+def partition_options() -> dict[str, str]:
     """``{"partition": ...}`` for a test's slurm options, or ``{}`` for the default one."""
     return {"partition": TEST_PARTITION} if TEST_PARTITION else {}
 
@@ -37,12 +36,12 @@ def _in_ci() -> bool:
     return value not in ("", "0", "false", "no")
 
 
-def _probe_slurm() -> Dict[str, object]:
+def _probe_slurm() -> dict[str, object]:
     """{"ok": bool, "why": str, "states": [...], "partitions": [...]} (probed once)."""
     global _slurm_status
     if _slurm_status is not None:
         return _slurm_status
-    status: Dict[str, object] = {"ok": False, "why": "", "states": [], "partitions": []}
+    status: dict[str, object] = {"ok": False, "why": "", "states": [], "partitions": []}
     if shutil.which("sinfo") is None:
         status["why"] = "sinfo not found"
     else:
@@ -77,7 +76,7 @@ def _probe_slurm() -> Dict[str, object]:
     return status
 
 
-def _require_slurm() -> Dict[str, object]:
+def _require_slurm() -> dict[str, object]:
     status = _probe_slurm()
     if not status["ok"]:
         if _in_ci():
@@ -93,13 +92,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Dict[str, object]:
+def slurm_cluster() -> dict[str, object]:
     """The local Slurm cluster's probe result (skips/fails like ``@pytest.mark.slurm``)."""
     return _require_slurm()
 
 
 @pytest.fixture(scope="session")
-def local_partitions(slurm_cluster) -> Dict[str, object]:
+def local_partitions(slurm_cluster) -> dict[str, object]:
     """For the tests built on the local cluster's partitions (time limits read from and
     capped at 'short''s MaxTime): skipped on a cluster without them, with the reason."""
     limits = slurm_cluster.get("limits") or {}
@@ -144,8 +143,8 @@ def cleanup():
     ``names`` still queued or running is cancelled."""
     from slurm_helpers import cancel_leftovers
 
-    names: List[str] = []
-    procs: List[subprocess.Popen] = []
+    names: list[str] = []
+    procs: list[subprocess.Popen] = []
     yield names, procs
     for p in procs:
         if p.poll() is None:

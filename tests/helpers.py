@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from asha_hpc.config import load_config, parse_config
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
+from asha_hpc.testing.invariants import check_invariants
 
 MODEL = '''
 import json, os, time

@@ -12,14 +12,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import yaml
 
 from asha_hpc.config import load_config
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.state import replay
+from asha_hpc.testing.invariants import check_invariants
+
 from conftest import partition_options
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ def exp_name(cfg_path: Path) -> str:
     return yaml.safe_load(cfg_path.read_text())["name"]
 
 
-def env_with(path_prefix: Optional[Path] = None) -> Dict[str, str]:
+def env_with(path_prefix: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") \
         else str(REPO_ROOT)
@@ -142,7 +142,7 @@ def start_master(*args, env=None) -> subprocess.Popen:
                             env=env or env_with(), cwd=REPO_ROOT)
 
 
-def journal(exp_dir: Path) -> List[dict]:
+def journal(exp_dir: Path) -> list[dict]:
     return read_journal(Path(exp_dir) / "journal.jsonl")[0]
 
 
@@ -157,7 +157,7 @@ def status_json(exp_dir: Path) -> dict:
     return json.loads(cli("status", exp_dir, "--json").stdout)
 
 
-def model_log(exp_dir: Path, trial: Optional[int] = None) -> List[dict]:
+def model_log(exp_dir: Path, trial: int | None = None) -> list[dict]:
     paths = ([Path(exp_dir) / "trials" / f"{trial:05d}" / "log.jsonl"] if trial is not None
              else sorted((Path(exp_dir) / "trials").glob("*/log.jsonl")))
     out = []
@@ -179,14 +179,14 @@ def wait_until(cond, timeout: float, what: str, every: float = 0.1):
         time.sleep(every)
 
 
-def progress(exp_dir: Path, trial: int) -> Optional[dict]:
+def progress(exp_dir: Path, trial: int) -> dict | None:
     try:
         return json.loads((Path(exp_dir) / "trials" / f"{trial:05d}" / "progress.json").read_text())
     except (OSError, ValueError):
         return None
 
 
-def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> List[Dict[str, str]]:
+def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> list[dict[str, str]]:
     """sacct rows (JobID, JobName, State, ExitCode) of the jobs named ``asha-<name>-*`` started
     after ``since``, waited for until every id in ``expect`` is there, no array row is still
     collapsed (``123_[4-6]``) and none is pending or running (accounting lags a little behind
@@ -207,7 +207,7 @@ def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> Li
         time.sleep(0.5)
 
 
-def job_keys(exp_dir: Path, name: str, rows: List[Dict[str, str]]) -> List[tuple]:
+def job_keys(exp_dir: Path, name: str, rows: list[dict[str, str]]) -> list[tuple]:
     """(key, job id, state word) per sacct row: a single job's key is in its name, an array
     task's key comes from the array's manifest in <exp>/jobs/batches/ (by token and index)."""
     manifests = {}
@@ -227,12 +227,12 @@ def job_keys(exp_dir: Path, name: str, rows: List[Dict[str, str]]) -> List[tuple
     return out
 
 
-def submitted_keys(recs: List[dict]) -> Dict[str, str]:
+def submitted_keys(recs: list[dict]) -> dict[str, str]:
     return {f"t{r['trial']:05d}-s{r['segment']:03d}-a{r['attempt']:02d}": r["job_id"]
             for r in recs if r["kind"] == "submitted"}
 
 
-def cancel_leftovers(names: List[str]) -> None:
+def cancel_leftovers(names: list[str]) -> None:
     """scancel every queued/running job of these experiments (and their masters)."""
     res = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True)
     ids = []

@@ -6,7 +6,15 @@ import random
 import pytest
 
 from asha_hpc.config import SearcherConfig
-from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted, TrialFailed, TrialInvalid, make_searcher)
+from asha_hpc.searcher import (
+    CreateTrial,
+    FinishTrial,
+    ResumeTrial,
+    SegmentCompleted,
+    TrialFailed,
+    TrialInvalid,
+    make_searcher,
+)
 from asha_hpc.searcher.sortedlist import SortedKeys
 from asha_hpc.space import parse_space
 
@@ -257,7 +265,8 @@ def test_rung_keys_order_like_metric_then_arrival():
     rnd = random.Random(3)
     special = [0.0, -0.0, math.inf, -math.inf, 5e-324, -5e-324, 1.7976931348623157e308,
                -1.7976931348623157e308, 1.0, -1.0]
-    metrics = special + [rnd.uniform(-1e6, 1e6) for _ in range(300)] + [rnd.choice(special) for _ in range(50)]
+    metrics = (special + [rnd.uniform(-1e6, 1e6) for _ in range(300)]
+               + [rnd.choice(special) for _ in range(50)])
     entries = [(m, i, rnd.randint(1, 2**40 - 1)) for i, m in enumerate(metrics)]
     keys = [make_key(m, a, t) for m, a, t in entries]
     keys.append(worst_key(len(entries), 9))

@@ -16,10 +16,10 @@ from asha_hpc.cli import main, status_dict
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 from asha_hpc.expdir import ExpDir
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 from asha_hpc.state import replay
+from asha_hpc.testing.invariants import check_invariants
 
 
 def M(startup=3.0, queue=0.0, train=0.5, idle=0.01, segments=10):

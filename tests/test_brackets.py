@@ -6,9 +6,17 @@ import pytest
 from asha_hpc.config import SearcherConfig
 from asha_hpc.plan import plan
 from asha_hpc.searcher import make_searcher
-from asha_hpc.searcher.brackets import (adaptive_brackets, auto_num_rungs, bracket_plan,
-                                        bracket_sizes, concurrency_per_bracket, initial_trials,
-                                        mode_bracket_sizes, rung_lengths, trials_per_bracket)
+from asha_hpc.searcher.brackets import (
+    adaptive_brackets,
+    auto_num_rungs,
+    bracket_plan,
+    bracket_sizes,
+    concurrency_per_bracket,
+    initial_trials,
+    mode_bracket_sizes,
+    rung_lengths,
+    trials_per_bracket,
+)
 from asha_hpc.space import parse_space
 
 SPACE, _ = parse_space({"x": {"type": "double", "minval": 0, "maxval": 1}})

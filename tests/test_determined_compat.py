@@ -47,7 +47,8 @@ def test_every_determined_config_plans_unchanged(capsys, path):
 def _keys(d, prefix=""):
     for k, v in d.items():
         yield f"{prefix}{k}"
-        if prefix == "" and k in ("searcher", "resources", "checkpoint_storage", "slurm") and isinstance(v, dict):
+        if (prefix == "" and k in ("searcher", "resources", "checkpoint_storage", "slurm")
+                and isinstance(v, dict)):
             yield from _keys(v, f"{k}.")
 
 
@@ -74,7 +75,8 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     # the mapped ones say what they became
     joined = "\n".join(warnings)
     assert "slurm.sbatch_args: slurm.additional_parameters {mem: 64G, time: 04:00:00}" in joined
-    assert "checkpoint_storage: trials' checkpoints live in /tmp/asha-det-compat-scratch/checkpoints/" in joined
+    assert ("checkpoint_storage: trials' checkpoints live in "
+            "/tmp/asha-det-compat-scratch/checkpoints/") in joined
     cfg = load_config(path)
     assert cfg.slurm.gpus_per_node == 4  # slurm.slots_per_node
     assert cfg.slurm.additional_parameters == {"mem": "64G", "time": "04:00:00"}

@@ -10,7 +10,6 @@ trials one after the other, each reporting ever worse metrics until it is stoppe
 from __future__ import annotations
 
 from collections import deque
-from typing import Dict, List, Optional, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -18,14 +17,22 @@ from hypothesis import strategies as st
 
 from asha_hpc.config import SearcherConfig, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.searcher import (BracketInfo, CreateTrial, FinishTrial, ResumeTrial, SearchDone,
-                               SegmentCompleted, TrialFailed, make_searcher)
+from asha_hpc.searcher import (
+    BracketInfo,
+    CreateTrial,
+    FinishTrial,
+    ResumeTrial,
+    SearchDone,
+    SegmentCompleted,
+    TrialFailed,
+    make_searcher,
+)
 from asha_hpc.searcher.asha import DETERMINED_037, DETERMINED_038, PAPER, BracketSearcher
 from asha_hpc.searcher.brackets import rung_lengths
 from asha_hpc.space import parse_space
 
 # (lengths the trial trains to, its constant metric, index of the op it exits early at)
-Predefined = Tuple[List[int], float, Optional[int]]
+Predefined = tuple[list[int], float, int | None]
 
 
 def _one_bracket(num_rungs: int, max_length: int, max_trials: int, divisor: float,
@@ -39,12 +46,12 @@ def _one_bracket(num_rungs: int, max_length: int, max_trials: int, divisor: floa
     return make_searcher(cfg, space, seed=0)
 
 
-def fifo_run(s: BracketSearcher, trials: List[Predefined]) -> Dict[int, List[int]]:
+def fifo_run(s: BracketSearcher, trials: list[Predefined]) -> dict[int, list[int]]:
     """Determined's checkValueSimulation: returns the lengths each predefined trial trained to
     (keyed by its index), failing if the searcher asks for more trials than given."""
     queue = deque(s.start())
-    index: Dict[int, int] = {}
-    trained: Dict[int, List[int]] = {}
+    index: dict[int, int] = {}
+    trained: dict[int, list[int]] = {}
     while queue:
         a = queue.popleft()
         if isinstance(a, (CreateTrial, ResumeTrial)):
@@ -64,7 +71,7 @@ def fifo_run(s: BracketSearcher, trials: List[Predefined]) -> Dict[int, List[int
     return trained
 
 
-def _expect(s: BracketSearcher, trials: List[Predefined]) -> None:
+def _expect(s: BracketSearcher, trials: list[Predefined]) -> None:
     got = fifo_run(s, trials)
     assert len(got) == len(trials)
     for i, (lengths, _, _) in enumerate(trials):
@@ -74,7 +81,7 @@ def _expect(s: BracketSearcher, trials: List[Predefined]) -> None:
 B3 = [1000, 3000, 9000]
 
 
-def _trials(spec: List[Tuple[int, float, Optional[int]]]) -> List[Predefined]:
+def _trials(spec: list[tuple[int, float, int | None]]) -> list[Predefined]:
     return [(B3[:n], m, e) for n, m, e in spec]
 
 
@@ -133,7 +140,7 @@ def test_determined_038_stopping_search_method():
     s = _one_bracket(3, 900, 10, 3, DETERMINED_038, concurrency=3)
     pending = deque(a for a in s.start() if isinstance(a, CreateTrial))
     target = {a.trial_id: a.length for a in pending}
-    stopped_at: Dict[int, int] = {}
+    stopped_at: dict[int, int] = {}
     metric = 0.0
     order = [a.trial_id for a in pending]
     i = 0
@@ -189,7 +196,7 @@ def test_paper_and_determined_037_differ_on_failed_trials():
     result (its early-exit recursion), which the paper never does. Divisor 1.5, rungs 1 and 2:
     t1 fails, t2 = 5 goes up, t3 fails: floor(3/1.5) = 2 > floor(2/1.5) = 1, so Determined
     promotes the entry at index 1, failed t1, into the top rung."""
-    def rung_counts(rule: str) -> List[int]:
+    def rung_counts(rule: str) -> list[int]:
         s = BracketSearcher([BracketInfo(2, 4, 1, [1, 2])], 1.5, True, False, lambda i: {},
                             rule=rule)
         (t1,) = s.start()

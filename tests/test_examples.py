@@ -3,8 +3,8 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import REPO_ROOT, require_module
 
+from conftest import REPO_ROOT, require_module
 from helpers import cli, final_state
 
 EXAMPLES = REPO_ROOT / "examples"

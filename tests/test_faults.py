@@ -7,14 +7,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asha_hpc.testing.chaos import run_chaos
+from asha_hpc import journal as journal_mod
 from asha_hpc.config import parse_config
 from asha_hpc.errors import AshaError, ConfigError
 from asha_hpc.expdir import ExpDir, atomic_write_json
-from asha_hpc.testing.invariants import check_invariants
-from asha_hpc import journal as journal_mod
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
+from asha_hpc.testing.chaos import run_chaos
+from asha_hpc.testing.invariants import check_invariants
 
 from helpers import cli, final_state, make_experiment, sim_cfg
 
@@ -96,7 +96,8 @@ def test_full_disk_gives_clear_error_and_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "write", write)
     monkeypatch.setattr(journal_mod, "FULL_WAIT_S", 0.0)  # no waiting for room
-    with pytest.raises(AshaError, match=r"journal.jsonl: cannot write the journal \(No space left on device\); nothing was lost"):
+    with pytest.raises(AshaError, match=r"journal.jsonl: cannot write the journal "
+                                        r"\(No space left on device\); nothing was lost"):
         Master(exp, cfg, progress=lambda s: None).run()
     monkeypatch.setattr(os, "write", real_write)
     recs, _, warnings = read_journal(exp.journal)
@@ -138,7 +139,8 @@ def test_job_killed_while_writing_a_checkpoint_resumes_from_last_complete(tmp_pa
     cfg_, st = final_state(tmp_path / "run")
     t = st.trials[1]
     assert st.lifecycle == "completed" and t.restarts == 1 and t.length == 6
-    resumed = [json.loads(line)["from"] for line in (tmp_path / "run/trials/00001/resumed.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "run/trials/00001/resumed.jsonl").read_text().splitlines()
+    resumed = [json.loads(line)["from"] for line in lines]
     assert resumed == [0, 2]  # the checkpoint of epoch 3 was never published
 
 

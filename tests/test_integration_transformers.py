@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, require_module
-from helpers import cli, final_state
 
 from asha_hpc.expdir import ExpDir
 from asha_hpc.trial import Trial, checkpoint_length
+
+from conftest import REPO_ROOT, require_module
+from helpers import cli, final_state
 
 require_module("torch")
 pytest.importorskip("transformers")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from asha_hpc.errors import AshaError, LeaseHeldError
 from asha_hpc import journal as journal_mod
+from asha_hpc.errors import AshaError, LeaseHeldError
 from asha_hpc.journal import Journal, read_journal
 from asha_hpc.lease import Lease
 
@@ -26,7 +26,8 @@ def test_append_and_replay(tmp_path):
     assert warns == []
 
 
-@pytest.mark.parametrize("tail", [b"deadbeef {\"kind\": \"x\"", b"0000", b"\x00\x00\x00", b"garbage without newline"])
+@pytest.mark.parametrize("tail", [b"deadbeef {\"kind\": \"x\"", b"0000", b"\x00\x00\x00",
+                                  b"garbage without newline"])
 def test_torn_last_line_is_ignored_and_cut_before_append(tmp_path, tail):
     p = tmp_path / "journal.jsonl"
     j = Journal(p)
@@ -120,7 +121,8 @@ def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
     path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}))
     with pytest.raises(LeaseHeldError, match="other-node"):
         Lease(path, timeout_s=60).acquire()
-    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time() - 120}))
+    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x",
+                                "heartbeat": time.time() - 120}))
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
 
 

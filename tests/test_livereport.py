@@ -9,13 +9,14 @@ import time
 
 import pytest
 import yaml
-from helpers import cli, make_experiment
 
 from asha_hpc.config import load_config
 from asha_hpc.expdir import ExpDir, atomic_write
 from asha_hpc.livereport import REPORT_NAME
 from asha_hpc.master import Master
 from asha_hpc.observe import open_experiment
+
+from helpers import cli, make_experiment
 
 
 def shown(page: str):

@@ -27,8 +27,7 @@ from asha_hpc.backends.simulated import synthetic_curve
 from asha_hpc.config import parse_config
 from asha_hpc.expdir import ExpDir, atomic_write
 from asha_hpc.master import Master
-from asha_hpc.observe import (curve_rows, find_logs, open_experiment, pick_curve_metric,
-                              trial_jobs)
+from asha_hpc.observe import curve_rows, find_logs, open_experiment, pick_curve_metric, trial_jobs
 from asha_hpc.state import replay
 
 GOLDEN = Path(__file__).parent / "golden"

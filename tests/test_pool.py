@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asha_hpc.testing.chaos import run_chaos
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 from asha_hpc.expdir import ExpDir, read_json
 from asha_hpc.handoff import claim, slot_path, wait_slot
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 from asha_hpc.state import ExperimentState
+from asha_hpc.testing.chaos import run_chaos
+from asha_hpc.testing.invariants import check_invariants
 
 MODEL = '''
 import json, os, time

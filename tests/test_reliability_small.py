@@ -72,7 +72,8 @@ def test_rejected_inbox_files_do_not_pile_up(tmp_path, monkeypatch):
     m.step()
     m.close()
     names = os.listdir(exp.inbox)
-    assert len([n for n in names if n.startswith(".rejected-")]) == 3 and not [n for n in names if n.startswith("junk")]
+    assert len([n for n in names if n.startswith(".rejected-")]) == 3
+    assert not [n for n in names if n.startswith("junk")]
 
 
 def test_stale_leases_kept_aside_are_bounded(tmp_path):
@@ -81,7 +82,8 @@ def test_stale_leases_kept_aside_are_bounded(tmp_path):
         stale = tmp_path / f"master.json.stale-{1000 + i}"
         stale.write_text("{}")
         os.utime(stale, (1000 + i, 1000 + i))
-    path.write_text(json.dumps({"host": "gone-node", "pid": 1, "token": "x", "heartbeat": time.time() - 9999}))
+    path.write_text(json.dumps({"host": "gone-node", "pid": 1, "token": "x",
+                                "heartbeat": time.time() - 9999}))
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
     assert len([n for n in os.listdir(tmp_path) if n.startswith("master.json.stale-")]) == KEEP_STALE
 
@@ -92,7 +94,8 @@ def test_a_job_pickle_submitit_never_moved_is_removed_by_the_next_master(tmp_pat
 
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    leaked, in_flight, kept = jobs / ("a" * 32 + ".pkl"), jobs / ("b" * 32 + ".pkl"), jobs / "123_submitted.pkl"
+    leaked, in_flight = jobs / ("a" * 32 + ".pkl"), jobs / ("b" * 32 + ".pkl")
+    kept = jobs / "123_submitted.pkl"
     for p in (leaked, in_flight, kept):
         p.write_bytes(b"x")
     os.utime(leaked, (time.time() - 600, time.time() - 600))

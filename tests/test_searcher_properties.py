@@ -17,14 +17,21 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Dict, List, Set, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.config import SearcherConfig
-from asha_hpc.searcher import (CreateTrial, FinishTrial, ResumeTrial, SearchDone,
-                               SegmentCompleted, TrialFailed, TrialInvalid, make_searcher)
+from asha_hpc.searcher import (
+    CreateTrial,
+    FinishTrial,
+    ResumeTrial,
+    SearchDone,
+    SegmentCompleted,
+    TrialFailed,
+    TrialInvalid,
+    make_searcher,
+)
 from asha_hpc.space import parse_space
 
 SPACE, _ = parse_space({"x": {"type": "double", "minval": 0, "maxval": 1, "count": 3},
@@ -55,24 +62,24 @@ class Model:
         self.d = float(cfg.divisor)
         self.sign = 1.0 if cfg.smaller_is_better else -1.0
         self.info = s.brackets()
-        self.results: Dict[Tuple[int, int], List[Tuple[int, float, int, int]]] = {}
-        self.promoted: Dict[Tuple[int, int], Set[int]] = {}
-        self.bracket: Dict[int, int] = {}
-        self.rung: Dict[int, int] = {}  # trial -> rung index it trains toward / last completed
-        self.pool: Dict[int, int] = {}  # in flight: trial -> length
-        self.paused: Set[int] = set()
-        self.dead: Set[int] = set()  # failed, invalid, finished
+        self.results: dict[tuple[int, int], list[tuple[int, float, int, int]]] = {}
+        self.promoted: dict[tuple[int, int], set[int]] = {}
+        self.bracket: dict[int, int] = {}
+        self.rung: dict[int, int] = {}  # trial -> rung index it trains toward / last completed
+        self.pool: dict[int, int] = {}  # in flight: trial -> length
+        self.paused: set[int] = set()
+        self.dead: set[int] = set()  # failed, invalid, finished
         self.valid = 0
         self.created = [0] * len(self.info)
         self.arrival = 0
         self.done = 0
-        self.finished: Dict[int, str] = {}
+        self.finished: dict[int, str] = {}
 
     # ------------------------------------------------------------------ rules
     def ranked(self, b: int, r: int):
         return sorted(self.results.get((b, r), []))
 
-    def promotable(self, b: int, r: int) -> List[int]:
+    def promotable(self, b: int, r: int) -> list[int]:
         res = self.ranked(b, r)
         top = res[: math.floor(len(res) / self.d)]
         done = self.promoted.get((b, r), set())

@@ -6,8 +6,8 @@ import yaml
 
 from asha_hpc.cli import main
 from asha_hpc.config import load_config
-from asha_hpc.simulate import gpus_per_trial, interpolate, load_curves
 from asha_hpc.errors import AshaError
+from asha_hpc.simulate import gpus_per_trial, interpolate, load_curves
 
 CONFIG = {
     "name": "simtest", "entrypoint": "model:train",

@@ -3,9 +3,9 @@ import time
 
 from asha_hpc.config import parse_config
 from asha_hpc.expdir import ExpDir
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
+from asha_hpc.testing.invariants import check_invariants
 
 
 def sim_config(max_trials, concurrent, **sim):

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
 
 import cloudpickle
 import pytest
@@ -21,6 +21,7 @@ from asha_hpc.backends.slurm import (
     expand_job_ids,
     parse_slurm_state,
 )
+
 from conftest import partition_options
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,7 +57,7 @@ def make_backend(exp_dir: Path, fn: Callable = slurm_jobs.record, poll: float = 
 
 def wait_states(backend: SlurmBackend, ids: Sequence[str],
                 done: Callable[[JobState], bool] = lambda s: s.terminal,
-                timeout: float = TERMINAL_WAIT_S) -> Dict[str, JobState]:
+                timeout: float = TERMINAL_WAIT_S) -> dict[str, JobState]:
     end = time.time() + timeout
     while True:
         states = backend.states(ids)
@@ -78,7 +79,7 @@ def read_out(exp_dir: Path, spec: SegmentSpec) -> dict:
     return json.loads((exp_dir / "out" / f"{spec.key}.json").read_text())
 
 
-def sacct_rows(base_id: str) -> List[List[str]]:
+def sacct_rows(base_id: str) -> list[list[str]]:
     """sacct rows (JobID, JobName, State) for a job, retried through accounting lag."""
     end = time.time() + 15
     while True:
@@ -149,7 +150,7 @@ class _FakeClock:
         self.now += seconds
 
 
-def _fake_backend(tmp_path: Path, outputs: Dict[str, List[tuple]]) -> SlurmBackend:
+def _fake_backend(tmp_path: Path, outputs: dict[str, list[tuple]]) -> SlurmBackend:
     """A backend whose sacct/squeue answers come from ``outputs[cmd]`` (rc, stdout, stderr),
     one per call (the last one repeats), on a fake clock."""
     b = SlurmBackend(str(tmp_path), {}, fn=slurm_jobs.record, poll_min_interval_s=10)

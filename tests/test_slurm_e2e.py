@@ -13,13 +13,26 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
-from slurm_helpers import (RUN_TIMEOUT_S, cli, env_with, exp_name, final_state, job_keys,
-                           journal, make_experiment, model_log, progress, sacct_jobs,
-                           start_master, status_json, submitted_keys, wait_until)
+from slurm_helpers import (
+    RUN_TIMEOUT_S,
+    cli,
+    env_with,
+    exp_name,
+    final_state,
+    job_keys,
+    journal,
+    make_experiment,
+    model_log,
+    progress,
+    sacct_jobs,
+    start_master,
+    status_json,
+    submitted_keys,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -335,7 +348,7 @@ def test_trial_jobs_cannot_be_requeued_by_slurm(tmp_path, cleanup):
     assert st.trials[1].restarts == 0 and st.trials[1].infra_retries == 0
 
 
-def _boot_pid(jobs_dir: Path) -> Optional[int]:
+def _boot_pid(jobs_dir: Path) -> int | None:
     """pid of a job's python (same node) once it catches SIGUSR2 (SigCgt in /proc) and before
     the trial's code runs."""
     for d in Path("/proc").iterdir():

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from slurm_helpers import (cli, exp_name, final_state, make_experiment, model_log,
-                           wait_until)
 from asha_hpc.testing.invariants import check_invariants
+
+from slurm_helpers import cli, exp_name, final_state, make_experiment, model_log, wait_until
 
 pytestmark = pytest.mark.slurm
 

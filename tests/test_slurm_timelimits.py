@@ -18,19 +18,27 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from slurm_helpers import (MODEL_HELPERS, SETUP, cancel_leftovers, cli,  # noqa: E402
-                           final_state, job_keys, model_log, sacct_jobs, submitted_keys)
-
 from asha_hpc.backends.slurm import SlurmBackend  # noqa: E402
 from asha_hpc.config import load_config  # noqa: E402
 from asha_hpc.expdir import ExpDir  # noqa: E402
 from asha_hpc.master import Master  # noqa: E402
+
+from slurm_helpers import (  # noqa: E402
+    MODEL_HELPERS,
+    SETUP,
+    cancel_leftovers,
+    cli,
+    final_state,
+    job_keys,
+    model_log,
+    sacct_jobs,
+    submitted_keys,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -74,12 +82,12 @@ def make(tmp_path: Path, tag: str, searcher, hp, slurm, **top) -> Path:
 
 @pytest.fixture
 def names():
-    out: List[str] = []
+    out: list[str] = []
     yield out
     cancel_leftovers(out)
 
 
-def sacct_limits(ids) -> Dict[str, str]:
+def sacct_limits(ids) -> dict[str, str]:
     """JobID -> Timelimit as sacct prints it (``00:10:00``)."""
     res = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,Timelimit",
                           "-j", ",".join(sorted({i.split("_")[0] for i in ids}))],
@@ -120,7 +128,7 @@ def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(local_partiti
     first = intents[:4]
     assert all(r["timeout_min"] == 10 and r["basis"] == "first guess; capped at MaxTime 10 min"
                and not r["split"] for r in first)
-    later: Dict[int, List[int]] = {}
+    later: dict[int, list[int]] = {}
     for r in intents[4:]:
         later.setdefault(r["length"], []).append(r["timeout_min"])
     assert set(later) == {1, 4, 16}, later
@@ -146,7 +154,8 @@ def test_auto_limits_shrink_for_short_rungs_and_grow_for_long_ones(local_partiti
 def test_timeout_then_planned_splits_until_the_segment_completes(local_partitions, tmp_path, names):
     """One segment of 300 epochs x 0.5 s (150 s of work). First guess 1 min, and the first job
     ignores its warning: TIMEOUT, no result (Slurm kills it at most KillWait 30 s plus a
-    30 s check after its limit, i.e. by 120 s: with 90 s of work it once finished first), no restart counted; it checkpointed every 10
+    30 s check after its limit, i.e. by 120 s: with 90 s of work it once finished first), no
+    restart counted; it checkpointed every 10
     epochs. The backend is told MaxTime is 1 min on debug: every later job is a planned split
     (estimate > MaxTime) that stops at its USR2 (10-40 s in), checkpoints with its length and
     continues in the next, until the segment completes."""

@@ -17,13 +17,21 @@ from asha_hpc.backends.base import JobState, SegmentSpec
 from asha_hpc.config import SlurmConfig, parse_config
 from asha_hpc.errors import ConfigError
 from asha_hpc.expdir import ExpDir
-from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.journal import read_journal
 from asha_hpc.master import Master
 from asha_hpc.state import replay
-from asha_hpc.timelimits import (SIGNAL_EARLY_S, Run, SegmentTimes, parse_partition_limits,
-                                 parse_slurm_minutes, plan_limit, rung_level, rung_levels,
-                                 theil_sen_intercept)
+from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.timelimits import (
+    SIGNAL_EARLY_S,
+    Run,
+    SegmentTimes,
+    parse_partition_limits,
+    parse_slurm_minutes,
+    plan_limit,
+    rung_level,
+    rung_levels,
+    theil_sen_intercept,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from asha_hpc.expdir import ExpDir, atomic_write
 from asha_hpc.master import Master
 from asha_hpc.observe import open_experiment
 from asha_hpc.trackers import flat_hparams, run_name
+
 from conftest import require_module
 
 
@@ -43,7 +43,7 @@ def write_curves(root: Path) -> None:
     the segment's val_loss at its end (the simulated backend writes no curves)."""
     exp, cfg, records, st = open_experiment(root)
     shutil.rmtree(exp.root / "trials", ignore_errors=True)
-    reached: Dict[int, int] = {}
+    reached: dict[int, int] = {}
     for r in records:
         if r["kind"] == "result" and r["status"] == "completed":
             t = st.trials[r["trial"]]
@@ -59,7 +59,7 @@ def write_curves(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def searches(tmp_path_factory) -> Tuple[Path, Path]:
+def searches(tmp_path_factory) -> tuple[Path, Path]:
     """(finished search, the same search halfway: its journal's first half and those curves)."""
     base = tmp_path_factory.mktemp("trackers")
     exp = ExpDir.create(base / "done")
@@ -75,10 +75,10 @@ def searches(tmp_path_factory) -> Tuple[Path, Path]:
     return exp.root, half
 
 
-def expected(root: Path) -> Dict[int, Dict[str, List[Tuple[int, float]]]]:
+def expected(root: Path) -> dict[int, dict[str, list[tuple[int, float]]]]:
     """trial -> metric -> [(step, value)], straight from metrics.jsonl and the journal."""
     exp, cfg, records, st = open_experiment(root)
-    out: Dict[int, Dict[str, Dict[int, float]]] = {t: {} for t in st.trials}
+    out: dict[int, dict[str, dict[int, float]]] = {t: {} for t in st.trials}
     for f in sorted(exp.root.glob("trials/*/runs/*/metrics.jsonl")):
         tid = int(f.parts[-4])
         for line in f.read_text().splitlines():

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,10 @@ class BackgroundLoad:
     ``limit_factor`` (drawn uniformly) times its run time, rounded up to a whole hour."""
 
     load: float = 0.8
-    gpu_choices: Tuple[int, ...] = (1, 1, 1, 2, 4, 8, 16)
+    gpu_choices: tuple[int, ...] = (1, 1, 1, 2, 4, 8, 16)
     run_median_s: float = 3600.0
     run_sigma: float = 1.0
-    limit_factor: Tuple[float, float] = (1.2, 4.0)
+    limit_factor: tuple[float, float] = (1.2, 4.0)
     max_limit_s: float = 48 * 3600.0
     warmup_s: float = 48 * 3600.0  # simulated before the search starts
 
@@ -66,20 +67,20 @@ class QJob:
     seq: int
     ours: bool
     run_s: float = 0.0  # background: the actual run time
-    start: Optional[float] = None
-    end: Optional[float] = None
+    start: float | None = None
+    end: float | None = None
     state: JobState = JobState.PENDING
-    spec: Optional[SegmentSpec] = None
-    result: Optional[Dict[str, Any]] = None  # ours: what it publishes at its end
+    spec: SegmentSpec | None = None
+    result: dict[str, Any] | None = None  # ours: what it publishes at its end
 
 
 @dataclass
 class QueueStats:
-    ours_waits: List[float] = field(default_factory=list)
-    background_waits: List[float] = field(default_factory=list)
+    ours_waits: list[float] = field(default_factory=list)
+    background_waits: list[float] = field(default_factory=list)
     ours_gpu_s: float = 0.0
     interrupted: int = 0
-    limits_min: List[float] = field(default_factory=list)
+    limits_min: list[float] = field(default_factory=list)
 
 
 class BackfillBackend(SimulatedBackend):
@@ -88,9 +89,9 @@ class BackfillBackend(SimulatedBackend):
     name = "simulated"
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0, *, gpus: int = 64,
-                 background: Optional[BackgroundLoad] = None, default_limit_min: int = 60,
-                 max_time_min: Optional[int] = None, signal_delay_s: float = 90.0,
-                 curve: Optional[CurveFn] = None) -> None:
+                 background: BackgroundLoad | None = None, default_limit_min: int = 60,
+                 max_time_min: int | None = None, signal_delay_s: float = 90.0,
+                 curve: CurveFn | None = None) -> None:
         super().__init__(exp_dir, cfg, seed=seed, curve=curve)
         self.gpus = gpus
         self.bg = background
@@ -98,14 +99,14 @@ class BackfillBackend(SimulatedBackend):
         self.max_time = max_time_min
         self.signal_delay_s = signal_delay_s
         self.brng = np.random.default_rng(seed + 104729)
-        self.queue: List[QJob] = []  # pending, in priority (submission) order
-        self.running: Dict[str, QJob] = {}
-        self.q_ends: List[Tuple[float, int, str]] = []
-        self.qjobs: Dict[str, QJob] = {}
+        self.queue: list[QJob] = []  # pending, in priority (submission) order
+        self.running: dict[str, QJob] = {}
+        self.q_ends: list[tuple[float, int, str]] = []
+        self.qjobs: dict[str, QJob] = {}
         self.free = gpus
         self.stats = QueueStats()
         self._qseq = 0
-        self._next_bg: Optional[float] = None
+        self._next_bg: float | None = None
         self._now = 0.0
         if self.bg is not None and self.bg.load > 0:
             self._now = -self.bg.warmup_s
@@ -130,10 +131,10 @@ class BackfillBackend(SimulatedBackend):
         self.queue.append(job)
 
     # ------------------------------------------------------------------ interface
-    def max_time_min(self, partition: Optional[str] = None) -> Optional[int]:
+    def max_time_min(self, partition: str | None = None) -> int | None:
         return self.max_time
 
-    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
         now = self.clock.t
         self._run_until(now)
         ids = []
@@ -154,10 +155,10 @@ class BackfillBackend(SimulatedBackend):
         self._schedule(now)
         return ids
 
-    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {j: (self.qjobs[j].state if j in self.qjobs else JobState.LOST) for j in job_ids}
 
-    def find(self, spec: SegmentSpec) -> Optional[str]:
+    def find(self, spec: SegmentSpec) -> str | None:
         jid = SIM_PREFIX + spec.key
         return jid if jid in self.qjobs else None
 
@@ -174,7 +175,7 @@ class BackfillBackend(SimulatedBackend):
                 self.free += job.gpus
         self._schedule(self.clock.t)
 
-    def next_event_time(self) -> Optional[float]:
+    def next_event_time(self) -> float | None:
         times = [self.q_ends[0][0]] if self.q_ends else []
         if self._next_bg is not None:
             times.append(self._next_bg)
@@ -203,7 +204,7 @@ class BackfillBackend(SimulatedBackend):
 
     def _schedule(self, now: float) -> None:
         """EASY backfill over the queue (see the module doc)."""
-        reservation: Optional[Tuple[float, int]] = None  # (shadow time, GPUs spare then)
+        reservation: tuple[float, int] | None = None  # (shadow time, GPUs spare then)
         started = []
         for job in self.queue:
             if reservation is None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 from ..expdir import attempt_key
 
@@ -56,17 +57,17 @@ class SegmentSpec:
     segment: int  # 0, 1, ... per trial: one per Create/Resume decision
     attempt: int  # 0, 1, ... per segment: retries and resubmissions
     length: int  # absolute target length to train to
-    hparams: Dict[str, Any]
-    entrypoint: Union[str, List[str]]  # "module:function", "path/file.py:function", or a command
+    hparams: dict[str, Any]
+    entrypoint: str | list[str]  # "module:function", "path/file.py:function", or a command
     context_dir: str  # the config file's directory: on sys.path / the command's cwd
     metric: str  # the searcher's metric: must be in every segment report
     length_unit: str = "units"
-    max_length: Optional[int] = None  # the searcher's max_length: the longest a trial trains
+    max_length: int | None = None  # the searcher's max_length: the longest a trial trains
     until_exit: bool = False  # no length (Determined 0.38): the run ends when the code returns
-    env: Dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
     heartbeat_s: float = 10.0
-    timeout_min: Optional[int] = None  # this job's time limit (None: the backend's default)
-    resources: Dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
+    timeout_min: int | None = None  # this job's time limit (None: the backend's default)
+    resources: dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
     continue_s: float = 0.0  # > 0: after the segment, wait this long for the next one in place
 
     @property
@@ -91,15 +92,15 @@ class WorkerSpec:
     lanes: int = 1
     idle_timeout_s: float = 600.0  # exit when no segment came for this long (master gone):
     # the config's worker_idle_timeout_s
-    env: Dict[str, str] = field(default_factory=dict)
-    timeout_min: Optional[int] = None
-    resources: Dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_min: int | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
 
     def lane_id(self, lane: int) -> str:
         return self.worker if self.lanes == 1 else f"{self.worker}.{lane}"
 
     @property
-    def lane_ids(self) -> List[str]:
+    def lane_ids(self) -> list[str]:
         return [self.lane_id(i) for i in range(self.lanes)]
 
     @property
@@ -139,12 +140,12 @@ class Backend(ABC):
     virtual_time: bool = False
 
     @abstractmethod
-    def submit(self, specs: Sequence[Union[SegmentSpec, "WorkerSpec"]]) -> List[str]:
+    def submit(self, specs: Sequence[SegmentSpec | WorkerSpec]) -> list[str]:
         """Submit segments or pool workers (a burst may become one job array); return job ids
         in the same order. Raise SubmitError if nothing was submitted."""
 
     @abstractmethod
-    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """Current state of each job id (ids this backend never saw, e.g. after a restart, are
         looked up too). Must be cheap: a backend bounds its own calls to the scheduler and may
         answer from a cache."""
@@ -153,24 +154,24 @@ class Backend(ABC):
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel jobs; unknown or finished ids are ignored."""
 
-    def find(self, spec: SegmentSpec) -> Optional[str]:
+    def find(self, spec: SegmentSpec) -> str | None:
         """Job id of a submission whose id was never journaled (the master died between
         submitting and journaling), or None if it was never submitted. Default: None."""
         return None
 
-    def max_time_min(self, partition: Optional[str] = None) -> Optional[int]:
+    def max_time_min(self, partition: str | None = None) -> int | None:
         """The longest time limit a job may ask for in ``partition`` (None: the default one),
         in minutes; None when there is no limit. Default: None."""
         return None
 
-    def hand_over(self, worker: str, slot: int, body: Dict[str, Any]) -> bool:
+    def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         """Fill a waiting job's slot with a segment or an exit (handoff.py); False when the job
         closed that slot itself first (it left). The simulated backend plays this in memory."""
         from ..handoff import claim, slot_path
 
         return claim(slot_path(Path(self.exp_dir), worker, slot), body)
 
-    def handed(self, worker: str, slot: int) -> Optional[Dict[str, Any]]:
+    def handed(self, worker: str, slot: int) -> dict[str, Any] | None:
         """What a slot holds (None: still empty), for a restarted master."""
         from ..handoff import read_slot, slot_path
 

@@ -16,8 +16,8 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Deque, Dict, List, Optional, Sequence
 
 import submitit
 from submitit.local import local as _sublocal
@@ -83,10 +83,10 @@ class LocalBackend(Backend):
 
             fn = run_job
         self.fn = fn
-        self.queue: Deque[SegmentSpec] = collections.deque()
-        self.procs: Dict[str, "submitit.local.local.LocalJob"] = {}
-        self.gpu_use: Dict[str, int] = {g: 0 for g in cfg.gpus}
-        self.holding: Dict[str, List[str]] = {}  # job id -> GPUs it holds
+        self.queue: collections.deque[SegmentSpec] = collections.deque()
+        self.procs: dict[str, submitit.local.local.LocalJob] = {}
+        self.gpu_use: dict[str, int] = {g: 0 for g in cfg.gpus}
+        self.holding: dict[str, list[str]] = {}  # job id -> GPUs it holds
         self._reattach()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -116,7 +116,7 @@ class LocalBackend(Backend):
     def _running(self) -> int:
         return len(self.holding)
 
-    def _take_gpus(self) -> Optional[List[str]]:
+    def _take_gpus(self) -> list[str] | None:
         n = self.cfg.gpus_per_trial
         if n == 0:
             return []
@@ -127,7 +127,7 @@ class LocalBackend(Backend):
         return free[:n]
 
     # ------------------------------------------------------------------ interface
-    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
         self.queue.extend(specs)
         ids = [LOCAL_PREFIX + s.key for s in specs]
         self.tick()
@@ -150,7 +150,7 @@ class LocalBackend(Backend):
             spec = self.queue.popleft()
             self._start(spec, gpus)
 
-    def _start(self, spec: SegmentSpec, gpus: List[str]) -> None:
+    def _start(self, spec: SegmentSpec, gpus: list[str]) -> None:
         jid = LOCAL_PREFIX + spec.key
         env = dict(spec.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
@@ -177,9 +177,9 @@ class LocalBackend(Backend):
         for g in self.holding.pop(jid, []):
             self.gpu_use[g] -= 1
 
-    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         queued = {LOCAL_PREFIX + s.key for s in self.queue}
-        out: Dict[str, JobState] = {}
+        out: dict[str, JobState] = {}
         for jid in job_ids:
             if jid in queued:
                 out[jid] = JobState.PENDING
@@ -215,7 +215,7 @@ class LocalBackend(Backend):
                 except OSError:
                     pass
 
-    def find(self, spec: SegmentSpec) -> Optional[str]:
+    def find(self, spec: SegmentSpec) -> str | None:
         jid = LOCAL_PREFIX + spec.key
         return jid if self._record(jid).exists() else None
 

@@ -13,9 +13,10 @@ import hashlib
 import heapq
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -26,19 +27,20 @@ from .base import Backend, Clock, JobState, SegmentSpec, WorkerSpec
 SIM_PREFIX = "sim:"
 
 # A learning curve: (hparams, length, seed) -> the metric the trial reports at that length.
-CurveFn = Callable[[Dict[str, Any], int, int], float]
+CurveFn = Callable[[dict[str, Any], int, int], float]
 
 
-def synthetic_curve(hparams: Dict, length: int, seed: int = 0) -> float:
+def synthetic_curve(hparams: dict, length: int, seed: int = 0) -> float:
     """A plausible validation loss after ``length`` units: a power-law decay toward a floor,
     both fixed by the hyperparameters (so early ranks predict late ranks, imperfectly)."""
     h = hashlib.sha256(json.dumps([seed, hparams], sort_keys=True, default=str).encode()).digest()
     r = np.random.default_rng(int.from_bytes(h[:8], "little"))
-    floor, scale, rate, wobble = r.uniform(0.05, 1.0), r.uniform(0.5, 2.0), r.uniform(0.3, 1.0), r.uniform(0, 0.03)
+    floor, scale = r.uniform(0.05, 1.0), r.uniform(0.5, 2.0)
+    rate, wobble = r.uniform(0.3, 1.0), r.uniform(0, 0.03)
     return float(floor + scale / (1.0 + length) ** rate + wobble * math.sin(length))
 
 
-def curve_function(spec: Optional[str], context_dir: str = ".") -> CurveFn:
+def curve_function(spec: str | None, context_dir: str = ".") -> CurveFn:
     """The curve ``simulated.curve`` names ('module:function', found as an entrypoint is:
     the config's folder first on sys.path), or ``synthetic_curve`` when it names none."""
     if not spec:
@@ -62,14 +64,14 @@ def curve_function(spec: Optional[str], context_dir: str = ".") -> CurveFn:
 
 @dataclass
 class _Job:
-    spec: Union[SegmentSpec, WorkerSpec]
+    spec: SegmentSpec | WorkerSpec
     eligible: float  # submission + queue wait
-    start: Optional[float] = None
-    end: Optional[float] = None  # end of the segment it runs
+    start: float | None = None
+    end: float | None = None  # end of the segment it runs
     state: JobState = JobState.PENDING
     fails: bool = False
-    task: Optional[SegmentSpec] = None  # the segment it runs now
-    worker: Optional[str] = None  # set once it can wait for more (pool, continue in place)
+    task: SegmentSpec | None = None  # the segment it runs now
+    worker: str | None = None  # set once it can wait for more (pool, continue in place)
     wait_s: float = 0.0
     slot: int = 0
     token: int = 0  # invalidates a pending idle timeout when work arrives
@@ -77,7 +79,7 @@ class _Job:
 
 
 class VirtualClock(Clock):
-    def __init__(self, backend: "SimulatedBackend") -> None:
+    def __init__(self, backend: SimulatedBackend) -> None:
         self.t = 0.0
         self.backend = backend
 
@@ -99,7 +101,7 @@ class SimulatedBackend(Backend):
     virtual_time = True
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
-                 curve: Optional[CurveFn] = None, context_dir: str = ".") -> None:
+                 curve: CurveFn | None = None, context_dir: str = ".") -> None:
         """``curve(hparams, length, seed)`` gives the reported metric (default: the one
         ``simulated.curve`` names, else ``synthetic_curve``; ``asha-hpc simulate --curves``
         replays curves from a file)."""
@@ -109,24 +111,24 @@ class SimulatedBackend(Backend):
         self.curve: CurveFn = curve or curve_function(cfg.curve, context_dir)
         self.rng = np.random.default_rng(seed + 7919)
         self.clock = VirtualClock(self)
-        self.jobs: Dict[str, _Job] = {}
-        self.trained: Dict[int, int] = {}  # trial -> length reached (its "checkpoint")
-        self.waiting: List[Tuple[float, int, str]] = []  # (eligible, seq, id): not started
-        self.ending: List[Tuple[float, int, str, str, int]] = []  # (time, seq, id, what, token)
+        self.jobs: dict[str, _Job] = {}
+        self.trained: dict[int, int] = {}  # trial -> length reached (its "checkpoint")
+        self.waiting: list[tuple[float, int, str]] = []  # (eligible, seq, id): not started
+        self.ending: list[tuple[float, int, str, str, int]] = []  # (time, seq, id, what, token)
         self._seq = 0
-        self.delayed: List[Tuple[Any, ...]] = []  # (visible at, seq, job, spec, fields)
+        self.delayed: list[tuple[Any, ...]] = []  # (visible at, seq, job, spec, fields)
         self.busy_seconds = 0.0  # worker-seconds spent in segments (utilization)
         self.held_seconds = 0.0  # worker-seconds jobs held a GPU (busy, starting or waiting)
         self.train_seconds = 0.0  # busy_seconds less the jobs' start-ups: GPU time that trained
         self.occupied = 0  # jobs holding a GPU
         self.unread = False  # a message was published outside advance() (at a hand-over)
-        self.workers: Dict[str, str] = {}  # worker id -> job id (jobs that wait for more)
-        self._seg_start: Dict[str, float] = {}  # job id -> start of its handed-over segment
-        self.slots: Dict[Tuple[str, int], Dict[str, Any]] = {}  # what each slot was handed
-        self.published: List[Tuple[int, int, int]] = []  # (trial, segment, attempt) with a result
+        self.workers: dict[str, str] = {}  # worker id -> job id (jobs that wait for more)
+        self._seg_start: dict[str, float] = {}  # job id -> start of its handed-over segment
+        self.slots: dict[tuple[str, int], dict[str, Any]] = {}  # what each slot was handed
+        self.published: list[tuple[int, int, int]] = []  # (trial, segment, attempt) with a result
         self._t = 0.0  # time of the last start or end played (advance keeps time order)
 
-    def submit(self, specs: Sequence[Union[SegmentSpec, WorkerSpec]]) -> List[str]:
+    def submit(self, specs: Sequence[SegmentSpec | WorkerSpec]) -> list[str]:
         ids = []
         now = self.clock.t
         for spec in specs:
@@ -156,7 +158,7 @@ class SimulatedBackend(Backend):
         noise = math.exp(self.rng.normal(0.0, self.cfg.duration_noise)) if self.cfg.duration_noise else 1.0
         return (self.cfg.startup_seconds if startup else 0.0) + units * self.cfg.unit_seconds * noise
 
-    def next_event_time(self) -> Optional[float]:
+    def next_event_time(self) -> float | None:
         times = [self.delayed[0][0]] if self.delayed else []
         if self.ending:
             times.append(self.ending[0][0])
@@ -216,7 +218,7 @@ class SimulatedBackend(Backend):
         assert job.start is not None
         self.held_seconds += max(at - job.start, 0.0)
 
-    def _ready(self, job: _Job, body: Dict[str, Any]) -> None:
+    def _ready(self, job: _Job, body: dict[str, Any]) -> None:
         """The job waits for its next segment (at most ``wait_s``)."""
         job.token += 1
         self._push(self._t + job.wait_s, SIM_PREFIX + job.spec.key, "idle", job.token)
@@ -225,7 +227,7 @@ class SimulatedBackend(Backend):
                               body, durable=False)
             self.unread = True
 
-    def hand_over(self, worker: str, slot: int, body: Dict[str, Any]) -> bool:
+    def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         jid = self.workers.get(worker)
         job = self.jobs.get(jid) if jid else None
         if job is None or job.state != JobState.RUNNING or job.task is not None or job.slot != slot:
@@ -243,7 +245,7 @@ class SimulatedBackend(Backend):
         self._push(job.end, jid, "end")
         return True
 
-    def handed(self, worker: str, slot: int) -> Optional[Dict[str, Any]]:
+    def handed(self, worker: str, slot: int) -> dict[str, Any] | None:
         return self.slots.get((worker, slot))
 
     def _finish(self, job: _Job) -> None:
@@ -263,7 +265,7 @@ class SimulatedBackend(Backend):
             return
         self.trained[spec.trial_id] = spec.length
         self.published.append((spec.trial_id, spec.segment, spec.attempt))
-        extra: Dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
+        extra: dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
         job.first = False
         if job.worker is not None:
             extra.update(worker=job.worker, slot=job.slot, waiting=True)
@@ -277,7 +279,7 @@ class SimulatedBackend(Backend):
             return
         self._publish(job, spec, extra)
 
-    def _publish(self, job: _Job, spec: SegmentSpec, extra: Dict[str, Any]) -> None:
+    def _publish(self, job: _Job, spec: SegmentSpec, extra: dict[str, Any]) -> None:
         metric = self.curve(spec.hparams, spec.length, self.seed)
         atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", dict({
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
@@ -286,11 +288,11 @@ class SimulatedBackend(Backend):
             "checkpoint": None, "ended": job.end, "host": "simulated",
             "job_id": SIM_PREFIX + job.spec.key}, **extra), durable=False)
 
-    def find(self, spec: SegmentSpec) -> Optional[str]:
+    def find(self, spec: SegmentSpec) -> str | None:
         jid = SIM_PREFIX + spec.key
         return jid if jid in self.jobs else None
 
-    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {jid: (self.jobs[jid].state if jid in self.jobs else JobState.LOST) for jid in job_ids}
 
     def cancel(self, job_ids: Sequence[str]) -> None:

@@ -27,9 +27,10 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from ..expdir import JOBS, atomic_write_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------ states
 
-_STATE_MAP: Dict[str, JobState] = {
+_STATE_MAP: dict[str, JobState] = {
     "COMPLETED": JobState.COMPLETED,
     "FAILED": JobState.FAILED,
     "BOOT_FAIL": JobState.NODE_FAIL,  # launch failure on the node: not the trial's fault
@@ -92,7 +93,7 @@ def parse_slurm_state(state: str, exit_code: str = "") -> JobState:
 _ARRAY_RANGE = re.compile(r"^(\d+)_\[([0-9,\-]+)(?:%\d+)?\]$")
 
 
-def expand_job_ids(job_id: str) -> List[str]:
+def expand_job_ids(job_id: str) -> list[str]:
     """``123`` -> [123]; ``123_4`` -> [123_4]; ``123_[4-6,9%2]`` -> [123_4, 123_5, 123_6, 123_9];
     steps (``123.batch``) and het-job parts (``123+0``) -> []."""
     job_id = job_id.strip()
@@ -115,7 +116,7 @@ def _base_id(job_id: str) -> str:
     return job_id.split("_", 1)[0]
 
 
-def _id_sort_key(job_id: str) -> Tuple[int, int]:
+def _id_sort_key(job_id: str) -> tuple[int, int]:
     base, _, idx = job_id.partition("_")
     try:
         return int(base), int(idx) if idx else -1
@@ -136,13 +137,13 @@ def _mem_str(mem_gb: float) -> str:
     return f"{int(mem_gb)}GB" if mem_gb == int(mem_gb) else f"{int(mem_gb * 1024)}MB"
 
 
-def executor_parameters(slurm: Mapping[str, Any]) -> Dict[str, Any]:
+def executor_parameters(slurm: Mapping[str, Any]) -> dict[str, Any]:
     """hydra-submitit-launcher style keys -> ``SlurmExecutor.update_parameters`` keywords.
     ``None`` values mean "submitit default". Raises ValueError for unknown keys."""
     from submitit import SlurmExecutor
 
     valid = SlurmExecutor._valid_parameters()
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     unknown = []
     for key, value in slurm.items():
         if value is None or key in _IGNORED_KEYS:
@@ -202,9 +203,9 @@ def job_python() -> str:
 @dataclass
 class _Track:
     state: JobState = JobState.UNKNOWN
-    submitted_at: Optional[float] = None  # set when this backend submitted it
+    submitted_at: float | None = None  # set when this backend submitted it
     seen: bool = False  # ever seen by sacct/squeue
-    missing_since: Optional[float] = None
+    missing_since: float | None = None
 
 
 class SlurmBackend(Backend):
@@ -229,8 +230,8 @@ class SlurmBackend(Backend):
     def __init__(
         self,
         exp_dir: str,
-        slurm: Optional[Mapping[str, Any]] = None,
-        fn: Optional[Callable[[SegmentSpec], Any]] = None,
+        slurm: Mapping[str, Any] | None = None,
+        fn: Callable[[SegmentSpec], Any] | None = None,
         poll_min_interval_s: float = 10.0,
     ) -> None:
         self.exp_dir = Path(exp_dir).absolute()
@@ -251,14 +252,14 @@ class SlurmBackend(Backend):
         self.poll_min_interval_s = float(poll_min_interval_s)
         self.jobs_dir = self.exp_dir / JOBS
         self.batches_dir = self.jobs_dir / "batches"
-        self.max_array_size: Optional[int] = None  # read once from scontrol show config
-        self._executors: Dict[str, Any] = {}  # one per distinct parameter set (time, resources)
-        self._max_time: Optional[Tuple[Dict[str, Optional[int]], Optional[str]]] = None
-        self._jobs: Dict[str, _Track] = {}
+        self.max_array_size: int | None = None  # read once from scontrol show config
+        self._executors: dict[str, Any] = {}  # one per distinct parameter set (time, resources)
+        self._max_time: tuple[dict[str, int | None], str | None] | None = None
+        self._jobs: dict[str, _Track] = {}
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
         self._created = self.clock.time()
-        self.stats: Dict[str, int] = {
+        self.stats: dict[str, int] = {
             "sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0, "scontrol": 0,
             "sacct_errors": 0, "squeue_errors": 0, "polls": 0, "submit_errors": 0,
         }
@@ -269,7 +270,7 @@ class SlurmBackend(Backend):
         minutes = max(1e-9, (self.clock.time() - self._created) / 60.0)
         return (self.stats["sacct"] + self.stats["squeue"]) / minutes
 
-    def _run(self, kind: str, cmd: List[str]) -> Optional[subprocess.CompletedProcess]:
+    def _run(self, kind: str, cmd: list[str]) -> subprocess.CompletedProcess | None:
         """Run a scheduler command (counted in stats[kind]); None if it could not run."""
         self.stats[kind] = self.stats.get(kind, 0) + 1
         try:
@@ -286,7 +287,7 @@ class SlurmBackend(Backend):
             self.fn = run_job
         return self.fn
 
-    def _get_executor(self, key: str = "", params: Optional[Dict[str, Any]] = None) -> Any:
+    def _get_executor(self, key: str = "", params: dict[str, Any] | None = None) -> Any:
         ex = self._executors.get(key)
         if ex is None:
             from submitit import SlurmExecutor
@@ -298,7 +299,7 @@ class SlurmBackend(Backend):
             self._executors[key] = ex
         return ex
 
-    def spec_parameters(self, spec: SegmentSpec) -> Tuple[str, Dict[str, Any]]:
+    def spec_parameters(self, spec: SegmentSpec) -> tuple[str, dict[str, Any]]:
         """(key, executor parameters) of a spec: the backend's, with the spec's per-rung
         ``resources`` and its ``timeout_min``. Specs with equal keys can share an array (all
         tasks of an array have one time limit and one set of resources)."""
@@ -315,11 +316,11 @@ class SlurmBackend(Backend):
             params["time"] = max(1, int(spec.timeout_min))
         return json.dumps(params, sort_keys=True, default=str), params
 
-    def set_max_time(self, limits: Mapping[str, Optional[int]], default: Optional[str] = None) -> None:
+    def set_max_time(self, limits: Mapping[str, int | None], default: str | None = None) -> None:
         """Use these MaxTime values (minutes, None = no limit) instead of asking sinfo."""
         self._max_time = (dict(limits), default)
 
-    def max_time_min(self, partition: Optional[str] = None) -> Optional[int]:
+    def max_time_min(self, partition: str | None = None) -> int | None:
         """The partition's MaxTime in minutes (None: INFINITE or unknown); the default
         partition when ``partition`` is None. ``sinfo -h -o '%P %l'`` once, then cached."""
         if self._max_time is None:
@@ -348,21 +349,22 @@ class SlurmBackend(Backend):
         return max(1, self.max_array_size - 1)
 
     # ------------------------------------------------------------------ submit
-    def submit(self, specs: Sequence[SegmentSpec]) -> List[str]:
+    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
         """Specs are grouped by time limit and per-rung resources (``spec_parameters``: an
         array's tasks share both); per group, one spec -> one sbatch, several -> one ``sbatch
-        --array`` per chunk below MaxArraySize. Ids come back in the specs' order. All or nothing: if a chunk fails, the chunks already submitted are
-        cancelled and SubmitError is raised."""
+        --array`` per chunk below MaxArraySize. Ids come back in the specs' order. All or
+        nothing: if a chunk fails, the chunks already submitted are cancelled and SubmitError is
+        raised."""
         specs = list(specs)
         if not specs:
             return []
-        groups: Dict[str, List[int]] = {}  # specs with one time limit and resources: one array
-        params: Dict[str, Dict[str, Any]] = {}
+        groups: dict[str, list[int]] = {}  # specs with one time limit and resources: one array
+        params: dict[str, dict[str, Any]] = {}
         for i, spec in enumerate(specs):
             key, params[key] = self.spec_parameters(spec)
             groups.setdefault(key, []).append(i)
-        out: List[Optional[str]] = [None] * len(specs)
-        done: List[str] = []
+        out: list[str | None] = [None] * len(specs)
+        done: list[str] = []
         try:
             for key, idx in groups.items():
                 size = self._array_chunk_size() if len(idx) > 1 else 1
@@ -382,14 +384,14 @@ class SlurmBackend(Backend):
             self._jobs[jid] = _Track(state=JobState.PENDING, submitted_at=now)
         return ids
 
-    def _submit_chunk(self, chunk: List[SegmentSpec], key: str = "",
-                      params: Optional[Dict[str, Any]] = None) -> List[str]:
+    def _submit_chunk(self, chunk: list[SegmentSpec], key: str = "",
+                      params: dict[str, Any] | None = None) -> list[str]:
         import submitit
 
         ex = self._get_executor(key, params)
         fn = self._get_fn()
         before = set(os.listdir(self.jobs_dir))
-        manifest: Optional[Path] = None
+        manifest: Path | None = None
         try:
             with submitit.helpers.clean_env():
                 if len(chunk) == 1:
@@ -399,7 +401,7 @@ class SlurmBackend(Backend):
                 token = uuid.uuid4().hex[:12]
                 name = f"asha-{chunk[0].experiment}-batch-{token}"
                 manifest = self.batches_dir / f"{token}.json"
-                record: Dict[str, Any] = {"name": name, "keys": [s.key for s in chunk],
+                record: dict[str, Any] = {"name": name, "keys": [s.key for s in chunk],
                                           "job_id": None}
                 _write_json(manifest, record)
                 ex.update_parameters(job_name=name)
@@ -439,7 +441,7 @@ class SlurmBackend(Backend):
                 _unlink(p)
 
     # ------------------------------------------------------------------ states
-    def states(self, job_ids: Sequence[str]) -> Dict[str, JobState]:
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """Cached states; at most one poll (one sacct call, plus one squeue call for jobs that
         sacct does not show, or instead of sacct when it fails) per ``poll_min_interval_s``.
         A poll covers every tracked unfinished job, not only ``job_ids``."""
@@ -459,7 +461,7 @@ class SlurmBackend(Backend):
             return
         self._last_poll = now
         self.stats["polls"] += 1
-        found: Dict[str, JobState] = {}
+        found: dict[str, JobState] = {}
         answered = False  # did any source answer at all?
         sacct_ok = False
         if now >= self._sacct_down_until:
@@ -497,7 +499,7 @@ class SlurmBackend(Backend):
         t = self._jobs[jid]
         return t.submitted_at is not None and now - t.submitted_at < self.submit_grace_s
 
-    def _sacct(self, ids: Sequence[str]) -> Optional[Dict[str, JobState]]:
+    def _sacct(self, ids: Sequence[str]) -> dict[str, JobState] | None:
         # ask for the array's base id: one argument covers all its tasks
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
         cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode", "--parsable2",
@@ -509,7 +511,7 @@ class SlurmBackend(Backend):
                 log.warning("sacct failed (rc %s): %s; using squeue", res.returncode,
                             res.stderr.strip()[:200])
             return None
-        out: Dict[str, JobState] = {}
+        out: dict[str, JobState] = {}
         for line in res.stdout.splitlines():
             parts = line.split("|")
             if len(parts) < 2:
@@ -525,7 +527,7 @@ class SlurmBackend(Backend):
                 out[jid] = JobState.PENDING
         return out
 
-    def _squeue(self, ids: Sequence[str]) -> Optional[Dict[str, JobState]]:
+    def _squeue(self, ids: Sequence[str]) -> dict[str, JobState] | None:
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
         cmd = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(query)]
         res = self._run("squeue", cmd)
@@ -539,7 +541,7 @@ class SlurmBackend(Backend):
             self.stats["squeue_errors"] += 1
             log.warning("squeue failed (rc %s): %s", res.returncode, res.stderr.strip()[:200])
             return None
-        out: Dict[str, JobState] = {}
+        out: dict[str, JobState] = {}
         for line in res.stdout.splitlines():
             jid, _, state = line.partition("|")
             st = parse_slurm_state(state)
@@ -557,7 +559,7 @@ class SlurmBackend(Backend):
         if res is not None and res.returncode != 0:
             log.info("scancel rc %s: %s", res.returncode, res.stderr.strip()[:200])
 
-    def find(self, spec: SegmentSpec) -> Optional[str]:
+    def find(self, spec: SegmentSpec) -> str | None:
         """Job id of ``spec``'s submission, or None: first the array manifests (no scheduler
         call when the array's id was recorded), then the job name in squeue and sacct."""
         for path in sorted(self.batches_dir.glob("*.json")) if self.batches_dir.is_dir() else []:
@@ -581,10 +583,10 @@ class SlurmBackend(Backend):
         same name from another experiment directory has no folder here."""
         return (self.jobs_dir / job_id / f"{job_id}_submitted.pkl").exists()
 
-    def _lookup_name(self, name: str) -> Optional[str]:
+    def _lookup_name(self, name: str) -> str | None:
         """Newest job id named ``name`` (squeue, then sacct over all time) submitted from this
         experiment directory (for an array: any of its tasks)."""
-        ids: List[str] = []
+        ids: list[str] = []
         res = self._run("squeue", ["squeue", "-h", "-r", "-t", "all", "-o", "%i",
                                    f"--name={name}"])
         if res is not None and res.returncode == 0:

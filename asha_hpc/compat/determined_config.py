@@ -27,10 +27,10 @@ from __future__ import annotations
 import copy
 import shlex
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 # Determined keys with no meaning here, and why (shown to the user, one line each).
-IGNORED: Dict[str, str] = {
+IGNORED: dict[str, str] = {
     "environment": "jobs run in the environment `asha-hpc run` starts from (a venv; on Slurm, "
                    "slurm.setup lines such as `module load`)",
     "bind_mounts": "jobs see the shared filesystem directly (no containers)",
@@ -90,14 +90,14 @@ UNITS = ("batches", "epochs", "records")
 TIMELESS = ("single", "random", "grid")  # 0.38: these need no length
 
 
-def translate(raw: Any, config_dir: str = ".") -> Tuple[Any, List[str], List[str]]:
+def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str]]:
     """``(raw', notes, problems)``: the Determined keys mapped or removed (see module doc). A
     file that is not a mapping is returned as it is (the loader reports it)."""
     if not isinstance(raw, dict):
         return raw, [], []
     d = copy.deepcopy(raw)
-    notes: List[str] = []
-    problems: List[str] = []
+    notes: list[str] = []
+    problems: list[str] = []
     for key in list(d):
         if key in IGNORED:
             _ignore(d, key, key, notes)
@@ -111,10 +111,10 @@ def translate(raw: Any, config_dir: str = ".") -> Tuple[Any, List[str], List[str
     return d, notes, problems
 
 
-def _null_constants(hp: Dict[str, Any]) -> Dict[str, Any]:
+def _null_constants(hp: dict[str, Any]) -> dict[str, Any]:
     """Determined takes ``name:`` with no value as the constant null (its DeepSpeed examples
     leave ``wandb_group:`` empty); so does this, spelt out for the space parser."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for k, v in hp.items():
         if v is None:
             out[k] = {"type": "const", "val": None}
@@ -125,13 +125,13 @@ def _null_constants(hp: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _ignore(d: Dict[str, Any], key: str, full: str, notes: List[str]) -> None:
+def _ignore(d: dict[str, Any], key: str, full: str, notes: list[str]) -> None:
     d.pop(key, None)
     why = IGNORED.get(full) or "not used here"
     notes.append(f"{full}: Determined setting, ignored: {why}")
 
 
-def _searcher(d: Dict[str, Any], notes: List[str], problems: List[str]) -> None:
+def _searcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
     s = d.get("searcher")
     if not isinstance(s, dict):
         return
@@ -169,7 +169,7 @@ def _searcher(d: Dict[str, Any], notes: List[str], problems: List[str]) -> None:
                      "until its script ends")
 
 
-def _resources(d: Dict[str, Any], notes: List[str]) -> None:
+def _resources(d: dict[str, Any], notes: list[str]) -> None:
     r = d.get("resources")
     if not isinstance(r, dict):
         return
@@ -207,7 +207,7 @@ def _resources(d: Dict[str, Any], notes: List[str]) -> None:
                  f"starts its ranks itself, as on Determined")
 
 
-def _launcher(d: Dict[str, Any], notes: List[str]) -> None:
+def _launcher(d: dict[str, Any], notes: list[str]) -> None:
     """``python3 -m determined.launch.torch_distributed [OVERRIDES --] CMD`` becomes torchrun
     (``python3 -m torch.distributed.run --standalone --nproc_per_node N``, N the slots per
     trial) running CMD; ``determined.launch.tensorflow`` is dropped (CMD runs alone); other
@@ -224,7 +224,7 @@ def _launcher(d: Dict[str, Any], notes: List[str]) -> None:
     if at is None:
         return
     python, launcher, rest = toks[:at], toks[at + 1], toks[at + 2:]
-    overrides: List[str] = []
+    overrides: list[str] = []
     if "--" in rest:
         cut = rest.index("--")
         overrides, rest = [o for o in rest[:cut] if o != "--trust"], rest[cut + 1:]
@@ -244,7 +244,7 @@ def _launcher(d: Dict[str, Any], notes: List[str]) -> None:
     notes.append(f"entrypoint: {launcher} -> {shlex.join(new)}")
 
 
-def checkpoint_folder(ckpt: Dict[str, Any], config_dir: str) -> Optional[str]:
+def checkpoint_folder(ckpt: dict[str, Any], config_dir: str) -> str | None:
     """The folder a ``checkpoint_storage`` section puts checkpoints in, or None (the
     experiment folder): ``host_path``/``storage_path`` (storage_path alone when absolute), or
     ``container_path`` for ``type: directory``; relative paths from the config's folder."""
@@ -259,7 +259,7 @@ def checkpoint_folder(ckpt: Dict[str, Any], config_dir: str) -> Optional[str]:
     return str(path.resolve())
 
 
-def _checkpoint_storage(d: Dict[str, Any], config_dir: str, notes: List[str]) -> None:
+def _checkpoint_storage(d: dict[str, Any], config_dir: str, notes: list[str]) -> None:
     c = d.get("checkpoint_storage")
     if not isinstance(c, dict):
         return
@@ -286,7 +286,7 @@ def _checkpoint_storage(d: Dict[str, Any], config_dir: str, notes: List[str]) ->
                      f"(the experiment folder links to it)")
 
 
-def _slurm(d: Dict[str, Any], notes: List[str]) -> None:
+def _slurm(d: dict[str, Any], notes: list[str]) -> None:
     s = d.get("slurm")
     if not isinstance(s, dict):
         return
@@ -312,7 +312,7 @@ def _slurm(d: Dict[str, Any], notes: List[str]) -> None:
                      + (f"; could not read {' '.join(bad)} (give them as --key=value)" if bad else ""))
 
 
-def trial_class_problem(entrypoint: Any, context_dir: str) -> Optional[str]:
+def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
     """Why an entrypoint names a Determined Trial class (read from the source, nothing
     imported), or None: ``module:Name`` / ``path.py:Name`` (``Name`` may be ``Outer.Inner``), or
     a bare ``Name`` exposed in the context directory's ``__init__.py`` (which the config loader

@@ -23,14 +23,14 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from ..trial import Trial
 from .segments import IntegrationError, SegmentWalk
 
 CKPT_FILE = "lightning.ckpt"  # the Trainer's checkpoint inside the trial's checkpoint folder
 UNITS = ("epochs", "steps")
-_classes: Dict[Tuple[type, ...], type] = {}
+_classes: dict[tuple[type, ...], type] = {}
 
 if TYPE_CHECKING:  # for type checkers a Lightning callback; at run time see __new__
     from lightning.pytorch.callbacks import Checkpoint as _Base
@@ -38,7 +38,7 @@ else:
     _Base = object
 
 
-def _lightning_bases() -> Tuple[type, ...]:
+def _lightning_bases() -> tuple[type, ...]:
     """Lightning's Checkpoint class of each Lightning package the code imported (of both when
     both are: a Trainer accepts only its own package's callbacks); else the one installed."""
     names = [p for p in ("lightning.pytorch", "pytorch_lightning") if p in sys.modules]
@@ -65,7 +65,7 @@ class AshaCallback(_Base):
     Pass ``max_epochs=cb.max_epochs`` (or ``max_steps=cb.max_steps``) and ``callbacks=[cb]`` to
     the Trainer and ``ckpt_path=cb.ckpt_path`` to ``fit``."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "AshaCallback":
+    def __new__(cls, *args: Any, **kwargs: Any) -> AshaCallback:
         bases = _lightning_bases()
         if not issubclass(cls, bases):
             key = (cls,) + bases
@@ -75,7 +75,7 @@ class AshaCallback(_Base):
             cls = _classes[key]
         return object.__new__(cls)
 
-    def __init__(self, trial: Trial, monitor: Optional[str] = None, unit: Optional[str] = None) -> None:
+    def __init__(self, trial: Trial, monitor: str | None = None, unit: str | None = None) -> None:
         super().__init__()
         if unit is None:
             unit = "steps" if trial.length_unit == "batches" else "epochs"
@@ -90,11 +90,11 @@ class AshaCallback(_Base):
         self.unit = unit
         self.monitor = monitor or trial.metric
         self._walk = SegmentWalk(trial, self.monitor, f"AshaCallback(monitor={self.monitor!r})")
-        self._pending: Optional[int] = None  # steps: the segment ends after this validation
+        self._pending: int | None = None  # steps: the segment ends after this validation
 
     # ------------------------------------------------------------------ for the Trainer
     @property
-    def max_epochs(self) -> Optional[int]:
+    def max_epochs(self) -> int | None:
         """The Trainer's ``max_epochs``: the searcher's max_length in epochs; -1 (no limit:
         the callback ends training) with unit steps."""
         return self.trial.max_length if self.unit == "epochs" else -1
@@ -107,7 +107,7 @@ class AshaCallback(_Base):
         return -1
 
     @property
-    def ckpt_path(self) -> Optional[str]:
+    def ckpt_path(self) -> str | None:
         """The trial's latest Lightning checkpoint file for ``trainer.fit(ckpt_path=...)``,
         or None for a new trial."""
         latest = self.trial.latest_checkpoint

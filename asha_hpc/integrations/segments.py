@@ -9,8 +9,9 @@ to the trial's next segment when the job continues in place, or ends (the loop s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any
 
 from ..errors import AshaError
 from ..trial import Segment, Trial, checkpoint_length
@@ -22,7 +23,7 @@ class IntegrationError(AshaError):
     """A callback used in a way that cannot work (the message says what to change)."""
 
 
-def saved_metrics(ckpt: Optional[Path]) -> Optional[Dict[str, Any]]:
+def saved_metrics(ckpt: Path | None) -> dict[str, Any] | None:
     """The metrics a callback reported with this checkpoint, or None."""
     if ckpt is None:
         return None
@@ -34,10 +35,10 @@ def saved_metrics(ckpt: Optional[Path]) -> Optional[Dict[str, Any]]:
     return v if isinstance(v, dict) else None
 
 
-def scalar_metrics(logged: Mapping[str, Any]) -> Dict[str, Any]:
+def scalar_metrics(logged: Mapping[str, Any]) -> dict[str, Any]:
     """The one-number values among a framework's logged metrics (tensors of one element,
     numbers); the rest (histograms, strings) are left out."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for k, v in logged.items():
         numel = getattr(v, "numel", None)
         if callable(numel):
@@ -58,12 +59,12 @@ class SegmentWalk:
         self.trial = trial
         self.monitor = monitor
         self.who = who
-        self._segments: Optional[Iterator[Segment]] = None
-        self.segment: Optional[Segment] = None  # the one being trained; None: no more
+        self._segments: Iterator[Segment] | None = None
+        self.segment: Segment | None = None  # the one being trained; None: no more
         self.interrupted = False  # stopped early (time limit, preemption): ignore what follows
 
     @property
-    def target(self) -> Optional[int]:
+    def target(self) -> int | None:
         return self.segment.length if self.segment is not None and not self.interrupted else None
 
     def start(self, position: int, resume_hint: str) -> bool:
@@ -113,7 +114,7 @@ class SegmentWalk:
         return self.segment is not None
 
     def checkpoint(self, position: int, save: Callable[[Path], None],
-                   report: Optional[Dict[str, Any]] = None) -> None:
+                   report: dict[str, Any] | None = None) -> None:
         with self.trial.save_checkpoint(length=position) as folder:
             save(folder)
             if report is not None and self.trial.rank == 0:
@@ -132,7 +133,7 @@ class SegmentWalk:
         if metrics:
             self.trial.report_metrics(position, metrics)
 
-    def _report(self, metrics: Dict[str, Any]) -> None:
+    def _report(self, metrics: dict[str, Any]) -> None:
         assert self.segment is not None and self._segments is not None
         self.segment.report(metrics)
         # the next segment: in place when the master hands it over, else the walk ends

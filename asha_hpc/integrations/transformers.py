@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -42,7 +42,7 @@ class AshaCallback(TrainerCallback):
     metric). Pass ``max_steps=cb.max_steps`` to ``TrainingArguments``, ``callbacks=[cb]`` to
     the ``Trainer`` and ``resume_from_checkpoint=cb.resume_from`` to ``train``."""
 
-    def __init__(self, trial: Trial, metric: Optional[str] = None) -> None:
+    def __init__(self, trial: Trial, metric: str | None = None) -> None:
         if trial.length_unit == "epochs":
             raise IntegrationError(
                 "AshaCallback (transformers) counts optimizer steps but the searcher's max_length "
@@ -50,9 +50,9 @@ class AshaCallback(TrainerCallback):
         self.trial = trial
         self.metric = metric or trial.metric
         self._walk = SegmentWalk(trial, self.metric, f"AshaCallback(metric={self.metric!r})")
-        self._saving: Optional[str] = None  # "segment" | "stop": the next save is ours
-        self._user_output_dir: Optional[str] = None
-        self._eval: Dict[str, Any] = {}  # the evaluation at the segment's end
+        self._saving: str | None = None  # "segment" | "stop": the next save is ours
+        self._user_output_dir: str | None = None
+        self._eval: dict[str, Any] = {}  # the evaluation at the segment's end
 
     @property
     def max_steps(self) -> int:
@@ -60,7 +60,7 @@ class AshaCallback(TrainerCallback):
         return self.trial.max_length if self.trial.max_length is not None else -1
 
     @property
-    def resume_from(self) -> Optional[str]:
+    def resume_from(self) -> str | None:
         """The trial's latest checkpoint folder for ``trainer.train(resume_from_checkpoint=...)``,
         or None for a new trial."""
         latest = self.trial.latest_checkpoint
@@ -102,12 +102,12 @@ class AshaCallback(TrainerCallback):
         self._user_output_dir = args.output_dir
         args.output_dir = str(self.trial.run_dir / STAGING)
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[Dict[str, Any]] = None,
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
                     **kw: Any) -> None:
         if self._saving == "segment":
             self._eval = dict(metrics or {})
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Dict[str, Any]] = None,
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kw: Any) -> None:
         # learning-curve points (the segment-end evaluation is reported with the segment)
         if not logs or self._walk.target is None:

@@ -13,9 +13,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .asha import AdaptiveASHASearcher, AsyncHalvingSearcher, BracketSearcher
-from .base import (Action, BracketInfo, CreateTrial, Event, FinishTrial, ResumeTrial, RungInfo,
-                   SearchDone, Searcher, SegmentCompleted, TrialFailed, TrialInvalid,
-                   TrialRetried, event_from_dict, event_to_dict)
+from .base import (
+    Action,
+    BracketInfo,
+    CreateTrial,
+    Event,
+    FinishTrial,
+    ResumeTrial,
+    RungInfo,
+    SearchDone,
+    Searcher,
+    SegmentCompleted,
+    TrialFailed,
+    TrialInvalid,
+    TrialRetried,
+    event_from_dict,
+    event_to_dict,
+)
 from .brackets import bracket_plan
 from .simple import GridSearcher, RandomSearcher, SingleSearcher
 
@@ -32,7 +46,7 @@ SEARCHERS = {
 }
 
 
-def make_searcher(cfg: "SearcherConfig", space: "Space", seed: int) -> BracketSearcher:
+def make_searcher(cfg: SearcherConfig, space: Space, seed: int) -> BracketSearcher:
     """The searcher ``cfg.name`` names, its hyperparameter stream seeded with ``seed``."""
     try:
         cls = SEARCHERS[cfg.name]

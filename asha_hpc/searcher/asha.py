@@ -29,12 +29,25 @@ from __future__ import annotations
 import heapq
 import math
 import struct
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .base import (Action, BracketInfo, CreateTrial, Event, FinishTrial, ResumeTrial, RungInfo,
-                   SearchDone, SegmentCompleted, TrialFailed, TrialInvalid, TrialRetried)
+from .base import (
+    Action,
+    BracketInfo,
+    CreateTrial,
+    Event,
+    FinishTrial,
+    ResumeTrial,
+    RungInfo,
+    SearchDone,
+    SegmentCompleted,
+    TrialFailed,
+    TrialInvalid,
+    TrialRetried,
+)
 from .brackets import bracket_plan
 from .sortedlist import SortedKeys
 
@@ -78,7 +91,7 @@ def worst_key(arrival: int, trial: int) -> int:
     return (_WORST << 80) | (arrival << 40) | trial
 
 
-def key_metric(key: int) -> Optional[float]:
+def key_metric(key: int) -> float | None:
     """The internal metric of a key; None for a worst result."""
     o = key >> 80
     if o == _WORST:
@@ -96,7 +109,7 @@ def key_trial(key: int) -> int:
     return key & _MASK40
 
 
-def _jnum(x: Optional[float]) -> Any:
+def _jnum(x: float | None) -> Any:
     """A float as canonical JSON (inf as a string, None stays None)."""
     if x is not None and math.isinf(x):
         return "inf" if x > 0 else "-inf"
@@ -109,9 +122,9 @@ class _Rung:
     def __init__(self, length: int) -> None:
         self.length = length
         self.keys = SortedKeys()  # every result's key, sorted
-        self.entry: Dict[int, int] = {}  # trial -> its key
-        self.promoted: Set[int] = set()  # trials that went on from here
-        self.heap: List[int] = []  # keys of unpromoted promotable entries (lazy deletion)
+        self.entry: dict[int, int] = {}  # trial -> its key
+        self.promoted: set[int] = set()  # trials that went on from here
+        self.heap: list[int] = []  # keys of unpromoted promotable entries (lazy deletion)
         self.idle = False  # True: nothing promotable, and nothing changed since we looked
 
     def add(self, trial: int, key: int) -> None:
@@ -140,8 +153,8 @@ class _Bracket:
         self.concurrency = info.max_concurrent_trials
         self.units = list(info.rung_lengths)
         self.rungs = [_Rung(u) for u in self.units]
-        self.running: Dict[int, int] = {}  # trial -> rung index it trains toward
-        self.paused: Set[int] = set()
+        self.running: dict[int, int] = {}  # trial -> rung index it trains toward
+        self.paused: set[int] = set()
         self.created = 0  # trials created, not counting invalid ones (when they are replaced)
         self.done = False
 
@@ -159,8 +172,8 @@ class BracketSearcher:
 
     name = "asha"
 
-    def __init__(self, brackets: List[BracketInfo], divisor: float, smaller_is_better: bool,
-                 stop_once: bool, next_hparams: Callable[[int], Dict[str, Any]],
+    def __init__(self, brackets: list[BracketInfo], divisor: float, smaller_is_better: bool,
+                 stop_once: bool, next_hparams: Callable[[int], dict[str, Any]],
                  replace_invalid: bool = True, rng: Any = None, model: Any = None,
                  rule: str = PAPER) -> None:
         """``next_hparams(i)`` gives the hyperparameters of the i-th created trial (0-based, all
@@ -191,8 +204,8 @@ class BracketSearcher:
             self._next_hparams = lambda i: model.sample(i + 1)
         self._next_id = 1
         self._arrival = 0
-        self._status: Dict[int, str] = {}
-        self._bracket_of: Dict[int, int] = {}
+        self._status: dict[int, str] = {}
+        self._bracket_of: dict[int, int] = {}
         self._started = False
         self._done = False
 
@@ -202,18 +215,18 @@ class BracketSearcher:
         """True once SearchDone has been emitted."""
         return self._done
 
-    def start(self) -> List[Action]:
+    def start(self) -> list[Action]:
         if self._started:
             raise RuntimeError("start() called twice")
         self._started = True
-        out: List[Action] = []
+        out: list[Action] = []
         for b in self._b:
             self._fill(b, out)
         for b in self._b:
             self._check_bracket_done(b, out)
         return out
 
-    def on_event(self, event: Event) -> List[Action]:
+    def on_event(self, event: Event) -> list[Action]:
         if not self._started:
             raise RuntimeError("on_event() before start()")
         tid = event.trial_id
@@ -221,7 +234,7 @@ class BracketSearcher:
         if status is None:
             raise ValueError(f"{event}: unknown trial {tid}")
         b = self._b[self._bracket_of[tid]]
-        out: List[Action] = []
+        out: list[Action] = []
         if isinstance(event, SegmentCompleted):
             if status != RUNNING:
                 raise ValueError(f"{event}: trial {tid} is {status}, not training")
@@ -276,7 +289,7 @@ class BracketSearcher:
         return out
 
     # ------------------------------------------------------------------ queries
-    def trial_target(self, trial_id: int) -> Optional[int]:
+    def trial_target(self, trial_id: int) -> int | None:
         """The length an in-flight trial trains toward; None if it is not in flight."""
         br = self._bracket_of.get(trial_id)
         if br is None:
@@ -304,17 +317,17 @@ class BracketSearcher:
                 return key < _PROMOTABLE_BELOW and rung.keys.rank(key) < bound
         return False
 
-    def trial_status(self, trial_id: int) -> Optional[str]:
+    def trial_status(self, trial_id: int) -> str | None:
         return self._status.get(trial_id)
 
-    def trial_bracket(self, trial_id: int) -> Optional[int]:
+    def trial_bracket(self, trial_id: int) -> int | None:
         return self._bracket_of.get(trial_id)
 
-    def brackets(self) -> List[BracketInfo]:
+    def brackets(self) -> list[BracketInfo]:
         return [BracketInfo(b.num_rungs, b.max_trials, b.max_concurrent_trials, list(b.rung_lengths))
                 for b in self._infos]
 
-    def rungs(self) -> List[RungInfo]:
+    def rungs(self) -> list[RungInfo]:
         out = []
         for b in self._b:
             for i, rung in enumerate(b.rungs):
@@ -328,23 +341,23 @@ class BracketSearcher:
                                     best_metric=best))
         return out
 
-    def take_sampled(self) -> Dict[int, Dict[str, Any]]:
+    def take_sampled(self) -> dict[int, dict[str, Any]]:
         """Configurations a model drew since the last call, by trial id: the master journals
         them (``sampled`` records) so that replay hands them back instead of fitting again."""
         return self._model.take_fresh() if self._model is not None else {}
 
-    def preload_sampled(self, configs: Dict[int, Dict[str, Any]]) -> None:
+    def preload_sampled(self, configs: dict[int, dict[str, Any]]) -> None:
         """Journaled model draws (replay): those trials get these configurations unfitted."""
         if self._model is not None:
             self._model.preload(configs)
 
-    def in_flight(self, bracket: Optional[int] = None) -> int:
+    def in_flight(self, bracket: int | None = None) -> int:
         """Trials in flight (in one bracket, or in all)."""
         if bracket is not None:
             return len(self._b[bracket].running)
         return sum(len(b.running) for b in self._b)
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """Canonical JSON-able state (equal states <=> equal snapshots)."""
         rng = None
         if self._rng is not None:
@@ -379,7 +392,7 @@ class BracketSearcher:
         return _MASK40 - a if self.rule == DETERMINED_038 else a
 
     def _determined_arrival(self, b: _Bracket, r: int, tid: int, key: int,
-                            out: List[Action]) -> None:
+                            out: list[Action]) -> None:
         """Determined 0.37's ``promotionsAsync``: a result entering rung ``r`` (below the top)
         with ``n`` results there before it promotes itself if it lands in the top
         ``floor((n+1)/d)``; otherwise, if that count just grew, the entry at index
@@ -392,7 +405,7 @@ class BracketSearcher:
         rung.add(tid, key)
         if r == b.num_rungs - 1:
             return
-        due: Optional[int] = None
+        due: int | None = None
         if rung.keys.rank(key) < new:
             due = tid
         elif new != old:
@@ -410,7 +423,7 @@ class BracketSearcher:
         self._status[due] = RUNNING
         out.append(ResumeTrial(due, b.units[r + 1]))
 
-    def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: List[Action]) -> None:
+    def _completed(self, b: _Bracket, tid: int, r: int, metric: float, out: list[Action]) -> None:
         if self._model is not None:
             self._model.observe(tid, b.units[r], self.sign * metric)
         key = make_key(self.sign * metric, self._order(), tid)
@@ -448,7 +461,7 @@ class BracketSearcher:
             heapq.heappush(rung.heap, key)
         self._fill(b, out)
 
-    def _best_promotable(self, rung: _Rung) -> Optional[int]:
+    def _best_promotable(self, rung: _Rung) -> int | None:
         """The best unpromoted entry of ``rung`` if it is within the top floor(k/d): its trial
         (left on top of the heap), else None."""
         if rung.idle:
@@ -467,7 +480,7 @@ class BracketSearcher:
         rung.idle = True
         return None
 
-    def _fill(self, b: _Bracket, out: List[Action]) -> None:
+    def _fill(self, b: _Bracket, out: list[Action]) -> None:
         """Section 2a/2b: while a slot is free, promote (second-highest rung down), else create."""
         while len(b.running) < b.concurrency:
             if not self.stop_once and self.rule == PAPER:
@@ -498,7 +511,7 @@ class BracketSearcher:
                 continue
             break
 
-    def _check_bracket_done(self, b: _Bracket, out: List[Action]) -> None:
+    def _check_bracket_done(self, b: _Bracket, out: list[Action]) -> None:
         if b.done or b.running or b.created < b.max_trials:
             return
         # nothing in flight after _fill: nothing is promotable either (a slot was free)
@@ -512,7 +525,7 @@ class BracketSearcher:
             out.append(SearchDone())
 
 
-def sampling(cfg: Any, space: Any, seed: int) -> Tuple[Callable[[int], Dict[str, Any]], Any, Any]:
+def sampling(cfg: Any, space: Any, seed: int) -> tuple[Callable[[int], dict[str, Any]], Any, Any]:
     """(next_hparams, rng, model) for ``cfg.sampler``: random draws from one numpy stream
     seeded with ``seed``; tpe (tpe.py, imported only then) draws from the same stream until it
     has a model, and a ``random_fraction`` of the draws after."""

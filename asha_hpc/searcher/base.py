@@ -8,7 +8,7 @@ crash is ``replay(journal)``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Protocol, Union
+from typing import Any, Protocol
 
 
 # ----------------------------------------------------------------------------- actions
@@ -18,7 +18,7 @@ class CreateTrial:
 
     trial_id: int
     bracket: int
-    hparams: Dict[str, Any]
+    hparams: dict[str, Any]
     length: int
 
 
@@ -44,7 +44,7 @@ class SearchDone:
     """Nothing in flight and nothing left to start: the search is over."""
 
 
-Action = Union[CreateTrial, ResumeTrial, FinishTrial, SearchDone]
+Action = CreateTrial | ResumeTrial | FinishTrial | SearchDone
 
 
 # ----------------------------------------------------------------------------- events
@@ -82,21 +82,21 @@ class TrialRetried:
     length: int
 
 
-Event = Union[SegmentCompleted, TrialFailed, TrialInvalid, TrialRetried]
+Event = SegmentCompleted | TrialFailed | TrialInvalid | TrialRetried
 
 _EVENT_TYPES = {"segment_completed": SegmentCompleted, "trial_failed": TrialFailed,
                 "trial_invalid": TrialInvalid, "trial_retried": TrialRetried}
 _EVENT_NAMES = {v: k for k, v in _EVENT_TYPES.items()}
 
 
-def event_to_dict(ev: Event) -> Dict[str, Any]:
+def event_to_dict(ev: Event) -> dict[str, Any]:
     """A JSON-able dict for the journal (``kind`` plus the fields)."""
     d = asdict(ev)
     d["kind"] = _EVENT_NAMES[type(ev)]
     return d
 
 
-def event_from_dict(d: Dict[str, Any]) -> Event:
+def event_from_dict(d: dict[str, Any]) -> Event:
     d = dict(d)
     cls = _EVENT_TYPES[d.pop("kind")]
     return cls(**d)
@@ -112,7 +112,7 @@ class RungInfo:
     length: int
     completed: int  # results recorded in the rung (failed trials included)
     promoted: int  # trials that went on from this rung to the next
-    best_metric: Optional[float] = None  # as reported (not negated)
+    best_metric: float | None = None  # as reported (not negated)
 
 
 @dataclass
@@ -122,27 +122,27 @@ class BracketInfo:
     num_rungs: int
     max_trials: int
     max_concurrent_trials: int
-    rung_lengths: List[int] = field(default_factory=list)
+    rung_lengths: list[int] = field(default_factory=list)
 
 
 class Searcher(Protocol):
     """What every searcher offers the master."""
 
-    def start(self) -> List[Action]:
+    def start(self) -> list[Action]:
         """The first actions (initial trials). Call once, before any event."""
 
-    def on_event(self, event: Event) -> List[Action]:
+    def on_event(self, event: Event) -> list[Action]:
         """Apply one event; return the actions it causes (possibly none)."""
 
     @property
     def done(self) -> bool:
         """True once SearchDone has been emitted."""
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """Canonical JSON-able state: equal snapshots mean equal states (replay tests)."""
 
-    def rungs(self) -> List[RungInfo]:
+    def rungs(self) -> list[RungInfo]:
         """Per bracket and rung counts, for status."""
 
-    def brackets(self) -> List[BracketInfo]:
+    def brackets(self) -> list[BracketInfo]:
         """The bracket plan."""

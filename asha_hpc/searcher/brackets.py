@@ -7,7 +7,8 @@ both use it, so what ``plan`` prints is what runs.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .base import BracketInfo
 
@@ -24,7 +25,7 @@ def auto_num_rungs(max_length: int, max_trials: int, divisor: float, max_rungs: 
                int(math.log(max_trials) / math.log(divisor)) + 1)
 
 
-def mode_bracket_sizes(mode: str, num_rungs: int) -> List[int]:
+def mode_bracket_sizes(mode: str, num_rungs: int) -> list[int]:
     """Bracket sizes for a mode, before sorting: aggressive ``[R]``, standard
     ``[(R-1)//2 + 1 .. R]``, conservative ``[1 .. R]``."""
     R = num_rungs
@@ -38,7 +39,7 @@ def mode_bracket_sizes(mode: str, num_rungs: int) -> List[int]:
 
 
 def bracket_sizes(max_length: int, max_trials: int, divisor: float, max_rungs: int, mode: str,
-                  bracket_rungs: Optional[Sequence[int]] = None) -> List[int]:
+                  bracket_rungs: Sequence[int] | None = None) -> list[int]:
     """Rungs per bracket, most aggressive (most rungs) first."""
     if bracket_rungs:
         sizes = [int(n) for n in bracket_rungs]
@@ -49,7 +50,7 @@ def bracket_sizes(max_length: int, max_trials: int, divisor: float, max_rungs: i
     return sorted(sizes, reverse=True)
 
 
-def trials_per_bracket(max_trials: int, divisor: float, sizes: Sequence[int]) -> List[int]:
+def trials_per_bracket(max_trials: int, divisor: float, sizes: Sequence[int]) -> list[int]:
     """``w(n) = d**(n-1)/n``; ``t_i = max(int(w_i/sum(w) * T), 1)``; the first bracket gets
     the remainder ``max(T - sum(t), 0)``. (With more brackets than trials the sum exceeds T,
     as in Determined; ``plan`` warns about it.)"""
@@ -60,7 +61,7 @@ def trials_per_bracket(max_trials: int, divisor: float, sizes: Sequence[int]) ->
     return t
 
 
-def concurrency_per_bracket(max_concurrent: int, divisor: float, trials: Sequence[int]) -> List[int]:
+def concurrency_per_bracket(max_concurrent: int, divisor: float, trials: Sequence[int]) -> list[int]:
     """``C == 0``: every bracket gets ``max(t_last, int(d))``. Otherwise ``C' = max(C, n)``,
     each bracket ``C' // n`` and the first ``C' % n`` one more."""
     n = len(trials)
@@ -70,7 +71,7 @@ def concurrency_per_bracket(max_concurrent: int, divisor: float, trials: Sequenc
     return [c // n + (1 if i < c % n else 0) for i in range(n)]
 
 
-def rung_lengths(num_rungs: int, divisor: float, max_length: int) -> List[int]:
+def rung_lengths(num_rungs: int, divisor: float, max_length: int) -> list[int]:
     """``units[i] = max(int(L / d**(n-1-i)), 1)``; the top rung is ``L``."""
     return [max(int(max_length / divisor ** (num_rungs - 1 - i)), 1) for i in range(num_rungs)]
 
@@ -92,7 +93,7 @@ def effective_concurrency(num_rungs: int, divisor: float, max_trials: int, max_c
 
 def adaptive_brackets(max_length: int, max_trials: int, divisor: float, max_rungs: int, mode: str,
                       max_concurrent: int,
-                      bracket_rungs: Optional[Sequence[int]] = None) -> List[BracketInfo]:
+                      bracket_rungs: Sequence[int] | None = None) -> list[BracketInfo]:
     """All of section 1: the brackets of ``adaptive_asha``."""
     sizes = bracket_sizes(max_length, max_trials, divisor, max_rungs, mode, bracket_rungs)
     trials = trials_per_bracket(max_trials, divisor, sizes)
@@ -101,7 +102,7 @@ def adaptive_brackets(max_length: int, max_trials: int, divisor: float, max_rung
             for n, t, c in zip(sizes, trials, conc)]
 
 
-def bracket_plan(cfg: "SearcherConfig", space: Optional["Space"] = None) -> List[BracketInfo]:
+def bracket_plan(cfg: SearcherConfig, space: Space | None = None) -> list[BracketInfo]:
     """The brackets of any searcher, with effective concurrency limits (never 0):
 
     - ``adaptive_asha``: section 1.

@@ -10,7 +10,7 @@ and failure handling.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any
 
 from .asha import BracketSearcher, sampling
 from .brackets import bracket_plan
@@ -26,7 +26,7 @@ class RandomSearcher(BracketSearcher):
     name = "random"
     replace_invalid = True
 
-    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
+    def __init__(self, cfg: SearcherConfig, space: Space, seed: int) -> None:
         draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
                          draw, replace_invalid=self.replace_invalid, rng=rng, model=model)
@@ -42,10 +42,10 @@ class SingleSearcher(RandomSearcher):
 class GridSearcher(BracketSearcher):
     name = "grid"
 
-    def __init__(self, cfg: "SearcherConfig", space: "Space", seed: int) -> None:
+    def __init__(self, cfg: SearcherConfig, space: Space, seed: int) -> None:
         points = space.grid()
 
-        def point(i: int) -> Dict[str, Any]:
+        def point(i: int) -> dict[str, Any]:
             return points[i]
 
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,

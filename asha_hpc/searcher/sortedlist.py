@@ -9,7 +9,8 @@ happens once per LOAD inserts, so it is O(1) amortised.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from typing import Any, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 LOAD = 256
 
@@ -20,9 +21,9 @@ class SortedKeys:
     __slots__ = ("_lists", "_maxes", "_fen", "_len")
 
     def __init__(self) -> None:
-        self._lists: List[List[Any]] = []
-        self._maxes: List[Any] = []
-        self._fen: List[int] = [0]  # 1-based Fenwick tree over len(self._lists[i])
+        self._lists: list[list[Any]] = []
+        self._maxes: list[Any] = []
+        self._fen: list[int] = [0]  # 1-based Fenwick tree over len(self._lists[i])
         self._len = 0
 
     # ------------------------------------------------------------------ fenwick

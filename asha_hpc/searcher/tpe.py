@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class TPESampler:
         self.random_fraction = float(random_fraction)
         self.rng = rng  # the random searcher's stream (random draws)
         self.leaves = space.leaves()
-        self.dims: List[Tuple[int, Any]] = [(i, p) for i, (_, p) in enumerate(self.leaves)
+        self.dims: list[tuple[int, Any]] = [(i, p) for i, (_, p) in enumerate(self.leaves)
                                             if not isinstance(p, Const)]
         d = len(self.dims)
         self.cat = np.array([isinstance(p, Categorical) for _, p in self.dims], bool)
@@ -78,13 +78,13 @@ class TPESampler:
                               for _, p in self.dims], np.float64)
         self.X = np.empty((16, d), np.float64)  # row i: the encoded configuration of trial i + 1
         self.created = 0
-        self.results: Dict[int, _Results] = {}  # length -> results
-        self.known: Dict[int, Dict[str, Any]] = {}  # journaled model draws (replay)
-        self.fresh: Dict[int, Dict[str, Any]] = {}  # model draws not yet journaled
+        self.results: dict[int, _Results] = {}  # length -> results
+        self.known: dict[int, dict[str, Any]] = {}  # journaled model draws (replay)
+        self.fresh: dict[int, dict[str, Any]] = {}  # model draws not yet journaled
         self.model_draws = 0  # configurations drawn from a model (fitted or journaled)
 
     # ------------------------------------------------------------------ protocol
-    def sample(self, trial_id: int) -> Dict[str, Any]:
+    def sample(self, trial_id: int) -> dict[str, Any]:
         hp = self.known.pop(trial_id, None)
         if hp is not None:
             self.model_draws += 1
@@ -102,7 +102,7 @@ class TPESampler:
         self.fresh[trial_id] = hp
         return hp
 
-    def observe(self, trial_id: int, length: int, loss: Optional[float]) -> None:
+    def observe(self, trial_id: int, length: int, loss: float | None) -> None:
         """A result: ``loss`` lower is better; None or NaN (failed, diverged) is the worst."""
         row = trial_id - 1
         if not 0 <= row < self.created:
@@ -114,17 +114,17 @@ class TPESampler:
             r = self.results[length] = _Results()
         r.add(row, float(loss))
 
-    def preload(self, configs: Dict[int, Dict[str, Any]]) -> None:
+    def preload(self, configs: dict[int, dict[str, Any]]) -> None:
         """Model draws journaled earlier: ``sample`` returns them instead of fitting again."""
         self.known.update(configs)
 
-    def take_fresh(self) -> Dict[int, Dict[str, Any]]:
+    def take_fresh(self) -> dict[int, dict[str, Any]]:
         """Model draws since the last call (for the journal)."""
         out, self.fresh = self.fresh, {}
         return out
 
     # ------------------------------------------------------------------ encoding
-    def encode(self, hp: Dict[str, Any]) -> np.ndarray:
+    def encode(self, hp: dict[str, Any]) -> np.ndarray:
         """A configuration as a point of the unit cube (categoricals: the value's index)."""
         out = np.empty(len(self.dims), np.float64)
         for j, (i, p) in enumerate(self.dims):
@@ -134,8 +134,8 @@ class TPESampler:
             out[j] = _encode(p, v)
         return out
 
-    def decode(self, u: np.ndarray) -> Dict[str, Any]:
-        values: List[Any] = []
+    def decode(self, u: np.ndarray) -> dict[str, Any]:
+        values: list[Any] = []
         it = iter(u.tolist())
         for _, p in self.leaves:
             values.append(p.sample(None) if isinstance(p, Const) else _decode(p, next(it)))
@@ -150,7 +150,7 @@ class TPESampler:
         self.created += 1
 
     # ------------------------------------------------------------------ the model
-    def _model(self) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def _model(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """(good points, bad points, good bandwidths, bad bandwidths) at the longest length
         with enough results; None when there is none (or nothing to search)."""
         d = len(self.dims)

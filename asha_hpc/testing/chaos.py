@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Set
 
 import numpy as np
 
 from ..backends.simulated import SimulatedBackend
 from ..config import ExperimentConfig
 from ..expdir import INBOX, ExpDir
-from .invariants import check_invariants
 from ..journal import Journal, read_journal
 from ..master import Master
+from .invariants import check_invariants
 
 
 class Crash(BaseException):
@@ -36,7 +36,7 @@ class ChaosReport:
     corrupt_inputs: int = 0
     results_lost: int = 0
     duplicated: int = 0
-    violations: List[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
     lifecycle: str = ""
     failpoints: int = 0  # failpoints passed in the whole run (for spreading kills)
 
@@ -48,7 +48,7 @@ class ChaosReport:
 class _Failpoints:
     def __init__(self, crash_at: Iterable[int]) -> None:
         self.n = 0
-        self.crash_at: Set[int] = set(crash_at)
+        self.crash_at: set[int] = set(crash_at)
 
     def hit(self) -> None:
         self.n += 1
@@ -169,7 +169,7 @@ class Audit:
     twice: int = 0  # results applied twice
     misattributed: int = 0  # results whose metric is not the one their trial's hparams give
     failed: int = 0  # trials that failed for good
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def audit(cfg: ExperimentConfig, exp: ExpDir, backend: SimulatedBackend) -> Audit:

@@ -6,17 +6,17 @@ valid trials than ``max_trials``, and a state equal to its replay.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from ..config import ExperimentConfig
 from ..state import INVALID, replay
 
 
-def check_invariants(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> List[str]:
+def check_invariants(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> list[str]:
     """Violations found in ``records`` (empty when all is well)."""
-    bad: List[str] = []
+    bad: list[str] = []
     applied = set()
-    live: Dict[int, Tuple[Any, Any]] = {}  # trial -> (segment, attempt) submitted, not ended
+    live: dict[int, tuple[Any, Any]] = {}  # trial -> (segment, attempt) submitted, not ended
     for r in records:
         k = r["kind"]
         key = (r.get("trial"), r.get("segment"), r.get("attempt"))
@@ -38,7 +38,8 @@ def check_invariants(cfg: ExperimentConfig, records: List[Dict[str, Any]]) -> Li
             live.clear()
     st = replay(cfg, records)
     valid = [t for t in st.trials.values() if t.status != INVALID]
-    if cfg.searcher.name in ("adaptive_asha", "async_halving", "random") and len(valid) > cfg.searcher.max_trials:
+    if (cfg.searcher.name in ("adaptive_asha", "async_halving", "random")
+            and len(valid) > cfg.searcher.max_trials):
         bad.append(f"{len(valid)} valid trials > max_trials {cfg.searcher.max_trials}")
     if st.lifecycle == "completed":
         if live:

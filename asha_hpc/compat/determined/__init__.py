@@ -34,7 +34,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ...errors import InvalidHP
 from . import core
@@ -45,7 +45,7 @@ LOG_FORMAT = "%(levelname)s: [%(process)s] %(name)s: %(message)s"  # Determined'
 @dataclass
 class TrialInfo:
     trial_id: int
-    hparams: Dict[str, Any]
+    hparams: dict[str, Any]
     experiment_id: str  # the experiment folder's name (Determined: an integer id)
     trial_seed: int = 0
 
@@ -55,18 +55,18 @@ class ClusterInfo:
     """What Determined's ``det.get_cluster_info()`` gives a Core API script."""
 
     trial: TrialInfo
-    latest_checkpoint: Optional[str]  # a storage_id for checkpoint.restore_path, or None
-    slot_ids: List[int] = field(default_factory=list)
-    container_addrs: List[str] = field(default_factory=list)
+    latest_checkpoint: str | None  # a storage_id for checkpoint.restore_path, or None
+    slot_ids: list[int] = field(default_factory=list)
+    container_addrs: list[str] = field(default_factory=list)
     container_rank: int = 0
     task_type: str = "TRIAL"
 
     @property
-    def user_data(self) -> Dict[str, Any]:
+    def user_data(self) -> dict[str, Any]:
         return {}
 
 
-def get_cluster_info() -> Optional[ClusterInfo]:
+def get_cluster_info() -> ClusterInfo | None:
     """This trial's information, or None outside an asha_hpc job."""
     env = os.environ
     if "ASHA_TRIAL_ID" not in env:

@@ -18,9 +18,10 @@ import pickle
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 import yaml
 
@@ -42,15 +43,15 @@ class JobEnv:
     metric: str
     report_file: Path
     checkpoint_dir: Path
-    latest_checkpoint: Optional[Path]
+    latest_checkpoint: Path | None
     stop_file: Path
-    time_metric: Optional[str]
+    time_metric: str | None
     until_exit: bool
     slots_per_trial: int
     seed: int
 
     @classmethod
-    def from_env(cls) -> "JobEnv":
+    def from_env(cls) -> JobEnv:
         e = os.environ
         missing = [k for k in ("ASHA_EXP_DIR", "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_REPORT_FILE",
                                "ASHA_CHECKPOINT_DIR", "ASHA_STOP_FILE") if k not in e]
@@ -79,14 +80,14 @@ class JobEnv:
                    slots_per_trial=int((cfg.get("resources") or {}).get("slots_per_trial", 1)),
                    seed=int((cfg.get("reproducibility") or {}).get("experiment_seed", 0)))
 
-    def latest_storage_id(self) -> Optional[str]:
+    def latest_storage_id(self) -> str | None:
         """The newest complete storage_id in the trial's latest checkpoint, or None."""
         if self.latest_checkpoint is None:
             return None
         found = _stored(self.latest_checkpoint)
         return found[-1][1] if found else None
 
-    def find(self, storage_id: str) -> Optional[Path]:
+    def find(self, storage_id: str) -> Path | None:
         """Where a storage_id lives: this job's new checkpoints, the trial's latest, then any
         checkpoint of the experiment (a warm start from another trial)."""
         roots = [self.checkpoint_dir]
@@ -101,7 +102,7 @@ class JobEnv:
         return None
 
 
-def _stored(folder: Path) -> List[Tuple[float, str]]:
+def _stored(folder: Path) -> list[tuple[float, str]]:
     """(time stored, storage_id) of the complete Core API checkpoints in a folder, oldest first."""
     out = []
     try:
@@ -119,7 +120,7 @@ def _stored(folder: Path) -> List[Tuple[float, str]]:
     return sorted(out)
 
 
-def _append(path: Path, obj: Dict[str, Any]) -> None:
+def _append(path: Path, obj: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(obj, default=_plain) + "\n")
 
@@ -140,7 +141,7 @@ class DistributedContext:
     folder (shared by every node); ``from_torch_distributed()`` uses torch.distributed's."""
 
     def __init__(self, *, rank: int, size: int, local_rank: int, local_size: int,
-                 cross_rank: int, cross_size: int, chief_ip: Optional[str] = None,
+                 cross_rank: int, cross_size: int, chief_ip: str | None = None,
                  pub_port: int = 0, pull_port: int = 0, port_offset: int = 0,
                  force_tcp: bool = False) -> None:
         self.rank, self.size = rank, size
@@ -153,7 +154,7 @@ class DistributedContext:
         self._dir = Path(run) / "det_distributed" if run else None
 
     @classmethod
-    def from_torch_distributed(cls, chief_ip: Optional[str] = None) -> "DistributedContext":
+    def from_torch_distributed(cls, chief_ip: str | None = None) -> DistributedContext:
         import torch.distributed as dist
 
         e = os.environ
@@ -185,24 +186,24 @@ class DistributedContext:
         return self.cross_size
 
     # collectives
-    def allgather(self, stuff: Any) -> List[Any]:
+    def allgather(self, stuff: Any) -> list[Any]:
         if self.size == 1:
             return [stuff]
         if self._torch:
             import torch.distributed as dist
 
-            out: List[Any] = [None] * self.size
+            out: list[Any] = [None] * self.size
             dist.all_gather_object(out, stuff)
             return out
         return self._exchange(stuff, readers="all")
 
-    def gather(self, stuff: Any) -> Optional[List[Any]]:
+    def gather(self, stuff: Any) -> list[Any] | None:
         if self.size == 1:
             return [stuff]
         if self._torch:
             import torch.distributed as dist
 
-            out: Optional[List[Any]] = [None] * self.size if self.rank == 0 else None
+            out: list[Any] | None = [None] * self.size if self.rank == 0 else None
             dist.gather_object(stuff, out, dst=0)
             return out
         got = self._exchange(stuff, readers="chief")
@@ -219,18 +220,18 @@ class DistributedContext:
             return box[0]
         return self._exchange(stuff if self.rank == 0 else None, readers="all", only_chief=True)[0]
 
-    def allgather_local(self, stuff: Any) -> List[Any]:
+    def allgather_local(self, stuff: Any) -> list[Any]:
         mine = self.allgather((self.cross_rank, stuff))
         return [x for c, x in mine if c == self.cross_rank]
 
-    def gather_local(self, stuff: Any) -> Optional[List[Any]]:
+    def gather_local(self, stuff: Any) -> list[Any] | None:
         got = self.allgather_local(stuff)
         return got if self.local_rank == 0 else None
 
     def broadcast_local(self, stuff: Any) -> Any:
         return self.allgather_local(stuff)[0]
 
-    def _exchange(self, stuff: Any, readers: str, only_chief: bool = False) -> List[Any]:
+    def _exchange(self, stuff: Any, readers: str, only_chief: bool = False) -> list[Any]:
         """Every rank (or the chief alone) drops its value for this call; the readers wait for
         all of them. Files are named by call number, so calls never mix."""
         if self._dir is None:
@@ -268,10 +269,10 @@ class _Trial:
         self.result_sent = False
         self.reached = False  # the segment's length was reached: the trial pauses here
         self.seen_time_metric = False
-        self.last_validation: Optional[Dict[str, Any]] = None
-        self.progress: Optional[int] = None
+        self.last_validation: dict[str, Any] | None = None
+        self.progress: int | None = None
 
-    def send_result(self, metrics: Dict[str, Any]) -> None:
+    def send_result(self, metrics: dict[str, Any]) -> None:
         if self.result_sent:
             return
         if self.job.metric not in metrics:
@@ -285,8 +286,8 @@ class TrainContext:
     def __init__(self, t: _Trial) -> None:
         self._t = t
 
-    def report_training_metrics(self, steps_completed: int, metrics: Dict[str, Any],
-                                batch_metrics: Optional[List[Dict[str, Any]]] = None) -> None:
+    def report_training_metrics(self, steps_completed: int, metrics: dict[str, Any],
+                                batch_metrics: list[dict[str, Any]] | None = None) -> None:
         """A learning-curve point; names get a ``train_`` prefix (unless they have one) so
         they never shadow a validation metric of the same name."""
         if self._t.dist.rank != 0:
@@ -294,7 +295,7 @@ class TrainContext:
         named = {(k if k.startswith("train") else f"train_{k}"): v for k, v in metrics.items()}
         _append(self._t.job.report_file, {"step": int(steps_completed), "metrics": named})
 
-    def report_validation_metrics(self, steps_completed: int, metrics: Dict[str, Any]) -> None:
+    def report_validation_metrics(self, steps_completed: int, metrics: dict[str, Any]) -> None:
         """A learning-curve point; the first one at or past the segment's length (counted in
         the time metric) is the rung's result, after which ``should_preempt()`` is True."""
         t = self._t
@@ -311,7 +312,7 @@ class TrainContext:
             t.send_result(metrics)
             t.reached = True
 
-    def report_metrics(self, group: str, steps_completed: int, metrics: Dict[str, Any]) -> None:
+    def report_metrics(self, group: str, steps_completed: int, metrics: dict[str, Any]) -> None:
         if group == "validation":
             self.report_validation_metrics(steps_completed, metrics)
         elif group == "training":
@@ -327,7 +328,7 @@ class TrainContext:
         if self._t.dist.rank == 0 and reason == EarlyExitReason.INVALID_HP:
             _append(self._t.job.report_file, {"invalid_hp": "the script reported INVALID_HP"})
 
-    def get_experiment_best_validation(self) -> Optional[float]:
+    def get_experiment_best_validation(self) -> float | None:
         return None
 
     def get_tensorboard_path(self) -> Path:
@@ -344,8 +345,8 @@ class CheckpointContext:
         self._t = t
 
     @contextlib.contextmanager
-    def store_path(self, metadata: Optional[Dict[str, Any]] = None,
-                   shard: bool = False) -> Iterator[Tuple[Path, str]]:
+    def store_path(self, metadata: dict[str, Any] | None = None,
+                   shard: bool = False) -> Iterator[tuple[Path, str]]:
         """A folder to write the checkpoint into, and its storage_id; it counts once the block
         ends without an error (the previous checkpoint stays until then)."""
         if self._t.dist.rank != 0 and not shard:
@@ -381,7 +382,7 @@ class CheckpointContext:
                                     f"{storage_id} in this experiment")
         yield path
 
-    def upload(self, ckpt_dir: Any, metadata: Optional[Dict[str, Any]] = None,
+    def upload(self, ckpt_dir: Any, metadata: dict[str, Any] | None = None,
                shard: bool = False, selector: Any = None) -> str:
         with self.store_path(metadata, shard=shard) as (path, sid):
             shutil.copytree(str(ckpt_dir), str(path), dirs_exist_ok=True)
@@ -391,7 +392,7 @@ class CheckpointContext:
         with self.restore_path(storage_id) as path:
             shutil.copytree(str(path), str(ckpt_dir), dirs_exist_ok=True)
 
-    def get_metadata(self, storage_id: str) -> Dict[str, Any]:
+    def get_metadata(self, storage_id: str) -> dict[str, Any]:
         with self.restore_path(storage_id) as path:
             meta = json.loads((path / METADATA).read_text())
         return {k: v for k, v in meta.items() if not k.startswith("asha_")}
@@ -500,7 +501,7 @@ class Context:
 
 
 @contextlib.contextmanager
-def init(*, distributed: Optional[DistributedContext] = None, **_: Any) -> Iterator[Context]:
+def init(*, distributed: DistributedContext | None = None, **_: Any) -> Iterator[Context]:
     """``det.core.init()``: the Core API context for this job's trial."""
     from ...errors import InvalidHP
 
