@@ -25,5 +25,7 @@ def test_a_metric_typo_costs_at_most_three_slurm_jobs(tmp_path, cleanup):  # noq
     assert "--retry-failed" in lines[0]
     intents = [x for x in journal(exp) if x["kind"] == "intent"]
     assert 1 <= len(intents) <= 3
-    rows = sacct_jobs(name, t0)
-    assert 1 <= len(rows) <= 3, rows
+    # wait for accounting to list every job the journal says went out (sacct lags the scheduler)
+    submitted = [x["job_id"] for x in journal(exp) if x["kind"] == "submitted"]
+    rows = sacct_jobs(name, t0, expect=submitted)
+    assert 1 <= len(rows) <= 3 and set(submitted) <= {r["id"] for r in rows}, rows
