@@ -719,14 +719,20 @@ class Master:
 
     def _todo(self) -> list[int]:
         """Trials whose next attempt may start now. Until a segment has worked (since the start
-        or ``--retry-failed``), at most ``probe_jobs`` jobs run, in waves: a bug that every
-        trial shares costs that many jobs (fail fast, state.hopeless), not one per slot."""
+        or ``--retry-failed``), at most ``probe_jobs`` attempts run at once: a bug that every
+        trial shares costs that many jobs (fail fast, state.hopeless), not one per slot. While
+        nothing has failed a free slot is filled at once (a worker that becomes ready a little
+        after the others does not wait for the first segments to end); after a failure the
+        next attempts wait until the running ones end, so a shared bug stops at probe_jobs."""
         st = self.state
         assert st is not None
         n = self.cfg.probe_jobs
         if not n or st.worked or self.backend.virtual_time or not st.todo:
             return st.todo
-        return [] if st.live() else st.todo[:n]
+        live = len(st.live())
+        if st.first_errors and live:
+            return []
+        return st.todo[:max(n - live, 0)]
 
     def _fail_fast(self) -> bool:
         """Stop at the first failure every trial would repeat (state.hopeless), naming it and
