@@ -32,13 +32,18 @@ FOREVER_MIN = 60 * 24 * 365  # submitit's local default kills a job after 2 minu
 
 
 class _DetachedLocalExecutor(submitit.LocalExecutor):
-    """LocalExecutor whose jobs start in a new session (Ctrl-C on the master spares them)."""
+    """LocalExecutor whose jobs start in a new session (Ctrl-C on the master spares them) and
+    without the master's stdin/stdout/stderr: the tasks log to their own files, and a job
+    that outlives the master must not hold its pipes open (``asha-hpc run ... | tee`` would
+    not end until every job did)."""
 
     def _submit_command(self, command: str):
         popen = subprocess.Popen
 
         def detached(*args, **kwargs):
             kwargs.setdefault("start_new_session", True)
+            for stream in ("stdin", "stdout", "stderr"):
+                kwargs.setdefault(stream, subprocess.DEVNULL)
             return popen(*args, **kwargs)
 
         _sublocal.subprocess.Popen = detached  # type: ignore[attr-defined]
