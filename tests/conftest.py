@@ -133,7 +133,7 @@ def require_module(name: str, extra: str = "examples"):
         msg = f"{name} is not installed: pip install -e '.[{extra}]'"
         if _in_ci():
             pytest.fail(f"{msg} (CI installs it in .ci/run)", pytrace=False)
-        pytest.skip(msg)
+        pytest.skip(msg, allow_module_level=True)
 
 
 @pytest.fixture
