@@ -299,10 +299,14 @@ def train(trial):
 
 def cache_experiment(tmp_path: Path, **top) -> Path:
     (tmp_path / "model.py").write_text(CACHE_MODEL)
+    # 40 trials (about 50 segments): the two slow segments stay in the measured window (the
+    # last 32) until enough fast ones dilute their training time, so the switch back to warm
+    # workers comes after 10 to 30 fast segments depending on the measured start-up; the
+    # segments left after it must show the warm workers back
     cfg = base_cfg(
         name="awcache", poll_interval_s=0.2, max_restarts=1,
         searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 16, "divisor": 4,
-                  "max_trials": 24, "max_concurrent_trials": 2, "mode": "aggressive"},
+                  "max_trials": 40, "max_concurrent_trials": 2, "mode": "aggressive"},
         hyperparameters={"x": {"type": "double", "minval": -1, "maxval": 1}, "build_s": 20.0,
                          "cache": str(tmp_path / "dataset.cache")},
         reproducibility={"experiment_seed": 3},
