@@ -4,7 +4,7 @@ Training code imports only ``Trial`` and ``InvalidHP`` from here; everything els
 master's business.
 """
 from .errors import AshaError, ConfigError, InvalidHP
-from .trial import Segment, Trial
+from .job.trial import Segment, Trial
 
 __version__ = "0.1.0"
 __all__ = ["Trial", "Segment", "InvalidHP", "AshaError", "ConfigError", "__version__"]

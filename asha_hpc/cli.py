@@ -21,10 +21,10 @@ import yaml
 
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError
-from .expdir import CONFIG, JOURNAL, ExpDir, atomic_write
-from .journal import read_journal
-from .lease import Lease
-from .state import ExperimentState, TrialState, replay
+from .master.lease import Lease
+from .master.state import ExperimentState, TrialState, replay
+from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
+from .protocol.journal import read_journal
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
@@ -84,7 +84,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     p["warnings"] = _config_warnings(cfg) + p["warnings"]
     p["workers"] = cfg.workers_setting
     if cfg.workers_auto and p["segments"]:
-        from .autoworkers import plan_estimate
+        from .master.autoworkers import plan_estimate
 
         p["workers_estimate"] = plan_estimate(p["total_units"] / p["segments"],
                                               cfg.auto_workers_share, cfg.searcher.length_unit)
@@ -136,7 +136,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
     if cfg.backend != "simulated":  # a typo costs no job at all
         from .compat.determined_config import trial_class_problem
-        from .entrypoint import check_command, check_entrypoint, defines
+        from .job.entrypoint import check_command, check_entrypoint, defines
 
         # a Determined Trial class first: its own line says what to do, not "not found"
         why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
@@ -156,7 +156,7 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
     (ExpDir.create_new): a second ``run`` racing for the folder writes nothing.
     ``made_by_submit``: the master's Slurm job, whose folder ``asha-hpc submit`` made (it holds
     the batch script and the job's log): the experiment is made in it, config last."""
-    from .expdir import CONFIG
+    from .protocol.expdir import CONFIG
 
     cfg.experiment_dir = str(Path(root).resolve())
     data = yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()
@@ -184,7 +184,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
            retry_failed: bool = False) -> int:
-    from .master import Master
+    from .master.loop import Master
 
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
@@ -211,7 +211,7 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
 
 def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                 records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    from .observe import status_extra
+    from .views.observe import status_extra
 
     c = st.counts()
     best = st.ranked()
@@ -240,7 +240,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     }
     d.update(status_extra(exp, cfg, st, records))  # per-rung counts, top, progress, ETA, ...
     d["time_limits"] = time_limits_table(st)
-    from .autoworkers import status as workers_status
+    from .master.autoworkers import status as workers_status
 
     d["workers"] = workers_status(cfg, st.auto)
     return d
@@ -248,15 +248,15 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
 
 def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
     """Per rung: time limits asked for and run times seen (``status --json`` ``time_limits``;
-    empty when the backend took no time limits). See asha_hpc/timelimits.py."""
-    from .timelimits import rung_levels
+    empty when the backend took no time limits). See asha_hpc/master/timelimits.py."""
+    from .master.timelimits import rung_levels
 
     return st.times.table(rung_levels(b.rung_lengths for b in st.searcher.brackets()))
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    from .observe import open_experiment
-    from .views import render_status_text, watch
+    from .views.observe import open_experiment
+    from .views.text import render_status_text, watch
 
     def get() -> dict[str, Any]:
         exp, cfg, records, st = open_experiment(a.exp_dir)
@@ -273,7 +273,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_best(a: argparse.Namespace) -> int:
-    from .observe import latest_logs, open_experiment
+    from .views.observe import latest_logs, open_experiment
 
     exp, cfg, records, st = open_experiment(a.exp_dir)
     rows = [_trial_row(t) for t in st.ranked()[: a.top]]
@@ -348,7 +348,7 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> Non
 def cmd_export(a: argparse.Namespace) -> int:
     exp, cfg, st = _open_experiment(a.exp_dir)
     if a.format in TRACKERS:
-        from .trackers import export_trackers
+        from .views.trackers import export_trackers
 
         target = a.output or (os.environ.get("MLFLOW_TRACKING_URI") if a.format == "mlflow" else None)
         if not target or target == "-":
@@ -357,7 +357,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         print(f"asha-hpc: {export_trackers(a.format, exp, cfg, st, target)}", file=sys.stderr)
         return 0
     if a.curves:  # the learning curves: trial_id, key, segment, attempt, step, time, metrics...
-        from .observe import curve_rows, flat_curve_rows
+        from .views.observe import curve_rows, flat_curve_rows
 
         _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves)
     _write_rows(export_rows(st), a.format, a.output)
@@ -365,8 +365,8 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
-    from .observe import open_experiment
-    from .plots import plot_data, render_png, require_matplotlib
+    from .views.observe import open_experiment
+    from .views.plots import plot_data, render_png, require_matplotlib
 
     require_matplotlib()
     exp, cfg, records, st = open_experiment(a.exp_dir)
@@ -378,9 +378,9 @@ def cmd_plot(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .htmlreport import render
-    from .observe import open_experiment
-    from .plots import panel_pngs, plot_data, svg_panels
+    from .views.htmlreport import render
+    from .views.observe import open_experiment
+    from .views.plots import panel_pngs, plot_data, svg_panels
 
     exp, cfg, records, st = open_experiment(a.exp_dir)
     d = status_dict(exp, cfg, st, records)
@@ -405,7 +405,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from .observe import open_experiment, trial_jobs
+    from .views.observe import open_experiment, trial_jobs
 
     exp, _, records, st = open_experiment(a.exp_dir)
     if a.trial not in st.trials:
@@ -440,7 +440,7 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    from .master import Master
+    from .master.loop import Master
 
     exp = ExpDir.open(Path(a.exp_dir))
     holder = _master_alive(exp)
@@ -451,7 +451,7 @@ def cmd_cancel(a: argparse.Namespace) -> int:
         return 0
     exp.cancel_request.write_text(f"{time.time()}\n")
     cfg = load_config(exp.config)
-    from .livereport import DEFAULT_EVERY_S
+    from .views.livereport import DEFAULT_EVERY_S
 
     Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}"),
            report_every_s=DEFAULT_EVERY_S).run()  # the live report shows it cancelled
@@ -478,7 +478,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
 def cmd_slurm_master(a: argparse.Namespace) -> int:
     """What master.sbatch runs: start the experiment, or resume it after a requeue; near the
     time limit (SIGUSR2) stop cleanly and requeue this job."""
-    from .master import Master
+    from .master.loop import Master
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
@@ -490,7 +490,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
         a.backend = None
         cfg = load_config(a.config)
         exp = _create_experiment(cfg, root, made_by_submit=True)
-    from .livereport import DEFAULT_EVERY_S
+    from .views.livereport import DEFAULT_EVERY_S
 
     master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
     st = master.run()
@@ -506,7 +506,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- main
 def _report_every_arg(p: argparse.ArgumentParser) -> None:
-    from .livereport import DEFAULT_EVERY_S
+    from .views.livereport import DEFAULT_EVERY_S
 
     p.add_argument("--report-every", type=float, default=DEFAULT_EVERY_S, metavar="SECONDS",
                    help=f"keep <exp>/report.html current, rendered at most this often and at "
@@ -667,8 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 0
     except OSError as e:
-        from .diskfull import mount_point
         from .errors import DISK_FULL_ERRNOS
+        from .protocol.diskfull import mount_point
 
         if a.debug or e.errno not in DISK_FULL_ERRNOS:
             raise

@@ -92,7 +92,7 @@ class SlurmConfig:
     poll_min_interval_s: float = 10.0  # at most one sacct/squeue call per this many seconds
     workers: int | str = "auto"  # as local.workers: "auto", N (a pool), or 0
     trials_per_gpu: int = 1  # pool workers per job, sharing its GPUs
-    # time limits per segment (asha_hpc/timelimits.py): per rung level, the last entry for deeper
+    # time limits per segment (asha_hpc/master/timelimits.py): per rung level, the last entry for deeper
     # rungs; an entry is minutes or "auto"
     timeout_min_per_rung: list[int | str] | None = None
     first_guess_min: int = 60  # timeout_min auto: the limit before anything was measured

@@ -197,9 +197,9 @@ def _scratch() -> str | None:
 def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, Any]:
     """One simulated search (``cfg`` already on the simulated backend): its measures."""
     from .backends.simulated import SimulatedBackend
-    from .expdir import ExpDir
-    from .journal import read_journal
-    from .master import Master
+    from .master.loop import Master
+    from .protocol.expdir import ExpDir
+    from .protocol.journal import read_journal
 
     with tempfile.TemporaryDirectory(prefix="asha-simulate-", dir=_scratch()) as tmp:
         exp = ExpDir.create(Path(tmp) / "exp")

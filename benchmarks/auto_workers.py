@@ -57,9 +57,9 @@ sys.path.insert(0, str(HERE))
 from worker_pool import keep_skipped_parts, slurm_available  # noqa: E402
 
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.journal import read_journal  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
+from asha_hpc.protocol.journal import read_journal  # noqa: E402
 
 TOLERANCE = 0.10
 SIM_GPUS = 8

@@ -45,9 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from asha_hpc.expdir import ExpDir  # noqa: E402
 from asha_hpc.integrations import segments as seg_mod  # noqa: E402
-from asha_hpc.trial import Trial  # noqa: E402
+from asha_hpc.job.trial import Trial  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
 
 CKPT_TIMES: list[float] = []
 

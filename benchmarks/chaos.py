@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from asha_hpc import master as master_mod  # noqa: E402
 from asha_hpc.backends.simulated import SimulatedBackend  # noqa: E402
 from asha_hpc.config import load_config, parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir, atomic_write_json  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master import loop as master_mod  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir, atomic_write_json  # noqa: E402
 from asha_hpc.testing.chaos import Audit, audit, run_chaos  # noqa: E402
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.journal import read_journal  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
+from asha_hpc.protocol.journal import read_journal  # noqa: E402
 
 FS_CALLS = ("stat", "lstat", "scandir", "listdir", "open", "replace", "rename", "unlink", "link",
             "fsync", "write", "mkdir")

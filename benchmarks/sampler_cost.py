@@ -161,8 +161,8 @@ _CHILD = """
 import json, resource, sys, tempfile, time
 from pathlib import Path
 from asha_hpc.config import parse_config
-from asha_hpc.expdir import ExpDir
-from asha_hpc.master import Master
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.master.loop import Master
 sampler, trials = sys.argv[1], int(sys.argv[2])
 hp = json.loads(sys.argv[3])
 tmp = Path(tempfile.mkdtemp(prefix="sampler-cost-", dir="/dev/shm"))

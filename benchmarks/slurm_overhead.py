@@ -36,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.journal import read_journal  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
+from asha_hpc.protocol.journal import read_journal  # noqa: E402
 from asha_hpc.testing.invariants import check_invariants  # noqa: E402
 
 MODEL = '''

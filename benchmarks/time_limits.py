@@ -17,7 +17,7 @@ Time-limit policies compared (each on the same seeds, i.e. the same background j
   the shortest round value the longest segment fits in;
 - per rung, by hand: ``timeout_min_per_rung: [10, 20, 60, 180]`` (each rung's longest segment, from
   scratch, with a margin);
-- auto: ``timeout_min: auto`` (first guess 240 min, safety factor 1.5; asha_hpc/timelimits.py);
+- auto: ``timeout_min: auto`` (first guess 240 min, safety factor 1.5; asha_hpc/master/timelimits.py);
 - auto + MaxTime 60: the same with a partition MaxTime of 60 min: the 99-min segments are
   split (run to the limit, checkpoint on the signal, continue in a new job).
 
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asha_hpc.backends.backfill import BackfillBackend, BackgroundLoad  # noqa: E402
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.journal import read_journal  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
+from asha_hpc.protocol.journal import read_journal  # noqa: E402
 
 GPUS = 64
 UNIT_S = 120.0

@@ -116,8 +116,8 @@ def asha(trials: int, workers: int, failure_rate: float, seed: int) -> dict[str,
     import tempfile
 
     from asha_hpc.backends.simulated import SimulatedBackend
-    from asha_hpc.expdir import ExpDir
-    from asha_hpc.master import Master
+    from asha_hpc.master.loop import Master
+    from asha_hpc.protocol.expdir import ExpDir
 
     cfg = parse_config({
         "name": "utilization", "entrypoint": "unused:train",

@@ -271,7 +271,7 @@ def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> dict[str, An
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {"wall_s": wall, "rc": rc, "exp_dir": str(exp_dir)}
     try:
-        from asha_hpc.observe import open_experiment
+        from asha_hpc.views.observe import open_experiment
 
         _, _, records, st = open_experiment(str(exp_dir))
         best = st.ranked()
@@ -423,8 +423,8 @@ def startup_probe(repeats: int = 5) -> dict[str, float]:
     """Median seconds of fresh processes doing what each per-segment job does before training."""
     probes = {
         "python -c pass": "pass",
-        "import submitit + asha_hpc.jobmain": "import submitit, asha_hpc.jobmain",
-        "+ numpy, sklearn, digits Data()": ("import submitit, asha_hpc.jobmain, wall_time_trial as w;"
+        "import submitit + asha_hpc.job.jobmain": "import submitit, asha_hpc.job.jobmain",
+        "+ numpy, sklearn, digits Data()": ("import submitit, asha_hpc.job.jobmain, wall_time_trial as w;"
                                             " w.data()"),
     }
     out = {}

@@ -59,9 +59,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.journal import read_journal  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
+from asha_hpc.protocol.journal import read_journal  # noqa: E402
 
 MODES = ["per-segment", "continue", "pool"]
 GPUS = 64

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from asha_hpc.config import load_config
-from asha_hpc.journal import read_journal
-from asha_hpc.state import replay
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 from conftest import partition_options

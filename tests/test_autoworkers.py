@@ -11,14 +11,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from asha_hpc import autoworkers as aw
 from asha_hpc.cli import main, status_dict
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
-from asha_hpc.state import replay
+from asha_hpc.master import autoworkers as aw
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 

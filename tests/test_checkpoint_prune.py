@@ -1,7 +1,7 @@
 """Checkpoint pruning keeps a newer checkpoint another rank is already writing."""
 from pathlib import Path
 
-from asha_hpc.trial import Trial
+from asha_hpc.job.trial import Trial
 
 
 def test_prune_keeps_newer_temporary_folder(tmp_path: Path):

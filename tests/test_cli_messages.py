@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from asha_hpc import cli
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.expdir import ExpDir, atomic_write
-from asha_hpc.master import Master, progress_line
+from asha_hpc.master.loop import Master, progress_line
+from asha_hpc.protocol.expdir import ExpDir, atomic_write
 
 
 def test_help_lists_only_commands_for_people(capsys):

@@ -9,9 +9,9 @@ import yaml
 
 from asha_hpc.config import load_config
 from asha_hpc.errors import AshaError
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
-from asha_hpc.state import replay
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 from helpers import cli, make_experiment

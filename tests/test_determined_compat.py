@@ -161,8 +161,8 @@ def test_bare_trial_class_name_is_told_too(tmp_path, capsys):
 def test_trial_class_fails_at_the_job_when_not_detectable(tmp_path):
     """A class plan cannot see in the source (made by a factory) fails when the job
     resolves it, with the same line."""
-    from asha_hpc.entrypoint import resolve_entrypoint
     from asha_hpc.errors import AshaError
+    from asha_hpc.job.entrypoint import resolve_entrypoint
 
     (tmp_path / "made.py").write_text("Trial = type('Trial', (), {})\n")
     with pytest.raises(AshaError, match="is a Determined Trial class"):

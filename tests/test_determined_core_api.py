@@ -14,8 +14,8 @@ import yaml
 from asha_hpc.cli import main
 from asha_hpc.compat import determined as det
 from asha_hpc.config import load_config
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
 
 CONFIGS = Path(__file__).parent / "determined_configs"
 

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from asha_hpc.expdir import ExpDir, atomic_write_json, publish, scan_inbox
-from asha_hpc.trial import Trial, latest_checkpoint
+from asha_hpc.job.trial import Trial, latest_checkpoint
+from asha_hpc.protocol.expdir import ExpDir, atomic_write_json, publish, scan_inbox
 
 
 def make_trial(tmp_path, key="t00001-s000-a00", metric="loss"):

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from asha_hpc.config import load_config, parse_config
-from asha_hpc.entrypoint import check_command, defines, resolve_entrypoint
 from asha_hpc.errors import FatalTrialError
-from asha_hpc.journal import read_journal
+from asha_hpc.job.entrypoint import check_command, defines, resolve_entrypoint
+from asha_hpc.master.state import FAILED, QUEUED, replay
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import ResumeTrial, SegmentCompleted, TrialFailed, TrialRetried, make_searcher
-from asha_hpc.state import FAILED, QUEUED, replay
 from asha_hpc.testing.invariants import check_invariants
 
 # A tutorial-style loop with a checkpoint per segment; BUG is replaced per test.

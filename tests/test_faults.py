@@ -7,12 +7,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asha_hpc import journal as journal_mod
 from asha_hpc.config import parse_config
 from asha_hpc.errors import AshaError, ConfigError
-from asha_hpc.expdir import ExpDir, atomic_write_json
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol import journal as journal_mod
+from asha_hpc.protocol.expdir import ExpDir, atomic_write_json
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.chaos import run_chaos
 from asha_hpc.testing.invariants import check_invariants
 
@@ -177,7 +177,7 @@ def test_fuzzed_configs_only_raise_config_errors(raw):
 def test_restarts_of_the_master_never_count_against_segments_that_never_ran(tmp_path):
     """A segment lost while queued (its master restarted before it started) costs nothing:
     after 30 such losses the trial still runs (the rule of README's 'What survives what')."""
-    from asha_hpc.state import replay
+    from asha_hpc.master.state import replay
 
     cfg = sim_cfg(trials=1, failure_rate=0.0)
     recs = [{"kind": "init", "seed": 5, "seq": 1}]

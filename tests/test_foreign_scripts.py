@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from asha_hpc.observe import curve_rows, open_experiment
+from asha_hpc.views.observe import curve_rows, open_experiment
 
 pytest.importorskip("torch")
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from asha_hpc.fswatch import FolderWatch, fs_type, is_network_fs
+from asha_hpc.protocol.fswatch import FolderWatch, fs_type, is_network_fs
 
 
 def _land_later(folder, name, delay):
@@ -70,7 +70,7 @@ def test_out_of_inotify_instances_polls_and_says_so_once(tmp_path, caplog, monke
     import ctypes
     import ctypes.util
 
-    import asha_hpc.fswatch as watch
+    import asha_hpc.protocol.fswatch as watch
 
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     monkeypatch.setattr(watch, "_warned_limit", False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from asha_hpc.diskfull import DiskFull, disk_full_in, free_bytes
-from asha_hpc.journal import read_journal
+from asha_hpc.protocol.diskfull import DiskFull, disk_full_in, free_bytes
+from asha_hpc.protocol.journal import read_journal
 
 from helpers import cli, final_state, make_experiment
 
@@ -99,7 +99,7 @@ def test_jobs_on_a_full_disk_pause_the_search_until_there_is_room(tmp_path, smal
 def test_the_masters_own_full_disk_is_one_line_and_resume_continues(tmp_path, small_fs):
     cfg = _experiment(tmp_path, trials=6, sleep=0.05)
     run = small_fs / "run"
-    code = ("import sys, asha_hpc.journal as j; j.FULL_WAIT_S = 1.0; "  # no 30 s wait for room
+    code = ("import sys, asha_hpc.protocol.journal as j; j.FULL_WAIT_S = 1.0; "  # no 30 s wait for room
             "from asha_hpc.cli import main; sys.exit(main(sys.argv[1:]))")
     log = open(tmp_path / "master.err", "w+")  # not a pipe: its jobs (waiting for room) keep theirs
     master = subprocess.Popen([sys.executable, "-c", code, "run", str(cfg), "--exp-dir", str(run)],

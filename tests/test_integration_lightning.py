@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asha_hpc.expdir import ExpDir
-from asha_hpc.trial import Trial, checkpoint_length
+from asha_hpc.job.trial import Trial, checkpoint_length
+from asha_hpc.protocol.expdir import ExpDir
 
 from conftest import REPO_ROOT, require_module
 from helpers import cli, final_state

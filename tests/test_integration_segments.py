@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asha_hpc.expdir import ExpDir
 from asha_hpc.integrations.segments import (
     METRICS_FILE,
     IntegrationError,
@@ -21,7 +20,8 @@ from asha_hpc.integrations.segments import (
     saved_metrics,
     scalar_metrics,
 )
-from asha_hpc.trial import Trial
+from asha_hpc.job.trial import Trial
+from asha_hpc.protocol.expdir import ExpDir
 
 
 class Tensor:

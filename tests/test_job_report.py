@@ -1,5 +1,5 @@
 """``python -m asha_hpc.report`` (the name the README and users' scripts call) and
-``python -m asha_hpc.job_report`` write the same lines into $ASHA_REPORT_FILE."""
+``python -m asha_hpc.job.job_report`` write the same lines into $ASHA_REPORT_FILE."""
 import json
 import os
 import subprocess
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["asha_hpc.report", "asha_hpc.job_report"])
+@pytest.mark.parametrize("module", ["asha_hpc.report", "asha_hpc.job.job_report"])
 def test_report_command_appends_the_metrics(tmp_path, module):
     out = tmp_path / "report.jsonl"
     env = dict(os.environ, ASHA_REPORT_FILE=str(out))

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from asha_hpc import journal as journal_mod
 from asha_hpc.errors import AshaError, LeaseHeldError
-from asha_hpc.journal import Journal, read_journal
-from asha_hpc.lease import Lease
+from asha_hpc.master.lease import Lease
+from asha_hpc.protocol import journal as journal_mod
+from asha_hpc.protocol.journal import Journal, read_journal
 
 
 def test_append_and_replay(tmp_path):

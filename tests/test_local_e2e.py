@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from asha_hpc.config import load_config
-from asha_hpc.expdir import ExpDir
-from asha_hpc.master import Master
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol.expdir import ExpDir
 
 from helpers import cli, final_state, journal, make_experiment
 

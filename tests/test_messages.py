@@ -1,5 +1,5 @@
 """Inbox messages (issue 16, point 5): every field of every message is checked in one place
-(asha_hpc/messages.py) before the master acts; a hostile or broken file is moved aside."""
+(asha_hpc/protocol/messages.py) before the master acts; a hostile or broken file is moved aside."""
 import json
 import os
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asha_hpc import messages
-from asha_hpc.expdir import ExpDir
-from asha_hpc.master import Master
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol import messages
+from asha_hpc.protocol.expdir import ExpDir
 
 from helpers import sim_cfg
 

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from asha_hpc import cli
 from asha_hpc.backends.simulated import SimulatedBackend
 from asha_hpc.config import parse_config
-from asha_hpc.expdir import ExpDir, atomic_write, atomic_write_json
-from asha_hpc.master import Master
-from asha_hpc.metrics import as_number, diverged, plain_metrics, plain_value, read_point
-from asha_hpc.observe import curve_rows, flat_curve_rows, open_experiment
-from asha_hpc.state import PAUSED
-from asha_hpc.trial import Trial
+from asha_hpc.job.trial import Trial
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import PAUSED
+from asha_hpc.protocol.expdir import ExpDir, atomic_write, atomic_write_json
+from asha_hpc.protocol.metrics import as_number, diverged, plain_metrics, plain_value, read_point
+from asha_hpc.views.observe import curve_rows, flat_curve_rows, open_experiment
 
 torch = pytest.importorskip("torch")
 

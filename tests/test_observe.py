@@ -25,10 +25,10 @@ import yaml
 from asha_hpc import cli
 from asha_hpc.backends.simulated import synthetic_curve
 from asha_hpc.config import parse_config
-from asha_hpc.expdir import ExpDir, atomic_write
-from asha_hpc.master import Master
-from asha_hpc.observe import curve_rows, find_logs, open_experiment, pick_curve_metric, trial_jobs
-from asha_hpc.state import replay
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.expdir import ExpDir, atomic_write
+from asha_hpc.views.observe import curve_rows, find_logs, open_experiment, pick_curve_metric, trial_jobs
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ASHA_UPDATE_GOLDEN") == "1"
@@ -140,7 +140,7 @@ def test_status_midway_golden_and_counts(sim_exp):
     assert c["running"] + c["paused"] > 0
     p = d["progress"]
     assert 0 < p["fraction"] < 1 and p["eta_seconds"] > 0 and p["units_per_hour"] > 0
-    from asha_hpc.views import render_status_text
+    from asha_hpc.views.text import render_status_text
 
     golden("status_sim_midway.txt", normalise(render_status_text(d), sim_exp))
 
@@ -170,7 +170,7 @@ def test_status_watch_plain_and_rich(sim_exp, capsys):
     assert out.count("--- ") == 1  # finished search: drawn once, then it returns
     assert "bracket  rung  length" in out
     pytest.importorskip("rich")  # the [ui] extra
-    from asha_hpc.views import watch
+    from asha_hpc.views.text import watch
 
     buf = io.StringIO()
     assert watch(lambda: cli.status_dict(*_state(sim_exp)), 0.2, iterations=2, out=buf,
@@ -233,7 +233,7 @@ def test_plot_png(curves_exp, tmp_path, capsys):
 
 
 def test_plot_data_without_curves_uses_rung_results(sim_exp, curves_exp):
-    from asha_hpc.plots import plot_data
+    from asha_hpc.views.plots import plot_data
 
     exp, cfg, records, st = open_experiment(sim_exp)
     d = plot_data(exp, cfg, st, records)

@@ -68,8 +68,8 @@ def test_a_record_kind_of_a_newer_release_is_refused_with_one_line(tmp_path):
 
     from asha_hpc.config import load_config
     from asha_hpc.errors import AshaError
-    from asha_hpc.records import Kind
-    from asha_hpc.state import ExperimentState, replay
+    from asha_hpc.master.state import ExperimentState, replay
+    from asha_hpc.protocol.records import Kind
 
     exp = _place(tmp_path)
     cfg = load_config(exp / "experiment.yaml")
@@ -85,8 +85,8 @@ def test_retention_choice_is_a_pure_function_of_the_state(tmp_path):
     checkpoint while the searcher may still promote it; a stopped trial's goes unless it is
     among the best kept; a failed one's stays (--retry-failed continues from it)."""
     from asha_hpc.config import load_config
-    from asha_hpc.retention import removable_checkpoints
-    from asha_hpc.state import FAILED, PAUSED, STOPPED, replay
+    from asha_hpc.master.retention import removable_checkpoints
+    from asha_hpc.master.state import FAILED, PAUSED, STOPPED, replay
 
     exp = _place(tmp_path)
     st = replay(load_config(exp / "experiment.yaml"), journal(exp))

@@ -112,10 +112,10 @@ def test_finished_search_progress_is_what_it_trained(tmp_path, workers):
     than the preview's go up: the preview is an estimate, least_units a bound."""
     from asha_hpc import cli as cli_mod
     from asha_hpc.config import load_config
-    from asha_hpc.expdir import ExpDir, atomic_write
-    from asha_hpc.master import Master
-    from asha_hpc.observe import open_experiment
-    from asha_hpc.views import render_status_text
+    from asha_hpc.master.loop import Master
+    from asha_hpc.protocol.expdir import ExpDir, atomic_write
+    from asha_hpc.views.observe import open_experiment
+    from asha_hpc.views.text import render_status_text
 
     src = Path(__file__).parent.parent / "examples" / "pytorch_digits" / "digits.yaml"
     c = load_config(src, overrides={"backend": "simulated"})

@@ -15,11 +15,11 @@ import yaml
 
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.expdir import ExpDir, read_json
-from asha_hpc.handoff import claim, slot_path, wait_slot
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
-from asha_hpc.state import ExperimentState
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import ExperimentState
+from asha_hpc.protocol.expdir import ExpDir, read_json
+from asha_hpc.protocol.handoff import claim, slot_path, wait_slot
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.chaos import run_chaos
 from asha_hpc.testing.invariants import check_invariants
 
@@ -445,7 +445,7 @@ def test_pool_config_errors_name_the_field(raw, field):
 
 
 def test_a_segment_goes_to_a_worker_only_if_it_fits_before_the_stop_signal():
-    from asha_hpc.pool import Worker, fits
+    from asha_hpc.master.pool import Worker, fits
 
     w = Worker(id="w0000", kind="pool", limit_min=10, job_started=0.0, segments=3)
     assert fits(w, now=60.0, estimate_s=100.0)  # 60 + 150 + 30 <= 600
@@ -459,8 +459,8 @@ def test_a_segment_goes_to_a_worker_only_if_it_fits_before_the_stop_signal():
 def test_worker_idle_timeout_reaches_the_workers(tmp_path):
     """A pool worker leaves after worker_idle_timeout_s without a segment (the backstop for a
     master that is gone): the value travels in its WorkerSpec and closes its slot."""
-    from asha_hpc.expdir import ExpDir
-    from asha_hpc.master import Master
+    from asha_hpc.master.loop import Master
+    from asha_hpc.protocol.expdir import ExpDir
 
     cfg = parse_config({"name": "x", "entrypoint": "m:f", "backend": "local",
                         "searcher": {"name": "single", "metric": "loss", "max_length": 4},

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from asha_hpc.config import SearcherConfig, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, TrialFailed, make_searcher
 from asha_hpc.searcher import tpe as tpe_mod
 from asha_hpc.space import Categorical, Const, Double, Int, Log, parse_space
-from asha_hpc.state import replay
 from asha_hpc.testing.invariants import check_invariants
 
 SPACE = {"lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},

@@ -2,9 +2,9 @@
 import time
 
 from asha_hpc.config import parse_config
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 

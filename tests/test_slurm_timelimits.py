@@ -25,8 +25,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from asha_hpc.backends.slurm import SlurmBackend  # noqa: E402
 from asha_hpc.config import load_config  # noqa: E402
-from asha_hpc.expdir import ExpDir  # noqa: E402
-from asha_hpc.master import Master  # noqa: E402
+from asha_hpc.master.loop import Master  # noqa: E402
+from asha_hpc.protocol.expdir import ExpDir  # noqa: E402
 
 from slurm_helpers import (  # noqa: E402
     MODEL_HELPERS,

@@ -14,10 +14,10 @@ import pytest
 
 from asha_hpc.config import load_config
 from asha_hpc.errors import LeaseHeldError
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import Journal, read_journal
-from asha_hpc.master import Master
-from asha_hpc.state import replay
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import Journal, read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 from helpers import cli, make_experiment, sim_cfg

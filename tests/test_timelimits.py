@@ -1,4 +1,4 @@
-"""Time limits per segment (asha_hpc/timelimits.py): the pure estimator and planner, the state
+"""Time limits per segment (asha_hpc/master/timelimits.py): the pure estimator and planner, the state
 feeding it from the journal, the master planning with it on the simulated backends, the Slurm
 backend grouping specs by time limit (no cluster needed), status, and the benchmark's smoke run.
 The runs on the real local cluster are in tests/test_slurm_timelimits.py."""
@@ -16,12 +16,9 @@ from asha_hpc.backends.backfill import BackfillBackend
 from asha_hpc.backends.base import JobState, SegmentSpec
 from asha_hpc.config import SlurmConfig, parse_config
 from asha_hpc.errors import ConfigError
-from asha_hpc.expdir import ExpDir
-from asha_hpc.journal import read_journal
-from asha_hpc.master import Master
-from asha_hpc.state import replay
-from asha_hpc.testing.invariants import check_invariants
-from asha_hpc.timelimits import (
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.master.timelimits import (
     SIGNAL_EARLY_S,
     Run,
     SegmentTimes,
@@ -32,6 +29,9 @@ from asha_hpc.timelimits import (
     rung_levels,
     theil_sen_intercept,
 )
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.testing.invariants import check_invariants
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -266,7 +266,7 @@ def test_limits_shrink_for_short_rungs_and_grow_for_long_ones(tmp_path):
             assert r["ended"] - r["started"] < 60 * asked
     # status shows them
     from asha_hpc import cli
-    from asha_hpc.views import render_status_text
+    from asha_hpc.views.text import render_status_text
 
     d = cli.status_dict(exp, cfg, st, recs)
     rows = {r["length"]: r for r in d["time_limits"]}
@@ -287,7 +287,7 @@ def test_default_simulated_config_plans_nothing(tmp_path):
     exp, st, recs = _run_master(tmp_path, cfg)
     assert not any("timeout_min" in r for r in recs if r["kind"] == "intent")
     from asha_hpc import cli
-    from asha_hpc.views import render_status_text
+    from asha_hpc.views.text import render_status_text
 
     d = cli.status_dict(exp, cfg, st, recs)
     assert d["time_limits"] == [] and "time limits:" not in render_status_text(d)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SimulatedConfig
-from ..expdir import INBOX, atomic_write_json
+from ..protocol.expdir import INBOX, atomic_write_json
 from .base import JobState, SegmentSpec
 from .simulated import SIM_PREFIX, CurveFn, SimulatedBackend
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..expdir import attempt_key
+from ..protocol.expdir import attempt_key
 
 
 class JobState(str, enum.Enum):
@@ -167,13 +167,13 @@ class Backend(ABC):
     def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         """Fill a waiting job's slot with a segment or an exit (handoff.py); False when the job
         closed that slot itself first (it left). The simulated backend plays this in memory."""
-        from ..handoff import claim, slot_path
+        from ..protocol.handoff import claim, slot_path
 
         return claim(slot_path(Path(self.exp_dir), worker, slot), body)
 
     def handed(self, worker: str, slot: int) -> dict[str, Any] | None:
         """What a slot holds (None: still empty), for a restarted master."""
-        from ..handoff import read_slot, slot_path
+        from ..protocol.handoff import read_slot, slot_path
 
         return read_slot(slot_path(Path(self.exp_dir), worker, slot))
 

@@ -23,7 +23,7 @@ import submitit
 from submitit.local import local as _sublocal
 
 from ..config import LocalConfig
-from ..expdir import JOBS, atomic_write_json, read_json
+from ..protocol.expdir import JOBS, atomic_write_json, read_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
 
 LOCAL_PREFIX = "local:"
@@ -84,7 +84,7 @@ class LocalBackend(Backend):
         self.folder = self.exp_dir / JOBS
         self.folder.mkdir(parents=True, exist_ok=True)
         if fn is None:
-            from ..jobmain import run_job
+            from ..job.jobmain import run_job
 
             fn = run_job
         self.fn = fn

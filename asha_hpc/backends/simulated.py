@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SimulatedConfig
-from ..expdir import INBOX, atomic_write_json
+from ..protocol.expdir import INBOX, atomic_write_json
 from .base import Backend, Clock, JobState, SegmentSpec, WorkerSpec
 
 SIM_PREFIX = "sim:"
@@ -45,8 +45,8 @@ def curve_function(spec: str | None, context_dir: str = ".") -> CurveFn:
     the config's folder first on sys.path), or ``synthetic_curve`` when it names none."""
     if not spec:
         return synthetic_curve
-    from ..entrypoint import resolve_entrypoint
     from ..errors import AshaError
+    from ..job.entrypoint import resolve_entrypoint
 
     try:
         return resolve_entrypoint(spec.strip(), context_dir)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..expdir import JOBS, atomic_write_json
+from ..protocol.expdir import JOBS, atomic_write_json
 from .base import Backend, JobState, SegmentSpec, SubmitError
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class SlurmBackend(Backend):
     ``slurm``: hydra-submitit-launcher keys (partition, qos, account, constraint, timeout_min,
     cpus_per_task, gpus_per_node, tasks_per_node, nodes, mem_gb, setup, additional_parameters,
     array_parallelism, signal_delay_s, exclude; other SlurmExecutor parameters pass through).
-    ``fn(spec)`` runs in the job (default ``asha_hpc.jobmain.run_segment``).
+    ``fn(spec)`` runs in the job (default ``asha_hpc.job.jobmain.run_segment``).
     """
 
     name = "slurm"
@@ -282,7 +282,7 @@ class SlurmBackend(Backend):
 
     def _get_fn(self) -> Callable[[SegmentSpec], Any]:
         if self.fn is None:
-            from ..jobmain import run_job
+            from ..job.jobmain import run_job
 
             self.fn = run_job
         return self.fn
@@ -324,7 +324,7 @@ class SlurmBackend(Backend):
         """The partition's MaxTime in minutes (None: INFINITE or unknown); the default
         partition when ``partition`` is None. ``sinfo -h -o '%P %l'`` once, then cached."""
         if self._max_time is None:
-            from ..timelimits import parse_partition_limits
+            from ..master.timelimits import parse_partition_limits
 
             res = self._run("sinfo", ["sinfo", "-h", "-o", "%P %l"])
             if res is not None and res.returncode == 0:

@@ -357,7 +357,7 @@ def place_trials(exp_root: Path, folder: Path) -> Path:
     and link ``<exp>/trials`` to it: checkpoints on scratch, the experiment in home. Called
     once, when the experiment is created (its trials folder is still empty)."""
     from ..errors import AshaError
-    from ..expdir import TRIALS
+    from ..protocol.expdir import TRIALS
 
     target = folder / exp_root.name / TRIALS
     link = exp_root / TRIALS

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..trial import Trial
+from ..job.trial import Trial
 from .segments import IntegrationError, SegmentWalk
 
 CKPT_FILE = "lightning.ckpt"  # the Trainer's checkpoint inside the trial's checkpoint folder

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AshaError
-from ..trial import Segment, Trial, checkpoint_length
+from ..job.trial import Segment, Trial, checkpoint_length
 
 METRICS_FILE = "asha_metrics.json"  # in each checkpoint the callbacks publish
 

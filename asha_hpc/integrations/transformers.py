@@ -29,7 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..trial import Trial, _torch_dist
+from ..job.trial import Trial, _torch_dist
 from .segments import IntegrationError, SegmentWalk
 
 STAGING = "trainer-checkpoints"  # in the run folder: where the Trainer saves a segment's end

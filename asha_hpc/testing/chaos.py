@@ -20,9 +20,9 @@ import numpy as np
 
 from ..backends.simulated import SimulatedBackend
 from ..config import ExperimentConfig
-from ..expdir import INBOX, ExpDir
-from ..journal import Journal, read_journal
-from ..master import Master
+from ..master.loop import Master
+from ..protocol.expdir import INBOX, ExpDir
+from ..protocol.journal import Journal, read_journal
 from .invariants import check_invariants
 
 
@@ -176,7 +176,7 @@ def audit(cfg: ExperimentConfig, exp: ExpDir, backend: SimulatedBackend) -> Audi
     """Check a simulated experiment against what its backend really ran: every published
     result is in the journal once, and every applied metric is the one its trial's
     hyperparameters give (the simulated curve is a pure function of them)."""
-    from ..state import replay
+    from ..master.state import replay
 
     a = Audit()
     try:

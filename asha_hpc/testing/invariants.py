@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ExperimentConfig
-from ..state import INVALID, replay
+from ..master.state import INVALID, replay
 
 
 def check_invariants(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> list[str]:

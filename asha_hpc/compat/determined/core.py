@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ...expdir import ExpDir
+from ...protocol.expdir import ExpDir
 
 log = logging.getLogger("determined.core")
 METADATA = "metadata.json"

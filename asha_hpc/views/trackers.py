@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig
-from .errors import AshaError
-from .expdir import ExpDir, atomic_write_json, read_json
+from ..config import ExperimentConfig
+from ..errors import AshaError
+from ..master.state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
+from ..protocol.expdir import ExpDir, atomic_write_json, read_json
 from .observe import curve_rows, num
-from .state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
 
 HParam = float | str | bool
 Point = tuple[int, float, float]  # (step, value, wall time)

@@ -23,17 +23,18 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
-from . import autoworkers, messages
+from ..backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
+from ..config import ExperimentConfig
+from ..errors import DISK_FULL_ERRNOS, AshaError
+from ..protocol import messages
+from ..protocol.diskfull import DiskFull, mount_point
+from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
+from ..protocol.fswatch import FolderWatch
+from ..protocol.journal import Journal
+from ..views.livereport import LiveReport
+from . import autoworkers
 from . import pool as pool_policy
-from .backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
-from .config import ExperimentConfig
-from .diskfull import DiskFull, mount_point
-from .errors import DISK_FULL_ERRNOS, AshaError
-from .expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
-from .fswatch import FolderWatch
-from .journal import Journal
 from .lease import Lease
-from .livereport import LiveReport
 from .retention import removable_checkpoints
 from .state import FAILED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
 
@@ -50,16 +51,16 @@ DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
 def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
     if cfg.backend == "local":
-        from .backends.local import LocalBackend
+        from ..backends.local import LocalBackend
 
         return LocalBackend(exp_root, cfg.local)
     if cfg.backend == "simulated":
-        from .backends.simulated import SimulatedBackend
+        from ..backends.simulated import SimulatedBackend
 
         return SimulatedBackend(exp_root, cfg.simulated, seed=cfg.experiment_seed,
                                 context_dir=cfg.config_dir)
     if cfg.backend == "slurm":
-        from .backends.slurm import SlurmBackend
+        from ..backends.slurm import SlurmBackend
 
         return SlurmBackend(str(exp_root), cfg.slurm.backend_options(),
                             poll_min_interval_s=cfg.slurm.poll_min_interval_s)
@@ -743,8 +744,8 @@ class Master:
         if h is None:
             return False
         tid, why = h
-        from .journal import read_journal
-        from .observe import latest_logs
+        from ..protocol.journal import read_journal
+        from ..views.observe import latest_logs
 
         job = latest_logs(self.exp, read_journal(self.exp.journal)[0], [tid]).get(tid) or {}
         log_file = job.get("err") or job.get("out")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import FatalTrialError
+from ..errors import FatalTrialError
 
 
 def _split(entrypoint: str) -> tuple[str, str]:
@@ -83,7 +83,7 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
         raise FatalTrialError(f"entrypoint: {mod} has no function '{fn}'"
                               + (f" (it has: {', '.join(names[:10])})" if names else "")) from None
     if isinstance(func, type):  # a Determined Trial class (plan and run warn when they can tell)
-        from .compat.determined_config import trial_class_message
+        from ..compat.determined_config import trial_class_message
 
         raise FatalTrialError(trial_class_message(entrypoint))
     if not callable(func):

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .observe import fmt_duration
-from .views import RUNG_COLS, _summary_lines, hp_text, metric_text
+from .text import RUNG_COLS, _summary_lines, hp_text, metric_text
 
 E = html.escape
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .expdir import atomic_write_json, read_json
+from ..protocol.expdir import atomic_write_json, read_json
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .errors import LeaseHeldError
-from .expdir import atomic_write_json, prune_oldest, read_json
+from ..errors import LeaseHeldError
+from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 

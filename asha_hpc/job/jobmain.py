@@ -58,13 +58,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .backends.base import SegmentSpec, WorkerSpec
-from .diskfull import disk_full_in
-from .errors import FatalTrialError, InvalidHP, MetricNotReported
-from .expdir import WORKERS, ExpDir, atomic_write_json, publish
-from .fswatch import FolderWatch
-from .handoff import EXIT, claim, slot_path, wait_slot
-from .metrics import as_number, plain_metrics
+from ..backends.base import SegmentSpec, WorkerSpec
+from ..errors import FatalTrialError, InvalidHP, MetricNotReported
+from ..protocol.diskfull import disk_full_in
+from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
+from ..protocol.fswatch import FolderWatch
+from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
+from ..protocol.metrics import as_number, plain_metrics
 from .ranks import Group, current_ranks, job_id
 from .trial import Trial, _names
 
@@ -155,7 +155,7 @@ def _run_lanes(wspec: WorkerSpec) -> str:
     procs = []
     for lane in range(wspec.lanes):
         env = dict(os.environ, ASHA_WORKER_LANE=str(lane))
-        code = ("import pickle,sys;from asha_hpc.jobmain import run_worker;"
+        code = ("import pickle,sys;from asha_hpc.job.jobmain import run_worker;"
                 "run_worker(pickle.loads(sys.stdin.buffer.read()))")
         p = subprocess.Popen([sys.executable, "-u", "-c", code], env=env, stdin=subprocess.PIPE)
         assert p.stdin is not None

@@ -14,8 +14,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import AshaError
-from .expdir import METRICS
+from ..errors import AshaError
+from ..protocol.expdir import METRICS
 from .observe import best_vs_compute, curve_rows, num, pick_curve_metric, rung_counts_over_time
 
 INSTALL_HINT = "pip install 'asha-hpc[plot]'"

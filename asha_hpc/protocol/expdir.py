@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AshaError
+from ..errors import AshaError
 
 INBOX = "inbox"
 TRIALS = "trials"
@@ -325,7 +325,7 @@ def publish(exp_root: Path, name: str, obj: dict[str, Any]) -> None:
     On a full disk or quota the message (a few hundred bytes) is tried again every few
     seconds for up to PUBLISH_FULL_WAIT_S: a job that waits for room loses nothing, one that
     died would be a death for the master to explain."""
-    from .errors import DISK_FULL_ERRNOS
+    from ..errors import DISK_FULL_ERRNOS
 
     deadline = time.monotonic() + PUBLISH_FULL_WAIT_S
     while True:

@@ -5,7 +5,7 @@
     python -m asha_hpc.report --invalid "batch too large"   # reject these hyperparameters
 
 It appends one JSON line to $ASHA_REPORT_FILE; a script may write those lines itself (the
-job reads them back in jobmain.py). ``python -m asha_hpc.job_report`` is the same command;
+job reads them back in jobmain.py). ``python -m asha_hpc.job.job_report`` is the same command;
 ``asha_hpc.report`` is the name users call (README, their shell scripts).
 """
 from __future__ import annotations

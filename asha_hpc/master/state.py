@@ -45,14 +45,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from .autoworkers import AutoMeasure
-from .config import ExperimentConfig
-from .errors import AshaError
-from .expdir import attempt_key
-from .metrics import metric_float
-from .pool import Pool
-from .records import Kind
-from .searcher import (
+from ..config import ExperimentConfig
+from ..errors import AshaError
+from ..protocol.expdir import attempt_key
+from ..protocol.metrics import metric_float
+from ..protocol.records import Kind
+from ..searcher import (
     CreateTrial,
     FinishTrial,
     ResumeTrial,
@@ -63,6 +61,8 @@ from .searcher import (
     TrialRetried,
     make_searcher,
 )
+from .autoworkers import AutoMeasure
+from .pool import Pool
 from .timelimits import SegmentTimes
 
 # Trial statuses

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DISK_FULL_ERRNOS
+from ..errors import DISK_FULL_ERRNOS
 
 ROOM_BYTES = 1 << 20  # free space that must appear (or be writable) before work resumes
 _TEXTS = {errno.ENOSPC: ("no space left on device",), errno.EDQUOT: ("disk quota exceeded",)}

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MetricNotReported
-from .expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
-from .metrics import as_number, merge_metrics, plain_metrics
+from ..errors import MetricNotReported
+from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
+from ..protocol.metrics import as_number, merge_metrics, plain_metrics
 
 if TYPE_CHECKING:
     from .ranks import Group

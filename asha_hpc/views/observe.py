@@ -20,11 +20,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig, load_config
-from .expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
-from .journal import read_journal
-from .metrics import diverged, flat_columns, read_point
-from .state import FAILED, PAUSED, PENDING, QUEUED, RUNNING, STOPPED, ExperimentState, TrialState, replay
+from ..config import ExperimentConfig, load_config
+from ..master.state import (
+    FAILED,
+    PAUSED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    ExperimentState,
+    TrialState,
+    replay,
+)
+from ..protocol.expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
+from ..protocol.journal import read_journal
+from ..protocol.metrics import diverged, flat_columns, read_point
 
 TOP_N = 5
 EVENTS_N = 12
@@ -134,7 +144,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
     (``units_preview``) while the search runs, against what it trained once it is over (the
     preview is an estimate: rungs short of results promote fewer trials, early promotions
     more), throughput over the time a master ran, and the ETA it implies."""
-    from .plan import plan
+    from ..plan import plan
 
     try:
         planned = int(plan(cfg.searcher, cfg.space())["total_units"])
@@ -360,7 +370,7 @@ def status_extra(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     if records is None:
         records, _, _ = read_journal(exp.journal)
     if now is None and st.lifecycle not in ("completed", "cancelled", "failed"):
-        from .lease import Lease
+        from ..master.lease import Lease
 
         lease = Lease(exp.lease)
         h = lease.holder()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DISK_FULL_ERRNOS, AshaError, JournalFull
+from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull
 from .expdir import sync_data
 
 log = logging.getLogger(__name__)
