@@ -584,7 +584,8 @@ class Master:
     def _hand_over(self) -> None:
         """Give waiting jobs their next segment: a continuing job its own trial's, a pool
         worker the first segment that fits before its time limit (its own trial's first).
-        Jobs with nothing to do are released: no GPU is held idle once no work can come."""
+        Jobs with nothing to do are released at once when no segment can come for them
+        (pool.surplus): no GPU is held idle at the search's tail."""
         st = self.state
         assert st is not None
         idle = st.pool.idle()
@@ -597,7 +598,7 @@ class Master:
         queued = {t.id for t in todo}
         taken: set = set()
         plan: list[tuple] = []
-        release = []
+        release, spare = [], []
         for w in idle:
             pick = None
             if w.kind == pool_policy.CONTINUE:
@@ -614,9 +615,10 @@ class Master:
             if pick is not None:
                 taken.add(pick.id)
                 plan.append((w, pick))
-            elif w.kind == pool_policy.CONTINUE or todo or st.searcher_done or \
-                    not st.may_create_trials():
-                release.append(w)  # not its trial / nothing fits its time left / no more work
+            elif w.kind == pool_policy.CONTINUE or len(taken) < len(todo):
+                release.append(w)  # not its trial / nothing waiting fits its time left
+            else:
+                spare.append(w)
         if plan:
             self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment,
                             "attempt": t.attempt, "length": t.target, "worker": w.id,
@@ -630,6 +632,24 @@ class Master:
             if failed:
                 self._record(*failed)
         self._release_workers(release, "nothing for it to do")
+        if spare:
+            self._release_workers(self._surplus(spare), "no segment can come for it")
+
+    def _surplus(self, spare: list) -> list:
+        """Of the idle pool workers given nothing (``spare``), those no segment can come for
+        (pool.surplus), after this step's hand-overs are journaled: segments still queued
+        wait for a worker, and so do those of running segment jobs and of jobs that continue
+        only their own trial when they end."""
+        st = self.state
+        assert st is not None
+        workers = st.pool.workers
+        unfreed = sum(1 for t in st.live()
+                      if t.worker is None or t.worker not in workers
+                      or workers[t.worker].kind != pool_policy.POOL)
+        busy = {w.job_id for w in st.pool.alive(pool_policy.POOL)
+                if w.status == pool_policy.BUSY and w.job_id}
+        return pool_policy.surplus(spare, waiting=len(st.todo), unfreed=unfreed,
+                                   more_work=not st.searcher_done, busy_jobs=busy)
 
     def _release_workers(self, workers, why: str) -> None:
         """Tell idle workers to exit and cancel those still queued; journal them gone. A

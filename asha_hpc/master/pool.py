@@ -15,7 +15,7 @@ time limit? should an idle worker leave?) are pure functions here too.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +158,27 @@ def to_start(want: int, size: int, alive: int, waiting_or_starting: int) -> int:
     """How many pool jobs to start: enough for the segments waiting to be assigned
     (``want``) beyond the workers idle or on their way, up to ``size`` alive."""
     return max(0, min(size - alive, want - waiting_or_starting))
+
+
+def surplus(spare: Sequence[Worker], waiting: int, unfreed: int, more_work: bool,
+            busy_jobs: Collection[str] = ()) -> list[Worker]:
+    """The idle pool workers in ``spare`` (given nothing this step, in the master's order) to
+    release now, because no segment can come for them; the rest keep waiting.
+
+    A segment becomes runnable only when a trial's segment ends (the searcher promotes a trial
+    or creates one in the slot it freed), and a pool worker that ends a segment waits for the
+    next one itself. So a spare worker is needed only for segments that wait for no worker
+    (``waiting``: queued but not handed over, e.g. held back until a first segment works) and
+    for running segments whose end frees no pool worker (``unfreed``: segment jobs, jobs that
+    continue only their own trial). Once the searcher hands out nothing more (``more_work``
+    False) none is needed. Lanes of a job that runs a segment in another lane (``busy_jobs``)
+    hold no GPU of their own: they are kept first, and never released while their job runs."""
+    if not more_work:
+        return list(spare)
+    ranked = sorted(spare, key=lambda w: w.job_id not in busy_jobs)  # stable: else in order
+    need = max(0, waiting + unfreed)
+    held = set(busy_jobs) | {w.job_id for w in ranked[:need]}
+    return [w for w in ranked[need:] if w.job_id is None or w.job_id not in held]
 
 
 def worker_ids(first: int, count: int) -> Iterable[str]:
