@@ -36,7 +36,16 @@ from . import autoworkers
 from . import pool as pool_policy
 from .lease import Lease
 from .retention import removable_checkpoints
-from .state import FAILED, PENDING, QUEUED, RUNNING, ExperimentState, config_hash, replay
+from .state import (
+    FAILED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SAME_ERROR_TRIALS,
+    ExperimentState,
+    config_hash,
+    replay,
+)
 
 log = logging.getLogger("asha_hpc")
 
@@ -743,17 +752,24 @@ class Master:
         or ``--retry-failed``), at most ``probe_jobs`` attempts run at once: a bug that every
         trial shares costs that many jobs (fail fast, state.hopeless), not one per slot. While
         nothing has failed a free slot is filled at once (a worker that becomes ready a little
-        after the others does not wait for the first segments to end); after a failure the
-        next attempts wait until the running ones end, so a shared bug stops at probe_jobs."""
+        after the others does not wait for the first segments to end). The first failures of
+        SAME_ERROR_TRIALS different trials decide whether a bug is shared; after a first
+        failure only as many attempts run as are still needed to decide, trials that have not
+        failed before restarts of those that have, so a shared bug costs probe_jobs jobs
+        whatever the order in which workers start and jobs fail."""
         st = self.state
         assert st is not None
         n = self.cfg.probe_jobs
         if not n or st.worked or self.backend.virtual_time or not st.todo:
             return st.todo
         live = len(st.live())
-        if st.first_errors and live:
-            return []
-        return st.todo[:max(n - live, 0)]
+        todo, room = st.todo, n
+        need = SAME_ERROR_TRIALS - len(st.first_errors)
+        if st.first_errors and need > 0:
+            failed = {tid for tid, _ in st.first_errors}
+            todo = [tid for tid in todo if tid not in failed] or todo  # restarts when nothing else
+            room = min(n, need)
+        return todo[:max(room - live, 0)]
 
     def _fail_fast(self) -> bool:
         """Stop at the first failure every trial would repeat (state.hopeless), naming it and
