@@ -61,8 +61,10 @@ def _probe_slurm() -> dict[str, object]:
             status["limits"] = {p.rstrip("*"): lim for p, _, lim in rows}
             default = [p.rstrip("*") for p, _, _ in rows if p.endswith("*")]
             parts = ", ".join(status["partitions"]) or "none"  # type: ignore[arg-type]
-            # idle; mixed/allocated while other tests' jobs run
-            if not any(s.rstrip("*~#$@^-") in ("idle", "mixed", "allocated") for s in states):
+            # idle; mixed/allocated while other tests' jobs run; completing for the moment a
+            # job's epilog runs (the node takes jobs again right after)
+            usable = ("idle", "mixed", "allocated", "completing")
+            if not any(s.rstrip("*~#$@^-") in usable for s in states):
                 status["why"] = f"no usable node (states: {', '.join(states) or 'none'})"
             elif TEST_PARTITION and TEST_PARTITION not in status["partitions"]:  # type: ignore[operator]
                 status["why"] = (f"ASHA_TEST_SLURM_PARTITION={TEST_PARTITION} is not a "
