@@ -591,10 +591,9 @@ class Master:
         return None if r is None else r[0] * st.times.units_left(t.id, t.target, t.length)
 
     def _hand_over(self) -> None:
-        """Give waiting jobs their next segment: a continuing job its own trial's, a pool
-        worker the first segment that fits before its time limit (its own trial's first).
-        Jobs with nothing to do are released at once when no segment can come for them
-        (pool.surplus): no GPU is held idle at the search's tail."""
+        """Give waiting jobs their next segment (pool.match decides which job gets which) and
+        journal it before the job sees it. Jobs with nothing to do are released at once when no
+        segment can come for them (pool.surplus): no GPU is held idle at the search's tail."""
         st = self.state
         assert st is not None
         idle = st.pool.idle()
@@ -603,31 +602,12 @@ class Master:
         now = self.clock.time()
         safety = self.cfg.slurm.time_safety_factor
         warn = float(self.cfg.slurm.signal_delay_s) if self.backend.name == "slurm" else 0.0
-        todo = [st.trials[i] for i in self._todo()]
-        queued = {t.id for t in todo}
-        taken: set = set()
-        plan: list[tuple] = []
-        release, spare = [], []
-        for w in idle:
-            pick = None
-            if w.kind == pool_policy.CONTINUE:
-                t = st.trials.get(w.trial) if w.trial is not None else None
-                if t is not None and t.id in queued and t.id not in taken and \
-                        pool_policy.fits(w, now, self._estimate(t, w), safety, warn):
-                    pick = t
-            else:
-                mine = [t for t in todo if t.id == w.trial and t.id not in taken]
-                for t in mine + [t for t in todo if t.id not in taken]:
-                    if pool_policy.fits(w, now, self._estimate(t, w), safety, warn):
-                        pick = t
-                        break
-            if pick is not None:
-                taken.add(pick.id)
-                plan.append((w, pick))
-            elif w.kind == pool_policy.CONTINUE or len(taken) < len(todo):
-                release.append(w)  # not its trial / nothing waiting fits its time left
-            else:
-                spare.append(w)
+
+        def fit(w: pool_policy.Worker, trial: int) -> bool:
+            return pool_policy.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
+
+        decided = pool_policy.match(idle, self._todo(), fit)
+        plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
             self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment,
                             "attempt": t.attempt, "length": t.target, "worker": w.id,
@@ -640,9 +620,9 @@ class Master:
                                    "error": f"worker {w.id} left before taking the segment"})
             if failed:
                 self._record(*failed)
-        self._release_workers(release, "nothing for it to do")
-        if spare:
-            self._release_workers(self._surplus(spare), "no segment can come for it")
+        self._release_workers(decided.release, "nothing for it to do")
+        if decided.waiting:
+            self._release_workers(self._surplus(decided.waiting), "no segment can come for it")
 
     def _surplus(self, spare: list) -> list:
         """Of the idle pool workers given nothing (``spare``), those no segment can come for

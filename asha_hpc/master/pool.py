@@ -15,8 +15,8 @@ time limit? should an idle worker leave?) are pure functions here too.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 POOL = "pool"
@@ -152,6 +152,45 @@ def fits(w: Worker, now: float, estimate_s: float | None, safety: float = 1.5,
     if dl is None or estimate_s is None or w.segments == 0:
         return True
     return now + safety * estimate_s + FIT_MARGIN_S <= dl - warning_s
+
+
+@dataclass
+class HandOver:
+    """One step's hand-over decision (``match``): which waiting job gets which trial's next
+    segment, which jobs leave, and which keep waiting."""
+
+    plan: list[tuple[Worker, int]] = field(default_factory=list)  # (worker, trial id)
+    release: list[Worker] = field(default_factory=list)
+    waiting: list[Worker] = field(default_factory=list)  # given nothing, kept
+
+
+def match(idle: Sequence[Worker], todo: Sequence[int],
+          fit: Callable[[Worker, int], bool]) -> HandOver:
+    """Hand the trials whose next segment waits (``todo``, in the searcher's order) to the
+    waiting jobs (``idle``, in the pool's order), each worker in turn:
+
+    - a continuing job gets its own trial's segment or nothing;
+    - a pool worker gets its own trial's segment if it waits, else the first waiting one;
+    - only a segment that ``fit``s before the job's time limit, and no segment twice.
+
+    A job given nothing leaves (``release``) when it continues only its own trial or when
+    segments still wait but none fits it; otherwise (``waiting``) ``surplus`` decides whether
+    a segment can still come for it."""
+    out = HandOver()
+    waiting = set(todo)
+    taken: set[int] = set()
+    for w in idle:
+        own = [w.trial] if w.trial is not None and w.trial in waiting else []
+        candidates = own if w.kind == CONTINUE else own + list(todo)
+        pick = next((t for t in candidates if t not in taken and fit(w, t)), None)
+        if pick is not None:
+            taken.add(pick)
+            out.plan.append((w, pick))
+        elif w.kind == CONTINUE or len(taken) < len(todo):
+            out.release.append(w)
+        else:
+            out.waiting.append(w)
+    return out
 
 
 def to_start(want: int, size: int, alive: int, waiting_or_starting: int) -> int:
