@@ -59,7 +59,6 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
-import heapq  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -71,6 +70,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from virtual_pool import run_pool  # noqa: E402
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
 from asha_hpc.searcher import CreateTrial, FinishTrial, ResumeTrial, SegmentCompleted, make_searcher  # noqa: E402
@@ -216,24 +218,6 @@ class Stream:
 
 
 # ----------------------------------------------------------------------------- workers
-def run_pool(system, obj: Objective) -> None:
-    """WORKERS virtual workers: a work item of k epochs holds one for k time steps."""
-    heap: list[tuple[float, int, Any]] = []
-    seq = 0
-    now = 0.0
-
-    def push(items):
-        nonlocal seq
-        for w in items:
-            seq += 1
-            heapq.heappush(heap, (now + max(system.cost(w), 1), seq, w))
-
-    push(system.start())
-    while heap:
-        now, _, w = heapq.heappop(heap)
-        push(system.done(w))
-
-
 # ----------------------------------------------------------------------------- systems
 class Ours:
     def __init__(self, name: str, obj: Objective, trials: int, seed: int, **cfg) -> None:
@@ -440,7 +424,7 @@ def run_system(label: str, make, data: Data, seed: int) -> dict[str, Any]:
     obj = Objective(data, seed)
     t0 = time.perf_counter()
     system = make(obj)
-    run_pool(system, obj)
+    run_pool(system)
     wall = time.perf_counter() - t0
     hp, length = system.pick()
     val, test = full_length(data, hp, seed)

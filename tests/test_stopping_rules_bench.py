@@ -75,7 +75,7 @@ def test_optuna_trains_the_shared_configs(sq):
     pytest.importorskip("optuna")
     obj = _NoTraining()
     system = sq.OptunaSys(obj, 6, 1, "sha", "random", sq.Stream(1))
-    sq.run_pool(system, obj)
+    sq.run_pool(system)
     stream = sq.Stream(1)
     want = [stream() for _ in range(6)]
     assert [obj.seen[n] for n in sorted(obj.seen)] == want
@@ -85,6 +85,6 @@ def test_ray_trains_the_shared_configs(sq):
     pytest.importorskip("ray.tune")
     obj = _NoTraining()
     system = sq.RaySys(obj, 6, 1, sq.Stream(1))
-    sq.run_pool(system, obj)
+    sq.run_pool(system)
     stream = sq.Stream(1)
     assert [obj.seen[n] for n in sorted(obj.seen)] == [stream() for _ in range(6)]

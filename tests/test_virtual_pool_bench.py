@@ -1,0 +1,54 @@
+"""benchmarks/virtual_pool.py, the event simulation both search benchmarks run their systems
+in: results arrive in the order equally fast workers would deliver them, a work item holds a
+worker for its cost (at least one step), and a stop condition ends the run between results."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from virtual_pool import run_pool  # noqa: E402
+
+
+class Chain:
+    """Each finished item ("name", cost, left) hands out its next one until ``left`` runs out;
+    records the order in which items finish."""
+
+    def __init__(self, items):
+        self.items = items
+        self.finished = []
+
+    def start(self):
+        return self.items
+
+    def cost(self, w):
+        return w[1]
+
+    def done(self, w):
+        name, cost, left = w
+        self.finished.append(name)
+        return [(name, cost, left - 1)] if left > 1 else []
+
+
+def test_results_arrive_in_virtual_time_order():
+    s = Chain([("slow", 5, 2), ("fast", 2, 4), ("zero", 0, 1)])
+    run_pool(s)
+    # finish times: zero 1 (cost 0 holds a worker one step), fast 2, 4, slow 5, fast 6, 8,
+    # slow 10
+    assert s.finished == ["zero", "fast", "fast", "slow", "fast", "fast", "slow"]
+
+
+def test_ties_finish_in_start_order_and_runs_repeat():
+    a = Chain([("a", 3, 3), ("b", 3, 3), ("c", 3, 3)])
+    run_pool(a)
+    assert a.finished == ["a", "b", "c"] * 3
+    again = Chain([("a", 3, 3), ("b", 3, 3), ("c", 3, 3)])
+    run_pool(again)
+    assert again.finished == a.finished
+
+
+def test_stop_ends_the_run_between_results():
+    s = Chain([("x", 1, 100), ("y", 1, 100)])
+    run_pool(s, stop=lambda: len(s.finished) >= 7)
+    assert len(s.finished) == 7
