@@ -117,7 +117,7 @@ def test_finished_search_progress_is_what_it_trained(tmp_path, workers):
     from asha_hpc.views.observe import open_experiment
     from asha_hpc.views.text import render_status_text
 
-    src = Path(__file__).parent.parent / "examples" / "pytorch_digits" / "digits.yaml"
+    src = Path(__file__).parent.parent.parent / "examples" / "pytorch_digits" / "digits.yaml"
     c = load_config(src, overrides={"backend": "simulated"})
     c.searcher.max_concurrent_trials = workers
     pl = plan(c.searcher, c.space())

@@ -20,7 +20,7 @@ from helpers import cli, final_state
 
 require_module("torch")
 L = pytest.importorskip("lightning")
-FOREIGN = Path(__file__).parent / "foreign"
+FOREIGN = Path(__file__).parent.parent / "foreign"
 EXAMPLE = REPO_ROOT / "examples" / "lightning_digits"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from asha_hpc.backends.slurm import SlurmBackend  # noqa: E402
 from asha_hpc.config import load_config  # noqa: E402
 from asha_hpc.master.loop import Master  # noqa: E402

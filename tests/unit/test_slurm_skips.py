@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # three pytest runs in subprocesses
 
 
@@ -31,7 +31,7 @@ def run_pytest(tmp_path: Path, sinfo_out: str, test: str, **env: str) -> str:
 
 def test_other_cluster_skips_what_needs_the_local_partitions(tmp_path):
     out = run_pytest(tmp_path, r"gpu*|idle|2-00:00:00\ncpu|idle|infinite\n",
-                     "test_slurm_timelimits.py::test_maxtime_read_from_the_cluster")
+                     "slurm/test_slurm_timelimits.py::test_maxtime_read_from_the_cluster")
     assert "1 skipped" in out, out
     assert "needs the partitions of the local test cluster, debug (MaxTime infinite), short " \
            "(MaxTime 10:00)" in out and "this cluster has cpu (infinite), gpu (2-00:00:00)" in out
@@ -39,7 +39,7 @@ def test_other_cluster_skips_what_needs_the_local_partitions(tmp_path):
 
 def test_a_partition_named_that_the_cluster_lacks_is_a_skip_with_the_reason(tmp_path):
     out = run_pytest(tmp_path, r"debug*|idle|infinite\nshort|idle|10:00\n",
-                     "test_slurm_timelimits.py::test_maxtime_read_from_the_cluster",
+                     "slurm/test_slurm_timelimits.py::test_maxtime_read_from_the_cluster",
                      ASHA_TEST_SLURM_PARTITION="a100")
     assert "1 skipped" in out and "ASHA_TEST_SLURM_PARTITION=a100 is not a partition of this " \
                                   "cluster (partitions: debug, short)" in out, out
@@ -47,5 +47,5 @@ def test_a_partition_named_that_the_cluster_lacks_is_a_skip_with_the_reason(tmp_
 
 def test_no_default_partition_asks_for_one(tmp_path):
     out = run_pytest(tmp_path, r"gpu|idle|infinite\n",
-                     "test_slurm_timelimits.py::test_maxtime_read_from_the_cluster")
+                     "slurm/test_slurm_timelimits.py::test_maxtime_read_from_the_cluster")
     assert "1 skipped" in out and "no default partition: name one in ASHA_TEST_SLURM_PARTITION" in out, out

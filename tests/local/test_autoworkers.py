@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,6 +19,8 @@ from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
+
+from helpers import cache_experiment, check_switch_both_ways
 
 
 def M(startup=3.0, queue=0.0, train=0.5, idle=0.01, segments=10):
@@ -269,76 +270,6 @@ def test_a_journal_without_workers_mode_records_replays_and_shows_status(tmp_pat
 
 
 # ----------------------------------------------------------------------------- real processes
-CACHE_MODEL = '''
-import json, os, time
-from pathlib import Path
-
-
-def train(trial):
-    """The first segments build the dataset cache every later one reads (as tokenizing a
-    corpus into a cache on the shared filesystem): slow once, fast afterwards."""
-    hp = trial.hparams
-    cache = Path(hp["cache"])
-    epoch = 0
-    if trial.latest_checkpoint:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
-    for seg in trial.segments():
-        if not cache.exists():
-            time.sleep(hp["build_s"])
-            cache.write_text("ready")
-        while epoch < seg.length:
-            time.sleep(0.002)
-            epoch += 1
-        with trial.save_checkpoint() as p:
-            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
-        with open(trial.dir / "pids.txt", "a") as f:
-            f.write(f"{seg.index} {os.getpid()}\\n")
-        seg.report(loss=(hp["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
-'''
-
-
-def cache_experiment(tmp_path: Path, **top) -> Path:
-    (tmp_path / "model.py").write_text(CACHE_MODEL)
-    # 40 trials (about 50 segments): the two slow segments stay in the measured window (the
-    # last 32) until enough fast ones dilute their training time, so the switch back to warm
-    # workers comes after 10 to 30 fast segments depending on the measured start-up; the
-    # segments left after it must show the warm workers back
-    cfg = base_cfg(
-        name="awcache", poll_interval_s=0.2, max_restarts=1,
-        searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 16, "divisor": 4,
-                  "max_trials": 40, "max_concurrent_trials": 2, "mode": "aggressive"},
-        hyperparameters={"x": {"type": "double", "minval": -1, "maxval": 1}, "build_s": 20.0,
-                         "cache": str(tmp_path / "dataset.cache")},
-        reproducibility={"experiment_seed": 3},
-        # auto with a share of 60%: the 20 s of cache building make the first segments long
-        # enough for a job each (a start-up under 8 s, even on a loaded machine), and the
-        # fast ones after them bring the warm workers back
-        auto_workers_share=0.6, local={"gpus": [], "max_parallel": 2})
-    cfg.update(top)
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def switches(recs):
-    """(mode, seq) of each measured decision, and the intents after each."""
-    return [(r["mode"], r["seq"]) for r in recs if r["kind"] == "workers_mode" and r["measured"]]
-
-
-def check_switch_both_ways(recs):
-    """Warm workers first, a job each once the long segments are measured, warm workers again
-    once the fast segments dominate; every intent follows the mode in force."""
-    sw = switches(recs)
-    assert [m for m, _ in sw][:2] == ["segment", "pool"], sw
-    seg_at, pool_at = sw[0][1], sw[1][1]
-    intents = [r for r in recs if r["kind"] == "intent"]
-    as_jobs = [r for r in intents if seg_at < r["seq"] < pool_at]
-    assert as_jobs and not any(r.get("worker") for r in as_jobs)  # a job per segment
-    warm_again = [r for r in intents if r["seq"] > pool_at]
-    assert warm_again and any(r.get("worker") for r in warm_again)
-    assert any(r.get("worker") for r in intents if r["seq"] < seg_at)  # warm at the start
-
-
 @pytest.mark.slow
 def test_local_search_switches_both_ways(tmp_path):
     path = cache_experiment(tmp_path)

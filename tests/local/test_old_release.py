@@ -16,7 +16,7 @@ from pathlib import Path
 
 from helpers import cli, final_state, journal
 
-FIXTURE = Path(__file__).parent / "fixtures" / "old_release_b885ae9"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "old_release_b885ae9"
 OLD_ROOT = "/tmp/oldgen"
 
 

@@ -30,7 +30,7 @@ from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir, atomic_write
 from asha_hpc.views.observe import curve_rows, find_logs, open_experiment, pick_curve_metric, trial_jobs
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent.parent / "golden"
 UPDATE = os.environ.get("ASHA_UPDATE_GOLDEN") == "1"
 
 

@@ -16,7 +16,7 @@ from asha_hpc.compat.determined_config import IGNORED, translate
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 
-CONFIGS = Path(__file__).parent / "determined_configs"
+CONFIGS = Path(__file__).parent.parent / "determined_configs"
 GOOD = sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("trial_class_init/*.yaml"))
 
 
@@ -222,7 +222,7 @@ def test_max_time_any_value_never_crashes(tm, mt):
 
 
 def test_translate_leaves_our_own_files_alone():
-    ours = yaml.safe_load((Path(__file__).parents[1] / "examples/quadratic/quadratic.yaml").read_text())
+    ours = yaml.safe_load((Path(__file__).parents[2] / "examples/quadratic/quadratic.yaml").read_text())
     raw, notes, problems = translate(ours, "/tmp")
     assert raw == ours and notes == [] and problems == []
 

@@ -33,7 +33,7 @@ from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -12,7 +12,7 @@ import pytest
 
 from asha_hpc.space import parse_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

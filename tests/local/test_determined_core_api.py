@@ -17,7 +17,7 @@ from asha_hpc.config import load_config
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 
-CONFIGS = Path(__file__).parent / "determined_configs"
+CONFIGS = Path(__file__).parent.parent / "determined_configs"
 
 
 def _run(tmp_path: Path, config: Path, capsys) -> Path:

@@ -24,13 +24,13 @@ from asha_hpc.backends.slurm import (
 
 from conftest import partition_options
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import slurm_jobs  # noqa: E402
 
 # the jobs need neither this module nor tests/ on their path
 cloudpickle.register_pickle_by_value(slurm_jobs)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # the job's python must import asha_hpc (for SegmentSpec) even without `pip install -e .`
 SETUP = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
 

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 import yaml
-from test_autoworkers import cache_experiment, check_switch_both_ways
 
+from helpers import cache_experiment, check_switch_both_ways
 from slurm_helpers import SETUP, cli, final_state, wait_until
 
 pytestmark = pytest.mark.slurm

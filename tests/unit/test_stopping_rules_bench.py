@@ -13,7 +13,7 @@ from asha_hpc.config import SearcherConfig
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher
 from asha_hpc.space import parse_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
