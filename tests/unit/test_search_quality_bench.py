@@ -56,6 +56,7 @@ def test_every_system_stops_at_the_budget_in_the_space(sq, system):
     base = sq.run_system(sq.RANDOM, task, 0, None)
     r = sq.run_system(system, task, 0, base["spent"])
     assert r["spent"] <= base["spent"]
+    assert r["cut"] == (r["spent"] == base["spent"])  # still running when the budget ran out
     values = [v for _, v in r["trace"]]
     assert r["final"] >= task.optimum
     if r["full_from"] is None:  # nothing reached full length in the budget: the pick's value
