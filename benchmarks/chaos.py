@@ -42,6 +42,7 @@ from asha_hpc.config import load_config, parse_config  # noqa: E402
 from asha_hpc.master import loop as master_mod  # noqa: E402
 from asha_hpc.master.loop import Master  # noqa: E402
 from asha_hpc.protocol.expdir import ExpDir, atomic_write_json  # noqa: E402
+from asha_hpc.protocol.records import JobDead, Stopped  # noqa: E402
 from asha_hpc.testing.chaos import Audit, audit, run_chaos  # noqa: E402
 
 
@@ -100,7 +101,7 @@ def split_brain(seed: int, d: Path) -> Audit:
     b = Master(exp, cfg, backend=a.backend, force=True, progress=lambda s: None)
     b.start()
     try:
-        a._record({"kind": "stopped", "reason": "woke up"})  # fenced: nothing is written
+        a._record(Stopped(reason="woke up"))  # fenced: nothing is written
         raise AssertionError("the stale master was not fenced")
     except master_mod.AshaError:
         pass
@@ -108,9 +109,9 @@ def split_brain(seed: int, d: Path) -> Audit:
     live = b.state.live()
     if live:
         t = live[0]
-        a._record({"kind": "job_dead", "trial": t.id, "segment": t.segment, "attempt": t.attempt,
-                   "job_id": t.job_id, "state": "failed", "counts": True})
-    a._record({"kind": "stopped", "reason": "late"})
+        a._record(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
+                          state="failed", counts=True))
+    a._record(Stopped(reason="late"))
     a.journal.close()
     _finish(b)
     return audit(cfg, exp, b.backend)  # type: ignore[arg-type]

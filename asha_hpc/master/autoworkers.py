@@ -41,6 +41,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.records import WorkersMode
 from .pool import FIT_MARGIN_S
 
 POOL = "pool"
@@ -87,16 +88,16 @@ class Decision:
     measures: Measures
     measured: bool = True  # False: the prior (nothing measured yet) or a setting that forces it
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> WorkersMode:
         """The journal record of this decision."""
         m = self.measures
-        rec: dict[str, Any] = {"kind": "workers_mode", "mode": self.mode, "reason": self.reason,
-                               "measured": self.measured, "segments": m.segments}
-        for k in ("startup_s", "queue_s", "train_s", "idle_s", "share"):
-            v = getattr(m, k)
-            if v is not None:
-                rec[k] = round(v, 4)
-        return rec
+
+        def r4(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        return WorkersMode(mode=self.mode, reason=self.reason, measured=self.measured,
+                           segments=m.segments, startup_s=r4(m.startup_s), queue_s=r4(m.queue_s),
+                           train_s=r4(m.train_s), idle_s=r4(m.idle_s), share=r4(m.share))
 
     def line(self) -> str:
         """One line for people (status, simulate)."""

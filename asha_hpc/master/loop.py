@@ -26,11 +26,32 @@ from typing import Any
 from ..backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from ..config import ExperimentConfig
 from ..errors import DISK_FULL_ERRNOS, AshaError
-from ..protocol import messages
+from ..protocol import messages, records
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
 from ..protocol.journal import Journal
+from ..protocol.records import (
+    Aborted,
+    Cancelled,
+    CheckpointsRemoved,
+    Done,
+    Init,
+    Intent,
+    JobDead,
+    Record,
+    Resumed,
+    RetryFailed,
+    Sampled,
+    Started,
+    Stopped,
+    SubmitFailed,
+    Submitted,
+    WorkerGone,
+    WorkerReady,
+    Workers,
+    WorkersSubmitted,
+)
 from ..views.livereport import LiveReport
 from . import autoworkers
 from . import pool as pool_policy
@@ -113,18 +134,18 @@ class Master:
         self._full_looked = 0.0
 
     # ------------------------------------------------------------------ journal
-    def _record(self, *recs: dict[str, Any], sync: bool = True) -> None:
+    def _record(self, *recs: Record, sync: bool = True) -> None:
         """Journal, then apply: the only way state changes. ``sync=False`` (results read from
         the inbox) defers the fsync to the next record that acts on them, or to the end of the
         step (``_flush``), before their inbox files go: one fsync per hand-off, not two."""
         assert self.journal is not None and self.state is not None
         now = self.clock.time()
-        for r in self.journal.append((dict(r, time=r.get("time", now)) for r in recs), sync):
+        for r in self.journal.append((dict(r.to_record(), time=now) for r in recs), sync):
             self.state.apply(r)
         drawn = self.state.searcher.take_sampled()  # model draws (tpe): journaled, so that
         if drawn:  # replay never fits them again; before any job sees them (write-ahead)
-            for r in self.journal.append([{"kind": "sampled", "trial": t, "hparams": hp,
-                                           "time": now} for t, hp in sorted(drawn.items())], sync):
+            for r in self.journal.append([dict(Sampled(trial=t, hparams=hp).to_record(), time=now)
+                                          for t, hp in sorted(drawn.items())], sync):
                 self.state.apply(r)
 
     def _flush(self) -> None:
@@ -200,7 +221,7 @@ class Master:
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
             failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
             if failed or st.lifecycle != "completed":
-                self._record({"kind": "retry_failed", "trials": failed})
+                self._record(RetryFailed(trials=failed))
                 self.progress(f"retrying {len(failed)} failed trial(s) from their latest "
                               f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
                               + "; every trial's restarts count from zero")
@@ -213,10 +234,9 @@ class Master:
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
-            self._record({"kind": "init", "seed": self.cfg.experiment_seed,
-                          "config_hash": config_hash(self.cfg)})
+            self._record(Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg)))
         else:
-            self._record({"kind": "resumed", "pid": os.getpid()})
+            self._record(Resumed(pid=os.getpid()))
             self._reconcile()
         return True
 
@@ -241,22 +261,21 @@ class Master:
             if t.status in (PENDING, RUNNING) and t.job_id is None:
                 jid = self.backend.find(self._spec(t))
                 if jid is not None:
-                    self._record({"kind": "submitted", "trial": t.id, "segment": t.segment,
-                                  "attempt": t.attempt, "job_id": jid})
+                    self._record(Submitted(trial=t.id, segment=t.segment, attempt=t.attempt,
+                                           job_id=jid))
                 else:
-                    self._record({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
-                                  "attempt": t.attempt,
-                                  "error": "not submitted before the master stopped"})
+                    self._record(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt,
+                                              error="not submitted before the master stopped"))
 
         for w in st.pool.alive(pool_policy.POOL):
             if w.job_id is None:
                 # a WorkerSpec has the key find() looks for (Backend.find is typed for segments)
                 jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))  # type: ignore[arg-type]
                 if jid is not None:
-                    self._record({"kind": "workers_submitted", "jobs": {w.id: jid}})
+                    self._record(WorkersSubmitted(jobs={w.id: jid}))
                 else:
-                    self._record({"kind": "worker_gone", "workers": [w.id],
-                                  "why": "not submitted before the master stopped"})
+                    self._record(WorkerGone(workers=[w.id],
+                                            why="not submitted before the master stopped"))
 
     def _hand_over_again(self, t) -> None:
         """After a restart: a segment journaled as handed to a waiting job reaches its slot
@@ -268,9 +287,8 @@ class Master:
             return
         if body is None and self.backend.hand_over(t.worker, t.slot, self._segment_body(t)):
             return
-        self._record({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
-                      "attempt": t.attempt, "worker": t.worker,
-                      "error": f"worker {t.worker} left before taking the segment"})
+        self._record(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt, worker=t.worker,
+                                  error=f"worker {t.worker} left before taking the segment"))
 
     def _loop(self) -> None:
         while self.step():
@@ -334,7 +352,7 @@ class Master:
             return False
         if self._stop_reason is not None:
             self._release_workers(st.pool.idle(), "the master stopped")
-            self._record({"kind": "stopped", "reason": self._stop_reason})
+            self._record(Stopped(reason=self._stop_reason))
             self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
                           f"Continue with: asha-hpc resume {self.exp.root}")
             return False
@@ -351,7 +369,7 @@ class Master:
         """Apply new inbox messages: one listdir, O(new messages)."""
         st = self.state
         assert st is not None
-        recs: list[dict[str, Any]] = []
+        recs: list[Record] = []
         consumed = []
         settled = set()  # attempts whose result is in this batch: a second one is dropped
         adopted: list[str | None] = []  # job ids of retries made unnecessary by a result
@@ -373,7 +391,7 @@ class Master:
             if isinstance(msg, messages.Result) and attempt not in settled and self._adoptable(msg):
                 settled.add(attempt)
                 adopted.append(st.trials[msg.trial].job_id)
-                recs.append(dict(msg.record(), adopted=True))
+                recs.append(dataclasses_replace(msg.record(), adopted=True))
                 continue
             if attempt in settled or not st.awaiting(*attempt):
                 if isinstance(msg, messages.Result):
@@ -393,8 +411,8 @@ class Master:
             self.journal.sync()  # type: ignore[union-attr]
             self.backend.cancel([j for j in adopted if j])
         for r in recs:
-            if r.get("disk_full"):
-                self._disk_full(r["disk_full"])
+            if isinstance(r, records.Result) and r.disk_full:
+                self._disk_full(r.disk_full)
         self._consumed += consumed  # removed once the journal holding them is durable
 
     def _adoptable(self, msg: messages.Result) -> bool:
@@ -460,22 +478,21 @@ class Master:
             return
         states = self.backend.states(sorted({t.job_id for t in live if t.job_id} | set(pool_jobs)))
         now = self.clock.time()
-        recs = []
+        recs: list[Record] = []
         for t in live:
             s = states.get(t.job_id, JobState.UNKNOWN)  # type: ignore[arg-type]
             if s == JobState.RUNNING and t.status == PENDING:
-                recs.append({"kind": "started", "trial": t.id, "segment": t.segment,
-                             "attempt": t.attempt, "job_id": t.job_id, "host": None})
+                recs.append(Started(trial=t.id, segment=t.segment, attempt=t.attempt,
+                                    job_id=t.job_id, host=None))
             if not s.terminal:
                 continue
             first = self._dead_since.setdefault(t.key, now)
             if now - first < self.grace_s:
                 continue
             self._dead_since.pop(t.key, None)
-            recs.append(dict({"kind": "job_dead", "trial": t.id, "segment": t.segment,
-                              "attempt": t.attempt, "job_id": t.job_id, "state": s.value,
-                              "counts": s.counts_as_restart or s == JobState.COMPLETED},
-                             **({"disk_full": True} if self._full is not None else {})))
+            recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
+                                state=s.value, counts=s.counts_as_restart or s == JobState.COMPLETED,
+                                disk_full=self._full is not None))
         for jid in pool_jobs:  # a pool job that ended: its workers are gone (a segment it ran
             s = states.get(jid, JobState.UNKNOWN)  # is retried through its trial, above)
             if not s.terminal:
@@ -483,8 +500,8 @@ class Master:
             first = self._dead_since.setdefault(f"job:{jid}", now)
             if now - first >= self.grace_s:
                 self._dead_since.pop(f"job:{jid}", None)
-                recs.append({"kind": "worker_gone", "workers": st.pool.lanes_of_job(jid),
-                             "why": f"job {jid} ended ({s.value})"})
+                recs.append(WorkerGone(workers=st.pool.lanes_of_job(jid),
+                                       why=f"job {jid} ended ({s.value})"))
         if recs:
             self._record(*recs)
 
@@ -512,8 +529,8 @@ class Master:
         return rung_level(self._levels, target)
 
     def _time_limit(self, t) -> dict[str, Any]:
-        """The planned time limit of ``t``'s next attempt, as intent fields ({} when the backend
-        takes no time limits)."""
+        """The planned time limit of ``t``'s next attempt, as ``Intent`` fields ({} when the
+        backend takes no time limits)."""
         if not self._plan_times:
             return {}
         from .timelimits import plan_limit
@@ -534,35 +551,30 @@ class Master:
         if not todo:
             return
         trials = [st.trials[i] for i in todo]
-        self._record(*(dict({"kind": "intent", "trial": t.id, "segment": t.segment,
-                             "attempt": t.attempt, "length": t.target}, **self._time_limit(t))
-                       for t in trials))
+        self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
+                              **self._time_limit(t)) for t in trials))
         specs = [self._spec(t) for t in trials]
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:
-            self._record(*({"kind": "submit_failed", "trial": s.trial_id, "segment": s.segment,
-                            "attempt": s.attempt, "error": str(e)} for s in specs))
+            self._record(*(SubmitFailed(trial=s.trial_id, segment=s.segment, attempt=s.attempt,
+                                        error=str(e)) for s in specs))
             self._refused(e)
             return
         self._submit_failures = 0
-        self._record(*({"kind": "submitted", "trial": s.trial_id, "segment": s.segment,
-                        "attempt": s.attempt, "job_id": jid} for s, jid in zip(specs, ids)))
+        self._record(*(Submitted(trial=s.trial_id, segment=s.segment, attempt=s.attempt, job_id=jid)
+                       for s, jid in zip(specs, ids)))
 
     # ------------------------------------------------------------------ waiting jobs
-    def _on_ready(self, msg: messages.Ready, recs: list[dict[str, Any]]) -> None:
+    def _on_ready(self, msg: messages.Ready, recs: list[Record]) -> None:
         """A job waits on a slot: journal it (a known worker), or tell a stranger to leave."""
         assert self.state is not None
         w = self.state.pool.workers.get(msg.worker)
         if w is not None and w.status != pool_policy.GONE:
             if w.status == pool_policy.BUSY and msg.slot <= w.slot:
                 return  # stale: an inbox file a stopped master had not removed yet
-            rec: dict[str, Any] = {"kind": "worker_ready", "worker": msg.worker, "slot": msg.slot}
-            if msg.job_started is not None:
-                rec["job_started"] = msg.job_started
-            if msg.host is not None:
-                rec["host"] = msg.host
-            recs.append(rec)
+            recs.append(WorkerReady(worker=msg.worker, slot=msg.slot, job_started=msg.job_started,
+                                    host=msg.host))
         else:
             self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
 
@@ -609,15 +621,14 @@ class Master:
         decided = pool_policy.match(idle, self._todo(), fit)
         plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
-            self._record(*({"kind": "intent", "trial": t.id, "segment": t.segment,
-                            "attempt": t.attempt, "length": t.target, "worker": w.id,
-                            "slot": w.slot, "job_id": w.job_id} for w, t in plan))
+            self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
+                                  worker=w.id, slot=w.slot, job_id=w.job_id) for w, t in plan))
             failed = []
             for w, t in plan:
                 if not self.backend.hand_over(w.id, w.slot, self._segment_body(t)):
-                    failed.append({"kind": "submit_failed", "trial": t.id, "segment": t.segment,
-                                   "attempt": t.attempt, "worker": w.id,
-                                   "error": f"worker {w.id} left before taking the segment"})
+                    failed.append(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt,
+                                               worker=w.id,
+                                               error=f"worker {w.id} left before taking the segment"))
             if failed:
                 self._record(*failed)
         self._release_workers(decided.release, "nothing for it to do")
@@ -656,7 +667,7 @@ class Master:
             self.backend.cancel(queued)
         gone = [w.id for w in workers if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
         if gone:
-            self._record({"kind": "worker_gone", "workers": gone, "why": why})
+            self._record(WorkerGone(workers=gone, why=why))
 
     def _waiting_workers(self) -> list:
         """Pool workers that wait for a segment or are on their way (not running one)."""
@@ -701,18 +712,17 @@ class Master:
         if jobs <= 0:
             return
         specs = [self._worker_spec(wid) for wid in pool_policy.worker_ids(st.pool.started, jobs)]
-        self._record({"kind": "workers", "workers": [lid for s in specs for lid in s.lane_ids],
-                      "timeout_min": specs[0].timeout_min, "started": st.pool.started + jobs})
+        self._record(Workers(workers=[lid for s in specs for lid in s.lane_ids],
+                             timeout_min=specs[0].timeout_min, started=st.pool.started + jobs))
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:
-            self._record({"kind": "worker_gone", "workers": [lid for s in specs for lid in s.lane_ids],
-                          "why": f"submission failed: {e}"})
+            self._record(WorkerGone(workers=[lid for s in specs for lid in s.lane_ids],
+                                    why=f"submission failed: {e}"))
             self._refused(e)
             return
         self._submit_failures = 0
-        self._record({"kind": "workers_submitted",
-                      "jobs": {lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}})
+        self._record(WorkersSubmitted(jobs={lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}))
 
     def _refused(self, e: SubmitError) -> None:
         """The backend refused a submission (segments or pool workers): a third refusal in a
@@ -720,9 +730,8 @@ class Master:
         self._submit_failures += 1
         if self._submit_failures < 3:
             return
-        self._record({"kind": "aborted", "state": "failed",
-                      "message": f"the {self.backend.name} backend refused 3 submissions "
-                                 f"in a row; last error: {e}"})
+        self._record(Aborted(message=f"the {self.backend.name} backend refused 3 submissions "
+                                     f"in a row; last error: {e}"))
         raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
                         f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
                         f"resume {self.exp.root}`") from None
@@ -769,7 +778,7 @@ class Master:
         msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
                f"). Fix it, then `asha-hpc resume {self.exp.root} --retry-failed`")
         # one line, printed once by whoever ran the master (cli._drive, the Slurm master job)
-        self._record({"kind": "aborted", "state": "failed", "message": msg})
+        self._record(Aborted(message=msg))
         return True
 
     def _should_abort(self) -> bool:
@@ -789,7 +798,7 @@ class Master:
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{c['failed']} trials failed and none completed a segment; the last error was:\n"
                f"{last.strip()}")
-        self._record({"kind": "aborted", "state": "failed", "message": msg})
+        self._record(Aborted(message=msg))
         self.progress(f"experiment failed: {msg}")
         return True
 
@@ -798,7 +807,7 @@ class Master:
         assert st is not None
         self._release_workers(self._waiting_workers(), "the search was cancelled")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
-        self._record({"kind": "cancelled"})
+        self._record(Cancelled())
         try:
             self.exp.cancel_request.unlink()
         except FileNotFoundError:
@@ -820,7 +829,7 @@ class Master:
         gone = removable_checkpoints(st, self.cfg.save_experiment_best)
         remove_trees([self.exp.checkpoints(i) for i in gone])
         if gone:
-            self._record({"kind": "checkpoints_removed", "trials": gone})
+            self._record(CheckpointsRemoved(trials=gone))
 
     def _finish(self) -> None:
         st = self.state
@@ -829,10 +838,9 @@ class Master:
         # a search without lengths (Determined 0.38's single) may run scripts that report
         # nothing: it completed if they did
         if best or (self.cfg.searcher.until_exit and st.counts()["completed"]):
-            self._record({"kind": "done", "state": "completed"})
+            self._record(Done(state="completed"))
         else:
-            self._record({"kind": "done", "state": "failed",
-                          "message": "the search ended without a single reported metric"})
+            self._record(Done(state="failed", message="the search ended without a single reported metric"))
         self._show_progress(force=True)
 
     # ------------------------------------------------------------------ progress

@@ -5,7 +5,8 @@ applies the same records again and arrives at the same state, searcher included 
 fed only from here, so it sees the same events in the same order). ``status``, ``best`` and
 ``export`` replay the journal read-only, with no master running.
 
-Journal record kinds (``kind``; the enum ``records.Kind``, dispatched by ``HANDLERS``):
+Journal record kinds (``kind``; the enum ``records.Kind``, dispatched by ``HANDLERS``; each is
+built by its constructor in records.py):
     init        the search starts (the searcher's first actions); ``seed`` and ``config_hash``
                 pin the config: replay refuses an experiment.yaml that changed since
     intent      about to submit (trial, segment, attempt)     -- before the backend is called
@@ -21,7 +22,8 @@ Journal record kinds (``kind``; the enum ``records.Kind``, dispatched by ``HANDL
                 ``job_started``: the job's start; ``reached``: the length its checkpoint holds)
     job_dead    the job ended without a result (killed, OOM, node failure, lost;
                 ``disk_full``: while the disk was full, never counted)
-    trial_failed  a trial failed for good (too many restarts) or was cancelled
+                (a trial that fails for good has no record of its own: replay derives it from
+                the result or job_dead that used up its restarts)
     checkpoints_removed  retention removed these trials' checkpoints (disk quota)
     workers     pool jobs about to be submitted (worker ids, time limit)  -- pool.py
     workers_submitted  ... with these job ids
@@ -424,15 +426,6 @@ class ExperimentState:
                     why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                         + ("; the disk was full" if rec.get("disk_full") else "") + ")")
 
-    def _on_trial_failed(self, rec: dict[str, Any]) -> None:
-        t = self.trials[rec["trial"]]
-        if t.id in self.todo:
-            self.todo.remove(t.id)
-        self._set_status(t, CANCELLED if rec.get("cancelled") else FAILED)
-        t.job_id = None
-        t.error = rec.get("error", t.error)
-        self._actions(self.searcher.on_event(TrialFailed(t.id)))
-
     def _job_limit(self, t: TrialState) -> int | None:
         """The time limit (minutes) of the job running ``t``'s attempt, where known."""
         planned = self.times.planned(t.id)[0]
@@ -484,7 +477,7 @@ class ExperimentState:
         Kind.INTENT: _on_intent, Kind.SUBMITTED: _on_submitted,
         Kind.SUBMIT_FAILED: _on_submit_failed, Kind.STARTED: _on_started,
         Kind.RESULT: _on_result, Kind.RETRY_FAILED: _on_retry_failed,
-        Kind.JOB_DEAD: _on_job_dead, Kind.TRIAL_FAILED: _on_trial_failed,
+        Kind.JOB_DEAD: _on_job_dead,
         Kind.WORKERS: _on_workers, Kind.WORKERS_SUBMITTED: _on_workers_submitted,
         Kind.WORKER_READY: _on_worker_ready, Kind.WORKER_GONE: _on_worker_gone,
         Kind.WORKERS_MODE: _on_workers_mode, Kind.SAMPLED: _on_sampled,

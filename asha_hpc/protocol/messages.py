@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import records
 from .expdir import ExpDir
 
 RESULT_STATUSES = ("completed", "interrupted", "invalid_hp", "error")
@@ -109,9 +110,9 @@ class Started:
                    attempt=_int(body, "attempt") or 0, host=_text(body, "host"),
                    job_id=_text(body, "job_id"))
 
-    def record(self) -> dict[str, Any]:
-        return {"kind": "started", "trial": self.trial, "segment": self.segment,
-                "attempt": self.attempt, "host": self.host, "job_id": self.job_id}
+    def record(self) -> records.Started:
+        return records.Started(trial=self.trial, segment=self.segment, attempt=self.attempt,
+                               host=self.host, job_id=self.job_id)
 
 
 @dataclass(frozen=True)
@@ -167,12 +168,12 @@ class Result(Started):
                    stop_reason=_text(body, "stop_reason"), extra=extra or None,
                    ready=ready if extra.get("waiting") else None)
 
-    def record(self) -> dict[str, Any]:
-        rec = dict(super().record(), kind="result", status=self.status, metrics=self.metrics,
-                   length=self.length, error=self.error, checkpoint=self.checkpoint,
-                   started=self.started, ended=self.ended, stop_reason=self.stop_reason)
-        rec.update(self.extra or {})
-        return rec
+    def record(self) -> records.Result:
+        return records.Result(trial=self.trial, segment=self.segment, attempt=self.attempt,
+                              host=self.host, job_id=self.job_id, status=self.status,
+                              metrics=self.metrics, length=self.length, error=self.error,
+                              checkpoint=self.checkpoint, started=self.started, ended=self.ended,
+                              stop_reason=self.stop_reason, **(self.extra or {}))
 
 
 Message = Ready | Started | Result

@@ -1,13 +1,27 @@
-"""The kinds of journal records (what each holds: state.py's docstring, which replays them).
+"""The journal's records: their kinds and one typed constructor per kind.
 
 ``Kind`` is a ``str`` enum, so a member is the very string the journal stores (``Kind.RESULT ==
 "result"``) and journals written before it existed read unchanged. state.py dispatches on it
 through one table, ``ExperimentState.HANDLERS``; a kind missing from the table is a record of a
-newer release, refused with one line.
+newer release, refused with one line. state.py's docstring says what each kind means.
+
+Every writer builds a record here (``Intent(trial=3, segment=0, attempt=0, length=4)``) and the
+master journals ``rec.to_record()``: the JSON object the journal stores, ``kind`` included, with
+``time``, ``seq`` and ``epoch`` added by the master and the journal. Replay reads those dicts back
+(``rec.get`` for every optional field: an older release's records lack the newer fields), so the
+classes here are for writing only, like Optuna's ``JournalOperation`` logs.
+
+A field declared with ``optional(default)`` is left out of the record while it holds its default:
+that is how earlier releases wrote it (a ``worker_ready`` without ``host``, a ``job_dead`` without
+``disk_full``), and replay reads a missing field as that default. ``UNSET`` is the default of the
+few optional fields that are written even when ``None`` (an intent's ``timeout_min`` is ``None``
+for "the backend's default limit", and absent where no limit was planned).
 """
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 
 class Kind(str, enum.Enum):
@@ -21,7 +35,6 @@ class Kind(str, enum.Enum):
     RESULT = "result"
     RETRY_FAILED = "retry_failed"
     JOB_DEAD = "job_dead"
-    TRIAL_FAILED = "trial_failed"
     WORKERS = "workers"
     WORKERS_SUBMITTED = "workers_submitted"
     WORKER_READY = "worker_ready"
@@ -35,3 +48,224 @@ class Kind(str, enum.Enum):
 
     def __str__(self) -> str:  # the journal's spelling in messages and f-strings
         return self.value
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def optional(default: Any = None) -> Any:
+    """A field left out of the record while it holds ``default``."""
+    return field(default=default, metadata={"optional": True})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One journal record; subclasses name their ``kind`` and declare its fields."""
+
+    kind: ClassVar[Kind]
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object the journal stores."""
+        rec: dict[str, Any] = {"kind": self.kind.value}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.metadata.get("optional") and v is f.default:
+                continue
+            rec[f.name] = v
+        return rec
+
+
+# ---------------------------------------------------------------- the master's lifecycle
+@dataclass(frozen=True, kw_only=True)
+class Init(Record):
+    kind = Kind.INIT
+    seed: int | None
+    config_hash: str | None = optional()  # b885ae9 and earlier wrote none
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resumed(Record):
+    kind = Kind.RESUMED
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stopped(Record):
+    kind = Kind.STOPPED
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryFailed(Record):
+    kind = Kind.RETRY_FAILED
+    trials: list[int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancelled(Record):
+    kind = Kind.CANCELLED
+
+
+@dataclass(frozen=True, kw_only=True)
+class Done(Record):
+    kind = Kind.DONE
+    state: str  # completed | failed
+    message: str | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aborted(Record):
+    kind = Kind.ABORTED
+    message: str
+    state: str = "failed"
+
+
+# ---------------------------------------------------------------- segment attempts
+@dataclass(frozen=True, kw_only=True)
+class Intent(Record):
+    """About to submit an attempt, or to hand it to the waiting job ``worker`` (slot ``slot``,
+    in job ``job_id``); with a planned time limit, its fields (timelimits.Limit.record)."""
+
+    kind = Kind.INTENT
+    trial: int
+    segment: int
+    attempt: int
+    length: int
+    timeout_min: int | None = optional(UNSET)
+    split: bool | None = optional()
+    basis: str | None = optional()
+    estimate_s: float | None = optional()
+    worker: str | None = optional()
+    slot: int | None = optional()
+    job_id: str | None = optional(UNSET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted(Record):
+    kind = Kind.SUBMITTED
+    trial: int
+    segment: int
+    attempt: int
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitFailed(Record):
+    kind = Kind.SUBMIT_FAILED
+    trial: int
+    segment: int
+    attempt: int
+    error: str
+    worker: str | None = optional()  # the waiting job the segment was handed to had left
+
+
+@dataclass(frozen=True, kw_only=True)
+class Started(Record):
+    kind = Kind.STARTED
+    trial: int
+    segment: int
+    attempt: int
+    job_id: str | None
+    host: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result(Started):
+    """A job's result message as journaled (messages.Result.record): where the attempt ran
+    (``Started``'s fields), how it ended, and the optional fields a job sends when it can."""
+
+    kind = Kind.RESULT
+    status: str
+    metrics: dict[str, Any] | None
+    length: int | None
+    error: str | None
+    checkpoint: str | None
+    started: float | None
+    ended: float | None
+    stop_reason: str | None
+    gpus: int | None = optional()
+    fatal: bool = optional(False)
+    job_started: float | None = optional()
+    reached: float | None = optional()
+    worker: str | None = optional()
+    slot: int | None = optional()
+    waiting: bool | None = optional()
+    disk_full: dict[str, Any] | None = optional()
+    adopted: bool = optional(False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDead(Record):
+    kind = Kind.JOB_DEAD
+    trial: int
+    segment: int
+    attempt: int
+    job_id: str | None
+    state: str  # the backend's JobState value
+    counts: bool  # counts against max_restarts
+    disk_full: bool = optional(False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampled(Record):
+    kind = Kind.SAMPLED
+    trial: int
+    hparams: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointsRemoved(Record):
+    kind = Kind.CHECKPOINTS_REMOVED
+    trials: list[int]
+
+
+# ---------------------------------------------------------------- jobs that wait (pool.py)
+@dataclass(frozen=True, kw_only=True)
+class Workers(Record):
+    kind = Kind.WORKERS
+    workers: list[str]
+    timeout_min: int | None
+    started: int  # pool jobs started so far, these included
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkersSubmitted(Record):
+    kind = Kind.WORKERS_SUBMITTED
+    jobs: dict[str, str]  # worker id -> job id
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerReady(Record):
+    kind = Kind.WORKER_READY
+    worker: str
+    slot: int
+    job_started: float | None = optional()
+    host: str | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerGone(Record):
+    kind = Kind.WORKER_GONE
+    workers: list[str]
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkersMode(Record):
+    """``workers: auto``'s choice with the numbers behind it (autoworkers.Decision.record)."""
+
+    kind = Kind.WORKERS_MODE
+    mode: str
+    reason: str
+    measured: bool
+    segments: int
+    startup_s: float | None = optional()
+    queue_s: float | None = optional()
+    train_s: float | None = optional()
+    idle_s: float | None = optional()
+    share: float | None = optional()

@@ -32,8 +32,6 @@ def check_invariants(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> li
                 bad.append(f"seq {r['seq']}: trial {r['trial']} submitted {key[1:]} while "
                            f"{live[r['trial']]} was still live")
             live[r["trial"]] = key[1:]
-        elif k == "trial_failed":
-            live.pop(r["trial"], None)
         elif k == "cancelled":
             live.clear()
     st = replay(cfg, records)

@@ -221,8 +221,6 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
     if k == "submit_failed":
         return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"
-    if k == "trial_failed":
-        return f"trial {tid} {'cancelled' if rec.get('cancelled') else 'failed for good'}"
     if k == "retry_failed":
         ids = rec.get("trials") or []
         return ("retrying after a fix (--retry-failed): " +

@@ -33,7 +33,7 @@ def test_short_segments_get_warm_workers_with_the_numbers_in_the_reason():
     d = aw.decide(M(startup=3.1, train=4.56), 0.10)
     assert d.mode == aw.POOL and d.measured
     assert d.line() == "warm workers: start-up 3.1 s per segment = 68% of training (4.6 s per segment)"
-    rec = d.record()
+    rec = d.record().to_record()
     assert rec["kind"] == "workers_mode" and rec["mode"] == "pool"
     assert rec["startup_s"] == 3.1 and rec["train_s"] == 4.56
     assert rec["share"] == pytest.approx(0.68, abs=1e-3)

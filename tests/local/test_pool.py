@@ -314,7 +314,7 @@ def _decisions(cfg, recs):
     """Replay only what the searcher sees (results, failures) in the journal's order."""
     st = _Decisions(cfg)
     for r in recs:
-        if r["kind"] in ("init", "result", "trial_failed", "done"):
+        if r["kind"] in ("init", "result", "done"):
             st.apply(r)
     return st.log
 

@@ -18,6 +18,7 @@ from asha_hpc.master.loop import Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import Journal, read_journal
+from asha_hpc.protocol.records import JobDead, Stopped
 from asha_hpc.testing.invariants import check_invariants
 
 from helpers import cli, make_experiment, sim_cfg
@@ -43,14 +44,14 @@ def test_late_records_of_a_superseded_master_are_dropped_and_the_new_ones_kept(t
     # A wakes up: at its next write the fence stops it, before a byte reaches the journal
     size = exp.journal.stat().st_size
     with pytest.raises(LeaseHeldError, match="taken over"):
-        a._record({"kind": "stopped", "reason": "late"})
+        a._record(Stopped(reason="late"))
     assert exp.journal.stat().st_size == size
     # A froze between its check and its write: its records land all the same
     a.journal.fence = None
     live = b.state.live()[0]
-    a._record({"kind": "job_dead", "trial": live.id, "segment": live.segment,
-               "attempt": live.attempt, "job_id": live.job_id, "state": "FAILED", "counts": True},
-              {"kind": "stopped", "reason": "late"})
+    a._record(JobDead(trial=live.id, segment=live.segment, attempt=live.attempt,
+                      job_id=live.job_id, state="FAILED", counts=True),
+              Stopped(reason="late"))
     a.journal.close()
     while b.step():
         b.clock.sleep(cfg.poll_interval_s)

@@ -13,6 +13,7 @@ from asha_hpc.master.loop import Master
 from asha_hpc.protocol import journal as journal_mod
 from asha_hpc.protocol.expdir import ExpDir, atomic_write_json
 from asha_hpc.protocol.journal import read_journal
+from asha_hpc.protocol.records import JobDead, Started
 from asha_hpc.testing.chaos import run_chaos
 from asha_hpc.testing.invariants import check_invariants
 
@@ -65,13 +66,12 @@ def test_stale_result_for_an_old_attempt_is_dropped(tmp_path):
     m.start()
     m._submit()
     t = m.state.trials[1]
-    m._record({"kind": "job_dead", "trial": 1, "segment": 0, "attempt": 0, "job_id": t.job_id,
-               "state": "lost", "counts": False})
+    m._record(JobDead(trial=1, segment=0, attempt=0, job_id=t.job_id, state="lost", counts=False))
     m._submit()
     assert m.state.trials[1].attempt == 1
     # the retry runs: the segment is taken (a retry nobody started would adopt the result:
     # test_a_finished_result_of_an_earlier_attempt_is_applied_when_its_retry_never_ran)
-    m._record({"kind": "started", "trial": 1, "segment": 0, "attempt": 1})
+    m._record(Started(trial=1, segment=0, attempt=1, job_id=None, host=None))
     atomic_write_json(exp.inbox / "t00001-s000-a00.result.json", {
         "type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
         "metrics": {"loss": 0.0}, "length": 1})
@@ -210,8 +210,8 @@ def test_a_finished_result_of_an_earlier_attempt_is_applied_when_its_retry_never
     m.step()
     t = m.state.trials[1]
     old = (t.segment, t.attempt)
-    m._record({"kind": "job_dead", "trial": 1, "segment": t.segment, "attempt": t.attempt,
-               "job_id": t.job_id, "state": "failed", "counts": True})
+    m._record(JobDead(trial=1, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
+                      state="failed", counts=True))
     m.step()  # the retry is submitted (pending)
     retry_job = m.state.trials[1].job_id
     assert m.state.trials[1].status == "pending" and m.state.trials[1].attempt == old[1] + 1

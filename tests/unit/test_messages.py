@@ -49,7 +49,7 @@ def test_a_valid_result_becomes_its_journal_record():
             "waiting": True, "started": 10.0, "ended": 20.0, "reached": 16}
     msg = messages.from_json(body, ROOT)
     assert isinstance(msg, messages.Result) and msg.ready == messages.Ready("w0003.1", 4, None, "node7")
-    rec = msg.record()
+    rec = msg.record().to_record()
     assert rec["kind"] == "result" and rec["job_id"] == "1234" and rec["gpus"] == 2
     assert rec["worker"] == "w0003.1" and rec["waiting"] is True and rec["reached"] == 16
 
@@ -75,7 +75,7 @@ def test_any_json_is_a_typed_message_or_one_message_error(body):
     if worker is not None:
         assert "/" not in worker and ".." not in worker
     if isinstance(msg, messages.Result):
-        json.dumps(msg.record())  # journal-able
+        json.dumps(msg.record().to_record())  # journal-able
 
 
 def test_hostile_inbox_files_create_nothing_and_are_moved_aside(tmp_path):
