@@ -209,7 +209,8 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
         recs = read_journal(exp.journal)[0]
     if st.lifecycle != "completed":
         raise AshaError(f"the simulated search ended {st.lifecycle}: {st.message or 'no message'}")
-    ran = [j for j in backend.jobs.values() if j.start is not None and j.end is not None]
+    ran = [Span(j.start, j.end, j.fails) for j in backend.jobs.values()
+           if j.start is not None and j.end is not None]
     makespan = max((j.end for j in ran), default=0.0)
     busy = backend.busy_seconds
     workers = cfg.simulated.workers or 1
@@ -224,8 +225,8 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
                 t_best = r.get("ended") if r.get("ended") is not None else r.get("time")
                 break
     by_length: dict[int, int] = {}
-    for r in st.searcher.rungs():
-        by_length[r.length] = by_length.get(r.length, 0) + r.completed
+    for rung in st.searcher.rungs():
+        by_length[rung.length] = by_length.get(rung.length, 0) + rung.completed
     gpus = gpus_per_trial(cfg)
     c = st.counts()
     return {
@@ -256,7 +257,16 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
     }
 
 
-def all_busy_until(jobs, workers: int) -> float | None:
+@dataclass(frozen=True)
+class Span:
+    """When a job ran (virtual seconds), and whether it failed."""
+
+    start: float
+    end: float
+    fails: bool = False
+
+
+def all_busy_until(jobs: Sequence[Span], workers: int) -> float | None:
     """The last time every worker was busy (a worker handed a new job at the instant its job
     ended counts as busy); from then on the search only drains. None if never all busy."""
     ev = sorted([(j.start, 0) for j in jobs] + [(j.end, 1) for j in jobs])  # starts first
@@ -287,9 +297,10 @@ def run_repeats(cfg: ExperimentConfig, repeats: int, curve: Callable | None) -> 
     return out
 
 
-def _set_pool(v: int | str) -> Callable[[ExperimentConfig], None]:
+def _setting(section: str, key: str, value: Any) -> Callable[[ExperimentConfig], None]:
+    """A change that sets ``section.key`` of a config copy to ``value``."""
     def change(c: ExperimentConfig) -> None:
-        c.simulated.pool = v
+        setattr(getattr(c, section), key, value)
 
     return change
 
@@ -304,23 +315,21 @@ def what_if_variants(cfg: ExperimentConfig) -> list[tuple[str, Callable[[Experim
     for setting, label in ((0, "workers 0 (a job per segment)"),
                            (gpus, f"workers {gpus} (warm workers)"), ("auto", "workers auto")):
         if cfg.simulated.pool != setting:
-            out.append((label, _set_pool(setting)))
+            out.append((label, _setting("simulated", "pool", setting)))
     if s.name == "adaptive_asha" and not s.bracket_rungs:
         for m in ("aggressive", "standard", "conservative"):
             if m != s.mode:
-                out.append((f"mode {m}", lambda c, m=m: setattr(c.searcher, "mode", m)))
+                out.append((f"mode {m}", _setting("searcher", "mode", m)))
     if s.name in ("adaptive_asha", "async_halving"):
         divs = [d for d in (3.0, 4.0, 5.0) if d != s.divisor][:2] if s.divisor in (3.0, 4.0, 5.0) \
             else [3.0, 5.0]
         for d in divs:
-            out.append((f"divisor {d:g}", lambda c, d=d: setattr(c.searcher, "divisor", d)))
+            out.append((f"divisor {d:g}", _setting("searcher", "divisor", d)))
     if s.name in ("adaptive_asha", "async_halving", "random"):
         half, double = max(1, s.max_trials // 2), s.max_trials * 2
         if half != s.max_trials:
-            out.append((f"max_trials {half} (x0.5)",
-                        lambda c, n=half: setattr(c.searcher, "max_trials", n)))
-        out.append((f"max_trials {double} (x2)",
-                    lambda c, n=double: setattr(c.searcher, "max_trials", n)))
+            out.append((f"max_trials {half} (x0.5)", _setting("searcher", "max_trials", half)))
+        out.append((f"max_trials {double} (x2)", _setting("searcher", "max_trials", double)))
     return out
 
 

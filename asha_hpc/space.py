@@ -384,7 +384,7 @@ class _Parser:
             if "vals" in spec and (not isinstance(vals, list) or not vals):
                 self.bad(f"{path}.vals", f"must be a non-empty list, got {_show(vals)}")
                 return None
-            return Categorical(vals) if ok else None
+            return Categorical(vals) if ok and isinstance(vals, list) else None
         integer = t == "int"
         lo = self.number(spec, "minval", path, integer)
         hi = self.number(spec, "maxval", path, integer)
@@ -419,6 +419,7 @@ class _Parser:
             return Int(lo, hi, count)
         if t == "double":
             return Double(lo, hi, count)
+        assert base is not None  # required for log: a missing base set ok to False above
         try:
             float(base) ** float(lo), float(base) ** float(hi)  # noqa: B018  (overflow check)
         except OverflowError:

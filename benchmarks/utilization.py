@@ -44,21 +44,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asha_hpc.config import parse_config  # noqa: E402
-from asha_hpc.simulate import all_busy_until  # noqa: E402
+from asha_hpc.simulate import Span, all_busy_until  # noqa: E402
 
 RUNGS = [1, 4, 16, 64]
 DIVISOR = 4
 UNIT_S = 300.0
 SIGMA = 1.0  # --sigma
-
-
-class _Iv:
-    """A job interval, as all_busy_until wants it."""
-
-    __slots__ = ("start", "end")
-
-    def __init__(self, start: float, end: float) -> None:
-        self.start, self.end = start, end
 
 
 def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> dict[str, Any]:
@@ -68,7 +59,7 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> dict[s
     alive = list(range(trials))
     now = 0.0
     busy = wasted = 0.0
-    ivs: list[_Iv] = []
+    ivs: list[Span] = []
     prev = 0
     first_top = math.inf
     for r, length in enumerate(RUNGS):
@@ -85,7 +76,7 @@ def sync_sh(trials: int, workers: int, failure_rate: float, seed: int) -> dict[s
             d = units * UNIT_S * math.exp(rng.normal(0.0, SIGMA))
             end = t + d
             busy += d
-            ivs.append(_Iv(t, end))
+            ivs.append(Span(t, end))
             if rng.random() < failure_rate:
                 wasted += d
                 queue.append(trial)  # retried at the end of the queue
