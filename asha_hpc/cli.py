@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -21,58 +20,10 @@ import yaml
 
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError
-from .master.lease import Lease
-from .master.state import ExperimentState, TrialState, replay
 from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
-from .protocol.journal import read_journal
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
-
-
-# ----------------------------------------------------------------------------- helpers
-def _open_experiment(path: str):
-    exp = ExpDir.open(Path(path))
-    cfg = load_config(exp.config)
-    records, _, warnings = read_journal(exp.journal)
-    for w in warnings:
-        logging.getLogger("asha_hpc").warning(w)
-    return exp, cfg, replay(cfg, records)
-
-
-def _master_alive(exp: ExpDir) -> dict[str, Any] | None:
-    lease = Lease(exp.lease)
-    h = lease.holder()
-    if h is None:
-        return None
-    return h if lease.stale_reason(h) is None else None
-
-
-def _state_name(exp: ExpDir, st: ExperimentState) -> str:
-    if st.lifecycle in ("completed", "failed", "cancelled"):
-        return st.lifecycle
-    return "running" if _master_alive(exp) else "stopped"
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
-
-
-def _num(x: float | None) -> float | None:
-    """A finite metric, or None (JSON has no NaN or inf; a diverged trial says so apart)."""
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def _trial_row(t: TrialState) -> dict[str, Any]:
-    return {"trial_id": t.id, "metric": _num(t.metric), "hparams": t.hparams,
-            "checkpoint": t.checkpoint, "length": t.length}
 
 
 # ----------------------------------------------------------------------------- commands
@@ -209,53 +160,8 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
     return 0
 
 
-def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
-                records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    from .views.observe import status_extra
-
-    c = st.counts()
-    best = st.ranked()
-    d = {
-        "experiment": cfg.name,
-        "dir": str(exp.root),
-        "state": _state_name(exp, st),
-        "message": st.message,
-        "metric": cfg.searcher.metric,
-        "smaller_is_better": cfg.searcher.smaller_is_better,
-        "trials": {"total": c["total"], "running": c["running"],
-                   "pending": c["pending"] + c["queued"], "paused": c["paused"],
-                   "completed": c["completed"] + c["stopped"], "reached_top": c["completed"],
-                   "stopped_early": c["stopped"], "failed": c["failed"], "invalid": c["invalid"],
-                   "cancelled": c["cancelled"],
-                   **({"interrupted": c["interrupted"]} if c["interrupted"] else {})},
-        "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
-                   "completed": r.completed, "promoted": r.promoted,
-                   "best_metric": _num(r.best_metric)} for r in st.searcher.rungs()],
-        "best": ({"trial_id": best[0].id, "metric": _num(best[0].metric),
-                  "hparams": best[0].hparams, "length": best[0].length} if best else None),
-        "diverged": [{"trial_id": t.id, "length": t.length, "metric": str(t.metric)}
-                     for t in sorted(st.trials.values(), key=lambda t: t.id) if t.diverged],
-        "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
-        "recent_events": [e[1] for e in st.events[-10:]],
-    }
-    d.update(status_extra(exp, cfg, st, records))  # per-rung counts, top, progress, ETA, ...
-    d["time_limits"] = time_limits_table(st)
-    from .master.autoworkers import status as workers_status
-
-    d["workers"] = workers_status(cfg, st.auto)
-    return d
-
-
-def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
-    """Per rung: time limits asked for and run times seen (``status --json`` ``time_limits``;
-    empty when the backend took no time limits). See asha_hpc/master/timelimits.py."""
-    from .master.timelimits import rung_levels
-
-    return st.times.table(rung_levels(b.rung_lengths for b in st.searcher.brackets()))
-
-
 def cmd_status(a: argparse.Namespace) -> int:
-    from .views.observe import open_experiment
+    from .views.status import open_experiment, status_dict
     from .views.text import render_status_text, watch
 
     def get() -> dict[str, Any]:
@@ -273,14 +179,10 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_best(a: argparse.Namespace) -> int:
-    from .views.observe import latest_logs, open_experiment
+    from .views.status import best_rows, open_experiment
 
     exp, cfg, records, st = open_experiment(a.exp_dir)
-    rows = [_trial_row(t) for t in st.ranked()[: a.top]]
-    jobs = latest_logs(exp, records, [r["trial_id"] for r in rows])
-    for r in rows:
-        j = jobs.get(r["trial_id"]) or {}
-        r["logs"] = {"out": j.get("out"), "err": j.get("err")}
+    rows = best_rows(exp, st, records, a.top)
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -294,26 +196,6 @@ def cmd_best(a: argparse.Namespace) -> int:
         if r["logs"]["out"] or r["logs"]["err"]:
             print(f"   logs: {r['logs']['out'] or '-'}  {r['logs']['err'] or '-'}")
     return 0
-
-
-def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
-    """One row per trial: hparams flattened to dotted columns, metric per rung."""
-    metric = st.cfg.searcher.metric
-    lengths = sorted({r.length for r in st.searcher.rungs()})
-    rows = []
-    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint")
-    # the metric's own column, unless its name is one of ours (a metric may be called "state")
-    col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
-    for t in sorted(st.trials.values(), key=lambda t: t.id):
-        row: dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
-                               "length": t.length, col: _num(t.metric),
-                               "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
-                               "checkpoint": t.checkpoint or ""}
-        row.update({f"hparams.{k}": v for k, v in _flatten(t.hparams).items()})
-        for L in lengths:
-            row[f"{col}@{L}"] = _num(t.rung_metrics.get(L))
-        rows.append(row)
-    return rows
 
 
 def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
@@ -346,7 +228,9 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> Non
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    exp, cfg, st = _open_experiment(a.exp_dir)
+    from .views.status import export_rows, open_experiment
+
+    exp, cfg, _, st = open_experiment(a.exp_dir)
     if a.format in TRACKERS:
         from .views.trackers import export_trackers
 
@@ -365,8 +249,8 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
-    from .views.observe import open_experiment
     from .views.plots import plot_data, render_png, require_matplotlib
+    from .views.status import open_experiment
 
     require_matplotlib()
     exp, cfg, records, st = open_experiment(a.exp_dir)
@@ -379,8 +263,8 @@ def cmd_plot(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     from .views.htmlreport import render
-    from .views.observe import open_experiment
     from .views.plots import panel_pngs, plot_data, svg_panels
+    from .views.status import export_rows, open_experiment, status_dict
 
     exp, cfg, records, st = open_experiment(a.exp_dir)
     d = status_dict(exp, cfg, st, records)
@@ -405,7 +289,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from .views.observe import open_experiment, trial_jobs
+    from .views.observe import trial_jobs
+    from .views.status import open_experiment
 
     exp, _, records, st = open_experiment(a.exp_dir)
     if a.trial not in st.trials:
@@ -441,9 +326,10 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 def cmd_cancel(a: argparse.Namespace) -> int:
     from .master.loop import Master
+    from .views.status import master_alive
 
     exp = ExpDir.open(Path(a.exp_dir))
-    holder = _master_alive(exp)
+    holder = master_alive(exp)
     if holder:
         exp.cancel_request.write_text(f"{time.time()}\n")
         print(f"asha-hpc: asked the master (host {holder.get('host')}, pid {holder.get('pid')}) "

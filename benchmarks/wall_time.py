@@ -271,7 +271,7 @@ def drive_asha(a, tmp: Path, pool: bool, mode: str = "standard") -> dict[str, An
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {"wall_s": wall, "rc": rc, "exp_dir": str(exp_dir)}
     try:
-        from asha_hpc.views.observe import open_experiment
+        from asha_hpc.views.status import open_experiment
 
         _, _, records, st = open_experiment(str(exp_dir))
         best = st.ranked()

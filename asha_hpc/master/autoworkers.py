@@ -41,6 +41,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.metrics import finite_float
 from ..protocol.records import WorkersMode
 from .pool import FIT_MARGIN_S
 
@@ -191,10 +192,6 @@ def _quantile(xs: deque[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
-
-
 class AutoMeasure:
     """The measurements above, rebuilt from journal records (state.py calls ``on_*``).
     ``count_queue``: whether waits before a job starts are queue waits (not on the local
@@ -219,7 +216,7 @@ class AutoMeasure:
 
     # ------------------------------------------------------------------ feeding (state)
     def on_intent(self, rec: dict[str, Any]) -> None:
-        t = _num(rec.get("time"))
+        t = finite_float(rec.get("time"))
         if t is None:
             return
         self._intent[(rec["trial"], rec["segment"], rec["attempt"])] = t
@@ -231,8 +228,8 @@ class AutoMeasure:
 
     def on_result(self, rec: dict[str, Any]) -> None:
         t0 = self._intent.pop((rec["trial"], rec["segment"], rec["attempt"]), None)
-        started, ended = _num(rec.get("started")), _num(rec.get("ended"))
-        job_started, seen = _num(rec.get("job_started")), _num(rec.get("time"))
+        started, ended = finite_float(rec.get("started")), finite_float(rec.get("ended"))
+        job_started, seen = finite_float(rec.get("job_started")), finite_float(rec.get("time"))
         if started is None or ended is None:
             return
         self._cache = None
@@ -249,14 +246,14 @@ class AutoMeasure:
             self._waits_since[w] = ended
 
     def on_workers(self, rec: dict[str, Any]) -> None:
-        t = _num(rec.get("time"))
+        t = finite_float(rec.get("time"))
         if t is not None:
             for wid in rec["workers"]:
                 self._submitted[wid] = t
 
     def on_worker_ready(self, rec: dict[str, Any]) -> None:
         sub = self._submitted.pop(rec["worker"], None)
-        js = _num(rec.get("job_started"))
+        js = finite_float(rec.get("job_started"))
         if self.count_queue and sub is not None and js is not None and js >= sub:
             self._queue.append(js - sub)
             self._cache = None
@@ -264,7 +261,7 @@ class AutoMeasure:
     def on_resumed(self, rec: dict[str, Any]) -> None:
         """A master started again: what waited for it (results, workers) measures its
         downtime, not what a warm worker costs."""
-        t = _num(rec.get("time"))
+        t = finite_float(rec.get("time"))
         if t is not None:
             self._resumed_at = t
         self._waits_since.clear()

@@ -54,6 +54,12 @@ class Lease:
         body, _ = read_json(self.path)
         return body if isinstance(body, dict) else None
 
+    def live_holder(self) -> dict[str, Any] | None:
+        """The record of the master that holds the lease, while it is alive (``status``,
+        ``cancel``); None when nobody holds it or its holder is stale."""
+        h = self.holder()
+        return h if h is not None and self.stale_reason(h) is None else None
+
     def stale_reason(self, h: dict[str, Any]) -> str | None:
         """Why the lease ``h`` may be taken over, or None while its holder is alive."""
         age = time.time() - float(h.get("heartbeat", 0) or 0)

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.metrics import finite_float
+
 #: Slurm may send the ``--signal`` warning up to this much before it was asked for
 SIGNAL_EARLY_S = 60.0
 #: at most this many recent measurements feed the overhead fit (pairs grow quadratically)
@@ -82,12 +84,6 @@ class Limit:
         return d
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return None
-    return float(x)
-
-
 class SegmentTimes:
     """Measured run times and asked time limits of an experiment, rebuilt from its journal."""
 
@@ -107,7 +103,7 @@ class SegmentTimes:
     # ------------------------------------------------------------------ feeding (state)
     def on_intent(self, trial: int, target: int, rec: dict[str, Any]) -> None:
         self._from[trial] = self._reached.get(trial, 0)
-        asked = _num(rec.get("timeout_min"))
+        asked = finite_float(rec.get("timeout_min"))
         minutes = int(asked) if asked is not None else None
         split = bool(rec.get("split"))
         self._plan[trial] = (minutes, split)
@@ -131,7 +127,7 @@ class SegmentTimes:
     def made_progress(self, trial: int, rec: dict[str, Any]) -> bool:
         """True if an interrupted attempt left a newer checkpoint (or said it got further)."""
         ckpt = rec.get("checkpoint")
-        reached, start = _num(rec.get("reached")), self._from.get(trial)
+        reached, start = finite_float(rec.get("reached")), self._from.get(trial)
         if reached is not None and start is not None:
             return reached > start
         return bool(ckpt) and ckpt != self._checkpoint.get(trial)
@@ -139,8 +135,8 @@ class SegmentTimes:
     def on_result(self, trial: int, target: int, rec: dict[str, Any]) -> None:
         status = rec.get("status")
         start = self._from.get(trial, self._reached.get(trial, 0))
-        ended, started = _num(rec.get("ended")), _num(rec.get("started"))
-        t0 = _num(rec.get("job_started"))
+        ended, started = finite_float(rec.get("ended")), finite_float(rec.get("started"))
+        t0 = finite_float(rec.get("job_started"))
         if t0 is None or started is None or t0 > started:
             t0 = started
         minutes, split = self._plan.get(trial, (None, False))
@@ -153,7 +149,7 @@ class SegmentTimes:
             units: float | None = planned
             limited = False
         elif status == "interrupted":
-            reached = _num(rec.get("reached"))
+            reached = finite_float(rec.get("reached"))
             if reached is not None:
                 self._reached[trial] = int(reached)
             elif progressed:

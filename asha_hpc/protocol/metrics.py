@@ -92,6 +92,18 @@ def metric_float(v: Any) -> float:
     return math.nan if x is None else float(x)
 
 
+def finite_float(v: Any) -> float | None:
+    """A finite number as a float, else None (NaN, inf, missing, a bool, not a number): what
+    JSON can hold and a table or plot can show; a diverged value is reported apart."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
 def diverged(v: Any) -> bool:
     """A searcher metric that is NaN or infinite: the trial diverged."""
     x = as_number(v)

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import AshaError
 from ..protocol.expdir import METRICS
-from .observe import best_vs_compute, curve_rows, num, pick_curve_metric, rung_counts_over_time
+from ..protocol.metrics import finite_float
+from .observe import best_vs_compute, curve_rows, pick_curve_metric, rung_counts_over_time
 
 INSTALL_HINT = "pip install 'asha-hpc[plot]'"
 NONE_COLOR = "#9e9e9e"
@@ -59,7 +60,7 @@ def plot_data(exp, cfg, st, records, curve_metric: str | None = None) -> dict[st
     source = METRICS
     if name is not None:
         for r in rows:
-            x, y = num(r["step"]), num(r["metrics"].get(name))
+            x, y = finite_float(r["step"]), finite_float(r["metrics"].get(name))
             if x is None or y is None:
                 continue
             xs, ys = curves.setdefault(r["trial_id"], ([], []))
@@ -68,7 +69,8 @@ def plot_data(exp, cfg, st, records, curve_metric: str | None = None) -> dict[st
     if not curves:  # no learning curves on disk (e.g. the simulated backend): rung results
         name, source = metric, "rung results"
         for t in st.trials.values():
-            pts = sorted((float(L), y) for L, v in t.rung_metrics.items() if (y := num(v)) is not None)
+            pts = sorted((float(L), y) for L, v in t.rung_metrics.items()
+                         if (y := finite_float(v)) is not None)
             if pts:
                 curves[t.id] = ([L for L, _ in pts], [y for _, y in pts])
     lengths = sorted({r.length for r in st.searcher.rungs()})

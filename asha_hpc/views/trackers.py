@@ -31,7 +31,8 @@ from ..config import ExperimentConfig
 from ..errors import AshaError
 from ..master.state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
 from ..protocol.expdir import ExpDir, atomic_write_json, read_json
-from .observe import curve_rows, num
+from ..protocol.metrics import finite_float
+from .observe import curve_rows
 
 HParam = float | str | bool
 Point = tuple[int, float, float]  # (step, value, wall time)
@@ -86,10 +87,10 @@ def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[
         step = r.get("step")
         if not isinstance(step, int) or isinstance(step, bool):
             continue
-        wall = num(r.get("time")) or 0.0
+        wall = finite_float(r.get("time")) or 0.0
         series = per_trial.setdefault(r["trial_id"], {})
         for k, v in r["metrics"].items():
-            f = num(v)
+            f = finite_float(v)
             if f is not None:
                 series.setdefault(k, {})[step] = (f, wall)
     lengths = {i: list(b.rung_lengths) for i, b in enumerate(st.searcher.brackets())}
@@ -98,7 +99,7 @@ def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[
         series = per_trial.get(t.id, {})
         searcher_pts = series.setdefault(metric, {})
         for length, v in t.rung_metrics.items():  # the journal's value is what the searcher saw
-            f = num(v)
+            f = finite_float(v)
             if f is not None:
                 searcher_pts[int(length)] = (f, searcher_pts.get(int(length), (0.0, 0.0))[1])
         if not searcher_pts:
@@ -112,13 +113,13 @@ def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[
                 "asha.bracket": str(t.bracket), "asha.rung": str(rung),
                 "asha.length": str(t.length), "asha.state": t.status,
                 "asha.restarts": str(t.restarts)}
-        if num(t.metric) is not None:
+        if finite_float(t.metric) is not None:
             tags[f"asha.{metric}"] = f"{t.metric:.10g}"
         out.append(TrialRun(
             trial_id=t.id, name=run_name(t.id), hparams=flat_hparams(t.hparams),
             series={k: sorted((s, v, w) for s, (v, w) in pts.items()) for k, pts in series.items()},
             tags=tags, state=t.status, final=final, start_time=start,
-            end_time=(max(walls) if walls else None) if final else None, metric=num(t.metric)))
+            end_time=(max(walls) if walls else None) if final else None, metric=finite_float(t.metric)))
     return out
 
 

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from asha_hpc.cli import main, status_dict
+from asha_hpc.cli import main
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 from asha_hpc.master import autoworkers as aw
@@ -19,6 +19,7 @@ from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import status_dict
 
 from helpers import cache_experiment, check_switch_both_ways
 

@@ -12,7 +12,8 @@ import sys
 import pytest
 import yaml
 
-from asha_hpc.views.observe import curve_rows, open_experiment
+from asha_hpc.views.observe import curve_rows
+from asha_hpc.views.status import open_experiment
 
 pytest.importorskip("torch")
 

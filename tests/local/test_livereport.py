@@ -14,7 +14,7 @@ from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir, atomic_write
 from asha_hpc.views.livereport import REPORT_NAME
-from asha_hpc.views.observe import open_experiment
+from asha_hpc.views.status import open_experiment
 
 from helpers import cli, make_experiment
 

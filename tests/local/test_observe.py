@@ -28,7 +28,8 @@ from asha_hpc.config import parse_config
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir, atomic_write
-from asha_hpc.views.observe import curve_rows, find_logs, open_experiment, pick_curve_metric, trial_jobs
+from asha_hpc.views.observe import curve_rows, find_logs, pick_curve_metric, trial_jobs
+from asha_hpc.views.status import open_experiment, status_dict
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 UPDATE = os.environ.get("ASHA_UPDATE_GOLDEN") == "1"
@@ -131,7 +132,7 @@ def test_status_midway_golden_and_counts(sim_exp):
     exp, cfg, records, _ = open_experiment(sim_exp)
     part = records[: len(records) // 2]
     st = replay(cfg, part)
-    d = cli.status_dict(exp, cfg, st, part)
+    d = status_dict(exp, cfg, st, part)
     c = st.counts()
     rt = d["rung_table"]
     assert sum(r["running"] for r in rt) == c["running"]
@@ -173,7 +174,7 @@ def test_status_watch_plain_and_rich(sim_exp, capsys):
     from asha_hpc.views.text import watch
 
     buf = io.StringIO()
-    assert watch(lambda: cli.status_dict(*_state(sim_exp)), 0.2, iterations=2, out=buf,
+    assert watch(lambda: status_dict(*_state(sim_exp)), 0.2, iterations=2, out=buf,
                  use_rich=True) == 0
     assert "top trials by loss" in buf.getvalue()
 

@@ -23,7 +23,8 @@ from asha_hpc.master.loop import Master
 from asha_hpc.master.state import PAUSED
 from asha_hpc.protocol.expdir import ExpDir, atomic_write, atomic_write_json
 from asha_hpc.protocol.metrics import as_number, diverged, plain_metrics, plain_value, read_point
-from asha_hpc.views.observe import curve_rows, flat_curve_rows, open_experiment
+from asha_hpc.views.observe import curve_rows, flat_curve_rows
+from asha_hpc.views.status import open_experiment
 
 torch = pytest.importorskip("torch")
 

@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 
-from asha_hpc.cli import export_rows
 from asha_hpc.job.trial import latest_checkpoint
 from asha_hpc.master import loop as master_mod
 from asha_hpc.master.lease import KEEP_STALE, Lease
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.status import export_rows
 
 from helpers import cli, make_experiment, sim_cfg
 

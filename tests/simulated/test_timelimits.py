@@ -265,10 +265,10 @@ def test_limits_shrink_for_short_rungs_and_grow_for_long_ones(tmp_path):
                          == (r["trial"], r["segment"], r["attempt"]))
             assert r["ended"] - r["started"] < 60 * asked
     # status shows them
-    from asha_hpc import cli
+    from asha_hpc.views.status import status_dict
     from asha_hpc.views.text import render_status_text
 
-    d = cli.status_dict(exp, cfg, st, recs)
+    d = status_dict(exp, cfg, st, recs)
     rows = {r["length"]: r for r in d["time_limits"]}
     assert set(rows) == {4, 16, 64} and rows[4]["rung"] == 0 and rows[64]["rung"] == 2
     assert rows[64]["asked_min_median"] > rows[4]["asked_min_median"]
@@ -286,10 +286,10 @@ def test_default_simulated_config_plans_nothing(tmp_path):
         "backend": "simulated", "poll_interval_s": 10}, "/tmp")
     exp, st, recs = _run_master(tmp_path, cfg)
     assert not any("timeout_min" in r for r in recs if r["kind"] == "intent")
-    from asha_hpc import cli
+    from asha_hpc.views.status import status_dict
     from asha_hpc.views.text import render_status_text
 
-    d = cli.status_dict(exp, cfg, st, recs)
+    d = status_dict(exp, cfg, st, recs)
     assert d["time_limits"] == [] and "time limits:" not in render_status_text(d)
 
 

@@ -15,7 +15,7 @@ from asha_hpc.backends.simulated import synthetic_curve
 from asha_hpc.config import parse_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir, atomic_write
-from asha_hpc.views.observe import open_experiment
+from asha_hpc.views.status import open_experiment
 from asha_hpc.views.trackers import flat_hparams, run_name
 
 from conftest import require_module

@@ -110,11 +110,10 @@ def test_finished_search_progress_is_what_it_trained(tmp_path, workers):
     counts progress against what it trained (never "196/244 (100%)"), the preview beside it.
     ASHA promotes as soon as a trial is in the top 1/d of the results so far, so more trials
     than the preview's go up: the preview is an estimate, least_units a bound."""
-    from asha_hpc import cli as cli_mod
     from asha_hpc.config import load_config
     from asha_hpc.master.loop import Master
     from asha_hpc.protocol.expdir import ExpDir, atomic_write
-    from asha_hpc.views.observe import open_experiment
+    from asha_hpc.views.status import open_experiment, status_dict
     from asha_hpc.views.text import render_status_text
 
     src = Path(__file__).parent.parent.parent / "examples" / "pytorch_digits" / "digits.yaml"
@@ -129,7 +128,7 @@ def test_finished_search_progress_is_what_it_trained(tmp_path, workers):
     atomic_write(exp.config, yaml.safe_dump(c.to_dict(), sort_keys=False).encode())
     assert Master(exp, c, progress=lambda s: None).run().lifecycle == "completed"
     e, c2, records, st_ = open_experiment(exp.root)
-    d = cli_mod.status_dict(e, c2, st_, records)
+    d = status_dict(e, c2, st_, records)
     p = d["progress"]
     done = sum(t.length for t in st_.trials.values())
     assert (p["units_done"], p["units_planned"], p["units_preview"], p["fraction"]) == (done, done, 244, 1.0)

@@ -1,0 +1,361 @@
+"""What ``status``, ``best``, ``export`` and the HTML report show, as data: one module builds it
+all from an experiment folder, read-only (no master needed); cli.py prints it, views/text.py
+and views/htmlreport.py render it.
+
+    exp, cfg, records, st = open_experiment("runs/q1")
+    d = status_dict(exp, cfg, st, records)   # status --json: counts, rungs, top trials, progress,
+                                             # ETA, compute, events, time limits, workers
+    rows = export_rows(st)                   # export: one row per trial
+    best = best_rows(exp, st, records, 5)    # best: the top trials with their logs
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import ExperimentConfig, load_config
+from ..master.autoworkers import status as workers_status
+from ..master.lease import Lease
+from ..master.state import (
+    FAILED,
+    PAUSED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    ExperimentState,
+    TrialState,
+    replay,
+)
+from ..master.timelimits import rung_levels
+from ..protocol.expdir import ExpDir
+from ..protocol.journal import read_journal
+from ..protocol.metrics import diverged, finite_float
+from .observe import latest_logs, start_time
+
+TOP_N = 5
+EVENTS_N = 12
+_START_KINDS = ("init", "resumed")
+_END_KINDS = ("stopped", "done", "aborted", "cancelled")
+
+
+def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str, Any]],
+                                        ExperimentState]:
+    """(exp, cfg, journal records, replayed state), read-only (no master needed)."""
+    exp = ExpDir.open(Path(path))
+    cfg = load_config(exp.config)
+    records, _, warnings = read_journal(exp.journal)
+    for w in warnings:
+        logging.getLogger("asha_hpc").warning(w)
+    return exp, cfg, records, replay(cfg, records)
+
+
+def master_alive(exp: ExpDir) -> dict[str, Any] | None:
+    """The lease record of the master running this experiment, or None when none runs."""
+    return Lease(exp.lease).live_holder()
+
+
+# ----------------------------------------------------------------------------- rungs
+def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
+    """One row per bracket and rung: target length, results recorded (``completed``), trials
+    training toward it (``running``; ``queued`` = queued or submitted, not started), waiting
+    there for a promotion (``paused``), promoted from it, ended there (``stopped``), failed for
+    good while training toward it (``failed``), and the best metric recorded there."""
+    lengths = {i: b.rung_lengths for i, b in enumerate(st.searcher.brackets())}
+    rows = [{"bracket": r.bracket, "rung": r.rung, "length": r.length, "completed": r.completed,
+             "running": 0, "queued": 0, "paused": 0, "promoted": r.promoted, "stopped": 0,
+             "failed": 0, "best_metric": finite_float(r.best_metric)} for r in st.searcher.rungs()]
+    where = {(r["bracket"], r["rung"]): r for r in rows}
+
+    def rung_of(t: TrialState, length: int) -> dict[str, Any] | None:
+        ls = lengths.get(t.bracket, [])
+        return where.get((t.bracket, ls.index(length))) if length in ls else None
+
+    for t in st.trials.values():
+        s = st.status_of(t)  # a failed experiment's live trials are 'interrupted'
+        if s in (QUEUED, PENDING, RUNNING):
+            r, col = rung_of(t, t.target), ("running" if s == RUNNING else "queued")
+        elif s == PAUSED:
+            r, col = rung_of(t, t.length), "paused"
+        elif s == STOPPED:
+            r, col = rung_of(t, t.length), "stopped"
+        elif s == FAILED:
+            r, col = rung_of(t, t.target), "failed"
+        else:
+            continue
+        if r is not None:
+            r[col] += 1
+    return rows
+
+
+def bracket_table(st: ExperimentState) -> list[dict[str, Any]]:
+    made: dict[int, int] = {}
+    for t in st.trials.values():
+        if t.status != "invalid":
+            made[t.bracket] = made.get(t.bracket, 0) + 1
+    return [{"bracket": i, "num_rungs": b.num_rungs, "max_trials": b.max_trials,
+             "max_concurrent_trials": b.max_concurrent_trials,
+             "rung_lengths": list(b.rung_lengths), "trials": made.get(i, 0)}
+            for i, b in enumerate(st.searcher.brackets())]
+
+
+# ----------------------------------------------------------------------------- time, progress
+def active_seconds(records: list[dict[str, Any]], now: float | None = None) -> float:
+    """Seconds a master was running the search: from each init/resumed record to the next
+    stopped/done/aborted/cancelled one; an open interval ends at ``now`` (a live master) or at
+    the last record."""
+    total, since = 0.0, None
+    last = None
+    for r in records:
+        t = r.get("time")
+        if not isinstance(t, (int, float)):
+            continue
+        last = t
+        if r["kind"] in _START_KINDS:
+            if since is None:
+                since = t
+        elif r["kind"] in _END_KINDS and since is not None:
+            total += max(0.0, t - since)
+            since = None
+    if since is not None and last is not None:
+        total += max(0.0, (now if now is not None else last) - since)
+    return total
+
+
+def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str, Any]],
+             now: float | None = None) -> dict[str, Any]:
+    """Units trained (lengths reached, summed over trials) against the plan's ``total_units``
+    (``units_preview``) while the search runs, against what it trained once it is over (the
+    preview is an estimate: rungs short of results promote fewer trials, early promotions
+    more), throughput over the time a master ran, and the ETA it implies."""
+    from ..plan import plan
+
+    try:
+        planned = int(plan(cfg.searcher, cfg.space())["total_units"])
+    except Exception:  # noqa: BLE001 - a plan problem must not break status
+        planned = 0
+    done = sum(t.length for t in st.trials.values())
+    finished = st.lifecycle in ("completed", "cancelled", "failed")
+    active = active_seconds(records, now)
+    rate = done / active if active > 0 and done > 0 else None  # units per second
+    preview = planned
+    if st.lifecycle == "completed":
+        planned = done  # all it could train: "196/196", not "196/244 (100%)"
+    if finished:
+        fraction = 1.0 if st.lifecycle == "completed" else (min(done / planned, 1.0) if planned else None)
+        eta = 0.0 if st.lifecycle == "completed" else None
+    else:
+        fraction = min(done / planned, 1.0) if planned else None
+        left = planned - done
+        eta = left / rate if rate and left > 0 else None
+    return {"units_done": done, "units_planned": planned, "units_preview": preview,
+            "unit": cfg.searcher.length_unit,
+            "fraction": fraction, "active_hours": active / 3600.0,
+            "units_per_hour": rate * 3600.0 if rate else None,
+            "eta_seconds": eta}
+
+
+def compute(st: ExperimentState) -> dict[str, Any]:
+    """Job-hours (each attempt's result: ended - started) and GPU-hours where the results said
+    how many GPUs the job had (None when none did)."""
+    job_s = sum(t.compute_s for t in st.trials.values())
+    gpu = [g for t in st.trials.values() if (g := getattr(t, "gpu_s", None)) is not None]
+    return {"job_hours": job_s / 3600.0, "gpu_hours": (sum(gpu) / 3600.0) if gpu else None}
+
+
+# ----------------------------------------------------------------------------- events
+def describe(rec: dict[str, Any], metric: str) -> str | None:
+    """One line for a notable journal record, or None for bookkeeping ones."""
+    k = rec.get("kind")
+    tid = rec.get("trial")
+    if k == "init":
+        return "search started"
+    if k == "resumed":
+        return "master resumed"
+    if k == "stopped":
+        return f"master stopped ({rec.get('reason') or 'stop'})"
+    if k == "cancelled":
+        return "search cancelled"
+    if k in ("done", "aborted"):
+        s = f"search {rec.get('state', 'completed')}"
+        return s + (f": {_first_line(rec.get('message'))}" if rec.get("message") else "")
+    if k == "workers_mode" and rec.get("measured", True):
+        mode = "warm workers" if rec.get("mode") == "pool" else "a job per segment"
+        return f"workers: auto chose {mode}: {rec.get('reason')}"
+    if k == "intent":
+        if rec.get("attempt", 0) > 0:
+            return f"trial {tid} retried (attempt {rec['attempt']}) toward length {rec.get('length')}"
+        if rec.get("segment", 0) > 0:
+            return f"trial {tid} promoted: continues to length {rec.get('length')}"
+        return f"trial {tid} created: trains to length {rec.get('length')}"
+    if k == "result":
+        st = rec.get("status")
+        if st == "completed":
+            v = (rec.get("metrics") or {}).get(metric)
+            return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
+                    + (" (diverged)" if diverged(v) else ""))
+        if st == "interrupted":
+            return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
+        if st == "invalid_hp":
+            return f"trial {tid} rejected its hyperparameters: {_last_line(rec.get('error'))}"
+        if rec.get("fatal"):  # every trial would repeat it: its own first line says why
+            return f"trial {tid} error: {_first_line(rec.get('error'))}"
+        return f"trial {tid} error: {_last_line(rec.get('error'))}"
+    if k == "job_dead":
+        return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
+    if k == "submit_failed":
+        return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"
+    if k == "retry_failed":
+        ids = rec.get("trials") or []
+        return ("retrying after a fix (--retry-failed): " +
+                (f"failed trials {', '.join(map(str, ids))} continue; " if ids else "") +
+                "restarts count from zero")
+    return None
+
+
+def events(records: list[dict[str, Any]], metric: str, n: int = EVENTS_N) -> list[dict[str, Any]]:
+    """The last ``n`` notable records: ``{"time", "elapsed_s" (since the first record), "text"}``."""
+    t0 = start_time(records) or 0.0
+    out: list[dict[str, Any]] = []
+    for r in reversed(records):
+        text = describe(r, metric)
+        if text is None:
+            continue
+        t = r.get("time")
+        out.append({"time": t, "elapsed_s": (t - t0) if isinstance(t, (int, float)) else None,
+                    "text": text})
+        if len(out) >= n:
+            break
+    return out[::-1]
+
+
+def _fmt(v: Any) -> str:
+    f = finite_float(v)
+    return f"{f:.6g}" if f is not None else str(v)
+
+
+def _first_line(s: Any) -> str:
+    return str(s).strip().splitlines()[0][:160] if s and str(s).strip() else ""
+
+
+def _last_line(s: Any) -> str:
+    lines = [x for x in str(s or "").strip().splitlines() if x.strip()]
+    return lines[-1].strip()[:160] if lines else ""
+
+
+# ----------------------------------------------------------------------------- status
+def trial_summary(t: TrialState, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"trial_id": t.id, "bracket": t.bracket, "status": t.status, "length": t.length,
+            "target": t.target, "metric": finite_float(t.metric), "hparams": t.hparams,
+            "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
+            "checkpoint": t.checkpoint, "host": t.host,
+            "logs": {"out": job.get("out"), "err": job.get("err")} if job else None}
+
+
+def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
+                records: list[dict[str, Any]] | None = None, now: float | None = None,
+                top: int = TOP_N) -> dict[str, Any]:
+    """``status --json``: the counts, rungs and best trial, then ``brackets``, ``rung_table``
+    (per rung counts), ``top``, ``running_trials``, ``compute``, ``progress`` (with the ETA),
+    ``events``, ``time_limits`` and ``workers``. ``now``: the time the ETA counts from (default:
+    now while a master runs, else the journal's last record)."""
+    if records is None:
+        records, _, _ = read_journal(exp.journal)
+    finished = st.lifecycle in ("completed", "failed", "cancelled")
+    alive = None if finished else master_alive(exp)
+    if now is None and alive is not None and cfg.backend != "simulated":
+        now = time.time()
+    c = st.counts()
+    best = st.ranked()
+    ranked = best[:top]
+    running = [t for t in st.trials.values() if st.status_of(t) == RUNNING][:10]
+    jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
+    return {
+        "experiment": cfg.name,
+        "dir": str(exp.root),
+        "state": st.lifecycle if finished else ("running" if alive else "stopped"),
+        "message": st.message,
+        "metric": cfg.searcher.metric,
+        "smaller_is_better": cfg.searcher.smaller_is_better,
+        "trials": {"total": c["total"], "running": c["running"],
+                   "pending": c["pending"] + c["queued"], "paused": c["paused"],
+                   "completed": c["completed"] + c["stopped"], "reached_top": c["completed"],
+                   "stopped_early": c["stopped"], "failed": c["failed"], "invalid": c["invalid"],
+                   "cancelled": c["cancelled"],
+                   **({"interrupted": c["interrupted"]} if c["interrupted"] else {})},
+        "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
+                   "completed": r.completed, "promoted": r.promoted,
+                   "best_metric": finite_float(r.best_metric)} for r in st.searcher.rungs()],
+        "best": ({"trial_id": best[0].id, "metric": finite_float(best[0].metric),
+                  "hparams": best[0].hparams, "length": best[0].length} if best else None),
+        "diverged": [{"trial_id": t.id, "length": t.length, "metric": str(t.metric)}
+                     for t in sorted(st.trials.values(), key=lambda t: t.id) if t.diverged],
+        "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
+        "recent_events": [e[1] for e in st.events[-10:]],
+        "searcher": cfg.searcher.name,
+        "backend": cfg.backend,
+        "unit": cfg.searcher.length_unit,
+        "brackets": bracket_table(st),
+        "rung_table": rung_table(st),
+        "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
+        "running_trials": [trial_summary(t, jobs.get(t.id)) for t in running],
+        "compute": compute(st),
+        "progress": progress(cfg, st, records, now),
+        "events": events(records, cfg.searcher.metric),
+        "time_limits": time_limits_table(st),
+        "workers": workers_status(cfg, st.auto),
+    }
+
+
+def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
+    """Per rung: time limits asked for and run times seen (``status --json`` ``time_limits``;
+    empty when the backend took no time limits). See asha_hpc/master/timelimits.py."""
+    return st.times.table(rung_levels(b.rung_lengths for b in st.searcher.brackets()))
+
+
+# ----------------------------------------------------------------------------- best, export
+def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
+              top: int) -> list[dict[str, Any]]:
+    """``best``: the ``top`` trials, best first, with their latest job's log files."""
+    ranked = st.ranked()[:top]
+    jobs = latest_logs(exp, records, [t.id for t in ranked])
+    rows = []
+    for t in ranked:
+        j = jobs.get(t.id) or {}
+        rows.append({"trial_id": t.id, "metric": finite_float(t.metric), "hparams": t.hparams,
+                     "checkpoint": t.checkpoint, "length": t.length,
+                     "logs": {"out": j.get("out"), "err": j.get("err")}})
+    return rows
+
+
+def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
+    """``export``: one row per trial, hparams flattened to dotted columns, metric per rung."""
+    metric = st.cfg.searcher.metric
+    lengths = sorted({r.length for r in st.searcher.rungs()})
+    rows = []
+    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint")
+    # the metric's own column, unless its name is one of ours (a metric may be called "state")
+    col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
+    for t in sorted(st.trials.values(), key=lambda t: t.id):
+        row: dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
+                               "length": t.length, col: finite_float(t.metric),
+                               "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
+                               "checkpoint": t.checkpoint or ""}
+        row.update({f"hparams.{k}": v for k, v in _flatten(t.hparams).items()})
+        for L in lengths:
+            row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))
+        rows.append(row)
+    return rows
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
