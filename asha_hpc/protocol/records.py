@@ -127,14 +127,20 @@ class Aborted(Record):
 
 # ---------------------------------------------------------------- segment attempts
 @dataclass(frozen=True, kw_only=True)
-class Intent(Record):
+class Attempt(Record):
+    """A record about one attempt of one segment of one trial (its ``attempt_key``)."""
+
+    trial: int
+    segment: int
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Intent(Attempt):
     """About to submit an attempt, or to hand it to the waiting job ``worker`` (slot ``slot``,
     in job ``job_id``); with a planned time limit, its fields (timelimits.Limit.record)."""
 
     kind = Kind.INTENT
-    trial: int
-    segment: int
-    attempt: int
     length: int
     timeout_min: int | None = optional(UNSET)
     split: bool | None = optional()
@@ -146,30 +152,21 @@ class Intent(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Submitted(Record):
+class Submitted(Attempt):
     kind = Kind.SUBMITTED
-    trial: int
-    segment: int
-    attempt: int
     job_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class SubmitFailed(Record):
+class SubmitFailed(Attempt):
     kind = Kind.SUBMIT_FAILED
-    trial: int
-    segment: int
-    attempt: int
     error: str
     worker: str | None = optional()  # the waiting job the segment was handed to had left
 
 
 @dataclass(frozen=True, kw_only=True)
-class Started(Record):
+class Started(Attempt):
     kind = Kind.STARTED
-    trial: int
-    segment: int
-    attempt: int
     job_id: str | None
     host: str | None
 
@@ -200,11 +197,8 @@ class Result(Started):
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobDead(Record):
+class JobDead(Attempt):
     kind = Kind.JOB_DEAD
-    trial: int
-    segment: int
-    attempt: int
     job_id: str | None
     state: str  # the backend's JobState value
     counts: bool  # counts against max_restarts

@@ -24,7 +24,7 @@ STAMPS = ("kind", "seq", "time", "epoch")  # added by the master and the journal
 def _constructors() -> dict[str, type[Record]]:
     classes: dict[str, type[Record]] = {}
     for c in vars(records).values():
-        if isinstance(c, type) and issubclass(c, Record) and c is not Record:
+        if isinstance(c, type) and issubclass(c, Record) and "kind" in vars(c):  # not a base
             assert c.kind.value not in classes, f"two constructors for {c.kind}"
             classes[c.kind.value] = c
     return classes
