@@ -39,6 +39,7 @@ from typing import Any
 
 from .config import ExperimentConfig
 from .errors import AshaError
+from .protocol.records import Kind
 
 STATS = ("makespan_s", "worker_hours", "gpu_hours", "held_gpu_hours", "utilization",
          "wasted_worker_hours", "units_trained",
@@ -220,7 +221,7 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
     if best:
         b = best[0]
         for r in recs:
-            if (r["kind"] == "result" and r.get("trial") == b.id and r.get("status") == "completed"
+            if (r["kind"] == Kind.RESULT and r.get("trial") == b.id and r.get("status") == "completed"
                     and r.get("length") == b.length):
                 t_best = r.get("ended") if r.get("ended") is not None else r.get("time")
                 break
@@ -238,7 +239,7 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
         "held_gpu_hours": backend.held_seconds / 3600.0 * gpus,
         "workers_modes": [{"time": r.get("time"), "mode": r.get("mode"), "reason": r.get("reason"),
                            "measured": r.get("measured", True)}
-                          for r in recs if r["kind"] == "workers_mode"],
+                          for r in recs if r["kind"] == Kind.WORKERS_MODE],
         "utilization": busy / (workers * makespan) if makespan > 0 else 0.0,
         "wasted_worker_hours": wasted / 3600.0,
         "all_busy_until_s": all_busy_until(ran, workers),
@@ -248,8 +249,8 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
         "best_trial": ({"trial_id": best[0].id, "length": best[0].length,
                         "hparams": best[0].hparams} if best else None),
         "trials": c["total"],
-        "segments": sum(1 for r in recs if r["kind"] == "result" and r.get("status") == "completed"),
-        "failed_attempts": sum(1 for r in recs if r["kind"] == "job_dead"),
+        "segments": sum(1 for r in recs if r["kind"] == Kind.RESULT and r.get("status") == "completed"),
+        "failed_attempts": sum(1 for r in recs if r["kind"] == Kind.JOB_DEAD),
         "trials_failed": c["failed"],
         "trials_per_rung": {str(k): by_length[k] for k in sorted(by_length)},
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,

@@ -516,7 +516,7 @@ def config_hash(cfg: ExperimentConfig) -> str:
 def replay(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> ExperimentState:
     st = ExperimentState(cfg)
     st.searcher.preload_sampled({r["trial"]: r["hparams"] for r in records
-                                 if r["kind"] == "sampled"})
+                                 if r["kind"] == Kind.SAMPLED})
     for r in records:
         st.apply(r)
     return st

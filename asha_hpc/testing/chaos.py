@@ -23,6 +23,7 @@ from ..config import ExperimentConfig
 from ..master.loop import Master
 from ..protocol.expdir import INBOX, ExpDir
 from ..protocol.journal import Journal, read_journal
+from ..protocol.records import Kind
 from .invariants import check_invariants
 
 
@@ -151,7 +152,7 @@ def run_chaos(cfg: ExperimentConfig, root: Path, kills: int, seed: int = 0,
     report.duplicated = sum(1 for v in report.violations if "applied twice" in v)
     # a job that published its result must have that result applied (the chaos runs have no
     # delayed results, so a job declared dead after publishing one means a lost result)
-    seen = {(r["trial"], r["segment"], r["attempt"]) for r in records if r["kind"] == "result"}
+    seen = {(r["trial"], r["segment"], r["attempt"]) for r in records if r["kind"] == Kind.RESULT}
     report.results_lost = sum(1 for key in backend.published if key not in seen)
     if corrupt:  # every corrupt file was moved aside, none was taken for a result
         leftovers = [n for n in os.listdir(exp.inbox) if not n.startswith(".")]
@@ -187,7 +188,7 @@ def audit(cfg: ExperimentConfig, exp: ExpDir, backend: SimulatedBackend) -> Audi
         return a
     a.notes = [w for w in warnings if "superseded master" not in w]
     a.readable = not a.notes
-    results = [r for r in records if r["kind"] == "result"]
+    results = [r for r in records if r["kind"] == Kind.RESULT]
     seen = {(r["trial"], r["segment"], r["attempt"]) for r in results}
     a.lost = sum(1 for key in backend.published if key not in seen)
     a.twice = sum(1 for v in check_invariants(cfg, records) if "applied twice" in v)

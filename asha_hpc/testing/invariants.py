@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import ExperimentConfig
 from ..master.state import INVALID, replay
+from ..protocol.records import Kind
 
 
 def check_invariants(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> list[str]:
@@ -20,19 +21,19 @@ def check_invariants(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> li
     for r in records:
         k = r["kind"]
         key = (r.get("trial"), r.get("segment"), r.get("attempt"))
-        if k == "result":
+        if k == Kind.RESULT:
             if key in applied:
                 bad.append(f"seq {r['seq']}: result for {key} applied twice")
             applied.add(key)
             live.pop(r["trial"], None)
-        elif k in ("job_dead", "submit_failed"):
+        elif k in (Kind.JOB_DEAD, Kind.SUBMIT_FAILED):
             live.pop(r["trial"], None)
-        elif k == "intent":
+        elif k == Kind.INTENT:
             if r["trial"] in live:
                 bad.append(f"seq {r['seq']}: trial {r['trial']} submitted {key[1:]} while "
                            f"{live[r['trial']]} was still live")
             live[r["trial"]] = key[1:]
-        elif k == "cancelled":
+        elif k == Kind.CANCELLED:
             live.clear()
     st = replay(cfg, records)
     valid = [t for t in st.trials.values() if t.status != INVALID]

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import ExperimentConfig
 from ..protocol.expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
 from ..protocol.metrics import finite_float, flat_columns, read_point
+from ..protocol.records import Kind
 
 
 def start_time(records: list[dict[str, Any]]) -> float | None:
@@ -32,8 +33,8 @@ def _job_index(records: Iterable[dict[str, Any]], trial: int | None = None
     """trial -> run key -> {segment, attempt, length, job_ids, host, status, started, ended}."""
     idx: dict[int, dict[str, dict[str, Any]]] = {}
     for r in records:
-        if r.get("kind") not in ("intent", "submitted", "started", "result", "job_dead",
-                                 "submit_failed"):
+        if r.get("kind") not in (Kind.INTENT, Kind.SUBMITTED, Kind.STARTED, Kind.RESULT, Kind.JOB_DEAD,
+                                 Kind.SUBMIT_FAILED):
             continue
         tid = r.get("trial")
         if not isinstance(tid, int) or (trial is not None and tid != trial):
@@ -43,21 +44,21 @@ def _job_index(records: Iterable[dict[str, Any]], trial: int | None = None
             "key": key, "segment": r.get("segment", 0), "attempt": r.get("attempt", 0),
             "length": None, "job_ids": [], "host": None, "status": "submitted",
             "started": None, "ended": None})
-        if r["kind"] == "intent":
+        if r["kind"] == Kind.INTENT:
             j["length"] = r.get("length")
         jid = r.get("job_id")
         if jid is not None and str(jid) not in j["job_ids"]:
             j["job_ids"].append(str(jid))
         if r.get("host"):
             j["host"] = r["host"]
-        if r["kind"] == "result":
+        if r["kind"] == Kind.RESULT:
             j["status"] = r.get("status")
             j["started"], j["ended"] = r.get("started"), r.get("ended")
-        elif r["kind"] == "job_dead":
+        elif r["kind"] == Kind.JOB_DEAD:
             j["status"] = f"dead ({r.get('state')})"
-        elif r["kind"] == "submit_failed":
+        elif r["kind"] == Kind.SUBMIT_FAILED:
             j["status"] = "submit failed"
-        elif r["kind"] == "started" and j["status"] == "submitted":
+        elif r["kind"] == Kind.STARTED and j["status"] == "submitted":
             j["status"] = "running"
     return idx
 
@@ -194,7 +195,7 @@ def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
     spent, best = 0.0, None
     out: list[tuple[float, float]] = []
     for r in records:
-        if r.get("kind") != "result":
+        if r.get("kind") != Kind.RESULT:
             continue
         s, e = r.get("started"), r.get("ended")
         if isinstance(s, (int, float)) and isinstance(e, (int, float)):
@@ -214,9 +215,9 @@ def rung_counts_over_time(records: list[dict[str, Any]]) -> dict[int, list[tuple
     out: dict[int, list[tuple[float, int]]] = {}
     targets: dict[tuple[Any, Any], Any] = {}
     for r in records:
-        if r.get("kind") == "intent":
+        if r.get("kind") == Kind.INTENT:
             targets[(r["trial"], r["segment"])] = r.get("length")
-        if r.get("kind") != "result" or r.get("status") != "completed":
+        if r.get("kind") != Kind.RESULT or r.get("status") != "completed":
             continue
         length = r.get("length") or targets.get((r.get("trial"), r.get("segment")))
         if not isinstance(length, int):

@@ -33,12 +33,13 @@ from ..master.timelimits import rung_levels
 from ..protocol.expdir import ExpDir
 from ..protocol.journal import read_journal
 from ..protocol.metrics import diverged, finite_float
+from ..protocol.records import Kind
 from .observe import latest_logs, start_time
 
 TOP_N = 5
 EVENTS_N = 12
-_START_KINDS = ("init", "resumed")
-_END_KINDS = ("stopped", "done", "aborted", "cancelled")
+_START_KINDS = (Kind.INIT, Kind.RESUMED)
+_END_KINDS = (Kind.STOPPED, Kind.DONE, Kind.ABORTED, Kind.CANCELLED)
 
 
 def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str, Any]],
@@ -170,27 +171,27 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
     """One line for a notable journal record, or None for bookkeeping ones."""
     k = rec.get("kind")
     tid = rec.get("trial")
-    if k == "init":
+    if k == Kind.INIT:
         return "search started"
-    if k == "resumed":
+    if k == Kind.RESUMED:
         return "master resumed"
-    if k == "stopped":
+    if k == Kind.STOPPED:
         return f"master stopped ({rec.get('reason') or 'stop'})"
-    if k == "cancelled":
+    if k == Kind.CANCELLED:
         return "search cancelled"
-    if k in ("done", "aborted"):
+    if k in (Kind.DONE, Kind.ABORTED):
         s = f"search {rec.get('state', 'completed')}"
         return s + (f": {_first_line(rec.get('message'))}" if rec.get("message") else "")
-    if k == "workers_mode" and rec.get("measured", True):
+    if k == Kind.WORKERS_MODE and rec.get("measured", True):
         mode = "warm workers" if rec.get("mode") == "pool" else "a job per segment"
         return f"workers: auto chose {mode}: {rec.get('reason')}"
-    if k == "intent":
+    if k == Kind.INTENT:
         if rec.get("attempt", 0) > 0:
             return f"trial {tid} retried (attempt {rec['attempt']}) toward length {rec.get('length')}"
         if rec.get("segment", 0) > 0:
             return f"trial {tid} promoted: continues to length {rec.get('length')}"
         return f"trial {tid} created: trains to length {rec.get('length')}"
-    if k == "result":
+    if k == Kind.RESULT:
         st = rec.get("status")
         if st == "completed":
             v = (rec.get("metrics") or {}).get(metric)
@@ -203,11 +204,11 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         if rec.get("fatal"):  # every trial would repeat it: its own first line says why
             return f"trial {tid} error: {_first_line(rec.get('error'))}"
         return f"trial {tid} error: {_last_line(rec.get('error'))}"
-    if k == "job_dead":
+    if k == Kind.JOB_DEAD:
         return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
-    if k == "submit_failed":
+    if k == Kind.SUBMIT_FAILED:
         return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"
-    if k == "retry_failed":
+    if k == Kind.RETRY_FAILED:
         ids = rec.get("trials") or []
         return ("retrying after a fix (--retry-failed): " +
                 (f"failed trials {', '.join(map(str, ids))} continue; " if ids else "") +
