@@ -298,6 +298,19 @@ class Space:
 
 
 # ----------------------------------------------------------------------------- parsing
+def flat_hparams(hp: dict[str, Any], keep_empty: bool = False, prefix: str = "") -> dict[str, Any]:
+    """A trial's hyperparameters with nested maps as dotted names (``{"opt.lr": 0.1}``), for
+    tables, text and trackers; an empty map is a value of its own with ``keep_empty``, else
+    it has no name at all."""
+    out: dict[str, Any] = {}
+    for k, v in hp.items():
+        if isinstance(v, dict) and (v or not keep_empty):
+            out.update(flat_hparams(v, keep_empty, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class _Parser:
     def __init__(self) -> None:
         self.problems: list[str] = []

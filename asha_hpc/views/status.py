@@ -34,6 +34,7 @@ from ..protocol.expdir import ExpDir
 from ..protocol.journal import read_journal
 from ..protocol.metrics import diverged, finite_float
 from ..protocol.records import Kind
+from ..space import flat_hparams
 from .observe import latest_logs, start_time
 
 TOP_N = 5
@@ -344,19 +345,8 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
                                "length": t.length, col: finite_float(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
-        row.update({f"hparams.{k}": v for k, v in _flatten(t.hparams).items()})
+        row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))
         rows.append(row)
     return rows
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out

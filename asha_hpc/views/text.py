@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..space import flat_hparams
 from .observe import fmt_duration
 
 FINISHED = ("completed", "cancelled", "failed")
@@ -20,20 +21,10 @@ RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("failed", "failed")]
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def hp_text(hp: dict[str, Any]) -> str:
     """``lr=0.00123 opt.name=adam width=64``: short, one line, sorted."""
     parts = []
-    for k, v in sorted(_flat(hp).items()):
+    for k, v in sorted(flat_hparams(hp).items()):
         if isinstance(v, float):
             v = f"{v:.4g}"
         elif not isinstance(v, (int, str)):

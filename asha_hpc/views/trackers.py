@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import space
 from ..config import ExperimentConfig
 from ..errors import AshaError
 from ..master.state import CANCELLED, COMPLETED, FAILED, INVALID, STOPPED, ExperimentState
@@ -69,14 +70,9 @@ def _hparam_value(v: Any) -> HParam:
     return json.dumps(v, sort_keys=True)
 
 
-def flat_hparams(hp: dict[str, Any], prefix: str = "") -> dict[str, HParam]:
-    out: dict[str, HParam] = {}
-    for k, v in hp.items():
-        if isinstance(v, dict) and v:
-            out.update(flat_hparams(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = _hparam_value(v)
-    return out
+def flat_hparams(hp: dict[str, Any]) -> dict[str, HParam]:
+    """A trial's hyperparameters as trackers store them: dotted names, an empty map kept."""
+    return {k: _hparam_value(v) for k, v in space.flat_hparams(hp, keep_empty=True).items()}
 
 
 def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[TrialRun]:

@@ -198,3 +198,33 @@ def test_describe_one_line_per_hyperparameter():
     assert lines[0].startswith("act") and "categorical" in lines[0]
     assert any(line.startswith("lr") and "log" in line and "10^-5" in line for line in lines)
     assert any(line.startswith("opt.betas.b1") and "double" in line for line in lines)
+
+
+NAME = st.text(alphabet="abcxyz_", min_size=1, max_size=4)
+NESTED = st.recursive(st.integers() | st.floats(allow_nan=False) | st.text(max_size=4) | st.booleans(),
+                      lambda c: st.dictionaries(NAME, c, max_size=3), max_leaves=12)
+
+
+@given(st.dictionaries(NAME, NESTED, max_size=4))
+def test_flat_hparams_names_every_leaf_by_its_dotted_path(hp):
+    """status, export, the text view and the trackers show nested hyperparameters under one
+    flattening: every leaf once, under its path; an empty map is a value only with keep_empty."""
+    from asha_hpc.space import flat_hparams
+
+    def rebuild(flat):
+        out: dict = {}
+        for name, v in flat.items():
+            *path, leaf = name.split(".")
+            d = out
+            for p in path:
+                d = d.setdefault(p, {})
+            d[leaf] = v
+        return out
+
+    def drop_empty(d):
+        return {k: drop_empty(v) if isinstance(v, dict) else v for k, v in d.items()
+                if not (isinstance(v, dict) and not drop_empty(v))}
+
+    assert rebuild(flat_hparams(hp, keep_empty=True)) == hp
+    assert rebuild(flat_hparams(hp)) == drop_empty(hp)
+    assert not any(isinstance(v, dict) for v in flat_hparams(hp).values())
