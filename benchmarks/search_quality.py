@@ -68,6 +68,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import landscapes  # noqa: E402
+from peers import RayTrial, have, ray_sample  # noqa: E402
 from virtual_pool import run_pool  # noqa: E402
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
@@ -340,13 +341,6 @@ class OptunaTPE:
         return [t]
 
 
-class _RayTrial:
-    __slots__ = ("trial_id", "config", "n", "step")
-
-    def __init__(self, n: int, config: dict[str, Any]) -> None:
-        self.trial_id, self.config, self.n, self.step = str(n), config, n, 0
-
-
 class RayASHA:
     def __init__(self, task: Task, run: Run, seed: int) -> None:
         from ray.tune.schedulers import ASHAScheduler
@@ -359,9 +353,8 @@ class RayASHA:
 
     def _new(self):
         self.n += 1
-        cfg = {k: d.sample(random_state=self.rs) for k, d in self.domains.items()}
-        cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
-        t = _RayTrial(self.n, cfg)
+        cfg = ray_sample(self.domains, self.rs)
+        t = RayTrial(self.n, cfg)
         self.sched.on_trial_add(None, t)
         return [t]
 
@@ -389,14 +382,6 @@ SYSTEMS: dict[str, Callable[[Task, Run, int], Any]] = {
     "Ray Tune ASHA": RayASHA,
 }
 RANDOM, TPE = "asha_hpc random", "asha_hpc tpe"
-
-
-def have(mod: str) -> bool:
-    try:
-        __import__(mod)
-        return True
-    except ImportError:
-        return False
 
 
 def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[str, Any]:

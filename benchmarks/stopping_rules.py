@@ -72,6 +72,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from peers import RayTrial, have, ray_sample  # noqa: E402
 from virtual_pool import run_pool  # noqa: E402
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
@@ -217,7 +218,6 @@ class Stream:
         return self.space.sample(self.rng)
 
 
-# ----------------------------------------------------------------------------- workers
 # ----------------------------------------------------------------------------- systems
 class Ours:
     def __init__(self, name: str, obj: Objective, trials: int, seed: int, **cfg) -> None:
@@ -352,13 +352,6 @@ class OptunaSys:
             return dict(self.study.trials[n].params), self.last[n][0]
 
 
-class _RayTrial:
-    __slots__ = ("trial_id", "config", "n")
-
-    def __init__(self, n: int, config: dict[str, Any]) -> None:
-        self.trial_id, self.config, self.n = str(n), config, n
-
-
 class RaySys:
     def __init__(self, obj: Objective, trials: int, seed: int,
                  stream: Stream | None = None) -> None:
@@ -383,9 +376,8 @@ class RaySys:
         if self.stream is not None:
             cfg = self.stream()
         else:
-            cfg = {k: d.sample(random_state=self.rs) for k, d in self.space.items()}
-            cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
-        t = _RayTrial(self.trials, cfg)
+            cfg = ray_sample(self.space, self.rs)
+        t = RayTrial(self.trials, cfg)
         self.sched.on_trial_add(None, t)
         return [t]
 
@@ -412,14 +404,6 @@ class RaySys:
 
 
 # ----------------------------------------------------------------------------- main
-def have(mod: str) -> bool:
-    try:
-        __import__(mod)
-        return True
-    except ImportError:
-        return False
-
-
 def run_system(label: str, make, data: Data, seed: int) -> dict[str, Any]:
     obj = Objective(data, seed)
     t0 = time.perf_counter()

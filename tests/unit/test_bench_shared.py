@@ -1,10 +1,14 @@
-"""benchmarks/virtual_pool.py, the event simulation both search benchmarks run their systems
-in: results arrive in the order equally fast workers would deliver them, a work item holds a
-worker for its cost (at least one step), and a stop condition ends the run between results."""
+"""What the search benchmarks share. benchmarks/virtual_pool.py, the event simulation both run
+their systems in: results arrive in the order equally fast workers would deliver them, a work
+item holds a worker for its cost (at least one step), and a stop condition ends the run between
+results. benchmarks/peers.py: the Ray peer's configurations."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -52,3 +56,25 @@ def test_stop_ends_the_run_between_results():
     s = Chain([("x", 1, 100), ("y", 1, 100)])
     run_pool(s, stop=lambda: len(s.finished) >= 7)
     assert len(s.finished) == 7
+
+
+def test_ray_sample_gives_plain_values_in_the_domains():
+    """The Ray peer's configurations: drawn from its own ``tune`` domains with the seed's
+    RandomState (the same seed, the same configurations), as plain Python values."""
+    pytest.importorskip("ray.tune")
+    from peers import RayTrial, ray_sample
+    from ray import tune
+
+    domains = {"lr": tune.loguniform(1e-4, 1e-1), "width": tune.randint(16, 129),
+               "act": tune.choice(["relu", "tanh"])}
+    a = [ray_sample(domains, np.random.RandomState(3)) for _ in range(2)]
+    assert a[0] == a[1]
+    rs = np.random.RandomState(4)
+    draws = [ray_sample(domains, rs) for _ in range(50)]
+    assert len({cfg["lr"] for cfg in draws}) == 50
+    for cfg in [a[0]] + draws:
+        assert type(cfg["lr"]) is float and 1e-4 <= cfg["lr"] <= 1e-1
+        assert type(cfg["width"]) is int and 16 <= cfg["width"] <= 128
+        assert cfg["act"] in ("relu", "tanh")
+    t = RayTrial(7, a[0])
+    assert (t.trial_id, t.n, t.step, t.config) == ("7", 7, 0, a[0])
