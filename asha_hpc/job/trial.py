@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -124,7 +123,9 @@ class Trial:
         self._lengths = list(segments)
         self._first = first_segment
         self._key = key
-        self._stop = threading.Event()
+        # set from signal handlers: a plain flag, since a lock taken there (threading.Event)
+        # deadlocks when a second signal lands while the first handler holds it
+        self._stop = False
         self._stop_reason = ""
         self._reports: list[Segment] = []
         self._n_ckpt = 0
@@ -177,7 +178,7 @@ class Trial:
         With several ranks and torch.distributed initialised, this is a collective (an
         all-reduce of every rank's flag), so all ranks turn true together: call it on every
         rank at the same point of the loop."""
-        local = self._stop.is_set()
+        local = self._stop
         dist = _torch_dist() if self.world_size > 1 else None
         if dist is None:
             return local
@@ -191,7 +192,7 @@ class Trial:
     def _stop_requested(self) -> bool:
         """This process was told to stop: the job's own bookkeeping reads this, never the
         collective ``should_stop`` (rank 0 alone in an all-reduce would wait forever)."""
-        return self._stop.is_set()
+        return self._stop
 
     def _barrier(self, folder: Path, phase: str) -> None:
         """Wait until every rank reached this point: torch.distributed's barrier when it is
@@ -205,9 +206,9 @@ class Trial:
             self._group.barrier(folder, phase)
 
     def request_stop(self, reason: str) -> None:
-        """Called from the job's signal handler."""
+        """Called from the job's signal handler: assignments only, no locks."""
         self._stop_reason = self._stop_reason or reason
-        self._stop.set()
+        self._stop = True
 
     # ----------------------------------------------------------------- writing
     @contextlib.contextmanager
