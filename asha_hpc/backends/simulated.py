@@ -191,7 +191,7 @@ class SimulatedBackend(Backend):
                     self._finish(job)
                 elif what == "ready":  # a pool worker finished starting: it waits on slot 0
                     self._ready(job, {"type": "ready", "worker": job.worker, "slot": 0,
-                                      "job_id": jid, "job_started": job.start})
+                                      "job_id": jid, "job_started": job.start, "time": self._t})
                 elif what == "idle" and token == job.token:  # nothing came: it leaves
                     self._release(job, JobState.COMPLETED, t_end)
             else:

@@ -138,7 +138,8 @@ def run_worker(wspec: WorkerSpec) -> str:
     session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
     if session.ranks.rank == 0:  # the job's other ranks follow rank 0's slots
         publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
-            session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time()))
+            session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time(),
+            time=time.time()))
     return session.loop(session.wait_next())
 
 

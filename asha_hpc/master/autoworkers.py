@@ -8,7 +8,10 @@ journal (``AutoMeasure``, fed by state.py like the rest of the state, so ``statu
 master see the same numbers) and asks ``decide``, a pure function, at every step:
 
 - **start-up** per fresh job: the median of ``started - job_started`` of results whose job began
-  with that segment (a job's first segment; a handed-over segment has no start-up);
+  with that segment (a job's first segment; a handed-over segment has no start-up), and for a
+  pool worker the time to its ``ready`` message (``worker_ready.ready_at``): its first segment
+  starts only when the master hands one over, and that wait is not start-up (journals of
+  workers that sent no time fall back to the first segment);
 - **queue wait** (Slurm, simulated; not local, where a job that waits for a slot would wait as
   long for a worker): the lower quartile of submission to job start, for segment jobs (intent to
   ``job_started``) and pool workers (``workers`` record to ``worker_ready.job_started``). The
@@ -210,6 +213,7 @@ class AutoMeasure:
         self._latency: deque[float] = deque(maxlen=WINDOW)
         self._intent: dict[tuple[int, int, int], float] = {}  # attempt -> its intent's time
         self._submitted: dict[str, float] = {}  # pool worker -> its ``workers`` record's time
+        self._started_up: set[str] = set()  # pool workers whose start-up their ready measured
         self._waits_since: dict[str, float] = {}  # worker -> when it began waiting
         self._resumed_at = float("-inf")  # the latest master start after a stop or crash
         self._cache: Measures | None = None
@@ -233,15 +237,17 @@ class AutoMeasure:
         if started is None or ended is None:
             return
         self._cache = None
+        w = rec.get("worker")
         if job_started is not None and job_started < started:  # the job began with it
-            self._startup.append(started - job_started)
+            if w not in self._started_up:
+                self._startup.append(started - job_started)
+            self._started_up.discard(w)
             if self.count_queue and t0 is not None and job_started >= t0:
                 self._queue.append(job_started - t0)
         if rec.get("status") == "completed":
             self._train.append(max(ended - started, 0.0))
         if seen is not None and ended >= self._resumed_at:  # not a wait for a master
             self._latency.append(max(seen - ended, 0.0))
-        w = rec.get("worker")
         if isinstance(w, str) and rec.get("waiting"):
             self._waits_since[w] = ended
 
@@ -253,9 +259,13 @@ class AutoMeasure:
 
     def on_worker_ready(self, rec: dict[str, Any]) -> None:
         sub = self._submitted.pop(rec["worker"], None)
-        js = finite_float(rec.get("job_started"))
+        js, ready = finite_float(rec.get("job_started")), finite_float(rec.get("ready_at"))
         if self.count_queue and sub is not None and js is not None and js >= sub:
             self._queue.append(js - sub)
+            self._cache = None
+        if js is not None and ready is not None and ready >= js:
+            self._startup.append(ready - js)
+            self._started_up.add(rec["worker"])
             self._cache = None
 
     def on_resumed(self, rec: dict[str, Any]) -> None:
@@ -270,6 +280,7 @@ class AutoMeasure:
         for wid in rec["workers"]:
             self._waits_since.pop(wid, None)
             self._submitted.pop(wid, None)
+            self._started_up.discard(wid)
 
     def on_mode(self, rec: dict[str, Any]) -> None:
         if rec.get("mode") != self.mode:

@@ -574,7 +574,7 @@ class Master:
             if w.status == pool_policy.BUSY and msg.slot <= w.slot:
                 return  # stale: an inbox file a stopped master had not removed yet
             recs.append(WorkerReady(worker=msg.worker, slot=msg.slot, job_started=msg.job_started,
-                                    host=msg.host))
+                                    ready_at=msg.time, host=msg.host))
         else:
             self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
 

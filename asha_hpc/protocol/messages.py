@@ -83,11 +83,13 @@ class Ready:
     slot: int
     job_started: float | None = None
     host: str | None = None
+    time: float | None = None  # when it began to wait, on the job's clock (older jobs: none)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Ready:
         return cls(worker=worker_id(body.get("worker")), slot=_int(body, "slot") or 0,
-                   job_started=_num(body, "job_started"), host=_text(body, "host"))
+                   job_started=_num(body, "job_started"), host=_text(body, "host"),
+                   time=_num(body, "time"))
 
 
 @dataclass(frozen=True)

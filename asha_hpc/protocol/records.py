@@ -239,6 +239,7 @@ class WorkerReady(Record):
     worker: str
     slot: int
     job_started: float | None = optional()
+    ready_at: float | None = optional()  # when it was ready, on the job's clock (newer jobs)
     host: str | None = optional()
 
 

@@ -144,6 +144,28 @@ def test_measures_from_segment_jobs_and_warm_workers():
     assert m.train_s == pytest.approx((4 + 4 + 1 + 1 + 1 + 1) / 6)
 
 
+def test_a_pool_workers_start_up_ends_at_its_ready_not_at_its_first_segment():
+    """A worker that started up in 1.5 s, then waited 6 s for the master to hand it a segment
+    (the search had nothing for it yet): its start-up is 1.5 s. A worker of an older release
+    (no time in its ready message) is measured at its first segment, as before."""
+    a = aw.AutoMeasure(count_queue=False)
+    a.on_workers({"kind": "workers", "workers": ["w0000", "w0001"], "time": 99.0})
+    a.on_worker_ready({"kind": "worker_ready", "worker": "w0000", "slot": 0,
+                       "job_started": 100.0, "ready_at": 101.5})
+    a.on_intent(intent(1, 0, 107.5, worker="w0000", slot=0))
+    a.on_result(result(1, 0, started=107.5, ended=110.0, job_started=100.0, worker="w0000",
+                       waiting=True, slot=1))
+    assert a.measures().startup_s == 1.5 and list(a._startup) == [1.5]
+    # its next segments have no start-up; the old worker's first one counts in full
+    a.on_intent(intent(2, 0, 110.1, worker="w0000", slot=1))
+    a.on_result(result(2, 0, started=110.1, ended=112.0, worker="w0000", waiting=True, slot=2))
+    a.on_worker_ready({"kind": "worker_ready", "worker": "w0001", "slot": 0, "job_started": 100.0})
+    a.on_intent(intent(3, 0, 103.0, worker="w0001", slot=0))
+    a.on_result(result(3, 0, started=103.0, ended=105.0, job_started=100.0, worker="w0001",
+                       waiting=True, slot=1))
+    assert sorted(a._startup) == [1.5, 3.0]
+
+
 def test_local_waits_for_a_slot_are_not_queue_waits():
     a = aw.AutoMeasure(count_queue=False)
     a.on_intent(intent(1, 0, 100.0))

@@ -185,6 +185,9 @@ def test_an_idle_worker_goes_at_once_when_no_segment_can_come_for_it(tmp_path):
     assert {w for r in recs if r["kind"] == "worker_gone" for w in r["workers"]} == \
         {"w0000", "w0001"}
     assert not any(r["kind"] == "workers" and r["seq"] > gone[0]["seq"] for r in recs)
+    # each worker said when it was ready: its start-up ends there (workers: auto measures it)
+    ready = [r for r in recs if r["kind"] == "worker_ready"]
+    assert len(ready) == 2 and all(r["job_started"] <= r["ready_at"] for r in ready)
     # every segment trained once
     done = [(r["trial"], r["segment"]) for r in recs if r["kind"] == "result"]
     logged = [(int(p.parent.name), json.loads(line)["index"])
