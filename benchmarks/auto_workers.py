@@ -6,6 +6,7 @@
     python benchmarks/auto_workers.py --digits        # + examples/pytorch_digits, default
                                                       #   (auto) vs workers: 0 (~9 min more)
     python benchmarks/auto_workers.py --no-sim --no-local --slurm   # one part alone
+    python benchmarks/auto_workers.py --no-sim --slurm --repeats 3  # the real rows (~40 min)
 
 Every row runs the same search three ways: ``workers: 0`` (a job per segment, the default
 before auto), ``workers: N`` (a warm worker per slot) and ``workers: auto``, and reports each
@@ -24,10 +25,13 @@ per epoch: short 5 ms, medium 1.5 s, long 20 s) in adaptive_asha aggressive, 6 t
 length 4 (rungs 1 and 4: 7 segments). Held seconds come from the journal: a segment job holds
 its slot from its process start (``job_started``) to its result; a warm worker from its
 process start to its release (``worker_gone``) or its last result. No GPUs here: these are
-slot-seconds, what a GPU per slot would be held.
+slot-seconds, what a GPU per slot would be held. Each mode runs ``--repeats`` times (default
+3), interleaved (jobs, warm, auto, jobs, warm, auto, ...) so that the load of a shared machine
+falls on the three alike; rows show the median and the range, and the verdict compares medians.
 
 Part 3, the local Slurm cluster (``--slurm``; ``bash tools/local_slurm.sh start``): the same
-model and rows with ``backend: slurm``, 4 (fake, GRES) GPUs, one per job. Held GPU-seconds from
+model and rows with ``backend: slurm``, 4 (fake, GRES) GPUs, one per job, repeated and
+interleaved like part 2. Held GPU-seconds from
 ``sacct`` (elapsed x allocated GPUs, whole seconds, queueing excluded).
 
 Part 4, ``--digits``: ``asha-hpc run examples/pytorch_digits/digits.yaml`` as shipped (workers:
@@ -102,11 +106,14 @@ def within(x: float, best: float) -> bool:
     return x <= best * (1 + TOLERANCE) + 1e-9
 
 
-def add_verdict(rows: list[dict[str, Any]], wall: str, held: str) -> None:
-    """Per group of three (one per mode): is auto within 10% of the better fixed mode? Held
-    time is compared per second of training (``held_per_train`` where the rows have it): ASHA
-    promotes by the order in which results arrive, so the three runs of one row train different
-    amounts (up to +-15% here), which would swamp the mode's own cost in raw held time."""
+def add_verdict(rows: list[dict[str, Any]], wall: str, held: str, per_train: bool) -> None:
+    """Per group of three (one per mode): is auto within 10% of the better fixed mode?
+    ``per_train``: held time is compared per second of training (``held_per_train``), for the
+    simulated sweep: ASHA promotes by the order in which results arrive, so the three runs of
+    one row train different amounts (up to +-15% there), which would swamp the mode's own cost
+    in raw held time. The real rows train the same 9 epochs in every run (one promotion, from
+    rung 1 to 4, whatever the order), so their raw held time compares as it is; per second of
+    measured training it would magnify noise (the short row trains 0.3 s)."""
     groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["group"], {})[r["mode"]] = r
@@ -115,11 +122,16 @@ def add_verdict(rows: list[dict[str, Any]], wall: str, held: str) -> None:
             continue
         a = g["auto"]
         best_wall = min(g["workers 0"][wall], g["workers N"][wall])
-        h = "held_per_train" if all(g[m].get("held_per_train") for m in MODES) else held
+        h = "held_per_train" if per_train else held
         best_held = min(g["workers 0"][h], g["workers N"][h])
         a["wall_vs_best"] = a[wall] / best_wall if best_wall else None
         a["held_vs_best"] = a[h] / best_held if best_held else None
         a["ok"] = within(a[wall], best_wall) and within(a[h], best_held)
+        bw = min(("workers 0", "workers N"), key=lambda m: g[m][wall])
+        bh = min(("workers 0", "workers N"), key=lambda m: g[m][h])
+        if a["group"][0] != "sim":  # seeds, not repeats: their spread is the search's
+            a["wall_overlaps_best"] = overlap(a, g[bw], wall)
+            a["held_overlaps_best"] = overlap(a, g[bh], h)
 
 
 def auto_modes(recs: list[dict[str, Any]]) -> str:
@@ -209,10 +221,13 @@ def real_config(backend: str, mode: str, size: str, tmp: Path, seed: int) -> dic
     return cfg
 
 
-def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> dict[str, Any]:
+def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path,
+             rep: int = 0) -> dict[str, Any]:
     (tmp / "model.py").write_text(MODEL)
-    cfg = parse_config(real_config(backend, mode, size, tmp, seed), tmp)
-    exp = ExpDir.create(tmp / f"{backend}-{size}-{mode.replace(' ', '')}-{seed}")
+    raw = real_config(backend, mode, size, tmp, seed)
+    raw["name"] += f"-r{rep}"
+    cfg = parse_config(raw, tmp)
+    exp = ExpDir.create(tmp / f"{backend}-{size}-{mode.replace(' ', '')}-{seed}-r{rep}")
     m = Master(exp, cfg, progress=lambda s: None)
     t0 = time.perf_counter()
     st = m.run()
@@ -224,12 +239,19 @@ def run_real(backend: str, mode: str, size: str, seed: int, tmp: Path) -> dict[s
                            "lifecycle": st.lifecycle, "wall_s": wall,
                            "held_s": held_from_journal(recs),
                            "segment_mean_s": sum(seg) / len(seg) if seg else None,
-                           "auto": auto_modes(recs) if mode == "auto" else None}
+                           "auto": auto_modes(recs) if mode == "auto" else None,
+                           "rep": rep, "segment_jobs": sum(1 for r in recs if r["kind"] == "submitted"),
+                           "pool_workers": sum(len(r["workers"]) for r in recs
+                                               if r["kind"] == "workers")}
+    last = [r for r in recs if r["kind"] == "workers_mode" and r.get("measured")]
+    if last:  # what auto measured when it last decided
+        out.update(auto_startup_s=last[-1].get("startup_s"), auto_share=last[-1].get("share"))
     if backend == "slurm":
         held = sacct_held_by_name(cfg.name)
         out.update(journal_held_s=out["held_s"], held_s=held["gpu_s"], jobs=held["jobs"])
     out["train_s"] = sum(seg)
     out["held_per_train"] = out["held_s"] / out["train_s"] if out["train_s"] else None
+    out["held_beyond_train_s"] = out["held_s"] - out["train_s"]  # start-ups, waits, idle
     return out
 
 
@@ -294,51 +316,101 @@ def fmt_s(x: float | None) -> str:
     return f"{x / 3600:,.1f} h"
 
 
-def print_rows(title: str, rows: list[dict[str, Any]], key_cols: list[str], held_name: str) -> None:
+def print_rows(title: str, rows: list[dict[str, Any]], key_cols: list[str], held_name: str,
+               per_train: bool = False) -> None:
     print(f"\n{title}")
     by: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in rows:
         by.setdefault(r["group"], {})[r["mode"]] = r
-    per = all(r.get("held_per_train") for r in rows)
+    per = per_train and all(r.get("held_per_train") for r in rows)
+    reps = max((r.get("runs", 1) for r in rows), default=1) > 1 and "sim" not in \
+        {r["group"][0] for r in rows}
     hdr = key_cols + ["seg mean s", "wall: jobs", "warm", "auto", "held: jobs", "warm", "auto"]
     hdr += ["held/train: jobs", "warm", "auto"] if per else []
     hdr += ["auto vs best (wall, held)", "auto chose", "ok"]
+    hdr += ["auto's range meets best's (wall, held)"] if reps else []
     print(" | ".join(hdr))
+
+    def cell(r: dict[str, Any], k: str, f=fmt_s) -> str:
+        if reps and f"{k}_min" in r:
+            return f"{f(r[k])} [{f(r[k + '_min'])}-{f(r[k + '_max'])}]"
+        return f(r[k])
+
+    def ratio(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    def yn(x: bool | None) -> str:
+        return "-" if x is None else ("yes" if x else "no")
+
     for g, ms in by.items():
         if set(ms) != set(MODES):
             continue
         a, z, n = ms["auto"], ms["workers 0"], ms["workers N"]
         keys = [str(x) for x in g[1:]]
         print(" | ".join(keys + [fmt_s(z.get("segment_mean_s")),
-                                 fmt_s(z["wall_s"]), fmt_s(n["wall_s"]), fmt_s(a["wall_s"]),
-                                 fmt_s(z["held_s"]), fmt_s(n["held_s"]), fmt_s(a["held_s"])]
-                         + ([f"{z['held_per_train']:.3f}", f"{n['held_per_train']:.3f}",
-                             f"{a['held_per_train']:.3f}"] if per else [])
+                                 cell(z, "wall_s"), cell(n, "wall_s"), cell(a, "wall_s"),
+                                 cell(z, "held_s"), cell(n, "held_s"), cell(a, "held_s")]
+                         + ([cell(z, "held_per_train", ratio), cell(n, "held_per_train", ratio),
+                             cell(a, "held_per_train", ratio)] if per else [])
                          + [f"{a.get('wall_vs_best') or 0:.2f}, {a.get('held_vs_best') or 0:.2f}",
-                                 a.get("auto") or "-", "yes" if a.get("ok") else "NO"]))
+                            a.get("auto") or "-", "yes" if a.get("ok") else "NO"]
+                         + ([f"{yn(a.get('wall_overlaps_best'))}, "
+                             f"{yn(a.get('held_overlaps_best'))}"] if reps else [])))
     print(f"(held: {held_name}" + ("; held/train: held per second of training, what the "
           "verdict compares" if per else "") + "; auto vs best: auto / the better fixed mode, "
-          f"per measure; ok: both within {100 * TOLERANCE:.0f}%)")
+          f"per measure; ok: both within {100 * TOLERANCE:.0f}%"
+          + ("; median [min-max] of the repeats, the verdict on medians; range meets: auto's "
+             "range overlaps the better mode's, so the gap is within the run-to-run noise"
+             if reps else "") + ")")
+    if reps:
+        print("per mode, medians: pool workers started, segment jobs, held beyond training s, "
+              "auto's last measured start-up s and share")
+        for g, ms in by.items():
+            for m in MODES:
+                r = ms.get(m)
+                if r is None:
+                    continue
+                print(f"  {' '.join(str(x) for x in g[1:])} {m:<10} workers "
+                      f"{r.get('pool_workers')} jobs {r.get('segment_jobs')} beyond "
+                      f"{fmt_s(r.get('held_beyond_train_s'))}"
+                      + (f" start-up {fmt_s(r.get('auto_startup_s'))} share "
+                         f"{r.get('auto_share')}" if m == "auto" else ""))
+
+
+SPREAD = ("wall_s", "held_s", "held_per_train")
 
 
 def median_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median over seeds of wall and held per (group, mode)."""
+    """Per (group, mode): the median over runs (seeds, or repeats of a real row) of each
+    measure, and the range (``<measure>_min``, ``_max``) of wall and held time."""
     import statistics
 
     out: dict[tuple, list[dict[str, Any]]] = {}
     for r in runs:
-        out.setdefault((r["group"], r["mode"]), []).append(r)
+        out.setdefault((tuple(r["group"]), r["mode"]), []).append(r)
     rows = []
     for (_group, mode), rs in out.items():
         row = dict(rs[0])
-        for k in ("wall_s", "held_s", "segment_mean_s", "held_per_train", "train_s"):
+        for k in ("wall_s", "held_s", "segment_mean_s", "held_per_train", "train_s",
+                  "held_beyond_train_s", "auto_startup_s", "auto_share", "pool_workers",
+                  "segment_jobs"):
             xs = [r[k] for r in rs if isinstance(r.get(k), (int, float))]
             row[k] = statistics.median(xs) if xs else None
+            if k in SPREAD and xs:
+                row[f"{k}_min"], row[f"{k}_max"] = min(xs), max(xs)
         if mode == "auto":
-            row["auto"] = ", ".join(sorted({r["auto"] for r in rs}))
+            row["auto"] = ", ".join(sorted({str(r["auto"]) for r in rs}))
         row["runs"] = len(rs)
         rows.append(row)
     return rows
+
+
+def overlap(a: dict[str, Any], b: dict[str, Any], k: str) -> bool | None:
+    """Whether the ranges of measure ``k`` over the repeats of two rows overlap (None: one
+    run each, no range)."""
+    if a.get("runs", 1) < 2 or f"{k}_min" not in a or f"{k}_min" not in b:
+        return None
+    return a[f"{k}_min"] <= b[f"{k}_max"] and b[f"{k}_min"] <= a[f"{k}_max"]
 
 
 def main() -> int:
@@ -350,9 +422,12 @@ def main() -> int:
     ap.add_argument("--slurm", action="store_true", help="also the local Slurm cluster")
     ap.add_argument("--digits", action="store_true", help="also examples/pytorch_digits")
     ap.add_argument("--sizes", help="local/Slurm rows, comma-separated (short,medium,long)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="runs of each mode per local/Slurm row, interleaved (default 3; 1 quick)")
     ap.add_argument("--out")
     a = ap.parse_args()
     seeds = a.seeds or (1 if a.quick else 5)
+    repeats = a.repeats or (1 if a.quick else 3)
     units = [0.001, 0.1, 10.0, 1000.0] if a.quick else SIM_UNITS
     queues = [0.0, 1800.0] if a.quick else SIM_QUEUES
     sizes = (a.sizes or ("short,medium" if a.quick else "short,medium,long")).split(",")
@@ -378,11 +453,13 @@ def main() -> int:
             if skip:
                 continue
             for size in sizes:
-                for mode in MODES:  # back to back, the same load for the three
-                    r = run_real(backend, mode, size, 42, tmp)
-                    runs.append(r)
-                    print(f"  {backend} {size} {mode}: wall {r['wall_s']:.1f} s, held "
-                          f"{r['held_s']:.1f} s, auto {r.get('auto')}", file=sys.stderr, flush=True)
+                for rep in range(repeats):
+                    for mode in MODES:  # interleaved: a shared machine's load hits all three
+                        r = run_real(backend, mode, size, 42, tmp, rep)
+                        runs.append(r)
+                        print(f"  {backend} {size} #{rep + 1} {mode}: wall {r['wall_s']:.1f} s, "
+                              f"held {r['held_s']:.1f} s, auto {r.get('auto')}",
+                              file=sys.stderr, flush=True)
         if a.digits:
             for mode in ("workers 0", "auto"):
                 d = run_digits(mode, tmp)
@@ -392,19 +469,21 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sim_rows = median_rows(sim_runs)
-    add_verdict(sim_rows, "wall_s", "held_s")
-    for rows in (local_runs, slurm_runs):
-        add_verdict(rows, "wall_s", "held_s")
+    add_verdict(sim_rows, "wall_s", "held_s", per_train=True)
+    local_rows, slurm_rows = median_rows(local_runs), median_rows(slurm_runs)
+    for rows in (local_rows, slurm_rows):
+        add_verdict(rows, "wall_s", "held_s", per_train=False)
     if sim_rows:
         print_rows(f"Simulated: {SIM_GPUS} GPUs, 64 trials, adaptive_asha standard, max length 64, "
                    f"start-up {SIM_STARTUP_S:g} s; median of {seeds} seed(s); seconds",
-                   sim_rows, ["unit s", "queue s"], "GPU-seconds, the simulator's held_seconds")
-    if local_runs:
-        print_rows("This machine, local backend, 2 slots, 6 trials (7 segments); seconds",
-                   local_runs, ["size"], "slot-seconds from the journal")
-    if slurm_runs:
-        print_rows("Local Slurm cluster, 4 GPUs, 6 trials (7 segments); seconds", slurm_runs,
-                   ["size"], "GPU-seconds from sacct")
+                   sim_rows, ["unit s", "queue s"], "GPU-seconds, the simulator's held_seconds",
+                   per_train=True)
+    if local_rows:
+        print_rows(f"This machine, local backend, 2 slots, 6 trials (7 segments), {repeats} "
+                   f"run(s) per mode; seconds", local_rows, ["size"], "slot-seconds from the journal")
+    if slurm_rows:
+        print_rows(f"Local Slurm cluster, 4 GPUs, 6 trials (7 segments), {repeats} run(s) per "
+                   f"mode; seconds", slurm_rows, ["size"], "GPU-seconds from sacct")
     if digits:
         by = {d["mode"]: d for d in digits}
         z, au = by.get("workers 0"), by.get("auto")
@@ -419,7 +498,7 @@ def main() -> int:
     out = Path(a.out) if a.out else HERE / "results" / (
         "auto_workers_quick.json" if a.quick else "auto_workers.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for rows in (sim_rows, local_runs, slurm_runs):
+    for rows in (sim_rows, local_rows, slurm_rows, local_runs, slurm_runs):
         for r in rows:
             r["group"] = list(r["group"])
     doc = {"benchmark": "auto_workers", "quick": a.quick, "python": platform.python_version(),
@@ -427,9 +506,13 @@ def main() -> int:
            "tolerance": TOLERANCE,
            "sim_config": {"gpus": SIM_GPUS, "startup_s": SIM_STARTUP_S, "units_s": units,
                           "queues_s": queues, "seeds": seeds},
-           "local_config": {"sizes": sizes, "epoch_s": LOCAL_EPOCH_S},
-           "sim_rows": sim_rows, "sim_runs": sim_runs, "local_rows": local_runs,
-           "slurm_rows": slurm_runs, "digits_rows": digits, "total_s": total}
+           "local_config": {"sizes": sizes, "epoch_s": LOCAL_EPOCH_S, "repeats": repeats,
+                            "order": "interleaved"},
+           "slurm_config": {"sizes": sizes, "epoch_s": LOCAL_EPOCH_S, "repeats": repeats,
+                            "order": "interleaved"},
+           "sim_rows": sim_rows, "sim_runs": sim_runs, "local_rows": local_rows,
+           "local_runs": local_runs, "slurm_rows": slurm_rows, "slurm_runs": slurm_runs,
+           "digits_rows": digits, "total_s": total}
     kept = keep_skipped_parts(doc, out, {"sim": not a.no_sim, "local": not a.no_local,
                                          "slurm": a.slurm, "digits": a.digits})
     out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
