@@ -111,9 +111,11 @@ def add_verdict(rows: list[dict[str, Any]], wall: str, held: str, per_train: boo
     ``per_train``: held time is compared per second of training (``held_per_train``), for the
     simulated sweep: ASHA promotes by the order in which results arrive, so the three runs of
     one row train different amounts (up to +-15% there), which would swamp the mode's own cost
-    in raw held time. The real rows train the same 9 epochs in every run (one promotion, from
-    rung 1 to 4, whatever the order), so their raw held time compares as it is; per second of
-    measured training it would magnify noise (the short row trains 0.3 s)."""
+    in raw held time. The real rows compare raw held time, medians of their repeats: almost
+    every run trains 9 epochs (one promotion from rung 1 to 4; a second one, 12 epochs, when
+    the best rung-1 trial reports after the fourth result), which the median absorbs, and per
+    second of measured training would magnify noise (the short row trains 0.3 s); the rows
+    keep ``held_per_train`` too."""
     groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["group"], {})[r["mode"]] = r
