@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .backends import capabilities
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError
 from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
@@ -85,7 +86,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides={"backend": a.backend})
     for w in cfg.warnings:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    if cfg.backend != "simulated":  # a typo costs no job at all
+    caps = capabilities(cfg)
+    if not caps.virtual_time:  # a typo costs no job at all
         from .compat.determined_config import trial_class_problem
         from .job.entrypoint import check_command, check_entrypoint, defines
 
@@ -95,7 +97,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
                    or defines(cfg.entrypoint, cfg.config_dir))
         elif why is None:
-            why = check_command(list(cfg.entrypoint), cfg.config_dir, cfg.backend == "local")
+            why = check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
         if why:
             raise ConfigError([why], a.config)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)

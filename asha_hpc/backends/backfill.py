@@ -36,7 +36,7 @@ import numpy as np
 
 from ..config import SimulatedConfig
 from ..protocol.expdir import INBOX, atomic_write_json
-from .base import JobState, SegmentSpec
+from .base import JobSpec, JobState, SegmentSpec, SubmitError
 from .simulated import SIM_PREFIX, CurveFn, SimulatedBackend
 
 
@@ -134,11 +134,14 @@ class BackfillBackend(SimulatedBackend):
     def max_time_min(self, partition: str | None = None) -> int | None:
         return self.max_time
 
-    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
+        if any(not isinstance(s, SegmentSpec) for s in specs):
+            raise SubmitError("the backfill simulation runs a job per segment, not pool workers")
         now = self.clock.t
         self._run_until(now)
         ids = []
         for spec in specs:
+            assert isinstance(spec, SegmentSpec)
             minutes = spec.timeout_min if spec.timeout_min is not None else self.default_limit_min
             if self.max_time is not None:
                 minutes = min(minutes, self.max_time)
@@ -158,7 +161,7 @@ class BackfillBackend(SimulatedBackend):
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {j: (self.qjobs[j].state if j in self.qjobs else JobState.LOST) for j in job_ids}
 
-    def find(self, spec: SegmentSpec) -> str | None:
+    def find(self, spec: JobSpec) -> str | None:
         jid = SIM_PREFIX + spec.key
         return jid if jid in self.qjobs else None
 

@@ -4,6 +4,9 @@ The master never talks to submitit or Slurm directly. It hands a backend ``Segme
 per trial segment attempt) and asks for the state of job ids. Results never travel through the
 backend: every job publishes its result into the experiment directory's inbox, so the same
 master loop serves all backends and a restarted master finds results of jobs it did not start.
+Where backends differ (time limits, late results, queues, log files, per-rung resources), each
+declares it (``Backend.capabilities`` and the class methods below), so that the master never
+asks a backend's name.
 """
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.expdir import attempt_key
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig, SlurmConfig
 
 
 class JobState(str, enum.Enum):
@@ -112,6 +118,62 @@ class WorkerSpec:
         return f"asha-{self.experiment}-{self.worker}"
 
 
+JobSpec = SegmentSpec | WorkerSpec  # what one job runs: a segment, or a pool worker
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the master, and the state replayed from the journal (which has no backend: status,
+    reports), adapt to instead of asking a backend's name. ``Backend.capabilities(cfg)`` gives
+    them for an experiment's config."""
+
+    # jobs run on a virtual clock and run no user code (the simulated backends): nothing real
+    # to make durable, no inbox to watch, no job to lose to a bug that probe jobs would catch
+    virtual_time: bool = False
+    # jobs run on this machine: a command trial's program can be checked here before a run
+    jobs_run_here: bool = False
+    # how long after a job ended its result may still appear (a shared filesystem shows
+    # files late): only then is the job dead
+    result_grace_s: float = 10.0
+    # a job's wait before it starts is a scheduler's queue (``workers: auto`` counts it as a
+    # cost of a job per segment), not a wait for a free slot on this machine
+    queue_waits: bool = True
+    # the settings each segment's time limit is planned from (timelimits.plan_limit: the
+    # ``slurm`` section, which a simulated cluster plays too); None: no planned time limits
+    time_limits: SlurmConfig | None = None
+    # a job's time limit (minutes) where none is planned: pool workers live this long
+    default_limit_min: int | None = None
+    # how long before its time limit a job is told to stop (Slurm's --signal lead)
+    stop_warning_s: float = 0.0
+    # why warm workers cannot run here (one fixed time limit and one set of resources are
+    # needed), or None
+    no_pool: str | None = None
+
+    @property
+    def worker_lifetime_s(self) -> float | None:
+        """A pool worker's time limit in seconds (None: none)."""
+        return None if self.default_limit_min is None else 60.0 * self.default_limit_min
+
+
+def submitit_logs(folders: Sequence[Path], stem: str) -> tuple[Path | None, Path | None]:
+    """The stdout and stderr files submitit wrote for job ``stem``: ``<stem>_0_log.out`` (or
+    another task's where task 0 has none), in the first of ``folders`` that has one."""
+    found: list[Path | None] = []
+    for ext in ("out", "err"):
+        hit: Path | None = None
+        for folder in folders:
+            p = folder / f"{stem}_0_log.{ext}"
+            if p.is_file():
+                hit = p
+            else:
+                more = sorted(folder.glob(f"{stem}_*_log.{ext}")) if folder.is_dir() else []
+                hit = more[0] if more else None
+            if hit is not None:
+                break
+        found.append(hit)
+    return found[0], found[1]
+
+
 class SubmitError(Exception):
     """Submission failed and no job was created (nothing to clean up)."""
 
@@ -131,16 +193,36 @@ class Backend(ABC):
     """Runs segments as jobs. Implementations: local (submitit LocalExecutor), simulated
     (virtual clock), slurm (submitit SlurmExecutor)."""
 
-    name: str = "base"
+    name: str = "base"  # the config's ``backend:`` (backends/__init__.py maps it to a class)
     clock: Clock = Clock()
     exp_dir: Path  # the experiment folder (hand_over writes its slots there)
-    # Capabilities the master adapts to, instead of asking a backend's name:
-    # jobs run on a virtual clock (the simulated backends): nothing real to make durable, no
-    # inbox to watch, no job to lose to a bug that probe jobs would catch first
-    virtual_time: bool = False
+    virtual_time: bool = False  # Capabilities.virtual_time
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> Backend:
+        """This backend for an experiment (``backends.make_backend``)."""
+        raise NotImplementedError(f"the {cls.name} backend is made by its own code")
+
+    @classmethod
+    def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
+        """What this backend does for an experiment with config ``cfg`` (a class method: the
+        replayed state asks without a backend). Default: real time, no time limits."""
+        return Capabilities(virtual_time=cls.virtual_time)
+
+    @classmethod
+    def rung_resources(cls, cfg: ExperimentConfig, level: int) -> dict[str, Any]:
+        """Resource overrides for the jobs of rung ``level`` (``SegmentSpec.resources``).
+        Default: none."""
+        return {}
+
+    @classmethod
+    def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:
+        """The stdout and stderr files of one of this backend's jobs (``jobs_dir``: the
+        experiment's ``jobs/``), None where ``job_id`` is not one of its ids. Default: None."""
+        return None
 
     @abstractmethod
-    def submit(self, specs: Sequence[SegmentSpec | WorkerSpec]) -> list[str]:
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         """Submit segments or pool workers (a burst may become one job array); return job ids
         in the same order. Raise SubmitError if nothing was submitted."""
 
@@ -154,7 +236,7 @@ class Backend(ABC):
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel jobs; unknown or finished ids are ignored."""
 
-    def find(self, spec: SegmentSpec) -> str | None:
+    def find(self, spec: JobSpec) -> str | None:
         """Job id of a submission whose id was never journaled (the master died between
         submitting and journaling), or None if it was never submitted. Default: None."""
         return None

@@ -18,13 +18,14 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import submitit
 from submitit.local import local as _sublocal
 
-from ..config import LocalConfig
+from ..config import ExperimentConfig, LocalConfig
 from ..protocol.expdir import JOBS, atomic_write_json, read_json
-from .base import Backend, JobState, SegmentSpec, SubmitError
+from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
 
 LOCAL_PREFIX = "local:"
 LEAKED_PICKLE_S = 120.0  # an in-flight submission moves its pickle within milliseconds
@@ -46,11 +47,11 @@ class _DetachedLocalExecutor(submitit.LocalExecutor):
                 kwargs.setdefault(stream, subprocess.DEVNULL)
             return popen(*args, **kwargs)
 
-        _sublocal.subprocess.Popen = detached  # type: ignore[attr-defined]
+        _sublocal.subprocess.Popen = detached  # type: ignore[misc,assignment]
         try:
             return super()._submit_command(command)
         finally:
-            _sublocal.subprocess.Popen = popen  # type: ignore[attr-defined]
+            _sublocal.subprocess.Popen = popen  # type: ignore[misc]
 
 
 def _pid_is_job(pid: int) -> bool:
@@ -66,6 +67,11 @@ def _pid_is_job(pid: int) -> bool:
             return False
 
 
+def record_path(jobs_dir: Path, job_id: str) -> Path:
+    """Where a local job's key, process id and GPUs are kept (a resumed master re-attaches)."""
+    return jobs_dir / f"local-{job_id[len(LOCAL_PREFIX):]}.json"
+
+
 def threads_per_job(cfg: LocalConfig) -> int:
     """CPU threads for each process of a job: the machine's cores shared by the processes that
     run at once (as Ray Tune does for its trials). Without it torch and BLAS start a thread
@@ -78,6 +84,27 @@ def threads_per_job(cfg: LocalConfig) -> int:
 class LocalBackend(Backend):
     name = "local"
 
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> LocalBackend:
+        return cls(exp_root, cfg.local)
+
+    @classmethod
+    def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
+        # a job waits before it starts for a free slot of this machine, not in a queue; its
+        # result is on a local disk at once
+        return Capabilities(result_grace_s=3.0, queue_waits=False, jobs_run_here=True)
+
+    @classmethod
+    def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:
+        """submitit names a local job's logs by its process id, kept in ``local-<key>.json``."""
+        if not job_id.startswith(LOCAL_PREFIX):
+            return None
+        rec, _ = read_json(record_path(jobs_dir, job_id))
+        pid = rec.get("pid") if isinstance(rec, dict) else None
+        if not isinstance(pid, int):
+            return None, None
+        return submitit_logs([jobs_dir / str(pid), jobs_dir], str(pid))
+
     def __init__(self, exp_dir: Path, cfg: LocalConfig, fn=None) -> None:
         self.exp_dir = Path(exp_dir)
         self.cfg = cfg
@@ -88,15 +115,15 @@ class LocalBackend(Backend):
 
             fn = run_job
         self.fn = fn
-        self.queue: collections.deque[SegmentSpec] = collections.deque()
-        self.procs: dict[str, submitit.local.local.LocalJob] = {}
+        self.queue: collections.deque[JobSpec] = collections.deque()
+        self.procs: dict[str, _sublocal.LocalJob] = {}
         self.gpu_use: dict[str, int] = {g: 0 for g in cfg.gpus}
         self.holding: dict[str, list[str]] = {}  # job id -> GPUs it holds
         self._reattach()
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, job_id: str) -> Path:
-        return self.folder / f"local-{job_id[len(LOCAL_PREFIX):]}.json"
+        return record_path(self.folder, job_id)
 
     def _reattach(self) -> None:
         """After a master restart: live jobs keep their GPUs and slots. A job pickle that
@@ -132,7 +159,7 @@ class LocalBackend(Backend):
         return free[:n]
 
     # ------------------------------------------------------------------ interface
-    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         self.queue.extend(specs)
         ids = [LOCAL_PREFIX + s.key for s in specs]
         self.tick()
@@ -155,7 +182,7 @@ class LocalBackend(Backend):
             spec = self.queue.popleft()
             self._start(spec, gpus)
 
-    def _start(self, spec: SegmentSpec, gpus: list[str]) -> None:
+    def _start(self, spec: JobSpec, gpus: list[str]) -> None:
         jid = LOCAL_PREFIX + spec.key
         env = dict(spec.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
@@ -168,7 +195,7 @@ class LocalBackend(Backend):
         ex.update_parameters(timeout_min=FOREVER_MIN, gpus_per_node=0,
                              tasks_per_node=self.cfg.tasks_per_node)
         try:
-            job = ex.submit(self.fn, spec)
+            job = cast(_sublocal.LocalJob, ex.submit(self.fn, spec))
         except Exception as e:  # noqa: BLE001
             raise SubmitError(f"could not start a local job for {spec.key}: {e}") from e
         atomic_write_json(record, {"key": spec.key, "pid": int(job.job_id), "gpus": gpus},
@@ -220,7 +247,7 @@ class LocalBackend(Backend):
                 except OSError:
                     pass
 
-    def find(self, spec: SegmentSpec) -> str | None:
+    def find(self, spec: JobSpec) -> str | None:
         jid = LOCAL_PREFIX + spec.key
         return jid if self._record(jid).exists() else None
 

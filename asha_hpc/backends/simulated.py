@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SimulatedConfig
+from ..config import ExperimentConfig, SimulatedConfig
 from ..protocol.expdir import INBOX, atomic_write_json
-from .base import Backend, Clock, JobState, SegmentSpec, WorkerSpec
+from .base import Backend, Capabilities, Clock, JobSpec, JobState, SegmentSpec, WorkerSpec
 
 SIM_PREFIX = "sim:"
 
@@ -64,7 +64,7 @@ def curve_function(spec: str | None, context_dir: str = ".") -> CurveFn:
 
 @dataclass
 class _Job:
-    spec: SegmentSpec | WorkerSpec
+    spec: JobSpec
     eligible: float  # submission + queue wait
     start: float | None = None
     end: float | None = None  # end of the segment it runs
@@ -99,6 +99,23 @@ class VirtualClock(Clock):
 class SimulatedBackend(Backend):
     name = "simulated"
     virtual_time = True
+    clock: VirtualClock
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> SimulatedBackend:
+        return cls(exp_root, cfg.simulated, seed=cfg.experiment_seed, context_dir=cfg.config_dir)
+
+    @classmethod
+    def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
+        """Virtual time: results are there at once; segments get time limits planned as on
+        Slurm where the config asks for them (``slurm.timeout_min: auto``)."""
+        return Capabilities(virtual_time=True, result_grace_s=0.0,
+                            time_limits=cfg.slurm if cfg.slurm.auto_time else None)
+
+    @classmethod
+    def rung_resources(cls, cfg: ExperimentConfig, level: int) -> dict[str, Any]:
+        """A simulated cluster plays ``slurm.per_rung`` (backfill.py gives each job its GPUs)."""
+        return cfg.slurm.rung_options(level)
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
                  curve: CurveFn | None = None, context_dir: str = ".") -> None:
@@ -128,7 +145,7 @@ class SimulatedBackend(Backend):
         self.published: list[tuple[int, int, int]] = []  # (trial, segment, attempt) with a result
         self._t = 0.0  # time of the last start or end played (advance keeps time order)
 
-    def submit(self, specs: Sequence[SegmentSpec | WorkerSpec]) -> list[str]:
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         ids = []
         now = self.clock.t
         for spec in specs:
@@ -229,8 +246,9 @@ class SimulatedBackend(Backend):
 
     def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         jid = self.workers.get(worker)
-        job = self.jobs.get(jid) if jid else None
-        if job is None or job.state != JobState.RUNNING or job.task is not None or job.slot != slot:
+        job = self.jobs.get(jid) if jid is not None else None
+        if jid is None or job is None or job.state != JobState.RUNNING or job.task is not None \
+                or job.slot != slot:
             return False
         now = self.clock.t
         self.slots[(worker, slot)] = body
@@ -288,7 +306,7 @@ class SimulatedBackend(Backend):
             "checkpoint": None, "ended": job.end, "host": "simulated",
             "job_id": SIM_PREFIX + job.spec.key}, **extra), durable=False)
 
-    def find(self, spec: SegmentSpec) -> str | None:
+    def find(self, spec: JobSpec) -> str | None:
         jid = SIM_PREFIX + spec.key
         return jid if jid in self.jobs else None
 

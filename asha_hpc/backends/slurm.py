@@ -30,10 +30,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.expdir import JOBS, atomic_write_json
-from .base import Backend, JobState, SegmentSpec, SubmitError
+from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +230,42 @@ class SlurmBackend(Backend):
     #: timeout for each scheduler command
     command_timeout_s: float = 60.0
 
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> SlurmBackend:
+        return cls(str(exp_root), cfg.slurm.backend_options(),
+                   poll_min_interval_s=cfg.slurm.poll_min_interval_s)
+
+    @classmethod
+    def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
+        """Every segment gets a time limit (planned where ``timeout_min`` is auto), and the job
+        its stop signal ``signal_delay_s`` before it; results cross NFS, which shows files
+        late. Pool workers need one fixed time limit and one set of resources."""
+        s = cfg.slurm
+        no_pool = None
+        if s.auto_time:
+            no_pool = "slurm.timeout_min is auto (or per rung): pool workers need one fixed time limit"
+        elif s.per_rung:
+            no_pool = "slurm.per_rung gives rungs their own resources: pool workers hold one set"
+        return Capabilities(result_grace_s=30.0, time_limits=s,
+                            default_limit_min=s.timeout_min if isinstance(s.timeout_min, int) else None,
+                            stop_warning_s=float(s.signal_delay_s), no_pool=no_pool)
+
+    @classmethod
+    def rung_resources(cls, cfg: ExperimentConfig, level: int) -> dict[str, Any]:
+        return cfg.slurm.rung_options(level)
+
+    @classmethod
+    def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:
+        """submitit's ``jobs/<id>/<id>_0_log.out`` (``<array>_<task>`` for arrays)."""
+        if ":" in job_id or "/" in job_id or job_id in ("", ".", ".."):
+            return None
+        return submitit_logs([jobs_dir / job_id, jobs_dir], job_id)
+
     def __init__(
         self,
         exp_dir: str,
         slurm: Mapping[str, Any] | None = None,
-        fn: Callable[[SegmentSpec], Any] | None = None,
+        fn: Callable[[JobSpec], Any] | None = None,
         poll_min_interval_s: float = 10.0,
     ) -> None:
         self.exp_dir = Path(exp_dir).absolute()
@@ -280,7 +314,7 @@ class SlurmBackend(Backend):
             log.warning("%s failed: %s", " ".join(cmd[:1]), e)
             return None
 
-    def _get_fn(self) -> Callable[[SegmentSpec], Any]:
+    def _get_fn(self) -> Callable[[JobSpec], Any]:
         if self.fn is None:
             from ..job.jobmain import run_job
 
@@ -299,7 +333,7 @@ class SlurmBackend(Backend):
             self._executors[key] = ex
         return ex
 
-    def spec_parameters(self, spec: SegmentSpec) -> tuple[str, dict[str, Any]]:
+    def spec_parameters(self, spec: JobSpec) -> tuple[str, dict[str, Any]]:
         """(key, executor parameters) of a spec: the backend's, with the spec's per-rung
         ``resources`` and its ``timeout_min``. Specs with equal keys can share an array (all
         tasks of an array have one time limit and one set of resources)."""
@@ -349,7 +383,7 @@ class SlurmBackend(Backend):
         return max(1, self.max_array_size - 1)
 
     # ------------------------------------------------------------------ submit
-    def submit(self, specs: Sequence[SegmentSpec]) -> list[str]:
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         """Specs are grouped by time limit and per-rung resources (``spec_parameters``: an
         array's tasks share both); per group, one spec -> one sbatch, several -> one ``sbatch
         --array`` per chunk below MaxArraySize. Ids come back in the specs' order. All or
@@ -384,7 +418,7 @@ class SlurmBackend(Backend):
             self._jobs[jid] = _Track(state=JobState.PENDING, submitted_at=now)
         return ids
 
-    def _submit_chunk(self, chunk: list[SegmentSpec], key: str = "",
+    def _submit_chunk(self, chunk: list[JobSpec], key: str = "",
                       params: dict[str, Any] | None = None) -> list[str]:
         import submitit
 
@@ -559,7 +593,7 @@ class SlurmBackend(Backend):
         if res is not None and res.returncode != 0:
             log.info("scancel rc %s: %s", res.returncode, res.stderr.strip()[:200])
 
-    def find(self, spec: SegmentSpec) -> str | None:
+    def find(self, spec: JobSpec) -> str | None:
         """Job id of ``spec``'s submission, or None: first the array manifests (no scheduler
         call when the array's id was recorded), then the job name in squeue and sacct."""
         for path in sorted(self.batches_dir.glob("*.json")) if self.batches_dir.is_dir() else []:

@@ -150,16 +150,14 @@ def decide(m: Measures, share: float, current: str | None = None, *,
 
 def pool_limits(cfg: Any) -> tuple[float | None, str | None]:
     """(a pool worker's time limit in seconds or None, why this config cannot keep warm
-    workers or None) for an ExperimentConfig: on Slurm a worker lives for the fixed
-    ``timeout_min`` and holds one set of resources."""
-    if cfg.backend != "slurm":
-        return None, None
-    s = cfg.slurm
-    if s.auto_time:
-        return None, "slurm.timeout_min is auto (or per rung): pool workers need one fixed time limit"
-    if s.per_rung:
-        return None, "slurm.per_rung gives rungs their own resources: pool workers hold one set"
-    return 60.0 * s.timeout_min, None
+    workers or None) for an ExperimentConfig, as its backend declares them (on Slurm a worker
+    lives for the fixed ``timeout_min`` and holds one set of resources)."""
+    from ..backends import capabilities
+
+    caps = capabilities(cfg)
+    if caps.no_pool:
+        return None, caps.no_pool
+    return caps.worker_lifetime_s, None
 
 
 def decide_for(cfg: Any, auto: AutoMeasure) -> Decision:

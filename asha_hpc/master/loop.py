@@ -23,6 +23,7 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
+from ..backends import make_backend
 from ..backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from ..config import ExperimentConfig
 from ..errors import DISK_FULL_ERRNOS, AshaError
@@ -70,31 +71,12 @@ from .state import (
 
 log = logging.getLogger("asha_hpc")
 
-RESULT_GRACE_S = {"local": 3.0, "slurm": 30.0, "simulated": 0.0}  # NFS shows files late
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
 # and freeing hopeless trials as they appear leaves little to remove when the search ends
 RETAIN_EVERY_S = 2.0
 KEEP_REJECTED = 100  # rejected inbox files kept aside (.rejected-*), the oldest removed first
 DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
-
-
-def make_backend(cfg: ExperimentConfig, exp_root: Path) -> Backend:
-    if cfg.backend == "local":
-        from ..backends.local import LocalBackend
-
-        return LocalBackend(exp_root, cfg.local)
-    if cfg.backend == "simulated":
-        from ..backends.simulated import SimulatedBackend
-
-        return SimulatedBackend(exp_root, cfg.simulated, seed=cfg.experiment_seed,
-                                context_dir=cfg.config_dir)
-    if cfg.backend == "slurm":
-        from ..backends.slurm import SlurmBackend
-
-        return SlurmBackend(str(exp_root), cfg.slurm.backend_options(),
-                            poll_min_interval_s=cfg.slurm.poll_min_interval_s)
-    raise AshaError(f"backend: unknown backend '{cfg.backend}'")
 
 
 class Master:
@@ -106,12 +88,13 @@ class Master:
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
         self.cfg = cfg
         self.backend = backend or make_backend(cfg, exp.root)
+        self.caps = self.backend.capabilities(cfg)  # what it does: the master never asks its name
         self.clock = self.backend.clock
         self.force = force
         self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
         self.progress_every_s = progress_every_s
         self.grace_s = (cfg.result_grace_s if cfg.result_grace_s is not None
-                        else RESULT_GRACE_S.get(self.backend.name, 10.0))
+                        else self.caps.result_grace_s)
         self.lease = Lease(exp.lease, timeout_s=max(120.0, 10 * cfg.poll_interval_s))
         self.journal: Journal | None = None
         self.state: ExperimentState | None = None
@@ -121,9 +104,6 @@ class Master:
         self._last_beat = 0.0
         self._last_progress = 0.0
         self._last_retain = 0.0
-        # a time limit per segment (timelimits.py): on Slurm, or where the config asks for it
-        self._plan_times = self.backend.name != "local" and (
-            self.backend.name == "slurm" or cfg.slurm.auto_time)
         self._levels: list[int] | None = None
         self._consumed: list[Path] = []  # inbox files journaled in this step, removed at its end
         self._inbox_watch: FolderWatch | None = None  # wakes the loop when a message lands
@@ -209,13 +189,13 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
-        self.journal = j = Journal(self.exp.journal, durable=not self.backend.virtual_time)
+        self.journal = j = Journal(self.exp.journal, durable=not self.caps.virtual_time)
         # fencing (journal.py): an epoch above any written, stamped on every record, and the
         # lease checked before each write
         self.lease.set_epoch(max(j.max_epoch, self.lease.previous_epoch()) + 1)
         j.epoch, j.fence = self.lease.epoch, self.lease.check
         prune_oldest(self.exp.inbox, ".rejected-", KEEP_REJECTED)  # earlier masters' (bounded)
-        if not self.backend.virtual_time:  # before the first look: no message is missed
+        if not self.caps.virtual_time:  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
@@ -269,8 +249,7 @@ class Master:
 
         for w in st.pool.alive(pool_policy.POOL):
             if w.job_id is None:
-                # a WorkerSpec has the key find() looks for (Backend.find is typed for segments)
-                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))  # type: ignore[arg-type]
+                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))
                 if jid is not None:
                     self._record(WorkersSubmitted(jobs={w.id: jid}))
                 else:
@@ -297,7 +276,7 @@ class Master:
     def _sleep(self, seconds: float) -> None:
         """Sleep until the next poll, waking early when a message lands in the inbox (so a
         waiting job gets its next segment in milliseconds, not a poll interval later)."""
-        if self.backend.virtual_time:
+        if self.caps.virtual_time:
             self.clock.sleep(seconds)
             return
         if self._inbox_watch is None:  # steps driven without start()
@@ -516,7 +495,7 @@ class Master:
                            max_length=cfg.searcher.max_length,
                            until_exit=cfg.searcher.until_exit,
                            timeout_min=self.state.times.planned(t.id)[0],
-                           resources=cfg.slurm.rung_options(self._level(t.target)),
+                           resources=self.backend.rung_resources(cfg, self._level(t.target)),
                            continue_s=cfg.continue_wait)
 
     def _level(self, target: int) -> int:
@@ -531,15 +510,16 @@ class Master:
     def _time_limit(self, t) -> dict[str, Any]:
         """The planned time limit of ``t``'s next attempt, as ``Intent`` fields ({} when the
         backend takes no time limits)."""
-        if not self._plan_times:
+        limits = self.caps.time_limits
+        if limits is None:
             return {}
         from .timelimits import plan_limit
 
-        st, slurm = self.state, self.cfg.slurm
+        st = self.state
         assert st is not None
         level = self._level(t.target)
-        partition = slurm.rung_options(level).get("partition") or slurm.partition
-        lim = plan_limit(st.times, slurm, trial=t.id, target=t.target,
+        partition = self.backend.rung_resources(self.cfg, level).get("partition") or limits.partition
+        lim = plan_limit(st.times, limits, trial=t.id, target=t.target,
                          units=st.times.units_left(t.id, t.target, t.length), level=level,
                          max_time_min=self.backend.max_time_min(partition))
         return lim.record()
@@ -612,8 +592,9 @@ class Master:
         if not idle:
             return
         now = self.clock.time()
-        safety = self.cfg.slurm.time_safety_factor
-        warn = float(self.cfg.slurm.signal_delay_s) if self.backend.name == "slurm" else 0.0
+        # a job without a time limit (none planned, no default) takes any segment
+        safety = self.caps.time_limits.time_safety_factor if self.caps.time_limits else 1.0
+        warn = self.caps.stop_warning_s
 
         def fit(w: pool_policy.Worker, trial: int) -> bool:
             return pool_policy.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
@@ -694,9 +675,8 @@ class Master:
 
     def _worker_spec(self, worker: str) -> WorkerSpec:
         cfg = self.cfg
-        limit = cfg.slurm.timeout_min if self.backend.name == "slurm" else None
         return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
-                          lanes=cfg.lanes_per_job, timeout_min=limit if isinstance(limit, int) else None,
+                          lanes=cfg.lanes_per_job, timeout_min=self.caps.default_limit_min,
                           idle_timeout_s=cfg.worker_idle_timeout_s)
 
     def _grow_pool(self) -> None:
@@ -749,7 +729,7 @@ class Master:
         st = self.state
         assert st is not None
         n = self.cfg.probe_jobs
-        if not n or st.worked or self.backend.virtual_time or not st.todo:
+        if not n or st.worked or self.caps.virtual_time or not st.todo:
             return st.todo
         live = len(st.live())
         todo, room = st.todo, n

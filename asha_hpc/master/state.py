@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ..backends import capabilities
 from ..config import ExperimentConfig
 from ..errors import AshaError
 from ..protocol.expdir import attempt_key
@@ -145,7 +146,8 @@ class ExperimentState:
         self.worked = 0  # segments completed since the start or the last retry_failed
         self.fatal: tuple[int, str] | None = None
         self.first_errors: list[tuple[int, str]] = []
-        self.auto = AutoMeasure(count_queue=cfg.backend != "local")  # workers: auto's numbers
+        self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
+        self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -431,8 +433,7 @@ class ExperimentState:
         planned = self.times.planned(t.id)[0]
         if planned is not None:
             return planned
-        tm = self.cfg.slurm.timeout_min
-        return tm if self.cfg.backend == "slurm" and isinstance(tm, int) else None
+        return self.caps.default_limit_min
 
     def _on_workers(self, rec: dict[str, Any]) -> None:
         self.pool.on_workers(rec)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from ..backends import log_files
 from ..config import ExperimentConfig
 from ..protocol.expdir import METRICS, RUNS, TRIALS, ExpDir, attempt_key, split_attempt_key
 from ..protocol.metrics import finite_float, flat_columns, read_point
@@ -64,35 +65,13 @@ def _job_index(records: Iterable[dict[str, Any]], trial: int | None = None
 
 
 def find_logs(exp: ExpDir, job_ids: list[str]) -> dict[str, str | None]:
-    """The stdout/stderr files submitit wrote for one job, whatever the backend:
-    local ``jobs/<pid>_0_log.out`` (the pid from ``jobs/local-<key>.json``), Slurm
-    ``jobs/<jobid>/<jobid>_0_log.out`` (``<array>_<task>`` for arrays)."""
-    cands: list[str] = []
+    """The stdout/stderr files of one job (of the first of its ids that has any), wherever
+    its backend keeps them (``Backend.log_files``)."""
     for jid in job_ids:
-        if jid.startswith("local:"):
-            try:
-                rec = json.loads((exp.jobs / f"local-{jid[len('local:'):]}.json").read_text())
-                if isinstance(rec.get("pid"), int):
-                    cands.append(str(rec["pid"]))
-            except (OSError, ValueError):
-                pass
-        elif ":" not in jid and "/" not in jid and jid not in (".", ".."):
-            cands.append(jid)
-    out: dict[str, str | None] = {"out": None, "err": None}
-    for c in cands:
-        for folder in (exp.jobs / c, exp.jobs):
-            for ext in ("out", "err"):
-                if out[ext] is None:
-                    p = folder / f"{c}_0_log.{ext}"
-                    if p.is_file():
-                        out[ext] = str(p)
-                    else:
-                        more = sorted(folder.glob(f"{c}_*_log.{ext}")) if folder.is_dir() else []
-                        if more:
-                            out[ext] = str(more[0])
-        if out["out"] or out["err"]:
-            break
-    return out
+        out, err = log_files(exp.jobs, jid)
+        if out or err:
+            return {"out": str(out) if out else None, "err": str(err) if err else None}
+    return {"out": None, "err": None}
 
 
 def trial_jobs(exp: ExpDir, records: list[dict[str, Any]], trial: int) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..backends import capabilities
 from ..config import ExperimentConfig, load_config
 from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
@@ -267,7 +268,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         records, _, _ = read_journal(exp.journal)
     finished = st.lifecycle in ("completed", "failed", "cancelled")
     alive = None if finished else master_alive(exp)
-    if now is None and alive is not None and cfg.backend != "simulated":
+    if now is None and alive is not None and not capabilities(cfg).virtual_time:
         now = time.time()
     c = st.counts()
     best = st.ranked()
