@@ -55,6 +55,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,10 @@ from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
-from ..protocol.metrics import as_number, plain_metrics
+from ..protocol.metrics import as_number
+from .job_report import read_report
 from .ranks import Group, current_ranks, job_id
-from .trial import Trial, _names
+from .trial import Trial, TrialControl, _names
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 
@@ -203,7 +205,7 @@ class _Session:
         self.worker = worker
         self.wait_s = wait_s
         self.slot = 0
-        self.trial: Trial | None = None
+        self.control: TrialControl | None = None  # the trial now running (its job side)
         self.pending: SegmentSpec | None = None  # assignment taken inside segments()
         self.first = True
         self.status = "exit"
@@ -225,7 +227,7 @@ class _Session:
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
 
     def stopping(self) -> bool:
-        return any(self.early) or (self.trial is not None and self.trial._stop_requested())
+        return any(self.early) or (self.control is not None and self.control.stop_requested)
 
     def loop(self, spec: SegmentSpec | None) -> str:
         try:
@@ -273,6 +275,21 @@ class _Session:
     def run(self, spec: SegmentSpec) -> SegmentSpec | None:
         """Run ``spec`` (and the trial's next segments when they are handed over inside its
         loop); publish its result; return the next assignment, if any."""
+        att = self._setup(spec)
+        out = self._execute(att)
+        if att.beat is not None:
+            att.beat.halt.set()
+        if att.spec is None:  # its last result went out inside segments(): nothing left here
+            return self.pending
+        self._classify(att, out)
+        waits = self._publish(att, out)
+        if out.status == "error":
+            print(out.error, file=sys.stderr, flush=True)
+        return self.wait_next() if waits else None
+
+    def _setup(self, spec: SegmentSpec) -> _Attempt:
+        """The run folder, the ranks' rendezvous, the Trial the user's code gets, stop signals
+        routed to it, and (rank 0) the ``started`` message."""
         exp, rank = self.exp, self.ranks.rank
         os.environ.update(spec.env)
         run_dir = exp.run_dir(spec.trial_id, spec.key)
@@ -291,104 +308,112 @@ class _Session:
                       max_length=spec.max_length, rank=rank,
                       world_size=self.ranks.world_size, local_rank=self.ranks.local_rank,
                       group=group)
-        self.trial = trial
+        control = TrialControl(trial)
+        self.control = control
         self.pending = None
         for name in STOP_SIGNALS[:2]:
             signal.signal(getattr(signal, name),
-                          lambda s, f: trial.request_stop(signal.Signals(s).name))
+                          lambda s, f: control.stop(signal.Signals(s).name))
         if any(self.early):
-            trial.request_stop(next(e for e in self.early if e))
-        current: list[SegmentSpec | None] = [spec]  # the segment now running (moves on inside segments())
-        started = [time.time()]
+            control.stop(next(e for e in self.early if e))
+        att = _Attempt(spec=spec, started=time.time(), trial=trial, control=control,
+                       run_dir=run_dir, beat=beat)
         if self.worker is not None and not isinstance(spec.entrypoint, list):
-            trial._next_segment = lambda seg: self._continue(trial, seg, current, started)
+            control.continue_with(lambda seg: self._continue(att, seg))
         if rank == 0:
             hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
             if not hp_file.exists():  # for people: the journal holds the hyperparameters
                 atomic_write_json(hp_file, spec.hparams, durable=False)
             if not self.handed:  # a hand-over counts as started (state.py): no message
-                self._started(spec, started[0])
-        status, error, metrics, fatal, full = "completed", None, None, False, None
+                self._started(spec, att.started)
+        return att
+
+    def _execute(self, att: _Attempt) -> _Outcome:
+        """Call the user's function (or run the command) once; how it ended. Never raises for
+        the user's errors: the job must always publish a result."""
+        spec = att.spec
+        assert spec is not None
+        out = _Outcome()
         try:
             if isinstance(spec.entrypoint, list):
-                metrics = _run_command(spec, trial, run_dir)
+                out.metrics = _run_command(spec, att.trial, att.run_dir)
             else:
                 from .entrypoint import resolve_entrypoint
 
-                resolve_entrypoint(spec.entrypoint, spec.context_dir)(trial)
+                resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
         except InvalidHP as e:
-            status, error = "invalid_hp", str(e) or "InvalidHP"
+            out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except FatalTrialError as e:  # every trial would fail the same: the search stops
-            status, error, fatal = "error", str(e), True
+            out.status, out.error, out.fatal = "error", str(e), True
             if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
                 # raised in the user's code: show where
-                error += "\n" + _error_text(e)
+                out.error += "\n" + _error_text(e)
         except BaseException as e:  # noqa: BLE001 - the job must always publish a result
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
-            status, error = "error", _error_text(e)
-            full = disk_full_in(e, trial.dir)  # the machine's fault: counts against nothing
-        if beat is not None:
-            beat.halt.set()
-        now = current[0]
-        if now is None:  # its last result went out inside segments(): nothing left here
-            return self.pending
-        spec = now
-        if status == "completed" and rank == 0:  # reports count from rank 0 only
-            reports = [r for r in trial.reports if r.index == spec.segment]
-            if metrics is None and reports and reports[-1].length == spec.length:
-                metrics = reports[-1].reported
-            if metrics is None:
-                if trial._stop_requested():
-                    status = "interrupted"
-                elif spec.until_exit:  # a run-to-the-end trial that reported nothing: worst
-                    metrics = {spec.metric: float("nan")}
-                else:
-                    status, fatal = "error", True
-                    names = trial.reported_names()
-                    error = (f"the searcher's metric '{spec.metric}' was never reported: the code "
-                             f"returned without reporting it (segment.report) for the segment "
-                             f"to length {spec.length}" + (f"; it reported {_names(names)}" if names else
-                                                 "; it reported no metric at all"))
-        waits = self._publish(spec, trial, status, error, metrics, started[0], fatal, full)
-        if status == "error":
-            print(error, file=sys.stderr, flush=True)
-        return self.wait_next() if waits else None
+            out.status, out.error = "error", _error_text(e)
+            out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
+        return out
+
+    def _classify(self, att: _Attempt, out: _Outcome) -> None:
+        """A segment whose code returned: completed with its metrics (rank 0 reads them: reports
+        count from rank 0 only), interrupted (told to stop, nothing reported), or an error
+        naming what it did report."""
+        spec = att.spec
+        assert spec is not None
+        if out.status != "completed" or self.ranks.rank != 0:
+            return
+        if out.metrics is None:
+            out.metrics = att.control.segment_metrics(spec.segment, spec.length)
+        if out.metrics is not None:
+            return
+        if att.control.stop_requested:
+            out.status = "interrupted"
+        elif spec.until_exit:  # a run-to-the-end trial that reported nothing: worst
+            out.metrics = {spec.metric: float("nan")}
+        else:
+            out.status, out.fatal = "error", True
+            names = att.trial.reported_names()
+            out.error = (f"the searcher's metric '{spec.metric}' was never reported: the code "
+                         f"returned without reporting it (segment.report) for the segment "
+                         f"to length {spec.length}" + (f"; it reported {_names(names)}" if names else
+                                                       "; it reported no metric at all"))
 
     def _started(self, spec: SegmentSpec, at: float) -> None:
         publish(self.exp.root, f"{spec.key}.started.json", dict(
             self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
             attempt=spec.attempt, key=spec.key, time=at))
 
-    def _publish(self, spec: SegmentSpec, trial: Trial, status: str, error: str | None,
-                 metrics: dict[str, Any] | None, started: float, fatal: bool = False,
-                 disk_full: dict[str, Any] | None = None) -> bool:
+    def _publish(self, att: _Attempt, out: _Outcome) -> bool:
         """Publish the segment's result; True if this job then waits for another segment."""
+        spec = att.spec
+        assert spec is not None
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
         if self.ranks.rank != 0:
-            if status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
+            if out.status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
                 publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
-                    ident, type="result", status=status, metrics=None, length=spec.length,
-                    error=f"rank {self.ranks.rank}: {error}", checkpoint=None, started=started,
-                    ended=time.time()))
+                    ident, type="result", status=out.status, metrics=None, length=spec.length,
+                    error=f"rank {self.ranks.rank}: {out.error}", checkpoint=None,
+                    started=att.started, ended=time.time()))
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
-        ckpt, ckpt_length = trial._latest_with_length()
-        reached = spec.length if status == "completed" else ckpt_length
+        ckpt, ckpt_length = att.control.latest_checkpoint()
+        reached = spec.length if out.status == "completed" else ckpt_length
         waits = self.worker is not None and not self.stopping() and not self._peer_dead(now=True)
-        body = dict(ident, type="result", status=status, metrics=metrics, length=spec.length,
-                    error=error, checkpoint=str(ckpt) if ckpt else None, started=started,
-                    ended=time.time(), stop_reason=trial._stop_reason or None, gpus=_gpu_count(),
-                    job_started=_job_start_time() if self.first else started, reached=reached)
+        body = dict(ident, type="result", status=out.status, metrics=out.metrics,
+                    length=spec.length, error=out.error, checkpoint=str(ckpt) if ckpt else None,
+                    started=att.started, ended=time.time(), stop_reason=att.control.stop_reason,
+                    gpus=_gpu_count(), job_started=_job_start_time() if self.first else att.started,
+                    reached=reached)
         if self.worker is not None:
             body.update(worker=self.worker, slot=self.slot, waiting=waits)
-        if fatal:
+        if out.fatal:
             body["fatal"] = True
-        if disk_full is not None:
-            body["disk_full"] = disk_full
+        if out.disk_full is not None:
+            body["disk_full"] = out.disk_full
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
-        self.status = status
+        self.status = out.status
         if not waits and self.peers is not None and self.worker is not None:  # several ranks that wait
             # the master hands nothing more to a job that does not wait: close the next slot
             # so that the other ranks, which follow the slots, leave with rank 0
@@ -396,23 +421,46 @@ class _Session:
                   {"type": EXIT, "by": "job", "why": "rank 0 leaves"})
         return waits
 
-    def _continue(self, trial: Trial, seg: Any, current: list[SegmentSpec | None],
-                  started: list[float]) -> tuple[int, int] | None:
+    def _continue(self, att: _Attempt, seg: Any) -> tuple[int, int] | None:
         """Inside ``trial.segments()``, after a reported segment: publish its result, wait for
         the master's decision; the same trial's next segment continues right here (its length
         is returned with its index), anything else ends the loop (kept for ``run``)."""
-        spec = current[0]
+        spec = att.spec
         assert spec is not None
-        waits = self._publish(spec, trial, "completed", None, seg.reported, started[0])
-        current[0] = None
+        waits = self._publish(att, _Outcome(metrics=seg.reported))
+        att.spec = None
         nxt = self.wait_next() if waits else None
         if nxt is None or nxt.trial_id != spec.trial_id:
             self.pending = nxt
             return None
-        current[0] = nxt
-        started[0] = time.time()
-        trial._key = nxt.key
+        att.spec, att.started = nxt, time.time()
+        att.control.start_attempt(nxt.key)
         return nxt.length, nxt.segment
+
+
+@dataclass
+class _Attempt:
+    """One call of the user's function by a job: the segment it now runs (it moves on inside
+    ``segments()`` when the next one is handed over in place; None once its last result went
+    out there), when that segment started, and the trial."""
+
+    spec: SegmentSpec | None
+    started: float
+    trial: Trial
+    control: TrialControl
+    run_dir: Path
+    beat: _Heartbeat | None = None
+
+
+@dataclass
+class _Outcome:
+    """How a segment ended, as its result message says."""
+
+    status: str = "completed"  # completed | interrupted | invalid_hp | error
+    error: str | None = None
+    metrics: dict[str, Any] | None = None
+    fatal: bool = False  # every trial would fail the same: the search stops
+    disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
 
 
 def _error_text(e: BaseException) -> str:
@@ -470,38 +518,16 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     if trial.should_stop():  # told before the command started
         stop_file.touch()
     rc = proc.wait()
-    metrics, invalid, reached = None, None, None
-    if report.exists():
-        for n, line in enumerate(report.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                print(f"asha_hpc: {report}:{n}: not JSON, ignored", file=sys.stderr)
-                continue
-            if not isinstance(rec, dict):
-                print(f"asha_hpc: {report}:{n}: not a JSON object, ignored", file=sys.stderr)
-                continue
-            if isinstance(rec.get("reached"), int):  # the length its checkpoint holds
-                reached = rec["reached"]
-            got = rec.get("metrics", {})
-            if not isinstance(got, dict):
-                print(f"asha_hpc: {report}:{n}: \"metrics\" must be an object of name: value, "
-                      f"ignored", file=sys.stderr)
-                got = {}
-            if "invalid_hp" in rec:
-                invalid = str(rec["invalid_hp"])
-            elif "step" in rec:
-                trial.report_metrics(rec["step"], got)
-            elif "metrics" in rec:
-                metrics = plain_metrics(got)
+    got = read_report(report)
+    for step, point in got.points:
+        trial.report_metrics(step, point)
+    metrics = got.metrics
     if any(out_ckpt.iterdir()):
-        with trial.save_checkpoint(length=reached) as path:
+        with trial.save_checkpoint(length=got.reached) as path:
             for item in out_ckpt.iterdir():
                 shutil.move(str(item), str(path / item.name))
-    if invalid is not None:
-        raise InvalidHP(invalid)
+    if got.invalid is not None:
+        raise InvalidHP(got.invalid)
     if rc in (126, 127):  # the shell's "not executable" / "command not found"
         raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
                               f"runs was {'not found' if rc == 127 else 'not executable'} "

@@ -133,7 +133,7 @@ class Trial:
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._group = group
-        # set by the job when it may continue in place: (reported segment) -> (length, index)
+        # the job's (TrialControl.continue_with): (reported segment) -> (length, index) or None
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
 
     # ----------------------------------------------------------------- reading
@@ -141,15 +141,6 @@ class Trial:
     def latest_checkpoint(self) -> Path | None:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
         return latest_checkpoint(self.dir / CHECKPOINTS)
-
-    def _latest_with_length(self) -> tuple[Path | None, int | None]:
-        """(latest checkpoint, its length) for the job's result: the one this process saved
-        last if it saved any (no listing or manifest to read; this job is the trial's only
-        writer), else what is on disk."""
-        if self._saved is not None and self._saved[0].exists():
-            return self._saved
-        ckpt = self.latest_checkpoint
-        return ckpt, checkpoint_length(ckpt)
 
     def segments(self) -> Iterator[Segment]:
         """The segments this job trains, in order. Usually one; where the job continues in
@@ -188,11 +179,6 @@ class Trial:
                             device="cuda" if dist.get_backend() == "nccl" else "cpu")
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
-
-    def _stop_requested(self) -> bool:
-        """This process was told to stop: the job's own bookkeeping reads this, never the
-        collective ``should_stop`` (rank 0 alone in an all-reduce would wait forever)."""
-        return self._stop
 
     def _barrier(self, folder: Path, phase: str) -> None:
         """Wait until every rank reached this point: torch.distributed's barrier when it is
@@ -317,6 +303,58 @@ class Trial:
     def reported_names(self) -> list[str]:
         """Metric names this process reported so far (learning curve and segments)."""
         return list(self._names)
+
+
+class TrialControl:
+    """The job wrapper's side of a ``Trial`` (jobmain.py), kept apart from what user code
+    calls: the job tells the trial when to stop and how to go on to its next segment in
+    place, and reads back what it needs for the segment's result.
+
+    ``Trial.request_stop`` stays on the Trial (integrations' tests stop a trial the way a
+    signal would); everything else the job touches is here."""
+
+    def __init__(self, trial: Trial) -> None:
+        self.trial = trial
+
+    def continue_with(self, next_segment: Callable[[Segment], tuple[int, int] | None]) -> None:
+        """Where the job may continue in place: after each reported segment ``segments()``
+        asks ``next_segment(segment)`` for the next (length, index), None to end its loop."""
+        self.trial._next_segment = next_segment
+
+    def start_attempt(self, key: str) -> None:
+        """A new attempt (the next segment handed over in place) runs from here: checkpoints
+        are named after its key."""
+        self.trial._key = key
+
+    def stop(self, reason: str) -> None:
+        """The job was told to leave (a stop signal): ``should_stop()`` turns true."""
+        self.trial.request_stop(reason)
+
+    @property
+    def stop_requested(self) -> bool:
+        """This process was told to stop. Not the collective ``should_stop`` (rank 0 alone in
+        an all-reduce would wait forever)."""
+        return self.trial._stop
+
+    @property
+    def stop_reason(self) -> str | None:
+        """The first stop signal's name (``SIGUSR2``), None while not told to stop."""
+        return self.trial._stop_reason or None
+
+    def segment_metrics(self, index: int, length: int) -> dict[str, Any] | None:
+        """What segment ``index`` reported on this process, where it reached ``length``."""
+        reports = [r for r in self.trial._reports if r.index == index]
+        return reports[-1].reported if reports and reports[-1].length == length else None
+
+    def latest_checkpoint(self) -> tuple[Path | None, int | None]:
+        """(latest checkpoint, the length it holds) for the segment's result: the one this
+        process saved last if it saved any (no listing or manifest to read; this job is the
+        trial's only writer), else what is on disk."""
+        t = self.trial
+        if t._saved is not None and t._saved[0].exists():
+            return t._saved
+        ckpt = t.latest_checkpoint
+        return ckpt, checkpoint_length(ckpt)
 
 
 def _names(names: Any) -> str:

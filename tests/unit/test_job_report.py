@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize("module", ["asha_hpc.report", "asha_hpc.job.job_report"])
@@ -21,3 +23,57 @@ def test_report_command_appends_the_metrics(tmp_path, module):
     bad = subprocess.run([sys.executable, "-m", module, "val_loss"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "'val_loss' is not NAME=VALUE" in bad.stderr
+
+
+def test_what_the_command_writes_is_what_the_job_reads(tmp_path):
+    """The writer (the report command) and the reader (read_report, in the job) agree; lines a
+    script wrote by hand are read the same, and bad ones are skipped with their line number."""
+    from asha_hpc.job.job_report import main, read_report
+
+    out = tmp_path / "report.jsonl"
+    os.environ["ASHA_REPORT_FILE"] = str(out)
+    try:
+        assert main(["--step", "1", "loss=0.9"]) == 0
+        assert main(["--step", "2", "loss=0.7"]) == 0
+        assert main(["val_loss=0.5"]) == 0
+        with open(out, "a") as f:
+            f.write("{torn\n[1, 2]\n" + json.dumps({"metrics": 3}) + "\n")
+            f.write(json.dumps({"reached": 12}) + "\n")
+        assert main(["val_loss=0.31", "accuracy=0.9"]) == 0
+    finally:
+        del os.environ["ASHA_REPORT_FILE"]
+    got = read_report(out)
+    assert got.points == [(1, {"loss": 0.9}), (2, {"loss": 0.7})]
+    assert got.metrics == {"val_loss": 0.31, "accuracy": 0.9}  # the last result counts
+    assert got.reached == 12 and got.invalid is None
+    assert read_report(tmp_path / "missing.jsonl").metrics is None
+
+
+def test_bad_report_lines_name_the_file_and_line(tmp_path, capsys):
+    from asha_hpc.job.job_report import read_report
+
+    out = tmp_path / "report.jsonl"
+    out.write_text('{torn\n\n[1]\n{"metrics": "0.3"}\n{"invalid_hp": "batch too large"}\n')
+    got = read_report(out)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"asha_hpc: {out}:1: not JSON, ignored",
+                   f"asha_hpc: {out}:3: not a JSON object, ignored",
+                   f'asha_hpc: {out}:4: "metrics" must be an object of name: value, ignored']
+    assert got.invalid == "batch too large" and got.metrics == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=30), st.dictionaries(
+    st.sampled_from(["metrics", "step", "reached", "invalid_hp", "other"]),
+    st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=5),
+              st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False), max_size=3)),
+    max_size=4).map(json.dumps)), max_size=8))
+def test_any_report_file_is_read_without_raising(tmp_path_factory, lines):
+    from asha_hpc.job.job_report import read_report
+
+    out = tmp_path_factory.mktemp("r") / "report.jsonl"
+    out.write_text("\n".join(line.replace("\n", " ") for line in lines) + "\n")
+    got = read_report(out)
+    assert got.metrics is None or isinstance(got.metrics, dict)
+    assert got.reached is None or isinstance(got.reached, int)
+    assert all(isinstance(m, dict) for _, m in got.points)
