@@ -1,5 +1,6 @@
 """Idle pool workers at a search's tail (pool.surplus): released the moment no segment can
-come for them, never while one could; the same results as a job per segment."""
+come for them, with the same results as a job per segment; real processes (the rule itself:
+tests/unit/test_pool_surplus.py)."""
 from __future__ import annotations
 
 import json
@@ -8,80 +9,12 @@ import time
 from pathlib import Path
 
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as hs
 
 from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
-from asha_hpc.master.pool import IDLE, POOL, Worker, surplus
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
-
-
-def W(i: int, job: str | None = None) -> Worker:
-    return Worker(id=f"w{i:04d}", kind=POOL, job_id=job or f"j{i}", status=IDLE)
-
-
-def ids(ws) -> list[str]:
-    return [w.id for w in ws]
-
-
-def test_once_the_searcher_hands_out_nothing_more_every_spare_worker_goes():
-    spare = [W(0), W(1)]
-    assert ids(surplus(spare, waiting=3, unfreed=2, more_work=False)) == ["w0000", "w0001"]
-
-
-def test_a_pool_that_runs_every_segment_keeps_no_spare():
-    # each running segment's end frees its own worker, which takes what that end brings
-    assert ids(surplus([W(0), W(1), W(2)], waiting=0, unfreed=0, more_work=True)) == \
-        ["w0000", "w0001", "w0002"]
-
-
-def test_spares_stay_for_queued_segments_and_for_segment_jobs_that_will_end():
-    spare = [W(0), W(1), W(2), W(3)]
-    assert ids(surplus(spare, waiting=1, unfreed=0, more_work=True)) == ["w0001", "w0002", "w0003"]
-    assert ids(surplus(spare, waiting=0, unfreed=2, more_work=True)) == ["w0002", "w0003"]
-    assert surplus(spare, waiting=2, unfreed=3, more_work=True) == []
-
-
-def test_lanes_of_a_job_that_runs_a_segment_are_kept_first_and_never_released():
-    # w0001 and w0002 are lanes of job a, whose other lane runs a segment: they hold no GPU
-    # of their own, so they are the spares kept, and the only ones kept beyond the need
-    spare = [W(0, "x"), W(1, "a"), W(2, "a"), W(3, "y")]
-    assert ids(surplus(spare, waiting=1, unfreed=0, more_work=True, busy_jobs={"a"})) == \
-        ["w0000", "w0003"]
-    assert ids(surplus(spare, waiting=0, unfreed=0, more_work=True, busy_jobs={"a"})) == \
-        ["w0000", "w0003"]
-    # a kept lane keeps its job's other idle lanes
-    two = [W(0, "b"), W(1, "b"), W(2, "z")]
-    assert ids(surplus(two, waiting=1, unfreed=0, more_work=True)) == ["w0002"]
-
-
-workers_st = hs.lists(hs.tuples(hs.integers(0, 30), hs.sampled_from(["a", "b", "c", None])),
-                      max_size=12, unique_by=lambda t: t[0])
-
-
-@settings(max_examples=300, deadline=None)
-@given(workers_st, hs.integers(-2, 6), hs.integers(0, 6), hs.booleans(),
-       hs.sets(hs.sampled_from(["a", "b", "x"])))
-def test_surplus_releases_only_what_no_segment_can_use(raw, waiting, unfreed, more, busy):
-    spare = [Worker(id=f"w{i:04d}", kind=POOL, job_id=(j and f"{j}") or f"own{i}", status=IDLE)
-             for i, j in raw]
-    out = surplus(spare, waiting, unfreed, more, busy)
-    assert surplus(spare, waiting, unfreed, more, busy) == out  # pure, deterministic
-    assert len(ids(out)) == len(set(ids(out))) and set(ids(out)) <= set(ids(spare))
-    kept = [w for w in spare if w not in out]
-    if not more:
-        assert kept == []
-        return
-    # never fewer spares than segments that may want one; a released worker's job runs nothing
-    assert len(kept) >= min(len(spare), max(waiting + unfreed, 0))
-    assert not any(w.job_id in busy for w in out)
-    # beyond the need, only lanes of a job that is held anyway stay: the jobs kept for
-    # themselves (not running a segment in another lane) are no more than the need
-    assert len({w.job_id for w in kept if w.job_id not in busy}) <= max(waiting + unfreed, 0)
-
 
 # ----------------------------------------------------------------------------- real processes
 MODEL = '''
