@@ -196,7 +196,6 @@ class Backend(ABC):
     name: str = "base"  # the config's ``backend:`` (backends/__init__.py maps it to a class)
     clock: Clock = Clock()
     exp_dir: Path  # the experiment folder (hand_over writes its slots there)
-    virtual_time: bool = False  # Capabilities.virtual_time
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> Backend:
@@ -207,7 +206,7 @@ class Backend(ABC):
     def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
         """What this backend does for an experiment with config ``cfg`` (a class method: the
         replayed state asks without a backend). Default: real time, no time limits."""
-        return Capabilities(virtual_time=cls.virtual_time)
+        return Capabilities()
 
     @classmethod
     def rung_resources(cls, cfg: ExperimentConfig, level: int) -> dict[str, Any]:

@@ -98,7 +98,6 @@ class VirtualClock(Clock):
 
 class SimulatedBackend(Backend):
     name = "simulated"
-    virtual_time = True
     clock: VirtualClock
 
     @classmethod
