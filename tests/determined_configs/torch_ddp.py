@@ -1,6 +1,7 @@
 """A Core API script with torch.distributed (after Determined's "Distributed training with the
 Core API" guide): torchrun starts the ranks, DistributedContext.from_torch_distributed() wraps
 them, the model is wrapped in DDP, only the chief reports and checkpoints."""
+import gc
 import logging
 
 import torch
@@ -40,4 +41,7 @@ if __name__ == "__main__":
     distributed = det.core.DistributedContext.from_torch_distributed()
     with det.core.init(distributed=distributed) as core_context:
         main(core_context, info.trial.hparams)
+    # DDP's reducer sits in reference cycles: collect it while the group is alive, or gloo's
+    # threads may be torn down at interpreter exit and abort the rank (SIGABRT, torch 2.x)
+    gc.collect()
     dist.destroy_process_group()
