@@ -54,8 +54,7 @@ from ..protocol.records import (
     WorkersSubmitted,
 )
 from ..views.livereport import LiveReport
-from . import autoworkers
-from . import pool as pool_policy
+from . import autoworkers, pool
 from .lease import Lease
 from .retention import removable_checkpoints
 from .state import (
@@ -247,7 +246,7 @@ class Master:
                     self._record(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt,
                                               error="not submitted before the master stopped"))
 
-        for w in st.pool.alive(pool_policy.POOL):
+        for w in st.pool.alive(pool.POOL):
             if w.job_id is None:
                 jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))
                 if jid is not None:
@@ -310,7 +309,7 @@ class Master:
             self._cancel()
             return False
         self._collect()
-        self._watch()
+        self._check_jobs()
         if self._should_abort():
             return False
         if self._stop_reason is None and self._room():
@@ -445,7 +444,7 @@ class Master:
         self._full = None
         return True
 
-    def _watch(self) -> None:
+    def _check_jobs(self) -> None:
         """Ask the backend about live jobs; a job that ended without a result is dead once the
         grace period for late results has passed."""
         st = self.state
@@ -550,8 +549,8 @@ class Master:
         """A job waits on a slot: journal it (a known worker), or tell a stranger to leave."""
         assert self.state is not None
         w = self.state.pool.workers.get(msg.worker)
-        if w is not None and w.status != pool_policy.GONE:
-            if w.status == pool_policy.BUSY and msg.slot <= w.slot:
+        if w is not None and w.status != pool.GONE:
+            if w.status == pool.BUSY and msg.slot <= w.slot:
                 return  # stale: an inbox file a stopped master had not removed yet
             recs.append(WorkerReady(worker=msg.worker, slot=msg.slot, job_started=msg.job_started,
                                     ready_at=msg.time, host=msg.host))
@@ -565,7 +564,7 @@ class Master:
         assert self.state is not None
         r = msg.ready
         w = self.state.pool.workers.get(r.worker) if r is not None else None
-        if r is not None and w is not None and w.status == pool_policy.GONE:
+        if r is not None and w is not None and w.status == pool.GONE:
             self.backend.hand_over(w.id, r.slot, {"type": "exit", "why": "released"})
 
     def _segment_body(self, t) -> dict[str, Any]:
@@ -596,10 +595,10 @@ class Master:
         safety = self.caps.time_limits.time_safety_factor if self.caps.time_limits else 1.0
         warn = self.caps.stop_warning_s
 
-        def fit(w: pool_policy.Worker, trial: int) -> bool:
-            return pool_policy.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
+        def fit(w: pool.Worker, trial: int) -> bool:
+            return pool.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
 
-        decided = pool_policy.match(idle, self._todo(), fit)
+        decided = pool.match(idle, self._todo(), fit)
         plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
             self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
@@ -626,10 +625,10 @@ class Master:
         workers = st.pool.workers
         unfreed = sum(1 for t in st.live()
                       if t.worker is None or t.worker not in workers
-                      or workers[t.worker].kind != pool_policy.POOL)
-        busy = {w.job_id for w in st.pool.alive(pool_policy.POOL)
-                if w.status == pool_policy.BUSY and w.job_id}
-        return pool_policy.surplus(spare, waiting=len(st.todo), unfreed=unfreed,
+                      or workers[t.worker].kind != pool.POOL)
+        busy = {w.job_id for w in st.pool.alive(pool.POOL)
+                if w.status == pool.BUSY and w.job_id}
+        return pool.surplus(spare, waiting=len(st.todo), unfreed=unfreed,
                                    more_work=not st.searcher_done, busy_jobs=busy)
 
     def _release_workers(self, workers, why: str) -> None:
@@ -640,21 +639,21 @@ class Master:
             return
         assert self.journal is not None
         self.journal.sync()  # what made them idle is durable before they act on it
-        queued = sorted({w.job_id for w in workers if w.status == pool_policy.STARTING and w.job_id})
+        queued = sorted({w.job_id for w in workers if w.status == pool.STARTING and w.job_id})
         for w in workers:
-            if w.status in (pool_policy.IDLE, pool_policy.STARTING):
+            if w.status in (pool.IDLE, pool.STARTING):
                 self.backend.hand_over(w.id, w.slot, {"type": "exit", "why": why})
         if queued:
             self.backend.cancel(queued)
-        gone = [w.id for w in workers if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
+        gone = [w.id for w in workers if w.status in (pool.IDLE, pool.STARTING)]
         if gone:
             self._record(WorkerGone(workers=gone, why=why))
 
     def _waiting_workers(self) -> list:
         """Pool workers that wait for a segment or are on their way (not running one)."""
         assert self.state is not None
-        return [w for w in self.state.pool.alive(pool_policy.POOL)
-                if w.status in (pool_policy.IDLE, pool_policy.STARTING)]
+        return [w for w in self.state.pool.alive(pool.POOL)
+                if w.status in (pool.IDLE, pool.STARTING)]
 
     def _warm_workers(self) -> bool:
         """Warm workers (the pool) for the next segments, or a job each: the configured
@@ -684,14 +683,14 @@ class Master:
         pool's size: replaces workers that died or reached their time limit."""
         st = self.state
         assert st is not None
-        alive = st.pool.alive(pool_policy.POOL)
-        coming = sum(1 for w in alive if w.status in (pool_policy.STARTING, pool_policy.IDLE))
-        n = pool_policy.to_start(len(self._todo()), self.cfg.pool_size, len(alive), coming)
+        alive = st.pool.alive(pool.POOL)
+        coming = sum(1 for w in alive if w.status in (pool.STARTING, pool.IDLE))
+        n = pool.to_start(len(self._todo()), self.cfg.pool_size, len(alive), coming)
         lanes = self.cfg.lanes_per_job
         jobs = -(-n // lanes)
         if jobs <= 0:
             return
-        specs = [self._worker_spec(wid) for wid in pool_policy.worker_ids(st.pool.started, jobs)]
+        specs = [self._worker_spec(wid) for wid in pool.worker_ids(st.pool.started, jobs)]
         self._record(Workers(workers=[lid for s in specs for lid in s.lane_ids],
                              timeout_min=specs[0].timeout_min, started=st.pool.started + jobs))
         try:
