@@ -139,7 +139,7 @@ def _searcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
         if f"searcher.{key}" in IGNORED:
             _ignore(s, key, f"searcher.{key}", notes)
     name = s.get("name")
-    if name in UNSUPPORTED_SEARCHERS:
+    if isinstance(name, str) and name in UNSUPPORTED_SEARCHERS:
         problems.append(f"searcher.name: '{name}' is not available ({UNSUPPORTED_SEARCHERS[name]}); "
                         f"asha_hpc runs {SUPPORTED}")
         # the rest of the section is that searcher's: one line says it all

@@ -4,7 +4,7 @@ import os
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.config import parse_config
@@ -167,6 +167,7 @@ def test_second_master_other_host_refused_and_force(tmp_path):
                          "count", "entrypoint", "local", "slurm", "gpus", "epochs", "x"]),
         children, max_size=6),
     max_leaves=25))
+@example({"searcher": {"name": []}})  # an unhashable name reached the Determined lookup
 def test_fuzzed_configs_only_raise_config_errors(raw):
     try:
         parse_config(raw, "/tmp")
