@@ -42,11 +42,14 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.metrics import finite_float
 from ..protocol.records import WorkersMode
 from .pool import FIT_MARGIN_S
+
+if TYPE_CHECKING:
+    from ..backends.base import Capabilities
 
 POOL = "pool"
 SEGMENT = "segment"
@@ -148,34 +151,32 @@ def decide(m: Measures, share: float, current: str | None = None, *,
     return Decision(POOL, cost, m)
 
 
-def pool_limits(cfg: Any) -> tuple[float | None, str | None]:
+def pool_limits(caps: Capabilities) -> tuple[float | None, str | None]:
     """(a pool worker's time limit in seconds or None, why this config cannot keep warm
-    workers or None) for an ExperimentConfig, as its backend declares them (on Slurm a worker
-    lives for the fixed ``timeout_min`` and holds one set of resources)."""
-    from ..backends import capabilities
-
-    caps = capabilities(cfg)
+    workers or None), as the backend declares them (on Slurm a worker lives for the fixed
+    ``timeout_min`` and holds one set of resources)."""
     if caps.no_pool:
         return None, caps.no_pool
     return caps.worker_lifetime_s, None
 
 
-def decide_for(cfg: Any, auto: AutoMeasure) -> Decision:
-    """``decide`` for an experiment: its config's share and limits, its measurements and the
-    mode it runs in (the master each step; ``status`` from the replayed journal)."""
-    lifetime, blocked = pool_limits(cfg)
+def decide_for(cfg: Any, auto: AutoMeasure, caps: Capabilities) -> Decision:
+    """``decide`` for an experiment: its config's share, its backend's limits, its
+    measurements and the mode it runs in (the master each step; ``status`` from the replayed
+    journal)."""
+    lifetime, blocked = pool_limits(caps)
     return decide(auto.measures(), cfg.auto_workers_share, auto.mode, lifetime_s=lifetime,
                   blocked=blocked)
 
 
-def status(cfg: Any, auto: AutoMeasure) -> dict[str, Any]:
+def status(cfg: Any, auto: AutoMeasure, caps: Capabilities) -> dict[str, Any]:
     """``status``'s ``workers`` entry: the setting and, for auto, the mode with today's numbers."""
     setting = cfg.workers_setting
     out: dict[str, Any] = {"setting": setting}
     if setting != "auto":
         out["line"] = f"{setting} warm workers" if setting else "0 (a job per segment)"
         return out
-    d = decide_for(cfg, auto)
+    d = decide_for(cfg, auto, caps)
     m = d.measures
     out.update(mode=d.mode, measured=d.measured, line=d.line(), changes=auto.changes,
                segments=m.segments, startup_s=m.startup_s, queue_s=m.queue_s, train_s=m.train_s,

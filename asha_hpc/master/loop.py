@@ -663,7 +663,7 @@ class Master:
         assert st is not None
         if not cfg.workers_auto:
             return bool(cfg.pool_size)
-        d = autoworkers.decide_for(cfg, st.auto)
+        d = autoworkers.decide_for(cfg, st.auto, self.caps)
         if d.mode != st.auto.mode or d.measured != st.auto.measured:
             self._record(d.record())
             self.progress(f"workers: auto: {d.line()}")

@@ -308,7 +308,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "progress": progress(cfg, st, records, now),
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
-        "workers": workers_status(cfg, st.auto),
+        "workers": workers_status(cfg, st.auto, st.caps),
     }
 
 

@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from asha_hpc.backends import capabilities
 from asha_hpc.cli import main
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
@@ -210,9 +211,9 @@ def test_bad_settings_name_the_field(tmp_path, raw, field):
 
 def test_slurm_auto_time_limits_keep_a_job_per_segment(tmp_path):
     cfg = parse_config(base_cfg(backend="slurm", slurm={"timeout_min": "auto"}), tmp_path)
-    assert aw.pool_limits(cfg)[1] and "timeout_min" in aw.pool_limits(cfg)[1]
+    assert aw.pool_limits(capabilities(cfg))[1] and "timeout_min" in aw.pool_limits(capabilities(cfg))[1]
     fixed = parse_config(base_cfg(backend="slurm", slurm={"timeout_min": 30}), tmp_path)
-    assert aw.pool_limits(fixed) == (1800.0, None)
+    assert aw.pool_limits(capabilities(fixed)) == (1800.0, None)
 
 
 # ----------------------------------------------------------------------------- virtual time
