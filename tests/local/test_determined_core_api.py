@@ -17,6 +17,8 @@ from asha_hpc.config import load_config
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 
+from conftest import require_module
+
 CONFIGS = Path(__file__).parent.parent / "determined_configs"
 
 
@@ -270,6 +272,7 @@ def test_a_checkpoint_past_the_next_rung_reports_at_once(job, monkeypatch, tmp_p
 def test_torch_launcher_becomes_torchrun(tmp_path, capsys):
     """`python3 -m determined.launch.torch_distributed python3 torch_ddp.py` with 2 slots runs
     under torchrun: two ranks, DDP over gloo, from_torch_distributed() collectives."""
+    require_module("torch")
     exp = _run(tmp_path, CONFIGS / "torch_ddp_038.yaml", capsys)
     (res,) = _segments(exp)
     assert res["status"] == "completed" and res["metrics"]["ranks"] == 2
