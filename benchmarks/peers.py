@@ -1,8 +1,10 @@
 """What the search benchmarks (stopping_rules.py, search_quality.py) share to drive the peer
-systems: whether a peer is installed, and Ray Tune's scheduler driven without Ray's runtime
-(a trial handle its ``ASHAScheduler`` accepts, configurations drawn from ``tune`` domains)."""
+systems: whether a peer is installed, an asha_hpc search space in a peer's own domains, and Ray
+Tune's scheduler driven without Ray's runtime (a trial handle its ``ASHAScheduler`` accepts,
+configurations drawn from ``tune`` domains)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -13,6 +15,29 @@ def have(mod: str) -> bool:
         return True
     except ImportError:
         return False
+
+
+def peer_domains(spec: dict[str, Any], *, uniform: Callable[[float, float], Any],
+                 loguniform: Callable[[float, float], Any], randint: Callable[[int, int], Any],
+                 choice: Callable[[list[Any]], Any]) -> dict[str, Any]:
+    """A flat asha_hpc space spec (``log``, ``double``, ``int``, ``categorical``) in a peer's
+    domains, built with its constructors; ``randint(lo, hi)`` gets both bounds inclusive, as
+    asha_hpc's ``int`` has them (Ray's ``tune.randint`` excludes ``hi``: wrap it)."""
+    out = {}
+    for k, p in spec.items():
+        t = p["type"]
+        if t == "log":
+            b = p["base"]
+            out[k] = loguniform(b ** p["minval"], b ** p["maxval"])
+        elif t == "double":
+            out[k] = uniform(p["minval"], p["maxval"])
+        elif t == "int":
+            out[k] = randint(p["minval"], p["maxval"])
+        elif t == "categorical":
+            out[k] = choice(list(p["vals"]))
+        else:
+            raise ValueError(f"hyperparameter {k!r}: type {t!r} has no peer domain here")
+    return out
 
 
 class RayTrial:

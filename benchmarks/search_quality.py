@@ -1,5 +1,5 @@
 """Search quality at equal compute: asha_hpc random and tpe sampling vs Optuna TPE + successive
-halving and Ray Tune ASHA, on four tasks, 12 seeds each.
+halving, Ray Tune ASHA and Syne Tune's asynchronous BOHB, on four tasks, 12 seeds each.
 
     pip install -e '.[bench]'
     python benchmarks/search_quality.py                 # the published table, ~25 min here
@@ -30,7 +30,16 @@ adaptive_asha (standard mode) with random sampling spends on T trials; everyone 
 - Optuna TPESampler + SuccessiveHalvingPruner(min_resource 1, reduction_factor 4), ask/tell,
   ``trial.report`` + ``should_prune`` every unit;
 - Ray Tune ASHAScheduler(max_t 64, grace_period 1, reduction_factor 4) driven through its own
-  ``on_trial_result`` every unit (as in stopping_rules.py), configs from ``tune`` domains.
+  ``on_trial_result`` every unit (as in stopping_rules.py), configs from ``tune`` domains;
+- Syne Tune BOHB(max_t 64, grace_period 1, reduction_factor 4, one bracket, default KDE
+  settings): asynchronous successive halving (stopping) whose new trials come from a KDE
+  searcher, BOHB's models of good and bad configurations, driven as Syne Tune's ``Tuner``
+  drives it (``suggest``, ``on_trial_add``, ``on_trial_result`` every unit, ``on_trial_remove``
+  on STOP). Two things of Syne Tune 0.16 a reader of the table should know: its searcher fits
+  one model on the last result of every trial whatever its length (not BOHB's per-budget
+  models), and its random draws use numpy's global generator, seeded here with the run's seed,
+  the stream Ray Tune ASHA's configurations come from: both start from the same configurations.
+  Syne Tune 0.16 no longer ships MOBSTER or Hyper-Tune.
 
 Measured: the incumbent after every completed segment, by one rule for all (the best result
 at the longest length anyone reached so far, as ``asha-hpc best`` picks), and its true value at
@@ -68,7 +77,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import landscapes  # noqa: E402
-from peers import RayTrial, have, ray_sample  # noqa: E402
+from peers import RayTrial, have, peer_domains, ray_sample  # noqa: E402
 from virtual_pool import run_pool  # noqa: E402
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
@@ -286,22 +295,32 @@ def optuna_params(trial, spec: dict[str, Any]) -> dict[str, Any]:
 def ray_domains(spec: dict[str, Any]) -> dict[str, Any]:
     from ray import tune
 
-    out = {}
-    for k, p in spec.items():
-        t = p["type"]
-        if t == "log":
-            b = p["base"]
-            out[k] = tune.loguniform(b ** p["minval"], b ** p["maxval"])
-        elif t == "double":
-            out[k] = tune.uniform(p["minval"], p["maxval"])
-        elif t == "int":
-            out[k] = tune.randint(p["minval"], p["maxval"] + 1)
-        else:
-            out[k] = tune.choice(p["vals"])
-    return out
+    return peer_domains(spec, uniform=tune.uniform, loguniform=tune.loguniform,
+                        randint=lambda lo, hi: tune.randint(lo, hi + 1), choice=tune.choice)
 
 
-class OptunaTPE:
+def syne_domains(spec: dict[str, Any]) -> dict[str, Any]:
+    from syne_tune import config_space as cs
+
+    return peer_domains(spec, uniform=cs.uniform, loguniform=cs.loguniform, randint=cs.randint,
+                        choice=cs.choice)
+
+
+class PeerPerUnit:
+    """A peer that hears of every unit: a work item is one unit of one trial, and the first
+    items are a new trial for every worker (``_new`` returns the next trial's first item)."""
+
+    def _new(self) -> list[Any]:
+        raise NotImplementedError
+
+    def start(self):
+        return [t for _ in range(WORKERS) for t in self._new()]
+
+    def cost(self, t):
+        return 1
+
+
+class OptunaTPE(PeerPerUnit):
     def __init__(self, task: Task, run: Run, seed: int) -> None:
         import optuna
 
@@ -321,12 +340,6 @@ class OptunaTPE:
         self.step[t.number] = 0
         return [t]
 
-    def start(self):
-        return [t for _ in range(WORKERS) for t in self._new()]
-
-    def cost(self, t):
-        return 1
-
     def done(self, t):
         step = self.step[t.number] = self.step[t.number] + 1
         m = self.task.curve(t.params, step)
@@ -341,7 +354,7 @@ class OptunaTPE:
         return [t]
 
 
-class RayASHA:
+class RayASHA(PeerPerUnit):
     def __init__(self, task: Task, run: Run, seed: int) -> None:
         from ray.tune.schedulers import ASHAScheduler
 
@@ -358,12 +371,6 @@ class RayASHA:
         self.sched.on_trial_add(None, t)
         return [t]
 
-    def start(self):
-        return [t for _ in range(WORKERS) for t in self._new()]
-
-    def cost(self, t):
-        return 1
-
     def done(self, t):
         t.step += 1
         m = self.task.curve(t.config, t.step)
@@ -375,12 +382,62 @@ class RayASHA:
         return self._new()
 
 
+class SyneBOHB(PeerPerUnit):
+    """Syne Tune's ``BOHB``: asynchronous successive halving (one bracket) whose new trials come
+    from a KDE searcher, driven as Syne Tune's ``Tuner`` drives it: ``suggest`` and
+    ``on_trial_add`` for a new trial, ``on_trial_result`` after every unit, ``on_trial_remove``
+    once it says STOP (it does at ``max_t`` too, so the Tuner never calls ``on_trial_complete``
+    for such a trial, and neither does this)."""
+
+    def __init__(self, task: Task, run: Run, seed: int) -> None:
+        import datetime
+        import logging
+        import warnings
+
+        from syne_tune.backend.trial_status import Trial
+        from syne_tune.optimizer.baselines import BOHB
+
+        # BOHB itself passes points_to_evaluate twice and warns about it on every run, and
+        # statsmodels' KDE warns that pandas will stop drawing from numpy's global generator
+        logging.getLogger("syne_tune").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="After 0.17", category=FutureWarning)
+        # on_trial_add draws the bracket and the KDE searcher its random configurations with
+        # numpy's global generator: seeded here, a run is the same for the same seed
+        np.random.seed(seed)
+        self.Trial, self.now = Trial, datetime.datetime(2026, 1, 1)
+        self.sched = BOHB(syne_domains(task.spec), metric="loss", time_attr="epoch",
+                          max_t=MAX_LEN, grace_period=1, reduction_factor=DIVISOR,
+                          random_seed=seed, do_minimize=True)
+        self.task, self.run, self.n = task, run, 0
+        self.step: dict[int, int] = {}
+
+    def _new(self):
+        suggestion = self.sched.suggest()
+        t = self.Trial(trial_id=self.n, config=suggestion.config, creation_time=self.now)
+        self.n += 1
+        self.step[t.trial_id] = 0
+        self.sched.on_trial_add(t)
+        return [t]
+
+    def done(self, t):
+        step = self.step[t.trial_id] = self.step[t.trial_id] + 1
+        m = self.task.curve(t.config, step)
+        self.run.result(t.config, step, m, 1)
+        if self.sched.on_trial_result(t, {"epoch": step, "loss": m}) == "CONTINUE":
+            return [t]
+        self.sched.on_trial_remove(t)
+        return self._new()
+
+
 SYSTEMS: dict[str, Callable[[Task, Run, int], Any]] = {
     "asha_hpc random": lambda task, run, seed: Ours(task, run, seed, "random"),
     "asha_hpc tpe": lambda task, run, seed: Ours(task, run, seed, "tpe"),
     "Optuna TPE + SuccessiveHalving": OptunaTPE,
     "Ray Tune ASHA": RayASHA,
+    "Syne Tune BOHB (async)": SyneBOHB,
 }
+REQUIRES = {"Optuna TPE + SuccessiveHalving": "optuna", "Ray Tune ASHA": "ray.tune",
+            "Syne Tune BOHB (async)": "syne_tune"}  # the optional peers: skipped when missing
 RANDOM, TPE = "asha_hpc random", "asha_hpc tpe"
 
 
@@ -550,8 +607,7 @@ def main() -> int:
         return 0
     tasks = ["branin", "hartmann6"] if a.quick else a.tasks.split(",")
     seeds = 3 if a.quick else a.seeds
-    systems = [s for s in SYSTEMS if (not s.startswith("Optuna") or have("optuna"))
-               and (not s.startswith("Ray") or have("ray.tune"))]
+    systems = [s for s in SYSTEMS if s not in REQUIRES or have(REQUIRES[s])]
     skipped = [s for s in SYSTEMS if s not in systems]
     runs: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
@@ -576,13 +632,14 @@ def main() -> int:
                        "budget": statistics.median(budgets)}
     res = analyse(runs, tasks, systems)
     vers = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("sklearn", "optuna", "ray"):
+    for mod in ("sklearn", "optuna", "ray", "syne_tune"):
         try:
             vers[mod] = __import__(mod).__version__
         except ImportError:
             vers[mod] = None
     print(f"search quality at equal compute; python {vers['python']}, optuna {vers['optuna']}, "
-          f"ray {vers['ray']}, sklearn {vers['sklearn']}, {os.cpu_count()} CPUs")
+          f"ray {vers['ray']}, syne_tune {vers['syne_tune']}, sklearn {vers['sklearn']}, "
+          f"{os.cpu_count()} CPUs")
     print_table(res, meta)
     for s in skipped:
         print(f"skipped: {s} (not installed)")

@@ -78,3 +78,21 @@ def test_ray_sample_gives_plain_values_in_the_domains():
         assert cfg["act"] in ("relu", "tanh")
     t = RayTrial(7, a[0])
     assert (t.trial_id, t.n, t.step, t.config) == ("7", 7, 0, a[0])
+
+
+def test_peer_domains_keep_the_space_bounds():
+    """An asha_hpc spec in a peer's domains: log bounds as values (base ** exponent), ``int``
+    with both bounds inclusive, categoricals as lists; a type it cannot map is named."""
+    from peers import peer_domains
+
+    ctors = {name: (lambda *a, name=name: (name, *a))
+             for name in ("uniform", "loguniform", "randint", "choice")}
+    spec = {"lr": {"type": "log", "minval": -3, "maxval": 0, "base": 10},
+            "x": {"type": "double", "minval": -5, "maxval": 10},
+            "width": {"type": "int", "minval": 16, "maxval": 128},
+            "act": {"type": "categorical", "vals": ("relu", "tanh")}}
+    got = peer_domains(spec, **ctors)
+    assert got == {"lr": ("loguniform", 10 ** -3, 1), "x": ("uniform", -5, 10),
+                   "width": ("randint", 16, 128), "act": ("choice", ["relu", "tanh"])}
+    with pytest.raises(ValueError, match="'n'.*'count'"):
+        peer_domains({"n": {"type": "count"}}, **ctors)

@@ -37,12 +37,10 @@ def test_landscapes_match_the_literature(sq):
 
 
 @pytest.mark.parametrize("system", ["asha_hpc tpe", "Optuna TPE + SuccessiveHalving",
-                                    "Ray Tune ASHA"])
+                                    "Ray Tune ASHA", "Syne Tune BOHB (async)"])
 def test_every_system_stops_at_the_budget_in_the_space(sq, system):
-    if system.startswith("Optuna"):
-        pytest.importorskip("optuna")
-    if system.startswith("Ray"):
-        pytest.importorskip("ray.tune")
+    if system in sq.REQUIRES:
+        pytest.importorskip(sq.REQUIRES[system])
     task = sq.make_task("branin")
     task.trials = 40
     seen = []
@@ -83,3 +81,34 @@ def test_reading_adds_up(sq):
     assert res["rows"][sq.TPE]["median"] == pytest.approx(0.9, abs=1e-5)
     # seed 0: tpe's 0.5 beats random's final 1.0 at 100; seed 1: 2.0 at 100; seed 2: never
     assert res["tpe_compute_to_random_final"]["per_seed"] == [1.0, 1.0, math.inf]
+
+
+def test_syne_tune_bohb_repeats_for_a_seed_and_keeps_the_space(sq):
+    """Syne Tune draws the bracket and its random configurations from numpy's global
+    generator: the peer seeds it, so a seed gives the same run; integers stay integers with
+    both bounds reachable, categoricals are the task's values."""
+    pytest.importorskip("syne_tune")
+    task = sq.make_task("branin")
+    task.trials = 40
+    budget = sq.run_system(sq.RANDOM, task, 3, None)["spent"]
+    a, b = (sq.run_system("Syne Tune BOHB (async)", task, 3, budget) for _ in range(2))
+    assert (a["trace"], a["pick"], a["spent"]) == (b["trace"], b["pick"], b["spent"])
+    assert a["spent"] == budget  # one unit per result: it trains until the budget is spent
+
+    class Mixed(sq.Task):
+        name = "mixed"
+        spec = {"width": {"type": "int", "minval": 1, "maxval": 3},
+                "act": {"type": "categorical", "vals": ["relu", "tanh"]},
+                "lr": {"type": "log", "minval": -3, "maxval": -1, "base": 10}}
+
+        def curve(self, hp, length):
+            return hp["width"] + hp["lr"] + (hp["act"] == "tanh") + 1 / length
+
+    seen = []
+    mixed = Mixed()
+    curve = mixed.curve
+    mixed.curve = lambda hp, length: seen.append(dict(hp)) or curve(hp, length)
+    sq.run_system("Syne Tune BOHB (async)", mixed, 0, 600)
+    assert {hp["width"] for hp in seen} == {1, 2, 3}
+    assert all(type(hp["width"]) is int and hp["act"] in ("relu", "tanh")
+               and 1e-3 <= hp["lr"] <= 1e-1 for hp in seen)
