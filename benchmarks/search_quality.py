@@ -1,5 +1,6 @@
 """Search quality at equal compute: asha_hpc random and tpe sampling vs Optuna TPE + successive
-halving, Ray Tune ASHA and Syne Tune's asynchronous BOHB, on four tasks, 12 seeds each.
+halving, Ray Tune ASHA, Ray Tune BOHB and Syne Tune's asynchronous BOHB, on four tasks, 12 seeds
+each.
 
     pip install -e '.[bench]'
     python benchmarks/search_quality.py                 # the published table, ~25 min here
@@ -39,7 +40,14 @@ adaptive_asha (standard mode) with random sampling spends on T trials; everyone 
   one model on the last result of every trial whatever its length (not BOHB's per-budget
   models), and its random draws use numpy's global generator, seeded here with the run's seed,
   the stream Ray Tune ASHA's configurations come from: both start from the same configurations.
-  Syne Tune 0.16 no longer ships MOBSTER or Hyper-Tune.
+  Syne Tune 0.16 no longer ships MOBSTER or Hyper-Tune;
+- Ray Tune BOHB: TuneBOHB (hpbandster's BOHB: models per budget, fitted on the largest budget
+  with enough results) + HyperBandForBOHB(max_t 64, reduction_factor 4), synchronous
+  HyperBand: a trial that reaches its bracket's milestone is PAUSED (its worker freed for
+  another trial) until the bracket is done, then resumed from where it stopped or stopped.
+  RayBOHB plays the part of Ray's TuneController those two call back into (trial statuses,
+  ``choose_trial_to_run``, ``stop_trial``, one PENDING trial queued, the searcher told after
+  the scheduler unless it said STOP), so each unit is trained and counted once.
 
 Measured: the incumbent after every completed segment, by one rule for all (the best result
 at the longest length anyone reached so far, as ``asha-hpc best`` picks), and its true value at
@@ -66,11 +74,16 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+# statsmodels' KDE (both BOHB peers fit theirs with it) warns on every fit that pandas will
+# stop drawing from numpy's global generator, which the peers seed for repeatable runs
+warnings.filterwarnings("ignore", message="After 0.17", category=FutureWarning)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -392,15 +405,12 @@ class SyneBOHB(PeerPerUnit):
     def __init__(self, task: Task, run: Run, seed: int) -> None:
         import datetime
         import logging
-        import warnings
 
         from syne_tune.backend.trial_status import Trial
         from syne_tune.optimizer.baselines import BOHB
 
-        # BOHB itself passes points_to_evaluate twice and warns about it on every run, and
-        # statsmodels' KDE warns that pandas will stop drawing from numpy's global generator
+        # BOHB itself passes points_to_evaluate twice and warns about it on every run
         logging.getLogger("syne_tune").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="After 0.17", category=FutureWarning)
         # on_trial_add draws the bracket and the KDE searcher its random configurations with
         # numpy's global generator: seeded here, a run is the same for the same seed
         np.random.seed(seed)
@@ -429,15 +439,127 @@ class SyneBOHB(PeerPerUnit):
         return self._new()
 
 
+class BOHBTrial:
+    """The part of a Ray Tune trial HyperBandForBOHB reads and sets through its controller
+    (``status``, ``is_saving``), with the units trained (``step``)."""
+
+    def __init__(self, trial_id: str, config: dict[str, Any]) -> None:
+        self.trial_id, self.config, self.step = trial_id, config, 0
+        self.status, self.is_saving = "PENDING", False
+        self.last_result: dict[str, Any] = {}
+
+
+class RayBOHB:
+    """Ray Tune's BOHB: ``TuneBOHB`` (hpbandster's BOHB models) + ``HyperBandForBOHB``
+    (synchronous HyperBand that pauses a trial at its bracket's milestone until the bracket is
+    done). This class is the part of Ray's ``TuneController`` they call back into, run as the
+    controller runs them: at most one PENDING trial queued from the searcher (Ray's default for
+    a searcher without a ConcurrencyLimiter), a free worker takes the trial
+    ``choose_trial_to_run`` picks (a PAUSED one it unpaused, resumed here from its in-memory
+    state, or a PENDING one), else the oldest PENDING; after every unit the scheduler's
+    ``on_trial_result``, then the searcher's unless the decision is STOP; PAUSE frees the
+    worker; ``stop_trial`` as Ray's: ``on_trial_remove`` + searcher ``on_trial_complete`` for a
+    PAUSED or PENDING trial, ``on_trial_complete`` on both for the RUNNING one."""
+
+    def __init__(self, task: Task, run: Run, seed: int) -> None:
+        import logging
+        from types import SimpleNamespace
+
+        from ray.tune.schedulers import HyperBandForBOHB
+        from ray.tune.search.bohb import TuneBOHB
+
+        logging.getLogger("hpbandster").setLevel(logging.WARNING)
+        np.random.seed(seed)  # hpbandster draws random configurations and KDE samples from it
+        space = TuneBOHB.convert_search_space(ray_domains(task.spec))
+        self.searcher = TuneBOHB(space=space, metric="loss", mode="min", seed=seed)
+        self.search_alg = SimpleNamespace(searcher=self.searcher)  # the controller's handle
+        self.sched = HyperBandForBOHB(time_attr="training_iteration", metric="loss",
+                                      mode="min", max_t=MAX_LEN, reduction_factor=DIVISOR)
+        self.task, self.run = task, run
+        self.trials: list[BOHBTrial] = []
+        self.running = 0
+
+    # --- what the scheduler calls on its controller
+    def get_trials(self) -> list[BOHBTrial]:
+        return self.trials
+
+    def stop_trial(self, t: BOHBTrial) -> None:
+        if t.status in ("TERMINATED", "ERROR"):
+            return
+        if t.status in ("PENDING", "PAUSED"):
+            self.sched.on_trial_remove(self, t)
+            self.searcher.on_trial_complete(t.trial_id)
+        else:
+            self.sched.on_trial_complete(self, t, t.last_result)
+            self.searcher.on_trial_complete(t.trial_id, result=t.last_result)
+            self.running -= 1
+        t.status = "TERMINATED"
+
+    # --- the controller's loop
+    def _queue(self) -> None:
+        if any(t.status == "PENDING" for t in self.trials):
+            return
+        trial_id = str(len(self.trials))
+        cfg = self.searcher.suggest(trial_id)
+        if cfg is None:
+            return
+        t = BOHBTrial(trial_id, {k: (v.item() if hasattr(v, "item") else v)
+                                 for k, v in cfg.items()})
+        self.trials.append(t)
+        self.sched.on_trial_add(self, t)
+
+    def _fill(self) -> list[BOHBTrial]:
+        out = []
+        while self.running < WORKERS:
+            self._queue()
+            t = self.sched.choose_trial_to_run(self) or next(
+                (p for p in self.trials if p.status == "PENDING"), None)
+            if t is None:
+                break
+            t.status = "RUNNING"
+            self.running += 1
+            out.append(t)
+        return out
+
+    def start(self):
+        return self._fill()
+
+    def cost(self, t):
+        return 1
+
+    def done(self, t):
+        t.step += 1
+        m = self.task.curve(t.config, t.step)
+        self.run.result(t.config, t.step, m, 1)
+        result = {"training_iteration": t.step, "loss": m}
+        decision = self.sched.on_trial_result(self, t, result)
+        if decision != "STOP":
+            self.searcher.on_trial_result(t.trial_id, result)
+        t.last_result = result
+        if decision == "CONTINUE":
+            if t.step >= MAX_LEN:
+                raise RuntimeError(f"HyperBandForBOHB continued trial {t.trial_id} past max_t")
+            return [t] + self._fill()
+        if decision == "PAUSE":
+            t.status = "PAUSED"
+            self.running -= 1
+        else:
+            self.stop_trial(t)
+        return self._fill()
+
+
 SYSTEMS: dict[str, Callable[[Task, Run, int], Any]] = {
     "asha_hpc random": lambda task, run, seed: Ours(task, run, seed, "random"),
     "asha_hpc tpe": lambda task, run, seed: Ours(task, run, seed, "tpe"),
     "Optuna TPE + SuccessiveHalving": OptunaTPE,
     "Ray Tune ASHA": RayASHA,
     "Syne Tune BOHB (async)": SyneBOHB,
+    "Ray Tune BOHB": RayBOHB,
 }
-REQUIRES = {"Optuna TPE + SuccessiveHalving": "optuna", "Ray Tune ASHA": "ray.tune",
-            "Syne Tune BOHB (async)": "syne_tune"}  # the optional peers: skipped when missing
+REQUIRES = {  # the optional peers' modules: a peer is skipped when one is missing
+    "Optuna TPE + SuccessiveHalving": ("optuna",), "Ray Tune ASHA": ("ray.tune",),
+    "Syne Tune BOHB (async)": ("syne_tune",),
+    "Ray Tune BOHB": ("ray.tune", "hpbandster", "ConfigSpace")}
 RANDOM, TPE = "asha_hpc random", "asha_hpc tpe"
 
 
@@ -607,7 +729,7 @@ def main() -> int:
         return 0
     tasks = ["branin", "hartmann6"] if a.quick else a.tasks.split(",")
     seeds = 3 if a.quick else a.seeds
-    systems = [s for s in SYSTEMS if s not in REQUIRES or have(REQUIRES[s])]
+    systems = [s for s in SYSTEMS if all(have(m) for m in REQUIRES.get(s, ()))]
     skipped = [s for s in SYSTEMS if s not in systems]
     runs: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}

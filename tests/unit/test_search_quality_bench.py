@@ -13,6 +13,10 @@ import pytest
 from asha_hpc.space import parse_space
 
 ROOT = Path(__file__).resolve().parents[2]
+# the BOHB peers' libraries: hpbandster calls ConfigSpace's deprecated API, statsmodels' KDE
+# warns about pandas' future default generator on every fit
+pytestmark = pytest.mark.filterwarnings("ignore:Please use:DeprecationWarning",
+                                        "ignore:After 0.17:FutureWarning")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +41,11 @@ def test_landscapes_match_the_literature(sq):
 
 
 @pytest.mark.parametrize("system", ["asha_hpc tpe", "Optuna TPE + SuccessiveHalving",
-                                    "Ray Tune ASHA", "Syne Tune BOHB (async)"])
+                                    "Ray Tune ASHA", "Syne Tune BOHB (async)",
+                                    "Ray Tune BOHB"])
 def test_every_system_stops_at_the_budget_in_the_space(sq, system):
-    if system in sq.REQUIRES:
-        pytest.importorskip(sq.REQUIRES[system])
+    for mod in sq.REQUIRES.get(system, ()):
+        pytest.importorskip(mod)
     task = sq.make_task("branin")
     task.trials = 40
     seen = []
@@ -112,3 +117,29 @@ def test_syne_tune_bohb_repeats_for_a_seed_and_keeps_the_space(sq):
     assert {hp["width"] for hp in seen} == {1, 2, 3}
     assert all(type(hp["width"]) is int and hp["act"] in ("relu", "tanh")
                and 1e-3 <= hp["lr"] <= 1e-1 for hp in seen)
+
+
+def test_ray_bohb_runs_hyperband_brackets_resuming_paused_trials(sq):
+    """Ray's synchronous HyperBandForBOHB driven as its controller drives it: every bracket of
+    the first band keeps n, n/4, ... trials to its milestones (64 -> 16 -> 4 -> 1 at 1, 4, 16,
+    64 units), a paused trial resumes where it stopped (each unit trained and counted once),
+    the searcher gets each milestone's result, and a seed repeats the run."""
+    for mod in sq.REQUIRES["Ray Tune BOHB"]:
+        pytest.importorskip(mod)
+    import collections
+
+    task = sq.make_task("branin")
+    run = sq.Run(task, 1500)
+    bohb = sq.RayBOHB(task, run, 0)
+    sq.run_pool(bohb, stop=run.over)
+    assert run.spent == 1500 == sum(t.step for t in bohb.trials)
+    brackets = [b for b in bohb.sched._hyperbands[0] if b is not None]
+    finals = [sorted(collections.Counter(t.step for t in b._all_trials).items())
+              for b in brackets]
+    assert finals == [[(1, 48), (4, 12), (16, 3), (64, 1)], [(4, 16), (16, 4), (64, 2)],
+                      [(16, 6), (64, 2)], [(64, 4)]]
+    seen = {b: len(c) for b, c in bohb.searcher.bohber.configs.items()}
+    assert set(seen) == {1, 4, 16, 64} and seen[1] == 64
+    again = sq.Run(task, 1500)
+    sq.run_pool(sq.RayBOHB(task, again, 0), stop=again.over)
+    assert again.trace == run.trace
