@@ -470,7 +470,10 @@ class RayBOHB:
         from ray.tune.schedulers import HyperBandForBOHB
         from ray.tune.search.bohb import TuneBOHB
 
-        logging.getLogger("hpbandster").setLevel(logging.WARNING)
+        # hpbandster logs every KDE draw that fails (g(x) = 0 in a corner of the space) with the
+        # model's whole data, and falls back to a random configuration: hundreds of lines a run
+        logging.getLogger("hpbandster").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="statsmodels")
         np.random.seed(seed)  # hpbandster draws random configurations and KDE samples from it
         space = TuneBOHB.convert_search_space(ray_domains(task.spec))
         self.searcher = TuneBOHB(space=space, metric="loss", mode="min", seed=seed)
@@ -729,6 +732,14 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_results(path: Path, body: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """The summary indented, then one line per run: a peer's incumbent changes at almost every
+    unit, so an indented trace would be a line per number (megabytes per table)."""
+    head = json.dumps(body, indent=1, default=str)[:-2]  # without the closing "\n}"
+    lines = ",\n".join(json.dumps(r, default=str, separators=(",", ":")) for r in runs)
+    path.write_text(f'{head},\n "runs": [\n{lines}\n ]\n}}\n')
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="branin,hartmann6,digits_mlp,hgb")
@@ -787,14 +798,13 @@ def main() -> int:
     out = HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     for r in runs:  # the incumbent's value only where it changes (the JSON stays small)
-        r["trace"] = thin_trace(r["trace"])
-    out.write_text(json.dumps({"benchmark": "search_quality", "versions": vers,
-                               "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                               "config": {"workers": WORKERS, "max_length": MAX_LEN,
-                                          "divisor": DIVISOR, "seeds": seeds,
-                                          "first_seed": a.first_seed, "tasks": meta},
-                               "skipped": skipped, "results": res, "runs": runs,
-                               "total_s": total}, indent=1, default=str) + "\n")
+        r["trace"] = [(c, float(f"{v:.6g}")) for c, v in thin_trace(r["trace"])]
+    write_results(out, {"benchmark": "search_quality", "versions": vers,
+                        "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
+                        "config": {"workers": WORKERS, "max_length": MAX_LEN,
+                                   "divisor": DIVISOR, "seeds": seeds,
+                                   "first_seed": a.first_seed, "tasks": meta},
+                        "skipped": skipped, "results": res, "total_s": total}, runs)
     png = out.with_suffix(".png")
     plot(res, png)
     print(f"wrote {out} and {png}")

@@ -62,10 +62,11 @@ def test_every_system_stops_at_the_budget_in_the_space(sq, system):
     assert r["cut"] == (r["spent"] == base["spent"])  # still running when the budget ran out
     values = [v for _, v in r["trace"]]
     assert r["final"] >= task.optimum
-    if r["full_from"] is None:  # nothing reached full length in the budget: the pick's value
+    if r["first_full"] is None:  # nothing reached full length in the budget: the pick's value
         assert r["final"] == curve(r["pick"], 64)
     else:  # once a trial is at full length, the incumbent only improves
-        full = values[r["full_from"]:]
+        start = next(i for i, (c, _) in enumerate(r["trace"]) if c >= r["first_full"])
+        full = values[start:]
         assert full == sorted(full, reverse=True) and r["final"] == values[-1] == min(full)
     space = parse_space(task.spec)[0]
     for hp in seen:
@@ -78,14 +79,20 @@ def test_reading_adds_up(sq):
     for seed, (a, b) in enumerate([(1.0, 0.5), (2.0, 2.0), (0.6, 0.9)]):
         for name, v in ((sq.RANDOM, a), (sq.TPE, b)):
             runs.append({"system": name, "task": "branin", "seed": seed, "final": v + 0.397887,
-                         "spent": 100, "budget": 100, "wall_s": 0.0,
+                         "spent": 100, "budget": 100, "wall_s": 0.0, "first_full": 100,
                          "trace": [(50, v + 1.397887), (100, v + 0.397887)]})
+    # seed 0's tpe: a short incumbent worth 0.5 once trained at 50, its first full-length
+    # result at 80
+    runs[1].update(trace=[(50, 0.897887), (100, 0.897887)], first_full=80)
     res = sq.analyse(runs, ["branin"], [sq.RANDOM, sq.TPE])["branin"]
     assert sum(r["wins"] for r in res["rows"].values()) == pytest.approx(3)
     assert res["rows"][sq.TPE]["wins"] == pytest.approx(1.5)  # one win, one tie
     assert res["rows"][sq.TPE]["median"] == pytest.approx(0.9, abs=1e-5)
-    # seed 0: tpe's 0.5 beats random's final 1.0 at 100; seed 1: 2.0 at 100; seed 2: never
-    assert res["tpe_compute_to_random_final"]["per_seed"] == [1.0, 1.0, math.inf]
+    # seed 0: tpe's 0.5 beats random's final 1.0 at 50, known from its first full-length
+    # result at 80; seed 1: 2.0 at 100; seed 2: never
+    assert res["tpe_compute_to_random_final"]["per_seed"] == [0.5, 1.0, math.inf]
+    assert res["tpe_compute_to_random_final_known"]["per_seed"] == [0.8, 1.0, math.inf]
+    assert res["rows"][sq.TPE]["first_full"] == 1.0  # median of 0.8, 1.0, 1.0
 
 
 def test_syne_tune_bohb_repeats_for_a_seed_and_keeps_the_space(sq):
