@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_module
 
 from asha_hpc.space import parse_space
 
@@ -45,7 +46,7 @@ def test_landscapes_match_the_literature(sq):
                                     "Ray Tune BOHB"])
 def test_every_system_stops_at_the_budget_in_the_space(sq, system):
     for mod in sq.REQUIRES.get(system, ()):
-        pytest.importorskip(mod)
+        require_module(mod, "bench")
     task = sq.make_task("branin")
     task.trials = 40
     seen = []
@@ -99,7 +100,7 @@ def test_syne_tune_bohb_repeats_for_a_seed_and_keeps_the_space(sq):
     """Syne Tune draws the bracket and its random configurations from numpy's global
     generator: the peer seeds it, so a seed gives the same run; integers stay integers with
     both bounds reachable, categoricals are the task's values."""
-    pytest.importorskip("syne_tune")
+    require_module("syne_tune", "bench")
     task = sq.make_task("branin")
     task.trials = 40
     budget = sq.run_system(sq.RANDOM, task, 3, None)["spent"]
@@ -132,7 +133,7 @@ def test_ray_bohb_runs_hyperband_brackets_resuming_paused_trials(sq):
     64 units), a paused trial resumes where it stopped (each unit trained and counted once),
     the searcher gets each milestone's result, and a seed repeats the run."""
     for mod in sq.REQUIRES["Ray Tune BOHB"]:
-        pytest.importorskip(mod)
+        require_module(mod, "bench")
     import collections
 
     task = sq.make_task("branin")
