@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_module
 
 from asha_hpc.space import parse_space
+
+from conftest import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 # the BOHB peers' libraries: hpbandster calls ConfigSpace's deprecated API, statsmodels' KDE
