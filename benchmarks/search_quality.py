@@ -253,12 +253,16 @@ class Run:
             self.trace.append((self.spent, self.trace[-1][1]))
 
 
+def searcher_config(task: Task, sampler: str) -> SearcherConfig:
+    """asha_hpc's search in this benchmark: adaptive_asha, standard mode, T trials."""
+    return SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
+                          max_trials=task.trials, max_concurrent_trials=WORKERS,
+                          divisor=DIVISOR, sampler=sampler)
+
+
 class Ours:
     def __init__(self, task: Task, run: Run, seed: int, sampler: str) -> None:
-        c = SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
-                           max_trials=task.trials, max_concurrent_trials=WORKERS,
-                           divisor=DIVISOR, sampler=sampler)
-        self.s = make_searcher(c, task.space, seed)
+        self.s = make_searcher(searcher_config(task, sampler), task.space, seed)
         self.task, self.run = task, run
         self.hp: dict[int, dict[str, Any]] = {}
         self.at: dict[int, int] = {}  # trial -> length trained
@@ -463,7 +467,8 @@ class RayBOHB:
     worker; ``stop_trial`` as Ray's: ``on_trial_remove`` + searcher ``on_trial_complete`` for a
     PAUSED or PENDING trial, ``on_trial_complete`` on both for the RUNNING one."""
 
-    def __init__(self, task: Task, run: Run, seed: int) -> None:
+    def __init__(self, task: Task, run: Run, seed: int,
+                 bohb_config: dict[str, Any] | None = None) -> None:
         import logging
         from types import SimpleNamespace
 
@@ -476,7 +481,8 @@ class RayBOHB:
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="statsmodels")
         np.random.seed(seed)  # hpbandster draws random configurations and KDE samples from it
         space = TuneBOHB.convert_search_space(ray_domains(task.spec))
-        self.searcher = TuneBOHB(space=space, metric="loss", mode="min", seed=seed)
+        self.searcher = TuneBOHB(space=space, metric="loss", mode="min", seed=seed,
+                                 bohb_config=bohb_config)  # hpbandster's BOHB options
         self.search_alg = SimpleNamespace(searcher=self.searcher)  # the controller's handle
         self.sched = HyperBandForBOHB(time_attr="training_iteration", metric="loss",
                                       mode="min", max_t=MAX_LEN, reduction_factor=DIVISOR)

@@ -152,3 +152,30 @@ def test_ray_bohb_runs_hyperband_brackets_resuming_paused_trials(sq):
     again = sq.Run(task, 1500)
     sq.run_pool(sq.RayBOHB(task, again, 0), stop=again.over)
     assert again.trace == run.trace
+
+
+def test_bohb_ablation_swaps_only_the_model(sq):
+    """benchmarks/bohb_ablation.py: hpbandster's generator as the sampler of asha_hpc's own
+    adaptive_asha keeps the budget, the space and asha_hpc's rung lengths; its 'no model'
+    HyperBand never fits a model."""
+    for mod in ("ray.tune", "hpbandster", "ConfigSpace"):
+        require_module(mod, "bench")
+    from virtual_pool import run_pool  # benchmarks/, on the path once search_quality is loaded
+
+    spec = importlib.util.spec_from_file_location("bohb_ablation",
+                                                  ROOT / "benchmarks" / "bohb_ablation.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    task = ab.sq.make_task("branin")
+    task.trials = 40
+    budget = ab.sq.run_system(ab.sq.RANDOM, task, 1, None)["spent"]
+    run = ab.sq.Run(task, budget)
+    ours = ab.OursWithHpbandster(task, run, 1)
+    run_pool(ours, stop=run.over)
+    assert 0 < run.spent <= budget
+    assert ours.hp and all(-5 <= hp["x1"] <= 10 and 0 <= hp["x2"] <= 15
+                           for hp in ours.hp.values())
+    assert set(ours.at.values()) <= {1, 4, 16, 64}  # segments end at asha_hpc's rungs
+    hb = ab.sq.RayBOHB(task, ab.sq.Run(task, budget), 1, ab.NO_MODEL)
+    run_pool(hb, stop=hb.run.over)
+    assert hb.searcher.bohber.kde_models == {} and len(hb.trials) > 16
