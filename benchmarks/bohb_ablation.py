@@ -62,7 +62,7 @@ class HpbandsterSampler:
     def sample(self, trial_id: int) -> dict[str, Any]:
         cfg, _ = self.cg.get_config(budget=None)  # the largest budget with a model decides
         self.configs[trial_id] = cfg
-        return {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
+        return sq.plain(cfg)
 
     def observe(self, trial_id: int, length: int, loss: float | None) -> None:
         if loss is None or loss != loss:

@@ -53,5 +53,10 @@ class RayTrial:
 def ray_sample(domains: dict[str, Any], rs: Any) -> dict[str, Any]:
     """One configuration from ``tune`` domains with a numpy RandomState, as plain Python values
     (numpy scalars would not compare or serialise like the other systems' values)."""
-    cfg = {k: d.sample(random_state=rs) for k, d in domains.items()}
+    return plain({k: d.sample(random_state=rs) for k, d in domains.items()})
+
+
+def plain(cfg: Any) -> dict[str, Any]:
+    """A peer's configuration with numpy scalars as Python values (numpy scalars would not
+    compare or serialise like the other systems' values)."""
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}

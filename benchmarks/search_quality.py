@@ -88,13 +88,15 @@ import numpy as np  # noqa: E402
 # statsmodels' KDE (both BOHB peers fit theirs with it) warns on every fit that pandas will
 # stop drawing from numpy's global generator, which the peers seed for repeatable runs
 warnings.filterwarnings("ignore", message="After 0.17", category=FutureWarning)
+# ... and divides by zero for a categorical with one value left in a model's data
+warnings.filterwarnings("ignore", category=RuntimeWarning, module="statsmodels")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import landscapes  # noqa: E402
-from peers import RayTrial, have, peer_domains, ray_sample  # noqa: E402
+from peers import RayTrial, have, peer_domains, plain, ray_sample  # noqa: E402
 from virtual_pool import run_pool  # noqa: E402
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
@@ -478,7 +480,6 @@ class RayBOHB:
         # hpbandster logs every KDE draw that fails (g(x) = 0 in a corner of the space) with the
         # model's whole data, and falls back to a random configuration: hundreds of lines a run
         logging.getLogger("hpbandster").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module="statsmodels")
         np.random.seed(seed)  # hpbandster draws random configurations and KDE samples from it
         space = TuneBOHB.convert_search_space(ray_domains(task.spec))
         self.searcher = TuneBOHB(space=space, metric="loss", mode="min", seed=seed,
@@ -514,8 +515,7 @@ class RayBOHB:
         cfg = self.searcher.suggest(trial_id)
         if cfg is None:
             return
-        t = BOHBTrial(trial_id, {k: (v.item() if hasattr(v, "item") else v)
-                                 for k, v in cfg.items()})
+        t = BOHBTrial(trial_id, plain(cfg))
         self.trials.append(t)
         self.sched.on_trial_add(self, t)
 
