@@ -1,0 +1,184 @@
+"""What every model-based sampler (``searcher.sampler: tpe | gp``) shares: the configurations and
+results it learns from, encoded as points of the unit cube, and its place in the journal.
+
+    sampler = TPESampler(space, seed, random_fraction=1/3, rng=rng)   # or GPSampler
+    hp = sampler.sample(trial_id)                  # at each created trial, in creation order
+    sampler.observe(trial_id, length, loss)        # at each result (loss: lower is better)
+
+Every leaf of the space is one dimension: double and int on [0, 1] (int as cells of equal
+width), log on its exponent, categorical by index; constants take no dimension.
+
+Deterministic: the random draws come from the same numpy stream ``random`` uses (so before a
+model exists a model sampler creates the same trials as random), the choice "random or model"
+and the model draw from a Generator seeded with (seed, trial id). A configuration drawn from a
+model is also kept in ``fresh`` until the master journals it; replay hands the journaled ones
+back through ``preload``, and a trial found there is never re-fitted.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+
+from ..space import Categorical, Const, Double, Int, Log, Space
+
+_MODEL_STREAM = 0x7E5  # separates the model's per-trial Generators from other uses of the seed
+
+
+class _Results:
+    """The results at one length: trial row (into the encoded matrix) and loss, growing."""
+
+    __slots__ = ("rows", "loss", "n")
+
+    def __init__(self) -> None:
+        self.rows = np.empty(16, np.int64)
+        self.loss = np.empty(16, np.float64)
+        self.n = 0
+
+    def add(self, row: int, loss: float) -> None:
+        if self.n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.empty_like(self.rows)])
+            self.loss = np.concatenate([self.loss, np.empty_like(self.loss)])
+        self.rows[self.n] = row
+        self.loss[self.n] = loss
+        self.n += 1
+
+
+class ModelSampler:
+    """Draws configurations of ``space``: at random, or from the model a subclass fits
+    (``_model``: its data or None; ``_draw``: one encoded point from it)."""
+
+    def __init__(self, space: Space, seed: int, random_fraction: float, rng: Any) -> None:
+        self.space = space
+        self.seed = int(seed)
+        self.random_fraction = float(random_fraction)
+        self.rng = rng  # the random searcher's stream (random draws)
+        self.leaves = space.leaves()
+        self.dims: list[tuple[int, Any]] = [(i, p) for i, (_, p) in enumerate(self.leaves)
+                                            if not isinstance(p, Const)]
+        d = len(self.dims)
+        self.cat = np.array([isinstance(p, Categorical) for _, p in self.dims], bool)
+        self.ncat = np.array([len(p.vals) if isinstance(p, Categorical) else 0
+                              for _, p in self.dims], np.float64)
+        self.X = np.empty((16, d), np.float64)  # row i: the encoded configuration of trial i + 1
+        self.created = 0
+        self.results: dict[int, _Results] = {}  # length -> results
+        self.known: dict[int, dict[str, Any]] = {}  # journaled model draws (replay)
+        self.fresh: dict[int, dict[str, Any]] = {}  # model draws not yet journaled
+        self.model_draws = 0  # configurations drawn from a model (fitted or journaled)
+
+    # ------------------------------------------------------------------ protocol
+    def sample(self, trial_id: int) -> dict[str, Any]:
+        hp = self.known.pop(trial_id, None)
+        if hp is not None:
+            self.model_draws += 1
+            self._store(trial_id, self.encode(hp))
+            return hp
+        g = np.random.default_rng([self.seed, trial_id, _MODEL_STREAM])
+        fit = self._model() if g.random() >= self.random_fraction else None
+        if fit is None:
+            hp = self.space.sample(self.rng)
+            self._store(trial_id, self.encode(hp))
+            return hp
+        hp = self.decode(self._draw(g, *fit))
+        self._store(trial_id, self.encode(hp))  # as replay will see it: from the value alone
+        self.model_draws += 1
+        self.fresh[trial_id] = hp
+        return hp
+
+    def observe(self, trial_id: int, length: int, loss: float | None) -> None:
+        """A result: ``loss`` lower is better; None or NaN (failed, diverged) is the worst."""
+        row = trial_id - 1
+        if not 0 <= row < self.created:
+            return
+        if loss is None or loss != loss:
+            loss = math.inf
+        r = self.results.get(length)
+        if r is None:
+            r = self.results[length] = _Results()
+        r.add(row, float(loss))
+
+    def preload(self, configs: dict[int, dict[str, Any]]) -> None:
+        """Model draws journaled earlier: ``sample`` returns them instead of fitting again."""
+        self.known.update(configs)
+
+    def take_fresh(self) -> dict[int, dict[str, Any]]:
+        """Model draws since the last call (for the journal)."""
+        out, self.fresh = self.fresh, {}
+        return out
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, hp: dict[str, Any]) -> np.ndarray:
+        """A configuration as a point of the unit cube (categoricals: the value's index)."""
+        out = np.empty(len(self.dims), np.float64)
+        for j, (i, p) in enumerate(self.dims):
+            v: Any = hp
+            for name in self.leaves[i][0]:
+                v = v[name]
+            out[j] = _encode(p, v)
+        return out
+
+    def decode(self, u: np.ndarray) -> dict[str, Any]:
+        values: list[Any] = []
+        it = iter(u.tolist())
+        for _, p in self.leaves:
+            values.append(p.sample(None) if isinstance(p, Const) else _decode(p, next(it)))
+        return self.space._build(values)
+
+    def _store(self, trial_id: int, x: np.ndarray) -> None:
+        if trial_id != self.created + 1:  # the searcher creates trials 1, 2, 3, ... in order
+            raise ValueError(f"trial {trial_id} drawn after trial {self.created}")
+        if self.created == len(self.X):
+            self.X = np.concatenate([self.X, np.empty_like(self.X)])
+        self.X[self.created] = x
+        self.created += 1
+
+    # ------------------------------------------------------------------ the model
+    def _model(self) -> tuple[Any, ...] | None:
+        """The model's data at this point of the search, or None: draw at random."""
+        raise NotImplementedError
+
+    def _draw(self, g: Any, *model: Any) -> np.ndarray:
+        """One encoded point from ``model`` (what ``_model`` returned), drawing from ``g``."""
+        raise NotImplementedError
+
+
+def _encode(p: Any, v: Any) -> float:
+    if isinstance(p, Categorical):
+        for k, w in enumerate(p.vals):
+            if w == v and type(w) is type(v):
+                return float(k)
+        for k, w in enumerate(p.vals):
+            if w == v:
+                return float(k)
+        return 0.0
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return 0.5
+    if isinstance(p, Int):
+        u = (x - p.minval + 0.5) / (p.maxval - p.minval + 1)
+    elif isinstance(p, Log):
+        if x <= 0 or p.base <= 0 or p.base == 1.0:
+            return 0.5
+        u = (math.log(x) / math.log(p.base) - p.minval) / (p.maxval - p.minval)
+    else:
+        u = (x - p.minval) / (p.maxval - p.minval)
+    return min(max(u, 0.0), 1.0) if u == u else 0.5
+
+
+def _decode(p: Any, u: float) -> Any:
+    if isinstance(p, Categorical):
+        v = p.vals[min(int(u), len(p.vals) - 1)]
+        return v if isinstance(v, (str, int, float, bool, type(None))) else copy.deepcopy(v)
+    if isinstance(p, Int):
+        span = p.maxval - p.minval + 1
+        return int(min(p.minval + int(math.floor(u * span)), p.maxval))
+    x = p.minval + u * (p.maxval - p.minval)
+    if isinstance(p, Log):
+        return float(min(max(p.base ** x, min(p.base ** p.minval, p.base ** p.maxval)),
+                         max(p.base ** p.minval, p.base ** p.maxval)))
+    assert isinstance(p, Double)
+    return float(min(max(x, p.minval), p.maxval))
