@@ -51,8 +51,8 @@ class SearcherConfig:
     asha_rule: str = "paper"  # paper | determined_0.37 | determined_0.38 (searcher/asha.py RULES)
     time_metric: str | None = None  # Determined 0.38: the validation metric counting length
     until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
-    sampler: str = "random"  # random | tpe (searcher/tpe.py): how new trials are drawn
-    random_fraction: float = 1 / 3  # tpe: share of the draws that stay random
+    sampler: str = "random"  # random | tpe | gp (searcher/tpe.py, gp.py): how new trials are drawn
+    random_fraction: float = 1 / 3  # tpe, gp: share of the draws that stay random
 
 
 @dataclass
@@ -323,7 +323,8 @@ class _Checker:
         if v is None:
             return default
         if v not in choices:
-            close = difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
+            same_case = [c for c in choices if c.lower() == str(v).lower()]  # TPE, Paper
+            close = same_case or difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             self.bad(full, f"must be one of {', '.join(choices)}, got {_show(v)}{hint}")
             return default
@@ -355,7 +356,7 @@ _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_tria
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
                   "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
                   "random_fraction")
-SAMPLERS = ("random", "tpe")
+SAMPLERS = ("random", "tpe", "gp")
 
 
 def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
@@ -399,14 +400,14 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.time_metric = c.get(d, "time_metric", p, _is_str, "a metric name", None)
     s.until_exit = c.get(d, "until_exit", p, _is_bool, "true or false", False)
     s.sampler = c.choice(d, "sampler", p, SAMPLERS, "random")
-    if s.sampler == "tpe" and s.name not in ("adaptive_asha", "async_halving", "random"):
-        c.bad(f"{p}.sampler", f"tpe works with adaptive_asha, async_halving and random, not with "
+    if s.sampler != "random" and s.name not in ("adaptive_asha", "async_halving", "random"):
+        c.bad(f"{p}.sampler", f"{s.sampler} works with adaptive_asha, async_halving and random, not with "
               f"'{s.name}': remove the sampler or change the searcher name")
     s.random_fraction = float(c.get(d, "random_fraction", p, _is_num, "a number", 1 / 3,
                                     lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"))
-    if "random_fraction" in d and s.sampler != "tpe":
-        c.bad(f"{p}.random_fraction", "only used with sampler: tpe; add 'sampler: tpe' or "
-              "remove it")
+    if "random_fraction" in d and s.sampler == "random":
+        c.bad(f"{p}.random_fraction", "only used with sampler: tpe or gp; add 'sampler: tpe' "
+              "or remove it")
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):

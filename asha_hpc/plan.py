@@ -162,8 +162,8 @@ def render_plan(cfg: SearcherConfig, space: Space, plan_dict: dict[str, Any]) ->
         head += f" ({extra})"
     if cfg.metric:
         head += f", metric {cfg.metric} ({'smaller' if cfg.smaller_is_better else 'larger'} is better)"
-    if getattr(cfg, "sampler", "random") == "tpe":
-        head += f"; new trials: tpe ({cfg.random_fraction:.0%} random)"
+    if getattr(cfg, "sampler", "random") != "random":
+        head += f"; new trials: {cfg.sampler} ({cfg.random_fraction:.0%} random)"
     if getattr(cfg, "until_exit", False):  # Determined 0.38 without a length
         lines = [head, "length: none given; each trial runs once, until its script ends", "",
                  f"total: {p['total_trials']:,} trials"]

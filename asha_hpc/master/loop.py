@@ -121,7 +121,7 @@ class Master:
         now = self.clock.time()
         for r in self.journal.append((dict(r.to_record(), time=now) for r in recs), sync):
             self.state.apply(r)
-        drawn = self.state.searcher.take_sampled()  # model draws (tpe): journaled, so that
+        drawn = self.state.searcher.take_sampled()  # model draws (tpe, gp): journaled, so that
         if drawn:  # replay never fits them again; before any job sees them (write-ahead)
             for r in self.journal.append([dict(Sampled(trial=t, hparams=hp).to_record(), time=now)
                                           for t, hp in sorted(drawn.items())], sync):

@@ -30,7 +30,7 @@ built by its constructor in records.py):
     worker_ready  a waiting job announced the slot it waits on (a ``result`` with ``waiting``
                 says the same for the job that sent it)
     worker_gone  workers that exited, died, or were told to exit
-    sampled     a configuration a model drew (searcher.sampler: tpe): ``trial``, ``hparams``;
+    sampled     a configuration a model drew (searcher.sampler: tpe or gp): ``trial``, ``hparams``;
                 replay hands these to the searcher before anything else, so it never re-fits
     workers_mode  ``workers: auto`` chose warm workers or a job per segment, with its numbers
                 (autoworkers.py; optional: older journals have none)

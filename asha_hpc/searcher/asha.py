@@ -27,10 +27,11 @@ rung whose check said "nothing" is not asked again until its results change.
 from __future__ import annotations
 
 import heapq
+import importlib
 import math
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +51,9 @@ from .base import (
 )
 from .brackets import bracket_plan
 from .sortedlist import SortedKeys
+
+if TYPE_CHECKING:  # the model samplers are imported only when a config asks for one
+    from .model_sampler import ModelSampler
 
 # trial statuses inside the searcher
 RUNNING = "running"  # in flight: training toward ``target`` (holds a slot)
@@ -525,16 +529,21 @@ class BracketSearcher:
             out.append(SearchDone())
 
 
+# sampler name -> (module, class): imported only when a config names it, so the master of a
+# random search never loads a model
+MODEL_SAMPLERS = {"tpe": (".tpe", "TPESampler"), "gp": (".gp", "GPSampler")}
+
+
 def sampling(cfg: Any, space: Any, seed: int) -> tuple[Callable[[int], dict[str, Any]], Any, Any]:
     """(next_hparams, rng, model) for ``cfg.sampler``: random draws from one numpy stream
-    seeded with ``seed``; tpe (tpe.py, imported only then) draws from the same stream until it
-    has a model, and a ``random_fraction`` of the draws after."""
+    seeded with ``seed``; tpe and gp (tpe.py, gp.py, imported only then) draw from the same stream
+    until they have a model, and a ``random_fraction`` of the draws after."""
     rng = np.random.default_rng(seed)
-    model = None
-    if getattr(cfg, "sampler", "random") == "tpe":
-        from .tpe import TPESampler
-
-        model = TPESampler(space, seed, cfg.random_fraction, rng)
+    model: ModelSampler | None = None
+    where = MODEL_SAMPLERS.get(getattr(cfg, "sampler", "random"))
+    if where is not None:
+        cls = getattr(importlib.import_module(where[0], __package__), where[1])
+        model = cls(space, seed, cfg.random_fraction, rng)
     return (lambda i: space.sample(rng)), rng, model
 
 

@@ -1,6 +1,7 @@
-"""``searcher.sampler: tpe``: deterministic, learns, journals its draws so that resume never
-fits again, handles every hyperparameter type (nested included), and changes nothing but the
-configurations: the bracket arithmetic (who is promoted, when, at what length) stays the same."""
+"""``searcher.sampler: tpe`` and ``gp``: each is deterministic, learns, journals its draws so that
+resume never fits again, handles every hyperparameter type (nested included), and changes nothing
+but the configurations: the bracket arithmetic (who is promoted, when, at what length) stays the
+same."""
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,9 @@ from asha_hpc.master.state import replay
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, TrialFailed, make_searcher
-from asha_hpc.searcher import tpe as tpe_mod
+from asha_hpc.searcher.gp import GPSampler
+from asha_hpc.searcher.model_sampler import ModelSampler
+from asha_hpc.searcher.tpe import TPESampler
 from asha_hpc.space import Categorical, Const, Double, Int, Log, parse_space
 from asha_hpc.testing.invariants import check_invariants
 
@@ -63,38 +66,46 @@ def drive(s, metric=loss, fail=()):
     return actions
 
 
+MODELS = ["tpe", "gp"]
+SAMPLER_CLASS = {"tpe": TPESampler, "gp": GPSampler}
+
+
 def created(actions):
     return {a.trial_id: a.hparams for a in actions if isinstance(a, CreateTrial)}
 
 
 # ----------------------------------------------------------------------------- determinism
-def test_same_seed_same_configs_other_seed_others():
+@pytest.mark.parametrize("sampler", MODELS)
+def test_same_seed_same_configs_other_seed_others(sampler):
     space = parse_space(SPACE)[0]
-    a = drive(make_searcher(searcher_cfg(), space, 5))
-    b = drive(make_searcher(searcher_cfg(), space, 5))
-    c = drive(make_searcher(searcher_cfg(), space, 6))
+    a = drive(make_searcher(searcher_cfg(sampler=sampler), space, 5))
+    b = drive(make_searcher(searcher_cfg(sampler=sampler), space, 5))
+    c = drive(make_searcher(searcher_cfg(sampler=sampler), space, 6))
     assert a == b
     assert created(a) != created(c)
 
 
-def test_random_until_a_model_exists_then_learns():
-    """Before any length has enough results tpe creates exactly random's trials (same stream);
-    with the model, its configurations beat random's on the same budget."""
+@pytest.mark.parametrize("sampler", MODELS)
+def test_random_until_a_model_exists_then_learns(sampler):
+    """Before any length has enough results a model sampler creates exactly random's trials
+    (same stream); with the model, its configurations beat random's on the same budget."""
     space = parse_space(SPACE)[0]
-    tpe = make_searcher(searcher_cfg(), space, 3)
+    tpe = make_searcher(searcher_cfg(sampler=sampler), space, 3)
     rnd = make_searcher(searcher_cfg(sampler="random"), space, 3)
     assert tpe.start() == rnd.start()  # 8 trials, no result yet: identical
-    a, b = drive(make_searcher(searcher_cfg(), space, 3)), drive(make_searcher(
+    a, b = drive(make_searcher(searcher_cfg(sampler=sampler), space, 3)), drive(make_searcher(
         searcher_cfg(sampler="random"), space, 3))
     best = lambda acts: sorted(loss(h, 64) for h in created(acts).values())[:10]  # noqa: E731
     assert sum(best(a)) < sum(best(b))
-    model = make_searcher(searcher_cfg(), space, 3)
+    model = make_searcher(searcher_cfg(sampler=sampler), space, 3)
+    assert isinstance(model._model, SAMPLER_CLASS[sampler])
     drive(model)
     assert model._model.model_draws > 50  # most draws after the start came from the model
 
 
-def test_bracket_arithmetic_unchanged():
-    """Fed the same results per trial id, tpe and random make the same promotions, stops and
+@pytest.mark.parametrize("sampler", MODELS)
+def test_bracket_arithmetic_unchanged(sampler):
+    """Fed the same results per trial id, a model sampler and random make the same promotions, stops and
     bracket bookkeeping: only the configurations differ."""
     space = parse_space(SPACE)[0]
 
@@ -104,8 +115,8 @@ def test_bracket_arithmetic_unchanged():
     for name, kw in (("adaptive_asha", {}), ("async_halving", {"num_rungs": 4}),
                      ("random", {}), ("adaptive_asha", {"stop_once": True, "mode": "aggressive"})):
         runs = []
-        for sampler in ("random", "tpe"):
-            s = make_searcher(searcher_cfg(name, sampler, trials=150, **kw), space, 9)
+        for which in ("random", sampler):
+            s = make_searcher(searcher_cfg(name, which, trials=150, **kw), space, 9)
             acts = drive(s, by_id)
             strip = [(type(a).__name__, a.trial_id, getattr(a, "length", None),
                       getattr(a, "reason", None), getattr(a, "bracket", None))
@@ -117,9 +128,10 @@ def test_bracket_arithmetic_unchanged():
         assert sum(x[0] == "CreateTrial" for x in runs[0][0]) == 150
 
 
-def test_failed_and_nan_results_count_as_the_worst():
+@pytest.mark.parametrize("sampler", MODELS)
+def test_failed_and_nan_results_count_as_the_worst(sampler):
     space = parse_space(SPACE)[0]
-    s = make_searcher(searcher_cfg(trials=120), space, 1)
+    s = make_searcher(searcher_cfg(sampler=sampler, trials=120), space, 1)
     nan_lr = lambda hp, length, tid: math.nan if hp["lr"] > 1e-2 else loss(hp, length)  # noqa: E731
     acts = drive(s, nan_lr, fail=set(range(1, 200, 7)))
     late = [h for t, h in created(acts).items() if t > 60]
@@ -182,16 +194,17 @@ spaces = st.recursive(st.dictionaries(_names, leaf_specs(), min_size=1, max_size
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=spaces, seed=st.integers(0, 2**32), frac=st.sampled_from([0.0, 0.3, 1.0]))
-def test_every_draw_lies_in_the_space(raw, seed, frac):
-    """Any space a user can write (nested, every type, odd values): tpe's draws are valid
-    values of every leaf, with the space's shape, and plain JSON-able Python types."""
+@given(raw=spaces, seed=st.integers(0, 2**32), frac=st.sampled_from([0.0, 0.3, 1.0]),
+       sampler=st.sampled_from(MODELS))
+def test_every_draw_lies_in_the_space(raw, seed, frac, sampler):
+    """Any space a user can write (nested, every type, odd values): a model sampler's draws are
+    valid values of every leaf, with the space's shape, and plain JSON-able Python types."""
     space, problems = parse_space(raw)
     if problems:
         return
     import json
 
-    s = make_searcher(searcher_cfg(trials=60, random_fraction=frac), space, seed)
+    s = make_searcher(searcher_cfg(sampler=sampler, trials=60, random_fraction=frac), space, seed)
     def pos(hp, length, tid):
         return hash(json.dumps(hp, sort_keys=True)) % 1000 / 1000 + 1 / length
 
@@ -202,7 +215,7 @@ def test_every_draw_lies_in_the_space(raw, seed, frac):
 
 def test_encode_decode_round_trip():
     space = parse_space(SPACE)[0]
-    m = tpe_mod.TPESampler(space, 0, 0.0, None)
+    m = ModelSampler(space, 0, 0.0, None)
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -227,15 +240,19 @@ def test_config_defaults_and_round_trip():
     cfg = parse_config(raw_config(), "/tmp")
     assert (cfg.searcher.sampler, cfg.searcher.random_fraction) == ("random", pytest.approx(1 / 3))
     assert "sampler" not in cfg.to_dict()["searcher"]  # files of the default stay as they were
-    cfg = parse_config(raw_config(sampler="tpe", random_fraction=0.25), "/tmp")
-    again = parse_config(cfg.to_dict(), "/tmp")
-    assert (again.searcher.sampler, again.searcher.random_fraction) == ("tpe", 0.25)
+    for sampler in MODELS:
+        cfg = parse_config(raw_config(sampler=sampler, random_fraction=0.25), "/tmp")
+        again = parse_config(cfg.to_dict(), "/tmp")
+        assert (again.searcher.sampler, again.searcher.random_fraction) == (sampler, 0.25)
 
 
 @pytest.mark.parametrize("searcher,want", [
-    ({"sampler": "tpee"}, "searcher.sampler: must be one of random, tpe, got 'tpee'; did you mean 'tpe'?"),
+    ({"sampler": "tpee"},
+     "searcher.sampler: must be one of random, tpe, gp, got 'tpee'; did you mean 'tpe'?"),
+    ({"sampler": "GP"}, "searcher.sampler: must be one of random, tpe, gp, got 'GP'; did you mean 'gp'?"),
     ({"sampler": "tpe", "name": "grid"}, "searcher.sampler: tpe works with adaptive_asha"),
-    ({"random_fraction": 0.5}, "searcher.random_fraction: only used with sampler: tpe"),
+    ({"sampler": "gp", "name": "grid"}, "searcher.sampler: gp works with adaptive_asha"),
+    ({"random_fraction": 0.5}, "searcher.random_fraction: only used with sampler: tpe or gp"),
     ({"sampler": "tpe", "random_fraction": 1.5}, "searcher.random_fraction: must be in [0, 1], got 1.5"),
     ({"sampler": "tpe", "random_fraction": "half"}, "searcher.random_fraction: must be a number"),
 ])
@@ -262,12 +279,12 @@ def test_random_fraction_any_user_value(v):
 
 
 # ----------------------------------------------------------------------------- master, resume
-def master_config(tmp_path, trials=80, **sim):
+def master_config(tmp_path, trials=80, sampler="tpe", **sim):
     return parse_config({
         "name": "tpe-sim", "entrypoint": "unused:train",
         "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
                      "max_trials": trials, "max_concurrent_trials": 8, "divisor": 4,
-                     "sampler": "tpe"},
+                     "sampler": sampler},
         "hyperparameters": SPACE, "reproducibility": {"experiment_seed": 4},
         "backend": "simulated", "poll_interval_s": 10,
         "simulated": dict({"unit_seconds": 30, "curve": "landscape:curve"}, **sim)},
@@ -285,8 +302,9 @@ def landscape(tmp_path):
     return tmp_path
 
 
-def test_master_journals_model_draws_and_replay_never_refits(landscape, monkeypatch):
-    cfg = master_config(landscape)
+@pytest.mark.parametrize("sampler", MODELS)
+def test_master_journals_model_draws_and_replay_never_refits(landscape, monkeypatch, sampler):
+    cfg = master_config(landscape, sampler=sampler)
     exp = ExpDir.create(landscape / "exp")
     st_ = Master(exp, cfg, progress=lambda s: None).run()
     recs = read_journal(exp.journal)[0]
@@ -298,26 +316,28 @@ def test_master_journals_model_draws_and_replay_never_refits(landscape, monkeypa
     assert all(seq_of[t] < first_intent[t] for t in sampled)  # journaled before submission
     assert all(st_.trials[t].hparams == hp for t, hp in sampled.items())
 
-    fit = tpe_mod.TPESampler._model
+    cls = SAMPLER_CLASS[sampler]
+    fit = cls._model
 
     def no_fit(self):  # asked only whether a model exists (a random draw): there is none yet
         model = fit(self)
         assert model is None, "replay fitted a model"
         return model
 
-    monkeypatch.setattr(tpe_mod.TPESampler, "_model", no_fit)
+    monkeypatch.setattr(cls, "_model", no_fit)
     again = replay(cfg, recs)  # every model draw comes from the journal
     assert {t: x.hparams for t, x in again.trials.items()} == \
         {t: x.hparams for t, x in st_.trials.items()}
     assert again.searcher.snapshot() == st_.searcher.snapshot()
 
 
-def test_resume_after_losing_the_last_sampled_records(landscape):
+@pytest.mark.parametrize("sampler", MODELS)
+def test_resume_after_losing_the_last_sampled_records(landscape, sampler):
     """A crash between a result and the ``sampled`` record of the draw it led to is
     harmless: replay fits those draws again and gets the same configurations (the draw is a
     function of the seed, the trial id and the results before it), the resumed master journals
     them, and the search completes with every invariant."""
-    cfg = master_config(landscape)
+    cfg = master_config(landscape, sampler=sampler)
     exp = ExpDir.create(landscape / "exp")
     m = Master(exp, cfg, progress=lambda s: None)
     assert m.start()
@@ -395,22 +415,23 @@ def test_random_sampler_imports_no_model():
             "s = make_searcher(SearcherConfig(name='adaptive_asha', metric='m', max_length=16,"
             " max_trials=8), parse_space({'x': {'type': 'double', 'minval': 0, 'maxval': 1}})[0], 0)\n"
             "s.start()\n"
-            "print('asha_hpc.searcher.tpe' in sys.modules, 'optuna' in sys.modules)\n")
+            "print(*(m in sys.modules for m in ('asha_hpc.searcher.tpe', 'asha_hpc.searcher.gp',"
+            " 'asha_hpc.searcher.model_sampler', 'optuna')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False"] * 4
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_master_killed_at_many_points_never_changes_a_submitted_config(tmp_path, seed,
+@pytest.mark.parametrize("sampler,seed", [("tpe", 0), ("tpe", 1), ("gp", 0)])
+def test_master_killed_at_many_points_never_changes_a_submitted_config(tmp_path, sampler, seed,
                                                                      monkeypatch):
-    """tpe under the fault injector: the master killed 30 times (before and after journal
+    """A model sampler under the fault injector: the master killed 30 times (before and after journal
     writes, after submissions), inputs corrupted while it is dead, resumed each time. Every
     invariant holds, and every job ever submitted got the configuration its trial has in the
     final state: a crash between a draw and its ``sampled`` record re-fits to the same one."""
     from asha_hpc.backends.simulated import SimulatedBackend
     from asha_hpc.testing.chaos import run_chaos
 
-    cfg = master_config(tmp_path, trials=60)
+    cfg = master_config(tmp_path, trials=60, sampler=sampler)
     cfg = replace(cfg, simulated=replace(cfg.simulated, curve=None))  # the synthetic curve
     seen = {}
     submit = SimulatedBackend.submit
@@ -431,3 +452,44 @@ def test_master_killed_at_many_points_never_changes_a_submitted_config(tmp_path,
     assert len(seen) == 60
     for tid, hps in seen.items():
         assert all(hp == final.trials[tid].hparams for hp in hps), tid
+
+
+def test_gp_learns_which_hyperparameters_matter():
+    """The GP's lengthscales come from the data: on 40 random configurations whose results
+    depend on lr alone, lr's lengthscale is the shortest; its draws then go near the best lr."""
+    import numpy as np
+
+    from asha_hpc.searcher.gp import _fit
+
+    space = parse_space({"lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},
+                         "dropout": {"type": "double", "minval": 0.0, "maxval": 0.5},
+                         "layers": {"type": "int", "minval": 1, "maxval": 8},
+                         "opt": {"type": "categorical", "vals": ["adam", "sgd"]}})[0]
+    m = GPSampler(space, 0, 1.0, np.random.default_rng(0))  # random draws first
+    for tid in range(1, 41):
+        hp = m.sample(tid)
+        m.observe(tid, 4, (math.log10(hp["lr"]) + 3) ** 2)
+    X, y = m._model()
+    ls, _, _ = _fit(m._sqdiff(X[:, None, :], X[None, :, :]), y)
+    lr = [name for name, _ in m.leaves].index(("lr",))
+    assert ls[lr] < np.delete(ls, lr).min()
+    m.random_fraction = 0.0
+    draws = [m.sample(tid) for tid in range(41, 61)]
+    assert sum(abs(math.log10(h["lr"]) + 3) < 0.5 for h in draws) >= 15
+
+
+@settings(max_examples=60, deadline=None)
+@given(v=st.one_of(st.sampled_from(["random", "tpe", "gp", "GP", "Tpe", "bayes", "", " tpe"]),
+                   st.text(max_size=6), st.integers(), st.none(), st.booleans(),
+                   st.lists(st.text(max_size=3), max_size=2)))
+def test_sampler_any_user_value(v):
+    """Any value of searcher.sampler: one of random, tpe, gp is taken as given; anything else
+    is one line naming the key (None: the default)."""
+    try:
+        cfg = parse_config(raw_config(sampler=v), "/tmp")
+    except ConfigError as e:
+        lines = [x for x in str(e).splitlines() if "searcher.sampler" in x]
+        assert len(lines) == 1 and "must be one of random, tpe, gp" in lines[0]
+        assert v not in ("random", "tpe", "gp")
+        return
+    assert cfg.searcher.sampler == (v if v is not None else "random")
