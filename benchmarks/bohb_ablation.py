@@ -23,7 +23,6 @@ ended below tpe. Writes benchmarks/results/bohb_ablation.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -140,11 +139,8 @@ def main() -> int:
                   f"{r['below_tpe']:>4} of {len(seeds)}")
     total = time.perf_counter() - t0
     print(f"total {total:.0f} s")
-    name = "bohb_ablation.json" if (a.first_seed, a.seeds) == (0, 12) else \
-        f"bohb_ablation_{a.first_seed}_{a.seeds}.json"
-    path = HERE / "results" / name
-    path.write_text(json.dumps({"benchmark": "bohb_ablation", "tasks": out, "total_s": total},
-                               indent=1) + "\n")
+    path = sq.save_by_seeds("bohb_ablation", a.first_seed, a.seeds,
+                            {"tasks": out, "total_s": total})
     print(f"wrote {path}")
     return 0
 

@@ -1,10 +1,12 @@
-"""What ``searcher.sampler: tpe`` costs the master, and what Optuna's TPE would cost instead.
+"""What ``searcher.sampler: tpe`` and ``gp`` cost the master, and what Optuna's TPE would cost
+instead.
 
     python benchmarks/sampler_cost.py            # ~2 minutes on 2 idle cores
     python benchmarks/sampler_cost.py --quick    # 1,000 results only, no master runs
 
-Measures, for asha_hpc's numpy TPE (asha_hpc/searcher/tpe.py) and for Optuna's TPESampler
-driven through ask/tell on an in-memory study (the library alternative):
+Measures, for asha_hpc's numpy TPE and GP (asha_hpc/searcher/tpe.py, gp.py) and for Optuna's
+TPESampler and GPSampler driven through ask/tell on an in-memory study (the library
+alternatives; GPSampler at 1,000 results only, 3 draws: it fits a GP on every result):
 
 - import time: a fresh interpreter importing what the master needs (median of 5 runs);
 - decision cost: milliseconds to draw one configuration from a model when the search holds
@@ -15,7 +17,7 @@ driven through ask/tell on an in-memory study (the library alternative):
 - dependency weight: what installing each adds on top of asha_hpc's own dependencies (files on
   disk, distributions);
 - master memory: peak RSS of the real master on the simulated backend, 10,000 trials, random vs
-  tpe (each in its own process), and the searcher's own allocations per trial (tracemalloc).
+  tpe vs gp (each in its own process), and the searcher's own allocations per trial (tracemalloc).
 
 Writes benchmarks/results/sampler_cost.json.
 """
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from asha_hpc.config import SearcherConfig  # noqa: E402
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher  # noqa: E402
+from asha_hpc.searcher.gp import min_results  # noqa: E402
 from asha_hpc.space import parse_space  # noqa: E402
 
 SPACE = {"lr": {"type": "log", "minval": -3.5, "maxval": 0, "base": 10},
@@ -47,6 +50,9 @@ SPACE = {"lr": {"type": "log", "minval": -3.5, "maxval": 0, "base": 10},
          "batch_size": {"type": "categorical", "vals": [32, 64, 128, 256]},
          "weight_decay": {"type": "log", "minval": -6, "maxval": -1, "base": 10},
          "act": {"type": "categorical", "vals": ["relu", "tanh"]}}
+
+
+SAMPLERS = ("random", "tpe", "gp")
 
 
 def loss(hp: dict[str, Any], length: int) -> float:
@@ -63,10 +69,11 @@ def import_seconds(stmt: str, reps: int = 5) -> float:
 
 
 # ----------------------------------------------------------------------------- decision cost
-def history(name: str, n: int, seed: int = 0):
-    """A tpe searcher that has seen ``n`` results (``name``: async_halving or random)."""
+def history(name: str, n: int, sampler: str, seed: int = 0):
+    """A searcher with a model sampler that has seen ``n`` results (``name``: async_halving or
+    random)."""
     cfg = SearcherConfig(name=name, metric="loss", max_length=64, max_trials=10**7,
-                         max_concurrent_trials=64, divisor=4, num_rungs=4, sampler="tpe",
+                         max_concurrent_trials=64, divisor=4, num_rungs=4, sampler=sampler,
                          random_fraction=1.0)  # building the history: random draws, fast
     s = make_searcher(cfg, parse_space(SPACE)[0], seed)
     hp: dict[int, dict[str, Any]] = {}
@@ -82,8 +89,8 @@ def history(name: str, n: int, seed: int = 0):
     return s
 
 
-def ours_ms(name: str, n: int, draws: int = 200) -> dict[str, float]:
-    s = history(name, n)
+def ours_ms(name: str, n: int, sampler: str, draws: int = 200) -> dict[str, float]:
+    s = history(name, n, sampler)
     model = s._model
     model.random_fraction = 0.0
     times = []
@@ -91,12 +98,12 @@ def ours_ms(name: str, n: int, draws: int = 200) -> dict[str, float]:
         t = time.perf_counter()
         model.sample(model.created + 1)
         times.append((time.perf_counter() - t) * 1e3)
+    enough = 2 * (len(model.dims) + 1) if sampler == "tpe" else min_results(len(model.dims))
     return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95)),
-            "model_length": max(length for length, r in model.results.items()
-                                if r.n >= 2 * (len(model.dims) + 1))}
+            "model_length": max(length for length, r in model.results.items() if r.n >= enough)}
 
 
-def optuna_ms(n: int, draws: int = 20) -> dict[str, float]:
+def optuna_ms(n: int, draws: int = 20, kind: str = "tpe") -> dict[str, float]:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -106,7 +113,9 @@ def optuna_ms(n: int, draws: int = 20) -> dict[str, float]:
              "batch_size": CategoricalDistribution([32, 64, 128, 256]),
              "weight_decay": FloatDistribution(1e-6, 1e-1, log=True),
              "act": CategoricalDistribution(["relu", "tanh"])}
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0),
+    sampler = (optuna.samplers.TPESampler(seed=0) if kind == "tpe" else
+               optuna.samplers.GPSampler(seed=0))
+    study = optuna.create_study(sampler=sampler,
                                 storage=optuna.storages.InMemoryStorage())
     rng = np.random.default_rng(0)
     trials = []
@@ -128,11 +137,12 @@ def optuna_ms(n: int, draws: int = 20) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- weight
-def dist_weight(name: str, have: set) -> dict[str, Any]:
-    """Files and bytes of ``name`` and its requirements that ``have`` does not hold."""
+def dist_weight(names: str | list[str], have: set) -> dict[str, Any]:
+    """Files and bytes of ``names`` and their requirements that ``have`` does not hold (a
+    requirement they share counted once)."""
     from importlib import metadata
 
-    seen, todo, size, files = set(), [name], 0, 0
+    seen, todo, size, files = set(), [names] if isinstance(names, str) else list(names), 0, 0
     while todo:
         d = todo.pop()
         key = d.lower().replace("_", "-")
@@ -159,6 +169,12 @@ def dist_weight(name: str, have: set) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- memory
 _CHILD = """
 import json, resource, sys, tempfile, time
+# the peak RSS a forked child reports starts at its parent's (which may hold torch by now):
+# Linux resets it on writing 5 to clear_refs
+try:
+    open("/proc/self/clear_refs", "w").write("5")
+except OSError:
+    pass
 from pathlib import Path
 from asha_hpc.config import parse_config
 from asha_hpc.protocol.expdir import ExpDir
@@ -180,7 +196,15 @@ t = time.process_time()
 st = Master(ExpDir.create(tmp / "exp"), cfg, progress=lambda s: None).run()
 cpu = time.process_time() - t
 best = min(t.metric for t in st.trials.values() if t.length == 256)
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+def peak_mb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rss_mb": peak_mb(),
                   "cpu_s": cpu, "best": best}))
 import shutil; shutil.rmtree(tmp)
 """
@@ -195,7 +219,8 @@ def master_memory(sampler: str, trials: int) -> dict[str, float]:
 def searcher_bytes(sampler: str, n: int) -> float:
     cfg = SearcherConfig(name="adaptive_asha", metric="loss", max_length=256, max_trials=n,
                          max_concurrent_trials=1000, divisor=4, sampler=sampler)
-    import asha_hpc.searcher.tpe  # noqa: F401  (a module import is not per-trial memory)
+    import asha_hpc.searcher.gp  # noqa: F401  (a module import is not per-trial memory)
+    import asha_hpc.searcher.tpe  # noqa: F401
 
     tracemalloc.start()
     s = make_searcher(cfg, parse_space(SPACE)[0], 0)
@@ -229,26 +254,37 @@ def main() -> int:
     except ImportError:
         optuna = None
     imp = {"asha_hpc.searcher (random)": import_seconds("import asha_hpc.searcher"),
-           "asha_hpc.searcher.tpe": import_seconds("import asha_hpc.searcher.tpe")}
+           "asha_hpc.searcher.tpe": import_seconds("import asha_hpc.searcher.tpe"),
+           "asha_hpc.searcher.gp": import_seconds("import asha_hpc.searcher.gp")}
     if optuna is not None:
         imp["optuna"] = import_seconds("import optuna")
+        imp["optuna + torch + scipy (GPSampler)"] = import_seconds(
+            "import optuna, torch, scipy.optimize", reps=3)
     res["import_s"] = imp
     dec: list[dict[str, Any]] = []
     for n in sizes:
-        for shape in ("async_halving", "random"):
-            dec.append(dict(ours_ms(shape, n), system="asha_hpc tpe (numpy)", results=n,
-                            history=shape))
+        for sampler in ("tpe", "gp"):
+            for shape in ("async_halving", "random"):
+                dec.append(dict(ours_ms(shape, n, sampler), system=f"asha_hpc {sampler} (numpy)",
+                                results=n, history=shape))
         if optuna is not None:
             dec.append(dict(optuna_ms(n, draws=10 if n > 5000 else 20),
                             system="Optuna TPESampler (ask/tell, in memory)", results=n,
                             history="random"))
+            if n <= 1000:
+                dec.append(dict(optuna_ms(n, draws=3, kind="gp"),
+                                system="Optuna GPSampler (ask/tell, in memory)", results=n,
+                                history="random"))
     res["decision"] = dec
     have = {"asha-hpc", "numpy", "pyyaml", "filelock", "submitit", "cloudpickle",
             "typing-extensions"}
-    res["weight"] = {"optuna": dist_weight("optuna", have) if optuna is not None else None}
-    res["searcher_bytes_per_trial"] = {s: searcher_bytes(s, 10_000) for s in ("random", "tpe")}
+    res["weight"] = {"optuna": dist_weight("optuna", have) if optuna is not None else None,
+                     "optuna GPSampler (optuna, torch, scipy)":
+                         dist_weight(["optuna", "torch", "scipy"], have) if optuna is not None
+                         else None}
+    res["searcher_bytes_per_trial"] = {s: searcher_bytes(s, 10_000) for s in SAMPLERS}
     if not a.quick:
-        res["master_10k"] = {s: master_memory(s, 10_000) for s in ("random", "tpe")}
+        res["master_10k"] = {s: master_memory(s, 10_000) for s in SAMPLERS}
 
     print(f"python {res['python']}, numpy {res['numpy']}, optuna {res.get('optuna')}, "
           f"{res['cpus']} CPUs, load {res['load_avg'][0]:.1f}")
@@ -260,13 +296,14 @@ def main() -> int:
     for d in dec:
         print(f"  {d['system']:<42} {d['results']:>8,} {d['history']:>14} "
               f"{d['median_ms']:>10.2f} {d['p95_ms']:>8.2f}")
-    w = res["weight"]["optuna"]
-    if w:
-        print(f"\nOptuna adds {len(w['distributions'])} distributions, {w['files']:,} files, "
-              f"{w['mb']:.0f} MB: {', '.join(w['distributions'])}; tpe adds nothing (numpy)")
+    for name, w in res["weight"].items():
+        if w:
+            print(f"\n{name} adds {len(w['distributions'])} distributions, {w['files']:,} files, "
+                  f"{w['mb']:.0f} MB: {', '.join(w['distributions'])}")
+    print("asha_hpc's tpe and gp add nothing (numpy is a dependency already)")
     b = res["searcher_bytes_per_trial"]
-    print(f"\nsearcher allocations per trial (10,000 trials, adaptive_asha): random "
-          f"{b['random']:,.0f} B, tpe {b['tpe']:,.0f} B")
+    print("\nsearcher allocations per trial (10,000 trials, adaptive_asha): " +
+          ", ".join(f"{k} {v:,.0f} B" for k, v in b.items()))
     if "master_10k" in res:
         for s, m in res["master_10k"].items():
             print(f"master, 10,000 trials on the simulated backend, {s:<6}: peak RSS "

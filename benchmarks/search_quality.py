@@ -1,9 +1,9 @@
-"""Search quality at equal compute: asha_hpc random and tpe sampling vs Optuna TPE + successive
-halving, Ray Tune ASHA, Ray Tune BOHB and Syne Tune's asynchronous BOHB, on four tasks, 12 seeds
-each.
+"""Search quality at equal compute: asha_hpc random, tpe and gp sampling vs Optuna TPE +
+successive halving, Ray Tune ASHA, Ray Tune BOHB and Syne Tune's asynchronous BOHB, on four tasks,
+12 seeds each.
 
     pip install -e '.[bench]'
-    python benchmarks/search_quality.py                 # the published table, ~25 min here
+    python benchmarks/search_quality.py                 # the published table, ~20 min here
     python benchmarks/search_quality.py --quick         # 3 seeds, synthetic tasks, ~1 minute
     python benchmarks/search_quality.py --tasks branin --seeds 4
     python benchmarks/search_quality.py --first-seed 100 --seeds 200 --tasks branin,hartmann6
@@ -26,7 +26,7 @@ The real tasks train with a fixed model seed: the seed of a run only changes the
 Equal budget: every system gets the same 16 virtual workers (a segment of k units holds one
 for k time steps) and, per task and seed, the compute (units trained) that asha_hpc's
 adaptive_asha (standard mode) with random sampling spends on T trials; everyone stops there.
-- asha_hpc adaptive_asha, sampler random / tpe: the pure searcher (the master's own), trials
+- asha_hpc adaptive_asha, sampler random / tpe / gp: the pure searcher (the master's own), trials
   resumed from their in-memory state when promoted;
 - Optuna TPESampler + SuccessiveHalvingPruner(min_resource 1, reduction_factor 4), ask/tell,
   ``trial.report`` + ``should_prune`` every unit;
@@ -57,10 +57,11 @@ that the configuration trained to 64 here, outside the budget, as for the functi
 incumbent's value - the best value known for the task (the functions' optimum; for the real
 tasks the best full-length value any run of any system saw). Printed: median regret [25th -
 75th percentile], wins per seed (lowest final regret; ties shared), the share of the budget
-spent when a system's first full-length result came (``first 64``, median), tpe's median
-regret over the best peer's, and the share of random's compute at which tpe reached random's
-final value (median over seeds; also counted only from tpe's first full-length result, the
-first point at which a user of a real task knows a value without training the pick further).
+spent when a system's first full-length result came (``first 64``, median), and for each model
+sampler (tpe, gp): its median regret over the best peer's, and the share of random's compute at
+which it reached random's final value (median over seeds; also counted only from its first
+full-length result, the first point at which a user of a real task knows a value without
+training the pick further).
 Writes benchmarks/results/search_quality.json and search_quality.png
 (median regret against compute, a panel per task).
 """
@@ -562,6 +563,7 @@ class RayBOHB:
 SYSTEMS: dict[str, Callable[[Task, Run, int], Any]] = {
     "asha_hpc random": lambda task, run, seed: Ours(task, run, seed, "random"),
     "asha_hpc tpe": lambda task, run, seed: Ours(task, run, seed, "tpe"),
+    "asha_hpc gp": lambda task, run, seed: Ours(task, run, seed, "gp"),
     "Optuna TPE + SuccessiveHalving": OptunaTPE,
     "Ray Tune ASHA": RayASHA,
     "Syne Tune BOHB (async)": SyneBOHB,
@@ -571,7 +573,8 @@ REQUIRES = {  # the optional peers' modules: a peer is skipped when one is missi
     "Optuna TPE + SuccessiveHalving": ("optuna",), "Ray Tune ASHA": ("ray.tune",),
     "Syne Tune BOHB (async)": ("syne_tune",),
     "Ray Tune BOHB": ("ray.tune", "hpbandster", "ConfigSpace")}
-RANDOM, TPE = "asha_hpc random", "asha_hpc tpe"
+RANDOM, TPE, GP = "asha_hpc random", "asha_hpc tpe", "asha_hpc gp"
+MODELS = {TPE: "tpe", GP: "gp"}  # the model samplers: each is read against the peers and random
 
 
 def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[str, Any]:
@@ -652,32 +655,42 @@ def analyse(runs: list[dict[str, Any]], tasks: list[str], systems: list[str]) ->
         peers = [s for s in rows if not s.startswith("asha_hpc")]
         best_peer = min(peers, key=lambda s: rows[s]["median"]) if peers else None
         summary: dict[str, Any] = {"optimum": opt, "rows": rows, "best_peer": best_peer}
-        if TPE in rows and best_peer:
-            summary["tpe_over_best_peer"] = (rows[TPE]["median"] / rows[best_peer]["median"]
-                                             if rows[best_peer]["median"] > 0 else math.inf)
-        if TPE in rows and RANDOM in rows:
-            fr, fr_known = [], []
-            for k in seeds:
-                r_rand = next(r for r in rs if r["system"] == RANDOM and r["seed"] == k)
-                r_tpe = next(r for r in rs if r["system"] == TPE and r["seed"] == k)
-                target = r_rand["final"]
-                reach = next((c for c, v in r_tpe["trace"] if v == v and v <= target), None)
-                fr.append(reach / r_rand["spent"] if reach is not None else math.inf)
-                # the stricter reading: a value counts once tpe has a full-length result, the
-                # first point at which a user knows it without training the pick further
-                known = (None if reach is None or r_tpe["first_full"] is None
-                         else max(reach, r_tpe["first_full"]))
-                fr_known.append(known / r_rand["spent"] if known is not None else math.inf)
-            summary["tpe_compute_to_random_final"] = {"median": statistics.median(fr),
-                                                      "per_seed": fr}
-            summary["tpe_compute_to_random_final_known"] = {"median": statistics.median(fr_known),
-                                                            "per_seed": fr_known}
-            # tpe's later trials beat its earlier ones more often than random's do, so ASHA
-            # promotes more of them and the same max_trials needs more compute: cut at the
-            # budget, its last long segments are still running
-            summary["tpe_cut_at_budget"] = sum(bool(r.get("cut")) for r in rs
-                                               if r["system"] == TPE)
+        for label, short in MODELS.items():
+            if label in rows:
+                summary.update(read_model(short, rows[label], rows.get(best_peer or ""),
+                                          [r for r in rs if r["system"] == label],
+                                          [r for r in rs if r["system"] == RANDOM]))
         out[task] = summary
+    return out
+
+
+def read_model(short: str, row: dict[str, Any], peer: dict[str, Any] | None,
+               mine: list[dict[str, Any]], rand: list[dict[str, Any]]) -> dict[str, Any]:
+    """A model sampler's targets: its median regret over the best peer's, and the share of
+    random's compute at which it reached random's final value (per seed)."""
+    out: dict[str, Any] = {}
+    if peer is not None:
+        out[f"{short}_over_best_peer"] = (row["median"] / peer["median"] if peer["median"] > 0
+                                          else math.inf)
+    if rand:
+        fr, fr_known = [], []
+        for r_rand in rand:
+            r_m = next(r for r in mine if r["seed"] == r_rand["seed"])
+            target = r_rand["final"]
+            reach = next((c for c, v in r_m["trace"] if v == v and v <= target), None)
+            fr.append(reach / r_rand["spent"] if reach is not None else math.inf)
+            # the stricter reading: a value counts once the sampler has a full-length result,
+            # the first point at which a user knows it without training the pick further
+            known = (None if reach is None or r_m["first_full"] is None
+                     else max(reach, r_m["first_full"]))
+            fr_known.append(known / r_rand["spent"] if known is not None else math.inf)
+        out[f"{short}_compute_to_random_final"] = {"median": statistics.median(fr), "per_seed": fr}
+        out[f"{short}_compute_to_random_final_known"] = {"median": statistics.median(fr_known),
+                                                         "per_seed": fr_known}
+        # a model's later trials beat its earlier ones more often than random's do, so ASHA
+        # promotes more of them and the same max_trials needs more compute: cut at the
+        # budget, its last long segments are still running
+        out[f"{short}_cut_at_budget"] = sum(bool(r.get("cut")) for r in mine)
     return out
 
 
@@ -694,18 +707,18 @@ def print_table(res: dict[str, Any], meta: dict[str, Any]) -> None:
         for name, r in s["rows"].items():
             print(f"  {name:<32} {r['median']:>14.4g} [{r['q25']:>9.3g} - {r['q75']:>9.3g}] "
                   f"{r['wins']:>6.1f} {r['first_full']:>8.2f} {r['wall_s']:>7.1f}")
-        if "tpe_over_best_peer" in s:
-            print(f"  tpe / best peer ({s['best_peer']}): {s['tpe_over_best_peer']:.2f}x "
-                  f"median regret (target <= 0.7)")
-        if "tpe_compute_to_random_final" in s:
-            f = s["tpe_compute_to_random_final"]["median"]
-            k = s["tpe_compute_to_random_final_known"]["median"]
-            print(f"  tpe reached random's final value at {f:.2f} of random's compute "
-                  f"(median over seeds; target <= 0.67); {k:.2f} counting only from tpe's "
-                  f"first full-length result")
-        if "tpe_cut_at_budget" in s:
-            print(f"  tpe's search was still running at the budget in {s['tpe_cut_at_budget']} "
-                  f"of {m['seeds']} seeds")
+        for short in MODELS.values():
+            if f"{short}_over_best_peer" in s:
+                print(f"  {short} / best peer ({s['best_peer']}): "
+                      f"{s[short + '_over_best_peer']:.2f}x median regret (target <= 0.7)")
+            if f"{short}_compute_to_random_final" in s:
+                f = s[f"{short}_compute_to_random_final"]["median"]
+                k = s[f"{short}_compute_to_random_final_known"]["median"]
+                print(f"  {short} reached random's final value at {f:.2f} of random's compute "
+                      f"(median over seeds; target <= 0.67); {k:.2f} counting only from its "
+                      f"first full-length result")
+                print(f"  {short}'s search was still running at the budget in "
+                      f"{s[short + '_cut_at_budget']} of {m['seeds']} seeds")
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
@@ -738,6 +751,17 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def save_by_seeds(benchmark: str, first_seed: int, seeds: int, body: dict[str, Any],
+                  out: str | None = None) -> Path:
+    """A seed-sweep benchmark's JSON: ``results/<benchmark>.json`` for the published seeds
+    (0-11), ``<benchmark>_<first>_<count>.json`` for others, or ``out``."""
+    name = f"{benchmark}.json" if (first_seed, seeds) == (0, 12) else \
+        f"{benchmark}_{first_seed}_{seeds}.json"
+    path = Path(out) if out else HERE / "results" / name
+    path.write_text(json.dumps({"benchmark": benchmark, **body}, indent=1) + "\n")
+    return path
+
+
 def write_results(path: Path, body: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     """The summary indented, then one line per run: a peer's incumbent changes at almost every
     unit, so an indented trace would be a line per number (megabytes per table)."""
@@ -755,6 +779,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="3 seeds, the synthetic tasks")
     ap.add_argument("--out", default=None, help="JSON file name in benchmarks/results/")
     ap.add_argument("--plot-only", metavar="JSON", help="redraw the PNG of an earlier run")
+    ap.add_argument("--no-traces", action="store_true",
+                    help="leave each run's incumbent trace out of the JSON (the summary's curves "
+                         "stay): many seeds would make it megabytes")
     a = ap.parse_args()
     if a.plot_only:
         src = Path(a.plot_only)
@@ -804,7 +831,7 @@ def main() -> int:
     out = HERE / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     for r in runs:  # the incumbent's value only where it changes (the JSON stays small)
-        r["trace"] = [(c, float(f"{v:.6g}")) for c, v in thin_trace(r["trace"])]
+        r["trace"] = [] if a.no_traces else [(c, float(f"{v:.6g}")) for c, v in thin_trace(r["trace"])]
     write_results(out, {"benchmark": "search_quality", "versions": vers,
                         "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
                         "config": {"workers": WORKERS, "max_length": MAX_LEN,

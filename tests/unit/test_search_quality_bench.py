@@ -179,3 +179,23 @@ def test_bohb_ablation_swaps_only_the_model(sq):
     hb = ab.sq.RayBOHB(task, ab.sq.Run(task, budget), 1, ab.NO_MODEL)
     run_pool(hb, stop=hb.run.over)
     assert hb.searcher.bohber.kde_models == {} and len(hb.trials) > 16
+
+
+def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
+    """benchmarks/budget_cut.py: the first row sets the budget; the cut rows stop at it, the
+    whole-plan rows go past it (a model's plan promotes more), and the JSON has every row."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "cut.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget_cut.py"), "--tasks",
+                    "branin", "--seeds", "2", "--first-seed", "100", "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    rows = json.loads(out.read_text())["tasks"]["branin"]["rows"]
+    assert len(rows) == 6
+    compute = {k: r["compute"] for k, r in rows.items()}
+    assert compute["random, T trials (sets the budget)"] == 1.0
+    assert all(v <= 1.0 for k, v in compute.items() if k.endswith(", cut"))
+    assert all(v > 1.0 for k, v in compute.items() if k.endswith("whole plan"))
+    assert all(len(r["finals"]) == 2 for r in rows.values())

@@ -1,0 +1,101 @@
+"""What stopping at a compute budget costs a search whose plan does not end there.
+
+    pip install -e '.[bench]'
+    python benchmarks/budget_cut.py                     # 4 tasks, seeds 0-11, ~10 minutes
+    python benchmarks/budget_cut.py --tasks hgb --first-seed 100 --seeds 12
+
+search_quality.py stops every system at the compute asha_hpc's adaptive_asha with random
+sampling spends on T trials. That run's plan ends exactly there; every other system is stopped
+in the middle of its plan, with segments still on their way to full length (16 workers, and a
+segment from 16 to 64 units holds one for 48 units). This measures that cost with random
+sampling itself, on the same tasks, seeds and budget:
+
+- ``random, T trials``: the run that sets the budget (not cut);
+- ``random, 2T trials, cut``: the same sampler with a plan twice as large, stopped at the budget;
+- ``tpe`` / ``gp``, T trials: cut at the budget (as in search_quality.py), and uncut (their whole
+  plan, with its compute as a multiple of the budget).
+
+Printed per task: median final value of the incumbent (the configuration trained to full
+length: the function's value, or the validation loss), its regret for the functions, on how many
+seeds each is below ``random, T trials``, and the median compute spent over the budget. Writes
+benchmarks/results/budget_cut.json.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import search_quality as sq  # noqa: E402  (sets the thread limits and the paths first)
+
+ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False),
+        ("random, 2T trials, cut", sq.RANDOM, 2, True),
+        ("tpe, T trials, cut", sq.TPE, 1, True),
+        ("gp, T trials, cut", sq.GP, 1, True),
+        ("tpe, T trials, whole plan", sq.TPE, 1, False),
+        ("gp, T trials, whole plan", sq.GP, 1, False)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default="branin,hartmann6,digits_mlp,hgb")
+    ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="JSON path (default: in benchmarks/results/)")
+    a = ap.parse_args()
+    seeds = range(a.first_seed, a.first_seed + a.seeds)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {}
+    for tname in a.tasks.split(","):
+        task = sq.make_task(tname)
+        trials = task.trials
+        finals: dict[str, list[float]] = {r[0]: [] for r in ROWS}
+        spent: dict[str, list[float]] = {r[0]: [] for r in ROWS}
+        for seed in seeds:
+            budget = None
+            for label, system, mult, cut in ROWS:
+                task.trials = trials * mult
+                r = sq.run_system(system, task, seed, budget if cut else None)
+                if budget is None:
+                    budget = r["spent"]  # the first row sets it
+                finals[label].append(r["final"])
+                spent[label].append(r["spent"] / budget)
+            task.trials = trials
+            print(f"  {tname} seed {seed}: " + ", ".join(f"{k.split(',')[0]} {v[-1]:.5g}"
+                                                         for k, v in finals.items()),
+                  file=sys.stderr, flush=True)
+        opt = sq.landscapes.OPTIMUM.get(tname)
+        base = finals[ROWS[0][0]]
+        rows = {}
+        for label, v in finals.items():
+            rows[label] = {"median": statistics.median(v), "q25": sq.pct(v, 25),
+                           "q75": sq.pct(v, 75),
+                           "regret": None if opt is None else statistics.median(v) - opt,
+                           "below_random_T": sum(x < y for x, y in zip(v, base)),
+                           "compute": statistics.median(spent[label]), "finals": v}
+        out[tname] = {"optimum": opt, "trials": trials, "seeds": list(seeds), "rows": rows}
+        what = "value (regret)" if opt is not None else "validation loss"
+        print(f"\n{tname}: T = {trials}, seeds {seeds[0]}-{seeds[-1]}; median final {what}")
+        print(f"  {'':<36} {'median':>10} {'regret':>8} {'[25% - 75%]':>23} "
+              f"{'below random T':>15} {'compute':>8}")
+        for label, r in rows.items():
+            reg = f"{r['regret']:.3g}" if r["regret"] is not None else "-"
+            print(f"  {label:<36} {r['median']:>10.5g} {reg:>8} [{r['q25']:>9.4g} - "
+                  f"{r['q75']:>9.4g}] {r['below_random_T']:>8} of {len(seeds):<5} "
+                  f"{r['compute']:>7.2f}x")
+    total = time.perf_counter() - t0
+    print(f"total {total:.0f} s")
+    path = sq.save_by_seeds("budget_cut", a.first_seed, a.seeds, {"tasks": out, "total_s": total},
+                            a.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
