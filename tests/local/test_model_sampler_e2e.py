@@ -1,0 +1,116 @@
+"""A model sampler (``searcher.sampler: tpe`` or ``gp``) on the local backend with real jobs: a
+scikit-learn script written the way its tutorials write one (``SGDClassifier.partial_fit`` on
+digits, accuracy to maximise, a pickled checkpoint), the master killed once mid-search and
+resumed. Every job must have trained the configuration the journal holds for its trial."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from helpers import cli, final_state, journal
+
+pytest.importorskip("sklearn", reason="pip install scikit-learn")
+
+SCRIPT = '''
+import json
+import pickle
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.linear_model import SGDClassifier
+from sklearn.model_selection import train_test_split
+
+
+def train(trial):
+    hp = trial.hparams
+    with open(trial.dir / "seen.jsonl", "a") as f:
+        f.write(json.dumps(hp) + "\\n")
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=0)
+    clf = SGDClassifier(loss=hp["loss"], penalty=hp["penalty"], alpha=hp["alpha"],
+                        learning_rate="constant", eta0=hp["eta0"], random_state=0)
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        with open(trial.latest_checkpoint / "model.pkl", "rb") as f:
+            clf, epoch = pickle.load(f)
+    rng = np.random.default_rng(epoch)
+    for segment in trial.segments():
+        while epoch < segment.length:
+            order = rng.permutation(len(X_train))
+            for start in range(0, len(order), hp["batch_size"]):
+                idx = order[start:start + hp["batch_size"]]
+                clf.partial_fit(X_train[idx], y_train[idx], classes=np.arange(10))
+            epoch += 1
+        accuracy = clf.score(X_val, y_val)
+        with trial.save_checkpoint(length=epoch) as path:
+            with open(path / "model.pkl", "wb") as f:
+                pickle.dump((clf, epoch), f)
+        segment.report({"accuracy": accuracy}, epoch=epoch)
+'''
+
+SPACE = {
+    "alpha": {"type": "log", "minval": -6, "maxval": -1, "base": 10},
+    "eta0": {"type": "log", "minval": -4, "maxval": 0, "base": 10},
+    "loss": {"type": "categorical", "vals": ["hinge", "log_loss", "modified_huber"]},
+    "penalty": {"type": "categorical", "vals": ["l2", "l1", "elasticnet"]},
+    "batch_size": {"type": "int", "minval": 16, "maxval": 128},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+def test_model_draws_reach_their_jobs_through_a_master_kill(tmp_path, sampler):
+    (tmp_path / "train.py").write_text(SCRIPT)
+    cfg = {"name": f"sgd-digits-{sampler}", "entrypoint": "train:train",
+           "searcher": {"name": "adaptive_asha", "metric": "accuracy", "smaller_is_better": False,
+                        "max_length": {"epochs": 9}, "max_trials": 40,
+                        "max_concurrent_trials": 4, "mode": "aggressive", "divisor": 3,
+                        "sampler": sampler},
+           "hyperparameters": SPACE, "reproducibility": {"experiment_seed": 7},
+           "backend": "local", "poll_interval_s": 0.2}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    exp = tmp_path / "run"
+
+    # the master is killed once the model has drawn a few trials, then resumed
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if exp.joinpath("journal.jsonl").exists() and \
+                sum(r["kind"] == "sampled" for r in journal(exp)) >= 3:
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the search ended before the model drew three trials"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = {r["trial"]: r["hparams"] for r in journal(exp) if r["kind"] == "sampled"}
+    cli("resume", exp)
+
+    cfg_, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    recs = journal(exp)
+    sampled: dict[int, list[dict]] = {}
+    for r in recs:
+        if r["kind"] == "sampled":
+            sampled.setdefault(r["trial"], []).append(r["hparams"])
+    # a draw journaled before the kill is never drawn again, and the model kept drawing after
+    assert all(sampled[t] == [hp] for t, hp in before.items())
+    assert len(sampled) > len(before)
+    assert all(len(v) == 1 for v in sampled.values())
+    # every run of every trial trained its own configuration: the journaled one for model draws
+    for t in st.trials.values():
+        seen = [json.loads(line) for line in (exp / "trials" / f"{t.id:05d}" / "seen.jsonl")
+                .read_text().splitlines()]
+        assert seen and all(s == t.hparams for s in seen), t.id
+        if t.id in sampled:
+            assert t.hparams == sampled[t.id][0]
+        assert t.hparams["loss"] in SPACE["loss"]["vals"] and 16 <= t.hparams["batch_size"] <= 128
+        assert isinstance(t.hparams["batch_size"], int)
+    best = json.loads(cli("best", exp, "--json").stdout)
+    assert best[0]["length"] == 9 and best[0]["metric"] > 0.8
