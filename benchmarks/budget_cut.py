@@ -13,7 +13,10 @@ sampling itself, on the same tasks, seeds and budget:
 - ``random, T trials``: the run that sets the budget (not cut);
 - ``random, 2T trials, cut``: the same sampler with a plan twice as large, stopped at the budget;
 - ``tpe`` / ``gp``, T trials: cut at the budget (as in search_quality.py), and uncut (their whole
-  plan, with its compute as a multiple of the budget).
+  plan, with its compute as a multiple of the budget);
+- with ``--fewer F`` (for example 0.75): ``tpe`` / ``gp`` with round(F T) trials, their whole plan:
+  a plan whose compute is near the budget without a cut, what a search that plans to a compute
+  budget would give at best.
 
 Printed per task: median final value of the incumbent (the configuration trained to full
 length: the function's value, or the validation loss), its regret for the functions, on how many
@@ -48,19 +51,25 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="JSON path (default: in benchmarks/results/)")
+    ap.add_argument("--fewer", type=float, default=None,
+                    help="also run tpe and gp with this share of T trials, whole plan")
     a = ap.parse_args()
+    runs = list(ROWS)
+    if a.fewer is not None:
+        runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False)
+                 for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
     seeds = range(a.first_seed, a.first_seed + a.seeds)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     for tname in a.tasks.split(","):
         task = sq.make_task(tname)
         trials = task.trials
-        finals: dict[str, list[float]] = {r[0]: [] for r in ROWS}
-        spent: dict[str, list[float]] = {r[0]: [] for r in ROWS}
+        finals: dict[str, list[float]] = {r[0]: [] for r in runs}
+        spent: dict[str, list[float]] = {r[0]: [] for r in runs}
         for seed in seeds:
             budget = None
-            for label, system, mult, cut in ROWS:
-                task.trials = trials * mult
+            for label, system, mult, cut in runs:
+                task.trials = max(1, round(trials * mult))
                 r = sq.run_system(system, task, seed, budget if cut else None)
                 if budget is None:
                     budget = r["spent"]  # the first row sets it
@@ -71,7 +80,7 @@ def main() -> int:
                                                          for k, v in finals.items()),
                   file=sys.stderr, flush=True)
         opt = sq.landscapes.OPTIMUM.get(tname)
-        base = finals[ROWS[0][0]]
+        base = finals[runs[0][0]]
         rows = {}
         for label, v in finals.items():
             rows[label] = {"median": statistics.median(v), "q25": sq.pct(v, 25),

@@ -183,19 +183,23 @@ def test_bohb_ablation_swaps_only_the_model(sq):
 
 def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
     """benchmarks/budget_cut.py: the first row sets the budget; the cut rows stop at it, the
-    whole-plan rows go past it (a model's plan promotes more), and the JSON has every row."""
+    whole-plan rows of T trials go past it (a model's plan promotes more), half as many trials
+    (--fewer 0.5) spend less than that, and the JSON has every row."""
     import json
     import subprocess
     import sys
 
     out = tmp_path / "cut.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget_cut.py"), "--tasks",
-                    "branin", "--seeds", "2", "--first-seed", "100", "--out", str(out)],
-                   check=True, capture_output=True, text=True)
+                    "branin", "--seeds", "2", "--first-seed", "100", "--fewer", "0.5", "--out",
+                    str(out)], check=True, capture_output=True, text=True)
     rows = json.loads(out.read_text())["tasks"]["branin"]["rows"]
-    assert len(rows) == 6
+    assert len(rows) == 8 and {"tpe, 0.5T trials, whole plan", "gp, 0.5T trials, whole plan"} <= set(rows)
     compute = {k: r["compute"] for k, r in rows.items()}
     assert compute["random, T trials (sets the budget)"] == 1.0
     assert all(v <= 1.0 for k, v in compute.items() if k.endswith(", cut"))
-    assert all(v > 1.0 for k, v in compute.items() if k.endswith("whole plan"))
+    assert all(v > 1.0 for k, v in compute.items() if k.endswith("T trials, whole plan")
+               and "0.5T" not in k)
+    for m in ("tpe", "gp"):
+        assert compute[f"{m}, 0.5T trials, whole plan"] < compute[f"{m}, T trials, whole plan"]
     assert all(len(r["finals"]) == 2 for r in rows.values())
