@@ -145,3 +145,44 @@ def test_one_unit_is_singular():
     c = cfg(name="single", max_length=1, length_unit="batches")
     text = render_plan(c, SPACE, plan(c, SPACE))
     assert "max_length 1 batch\n" in text and "batche" not in text.replace("batches", "")
+
+
+def _task_cfg(trials, sampler="random"):
+    """benchmarks/search_quality.py's searcher for a task of ``trials`` trials."""
+    return SearcherConfig(name="adaptive_asha", metric="loss", max_length=64, max_trials=trials,
+                          max_concurrent_trials=16, divisor=4, sampler=sampler)
+
+
+def test_render_plan_says_what_the_asynchronous_search_trains_over_the_preview():
+    """The ratios the text gives are the committed benchmark results' (section 8): random
+    sampling's spend over the preview's total, the models' whole plans over random's, and the
+    models with three quarters of the trials."""
+    import re
+
+    from asha_hpc.plan import ASYNC_EXTRA, MODEL_EXTRA
+
+    text = render_plan(_task_cfg(128), SPACE, plan(_task_cfg(128), SPACE))
+    assert "the search is asynchronous" in text and "trials drawn from the model" not in text
+    text = render_plan(_task_cfg(128, "gp"), SPACE, plan(_task_cfg(128, "gp"), SPACE))
+    assert "gp: trials drawn from the model" in text
+    c = cfg(name="random", max_trials=8)  # no early stopping: nothing is promoted
+    assert "asynchronous" not in render_plan(c, SPACE, plan(c, SPACE))
+
+    def said(text, n):
+        return [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)(?:x|-)", text)[:n]]
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    sq = json.loads((results / "search_quality.json").read_text())["config"]["tasks"]
+    low, high = said(ASYNC_EXTRA, 2)
+    for t in sq.values():
+        ratio = t["budget"] / plan(_task_cfg(t["trials"]), SPACE)["total_units"]
+        assert low - 0.05 <= ratio < high + 0.05, t  # the text rounds to one decimal
+    cut = json.loads((results / "budget_cut.json").read_text())["tasks"]
+    fewer = json.loads((results / "budget_cut_fewer.json").read_text())["tasks"]
+    low, high, most = said(MODEL_EXTRA, 3)
+    for name in ("digits_mlp", "hgb"):
+        for m in ("tpe", "gp"):
+            assert low - 0.05 <= cut[name]["rows"][f"{m}, T trials, whole plan"]["compute"] < high + 0.05
+            r = fewer[name]["rows"][f"{m}, 0.75T trials, whole plan"]["compute"]
+            assert 0.955 <= r < 1.165
+    assert max(r["compute"] for t in cut.values() for r in t["rows"].values()) < most + 0.05
