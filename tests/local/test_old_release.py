@@ -9,6 +9,11 @@ died), and the jobs' submitit folders. The release wrote absolute paths into exp
 and the inbox messages (``/tmp/oldgen``); the test puts the folder where those paths lead by
 rewriting them to its own tmp folder, as if the old release had run there. The journal is
 left byte for byte as written (its lines carry checksums).
+
+tests/fixtures/old_release_c43cdc7_tpe/ was made the same way by the last release before the
+model samplers' shared code moved out of tpe.py (commit c43cdc7): 16 trials with
+``sampler: tpe``, warm workers, the master SIGKILLed once the model had drawn three trials,
+the workers killed after it. Two results wait in the inbox.
 """
 import json
 import shutil
@@ -16,16 +21,20 @@ from pathlib import Path
 
 from helpers import cli, final_state, journal
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "old_release_b885ae9"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURE = FIXTURES / "old_release_b885ae9"
 OLD_ROOT = "/tmp/oldgen"
+TPE_FIXTURE = FIXTURES / "old_release_c43cdc7_tpe"
+TPE_OLD_ROOT = "/tmp/oldgen_tpe"
 
 
-def _place(tmp_path: Path) -> Path:
-    shutil.copy(FIXTURE / "model.py", tmp_path / "model.py")
+def _place(tmp_path: Path, fixture: Path = FIXTURE, old_root: str = OLD_ROOT) -> Path:
+    shutil.copy(fixture / "model.py", tmp_path / "model.py")
     exp = tmp_path / "run"
-    shutil.copytree(FIXTURE / "run", exp)
-    for p in [exp / "experiment.yaml", *(exp / "inbox").glob("*.json")]:
-        p.write_text(p.read_text().replace(OLD_ROOT, str(tmp_path)))
+    shutil.copytree(fixture / "run", exp)
+    for p in [exp / "experiment.yaml", *(exp / "inbox").glob("*.json"),
+              *(exp / "workers").glob("*/*.json")]:
+        p.write_text(p.read_text().replace(old_root, str(tmp_path)))
     return exp
 
 
@@ -100,3 +109,26 @@ def test_retention_choice_is_a_pure_function_of_the_state(tmp_path):
     assert removable_checkpoints(st, keep_best=len(st.trials)) == []
     t.status = FAILED
     assert removable_checkpoints(st, keep_best=0) == hopeless
+
+
+def test_old_release_tpe_search_resumes_with_its_draws(tmp_path):
+    """A tpe search of the release before model_sampler.py: after the upgrade it resumes to the
+    end, keeps every configuration the old model drew (journaled), draws the rest with the
+    current model, and applies the results that waited in the inbox."""
+    exp = _place(tmp_path, TPE_FIXTURE, TPE_OLD_ROOT)
+    before = journal(exp)
+    drawn = {r["trial"]: r["hparams"] for r in before if r["kind"] == "sampled"}
+    assert len(drawn) >= 3
+
+    cli("resume", exp)
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 16
+    after = journal(exp)
+    assert after[:len(before)] == before
+    new = [r for r in after[len(before):] if r["kind"] == "sampled"]
+    assert new and not {r["trial"] for r in new} & set(drawn)  # no old draw is drawn again
+    for t, hp in drawn.items():
+        assert st.trials[t].hparams == hp
+    applied = {(r["trial"], r["segment"]) for r in after[len(before):] if r["kind"] == "result"}
+    assert {(8, 0), (10, 0)} <= applied
+    assert max(t.length for t in st.trials.values()) == 16
