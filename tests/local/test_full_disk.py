@@ -5,6 +5,7 @@ says once which filesystem is full, and goes on when there is room. The master's
 is one line and a clean stop that ``resume`` continues."""
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -47,6 +48,12 @@ def small_fs(tmp_path):
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {r.stderr.strip()}")
     yield fs
+    # the tmpfs and the experiment on it go at the unmount: a copy next to it (pytest keeps the
+    # last runs' tmp folders) is what a failed run's journal can be read from
+    try:
+        shutil.copytree(fs, tmp_path / "fs_kept", symlinks=True, dirs_exist_ok=True)
+    except (shutil.Error, OSError):  # a job of a failed test still writing: keep what was copied
+        pass
     subprocess.run(["umount", "-l", str(fs)], check=False)
 
 
