@@ -462,7 +462,12 @@ def _entrypoint(c: _Checker, raw: Any, command: Any) -> str | list[str]:
         if not mod or not fn.isidentifier():
             c.bad(key, f"must be 'module:function' or 'path/to/file.py:function', got {_show(raw)}")
         return raw
-    return shlex.split(raw)  # "python train.py --x" is a command
+    try:
+        return shlex.split(raw)  # "python train.py --x" is a command
+    except ValueError as e:  # an unclosed quotation, a trailing backslash
+        c.bad(key, f"cannot be read as a command ({str(e).lower()}): {_show(raw)}; close the "
+              "quotation, or give the command as a list of arguments")
+        return ""
 
 
 def _local(c: _Checker, raw: Any) -> LocalConfig:

@@ -214,7 +214,10 @@ def _launcher(d: dict[str, Any], notes: list[str]) -> None:
     Determined launchers are named as unavailable."""
     ep = d.get("entrypoint")
     if isinstance(ep, str) and " " in ep.strip():
-        toks = shlex.split(ep)
+        try:
+            toks = shlex.split(ep)
+        except ValueError:  # unclosed quotation: the entrypoint check names it
+            return
     elif isinstance(ep, list) and all(isinstance(x, (str, int, float)) for x in ep):
         toks = [str(x) for x in ep]
     else:
@@ -301,7 +304,12 @@ def _slurm(d: dict[str, Any], notes: list[str]) -> None:
         extra = s.setdefault("additional_parameters", {})
         bad = []
         for a in args if isinstance(args, list) else [args]:
-            for tok in shlex.split(str(a)):
+            try:
+                toks = shlex.split(str(a))
+            except ValueError:  # an unclosed quotation: the whole argument is bad
+                bad.append(str(a))
+                continue
+            for tok in toks:
                 k, eq, v = tok.lstrip("-").partition("=")
                 if not tok.startswith("--") or not k:
                     bad.append(tok)

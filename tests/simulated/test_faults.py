@@ -168,6 +168,8 @@ def test_second_master_other_host_refused_and_force(tmp_path):
         children, max_size=6),
     max_leaves=25))
 @example({"searcher": {"name": []}})  # an unhashable name reached the Determined lookup
+@example({"name": None, "entrypoint": '"'})  # shlex's "No closing quotation" escaped
+@example({"entrypoint": "python3 -m determined.launch.torch_distributed 'x", "slurm": {}})
 def test_fuzzed_configs_only_raise_config_errors(raw):
     try:
         parse_config(raw, "/tmp")

@@ -135,3 +135,14 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "plan", str(p)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "searcher.divisor: must be > 1, got 1" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("entrypoint", ['"', "python train.py --name 'run 1", "python train.py \\"])
+def test_a_command_that_cannot_be_split_names_the_entrypoint(entrypoint):
+    """An unclosed quotation (or a trailing backslash) in a command entrypoint is one config
+    error naming the field, not shlex's ValueError."""
+    raw = {"name": "x", "entrypoint": entrypoint,
+           "searcher": {"name": "single", "metric": "loss", "max_length": 1},
+           "hyperparameters": {}}
+    with pytest.raises(ConfigError, match=r"entrypoint: cannot be read as a command .*close the quotation"):
+        parse_config(raw, ".")
