@@ -383,14 +383,17 @@ class Master:
             elif st.trials[attempt[0]].status == RUNNING:
                 continue  # the backend already said it runs: nothing new
             recs.append(msg.record())
+        # said before the batch is journaled: the journal is often on the filesystem the job
+        # found full, and its append then waits for room, which the operator is only asked for
+        # by this line
+        for r in recs:
+            if isinstance(r, records.Result) and r.disk_full:
+                self._disk_full(r.disk_full)
         if recs:
             self._record(*recs, sync=False)
         if any(adopted):  # the retries that had not started are not needed any more
             self.journal.sync()  # type: ignore[union-attr]
             self.backend.cancel([j for j in adopted if j])
-        for r in recs:
-            if isinstance(r, records.Result) and r.disk_full:
-                self._disk_full(r.disk_full)
         self._consumed += consumed  # removed once the journal holding them is durable
 
     def _adoptable(self, msg: messages.Result) -> bool:

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from asha_hpc.config import load_config
+from asha_hpc.errors import JournalFull
+from asha_hpc.master.loop import Master
 from asha_hpc.protocol.diskfull import DiskFull, disk_full_in, free_bytes
-from asha_hpc.protocol.journal import read_journal
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import Journal, read_journal
 
 from helpers import cli, final_state, make_experiment
 
@@ -137,6 +141,42 @@ def test_the_masters_own_full_disk_is_one_line_and_resume_continues(tmp_path, sm
     r = cli("resume", run, timeout=240)
     assert "best trial" in r.stderr
     _trials_untouched(run)
+
+
+NO_SPACE = '''
+import errno
+
+def train(trial):
+    for segment in trial.segments():
+        raise OSError(errno.ENOSPC, "No space left on device", "/scratch/user/run/ckpt.pt")
+'''
+
+
+def test_the_full_filesystem_is_named_before_the_master_journals_what_filled_it(tmp_path,
+                                                                                monkeypatch):
+    """The journal is usually on the filesystem a job found full: when its own append then
+    waits for room (and stops the master), the operator must already have been told which
+    filesystem to free. Here the journal refuses the batch holding the job's result."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 2})
+    (tmp_path / "model.py").write_text(NO_SPACE)
+    real_append = Journal.append
+
+    def append(self, recs, sync=True):
+        recs = list(recs)
+        if any(r.get("disk_full") for r in recs):
+            raise JournalFull(f"{self.path}: cannot write the journal (No space left on device)")
+        return real_append(self, recs, sync)
+
+    monkeypatch.setattr(Journal, "append", append)
+    lines: list[str] = []
+    exp = ExpDir.create(tmp_path / "run")
+    with pytest.raises(JournalFull):
+        Master(exp, load_config(cfg_path), progress=lines.append).run()
+    said = [x for x in lines if "no space left on this filesystem" in x]
+    assert len(said) == 1 and "(writing /scratch/user/run/ckpt.pt)" in said[0], lines
+    # nothing of the refused batch is in the journal, and its inbox file waits for a resume
+    assert not [r for r in read_journal(exp.journal)[0] if r["kind"] == "result"]
+    assert [n for n in os.listdir(exp.inbox) if n.endswith(".result.json")]
 
 
 def test_disk_full_is_told_from_the_trials_own_errors(tmp_path):
