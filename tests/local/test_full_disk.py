@@ -72,8 +72,12 @@ def _trials_untouched(run):
     cfg, st = final_state(run)
     assert st.lifecycle == "completed"
     assert [t.id for t in st.trials.values() if t.status == "failed"] == []
-    assert all(t.restarts == 0 for t in st.trials.values())
-    return read_journal(run / "journal.jsonl")[0]
+    recs = read_journal(run / "journal.jsonl")[0]
+    restarted = [t.id for t in st.trials.values() if t.restarts]
+    why = [r for r in recs if r.get("trial") in restarted
+           and (r["kind"] == "job_dead" or r["kind"] == "result" and r.get("status") != "completed")]
+    assert restarted == [], f"restarted {restarted}: {why}"
+    return recs
 
 
 def test_jobs_on_a_full_disk_pause_the_search_until_there_is_room(tmp_path, small_fs):
