@@ -269,18 +269,25 @@ class Ours:
         self.task, self.run = task, run
         self.hp: dict[int, dict[str, Any]] = {}
         self.at: dict[int, int] = {}  # trial -> length trained
+        self.created_at: dict[int, int] = {}  # trial -> compute spent when it was created
+        self.from_model: set[int] = set()  # trials whose configuration a model drew
+
+    def trial_of(self, hp: dict[str, Any] | None) -> int | None:
+        """The trial with this configuration (the same object)."""
+        return next((t for t, h in self.hp.items() if h is hp), None)
 
     def _work(self, actions):
         out = []
         for a in actions:
             if isinstance(a, CreateTrial):
                 self.hp[a.trial_id] = a.hparams
+                self.created_at[a.trial_id] = self.run.spent
                 out.append((a.trial_id, a.length))
             elif isinstance(a, ResumeTrial):
                 out.append((a.trial_id, a.length))
             elif isinstance(a, FinishTrial):
                 self.at.pop(a.trial_id, None)
-        self.s.take_sampled()  # the master journals them; nothing to keep here
+        self.from_model.update(self.s.take_sampled())  # the master journals them
         return out
 
     def start(self):
@@ -588,9 +595,14 @@ def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[st
     final = run.trace[-1][1] if run.trace else math.nan
     if run.best_len < MAX_LEN and run.best_hp is not None:  # never reached full length
         final = task.full(run.best_hp)
+    pick = system.trial_of(run.best_hp) if isinstance(system, Ours) else None
     return {"system": label, "task": task.name, "seed": seed, "spent": run.spent,
             "budget": budget, "final": final, "trace": run.trace, "first_full": run.first_full,
-            "pick": run.best_hp, "cut": run.over(), "wall_s": wall}
+            "pick": run.best_hp, "cut": run.over(), "wall_s": wall,
+            # asha_hpc: the compute spent when the pick's trial was created, and whether a
+            # model drew its configuration
+            "pick_created": None if pick is None else system.created_at[pick],
+            "pick_from_model": None if pick is None else pick in system.from_model}
 
 
 # ----------------------------------------------------------------------------- reading

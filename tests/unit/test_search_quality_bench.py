@@ -70,6 +70,11 @@ def test_every_system_stops_at_the_budget_in_the_space(sq, system):
         start = next(i for i, (c, _) in enumerate(r["trace"]) if c >= r["first_full"])
         full = values[start:]
         assert full == sorted(full, reverse=True) and r["final"] == values[-1] == min(full)
+    if system.startswith("asha_hpc"):  # the compute spent when the pick's trial was created
+        assert r["pick_created"] is not None and 0 <= r["pick_created"] < r["spent"]
+        assert isinstance(r["pick_from_model"], bool)
+    else:
+        assert r["pick_created"] is None and r["pick_from_model"] is None
     space = parse_space(task.spec)[0]
     for hp in seen:
         assert set(hp) == set(space.flat_names())
@@ -203,3 +208,37 @@ def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
     for m in ("tpe", "gp"):
         assert compute[f"{m}, 0.5T trials, whole plan"] < compute[f"{m}, T trials, whole plan"]
     assert all(len(r["finals"]) == 2 for r in rows.values())
+
+
+def test_task_facts_reads_the_tasks_as_search_quality_runs_them(tmp_path, sq):
+    """benchmarks/task_facts.py: seed 0 of its HGB is search_quality's own run of the
+    configuration; the promoted-quarter correlations, the seed noise and the picks' creation
+    shares are in range and in the JSON."""
+    import json
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("task_facts_bench",
+                                                  ROOT / "benchmarks" / "task_facts.py")
+    tf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tf)
+    task = tf.sq.make_task("hgb")
+    hp = task.space.sample(__import__("numpy").random.default_rng(1))
+    assert tf.hgb_full(task, hp, 0) == pytest.approx(task.curve(hp, 64), rel=1e-9)
+    assert tf.hgb_full(task, hp, 1) > 0
+
+    out = tmp_path / "facts.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "task_facts.py"), "--tasks",
+                    "branin,hgb", "--configs", "16", "--seeds", "2", "--pick-seeds", "2",
+                    "--out", str(out)], check=True, capture_output=True, text=True)
+    facts = json.loads(out.read_text())["tasks"]
+    for name in ("branin", "hgb"):
+        pq = facts[name]["promoted_quarter"]
+        assert set(pq) == {"1->4", "1->64", "4->16", "4->64", "16->64"}
+        assert all(-1.0 <= v <= 1.0 for v in pq.values())
+        picks = facts[name]["picks"]
+        assert set(picks) == {sq.RANDOM, sq.TPE, sq.GP}
+        assert all(0.0 <= x < 1.0 for p in picks.values() for x in p["shares"])
+        assert all(p["before_any_result"] == sum(x == 0 for x in p["shares"]) for p in picks.values())
+        assert picks[sq.RANDOM]["from_model"] == 0
+    assert "seed_noise" not in facts["branin"]  # a function has no training seed
+    assert facts["hgb"]["seed_noise"]["sd"] >= 0
