@@ -93,6 +93,52 @@ def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
     return rows
 
 
+AGREE_MIN_TRIALS = 10  # trials with results at both lengths before their agreement is shown
+AGREE_LOW = 0.3  # below this the shorter length's order is called unreliable
+
+
+def rung_agreement(st: ExperimentState) -> list[dict[str, Any]]:
+    """For each pair of consecutive lengths with results, the trials that have a finite result
+    at both (those promoted from the shorter one): Spearman's rank correlation of their metric
+    at the two lengths, None below AGREE_MIN_TRIALS trials. Low or negative: the shorter
+    results do not tell which of the promoted trials will do best, so stopping trials there
+    (and a model sampler fitted on those results) may drop the configurations that would win."""
+    lengths = sorted({n for t in st.trials.values() for n in t.rung_metrics})
+    out = []
+    for short, long in zip(lengths, lengths[1:]):
+        pairs = [(t.rung_metrics[short], t.rung_metrics[long]) for t in st.trials.values()
+                 if finite_float(t.rung_metrics.get(short)) is not None
+                 and finite_float(t.rung_metrics.get(long)) is not None]
+        corr = rank_correlation(*zip(*pairs)) if len(pairs) >= AGREE_MIN_TRIALS else None
+        out.append({"from": short, "to": long, "trials": len(pairs), "rank_corr": corr})
+    return out
+
+
+def rank_correlation(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties get their mean rank)."""
+    ra, rb = _ranks(list(a)), _ranks(list(b))
+    n = len(ra)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    return cov / (va * vb) ** 0.5 if va > 0 and vb > 0 else 0.0
+
+
+def _ranks(xs: list[float]) -> list[float]:
+    order = sorted(range(len(xs)), key=xs.__getitem__)
+    ranks = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
 def bracket_table(st: ExperimentState) -> list[dict[str, Any]]:
     made: dict[int, int] = {}
     for t in st.trials.values():
@@ -302,6 +348,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "unit": cfg.searcher.length_unit,
         "brackets": bracket_table(st),
         "rung_table": rung_table(st),
+        "rung_agreement": rung_agreement(st),
         "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
         "running_trials": [trial_summary(t, jobs.get(t.id)) for t in running],
         "compute": compute(st),

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..space import flat_hparams
 from .observe import fmt_duration
+from .status import AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
 
@@ -95,6 +96,27 @@ def _logs_text(tr: dict[str, Any]) -> str | None:
     return f"logs: {lg.get('out') or '-'}  {lg.get('err') or '-'}"
 
 
+def _agreement_lines(d: dict[str, Any]) -> list[str]:
+    """How the trials promoted from each rung rank at it and at the next (status_dict's
+    ``rung_agreement``), and what to do when a shorter rung's order says little."""
+    rows = [r for r in d.get("rung_agreement") or [] if r["rank_corr"] is not None]
+    if not rows:
+        return []
+    unit = d.get("unit") or "units"
+    lines = ["", f"promoted trials, rank correlation of their {d['metric']} at a rung and the next: "
+             + ", ".join(f"{r['from']}->{r['to']} {r['rank_corr']:.2f} ({r['trials']} trials)"
+                         for r in rows)]
+    low = [r for r in rows if r["rank_corr"] < AGREE_LOW]
+    if low:
+        r = low[0]
+        rungs = "num_rungs" if d.get("searcher") == "async_halving" else "max_rungs"
+        lines.append(f"  results at {r['from']} {unit} rank the promoted trials unlike those at "
+                     f"{r['to']}: stopping trials at {r['from']} may drop the configurations "
+                     f"that would win, and sampler: tpe or gp would learn that order; fewer rungs "
+                     f"(searcher.{rungs}) start every trial at a longer first length")
+    return lines
+
+
 def render_status_text(d: dict[str, Any]) -> str:
     """The plain status: summary, the per-rung table, the top trials (with their log files),
     running trials, recent events."""
@@ -106,6 +128,7 @@ def render_status_text(d: dict[str, Any]) -> str:
         body = [[str(r.get(k, "")) for k, _ in RUNG_COLS] + [metric_text(r.get("best_metric"))]
                 for r in rows]
         lines += [""] + _table(header, body)
+    lines += _agreement_lines(d)
     top = d.get("top")
     if top:
         lines += ["", f"top {len(top)} trials by {metric}:"]

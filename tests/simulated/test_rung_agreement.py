@@ -1,0 +1,79 @@
+"""``asha-hpc status`` says how the trials promoted from each rung rank at it and at the next,
+and warns when a shorter rung's order says little about the longer one's (early stopping there,
+and a model sampler fitted on it, may then drop the configurations that would win)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asha_hpc.config import parse_config
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.status import AGREE_MIN_TRIALS, rank_correlation, status_dict
+from asha_hpc.views.text import render_status_text
+
+# A learning rate that wins the first epochs and overfits by the last, and one that does not.
+CURVES = '''
+def overfits(hp, length, seed):
+    best = 0.9 if length <= 4 else 0.1
+    return (hp["lr"] - best) ** 2 + 1.0 / length
+
+
+def steady(hp, length, seed):
+    return (hp["lr"] - 0.3) ** 2 + 1.0 / length
+'''
+
+
+def _search(tmp_path, curve):
+    (tmp_path / "curves.py").write_text(CURVES)
+    cfg = parse_config({
+        "name": "agreement", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 64},
+                     "max_trials": 120, "max_concurrent_trials": 8, "divisor": 4,
+                     "mode": "standard"},
+        "hyperparameters": {"lr": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 2}, "backend": "simulated",
+        "simulated": {"unit_seconds": 10, "failure_rate": 0.0, "curve": f"curves:{curve}"}},
+        str(tmp_path))
+    exp = ExpDir.create(tmp_path / curve)
+    st_ = Master(exp, cfg, progress=lambda s: None).run()
+    assert st_.lifecycle == "completed"
+    return status_dict(exp, cfg, st_)
+
+
+def test_a_rung_that_ranks_against_the_next_is_named_with_what_to_do(tmp_path):
+    d = _search(tmp_path, "overfits")
+    rows = {(r["from"], r["to"]): r for r in d["rung_agreement"]}
+    assert rows[(1, 4)]["rank_corr"] > 0.9  # both short: the same order
+    assert rows[(4, 16)]["trials"] >= AGREE_MIN_TRIALS and rows[(4, 16)]["rank_corr"] < 0
+    text = render_status_text(d)
+    assert "promoted trials, rank correlation of their val_loss at a rung and the next: " in text
+    assert ("results at 4 epochs rank the promoted trials unlike those at 16: stopping trials "
+            "at 4 may drop") in text and "searcher.max_rungs" in text
+
+
+def test_rungs_that_agree_are_shown_without_a_warning(tmp_path):
+    d = _search(tmp_path, "steady")
+    shown = [r for r in d["rung_agreement"] if r["rank_corr"] is not None]
+    assert shown and all(r["rank_corr"] > 0.9 for r in shown)
+    assert all(r["rank_corr"] is None for r in d["rung_agreement"]
+               if r["trials"] < AGREE_MIN_TRIALS)
+    text = render_status_text(d)
+    assert "rank correlation of their val_loss" in text and "unlike those at" not in text
+
+
+def test_rank_correlation_known_values():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties take their mean rank: ranks (0.5, 0.5, 2, 3) against (0, 1, 2, 3)
+    assert rank_correlation([5, 5, 6, 7], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)
+    assert rank_correlation([3, 3, 3], [1, 2, 3]) == 0.0  # no order to compare
+
+
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=2, max_size=40))
+def test_rank_correlation_any_values(pairs):
+    a, b = zip(*pairs)
+    r = rank_correlation(a, b)
+    assert -1.0 - 1e-9 <= r <= 1.0 + 1e-9
+    assert r == pytest.approx(rank_correlation(b, a))
