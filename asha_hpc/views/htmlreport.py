@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .observe import fmt_duration
-from .text import RUNG_COLS, _summary_lines, hp_text, metric_text
+from .text import RUNG_COLS, _summary_lines, agreement_lines, hp_text, metric_text
 
 E = html.escape
 
@@ -135,6 +135,9 @@ def render(d: dict[str, Any], rows: list[dict[str, Any]], plots: dict[str, Any],
         rung_cols = [h for _, h in RUNG_COLS] + [f"best {metric}"]
         out.append(_table(rung_cols, [[r.get(k) for k, _ in RUNG_COLS] + [r.get("best_metric")]
                                  for r in rung_rows], tid="rungs"))
+        agree = [x.strip() for x in agreement_lines(d) if x.strip()]
+        if agree:
+            out.append('<p id="rung-agreement">' + "<br>".join(E(x) for x in agree) + "</p>")
 
     if d.get("top"):
         out.append(f"<h2>Top {len(d['top'])} trials</h2><ol>")

@@ -96,7 +96,7 @@ def _logs_text(tr: dict[str, Any]) -> str | None:
     return f"logs: {lg.get('out') or '-'}  {lg.get('err') or '-'}"
 
 
-def _agreement_lines(d: dict[str, Any]) -> list[str]:
+def agreement_lines(d: dict[str, Any]) -> list[str]:
     """How the trials promoted from each rung rank at it and at the next (status_dict's
     ``rung_agreement``), and what to do when a shorter rung's order says little."""
     rows = [r for r in d.get("rung_agreement") or [] if r["rank_corr"] is not None]
@@ -128,7 +128,7 @@ def render_status_text(d: dict[str, Any]) -> str:
         body = [[str(r.get(k, "")) for k, _ in RUNG_COLS] + [metric_text(r.get("best_metric"))]
                 for r in rows]
         lines += [""] + _table(header, body)
-    lines += _agreement_lines(d)
+    lines += agreement_lines(d)
     top = d.get("top")
     if top:
         lines += ["", f"top {len(top)} trials by {metric}:"]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from asha_hpc.config import parse_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.htmlreport import render
 from asha_hpc.views.status import AGREE_MIN_TRIALS, rank_correlation, status_dict
 from asha_hpc.views.text import render_status_text
 
@@ -51,6 +52,9 @@ def test_a_rung_that_ranks_against_the_next_is_named_with_what_to_do(tmp_path):
     assert "promoted trials, rank correlation of their val_loss at a rung and the next: " in text
     assert ("results at 4 epochs rank the promoted trials unlike those at 16: stopping trials "
             "at 4 may drop") in text and "searcher.max_rungs" in text
+    page = render(d, [], {}, {}, "svg")  # the HTML report says the same
+    assert '<p id="rung-agreement">promoted trials, rank correlation' in page
+    assert "unlike those at 16" in page
 
 
 def test_rungs_that_agree_are_shown_without_a_warning(tmp_path):
