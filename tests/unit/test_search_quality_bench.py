@@ -217,6 +217,7 @@ def test_task_facts_reads_the_tasks_as_search_quality_runs_them(tmp_path, sq):
     import json
     import subprocess
 
+    require_module("sklearn", "bench")  # the HGB task
     spec = importlib.util.spec_from_file_location("task_facts_bench",
                                                   ROOT / "benchmarks" / "task_facts.py")
     tf = importlib.util.module_from_spec(spec)
