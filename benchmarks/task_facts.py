@@ -41,6 +41,8 @@ sys.path.insert(0, str(HERE))
 
 import search_quality as sq  # noqa: E402  (sets the thread limits and the paths first)
 
+from asha_hpc.views.status import rank_correlation as spearman  # noqa: E402  (what status shows)
+
 RUNGS = (1, 4, 16, 64)
 
 
@@ -61,11 +63,6 @@ def full_loss(task: Any, hp: dict[str, Any], seed: int) -> float:
     if task.name == "hgb":
         return hgb_full(task, hp, seed)
     return task.sr.full_length(task.data, hp, seed)[0]
-
-
-def spearman(a: Any, b: Any) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def measured_regrets(task: str) -> dict[str, float]:
