@@ -3,6 +3,7 @@
     pip install -e '.[bench]'
     python benchmarks/budget_cut.py                     # 4 tasks, seeds 0-11, ~10 minutes
     python benchmarks/budget_cut.py --tasks hgb --first-seed 100 --seeds 12
+    python benchmarks/budget_cut.py --max-rungs 3,2 --out benchmarks/results/budget_cut_rungs.json
 
 search_quality.py stops every system at the compute asha_hpc's adaptive_asha with random
 sampling spends on T trials. That run's plan ends exactly there; every other system is stopped
@@ -16,7 +17,11 @@ sampling itself, on the same tasks, seeds and budget:
   plan, with its compute as a multiple of the budget);
 - with ``--fewer F`` (for example 0.75): ``tpe`` / ``gp`` with round(F T) trials, their whole plan:
   a plan whose compute is near the budget without a cut, what a search that plans to a compute
-  budget would give at best.
+  budget would give at best;
+- with ``--max-rungs N`` (for example 3,2): ``random`` / ``tpe`` / ``gp`` with ``searcher.max_rungs
+  N`` (the default is 5: every rung of 1-4-16-64), cut at the budget. Fewer rungs start every
+  trial at a longer first length (64 / 4^(N-1) units), so short results mislead less, and fewer
+  trials fit in the same compute: which one wins is what this measures.
 
 Printed per task: median final value of the incumbent (the configuration trained to full
 length: the function's value, or the validation loss), its regret for the functions, on how many
@@ -37,12 +42,13 @@ sys.path.insert(0, str(HERE))
 
 import search_quality as sq  # noqa: E402  (sets the thread limits and the paths first)
 
-ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False),
-        ("random, 2T trials, cut", sq.RANDOM, 2, True),
-        ("tpe, T trials, cut", sq.TPE, 1, True),
-        ("gp, T trials, cut", sq.GP, 1, True),
-        ("tpe, T trials, whole plan", sq.TPE, 1, False),
-        ("gp, T trials, whole plan", sq.GP, 1, False)]
+# (label, system, share of T trials, cut at the budget, searcher.max_rungs)
+ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False, sq.Task.max_rungs),
+        ("random, 2T trials, cut", sq.RANDOM, 2, True, sq.Task.max_rungs),
+        ("tpe, T trials, cut", sq.TPE, 1, True, sq.Task.max_rungs),
+        ("gp, T trials, cut", sq.GP, 1, True, sq.Task.max_rungs),
+        ("tpe, T trials, whole plan", sq.TPE, 1, False, sq.Task.max_rungs),
+        ("gp, T trials, whole plan", sq.GP, 1, False, sq.Task.max_rungs)]
 
 
 def main() -> int:
@@ -53,11 +59,17 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="JSON path (default: in benchmarks/results/)")
     ap.add_argument("--fewer", type=float, default=None,
                     help="also run tpe and gp with this share of T trials, whole plan")
+    ap.add_argument("--max-rungs", default=None,
+                    help="also run random, tpe and gp with these searcher.max_rungs (comma "
+                         "separated), cut at the budget")
     a = ap.parse_args()
     runs = list(ROWS)
     if a.fewer is not None:
-        runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False)
-                 for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
+        runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False,
+                  sq.Task.max_rungs) for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
+    for n in [int(x) for x in (a.max_rungs or "").split(",") if x]:
+        runs += [(f"{name}, max_rungs {n}, cut", system, 1, True, n)
+                 for name, system in (("random", sq.RANDOM), ("tpe", sq.TPE), ("gp", sq.GP))]
     seeds = range(a.first_seed, a.first_seed + a.seeds)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
@@ -68,14 +80,15 @@ def main() -> int:
         spent: dict[str, list[float]] = {r[0]: [] for r in runs}
         for seed in seeds:
             budget = None
-            for label, system, mult, cut in runs:
+            for label, system, mult, cut, max_rungs in runs:
                 task.trials = max(1, round(trials * mult))
+                task.max_rungs = max_rungs
                 r = sq.run_system(system, task, seed, budget if cut else None)
                 if budget is None:
                     budget = r["spent"]  # the first row sets it
                 finals[label].append(r["final"])
                 spent[label].append(r["spent"] / budget)
-            task.trials = trials
+            task.trials, task.max_rungs = trials, sq.Task.max_rungs
             print(f"  {tname} seed {seed}: " + ", ".join(f"{k.split(',')[0]} {v[-1]:.5g}"
                                                          for k, v in finals.items()),
                   file=sys.stderr, flush=True)

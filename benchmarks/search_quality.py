@@ -117,6 +117,7 @@ class Task:
 
     name = ""
     trials = 128  # T: the budget is what asha_hpc random spends on T trials
+    max_rungs = 5  # asha_hpc's searcher.max_rungs (its default; budget_cut.py --max-rungs varies it)
     optimum: float | None = None
 
     def __init__(self) -> None:
@@ -260,7 +261,7 @@ def searcher_config(task: Task, sampler: str) -> SearcherConfig:
     """asha_hpc's search in this benchmark: adaptive_asha, standard mode, T trials."""
     return SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
                           max_trials=task.trials, max_concurrent_trials=WORKERS,
-                          divisor=DIVISOR, sampler=sampler)
+                          divisor=DIVISOR, max_rungs=task.max_rungs, sampler=sampler)
 
 
 class Ours:

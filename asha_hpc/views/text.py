@@ -112,8 +112,9 @@ def agreement_lines(d: dict[str, Any]) -> list[str]:
         rungs = "num_rungs" if d.get("searcher") == "async_halving" else "max_rungs"
         lines.append(f"  results at {r['from']} {unit} rank the promoted trials unlike those at "
                      f"{r['to']}: stopping trials at {r['from']} may drop the configurations "
-                     f"that would win, and sampler: tpe or gp would learn that order; fewer rungs "
-                     f"(searcher.{rungs}) start every trial at a longer first length")
+                     f"that would win, and sampler: tpe or gp would learn that order (random "
+                     f"sampling does not); fewer rungs (searcher.{rungs}) start every trial "
+                     f"longer but fit fewer trials in the same compute")
     return lines
 
 

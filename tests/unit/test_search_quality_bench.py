@@ -189,17 +189,21 @@ def test_bohb_ablation_swaps_only_the_model(sq):
 def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
     """benchmarks/budget_cut.py: the first row sets the budget; the cut rows stop at it, the
     whole-plan rows of T trials go past it (a model's plan promotes more), half as many trials
-    (--fewer 0.5) spend less than that, and the JSON has every row."""
+    (--fewer 0.5) spend less than that, the --max-rungs rows are cut at it too, and the JSON
+    has every row."""
     import json
     import subprocess
     import sys
 
     out = tmp_path / "cut.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "budget_cut.py"), "--tasks",
-                    "branin", "--seeds", "2", "--first-seed", "100", "--fewer", "0.5", "--out",
-                    str(out)], check=True, capture_output=True, text=True)
+                    "branin", "--seeds", "2", "--first-seed", "100", "--fewer", "0.5", "--max-rungs",
+                    "3", "--out", str(out)], check=True, capture_output=True, text=True)
     rows = json.loads(out.read_text())["tasks"]["branin"]["rows"]
-    assert len(rows) == 8 and {"tpe, 0.5T trials, whole plan", "gp, 0.5T trials, whole plan"} <= set(rows)
+    assert len(rows) == 11 and {"tpe, 0.5T trials, whole plan", "gp, 0.5T trials, whole plan"} <= set(rows)
+    assert {f"{m}, max_rungs 3, cut" for m in ("random", "tpe", "gp")} <= set(rows)
+    # fewer rungs is another search, not the default one again
+    assert rows["random, max_rungs 3, cut"]["finals"] != rows["random, T trials (sets the budget)"]["finals"]
     compute = {k: r["compute"] for k, r in rows.items()}
     assert compute["random, T trials (sets the budget)"] == 1.0
     assert all(v <= 1.0 for k, v in compute.items() if k.endswith(", cut"))
@@ -208,6 +212,21 @@ def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
     for m in ("tpe", "gp"):
         assert compute[f"{m}, 0.5T trials, whole plan"] < compute[f"{m}, T trials, whole plan"]
     assert all(len(r["finals"]) == 2 for r in rows.values())
+
+
+def test_the_benchmark_searcher_takes_the_tasks_max_rungs(sq):
+    """budget_cut.py --max-rungs N sets ``task.max_rungs``: asha_hpc's searcher in the benchmark
+    then starts its trials at 64 / 4^(N-1) units instead of 1."""
+    from asha_hpc.searcher import make_searcher
+    from asha_hpc.searcher.base import CreateTrial
+
+    task = sq.make_task("branin")
+    firsts = {}
+    for n in (5, 3, 2):
+        task.max_rungs = n
+        s = make_searcher(sq.searcher_config(task, "random"), task.space, 0)
+        firsts[n] = min(a.length for a in s.start() if isinstance(a, CreateTrial))
+    assert firsts == {5: 1, 3: 4, 2: 16}
 
 
 def test_task_facts_reads_the_tasks_as_search_quality_runs_them(tmp_path, sq):
