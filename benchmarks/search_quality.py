@@ -117,7 +117,7 @@ class Task:
 
     name = ""
     trials = 128  # T: the budget is what asha_hpc random spends on T trials
-    max_rungs = 5  # asha_hpc's searcher.max_rungs (its default; budget_cut.py --max-rungs varies it)
+    max_rungs = SearcherConfig.max_rungs  # the config's default; budget_cut.py --max-rungs varies it
     optimum: float | None = None
 
     def __init__(self) -> None:
