@@ -53,6 +53,7 @@ class SearcherConfig:
     until_exit: bool = False  # Determined 0.38 without a length: a trial runs until its script ends
     sampler: str = "random"  # random | tpe | gp (searcher/tpe.py, gp.py): how new trials are drawn
     random_fraction: float = 1 / 3  # tpe, gp: share of the draws that stay random
+    max_compute: int | None = None  # units of length summed over every segment: a cap on the search
 
 
 @dataclass
@@ -234,7 +235,7 @@ class ExperimentConfig:
         s = asdict(self.searcher)
         unit = s.pop("length_unit")
         s["max_length"] = {unit: s["max_length"]} if unit in LENGTH_UNITS else s["max_length"]
-        for k in ("bracket_rungs", "time_metric"):
+        for k in ("bracket_rungs", "time_metric", "max_compute"):
             if s[k] is None:
                 s.pop(k)
         if not s["until_exit"]:
@@ -355,7 +356,7 @@ def _greater(n: float) -> Callable[[Any], str | None]:
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
                   "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
-                  "random_fraction")
+                  "random_fraction", "max_compute")
 SAMPLERS = ("random", "tpe", "gp")
 
 
@@ -408,6 +409,11 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     if "random_fraction" in d and s.sampler == "random":
         c.bad(f"{p}.random_fraction", "only used with sampler: tpe or gp; add 'sampler: tpe' "
               "or remove it")
+    s.max_compute = c.get(d, "max_compute", p, _is_int, f"an integer (units of {s.length_unit})",
+                          None, _at_least(1))
+    if s.max_compute is not None and s.max_compute < s.max_length:
+        c.bad(f"{p}.max_compute", f"{s.max_compute} is less than max_length ({s.max_length}): no "
+              "trial could reach it; raise max_compute or remove it")
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):

@@ -110,6 +110,7 @@ def plan(cfg: SearcherConfig, space: Space) -> dict[str, Any]:
         "total_units": sum(length * n for length, n in ending.items()),
         "least_units": least,  # what the search trains at least (every trial completing)
         "least_units_why": why,  # why that is below total_units, one line per bracket
+        "max_compute": getattr(cfg, "max_compute", None),
         "total_trials": total_trials,
         "segments": segments,
         "bracket_preview": per_bracket,
@@ -124,7 +125,22 @@ ASYNC_EXTRA = ("the search is asynchronous: it promotes before a rung fills, and
                "total with random sampling in benchmarks/RESULTS.md section 8")
 MODEL_EXTRA = ("{sampler}: trials drawn from the model beat earlier ones more often, so more are promoted:\n"
                "1.3-1.5x random sampling's training on the real tasks there, up to 3x on a test function;\n"
-               "for a fixed allocation lower max_trials: with three quarters of them it trained 0.96-1.16x")
+               "for a fixed allocation set max_compute, and the search creates fewer trials to fit it")
+
+
+def compute_cap_lines(max_compute: int, total_units: int, amount: Any) -> list[str]:
+    """What ``searcher.max_compute`` does to this plan, for ``render_plan``."""
+    lines = [f"max_compute {amount(max_compute)}, a cap on all training: new trials stop once the "
+             "trials so far",
+             "are expected to need the rest, and no segment starts past it (a retry of a failed "
+             "one aside)"]
+    if total_units > max_compute:
+        lines.append(f"the preview needs {total_units / max_compute:.2f}x that: expect fewer "
+                     "trials than max_trials")
+    else:
+        lines.append(f"the preview fits ({total_units / max_compute:.0%} of it): the cap binds "
+                     "if more trials are promoted than the preview says")
+    return lines
 
 SINGULAR = {"batches": "batch", "epochs": "epoch", "records": "record", "units": "unit"}
 
@@ -193,6 +209,8 @@ def render_plan(cfg: SearcherConfig, space: Space, plan_dict: dict[str, Any]) ->
     if p.get("least_units_why"):
         lines[-1] += f" in the preview; at least {amount(p['least_units'])}:"
         lines += [f"  {w}" for w in p["least_units_why"]]
+    if p.get("max_compute"):
+        lines += compute_cap_lines(p["max_compute"], p["total_units"], amount)
     if cfg.name in ("adaptive_asha", "async_halving"):
         lines += ASYNC_EXTRA.splitlines()
         if getattr(cfg, "sampler", "random") != "random":

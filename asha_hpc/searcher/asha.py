@@ -148,7 +148,7 @@ class _Bracket:
     """One ASHA bracket's bookkeeping. The logic lives in BracketSearcher."""
 
     __slots__ = ("index", "num_rungs", "max_trials", "concurrency", "units", "rungs", "running",
-                 "paused", "created", "done")
+                 "paused", "created", "done", "seg")
 
     def __init__(self, index: int, info: BracketInfo) -> None:
         self.index = index
@@ -161,6 +161,21 @@ class _Bracket:
         self.paused: set[int] = set()
         self.created = 0  # trials created, not counting invalid ones (when they are replaced)
         self.done = False
+        # the units of the segment toward rung r (``max_compute``)
+        self.seg = [u - (self.units[r - 1] if r else 0) for r, u in enumerate(self.units)]
+
+    def expected_units(self, divisor: float, extra: int) -> int:
+        """The units this bracket is expected to train in all if ``extra`` more trials are
+        created and no more after them: every trial so far trains its first segment, and from
+        each rung go on the trials already promoted or the top 1/d of the rung's final
+        results, whichever are more (what the floor rule promotes once a rung is complete)."""
+        n = self.created + extra
+        total = 0
+        for r, seg in enumerate(self.seg):
+            total += n * seg
+            if r + 1 < self.num_rungs:
+                n = max(len(self.rungs[r].promoted), int(n / divisor))
+        return total
 
 
 class BracketSearcher:
@@ -179,11 +194,14 @@ class BracketSearcher:
     def __init__(self, brackets: list[BracketInfo], divisor: float, smaller_is_better: bool,
                  stop_once: bool, next_hparams: Callable[[int], dict[str, Any]],
                  replace_invalid: bool = True, rng: Any = None, model: Any = None,
-                 rule: str = PAPER) -> None:
+                 rule: str = PAPER, max_compute: int | None = None) -> None:
         """``next_hparams(i)`` gives the hyperparameters of the i-th created trial (0-based, all
         brackets, invalid ones included); ``rng`` (if any) is part of the snapshot. ``model``
         (a ``TPESampler``, optional) is told every result and then draws the trials itself.
-        ``rule`` (see ``RULES``): whose promotion decisions to take."""
+        ``rule`` (see ``RULES``): whose promotion decisions to take. ``max_compute`` (units of
+        length summed over every segment started, optional): no segment starts that would take
+        the total past it, and no trial is created while the segments started plus the
+        promotions the trials so far are expected to earn would not leave room for it."""
         if not brackets:
             raise ValueError("a searcher needs at least one bracket")
         for b in brackets:
@@ -200,6 +218,13 @@ class BracketSearcher:
             raise ValueError(f"unknown rule {rule!r}; one of {', '.join(RULES)}")
         self.rule = rule
         self.stop_once = bool(stop_once) or rule == DETERMINED_038
+        if max_compute is not None and max_compute < 1:
+            raise ValueError(f"max_compute must be >= 1, got {max_compute}")
+        self.max_compute = max_compute
+        self._committed = 0  # units of every segment started (a failed one counts whole)
+        # of which what ``_Bracket.expected_units`` does not count: retried segments, and what
+        # trials trained before they were found invalid
+        self._outside = 0
         self.replace_invalid = replace_invalid
         self._next_hparams = next_hparams
         self._rng = rng
@@ -265,11 +290,15 @@ class BracketSearcher:
             self._fill(b, out)
         elif isinstance(event, TrialInvalid):
             if status == RUNNING:
-                del b.running[tid]
+                self._committed -= b.seg[b.running.pop(tid)]  # it trained nothing
             elif status == PAUSED:
                 b.paused.discard(tid)
             else:
                 raise ValueError(f"{event}: trial {tid} is already {status}")
+            trained = max((rung.length for rung in b.rungs if tid in rung.entry), default=0)
+            # a replaced trial leaves the bracket's count; one not replaced still counts its
+            # first segment there
+            self._outside += trained if self.replace_invalid or not trained else trained - b.seg[0]
             for rung in b.rungs:
                 rung.remove(tid)
             self._status[tid] = INVALID
@@ -282,6 +311,8 @@ class BracketSearcher:
             r = b.units.index(event.length)
             for rung in b.rungs[r:]:  # its failure (a worst result), where it entered
                 rung.remove(tid)
+            self._committed += b.seg[r]  # a retry is never refused for compute
+            self._outside += b.seg[r]
             b.running[tid] = r
             self._status[tid] = RUNNING
             b.done = False
@@ -382,6 +413,8 @@ class BracketSearcher:
             "next_trial_id": self._next_id,
             "arrival": self._arrival,
             **({"rule": self.rule} if self.rule != PAPER else {}),
+            **({"max_compute": self.max_compute, "compute_started": self._committed}
+               if self.max_compute is not None else {}),
             "rng": rng,
             "trials": [[t, self._bracket_of[t], self._status[t]] for t in sorted(self._status)],
             "brackets": brackets,
@@ -418,11 +451,15 @@ class BracketSearcher:
                 due = other
         if due is None:
             return
+        lost = self._status[due] in (FAILED, STOPPED)  # enters the next rung untrained
+        if not lost and not self._fits(b.seg[r + 1]):
+            return
         rung.promoted.add(due)
-        if self._status[due] in (FAILED, STOPPED):
+        if lost:
             self._determined_arrival(b, r + 1, due, worst_key(self._order(), due), out)
             return
         b.paused.discard(due)
+        self._start_segment(b, r + 1)
         b.running[due] = r + 1
         self._status[due] = RUNNING
         out.append(ResumeTrial(due, b.units[r + 1]))
@@ -448,8 +485,10 @@ class BracketSearcher:
             return
         if self.stop_once:
             k = len(rung.keys)
-            if key < _PROMOTABLE_BELOW and rung.keys.rank(key) < max(math.floor(k / self.divisor), 1):
+            if (key < _PROMOTABLE_BELOW and rung.keys.rank(key) < max(math.floor(k / self.divisor), 1)
+                    and self._fits(b.seg[r + 1])):
                 rung.promoted.add(tid)
+                self._start_segment(b, r + 1)
                 b.running[tid] = r + 1
                 out.append(ResumeTrial(tid, b.units[r + 1]))
                 return
@@ -464,6 +503,35 @@ class BracketSearcher:
         if key < _PROMOTABLE_BELOW:
             heapq.heappush(rung.heap, key)
         self._fill(b, out)
+
+    def _fits(self, units: int) -> bool:
+        """Whether a segment of ``units`` may start within ``max_compute``."""
+        return self.max_compute is None or self._committed + units <= self.max_compute
+
+    def _may_create(self, b: _Bracket) -> bool:
+        """Whether a new trial of ``b`` fits in ``max_compute`` beside what the trials so far
+        are expected to train (``_Bracket.expected_units``). Expected, not certain: a trial
+        promoted early can be pushed out of its rung's top 1/d later, so more go on than that;
+        ``_fits`` then refuses the last promotions instead of passing the limit."""
+        if self.max_compute is None:
+            return True
+        # the other brackets are taken to the same share of their trials, so that a tight cap
+        # keeps the brackets' mix (an expensive bracket would otherwise take what it can while
+        # the others are still filling)
+        n, of = b.created + 1, b.max_trials
+        need = self._outside
+        for x in self._b:
+            pace = 0 if x.done else min(-(-n * x.max_trials // of), x.max_trials)
+            need += x.expected_units(self.divisor, 1 if x is b else max(pace - x.created, 0))
+        return need <= self.max_compute
+
+    def _start_segment(self, b: _Bracket, r: int) -> None:
+        """Account a segment toward rung ``r`` of ``b`` as started."""
+        self._committed += b.seg[r]
+
+    def compute_started(self) -> int:
+        """Units of every segment started so far (what ``max_compute`` limits)."""
+        return self._committed
 
     def _best_promotable(self, rung: _Rung) -> int | None:
         """The best unpromoted entry of ``rung`` if it is within the top floor(k/d): its trial
@@ -492,10 +560,11 @@ class BracketSearcher:
                 for r in range(b.num_rungs - 2, -1, -1):
                     rung = b.rungs[r]
                     tid = self._best_promotable(rung)
-                    if tid is not None:
+                    if tid is not None and self._fits(b.seg[r + 1]):
                         heapq.heappop(rung.heap)
                         rung.promoted.add(tid)
                         b.paused.discard(tid)
+                        self._start_segment(b, r + 1)
                         b.running[tid] = r + 1
                         self._status[tid] = RUNNING
                         out.append(ResumeTrial(tid, b.units[r + 1]))
@@ -503,11 +572,12 @@ class BracketSearcher:
                         break
                 if promoted:
                     continue
-            if b.created < b.max_trials:
+            if b.created < b.max_trials and self._fits(b.seg[0]) and self._may_create(b):
                 tid = self._next_id
                 self._next_id += 1
                 hp = self._next_hparams(tid - 1)
                 b.created += 1
+                self._start_segment(b, 0)
                 b.running[tid] = 0
                 self._status[tid] = RUNNING
                 self._bracket_of[tid] = b.index
@@ -516,14 +586,21 @@ class BracketSearcher:
             break
 
     def _check_bracket_done(self, b: _Bracket, out: list[Action]) -> None:
-        if b.done or b.running or b.created < b.max_trials:
+        if b.done or b.running or (b.created < b.max_trials and self._fits(b.seg[0])
+                                   and self._may_create(b)):
             return
-        # nothing in flight after _fill: nothing is promotable either (a slot was free)
+        # nothing in flight after _fill: nothing is promotable within max_compute either (a
+        # slot was free), and no trial may be created
         b.done = True
         for tid in sorted(b.paused):  # never promoted: they train no more
             self._status[tid] = STOPPED
             out.append(FinishTrial(tid, "stopped"))
         b.paused.clear()
+        if self.max_compute is not None:  # the others' share of the cap no longer counts b's pace
+            for x in self._b:
+                if not x.done:
+                    self._fill(x, out)
+                    self._check_bracket_done(x, out)
         if not self._done and all(x.done for x in self._b):
             self._done = True
             out.append(SearchDone())
@@ -556,7 +633,8 @@ class AdaptiveASHASearcher(BracketSearcher):
         draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better,
                          cfg.stop_once, draw, replace_invalid=True, rng=rng, model=model,
-                         rule=getattr(cfg, "asha_rule", PAPER))
+                         rule=getattr(cfg, "asha_rule", PAPER),
+                         max_compute=getattr(cfg, "max_compute", None))
 
 
 class AsyncHalvingSearcher(AdaptiveASHASearcher):

@@ -29,7 +29,8 @@ class RandomSearcher(BracketSearcher):
     def __init__(self, cfg: SearcherConfig, space: Space, seed: int) -> None:
         draw, rng, model = sampling(cfg, space, seed)
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
-                         draw, replace_invalid=self.replace_invalid, rng=rng, model=model)
+                         draw, replace_invalid=self.replace_invalid, rng=rng, model=model,
+                         max_compute=cfg.max_compute)
 
 
 class SingleSearcher(RandomSearcher):
@@ -49,4 +50,4 @@ class GridSearcher(BracketSearcher):
             return points[i]
 
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better, False,
-                         point, replace_invalid=False, rng=None)
+                         point, replace_invalid=False, rng=None, max_compute=cfg.max_compute)

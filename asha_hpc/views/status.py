@@ -190,6 +190,10 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
     preview = planned
+    cap: int | None = cfg.searcher.max_compute
+    capped = cap is not None and planned > cap
+    if cap is not None and capped:  # the search creates fewer trials to stay within it
+        planned = cap
     if st.lifecycle == "completed":
         planned = done  # all it could train: "196/196", not "196/244 (100%)"
     if finished:
@@ -200,6 +204,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
         left = planned - done
         eta = left / rate if rate and left > 0 else None
     return {"units_done": done, "units_planned": planned, "units_preview": preview,
+            "capped": capped,  # units_planned is searcher.max_compute, below the preview
             "unit": cfg.searcher.length_unit,
             "fraction": fraction, "active_hours": active / 3600.0,
             "units_per_hour": rate * 3600.0 if rate else None,

@@ -74,7 +74,7 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             planned += f" trained ({frac}; plan's preview {prev})" if prev and prev != p["units_planned"] \
                 else f" trained ({frac})"
         else:
-            planned += f" planned ({frac})"
+            planned += f" planned ({frac}{'; max_compute' if p.get('capped') else ''})"
         lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
                      f"active; ETA {eta_s}")
     w = d.get("workers")
