@@ -118,7 +118,9 @@ def main() -> int:
             finals[sq.RANDOM].append(base["final"])
             for s in SYSTEMS:
                 if s != sq.RANDOM:
-                    finals[s].append(sq.run_system(s, task, seed, base["spent"])["final"])
+                    # stopped at the budget like the other rows (its own sampler has no cap)
+                    finals[s].append(sq.run_system(s, task, seed, base["spent"],
+                                                   plan=False)["final"])
             print(f"  {tname} seed {seed}: " + ", ".join(f"{s} {v[-1]:.5g}"
                                                         for s, v in finals.items()),
                   file=sys.stderr, flush=True)

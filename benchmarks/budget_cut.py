@@ -13,8 +13,11 @@ sampling itself, on the same tasks, seeds and budget:
 
 - ``random, T trials``: the run that sets the budget (not cut);
 - ``random, 2T trials, cut``: the same sampler with a plan twice as large, stopped at the budget;
-- ``tpe`` / ``gp``, T trials: cut at the budget (as in search_quality.py), and uncut (their whole
-  plan, with its compute as a multiple of the budget);
+- ``tpe`` / ``gp``, T trials: cut at the budget (as search_quality.py ran them before
+  ``searcher.max_compute``), and uncut (their whole plan, with its compute as a multiple of the
+  budget);
+- ``tpe`` / ``gp``, T trials, ``max_compute`` = the budget: the search plans to it (creates fewer
+  trials once the trials so far are expected to need the rest), as search_quality.py runs them;
 - with ``--fewer F`` (for example 0.75): ``tpe`` / ``gp`` with round(F T) trials, their whole plan:
   a plan whose compute is near the budget without a cut, what a search that plans to a compute
   budget would give at best;
@@ -42,13 +45,16 @@ sys.path.insert(0, str(HERE))
 
 import search_quality as sq  # noqa: E402  (sets the thread limits and the paths first)
 
-# (label, system, share of T trials, cut at the budget, searcher.max_rungs)
-ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False, sq.Task.max_rungs),
-        ("random, 2T trials, cut", sq.RANDOM, 2, True, sq.Task.max_rungs),
-        ("tpe, T trials, cut", sq.TPE, 1, True, sq.Task.max_rungs),
-        ("gp, T trials, cut", sq.GP, 1, True, sq.Task.max_rungs),
-        ("tpe, T trials, whole plan", sq.TPE, 1, False, sq.Task.max_rungs),
-        ("gp, T trials, whole plan", sq.GP, 1, False, sq.Task.max_rungs)]
+# (label, system, share of T trials, cut at the budget, searcher.max_rungs, max_compute = the
+# budget)
+ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False, sq.Task.max_rungs, False),
+        ("random, 2T trials, cut", sq.RANDOM, 2, True, sq.Task.max_rungs, False),
+        ("tpe, T trials, cut", sq.TPE, 1, True, sq.Task.max_rungs, False),
+        ("gp, T trials, cut", sq.GP, 1, True, sq.Task.max_rungs, False),
+        ("tpe, T trials, whole plan", sq.TPE, 1, False, sq.Task.max_rungs, False),
+        ("gp, T trials, whole plan", sq.GP, 1, False, sq.Task.max_rungs, False),
+        ("tpe, T trials, max_compute", sq.TPE, 1, True, sq.Task.max_rungs, True),
+        ("gp, T trials, max_compute", sq.GP, 1, True, sq.Task.max_rungs, True)]
 
 
 def main() -> int:
@@ -66,9 +72,9 @@ def main() -> int:
     runs = list(ROWS)
     if a.fewer is not None:
         runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False,
-                  sq.Task.max_rungs) for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
+                  sq.Task.max_rungs, False) for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
     for n in [int(x) for x in (a.max_rungs or "").split(",") if x]:
-        runs += [(f"{name}, max_rungs {n}, cut", system, 1, True, n)
+        runs += [(f"{name}, max_rungs {n}, cut", system, 1, True, n, False)
                  for name, system in (("random", sq.RANDOM), ("tpe", sq.TPE), ("gp", sq.GP))]
     seeds = range(a.first_seed, a.first_seed + a.seeds)
     t0 = time.perf_counter()
@@ -80,10 +86,10 @@ def main() -> int:
         spent: dict[str, list[float]] = {r[0]: [] for r in runs}
         for seed in seeds:
             budget = None
-            for label, system, mult, cut, max_rungs in runs:
+            for label, system, mult, cut, max_rungs, plan in runs:
                 task.trials = max(1, round(trials * mult))
                 task.max_rungs = max_rungs
-                r = sq.run_system(system, task, seed, budget if cut else None)
+                r = sq.run_system(system, task, seed, budget if cut else None, plan=plan)
                 if budget is None:
                     budget = r["spent"]  # the first row sets it
                 finals[label].append(r["final"])

@@ -27,7 +27,9 @@ Equal budget: every system gets the same 16 virtual workers (a segment of k unit
 for k time steps) and, per task and seed, the compute (units trained) that asha_hpc's
 adaptive_asha (standard mode) with random sampling spends on T trials; everyone stops there.
 - asha_hpc adaptive_asha, sampler random / tpe / gp: the pure searcher (the master's own), trials
-  resumed from their in-memory state when promoted;
+  resumed from their in-memory state when promoted, with ``searcher.max_compute`` set to the
+  budget (what a user with a fixed allocation sets; random's plan fits it exactly, and with the
+  cap it makes the same decisions);
 - Optuna TPESampler + SuccessiveHalvingPruner(min_resource 1, reduction_factor 4), ask/tell,
   ``trial.report`` + ``should_prune`` every unit;
 - Ray Tune ASHAScheduler(max_t 64, grace_period 1, reduction_factor 4) driven through its own
@@ -227,8 +229,10 @@ def make_task(name: str) -> Task:
 class Run:
     """Where a system stands: compute spent, every result seen, the incumbent's history."""
 
-    def __init__(self, task: Task, budget: int | None) -> None:
+    def __init__(self, task: Task, budget: int | None, plan: bool = True) -> None:
         self.task, self.budget = task, budget
+        self.plan = plan  # asha_hpc plans to the budget (searcher.max_compute)
+        self.overran = False  # a segment ended past the budget and was not counted
         self.spent = 0
         self.best_len, self.best = 0, math.inf
         self.best_hp: dict[str, Any] | None = None
@@ -241,6 +245,7 @@ class Run:
     def result(self, hp: dict[str, Any], length: int, metric: float, units: int) -> None:
         if self.budget is not None and self.spent + units > self.budget:
             self.spent = self.budget  # this segment ends past the budget: it does not count
+            self.overran = True
             return
         self.spent += units
         m = metric if metric == metric else math.inf
@@ -257,16 +262,18 @@ class Run:
             self.trace.append((self.spent, self.trace[-1][1]))
 
 
-def searcher_config(task: Task, sampler: str) -> SearcherConfig:
+def searcher_config(task: Task, sampler: str, max_compute: int | None = None) -> SearcherConfig:
     """asha_hpc's search in this benchmark: adaptive_asha, standard mode, T trials."""
     return SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
                           max_trials=task.trials, max_concurrent_trials=WORKERS,
-                          divisor=DIVISOR, max_rungs=task.max_rungs, sampler=sampler)
+                          divisor=DIVISOR, max_rungs=task.max_rungs, sampler=sampler,
+                          max_compute=max_compute)
 
 
 class Ours:
     def __init__(self, task: Task, run: Run, seed: int, sampler: str) -> None:
-        self.s = make_searcher(searcher_config(task, sampler), task.space, seed)
+        cap = run.budget if run.plan else None
+        self.s = make_searcher(searcher_config(task, sampler, cap), task.space, seed)
         self.task, self.run = task, run
         self.hp: dict[int, dict[str, Any]] = {}
         self.at: dict[int, int] = {}  # trial -> length trained
@@ -585,11 +592,14 @@ RANDOM, TPE, GP = "asha_hpc random", "asha_hpc tpe", "asha_hpc gp"
 MODELS = {TPE: "tpe", GP: "gp"}  # the model samplers: each is read against the peers and random
 
 
-def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[str, Any]:
-    run = Run(task, budget)
+def run_system(label: str, task: Task, seed: int, budget: int | None,
+               plan: bool = True) -> dict[str, Any]:
+    """One run of a system; asha_hpc's plan to ``budget`` unless ``plan`` is False (then it is
+    only stopped there, like the peers)."""
+    run = Run(task, budget, plan)
     t0 = time.perf_counter()
     system = SYSTEMS[label](task, run, seed)
-    run_pool(system, stop=run.over)
+    cut = run_pool(system, stop=run.over) or run.overran
     wall = time.perf_counter() - t0
     if hasattr(task, "forget"):
         task.forget()  # type: ignore[attr-defined]
@@ -599,7 +609,7 @@ def run_system(label: str, task: Task, seed: int, budget: int | None) -> dict[st
     pick = system.trial_of(run.best_hp) if isinstance(system, Ours) else None
     return {"system": label, "task": task.name, "seed": seed, "spent": run.spent,
             "budget": budget, "final": final, "trace": run.trace, "first_full": run.first_full,
-            "pick": run.best_hp, "cut": run.over(), "wall_s": wall,
+            "pick": run.best_hp, "cut": cut, "wall_s": wall,
             # asha_hpc: the compute spent when the pick's trial was created, and whether a
             # model drew its configuration
             "pick_created": None if pick is None else system.created_at[pick],

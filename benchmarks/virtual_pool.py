@@ -2,7 +2,8 @@
 (stopping_rules.py, search_quality.py).
 
     run_pool(system)                 # until the system hands out no more work
-    run_pool(system, stop=run.over)  # or until ``stop()`` says the budget is spent
+    run_pool(system, stop=run.over)  # or until ``stop()`` says the budget is spent: True if
+                                     # work was still in flight then
 
 ``system`` hands out work items: ``start()`` the first ones (as many as it has workers),
 ``done(item)`` the next ones once ``item`` has finished, ``cost(item)`` the units an item takes.
@@ -24,7 +25,8 @@ class System(Protocol):
     def cost(self, item: Any) -> float: ...
 
 
-def run_pool(system: System, stop: Callable[[], bool] = lambda: False) -> None:
+def run_pool(system: System, stop: Callable[[], bool] = lambda: False) -> bool:
+    """Returns whether ``stop()`` ended it with work still in flight."""
     heap: list[tuple[float, int, Any]] = []
     seq = 0
     now = 0.0
@@ -39,3 +41,4 @@ def run_pool(system: System, stop: Callable[[], bool] = lambda: False) -> None:
     while heap and not stop():
         now, _, w = heapq.heappop(heap)
         push(system.done(w))
+    return bool(heap)

@@ -188,9 +188,9 @@ def test_bohb_ablation_swaps_only_the_model(sq):
 
 def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
     """benchmarks/budget_cut.py: the first row sets the budget; the cut rows stop at it, the
-    whole-plan rows of T trials go past it (a model's plan promotes more), half as many trials
-    (--fewer 0.5) spend less than that, the --max-rungs rows are cut at it too, and the JSON
-    has every row."""
+    max_compute rows plan to it, the whole-plan rows of T trials go past it (a model's plan
+    promotes more), half as many trials (--fewer 0.5) spend less than that, the --max-rungs
+    rows are cut at it too, and the JSON has every row."""
     import json
     import subprocess
     import sys
@@ -200,13 +200,13 @@ def test_budget_cut_runs_the_controls_at_the_budget(tmp_path):
                     "branin", "--seeds", "2", "--first-seed", "100", "--fewer", "0.5", "--max-rungs",
                     "3", "--out", str(out)], check=True, capture_output=True, text=True)
     rows = json.loads(out.read_text())["tasks"]["branin"]["rows"]
-    assert len(rows) == 11 and {"tpe, 0.5T trials, whole plan", "gp, 0.5T trials, whole plan"} <= set(rows)
+    assert len(rows) == 13 and {"tpe, 0.5T trials, whole plan", "gp, 0.5T trials, whole plan"} <= set(rows)
     assert {f"{m}, max_rungs 3, cut" for m in ("random", "tpe", "gp")} <= set(rows)
     # fewer rungs is another search, not the default one again
     assert rows["random, max_rungs 3, cut"]["finals"] != rows["random, T trials (sets the budget)"]["finals"]
     compute = {k: r["compute"] for k, r in rows.items()}
     assert compute["random, T trials (sets the budget)"] == 1.0
-    assert all(v <= 1.0 for k, v in compute.items() if k.endswith(", cut"))
+    assert all(v <= 1.0 for k, v in compute.items() if k.endswith((", cut", "max_compute")))
     assert all(v > 1.0 for k, v in compute.items() if k.endswith("T trials, whole plan")
                and "0.5T" not in k)
     for m in ("tpe", "gp"):
@@ -264,3 +264,19 @@ def test_task_facts_reads_the_tasks_as_search_quality_runs_them(tmp_path, sq):
     assert all(p["before_any_result"] == sum(x == 0 for x in p["shares"]) for p in picks.values())
     assert picks[sq.RANDOM]["from_model"] == 0
     assert "seed_noise" not in facts  # a function has no training seed
+
+
+def test_asha_hpc_plans_to_the_budget_and_random_is_unchanged_by_it(sq):
+    """asha_hpc runs with searcher.max_compute at the budget: its search ends inside it without
+    a cut, and random sampling, whose plan sets the budget, makes the same decisions with it."""
+    task = sq.make_task("branin")
+    task.trials = 64
+    for seed in (0, 1):
+        base = sq.run_system(sq.RANDOM, task, seed, None)
+        again = sq.run_system(sq.RANDOM, task, seed, base["spent"])
+        assert again["trace"] == base["trace"] and not again["cut"]
+        cut = sq.run_system(sq.TPE, task, seed, base["spent"], plan=False)
+        planned = sq.run_system(sq.TPE, task, seed, base["spent"])
+        assert not planned["cut"] and planned["spent"] <= base["spent"]
+        assert planned["spent"] > 0.8 * base["spent"]
+        assert planned["trace"] != cut["trace"]
