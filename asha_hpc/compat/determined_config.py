@@ -68,7 +68,8 @@ IGNORED: dict[str, str] = {
     "searcher.source_trial_id": "no warm start from another experiment's trial",
     "searcher.source_checkpoint_uuid": "no warm start from another experiment's checkpoint",
     "searcher.max_concurrent_steps": "Determined < 0.17 setting",
-    "searcher.budget": "Determined < 0.17 setting",
+    "searcher.budget": "Determined < 0.17 setting; searcher.max_compute caps the training of "
+                       "the whole search here (in max_length's unit)",
     "searcher.train_stragglers": "Determined < 0.17 setting",
     "slurm.gpu_type": "use slurm.constraint or slurm.additional_parameters {gres: ...}",
     "checkpoint_storage.propagation": "no bind mounts",

@@ -178,11 +178,9 @@ def test_render_plan_says_what_the_asynchronous_search_trains_over_the_preview()
         ratio = t["budget"] / plan(_task_cfg(t["trials"]), SPACE)["total_units"]
         assert low - 0.05 <= ratio < high + 0.05, t  # the text rounds to one decimal
     cut = json.loads((results / "budget_cut.json").read_text())["tasks"]
-    fewer = json.loads((results / "budget_cut_fewer.json").read_text())["tasks"]
     low, high, most = said(MODEL_EXTRA, 3)
     for name in ("digits_mlp", "hgb"):
         for m in ("tpe", "gp"):
             assert low - 0.05 <= cut[name]["rows"][f"{m}, T trials, whole plan"]["compute"] < high + 0.05
-            r = fewer[name]["rows"][f"{m}, 0.75T trials, whole plan"]["compute"]
-            assert 0.955 <= r < 1.165
     assert max(r["compute"] for t in cut.values() for r in t["rows"].values()) < most + 0.05
+    assert "set max_compute" in MODEL_EXTRA
