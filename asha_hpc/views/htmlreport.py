@@ -115,9 +115,15 @@ def render(d: dict[str, Any], rows: list[dict[str, Any]], plots: dict[str, Any],
     captions = {"curves": "Learning curves, coloured by the highest rung each trial reached; "
                           "dashed lines mark the rung lengths.",
                 "best": f"Best {metric} so far against the compute spent.",
-                "rungs": "Trials that completed each rung, over time."}
+                "rungs": "Trials that completed each rung, over time.",
+                "agreement": "Each dot a trial with results at two consecutive lengths: its rank "
+                             "at the shorter against its rank at the longer. On the dashed "
+                             "diagonal the shorter results order the promoted trials as the "
+                             "longer ones do; a cloud (or the other diagonal) means they do "
+                             "not, and early stopping there (or a model sampler fitted on them) "
+                             "may drop the configurations that would win."}
     out.append('<h2>Plots</h2><div class="plots">')
-    for name in ("curves", "best", "rungs"):
+    for name in ("curves", "best", "rungs", "agreement"):
         p = plots.get(name)
         if p is None:
             continue

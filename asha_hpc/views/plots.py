@@ -1,5 +1,6 @@
 """``asha-hpc plot``: learning curves coloured by the highest rung reached (rung lengths
-marked), the best metric so far against compute spent, trials per rung over time.
+marked), the best metric so far against compute spent, trials per rung over time. The HTML
+report adds a fourth panel: whether consecutive rungs rank the promoted trials alike.
 
 matplotlib is optional (``pip install 'asha-hpc[plot]'``); it is used through its object API
 with the Agg canvas (no pyplot, no display, no global state). ``plot_data`` gathers what the
@@ -18,6 +19,7 @@ from ..errors import AshaError
 from ..protocol.expdir import METRICS
 from ..protocol.metrics import finite_float
 from .observe import best_vs_compute, curve_rows, pick_curve_metric, rung_counts_over_time
+from .status import AGREE_MIN_TRIALS, agreement_pairs, rank_correlation, rank_percentiles
 
 INSTALL_HINT = "pip install 'asha-hpc[plot]'"
 NONE_COLOR = "#9e9e9e"
@@ -81,7 +83,32 @@ def plot_data(exp, cfg, st, records, curve_metric: str | None = None) -> dict[st
         "rung_lengths": lengths, "reached": reached, "curves": curves,
         "best": best_vs_compute(cfg, records),
         "rung_counts": rung_counts_over_time(records),
+        "agreement": agreement_points(st),
     }
+
+
+def agreement_points(st) -> list[dict[str, Any]]:
+    """Per pair of consecutive lengths with at least 3 trials at both: each trial's rank at
+    the shorter and at the longer length (as shares, 0 = smallest metric), and the rank
+    correlation once AGREE_MIN_TRIALS trials have both."""
+    out = []
+    for short, long, pairs in agreement_pairs(st):
+        if len(pairs) < 3:
+            continue
+        a, b = zip(*pairs)
+        out.append({"from": short, "to": long, "trials": len(pairs),
+                    "xs": rank_percentiles(list(a)), "ys": rank_percentiles(list(b)),
+                    "rank_corr": rank_correlation(a, b) if len(pairs) >= AGREE_MIN_TRIALS else None})
+    return out
+
+
+def agreement_label(p: dict[str, Any]) -> str:
+    corr = "" if p["rank_corr"] is None else f", rank corr {p['rank_corr']:.2f}"
+    return f"{p['from']} vs {p['to']} ({p['trials']} trials{corr})"
+
+
+AGREEMENT_TITLE = "do consecutive rungs rank trials alike?"
+AGREEMENT_AXES = ("rank at the shorter length (0: smallest metric)", "rank at the longer length")
 
 
 def time_scale(max_hours: float) -> tuple[float, str]:
@@ -168,7 +195,24 @@ def draw_rung_counts(ax, d: dict[str, Any]) -> None:
     ax.set_title("trials per rung over time", fontsize=10)
 
 
+def draw_agreement(ax, d: dict[str, Any]) -> None:
+    colors = level_colors([p["from"] for p in d["agreement"]])
+    ax.plot([0, 1], [0, 1], color="#bbbbbb", ls="--", lw=0.8, zorder=0)
+    for p in d["agreement"]:
+        ax.scatter(p["xs"], p["ys"], s=14, color=colors.get(p["from"], NONE_COLOR), alpha=0.8,
+                   label=_literal(agreement_label(p)))
+    if d["agreement"]:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no trial has results at two lengths yet", transform=ax.transAxes,
+                ha="center")
+    ax.set_xlabel(AGREEMENT_AXES[0])
+    ax.set_ylabel(AGREEMENT_AXES[1])
+    ax.set_title(AGREEMENT_TITLE, fontsize=10)
+
+
 PANELS = (("curves", draw_curves), ("best", draw_best), ("rungs", draw_rung_counts))
+REPORT_PANELS = PANELS + (("agreement", draw_agreement),)
 
 
 def _png(fig) -> bytes:
@@ -192,10 +236,12 @@ def render_png(d: dict[str, Any], width_px: int = 1500, height_px: int = 450) ->
 
 
 def panel_pngs(d: dict[str, Any], width_px: int = 560, height_px: int = 380) -> dict[str, bytes]:
-    """Each panel as its own PNG (for the HTML report)."""
+    """Each panel as its own PNG (for the HTML report, which has one more)."""
     Figure = require_matplotlib()
     out = {}
-    for name, draw in PANELS:
+    for name, draw in REPORT_PANELS:
+        if name == "agreement" and not d["agreement"]:
+            continue  # one rung, or no promotion yet
         fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100, layout="constrained")
         draw(fig.subplots(), d)
         out[name] = _png(fig)
@@ -220,7 +266,8 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def svg_chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]],
               vlines: Sequence[float] = (), width: int = 560, height: int = 380) -> str:
-    """A small line chart as inline SVG: ``series`` of {xs, ys, color, label, step}."""
+    """A small line chart as inline SVG: ``series`` of {xs, ys, color, label, step, dots}
+    (``dots``: points, no line)."""
     L, R, T, B = 64, 16, 28, 48
     xs = [x for s in series for x in s["xs"]] + list(vlines)
     ys = [y for s in series for y in s["ys"]]
@@ -266,15 +313,22 @@ def svg_chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]]
             pts = stepped
         if not pts:
             continue
-        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{s["color"]}" '
-                     f'stroke-width="1.3" stroke-opacity="0.85"/>')
+        if s.get("dots"):
+            parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{s["color"]}" '
+                      f'fill-opacity="0.8"/>' for x, y in pts]
+        else:
+            coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+            parts.append(f'<polyline points="{coords}" fill="none" stroke="{s["color"]}" '
+                         f'stroke-width="1.3" stroke-opacity="0.85" stroke-dasharray='
+                         f'"{s.get("dash", "none")}"/>')
         if s.get("label") and s["label"] not in legend:
             legend[s["label"]] = s["color"]
+    lx = max(L + 4, L + pw - 28 - 6 * max((len(lab) for lab in legend), default=0))
+    lx = min(lx, L + pw - 110)  # about 6 px a character at font-size 11
     for i, (lab, col) in enumerate(legend.items()):
         y = T + 12 + 14 * i
-        parts.append(f'<line x1="{L + pw - 110}" x2="{L + pw - 92}" y1="{y - 4}" y2="{y - 4}" '
-                     f'stroke="{col}" stroke-width="2"/><text x="{L + pw - 88}" y="{y}">{e(lab)}</text>')
+        parts.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{y - 4}" y2="{y - 4}" '
+                     f'stroke="{col}" stroke-width="2"/><text x="{lx + 22}" y="{y}">{e(lab)}</text>')
     parts.append(f'<text x="{L + pw / 2}" y="{height - 10}" text-anchor="middle">{e(xlabel)}</text>')
     parts.append(f'<text transform="translate(14,{T + ph / 2}) rotate(-90)" '
                  f'text-anchor="middle">{e(ylabel)}</text>')
@@ -283,7 +337,7 @@ def svg_chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]]
 
 
 def svg_panels(d: dict[str, Any]) -> dict[str, str]:
-    """The three panels as inline SVG (no matplotlib needed)."""
+    """The report's panels as inline SVG (no matplotlib needed)."""
     colors = level_colors(d["rung_lengths"])
     curves = []
     for tid in sorted(d["curves"], key=lambda t: (d["reached"].get(t, 0), t)):
@@ -295,10 +349,11 @@ def svg_panels(d: dict[str, Any]) -> dict[str, str]:
     fb, ub = time_scale(max((p[0] for p in best), default=0.0))
     fr, ur = time_scale(max((p[0] for s in d["rung_counts"].values() for p in s), default=0.0))
     rc_colors = level_colors(d["rung_lengths"] or list(d["rung_counts"]))
+    ag_colors = level_colors([p["from"] for p in d["agreement"]])
     rungs = [{"xs": [0.0] + [p[0] * fr for p in s], "ys": [0] + [p[1] for p in s], "step": True,
               "color": rc_colors.get(L, NONE_COLOR), "label": f"length {L}"}
              for L, s in d["rung_counts"].items()]
-    return {
+    out = {
         "curves": svg_chart(f"learning curves ({len(curves)} trials, {d['curve_source']})",
                             f"step ({d['unit']}); dashed: rung lengths",
                             d["curve_metric"] or d["metric"], curves, vlines=d["rung_lengths"]),
@@ -309,3 +364,9 @@ def svg_panels(d: dict[str, Any]) -> dict[str, str]:
         "rungs": svg_chart("trials per rung over time", f"{ur} since the start",
                            "trials that completed the rung", rungs),
     }
+    if d["agreement"]:  # not for one rung, or before any promotion
+        out["agreement"] = svg_chart(AGREEMENT_TITLE, *AGREEMENT_AXES, [
+            {"xs": [0.0, 1.0], "ys": [0.0, 1.0], "color": "#bbbbbb", "dash": "4 3"}] + [
+            {"xs": p["xs"], "ys": p["ys"], "dots": True, "label": agreement_label(p),
+             "color": ag_colors.get(p["from"], NONE_COLOR)} for p in d["agreement"]])
+    return out

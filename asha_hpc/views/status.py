@@ -97,21 +97,37 @@ AGREE_MIN_TRIALS = 10  # trials with results at both lengths before their agreem
 AGREE_LOW = 0.3  # below this the shorter length's order is called unreliable
 
 
-def rung_agreement(st: ExperimentState) -> list[dict[str, Any]]:
-    """For each pair of consecutive lengths with results, the trials that have a finite result
-    at both (those promoted from the shorter one): Spearman's rank correlation of their metric
-    at the two lengths, None below AGREE_MIN_TRIALS trials. Low or negative: the shorter
-    results do not tell which of the promoted trials will do best, so stopping trials there
-    (and a model sampler fitted on those results) may drop the configurations that would win."""
+def agreement_pairs(st: ExperimentState) -> list[tuple[int, int, list[tuple[float, float]]]]:
+    """For each pair of consecutive lengths with results: (shorter, longer, the metrics at the
+    two lengths of every trial with a finite result at both: those promoted from the shorter)."""
     lengths = sorted({n for t in st.trials.values() for n in t.rung_metrics})
     out = []
     for short, long in zip(lengths, lengths[1:]):
         pairs = [(t.rung_metrics[short], t.rung_metrics[long]) for t in st.trials.values()
                  if finite_float(t.rung_metrics.get(short)) is not None
                  and finite_float(t.rung_metrics.get(long)) is not None]
+        out.append((short, long, pairs))
+    return out
+
+
+def rung_agreement(st: ExperimentState) -> list[dict[str, Any]]:
+    """For each pair of consecutive lengths with results (``agreement_pairs``): Spearman's
+    rank correlation of the trials' metric at the two lengths, None below AGREE_MIN_TRIALS
+    trials. Low or negative: the shorter results do not tell which of the promoted trials will
+    do best, so stopping trials there (and a model sampler fitted on those results) may drop
+    the configurations that would win."""
+    out = []
+    for short, long, pairs in agreement_pairs(st):
         corr = rank_correlation(*zip(*pairs)) if len(pairs) >= AGREE_MIN_TRIALS else None
         out.append({"from": short, "to": long, "trials": len(pairs), "rank_corr": corr})
     return out
+
+
+def rank_percentiles(xs: list[float]) -> list[float]:
+    """Each value's rank among ``xs`` as a share: 0 the smallest, 1 the largest (ties: their
+    mean rank)."""
+    n = len(xs)
+    return [r / (n - 1) if n > 1 else 0.5 for r in _ranks(xs)]
 
 
 def rank_correlation(a: Any, b: Any) -> float:

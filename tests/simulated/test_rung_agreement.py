@@ -26,7 +26,7 @@ def steady(hp, length, seed):
 '''
 
 
-def _search(tmp_path, curve):
+def _search(tmp_path, curve, full=False):
     (tmp_path / "curves.py").write_text(CURVES)
     cfg = parse_config({
         "name": "agreement", "entrypoint": "unused:train",
@@ -40,7 +40,7 @@ def _search(tmp_path, curve):
     exp = ExpDir.create(tmp_path / curve)
     st_ = Master(exp, cfg, progress=lambda s: None).run()
     assert st_.lifecycle == "completed"
-    return status_dict(exp, cfg, st_)
+    return (exp, cfg, st_) if full else status_dict(exp, cfg, st_)
 
 
 def test_a_rung_that_ranks_against_the_next_is_named_with_what_to_do(tmp_path):
@@ -81,3 +81,30 @@ def test_rank_correlation_any_values(pairs):
     r = rank_correlation(a, b)
     assert -1.0 - 1e-9 <= r <= 1.0 + 1e-9
     assert r == pytest.approx(rank_correlation(b, a))
+
+
+def test_the_report_plots_each_trials_rank_at_a_rung_and_the_next(tmp_path):
+    from asha_hpc.protocol.journal import read_journal
+    from asha_hpc.views.plots import plot_data, svg_panels
+
+    exp, cfg, st_ = _search(tmp_path, "overfits", full=True)
+    records = read_journal(exp.root / "journal.jsonl")[0]
+    d = plot_data(exp, cfg, st_, records)
+    pairs = {(p["from"], p["to"]): p for p in d["agreement"]}
+    rows = {(r["from"], r["to"]): r for r in status_dict(exp, cfg, st_)["rung_agreement"]}
+    for key, p in pairs.items():  # the same trials and correlation as status
+        assert p["trials"] == rows[key]["trials"] == len(p["xs"]) == len(p["ys"])
+        assert p["rank_corr"] == rows[key]["rank_corr"]
+        assert min(p["xs"]) == 0.0 and max(p["xs"]) == 1.0
+    assert pairs[(4, 16)]["rank_corr"] < 0
+    svg = svg_panels(d)["agreement"]
+    assert svg.count("<circle") == sum(p["trials"] for p in d["agreement"])
+    assert "4 vs 16 (" in svg and "rank corr -" in svg
+    page = render(status_dict(exp, cfg, st_), [], svg_panels(d), {}, "svg")
+    assert 'id="plot-agreement"' in page and "On the dashed diagonal" in page
+    from asha_hpc.views.plots import panel_pngs  # matplotlib: in the test extra
+
+    assert panel_pngs(d)["agreement"].startswith(b"\x89PNG")
+    # one rung (random search): nothing to compare, no panel
+    d["agreement"] = []
+    assert "agreement" not in svg_panels(d) and "agreement" not in panel_pngs(d)
