@@ -19,6 +19,12 @@ the entry at the rung's old boundary index, at most one per result, only when it
 failed trial chosen so enters the next rung as a worst result); ``determined_0.38`` is the
 stopping variant with Determined 0.38's ties (a later arrival ranks before equal results).
 
+Compute cap (``searcher.max_compute``, optional): the units of every segment started are
+counted; a promotion or a new trial whose segment would pass the cap is not made, and a new
+trial is made only while ``_Bracket.expected_units`` of every bracket (the others taken to the
+same share of their trials) fits. Without a cap, or while it does not bind, the decisions are
+exactly those above.
+
 Cost per event: O(R log n) for R rungs and n trials -- each rung keeps its keys in a
 ``SortedKeys`` (insert and rank in O(log n)) and, in the promotion variant, a heap of its
 unpromoted entries (lazy deletion) whose best is checked against the top ``floor(k/d)``; a
