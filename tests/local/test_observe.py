@@ -257,7 +257,8 @@ def test_plot_without_matplotlib_is_a_clear_error(sim_exp, tmp_path, monkeypatch
     # the report still works, with SVG plots
     assert cli.main(["report", str(sim_exp), "-o", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
-    assert page.count("<svg") == 3 and "data:image/png" not in page
+    # curves, best, trials per rung, and the rung agreement (this search promotes)
+    assert page.count("<svg") == 4 and "data:image/png" not in page
 
 
 # ----------------------------------------------------------------------------- report
@@ -337,7 +338,7 @@ def test_report_in_headless_chromium(curves_exp, tmp_path, capsys):
     dom.feed(_run_chromium(exe, "--dump-dom", report.as_uri()).stdout)
     assert dom.attrs["body"].get("data-js") == "ready"  # the inline script ran
     pngs = [i for i in dom.imgs if i.get("src", "").startswith("data:image/png;base64,")]
-    assert len(pngs) == 3
+    assert len(pngs) == 4  # curves, best, trials per rung, rung agreement
     for i in pngs:
         _check_png(base64.b64decode(i["src"].split(",", 1)[1]), (380, 560))
     exp, cfg, records, st = open_experiment(curves_exp)
