@@ -640,7 +640,7 @@ class AdaptiveASHASearcher(BracketSearcher):
         super().__init__(bracket_plan(cfg, space), cfg.divisor, cfg.smaller_is_better,
                          cfg.stop_once, draw, replace_invalid=True, rng=rng, model=model,
                          rule=getattr(cfg, "asha_rule", PAPER),
-                         max_compute=getattr(cfg, "max_compute", None))
+                         max_compute=cfg.max_compute)
 
 
 class AsyncHalvingSearcher(AdaptiveASHASearcher):

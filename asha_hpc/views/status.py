@@ -206,9 +206,9 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
     preview = planned
-    cap: int | None = cfg.searcher.max_compute
+    cap = cfg.searcher.max_compute
     capped = cap is not None and planned > cap
-    if cap is not None and capped:  # the search creates fewer trials to stay within it
+    if capped and cap is not None:  # the search creates fewer trials to stay within it
         planned = cap
     if st.lifecycle == "completed":
         planned = done  # all it could train: "196/196", not "196/244 (100%)"

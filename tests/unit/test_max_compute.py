@@ -210,3 +210,25 @@ def test_plan_says_what_the_cap_does(tmp_path):
     roomy = parse_config(_raw(max_compute=10_000), tmp_path)
     text = render_plan(roomy.searcher, roomy.space(), plan(roomy.searcher, roomy.space()))
     assert "the preview fits" in text
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=st.one_of(st.integers(-10**6, 10**9), st.floats(allow_nan=True), st.booleans(),
+                       st.text(max_size=12), st.none(), st.lists(st.integers(), max_size=3),
+                       st.dictionaries(st.sampled_from(["epochs", "batches"]), st.integers(),
+                                       max_size=1)))
+def test_any_max_compute_value_is_taken_or_named_in_one_line(value):
+    """Whatever a user writes there: an integer of at least max_length is the cap, nothing
+    (None) is no cap, anything else is one error naming searcher.max_compute."""
+    try:
+        c = parse_config(_raw(max_compute=value), "/tmp")
+    except ConfigError as e:
+        lines = [x for x in str(e).splitlines() if "searcher.max_compute" in x]
+        assert len(lines) == 1
+        assert not (isinstance(value, int) and not isinstance(value, bool) and value >= 20)
+        return
+    if value is None:
+        assert c.searcher.max_compute is None
+    else:
+        assert isinstance(value, int) and not isinstance(value, bool) and value >= 20
+        assert c.searcher.max_compute == value
