@@ -478,6 +478,43 @@ def test_gp_learns_which_hyperparameters_matter():
     assert sum(abs(math.log10(h["lr"]) + 3) < 0.5 for h in draws) >= 15
 
 
+
+def test_tpe_refines_the_best_result(monkeypatch):
+    """A LOCAL_SHARE of tpe's model draws are steps from the best result of the fitted length:
+    with every draw a refinement they stay near it (every leaf type valid, the categoricals
+    mostly kept), nearer than the l/g draws, which spread over the whole good region."""
+    import numpy as np
+
+    from asha_hpc.searcher import tpe
+
+    space = parse_space({"lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},
+                         "dropout": {"type": "double", "minval": 0.0, "maxval": 0.5},
+                         "layers": {"type": "int", "minval": 1, "maxval": 8},
+                         "opt": {"type": "categorical", "vals": ["adam", "sgd", "adamw"]}})[0]
+
+    def draws(share):
+        monkeypatch.setattr(tpe, "LOCAL_SHARE", share)
+        m = TPESampler(space, 0, 1.0, np.random.default_rng(0))  # random draws first
+        for tid in range(1, 81):  # a bowl around lr 1e-3, dropout 0.25, with a worse optimizer
+            hp = m.sample(tid)
+            m.observe(tid, 4, (math.log10(hp["lr"]) + 3) ** 2 + (hp["dropout"] - 0.25) ** 2
+                      + (0.5 if hp["opt"] == "sgd" else 0.0))
+        best = m.X[int(np.argmin(m.results[4].loss[:80]))]
+        m.random_fraction = 0.0
+        out = [m.sample(tid) for tid in range(81, 141)]
+        for hp in out:
+            check_in_space(space, hp)
+        x = np.array([m.encode(hp) for hp in out])
+        return np.abs(x[:, :3] - best[:3]).max(axis=1), x[:, 3] == best[3], m
+
+    near, same_opt, m = draws(1.0)
+    spread, _, _ = draws(0.0)
+    assert m.model_draws == 60
+    assert np.median(near) < 0.5 * np.median(spread)
+    assert near.max() < 0.5  # a few good bandwidths at most
+    assert same_opt.mean() > 0.6
+
+
 @settings(max_examples=60, deadline=None)
 @given(v=st.one_of(st.sampled_from(["random", "tpe", "gp", "GP", "Tpe", "bayes", "", " tpe"]),
                    st.text(max_size=6), st.integers(), st.none(), st.booleans(),
