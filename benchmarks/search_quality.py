@@ -592,6 +592,47 @@ RANDOM, TPE, GP = "asha_hpc random", "asha_hpc tpe", "asha_hpc gp"
 MODELS = {TPE: "tpe", GP: "gp"}  # the model samplers: each is read against the peers and random
 
 
+class Kept:
+    """``--keep``: the runs of an earlier output, used instead of running those systems again.
+    Only valid for the same code of those systems: random sampling runs anew for each seed
+    (it sets the budget) and must repeat the kept run exactly, or nothing is kept."""
+
+    def __init__(self, path: Path, rerun: list[str]) -> None:
+        old = json.loads(path.read_text())
+        self.path, self.rerun = path, set(rerun)
+        self.runs = {(r["system"], r["task"], r["seed"]): r for r in old["runs"]}
+        self.results: dict[str, Any] = old["results"]
+        self.optimum = {t: v["optimum"] for t, v in self.results.items()
+                        if t not in landscapes.OPTIMUM}
+
+    def run(self, system: str, base: dict[str, Any]) -> dict[str, Any]:
+        task, seed = base["task"], base["seed"]
+        mine = self.runs.get((RANDOM, task, seed))
+        if mine is None or (mine["final"], mine["spent"]) != (base["final"], base["spent"]):
+            raise SystemExit(f"--keep {self.path}: random sampling on {task}, seed {seed} does "
+                             "not repeat that file's run; run every system (no --keep)")
+        r = self.runs.get((system, task, seed))
+        if r is None:
+            raise SystemExit(f"--keep {self.path}: no run of {system} on {task}, seed {seed}")
+        return dict(r)
+
+    def fill(self, res: dict[str, Any]) -> None:
+        """What a kept system's runs without traces cannot give again: its curve, and a model
+        sampler's compute to random's final value, from the earlier output's summary."""
+        for task, summary in res.items():
+            before = self.results.get(task, {})
+            for s, row in summary["rows"].items():
+                if s in self.rerun or s == RANDOM or s not in before.get("rows", {}):
+                    continue
+                if all(v["median"] is None for v in row["curve"]) and \
+                        before["rows"][s]["seeds"] == row["seeds"]:
+                    row["curve"] = before["rows"][s]["curve"]
+                    short = MODELS.get(s)
+                    for k in [k for k in before if short and k.startswith(short + "_")
+                              and "compute_to_random" in k]:
+                        summary[k] = before[k]
+
+
 def run_system(label: str, task: Task, seed: int, budget: int | None,
                plan: bool = True) -> dict[str, Any]:
     """One run of a system; asha_hpc's plan to ``budget`` unless ``plan`` is False (then it is
@@ -640,13 +681,17 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else math.nan
 
 
-def analyse(runs: list[dict[str, Any]], tasks: list[str], systems: list[str]) -> dict[str, Any]:
+def analyse(runs: list[dict[str, Any]], tasks: list[str], systems: list[str],
+            known_before: dict[str, float] | None = None) -> dict[str, Any]:
+    """``known_before``: per task, a best value seen by runs whose traces are not in ``runs``
+    (``--keep`` of a run without traces)."""
     out: dict[str, Any] = {}
     for task in tasks:
         rs = [r for r in runs if r["task"] == task]
         seeds = sorted({r["seed"] for r in rs})
         # the real tasks' best known: the best full-length value any run saw, final or on the way
         known = [v for r in rs for v in [r["final"]] + [x for _, x in r["trace"]] if v == v]
+        known += [v for v in [(known_before or {}).get(task, math.nan)] if v == v]
         opt = landscapes.OPTIMUM.get(task, min(known) if known else math.nan)
         rows = {}
         regret = {s: {r["seed"]: r["final"] - opt for r in rs if r["system"] == s} for s in systems}
@@ -802,6 +847,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="3 seeds, the synthetic tasks")
     ap.add_argument("--out", default=None, help="JSON file name in benchmarks/results/")
     ap.add_argument("--plot-only", metavar="JSON", help="redraw the PNG of an earlier run")
+    ap.add_argument("--keep", metavar="JSON",
+                    help="take the runs of every system but --rerun's (and random sampling, "
+                         "always run: it sets each seed's budget) from this earlier output of "
+                         "the same tasks and seeds: after a change to one sampler, the others' "
+                         "runs (the peers' take most of the time) need not be repeated")
+    ap.add_argument("--rerun", default="asha_hpc tpe",
+                    help="with --keep: the systems to run again, comma-separated")
     ap.add_argument("--no-traces", action="store_true",
                     help="leave each run's incumbent trace out of the JSON (the summary's curves "
                          "stay): many seeds would make it megabytes")
@@ -816,6 +868,7 @@ def main() -> int:
     skipped = [s for s in SYSTEMS if s not in systems]
     runs: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
+    kept = Kept(Path(a.keep), a.rerun.split(",")) if a.keep else None
     t_all = time.perf_counter()
     for tname in tasks:
         task = make_task(tname)
@@ -828,14 +881,17 @@ def main() -> int:
             runs.append(base)
             for s in systems:
                 if s != RANDOM:
-                    runs.append(run_system(s, task, seed, budget))
+                    runs.append(kept.run(s, base) if kept and s not in kept.rerun
+                                else run_system(s, task, seed, budget))
             done = [r for r in runs if r["task"] == tname and r["seed"] == seed]
             print(f"  {tname} seed {seed}: " + ", ".join(
                 f"{r['system']} {r['final']:.5g} ({r['wall_s']:.0f} s)" for r in done),
                 file=sys.stderr, flush=True)
         meta[tname] = {"seeds": seeds, "first_seed": a.first_seed, "trials": task.trials,
                        "budget": statistics.median(budgets)}
-    res = analyse(runs, tasks, systems)
+    res = analyse(runs, tasks, systems, kept.optimum if kept else None)
+    if kept:
+        kept.fill(res)
     vers = {"python": platform.python_version(), "numpy": np.__version__}
     for mod in ("sklearn", "optuna", "ray", "syne_tune"):
         try:

@@ -280,3 +280,40 @@ def test_asha_hpc_plans_to_the_budget_and_random_is_unchanged_by_it(sq):
         assert not planned["cut"] and planned["spent"] <= base["spent"]
         assert planned["spent"] > 0.8 * base["spent"]
         assert planned["trace"] != cut["trace"]
+
+
+def test_keep_reuses_runs_only_where_random_repeats(sq, tmp_path):
+    """--keep: a kept system's runs come from the earlier output (its curve and compute to
+    random's final too, when that output has no traces), only if random sampling repeats the
+    earlier run of the seed exactly; the real tasks' best known counts the kept runs' traces."""
+    import json
+
+    task = sq.make_task("branin")
+    base = sq.run_system(sq.RANDOM, task, 100, None)
+    base["budget"] = base["spent"]
+    gp = dict(base, system=sq.GP, final=0.5, trace=[])
+    curve = [{"fraction": 1.0, "median": 0.1, "q25": 0.1, "q75": 0.1}]
+    old = {"runs": [dict(base, trace=[]), gp],
+           "results": {"branin": {"optimum": 0.397887,
+                                  "rows": {sq.GP: {"seeds": 1, "curve": curve}},
+                                  "gp_compute_to_random_final": {"median": 0.25},
+                                  "gp_over_best_peer": 9.0},
+                       "digits_mlp": {"optimum": 0.01, "rows": {}}}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    kept = sq.Kept(path, [sq.TPE])
+    assert kept.run(sq.GP, base) == gp
+    other = sq.run_system(sq.RANDOM, task, 101, None)
+    with pytest.raises(SystemExit, match="seed 101 does not repeat"):
+        kept.run(sq.GP, other)
+    tpe = sq.run_system(sq.TPE, task, 100, base["budget"])
+    res = sq.analyse([base, gp, tpe], ["branin"], [sq.RANDOM, sq.TPE, sq.GP])
+    assert res["branin"]["rows"][sq.GP]["curve"][-1]["median"] is None  # no trace: no curve
+    kept.fill(res)
+    assert res["branin"]["rows"][sq.GP]["curve"] == curve
+    assert res["branin"]["gp_compute_to_random_final"] == {"median": 0.25}
+    assert "gp_over_best_peer" not in res["branin"]  # read from the finals, never copied
+    assert kept.optimum == {"digits_mlp": 0.01}
+    real = [dict(r, task="digits_mlp", final=0.2, trace=[]) for r in (base, tpe)]
+    assert sq.analyse(real, ["digits_mlp"], [sq.RANDOM, sq.TPE],
+                      kept.optimum)["digits_mlp"]["optimum"] == 0.01
