@@ -131,6 +131,7 @@ class ExperimentState:
         self.todo: list[int] = []  # trials whose next attempt must be submitted, in order
         self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
         self.searcher_done = False
+        self.model_drawn: set[int] = set()  # trials whose configuration a model drew (sampled)
         self.seq = 0
         self.events: list[tuple[float, str]] = []  # (time, text) of notable events, recent last
         self.message: str | None = None  # why the experiment failed / was aborted
@@ -454,7 +455,8 @@ class ExperimentState:
         self.auto.on_mode(rec)
 
     def _on_sampled(self, rec: dict[str, Any]) -> None:
-        pass  # replay() preloads them; live, the searcher drew them itself
+        # the searcher already has it: replay() preloads them; live, the searcher drew it itself
+        self.model_drawn.add(int(rec["trial"]))
 
     def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:

@@ -365,6 +365,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
         "recent_events": [e[1] for e in st.events[-10:]],
         "searcher": cfg.searcher.name,
+        "sampler": sampler_summary(cfg, st),
         "backend": cfg.backend,
         "unit": cfg.searcher.length_unit,
         "brackets": bracket_table(st),
@@ -378,6 +379,17 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
     }
+
+
+def sampler_summary(cfg: ExperimentConfig, st: ExperimentState) -> dict[str, Any]:
+    """``status --json`` ``sampler``: how new trials are drawn and, for a model sampler, how
+    many of the trials so far its model drew (the rest were random: the ``random_fraction``,
+    or no length had enough results to fit yet)."""
+    s = cfg.searcher
+    if s.sampler == "random":
+        return {"name": "random"}
+    return {"name": s.sampler, "random_fraction": s.random_fraction,
+            "model_draws": len(st.model_drawn), "trials": len(st.trials)}
 
 
 def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
@@ -406,7 +418,9 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
-    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint")
+    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint",
+             "sampled_by")
+    model = st.cfg.searcher.sampler != "random"  # then: which trials its model drew
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
@@ -414,6 +428,8 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
                                "length": t.length, col: finite_float(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
+        if model:
+            row["sampled_by"] = "model" if t.id in st.model_drawn else "random"
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))

@@ -56,8 +56,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     c = d.get("compute") or {}
     order = "smaller" if d.get("smaller_is_better", True) else "larger"
     lines = [f"experiment {d['experiment']}  [{d['state']}]  {d['dir']}",
-             f"searcher {d.get('searcher', '?')} on {d.get('backend', '?')}, metric "
-             f"{d['metric']} ({order} is better)",
+             f"searcher {d.get('searcher', '?')}{_sampler_text(d.get('sampler'))} on "
+             f"{d.get('backend', '?')}, metric {d['metric']} ({order} is better)",
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
              f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
              f"{t['failed']} failed, {t['invalid']} invalid"]
@@ -87,6 +87,15 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     if d.get("message"):
         lines.append(f"message: {d['message']}")
     return lines
+
+
+def _sampler_text(s: dict[str, Any] | None) -> str:
+    """", sampler tpe (40 of 96 trials drawn from its model)"; nothing for random sampling."""
+    if not s or s.get("name", "random") == "random":
+        return ""
+    n, total = s.get("model_draws", 0), s.get("trials", 0)
+    why = "" if n or not total else ": random until a length has enough results"
+    return f", sampler {s['name']} ({n} of {total} trials drawn from its model{why}),"
 
 
 def _logs_text(tr: dict[str, Any]) -> str | None:

@@ -24,6 +24,8 @@ from asha_hpc.searcher.model_sampler import ModelSampler
 from asha_hpc.searcher.tpe import TPESampler
 from asha_hpc.space import Categorical, Const, Double, Int, Log, parse_space
 from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import export_rows, status_dict
+from asha_hpc.views.text import render_status_text
 
 SPACE = {"lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},
          "layers": {"type": "int", "minval": 1, "maxval": 8},
@@ -361,13 +363,47 @@ def test_resume_after_losing_the_last_sampled_records(landscape, sampler):
     assert all(got.trials[t].hparams == cut.trials[t].hparams for t in cut.trials)
 
 
+@pytest.mark.parametrize("sampler", MODELS)
+def test_status_and_export_say_which_trials_the_model_drew(landscape, sampler):
+    """status counts the trials a model drew (from the journal's ``sampled`` records, the same
+    count live and replayed), the text names it, and export marks each trial."""
+    cfg = master_config(landscape, sampler=sampler)
+    exp = ExpDir.create(landscape / "exp")
+    Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    drawn = {r["trial"] for r in recs if r["kind"] == "sampled"}
+    st_ = replay(cfg, recs)
+    d = status_dict(exp, cfg, st_, recs)
+    assert d["sampler"] == {"name": sampler, "random_fraction": cfg.searcher.random_fraction,
+                            "model_draws": len(drawn), "trials": len(st_.trials)}
+    assert 0 < len(drawn) < len(st_.trials)
+    assert (f"searcher adaptive_asha, sampler {sampler} ({len(drawn)} of {len(st_.trials)} "
+            "trials drawn from its model), on simulated") in render_status_text(d)
+    rows = export_rows(st_)
+    assert {r["trial_id"] for r in rows if r["sampled_by"] == "model"} == drawn
+    assert {r["sampled_by"] for r in rows} == {"model", "random"}
+
+    # before the first model draw: every trial so far is random, and the text says why
+    first = min(r["seq"] for r in recs if r["kind"] == "sampled")
+    early = [r for r in recs if r["seq"] < first]
+    st_early = replay(cfg, early)
+    text = render_status_text(status_dict(exp, cfg, st_early, early))
+    assert (f"sampler {sampler} (0 of {len(st_early.trials)} trials drawn from its model: "
+            "random until a length has enough results)") in text
+
+
 def test_random_sampler_journals_nothing_new(tmp_path):
     cfg = master_config(tmp_path)
     cfg = replace(cfg, searcher=replace(cfg.searcher, sampler="random"),
                   simulated=replace(cfg.simulated, curve=None))
     exp = ExpDir.create(tmp_path / "exp")
     Master(exp, cfg, progress=lambda s: None).run()
-    assert not any(r["kind"] == "sampled" for r in read_journal(exp.journal)[0])
+    recs = read_journal(exp.journal)[0]
+    assert not any(r["kind"] == "sampled" for r in recs)
+    st_ = replay(cfg, recs)
+    d = status_dict(exp, cfg, st_, recs)
+    assert d["sampler"] == {"name": "random"} and ", sampler " not in render_status_text(d)
+    assert all("sampled_by" not in r for r in export_rows(st_))
 
 
 def test_simulated_curve_errors_are_one_line(tmp_path):
