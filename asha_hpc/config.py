@@ -54,6 +54,9 @@ class SearcherConfig:
     sampler: str = "random"  # random | tpe | gp (searcher/tpe.py, gp.py): how new trials are drawn
     random_fraction: float = 1 / 3  # tpe, gp: share of the draws that stay random
     max_compute: int | None = None  # units of length summed over every segment: a cap on the search
+    # configurations the first trials take, in order (space.py check_point): defaults, or the
+    # best of an earlier search; what a point leaves out is drawn as usual
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +243,8 @@ class ExperimentConfig:
                 s.pop(k)
         if not s["until_exit"]:
             s.pop("until_exit")
+        if not s["points_to_evaluate"]:  # files (and config hashes) stay as they were before it
+            s.pop("points_to_evaluate")
         ckpt: dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
         if self.checkpoint_folder:
             ckpt["folder"] = self.checkpoint_folder
@@ -356,7 +361,7 @@ def _greater(n: float) -> Callable[[Any], str | None]:
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
                   "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
-                  "random_fraction", "max_compute")
+                  "random_fraction", "max_compute", "points_to_evaluate")
 SAMPLERS = ("random", "tpe", "gp")
 
 
@@ -414,6 +419,20 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     if s.max_compute is not None and s.max_compute < s.max_length:
         c.bad(f"{p}.max_compute", f"{s.max_compute} is less than max_length ({s.max_length}): no "
               "trial could reach it; raise max_compute or remove it")
+    pts = d.get("points_to_evaluate")
+    if pts is not None:
+        if not isinstance(pts, list):
+            c.bad(f"{p}.points_to_evaluate", "must be a list of configurations (maps of "
+                  f"hyperparameter names to values), got {_show(pts)}")
+        elif pts and s.name not in ("adaptive_asha", "async_halving", "random"):
+            c.bad(f"{p}.points_to_evaluate", f"works with adaptive_asha, async_halving and random, "
+                  f"not with '{s.name}': remove it or change the searcher name")
+        elif len(pts) > s.max_trials:
+            c.bad(f"{p}.points_to_evaluate", f"{len(pts)} configurations but max_trials is "
+                  f"{s.max_trials}: only the first {s.max_trials} could run; raise max_trials "
+                  "or give fewer")
+        else:
+            s.points_to_evaluate = list(pts)  # checked against the space in parse_config
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):
@@ -708,6 +727,9 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     c.problems.extend(hp_problems)
     if searcher.name == "grid" and not hp_problems:
         c.problems.extend(space.grid_problems())
+    if not hp_problems:
+        for i, point in enumerate(searcher.points_to_evaluate):
+            c.problems.extend(space.check_point(point, f"searcher.points_to_evaluate[{i}]")[1])
     repro = c.mapping(d.get("reproducibility"), "reproducibility", ("experiment_seed",))
     seed = c.get(repro, "experiment_seed", "reproducibility", _is_int, "an integer", None, _at_least(0))
     if seed is None:

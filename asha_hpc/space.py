@@ -285,6 +285,52 @@ class Space:
                            f"lower some counts")
         return out
 
+    def check_point(self, raw: Any, path: str) -> tuple[dict[str, Any], list[str]]:
+        """A configuration the user gives (``searcher.points_to_evaluate``): every value it
+        names must lie in the searched range, an int be whole, a categorical one of its
+        values. Hyperparameters it leaves out are drawn (``with_point``). Returns the point
+        with each value as the space would draw it (a categorical's own value), and the
+        problems, each starting with ``path`` and the dotted name."""
+        problems: list[str] = []
+
+        def walk(node: dict[str, Any], given: Any, where: str) -> dict[str, Any]:
+            if not isinstance(given, dict):
+                problems.append(f"{where}: must be a map of hyperparameter names to values, "
+                                f"got {_show(given)}")
+                return {}
+            out: dict[str, Any] = {}
+            for name, v in given.items():
+                at = f"{where}.{name}"
+                if name not in node:
+                    near = difflib.get_close_matches(str(name), [str(k) for k in node], 1)
+                    head, _, rest = str(name).partition(".")
+                    hint = (f"a nested one is a map: {head}: {{{rest}: ...}}" if rest
+                            else f"did you mean {near[0]}?" if near
+                            else f"the names here are {', '.join(sorted(map(str, node))) or '(none)'}")
+                    problems.append(f"{at}: not a hyperparameter; {hint}")
+                elif isinstance(node[name], dict):
+                    out[name] = walk(node[name], v, at)
+                else:
+                    ok, val = _point_value(node[name], v)
+                    if ok:
+                        out[name] = val
+                    else:
+                        problems.append(f"{at}: {val}")
+            return out
+
+        return walk(self.tree, raw, path), problems
+
+    def with_point(self, hp: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+        """``hp`` (a draw) with the values ``point`` (from ``check_point``) gives."""
+        def merge(node: dict[str, Any], drawn: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+            out = dict(drawn)
+            for k, v in given.items():
+                out[k] = merge(node[k], drawn[k], v) if isinstance(node[k], dict) \
+                    else copy.deepcopy(v)
+            return out
+
+        return merge(self.tree, hp, point)
+
     def describe(self) -> list[str]:
         """One line per hyperparameter: dotted name, type, range or values."""
         leaves = self.leaves()
@@ -295,6 +341,51 @@ class Space:
 
     def __repr__(self) -> str:
         return f"Space({self.flat_names()})"
+
+
+def _yaml_hint(v: Any) -> str:
+    """Why a number came as text: PyYAML (YAML 1.1) reads 1e-5 as a string."""
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return ""
+        return " (YAML reads 1e-5 as text; write 1.0e-5)"
+    return ""
+
+
+def _point_value(param: Param, v: Any) -> tuple[bool, Any]:
+    """(True, the value as ``param`` draws it) when ``v`` is one of its values, else (False,
+    what is wrong)."""
+    if isinstance(param, Categorical):
+        for w in param.vals:  # the same type first: 1 and True are equal in Python
+            if w == v and type(w) is type(v):
+                return True, copy.deepcopy(w)
+        for w in param.vals:
+            if w == v:
+                return True, copy.deepcopy(w)
+        return False, (f"{_show(v)} is not one of the values ({', '.join(_fmt(w) for w in param.vals)})")
+    if isinstance(param, Const):
+        if v == param.val:
+            return True, copy.deepcopy(param.val)
+        return False, f"a constant ({_fmt(param.val)}): leave it out or give that value"
+    if not _is_num(v) or (isinstance(v, float) and not math.isfinite(v)):
+        return False, f"must be a number, got {_show(v)}{_yaml_hint(v)}"
+    if isinstance(param, Int):
+        if float(v) != int(v):
+            return False, f"{_show(v)} is not a whole number (an int hyperparameter)"
+        if not param.minval <= int(v) <= param.maxval:
+            return False, (f"{_show(v)} is outside {param.minval} .. {param.maxval}: change the "
+                           "point or the range")
+        return True, int(v)
+    assert isinstance(param, Double)
+    lo, hi = param.minval, param.maxval
+    if isinstance(param, Log):
+        lo, hi = sorted((param.base ** lo, param.base ** hi))
+    slack = 1e-9 * max(abs(lo), abs(hi))  # 1e-5 written for log exponent -5
+    if not lo - slack <= float(v) <= hi + slack:
+        return False, f"{_show(v)} is outside {_fmt(lo)} .. {_fmt(hi)}: change the point or the range"
+    return True, float(min(max(float(v), lo), hi))
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -356,14 +447,7 @@ class _Parser:
             self.bad(full, f"must be {what}, got {_show(v)}")
             return None
         if not integer and not _is_num(v):
-            hint = ""
-            if isinstance(v, str):
-                try:
-                    float(v)
-                    hint = " (YAML reads 1e-5 as text; write 1.0e-5)"
-                except ValueError:
-                    pass
-            self.bad(full, f"must be {what}, got {_show(v)}{hint}")
+            self.bad(full, f"must be {what}, got {_show(v)}{_yaml_hint(v)}")
             return None
         if not math.isfinite(v):
             self.bad(full, f"must be a finite number, got {_show(v)}")

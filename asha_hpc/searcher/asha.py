@@ -622,12 +622,26 @@ def sampling(cfg: Any, space: Any, seed: int) -> tuple[Callable[[int], dict[str,
     seeded with ``seed``; tpe and gp (tpe.py, gp.py, imported only then) draw from the same stream
     until they have a model, and a ``random_fraction`` of the draws after."""
     rng = np.random.default_rng(seed)
+    points = given_points(cfg, space)
     model: ModelSampler | None = None
     where = MODEL_SAMPLERS.get(getattr(cfg, "sampler", "random"))
     if where is not None:
         cls = getattr(importlib.import_module(where[0], __package__), where[1])
-        model = cls(space, seed, cfg.random_fraction, rng)
-    return (lambda i: space.sample(rng)), rng, model
+        model = cls(space, seed, cfg.random_fraction, rng, points=points)
+
+    def draw(i: int) -> dict[str, Any]:
+        hp = space.sample(rng)
+        return space.with_point(hp, points[i]) if i < len(points) else hp
+
+    return draw, rng, model
+
+
+def given_points(cfg: Any, space: Any) -> list[dict[str, Any]]:
+    """``searcher.points_to_evaluate`` as the space draws values (checked when the config
+    loaded): trial ``i + 1`` takes point ``i``, drawn in full first so that the random stream,
+    and every later trial, stays where it would be without them."""
+    return [space.check_point(p, "searcher.points_to_evaluate")[0]
+            for p in getattr(cfg, "points_to_evaluate", None) or []]
 
 
 class AdaptiveASHASearcher(BracketSearcher):

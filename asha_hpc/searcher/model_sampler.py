@@ -12,7 +12,9 @@ Deterministic: the random draws come from the same numpy stream ``random`` uses 
 model exists a model sampler creates the same trials as random), the choice "random or model"
 and the model draw from a Generator seeded with (seed, trial id). A configuration drawn from a
 model is also kept in ``fresh`` until the master journals it; replay hands the journaled ones
-back through ``preload``, and a trial found there is never re-fitted.
+back through ``preload``, and a trial found there is never re-fitted. The first trials of
+``searcher.points_to_evaluate`` take the values given over a random draw: never fitted, and
+nothing to journal (the config holds them).
 """
 from __future__ import annotations
 
@@ -50,8 +52,10 @@ class ModelSampler:
     """Draws configurations of ``space``: at random, or from the model a subclass fits
     (``_model``: its data or None; ``_draw``: one encoded point from it)."""
 
-    def __init__(self, space: Space, seed: int, random_fraction: float, rng: Any) -> None:
+    def __init__(self, space: Space, seed: int, random_fraction: float, rng: Any,
+                 points: list[dict[str, Any]] | None = None) -> None:
         self.space = space
+        self.points = points or []  # searcher.points_to_evaluate: trials 1.. take these
         self.seed = int(seed)
         self.random_fraction = float(random_fraction)
         self.rng = rng  # the random searcher's stream (random draws)
@@ -71,11 +75,15 @@ class ModelSampler:
 
     # ------------------------------------------------------------------ protocol
     def sample(self, trial_id: int) -> dict[str, Any]:
-        hp = self.known.pop(trial_id, None)
-        if hp is not None:
-            self.model_draws += 1
+        if trial_id <= len(self.points):  # given, not drawn: nothing to journal
+            hp = self.space.with_point(self.space.sample(self.rng), self.points[trial_id - 1])
             self._store(trial_id, self.encode(hp))
             return hp
+        journaled = self.known.pop(trial_id, None)
+        if journaled is not None:
+            self.model_draws += 1
+            self._store(trial_id, self.encode(journaled))
+            return journaled
         g = np.random.default_rng([self.seed, trial_id, _MODEL_STREAM])
         fit = self._model() if g.random() >= self.random_fraction else None
         if fit is None:

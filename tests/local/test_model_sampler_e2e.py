@@ -114,3 +114,41 @@ def test_model_draws_reach_their_jobs_through_a_master_kill(tmp_path, sampler):
         assert isinstance(t.hparams["batch_size"], int)
     best = json.loads(cli("best", exp, "--json").stdout)
     assert best[0]["length"] == 9 and best[0]["metric"] > 0.8
+
+
+def test_given_configurations_reach_their_jobs(tmp_path):
+    """``points_to_evaluate`` from a user's YAML: scikit-learn's own defaults for
+    SGDClassifier first, then a partial point; real jobs train exactly those values, status and
+    export say so, and a point outside the space is refused before anything runs."""
+    (tmp_path / "train.py").write_text(SCRIPT)
+    points = [{"alpha": 0.0001, "loss": "hinge", "penalty": "l2"},  # sklearn's defaults
+              {"eta0": 0.01, "batch_size": 32}]
+    cfg = {"name": "sgd-digits-given", "entrypoint": "train:train",
+           "searcher": {"name": "adaptive_asha", "metric": "accuracy", "smaller_is_better": False,
+                        "max_length": {"epochs": 3}, "max_trials": 8,
+                        "max_concurrent_trials": 4, "mode": "aggressive", "divisor": 3,
+                        "sampler": "tpe", "points_to_evaluate": points},
+           "hyperparameters": SPACE, "reproducibility": {"experiment_seed": 7},
+           "backend": "local", "poll_interval_s": 0.2}
+    path = tmp_path / "exp.yaml"
+    bad = dict(cfg, searcher=dict(cfg["searcher"], points_to_evaluate=[{"alpha": 0.5}]))
+    path.write_text(yaml.safe_dump(bad))
+    r = cli("run", path, "--exp-dir", tmp_path / "bad", check=False)
+    assert r.returncode != 0
+    assert "searcher.points_to_evaluate[0].alpha: 0.5 is outside 1e-06 .. 0.1" in r.stderr
+    assert not (tmp_path / "bad" / "trials").exists()
+
+    path.write_text(yaml.safe_dump(cfg))
+    exp = tmp_path / "run"
+    cli("run", path, "--exp-dir", exp)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    for tid, point in ((1, points[0]), (2, points[1])):
+        seen = [json.loads(line) for line in (exp / "trials" / f"{tid:05d}" / "seen.jsonl")
+                .read_text().splitlines()]
+        assert seen and all({k: s[k] for k in point} == point for s in seen), tid
+    rows = [json.loads(line) for line in
+            cli("export", exp, "--format", "jsonl").stdout.splitlines()]
+    assert [r["sampled_by"] for r in rows[:2]] == ["given", "given"]
+    assert {r["sampled_by"] for r in rows[2:]} <= {"model", "random"}
+    assert "sampler tpe (" in cli("status", exp).stdout

@@ -1,0 +1,201 @@
+"""``searcher.points_to_evaluate``: configurations the user gives for the first trials (a
+paper's defaults, the best of an earlier search), with every sampler."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_sampler import (
+    MODELS,
+    SPACE,
+    _scalars,
+    check_in_space,
+    created,
+    drive,
+    master_config,
+    raw_config,
+    searcher_cfg,
+    spaces,
+)
+
+from asha_hpc.config import parse_config
+from asha_hpc.errors import ConfigError
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import config_hash, replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.searcher import make_searcher
+from asha_hpc.space import Double, Int, Log, parse_space
+from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import export_rows
+
+# as a user writes them: a partial config, a nested one, a categorical value given as an int
+POINTS = [{"lr": 0.001, "optimizer": "adamw", "model": {"width": 128}},
+          {"layers": 3, "dropout": 0.1, "model": {"head": {"bias": False}}}]
+
+
+def space():
+    return parse_space(SPACE)[0]
+
+
+@pytest.mark.parametrize("sampler", ["random"] + MODELS)
+def test_points_come_first_and_leave_the_later_trials_alone(sampler):
+    sp = space()
+    with_points = created(drive(make_searcher(
+        searcher_cfg(sampler=sampler, trials=60, points_to_evaluate=POINTS), sp, 5)))
+    without = created(drive(make_searcher(searcher_cfg(sampler=sampler, trials=60), sp, 5)))
+    one, two = with_points[1], with_points[2]
+    assert (one["lr"], one["optimizer"], one["model"]["width"]) == (0.001, "adamw", 128)
+    assert (two["layers"], two["dropout"], two["model"]["head"]["bias"]) == (3, 0.1, False)
+    # what a point leaves out is the draw that trial would have had without points
+    assert one["layers"] == without[1]["layers"] and two["lr"] == without[2]["lr"]
+    for hp in with_points.values():
+        check_in_space(sp, hp)
+    # the trials created before any result (the first batch) are the same as without points
+    for t in range(3, 9):
+        assert with_points[t] == without[t]
+    if sampler == "random":  # and with nothing to learn from, every later one
+        assert {t: hp for t, hp in with_points.items() if t > 2} == \
+            {t: hp for t, hp in without.items() if t > 2}
+
+
+def test_config_problems_name_the_field():
+    def problems(**searcher):
+        with pytest.raises(ConfigError) as e:
+            parse_config(raw_config(**searcher), "/tmp")
+        return [x for x in e.value.problems if "points_to_evaluate" in x]
+
+    got = problems(points_to_evaluate=[{"lr": 0.5, "layer": 3, "model": {"width": 100}},
+                                       {"layers": 2.5, "model.width": 64}, "lr=0.1"])
+    assert got == [
+        "searcher.points_to_evaluate[0].lr: 0.5 is outside 1e-05 .. 0.1: change the point "
+        "or the range",
+        "searcher.points_to_evaluate[0].layer: not a hyperparameter; did you mean layers?",
+        "searcher.points_to_evaluate[0].model.width: 100 is not one of the values "
+        "(64, 128, 256)",
+        "searcher.points_to_evaluate[1].layers: 2.5 is not a whole number (an int "
+        "hyperparameter)",
+        "searcher.points_to_evaluate[1].model.width: not a hyperparameter; a nested one is "
+        "a map: model: {width: ...}",
+        "searcher.points_to_evaluate[2]: must be a map of hyperparameter names to values, "
+        "got 'lr=0.1'"]
+    assert len(problems(points_to_evaluate={"lr": 0.01})) == 1
+    assert problems(points_to_evaluate=[{"lr": "1e-3"}]) == [  # as PyYAML reads 1e-3
+        "searcher.points_to_evaluate[0].lr: must be a number, got '1e-3' (YAML reads 1e-5 as "
+        "text; write 1.0e-5)"]
+    assert len(problems(name="grid", points_to_evaluate=POINTS)) == 1
+    assert "raise max_trials" in problems(max_trials=1, points_to_evaluate=POINTS)[0]
+
+
+def test_config_round_trip_and_older_files_keep_their_hash():
+    def load(**searcher):
+        return parse_config(dict(raw_config(**searcher), reproducibility={"experiment_seed": 3}),
+                            "/tmp")
+
+    cfg = load(points_to_evaluate=POINTS)
+    again = parse_config(cfg.to_dict(), "/tmp")
+    assert again.searcher.points_to_evaluate == POINTS and config_hash(again) == config_hash(cfg)
+    plain = load()
+    # without points the resolved config is the one an earlier release wrote: its hash (which
+    # resume checks) is unchanged
+    assert "points_to_evaluate" not in plain.to_dict()["searcher"]
+    assert config_hash(plain) != config_hash(cfg)
+    assert config_hash(plain) == config_hash(load(points_to_evaluate=[]))
+
+
+def edges(p):
+    """Numbers at, just inside and just outside a numeric leaf's range."""
+    if isinstance(p, Int):
+        return st.sampled_from([p.minval - 1, p.minval, p.maxval, p.maxval + 1, p.minval + 0.5])
+    lo, hi = p.minval, p.maxval
+    if isinstance(p, Log):
+        lo, hi = sorted((p.base ** lo, p.base ** hi))
+    span = hi - lo
+    return st.sampled_from([lo, hi, lo - 1e-3 * span - 1e-9, hi + 1e-3 * span + 1e-9,
+                            lo + span / 2, math.inf, math.nan])
+
+
+@st.composite
+def space_and_point(draw):
+    """A space a user can write, and a point over it: values of the space, values of any type,
+    names that are not in it."""
+    raw = draw(spaces)
+    sp, problems = parse_space(raw)
+    if problems:
+        return raw, {}
+    drawn = sp.sample(np.random.default_rng(draw(st.integers(0, 99))))
+
+    def pick(node, hp):
+        out = {}
+        for name in node:
+            choice = draw(st.sampled_from(["leave", "space", "any", "edge"]))
+            if choice == "leave":
+                continue
+            if isinstance(node[name], dict):
+                out[name] = pick(node[name], hp[name]) if choice == "space" else draw(_scalars)
+            elif choice == "edge" and isinstance(node[name], (Int, Double)):
+                out[name] = draw(edges(node[name]))
+            else:
+                out[name] = copy.deepcopy(hp[name]) if choice == "space" else draw(_scalars)
+        if draw(st.booleans()):
+            out[draw(st.text(alphabet="xyz", min_size=1, max_size=3))] = draw(_scalars)
+        return out
+
+    return raw, pick(sp.tree, drawn)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sp_point=space_and_point(), sampler=st.sampled_from(["random"] + MODELS))
+def test_any_point_is_taken_or_named(sp_point, sampler):
+    """Any point over any space: either the first trial takes exactly its values (and lies in
+    the space), or the config is refused with lines that all name the point."""
+    raw, point = sp_point
+    sp, problems = parse_space(raw)
+    if problems:
+        return
+    cfg_raw = {"name": "t", "entrypoint": "unused:train", "hyperparameters": raw,
+               "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                            "max_trials": 8, "sampler": sampler, "points_to_evaluate": [point]}}
+    try:
+        cfg = parse_config(cfg_raw, "/tmp")
+    except ConfigError as e:
+        assert e.problems and all(x.startswith("searcher.points_to_evaluate[0]")
+                                  for x in e.problems), e.problems
+        return
+    first = make_searcher(cfg.searcher, cfg.space(), 1).start()[0].hparams
+    check_in_space(cfg.space(), first)
+
+    def same(given, got):
+        for k, v in given.items():
+            if isinstance(v, dict) and isinstance(got[k], dict):  # nested (or a map value)
+                same(v, got[k])
+            else:
+                # a value within 1e-9 of the range (10 ** -5 for 1e-5) is taken at its edge
+                assert got[k] == v or (isinstance(v, float) and math.isclose(got[k], v, rel_tol=1e-8))
+
+    same(point, first)
+
+
+def test_master_journal_replay_and_export(tmp_path, monkeypatch):
+    (tmp_path / "landscape.py").write_text(
+        "import math\n"
+        "def curve(hp, length, seed):\n"
+        "    return (math.log10(hp['lr']) + 3) ** 2 + hp['dropout'] + 2.0 / length\n")
+    cfg = master_config(tmp_path, trials=40, sampler="tpe")
+    cfg.searcher.points_to_evaluate = POINTS
+    exp = ExpDir.create(tmp_path / "exp")
+    st_ = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st_.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    assert st_.trials[1].hparams["lr"] == 0.001 and st_.trials[2].hparams["layers"] == 3
+    # given configurations are in the config, not journaled as model draws
+    assert not {1, 2} & {r["trial"] for r in recs if r["kind"] == "sampled"}
+    again = replay(cfg, recs)
+    assert {t: x.hparams for t, x in again.trials.items()} == \
+        {t: x.hparams for t, x in st_.trials.items()}
+    by = {r["trial_id"]: r["sampled_by"] for r in export_rows(again)}
+    assert by[1] == by[2] == "given" and set(by.values()) == {"given", "model", "random"}
