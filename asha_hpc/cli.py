@@ -191,6 +191,11 @@ def cmd_best(a: argparse.Namespace) -> int:
     if not rows:
         print("no trial has reported a metric yet")
         return 0
+    if a.points:
+        from .views.text import points_text
+
+        print(points_text(rows, cfg.space(), cfg.searcher.metric, str(a.exp_dir)))
+        return 0
     for i, r in enumerate(rows, 1):
         print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length {r['length']}")
         print(f"   hparams: {json.dumps(r['hparams'])}")
@@ -438,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("exp_dir")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--points", action="store_true",
+                   help="the top trials as YAML for searcher.points_to_evaluate of a new search")
     p.set_defaults(fn=cmd_best)
 
     p = sub.add_parser("export", help="one row per trial as CSV or JSON lines, or one run per "

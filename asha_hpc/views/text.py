@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..space import flat_hparams
+from ..space import Const, flat_hparams
 from .observe import fmt_duration
 from .status import AGREE_LOW
 
@@ -96,6 +96,33 @@ def _sampler_text(s: dict[str, Any] | None) -> str:
     n, total = s.get("model_draws", 0), s.get("trials", 0)
     why = "" if n or not total else ": random until a length has enough results"
     return f", sampler {s['name']} ({n} of {total} trials drawn from its model{why}),"
+
+
+def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str) -> str:
+    """``best --points``: the ``best`` rows as YAML for ``searcher.points_to_evaluate`` of
+    another search, best first; constants are left out (they are not searched, and a new
+    space may change them)."""
+    import yaml
+
+    def searched(node: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, spec in node.items():
+            if isinstance(spec, dict):
+                sub = searched(spec, hp.get(k, {}))
+                if sub:
+                    out[k] = sub
+            elif not isinstance(spec, Const) and k in hp:
+                out[k] = hp[k]
+        return out
+
+    lines = [f"# the best {len(rows)} trials of {source} ({metric}), for a new search's searcher "
+             "section", "points_to_evaluate:"]
+    for r in rows:
+        point = yaml.safe_dump(searched(space.tree, r["hparams"]), default_flow_style=True,
+                               width=10_000, sort_keys=False).strip()
+        lines.append(f"  - {point}  # trial {r['trial_id']}: {metric} {metric_text(r['metric'])} "
+                     f"at length {r['length']}")
+    return "\n".join(lines)
 
 
 def _logs_text(tr: dict[str, Any]) -> str | None:

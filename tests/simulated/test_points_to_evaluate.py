@@ -3,6 +3,7 @@ paper's defaults, the best of an earlier search), with every sampler."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -199,3 +200,36 @@ def test_master_journal_replay_and_export(tmp_path, monkeypatch):
         {t: x.hparams for t, x in st_.trials.items()}
     by = {r["trial_id"]: r["sampled_by"] for r in export_rows(again)}
     assert by[1] == by[2] == "given" and set(by.values()) == {"given", "model", "random"}
+
+
+def test_best_points_start_a_new_search_from_an_earlier_one(tmp_path):
+    """``best --points`` prints the best trials as YAML that a new search's config takes as
+    it is: its first trials are the earlier search's best configurations."""
+    import yaml
+
+    from helpers import cli
+
+    (tmp_path / "landscape.py").write_text(
+        "import math\n"
+        "def curve(hp, length, seed):\n"
+        "    return (math.log10(hp['lr']) + 3) ** 2 + hp['dropout'] + 2.0 / length\n")
+    raw = {"name": "first", "entrypoint": "unused:train",
+           "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                        "max_trials": 30, "max_concurrent_trials": 4, "sampler": "tpe"},
+           "hyperparameters": SPACE, "reproducibility": {"experiment_seed": 2},
+           "backend": "simulated", "simulated": {"curve": "landscape:curve"}}
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(raw))
+    cli("run", tmp_path / "first.yaml", "--exp-dir", tmp_path / "first")
+    out = cli("best", tmp_path / "first", "--points", "--top", "3").stdout
+    best = json.loads(cli("best", tmp_path / "first", "--json", "--top", "3").stdout)
+    assert out.startswith("# the best 3 trials of") and out.count("  - {") == 3
+    points = yaml.safe_load(out)["points_to_evaluate"]
+    # constants are not searched: left out
+    assert all("act" not in p["model"] and "seed_list" not in p for p in points)
+
+    raw2 = dict(raw, name="second", searcher=dict(raw["searcher"], points_to_evaluate=points))
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(raw2))
+    cli("run", tmp_path / "second.yaml", "--exp-dir", tmp_path / "second")
+    again = {r["trial_id"]: r for r in
+             json.loads(cli("best", tmp_path / "second", "--json", "--top", "100").stdout)}
+    assert [again[t]["hparams"] for t in (1, 2, 3)] == [r["hparams"] for r in best]
