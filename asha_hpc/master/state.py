@@ -193,6 +193,17 @@ class ExperimentState:
         (``resume --retry-failed`` continues it)."""
         return "interrupted" if self.lifecycle == "failed" and t.status in LIVE else t.status
 
+    def sampled_by(self, trial_id: int) -> str | None:
+        """Where a trial's configuration came from: ``given`` (searcher.points_to_evaluate),
+        ``model`` (tpe, gp: a ``sampled`` record) or ``random``; None when every trial is
+        random (sampler: random, no points)."""
+        s = self.cfg.searcher
+        given = len(s.points_to_evaluate)
+        if s.sampler == "random" and not given:
+            return None
+        return "given" if trial_id <= given else "model" if trial_id in self.model_drawn \
+            else "random"
+
     def ranked(self) -> list[TrialState]:
         """Trials with a metric, best first: longest length reached first (a trial that went
         further beat its rivals to get there), then by metric."""

@@ -420,8 +420,6 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     rows = []
     fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint",
              "sampled_by")
-    given = len(st.cfg.searcher.points_to_evaluate)  # trials 1 .. given: points_to_evaluate
-    model = st.cfg.searcher.sampler != "random" or given  # then: where each trial's config came from
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
@@ -429,9 +427,9 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
                                "length": t.length, col: finite_float(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
-        if model:
-            row["sampled_by"] = ("given" if t.id <= given else "model" if t.id in st.model_drawn
-                                 else "random")
+        by = st.sampled_by(t.id)
+        if by is not None:
+            row["sampled_by"] = by
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))

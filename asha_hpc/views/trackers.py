@@ -4,7 +4,8 @@ tools people already look at runs with.
 Each trial becomes a run named ``trial-00012`` holding its hyperparameters (flattened to dotted
 names), every metric its jobs reported as a series per step (``metrics.jsonl``; the searcher's
 metric at each rung from the journal, which is the truth when a job wrote no curve), and its
-bracket, highest rung, length and state.
+bracket, highest rung, length, state, and where its configuration came from (``asha.sampled_by``:
+given, model or random, when the search is not all random).
 
 Exports are incremental: exporting again after more results adds the new points and trials and
 updates the states, without duplicating what is already there. If a trial's earlier points
@@ -111,6 +112,9 @@ def trial_runs(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState) -> list[
                 "asha.restarts": str(t.restarts)}
         if finite_float(t.metric) is not None:
             tags[f"asha.{metric}"] = f"{t.metric:.10g}"
+        by = st.sampled_by(t.id)
+        if by is not None:
+            tags["asha.sampled_by"] = by
         out.append(TrialRun(
             trial_id=t.id, name=run_name(t.id), hparams=flat_hparams(t.hparams),
             series={k: sorted((s, v, w) for s, (v, w) in pts.items()) for k, pts in series.items()},

@@ -33,6 +33,7 @@ from asha_hpc.searcher import make_searcher
 from asha_hpc.space import Double, Int, Log, parse_space
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import export_rows
+from asha_hpc.views.trackers import trial_runs
 
 # as a user writes them: a partial config, a nested one, a categorical value given as an int
 POINTS = [{"lr": 0.001, "optimizer": "adamw", "model": {"width": 128}},
@@ -200,6 +201,8 @@ def test_master_journal_replay_and_export(tmp_path, monkeypatch):
         {t: x.hparams for t, x in st_.trials.items()}
     by = {r["trial_id"]: r["sampled_by"] for r in export_rows(again)}
     assert by[1] == by[2] == "given" and set(by.values()) == {"given", "model", "random"}
+    # the same in TensorBoard's and MLflow's exports, as a tag
+    assert {r.trial_id: r.tags["asha.sampled_by"] for r in trial_runs(exp, cfg, again)} == by
 
 
 def test_best_points_start_a_new_search_from_an_earlier_one(tmp_path):

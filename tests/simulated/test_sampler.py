@@ -26,6 +26,7 @@ from asha_hpc.space import Categorical, Const, Double, Int, Log, parse_space
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import export_rows, status_dict
 from asha_hpc.views.text import render_status_text
+from asha_hpc.views.trackers import trial_runs
 
 SPACE = {"lr": {"type": "log", "minval": -5, "maxval": -1, "base": 10},
          "layers": {"type": "int", "minval": 1, "maxval": 8},
@@ -404,6 +405,7 @@ def test_random_sampler_journals_nothing_new(tmp_path):
     d = status_dict(exp, cfg, st_, recs)
     assert d["sampler"] == {"name": "random"} and ", sampler " not in render_status_text(d)
     assert all("sampled_by" not in r for r in export_rows(st_))
+    assert all("asha.sampled_by" not in r.tags for r in trial_runs(exp, cfg, st_))
 
 
 def test_simulated_curve_errors_are_one_line(tmp_path):
