@@ -93,6 +93,17 @@ def test_config_problems_name_the_field():
     assert "raise max_trials" in problems(max_trials=1, points_to_evaluate=POINTS)[0]
 
 
+def test_plan_says_which_trials_are_given():
+    from asha_hpc.plan import plan, render_plan
+
+    for points, want in ((POINTS, "; trials 1-2: points_to_evaluate"),
+                         (POINTS[:1], "; trial 1: points_to_evaluate"), ([], None)):
+        cfg = parse_config(raw_config(points_to_evaluate=points), "/tmp")
+        head = render_plan(cfg.searcher, cfg.space(), plan(cfg.searcher, cfg.space()))
+        head = head.splitlines()[0]
+        assert (want in head) if want else "points_to_evaluate" not in head
+
+
 def test_config_round_trip_and_older_files_keep_their_hash():
     def load(**searcher):
         return parse_config(dict(raw_config(**searcher), reproducibility={"experiment_seed": 3}),
