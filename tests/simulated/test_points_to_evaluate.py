@@ -247,3 +247,26 @@ def test_best_points_start_a_new_search_from_an_earlier_one(tmp_path):
     again = {r["trial_id"]: r for r in
              json.loads(cli("best", tmp_path / "second", "--json", "--top", "100").stdout)}
     assert [again[t]["hparams"] for t in (1, 2, 3)] == [r["hparams"] for r in best]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=spaces, seed=st.integers(0, 2**32 - 1))
+def test_best_points_text_loads_back_as_the_same_configuration(raw, seed):
+    """Whatever the space (odd strings, booleans, None, lists and maps as categorical values,
+    nested names), ``best --points``'s YAML loads back as points the same space accepts, and
+    they give back the searched values of the trial exactly."""
+    import yaml
+
+    from asha_hpc.views.text import points_text
+
+    sp, problems = parse_space(raw)
+    if problems:
+        return
+    hp = sp.sample(np.random.default_rng(seed))
+    text = points_text([{"trial_id": 7, "metric": 0.5, "length": 16, "hparams": hp}], sp,
+                       "val_loss", "runs/q1")
+    points = yaml.safe_load(text)["points_to_evaluate"]
+    assert len(points) == 1
+    point, problems = sp.check_point(points[0], "p")
+    assert problems == []
+    assert sp.with_point(sp.sample(np.random.default_rng(seed + 1)), point) == hp
