@@ -115,8 +115,9 @@ def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str
                 out[k] = hp[k]
         return out
 
-    lines = [f"# the best {len(rows)} trials of {source} ({metric}), for a new search's searcher "
-             "section", "points_to_evaluate:"]
+    best = "the best trial" if len(rows) == 1 else f"the best {len(rows)} trials"
+    lines = [f"# {best} of {source} ({metric}), for a new search's searcher section",
+             "points_to_evaluate:"]
     for r in rows:
         point = yaml.safe_dump(searched(space.tree, r["hparams"]), default_flow_style=True,
                                width=10_000, sort_keys=False).strip()
