@@ -34,6 +34,7 @@ def test_transformers_tiny_example(tmp_path):
     cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.trials[1].hparams["learning_rate"] == 5e-5  # the example's points_to_evaluate
     best = st.ranked()[0]
     assert best.length == 30 and 0 < best.metric < 0.75  # below chance log-loss (0.69) or near
     ckpt = Path(best.checkpoint)
