@@ -251,13 +251,15 @@ class Space:
             self._items = conv(self.tree)
         return self._items
 
-    def sample(self, rng: Any) -> dict[str, Any]:
+    def sample(self, rng: Any, point: dict[str, Any] | None = None) -> dict[str, Any]:
         """One draw: every leaf in sorted-name order (depth first) from ``rng`` (a numpy
-        Generator)."""
+        Generator). With ``point`` (from ``check_point``) its values replace the drawn ones;
+        every leaf is drawn all the same, so the stream moves on as without it."""
         def draw(items: list[tuple[str, Any]]) -> dict[str, Any]:
             return {n: draw(p) if type(p) is list else p.sample(rng) for n, p in items}
 
-        return draw(self._sorted_tree())
+        hp = draw(self._sorted_tree())
+        return hp if point is None else self.with_point(hp, point)
 
     def grid_size(self) -> int:
         n = 1

@@ -628,12 +628,7 @@ def sampling(cfg: Any, space: Any, seed: int) -> tuple[Callable[[int], dict[str,
     if where is not None:
         cls = getattr(importlib.import_module(where[0], __package__), where[1])
         model = cls(space, seed, cfg.random_fraction, rng, points=points)
-
-    def draw(i: int) -> dict[str, Any]:
-        hp = space.sample(rng)
-        return space.with_point(hp, points[i]) if i < len(points) else hp
-
-    return draw, rng, model
+    return (lambda i: space.sample(rng, points[i] if i < len(points) else None)), rng, model
 
 
 def given_points(cfg: Any, space: Any) -> list[dict[str, Any]]:

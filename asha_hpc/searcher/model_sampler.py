@@ -75,19 +75,16 @@ class ModelSampler:
 
     # ------------------------------------------------------------------ protocol
     def sample(self, trial_id: int) -> dict[str, Any]:
-        if trial_id <= len(self.points):  # given, not drawn: nothing to journal
-            hp = self.space.with_point(self.space.sample(self.rng), self.points[trial_id - 1])
-            self._store(trial_id, self.encode(hp))
-            return hp
         journaled = self.known.pop(trial_id, None)
         if journaled is not None:
             self.model_draws += 1
             self._store(trial_id, self.encode(journaled))
             return journaled
         g = np.random.default_rng([self.seed, trial_id, _MODEL_STREAM])
-        fit = self._model() if g.random() >= self.random_fraction else None
-        if fit is None:
-            hp = self.space.sample(self.rng)
+        given = self.points[trial_id - 1] if trial_id <= len(self.points) else None
+        fit = self._model() if given is None and g.random() >= self.random_fraction else None
+        if fit is None:  # a random draw (with a given point's values: never fitted)
+            hp = self.space.sample(self.rng, given)
             self._store(trial_id, self.encode(hp))
             return hp
         hp = self.decode(self._draw(g, *fit))
