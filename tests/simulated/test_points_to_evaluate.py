@@ -182,15 +182,21 @@ def test_any_point_is_taken_or_named(sp_point, sampler):
     first = make_searcher(cfg.searcher, cfg.space(), 1).start()[0].hparams
     check_in_space(cfg.space(), first)
 
-    def same(given, got):
+    def same(node, given, got):
         for k, v in given.items():
-            if isinstance(v, dict) and isinstance(got[k], dict):  # nested (or a map value)
-                same(v, got[k])
+            if isinstance(node[k], dict):  # nested
+                same(node[k], v, got[k])
+            elif isinstance(node[k], Double):
+                # a value within 1e-9 of the range's scale (10 ** -5 for 1e-5) is taken at
+                # its edge
+                lo, hi = node[k].minval, node[k].maxval
+                if isinstance(node[k], Log):
+                    lo, hi = node[k].base ** lo, node[k].base ** hi
+                assert abs(got[k] - v) <= 1e-9 * max(abs(lo), abs(hi)), (k, v, got[k])
             else:
-                # a value within 1e-9 of the range (10 ** -5 for 1e-5) is taken at its edge
-                assert got[k] == v or (isinstance(v, float) and math.isclose(got[k], v, rel_tol=1e-8))
+                assert got[k] == v, (k, v, got[k])
 
-    same(point, first)
+    same(cfg.space().tree, point, first)
 
 
 def test_master_journal_replay_and_export(tmp_path, monkeypatch):
