@@ -317,3 +317,59 @@ def test_keep_reuses_runs_only_where_random_repeats(sq, tmp_path):
     real = [dict(r, task="digits_mlp", final=0.2, trace=[]) for r in (base, tpe)]
     assert sq.analyse(real, ["digits_mlp"], [sq.RANDOM, sq.TPE],
                       kept.optimum)["digits_mlp"]["optimum"] == 0.01
+
+
+def test_ratio_interval_shows_what_the_seeds_can_tell(sq):
+    """The target "median regret <= 0.7x the best peer's" read with its spread over seed
+    resamples: far apart systems give a tight interval on the right side, a sampler level with
+    the peers an interval around 1 that the target never meets, and the best peer is chosen
+    again in each resample (the lower of two level peers)."""
+    seeds = list(range(40))
+    rng = __import__("numpy").random.default_rng(1)
+    far = {k: float(v) for k, v in zip(seeds, rng.uniform(0.0, 0.1, 40))}
+    peer = {k: float(v) for k, v in zip(seeds, rng.uniform(1.0, 2.0, 40))}
+    iv = sq.ratio_interval(far, {"p": peer}, seeds)
+    assert iv["q95"] < 0.1 and iv["target_share"] == 1.0 and iv["seeds"] == 40
+    level = sq.ratio_interval(peer, {"p": peer}, seeds)
+    assert level["q05"] == level["q95"] == 1.0 and level["target_share"] == 0.0
+    # two peers: each resample divides by the lower median, so the ratio is never above the
+    # one against either peer alone
+    other = {k: v * 1.5 for k, v in peer.items()}
+    mine = {k: v * 0.8 for k, v in peer.items()}
+    assert sq.ratio_interval(mine, {"p": peer, "q": other}, seeds)["q95"] == pytest.approx(0.8)
+    # a seed some system lacks is left out, not counted as a regret of 0
+    del mine[3]
+    assert sq.ratio_interval(mine, {"p": peer}, seeds)["seeds"] == 39
+
+
+def test_table_reads_an_earlier_output_again(sq, tmp_path, capsys, monkeypatch):
+    """--table prints an earlier output's table with today's analysis (the interval too)
+    without running a system; runs kept without traces keep that output's curves."""
+    import json
+
+    runs = []
+    for seed in range(6):
+        for name, v in ((sq.RANDOM, 1.0 + seed), (sq.TPE, 0.1 * seed),
+                        ("Ray Tune ASHA", 2.0 + seed)):
+            runs.append({"system": name, "task": "branin", "seed": seed,
+                         "final": v + 0.397887, "spent": 100, "budget": 100, "wall_s": 0.0,
+                         "first_full": 100, "trace": []})
+    before = sq.analyse(runs, ["branin"], [sq.RANDOM, sq.TPE, "Ray Tune ASHA"])
+    curve = [{"fraction": 1.0, "median": 0.3, "q25": 0.2, "q75": 0.4}]
+    for row in before["branin"]["rows"].values():
+        row["curve"] = curve
+    before["branin"]["tpe_compute_to_random_final"] = {"median": 0.25, "per_seed": []}
+    before["branin"]["tpe_compute_to_random_final_known"] = {"median": 0.5, "per_seed": []}
+    before["branin"].pop("tpe_over_best_peer_interval")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"runs": runs, "results": before, "config": {"tasks": {
+        "branin": {"seeds": 6, "first_seed": 0, "trials": 10, "budget": 100}}}}))
+    monkeypatch.setattr(sys, "argv", ["search_quality.py", "--table", str(path)])
+    monkeypatch.setattr(sq, "run_system", lambda *a, **k: pytest.fail("ran a system"))
+    assert sq.main() == 0
+    out = capsys.readouterr().out
+    ratio = sq.statistics.median([0.1 * k for k in range(6)]) / \
+        sq.statistics.median([2.0 + k for k in range(6)])
+    assert f"tpe / best peer (Ray Tune ASHA): {ratio:.2f}x" in out
+    assert "over seed resamples; the target holds in 100% of them" in out
+    assert "reached random's final value at 0.25 of random's compute" in out
