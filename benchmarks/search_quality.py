@@ -9,6 +9,8 @@ successive halving, Ray Tune ASHA, Ray Tune BOHB and Syne Tune's asynchronous BO
     python benchmarks/search_quality.py --first-seed 100 --seeds 200 --tasks branin,hartmann6
                                                         # other seeds: where tpe's constants
                                                         # are chosen (the table uses 0-11)
+    python benchmarks/search_quality.py --table results/search_quality_more_seeds.json more.json
+                                                        # read earlier outputs again, as one
 
 Tasks (``max_length`` 64 units, divisor 4 everywhere):
 - ``branin`` and ``hartmann6``: the multi-fidelity test functions of benchmarks/landscapes.py
@@ -60,7 +62,8 @@ incumbent's value - the best value known for the task (the functions' optimum; f
 tasks the best full-length value any run of any system saw). Printed: median regret [25th -
 75th percentile], wins per seed (lowest final regret; ties shared), the share of the budget
 spent when a system's first full-length result came (``first 64``, median), and for each model
-sampler (tpe, gp): its median regret over the best peer's, and the share of random's compute at
+sampler (tpe, gp): its median regret over the best peer's (with the 5th - 95th percentile of
+that ratio over bootstrap resamples of the seeds: how well the seeds pin it down), and the share of random's compute at
 which it reached random's final value (median over seeds; also counted only from its first
 full-length result, the first point at which a user of a real task knows a value without
 training the pick further).
@@ -875,6 +878,32 @@ def write_results(path: Path, body: dict[str, Any], runs: list[dict[str, Any]]) 
     path.write_text(f'{head},\n "runs": [\n{lines}\n ]\n}}\n')
 
 
+def merge_outputs(outs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any],
+                                                        dict[str, Any]]:
+    """The runs of several outputs as one (other seeds of the same tasks), with each task's
+    best known the best of theirs and its meta over all seeds; a seed run twice is refused."""
+    runs: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, int]] = set()
+    results: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    for out in outs:
+        for r in out["runs"]:
+            key = (r["system"], r["task"], r["seed"])
+            if key in seen:
+                raise SystemExit(f"--table: {key[0]} on {key[1]}, seed {key[2]} is in two outputs")
+            seen.add(key)
+            runs.append(r)
+        for task, summary in out["results"].items():
+            if task not in results or summary["optimum"] < results[task]["optimum"]:
+                results[task] = summary
+        for task, m in out["config"]["tasks"].items():
+            seeds = sorted({r["seed"] for r in runs if r["task"] == task})
+            budgets = [r["spent"] for r in runs if r["task"] == task and r["system"] == RANDOM]
+            meta[task] = dict(m, seeds=len(seeds), first_seed=seeds[0],
+                              budget=statistics.median(budgets) if budgets else m["budget"])
+    return runs, results, meta
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="branin,hartmann6,digits_mlp,hgb")
@@ -894,19 +923,20 @@ def main() -> int:
     ap.add_argument("--no-traces", action="store_true",
                     help="leave each run's incumbent trace out of the JSON (the summary's curves "
                          "stay): many seeds would make it megabytes")
-    ap.add_argument("--table", metavar="JSON",
-                    help="print the table of an earlier output again, read by today's "
-                         "analysis, without running anything")
+    ap.add_argument("--table", metavar="JSON", nargs="+",
+                    help="print the table of earlier outputs again, read by today's analysis, "
+                         "without running anything; several outputs (other seeds of the same "
+                         "tasks) are read as one")
     a = ap.parse_args()
     if a.table:
-        old = json.loads(Path(a.table).read_text())
-        tasks = list(old["results"])
-        systems = [s for s in SYSTEMS if any(r["system"] == s for r in old["runs"])]
-        res = analyse(old["runs"], tasks, systems,
-                      {t: v["optimum"] for t, v in old["results"].items()
-                       if t not in landscapes.OPTIMUM})
-        restore_traceless(res, old["results"], set())
-        print_table(res, old["config"]["tasks"])
+        runs, results, meta = merge_outputs([json.loads(Path(f).read_text()) for f in a.table])
+        tasks = list(results)
+        systems = [s for s in SYSTEMS if any(r["system"] == s for r in runs)]
+        res = analyse(runs, tasks, systems,
+                      {t: v["optimum"] for t, v in results.items() if t not in landscapes.OPTIMUM})
+        if len(a.table) == 1:
+            restore_traceless(res, results, set())
+        print_table(res, meta)
         return 0
     if a.plot_only:
         src = Path(a.plot_only)

@@ -373,3 +373,32 @@ def test_table_reads_an_earlier_output_again(sq, tmp_path, capsys, monkeypatch):
     assert f"tpe / best peer (Ray Tune ASHA): {ratio:.2f}x" in out
     assert "over seed resamples; the target holds in 100% of them" in out
     assert "reached random's final value at 0.25 of random's compute" in out
+
+
+def test_table_reads_outputs_of_other_seeds_as_one(sq, tmp_path, capsys, monkeypatch):
+    """--table A B: the runs of two outputs (other seeds of a task) read as one table; the
+    real task's best known is the better of theirs; a seed in both is refused."""
+    import json
+
+    def output(seeds, best):
+        runs = [{"system": name, "task": "hgb", "seed": k, "final": v, "spent": 100 + k,
+                 "budget": 100 + k, "wall_s": 0.0, "first_full": 100, "trace": []}
+                for k in seeds for name, v in ((sq.RANDOM, 0.5), (sq.TPE, 0.2 + k / 100),
+                                               ("Ray Tune ASHA", 0.9))]
+        res = sq.analyse(runs, ["hgb"], [sq.RANDOM, sq.TPE, "Ray Tune ASHA"], {"hgb": best})
+        return {"runs": runs, "results": res, "config": {"tasks": {"hgb": {
+            "seeds": len(seeds), "first_seed": seeds[0], "trials": 10, "budget": 0}}}}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(output([0, 1, 2], 0.1)))
+    b.write_text(json.dumps(output([3, 4], 0.05)))
+    monkeypatch.setattr(sys, "argv", ["search_quality.py", "--table", str(a), str(b)])
+    assert sq.main() == 0
+    out = capsys.readouterr().out
+    assert "hgb: 5 seeds (0-4)" in out and "(median 102 units)" in out
+    assert "best known 0.05" in out
+    tpe = sq.statistics.median([0.2 + k / 100 for k in range(5)]) - 0.05
+    assert f"{tpe / (0.9 - 0.05):.2f}x median regret" in out
+    monkeypatch.setattr(sys, "argv", ["search_quality.py", "--table", str(a), str(a)])
+    with pytest.raises(SystemExit, match="seed 0 is in two outputs"):
+        sq.main()
