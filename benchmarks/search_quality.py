@@ -63,10 +63,10 @@ tasks the best full-length value any run of any system saw). Printed: median reg
 75th percentile], wins per seed (lowest final regret; ties shared), the share of the budget
 spent when a system's first full-length result came (``first 64``, median), and for each model
 sampler (tpe, gp): its median regret over the best peer's (with the 5th - 95th percentile of
-that ratio over bootstrap resamples of the seeds: how well the seeds pin it down), and the share of random's compute at
-which it reached random's final value (median over seeds; also counted only from its first
-full-length result, the first point at which a user of a real task knows a value without
-training the pick further).
+that ratio over bootstrap resamples of the seeds: how well the seeds pin it down), and the
+share of random's compute at which it reached random's final value (median over seeds; also
+counted only from its first full-length result, the first point at which a user of a real task
+knows a value without training the pick further).
 Writes benchmarks/results/search_quality.json and search_quality.png
 (median regret against compute, a panel per task).
 """
