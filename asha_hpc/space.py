@@ -322,6 +322,27 @@ class Space:
 
         return walk(self.tree, raw, path), problems
 
+    def config_of(self, hp: Any) -> tuple[dict[str, Any] | None, str]:
+        """Another search's configuration as one of this space (``searcher.warm_start``): the
+        values of the searched hyperparameters as the space draws them, and this space's
+        constants; or (None, why not): a searched name it lacks, or a value outside the
+        range. Names this space does not search are left aside."""
+        values: list[Any] = []
+        for path, param in self.leaves():
+            if isinstance(param, Const):
+                values.append(param.sample(None))
+                continue
+            v = hp
+            for name in path:
+                if not isinstance(v, dict) or name not in v:
+                    return None, f"it has no {'.'.join(path)}"
+                v = v[name]
+            ok, val = _point_value(param, v)
+            if not ok:
+                return None, f"{'.'.join(path)}: {val}"
+            values.append(val)
+        return self._build(values), ""
+
     def with_point(self, hp: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
         """``hp`` (a draw) with the values ``point`` (from ``check_point``) gives."""
         def merge(node: dict[str, Any], drawn: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

@@ -392,6 +392,13 @@ class BracketSearcher:
         if self._model is not None:
             self._model.preload(configs)
 
+    def warm_start(self, trials: list[dict[str, Any]]) -> None:
+        """Results of an earlier search (``searcher.warm_start``, a ``warm_start`` record) for
+        the model sampler to fit on alongside this search's: ``{"hparams", "losses": [[length,
+        loss or None], ...]}`` per trial, lower is better. Before any trial is created."""
+        if self._model is not None:
+            self._model.prior(trials)
+
     def in_flight(self, bracket: int | None = None) -> int:
         """Trials in flight (in one bracket, or in all)."""
         if bracket is not None:

@@ -14,7 +14,9 @@ and the model draw from a Generator seeded with (seed, trial id). A configuratio
 model is also kept in ``fresh`` until the master journals it; replay hands the journaled ones
 back through ``preload``, and a trial found there is never re-fitted. The first trials of
 ``searcher.points_to_evaluate`` take the values given over a random draw: never fitted, and
-nothing to journal (the config holds them).
+nothing to journal (the config holds them). ``prior`` adds an earlier search's results
+(``searcher.warm_start``) as rows that are no trial of this one: the model can be fitted from
+the first trial on.
 """
 from __future__ import annotations
 
@@ -66,7 +68,10 @@ class ModelSampler:
         self.cat = np.array([isinstance(p, Categorical) for _, p in self.dims], bool)
         self.ncat = np.array([len(p.vals) if isinstance(p, Categorical) else 0
                               for _, p in self.dims], np.float64)
-        self.X = np.empty((16, d), np.float64)  # row i: the encoded configuration of trial i + 1
+        # row prior_rows + i: the encoded configuration of trial i + 1; rows before it: an
+        # earlier search's configurations (``prior``)
+        self.X = np.empty((16, d), np.float64)
+        self.prior_rows = 0
         self.created = 0
         self.results: dict[int, _Results] = {}  # length -> results
         self.known: dict[int, dict[str, Any]] = {}  # journaled model draws (replay)
@@ -95,9 +100,25 @@ class ModelSampler:
 
     def observe(self, trial_id: int, length: int, loss: float | None) -> None:
         """A result: ``loss`` lower is better; None or NaN (failed, diverged) is the worst."""
-        row = trial_id - 1
-        if not 0 <= row < self.created:
+        if not 0 < trial_id <= self.created:
             return
+        self._result(self.prior_rows + trial_id - 1, length, loss)
+
+    def prior(self, trials: list[dict[str, Any]]) -> None:
+        """An earlier search's results, before this one creates a trial: per trial its
+        ``hparams`` (values of this space: the master checked them) and ``losses``, [[length,
+        loss or None], ...]; they count as this search's results at the same length."""
+        if self.created:
+            raise ValueError("prior results after trial 1 was drawn")
+        for t in trials:
+            row = self.prior_rows
+            self._grow(row + 1)
+            self.X[row] = self.encode(t["hparams"])
+            self.prior_rows += 1
+            for length, loss in t["losses"]:
+                self._result(row, int(length), loss)
+
+    def _result(self, row: int, length: int, loss: float | None) -> None:
         if loss is None or loss != loss:
             loss = math.inf
         r = self.results.get(length)
@@ -135,10 +156,14 @@ class ModelSampler:
     def _store(self, trial_id: int, x: np.ndarray) -> None:
         if trial_id != self.created + 1:  # the searcher creates trials 1, 2, 3, ... in order
             raise ValueError(f"trial {trial_id} drawn after trial {self.created}")
-        if self.created == len(self.X):
-            self.X = np.concatenate([self.X, np.empty_like(self.X)])
-        self.X[self.created] = x
+        row = self.prior_rows + self.created
+        self._grow(row + 1)
+        self.X[row] = x
         self.created += 1
+
+    def _grow(self, rows: int) -> None:
+        while len(self.X) < rows:
+            self.X = np.concatenate([self.X, np.empty_like(self.X)])
 
     # ------------------------------------------------------------------ the model
     def _model(self) -> tuple[Any, ...] | None:
