@@ -82,6 +82,15 @@ def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     return out
 
 
+def _check_warm_start(cfg: ExperimentConfig) -> None:
+    """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists
+    (the master reads it again when it starts)."""
+    if cfg.searcher.warm_start is not None:
+        from .master.warmstart import read_warm_start
+
+        read_warm_start(cfg)
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides={"backend": a.backend})
     for w in cfg.warnings:
@@ -100,6 +109,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             why = check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
         if why:
             raise ConfigError([why], a.config)
+    _check_warm_start(cfg)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
     return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every)
 
@@ -355,6 +365,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
     from .submit import render_master_script, submit_master
 
     cfg = load_config(a.config)
+    _check_warm_start(cfg)
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=a.time, mem=a.mem,

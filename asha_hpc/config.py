@@ -57,6 +57,9 @@ class SearcherConfig:
     # configurations the first trials take, in order (space.py check_point): defaults, or the
     # best of an earlier search; what a point leaves out is drawn as usual
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    # an earlier experiment folder (relative: to the config's folder) whose results the model
+    # sampler fits on from the first trial (master/warmstart.py); read once, then journaled
+    warm_start: str | None = None
 
 
 @dataclass
@@ -238,7 +241,7 @@ class ExperimentConfig:
         s = asdict(self.searcher)
         unit = s.pop("length_unit")
         s["max_length"] = {unit: s["max_length"]} if unit in LENGTH_UNITS else s["max_length"]
-        for k in ("bracket_rungs", "time_metric", "max_compute"):
+        for k in ("bracket_rungs", "time_metric", "max_compute", "warm_start"):
             if s[k] is None:
                 s.pop(k)
         if not s["until_exit"]:
@@ -361,7 +364,7 @@ def _greater(n: float) -> Callable[[Any], str | None]:
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
                   "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
-                  "random_fraction", "max_compute", "points_to_evaluate")
+                  "random_fraction", "max_compute", "points_to_evaluate", "warm_start")
 SAMPLERS = ("random", "tpe", "gp")
 
 
@@ -433,6 +436,11 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
                   "or give fewer")
         else:
             s.points_to_evaluate = list(pts)  # checked against the space in parse_config
+    s.warm_start = c.get(d, "warm_start", p, _is_str, "a path (an earlier experiment folder)", None,
+                         lambda v: None if v.strip() else "must not be empty")
+    if s.warm_start is not None and s.sampler == "random":
+        c.bad(f"{p}.warm_start", "feeds the model of sampler tpe or gp, and this search samples "
+              "at random: add 'sampler: tpe' (or gp), or remove warm_start")
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):

@@ -67,6 +67,8 @@ from .state import (
     config_hash,
     replay,
 )
+from .warmstart import describe as describe_warm_start
+from .warmstart import read_warm_start
 
 log = logging.getLogger("asha_hpc")
 
@@ -213,7 +215,14 @@ class Master:
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
-            self._record(Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg)))
+            # the earlier search's results reach the searcher before Init draws the first
+            # trials: one group; a master that stopped after it does not read them again
+            warm = read_warm_start(self.cfg) if st.warm is None else None
+            init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg))
+            self._record(*([warm] if warm is not None else []), init)
+            if warm is not None and st.warm is not None:
+                self.progress(describe_warm_start(st.warm)
+                              + (f"; first left out: {warm.why}" if warm.why else ""))
         else:
             self._record(Resumed(pid=os.getpid()))
             self._reconcile()

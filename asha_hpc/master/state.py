@@ -132,6 +132,7 @@ class ExperimentState:
         self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
         self.searcher_done = False
         self.model_drawn: set[int] = set()  # trials whose configuration a model drew (sampled)
+        self.warm: dict[str, Any] | None = None  # searcher.warm_start: source and counts
         self.seq = 0
         self.events: list[tuple[float, str]] = []  # (time, text) of notable events, recent last
         self.message: str | None = None  # why the experiment failed / was aborted
@@ -469,6 +470,12 @@ class ExperimentState:
         # the searcher already has it: replay() preloads them; live, the searcher drew it itself
         self.model_drawn.add(int(rec["trial"]))
 
+    def _on_warm_start(self, rec: dict[str, Any]) -> None:
+        self.searcher.warm_start(rec["trials"])
+        self.warm = {"source": rec["source"], "trials": len(rec["trials"]),
+                     "results": sum(len(t["losses"]) for t in rec["trials"]),
+                     "left_out": rec.get("left_out", 0)}
+
     def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:
             self.trials[tid].checkpoint = None
@@ -495,6 +502,7 @@ class ExperimentState:
         Kind.WORKERS: _on_workers, Kind.WORKERS_SUBMITTED: _on_workers_submitted,
         Kind.WORKER_READY: _on_worker_ready, Kind.WORKER_GONE: _on_worker_gone,
         Kind.WORKERS_MODE: _on_workers_mode, Kind.SAMPLED: _on_sampled,
+        Kind.WARM_START: _on_warm_start,
         Kind.CHECKPOINTS_REMOVED: _on_checkpoints_removed, Kind.CANCELLED: _on_cancelled,
         Kind.DONE: _on_done, Kind.ABORTED: _on_done,
     }

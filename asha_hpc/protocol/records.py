@@ -41,6 +41,7 @@ class Kind(str, enum.Enum):
     WORKER_GONE = "worker_gone"
     WORKERS_MODE = "workers_mode"
     SAMPLED = "sampled"
+    WARM_START = "warm_start"
     CHECKPOINTS_REMOVED = "checkpoints_removed"
     CANCELLED = "cancelled"
     DONE = "done"
@@ -210,6 +211,18 @@ class Sampled(Record):
     kind = Kind.SAMPLED
     trial: int
     hparams: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarmStart(Record):
+    """``searcher.warm_start``: an earlier search's results, read once before the first trial
+    (master/warmstart.py): per trial ``{"hparams", "losses": [[length, loss or None], ...]}``,
+    lower is better, the configurations already as this space's."""
+    kind = Kind.WARM_START
+    source: str  # the earlier experiment folder, as resolved
+    trials: list[dict[str, Any]]
+    left_out: int  # its trials with results whose configuration is not one of this space
+    why: str = optional("")  # the first of their reasons
 
 
 @dataclass(frozen=True, kw_only=True)

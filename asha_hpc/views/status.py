@@ -388,8 +388,11 @@ def sampler_summary(cfg: ExperimentConfig, st: ExperimentState) -> dict[str, Any
     s = cfg.searcher
     if s.sampler == "random":
         return {"name": "random"}
-    return {"name": s.sampler, "random_fraction": s.random_fraction,
-            "model_draws": len(st.model_drawn), "trials": len(st.trials)}
+    out = {"name": s.sampler, "random_fraction": s.random_fraction,
+           "model_draws": len(st.model_drawn), "trials": len(st.trials)}
+    if st.warm is not None:
+        out["warm_start"] = dict(st.warm)
+    return out
 
 
 def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:

@@ -95,6 +95,11 @@ def _sampler_text(s: dict[str, Any] | None) -> str:
         return ""
     n, total = s.get("model_draws", 0), s.get("trials", 0)
     why = "" if n or not total else ": random until a length has enough results"
+    warm = s.get("warm_start")
+    if warm:
+        from ..master.warmstart import describe
+
+        why += f"; {describe(warm)}"
     return f", sampler {s['name']} ({n} of {total} trials drawn from its model{why}),"
 
 

@@ -1,0 +1,91 @@
+"""``searcher.warm_start``: a model sampler (tpe, gp) that starts from an earlier search's
+results instead of from nothing, as Ray Tune's ``evaluated_rewards`` and Optuna's
+``add_trials`` do.
+
+The earlier experiment folder is read once, when the search starts, read-only (its master may
+still run). What the model needs from it goes into this search's journal as one ``warm_start``
+record, so ``resume`` and the read-only views replay that record and never open the earlier
+folder again: it may move or go.
+
+Every trial of the earlier search with a result gives its configuration, as one of this
+space (``Space.config_of``: the searched values, this space's constants), and its result at
+each length, as a loss (lower is better, by the earlier search's ``smaller_is_better``). Its
+results count as this search's at the same length. A trial whose configuration this space
+cannot hold (a hyperparameter it lacks, a value outside a narrowed range) is left out.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..config import ExperimentConfig
+from ..errors import AshaError
+from ..protocol.records import WarmStart
+
+FIELD = "searcher.warm_start"
+
+
+def source_folder(cfg: ExperimentConfig) -> Path | None:
+    """The earlier experiment folder the config names (relative: to the config's folder)."""
+    w = cfg.searcher.warm_start
+    return None if w is None else (Path(cfg.config_dir) / Path(w).expanduser()).resolve()
+
+
+def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
+    """The ``warm_start`` record for a new search of ``cfg``, or None without warm_start;
+    AshaError naming the field and what to do when the folder cannot serve."""
+    src = source_folder(cfg)
+    if src is None:
+        return None
+    from ..views.status import open_experiment  # the one read-only way into a folder
+
+    try:
+        _, old, _, st = open_experiment(src)
+    except AshaError as e:
+        raise AshaError(f"{FIELD}: {e}") from None
+    except (OSError, ValueError) as e:  # a config or journal that does not load
+        raise AshaError(f"{FIELD}: cannot read {src}: {e}; give a folder `asha-hpc run` "
+                        "made") from None
+    now, was = cfg.searcher, old.searcher
+    if (was.metric, was.length_unit) != (now.metric, now.length_unit):
+        raise AshaError(
+            f"{FIELD}: {src} searched on {was.metric!r} in {was.length_unit}, this search on "
+            f"{now.metric!r} in {now.length_unit}: its results would teach the model another "
+            "goal; warm-start from a search of the same metric and length unit")
+    space = cfg.space()
+    sign = 1.0 if was.smaller_is_better else -1.0
+    trials: list[dict[str, Any]] = []
+    left_out, why = 0, ""
+    for t in sorted(st.trials.values(), key=lambda t: t.id):
+        if not t.rung_metrics:
+            continue
+        hp, reason = space.config_of(t.hparams)
+        if hp is None:
+            left_out += 1
+            why = why or f"trial {t.id}: {reason}"
+            continue
+        losses = [[int(length), _loss(sign, m)] for length, m in sorted(t.rung_metrics.items())]
+        trials.append({"hparams": hp, "losses": losses})
+    if not trials:
+        detail = (f"none of its {left_out} trials with results fits this search's "
+                  f"hyperparameters ({why})" if left_out else "it has no results yet")
+        raise AshaError(f"{FIELD}: {src}: {detail}; warm-start from a search of these "
+                        "hyperparameters, or remove warm_start")
+    return WarmStart(source=str(src), trials=trials, left_out=left_out, why=why)
+
+
+def _loss(sign: float, metric: Any) -> float | None:
+    """A result as a loss; None (the worst) for a diverged one."""
+    try:
+        v = sign * float(metric)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def describe(warm: dict[str, Any]) -> str:
+    """``status``: "warm-started from 412 results of 120 trials of /runs/q1 (3 left out)"."""
+    out = (f"warm-started from {warm['results']} results of {warm['trials']} trials of "
+           f"{warm['source']}")
+    return out + (f" ({warm['left_out']} left out: not in this space)" if warm["left_out"] else "")

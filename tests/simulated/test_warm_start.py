@@ -1,0 +1,244 @@
+"""``searcher.warm_start``: a tpe or gp search that starts from an earlier search's results.
+The earlier folder is read once and its results journaled (a ``warm_start`` record before
+``init``), so the model is fitted from the first trials on, and resume and the views replay the
+record without the earlier folder; a folder that cannot serve is refused before anything exists."""
+from __future__ import annotations
+
+import shutil
+import statistics
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_sampler import MODELS, SPACE, check_in_space, loss, spaces
+
+from asha_hpc.cli import _create_experiment, main
+from asha_hpc.config import parse_config
+from asha_hpc.errors import ConfigError
+from asha_hpc.master.loop import Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.searcher.tpe import TPESampler
+from asha_hpc.space import parse_space
+from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import status_dict
+from asha_hpc.views.text import render_status_text
+
+CURVE = ("import math\n"
+         "def curve(hp, length, seed):\n"
+         "    lr = math.log10(hp['lr'])\n"
+         "    return ((lr + 3) ** 2 + (hp['layers'] - 4) ** 2 / 8 + hp['dropout']\n"
+         "            + (0.0 if hp['optimizer'] == 'adamw' else 0.6) + 2.0 / length)\n")
+
+
+def raw(trials=64, sampler="tpe", seed=4, space=None, **searcher):
+    return {"name": "warm", "entrypoint": "unused:train",
+            "searcher": dict({"name": "adaptive_asha", "metric": "loss", "max_length": 64,
+                              "max_trials": trials, "max_concurrent_trials": 8, "divisor": 4,
+                              "sampler": sampler}, **searcher),
+            "hyperparameters": space or SPACE, "reproducibility": {"experiment_seed": seed},
+            "backend": "simulated", "poll_interval_s": 10,
+            "simulated": {"unit_seconds": 30, "curve": "landscape:curve"}}
+
+
+@pytest.fixture
+def first(tmp_path):
+    """An earlier search (random sampling, as a user's first search often is) in tmp/a."""
+    (tmp_path / "landscape.py").write_text(CURVE)
+    cfg = parse_config(raw(sampler="random"), str(tmp_path))
+    exp = _create_experiment(cfg, tmp_path / "a")  # as `asha-hpc run` makes it: config in it
+    assert Master(exp, cfg, progress=lambda s: None).run().lifecycle == "completed"
+    return tmp_path
+
+
+def run(tmp_path, name, cfg, **kw):
+    exp = _create_experiment(cfg, tmp_path / name)
+    said: list[str] = []
+    st_ = Master(exp, cfg, progress=said.append, **kw).run()
+    return exp, st_, read_journal(exp.journal)[0], said
+
+
+def batch_quality(st_, n=8):
+    """The median full-length loss of the first ``n`` trials' configurations."""
+    return statistics.median(loss(st_.trials[t].hparams, 64) for t in range(1, n + 1))
+
+
+@pytest.mark.parametrize("sampler", MODELS)
+def test_a_warm_started_search_fits_from_its_first_trials(first, sampler):
+    cold_cfg = parse_config(raw(sampler=sampler, seed=9), str(first))
+    warm_cfg = parse_config(raw(sampler=sampler, seed=9, warm_start="a"), str(first))
+    _, cold, _, _ = run(first, "cold", cold_cfg)
+    exp, warm, recs, said = run(first, "warm", warm_cfg)
+    assert warm.lifecycle == "completed" and check_invariants(warm_cfg, recs) == []
+    assert [r["kind"] for r in recs[:2]] == ["warm_start", "init"]
+    earlier = replay(parse_config(raw(sampler="random"), str(first)),
+                     read_journal(first / "a" / "journal.jsonl")[0])
+    with_results = [t for t in earlier.trials.values() if t.rung_metrics]
+    rec = recs[0]
+    assert rec["source"] == str((first / "a").resolve()) and rec["left_out"] == 0
+    assert len(rec["trials"]) == len(with_results)
+    assert sum(len(t["losses"]) for t in rec["trials"]) == \
+        sum(len(t.rung_metrics) for t in with_results)
+    # the first batch: no result of its own yet, so the cold search draws it at random and the
+    # warm one from its model (but for the random fraction), near the earlier search's best
+    drawn = {r["trial"] for r in recs if r["kind"] == "sampled"}
+    assert len(drawn & set(range(1, 9))) >= 3
+    assert not cold.model_drawn & set(range(1, 9))
+    assert batch_quality(warm) < batch_quality(cold)
+    best_before = min(loss(t.hparams, 64) for t in with_results)
+    assert min(loss(warm.trials[t].hparams, 64) for t in range(1, 9)) < best_before + 0.5
+    # status and the master's own line say where the model's first data came from
+    text = render_status_text(status_dict(exp, warm_cfg, warm, recs))
+    results = sum(len(t.rung_metrics) for t in with_results)
+    line = (f"warm-started from {results} results of {len(with_results)} trials of "
+            f"{(first / 'a').resolve()}")
+    assert line in text and said[0] == line
+
+
+def test_resume_and_the_views_replay_the_record_not_the_folder(first):
+    cfg = parse_config(raw(warm_start="a", seed=11), str(first))
+    exp = _create_experiment(cfg, first / "b")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.start()
+    while m.state.results_applied < 20 and m.step():
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    before = replay(cfg, read_journal(exp.journal)[0])
+    shutil.rmtree(first / "a")  # the earlier search moved away, or was deleted
+    again = replay(cfg, read_journal(exp.journal)[0])
+    assert {t: x.hparams for t, x in again.trials.items()} == \
+        {t: x.hparams for t, x in before.trials.items()}
+    assert again.warm == before.warm and again.warm is not None
+    st_ = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st_.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    assert [r["kind"] for r in recs].count("warm_start") == 1
+    assert all(st_.trials[t].hparams == x.hparams for t, x in before.trials.items())
+
+
+def test_a_master_that_stopped_after_the_record_does_not_read_it_again(first):
+    """The record and ``init`` are one journal group; should only the record be there, the
+    next start journals ``init`` and uses the record it has."""
+    cfg = parse_config(raw(warm_start="a", seed=12), str(first))
+    exp, full, recs, _ = run(first, "b", cfg)
+    b2 = _create_experiment(cfg, first / "b2")
+    (b2.root / "journal.jsonl").write_bytes(
+        (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
+    shutil.rmtree(first / "a")
+    st_ = Master(b2, cfg, progress=lambda s: None).run()
+    recs2 = read_journal(b2.journal)[0]
+    assert [r["kind"] for r in recs2].count("warm_start") == 1
+    assert {t: x.hparams for t, x in st_.trials.items()} == \
+        {t: x.hparams for t, x in full.trials.items()}
+
+
+def test_trials_outside_a_narrowed_space_are_left_out_and_counted(first):
+    narrowed = dict(SPACE, layers={"type": "int", "minval": 1, "maxval": 4})
+    cfg = parse_config(raw(warm_start="a", space=narrowed), str(first))
+    exp, st_, recs, said = run(first, "b", cfg)
+    earlier = replay(parse_config(raw(sampler="random"), str(first)),
+                     read_journal(first / "a" / "journal.jsonl")[0])
+    outside = sorted(t.id for t in earlier.trials.values()
+                     if t.rung_metrics and t.hparams["layers"] > 4)
+    assert outside
+    rec = recs[0]
+    assert rec["left_out"] == len(outside)
+    assert all(t["hparams"]["layers"] <= 4 for t in rec["trials"])
+    layers = earlier.trials[outside[0]].hparams["layers"]
+    assert said[0].endswith(f" ({len(outside)} left out: not in this space); first left out: "
+                            f"trial {outside[0]}: layers: {layers} is outside 1 .. 4: change the "
+                            "point or the range")
+    text = render_status_text(status_dict(exp, cfg, st_, recs))
+    assert f"({len(outside)} left out: not in this space)" in text
+
+
+def cli_run(tmp_path, capsys, **kw):
+    import yaml
+
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(raw(**kw)))
+    code = main(["run", str(path), "--exp-dir", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize("change, want", [
+    ({"warm_start": "nowhere"}, "nowhere: not an experiment directory (no experiment.yaml or "
+                                "journal.jsonl); start one with `asha-hpc run CONFIG`"),
+    ({"warm_start": "."}, "not an experiment directory"),
+    ({"warm_start": "a", "metric": "accuracy"},
+     "searched on 'loss' in units, this search on 'accuracy' in units: its results would teach "
+     "the model another goal; warm-start from a search of the same metric and length unit"),
+    ({"warm_start": "a", "max_length": {"epochs": 64}},
+     "searched on 'loss' in units, this search on 'loss' in epochs"),
+    ({"warm_start": "a", "space": {"learning_rate": {"type": "double", "minval": 0, "maxval": 1}}},
+     "none of its 64 trials with results fits this search's hyperparameters (trial 1: it has "
+     "no learning_rate); warm-start from a search of these hyperparameters, or remove "
+     "warm_start"),
+])
+def test_a_folder_that_cannot_serve_is_refused_before_anything_exists(first, capsys, change,
+                                                                      want):
+    space = change.pop("space", None)
+    code, err = cli_run(first, capsys, space=space, **change)
+    assert code != 0 and len(err) == 1, err
+    assert err[0].startswith("asha-hpc: error: searcher.warm_start: ") and want in err[0]
+    assert not (first / "b").exists()
+
+
+def test_config_problems():
+    def problems(**searcher):
+        with pytest.raises(ConfigError) as e:
+            parse_config(raw(**searcher), "/tmp")
+        return [x for x in e.value.problems if "warm_start" in x]
+
+    assert problems(sampler="random", warm_start="a") == [
+        "searcher.warm_start: feeds the model of sampler tpe or gp, and this search samples at "
+        "random: add 'sampler: tpe' (or gp), or remove warm_start"]
+    assert problems(warm_start="  ") == ["searcher.warm_start: must not be empty, got '  '"]
+    assert problems(warm_start=["a"])[0].startswith("searcher.warm_start: must be a path")
+    cfg = parse_config(raw(), "/tmp")
+    assert "warm_start" not in cfg.to_dict()["searcher"]  # config hashes stay as they were
+    cfg = parse_config(raw(warm_start="../q1"), "/tmp")
+    assert parse_config(cfg.to_dict(), "/elsewhere").searcher.warm_start == "../q1"
+
+
+def test_prior_rows_are_no_trials_of_this_search():
+    space = parse_space(SPACE)[0]
+    rng = np.random.default_rng(0)
+    earlier = [space.sample(rng) for _ in range(30)]
+    s = TPESampler(space, 3, random_fraction=0.0, rng=np.random.default_rng(1))
+    s.prior([{"hparams": hp, "losses": [[1, loss(hp, 1)], [4, None]]} for hp in earlier])
+    assert s.prior_rows == 30 and s.results[1].n == 30 and s.results[4].n == 30
+    assert np.isinf(s.results[4].loss[:30]).all()  # a diverged result: the worst
+    hp = s.sample(1)  # fitted at once: nothing of its own yet
+    assert s.model_draws == 1
+    check_in_space(space, hp)
+    assert np.array_equal(s.X[30], s.encode(hp))
+    s.observe(1, 1, 0.0)
+    assert s.results[1].rows[30] == 30 and s.results[1].n == 31
+    s.observe(2, 1, 0.0)  # a trial not drawn yet: nothing
+    assert s.results[1].n == 31
+    with pytest.raises(ValueError, match="after trial 1"):
+        s.prior([{"hparams": earlier[0], "losses": []}])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mine=spaces, theirs=spaces, seed=st.integers(0, 2**32))
+def test_config_of_any_other_search(mine, theirs, seed):
+    """Any two spaces a user can write: a configuration of this space maps to itself, and one
+    of another either becomes a valid configuration of this space or says which name stops it."""
+    space, problems = parse_space(mine)
+    other, other_problems = parse_space(theirs)
+    if problems or other_problems:
+        return
+    rng = np.random.default_rng(seed)
+    hp = space.sample(rng)
+    assert space.config_of(hp) == (hp, "")
+    got, why = space.config_of(other.sample(rng))
+    if got is None:
+        names = [".".join(p) for p, _ in space.leaves()]
+        assert any(why == f"it has no {n}" or why.startswith(f"{n}: ") for n in names), why
+    else:
+        check_in_space(space, got)
+        assert why == ""
