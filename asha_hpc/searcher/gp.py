@@ -56,20 +56,18 @@ class GPSampler(ModelSampler):
         d = len(self.dims)
         if d == 0:
             return None
-        for length in sorted(self.results, reverse=True):
-            r = self.results[length]
-            if r.n < min_results(d):
-                continue
-            order = np.argsort(r.loss[:r.n], kind="stable")
-            if len(order) > MAX_POINTS:
-                k = MAX_POINTS // 2
-                rest = order[k:][np.linspace(0, len(order) - k - 1, MAX_POINTS - k).astype(np.int64)]
-                order = np.concatenate([order[:k], rest])
-            # the kept results in loss order: the i-th of m scores Phi^-1((i + 0.5) / m)
-            m = len(order)
-            y = np.array([_NORMAL.inv_cdf((i + 0.5) / m) for i in range(m)])
-            return self.X[r.rows[order]], y
-        return None
+        r = self._fit_length(lambda n: n >= min_results(d))
+        if r is None:
+            return None
+        order = np.argsort(r.loss[:r.n], kind="stable")
+        if len(order) > MAX_POINTS:
+            k = MAX_POINTS // 2
+            rest = order[k:][np.linspace(0, len(order) - k - 1, MAX_POINTS - k).astype(np.int64)]
+            order = np.concatenate([order[:k], rest])
+        # the kept results in loss order: the i-th of m scores Phi^-1((i + 0.5) / m)
+        m = len(order)
+        y = np.array([_NORMAL.inv_cdf((i + 0.5) / m) for i in range(m)])
+        return self.X[r.rows[order]], y
 
     def _draw(self, g: Any, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         ls, amp, noise = _fit(self._sqdiff(X[:, None, :], X[None, :, :]), y)

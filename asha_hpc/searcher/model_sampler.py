@@ -34,14 +34,16 @@ _MODEL_STREAM = 0x7E5  # separates the model's per-trial Generators from other u
 class _Results:
     """The results at one length: trial row (into the encoded matrix) and loss, growing."""
 
-    __slots__ = ("rows", "loss", "n")
+    __slots__ = ("rows", "loss", "n", "own")
 
     def __init__(self) -> None:
         self.rows = np.empty(16, np.int64)
         self.loss = np.empty(16, np.float64)
         self.n = 0
+        self.own = 0  # of them this search's (the rest: ``prior``)
 
-    def add(self, row: int, loss: float) -> None:
+    def add(self, row: int, loss: float, own: bool = True) -> None:
+        self.own += own
         if self.n == len(self.rows):
             self.rows = np.concatenate([self.rows, np.empty_like(self.rows)])
             self.loss = np.concatenate([self.loss, np.empty_like(self.loss)])
@@ -116,15 +118,26 @@ class ModelSampler:
             self.X[row] = self.encode(t["hparams"])
             self.prior_rows += 1
             for length, loss in t["losses"]:
-                self._result(row, int(length), loss)
+                self._result(row, int(length), loss, own=False)
 
-    def _result(self, row: int, length: int, loss: float | None) -> None:
+    def _result(self, row: int, length: int, loss: float | None, own: bool = True) -> None:
         if loss is None or loss != loss:
             loss = math.inf
         r = self.results.get(length)
         if r is None:
             r = self.results[length] = _Results()
-        r.add(row, float(loss))
+        r.add(row, float(loss), own)
+
+    def _fit_length(self, enough: Any) -> _Results | None:
+        """The results the model is fitted on: those of the longest length at which this
+        search has ``enough(count)`` results of its own, an earlier search's at that length
+        included (``prior``); before any, the longest length with enough counting both."""
+        for own in (True, False):
+            for length in sorted(self.results, reverse=True):
+                r = self.results[length]
+                if enough(r.own if own else r.n):
+                    return r
+        return None
 
     def preload(self, configs: dict[int, dict[str, Any]]) -> None:
         """Model draws journaled earlier: ``sample`` returns them instead of fitting again."""

@@ -54,18 +54,16 @@ class TPESampler(ModelSampler):
         d = len(self.dims)
         if d == 0:
             return None
-        for length in sorted(self.results, reverse=True):
-            r = self.results[length]
-            n = r.n
-            n_good = max(d + 1, int(GAMMA * n))
-            if n - n_good < d + 1:
-                continue
-            order = np.argsort(r.loss[:n], kind="stable")
-            good = r.rows[order[:n_good]]
-            bad = r.rows[order[n_good:]]
-            good, bad = self.X[_thin(good)], self.X[_thin(bad)]
-            return good, bad, self._bandwidth(good), self._bandwidth(bad)
-        return None
+        r = self._fit_length(lambda n: n - max(d + 1, int(GAMMA * n)) >= d + 1)
+        if r is None:
+            return None
+        n = r.n
+        n_good = max(d + 1, int(GAMMA * n))
+        order = np.argsort(r.loss[:n], kind="stable")
+        good = r.rows[order[:n_good]]
+        bad = r.rows[order[n_good:]]
+        good, bad = self.X[_thin(good)], self.X[_thin(bad)]
+        return good, bad, self._bandwidth(good), self._bandwidth(bad)
 
     def _bandwidth(self, pts: np.ndarray) -> np.ndarray:
         """Scott's normal-reference rule per dimension (as statsmodels' KDE in BOHB), floored at
