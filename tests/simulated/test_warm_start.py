@@ -201,6 +201,10 @@ def test_config_problems():
     assert "warm_start" not in cfg.to_dict()["searcher"]  # config hashes stay as they were
     cfg = parse_config(raw(warm_start="../q1"), "/tmp")
     assert parse_config(cfg.to_dict(), "/elsewhere").searcher.warm_start == "../q1"
+    from asha_hpc.plan import plan, render_plan
+
+    head = render_plan(cfg.searcher, cfg.space(), plan(cfg.searcher, cfg.space())).splitlines()[0]
+    assert head.endswith("; new trials: tpe (33% random), its model warm-started from ../q1")
 
 
 def test_prior_rows_are_no_trials_of_this_search():
