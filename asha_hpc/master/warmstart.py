@@ -40,6 +40,10 @@ def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
         return None
     from ..views.status import open_experiment  # the one read-only way into a folder
 
+    if not src.is_dir():
+        raise AshaError(f"{FIELD}: {src} is not a folder: give an earlier search's experiment "
+                        f"folder (a relative path starts at the config's folder, "
+                        f"{cfg.config_dir})")
     try:
         _, old, _, st = open_experiment(src)
     except AshaError as e:

@@ -164,9 +164,9 @@ def cli_run(tmp_path, capsys, **kw):
 
 
 @pytest.mark.parametrize("change, want", [
-    ({"warm_start": "nowhere"}, "nowhere: not an experiment directory (no experiment.yaml or "
-                                "journal.jsonl); start one with `asha-hpc run CONFIG`"),
-    ({"warm_start": "."}, "not an experiment directory"),
+    ({"warm_start": "nowhere"}, "nowhere is not a folder: give an earlier search's experiment "
+                                "folder (a relative path starts at the config's folder, "),
+    ({"warm_start": "."}, "not an experiment directory (no experiment.yaml or journal.jsonl)"),
     ({"warm_start": "a", "metric": "accuracy"},
      "searched on 'loss' in units, this search on 'accuracy' in units: its results would teach "
      "the model another goal; warm-start from a search of the same metric and length unit"),
