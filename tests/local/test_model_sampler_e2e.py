@@ -152,3 +152,50 @@ def test_given_configurations_reach_their_jobs(tmp_path):
     assert [r["sampled_by"] for r in rows[:2]] == ["given", "given"]
     assert {r["sampled_by"] for r in rows[2:]} <= {"model", "random"}
     assert "sampler tpe (" in cli("status", exp).stdout
+
+
+@pytest.mark.slow
+def test_a_second_search_warm_started_from_a_real_first_one(tmp_path):
+    """A random first search with real jobs (accuracy, larger is better), then a tpe search
+    with ``warm_start`` and a narrower batch size: the model gets the first search's results as
+    losses (minus the accuracy), leaves out the trials outside the new range, draws from its
+    first trials on, and real jobs train exactly what the journal holds."""
+    (tmp_path / "train.py").write_text(SCRIPT)
+    base = {"entrypoint": "train:train",
+            "searcher": {"name": "adaptive_asha", "metric": "accuracy",
+                         "smaller_is_better": False, "max_length": {"epochs": 3},
+                         "max_trials": 24, "max_concurrent_trials": 4, "mode": "aggressive",
+                         "divisor": 3},
+            "hyperparameters": SPACE, "reproducibility": {"experiment_seed": 7},
+            "backend": "local", "poll_interval_s": 0.2}
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(dict(base, name="first")))
+    cli("run", tmp_path / "first.yaml", "--exp-dir", tmp_path / "runs" / "first")
+    _, first = final_state(tmp_path / "runs" / "first")
+
+    narrow = dict(SPACE, batch_size={"type": "int", "minval": 16, "maxval": 100})
+    second = dict(base, name="second", hyperparameters=narrow,
+                  searcher=dict(base["searcher"], sampler="tpe", max_trials=8,
+                                warm_start="runs/first"))
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(second))
+    exp = tmp_path / "runs" / "second"
+    cli("run", tmp_path / "second.yaml", "--exp-dir", exp)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    recs = journal(exp)
+    warm = recs[0]
+    assert warm["kind"] == "warm_start"
+    inside = [t for t in sorted(first.trials.values(), key=lambda t: t.id)
+              if t.rung_metrics and t.hparams["batch_size"] <= 100]
+    assert warm["left_out"] > 0 and warm["left_out"] == sum(1 for t in first.trials.values()
+                                   if t.rung_metrics and t.hparams["batch_size"] > 100)
+    assert [t["hparams"] for t in warm["trials"]] == [t.hparams for t in inside]
+    assert [dict(t["losses"]) for t in warm["trials"]] == \
+        [{k: -v for k, v in t.rung_metrics.items()} for t in inside]
+    sampled = {r["trial"]: r["hparams"] for r in recs if r["kind"] == "sampled"}
+    assert sampled.keys() & {1, 2, 3, 4}  # drawn from the model before any result of its own
+    for t in st.trials.values():
+        seen = [json.loads(line) for line in (exp / "trials" / f"{t.id:05d}" / "seen.jsonl")
+                .read_text().splitlines()]
+        assert seen and all(s == t.hparams for s in seen), t.id
+        assert 16 <= t.hparams["batch_size"] <= 100
+    assert "warm-started from " in cli("status", exp).stdout
