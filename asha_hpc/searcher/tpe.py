@@ -5,7 +5,9 @@ model_sampler.py's.
 The model is fitted on the longest length (rung) that has enough results: ``n_good =
 max(d + 1, 15% of n)`` best results and at least ``d + 1`` others, for ``d`` searched
 hyperparameters; shorter lengths stand in until then, and before any length has enough the
-draw is random. A ``random_fraction`` of the draws stays random whatever the model says.
+draw is random (with ``searcher.warm_start``, the length is chosen by this search's own
+results, the earlier search's at that length pooled in: ``ModelSampler._fit_length``).
+A ``random_fraction`` of the draws stays random whatever the model says.
 From the model: 24 candidates drawn around good configurations (each dimension perturbed with
 three times its bandwidth; bandwidths by Scott's rule, floored as Optuna's TPE does), the
 one with the highest ratio l(x)/g(x) of the good and bad kernel densities wins. A
