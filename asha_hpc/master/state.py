@@ -474,7 +474,7 @@ class ExperimentState:
         self.searcher.warm_start(rec["trials"])
         self.warm = {"source": rec["source"], "trials": len(rec["trials"]),
                      "results": sum(len(t["losses"]) for t in rec["trials"]),
-                     "left_out": rec.get("left_out", 0)}
+                     "left_out": rec.get("left_out", 0), "inherited": rec.get("inherited", 0)}
 
     def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:

@@ -11,7 +11,9 @@ Every trial of the earlier search with a result gives its configuration, as one 
 space (``Space.config_of``: the searched values, this space's constants), and its result at
 each length, as a loss (lower is better, by the earlier search's ``smaller_is_better``). Its
 results count as this search's at the same length. A trial whose configuration this space
-cannot hold (a hyperparameter it lacks, a value outside a narrowed range) is left out.
+cannot hold (a hyperparameter it lacks, a value outside a narrowed range) is left out. An
+earlier search that was warm-started itself passes on its own ``warm_start`` record's results
+too, so a chain of searches keeps everything before it.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from ..config import ExperimentConfig
 from ..errors import AshaError
-from ..protocol.records import WarmStart
+from ..protocol.records import Kind, WarmStart
 
 FIELD = "searcher.warm_start"
 
@@ -45,7 +47,7 @@ def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
                         f"folder (a relative path starts at the config's folder, "
                         f"{cfg.config_dir})")
     try:
-        _, old, _, st = open_experiment(src)
+        _, old, records, st = open_experiment(src)
     except AshaError as e:
         raise AshaError(f"{FIELD}: {e}") from None
     except (OSError, ValueError) as e:  # a config or journal that does not load
@@ -57,26 +59,33 @@ def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
             f"{FIELD}: {src} searched on {was.metric!r} in {was.length_unit}, this search on "
             f"{now.metric!r} in {now.length_unit}: its results would teach the model another "
             "goal; warm-start from a search of the same metric and length unit")
-    space = cfg.space()
     sign = 1.0 if was.smaller_is_better else -1.0
+    found: list[tuple[str, Any, list[list[Any]]]] = [  # (where, configuration, losses)
+        (f"trial {t.id}", t.hparams,
+         [[int(length), _loss(sign, m)] for length, m in sorted(t.rung_metrics.items())])
+        for t in sorted(st.trials.values(), key=lambda t: t.id) if t.rung_metrics]
+    # a search that was warm-started itself passes on what its model had: a chain of
+    # searches keeps every result before it
+    inherited = [(f"a result {src.name} was warm-started from", t["hparams"], t["losses"])
+                 for r in records if r["kind"] == Kind.WARM_START for t in r["trials"]]
+    space = cfg.space()
     trials: list[dict[str, Any]] = []
-    left_out, why = 0, ""
-    for t in sorted(st.trials.values(), key=lambda t: t.id):
-        if not t.rung_metrics:
-            continue
-        hp, reason = space.config_of(t.hparams)
+    left_out, why, kept_inherited = 0, "", 0
+    for i, (where, config, losses) in enumerate(inherited + found):
+        hp, reason = space.config_of(config)
         if hp is None:
             left_out += 1
-            why = why or f"trial {t.id}: {reason}"
+            why = why or f"{where}: {reason}"
             continue
-        losses = [[int(length), _loss(sign, m)] for length, m in sorted(t.rung_metrics.items())]
         trials.append({"hparams": hp, "losses": losses})
+        kept_inherited += i < len(inherited)
     if not trials:
         detail = (f"none of its {left_out} trials with results fits this search's "
                   f"hyperparameters ({why})" if left_out else "it has no results yet")
         raise AshaError(f"{FIELD}: {src}: {detail}; warm-start from a search of these "
                         "hyperparameters, or remove warm_start")
-    return WarmStart(source=str(src), trials=trials, left_out=left_out, why=why)
+    return WarmStart(source=str(src), trials=trials, left_out=left_out, why=why,
+                     inherited=kept_inherited)
 
 
 def _loss(sign: float, metric: Any) -> float | None:
@@ -92,4 +101,6 @@ def describe(warm: dict[str, Any]) -> str:
     """``status``: "warm-started from 412 results of 120 trials of /runs/q1 (3 left out)"."""
     out = (f"warm-started from {warm['results']} results of {warm['trials']} trials of "
            f"{warm['source']}")
+    if warm.get("inherited"):
+        out += f" ({warm['inherited']} of them from the search it was warm-started from)"
     return out + (f" ({warm['left_out']} left out: not in this space)" if warm["left_out"] else "")

@@ -223,6 +223,7 @@ class WarmStart(Record):
     trials: list[dict[str, Any]]
     left_out: int  # its trials with results whose configuration is not one of this space
     why: str = optional("")  # the first of their reasons
+    inherited: int = optional(0)  # of ``trials``, those from its own warm_start record
 
 
 @dataclass(frozen=True, kw_only=True)

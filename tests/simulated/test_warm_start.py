@@ -272,3 +272,21 @@ def test_the_fitted_length_follows_this_searchs_own_results(sampler):
     fitted = s._fit_length(lambda n: n >= 20)
     assert fitted is s.results[1] and (fitted.n, fitted.own) == (60, 20)
     assert s.results[64].own == 0
+
+
+def test_a_chain_of_searches_keeps_every_result_before_it(first):
+    """c warm-started from b, itself warm-started from a: c's model gets a's results through
+    b's record (a may be gone by then) and b's own."""
+    b_cfg = parse_config(raw(warm_start="a", seed=21, trials=32), str(first))
+    _, b, b_recs, _ = run(first, "b", b_cfg)
+    shutil.rmtree(first / "a")
+    c_cfg = parse_config(raw(warm_start="b", seed=22, trials=16), str(first))
+    exp, c, recs, said = run(first, "c", c_cfg)
+    rec = recs[0]
+    from_a = b_recs[0]["trials"]
+    from_b = [t for t in sorted(b.trials.values(), key=lambda t: t.id) if t.rung_metrics]
+    assert rec["inherited"] == len(from_a) and len(rec["trials"]) == len(from_a) + len(from_b)
+    assert rec["trials"][:len(from_a)] == from_a
+    assert [t["hparams"] for t in rec["trials"][len(from_a):]] == [t.hparams for t in from_b]
+    assert f"({len(from_a)} of them from the search it was warm-started from)" in said[0]
+    assert c.lifecycle == "completed" and check_invariants(c_cfg, recs) == []
