@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -128,7 +129,7 @@ class ModelSampler:
             r = self.results[length] = _Results()
         r.add(row, float(loss), own)
 
-    def _fit_length(self, enough: Any) -> _Results | None:
+    def _fit_length(self, enough: Callable[[int], bool]) -> _Results | None:
         """The results the model is fitted on: those of the longest length at which this
         search has ``enough(count)`` results of its own, an earlier search's at that length
         included (``prior``); before any, the longest length with enough counting both."""
