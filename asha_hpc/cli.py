@@ -84,11 +84,12 @@ def _config_warnings(cfg: ExperimentConfig) -> list[str]:
 
 def _check_warm_start(cfg: ExperimentConfig) -> None:
     """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists
-    (the master reads it again when it starts)."""
+    (the master reads it again when it starts); its warnings are printed here."""
     if cfg.searcher.warm_start is not None:
         from .master.warmstart import read_warm_start
 
-        read_warm_start(cfg)
+        for w in read_warm_start(cfg)[1]:
+            print(f"asha-hpc: warning: {w}", file=sys.stderr)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -217,7 +217,7 @@ class Master:
         if st.lifecycle == "new":
             # the earlier search's results reach the searcher before Init draws the first
             # trials: one group; a master that stopped after it does not read them again
-            warm = read_warm_start(self.cfg) if st.warm is None else None
+            warm = read_warm_start(self.cfg)[0] if st.warm is None else None
             init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg))
             self._record(*([warm] if warm is not None else []), init)
             if warm is not None and st.warm is not None:

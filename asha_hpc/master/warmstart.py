@@ -34,13 +34,14 @@ def source_folder(cfg: ExperimentConfig) -> Path | None:
     return None if w is None else (Path(cfg.config_dir) / Path(w).expanduser()).resolve()
 
 
-def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
-    """The ``warm_start`` record for a new search of ``cfg``, or None without warm_start;
-    AshaError naming the field and what to do when the folder cannot serve."""
+def read_warm_start(cfg: ExperimentConfig) -> tuple[WarmStart | None, list[str]]:
+    """The ``warm_start`` record for a new search of ``cfg`` (None without warm_start), and
+    warnings for the user; AshaError naming the field and what to do when the folder cannot
+    serve."""
     src = source_folder(cfg)
     if src is None:
-        return None
-    from ..views.status import open_experiment  # the one read-only way into a folder
+        return None, []
+    from ..views.status import AGREE_LOW, open_experiment, rung_agreement
 
     if not src.is_dir():
         raise AshaError(f"{FIELD}: {src} is not a folder: give an earlier search's experiment "
@@ -84,8 +85,19 @@ def read_warm_start(cfg: ExperimentConfig) -> WarmStart | None:
                   f"hyperparameters ({why})" if left_out else "it has no results yet")
         raise AshaError(f"{FIELD}: {src}: {detail}; warm-start from a search of these "
                         "hyperparameters, or remove warm_start")
+    warnings = []
+    low = [r for r in rung_agreement(st) if r["rank_corr"] is not None
+           and r["rank_corr"] < AGREE_LOW]
+    if low:  # what made a warm start lose to starting over (benchmarks/RESULTS.md 8c)
+        r = min(low, key=lambda r: r["rank_corr"])
+        warnings.append(
+            f"{FIELD}: in {src}, the trials promoted from length {r['from']} to {r['to']} "
+            f"ranked at {r['rank_corr']:.2f} there (Spearman, {r['trials']} trials): its short "
+            "results order configurations unlike its long ones and may teach the model the "
+            "wrong region; on such a task random sampling does as well as a model, with or "
+            "without warm_start")
     return WarmStart(source=str(src), trials=trials, left_out=left_out, why=why,
-                     inherited=kept_inherited)
+                     inherited=kept_inherited), warnings
 
 
 def _loss(sign: float, metric: Any) -> float | None:

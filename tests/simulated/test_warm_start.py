@@ -290,3 +290,32 @@ def test_a_chain_of_searches_keeps_every_result_before_it(first):
     assert [t["hparams"] for t in rec["trials"][len(from_a):]] == [t.hparams for t in from_b]
     assert f"({len(from_a)} of them from the search it was warm-started from)" in said[0]
     assert c.lifecycle == "completed" and check_invariants(c_cfg, recs) == []
+
+
+def test_run_warns_when_the_earlier_searchs_rungs_disagree(first, capsys):
+    """An earlier search whose short results rank configurations against its long ones (as
+    HistGradientBoosting's learning rate does): ``run`` says so before it starts, naming the
+    lengths and the correlation; a search whose rungs agree gets no warning."""
+    import yaml
+
+    (first / "upside.py").write_text(CURVE + "\n"
+                                     "def inverted(hp, length, seed):\n"
+                                     "    v = curve(hp, 64, seed)\n"
+                                     "    return v if length > 1 else 10.0 - v\n")
+    inverted = dict(raw(sampler="random", trials=96), name="inv")
+    inverted["simulated"] = {"unit_seconds": 30, "curve": "upside:inverted"}
+    cfg = parse_config(inverted, str(first))
+    run(first, "inv", cfg)
+    capsys.readouterr()
+    for source, warned in (("inv", True), ("a", False)):
+        path = first / f"from-{source}.yaml"
+        path.write_text(yaml.safe_dump(raw(warm_start=source, trials=8)))
+        assert main(["run", str(path), "--exp-dir", str(first / f"from-{source}")]) == 0
+        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+        if warned:
+            assert len(err) == 1 and err[0].startswith(
+                f"asha-hpc: warning: searcher.warm_start: in {(first / 'inv').resolve()}, the "
+                "trials promoted from length ")
+            assert "ranked at -" in err[0] and "may teach the model the wrong region" in err[0]
+        else:
+            assert err == []
