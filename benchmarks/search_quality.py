@@ -208,7 +208,14 @@ class HGB(Task):
 
             m = HistGradientBoostingClassifier(max_iter=MAX_LEN, early_stopping=False,
                                                random_state=0, **hp)
-            m.fit(self.Xtr, self.ytr)
+            try:
+                m.fit(self.Xtr, self.ytr)
+            except ValueError:
+                # a configuration outside the space (Syne Tune's BOHB proposed
+                # max_leaf_nodes 1 on seed 68): the trial fails, its result the worst, as a
+                # user's run would
+                self.curves[key] = c = np.full(MAX_LEN, math.inf)
+                return math.inf
             eps = 1e-12
             c = np.array([float(-np.mean(np.log(np.clip(pr[np.arange(len(self.yva)), self.yva],
                                                              eps, 1.0))))

@@ -402,3 +402,14 @@ def test_table_reads_outputs_of_other_seeds_as_one(sq, tmp_path, capsys, monkeyp
     monkeypatch.setattr(sys, "argv", ["search_quality.py", "--table", str(a), str(a)])
     with pytest.raises(SystemExit, match="seed 0 is in two outputs"):
         sq.main()
+
+
+def test_a_configuration_outside_the_space_fails_its_trial(sq):
+    """A peer that proposes a value outside the space (Syne Tune's BOHB gave HGB
+    max_leaf_nodes 1) gets a failed trial, the worst result, not a crashed benchmark."""
+    require_module("sklearn", "bench")
+    task = sq.make_task("hgb")
+    hp = {"learning_rate": 0.1, "max_leaf_nodes": 1, "min_samples_leaf": 5,
+          "l2_regularization": 0.01, "max_features": 0.5, "max_bins": 63}
+    assert task.curve(hp, 4) == math.inf and task.curve(hp, 64) == math.inf
+    assert task.curve(dict(hp, max_leaf_nodes=2), 4) < math.inf
