@@ -943,6 +943,12 @@ def main() -> int:
                       {t: v["optimum"] for t, v in results.items() if t not in landscapes.OPTIMUM})
         if len(a.table) == 1:
             restore_traceless(res, results, set())
+        for task, summary in res.items():  # runs without traces cannot tell it again
+            for label, short in MODELS.items():
+                if any(not r["trace"] for r in runs if r["task"] == task
+                       and r["system"] == label) and len(a.table) > 1:
+                    for k in [k for k in summary if k.startswith(short + "_compute_to")]:
+                        del summary[k]
         print_table(res, meta)
         return 0
     if a.plot_only:

@@ -399,6 +399,7 @@ def test_table_reads_outputs_of_other_seeds_as_one(sq, tmp_path, capsys, monkeyp
     assert "best known 0.05" in out
     tpe = sq.statistics.median([0.2 + k / 100 for k in range(5)]) - 0.05
     assert f"{tpe / (0.9 - 0.05):.2f}x median regret" in out
+    assert "reached random's final value" not in out  # runs without traces cannot tell it
     monkeypatch.setattr(sys, "argv", ["search_quality.py", "--table", str(a), str(a)])
     with pytest.raises(SystemExit, match="seed 0 is in two outputs"):
         sq.main()
