@@ -82,14 +82,18 @@ def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     return out
 
 
-def _check_warm_start(cfg: ExperimentConfig) -> None:
-    """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists
-    (the master reads it again when it starts); its warnings are printed here."""
-    if cfg.searcher.warm_start is not None:
-        from .master.warmstart import read_warm_start
+def _check_warm_start(cfg: ExperimentConfig) -> Any:
+    """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists;
+    its warnings are printed here. Returns its record (None without warm_start), for a master
+    started by this command; a master started elsewhere (``submit``'s job) reads it itself."""
+    if cfg.searcher.warm_start is None:
+        return None
+    from .master.warmstart import read_warm_start
 
-        for w in read_warm_start(cfg)[1]:
-            print(f"asha-hpc: warning: {w}", file=sys.stderr)
+    record, warnings = read_warm_start(cfg)
+    for w in warnings:
+        print(f"asha-hpc: warning: {w}", file=sys.stderr)
+    return record
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -110,9 +114,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             why = check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
         if why:
             raise ConfigError([why], a.config)
-    _check_warm_start(cfg)
+    warm = _check_warm_start(cfg)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
-    return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every)
+    return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every,
+                  warm_start=warm)
 
 
 def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:
@@ -147,14 +152,14 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
-           retry_failed: bool = False) -> int:
+           retry_failed: bool = False, warm_start: Any = None) -> int:
     from .master.loop import Master
 
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
               "and at the end; --report-every 0 for none)", file=sys.stderr)
     st = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                retry_failed=retry_failed).run()
+                retry_failed=retry_failed, warm_start=warm_start).run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:

@@ -48,6 +48,7 @@ from ..protocol.records import (
     Stopped,
     SubmitFailed,
     Submitted,
+    WarmStart,
     WorkerGone,
     WorkerReady,
     Workers,
@@ -84,8 +85,10 @@ class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
-                 retry_failed: bool = False) -> None:
+                 retry_failed: bool = False, warm_start: WarmStart | None = None) -> None:
         self.exp = exp
+        # searcher.warm_start as ``run`` read it to check it (read here when None)
+        self._warm_start = warm_start
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
         self.cfg = cfg
         self.backend = backend or make_backend(cfg, exp.root)
@@ -217,10 +220,13 @@ class Master:
         if st.lifecycle == "new":
             # the earlier search's results reach the searcher before Init draws the first
             # trials: one group; a master that stopped after it does not read them again
-            warm = read_warm_start(self.cfg)[0] if st.warm is None else None
+            warm = None
+            if st.warm is None:
+                warm = self._warm_start or read_warm_start(self.cfg)[0]
             init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg))
             self._record(*([warm] if warm is not None else []), init)
-            if warm is not None and st.warm is not None:
+            if warm is not None:
+                assert st.warm is not None  # set by the record just applied
                 self.progress(describe_warm_start(st.warm)
                               + (f"; first left out: {warm.why}" if warm.why else ""))
         else:

@@ -292,7 +292,7 @@ def test_a_chain_of_searches_keeps_every_result_before_it(first):
     assert c.lifecycle == "completed" and check_invariants(c_cfg, recs) == []
 
 
-def test_run_warns_when_the_earlier_searchs_rungs_disagree(first, capsys):
+def test_run_warns_when_the_earlier_searchs_rungs_disagree(first, capsys, monkeypatch):
     """An earlier search whose short results rank configurations against its long ones (as
     HistGradientBoosting's learning rate does): ``run`` says so before it starts, naming the
     lengths and the correlation; a search whose rungs agree gets no warning."""
@@ -307,10 +307,18 @@ def test_run_warns_when_the_earlier_searchs_rungs_disagree(first, capsys):
     cfg = parse_config(inverted, str(first))
     run(first, "inv", cfg)
     capsys.readouterr()
+    import asha_hpc.views.status as status
+
+    opened = []
+    real_open = status.open_experiment
+    monkeypatch.setattr(status, "open_experiment", lambda p: opened.append(p) or real_open(p))
     for source, warned in (("inv", True), ("a", False)):
         path = first / f"from-{source}.yaml"
         path.write_text(yaml.safe_dump(raw(warm_start=source, trials=8)))
         assert main(["run", str(path), "--exp-dir", str(first / f"from-{source}")]) == 0
+        # read once: the check before the folder is made hands its record to the master
+        assert opened == [(first / source).resolve()]
+        opened.clear()
         err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
         if warned:
             assert len(err) == 1 and err[0].startswith(
