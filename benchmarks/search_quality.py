@@ -86,6 +86,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -281,14 +282,24 @@ def searcher_config(task: Task, sampler: str, max_compute: int | None = None) ->
 
 
 class Ours:
-    def __init__(self, task: Task, run: Run, seed: int, sampler: str) -> None:
-        cap = run.budget if run.plan else None
-        self.s = make_searcher(searcher_config(task, sampler, cap), task.space, seed)
+    """asha_hpc's pure searcher; ``points`` (points_to_evaluate) and ``prior`` (warm_start's
+    results) for warm_start.py's second searches."""
+
+    def __init__(self, task: Task, run: Run, seed: int, sampler: str,
+                 points: list[dict[str, Any]] | None = None,
+                 prior: list[dict[str, Any]] | None = None) -> None:
+        cfg = searcher_config(task, sampler, run.budget if run.plan else None)
+        if points:
+            cfg = replace(cfg, points_to_evaluate=points)
+        self.s = make_searcher(cfg, task.space, seed)
+        if prior:
+            self.s.warm_start(prior)
         self.task, self.run = task, run
         self.hp: dict[int, dict[str, Any]] = {}
         self.at: dict[int, int] = {}  # trial -> length trained
         self.created_at: dict[int, int] = {}  # trial -> compute spent when it was created
         self.from_model: set[int] = set()  # trials whose configuration a model drew
+        self.results: dict[int, dict[int, float]] = {}  # trial -> length -> metric (counted)
 
     def trial_of(self, hp: dict[str, Any] | None) -> int | None:
         """The trial with this configuration (the same object)."""
@@ -319,6 +330,8 @@ class Ours:
         units = length - self.at.get(tid, 0)
         self.at[tid] = length
         m = self.task.curve(self.hp[tid], length)
+        if self.run.budget is None or self.run.spent + units <= self.run.budget:
+            self.results.setdefault(tid, {})[length] = m
         self.run.result(self.hp[tid], length, m, units)
         return self._work(self.s.on_event(SegmentCompleted(tid, length, m)))
 

@@ -32,7 +32,6 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -41,43 +40,14 @@ sys.path.insert(0, str(HERE))
 
 import search_quality as sq  # noqa: E402
 
-from asha_hpc.searcher import make_searcher  # noqa: E402
-
 SECOND = 5000  # the second search's seed: the first's + this
 POINTS = 5
 SYSTEMS = ["random", "tpe", "gp", "random + points", "tpe + warm_start", "gp + warm_start"]
 
 
 class Recorded(sq.Ours):
-    """asha_hpc's pure searcher as search_quality runs it, with the second search's start
-    (points, prior results), keeping every result for a next search."""
-
-    def __init__(self, task: sq.Task, run: sq.Run, seed: int, sampler: str,
-                 points: list[dict[str, Any]] | None = None,
-                 prior: list[dict[str, Any]] | None = None) -> None:
-        cfg = sq.searcher_config(task, sampler, run.budget if run.plan else None)
-        if points:
-            cfg = replace(cfg, points_to_evaluate=points)
-        self.s = make_searcher(cfg, task.space, seed)
-        if prior:
-            self.s.warm_start(prior)
-        self.task, self.run = task, run
-        self.hp: dict[int, dict[str, Any]] = {}
-        self.at: dict[int, int] = {}
-        self.created_at: dict[int, int] = {}
-        self.from_model: set[int] = set()
-        self.results: dict[int, dict[int, float]] = {}  # trial -> length -> metric
-
-    def done(self, w):
-        tid, length = w
-        units = length - self.at.get(tid, 0)
-        self.at[tid] = length
-        m = self.task.curve(self.hp[tid], length)
-        counted = self.run.budget is None or self.run.spent + units <= self.run.budget
-        self.run.result(self.hp[tid], length, m, units)
-        if counted:
-            self.results.setdefault(tid, {})[length] = m
-        return self._work(self.s.on_event(sq.SegmentCompleted(tid, length, m)))
+    """asha_hpc's pure searcher as search_quality runs it, its results read as a next
+    search's start."""
 
     def prior(self) -> list[dict[str, Any]]:
         """These results as the ``warm_start`` record holds them (a loss: the metric)."""
