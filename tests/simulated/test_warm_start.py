@@ -327,3 +327,31 @@ def test_run_warns_when_the_earlier_searchs_rungs_disagree(first, capsys, monkey
             assert "ranked at -" in err[0] and "may teach the model the wrong region" in err[0]
         else:
             assert err == []
+
+
+def test_warm_start_from_a_folder_an_older_release_wrote(tmp_path):
+    """An experiment folder from the last release before the model samplers' shared code
+    (tests/fixtures/old_release_c43cdc7_tpe, real local jobs, no warm_start record kind yet)
+    serves as an earlier search: its results, as they were journaled then, reach the model."""
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "old_release_c43cdc7_tpe"
+    shutil.copytree(fixture / "run", tmp_path / "old")
+    (tmp_path / "line.py").write_text("def curve(hp, length, seed):\n"
+                                      "    return (hp['x'] - 0.3) ** 2 + 1.0 / length\n")
+    cfg = parse_config({
+        "name": "after-upgrade", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 16,
+                     "max_trials": 12, "max_concurrent_trials": 2, "sampler": "tpe",
+                     "warm_start": "old"},
+        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
+        "backend": "simulated", "simulated": {"curve": "line:curve"}}, str(tmp_path))
+    exp, st_, recs, said = run(tmp_path, "new", cfg)
+    old_cfg = parse_config(__import__("yaml").safe_load((tmp_path / "old" / "experiment.yaml")
+                                                        .read_text()), str(tmp_path / "old"))
+    old = replay(old_cfg, read_journal(tmp_path / "old" / "journal.jsonl")[0])
+    with_results = [t for t in sorted(old.trials.values(), key=lambda t: t.id) if t.rung_metrics]
+    assert with_results and recs[0]["kind"] == "warm_start"
+    assert [t["hparams"] for t in recs[0]["trials"]] == [{"x": t.hparams["x"]}
+                                                        for t in with_results]
+    assert st_.lifecycle == "completed" and st_.warm["trials"] == len(with_results)
