@@ -191,6 +191,7 @@ class BracketSearcher:
         trial_target(trial_id) -> length the in-flight trial trains toward, or None
         is_paused(trial_id)    -> True while it waits for a promotion
         may_be_promoted(trial_id) -> False once a paused trial can never be promoted
+        held_by_cap(trial_id)  -> True for a stopped trial max_compute kept from promotion
         trial_status(trial_id) -> running | paused | top | stopped | failed | invalid, or None
         trial_bracket(trial_id) -> its bracket index, or None
     """
@@ -358,6 +359,27 @@ class BracketSearcher:
                 return key < _PROMOTABLE_BELOW and rung.keys.rank(key) < bound
         return False
 
+    def held_by_cap(self, trial_id: int) -> bool:
+        """True for a trial stopped unpromoted that the paper's rule promotes: ``max_compute``
+        refused its next segment. A raised cap (``set_max_compute``) continues it, so its
+        checkpoint is worth keeping."""
+        if self.max_compute is None or self.rule != PAPER:
+            return False
+        at = self._stopped_at(trial_id)
+        return at is not None and self._in_top(at[0].rungs[at[1]], at[2])
+
+    def _stopped_at(self, trial_id: int) -> tuple[_Bracket, int, int] | None:
+        """(bracket, rung, key) of a trial stopped unpromoted below its top rung, with a
+        result that may be promoted; None for any other (stop_once stops are decisions)."""
+        if self.stop_once or self._status.get(trial_id) != STOPPED:
+            return None
+        b = self._b[self._bracket_of[trial_id]]
+        r = max((i for i, rung in enumerate(b.rungs) if trial_id in rung.entry), default=None)
+        if r is None or r == b.num_rungs - 1 or trial_id in b.rungs[r].promoted:
+            return None
+        key = b.rungs[r].entry[trial_id]
+        return (b, r, key) if key < _PROMOTABLE_BELOW else None
+
     def trial_status(self, trial_id: int) -> str | None:
         return self._status.get(trial_id)
 
@@ -521,6 +543,14 @@ class BracketSearcher:
         """Whether a segment of ``units`` may start within ``max_compute``."""
         return self.max_compute is None or self._committed + units <= self.max_compute
 
+    def _in_top(self, rung: _Rung, key: int) -> bool:
+        """Whether ``key`` ranks in ``rung``'s top floor(k/d): the paper's promotion rule."""
+        return rung.keys.rank(key) < math.floor(len(rung.keys) / self.divisor)
+
+    def _room_for_trial(self, b: _Bracket) -> bool:
+        """Whether ``b`` may create a trial now: below its max_trials and within the cap."""
+        return b.created < b.max_trials and self._fits(b.seg[0]) and self._may_create(b)
+
     def _may_create(self, b: _Bracket) -> bool:
         """Whether a new trial of ``b`` fits in ``max_compute`` beside what the trials so far
         are expected to train (``_Bracket.expected_units``). Expected, not certain: a trial
@@ -542,6 +572,50 @@ class BracketSearcher:
         """Account a segment toward rung ``r`` of ``b`` as started."""
         self._committed += b.seg[r]
 
+    def set_max_compute(self, units: int | None, reopen: list[int] | tuple[int, ...] = ()) -> list[Action]:
+        """A new ``max_compute`` from here on (``resume --max-compute``), and the actions it
+        allows now. A raised cap lets the brackets go on that it had ended: they create trials
+        again up to their ``max_trials``, and the trials of ``reopen`` that were stopped
+        unpromoted when their bracket ended wait for a promotion again (the caller names those
+        whose checkpoints are still there). A lowered cap only refuses what would pass it."""
+        if units is not None and units < 1:
+            raise ValueError(f"max_compute must be >= 1, got {units}")
+        self.max_compute = units
+        out: list[Action] = []
+        if not self._started:
+            return out
+        again: dict[int, list[tuple[int, int]]] = {}  # bracket -> (trial, rung) it may go on from
+        for tid in sorted(reopen):
+            at = self._stopped_at(tid)
+            if at is not None:
+                again.setdefault(at[0].index, []).append((tid, at[1]))
+        for b in self._b:
+            if not b.done:
+                continue
+            waiting = again.get(b.index, [])
+            # it goes on if it may create a trial, or a stopped trial may be promoted now (by
+            # the paper's rule; Determined 0.37's promotes only as results arrive)
+            if not self._room_for_trial(b) and not (self.rule == PAPER and any(
+                    self._in_top(b.rungs[r], b.rungs[r].entry[t]) and self._fits(b.seg[r + 1])
+                    for t, r in waiting)):
+                continue
+            b.done = False
+            for tid, r in waiting:
+                self._status[tid] = PAUSED
+                b.paused.add(tid)
+                rung = b.rungs[r]
+                if rung.entry[tid] not in rung.heap:  # the heap may still hold it (lazy deletion)
+                    heapq.heappush(rung.heap, rung.entry[tid])
+                rung.idle = False
+        if not all(b.done for b in self._b):
+            self._done = False
+        for b in self._b:
+            if not b.done:
+                self._fill(b, out)
+        for b in self._b:
+            self._check_bracket_done(b, out)
+        return out
+
     def compute_started(self) -> int:
         """Units of every segment started so far (what ``max_compute`` limits)."""
         return self._committed
@@ -559,7 +633,7 @@ class BracketSearcher:
             if rung.entry.get(tid) != key or status.get(tid) != PAUSED:
                 heapq.heappop(heap)  # removed (invalid) or cancelled while paused
                 continue
-            if rung.keys.rank(key) < math.floor(len(rung.keys) / self.divisor):
+            if self._in_top(rung, key):
                 return tid
             break
         rung.idle = True
@@ -585,7 +659,7 @@ class BracketSearcher:
                         break
                 if promoted:
                     continue
-            if b.created < b.max_trials and self._fits(b.seg[0]) and self._may_create(b):
+            if self._room_for_trial(b):
                 tid = self._next_id
                 self._next_id += 1
                 hp = self._next_hparams(tid - 1)
@@ -599,8 +673,7 @@ class BracketSearcher:
             break
 
     def _check_bracket_done(self, b: _Bracket, out: list[Action]) -> None:
-        if b.done or b.running or (b.created < b.max_trials and self._fits(b.seg[0])
-                                   and self._may_create(b)):
+        if b.done or b.running or self._room_for_trial(b):
             return
         # nothing in flight after _fill: nothing is promotable within max_compute either (a
         # slot was free), and no trial may be created
