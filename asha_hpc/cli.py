@@ -148,18 +148,19 @@ def cmd_resume(a: argparse.Namespace) -> int:
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
-                  retry_failed=a.retry_failed)
+                  retry_failed=a.retry_failed, max_compute=a.max_compute)
 
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
-           retry_failed: bool = False, warm_start: Any = None) -> int:
+           retry_failed: bool = False, warm_start: Any = None,
+           max_compute: int | None = None) -> int:
     from .master.loop import Master
 
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
               "and at the end; --report-every 0 for none)", file=sys.stderr)
     st = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                retry_failed=retry_failed, warm_start=warm_start).run()
+                retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute).run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -415,6 +416,17 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- main
+def _positive_int(text: str) -> int:
+    """An argument that must be a whole number above 0 (argparse names the option)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not above 0")
+    return n
+
+
 def _report_every_arg(p: argparse.ArgumentParser) -> None:
     from .views.livereport import DEFAULT_EVERY_S
 
@@ -446,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after fixing a bug: continue a failed search, or a finished one with "
                         "failed trials; those trials train again from their latest checkpoints "
                         "and every trial's restarts count from zero")
+    p.add_argument("--max-compute", type=_positive_int, metavar="UNITS",
+                   help="a new cap on all training (searcher.max_compute, in units of the "
+                        "search's length), from here on: raised, the search goes on where the "
+                        "old cap ended it, even once it has completed")
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")

@@ -40,6 +40,7 @@ from ..protocol.records import (
     Init,
     Intent,
     JobDead,
+    MaxCompute,
     Record,
     Resumed,
     RetryFailed,
@@ -64,6 +65,7 @@ from .state import (
     QUEUED,
     RUNNING,
     SAME_ERROR_TRIALS,
+    STOPPED,
     ExperimentState,
     config_hash,
     replay,
@@ -85,8 +87,10 @@ class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
-                 retry_failed: bool = False, warm_start: WarmStart | None = None) -> None:
+                 retry_failed: bool = False, warm_start: WarmStart | None = None,
+                 max_compute: int | None = None) -> None:
         self.exp = exp
+        self.max_compute = max_compute  # resume --max-compute: the cap from here on
         # searcher.warm_start as ``run`` read it to check it (read here when None)
         self._warm_start = warm_start
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
@@ -209,6 +213,8 @@ class Master:
                 self.progress(f"retrying {len(failed)} failed trial(s) from their latest "
                               f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
                               + "; every trial's restarts count from zero")
+        if self.max_compute is not None and st.lifecycle not in ("new", "cancelled"):
+            self._set_max_compute(self.max_compute)
         if st.lifecycle in ("completed", "cancelled", "failed"):
             hint = ""
             if st.lifecycle == "failed":
@@ -233,6 +239,37 @@ class Master:
             self._record(Resumed(pid=os.getpid()))
             self._reconcile()
         return True
+
+    def _set_max_compute(self, units: int) -> None:
+        """``resume --max-compute``: journal the new cap (checked here: it needs the search's
+        state) and say what it changed."""
+        st = self.state
+        assert st is not None
+        unit = self.cfg.searcher.length_unit
+        started = st.searcher.compute_started()
+        if units < self.cfg.searcher.max_length:
+            raise AshaError(f"--max-compute {units} is less than max_length "
+                            f"({self.cfg.searcher.max_length} {unit}): no trial could reach it")
+        if units < started:
+            over = st.lifecycle in ("completed", "failed")
+            raise AshaError(f"--max-compute {units}: the search has already started {started} {unit} "
+                            f"of training; give at least that" + ("" if over else
+                            f" (to stop it now: `asha-hpc cancel {self.exp.root}`)"))
+        was = st.max_compute
+        if units == was:
+            self.progress(f"max_compute is already {units} {unit}")
+            return
+        stopped = {t.id for t in st.trials.values() if t.status == STOPPED}
+        self._record(MaxCompute(units=units, was=was))
+        again = sum(st.trials[t].status != STOPPED for t in stopped)
+        how = "set to" if was is None else f"{'raised' if units > was else 'lowered'} from {was} to"
+        line = f"max_compute {how} {units} {unit} ({started} started so far)"
+        if again:
+            line += f"; {again} trial(s) that had ended unpromoted may be promoted again"
+        if st.searcher.done:
+            line += ("; nothing more to train: every bracket has created its max_trials trials "
+                     "and no trial that ended can go on")
+        self.progress(line)
 
     def close(self) -> None:
         """Release the journal, the backend and the lease (running jobs are left alone)."""

@@ -37,6 +37,8 @@ built by its constructor in records.py):
                 (an ``intent`` with ``worker``/``slot`` hands the segment to a waiting job)
     retry_failed  ``resume --retry-failed``: these failed trials go back into the search, and
                 every trial gets a fresh restart allowance (the code was fixed)
+    max_compute  ``resume --max-compute``: the cap on all training from here on (``units``;
+                ``was``: the one before); a raised cap continues what the old one had ended
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
 from __future__ import annotations
@@ -133,6 +135,9 @@ class ExperimentState:
         self.searcher_done = False
         self.model_drawn: set[int] = set()  # trials whose configuration a model drew (sampled)
         self.warm: dict[str, Any] | None = None  # searcher.warm_start: source and counts
+        # the cap on all training: the config's until a max_compute record (resume --max-compute)
+        self.max_compute: int | None = cfg.searcher.max_compute
+        self.checkpoints_removed: set[int] = set()  # trials whose checkpoints retention removed
         self.seq = 0
         self.events: list[tuple[float, str]] = []  # (time, text) of notable events, recent last
         self.message: str | None = None  # why the experiment failed / was aborted
@@ -428,6 +433,26 @@ class ExperimentState:
             self._actions(self.searcher.on_event(TrialRetried(tid, t.target)))
         self.searcher_done = self.searcher.done
 
+    def _on_max_compute(self, rec: dict[str, Any]) -> None:
+        """A new cap from here on. Raised, it continues what it had ended: the trials stopped
+        unpromoted when their bracket ended wait for a promotion again where their checkpoints
+        are still there, and the brackets create trials again up to their max_trials."""
+        again = sorted(t.id for t in self.trials.values()
+                       if t.status == STOPPED and t.id not in self.checkpoints_removed)
+        actions = self.searcher.set_max_compute(rec["units"], reopen=again)
+        self.max_compute = rec["units"]
+        for tid in again:
+            if self.searcher.trial_status(tid) in ("paused", "running"):
+                self._set_status(self.trials[tid], PAUSED)
+        if not self.searcher.done:
+            self.searcher_done = False
+            if self.lifecycle == "completed":
+                self.lifecycle = "running"
+        was = rec.get("was")
+        how = "set to" if was is None else f"{'raised' if rec['units'] > was else 'lowered'} from {was} to"
+        self._note(rec, f"max_compute {how} {rec['units']} (resume --max-compute)")
+        self._actions(actions)
+
     def _on_job_dead(self, rec: dict[str, Any]) -> None:
         """The restart rule (README, "What survives what"): a job that ran and died without a
         result counts against max_restarts, whichever master started it; a job that never
@@ -479,6 +504,7 @@ class ExperimentState:
     def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:
             self.trials[tid].checkpoint = None
+        self.checkpoints_removed.update(rec["trials"])
 
     def _on_cancelled(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "cancelled"
@@ -498,6 +524,7 @@ class ExperimentState:
         Kind.INTENT: _on_intent, Kind.SUBMITTED: _on_submitted,
         Kind.SUBMIT_FAILED: _on_submit_failed, Kind.STARTED: _on_started,
         Kind.RESULT: _on_result, Kind.RETRY_FAILED: _on_retry_failed,
+        Kind.MAX_COMPUTE: _on_max_compute,
         Kind.JOB_DEAD: _on_job_dead,
         Kind.WORKERS: _on_workers, Kind.WORKERS_SUBMITTED: _on_workers_submitted,
         Kind.WORKER_READY: _on_worker_ready, Kind.WORKER_GONE: _on_worker_gone,

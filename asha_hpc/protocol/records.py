@@ -34,6 +34,7 @@ class Kind(str, enum.Enum):
     STARTED = "started"
     RESULT = "result"
     RETRY_FAILED = "retry_failed"
+    MAX_COMPUTE = "max_compute"
     JOB_DEAD = "job_dead"
     WORKERS = "workers"
     WORKERS_SUBMITTED = "workers_submitted"
@@ -105,6 +106,15 @@ class Stopped(Record):
 class RetryFailed(Record):
     kind = Kind.RETRY_FAILED
     trials: list[int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxCompute(Record):
+    """``resume --max-compute``: the search's cap on all training from here on (the config's
+    ``searcher.max_compute`` until the first such record)."""
+    kind = Kind.MAX_COMPUTE
+    units: int
+    was: int | None  # the cap before it (None: none)
 
 
 @dataclass(frozen=True, kw_only=True)

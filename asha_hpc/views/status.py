@@ -206,7 +206,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
     preview = planned
-    cap = cfg.searcher.max_compute
+    cap = st.max_compute  # the config's, or the last `resume --max-compute`
     capped = cap is not None and planned > cap
     if capped and cap is not None:  # the search creates fewer trials to stay within it
         planned = cap
@@ -221,6 +221,8 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
         eta = left / rate if rate and left > 0 else None
     return {"units_done": done, "units_planned": planned, "units_preview": preview,
             "capped": capped,  # units_planned is searcher.max_compute, below the preview
+            "max_compute": cap,
+            "max_compute_config": cfg.searcher.max_compute,  # differs after resume --max-compute
             "unit": cfg.searcher.length_unit,
             "fraction": fraction, "active_hours": active / 3600.0,
             "units_per_hour": rate * 3600.0 if rate else None,

@@ -77,6 +77,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             planned += f" planned ({frac}{'; max_compute' if p.get('capped') else ''})"
         lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
                      f"active; ETA {eta_s}")
+        if p.get("max_compute") != p.get("max_compute_config"):
+            lines.append(f"max_compute: {p['max_compute']} {p['unit']}, set by `resume --max-compute` "
+                         f"(the config's: {p.get('max_compute_config') or 'none'})")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

@@ -70,6 +70,24 @@ def test_old_release_folder_reports_then_resumes_and_exports(tmp_path):
     assert best["trials"]["completed"] >= 1
 
 
+def test_old_release_folder_resumes_under_a_cap_given_on_resume(tmp_path):
+    """``resume --max-compute`` on a folder whose release had no such option: the cap is
+    journaled after the old records and the search ends within it."""
+    exp = _place(tmp_path)
+    before = journal(exp)
+    cfg, st = final_state(exp)
+    started = st.searcher.compute_started()
+    cap = started + 8  # room for a few more segments of 1-4 units, not for the whole plan
+    r = cli("resume", exp, "--max-compute", cap)
+    assert f"max_compute set to {cap} units ({started} started so far)" in r.stderr
+    cfg, st = final_state(exp)
+    after = journal(exp)
+    assert after[:len(before)] == before
+    assert [(x["units"], x["was"]) for x in after if x["kind"] == "max_compute"] == [(cap, None)]
+    assert st.lifecycle == "completed" and st.max_compute == cap
+    assert started < st.searcher.compute_started() <= cap
+
+
 def test_a_record_kind_of_a_newer_release_is_refused_with_one_line(tmp_path):
     """The other direction: a journal holding a kind this release does not know (a newer
     release wrote it) is refused, naming the record and the kind, instead of guessing."""

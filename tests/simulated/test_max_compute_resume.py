@@ -1,0 +1,133 @@
+"""``asha-hpc resume DIR --max-compute UNITS`` through the real master and CLI on the simulated
+backend: a raised cap continues a search the old cap ended (trials it kept from promotion go on,
+new trials up to max_trials), survives a master stopped after the change, shows in ``status``,
+and bad values are refused with one line before anything is journaled."""
+from __future__ import annotations
+
+import pytest
+
+from asha_hpc.cli import _create_experiment, main
+from asha_hpc.master.loop import Master
+from asha_hpc.master.retention import removable_checkpoints
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import status_dict
+from asha_hpc.views.text import render_status_text
+
+from helpers import sim_cfg
+
+CAP = 700
+
+
+def capped(tmp_path, cap=CAP):
+    """A search that its cap ended (60 trials planned, fewer created), as `run` leaves it."""
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    cfg.searcher.max_compute = cap
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    assert st.lifecycle == "completed" and len(st.trials) < 60
+    return cfg, exp, st
+
+
+def final(cfg, exp):
+    recs = read_journal(exp.journal)[0]
+    assert check_invariants(cfg, recs) == []
+    return replay(cfg, recs), recs
+
+
+def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):
+    cfg, exp, before = capped(tmp_path)
+    held = [t.id for t in before.trials.values() if before.searcher.held_by_cap(t.id)]
+    assert held, "the cap kept no trial from a promotion: the test shows nothing"
+    trained = {t.id: t.length for t in before.trials.values()}
+    assert main(["resume", str(exp.root), "--max-compute", "100000"]) == 0
+    err = capsys.readouterr().err
+    assert "max_compute raised from 700 to 100000" in err
+    assert "may be promoted again" in err
+    st, recs = final(cfg, exp)
+    assert [r["units"] for r in recs if r["kind"] == "max_compute"] == [100000]
+    assert st.lifecycle == "completed" and st.max_compute == 100000
+    assert len(st.trials) == 60  # the trials the old cap did not let it create
+    assert any(st.trials[t].length > trained[t] for t in held)  # promoted from where they stopped
+    assert sum(t.length for t in st.trials.values()) > CAP
+    d = status_dict(exp, cfg, st, recs)
+    assert d["progress"]["max_compute"] == 100000 and not d["progress"]["capped"]
+    assert "max_compute: 100000 chaos" not in render_status_text(d)
+    assert "max_compute: 100000 units, set by `resume --max-compute` (the config's: 700)" \
+        in render_status_text(d)
+
+
+def test_the_new_cap_holds_after_the_master_is_stopped(tmp_path):
+    cfg, exp, before = capped(tmp_path)
+    m = Master(exp, cfg, progress=lambda s: None, max_compute=1500)
+    assert m.start()
+    for _ in range(5):  # stopped part-way through what the raise allowed
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    mid, _ = final(cfg, exp)
+    assert mid.lifecycle == "running" and mid.max_compute == 1500
+    st = Master(exp, cfg, progress=lambda s: None).run()  # a plain resume keeps the new cap
+    assert st.lifecycle == "completed" and st.max_compute == 1500
+    spent = st.searcher.compute_started()
+    assert before.searcher.compute_started() < spent <= 1500
+    assert sum(t.length for t in st.trials.values()) <= 1500
+    final(cfg, exp)
+
+
+def test_a_lowered_cap_ends_the_search_sooner(tmp_path):
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.start()
+    for _ in range(4):
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    started = replay(cfg, read_journal(exp.journal)[0]).searcher.compute_started()
+    cap = started + 100
+    st = Master(exp, cfg, progress=lambda s: None, max_compute=cap).run()
+    assert st.lifecycle == "completed" and st.max_compute == cap
+    assert st.searcher.compute_started() <= cap and len(st.trials) < 60
+    final(cfg, exp)
+
+
+def test_retention_keeps_the_checkpoints_a_raise_would_continue(tmp_path):
+    cfg, exp, st = capped(tmp_path)
+    for t in st.trials.values():  # the simulated backend writes none: as if each had one
+        t.checkpoint = f"trials/{t.id}/checkpoint"
+    gone = set(removable_checkpoints(st, keep_best=0))
+    held = {t.id for t in st.trials.values() if st.searcher.held_by_cap(t.id)}
+    stopped = {t.id for t in st.trials.values() if t.status == "stopped"}
+    assert held and held <= stopped
+    assert not held & gone and stopped - held <= gone
+
+
+@pytest.mark.parametrize("units, words", [
+    ("10", "less than max_length (64"),
+    ("100", "has already started 696 units of training; give at least that"),
+])
+def test_a_cap_that_cannot_serve_is_refused_in_one_line(tmp_path, capsys, units, words):
+    cfg, exp, _ = capped(tmp_path)
+    n = len(read_journal(exp.journal)[0])
+    assert main(["resume", str(exp.root), "--max-compute", units]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert words in err[-1] and "--max-compute" in err[-1] and "cancel" not in err[-1]
+    assert len(read_journal(exp.journal)[0]) == n  # nothing journaled
+
+
+@pytest.mark.parametrize("units", ["0", "-5", "1e4", "lots"])
+def test_the_option_takes_a_whole_number_above_zero(tmp_path, capsys, units):
+    with pytest.raises(SystemExit) as e:
+        main(["resume", str(tmp_path), "--max-compute", units])
+    assert e.value.code == 2
+    assert "--max-compute" in capsys.readouterr().err
+
+
+def test_the_same_cap_again_changes_nothing(tmp_path, capsys):
+    cfg, exp, _ = capped(tmp_path)
+    n = len(read_journal(exp.journal)[0])
+    assert main(["resume", str(exp.root), "--max-compute", str(CAP)]) == 0
+    assert f"max_compute is already {CAP}" in capsys.readouterr().err
+    assert not [r for r in read_journal(exp.journal)[0][n:] if r["kind"] == "max_compute"]
