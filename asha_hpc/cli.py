@@ -84,16 +84,16 @@ def _config_warnings(cfg: ExperimentConfig) -> list[str]:
 
 def _check_warm_start(cfg: ExperimentConfig) -> Any:
     """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists;
-    its warnings are printed here. Returns its record (None without warm_start), for a master
-    started by this command; a master started elsewhere (``submit``'s job) reads it itself."""
+    its warnings are printed here. Returns its records (None without warm_start), for a master
+    started by this command; a master started elsewhere (``submit``'s job) reads them itself."""
     if cfg.searcher.warm_start is None:
         return None
     from .master.warmstart import read_warm_start
 
-    record, warnings = read_warm_start(cfg)
+    records, warnings = read_warm_start(cfg)
     for w in warnings:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    return record
+    return records
 
 
 def cmd_run(a: argparse.Namespace) -> int:

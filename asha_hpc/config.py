@@ -59,7 +59,7 @@ class SearcherConfig:
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
     # an earlier experiment folder (relative: to the config's folder) whose results the model
     # sampler fits on from the first trial (master/warmstart.py); read once, then journaled
-    warm_start: str | None = None
+    warm_start: str | list[str] | None = None
 
 
 @dataclass
@@ -348,6 +348,22 @@ def _is_str(v: Any) -> bool:
     return isinstance(v, str)
 
 
+def _is_paths(v: Any) -> bool:
+    """A string, or a list of strings (``searcher.warm_start``)."""
+    return isinstance(v, str) or isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _warm_start_problem(v: str | list[str]) -> str | None:
+    paths = [v] if isinstance(v, str) else v
+    if not paths:
+        return "must name at least one folder"
+    if any(not x.strip() for x in paths):
+        return "must not be empty"
+    if len(set(paths)) < len(paths):
+        return "names a folder twice"
+    return None
+
+
 def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
@@ -436,8 +452,9 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
                   "or give fewer")
         else:
             s.points_to_evaluate = list(pts)  # checked against the space in parse_config
-    s.warm_start = c.get(d, "warm_start", p, _is_str, "a path (an earlier experiment folder)", None,
-                         lambda v: None if v.strip() else "must not be empty")
+    s.warm_start = c.get(d, "warm_start", p, _is_paths,
+                         "a path (an earlier experiment folder) or a list of them", None,
+                         _warm_start_problem)
     if s.warm_start is not None and s.sampler == "random":
         c.bad(f"{p}.warm_start", "feeds the model of sampler tpe or gp, and this search samples "
               "at random: add 'sampler: tpe' (or gp), or remove warm_start")

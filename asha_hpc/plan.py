@@ -190,8 +190,9 @@ def render_plan(cfg: SearcherConfig, space: Space, plan_dict: dict[str, Any]) ->
         head += f", metric {cfg.metric} ({'smaller' if cfg.smaller_is_better else 'larger'} is better)"
     if getattr(cfg, "sampler", "random") != "random":
         head += f"; new trials: {cfg.sampler} ({cfg.random_fraction:.0%} random)"
-        if getattr(cfg, "warm_start", None):
-            head += f", its model warm-started from {cfg.warm_start}"
+        w = getattr(cfg, "warm_start", None)
+        if w:
+            head += f", its model warm-started from {w if isinstance(w, str) else ', '.join(w)}"
     given = len(getattr(cfg, "points_to_evaluate", None) or [])
     if given:
         head += f"; trial{'s 1-' if given > 1 else ' '}{given}: points_to_evaluate"

@@ -40,6 +40,7 @@ from ..protocol.records import (
     Init,
     Intent,
     JobDead,
+    Kind,
     MaxCompute,
     Record,
     Resumed,
@@ -87,11 +88,11 @@ class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
-                 retry_failed: bool = False, warm_start: WarmStart | None = None,
+                 retry_failed: bool = False, warm_start: list[WarmStart] | None = None,
                  max_compute: int | None = None) -> None:
         self.exp = exp
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
-        # searcher.warm_start as ``run`` read it to check it (read here when None)
+        # searcher.warm_start's records as ``run`` read them to check them (read here when None)
         self._warm_start = warm_start
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
         self.cfg = cfg
@@ -224,17 +225,21 @@ class Master:
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
-            # the earlier search's results reach the searcher before Init draws the first
-            # trials: one group; a master that stopped after it does not read them again
-            warm = None
-            if st.warm is None:
-                warm = self._warm_start or read_warm_start(self.cfg)[0]
+            # the earlier searches' results reach the searcher before Init draws the first
+            # trials: one group, one write; a master that stopped after a folder's record does
+            # not read that folder again (a torn write may have kept some records, not all)
+            journaled = [r for r in self.journal.records if r["kind"] == Kind.WARM_START]
+            if self._warm_start is not None and not journaled:
+                warm = self._warm_start
+            else:
+                warm = read_warm_start(self.cfg, journaled)[0]
             init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg))
-            self._record(*([warm] if warm is not None else []), init)
-            if warm is not None:
-                assert st.warm is not None  # set by the record just applied
+            self._record(*warm, init)
+            if warm:
+                assert st.warm is not None  # set by the records just applied
+                why = next((w.why for w in warm if w.why), "")
                 self.progress(describe_warm_start(st.warm)
-                              + (f"; first left out: {warm.why}" if warm.why else ""))
+                              + (f"; first left out: {why}" if why else ""))
         else:
             self._record(Resumed(pid=os.getpid()))
             self._reconcile()

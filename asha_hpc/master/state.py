@@ -134,7 +134,7 @@ class ExperimentState:
         self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
         self.searcher_done = False
         self.model_drawn: set[int] = set()  # trials whose configuration a model drew (sampled)
-        self.warm: dict[str, Any] | None = None  # searcher.warm_start: source and counts
+        self.warm: dict[str, Any] | None = None  # searcher.warm_start: sources and counts
         # the cap on all training: the config's until a max_compute record (resume --max-compute)
         self.max_compute: int | None = cfg.searcher.max_compute
         self.checkpoints_removed: set[int] = set()  # trials whose checkpoints retention removed
@@ -497,9 +497,14 @@ class ExperimentState:
 
     def _on_warm_start(self, rec: dict[str, Any]) -> None:
         self.searcher.warm_start(rec["trials"])
-        self.warm = {"source": rec["source"], "trials": len(rec["trials"]),
-                     "results": sum(len(t["losses"]) for t in rec["trials"]),
-                     "left_out": rec.get("left_out", 0), "inherited": rec.get("inherited", 0)}
+        w = self.warm or {"sources": [], "trials": 0, "results": 0, "left_out": 0, "inherited": 0}
+        w["sources"].append(rec["source"])
+        w["source"] = ", ".join(w["sources"])
+        w["trials"] += len(rec["trials"])
+        w["results"] += sum(len(t["losses"]) for t in rec["trials"])
+        w["left_out"] += rec.get("left_out", 0)
+        w["inherited"] += rec.get("inherited", 0)
+        self.warm = w
 
     def _on_checkpoints_removed(self, rec: dict[str, Any]) -> None:
         for tid in rec["trials"]:

@@ -1,22 +1,25 @@
-"""``searcher.warm_start``: a model sampler (tpe, gp) that starts from an earlier search's
+"""``searcher.warm_start``: a model sampler (tpe, gp) that starts from earlier searches'
 results instead of from nothing, as Ray Tune's ``evaluated_rewards`` and Optuna's
 ``add_trials`` do.
 
-The earlier experiment folder is read once, when the search starts, read-only (its master may
-still run). What the model needs from it goes into this search's journal as one ``warm_start``
-record, so ``resume`` and the read-only views replay that record and never open the earlier
-folder again: it may move or go.
+Each earlier experiment folder (one, or a list) is read once, when the search starts,
+read-only (its master may still run). What the model needs from it goes into this search's
+journal as one ``warm_start`` record per folder, so ``resume`` and the read-only views replay
+those records and never open the earlier folders again: they may move or go.
 
 Every trial of the earlier search with a result gives its configuration, as one of this
 space (``Space.config_of``: the searched values, this space's constants), and its result at
 each length, as a loss (lower is better, by the earlier search's ``smaller_is_better``). Its
 results count as this search's at the same length. A trial whose configuration this space
 cannot hold (a hyperparameter it lacks, a value outside a narrowed range) is left out. An
-earlier search that was warm-started itself passes on its own ``warm_start`` record's results
-too, so a chain of searches keeps everything before it.
+earlier search that was warm-started itself passes on its own ``warm_start`` records' results
+too, so a chain of searches keeps everything before it. A trial that an earlier folder of the
+list already gave (the same configuration and results: a listed folder that was warm-started
+from another listed folder) is given once.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,19 +31,38 @@ from ..protocol.records import Kind, WarmStart
 FIELD = "searcher.warm_start"
 
 
-def source_folder(cfg: ExperimentConfig) -> Path | None:
-    """The earlier experiment folder the config names (relative: to the config's folder)."""
+def source_folders(cfg: ExperimentConfig) -> list[Path]:
+    """The earlier experiment folders the config names (relative: to the config's folder)."""
     w = cfg.searcher.warm_start
-    return None if w is None else (Path(cfg.config_dir) / Path(w).expanduser()).resolve()
+    names = [] if w is None else [w] if isinstance(w, str) else w
+    return [(Path(cfg.config_dir) / Path(n).expanduser()).resolve() for n in names]
 
 
-def read_warm_start(cfg: ExperimentConfig) -> tuple[WarmStart | None, list[str]]:
-    """The ``warm_start`` record for a new search of ``cfg`` (None without warm_start), and
-    warnings for the user; AshaError naming the field and what to do when the folder cannot
-    serve."""
-    src = source_folder(cfg)
-    if src is None:
-        return None, []
+def read_warm_start(cfg: ExperimentConfig, journaled: list[dict[str, Any]] | tuple[()] = ()
+                    ) -> tuple[list[WarmStart], list[str]]:
+    """The ``warm_start`` records for a new search of ``cfg``, one per folder it names (none
+    without warm_start), and warnings for the user; AshaError naming the field and what to do
+    when a folder cannot serve. The folders of ``journaled`` (records already in the journal)
+    are not read again."""
+    out: list[WarmStart] = []
+    warnings: list[str] = []
+    # trials given by an earlier folder of the list
+    seen = {_key(t["hparams"], t["losses"]) for r in journaled for t in r["trials"]}
+    done = {r["source"] for r in journaled}
+    folders = source_folders(cfg)
+    for i, src in enumerate(folders):
+        if src in folders[:i]:  # two spellings of one folder
+            raise AshaError(f"{FIELD}: names {src} twice: give each folder once")
+        if str(src) in done:
+            continue
+        rec, warned = _read_one(cfg, src, seen)
+        out.append(rec)
+        warnings += warned
+    return out, warnings
+
+
+def _read_one(cfg: ExperimentConfig, src: Path, seen: set[str]) -> tuple[WarmStart, list[str]]:
+    """One folder's record; ``seen`` (canonical trials already given) grows with its trials."""
     from ..views.status import AGREE_LOW, open_experiment, rung_agreement
 
     if not src.is_dir():
@@ -72,17 +94,25 @@ def read_warm_start(cfg: ExperimentConfig) -> tuple[WarmStart | None, list[str]]
     space = cfg.space()
     trials: list[dict[str, Any]] = []
     left_out, why, kept_inherited = 0, "", 0
+    repeated = 0
     for i, (where, config, losses) in enumerate(inherited + found):
         hp, reason = space.config_of(config)
         if hp is None:
             left_out += 1
             why = why or f"{where}: {reason}"
             continue
+        key = _key(hp, losses)
+        if key in seen:
+            repeated += 1
+            continue
+        seen.add(key)
         trials.append({"hparams": hp, "losses": losses})
         kept_inherited += i < len(inherited)
     if not trials:
         detail = (f"none of its {left_out} trials with results fits this search's "
-                  f"hyperparameters ({why})" if left_out else "it has no results yet")
+                  f"hyperparameters ({why})" if left_out else
+                  f"all its {repeated} trials with results came with an earlier folder of the "
+                  "list" if repeated else "it has no results yet")
         raise AshaError(f"{FIELD}: {src}: {detail}; warm-start from a search of these "
                         "hyperparameters, or remove warm_start")
     warnings = []
@@ -100,6 +130,11 @@ def read_warm_start(cfg: ExperimentConfig) -> tuple[WarmStart | None, list[str]]
                      inherited=kept_inherited), warnings
 
 
+def _key(hparams: Any, losses: Any) -> str:
+    """A trial's configuration and results as one string: the same trial given twice."""
+    return json.dumps([hparams, losses], sort_keys=True, default=str)
+
+
 def _loss(sign: float, metric: Any) -> float | None:
     """A result as a loss; None (the worst) for a diverged one."""
     try:
@@ -111,8 +146,11 @@ def _loss(sign: float, metric: Any) -> float | None:
 
 def describe(warm: dict[str, Any]) -> str:
     """``status``: "warm-started from 412 results of 120 trials of /runs/q1 (3 left out)"."""
+    sources = warm.get("sources") or [warm["source"]]
     out = (f"warm-started from {warm['results']} results of {warm['trials']} trials of "
-           f"{warm['source']}")
+           f"{' and '.join(sources) if len(sources) < 3 else ', '.join(sources)}")
     if warm.get("inherited"):
-        out += f" ({warm['inherited']} of them from the search it was warm-started from)"
+        out += (f" ({warm['inherited']} of them from the search it was warm-started from)"
+                if len(sources) == 1 else
+                f" ({warm['inherited']} of them from searches those were warm-started from)")
     return out + (f" ({warm['left_out']} left out: not in this space)" if warm["left_out"] else "")

@@ -4,6 +4,7 @@ The earlier folder is read once and its results journaled (a ``warm_start`` reco
 record without the earlier folder; a folder that cannot serve is refused before anything exists."""
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 
@@ -196,7 +197,14 @@ def test_config_problems():
         "searcher.warm_start: feeds the model of sampler tpe or gp, and this search samples at "
         "random: add 'sampler: tpe' (or gp), or remove warm_start"]
     assert problems(warm_start="  ") == ["searcher.warm_start: must not be empty, got '  '"]
-    assert problems(warm_start=["a"])[0].startswith("searcher.warm_start: must be a path")
+    assert problems(warm_start=[]) == ["searcher.warm_start: must name at least one folder, got []"]
+    assert problems(warm_start=["a", "a"]) == [
+        "searcher.warm_start: names a folder twice, got ['a', 'a']"]
+    assert problems(warm_start=["a", " "])[0].startswith("searcher.warm_start: must not be empty")
+    assert problems(warm_start=["a", 3])[0].startswith(
+        "searcher.warm_start: must be a path (an earlier experiment folder) or a list of them")
+    assert problems(warm_start={"a": 1})[0].startswith("searcher.warm_start: must be a path")
+    assert parse_config(raw(warm_start=["a", "b"]), "/tmp").searcher.warm_start == ["a", "b"]
     cfg = parse_config(raw(), "/tmp")
     assert "warm_start" not in cfg.to_dict()["searcher"]  # config hashes stay as they were
     cfg = parse_config(raw(warm_start="../q1"), "/tmp")
@@ -355,3 +363,93 @@ def test_warm_start_from_a_folder_an_older_release_wrote(tmp_path):
     assert [t["hparams"] for t in recs[0]["trials"]] == [{"x": t.hparams["x"]}
                                                         for t in with_results]
     assert st_.lifecycle == "completed" and st_.warm["trials"] == len(with_results)
+
+
+def test_several_earlier_searches_warm_start_one_model(first):
+    """``warm_start: [a, a2]``: one record per folder, in the order given, before init; the
+    model gets both searches' results; replay and status need neither folder."""
+    a2_cfg = parse_config(raw(sampler="random", seed=31, trials=32), str(first))
+    _, a2, _, _ = run(first, "a2", a2_cfg)
+    a = replay(parse_config(raw(sampler="random"), str(first)),
+               read_journal(first / "a" / "journal.jsonl")[0])
+    cfg = parse_config(raw(warm_start=["a", "a2"], seed=32, trials=16), str(first))
+    exp, st_, recs, said = run(first, "b", cfg)
+    assert [r["kind"] for r in recs[:3]] == ["warm_start", "warm_start", "init"]
+    assert [r["source"] for r in recs[:2]] == [str((first / n).resolve()) for n in ("a", "a2")]
+    n_a = sum(1 for t in a.trials.values() if t.rung_metrics)
+    n_a2 = sum(1 for t in a2.trials.values() if t.rung_metrics)
+    assert [len(r["trials"]) for r in recs[:2]] == [n_a, n_a2]
+    assert st_.searcher._model.prior_rows == n_a + n_a2
+    assert f"of {n_a + n_a2} trials of {(first / 'a').resolve()} and {(first / 'a2').resolve()}" \
+        in said[0]
+    assert st_.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    shutil.rmtree(first / "a")
+    shutil.rmtree(first / "a2")
+    again = replay(cfg, read_journal(exp.journal)[0])
+    assert again.warm is not None and again.warm["trials"] == n_a + n_a2
+    text = render_status_text(status_dict(exp, cfg, again, read_journal(exp.journal)[0]))
+    assert f"warm-started from {again.warm['results']} results of {n_a + n_a2} trials" in text
+
+
+def test_a_listed_folder_warm_started_from_another_gives_each_trial_once(first):
+    """b was warm-started from a; ``warm_start: [a, b]`` gives a's trials once (with a), not
+    again through b's record."""
+    b_cfg = parse_config(raw(warm_start="a", seed=41, trials=16), str(first))
+    _, b, b_recs, _ = run(first, "b", b_cfg)
+    cfg = parse_config(raw(warm_start=["a", "b"], seed=42, trials=16), str(first))
+    _, st_, recs, _ = run(first, "c", cfg)
+    from_a, from_b = recs[0], recs[1]
+    assert len(from_a["trials"]) == len(b_recs[0]["trials"])
+    own_b = [t for t in sorted(b.trials.values(), key=lambda t: t.id) if t.rung_metrics]
+    assert from_b.get("inherited", 0) == 0 and len(from_b["trials"]) == len(own_b)
+    keys = [json.dumps(t, sort_keys=True) for r in recs[:2] for t in r["trials"]]
+    assert len(keys) == len(set(keys))
+    assert st_.lifecycle == "completed"
+
+
+def test_a_folder_named_twice_is_refused(first, capsys):
+    code, err = cli_run(first, capsys, warm_start=["a", "./a"])
+    assert code != 0 and len(err) == 1
+    assert err[0] == (f"asha-hpc: error: searcher.warm_start: names {(first / 'a').resolve()} "
+                      "twice: give each folder once")
+    assert not (first / "b").exists()
+
+
+def test_a_torn_group_reads_only_the_folders_whose_records_were_lost(first):
+    """Of ``warm_start: [a, a2]``'s group only a's record reached the journal: the next start
+    reads a2 alone (a is gone by then), and the search is the one a whole group gives."""
+    a2_cfg = parse_config(raw(sampler="random", seed=51, trials=16), str(first))
+    run(first, "a2", a2_cfg)
+    cfg = parse_config(raw(warm_start=["a", "a2"], seed=52, trials=16), str(first))
+    exp, full, recs, _ = run(first, "b", cfg)
+    b2 = _create_experiment(cfg, first / "b2")
+    (b2.root / "journal.jsonl").write_bytes(
+        (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
+    shutil.rmtree(first / "a")
+    st_ = Master(b2, cfg, progress=lambda s: None).run()
+    recs2 = read_journal(b2.journal)[0]
+    assert [r["kind"] for r in recs2[:3]] == ["warm_start", "warm_start", "init"]
+    assert [r["trials"] for r in recs2[:2]] == [r["trials"] for r in recs[:2]]
+    assert {t: x.hparams for t, x in st_.trials.items()} == \
+        {t: x.hparams for t, x in full.trials.items()}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.one_of(st.text(max_size=12), st.lists(st.text(max_size=8), max_size=4),
+                       st.lists(st.one_of(st.integers(), st.none(), st.text(max_size=3)), max_size=3),
+                       st.integers(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+def test_any_warm_start_value_loads_as_given_or_gets_one_line(value):
+    """Whatever a user writes under ``warm_start``: a usable path or list of paths loads as
+    written (and round-trips through experiment.yaml); anything else is one problem naming the
+    field."""
+    try:
+        cfg = parse_config(raw(warm_start=value), "/tmp")
+    except ConfigError as e:
+        mine = [x for x in e.problems if "warm_start" in x]
+        assert len(mine) == 1 and mine[0].startswith("searcher.warm_start: ")
+        return
+    paths = [value] if isinstance(value, str) else value
+    assert paths and all(isinstance(x, str) and x.strip() for x in paths)
+    assert len(set(paths)) == len(paths)
+    assert cfg.searcher.warm_start == value
+    assert parse_config(cfg.to_dict(), "/elsewhere").searcher.warm_start == value
