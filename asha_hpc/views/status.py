@@ -21,6 +21,7 @@ from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
 from ..master.state import (
     FAILED,
+    INVALID,
     PAUSED,
     PENDING,
     QUEUED,
@@ -223,10 +224,25 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
             "capped": capped,  # units_planned is searcher.max_compute, below the preview
             "max_compute": cap,
             "max_compute_config": cfg.searcher.max_compute,  # differs after resume --max-compute
+            "held_back": held_back(st),  # by the cap, once completed
             "unit": cfg.searcher.length_unit,
             "fraction": fraction, "active_hours": active / 3600.0,
             "units_per_hour": rate * 3600.0 if rate else None,
             "eta_seconds": eta}
+
+
+def held_back(st: ExperimentState) -> dict[str, int] | None:
+    """What ``max_compute`` kept a completed search from: trials not created (of the
+    brackets' max_trials) and promotions not made; None when the cap did not bind."""
+    if st.lifecycle != "completed" or st.max_compute is None:
+        return None
+    planned = sum(b.max_trials for b in st.searcher.brackets())
+    replaced = getattr(st.searcher, "replace_invalid", True)  # an invalid trial's place is refilled
+    created = sum(1 for t in st.trials.values() if t.status != INVALID or not replaced)
+    out = {"trials_not_created": max(planned - created, 0),
+           "promotions_not_made": sum(1 for t in st.trials.values()
+                                      if st.searcher.held_by_cap(t.id))}
+    return out if any(out.values()) else None
 
 
 def compute(st: ExperimentState) -> dict[str, Any]:

@@ -77,6 +77,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             planned += f" planned ({frac}{'; max_compute' if p.get('capped') else ''})"
         lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
                      f"active; ETA {eta_s}")
+        held = p.get("held_back")
+        if held:
+            lines.append(f"max_compute ({p['max_compute']} {p['unit']}) ended it: "
+                         f"{held['trials_not_created']} trial(s) not created, "
+                         f"{held['promotions_not_made']} promotion(s) not made; with more, "
+                         f"`asha-hpc resume {d['dir']} --max-compute N` continues it (the plan's "
+                         f"preview: {p.get('units_preview')} {p['unit']})")
         if p.get("max_compute") != p.get("max_compute_config"):
             lines.append(f"max_compute: {p['max_compute']} {p['unit']}, set by `resume --max-compute` "
                          f"(the config's: {p.get('max_compute_config') or 'none'})")

@@ -41,9 +41,15 @@ def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):
     held = [t.id for t in before.trials.values() if before.searcher.held_by_cap(t.id)]
     assert held, "the cap kept no trial from a promotion: the test shows nothing"
     trained = {t.id: t.length for t in before.trials.values()}
+    recs = read_journal(exp.journal)[0]
+    text = render_status_text(status_dict(exp, cfg, before, recs))
+    assert (f"max_compute (700 units) ended it: {60 - len(before.trials)} trial(s) not created, "
+            f"{len(held)} promotion(s) not made; with more, `asha-hpc resume {exp.root} "
+            "--max-compute N` continues it") in text
     assert main(["resume", str(exp.root), "--max-compute", "100000"]) == 0
     err = capsys.readouterr().err
     assert "max_compute raised from 700 to 100000" in err
+    assert "ended the search" not in err  # the larger cap did not bind
     assert "may be promoted again" in err
     st, recs = final(cfg, exp)
     assert [r["units"] for r in recs if r["kind"] == "max_compute"] == [100000]
@@ -53,6 +59,7 @@ def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):
     assert sum(t.length for t in st.trials.values()) > CAP
     d = status_dict(exp, cfg, st, recs)
     assert d["progress"]["max_compute"] == 100000 and not d["progress"]["capped"]
+    assert d["progress"]["held_back"] is None and "ended it" not in render_status_text(d)
     assert "max_compute: 100000 chaos" not in render_status_text(d)
     assert "max_compute: 100000 units, set by `resume --max-compute` (the config's: 700)" \
         in render_status_text(d)
@@ -131,3 +138,16 @@ def test_the_same_cap_again_changes_nothing(tmp_path, capsys):
     assert main(["resume", str(exp.root), "--max-compute", str(CAP)]) == 0
     assert f"max_compute is already {CAP}" in capsys.readouterr().err
     assert not [r for r in read_journal(exp.journal)[0][n:] if r["kind"] == "max_compute"]
+
+
+def test_run_says_when_the_cap_ended_the_search(tmp_path, capsys):
+    import yaml
+
+    raw = sim_cfg(trials=60, failure_rate=0.0).to_dict()
+    raw["searcher"]["max_compute"] = CAP
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--exp-dir", str(tmp_path / "q1")]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"asha-hpc: max_compute ({CAP} units) ended the search: ")
+    assert last.endswith(f"`asha-hpc resume {tmp_path / 'q1'} --max-compute N` continues it")
