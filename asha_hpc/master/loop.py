@@ -271,7 +271,7 @@ class Master:
         line = f"max_compute {how} {units} {unit} ({started} started so far)"
         if again:
             line += f"; {again} trial(s) that had ended unpromoted may be promoted again"
-        if st.searcher.done:
+        if st.searcher.done and (was is None or units > was):
             line += ("; nothing more to train: every bracket has created its max_trials trials "
                      "and no trial that ended can go on")
         self.progress(line)

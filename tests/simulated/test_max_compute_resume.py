@@ -151,3 +151,20 @@ def test_run_says_when_the_cap_ended_the_search(tmp_path, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"asha-hpc: max_compute ({CAP} units) ended the search: ")
     assert last.endswith(f"`asha-hpc resume {tmp_path / 'q1'} --max-compute N` continues it")
+
+
+def test_a_search_that_ran_its_whole_plan_has_nothing_more_to_train(tmp_path, capsys):
+    cfg = sim_cfg(trials=12, failure_rate=0.0)
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    assert st.lifecycle == "completed" and st.max_compute is None
+    spent = st.searcher.compute_started()
+    assert main(["resume", str(exp.root), "--max-compute", str(spent * 10)]) == 0
+    err = capsys.readouterr().err
+    assert (f"max_compute set to {spent * 10} units ({spent} started so far); nothing more to "
+            "train: every bracket has created its max_trials trials and no trial that ended can "
+            "go on") in err
+    assert "experiment already completed; nothing to do" in err
+    after, _ = final(cfg, exp)
+    assert after.lifecycle == "completed" and after.max_compute == spent * 10
+    assert {t.id: t.length for t in after.trials.values()} == {t.id: t.length for t in st.trials.values()}
