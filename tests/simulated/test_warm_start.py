@@ -118,14 +118,21 @@ def test_resume_and_the_views_replay_the_record_not_the_folder(first):
     assert all(st_.trials[t].hparams == x.hparams for t, x in before.trials.items())
 
 
+def torn_copy(first, cfg):
+    """tmp/b2: a new experiment of ``cfg`` whose journal holds only tmp/b's first record (a
+    write torn after it)."""
+    b2 = _create_experiment(cfg, first / "b2")
+    (b2.root / "journal.jsonl").write_bytes(
+        (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
+    return b2
+
+
 def test_a_master_that_stopped_after_the_record_does_not_read_it_again(first):
     """The record and ``init`` are one journal group; should only the record be there, the
     next start journals ``init`` and uses the record it has."""
     cfg = parse_config(raw(warm_start="a", seed=12), str(first))
     exp, full, recs, _ = run(first, "b", cfg)
-    b2 = _create_experiment(cfg, first / "b2")
-    (b2.root / "journal.jsonl").write_bytes(
-        (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
+    b2 = torn_copy(first, cfg)
     shutil.rmtree(first / "a")
     st_ = Master(b2, cfg, progress=lambda s: None).run()
     recs2 = read_journal(b2.journal)[0]
@@ -422,9 +429,7 @@ def test_a_torn_group_reads_only_the_folders_whose_records_were_lost(first):
     run(first, "a2", a2_cfg)
     cfg = parse_config(raw(warm_start=["a", "a2"], seed=52, trials=16), str(first))
     exp, full, recs, _ = run(first, "b", cfg)
-    b2 = _create_experiment(cfg, first / "b2")
-    (b2.root / "journal.jsonl").write_bytes(
-        (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
+    b2 = torn_copy(first, cfg)
     shutil.rmtree(first / "a")
     st_ = Master(b2, cfg, progress=lambda s: None).run()
     recs2 = read_journal(b2.journal)[0]

@@ -2,23 +2,17 @@
 cap raised to the whole of it, as ``resume --max-compute`` continues one."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def ga():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("grown_allocation_bench",
-                                                  ROOT / "benchmarks" / "grown_allocation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("grown_allocation")
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])

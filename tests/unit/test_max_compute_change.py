@@ -13,6 +13,7 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_max_compute import cfg  # the same searcher config as the cap's own tests
 
 from asha_hpc.config import SearcherConfig
 from asha_hpc.searcher import (
@@ -28,13 +29,6 @@ from asha_hpc.space import parse_space
 
 SPACE, _ = parse_space({"lr": {"type": "log", "base": 10, "minval": -5, "maxval": -1},
                         "width": {"type": "int", "minval": 16, "maxval": 512}})
-
-
-def cfg(**kw) -> SearcherConfig:
-    base = dict(name="adaptive_asha", metric="val_loss", max_length=64, max_trials=40,
-                max_concurrent_trials=8, divisor=4.0)
-    base.update(kw)
-    return SearcherConfig(**base)
 
 
 class Run:

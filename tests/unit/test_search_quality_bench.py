@@ -3,12 +3,12 @@ the budget, report the incumbent it really had, and evaluate configurations of t
 space; the reading (regret, wins, compute to reach random's value) must add up."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 from asha_hpc.space import parse_space
 
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Please use:DeprecationWarning",
 
 @pytest.fixture(scope="module")
 def sq():
-    spec = importlib.util.spec_from_file_location("search_quality_bench",
-                                                  ROOT / "benchmarks" / "search_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["search_quality_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("search_quality")
 
 
 def test_landscapes_match_the_literature(sq):
@@ -167,10 +162,7 @@ def test_bohb_ablation_swaps_only_the_model(sq):
         require_module(mod, "bench")
     from virtual_pool import run_pool  # benchmarks/, on the path once search_quality is loaded
 
-    spec = importlib.util.spec_from_file_location("bohb_ablation",
-                                                  ROOT / "benchmarks" / "bohb_ablation.py")
-    ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab)
+    ab = load_benchmark("bohb_ablation")
     task = ab.sq.make_task("branin")
     task.trials = 40
     budget = ab.sq.run_system(ab.sq.RANDOM, task, 1, None)["spent"]
@@ -237,10 +229,7 @@ def test_task_facts_reads_the_tasks_as_search_quality_runs_them(tmp_path, sq):
     import subprocess
 
     require_module("sklearn", "bench")  # the HGB task
-    spec = importlib.util.spec_from_file_location("task_facts_bench",
-                                                  ROOT / "benchmarks" / "task_facts.py")
-    tf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tf)
+    tf = load_benchmark("task_facts")
     task = tf.sq.make_task("hgb")
     hp = task.space.sample(__import__("numpy").random.default_rng(1))
     assert tf.hgb_full(task, hp, 0) == pytest.approx(task.curve(hp, 64), rel=1e-9)

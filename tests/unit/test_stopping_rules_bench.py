@@ -3,11 +3,10 @@ configs: the stream it hands to the peers must be exactly the configs asha_hpc's
 with that seed, and the peers must train exactly what they are handed."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 from asha_hpc.config import SearcherConfig
 from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher
@@ -18,12 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def sq():
-    spec = importlib.util.spec_from_file_location("stopping_rules_bench",
-                                                  ROOT / "benchmarks" / "stopping_rules.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["stopping_rules_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("stopping_rules")
 
 
 class _NoTraining:

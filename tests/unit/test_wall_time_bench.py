@@ -3,11 +3,10 @@ Optuna pairs each run with Optuna's run of the same repeat."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 from asha_hpc.config import parse_config
 
@@ -16,11 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wt():
-    spec = importlib.util.spec_from_file_location("wall_time_bench", ROOT / "benchmarks" / "wall_time.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["wall_time_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("wall_time")
 
 
 def test_pool_configs_are_accepted(wt, tmp_path):

@@ -2,24 +2,19 @@
 configurations, or warm-started from its results; the starts must be what the product does."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def ws():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("warm_start_bench",
-                                                  ROOT / "benchmarks" / "warm_start.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("warm_start")
 
 
 def test_the_second_search_starts_from_the_first(ws):
