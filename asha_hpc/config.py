@@ -753,8 +753,17 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     if searcher.name == "grid" and not hp_problems:
         c.problems.extend(space.grid_problems())
     if not hp_problems:
+        given: list[dict[str, Any] | None] = []  # each point in full, None where it leaves a draw
         for i, point in enumerate(searcher.points_to_evaluate):
-            c.problems.extend(space.check_point(point, f"searcher.points_to_evaluate[{i}]")[1])
+            value, problems = space.check_point(point, f"searcher.points_to_evaluate[{i}]")
+            c.problems.extend(problems)
+            given.append(None if problems else space.config_of(value)[0])
+        for i, full in enumerate(given):
+            first = next((j for j in range(i) if full is not None and given[j] == full), None)
+            if first is not None:  # (Optuna's enqueue_trial skips a repeat only with skip_if_exists)
+                c.warnings.append(
+                    f"searcher.points_to_evaluate[{i}] repeats [{first}]: trials {first + 1} and "
+                    f"{i + 1} will train the same configuration; remove one if that is not meant")
     repro = c.mapping(d.get("reproducibility"), "reproducibility", ("experiment_seed",))
     seed = c.get(repro, "experiment_seed", "reproducibility", _is_int, "an integer", None, _at_least(0))
     if seed is None:

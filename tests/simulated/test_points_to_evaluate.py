@@ -93,6 +93,22 @@ def test_config_problems_name_the_field():
     assert "raise max_trials" in problems(max_trials=1, points_to_evaluate=POINTS)[0]
 
 
+def test_a_repeated_full_point_is_warned_about():
+    """Two points that name every searched hyperparameter with the same values train one
+    configuration twice: a warning naming both (a repeat may be meant: the noise of a seed);
+    partial points that repeat differ in what is drawn, and get none."""
+    full = {"lr": 0.001, "layers": 4, "dropout": 0.1, "optimizer": "adamw",
+            "model": {"width": 128, "head": {"bias": True, "sizes": [1, 2]}}}
+    again = copy.deepcopy(full)
+    again["lr"] = 1.0e-3  # the same value, written otherwise
+    cfg = parse_config(raw_config(points_to_evaluate=[full, POINTS[0], again, POINTS[0]]), "/tmp")
+    assert cfg.warnings == [
+        "searcher.points_to_evaluate[2] repeats [0]: trials 1 and 3 will train the same "
+        "configuration; remove one if that is not meant"]
+    other = dict(full, layers=5)
+    assert parse_config(raw_config(points_to_evaluate=[full, other]), "/tmp").warnings == []
+
+
 def test_plan_says_which_trials_are_given():
     from asha_hpc.plan import plan, render_plan
 
