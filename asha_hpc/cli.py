@@ -146,6 +146,16 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
 def cmd_resume(a: argparse.Namespace) -> int:
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
+    if a.max_compute is not None and not a.force:
+        from .views.status import master_alive
+
+        holder = master_alive(exp)
+        if holder:  # the running master takes it at its next poll (and checks it there)
+            atomic_write(exp.max_compute_request, f"{a.max_compute}\n".encode())
+            print(f"asha-hpc: asked the running master (host {holder.get('host')}, pid "
+                  f"{holder.get('pid')}) to take max_compute {a.max_compute} at its next poll; "
+                  f"`asha-hpc status {exp.root}` shows it", file=sys.stderr)
+            return 0
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
                   retry_failed=a.retry_failed, max_compute=a.max_compute)

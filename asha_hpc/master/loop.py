@@ -245,6 +245,22 @@ class Master:
             self._reconcile()
         return True
 
+    def _take_max_compute_request(self) -> None:
+        """``resume --max-compute`` while this master runs: the cap it asks for, checked and
+        journaled as at a resume; a request that cannot serve is said and dropped. The file
+        goes after the record (a crash in between: the next master finds the cap already set)."""
+        path = self.exp.max_compute_request
+        try:
+            units = int(path.read_text().strip())
+        except (OSError, ValueError) as e:
+            self.progress(f"ignored {path}: not a whole number of units ({e})")
+        else:
+            try:
+                self._set_max_compute(units)
+            except AshaError as e:
+                self.progress(f"ignored {path}: {e}")
+        path.unlink(missing_ok=True)
+
     def _set_max_compute(self, units: int) -> None:
         """``resume --max-compute``: journal the new cap (checked here: it needs the search's
         state) and say what it changed."""
@@ -341,9 +357,10 @@ class Master:
 
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
-        listdir of the inbox, one stat for a cancel request and the backend's (rate-limited)
-        job query: nothing that grows with the number of trials. Waiting jobs get their next
-        segment before the step's housekeeping (inbox files, retention, progress)."""
+        listdir of the inbox, a stat each for a cancel and a max_compute request, and the
+        backend's (rate-limited) job query: nothing that grows with the number of trials.
+        Waiting jobs get their next segment before the step's housekeeping (inbox files,
+        retention, progress)."""
         try:
             go = self._step()
             self._flush()
@@ -367,6 +384,8 @@ class Master:
             return False
         self._collect()
         self._check_jobs()
+        if self.exp.max_compute_request.exists():
+            self._take_max_compute_request()
         if self._should_abort():
             return False
         if self._stop_reason is None and self._room():

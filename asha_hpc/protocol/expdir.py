@@ -6,6 +6,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
     <exp>/journal.jsonl        the master's append-only event log (see journal.py)
     <exp>/master.json          the master's lease (see lease.py)
     <exp>/cancel.request       `asha-hpc cancel` asks a running master to stop (cli, once)
+    <exp>/max_compute.request  `resume --max-compute` asks a running master for a new cap (cli;
+                               the master journals it and removes the file)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
                                the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
@@ -44,6 +46,7 @@ JOURNAL = "journal.jsonl"
 CONFIG = "experiment.yaml"
 LEASE = "master.json"
 CANCEL_REQUEST = "cancel.request"
+MAX_COMPUTE_REQUEST = "max_compute.request"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
@@ -246,6 +249,10 @@ class ExpDir:
     @property
     def cancel_request(self) -> Path:
         return self.root / CANCEL_REQUEST
+
+    @property
+    def max_compute_request(self) -> Path:
+        return self.root / MAX_COMPUTE_REQUEST
 
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / TRIALS / f"{trial_id:05d}"

@@ -152,6 +152,28 @@ def test_concurrent_trials_get_different_gpus(tmp_path):
     assert all(x[2] != y[2] for x, y in overlapping)
 
 
+def test_resume_max_compute_reaches_a_running_master(tmp_path):
+    """`resume --max-compute` while `run` is still going (its master alive, e.g. a Slurm master
+    job): the request goes to that master, which journals the new cap at its next poll."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_compute": 20}, hp={"sleep": 0.3})
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(
+            r["kind"] == "started" or (r["kind"] == "intent" and r.get("worker"))
+            for r in journal(exp)):
+        time.sleep(0.05)
+    r = cli("resume", exp, "--max-compute", 200)
+    assert "asked the running master" in r.stderr and "max_compute 200" in r.stderr
+    assert p.wait(timeout=120) == 0
+    assert not (exp / "max_compute.request").exists()
+    cfg, st = final_state(exp)
+    assert [(x["units"], x["was"]) for x in journal(exp) if x["kind"] == "max_compute"] == [(200, 20)]
+    assert st.lifecycle == "completed" and st.max_compute == 200
+    assert 20 < st.searcher.compute_started() <= 200
+
+
 def test_cancel_stops_jobs(tmp_path):
     cfg_path = make_experiment(tmp_path, hp={"sleep": 0.5})
     exp = tmp_path / "run"

@@ -168,3 +168,34 @@ def test_a_search_that_ran_its_whole_plan_has_nothing_more_to_train(tmp_path, ca
     after, _ = final(cfg, exp)
     assert after.lifecycle == "completed" and after.max_compute == spent * 10
     assert {t.id: t.length for t in after.trials.values()} == {t.id: t.length for t in st.trials.values()}
+
+
+def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
+    """What `resume --max-compute` leaves for a master that is running: the file is checked
+    and journaled at the master's next poll, then removed; one that cannot serve is said and
+    dropped, with nothing journaled."""
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    cfg.searcher.max_compute = CAP
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    said: list[str] = []
+    m = Master(exp, cfg, progress=said.append)
+    assert m.start()
+    for _ in range(3):
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    for bad, words in (("lots", "not a whole number of units"),
+                       ("10", "less than max_length (64 units)")):
+        exp.max_compute_request.write_text(bad + "\n")
+        m.step()
+        assert not exp.max_compute_request.exists()
+        assert said[-1].startswith(f"ignored {exp.max_compute_request}: ") and words in said[-1]
+    exp.max_compute_request.write_text("1500\n")
+    m.step()
+    assert not exp.max_compute_request.exists()
+    assert any(line.startswith("max_compute raised from 700 to 1500 units") for line in said)
+    while m.step():
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    st, recs = final(cfg, exp)
+    assert [(r["units"], r["was"]) for r in recs if r["kind"] == "max_compute"] == [(1500, CAP)]
+    assert st.lifecycle == "completed" and CAP < st.searcher.compute_started() <= 1500
