@@ -150,7 +150,15 @@ def cmd_resume(a: argparse.Namespace) -> int:
         from .views.status import master_alive
 
         holder = master_alive(exp)
-        if holder:  # the running master takes it at its next poll (and checks it there)
+        if holder:  # the running master takes it at its next poll (and checks it again there)
+            from .master.loop import max_compute_problem
+            from .master.state import replay
+            from .protocol.journal import read_journal
+
+            problem = max_compute_problem(cfg, replay(cfg, read_journal(exp.journal)[0]),
+                                          a.max_compute, exp.root)
+            if problem:
+                raise AshaError(problem)
             atomic_write(exp.max_compute_request, f"{a.max_compute}\n".encode())
             print(f"asha-hpc: asked the running master (host {holder.get('host')}, pid "
                   f"{holder.get('pid')}) to take max_compute {a.max_compute} at its next poll; "

@@ -84,6 +84,22 @@ KEEP_REJECTED = 100  # rejected inbox files kept aside (.rejected-*), the oldest
 DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
 
+def max_compute_problem(cfg: ExperimentConfig, st: ExperimentState, units: int,
+                        root: Path) -> str | None:
+    """Why ``--max-compute units`` cannot serve the search ``st`` (one line), or None."""
+    unit = cfg.searcher.length_unit
+    started = st.searcher.compute_started()
+    if units < cfg.searcher.max_length:
+        return (f"--max-compute {units} is less than max_length ({cfg.searcher.max_length} "
+                f"{unit}): no trial could reach it")
+    if units < started:
+        over = st.lifecycle in ("completed", "failed")
+        return (f"--max-compute {units}: the search has already started {started} {unit} of "
+                "training; give at least that"
+                + ("" if over else f" (to stop it now: `asha-hpc cancel {root}`)"))
+    return None
+
+
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
@@ -266,16 +282,11 @@ class Master:
         state) and say what it changed."""
         st = self.state
         assert st is not None
+        problem = max_compute_problem(self.cfg, st, units, self.exp.root)
+        if problem:
+            raise AshaError(problem)
         unit = self.cfg.searcher.length_unit
         started = st.searcher.compute_started()
-        if units < self.cfg.searcher.max_length:
-            raise AshaError(f"--max-compute {units} is less than max_length "
-                            f"({self.cfg.searcher.max_length} {unit}): no trial could reach it")
-        if units < started:
-            over = st.lifecycle in ("completed", "failed")
-            raise AshaError(f"--max-compute {units}: the search has already started {started} {unit} "
-                            f"of training; give at least that" + ("" if over else
-                            f" (to stop it now: `asha-hpc cancel {self.exp.root}`)"))
         was = st.max_compute
         if units == was:
             self.progress(f"max_compute is already {units} {unit}")

@@ -164,6 +164,11 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
             r["kind"] == "started" or (r["kind"] == "intent" and r.get("worker"))
             for r in journal(exp)):
         time.sleep(0.05)
+    bad = cli("resume", exp, "--max-compute", 10, check=False)  # checked here first
+    assert bad.returncode != 0 and not (exp / "max_compute.request").exists()
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "asha-hpc: error: --max-compute 10 is less than max_length (16 units): no trial could "
+        "reach it")
     r = cli("resume", exp, "--max-compute", 200)
     assert "asked the running master" in r.stderr and "max_compute 200" in r.stderr
     assert p.wait(timeout=120) == 0
