@@ -152,10 +152,9 @@ def test_concurrent_trials_get_different_gpus(tmp_path):
     assert all(x[2] != y[2] for x, y in overlapping)
 
 
-def test_resume_max_compute_reaches_a_running_master(tmp_path):
-    """`resume --max-compute` while `run` is still going (its master alive, e.g. a Slurm master
-    job): the request goes to that master, which journals the new cap at its next poll."""
-    cfg_path = make_experiment(tmp_path, searcher={"max_compute": 20}, hp={"sleep": 0.3})
+def run_until_a_trial_runs(tmp_path, cfg_path):
+    """`asha-hpc run` in the background, returned once a trial runs: its job said so, or a warm
+    worker took its segment (workers: auto)."""
     exp = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
                           str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,6 +163,14 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
             r["kind"] == "started" or (r["kind"] == "intent" and r.get("worker"))
             for r in journal(exp)):
         time.sleep(0.05)
+    return exp, p
+
+
+def test_resume_max_compute_reaches_a_running_master(tmp_path):
+    """`resume --max-compute` while `run` is still going (its master alive, e.g. a Slurm master
+    job): the request goes to that master, which journals the new cap at its next poll."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_compute": 20}, hp={"sleep": 0.3})
+    exp, p = run_until_a_trial_runs(tmp_path, cfg_path)
     bad = cli("resume", exp, "--max-compute", 10, check=False)  # checked here first
     assert bad.returncode != 0 and not (exp / "max_compute.request").exists()
     assert bad.stderr.strip().splitlines()[-1] == (
@@ -181,15 +188,7 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
 
 def test_cancel_stops_jobs(tmp_path):
     cfg_path = make_experiment(tmp_path, hp={"sleep": 0.5})
-    exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
-                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    # a trial runs: its job said so, or a warm worker took its segment (workers: auto)
-    while time.time() < deadline and not any(
-            r["kind"] == "started" or (r["kind"] == "intent" and r.get("worker"))
-            for r in journal(exp)):
-        time.sleep(0.05)
+    exp, p = run_until_a_trial_runs(tmp_path, cfg_path)
     cli("cancel", exp)
     assert p.wait(timeout=30) == 0
     status = json.loads(cli("status", exp, "--json").stdout)
