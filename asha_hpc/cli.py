@@ -186,14 +186,12 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
             print(f"asha-hpc: see `asha-hpc best {exp.root}`", file=sys.stderr)
-        from .views.status import held_back
+        from .views.status import held_back, held_back_text
 
         held = held_back(st)
         if held:
             print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
-                  f"search: {held['trials_not_created']} trial(s) not created, "
-                  f"{held['promotions_not_made']} promotion(s) not made; with more, "
-                  f"`asha-hpc resume {exp.root} --max-compute N` continues it", file=sys.stderr)
+                  f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
         return 0
     if st.lifecycle == "failed":
         # the master printed the whole message (with the trial's traceback) as it failed

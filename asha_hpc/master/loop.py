@@ -68,6 +68,7 @@ from .state import (
     SAME_ERROR_TRIALS,
     STOPPED,
     ExperimentState,
+    cap_change,
     config_hash,
     replay,
 )
@@ -294,8 +295,7 @@ class Master:
         stopped = {t.id for t in st.trials.values() if t.status == STOPPED}
         self._record(MaxCompute(units=units, was=was))
         again = sum(st.trials[t].status != STOPPED for t in stopped)
-        how = "set to" if was is None else f"{'raised' if units > was else 'lowered'} from {was} to"
-        line = f"max_compute {how} {units} {unit} ({started} started so far)"
+        line = f"max_compute {cap_change(was, units)} {unit} ({started} started so far)"
         if again:
             line += f"; {again} trial(s) that had ended unpromoted may be promoted again"
         if st.searcher.done and (was is None or units > was):

@@ -448,9 +448,8 @@ class ExperimentState:
             self.searcher_done = False
             if self.lifecycle == "completed":
                 self.lifecycle = "running"
-        was = rec.get("was")
-        how = "set to" if was is None else f"{'raised' if rec['units'] > was else 'lowered'} from {was} to"
-        self._note(rec, f"max_compute {how} {rec['units']} (resume --max-compute)")
+        self._note(rec, f"max_compute {cap_change(rec.get('was'), rec['units'])} "
+                        "(resume --max-compute)")
         self._actions(actions)
 
     def _on_job_dead(self, rec: dict[str, Any]) -> None:
@@ -554,6 +553,12 @@ def _summary(s: str | None) -> str:
         return ""
     lines = [x for x in s.strip().splitlines() if x.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def cap_change(was: int | None, units: int) -> str:
+    """"set to 900", "raised from 700 to 900": what a ``max_compute`` record did."""
+    return (f"set to {units}" if was is None
+            else f"{'raised' if units > was else 'lowered'} from {was} to {units}")
 
 
 def config_hash(cfg: ExperimentConfig) -> str:

@@ -245,6 +245,13 @@ def held_back(st: ExperimentState) -> dict[str, int] | None:
     return out if any(out.values()) else None
 
 
+def held_back_text(held: dict[str, int], root: Any) -> str:
+    """``held_back`` as ``run``'s last line and ``status`` say it, with the way on."""
+    return (f"{held['trials_not_created']} trial(s) not created, {held['promotions_not_made']} "
+            f"promotion(s) not made; with more, `asha-hpc resume {root} --max-compute N` "
+            "continues it")
+
+
 def compute(st: ExperimentState) -> dict[str, Any]:
     """Job-hours (each attempt's result: ended - started) and GPU-hours where the results said
     how many GPUs the job had (None when none did)."""

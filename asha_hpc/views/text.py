@@ -79,11 +79,11 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                      f"active; ETA {eta_s}")
         held = p.get("held_back")
         if held:
+            from .status import held_back_text
+
             lines.append(f"max_compute ({p['max_compute']} {p['unit']}) ended it: "
-                         f"{held['trials_not_created']} trial(s) not created, "
-                         f"{held['promotions_not_made']} promotion(s) not made; with more, "
-                         f"`asha-hpc resume {d['dir']} --max-compute N` continues it (the plan's "
-                         f"preview: {p.get('units_preview')} {p['unit']})")
+                         f"{held_back_text(held, d['dir'])} (the plan's preview: "
+                         f"{p.get('units_preview')} {p['unit']})")
         if p.get("max_compute") != p.get("max_compute_config"):
             lines.append(f"max_compute: {p['max_compute']} {p['unit']}, set by `resume --max-compute` "
                          f"(the config's: {p.get('max_compute_config') or 'none'})")
