@@ -5,6 +5,8 @@ and bad values are refused with one line before anything is journaled."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.cli import _create_experiment, main
 from asha_hpc.master.loop import Master
@@ -199,3 +201,25 @@ def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
     st, recs = final(cfg, exp)
     assert [(r["units"], r["was"]) for r in recs if r["kind"] == "max_compute"] == [(1500, CAP)]
     assert st.lifecycle == "completed" and CAP < st.searcher.compute_started() <= 1500
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.text(max_size=12), st.integers(-10**12, 10**12).map(str),
+                      st.floats(allow_nan=True).map(str)))
+def test_any_max_compute_argument_is_a_whole_number_above_zero_or_refused(text):
+    """Whatever follows --max-compute on a command line: a whole number above 0 is taken as
+    that number, anything else is argparse's usage error naming the option."""
+    from asha_hpc.cli import build_parser
+
+    try:
+        want = int(text)
+    except ValueError:
+        want = None
+    if text.startswith("-") and want is None:
+        return  # argparse reads "-x" as an option, not as this option's value
+    try:
+        got = build_parser().parse_args(["resume", "exp", "--max-compute", text]).max_compute
+    except SystemExit as e:
+        assert e.code == 2 and (want is None or want < 1)
+        return
+    assert want is not None and want >= 1 and got == want
