@@ -159,14 +159,38 @@ def cmd_resume(a: argparse.Namespace) -> int:
                                           a.max_compute, exp.root)
             if problem:
                 raise AshaError(problem)
-            atomic_write(exp.max_compute_request, f"{a.max_compute}\n".encode())
-            print(f"asha-hpc: asked the running master (host {holder.get('host')}, pid "
-                  f"{holder.get('pid')}) to take max_compute {a.max_compute} at its next poll; "
-                  f"`asha-hpc status {exp.root}` shows it", file=sys.stderr)
-            return 0
+            return _ask_running_master(exp, holder, a.max_compute, a.wait)
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
                   retry_failed=a.retry_failed, max_compute=a.max_compute)
+
+
+def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s: float) -> int:
+    """``resume --max-compute`` while a master runs: leave it the request and wait up to
+    ``wait_s`` for its answer, which is printed (a refusal is an error: nothing changed)."""
+    from .protocol.requests import read_cap_answer, write_cap_request
+    from .views.status import master_alive
+
+    token = write_cap_request(exp, units)
+    who = f"the running master (host {holder.get('host')}, pid {holder.get('pid')})"
+    deadline = time.monotonic() + wait_s
+    while True:
+        answer = read_cap_answer(exp, token)
+        if answer is not None:
+            if not answer.taken:
+                raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing "
+                                "changed")
+            print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
+            return 0
+        if time.monotonic() >= deadline or not master_alive(exp):
+            break
+        time.sleep(0.2)
+    gone = "" if master_alive(exp) else (
+        f"; that master has stopped since: `asha-hpc resume {exp.root}` takes the request")
+    print(f"asha-hpc: asked {who} to take max_compute {units}; not taken yet (it takes it at its "
+          f"next poll){gone}; `asha-hpc status {exp.root}` shows the cap once it is set",
+          file=sys.stderr)
+    return 0
 
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
@@ -486,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new cap on all training (searcher.max_compute, in units of the "
                         "search's length), from here on: raised, the search goes on where the "
                         "old cap ended it, even once it has completed")
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="with --max-compute while a master runs: how long to wait for it to take "
+                        "the new cap and say what it changed (default 60; 0: do not wait)")
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")

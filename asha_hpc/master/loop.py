@@ -56,6 +56,7 @@ from ..protocol.records import (
     Workers,
     WorkersSubmitted,
 )
+from ..protocol.requests import CapAnswer, read_cap_request, write_cap_answer
 from ..views.livereport import LiveReport
 from . import autoworkers, pool
 from .lease import Lease
@@ -232,7 +233,7 @@ class Master:
                               f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
                               + "; every trial's restarts count from zero")
         if self.max_compute is not None and st.lifecycle not in ("new", "cancelled"):
-            self._set_max_compute(self.max_compute)
+            self.progress(self._set_max_compute(self.max_compute))
         if st.lifecycle in ("completed", "cancelled", "failed"):
             hint = ""
             if st.lifecycle == "failed":
@@ -264,23 +265,26 @@ class Master:
 
     def _take_max_compute_request(self) -> None:
         """``resume --max-compute`` while this master runs: the cap it asks for, checked and
-        journaled as at a resume; a request that cannot serve is said and dropped. The file
-        goes after the record (a crash in between: the next master finds the cap already set)."""
+        journaled as at a resume; a request that cannot serve is refused. Either way the
+        answer goes to the command that asked (requests.py), then the request goes (a crash
+        in between: the next master finds the cap already set, and says so)."""
         path = self.exp.max_compute_request
+        token = ""
         try:
-            units = int(path.read_text().strip())
+            req = read_cap_request(path)
+            token = req.token
+            line, taken = self._set_max_compute(req.units), True
         except (OSError, ValueError) as e:
-            self.progress(f"ignored {path}: not a whole number of units ({e})")
-        else:
-            try:
-                self._set_max_compute(units)
-            except AshaError as e:
-                self.progress(f"ignored {path}: {e}")
+            line, taken = f"not a whole number of units ({e})", False
+        except AshaError as e:
+            line, taken = str(e), False
+        self.progress(line if taken else f"ignored {path}: {line}")
+        write_cap_answer(self.exp, CapAnswer(token=token, taken=taken, line=line))
         path.unlink(missing_ok=True)
 
-    def _set_max_compute(self, units: int) -> None:
+    def _set_max_compute(self, units: int) -> str:
         """``resume --max-compute``: journal the new cap (checked here: it needs the search's
-        state) and say what it changed."""
+        state); returns what it changed, in one line. AshaError: refused, nothing journaled."""
         st = self.state
         assert st is not None
         problem = max_compute_problem(self.cfg, st, units, self.exp.root)
@@ -290,8 +294,7 @@ class Master:
         started = st.searcher.compute_started()
         was = st.max_compute
         if units == was:
-            self.progress(f"max_compute is already {units} {unit}")
-            return
+            return f"max_compute is already {units} {unit}"
         stopped = {t.id for t in st.trials.values() if t.status == STOPPED}
         self._record(MaxCompute(units=units, was=was))
         again = sum(st.trials[t].status != STOPPED for t in stopped)
@@ -301,7 +304,7 @@ class Master:
         if st.searcher.done and (was is None or units > was):
             line += ("; nothing more to train: every bracket has created its max_trials trials "
                      "and no trial that ended can go on")
-        self.progress(line)
+        return line
 
     def close(self) -> None:
         """Release the journal, the backend and the lease (running jobs are left alone)."""

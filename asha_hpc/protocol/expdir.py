@@ -8,6 +8,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
     <exp>/cancel.request       `asha-hpc cancel` asks a running master to stop (cli, once)
     <exp>/max_compute.request  `resume --max-compute` asks a running master for a new cap (cli;
                                the master journals it and removes the file)
+    <exp>/max_compute.answer   what the master did with it, for the command that asked (master;
+                               both formats: requests.py)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
                                the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
@@ -47,6 +49,7 @@ CONFIG = "experiment.yaml"
 LEASE = "master.json"
 CANCEL_REQUEST = "cancel.request"
 MAX_COMPUTE_REQUEST = "max_compute.request"
+MAX_COMPUTE_ANSWER = "max_compute.answer"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
@@ -253,6 +256,10 @@ class ExpDir:
     @property
     def max_compute_request(self) -> Path:
         return self.root / MAX_COMPUTE_REQUEST
+
+    @property
+    def max_compute_answer(self) -> Path:
+        return self.root / MAX_COMPUTE_ANSWER
 
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / TRIALS / f"{trial_id:05d}"

@@ -4,6 +4,9 @@ new trials up to max_trials), survives a master stopped after the change, shows 
 and bad values are refused with one line before anything is journaled."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +16,7 @@ from asha_hpc.master.loop import Master
 from asha_hpc.master.retention import removable_checkpoints
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
+from asha_hpc.protocol.requests import CapAnswer, read_cap_answer, write_cap_request
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import status_dict
 from asha_hpc.views.text import render_status_text
@@ -187,20 +191,82 @@ def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
         m._sleep(cfg.poll_interval_s)
     for bad, words in (("lots", "not a whole number of units"),
                        ("10", "less than max_length (64 units)")):
-        exp.max_compute_request.write_text(bad + "\n")
+        exp.max_compute_request.write_text(bad + "\n")  # the first release's format: no token
         m.step()
         assert not exp.max_compute_request.exists()
         assert said[-1].startswith(f"ignored {exp.max_compute_request}: ") and words in said[-1]
-    exp.max_compute_request.write_text("1500\n")
+        assert read_cap_answer(exp, "") == CapAnswer(
+            "", False, said[-1].removeprefix(f"ignored {exp.max_compute_request}: "))
+    token = write_cap_request(exp, 1500)
     m.step()
     assert not exp.max_compute_request.exists()
     assert any(line.startswith("max_compute raised from 700 to 1500 units") for line in said)
+    answer = read_cap_answer(exp, token)
+    assert answer is not None and answer.taken
+    assert answer.line.startswith("max_compute raised from 700 to 1500 units (")
+    assert read_cap_answer(exp, "") is None  # the earlier answers are gone: one file, the last
     while m.step():
         m._sleep(cfg.poll_interval_s)
     m.close()
     st, recs = final(cfg, exp)
     assert [(r["units"], r["was"]) for r in recs if r["kind"] == "max_compute"] == [(1500, CAP)]
     assert st.lifecycle == "completed" and CAP < st.searcher.compute_started() <= 1500
+
+
+def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, capsys):
+    """`resume --max-compute` with a master running: the command waits for that master's next
+    poll and prints what it did; a refusal there is an error that says nothing changed; a
+    master that does not poll within --wait leaves the request waiting, and says so."""
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    cfg.searcher.max_compute = CAP
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.start()
+    for _ in range(3):
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    capsys.readouterr()
+
+    assert main(["resume", str(exp.root), "--max-compute", "1500", "--wait", "0.3"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("asha-hpc: asked the running master (host ")
+    assert "to take max_compute 1500; not taken yet (it takes it at its next poll); " \
+        f"`asha-hpc status {exp.root}` shows the cap once it is set" in err[-1]
+    assert exp.max_compute_request.exists()
+    m.step()  # the next poll takes the waiting request
+    assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 1500
+
+    def answer_soon():  # the master's next poll, while the command waits
+        time.sleep(0.3)
+        m.step()
+
+    def ask(units: str) -> tuple[int, list[str]]:
+        poll = threading.Thread(target=answer_soon)
+        poll.start()
+        try:
+            rc = main(["resume", str(exp.root), "--max-compute", units, "--wait", "30"])
+        finally:
+            poll.join()
+        return rc, capsys.readouterr().err.strip().splitlines()
+
+    rc, err = ask("3000")
+    assert rc == 0 and err[-1].startswith("asha-hpc: the running master (host ")
+    assert ") took it: max_compute raised from 1500 to 3000 units (" in err[-1]
+    started = replay(cfg, read_journal(exp.journal)[0]).searcher.compute_started()
+    # passes the command's check, then the master's fails: segments started meanwhile
+    m.state.searcher.compute_started = lambda: started + 10**6  # type: ignore[method-assign]
+    rc, err = ask(str(started))
+    del m.state.searcher.compute_started
+    assert rc != 0 and err[-1].startswith("asha-hpc: error: the running master (host ")
+    assert f") refused max_compute {started}: --max-compute {started}: the search has already " \
+        f"started {started + 10**6} units of training; give at least that" in err[-1]
+    assert err[-1].endswith("; nothing changed")
+    assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 3000
+    while m.step():
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    st, _ = final(cfg, exp)
+    assert st.lifecycle == "completed" and st.max_compute == 3000
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,57 @@
+"""What ``asha-hpc resume --max-compute`` asks a running master, and the master's answer.
+
+    <exp>/max_compute.request   written by the CLI:   ``<units>\\n<token>\\n``
+    <exp>/max_compute.answer    written by the master: ``{"token": ..., "taken": ..., "line": ...}``
+
+The master removes the request once it has journaled the cap, or refused it, and answers with
+the request's token, so the command that asked can tell its own answer from an older one and
+print what the master did. A request without a token (the release that introduced the file
+wrote only the number) is still taken; its answer carries an empty token.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .expdir import ExpDir, atomic_write, atomic_write_json, read_json
+
+
+@dataclass(frozen=True)
+class CapRequest:
+    units: int
+    token: str
+
+
+@dataclass(frozen=True)
+class CapAnswer:
+    token: str
+    taken: bool  # journaled (or already the cap); False: refused, nothing changed
+    line: str  # what the master said, as in its own log
+
+
+def write_cap_request(exp: ExpDir, units: int) -> str:
+    """Ask the running master for ``units``; returns the token its answer will carry."""
+    token = f"{os.getpid()}-{time.time_ns()}"
+    atomic_write(exp.max_compute_request, f"{units}\n{token}\n".encode())
+    return token
+
+
+def read_cap_request(path: Path) -> CapRequest:
+    """The request in ``path``; ValueError (or OSError) when it holds no whole number."""
+    first, _, rest = path.read_text().strip().partition("\n")
+    return CapRequest(units=int(first.strip()), token=rest.strip())
+
+
+def write_cap_answer(exp: ExpDir, answer: CapAnswer) -> None:
+    atomic_write_json(exp.max_compute_answer,
+                      {"token": answer.token, "taken": answer.taken, "line": answer.line})
+
+
+def read_cap_answer(exp: ExpDir, token: str) -> CapAnswer | None:
+    """The master's answer to the request with ``token``; None until there is one."""
+    obj, _ = read_json(exp.max_compute_answer)
+    if not isinstance(obj, dict) or obj.get("token") != token:
+        return None
+    return CapAnswer(token=token, taken=obj.get("taken") is True, line=str(obj.get("line", "")))
