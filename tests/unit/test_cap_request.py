@@ -1,0 +1,50 @@
+"""The files between `resume --max-compute` and a running master (protocol/requests.py): any
+content in the request is a whole number and a token, or a ValueError the master reports; an
+answer is only ever read by the request that carries its token."""
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.requests import (
+    CapAnswer,
+    read_cap_answer,
+    read_cap_request,
+    write_cap_answer,
+    write_cap_request,
+)
+
+
+def test_a_request_round_trips_and_answers_go_to_their_own_request(tmp_path):
+    exp = ExpDir.create(tmp_path / "exp")
+    first = write_cap_request(exp, 4000)
+    req = read_cap_request(exp.max_compute_request)
+    assert (req.units, req.token) == (4000, first)
+    second = write_cap_request(exp, 5000)
+    assert second != first and read_cap_request(exp.max_compute_request).units == 5000
+    write_cap_answer(exp, CapAnswer(first, True, "max_compute raised from 10 to 4000 units"))
+    assert read_cap_answer(exp, second) is None  # an older request's answer is not this one's
+    assert read_cap_answer(exp, first) == CapAnswer(first, True,
+                                                    "max_compute raised from 10 to 4000 units")
+    exp.max_compute_answer.write_text("{torn")  # never raises: no answer yet
+    assert read_cap_answer(exp, first) is None
+    exp.max_compute_answer.write_text(json.dumps({"token": first, "taken": "yes"}))
+    assert read_cap_answer(exp, first) == CapAnswer(first, False, "")  # taken only if true
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(st.binary(max_size=40), st.text(max_size=40).map(str.encode),
+                      st.integers(-10**20, 10**20).map(lambda n: f"{n}\n".encode())))
+def test_any_request_content_is_a_number_and_token_or_a_value_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("req") / "max_compute.request"
+    path.write_bytes(data)
+    try:
+        req = read_cap_request(path)
+    except ValueError:  # UnicodeDecodeError included: the master refuses it in one line
+        return
+    text = data.decode()
+    assert req.units == int(text.strip().partition("\n")[0])
+    assert req.token == text.strip().partition("\n")[2].strip()
