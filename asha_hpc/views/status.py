@@ -399,11 +399,23 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
         "running_trials": [trial_summary(t, jobs.get(t.id)) for t in running],
         "compute": compute(st),
-        "progress": progress(cfg, st, records, now),
+        "progress": {**progress(cfg, st, records, now),
+                     "max_compute_request": pending_cap_request(exp)},
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
     }
+
+
+def pending_cap_request(exp: ExpDir) -> int | None:
+    """The units a ``resume --max-compute`` asked a master for, that no master has taken yet
+    (None: none waits, or the file holds no whole number: the master refuses that one)."""
+    from ..protocol.requests import read_cap_request
+
+    try:
+        return read_cap_request(exp.max_compute_request).units
+    except (OSError, ValueError):
+        return None
 
 
 def sampler_summary(cfg: ExperimentConfig, st: ExperimentState) -> dict[str, Any]:

@@ -87,6 +87,11 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
         if p.get("max_compute") != p.get("max_compute_config"):
             lines.append(f"max_compute: {p['max_compute']} {p['unit']}, set by `resume --max-compute` "
                          f"(the config's: {p.get('max_compute_config') or 'none'})")
+        if p.get("max_compute_request") is not None:
+            who = ("the master takes it at its next poll" if d["state"] == "running"
+                   else f"`asha-hpc resume {d['dir']}` takes it")
+            lines.append(f"max_compute {p['max_compute_request']} {p['unit']} asked for by "
+                         f"`resume --max-compute`, not taken yet: {who}")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

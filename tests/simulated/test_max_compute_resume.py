@@ -233,8 +233,17 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     assert "to take max_compute 1500; not taken yet (it takes it at its next poll); " \
         f"`asha-hpc status {exp.root}` shows the cap once it is set" in err[-1]
     assert exp.max_compute_request.exists()
+    recs = read_journal(exp.journal)[0]
+    d = status_dict(exp, cfg, replay(cfg, recs), recs)
+    assert d["state"] == "running" and d["progress"]["max_compute_request"] == 1500
+    assert "max_compute 1500 units asked for by `resume --max-compute`, not taken yet: the " \
+        "master takes it at its next poll" in render_status_text(d).splitlines()
     m.step()  # the next poll takes the waiting request
-    assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 1500
+    recs = read_journal(exp.journal)[0]
+    assert replay(cfg, recs).max_compute == 1500
+    d = status_dict(exp, cfg, replay(cfg, recs), recs)
+    assert d["progress"]["max_compute_request"] is None
+    assert "not taken yet" not in render_status_text(d)
 
     def answer_soon():  # the master's next poll, while the command waits
         time.sleep(0.3)
