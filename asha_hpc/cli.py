@@ -174,6 +174,7 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s:
     token = write_cap_request(exp, units)
     who = f"the running master (host {holder.get('host')}, pid {holder.get('pid')})"
     deadline = time.monotonic() + wait_s
+    taken_at = None  # when the request went without an answer (a master of an older release)
     while True:
         answer = read_cap_answer(exp, token)
         if answer is not None:
@@ -182,7 +183,15 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s:
                                 "changed")
             print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
             return 0
-        if time.monotonic() >= deadline or not master_alive(exp):
+        now = time.monotonic()
+        if taken_at is None and not exp.max_compute_request.exists():
+            taken_at = now
+        if taken_at is not None and now - taken_at > 2.0:
+            print(f"asha-hpc: {who} took the request for max_compute {units} without an answer "
+                  f"(a release before answers); `asha-hpc status {exp.root}` shows whether the "
+                  f"cap changed, its log says why not", file=sys.stderr)
+            return 0
+        if now >= deadline or not master_alive(exp):
             break
         time.sleep(0.2)
     gone = "" if master_alive(exp) else (

@@ -16,7 +16,7 @@ from asha_hpc.master.loop import Master
 from asha_hpc.master.retention import removable_checkpoints
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
-from asha_hpc.protocol.requests import CapAnswer, read_cap_answer, write_cap_request
+from asha_hpc.protocol.requests import CapAnswer, read_cap_answer, read_cap_request, write_cap_request
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import status_dict
 from asha_hpc.views.text import render_status_text
@@ -249,8 +249,8 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
         time.sleep(0.3)
         m.step()
 
-    def ask(units: str) -> tuple[int, list[str]]:
-        poll = threading.Thread(target=answer_soon)
+    def ask(units: str, master=answer_soon) -> tuple[int, list[str]]:
+        poll = threading.Thread(target=master)
         poll.start()
         try:
             rc = main(["resume", str(exp.root), "--max-compute", units, "--wait", "30"])
@@ -271,11 +271,21 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
         f"started {started + 10**6} units of training; give at least that" in err[-1]
     assert err[-1].endswith("; nothing changed")
     assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 3000
+
+    def older_release():  # journals the cap and removes the request, but writes no answer
+        time.sleep(0.3)
+        m._set_max_compute(read_cap_request(exp.max_compute_request).units)
+        exp.max_compute_request.unlink()
+
+    rc, err = ask("4000", older_release)
+    assert rc == 0 and ") took the request for max_compute 4000 without an answer (a release " \
+        f"before answers); `asha-hpc status {exp.root}` shows whether the cap changed" in err[-1]
+    assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 4000
     while m.step():
         m._sleep(cfg.poll_interval_s)
     m.close()
     st, _ = final(cfg, exp)
-    assert st.lifecycle == "completed" and st.max_compute == 3000
+    assert st.lifecycle == "completed" and st.max_compute == 4000
 
 
 @settings(max_examples=200, deadline=None)
