@@ -42,6 +42,23 @@ def final(cfg, exp):
     return replay(cfg, recs), recs
 
 
+def stepped(m: Master, cfg, steps: int) -> Master:
+    """``m`` started and run for ``steps`` polls, as a master part-way through its search."""
+    assert m.start()
+    for _ in range(steps):
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    return m
+
+
+def running(tmp_path, cap=CAP, progress=lambda s: None):
+    """A search of 60 trials under ``cap`` whose master has run 3 polls and runs on."""
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    cfg.searcher.max_compute = cap
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    return cfg, exp, stepped(Master(exp, cfg, progress=progress), cfg, 3)
+
+
 def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):
     cfg, exp, before = capped(tmp_path)
     held = [t.id for t in before.trials.values() if before.searcher.held_by_cap(t.id)]
@@ -73,12 +90,8 @@ def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):
 
 def test_the_new_cap_holds_after_the_master_is_stopped(tmp_path):
     cfg, exp, before = capped(tmp_path)
-    m = Master(exp, cfg, progress=lambda s: None, max_compute=1500)
-    assert m.start()
-    for _ in range(5):  # stopped part-way through what the raise allowed
-        m.step()
-        m._sleep(cfg.poll_interval_s)
-    m.close()
+    # stopped part-way through what the raise allowed
+    stepped(Master(exp, cfg, progress=lambda s: None, max_compute=1500), cfg, 5).close()
     mid, _ = final(cfg, exp)
     assert mid.lifecycle == "running" and mid.max_compute == 1500
     st = Master(exp, cfg, progress=lambda s: None).run()  # a plain resume keeps the new cap
@@ -92,12 +105,7 @@ def test_the_new_cap_holds_after_the_master_is_stopped(tmp_path):
 def test_a_lowered_cap_ends_the_search_sooner(tmp_path):
     cfg = sim_cfg(trials=60, failure_rate=0.0)
     exp = _create_experiment(cfg, tmp_path / "exp")
-    m = Master(exp, cfg, progress=lambda s: None)
-    assert m.start()
-    for _ in range(4):
-        m.step()
-        m._sleep(cfg.poll_interval_s)
-    m.close()
+    stepped(Master(exp, cfg, progress=lambda s: None), cfg, 4).close()
     started = replay(cfg, read_journal(exp.journal)[0]).searcher.compute_started()
     cap = started + 100
     st = Master(exp, cfg, progress=lambda s: None, max_compute=cap).run()
@@ -180,15 +188,8 @@ def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
     """What `resume --max-compute` leaves for a master that is running: the file is checked
     and journaled at the master's next poll, then removed; one that cannot serve is said and
     dropped, with nothing journaled."""
-    cfg = sim_cfg(trials=60, failure_rate=0.0)
-    cfg.searcher.max_compute = CAP
-    exp = _create_experiment(cfg, tmp_path / "exp")
     said: list[str] = []
-    m = Master(exp, cfg, progress=said.append)
-    assert m.start()
-    for _ in range(3):
-        m.step()
-        m._sleep(cfg.poll_interval_s)
+    cfg, exp, m = running(tmp_path, progress=said.append)
     for bad, words in (("lots", "not a whole number of units"),
                        ("10", "less than max_length (64 units)")):
         exp.max_compute_request.write_text(bad + "\n")  # the first release's format: no token
@@ -217,14 +218,7 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     """`resume --max-compute` with a master running: the command waits for that master's next
     poll and prints what it did; a refusal there is an error that says nothing changed; a
     master that does not poll within --wait leaves the request waiting, and says so."""
-    cfg = sim_cfg(trials=60, failure_rate=0.0)
-    cfg.searcher.max_compute = CAP
-    exp = _create_experiment(cfg, tmp_path / "exp")
-    m = Master(exp, cfg, progress=lambda s: None)
-    assert m.start()
-    for _ in range(3):
-        m.step()
-        m._sleep(cfg.poll_interval_s)
+    cfg, exp, m = running(tmp_path)
     capsys.readouterr()
 
     assert main(["resume", str(exp.root), "--max-compute", "1500", "--wait", "0.3"]) == 0
