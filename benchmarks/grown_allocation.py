@@ -3,8 +3,8 @@ having had the larger cap from the start.
 
     python benchmarks/grown_allocation.py                  # Branin and Hartmann-6, 48 seeds
     python benchmarks/grown_allocation.py --seeds 6        # a quick look
-    python benchmarks/grown_allocation.py --tasks digits_mlp,hgb --seeds 12 \
-        --out grown_allocation_real.json                    # the real tasks (final loss)
+    python benchmarks/grown_allocation.py --tasks hgb --seeds 36 \
+        --out grown_allocation_hgb.json                     # a real task (final loss); also digits_mlp
 
 search_quality.py's setting (adaptive_asha, rungs 1/4/16/64, 16 virtual workers, asha_hpc's
 pure searcher in virtual time). Per task and seed, B is the compute random sampling spends on
