@@ -146,19 +146,18 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
 def cmd_resume(a: argparse.Namespace) -> int:
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
-    if a.max_compute is not None and not a.force:
+    if a.max_compute is not None:  # refused before anything starts (the master checks again)
+        from .master.loop import max_compute_problem
+        from .master.state import replay
+        from .protocol.journal import read_journal
         from .views.status import master_alive
 
-        holder = master_alive(exp)
-        if holder:  # the running master takes it at its next poll (and checks it again there)
-            from .master.loop import max_compute_problem
-            from .master.state import replay
-            from .protocol.journal import read_journal
-
-            problem = max_compute_problem(cfg, replay(cfg, read_journal(exp.journal)[0]),
-                                          a.max_compute, exp.root)
-            if problem:
-                raise AshaError(problem)
+        problem = max_compute_problem(cfg, replay(cfg, read_journal(exp.journal)[0]),
+                                      a.max_compute, exp.root)
+        if problem:
+            raise AshaError(problem)
+        holder = None if a.force else master_alive(exp)
+        if holder:  # the running master takes it at its next poll
             return _ask_running_master(exp, holder, a.max_compute, a.wait)
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,

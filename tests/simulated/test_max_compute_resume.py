@@ -132,8 +132,10 @@ def test_retention_keeps_the_checkpoints_a_raise_would_continue(tmp_path):
 def test_a_cap_that_cannot_serve_is_refused_in_one_line(tmp_path, capsys, units, words):
     cfg, exp, _ = capped(tmp_path)
     n = len(read_journal(exp.journal)[0])
+    capsys.readouterr()
     assert main(["resume", str(exp.root), "--max-compute", units]) != 0
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # refused before `resuming ...` and the live report's line
     assert words in err[-1] and "--max-compute" in err[-1] and "cancel" not in err[-1]
     assert len(read_journal(exp.journal)[0]) == n  # nothing journaled
 
