@@ -276,6 +276,30 @@ def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
     assert rows and rows[-1].split("|")[1:] == ["COMPLETED", "0:0"], rows
 
 
+def test_resume_max_compute_reaches_the_master_job(tmp_path, cleanup):
+    """The allocation grew while the master runs as a Slurm job (``asha-hpc submit``):
+    ``resume --max-compute`` on the login node leaves the request in the shared folder, the
+    master job takes it at its next poll and answers, and the command prints that answer."""
+    cfg_path = make_experiment(tmp_path, "e2emc", hp={"sleep": 0.5},
+                               searcher={"max_concurrent_trials": 2, "max_compute": 20})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    cli("submit", cfg_path, "--exp-dir", exp)
+    wait_until(lambda: (exp / "journal.jsonl").exists()
+               and any(r["kind"] == "submitted" for r in journal(exp)), 90, "a first trial job")
+    r = cli("resume", exp, "--max-compute", 60)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("asha-hpc: the running master (host ") and \
+        ") took it: max_compute raised from 20 to 60 units (" in last, r.stderr
+    wait_until(lambda: status_json(exp)["state"] in ("completed", "failed"), 150,
+               "the master job to finish the experiment", every=1.0)
+    _, st, recs = final_state(exp)
+    assert [(x["units"], x["was"]) for x in recs if x["kind"] == "max_compute"] == [(60, 20)]
+    assert st.lifecycle == "completed" and st.max_compute == 60
+    assert 20 < st.searcher.compute_started() <= 60
+    assert not (exp / "max_compute.request").exists()
+
+
 def test_without_accounting_a_killed_job_is_detected_and_retried(tmp_path, cleanup):
     """sacct fails (a PATH shim for the master only): the backend falls back to squeue. A job
     killed with ``scancel --signal=KILL`` gets SIGTERM first and SIGKILL after KillWait; code
