@@ -170,18 +170,23 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s:
     from .protocol.requests import read_cap_answer, write_cap_request
     from .views.status import master_alive
 
+    before = read_cap_answer(exp)
     token = write_cap_request(exp, units)
     who = f"the running master (host {holder.get('host')}, pid {holder.get('pid')})"
     deadline = time.monotonic() + wait_s
     taken_at = None  # when the request went without an answer (a master of an older release)
     while True:
-        answer = read_cap_answer(exp, token)
-        if answer is not None:
+        answer = read_cap_answer(exp)
+        if answer is not None and answer.token == token:
             if not answer.taken:
                 raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing "
                                 "changed")
             print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
             return 0
+        if answer is not None and answer != before:
+            raise AshaError(f"another `resume --max-compute` replaced the request for "
+                            f"max_compute {units} before {who} took it; it answered that one: "
+                            f"{answer.line}")
         now = time.monotonic()
         if taken_at is None and not exp.max_compute_request.exists():
             taken_at = now

@@ -4,9 +4,10 @@
     <exp>/max_compute.answer    written by the master: ``{"token": ..., "taken": ..., "line": ...}``
 
 The master removes the request once it has journaled the cap, or refused it, and answers with
-the request's token, so the command that asked can tell its own answer from an older one and
-print what the master did. A request without a token (the release that introduced the file
-wrote only the number) is still taken; its answer carries an empty token.
+the request's token, so the command that asked can tell its own answer from an older one, or
+from the answer to a request that replaced its own, and print what the master did. A request
+without a token (the release that introduced the file wrote only the number) is still taken;
+its answer carries an empty token.
 """
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def write_cap_answer(exp: ExpDir, answer: CapAnswer) -> None:
                       {"token": answer.token, "taken": answer.taken, "line": answer.line})
 
 
-def read_cap_answer(exp: ExpDir, token: str) -> CapAnswer | None:
-    """The master's answer to the request with ``token``; None until there is one."""
+def read_cap_answer(exp: ExpDir) -> CapAnswer | None:
+    """The master's last answer (to whichever request its token names); None before any."""
     obj, _ = read_json(exp.max_compute_answer)
-    if not isinstance(obj, dict) or obj.get("token") != token:
+    if not isinstance(obj, dict) or not isinstance(obj.get("token"), str):
         return None
-    return CapAnswer(token=token, taken=obj.get("taken") is True, line=str(obj.get("line", "")))
+    return CapAnswer(token=obj["token"], taken=obj.get("taken") is True,
+                     line=str(obj.get("line", "")))

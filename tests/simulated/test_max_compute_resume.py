@@ -16,7 +16,12 @@ from asha_hpc.master.loop import Master
 from asha_hpc.master.retention import removable_checkpoints
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
-from asha_hpc.protocol.requests import CapAnswer, read_cap_answer, read_cap_request, write_cap_request
+from asha_hpc.protocol.requests import (
+    CapAnswer,
+    read_cap_answer,
+    read_cap_request,
+    write_cap_request,
+)
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import status_dict
 from asha_hpc.views.text import render_status_text
@@ -198,16 +203,15 @@ def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
         m.step()
         assert not exp.max_compute_request.exists()
         assert said[-1].startswith(f"ignored {exp.max_compute_request}: ") and words in said[-1]
-        assert read_cap_answer(exp, "") == CapAnswer(
+        assert read_cap_answer(exp) == CapAnswer(
             "", False, said[-1].removeprefix(f"ignored {exp.max_compute_request}: "))
     token = write_cap_request(exp, 1500)
     m.step()
     assert not exp.max_compute_request.exists()
     assert any(line.startswith("max_compute raised from 700 to 1500 units") for line in said)
-    answer = read_cap_answer(exp, token)
-    assert answer is not None and answer.taken
+    answer = read_cap_answer(exp)
+    assert answer is not None and answer.token == token and answer.taken
     assert answer.line.startswith("max_compute raised from 700 to 1500 units (")
-    assert read_cap_answer(exp, "") is None  # the earlier answers are gone: one file, the last
     while m.step():
         m._sleep(cfg.poll_interval_s)
     m.close()
@@ -277,11 +281,23 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     assert rc == 0 and ") took the request for max_compute 4000 without an answer (a release " \
         f"before answers); `asha-hpc status {exp.root}` shows whether the cap changed" in err[-1]
     assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 4000
+
+    def replaced():  # a second command's request lands before the master's poll
+        time.sleep(0.3)
+        write_cap_request(exp, 5000)
+        m.step()
+
+    rc, err = ask("4500", replaced)
+    assert rc != 0 and "error: another `resume --max-compute` replaced the request for " \
+        "max_compute 4500 before the running master (host " in err[-1]
+    assert ") took it; it answered that one: max_compute raised from 4000 to 5000 units (" \
+        in err[-1]
+    assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 5000
     while m.step():
         m._sleep(cfg.poll_interval_s)
     m.close()
     st, _ = final(cfg, exp)
-    assert st.lifecycle == "completed" and st.max_compute == 4000
+    assert st.lifecycle == "completed" and st.max_compute == 5000
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,6 +1,6 @@
 """The files between `resume --max-compute` and a running master (protocol/requests.py): any
 content in the request is a whole number and a token, or a ValueError the master reports; an
-answer is only ever read by the request that carries its token."""
+answer names the request it answers by its token, and a torn or foreign one reads as none."""
 from __future__ import annotations
 
 import json
@@ -18,21 +18,23 @@ from asha_hpc.protocol.requests import (
 )
 
 
-def test_a_request_round_trips_and_answers_go_to_their_own_request(tmp_path):
+def test_a_request_round_trips_and_the_answer_names_its_request(tmp_path):
     exp = ExpDir.create(tmp_path / "exp")
     first = write_cap_request(exp, 4000)
     req = read_cap_request(exp.max_compute_request)
     assert (req.units, req.token) == (4000, first)
     second = write_cap_request(exp, 5000)
     assert second != first and read_cap_request(exp.max_compute_request).units == 5000
+    assert read_cap_answer(exp) is None  # no answer yet
     write_cap_answer(exp, CapAnswer(first, True, "max_compute raised from 10 to 4000 units"))
-    assert read_cap_answer(exp, second) is None  # an older request's answer is not this one's
-    assert read_cap_answer(exp, first) == CapAnswer(first, True,
-                                                    "max_compute raised from 10 to 4000 units")
-    exp.max_compute_answer.write_text("{torn")  # never raises: no answer yet
-    assert read_cap_answer(exp, first) is None
+    assert read_cap_answer(exp) == CapAnswer(first, True,
+                                             "max_compute raised from 10 to 4000 units")
+    exp.max_compute_answer.write_text("{torn")  # never raises
+    assert read_cap_answer(exp) is None
     exp.max_compute_answer.write_text(json.dumps({"token": first, "taken": "yes"}))
-    assert read_cap_answer(exp, first) == CapAnswer(first, False, "")  # taken only if true
+    assert read_cap_answer(exp) == CapAnswer(first, False, "")  # taken only if true
+    exp.max_compute_answer.write_text(json.dumps({"token": 7, "taken": True}))
+    assert read_cap_answer(exp) is None
 
 
 @settings(max_examples=300, deadline=None)
