@@ -51,9 +51,13 @@ def min_results(d: int) -> int:
 class GPSampler(ModelSampler):
     """Draws configurations of ``space`` by expected improvement; see the module docstring."""
 
-    def _model(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(points, normal scores of their losses) at the longest length with enough
-        results; None when there is none (or nothing to search)."""
+    _fitted: tuple[tuple[int, int], tuple[Any, ...]] | None = None  # (data's key, its fit)
+
+    def _model(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+        """(points, normal scores of their losses, a key of that data) at the longest length
+        with enough results; None when there is none (or nothing to search). Results at a
+        length only grow, so (length, count) names the data: the fit is reused while it
+        stands (the same numbers as fitting again)."""
         d = len(self.dims)
         if d == 0:
             return None
@@ -68,12 +72,15 @@ class GPSampler(ModelSampler):
         # the kept results in loss order: the i-th of m scores Phi^-1((i + 0.5) / m)
         m = len(order)
         y = np.array([_NORMAL.inv_cdf((i + 0.5) / m) for i in range(m)])
-        return self.X[r.rows[order]], y
+        length = next(k for k, v in self.results.items() if v is r)
+        return self.X[r.rows[order]], y, (length, r.n)
 
-    def _draw(self, g: Any, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        ls, amp, noise = _fit(self._sqdiff(X[:, None, :], X[None, :, :]), y)
-        K = self._kernel(X, X, ls, amp)
-        L, alpha = _factor(K, noise, y)
+    def _draw(self, g: Any, X: np.ndarray, y: np.ndarray, key: tuple[int, int]) -> np.ndarray:
+        if self._fitted is None or self._fitted[0] != key:
+            ls, amp, noise = _fit(self._sqdiff(X[:, None, :], X[None, :, :]), y)
+            K = self._kernel(X, X, ls, amp)
+            self._fitted = (key, (ls, amp, K, *_factor(K, noise, y)))
+        ls, amp, K, L, alpha = self._fitted[1]
         d = X.shape[1]
         best = X[:5]  # X is in loss order
         centers = best[g.integers(len(best), size=CANDIDATES)]

@@ -507,7 +507,7 @@ def test_gp_learns_which_hyperparameters_matter():
     for tid in range(1, 41):
         hp = m.sample(tid)
         m.observe(tid, 4, (math.log10(hp["lr"]) + 3) ** 2)
-    X, y = m._model()
+    X, y, _ = m._model()
     ls, _, _ = _fit(m._sqdiff(X[:, None, :], X[None, :, :]), y)
     lr = [name for name, _ in m.leaves].index(("lr",))
     assert ls[lr] < np.delete(ls, lr).min()
@@ -515,6 +515,31 @@ def test_gp_learns_which_hyperparameters_matter():
     draws = [m.sample(tid) for tid in range(41, 61)]
     assert sum(abs(math.log10(h["lr"]) + 3) < 0.5 for h in draws) >= 15
 
+
+
+def test_gp_reuses_its_fit_while_the_data_stands(monkeypatch):
+    """Between two results at the fitted length, gp draws from the fit it has (the expensive
+    part of a draw) instead of fitting the same data again: the same draws as fitting every
+    time, with fewer fits."""
+    from asha_hpc.searcher import gp
+
+    fits = []
+    fit = gp._fit
+    monkeypatch.setattr(gp, "_fit", lambda *a: fits.append(1) or fit(*a))
+    space = parse_space(SPACE)[0]
+    kept = drive(make_searcher(searcher_cfg(sampler="gp"), space, 5))
+    kept_fits, fits[:] = len(fits), []
+    draw = GPSampler._draw
+
+    def fit_every_time(self, *model):
+        self._fitted = None
+        return draw(self, *model)
+
+    monkeypatch.setattr(GPSampler, "_draw", fit_every_time)
+    s = make_searcher(searcher_cfg(sampler="gp"), space, 5)
+    assert drive(s) == kept
+    assert len(fits) == s._model.model_draws > 50
+    assert kept_fits < 0.9 * len(fits)
 
 
 def test_tpe_refines_the_best_result(monkeypatch):
