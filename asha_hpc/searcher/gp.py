@@ -6,7 +6,8 @@ The model is fitted on the longest length (rung) with at least ``2 (d + 2)`` res
 searched hyperparameters; shorter lengths stand in until then, and before any length has
 enough the draw is random (``searcher.warm_start``: see ``ModelSampler._fit_length``).
 A ``random_fraction`` of the draws stays random whatever the model says. At most
-``MAX_POINTS`` results: the best half of them and an even stride through the rest.
+``MAX_POINTS`` results: the best half of them and an even stride through the rest. A draw
+made before the fitted length has a new result reuses the last fit (the same numbers).
 
 - The losses become normal scores of their ranks (a Gaussian copula): the model sees the order
   of the results, not their scale, so a diverged trial (inf, NaN) or a loss that spans decades
