@@ -417,8 +417,16 @@ def cmd_cancel(a: argparse.Namespace) -> int:
     holder = master_alive(exp)
     if holder:
         exp.cancel_request.write_text(f"{time.time()}\n")
-        print(f"asha-hpc: asked the master (host {holder.get('host')}, pid {holder.get('pid')}) "
-              f"to cancel; it cancels the jobs at its next poll")
+        who = f"the master (host {holder.get('host')}, pid {holder.get('pid')})"
+        deadline = time.monotonic() + a.wait
+        # the master removes the request once it has cancelled the jobs and journaled it
+        while exp.cancel_request.exists() and time.monotonic() < deadline and master_alive(exp):
+            time.sleep(0.2)
+        if not exp.cancel_request.exists():
+            print(f"asha-hpc: {who} cancelled the search and its running jobs")
+        else:
+            print(f"asha-hpc: asked {who} to cancel; not done yet: it cancels the jobs at its "
+                  f"next poll (`asha-hpc status {exp.root}` shows it)")
         return 0
     exp.cancel_request.write_text(f"{time.time()}\n")
     cfg = load_config(exp.config)
@@ -589,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel a search and its running jobs")
     p.add_argument("exp_dir")
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="while a master runs: how long to wait for it to cancel (default 60; "
+                        "0: do not wait)")
     p.set_defaults(fn=cmd_cancel)
 
     p = sub.add_parser("submit", help="run the master itself as a Slurm job (sbatch)")

@@ -105,6 +105,28 @@ def sim_cfg(trials=60, concurrent=8, **sim):
         "/tmp")
 
 
+def stepped(m, cfg, steps: int):
+    """Master ``m`` started and run for ``steps`` polls, as a master part-way through its
+    search (in this process: its lease is alive for the CLI's commands)."""
+    assert m.start()
+    for _ in range(steps):
+        m.step()
+        m._sleep(cfg.poll_interval_s)
+    return m
+
+
+def running(tmp_path, cap=None, progress=lambda s: None):
+    """A simulated search of 60 trials (under ``cap``) whose master has run 3 polls and runs
+    on: (cfg, exp, master)."""
+    from asha_hpc.cli import _create_experiment
+    from asha_hpc.master.loop import Master
+
+    cfg = sim_cfg(trials=60, failure_rate=0.0)
+    cfg.searcher.max_compute = cap
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    return cfg, exp, stepped(Master(exp, cfg, progress=progress), cfg, 3)
+
+
 # ----------------------------------------------------- workers: auto, local and on Slurm
 CACHE_MODEL = '''
 import json, os, time

@@ -191,7 +191,9 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
 def test_cancel_stops_jobs(tmp_path):
     cfg_path = make_experiment(tmp_path, hp={"sleep": 0.5})
     exp, p = run_until_a_trial_runs(tmp_path, cfg_path)
-    cli("cancel", exp)
+    r = cli("cancel", exp)  # waits for the running master to cancel
+    assert r.stdout.strip().endswith(") cancelled the search and its running jobs")
+    assert any(x["kind"] == "cancelled" for x in journal(exp))
     assert p.wait(timeout=30) == 0
     status = json.loads(cli("status", exp, "--json").stdout)
     assert status["state"] == "cancelled" and status["trials"]["running"] == 0

@@ -26,7 +26,8 @@ from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import status_dict
 from asha_hpc.views.text import render_status_text
 
-from helpers import sim_cfg
+from helpers import running as running_search
+from helpers import sim_cfg, stepped
 
 CAP = 700
 
@@ -47,21 +48,8 @@ def final(cfg, exp):
     return replay(cfg, recs), recs
 
 
-def stepped(m: Master, cfg, steps: int) -> Master:
-    """``m`` started and run for ``steps`` polls, as a master part-way through its search."""
-    assert m.start()
-    for _ in range(steps):
-        m.step()
-        m._sleep(cfg.poll_interval_s)
-    return m
-
-
 def running(tmp_path, cap=CAP, progress=lambda s: None):
-    """A search of 60 trials under ``cap`` whose master has run 3 polls and runs on."""
-    cfg = sim_cfg(trials=60, failure_rate=0.0)
-    cfg.searcher.max_compute = cap
-    exp = _create_experiment(cfg, tmp_path / "exp")
-    return cfg, exp, stepped(Master(exp, cfg, progress=progress), cfg, 3)
+    return running_search(tmp_path, cap, progress)
 
 
 def test_a_raised_cap_continues_a_completed_search(tmp_path, capsys):

@@ -300,6 +300,34 @@ def test_resume_max_compute_reaches_the_master_job(tmp_path, cleanup):
     assert not (exp / "max_compute.request").exists()
 
 
+def test_cancel_reaches_the_master_job_and_its_trial_jobs(tmp_path, cleanup):
+    """``asha-hpc cancel`` on the login node while the master runs as a Slurm job: it waits
+    for that master to cancel the trial jobs (Slurm shows them CANCELLED) and journal it; the
+    master job then ends."""
+    cfg_path = make_experiment(tmp_path, "e2ecancel", hp={"sleep": 1.0},
+                               searcher={"max_concurrent_trials": 2})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    t0 = time.time()
+    out = cli("submit", cfg_path, "--exp-dir", exp).stdout
+    master_job = re.search(r"Slurm job (\d+)", out).group(1)
+    wait_until(lambda: (exp / "journal.jsonl").exists()
+               and any(r["kind"] == "started" for r in journal(exp)), 90, "a trial job running")
+    r = cli("cancel", exp)
+    assert r.stdout.strip().splitlines()[-1].startswith("asha-hpc: the master (host ") and \
+        r.stdout.strip().endswith(") cancelled the search and its running jobs"), r.stdout
+    assert [x["kind"] for x in journal(exp)].count("cancelled") == 1
+    assert status_json(exp)["state"] == "cancelled"
+    wait_until(lambda: subprocess.run(["squeue", "-h", "-j", master_job], capture_output=True,
+                                      text=True).stdout.strip() == "", 30, "the master job to end")
+    submitted = {x["job_id"] for x in journal(exp) if x["kind"] == "submitted"}
+    rows = sacct_jobs(name, t0, expect=submitted)
+    assert submitted <= {r["id"] for r in rows}, (submitted, rows)
+    assert any(r["state"].startswith("CANCELLED") for r in rows), rows
+    assert not [r for r in rows if r["state"].split()[0] in ("PENDING", "RUNNING")], rows
+
+
 def test_without_accounting_a_killed_job_is_detected_and_retried(tmp_path, cleanup):
     """sacct fails (a PATH shim for the master only): the backend falls back to squeue. A job
     killed with ``scancel --signal=KILL`` gets SIGTERM first and SIGKILL after KillWait; code
