@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
 import logging
@@ -644,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+NO_WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
@@ -673,9 +677,15 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import DISK_FULL_ERRNOS
         from .protocol.diskfull import mount_point
 
-        if a.debug or e.errno not in DISK_FULL_ERRNOS:
+        if a.debug or e.errno not in DISK_FULL_ERRNOS + NO_WRITE_ERRNOS:
             raise
         where = e.filename or "."
+        if e.errno in NO_WRITE_ERRNOS:  # someone else's experiment, a read-only mount
+            print(f"asha-hpc: error: cannot write in {Path(where).parent}: {e.strerror}; "
+                  f"`asha-hpc {a.cmd}` writes to the experiment folder: run it as the user who "
+                  f"owns the folder, where its file system is writable (status, best, export "
+                  f"and report only read)", file=sys.stderr)
+            return 1
         print(f"asha-hpc: error: {mount_point(Path(where))}: {e.strerror} (writing {where}); "
               f"free space or raise the quota, then try again", file=sys.stderr)
         return 1

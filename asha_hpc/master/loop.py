@@ -206,8 +206,11 @@ class Master:
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
             self.close()
-            if self._live is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
-                self._live.final()  # after the last record: the report shows how it ended
+            # after the last record: the report shows how it ended (nothing to show when this
+            # master never took the lease, e.g. a folder it cannot write)
+            if self._live is not None and self.journal is not None \
+                    and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                self._live.final()
 
     def start(self) -> bool:
         """Take the lease, replay the journal, and journal the start (or the resumption, after
