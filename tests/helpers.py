@@ -105,6 +105,18 @@ def sim_cfg(trials=60, concurrent=8, **sim):
         "/tmp")
 
 
+def mount_tmpfs(folder: Path, size: str) -> None:
+    """A tmpfs of ``size`` (``12m``) mounted on ``folder`` (made here); the test is skipped with
+    the reason where that is not allowed (mounting needs root)."""
+    import pytest
+
+    folder.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {r.stderr.strip()}")
+
+
 def stepped(m, cfg, steps: int):
     """Master ``m`` started and run for ``steps`` polls, as a master part-way through its
     search (in this process: its lease is alive for the CLI's commands)."""

@@ -22,7 +22,7 @@ from asha_hpc.protocol.diskfull import DiskFull, disk_full_in, free_bytes
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import Journal, read_journal
 
-from helpers import cli, final_state, make_experiment
+from helpers import cli, final_state, make_experiment, mount_tmpfs
 
 BIG_CHECKPOINTS = '''
 import json, os, time
@@ -46,11 +46,7 @@ def train(trial):
 def small_fs(tmp_path):
     """A 12 MiB tmpfs (root only: skipped with the reason otherwise)."""
     fs = tmp_path / "fs"
-    fs.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(fs)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {r.stderr.strip()}")
+    mount_tmpfs(fs, "12m")
     yield fs
     # the tmpfs and the experiment on it go at the unmount: a copy next to it (pytest keeps the
     # last runs' tmp folders) is what a failed run's journal can be read from

@@ -10,7 +10,7 @@ import pytest
 from asha_hpc.cli import _create_experiment, main
 from asha_hpc.master.loop import Master
 
-from helpers import sim_cfg
+from helpers import mount_tmpfs, sim_cfg
 
 
 @pytest.fixture
@@ -18,11 +18,7 @@ def read_only_search(tmp_path):
     """A completed simulated search on a tmpfs, then remounted read-only (root only: skipped
     with the reason otherwise)."""
     fs = tmp_path / "fs"
-    fs.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(fs)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root): {r.stderr.strip()}")
+    mount_tmpfs(fs, "32m")
     try:
         cfg = sim_cfg(trials=12, failure_rate=0.0)
         cfg.searcher.max_compute = 300
