@@ -14,8 +14,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +27,7 @@ from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -165,45 +167,66 @@ def cmd_resume(a: argparse.Namespace) -> int:
                   retry_failed=a.retry_failed, max_compute=a.max_compute)
 
 
+def _master_name(holder: dict[str, Any]) -> str:
+    """The master that holds the lease, as the commands that reach it name it."""
+    return f"master (host {holder.get('host')}, pid {holder.get('pid')})"
+
+
+def _wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) -> T | None:
+    """What ``look()`` finds, asked every 0.2 s until it finds something, ``wait_s`` has
+    passed or the master holding the lease has stopped (then one last look)."""
+    from .views.status import master_alive
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = look()
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline or not master_alive(exp):
+            return look()
+        time.sleep(0.2)
+
+
 def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s: float) -> int:
     """``resume --max-compute`` while a master runs: leave it the request and wait up to
     ``wait_s`` for its answer, which is printed (a refusal is an error: nothing changed)."""
-    from .protocol.requests import read_cap_answer, write_cap_request
+    from .protocol.requests import CapAnswer, read_cap_answer, write_cap_request
     from .views.status import master_alive
 
     before = read_cap_answer(exp)
     token = write_cap_request(exp, units)
-    who = f"the running master (host {holder.get('host')}, pid {holder.get('pid')})"
-    deadline = time.monotonic() + wait_s
-    taken_at = None  # when the request went without an answer (a master of an older release)
-    while True:
+    who = f"the running {_master_name(holder)}"
+    gone_at: list[float] = []  # when the request went without an answer (an older release)
+
+    def look() -> CapAnswer | None:
         answer = read_cap_answer(exp)
         if answer is not None and answer.token == token:
-            if not answer.taken:
-                raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing "
-                                "changed")
-            print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
-            return 0
+            return answer
         if answer is not None and answer != before:
             raise AshaError(f"another `resume --max-compute` replaced the request for "
                             f"max_compute {units} before {who} took it; it answered that one: "
                             f"{answer.line}")
-        now = time.monotonic()
-        if taken_at is None and not exp.max_compute_request.exists():
-            taken_at = now
-        if taken_at is not None and now - taken_at > 2.0:
-            print(f"asha-hpc: {who} took the request for max_compute {units} without an answer "
-                  f"(a release before answers); `asha-hpc status {exp.root}` shows whether the "
-                  f"cap changed, its log says why not", file=sys.stderr)
-            return 0
-        if now >= deadline or not master_alive(exp):
-            break
-        time.sleep(0.2)
-    gone = "" if master_alive(exp) else (
-        f"; that master has stopped since: `asha-hpc resume {exp.root}` takes the request")
-    print(f"asha-hpc: asked {who} to take max_compute {units}; not taken yet (it takes it at its "
-          f"next poll){gone}; `asha-hpc status {exp.root}` shows the cap once it is set",
-          file=sys.stderr)
+        if not gone_at and not exp.max_compute_request.exists():
+            gone_at.append(time.monotonic())
+        if gone_at and time.monotonic() - gone_at[0] > 2.0:
+            return CapAnswer(token, True, "")  # taken, but no line to print
+        return None
+
+    answer = _wait_on_master(exp, wait_s, look)
+    if answer is None:
+        gone = "" if master_alive(exp) else (
+            f"; that master has stopped since: `asha-hpc resume {exp.root}` takes the request")
+        print(f"asha-hpc: asked {who} to take max_compute {units}; not taken yet (it takes it "
+              f"at its next poll){gone}; `asha-hpc status {exp.root}` shows the cap once it is "
+              "set", file=sys.stderr)
+    elif not answer.taken:
+        raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing changed")
+    elif not answer.line:
+        print(f"asha-hpc: {who} took the request for max_compute {units} without an answer "
+              f"(a release before answers); `asha-hpc status {exp.root}` shows whether the "
+              f"cap changed, its log says why not", file=sys.stderr)
+    else:
+        print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
     return 0
 
 
@@ -418,12 +441,9 @@ def cmd_cancel(a: argparse.Namespace) -> int:
     holder = master_alive(exp)
     if holder:
         exp.cancel_request.write_text(f"{time.time()}\n")
-        who = f"the master (host {holder.get('host')}, pid {holder.get('pid')})"
-        deadline = time.monotonic() + a.wait
+        who = f"the {_master_name(holder)}"
         # the master removes the request once it has cancelled the jobs and journaled it
-        while exp.cancel_request.exists() and time.monotonic() < deadline and master_alive(exp):
-            time.sleep(0.2)
-        if not exp.cancel_request.exists():
+        if _wait_on_master(exp, a.wait, lambda: None if exp.cancel_request.exists() else True):
             print(f"asha-hpc: {who} cancelled the search and its running jobs")
         else:
             print(f"asha-hpc: asked {who} to cancel; not done yet: it cancels the jobs at its "
