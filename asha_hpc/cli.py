@@ -517,6 +517,18 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    """An argument that must be a number of seconds, 0 or more and finite (a NaN or an infinity
+    would make a wait that never ends)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not 0 or more and finite")
+    return x
+
+
 def _report_every_arg(p: argparse.ArgumentParser) -> None:
     from .views.livereport import DEFAULT_EVERY_S
 
@@ -552,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new cap on all training (searcher.max_compute, in units of the "
                         "search's length), from here on: raised, the search goes on where the "
                         "old cap ended it, even once it has completed")
-    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--wait", type=_seconds, default=60.0, metavar="SECONDS",
                    help="with --max-compute while a master runs: how long to wait for it to take "
                         "the new cap and say what it changed (default 60; 0: do not wait)")
     p.set_defaults(fn=cmd_resume)
@@ -618,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel a search and its running jobs")
     p.add_argument("exp_dir")
-    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--wait", type=_seconds, default=60.0, metavar="SECONDS",
                    help="while a master runs: how long to wait for it to cancel (default 60; "
                         "0: do not wait)")
     p.set_defaults(fn=cmd_cancel)

@@ -3,10 +3,14 @@ search (it removes the request once the jobs are cancelled and the cancel journa
 so, or says that the master has not polled yet."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 
-from asha_hpc.cli import main
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.cli import build_parser, main
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
 
@@ -39,3 +43,26 @@ def test_cancel_waits_for_the_running_master(tmp_path, capsys):
     m.close()
     st = replay(cfg, read_journal(exp.journal)[0])
     assert st.lifecycle == "cancelled" and not st.live()
+
+
+@settings(max_examples=300, deadline=None)
+@given(command=st.sampled_from([["cancel", "exp"], ["resume", "exp", "--max-compute", "900"]]),
+       text=st.one_of(st.text(max_size=12), st.floats(allow_nan=True).map(str),
+                      st.integers(-10**6, 10**6).map(str),
+                      st.sampled_from(["nan", "inf", "-inf", "1e400", "0", "2.5", " 3 "])))
+def test_any_wait_argument_is_finite_seconds_or_refused(command, text):
+    """Whatever follows --wait (cancel, resume --max-compute): a number 0 or more and finite is
+    taken as that many seconds; anything else, a NaN or an infinity included (a wait that
+    would never end), is argparse's usage error."""
+    try:
+        want: float | None = float(text)
+    except ValueError:
+        want = None
+    if text.startswith("-") and want is None:
+        return  # argparse reads "-x" as an option, not as this option's value
+    try:
+        got = build_parser().parse_args(command + ["--wait", text]).wait
+    except SystemExit as e:
+        assert e.code == 2 and (want is None or not 0 <= want < math.inf)
+        return
+    assert want is not None and 0 <= want < math.inf and got == want
