@@ -1,10 +1,11 @@
 """The master's lease on an experiment directory: one master at a time, without locks.
 
 ``master.json`` holds host, pid, a random token and a heartbeat time. A second master refuses,
-naming the holder, unless the lease is stale: on this host when the pid is gone, on any host
-when the heartbeat is older than ``timeout_s``. Creation uses ``os.link`` (atomic, fails if the
-file exists, also on NFS) so two masters starting at once cannot both win; heartbeats replace
-the file by rename. ``force`` takes the lease regardless, for an operator who knows better.
+naming the holder, unless the lease is stale: on this host when the pid is gone or now belongs
+to a process started after the lease was (the pid was reused: a reboot, or a master killed long
+ago), on any host when the heartbeat is older than ``timeout_s``. Creation uses ``os.link``
+(atomic, fails if the file exists, also on NFS) so two masters starting at once cannot both win;
+heartbeats replace the file by rename. ``force`` takes the lease regardless, for an operator who knows better.
 
 The lease also carries the master's ``epoch`` (journal.py: fencing). ``check`` is the fence the
 journal calls right before each write: a master whose lease was taken over stops there.
@@ -32,6 +33,31 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Slack between a process's start time as /proc gives it (boot time to the second plus clock
+# ticks) and the ``started`` its lease recorded, which always comes after the process started.
+START_SLACK_S = 5.0
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), from /proc; None where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22: starttime
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_reused(pid: int, lease_started: Any) -> bool:
+    """True when the live process ``pid`` started after the lease that names it: not its master."""
+    if not isinstance(lease_started, (int, float)):
+        return False
+    began = _process_started(pid)
+    return began is not None and began > float(lease_started) + START_SLACK_S
 
 
 class Lease:
@@ -69,6 +95,9 @@ class Lease:
         if h.get("host") == self.host and isinstance(h.get("pid"), int):
             if not _pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"
+            if _pid_reused(h["pid"], h.get("started")):
+                return (f"its process {h['pid']} on {self.host} is gone (that pid now belongs "
+                        f"to a process started after the lease)")
             return None
         if age > self.timeout_s:
             return f"no heartbeat for {age:.0f} s (timeout {self.timeout_s:.0f} s)"

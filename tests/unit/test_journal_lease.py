@@ -116,6 +116,34 @@ def test_stale_lease_of_dead_pid_is_taken_over(tmp_path):
     assert note and "is gone" in note
 
 
+def test_lease_naming_a_reused_pid_is_taken_over_and_its_live_master_is_not(tmp_path):
+    """On this host a pid alive now may belong to another process than the master that wrote
+    the lease long ago (a reboot, pids wrapping): that lease is stale. A lease whose process
+    started before it was written (its real master) still holds."""
+    path = tmp_path / "master.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        old = {"host": socket.gethostname(), "pid": other.pid, "token": "x",
+               "started": time.time() - 86400, "heartbeat": time.time() - 86000}
+        path.write_text(json.dumps(old))
+        assert Lease(path).live_holder() is None
+        note = Lease(path).acquire()
+        assert note and str(other.pid) in note and "started after the lease" in note
+    finally:
+        other.kill()
+        other.wait()
+    path.unlink()
+    master = Lease(path)
+    master.acquire()
+    with pytest.raises(LeaseHeldError, match=f"pid {os.getpid()}"):
+        Lease(path).acquire()
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": "y",
+                                "heartbeat": time.time()}))  # a lease without "started": held
+    with pytest.raises(LeaseHeldError):
+        Lease(path).acquire()
+
+
 def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
     path = tmp_path / "master.json"
     path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}))
