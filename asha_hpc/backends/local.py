@@ -18,13 +18,14 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import submitit
 from submitit.local import local as _sublocal
 
 from ..config import ExperimentConfig, LocalConfig
 from ..protocol.expdir import JOBS, atomic_write_json, read_json
+from ..protocol.pids import pid_alive, started_after
 from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
 
 LOCAL_PREFIX = "local:"
@@ -55,16 +56,29 @@ class _DetachedLocalExecutor(submitit.LocalExecutor):
 
 
 def _pid_is_job(pid: int) -> bool:
-    """True if ``pid`` is alive and is a submitit local controller (not a recycled pid)."""
+    """True if ``pid`` is alive and is a submitit local controller."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"submitit" in f.read()
     except OSError:
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
+        return pid_alive(pid)
+
+
+def read_record(record: Path) -> tuple[dict[str, Any], int | None, bool]:
+    """A local job's record ({} when missing or torn), the pid it names (None before its process
+    started) and whether that process still runs: alive, a submitit controller, and started
+    before the record was written (a reused pid, perhaps another search's job, is not this job)."""
+    rec, _ = read_json(record)
+    if not isinstance(rec, dict):
+        return {}, None, False
+    pid = rec.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return rec, None, False
+    try:
+        written: float | None = record.stat().st_mtime
+    except OSError:
+        written = None
+    return rec, pid, _pid_is_job(pid) and not started_after(pid, written)
 
 
 def record_path(jobs_dir: Path, job_id: str) -> Path:
@@ -99,9 +113,8 @@ class LocalBackend(Backend):
         """submitit names a local job's logs by its process id, kept in ``local-<key>.json``."""
         if not job_id.startswith(LOCAL_PREFIX):
             return None
-        rec, _ = read_json(record_path(jobs_dir, job_id))
-        pid = rec.get("pid") if isinstance(rec, dict) else None
-        if not isinstance(pid, int):
+        _, pid, _ = read_record(record_path(jobs_dir, job_id))
+        if pid is None:
             return None, None
         return submitit_logs([jobs_dir / str(pid), jobs_dir], str(pid))
 
@@ -138,8 +151,8 @@ class LocalBackend(Backend):
                 except OSError:
                     pass
         for p in self.folder.glob("local-*.json"):
-            rec, _ = read_json(p)
-            if isinstance(rec, dict) and isinstance(rec.get("pid"), int) and _pid_is_job(rec["pid"]):
+            rec, _, running = read_record(p)
+            if running:
                 jid = LOCAL_PREFIX + p.stem[len("local-"):]
                 self.holding[jid] = [g for g in rec.get("gpus", []) if g in self.gpu_use]
                 for g in self.holding[jid]:
@@ -172,8 +185,7 @@ class LocalBackend(Backend):
                 self._release(jid)
         for jid in list(self.holding):
             if jid not in self.procs:  # re-attached: free when its process is gone
-                rec, _ = read_json(self._record(jid))
-                if not (isinstance(rec, dict) and _pid_is_job(int(rec.get("pid", -1)))):
+                if not read_record(self._record(jid))[2]:
                     self._release(jid)
         while self.queue and self._running() < self.cfg.max_parallel:
             gpus = self._take_gpus()
@@ -225,11 +237,10 @@ class LocalBackend(Backend):
                 else:  # incl. SIGKILL (the OOM killer's signal): counts as a restart
                     out[jid] = JobState.FAILED
             else:
-                rec, _ = read_json(self._record(jid))
-                pid = rec.get("pid") if isinstance(rec, dict) else None
-                if isinstance(pid, int) and _pid_is_job(pid):
+                _, pid, running = read_record(self._record(jid))
+                if running:
                     out[jid] = JobState.RUNNING
-                elif isinstance(pid, int):  # started under an earlier master and gone: it died
+                elif pid is not None:  # started under an earlier master and gone: it died
                     out[jid] = JobState.FAILED  # as it would count under its own (or its result
                 else:  # is in the inbox, read first); never started (no pid): nothing counts
                     out[jid] = JobState.LOST
@@ -239,9 +250,8 @@ class LocalBackend(Backend):
         ids = set(job_ids)
         self.queue = collections.deque(s for s in self.queue if LOCAL_PREFIX + s.key not in ids)
         for jid in ids:
-            rec, _ = read_json(self._record(jid))
-            pid = rec.get("pid") if isinstance(rec, dict) else None
-            if isinstance(pid, int) and _pid_is_job(pid):
+            _, pid, running = read_record(self._record(jid))
+            if running and pid is not None:
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except OSError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..protocol.expdir import atomic_write_json, read_json
+from ..protocol.pids import pid_alive
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,8 @@ class Group:
             if not isinstance(info, dict) or info.get("incarnation") != self.incarnation:
                 continue  # not registered yet
             if info.get("host") == me and isinstance(info.get("pid"), int):
-                try:
-                    os.kill(info["pid"], 0)
-                except ProcessLookupError:
+                if not pid_alive(info["pid"]):
                     dead[r] = f"process {info['pid']} is gone"
-                except PermissionError:
-                    pass
                 continue
             try:
                 age = time.time() - self.heartbeat_file(r).stat().st_mtime

@@ -21,43 +21,9 @@ from typing import Any
 
 from ..errors import LeaseHeldError
 from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
+from ..protocol.pids import pid_alive, started_after
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# Slack between a process's start time as /proc gives it (boot time to the second plus clock
-# ticks) and the ``started`` its lease recorded, which always comes after the process started.
-START_SLACK_S = 5.0
-
-
-def _process_started(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds), from /proc; None where /proc cannot say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22: starttime
-        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                     if line.startswith("btime "))
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def _pid_reused(pid: int, lease_started: Any) -> bool:
-    """True when the live process ``pid`` started after the lease that names it: not its master."""
-    if not isinstance(lease_started, (int, float)):
-        return False
-    began = _process_started(pid)
-    return began is not None and began > float(lease_started) + START_SLACK_S
 
 
 class Lease:
@@ -93,9 +59,9 @@ class Lease:
         if job and h.get("slurm_job_id") == job and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
             return f"it was this Slurm job ({job}) before it was requeued"
         if h.get("host") == self.host and isinstance(h.get("pid"), int):
-            if not _pid_alive(h["pid"]):
+            if not pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"
-            if _pid_reused(h["pid"], h.get("started")):
+            if started_after(h["pid"], h.get("started")):
                 return (f"its process {h['pid']} on {self.host} is gone (that pid now belongs "
                         f"to a process started after the lease)")
             return None

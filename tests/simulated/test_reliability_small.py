@@ -102,3 +102,43 @@ def test_a_job_pickle_submitit_never_moved_is_removed_by_the_next_master(tmp_pat
     os.utime(kept, (time.time() - 600, time.time() - 600))
     LocalBackend(tmp_path, LocalConfig())
     assert not leaked.exists() and in_flight.exists() and kept.exists()
+
+
+def test_a_local_job_record_whose_pid_now_belongs_to_a_later_process_is_not_that_job(tmp_path):
+    """A resumed master reads each local job's record (its key, pid, GPUs). When that pid is
+    alive but its process started after the record was written (the pid came back: a reboot,
+    another search's job), the job is gone: not running, holding no GPU, and cancel leaves the
+    other process alone. Written just after that process started, the same record is the job."""
+    import signal
+
+    from asha_hpc.backends.base import JobState
+    from asha_hpc.backends.local import LOCAL_PREFIX, LocalBackend, record_path
+    from asha_hpc.config import LocalConfig
+
+    # a process that looks like a submitit local job, in its own session (cancel signals a group)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit"],
+                             start_new_session=True)
+    try:
+        jobs = tmp_path / "jobs"
+        jobs.mkdir()
+        jid = LOCAL_PREFIX + "t00001-s000-a00"
+        record = record_path(jobs, jid)
+        record.write_text(json.dumps({"key": "t00001-s000-a00", "pid": other.pid, "gpus": ["0"]}))
+        os.utime(record, (time.time() - 3600, time.time() - 3600))  # written an hour ago
+        backend = LocalBackend(tmp_path, LocalConfig(gpus=["0"], gpus_per_trial=1))
+        assert backend.holding == {}
+        assert backend.states([jid]) == {jid: JobState.FAILED}
+        backend.cancel([jid])
+        time.sleep(0.3)
+        assert other.poll() is None, "cancel signalled a process that is not this job"
+
+        os.utime(record, None)  # written now: after that process started, so it is the job
+        backend = LocalBackend(tmp_path, LocalConfig(gpus=["0"], gpus_per_trial=1))
+        assert backend.holding == {jid: ["0"]}
+        assert backend.states([jid]) == {jid: JobState.RUNNING}
+        backend.cancel([jid])
+        assert other.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()

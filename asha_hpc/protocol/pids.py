@@ -1,0 +1,49 @@
+"""Whether a process the experiment folder names by pid is still that process.
+
+The lease, local jobs' records and ranks' files name a process by host and pid. On the same host
+a pid that is alive may still belong to another process: after a reboot, or once pids wrapped
+around since a master or job died. A file written when its process already ran gives the time the
+process must have started by; a live pid whose process started later is someone else.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Slack between a process's start time as /proc gives it (boot time to the second plus clock
+# ticks) and a time written after it started (the lease's ``started``, a record's mtime).
+START_SLACK_S = 5.0
+
+
+def pid_alive(pid: int) -> bool:
+    """True while some process has ``pid`` (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # e.g. a pid out of range
+        return False
+    return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), from /proc; None where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22: starttime
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def started_after(pid: int, when: object) -> bool:
+    """True when the live process ``pid`` started after ``when`` (a time its recorded process
+    had already started by): the pid was reused. False where that cannot be told."""
+    if not isinstance(when, (int, float)) or isinstance(when, bool):
+        return False
+    began = process_started(pid)
+    return began is not None and began > float(when) + START_SLACK_S
