@@ -92,6 +92,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                    else f"`asha-hpc resume {d['dir']}` takes it")
             lines.append(f"max_compute {p['max_compute_request']} {p['unit']} asked for by "
                          f"`resume --max-compute`, not taken yet: {who}")
+        cancel = p.get("cancel_request")
+        if cancel:
+            asked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cancel["asked"]))
+            who = ("the master cancels the search at its next poll" if d["state"] == "running"
+                   else f"`asha-hpc resume {d['dir']}` cancels the search (remove "
+                        f"{cancel['file']} to keep it)")
+            lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

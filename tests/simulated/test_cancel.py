@@ -3,6 +3,7 @@ search (it removes the request once the jobs are cancelled and the cancel journa
 so, or says that the master has not polled yet."""
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -26,6 +27,13 @@ def test_cancel_waits_for_the_running_master(tmp_path, capsys):
     assert out[-1].endswith(f"to cancel; not done yet: it cancels the jobs at its next poll "
                             f"(`asha-hpc status {exp.root}` shows it)")
     assert exp.cancel_request.exists()
+    assert main(["status", str(exp.root)]) == 0
+    shown = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("cancel asked")]
+    assert len(shown) == 1 and shown[0].endswith(
+        "by `asha-hpc cancel`, not done yet: the master cancels the search at its next poll")
+    assert main(["status", str(exp.root), "--json"]) == 0
+    asked = json.loads(capsys.readouterr().out)["progress"]["cancel_request"]
+    assert asked["file"] == str(exp.cancel_request) and abs(asked["asked"] - time.time()) < 60
 
     def poll_soon():  # the master's next poll, while the command waits
         time.sleep(0.3)
@@ -43,6 +51,24 @@ def test_cancel_waits_for_the_running_master(tmp_path, capsys):
     m.close()
     st = replay(cfg, read_journal(exp.journal)[0])
     assert st.lifecycle == "cancelled" and not st.live()
+    assert main(["status", str(exp.root)]) == 0
+    assert "cancel asked" not in capsys.readouterr().out
+
+
+def test_a_cancel_no_master_took_is_shown_with_what_resume_does(tmp_path, capsys):
+    """The master stopped before its next poll (killed, time limit): the request waits in the
+    folder, and status says that the next resume cancels, and which file to remove instead."""
+    cfg, exp, m = running(tmp_path)
+    m.close()
+    exp.cancel_request.write_text("not a time\n")  # torn or edited: the file's time is shown
+    capsys.readouterr()
+    assert main(["status", str(exp.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"`asha-hpc resume {exp.root}` cancels the search (remove {exp.cancel_request} " \
+           f"to keep it)" in out
+    exp.cancel_request.unlink()
+    assert main(["status", str(exp.root)]) == 0
+    assert "cancel asked" not in capsys.readouterr().out
 
 
 @settings(max_examples=300, deadline=None)
