@@ -435,12 +435,13 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 def cmd_cancel(a: argparse.Namespace) -> int:
     from .master.loop import Master
+    from .protocol.requests import write_cancel_request
     from .views.status import master_alive
 
     exp = ExpDir.open(Path(a.exp_dir))
     holder = master_alive(exp)
     if holder:
-        exp.cancel_request.write_text(f"{time.time()}\n")
+        write_cancel_request(exp)
         who = f"the {_master_name(holder)}"
         # the master removes the request once it has cancelled the jobs and journaled it
         if _wait_on_master(exp, a.wait, lambda: None if exp.cancel_request.exists() else True):
@@ -449,7 +450,7 @@ def cmd_cancel(a: argparse.Namespace) -> int:
             print(f"asha-hpc: asked {who} to cancel; not done yet: it cancels the jobs at its "
                   f"next poll (`asha-hpc status {exp.root}` shows it)")
         return 0
-    exp.cancel_request.write_text(f"{time.time()}\n")
+    write_cancel_request(exp)
     cfg = load_config(exp.config)
     from .views.livereport import DEFAULT_EVERY_S
 

@@ -56,7 +56,7 @@ from ..protocol.records import (
     Workers,
     WorkersSubmitted,
 )
-from ..protocol.requests import CapAnswer, read_cap_request, write_cap_answer
+from ..protocol.requests import CapAnswer, cancel_asked_at, read_cap_request, write_cap_answer
 from ..views.livereport import LiveReport
 from . import autoworkers, pool
 from .lease import Lease
@@ -882,12 +882,15 @@ class Master:
         assert st is not None
         self._release_workers(self._waiting_workers(), "the search was cancelled")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
+        asked = cancel_asked_at(self.exp)
         self._record(Cancelled())
         try:
             self.exp.cancel_request.unlink()
         except FileNotFoundError:
             pass
-        self.progress("experiment cancelled; running jobs were cancelled")
+        when = "" if asked is None else \
+            f" (`asha-hpc cancel` at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(asked))})"
+        self.progress(f"experiment cancelled{when}; running jobs were cancelled")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

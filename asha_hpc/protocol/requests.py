@@ -1,7 +1,10 @@
-"""What ``asha-hpc resume --max-compute`` asks a running master, and the master's answer.
+"""What ``asha-hpc resume --max-compute`` and ``asha-hpc cancel`` ask a running master, and
+the master's answer to the first.
 
     <exp>/max_compute.request   written by the CLI:   ``<units>\\n<token>\\n``
     <exp>/max_compute.answer    written by the master: ``{"token": ..., "taken": ..., "line": ...}``
+    <exp>/cancel.request        written by the CLI:   ``<time asked>\\n``; the master removes it
+                                once it has cancelled the jobs and journaled the cancel
 
 The master removes the request once it has journaled the cap, or refused it, and answers with
 the request's token, so the command that asked can tell its own answer from an older one, or
@@ -57,3 +60,22 @@ def read_cap_answer(exp: ExpDir) -> CapAnswer | None:
         return None
     return CapAnswer(token=obj["token"], taken=obj.get("taken") is True,
                      line=str(obj.get("line", "")))
+
+
+def write_cancel_request(exp: ExpDir) -> None:
+    atomic_write(exp.cancel_request, f"{time.time()}\n".encode())
+
+
+def cancel_asked_at(exp: ExpDir) -> float | None:
+    """When the waiting cancel request was made (the file's time when its text is not a time);
+    None when none waits."""
+    try:
+        text = exp.cancel_request.read_text().strip()
+        asked = exp.cancel_request.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        written = float(text)
+    except ValueError:
+        return asked
+    return written if 0 < written < 1e10 else asked  # a time: not NaN, not past year 2286

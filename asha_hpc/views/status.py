@@ -411,20 +411,10 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
 def pending_cancel(exp: ExpDir, lifecycle: str) -> dict[str, Any] | None:
     """The cancel ``asha-hpc cancel`` asked for that no master has carried out yet: when it was
     asked and the request's file (None: none waits, or the search is over)."""
-    if lifecycle in ("completed", "cancelled", "failed"):
-        return None
-    try:
-        text = exp.cancel_request.read_text().strip()
-        asked = exp.cancel_request.stat().st_mtime
-    except OSError:
-        return None
-    try:
-        written = float(text)  # the command writes its clock; a torn or edited file has mtime
-        if 0 < written < 1e10:  # a time (not NaN, not past year 2286)
-            asked = written
-    except ValueError:
-        pass
-    return {"asked": asked, "file": str(exp.cancel_request)}
+    from ..protocol.requests import cancel_asked_at
+
+    asked = None if lifecycle in ("completed", "cancelled", "failed") else cancel_asked_at(exp)
+    return None if asked is None else {"asked": asked, "file": str(exp.cancel_request)}
 
 
 def pending_cap_request(exp: ExpDir) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 
@@ -69,6 +70,15 @@ def test_a_cancel_no_master_took_is_shown_with_what_resume_does(tmp_path, capsys
     exp.cancel_request.unlink()
     assert main(["status", str(exp.root)]) == 0
     assert "cancel asked" not in capsys.readouterr().out
+
+    exp.cancel_request.write_text("not a time\n")
+    os.utime(exp.cancel_request, (time.time() - 7200, time.time() - 7200))
+    asked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 7200))
+    assert main(["resume", str(exp.root)]) == 0
+    out = capsys.readouterr().err
+    assert f"experiment cancelled (`asha-hpc cancel` at {asked}); running jobs were cancelled" in out
+    assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "cancelled"
+    assert not exp.cancel_request.exists()
 
 
 @settings(max_examples=300, deadline=None)
