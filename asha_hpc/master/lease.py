@@ -3,9 +3,12 @@
 ``master.json`` holds host, pid, a random token and a heartbeat time. A second master refuses,
 naming the holder, unless the lease is stale: on this host when the pid is gone or now belongs
 to a process started after the lease was (the pid was reused: a reboot, or a master killed long
-ago), on any host when the heartbeat is older than ``timeout_s``. Creation uses ``os.link``
-(atomic, fails if the file exists, also on NFS) so two masters starting at once cannot both win;
-heartbeats replace the file by rename. ``force`` takes the lease regardless, for an operator who knows better.
+ago), on any host when the heartbeat is older than ``timeout_s``. Hosts' clocks may differ, so
+a master taking over also asks the file system's clock: the lease file must not have changed for
+``timeout_s`` either (its mtime against that of the file the new master just wrote; on NFS the
+server sets both). Creation uses ``os.link`` (atomic, fails if the file exists, also on NFS) so
+two masters starting at once cannot both win; heartbeats replace the file by rename. ``force``
+takes the lease regardless, for an operator who knows better.
 
 The lease also carries the master's ``epoch`` (journal.py: fencing). ``check`` is the fence the
 journal calls right before each write: a master whose lease was taken over stops there.
@@ -52,8 +55,11 @@ class Lease:
         h = self.holder()
         return h if h is not None and self.stale_reason(h) is None else None
 
-    def stale_reason(self, h: dict[str, Any]) -> str | None:
-        """Why the lease ``h`` may be taken over, or None while its holder is alive."""
+    def stale_reason(self, h: dict[str, Any], quiet_s: float | None = None) -> str | None:
+        """Why the lease ``h`` may be taken over, or None while its holder is alive.
+        ``quiet_s``: how long the lease file has not changed by the file system's clock, where
+        known; a heartbeat old by this host's clock but a file written since is a clock
+        difference between hosts, not a dead master."""
         age = time.time() - float(h.get("heartbeat", 0) or 0)
         job = os.environ.get("SLURM_JOB_ID")
         if job and h.get("slurm_job_id") == job and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
@@ -65,45 +71,63 @@ class Lease:
                 return (f"its process {h['pid']} on {self.host} is gone (that pid now belongs "
                         f"to a process started after the lease)")
             return None
-        if age > self.timeout_s:
+        if age > self.timeout_s and (quiet_s is None or quiet_s > self.timeout_s):
             return f"no heartbeat for {age:.0f} s (timeout {self.timeout_s:.0f} s)"
         return None
+
+    def _quiet_s(self, written_now: Path) -> float | None:
+        """How long the lease file has not changed, by the file system's clock: its mtime
+        against that of ``written_now``, a file this process just wrote beside it."""
+        try:
+            return written_now.stat().st_mtime - self.path.stat().st_mtime
+        except OSError:
+            return None
+
+    def _held_message(self, h: dict[str, Any], quiet_s: float | None) -> str:
+        age = time.time() - float(h.get("heartbeat", 0) or 0)
+        seen = f"heartbeat {age:.0f} s ago"
+        if quiet_s is not None and age - quiet_s > self.timeout_s:
+            seen = (f"heartbeat {age:.0f} s ago by this host's clock, but {self.path.name} was "
+                    f"written {max(quiet_s, 0.0):.0f} s ago: the two hosts' clocks differ by "
+                    f"about {age - quiet_s:.0f} s")
+        return (f"{self.path.parent}: another master holds this experiment (host "
+                f"{h.get('host')}, pid {h.get('pid')}"
+                + (f", Slurm job {h['slurm_job_id']}" if h.get("slurm_job_id") else "")
+                + f", {seen}). Stop it first, or if you are sure it is dead: asha-hpc resume "
+                f"{self.path.parent} --force")
 
     def acquire(self, force: bool = False) -> str | None:
         """Take the lease or raise LeaseHeldError. Returns a note when a stale lease was taken
         over (for the log)."""
         note = None
+        tmp = self.path.with_name(f".master-{self.token}.json")
         for _ in range(3):
-            h = self.holder()
-            if h is not None or self.path.exists():
-                if h is not None and h.get("token") == self.token:
-                    return note
-                why = "it is unreadable" if h is None else self.stale_reason(h)
-                if not force and why is None:
-                    assert h is not None
-                    raise LeaseHeldError(
-                        f"{self.path.parent}: another master holds this experiment (host "
-                        f"{h.get('host')}, pid {h.get('pid')}"
-                        + (f", Slurm job {h['slurm_job_id']}" if h.get("slurm_job_id") else "")
-                        + f", heartbeat {time.time() - float(h.get('heartbeat', 0)):.0f} s ago). "
-                        f"Stop it first, or if you are sure it is dead: asha-hpc resume "
-                        f"{self.path.parent} --force")
-                note = "forced" if force and why is None else f"took over a stale lease: {why}"
-                self.previous = h
-                try:
-                    os.replace(self.path, self.path.with_name(f"master.json.stale-{int(time.time())}"))
-                except FileNotFoundError:
-                    pass
-                prune_oldest(self.path.parent, "master.json.stale-", KEEP_STALE)
-            tmp = self.path.with_name(f".master-{self.token}.json")
-            atomic_write_json(tmp, self._body())
+            atomic_write_json(tmp, self._body())  # also the file system's "now" for _quiet_s
             try:
-                os.link(tmp, self.path)
-            except FileExistsError:
-                continue  # somebody else won the race: look again
+                h = self.holder()
+                if h is not None or self.path.exists():
+                    if h is not None and h.get("token") == self.token:
+                        return note
+                    quiet = self._quiet_s(tmp)
+                    why = "it is unreadable" if h is None else self.stale_reason(h, quiet)
+                    if not force and why is None:
+                        assert h is not None
+                        raise LeaseHeldError(self._held_message(h, quiet))
+                    note = "forced" if force and why is None else f"took over a stale lease: {why}"
+                    self.previous = h
+                    try:
+                        os.replace(self.path,
+                                   self.path.with_name(f"master.json.stale-{int(time.time())}"))
+                    except FileNotFoundError:
+                        pass
+                    prune_oldest(self.path.parent, "master.json.stale-", KEEP_STALE)
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    continue  # somebody else won the race: look again
+                return note
             finally:
-                os.unlink(tmp)
-            return note
+                tmp.unlink(missing_ok=True)
         raise LeaseHeldError(f"{self.path}: could not take the lease (another master is starting)")
 
     def previous_epoch(self) -> int:

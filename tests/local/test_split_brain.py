@@ -129,6 +129,7 @@ def test_frozen_master_and_a_second_master_on_another_host(tmp_path):
         lease = json.loads((run / "master.json").read_text())
         lease["heartbeat"] -= 3600  # frozen for an hour: past any lease timeout
         (run / "master.json").write_text(json.dumps(lease))
+        os.utime(run / "master.json", (time.time() - 3600, time.time() - 3600))
         b = subprocess.Popen(["unshare", "--uts", "sh", "-c",
                               f"hostname login2 && exec {sys.executable} -m asha_hpc.cli resume {run}"],
                              stderr=subprocess.PIPE, text=True, env=env)

@@ -84,6 +84,7 @@ def test_stale_leases_kept_aside_are_bounded(tmp_path):
         os.utime(stale, (1000 + i, 1000 + i))
     path.write_text(json.dumps({"host": "gone-node", "pid": 1, "token": "x",
                                 "heartbeat": time.time() - 9999}))
+    os.utime(path, (time.time() - 9999, time.time() - 9999))  # and the file as old
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
     assert len([n for n in os.listdir(tmp_path) if n.startswith("master.json.stale-")]) == KEEP_STALE
 

@@ -7,6 +7,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.errors import AshaError, LeaseHeldError
 from asha_hpc.master.lease import Lease
@@ -144,14 +146,40 @@ def test_lease_naming_a_reused_pid_is_taken_over_and_its_live_master_is_not(tmp_
         Lease(path).acquire()
 
 
+def _written_ago(path, body, seconds):
+    """The lease file as a master that last wrote it ``seconds`` ago left it."""
+    path.write_text(json.dumps(body))
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
 def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
     path = tmp_path / "master.json"
-    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}))
+    _written_ago(path, {"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}, 0)
     with pytest.raises(LeaseHeldError, match="other-node"):
         Lease(path, timeout_s=60).acquire()
-    path.write_text(json.dumps({"host": "other-node", "pid": 1, "token": "x",
-                                "heartbeat": time.time() - 120}))
+    _written_ago(path, {"host": "other-node", "pid": 1, "token": "x",
+                        "heartbeat": time.time() - 120}, 120)
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
+
+
+@settings(max_examples=60, deadline=None)
+@given(skew=st.floats(-7200, 7200), quiet=st.floats(0, 300))
+def test_a_clock_difference_between_hosts_never_takes_a_live_lease(tmp_path_factory, skew, quiet):
+    """Master A on another host whose clock is ``skew`` s off this one's last wrote the lease
+    ``quiet`` s ago (the file system's clock). A new master takes it over exactly when A has
+    been quiet past the timeout, whatever the skew; when it refuses because the clocks differ,
+    it says so."""
+    path = tmp_path_factory.mktemp("lease") / "master.json"
+    _written_ago(path, {"host": "login2", "pid": 7, "token": "a",
+                        "heartbeat": time.time() - quiet + skew}, quiet)
+    lease = Lease(path, timeout_s=60)
+    if quiet > 61 and quiet - skew > 61:
+        assert "no heartbeat" in lease.acquire()
+    elif quiet < 59 or quiet - skew < 59:
+        with pytest.raises(LeaseHeldError, match="host login2, pid 7") as e:
+            lease.acquire()
+        if quiet < 59 and -skew > 61:  # A's heartbeat looks old by this host's clock
+            assert "the two hosts' clocks differ by about" in str(e.value)
 
 
 def test_deferred_sync_group_commits_until_someone_acts(tmp_path, monkeypatch):
