@@ -243,6 +243,9 @@ class Master:
                 hint = "; once the cause is fixed, continue it with `asha-hpc resume DIR --retry-failed`"
             elif st.lifecycle == "completed" and self.retry_failed:
                 hint = " (no failed trial to retry)"
+            if cancel_asked_at(self.exp) is not None:  # nothing left to cancel: a later
+                self.exp.cancel_request.unlink(missing_ok=True)  # resume must not find it
+                hint += "; no job to cancel"
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":

@@ -102,3 +102,18 @@ def test_any_wait_argument_is_finite_seconds_or_refused(command, text):
         assert e.code == 2 and (want is None or not 0 <= want < math.inf)
         return
     assert want is not None and 0 <= want < math.inf and got == want
+
+
+def test_cancel_of_a_finished_search_leaves_nothing_behind(tmp_path, capsys):
+    """A search that ended (here: completed) has nothing to cancel: the command says so, and no
+    request stays behind for a later `resume --max-compute` or `--retry-failed` to carry out."""
+    cfg, exp, m = running(tmp_path)
+    while m.step():
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "completed"
+    capsys.readouterr()
+    assert main(["cancel", str(exp.root)]) == 0
+    assert "experiment already completed; nothing to do; no job to cancel" in capsys.readouterr().out
+    assert not exp.cancel_request.exists()
+    assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "completed"
