@@ -235,6 +235,9 @@ class Master:
                 self.progress(f"retrying {len(failed)} failed trial(s) from their latest "
                               f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
                               + "; every trial's restarts count from zero")
+        if self.exp.max_compute_request.exists() and st.lifecycle != "new":
+            self._take_max_compute_request()  # left for this master (the last one stopped
+            # first), even where the cap it asks for continues a search that had ended
         if self.max_compute is not None and st.lifecycle not in ("new", "cancelled"):
             self.progress(self._set_max_compute(self.max_compute))
         if st.lifecycle in ("completed", "cancelled", "failed"):
@@ -279,6 +282,8 @@ class Master:
         try:
             req = read_cap_request(path)
             token = req.token
+            if self.state is not None and self.state.lifecycle == "cancelled":
+                raise AshaError("the search was cancelled: a cap changes nothing")
             line, taken = self._set_max_compute(req.units), True
         except (OSError, ValueError) as e:
             line, taken = f"not a whole number of units ({e})", False

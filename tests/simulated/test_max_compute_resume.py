@@ -208,6 +208,39 @@ def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
     assert st.lifecycle == "completed" and CAP < st.searcher.compute_started() <= 1500
 
 
+def test_a_request_the_master_ended_before_taking_is_taken_by_the_next_resume(tmp_path, capsys):
+    """The master ended the search (its cap) before its next poll: the request waits in the
+    folder, status says a resume takes it, and a plain resume does, continuing the search.
+    On a cancelled search the next resume refuses it and removes it."""
+    cfg, exp, before = capped(tmp_path)
+    token = write_cap_request(exp, 1500)
+    capsys.readouterr()
+    assert main(["status", str(exp.root)]) == 0
+    assert (f"max_compute 1500 units asked for by `resume --max-compute`, not taken yet: "
+            f"`asha-hpc resume {exp.root}` takes it") in capsys.readouterr().out
+    assert main(["resume", str(exp.root)]) == 0
+    assert "max_compute raised from 700 to 1500 units" in capsys.readouterr().err
+    assert not exp.max_compute_request.exists()
+    answer = read_cap_answer(exp)
+    assert answer is not None and answer.token == token and answer.taken
+    st, recs = final(cfg, exp)
+    assert st.lifecycle == "completed" and st.max_compute == 1500
+    assert before.searcher.compute_started() < st.searcher.compute_started() <= 1500
+
+    assert main(["cancel", str(exp.root)]) == 0  # completed: nothing changes
+    cfg2, exp2, m = running(tmp_path / "second")
+    m.close()
+    assert main(["cancel", str(exp2.root)]) == 0
+    token = write_cap_request(exp2, 3000)
+    capsys.readouterr()
+    assert main(["resume", str(exp2.root)]) == 0
+    assert "the search was cancelled: a cap changes nothing" in capsys.readouterr().err
+    assert not exp2.max_compute_request.exists()
+    answer = read_cap_answer(exp2)
+    assert answer is not None and answer.token == token and not answer.taken
+    assert replay(cfg2, read_journal(exp2.journal)[0]).lifecycle == "cancelled"
+
+
 def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, capsys):
     """`resume --max-compute` with a master running: the command waits for that master's next
     poll and prints what it did; a refusal there is an error that says nothing changed; a
