@@ -22,7 +22,7 @@ import yaml
 
 from .backends import capabilities
 from .config import ExperimentConfig, load_config
-from .errors import AshaError, ConfigError
+from .errors import AshaError, ConfigError, shell_word
 from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
 
 EXIT_CONFIG = 2
@@ -215,15 +215,15 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s:
     answer = _wait_on_master(exp, wait_s, look)
     if answer is None:
         gone = "" if master_alive(exp) else (
-            f"; that master has stopped since: `asha-hpc resume {exp.root}` takes the request")
+            f"; that master has stopped since: `asha-hpc resume {shell_word(exp.root)}` takes the request")
         print(f"asha-hpc: asked {who} to take max_compute {units}; not taken yet (it takes it "
-              f"at its next poll){gone}; `asha-hpc status {exp.root}` shows the cap once it is "
+              f"at its next poll){gone}; `asha-hpc status {shell_word(exp.root)}` shows the cap once it is "
               "set", file=sys.stderr)
     elif not answer.taken:
         raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing changed")
     elif not answer.line:
         print(f"asha-hpc: {who} took the request for max_compute {units} without an answer "
-              f"(a release before answers); `asha-hpc status {exp.root}` shows whether the "
+              f"(a release before answers); `asha-hpc status {shell_word(exp.root)}` shows whether the "
               f"cap changed, its log says why not", file=sys.stderr)
     else:
         print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
@@ -246,7 +246,7 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             b = best[0]
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
-            print(f"asha-hpc: see `asha-hpc best {exp.root}`", file=sys.stderr)
+            print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
         from .views.status import held_back, held_back_text
 
         held = held_back(st)
@@ -448,7 +448,7 @@ def cmd_cancel(a: argparse.Namespace) -> int:
             print(f"asha-hpc: {who} cancelled the search and its running jobs")
         else:
             print(f"asha-hpc: asked {who} to cancel; not done yet: it cancels the jobs at its "
-                  f"next poll (`asha-hpc status {exp.root}` shows it)")
+                  f"next poll (`asha-hpc status {shell_word(exp.root)}` shows it)")
         return 0
     write_cancel_request(exp)
     cfg = load_config(exp.config)
@@ -473,7 +473,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
         return 0
     job = submit_master(script, exp_dir)
     print(f"asha-hpc: master submitted as Slurm job {job}; experiment in {exp_dir.resolve()}\n"
-          f"asha-hpc: watch it with `asha-hpc status {exp_dir}`")
+          f"asha-hpc: watch it with `asha-hpc status {shell_word(exp_dir)}`")
     return 0
 
 

@@ -6,10 +6,17 @@ the CLI prints its message on one line and exits non-zero, without a traceback.
 from __future__ import annotations
 
 import errno
+import shlex
 from collections.abc import Iterable
 
 # a full filesystem or an exhausted quota: a fault of the machine, never of a trial
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def shell_word(path: object) -> str:
+    """A path as the commands a message tells a person to run need it: quoted for the shell
+    when it holds a space or another special character, as it is otherwise."""
+    return shlex.quote(str(path))
 
 
 class AshaError(Exception):

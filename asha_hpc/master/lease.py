@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import LeaseHeldError
+from ..errors import LeaseHeldError, shell_word
 from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
 from ..protocol.pids import pid_alive, started_after
 
@@ -94,7 +94,7 @@ class Lease:
                 f"{h.get('host')}, pid {h.get('pid')}"
                 + (f", Slurm job {h['slurm_job_id']}" if h.get("slurm_job_id") else "")
                 + f", {seen}). Stop it first, or if you are sure it is dead: asha-hpc resume "
-                f"{self.path.parent} --force")
+                f"{shell_word(self.path.parent)} --force")
 
     def acquire(self, force: bool = False) -> str | None:
         """Take the lease or raise LeaseHeldError. Returns a note when a stale lease was taken

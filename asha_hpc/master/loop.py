@@ -26,7 +26,7 @@ from typing import Any
 from ..backends import make_backend
 from ..backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
 from ..config import ExperimentConfig
-from ..errors import DISK_FULL_ERRNOS, AshaError
+from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
@@ -98,7 +98,7 @@ def max_compute_problem(cfg: ExperimentConfig, st: ExperimentState, units: int,
         over = st.lifecycle in ("completed", "failed")
         return (f"--max-compute {units}: the search has already started {started} {unit} of "
                 "training; give at least that"
-                + ("" if over else f" (to stop it now: `asha-hpc cancel {root}`)"))
+                + ("" if over else f" (to stop it now: `asha-hpc cancel {shell_word(root)}`)"))
     return None
 
 
@@ -397,7 +397,7 @@ class Master:
             where = e.filename or self.exp.root
             raise AshaError(f"{mount_point(Path(where))}: {e.strerror} (writing {where}); the "
                             f"master stops, nothing is lost: free space or raise the quota, then "
-                            f"`asha-hpc resume {self.exp.root}`") from None
+                            f"`asha-hpc resume {shell_word(self.exp.root)}`") from None
         return go
 
     def _step(self) -> bool:
@@ -433,7 +433,7 @@ class Master:
             self._release_workers(st.pool.idle(), "the master stopped")
             self._record(Stopped(reason=self._stop_reason))
             self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
-                          f"Continue with: asha-hpc resume {self.exp.root}")
+                          f"Continue with: asha-hpc resume {shell_word(self.exp.root)}")
             return False
         return True
 
@@ -817,7 +817,7 @@ class Master:
                                      f"in a row; last error: {e}"))
         raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
                         f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
-                        f"resume {self.exp.root}`") from None
+                        f"resume {shell_word(self.exp.root)}`") from None
 
     def _todo(self) -> list[int]:
         """Trials whose next attempt may start now. Until a segment has worked (since the start
@@ -859,7 +859,7 @@ class Master:
         log_file = job.get("err") or job.get("out")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
-               f"). Fix it, then `asha-hpc resume {self.exp.root} --retry-failed`")
+               f"). Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
         # one line, printed once by whoever ran the master (cli._drive, the Slurm master job)
         self._record(Aborted(message=msg))
         return True

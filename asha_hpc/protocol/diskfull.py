@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DISK_FULL_ERRNOS
+from ..errors import DISK_FULL_ERRNOS, shell_word
 
 ROOM_BYTES = 1 << 20  # free space that must appear (or be writable) before work resumes
 _TEXTS = {errno.ENOSPC: ("no space left on device",), errno.EDQUOT: ("disk quota exceeded",)}
@@ -79,7 +79,7 @@ class DiskFull:
         return (f"{self.mount}: {what} this filesystem (writing {self.path}); no new segment "
                 f"starts until there is room. Free space{' or raise the quota' if self.quota else ''}"
                 f" and the search goes on by itself (or stop it with Ctrl-C and "
-                f"`asha-hpc resume {root}` later); running trials lose nothing")
+                f"`asha-hpc resume {shell_word(root)}` later); running trials lose nothing")
 
     def has_room(self) -> bool:
         if not self.quota:

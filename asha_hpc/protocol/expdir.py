@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AshaError
+from ..errors import AshaError, shell_word
 
 INBOX = "inbox"
 TRIALS = "trials"
@@ -303,7 +303,7 @@ def _refuse_as_new(root: Path) -> None:
                         f"be your own: pick another with --exp-dir")
     if (root / JOURNAL).exists() or (root / CONFIG).exists():
         raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
-                        f"{root}`, or pick another folder with --exp-dir")
+                        f"{shell_word(root)}`, or pick another folder with --exp-dir")
     if any(True for _ in os.scandir(root)):
         raise AshaError(f"{root}: exists, is not empty and is not an experiment; asha-hpc mixes "
                         f"nothing into it: pick a new or empty folder with --exp-dir")

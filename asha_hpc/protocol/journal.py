@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull
+from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull, shell_word
 from .expdir import sync_data
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class Journal:
         cls = JournalFull if e.errno in DISK_FULL_ERRNOS else AshaError
         return cls(f"{self.path}: cannot write the journal ({e.strerror}); nothing was lost: "
                    f"{'free space or raise the quota' if cls is JournalFull else 'fix the cause'}"
-                   f", then `asha-hpc resume {self.path.parent}`")
+                   f", then `asha-hpc resume {shell_word(self.path.parent)}`")
 
     def sync(self) -> None:
         """Make every record appended so far durable (a no-op when they are)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..backends import capabilities
 from ..config import ExperimentConfig, load_config
+from ..errors import shell_word
 from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
 from ..master.state import (
@@ -248,7 +249,7 @@ def held_back(st: ExperimentState) -> dict[str, int] | None:
 def held_back_text(held: dict[str, int], root: Any) -> str:
     """``held_back`` as ``run``'s last line and ``status`` say it, with the way on."""
     return (f"{held['trials_not_created']} trial(s) not created, {held['promotions_not_made']} "
-            f"promotion(s) not made; with more, `asha-hpc resume {root} --max-compute N` "
+            f"promotion(s) not made; with more, `asha-hpc resume {shell_word(root)} --max-compute N` "
             "continues it")
 
 

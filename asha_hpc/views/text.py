@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import shell_word
 from ..space import Const, flat_hparams
 from .observe import fmt_duration
 from .status import AGREE_LOW
@@ -89,15 +90,15 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                          f"(the config's: {p.get('max_compute_config') or 'none'})")
         if p.get("max_compute_request") is not None:
             who = ("the master takes it at its next poll" if d["state"] == "running"
-                   else f"`asha-hpc resume {d['dir']}` takes it")
+                   else f"`asha-hpc resume {shell_word(d['dir'])}` takes it")
             lines.append(f"max_compute {p['max_compute_request']} {p['unit']} asked for by "
                          f"`resume --max-compute`, not taken yet: {who}")
         cancel = p.get("cancel_request")
         if cancel:
             asked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cancel["asked"]))
             who = ("the master cancels the search at its next poll" if d["state"] == "running"
-                   else f"`asha-hpc resume {d['dir']}` cancels the search (remove "
-                        f"{cancel['file']} to keep it)")
+                   else f"`asha-hpc resume {shell_word(d['dir'])}` cancels the search (remove "
+                        f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
