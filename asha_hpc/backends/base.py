@@ -11,6 +11,7 @@ asks a backend's name.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,6 +23,38 @@ from ..protocol.expdir import attempt_key
 
 if TYPE_CHECKING:
     from ..config import ExperimentConfig, SlurmConfig
+
+
+# What a pending job's reason means (backends/slurm_reasons.py tells them apart for Slurm)
+WAITS = "waits"  # for free nodes, its turn, its start time: starts by itself
+LIMIT = "limit"  # a limit on what you or your group use at once: starts as other jobs end
+STUCK = "stuck"  # never starts as submitted: the request or the job must change
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Why the scheduler keeps a job pending."""
+
+    reason: str  # as the scheduler names it
+    kind: str  # WAITS, LIMIT or STUCK
+    means: str  # what it means for the job, and for STUCK what to do
+
+
+def for_jobs(means: str, job: str, jobs: Sequence[str]) -> str:
+    """``means`` as classified for ``job``, said of all ``jobs`` pending for the same reason:
+    a command in it (in backticks) names them all."""
+    if len(jobs) < 2:
+        return means
+    return re.sub(r"`[^`]*`", lambda m: m.group(0).replace(job, " ".join(jobs)), means)
+
+
+def jobs_text(jobs: Sequence[str], trials: dict[str, list[int]], most: int = 10) -> str:
+    """``job 12_0 (trial 3)`` or ``3 jobs: 12_0 (trial 3), ...``, at most ``most`` named."""
+    named = [f"{j} ({', '.join(f'trial {t}' for t in trials.get(j, [])) or 'warm workers'})"
+             for j in jobs[:most]]
+    more = f", and {len(jobs) - most} more" if len(jobs) > most else ""
+    return (f"job {named[0]}" if len(jobs) == 1
+            else f"{len(jobs)} jobs: {', '.join(named)}{more}")
 
 
 class JobState(str, enum.Enum):
@@ -230,6 +263,11 @@ class Backend(ABC):
         """Current state of each job id (ids this backend never saw, e.g. after a restart, are
         looked up too). Must be cheap: a backend bounds its own calls to the scheduler and may
         answer from a cache."""
+
+    def pending(self, job_ids: Sequence[str]) -> dict[str, Pending]:
+        """Why the scheduler keeps each of these jobs pending, for those the last ``states``
+        saw pending with a reason (none where a backend has no queue to explain)."""
+        return {}
 
     @abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:

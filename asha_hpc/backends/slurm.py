@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.expdir import JOBS, atomic_write_json
-from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
+from .base import Backend, Capabilities, JobSpec, JobState, Pending, SubmitError, submitit_logs
+from .slurm_reasons import classify
 
 if TYPE_CHECKING:
     from ..config import ExperimentConfig
@@ -209,6 +210,7 @@ class _Track:
     submitted_at: float | None = None  # set when this backend submitted it
     seen: bool = False  # ever seen by sacct/squeue
     missing_since: float | None = None
+    reason: str | None = None  # why Slurm keeps it pending (sacct's Reason, squeue's %r)
 
 
 class SlurmBackend(Backend):
@@ -496,10 +498,11 @@ class SlurmBackend(Backend):
         self._last_poll = now
         self.stats["polls"] += 1
         found: dict[str, JobState] = {}
+        reasons: dict[str, str] = {}
         answered = False  # did any source answer at all?
         sacct_ok = False
         if now >= self._sacct_down_until:
-            res = self._sacct(active)
+            res = self._sacct(active, reasons)
             if res is None:
                 self._sacct_down_until = now + self.sacct_retry_s
             else:
@@ -507,7 +510,7 @@ class SlurmBackend(Backend):
                 answered = sacct_ok = True
         missing = [j for j in active if j not in found]
         if missing and not (sacct_ok and all(self._recent(j, now) for j in missing)):
-            res = self._squeue(missing)
+            res = self._squeue(missing, reasons)
             if res is not None:
                 found.update(res)
                 answered = True
@@ -516,6 +519,7 @@ class SlurmBackend(Backend):
             st = found.get(jid)
             if st is not None:
                 t.state, t.seen, t.missing_since = st, True, None
+                t.reason = reasons.get(jid) if st == JobState.PENDING else None
                 continue
             if not answered:
                 continue  # the scheduler did not answer: keep what we knew
@@ -533,10 +537,20 @@ class SlurmBackend(Backend):
         t = self._jobs[jid]
         return t.submitted_at is not None and now - t.submitted_at < self.submit_grace_s
 
-    def _sacct(self, ids: Sequence[str]) -> dict[str, JobState] | None:
+    def pending(self, job_ids: Sequence[str]) -> dict[str, Pending]:
+        out = {}
+        for jid in map(str, job_ids):
+            t = self._jobs.get(jid)
+            if t is not None and t.state == JobState.PENDING and t.reason:
+                out[jid] = classify(t.reason, jid)
+        return out
+
+    def _sacct(self, ids: Sequence[str], reasons: dict[str, str]) -> dict[str, JobState] | None:
+        """States of ``ids`` (and of their arrays' tasks); pending ones' reasons into
+        ``reasons``."""
         # ask for the array's base id: one argument covers all its tasks
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
-        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode", "--parsable2",
+        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode,Reason", "--parsable2",
                "-j", ",".join(query)]
         res = self._run("sacct", cmd)
         if res is None or res.returncode != 0:
@@ -553,17 +567,21 @@ class SlurmBackend(Backend):
             st = parse_slurm_state(parts[1], parts[2] if len(parts) > 2 else "")
             for jid in expand_job_ids(parts[0]):
                 out[jid] = st
+                if st == JobState.PENDING and len(parts) > 3 and parts[3].strip():
+                    reasons[jid] = parts[3].strip()
         # right after an array is submitted, sacct shows it as one plain "<base>|PENDING" row
-        # until its tasks are split off: its tasks are pending too
+        # until its tasks are split off: its tasks are pending too, for the same reason
         for jid in ids:
             base = _base_id(jid)
             if jid not in out and base != jid and out.get(base) is JobState.PENDING:
                 out[jid] = JobState.PENDING
+                if base in reasons:
+                    reasons[jid] = reasons[base]
         return out
 
-    def _squeue(self, ids: Sequence[str]) -> dict[str, JobState] | None:
+    def _squeue(self, ids: Sequence[str], reasons: dict[str, str]) -> dict[str, JobState] | None:
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
-        cmd = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(query)]
+        cmd = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(query)]
         res = self._run("squeue", cmd)
         if res is None:
             self.stats["squeue_errors"] += 1
@@ -577,10 +595,13 @@ class SlurmBackend(Backend):
             return None
         out: dict[str, JobState] = {}
         for line in res.stdout.splitlines():
-            jid, _, state = line.partition("|")
+            jid, _, rest = line.partition("|")
+            state, _, reason = rest.partition("|")
             st = parse_slurm_state(state)
             for j in expand_job_ids(jid):
                 out[j] = st
+                if st == JobState.PENDING and reason.strip():
+                    reasons[j] = reason.strip()
         return out
 
     # ------------------------------------------------------------------ cancel / find

@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import make_backend
-from ..backends.base import Backend, JobState, SegmentSpec, SubmitError, WorkerSpec
+from ..backends.base import (
+    STUCK,
+    Backend,
+    JobState,
+    SegmentSpec,
+    SubmitError,
+    WorkerSpec,
+    for_jobs,
+    jobs_text,
+)
 from ..config import ExperimentConfig
 from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
@@ -32,6 +41,7 @@ from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
 from ..protocol.journal import Journal
+from ..protocol.queue import QueuedJob, write_queue
 from ..protocol.records import (
     Aborted,
     Cancelled,
@@ -69,6 +79,7 @@ from .state import (
     SAME_ERROR_TRIALS,
     STOPPED,
     ExperimentState,
+    TrialState,
     cap_change,
     config_hash,
     replay,
@@ -127,6 +138,8 @@ class Master:
         self.state: ExperimentState | None = None
         self._stop_reason: str | None = None
         self._dead_since: dict[str, float] = {}
+        self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
+        self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
         self._submit_failures = 0
         self._last_beat = 0.0
         self._last_progress = 0.0
@@ -556,10 +569,13 @@ class Master:
         self.backend.tick()
         live = [t for t in st.live() if t.job_id]
         pool_jobs = st.pool.job_ids()
+        now = self.clock.time()
         if not live and not pool_jobs:
+            if self._queue_seen:
+                self._see_queue([], {}, now)
             return
         states = self.backend.states(sorted({t.job_id for t in live if t.job_id} | set(pool_jobs)))
-        now = self.clock.time()
+        self._see_queue(live, states, now)
         recs: list[Record] = []
         for t in live:
             s = states.get(t.job_id, JobState.UNKNOWN)  # type: ignore[arg-type]
@@ -586,6 +602,34 @@ class Master:
                                        why=f"job {jid} ended ({s.value})"))
         if recs:
             self._record(*recs)
+
+    def _see_queue(self, live: list[TrialState], states: dict[str, JobState], now: float) -> None:
+        """Why the scheduler keeps jobs pending, for ``status`` (queue.json, written when it
+        changed); a job that will not start as submitted is said once, in the log."""
+        waiting = sorted(j for j, s in states.items() if s == JobState.PENDING)
+        pending = self.backend.pending(waiting) if waiting else {}
+        seen = {j: p.reason for j, p in pending.items()}
+        if seen == self._queue_seen:
+            return
+        trials: dict[str, list[int]] = {}
+        for t in live:
+            trials.setdefault(str(t.job_id), []).append(t.id)
+        since = {}
+        stuck: dict[str, list[str]] = {}  # reason -> jobs newly seen pending for it
+        for jid, p in pending.items():
+            again = self._queue_seen.get(jid) == p.reason
+            since[jid] = self._queue_since.get(jid, now) if again else now
+            if not again and p.kind == STUCK:
+                stuck.setdefault(p.reason, []).append(jid)
+        for reason, jids in stuck.items():
+            log.warning("%s: %s will not start as submitted: the scheduler keeps %s pending for "
+                        "%s: %s", self.exp.root, jobs_text(jids, trials),
+                        "it" if len(jids) == 1 else "them", reason,
+                        for_jobs(pending[jids[0]].means, jids[0], jids))
+        self._queue_seen, self._queue_since = seen, since
+        write_queue(self.exp, [QueuedJob(job=j, trials=trials.get(j, []), reason=p.reason,
+                                         kind=p.kind, means=p.means, since=since[j])
+                               for j, p in sorted(pending.items())])
 
     def _spec(self, t) -> SegmentSpec:
         cfg = self.cfg

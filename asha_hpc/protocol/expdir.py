@@ -10,6 +10,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                the master journals it and removes the file)
     <exp>/max_compute.answer   what the master did with it, for the command that asked (master;
                                both formats: requests.py)
+    <exp>/queue.json           why the scheduler keeps jobs pending, as the master last saw it
+                               (master; queue.py)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
                                the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
@@ -50,6 +52,7 @@ LEASE = "master.json"
 CANCEL_REQUEST = "cancel.request"
 MAX_COMPUTE_REQUEST = "max_compute.request"
 MAX_COMPUTE_ANSWER = "max_compute.answer"
+QUEUE = "queue.json"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
@@ -260,6 +263,10 @@ class ExpDir:
     @property
     def max_compute_answer(self) -> Path:
         return self.root / MAX_COMPUTE_ANSWER
+
+    @property
+    def queue(self) -> Path:
+        return self.root / QUEUE
 
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / TRIALS / f"{trial_id:05d}"

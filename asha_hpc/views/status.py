@@ -406,7 +406,19 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
+        "queue": queue_status(exp) if alive else None,
     }
+
+
+def queue_status(exp: ExpDir) -> list[dict[str, Any]] | None:
+    """Why the scheduler keeps the search's jobs pending, as the running master last saw it
+    (protocol/queue.py); None where it has not said (no queue to explain, or before its poll)."""
+    from dataclasses import asdict
+
+    from ..protocol.queue import read_queue
+
+    jobs = read_queue(exp)
+    return None if jobs is None else [asdict(j) for j in jobs]
 
 
 def pending_cancel(exp: ExpDir, lifecycle: str) -> dict[str, Any] | None:

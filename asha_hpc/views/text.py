@@ -51,6 +51,32 @@ def _table(header: list[str], rows: list[list[str]], left: int = 0) -> list[str]
     return [line(header)] + [line(r) for r in rows]
 
 
+def _queue_lines(queue: list[dict[str, Any]] | None, now: float | None = None) -> list[str]:
+    """Pending jobs by the scheduler's reason; the jobs that will not start as submitted on a
+    line per reason, with what to do."""
+    from ..backends.base import for_jobs, jobs_text
+
+    if not queue:
+        return []
+    now = time.time() if now is None else now
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for j in queue:
+        groups.setdefault(j["reason"], []).append(j)
+    order = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    parts, stuck = [], []
+    for reason, jobs in order:
+        longest = fmt_duration(now - min(j["since"] for j in jobs))
+        if jobs[0]["kind"] == "stuck":
+            parts.append(f"{reason} {len(jobs)} (will not start as submitted)")
+            ids = [j["job"] for j in jobs]
+            trials = {j["job"]: j["trials"] for j in jobs}
+            stuck.append(f"  {jobs_text(ids, trials)}, pending up to {longest} for {reason}: "
+                         f"{for_jobs(jobs[0]['means'], ids[0], ids)}")
+        else:
+            parts.append(f"{reason} {len(jobs)} ({jobs[0]['means']}; up to {longest})")
+    return [f"queue: {len(queue)} job(s) pending: " + ", ".join(parts)] + stuck
+
+
 def _summary_lines(d: dict[str, Any]) -> list[str]:
     t = d["trials"]
     p = d.get("progress") or {}
@@ -100,6 +126,7 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                    else f"`asha-hpc resume {shell_word(d['dir'])}` cancels the search (remove "
                         f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
+    lines += _queue_lines(d.get("queue"))
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

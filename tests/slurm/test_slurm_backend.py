@@ -191,6 +191,28 @@ def test_states_parsing_and_rate_limit_without_cluster(tmp_path: Path):
     assert b.stats["sacct"] == 2
 
 
+def test_pending_reasons_from_sacct_and_squeue_without_cluster(tmp_path: Path):
+    """sacct's Reason column (an array's plain row standing for its tasks), squeue's %r where
+    sacct does not show a job; reasons only for jobs pending now."""
+    b = _fake_backend(tmp_path, {
+        "sacct": [(0, "7|PENDING|0:0|Priority\n8|PENDING|0:0|JobHeldUser\n9|RUNNING|0:0|None\n", ""),
+                  (0, "7|RUNNING|0:0|None\n8_0|PENDING|0:0|JobHeldUser\n", "")],
+        "squeue": [(0, "10|PENDING|QOSMaxWallDurationPerJobLimit\n", "")],
+    })
+    b.submit_grace_s = 0  # 10 is missing from sacct: squeue is asked
+    ids = ["7", "8_0", "8_1", "9", "10"]
+    assert b.states(ids)["8_1"] == JobState.PENDING
+    got = {j: (p.reason, p.kind) for j, p in b.pending(ids).items()}
+    assert got == {"7": ("Priority", "waits"), "8_0": ("JobHeldUser", "stuck"),
+                   "8_1": ("JobHeldUser", "stuck"),
+                   "10": ("QOSMaxWallDurationPerJobLimit", "stuck")}
+    assert "`scontrol release 8_1` lets it start" in b.pending(["8_1"])["8_1"].means
+    b.clock.sleep(10)
+    b.states(ids)
+    assert set(b.pending(ids)) == {"8_0", "8_1", "10"}  # 7 runs now; 8_1 (not shown) keeps
+    # its last state and reason until the grace period for missing jobs has passed
+
+
 def test_lost_and_unknown_without_cluster(tmp_path: Path):
     b = _fake_backend(tmp_path, {
         "sacct": [(1, "", "sacct: error: Slurm accounting storage is disabled")],

@@ -1,0 +1,70 @@
+"""What a Slurm pending reason means (backends/slurm_reasons.py), and the job lists the log and
+status build from them (backends/base.py)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.backends.base import LIMIT, STUCK, WAITS, for_jobs, jobs_text
+from asha_hpc.backends.slurm_reasons import classify
+
+
+@pytest.mark.parametrize("reason, kind, words", [
+    ("Priority", WAITS, "other jobs come first"),
+    ("Resources", WAITS, "nodes to free up"),
+    ("None", WAITS, "not scheduled yet"),
+    ("", WAITS, "not scheduled yet"),
+    ("ReqNodeNotAvail, Reserved for maintenance", WAITS, "maintenance"),
+    ("Nodes_required_for_job_are_DOWN,_DRAINED_or_reserved_for_jobs_in_higher_priority_partitions",
+     WAITS, "down, drained"),
+    ("AssocGrpGRES", LIMIT, "your association has reached its limit on GPUs (GRES)"),
+    ("QOSGrpCpuLimit", LIMIT, "its QOS has reached its limit on CPUs"),
+    ("AssocGrpCPURunMinutesLimit", LIMIT, "limit on CPUs"),
+    ("QOSMaxGRESPerUser", LIMIT, "starts as other jobs end"),
+    ("QOSMaxJobsPerUserLimit", LIMIT, "starts as other jobs end"),
+    ("AssocMaxJobsLimit", LIMIT, "limit on jobs"),
+    ("JobArrayTaskLimit", LIMIT, "as many tasks at once"),
+    ("QOSMaxWallDurationPerJobLimit", STUCK, "more time than its QOS allows per job"),
+    ("AssocMaxWallDurationPerJobLimit", STUCK, "more time than your association allows"),
+    ("QOSMaxGRESPerJob", STUCK, "more GPUs (GRES) than its QOS allows per job"),
+    ("QOSMaxNodePerJobLimit", STUCK, "more nodes"),
+    ("QOSMaxCpuPerNode", STUCK, "more CPUs"),
+    ("QOSMinGRES", STUCK, "asks for GPUs (GRES) below its QOS's minimum"),
+    ("PartitionTimeLimit", STUCK, "slurm.timeout_min"),
+    ("BadConstraints", STUCK, "slurm.constraint"),
+    ("InvalidQOS", STUCK, "slurm.qos"),
+    ("JobHeldUser", STUCK, "`scontrol release 17_3` lets it start"),
+    ("JobHeldAdmin", STUCK, "administrator"),
+    ("launch failed requeued held", STUCK, "administrator"),
+    ("SomethingNewInSlurm99", WAITS, "Slurm's reason: SomethingNewInSlurm99"),
+])
+def test_a_reason_is_told_as_what_it_means(reason, kind, words):
+    p = classify(reason, "17_3")
+    assert p.kind == kind and words in p.means, p
+
+
+@settings(max_examples=500)
+@given(reason=st.text(max_size=60), job=st.from_regex(r"[0-9]{1,7}(_[0-9]{1,4})?", fullmatch=True))
+def test_any_reason_is_one_of_three_kinds_and_never_raises(reason, job):
+    p = classify(reason, job)
+    assert p.kind in (WAITS, LIMIT, STUCK) and p.means and "{job}" not in p.means
+    assert p.reason == (reason.strip() or "None")
+
+
+def test_a_command_in_what_it_means_names_every_job_pending_for_it():
+    means = classify("JobHeldUser", "12_1").means
+    assert for_jobs(means, "12_1", ["12_1", "12_10", "12_2"]).endswith(
+        "`scontrol release 12_1 12_10 12_2` lets it start")
+    assert for_jobs(means, "12_1", ["12_1"]) == means
+    other = classify("PartitionTimeLimit", "1").means  # no command: unchanged
+    assert for_jobs(other, "1", ["1", "2"]) == other
+
+
+def test_jobs_are_named_with_their_trials_and_counted_past_ten():
+    trials = {"5_0": [1], "5_1": [2, 3]}
+    assert jobs_text(["5_0"], trials) == "job 5_0 (trial 1)"
+    assert jobs_text(["5_0", "5_1", "9"], trials) == \
+        "3 jobs: 5_0 (trial 1), 5_1 (trial 2, trial 3), 9 (warm workers)"
+    many = [str(i) for i in range(13)]
+    assert jobs_text(many, {}).endswith(", 9 (warm workers), and 3 more")
