@@ -294,6 +294,7 @@ class SlurmBackend(Backend):
         self._jobs: dict[str, _Track] = {}
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
+        self._sacct_reason = True  # sacct gives a pending job's Reason (squeue's %r otherwise)
         self._created = self.clock.time()
         self.stats: dict[str, int] = {
             "sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0, "scontrol": 0,
@@ -550,9 +551,13 @@ class SlurmBackend(Backend):
         ``reasons``."""
         # ask for the array's base id: one argument covers all its tasks
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
-        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode,Reason", "--parsable2",
-               "-j", ",".join(query)]
+        fields = "JobID,State,ExitCode" + (",Reason" if self._sacct_reason else "")
+        cmd = ["sacct", "-X", "-n", "-o", fields, "--parsable2", "-j", ",".join(query)]
         res = self._run("sacct", cmd)
+        if (self._sacct_reason and res is not None and res.returncode != 0
+                and "Reason" in res.stderr):  # a Slurm too old to give it: ask without
+            self._sacct_reason = False
+            return self._sacct(ids, reasons)
         if res is None or res.returncode != 0:
             self.stats["sacct_errors"] += 1
             if res is not None:

@@ -213,6 +213,20 @@ def test_pending_reasons_from_sacct_and_squeue_without_cluster(tmp_path: Path):
     # its last state and reason until the grace period for missing jobs has passed
 
 
+def test_an_sacct_without_the_reason_field_is_asked_without_it(tmp_path: Path):
+    b = _fake_backend(tmp_path, {
+        "sacct": [(1, "", 'sacct: error: Invalid field requested: "Reason"'),
+                  (0, "7|PENDING|0:0\n", "")],
+        "squeue": [(0, "", "")],
+    })
+    assert b.states(["7"]) == {"7": JobState.PENDING}
+    assert b.stats["sacct"] == 2 and b.stats["sacct_errors"] == 0
+    assert b.pending(["7"]) == {}
+    b.clock.sleep(10)
+    b.states(["7"])
+    assert b.stats["sacct"] == 3  # asked without Reason from then on
+
+
 def test_lost_and_unknown_without_cluster(tmp_path: Path):
     b = _fake_backend(tmp_path, {
         "sacct": [(1, "", "sacct: error: Slurm accounting storage is disabled")],
