@@ -208,7 +208,13 @@ def submitit_logs(folders: Sequence[Path], stem: str) -> tuple[Path | None, Path
 
 
 class SubmitError(Exception):
-    """Submission failed and no job was created (nothing to clean up)."""
+    """Submission failed and no job was created (nothing to clean up). ``transient``: the
+    scheduler could not take it now (its controller does not answer, a limit on queued jobs);
+    the same submission later may go through, nothing in the config needs to change."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class Clock:

@@ -204,6 +204,22 @@ def job_python() -> str:
     return f"{shlex.quote(sys.executable)} -u -c {shlex.quote(JOB_BOOT)}"
 
 
+# sbatch errors that say the controller cannot take a job now, not that the job is wrong: the
+# controller is down, restarting, failing over or overloaded, or a limit on jobs queued at once
+_TRANSIENT_SBATCH = re.compile(
+    r"unable to contact slurm controller|socket timed out|temporarily unable|"
+    r"zero bytes were transmitted|connection refused|connection timed out|connection reset|"
+    r"resource temporarily unavailable|communication connection failure|slurmctld is busy|"
+    r"MaxSubmitJob|MaxSubmitJobs|job submit limit reached", re.IGNORECASE)
+
+
+def transient_sbatch_error(text: str) -> bool:
+    """True when sbatch failed because the scheduler cannot take a job now (the same job may go
+    through later), False when it refused the job itself (an invalid partition, account, QOS,
+    GPU request: the config must change)."""
+    return bool(_TRANSIENT_SBATCH.search(text))
+
+
 @dataclass
 class _Track:
     state: JobState = JobState.UNKNOWN
@@ -294,6 +310,7 @@ class SlurmBackend(Backend):
         self._jobs: dict[str, _Track] = {}
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
+        self._sinfo_after = float("-inf")  # after a failed sinfo: not asked again before
         self._sacct_reason = True  # sacct gives a pending job's Reason (squeue's %r otherwise)
         self._created = self.clock.time()
         self.stats: dict[str, int] = {
@@ -363,12 +380,16 @@ class SlurmBackend(Backend):
         if self._max_time is None:
             from ..master.timelimits import parse_partition_limits
 
+            now = self.clock.time()
+            if now < self._sinfo_after:
+                return None
             res = self._run("sinfo", ["sinfo", "-h", "-o", "%P %l"])
-            if res is not None and res.returncode == 0:
-                self._max_time = parse_partition_limits(res.stdout)
-            else:
-                log.warning("sinfo failed: partition time limits unknown, not capped")
-                self._max_time = ({}, None)
+            if res is None or res.returncode != 0:  # the controller may be restarting: ask
+                self._sinfo_after = now + 10.0  # again soon; not capped until then
+                log.warning("sinfo failed: partition time limits unknown, not capped until "
+                            "sinfo answers")
+                return None
+            self._max_time = parse_partition_limits(res.stdout)
         limits, default = self._max_time
         name = partition or default
         return limits.get(name) if name else None
@@ -460,8 +481,8 @@ class SlurmBackend(Backend):
             msg = str(e).strip().splitlines()
             raise SubmitError(
                 f"sbatch failed for {len(chunk)} segment(s) ({chunk[0].key}...): "
-                f"{type(e).__name__}: {' / '.join(msg[-3:])}"
-            ) from e
+                f"{type(e).__name__}: {' / '.join(msg[-3:])}",
+                transient=transient_sbatch_error(str(e))) from e
 
     def _remove_orphans(self, before: Iterable[str]) -> None:
         """Remove the pickles and sbatch files submitit wrote for a submission that failed."""

@@ -68,6 +68,7 @@ from ..protocol.records import (
 )
 from ..protocol.requests import CapAnswer, cancel_asked_at, read_cap_request, write_cap_answer
 from ..views.livereport import LiveReport
+from ..views.observe import fmt_duration
 from . import autoworkers, pool
 from .lease import Lease
 from .retention import removable_checkpoints
@@ -88,6 +89,8 @@ from .warmstart import describe as describe_warm_start
 from .warmstart import read_warm_start
 
 log = logging.getLogger("asha_hpc")
+SUBMIT_BACKOFF_S = 10.0  # the first wait after the scheduler could not take a job; doubles
+SUBMIT_BACKOFF_MAX_S = 300.0  # up to this
 
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
@@ -140,7 +143,10 @@ class Master:
         self._dead_since: dict[str, float] = {}
         self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
         self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
-        self._submit_failures = 0
+        self._submit_failures = 0  # refusals in a row (a third aborts)
+        self._submit_after = float("-inf")  # after a transient refusal: no submission before
+        self._submit_backoff = 0.0
+        self._submit_waiting_since: float | None = None  # since when the scheduler cannot take jobs
         self._last_beat = 0.0
         self._last_progress = 0.0
         self._last_retain = 0.0
@@ -429,7 +435,9 @@ class Master:
         if self._stop_reason is None and self._room():
             warm = self._warm_workers()
             self._hand_over()
-            if warm:
+            if self.clock.time() < self._submit_after:
+                pass  # the scheduler could not take jobs: wait out the backoff
+            elif warm:
                 self._grow_pool()
             else:
                 self._submit()
@@ -688,7 +696,7 @@ class Master:
                                         error=str(e)) for s in specs))
             self._refused(e)
             return
-        self._submit_failures = 0
+        self._went_through()
         self._record(*(Submitted(trial=s.trial_id, segment=s.segment, attempt=s.attempt, job_id=jid)
                        for s, jid in zip(specs, ids)))
 
@@ -848,12 +856,36 @@ class Master:
                                     why=f"submission failed: {e}"))
             self._refused(e)
             return
-        self._submit_failures = 0
+        self._went_through()
         self._record(WorkersSubmitted(jobs={lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}))
 
+    def _went_through(self) -> None:
+        self._submit_failures = 0
+        self._submit_backoff, self._submit_after = 0.0, float("-inf")
+        if self._submit_waiting_since is not None:
+            waited = self.clock.time() - self._submit_waiting_since
+            self._submit_waiting_since = None
+            self.progress(f"the scheduler takes jobs again: submissions go through (they waited "
+                          f"{fmt_duration(waited)})")
+
     def _refused(self, e: SubmitError) -> None:
-        """The backend refused a submission (segments or pool workers): a third refusal in a
-        row aborts with the error, since nothing can run until its cause is fixed."""
+        """The backend refused a submission (segments or pool workers). A transient refusal (the
+        scheduler cannot take jobs now: its controller is down or restarting) waits and tries
+        again, less often the longer it lasts, while running jobs go on and their results are
+        read; a third other refusal in a row aborts with the error, since nothing can run until
+        its cause is fixed."""
+        if e.transient:
+            now = self.clock.time()
+            self._submit_backoff = min(SUBMIT_BACKOFF_MAX_S,
+                                       max(SUBMIT_BACKOFF_S, 2 * self._submit_backoff))
+            self._submit_after = now + self._submit_backoff
+            if self._submit_waiting_since is None:
+                self._submit_waiting_since = now
+                log.warning("%s: the scheduler cannot take jobs now (%s): submissions wait and "
+                            "are tried again in %.0f s, then less often (at most every %.0f s); "
+                            "running jobs go on", self.exp.root, e, self._submit_backoff,
+                            SUBMIT_BACKOFF_MAX_S)
+            return
         self._submit_failures += 1
         if self._submit_failures < 3:
             return

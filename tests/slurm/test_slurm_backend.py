@@ -332,8 +332,9 @@ def test_cancel_and_failure(tmp_exp_dir: Path):
 def test_submit_error_removes_orphan_pickles(tmp_exp_dir: Path):
     b = make_backend(tmp_exp_dir, partition="no_such_partition")
     for n in (1, 3):  # single sbatch and array
-        with pytest.raises(SubmitError, match="partition"):
+        with pytest.raises(SubmitError, match="partition") as e:
             b.submit([make_spec(tmp_exp_dir, i) for i in range(n)])
+        assert not e.value.transient  # the job itself is refused: the config must change
     left = [p.name for p in (tmp_exp_dir / "jobs").iterdir() if p.is_file()]
     assert left == [], left
     assert list((tmp_exp_dir / "jobs" / "batches").glob("*.json")) == []

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.backends.base import LIMIT, STUCK, WAITS, for_jobs, jobs_text
+from asha_hpc.backends.slurm import transient_sbatch_error
 from asha_hpc.backends.slurm_reasons import classify
 
 
@@ -68,3 +69,32 @@ def test_jobs_are_named_with_their_trials_and_counted_past_ten():
         "3 jobs: 5_0 (trial 1), 5_1 (trial 2, trial 3), 9 (warm workers)"
     many = [str(i) for i in range(13)]
     assert jobs_text(many, {}).endswith(", 9 (warm workers), and 3 more")
+
+
+@pytest.mark.parametrize("stderr, transient", [
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+     "(connect failure)", True),
+    ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True),
+    ("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying", True),
+    ("sbatch: error: Batch job submission failed: Zero Bytes were transmitted or received", True),
+    ("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: "
+     "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", True),
+    ("sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
+     "combination specified", False),
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not "
+     "available", False),
+    ("sbatch: error: Invalid generic resource (gres) specification", False),
+    ("sbatch: error: Batch job submission failed: Invalid qos specification", False),
+    ("sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit "
+     "limit, user's size and/or time limits)", False),  # which limit is not said: a person looks
+])
+def test_an_sbatch_error_is_transient_only_where_the_scheduler_could_not_take_a_job_now(
+        stderr, transient):
+    assert transient_sbatch_error(stderr) is transient
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=200))
+def test_any_sbatch_error_text_is_told_without_raising(text):
+    assert transient_sbatch_error(text) in (True, False)

@@ -1,0 +1,76 @@
+"""The scheduler cannot take jobs for a while (its controller is down, restarting or failing
+over): the master keeps the search, waits with a backoff that grows, says so once, and goes on
+when submissions go through again. A refusal of the job itself (an invalid partition) still
+aborts after three in a row, with the error."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from asha_hpc.backends.base import SubmitError
+from asha_hpc.backends.simulated import SimulatedBackend
+from asha_hpc.cli import _create_experiment
+from asha_hpc.errors import AshaError
+from asha_hpc.master.loop import SUBMIT_BACKOFF_MAX_S, SUBMIT_BACKOFF_S, Master
+from asha_hpc.master.state import replay
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.testing.invariants import check_invariants
+
+from helpers import sim_cfg
+
+
+class Refusing(SimulatedBackend):
+    """Refuses every submission while the virtual clock is inside ``window``."""
+
+    def __init__(self, *a, window=(0.0, 0.0), transient=True, **kw):
+        super().__init__(*a, **kw)
+        self.window, self.transient, self.refused = window, transient, []
+
+    def submit(self, specs):
+        if self.window[0] <= self.clock.t < self.window[1]:
+            self.refused.append(self.clock.t)
+            raise SubmitError("sbatch: error: Batch job submission failed: Unable to contact "
+                              "slurm controller (connect failure)", transient=self.transient)
+        return super().submit(specs)
+
+
+def _search(tmp_path, **kw):
+    cfg = sim_cfg(trials=30, failure_rate=0.0)
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    backend = Refusing(exp.root, cfg.simulated, **kw)
+    said: list[str] = []
+    return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=said.append), said
+
+
+def test_an_outage_of_the_scheduler_waits_and_the_search_goes_on(tmp_path, caplog):
+    outage = (300.0, 1500.0)  # 20 minutes, from 5 minutes in
+    cfg, exp, backend, m, said = _search(tmp_path, window=outage)
+    with caplog.at_level(logging.WARNING, logger="asha_hpc"):
+        st = m.run()
+    assert st.lifecycle == "completed" and len(st.trials) == 30
+    recs = read_journal(exp.journal)[0]
+    assert check_invariants(cfg, recs) == []
+    # tried again after 10 s, then 20, 40, ... up to every 300 s: a handful of tries, not one a poll
+    gaps = [b - a for a, b in zip(backend.refused, backend.refused[1:])]
+    # (a submission also waits for a free slot: a gap may be longer than its backoff)
+    backoff = [min(SUBMIT_BACKOFF_S * 2 ** i, SUBMIT_BACKOFF_MAX_S) for i in range(len(gaps))]
+    assert gaps and all(g >= b for g, b in zip(gaps, backoff)), (gaps, backoff)
+    assert gaps[-1] <= SUBMIT_BACKOFF_MAX_S + cfg.poll_interval_s
+    assert len(backend.refused) <= 10
+    warned = [r.getMessage() for r in caplog.records if "cannot take jobs now" in r.getMessage()]
+    assert len(warned) == 1 and "running jobs go on" in warned[0]
+    [back] = [s for s in said if s.startswith("the scheduler takes jobs again")]
+    assert "they waited 2" in back  # about 20 minutes
+    # no restart counted for what the scheduler refused, no trial failed
+    assert all(t.restarts == 0 for t in st.trials.values())
+    failed = [r for r in recs if r["kind"] == "submit_failed"]
+    assert failed and all("Unable to contact slurm controller" in r["error"] for r in failed)
+
+
+def test_a_refusal_of_the_job_itself_aborts_after_three(tmp_path):
+    cfg, exp, backend, m, _ = _search(tmp_path, window=(0.0, 1e9), transient=False)
+    with pytest.raises(AshaError, match="refused 3 submissions in a row"):
+        m.run()
+    assert len(backend.refused) == 3
+    assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "failed"
