@@ -41,7 +41,7 @@ from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
 from ..protocol.journal import Journal
-from ..protocol.queue import QueuedJob, write_queue
+from ..protocol.queue import Queue, QueuedJob, SubmitWait, write_queue
 from ..protocol.records import (
     Aborted,
     Cancelled,
@@ -143,6 +143,7 @@ class Master:
         self._dead_since: dict[str, float] = {}
         self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
         self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
+        self._queue = Queue(jobs=[], submissions_wait=None)  # as last written to queue.json
         self._submit_failures = 0  # refusals in a row (a third aborts)
         self._submit_after = float("-inf")  # after a transient refusal: no submission before
         self._submit_backoff = 0.0
@@ -635,9 +636,11 @@ class Master:
                         "it" if len(jids) == 1 else "them", reason,
                         for_jobs(pending[jids[0]].means, jids[0], jids))
         self._queue_seen, self._queue_since = seen, since
-        write_queue(self.exp, [QueuedJob(job=j, trials=trials.get(j, []), reason=p.reason,
-                                         kind=p.kind, means=p.means, since=since[j])
-                               for j, p in sorted(pending.items())])
+        self._queue = Queue(jobs=[QueuedJob(job=j, trials=trials.get(j, []), reason=p.reason,
+                                            kind=p.kind, means=p.means, since=since[j])
+                                  for j, p in sorted(pending.items())],
+                            submissions_wait=self._queue.submissions_wait)
+        write_queue(self.exp, self._queue)
 
     def _spec(self, t) -> SegmentSpec:
         cfg = self.cfg
@@ -865,6 +868,8 @@ class Master:
         if self._submit_waiting_since is not None:
             waited = self.clock.time() - self._submit_waiting_since
             self._submit_waiting_since = None
+            self._queue = dataclasses_replace(self._queue, submissions_wait=None)
+            write_queue(self.exp, self._queue)
             self.progress(f"the scheduler takes jobs again: submissions go through (they waited "
                           f"{fmt_duration(waited)})")
 
@@ -879,6 +884,9 @@ class Master:
             self._submit_backoff = min(SUBMIT_BACKOFF_MAX_S,
                                        max(SUBMIT_BACKOFF_S, 2 * self._submit_backoff))
             self._submit_after = now + self._submit_backoff
+            self._queue = dataclasses_replace(self._queue, submissions_wait=SubmitWait(
+                since=self._submit_waiting_since or now, error=str(e)))
+            write_queue(self.exp, self._queue)
             if self._submit_waiting_since is None:
                 self._submit_waiting_since = now
                 log.warning("%s: the scheduler cannot take jobs now (%s): submissions wait and "

@@ -410,15 +410,17 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     }
 
 
-def queue_status(exp: ExpDir) -> list[dict[str, Any]] | None:
-    """Why the scheduler keeps the search's jobs pending, as the running master last saw it
-    (protocol/queue.py); None where it has not said (no queue to explain, or before its poll)."""
+def queue_status(exp: ExpDir) -> dict[str, Any] | None:
+    """Why the search's jobs do not run yet, as the running master last saw it
+    (protocol/queue.py): ``jobs`` pending with the scheduler's reason, and ``submissions_wait``
+    while the scheduler cannot take jobs; None where the master has said nothing (no queue to
+    explain, or before its poll)."""
     from dataclasses import asdict
 
     from ..protocol.queue import read_queue
 
-    jobs = read_queue(exp)
-    return None if jobs is None else [asdict(j) for j in jobs]
+    q = read_queue(exp)
+    return None if q is None else asdict(q)
 
 
 def pending_cancel(exp: ExpDir, lifecycle: str) -> dict[str, Any] | None:

@@ -51,17 +51,25 @@ def _table(header: list[str], rows: list[list[str]], left: int = 0) -> list[str]
     return [line(header)] + [line(r) for r in rows]
 
 
-def _queue_lines(queue: list[dict[str, Any]] | None, now: float | None = None) -> list[str]:
-    """Pending jobs by the scheduler's reason; the jobs that will not start as submitted on a
-    line per reason, with what to do."""
+def _queue_lines(queue: dict[str, Any] | None, now: float | None = None) -> list[str]:
+    """Submissions that wait for the scheduler; pending jobs by the scheduler's reason, those
+    that will not start as submitted on a line per reason, with what to do."""
     from ..backends.base import for_jobs, jobs_text
 
     if not queue:
         return []
     now = time.time() if now is None else now
+    lines = []
+    wait = queue.get("submissions_wait")
+    if wait:
+        lines.append(f"submissions wait: the scheduler cannot take jobs, for "
+                     f"{fmt_duration(now - wait['since'])} ({wait['error']}); the master tries "
+                     f"again by itself")
     groups: dict[str, list[dict[str, Any]]] = {}
-    for j in queue:
+    for j in queue.get("jobs") or []:
         groups.setdefault(j["reason"], []).append(j)
+    if not groups:
+        return lines
     order = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     parts, stuck = [], []
     for reason, jobs in order:
@@ -74,7 +82,8 @@ def _queue_lines(queue: list[dict[str, Any]] | None, now: float | None = None) -
                          f"{for_jobs(jobs[0]['means'], ids[0], ids)}")
         else:
             parts.append(f"{reason} {len(jobs)} ({jobs[0]['means']}; up to {longest})")
-    return [f"queue: {len(queue)} job(s) pending: " + ", ".join(parts)] + stuck
+    n = sum(len(v) for v in groups.values())
+    return lines + [f"queue: {n} job(s) pending: " + ", ".join(parts)] + stuck
 
 
 def _summary_lines(d: dict[str, Any]) -> list[str]:

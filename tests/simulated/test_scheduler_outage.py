@@ -10,11 +10,12 @@ import pytest
 
 from asha_hpc.backends.base import SubmitError
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment
+from asha_hpc.cli import _create_experiment, main
 from asha_hpc.errors import AshaError
 from asha_hpc.master.loop import SUBMIT_BACKOFF_MAX_S, SUBMIT_BACKOFF_S, Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
+from asha_hpc.protocol.queue import read_queue
 from asha_hpc.testing.invariants import check_invariants
 
 from helpers import sim_cfg
@@ -29,6 +30,8 @@ class Refusing(SimulatedBackend):
 
     def submit(self, specs):
         if self.window[0] <= self.clock.t < self.window[1]:
+            if len(self.refused) == 1:  # status while the submissions wait
+                main(["status", str(self.exp_dir)])
             self.refused.append(self.clock.t)
             raise SubmitError("sbatch: error: Batch job submission failed: Unable to contact "
                               "slurm controller (connect failure)", transient=self.transient)
@@ -39,15 +42,22 @@ def _search(tmp_path, **kw):
     cfg = sim_cfg(trials=30, failure_rate=0.0)
     exp = _create_experiment(cfg, tmp_path / "exp")
     backend = Refusing(exp.root, cfg.simulated, **kw)
+    backend.exp_dir = exp.root
     said: list[str] = []
     return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=said.append), said
 
 
-def test_an_outage_of_the_scheduler_waits_and_the_search_goes_on(tmp_path, caplog):
+def test_an_outage_of_the_scheduler_waits_and_the_search_goes_on(tmp_path, caplog, capsys):
     outage = (300.0, 1500.0)  # 20 minutes, from 5 minutes in
     cfg, exp, backend, m, said = _search(tmp_path, window=outage)
     with caplog.at_level(logging.WARNING, logger="asha_hpc"):
         st = m.run()
+    shown = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("submissions wait")]
+    assert len(shown) == 1 and "the scheduler cannot take jobs, for " in shown[0]
+    assert "Unable to contact slurm controller" in shown[0]
+    assert shown[0].endswith("the master tries again by itself")
+    after = read_queue(exp)
+    assert after is not None and after.submissions_wait is None  # cleared once they went through
     assert st.lifecycle == "completed" and len(st.trials) == 30
     recs = read_journal(exp.journal)[0]
     assert check_invariants(cfg, recs) == []
