@@ -1,7 +1,8 @@
 """The master's lease on an experiment directory: one master at a time, without locks.
 
 ``master.json`` holds host, pid, a random token and a heartbeat time. A second master refuses,
-naming the holder, unless the lease is stale: on this host when the pid is gone or now belongs
+naming the holder, unless the lease is stale: on this host (in this pid namespace: a container
+may share the host's name, not its pids) when the pid is gone or now belongs
 to a process started after the lease was (the pid was reused: a reboot, or a master killed long
 ago), on any host when the heartbeat is older than ``timeout_s``. Hosts' clocks may differ, so
 a master taking over also asks the file system's clock: the lease file must not have changed for
@@ -24,7 +25,7 @@ from typing import Any
 
 from ..errors import LeaseHeldError, shell_word
 from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
-from ..protocol.pids import pid_alive, started_after
+from ..protocol.pids import pid_alive, pid_namespace, started_after
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 
@@ -39,11 +40,12 @@ class Lease:
         self.started = time.time()
         self.epoch = 0
         self.previous: dict[str, Any] | None = None  # the lease taken over, if any
+        self.pidns = pid_namespace()
 
     def _body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "token": self.token,
                 "started": self.started, "heartbeat": time.time(), "epoch": self.epoch,
-                "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "pidns": self.pidns}
 
     def holder(self) -> dict[str, Any] | None:
         body, _ = read_json(self.path)
@@ -64,7 +66,10 @@ class Lease:
         job = os.environ.get("SLURM_JOB_ID")
         if job and h.get("slurm_job_id") == job and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
             return f"it was this Slurm job ({job}) before it was requeued"
-        if h.get("host") == self.host and isinstance(h.get("pid"), int):
+        # its pid means something here only on this host, in this pid namespace (a container
+        # may share the host's name, not its pids); a lease of an earlier release has none
+        if h.get("host") == self.host and isinstance(h.get("pid"), int) \
+                and h.get("pidns", self.pidns) == self.pidns:
             if not pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"
             if started_after(h["pid"], h.get("started")):

@@ -47,3 +47,12 @@ def started_after(pid: int, when: object) -> bool:
         return False
     began = process_started(pid)
     return began is not None and began > float(when) + START_SLACK_S
+
+
+def pid_namespace() -> str | None:
+    """This process's pid namespace (``pid:[4026531836]``): pids name the same processes only
+    within one. None where /proc cannot say."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None

@@ -6,6 +6,7 @@ carry its old epoch and are dropped on replay."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -154,3 +155,43 @@ def test_frozen_master_and_a_second_master_on_another_host(tmp_path):
     assert check_invariants(cfg, recs) == [] and replay(cfg, recs).lifecycle == "completed"
     r = cli("status", run)
     assert "completed" in r.stdout
+
+
+def _unshare_pid_ok() -> bool:
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                              capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not _unshare_pid_ok(), reason="needs `unshare --pid` (root or user "
+                    "namespaces) to run the second master in a container of the same host name")
+def test_a_second_master_in_another_pid_namespace_of_the_same_host_is_refused(tmp_path):
+    """Master A runs on this host; `resume` in a container that shares the host's name but not
+    its pids (docker --network host, a pid namespace) cannot see A's pid. It must not read
+    that as A being gone: A's heartbeat is fresh, so it refuses, naming A."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 6, "max_length": 16},
+                               hp={"sleep": 0.2})
+    run = tmp_path / "run"
+    a = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path),
+                          "--exp-dir", str(run)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "master.json").exists():
+            assert time.time() < deadline and a.poll() is None, "master A did not start"
+            time.sleep(0.05)
+        b = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m",
+                            "asha_hpc.cli", "resume", str(run)],
+                           capture_output=True, text=True, timeout=60)
+        assert b.returncode == 1, b.stderr
+        assert f"another master holds this experiment (host {socket.gethostname()}, pid {a.pid}" \
+            in b.stderr
+        assert a.poll() is None  # A goes on, its lease untouched
+        _, a_err = a.communicate(timeout=120)
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert a.returncode == 0 and "taken over" not in a_err, a_err
+    recs, _, warns = read_journal(run / "journal.jsonl")
+    assert warns == [] and {r["epoch"] for r in recs} == {1}
