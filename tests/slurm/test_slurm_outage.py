@@ -43,21 +43,28 @@ def test_a_search_waits_out_a_controller_outage(tmp_path, cleanup, local_partiti
     cfg_path = make_experiment(
         tmp_path, "outage", searcher={"name": "random", "max_trials": 6,
                                       "max_concurrent_trials": 2, "max_length": 8},
-        hp={"sleep": 0.5})
+        hp={"sleep": 1.0})  # a segment trains 8 s: the jobs running at the outage end in it
     cleanup[0].append(exp_name(cfg_path))
     exp = tmp_path / "run"
     master = start_master("run", cfg_path, "--exp-dir", exp)
     cleanup[1].append(master)
     try:
-        wait_until(lambda: any(r["kind"] == "result" for r in journal(exp)), 120,
-                   "a first result")
+        def running_with_more_to_submit() -> bool:
+            recs = journal(exp)
+            started = {r["trial"] for r in recs if r["kind"] == "started"}
+            ended = {r["trial"] for r in recs if r["kind"] == "result"}
+            return len(started - ended) == 2 and len(started) < 6
+
+        # two jobs running and trials left: one of them ends during the outage and its slot
+        # needs a submission the controller cannot take
+        wait_until(running_with_more_to_submit, 120, "two jobs running")
         pid = _controller()
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: _controller() is None, 30, "slurmctld to stop")
         down_at = time.time()
         # while it is down: at least one submission refused, and the master still runs
-        wait_until(lambda: any(r["kind"] == "submit_failed" for r in journal(exp)), DOWN_S,
+        wait_until(lambda: any(r["kind"] == "submit_failed" for r in journal(exp)), 90,
                    "a submission the controller could not take")
         time.sleep(max(0.0, DOWN_S - (time.time() - down_at)))
         assert master.poll() is None, master.stderr.read() if master.stderr else ""
