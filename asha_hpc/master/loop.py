@@ -884,11 +884,13 @@ class Master:
             self._submit_backoff = min(SUBMIT_BACKOFF_MAX_S,
                                        max(SUBMIT_BACKOFF_S, 2 * self._submit_backoff))
             self._submit_after = now + self._submit_backoff
-            self._queue = dataclasses_replace(self._queue, submissions_wait=SubmitWait(
-                since=self._submit_waiting_since or now, error=str(e)))
-            write_queue(self.exp, self._queue)
-            if self._submit_waiting_since is None:
+            first = self._submit_waiting_since is None
+            if self._submit_waiting_since is None:  # (a virtual clock may start at 0)
                 self._submit_waiting_since = now
+            self._queue = dataclasses_replace(self._queue, submissions_wait=SubmitWait(
+                since=self._submit_waiting_since, error=str(e)))
+            write_queue(self.exp, self._queue)
+            if first:
                 log.warning("%s: the scheduler cannot take jobs now (%s): submissions wait and "
                             "are tried again in %.0f s, then less often (at most every %.0f s); "
                             "running jobs go on", self.exp.root, e, self._submit_backoff,

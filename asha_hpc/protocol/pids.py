@@ -7,6 +7,7 @@ process must have started by; a live pid whose process started later is someone 
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -28,16 +29,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
+def _boot_time() -> int | None:
+    """The machine's boot time (epoch seconds, /proc/stat's btime): read once, as it does not
+    change while this process runs."""
+    try:
+        return next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def process_started(pid: int) -> float | None:
     """When process ``pid`` started (epoch seconds), from /proc; None where /proc cannot say."""
+    btime = _boot_time()
+    if btime is None:
+        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22: starttime
-        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                     if line.startswith("btime "))
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+    except (OSError, ValueError, IndexError):
         return None
+    return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def started_after(pid: int, when: object) -> bool:
