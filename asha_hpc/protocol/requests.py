@@ -70,7 +70,7 @@ def cancel_asked_at(exp: ExpDir) -> float | None:
     """When the waiting cancel request was made (the file's time when its text is not a time);
     None when none waits."""
     try:
-        text = exp.cancel_request.read_text().strip()
+        text = exp.cancel_request.read_bytes().decode(errors="replace").strip()
         asked = exp.cancel_request.stat().st_mtime
     except OSError:
         return None
