@@ -234,7 +234,8 @@ def submitted_keys(recs: list[dict]) -> dict[str, str]:
 
 def cancel_leftovers(names: list[str]) -> None:
     """scancel every queued/running job of these experiments (and their masters)."""
-    res = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True)
+    # %F: an array's own id (scancel takes it for all its tasks; not "12_[0-1%2]")
+    res = subprocess.run(["squeue", "-h", "-o", "%F|%j"], capture_output=True, text=True)
     ids = []
     for line in res.stdout.splitlines():
         jid, _, jname = line.partition("|")
