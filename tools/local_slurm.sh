@@ -19,6 +19,8 @@
 #
 # Environment knobs (all optional):
 #   SLURM_LOCAL_ACCOUNTING=1   1: slurmdbd + MariaDB (sacct works); 0: no accounting (sacct fails).
+#   SLURM_LOCAL_ENFORCE=limits AccountingStorageEnforce with accounting (QOS and association
+#                              limits hold, as on most real clusters); empty: not enforced.
 #   SLURM_LOCAL_GPUS=4         fake GPUs declared as GRES (gpu:N); 0 disables GRES.
 #   SLURM_LOCAL_CPUS=<n>       CPUs to advertise (default: max(8, real count)). More than the real
 #                              count over-subscribes the cores (config_overrides): more 1-CPU jobs
@@ -34,6 +36,7 @@
 set -euo pipefail
 
 ACCOUNTING=${SLURM_LOCAL_ACCOUNTING:-1}
+ENFORCE=${SLURM_LOCAL_ENFORCE-limits}
 NGPUS=${SLURM_LOCAL_GPUS:-4}
 RUN=${SLURM_LOCAL_RUN:-/run/slurm-local}
 TIMEOUT=${SLURM_LOCAL_TIMEOUT:-60}
@@ -194,6 +197,7 @@ do_start() {
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=6819
 AccountingStorageTRES=gres/gpu
+${ENFORCE:+AccountingStorageEnforce=$ENFORCE}
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30"
   else
@@ -326,6 +330,12 @@ EOF
     [ "$(date +%s)" -lt "$end" ] || { sinfo -R >&2; die "node $NODE not idle (state '$st')"; }
     sleep 0.2
   done
+  if [ "$ACCOUNTING" = 1 ] && [ -n "$ENFORCE" ]; then
+    # with limits enforced a job needs an association: slurmctld registers the cluster (and
+    # root's association) in slurmdbd when it first starts, and must have loaded it
+    wait_for "root's association" bash -c \
+      'scontrol show assoc_mgr users=root flags=assoc 2>/dev/null | grep -q "UserName=root"'
+  fi
   log "cluster ready in $(elapsed)s: node $NODE state $st, CPUs=$CPUS mem=${MEM}M gpus=$NGPUS accounting=$ACCOUNTING"
   sinfo
 }

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..config import SimulatedConfig
 from ..protocol.expdir import INBOX, atomic_write_json
-from .base import JobSpec, JobState, SegmentSpec, SubmitError
+from .base import JobSpec, JobState, SegmentSpec, SubmitError, TimeCap
 from .simulated import SIM_PREFIX, CurveFn, SimulatedBackend
 
 
@@ -131,8 +131,9 @@ class BackfillBackend(SimulatedBackend):
         self.queue.append(job)
 
     # ------------------------------------------------------------------ interface
-    def max_time_min(self, partition: str | None = None) -> int | None:
-        return self.max_time
+    def time_cap(self, partition: str | None = None, qos: str | None = None,
+                 account: str | None = None) -> TimeCap:
+        return TimeCap(self.max_time, "partition MaxTime")
 
     def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         if any(not isinstance(s, SegmentSpec) for s in specs):

@@ -155,6 +155,17 @@ JobSpec = SegmentSpec | WorkerSpec  # what one job runs: a segment, or a pool wo
 
 
 @dataclass(frozen=True)
+class TimeCap:
+    """The longest time limit a job may ask for, and what sets it."""
+
+    minutes: int | None  # None: no limit known
+    source: str = ""  # e.g. "partition short MaxTime", "QOS debug MaxWall"
+
+    def text(self) -> str:
+        return f"{self.source} {self.minutes} min" if self.minutes is not None else "no limit"
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What the master, and the state replayed from the journal (which has no backend: status,
     reports), adapt to instead of asking a backend's name. ``Backend.capabilities(cfg)`` gives
@@ -284,10 +295,11 @@ class Backend(ABC):
         submitting and journaling), or None if it was never submitted. Default: None."""
         return None
 
-    def max_time_min(self, partition: str | None = None) -> int | None:
-        """The longest time limit a job may ask for in ``partition`` (None: the default one),
-        in minutes; None when there is no limit. Default: None."""
-        return None
+    def time_cap(self, partition: str | None = None, qos: str | None = None,
+                 account: str | None = None) -> TimeCap:
+        """The longest time limit a job may ask for in ``partition`` under ``qos`` and
+        ``account`` (None: the defaults). Default: no limit."""
+        return TimeCap(None)
 
     def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         """Fill a waiting job's slot with a segment or an exit (handoff.py); False when the job

@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.expdir import JOBS, atomic_write_json
-from .base import Backend, Capabilities, JobSpec, JobState, Pending, SubmitError, submitit_logs
+from .base import Backend, Capabilities, JobSpec, JobState, Pending, SubmitError, TimeCap, submitit_logs
+from .slurm_limits import (
+    AccountingLimits,
+    enforces_limits,
+    parse_assocs,
+    parse_partition_qos,
+    parse_qos,
+    time_cap,
+)
 from .slurm_reasons import classify
 
 if TYPE_CHECKING:
@@ -305,6 +313,10 @@ class SlurmBackend(Backend):
         self.jobs_dir = self.exp_dir / JOBS
         self.batches_dir = self.jobs_dir / "batches"
         self.max_array_size: int | None = None  # read once from scontrol show config
+        self._config: str | None = None  # scontrol show config, once it answered
+        self._accounting_read = False
+        self._accounting_limits: AccountingLimits | None = None
+        self._accounting_after = float("-inf")  # after a failed read: not asked again before
         self._executors: dict[str, Any] = {}  # one per distinct parameter set (time, resources)
         self._max_time: tuple[dict[str, int | None], str | None] | None = None
         self._jobs: dict[str, _Track] = {}
@@ -394,17 +406,70 @@ class SlurmBackend(Backend):
         name = partition or default
         return limits.get(name) if name else None
 
+    def _show_config(self) -> str | None:
+        """``scontrol show config``, read once it answers (None while it fails)."""
+        if self._config is None:
+            res = self._run("scontrol", ["scontrol", "show", "config"])
+            if res is not None and res.returncode == 0:
+                self._config = res.stdout
+        return self._config
+
     def _array_chunk_size(self) -> int:
         if self.max_array_size is None:
             size = 1001
-            res = self._run("scontrol", ["scontrol", "show", "config"])
-            if res is not None and res.returncode == 0:
-                m = re.search(r"^MaxArraySize\s*=\s*(\d+)", res.stdout, re.M)
-                if m:
-                    size = int(m.group(1))
+            m = re.search(r"^MaxArraySize\s*=\s*(\d+)", self._show_config() or "", re.M)
+            if m:
+                size = int(m.group(1))
             self.max_array_size = size
         # task indices run 0..n-1 and must stay below MaxArraySize
         return max(1, self.max_array_size - 1)
+
+    def _accounting(self) -> AccountingLimits | None:
+        """This user's QOS and association limits, where the cluster enforces them; read
+        once. None where it does not enforce them, or while they cannot be read (then jobs
+        are capped by MaxTime alone, and they are asked for again 5 minutes later)."""
+        now = self.clock.time()
+        if self._accounting_read or now < self._accounting_after:
+            return self._accounting_limits
+        config = self._show_config()
+        if config is None or not enforces_limits(config):
+            self._accounting_read = config is not None
+            self._accounting_after = now + 10.0
+            return None
+        user = _user_name()
+        cmds = {"qos": ["sacctmgr", "-nP", "show", "qos", "format=Name,MaxWall,Flags"],
+                "assoc": ["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}",
+                          "format=Account,Partition,MaxWall,DefaultQOS,QOS"],
+                "user": ["sacctmgr", "-nP", "show", "user", user, "format=DefaultAccount"],
+                "partition": ["scontrol", "show", "partition", "-o"]}
+        out: dict[str, str] = {}
+        for key, cmd in cmds.items():
+            res = self._run(cmd[0], cmd)
+            if res is None or res.returncode != 0:
+                self._accounting_after = now + 300.0
+                why = (res.stderr.strip().splitlines() or ["no answer"])[-1] if res else "did not run"
+                log.warning("%s failed (%s): the QOS and association time limits of this cluster "
+                            "are unknown, jobs are capped by their partition's MaxTime alone "
+                            "until it answers", " ".join(cmd[:3]), why)
+                return None
+            out[key] = res.stdout
+        self._accounting_read = True
+        self._accounting_limits = AccountingLimits(
+            qos=parse_qos(out["qos"]), assocs=parse_assocs(out["assoc"]),
+            default_account=(out["user"].strip().splitlines() or [""])[0].strip().lower(),
+            partition_qos=parse_partition_qos(out["partition"]))
+        return self._accounting_limits
+
+    def time_cap(self, partition: str | None = None, qos: str | None = None,
+                 account: str | None = None) -> TimeCap:
+        """The partition's MaxTime, or a shorter QOS or association MaxWall where the cluster
+        enforces those (slurm_limits.py). ``qos``/``account``: the job's, else the backend's
+        ``slurm.qos``/``slurm.account``."""
+        limit = self.max_time_min(partition)
+        name = partition or (self._max_time[1] if self._max_time is not None else None)
+        return time_cap(name, limit, qos=qos or self.slurm.get("qos"),
+                        account=account or self.slurm.get("account"),
+                        accounting=self._accounting())
 
     # ------------------------------------------------------------------ submit
     def submit(self, specs: Sequence[JobSpec]) -> list[str]:
@@ -686,6 +751,16 @@ class SlurmBackend(Backend):
 
 
 # ------------------------------------------------------------------------------------ files
+
+
+def _user_name() -> str:
+    """The user jobs run as (sacctmgr's ``user=``)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -27,9 +27,11 @@ from ..backends import make_backend
 from ..backends.base import (
     STUCK,
     Backend,
+    Capabilities,
     JobState,
     SegmentSpec,
     SubmitError,
+    TimeCap,
     WorkerSpec,
     for_jobs,
     jobs_text,
@@ -152,6 +154,7 @@ class Master:
         self._last_progress = 0.0
         self._last_retain = 0.0
         self._levels: list[int] | None = None
+        self._caps_said: set[tuple[str, str]] = set()  # time-limit caps named in the log
         self._consumed: list[Path] = []  # inbox files journaled in this step, removed at its end
         self._inbox_watch: FolderWatch | None = None  # wakes the loop when a message lands
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
@@ -676,11 +679,29 @@ class Master:
         st = self.state
         assert st is not None
         level = self._level(t.target)
-        partition = self.backend.rung_resources(self.cfg, level).get("partition") or limits.partition
+        cap = self._time_cap(self.backend.rung_resources(self.cfg, level))
         lim = plan_limit(st.times, limits, trial=t.id, target=t.target,
                          units=st.times.units_left(t.id, t.target, t.length), level=level,
-                         max_time_min=self.backend.max_time_min(partition))
+                         max_time_min=cap.minutes, cap_source=cap.source)
+        if lim.basis.endswith(cap.text()):
+            self._say_cap(cap)
         return lim.record()
+
+    def _time_cap(self, resources: dict[str, Any]) -> TimeCap:
+        """The longest time limit jobs with these resources (a rung's partition, QOS and
+        account over the slurm section's) may ask for."""
+        s = self.caps.time_limits
+        get = resources.get
+        return self.backend.time_cap(get("partition") or getattr(s, "partition", None),
+                                     get("qos") or getattr(s, "qos", None),
+                                     get("account") or getattr(s, "account", None))
+
+    def _say_cap(self, cap: TimeCap) -> None:
+        """Say once per cap that jobs are held to it (segments longer are split)."""
+        if ("segment", cap.source) not in self._caps_said:
+            self._caps_said.add(("segment", cap.source))
+            self.progress(f"time limits: jobs ask for at most {cap.minutes} min ({cap.source}); "
+                          f"a longer segment stops there and continues from its checkpoint")
 
     def _submit(self) -> None:
         st = self.state
@@ -822,7 +843,7 @@ class Master:
         assert st is not None
         if not cfg.workers_auto:
             return bool(cfg.pool_size)
-        d = autoworkers.decide_for(cfg, st.auto, self.caps)
+        d = autoworkers.decide_for(cfg, st.auto, self._pool_caps())
         if d.mode != st.auto.mode or d.measured != st.auto.measured:
             self._record(d.record())
             self.progress(f"workers: auto: {d.line()}")
@@ -831,10 +852,25 @@ class Master:
         self._release_workers(self._waiting_workers(), "workers: auto chose a job per segment")
         return False
 
+    def _pool_caps(self) -> Capabilities:
+        """The backend's capabilities, with a pool worker's time limit held to what the
+        cluster allows."""
+        caps = self.caps
+        if caps.default_limit_min is None:
+            return caps
+        cap = self._time_cap({})
+        if cap.minutes is None or cap.minutes >= caps.default_limit_min:
+            return caps
+        if ("pool", cap.source) not in self._caps_said:
+            self._caps_said.add(("pool", cap.source))
+            self.progress(f"workers: slurm.timeout_min {caps.default_limit_min} is more than "
+                          f"{cap.text()}: pool workers ask for {cap.minutes} min")
+        return dataclasses_replace(caps, default_limit_min=cap.minutes)
+
     def _worker_spec(self, worker: str) -> WorkerSpec:
         cfg = self.cfg
         return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
-                          lanes=cfg.lanes_per_job, timeout_min=self.caps.default_limit_min,
+                          lanes=cfg.lanes_per_job, timeout_min=self._pool_caps().default_limit_min,
                           idle_timeout_s=cfg.worker_idle_timeout_s)
 
     def _grow_pool(self) -> None:

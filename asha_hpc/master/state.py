@@ -275,7 +275,7 @@ class ExperimentState:
                free: bool = False) -> None:
         """The attempt ended without completing its segment: try again from the latest
         checkpoint, or give the trial up. ``free``: no retry is counted at all (a segment
-        split at the partition's MaxTime that stopped where planned, after progress; a full
+        split at the longest time limit allowed that stopped where planned, after progress; a full
         disk or quota, a fault of the machine)."""
         t.job_id = None
         if counts and not free:
@@ -393,7 +393,8 @@ class ExperimentState:
         elif status == "interrupted":
             why = f"interrupted ({rec.get('stop_reason') or 'stop'})"
             if planned_split:
-                why = f"split at the partition's MaxTime ({rec.get('stop_reason') or 'stop'}); continues"
+                why = (f"split at the longest time limit allowed ({rec.get('stop_reason') or 'stop'}); "
+                       "continues")
             self._retry(t, rec, counts=False, why=why, free=planned_split)
         elif status == "invalid_hp":
             self._set_status(t, INVALID)

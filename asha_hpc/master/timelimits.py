@@ -7,7 +7,8 @@ time limit of one segment attempt:
 
     estimate  = overhead + seconds_per_unit x units left (target - length its checkpoint holds)
     limit_min = ceil((estimate x safety + signal_delay_s + SIGNAL_EARLY_S) / 60), at least 1,
-                capped by the partition's MaxTime (a segment that does not fit is split).
+                capped by the partition's MaxTime, or a shorter QOS or association MaxWall
+                (backends/slurm_limits.py): a segment that does not fit is split.
 
 - **seconds per unit**: the median of ``(run time - overhead) / units trained`` over the
   segments that completed at the same target length (rung), or over all of them while that rung
@@ -323,11 +324,11 @@ def limit_minutes(seconds: float) -> int:
 
 
 def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, units: float,
-               level: int, max_time_min: int | None) -> Limit:
+               level: int, max_time_min: int | None, cap_source: str = "MaxTime") -> Limit:
     """The time limit of the next attempt of ``trial``'s segment to ``target`` (``units`` left
     to train). ``slurm``: a SlurmConfig (timeout_min, timeout_min_per_rung, first_guess_min,
-    time_safety_factor, signal_delay_s). ``max_time_min``: the partition's MaxTime, None for no
-    limit."""
+    time_safety_factor, signal_delay_s). ``max_time_min``: the longest limit a job may ask for
+    (the partition's MaxTime, or a QOS's MaxWall: ``cap_source``), None for no limit."""
     fixed = per_rung(getattr(slurm, "timeout_min_per_rung", None), level)
     if fixed is None:
         fixed = slurm.timeout_min
@@ -347,7 +348,7 @@ def plan_limit(times: SegmentTimes, slurm: Any, *, trial: int, target: int, unit
     split = False
     if max_time_min is not None and minutes > max_time_min:
         split = est is not None or fixed is not None  # known not to fit: planned
-        minutes, basis = max_time_min, f"{basis}; capped at MaxTime {max_time_min} min"
+        minutes, basis = max_time_min, f"{basis}; capped at {cap_source} {max_time_min} min"
     return Limit(minutes=minutes, split=split, estimate_s=est, basis=basis)
 
 

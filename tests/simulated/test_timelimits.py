@@ -231,7 +231,7 @@ def test_a_planned_split_counts_no_retry_only_with_progress():
     t = st.trials[1]
     assert t.infra_retries == 1 and t.restarts == 0  # the second made no progress
     assert st.times.splits[64] == 2
-    assert any("split at the partition's MaxTime" in e for _, e in st.events)
+    assert any("split at the longest time limit allowed" in e for _, e in st.events)
 
 
 # ----------------------------------------------------------------------------- master

@@ -1,0 +1,98 @@
+"""A QOS with a MaxWall shorter than the time limit the config asks for, on the real local
+cluster (which enforces accounting limits, as most real clusters do): Slurm would keep such a
+job pending for ever (``QOSMaxWallDurationPerJobLimit``). The master reads the QOS's MaxWall
+with sacctmgr, asks for no more, says so once, and the search completes; pool workers are held
+to it too. The test adds its own QOS (root only) and removes it after."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from slurm_helpers import cli, exp_name, final_state, make_experiment
+
+pytestmark = pytest.mark.slurm
+
+
+def _sacctmgr(*args: str) -> None:
+    subprocess.run(["sacctmgr", "-i", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def short_qos(local_partitions):
+    if os.geteuid() != 0:
+        pytest.skip("adds a QOS to the local cluster: needs root")
+    enforce = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    if "limits" not in next((line for line in enforce.splitlines()
+                             if line.startswith("AccountingStorageEnforce")), ""):
+        message = "the cluster does not enforce accounting limits (tools/local_slurm.sh does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"asha_t{uuid.uuid4().hex[:6]}"
+    _sacctmgr("add", "qos", name, "MaxWall=2")
+    _sacctmgr("modify", "user", "root", "set", f"qos+={name}")
+    try:
+        yield name
+    finally:
+        _sacctmgr("modify", "user", "root", "set", f"qos-={name}")
+        _sacctmgr("delete", "qos", name)
+
+
+def _sacct(ids: list[str]) -> set[tuple[str, str]]:
+    """{(QOS, Timelimit)} of these jobs, once sacct has a whole row for each (the accounting
+    daemon fills a short job's row in a moment after it ends)."""
+    deadline = time.time() + 30
+    while True:
+        res = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,QOS,Timelimit",
+                              "-j", ",".join(sorted({i.split("_")[0] for i in ids}))],
+                             capture_output=True, text=True, check=True)
+        rows = {r[0]: (r[1], r[2]) for r in (line.split("|") for line in res.stdout.splitlines())
+                if len(r) >= 3 and r[2] and r[1] != "Unknown"}
+        if set(ids) <= set(rows) or time.time() > deadline:
+            assert set(ids) <= set(rows), (ids, rows)
+            return {rows[i] for i in ids}
+        time.sleep(0.5)
+
+
+def test_jobs_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
+    cfg_path = make_experiment(
+        tmp_path, "qos", searcher={"name": "random", "max_trials": 3, "max_concurrent_trials": 3,
+                                   "max_length": 4},
+        slurm={"qos": short_qos, "timeout_min": 5})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    res = cli("run", cfg_path, "--exp-dir", exp)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 3
+    intents = [r for r in recs if r["kind"] == "intent"]
+    assert intents and all(r["timeout_min"] == 2 and r["split"] for r in intents)
+    assert {r["basis"] for r in intents} == {f"fixed; capped at QOS {short_qos} MaxWall 2 min"}
+    said = [line for line in res.stderr.splitlines() if "time limits: jobs ask for at most" in line]
+    assert len(said) == 1 and f"2 min (QOS {short_qos} MaxWall)" in said[0], said
+    ids = [r["job_id"] for r in recs if r["kind"] == "submitted"]
+    assert len(ids) == len(intents)
+    assert _sacct(ids) == {(short_qos, "00:02:00")}
+
+
+def test_pool_workers_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
+    cfg_path = make_experiment(
+        tmp_path, "qospool", searcher={"name": "random", "max_trials": 2,
+                                       "max_concurrent_trials": 1, "max_length": 4},
+        slurm={"qos": short_qos, "timeout_min": 5, "workers": 1})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    res = cli("run", cfg_path, "--exp-dir", exp)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 2
+    limits = [r["timeout_min"] for r in recs if r["kind"] == "workers"]
+    assert limits and set(limits) == {2}
+    assert (f"slurm.timeout_min 5 is more than QOS {short_qos} MaxWall 2 min: pool workers ask "
+            "for 2 min") in res.stderr
+    ids = [j for r in recs if r["kind"] == "workers_submitted" for j in r["jobs"].values()]
+    assert ids and _sacct(ids) == {(short_qos, "00:02:00")}
