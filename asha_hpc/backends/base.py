@@ -38,6 +38,7 @@ class Pending:
     reason: str  # as the scheduler names it
     kind: str  # WAITS, LIMIT or STUCK
     means: str  # what it means for the job, and for STUCK what to do
+    too_long: bool = False  # it asks for a longer time limit than it may (STUCK)
 
 
 def for_jobs(means: str, job: str, jobs: Sequence[str]) -> str:
@@ -300,6 +301,11 @@ class Backend(ABC):
         """The longest time limit a job may ask for in ``partition`` under ``qos`` and
         ``account`` (None: the defaults). Default: no limit."""
         return TimeCap(None)
+
+    def forget_limits(self) -> None:
+        """Read the limits behind ``time_cap`` again at its next call (a job pends because
+        they are not what they were read as). Default: nothing to forget."""
+        return None
 
     def hand_over(self, worker: str, slot: int, body: dict[str, Any]) -> bool:
         """Fill a waiting job's slot with a segment or an exit (handoff.py); False when the job

@@ -319,6 +319,7 @@ class SlurmBackend(Backend):
         self._accounting_after = float("-inf")  # after a failed read: not asked again before
         self._executors: dict[str, Any] = {}  # one per distinct parameter set (time, resources)
         self._max_time: tuple[dict[str, int | None], str | None] | None = None
+        self._max_time_given = False  # set_max_time: kept when the limits are read again
         self._jobs: dict[str, _Track] = {}
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
@@ -385,6 +386,7 @@ class SlurmBackend(Backend):
     def set_max_time(self, limits: Mapping[str, int | None], default: str | None = None) -> None:
         """Use these MaxTime values (minutes, None = no limit) instead of asking sinfo."""
         self._max_time = (dict(limits), default)
+        self._max_time_given = True
 
     def max_time_min(self, partition: str | None = None) -> int | None:
         """The partition's MaxTime in minutes (None: INFINITE or unknown); the default
@@ -459,6 +461,13 @@ class SlurmBackend(Backend):
             default_account=(out["user"].strip().splitlines() or [""])[0].strip().lower(),
             partition_qos=parse_partition_qos(out["partition"]))
         return self._accounting_limits
+
+    def forget_limits(self) -> None:
+        if self._max_time is not None and not self._max_time_given:
+            self._max_time = None
+        self._accounting_read, self._accounting_after = False, float("-inf")
+        self._accounting_limits = None
+        self._config = None
 
     def time_cap(self, partition: str | None = None, qos: str | None = None,
                  account: str | None = None) -> TimeCap:

@@ -75,6 +75,10 @@ def _family(reason: str) -> tuple[str, str] | None:
     return None
 
 
+#: the job asks for a longer time limit than its partition, QOS or association allows
+_TOO_LONG = re.compile(r"PartitionTimeLimit|(QOS|Assoc)MaxWallDurationPerJobLimit")
+
+
 def classify(reason: str, job: str = "") -> Pending:
     """What Slurm's pending ``reason`` means for ``job`` (its id, for what to run)."""
     reason = (reason or "None").strip() or "None"
@@ -82,4 +86,5 @@ def classify(reason: str, job: str = "") -> Pending:
     kind, means = _EXACT.get(head) or _family(head) or (WAITS, f"Slurm's reason: {reason}")
     if "launch failed requeued held" in reason.lower():
         kind, means = _EXACT["JobHeldAdmin"]
-    return Pending(reason=reason, kind=kind, means=means.replace("{job}", job or "JOBID"))
+    return Pending(reason=reason, kind=kind, means=means.replace("{job}", job or "JOBID"),
+                   too_long=_TOO_LONG.fullmatch(head) is not None)

@@ -29,6 +29,7 @@ from ..backends.base import (
     Backend,
     Capabilities,
     JobState,
+    Pending,
     SegmentSpec,
     SubmitError,
     TimeCap,
@@ -626,6 +627,8 @@ class Master:
         trials: dict[str, list[int]] = {}
         for t in live:
             trials.setdefault(str(t.job_id), []).append(t.id)
+        for jid in self._withdraw_too_long(pending, live, trials):
+            del pending[jid], seen[jid]
         since = {}
         stuck: dict[str, list[str]] = {}  # reason -> jobs newly seen pending for it
         for jid, p in pending.items():
@@ -644,6 +647,45 @@ class Master:
                                   for j, p in sorted(pending.items())],
                             submissions_wait=self._queue.submissions_wait)
         write_queue(self.exp, self._queue)
+
+    def _withdraw_too_long(self, pending: dict[str, Pending], live: list[TrialState],
+                           trials: dict[str, list[int]]) -> list[str]:
+        """Segment jobs that pend because they ask for more time than the cluster allows (its
+        limits could not be read, or were lowered after the job was submitted) are cancelled
+        while queued and their segments planned again under the limits read anew: a retry that
+        counts nothing. Returns their ids; a job whose limit fits what is read stays (stuck)."""
+        new = [j for j, p in pending.items() if p.too_long and self._queue_seen.get(j) != p.reason]
+        if not new:
+            return []
+        st = self.state
+        assert st is not None
+        self.backend.forget_limits()
+        by_job = {str(t.job_id): t for t in live if t.worker is None}
+        recs: list[Record] = []
+        said: dict[tuple[str, str], list[str]] = {}  # (cap, reason) -> jobs
+        for jid in new:
+            t = by_job.get(jid)
+            asked = st.times.planned(t.id)[0] if t is not None else None
+            if t is None or asked is None:
+                continue
+            cap = self._time_cap(self.backend.rung_resources(self.cfg, self._level(t.target)))
+            if cap.minutes is None or asked <= cap.minutes:
+                continue
+            reason = pending[jid].reason
+            recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=jid,
+                                state=JobState.CANCELLED.value, counts=False,
+                                withdrawn=f"it asked for {asked} min, more than {cap.text()} "
+                                          f"({reason})"))
+            said.setdefault((cap.text(), reason), []).append(jid)
+        out = [j for jobs in said.values() for j in jobs]
+        if out:
+            self.backend.cancel(out)
+            self._record(*recs)
+        for (cap_text, reason), jobs in said.items():
+            self.progress(f"{jobs_text(jobs, trials)} asked for more time than {cap_text} and "
+                          f"would pend for ever ({reason}): cancelled while queued; the "
+                          f"segments are submitted again within the limit")
+        return out
 
     def _spec(self, t) -> SegmentSpec:
         cfg = self.cfg

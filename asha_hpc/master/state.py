@@ -456,15 +456,19 @@ class ExperimentState:
     def _on_job_dead(self, rec: dict[str, Any]) -> None:
         """The restart rule (README, "What survives what"): a job that ran and died without a
         result counts against max_restarts, whichever master started it; a job that never
-        started (lost while queued: the backend has no trace of it) counts nothing, nor does
-        one that died while the disk was full."""
+        started (lost while queued: the backend has no trace of it; or cancelled by the master
+        while queued, to submit it again) counts nothing, nor does one that died while the
+        disk was full."""
         t = self.trials[rec["trial"]]
         self.times.on_job_dead(t.id, t.target, rec)
-        never_ran = t.status == PENDING and rec.get("state") == "lost"
+        never_ran = t.status == PENDING and (rec.get("state") == "lost" or bool(rec.get("withdrawn")))
+        if rec.get("withdrawn"):
+            why = f"job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
+        else:
+            why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
+                   + ("; the disk was full" if rec.get("disk_full") else "") + ")")
         self._retry(t, rec, counts=bool(rec.get("counts")),
-                    free=bool(rec.get("disk_full")) or never_ran,
-                    why=f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
-                        + ("; the disk was full" if rec.get("disk_full") else "") + ")")
+                    free=bool(rec.get("disk_full")) or never_ran, why=why)
 
     def _job_limit(self, t: TrialState) -> int | None:
         """The time limit (minutes) of the job running ``t``'s attempt, where known."""

@@ -214,6 +214,9 @@ class JobDead(Attempt):
     state: str  # the backend's JobState value
     counts: bool  # counts against max_restarts
     disk_full: bool = optional(False)
+    # why the master cancelled it while it was queued, to submit the segment again ("": it
+    # did not): the job never ran
+    withdrawn: str = optional("")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,8 @@
 cluster (which enforces accounting limits, as most real clusters do): Slurm would keep such a
 job pending for ever (``QOSMaxWallDurationPerJobLimit``). The master reads the QOS's MaxWall
 with sacctmgr, asks for no more, says so once, and the search completes; pool workers are held
-to it too. The test adds its own QOS (root only) and removes it after."""
+to it too. A job submitted before the MaxWall was lowered is cancelled while it queues and
+submitted again within it. The test adds its own QOS (root only) and removes it after."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,13 @@ import time
 import uuid
 
 import pytest
+import yaml
+
+from asha_hpc.backends.base import TimeCap
+from asha_hpc.backends.slurm import SlurmBackend
+from asha_hpc.config import load_config
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol.expdir import ExpDir
 
 from slurm_helpers import cli, exp_name, final_state, make_experiment
 
@@ -96,3 +104,41 @@ def test_pool_workers_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, sho
             "for 2 min") in res.stderr
     ids = [j for r in recs if r["kind"] == "workers_submitted" for j in r["jobs"].values()]
     assert ids and _sacct(ids) == {(short_qos, "00:02:00")}
+
+
+def test_jobs_over_a_maxwall_lowered_while_they_queue_are_submitted_again(tmp_path, cleanup,
+                                                                          short_qos):
+    """An administrator lowers the QOS's MaxWall after the master read it: the jobs it
+    submitted would pend for ever (QOSMaxWallDurationPerJobLimit). The master cancels them
+    while they are queued and submits their segments again within the new limit, counting no
+    retry, and the search completes."""
+    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=10")
+    cfg_path = make_experiment(
+        tmp_path, "qoslow", searcher={"name": "random", "max_trials": 3,
+                                      "max_concurrent_trials": 3, "max_length": 4},
+        slurm={"qos": short_qos, "timeout_min": 5})
+    cleanup[0].append(exp_name(cfg_path))
+    cfg = load_config(cfg_path)
+    exp = ExpDir.create(tmp_path / "run")
+    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    assert backend.time_cap() == TimeCap(10, f"QOS {short_qos} MaxWall")  # read before it changes
+    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=2")
+    lines: list[str] = []
+    st = Master(exp, cfg, backend=backend, progress=lines.append).run()
+    assert st.lifecycle == "completed", st.message
+    _, st, recs = final_state(exp.root)
+    assert all(t.status == "completed" and t.restarts == 0 and t.infra_retries == 0
+               for t in st.trials.values())
+    intents = [r for r in recs if r["kind"] == "intent"]
+    assert [r["timeout_min"] for r in intents] == [5, 5, 5, 2, 2, 2]
+    dead = [r for r in recs if r["kind"] == "job_dead"]
+    assert len(dead) == 3 and not any(r["counts"] for r in dead)
+    assert all(r["withdrawn"] == f"it asked for 5 min, more than QOS {short_qos} MaxWall 2 min "
+                                 "(QOSMaxWallDurationPerJobLimit)" for r in dead)
+    said = [line for line in lines if "would pend for ever" in line]
+    assert said and all(f"asked for more time than QOS {short_qos} MaxWall 2 min" in line
+                        for line in said)
+    assert sum(line.count("(trial ") for line in said) == 3
+    ids = [r["job_id"] for r in recs if r["kind"] == "submitted"]
+    assert _sacct(ids[3:]) == {(short_qos, "00:02:00")}

@@ -98,3 +98,16 @@ def test_an_sbatch_error_is_transient_only_where_the_scheduler_could_not_take_a_
 @given(st.text(max_size=200))
 def test_any_sbatch_error_text_is_told_without_raising(text):
     assert transient_sbatch_error(text) in (True, False)
+
+
+@pytest.mark.parametrize("reason", ["PartitionTimeLimit", "QOSMaxWallDurationPerJobLimit",
+                                    "AssocMaxWallDurationPerJobLimit"])
+def test_a_job_that_asks_for_too_long_a_time_limit_is_told_apart(reason):
+    p = classify(reason)
+    assert p.too_long and p.kind == STUCK
+
+
+@pytest.mark.parametrize("reason", ["Priority", "QOSGrpWallLimit", "AssocGrpWall",
+                                    "QOSMaxNodePerJobLimit", "JobHeldUser", "PartitionNodeLimit"])
+def test_other_reasons_are_not_a_time_limit_to_fix(reason):
+    assert not classify(reason).too_long
