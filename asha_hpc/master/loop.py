@@ -44,7 +44,7 @@ from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
 from ..protocol.journal import Journal
-from ..protocol.queue import Queue, QueuedJob, SubmitWait, write_queue
+from ..protocol.queue import Queue, QueuedJob, SubmitWait, read_queue, write_queue
 from ..protocol.records import (
     Aborted,
     Cancelled,
@@ -146,6 +146,8 @@ class Master:
         self._dead_since: dict[str, float] = {}
         self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
         self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
+        # what an earlier master left in queue.json (job -> (reason, since)); None until read
+        self._queue_before: dict[str, tuple[str, float]] | None = None
         self._queue = Queue(jobs=[], submissions_wait=None)  # as last written to queue.json
         self._submit_failures = 0  # refusals in a row (a third aborts)
         self._submit_after = float("-inf")  # after a transient refusal: no submission before
@@ -584,7 +586,7 @@ class Master:
         pool_jobs = st.pool.job_ids()
         now = self.clock.time()
         if not live and not pool_jobs:
-            if self._queue_seen:
+            if self._queue_seen or self._queue_before is None:
                 self._see_queue([], {}, now)
             return
         states = self.backend.states(sorted({t.job_id for t in live if t.job_id} | set(pool_jobs)))
@@ -622,7 +624,11 @@ class Master:
         waiting = sorted(j for j, s in states.items() if s == JobState.PENDING)
         pending = self.backend.pending(waiting) if waiting else {}
         seen = {j: p.reason for j, p in pending.items()}
-        if seen == self._queue_seen:
+        first = self._queue_before is None
+        if first:  # an earlier master's file: its times go on, and it is rewritten once
+            before = read_queue(self.exp)
+            self._queue_before = {j.job: (j.reason, j.since) for j in before.jobs} if before else {}
+        if seen == self._queue_seen and not (first and self.exp.queue.exists()):
             return
         trials: dict[str, list[int]] = {}
         for t in live:
@@ -633,7 +639,10 @@ class Master:
         stuck: dict[str, list[str]] = {}  # reason -> jobs newly seen pending for it
         for jid, p in pending.items():
             again = self._queue_seen.get(jid) == p.reason
-            since[jid] = self._queue_since.get(jid, now) if again else now
+            earlier = (self._queue_before or {}).get(jid)
+            since[jid] = (self._queue_since.get(jid, now) if again
+                          else earlier[1] if earlier and earlier[0] == p.reason and earlier[1] <= now
+                          else now)
             if not again and p.kind == STUCK:
                 stuck.setdefault(p.reason, []).append(jid)
         for reason, jids in stuck.items():
