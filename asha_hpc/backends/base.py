@@ -222,11 +222,14 @@ def submitit_logs(folders: Sequence[Path], stem: str) -> tuple[Path | None, Path
 class SubmitError(Exception):
     """Submission failed and no job was created (nothing to clean up). ``transient``: the
     scheduler could not take it now (its controller does not answer, a limit on queued jobs);
-    the same submission later may go through, nothing in the config needs to change."""
+    the same submission later may go through, nothing in the config needs to change.
+    ``too_many``: it takes only so many of the user's jobs at once (submitted or running), and
+    this submission would have gone past that: fewer may go through now, more as jobs end."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, too_many: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient = transient or too_many
+        self.too_many = too_many
 
 
 class Clock:

@@ -218,7 +218,10 @@ _TRANSIENT_SBATCH = re.compile(
     r"unable to contact slurm controller|socket timed out|temporarily unable|"
     r"zero bytes were transmitted|connection refused|connection timed out|connection reset|"
     r"resource temporarily unavailable|communication connection failure|slurmctld is busy|"
-    r"MaxSubmitJob|MaxSubmitJobs|job submit limit reached", re.IGNORECASE)
+    r"MaxSubmitJob|GrpSubmitJob|job submit limit reached", re.IGNORECASE)
+# the user (or account, or QOS) has as many jobs submitted as it may (each array task counts)
+_TOO_MANY_SBATCH = re.compile(r"MaxSubmitJob|GrpSubmitJob|job submit limit reached",
+                              re.IGNORECASE)
 
 
 def transient_sbatch_error(text: str) -> bool:
@@ -226,6 +229,11 @@ def transient_sbatch_error(text: str) -> bool:
     through later), False when it refused the job itself (an invalid partition, account, QOS,
     GPU request: the config must change)."""
     return bool(_TRANSIENT_SBATCH.search(text))
+
+
+def too_many_sbatch_error(text: str) -> bool:
+    """True when sbatch refused because the user may not have more jobs submitted at once."""
+    return bool(_TOO_MANY_SBATCH.search(text))
 
 
 @dataclass
@@ -556,7 +564,8 @@ class SlurmBackend(Backend):
             raise SubmitError(
                 f"sbatch failed for {len(chunk)} segment(s) ({chunk[0].key}...): "
                 f"{type(e).__name__}: {' / '.join(msg[-3:])}",
-                transient=transient_sbatch_error(str(e))) from e
+                transient=transient_sbatch_error(str(e)),
+                too_many=too_many_sbatch_error(str(e))) from e
 
     def _remove_orphans(self, before: Iterable[str]) -> None:
         """Remove the pickles and sbatch files submitit wrote for a submission that failed."""

@@ -152,6 +152,11 @@ class Master:
         self._submit_failures = 0  # refusals in a row (a third aborts)
         self._submit_after = float("-inf")  # after a transient refusal: no submission before
         self._submit_backoff = 0.0
+        # the most jobs this search keeps submitted at once, once the scheduler refused more
+        # (SubmitError.too_many; None: no such limit met); and when to try one more
+        self._jobs_most: int | None = None
+        self._jobs_probe_at = float("-inf")
+        self._jobs_said = False
         self._submit_waiting_since: float | None = None  # since when the scheduler cannot take jobs
         self._last_beat = 0.0
         self._last_progress = 0.0
@@ -758,6 +763,7 @@ class Master:
         st = self.state
         assert st is not None
         todo = self._todo()
+        todo = todo[:self._jobs_room(len(todo))]
         if not todo:
             return
         trials = [st.trials[i] for i in todo]
@@ -768,8 +774,11 @@ class Master:
             ids = self.backend.submit(specs)
         except SubmitError as e:
             self._record(*(SubmitFailed(trial=s.trial_id, segment=s.segment, attempt=s.attempt,
-                                        error=str(e)) for s in specs))
-            self._refused(e)
+                                        error=str(e), transient=e.transient) for s in specs))
+            if e.too_many:
+                self._too_many(e, len(specs))
+            else:
+                self._refused(e)
             return
         self._went_through()
         self._record(*(Submitted(trial=s.trial_id, segment=s.segment, attempt=s.attempt, job_id=jid)
@@ -948,6 +957,36 @@ class Master:
             return
         self._went_through()
         self._record(WorkersSubmitted(jobs={lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}))
+
+    def _live_jobs(self) -> int:
+        """This search's jobs the scheduler holds (queued or running)."""
+        st = self.state
+        assert st is not None
+        return len({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
+
+    def _jobs_room(self, n: int) -> int:
+        """How many of ``n`` segments may be submitted now: all of them, unless the scheduler
+        refused more of this user's jobs at once (``SubmitError.too_many``). Then as many as
+        keep this search's jobs at the most it took, and one more now and then (the user's
+        other jobs count too, and they end)."""
+        if self._jobs_most is None:
+            return n
+        live = self._live_jobs()
+        if self.clock.time() >= self._jobs_probe_at:
+            self._jobs_most = max(self._jobs_most, live) + 1
+            self._jobs_probe_at = self.clock.time() + SUBMIT_BACKOFF_MAX_S
+        return max(0, min(n, self._jobs_most - live))
+
+    def _too_many(self, e: SubmitError, n: int) -> None:
+        """The scheduler took none of ``n`` jobs: the user has as many submitted as it may.
+        Half of them go next, and with one refused none until one of this search's ends."""
+        live = self._live_jobs()
+        self._jobs_most = live + n // 2
+        self._jobs_probe_at = self.clock.time() + SUBMIT_BACKOFF_MAX_S
+        if not self._jobs_said:
+            self._jobs_said = True
+            self.progress(f"the scheduler takes no more of your jobs at once ({e}): this search "
+                          f"submits fewer at a time, and the others as jobs end")
 
     def _went_through(self) -> None:
         self._submit_failures = 0

@@ -272,7 +272,7 @@ class ExperimentState:
         self.todo.append(t.id)
 
     def _retry(self, t: TrialState, rec: dict[str, Any], counts: bool, why: str,
-               free: bool = False) -> None:
+               free: bool = False, note: bool = True) -> None:
         """The attempt ended without completing its segment: try again from the latest
         checkpoint, or give the trial up. ``free``: no retry is counted at all (a segment
         split at the longest time limit allowed that stopped where planned, after progress; a full
@@ -288,7 +288,8 @@ class ExperimentState:
             self._set_status(t, FAILED)
             self._actions(self.searcher.on_event(TrialFailed(t.id)))
             return
-        self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
+        if note:
+            self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
         t.attempt += 1
         self._set_status(t, QUEUED)
         self.todo.append(t.id)
@@ -341,7 +342,11 @@ class ExperimentState:
         t = self.trials[rec["trial"]]
         if rec.get("worker"):  # the waiting job had left: it takes no more
             self.pool.on_gone({"workers": [rec["worker"]]})
-        self._retry(t, rec, counts=False, why=f"submission failed: {rec.get('error')}")
+        # a submission the scheduler could not take now: said once by the master and shown
+        # by status while it lasts, not once per trial and try in the events
+        waits = bool(rec.get("transient"))
+        self._retry(t, rec, counts=False, free=waits, note=not waits,
+                    why=f"submission failed: {rec.get('error')}")
 
     def _on_started(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]

@@ -173,6 +173,9 @@ class SubmitFailed(Attempt):
     kind = Kind.SUBMIT_FAILED
     error: str
     worker: str | None = optional()  # the waiting job the segment was handed to had left
+    # the scheduler could not take a job now (its controller was down, a limit on queued jobs):
+    # the same submission goes through later, so this counts nothing
+    transient: bool = optional(False)
 
 
 @dataclass(frozen=True, kw_only=True)

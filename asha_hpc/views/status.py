@@ -300,6 +300,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
             return f"trial {tid} error: {_first_line(rec.get('error'))}"
         return f"trial {tid} error: {_last_line(rec.get('error'))}"
     if k == Kind.JOB_DEAD:
+        if rec.get("withdrawn"):
+            return f"trial {tid} job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
         return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
     if k == Kind.SUBMIT_FAILED:
         return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"
@@ -314,8 +316,16 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
 def events(records: list[dict[str, Any]], metric: str, n: int = EVENTS_N) -> list[dict[str, Any]]:
     """The last ``n`` notable records: ``{"time", "elapsed_s" (since the first record), "text"}``."""
     t0 = start_time(records) or 0.0
+    # submissions the scheduler could not take now, and the tries after them: status shows the
+    # wait in one line while it lasts; an outage of hours would otherwise fill the events
+    waited = {(r.get("trial"), r.get("segment"), r.get("attempt")) for r in records
+              if r.get("kind") == Kind.SUBMIT_FAILED and r.get("transient")}
     out: list[dict[str, Any]] = []
     for r in reversed(records):
+        if r.get("kind") == Kind.SUBMIT_FAILED and r.get("transient") or (
+                r.get("kind") == Kind.INTENT and isinstance(r.get("attempt"), int)
+                and (r.get("trial"), r.get("segment"), r["attempt"] - 1) in waited):
+            continue
         text = describe(r, metric)
         if text is None:
             continue

@@ -17,6 +17,7 @@ from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.protocol.queue import read_queue
 from asha_hpc.testing.invariants import check_invariants
+from asha_hpc.views.status import events
 
 from helpers import sim_cfg
 
@@ -84,3 +85,84 @@ def test_a_refusal_of_the_job_itself_aborts_after_three(tmp_path):
         m.run()
     assert len(backend.refused) == 3
     assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "failed"
+
+
+def test_a_long_outage_fails_no_trial(tmp_path):
+    """A maintenance window of 8 hours: the master tries again every 5 minutes (about 100
+    refused submissions of the same trials), and no trial is given up for it."""
+    outage = (300.0, 300.0 + 8 * 3600)
+    cfg, exp, backend, m, said = _search(tmp_path, window=outage)
+    st = m.run()
+    failed = {t.id: t.error for t in st.trials.values() if t.status == "failed"}
+    assert not failed, (len(failed), next(iter(failed.values())))
+    assert st.lifecycle == "completed" and len(st.trials) == 30
+    assert len(backend.refused) > 90
+    assert all(t.restarts == 0 and t.infra_retries == 0 for t in st.trials.values())
+    # the wait is one line in status while it lasts, not a try per trial in its events
+    texts = [e["text"] for e in events(read_journal(exp.journal)[0], "loss", n=10_000)]
+    assert not [t for t in texts if "submission failed" in t or "retried" in t]
+    assert sum("created" in t for t in texts) == 30
+
+
+class Limited(SimulatedBackend):
+    """Takes at most ``most`` of the user's jobs at once, as a QOS's MaxSubmitJobsPerUser does
+    (the user's other jobs: ``others``, which end at ``others_end``)."""
+
+    def __init__(self, *a, most=3, others=0, others_end=float("inf"), **kw):
+        super().__init__(*a, **kw)
+        self.most, self.others, self.others_end = most, others, others_end
+        self.ids: list[str] = []
+        self.refused: list[int] = []  # batch sizes refused
+        self.peak = 0
+
+    def _held(self) -> int:
+        mine = sum(1 for s in self.states(self.ids).values() if not s.terminal)
+        return mine + (self.others if self.clock.t < self.others_end else 0)
+
+    def submit(self, specs):
+        held = self._held()
+        if held + len(specs) > self.most:
+            self.refused.append(len(specs))
+            raise SubmitError("sbatch failed: sbatch: error: QOSMaxSubmitJobPerUserLimit / "
+                              "Batch job submission failed: Job violates accounting/QOS policy "
+                              "(job submit limit, user's size and/or time limits)", too_many=True)
+        ids = super().submit(specs)
+        self.ids += ids
+        self.peak = max(self.peak, held + len(ids))
+        return ids
+
+
+def _limited(tmp_path, **kw):
+    cfg = sim_cfg(trials=24, concurrent=8, failure_rate=0.0)
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    backend = Limited(exp.root, cfg.simulated, **kw)
+    said: list[str] = []
+    return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=said.append), said
+
+
+def test_a_limit_on_jobs_at_once_keeps_that_many_submitted(tmp_path):
+    """8 trials at once, but the scheduler takes 3 of the user's jobs: the master halves its
+    batch until one goes through, keeps 3 submitted and submits more as they end; it says so
+    once, counts nothing against the trials, and does not keep knocking."""
+    cfg, exp, backend, m, said = _limited(tmp_path, most=3)
+    st = m.run()
+    assert st.lifecycle == "completed" and len(st.trials) == 24
+    assert all(t.restarts == 0 and t.infra_retries == 0 for t in st.trials.values())
+    assert backend.peak == 3
+    assert backend.refused[:2] == [8, 4]  # halved until a batch fits (2 went through)
+    # after it learnt the limit, only a try now and then (every 5 virtual minutes at most)
+    assert len(backend.refused) <= 2 + backend.clock.t / SUBMIT_BACKOFF_MAX_S + 1
+    [line] = [s for s in said if "takes no more of your jobs at once" in s]
+    assert "QOSMaxSubmitJobPerUserLimit" in line and "submits fewer at a time" in line
+    recs = read_journal(exp.journal)[0]
+    assert check_invariants(cfg, recs) == []
+
+
+def test_the_search_grows_back_when_the_users_other_jobs_end(tmp_path):
+    """The user's 4 other jobs leave room for 2 of this search's 6; once they end (after an
+    hour), the search has 6 submitted at once again."""
+    cfg, exp, backend, m, said = _limited(tmp_path, most=6, others=4, others_end=3600.0)
+    st = m.run()
+    assert st.lifecycle == "completed" and len(st.trials) == 24
+    assert all(t.restarts == 0 and t.infra_retries == 0 for t in st.trials.values())
+    assert backend.peak == 6

@@ -142,3 +142,34 @@ def test_jobs_over_a_maxwall_lowered_while_they_queue_are_submitted_again(tmp_pa
     assert sum(line.count("(trial ") for line in said) == 3
     ids = [r["job_id"] for r in recs if r["kind"] == "submitted"]
     assert _sacct(ids[3:]) == {(short_qos, "00:02:00")}
+
+
+def test_a_limit_on_submitted_jobs_is_kept_to(tmp_path, cleanup, short_qos):
+    """The QOS takes 2 of the user's jobs at once (MaxSubmitJobsPerUser): sbatch refuses an
+    array of 4. The search submits fewer at a time, never more than 2, and completes with no
+    retry counted."""
+    _sacctmgr("modify", "qos", short_qos, "set", "MaxSubmitJobsPerUser=2")
+    cfg_path = make_experiment(
+        tmp_path, "qossubmit", searcher={"name": "random", "max_trials": 6,
+                                         "max_concurrent_trials": 4, "max_length": 4},
+        slurm={"qos": short_qos, "timeout_min": 2})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    res = cli("run", cfg_path, "--exp-dir", exp)
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 6
+    assert all(t.status == "completed" and t.restarts == 0 and t.infra_retries == 0
+               for t in st.trials.values())
+    [line] = [s for s in res.stderr.splitlines() if "takes no more of your jobs at once" in s]
+    assert "QOSMaxSubmitJobPerUserLimit" in line
+    failed = [r for r in recs if r["kind"] == "submit_failed"]
+    assert failed and all(r["transient"] for r in failed)
+    # never more than 2 submitted at once, by the journal: submitted .. its result or death
+    held = peak = 0
+    for r in recs:
+        if r["kind"] == "submitted":
+            held += 1
+        elif r["kind"] in ("result", "job_dead"):
+            held -= 1
+        peak = max(peak, held)
+    assert peak <= 2

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.backends.base import LIMIT, STUCK, WAITS, for_jobs, jobs_text
-from asha_hpc.backends.slurm import transient_sbatch_error
+from asha_hpc.backends.slurm import too_many_sbatch_error, transient_sbatch_error
 from asha_hpc.backends.slurm_reasons import classify
 
 
@@ -111,3 +111,17 @@ def test_a_job_that_asks_for_too_long_a_time_limit_is_told_apart(reason):
                                     "QOSMaxNodePerJobLimit", "JobHeldUser", "PartitionNodeLimit"])
 def test_other_reasons_are_not_a_time_limit_to_fix(reason):
     assert not classify(reason).too_long
+
+
+@pytest.mark.parametrize("stderr, too_many", [
+    ("sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: "
+     "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", True),
+    ("sbatch: error: AssocMaxSubmitJobLimit", True),
+    ("sbatch: error: QOSGrpSubmitJobsLimit", True),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller", False),
+    ("sbatch: error: QOSMaxWallDurationPerJobLimit\nsbatch: error: Batch job submission failed: "
+     "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", False),
+])
+def test_a_limit_on_jobs_at_once_is_told_apart(stderr, too_many):
+    assert too_many_sbatch_error(stderr) is too_many
+    assert not too_many or transient_sbatch_error(stderr)
