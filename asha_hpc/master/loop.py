@@ -664,10 +664,11 @@ class Master:
 
     def _withdraw_too_long(self, pending: dict[str, Pending], live: list[TrialState],
                            trials: dict[str, list[int]]) -> list[str]:
-        """Segment jobs that pend because they ask for more time than the cluster allows (its
-        limits could not be read, or were lowered after the job was submitted) are cancelled
-        while queued and their segments planned again under the limits read anew: a retry that
-        counts nothing. Returns their ids; a job whose limit fits what is read stays (stuck)."""
+        """Jobs that pend because they ask for more time than the cluster allows (its limits
+        could not be read, or were lowered after the job was submitted) are cancelled while
+        queued: a segment is planned again under the limits read anew (a retry that counts
+        nothing), a pool worker is replaced by one that asks for no more. Returns their ids; a
+        job whose limit fits what is read stays (stuck)."""
         new = [j for j, p in pending.items() if p.too_long and self._queue_seen.get(j) != p.reason]
         if not new:
             return []
@@ -675,21 +676,29 @@ class Master:
         assert st is not None
         self.backend.forget_limits()
         by_job = {str(t.job_id): t for t in live if t.worker is None}
+        pool_jobs = set(st.pool.job_ids())
         recs: list[Record] = []
         said: dict[tuple[str, str], list[str]] = {}  # (cap, reason) -> jobs
         for jid in new:
             t = by_job.get(jid)
-            asked = st.times.planned(t.id)[0] if t is not None else None
-            if t is None or asked is None:
+            lanes = st.pool.lanes_of_job(jid) if jid in pool_jobs else []
+            if t is not None:
+                asked = st.times.planned(t.id)[0]
+                cap = self._time_cap(self.backend.rung_resources(self.cfg, self._level(t.target)))
+            elif lanes:  # a pool worker's job, still queued: it takes the pool's limit
+                asked = st.pool.workers[lanes[0]].limit_min
+                cap = self._time_cap({})
+            else:
                 continue
-            cap = self._time_cap(self.backend.rung_resources(self.cfg, self._level(t.target)))
-            if cap.minutes is None or asked <= cap.minutes:
+            if asked is None or cap.minutes is None or asked <= cap.minutes:
                 continue
             reason = pending[jid].reason
-            recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=jid,
-                                state=JobState.CANCELLED.value, counts=False,
-                                withdrawn=f"it asked for {asked} min, more than {cap.text()} "
-                                          f"({reason})"))
+            why = f"it asked for {asked} min, more than {cap.text()} ({reason})"
+            if t is not None:
+                recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=jid,
+                                    state=JobState.CANCELLED.value, counts=False, withdrawn=why))
+            else:
+                recs.append(WorkerGone(workers=lanes, why=f"cancelled while queued: {why}"))
             said.setdefault((cap.text(), reason), []).append(jid)
         out = [j for jobs in said.values() for j in jobs]
         if out:
@@ -697,8 +706,8 @@ class Master:
             self._record(*recs)
         for (cap_text, reason), jobs in said.items():
             self.progress(f"{jobs_text(jobs, trials)} asked for more time than {cap_text} and "
-                          f"would pend for ever ({reason}): cancelled while queued; the "
-                          f"segments are submitted again within the limit")
+                          f"would pend for ever ({reason}): cancelled while queued; submitted "
+                          f"again within the limit")
         return out
 
     def _spec(self, t) -> SegmentSpec:

@@ -173,3 +173,31 @@ def test_a_limit_on_submitted_jobs_is_kept_to(tmp_path, cleanup, short_qos):
             held -= 1
         peak = max(peak, held)
     assert peak <= 2
+
+
+def test_a_pool_worker_over_a_maxwall_lowered_while_it_queues_is_replaced(tmp_path, cleanup,
+                                                                          short_qos):
+    """The same for a pool worker: its job is cancelled while queued and a worker that asks
+    for no more than the new MaxWall takes its place."""
+    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=10")
+    cfg_path = make_experiment(
+        tmp_path, "qoslowpool", searcher={"name": "random", "max_trials": 2,
+                                          "max_concurrent_trials": 1, "max_length": 4},
+        slurm={"qos": short_qos, "timeout_min": 5, "workers": 1})
+    cleanup[0].append(exp_name(cfg_path))
+    cfg = load_config(cfg_path)
+    exp = ExpDir.create(tmp_path / "run")
+    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    assert backend.time_cap() == TimeCap(10, f"QOS {short_qos} MaxWall")
+    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=2")
+    lines: list[str] = []
+    st = Master(exp, cfg, backend=backend, progress=lines.append).run()
+    assert st.lifecycle == "completed", st.message
+    _, st, recs = final_state(exp.root)
+    assert all(t.status == "completed" and t.restarts == 0 for t in st.trials.values())
+    limits = [r["timeout_min"] for r in recs if r["kind"] == "workers"]
+    assert limits[0] == 5 and limits[1:] and set(limits[1:]) == {2}
+    gone = [r for r in recs if r["kind"] == "worker_gone" and "cancelled while queued" in r["why"]]
+    assert len(gone) == 1 and "QOSMaxWallDurationPerJobLimit" in gone[0]["why"]
+    assert any("(warm workers) asked for more time than" in line for line in lines), lines
