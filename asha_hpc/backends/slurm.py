@@ -325,6 +325,7 @@ class SlurmBackend(Backend):
         self._accounting_read = False
         self._accounting_limits: AccountingLimits | None = None
         self._accounting_after = float("-inf")  # after a failed read: not asked again before
+        self._accounting_warned = False  # a failed read is said once
         self._executors: dict[str, Any] = {}  # one per distinct parameter set (time, resources)
         self._max_time: tuple[dict[str, int | None], str | None] | None = None
         self._max_time_given = False  # set_max_time: kept when the limits are read again
@@ -458,9 +459,11 @@ class SlurmBackend(Backend):
             if res is None or res.returncode != 0:
                 self._accounting_after = now + 300.0
                 why = (res.stderr.strip().splitlines() or ["no answer"])[-1] if res else "did not run"
-                log.warning("%s failed (%s): the QOS and association time limits of this cluster "
-                            "are unknown, jobs are capped by their partition's MaxTime alone "
-                            "until it answers", " ".join(cmd[:3]), why)
+                (log.debug if self._accounting_warned else log.warning)(
+                    "%s failed (%s): the QOS and association time limits of this cluster are "
+                    "unknown, jobs are capped by their partition's MaxTime alone until it answers",
+                    " ".join(cmd[:3]), why)
+                self._accounting_warned = True
                 return None
             out[key] = res.stdout
         self._accounting_read = True

@@ -3,6 +3,7 @@ pure parsing tests that need no cluster."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from asha_hpc.backends.base import JobState, SegmentSpec, SubmitError
+from asha_hpc.backends.base import JobState, SegmentSpec, SubmitError, TimeCap
 from asha_hpc.backends.slurm import (
     SlurmBackend,
     executor_parameters,
@@ -157,7 +158,7 @@ def _fake_backend(tmp_path: Path, outputs: dict[str, list[tuple]]) -> SlurmBacke
     b.clock = _FakeClock()
 
     def run(kind, cmd):
-        b.stats[kind] += 1
+        b.stats[kind] = b.stats.get(kind, 0) + 1
         queue = outputs[cmd[0]]
         rc, out, err = queue.pop(0) if len(queue) > 1 else queue[0]
         return subprocess.CompletedProcess(cmd, rc, out, err)
@@ -225,6 +226,47 @@ def test_an_sacct_without_the_reason_field_is_asked_without_it(tmp_path: Path):
     b.clock.sleep(10)
     b.states(["7"])
     assert b.stats["sacct"] == 3  # asked without Reason from then on
+
+
+def test_qos_limits_are_read_once_where_enforced_without_cluster(tmp_path: Path):
+    b = _fake_backend(tmp_path, {
+        "sinfo": [(0, "gpu* 2-00:00:00\ndebug 30:00\n", "")],
+        "scontrol": [(0, "AccountingStorageEnforce = associations,limits\nMaxArraySize = 1001\n", ""),
+                     (0, "PartitionName=gpu QoS=N/A MaxTime=2-00:00:00\n", "")],
+        "sacctmgr": [(0, "normal||\nshort|04:00:00|\n", ""),
+                     (0, "lab|||short|normal,short\n", ""), (0, "lab\n", "")],
+    })
+    b.slurm["qos"] = None
+    assert b.time_cap() == TimeCap(240, "QOS short MaxWall")  # the association's default QOS
+    assert b.time_cap("debug") == TimeCap(30, "partition debug MaxTime")
+    assert b.time_cap(qos="normal") == TimeCap(2880, "partition gpu MaxTime")
+    assert b.stats["sacctmgr"] == 3 and b.stats["scontrol"] == 2 and b.stats["sinfo"] == 1
+    b.forget_limits()  # a job pends for its time limit: read again
+    b.time_cap()
+    assert b.stats["scontrol"] == 3 and b.stats["sinfo"] == 2
+
+
+def test_unreadable_qos_limits_fall_back_to_maxtime_and_are_said_once(tmp_path: Path, caplog):
+    b = _fake_backend(tmp_path, {
+        "sinfo": [(0, "gpu* 1-00:00:00\n", "")],
+        "scontrol": [(0, "AccountingStorageEnforce = limits\n", "")],
+        "sacctmgr": [(1, "", "sacctmgr: error: Problem talking to the database: Connection refused")],
+    })
+    with caplog.at_level(logging.DEBUG, logger="asha_hpc"):
+        for _ in range(3):
+            assert b.time_cap() == TimeCap(1440, "partition gpu MaxTime")
+            b.clock.sleep(301)  # asked again every 5 minutes
+    assert b.stats["sacctmgr"] == 3
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "Problem talking to the database" in warned[0].getMessage()
+
+
+def test_no_qos_limits_where_the_cluster_does_not_enforce_them_without_cluster(tmp_path: Path):
+    b = _fake_backend(tmp_path, {"sinfo": [(0, "gpu* infinite\n", "")],
+                                 "scontrol": [(0, "AccountingStorageEnforce = associations\n", "")],
+                                 "sacctmgr": [(0, "short|04:00:00|\n", "")]})
+    assert b.time_cap(qos="short") == TimeCap(None)
+    assert b.stats.get("sacctmgr", 0) == 0
 
 
 def test_lost_and_unknown_without_cluster(tmp_path: Path):
