@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -20,7 +21,7 @@ from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir
 
-from slurm_helpers import cli, exp_name, final_state, make_experiment
+from slurm_helpers import RUN_TIMEOUT_S, cli, exp_name, final_state, make_experiment
 
 pytestmark = pytest.mark.slurm
 
@@ -66,21 +67,57 @@ def _sacct(ids: list[str]) -> set[tuple[str, str]]:
         time.sleep(0.5)
 
 
-def test_jobs_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
+def _search(tmp_path, cleanup, tag: str, trials: int, at_once: int, **slurm):
+    """Run a random search of ``trials`` (``at_once`` at a time, length 4) with the slurm
+    section's ``slurm`` to its end; (the run's stderr, the final state, the journal)."""
     cfg_path = make_experiment(
-        tmp_path, "qos", searcher={"name": "random", "max_trials": 3, "max_concurrent_trials": 3,
-                                   "max_length": 4},
-        slurm={"qos": short_qos, "timeout_min": 5})
-    name = exp_name(cfg_path)
-    cleanup[0].append(name)
+        tmp_path, tag, searcher={"name": "random", "max_trials": trials,
+                                 "max_concurrent_trials": at_once, "max_length": 4},
+        slurm=slurm)
+    cleanup[0].append(exp_name(cfg_path))
     exp = tmp_path / "run"
     res = cli("run", cfg_path, "--exp-dir", exp)
     _, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and len(st.trials) == 3
+    assert st.lifecycle == "completed" and len(st.trials) == trials
+    return res.stderr, st, recs
+
+
+def _search_after_lowering(tmp_path, cleanup, qos: str, tag: str, trials: int, at_once: int,
+                           **slurm):
+    """The same in this process, with the QOS's MaxWall read as 10 minutes by the backend
+    and then lowered to 2; (the master's lines, the final state, the journal)."""
+    _sacctmgr("modify", "qos", qos, "set", "MaxWall=10")
+    cfg_path = make_experiment(
+        tmp_path, tag, searcher={"name": "random", "max_trials": trials,
+                                 "max_concurrent_trials": at_once, "max_length": 4},
+        slurm=dict(slurm, qos=qos, timeout_min=5))
+    cleanup[0].append(exp_name(cfg_path))
+    cfg = load_config(cfg_path)
+    exp = ExpDir.create(tmp_path / "run")
+    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    assert backend.time_cap() == TimeCap(10, f"QOS {qos} MaxWall")  # read before it changes
+    _sacctmgr("modify", "qos", qos, "set", "MaxWall=2")
+    lines: list[str] = []
+    m = Master(exp, cfg, backend=backend, progress=lines.append)
+    deadline = threading.Timer(RUN_TIMEOUT_S, m.request_stop, ["the test's time ran out"])
+    deadline.start()
+    try:
+        st = m.run()
+    finally:
+        deadline.cancel()
+    assert st.lifecycle == "completed", (st.message, lines, subprocess.run(
+        ["squeue", "-o", "%i %j %T %r %l %q"], capture_output=True, text=True).stdout)
+    _, st, recs = final_state(exp.root)
+    return lines, st, recs
+
+
+def test_jobs_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
+    err, st, recs = _search(tmp_path, cleanup, "qos", 3, 3, qos=short_qos, timeout_min=5)
     intents = [r for r in recs if r["kind"] == "intent"]
     assert intents and all(r["timeout_min"] == 2 and r["split"] for r in intents)
     assert {r["basis"] for r in intents} == {f"fixed; capped at QOS {short_qos} MaxWall 2 min"}
-    said = [line for line in res.stderr.splitlines() if "time limits: jobs ask for at most" in line]
+    said = [line for line in err.splitlines() if "time limits: jobs ask for at most" in line]
     assert len(said) == 1 and f"2 min (QOS {short_qos} MaxWall)" in said[0], said
     ids = [r["job_id"] for r in recs if r["kind"] == "submitted"]
     assert len(ids) == len(intents)
@@ -88,20 +125,12 @@ def test_jobs_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
 
 
 def test_pool_workers_ask_for_no_more_than_the_qos_allows(tmp_path, cleanup, short_qos):
-    cfg_path = make_experiment(
-        tmp_path, "qospool", searcher={"name": "random", "max_trials": 2,
-                                       "max_concurrent_trials": 1, "max_length": 4},
-        slurm={"qos": short_qos, "timeout_min": 5, "workers": 1})
-    name = exp_name(cfg_path)
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    res = cli("run", cfg_path, "--exp-dir", exp)
-    _, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and len(st.trials) == 2
+    err, st, recs = _search(tmp_path, cleanup, "qospool", 2, 1, qos=short_qos, timeout_min=5,
+                            workers=1)
     limits = [r["timeout_min"] for r in recs if r["kind"] == "workers"]
     assert limits and set(limits) == {2}
     assert (f"slurm.timeout_min 5 is more than QOS {short_qos} MaxWall 2 min: pool workers ask "
-            "for 2 min") in res.stderr
+            "for 2 min") in err
     ids = [j for r in recs if r["kind"] == "workers_submitted" for j in r["jobs"].values()]
     assert ids and _sacct(ids) == {(short_qos, "00:02:00")}
 
@@ -112,22 +141,7 @@ def test_jobs_over_a_maxwall_lowered_while_they_queue_are_submitted_again(tmp_pa
     submitted would pend for ever (QOSMaxWallDurationPerJobLimit). The master cancels them
     while they are queued and submits their segments again within the new limit, counting no
     retry, and the search completes."""
-    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=10")
-    cfg_path = make_experiment(
-        tmp_path, "qoslow", searcher={"name": "random", "max_trials": 3,
-                                      "max_concurrent_trials": 3, "max_length": 4},
-        slurm={"qos": short_qos, "timeout_min": 5})
-    cleanup[0].append(exp_name(cfg_path))
-    cfg = load_config(cfg_path)
-    exp = ExpDir.create(tmp_path / "run")
-    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
-    assert backend.time_cap() == TimeCap(10, f"QOS {short_qos} MaxWall")  # read before it changes
-    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=2")
-    lines: list[str] = []
-    st = Master(exp, cfg, backend=backend, progress=lines.append).run()
-    assert st.lifecycle == "completed", st.message
-    _, st, recs = final_state(exp.root)
+    lines, st, recs = _search_after_lowering(tmp_path, cleanup, short_qos, "qoslow", 3, 3)
     assert all(t.status == "completed" and t.restarts == 0 and t.infra_retries == 0
                for t in st.trials.values())
     intents = [r for r in recs if r["kind"] == "intent"]
@@ -149,18 +163,10 @@ def test_a_limit_on_submitted_jobs_is_kept_to(tmp_path, cleanup, short_qos):
     array of 4. The search submits fewer at a time, never more than 2, and completes with no
     retry counted."""
     _sacctmgr("modify", "qos", short_qos, "set", "MaxSubmitJobsPerUser=2")
-    cfg_path = make_experiment(
-        tmp_path, "qossubmit", searcher={"name": "random", "max_trials": 6,
-                                         "max_concurrent_trials": 4, "max_length": 4},
-        slurm={"qos": short_qos, "timeout_min": 2})
-    cleanup[0].append(exp_name(cfg_path))
-    exp = tmp_path / "run"
-    res = cli("run", cfg_path, "--exp-dir", exp)
-    _, st, recs = final_state(exp)
-    assert st.lifecycle == "completed" and len(st.trials) == 6
+    err, st, recs = _search(tmp_path, cleanup, "qossubmit", 6, 4, qos=short_qos, timeout_min=2)
     assert all(t.status == "completed" and t.restarts == 0 and t.infra_retries == 0
                for t in st.trials.values())
-    [line] = [s for s in res.stderr.splitlines() if "takes no more of your jobs at once" in s]
+    [line] = [s for s in err.splitlines() if "takes no more of your jobs at once" in s]
     assert "QOSMaxSubmitJobPerUserLimit" in line
     failed = [r for r in recs if r["kind"] == "submit_failed"]
     assert failed and all(r["transient"] for r in failed)
@@ -179,22 +185,8 @@ def test_a_pool_worker_over_a_maxwall_lowered_while_it_queues_is_replaced(tmp_pa
                                                                           short_qos):
     """The same for a pool worker: its job is cancelled while queued and a worker that asks
     for no more than the new MaxWall takes its place."""
-    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=10")
-    cfg_path = make_experiment(
-        tmp_path, "qoslowpool", searcher={"name": "random", "max_trials": 2,
-                                          "max_concurrent_trials": 1, "max_length": 4},
-        slurm={"qos": short_qos, "timeout_min": 5, "workers": 1})
-    cleanup[0].append(exp_name(cfg_path))
-    cfg = load_config(cfg_path)
-    exp = ExpDir.create(tmp_path / "run")
-    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
-    assert backend.time_cap() == TimeCap(10, f"QOS {short_qos} MaxWall")
-    _sacctmgr("modify", "qos", short_qos, "set", "MaxWall=2")
-    lines: list[str] = []
-    st = Master(exp, cfg, backend=backend, progress=lines.append).run()
-    assert st.lifecycle == "completed", st.message
-    _, st, recs = final_state(exp.root)
+    lines, st, recs = _search_after_lowering(tmp_path, cleanup, short_qos, "qoslowpool", 2, 1,
+                                             workers=1)
     assert all(t.status == "completed" and t.restarts == 0 for t in st.trials.values())
     limits = [r["timeout_min"] for r in recs if r["kind"] == "workers"]
     assert limits[0] == 5 and limits[1:] and set(limits[1:]) == {2}
