@@ -5,7 +5,8 @@ Why not ``job.state`` / ``job.done()``: submitit's watcher resets its back-off a
 submission and only knows ``sacct`` (no accounting -> every state stays UNKNOWN). Here one poll
 asks about every tracked, unfinished job in ONE ``sacct`` call, at most once per
 ``poll_min_interval_s``, however many jobs or submissions there are; terminal states are cached
-for good.
+for good. Why pending jobs pend comes from one ``squeue`` call at most every
+``reasons_interval_s``, while some do.
 
 Trial jobs are submitted with ``--no-requeue``: after a preemption or node failure the master
 resubmits the segment as a new attempt from its checkpoint, so a job Slurm brought back would run
@@ -242,7 +243,7 @@ class _Track:
     submitted_at: float | None = None  # set when this backend submitted it
     seen: bool = False  # ever seen by sacct/squeue
     missing_since: float | None = None
-    reason: str | None = None  # why Slurm keeps it pending (sacct's Reason, squeue's %r)
+    reason: str | None = None  # why Slurm keeps it pending (squeue's %r)
 
 
 class SlurmBackend(Backend):
@@ -261,6 +262,8 @@ class SlurmBackend(Backend):
     submit_grace_s: float = 30.0
     #: after an sacct failure, use squeue alone for this long before trying sacct again
     sacct_retry_s: float = 300.0
+    #: squeue is asked why pending jobs pend at most this often
+    reasons_interval_s: float = 30.0
     #: timeout for each scheduler command
     command_timeout_s: float = 60.0
 
@@ -333,7 +336,7 @@ class SlurmBackend(Backend):
         self._last_poll = float("-inf")
         self._sacct_down_until = float("-inf")
         self._sinfo_after = float("-inf")  # after a failed sinfo: not asked again before
-        self._sacct_reason = True  # sacct gives a pending job's Reason (squeue's %r otherwise)
+        self._reasons_at = float("-inf")  # when squeue was last asked why jobs pend
         self._created = self.clock.time()
         self.stats: dict[str, int] = {
             "sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0, "scontrol": 0,
@@ -606,11 +609,11 @@ class SlurmBackend(Backend):
         self._last_poll = now
         self.stats["polls"] += 1
         found: dict[str, JobState] = {}
-        reasons: dict[str, str] = {}
+        reasons: dict[str, str] = {}  # squeue's, for pending jobs
         answered = False  # did any source answer at all?
         sacct_ok = False
         if now >= self._sacct_down_until:
-            res = self._sacct(active, reasons)
+            res = self._sacct(active)
             if res is None:
                 self._sacct_down_until = now + self.sacct_retry_s
             else:
@@ -622,12 +625,22 @@ class SlurmBackend(Backend):
             if res is not None:
                 found.update(res)
                 answered = True
+        # why jobs pend: only the controller knows it now (sacct's Reason is the one the
+        # accounting database got at submission: a job that waits for Resources, or is held
+        # back by a limit found later, still shows None there)
+        waiting = [j for j in active if found.get(j) == JobState.PENDING and j not in reasons]
+        if waiting and now - self._reasons_at >= self.reasons_interval_s:
+            self._reasons_at = now
+            self._squeue(waiting, reasons)
         for jid in active:
             t = self._jobs[jid]
             st = found.get(jid)
             if st is not None:
                 t.state, t.seen, t.missing_since = st, True, None
-                t.reason = reasons.get(jid) if st == JobState.PENDING else None
+                if st != JobState.PENDING:
+                    t.reason = None
+                elif jid in reasons:
+                    t.reason = reasons[jid]
                 continue
             if not answered:
                 continue  # the scheduler did not answer: keep what we knew
@@ -653,18 +666,13 @@ class SlurmBackend(Backend):
                 out[jid] = classify(t.reason, jid)
         return out
 
-    def _sacct(self, ids: Sequence[str], reasons: dict[str, str]) -> dict[str, JobState] | None:
-        """States of ``ids`` (and of their arrays' tasks); pending ones' reasons into
-        ``reasons``."""
+    def _sacct(self, ids: Sequence[str]) -> dict[str, JobState] | None:
+        """States of ``ids`` (and of their arrays' tasks)."""
         # ask for the array's base id: one argument covers all its tasks
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
-        fields = "JobID,State,ExitCode" + (",Reason" if self._sacct_reason else "")
-        cmd = ["sacct", "-X", "-n", "-o", fields, "--parsable2", "-j", ",".join(query)]
+        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode", "--parsable2", "-j",
+               ",".join(query)]
         res = self._run("sacct", cmd)
-        if (self._sacct_reason and res is not None and res.returncode != 0
-                and "Reason" in res.stderr):  # a Slurm too old to give it: ask without
-            self._sacct_reason = False
-            return self._sacct(ids, reasons)
         if res is None or res.returncode != 0:
             self.stats["sacct_errors"] += 1
             if res is not None:
@@ -679,16 +687,12 @@ class SlurmBackend(Backend):
             st = parse_slurm_state(parts[1], parts[2] if len(parts) > 2 else "")
             for jid in expand_job_ids(parts[0]):
                 out[jid] = st
-                if st == JobState.PENDING and len(parts) > 3 and parts[3].strip():
-                    reasons[jid] = parts[3].strip()
         # right after an array is submitted, sacct shows it as one plain "<base>|PENDING" row
-        # until its tasks are split off: its tasks are pending too, for the same reason
+        # until its tasks are split off: its tasks are pending too
         for jid in ids:
             base = _base_id(jid)
             if jid not in out and base != jid and out.get(base) is JobState.PENDING:
                 out[jid] = JobState.PENDING
-                if base in reasons:
-                    reasons[jid] = reasons[base]
         return out
 
     def _squeue(self, ids: Sequence[str], reasons: dict[str, str]) -> dict[str, JobState] | None:

@@ -1,7 +1,8 @@
 """Why Slurm keeps a job pending, in a researcher's words: does it start by waiting, once other
 jobs (yours or your group's) end, or never as it was submitted?
 
-The reason is squeue's ``%r`` and sacct's ``Reason`` (https://slurm.schedmd.com/job_reason_codes.html).
+The reason is squeue's ``%r`` (https://slurm.schedmd.com/job_reason_codes.html); sacct's
+``Reason`` is the one the accounting database got when the job was submitted, not today's.
 Pure: a reason in, a ``Pending`` out. A reason this table does not know is taken as a wait,
 shown as Slurm names it: an unknown reason must not alarm anyone.
 """

@@ -192,13 +192,17 @@ def test_states_parsing_and_rate_limit_without_cluster(tmp_path: Path):
     assert b.stats["sacct"] == 2
 
 
-def test_pending_reasons_from_sacct_and_squeue_without_cluster(tmp_path: Path):
-    """sacct's Reason column (an array's plain row standing for its tasks), squeue's %r where
-    sacct does not show a job; reasons only for jobs pending now."""
+def test_pending_reasons_come_from_squeue_without_cluster(tmp_path: Path):
+    """States from sacct (an array's plain row standing for its tasks), squeue where sacct
+    does not show a job; why pending jobs pend from squeue alone (sacct's Reason is the one the
+    job had at submission: a job that waits for Resources shows None there), asked at most
+    every reasons_interval_s; reasons only for jobs pending now."""
     b = _fake_backend(tmp_path, {
-        "sacct": [(0, "7|PENDING|0:0|Priority\n8|PENDING|0:0|JobHeldUser\n9|RUNNING|0:0|None\n", ""),
-                  (0, "7|RUNNING|0:0|None\n8_0|PENDING|0:0|JobHeldUser\n", "")],
-        "squeue": [(0, "10|PENDING|QOSMaxWallDurationPerJobLimit\n", "")],
+        "sacct": [(0, "7|PENDING|0:0\n8|PENDING|0:0\n9|RUNNING|0:0\n", ""),
+                  (0, "7|RUNNING|0:0\n8_0|PENDING|0:0\n9|RUNNING|0:0\n", "")],
+        "squeue": [(0, "10|PENDING|QOSMaxWallDurationPerJobLimit\n", ""),  # 10: not in sacct
+                   (0, "7|PENDING|Priority\n8_0|PENDING|JobHeldUser\n8_1|PENDING|JobHeldUser\n", ""),
+                   (0, "8_1|PENDING|JobHeldUser\n10|PENDING|QOSMaxWallDurationPerJobLimit\n", "")],
     })
     b.submit_grace_s = 0  # 10 is missing from sacct: squeue is asked
     ids = ["7", "8_0", "8_1", "9", "10"]
@@ -208,24 +212,11 @@ def test_pending_reasons_from_sacct_and_squeue_without_cluster(tmp_path: Path):
                    "8_1": ("JobHeldUser", "stuck"),
                    "10": ("QOSMaxWallDurationPerJobLimit", "stuck")}
     assert "`scontrol release 8_1` lets it start" in b.pending(["8_1"])["8_1"].means
+    assert b.stats["squeue"] == 2
     b.clock.sleep(10)
     b.states(ids)
-    assert set(b.pending(ids)) == {"8_0", "8_1", "10"}  # 7 runs now; 8_1 (not shown) keeps
-    # its last state and reason until the grace period for missing jobs has passed
-
-
-def test_an_sacct_without_the_reason_field_is_asked_without_it(tmp_path: Path):
-    b = _fake_backend(tmp_path, {
-        "sacct": [(1, "", 'sacct: error: Invalid field requested: "Reason"'),
-                  (0, "7|PENDING|0:0\n", "")],
-        "squeue": [(0, "", "")],
-    })
-    assert b.states(["7"]) == {"7": JobState.PENDING}
-    assert b.stats["sacct"] == 2 and b.stats["sacct_errors"] == 0
-    assert b.pending(["7"]) == {}
-    b.clock.sleep(10)
-    b.states(["7"])
-    assert b.stats["sacct"] == 3  # asked without Reason from then on
+    assert set(b.pending(ids)) == {"8_0", "8_1", "10"}  # 7 runs now; the others keep theirs
+    assert b.stats["squeue"] == 3  # 8_1 and 10 (not in sacct); no reasons before 30 s
 
 
 def test_qos_limits_are_read_once_where_enforced_without_cluster(tmp_path: Path):
