@@ -466,7 +466,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
     _check_warm_start(cfg)
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
-                                  time_limit=a.time, mem=a.mem,
+                                  time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
                                   template=Path(a.template) if a.template else None)
     if a.dry_run:
         sys.stdout.write(script)
@@ -475,6 +475,30 @@ def cmd_submit(a: argparse.Namespace) -> int:
     print(f"asha-hpc: master submitted as Slurm job {job}; experiment in {exp_dir.resolve()}\n"
           f"asha-hpc: watch it with `asha-hpc status {shell_word(exp_dir)}`")
     return 0
+
+
+def _master_time(asked: str, partition: str | None, exp_dir: Path) -> str:
+    """``--time``, held to the longest time limit the master's job may ask for in its
+    partition (a job that asks for more pends for ever). The master requeues itself before its
+    limit and resumes, so a shorter limit costs a requeue now and then, nothing else."""
+    import shutil
+
+    from .backends.slurm import SlurmBackend
+    from .master.timelimits import parse_slurm_minutes
+
+    try:
+        minutes = parse_slurm_minutes(asked)
+    except ValueError:
+        raise AshaError(f"--time {asked!r}: not a Slurm time limit (for example 2-00:00:00, "
+                        f"12:00:00 or 720 minutes)") from None
+    if minutes is None or shutil.which("sinfo") is None:
+        return asked
+    cap = SlurmBackend(str(exp_dir), {}).time_cap(partition)
+    if cap.minutes is None or minutes <= cap.minutes:
+        return asked
+    print(f"asha-hpc: the master's job asks for {cap.minutes} min, not {asked} ({cap.text()}); "
+          f"it requeues itself before its limit and goes on", file=sys.stderr)
+    return str(cap.minutes)
 
 
 def cmd_slurm_master(a: argparse.Namespace) -> int:

@@ -221,6 +221,23 @@ def test_sigkill_master_then_resume_without_duplicate_jobs(tmp_path, cleanup):
     assert ran == Counter(subs.keys())  # each attempt's code ran exactly once
 
 
+def test_the_master_job_asks_for_no_more_than_its_partition_allows(tmp_path, local_partitions):
+    """``submit --partition short`` (MaxTime 10 min) with the default --time of 2 days: a job
+    that asked for that would pend for ever; the master's job asks for 10 minutes (it requeues
+    itself before its limit) and says so."""
+    cfg_path = make_experiment(tmp_path, "mtime")
+    exp = tmp_path / "run"
+    short = cli("submit", cfg_path, "--exp-dir", exp, "--dry-run", "--partition", "short")
+    assert "#SBATCH --time=10\n" in short.stdout and "#SBATCH --partition=short\n" in short.stdout
+    assert "the master's job asks for 10 min, not 2-00:00:00 (partition short MaxTime 10 min)" \
+        in short.stderr
+    as_given = cli("submit", cfg_path, "--exp-dir", exp, "--dry-run", "--partition", "short",
+                   "--time", "00:05:00")
+    assert "#SBATCH --time=00:05:00\n" in as_given.stdout and not as_given.stderr
+    bad = cli("submit", cfg_path, "--exp-dir", exp, "--dry-run", "--time", "two days", check=False)
+    assert bad.returncode != 0 and "--time 'two days': not a Slurm time limit" in bad.stderr
+
+
 def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
     """``asha-hpc submit``: the master runs as a Slurm job. ``scontrol requeue`` (SIGTERM: the
     master stops cleanly, Slurm requeues it) and then the time-limit signal (USR2 to the batch
