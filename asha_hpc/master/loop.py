@@ -94,6 +94,8 @@ from .warmstart import read_warm_start
 log = logging.getLogger("asha_hpc")
 SUBMIT_BACKOFF_S = 10.0  # the first wait after the scheduler could not take a job; doubles
 SUBMIT_BACKOFF_MAX_S = 300.0  # up to this
+#: with a limit on the user's jobs at once met: one more job is tried this often
+JOBS_PROBE_S = 60.0
 
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
@@ -976,14 +978,15 @@ class Master:
     def _jobs_room(self, n: int) -> int:
         """How many of ``n`` segments may be submitted now: all of them, unless the scheduler
         refused more of this user's jobs at once (``SubmitError.too_many``). Then as many as
-        keep this search's jobs at the most it took, and one more now and then (the user's
-        other jobs count too, and they end)."""
+        keep this search's jobs at the most it took, and one more every JOBS_PROBE_S (the
+        user's other jobs count too, and they end; and a job that just sent its result may
+        still count for a moment, so the most it took may be short of the limit)."""
         if self._jobs_most is None:
             return n
         live = self._live_jobs()
         if self.clock.time() >= self._jobs_probe_at:
             self._jobs_most = max(self._jobs_most, live) + 1
-            self._jobs_probe_at = self.clock.time() + SUBMIT_BACKOFF_MAX_S
+            self._jobs_probe_at = self.clock.time() + JOBS_PROBE_S
         return max(0, min(n, self._jobs_most - live))
 
     def _too_many(self, e: SubmitError, n: int) -> None:
@@ -991,7 +994,7 @@ class Master:
         Half of them go next, and with one refused none until one of this search's ends."""
         live = self._live_jobs()
         self._jobs_most = live + n // 2
-        self._jobs_probe_at = self.clock.time() + SUBMIT_BACKOFF_MAX_S
+        self._jobs_probe_at = self.clock.time() + JOBS_PROBE_S
         if not self._jobs_said:
             self._jobs_said = True
             self.progress(f"the scheduler takes no more of your jobs at once ({e}): this search "

@@ -12,7 +12,7 @@ from asha_hpc.backends.base import SubmitError
 from asha_hpc.backends.simulated import SimulatedBackend
 from asha_hpc.cli import _create_experiment, main
 from asha_hpc.errors import AshaError
-from asha_hpc.master.loop import SUBMIT_BACKOFF_MAX_S, SUBMIT_BACKOFF_S, Master
+from asha_hpc.master.loop import JOBS_PROBE_S, SUBMIT_BACKOFF_MAX_S, SUBMIT_BACKOFF_S, Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.protocol.queue import read_queue
@@ -150,8 +150,8 @@ def test_a_limit_on_jobs_at_once_keeps_that_many_submitted(tmp_path):
     assert all(t.restarts == 0 and t.infra_retries == 0 for t in st.trials.values())
     assert backend.peak == 3
     assert backend.refused[:2] == [8, 4]  # halved until a batch fits (2 went through)
-    # after it learnt the limit, only a try now and then (every 5 virtual minutes at most)
-    assert len(backend.refused) <= 2 + backend.clock.t / SUBMIT_BACKOFF_MAX_S + 1
+    # after it learnt the limit, only a try now and then (one more job every minute at most)
+    assert len(backend.refused) <= 2 + backend.clock.t / JOBS_PROBE_S + 1
     [line] = [s for s in said if "takes no more of your jobs at once" in s]
     assert "QOSMaxSubmitJobPerUserLimit" in line and "submits fewer at a time" in line
     recs = read_journal(exp.journal)[0]
