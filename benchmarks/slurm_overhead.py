@@ -124,7 +124,9 @@ def run(tmp: Path, concurrency: int, a: argparse.Namespace) -> dict[str, Any]:
         "reproducibility": {"experiment_seed": 1},
         "backend": "slurm",
         "poll_interval_s": a.poll_interval,
-        "slurm": {"timeout_min": 10, "poll_min_interval_s": a.poll_min_interval,
+        # a job per segment: the scheduler's load is what this measures (workers: auto would
+        # run segments in warm pool workers, with one sbatch for all)
+        "slurm": {"timeout_min": 10, "poll_min_interval_s": a.poll_min_interval, "workers": 0,
                   "setup": [f"export PYTHONPATH={REPO}${{PYTHONPATH:+:$PYTHONPATH}}"]},
     }, ctx, source=str(ctx / "bench.yaml"))
     exp = ExpDir.create(ctx / "exp")
