@@ -44,7 +44,8 @@ def write_cap_request(exp: ExpDir, units: int) -> str:
 
 def read_cap_request(path: Path) -> CapRequest:
     """The request in ``path``; ValueError (or OSError) when it holds no whole number."""
-    first, _, rest = path.read_text().strip().partition("\n")
+    # Bytes, not read_text: its newline translation would take a lone "\r" as a line break.
+    first, _, rest = path.read_bytes().decode().strip().partition("\n")
     return CapRequest(units=int(first.strip()), token=rest.strip())
 
 
