@@ -151,6 +151,8 @@ class SimulatedConfig:
     pool: int | str = 0  # > 0: a worker pool of this many jobs; "auto" as local.workers
     curve: str | None = None  # 'module:function' (hparams, length, seed) -> metric; None:
     # the built-in synthetic curve (a hash of the hyperparameters, which nothing can learn)
+    nodes: int = 1  # nodes the jobs run on (each job on the least busy one it may use)
+    broken_nodes: int = 0  # of them, this many fail every segment sent to them (a broken GPU)
 
 
 @dataclass
@@ -696,7 +698,8 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
-             "failure_rate", "workers", "result_delay_seconds", "pool", "curve")
+             "failure_rate", "workers", "result_delay_seconds", "pool", "curve", "nodes",
+             "broken_nodes")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
@@ -708,6 +711,10 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     s.pool = _workers(c, d, p, "pool")
     s.curve = c.get(d, "curve", p, _is_curve, "'module:function' or 'path/to/file.py:function'",
                     None)
+    s.nodes = c.get(d, "nodes", p, _is_int, "an integer", 1, _at_least(1))
+    s.broken_nodes = c.get(d, "broken_nodes", p, _is_int, "an integer", 0,
+                           lambda v: None if 0 <= v < max(s.nodes, 1)
+                           else "must be at least 0 and less than simulated.nodes")
     return s
 
 

@@ -219,17 +219,27 @@ def submitit_logs(folders: Sequence[Path], stem: str) -> tuple[Path | None, Path
     return found[0], found[1]
 
 
+def exclude_list(own: Any, nodes: set[str]) -> str:
+    """A Slurm ``--exclude`` value: ``own`` (a hostlist, or a list of them) and ``nodes``."""
+    if isinstance(own, (list, tuple)):
+        own = ",".join(str(v) for v in own)
+    return ",".join(([str(own)] if own else []) + sorted(nodes))
+
+
 class SubmitError(Exception):
     """Submission failed and no job was created (nothing to clean up). ``transient``: the
     scheduler could not take it now (its controller does not answer, a limit on queued jobs);
     the same submission later may go through, nothing in the config needs to change.
     ``too_many``: it takes only so many of the user's jobs at once (submitted or running), and
-    this submission would have gone past that: fewer may go through now, more as jobs end."""
+    this submission would have gone past that: fewer may go through now, more as jobs end.
+    ``no_node``: no node can run the job as asked (with nodes excluded, none may be left)."""
 
-    def __init__(self, message: str, transient: bool = False, too_many: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, too_many: bool = False,
+                 no_node: bool = False) -> None:
         super().__init__(message)
         self.transient = transient or too_many
         self.too_many = too_many
+        self.no_node = no_node
 
 
 class Clock:
@@ -267,6 +277,13 @@ class Backend(ABC):
         """Resource overrides for the jobs of rung ``level`` (``SegmentSpec.resources``).
         Default: none."""
         return {}
+
+    @classmethod
+    def excluding(cls, cfg: ExperimentConfig, resources: dict[str, Any],
+                  nodes: set[str]) -> dict[str, Any]:
+        """``resources`` (a rung's) for a job that must not run on ``nodes`` (master/nodes.py).
+        Default: unchanged, for a backend that runs every job on one machine."""
+        return resources
 
     @classmethod
     def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:

@@ -4,8 +4,10 @@ curve function passed as ``curve``, e.g. curves replayed from a file by ``asha-h
 It drives the *same* master loop as the real backends: results are real files in the inbox and
 the journal is real, only time and training are made up. A segment takes
 ``startup_seconds + units * unit_seconds`` of virtual time (times log-normal noise), waits
-``queue_wait_seconds`` in a queue first, and runs only while one of ``workers`` is free. The
-master's sleeps skip idle polls (staying on its poll grid), so 10,000 trials take seconds.
+``queue_wait_seconds`` in a queue first, and runs only while one of ``workers`` is free, on the
+least busy of ``nodes`` that its ``exclude`` allows (the first ``broken_nodes`` of them fail every
+segment a few seconds after it starts, as a node with a broken GPU does). The master's sleeps
+skip idle polls (staying on its poll grid), so 10,000 trials take seconds.
 """
 from __future__ import annotations
 
@@ -22,9 +24,20 @@ import numpy as np
 
 from ..config import ExperimentConfig, SimulatedConfig
 from ..protocol.expdir import INBOX, atomic_write_json
-from .base import Backend, Capabilities, Clock, JobSpec, JobState, SegmentSpec, WorkerSpec
+from .base import (
+    Backend,
+    Capabilities,
+    Clock,
+    JobSpec,
+    JobState,
+    SegmentSpec,
+    WorkerSpec,
+    exclude_list,
+)
 
 SIM_PREFIX = "sim:"
+BROKEN_S = 5.0  # how long a segment lasts on a broken node before it fails
+BROKEN_ERROR = "RuntimeError: CUDA error: uncorrectable ECC error encountered"
 
 # A learning curve: (hparams, length, seed) -> the metric the trial reports at that length.
 CurveFn = Callable[[dict[str, Any], int, int], float]
@@ -76,6 +89,7 @@ class _Job:
     slot: int = 0
     token: int = 0  # invalidates a pending idle timeout when work arrives
     first: bool = True
+    host: str | None = None  # the node it runs on
 
 
 class VirtualClock(Clock):
@@ -116,6 +130,12 @@ class SimulatedBackend(Backend):
         """A simulated cluster plays ``slurm.per_rung`` (backfill.py gives each job its GPUs)."""
         return cfg.slurm.rung_options(level)
 
+    @classmethod
+    def excluding(cls, cfg: ExperimentConfig, resources: dict[str, Any],
+                  nodes: set[str]) -> dict[str, Any]:
+        return dict(resources, exclude=exclude_list(resources.get("exclude"), nodes)) if nodes \
+            else resources
+
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
                  curve: CurveFn | None = None, context_dir: str = ".") -> None:
         """``curve(hparams, length, seed)`` gives the reported metric (default: the one
@@ -143,6 +163,10 @@ class SimulatedBackend(Backend):
         self.slots: dict[tuple[str, int], dict[str, Any]] = {}  # what each slot was handed
         self.published: list[tuple[int, int, int]] = []  # (trial, segment, attempt) with a result
         self._t = 0.0  # time of the last start or end played (advance keeps time order)
+        self.hosts = (["simulated"] if cfg.nodes <= 1
+                      else [f"node{i + 1:02d}" for i in range(cfg.nodes)])
+        self.broken = set(self.hosts[:cfg.broken_nodes])
+        self.blocked: list[str] = []  # jobs whose exclude leaves them no node: they never start
 
     def submit(self, specs: Sequence[JobSpec]) -> list[str]:
         ids = []
@@ -207,7 +231,8 @@ class SimulatedBackend(Backend):
                     self._finish(job)
                 elif what == "ready":  # a pool worker finished starting: it waits on slot 0
                     self._ready(job, {"type": "ready", "worker": job.worker, "slot": 0,
-                                      "job_id": jid, "job_started": job.start, "time": self._t})
+                                      "job_id": jid, "job_started": job.start, "time": self._t,
+                                      "host": job.host})
                 elif what == "idle" and token == job.token:  # nothing came: it leaves
                     self._release(job, JobState.COMPLETED, t_end)
             else:
@@ -218,14 +243,41 @@ class SimulatedBackend(Backend):
                 # a job eligible while every worker was busy starts when one frees up (now),
                 # not at its eligible time
                 t = self._t = max(t, self._t)
+                job.host = self._node(job)
+                if job.host is None:
+                    self.blocked.append(jid)
+                    continue
                 job.start = t
                 job.state = JobState.RUNNING
                 self.occupied += 1
                 if job.task is not None:
-                    job.end = t + self._duration(job.task)
+                    job.end = t + (self.cfg.startup_seconds + BROKEN_S if job.host in self.broken
+                                   else self._duration(job.task))
                     self._push(job.end, jid, "end")
+                    if len(self.hosts) > 1:  # where it runs matters (master/nodes.py)
+                        self._started(job, job.task, t + self.cfg.startup_seconds)
                 else:
                     self._push(t + self.cfg.startup_seconds, jid, "ready")
+
+    def _node(self, job: _Job) -> str | None:
+        """The least busy node the job's ``exclude`` (a comma-separated list of names) allows."""
+        excluded = set(str(job.spec.resources.get("exclude") or "").split(","))
+        allowed = [h for h in self.hosts if h not in excluded]
+        if not allowed:
+            return None
+        busy = {h: 0 for h in allowed}
+        for other in self.jobs.values():
+            if other.state == JobState.RUNNING and other.host in busy:
+                busy[other.host] += 1
+        return min(allowed, key=lambda h: busy[h])
+
+    def _started(self, job: _Job, spec: SegmentSpec, at: float) -> None:
+        """The message a job sends when its segment starts (its node)."""
+        atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.started.json", {
+            "type": "started", "trial": spec.trial_id, "segment": spec.segment,
+            "attempt": spec.attempt, "key": spec.key, "time": at, "host": job.host,
+            "job_id": SIM_PREFIX + job.spec.key}, durable=False)
+        self.unread = True
 
     def _release(self, job: _Job, state: JobState, at: float) -> None:
         """The job ends and gives its GPU back."""
@@ -257,7 +309,8 @@ class SimulatedBackend(Backend):
             self._release(job, JobState.COMPLETED, now)
             return True
         job.task = SegmentSpec(**body["spec"])
-        job.end = now + self._duration(job.task, startup=False)
+        job.end = now + (BROKEN_S if job.host in self.broken
+                         else self._duration(job.task, startup=False))
         self._seg_start[jid] = now
         self._push(job.end, jid, "end")
         return True
@@ -280,7 +333,8 @@ class SimulatedBackend(Backend):
         if job.fails:  # crashed without a result, like a killed process
             self._release(job, JobState.FAILED, job.end)
             return
-        self.trained[spec.trial_id] = spec.length
+        if job.host not in self.broken:
+            self.trained[spec.trial_id] = spec.length
         self.published.append((spec.trial_id, spec.segment, spec.attempt))
         extra: dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
         job.first = False
@@ -297,13 +351,17 @@ class SimulatedBackend(Backend):
         self._publish(job, spec, extra)
 
     def _publish(self, job: _Job, spec: SegmentSpec, extra: dict[str, Any]) -> None:
-        metric = self.curve(spec.hparams, spec.length, self.seed)
+        if job.host in self.broken:
+            outcome: dict[str, Any] = {"status": "error", "metrics": None, "length": None,
+                                       "error": BROKEN_ERROR}
+        else:
+            outcome = {"status": "completed", "length": spec.length, "error": None,
+                       "metrics": {spec.metric: self.curve(spec.hparams, spec.length, self.seed)}}
         atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", dict({
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
-            "attempt": spec.attempt, "key": spec.key, "status": "completed",
-            "metrics": {spec.metric: metric}, "length": spec.length, "error": None,
-            "checkpoint": None, "ended": job.end, "host": "simulated",
-            "job_id": SIM_PREFIX + job.spec.key}, **extra), durable=False)
+            "attempt": spec.attempt, "key": spec.key, "checkpoint": None, "ended": job.end,
+            "host": job.host, "job_id": SIM_PREFIX + job.spec.key}, **outcome, **extra),
+            durable=False)
 
     def find(self, spec: JobSpec) -> str | None:
         jid = SIM_PREFIX + spec.key

@@ -34,7 +34,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.expdir import JOBS, atomic_write_json
-from .base import Backend, Capabilities, JobSpec, JobState, Pending, SubmitError, TimeCap, submitit_logs
+from .base import (
+    Backend,
+    Capabilities,
+    JobSpec,
+    JobState,
+    Pending,
+    SubmitError,
+    TimeCap,
+    exclude_list,
+    submitit_logs,
+)
 from .slurm_limits import (
     AccountingLimits,
     enforces_limits,
@@ -290,6 +300,15 @@ class SlurmBackend(Backend):
     @classmethod
     def rung_resources(cls, cfg: ExperimentConfig, level: int) -> dict[str, Any]:
         return cfg.slurm.rung_options(level)
+
+    @classmethod
+    def excluding(cls, cfg: ExperimentConfig, resources: dict[str, Any],
+                  nodes: set[str]) -> dict[str, Any]:
+        """``--exclude``: the rung's (else the slurm section's) and ``nodes``."""
+        if not nodes:
+            return resources
+        return dict(resources, exclude=exclude_list(resources.get("exclude", cfg.slurm.exclude),
+                                                    nodes))
 
     @classmethod
     def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:
@@ -571,7 +590,8 @@ class SlurmBackend(Backend):
                 f"sbatch failed for {len(chunk)} segment(s) ({chunk[0].key}...): "
                 f"{type(e).__name__}: {' / '.join(msg[-3:])}",
                 transient=transient_sbatch_error(str(e)),
-                too_many=too_many_sbatch_error(str(e))) from e
+                too_many=too_many_sbatch_error(str(e)),
+                no_node="Requested node configuration is not available" in str(e)) from e
 
     def _remove_orphans(self, before: Iterable[str]) -> None:
         """Remove the pickles and sbatch files submitit wrote for a submission that failed."""

@@ -224,7 +224,10 @@ class _Session:
         self.handed = False  # segments now come through slots (no ``started`` message)
 
     def ident(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id()}
+        # Slurm's name for the node where there is one: what `sbatch --exclude` takes (a host
+        # name may be the fully qualified one); master/nodes.py excludes nodes by it
+        return {"host": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+                "pid": os.getpid(), "job_id": job_id()}
 
     def stopping(self) -> bool:
         return any(self.early) or (self.control is not None and self.control.stop_requested)

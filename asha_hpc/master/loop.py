@@ -152,6 +152,9 @@ class Master:
         self._queue_before: dict[str, tuple[str, float]] | None = None
         self._queue = Queue(jobs=[], submissions_wait=None)  # as last written to queue.json
         self._submit_failures = 0  # refusals in a row (a third aborts)
+        # trials (None: pool workers) whose jobs go to any node: the scheduler refused them
+        # with the nodes they were to avoid excluded (no other node of their partition left)
+        self._anywhere: set[int | None] = set()
         self._submit_after = float("-inf")  # after a transient refusal: no submission before
         self._submit_backoff = 0.0
         # the most jobs this search keeps submitted at once, once the scheduler refused more
@@ -180,8 +183,14 @@ class Master:
         step (``_flush``), before their inbox files go: one fsync per hand-off, not two."""
         assert self.journal is not None and self.state is not None
         now = self.clock.time()
+        bad = len(self.state.nodes.bad)
         for r in self.journal.append((dict(r.to_record(), time=now) for r in recs), sync):
             self.state.apply(r)
+        if len(self.state.nodes.bad) > bad:  # said once, when it happens (replay says nothing)
+            for host, why in list(self.state.nodes.bad.items())[bad:]:
+                self.progress(f"node {host} excluded: {why}. Its jobs go elsewhere and the "
+                              f"restarts its failures counted are given back; tell your "
+                              f"cluster's administrators")
         drawn = self.state.searcher.take_sampled()  # model draws (tpe, gp): journaled, so that
         if drawn:  # replay never fits them again; before any job sees them (write-ahead)
             for r in self.journal.append([dict(Sampled(trial=t, hparams=hp).to_record(), time=now)
@@ -723,8 +732,33 @@ class Master:
                            max_length=cfg.searcher.max_length,
                            until_exit=cfg.searcher.until_exit,
                            timeout_min=self.state.times.planned(t.id)[0],
-                           resources=self.backend.rung_resources(cfg, self._level(t.target)),
+                           resources=self._resources(
+                               self.backend.rung_resources(cfg, self._level(t.target)), t.id),
                            continue_s=cfg.continue_wait)
+
+    def _resources(self, resources: dict[str, Any], trial: int | None) -> dict[str, Any]:
+        """``resources`` with the nodes the job should avoid (nodes.py) added to the
+        configured ``exclude``."""
+        return self.backend.excluding(self.cfg, resources, self._avoid(trial))
+
+    def _avoid(self, trial: int | None) -> set[str]:
+        """The nodes the next job of ``trial`` (None: a pool worker) should not run on."""
+        if self.state is None or trial in self._anywhere:
+            return set()
+        return self.state.nodes.avoid(trial)
+
+    def _no_node_left(self, e: SubmitError, trials: list[int | None]) -> bool:
+        """After a refusal: whether it refused jobs only because of the nodes they were to
+        avoid (then they go to any node from now on, and this is said)."""
+        assert self.state is not None
+        placed = [t for t in trials if self._avoid(t)]
+        if not e.no_node or not placed:
+            return False
+        nodes = sorted(set().union(*(self._avoid(t) for t in placed)))
+        self._anywhere.update(placed)
+        self.progress(f"the scheduler has no node for a job that avoids {', '.join(nodes)} "
+                      f"(none other left in its partition?): such jobs go to any node")
+        return True
 
     def _level(self, target: int) -> int:
         """The rung level of a target length (timelimits.rung_levels)."""
@@ -784,8 +818,12 @@ class Master:
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:
+            placed = self._no_node_left(e, [s.trial_id for s in specs])
             self._record(*(SubmitFailed(trial=s.trial_id, segment=s.segment, attempt=s.attempt,
-                                        error=str(e), transient=e.transient) for s in specs))
+                                        error=str(e), transient=e.transient or placed)
+                           for s in specs))
+            if placed:
+                return
             if e.too_many:
                 self._too_many(e, len(specs))
             else:
@@ -839,6 +877,11 @@ class Master:
         st = self.state
         assert st is not None
         idle = st.pool.idle()
+        # the pool's jobs avoid excluded nodes, unless the scheduler had no other node for them
+        broken = [w for w in idle if w.host in self._avoid(None)]
+        if broken:
+            self._release_workers(broken, "its node was excluded (it failed the work sent to it)")
+            idle = [w for w in idle if w not in broken]
         if not idle:
             return
         now = self.clock.time()
@@ -846,10 +889,22 @@ class Master:
         safety = self.caps.time_limits.time_safety_factor if self.caps.time_limits else 1.0
         warn = self.caps.stop_warning_s
 
+        hosts = {w.host for w in st.pool.alive(pool.POOL)}  # None: not started yet
+        avoided: set[str] = set()
+
         def fit(w: pool.Worker, trial: int) -> bool:
+            # a retry waits for a pool job on another node than the one it last failed on,
+            # where the pool has one (the job here stays for other segments)
+            avoid = self._avoid(trial) - set(st.nodes.bad)
+            if w.host in avoid and hosts - avoid:
+                avoided.add(w.id)
+                return False
             return pool.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
 
         decided = pool.match(idle, self._todo(), fit)
+        stay = [w for w in decided.release if w.id in avoided and w.kind == pool.POOL]
+        decided.release = [w for w in decided.release if w not in stay]
+        decided.waiting += stay
         plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
             self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
@@ -942,7 +997,8 @@ class Master:
         cfg = self.cfg
         return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
                           lanes=cfg.lanes_per_job, timeout_min=self._pool_caps().default_limit_min,
-                          idle_timeout_s=cfg.worker_idle_timeout_s)
+                          idle_timeout_s=cfg.worker_idle_timeout_s,
+                          resources=self._resources({}, None))
 
     def _grow_pool(self) -> None:
         """Keep enough pool workers for the segments waiting to be handed over, up to the
@@ -964,7 +1020,8 @@ class Master:
         except SubmitError as e:
             self._record(WorkerGone(workers=[lid for s in specs for lid in s.lane_ids],
                                     why=f"submission failed: {e}"))
-            self._refused(e)
+            if not self._no_node_left(e, [None]):
+                self._refused(e)
             return
         self._went_through()
         self._record(WorkersSubmitted(jobs={lid: jid for s, jid in zip(specs, ids) for lid in s.lane_ids}))

@@ -67,6 +67,7 @@ from ..searcher import (
     make_searcher,
 )
 from .autoworkers import AutoMeasure
+from .nodes import Excluded, NodeHealth
 from .pool import Pool
 from .timelimits import SegmentTimes
 
@@ -153,8 +154,10 @@ class ExperimentState:
         self.worked = 0  # segments completed since the start or the last retry_failed
         self.fatal: tuple[int, str] | None = None
         self.first_errors: list[tuple[int, str]] = []
+        self.early_hosts: dict[str, set[str]] = {}  # error signature -> nodes it came from
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
         self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
+        self.nodes = NodeHealth()  # nodes that fail the work sent to them (nodes.py)
 
     # ------------------------------------------------------------------ queries
     def _set_status(self, t: TrialState, status: str) -> None:
@@ -223,10 +226,19 @@ class ExperimentState:
         if self.fatal is not None:
             return self.fatal
         errs = self.first_errors
+        if self.worked:  # a segment worked since (while the search waited for a second node)
+            return None
         if len(errs) >= SAME_ERROR_TRIALS and len({e for _, e in errs}) == 1:
+            # the node's fault or the code's? While the search has seen other nodes, it waits
+            # until one of these trials failed on a second node: their retries go elsewhere
+            # (nodes.py) and tell, where a broken node would fail them all alike
+            hosts = self.early_hosts.get(errs[0][1], set())
+            if self.nodes.elsewhere(hosts) and not self.nodes.failed_twice({t for t, _ in errs}):
+                return None
+            where = f" (all on node {next(iter(hosts))})" if len(hosts) == 1 else ""
             return (errs[-1][0], f"the first {len(errs)} trials ({', '.join(str(t) for t, _ in errs)}) "
-                                 f"all failed with the same error before any segment succeeded: "
-                                 f"{errs[0][1]}")
+                                 f"all failed with the same error before any segment succeeded"
+                                 f"{where}: {errs[0][1]}")
         return None
 
     # ------------------------------------------------------------------ apply
@@ -353,6 +365,7 @@ class ExperimentState:
         if self.awaiting(t.id, rec["segment"], rec["attempt"]):
             self._set_status(t, RUNNING)
             t.host = rec.get("host")
+            self.nodes.saw(t.host)
 
     def _on_result(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -394,6 +407,8 @@ class ExperimentState:
             self._set_status(t, PAUSED)
             t.job_id = None
             t.error = None
+            for ex in self.nodes.succeeded(rec.get("host") or t.host, t.id):
+                self._exclude(ex, rec)
             self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
         elif status == "interrupted":
             why = f"interrupted ({rec.get('stop_reason') or 'stop'})"
@@ -411,10 +426,13 @@ class ExperimentState:
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {_summary(rec.get('error'))}")
         else:
-            self._retry(t, rec, counts=True, why=rec.get("error") or "error")
+            self._failed(t, rec, rec.get("host") or t.host, rec.get("error") or "error")
 
     def _early_error(self, t: TrialState, rec: dict[str, Any]) -> None:
         err = rec.get("error") or "error"
+        host = rec.get("host") or t.host
+        if host:
+            self.early_hosts.setdefault(error_signature(err), set()).add(host)
         if rec.get("fatal") and self.fatal is None:
             self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
         if len(self.first_errors) < SAME_ERROR_TRIALS and \
@@ -427,6 +445,7 @@ class ExperimentState:
         self.lifecycle = "running"
         self.message = None
         self.fatal, self.first_errors, self.worked = None, [], 0
+        self.early_hosts = {}
         for t in self.trials.values():
             if t.status in LIVE or t.id in rec["trials"]:
                 t.restarts = t.infra_retries = 0
@@ -472,8 +491,36 @@ class ExperimentState:
         else:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")
-        self._retry(t, rec, counts=bool(rec.get("counts")),
-                    free=bool(rec.get("disk_full")) or never_ran, why=why)
+        if rec.get("counts") and not rec.get("disk_full") and not never_ran:
+            self._failed(t, rec, t.host, why)
+        else:
+            self._retry(t, rec, counts=bool(rec.get("counts")),
+                        free=bool(rec.get("disk_full")) or never_ran, why=why)
+
+    def _failed(self, t: TrialState, rec: dict[str, Any], host: str | None, why: str) -> None:
+        """An attempt failed in a way that counts against its trial, unless its node is to
+        blame (nodes.py): it ran on an excluded node, or this failure gets its node excluded."""
+        if host is not None and host in self.nodes.bad:
+            self._retry(t, rec, counts=False, why=f"on node {host}, excluded: {why}")
+            return
+        ex = self.nodes.failed(host, t.id, why)
+        if ex is None:
+            self._retry(t, rec, counts=True, why=why)
+            return
+        ex.refund.remove(t.id)  # this failure is not counted in the first place
+        self._exclude(ex, rec)
+        self._retry(t, rec, counts=False, why=f"on node {host}, excluded: {why}")
+
+    def _exclude(self, ex: Excluded, rec: dict[str, Any]) -> None:
+        """The node ``ex.host`` is excluded: the restarts its failures counted are given back."""
+        given = 0
+        for tid in ex.refund:
+            t = self.trials[tid]
+            if t.status in LIVE + (PAUSED,) and t.restarts > 0:
+                t.restarts -= 1
+                given += 1
+        self._note(rec, f"node {ex.host} excluded: {ex.why}"
+                        + (f"; {given} restart(s) counted there given back" if given else ""))
 
     def _job_limit(self, t: TrialState) -> int | None:
         """The time limit (minutes) of the job running ``t``'s attempt, where known."""
@@ -491,6 +538,7 @@ class ExperimentState:
 
     def _on_worker_ready(self, rec: dict[str, Any]) -> None:
         self.pool.on_ready(rec)
+        self.nodes.saw(rec.get("host"))
         self.auto.on_worker_ready(rec)
 
     def _on_worker_gone(self, rec: dict[str, Any]) -> None:

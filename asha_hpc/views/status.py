@@ -417,6 +417,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
         "queue": queue_status(exp) if alive else None,
+        "nodes_excluded": dict(st.nodes.bad),
     }
 
 

@@ -136,6 +136,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                         f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
     lines += _queue_lines(d.get("queue"))
+    for host, why in (d.get("nodes_excluded") or {}).items():
+        lines.append(f"node {host} excluded (its jobs go elsewhere): {why}")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

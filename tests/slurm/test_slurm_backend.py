@@ -131,6 +131,27 @@ def test_executor_parameters():
         executor_parameters({"bogus": 1})
 
 
+def _slurm_cfg(**slurm):
+    from asha_hpc.config import parse_config
+
+    return parse_config({
+        "name": "x", "entrypoint": "unused:train", "backend": "slurm", "slurm": slurm,
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 4, "max_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}}}, "/tmp")
+
+
+def test_excluded_nodes_join_the_configured_exclude():
+    cfg = _slurm_cfg(exclude="gpu[01-02]", per_rung=[{}, {"exclude": "gpu[09-10]"}])
+    assert SlurmBackend.excluding(cfg, {}, set()) == {}
+    assert SlurmBackend.excluding(cfg, {"mem_gb": 4}, {"gpu17", "gpu03"}) == \
+        {"mem_gb": 4, "exclude": "gpu[01-02],gpu03,gpu17"}
+    rung = SlurmBackend.rung_resources(cfg, 1)
+    over = SlurmBackend.excluding(cfg, rung, {"gpu17"})
+    assert over["exclude"] == "gpu[09-10],gpu17"  # the rung's own list, not the section's
+    assert executor_parameters(over)["exclude"] == "gpu[09-10],gpu17"
+    assert SlurmBackend.excluding(_slurm_cfg(), {}, {"gpu17"}) == {"exclude": "gpu17"}
+
+
 def test_trial_jobs_are_not_requeueable(tmp_path: Path):
     """A job Slurm requeued would run its attempt again next to the master's resubmission."""
     b = SlurmBackend(str(tmp_path), {"additional_parameters": {"mail-type": "END"}})
@@ -299,6 +320,26 @@ def test_single_submit_completes_and_reattaches(tmp_exp_dir: Path):
     b2 = make_backend(tmp_exp_dir)
     assert b2.states([jid]) == {jid: JobState.COMPLETED}
     assert b2.stats["sacct"] == 1
+
+
+@pytest.mark.slurm
+def test_a_job_that_excludes_every_node_is_refused_as_having_no_node(tmp_exp_dir: Path):
+    """What the master does with a node it excluded (master/nodes.py) reaches sbatch: on this
+    one-node cluster, a job that excludes the node is refused at once, and the refusal says
+    that no node is left (the master then sends such jobs to any node)."""
+    node = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+    b = make_backend(tmp_exp_dir)
+    spec = make_spec(tmp_exp_dir, 1)
+    spec = SegmentSpec(**dict(spec.__dict__, resources=SlurmBackend.excluding(
+        _slurm_cfg(), spec.resources, {node})))
+    with pytest.raises(SubmitError) as e:
+        b.submit([spec])
+    assert e.value.no_node and not e.value.transient
+    assert "Requested node configuration is not available" in str(e.value)
+    # the same job without the exclusion runs
+    [jid] = b.submit([make_spec(tmp_exp_dir, 1)])
+    assert wait_states(b, [jid])[jid] is JobState.COMPLETED
 
 
 @pytest.mark.slurm

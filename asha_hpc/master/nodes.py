@@ -1,0 +1,122 @@
+"""Nodes that fail the work sent to them (a broken GPU, a missing mount, a bad driver): judged
+from where segments failed and where they then succeeded, so that the master sends no more
+work there and gives back the restarts those failures counted.
+
+Such a node ends every job within seconds, so it is free again first and the scheduler keeps
+sending it the next job: left alone, it fails trial after trial for good. Two rules:
+
+- **A retry goes elsewhere.** The next attempt of a trial that failed avoids the nodes it
+  failed on since it last worked and the nodes whose latest attempt failed, as long as the
+  search has seen another node it may use (``avoid``; never on a single node). A node at fault
+  then shows itself at once: the trial works on the next node.
+- **A node is excluded** when, since its last completed segment, ``FAILURES`` attempts in a row
+  failed on it, from at least ``TRIALS`` trials, and at least ``TRIALS`` of those trials have
+  since completed a segment on another node: the code and those configurations work, that node
+  does not. A configuration that fails everywhere (out of memory at a large batch) is never
+  evidence against a node, a node that completes a segment between failures is not judged,
+  and the last node not excluded is never excluded.
+
+Pure and deterministic: the master's state feeds it journal records in order, so a resumed
+master judges the same nodes the same way."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FAILURES = 3  # failed attempts in a row on one node ...
+TRIALS = 2  # ... of this many trials, this many of which then worked on another node
+
+
+@dataclass
+class Excluded:
+    host: str
+    why: str
+    refund: list[int]  # trials whose restarts counted failures there, once per failure
+
+
+@dataclass
+class NodeHealth:
+    # host -> trials whose attempts failed there since its last completed segment (in order,
+    # once per failure; only failures that counted against the trial)
+    streak: dict[str, list[int]] = field(default_factory=dict)
+    # host -> trials in its streak that completed a segment on another node since
+    cleared: dict[str, set[int]] = field(default_factory=dict)
+    # trial -> the nodes it failed on since it last completed a segment
+    failed_on: dict[int, set[str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # nodes that ran (or waited for) any work
+    bad: dict[str, str] = field(default_factory=dict)  # excluded node -> why
+    last_error: dict[str, str] = field(default_factory=dict)  # node -> its last failure's error
+
+    def failed(self, host: str | None, trial: int, error: str | None = None) -> Excluded | None:
+        """An attempt of ``trial`` failed on ``host`` (in a way that counts against the trial);
+        the node, when this makes it excluded."""
+        if not host or host in self.bad:
+            return None
+        self.seen.add(host)
+        self.streak.setdefault(host, []).append(trial)
+        self.failed_on.setdefault(trial, set()).add(host)
+        if error and error.strip():
+            self.last_error[host] = error.strip().splitlines()[-1][:120]
+        return self._judge(host)
+
+    def succeeded(self, host: str | None, trial: int) -> list[Excluded]:
+        """``trial`` completed a segment on ``host``; the nodes this makes excluded."""
+        if not host:
+            return []
+        self.seen.add(host)
+        self.streak.pop(host, None)
+        self.cleared.pop(host, None)
+        self.failed_on.pop(trial, None)
+        out = []
+        for other, trials in list(self.streak.items()):
+            if other != host and trial in trials:
+                self.cleared.setdefault(other, set()).add(trial)
+                judged = self._judge(other)
+                if judged is not None:
+                    out.append(judged)
+        return out
+
+    def _judge(self, host: str) -> Excluded | None:
+        streak = self.streak.get(host, [])
+        cleared = self.cleared.get(host, set())
+        if len(streak) < FAILURES or len(set(streak)) < TRIALS or len(cleared) < TRIALS:
+            return None
+        if not self.elsewhere({host}):  # the last node left to run on (its witnesses are out)
+            return None
+        why = (f"{len(streak)} attempts in a row failed there (trials "
+               f"{_ids(set(streak))}), and trials {_ids(cleared)} then worked on other nodes"
+               + (f"; the last error: {self.last_error[host]}" if host in self.last_error else ""))
+        self.bad[host] = why
+        del self.streak[host]
+        self.cleared.pop(host, None)
+        return Excluded(host, why, list(streak))
+
+    def saw(self, host: str | None) -> None:
+        """A job ran, or waited for work, on ``host``."""
+        if host:
+            self.seen.add(host)
+
+    def elsewhere(self, hosts: set[str]) -> bool:
+        """Whether the search has seen a node outside ``hosts`` that is not excluded."""
+        return bool(self.seen - set(self.bad) - hosts)
+
+    def avoid(self, trial: int | None = None) -> set[str]:
+        """The nodes the next job (of ``trial``) should not run on: the excluded ones and, for a
+        trial that failed since it last worked, the nodes it failed on and those whose latest
+        attempt failed, while the search has seen a node outside them."""
+        out = set(self.bad)
+        failed = self.failed_on.get(trial, set()) if trial is not None else set()
+        if failed:
+            suspects = failed | {h for h, trials in self.streak.items() if trials}
+            if self.elsewhere(suspects):
+                out |= suspects
+            elif self.elsewhere(failed):
+                out |= failed
+        return out
+
+    def failed_twice(self, trials: set[int]) -> bool:
+        """Whether one of ``trials`` failed on two nodes since it last worked."""
+        return any(len(self.failed_on.get(t, ())) >= 2 for t in trials)
+
+
+def _ids(trials: set[int]) -> str:
+    return ", ".join(str(t) for t in sorted(trials))
