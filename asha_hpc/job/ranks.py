@@ -64,6 +64,10 @@ class Group:
         self.ranks = ranks
         self.heartbeat_s = heartbeat_s
         self.incarnation = _incarnation()
+        # peer -> (its heartbeat file's mtime, when this process first saw that mtime, by its
+        # own monotonic clock): the file's clock (another host's, or the file server's) may
+        # differ from this one's, so only a change of mtime counts, never its distance to now
+        self._beats: dict[int, tuple[float, float]] = {}
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
@@ -89,11 +93,15 @@ class Group:
                     dead[r] = f"process {info['pid']} is gone"
                 continue
             try:
-                age = time.time() - self.heartbeat_file(r).stat().st_mtime
+                mtime = self.heartbeat_file(r).stat().st_mtime
             except OSError:
                 continue
-            if age > 6 * self.heartbeat_s:
-                dead[r] = f"no heartbeat for {age:.0f} s"
+            now = time.monotonic()
+            seen, since = self._beats.get(r, (None, now))
+            if seen != mtime:
+                self._beats[r] = (mtime, now)
+            elif now - since > 6 * self.heartbeat_s:
+                dead[r] = f"no heartbeat for {now - since:.0f} s"
         return dead
 
     def wait(self, ready: Callable[[], bool], what: str, timeout_s: float = 1800.0) -> None:

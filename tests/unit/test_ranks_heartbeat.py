@@ -1,0 +1,55 @@
+"""A trial's ranks on other hosts judge each other by heartbeat files (job/ranks.py): a peer is
+dead when its file stopped changing for 6 beats by the reader's own clock, whatever the clock
+of the host or file server that stamped it says. Hosts' clocks differ by minutes on some
+clusters: a peer must not be taken for dead because its stamps look old, nor for alive
+because they look new."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from asha_hpc.job.ranks import Group, Ranks
+
+BEAT_S = 0.1  # silence is 0.6 s: far beyond a stall of this test under load
+
+
+def _group(tmp_path):
+    g = Group(tmp_path, Ranks(rank=0, world_size=2), heartbeat_s=BEAT_S)
+    (tmp_path / "rank1.json").write_text(json.dumps(
+        {"host": "another-host", "pid": 1, "incarnation": g.incarnation}))
+    g.heartbeat_file(1).write_text("")
+    return g
+
+
+def _stamp(g, t):
+    os.utime(g.heartbeat_file(1), (t, t))
+
+
+@pytest.mark.parametrize("skew_s", [-3600.0, 0.0, 3600.0], ids=["behind", "same", "ahead"])
+def test_a_beating_peer_is_alive_and_a_silent_one_dead_whatever_its_clock(tmp_path, skew_s):
+    g = _group(tmp_path)
+    # the peer beats: its stamps change, an hour off this host's clock or not
+    end = time.monotonic() + 8 * BEAT_S
+    while time.monotonic() < end:
+        _stamp(g, time.time() + skew_s)
+        last = time.monotonic()
+        assert g.dead_peers() == {}
+        time.sleep(BEAT_S)
+    # it stops: dead once 6 beats passed here without a change, not before
+    while not g.dead_peers():
+        assert time.monotonic() - last < 20 * BEAT_S, "a silent peer was never found dead"
+        time.sleep(BEAT_S / 5)
+    assert time.monotonic() - last >= 6 * BEAT_S
+    [(rank, why)] = g.dead_peers().items()
+    assert rank == 1 and why.startswith("no heartbeat for ")
+
+
+def test_a_peer_not_registered_yet_is_not_judged(tmp_path):
+    g = Group(tmp_path, Ranks(rank=0, world_size=2), heartbeat_s=BEAT_S)
+    g.heartbeat_file(1).write_text("")
+    _stamp(g, time.time() - 3600)
+    time.sleep(8 * BEAT_S)
+    assert g.dead_peers() == {}
