@@ -96,6 +96,9 @@ SUBMIT_BACKOFF_S = 10.0  # the first wait after the scheduler could not take a j
 SUBMIT_BACKOFF_MAX_S = 300.0  # up to this
 #: with a limit on the user's jobs at once met: one more job is tried this often
 JOBS_PROBE_S = 60.0
+# a job pending for asking too long a time limit that was not withdrawn (the limits could not be
+# read, or were read as allowing it) is judged again this often, with the limits read anew
+TOO_LONG_AGAIN_S = 300.0
 
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
@@ -152,6 +155,7 @@ class Master:
         self._queue_before: dict[str, tuple[str, float]] | None = None
         self._queue = Queue(jobs=[], submissions_wait=None)  # as last written to queue.json
         self._submit_failures = 0  # refusals in a row (a third aborts)
+        self._too_long_at = float("-inf")  # when jobs that ask too long a limit are judged again
         # trials (None: pool workers) whose jobs go to any node: the scheduler refused them
         # with the nodes they were to avoid excluded (no other node of their partition left)
         self._anywhere: set[int | None] = set()
@@ -644,13 +648,18 @@ class Master:
         if first:  # an earlier master's file: its times go on, and it is rewritten once
             before = read_queue(self.exp)
             self._queue_before = {j.job: (j.reason, j.since) for j in before.jobs} if before else {}
-        if seen == self._queue_seen and not (first and self.exp.queue.exists()):
+        # jobs that pend for asking too long a limit but stayed (the limits could not be read,
+        # or read as allowing them) are judged again now and then, their reason unchanged
+        again = now >= self._too_long_at and any(p.too_long for p in pending.values())
+        if seen == self._queue_seen and not again and not (first and self.exp.queue.exists()):
             return
         trials: dict[str, list[int]] = {}
         for t in live:
             trials.setdefault(str(t.job_id), []).append(t.id)
-        for jid in self._withdraw_too_long(pending, live, trials):
+        for jid in self._withdraw_too_long(pending, live, trials, again):
             del pending[jid], seen[jid]
+        if again:
+            self._too_long_at = now + TOO_LONG_AGAIN_S
         since = {}
         stuck: dict[str, list[str]] = {}  # reason -> jobs newly seen pending for it
         for jid, p in pending.items():
@@ -674,13 +683,15 @@ class Master:
         write_queue(self.exp, self._queue)
 
     def _withdraw_too_long(self, pending: dict[str, Pending], live: list[TrialState],
-                           trials: dict[str, list[int]]) -> list[str]:
+                           trials: dict[str, list[int]], again: bool = False) -> list[str]:
         """Jobs that pend because they ask for more time than the cluster allows (its limits
         could not be read, or were lowered after the job was submitted) are cancelled while
         queued: a segment is planned again under the limits read anew (a retry that counts
         nothing), a pool worker is replaced by one that asks for no more. Returns their ids; a
-        job whose limit fits what is read stays (stuck)."""
-        new = [j for j, p in pending.items() if p.too_long and self._queue_seen.get(j) != p.reason]
+        job whose limit fits what is read stays (stuck) and is judged again (``again``) every
+        TOO_LONG_AGAIN_S."""
+        new = [j for j, p in pending.items()
+               if p.too_long and (again or self._queue_seen.get(j) != p.reason)]
         if not new:
             return []
         st = self.state
