@@ -150,6 +150,9 @@ def read_json(path: Path) -> tuple[Any | None, str | None]:
         return None, "not valid JSON (torn or corrupt)"
 
 
+WRITABLE_BY_OTHERS = "writable by other users"
+
+
 def check_owned(path: Path) -> str | None:
     """Why a file must not be trusted (owned by another user, or writable by others), or None.
     Results and pickles are only loaded from files that pass."""
@@ -162,7 +165,7 @@ def check_owned(path: Path) -> str | None:
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         return f"owned by uid {st.st_uid}, not by you"
     if st.st_mode & stat.S_IWOTH:
-        return "writable by other users"
+        return WRITABLE_BY_OTHERS
     return None
 
 
@@ -220,16 +223,20 @@ class ExpDir:
         return cls(root)
 
     @classmethod
-    def open(cls, root: Path) -> ExpDir:
+    def open(cls, root: Path, only_read: bool = False) -> ExpDir:
+        """An existing experiment. Unless ``only_read`` (status, best, export, report: they load
+        no job's result or pickle), it must be this user's and not writable by others."""
         root = Path(root).resolve()
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
         for path in (root, root / INBOX, root / JOBS):  # what jobs' results and pickles pass through
-            why = check_owned(path) if path.exists() else None
+            why = None if only_read or not path.exists() else check_owned(path)
             if why:
+                fix = (f"fix with: chmod o-w {path}" if why == WRITABLE_BY_OTHERS
+                       else "run it as the user who owns it")
                 raise AshaError(f"{path}: {why}; refusing to load results or pickles from it "
-                                f"(fix with: chmod o-w {path}, or copy the experiment as yourself)")
+                                f"({fix}, or copy the experiment as yourself)")
         return cls(root)
 
     @property

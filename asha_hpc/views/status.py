@@ -49,7 +49,7 @@ _END_KINDS = (Kind.STOPPED, Kind.DONE, Kind.ABORTED, Kind.CANCELLED)
 def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str, Any]],
                                         ExperimentState]:
     """(exp, cfg, journal records, replayed state), read-only (no master needed)."""
-    exp = ExpDir.open(Path(path))
+    exp = ExpDir.open(Path(path), only_read=True)
     cfg = load_config(exp.config)
     records, _, warnings = read_journal(exp.journal)
     for w in warnings:
