@@ -180,12 +180,8 @@ class ExpDir:
         """Make the directory tree, private to this user (0700; 0750 when shared with the
         group)."""
         root = Path(root).resolve()
-        mode = 0o750 if group_shared else 0o700
         try:
-            root.mkdir(parents=True, exist_ok=True, mode=mode)
-            os.chmod(root, mode)
-            for sub in (INBOX, TRIALS, JOBS):
-                (root / sub).mkdir(exist_ok=True, mode=mode)
+            _make_tree(root, 0o750 if group_shared else 0o700)
         except OSError as e:
             raise AshaError(f"{root}: cannot create the experiment directory ({e.strerror}); "
                             f"choose another with --exp-dir") from None
@@ -204,13 +200,12 @@ class ExpDir:
         tmp = root.parent / f".{root.name}.creating-{uuid.uuid4().hex[:12]}"
         try:
             root.parent.mkdir(parents=True, exist_ok=True)
-            cls.create(tmp)
+            _make_tree(tmp, 0o700)
             for name, data in files.items():
                 atomic_write(tmp / name, data)
-        except (OSError, AshaError) as e:
+        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            why = e.strerror if isinstance(e, OSError) else str(e)
-            raise AshaError(f"{root}: cannot create the experiment folder ({why}); choose "
+            raise AshaError(f"{root}: cannot create the experiment folder ({e.strerror}); choose "
                             f"another with --exp-dir") from None
         try:
             os.rename(tmp, root)  # fails if root appeared meanwhile and is not empty
@@ -302,6 +297,14 @@ def prune_oldest(folder: Path, prefix: str, keep: int) -> None:
             os.unlink(e.path)
         except OSError:
             pass
+
+
+def _make_tree(root: Path, mode: int) -> None:
+    """The experiment's folders, with ``mode``; OSError when they cannot be made."""
+    root.mkdir(parents=True, exist_ok=True, mode=mode)
+    os.chmod(root, mode)
+    for sub in (INBOX, TRIALS, JOBS):
+        (root / sub).mkdir(exist_ok=True, mode=mode)
 
 
 def _refuse_as_new(root: Path) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from asha_hpc.cli import _create_experiment
 from asha_hpc.master.loop import Master
@@ -70,3 +71,15 @@ def test_a_colleague_reads_it_and_cannot_change_it(shared_search, tmp_path):
         assert not any("Traceback" in line for line in err), err
     after = {p: p.read_bytes() for p in shared_search.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_a_new_search_inside_a_colleagues_folder_is_refused_in_one_line(shared_search, tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(yaml.safe_dump(sim_cfg(trials=2).to_dict()))
+    target = shared_search / "mine"
+    r = _colleague("run", str(cfg), "--exp-dir", str(target), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"asha-hpc: error: {target}: cannot create the experiment folder (Permission denied); "
+        "choose another with --exp-dir")
+    assert not target.exists()
