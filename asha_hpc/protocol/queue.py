@@ -56,7 +56,7 @@ def read_queue(exp: ExpDir) -> Queue | None:
             jobs.append(QueuedJob(job=str(j["job"]), trials=[int(t) for t in j.get("trials", [])],
                                   reason=str(j["reason"]), kind=str(j["kind"]),
                                   means=str(j.get("means", "")), since=float(j["since"])))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             continue  # a torn or foreign entry: the others still show
     wait = obj.get("submissions_wait")
     try:

@@ -7,7 +7,7 @@ import json
 import math
 import time
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.protocol.expdir import ExpDir
@@ -33,6 +33,7 @@ def _exp(tmp_path_factory) -> ExpDir:
     {"jobs": st.lists(st.one_of(FIELDS, JSON), max_size=4)},
     optional={"submissions_wait": st.one_of(JSON, st.fixed_dictionaries(
         {}, optional={"since": JSON, "error": JSON}))})), raw=st.binary(max_size=40))
+@example(body={"jobs": [{"job": None, "trials": [float("inf")]}]}, raw=b"")  # int(inf) overflows
 def test_any_queue_file_reads_as_a_queue_or_none(tmp_path_factory, body, raw):
     exp = _exp(tmp_path_factory)
     for data in (json.dumps(body).encode(), raw):
