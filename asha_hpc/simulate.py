@@ -130,7 +130,7 @@ def load_curves(path: str) -> ReplayedCurves:
                 length = int(k) if not isinstance(k, bool) else -1
                 if isinstance(k, float) and k != length:
                     length = -1
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 length = -1
             if length < 1:
                 raise AshaError(f"{where}: curve length {k!r} is not an integer >= 1")

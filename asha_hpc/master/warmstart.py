@@ -139,7 +139,7 @@ def _loss(sign: float, metric: Any) -> float | None:
     """A result as a loss; None (the worst) for a diverged one."""
     try:
         v = sign * float(metric)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return v if math.isfinite(v) else None
 

@@ -89,7 +89,12 @@ def as_number(v: Any) -> Number | None:
 def metric_float(v: Any) -> float:
     """A value as the searcher sees it: a float; NaN for anything that is not a number."""
     x = as_number(v)
-    return math.nan if x is None else float(x)
+    if x is None:
+        return math.nan
+    try:
+        return float(x)
+    except OverflowError:  # an int beyond any float (Python's ints have no bound): diverged
+        return math.inf if x > 0 else -math.inf
 
 
 def finite_float(v: Any) -> float | None:
@@ -99,7 +104,7 @@ def finite_float(v: Any) -> float | None:
         return None
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return f if math.isfinite(f) else None
 

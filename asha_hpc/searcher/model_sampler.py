@@ -200,7 +200,7 @@ def _encode(p: Any, v: Any) -> float:
         return 0.0
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0.5
     if isinstance(p, Int):
         u = (x - p.minval + 0.5) / (p.maxval - p.minval + 1)

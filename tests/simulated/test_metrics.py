@@ -39,6 +39,7 @@ values = st.one_of(
     st.just(-math.inf), st.text(max_size=8), finite.map(np.float32), finite.map(np.float64),
     st.integers(-1000, 1000).map(np.int64), finite.map(np.array), finite.map(torch.tensor),
     st.integers(-1000, 1000).map(torch.tensor), finite.map(Decimal),
+    st.sampled_from([10**400, -10**400, 2**1024]),  # ints no float holds: Python's have no bound
 )
 
 
@@ -203,9 +204,11 @@ def strict_json(text: str):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(metric=names.filter(bool), extras=st.dictionaries(names, values, max_size=4),
        bad=st.sets(st.integers(1, 8), max_size=3), bad_value=st.sampled_from(
-           [math.nan, math.inf, -math.inf]), smaller=st.booleans())
+           [math.nan, math.inf, -math.inf, 10**400, -10**400]), smaller=st.booleans())
 @example(metric="val\rloss", extras={"acc\r,top1": 1.0}, bad=set(), bad_value=math.nan,
          smaller=True)  # a lone '\r' in a CSV header or cell
+@example(metric="loss", extras={"step": 10**400}, bad={2, 5}, bad_value=10**400,
+         smaller=True)  # an int no float holds: it crashed the master, and each resume
 def test_any_metric_name_through_every_view(tmp_path_factory, capsys, metric, extras, bad,
                                             bad_value, smaller):
     def report(tid, length):
