@@ -383,8 +383,8 @@ class ExperimentState:
             gpus = rec.get("gpus")
             if isinstance(gpus, int) and not isinstance(gpus, bool):
                 t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)
-        planned_split = (self.times.planned(t.id)[1] and rec["status"] == "interrupted"
-                         and self.times.made_progress(t.id, rec))
+        progressed = rec["status"] == "interrupted" and self.times.made_progress(t.id, rec)
+        planned_split = progressed and self.times.planned(t.id)[1]
         self.times.on_result(t.id, t.target, rec)
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
@@ -411,11 +411,13 @@ class ExperimentState:
                 self._exclude(ex, rec)
             self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
         elif status == "interrupted":
-            why = f"interrupted ({rec.get('stop_reason') or 'stop'})"
-            if planned_split:
-                why = (f"split at the longest time limit allowed ({rec.get('stop_reason') or 'stop'}); "
-                       "continues")
-            self._retry(t, rec, counts=False, why=why, free=planned_split)
+            # one that got further (a newer checkpoint) counts nothing: a trial preempted again
+            # and again on a preemptible partition still finishes, however many times it takes
+            stop = rec.get("stop_reason") or "stop"
+            why = (f"split at the longest time limit allowed ({stop}); continues" if planned_split
+                   else f"interrupted ({stop}); continues from its checkpoint" if progressed
+                   else f"interrupted ({stop})")
+            self._retry(t, rec, counts=False, why=why, free=progressed)
         elif status == "invalid_hp":
             self._set_status(t, INVALID)
             t.error = rec.get("error")
