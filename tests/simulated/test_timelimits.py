@@ -215,7 +215,8 @@ def test_interrupted_with_reached_feeds_the_rate_and_the_units_left():
     assert st.times.units_left(1, 64, 0) == 44
     rate, _ = st.times.rate(64, trial=1)
     assert rate == pytest.approx((1700 - 10) / 20)  # overhead: the measured start-up
-    assert st.trials[1].infra_retries == 1  # an unplanned stop is a retry, as before
+    assert st.trials[1].infra_retries == 0  # a stop that got further counts nothing
+    assert st.trials[1].error == "interrupted (SIGUSR2); continues from its checkpoint"
 
 
 def test_a_planned_split_counts_no_retry_only_with_progress():
@@ -296,7 +297,8 @@ def test_default_simulated_config_plans_nothing(tmp_path):
 def test_backfill_backend_splits_a_segment_longer_than_maxtime(tmp_path):
     """MaxTime 30 min, a 64-unit segment of 1 min units: after the first guess (capped at 30,
     interrupted at its warning) every attempt is a planned split, makes progress and counts no
-    retry; the segment completes from its checkpoints."""
+    retry (nor does the first guess's stop, which made progress too); the segment completes
+    from its checkpoints."""
     cfg = _cfg(slurm={"first_guess_min": 120})
     exp, st, recs = _run_master(tmp_path, cfg, lambda exp: BackfillBackend(
         exp.root, cfg.simulated, seed=1, gpus=4, max_time_min=30, signal_delay_s=90))
@@ -312,7 +314,7 @@ def test_backfill_backend_splits_a_segment_longer_than_maxtime(tmp_path):
     assert [r["status"] for r in results] == ["interrupted"] * (len(results) - 1) + ["completed"]
     reached = [r["reached"] for r in results]
     assert reached == sorted(reached) and len(set(reached)) == len(reached)  # progress each time
-    assert t.infra_retries == 1  # only the first guess's stop counts; the planned splits do not
+    assert t.infra_retries == 0  # every stop got further: none counts, planned split or not
 
 
 def test_backfill_queue_starts_short_limits_in_holes():
