@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -112,6 +113,27 @@ def make_experiment(tmp_path: Path, tag: str, searcher=None, hp=None, slurm=None
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def in_process(tmp_path: Path, cfg_path: Path):
+    """(cfg, exp, backend) for a master run in this test's process on the real cluster."""
+    from asha_hpc.backends.slurm import SlurmBackend
+    from asha_hpc.protocol.expdir import ExpDir
+
+    cfg = load_config(cfg_path)
+    exp = ExpDir.create(tmp_path / "run")
+    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    return cfg, exp, SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+
+
+def run_bounded(m):
+    """``m.run()``, stopped after RUN_TIMEOUT_S if it has not ended by then."""
+    deadline = threading.Timer(RUN_TIMEOUT_S, m.request_stop, ["the test's time ran out"])
+    deadline.start()
+    try:
+        return m.run()
+    finally:
+        deadline.cancel()
 
 
 def exp_name(cfg_path: Path) -> str:

@@ -5,17 +5,12 @@ nothing against the trials."""
 from __future__ import annotations
 
 import subprocess
-import threading
 
 import pytest
-import yaml
 
-from asha_hpc.backends.slurm import SlurmBackend
-from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
-from asha_hpc.protocol.expdir import ExpDir
 
-from slurm_helpers import RUN_TIMEOUT_S, exp_name, final_state, make_experiment
+from slurm_helpers import exp_name, final_state, in_process, make_experiment, run_bounded
 
 pytestmark = pytest.mark.slurm
 
@@ -43,19 +38,10 @@ def test_jobs_whose_partition_has_no_other_node_go_to_any_node(tmp_path, cleanup
                                                "max_concurrent_trials": 2, "max_length": 2},
         slurm={"workers": workers})
     cleanup[0].append(exp_name(cfg_path))
-    cfg = load_config(cfg_path)
-    exp = ExpDir.create(tmp_path / "run")
-    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    cfg, exp, backend = in_process(tmp_path, cfg_path)
     lines: list[str] = []
     Excluding.node = node
-    m = Excluding(exp, cfg, backend=backend, progress=lines.append)
-    deadline = threading.Timer(RUN_TIMEOUT_S, m.request_stop, ["the test's time ran out"])
-    deadline.start()
-    try:
-        st = m.run()
-    finally:
-        deadline.cancel()
+    st = run_bounded(Excluding(exp, cfg, backend=backend, progress=lines.append))
     assert st.lifecycle == "completed", (st.message, lines)
     said = [s for s in lines if s.startswith("the scheduler has no node for a job that avoids")]
     assert said == [f"the scheduler has no node for a job that avoids {node} (none other left "

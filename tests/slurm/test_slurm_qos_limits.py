@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
 
 import pytest
-import yaml
 
 from asha_hpc.backends.base import TimeCap
-from asha_hpc.backends.slurm import SlurmBackend
-from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
-from asha_hpc.protocol.expdir import ExpDir
 
-from slurm_helpers import RUN_TIMEOUT_S, cli, exp_name, final_state, make_experiment
+from slurm_helpers import cli, exp_name, final_state, in_process, make_experiment, run_bounded
 
 pytestmark = pytest.mark.slurm
 
@@ -92,20 +87,11 @@ def _search_after_lowering(tmp_path, cleanup, qos: str, tag: str, trials: int, a
                                  "max_concurrent_trials": at_once, "max_length": 4},
         slurm=dict(slurm, qos=qos, timeout_min=5))
     cleanup[0].append(exp_name(cfg_path))
-    cfg = load_config(cfg_path)
-    exp = ExpDir.create(tmp_path / "run")
-    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    backend = SlurmBackend(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    cfg, exp, backend = in_process(tmp_path, cfg_path)
     assert backend.time_cap() == TimeCap(10, f"QOS {qos} MaxWall")  # read before it changes
     _sacctmgr("modify", "qos", qos, "set", "MaxWall=2")
     lines: list[str] = []
-    m = Master(exp, cfg, backend=backend, progress=lines.append)
-    deadline = threading.Timer(RUN_TIMEOUT_S, m.request_stop, ["the test's time ran out"])
-    deadline.start()
-    try:
-        st = m.run()
-    finally:
-        deadline.cancel()
+    st = run_bounded(Master(exp, cfg, backend=backend, progress=lines.append))
     assert st.lifecycle == "completed", (st.message, lines, subprocess.run(
         ["squeue", "-o", "%i %j %T %r %l %q"], capture_output=True, text=True).stdout)
     _, st, recs = final_state(exp.root)
