@@ -302,6 +302,11 @@ class Backend(ABC):
         looked up too). Must be cheap: a backend bounds its own calls to the scheduler and may
         answer from a cache."""
 
+    def node_of(self, job_id: str) -> str | None:
+        """The node a job ran on, where the backend knows it (a job that died before it could
+        say so itself); None when unknown, or several. Default: None."""
+        return None
+
     def pending(self, job_ids: Sequence[str]) -> dict[str, Pending]:
         """Why the scheduler keeps each of these jobs pending, for those the last ``states``
         saw pending with a reason (none where a backend has no queue to explain)."""

@@ -367,6 +367,10 @@ class SimulatedBackend(Backend):
         jid = SIM_PREFIX + spec.key
         return jid if jid in self.jobs else None
 
+    def node_of(self, job_id: str) -> str | None:
+        job = self.jobs.get(job_id)
+        return job.host if job is not None else None
+
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {jid: (self.jobs[jid].state if jid in self.jobs else JobState.LOST) for jid in job_ids}
 

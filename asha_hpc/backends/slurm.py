@@ -247,6 +247,9 @@ def too_many_sbatch_error(text: str) -> bool:
     return bool(_TOO_MANY_SBATCH.search(text))
 
 
+_ONE_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 @dataclass
 class _Track:
     state: JobState = JobState.UNKNOWN
@@ -254,6 +257,7 @@ class _Track:
     seen: bool = False  # ever seen by sacct/squeue
     missing_since: float | None = None
     reason: str | None = None  # why Slurm keeps it pending (squeue's %r)
+    node: str | None = None  # the one node it ran on (sacct's NodeList), once it started
 
 
 class SlurmBackend(Backend):
@@ -678,6 +682,10 @@ class SlurmBackend(Backend):
         t = self._jobs[jid]
         return t.submitted_at is not None and now - t.submitted_at < self.submit_grace_s
 
+    def node_of(self, job_id: str) -> str | None:
+        t = self._jobs.get(str(job_id))
+        return t.node if t is not None else None
+
     def pending(self, job_ids: Sequence[str]) -> dict[str, Pending]:
         out = {}
         for jid in map(str, job_ids):
@@ -690,7 +698,7 @@ class SlurmBackend(Backend):
         """States of ``ids`` (and of their arrays' tasks)."""
         # ask for the array's base id: one argument covers all its tasks
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
-        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode", "--parsable2", "-j",
+        cmd = ["sacct", "-X", "-n", "-o", "JobID,State,ExitCode,NodeList", "--parsable2", "-j",
                ",".join(query)]
         res = self._run("sacct", cmd)
         if res is None or res.returncode != 0:
@@ -705,8 +713,13 @@ class SlurmBackend(Backend):
             if len(parts) < 2:
                 continue
             st = parse_slurm_state(parts[1], parts[2] if len(parts) > 2 else "")
+            # one node's name ("gpu17"; not "gpu[01-02]" nor "None assigned"): where it ran
+            node = parts[3].strip() if len(parts) > 3 and _ONE_NODE.fullmatch(parts[3].strip()) \
+                else None
             for jid in expand_job_ids(parts[0]):
                 out[jid] = st
+                if node and jid in self._jobs:
+                    self._jobs[jid].node = node
         # right after an array is submitted, sacct shows it as one plain "<base>|PENDING" row
         # until its tasks are split off: its tasks are pending too
         for jid in ids:

@@ -616,7 +616,7 @@ class Master:
             s = states.get(t.job_id, JobState.UNKNOWN)  # type: ignore[arg-type]
             if s == JobState.RUNNING and t.status == PENDING:
                 recs.append(Started(trial=t.id, segment=t.segment, attempt=t.attempt,
-                                    job_id=t.job_id, host=None))
+                                    job_id=t.job_id, host=self.backend.node_of(str(t.job_id))))
             if not s.terminal:
                 continue
             first = self._dead_since.setdefault(t.key, now)
@@ -625,7 +625,8 @@ class Master:
             self._dead_since.pop(t.key, None)
             recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
                                 state=s.value, counts=s.counts_as_restart or s == JobState.COMPLETED,
-                                disk_full=self._full is not None))
+                                disk_full=self._full is not None,
+                                host=self.backend.node_of(str(t.job_id))))
         for jid in pool_jobs:  # a pool job that ended: its workers are gone (a segment it ran
             s = states.get(jid, JobState.UNKNOWN)  # is retried through its trial, above)
             if not s.terminal:

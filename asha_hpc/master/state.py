@@ -494,7 +494,7 @@ class ExperimentState:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")
         if rec.get("counts") and not rec.get("disk_full") and not never_ran:
-            self._failed(t, rec, t.host, why)
+            self._failed(t, rec, rec.get("host") or t.host, why)
         else:
             self._retry(t, rec, counts=bool(rec.get("counts")),
                         free=bool(rec.get("disk_full")) or never_ran, why=why)

@@ -220,6 +220,7 @@ class JobDead(Attempt):
     # why the master cancelled it while it was queued, to submit the segment again ("": it
     # did not): the job never ran
     withdrawn: str = optional("")
+    host: str | None = optional()  # the node it ran on, where the backend knows it
 
 
 @dataclass(frozen=True, kw_only=True)

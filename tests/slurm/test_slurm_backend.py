@@ -213,6 +213,20 @@ def test_states_parsing_and_rate_limit_without_cluster(tmp_path: Path):
     assert b.stats["sacct"] == 2
 
 
+def test_the_node_a_job_ran_on_comes_from_sacct_without_cluster(tmp_path: Path):
+    b = _fake_backend(tmp_path, {
+        "sacct": [(0, "7|FAILED|1:0|gpu17\n8|PENDING|0:0|None assigned\n"
+                      "9|RUNNING|0:0|gpu[01-02]\n10_[0-1]|RUNNING|0:0|gpu03.cluster\n", "")],
+        "squeue": [(0, "", "")],
+    })
+    b.states(["7", "8", "9", "10_0", "10_1"])
+    assert b.node_of("7") == "gpu17"
+    assert b.node_of("8") is None  # not started
+    assert b.node_of("9") is None  # several nodes: none to blame alone
+    assert b.node_of("10_0") == b.node_of("10_1") == "gpu03.cluster"
+    assert b.node_of("11") is None  # never seen
+
+
 def test_pending_reasons_come_from_squeue_without_cluster(tmp_path: Path):
     """States from sacct (an array's plain row standing for its tasks), squeue where sacct
     does not show a job; why pending jobs pend from squeue alone (sacct's Reason is the one the
@@ -400,6 +414,9 @@ def test_cancel_and_failure(tmp_exp_dir: Path):
     states = wait_states(b, [sid, fid])
     assert states == {sid: JobState.CANCELLED, fid: JobState.FAILED}
     assert states[fid].counts_as_restart and not states[sid].counts_as_restart
+    node = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+    assert b.node_of(fid) == b.node_of(sid) == node  # where they ran, for master/nodes.py
 
 
 @pytest.mark.slurm
