@@ -16,10 +16,13 @@ cluster, so every applied metric can be checked against the hyperparameters that
                        seeds and spaces (real processes)
   hostile inbox        ready messages naming /tmp/... and ../.., a forged result with a foreign
                        checkpoint, 200 garbage files, dropped in while the search runs
+  broken node          "master killed" on 8 nodes, one of which fails every segment sent to it
+                       (master/nodes.py excludes it; each resume derives that from the journal)
 
 Columns: records lost (results a job published that the journal lacks), applied twice,
 misattributed (an applied metric that is not what its trial's hyperparameters give),
-journal readable (no warning, replay works), trials failed for good. Target: all zeros.
+journal readable (no warning, replay works), trials failed for good, nodes misjudged (broken
+ones not excluded, healthy ones excluded). Target: all zeros.
 Writes benchmarks/results/chaos.json.
 """
 from __future__ import annotations
@@ -46,7 +49,7 @@ from asha_hpc.protocol.records import JobDead, Stopped  # noqa: E402
 from asha_hpc.testing.chaos import Audit, audit, run_chaos  # noqa: E402
 
 
-def config(seed: int, trials: int = 60, failure_rate: float = 0.05):
+def config(seed: int, trials: int = 60, failure_rate: float = 0.05, **sim):
     return parse_config({
         "name": "chaos", "entrypoint": "unused:train",
         "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
@@ -55,7 +58,8 @@ def config(seed: int, trials: int = 60, failure_rate: float = 0.05):
         "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
         "reproducibility": {"experiment_seed": seed}, "backend": "simulated",
         "poll_interval_s": 5, "max_restarts": 2,
-        "simulated": {"unit_seconds": 10, "duration_noise": 0.5, "failure_rate": failure_rate}},
+        "simulated": {"unit_seconds": 10, "duration_noise": 0.5, "failure_rate": failure_rate,
+                      **sim}},
         "/tmp")
 
 
@@ -65,8 +69,8 @@ def _finish(m: Master) -> None:
     m.close()
 
 
-def master_killed(seed: int, d: Path, kills: int) -> Audit:
-    cfg = config(seed)
+def master_killed(seed: int, d: Path, kills: int, **sim) -> Audit:
+    cfg = config(seed, **sim)
     holder = {}
     real = SimulatedBackend.__init__
 
@@ -82,6 +86,12 @@ def master_killed(seed: int, d: Path, kills: int) -> Audit:
     a = audit(cfg, ExpDir(d / "exp"), holder["b"])
     a.lost = max(a.lost, rep.results_lost)
     return a
+
+
+def broken_node(seed: int, d: Path, kills: int) -> Audit:
+    """Master kills on a cluster of 8 nodes, one broken: the exclusion is derived from the
+    journal again at each resume, and must come out the same: that node, no other."""
+    return master_killed(seed, d, kills, nodes=8, broken_nodes=1, startup_seconds=20)
 
 
 def _midway(seed: int, d: Path, steps: int):
@@ -188,7 +198,8 @@ def hostile_inbox(seed: int, d: Path) -> Audit:
 
 
 SCENARIOS = [("master killed", master_killed), ("split brain", split_brain),
-             ("full disk", full_disk), ("racing run", racing_run), ("hostile inbox", hostile_inbox)]
+             ("full disk", full_disk), ("racing run", racing_run), ("hostile inbox", hostile_inbox),
+             ("broken node", broken_node)]
 
 
 def main() -> int:
@@ -200,7 +211,8 @@ def main() -> int:
     master_mod.DISK_LOOK_S = 0.0  # simulated time: look for room at every poll
     rows = []
     head = (f"{'scenario':<15} {'reps':>4} {'records lost':>12} {'applied twice':>13} "
-            f"{'misattributed':>13} {'journal readable':>16} {'trials failed':>13} {'s':>6}")
+            f"{'misattributed':>13} {'journal readable':>16} {'trials failed':>13} "
+            f"{'nodes misjudged':>15} {'s':>6}")
     print(head)
     for name, fn in SCENARIOS:
         t0 = time.time()
@@ -208,25 +220,28 @@ def main() -> int:
         readable = 0
         for rep in range(a.reps):
             with tempfile.TemporaryDirectory() as tmp:
-                r = fn(rep, Path(tmp), a.kills) if fn is master_killed else fn(rep, Path(tmp))
+                r = fn(rep, Path(tmp), a.kills) if fn in (master_killed, broken_node) \
+                    else fn(rep, Path(tmp))
             tot.lost += r.lost
             tot.twice += r.twice
             tot.misattributed += r.misattributed
             tot.failed += r.failed
+            tot.nodes_wrong += r.nodes_wrong
             readable += r.readable
             notes += r.notes
         dt = time.time() - t0
         print(f"{name:<15} {a.reps:>4} {tot.lost:>12} {tot.twice:>13} {tot.misattributed:>13} "
-              f"{f'{readable}/{a.reps}':>16} {tot.failed:>13} {dt:>6.1f}")
+              f"{f'{readable}/{a.reps}':>16} {tot.failed:>13} {tot.nodes_wrong:>15} {dt:>6.1f}")
         rows.append({"scenario": name, "reps": a.reps, "lost": tot.lost, "applied_twice": tot.twice,
                      "misattributed": tot.misattributed, "readable": readable,
-                     "trials_failed": tot.failed, "seconds": round(dt, 1), "notes": notes[:10]})
+                     "trials_failed": tot.failed, "nodes_misjudged": tot.nodes_wrong,
+                     "seconds": round(dt, 1), "notes": notes[:10]})
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "chaos.json").write_text(json.dumps({"reps": a.reps, "kills": a.kills, "rows": rows},
                                                indent=2) + "\n")
     bad = [r for r in rows if r["lost"] or r["applied_twice"] or r["misattributed"]
-           or r["readable"] != r["reps"]]
+           or r["readable"] != r["reps"] or r["nodes_misjudged"]]
     return 1 if bad else 0
 
 

@@ -368,8 +368,9 @@ class SimulatedBackend(Backend):
         return jid if jid in self.jobs else None
 
     def node_of(self, job_id: str) -> str | None:
+        """Where a job ran, on a simulated cluster of several nodes (one is no node to name)."""
         job = self.jobs.get(job_id)
-        return job.host if job is not None else None
+        return job.host if job is not None and len(self.hosts) > 1 else None
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {jid: (self.jobs[jid].state if jid in self.jobs else JobState.LOST) for jid in job_ids}

@@ -53,9 +53,15 @@ class Lease:
 
     def live_holder(self) -> dict[str, Any] | None:
         """The record of the master that holds the lease, while it is alive (``status``,
-        ``cancel``); None when nobody holds it or its holder is stale."""
+        ``cancel``); None when nobody holds it or its holder is stale. Read without writing:
+        the lease file's age by this host's clock stands in for the file system's, so a
+        master whose clock is behind is not taken for dead (the file was written recently)."""
         h = self.holder()
-        return h if h is not None and self.stale_reason(h) is None else None
+        try:
+            quiet = time.time() - self.path.stat().st_mtime
+        except OSError:
+            quiet = None
+        return h if h is not None and self.stale_reason(h, quiet) is None else None
 
     def stale_reason(self, h: dict[str, Any], quiet_s: float | None = None) -> str | None:
         """Why the lease ``h`` may be taken over, or None while its holder is alive.

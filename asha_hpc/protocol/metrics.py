@@ -112,7 +112,7 @@ def finite_float(v: Any) -> float | None:
 def diverged(v: Any) -> bool:
     """A searcher metric that is NaN or infinite: the trial diverged."""
     x = as_number(v)
-    return x is not None and not math.isfinite(x)
+    return x is not None and not math.isfinite(metric_float(x))
 
 
 def flat_columns(fixed: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:

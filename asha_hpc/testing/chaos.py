@@ -170,6 +170,7 @@ class Audit:
     twice: int = 0  # results applied twice
     misattributed: int = 0  # results whose metric is not the one their trial's hparams give
     failed: int = 0  # trials that failed for good
+    nodes_wrong: int = 0  # broken nodes not excluded, and healthy nodes excluded
     notes: list[str] = field(default_factory=list)
 
 
@@ -200,4 +201,5 @@ def audit(cfg: ExperimentConfig, exp: ExpDir, backend: SimulatedBackend) -> Audi
         if want is None or r["metrics"].get(cfg.searcher.metric) != want:
             a.misattributed += 1
     a.failed = st.counts()["failed"]
+    a.nodes_wrong = len(set(st.nodes.bad) ^ backend.broken)
     return a

@@ -62,6 +62,24 @@ def master_alive(exp: ExpDir) -> dict[str, Any] | None:
     return Lease(exp.lease).live_holder()
 
 
+CLOCK_SKEW_S = 60.0  # a master's clock this far from the file system's is another clock
+
+
+def master_now(exp: ExpDir, holder: dict[str, Any]) -> float:
+    """Now by the running master's clock, on which the times it writes (how long jobs have
+    pended, since when submissions wait) are taken: this host's clock, shifted by how far the
+    master's heartbeat is from the time its lease file was written where that is more than
+    CLOCK_SKEW_S (the master runs on a host whose clock differs)."""
+    now = time.time()
+    beat = finite_float(holder.get("heartbeat"))
+    try:
+        written = exp.lease.stat().st_mtime
+    except OSError:
+        return now
+    skew = 0.0 if beat is None else beat - written
+    return now + skew if abs(skew) > CLOCK_SKEW_S else now
+
+
 # ----------------------------------------------------------------------------- rungs
 def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
     """One row per bracket and rung: target length, results recorded (``completed``), trials
@@ -372,7 +390,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     finished = st.lifecycle in ("completed", "failed", "cancelled")
     alive = None if finished else master_alive(exp)
     if now is None and alive is not None and not capabilities(cfg).virtual_time:
-        now = time.time()
+        now = master_now(exp, alive)
     c = st.counts()
     best = st.ranked()
     ranked = best[:top]
@@ -418,6 +436,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "workers": workers_status(cfg, st.auto, st.caps),
         "queue": queue_status(exp) if alive else None,
         "nodes_excluded": dict(st.nodes.bad),
+        "now": now,  # the time durations above count to (the master's clock while it runs)
     }
 
 

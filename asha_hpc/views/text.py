@@ -135,7 +135,7 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                    else f"`asha-hpc resume {shell_word(d['dir'])}` cancels the search (remove "
                         f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
-    lines += _queue_lines(d.get("queue"))
+    lines += _queue_lines(d.get("queue"), d.get("now"))
     for host, why in (d.get("nodes_excluded") or {}).items():
         lines.append(f"node {host} excluded (its jobs go elsewhere): {why}")
     w = d.get("workers")

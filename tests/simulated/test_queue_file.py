@@ -58,3 +58,30 @@ def test_a_job_pending_for_another_reason_counts_from_now(tmp_path):
     m._see_queue([], {"777_1": JobState.PENDING}, 5000.0)
     q = read_queue(exp)
     assert q is not None and [(j.reason, j.since) for j in q.jobs] == [("Priority", 5000.0)]
+
+
+def test_status_counts_pending_time_on_the_masters_clock(tmp_path):
+    """The master runs on a host whose clock is an hour behind this one's: a job it has seen
+    pending for 5 minutes shows as pending 5 minutes, and the master as running."""
+    import json
+    import os
+    import time
+
+    from asha_hpc.views.status import open_experiment, status_dict
+    from asha_hpc.views.text import render_status_text
+
+    cfg = sim_cfg(trials=4, failure_rate=0.0)
+    cfg.backend = "local"  # a wall clock: status counts to now
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    behind = time.time() - 3600
+    exp.lease.write_text(json.dumps({"host": "login2", "pid": 7, "token": "a",
+                                     "heartbeat": behind, "started": behind - 600}))
+    os.utime(exp.lease)  # written just now, by the file system's clock
+    write_queue(exp, Queue(jobs=[QueuedJob(job="2282", trials=[1], reason="Priority",
+                                           kind=WAITS, means="other jobs come first",
+                                           since=behind - 300)], submissions_wait=None))
+    e, c, recs, st = open_experiment(exp.root)
+    d = status_dict(e, c, st, recs)
+    assert d["state"] == "running"
+    text = render_status_text(d)
+    assert "queue: 1 job(s) pending: Priority 1 (other jobs come first; up to 5m00s)" in text, text

@@ -182,6 +182,21 @@ def test_a_clock_difference_between_hosts_never_takes_a_live_lease(tmp_path_fact
             assert "the two hosts' clocks differ by about" in str(e.value)
 
 
+@settings(max_examples=60, deadline=None)
+@given(skew=st.floats(-7200, 7200), quiet=st.floats(0, 300))
+def test_status_sees_a_live_master_whatever_its_clock(tmp_path_factory, skew, quiet):
+    """The same master seen by `status` and `cancel`, which only read: alive exactly while its
+    lease file was written within the timeout, whatever its clock says."""
+    path = tmp_path_factory.mktemp("lease") / "master.json"
+    _written_ago(path, {"host": "login2", "pid": 7, "token": "a",
+                        "heartbeat": time.time() - quiet + skew}, quiet)
+    alive = Lease(path, timeout_s=60).live_holder()
+    if quiet < 59:
+        assert alive is not None and alive["host"] == "login2"
+    elif quiet > 61 and quiet - skew > 61:
+        assert alive is None
+
+
 def test_deferred_sync_group_commits_until_someone_acts(tmp_path, monkeypatch):
     """sync=False writes at once (a reader and a crashed-then-restarted master see the
     records) but leaves the fsync to the next synced append: the master's poll of results and
