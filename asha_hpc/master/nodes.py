@@ -12,9 +12,10 @@ sending it the next job: left alone, it fails trial after trial for good. Two ru
 - **A node is excluded** when, since its last completed segment, ``FAILURES`` attempts in a row
   failed on it, from at least ``TRIALS`` trials, and at least ``TRIALS`` of those trials have
   since completed a segment on another node: the code and those configurations work, that node
-  does not. A configuration that fails everywhere (out of memory at a large batch) is never
-  evidence against a node, a node that completes a segment between failures is not judged,
-  and the last node not excluded is never excluded.
+  does not. A configuration that fails everywhere is never evidence against a node, nor is
+  running out of memory (a configuration too large for that node's GPU or memory, on a cluster
+  of mixed nodes), a node that completes a segment between failures is not judged, and the
+  last node not excluded is never excluded.
 
 Pure and deterministic: the master's state feeds it journal records in order, so a resumed
 master judges the same nodes the same way."""
@@ -46,14 +47,18 @@ class NodeHealth:
     bad: dict[str, str] = field(default_factory=dict)  # excluded node -> why
     last_error: dict[str, str] = field(default_factory=dict)  # node -> its last failure's error
 
-    def failed(self, host: str | None, trial: int, error: str | None = None) -> Excluded | None:
+    def failed(self, host: str | None, trial: int, error: str | None = None,
+               out_of_memory: bool = False) -> Excluded | None:
         """An attempt of ``trial`` failed on ``host`` (in a way that counts against the trial);
-        the node, when this makes it excluded."""
+        the node, when this makes it excluded. ``out_of_memory``: its retry avoids the node,
+        but this says nothing against the node."""
         if not host or host in self.bad:
             return None
         self.seen.add(host)
-        self.streak.setdefault(host, []).append(trial)
         self.failed_on.setdefault(trial, set()).add(host)
+        if out_of_memory:
+            return None
+        self.streak.setdefault(host, []).append(trial)
         if error and error.strip():
             self.last_error[host] = error.strip().splitlines()[-1][:120]
         return self._judge(host)
@@ -116,6 +121,16 @@ class NodeHealth:
     def failed_twice(self, trials: set[int]) -> bool:
         """Whether one of ``trials`` failed on two nodes since it last worked."""
         return any(len(self.failed_on.get(t, ())) >= 2 for t in trials)
+
+
+_MEMORY = ("out of memory", "outofmemoryerror", "cuda_error_out_of_memory", "oom-kill")
+
+
+def out_of_memory(error: str | None, state: str | None = None) -> bool:
+    """Whether a failure was running out of memory: the scheduler's OUT_OF_MEMORY, or an
+    error that says so (torch's ``CUDA out of memory``, ``OutOfMemoryError``)."""
+    text = (error or "").lower()
+    return state == "out_of_memory" or any(m in text for m in _MEMORY)
 
 
 def _ids(trials: set[int]) -> str:

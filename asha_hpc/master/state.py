@@ -67,7 +67,7 @@ from ..searcher import (
     make_searcher,
 )
 from .autoworkers import AutoMeasure
-from .nodes import Excluded, NodeHealth
+from .nodes import Excluded, NodeHealth, out_of_memory
 from .pool import Pool
 from .timelimits import SegmentTimes
 
@@ -505,7 +505,7 @@ class ExperimentState:
         if host is not None and host in self.nodes.bad:
             self._retry(t, rec, counts=False, why=f"on node {host}, excluded: {why}")
             return
-        ex = self.nodes.failed(host, t.id, why)
+        ex = self.nodes.failed(host, t.id, why, out_of_memory(why, rec.get("state")))
         if ex is None:
             self._retry(t, rec, counts=True, why=why)
             return

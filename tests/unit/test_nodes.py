@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asha_hpc.master.nodes import FAILURES, TRIALS, NodeHealth
+from asha_hpc.master.nodes import FAILURES, TRIALS, NodeHealth, out_of_memory
 
 CUDA = "Traceback ...\nRuntimeError: CUDA error: uncorrectable ECC error encountered"
 
@@ -39,6 +39,22 @@ def test_a_configuration_that_fails_everywhere_is_no_evidence_against_a_node():
             assert n.failed(host, 8, "CUDA out of memory") is None
         n.succeeded("a", 100 + rnd)  # other trials work, on one node or another
         n.succeeded("b", 200 + rnd)
+    assert n.bad == {}
+
+
+def test_running_out_of_memory_sends_the_retry_elsewhere_but_excludes_no_node():
+    """A cluster of mixed GPUs: large configurations run out of memory on the small ones and
+    work on the big ones. The small node is no broken node."""
+    oom = ("Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+           "2.00 GiB (GPU 0; 15.77 GiB total capacity)")
+    assert out_of_memory(oom) and out_of_memory("job 7 ended", "out_of_memory")
+    assert not out_of_memory(CUDA) and not out_of_memory(None)
+    n = NodeHealth()
+    n.saw("a100-1")
+    for t in (1, 2, 3, 4):
+        assert n.failed("v100-1", t, oom, out_of_memory=True) is None
+        assert n.avoid(t) >= {"v100-1"}  # its retry goes to another node
+    assert n.succeeded("a100-1", 1) + n.succeeded("a100-1", 2) + n.succeeded("a100-1", 3) == []
     assert n.bad == {}
 
 
