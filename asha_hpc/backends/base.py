@@ -232,7 +232,8 @@ class SubmitError(Exception):
     the same submission later may go through, nothing in the config needs to change.
     ``too_many``: it takes only so many of the user's jobs at once (submitted or running), and
     this submission would have gone past that: fewer may go through now, more as jobs end.
-    ``no_node``: no node can run the job as asked (with nodes excluded, none may be left)."""
+    ``no_node``: no node can run the job as asked (with nodes excluded, none may be left, or
+    an excluded name is no node of the cluster)."""
 
     def __init__(self, message: str, transient: bool = False, too_many: bool = False,
                  no_node: bool = False) -> None:

@@ -242,6 +242,13 @@ def transient_sbatch_error(text: str) -> bool:
     return bool(_TRANSIENT_SBATCH.search(text))
 
 
+def no_node_sbatch_error(text: str) -> bool:
+    """True when sbatch refused because no node can take the job as asked: what its
+    ``--exclude`` leaves of the partition (or a name there that is no node) cannot run it."""
+    return "Requested node configuration is not available" in text \
+        or "Invalid node name specified" in text
+
+
 def too_many_sbatch_error(text: str) -> bool:
     """True when sbatch refused because the user may not have more jobs submitted at once."""
     return bool(_TOO_MANY_SBATCH.search(text))
@@ -595,7 +602,7 @@ class SlurmBackend(Backend):
                 f"{type(e).__name__}: {' / '.join(msg[-3:])}",
                 transient=transient_sbatch_error(str(e)),
                 too_many=too_many_sbatch_error(str(e)),
-                no_node="Requested node configuration is not available" in str(e)) from e
+                no_node=no_node_sbatch_error(str(e))) from e
 
     def _remove_orphans(self, before: Iterable[str]) -> None:
         """Remove the pickles and sbatch files submitit wrote for a submission that failed."""

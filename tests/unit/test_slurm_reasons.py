@@ -7,7 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.backends.base import LIMIT, STUCK, WAITS, for_jobs, jobs_text
-from asha_hpc.backends.slurm import too_many_sbatch_error, transient_sbatch_error
+from asha_hpc.backends.slurm import (
+    no_node_sbatch_error,
+    too_many_sbatch_error,
+    transient_sbatch_error,
+)
 from asha_hpc.backends.slurm_reasons import classify
 
 
@@ -125,3 +129,16 @@ def test_other_reasons_are_not_a_time_limit_to_fix(reason):
 def test_a_limit_on_jobs_at_once_is_told_apart(stderr, too_many):
     assert too_many_sbatch_error(stderr) is too_many
     assert not too_many or transient_sbatch_error(stderr)
+
+
+@pytest.mark.parametrize("stderr, no_node", [
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not "
+     "available", True),
+    ("sbatch: error: Batch job submission failed: Invalid node name specified", True),
+    ("sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller", False),
+])
+def test_a_job_no_node_can_take_is_told_apart(stderr, no_node):
+    """What the master's exclusions may cause (master/nodes.py): such jobs then go to any node."""
+    assert no_node_sbatch_error(stderr) is no_node
+    assert not (no_node and transient_sbatch_error(stderr))
