@@ -157,7 +157,10 @@ def test_the_full_filesystem_is_named_before_the_master_journals_what_filled_it(
     """The journal is usually on the filesystem a job found full: when its own append then
     waits for room (and stops the master), the operator must already have been told which
     filesystem to free. Here the journal refuses the batch holding the job's result."""
-    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 2})
+    # a job per segment: warm workers would wait on for their idle timeout after the test,
+    # the master having stopped (as it should) without releasing them
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 2},
+                               local={"gpus": [], "max_parallel": 2, "workers": 0})
     (tmp_path / "model.py").write_text(NO_SPACE)
     real_append = Journal.append
 
