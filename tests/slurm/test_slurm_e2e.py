@@ -126,7 +126,8 @@ def test_scancel_of_a_running_trial_is_retried_from_its_checkpoint(tmp_path, cle
     assert res["status"] == "interrupted" and res["stop_reason"] == "SIGTERM"
     assert not [r for r in recs if r["kind"] == "job_dead"]
     t1 = st.trials[1]
-    assert t1.restarts == 0 and t1.infra_retries == 1 and t1.status == "completed"
+    # it stopped with a newer checkpoint: no retry is counted at all
+    assert t1.restarts == 0 and t1.infra_retries == 0 and t1.status == "completed"
     [stop] = [e for e in model_log(exp, 1) if e["event"] == "stop"]
     starts = [e for e in model_log(exp, 1) if e["event"] == "start"]
     assert [e["key"] for e in starts] == ["t00001-s000-a00", "t00001-s000-a01"]
@@ -155,8 +156,9 @@ def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, clean
     assert st.lifecycle == "completed"
     t = st.trials[1]
     assert t.status == "completed" and t.length == 80
-    assert t.restarts == 0 and t.infra_retries >= 1
+    assert t.restarts == 0 and t.infra_retries == 0  # every stop got further: none counts
     results = [r for r in recs if r["kind"] == "result"]
+    assert len(results) >= 2
     assert [r["status"] for r in results] == ["interrupted"] * (len(results) - 1) + ["completed"]
     assert all(r["stop_reason"] == "SIGUSR2" for r in results[:-1])
     assert all(r["ended"] - r["started"] < 60 for r in results[:-1])  # before the limit
