@@ -166,6 +166,7 @@ class SimulatedBackend(Backend):
         self.hosts = (["simulated"] if cfg.nodes <= 1
                       else [f"node{i + 1:02d}" for i in range(cfg.nodes)])
         self.broken = set(self.hosts[:cfg.broken_nodes])
+        self.running_on = {h: 0 for h in self.hosts}  # jobs running on each node
         self.blocked: list[str] = []  # jobs whose exclude leaves them no node: they never start
 
     def submit(self, specs: Sequence[JobSpec]) -> list[str]:
@@ -250,6 +251,7 @@ class SimulatedBackend(Backend):
                 job.start = t
                 job.state = JobState.RUNNING
                 self.occupied += 1
+                self.running_on[job.host] += 1
                 if job.task is not None:
                     job.end = t + (self.cfg.startup_seconds + BROKEN_S if job.host in self.broken
                                    else self._duration(job.task))
@@ -263,13 +265,7 @@ class SimulatedBackend(Backend):
         """The least busy node the job's ``exclude`` (a comma-separated list of names) allows."""
         excluded = set(str(job.spec.resources.get("exclude") or "").split(","))
         allowed = [h for h in self.hosts if h not in excluded]
-        if not allowed:
-            return None
-        busy = {h: 0 for h in allowed}
-        for other in self.jobs.values():
-            if other.state == JobState.RUNNING and other.host in busy:
-                busy[other.host] += 1
-        return min(allowed, key=lambda h: busy[h])
+        return min(allowed, key=self.running_on.__getitem__) if allowed else None
 
     def _started(self, job: _Job, spec: SegmentSpec, at: float) -> None:
         """The message a job sends when its segment starts (its node)."""
@@ -283,7 +279,8 @@ class SimulatedBackend(Backend):
         """The job ends and gives its GPU back."""
         job.state = state
         self.occupied -= 1
-        assert job.start is not None
+        assert job.start is not None and job.host is not None
+        self.running_on[job.host] -= 1
         self.held_seconds += max(at - job.start, 0.0)
 
     def _ready(self, job: _Job, body: dict[str, Any]) -> None:

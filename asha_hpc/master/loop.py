@@ -890,7 +890,8 @@ class Master:
         assert st is not None
         idle = st.pool.idle()
         # the pool's jobs avoid excluded nodes, unless the scheduler had no other node for them
-        broken = [w for w in idle if w.host in self._avoid(None)]
+        avoid_all = self._avoid(None)
+        broken = [w for w in idle if w.host in avoid_all]
         if broken:
             self._release_workers(broken, "its node was excluded (it failed the work sent to it)")
             idle = [w for w in idle if w not in broken]
@@ -903,11 +904,12 @@ class Master:
 
         hosts = {w.host for w in st.pool.alive(pool.POOL)}  # None: not started yet
         avoided: set[str] = set()
+        bad = set(st.nodes.bad)
 
         def fit(w: pool.Worker, trial: int) -> bool:
             # a retry waits for a pool job on another node than the one it last failed on,
             # where the pool has one (the job here stays for other segments)
-            avoid = self._avoid(trial) - set(st.nodes.bad)
+            avoid = self._avoid(trial) - bad
             if w.host in avoid and hosts - avoid:
                 avoided.add(w.id)
                 return False
