@@ -4,6 +4,8 @@ import sys
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
@@ -146,3 +148,26 @@ def test_a_command_that_cannot_be_split_names_the_entrypoint(entrypoint):
            "hyperparameters": {}}
     with pytest.raises(ConfigError, match=r"entrypoint: cannot be read as a command .*close the quotation"):
         parse_config(raw, ".")
+
+
+@settings(max_examples=200, deadline=None)
+@given(nodes=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=4),
+                       st.booleans(), st.none()),
+       broken=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=4),
+                        st.none()))
+def test_any_simulated_nodes_are_taken_or_named(nodes, broken):
+    """``simulated.nodes`` / ``broken_nodes``: whole numbers, at least one node, fewer broken
+    than nodes; anything else is one line naming the key."""
+    raw = {"name": "n", "entrypoint": "m:f", "backend": "simulated",
+           "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 2},
+           "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+           "simulated": {"nodes": nodes, "broken_nodes": broken}}
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert any(p.startswith(("simulated.nodes:", "simulated.broken_nodes:"))
+                   for p in e.problems), e.problems
+        return
+    s = cfg.simulated
+    assert isinstance(s.nodes, int) and s.nodes >= 1
+    assert isinstance(s.broken_nodes, int) and 0 <= s.broken_nodes < s.nodes
