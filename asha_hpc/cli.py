@@ -149,22 +149,36 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
 def cmd_resume(a: argparse.Namespace) -> int:
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
-    if a.max_compute is not None:  # refused before anything starts (the master checks again)
-        from .master.loop import max_compute_problem
+    readmit = sorted(set(a.readmit_node or []))
+    if a.max_compute is not None or readmit:  # refused before anything starts (the master
+        from .master.loop import max_compute_problem, readmit_problem  # checks again)
         from .master.state import replay
         from .protocol.journal import read_journal
+        from .protocol.requests import write_cap_request, write_readmit_request
         from .views.status import master_alive
 
-        problem = max_compute_problem(cfg, replay(cfg, read_journal(exp.journal)[0]),
-                                      a.max_compute, exp.root)
+        st = replay(cfg, read_journal(exp.journal)[0])
+        problem = ((max_compute_problem(cfg, st, a.max_compute, exp.root)
+                    if a.max_compute is not None else None)
+                   or (readmit_problem(st, readmit) if readmit else None))
         if problem:
             raise AshaError(problem)
         holder = None if a.force else master_alive(exp)
-        if holder:  # the running master takes it at its next poll
-            return _ask_running_master(exp, holder, a.max_compute, a.wait)
+        if holder:  # the running master takes them at its next poll
+            if readmit:
+                _ask_running_master(exp, holder, "--readmit-node", f"node {', '.join(readmit)} back",
+                                    exp.readmit_request, exp.readmit_answer,
+                                    lambda: write_readmit_request(exp, readmit), a.wait,
+                                    "the excluded nodes")
+            if a.max_compute is not None:
+                units = a.max_compute
+                _ask_running_master(exp, holder, "--max-compute", f"max_compute {units}",
+                                    exp.max_compute_request, exp.max_compute_answer,
+                                    lambda: write_cap_request(exp, units), a.wait, "the cap")
+            return 0
     print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
-                  retry_failed=a.retry_failed, max_compute=a.max_compute)
+                  retry_failed=a.retry_failed, max_compute=a.max_compute, readmit=readmit)
 
 
 def _master_name(holder: dict[str, Any]) -> str:
@@ -187,44 +201,47 @@ def _wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) ->
         time.sleep(0.2)
 
 
-def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s: float) -> int:
-    """``resume --max-compute`` while a master runs: leave it the request and wait up to
-    ``wait_s`` for its answer, which is printed (a refusal is an error: nothing changed)."""
-    from .protocol.requests import CapAnswer, read_cap_answer, write_cap_request
+def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: str,
+                        request: Path, answer_at: Path, write: Callable[[], str],
+                        wait_s: float, shows: str) -> int:
+    """``resume --max-compute`` or ``--readmit-node`` while a master runs: leave it the request
+    (``write``, which returns its token) and wait up to ``wait_s`` for its answer, which is
+    printed (a refusal is an error: nothing changed). ``what`` names what is asked ("max_compute
+    4000"); ``shows``, what ``status`` shows once it is taken."""
+    from .protocol.requests import Answer, read_answer
     from .views.status import master_alive
 
-    before = read_cap_answer(exp)
-    token = write_cap_request(exp, units)
+    before = read_answer(answer_at)
+    token = write()
     who = f"the running {_master_name(holder)}"
     gone_at: list[float] = []  # when the request went without an answer (an older release)
 
-    def look() -> CapAnswer | None:
-        answer = read_cap_answer(exp)
+    def look() -> Answer | None:
+        answer = read_answer(answer_at)
         if answer is not None and answer.token == token:
             return answer
         if answer is not None and answer != before:
-            raise AshaError(f"another `resume --max-compute` replaced the request for "
-                            f"max_compute {units} before {who} took it; it answered that one: "
-                            f"{answer.line}")
-        if not gone_at and not exp.max_compute_request.exists():
+            raise AshaError(f"another `resume {flag}` replaced the request for {what} before "
+                            f"{who} took it; it answered that one: {answer.line}")
+        if not gone_at and not request.exists():
             gone_at.append(time.monotonic())
         if gone_at and time.monotonic() - gone_at[0] > 2.0:
-            return CapAnswer(token, True, "")  # taken, but no line to print
+            return Answer(token, True, "")  # taken, but no line to print
         return None
 
     answer = _wait_on_master(exp, wait_s, look)
     if answer is None:
         gone = "" if master_alive(exp) else (
             f"; that master has stopped since: `asha-hpc resume {shell_word(exp.root)}` takes the request")
-        print(f"asha-hpc: asked {who} to take max_compute {units}; not taken yet (it takes it "
-              f"at its next poll){gone}; `asha-hpc status {shell_word(exp.root)}` shows the cap once it is "
+        print(f"asha-hpc: asked {who} to take {what}; not taken yet (it takes it at its next "
+              f"poll){gone}; `asha-hpc status {shell_word(exp.root)}` shows {shows} once it is "
               "set", file=sys.stderr)
     elif not answer.taken:
-        raise AshaError(f"{who} refused max_compute {units}: {answer.line}; nothing changed")
+        raise AshaError(f"{who} refused {what}: {answer.line}; nothing changed")
     elif not answer.line:
-        print(f"asha-hpc: {who} took the request for max_compute {units} without an answer "
-              f"(a release before answers); `asha-hpc status {shell_word(exp.root)}` shows whether the "
-              f"cap changed, its log says why not", file=sys.stderr)
+        print(f"asha-hpc: {who} took the request for {what} without an answer (a release "
+              f"before answers); `asha-hpc status {shell_word(exp.root)}` shows whether "
+              f"{shows} changed, its log says why not", file=sys.stderr)
     else:
         print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
     return 0
@@ -232,14 +249,15 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], units: int, wait_s:
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
            retry_failed: bool = False, warm_start: Any = None,
-           max_compute: int | None = None) -> int:
+           max_compute: int | None = None, readmit: list[str] | None = None) -> int:
     from .master.loop import Master
 
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
               "and at the end; --report-every 0 for none)", file=sys.stderr)
     st = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute).run()
+                retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
+                readmit=readmit).run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -589,9 +607,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new cap on all training (searcher.max_compute, in units of the "
                         "search's length), from here on: raised, the search goes on where the "
                         "old cap ended it, even once it has completed")
+    p.add_argument("--readmit-node", action="append", metavar="NODE",
+                   help="take back a node the search excluded (it failed the work sent to it), "
+                        "once it is repaired; repeat for more nodes")
     p.add_argument("--wait", type=_seconds, default=60.0, metavar="SECONDS",
-                   help="with --max-compute while a master runs: how long to wait for it to take "
-                        "the new cap and say what it changed (default 60; 0: do not wait)")
+                   help="with --max-compute or --readmit-node while a master runs: how long to "
+                        "wait for it to take the request and say what it changed (default 60; "
+                        "0: do not wait)")
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="where a search stands: rungs, top trials, progress, ETA")

@@ -55,6 +55,7 @@ from ..protocol.records import (
     JobDead,
     Kind,
     MaxCompute,
+    NodesReadmitted,
     Record,
     Resumed,
     RetryFailed,
@@ -69,7 +70,15 @@ from ..protocol.records import (
     Workers,
     WorkersSubmitted,
 )
-from ..protocol.requests import CapAnswer, cancel_asked_at, read_cap_request, write_cap_answer
+from ..protocol.requests import (
+    Answer,
+    CapAnswer,
+    cancel_asked_at,
+    read_cap_request,
+    read_readmit_request,
+    write_answer,
+    write_cap_answer,
+)
 from ..views.livereport import LiveReport
 from ..views.observe import fmt_duration
 from . import autoworkers, pool
@@ -124,14 +133,25 @@ def max_compute_problem(cfg: ExperimentConfig, st: ExperimentState, units: int,
     return None
 
 
+def readmit_problem(st: ExperimentState, hosts: list[str]) -> str | None:
+    """Why ``--readmit-node`` cannot take back ``hosts`` (one line), or None."""
+    not_out = [h for h in hosts if h not in st.nodes.bad]
+    if not hosts or not not_out:
+        return None if hosts else "no node named"
+    out = ", ".join(sorted(st.nodes.bad)) or "none"
+    return (f"--readmit-node: node {', '.join(not_out)} is not excluded (excluded: {out}); "
+            "give the name `asha-hpc status` shows")
+
+
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
                  retry_failed: bool = False, warm_start: list[WarmStart] | None = None,
-                 max_compute: int | None = None) -> None:
+                 max_compute: int | None = None, readmit: list[str] | None = None) -> None:
         self.exp = exp
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
+        self.readmit = readmit or []  # resume --readmit-node: excluded nodes taken back
         # searcher.warm_start's records as ``run`` read them to check them (read here when None)
         self._warm_start = warm_start
         self.retry_failed = retry_failed  # resume --retry-failed: the code was fixed
@@ -194,7 +214,8 @@ class Master:
             for host, why in list(self.state.nodes.bad.items())[bad:]:
                 self.progress(f"node {host} excluded: {why}. Its jobs go elsewhere and the "
                               f"restarts its failures counted are given back; tell your "
-                              f"cluster's administrators")
+                              f"cluster's administrators, and once it is repaired: `asha-hpc "
+                              f"resume {shell_word(self.exp.root)} --readmit-node {host}`")
         drawn = self.state.searcher.take_sampled()  # model draws (tpe, gp): journaled, so that
         if drawn:  # replay never fits them again; before any job sees them (write-ahead)
             for r in self.journal.append([dict(Sampled(trial=t, hparams=hp).to_record(), time=now)
@@ -286,6 +307,10 @@ class Master:
             # first), even where the cap it asks for continues a search that had ended
         if self.max_compute is not None and st.lifecycle not in ("new", "cancelled"):
             self.progress(self._set_max_compute(self.max_compute))
+        if self.exp.readmit_request.exists() and st.lifecycle != "new":
+            self._take_readmit_request()
+        if self.readmit and st.lifecycle not in ("new", "cancelled"):
+            self.progress(self._readmit(self.readmit))
         if st.lifecycle in ("completed", "cancelled", "failed"):
             hint = ""
             if st.lifecycle == "failed":
@@ -338,6 +363,33 @@ class Master:
         self.progress(line if taken else f"ignored {path}: {line}")
         write_cap_answer(self.exp, CapAnswer(token=token, taken=taken, line=line))
         path.unlink(missing_ok=True)
+
+    def _take_readmit_request(self) -> None:
+        """``resume --readmit-node`` while this master runs: as a max_compute request."""
+        path = self.exp.readmit_request
+        token = ""
+        try:
+            hosts, token = read_readmit_request(path)
+            line, taken = self._readmit(hosts), True
+        except (OSError, ValueError) as e:
+            line, taken = f"unreadable ({e})", False
+        except AshaError as e:
+            line, taken = str(e), False
+        self.progress(line if taken else f"ignored {path}: {line}")
+        write_answer(self.exp.readmit_answer, Answer(token=token, taken=taken, line=line))
+        path.unlink(missing_ok=True)
+
+    def _readmit(self, hosts: list[str]) -> str:
+        """Journal that the excluded ``hosts`` take work again; returns what changed, in one
+        line. AshaError: refused (a node that is not excluded), nothing journaled."""
+        st = self.state
+        assert st is not None
+        problem = readmit_problem(st, hosts)
+        if problem:
+            raise AshaError(problem)
+        self._record(NodesReadmitted(hosts=sorted(set(hosts))))
+        return (f"node {', '.join(sorted(set(hosts)))} taken back: jobs may run there again, "
+                "and it is judged afresh")
 
     def _set_max_compute(self, units: int) -> str:
         """``resume --max-compute``: journal the new cap (checked here: it needs the search's
@@ -428,7 +480,7 @@ class Master:
 
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
-        listdir of the inbox, a stat each for a cancel and a max_compute request, and the
+        listdir of the inbox, a stat each for a cancel, a max_compute and a readmit request, and the
         backend's (rate-limited) job query: nothing that grows with the number of trials.
         Waiting jobs get their next segment before the step's housekeeping (inbox files,
         retention, progress)."""
@@ -457,6 +509,8 @@ class Master:
         self._check_jobs()
         if self.exp.max_compute_request.exists():
             self._take_max_compute_request()
+        if self.exp.readmit_request.exists():
+            self._take_readmit_request()
         if self._should_abort():
             return False
         if self._stop_reason is None and self._room():

@@ -16,6 +16,8 @@ sending it the next job: left alone, it fails trial after trial for good. Two ru
   running out of memory (a configuration too large for that node's GPU or memory, on a cluster
   of mixed nodes), a node that completes a segment between failures is not judged, and the
   last node not excluded is never excluded.
+- **Until it is taken back**: ``resume --readmit-node`` (a repaired node) forgets what counted
+  against it.
 
 Pure and deterministic: the master's state feeds it journal records in order, so a resumed
 master judges the same nodes the same way."""
@@ -94,6 +96,16 @@ class NodeHealth:
         del self.streak[host]
         self.cleared.pop(host, None)
         return Excluded(host, why, list(streak))
+
+    def readmit(self, host: str) -> None:
+        """``host`` was repaired: it takes work again and is judged afresh, as a node never
+        seen fail (its earlier failures no longer steer retries away from it)."""
+        self.bad.pop(host, None)
+        self.streak.pop(host, None)
+        self.cleared.pop(host, None)
+        self.last_error.pop(host, None)
+        for hosts in self.failed_on.values():
+            hosts.discard(host)
 
     def saw(self, host: str | None) -> None:
         """A job ran, or waited for work, on ``host``."""

@@ -39,6 +39,8 @@ built by its constructor in records.py):
                 every trial gets a fresh restart allowance (the code was fixed)
     max_compute  ``resume --max-compute``: the cap on all training from here on (``units``;
                 ``was``: the one before); a raised cap continues what the old one had ended
+    nodes_readmitted  ``resume --readmit-node``: excluded nodes (``hosts``) take work again,
+                judged afresh (nodes.py)
     stopped / resumed / cancelled / done / aborted   lifecycle of the master
 """
 from __future__ import annotations
@@ -570,6 +572,10 @@ class ExperimentState:
             self.trials[tid].checkpoint = None
         self.checkpoints_removed.update(rec["trials"])
 
+    def _on_nodes_readmitted(self, rec: dict[str, Any]) -> None:
+        for host in rec["hosts"]:
+            self.nodes.readmit(host)
+
     def _on_cancelled(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "cancelled"
         self.todo.clear()
@@ -588,7 +594,7 @@ class ExperimentState:
         Kind.INTENT: _on_intent, Kind.SUBMITTED: _on_submitted,
         Kind.SUBMIT_FAILED: _on_submit_failed, Kind.STARTED: _on_started,
         Kind.RESULT: _on_result, Kind.RETRY_FAILED: _on_retry_failed,
-        Kind.MAX_COMPUTE: _on_max_compute,
+        Kind.MAX_COMPUTE: _on_max_compute, Kind.NODES_READMITTED: _on_nodes_readmitted,
         Kind.JOB_DEAD: _on_job_dead,
         Kind.WORKERS: _on_workers, Kind.WORKERS_SUBMITTED: _on_workers_submitted,
         Kind.WORKER_READY: _on_worker_ready, Kind.WORKER_GONE: _on_worker_gone,

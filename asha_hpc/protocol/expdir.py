@@ -10,6 +10,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                the master journals it and removes the file)
     <exp>/max_compute.answer   what the master did with it, for the command that asked (master;
                                both formats: requests.py)
+    <exp>/readmit.request      `resume --readmit-node` asks a running master to take back
+    <exp>/readmit.answer       excluded nodes, and its answer (as max_compute's)
     <exp>/queue.json           why the scheduler keeps jobs pending, as the master last saw it
                                (master; queue.py)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
@@ -52,6 +54,8 @@ LEASE = "master.json"
 CANCEL_REQUEST = "cancel.request"
 MAX_COMPUTE_REQUEST = "max_compute.request"
 MAX_COMPUTE_ANSWER = "max_compute.answer"
+READMIT_REQUEST = "readmit.request"
+READMIT_ANSWER = "readmit.answer"
 QUEUE = "queue.json"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
@@ -265,6 +269,14 @@ class ExpDir:
     @property
     def max_compute_answer(self) -> Path:
         return self.root / MAX_COMPUTE_ANSWER
+
+    @property
+    def readmit_request(self) -> Path:
+        return self.root / READMIT_REQUEST
+
+    @property
+    def readmit_answer(self) -> Path:
+        return self.root / READMIT_ANSWER
 
     @property
     def queue(self) -> Path:

@@ -35,6 +35,7 @@ class Kind(str, enum.Enum):
     RESULT = "result"
     RETRY_FAILED = "retry_failed"
     MAX_COMPUTE = "max_compute"
+    NODES_READMITTED = "nodes_readmitted"
     JOB_DEAD = "job_dead"
     WORKERS = "workers"
     WORKERS_SUBMITTED = "workers_submitted"
@@ -115,6 +116,13 @@ class MaxCompute(Record):
     kind = Kind.MAX_COMPUTE
     units: int
     was: int | None  # the cap before it (None: none)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodesReadmitted(Record):
+    """``resume --readmit-node``: excluded nodes taken back (repaired); they are judged afresh."""
+    kind = Kind.NODES_READMITTED
+    hosts: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)

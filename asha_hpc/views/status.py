@@ -328,6 +328,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         return ("retrying after a fix (--retry-failed): " +
                 (f"failed trials {', '.join(map(str, ids))} continue; " if ids else "") +
                 "restarts count from zero")
+    if k == Kind.NODES_READMITTED:
+        return f"node {', '.join(map(str, rec.get('hosts') or []))} taken back (--readmit-node)"
     return None
 
 
@@ -430,6 +432,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "compute": compute(st),
         "progress": {**progress(cfg, st, records, now),
                      "max_compute_request": pending_cap_request(exp),
+                     "readmit_request": pending_readmit_request(exp),
                      "cancel_request": pending_cancel(exp, st.lifecycle)},
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
@@ -469,6 +472,17 @@ def pending_cap_request(exp: ExpDir) -> int | None:
 
     try:
         return read_cap_request(exp.max_compute_request).units
+    except (OSError, ValueError):
+        return None
+
+
+def pending_readmit_request(exp: ExpDir) -> list[str] | None:
+    """The nodes a ``resume --readmit-node`` asked a master to take back, that no master has
+    taken yet (None: none waits)."""
+    from ..protocol.requests import read_readmit_request
+
+    try:
+        return read_readmit_request(exp.readmit_request)[0] or None
     except (OSError, ValueError):
         return None
 

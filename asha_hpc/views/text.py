@@ -128,6 +128,11 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                    else f"`asha-hpc resume {shell_word(d['dir'])}` takes it")
             lines.append(f"max_compute {p['max_compute_request']} {p['unit']} asked for by "
                          f"`resume --max-compute`, not taken yet: {who}")
+        if p.get("readmit_request"):
+            who = ("the master takes it at its next poll" if d["state"] == "running"
+                   else f"`asha-hpc resume {shell_word(d['dir'])}` takes it")
+            lines.append(f"node {', '.join(p['readmit_request'])} asked back by `resume "
+                         f"--readmit-node`, not taken yet: {who}")
         cancel = p.get("cancel_request")
         if cancel:
             asked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cancel["asked"]))
@@ -137,7 +142,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
     lines += _queue_lines(d.get("queue"), d.get("now"))
     for host, why in (d.get("nodes_excluded") or {}).items():
-        lines.append(f"node {host} excluded (its jobs go elsewhere): {why}")
+        lines.append(f"node {host} excluded (its jobs go elsewhere): {why}; once it is repaired: "
+                     f"`asha-hpc resume {shell_word(d['dir'])} --readmit-node {host}`")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

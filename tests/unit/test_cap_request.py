@@ -1,6 +1,7 @@
-"""The files between `resume --max-compute` and a running master (protocol/requests.py): any
-content in the request is a whole number and a token, or a ValueError the master reports; an
-answer names the request it answers by its token, and a torn or foreign one reads as none."""
+"""The files between `resume --max-compute` / `--readmit-node` and a running master
+(protocol/requests.py): any content in a cap request is a whole number and a token, or a
+ValueError the master reports; a readmit request gives back the names it was given; an answer
+names the request it answers by its token, and a torn or foreign one reads as none."""
 from __future__ import annotations
 
 import json
@@ -10,11 +11,16 @@ from hypothesis import strategies as st
 
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.requests import (
+    Answer,
     CapAnswer,
+    read_answer,
     read_cap_answer,
     read_cap_request,
+    read_readmit_request,
+    write_answer,
     write_cap_answer,
     write_cap_request,
+    write_readmit_request,
 )
 
 
@@ -51,3 +57,20 @@ def test_any_request_content_is_a_number_and_token_or_a_value_error(tmp_path_fac
     text = data.decode()
     assert req.units == int(text.strip().partition("\n")[0])
     assert req.token == text.strip().partition("\n")[2].strip()
+
+
+# Slurm node names as sinfo prints them ("gpu17", "node-a100-03", "c1.cluster.local"), and
+# whatever else a user types after --readmit-node that has no white space in it
+NODE = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(
+    lambda name: not any(c.isspace() for c in name))
+
+
+@settings(max_examples=200, deadline=None)
+@given(nodes=st.lists(NODE, min_size=1, max_size=5))
+@example(nodes=["gpu17", "node-a100-03", "c1.cluster.local"])
+def test_a_readmit_request_names_the_nodes_it_was_given(tmp_path_factory, nodes):
+    exp = ExpDir.create(tmp_path_factory.mktemp("req") / "exp")
+    token = write_readmit_request(exp, nodes)
+    assert read_readmit_request(exp.readmit_request) == (nodes, token)
+    write_answer(exp.readmit_answer, Answer(token, True, f"node {nodes[0]} taken back"))
+    assert read_answer(exp.readmit_answer) == Answer(token, True, f"node {nodes[0]} taken back")

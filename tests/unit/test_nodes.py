@@ -31,6 +31,28 @@ def test_a_node_that_fails_trials_which_then_work_elsewhere_is_excluded():
     assert n.failed("gpu17", 4, CUDA) is None  # already out: judged once
 
 
+def test_a_node_taken_back_is_judged_afresh():
+    """``resume --readmit-node``: the node takes work again, retries no longer steer away from
+    it for its old failures, and it takes a new streak of evidence to be excluded again."""
+    n = NodeHealth()
+    n.saw("gpu02")
+    for t in (1, 2, 3):
+        n.failed("gpu17", t, CUDA)
+    n.failed("gpu17", 4, CUDA)
+    n.succeeded("gpu02", 1)
+    [ex] = n.succeeded("gpu02", 2)
+    assert n.avoid(4) == {"gpu17"}  # trial 4 failed there, and the node is out
+    n.readmit("gpu17")
+    assert n.bad == {} and n.avoid() == set() and n.avoid(4) == set()
+    assert not n.failed_twice({3, 4})
+    for t in (5, 6):
+        assert n.failed("gpu17", t, CUDA) is None
+    assert n.succeeded("gpu02", 5) + n.succeeded("gpu02", 6) == []  # 2 failures: not yet
+    again = n.failed("gpu17", 7, CUDA)  # the third, and trials 5 and 6 worked elsewhere
+    assert again is not None and again.host == "gpu17" and sorted(again.refund) == [5, 6, 7]
+    assert "trials 5, 6, 7" in again.why
+
+
 def test_a_configuration_that_fails_everywhere_is_no_evidence_against_a_node():
     n = NodeHealth()
     for rnd in range(10):
