@@ -23,7 +23,7 @@ from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
-from ..backends import make_backend
+from ..backends import log_files, make_backend
 from ..backends.base import (
     STUCK,
     Backend,
@@ -105,6 +105,13 @@ SUBMIT_BACKOFF_S = 10.0  # the first wait after the scheduler could not take a j
 SUBMIT_BACKOFF_MAX_S = 300.0  # up to this
 #: with a limit on the user's jobs at once met: one more job is tried this often
 JOBS_PROBE_S = 60.0
+# a streak of pool jobs that ended before their code ran (pool.UNREADY_STREAK) slows the pool:
+# one new job per POOL_BACKOFF_S, doubling up to POOL_BACKOFF_MAX_S, until one starts
+POOL_UNREADY = pool.UNREADY_STREAK
+POOL_BACKOFF_S = 30.0
+POOL_BACKOFF_MAX_S = 1800.0
+# a pool job that ended so by these says nothing about its node or the environment
+NOT_UNREADY = (JobState.LOST, JobState.CANCELLED, JobState.PREEMPTED)
 # a job pending for asking too long a time limit that was not withdrawn (the limits could not be
 # read, or were read as allowing it) is judged again this often, with the limits read anew
 TOO_LONG_AGAIN_S = 300.0
@@ -186,6 +193,7 @@ class Master:
         self._jobs_most: int | None = None
         self._jobs_probe_at = float("-inf")
         self._jobs_said = False
+        self._pool_slow_said: float | None = None  # the streak of dead pool jobs last said
         self._submit_waiting_since: float | None = None  # since when the scheduler cannot take jobs
         self._last_beat = 0.0
         self._last_progress = 0.0
@@ -688,8 +696,14 @@ class Master:
             first = self._dead_since.setdefault(f"job:{jid}", now)
             if now - first >= self.grace_s:
                 self._dead_since.pop(f"job:{jid}", None)
-                recs.append(WorkerGone(workers=st.pool.lanes_of_job(jid),
-                                       why=f"job {jid} ended ({s.value})"))
+                lanes = st.pool.lanes_of_job(jid)
+                why = f"job {jid} ended ({s.value})"
+                if s not in NOT_UNREADY and all(st.pool.live[w].status == pool.STARTING
+                                                for w in lanes):
+                    recs.append(WorkerGone(workers=lanes, why=why, unready=True, job_id=jid,
+                                           host=self.backend.node_of(jid)))
+                else:
+                    recs.append(WorkerGone(workers=lanes, why=why))
         if recs:
             self._record(*recs)
 
@@ -1077,7 +1091,7 @@ class Master:
         coming = sum(1 for w in alive if w.status in (pool.STARTING, pool.IDLE))
         n = pool.to_start(len(self._todo()), self.cfg.pool_size, len(alive), coming)
         lanes = self.cfg.lanes_per_job
-        jobs = -(-n // lanes)
+        jobs = self._pool_room(-(-n // lanes))
         if jobs <= 0:
             return
         specs = [self._worker_spec(wid) for wid in pool.worker_ids(st.pool.started, jobs)]
@@ -1213,12 +1227,72 @@ class Master:
         self._record(Aborted(message=msg))
         return True
 
+    def _pool_hopeless(self) -> bool:
+        """Stop when the first POOL_UNREADY pool jobs all ended before their code ran and
+        nothing ever worked: every next one would too (unless they all ended on one node
+        while the search has seen others: its streak gets it excluded)."""
+        st = self.state
+        assert st is not None
+        dead = st.pool.unready
+        if len(dead) < POOL_UNREADY or st.pool.ever_ready or st.segments_completed or st.worked:
+            return False
+        hosts = {str(r["host"]) for r in dead if r.get("host")}
+        if len(hosts) == 1 and st.nodes.elsewhere(hosts):
+            return False
+        self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
+        where = f" on node {next(iter(hosts))}" if len(hosts) == 1 else (
+            f" on nodes {', '.join(sorted(hosts))}" if hosts else "")
+        msg = (f"the first {len(dead)} pool jobs all ended before their code ran{where} (the "
+               f"last: {dead[-1]['why']}{self._job_log(dead[-1])}): the job's setup "
+               "(slurm.setup), the Python environment or a mount is missing where the jobs "
+               f"run. Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
+        self._record(Aborted(message=msg))
+        return True
+
+    def _job_log(self, rec: dict[str, Any]) -> str:
+        """``; its log: FILE: LAST LINE`` for the job of a worker_gone record ('' without one)."""
+        jid = rec.get("job_id")
+        err = log_files(self.exp.jobs, str(jid))[1] if jid else None
+        if err is None:
+            return ""
+        try:
+            with err.open("rb") as f:
+                f.seek(max(0, err.stat().st_size - 4096))
+                lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            lines = []
+        return f"; its log: {err}" + (f": {lines[-1].strip()[:200]}" if lines else "")
+
+    def _pool_room(self, jobs: int) -> int:
+        """How many of ``jobs`` new pool jobs may go now: all of them, unless a streak of pool
+        jobs that ended before their code ran holds them back; then one at a time, each
+        waiting longer (said once per streak). The first pool job that starts ends it."""
+        st = self.state
+        assert st is not None
+        dead = st.pool.unready
+        if len(dead) < POOL_UNREADY:
+            return jobs
+        wait = min(POOL_BACKOFF_S * 2 ** (len(dead) - POOL_UNREADY), POOL_BACKOFF_MAX_S)
+        if self.clock.time() >= float(dead[-1].get("time", 0.0)) + wait:
+            return min(jobs, 1)
+        if self._pool_slow_said != dead[0].get("time"):
+            self._pool_slow_said = dead[0].get("time")
+            last = dead[-1]
+            on = f" on node {last['host']}" if last.get("host") else ""
+            self.progress(f"{len(dead)} pool jobs in a row ended before their code ran (the last: "
+                          f"{last['why']}{on}{self._job_log(last)}): one new one goes at a time, "
+                          f"at most every "
+                          f"{POOL_BACKOFF_S:g} s, doubling up to {POOL_BACKOFF_MAX_S / 60:g} min, "
+                          "until one starts; look at that log, `slurm.setup`, the environment "
+                          "and the mounts where they ran")
+        return 0
+
     def _should_abort(self) -> bool:
         """Every trial failing and none ever completing a segment means broken code: stop
         early instead of burning max_trials x max_restarts jobs."""
         st = self.state
         assert st is not None
-        if self._fail_fast():
+        if self._fail_fast() or self._pool_hopeless():
             return True
         c = st.counts()
         if c["failed"] < min(ABORT_AFTER_FAILED, self.cfg.searcher.max_trials):

@@ -16,6 +16,9 @@ sending it the next job: left alone, it fails trial after trial for good. Two ru
   running out of memory (a configuration too large for that node's GPU or memory, on a cluster
   of mixed nodes), a node that completes a segment between failures is not judged, and the
   last node not excluded is never excluded.
+- **Pool jobs that die before their code runs** say nothing about a trial. A node where
+  ``FAILURES`` pool jobs in a row ended so is excluded when, since the first of them, at least
+  ``TRIALS`` segments or pool jobs went well on other nodes.
 - **Until it is taken back**: ``resume --readmit-node`` (a repaired node) forgets what counted
   against it.
 
@@ -47,6 +50,11 @@ class NodeHealth:
     failed_on: dict[int, set[str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # nodes that ran (or waited for) any work
     bad: dict[str, str] = field(default_factory=dict)  # excluded node -> why
+    # host -> pool jobs that ended there before their code ran, since one last started there
+    dead_jobs: dict[str, list[str]] = field(default_factory=dict)
+    # host -> work that went well on other nodes since its first such job (segments completed,
+    # pool jobs started): the environment works, that node does not
+    fine_elsewhere: dict[str, int] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)  # node -> its last failure's error
 
     def failed(self, host: str | None, trial: int, error: str | None = None,
@@ -73,7 +81,7 @@ class NodeHealth:
         self.streak.pop(host, None)
         self.cleared.pop(host, None)
         self.failed_on.pop(trial, None)
-        out = []
+        out = self._fine(host)
         for other, trials in list(self.streak.items()):
             if other != host and trial in trials:
                 self.cleared.setdefault(other, set()).add(trial)
@@ -81,6 +89,49 @@ class NodeHealth:
                 if judged is not None:
                     out.append(judged)
         return out
+
+    def job_died(self, host: str | None, job_id: str, why: str) -> Excluded | None:
+        """A pool job ended on ``host`` before its code ran (a missing mount, a bad driver, a
+        setup line that fails there); the node, when this makes it excluded."""
+        if not host or host in self.bad:
+            return None
+        self.seen.add(host)
+        self.dead_jobs.setdefault(host, []).append(job_id)
+        self.last_error[host] = why
+        return self._judge_jobs(host)
+
+    def job_started(self, host: str | None) -> list[Excluded]:
+        """A pool job reached its code on ``host``; the nodes this makes excluded."""
+        if not host:
+            return []
+        self.seen.add(host)
+        return self._fine(host)
+
+    def _fine(self, host: str) -> list[Excluded]:
+        """Work went well on ``host``: its own streak of dead pool jobs ends, and it counts
+        for the other nodes' streaks."""
+        self.dead_jobs.pop(host, None)
+        self.fine_elsewhere.pop(host, None)
+        out = []
+        for other in list(self.dead_jobs):
+            self.fine_elsewhere[other] = self.fine_elsewhere.get(other, 0) + 1
+            judged = self._judge_jobs(other)
+            if judged is not None:
+                out.append(judged)
+        return out
+
+    def _judge_jobs(self, host: str) -> Excluded | None:
+        dead = self.dead_jobs.get(host, [])
+        fine = self.fine_elsewhere.get(host, 0)
+        if len(dead) < FAILURES or fine < TRIALS or not self.elsewhere({host}):
+            return None
+        why = (f"{len(dead)} pool jobs in a row ended there before their code ran (jobs "
+               f"{', '.join(dead)}), while {fine} segments or pool jobs went well on other "
+               f"nodes; the last: {self.last_error.get(host, '')}")
+        self.bad[host] = why
+        del self.dead_jobs[host]
+        self.fine_elsewhere.pop(host, None)
+        return Excluded(host, why, [])
 
     def _judge(self, host: str) -> Excluded | None:
         streak = self.streak.get(host, [])
@@ -104,6 +155,8 @@ class NodeHealth:
         self.streak.pop(host, None)
         self.cleared.pop(host, None)
         self.last_error.pop(host, None)
+        self.dead_jobs.pop(host, None)
+        self.fine_elsewhere.pop(host, None)
         for hosts in self.failed_on.values():
             hosts.discard(host)
 

@@ -29,6 +29,10 @@ GONE = "gone"  # exited, died, or told to exit
 
 #: seconds kept free before a job's time limit when deciding whether a segment fits
 FIT_MARGIN_S = 30.0
+#: pool jobs that end before their code runs (a setup line, environment or mount missing where
+#: they run): this many in a row stop a search where nothing ever worked, and slow the pool of
+#: one that has (the master's loop)
+UNREADY_STREAK = 3
 
 
 @dataclass
@@ -60,6 +64,10 @@ class Pool:
         self.workers: dict[str, Worker] = {}
         self.live: dict[str, Worker] = {}  # those not GONE: what each poll looks at
         self.started = 0  # pool workers ever submitted (numbers the next one)
+        self.ever_ready = False  # a pool job reached its code and waited for work
+        # pool jobs that ended before any of their workers was ready, since a pool job was last
+        # ready (their worker_gone records): the master stops or slows the pool on them
+        self.unready: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ queries
     def alive(self, kind: str | None = None) -> list[Worker]:
@@ -85,6 +93,8 @@ class Pool:
                 self.workers[wid].job_id = jid
 
     def on_ready(self, rec: dict[str, Any]) -> None:
+        self.ever_ready = True
+        self.unready.clear()
         w = self.workers.get(rec["worker"])
         if w is None or w.status == GONE:
             return
@@ -124,6 +134,8 @@ class Pool:
             w.trial, w.idle_since = rec["trial"], None
 
     def on_gone(self, rec: dict[str, Any]) -> None:
+        if rec.get("unready"):
+            self.unready.append(rec)
         for wid in rec["workers"]:
             if wid in self.workers:
                 self._set(self.workers[wid], GONE)

@@ -29,7 +29,8 @@ built by its constructor in records.py):
     workers_submitted  ... with these job ids
     worker_ready  a waiting job announced the slot it waits on (a ``result`` with ``waiting``
                 says the same for the job that sent it)
-    worker_gone  workers that exited, died, or were told to exit
+    worker_gone  workers that exited, died, or were told to exit (``unready``: their job ended
+                before any of them was ready, on ``host``: evidence against that node)
     sampled     a configuration a model drew (searcher.sampler: tpe or gp): ``trial``, ``hparams``;
                 replay hands these to the searcher before anything else, so it never re-fits
     workers_mode  ``workers: auto`` chose warm workers or a job per segment, with its numbers
@@ -450,6 +451,7 @@ class ExperimentState:
         self.message = None
         self.fatal, self.first_errors, self.worked = None, [], 0
         self.early_hosts = {}
+        self.pool.unready.clear()
         for t in self.trials.values():
             if t.status in LIVE or t.id in rec["trials"]:
                 t.restarts = t.infra_retries = 0
@@ -542,12 +544,17 @@ class ExperimentState:
 
     def _on_worker_ready(self, rec: dict[str, Any]) -> None:
         self.pool.on_ready(rec)
-        self.nodes.saw(rec.get("host"))
+        for ex in self.nodes.job_started(rec.get("host")):
+            self._exclude(ex, rec)
         self.auto.on_worker_ready(rec)
 
     def _on_worker_gone(self, rec: dict[str, Any]) -> None:
         self.pool.on_gone(rec)
         self.auto.on_gone(rec)
+        if rec.get("unready"):
+            ex = self.nodes.job_died(rec.get("host"), str(rec.get("job_id")), rec["why"])
+            if ex is not None:
+                self._exclude(ex, rec)
 
     def _on_workers_mode(self, rec: dict[str, Any]) -> None:
         self.auto.on_mode(rec)

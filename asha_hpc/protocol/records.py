@@ -287,6 +287,11 @@ class WorkerGone(Record):
     kind = Kind.WORKER_GONE
     workers: list[str]
     why: str
+    # the job ended on its own before any of its workers was ready: its code never ran, or
+    # failed before it could wait (``job_id``, and ``host`` where the scheduler names one)
+    unready: bool = optional(False)
+    job_id: str | None = optional()
+    host: str | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

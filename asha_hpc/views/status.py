@@ -20,6 +20,7 @@ from ..config import ExperimentConfig, load_config
 from ..errors import shell_word
 from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
+from ..master.pool import UNREADY_STREAK
 from ..master.state import (
     FAILED,
     INVALID,
@@ -439,6 +440,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "workers": workers_status(cfg, st.auto, st.caps),
         "queue": queue_status(exp) if alive else None,
         "nodes_excluded": dict(st.nodes.bad),
+        "pool_unready": pool_unready(exp, st),
         "now": now,  # the time durations above count to (the master's clock while it runs)
     }
 
@@ -474,6 +476,20 @@ def pending_cap_request(exp: ExpDir) -> int | None:
         return read_cap_request(exp.max_compute_request).units
     except (OSError, ValueError):
         return None
+
+
+def pool_unready(exp: ExpDir, st: ExperimentState) -> dict[str, Any] | None:
+    """Pool jobs that ended before their code ran, in a row (None: fewer than the streak that
+    slows the pool): how many, and the last one's job, node, why and log file."""
+    from ..backends import log_files
+
+    dead = st.pool.unready
+    if len(dead) < UNREADY_STREAK or st.lifecycle != "running":
+        return None
+    last = dead[-1]
+    err = log_files(exp.jobs, str(last["job_id"]))[1] if last.get("job_id") else None
+    return {"jobs": len(dead), "job_id": last.get("job_id"), "host": last.get("host"),
+            "why": last.get("why"), "log": str(err) if err else None}
 
 
 def pending_readmit_request(exp: ExpDir) -> list[str] | None:

@@ -144,6 +144,12 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     for host, why in (d.get("nodes_excluded") or {}).items():
         lines.append(f"node {host} excluded (its jobs go elsewhere): {why}; once it is repaired: "
                      f"`asha-hpc resume {shell_word(d['dir'])} --readmit-node {host}`")
+    dead = d.get("pool_unready")
+    if dead:
+        on = f" on node {dead['host']}" if dead.get("host") else ""
+        log = f"; its log: {dead['log']}" if dead.get("log") else ""
+        lines.append(f"pool: {dead['jobs']} jobs in a row ended before their code ran (the last: "
+                     f"{dead['why']}{on}{log}): new ones go one at a time until one starts")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

@@ -157,3 +157,70 @@ def test_trials_that_never_work_anywhere_get_no_node_excluded(evs):
     # trials 0-2 only ever fail; trials 3-6 only ever work: no trial is cleared anywhere
     n, excluded = _play([(h, t, t >= 3) for h, t, _ in evs])
     assert excluded == [] and n.bad == {}
+
+
+def test_a_node_where_pool_jobs_die_before_their_code_is_excluded_once_work_goes_well_elsewhere():
+    n = NodeHealth()
+    n.job_started("gpu02")
+    for i in range(FAILURES):
+        assert n.job_died("gpu17", f"10{i}", "job 10 ended (failed)") is None
+    assert n.succeeded("gpu02", 1) == []  # one piece of work went well elsewhere: not yet
+    [ex] = n.job_started("gpu03")
+    assert ex.host == "gpu17" and ex.refund == []  # no trial paid for it
+    assert ex.why.startswith(f"{FAILURES} pool jobs in a row ended there before their code ran "
+                             "(jobs 100, 101, 102), while 2 segments or pool jobs went well on "
+                             "other nodes; the last: job 10 ended (failed)")
+    assert n.avoid() == {"gpu17"}
+    n.readmit("gpu17")
+    assert n.bad == {} and n.dead_jobs == {}
+
+
+def test_pool_jobs_that_die_everywhere_get_no_node_excluded():
+    n = NodeHealth()
+    for i in range(20):
+        for host in ("a", "b", "c"):
+            assert n.job_died(host, f"{host}{i}", "ended (failed)") is None
+    assert n.bad == {}
+
+
+job_events = st.lists(st.tuples(st.sampled_from(["n1", "n2", "n3"]),
+                                st.sampled_from(["died", "started", "worked"]),
+                                st.integers(0, 4)), max_size=100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(evs=job_events)
+def test_any_history_of_pool_jobs_is_judged_the_same_on_replay_and_for_cause(evs):
+    def play():
+        n, out, when = NodeHealth(), [], {}
+        for i, (host, what, trial) in enumerate(evs):
+            if what == "died":
+                e = n.job_died(host, str(i), "ended (failed)")
+                now = [e.host] if e is not None else []
+            elif what == "started":
+                now = [e.host for e in n.job_started(host)]
+            else:
+                now = [e.host for e in n.succeeded(host, trial)]
+            out += now
+            when.update({h: i for h in now})
+        return n, out, when
+
+    n, out, when = play()
+    again, out_again, _ = play()
+    assert (n.bad, out) == (again.bad, out_again)  # deterministic: a resumed master agrees
+    assert out == list(n.bad)
+    seen = {h for h, _, _ in evs}
+    assert not seen or seen - set(n.bad)  # some node seen is always left
+    for host, at in when.items():
+        # FAILURES pool jobs in a row died there (nothing went well there in between) ...
+        mine = [(i, w) for i, (h, w, _) in enumerate(evs[:at + 1]) if h == host]
+        streak = []
+        for i, w in reversed(mine):
+            if w != "died":
+                break
+            streak.append(i)
+        assert len(streak) >= FAILURES
+        # ... and since the first of them, TRIALS segments or pool jobs went well elsewhere
+        good = [i for i, (h, w, _) in enumerate(evs[:at + 1]) if h != host and w != "died"
+                and i > min(streak)]
+        assert len(good) >= TRIALS
