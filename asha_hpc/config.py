@@ -153,6 +153,9 @@ class SimulatedConfig:
     # the built-in synthetic curve (a hash of the hyperparameters, which nothing can learn)
     nodes: int = 1  # nodes the jobs run on (each job on the least busy one it may use)
     broken_nodes: int = 0  # of them, this many fail every segment sent to them (a broken GPU)
+    # how they fail it: "fail" (the segment fails a few seconds in, with a CUDA error) or
+    # "die" (every job there ends before its code runs, sending nothing: a missing mount)
+    broken_how: str = "fail"
 
 
 @dataclass
@@ -699,7 +702,7 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
              "failure_rate", "workers", "result_delay_seconds", "pool", "curve", "nodes",
-             "broken_nodes")
+             "broken_nodes", "broken_how")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
@@ -715,6 +718,8 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     s.broken_nodes = c.get(d, "broken_nodes", p, _is_int, "an integer", 0,
                            lambda v: None if 0 <= v < max(s.nodes, 1)
                            else "must be at least 0 and less than simulated.nodes")
+    s.broken_how = c.get(d, "broken_how", p, lambda v: v in ("fail", "die"),
+                         "'fail' or 'die'", "fail")
     return s
 
 

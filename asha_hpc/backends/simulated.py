@@ -6,7 +6,9 @@ the journal is real, only time and training are made up. A segment takes
 ``startup_seconds + units * unit_seconds`` of virtual time (times log-normal noise), waits
 ``queue_wait_seconds`` in a queue first, and runs only while one of ``workers`` is free, on the
 least busy of ``nodes`` that its ``exclude`` allows (the first ``broken_nodes`` of them fail every
-segment a few seconds after it starts, as a node with a broken GPU does). The master's sleeps
+segment a few seconds after it starts, as a node with a broken GPU does; with ``broken_how:
+die`` every job there ends before its code runs and sends nothing, as on a node without the
+shared mount: only the scheduler knows where it ran). The master's sleeps
 skip idle polls (staying on its poll grid), so 10,000 trials take seconds.
 """
 from __future__ import annotations
@@ -230,6 +232,8 @@ class SimulatedBackend(Backend):
                     continue
                 if what == "end":
                     self._finish(job)
+                elif what == "ready" and self._dies(job):  # its code never ran
+                    self._release(job, JobState.FAILED, t_end)
                 elif what == "ready":  # a pool worker finished starting: it waits on slot 0
                     self._ready(job, {"type": "ready", "worker": job.worker, "slot": 0,
                                       "job_id": jid, "job_started": job.start, "time": self._t,
@@ -255,11 +259,18 @@ class SimulatedBackend(Backend):
                 if job.task is not None:
                     job.end = t + (self.cfg.startup_seconds + BROKEN_S if job.host in self.broken
                                    else self._duration(job.task))
+                    job.fails = job.fails or self._dies(job)
                     self._push(job.end, jid, "end")
-                    if len(self.hosts) > 1:  # where it runs matters (master/nodes.py)
+                    # the job's own message: where it runs matters (nodes.py), and a job that
+                    # will crash ran its code first (only one that dies before it sends none)
+                    if (len(self.hosts) > 1 or job.fails) and not self._dies(job):
                         self._started(job, job.task, t + self.cfg.startup_seconds)
                 else:
                     self._push(t + self.cfg.startup_seconds, jid, "ready")
+
+    def _dies(self, job: _Job) -> bool:
+        """Whether ``job`` ends before its code runs (``broken_how: die`` on a broken node)."""
+        return job.host in self.broken and self.cfg.broken_how == "die"
 
     def _node(self, job: _Job) -> str | None:
         """The least busy node the job's ``exclude`` (a comma-separated list of names) allows."""

@@ -85,6 +85,7 @@ from . import autoworkers, pool
 from .lease import Lease
 from .retention import removable_checkpoints
 from .state import (
+    BEFORE_CODE,
     FAILED,
     PENDING,
     QUEUED,
@@ -148,6 +149,17 @@ def readmit_problem(st: ExperimentState, hosts: list[str]) -> str | None:
     out = ", ".join(sorted(st.nodes.bad)) or "none"
     return (f"--readmit-node: node {', '.join(not_out)} is not excluded (excluded: {out}); "
             "give the name `asha-hpc status` shows")
+
+
+def last_line(path: Path) -> str:
+    """``: LAST LINE`` of a job's log file (its last 4 KB; '' when empty or unreadable)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()[:200]}" if lines else ""
 
 
 class Master:
@@ -591,8 +603,8 @@ class Master:
             if isinstance(msg, messages.Result):
                 settled.add(attempt)
                 self._dismiss_if_gone(msg)
-            elif st.trials[attempt[0]].status == RUNNING:
-                continue  # the backend already said it runs: nothing new
+            elif st.trials[attempt[0]].code_ran:
+                continue  # its job already said its code runs: nothing new
             recs.append(msg.record())
         # said before the batch is journaled: the journal is often on the filesystem the job
         # found full, and its append then waits for room, which the operator is only asked for
@@ -678,7 +690,8 @@ class Master:
             s = states.get(t.job_id, JobState.UNKNOWN)  # type: ignore[arg-type]
             if s == JobState.RUNNING and t.status == PENDING:
                 recs.append(Started(trial=t.id, segment=t.segment, attempt=t.attempt,
-                                    job_id=t.job_id, host=self.backend.node_of(str(t.job_id))))
+                                    job_id=t.job_id, host=self.backend.node_of(str(t.job_id)),
+                                    by_scheduler=True))
             if not s.terminal:
                 continue
             first = self._dead_since.setdefault(t.key, now)
@@ -1220,6 +1233,8 @@ class Master:
 
         job = latest_logs(self.exp, read_journal(self.exp.journal)[0], [tid]).get(tid) or {}
         log_file = job.get("err") or job.get("out")
+        if log_file and BEFORE_CODE in why:  # no traceback of the trial's: what the job said
+            log_file += last_line(Path(log_file))
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
                f"). Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
@@ -1253,15 +1268,7 @@ class Master:
         """``; its log: FILE: LAST LINE`` for the job of a worker_gone record ('' without one)."""
         jid = rec.get("job_id")
         err = log_files(self.exp.jobs, str(jid))[1] if jid else None
-        if err is None:
-            return ""
-        try:
-            with err.open("rb") as f:
-                f.seek(max(0, err.stat().st_size - 4096))
-                lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
-        except OSError:
-            lines = []
-        return f"; its log: {err}" + (f": {lines[-1].strip()[:200]}" if lines else "")
+        return "" if err is None else f"; its log: {err}{last_line(err)}"
 
     def _pool_room(self, jobs: int) -> int:
         """How many of ``jobs`` new pool jobs may go now: all of them, unless a streak of pool

@@ -90,6 +90,9 @@ MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, pr
 SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothing worked: stop
 
 
+BEFORE_CODE = "its job ended before its code ran"  # a trial's error for such a job (fail-fast)
+
+
 @dataclass
 class TrialState:
     id: int
@@ -114,6 +117,7 @@ class TrialState:
     host: str | None = None
     worker: str | None = None  # the waiting job its current attempt was handed to
     slot: int = 0  # ... in this slot of that job
+    code_ran: bool = False  # its current attempt's job reached the attempt's code
 
     @property
     def key(self) -> str:
@@ -340,6 +344,7 @@ class ExperimentState:
         self._set_status(t, PENDING)
         t.job_id = rec.get("job_id")  # set at once when handed to a waiting job
         t.worker, t.slot = rec.get("worker"), int(rec.get("slot", 0))
+        t.code_ran = t.worker is not None
         if t.worker is not None:  # a job that waits takes it within milliseconds: it runs
             self.pool.on_assigned(rec)  # (the job sends no ``started`` for a hand-over)
             self._set_status(t, RUNNING)
@@ -369,6 +374,7 @@ class ExperimentState:
             self._set_status(t, RUNNING)
             t.host = rec.get("host")
             self.nodes.saw(t.host)
+            t.code_ran = t.code_ran or not rec.get("by_scheduler")
 
     def _on_result(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -498,6 +504,9 @@ class ExperimentState:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")
         if rec.get("counts") and not rec.get("disk_full") and not never_ran:
+            if not t.code_ran and not self.worked:  # every job may end so: fail-fast judges
+                self._early_error(t, {"error": f"{BEFORE_CODE} ({rec.get('state')})",
+                                      "host": rec.get("host")})
             self._failed(t, rec, rec.get("host") or t.host, why)
         else:
             self._retry(t, rec, counts=bool(rec.get("counts")),

@@ -191,6 +191,9 @@ class Started(Attempt):
     kind = Kind.STARTED
     job_id: str | None
     host: str | None
+    # the master saw the job running (the scheduler's word); without it, the job's own message:
+    # its code ran
+    by_scheduler: bool = optional(False)
 
 
 @dataclass(frozen=True, kw_only=True)

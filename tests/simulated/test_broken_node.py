@@ -98,27 +98,14 @@ def test_fail_fast_waits_when_the_first_failures_all_come_from_one_node_of_sever
     assert _early(cfg, spread, seen=["gpu02", "gpu17"]).hopeless() is not None
 
 
-class DiesBeforeItsCode(SimulatedBackend):
+def test_a_node_whose_jobs_die_without_a_word_is_found_from_the_scheduler(tmp_path):
     """A broken node whose jobs die before the job's own code runs (a missing mount): they
     send no message at all; only the scheduler knows where they ran (``node_of``)."""
-
-    def _node(self, job):
-        host = super()._node(job)
-        if host in self.broken and job.task is not None:
-            job.fails = True
-        return host
-
-    def _started(self, job, spec, at):
-        if job.host not in self.broken:
-            super()._started(job, spec, at)
-
-
-def test_a_node_whose_jobs_die_without_a_word_is_found_from_the_scheduler(tmp_path):
     cfg = sim_cfg(trials=40, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
-                  startup_seconds=20)
+                  startup_seconds=20, broken_how="die")
     cfg.max_restarts = 5
     exp = _create_experiment(cfg, tmp_path / "exp")
-    backend = DiesBeforeItsCode(exp.root, cfg.simulated)
+    backend = SimulatedBackend.from_config(cfg, exp.root)
     st = Master(exp, cfg, backend=backend, progress=lambda s: None).run()
     assert st.lifecycle == "completed"
     assert Counter(t.status for t in st.trials.values())["failed"] == 0

@@ -154,20 +154,25 @@ def test_a_command_that_cannot_be_split_names_the_entrypoint(entrypoint):
 @given(nodes=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=4),
                        st.booleans(), st.none()),
        broken=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=4),
-                        st.none()))
-def test_any_simulated_nodes_are_taken_or_named(nodes, broken):
-    """``simulated.nodes`` / ``broken_nodes``: whole numbers, at least one node, fewer broken
-    than nodes; anything else is one line naming the key."""
+                        st.none()),
+       how=st.one_of(st.sampled_from(["fail", "die", "Die", " fail", ""]), st.text(max_size=5),
+                     st.integers(), st.none()))
+def test_any_simulated_nodes_are_taken_or_named(nodes, broken, how):
+    """``simulated.nodes`` / ``broken_nodes`` / ``broken_how``: whole numbers, at least one
+    node, fewer broken than nodes, 'fail' or 'die'; anything else is one line naming the key."""
     raw = {"name": "n", "entrypoint": "m:f", "backend": "simulated",
            "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 2},
            "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
-           "simulated": {"nodes": nodes, "broken_nodes": broken}}
+           "simulated": {"nodes": nodes, "broken_nodes": broken, "broken_how": how}}
     try:
         cfg = parse_config(raw, "/tmp")
     except ConfigError as e:
-        assert any(p.startswith(("simulated.nodes:", "simulated.broken_nodes:"))
-                   for p in e.problems), e.problems
+        assert any(p.startswith(("simulated.nodes:", "simulated.broken_nodes:",
+                                 "simulated.broken_how:")) for p in e.problems), e.problems
+        assert (how in ("fail", "die", None)) == (
+            not any(p.startswith("simulated.broken_how:") for p in e.problems))
         return
     s = cfg.simulated
+    assert s.broken_how == (how or "fail")
     assert isinstance(s.nodes, int) and s.nodes >= 1
     assert isinstance(s.broken_nodes, int) and 0 <= s.broken_nodes < s.nodes

@@ -1,10 +1,11 @@
-"""Pool jobs that end before their code runs (a node without the shared mount, a `slurm.setup`
-line that fails, a Python environment missing on the compute nodes). Such a job sends no
-message and runs no trial, so nothing counted it: the master submitted its replacement, which
+"""Jobs that end before their code runs (a node without the shared mount, a `slurm.setup`
+line that fails, a Python environment missing on the compute nodes). A pool job that ends so
+sends no message and runs no trial, so nothing counted it: the master submitted its replacement, which
 died the same way, for ever (236 dead pool jobs on a simulated cluster of 4 with one such node;
 12,000 in 60,000 s, without a word, where every node was so). Now a node where they die is
 excluded once work goes well elsewhere, a search where the first ones all die stops with one
-line naming the job's log, and one that had worked slows its pool down until a job starts."""
+line naming the job's log, and one that had worked slows its pool down until a job starts. A
+job per segment that ends so is its trial's failure, and fail-fast compares them."""
 from __future__ import annotations
 
 from collections import Counter
@@ -22,26 +23,13 @@ from asha_hpc.views.text import render_status_text
 from helpers import sim_cfg
 
 
-class PoolJobsDie(SimulatedBackend):
-    """Pool jobs on the nodes in ``dead`` end (FAILED) when their start-up is over, before
-    they are ready: their code never ran."""
-
-    dead: set[str] = set()
-
-    def _ready(self, job, body):
-        if body and body.get("type") == "ready" and job.host in self.dead:
-            self._release(job, JobState.FAILED, self._t)
-            return
-        super()._ready(job, body)
-
-
 def _master(tmp_path, dead, nodes=4, progress=lambda s: None):
     cfg = sim_cfg(trials=60, concurrent=8, failure_rate=0.0, nodes=nodes, startup_seconds=20,
-                  pool=4)
+                  pool=4, broken_how="die")
     cfg.max_restarts = 5
     exp = _create_experiment(cfg, tmp_path / "exp")
-    backend = PoolJobsDie(exp.root, cfg.simulated)
-    backend.dead = set(dead)
+    backend = SimulatedBackend.from_config(cfg, exp.root)
+    backend.broken = set(dead)  # where jobs end before their code runs
     return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=progress)
 
 
@@ -97,7 +85,7 @@ def test_pool_jobs_that_die_after_the_search_worked_are_slowed_down_until_one_st
     while st.segments_completed < 12:
         assert m.step()
         m._sleep(cfg.poll_interval_s)
-    backend.dead = set(backend.hosts)
+    backend.broken = set(backend.hosts)
     for jid in st.pool.job_ids():  # the running pool jobs end (their nodes rebooted, say)
         backend.cancel([jid])
         backend.jobs[jid].state = JobState.NODE_FAIL
@@ -120,7 +108,7 @@ def test_pool_jobs_that_die_after_the_search_worked_are_slowed_down_until_one_st
     assert (f"pool: {len(died)} jobs in a row ended before their code ran (the last: "
             f"{died[-1]['why']} on node {died[-1]['host']}): new ones go one at a time until one "
             "starts") in render_status_text(d).splitlines()
-    backend.dead = set()  # fixed
+    backend.broken = set()  # fixed
     while m.step():
         m._sleep(cfg.poll_interval_s)
     m.close()
@@ -129,3 +117,38 @@ def test_pool_jobs_that_die_after_the_search_worked_are_slowed_down_until_one_st
     st = replay(cfg, recs)
     assert st.lifecycle == "completed" and not any(t.status == "failed" for t in st.trials.values())
     assert status_dict(exp, cfg, st, recs)["pool_unready"] is None
+
+
+def test_segment_jobs_that_all_die_before_their_code_stop_at_the_first_batch(tmp_path):
+    """A job per segment: such a job is a failure of its trial (it counts), and fail-fast
+    takes it as an error every trial would repeat, as a crash in the code. Before, nothing
+    compared these deaths: the search went on until 3 trials had used up their restarts (48
+    jobs here)."""
+    cfg = sim_cfg(trials=40, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
+                  startup_seconds=20, broken_how="die")
+    cfg.max_restarts = 5
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    backend = SimulatedBackend.from_config(cfg, exp.root)
+    backend.broken = set(backend.hosts)
+    st = Master(exp, cfg, backend=backend, progress=lambda s: None).run()
+    assert st.lifecycle == "failed"
+    assert "all failed with the same error before any segment succeeded: its job ended before " \
+           "its code ran (failed)" in st.message
+    assert st.message.endswith(f"Fix it, then `asha-hpc resume {exp.root} --retry-failed`")
+    recs = read_journal(exp.journal)[0]
+    assert len([r for r in recs if r["kind"] == "job_dead"]) <= 8  # the first batch
+    assert not any(t.status == "failed" for t in st.trials.values())
+
+
+def test_a_segment_job_that_crashes_after_its_code_started_is_no_such_death(tmp_path):
+    """Crashes (a killed process, after the job's code sent its `started`) are the code's own
+    failures, as before: every attempt crashing is not taken for a broken environment."""
+    cfg = sim_cfg(trials=6, concurrent=3, failure_rate=0.999)
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    recs = read_journal(exp.journal)[0]
+    assert st.lifecycle == "failed" and "before its code ran" not in (st.message or "")
+    dead = [r for r in recs if r["kind"] == "job_dead"]
+    started = {(r["trial"], r["segment"], r["attempt"]) for r in recs
+               if r["kind"] == "started" and not r.get("by_scheduler")}
+    assert dead and all((r["trial"], r["segment"], r["attempt"]) in started for r in dead)
