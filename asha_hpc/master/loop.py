@@ -108,7 +108,6 @@ SUBMIT_BACKOFF_MAX_S = 300.0  # up to this
 JOBS_PROBE_S = 60.0
 # a streak of pool jobs that ended before their code ran (pool.UNREADY_STREAK) slows the pool:
 # one new job per POOL_BACKOFF_S, doubling up to POOL_BACKOFF_MAX_S, until one starts
-POOL_UNREADY = pool.UNREADY_STREAK
 POOL_BACKOFF_S = 30.0
 POOL_BACKOFF_MAX_S = 1800.0
 # a pool job that ended so by these says nothing about its node or the environment
@@ -500,8 +499,8 @@ class Master:
 
     def step(self) -> bool:
         """One poll of the loop; False once the master should exit. An idle step costs one
-        listdir of the inbox, a stat each for a cancel, a max_compute and a readmit request, and the
-        backend's (rate-limited) job query: nothing that grows with the number of trials.
+        listdir of the inbox, a stat each for a cancel, a max_compute and a readmit request,
+        and the backend's (rate-limited) job query: nothing that grows with the number of trials.
         Waiting jobs get their next segment before the step's housekeeping (inbox files,
         retention, progress)."""
         try:
@@ -1243,13 +1242,14 @@ class Master:
         return True
 
     def _pool_hopeless(self) -> bool:
-        """Stop when the first POOL_UNREADY pool jobs all ended before their code ran and
-        nothing ever worked: every next one would too (unless they all ended on one node
-        while the search has seen others: its streak gets it excluded)."""
+        """Stop when the first ``pool.UNREADY_STREAK`` pool jobs all ended before their code
+        ran and nothing ever worked: every next one would too (unless they all ended on one
+        node while the search has seen others: its streak gets it excluded)."""
         st = self.state
         assert st is not None
         dead = st.pool.unready
-        if len(dead) < POOL_UNREADY or st.pool.ever_ready or st.segments_completed or st.worked:
+        if len(dead) < pool.UNREADY_STREAK or st.pool.ever_ready or st.segments_completed \
+                or st.worked:
             return False
         hosts = {str(r["host"]) for r in dead if r.get("host")}
         if len(hosts) == 1 and st.nodes.elsewhere(hosts):
@@ -1277,9 +1277,9 @@ class Master:
         st = self.state
         assert st is not None
         dead = st.pool.unready
-        if len(dead) < POOL_UNREADY:
+        if len(dead) < pool.UNREADY_STREAK:
             return jobs
-        wait = min(POOL_BACKOFF_S * 2 ** (len(dead) - POOL_UNREADY), POOL_BACKOFF_MAX_S)
+        wait = min(POOL_BACKOFF_S * 2 ** (len(dead) - pool.UNREADY_STREAK), POOL_BACKOFF_MAX_S)
         if self.clock.time() >= float(dead[-1].get("time", 0.0)) + wait:
             return min(jobs, 1)
         if self._pool_slow_said != dead[0].get("time"):
@@ -1288,10 +1288,9 @@ class Master:
             on = f" on node {last['host']}" if last.get("host") else ""
             self.progress(f"{len(dead)} pool jobs in a row ended before their code ran (the last: "
                           f"{last['why']}{on}{self._job_log(last)}): one new one goes at a time, "
-                          f"at most every "
-                          f"{POOL_BACKOFF_S:g} s, doubling up to {POOL_BACKOFF_MAX_S / 60:g} min, "
-                          "until one starts; look at that log, `slurm.setup`, the environment "
-                          "and the mounts where they ran")
+                          f"at most every {POOL_BACKOFF_S:g} s, doubling up to "
+                          f"{POOL_BACKOFF_MAX_S / 60:g} min, until one starts; look at that log, "
+                          "`slurm.setup`, the environment and the mounts where they ran")
         return 0
 
     def _should_abort(self) -> bool:

@@ -13,7 +13,8 @@ from collections import Counter
 from asha_hpc.backends.base import JobState
 from asha_hpc.backends.simulated import SimulatedBackend
 from asha_hpc.cli import _create_experiment, main
-from asha_hpc.master.loop import POOL_BACKOFF_MAX_S, POOL_UNREADY, Master
+from asha_hpc.master.loop import POOL_BACKOFF_MAX_S, Master
+from asha_hpc.master.pool import UNREADY_STREAK
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
@@ -44,16 +45,16 @@ def test_a_node_where_pool_jobs_die_before_their_code_is_excluded(tmp_path):
     assert st.lifecycle == "completed"
     assert Counter(t.status for t in st.trials.values())["failed"] == 0
     assert list(st.nodes.bad) == ["node01"]
-    assert st.nodes.bad["node01"].startswith(f"{POOL_UNREADY} pool jobs in a row ended there "
+    assert st.nodes.bad["node01"].startswith(f"{UNREADY_STREAK} pool jobs in a row ended there "
                                              "before their code ran (jobs sim:w")
     [line] = [s for s in said if s.startswith("node node01 excluded")]
     assert "--readmit-node node01" in line
     recs = read_journal(exp.journal)[0]
     assert check_invariants(cfg, recs) == []
     died = [r for r in recs if r["kind"] == "worker_gone" and r.get("unready")]
-    assert len(died) == POOL_UNREADY and {r["host"] for r in died} == {"node01"}
+    assert len(died) == UNREADY_STREAK and {r["host"] for r in died} == {"node01"}
     assert all(r["job_id"] and r["why"].endswith("ended (failed)") for r in died)
-    assert _pool_jobs(recs) <= 4 + POOL_UNREADY + 1  # before: 239
+    assert _pool_jobs(recs) <= 4 + UNREADY_STREAK + 1  # before: 239
     assert replay(cfg, recs).nodes.bad == st.nodes.bad  # a resumed master judges the same
 
 
@@ -96,8 +97,8 @@ def test_pool_jobs_that_die_after_the_search_worked_are_slowed_down_until_one_st
     recs = read_journal(exp.journal)[0]
     died = [r for r in recs if r["kind"] == "worker_gone" and r.get("unready")]
     # 6 h: a pool's worth, then one every 30 s doubling to every 30 min: about 16, not 4,000
-    assert POOL_UNREADY <= len(died) <= 25, len(died)
-    gaps = [b["time"] - a["time"] for a, b in zip(died[POOL_UNREADY:], died[POOL_UNREADY + 1:])]
+    assert UNREADY_STREAK <= len(died) <= 25, len(died)
+    gaps = [b["time"] - a["time"] for a, b in zip(died[UNREADY_STREAK:], died[UNREADY_STREAK + 1:])]
     assert gaps and max(gaps) <= POOL_BACKOFF_MAX_S + 60 and gaps[-1] >= POOL_BACKOFF_MAX_S
     slow = [s for s in said if "pool jobs in a row ended before their code ran" in s]
     assert len(slow) == 1
