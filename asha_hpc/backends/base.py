@@ -73,6 +73,9 @@ class JobState(str, enum.Enum):
     OUT_OF_MEMORY = "out_of_memory"  # killed for memory (the trial's fault: counts as a restart)
     UNKNOWN = "unknown"  # cannot tell right now (accounting lag): keep waiting
     LOST = "lost"  # no trace of it anywhere (never started, or vanished): treat as dead
+    # gone from the scheduler, which cannot say how it ended (no accounting), after it ran (it
+    # left its log file): not lost while queued, not known to be the trial's fault
+    ENDED = "unaccounted"
 
     @property
     def terminal(self) -> bool:

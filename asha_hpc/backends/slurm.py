@@ -681,9 +681,16 @@ class SlurmBackend(Backend):
                 if t.state not in (JobState.PENDING, JobState.RUNNING):
                     t.state = JobState.UNKNOWN
             elif now - t.missing_since >= self.lost_grace_s:
-                t.state = JobState.LOST
+                # without accounting (sacct down or disabled) a job that ended leaves squeue
+                # without a word; one that left its log file ran, however it ended
+                t.state = JobState.ENDED if self._ran(jid) else JobState.LOST
             elif t.state not in (JobState.PENDING, JobState.RUNNING):
                 t.state = JobState.UNKNOWN
+
+    def _ran(self, jid: str) -> bool:
+        """Whether job ``jid`` started: Slurm opens its log file when it starts."""
+        found = self.log_files(self.jobs_dir, jid)
+        return found is not None and any(p is not None for p in found)
 
     def _recent(self, jid: str, now: float) -> bool:
         t = self._jobs[jid]

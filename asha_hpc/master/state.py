@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ..backends import capabilities
+from ..backends.base import JobState
 from ..config import ExperimentConfig
 from ..errors import AshaError
 from ..protocol.expdir import attempt_key
@@ -503,10 +504,12 @@ class ExperimentState:
         else:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")
+        ran = rec.get("counts") or rec.get("state") == JobState.ENDED.value  # how: not known
+        if ran and not rec.get("disk_full") and not never_ran and not t.code_ran \
+                and not self.worked:  # every job may end so: fail-fast judges
+            self._early_error(t, {"error": f"{BEFORE_CODE} ({rec.get('state')})",
+                                  "host": rec.get("host")})
         if rec.get("counts") and not rec.get("disk_full") and not never_ran:
-            if not t.code_ran and not self.worked:  # every job may end so: fail-fast judges
-                self._early_error(t, {"error": f"{BEFORE_CODE} ({rec.get('state')})",
-                                      "host": rec.get("host")})
             self._failed(t, rec, rec.get("host") or t.host, why)
         else:
             self._retry(t, rec, counts=bool(rec.get("counts")),

@@ -7,7 +7,19 @@ import time
 
 import pytest
 
-from slurm_helpers import SETUP, cli, exp_name, journal, make_experiment, sacct_jobs
+from asha_hpc.backends.slurm import SlurmBackend
+from asha_hpc.master.loop import Master
+
+from slurm_helpers import (
+    SETUP,
+    cli,
+    exp_name,
+    in_process,
+    journal,
+    make_experiment,
+    run_bounded,
+    sacct_jobs,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -18,7 +30,8 @@ MISSING = "/nonexistent/venv/bin/python"
 def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, workers):  # noqa: F811
     cfg_path = make_experiment(tmp_path, f"nopy{workers}", searcher={"max_trials": 6},
                                slurm={"workers": workers,
-                                      "setup": [*SETUP, f"exec {MISSING} -c pass"]})
+                                      "setup": [*SETUP, f"exec {MISSING} -c pass"]},
+                               result_grace_s=2)  # a local disk: no late results
     name = exp_name(cfg_path)
     cleanup[0].append(name)
     exp = tmp_path / "run"
@@ -42,3 +55,48 @@ def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, work
     assert len(submitted) <= 4
     rows = sacct_jobs(name, t0, expect=submitted)
     assert {r["id"] for r in rows} <= set(submitted), rows
+
+
+class NoAccounting(SlurmBackend):
+    """A cluster without job accounting (``AccountingStorageType=accounting_storage/none``, or
+    slurmdbd down): sacct answers nothing, and squeue has forgotten a job that ended
+    (``MinJobAge`` passed: a master that was down a while, or a cluster that keeps them only
+    seconds), so it leaves without a word on how. The backend's own fallback, squeue alone,
+    is what runs; only its memory of ended jobs is cut short."""
+
+    def _sacct(self, job_ids):
+        return None
+
+    def _squeue(self, job_ids, reasons):
+        found = super()._squeue(job_ids, reasons)
+        return None if found is None else {j: s for j, s in found.items() if not s.terminal}
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["segment jobs", "worker pool"])
+def test_without_accounting_jobs_that_die_before_their_code_stop_the_search_too(
+        tmp_path, cleanup, workers):  # noqa: F811
+    """Such a job was LOST (as if it never left the queue): a segment's retry cost nothing and
+    a pool job was replaced, for ever. One that left its log file ran: "unaccounted", judged as
+    above."""
+    cfg_path = make_experiment(tmp_path, f"noacct{workers}", searcher={"max_trials": 6},
+                               slurm={"workers": workers,
+                                      "setup": [*SETUP, f"exec {MISSING} -c pass"]},
+                               result_grace_s=2)  # a local disk: no late results
+    cleanup[0].append(exp_name(cfg_path))
+    cfg, exp, _ = in_process(tmp_path, cfg_path)
+    backend = NoAccounting(str(exp.root), cfg.slurm.backend_options(), poll_min_interval_s=1)
+    backend.lost_grace_s = backend.submit_grace_s = 5.0  # a local cluster answers at once
+    lines: list[str] = []
+    st = run_bounded(Master(exp, cfg, backend=backend, progress=lines.append))
+    assert st.lifecycle == "failed", (st.message, lines[-5:])
+    assert st.message.endswith(f"Fix it, then `asha-hpc resume {exp.root} --retry-failed`")
+    assert MISSING in st.message  # the log's last line
+    recs = journal(exp.root)
+    if workers:
+        assert "pool jobs all ended before their code ran" in st.message, st.message
+        died = [x for x in recs if x["kind"] == "worker_gone" and x.get("unready")]
+        assert died and all(x["why"].endswith("ended (unaccounted)") for x in died), died
+    else:
+        assert "its job ended before its code ran (unaccounted)" in st.message, st.message
+        dead = [x for x in recs if x["kind"] == "job_dead"]
+        assert dead and all(x["state"] == "unaccounted" for x in dead), dead
