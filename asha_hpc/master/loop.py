@@ -1247,7 +1247,7 @@ class Master:
         node while the search has seen others: its streak gets it excluded)."""
         st = self.state
         assert st is not None
-        dead = st.pool.unready
+        dead = st.unready_streak()
         if len(dead) < pool.UNREADY_STREAK or st.pool.ever_ready or st.segments_completed \
                 or st.worked:
             return False
@@ -1276,7 +1276,7 @@ class Master:
         waiting longer (said once per streak). The first pool job that starts ends it."""
         st = self.state
         assert st is not None
-        dead = st.pool.unready
+        dead = st.unready_streak()
         if len(dead) < pool.UNREADY_STREAK:
             return jobs
         wait = min(POOL_BACKOFF_S * 2 ** (len(dead) - pool.UNREADY_STREAK), POOL_BACKOFF_MAX_S)

@@ -183,6 +183,12 @@ class ExperimentState:
         """Trials with a submitted job (pending or running), in submission order."""
         return list(self._live.values())
 
+    def unready_streak(self) -> list[dict[str, Any]]:
+        """Pool jobs that ended before their code ran since one was last ready (their
+        worker_gone records), but for those on nodes excluded since: these say nothing more
+        about the jobs to come."""
+        return [r for r in self.pool.unready if r.get("host") not in self.nodes.bad]
+
     def awaiting(self, trial: int, segment: int, attempt: int) -> bool:
         """True if a message for this attempt is the one the trial is waiting for."""
         t = self.trials.get(trial)

@@ -483,7 +483,7 @@ def pool_unready(exp: ExpDir, st: ExperimentState) -> dict[str, Any] | None:
     slows the pool): how many, and the last one's job, node, why and log file."""
     from ..backends import log_files
 
-    dead = st.pool.unready
+    dead = st.unready_streak()
     if len(dead) < UNREADY_STREAK or st.lifecycle != "running":
         return None
     last = dead[-1]
