@@ -231,7 +231,7 @@ class Master:
             self.state.apply(r)
         if len(self.state.nodes.bad) > bad:  # said once, when it happens (replay says nothing)
             for host, why in list(self.state.nodes.bad.items())[bad:]:
-                self.progress(f"node {host} excluded: {why}. Its jobs go elsewhere and the "
+                self.progress(f"node {host} excluded: {why}. Its jobs go elsewhere and any "
                               f"restarts its failures counted are given back; tell your "
                               f"cluster's administrators, and once it is repaired: `asha-hpc "
                               f"resume {shell_word(self.exp.root)} --readmit-node {host}`")
