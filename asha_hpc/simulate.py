@@ -43,7 +43,8 @@ from .protocol.records import Kind
 
 STATS = ("makespan_s", "worker_hours", "gpu_hours", "held_gpu_hours", "utilization",
          "wasted_worker_hours", "units_trained",
-         "time_to_best_s", "best_metric", "trials", "segments", "failed_attempts")
+         "time_to_best_s", "best_metric", "trials", "segments", "failed_attempts",
+         "nodes_excluded")
 
 
 # ----------------------------------------------------------------------------- curves file
@@ -250,7 +251,12 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
                         "hparams": best[0].hparams} if best else None),
         "trials": c["total"],
         "segments": sum(1 for r in recs if r["kind"] == Kind.RESULT and r.get("status") == "completed"),
-        "failed_attempts": sum(1 for r in recs if r["kind"] == Kind.JOB_DEAD),
+        # a segment's error, a job that ended without a result, a pool job that died before
+        # its code ran
+        "failed_attempts": sum(1 for r in recs if r["kind"] == Kind.JOB_DEAD
+                               or r["kind"] == Kind.RESULT and r.get("status") == "error"
+                               or r["kind"] == Kind.WORKER_GONE and r.get("unready")),
+        "nodes_excluded": len(st.nodes.bad),
         "trials_failed": c["failed"],
         "trials_per_rung": {str(k): by_length[k] for k in sorted(by_length)},
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
@@ -431,7 +437,7 @@ def _fmt(k: str, v: float | None) -> str:
         return f"{v:,.1f}"
     if k == "utilization":
         return f"{100 * v:.1f}%"
-    if k in ("units_trained", "trials", "segments", "failed_attempts"):
+    if k in ("units_trained", "trials", "segments", "failed_attempts", "nodes_excluded"):
         return f"{v:,.0f}"
     return f"{v:.6g}"
 
@@ -481,7 +487,8 @@ def render(d: dict[str, Any]) -> str:
              ("worker-hours in failed attempts", "wasted_worker_hours"),
              (f"{unit} trained", "units_trained"),
              ("time to the final best", "time_to_best_s"), (f"best {s['metric']}", "best_metric"),
-             ("trials", "trials"), ("segments", "segments"), ("failed attempts", "failed_attempts")]
+             ("trials", "trials"), ("segments", "segments"), ("failed attempts", "failed_attempts"),
+             ("nodes excluded", "nodes_excluded")]
     width = max(len(n) for n, _ in names)
     for name, k in names:
         sm = d[k]

@@ -180,3 +180,25 @@ def test_gpus_per_trial(tmp_path):
         p = tmp_path / "g.yaml"
         p.write_text(yaml.safe_dump(cfg))
         assert gpus_per_trial(load_config(p)) == want, extra
+
+
+@pytest.mark.parametrize("how, pool", [("fail", 0), ("die", 4)])
+def test_a_broken_node_shows_in_failed_attempts_and_nodes_excluded(tmp_path, capsys, how, pool):
+    """`simulated: {nodes, broken_nodes, broken_how}` in the config: what the broken node cost
+    (failed segments, jobs that ended without a result, pool jobs that died before their code)
+    and that it was excluded; none of either on a healthy cluster."""
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["simulated"] = {"nodes": 8, "broken_nodes": 1, "broken_how": how, "pool": pool,
+                        "startup_seconds": 20}
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    d = simulate_json(capsys, p, "--workers", 8, "--no-what-if")
+    assert d["nodes_excluded"]["median"] == 1
+    assert d["failed_attempts"]["median"] >= 3  # the evidence it took
+    assert main(["simulate", str(p), "--workers", "8", "--no-what-if"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert any(line.split() == ["nodes", "excluded", "1"] for line in text), text
+    cfg["simulated"]["broken_nodes"] = 0
+    p.write_text(yaml.safe_dump(cfg))
+    d = simulate_json(capsys, p, "--workers", 8, "--no-what-if")
+    assert d["nodes_excluded"]["median"] == 0 and d["failed_attempts"]["median"] == 0
