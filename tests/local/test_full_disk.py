@@ -191,15 +191,25 @@ def test_disk_full_is_told_from_the_trials_own_errors(tmp_path):
 
     with pytest.raises(RuntimeError) as info:
         chained()
-    assert disk_full_in(info.value, tmp_path) == {"path": "/scratch/u/ckpt.pt", "quota": True,
-                                                  "free": free_bytes(Path("/scratch/u/ckpt.pt"))}
+    _same(disk_full_in(info.value, tmp_path), {"path": "/scratch/u/ckpt.pt", "quota": True,
+                                                "free": free_bytes(Path("/scratch/u/ckpt.pt"))})
     # torch.save flattens the OSError into its own text
     flat = RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0: "
                         "No space left on device")
-    assert disk_full_in(flat, tmp_path) == {"path": str(tmp_path), "quota": False,
-                                            "free": free_bytes(tmp_path)}
+    _same(disk_full_in(flat, tmp_path), {"path": str(tmp_path), "quota": False,
+                                         "free": free_bytes(tmp_path)})
     assert disk_full_in(ValueError("loss is nan"), tmp_path) is None
     assert disk_full_in(OSError(errno.EACCES, "Permission denied"), tmp_path) is None
+
+
+def _same(found, expected):
+    """The same, but for ``free``, read a moment apart while other processes write to that
+    filesystem (CI runs the Slurm tests beside these): within 64 MiB."""
+    assert found is not None and {k: v for k, v in found.items() if k != "free"} == \
+        {k: v for k, v in expected.items() if k != "free"}
+    assert (found["free"] is None) == (expected["free"] is None)
+    if found["free"] is not None:
+        assert abs(found["free"] - expected["free"]) <= 64 << 20
 
 
 def test_room_again_is_more_free_space_or_for_a_quota_a_probe_that_can_be_written(tmp_path, small_fs):
