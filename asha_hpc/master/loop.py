@@ -70,15 +70,7 @@ from ..protocol.records import (
     Workers,
     WorkersSubmitted,
 )
-from ..protocol.requests import (
-    Answer,
-    CapAnswer,
-    cancel_asked_at,
-    read_cap_request,
-    read_readmit_request,
-    write_answer,
-    write_cap_answer,
-)
+from ..protocol.requests import Answer, Request, cancel_asked_at, read_request, write_answer
 from ..views.livereport import LiveReport
 from ..views.observe import fmt_duration
 from . import autoworkers, pool
@@ -364,38 +356,38 @@ class Master:
 
     def _take_max_compute_request(self) -> None:
         """``resume --max-compute`` while this master runs: the cap it asks for, checked and
-        journaled as at a resume; a request that cannot serve is refused. Either way the
-        answer goes to the command that asked (requests.py), then the request goes (a crash
-        in between: the next master finds the cap already set, and says so)."""
-        path = self.exp.max_compute_request
-        token = ""
-        try:
-            req = read_cap_request(path)
-            token = req.token
+        journaled as at a resume (a crash before the request goes: the next master finds the
+        cap already set, and says so)."""
+        def cap(req: Request) -> str:
+            units = int(req.body)  # ValueError: refused
             if self.state is not None and self.state.lifecycle == "cancelled":
                 raise AshaError("the search was cancelled: a cap changes nothing")
-            line, taken = self._set_max_compute(req.units), True
-        except (OSError, ValueError) as e:
-            line, taken = f"not a whole number of units ({e})", False
-        except AshaError as e:
-            line, taken = str(e), False
-        self.progress(line if taken else f"ignored {path}: {line}")
-        write_cap_answer(self.exp, CapAnswer(token=token, taken=taken, line=line))
-        path.unlink(missing_ok=True)
+            return self._set_max_compute(units)
+
+        self._take_request(self.exp.max_compute_request, self.exp.max_compute_answer, cap,
+                           "not a whole number of units")
 
     def _take_readmit_request(self) -> None:
-        """``resume --readmit-node`` while this master runs: as a max_compute request."""
-        path = self.exp.readmit_request
+        """``resume --readmit-node`` while this master runs: the nodes it takes back."""
+        self._take_request(self.exp.readmit_request, self.exp.readmit_answer,
+                           lambda req: self._readmit(req.body.split()), "unreadable")
+
+    def _take_request(self, path: Path, answer_at: Path, act: Callable[[Request], str],
+                      unreadable: str) -> None:
+        """A request a command left for this master (requests.py): ``act`` journals what it
+        asks and says what changed, or refuses it (AshaError, ValueError: nothing changed).
+        Either way the answer goes to the command that asked, then the request goes."""
         token = ""
         try:
-            hosts, token = read_readmit_request(path)
-            line, taken = self._readmit(hosts), True
+            req = read_request(path)
+            token = req.token
+            line, taken = act(req), True
         except (OSError, ValueError) as e:
-            line, taken = f"unreadable ({e})", False
+            line, taken = f"{unreadable} ({e})", False
         except AshaError as e:
             line, taken = str(e), False
         self.progress(line if taken else f"ignored {path}: {line}")
-        write_answer(self.exp.readmit_answer, Answer(token=token, taken=taken, line=line))
+        write_answer(answer_at, Answer(token=token, taken=taken, line=line))
         path.unlink(missing_ok=True)
 
     def _readmit(self, hosts: list[str]) -> str:
