@@ -49,13 +49,12 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +66,13 @@ from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.metrics import as_number
 from .job_report import read_report
-from .ranks import Group, current_ranks, job_id
+from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
+# A rank whose code raised waits up to this many heartbeats to learn whether a peer died
+# silently first (one on another host is judged dead after 6 beats without a change)
+BLAME_BEATS = 8
 
 
 def _gpu_count() -> int | None:
@@ -96,6 +98,28 @@ class _Heartbeat(threading.Thread):
             except OSError:
                 pass
             self.halt.wait(self.every)
+
+
+class _PeerWatch(threading.Thread):
+    """A rank's watch over its attempt's other ranks while its code runs: a peer found dead
+    twice, a beat apart, ends the attempt (``_Session._peer_died``). Twice: one look may
+    fall right after a stall of the shared filesystem that held the peer's heartbeat back."""
+
+    def __init__(self, session: _Session, att: _Attempt, every: float) -> None:
+        super().__init__(daemon=True, name="asha-peer-watch")
+        self.session, self.att, self.every = session, att, every
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        group = self.att.group
+        assert group is not None
+        suspect: int | None = None
+        while not self.halt.wait(self.every):
+            dead = group.dead_peers()
+            rank = min(dead) if dead else None
+            if rank is not None and rank == suspect:
+                self.session._peer_died(self.att, group.gone(rank, dead[rank]))
+            suspect = rank
 
 
 def _job_start_time() -> float | None:
@@ -224,10 +248,7 @@ class _Session:
         self.handed = False  # segments now come through slots (no ``started`` message)
 
     def ident(self) -> dict[str, Any]:
-        # Slurm's name for the node where there is one: what `sbatch --exclude` takes (a host
-        # name may be the fully qualified one); master/nodes.py excludes nodes by it
-        return {"host": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
-                "pid": os.getpid(), "job_id": job_id()}
+        return {"host": node_name(), "pid": os.getpid(), "job_id": job_id()}
 
     def stopping(self) -> bool:
         return any(self.early) or (self.control is not None and self.control.stop_requested)
@@ -280,11 +301,24 @@ class _Session:
         loop); publish its result; return the next assignment, if any."""
         att = self._setup(spec)
         out = self._execute(att)
-        if att.beat is not None:
-            att.beat.halt.set()
+        for thread in (att.beat, att.watch):
+            if thread is not None:
+                thread.halt.set()
         if att.spec is None:  # its last result went out inside segments(): nothing left here
             return self.pending
         self._classify(att, out)
+        if out.status == "interrupted" and att.group is not None and self.ranks.world_size > 1:
+            # told to stop because a rank died (Slurm ends the step): the trial's failure, on
+            # that rank's node, not a preemption to retry for free
+            dead = att.group.dead_peers()
+            if dead:
+                gone = att.group.gone(min(dead), dead[min(dead)])
+                out.status, out.failed_node = "error", gone.node
+                out.error = f"{gone}; this rank was told to stop ({att.control.stop_reason})"
+        with att.lock:  # the peer watch may have published this attempt's end already
+            if att.over:
+                return None
+            att.over = True
         waits = self._publish(att, out)
         if out.status == "error":
             print(out.error, file=sys.stderr, flush=True)
@@ -320,7 +354,12 @@ class _Session:
         if any(self.early):
             control.stop(next(e for e in self.early if e))
         att = _Attempt(spec=spec, started=time.time(), trial=trial, control=control,
-                       run_dir=run_dir, beat=beat)
+                       run_dir=run_dir, beat=beat, group=group)
+        if self.ranks.world_size > 1:
+            # looks at the same pace as peers beat, and at least every 2 s (a dead process on
+            # this host is known at once)
+            att.watch = _PeerWatch(self, att, min(spec.heartbeat_s, 2.0))
+            att.watch.start()
         if self.worker is not None and not isinstance(spec.entrypoint, list):
             control.continue_with(lambda seg: self._continue(att, seg))
         if rank == 0:
@@ -356,6 +395,17 @@ class _Session:
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
             out.status, out.error = "error", _error_text(e)
             out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
+            if att.group is not None and self.ranks.world_size > 1:
+                att.group.mark_ended()
+                # a peer killed mid-collective shows here as this rank's error ("connection
+                # closed by peer"): the failure is the dead peer's node's
+                gone = att.group.blame(e, wait_s=BLAME_BEATS * spec.heartbeat_s,
+                                       stop=lambda: att.control.stop_requested)
+                if gone is not None:
+                    out.error = f"{gone}; then this rank failed:\n{out.error}"
+                    out.failed_node = gone.node
+        if att.group is not None and self.ranks.world_size > 1:
+            att.group.mark_ended()
         return out
 
     def _classify(self, att: _Attempt, out: _Outcome) -> None:
@@ -398,7 +448,8 @@ class _Session:
                 publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
                     ident, type="result", status=out.status, metrics=None, length=spec.length,
                     error=f"rank {self.ranks.rank}: {out.error}", checkpoint=None,
-                    started=att.started, ended=time.time()))
+                    started=att.started, ended=time.time(),
+                    **({"failed_node": out.failed_node} if out.failed_node is not None else {})))
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
         reached = spec.length if out.status == "completed" else ckpt_length
@@ -414,6 +465,8 @@ class _Session:
             body["fatal"] = True
         if out.disk_full is not None:
             body["disk_full"] = out.disk_full
+        if out.failed_node is not None:
+            body["failed_node"] = out.failed_node
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = out.status
@@ -424,14 +477,39 @@ class _Session:
                   {"type": EXIT, "by": "job", "why": "rank 0 leaves"})
         return waits
 
+    def _peer_died(self, att: _Attempt, gone: PeerGone) -> None:
+        """From the peer watch: a peer died while this rank's code runs. The code may be
+        blocked in a collective that waits for it (NCCL: up to its timeout, 10 minutes by
+        default) while every GPU of the trial idles, so this rank publishes the attempt's
+        failure, naming the dead peer's node, and ends its process. Nothing is done when the
+        attempt's end is out already, or its last result went out inside ``segments()`` (the
+        job waits for the master then, and the wait watches for dead peers)."""
+        with att.lock:
+            if att.over or att.spec is None:
+                return
+            att.over = True
+        if att.group is not None:
+            att.group.mark_ended()
+        out = _Outcome(status="error", failed_node=gone.node,
+                       error=f"{gone} while this rank's code ran: this rank stopped "
+                             "waiting for it (a collective would wait for it until its timeout)")
+        try:
+            self._publish(att, out)
+            print(out.error, file=sys.stderr, flush=True)
+        finally:
+            os._exit(1)
+
     def _continue(self, att: _Attempt, seg: Any) -> tuple[int, int] | None:
         """Inside ``trial.segments()``, after a reported segment: publish its result, wait for
         the master's decision; the same trial's next segment continues right here (its length
         is returned with its index), anything else ends the loop (kept for ``run``)."""
         spec = att.spec
         assert spec is not None
-        waits = self._publish(att, _Outcome(metrics=seg.reported))
-        att.spec = None
+        with att.lock:  # not while the peer watch publishes this segment's failure
+            if att.over:
+                return None
+            waits = self._publish(att, _Outcome(metrics=seg.reported))
+            att.spec = None
         nxt = self.wait_next() if waits else None
         if nxt is None or nxt.trial_id != spec.trial_id:
             self.pending = nxt
@@ -453,6 +531,10 @@ class _Attempt:
     control: TrialControl
     run_dir: Path
     beat: _Heartbeat | None = None
+    group: Group | None = None  # the attempt's ranks (several ranks)
+    watch: _PeerWatch | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    over: bool = False  # its end is published (by the job, or by the peer watch)
 
 
 @dataclass
@@ -464,6 +546,7 @@ class _Outcome:
     metrics: dict[str, Any] | None = None
     fatal: bool = False  # every trial would fail the same: the search stops
     disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
+    failed_node: str | None = None  # a peer's node, when its silent death failed the segment
 
 
 def _error_text(e: BaseException) -> str:

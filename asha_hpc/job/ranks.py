@@ -5,7 +5,9 @@ A trial with ``tasks_per_node > 1`` or ``nodes > 1`` runs the training function 
 the shared filesystem: each registers its host and pid, rank 0 publishes the torch.distributed
 rendezvous (host and a free port), and file barriers wait only as long as every peer is alive —
 a peer that died makes the others fail at once instead of hanging, so the segment fails once and
-is retried.
+is retried. A rank that ends its attempt (its code returned or raised) says so with a marker:
+a peer gone without one died silently (killed, out of memory, its node lost), and the attempt's
+failure is that peer's node's, not the node of the rank that reports it.
 """
 from __future__ import annotations
 
@@ -51,6 +53,20 @@ def job_id() -> str:
     return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
 
 
+def node_name() -> str:
+    """Slurm's name for this node where there is one: what `sbatch --exclude` takes (a host
+    name may be the fully qualified one); master/nodes.py excludes nodes by it."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+class PeerGone(RuntimeError):
+    """A rank of this attempt died without ending its attempt: this rank cannot go on."""
+
+    def __init__(self, message: str, rank: int, node: str | None, why: str) -> None:
+        super().__init__(message)
+        self.rank, self.node, self.why = rank, node, why
+
+
 def _incarnation() -> str:
     """This job run: a requeued job (same id) must not read its previous run's files."""
     return f"{job_id()}/{os.environ.get('SLURM_RESTART_COUNT', '0')}"
@@ -75,19 +91,50 @@ class Group:
 
     def register(self) -> None:
         atomic_write_json(self.run_dir / f"rank{self.ranks.rank}.json",
-                          {"host": socket.gethostname(), "pid": os.getpid(),
+                          {"host": socket.gethostname(), "node": node_name(), "pid": os.getpid(),
                            "incarnation": self.incarnation}, durable=False)
 
+    def _registration(self, rank: int) -> dict | None:
+        info, _ = read_json(self.run_dir / f"rank{rank}.json")
+        if not isinstance(info, dict) or info.get("incarnation") != self.incarnation:
+            return None  # not registered yet
+        return info
+
+    def node_of(self, rank: int) -> str | None:
+        """The node ``rank`` registered from (None: not registered)."""
+        info = self._registration(rank)
+        if info is None:
+            return None
+        node = info.get("node") or info.get("host")
+        return node if isinstance(node, str) else None
+
+    def _ended_file(self, rank: int) -> Path:
+        return self.run_dir / f"ended.rank{rank}"
+
+    def mark_ended(self) -> None:
+        """This rank's code returned or raised: from now on its exit is no silent death."""
+        try:
+            self._ended_file(self.ranks.rank).write_text(self.incarnation)
+        except OSError:
+            pass
+
+    def ended(self, rank: int) -> bool:
+        try:
+            return self._ended_file(rank).read_text() == self.incarnation
+        except OSError:
+            return False
+
     def dead_peers(self) -> dict[int, str]:
-        """Peers known to be gone: same host and pid gone, or a heartbeat that stopped."""
+        """Peers that died silently: same host and pid gone, or a heartbeat that stopped,
+        without having ended their attempt (``mark_ended``)."""
         dead = {}
         me = socket.gethostname()
         for r in range(self.ranks.world_size):
             if r == self.ranks.rank:
                 continue
-            info, _ = read_json(self.run_dir / f"rank{r}.json")
-            if not isinstance(info, dict) or info.get("incarnation") != self.incarnation:
-                continue  # not registered yet
+            info = self._registration(r)
+            if info is None or self.ended(r):
+                continue
             if info.get("host") == me and isinstance(info.get("pid"), int):
                 if not pid_alive(info["pid"]):
                     dead[r] = f"process {info['pid']} is gone"
@@ -113,12 +160,43 @@ class Group:
             if checks % 25 == 0:
                 dead = self.dead_peers()
                 if dead:
-                    r, why = next(iter(dead.items()))
-                    raise RuntimeError(f"rank {self.ranks.rank}: rank {r} died ({why}) while "
-                                       f"waiting for {what}")
+                    r = min(dead)
+                    raise self.gone(r, dead[r], f"rank {self.ranks.rank}: ",
+                                    f" while waiting for {what}")
             if time.time() > deadline:
                 raise RuntimeError(f"rank {self.ranks.rank}: timed out waiting for {what}")
             time.sleep(0.02)
+
+    def gone(self, rank: int, why: str, before: str = "", after: str = "") -> PeerGone:
+        """The error for peer ``rank`` found dead (``why``), naming its node."""
+        node = self.node_of(rank)
+        return PeerGone(f"{before}rank {rank}" + (f" on node {node}" if node else "")
+                        + f" died ({why}){after}", rank, node, why)
+
+    def blame(self, error: BaseException | None, wait_s: float,
+              stop: Callable[[], bool] = lambda: False) -> PeerGone | None:
+        """Why this rank failed, if a peer's silent death is to blame: the ``PeerGone`` in
+        ``error``'s chain, else a peer found dead within ``wait_s`` (a peer on another host is
+        judged by its heartbeat, which takes 6 beats). Returns early once every peer ended its
+        attempt (then each failed, or not, on its own), or once ``stop`` says so: Slurm ends a
+        step whose task died (``--kill-on-bad-exit``) with SIGTERM, and SIGKILL follows."""
+        seen: set[int] = set()
+        e = error
+        while e is not None and id(e) not in seen:
+            if isinstance(e, PeerGone):
+                return e
+            seen.add(id(e))
+            e = e.__cause__ or e.__context__
+        deadline = time.monotonic() + wait_s
+        others = [r for r in range(self.ranks.world_size) if r != self.ranks.rank]
+        while True:
+            dead = self.dead_peers()
+            if dead:
+                r = min(dead)
+                return self.gone(r, dead[r])
+            if all(self.ended(r) for r in others) or time.monotonic() > deadline or stop():
+                return None
+            time.sleep(min(0.5, self.heartbeat_s / 4))
 
     def rendezvous(self) -> dict[str, str]:
         """Set and return the torch.distributed environment (env:// init). Rank 0 asks the OS

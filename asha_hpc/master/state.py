@@ -444,11 +444,11 @@ class ExperimentState:
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {_summary(rec.get('error'))}")
         else:
-            self._failed(t, rec, rec.get("host") or t.host, rec.get("error") or "error")
+            self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
 
     def _early_error(self, t: TrialState, rec: dict[str, Any]) -> None:
         err = rec.get("error") or "error"
-        host = rec.get("host") or t.host
+        host = _node_to_blame(rec, t)
         if host:
             self.early_hosts.setdefault(error_signature(err), set()).add(host)
         if rec.get("fatal") and self.fatal is None:
@@ -636,6 +636,12 @@ def error_signature(error: str) -> str:
     import re
 
     return re.sub(r"0x[0-9a-fA-F]+", "0x?", _summary(error))
+
+
+def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
+    """The node a failed attempt is held against: where a rank died silently when the result
+    names one (several ranks), else where the reporting rank ran."""
+    return rec.get("failed_node") or rec.get("host") or t.host
 
 
 def _summary(s: str | None) -> str:

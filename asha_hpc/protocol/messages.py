@@ -151,6 +151,9 @@ class Result(Started):
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]
+        failed_node = _text(body, "failed_node")
+        if status == "error" and failed_node:  # a peer's node, to blame instead of this one's
+            extra["failed_node"] = failed_node
         ready = None
         if body.get("worker") is not None:
             ready = Ready(worker=worker_id(body["worker"]), slot=_int(body, "slot") or 0,

@@ -17,7 +17,8 @@ START_SLACK_S = 5.0
 
 
 def pid_alive(pid: int) -> bool:
-    """True while some process has ``pid`` (one of another user's counts)."""
+    """True while some process has ``pid`` (one of another user's counts) and has not exited:
+    a zombie, which its parent has not reaped yet, has."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -26,7 +27,11 @@ def pid_alive(pid: int) -> bool:
         return True
     except OSError:  # e.g. a pid out of range
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal's answer stands
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -219,6 +219,9 @@ class Result(Started):
     waiting: bool | None = optional()
     disk_full: dict[str, Any] | None = optional()
     adopted: bool = optional(False)
+    # the node of a rank of the trial that died silently and so failed the attempt, when it is
+    # not the reporting rank's (``host``): the node the failure is held against
+    failed_node: str | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ import pytest
 from asha_hpc.backends.simulated import BROKEN_ERROR, SimulatedBackend
 from asha_hpc.cli import _create_experiment
 from asha_hpc.master.loop import Master
-from asha_hpc.master.state import ExperimentState, TrialState, replay
+from asha_hpc.master.state import ExperimentState, TrialState, error_signature, replay
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 from asha_hpc.views.status import open_experiment, status_dict
@@ -115,3 +115,30 @@ def test_a_node_whose_jobs_die_without_a_word_is_found_from_the_scheduler(tmp_pa
     assert dead and {r["host"] for r in dead} == {"node01"} and all(r["counts"] for r in dead)
     assert not [r for r in recs if r["kind"] == "result" and r["host"] == "node01"]
     assert replay(cfg, recs).nodes.bad == st.nodes.bad
+
+
+def test_a_rank_that_died_silently_is_held_against_its_own_node(tmp_path):
+    """A trial of several ranks: rank 0 reports the failure, but the result names the node of
+    the rank that died (``failed_node``); that node collects the streak and the retries avoid
+    it, never the reporting rank's node."""
+    cfg = sim_cfg(nodes=4)
+    st = ExperimentState(cfg)
+    st.worked = 1  # past the first results: the node rules, not fail-fast, judge
+    for h in ("gpu01", "gpu02", "gpu03", "gpu04"):
+        st.nodes.saw(h)
+    for trial, reporter in ((1, "gpu01"), (2, "gpu03"), (3, "gpu04")):
+        st.trials[trial] = TrialState(id=trial, hparams={}, bracket=0, target=1, status="running")
+        st.apply({"kind": "result", "trial": trial, "segment": 1, "attempt": 0, "host": reporter,
+                  "status": "error", "failed_node": "gpu02", "metrics": None, "length": 1,
+                  "error": "rank 1 on node gpu02 died (no heartbeat for 61 s) while this rank's "
+                           "code ran", "checkpoint": None, "started": 0.0, "ended": 1.0,
+                  "stop_reason": None})
+        assert st.trials[trial].restarts == 1
+        assert st.nodes.failed_on[trial] == {"gpu02"}
+        assert "gpu02" in st.nodes.avoid(trial) and reporter not in st.nodes.avoid(trial)
+    assert st.nodes.streak == {"gpu02": [1, 2, 3]}
+    # fail-fast's view of the first errors names the same node
+    early = ExperimentState(cfg)
+    early.trials[1] = TrialState(id=1, hparams={}, bracket=0, target=1)
+    early._early_error(early.trials[1], {"error": "x", "host": "gpu01", "failed_node": "gpu02"})
+    assert early.early_hosts == {error_signature("x"): {"gpu02"}}

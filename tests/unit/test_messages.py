@@ -54,11 +54,21 @@ def test_a_valid_result_becomes_its_journal_record():
     assert rec["worker"] == "w0003.1" and rec["waiting"] is True and rec["reached"] == 16
 
 
+def test_a_failed_node_is_kept_for_an_error_only():
+    body = {"type": "result", "trial": 1, "segment": 2, "attempt": 0, "status": "error",
+            "host": "node7", "failed_node": "node8", "error": "rank 1 on node node8 died"}
+    rec = messages.from_json(body, ROOT).record().to_record()
+    assert (rec["host"], rec["failed_node"]) == ("node7", "node8")
+    done = messages.from_json(dict(body, status="completed", metrics={"loss": 1.0}), ROOT)
+    assert "failed_node" not in done.record().to_record()  # a result that worked blames nobody
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=12),
                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
                     max_leaves=10)
 KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
-                        "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting"])
+                        "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting",
+                        "failed_node"])
 
 
 @settings(max_examples=400, deadline=None)

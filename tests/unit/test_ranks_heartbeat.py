@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from asha_hpc.job.ranks import Group, Ranks
+from asha_hpc.job.ranks import Group, PeerGone, Ranks
 
 BEAT_S = 0.1  # silence is 0.6 s: far beyond a stall of this test under load
 
@@ -53,3 +53,49 @@ def test_a_peer_not_registered_yet_is_not_judged(tmp_path):
     _stamp(g, time.time() - 3600)
     time.sleep(8 * BEAT_S)
     assert g.dead_peers() == {}
+
+
+def test_a_silent_peer_on_another_node_is_blamed_by_its_node(tmp_path):
+    """The rank whose collective failed names the peer that died first, and that peer's node:
+    the master holds the failure against that node, not against the reporting rank's."""
+    g = _group(tmp_path)
+    (tmp_path / "rank1.json").write_text(json.dumps(
+        {"host": "another-host", "node": "gpu17", "pid": 1, "incarnation": g.incarnation}))
+    assert g.node_of(1) == "gpu17" and g.node_of(0) is None  # rank 0 (this one) never registered
+    start = time.monotonic()
+    gone = g.blame(ConnectionError("Connection closed by peer"), wait_s=40 * BEAT_S)
+    assert gone is not None and (gone.rank, gone.node) == (1, "gpu17")
+    assert time.monotonic() - start >= 6 * BEAT_S  # judged by its silence, not guessed
+    assert str(gone).startswith("rank 1 on node gpu17 died (no heartbeat for ")
+
+
+def test_a_peer_that_ended_its_attempt_is_not_dead_and_nobody_is_blamed(tmp_path):
+    g = _group(tmp_path)
+    peer = Group(tmp_path, Ranks(rank=1, world_size=2), heartbeat_s=BEAT_S)
+    peer.mark_ended()  # its code raised (or returned) and it exited: no silent death
+    start = time.monotonic()
+    assert g.blame(RuntimeError("boom"), wait_s=40 * BEAT_S) is None
+    assert time.monotonic() - start < 6 * BEAT_S  # nothing left to wait for
+    time.sleep(8 * BEAT_S)
+    assert g.dead_peers() == {}
+
+
+def test_a_live_peer_is_waited_for_then_nobody_is_blamed(tmp_path):
+    g = _group(tmp_path)
+    end = time.monotonic() + 4 * BEAT_S
+    while time.monotonic() < end:
+        _stamp(g, time.time())
+        gone = g.blame(RuntimeError("own fault"), wait_s=BEAT_S)
+        assert gone is None
+
+
+def test_a_peer_gone_raised_in_a_wait_is_found_in_the_chain(tmp_path):
+    g = _group(tmp_path)
+    inner = PeerGone("rank 0: rank 1 on node gpu3 died (x) while waiting for y", 1, "gpu3", "x")
+    try:
+        try:
+            raise inner
+        except PeerGone as e:
+            raise RuntimeError("while saving a checkpoint") from e
+    except RuntimeError as outer:
+        assert g.blame(outer, wait_s=0.0) is inner
