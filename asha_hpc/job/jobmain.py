@@ -101,9 +101,10 @@ class _Heartbeat(threading.Thread):
 
 
 class _PeerWatch(threading.Thread):
-    """A rank's watch over its attempt's other ranks while its code runs: a peer found dead
-    twice, a beat apart, ends the attempt (``_Session._peer_died``). Twice: one look may
-    fall right after a stall of the shared filesystem that held the peer's heartbeat back."""
+    """A rank's watch over its attempt's other ranks while its code runs: a peer found dead,
+    or failed, twice a beat apart ends the attempt (``_Session._peer_died``). Twice: one
+    look may fall right after a stall of the shared filesystem that held the peer's heartbeat
+    back. Quiet once this rank's own code ended: its own result says how."""
 
     def __init__(self, session: _Session, att: _Attempt, every: float) -> None:
         super().__init__(daemon=True, name="asha-peer-watch")
@@ -115,7 +116,9 @@ class _PeerWatch(threading.Thread):
         assert group is not None
         suspect: int | None = None
         while not self.halt.wait(self.every):
-            dead = group.dead_peers()
+            if group.ended(group.ranks.rank):
+                return
+            dead = group.given_up()
             rank = min(dead) if dead else None
             if rank is not None and rank == suspect:
                 self.session._peer_died(self.att, group.gone(rank, dead[rank]))
@@ -396,7 +399,7 @@ class _Session:
             out.status, out.error = "error", _error_text(e)
             out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
             if att.group is not None and self.ranks.world_size > 1:
-                att.group.mark_ended()
+                att.group.mark_ended(out.error)
                 # a peer killed mid-collective shows here as this rank's error ("connection
                 # closed by peer"): the failure is the dead peer's node's
                 gone = att.group.blame(e, wait_s=BLAME_BEATS * spec.heartbeat_s,
@@ -404,8 +407,8 @@ class _Session:
                 if gone is not None:
                     out.error = f"{gone}; then this rank failed:\n{out.error}"
                     out.failed_node = gone.node
-        if att.group is not None and self.ranks.world_size > 1:
-            att.group.mark_ended()
+        if att.group is not None and self.ranks.world_size > 1 and not att.group.ended(self.ranks.rank):
+            att.group.mark_ended(out.error if out.status in ("error", "invalid_hp") else None)
         return out
 
     def _classify(self, att: _Attempt, out: _Outcome) -> None:
@@ -437,8 +440,9 @@ class _Session:
             self.ident(), type="started", trial=spec.trial_id, segment=spec.segment,
             attempt=spec.attempt, key=spec.key, time=at))
 
-    def _publish(self, att: _Attempt, out: _Outcome) -> bool:
-        """Publish the segment's result; True if this job then waits for another segment."""
+    def _publish(self, att: _Attempt, out: _Outcome, leaving: bool = False) -> bool:
+        """Publish the segment's result; True if this job then waits for another segment
+        (never when ``leaving``: this process ends right after)."""
         spec = att.spec
         assert spec is not None
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
@@ -453,7 +457,8 @@ class _Session:
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
         reached = spec.length if out.status == "completed" else ckpt_length
-        waits = self.worker is not None and not self.stopping() and not self._peer_dead(now=True)
+        waits = self.worker is not None and not leaving and not self.stopping() \
+            and not self._peer_dead(now=True)
         body = dict(ident, type="result", status=out.status, metrics=out.metrics,
                     length=spec.length, error=out.error, checkpoint=str(ckpt) if ckpt else None,
                     started=att.started, ended=time.time(), stop_reason=att.control.stop_reason,
@@ -488,14 +493,18 @@ class _Session:
             if att.over or att.spec is None:
                 return
             att.over = True
-        if att.group is not None:
-            att.group.mark_ended()
         out = _Outcome(status="error", failed_node=gone.node,
                        error=f"{gone} while this rank's code ran: this rank stopped "
                              "waiting for it (a collective would wait for it until its timeout)")
+        # rank 0 speaks for the attempt; another rank only when rank 0 died without a word.
+        # One that leaves quietly marks a plain end: its exit must not read as a death
+        speaks = self.ranks.rank == 0 or (gone.rank == 0 and gone.silent)
         try:
-            self._publish(att, out)
             print(out.error, file=sys.stderr, flush=True)
+            if att.group is not None:
+                att.group.mark_ended(str(gone) if speaks else None)
+            if speaks:
+                self._publish(att, out, leaving=True)
         finally:
             os._exit(1)
 

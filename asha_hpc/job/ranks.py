@@ -53,6 +53,9 @@ def job_id() -> str:
     return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
 
 
+FAILED = "its code failed"  # given_up's word for a peer that raised
+
+
 def node_name() -> str:
     """Slurm's name for this node where there is one: what `sbatch --exclude` takes (a host
     name may be the fully qualified one); master/nodes.py excludes nodes by it."""
@@ -62,9 +65,11 @@ def node_name() -> str:
 class PeerGone(RuntimeError):
     """A rank of this attempt died without ending its attempt: this rank cannot go on."""
 
-    def __init__(self, message: str, rank: int, node: str | None, why: str) -> None:
+    def __init__(self, message: str, rank: int, node: str | None, why: str,
+                 silent: bool = True) -> None:
         super().__init__(message)
         self.rank, self.node, self.why = rank, node, why
+        self.silent = silent  # died without a word (else: its code failed, and said so)
 
 
 def _incarnation() -> str:
@@ -111,18 +116,34 @@ class Group:
     def _ended_file(self, rank: int) -> Path:
         return self.run_dir / f"ended.rank{rank}"
 
-    def mark_ended(self) -> None:
-        """This rank's code returned or raised: from now on its exit is no silent death."""
+    def mark_ended(self, error: str | None = None) -> None:
+        """This rank's code returned, or raised ``error``: from now on its exit is no silent
+        death, and an error tells the peers still waiting for it that it will not come."""
         try:
-            self._ended_file(self.ranks.rank).write_text(self.incarnation)
+            atomic_write_json(self._ended_file(self.ranks.rank),
+                              {"incarnation": self.incarnation, "error": error}, durable=False)
         except OSError:
             pass
 
+    def _end_of(self, rank: int) -> dict | None:
+        body, _ = read_json(self._ended_file(rank))
+        if isinstance(body, dict) and body.get("incarnation") == self.incarnation:
+            return body
+        return None
+
     def ended(self, rank: int) -> bool:
-        try:
-            return self._ended_file(rank).read_text() == self.incarnation
-        except OSError:
-            return False
+        return self._end_of(rank) is not None
+
+    def given_up(self) -> dict[int, str]:
+        """Peers this attempt cannot go on without: those that died silently
+        (``dead_peers``) and those whose code raised (why, with the error's last line)."""
+        out = self.dead_peers()
+        for r in range(self.ranks.world_size):
+            end = self._end_of(r) if r != self.ranks.rank and r not in out else None
+            if end is not None and isinstance(end.get("error"), str):
+                last = (end["error"].strip().splitlines() or ["an error"])[-1]
+                out[r] = f"{FAILED}: {last[-300:]}"
+        return out
 
     def dead_peers(self) -> dict[int, str]:
         """Peers that died silently: same host and pid gone, or a heartbeat that stopped,
@@ -158,20 +179,22 @@ class Group:
         while not ready():
             checks += 1
             if checks % 25 == 0:
-                dead = self.dead_peers()
-                if dead:
-                    r = min(dead)
-                    raise self.gone(r, dead[r], f"rank {self.ranks.rank}: ",
+                gone = self.given_up()  # it will never come
+                if gone:
+                    r = min(gone)
+                    raise self.gone(r, gone[r], f"rank {self.ranks.rank}: ",
                                     f" while waiting for {what}")
             if time.time() > deadline:
                 raise RuntimeError(f"rank {self.ranks.rank}: timed out waiting for {what}")
             time.sleep(0.02)
 
     def gone(self, rank: int, why: str, before: str = "", after: str = "") -> PeerGone:
-        """The error for peer ``rank`` found dead (``why``), naming its node."""
+        """The error for peer ``rank`` that died or failed (``why``), naming its node."""
         node = self.node_of(rank)
+        silent = not why.startswith(FAILED)
         return PeerGone(f"{before}rank {rank}" + (f" on node {node}" if node else "")
-                        + f" died ({why}){after}", rank, node, why)
+                        + f" {'died' if silent else 'failed'} ({why}){after}", rank, node, why,
+                        silent)
 
     def blame(self, error: BaseException | None, wait_s: float,
               stop: Callable[[], bool] = lambda: False) -> PeerGone | None:

@@ -33,11 +33,13 @@ def train(trial):
                     while not (trial.dir / "rank0-first").exists():
                         time.sleep(0.01)
                     (trial.dir / "died").write_text(os.environ.get("SLURMD_NODENAME", ""))
+                    if then == "rank 1 raises":
+                        raise RuntimeError("CUDA error: an illegal memory access was encountered")
                     os.kill(os.getpid(), signal.SIGKILL)
                 # rank 0, in the step the dead rank never joins
                 while not (trial.dir / "died").exists():
                     time.sleep(0.01)
-                if then == "hang":
+                if then in ("hang", "rank 1 raises"):
                     time.sleep(3600)
                 time.sleep(0.2)
                 raise ConnectionError("Connection closed by peer: typically caused by a remote "
@@ -100,3 +102,19 @@ def test_a_rank_that_dies_silently_frees_the_allocation_slurm(tmp_path, workers)
     node = (tmp_path / "run" / "trials" / "00001" / "died").read_text()
     assert node  # Slurm's name for the node, as the job saw it
     check(tmp_path / "run", "hang", node)
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["segment jobs", "worker pool"])
+def test_a_rank_whose_code_fails_ends_the_attempt_for_the_others_local(tmp_path, workers):
+    """Rank 1 raises (its own error, said in its marker) while rank 0 waits in a collective:
+    rank 0 ends the attempt within seconds, with rank 1's error and node, and never blames a
+    node for rank 1's exit."""
+    cli("run", experiment(tmp_path, "local", "rank 1 raises", workers), "--exp-dir",
+        tmp_path / "run", timeout=240)
+    cfg, st = final_state(tmp_path / "run")
+    assert st.lifecycle == "completed" and st.trials[1].restarts == 1
+    [r] = [r for r in journal(tmp_path / "run") if r["kind"] == "result" and r["status"] == "error"]
+    assert "CUDA error: an illegal memory access" in r["error"], r["error"]
+    assert "died" not in r["error"].splitlines()[0], r["error"]  # it failed, and said so
+    assert r.get("failed_node", r["host"]) == socket.gethostname()
+    assert r["ended"] - r["started"] < 60, r

@@ -99,3 +99,21 @@ def test_a_peer_gone_raised_in_a_wait_is_found_in_the_chain(tmp_path):
             raise RuntimeError("while saving a checkpoint") from e
     except RuntimeError as outer:
         assert g.blame(outer, wait_s=0.0) is inner
+
+
+def test_a_peer_whose_code_failed_ends_a_wait_for_it_at_once(tmp_path):
+    """A rank that raised will never reach the barrier its peers wait in: they stop waiting
+    at once (its marker says so), naming its node and its error; it is not dead."""
+    g = _group(tmp_path)
+    (tmp_path / "rank1.json").write_text(json.dumps(
+        {"host": "another-host", "node": "gpu05", "pid": 1, "incarnation": g.incarnation}))
+    peer = Group(tmp_path, Ranks(rank=1, world_size=2), heartbeat_s=BEAT_S)
+    peer.mark_ended("Traceback (most recent call last):\nRuntimeError: CUDA error: out of memory")
+    assert g.dead_peers() == {}
+    start = time.monotonic()
+    with pytest.raises(PeerGone) as e:
+        g.wait(lambda: False, "every rank to finish saved")
+    assert time.monotonic() - start < 6 * BEAT_S and not e.value.silent
+    assert (e.value.rank, e.value.node) == (1, "gpu05")
+    assert str(e.value) == ("rank 0: rank 1 on node gpu05 failed (its code failed: RuntimeError: "
+                            "CUDA error: out of memory) while waiting for every rank to finish saved")
