@@ -255,6 +255,26 @@ def too_many_sbatch_error(text: str) -> bool:
 
 
 _ONE_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# srun's line in the batch script's stderr when a task of the step ends badly ("srun: error:
+# gpu17: task 1: Killed"); the first one names the task that failed first, the others follow
+# as the step is ended (--kill-on-bad-exit)
+_TASK_ENDED = re.compile(r"^srun: error: ([A-Za-z0-9][A-Za-z0-9._-]*): tasks? [0-9][^:]*: "
+                         r"(?!Terminated)", re.M)
+LOG_TAIL = 65536  # bytes of a job's stderr read for srun's line: the end of a step is near its end
+
+
+def first_failed_task_node(err: Path | None) -> str | None:
+    """The node of the first task srun reported ending badly in a job's stderr, if any."""
+    if err is None:
+        return None
+    try:
+        with err.open("rb") as f:
+            f.seek(max(0, err.stat().st_size - LOG_TAIL))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    m = _TASK_ENDED.search(text)
+    return m.group(1) if m else None
 
 
 @dataclass
@@ -697,8 +717,15 @@ class SlurmBackend(Backend):
         return t.submitted_at is not None and now - t.submitted_at < self.submit_grace_s
 
     def node_of(self, job_id: str) -> str | None:
+        """The node it ran on; for a job of several nodes that ended, the node of the task
+        that failed first (srun says so in the job's log), else None."""
         t = self._jobs.get(str(job_id))
-        return t.node if t is not None else None
+        if t is None:
+            return None
+        if t.node is None and t.state.counts_as_restart:  # not a time limit's nor a cancel's
+            found = self.log_files(self.jobs_dir, str(job_id))
+            return first_failed_task_node(found[1] if found else None)
+        return t.node
 
     def pending(self, job_ids: Sequence[str]) -> dict[str, Pending]:
         out = {}

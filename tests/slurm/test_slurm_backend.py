@@ -227,6 +227,28 @@ def test_the_node_a_job_ran_on_comes_from_sacct_without_cluster(tmp_path: Path):
     assert b.node_of("11") is None  # never seen
 
 
+@pytest.mark.parametrize("state,log,node", [
+    ("FAILED|1:0", "srun: error: gpu17: task 1: Killed\nsrun: launch/slurm: _step_signal: "
+                   "Terminating StepId=9.0\nsrun: error: gpu03: task 0: Exited with exit code 1\n",
+     "gpu17"),
+    ("FAILED|1:0", "srun: error: gpu01: tasks 0-3: Terminated\n"
+                   "srun: error: gpu02: tasks 4-7: Exited with exit code 134\n", "gpu02"),
+    ("FAILED|1:0", "Traceback (most recent call last):\nValueError: x\n", None),
+    ("TIMEOUT|0:0", "srun: error: gpu17: task 1: Killed\n", None),  # the time limit's kill
+    ("RUNNING|0:0", "srun: error: gpu17: task 1: Killed\n", None),  # not over yet
+])
+def test_a_job_of_several_nodes_is_held_against_the_node_whose_task_failed_first(
+        tmp_path: Path, state, log, node):
+    """srun names the task that ended badly first (the others follow as the step is ended
+    with --kill-on-bad-exit); a time limit's or a cancel's kill blames no node."""
+    b = _fake_backend(tmp_path, {"sacct": [(0, f"9|{state}|gpu[03,17]\n", "")],
+                                 "squeue": [(0, "", "")]})
+    (tmp_path / "jobs" / "9").mkdir(parents=True)
+    (tmp_path / "jobs" / "9" / "9_0_log.err").write_text("some output\n" + log)
+    b.states(["9"])
+    assert b.node_of("9") == node
+
+
 def test_pending_reasons_come_from_squeue_without_cluster(tmp_path: Path):
     """States from sacct (an array's plain row standing for its tasks), squeue where sacct
     does not show a job; why pending jobs pend from squeue alone (sacct's Reason is the one the
