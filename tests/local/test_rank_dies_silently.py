@@ -28,6 +28,11 @@ def train(trial):
     for seg in trial.segments():
         for epoch in range(seg.length):
             time.sleep(0.05)
+            if first and epoch == 2 and then == "rank 0 raises":
+                if trial.rank == 0:
+                    (trial.dir / "died").write_text("")
+                    raise RuntimeError("CUDA error: out of memory on rank 0")
+                time.sleep(3600)  # rank 1, in the step rank 0 never joins
             if first and epoch == 2:
                 if trial.rank == 1:
                     while not (trial.dir / "rank0-first").exists():
@@ -118,3 +123,17 @@ def test_a_rank_whose_code_fails_ends_the_attempt_for_the_others_local(tmp_path,
     assert "died" not in r["error"].splitlines()[0], r["error"]  # it failed, and said so
     assert r.get("failed_node", r["host"]) == socket.gethostname()
     assert r["ended"] - r["started"] < 60, r
+
+
+def test_rank_0_whose_code_fails_is_not_held_up_by_a_waiting_peer_local(tmp_path):
+    """Rank 0 raises while rank 1 waits in a collective: rank 1 sees rank 0's end and leaves
+    quietly, so rank 0 does not wait out the 8 beats a silent death could take to show; the
+    failure is rank 0's own, on its node."""
+    cli("run", experiment(tmp_path, "local", "rank 0 raises"), "--exp-dir", tmp_path / "run",
+        timeout=240)
+    cfg, st = final_state(tmp_path / "run")
+    assert st.lifecycle == "completed" and st.trials[1].restarts == 1
+    [r] = [r for r in journal(tmp_path / "run") if r["kind"] == "result" and r["status"] == "error"]
+    assert "CUDA error: out of memory on rank 0" in r["error"] and "died" not in r["error"]
+    assert "failed_node" not in r and r["host"] == socket.gethostname()
+    assert r["ended"] - r["started"] < 30, r  # not the 80 s of 8 default beats
