@@ -101,10 +101,11 @@ class _Heartbeat(threading.Thread):
 
 
 class _PeerWatch(threading.Thread):
-    """A rank's watch over its attempt's other ranks while its code runs: a peer found dead,
-    or failed, twice a beat apart ends the attempt (``_Session._peer_died``). Twice: one
-    look may fall right after a stall of the shared filesystem that held the peer's heartbeat
-    back. Quiet once this rank's own code ended: its own result says how."""
+    """A rank's watch over its attempt's other ranks (``Group.watched``) while its code runs:
+    a peer that failed (its marker says so), or one found dead on two looks in a row, ends
+    the attempt (``_Session._peer_died``). Twice: one look may fall right after a stall of
+    the shared filesystem that held the peer's heartbeat back. Quiet once this rank's own
+    code ended: its own result says how."""
 
     def __init__(self, session: _Session, att: _Attempt, every: float) -> None:
         super().__init__(daemon=True, name="asha-peer-watch")
@@ -114,14 +115,24 @@ class _PeerWatch(threading.Thread):
     def run(self) -> None:
         group = self.att.group
         assert group is not None
+        watched = group.watched()
+        # peers on this host are looked at every ``every`` (their pids: no shared file read);
+        # all watched peers' files once a heartbeat, as often as they can change
+        full_every = max(1, round(group.heartbeat_s / self.every))
         suspect: int | None = None
+        looks = 0
         while not self.halt.wait(self.every):
-            if group.ended(group.ranks.rank):
+            if group.has_ended:
                 return
-            dead = group.given_up()
+            looks += 1
+            full = looks % full_every == 0
+            dead = group.given_up(watched) if full else group.dead_peers(watched, local_only=True)
+            if not dead and not full:
+                continue  # a look at this host's peers says nothing of the others
             rank = min(dead) if dead else None
-            if rank is not None and rank == suspect:
-                self.session._peer_died(self.att, group.gone(rank, dead[rank]))
+            gone = group.gone(rank, dead[rank]) if rank is not None else None
+            if gone is not None and (rank == suspect or not gone.silent):  # a failure says so
+                self.session._peer_died(self.att, gone)
             suspect = rank
 
 

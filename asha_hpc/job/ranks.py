@@ -89,6 +89,8 @@ class Group:
         # own monotonic clock): the file's clock (another host's, or the file server's) may
         # differ from this one's, so only a change of mtime counts, never its distance to now
         self._beats: dict[int, tuple[float, float]] = {}
+        self._registered: dict[int, dict] = {}  # peers' registrations (fixed for the attempt)
+        self.has_ended = False  # this rank's own marker is written
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
@@ -100,10 +102,32 @@ class Group:
                            "incarnation": self.incarnation}, durable=False)
 
     def _registration(self, rank: int) -> dict | None:
+        if rank in self._registered:
+            return self._registered[rank]
         info, _ = read_json(self.run_dir / f"rank{rank}.json")
         if not isinstance(info, dict) or info.get("incarnation") != self.incarnation:
             return None  # not registered yet
+        self._registered[rank] = info
         return info
+
+    def others(self) -> list[int]:
+        return [r for r in range(self.ranks.world_size) if r != self.ranks.rank]
+
+    def on_this_node(self) -> list[int]:
+        """The other ranks of this node, by the layout submitit and torchrun share (a node's
+        ranks are consecutive)."""
+        first = self.ranks.rank - self.ranks.local_rank
+        return [r for r in range(first, first + self.ranks.local_world_size)
+                if r != self.ranks.rank and 0 <= r < self.ranks.world_size]
+
+    def watched(self) -> list[int]:
+        """The peers this rank watches while its code runs: rank 0 watches every rank, the
+        others rank 0 and their own node's ranks (a rank that leaves makes rank 0 and its
+        node's ranks leave, and rank 0's end makes every rank leave), so that a trial of many
+        ranks does not read every other rank's files from every rank."""
+        if self.ranks.rank == 0:
+            return self.others()
+        return sorted({0, *self.on_this_node()} - {self.ranks.rank})
 
     def node_of(self, rank: int) -> str | None:
         """The node ``rank`` registered from (None: not registered)."""
@@ -119,6 +143,7 @@ class Group:
     def mark_ended(self, error: str | None = None) -> None:
         """This rank's code returned, or raised ``error``: from now on its exit is no silent
         death, and an error tells the peers still waiting for it that it will not come."""
+        self.has_ended = True
         try:
             atomic_write_json(self._ended_file(self.ranks.rank),
                               {"incarnation": self.incarnation, "error": error}, durable=False)
@@ -134,31 +159,36 @@ class Group:
     def ended(self, rank: int) -> bool:
         return self._end_of(rank) is not None
 
-    def given_up(self) -> dict[int, str]:
-        """Peers this attempt cannot go on without: those that died silently
-        (``dead_peers``) and those whose code raised (why, with the error's last line)."""
-        out = self.dead_peers()
-        for r in range(self.ranks.world_size):
-            end = self._end_of(r) if r != self.ranks.rank and r not in out else None
+    def given_up(self, ranks: list[int] | None = None) -> dict[int, str]:
+        """Peers (of ``ranks``; default: all) this attempt cannot go on without: those that
+        died silently (``dead_peers``) and those whose code raised (why, with the error's
+        last line)."""
+        ranks = self.others() if ranks is None else ranks
+        out = self.dead_peers(ranks)
+        for r in ranks:
+            end = self._end_of(r) if r not in out else None
             if end is not None and isinstance(end.get("error"), str):
                 last = (end["error"].strip().splitlines() or ["an error"])[-1]
                 out[r] = f"{FAILED}: {last[-300:]}"
         return out
 
-    def dead_peers(self) -> dict[int, str]:
-        """Peers that died silently: same host and pid gone, or a heartbeat that stopped,
-        without having ended their attempt (``mark_ended``)."""
+    def dead_peers(self, ranks: list[int] | None = None, local_only: bool = False
+                   ) -> dict[int, str]:
+        """Peers (of ``ranks``; default: all) that died silently: same host and pid gone, or
+        a heartbeat that stopped, without having ended their attempt (``mark_ended``: read
+        only for a peer that looks gone). ``local_only``: peers on this host only, which
+        costs no read of the shared filesystem until one looks gone."""
         dead = {}
         me = socket.gethostname()
-        for r in range(self.ranks.world_size):
-            if r == self.ranks.rank:
-                continue
+        for r in self.others() if ranks is None else ranks:
             info = self._registration(r)
-            if info is None or self.ended(r):
+            if info is None:
                 continue
             if info.get("host") == me and isinstance(info.get("pid"), int):
-                if not pid_alive(info["pid"]):
+                if not pid_alive(info["pid"]) and not self.ended(r):
                     dead[r] = f"process {info['pid']} is gone"
+                continue
+            if local_only:
                 continue
             try:
                 mtime = self.heartbeat_file(r).stat().st_mtime
@@ -168,7 +198,7 @@ class Group:
             seen, since = self._beats.get(r, (None, now))
             if seen != mtime:
                 self._beats[r] = (mtime, now)
-            elif now - since > 6 * self.heartbeat_s:
+            elif now - since > 6 * self.heartbeat_s and not self.ended(r):
                 dead[r] = f"no heartbeat for {now - since:.0f} s"
         return dead
 
@@ -211,7 +241,7 @@ class Group:
             seen.add(id(e))
             e = e.__cause__ or e.__context__
         deadline = time.monotonic() + wait_s
-        others = [r for r in range(self.ranks.world_size) if r != self.ranks.rank]
+        others = self.others()
         while True:
             dead = self.dead_peers()
             if dead:

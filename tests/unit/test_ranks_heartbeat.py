@@ -117,3 +117,37 @@ def test_a_peer_whose_code_failed_ends_a_wait_for_it_at_once(tmp_path):
     assert (e.value.rank, e.value.node) == (1, "gpu05")
     assert str(e.value) == ("rank 0: rank 1 on node gpu05 failed (its code failed: RuntimeError: "
                             "CUDA error: out of memory) while waiting for every rank to finish saved")
+
+
+@pytest.mark.parametrize("rank,local_rank,local_world,watched", [
+    (0, 0, 4, [1, 2, 3, 4, 5, 6, 7]),  # rank 0 watches every rank
+    (1, 1, 4, [0, 2, 3]),              # the others: rank 0 and their own node's ranks
+    (5, 1, 4, [0, 4, 6, 7]),
+    (4, 0, 1, [0]),
+])
+def test_each_rank_watches_rank_0_and_its_own_node(tmp_path, rank, local_rank, local_world, watched):
+    g = Group(tmp_path, Ranks(rank, 8, local_rank, local_world), heartbeat_s=BEAT_S)
+    assert g.watched() == watched
+
+
+def test_the_watch_finds_a_silent_peer_on_another_node_by_its_heartbeat(tmp_path):
+    """The watch looks at this host's peers often and at the shared files once a beat; a
+    peer on another host that stops beating is found after 6 beats, on two looks in a row."""
+    from types import SimpleNamespace
+
+    from asha_hpc.job.jobmain import _PeerWatch
+
+    g = _group(tmp_path)
+    (tmp_path / "rank1.json").write_text(json.dumps(
+        {"host": "another-host", "node": "gpu09", "pid": 1, "incarnation": g.incarnation}))
+    found = []
+    session = SimpleNamespace(_peer_died=lambda att, gone: found.append((time.monotonic(), gone)))
+    watch = _PeerWatch(session, SimpleNamespace(group=g), every=BEAT_S / 4)
+    start = time.monotonic()
+    watch.start()
+    while not found and time.monotonic() - start < 40 * BEAT_S:
+        time.sleep(BEAT_S / 10)
+    watch.halt.set()
+    assert found, "the silent peer was never found"
+    at, gone = found[0]
+    assert at - start >= 6 * BEAT_S and (gone.rank, gone.node, gone.silent) == (1, "gpu09", True)
