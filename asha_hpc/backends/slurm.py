@@ -263,18 +263,32 @@ _TASK_ENDED = re.compile(r"^srun: error: ([A-Za-z0-9][A-Za-z0-9._-]*): tasks? [0
 LOG_TAIL = 65536  # bytes of a job's stderr read for srun's line: the end of a step is near its end
 
 
-def first_failed_task_node(err: Path | None) -> str | None:
-    """The node of the first task srun reported ending badly in a job's stderr, if any."""
+# what slurmstepd ("Detected 1 oom_kill event in StepId=7.0", "oom-kill event(s)" in other
+# releases) and srun ("task 0: Out Of Memory") write when the cgroup's memory limit killed a task
+_OOM = re.compile(r"oom[-_]kill event|: tasks? [0-9][^:]*: Out Of Memory", re.I)
+
+
+def _log_tail(err: Path | None) -> str:
+    """The last LOG_TAIL bytes of a job's stderr ('' when there is none)."""
     if err is None:
-        return None
+        return ""
     try:
         with err.open("rb") as f:
             f.seek(max(0, err.stat().st_size - LOG_TAIL))
-            text = f.read().decode(errors="replace")
+            return f.read().decode(errors="replace")
     except OSError:
-        return None
-    m = _TASK_ENDED.search(text)
+        return ""
+
+
+def first_failed_task_node(err: Path | None) -> str | None:
+    """The node of the first task srun reported ending badly in a job's stderr, if any."""
+    m = _TASK_ENDED.search(_log_tail(err))
     return m.group(1) if m else None
+
+
+def killed_for_memory(err: Path | None) -> bool:
+    """Whether Slurm says in a job's stderr that it killed a task for memory."""
+    return _OOM.search(_log_tail(err)) is not None
 
 
 @dataclass
@@ -702,15 +716,19 @@ class SlurmBackend(Backend):
                     t.state = JobState.UNKNOWN
             elif now - t.missing_since >= self.lost_grace_s:
                 # without accounting (sacct down or disabled) a job that ended leaves squeue
-                # without a word; one that left its log file ran, however it ended
-                t.state = JobState.ENDED if self._ran(jid) else JobState.LOST
+                # without a word; one that left its log file ran, and its log may say how
+                t.state = self._ended_how(jid)
             elif t.state not in (JobState.PENDING, JobState.RUNNING):
                 t.state = JobState.UNKNOWN
 
-    def _ran(self, jid: str) -> bool:
-        """Whether job ``jid`` started: Slurm opens its log file when it starts."""
+    def _ended_how(self, jid: str) -> JobState:
+        """How job ``jid`` ended, known from its log files alone: LOST without one (Slurm
+        opens them when the job starts), OUT_OF_MEMORY where Slurm says it killed a task for
+        memory (the trial's own fault, as sacct would say), else ENDED (unaccounted)."""
         found = self.log_files(self.jobs_dir, jid)
-        return found is not None and any(p is not None for p in found)
+        if found is None or all(p is None for p in found):
+            return JobState.LOST
+        return JobState.OUT_OF_MEMORY if killed_for_memory(found[1]) else JobState.ENDED
 
     def _recent(self, jid: str, now: float) -> bool:
         t = self._jobs[jid]

@@ -418,7 +418,7 @@ class _Session:
                 if gone is not None:
                     out.error = f"{gone}; then this rank failed:\n{out.error}"
                     out.failed_node = gone.node
-        if att.group is not None and self.ranks.world_size > 1 and not att.group.ended(self.ranks.rank):
+        if att.group is not None and self.ranks.world_size > 1 and not att.group.has_ended:
             att.group.mark_ended(out.error if out.status in ("error", "invalid_hp") else None)
         return out
 

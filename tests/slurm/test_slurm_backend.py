@@ -338,6 +338,32 @@ def test_lost_and_unknown_without_cluster(tmp_path: Path):
         b2.clock.sleep(10)
 
 
+
+@pytest.mark.parametrize("log,state", [
+    ("", JobState.LOST),  # no log file at all: it never started
+    ("Traceback (most recent call last):\nValueError: bad\n", JobState.ENDED),
+    ("slurmstepd: error: Detected 1 oom_kill event in StepId=5.batch. Some of your processes "
+     "may have been killed by the cgroup out-of-memory handler.\n", JobState.OUT_OF_MEMORY),
+    ("slurmstepd: error: Detected 2 oom-kill event(s) in StepId=5.0. Some of your processes "
+     "may have been killed by the cgroup out-of-memory handler.\n", JobState.OUT_OF_MEMORY),
+    ("srun: error: gpu17: task 0: Out Of Memory\n", JobState.OUT_OF_MEMORY),
+], ids=["no log", "an error", "oom_kill", "oom-kill events", "srun"])
+def test_without_accounting_a_job_killed_for_memory_is_told_by_its_log(tmp_path: Path, log, state):
+    """sacct silent, squeue has forgotten the job: its log says how it ended where Slurm
+    wrote that it killed a task for memory (the trial's own fault, as sacct's OUT_OF_MEMORY)."""
+    b = _fake_backend(tmp_path, {"sacct": [(1, "", "sacct: error: accounting storage is disabled")],
+                                 "squeue": [(0, "", "")]})
+    b.lost_grace_s = 30
+    if log:
+        (tmp_path / "jobs" / "5").mkdir(parents=True)
+        (tmp_path / "jobs" / "5" / "5_0_log.out").write_text("")
+        (tmp_path / "jobs" / "5" / "5_0_log.err").write_text("epoch 1\n" + log)
+    b.states(["5"])
+    b.clock.sleep(40)
+    assert b.states(["5"]) == {"5": state}
+    assert state.counts_as_restart == (state is JobState.OUT_OF_MEMORY)
+
+
 # ------------------------------------------------------------------------------ real cluster
 
 
