@@ -156,6 +156,7 @@ class SimulatedConfig:
     # how they fail it: "fail" (the segment fails a few seconds in, with a CUDA error) or
     # "die" (every job there ends before its code runs, sending nothing: a missing mount)
     broken_how: str = "fail"
+    repaired_after_s: float | None = None  # broken nodes work again from this (virtual) time
 
 
 @dataclass
@@ -170,6 +171,9 @@ class ExperimentConfig:
     config_dir: str
     description: str = ""
     max_restarts: int = 5
+    # an excluded node is taken back after this many hours, twice as long after each further
+    # exclusion (None: only by ``resume --readmit-node``)
+    readmit_nodes_after_h: float | None = None
     # until a segment has worked (since the start or --retry-failed): at most this many jobs,
     # in waves, so that a bug every trial shares costs this many jobs, not max_concurrent_trials
     probe_jobs: int = 3
@@ -265,6 +269,7 @@ class ExperimentConfig:
             "searcher": s,
             "hyperparameters": self.hyperparameters,
             "max_restarts": self.max_restarts,
+            "readmit_nodes_after_h": self.readmit_nodes_after_h,
             "reproducibility": {"experiment_seed": self.experiment_seed},
             "backend": self.backend,
             "experiment_dir": self.experiment_dir,
@@ -702,7 +707,7 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
     known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
              "failure_rate", "workers", "result_delay_seconds", "pool", "curve", "nodes",
-             "broken_nodes", "broken_how")
+             "broken_nodes", "broken_how", "repaired_after_s")
     d = c.mapping(raw, p, known)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
@@ -720,6 +725,8 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
                            else "must be at least 0 and less than simulated.nodes")
     s.broken_how = c.get(d, "broken_how", p, lambda v: v in ("fail", "die"),
                          "'fail' or 'die'", "fail")
+    s.repaired_after_s = c.get(d, "repaired_after_s", p, _is_num, "a number (seconds)", None,
+                               _at_least(0))
     return s
 
 
@@ -731,8 +738,8 @@ def _is_curve(v: Any) -> bool:
 
 
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
-             "max_restarts", "reproducibility", "backend", "experiment_dir", "poll_interval_s",
-             "result_grace_s",
+             "max_restarts", "readmit_nodes_after_h", "reproducibility", "backend", "experiment_dir",
+             "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
              "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
              "auto_workers_share")
@@ -791,6 +798,9 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         hyperparameters=hp_raw if isinstance(hp_raw, dict) else {},
         config_dir=str(Path(cfg_dir).resolve()),
         max_restarts=c.get(d, "max_restarts", "", _is_int, "an integer", 5, _at_least(0)),
+        readmit_nodes_after_h=c.get(d, "readmit_nodes_after_h", "", _is_num,
+                                    "a number of hours (or null: never on its own)", None,
+                                    _greater(0)),
         probe_jobs=c.get(d, "probe_jobs", "", _is_int, "an integer (0: no limit)", 3, _at_least(0)),
         experiment_seed=seed,
         backend=c.choice(d, "backend", "", BACKENDS, "local"),

@@ -92,6 +92,7 @@ class _Job:
     token: int = 0  # invalidates a pending idle timeout when work arrives
     first: bool = True
     host: str | None = None  # the node it runs on
+    on_broken: bool = False  # its segment began on a broken node (fails as the node does)
 
 
 class VirtualClock(Clock):
@@ -257,7 +258,8 @@ class SimulatedBackend(Backend):
                 self.occupied += 1
                 self.running_on[job.host] += 1
                 if job.task is not None:
-                    job.end = t + (self.cfg.startup_seconds + BROKEN_S if job.host in self.broken
+                    job.on_broken = self._broken(job.host, t)
+                    job.end = t + (self.cfg.startup_seconds + BROKEN_S if job.on_broken
                                    else self._duration(job.task))
                     job.fails = job.fails or self._dies(job)
                     self._push(job.end, jid, "end")
@@ -270,7 +272,12 @@ class SimulatedBackend(Backend):
 
     def _dies(self, job: _Job) -> bool:
         """Whether ``job`` ends before its code runs (``broken_how: die`` on a broken node)."""
-        return job.host in self.broken and self.cfg.broken_how == "die"
+        return self._broken(job.host, job.start) and self.cfg.broken_how == "die"
+
+    def _broken(self, host: str | None, t: float | None) -> bool:
+        """Whether ``host`` is broken at time ``t`` (``repaired_after_s``: not from then on)."""
+        repaired = self.cfg.repaired_after_s
+        return host in self.broken and (repaired is None or t is None or t < repaired)
 
     def _node(self, job: _Job) -> str | None:
         """The least busy node the job's ``exclude`` (a comma-separated list of names) allows."""
@@ -317,8 +324,8 @@ class SimulatedBackend(Backend):
             self._release(job, JobState.COMPLETED, now)
             return True
         job.task = SegmentSpec(**body["spec"])
-        job.end = now + (BROKEN_S if job.host in self.broken
-                         else self._duration(job.task, startup=False))
+        job.on_broken = self._broken(job.host, now)
+        job.end = now + (BROKEN_S if job.on_broken else self._duration(job.task, startup=False))
         self._seg_start[jid] = now
         self._push(job.end, jid, "end")
         return True
@@ -341,7 +348,7 @@ class SimulatedBackend(Backend):
         if job.fails:  # crashed without a result, like a killed process
             self._release(job, JobState.FAILED, job.end)
             return
-        if job.host not in self.broken:
+        if not job.on_broken:
             self.trained[spec.trial_id] = spec.length
         self.published.append((spec.trial_id, spec.segment, spec.attempt))
         extra: dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
@@ -354,12 +361,13 @@ class SimulatedBackend(Backend):
         if self.cfg.result_delay_seconds > 0:  # NFS: the file shows up after the job ended
             self._seq += 1
             heapq.heappush(self.delayed, (job.end + self.cfg.result_delay_seconds, self._seq,
-                                          job, spec, extra))
+                                          job, spec, extra, job.on_broken))
             return
-        self._publish(job, spec, extra)
+        self._publish(job, spec, extra, job.on_broken)
 
-    def _publish(self, job: _Job, spec: SegmentSpec, extra: dict[str, Any]) -> None:
-        if job.host in self.broken:
+    def _publish(self, job: _Job, spec: SegmentSpec, extra: dict[str, Any],
+                 broken: bool) -> None:
+        if broken:
             outcome: dict[str, Any] = {"status": "error", "metrics": None, "length": None,
                                        "error": BROKEN_ERROR}
         else:

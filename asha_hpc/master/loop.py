@@ -390,6 +390,19 @@ class Master:
         write_answer(answer_at, Answer(token=token, taken=taken, line=line))
         path.unlink(missing_ok=True)
 
+    def _readmit_on_time(self) -> None:
+        """``readmit_nodes_after_h``: excluded nodes whose wait is over take work again."""
+        st = self.state
+        assert st is not None
+        after_h = self.cfg.readmit_nodes_after_h
+        if after_h is None or not st.nodes.bad:
+            return
+        for host, wait_h in sorted(st.nodes.readmit_due(self.clock.time(), after_h).items()):
+            self._record(NodesReadmitted(hosts=[host], after_h=wait_h))
+            self.progress(f"node {host} taken back {wait_h:g} h after its exclusion "
+                          f"(readmit_nodes_after_h): jobs may run there again, and it is judged "
+                          f"afresh; excluded again, it is taken back after {2 * wait_h:g} h")
+
     def _readmit(self, hosts: list[str]) -> str:
         """Journal that the excluded ``hosts`` take work again; returns what changed, in one
         line. AshaError: refused (a node that is not excluded), nothing journaled."""
@@ -522,6 +535,7 @@ class Master:
             self._take_max_compute_request()
         if self.exp.readmit_request.exists():
             self._take_readmit_request()
+        self._readmit_on_time()
         if self._should_abort():
             return False
         if self._stop_reason is None and self._room():

@@ -56,6 +56,8 @@ class NodeHealth:
     # pool jobs started): the environment works, that node does not
     fine_elsewhere: dict[str, int] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)  # node -> its last failure's error
+    excluded_at: dict[str, float] = field(default_factory=dict)  # excluded node -> since when
+    exclusions: dict[str, int] = field(default_factory=dict)  # node -> times excluded, ever
 
     def failed(self, host: str | None, trial: int, error: str | None = None,
                out_of_memory: bool = False) -> Excluded | None:
@@ -152,6 +154,7 @@ class NodeHealth:
         """``host`` was repaired: it takes work again and is judged afresh, as a node never
         seen fail (its earlier failures no longer steer retries away from it)."""
         self.bad.pop(host, None)
+        self.excluded_at.pop(host, None)
         self.streak.pop(host, None)
         self.cleared.pop(host, None)
         self.last_error.pop(host, None)
@@ -159,6 +162,22 @@ class NodeHealth:
         self.fine_elsewhere.pop(host, None)
         for hosts in self.failed_on.values():
             hosts.discard(host)
+
+    def excluded(self, host: str, at: float) -> None:
+        """``host`` was excluded at time ``at`` (the record's)."""
+        self.excluded_at[host] = at
+        self.exclusions[host] = self.exclusions.get(host, 0) + 1
+
+    def readmit_due(self, now: float, after_h: float) -> dict[str, float]:
+        """The excluded nodes whose time is up at ``now``: excluded ``after_h`` hours ago,
+        twice as long for each exclusion before the last (a node still broken costs a few
+        failed attempts each time, and less and less often); each with its wait in hours."""
+        due = {}
+        for host, at in self.excluded_at.items():
+            wait_h = after_h * 2 ** (self.exclusions.get(host, 1) - 1)
+            if host in self.bad and now - at >= wait_h * 3600:
+                due[host] = wait_h
+        return due
 
     def saw(self, host: str | None) -> None:
         """A job ran, or waited for work, on ``host``."""

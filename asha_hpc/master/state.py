@@ -543,6 +543,7 @@ class ExperimentState:
             if t.status in LIVE + (PAUSED,) and t.restarts > 0:
                 t.restarts -= 1
                 given += 1
+        self.nodes.excluded(ex.host, rec.get("time", 0.0))
         self._note(rec, f"node {ex.host} excluded: {ex.why}"
                         + (f"; {given} restart(s) counted there given back" if given else ""))
 
@@ -600,6 +601,9 @@ class ExperimentState:
     def _on_nodes_readmitted(self, rec: dict[str, Any]) -> None:
         for host in rec["hosts"]:
             self.nodes.readmit(host)
+        if rec.get("after_h") is not None:
+            self._note(rec, f"node {', '.join(rec['hosts'])} taken back after {rec['after_h']:g} h "
+                            "(readmit_nodes_after_h): judged afresh")
 
     def _on_cancelled(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "cancelled"

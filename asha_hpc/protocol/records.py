@@ -123,6 +123,9 @@ class NodesReadmitted(Record):
     """``resume --readmit-node``: excluded nodes taken back (repaired); they are judged afresh."""
     kind = Kind.NODES_READMITTED
     hosts: list[str]
+    # taken back by the master itself, this many hours after the exclusion
+    # (``readmit_nodes_after_h``, doubled for each exclusion before)
+    after_h: float | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

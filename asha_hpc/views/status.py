@@ -330,7 +330,10 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
                 (f"failed trials {', '.join(map(str, ids))} continue; " if ids else "") +
                 "restarts count from zero")
     if k == Kind.NODES_READMITTED:
-        return f"node {', '.join(map(str, rec.get('hosts') or []))} taken back (--readmit-node)"
+        hosts = ', '.join(map(str, rec.get('hosts') or []))
+        if isinstance(rec.get("after_h"), (int, float)):
+            return f"node {hosts} taken back after {rec['after_h']:g} h (readmit_nodes_after_h)"
+        return f"node {hosts} taken back (--readmit-node)"
     return None
 
 

@@ -163,3 +163,61 @@ def test_a_request_the_master_cannot_serve_is_answered_and_dropped(tmp_path):
     assert "node node01 is not excluded (excluded: none)" in answer.line
     assert not any(r["kind"] == "nodes_readmitted" for r in read_journal(exp.journal)[0])
     m.close()
+
+
+def _search_with(tmp_path, after_h, repaired_after_s=2500.0, trials=160):
+    """4 simulated nodes, node01 broken until ``repaired_after_s`` (virtual seconds)."""
+    cfg = sim_cfg(trials=trials, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
+                  startup_seconds=20, repaired_after_s=repaired_after_s)
+    cfg.max_restarts = 5
+    cfg.readmit_nodes_after_h = after_h
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    said: list[str] = []
+    st = Master(exp, cfg, backend=SimulatedBackend.from_config(cfg, exp.root),
+                progress=said.append).run()
+    return cfg, exp, st, said, read_journal(exp.journal)[0]
+
+
+def _exclusions_and_readmissions(cfg, recs):
+    """(time, "excluded" | "readmitted") for node01, replaying the journal record by record."""
+    from asha_hpc.master.state import ExperimentState
+
+    st, out = ExperimentState(cfg), []
+    for r in recs:
+        was = "node01" in st.nodes.bad
+        st.apply(r)
+        now = "node01" in st.nodes.bad
+        if now != was:
+            out.append((r["time"], "excluded" if now else "readmitted"))
+    return out
+
+
+def test_an_excluded_node_is_taken_back_on_its_own_and_works_once_repaired(tmp_path):
+    """``readmit_nodes_after_h: 0.25``: node01, broken for the first 2,500 s, is excluded,
+    taken back after 15 minutes, excluded again (still broken), taken back after 30 more, and
+    then trains like the others; no trial fails for good."""
+    cfg, exp, st, said, recs = _search_with(tmp_path, after_h=0.25)
+    assert st.lifecycle == "completed" and st.counts().get("failed", 0) == 0
+    assert check_invariants(cfg, recs) == []
+    events = _exclusions_and_readmissions(cfg, recs)
+    kinds = [k for _, k in events]
+    assert kinds[:4] == ["excluded", "readmitted", "excluded", "readmitted"], events
+    (x1, _), (r1, _), (x2, _), (r2, _) = events[:4]
+    assert 900 <= r1 - x1 < 900 + 60 and 1800 <= r2 - x2 < 1800 + 60  # the wait doubles
+    assert [r["after_h"] for r in recs if r["kind"] == "nodes_readmitted"][:2] == [0.25, 0.5]
+    assert st.nodes.bad == {} and replay(cfg, recs).nodes.bad == {}
+    worked = [r for r in recs if r["kind"] == "result" and r.get("host") == "node01"
+              and r["status"] == "completed"]
+    assert worked and all(r["time"] >= 2500 for r in worked)
+    assert any("node node01 taken back 0.25 h after its exclusion" in s for s in said)
+    assert any("taken back after 1 h" in s for s in said)  # what comes next, said with it
+    lines = [describe(r, "loss") for r in recs if r["kind"] == "nodes_readmitted"]
+    assert lines[:2] == ["node node01 taken back after 0.25 h (readmit_nodes_after_h)",
+                         "node node01 taken back after 0.5 h (readmit_nodes_after_h)"]
+
+
+def test_without_the_setting_an_excluded_node_stays_out(tmp_path):
+    cfg, exp, st, said, recs = _search_with(tmp_path, after_h=None)
+    assert st.lifecycle == "completed" and list(st.nodes.bad) == ["node01"]
+    assert [k for _, k in _exclusions_and_readmissions(cfg, recs)] == ["excluded"]
+    assert not [r for r in recs if r["kind"] == "nodes_readmitted"]

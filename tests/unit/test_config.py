@@ -1,4 +1,5 @@
 """Config validation: every problem reported at once, each naming its path; never a traceback."""
+import math
 import subprocess
 import sys
 
@@ -148,6 +149,34 @@ def test_a_command_that_cannot_be_split_names_the_entrypoint(entrypoint):
            "hyperparameters": {}}
     with pytest.raises(ConfigError, match=r"entrypoint: cannot be read as a command .*close the quotation"):
         parse_config(raw, ".")
+
+
+@settings(max_examples=200, deadline=None)
+@given(after=st.one_of(st.integers(-2, 100), st.floats(allow_nan=True, allow_infinity=True),
+                       st.text(max_size=4), st.booleans(), st.none(), st.lists(st.integers())),
+       repaired=st.one_of(st.integers(-2, 10**6), st.floats(allow_nan=True), st.text(max_size=4),
+                          st.none()))
+def test_any_readmission_wait_is_taken_or_named(after, repaired):
+    """``readmit_nodes_after_h`` (hours, above 0, or null) and ``simulated.repaired_after_s``
+    (seconds, at least 0, or null): anything else is one line naming the key."""
+    raw = {"name": "n", "entrypoint": "m:f", "backend": "simulated", "readmit_nodes_after_h": after,
+           "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 2},
+           "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+           "simulated": {"nodes": 2, "broken_nodes": 1, "repaired_after_s": repaired}}
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    after_ok = after is None or (number(after) and after > 0)
+    repaired_ok = repaired is None or (number(repaired) and repaired >= 0)
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert not (after_ok and repaired_ok), e.problems
+        named = {p.split(":")[0] for p in e.problems}
+        assert named == ({"readmit_nodes_after_h"} if not after_ok else set()) | (
+            {"simulated.repaired_after_s"} if not repaired_ok else set()), e.problems
+        return
+    assert after_ok and repaired_ok
+    assert cfg.readmit_nodes_after_h == after and cfg.simulated.repaired_after_s == repaired
 
 
 @settings(max_examples=200, deadline=None)
