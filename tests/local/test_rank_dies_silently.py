@@ -137,3 +137,53 @@ def test_rank_0_whose_code_fails_is_not_held_up_by_a_waiting_peer_local(tmp_path
     assert "CUDA error: out of memory on rank 0" in r["error"] and "died" not in r["error"]
     assert "failed_node" not in r and r["host"] == socket.gethostname()
     assert r["ended"] - r["started"] < 30, r  # not the 80 s of 8 default beats
+
+
+def test_the_oom_killer_in_a_pytorch_ddp_tutorial_script_local(tmp_path):
+    """The PyTorch DDP tutorial's model on gloo, two ranks; the test plays the out-of-memory
+    killer and SIGKILLs rank 1 mid-training. Rank 0's collective fails at once ("Connection
+    closed by peer"): the attempt fails on rank 1's node, naming it, and the retry resumes from
+    the last checkpoint to the end."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    shutil.copy(Path(__file__).parents[1] / "foreign" / "ddp_tutorial.py", tmp_path)
+    cfg = {"name": "ddp-tutorial", "entrypoint": "ddp_tutorial:train",
+           "searcher": {"name": "single", "metric": "loss", "max_length": 30},
+           "hyperparameters": {"lr": 0.001}, "max_restarts": 2, "poll_interval_s": 0.3,
+           "result_grace_s": 1, "backend": "local",
+           "local": {"gpus": [], "max_parallel": 1, "tasks_per_node": 2}}
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "ddp.yaml"),
+                            "--exp-dir", str(tmp_path / "run")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trial_dir = tmp_path / "run" / "trials" / "00001"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # rank 1 trains, and a checkpoint or two exist
+            ckpts = trial_dir / "checkpoints"
+            if (trial_dir / "pid-rank1").exists() and ckpts.is_dir() and \
+                    len([p for p in ckpts.iterdir() if not p.name.startswith(".")]) >= 1:
+                break
+            time.sleep(0.05)
+        victim = int((trial_dir / "pid-rank1").read_text())
+        os.kill(victim, signal.SIGKILL)
+        _, err = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    cfg_, st = final_state(tmp_path / "run")
+    t = st.trials[1]
+    assert st.lifecycle == "completed" and t.length == 30 and t.restarts == 1, t.error
+    [r] = [r for r in journal(tmp_path / "run") if r["kind"] == "result" and r["status"] == "error"]
+    node = socket.gethostname()
+    assert r["failed_node"] == node, r
+    assert r["error"].startswith(f"rank 1 on node {node} died (process {victim} is gone)"), r["error"]
+    assert r["ended"] - r["started"] < 60, r
