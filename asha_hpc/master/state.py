@@ -643,8 +643,8 @@ def error_signature(error: str) -> str:
 
 
 def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
-    """The node a failed attempt is held against: where a rank died silently when the result
-    names one (several ranks), else where the reporting rank ran."""
+    """The node a failed attempt is held against: that of the rank that died or failed first,
+    when the result names one (several ranks), else where the reporting rank ran."""
     return rec.get("failed_node") or rec.get("host") or t.host
 
 
