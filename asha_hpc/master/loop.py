@@ -222,11 +222,15 @@ class Master:
         for r in self.journal.append((dict(r.to_record(), time=now) for r in recs), sync):
             self.state.apply(r)
         if len(self.state.nodes.bad) > bad:  # said once, when it happens (replay says nothing)
+            after_h = self.cfg.readmit_nodes_after_h
+            back = self.state.nodes.readmit_at(after_h) if after_h else {}
             for host, why in list(self.state.nodes.bad.items())[bad:]:
+                auto = (f"; the master takes it back on its own after {back[host][1]:g} h "
+                        f"(readmit_nodes_after_h)" if host in back else "")
                 self.progress(f"node {host} excluded: {why}. Its jobs go elsewhere and any "
                               f"restarts its failures counted are given back; tell your "
                               f"cluster's administrators, and once it is repaired: `asha-hpc "
-                              f"resume {shell_word(self.exp.root)} --readmit-node {host}`")
+                              f"resume {shell_word(self.exp.root)} --readmit-node {host}`{auto}")
         drawn = self.state.searcher.take_sampled()  # model draws (tpe, gp): journaled, so that
         if drawn:  # replay never fits them again; before any job sees them (write-ahead)
             for r in self.journal.append([dict(Sampled(trial=t, hparams=hp).to_record(), time=now)

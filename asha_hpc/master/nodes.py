@@ -168,16 +168,20 @@ class NodeHealth:
         self.excluded_at[host] = at
         self.exclusions[host] = self.exclusions.get(host, 0) + 1
 
-    def readmit_due(self, now: float, after_h: float) -> dict[str, float]:
-        """The excluded nodes whose time is up at ``now``: excluded ``after_h`` hours ago,
-        twice as long for each exclusion before the last (a node still broken costs a few
-        failed attempts each time, and less and less often); each with its wait in hours."""
-        due = {}
+    def readmit_at(self, after_h: float) -> dict[str, tuple[float, float]]:
+        """When each excluded node is to be taken back, and its wait in hours: ``after_h``
+        hours after its exclusion, twice as long for each exclusion before the last (a node
+        still broken costs a few failed attempts each time, and less and less often)."""
+        out = {}
         for host, at in self.excluded_at.items():
             wait_h = after_h * 2 ** (self.exclusions.get(host, 1) - 1)
-            if host in self.bad and now - at >= wait_h * 3600:
-                due[host] = wait_h
-        return due
+            if host in self.bad:
+                out[host] = (at + wait_h * 3600, wait_h)
+        return out
+
+    def readmit_due(self, now: float, after_h: float) -> dict[str, float]:
+        """The excluded nodes whose time is up at ``now``, each with its wait in hours."""
+        return {h: wait_h for h, (at, wait_h) in self.readmit_at(after_h).items() if now >= at}
 
     def saw(self, host: str | None) -> None:
         """A job ran, or waited for work, on ``host``."""

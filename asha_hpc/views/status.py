@@ -443,6 +443,9 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "workers": workers_status(cfg, st.auto, st.caps),
         "queue": queue_status(exp) if alive else None,
         "nodes_excluded": dict(st.nodes.bad),
+        # when the master takes each back on its own (readmit_nodes_after_h), epoch seconds
+        "nodes_readmit_at": ({h: at for h, (at, _) in st.nodes.readmit_at(
+            cfg.readmit_nodes_after_h).items()} if cfg.readmit_nodes_after_h else {}),
         "pool_unready": pool_unready(exp, st),
         "now": now,  # the time durations above count to (the master's clock while it runs)
     }

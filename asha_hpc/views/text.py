@@ -141,8 +141,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                         f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
     lines += _queue_lines(d.get("queue"), d.get("now"))
+    readmit_at = d.get("nodes_readmit_at") or {}
     for host, why in (d.get("nodes_excluded") or {}).items():
-        lines.append(f"node {host} excluded (its jobs go elsewhere): {why}; once it is repaired: "
+        back = (f"the master takes it back on its own in "
+                f"{fmt_duration(readmit_at[host] - (d.get('now') or time.time()))} "
+                f"(readmit_nodes_after_h), or sooner once it is repaired: " if host in readmit_at
+                else "once it is repaired: ")
+        lines.append(f"node {host} excluded (its jobs go elsewhere): {why}; {back}"
                      f"`asha-hpc resume {shell_word(d['dir'])} --readmit-node {host}`")
     dead = d.get("pool_unready")
     if dead:

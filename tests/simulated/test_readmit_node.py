@@ -211,6 +211,10 @@ def test_an_excluded_node_is_taken_back_on_its_own_and_works_once_repaired(tmp_p
     assert worked and all(r["time"] >= 2500 for r in worked)
     assert any("node node01 taken back 0.25 h after its exclusion" in s for s in said)
     assert any("taken back after 1 h" in s for s in said)  # what comes next, said with it
+    excluded = [s for s in said if s.startswith("node node01 excluded")]
+    assert excluded[0].endswith("the master takes it back on its own after 0.25 h "
+                                "(readmit_nodes_after_h)")
+    assert excluded[1].endswith("on its own after 0.5 h (readmit_nodes_after_h)")
     lines = [describe(r, "loss") for r in recs if r["kind"] == "nodes_readmitted"]
     assert lines[:2] == ["node node01 taken back after 0.25 h (readmit_nodes_after_h)",
                          "node node01 taken back after 0.5 h (readmit_nodes_after_h)"]
@@ -221,3 +225,25 @@ def test_without_the_setting_an_excluded_node_stays_out(tmp_path):
     assert st.lifecycle == "completed" and list(st.nodes.bad) == ["node01"]
     assert [k for _, k in _exclusions_and_readmissions(cfg, recs)] == ["excluded"]
     assert not [r for r in recs if r["kind"] == "nodes_readmitted"]
+
+
+def test_status_says_when_the_master_takes_an_excluded_node_back(tmp_path):
+    cfg = sim_cfg(trials=60, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
+                  startup_seconds=20)
+    cfg.max_restarts = 5
+    cfg.readmit_nodes_after_h = 0.25
+    exp = _create_experiment(cfg, tmp_path / "exp")
+    m = Master(exp, cfg, backend=SimulatedBackend.from_config(cfg, exp.root), progress=lambda s: None)
+    assert m.start()
+    while m.step() and not m.state.nodes.bad:
+        m._sleep(cfg.poll_interval_s)
+    m.close()
+    recs = read_journal(exp.journal)[0]
+    [(excluded, _)] = _exclusions_and_readmissions(cfg, recs)
+    d = status_dict(exp, cfg, replay(cfg, recs), recs)
+    assert d["nodes_readmit_at"] == {"node01": excluded + 900}
+    d["now"] = excluded + 300
+    text = render_status_text(d)
+    assert ("node node01 excluded (its jobs go elsewhere): " in text
+            and "; the master takes it back on its own in 10m00s (readmit_nodes_after_h), or "
+                "sooner once it is repaired: `asha-hpc resume" in text), text
