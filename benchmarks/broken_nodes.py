@@ -75,19 +75,28 @@ def one(seed: int, nodes: int, broken: int | str, pool: int, how: str = "fail") 
         st = m.state
         assert st is not None
         recs = read_journal(exp.journal)[0]
-        problems = check_invariants(cfg, recs)
-        assert not problems, problems
         return {
-            "completed": st.lifecycle == "completed",
-            "failed_trials": sum(t.status == "failed" for t in st.trials.values()),
-            "failed_attempts": sum(1 for r in recs if r["kind"] == "result"
-                                   and r["status"] == "error" or r["kind"] == "job_dead"),
+            **outcome(cfg, st, recs),
             "pool_jobs_died": sum(1 for r in recs if r["kind"] == "worker_gone"
                                   and r.get("unready")),
             "excluded_broken": len(set(st.nodes.bad) & backend.broken),
             "excluded_healthy": len(set(st.nodes.bad) - backend.broken),
             "hours": backend.clock.t / 3600.0,
         }
+
+
+def outcome(cfg, st, recs: list[dict]) -> dict:
+    """What every row counts of one search (its journal checked first): whether it completed,
+    trials failed for good, attempts that failed (a segment's error, or a job that ended
+    without a result)."""
+    problems = check_invariants(cfg, recs)
+    assert not problems, problems
+    return {
+        "completed": st.lifecycle == "completed",
+        "failed_trials": sum(t.status == "failed" for t in st.trials.values()),
+        "failed_attempts": sum(1 for r in recs if r["kind"] == "result"
+                               and r["status"] == "error" or r["kind"] == "job_dead"),
+    }
 
 
 class Off:
