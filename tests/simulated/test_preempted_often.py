@@ -21,7 +21,7 @@ class Scavenger(SimulatedBackend):
 
     step = 1
 
-    def _publish(self, job, spec, extra):
+    def _publish(self, job, spec, extra, broken):
         start = self.progress.setdefault(spec.trial_id, 0)
         if spec.length - start > self.step:
             self.progress[spec.trial_id] = self.trained[spec.trial_id] = start + self.step
@@ -32,7 +32,7 @@ class Scavenger(SimulatedBackend):
                 stop_reason="SIGTERM (preempted)", reached=start + self.step, **extra),
                 durable=False)
             return
-        super()._publish(job, spec, extra)
+        super()._publish(job, spec, extra, broken)
 
 
 def _search(tmp_path, step):

@@ -205,3 +205,12 @@ def test_any_simulated_nodes_are_taken_or_named(nodes, broken, how):
     assert s.broken_how == (how or "fail")
     assert isinstance(s.nodes, int) and s.nodes >= 1
     assert isinstance(s.broken_nodes, int) and 0 <= s.broken_nodes < s.nodes
+
+
+@pytest.mark.parametrize("metric", ["", "   ", "\x85", "\t\n"])
+def test_a_blank_metric_name_is_one_error_naming_the_field(metric):
+    raw = {"name": "x", "entrypoint": "m:f", "hyperparameters": {},
+           "searcher": {"name": "single", "metric": metric, "max_length": 1}}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, ".")
+    assert [p for p in e.value.problems if p.startswith("searcher.metric: ")], e.value.problems
