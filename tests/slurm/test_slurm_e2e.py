@@ -156,8 +156,14 @@ def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, clean
     assert st.lifecycle == "completed"
     t = st.trials[1]
     assert t.status == "completed" and t.length == 80
-    assert t.restarts == 0 and t.infra_retries == 0  # every stop got further: none counts
     results = [r for r in recs if r["kind"] == "result"]
+    # a stop that got further counts nothing; sbatch's signal "may be sent up to 60 seconds
+    # earlier than specified", so a 1-minute job's USR2 can come the moment it starts: that
+    # stop got nowhere and counts as a retry that is not the trial's fault, never a restart
+    got_to = [0] + [r.get("reached") or 0 for r in results[:-1]]
+    nowhere = [r for r, before in zip(results[:-1], got_to) if (r.get("reached") or 0) <= before]
+    assert t.restarts == 0 and t.infra_retries == len(nowhere)
+    assert len(nowhere) < len(results) - 1
     assert len(results) >= 2
     assert [r["status"] for r in results] == ["interrupted"] * (len(results) - 1) + ["completed"]
     assert all(r["stop_reason"] == "SIGUSR2" for r in results[:-1])
