@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.backends.base import JobState, SegmentSpec, SubmitError, TimeCap
 from asha_hpc.backends.slurm import (
@@ -568,3 +571,21 @@ def test_timeout_job_gets_usr2_before_its_limit(tmp_exp_dir: Path):
     finally:
         b.cancel([jid])
     assert wait_states(b, [jid])[jid] in (JobState.CANCELLED, JobState.TIMEOUT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300) | st.lists(st.sampled_from([
+    "srun: error: gpu17: task 1: Killed", "srun: error: gpu01: tasks 0-3: Terminated",
+    "srun: error: : task 1: Killed", "slurmstepd: error: Detected 1 oom_kill event",
+    "srun: error: gpu[01-02]: task 0: Exited with exit code 1", "Traceback", "\x00\xff",
+    ]), max_size=6).map("\n".join))
+def test_any_job_log_reads_as_a_node_name_or_none_and_never_raises(tmp_path_factory, text):
+    """A job's stderr holds whatever the user's code printed: the readers of srun's and
+    slurmstepd's lines take any text, and a node they name is a plain name sbatch accepts."""
+    from asha_hpc.backends.slurm import first_failed_task_node, killed_for_memory
+
+    err = tmp_path_factory.mktemp("log") / "1_0_log.err"
+    err.write_bytes(text.encode("utf-8", "surrogatepass"))
+    node = first_failed_task_node(err)
+    assert node is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", node)
+    assert isinstance(killed_for_memory(err), bool)
