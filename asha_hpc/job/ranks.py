@@ -21,6 +21,8 @@ from pathlib import Path
 from ..protocol.expdir import atomic_write_json, read_json
 from ..protocol.pids import pid_alive
 
+LOCAL_LOOK_S = 0.5  # how often a wait looks at this host's peers' processes (no shared file)
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -202,21 +204,43 @@ class Group:
                 dead[r] = f"no heartbeat for {now - since:.0f} s"
         return dead
 
+    def _look(self, ranks: list[int], full: bool) -> dict[int, str]:
+        """One look at ``ranks`` for peers this attempt cannot go on without. A ``full`` look
+        reads their shared files (heartbeats, end markers: ``given_up``); the others only ask
+        whether this host's peers' processes live, which reads no shared file."""
+        return self.given_up(ranks) if full else self.dead_peers(ranks, local_only=True)
+
     def wait(self, ready: Callable[[], bool], what: str, timeout_s: float = 1800.0) -> None:
-        """Poll ``ready`` while every peer lives; raise once one died or time ran out."""
-        deadline = time.time() + timeout_s
-        checks = 0
+        """Poll ``ready`` while the watched peers (``watched``) live; raise once one died or
+        failed, or time ran out. ``ready`` is polled every 20 ms at first, backing off to every
+        ``LOCAL_LOOK_S``. This host's peers are looked at every ``LOCAL_LOOK_S`` (their pids),
+        the watched peers' files half a second in and then once a heartbeat (a silent death on
+        another host takes 6 beats to show in any case): the ranks of a large trial wait
+        together at every checkpoint, and must not flood the shared filesystem's metadata
+        server. A peer this rank does not watch is seen by rank 0, which watches every rank:
+        rank 0 then fails, and its end marker ends this wait."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        watched = self.watched()
+        local_every = min(LOCAL_LOOK_S, self.heartbeat_s)
+        pause = 0.02
+        next_local = next_full = start + local_every
         while not ready():
-            checks += 1
-            if checks % 25 == 0:
-                gone = self.given_up()  # it will never come
+            now = time.monotonic()
+            if now >= next_local:
+                full = now >= next_full
+                gone = self._look(watched, full)
                 if gone:
                     r = min(gone)
                     raise self.gone(r, gone[r], f"rank {self.ranks.rank}: ",
                                     f" while waiting for {what}")
-            if time.time() > deadline:
+                next_local = now + local_every
+                if full:
+                    next_full = now + max(local_every, self.heartbeat_s)
+            if now > deadline:
                 raise RuntimeError(f"rank {self.ranks.rank}: timed out waiting for {what}")
-            time.sleep(0.02)
+            time.sleep(max(0.001, min(pause, next_local - now)))
+            pause = min(pause * 1.5, local_every)
 
     def gone(self, rank: int, why: str, before: str = "", after: str = "") -> PeerGone:
         """The error for peer ``rank`` that died or failed (``why``), naming its node."""
@@ -230,8 +254,9 @@ class Group:
               stop: Callable[[], bool] = lambda: False) -> PeerGone | None:
         """Why this rank failed, if a peer's silent death is to blame: the ``PeerGone`` in
         ``error``'s chain, else a peer found dead within ``wait_s`` (a peer on another host is
-        judged by its heartbeat, which takes 6 beats). Returns early once every peer ended its
-        attempt (then each failed, or not, on its own), or once ``stop`` says so: Slurm ends a
+        judged by its heartbeat, which takes 6 beats; only the watched peers are looked at, as
+        in ``wait``). Returns early once every watched peer ended its attempt (then each
+        failed, or not, on its own), or once ``stop`` says so: Slurm ends a
         step whose task died (``--kill-on-bad-exit``) with SIGTERM, and SIGKILL follows."""
         seen: set[int] = set()
         e = error
@@ -240,16 +265,26 @@ class Group:
                 return e
             seen.add(id(e))
             e = e.__cause__ or e.__context__
-        deadline = time.monotonic() + wait_s
-        others = self.others()
+        start = time.monotonic()
+        deadline = start + wait_s
+        watched = self.watched()
+        next_full = start
+        ended: set[int] = set()
         while True:
-            dead = self.dead_peers()
+            now = time.monotonic()
+            full = now >= next_full
+            dead = self.dead_peers(watched, local_only=not full)
             if dead:
                 r = min(dead)
                 return self.gone(r, dead[r])
-            if all(self.ended(r) for r in others) or time.monotonic() > deadline or stop():
+            if full:
+                next_full = now + max(LOCAL_LOOK_S, self.heartbeat_s)
+            # one marker read a look, until each watched peer ended
+            while len(ended) < len(watched) and self.ended(watched[len(ended)]):
+                ended.add(watched[len(ended)])
+            if len(ended) == len(watched) or now > deadline or stop():
                 return None
-            time.sleep(min(0.5, self.heartbeat_s / 4))
+            time.sleep(min(LOCAL_LOOK_S, self.heartbeat_s / 4))
 
     def rendezvous(self) -> dict[str, str]:
         """Set and return the torch.distributed environment (env:// init). Rank 0 asks the OS
