@@ -64,5 +64,12 @@ class FatalTrialError(AshaError):
     result and the search stops at the first one, instead of spending a job on each trial."""
 
 
+class TrainingEndedEarly(AshaError):
+    """Something in the training code other than the search ended a trial's training before
+    its segment's length (an early-stopping callback, a time limit of the framework's own):
+    the trial ends with the results it reported so far, failed, and is not retried, since a
+    retry would stop the same way."""
+
+
 class MetricNotReported(FatalTrialError, ValueError):
     """The training code did not report the searcher's metric."""

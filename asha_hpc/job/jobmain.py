@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import SegmentSpec, WorkerSpec
-from ..errors import FatalTrialError, InvalidHP, MetricNotReported
+from ..errors import FatalTrialError, InvalidHP, MetricNotReported, TrainingEndedEarly
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
@@ -319,7 +319,11 @@ class _Session:
             if thread is not None:
                 thread.halt.set()
         if att.spec is None:  # its last result went out inside segments(): nothing left here
+            if out.status == "error":
+                print(_AFTER_RESULT.format(trial=spec.trial_id, error=out.error),
+                      file=sys.stderr, flush=True)
             return self.pending
+        self._keep_if_done(att, out)
         self._classify(att, out)
         if out.status == "interrupted" and att.group is not None and self.ranks.world_size > 1:
             # told to stop because a rank died (Slurm ends the step): the trial's failure, on
@@ -399,6 +403,8 @@ class _Session:
                 resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
         except InvalidHP as e:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
+        except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike
+            out.status, out.error, out.ends_trial = "error", str(e), True
         except FatalTrialError as e:  # every trial would fail the same: the search stops
             out.status, out.error, out.fatal = "error", str(e), True
             if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
@@ -421,6 +427,23 @@ class _Session:
         if att.group is not None and self.ranks.world_size > 1 and not att.group.has_ended:
             att.group.mark_ended(out.error if out.status in ("error", "invalid_hp") else None)
         return out
+
+    def _keep_if_done(self, att: _Attempt, out: _Outcome) -> None:
+        """Code that raised after its segment was done (reported, with a checkpoint at the
+        segment's length: ``trainer.test()`` after ``fit``, for one) completed the segment: the
+        error is printed, the result stands. A job that continues in place has published such a
+        result already, before the code went on, and must not tell another story."""
+        spec = att.spec
+        assert spec is not None
+        if out.status != "error" or out.fatal or out.ends_trial or out.disk_full is not None \
+                or self.ranks.world_size > 1:
+            return
+        metrics = att.control.segment_metrics(spec.segment, spec.length)
+        if metrics is None or att.control.latest_checkpoint()[1] != spec.length:
+            return
+        print(_AFTER_RESULT.format(trial=spec.trial_id, error=out.error), file=sys.stderr,
+              flush=True)
+        out.status, out.error, out.metrics = "completed", None, metrics
 
     def _classify(self, att: _Attempt, out: _Outcome) -> None:
         """A segment whose code returned: completed with its metrics (rank 0 reads them: reports
@@ -479,6 +502,8 @@ class _Session:
             body.update(worker=self.worker, slot=self.slot, waiting=waits)
         if out.fatal:
             body["fatal"] = True
+        if out.ends_trial:
+            body["ends_trial"] = True
         if out.disk_full is not None:
             body["disk_full"] = out.disk_full
         if out.failed_node is not None:
@@ -565,8 +590,14 @@ class _Outcome:
     error: str | None = None
     metrics: dict[str, Any] | None = None
     fatal: bool = False  # every trial would fail the same: the search stops
+    ends_trial: bool = False  # the code ended this trial's training: failed, not retried
     disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
     failed_node: str | None = None  # a peer's node, when its silent death failed the segment
+
+
+_AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
+                 "with its checkpoint): the segment's result stands; the error, for you to "
+                 "fix:\n{error}")
 
 
 def _error_text(e: BaseException) -> str:

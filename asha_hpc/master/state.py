@@ -310,15 +310,20 @@ class ExperimentState:
             t.infra_retries += 1
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
-            self._note(rec, f"trial {t.id} failed for good after {t.restarts} restarts: {_summary(why)}")
-            self._set_status(t, FAILED)
-            self._actions(self.searcher.on_event(TrialFailed(t.id)))
+            self._give_up(t, rec, f"trial {t.id} failed for good after {t.restarts} restarts: "
+                                  f"{_summary(why)}")
             return
         if note:
             self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
         t.attempt += 1
         self._set_status(t, QUEUED)
         self.todo.append(t.id)
+
+    def _give_up(self, t: TrialState, rec: dict[str, Any], note: str) -> None:
+        """The trial fails for good: the searcher goes on without it."""
+        self._note(rec, note)
+        self._set_status(t, FAILED)
+        self._actions(self.searcher.on_event(TrialFailed(t.id)))
 
     def _on_init(self, rec: dict[str, Any]) -> None:
         pinned = {"seed": rec.get("seed"), "config_hash": rec.get("config_hash")}
@@ -443,6 +448,10 @@ class ExperimentState:
         elif rec.get("disk_full"):
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {_summary(rec.get('error'))}")
+        elif rec.get("ends_trial"):  # its code ended it (early stopping): it would again
+            t.job_id = None
+            t.error = rec.get("error") or "error"
+            self._give_up(t, rec, f"trial {t.id} failed, not retried: {_summary(t.error)}")
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
 
@@ -649,11 +658,17 @@ def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
 
 
 def _summary(s: str | None) -> str:
-    """The last non-empty line (for a traceback: the exception itself)."""
+    """The last non-empty line (for a traceback: the exception itself), up to SUMMARY_MAX
+    characters: our own errors end with what to do, which must not be cut."""
     if not s:
         return ""
     lines = [x for x in s.strip().splitlines() if x.strip()]
-    return lines[-1][:200] if lines else ""
+    if not lines:
+        return ""
+    return lines[-1] if len(lines[-1]) <= SUMMARY_MAX else lines[-1][:SUMMARY_MAX - 1] + "…"
+
+
+SUMMARY_MAX = 600
 
 
 def cap_change(was: int | None, units: int) -> str:

@@ -148,6 +148,8 @@ class Result(Started):
             extra["gpus"] = gpus
         if body.get("fatal") is True and status == "error":  # every trial would fail so
             extra["fatal"] = True
+        if body.get("ends_trial") is True and status == "error":  # a retry would end alike
+            extra["ends_trial"] = True
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

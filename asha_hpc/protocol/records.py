@@ -215,6 +215,9 @@ class Result(Started):
     stop_reason: str | None
     gpus: int | None = optional()
     fatal: bool = optional(False)
+    # the training code ended the trial's training early (an early-stopping callback): the
+    # trial fails now, without a retry
+    ends_trial: bool = optional(False)
     job_started: float | None = optional()
     reached: float | None = optional()
     worker: str | None = optional()

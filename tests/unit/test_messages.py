@@ -63,12 +63,22 @@ def test_a_failed_node_is_kept_for_an_error_only():
     assert "failed_node" not in done.record().to_record()  # a result that worked blames nobody
 
 
+def test_ends_trial_is_kept_for_an_error_only():
+    """A job whose training code ended the trial early says so; only an error can."""
+    body = {"type": "result", "trial": 1, "segment": 2, "attempt": 0, "status": "error",
+            "ends_trial": True, "error": "training stopped at 13 steps"}
+    assert messages.from_json(body, ROOT).record().to_record()["ends_trial"] is True
+    for other in (dict(body, status="completed", metrics={"loss": 1.0}),
+                  dict(body, ends_trial="yes"), dict(body, ends_trial=1)):
+        assert "ends_trial" not in messages.from_json(other, ROOT).record().to_record()
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=12),
                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
                     max_leaves=10)
 KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
                         "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting",
-                        "failed_node"])
+                        "failed_node", "ends_trial", "fatal"])
 
 
 @settings(max_examples=400, deadline=None)
