@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..job.trial import Trial
-from .segments import IntegrationError, SegmentWalk
+from .segments import IntegrationError, SegmentWalk, ended_early
 
 CKPT_FILE = "lightning.ckpt"  # the Trainer's checkpoint inside the trial's checkpoint folder
 UNITS = ("epochs", "steps")
@@ -91,6 +91,9 @@ class AshaCallback(_Base):
         self.monitor = monitor or trial.metric
         self._walk = SegmentWalk(trial, self.monitor, f"AshaCallback(monitor={self.monitor!r})")
         self._pending: int | None = None  # steps: the segment ends after this validation
+        # (global step, monitored value) at the last validation: a segment that ends where none
+        # ran must not be ranked by an older one
+        self._validated: tuple[int, Any] | None = None
 
     # ------------------------------------------------------------------ for the Trainer
     @property
@@ -129,6 +132,28 @@ class AshaCallback(_Base):
             raise IntegrationError(
                 f"AshaCallback: Trainer({other}={getattr(trainer, other)}) would end training "
                 f"before the segments do: leave {other} unset (segments are in {self.unit})")
+        for name in ("min_epochs", "min_steps"):
+            if (getattr(trainer, name) or 0) > 1:  # Lightning: 1 when min_steps alone is set
+                raise IntegrationError(
+                    f"AshaCallback: Trainer({name}={getattr(trainer, name)}) would train past "
+                    f"the end of a shorter segment, and the extra training would be thrown away "
+                    f"(the next segment continues from the segment's end): leave {name} unset")
+        mine = next(i for i, c in enumerate(trainer.callbacks) if c is self)
+        later = [type(c).__name__ for c in trainer.callbacks[mine + 1:]
+                 if isinstance(c, _lightning_bases())]
+        if later:  # Lightning runs checkpoint callbacks last, in the order given
+            raise IntegrationError(
+                f"AshaCallback comes before {', '.join(later)} in the Trainer's callbacks: the "
+                f"checkpoint it saves at a segment's end would hold what {later[0]} recorded "
+                f"one epoch or validation before (its best and top-k files), and a resumed "
+                f"trial would go on from that: put AshaCallback last, callbacks=[..., cb]")
+        every = trainer.check_val_every_n_epoch
+        if every not in (None, 1) and trainer.enable_validation:
+            raise IntegrationError(
+                f"AshaCallback: Trainer(check_val_every_n_epoch={every}) skips the validation at "
+                f"segment ends that fall between, and the trial would be ranked by an older "
+                f"validation, or by none: leave it at 1 (the callback makes the Trainer validate "
+                f"at each segment's end whatever val_check_interval says)")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if not self._walk.start(self._position(trainer),
@@ -156,6 +181,7 @@ class AshaCallback(_Base):
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or self._walk.target is None:
             return
+        self._validated = (trainer.global_step, self._monitored(trainer))
         if self._pending is not None:
             position, self._pending = self._pending, None
             self._finish(trainer, position)
@@ -174,10 +200,9 @@ class AshaCallback(_Base):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         walk = self._walk
         if walk.target is not None:
-            raise IntegrationError(
-                f"AshaCallback: the Trainer stopped at {self._position(trainer)} {self.unit}, "
-                f"before the segment's length {walk.target}: something else ended training "
-                f"(EarlyStopping, max_time, limits on the Trainer); let the callback end it")
+            raise ended_early("AshaCallback", self._position(trainer), self.unit, walk.target,
+                              "EarlyStopping, Trainer(max_time=...), or trainer.should_stop "
+                              "set in the model")
 
     # ------------------------------------------------------------------ helpers
     def _position(self, trainer: Any) -> int:
@@ -188,7 +213,20 @@ class AshaCallback(_Base):
         n = trainer.check_val_every_n_epoch
         return bool(trainer.enable_validation) and (n is None or (trainer.current_epoch + 1) % n == 0)
 
+    def _monitored(self, trainer: Any) -> Any:
+        v = trainer.callback_metrics.get(self.monitor)
+        return v.item() if hasattr(v, "item") else v
+
     def _finish(self, trainer: Any, position: int) -> None:
+        seen = self._validated
+        if seen is not None and seen[0] != trainer.global_step and seen[1] is not None \
+                and seen[1] == self._monitored(trainer):  # unchanged since an older validation
+            raise IntegrationError(
+                f"AshaCallback: no validation ran at this segment's end ({position} {self.unit}, "
+                f"step {trainer.global_step}): '{self.monitor}' is the one validated at step "
+                f"{seen[0]}. With segments in epochs, validate at the end of every epoch: leave "
+                f"val_check_interval at 1.0, or give a whole number of batches that divides an "
+                f"epoch; or give max_length in batches (segments in steps)")
         goes_on = self._walk.finish(position, trainer.callback_metrics,
                                     lambda d: trainer.save_checkpoint(Path(d) / CKPT_FILE))
         trainer.should_stop = not goes_on

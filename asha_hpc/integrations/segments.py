@@ -13,14 +13,25 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import AshaError
+from ..errors import FatalTrialError, TrainingEndedEarly
 from ..job.trial import Segment, Trial, checkpoint_length
 
 METRICS_FILE = "asha_metrics.json"  # in each checkpoint the callbacks publish
 
 
-class IntegrationError(AshaError):
-    """A callback used in a way that cannot work (the message says what to change)."""
+class IntegrationError(FatalTrialError):
+    """A callback used in a way that cannot work (the message says what to change). The
+    training script is the same for every trial, so every trial would fail alike: the search
+    stops at the first one."""
+
+
+def ended_early(who: str, position: int, unit: str, target: int, what: str) -> TrainingEndedEarly:
+    """The error for training that something other than the callback ended (``what``: the
+    framework's usual suspects) at ``position``, before the segment's length ``target``."""
+    return TrainingEndedEarly(
+        f"{who}: training stopped at {position} {unit}, before the segment's length {target}: "
+        f"something else ended it ({what}). ASHA itself stops the trials that fall behind: "
+        f"remove it. This trial ends with the results it reported, and is not retried")
 
 
 def saved_metrics(ckpt: Path | None) -> dict[str, Any] | None:
@@ -72,10 +83,24 @@ class SegmentWalk:
         reached are reported from the metrics saved with it. False: nothing is left to train."""
         ckpt = self.trial.latest_checkpoint
         reached = checkpoint_length(ckpt)
+        unit = self.trial.length_unit
         if position == 0 and reached:
             raise IntegrationError(
                 f"{self.who}: trial {self.trial.id} has a checkpoint at length {reached} "
                 f"({ckpt}) but training started from scratch: {resume_hint}")
+        # a start anywhere else is another trial's or run's checkpoint (a shared output folder
+        # and "resume from the last checkpoint there"): its weights and optimizer would be
+        # trained and reported as this trial's
+        if ckpt is None and position > 0:
+            raise IntegrationError(
+                f"{self.who}: trial {self.trial.id} is new but training resumed at {position} "
+                f"{unit}, from a checkpoint that is not this trial's (of another trial or an "
+                f"earlier run, found in a shared output folder?): {resume_hint} (None for a new "
+                f"trial)")
+        if reached is not None and position not in (0, reached):
+            raise IntegrationError(
+                f"{self.who}: training resumed at {position} {unit}, but trial "
+                f"{self.trial.id}'s latest checkpoint is at {reached} ({ckpt}): {resume_hint}")
         if self._segments is None:
             self._segments = self.trial.segments()
             self.segment = next(self._segments)

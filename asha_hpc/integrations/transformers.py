@@ -30,7 +30,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..job.trial import Trial, _torch_dist
-from .segments import IntegrationError, SegmentWalk
+from .segments import IntegrationError, SegmentWalk, ended_early
 
 STAGING = "trainer-checkpoints"  # in the run folder: where the Trainer saves a segment's end
 
@@ -133,10 +133,9 @@ class AshaCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self._walk.target is not None:
-            raise IntegrationError(
-                f"AshaCallback: the Trainer stopped at step {state.global_step}, before the "
-                f"segment's length {self._walk.target}: something else ended training "
-                f"(EarlyStoppingCallback, a short dataset with max_steps); let the callback end it")
+            raise ended_early("AshaCallback", state.global_step, "steps", self._walk.target,
+                              "EarlyStoppingCallback, or another callback that set "
+                              "should_training_stop")
 
     # ------------------------------------------------------------------ helpers
     def _move(self, staged: Path, folder: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -58,7 +59,13 @@ def train(trial):
     train_loader = DataLoader(make_data(256, 0), batch_size=32, shuffle=True)
     val_loader = DataLoader(make_data(128, 1), batch_size=128)
     cb = AshaCallback(trial, monitor="val/mse", unit="steps")
-    trainer = pl.Trainer(max_steps=cb.max_steps, callbacks=[cb, TrainedLog(trial.dir / "trained.jsonl")],
+    callbacks = [cb, TrainedLog(trial.dir / "trained.jsonl")]
+    if "min_delta" in trial.hparams:  # the tutorials' early stopping, asked for by the test
+        callbacks.append(EarlyStopping(monitor="val/mse", mode="min", patience=1,
+                                       min_delta=trial.hparams["min_delta"]))
+    trainer = pl.Trainer(max_steps=cb.max_steps, callbacks=callbacks,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", val_check_interval=5)
     trainer.fit(model, train_loader, val_loader, ckpt_path=cb.ckpt_path)
+    if trial.hparams.get("then_test"):  # the tutorials' habit; this model has no test_step
+        trainer.test(model, val_loader)

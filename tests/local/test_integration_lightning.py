@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -55,13 +56,14 @@ def test_lightning_digits_example(tmp_path):
         assert curves[t.id] == list(range(1, t.length + 1)), (t.id, curves[t.id])
 
 
-def foreign_config(tmp_path: Path, **local) -> Path:
+def foreign_config(tmp_path: Path, hparams: dict | None = None, **local) -> Path:
     cfg = {
         "name": "pl_foreign", "entrypoint": str(FOREIGN / "pl_regression.py") + ":train",
         "searcher": {"name": "async_halving", "metric": "val/mse", "max_length": {"batches": 20},
                      "num_rungs": 3, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
         "hyperparameters": {"lr": {"type": "log", "minval": -3, "maxval": -1, "base": 10},
-                            "width": {"type": "int", "minval": 4, "maxval": 32}},
+                            "width": {"type": "int", "minval": 4, "maxval": 32},
+                            **(hparams or {})},
         "reproducibility": {"experiment_seed": 5}, "poll_interval_s": 0.3,
         "local": {"gpus": [], "max_parallel": 2, **local},
     }
@@ -90,6 +92,82 @@ def test_foreign_pytorch_lightning_steps_in_a_worker_pool(tmp_path):
     assert len(pids) <= 2  # two warm workers trained everything
 
 
+def test_early_stopping_ends_a_trial_once_and_the_search_goes_on(tmp_path):
+    """The tutorials' ``EarlyStopping`` (patience 1; every validation after the first counts
+    as no improvement): a trial promoted to 20 steps stops at its next validation. That
+    trial fails with one clear message and is not retried (it would stop the same way); its
+    results stand, and the other trials and the search go on to the end."""
+    require_module("pytorch_lightning")
+    cfg = foreign_config(tmp_path, {"min_delta": 100.0}, workers=0)
+    cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    ended = [t for t in st.trials.values() if t.status == "failed"]
+    assert ended and all(t.target == 20 and t.length == 10 for t in ended)
+    for t in ended:
+        assert t.attempt == 0 and t.restarts == 0, t.id  # one attempt: never retried
+        m = re.search(r"training stopped at (\d+) steps, before the segment's length 20", t.error)
+        assert m and 10 < int(m.group(1)) < 20, t.error
+        assert "EarlyStopping" in t.error and "not retried" in t.error
+        assert 10 in t.rung_metrics  # what it reported before stands
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["a job per segment", "warm workers"])
+def test_code_that_raises_after_its_segment_is_done_keeps_the_result_either_way(tmp_path,
+                                                                              workers):
+    """``trainer.test()`` after ``fit`` on a model without ``test_step`` raises once the
+    segment was checkpointed and reported. A warm worker has published that result before the
+    code goes on; a job per segment must not tell another story: the results stand both ways,
+    and each job's log shows the error for the user to fix."""
+    require_module("pytorch_lightning")
+    cfg = foreign_config(tmp_path, {"then_test": {"type": "const", "val": True}}, workers=workers)
+    cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert all(t.status != "failed" and t.restarts == 0 for t in st.trials.values())
+    assert max(t.length for t in st.trials.values()) == 20
+    logs = "".join(p.read_text(errors="replace")
+                   for p in (tmp_path / "e").rglob("*.err") if p.is_file())
+    assert "raised after its segment was done" in logs and "test_step" in logs
+
+
+def test_a_new_trial_that_resumes_another_runs_checkpoint_is_refused(tmp_path):
+    """The tutorials' ``ModelCheckpoint(dirpath=...)`` shared by every run and
+    ``fit(ckpt_path="last")``: a new trial would train on (and report as its own) the weights
+    and optimizer of whichever run saved there last. Refused, naming the way to resume."""
+    from asha_hpc.integrations.segments import IntegrationError
+
+    example = load_example()
+    shared = tmp_path / "checkpoints"
+
+    def fit(trial, ckpt_path):
+        from asha_hpc.integrations.lightning import AshaCallback
+
+        cb = AshaCallback(trial)
+        trainer = L.Trainer(max_epochs=cb.max_epochs, limit_train_batches=4, limit_val_batches=1,
+                            logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=shared,
+                                                                           save_last=True), cb])
+        trainer.fit(example.LitClassifier(hidden=8), datamodule=example.DigitsDataModule(32),
+                    ckpt_path=ckpt_path)
+
+    fit(make_trial(tmp_path / "earlier", 2), None)  # an earlier run leaves last.ckpt there
+    assert (shared / "last.ckpt").exists()
+    want = (r"trial 1 is new but training resumed at 2 epochs, from a checkpoint that is not "
+            r"this trial's .* pass trainer.fit\(\.\.\., ckpt_path=cb.ckpt_path\)")
+    with pytest.raises(IntegrationError, match=want):
+        fit(make_trial(tmp_path / "now", 2), "last")
+
+
+def test_early_stopping_in_process_says_what_ended_training(tmp_path):
+    from asha_hpc.errors import TrainingEndedEarly
+
+    stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=1, min_delta=100.0)
+    with pytest.raises(TrainingEndedEarly, match=r"training stopped at 2 epochs, before the "
+                                                 r"segment's length 4: .*EarlyStopping"):
+        tiny_fit(make_trial(tmp_path, 4), extra_callbacks=[stop])
+
+
 def st_dir(exp: Path, tid: int) -> Path:
     return exp / "trials" / f"{tid:05d}"
 
@@ -114,7 +192,7 @@ def make_trial(tmp_path, length, segment=0, attempt=0, max_length=6, metric="val
                  length_unit=unit, max_length=max_length)
 
 
-def tiny_fit(trial, monitor="val_loss", stop_after=None, **trainer_kw):
+def tiny_fit(trial, monitor="val_loss", stop_after=None, extra_callbacks=(), **trainer_kw):
     """The example's module on a few batches; ``stop_after``: request a stop after that many
     batches (what the job's signal handler does)."""
     example = load_example()
@@ -133,7 +211,7 @@ def tiny_fit(trial, monitor="val_loss", stop_after=None, **trainer_kw):
               logger=False, enable_progress_bar=False, enable_model_summary=False)
     kw.update(trainer_kw)
     signal = Signal()
-    trainer = L.Trainer(callbacks=[signal, cb], **kw)
+    trainer = L.Trainer(callbacks=[signal, cb, *extra_callbacks], **kw)
     trainer.fit(example.LitClassifier(hidden=8), datamodule=example.DigitsDataModule(32),
                 ckpt_path=cb.ckpt_path)
     return cb, signal.n
@@ -146,6 +224,34 @@ def test_wrong_max_epochs_is_one_clear_message(tmp_path):
             r"pass Trainer\(max_epochs=cb.max_epochs\)")
     with pytest.raises(IntegrationError, match=want):
         tiny_fit(make_trial(tmp_path, 2), max_epochs=10)
+
+
+@pytest.mark.parametrize("kw,want", [
+    ({"check_val_every_n_epoch": 2}, r"Trainer\(check_val_every_n_epoch=2\) skips the validation"),
+    ({"min_epochs": 3}, r"Trainer\(min_epochs=3\) would train past the end of a shorter segment"),
+    ({"min_steps": 10}, r"Trainer\(min_steps=10\) would train past"),
+    ({"extra_callbacks": [L.pytorch.callbacks.ModelCheckpoint(save_top_k=2, monitor="val_loss")]},
+     r"AshaCallback comes before ModelCheckpoint in the Trainer's callbacks: .* put AshaCallback "
+     r"last"),
+])
+def test_trainer_settings_that_would_misrank_or_waste_are_refused(tmp_path, kw, want):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError, match=want):
+        tiny_fit(make_trial(tmp_path, 2), **kw)
+
+
+def test_a_segment_end_without_a_validation_is_never_ranked_by_an_older_one(tmp_path):
+    """Epochs of 4 batches validated every 3 (``val_check_interval=3``): no validation runs at
+    an epoch's end, so the segment's end would report the validation of step 7 as step 8's."""
+    from asha_hpc.integrations.segments import IntegrationError
+
+    t = make_trial(tmp_path, 2)
+    with pytest.raises(IntegrationError, match=r"no validation ran at this segment's end \(2 "
+                                                r"epochs, step 8\): 'val_loss' is the one "
+                                                r"validated at step 7"):
+        tiny_fit(t, val_check_interval=3)
+    assert t.reports == []
 
 
 def test_monitor_never_logged_lists_what_was(tmp_path):

@@ -95,7 +95,8 @@ def make_trial(tmp_path, length, segment=0, attempt=0, max_length=12):
                  max_length=max_length)
 
 
-def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, **args_kw):
+def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, extra_callbacks=(),
+               resume="cb", **args_kw):
     example = load_example()
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -120,8 +121,9 @@ def tiny_train(trial, tmp_path, metric="eval_loss", stop_at=None, **args_kw):
     trainer = Trainer(model=model, args=TrainingArguments(**kw),
                       train_dataset=example.CountingDataset(256),
                       eval_dataset=example.CountingDataset(64, seed=1),
-                      compute_metrics=example.compute_metrics, callbacks=[signal, cb])
-    trainer.train(resume_from_checkpoint=cb.resume_from)
+                      compute_metrics=example.compute_metrics,
+                      callbacks=[signal, cb, *extra_callbacks])
+    trainer.train(resume_from_checkpoint=cb.resume_from if resume == "cb" else resume)
     return cb, signal.steps
 
 
@@ -156,6 +158,36 @@ def test_stop_request_saves_and_the_retry_resumes_there(tmp_path):
     assert "eval_accuracy" in t2.reports[0].reported
     # the user's output_dir got none of the segment checkpoints
     assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
+def test_a_new_trial_that_resumes_from_a_shared_output_dir_is_refused(tmp_path):
+    """The tutorials' one ``output_dir`` for every run and ``train(resume_from_checkpoint=True)``
+    (the last ``checkpoint-N`` there): a new trial would continue another run's weights,
+    optimizer and learning rate, and report them as its own. Refused, naming the way."""
+    from asha_hpc.integrations.segments import IntegrationError
+
+    tiny_train(make_trial(tmp_path / "earlier", 4), tmp_path, save_strategy="steps", save_steps=2)
+    assert (tmp_path / "out" / "checkpoint-2").is_dir()  # the user's own save_steps checkpoint
+    want = (r"trial 1 is new but training resumed at 2 batches, from a checkpoint that is not "
+            r"this trial's .*pass trainer.train\(resume_from_checkpoint=cb.resume_from\) "
+            r"\(None for a new trial\)")
+    with pytest.raises(IntegrationError, match=want):
+        tiny_train(make_trial(tmp_path / "now", 4), tmp_path, resume=True)
+
+
+def test_early_stopping_ends_the_trial_with_one_clear_message(tmp_path):
+    """``EarlyStoppingCallback`` (patience 1; every evaluation after the first counts as no
+    improvement) ends training at step 2 of 8: the trial ends, with what stopped it."""
+    from transformers import EarlyStoppingCallback
+
+    from asha_hpc.errors import TrainingEndedEarly
+
+    stop = EarlyStoppingCallback(early_stopping_patience=1, early_stopping_threshold=100.0)
+    want = (r"training stopped at 2 steps, before the segment's length 8: something else ended "
+            r"it \(EarlyStoppingCallback.*not retried")
+    with pytest.raises(TrainingEndedEarly, match=want):
+        tiny_train(make_trial(tmp_path, 8), tmp_path, extra_callbacks=[stop], eval_strategy="steps",
+                   eval_steps=1, metric_for_best_model="eval_loss")
 
 
 def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
