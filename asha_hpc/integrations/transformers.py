@@ -53,6 +53,7 @@ class AshaCallback(TrainerCallback):
         self._saving: str | None = None  # "segment" | "stop": the next save is ours
         self._user_output_dir: str | None = None
         self._eval: dict[str, Any] = {}  # the evaluation at the segment's end
+        self._ended_at: int | None = None  # the step at which this callback ended training
 
     @property
     def max_steps(self) -> int:
@@ -125,11 +126,17 @@ class AshaCallback(TrainerCallback):
         publish = lambda folder: self._move(staged, folder)  # noqa: E731
         if saving == "stop":
             self._walk.interrupt(state.global_step, publish)
-            control.should_training_stop = True
+            self._end(state, control)
             return
         metrics, self._eval = self._eval, {}
         if not self._walk.finish(state.global_step, metrics, publish):
-            control.should_training_stop = True
+            self._end(state, control)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # training ended mid-epoch here: the Trainer still closes the epoch, and with
+        # eval_strategy / save_strategy "epoch" it would evaluate and save a second time
+        if self._ended_at == state.global_step:
+            control.should_evaluate = control.should_save = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self._walk.target is not None:
@@ -138,6 +145,10 @@ class AshaCallback(TrainerCallback):
                               "should_training_stop")
 
     # ------------------------------------------------------------------ helpers
+    def _end(self, state: Any, control: Any) -> None:
+        control.should_training_stop = True
+        self._ended_at = state.global_step
+
     def _move(self, staged: Path, folder: Path) -> None:
         """The Trainer's checkpoint folder becomes the trial's (same filesystem: renames)."""
         dist = _torch_dist()

@@ -190,6 +190,30 @@ def test_early_stopping_ends_the_trial_with_one_clear_message(tmp_path):
                    eval_steps=1, metric_for_best_model="eval_loss")
 
 
+def test_a_segment_that_ends_mid_epoch_evaluates_and_saves_once(tmp_path):
+    """``eval_strategy="epoch"`` / ``save_strategy="epoch"``: the segment ends at step 4 of a
+    16-step epoch, evaluated there; closing the epoch must not evaluate and save again (one
+    more pass over the evaluation set, one more full checkpoint in the user's output_dir)."""
+    from transformers import TrainerCallback
+
+    class Count(TrainerCallback):
+        evals: list[int] = []
+        saves: list[int] = []
+
+        def on_evaluate(self, args, state, control, **kw):
+            self.evals.append(state.global_step)
+
+        def on_save(self, args, state, control, **kw):
+            self.saves.append(state.global_step)
+
+    t = make_trial(tmp_path, 4)
+    count = Count()
+    tiny_train(t, tmp_path, extra_callbacks=[count], eval_strategy="epoch", save_strategy="epoch")
+    assert [s.length for s in t.reports] == [4]
+    assert count.evals == [4] and count.saves == [4]
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
 def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
     from asha_hpc.integrations.segments import IntegrationError
     from asha_hpc.integrations.transformers import AshaCallback
