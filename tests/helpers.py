@@ -15,7 +15,7 @@ from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
 MODEL = '''
-import json, os, time
+import json, os, signal, time
 import asha_hpc
 
 def train(trial):
@@ -28,6 +28,9 @@ def train(trial):
     if hp["fail"] == "once" and not marker.exists():
         marker.write_text("x")
         raise RuntimeError("first attempt fails")
+    if hp["fail"] == "killed_once" and not marker.exists():  # as the OOM killer does
+        marker.write_text("x")
+        os.kill(os.getpid(), signal.SIGKILL)
     epoch = 0
     if trial.latest_checkpoint:
         epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]

@@ -232,9 +232,11 @@ class LocalBackend(Backend):
                 rc = p.poll() if p is not None else 0
                 if rc is None:
                     out[jid] = JobState.RUNNING
-                elif rc == 0:
+                elif rc == 0 and self.procs[jid].paths.result_pickle.exists():
                     out[jid] = JobState.COMPLETED
-                else:  # incl. SIGKILL (the OOM killer's signal): counts as a restart
+                else:  # incl. SIGKILL (the OOM killer's signal): counts as a restart. submitit's
+                    # controller exits 0 whatever became of its task; the task's result file
+                    # tells whether it ran to its end
                     out[jid] = JobState.FAILED
             else:
                 _, pid, running = read_record(self._record(jid))

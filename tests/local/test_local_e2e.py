@@ -85,6 +85,20 @@ def test_failing_trials_retried_then_failed_and_invalid_replaced(tmp_path):
     assert st.counts()["total"] == 6  # invalid trials were replaced, not counted
 
 
+def test_a_job_killed_without_a_word_is_a_failed_job_not_a_completed_one(tmp_path):
+    """submitit's local controller exits 0 whatever became of its task: a task SIGKILLed (as
+    the out-of-memory killer does) must read as a failed job in the journal and in status,
+    counted as a restart, and its retry trains to the end."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 2}, hp={"fail": "killed_once"})
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and all(t.restarts == 1 for t in st.trials.values())
+    dead = [r for r in journal(exp) if r["kind"] == "job_dead"]
+    assert len(dead) == 2 and {r["state"] for r in dead} == {"failed"}
+    assert "ended without a result (failed)" in cli("status", exp).stdout
+
+
 def test_broken_code_aborts_early_with_the_error(tmp_path):
     cfg_path = make_experiment(tmp_path, hp={"fail": "always"}, max_restarts=0)
     r = cli("run", cfg_path, "--exp-dir", tmp_path / "run", check=False)
