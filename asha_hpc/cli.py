@@ -416,6 +416,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
+    from .protocol.logmarks import section
     from .views.observe import trial_jobs
     from .views.status import open_experiment
 
@@ -442,9 +443,12 @@ def cmd_logs(a: argparse.Namespace) -> int:
         raise AshaError(f"trial {a.trial} job {j['index']} ({j['key']}, job id "
                         f"{','.join(j['job_ids']) or 'none'}): no {'stderr' if a.err else 'stdout'} "
                         f"log under {exp.jobs} (jobs/<id>_0_log.* or jobs/<id>/<id>_0_log.*)")
-    print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']})",
-          file=sys.stderr)
     data = Path(path).read_bytes()
+    part = None if a.whole else section(data, j["key"])
+    print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']}"
+          + ("; its part of a log that several segments share: --whole for all" if part is not None
+             and len(part) < len(data) else "") + ")", file=sys.stderr)
+    data = data if part is None else part
     if a.tail:
         data = b"\n".join(data.splitlines()[-a.tail:]) + b"\n"
     sys.stdout.write(data.decode(errors="replace"))
@@ -673,6 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--err", action="store_true", help="stderr instead of stdout")
     p.add_argument("--tail", type=int, help="only the last N lines")
     p.add_argument("--list", action="store_true", help="list the trial's jobs and their log files")
+    p.add_argument("--whole", action="store_true", help="the whole log of a job that ran several "
+                   "segments (a worker of the pool), not only this one's part")
     p.set_defaults(fn=cmd_logs)
 
     p = sub.add_parser("cancel", help="cancel a search and its running jobs")

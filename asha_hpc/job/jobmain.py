@@ -64,6 +64,7 @@ from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
+from ..protocol.logmarks import banner
 from ..protocol.metrics import as_number
 from .job_report import read_report
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
@@ -347,6 +348,7 @@ class _Session:
         routed to it, and (rank 0) the ``started`` message."""
         exp, rank = self.exp, self.ranks.rank
         os.environ.update(spec.env)
+        _say_segment(spec)
         run_dir = exp.run_dir(spec.trial_id, spec.key)
         run_dir.mkdir(parents=True, exist_ok=True)
         group = Group(run_dir, self.ranks, spec.heartbeat_s)
@@ -561,6 +563,7 @@ class _Session:
             return None
         att.spec, att.started = nxt, time.time()
         att.control.start_attempt(nxt.key)
+        _say_segment(nxt)
         return nxt.length, nxt.segment
 
 
@@ -598,6 +601,14 @@ class _Outcome:
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "
                  "fix:\n{error}")
+
+
+def _say_segment(spec: SegmentSpec) -> None:
+    """Open the segment's part of this job's logs (``asha-hpc logs`` shows one trial's part of
+    a log that several segments share)."""
+    line = banner(spec.key, spec.trial_id, spec.segment, spec.length, spec.length_unit)
+    print(line, flush=True)
+    print(line, file=sys.stderr, flush=True)
 
 
 def _error_text(e: BaseException) -> str:

@@ -395,6 +395,33 @@ def train(trial):
 '''
 
 
+def test_logs_of_a_worker_show_the_trials_own_part(tmp_path, capsys):
+    """One warm worker trains every trial, all into one pair of log files: ``logs`` shows the
+    part of the asked trial's segment (between the banners the job writes at each segment's
+    start), ``--whole`` the whole log."""
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 3, "max_trials": 3,
+                     "max_concurrent_trials": 1},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
+        "local": {"gpus": [], "workers": 1}}))
+    exp_dir = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
+    capsys.readouterr()
+    for tid in (1, 2, 3):
+        out = run_cli(capsys, "logs", exp_dir, tid)
+        assert f"hello from trial {tid} to 3" in out, out
+        assert all(f"hello from trial {o} " not in out for o in {1, 2, 3} - {tid}), out
+        assert out.startswith(f"asha_hpc: ==== t{tid:05d}-s000-a00 ==== trial {tid}, segment 0")
+        err = run_cli(capsys, "logs", exp_dir, tid, "--err")
+        assert f"warning from trial {tid}" in err and "warning from trial" not in err.replace(
+            f"warning from trial {tid}", "")
+    whole = run_cli(capsys, "logs", exp_dir, 2, "--whole")
+    assert all(f"hello from trial {t} to 3" in whole for t in (1, 2, 3))
+
+
 def test_local_search_logs_gpus_curves(tmp_path, capsys):
     """A real (tiny) local search: status/best print the job logs, `logs` shows them, results
     carry gpus (1 each: the local backend hands out ids "0"/"1" in CUDA_VISIBLE_DEVICES; no
