@@ -307,7 +307,7 @@ def plan_estimate(mean_units: float, share: float, unit: str = "units") -> str:
     """``plan``'s estimate, before anything is measured: how long a unit of training may take
     for warm workers to pay off, for segments of ``mean_units`` units on average."""
     k = 1.0 / (share * max(mean_units, 1e-9))
-    one = unit[:-1] if unit.endswith("s") else unit
+    one = "batch" if unit == "batches" else unit[:-1] if unit.endswith("s") else unit
     return (f"workers: auto keeps warm workers while a new job's start-up + queue wait exceed "
             f"{100 * share:.0f}% of a segment's training. Segments here train {mean_units:.3g} "
             f"{unit} on average: warm workers while one {one} trains in less than {k:.3g} x "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -153,17 +154,28 @@ def curve_metric_names(rows: list[dict[str, Any]]) -> list[str]:
     return sorted(counts, key=lambda k: (-counts[k], k))
 
 
+# what training loops log beside their metrics: counters, clocks, rates and learning rates
+# (Lightning's LearningRateMonitor: "lr-Adam"; the Trainer's "train_runtime", "..._per_second")
+_NOT_CURVES = re.compile(r"(global_)?step|epoch|iter(ation)?|batch(_idx)?|time|timestamp|"
+                         r"learning_rate|lr|lr[-_/].*|.*_runtime|.*_per_second|total_flos|"
+                         r"grad_norm", re.I)
+
+
 def pick_curve_metric(rows: list[dict[str, Any]], metric: str) -> str | None:
     """The searcher's metric if it is reported about as often as anything else, else the most
-    reported one (e.g. a training loss every epoch, the validation metric at rungs only)."""
+    reported one (e.g. a training loss every epoch, the validation metric at rungs only);
+    never a counter, a clock or a learning rate while a metric is there."""
     names = curve_metric_names(rows)
     if not names:
         return None
+    curves = [k for k in names if not _NOT_CURVES.fullmatch(k)]
+    if not curves:
+        curves = [metric] if metric in names else names
     n = {k: sum(1 for r in rows if finite_float(r["metrics"].get(k)) is not None)
-         for k in names[:1] + [metric]}
-    if metric in names and n[metric] * 2 >= n[names[0]]:
+         for k in curves[:1] + [metric]}
+    if metric in names and n[metric] * 2 >= n[curves[0]]:
         return metric
-    return names[0]
+    return curves[0]
 
 
 # ----------------------------------------------------------------------------- series for plots

@@ -215,6 +215,20 @@ def test_export_curves_csv_and_jsonl(curves_exp, tmp_path, capsys):
     assert pick_curve_metric(curve_rows(exp), "loss") == "train_loss"
 
 
+@pytest.mark.parametrize("logged,metric,want", [
+    # a plain loop that logs its step and epoch with every loss: the loss, not a counter
+    (["epoch", "loss", "step"], "val/acc", "loss"),
+    (["lr-Adam", "epoch", "train_loss"], "val_loss", "train_loss"),  # Lightning's LR monitor
+    (["learning_rate", "grad_norm", "loss", "epoch"], "eval_loss", "loss"),  # the HF Trainer
+    (["epoch", "step"], "val/acc", "val/acc"),  # nothing but counters: the searcher's metric
+])
+def test_the_curve_plotted_is_a_metric_not_a_counter(logged, metric, want):
+    """Every point logs the names in ``logged``; the searcher's metric only at segment ends."""
+    rows = [{"trial_id": 1, "step": s, "metrics": {k: float(s) for k in logged}} for s in range(8)]
+    rows += [{"trial_id": 1, "step": 8, "metrics": {metric: 0.5}}]
+    assert pick_curve_metric(rows, metric) == want
+
+
 # ----------------------------------------------------------------------------- plots
 def _check_png(data_or_path, shape):
     image = pytest.importorskip("matplotlib.image")
