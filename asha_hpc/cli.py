@@ -301,6 +301,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_best(a: argparse.Namespace) -> int:
+    from .master.state import error_summary
     from .views.status import best_rows, open_experiment
 
     exp, cfg, records, st = open_experiment(a.exp_dir)
@@ -317,7 +318,10 @@ def cmd_best(a: argparse.Namespace) -> int:
         print(points_text(rows, cfg.space(), cfg.searcher.metric, str(a.exp_dir)))
         return 0
     for i, r in enumerate(rows, 1):
-        print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length {r['length']}")
+        print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length "
+              f"{r['length']} ({r['state']})")
+        if r["error"]:  # its results stand; why it went no further
+            print(f"   failed: {error_summary(r['error'])}")
         print(f"   hparams: {json.dumps(r['hparams'])}")
         print(f"   checkpoint: {r['checkpoint'] or '-'}")
         if r["logs"]["out"] or r["logs"]["err"]:

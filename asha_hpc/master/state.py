@@ -311,7 +311,7 @@ class ExperimentState:
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
             self._give_up(t, rec, f"trial {t.id} failed for good after {t.restarts} restarts: "
-                                  f"{_summary(why)}")
+                                  f"{error_summary(why)}")
             return
         if note:
             self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
@@ -443,15 +443,15 @@ class ExperimentState:
             self._set_status(t, INVALID)
             t.error = rec.get("error")
             t.job_id = None
-            self._note(rec, f"trial {t.id} rejected its hyperparameters: {_summary(t.error)}")
+            self._note(rec, f"trial {t.id} rejected its hyperparameters: {error_summary(t.error)}")
             self._actions(self.searcher.on_event(TrialInvalid(t.id)))
         elif rec.get("disk_full"):
             self._retry(t, rec, counts=False, free=True,
-                        why=f"the disk is full: {_summary(rec.get('error'))}")
+                        why=f"the disk is full: {error_summary(rec.get('error'))}")
         elif rec.get("ends_trial"):  # its code ended it (early stopping): it would again
             t.job_id = None
             t.error = rec.get("error") or "error"
-            self._give_up(t, rec, f"trial {t.id} failed, not retried: {_summary(t.error)}")
+            self._give_up(t, rec, f"trial {t.id} failed, not retried: {error_summary(t.error)}")
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
 
@@ -648,7 +648,7 @@ def error_signature(error: str) -> str:
     non-empty line), object addresses left out."""
     import re
 
-    return re.sub(r"0x[0-9a-fA-F]+", "0x?", _summary(error))
+    return re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error))
 
 
 def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
@@ -657,7 +657,7 @@ def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
     return rec.get("failed_node") or rec.get("host") or t.host
 
 
-def _summary(s: str | None) -> str:
+def error_summary(s: str | None) -> str:
     """The last non-empty line (for a traceback: the exception itself), up to SUMMARY_MAX
     characters: our own errors end with what to do, which must not be cut."""
     if not s:

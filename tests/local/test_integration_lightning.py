@@ -110,6 +110,9 @@ def test_early_stopping_ends_a_trial_once_and_the_search_goes_on(tmp_path):
         assert m and 10 < int(m.group(1)) < 20, t.error
         assert "EarlyStopping" in t.error and "not retried" in t.error
         assert 10 in t.rung_metrics  # what it reported before stands
+    # best lists them with the others, saying why they went no further
+    best = cli("best", tmp_path / "e", "--top", "4").stdout
+    assert best.count("(failed)") == len(ended) and "   failed: AshaCallback: training stopped" in best
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["a job per segment", "warm workers"])
