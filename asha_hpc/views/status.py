@@ -83,7 +83,8 @@ def master_now(exp: ExpDir, holder: dict[str, Any]) -> float:
 
 # ----------------------------------------------------------------------------- rungs
 def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
-    """One row per bracket and rung: target length, results recorded (``completed``), trials
+    """One row per bracket and rung: target length, results recorded (``completed``; not the
+    failures, which the searcher records there as the worst results), trials
     training toward it (``running``; ``queued`` = queued or submitted, not started), waiting
     there for a promotion (``paused``), promoted from it, ended there (``stopped``), failed for
     good while training toward it (``failed``), and the best metric recorded there."""
@@ -111,6 +112,8 @@ def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
             continue
         if r is not None:
             r[col] += 1
+    for r in rows:  # the searcher ranks a trial that failed toward a rung there, as its worst
+        r["completed"] = max(0, r["completed"] - r["failed"])
     return rows
 
 

@@ -157,6 +157,9 @@ def test_status_json_keys(sim_exp, capsys):
     assert [t["trial_id"] for t in d["top"]] == [t.id for t in st.ranked()[:5]]
     for r in d["rung_table"]:
         assert set(r) >= {"length", "completed", "running", "queued", "paused", "promoted", "failed"}
+        # results recorded at the rung: a trial that failed toward it is counted as failed only
+        assert r["completed"] == sum(1 for t in st.trials.values() if t.bracket == r["bracket"]
+                                     and r["length"] in t.rung_metrics)
     assert d["compute"]["job_hours"] == pytest.approx(sum(t.compute_s for t in st.trials.values()) / 3600)
     assert d["compute"]["gpu_hours"] is None  # the simulated backend says nothing about GPUs
     assert d["progress"]["fraction"] == 1.0 and d["progress"]["units_planned"] > 0
@@ -164,6 +167,25 @@ def test_status_json_keys(sim_exp, capsys):
     assert any("ended without a result" in e for e in d["recent_events"] + [e["text"] for e in d["events"]]) \
         or st.events  # failures were simulated
     assert sum(t.restarts for t in st.trials.values()) > 0
+
+
+def test_rungs_count_failed_trials_as_failed_not_as_results(tmp_path):
+    """The searcher ranks a trial that failed for good at the rung it trained toward, as its
+    worst result; the rung table counts it under ``failed``, never under ``completed``."""
+    from helpers import sim_cfg as make_sim_cfg
+
+    exp = ExpDir.create(tmp_path / "sim")
+    cfg = make_sim_cfg(trials=24, failure_rate=0.3)
+    cfg.max_restarts = 0
+    atomic_write(exp.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    st = Master(exp, cfg, progress=lambda s: None).run()
+    failed = [t for t in st.trials.values() if t.status == "failed"]
+    assert failed, "the seed fails some trials for good"
+    d = status_dict(*open_experiment(exp.root)[:2], st, open_experiment(exp.root)[2])
+    for r in d["rung_table"]:
+        assert r["completed"] == sum(1 for t in st.trials.values() if t.bracket == r["bracket"]
+                                     and r["length"] in t.rung_metrics), r
+    assert sum(r["failed"] for r in d["rung_table"]) == len(failed)
 
 
 def test_status_watch_plain_and_rich(sim_exp, capsys):
