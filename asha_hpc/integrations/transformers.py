@@ -84,6 +84,11 @@ class AshaCallback(TrainerCallback):
                 "AshaCallback: load_best_model_at_end / save_strategy='best' would skip or undo "
                 "the checkpoint at a segment's end (ASHA continues each trial from where it "
                 "stopped): leave them off")
+        if getattr(args, "save_only_model", False):
+            raise IntegrationError(
+                "AshaCallback: TrainingArguments(save_only_model=True) saves no optimizer, "
+                "scheduler or random state: a promoted trial would go on with a fresh optimizer "
+                "and the schedule's start: leave it off")
         if not self._walk.start(state.global_step,
                                 "pass trainer.train(resume_from_checkpoint=cb.resume_from)"):
             control.should_training_stop = True

@@ -553,13 +553,16 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
-    fixed = ("trial_id", "bracket", "state", "length", "restarts", "compute_s", "checkpoint",
-             "sampled_by")
+    fixed = ("trial_id", "bracket", "state", "diverged", "length", "restarts", "compute_s",
+             "checkpoint", "sampled_by")
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
+        # a diverged trial's NaN or infinite metric is an empty cell (JSON has no NaN): the
+        # diverged column says why
         row: dict[str, Any] = {"trial_id": t.id, "bracket": t.bracket, "state": st.status_of(t),
-                               "length": t.length, col: finite_float(t.metric),
+                               "diverged": t.diverged, "length": t.length,
+                               col: finite_float(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
                                "checkpoint": t.checkpoint or ""}
         by = st.sampled_by(t.id)

@@ -136,6 +136,13 @@ def test_wrong_max_steps_is_one_clear_message(tmp_path):
         tiny_train(make_trial(tmp_path, 4), tmp_path, max_steps=-1)
 
 
+def test_checkpoints_of_the_model_alone_are_refused(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    with pytest.raises(IntegrationError, match=r"save_only_model=True\) saves no optimizer"):
+        tiny_train(make_trial(tmp_path, 4), tmp_path, save_only_model=True)
+
+
 def test_metric_never_logged_lists_what_was(tmp_path):
     from asha_hpc.integrations.segments import IntegrationError
 

@@ -234,11 +234,12 @@ def test_any_metric_name_through_every_view(tmp_path_factory, capsys, metric, ex
     best = strict_json(cli_out(capsys, "best", root, "--json"))
     assert best[0]["trial_id"] == ranked[0].id
     rows = list(csv.DictReader(io.StringIO(cli_out(capsys, "export", root))))
-    col = metric if metric not in ("trial_id", "bracket", "state", "length", "restarts",
-                                   "compute_s", "checkpoint") and not metric.startswith(
+    col = metric if metric not in ("trial_id", "bracket", "state", "diverged", "length",
+                                   "restarts", "compute_s", "checkpoint") and not metric.startswith(
         "hparams.") else f"metrics.{metric}"
     assert len(rows) == len(state.trials) and col in rows[0]
     assert {r["trial_id"] for r in rows if r[col] == ""} >= {str(i) for i in div}
+    assert {r["trial_id"] for r in rows if r["diverged"] == "True"} == {str(i) for i in div}
     curves = Path(root) / "curves.csv"
     cli_out(capsys, "export", root, "--curves", curves, "-o", Path(root) / "t.csv")
     with open(curves, newline="") as f:
