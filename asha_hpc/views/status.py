@@ -113,7 +113,7 @@ def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
         if r is not None:
             r[col] += 1
     for r in rows:  # the searcher ranks a trial that failed toward a rung there, as its worst
-        r["completed"] = max(0, r["completed"] - r["failed"])
+        r["completed"] = max(0, int(r["completed"] or 0) - int(r["failed"] or 0))
     return rows
 
 
