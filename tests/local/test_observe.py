@@ -431,21 +431,26 @@ def train(trial):
 '''
 
 
+def tiny_search(tmp_path, capsys, trials, at_once, local) -> Path:
+    """A real (tiny) local search of MODEL run to its end; the experiment folder."""
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 3, "max_trials": trials,
+                     "max_concurrent_trials": at_once},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1, "local": local}))
+    exp_dir = tmp_path / "run"
+    assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
+    capsys.readouterr()
+    return exp_dir
+
+
 def test_logs_of_a_worker_show_the_trials_own_part(tmp_path, capsys):
     """One warm worker trains every trial, all into one pair of log files: ``logs`` shows the
     part of the asked trial's segment (between the banners the job writes at each segment's
     start), ``--whole`` the whole log."""
-    (tmp_path / "model.py").write_text(MODEL)
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
-        "name": "tiny", "entrypoint": "model:train",
-        "searcher": {"name": "random", "metric": "loss", "max_length": 3, "max_trials": 3,
-                     "max_concurrent_trials": 1},
-        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
-        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
-        "local": {"gpus": [], "workers": 1}}))
-    exp_dir = tmp_path / "run"
-    assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
-    capsys.readouterr()
+    exp_dir = tiny_search(tmp_path, capsys, trials=3, at_once=1, local={"gpus": [], "workers": 1})
     for tid in (1, 2, 3):
         out = run_cli(capsys, "logs", exp_dir, tid)
         assert f"hello from trial {tid} to 3" in out, out
@@ -462,17 +467,8 @@ def test_local_search_logs_gpus_curves(tmp_path, capsys):
     """A real (tiny) local search: status/best print the job logs, `logs` shows them, results
     carry gpus (1 each: the local backend hands out ids "0"/"1" in CUDA_VISIBLE_DEVICES; no
     real GPU needed), so GPU-hours = job-hours; curves come from metrics.jsonl."""
-    (tmp_path / "model.py").write_text(MODEL)
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
-        "name": "tiny", "entrypoint": "model:train",
-        "searcher": {"name": "random", "metric": "loss", "max_length": 3, "max_trials": 2,
-                     "max_concurrent_trials": 2},
-        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
-        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
-        "local": {"gpus": ["0", "1"], "gpus_per_trial": 1}}))
-    exp_dir = tmp_path / "run"
-    assert cli.main(["run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp_dir)]) == 0
-    capsys.readouterr()
+    exp_dir = tiny_search(tmp_path, capsys, trials=2, at_once=2,
+                          local={"gpus": ["0", "1"], "gpus_per_trial": 1})
     d = json.loads(run_cli(capsys, "status", exp_dir, "--json"))
     assert d["compute"]["gpu_hours"] == pytest.approx(d["compute"]["job_hours"])
     assert d["compute"]["gpu_hours"] > 0
