@@ -350,3 +350,9 @@ def test_local_jobs_share_the_cores_unless_the_user_set_threads(tmp_path, monkey
         assert (exp.trial_dir(1) / "threads.txt").read_text().split() == [want]
     assert threads_per_job(parse_config(base_cfg(local={"gpus": [], "max_parallel": 1}),
                                         tmp_path).local) == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("unit,one", [("batches", "batch"), ("epochs", "epoch"),
+                                      ("units", "unit"), ("minutes", "minute")])
+def test_plans_estimate_names_one_unit_in_the_singular(unit, one):
+    assert f"while one {one} trains in less than" in aw.plan_estimate(56, 0.1, unit)
