@@ -266,8 +266,13 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     assert d["progress"]["max_compute_request"] is None
     assert "not taken yet" not in render_status_text(d)
 
-    def answer_soon():  # the master's next poll, while the command waits
-        time.sleep(0.3)
+    def asked():  # the command wrote its request (a loaded machine may take a while)
+        deadline = time.monotonic() + 20
+        while not exp.max_compute_request.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def answer_soon():  # the master's next poll, once the command asked and while it waits
+        asked()
         m.step()
 
     def ask(units: str, master=answer_soon) -> tuple[int, list[str]]:
@@ -294,7 +299,7 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 3000
 
     def older_release():  # journals the cap and removes the request, but writes no answer
-        time.sleep(0.3)
+        asked()
         m._set_max_compute(read_cap_request(exp.max_compute_request).units)
         exp.max_compute_request.unlink()
 
@@ -304,7 +309,7 @@ def test_resume_waits_for_the_running_masters_answer_and_prints_it(tmp_path, cap
     assert replay(cfg, read_journal(exp.journal)[0]).max_compute == 4000
 
     def replaced():  # a second command's request lands before the master's poll
-        time.sleep(0.3)
+        asked()
         write_cap_request(exp, 5000)
         m.step()
 
