@@ -11,7 +11,8 @@ asha_hpc.job.job_report`` is the same command; ``asha_hpc.report`` is the name u
 
 Lines: ``{"metrics": {...}}`` the segment's result (the last one counts), ``{"step": 10,
 "metrics": {...}}`` a learning-curve point, ``{"invalid_hp": "why"}``, ``{"reached": 37}`` the
-length the checkpoint the command left holds.
+length the checkpoint the command left holds, ``{"ended_early": "why"}`` the command ended the
+trial's training before the segment's length (it fails, with what it reported, not retried).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class ReportFile:
     points: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (step, metrics)
     invalid: str | None = None  # why the hyperparameters are invalid
     reached: int | None = None  # the length the command's checkpoint holds
+    ended_early: str | None = None  # why the command ended the trial before the segment's end
 
 
 def read_report(path: Path) -> ReportFile:
@@ -63,6 +65,8 @@ def read_report(path: Path) -> ReportFile:
             got = {}
         if "invalid_hp" in rec:
             out.invalid = str(rec["invalid_hp"])
+        elif "ended_early" in rec:
+            out.ended_early = str(rec["ended_early"])
         elif "step" in rec:
             out.points.append((rec["step"], got))
         elif "metrics" in rec:

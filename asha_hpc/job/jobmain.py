@@ -44,6 +44,7 @@ the latest checkpoint was saved at, if the code said so): run times for the time
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pickle
@@ -626,6 +627,39 @@ def _error_text(e: BaseException) -> str:
     return text
 
 
+class _StderrTail(threading.Thread):
+    """Copies a command's stderr to this job's, keeping its last lines for the error."""
+
+    LINES = 20
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        super().__init__(daemon=True, name="asha-command-stderr")
+        self.proc = proc
+        self.last: collections.deque[bytes] = collections.deque(maxlen=self.LINES)
+        self.start()
+
+    def run(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        out = getattr(sys.stderr, "buffer", None)
+        for line in iter(stream.readline, b""):
+            self.last.append(line)
+            try:
+                if out is not None:
+                    out.write(line)
+                    out.flush()
+                else:
+                    sys.stderr.write(line.decode(errors="replace"))
+            except (OSError, ValueError):
+                pass
+
+    def join(self, timeout: float | None = 10.0) -> None:
+        super().join(timeout)
+
+    def text(self) -> str:
+        return b"".join(self.last).decode(errors="replace").strip()
+
+
 def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, Any] | None:
     """Run a command entrypoint for one segment; return the segment's metrics (or None)."""
     out_ckpt = run_dir / "checkpoint_out"
@@ -650,6 +684,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     # the coming stop from ASHA_STOP_FILE instead.
     try:
         proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env,
+                                stderr=subprocess.PIPE,
                                 preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
     except FileNotFoundError:
         raise FatalTrialError(f"command: {spec.entrypoint[0]} not found (in {spec.context_dir} "
@@ -665,12 +700,16 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         signal.signal(getattr(signal, name), on_signal)
     if trial.should_stop():  # told before the command started
         stop_file.touch()
+    tail = _StderrTail(proc)
     rc = proc.wait()
+    tail.join()
     got = read_report(report)
     for step, point in got.points:
         trial.report_metrics(step, point)
     metrics = got.metrics
-    if any(out_ckpt.iterdir()):
+    # what a command that failed left in its checkpoint folder may be half-written (killed in
+    # the middle of a save): the trial's latest checkpoint stays the one before
+    if rc == 0 and any(out_ckpt.iterdir()):
         with trial.save_checkpoint(length=got.reached) as path:
             for item in out_ckpt.iterdir():
                 shutil.move(str(item), str(path / item.name))
@@ -681,7 +720,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
                               f"runs was {'not found' if rc == 127 else 'not executable'} "
                               f"(see the job's log)")
     if rc != 0:
-        raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}")
+        # the end of its stderr: its own error (a traceback's last line) tells one failure from
+        # another, to the user and to fail-fast
+        raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
+                           + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
+    if got.ended_early is not None:
+        raise TrainingEndedEarly(got.ended_early)
     if metrics is not None:
         if spec.metric not in metrics:
             raise MetricNotReported(

@@ -236,6 +236,28 @@ def test_operations_037(job):
     assert {"metrics": {"acc": 0.5, "total": 0.25}} in _lines(job)
 
 
+def test_operations_037_only_the_chief_reports_completed(job):
+    """0.37's 4_distributed.py: ``if core_context.distributed.rank == 0: op.report_completed``.
+    A worker that leaves its operation unreported is no error."""
+    dist = det.core.DistributedContext(rank=1, size=2, local_rank=1, local_size=2, cross_rank=0,
+                                       cross_size=1)
+    ctx = det.core.Context(det.core.JobEnv.from_env(), dist)
+    for op in ctx.searcher.operations():
+        assert op.length == 20
+    assert _lines(job) == []
+
+
+def test_a_038_script_that_ends_before_the_rung_ends_the_trial(job):
+    """searcher.max_time longer than the script's own loop (or its own early stopping): the
+    script exits at 12 batches of a segment to 20. In Determined the trial ends there; here it
+    ends too, with its validations standing, and says where the script stopped."""
+    with det.core.init() as ctx:
+        ctx.train.report_validation_metrics(steps_completed=12, metrics={"total": 3.0, "batches": 12})
+    assert _lines(job)[-1] == {"ended_early": "the script ended at batches=12, before the "
+                                              "segment's length 20: the trial ends with the "
+                                              "validations it reported, and is not retried"}
+
+
 def test_non_chief_cannot_store(job):
     dist = det.core.DistributedContext(rank=1, size=2, local_rank=1, local_size=2, cross_rank=0,
                                        cross_size=1)

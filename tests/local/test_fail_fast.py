@@ -160,6 +160,70 @@ def test_different_errors_keep_their_restarts(tmp_path):
     assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
 
 
+COMMAND = """
+import json, os, pathlib, signal
+hp = json.loads(os.environ["ASHA_HPARAMS"])
+target = int(os.environ["ASHA_TARGET_LENGTH"])
+latest = os.environ["ASHA_LATEST_CHECKPOINT"]
+start = json.loads((pathlib.Path(latest) / "state.json").read_text())["epoch"] if latest else 0
+trial_dir = pathlib.Path(os.environ["ASHA_TRIAL_DIR"])
+with open(trial_dir / "starts.log", "a") as f:
+    f.write(f"{start}\\n")
+BUG
+out = pathlib.Path(os.environ["ASHA_CHECKPOINT_DIR"])
+(out / "state.json").write_text(json.dumps({"epoch": target}))
+with open(os.environ["ASHA_REPORT_FILE"], "a") as f:
+    f.write(json.dumps({"metrics": {"val_loss": (hp["x"] - 0.3) ** 2 + 1.0 / target}}) + "\\n")
+"""
+
+
+def write_command(tmp_path, bug="pass", **top):
+    (tmp_path / "cmd.py").write_text(COMMAND.replace("BUG", bug))
+    return write(tmp_path, entrypoint=None, command=["python3", "cmd.py"], **top)
+
+
+def test_a_commands_own_error_tells_failures_apart(tmp_path):
+    """A command that fails says only its exit status; its own error is the end of its stderr.
+    Trial-specific errors are then not "the same error" (no stop after 3 trials), and the one
+    every trial repeats is named in the stop line."""
+    cfg = write_command(tmp_path, bug="raise ValueError(f'bad x {hp[\"x\"]}')", max_restarts=1)
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    st = final(exp)
+    assert "none completed a segment" in st.message
+    assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
+    assert all("ValueError: bad x" in t.error for t in st.trials.values() if t.error)
+    same = tmp_path / "same"
+    same.mkdir()
+    cfg = write_command(same, bug="import missing_helper")
+    r = asha("run", cfg, "--exp-dir", tmp_path / "run2")
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
+
+
+def test_a_command_killed_while_saving_leaves_the_trials_checkpoint_as_it_was(tmp_path):
+    """The out-of-memory killer ends a command halfway through writing its checkpoint: that
+    half is not the trial's checkpoint. The retry resumes from the one before (the rung the
+    trial was promoted from), not from scratch."""
+    bug = """marker = trial_dir / "killed"
+if start > 0 and not marker.exists():
+    marker.write_text("x")
+    (pathlib.Path(os.environ["ASHA_CHECKPOINT_DIR"]) / "half-written").write_text("x")
+    os.kill(os.getpid(), signal.SIGKILL)"""
+    cfg = write_command(tmp_path, bug=bug)
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 0, r.stderr
+    st = final(exp)
+    promoted = [t for t in st.trials.values() if t.length > 1]
+    assert promoted
+    for t in promoted:
+        starts = [int(x) for x in (exp / "trials" / f"{t.id:05d}" / "starts.log").read_text().split()]
+        assert starts[0] == 0 and starts[1] == starts[2] > 0, (t.id, starts)  # killed, resumed
+
+
 # ----------------------------------------------------------------------------- fix and continue
 def test_fix_the_file_and_retry_failed_finishes_the_search(tmp_path):
     cfg = write(tmp_path, bug="raise NameError(\"name 'lr_schedule' is not defined\")")

@@ -444,7 +444,7 @@ class SearcherContext:
         from its checkpoint)."""
         op = SearcherOperation(self._t, self._t.job.target)
         yield op
-        if not op._completed:
+        if not op._completed and self._t.dist.rank == 0:  # the chief reports (4_distributed.py)
             raise RuntimeError(f"searcher operation to length {op.length} ended without "
                                f"op.report_completed(...)")
 
@@ -498,6 +498,13 @@ class Context:
                 f"report_validation_metrics(): the metrics lack '{t.job.time_metric}' "
                 f"(searcher.time_metric): report the progress with them, e.g. "
                 f"metrics={{..., '{t.job.time_metric}': steps_completed}}")
+        elif t.job.time_metric and t.progress is not None:
+            # the script ended before the rung (a shorter loop than searcher.max_time, or its own
+            # early stopping): in Determined the trial ends there; its results so far stand
+            _append(t.job.report_file, {"ended_early": (
+                f"the script ended at {t.job.time_metric}={t.progress}, before the segment's "
+                f"length {t.job.target}: the trial "
+                f"ends with the validations it reported, and is not retried")})
 
 
 @contextlib.contextmanager
