@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import secrets
 import shlex
 from collections.abc import Callable
@@ -190,6 +191,8 @@ class ExperimentConfig:
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
     # workers: auto keeps warm workers while start-up + queueing exceed this share of training
     auto_workers_share: float = 0.10
+    # set in every job before the trial's code runs (NCCL_*, OMP_NUM_THREADS, HF_HOME...)
+    environment_variables: dict[str, str] = field(default_factory=dict)
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
@@ -283,6 +286,8 @@ class ExperimentConfig:
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
             "probe_jobs": self.probe_jobs,
             "auto_workers_share": self.auto_workers_share,
+            **({"environment_variables": dict(self.environment_variables)}
+               if self.environment_variables else {}),
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -730,6 +735,41 @@ def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     return s
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _environment(c: _Checker, v: Any) -> dict[str, str]:
+    """``environment_variables``: a mapping of NAME: value, or Determined's list of
+    "NAME=value" strings. Values are set as text (a number or true/false as YAML wrote it)."""
+    path = "environment_variables"
+    if v is None:
+        return {}
+    items: list[tuple[Any, Any, str]] = []
+    if isinstance(v, dict):
+        items = [(k, val, f"{path}.{k}") for k, val in v.items()]
+    elif isinstance(v, list):
+        for i, entry in enumerate(v):
+            if not isinstance(entry, str) or "=" not in entry:
+                c.bad(f"{path}[{i}]", f"must be a string NAME=value, got {entry!r:.60}")
+                continue
+            name, _, val = entry.partition("=")
+            items.append((name, val, f"{path}[{i}]"))
+    else:
+        c.bad(path, f"must be a mapping of NAME: value (or a list of \"NAME=value\"), got "
+                    f"{type(v).__name__}")
+        return {}
+    out: dict[str, str] = {}
+    for name, val, where in items:
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            c.bad(where, f"{name!r:.60} is not a variable name (letters, digits and _, not "
+                         f"starting with a digit)")
+        elif val is None or isinstance(val, (dict, list)):
+            c.bad(where, f"must be a string or a number, got {val!r:.60}")
+        else:
+            out[name] = ("true" if val else "false") if isinstance(val, bool) else str(val)
+    return out
+
+
 def _is_curve(v: Any) -> bool:
     if not isinstance(v, str) or " " in v.strip():
         return False
@@ -742,7 +782,7 @@ _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperp
              "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
              "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
-             "auto_workers_share")
+             "auto_workers_share", "environment_variables")
 
 
 def parse_config(raw: Any, config_dir: str | Path, source: str = "",
@@ -818,6 +858,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
                                           600.0, _greater(0))),
         auto_workers_share=float(c.get(d, "auto_workers_share", "", _is_num, "a number", 0.10,
                                        _greater(0))),
+        environment_variables=_environment(c, d.get("environment_variables")),
         local=_local(c, d.get("local")),
         slurm=_slurm(c, d.get("slurm")),
         simulated=_simulated(c, d.get("simulated")),

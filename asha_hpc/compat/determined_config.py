@@ -99,6 +99,7 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     d = copy.deepcopy(raw)
     notes: list[str] = []
     problems: list[str] = []
+    _environment(d, notes)  # before the ignored keys: its variables are kept
     for key in list(d):
         if key in IGNORED:
             _ignore(d, key, key, notes)
@@ -110,6 +111,29 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     _launcher(d, notes)  # after resources: torchrun starts slots_per_trial ranks
     _checkpoint_storage(d, config_dir, notes)
     return d, notes, problems
+
+
+def _environment(d: dict[str, Any], notes: list[str]) -> None:
+    """``environment.environment_variables`` (a list of "NAME=value", or one list per device
+    type: ``cpu``, ``cuda``, ``rocm``) becomes ``environment_variables``: jobs here run on the
+    GPU partition's nodes, so the ``cuda`` list, over the ``cpu`` one. The rest of
+    ``environment`` (images, pod specs) means nothing without containers."""
+    env = d.get("environment")
+    if not isinstance(env, dict) or "environment_variables" not in env:
+        return
+    v = env["environment_variables"]
+    if isinstance(v, dict) and set(v) <= {"cpu", "cuda", "gpu", "rocm"}:
+        merged: list[Any] = []
+        for kind in ("cpu", "cuda", "gpu"):
+            if isinstance(v.get(kind), list):
+                merged.extend(v[kind])
+        v = merged
+    if "environment_variables" not in d:  # a key of our own wins
+        d["environment_variables"] = v
+    d.pop("environment")
+    notes.append("environment.environment_variables: set in every job (environment_variables)")
+    for k in sorted(k for k in env if k != "environment_variables"):
+        notes.append(f"environment.{k}: Determined setting, ignored: {IGNORED['environment']}")
 
 
 def _null_constants(hp: dict[str, Any]) -> dict[str, Any]:

@@ -836,7 +836,7 @@ class Master:
                            timeout_min=self.state.times.planned(t.id)[0],
                            resources=self._resources(
                                self.backend.rung_resources(cfg, self._level(t.target)), t.id),
-                           continue_s=cfg.continue_wait)
+                           continue_s=cfg.continue_wait, env=dict(cfg.environment_variables))
 
     def _resources(self, resources: dict[str, Any], trial: int | None) -> dict[str, Any]:
         """``resources`` with the nodes the job should avoid (nodes.py) added to the
@@ -1102,7 +1102,7 @@ class Master:
         return WorkerSpec(exp_dir=str(self.exp.root), experiment=cfg.name, worker=worker,
                           lanes=cfg.lanes_per_job, timeout_min=self._pool_caps().default_limit_min,
                           idle_timeout_s=cfg.worker_idle_timeout_s,
-                          resources=self._resources({}, None))
+                          resources=self._resources({}, None), env=dict(cfg.environment_variables))
 
     def _grow_pool(self) -> None:
         """Keep enough pool workers for the segments waiting to be handed over, up to the

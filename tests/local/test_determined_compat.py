@@ -47,8 +47,8 @@ def test_every_determined_config_plans_unchanged(capsys, path):
 def _keys(d, prefix=""):
     for k, v in d.items():
         yield f"{prefix}{k}"
-        if (prefix == "" and k in ("searcher", "resources", "checkpoint_storage", "slurm")
-                and isinstance(v, dict)):
+        if (prefix == "" and k in ("searcher", "resources", "checkpoint_storage", "slurm",
+                                   "environment") and isinstance(v, dict)):
             yield from _keys(v, f"{k}.")
 
 
@@ -61,7 +61,7 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     assert rc == 0, err
     warnings = json.loads(out_json)["warnings"]
     native = {"name", "description", "entrypoint", "hyperparameters", "searcher", "max_restarts",
-              "reproducibility", "checkpoint_storage", "resources", "slurm",
+              "reproducibility", "checkpoint_storage", "resources", "slurm", "environment",
               "checkpoint_storage.type", "checkpoint_storage.save_experiment_best",
               "checkpoint_storage.host_path", "checkpoint_storage.storage_path",
               *(f"searcher.{k}" for k in ("name", "metric", "smaller_is_better", "max_length",
@@ -81,6 +81,7 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     assert cfg.slurm.gpus_per_node == 4  # slurm.slots_per_node
     assert cfg.slurm.additional_parameters == {"mem": "64G", "time": "04:00:00"}
     assert cfg.checkpoint_folder == "/tmp/asha-det-compat-scratch/checkpoints"
+    assert cfg.environment_variables == {"NCCL_DEBUG": "INFO"}  # set in every job
     assert cfg.save_experiment_best == 2
     # Determined's torch launcher becomes torchrun with the trial's slots
     assert cfg.entrypoint == ["python3", "-m", "torch.distributed.run", "--standalone",
@@ -94,6 +95,25 @@ def test_run_prints_the_same_warnings(tmp_path, capsys):
     expected = json.loads(out_json)["warnings"]
     cfg = load_config(src)
     assert cfg.warnings == expected
+
+
+@pytest.mark.parametrize("variables,want", [
+    (["NCCL_DEBUG=INFO", "HF_HOME=/scratch/hf", "EMPTY="],
+     {"NCCL_DEBUG": "INFO", "HF_HOME": "/scratch/hf", "EMPTY": ""}),
+    ({"cpu": ["OMP_NUM_THREADS=4", "A=cpu"], "cuda": ["A=cuda", "NCCL_IB_DISABLE=1"]},
+     {"OMP_NUM_THREADS": "4", "A": "cuda", "NCCL_IB_DISABLE": "1"}),  # the GPU nodes' list wins
+])
+def test_environment_variables_are_set_in_every_job(variables, want):
+    raw = {"entrypoint": "python3 t.py", "searcher": {"name": "single", "metric": "x",
+                                                      "max_length": 3},
+           "environment": {"image": "determinedai/pytorch-ngc:0.38.0",
+                           "environment_variables": variables}}
+    cfg = parse_config(raw, "/tmp")
+    assert cfg.environment_variables == want
+    assert [w.split(":")[0] for w in cfg.warnings if w.startswith("environment")] == [
+        "environment.environment_variables", "environment.image"]
+    again = parse_config(cfg.to_dict(), cfg.config_dir)  # what resume reads back
+    assert again.environment_variables == want
 
 
 def test_time_metric_and_max_time():

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import yaml
+
 from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir
@@ -212,3 +215,37 @@ def test_cancel_stops_jobs(tmp_path):
     status = json.loads(cli("status", exp, "--json").stdout)
     assert status["state"] == "cancelled" and status["trials"]["running"] == 0
     assert "state <b>cancelled</b>" in (exp / "report.html").read_text()  # the live report's last
+
+
+ENV_MODEL = '''
+import os
+
+
+def train(trial):
+    with open(trial.dir / "env.txt", "a") as f:
+        f.write(f"{os.environ.get('MY_FLAG')} {os.environ.get('NCCL_DEBUG')}\\n")
+    for seg in trial.segments():
+        seg.report(loss=trial.hparams["x"] + 1.0 / seg.length)
+'''
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["a job per segment", "a warm worker"])
+def test_environment_variables_reach_every_trials_code(tmp_path, workers):
+    """``environment_variables`` (NCCL_*, OMP_*, HF_HOME... in real searches) are set before
+    the trial's code runs, in a job of its own and in a worker of the pool."""
+    (tmp_path / "model.py").write_text(ENV_MODEL)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": "env", "entrypoint": "model:train",
+        "searcher": {"name": "async_halving", "metric": "loss", "max_length": 4, "num_rungs": 2,
+                     "divisor": 2, "max_trials": 3, "max_concurrent_trials": 1},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "environment_variables": {"MY_FLAG": 42, "NCCL_DEBUG": "INFO"},
+        "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
+        "local": {"gpus": [], "workers": workers}}))
+    exp = tmp_path / "run"
+    cli("run", tmp_path / "exp.yaml", "--exp-dir", exp)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 3
+    for t in st.trials.values():
+        lines = (exp / "trials" / f"{t.id:05d}" / "env.txt").read_text().split("\n")
+        assert [x for x in lines if x] and all(x == "42 INFO" for x in lines if x), lines

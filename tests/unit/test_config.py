@@ -214,3 +214,50 @@ def test_a_blank_metric_name_is_one_error_naming_the_field(metric):
     with pytest.raises(ConfigError) as e:
         parse_config(raw, ".")
     assert [p for p in e.value.problems if p.startswith("searcher.metric: ")], e.value.problems
+
+
+_SCALAR = st.one_of(st.text(max_size=8), st.integers(-5, 10**6), st.floats(allow_nan=False),
+                    st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(env=st.one_of(
+    st.none(), st.integers(), st.text(max_size=6),
+    st.dictionaries(st.text(max_size=8), st.one_of(_SCALAR, st.none(), st.lists(st.integers(),
+                                                                                max_size=2)),
+                    max_size=4),
+    st.lists(st.one_of(st.text(max_size=10), st.integers(),
+                       st.tuples(st.text(max_size=6), st.text(max_size=6)).map("=".join)),
+             max_size=4)))
+def test_environment_variables_any_value_is_taken_or_one_line_each(env):
+    """``environment_variables``: NAME: value (or Determined's "NAME=value" list). A name of
+    letters, digits and _ with a string, number or boolean is set as text; anything else is
+    one line naming the entry."""
+    import re as _re
+
+    raw = {"name": "n", "entrypoint": "m:f", "environment_variables": env,
+           "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 2},
+           "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}}}
+    name_ok = _re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch
+    if env is None:
+        expect_ok = True
+    elif isinstance(env, dict):
+        expect_ok = all(isinstance(k, str) and name_ok(k) and v is not None
+                        and not isinstance(v, list) for k, v in env.items())
+    elif isinstance(env, list):
+        expect_ok = all(isinstance(e, str) and "=" in e and name_ok(e.partition("=")[0])
+                        for e in env)
+    else:
+        expect_ok = False
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert not expect_ok, e.problems
+        assert all(p.startswith("environment_variables") for p in e.problems), e.problems
+        return
+    assert expect_ok
+    assert all(isinstance(v, str) for v in cfg.environment_variables.values())
+    assert set(cfg.environment_variables) == (
+        set(env) if isinstance(env, dict) else {e.partition("=")[0] for e in env or []})
+    again = parse_config(cfg.to_dict(), cfg.config_dir)  # the resolved config, as resume reads it
+    assert again.environment_variables == cfg.environment_variables
