@@ -258,6 +258,44 @@ def test_a_038_script_that_ends_before_the_rung_ends_the_trial(job):
                                               "validations it reported, and is not retried"}
 
 
+def test_preempt_modes_as_determined_defines_them(job):
+    """``init(preempt_mode=...)``: ChiefOnly, the chief alone asks (no collective a worker
+    would have to join; a worker that asks is told it may not); WorkersAskMaster, each rank
+    asks on its own and learns that the segment's length was reached."""
+    import threading
+
+    def ctx_of(rank, mode):
+        dist = det.core.DistributedContext(rank=rank, size=2, local_rank=rank, local_size=2,
+                                           cross_rank=0, cross_size=1)
+        return det.core.Context(det.core.JobEnv.from_env(), dist, mode)
+
+    answers = []
+    chief = ctx_of(0, det.core.PreemptMode.ChiefOnly)
+    asking = threading.Thread(target=lambda: answers.append(chief.preempt.should_preempt()),
+                              daemon=True)
+    asking.start()
+    asking.join(10)
+    assert answers == [False]  # answered alone: no rank 1 in sight
+    with pytest.raises(RuntimeError, match="only the chief may call it"):
+        ctx_of(1, det.core.PreemptMode.ChiefOnly).preempt.should_preempt()
+    chief = ctx_of(0, det.core.PreemptMode.WorkersAskMaster)
+    worker = ctx_of(1, det.core.PreemptMode.WorkersAskMaster)
+    assert worker.preempt.should_preempt() is False
+    chief.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0, "batches": 20})
+    assert chief.preempt.should_preempt() is True
+    assert worker.preempt.should_preempt() is True
+    assert {m.name for m in det.core.TensorboardMode} == {"AUTO", "MANUAL"}
+    assert det.core.DummyDistributedContext().size == 1
+
+
+def test_cluster_info_has_what_scripts_read(job):
+    info = det.get_cluster_info()
+    assert info.task_id.endswith(".3") and info.allocation_id == "r0" and info.agent_id
+    assert info.cluster_id and info.master_url == "" and isinstance(info.gpu_uuids, list)
+    assert info.trial.config["searcher"]["metric"] == "total"
+    assert (info.trial.steps_completed, info.trial.trial_run_id) == (0, 1)
+
+
 def test_non_chief_cannot_store(job):
     dist = det.core.DistributedContext(rank=1, size=2, local_rank=1, local_size=2, cross_rank=0,
                                        cross_size=1)

@@ -36,7 +36,10 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from ...errors import InvalidHP
+from ...protocol.expdir import ExpDir
 from . import core
 
 LOG_FORMAT = "%(levelname)s: [%(process)s] %(name)s: %(message)s"  # Determined's own
@@ -48,6 +51,10 @@ class TrialInfo:
     hparams: dict[str, Any]
     experiment_id: str  # the experiment folder's name (Determined: an integer id)
     trial_seed: int = 0
+    config: dict[str, Any] = field(default_factory=dict)  # the experiment's resolved config
+    steps_completed: int = 0  # the latest checkpoint's metadata "steps_completed", if any
+    trial_run_id: int = 1  # this job's segment of the trial, from 1
+    debug: bool = False
 
 
 @dataclass
@@ -60,6 +67,12 @@ class ClusterInfo:
     container_addrs: list[str] = field(default_factory=list)
     container_rank: int = 0
     task_type: str = "TRIAL"
+    cluster_id: str = "asha_hpc"
+    master_url: str = ""  # no Determined master: the search's master reads files
+    task_id: str = ""  # "<experiment>.<trial>"
+    allocation_id: str = ""  # this attempt's key (t00003-s001-a00)
+    agent_id: str = ""  # the node
+    gpu_uuids: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES' entries
 
     @property
     def user_data(self) -> dict[str, Any]:
@@ -75,12 +88,28 @@ def get_cluster_info() -> ClusterInfo | None:
     trial_id = int(env["ASHA_TRIAL_ID"])
     gpus = [x.strip() for x in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if x.strip()]
     slots = list(range(len(gpus))) if gpus else list(range(job.slots_per_trial))
+    experiment = os.path.basename(env.get("ASHA_EXP_DIR", "").rstrip("/"))
+    latest = job.latest_storage_id()
+    steps = 0
+    if latest is not None and job.latest_checkpoint is not None:
+        try:
+            meta = json.loads((job.latest_checkpoint / latest / core.METADATA).read_text())
+            steps = int(meta.get("steps_completed", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    try:
+        config = yaml.safe_load(ExpDir(job.exp_dir).config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
     return ClusterInfo(
         trial=TrialInfo(trial_id=trial_id, hparams=json.loads(env.get("ASHA_HPARAMS", "{}")),
-                        experiment_id=os.path.basename(env.get("ASHA_EXP_DIR", "").rstrip("/")),
-                        trial_seed=job.seed + trial_id),
-        latest_checkpoint=job.latest_storage_id(),
-        slot_ids=slots, container_addrs=[socket.gethostname()], container_rank=0)
+                        experiment_id=experiment, trial_seed=job.seed + trial_id,
+                        config=config if isinstance(config, dict) else {}, steps_completed=steps,
+                        trial_run_id=int(env.get("ASHA_SEGMENT", "0")) + 1),
+        latest_checkpoint=latest,
+        slot_ids=slots, container_addrs=[socket.gethostname()], container_rank=0,
+        task_id=f"{experiment}.{trial_id}", allocation_id=job.run_dir.name,
+        agent_id=socket.gethostname(), gpu_uuids=gpus)
 
 
 __all__ = ["ClusterInfo", "InvalidHP", "LOG_FORMAT", "TrialInfo", "core", "get_cluster_info"]

@@ -134,6 +134,30 @@ class EarlyExitReason(enum.Enum):
     USER_REQUESTED_STOP = "EXITED_REASON_USER_REQUESTED_STOP"
 
 
+class PreemptMode(enum.Enum):
+    """Who calls ``should_preempt()`` (Determined's ``init(preempt_mode=...)``): every rank,
+    getting the chief's answer (the default); the chief alone; or every rank on its own."""
+
+    WorkersAskChief = "WORKERS_ASK_CHIEF"
+    ChiefOnly = "CHIEF_ONLY"
+    WorkersAskMaster = "WORKERS_ASK_MASTER"
+
+
+class SearcherMode(enum.Enum):
+    """``operations(searcher_mode=...)``: accepted; every rank gets the segment's operation."""
+
+    WorkersAskChief = "WORKERS_ASK_CHIEF"
+    ChiefOnly = "CHIEF_ONLY"
+
+
+class TensorboardMode(enum.Enum):
+    """``init(tensorboard_mode=...)``: accepted; nothing uploads TensorBoard files here
+    (``asha-hpc export --format tensorboard`` writes them from the reported metrics)."""
+
+    AUTO = "AUTO"
+    MANUAL = "MANUAL"
+
+
 # ----------------------------------------------------------------------------- distributed
 class DistributedContext:
     """The trial's ranks. Built by hand (``rank``, ``size``, ... as Determined's tutorial
@@ -258,6 +282,9 @@ class DistributedContext:
 class DummyDistributed(DistributedContext):
     def __init__(self) -> None:
         super().__init__(rank=0, size=1, local_rank=0, local_size=1, cross_rank=0, cross_size=1)
+
+
+DummyDistributedContext = DummyDistributed  # Determined's name
 
 
 # ----------------------------------------------------------------------------- sub-contexts
@@ -399,16 +426,31 @@ class CheckpointContext:
 
 
 class PreemptContext:
-    def __init__(self, t: _Trial) -> None:
+    def __init__(self, t: _Trial, mode: PreemptMode = PreemptMode.WorkersAskChief) -> None:
         self._t = t
+        self._mode = PreemptMode(mode)
 
     def should_preempt(self, auto_ack: bool = True) -> bool:
         """True once the searcher pauses or stops the trial here (its segment's length was
-        reached) or the job must end (time limit, preemption, cancel). With several ranks every
-        rank calls it and gets the chief's answer, as in Determined."""
+        reached) or the job must end (time limit, preemption, cancel). With several ranks, as
+        in Determined: every rank calls it and gets the chief's answer (``WorkersAskChief``),
+        the chief alone calls it (``ChiefOnly``), or each rank asks on its own
+        (``WorkersAskMaster``: the chief leaves a marker in the run folder once the segment's
+        length is reached)."""
         t = self._t
-        mine = t.reached or t.job.stop_file.exists()
-        return bool(t.dist.broadcast(mine)) if t.dist.size > 1 else mine
+        reached = t.job.run_dir / "reached"
+        if t.reached and t.dist.rank == 0 and self._mode == PreemptMode.WorkersAskMaster:
+            reached.touch()
+        mine = t.reached or t.job.stop_file.exists() or (
+            self._mode == PreemptMode.WorkersAskMaster and reached.exists())
+        if t.dist.size == 1 or self._mode == PreemptMode.WorkersAskMaster:
+            return mine
+        if self._mode == PreemptMode.ChiefOnly:
+            if t.dist.rank != 0:
+                raise RuntimeError(f"init(preempt_mode=ChiefOnly) but should_preempt() was called "
+                                   f"on rank {t.dist.rank}: only the chief may call it")
+            return mine
+        return bool(t.dist.broadcast(mine))
 
     def acknowledge_preemption_signal(self) -> None:
         """Nothing to acknowledge: the job publishes what the script left when it exits."""
@@ -455,13 +497,14 @@ class SearcherContext:
 class Context:
     """``core_context``."""
 
-    def __init__(self, job: JobEnv, dist: DistributedContext) -> None:
+    def __init__(self, job: JobEnv, dist: DistributedContext,
+                 preempt_mode: PreemptMode = PreemptMode.WorkersAskChief) -> None:
         self._t = _Trial(job, dist)
         self.distributed = dist
         self._already_there()
         self.train = TrainContext(self._t)
         self.checkpoint = CheckpointContext(self._t)
-        self.preempt = PreemptContext(self._t)
+        self.preempt = PreemptContext(self._t, preempt_mode)
         self.searcher = SearcherContext(self._t)
 
     def _already_there(self) -> None:
@@ -508,11 +551,13 @@ class Context:
 
 
 @contextlib.contextmanager
-def init(*, distributed: DistributedContext | None = None, **_: Any) -> Iterator[Context]:
-    """``det.core.init()``: the Core API context for this job's trial."""
+def init(*, distributed: DistributedContext | None = None,
+         preempt_mode: PreemptMode = PreemptMode.WorkersAskChief, **_: Any) -> Iterator[Context]:
+    """``det.core.init()``: the Core API context for this job's trial (``tensorboard_mode``,
+    ``checkpoint_storage`` and Determined's other arguments are accepted and unused)."""
     from ...errors import InvalidHP
 
-    ctx = Context(JobEnv.from_env(), distributed or DummyDistributed())
+    ctx = Context(JobEnv.from_env(), distributed or DummyDistributed(), preempt_mode)
     try:
         yield ctx
     except InvalidHP as e:  # as a Trial class would: the trial is replaced
