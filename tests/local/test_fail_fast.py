@@ -148,16 +148,24 @@ def test_the_same_error_in_three_trials_stops_the_search(tmp_path):
     assert jobs_spent(exp) == 3  # 5 restarts each were allowed
 
 
-def test_different_errors_keep_their_restarts(tmp_path):
+@pytest.mark.parametrize("entry", ["function", "command"])
+def test_different_errors_keep_their_restarts(tmp_path, entry):
     # trial-specific messages are not "the same error": the search keeps retrying, and the
-    # trials fail for good one by one (then the old rule: 3 failed, none worked)
-    cfg = write(tmp_path, bug="raise ValueError(f'bad x {trial.hparams[\"x\"]}')", max_restarts=1)
+    # trials fail for good one by one (then the old rule: 3 failed, none worked). A command's
+    # own error is the end of its stderr: its exit status alone is the same for any failure
+    if entry == "function":
+        cfg = write(tmp_path, bug="raise ValueError(f'bad x {trial.hparams[\"x\"]}')",
+                    max_restarts=1)
+    else:
+        cfg = write_command(tmp_path, bug="raise ValueError(f'bad x {hp[\"x\"]}')",
+                            max_restarts=1)
     exp = tmp_path / "run"
     r = asha("run", cfg, "--exp-dir", exp)
     assert r.returncode == 1
     st = final(exp)
     assert "none completed a segment" in st.message
     assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
+    assert all("ValueError: bad x" in t.error for t in st.trials.values() if t.error)
 
 
 COMMAND = """
@@ -182,22 +190,10 @@ def write_command(tmp_path, bug="pass", **top):
     return write(tmp_path, entrypoint=None, command=["python3", "cmd.py"], **top)
 
 
-def test_a_commands_own_error_tells_failures_apart(tmp_path):
-    """A command that fails says only its exit status; its own error is the end of its stderr.
-    Trial-specific errors are then not "the same error" (no stop after 3 trials), and the one
-    every trial repeats is named in the stop line."""
-    cfg = write_command(tmp_path, bug="raise ValueError(f'bad x {hp[\"x\"]}')", max_restarts=1)
-    exp = tmp_path / "run"
-    r = asha("run", cfg, "--exp-dir", exp)
-    assert r.returncode == 1
-    st = final(exp)
-    assert "none completed a segment" in st.message
-    assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
-    assert all("ValueError: bad x" in t.error for t in st.trials.values() if t.error)
-    same = tmp_path / "same"
-    same.mkdir()
-    cfg = write_command(same, bug="import missing_helper")
-    r = asha("run", cfg, "--exp-dir", tmp_path / "run2")
+def test_the_error_every_command_repeats_is_named(tmp_path):
+    """The stop line names the command's own error, not only its exit status."""
+    cfg = write_command(tmp_path, bug="import missing_helper")
+    r = asha("run", cfg, "--exp-dir", tmp_path / "run")
     assert r.returncode == 1
     line = failure_line(r.stderr)
     assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
