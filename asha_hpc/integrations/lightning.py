@@ -55,6 +55,40 @@ def _lightning_bases() -> tuple[type, ...]:
     return tuple(importlib.import_module(f"{p}.callbacks").Checkpoint for p in names)
 
 
+def _rng_states() -> dict[str, Any]:
+    """Python's, numpy's, torch's (and CUDA's, once used) random states, in types a checkpoint
+    loaded with ``weights_only`` accepts (lists, ints, tensors)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    out: dict[str, Any] = {"python": [version, list(internal), gauss_next],
+                           "numpy": [str(kind), np.asarray(keys).tolist(), int(pos),
+                                     int(has_gauss), float(gauss)],
+                           "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def _set_rng_states(rng: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    version, internal, gauss_next = rng["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
 class AshaCallback(_Base):
     """``AshaCallback(trial, monitor="val_loss", unit="epochs")``.
 
@@ -119,6 +153,18 @@ class AshaCallback(_Base):
         return str(latest / CKPT_FILE)
 
     # ------------------------------------------------------------------ Lightning hooks
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in the Trainer's checkpoint: the random-number states when it was taken, which
+        Lightning does not save. A trial resumed from it in a new job then draws the shuffles
+        and dropout masks it would have drawn going on in place (its code seeds again at its
+        start). One rank's states only: with several ranks each keeps its own."""
+        return {"rng": _rng_states()} if self.trial.world_size == 1 else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        rng = state_dict.get("rng")
+        if isinstance(rng, dict) and self.trial.world_size == 1:
+            _set_rng_states(rng)
+
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage != "fit" or self.trial.max_length is None:
             return

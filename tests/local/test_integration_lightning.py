@@ -257,6 +257,45 @@ def test_a_segment_end_without_a_validation_is_never_ranked_by_an_older_one(tmp_
     assert t.reports == []
 
 
+def test_a_trial_resumed_in_a_new_job_trains_as_if_it_had_gone_on(tmp_path):
+    """The user's code seeds at its start (``seed_everything``, as the tutorials do) and the
+    data are shuffled, the model has dropout. Four epochs in one go (a trial continued in
+    place) and two, then two more in a new job from the checkpoint (the same trial resumed),
+    end at the same validation loss: the resumed job draws what the first would have."""
+    def fit(trial):
+        L.seed_everything(7)
+        tiny_fit(trial)
+        return trial.reports[-1].reported["val_loss"]
+
+    straight = fit(make_trial(tmp_path / "straight", 4))
+    fit(make_trial(tmp_path / "resumed", 2))
+    resumed = fit(make_trial(tmp_path / "resumed", 4, segment=1))
+    assert resumed == pytest.approx(straight, rel=1e-6)
+
+
+def test_random_states_survive_a_checkpoint_loaded_weights_only():
+    """What the callback keeps loads with ``torch.load(weights_only=True)`` (Lightning's
+    default under torch 2.6 and later) and puts every generator back where it was, a pending
+    Gaussian draw included."""
+    import io
+    import random
+
+    import numpy as np
+    import torch
+
+    from asha_hpc.integrations.lightning import _rng_states, _set_rng_states
+
+    random.gauss(0, 1)
+    np.random.standard_normal()
+    buf = io.BytesIO()
+    torch.save({"rng": _rng_states()}, buf)
+    draws = (random.random(), random.gauss(0, 1), np.random.standard_normal(), torch.rand(3))
+    buf.seek(0)
+    _set_rng_states(torch.load(buf, weights_only=True)["rng"])
+    again = (random.random(), random.gauss(0, 1), np.random.standard_normal(), torch.rand(3))
+    assert draws[:3] == again[:3] and torch.equal(draws[3], again[3])
+
+
 def test_monitor_never_logged_lists_what_was(tmp_path):
     from asha_hpc.integrations.segments import IntegrationError
 
