@@ -228,7 +228,7 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
                 break
     by_length: dict[int, int] = {}
     for rung in st.searcher.rungs():
-        by_length[rung.length] = by_length.get(rung.length, 0) + rung.completed
+        by_length[rung.length] = by_length.get(rung.length, 0) + rung.results
     gpus = gpus_per_trial(cfg)
     c = st.counts()
     return {

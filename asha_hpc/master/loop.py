@@ -1382,7 +1382,7 @@ def progress_line(st: ExperimentState | None, now: float) -> str:
     c = st.counts()
     brackets: dict[int, list[str]] = {}  # length:results per rung, one [...] per bracket
     for r in st.searcher.rungs():
-        brackets.setdefault(r.bracket, []).append(f"{r.length}:{r.completed}")
+        brackets.setdefault(r.bracket, []).append(f"{r.length}:{r.results}")
     rung = " ".join(f"[{' '.join(b)}]" for _, b in sorted(brackets.items()))
     best = st.ranked()
     metric = st.cfg.searcher.metric

@@ -657,6 +657,9 @@ def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
     return rec.get("failed_node") or rec.get("host") or t.host
 
 
+SUMMARY_MAX = 600  # characters of an error's one-line form
+
+
 def error_summary(s: str | None) -> str:
     """The last non-empty line (for a traceback: the exception itself), up to SUMMARY_MAX
     characters: our own errors end with what to do, which must not be cut."""
@@ -667,8 +670,6 @@ def error_summary(s: str | None) -> str:
         return ""
     return lines[-1] if len(lines[-1]) <= SUMMARY_MAX else lines[-1][:SUMMARY_MAX - 1] + "…"
 
-
-SUMMARY_MAX = 600
 
 
 def cap_change(was: int | None, units: int) -> str:

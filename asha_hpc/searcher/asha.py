@@ -127,7 +127,7 @@ def _jnum(x: float | None) -> Any:
 
 
 class _Rung:
-    __slots__ = ("length", "keys", "entry", "promoted", "heap", "idle")
+    __slots__ = ("length", "keys", "entry", "promoted", "heap", "idle", "failed")
 
     def __init__(self, length: int) -> None:
         self.length = length
@@ -136,6 +136,7 @@ class _Rung:
         self.promoted: set[int] = set()  # trials that went on from here
         self.heap: list[int] = []  # keys of unpromoted promotable entries (lazy deletion)
         self.idle = False  # True: nothing promotable, and nothing changed since we looked
+        self.failed: set[int] = set()  # trials whose entry is their failure here, not a result
 
     def add(self, trial: int, key: int) -> None:
         self.entry[trial] = key
@@ -147,6 +148,7 @@ class _Rung:
         if key is not None:
             self.keys.remove(key)
             self.promoted.discard(trial)
+            self.failed.discard(trial)
             self.idle = False
 
 
@@ -287,6 +289,7 @@ class BracketSearcher:
                     self._determined_arrival(b, r, tid, key, out)
                 else:
                     b.rungs[r].add(tid, key)
+                b.rungs[r].failed.add(tid)
                 if self._model is not None:
                     self._model.observe(tid, b.units[r], None)
             elif status == PAUSED:  # cancelled while waiting: keep its result, never promote
@@ -401,7 +404,7 @@ class BracketSearcher:
                         best = self.sign * m + 0.0
                 out.append(RungInfo(bracket=b.index, rung=i, length=rung.length,
                                     completed=len(rung.keys), promoted=len(rung.promoted),
-                                    best_metric=best))
+                                    best_metric=best, failed=len(rung.failed)))
         return out
 
     def take_sampled(self) -> dict[int, dict[str, Any]]:

@@ -110,9 +110,15 @@ class RungInfo:
     bracket: int
     rung: int
     length: int
-    completed: int  # results recorded in the rung (failed trials included)
+    completed: int  # entries in the rung: results, and failures ranked there as the worst
     promoted: int  # trials that went on from this rung to the next
     best_metric: float | None = None  # as reported (not negated)
+    failed: int = 0  # of ``completed``: trials that failed toward this rung
+
+    @property
+    def results(self) -> int:
+        """Results recorded in the rung (what status and progress lines count)."""
+        return self.completed - self.failed
 
 
 @dataclass

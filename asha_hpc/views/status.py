@@ -83,13 +83,12 @@ def master_now(exp: ExpDir, holder: dict[str, Any]) -> float:
 
 # ----------------------------------------------------------------------------- rungs
 def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
-    """One row per bracket and rung: target length, results recorded (``completed``; not the
-    failures, which the searcher records there as the worst results), trials
+    """One row per bracket and rung: target length, results recorded (``completed``), trials
     training toward it (``running``; ``queued`` = queued or submitted, not started), waiting
     there for a promotion (``paused``), promoted from it, ended there (``stopped``), failed for
     good while training toward it (``failed``), and the best metric recorded there."""
     lengths = {i: b.rung_lengths for i, b in enumerate(st.searcher.brackets())}
-    rows = [{"bracket": r.bracket, "rung": r.rung, "length": r.length, "completed": r.completed,
+    rows = [{"bracket": r.bracket, "rung": r.rung, "length": r.length, "completed": r.results,
              "running": 0, "queued": 0, "paused": 0, "promoted": r.promoted, "stopped": 0,
              "failed": 0, "best_metric": finite_float(r.best_metric)} for r in st.searcher.rungs()]
     where = {(r["bracket"], r["rung"]): r for r in rows}
@@ -112,8 +111,6 @@ def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
             continue
         if r is not None:
             r[col] += 1
-    for r in rows:  # the searcher ranks a trial that failed toward a rung there, as its worst
-        r["completed"] = max(0, int(r["completed"] or 0) - int(r["failed"] or 0))
     return rows
 
 
@@ -419,7 +416,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                    "cancelled": c["cancelled"],
                    **({"interrupted": c["interrupted"]} if c["interrupted"] else {})},
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
-                   "completed": r.completed, "promoted": r.promoted,
+                   "completed": r.results, "promoted": r.promoted,
                    "best_metric": finite_float(r.best_metric)} for r in st.searcher.rungs()],
         "best": ({"trial_id": best[0].id, "metric": finite_float(best[0].metric),
                   "hparams": best[0].hparams, "length": best[0].length} if best else None),
