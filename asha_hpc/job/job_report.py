@@ -5,7 +5,8 @@
     python -m asha_hpc.report --invalid "batch too large"   # reject these hyperparameters
 
 It appends one JSON line to $ASHA_REPORT_FILE; a script may write those lines itself. The job
-reads them back with ``read_report`` when the command has exited (jobmain.py). ``python -m
+follows the file while the command runs (``ReportReader``, jobmain.py): learning-curve points
+reach the trial's curve within seconds; the rest counts when the command has exited. ``python -m
 asha_hpc.job.job_report`` is the same command; ``asha_hpc.report`` is the name users call
 (README, their shell scripts).
 
@@ -38,30 +39,54 @@ class ReportFile:
     ended_early: str | None = None  # why the command ended the trial before the segment's end
 
 
-def read_report(path: Path) -> ReportFile:
-    """Read a command's report file (a missing one reported nothing). A line that is not a
-    JSON object, or whose "metrics" is not an object, is ignored with one line on stderr
-    naming the file and line; the rest still counts."""
-    out = ReportFile()
-    if not path.exists():
-        return out
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+class ReportReader:
+    """Reads a command's report file while the command still writes it: each call takes the
+    lines completed since the last one (a line still being written waits for its newline,
+    unless ``final``), adds them to ``got`` and returns the learning-curve points among them,
+    so the job can pass them on during a long segment. A line that is not a JSON object, or
+    whose "metrics" is not an object, is ignored with one line on stderr naming the file and
+    line; the rest still counts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.got = ReportFile()
+        self._offset = 0
+        self._line = 0
+
+    def read(self, final: bool = False) -> list[tuple[Any, dict[str, Any]]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        if not final:
+            data = data[:data.rfind(b"\n") + 1]  # whole lines only
+        self._offset += len(data)
+        before = len(self.got.points)
+        for line in data.decode(errors="replace").splitlines():
+            self._line += 1
+            self._add(line)
+        return self.got.points[before:]
+
+    def _add(self, line: str) -> None:
         if not line.strip():
-            continue
+            return
+        where = f"asha_hpc: {self.path}:{self._line}:"
         try:
             rec = json.loads(line)
         except ValueError:
-            print(f"asha_hpc: {path}:{n}: not JSON, ignored", file=sys.stderr)
-            continue
+            print(f"{where} not JSON, ignored", file=sys.stderr)
+            return
         if not isinstance(rec, dict):
-            print(f"asha_hpc: {path}:{n}: not a JSON object, ignored", file=sys.stderr)
-            continue
+            print(f"{where} not a JSON object, ignored", file=sys.stderr)
+            return
+        out = self.got
         if isinstance(rec.get("reached"), int):  # the length its checkpoint holds
             out.reached = rec["reached"]
         got = rec.get("metrics", {})
         if not isinstance(got, dict):
-            print(f"asha_hpc: {path}:{n}: \"metrics\" must be an object of name: value, "
-                  f"ignored", file=sys.stderr)
+            print(f'{where} "metrics" must be an object of name: value, ignored', file=sys.stderr)
             got = {}
         if "invalid_hp" in rec:
             out.invalid = str(rec["invalid_hp"])
@@ -71,7 +96,13 @@ def read_report(path: Path) -> ReportFile:
             out.points.append((rec["step"], got))
         elif "metrics" in rec:
             out.metrics = plain_metrics(got)
-    return out
+
+
+def read_report(path: Path) -> ReportFile:
+    """Read a whole report file at once (a missing one reported nothing)."""
+    reader = ReportReader(path)
+    reader.read(final=True)
+    return reader.got
 
 
 def _value(s: str):

@@ -67,7 +67,7 @@ from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
 from ..protocol.metrics import as_number
-from .job_report import read_report
+from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names
 
@@ -627,6 +627,40 @@ def _error_text(e: BaseException) -> str:
     return text
 
 
+class _ReportFollower(threading.Thread):
+    """Passes a running command's learning-curve points on to the trial's curve as they are
+    reported, so ``status`` and the live views see a long segment progress (a look at the
+    report file's size every ``every`` seconds: one stat while nothing changes)."""
+
+    def __init__(self, reader: ReportReader, trial: Trial, every: float = 2.0) -> None:
+        super().__init__(daemon=True, name="asha-command-report")
+        self.reader, self.trial, self.every = reader, trial, every
+        self.halt = threading.Event()
+        self._size = 0
+        self.start()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.every):
+            try:
+                size = self.reader.path.stat().st_size
+            except OSError:
+                continue
+            if size != self._size:
+                self._size = size
+                self._forward(self.reader.read())
+
+    def _forward(self, points: list[tuple[Any, dict[str, Any]]]) -> None:
+        for step, point in points:
+            self.trial.report_metrics(step, point)
+
+    def finish(self) -> None:
+        """After the command exited: the lines it wrote last, a last one without its newline
+        included."""
+        self.halt.set()
+        self.join()
+        self._forward(self.reader.read(final=True))
+
+
 class _StderrTail(threading.Thread):
     """Copies a command's stderr to this job's, keeping its last lines for the error."""
 
@@ -701,11 +735,11 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     if trial.should_stop():  # told before the command started
         stop_file.touch()
     tail = _StderrTail(proc)
+    follower = _ReportFollower(ReportReader(report), trial)
     rc = proc.wait()
     tail.join()
-    got = read_report(report)
-    for step, point in got.points:
-        trial.report_metrics(step, point)
+    follower.finish()
+    got = follower.reader.got
     metrics = got.metrics
     # what a command that failed left in its checkpoint folder may be half-written (killed in
     # the middle of a save): the trial's latest checkpoint stays the one before

@@ -1,21 +1,20 @@
 """Training code written the way tutorials write it, not the way this project's examples do:
 a plain-PyTorch loop that reports ``step``, ``epoch``, ``time`` and torch tensors under names like
 ``val/loss``, and a command script that writes its report file by hand. Real jobs (local
-backend), real master, then the read-only views."""
+backend), real master, then the read-only views. Only the PyTorch loop needs torch."""
 import csv
 import json
 import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from asha_hpc.views.observe import curve_rows
 from asha_hpc.views.status import open_experiment
-
-pytest.importorskip("torch")
 
 PYTORCH_TUTORIAL = '''
 import time
@@ -122,6 +121,7 @@ def check_no_restart_from_scratch(exp_dir, top=4):
 
 @pytest.mark.slow
 def test_plain_pytorch_tutorial_loop(tmp_path):
+    pytest.importorskip("torch")
     # two trials, rungs at 1 and 2 epochs: each job imports torch, so few jobs
     (tmp_path / "tutorial.py").write_text(PYTORCH_TUTORIAL)
     cfg = write_config(tmp_path, "tutorial:train", "val/loss",
@@ -169,3 +169,59 @@ def test_command_script_with_its_own_names(tmp_path):
                           for r in points)
     status = json.loads(run("status", exp_dir, "--json"))
     assert status["metric"] == "score (%)" and status["best"]["trial_id"] == st.ranked()[0].id
+
+
+LONG_COMMAND = '''#!/usr/bin/env python3
+# a long segment: its curve points are written as it goes, then it waits to be let go
+import json, os, pathlib, time
+
+report = os.environ["ASHA_REPORT_FILE"]
+go = pathlib.Path(os.environ["ASHA_TRIAL_DIR"]) / "go"
+with open(report, "a") as f:
+    for step in (1, 2):
+        f.write(json.dumps({"step": step, "metrics": {"loss": 1.0 / step}}) + "\\n")
+        f.flush()
+deadline = time.time() + 120
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.1)
+with open(report, "a") as f:  # the last point without its newline, then the result
+    f.write(json.dumps({"metrics": {"loss": 0.25}}) + "\\n")
+    f.write(json.dumps({"step": 3, "metrics": {"loss": 1 / 3}}))
+'''
+
+
+def test_a_running_commands_curve_points_show_before_it_exits(tmp_path):
+    """A command's learning-curve points reach the trial's curve while it still runs (the
+    views see a long segment progress), each once; a last line without its newline counts."""
+    script = tmp_path / "long.py"
+    script.write_text(LONG_COMMAND)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "long", "entrypoint": ["./long.py"],
+        "searcher": {"name": "single", "metric": "loss", "max_length": {"epochs": 3}},
+        "hyperparameters": {"x": 1}, "poll_interval_s": 0.2, "max_restarts": 0,
+        "local": {"gpus": [], "max_parallel": 1}}))
+    exp_dir = tmp_path / "run"
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
+                               "--exp-dir", str(exp_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        seen: list = []
+        deadline = time.time() + 90
+        while time.time() < deadline and len(seen) < 2:
+            time.sleep(0.3)
+            if (exp_dir / "trials").is_dir():
+                from asha_hpc.protocol.expdir import ExpDir
+                seen = [(r["step"], r["metrics"]["loss"]) for r in curve_rows(ExpDir(exp_dir))]
+        assert seen == [(1, 1.0), (2, 0.5)] and master.poll() is None
+        (trial_dir,) = (p for p in (exp_dir / "trials").iterdir() if p.name.isdigit())
+        (trial_dir / "go").touch()
+        out, err = master.communicate(timeout=120)
+        assert master.returncode == 0, err
+    finally:
+        master.kill()
+    exp, cfg_, records, st = open_experiment(exp_dir)
+    points = [(r["step"], r["metrics"]["loss"]) for r in curve_rows(exp)]
+    assert points == [(1, 1.0), (2, 0.5), (3, 1 / 3), (3, 0.25)]
+    assert [t.metric for t in st.trials.values()] == [0.25]
