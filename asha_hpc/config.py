@@ -295,6 +295,20 @@ class ExperimentConfig:
         }
 
 
+def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
+    """Where a key of another section goes (``workers`` at the top: ``local.workers`` or
+    ``slurm.workers``), else the closest known key, else the known keys."""
+    sections = {"": _TOP_KEYS, "searcher": _SEARCHER_KEYS, "local": _LOCAL_KEYS,
+                "slurm": _SLURM_KEYS, "simulated": _SIMULATED_KEYS,
+                "resources": ("slots_per_trial",)}
+    homes = [f"{sec}.{key}" if sec else key for sec, keys in sections.items()
+             if key in keys and sec != path and path in sections]
+    if homes:
+        return f"; it belongs in another section: {' or '.join(homes)}"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
+
+
 class _Checker:
     """Collects problems while reading a mapping; never raises on bad user input."""
 
@@ -318,9 +332,7 @@ class _Checker:
             if k in known:
                 out[k] = v
             else:
-                close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
-                self.bad(full, f"unknown key{hint}")
+                self.bad(full, f"unknown key{_unknown_key_hint(str(k), path, known)}")
         return out
 
     def get(self, d: dict[str, Any], key: str, path: str, kind: Callable[[Any], bool], what: str,
@@ -535,10 +547,13 @@ def _entrypoint(c: _Checker, raw: Any, command: Any) -> str | list[str]:
         return ""
 
 
+_LOCAL_KEYS = ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel", "tasks_per_node",
+               "workers")
+
+
 def _local(c: _Checker, raw: Any) -> LocalConfig:
     p = "local"
-    d = c.mapping(raw, p, ("gpus", "gpus_per_trial", "trials_per_gpu", "max_parallel", "tasks_per_node",
-                           "workers"))
+    d = c.mapping(raw, p, _LOCAL_KEYS)
     loc = LocalConfig()
     g = d.get("gpus", "auto")
     if g == "auto" or g is None:
@@ -611,12 +626,14 @@ _PER_RUNG_KEYS = ("partition", "qos", "account", "constraint", "exclude", "cpus_
                   "gpus_per_node", "tasks_per_node", "nodes", "mem_gb", "additional_parameters")
 
 
+_SLURM_KEYS = _SLURM_INT + _SLURM_STR + (
+    "mem_gb", "setup", "additional_parameters", "poll_min_interval_s", "timeout_min_per_rung",
+    "first_guess_min", "time_safety_factor", "per_rung", "workers", "trials_per_gpu")
+
+
 def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     p = "slurm"
-    known = _SLURM_INT + _SLURM_STR + ("mem_gb", "setup", "additional_parameters", "poll_min_interval_s",
-                                       "timeout_min_per_rung", "first_guess_min",
-                                       "time_safety_factor", "per_rung", "workers", "trials_per_gpu")
-    d = c.mapping(raw, p, known)
+    d = c.mapping(raw, p, _SLURM_KEYS)
     s = SlurmConfig()
     if d.get("timeout_min") == "auto":
         d = dict(d)
@@ -708,12 +725,14 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:
     return out
 
 
+_SIMULATED_KEYS = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
+                   "failure_rate", "workers", "result_delay_seconds", "pool", "curve", "nodes",
+                   "broken_nodes", "broken_how", "repaired_after_s")
+
+
 def _simulated(c: _Checker, raw: Any) -> SimulatedConfig:
     p = "simulated"
-    known = ("unit_seconds", "startup_seconds", "queue_wait_seconds", "duration_noise",
-             "failure_rate", "workers", "result_delay_seconds", "pool", "curve", "nodes",
-             "broken_nodes", "broken_how", "repaired_after_s")
-    d = c.mapping(raw, p, known)
+    d = c.mapping(raw, p, _SIMULATED_KEYS)
     s = SimulatedConfig()
     s.unit_seconds = float(c.get(d, "unit_seconds", p, _is_num, "a number", s.unit_seconds, _greater(0)))
     for k in ("startup_seconds", "queue_wait_seconds", "duration_noise", "result_delay_seconds"):

@@ -73,6 +73,12 @@ def test_good_config_and_defaults():
     ("slurm.timeout_min", 1.5, "slurm.timeout_min: must be an integer, got 1.5"),
     ("slurm.partiton", "gpu", "slurm.partiton: unknown key; did you mean 'partition'?"),
     ("slurm.setup", [1, 2], "slurm.setup: must be a list of shell lines"),
+    # a key put in the wrong section: where it goes
+    ("workers", 4, "workers: unknown key; it belongs in another section: local.workers or slurm.workers"),
+    ("metric", "loss", "metric: unknown key; it belongs in another section: searcher.metric"),
+    ("searcher.partition", "gpu", "searcher.partition: unknown key; it belongs in another section: slurm.partition"),
+    ("local.timeout_min", 30, "local.timeout_min: unknown key; it belongs in another section: slurm.timeout_min"),
+    ("slurm.max_restarts", 3, "slurm.max_restarts: unknown key; it belongs in another section: max_restarts"),
     ("local.gpus_per_trial", 2, "local.gpus_per_trial: asks for 2 GPUs per trial but local.gpus has 0"),
     ("entrypoint", None, "entrypoint: missing"),
     ("entrypoint", 42, "entrypoint: must be 'module:function' or a command, got 42"),
