@@ -34,8 +34,9 @@ from ..master.state import (
     replay,
 )
 from ..master.timelimits import rung_levels
-from ..protocol.expdir import ExpDir
+from ..protocol.expdir import ExpDir, scan_inbox
 from ..protocol.journal import read_journal
+from ..protocol.messages import MessageError, Result, from_json
 from ..protocol.metrics import diverged, finite_float
 from ..protocol.records import Kind
 from ..space import flat_hparams
@@ -376,12 +377,32 @@ def _last_line(s: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- status
-def trial_summary(t: TrialState, job: dict[str, Any] | None = None) -> dict[str, Any]:
+def waiting_results(exp: ExpDir, st: ExperimentState) -> dict[int, str]:
+    """While no master runs: running trials whose current attempt has ended, its result
+    waiting in the inbox for the next master (trial -> the result's status)."""
+    out: dict[int, str] = {}
+    for m in scan_inbox(exp.inbox):
+        try:
+            msg = from_json(m.body, str(exp.root), m.name)
+        except MessageError:
+            continue
+        if not isinstance(msg, Result):
+            continue
+        t = st.trials.get(msg.trial)
+        if t is not None and st.status_of(t) == RUNNING and (t.segment, t.attempt) == (
+                msg.segment, msg.attempt):
+            out[t.id] = msg.status
+    return out
+
+
+def trial_summary(t: TrialState, job: dict[str, Any] | None = None,
+                  waiting: str | None = None) -> dict[str, Any]:
     return {"trial_id": t.id, "bracket": t.bracket, "status": t.status, "length": t.length,
             "target": t.target, "metric": finite_float(t.metric), "hparams": t.hparams,
             "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
             "checkpoint": t.checkpoint, "host": t.host,
-            "logs": {"out": job.get("out"), "err": job.get("err")} if job else None}
+            "logs": {"out": job.get("out"), "err": job.get("err")} if job else None,
+            **({"result_waiting": waiting} if waiting else {})}
 
 
 def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
@@ -400,7 +421,10 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     c = st.counts()
     best = st.ranked()
     ranked = best[:top]
-    running = [t for t in st.trials.values() if st.status_of(t) == RUNNING][:10]
+    # the jobs that ended while no master ran left their results in the inbox
+    waiting = waiting_results(exp, st) if alive is None and not finished else {}
+    running = sorted((t for t in st.trials.values() if st.status_of(t) == RUNNING),
+                     key=lambda t: t.id in waiting)[:10]
     jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
     return {
         "experiment": cfg.name,
@@ -432,7 +456,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "rung_table": rung_table(st),
         "rung_agreement": rung_agreement(st),
         "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
-        "running_trials": [trial_summary(t, jobs.get(t.id)) for t in running],
+        "running_trials": [trial_summary(t, jobs.get(t.id), waiting.get(t.id)) for t in running],
+        "results_waiting": len(waiting),
         "compute": compute(st),
         "progress": {**progress(cfg, st, records, now),
                      "max_compute_request": pending_cap_request(exp),

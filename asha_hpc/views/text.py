@@ -97,13 +97,20 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
              f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
              f"{t['failed']} failed, {t['invalid']} invalid"]
+    if d["state"] == "stopped":
+        waiting = d.get("results_waiting") or 0
+        ended = (f"{waiting} of the running trials ended since, their results wait in "
+                 f"{shell_word(os.path.join(d['dir'], 'inbox'))}; " if waiting else "")
+        lines.append(f"no master is running: {ended}`asha-hpc resume {shell_word(d['dir'])}` "
+                     f"goes on")
     if p:
         frac = "-" if p.get("fraction") is None else f"{100 * p['fraction']:.1f}%"
         rate = p.get("units_per_hour")
         rate_s = ((f"{rate:.0f} {p['unit']}/h" if rate >= 100 else f"{rate:.3g} {p['unit']}/h")
                   if rate else "-")
         eta = p.get("eta_seconds")
-        eta_s = "done" if d["state"] == "completed" else fmt_duration(eta)
+        eta_s = ("done" if d["state"] == "completed" else fmt_duration(eta)
+                 + (" once resumed" if d["state"] == "stopped" and eta is not None else ""))
         planned = f"{p['units_done']}/{p['units_planned']} {p['unit']}"
         if d["state"] == "completed":
             prev = p.get("units_preview")
@@ -278,7 +285,9 @@ def render_status_text(d: dict[str, Any]) -> str:
         lines += ["", f"running ({d['trials']['running']}):"]
         for tr in running:
             lines.append(f"  trial {tr['trial_id']} -> length {tr['target']}"
-                         + (f" on {tr['host']}" if tr.get("host") else ""))
+                         + (f" on {tr['host']}" if tr.get("host") else "")
+                         + (f": ended ({tr['result_waiting']}), its result waits for the master"
+                            if tr.get("result_waiting") else ""))
             lg = _logs_text(tr)
             if lg:
                 lines.append("      " + lg)

@@ -249,3 +249,60 @@ def test_environment_variables_reach_every_trials_code(tmp_path, workers):
     for t in st.trials.values():
         lines = (exp / "trials" / f"{t.id:05d}" / "env.txt").read_text().split("\n")
         assert [x for x in lines if x] and all(x == "42 INFO" for x in lines if x), lines
+
+
+WAITS_FOR_GO = '''
+import time
+
+
+def train(trial):
+    for segment in trial.segments():
+        (trial.dir / "started").touch()
+        deadline = time.time() + 120
+        while not (trial.dir / "go").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        segment.report(loss=abs(trial.hparams["x"]))
+'''
+
+
+def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
+    """A master killed while its trial trains: the job ends anyway and leaves its result in
+    the inbox. ``status`` says no master runs, names that trial as ended with its result
+    waiting (not running), and how to go on; ``resume`` applies the result."""
+    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "gone", "entrypoint": "waits:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
+        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2, "max_restarts": 0,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    exp = tmp_path / "run"
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
+                               "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not list(exp.glob("trials/*/started")):
+            time.sleep(0.1)
+        (started,) = exp.glob("trials/*/started")
+    finally:
+        master.send_signal(signal.SIGKILL)
+        master.wait()
+    before = json.loads(cli("status", exp, "--json").stdout)
+    assert before["state"] == "stopped" and before["results_waiting"] == 0
+    assert "result_waiting" not in before["running_trials"][0]
+    (started.parent / "go").touch()
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((exp / "inbox").glob("*.result.json")):
+        time.sleep(0.1)
+    d = json.loads(cli("status", exp, "--json").stdout)
+    assert d["trials"]["running"] == 1 and d["results_waiting"] == 1
+    assert d["running_trials"][0]["result_waiting"] == "completed"
+    text = cli("status", exp).stdout
+    assert (f"no master is running: 1 of the running trials ended since, their results wait "
+            f"in {exp / 'inbox'}; `asha-hpc resume {exp}` goes on") in text
+    assert ": ended (completed), its result waits for the master" in text
+    cli("resume", exp)
+    done = json.loads(cli("status", exp, "--json").stdout)
+    assert done["state"] == "completed" and done["best"]["metric"] == 0.5
+    assert "no master is running" not in cli("status", exp).stdout
