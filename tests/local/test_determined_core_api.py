@@ -5,6 +5,7 @@ hyperparameter search in the 0.38 and the 0.37 style, distributed) run through
 from __future__ import annotations
 
 import json
+import os
 import runpy
 from pathlib import Path
 
@@ -286,6 +287,35 @@ def test_preempt_modes_as_determined_defines_them(job):
     assert worker.preempt.should_preempt() is True
     assert {m.name for m in det.core.TensorboardMode} == {"AUTO", "MANUAL"}
     assert det.core.DummyDistributedContext().size == 1
+
+
+def test_file_collectives_agree_and_clean_up_after_themselves(job):
+    """Without torch.distributed, collectives go through files in the attempt's folder: four
+    ranks (threads) in a loop of allgather, broadcast and gather get the right values every
+    call, and the folder keeps only the last calls' files, not one per rank per call."""
+    import threading
+
+    size, calls = 4, 60
+    got: dict[int, list] = {r: [] for r in range(size)}
+
+    def rank(r):
+        dist = det.core.DistributedContext(rank=r, size=size, local_rank=r, local_size=size,
+                                           cross_rank=0, cross_size=1)
+        for i in range(calls):
+            got[r].append((dist.allgather((r, i)), dist.broadcast(i * 10 + r),
+                           dist.gather(r * i), dist.broadcast_local(("b", i, r))))
+
+    threads = [threading.Thread(target=rank, args=(r,), daemon=True) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for r in range(size):
+        assert got[r] == [([(q, i) for q in range(size)], i * 10,
+                           [q * i for q in range(size)] if r == 0 else None, ("b", i, 0))
+                          for i in range(calls)]
+    left = os.listdir(job / "det_distributed")
+    assert len(left) <= size, sorted(left)  # the last call's files
 
 
 def test_cluster_info_has_what_scripts_read(job):

@@ -257,7 +257,9 @@ class DistributedContext:
 
     def _exchange(self, stuff: Any, readers: str, only_chief: bool = False) -> list[Any]:
         """Every rank (or the chief alone) drops its value for this call; the readers wait for
-        all of them. Files are named by call number, so calls never mix."""
+        all of them. Files are named by call number, so calls never mix. The wait polls at 1 ms
+        doubling to 50 ms: ranks that arrive together meet within milliseconds, and one that
+        waits long on a shared filesystem costs a few stats a second."""
         if self._dir is None:
             raise RuntimeError("DistributedContext: collectives need an asha_hpc job (ASHA_RUN_DIR)")
         self._seq += 1
@@ -271,12 +273,30 @@ class DistributedContext:
             return []
         paths = [self._dir / f"{self._seq}-{r}" for r in writers]
         deadline = time.monotonic() + 1800
+        pause = 0.001
         while not all(p.exists() for p in paths):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"rank {self.rank}: timed out waiting for the other ranks in "
                                    f"collective {self._seq} ({self._dir})")
-            time.sleep(0.005)
-        return [pickle.loads(p.read_bytes()) for p in paths]
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        got = [pickle.loads(p.read_bytes()) for p in paths]
+        if self.rank == 0 and not only_chief:
+            self._collect(self._seq)
+        return got
+
+    def _collect(self, seq: int) -> None:
+        """The chief has every rank's file of call ``seq``: every rank has left every earlier
+        call, so their files are read by all who read them; removed (else a loop of
+        collectives leaves a file per rank per call)."""
+        assert self._dir is not None
+        for name in os.listdir(self._dir):
+            call, _, _ = name.partition("-")
+            if call.isdigit() and int(call) < seq:
+                try:
+                    os.unlink(self._dir / name)
+                except FileNotFoundError:
+                    pass
 
 
 class DummyDistributed(DistributedContext):
