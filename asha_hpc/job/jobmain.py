@@ -66,7 +66,7 @@ from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
-from ..protocol.metrics import as_number
+from ..protocol.metrics import as_number, plain_metrics
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names
@@ -768,5 +768,9 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         if as_number(metrics[spec.metric]) is None:
             raise RuntimeError(f"the command reported '{spec.metric}' as "
                                f"{metrics[spec.metric]!r}: it must be a number")
-        trial.report_metrics(spec.length, metrics)  # the segment's point of the curve
+        # the segment's point of the curve, unless the command's last point was that result
+        # already, at the step it counts (Determined's report_validation_metrics, then the
+        # result made of it)
+        if not got.points or plain_metrics(got.points[-1][1]) != metrics:
+            trial.report_metrics(spec.length, metrics)
     return metrics

@@ -51,6 +51,8 @@ def test_stage_1_metrics(tmp_path, capsys):
     curve = [json.loads(x) for x in next((exp / "trials/00001/runs").iterdir()).joinpath(
         "metrics.jsonl").read_text().splitlines()]
     assert [p["step"] for p in curve if "train_total" in p.get("metrics", p)] == [10, 20, 30, 40]
+    # the validation at the segment's length is its result: one point of the curve, not two
+    assert [p["step"] for p in curve if "total" in p["metrics"]] == [40]
 
 
 def test_stage_2_checkpoints(tmp_path, capsys):
