@@ -320,6 +320,7 @@ class _Session:
         for thread in (att.beat, att.watch):
             if thread is not None:
                 thread.halt.set()
+        _leave_process_group()
         if att.spec is None:  # its last result went out inside segments(): nothing left here
             if out.status == "error":
                 print(_AFTER_RESULT.format(trial=spec.trial_id, error=out.error),
@@ -490,7 +491,9 @@ class _Session:
                     ident, type="result", status=out.status, metrics=None, length=spec.length,
                     error=f"rank {self.ranks.rank}: {out.error}", checkpoint=None,
                     started=att.started, ended=time.time(),
-                    **({"failed_node": out.failed_node} if out.failed_node is not None else {})))
+                    **({"failed_node": out.failed_node} if out.failed_node is not None else {}),
+                    **({"fatal": True} if out.fatal else {}),
+                    **({"ends_trial": True} if out.ends_trial else {})))
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
         reached = spec.length if out.status == "completed" else ckpt_length
@@ -602,6 +605,22 @@ class _Outcome:
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "
                  "fix:\n{error}")
+
+
+def _leave_process_group() -> None:
+    """A torch.distributed process group the trial's code left behind (it raised before its
+    ``destroy_process_group()``, or never calls it) is destroyed: in a warm worker the next
+    trial's ``init_process_group`` would fail ("trying to initialize the default process group
+    twice")."""
+    from .trial import _torch_dist
+
+    dist = _torch_dist()
+    if dist is None:
+        return
+    try:
+        dist.destroy_process_group()
+    except Exception as e:  # noqa: BLE001 - a broken group is gone all the same
+        print(f"asha_hpc: destroying the trial's process group: {e}", file=sys.stderr, flush=True)
 
 
 def _say_segment(spec: SegmentSpec) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MetricNotReported
+from ..errors import FatalTrialError, MetricNotReported
 from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
 
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .ranks import Group
 
 MANIFEST = "MANIFEST.json"
+# how long rank 0 looks for the other ranks' checkpoint markers after torch.distributed's
+# barrier (a network filesystem can show another node's new file that late)
+MARKER_WAIT_S = 60.0
 
 
 @dataclass
@@ -150,7 +153,7 @@ class Trial:
         while True:
             seg = Segment(length=length, index=index, _trial=self)
             yield seg
-            if seg.reported is None or self.should_stop():
+            if self._segment_over(seg):
                 return
             i += 1
             if i < len(self._lengths):
@@ -180,16 +183,75 @@ class Trial:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
+    def _segment_over(self, seg: Segment) -> bool:
+        """After a segment's body, on every rank: the loop ends unless the segment was reported
+        and no rank was told to stop. With torch.distributed this is one collective that every
+        rank makes, reported or not, so the ranks also learn whether they all reported: a
+        rank that reported (and goes on) would otherwise wait forever in a collective that a
+        rank that did not (and leaves) never joins."""
+        reported = seg.reported is not None
+        dist = _torch_dist() if self.world_size > 1 else None
+        if dist is None:
+            return not reported or self._stop
+        import torch
+
+        flags = torch.zeros(self.world_size + 1, dtype=torch.int32,
+                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        flags[0] = 1 if self._stop else 0
+        flags[1 + self.rank] = 1 if reported else 0
+        dist.all_reduce(flags)
+        got = flags.tolist()
+        if 0 < sum(got[1:]) < self.world_size:
+            did = [r for r in range(self.world_size) if got[1 + r]]
+            not_ = [r for r in range(self.world_size) if not got[1 + r]]
+            raise FatalTrialError(
+                f"segment.report() was called on {_ranks(did)} but not on {_ranks(not_)} for "
+                f"the segment to length {seg.length}: call it on every rank, at the same point "
+                f"(rank 0's values are the result; the others may pass the same)")
+        return not reported or got[0] > 0
+
     def _barrier(self, folder: Path, phase: str) -> None:
         """Wait until every rank reached this point: torch.distributed's barrier when it is
-        initialised, else marker files in the (shared) folder, watching for dead peers."""
+        initialised, else marker files in the (shared) folder, watching for dead peers.
+
+        With torch.distributed, every rank also drops its marker before the barrier, and rank 0
+        looks for them after it: a rank that passed the barrier without one was in a
+        collective of its own code (the tutorials' ``if rank == 0: save``, with a
+        ``dist.barrier()`` after it), and the ranks have fallen out of step."""
         if self.world_size <= 1:
             return
         dist = _torch_dist()
-        if dist is not None:
-            dist.barrier()
-        elif self._group is not None:
-            self._group.barrier(folder, phase)
+        if dist is None:
+            if self._group is not None:
+                self._group.barrier(folder, phase)
+            return
+        (folder / f".{phase}-rank{self.rank}").touch()
+        dist.barrier()
+        if self.rank != 0 or self._group is None:
+            return
+
+        def missing() -> list[int]:
+            try:
+                names = set(os.listdir(folder))
+            except FileNotFoundError:
+                return []
+            return [r for r in range(self.world_size) if f".{phase}-rank{r}" not in names]
+
+        # a network filesystem may show another node's new file a little late; this node's
+        # ranks' files are there at once
+        one_node = len(self._group.on_this_node()) == self.world_size - 1
+        try:
+            self._group.wait(lambda: not missing(), f"every rank's {phase} marker in {folder}",
+                             timeout_s=0.0 if one_node else MARKER_WAIT_S)
+        except RuntimeError:
+            late = missing()
+            if not late:
+                return
+            raise FatalTrialError(
+                f"{_ranks(late)} did not call trial.save_checkpoint() where "
+                f"rank 0 did, but passed a collective of rank 0's there (its own dist.barrier(), "
+                f"say): call save_checkpoint on every rank at the same point, and write rank 0's "
+                f"files inside it with `if rank == 0:` (README: Distributed trials)") from None
 
     def request_stop(self, reason: str) -> None:
         """Called from the job's signal handler: assignments only, no locks."""
@@ -355,6 +417,11 @@ class TrialControl:
             return t._saved
         ckpt = t.latest_checkpoint
         return ckpt, checkpoint_length(ckpt)
+
+
+def _ranks(ranks: list[int]) -> str:
+    """"rank 1", "ranks 1, 3"."""
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 
 
 def _names(names: Any) -> str:
