@@ -530,10 +530,11 @@ class Master:
         st = self.state
         assert st is not None
         self._heartbeat()
-        if self.exp.cancel_request.exists():
+        cancel = self.exp.cancel_request.exists()  # seen before the results: none is left out
+        self._collect()
+        if cancel:
             self._cancel()
             return False
-        self._collect()
         self._check_jobs()
         if self.exp.max_compute_request.exists():
             self._take_max_compute_request()

@@ -265,10 +265,9 @@ def train(trial):
 '''
 
 
-def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
-    """A master killed while its trial trains: the job ends anyway and leaves its result in
-    the inbox. ``status`` says no master runs, names that trial as ended with its result
-    waiting (not running), and how to go on; ``resume`` applies the result."""
+def _master_killed_while_its_trial_trains(tmp_path):
+    """A master SIGKILLed while its one trial trains; the experiment folder, and the trial's
+    folder (the trial ends once a ``go`` file appears there)."""
     (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(yaml.safe_dump({
@@ -288,13 +287,25 @@ def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
     finally:
         master.send_signal(signal.SIGKILL)
         master.wait()
-    before = json.loads(cli("status", exp, "--json").stdout)
-    assert before["state"] == "stopped" and before["results_waiting"] == 0
-    assert "result_waiting" not in before["running_trials"][0]
-    (started.parent / "go").touch()
+    return exp, started.parent
+
+
+def _let_it_end(exp, trial_dir):
+    (trial_dir / "go").touch()
     deadline = time.time() + 60
     while time.time() < deadline and not list((exp / "inbox").glob("*.result.json")):
         time.sleep(0.1)
+
+
+def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
+    """A master killed while its trial trains: the job ends anyway and leaves its result in
+    the inbox. ``status`` says no master runs, names that trial as ended with its result
+    waiting (not running), and how to go on; ``resume`` applies the result."""
+    exp, trial_dir = _master_killed_while_its_trial_trains(tmp_path)
+    before = json.loads(cli("status", exp, "--json").stdout)
+    assert before["state"] == "stopped" and before["results_waiting"] == 0
+    assert "result_waiting" not in before["running_trials"][0]
+    _let_it_end(exp, trial_dir)
     d = json.loads(cli("status", exp, "--json").stdout)
     assert d["trials"]["running"] == 1 and d["results_waiting"] == 1
     assert d["running_trials"][0]["result_waiting"] == "completed"
@@ -306,3 +317,15 @@ def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
     done = json.loads(cli("status", exp, "--json").stdout)
     assert done["state"] == "completed" and done["best"]["metric"] == 0.5
     assert "no master is running" not in cli("status", exp).stdout
+
+
+def test_cancel_without_a_master_keeps_the_results_waiting_for_it(tmp_path):
+    """``cancel`` while no master runs: a result that arrived meanwhile is journaled before the
+    search ends, so ``best`` has it."""
+    exp, trial_dir = _master_killed_while_its_trial_trains(tmp_path)
+    _let_it_end(exp, trial_dir)
+    cli("cancel", exp)
+    d = json.loads(cli("status", exp, "--json").stdout)
+    assert d["state"] == "cancelled" and d["best"]["metric"] == 0.5
+    assert json.loads(cli("best", exp, "--json").stdout)[0]["metric"] == 0.5
+    assert not list((exp / "inbox").glob("*.result.json"))
