@@ -1,8 +1,9 @@
 """A full filesystem or an exhausted quota: a fault of the machine, never of a trial.
 
 Job side: ``disk_full_in(exc)`` tells a training error caused by ENOSPC/EDQUOT (anywhere in
-the exception's chain, or in the text of a library that flattened it, as torch.save does)
-from the trial's own bugs; the result then carries ``disk_full`` and counts against nothing.
+the exception's chain, or in the text of a library that flattened it, as torch.save does, or
+any error at all while the trial's filesystem has no room left) from the trial's own bugs;
+the result then carries ``disk_full`` and counts against nothing.
 Master side: ``DiskFull`` remembers which filesystem is full and answers whether there is room
 again: more free space than when it filled (ENOSPC), or a probe file that can be written
 (EDQUOT: a quota does not show in the filesystem's free space).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,11 @@ from typing import Any
 from ..errors import DISK_FULL_ERRNOS, shell_word
 
 ROOM_BYTES = 1 << 20  # free space that must appear (or be writable) before work resumes
-_TEXTS = {errno.ENOSPC: ("no space left on device",), errno.EDQUOT: ("disk quota exceeded",)}
+# how libraries that drop the errno say it: torch.save keeps the C library's text, numpy
+# checks the room first ("Not enough free space to write N bytes") or finds a short write
+_TEXTS = {errno.ENOSPC: ("no space left on device", "not enough free space"),
+          errno.EDQUOT: ("disk quota exceeded",)}
+_SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
 
 
 def disk_full_in(exc: BaseException, where: Path) -> dict[str, Any] | None:
@@ -33,11 +39,17 @@ def disk_full_in(exc: BaseException, where: Path) -> dict[str, Any] | None:
         code = e.errno if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS else None
         if code is None:
             text = str(e).lower()
-            code = next((c for c, needles in _TEXTS.items() if any(n in text for n in needles)), None)
+            code = next((c for c, needles in _TEXTS.items() if any(n in text for n in needles)),
+                        errno.ENOSPC if _SHORT_WRITE.search(text) else None)
         if code is not None:
             path = str(getattr(e, "filename", None) or where)
             return {"path": path, "quota": code == errno.EDQUOT, "free": free_bytes(Path(path))}
         e = e.__cause__ or e.__context__
+    # a library that says neither (numpy: "100000 requested and 37872 written"; an error of
+    # its own type): a filesystem with no room left is cause enough
+    free = free_bytes(where)
+    if free is not None and free < ROOM_BYTES:
+        return {"path": str(where), "quota": False, "free": free}
     return None
 
 

@@ -202,6 +202,31 @@ def test_disk_full_is_told_from_the_trials_own_errors(tmp_path):
     assert disk_full_in(OSError(errno.EACCES, "Permission denied"), tmp_path) is None
 
 
+def test_a_librarys_error_that_names_no_cause_is_a_full_disk_when_there_is_no_room(small_fs):
+    """numpy says "Not enough free space to write N bytes" (a check before it writes) or "N
+    requested and M written" (a short write), with no errno; any error at all on a filesystem
+    with no room left is a full disk too, not the trial's bug (which failed the trials for
+    good). The same error with room left is the trial's own."""
+    import numpy as np
+
+    with pytest.raises(OSError) as big:
+        np.save(small_fs / "weights.npy", np.zeros(4 << 20))  # 32 MiB on 12
+    assert big.value.errno is None and "No space left" not in str(big.value)
+    assert disk_full_in(big.value, small_fs)["path"] == str(small_fs)
+    short = OSError("100000 requested and 37872 written")
+    assert disk_full_in(short, small_fs)["quota"] is False
+    other = RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    assert disk_full_in(other, small_fs) is None  # there is room
+    with open(small_fs / "filler", "wb", buffering=0) as f:
+        with pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * (1 << 20))
+    _same(disk_full_in(other, small_fs), {"path": str(small_fs), "quota": False,
+                                          "free": free_bytes(small_fs)})
+    (small_fs / "filler").unlink()
+    assert disk_full_in(other, small_fs) is None
+
+
 def _same(found, expected):
     """The same, but for ``free``, read a moment apart while other processes write to that
     filesystem (CI runs the Slurm tests beside these): within 64 MiB."""
