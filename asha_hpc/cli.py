@@ -265,6 +265,12 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
             print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
+        failed = sorted(t.id for t in st.trials.values() if t.status == "failed")
+        if failed:
+            print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
+                  f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
+                  f"`asha-hpc status {shell_word(exp.root)}` says why; `asha-hpc resume "
+                  f"{shell_word(exp.root)} --retry-failed` trains them again", file=sys.stderr)
         from .views.status import held_back, held_back_text
 
         held = held_back(st)

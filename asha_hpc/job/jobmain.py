@@ -48,6 +48,7 @@ import collections
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -681,14 +682,24 @@ class _ReportFollower(threading.Thread):
 
 
 class _StderrTail(threading.Thread):
-    """Copies a command's stderr to this job's, keeping its last lines for the error."""
+    """Copies a command's stderr to this job's, keeping its last lines for the error, and the
+    script's own exception line: a launcher's summary (torchrun's frame of "=" rules and its
+    ChildFailedError) pushes it out of the last lines, and with several ranks the rank that
+    failed first (torchrun's "Root Cause") is the one to name, not a peer that lost it."""
 
     LINES = 20
+    EXCEPTION = re.compile(r"^(?:\[rank(\d+)\]:\s*)?"
+                           r"([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b.*)$")
+    ROOT_RANK = re.compile(r"^rank\s*:\s*(\d+)")
 
     def __init__(self, proc: subprocess.Popen) -> None:
         super().__init__(daemon=True, name="asha-command-stderr")
         self.proc = proc
         self.last: collections.deque[bytes] = collections.deque(maxlen=self.LINES)
+        self.exceptions: dict[int | None, str] = {}  # rank (None: unprefixed) -> its last one
+        self.latest: str | None = None
+        self._root: int | None = None
+        self._in_root = False
         self.start()
 
     def run(self) -> None:
@@ -697,6 +708,7 @@ class _StderrTail(threading.Thread):
         out = getattr(sys.stderr, "buffer", None)
         for line in iter(stream.readline, b""):
             self.last.append(line)
+            self._read(line.decode(errors="replace").strip())
             try:
                 if out is not None:
                     out.write(line)
@@ -706,11 +718,30 @@ class _StderrTail(threading.Thread):
             except (OSError, ValueError):
                 pass
 
+    def _read(self, text: str) -> None:
+        m = self.EXCEPTION.match(text)
+        if m and "ChildFailedError" not in m.group(2):
+            rank = int(m.group(1)) if m.group(1) is not None else None
+            self.exceptions[rank] = self.latest = m.group(2)
+        if text.startswith("Root Cause"):
+            self._in_root = True
+        elif self._in_root and (r := self.ROOT_RANK.match(text)):
+            self._root, self._in_root = int(r.group(1)), False
+
     def join(self, timeout: float | None = 10.0) -> None:
         super().join(timeout)
 
+    def exception(self) -> str | None:
+        return self.exceptions.get(self._root, self.latest) if self._root is not None \
+            else self.latest
+
     def text(self) -> str:
-        return b"".join(self.last).decode(errors="replace").strip()
+        """The last lines, ending with the script's exception when they do not."""
+        text = b"".join(self.last).decode(errors="replace").strip()
+        exc = self.exception()
+        if exc and not text.endswith(exc):
+            text += f"\n{exc}"
+        return text
 
 
 def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, Any] | None:

@@ -661,11 +661,12 @@ SUMMARY_MAX = 600  # characters of an error's one-line form
 
 
 def error_summary(s: str | None) -> str:
-    """The last non-empty line (for a traceback: the exception itself), up to SUMMARY_MAX
+    """The last line with words (for a traceback: the exception itself), up to SUMMARY_MAX
     characters: our own errors end with what to do, which must not be cut."""
     if not s:
         return ""
-    lines = [x for x in s.strip().splitlines() if x.strip()]
+    # a line of only rules ("=====", torchrun's frame) says nothing
+    lines = [x for x in s.strip().splitlines() if any(c.isalnum() for c in x)]
     if not lines:
         return ""
     return lines[-1] if len(lines[-1]) <= SUMMARY_MAX else lines[-1][:SUMMARY_MAX - 1] + "…"
