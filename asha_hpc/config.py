@@ -830,6 +830,15 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     c.problems.extend(hp_problems)
     if searcher.name == "grid" and not hp_problems:
         c.problems.extend(space.grid_problems())
+    elif not hp_problems:
+        counted = [".".join(names) for names, param in space.leaves()
+                   if getattr(param, "count", None) is not None]
+        if counted:
+            c.warnings.append(
+                f"hyperparameters.{counted[0]}.count"
+                + (f" (and {len(counted) - 1} more)" if len(counted) > 1 else "")
+                + f": count sets the grid searcher's points only; {searcher.name} draws any "
+                  f"value of the range (a categorical of the values draws those alone)")
     if not hp_problems:
         given: list[dict[str, Any] | None] = []  # each point in full, None where it leaves a draw
         for i, point in enumerate(searcher.points_to_evaluate):

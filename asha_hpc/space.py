@@ -5,9 +5,10 @@
 ``parse_space`` never raises on bad user input: it returns every problem found, each a string
 that starts with its dotted path in the file (``hyperparameters.lr.minval: must be < maxval
 ...``). Types: ``const`` (``val``; a bare scalar or list is a constant too), ``int`` (``minval``,
-``maxval`` inclusive, optional ``count``), ``double`` (``minval``, ``maxval``, ``count``), ``log``
-(``minval``/``maxval`` are exponents, ``base`` > 0, ``count``), ``categorical`` (``vals``) and
-nested maps without a ``type`` key, to any depth.
+``maxval`` inclusive, optional ``count``), ``double`` (``minval``, ``maxval``, ``count``; with
+``log: true`` the bounds are values drawn on a log scale, as Optuna's ``log=True``: a ``log``
+of base 10), ``log`` (``minval``/``maxval`` are exponents, ``base`` > 0, 10 when left out,
+``count``), ``categorical`` (``vals``) and nested maps without a ``type`` key, to any depth.
 
 Sampling draws the names in sorted order (depth first through nested maps) from one numpy
 Generator, so a seed reproduces the trials and adding a parameter whose name sorts last leaves
@@ -24,8 +25,8 @@ from typing import Any
 TYPES = ("const", "int", "double", "log", "categorical")
 _KEYS = {
     "const": ("type", "val"),
-    "int": ("type", "minval", "maxval", "count"),
-    "double": ("type", "minval", "maxval", "count"),
+    "int": ("type", "minval", "maxval", "count", "log"),
+    "double": ("type", "minval", "maxval", "count", "log"),
     "log": ("type", "minval", "maxval", "base", "count"),
     "categorical": ("type", "vals"),
 }
@@ -33,7 +34,7 @@ _REQUIRED = {
     "const": ("val",),
     "int": ("minval", "maxval"),
     "double": ("minval", "maxval"),
-    "log": ("minval", "maxval", "base"),
+    "log": ("minval", "maxval"),
     "categorical": ("vals",),
 }
 MAX_GRID_POINTS = 1_000_000
@@ -373,7 +374,10 @@ def _yaml_hint(v: Any) -> str:
             float(v)
         except ValueError:
             return ""
-        return " (YAML reads 1e-5 as text; write 1.0e-5)"
+        mantissa, e, exp = v.strip().lower().partition("e")
+        if e and "." not in mantissa:
+            return f" (YAML reads {v} as text; write {mantissa}.0e{exp})"
+        return f" (YAML read {v} as text; write it without quotes)"
     return ""
 
 
@@ -504,7 +508,18 @@ class _Parser:
             if "vals" in spec and (not isinstance(vals, list) or not vals):
                 self.bad(f"{path}.vals", f"must be a non-empty list, got {_show(vals)}")
                 return None
-            return Categorical(vals) if ok and isinstance(vals, list) else None
+            if ok and isinstance(vals, list):
+                for i, v in enumerate(vals):
+                    inner = _spec_inside(v, f"{path}.vals[{i}]")
+                    if inner is not None:
+                        self.bad(inner, "a search space inside a categorical value is passed to "
+                                 "the trial as it is written, not searched: there are no "
+                                 "conditional hyperparameters. Declare it as a hyperparameter "
+                                 "of its own (hyperparameters.momentum: {type: double, ...}) "
+                                 "and let the code use it where it applies")
+                        return None
+                return Categorical(vals)
+            return None
         integer = t == "int"
         lo = self.number(spec, "minval", path, integer)
         hi = self.number(spec, "maxval", path, integer)
@@ -514,7 +529,16 @@ class _Parser:
             if not _is_int(count) or count < 1:
                 self.bad(f"{path}.count", f"must be an integer >= 1, got {_show(count)}")
                 ok = False
-        base = None
+        log_scale = spec.get("log", False)
+        if log_scale not in (True, False):
+            self.bad(f"{path}.log", f"must be true or false, got {_show(log_scale)}")
+            ok = False
+        if log_scale is True and t == "int":
+            self.bad(f"{path}.log", "an int on a log scale is not a type here: use type: log "
+                     "(exponents) and round in the code, or a categorical of the sizes "
+                     "([16, 32, 64, 128])")
+            ok = False
+        base = 10.0 if t == "log" else None
         if t == "log" and spec.get("base") is not None:
             base = self.number(spec, "base", path)
             if base is None:
@@ -537,15 +561,45 @@ class _Parser:
                 self.bad(f"{path}.maxval", "int bounds must lie within +-2**62")
                 return None
             return Int(lo, hi, count)
+        if t == "double" and log_scale is True:
+            if lo <= 0:
+                self.bad(f"{path}.minval", f"must be > 0 on a log scale (log: true), got {_show(lo)}")
+                return None
+            return Log(math.log10(lo), math.log10(hi), 10.0, count)
         if t == "double":
             return Double(lo, hi, count)
-        assert base is not None  # required for log: a missing base set ok to False above
+        assert base is not None  # 10 when left out; a bad one set ok to False above
+        if 0 < lo < hi <= 1 and hi / lo >= 10 and base > 1:
+            # 1e-5 .. 1e-1 as exponents draws 1.00002 .. 1.259: values written for exponents
+            self.bad(path, f"type 'log' takes exponents: minval {_show(lo)}, maxval {_show(hi)} "
+                     f"draw {_fmt(base ** lo)} .. {_fmt(base ** hi)}. For values "
+                     f"{_show(lo)} .. {_show(hi)} write minval: {_fmt(math.log(lo, base))}, "
+                     f"maxval: {_fmt(math.log(hi, base))} (base {_fmt(base)}), or type: double "
+                     f"with log: true")
+            return None
         try:
             float(base) ** float(lo), float(base) ** float(hi)  # noqa: B018  (overflow check)
         except OverflowError:
             self.bad(path, f"{base}^{hi} overflows a float")
             return None
         return Log(lo, hi, base, count)
+
+
+def _spec_inside(v: Any, path: str) -> str | None:
+    """The path of a search-space spec (a mapping with a known ``type``) inside a value."""
+    if isinstance(v, dict):
+        if v.get("type") in TYPES and ({"minval", "maxval", "vals", "val"} & set(v)):
+            return path
+        for k, x in v.items():
+            found = _spec_inside(x, f"{path}.{k}")
+            if found is not None:
+                return found
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            found = _spec_inside(x, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_space(raw: Any, path: str = "hyperparameters") -> tuple[Space, list[str]]:
@@ -558,5 +612,13 @@ def parse_space(raw: Any, path: str = "hyperparameters") -> tuple[Space, list[st
         p.bad(path, f"must be a mapping of name: spec, got {_show(raw)}")
         return Space({}, path), p.problems
     tree = p.node(raw, path)
-    return Space(tree, path), p.problems
+    space = Space(tree, path)
+    seen: dict[str, str] = {}
+    for names, _ in space.leaves():
+        flat = ".".join(names)
+        if flat in seen:  # a dotted name and a nested one: one column in tables and exports
+            p.bad(f"{path}.{flat}", f"two hyperparameters have this dotted name ({seen[flat]!r} "
+                  f"and {'.'.join(repr(n) for n in names)}): rename one")
+        seen[flat] = ".".join(repr(n) for n in names)
+    return space, p.problems
 

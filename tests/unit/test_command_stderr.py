@@ -19,7 +19,7 @@ E1204 18:38:32.494000 17052 api.py:1002] failed (exitcode: 1) local_rank: 1 (pid
 Traceback (most recent call last):
   File "/venv/bin/torchrun", line 8, in <module>
     sys.exit(main())
-torch.distributed.elastic.multiprocessing.errors.ChildFailedError: 
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
 ============================================================
 train_ddp.py FAILED
 ------------------------------------------------------------

@@ -104,6 +104,16 @@ def test_all_problems_reported_at_once():
     assert {m.split(":")[0] for m in msgs} == {"searcher.divisor", "searcher.max_trials", "bogus"}
 
 
+def test_count_outside_grid_search_is_said_to_do_nothing():
+    raw = dict(GOOD, hyperparameters={"n_units": {"type": "int", "minval": 1, "maxval": 8,
+                                                  "count": 4}})
+    cfg = parse_config(raw, "/tmp")
+    assert any(w.startswith("hyperparameters.n_units.count: count sets the grid searcher's "
+                            "points only; adaptive_asha draws any value") for w in cfg.warnings)
+    grid = dict(raw, searcher=dict(GOOD["searcher"], name="grid"))
+    assert not any("count" in w for w in parse_config(grid, "/tmp").warnings)
+
+
 def test_determined_only_keys_warn_not_fail():
     raw = dict(GOOD, resources={"slots_per_trial": 1}, records_per_epoch=5000)
     cfg = parse_config(raw, "/tmp")

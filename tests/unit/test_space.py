@@ -135,11 +135,29 @@ BAD = [
      "hyperparameters.lr.maxvl: unknown key; did you mean 'maxval'?"),
     ({"lr": {"type": "double", "minval": 0, "maxval": 1, "base": 2}}, "hyperparameters.lr.base: unknown key"),
     ({"lr": {"type": "double", "minval": "abc", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got 'abc'"),
-    ({"lr": {"type": "double", "minval": "1e-5", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got '1e-5' (YAML"),
     ({"lr": {"type": "double", "minval": True, "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got True"),
     ({"lr": {"type": "double", "minval": 0, "maxval": math.inf}}, "hyperparameters.lr.maxval: must be a finite number"),
     ({"lr": {"type": "double", "maxval": 1}}, "hyperparameters.lr.minval: missing (required for type 'double')"),
-    ({"lr": {"type": "log", "minval": -3, "maxval": -1}}, "hyperparameters.lr.base: missing (required for type 'log')"),
+    ({"lr": {"type": "double", "minval": "1e-5", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got '1e-5' (YAML reads 1e-5 as text; write 1.0e-5)"),
+    # Optuna's habits: values where a log type takes exponents, log: true, conditional spaces
+    ({"lr": {"type": "log", "minval": 1e-5, "maxval": 0.1, "base": 10}},
+     "hyperparameters.lr: type 'log' takes exponents: minval 1e-05, maxval 0.1 draw 1.00002 .. "
+     "1.25893. For values 1e-05 .. 0.1 write minval: -5, maxval: -1 (base 10), or type: double "
+     "with log: true"),
+    ({"lr": {"type": "double", "minval": 0, "maxval": 0.1, "log": True}},
+     "hyperparameters.lr.minval: must be > 0 on a log scale (log: true), got 0"),
+    ({"lr": {"type": "double", "minval": 0.1, "maxval": 1, "log": "yes"}},
+     "hyperparameters.lr.log: must be true or false, got 'yes'"),
+    ({"n": {"type": "int", "minval": 16, "maxval": 256, "log": True}},
+     "hyperparameters.n.log: an int on a log scale is not a type here"),
+    ({"opt": {"type": "categorical", "vals": [
+        {"name": "sgd", "momentum": {"type": "double", "minval": 0.0, "maxval": 0.99}},
+        {"name": "adam"}]}},
+     "hyperparameters.opt.vals[0].momentum: a search space inside a categorical value is passed "
+     "to the trial as it is written, not searched"),
+    ({"my.param": {"type": "double", "minval": 0, "maxval": 1},
+      "my": {"param": {"type": "double", "minval": 5, "maxval": 6}}},
+     "hyperparameters.my.param: two hyperparameters have this dotted name"),
     ({"lr": {"type": "log", "minval": -3, "maxval": -1, "base": 0}}, "hyperparameters.lr.base: must be > 0, got 0"),
     ({"lr": {"type": "log", "minval": -3, "maxval": -1, "base": -2}}, "hyperparameters.lr.base: must be > 0"),
     ({"lr": {"type": "log", "minval": -3, "maxval": 400, "base": 10}}, "hyperparameters.lr: 10^400 overflows"),
@@ -153,6 +171,23 @@ BAD = [
     ({1: 3}, "hyperparameters.1: a hyperparameter name must be a non-empty string"),
     ({"x": math.nan}, "hyperparameters.x: a constant must be a finite number"),
 ]
+
+
+def test_log_scales_as_optuna_users_write_them():
+    """``type: log`` without a base is base 10; ``type: double`` with ``log: true`` takes the
+    values themselves (Optuna's ``suggest_float(..., log=True)``) and draws the same as the
+    exponents would; categorical values that merely hold a mapping stay values."""
+    import numpy as np
+
+    a = parse_ok({"lr": {"type": "log", "minval": -5, "maxval": -1}})
+    b = parse_ok({"lr": {"type": "double", "minval": 1e-5, "maxval": 0.1, "log": True}})
+    assert a.sample(np.random.default_rng(3)) == pytest.approx(b.sample(np.random.default_rng(3)))
+    draws = [b.sample(np.random.default_rng(i))["lr"] for i in range(200)]
+    assert 1e-5 <= min(draws) < 1e-4 and 1e-2 < max(draws) <= 0.1
+    assert parse_ok({"lr": {"type": "log", "minval": 0.1, "maxval": 0.9}})  # ratio 9: exponents
+    c = parse_ok({"opt": {"type": "categorical", "vals": [{"name": "sgd", "momentum": 0.9},
+                                                          {"name": "adam", "type": "adamw"}]}})
+    assert c.sample(np.random.default_rng(0))["opt"]["name"] in ("sgd", "adam")
 
 
 @pytest.mark.parametrize("raw,expected", BAD)
@@ -177,7 +212,7 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | s
 
 
 _spec = st.dictionaries(
-    st.sampled_from(["type", "val", "vals", "minval", "maxval", "base", "count", "vasl"]),
+    st.sampled_from(["type", "val", "vals", "minval", "maxval", "base", "count", "log", "vasl"]),
     st.sampled_from(["const", "int", "double", "log", "categorical", "lgo"]) | _json, max_size=5)
 
 
