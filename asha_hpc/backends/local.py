@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -249,17 +251,67 @@ class LocalBackend(Backend):
         return out
 
     def cancel(self, job_ids: Sequence[str]) -> None:
+        """SIGTERM to each running job's process group (the job checkpoints and leaves), then,
+        as Slurm does after its KillWait, SIGKILL to those still there ``KILL_AFTER_S`` later:
+        a job stuck where it never looks at its stop (a collective whose peer is gone) would
+        otherwise run on with nobody to end it. A detached watcher does the second step, so
+        that neither the master nor ``asha-hpc cancel`` waits for it."""
         ids = set(job_ids)
         self.queue = collections.deque(s for s in self.queue if LOCAL_PREFIX + s.key not in ids)
+        signalled: list[tuple[int, str]] = []
         for jid in ids:
             _, pid, running = read_record(self._record(jid))
             if running and pid is not None:
+                ticks = _start_ticks(pid)  # before the signal: which process it was
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except OSError:
-                    pass
+                    continue
+                if ticks is not None:
+                    signalled.append((pid, ticks))
+        if signalled:
+            _kill_later(signalled, KILL_AFTER_S)
 
     def find(self, spec: JobSpec) -> str | None:
         jid = LOCAL_PREFIX + spec.key
         return jid if self._record(jid).exists() else None
 
+
+KILL_AFTER_S = 30.0  # Slurm's default KillWait
+
+_KILL_LATER = """
+import json, os, signal, sys, time
+groups, deadline = json.loads(sys.argv[1]), time.time() + float(sys.argv[2])
+
+def same(pid, started):
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    return stat[0] != "Z" and stat[19] == started
+
+while time.time() < deadline and any(same(p, s) for p, s in groups):
+    time.sleep(0.5)
+for pid, started in groups:
+    if same(pid, started):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def _kill_later(groups: list[tuple[int, str]], after_s: float) -> None:
+    """SIGKILL, in ``after_s``, to each process group (leader pid, its start time) whose leader
+    is still that process (a pid reused meanwhile is left alone); from a process of its own."""
+    subprocess.Popen([sys.executable, "-c", _KILL_LATER, json.dumps(groups), str(after_s)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat's field 22)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
