@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class SlurmConfig:
     first_guess_min: int = 60  # timeout_min auto: the limit before anything was measured
     time_safety_factor: float = 1.5  # timeout_min auto: estimate x this (+ the signal's lead)
     per_rung: list[dict[str, Any]] = field(default_factory=list)  # resources per rung level
+    python: str | None = None  # the jobs' interpreter; None: the master's (sys.executable)
 
     @property
     def auto_time(self) -> bool:
@@ -118,7 +120,7 @@ class SlurmConfig:
         step, so the segment fails once instead of leaving the other ranks hanging."""
         d = asdict(self)
         for k in ("poll_min_interval_s", "timeout_min_per_rung", "first_guess_min",
-                  "time_safety_factor", "per_rung", "workers", "trials_per_gpu"):
+                  "time_safety_factor", "per_rung", "workers", "trials_per_gpu", "python"):
             d.pop(k)
         if self.timeout_min == "auto":  # each spec carries its own; this is the default
             d["timeout_min"] = self.first_guess_min
@@ -628,7 +630,7 @@ _PER_RUNG_KEYS = ("partition", "qos", "account", "constraint", "exclude", "cpus_
 
 _SLURM_KEYS = _SLURM_INT + _SLURM_STR + (
     "mem_gb", "setup", "additional_parameters", "poll_min_interval_s", "timeout_min_per_rung",
-    "first_guess_min", "time_safety_factor", "per_rung", "workers", "trials_per_gpu")
+    "first_guess_min", "time_safety_factor", "per_rung", "workers", "trials_per_gpu", "python")
 
 
 def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
@@ -676,6 +678,19 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
+    s.python = c.get(d, "python", p, lambda v: isinstance(v, str) and bool(v.strip()),
+                     "a python command (python3) or path", None)
+    activates = next((x for x in s.setup if _ACTIVATES.search(x)), None)
+    if activates is not None and s.python is None:
+        c.warnings.append(
+            f"{p}.setup: `{activates.strip()}` activates an environment, but the jobs run the "
+            f"master's Python ({sys.executable}) unless {p}.python names another: set "
+            f"{p}.python: python3 to run the one setup activates (asha_hpc must be installed "
+            f"there too)")
+    if isinstance(s.timeout_min, int) and s.signal_delay_s >= 60 * s.timeout_min:
+        c.bad(f"{p}.signal_delay_s", f"{s.signal_delay_s} s is not less than timeout_min "
+              f"({s.timeout_min} min): every job would be told to stop as it starts; lower it "
+              f"or raise timeout_min")
     s.workers = _workers(c, d, p)
     s.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
     if isinstance(s.workers, int) and s.workers:
@@ -692,6 +707,12 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
         c.bad(f"{p}.trials_per_gpu", "shares a GPU between pool workers: set slurm.workers to "
               "a number of workers too")
     return s
+
+
+# a setup line that puts another Python first on the PATH
+_ACTIVATES = re.compile(r"(^|[\s;&|])(source|\.)\s+\S*activate\b|\b(conda|mamba|micromamba)\s+"
+                        r"activate\b|\bmodule\s+load\s+\S*(python|anaconda|miniconda|conda)|"
+                        r"\bspack\s+load\b|\bpyenv\s+(shell|activate)\b", re.IGNORECASE)
 
 
 def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:

@@ -215,12 +215,14 @@ JOB_BOOT = ("import os,signal,sys,runpy;"
             "runpy.run_module('submitit.core._submit',run_name='__main__',alter_sys=True)")
 
 
-def job_python() -> str:
-    """The ``python`` submitit puts before ``-u -m submitit.core._submit FOLDER``."""
+def job_python(python: str | None = None) -> str:
+    """The ``python`` submitit puts before ``-u -m submitit.core._submit FOLDER``: ``python``
+    (``slurm.python``: a command found on the job's PATH after its setup lines, or a path),
+    else the master's own interpreter."""
     import shlex
     import sys
 
-    return f"{shlex.quote(sys.executable)} -u -c {shlex.quote(JOB_BOOT)}"
+    return f"{shlex.quote(python or sys.executable)} -u -c {shlex.quote(JOB_BOOT)}"
 
 
 # sbatch errors that say the controller cannot take a job now, not that the job is wrong: the
@@ -325,7 +327,7 @@ class SlurmBackend(Backend):
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> SlurmBackend:
         return cls(str(exp_root), cfg.slurm.backend_options(),
-                   poll_min_interval_s=cfg.slurm.poll_min_interval_s)
+                   poll_min_interval_s=cfg.slurm.poll_min_interval_s, python=cfg.slurm.python)
 
     @classmethod
     def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
@@ -368,6 +370,7 @@ class SlurmBackend(Backend):
         slurm: Mapping[str, Any] | None = None,
         fn: Callable[[JobSpec], Any] | None = None,
         poll_min_interval_s: float = 10.0,
+        python: str | None = None,
     ) -> None:
         self.exp_dir = Path(exp_dir).absolute()
         self.slurm = dict(slurm or {})
@@ -382,7 +385,11 @@ class SlurmBackend(Backend):
         self.params["additional_parameters"] = extra
         # the job's start, before any setup line (module load, venv): run times for the
         # time-limit model (jobmain reads it into the result's job_started)
-        self.params["setup"] = [JOB_T0_SETUP] + list(self.params.get("setup") or [])
+        # a setup line that fails ends the job before its code runs (`module load` of a module
+        # that is not there), rather than leaving a trial to run without what it loads
+        given = list(self.params.get("setup") or [])
+        self.params["setup"] = [JOB_T0_SETUP] + (["set -e", *given, "set +e"] if given else [])
+        self.python = python
         self.fn = fn
         self.poll_min_interval_s = float(poll_min_interval_s)
         self.jobs_dir = self.exp_dir / JOBS
@@ -437,7 +444,7 @@ class SlurmBackend(Backend):
 
             self.jobs_dir.mkdir(parents=True, exist_ok=True)
             ex = SlurmExecutor(folder=str(self.jobs_dir / "%j"), max_num_timeout=0,
-                               python=job_python())
+                               python=job_python(self.python))
             ex.update_parameters(**(self.params if params is None else params))
             self._executors[key] = ex
         return ex

@@ -347,7 +347,7 @@ def test_slurm_backend_groups_arrays_by_time_limit_and_resources(tmp_path, monke
     from asha_hpc.backends.slurm import JOB_T0_SETUP, SlurmBackend
 
     b = SlurmBackend(str(tmp_path), {"timeout_min": 60, "gpus_per_node": 1, "setup": ["echo hi"]})
-    assert b.params["setup"] == [JOB_T0_SETUP, "echo hi"]
+    assert b.params["setup"] == [JOB_T0_SETUP, "set -e", "echo hi", "set +e"]
     b.max_array_size = 1001
     calls = []
 

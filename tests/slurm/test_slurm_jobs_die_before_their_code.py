@@ -26,11 +26,18 @@ pytestmark = pytest.mark.slurm
 MISSING = "/nonexistent/venv/bin/python"
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["segment jobs", "worker pool"])
-def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, workers):  # noqa: F811
-    cfg_path = make_experiment(tmp_path, f"nopy{workers}", searcher={"max_trials": 6},
-                               slurm={"workers": workers,
-                                      "setup": [*SETUP, f"exec {MISSING} -c pass"]},
+BROKEN_SETUP = {"python": (f"exec {MISSING} -c pass", MISSING),
+                # a setup line that fails ends the job too: the trial would run without it
+                "module": ("module load cuda/12.4", "module: command not found")}
+
+
+@pytest.mark.parametrize("workers,broken", [(0, "python"), (2, "python"), (0, "module")],
+                         ids=["segment jobs", "worker pool", "a failing setup line"])
+def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, workers,  # noqa: F811
+                                                         broken):
+    line_, said = BROKEN_SETUP[broken]
+    cfg_path = make_experiment(tmp_path, f"nopy{workers}{broken}", searcher={"max_trials": 6},
+                               slurm={"workers": workers, "setup": [*SETUP, line_]},
                                result_grace_s=2)  # a local disk: no late results
     name = exp_name(cfg_path)
     cleanup[0].append(name)
@@ -50,7 +57,7 @@ def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, work
     else:
         assert "all failed with the same error before any segment succeeded" in line, line
         assert "its job ended before its code ran (failed) (trial " in line, line
-        assert "; log: " in line and MISSING in line, line  # the log's last line
+        assert "; log: " in line and said in line, line  # the log's last line
         submitted = [x["job_id"] for x in recs if x["kind"] == "submitted"]
     assert len(submitted) <= 4
     rows = sacct_jobs(name, t0, expect=submitted)

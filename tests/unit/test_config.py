@@ -114,6 +114,38 @@ def test_count_outside_grid_search_is_said_to_do_nothing():
     assert not any("count" in w for w in parse_config(grid, "/tmp").warnings)
 
 
+@pytest.mark.parametrize("line", ["source ~/venv/bin/activate", ". /scratch/env/bin/activate",
+                                  "conda activate torch", "module load anaconda3/2024.02"])
+def test_a_setup_line_that_activates_python_warns_that_jobs_run_the_masters(line):
+    """The jobs run the master's interpreter unless slurm.python says otherwise: a setup line
+    that activates another one changes PATH, not that."""
+    import sys
+
+    raw = dict(GOOD, backend="slurm", slurm={"setup": ["module load cuda/12.4", line]})
+    (w,) = [w for w in parse_config(raw, "/tmp").warnings if w.startswith("slurm.setup")]
+    assert w == (f"slurm.setup: `{line}` activates an environment, but the jobs run the master's "
+                 f"Python ({sys.executable}) unless slurm.python names another: set "
+                 f"slurm.python: python3 to run the one setup activates (asha_hpc must be "
+                 f"installed there too)")
+    raw["slurm"]["python"] = "python3"
+    cfg = parse_config(raw, "/tmp")
+    assert not [w for w in cfg.warnings if w.startswith("slurm.setup")]
+    from asha_hpc.backends.slurm import SlurmBackend
+
+    b = SlurmBackend.from_config(cfg, __import__("pathlib").Path("/tmp/x"))
+    assert b.python == "python3" and "python" not in b.params
+    assert b.params["setup"][1:] == ["set -e", "module load cuda/12.4", line, "set +e"]
+
+
+def test_a_stop_signal_as_long_as_the_time_limit_is_refused():
+    raw = dict(GOOD, backend="slurm", slurm={"timeout_min": 1})
+    assert problems(raw) == ["slurm.signal_delay_s: 90 s is not less than timeout_min (1 min): "
+                             "every job would be told to stop as it starts; lower it or raise "
+                             "timeout_min"]
+    raw["slurm"]["signal_delay_s"] = 20
+    assert parse_config(raw, "/tmp").slurm.signal_delay_s == 20
+
+
 def test_determined_only_keys_warn_not_fail():
     raw = dict(GOOD, resources={"slots_per_trial": 1}, records_per_epoch=5000)
     cfg = parse_config(raw, "/tmp")
