@@ -399,6 +399,7 @@ class _Session:
         spec = att.spec
         assert spec is not None
         out = _Outcome()
+        start_length = att.control.latest_checkpoint()[1]
         try:
             if isinstance(spec.entrypoint, list):
                 out.metrics = _run_command(spec, att.trial, att.run_dir)
@@ -419,6 +420,8 @@ class _Session:
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
             out.status, out.error = "error", _error_text(e)
+            if start_length is not None and start_length >= spec.length:
+                out.error = _NOTHING_TO_TRAIN.format(length=spec.length) + out.error
             out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
             if att.group is not None and self.ranks.world_size > 1:
                 att.group.mark_ended(out.error)
@@ -602,6 +605,12 @@ class _Outcome:
     disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
     failed_node: str | None = None  # a peer's node, when its silent death failed the segment
 
+
+# said first, so that the exception stays the error's last line (status, fail-fast)
+_NOTHING_TO_TRAIN = ("this attempt started from a checkpoint already at the segment's length "
+                     "{length} (the job before was stopped right after its last step): the "
+                     "training loop had nothing to do, and the code must still evaluate and "
+                     "report, e.g. after the loop. The error:\n")
 
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "

@@ -329,3 +329,44 @@ def test_cancel_without_a_master_keeps_the_results_waiting_for_it(tmp_path):
     assert d["state"] == "cancelled" and d["best"]["metric"] == 0.5
     assert json.loads(cli("best", exp, "--json").stdout)[0]["metric"] == 0.5
     assert not list((exp / "inbox").glob("*.result.json"))
+
+
+EVALUATES_IN_THE_LOOP = '''
+import json, os
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = json.loads((trial.latest_checkpoint / "state.json").read_text())["epoch"]
+    for segment in trial.segments():
+        while epoch < segment.length:
+            epoch += 1
+            val = 1.0 / epoch
+        with trial.save_checkpoint(length=epoch) as path:
+            (path / "state.json").write_text(json.dumps({"epoch": epoch}))
+        if not (trial.dir / "killed").exists():  # the job ends here, as if its time ran out
+            (trial.dir / "killed").touch()
+            os._exit(1)
+        segment.report(loss=val)
+'''
+
+
+def test_an_attempt_with_nothing_left_to_train_says_so_when_its_code_fails(tmp_path):
+    """A job that ended right after saving its segment's last checkpoint: the retry starts at
+    the segment's length, the loop body never runs, and the tutorial-style code fails on its
+    unset metric. The error says why the loop did nothing, and still ends with the exception."""
+    (tmp_path / "inloop.py").write_text(EVALUATES_IN_THE_LOOP)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "inloop", "entrypoint": "inloop:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
+        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 1,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp, check=False, timeout=120)
+    errors = [r["error"] for r in journal(exp) if r["kind"] == "result" and r.get("error")]
+    assert errors and errors[-1].startswith(
+        "this attempt started from a checkpoint already at the segment's length 3 (the job "
+        "before was stopped right after its last step)")
+    assert errors[-1].strip().splitlines()[-1].startswith("UnboundLocalError")
