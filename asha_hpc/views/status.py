@@ -31,6 +31,7 @@ from ..master.state import (
     STOPPED,
     ExperimentState,
     TrialState,
+    error_summary,
     replay,
 )
 from ..master.timelimits import rung_levels
@@ -377,6 +378,9 @@ def _last_line(s: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- status
+FAILED_N = 10  # failed trials status lists
+
+
 def waiting_results(exp: ExpDir, st: ExperimentState) -> dict[int, str]:
     """While no master runs: running trials whose current attempt has ended, its result
     waiting in the inbox for the next master (trial -> the result's status)."""
@@ -446,6 +450,11 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                   "hparams": best[0].hparams, "length": best[0].length} if best else None),
         "diverged": [{"trial_id": t.id, "length": t.length, "metric": str(t.metric)}
                      for t in sorted(st.trials.values(), key=lambda t: t.id) if t.diverged],
+        # the last ones, each with why (the whole error: `asha-hpc logs DIR ID --err`)
+        "failed_trials": [{"trial_id": t.id, "length": t.length, "restarts": t.restarts,
+                           "error": error_summary(t.error)}
+                          for t in sorted(st.trials.values(), key=lambda t: t.id)
+                          if st.status_of(t) == FAILED][-FAILED_N:],
         "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
         "recent_events": [e[1] for e in st.events[-10:]],
         "searcher": cfg.searcher.name,
@@ -576,7 +585,7 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
     fixed = ("trial_id", "bracket", "state", "diverged", "length", "restarts", "compute_s",
-             "checkpoint", "sampled_by")
+             "checkpoint", "sampled_by", "error")
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     for t in sorted(st.trials.values(), key=lambda t: t.id):
@@ -590,6 +599,7 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
         by = st.sampled_by(t.id)
         if by is not None:
             row["sampled_by"] = by
+        row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))

@@ -280,6 +280,15 @@ def render_status_text(d: dict[str, Any]) -> str:
                   f"promoted): " + ", ".join(f"trial {x['trial_id']} ({x['metric']} at length "
                                              f"{x['length']})" for x in div[:10])
                   + (", ..." if len(div) > 10 else "")]
+    failed = d.get("failed_trials")
+    if failed:
+        n = d["trials"]["failed"]
+        lines += ["", f"failed ({n}{'; the last ' + str(len(failed)) if n > len(failed) else ''};"
+                  f" `asha-hpc logs {shell_word(d['dir'])} ID --err` shows the whole error, "
+                  f"`asha-hpc resume {shell_word(d['dir'])} --retry-failed` trains them again):"]
+        for f in failed:
+            lines.append(f"  trial {f['trial_id']} at length {f['length']}, {f['restarts']} "
+                         f"restart{'' if f['restarts'] == 1 else 's'}: {f['error']}")
     running = d.get("running_trials")
     if running:
         lines += ["", f"running ({d['trials']['running']}):"]

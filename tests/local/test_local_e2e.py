@@ -72,9 +72,24 @@ def test_failing_trials_retried_then_failed_and_invalid_replaced(tmp_path):
         hp={"fail": {"type": "categorical", "vals": ["never", "never", "once", "always"]},
             "invalid_below": -0.6})
     exp = tmp_path / "run"
-    cli("run", cfg_path, "--exp-dir", exp)
+    done = cli("run", cfg_path, "--exp-dir", exp)
     cfg, st = final_state(exp)
     assert st.lifecycle == "completed"
+    failed = sorted(t.id for t in st.trials.values() if t.status == "failed")
+    assert failed, "the seed should sample some trial that always fails"
+    # the end of the run, status, and export each say which trials failed and why
+    assert (f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
+            f"({', '.join(map(str, failed))}): `asha-hpc status {exp}` says why") in done.stderr
+    d = json.loads(cli("status", exp, "--json").stdout)
+    assert [f["trial_id"] for f in d["failed_trials"]] == failed
+    assert all("always fails" in f["error"] for f in d["failed_trials"])
+    text = cli("status", exp).stdout
+    assert f"failed ({len(failed)}; `asha-hpc logs {exp} ID --err` shows the whole error" in text
+    assert f"  trial {failed[0]} at length 0, {cfg.max_restarts + 1} restarts: " in text
+    rows = cli("export", exp, "--format", "csv").stdout.splitlines()
+    header = rows[0].split(",")
+    errors = {int(r.split(",")[0]): r.split(",")[header.index("error")] for r in rows[1:]}
+    assert {i for i, e in errors.items() if e} == set(failed)
     by = {}
     for t in st.trials.values():
         by.setdefault((t.hparams["fail"], t.status == "invalid"), []).append(t)
