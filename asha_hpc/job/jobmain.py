@@ -67,7 +67,7 @@ from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
-from ..protocol.metrics import as_number, plain_metrics
+from ..protocol.metrics import as_number
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names
@@ -472,10 +472,18 @@ class _Session:
         else:
             out.status, out.fatal = "error", True
             names = att.trial.reported_names()
-            out.error = (f"the searcher's metric '{spec.metric}' was never reported: the code "
-                         f"returned without reporting it (segment.report) for the segment "
-                         f"to length {spec.length}" + (f"; it reported {_names(names)}" if names else
-                                                       "; it reported no metric at all"))
+            if spec.metric in names:  # a Ray Tune or Optuna habit: every epoch a point
+                out.error = (f"the searcher's metric '{spec.metric}' was reported only as "
+                             f"learning-curve points (trial.report_metrics), never as a "
+                             f"segment's result: call segment.report({spec.metric}=...) at the "
+                             f"end of each segment, inside `for segment in trial.segments()` "
+                             f"(the segment to length {spec.length} got none)")
+            else:
+                out.error = (f"the searcher's metric '{spec.metric}' was never reported: the "
+                             f"code returned without reporting it (segment.report) for the "
+                             f"segment to length {spec.length}"
+                             + (f"; it reported {_names(names)}" if names else
+                                "; it reported no metric at all"))
 
     def _started(self, spec: SegmentSpec, at: float) -> None:
         publish(self.exp.root, f"{spec.key}.started.json", dict(
@@ -827,9 +835,6 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         if as_number(metrics[spec.metric]) is None:
             raise RuntimeError(f"the command reported '{spec.metric}' as "
                                f"{metrics[spec.metric]!r}: it must be a number")
-        # the segment's point of the curve, unless the command's last point was that result
-        # already, at the step it counts (Determined's report_validation_metrics, then the
-        # result made of it)
-        if not got.points or plain_metrics(got.points[-1][1]) != metrics:
-            trial.report_metrics(spec.length, metrics)
+        # (Determined's report_validation_metrics is a point and then the result made of it)
+        trial.result_point(spec.length, metrics)
     return metrics

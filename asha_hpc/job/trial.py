@@ -135,6 +135,7 @@ class Trial:
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
+        self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._group = group
         # the job's (TrialControl.continue_with): (reported segment) -> (length, index) or None
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
@@ -329,9 +330,17 @@ class Trial:
         ``trial.report_metrics(120, {"train/loss": 0.4})``."""
         self._write_point(step, plain_metrics(merge_metrics(metrics, named)))
 
+    def result_point(self, length: int, metrics: dict[str, Any]) -> None:
+        """A segment's result as a point of the curve, at its length, unless the last point
+        written holds the same values (the code reported them as a point at its own step, then
+        as the result: one point, not two)."""
+        if self._last_point != metrics:
+            self._write_point(length, metrics)
+
     def _write_point(self, step: Any, metrics: dict[str, Any]) -> None:
         if self.rank != 0:
             return
+        self._last_point = metrics
         self._names.update(dict.fromkeys(metrics))
         if step is None:
             step = metrics.get("step")
@@ -356,7 +365,7 @@ class Trial:
         seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)
-        self._write_point(seg.length, plain)
+        self.result_point(seg.length, plain)
 
     @property
     def reports(self) -> list[Segment]:

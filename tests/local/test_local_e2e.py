@@ -385,3 +385,49 @@ def test_an_attempt_with_nothing_left_to_train_says_so_when_its_code_fails(tmp_p
         "this attempt started from a checkpoint already at the segment's length 3 (the job "
         "before was stopped right after its last step)")
     assert errors[-1].strip().splitlines()[-1].startswith("UnboundLocalError")
+
+
+RAY_STYLE = '''
+def train(trial):
+    epoch = 0
+    for segment in trial.segments():
+        while epoch < segment.length:
+            epoch += 1
+            loss = 1.0 / epoch
+            trial.report_metrics(epoch, loss=loss)  # every epoch, as tune.report does
+        segment.report(loss=loss)
+'''
+
+
+def test_a_result_already_reported_as_the_last_point_is_one_point_of_the_curve(tmp_path):
+    (tmp_path / "raystyle.py").write_text(RAY_STYLE)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "ray", "entrypoint": "raystyle:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
+        "hyperparameters": {}, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp, timeout=120)
+    from asha_hpc.views.observe import curve_rows
+
+    assert [(r["step"], r["metrics"]["loss"]) for r in curve_rows(ExpDir(exp))] == [
+        (1, 1.0), (2, 0.5), (3, 1 / 3)]
+
+
+def test_a_metric_reported_only_as_curve_points_is_told_apart_from_one_never_reported(tmp_path):
+    """A Ray Tune port that reports every epoch with report_metrics and never segment.report:
+    the search stops at the first trial, saying the metric came only as points."""
+    (tmp_path / "raystyle.py").write_text(RAY_STYLE.replace("        segment.report(loss=loss)\n",
+                                                            ""))
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "ray", "entrypoint": "raystyle:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
+        "hyperparameters": {}, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    r = cli("run", cfg, "--exp-dir", tmp_path / "run", check=False, timeout=120)
+    assert r.returncode == 1
+    assert ("the searcher's metric 'loss' was reported only as learning-curve points "
+            "(trial.report_metrics), never as a segment's result: call segment.report(loss=...) "
+            "at the end of each segment") in r.stderr
