@@ -201,6 +201,7 @@ class Master:
         self._last_beat = 0.0
         self._last_progress = 0.0
         self._last_retain = 0.0
+        self._not_removed: set[int] = set()  # trials whose checkpoints would not go (said once)
         self._levels: list[int] | None = None
         self._caps_said: set[tuple[str, str]] = set()  # time-limit caps named in the log
         self._consumed: list[Path] = []  # inbox files journaled in this step, removed at its end
@@ -1352,8 +1353,16 @@ class Master:
         self._last_retain = now
         st = self.state
         assert st is not None
-        gone = removable_checkpoints(st, self.cfg.save_experiment_best)
-        remove_trees([self.exp.checkpoints(i) for i in gone])
+        chosen = removable_checkpoints(st, self.cfg.save_experiment_best)
+        kept = remove_trees([self.exp.checkpoints(i) for i in chosen])
+        gone = [i for i in chosen if self.exp.checkpoints(i) not in kept]
+        for i in chosen:
+            path = self.exp.checkpoints(i)
+            if path in kept and i not in self._not_removed:
+                self._not_removed.add(i)  # said once; tried again at every pass
+                log.warning("%s: trial %d's checkpoints could not be removed (%s): they keep "
+                            "their space until the folder can be written; the master tries "
+                            "again as the search goes", path, i, kept[path])
         if gone:
             self._record(CheckpointsRemoved(trials=gone))
 

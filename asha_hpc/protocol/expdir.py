@@ -37,6 +37,7 @@ import json
 import os
 import re
 import stat
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -338,21 +339,37 @@ def _refuse_as_new(root: Path) -> None:
                         f"nothing into it: pick a new or empty folder with --exp-dir")
 
 
-def remove_trees(paths: list[Path], threads: int = 8) -> None:
-    """Remove folders (missing ones are fine). Many at once go through a few threads: each
+def remove_trees(paths: list[Path], threads: int = 8) -> dict[Path, str]:
+    """Remove folders (missing ones are fine); returns those that could not be removed, with
+    why (a read-only folder, an immutable file). Many at once go through a few threads: each
     removal is a handful of metadata operations that wait on the filesystem (about a
     millisecond apiece on a local disk, more on NFS), so a search's end, which frees the
     checkpoints of hundreds of trials, takes a fraction of the time."""
     import shutil
 
-    if len(paths) <= 2:
-        for p in paths:
-            shutil.rmtree(p, ignore_errors=True)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    def remove(p: Path) -> str | None:
+        errors: list[str] = []
 
-    with ThreadPoolExecutor(min(threads, len(paths))) as pool:
-        list(pool.map(lambda p: shutil.rmtree(p, ignore_errors=True), paths))
+        def note(fn: Any, path: str, info: Any) -> None:  # onerror's info: (type, value, tb)
+            e = info[1] if isinstance(info, tuple) else info
+            errors.append(f"{path}: {getattr(e, 'strerror', None) or e}")
+
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(p, onexc=note)
+        else:
+            shutil.rmtree(p, onerror=note)
+        if not errors or not p.exists():
+            return None
+        return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+    if len(paths) <= 2:
+        found = [remove(p) for p in paths]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(paths))) as pool:
+            found = list(pool.map(remove, paths))
+    return {p: why for p, why in zip(paths, found) if why is not None}
 
 
 # ----------------------------------------------------------------------------- inbox
