@@ -256,6 +256,27 @@ def too_many_sbatch_error(text: str) -> bool:
     return bool(_TOO_MANY_SBATCH.search(text))
 
 
+# sbatch's refusals of a job's options, and the config key that sets each
+_SBATCH_FIELDS = [
+    (re.compile(r"invalid partition", re.I), "slurm.partition"),
+    (re.compile(r"invalid account|invalid.*account.*partition combination", re.I), "slurm.account"),
+    (re.compile(r"invalid qos", re.I), "slurm.qos"),
+    (re.compile(r"invalid feature specification", re.I), "slurm.constraint"),
+    (re.compile(r"invalid generic resource|gres", re.I), "slurm.gpus_per_node"),
+    (re.compile(r"memory specification can not be satisfied|memory required", re.I), "slurm.mem_gb"),
+    (re.compile(r"time limit|qosmaxwall", re.I), "slurm.timeout_min"),
+    (re.compile(r"unrecognized option|invalid option|unknown option", re.I),
+     "slurm.additional_parameters"),
+    (re.compile(r"requested node configuration is not available", re.I),
+     "slurm.gpus_per_node, cpus_per_task, mem_gb or constraint"),
+]
+
+
+def sbatch_error_field(text: str) -> str | None:
+    """The config key behind sbatch's refusal of a job, where its text says (else None)."""
+    return next((key for pattern, key in _SBATCH_FIELDS if pattern.search(text)), None)
+
+
 _ONE_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # srun's line in the batch script's stderr when a task of the step ends badly ("srun: error:
 # gpu17: task 1: Killed"); the first one names the task that failed first, the others follow
@@ -638,9 +659,11 @@ class SlurmBackend(Backend):
             if manifest is not None:
                 _unlink(manifest)
             msg = str(e).strip().splitlines()
+            field = sbatch_error_field(str(e))
             raise SubmitError(
                 f"sbatch failed for {len(chunk)} segment(s) ({chunk[0].key}...): "
-                f"{type(e).__name__}: {' / '.join(msg[-3:])}",
+                f"{type(e).__name__}: {' / '.join(msg[-3:])}"
+                + (f" (set by {field} in the config)" if field else ""),
                 transient=transient_sbatch_error(str(e)),
                 too_many=too_many_sbatch_error(str(e)),
                 no_node=no_node_sbatch_error(str(e))) from e

@@ -1203,8 +1203,10 @@ class Master:
         self._record(Aborted(message=f"the {self.backend.name} backend refused 3 submissions "
                                      f"in a row; last error: {e}"))
         raise AshaError(f"{self.exp.root}: the {self.backend.name} backend refused 3 "
-                        f"submissions in a row: {e}. Fix the cause, then `asha-hpc "
-                        f"resume {shell_word(self.exp.root)}`") from None
+                        f"submissions in a row: {e}. Fix the cause (resume reads the job "
+                        f"options from {shell_word(self.exp.root / 'experiment.yaml')}: edit "
+                        f"them there), then `asha-hpc resume {shell_word(self.exp.root)} "
+                        f"--retry-failed`") from None
 
     def _todo(self) -> list[int]:
         """Trials whose next attempt may start now. Until a segment has worked (since the start

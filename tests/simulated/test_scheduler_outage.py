@@ -81,8 +81,12 @@ def test_an_outage_of_the_scheduler_waits_and_the_search_goes_on(tmp_path, caplo
 
 def test_a_refusal_of_the_job_itself_aborts_after_three(tmp_path):
     cfg, exp, backend, m, _ = _search(tmp_path, window=(0.0, 1e9), transient=False)
-    with pytest.raises(AshaError, match="refused 3 submissions in a row"):
+    with pytest.raises(AshaError, match="refused 3 submissions in a row") as e:
         m.run()
+    # where to fix it, and the resume that then goes on (a plain one says "already failed")
+    assert str(e.value).endswith(
+        f"Fix the cause (resume reads the job options from {exp.root / 'experiment.yaml'}: edit "
+        f"them there), then `asha-hpc resume {exp.root} --retry-failed`")
     assert len(backend.refused) == 3
     assert replay(cfg, read_journal(exp.journal)[0]).lifecycle == "failed"
 

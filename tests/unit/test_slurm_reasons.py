@@ -142,3 +142,20 @@ def test_a_job_no_node_can_take_is_told_apart(stderr, no_node):
     """What the master's exclusions may cause (master/nodes.py): such jobs then go to any node."""
     assert no_node_sbatch_error(stderr) is no_node
     assert not (no_node and transient_sbatch_error(stderr))
+
+
+def test_sbatch_refusals_name_the_config_key_that_sets_the_option():
+    from asha_hpc.backends.slurm import sbatch_error_field
+
+    said = {
+        "sbatch: error: invalid partition specified: nope": "slurm.partition",
+        "sbatch: error: Invalid feature specification": "slurm.constraint",
+        "sbatch: error: Invalid account or account/partition combination specified":
+            "slurm.account",
+        "sbatch: error: Invalid qos specification": "slurm.qos",
+        "sbatch: error: Invalid generic resource (gres) specification": "slurm.gpus_per_node",
+        "sbatch: error: Memory specification can not be satisfied": "slurm.mem_gb",
+        "sbatch: unrecognized option '--nonsense-option=3'": "slurm.additional_parameters",
+        "sbatch: error: Batch job submission failed: Socket timed out": None,
+    }
+    assert {text: sbatch_error_field(text) for text in said} == said
