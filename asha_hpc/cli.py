@@ -497,9 +497,22 @@ def cmd_submit(a: argparse.Namespace) -> int:
     cfg = load_config(a.config)
     _check_warm_start(cfg)
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    extra = {}
+    account = a.account or cfg.slurm.account  # the trials' account pays for the master too
+    if account:
+        extra["account"] = account
+    if a.qos:
+        extra["qos"] = a.qos
+    for opt in a.sbatch or []:
+        key, eq, value = opt.partition("=")
+        if not eq or not key.strip("-"):
+            raise AshaError(f"--sbatch {opt!r}: write an sbatch option as KEY=VALUE "
+                            f"(--sbatch mail-type=END)")
+        extra[key.strip("-")] = value
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
-                                  template=Path(a.template) if a.template else None)
+                                  template=Path(a.template) if a.template else None,
+                                  extra=extra)
     if a.dry_run:
         sys.stdout.write(script)
         return 0
@@ -704,6 +717,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", help="CPU partition for the master (default: the cluster's)")
     p.add_argument("--time", default="2-00:00:00", help="the master job's time limit")
     p.add_argument("--mem", default="4G")
+    p.add_argument("--account", help="the master job's account (default: slurm.account)")
+    p.add_argument("--qos", help="the master job's QOS (default: the cluster's)")
+    p.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                   help="another sbatch option for the master's job (repeatable)")
     p.add_argument("--template", help="an sbatch template (default: sbatch_templates/master.sbatch)")
     p.add_argument("--dry-run", action="store_true", help="print the script instead of submitting")
     p.set_defaults(fn=cmd_submit)

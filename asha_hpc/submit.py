@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import ExperimentConfig
 from .errors import AshaError
+from .protocol.expdir import MASTER_SCRIPT
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "sbatch_templates" / "master.sbatch"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=/@+%-]*$")
@@ -65,17 +66,31 @@ def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path
 def submit_master(script: str, exp_dir: Path) -> str:
     """sbatch the script (written into the experiment folder); return the job id."""
     exp_dir = Path(exp_dir)
+    made = not exp_dir.exists()
     exp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = exp_dir / "master.sbatch"
+    path = exp_dir / MASTER_SCRIPT
     path.write_text(script)
+
+    def undo() -> None:  # a folder left with only the script would refuse a later `run`
+        path.unlink(missing_ok=True)
+        if made:
+            try:
+                exp_dir.rmdir()
+            except OSError:
+                pass
+
     try:
         r = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True,
                            timeout=60)
     except FileNotFoundError:
+        undo()
         raise AshaError("sbatch not found: run this on a Slurm login node (or start the local "
                         "cluster: bash tools/local_slurm.sh start)") from None
     if r.returncode != 0:
-        raise AshaError(f"sbatch {path} failed: {r.stderr.strip() or r.stdout.strip()}")
+        undo()
+        raise AshaError(f"sbatch failed for the master's job: "
+                        f"{r.stderr.strip() or r.stdout.strip()} (the script: `asha-hpc submit "
+                        f"... --dry-run` prints it)")
     return r.stdout.strip().split(";")[0]
 
 

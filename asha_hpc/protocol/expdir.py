@@ -47,6 +47,8 @@ from typing import Any
 from ..errors import AshaError, shell_word
 
 INBOX = "inbox"
+MASTER_SCRIPT = "master.sbatch"  # `asha-hpc submit`'s batch script for the master's job
+MASTER_LOG_GLOB = "master-*.out"  # that job's log (its template's --output)
 TRIALS = "trials"
 JOBS = "jobs"
 JOURNAL = "journal.jsonl"
@@ -228,6 +230,13 @@ class ExpDir:
         no job's result or pickle), it must be this user's and not writable by others."""
         root = Path(root).resolve()
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
+            if (root / MASTER_SCRIPT).exists():  # `asha-hpc submit` made it
+                logs = sorted(root.glob(MASTER_LOG_GLOB), key=lambda p: p.stat().st_mtime)
+                raise AshaError(
+                    f"{root}: no experiment yet: `asha-hpc submit` wrote its master job's script "
+                    f"here, and the master has not started the experiment. "
+                    + (f"The job ran and stopped: its log says why: {logs[-1]}" if logs else
+                       "The job has not run yet: `squeue --me` says why it waits"))
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
         for path in (root, root / INBOX, root / JOBS):  # what jobs' results and pickles pass through

@@ -1,0 +1,56 @@
+"""``asha-hpc submit``'s own edges, without a cluster (a stand-in ``sbatch`` on the PATH): the
+master job's account (the config's slurm.account by default), QOS and other options; a failed
+sbatch leaves no folder that a later ``run`` would refuse; ``status`` of a submitted folder
+whose master has not started the experiment says so, with the job's log."""
+import os
+import stat
+
+import yaml
+
+from helpers import cli, make_experiment
+
+
+def _config(tmp_path, **slurm):
+    path = make_experiment(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["slurm"] = {"partition": "gpu", **slurm}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_the_master_job_takes_account_qos_and_other_options(tmp_path):
+    cfg = _config(tmp_path, account="proj42")
+    script = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--qos", "long",
+                 "--sbatch", "mail-type=END", "--sbatch=--mail-user=me@uni.edu").stdout
+    for line in ("#SBATCH --account=proj42", "#SBATCH --qos=long", "#SBATCH --mail-type=END",
+                 "#SBATCH --mail-user=me@uni.edu"):
+        assert line in script.splitlines(), script
+    mine = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--account", "other")
+    assert "#SBATCH --account=other" in mine.stdout.splitlines()
+    bad = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--sbatch", "exclusive",
+              check=False)
+    assert bad.returncode != 0 and "--sbatch 'exclusive': write an sbatch option as KEY=VALUE" \
+        in bad.stderr
+
+
+def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\n"
+                      "exit 1\n")
+    sbatch.chmod(sbatch.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    cfg, exp = _config(tmp_path), tmp_path / "run"
+    r = cli("submit", cfg, "--exp-dir", exp, check=False, env=env)
+    assert r.returncode != 0 and "sbatch failed for the master's job: sbatch: error: invalid " \
+        "partition specified: nope" in r.stderr
+    assert not exp.exists()  # a later `run` there is not refused
+    exp.mkdir()
+    (exp / "master.sbatch").write_text("#!/bin/bash\n")
+    waiting = cli("status", exp, check=False)
+    assert waiting.returncode != 0 and "no experiment yet: `asha-hpc submit` wrote its master " \
+        "job's script here" in waiting.stderr and "`squeue --me` says why it waits" in waiting.stderr
+    (exp / "master-4603.out").write_text("/tmp/x/slurm_script: line 20: module: command not found\n")
+    ran = cli("status", exp, check=False)
+    assert f"The job ran and stopped: its log says why: {exp / 'master-4603.out'}" in ran.stderr
