@@ -68,6 +68,18 @@ def master_alive(exp: ExpDir) -> dict[str, Any] | None:
 CLOCK_SKEW_S = 60.0  # a master's clock this far from the file system's is another clock
 
 
+def master_info(exp: ExpDir, holder: dict[str, Any]) -> dict[str, Any]:
+    """The running master: host, pid, Slurm job, and how long its lease has not been renewed
+    (it renews it every few seconds: a long quiet is a master that is stopped or hung, whose
+    live pid keeps the lease from being taken over on its host)."""
+    try:
+        quiet = max(0.0, time.time() - exp.lease.stat().st_mtime)
+    except OSError:
+        quiet = None
+    return {"host": holder.get("host"), "pid": holder.get("pid"),
+            "slurm_job_id": holder.get("slurm_job_id"), "lease_quiet_s": quiet}
+
+
 def master_now(exp: ExpDir, holder: dict[str, Any]) -> float:
     """Now by the running master's clock, on which the times it writes (how long jobs have
     pended, since when submissions wait) are taken: this host's clock, shifted by how far the
@@ -434,6 +446,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "experiment": cfg.name,
         "dir": str(exp.root),
         "state": st.lifecycle if finished else ("running" if alive else "stopped"),
+        "master": master_info(exp, alive) if alive else None,
         "message": st.message,
         "metric": cfg.searcher.metric,
         "smaller_is_better": cfg.searcher.smaller_is_better,

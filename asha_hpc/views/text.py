@@ -16,6 +16,7 @@ from .observe import fmt_duration
 from .status import AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
+FROZEN_S = 120.0  # a lease not renewed this long (the lease's own timeout) is a stuck master
 
 RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("completed", "completed"), ("running", "running"), ("queued", "queued"),
@@ -97,6 +98,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
              f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
              f"{t['failed']} failed, {t['invalid']} invalid"]
+    m = d.get("master")
+    if m and (m.get("lease_quiet_s") or 0) > FROZEN_S:
+        lines.append(f"the master (pid {m['pid']} on {m['host']}) has not renewed its lease for "
+                     f"{fmt_duration(m['lease_quiet_s'])} (it does every few seconds): it is "
+                     f"stopped (kill -STOP, a frozen node) or hung. Its process still lives, so "
+                     f"nothing takes over: end it, or if it is gone for sure, `asha-hpc resume "
+                     f"{shell_word(d['dir'])} --force`")
     if d["state"] == "stopped":
         waiting = d.get("results_waiting") or 0
         ended = (f"{waiting} of the running trials ended since, their results wait in "

@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -431,3 +432,40 @@ def test_a_metric_reported_only_as_curve_points_is_told_apart_from_one_never_rep
     assert ("the searcher's metric 'loss' was reported only as learning-curve points "
             "(trial.report_metrics), never as a segment's result: call segment.report(loss=...) "
             "at the end of each segment") in r.stderr
+
+
+def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
+    """A master stopped with SIGSTOP (a frozen login node): its pid lives, so its lease holds
+    on its host, and status used to say "running" for ever; it now says the lease has not been
+    renewed for so long, and what to do."""
+    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "frozen", "entrypoint": "waits:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
+        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    exp = tmp_path / "run"
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
+                               "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not list(exp.glob("trials/*/started")):
+            time.sleep(0.1)
+        (started,) = exp.glob("trials/*/started")
+        assert "has not renewed its lease" not in cli("status", exp).stdout
+        master.send_signal(signal.SIGSTOP)
+        lease = ExpDir(exp).lease
+        os.utime(lease, (time.time() - 300, time.time() - 300))  # five minutes frozen
+        d = json.loads(cli("status", exp, "--json").stdout)
+        assert d["state"] == "running" and d["master"]["pid"] == master.pid
+        assert d["master"]["lease_quiet_s"] >= 299
+        assert (f"the master (pid {master.pid} on {socket.gethostname()}) has not renewed its "
+                f"lease for 5m") in cli("status", exp).stdout
+        master.send_signal(signal.SIGCONT)
+        (started.parent / "go").touch()
+        assert master.wait(timeout=120) == 0
+    finally:
+        master.send_signal(signal.SIGCONT)
+        master.kill()
