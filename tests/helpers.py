@@ -28,8 +28,10 @@ def train(trial):
     if hp["fail"] == "once" and not marker.exists():
         marker.write_text("x")
         raise RuntimeError("first attempt fails")
-    if hp["fail"] == "killed_once" and not marker.exists():  # as the OOM killer does
+    if hp["fail"] in ("killed_once", "killed_late") and not marker.exists():  # the OOM killer
         marker.write_text("x")
+        if hp["fail"] == "killed_late":  # after a while of training
+            time.sleep(1.5)
         os.kill(os.getpid(), signal.SIGKILL)
     epoch = 0
     if trial.latest_checkpoint:

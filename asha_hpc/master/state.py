@@ -119,6 +119,9 @@ class TrialState:
     worker: str | None = None  # the waiting job its current attempt was handed to
     slot: int = 0  # ... in this slot of that job
     code_ran: bool = False  # its current attempt's job reached the attempt's code
+    # when the master heard that its current attempt started (the journal's clock): a job that
+    # dies without a result has no times of its own, and its run time still counts
+    attempt_started: float | None = None
 
     @property
     def key(self) -> str:
@@ -357,9 +360,11 @@ class ExperimentState:
         t.job_id = rec.get("job_id")  # set at once when handed to a waiting job
         t.worker, t.slot = rec.get("worker"), int(rec.get("slot", 0))
         t.code_ran = t.worker is not None
+        t.attempt_started = None
         if t.worker is not None:  # a job that waits takes it within milliseconds: it runs
             self.pool.on_assigned(rec)  # (the job sends no ``started`` for a hand-over)
             self._set_status(t, RUNNING)
+            t.attempt_started = rec.get("time")
             w = self.pool.workers.get(t.worker)
             t.host = w.host if w is not None else None
         self.times.on_intent(t.id, t.target, rec)
@@ -387,6 +392,8 @@ class ExperimentState:
             t.host = rec.get("host")
             self.nodes.saw(t.host)
             t.code_ran = t.code_ran or not rec.get("by_scheduler")
+            if t.attempt_started is None and isinstance(rec.get("time"), (int, float)):
+                t.attempt_started = rec["time"]
 
     def _on_result(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
@@ -398,6 +405,7 @@ class ExperimentState:
             self._set_status(t, RUNNING)
         if rec.get("worker"):
             self.pool.on_result(rec, t.job_id, self._job_limit(t))
+        t.attempt_started = None
         started, ended = rec.get("started"), rec.get("ended")
         if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
             t.compute_s += max(0.0, ended - started)
@@ -513,6 +521,11 @@ class ExperimentState:
         disk was full."""
         t = self.trials[rec["trial"]]
         self.times.on_job_dead(t.id, t.target, rec)
+        if t.attempt_started is not None and isinstance(rec.get("time"), (int, float)):
+            # from when the master heard it started to when it found it dead: an upper bound
+            # by at most a poll, where nothing would be a lower bound by the whole run
+            t.compute_s += max(0.0, rec["time"] - t.attempt_started)
+        t.attempt_started = None
         never_ran = t.status == PENDING and (rec.get("state") == "lost" or bool(rec.get("withdrawn")))
         if rec.get("withdrawn"):
             why = f"job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"

@@ -118,6 +118,21 @@ def test_a_job_killed_without_a_word_is_a_failed_job_not_a_completed_one(tmp_pat
     assert "ended without a result (failed)" in cli("status", exp).stdout
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["segment jobs", "worker pool"])
+def test_the_run_time_of_a_job_that_died_counts_in_compute(tmp_path, workers):
+    """A job killed 1.5 s into its segment sends no result, so no times: the master counts it
+    from when it heard the attempt started (or handed it to a waiting worker) to when it found
+    the job dead."""
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 1}, hp={"fail": "killed_late"},
+                               local={"gpus": [], "max_parallel": 1, "workers": workers})
+    exp = tmp_path / "run"
+    cli("run", cfg_path, "--exp-dir", exp)
+    _, st = final_state(exp)
+    (t,) = st.trials.values()
+    results = sum(r["ended"] - r["started"] for r in journal(exp) if r["kind"] == "result")
+    assert t.restarts == 1 and t.compute_s >= results + 1.5
+
+
 def test_broken_code_aborts_early_with_the_error(tmp_path):
     cfg_path = make_experiment(tmp_path, hp={"fail": "always"}, max_restarts=0)
     r = cli("run", cfg_path, "--exp-dir", tmp_path / "run", check=False)
