@@ -297,14 +297,27 @@ class ExperimentConfig:
         }
 
 
+# sbatch's and submitit's own names for what the slurm section calls otherwise
+_ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_node",
+            ("slurm", "gpus_per_task"): "gpus_per_node", ("slurm", "time"): "timeout_min",
+            ("slurm", "mem"): "mem_gb", ("slurm", "cpus"): "cpus_per_task",
+            ("slurm", "ntasks_per_node"): "tasks_per_node", ("slurm", "ntasks"): "tasks_per_node",
+            ("slurm", "slurm_partition"): "partition", ("slurm", "slurm_account"): "account",
+            ("local", "gpus_per_node"): "gpus_per_trial"}
+
+
 def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
-    """Where a key of another section goes (``workers`` at the top: ``local.workers`` or
+    """The section's own name for sbatch's (``slurm.gpus``: ``gpus_per_node``), else where a
+    key of another section goes (``workers`` at the top: ``local.workers`` or
     ``slurm.workers``), else the closest known key, else the known keys."""
     sections = {"": _TOP_KEYS, "searcher": _SEARCHER_KEYS, "local": _LOCAL_KEYS,
                 "slurm": _SLURM_KEYS, "simulated": _SIMULATED_KEYS,
                 "resources": ("slots_per_trial",)}
     homes = [f"{sec}.{key}" if sec else key for sec, keys in sections.items()
              if key in keys and sec != path and path in sections]
+    alias = _ALIASES.get((path, key.replace("-", "_")))
+    if alias is not None:
+        return f"; did you mean '{alias}'?"
     if homes:
         return f"; it belongs in another section: {' or '.join(homes)}"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)

@@ -73,6 +73,10 @@ def test_good_config_and_defaults():
     ("slurm.timeout_min", 1.5, "slurm.timeout_min: must be an integer, got 1.5"),
     ("slurm.partiton", "gpu", "slurm.partiton: unknown key; did you mean 'partition'?"),
     ("slurm.setup", [1, 2], "slurm.setup: must be a list of shell lines"),
+    # sbatch's names for the slurm section's keys
+    ("slurm.gpus", 1, "slurm.gpus: unknown key; did you mean 'gpus_per_node'?"),
+    ("slurm.time", "01:00:00", "slurm.time: unknown key; did you mean 'timeout_min'?"),
+    ("slurm.mem", "32G", "slurm.mem: unknown key; did you mean 'mem_gb'?"),
     # a key put in the wrong section: where it goes
     ("workers", 4, "workers: unknown key; it belongs in another section: local.workers or slurm.workers"),
     ("metric", "loss", "metric: unknown key; it belongs in another section: searcher.metric"),
