@@ -37,7 +37,7 @@ from ..master.state import (
 from ..master.timelimits import rung_levels
 from ..protocol.expdir import ExpDir, scan_inbox
 from ..protocol.journal import read_journal
-from ..protocol.messages import MessageError, Result, from_json
+from ..protocol.messages import MessageError, Result, Started, from_json
 from ..protocol.metrics import diverged, finite_float
 from ..protocol.records import Kind
 from ..space import flat_hparams
@@ -393,22 +393,27 @@ def _last_line(s: Any) -> str:
 FAILED_N = 10  # failed trials status lists
 
 
-def waiting_results(exp: ExpDir, st: ExperimentState) -> dict[int, str]:
-    """While no master runs: running trials whose current attempt has ended, its result
-    waiting in the inbox for the next master (trial -> the result's status)."""
-    out: dict[int, str] = {}
+def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], list[int]]:
+    """While no master runs, what the inbox holds for the next one: running trials whose
+    current attempt has ended (trial -> the result's status), and pending trials whose job has
+    started since (their ``started`` message waits)."""
+    ended: dict[int, str] = {}
+    started: list[int] = []
     for m in scan_inbox(exp.inbox):
         try:
             msg = from_json(m.body, str(exp.root), m.name)
         except MessageError:
             continue
-        if not isinstance(msg, Result):
+        if not isinstance(msg, Started):
             continue
         t = st.trials.get(msg.trial)
-        if t is not None and st.status_of(t) == RUNNING and (t.segment, t.attempt) == (
-                msg.segment, msg.attempt):
-            out[t.id] = msg.status
-    return out
+        if t is None or (t.segment, t.attempt) != (msg.segment, msg.attempt):
+            continue
+        if isinstance(msg, Result) and st.status_of(t) in (RUNNING, PENDING):
+            ended[t.id] = msg.status
+        elif not isinstance(msg, Result) and st.status_of(t) == PENDING:
+            started.append(t.id)
+    return ended, sorted(set(started) - set(ended))
 
 
 def trial_summary(t: TrialState, job: dict[str, Any] | None = None,
@@ -438,7 +443,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     best = st.ranked()
     ranked = best[:top]
     # the jobs that ended while no master ran left their results in the inbox
-    waiting = waiting_results(exp, st) if alive is None and not finished else {}
+    waiting, started = waiting_results(exp, st) if alive is None and not finished else ({}, [])
     running = sorted((t for t in st.trials.values() if st.status_of(t) == RUNNING),
                      key=lambda t: t.id in waiting)[:10]
     jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
@@ -480,6 +485,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
         "running_trials": [trial_summary(t, jobs.get(t.id), waiting.get(t.id)) for t in running],
         "results_waiting": len(waiting),
+        "started_waiting": len(started),  # pending trials whose jobs started since
         "compute": compute(st),
         "progress": {**progress(cfg, st, records, now),
                      "max_compute_request": pending_cap_request(exp),

@@ -106,9 +106,11 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                      f"nothing takes over: end it, or if it is gone for sure, `asha-hpc resume "
                      f"{shell_word(d['dir'])} --force`")
     if d["state"] == "stopped":
-        waiting = d.get("results_waiting") or 0
-        ended = (f"{waiting} of the running trials ended since, their results wait in "
-                 f"{shell_word(os.path.join(d['dir'], 'inbox'))}; " if waiting else "")
+        waiting, started = d.get("results_waiting") or 0, d.get("started_waiting") or 0
+        news = ([f"{started} of the pending trials' jobs started"] if started else []) + \
+            ([f"{waiting} of the running trials ended"] if waiting else [])
+        ended = (f"{' and '.join(news)} since, their messages wait in "
+                 f"{shell_word(os.path.join(d['dir'], 'inbox'))}; " if news else "")
         lines.append(f"no master is running: {ended}`asha-hpc resume {shell_word(d['dir'])}` "
                      f"goes on")
     if p:

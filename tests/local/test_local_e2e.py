@@ -312,7 +312,8 @@ def _master_killed_while_its_trial_trains(tmp_path):
                               stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 90
-        while time.time() < deadline and not list(exp.glob("trials/*/started")):
+        while time.time() < deadline and not (list(exp.glob("trials/*/started")) and any(
+                r["kind"] == "started" for r in journal(exp))):  # the master saw it start
             time.sleep(0.1)
         (started,) = exp.glob("trials/*/started")
     finally:
@@ -341,7 +342,7 @@ def test_status_without_a_master_tells_ended_trials_from_running_ones(tmp_path):
     assert d["trials"]["running"] == 1 and d["results_waiting"] == 1
     assert d["running_trials"][0]["result_waiting"] == "completed"
     text = cli("status", exp).stdout
-    assert (f"no master is running: 1 of the running trials ended since, their results wait "
+    assert (f"no master is running: 1 of the running trials ended since, their messages wait "
             f"in {exp / 'inbox'}; `asha-hpc resume {exp}` goes on") in text
     assert ": ended (completed), its result waits for the master" in text
     cli("resume", exp)
@@ -484,3 +485,37 @@ def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
     finally:
         master.send_signal(signal.SIGCONT)
         master.kill()
+
+
+def test_status_without_a_master_counts_jobs_that_started_since_it_stopped(tmp_path):
+    """The master submitted a job and stopped before the job started: the job's ``started``
+    message waits in the inbox, and status says so instead of counting the trial as pending
+    only (on Slurm: every job running, status said 0 running)."""
+    from asha_hpc.cli import _create_experiment
+
+    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
+    cfg_path = tmp_path / "exp.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "name": "early", "entrypoint": "waits:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
+        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = load_config(cfg_path)
+    exp = _create_experiment(cfg, tmp_path / "run")
+    m = Master(exp, cfg, progress=lambda s: None)
+    assert m.start()
+    m.step()  # submits the trial's job, and stops here: it never looks at the inbox again
+    m.lease.release()
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(exp.inbox.glob("*.started.json")):
+        time.sleep(0.1)
+    d = json.loads(cli("status", exp.root, "--json").stdout)
+    assert d["state"] == "stopped" and d["trials"]["pending"] == 1
+    assert d["started_waiting"] == 1 and d["results_waiting"] == 0
+    assert "no master is running: 1 of the pending trials' jobs started since, their messages " \
+        "wait in" in cli("status", exp.root).stdout
+    (next(exp.root.glob("trials/*")) / "go").touch()
+    while time.time() < deadline and not list(exp.inbox.glob("*.result.json")):
+        time.sleep(0.1)
+    d = json.loads(cli("status", exp.root, "--json").stdout)
+    assert d["started_waiting"] == 0 and d["results_waiting"] == 1
