@@ -153,4 +153,11 @@ def describe(warm: dict[str, Any]) -> str:
         out += (f" ({warm['inherited']} of them from the search it was warm-started from)"
                 if len(sources) == 1 else
                 f" ({warm['inherited']} of them from searches those were warm-started from)")
-    return out + (f" ({warm['left_out']} left out: not in this space)" if warm["left_out"] else "")
+    if warm["left_out"]:
+        out += f" ({warm['left_out']} left out: not in this space)"
+    need, most = warm.get("model_needs"), warm.get("most_at_one_length")
+    if need is not None and most is not None and most < need:
+        out += (f"; too few at any one length for the model (it needs {need}, the most is "
+                f"{most}{' at length ' + str(warm['at_length']) if warm.get('at_length') else ''})"
+                f": the first trials are drawn at random until this search adds results")
+    return out

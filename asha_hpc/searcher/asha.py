@@ -424,6 +424,10 @@ class BracketSearcher:
         if self._model is not None:
             self._model.prior(trials)
 
+    def model_fit_needs(self) -> tuple[int, int, int | None] | None:
+        """The model sampler's ``fit_needs`` (None without one)."""
+        return self._model.fit_needs() if self._model is not None else None
+
     def in_flight(self, bracket: int | None = None) -> int:
         """Trials in flight (in one bracket, or in all)."""
         if bracket is not None:

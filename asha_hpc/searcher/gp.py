@@ -54,6 +54,9 @@ class GPSampler(ModelSampler):
 
     _fitted: tuple[tuple[int, int], tuple[Any, ...]] | None = None  # (data's key, its fit)
 
+    def _enough(self, n: int) -> bool:
+        return n >= min_results(len(self.dims))
+
     def _model(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         """(points, normal scores of their losses, a key of that data) at the longest length
         with enough results; None when there is none (or nothing to search). Results at a
@@ -62,7 +65,7 @@ class GPSampler(ModelSampler):
         d = len(self.dims)
         if d == 0:
             return None
-        r = self._fit_length(lambda n: n >= min_results(d))
+        r = self._fit_length(self._enough)
         if r is None:
             return None
         order = np.argsort(r.loss[:r.n], kind="stable")

@@ -129,6 +129,17 @@ class ModelSampler:
             r = self.results[length] = _Results()
         r.add(row, float(loss), own)
 
+    def _enough(self, n: int) -> bool:
+        """Whether ``n`` results at one length are enough to fit the model on (a subclass's)."""
+        raise NotImplementedError
+
+    def fit_needs(self) -> tuple[int, int, int | None]:
+        """(results at one length the model needs, the most at any length now, that length):
+        ``status`` says when an earlier search's results are too few to fit on."""
+        need = next(n for n in range(1, 10_000) if self._enough(n))
+        most = max(self.results.items(), key=lambda kv: kv[1].n, default=None)
+        return need, (most[1].n if most else 0), (most[0] if most else None)
+
     def _fit_length(self, enough: Callable[[int], bool]) -> _Results | None:
         """The results the model is fitted on: those of the longest length at which this
         search has ``enough(count)`` results of its own, an earlier search's at that length

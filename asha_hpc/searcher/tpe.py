@@ -50,13 +50,18 @@ LOCAL_SCALE = 0.5
 class TPESampler(ModelSampler):
     """Draws configurations of ``space`` from BOHB's density models; see the module docstring."""
 
+    def _enough(self, n: int) -> bool:
+        """A good set of ``max(d + 1, GAMMA n)`` and a bad set of at least ``d + 1``."""
+        d = len(self.dims)
+        return n - max(d + 1, int(GAMMA * n)) >= d + 1
+
     def _model(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """(good points, bad points, good bandwidths, bad bandwidths) at the longest length
         with enough results; None when there is none (or nothing to search)."""
         d = len(self.dims)
         if d == 0:
             return None
-        r = self._fit_length(lambda n: n - max(d + 1, int(GAMMA * n)) >= d + 1)
+        r = self._fit_length(self._enough)
         if r is None:
             return None
         n = r.n

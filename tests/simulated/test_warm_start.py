@@ -97,6 +97,25 @@ def test_a_warm_started_search_fits_from_its_first_trials(first, sampler):
     assert line in text and said[0] == line
 
 
+@pytest.mark.parametrize("sampler", MODELS)
+def test_a_warm_start_too_small_to_fit_says_so(tmp_path, sampler):
+    """An earlier search of 4 trials: too few results at any one length for the model, so the
+    first trials are random after all; the master's line and status say it, and why."""
+    (tmp_path / "landscape.py").write_text(CURVE)
+    small = parse_config(raw(trials=4, sampler="random"), str(tmp_path))
+    exp = _create_experiment(small, tmp_path / "a")
+    assert Master(exp, small, progress=lambda s: None).run().lifecycle == "completed"
+    cfg = parse_config(raw(trials=8, sampler=sampler, warm_start="a"), str(tmp_path))
+    exp, st_, recs, said = run(tmp_path, "b", cfg)
+    w = st_.warm
+    assert w["most_at_one_length"] < w["model_needs"]
+    text = render_status_text(status_dict(exp, cfg, st_, recs))
+    tail = (f"; too few at any one length for the model (it needs {w['model_needs']}, the most "
+            f"is {w['most_at_one_length']} at length {w['at_length']}): the first trials are "
+            f"drawn at random until this search adds results")
+    assert said[0].endswith(tail) and tail in text
+
+
 def test_resume_and_the_views_replay_the_record_not_the_folder(first):
     cfg = parse_config(raw(warm_start="a", seed=11), str(first))
     exp = _create_experiment(cfg, first / "b")
