@@ -791,14 +791,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.debug or e.errno not in DISK_FULL_ERRNOS + NO_WRITE_ERRNOS:
             raise
-        where = e.filename or "."
+        # the system names the file when it has one at hand; else the command's folder
+        where = e.filename or str(Path(getattr(a, "exp_dir", None) or ".").resolve())
         if e.errno in NO_WRITE_ERRNOS:  # someone else's experiment, a read-only mount
             print(f"asha-hpc: error: cannot write in {Path(where).parent}: {e.strerror}; "
                   f"`asha-hpc {a.cmd}` writes to the experiment folder: run it as the user who "
                   f"owns the folder, where its file system is writable (status, best, export "
                   f"and report only read)", file=sys.stderr)
             return 1
-        print(f"asha-hpc: error: {mount_point(Path(where))}: {e.strerror} (writing {where}); "
+        what = f"writing {where}" if e.filename else f"writing in {where}"
+        print(f"asha-hpc: error: {mount_point(Path(where))}: {e.strerror} ({what}); "
               f"free space or raise the quota, then try again", file=sys.stderr)
         return 1
 

@@ -522,7 +522,8 @@ class Master:
             # the master's own writes (job scripts, pickles, slots) hit a full disk: stop here;
             # what was journaled stands, and resume finds the rest (reconcile)
             where = e.filename or self.exp.root
-            raise AshaError(f"{mount_point(Path(where))}: {e.strerror} (writing {where}); the "
+            what = f"writing {where}" if e.filename else f"writing in {where}"
+            raise AshaError(f"{mount_point(Path(where))}: {e.strerror} ({what}); the "
                             f"master stops, nothing is lost: free space or raise the quota, then "
                             f"`asha-hpc resume {shell_word(self.exp.root)}`") from None
         return go
