@@ -426,6 +426,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
+    from .protocol.logmarks import keys as logkeys
     from .protocol.logmarks import section
     from .views.observe import trial_jobs
     from .views.status import open_experiment
@@ -455,9 +456,13 @@ def cmd_logs(a: argparse.Namespace) -> int:
                         f"log under {exp.jobs} (jobs/<id>_0_log.* or jobs/<id>/<id>_0_log.*)")
     data = Path(path).read_bytes()
     part = None if a.whole else section(data, j["key"])
-    print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']}"
-          + ("; its part of a log that several segments share: --whole for all" if part is not None
-             and len(part) < len(data) else "") + ")", file=sys.stderr)
+    cut = ""
+    if part is not None and len(part) < len(data):
+        cut = ("; its part of a log that several segments share: --whole for all"
+               if set(logkeys(data)) - {j["key"]} else
+               "; the job's own lines before its segment left out: --whole for all")
+    print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']}{cut})",
+          file=sys.stderr)
     data = data if part is None else part
     if a.tail:
         data = b"\n".join(data.splitlines()[-a.tail:]) + b"\n"

@@ -25,3 +25,8 @@ def section(log: bytes, key: str) -> bytes | None:
     parts = [log[m.start():(marks[i + 1].start() if i + 1 < len(marks) else len(log))]
              for i, m in enumerate(marks) if m.group(1).decode() == key]
     return b"".join(parts)
+
+
+def keys(log: bytes) -> list[str]:
+    """The segments whose banners ``log`` holds, in order."""
+    return [m.group(1).decode() for m in _BANNER.finditer(log)]

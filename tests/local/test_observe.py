@@ -461,6 +461,17 @@ def test_logs_of_a_worker_show_the_trials_own_part(tmp_path, capsys):
             f"warning from trial {tid}", "")
     whole = run_cli(capsys, "logs", exp_dir, 2, "--whole")
     assert all(f"hello from trial {t} to 3" in whole for t in (1, 2, 3))
+    assert cli.main(["logs", str(exp_dir), "2"]) == 0
+    assert "its part of a log that several segments share: --whole for all" in \
+        capsys.readouterr().err
+
+
+def test_logs_of_a_job_of_one_segment_do_not_speak_of_other_segments(tmp_path, capsys):
+    exp_dir = tiny_search(tmp_path, capsys, trials=1, at_once=1, local={"gpus": [], "workers": 0})
+    assert cli.main(["logs", str(exp_dir), "1"]) == 0
+    err = capsys.readouterr().err
+    assert "several segments" not in err
+    assert "the job's own lines before its segment left out: --whole for all" in err
 
 
 def test_local_search_logs_gpus_curves(tmp_path, capsys):
