@@ -496,6 +496,9 @@ class _Parser:
                 close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
                 hint = (f"; did you mean '{close[0]}'?" if close
                         else f" (type '{t}' takes {', '.join(x for x in known if x != 'type')})")
+                if k in ("step", "q") and t in ("int", "double", "log"):  # Optuna's, Ray's
+                    hint += ("; values on a grid of steps: a categorical of them "
+                             "(type: categorical, vals: [32, 64, 96, 128])")
                 self.bad(f"{path}.{k}", f"unknown key{hint}")
         for k in _REQUIRED[t]:
             if k not in spec or (spec[k] is None and k != "val"):

@@ -148,6 +148,9 @@ BAD = [
      "hyperparameters.lr.minval: must be > 0 on a log scale (log: true), got 0"),
     ({"lr": {"type": "double", "minval": 0.1, "maxval": 1, "log": "yes"}},
      "hyperparameters.lr.log: must be true or false, got 'yes'"),
+    ({"n": {"type": "int", "minval": 32, "maxval": 256, "step": 32}},
+     "hyperparameters.n.step: unknown key (type 'int' takes minval, maxval, count, log); values "
+     "on a grid of steps: a categorical of them (type: categorical, vals: [32, 64, 96, 128])"),
     ({"n": {"type": "int", "minval": 16, "maxval": 256, "log": True}},
      "hyperparameters.n.log: an int on a log scale is not a type here"),
     ({"opt": {"type": "categorical", "vals": [
