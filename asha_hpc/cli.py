@@ -329,7 +329,8 @@ def cmd_best(a: argparse.Namespace) -> int:
         if r["error"]:  # its results stand; why it went no further
             print(f"   failed: {error_summary(r['error'])}")
         print(f"   hparams: {json.dumps(r['hparams'])}")
-        print(f"   checkpoint: {r['checkpoint'] or '-'}")
+        print(f"   checkpoint: {r['checkpoint'] or '-'}"
+              + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else ""))
         if r["logs"]["out"] or r["logs"]["err"]:
             print(f"   logs: {r['logs']['out'] or '-'}  {r['logs']['err'] or '-'}")
     return 0

@@ -592,7 +592,10 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
     for t in ranked:
         j = jobs.get(t.id) or {}
         rows.append({"trial_id": t.id, "metric": finite_float(t.metric), "hparams": t.hparams,
-                     "checkpoint": t.checkpoint, "length": t.length, "state": st.status_of(t),
+                     "checkpoint": t.checkpoint,
+                     # removed by hand, or a moved folder: said, not handed out as a path to load
+                     "checkpoint_missing": t.checkpoint is not None and not Path(t.checkpoint).exists(),
+                     "length": t.length, "state": st.status_of(t),
                      "error": t.error if st.status_of(t) == "failed" else None,
                      "logs": {"out": j.get("out"), "err": j.get("err")}})
     return rows

@@ -1,6 +1,7 @@
 """End to end on the local backend: real master, real subprocess jobs, small budgets."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,10 @@ def test_full_search_status_best_export(tmp_path):
     assert status["best"]["trial_id"] == st.ranked()[0].id
     best = json.loads(cli("best", exp, "--top", "3", "--json").stdout)
     assert best[0]["length"] == 16 and Path(best[0]["checkpoint"]).is_dir()
+    assert best[0]["checkpoint_missing"] is False
+    shutil.rmtree(best[0]["checkpoint"])  # removed by hand
+    assert "(missing: removed or moved since)" in cli("best", exp).stdout.split("\n\n")[0]
+    assert json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint_missing"] is True
     assert set(best[0]) >= {"trial_id", "metric", "hparams", "checkpoint", "length"}
     csv_text = cli("export", exp, "--format", "csv").stdout
     assert csv_text.splitlines()[0].startswith("trial_id,") and "hparams.x" in csv_text.splitlines()[0]
