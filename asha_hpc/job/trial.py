@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FatalTrialError, MetricNotReported
 from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
+from .ranks import PeerGone
 
 if TYPE_CHECKING:
     from .ranks import Group
@@ -244,7 +245,9 @@ class Trial:
         try:
             self._group.wait(lambda: not missing(), f"every rank's {phase} marker in {folder}",
                              timeout_s=0.0 if one_node else MARKER_WAIT_S)
-        except RuntimeError:
+        except PeerGone:  # a peer that died: the attempt's failure, retried, not the code's
+            raise
+        except RuntimeError:  # timed out
             late = missing()
             if not late:
                 return

@@ -301,30 +301,43 @@ def train(trial):
 '''
 
 
-def _master_killed_while_its_trial_trains(tmp_path):
-    """A master SIGKILLed while its one trial trains; the experiment folder, and the trial's
-    folder (the trial ends once a ``go`` file appears there)."""
+def _waiting_trial_config(tmp_path, name):
+    """A search of one trial whose code waits for a ``go`` file in its folder."""
     (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(yaml.safe_dump({
-        "name": "gone", "entrypoint": "waits:train",
+        "name": name, "entrypoint": "waits:train",
         "searcher": {"name": "single", "metric": "loss", "max_length": 4},
         "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2, "max_restarts": 0,
         "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    return cfg
+
+
+def _master_with_a_trial_training(tmp_path, name):
+    """``asha-hpc run`` of that search, once the master saw its trial start: the experiment
+    folder, the master's process and the trial's folder."""
     exp = tmp_path / "run"
-    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
-                               "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and not (list(exp.glob("trials/*/started")) and any(
-                r["kind"] == "started" for r in journal(exp))):  # the master saw it start
-            time.sleep(0.1)
-        (started,) = exp.glob("trials/*/started")
-    finally:
-        master.send_signal(signal.SIGKILL)
-        master.wait()
-    return exp, started.parent
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                               str(_waiting_trial_config(tmp_path, name)), "--exp-dir", str(exp)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (list(exp.glob("trials/*/started")) and any(
+            r["kind"] == "started" for r in journal(exp))):
+        time.sleep(0.1)
+    found = list(exp.glob("trials/*/started"))
+    if not found:
+        master.kill()
+    (started,) = found
+    return exp, master, started.parent
+
+
+def _master_killed_while_its_trial_trains(tmp_path):
+    """A master SIGKILLed while its one trial trains; the experiment folder, and the trial's
+    folder (the trial ends once a ``go`` file appears there)."""
+    exp, master, trial_dir = _master_with_a_trial_training(tmp_path, "gone")
+    master.send_signal(signal.SIGKILL)
+    master.wait()
+    return exp, trial_dir
 
 
 def _let_it_end(exp, trial_dir):
@@ -373,15 +386,15 @@ import json, os
 
 
 def train(trial):
-    epoch = 0
-    if trial.latest_checkpoint is not None:
-        epoch = json.loads((trial.latest_checkpoint / "state.json").read_text())["epoch"]
+    start, ckpt = 0, trial.latest_checkpoint
+    if ckpt:
+        start = json.loads((ckpt / "state.json").read_text())["epoch"]
     for segment in trial.segments():
-        while epoch < segment.length:
-            epoch += 1
-            val = 1.0 / epoch
-        with trial.save_checkpoint(length=epoch) as path:
-            (path / "state.json").write_text(json.dumps({"epoch": epoch}))
+        for epoch in range(start + 1, segment.length + 1):
+            val = 1.0 / epoch  # the tutorial's metric, from the last epoch it trained
+        start = segment.length
+        with trial.save_checkpoint(length=start) as path:
+            (path / "state.json").write_text(json.dumps({"epoch": start}))
         if not (trial.dir / "killed").exists():  # the job ends here, as if its time ran out
             (trial.dir / "killed").touch()
             os._exit(1)
@@ -459,22 +472,8 @@ def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
     """A master stopped with SIGSTOP (a frozen login node): its pid lives, so its lease holds
     on its host, and status used to say "running" for ever; it now says the lease has not been
     renewed for so long, and what to do."""
-    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "frozen", "entrypoint": "waits:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
-        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
-    exp = tmp_path / "run"
-    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
-                               "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    exp, master, trial_dir = _master_with_a_trial_training(tmp_path, "frozen")
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and not list(exp.glob("trials/*/started")):
-            time.sleep(0.1)
-        (started,) = exp.glob("trials/*/started")
         assert "has not renewed its lease" not in cli("status", exp).stdout
         master.send_signal(signal.SIGSTOP)
         lease = ExpDir(exp).lease
@@ -485,7 +484,7 @@ def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
         assert (f"the master (pid {master.pid} on {socket.gethostname()}) has not renewed its "
                 f"lease for 5m") in cli("status", exp).stdout
         master.send_signal(signal.SIGCONT)
-        (started.parent / "go").touch()
+        (trial_dir / "go").touch()
         assert master.wait(timeout=120) == 0
     finally:
         master.send_signal(signal.SIGCONT)
@@ -498,13 +497,7 @@ def test_status_without_a_master_counts_jobs_that_started_since_it_stopped(tmp_p
     only (on Slurm: every job running, status said 0 running)."""
     from asha_hpc.cli import _create_experiment
 
-    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
-    cfg_path = tmp_path / "exp.yaml"
-    cfg_path.write_text(yaml.safe_dump({
-        "name": "early", "entrypoint": "waits:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
-        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg_path = _waiting_trial_config(tmp_path, "early")
     cfg = load_config(cfg_path)
     exp = _create_experiment(cfg, tmp_path / "run")
     m = Master(exp, cfg, progress=lambda s: None)
