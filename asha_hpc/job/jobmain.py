@@ -717,6 +717,7 @@ class _StderrTail(threading.Thread):
         self.latest: str | None = None
         self._root: int | None = None
         self._in_root = False
+        self._launcher = False  # torchrun's summary came: its children's errors are above it
         self.start()
 
     def run(self) -> None:
@@ -737,7 +738,9 @@ class _StderrTail(threading.Thread):
 
     def _read(self, text: str) -> None:
         m = self.EXCEPTION.match(text)
-        if m and "ChildFailedError" not in m.group(2):
+        if m and "ChildFailedError" in m.group(2):
+            self._launcher = True
+        elif m:
             rank = int(m.group(1)) if m.group(1) is not None else None
             self.exceptions[rank] = self.latest = m.group(2)
         if text.startswith("Root Cause"):
@@ -753,10 +756,14 @@ class _StderrTail(threading.Thread):
             else self.latest
 
     def text(self) -> str:
-        """The last lines, ending with the script's exception when they do not."""
+        """The last lines, ending with the script's exception where a launcher's summary, or
+        a line without words, ends them instead (an exception the script caught and went on
+        from is not made its error)."""
         text = b"".join(self.last).decode(errors="replace").strip()
         exc = self.exception()
-        if exc and not text.endswith(exc):
+        last = text.splitlines()[-1] if text else ""
+        if exc and not text.endswith(exc) and (
+                self._launcher or not any(c.isalnum() for c in last)):
             text += f"\n{exc}"
         return text
 

@@ -81,3 +81,9 @@ def test_a_plain_script_names_its_last_exception():
 
 def test_a_line_of_rules_is_never_the_summary():
     assert error_summary("RuntimeError: boom\n=====\n-----\n") == "RuntimeError: boom"
+
+
+def test_an_exception_the_script_caught_and_went_on_from_is_not_its_error():
+    caught = ("Traceback (most recent call last):\nValueError: a retry of the download\n"
+              "downloaded after a retry\nerror: --epochs must be positive\n")
+    assert error_summary(_tail(caught).text()) == "error: --epochs must be positive"
