@@ -498,23 +498,12 @@ def cmd_cancel(a: argparse.Namespace) -> int:
 
 
 def cmd_submit(a: argparse.Namespace) -> int:
-    from .submit import render_master_script, submit_master
+    from .submit import master_options, render_master_script, submit_master
 
     cfg = load_config(a.config)
     _check_warm_start(cfg)
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
-    extra = {}
-    account = a.account or cfg.slurm.account  # the trials' account pays for the master too
-    if account:
-        extra["account"] = account
-    if a.qos:
-        extra["qos"] = a.qos
-    for opt in a.sbatch or []:
-        key, eq, value = opt.partition("=")
-        if not eq or not key.strip("-"):
-            raise AshaError(f"--sbatch {opt!r}: write an sbatch option as KEY=VALUE "
-                            f"(--sbatch mail-type=END)")
-        extra[key.strip("-")] = value
+    extra = master_options(cfg, a.account, a.qos, a.sbatch or [])
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
                                   template=Path(a.template) if a.template else None,

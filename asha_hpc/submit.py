@@ -39,6 +39,25 @@ def _template_text(template: Path | None) -> str:
                         f"--template sbatch_templates/master.sbatch from a clone of asha_hpc") from None
 
 
+def master_options(cfg: ExperimentConfig, account: str | None, qos: str | None,
+                   sbatch: list[str]) -> dict[str, str]:
+    """The master job's own sbatch options: ``--account`` (default: the trials',
+    ``slurm.account``, which then pays for the master too), ``--qos``, and each ``--sbatch
+    KEY=VALUE``."""
+    extra: dict[str, str] = {}
+    if account or cfg.slurm.account:
+        extra["account"] = str(account or cfg.slurm.account)
+    if qos:
+        extra["qos"] = qos
+    for opt in sbatch:
+        key, eq, value = opt.partition("=")
+        if not eq or not key.strip("-"):
+            raise AshaError(f"--sbatch {opt!r}: write an sbatch option as KEY=VALUE "
+                            f"(--sbatch mail-type=END)")
+        extra[key.strip("-")] = value
+    return extra
+
+
 def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path,
                          partition: str | None = None, time_limit: str = "2-00:00:00",
                          mem: str = "4G", signal_s: int = 120, template: Path | None = None,

@@ -87,8 +87,8 @@ def test_config_problems_name_the_field():
         "got 'lr=0.1'"]
     assert len(problems(points_to_evaluate={"lr": 0.01})) == 1
     assert problems(points_to_evaluate=[{"lr": "1e-3"}]) == [  # as PyYAML reads 1e-3
-        "searcher.points_to_evaluate[0].lr: must be a number, got '1e-3' (YAML reads 1e-5 as "
-        "text; write 1.0e-5)"]
+        "searcher.points_to_evaluate[0].lr: must be a number, got '1e-3' (YAML reads 1e-3 as "
+        "text; write 1.0e-3)"]
     assert len(problems(name="grid", points_to_evaluate=POINTS)) == 1
     assert "raise max_trials" in problems(max_trials=1, points_to_evaluate=POINTS)[0]
 
