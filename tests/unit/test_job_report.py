@@ -77,3 +77,33 @@ def test_any_report_file_is_read_without_raising(tmp_path_factory, lines):
     assert got.metrics is None or isinstance(got.metrics, dict)
     assert got.reached is None or isinstance(got.reached, int)
     assert all(isinstance(m, dict) for _, m in got.points)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=20), st.dictionaries(
+    st.sampled_from(["metrics", "step", "reached", "ended_early"]),
+    st.one_of(st.integers(), st.text(max_size=4),
+              st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)),
+    max_size=3).map(json.dumps)), max_size=8), st.lists(st.integers(0, 400), max_size=6))
+def test_reading_as_the_file_grows_gives_what_one_read_at_the_end_gives(tmp_path_factory,
+                                                                        lines, cuts):
+    """The job reads a command's report file while the command writes it (ReportReader):
+    whatever the points at which it looks, even in the middle of a line or of a UTF-8
+    character, it ends with the same result and the same points, each once."""
+    from asha_hpc.job.job_report import ReportReader, read_report
+
+    data = ("\n".join(line.replace("\n", " ") for line in lines)).encode()
+    out = tmp_path_factory.mktemp("r") / "report.jsonl"
+    out.write_bytes(b"")
+    reader, seen, at = ReportReader(out), [], 0
+    for cut in sorted(min(c, len(data)) for c in cuts):
+        with open(out, "ab") as f:
+            f.write(data[at:cut])
+        at = max(at, cut)
+        seen += reader.read()
+    with open(out, "ab") as f:
+        f.write(data[at:])
+    seen += reader.read(final=True)
+    whole = read_report(out)
+    assert seen == whole.points and reader.got.points == whole.points
+    assert reader.got.metrics == whole.metrics and reader.got.reached == whole.reached
