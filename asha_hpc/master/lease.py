@@ -30,8 +30,11 @@ from ..protocol.pids import pid_alive, pid_namespace, started_after
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 
 
+TIMEOUT_S = 120.0  # a heartbeat older than this (on another host) frees the lease
+
+
 class Lease:
-    def __init__(self, path: Path, timeout_s: float = 120.0) -> None:
+    def __init__(self, path: Path, timeout_s: float = TIMEOUT_S) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         self.token = uuid.uuid4().hex

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import shell_word
+from ..master.lease import TIMEOUT_S as LEASE_TIMEOUT_S
 from ..space import Const, flat_hparams
 from .observe import fmt_duration
 from .status import AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
-FROZEN_S = 120.0  # a lease not renewed this long (the lease's own timeout) is a stuck master
 
 RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("completed", "completed"), ("running", "running"), ("queued", "queued"),
@@ -99,7 +99,7 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
              f"{t['failed']} failed, {t['invalid']} invalid"]
     m = d.get("master")
-    if m and (m.get("lease_quiet_s") or 0) > FROZEN_S:
+    if m and (m.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S:  # a stopped or hung master
         lines.append(f"the master (pid {m['pid']} on {m['host']}) has not renewed its lease for "
                      f"{fmt_duration(m['lease_quiet_s'])} (it does every few seconds): it is "
                      f"stopped (kill -STOP, a frozen node) or hung. Its process still lives, so "
