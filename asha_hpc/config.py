@@ -583,8 +583,10 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
     loc.gpus_per_trial = c.get(d, "gpus_per_trial", p, _is_int, "an integer", default_per, _at_least(0))
     loc.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
     if loc.gpus_per_trial > len(loc.gpus):
-        c.bad(f"{p}.gpus_per_trial", f"asks for {loc.gpus_per_trial} GPUs per trial but local.gpus "
-              f"has {len(loc.gpus)} ({', '.join(loc.gpus) or 'none'})")
+        n = loc.gpus_per_trial
+        c.bad(f"{p}.gpus_per_trial", f"asks for {n} GPU{'s' if n > 1 else ''} per trial but "
+              f"local.gpus has {len(loc.gpus)} ({', '.join(loc.gpus) or 'none'}): leave it out "
+              f"(0 on a machine without GPUs) or name the GPUs in local.gpus")
     if loc.gpus_per_trial:
         default_par = max(1, len(loc.gpus) // loc.gpus_per_trial) * loc.trials_per_gpu
     else:
