@@ -97,7 +97,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"{d.get('backend', '?')}, metric {d['metric']} ({order} is better)",
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
              f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
-             f"{t['failed']} failed, {t['invalid']} invalid"]
+             f"{t['failed']} failed, {t['invalid']} invalid"
+             + (f", {t['cancelled']} cancelled" if t.get("cancelled") else "")
+             + (f", {t['interrupted']} interrupted" if t.get("interrupted") else "")]
     m = d.get("master")
     if m and (m.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S:  # a stopped or hung master
         lines.append(f"the master (pid {m['pid']} on {m['host']}) has not renewed its lease for "
@@ -297,8 +299,10 @@ def render_status_text(d: dict[str, Any]) -> str:
                   f" `asha-hpc logs {shell_word(d['dir'])} ID --err` shows the whole error, "
                   f"`asha-hpc resume {shell_word(d['dir'])} --retry-failed` trains them again):"]
         for f in failed:
-            lines.append(f"  trial {f['trial_id']} at length {f['length']}, {f['restarts']} "
-                         f"restart{'' if f['restarts'] == 1 else 's'}: {f['error']}")
+            n = f["restarts"]
+            lines.append(f"  trial {f['trial_id']} at length {f['length']}"
+                         + (f", after {n} failed attempt{'' if n == 1 else 's'}" if n else "")
+                         + f": {f['error']}")
     running = d.get("running_trials")
     if running:
         lines += ["", f"running ({d['trials']['running']}):"]

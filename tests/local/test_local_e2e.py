@@ -91,7 +91,8 @@ def test_failing_trials_retried_then_failed_and_invalid_replaced(tmp_path):
     assert all("always fails" in f["error"] for f in d["failed_trials"])
     text = cli("status", exp).stdout
     assert f"failed ({len(failed)}; `asha-hpc logs {exp} ID --err` shows the whole error" in text
-    assert f"  trial {failed[0]} at length 0, {cfg.max_restarts + 1} restarts: " in text
+    assert f"  trial {failed[0]} at length 0, after {cfg.max_restarts + 1} failed attempts: " \
+        in text
     rows = cli("export", exp, "--format", "csv").stdout.splitlines()
     header = rows[0].split(",")
     errors = {int(r.split(",")[0]): r.split(",")[header.index("error")] for r in rows[1:]}
