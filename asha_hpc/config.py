@@ -454,6 +454,10 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.divisor = float(c.get(d, "divisor", p, _is_num, "a number", 4.0, _greater(1)))
     s.max_rungs = c.get(d, "max_rungs", p, _is_int, "an integer", 5, _at_least(1))
     s.num_rungs = c.get(d, "num_rungs", p, _is_int, "an integer", 5, _at_least(1))
+    # (a resolved config, as resume reads it, holds the default for every searcher)
+    if "num_rungs" in d and s.num_rungs != 5 and s.name != "async_halving":
+        c.warnings.append(f"{p}.num_rungs is read by async_halving only: {s.name} ignores it"
+                          + ("; its rungs come from max_rungs" if s.name == "adaptive_asha" else ""))
     s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
     s.asha_rule = c.choice(d, "asha_rule", p, ASHA_RULES, "paper")
     if s.asha_rule == "determined_0.38":

@@ -150,6 +150,12 @@ def test_a_stop_signal_as_long_as_the_time_limit_is_refused():
     assert parse_config(raw, "/tmp").slurm.signal_delay_s == 20
 
 
+def test_num_rungs_outside_async_halving_is_said_to_do_nothing():
+    raw = dict(GOOD, searcher=dict(GOOD["searcher"], num_rungs=3))
+    assert "searcher.num_rungs is read by async_halving only: adaptive_asha ignores it; its " \
+        "rungs come from max_rungs" in parse_config(raw, "/tmp").warnings
+
+
 def test_determined_only_keys_warn_not_fail():
     raw = dict(GOOD, resources={"slots_per_trial": 1}, records_per_epoch=5000)
     cfg = parse_config(raw, "/tmp")
