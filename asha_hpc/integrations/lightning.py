@@ -246,7 +246,12 @@ class AshaCallback(_Base):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         walk = self._walk
         if walk.target is not None:
+            # Trainer(max_time=...) is a Timer callback; the others name themselves
+            present = [("Trainer(max_time=...)" if type(cb).__name__ == "Timer" else
+                        type(cb).__name__) for cb in getattr(trainer, "callbacks", [])
+                       if any(c.__name__ in ("EarlyStopping", "Timer") for c in type(cb).__mro__)]
             raise ended_early("AshaCallback", self._position(trainer), self.unit, walk.target,
+                              f"{' or '.join(present)}, in the Trainer's callbacks" if present else
                               "EarlyStopping, Trainer(max_time=...), or trainer.should_stop "
                               "set in the model")
 
