@@ -330,7 +330,9 @@ def cmd_best(a: argparse.Namespace) -> int:
             print(f"   failed: {error_summary(r['error'])}")
         print(f"   hparams: {json.dumps(r['hparams'])}")
         print(f"   checkpoint: {r['checkpoint'] or '-'}"
-              + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else ""))
+              + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else "")
+              + (f" (trained to length {r['checkpoint_length']}, past its result's: a later "
+                 f"segment cut short)" if r.get("checkpoint_length") else ""))
         if r["logs"]["out"] or r["logs"]["err"]:
             print(f"   logs: {r['logs']['out'] or '-'}  {r['logs']['err'] or '-'}")
     return 0

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FatalTrialError, TrainingEndedEarly
-from ..job.trial import Segment, Trial, checkpoint_length
+from ..job.trial import Segment, Trial
+from ..protocol.checkpoints import checkpoint_length
 
 METRICS_FILE = "asha_metrics.json"  # in each checkpoint the callbacks publish
 

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FatalTrialError, MetricNotReported
-from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, read_json, sync_data
+from ..protocol.checkpoints import MANIFEST, checkpoint_length, latest_checkpoint
+from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
 from .ranks import PeerGone
 
 if TYPE_CHECKING:
     from .ranks import Group
 
-MANIFEST = "MANIFEST.json"
 # how long rank 0 looks for the other ranks' checkpoint markers after torch.distributed's
 # barrier (a network filesystem can show another node's new file that late)
 MARKER_WAIT_S = 60.0
@@ -57,54 +57,6 @@ class Segment:
 
     def report(self, metrics: Mapping[str, Any] | None = None, /, **named: Any) -> None:
         self._trial._report_segment(self, merge_metrics(metrics, named))
-
-
-def latest_checkpoint(ckpt_root: Path) -> Path | None:
-    """The newest complete checkpoint (names sort in creation order; a folder without a valid
-    manifest, or whose files do not match it, is incomplete and skipped)."""
-    try:
-        names = sorted((n for n in os.listdir(ckpt_root) if not n.startswith(".")), reverse=True)
-    except FileNotFoundError:
-        return None
-    skipped = []
-    for name in names:
-        path = ckpt_root / name
-        why = checkpoint_problem(path)
-        if why is None:
-            break
-        skipped.append(f"{path} ({why})")
-    else:
-        path = None
-    if skipped:  # a published checkpoint lost its manifest or a file: say so, never silently
-        print(f"asha_hpc: warning: skipping incomplete checkpoint {'; '.join(skipped)}: "
-              + (f"resuming from {path}" if path else "no complete checkpoint left, training "
-                 "starts from the beginning"), file=sys.stderr, flush=True)
-    return path
-
-
-def checkpoint_length(path: Path | None) -> int | None:
-    """The length a checkpoint was taken at (``save_checkpoint(length=...)``), or None."""
-    if path is None:
-        return None
-    man, err = read_json(path / MANIFEST)
-    v = man.get("length") if not err and isinstance(man, dict) else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def checkpoint_problem(path: Path) -> str | None:
-    """Why ``path`` is not a complete checkpoint, or None."""
-    man, err = read_json(path / MANIFEST)
-    if err:
-        return f"manifest {err}"
-    if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
-        return "manifest has no file list"
-    for rel, size in man["files"].items():
-        try:
-            if (path / rel).stat().st_size != size:
-                return f"{rel} has the wrong size"
-        except OSError:
-            return f"{rel} is missing"
-    return None
 
 
 class Trial:
@@ -444,7 +396,6 @@ def _names(names: Any) -> str:
 
 def _torch_dist():
     """torch.distributed if the user's code imported torch and initialised a process group."""
-    import sys
 
     torch = sys.modules.get("torch")
     if torch is None:

@@ -35,6 +35,7 @@ from ..master.state import (
     replay,
 )
 from ..master.timelimits import rung_levels
+from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
 from ..protocol.expdir import ExpDir, scan_inbox
 from ..protocol.journal import read_journal
 from ..protocol.messages import MessageError, Result, Started, from_json
@@ -591,10 +592,18 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
     rows = []
     for t in ranked:
         j = jobs.get(t.id) or {}
+        ckpt, ckpt_length, missing = t.checkpoint, None, False
+        if t.checkpoint is not None and not Path(t.checkpoint).exists():
+            # a later segment that was cut short (cancelled, stopped) saved a newer checkpoint
+            # and pruned this one: the trial's newest is the one to load; none at all is said
+            newest = latest_checkpoint(exp.checkpoints(t.id))
+            ckpt, missing = (str(newest), False) if newest is not None else (t.checkpoint, True)
+            n = checkpoint_length(newest)
+            ckpt_length = n if n is not None and n > t.length else None
         rows.append({"trial_id": t.id, "metric": finite_float(t.metric), "hparams": t.hparams,
-                     "checkpoint": t.checkpoint,
-                     # removed by hand, or a moved folder: said, not handed out as a path to load
-                     "checkpoint_missing": t.checkpoint is not None and not Path(t.checkpoint).exists(),
+                     "checkpoint": ckpt, "checkpoint_missing": missing,
+                     # the newest checkpoint's length, where it is not the result's
+                     **({"checkpoint_length": ckpt_length} if ckpt_length is not None else {}),
                      "length": t.length, "state": st.status_of(t),
                      "error": t.error if st.status_of(t) == "failed" else None,
                      "logs": {"out": j.get("out"), "err": j.get("err")}})

@@ -34,7 +34,18 @@ def test_full_search_status_best_export(tmp_path):
     best = json.loads(cli("best", exp, "--top", "3", "--json").stdout)
     assert best[0]["length"] == 16 and Path(best[0]["checkpoint"]).is_dir()
     assert best[0]["checkpoint_missing"] is False
-    shutil.rmtree(best[0]["checkpoint"])  # removed by hand
+    # a later segment, cut short, saved a newer checkpoint (at 20) and pruned this one
+    ckpt = Path(best[0]["checkpoint"])
+    newer = ckpt.with_name(ckpt.name.replace("-s00", "-s09"))
+    shutil.copytree(ckpt, newer)
+    manifest = json.loads((newer / "MANIFEST.json").read_text())
+    (newer / "MANIFEST.json").write_text(json.dumps(dict(manifest, length=20)))
+    shutil.rmtree(ckpt)
+    again = json.loads(cli("best", exp, "--json").stdout)[0]
+    assert again["checkpoint"] == str(newer) and again["checkpoint_length"] == 20
+    assert "(trained to length 20, past its result's" in cli("best", exp).stdout
+    shutil.rmtree(newer)  # removed by hand
+    best[0]["checkpoint"] = str(ckpt)
     assert "(missing: removed or moved since)" in cli("best", exp).stdout.split("\n\n")[0]
     assert json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint_missing"] is True
     assert set(best[0]) >= {"trial_id", "metric", "hparams", "checkpoint", "length"}

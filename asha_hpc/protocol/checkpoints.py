@@ -1,0 +1,61 @@
+"""A trial's checkpoints on disk, as jobs write them and everything else reads them: one folder
+per checkpoint under ``trials/<id>/checkpoints/``, named so that names sort in creation order,
+complete when its ``MANIFEST.json`` lists every file with its size (``Trial.save_checkpoint``
+writes it last, then renames the folder into place)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .expdir import read_json
+
+MANIFEST = "MANIFEST.json"
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    """The newest complete checkpoint (names sort in creation order; a folder without a valid
+    manifest, or whose files do not match it, is incomplete and skipped)."""
+    try:
+        names = sorted((n for n in os.listdir(ckpt_root) if not n.startswith(".")), reverse=True)
+    except FileNotFoundError:
+        return None
+    skipped = []
+    for name in names:
+        path = ckpt_root / name
+        why = checkpoint_problem(path)
+        if why is None:
+            break
+        skipped.append(f"{path} ({why})")
+    else:
+        path = None
+    if skipped:  # a published checkpoint lost its manifest or a file: say so, never silently
+        print(f"asha_hpc: warning: skipping incomplete checkpoint {'; '.join(skipped)}: "
+              + (f"resuming from {path}" if path else "no complete checkpoint left, training "
+                 "starts from the beginning"), file=sys.stderr, flush=True)
+    return path
+
+
+def checkpoint_length(path: Path | None) -> int | None:
+    """The length a checkpoint was taken at (``save_checkpoint(length=...)``), or None."""
+    if path is None:
+        return None
+    man, err = read_json(path / MANIFEST)
+    v = man.get("length") if not err and isinstance(man, dict) else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete checkpoint, or None."""
+    man, err = read_json(path / MANIFEST)
+    if err:
+        return f"manifest {err}"
+    if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
+        return "manifest has no file list"
+    for rel, size in man["files"].items():
+        try:
+            if (path / rel).stat().st_size != size:
+                return f"{rel} has the wrong size"
+        except OSError:
+            return f"{rel} is missing"
+    return None
