@@ -313,16 +313,23 @@ def train(trial):
 '''
 
 
+def _one_trial_search(tmp_path, name, code, max_length=4, hparams=None, **top):
+    """The config of a search of one trial whose code is ``code`` (module ``<name>_model``),
+    a job per segment on the local backend."""
+    module = f"{name}_model"
+    (tmp_path / f"{module}.py").write_text(code)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(dict({
+        "name": name, "entrypoint": f"{module}:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": max_length},
+        "hyperparameters": hparams or {}, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}, **top)))
+    return cfg
+
+
 def _waiting_trial_config(tmp_path, name):
     """A search of one trial whose code waits for a ``go`` file in its folder."""
-    (tmp_path / "waits.py").write_text(WAITS_FOR_GO)
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": name, "entrypoint": "waits:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 4},
-        "hyperparameters": {"x": 0.5}, "poll_interval_s": 0.2, "max_restarts": 0,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
-    return cfg
+    return _one_trial_search(tmp_path, name, WAITS_FOR_GO, hparams={"x": 0.5}, max_restarts=0)
 
 
 def _master_with_a_trial_training(tmp_path, name):
@@ -418,13 +425,8 @@ def test_an_attempt_with_nothing_left_to_train_says_so_when_its_code_fails(tmp_p
     """A job that ended right after saving its segment's last checkpoint: the retry starts at
     the segment's length, the loop body never runs, and the tutorial-style code fails on its
     unset metric. The error says why the loop did nothing, and still ends with the exception."""
-    (tmp_path / "inloop.py").write_text(EVALUATES_IN_THE_LOOP)
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "inloop", "entrypoint": "inloop:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
-        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 1,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = _one_trial_search(tmp_path, "inloop", EVALUATES_IN_THE_LOOP, max_length=3,
+                            max_restarts=1)
     exp = tmp_path / "run"
     cli("run", cfg, "--exp-dir", exp, check=False, timeout=120)
     errors = [r["error"] for r in journal(exp) if r["kind"] == "result" and r.get("error")]
@@ -447,13 +449,7 @@ def train(trial):
 
 
 def test_a_result_already_reported_as_the_last_point_is_one_point_of_the_curve(tmp_path):
-    (tmp_path / "raystyle.py").write_text(RAY_STYLE)
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "ray", "entrypoint": "raystyle:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
-        "hyperparameters": {}, "poll_interval_s": 0.2,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = _one_trial_search(tmp_path, "ray", RAY_STYLE, max_length=3)
     exp = tmp_path / "run"
     cli("run", cfg, "--exp-dir", exp, timeout=120)
     from asha_hpc.views.observe import curve_rows
@@ -465,14 +461,8 @@ def test_a_result_already_reported_as_the_last_point_is_one_point_of_the_curve(t
 def test_a_metric_reported_only_as_curve_points_is_told_apart_from_one_never_reported(tmp_path):
     """A Ray Tune port that reports every epoch with report_metrics and never segment.report:
     the search stops at the first trial, saying the metric came only as points."""
-    (tmp_path / "raystyle.py").write_text(RAY_STYLE.replace("        segment.report(loss=loss)\n",
-                                                            ""))
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "ray", "entrypoint": "raystyle:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": 3},
-        "hyperparameters": {}, "poll_interval_s": 0.2,
-        "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = _one_trial_search(tmp_path, "ray", RAY_STYLE.replace(
+        "        segment.report(loss=loss)\n", ""), max_length=3)
     r = cli("run", cfg, "--exp-dir", tmp_path / "run", check=False, timeout=120)
     assert r.returncode == 1
     assert ("the searcher's metric 'loss' was reported only as learning-curve points "
