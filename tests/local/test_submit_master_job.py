@@ -4,6 +4,7 @@ sbatch leaves no folder that a later ``run`` would refuse; ``status`` of a submi
 whose master has not started the experiment says so, with the job's log."""
 import os
 import stat
+import sys
 
 import yaml
 
@@ -20,15 +21,19 @@ def _config(tmp_path, **slurm):
 
 def test_the_master_job_takes_account_qos_and_other_options(tmp_path):
     cfg = _config(tmp_path, account="proj42")
+    # no Slurm commands on the PATH: --dry-run asks no cluster (one that is installed but down
+    # would hold each call up to the commands' timeout)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
     script = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--qos", "long",
-                 "--sbatch", "mail-type=END", "--sbatch=--mail-user=me@uni.edu").stdout
+                 "--sbatch", "mail-type=END", "--sbatch=--mail-user=me@uni.edu", env=env).stdout
     for line in ("#SBATCH --account=proj42", "#SBATCH --qos=long", "#SBATCH --mail-type=END",
                  "#SBATCH --mail-user=me@uni.edu"):
         assert line in script.splitlines(), script
-    mine = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--account", "other")
+    mine = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--account", "other",
+               env=env)
     assert "#SBATCH --account=other" in mine.stdout.splitlines()
     bad = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--sbatch", "exclusive",
-              check=False)
+              check=False, env=env)
     assert bad.returncode != 0 and "--sbatch 'exclusive': write an sbatch option as KEY=VALUE" \
         in bad.stderr
 
@@ -40,7 +45,7 @@ def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one
     sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\n"
                       "exit 1\n")
     sbatch.chmod(sbatch.stat().st_mode | stat.S_IXUSR)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")  # no sinfo
     cfg, exp = _config(tmp_path), tmp_path / "run"
     r = cli("submit", cfg, "--exp-dir", exp, check=False, env=env)
     assert r.returncode != 0 and "sbatch failed for the master's job: sbatch: error: invalid " \
