@@ -218,7 +218,8 @@ def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str
         return out
 
     best = "the best trial" if len(rows) == 1 else f"the best {len(rows)} trials"
-    lines = [f"# {best} of {source} ({metric}), for a new search's searcher section",
+    lines = [f"# {best} of {source} ({metric}): indent these lines under a new search's "
+             f"`searcher:`",
              "points_to_evaluate:"]
     for r in rows:
         point = yaml.safe_dump(searched(space.tree, r["hparams"]), default_flow_style=True,
