@@ -126,16 +126,10 @@ class Trial:
         With several ranks and torch.distributed initialised, this is a collective (an
         all-reduce of every rank's flag), so all ranks turn true together: call it on every
         rank at the same point of the loop."""
-        local = self._stop
         dist = _torch_dist() if self.world_size > 1 else None
         if dist is None:
-            return local
-        import torch
-
-        flag = torch.tensor([1 if local else 0], dtype=torch.int32,
-                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+            return self._stop
+        return _summed(dist, [1 if self._stop else 0])[0] > 0
 
     def _segment_over(self, seg: Segment) -> bool:
         """After a segment's body, on every rank: the loop ends unless the segment was reported
@@ -147,14 +141,9 @@ class Trial:
         dist = _torch_dist() if self.world_size > 1 else None
         if dist is None:
             return not reported or self._stop
-        import torch
-
-        flags = torch.zeros(self.world_size + 1, dtype=torch.int32,
-                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
-        flags[0] = 1 if self._stop else 0
-        flags[1 + self.rank] = 1 if reported else 0
-        dist.all_reduce(flags)
-        got = flags.tolist()
+        mine = [0] * (self.world_size + 1)
+        mine[0], mine[1 + self.rank] = int(self._stop), int(reported)
+        got = _summed(dist, mine)
         if 0 < sum(got[1:]) < self.world_size:
             did = [r for r in range(self.world_size) if got[1 + r]]
             not_ = [r for r in range(self.world_size) if not got[1 + r]]
@@ -392,6 +381,17 @@ def _names(names: Any) -> str:
     """``'a', 'b'`` for a message (``nothing`` when empty)."""
     shown = [repr(n) for n in names]
     return ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "") if shown else "nothing"
+
+
+def _summed(dist: Any, values: list[int]) -> list[int]:
+    """``values`` summed over every rank (a collective: every rank calls it at the same
+    point), on the device the process group's backend needs."""
+    import torch
+
+    t = torch.tensor(values, dtype=torch.int32,
+                     device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return [int(x) for x in t.tolist()]
 
 
 def _torch_dist():

@@ -613,7 +613,7 @@ class ExperimentState:
         w["results"] += sum(len(t["losses"]) for t in rec["trials"])
         w["left_out"] += rec.get("left_out", 0)
         w["inherited"] += rec.get("inherited", 0)
-        needs = getattr(self.searcher, "model_fit_needs", lambda: None)()
+        needs = self.searcher.model_fit_needs()
         if needs is not None:  # whether the model can fit on them before this search's own
             w["model_needs"], w["most_at_one_length"], w["at_length"] = needs
         self.warm = w
