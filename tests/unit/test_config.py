@@ -319,3 +319,49 @@ def test_environment_variables_any_value_is_taken_or_one_line_each(env):
         set(env) if isinstance(env, dict) else {e.partition("=")[0] for e in env or []})
     again = parse_config(cfg.to_dict(), cfg.config_dir)  # the resolved config, as resume reads it
     assert again.environment_variables == cfg.environment_variables
+
+
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**4), st.floats(allow_nan=True),
+                 st.text(max_size=12), st.lists(st.text(max_size=6), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(python=_ANY, setup=st.one_of(_ANY, st.lists(st.text(max_size=30), max_size=3)),
+       timeout=_ANY, delay=_ANY, key=st.text(min_size=1, max_size=12))
+def test_any_slurm_python_setup_and_signal_delay_gives_a_config_or_its_problems(
+        python, setup, timeout, delay, key):
+    """slurm.python, setup (the activate warning), timeout_min against signal_delay_s, and a
+    key of any name: a config, or problems that each name their field; never a crash."""
+    raw = dict(GOOD, backend="slurm", slurm={"python": python, "setup": setup,
+                                             "timeout_min": timeout, "signal_delay_s": delay,
+                                             key: 1})
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert e.problems and all(p.split(":")[0].startswith("slurm") for p in e.problems), \
+            e.problems
+        return
+    assert cfg.slurm.python is None or isinstance(cfg.slurm.python, str)
+    assert all(isinstance(w, str) for w in cfg.warnings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(account=st.one_of(st.none(), st.text(max_size=12)), qos=st.one_of(st.none(), st.text(max_size=12)),
+       sbatch=st.lists(st.text(max_size=20), max_size=3))
+def test_any_master_job_option_is_an_sbatch_line_or_one_clear_error(account, qos, sbatch):
+    """submit's --account, --qos and --sbatch as a user may type them: a script whose #SBATCH
+    lines carry them, or an AshaError that names the option; nothing else."""
+    from pathlib import Path
+
+    from asha_hpc.errors import AshaError
+    from asha_hpc.submit import master_options, render_master_script
+
+    cfg = parse_config(GOOD, "/tmp")
+    try:
+        extra = master_options(cfg, account, qos, sbatch)
+        script = render_master_script(cfg, Path("/tmp/exp.yaml"), Path("/tmp/run"), extra=extra)
+    except AshaError as e:
+        assert "--sbatch" in str(e) or "cannot go on an #SBATCH line" in str(e), str(e)
+        return
+    for k, v in extra.items():
+        assert f"#SBATCH --{k}={v}" in script.splitlines()
