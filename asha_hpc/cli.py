@@ -255,9 +255,10 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
     if report_every_s > 0:
         print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
               "and at the end; --report-every 0 for none)", file=sys.stderr)
-    st = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
-                readmit=readmit).run()
+    master = Master(exp, cfg, force=force, report_every_s=report_every_s,
+                    retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
+                    readmit=readmit)
+    st = master.run()
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -285,7 +286,18 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
         print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
         return 1
-    return 0
+    return _signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped") else 0
+
+
+def _signal_status(stop_reason: str | None) -> int:
+    """The shell's exit status for a master a signal stopped (130 for Ctrl-C, 143 for SIGTERM):
+    a script or ``sbatch --dependency=afterok`` must not read a stopped search as a finished one."""
+    import signal
+
+    try:
+        return 128 + int(signal.Signals[stop_reason or ""])
+    except KeyError:
+        return 0
 
 
 def cmd_status(a: argparse.Namespace) -> int:

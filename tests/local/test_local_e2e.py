@@ -187,9 +187,31 @@ def test_second_master_refused(tmp_path):
         assert json.loads(cli("status", exp, "--json").stdout)["state"] == "running"
     finally:
         p.send_signal(signal.SIGTERM)  # a clean stop: jobs keep running, state 'stopped'
-        assert p.wait(timeout=30) == 0
+        assert p.wait(timeout=30) == 128 + signal.SIGTERM  # not read as a finished search
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "stopped"
     cli("resume", exp)
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+
+
+def test_ctrl_c_stops_the_master_with_the_shells_status_and_resume_finishes(tmp_path):
+    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while not (exp / "master.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # past start-up: the master's own handler takes the signal
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "master stopped (SIGINT)" in err and "Traceback" not in err
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "stopped"
+    assert cli("resume", exp).returncode == 0
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
 
 
