@@ -119,8 +119,23 @@ def cmd_run(a: argparse.Namespace) -> int:
             raise ConfigError([why], a.config)
     warm = _check_warm_start(cfg)
     root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    _refuse_running(root)
     return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every,
                   warm_start=warm)
+
+
+def _refuse_running(root: Path) -> None:
+    """``run`` into a folder whose search a master is running now: say so, rather than "resume
+    it" (which that master refuses)."""
+    from .views.status import master_alive
+
+    if not ((root / JOURNAL).exists() or (root / CONFIG).exists()):
+        return
+    holder = master_alive(ExpDir(root.resolve()))
+    if holder:
+        raise AshaError(f"{root.resolve()} holds a search that a {_master_name(holder)} is running "
+                        f"now: watch it with `asha-hpc status {shell_word(root.resolve())}`, or "
+                        f"pick another folder with --exp-dir")
 
 
 def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:
@@ -176,9 +191,9 @@ def cmd_resume(a: argparse.Namespace) -> int:
                                     exp.max_compute_request, exp.max_compute_answer,
                                     lambda: write_cap_request(exp, units), a.wait, "the cap")
             return 0
-    print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
-                  retry_failed=a.retry_failed, max_compute=a.max_compute, readmit=readmit)
+                  retry_failed=a.retry_failed, max_compute=a.max_compute, readmit=readmit,
+                  announce=f"resuming '{cfg.name}' in {exp.root}")
 
 
 def _master_name(holder: dict[str, Any]) -> str:
@@ -249,15 +264,22 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: st
 
 def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
            retry_failed: bool = False, warm_start: Any = None,
-           max_compute: int | None = None, readmit: list[str] | None = None) -> int:
+           max_compute: int | None = None, readmit: list[str] | None = None,
+           announce: str | None = None) -> int:
+    """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
+    holds the folder (a refused second master prints only why)."""
     from .master.loop import Master
 
-    if report_every_s > 0:
-        print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
-              "and at the end; --report-every 0 for none)", file=sys.stderr)
+    def on_lease() -> None:
+        if announce:
+            print(f"asha-hpc: {announce}", file=sys.stderr)
+        if report_every_s > 0:
+            print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
+                  "and at the end; --report-every 0 for none)", file=sys.stderr)
+
     master = Master(exp, cfg, force=force, report_every_s=report_every_s,
                     retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
-                    readmit=readmit)
+                    readmit=readmit, on_lease=on_lease)
     st = master.run()
     if st.lifecycle == "completed":
         best = st.ranked()

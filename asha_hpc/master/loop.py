@@ -158,8 +158,10 @@ class Master:
                  force: bool = False, progress: Callable[[str], None] | None = None,
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
                  retry_failed: bool = False, warm_start: list[WarmStart] | None = None,
-                 max_compute: int | None = None, readmit: list[str] | None = None) -> None:
+                 max_compute: int | None = None, readmit: list[str] | None = None,
+                 on_lease: Callable[[], None] | None = None) -> None:
         self.exp = exp
+        self._on_lease = on_lease  # the command's own lines, once this master holds the folder
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
         self.readmit = readmit or []  # resume --readmit-node: excluded nodes taken back
         # searcher.warm_start's records as ``run`` read them to check them (read here when None)
@@ -302,6 +304,8 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
+        if self._on_lease is not None:
+            self._on_lease()
         self.journal = j = Journal(self.exp.journal, durable=not self.caps.virtual_time)
         # fencing (journal.py): an epoch above any written, stamped on every record, and the
         # lease checked before each write

@@ -184,6 +184,10 @@ def test_second_master_refused(tmp_path):
         r = cli("resume", exp, check=False)
         assert r.returncode == 1
         assert "another master holds this experiment" in r.stderr and f"pid {p.pid}" in r.stderr
+        assert "resuming" not in r.stderr and "live report" not in r.stderr  # only why
+        r = cli("run", cfg_path, "--exp-dir", exp, check=False)  # not "resume it": refused too
+        assert r.returncode == 1 and f"master (host {socket.gethostname()}, pid {p.pid}) is " \
+            f"running now: watch it with `asha-hpc status {exp}`" in r.stderr, r.stderr
         assert json.loads(cli("status", exp, "--json").stdout)["state"] == "running"
     finally:
         p.send_signal(signal.SIGTERM)  # a clean stop: jobs keep running, state 'stopped'
