@@ -323,10 +323,13 @@ def _signal_status(stop_reason: str | None) -> int:
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    from .views.status import open_experiment, status_dict
+    from .views.status import open_experiment, status_dict, submitted_status
     from .views.text import render_status_text, watch
 
     def get() -> dict[str, Any]:
+        waiting = submitted_status(a.exp_dir)
+        if waiting is not None:
+            return waiting
         exp, cfg, records, st = open_experiment(a.exp_dir)
         return status_dict(exp, cfg, st, records)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import ExperimentConfig
 from .errors import AshaError
-from .protocol.expdir import MASTER_SCRIPT
+from .protocol.expdir import MASTER_JOB, MASTER_SCRIPT, atomic_write
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "sbatch_templates" / "master.sbatch"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=/@+%-]*$")
@@ -110,7 +110,9 @@ def submit_master(script: str, exp_dir: Path) -> str:
         raise AshaError(f"sbatch failed for the master's job: "
                         f"{r.stderr.strip() or r.stdout.strip()} (the script: `asha-hpc submit "
                         f"... --dry-run` prints it)")
-    return r.stdout.strip().split(";")[0]
+    job = r.stdout.strip().split(";")[0]
+    atomic_write(exp_dir / MASTER_JOB, f"{job}\n".encode())  # status names it before the master runs
+    return job
 
 
 def requeue_self() -> bool:

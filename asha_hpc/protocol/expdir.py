@@ -49,6 +49,7 @@ from ..errors import AshaError, shell_word
 INBOX = "inbox"
 MASTER_SCRIPT = "master.sbatch"  # `asha-hpc submit`'s batch script for the master's job
 MASTER_LOG_GLOB = "master-*.out"  # that job's log (its template's --output)
+MASTER_JOB = "master.job"  # that job's Slurm id, written by `asha-hpc submit` once sbatch took it
 TRIALS = "trials"
 JOBS = "jobs"
 JOURNAL = "journal.jsonl"
@@ -230,13 +231,9 @@ class ExpDir:
         no job's result or pickle), it must be this user's and not writable by others."""
         root = Path(root).resolve()
         if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
-            if (root / MASTER_SCRIPT).exists():  # `asha-hpc submit` made it
-                logs = sorted(root.glob(MASTER_LOG_GLOB), key=lambda p: p.stat().st_mtime)
-                raise AshaError(
-                    f"{root}: no experiment yet: `asha-hpc submit` wrote its master job's script "
-                    f"here, and the master has not started the experiment. "
-                    + (f"The job ran and stopped: its log says why: {logs[-1]}" if logs else
-                       "The job has not run yet: `squeue --me` says why it waits"))
+            waiting = submitted_master(root)
+            if waiting is not None:
+                raise AshaError(f"{root}: no experiment yet: {waiting.text()}")
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
         for path in (root, root / INBOX, root / JOBS):  # what jobs' results and pickles pass through
@@ -319,6 +316,35 @@ def prune_oldest(folder: Path, prefix: str, keep: int) -> None:
             os.unlink(e.path)
         except OSError:
             pass
+
+
+@dataclass(frozen=True)
+class SubmittedMaster:
+    """A folder ``asha-hpc submit`` made, whose master's job has not made the experiment yet."""
+    job_id: str | None  # None: a folder from a release that did not keep it
+    log: Path | None  # the job's log, once the job has started
+
+    def text(self) -> str:
+        job = f"Slurm job {self.job_id}" if self.job_id else "the master's job"
+        if self.log is not None:
+            return (f"{job} has started and has not made the experiment yet (its setup lines "
+                    f"still run, or it stopped): its log says which: {self.log}")
+        return (f"{job} has not started yet: `squeue {'-j ' + self.job_id if self.job_id else '--me'}"
+                f"` says why it waits (`scancel {self.job_id or 'JOBID'}` withdraws it)")
+
+
+def submitted_master(root: Path) -> SubmittedMaster | None:
+    """What waits in a folder ``asha-hpc submit`` made before its master made the experiment
+    there; None for any other folder."""
+    root = Path(root)
+    if (root / JOURNAL).exists() or (root / CONFIG).exists() or not (root / MASTER_SCRIPT).exists():
+        return None
+    try:
+        job = (root / MASTER_JOB).read_text().strip() or None
+    except OSError:
+        job = None
+    logs = sorted(root.glob(MASTER_LOG_GLOB), key=lambda p: p.stat().st_mtime)
+    return SubmittedMaster(job_id=job, log=logs[-1] if logs else None)
 
 
 def _make_tree(root: Path, mode: int) -> None:

@@ -36,7 +36,7 @@ from ..master.state import (
 )
 from ..master.timelimits import rung_levels
 from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
-from ..protocol.expdir import ExpDir, scan_inbox
+from ..protocol.expdir import ExpDir, scan_inbox, submitted_master
 from ..protocol.journal import read_journal
 from ..protocol.messages import MessageError, Result, Started, from_json
 from ..protocol.metrics import diverged, finite_float
@@ -59,6 +59,24 @@ def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str,
     for w in warnings:
         logging.getLogger("asha_hpc").warning(w)
     return exp, cfg, records, replay(cfg, records)
+
+
+def submitted_status(path: Any) -> dict[str, Any] | None:
+    """The status of a folder ``asha-hpc submit`` made whose master has not made the experiment
+    yet (its job waits in the queue, or runs its setup lines); None for any other folder."""
+    waiting = submitted_master(Path(path).resolve())
+    if waiting is None:
+        return None
+    tail = None
+    if waiting.log is not None:
+        try:
+            lines = [ln for ln in waiting.log.read_text(errors="replace").splitlines() if ln.strip()]
+            tail = lines[-1] if lines else None
+        except OSError:
+            pass
+    return {"state": "submitted", "dir": str(Path(path).resolve()), "slurm_job_id": waiting.job_id,
+            "master_log": str(waiting.log) if waiting.log else None, "master_log_last_line": tail,
+            "message": waiting.text()}
 
 
 def master_alive(exp: ExpDir) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """``asha-hpc submit``'s own edges, without a cluster (a stand-in ``sbatch`` on the PATH): the
 master job's account (the config's slurm.account by default), QOS and other options; a failed
 sbatch leaves no folder that a later ``run`` would refuse; ``status`` of a submitted folder
-whose master has not started the experiment says so, with the job's log."""
+whose master has not made the experiment yet says so, with the job's id and log."""
+import json
 import os
 import stat
 import sys
@@ -51,11 +52,20 @@ def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one
     assert r.returncode != 0 and "sbatch failed for the master's job: sbatch: error: invalid " \
         "partition specified: nope" in r.stderr
     assert not exp.exists()  # a later `run` there is not refused
-    exp.mkdir()
-    (exp / "master.sbatch").write_text("#!/bin/bash\n")
-    waiting = cli("status", exp, check=False)
-    assert waiting.returncode != 0 and "no experiment yet: `asha-hpc submit` wrote its master " \
-        "job's script here" in waiting.stderr and "`squeue --me` says why it waits" in waiting.stderr
+    sbatch.write_text("#!/bin/sh\necho '4603;cluster'\n")  # --parsable: the id, then the cluster
+    r = cli("submit", cfg, "--exp-dir", exp, env=env)
+    assert "master submitted as Slurm job 4603" in r.stdout
+    waiting = cli("status", exp)  # a state, not an error: a script polling status goes on
+    assert f"experiment: {exp} (not made yet)" in waiting.stdout
+    assert "state: submitted: Slurm job 4603 has not started yet: `squeue -j 4603` says why it " \
+        "waits (`scancel 4603` withdraws it)" in waiting.stdout, waiting.stdout
+    d = json.loads(cli("status", exp, "--json").stdout)
+    assert d["state"] == "submitted" and d["slurm_job_id"] == "4603" and d["master_log"] is None
     (exp / "master-4603.out").write_text("/tmp/x/slurm_script: line 20: module: command not found\n")
-    ran = cli("status", exp, check=False)
-    assert f"The job ran and stopped: its log says why: {exp / 'master-4603.out'}" in ran.stderr
+    ran = cli("status", exp)
+    assert f"Slurm job 4603 has started and has not made the experiment yet (its setup lines still " \
+        f"run, or it stopped): its log says which: {exp / 'master-4603.out'}" in ran.stdout
+    assert "log's last line: /tmp/x/slurm_script: line 20: module: command not found" in ran.stdout
+    best = cli("best", exp, check=False)  # the other commands: one line, why there is nothing yet
+    assert best.returncode != 0 and f"{exp}: no experiment yet: Slurm job 4603 has started" \
+        in best.stderr
