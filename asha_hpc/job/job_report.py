@@ -3,6 +3,7 @@
     python -m asha_hpc.report val_loss=0.31 accuracy=0.9    # the segment's result
     python -m asha_hpc.report --step 5 loss=0.8             # a learning-curve point
     python -m asha_hpc.report --invalid "batch too large"   # reject these hyperparameters
+    python -m asha_hpc.report --saved ckpt-200 --reached 200   # a complete checkpoint entry
 
 It appends one JSON line to $ASHA_REPORT_FILE; a script may write those lines itself. The job
 follows the file while the command runs (``ReportReader``, jobmain.py): learning-curve points
@@ -13,7 +14,9 @@ asha_hpc.job.job_report`` is the same command; ``asha_hpc.report`` is the name u
 Lines: ``{"metrics": {...}}`` the segment's result (the last one counts), ``{"step": 10,
 "metrics": {...}}`` a learning-curve point, ``{"invalid_hp": "why"}``, ``{"reached": 37}`` the
 length the checkpoint the command left holds, ``{"ended_early": "why"}`` the command ended the
-trial's training before the segment's length (it fails, with what it reported, not retried).
+trial's training before the segment's length (it fails, with what it reported, not retried),
+``{"saved": "name", "reached": 37}`` the entry ``name`` of the checkpoint folder is complete
+(if the command then fails, the trial keeps that entry as its checkpoint).
 """
 from __future__ import annotations
 
@@ -37,6 +40,10 @@ class ReportFile:
     invalid: str | None = None  # why the hyperparameters are invalid
     reached: int | None = None  # the length the command's checkpoint holds
     ended_early: str | None = None  # why the command ended the trial before the segment's end
+    # the newest entry of the checkpoint folder the command said is complete, and the length it
+    # holds: the trial keeps it even if the command fails later
+    saved: str | None = None
+    saved_reached: int | None = None
 
 
 class ReportReader:
@@ -84,6 +91,14 @@ class ReportReader:
         out = self.got
         if isinstance(rec.get("reached"), int):  # the length its checkpoint holds
             out.reached = rec["reached"]
+        if "saved" in rec:
+            name = rec["saved"]
+            if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+                print(f'{where} "saved" must name an entry of ASHA_CHECKPOINT_DIR, ignored',
+                      file=sys.stderr)
+            else:
+                out.saved = name
+                out.saved_reached = rec["reached"] if isinstance(rec.get("reached"), int) else None
         got = rec.get("metrics", {})
         if not isinstance(got, dict):
             print(f'{where} "metrics" must be an object of name: value, ignored', file=sys.stderr)
@@ -120,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("metrics", nargs="*", metavar="NAME=VALUE")
     ap.add_argument("--step", type=int, help="a learning-curve point at this step")
     ap.add_argument("--invalid", metavar="WHY", help="declare the hyperparameters invalid")
+    ap.add_argument("--saved", metavar="ENTRY", help="ENTRY of $ASHA_CHECKPOINT_DIR is complete: "
+                    "the trial keeps it even if the command fails later")
+    ap.add_argument("--reached", type=int, metavar="N", help="with --saved: the length it holds")
     a = ap.parse_args(argv)
     path = os.environ.get("ASHA_REPORT_FILE")
     if not path:
@@ -127,7 +145,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if a.invalid is not None:
-        rec = {"invalid_hp": a.invalid}
+        rec: dict[str, Any] = {"invalid_hp": a.invalid}
+    elif a.saved is not None:
+        if a.saved in ("", ".", "..") or "/" in a.saved:
+            print(f"asha_hpc.report: --saved {a.saved!r}: name an entry of $ASHA_CHECKPOINT_DIR "
+                  f"(a file or folder directly in it)", file=sys.stderr)
+            return 2
+        rec = {"saved": a.saved, **({"reached": a.reached} if a.reached is not None else {})}
     else:
         metrics = {}
         for m in a.metrics:

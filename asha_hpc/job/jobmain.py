@@ -718,6 +718,7 @@ class _StderrTail(threading.Thread):
         self._root: int | None = None
         self._in_root = False
         self._launcher = False  # torchrun's summary came: its children's errors are above it
+        self._aborted = False  # a C++ std::terminate: a thread still running as the process ended
         self.start()
 
     def run(self) -> None:
@@ -737,6 +738,8 @@ class _StderrTail(threading.Thread):
                 pass
 
     def _read(self, text: str) -> None:
+        if text.endswith("terminate called without an active exception"):
+            self._aborted = True
         m = self.EXCEPTION.match(text)
         if m and "ChildFailedError" in m.group(2):
             self._launcher = True
@@ -765,6 +768,11 @@ class _StderrTail(threading.Thread):
         if exc and not text.endswith(exc) and (
                 self._launcher or not any(c.isalnum() for c in last)):
             text += f"\n{exc}"
+        elif exc is None and self._aborted:
+            text += ("\nthe process aborted with no Python error (\"terminate called without an "
+                     "active exception\": a library's thread still ran as it exited); a "
+                     "torch.distributed process group left alive does this: call "
+                     "torch.distributed.destroy_process_group() at the end of the script")
         return text
 
 
@@ -821,6 +829,10 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         with trial.save_checkpoint(length=got.reached) as path:
             for item in out_ckpt.iterdir():
                 shutil.move(str(item), str(path / item.name))
+    elif rc != 0 and got.saved is not None and (out_ckpt / got.saved).exists():
+        # but an entry it said was complete before it failed is kept: its retry goes on from there
+        with trial.save_checkpoint(length=got.saved_reached) as path:
+            shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
     if got.invalid is not None:
         raise InvalidHP(got.invalid)
     if rc in (126, 127):  # the shell's "not executable" / "command not found"

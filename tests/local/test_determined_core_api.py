@@ -77,7 +77,7 @@ def test_stage_3_hpsearch_038_pauses_at_the_rung_and_resumes_from_its_checkpoint
         first, second = (runs[k] for k in sorted(runs))
         # the first job stopped at the rung (batches 20 reached) after checkpointing there
         assert [x["step"] for x in first if "step" in x and "total" in x["metrics"]] == [10, 20]
-        assert {"reached": 20} in first
+        assert [x["reached"] for x in first if "saved" in x][-1] == 20
         # the promoted job resumed from that checkpoint: its first point is batch 30
         steps = [x["step"] for x in second if "step" in x and "total" in x["metrics"]]
         assert steps == [30, 40, 50, 60, 70, 80]
@@ -95,6 +95,30 @@ def test_stage_3_hpsearch_037_operations(tmp_path, capsys):
         hp = json.loads((exp / "trials" / f"{r['trial']:05d}" / "hparams.json").read_text())
         s = hp["step_size"]
         assert r["metrics"]["total"] == pytest.approx(90 * s / (1.0 + abs(s - 4)))
+
+
+def test_a_script_that_fails_after_storing_goes_on_from_its_last_checkpoint(tmp_path, capsys):
+    """Determined registers each checkpoint as its ``store_path`` block ends; a restart goes on
+    from the newest. A script that stored at batch 20 and then failed (a node lost, a bug hit
+    once) is retried from batch 20, not from scratch."""
+    script = (CONFIGS / "2_checkpoints.py").read_text().replace(
+        "        total += step_size\n",
+        "        total += step_size\n"
+        "        if batch == 25 and not pathlib.Path('crashed').exists():\n"
+        "            pathlib.Path('crashed').touch()\n"
+        "            raise RuntimeError('node lost at batch 25')\n")
+    assert "node lost" in script
+    (tmp_path / "2_checkpoints.py").write_text(script)
+    cfg = yaml.safe_load((CONFIGS / "core_api_checkpoints.yaml").read_text())
+    cfg["max_restarts"] = 1
+    (tmp_path / "crash.yaml").write_text(yaml.safe_dump(cfg))
+    exp = _run(tmp_path, tmp_path / "crash.yaml", capsys)
+    (first, second) = sorted((exp / "trials/00001/runs").iterdir())
+    steps = {run.name: sorted({x["step"] for x in lines if "step" in x})
+             for run, lines in zip((first, second), _reports(exp, 1).values())}
+    assert steps == {first.name: [10, 20], second.name: [30, 40]}, steps
+    (res,) = [r for r in _segments(exp) if r["status"] == "completed"]
+    assert res["metrics"] == {"total": 40}
 
 
 def test_stage_4_distributed(tmp_path, capsys):
@@ -339,6 +363,76 @@ def test_non_chief_cannot_store(job):
     assert _lines(job) == []  # workers report nothing
 
 
+def _ranks(size, body):
+    """Run ``body(ctx, rank)`` on ``size`` ranks (threads, file collectives); what each
+    returned or raised."""
+    import threading
+
+    got: dict[int, object] = {}
+
+    def rank(r):
+        dist = det.core.DistributedContext(rank=r, size=size, local_rank=r, local_size=size,
+                                           cross_rank=0, cross_size=1)
+        try:
+            got[r] = body(det.core.Context(det.core.JobEnv.from_env(), dist), r)
+        except Exception as e:  # noqa: BLE001 - the test compares them
+            got[r] = e
+
+    threads = [threading.Thread(target=rank, args=(r,), daemon=True) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return got
+
+
+def test_a_sharded_checkpoint_is_one_storage_id_holding_every_ranks_files(job):
+    """``store_path(shard=True)`` is a collective, as in Determined: every rank gets the same
+    folder and storage_id, the checkpoint holds every rank's files and the ranks' metadata, and
+    it replaces the previous one only once every rank's block has ended."""
+    def body(ctx, r):
+        for step in (10, 20):
+            with ctx.checkpoint.store_path({"steps_completed": step, f"rank{r}": True},
+                                           shard=True) as (path, sid):
+                (path / f"rank{r}.pt").write_text(str(step))
+        return sid
+
+    got = _ranks(3, body)
+    assert len(set(got.values())) == 1 and isinstance(got[0], str), got
+    (sid,) = [p.name for p in (job / "checkpoint_out").iterdir()]  # the first one is gone
+    assert sid == got[0]
+    files = sorted(p.name for p in (job / "checkpoint_out" / sid).iterdir())
+    assert files == ["metadata.json", "rank0.pt", "rank1.pt", "rank2.pt"]
+    assert all((job / "checkpoint_out" / sid / f"rank{r}.pt").read_text() == "20" for r in range(3))
+    with det.core.init() as ctx:
+        assert ctx.checkpoint.get_metadata(sid) == {"steps_completed": 20, "rank0": True,
+                                                    "rank1": True, "rank2": True}
+    saved = _saved_ids(job)  # the chief names each complete one for the job, once
+    assert len(saved) == 2 and saved[-1] == sid
+
+
+def _saved_ids(job):
+    return [x["saved"] for x in _lines(job) if "saved" in x]
+
+
+def test_a_shard_that_fails_stores_nothing_on_any_rank(job):
+    def body(ctx, r):
+        with ctx.checkpoint.store_path({}, shard=True) as (path, sid):
+            (path / f"rank{r}.pt").write_text("1")
+        with ctx.checkpoint.store_path({}, shard=True) as (path, _):
+            if r == 1:
+                raise OSError("disk full on rank 1")
+            (path / f"rank{r}.pt").write_text("2")
+        return "stored"
+
+    got = _ranks(2, body)
+    assert isinstance(got[1], OSError)
+    assert isinstance(got[0], RuntimeError) and "rank 1 raised while storing its shard" in str(got[0])
+    (sid,) = [p.name for p in (job / "checkpoint_out").iterdir()]  # the first, complete one
+    assert (job / "checkpoint_out" / sid / "rank1.pt").read_text() == "1"
+    assert _saved_ids(job) == [sid]
+
+
 def test_a_checkpoint_past_the_next_rung_reports_at_once(job, monkeypatch, tmp_path):
     """Validations every 100 batches, rungs at 20 and 80: the checkpoint at 100 already holds
     the next rung's result; the promoted job reports it at once and stops the script."""
@@ -375,6 +469,22 @@ def test_torch_launcher_becomes_torchrun(tmp_path, capsys):
     assert losses[0] > losses[1] > losses[2] and losses[-1] == res["metrics"]["val_loss"]
     (ckpt,) = (exp / "trials/00001/checkpoints").iterdir()
     assert len(list(ckpt.glob("*/model.pt"))) == 1
+
+
+def test_sharded_checkpoints_through_torchrun_restore_each_ranks_shard(tmp_path, capsys):
+    """Two ranks under torchrun each store a shard (torch's collectives agree on the
+    storage_id); the promoted trial's ranks each find their own shard, and the ranks' exit
+    without destroying their process group fails nothing."""
+    require_module("torch")
+    exp = _run(tmp_path, CONFIGS / "sharded_038.yaml", capsys)
+    results = _segments(exp)
+    assert [r["status"] for r in results] == ["completed"] * 3, results
+    top = [r for r in results if r["metrics"]["batches"] == 40]
+    assert len(top) == 1 and top[0]["metrics"]["resumed_at"] == 20
+    (ckpt,) = (exp / f"trials/{top[0]['trial']:05d}/checkpoints").iterdir()
+    (sid,) = [p for p in ckpt.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in sid.iterdir()) == ["metadata.json", "shard-rank0.txt",
+                                                     "shard-rank1.txt"]
 
 
 def test_stage_0_start_reports_nothing_and_completes(tmp_path, capsys):

@@ -87,3 +87,33 @@ def test_an_exception_the_script_caught_and_went_on_from_is_not_its_error():
     caught = ("Traceback (most recent call last):\nValueError: a retry of the download\n"
               "downloaded after a retry\nerror: --epochs must be positive\n")
     assert error_summary(_tail(caught).text()) == "error: --epochs must be positive"
+
+
+ABORTED_AT_EXIT = """INFO: [12239] root: rank 0: stored shard in baae1833 at /x/baae1833.partial
+terminate called without an active exception
+terminate called without an active exception
+W1204 21:39:41.920000 12297 api.py:1028] Sending process 12303 closing signal SIGTERM
+E1204 21:39:41.952000 12297 api.py:1002] failed (exitcode: -6) local_rank: 1 (pid: 12304)
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/torch/distributed/launcher/api.py", line 383, in launch_agent
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+=======================================================
+python3 FAILED
+-------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : -6 (pid: 12304)  (SIGABRT)
+  traceback : Signal 6 (SIGABRT) received by PID 12304
+=======================================================
+"""
+
+
+def test_ranks_that_abort_as_they_exit_are_told_to_destroy_their_process_group():
+    """torch 2.x with a gloo group left alive: a rank aborts in the interpreter's teardown,
+    after its work, with no Python error; the error says what to add to the script."""
+    summary = error_summary(_tail(ABORTED_AT_EXIT).text())
+    assert "terminate called without an active exception" in summary
+    assert "call torch.distributed.destroy_process_group() at the end of the script" in summary
+    assert "destroy_process_group" not in _tail(TORCHRUN).text()  # a Python error: that one

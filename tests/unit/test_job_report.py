@@ -49,6 +49,30 @@ def test_what_the_command_writes_is_what_the_job_reads(tmp_path):
     assert read_report(tmp_path / "missing.jsonl").metrics is None
 
 
+def test_a_saved_checkpoint_entry_is_read_with_its_length_and_bad_names_are_refused(tmp_path,
+                                                                                   capsys):
+    """``--saved ENTRY --reached N``: the entry of the checkpoint folder a failed command still
+    leaves to its retry. Only a plain entry name counts: nothing outside that folder."""
+    from asha_hpc.job.job_report import main, read_report
+
+    out = tmp_path / "report.jsonl"
+    os.environ["ASHA_REPORT_FILE"] = str(out)
+    try:
+        assert main(["--saved", "ckpt-100", "--reached", "100"]) == 0
+        assert main(["--saved", "ckpt-200"]) == 0
+        assert main(["--saved", "../../elsewhere"]) == 2
+    finally:
+        del os.environ["ASHA_REPORT_FILE"]
+    assert "--saved '../../elsewhere': name an entry of $ASHA_CHECKPOINT_DIR" in capsys.readouterr().err
+    got = read_report(out)
+    assert (got.saved, got.saved_reached, got.reached) == ("ckpt-200", None, 100)
+    with open(out, "a") as f:
+        f.write(json.dumps({"saved": "/etc"}) + "\n" + json.dumps({"saved": 7}) + "\n")
+    got = read_report(out)
+    assert got.saved == "ckpt-200"
+    assert capsys.readouterr().err.count('"saved" must name an entry of ASHA_CHECKPOINT_DIR') == 2
+
+
 def test_bad_report_lines_name_the_file_and_line(tmp_path, capsys):
     from asha_hpc.job.job_report import read_report
 
@@ -64,7 +88,7 @@ def test_bad_report_lines_name_the_file_and_line(tmp_path, capsys):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=30), st.dictionaries(
-    st.sampled_from(["metrics", "step", "reached", "invalid_hp", "other"]),
+    st.sampled_from(["metrics", "step", "reached", "invalid_hp", "saved", "other"]),
     st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=5),
               st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False), max_size=3)),
     max_size=4).map(json.dumps)), max_size=8))

@@ -5,10 +5,13 @@ file, the checkpoint folder the job publishes, the stop file).
 Checkpoints: each ``store_path`` writes a folder named by its storage_id (a uuid) inside the
 job's checkpoint folder, renamed into place when complete, and then removes the previous one;
 the job publishes the folder when the command ends, so the next job's ``latest_checkpoint`` is
-the newest storage_id in it. A job killed mid-save leaves the previous storage_id intact.
+the newest storage_id in it. Each complete one is named in the report file (``saved``), so a
+script that fails later keeps it, as Determined keeps every checkpoint it registered. A job
+killed mid-save leaves the previous storage_id intact.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import json
@@ -189,6 +192,7 @@ class DistributedContext:
                   cross_size=dist.get_world_size() // max(local_size, 1),
                   chief_ip=chief_ip or e.get("MASTER_ADDR"))
         ctx._torch = True
+        atexit.register(_destroy_process_group)
         return ctx
 
     def get_rank(self) -> int:
@@ -299,6 +303,16 @@ class DistributedContext:
                     pass
 
 
+def _destroy_process_group() -> None:
+    """At exit: a gloo process group still alive when the interpreter ends aborts the process
+    now and then ("terminate called without an active exception", torch 2.x), which fails the
+    segment after its work is done; Determined's examples never destroy theirs."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class DummyDistributed(DistributedContext):
     def __init__(self) -> None:
         super().__init__(rank=0, size=1, local_rank=0, local_size=1, cross_rank=0, cross_size=1)
@@ -395,31 +409,53 @@ class CheckpointContext:
     def store_path(self, metadata: dict[str, Any] | None = None,
                    shard: bool = False) -> Iterator[tuple[Path, str]]:
         """A folder to write the checkpoint into, and its storage_id; it counts once the block
-        ends without an error (the previous checkpoint stays until then)."""
-        if self._t.dist.rank != 0 and not shard:
+        ends without an error (the previous checkpoint stays until then). ``shard=True`` is a
+        collective, as in Determined: every rank calls it, gets the same folder and
+        storage_id, writes its own files there, and the checkpoint counts once every rank's
+        block has ended without an error (the ranks' metadata merged, the chief's winning)."""
+        dist = self._t.dist
+        if dist.rank != 0 and not shard:
             raise RuntimeError("checkpoint.store_path(): only the chief (rank 0) stores a "
                                "checkpoint (as in Determined); pass shard=True for a sharded one")
-        sid = str(uuid.uuid4())
+        sharded = shard and dist.size > 1
+        sid = dist.broadcast(str(uuid.uuid4()) if dist.rank == 0 else None) if sharded \
+            else str(uuid.uuid4())
         root = self._t.job.checkpoint_dir
         part = root / f"{sid}.partial"
-        part.mkdir(parents=True)
+        if dist.rank == 0:
+            part.mkdir(parents=True)
+        if sharded:
+            dist.allgather(None)  # the folder exists before any rank writes into it
+        ok = False
         try:
             yield part, sid
-        except BaseException:
-            shutil.rmtree(part, ignore_errors=True)
-            raise
-        meta = dict(metadata or {})
-        meta["asha_stored"] = time.time()
-        if self._t.progress is not None:  # a resumed job whose rung this already passed
-            meta["asha_progress"] = self._t.progress
-            meta["asha_validation"] = self._t.last_validation
-        (part / METADATA).write_text(json.dumps(meta, default=_plain))
-        os.rename(part, root / sid)
-        for _, old in _stored(root):
-            if old != sid:
-                shutil.rmtree(root / old, ignore_errors=True)
-        if self._t.progress is not None:  # the length the checkpoint holds, for time limits
-            _append(self._t.job.report_file, {"reached": self._t.progress})
+            ok = True
+        finally:
+            shards = dist.allgather((ok, metadata or {})) if sharded else [(ok, metadata or {})]
+            failed = [r for r, (done, _) in enumerate(shards) if not done]
+            if failed and dist.rank == 0:
+                shutil.rmtree(part, ignore_errors=True)
+        if failed:  # this rank's block ended well, another's did not: no rank goes on as if stored
+            raise RuntimeError(f"checkpoint.store_path(shard=True): rank {failed[0]} raised while "
+                               f"storing its shard of {sid}; the checkpoint was not stored")
+        if dist.rank == 0:
+            meta: dict[str, Any] = {}
+            for _, m in reversed(shards):  # the chief's keys win
+                meta.update(m)
+            meta["asha_stored"] = time.time()
+            if self._t.progress is not None:  # a resumed job whose rung this already passed
+                meta["asha_progress"] = self._t.progress
+                meta["asha_validation"] = self._t.last_validation
+            (part / METADATA).write_text(json.dumps(meta, default=_plain))
+            os.rename(part, root / sid)
+            for _, old in _stored(root):
+                if old != sid:
+                    shutil.rmtree(root / old, ignore_errors=True)
+            # the job keeps it even if the script fails later (the length, for time limits)
+            _append(self._t.job.report_file, {"saved": sid, **(
+                {"reached": self._t.progress} if self._t.progress is not None else {})})
+        if sharded:
+            dist.allgather(None)  # no rank leaves before the checkpoint is in place
 
     @contextlib.contextmanager
     def restore_path(self, storage_id: str, selector: Any = None) -> Iterator[Path]:
