@@ -186,6 +186,9 @@ class ExperimentConfig:
     poll_interval_s: float = 1.0
     result_grace_s: float | None = None  # wait for a late result (NFS); None: per backend
     save_experiment_best: int = 3
+    # > 0: every trial keeps its newest checkpoint (Determined's save_trial_latest); 0: only
+    # those retention.py keeps
+    save_trial_latest: int = 0
     slots_per_trial: int = 1  # Determined's resources.slots_per_trial (the Core API shim's slots)
     checkpoint_folder: str | None = None  # trials' checkpoints live below it (else in the experiment)
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
@@ -263,6 +266,8 @@ class ExperimentConfig:
         if not s["points_to_evaluate"]:  # files (and config hashes) stay as they were before it
             s.pop("points_to_evaluate")
         ckpt: dict[str, Any] = {"save_experiment_best": self.save_experiment_best}
+        if self.save_trial_latest:  # files (and config hashes) stay as they were before it
+            ckpt["save_trial_latest"] = self.save_trial_latest
         if self.checkpoint_folder:
             ckpt["folder"] = self.checkpoint_folder
         if s["sampler"] == "random":  # the default: files stay as they were before tpe
@@ -896,7 +901,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     if seed is None:
         seed = secrets.randbelow(2**31)  # recorded in the resolved config: resume replays it
     ckpt = c.mapping(d.get("checkpoint_storage"), "checkpoint_storage",
-                     ("save_experiment_best", "folder"))
+                     ("save_experiment_best", "save_trial_latest", "folder"))
     cfg_dir = d.get("context_dir") or str(config_dir)
     cfg = ExperimentConfig(
         name=name,
@@ -917,6 +922,8 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         result_grace_s=c.get(d, "result_grace_s", "", _is_num, "a number", None, _at_least(0)),
         save_experiment_best=c.get(ckpt, "save_experiment_best", "checkpoint_storage", _is_int,
                                    "an integer", 3, _at_least(0)),
+        save_trial_latest=c.get(ckpt, "save_trial_latest", "checkpoint_storage", _is_int,
+                                "an integer", 0, _at_least(0)),
         checkpoint_folder=c.get(ckpt, "folder", "checkpoint_storage", _is_str, "a path", None),
         slots_per_trial=c.get(c.mapping(d.get("resources"), "resources", ("slots_per_trial",)),
                               "slots_per_trial", "resources", _is_int, "an integer", 1, _at_least(1)),

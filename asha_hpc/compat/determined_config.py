@@ -73,10 +73,6 @@ IGNORED: dict[str, str] = {
     "searcher.train_stragglers": "Determined < 0.17 setting",
     "slurm.gpu_type": "use slurm.constraint or slurm.additional_parameters {gres: ...}",
     "checkpoint_storage.propagation": "no bind mounts",
-    "checkpoint_storage.save_trial_best": "each trial keeps its newest checkpoint only (what a "
-                                          "promotion resumes from); the best trials' are kept "
-                                          "per save_experiment_best",
-    "checkpoint_storage.save_trial_latest": "each trial keeps its newest checkpoint (one)",
 }
 
 UNSUPPORTED_SEARCHERS = {
@@ -295,10 +291,21 @@ def _checkpoint_storage(d: dict[str, Any], config_dir: str, notes: list[str]) ->
         full = f"checkpoint_storage.{key}"
         if full in IGNORED:
             _ignore(c, key, full, notes)
+    if "save_trial_best" in c:  # a trial keeps one checkpoint here: its newest
+        best = c.pop("save_trial_best")
+        if isinstance(best, int) and not isinstance(best, bool) and best > 0:
+            c["save_trial_latest"] = c.get("save_trial_latest") or 1
+            notes.append("checkpoint_storage.save_trial_best: each trial keeps its newest "
+                         "checkpoint, the one at its longest training (one checkpoint per trial "
+                         "here)")
+        else:
+            notes.append("checkpoint_storage.save_trial_best: one checkpoint per trial here, its "
+                         "newest, kept per save_trial_latest")
     kind = c.pop("type", "shared_fs")
     if kind not in ("shared_fs", "directory"):
         for key in list(c):
-            if key not in ("save_experiment_best", "host_path", "storage_path", "folder"):
+            if key not in ("save_experiment_best", "save_trial_latest", "host_path",
+                           "storage_path", "folder"):
                 c.pop(key)
         notes.append(f"checkpoint_storage.type: {kind} is Determined's object store; checkpoints "
                      f"stay on the shared filesystem (in the experiment folder unless host_path "

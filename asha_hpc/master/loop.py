@@ -1360,7 +1360,8 @@ class Master:
         self._last_retain = now
         st = self.state
         assert st is not None
-        chosen = removable_checkpoints(st, self.cfg.save_experiment_best)
+        chosen = removable_checkpoints(st, self.cfg.save_experiment_best,
+                                       keep_every=self.cfg.save_trial_latest > 0)
         kept = remove_trees([self.exp.checkpoints(i) for i in chosen])
         gone = [i for i in chosen if self.exp.checkpoints(i) not in kept]
         for i in chosen:

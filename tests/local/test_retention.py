@@ -57,3 +57,20 @@ def test_checkpoints_of_hopeless_and_stopped_trials_are_removed(tmp_path):
     assert all(Path(b["checkpoint"]).is_dir() for b in best[:2]) and best[2]["checkpoint"] is None
     # each kept trial holds only its newest checkpoint
     assert all(len(os.listdir(exp / "trials" / f"{t:05d}" / "checkpoints")) == 1 for t in best2)
+
+
+@pytest.mark.parametrize("storage", [{"save_trial_latest": 1},  # ours
+                                     # Determined's defaults, written out in its own config
+                                     {"type": "shared_fs", "save_experiment_best": 0,
+                                      "save_trial_best": 1, "save_trial_latest": 1}])
+def test_save_trial_latest_keeps_every_trials_newest_checkpoint(tmp_path, storage):
+    cfg_path = make_experiment(tmp_path, searcher={"max_trials": 8}, checkpoint_storage=storage)
+    exp = tmp_path / "run"
+    r = cli("run", cfg_path, "--exp-dir", exp)
+    assert "ignored" not in r.stderr  # honoured
+    cfg, st = final_state(exp)
+    assert cfg.save_trial_latest == 1 and len(st.trials) == 8
+    for t in st.trials.values():
+        assert len(os.listdir(exp / "trials" / f"{t.id:05d}" / "checkpoints")) == 1, t.id
+    best = json.loads(cli("best", exp, "--top", "8", "--json").stdout)
+    assert all(Path(b["checkpoint"]).is_dir() for b in best)
