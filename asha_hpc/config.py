@@ -198,6 +198,8 @@ class ExperimentConfig:
     auto_workers_share: float = 0.10
     # set in every job before the trial's code runs (NCCL_*, OMP_NUM_THREADS, HF_HOME...)
     environment_variables: dict[str, str] = field(default_factory=dict)
+    # Determined's ``data``: what the code reads as det.get_cluster_info().user_data, as written
+    data: dict[str, Any] = field(default_factory=dict)
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
@@ -295,6 +297,7 @@ class ExperimentConfig:
             "auto_workers_share": self.auto_workers_share,
             **({"environment_variables": dict(self.environment_variables)}
                if self.environment_variables else {}),
+            **({"data": self.data} if self.data else {}),  # files stay as they were before it
             "context_dir": self.config_dir,
             "local": asdict(self.local),
             "slurm": asdict(self.slurm),
@@ -841,12 +844,22 @@ def _is_curve(v: Any) -> bool:
     return bool(mod) and fn.isidentifier()
 
 
+def _data(c: Any, raw: Any) -> dict[str, Any]:
+    """``data``: any mapping, passed to the code as it is."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        c.bad("data", f"must be a mapping (Determined's user data: any keys), got {_show(raw)}")
+        return {}
+    return raw
+
+
 _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperparameters", "resources",
              "max_restarts", "readmit_nodes_after_h", "reproducibility", "backend", "experiment_dir",
              "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
              "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
-             "auto_workers_share", "environment_variables")
+             "auto_workers_share", "environment_variables", "data")
 
 
 def parse_config(raw: Any, config_dir: str | Path, source: str = "",
@@ -934,6 +947,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         auto_workers_share=float(c.get(d, "auto_workers_share", "", _is_num, "a number", 0.10,
                                        _greater(0))),
         environment_variables=_environment(c, d.get("environment_variables")),
+        data=_data(c, d.get("data")),
         local=_local(c, d.get("local")),
         slurm=_slurm(c, d.get("slurm")),
         simulated=_simulated(c, d.get("simulated")),

@@ -42,7 +42,6 @@ IGNORED: dict[str, str] = {
     "scheduling_unit": "lengths are in the unit the script counts",
     "optimizations": "Trial-class settings (use them in your own training loop)",
     "profiling": "no profiler is attached (use torch.profiler in the script)",
-    "data": "passed to Trial classes only (read your data settings from hyperparameters)",
     "data_layer": "passed to Trial classes only",
     "labels": "no experiment tags (the experiment folder name identifies it)",
     "workspace": "no workspaces (experiment folders on the filesystem)",

@@ -63,7 +63,7 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     native = {"name", "description", "entrypoint", "hyperparameters", "searcher", "max_restarts",
               "reproducibility", "checkpoint_storage", "resources", "slurm", "environment",
               "checkpoint_storage.type", "checkpoint_storage.save_experiment_best",
-              "checkpoint_storage.save_trial_latest",
+              "checkpoint_storage.save_trial_latest", "data",
               "checkpoint_storage.host_path", "checkpoint_storage.storage_path",
               *(f"searcher.{k}" for k in ("name", "metric", "smaller_is_better", "max_length",
                                           "max_trials", "max_concurrent_trials", "mode",
@@ -84,6 +84,7 @@ def test_every_key_is_mapped_or_reported_once(capsys):
     assert cfg.checkpoint_folder == "/tmp/asha-det-compat-scratch/checkpoints"
     assert cfg.environment_variables == {"NCCL_DEBUG": "INFO"}  # set in every job
     assert cfg.save_experiment_best == 2 and cfg.save_trial_latest == 1
+    assert cfg.data == raw["data"] and cfg.to_dict()["data"] == raw["data"]  # user_data
     # Determined's torch launcher becomes torchrun with the trial's slots
     assert cfg.entrypoint == ["python3", "-m", "torch.distributed.run", "--standalone",
                               "--nproc_per_node=2", "--no-python", "python3", "train.py",

@@ -156,7 +156,8 @@ def job(tmp_path, monkeypatch):
     (exp / "experiment.yaml").write_text(yaml.safe_dump({
         "searcher": {"name": "adaptive_asha", "metric": "total", "max_length": {"batches": 20},
                      "time_metric": "batches"},
-        "reproducibility": {"experiment_seed": 5}}))
+        "reproducibility": {"experiment_seed": 5},
+        "data": {"url": "https://example.org/mnist.tgz", "workers": 2}}))
     env = dict(ASHA_EXP_DIR=str(exp), ASHA_TRIAL_ID="3", ASHA_TRIAL_DIR=str(exp / "trials/00003"),
                ASHA_RUN_DIR=str(run), ASHA_SEGMENT="0", ASHA_TARGET_LENGTH="20",
                ASHA_LENGTH_UNIT="batches", ASHA_METRIC="total",
@@ -350,6 +351,7 @@ def test_cluster_info_has_what_scripts_read(job):
     assert info.cluster_id and info.master_url == "" and isinstance(info.gpu_uuids, list)
     assert info.trial.config["searcher"]["metric"] == "total"
     assert (info.trial.steps_completed, info.trial.trial_run_id) == (0, 1)
+    assert info.user_data == {"url": "https://example.org/mnist.tgz", "workers": 2}
 
 
 def test_non_chief_cannot_store(job):

@@ -76,7 +76,9 @@ class ClusterInfo:
 
     @property
     def user_data(self) -> dict[str, Any]:
-        return {}
+        """The config's ``data`` section, as Determined gives it."""
+        data = self.trial.config.get("data")
+        return data if isinstance(data, dict) else {}
 
 
 def get_cluster_info() -> ClusterInfo | None:
