@@ -103,7 +103,7 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     _searcher(d, notes, problems)
     _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
     _resources(d, notes)
-    _launcher(d, notes)  # after resources: torchrun starts slots_per_trial ranks
+    _launcher(d, notes, problems)  # after resources: torchrun starts slots_per_trial ranks
     _checkpoint_storage(d, config_dir, notes)
     return d, notes, problems
 
@@ -227,11 +227,12 @@ def _resources(d: dict[str, Any], notes: list[str]) -> None:
                  f"starts its ranks itself, as on Determined")
 
 
-def _launcher(d: dict[str, Any], notes: list[str]) -> None:
+def _launcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
     """``python3 -m determined.launch.torch_distributed [OVERRIDES --] CMD`` becomes torchrun
     (``python3 -m torch.distributed.run --standalone --nproc_per_node N``, N the slots per
     trial) running CMD; ``determined.launch.tensorflow`` is dropped (CMD runs alone); other
-    Determined launchers are named as unavailable."""
+    Determined launchers are refused; ``--trial Class`` (any launcher) makes the class the
+    entrypoint, which ``plan`` and ``run`` name as a Trial class."""
     ep = d.get("entrypoint")
     if isinstance(ep, str) and " " in ep.strip():
         try:
@@ -248,6 +249,9 @@ def _launcher(d: dict[str, Any], notes: list[str]) -> None:
         return
     python, launcher, rest = toks[:at], toks[at + 1], toks[at + 2:]
     overrides: list[str] = []
+    if "--trial" in rest[:-1]:  # Determined's Trial-class form: the class is the entrypoint
+        d["entrypoint"] = rest[rest.index("--trial") + 1]  # plan and run name it (one line)
+        return
     if "--" in rest:
         cut = rest.index("--")
         overrides, rest = [o for o in rest[:cut] if o != "--trust"], rest[cut + 1:]
@@ -258,10 +262,11 @@ def _launcher(d: dict[str, Any], notes: list[str]) -> None:
                         f"--nproc_per_node={slots}", *no_python, *overrides, *rest]
     elif launcher == "determined.launch.tensorflow":
         new = rest
-    else:
-        notes.append(f"entrypoint: {launcher} is Determined's launcher and is not available here: "
-                     f"start the ranks in the command (torchrun, srun) or use "
-                     f"slurm.tasks_per_node with a function entrypoint")
+    else:  # no job could run it: refused before any starts
+        problems.append(f"entrypoint: {launcher} is Determined's launcher and is not available "
+                        f"here: start the ranks in the command yourself (torchrun, `deepspeed "
+                        f"--num_gpus N`, srun) or use slurm.tasks_per_node with a function "
+                        f"entrypoint")
         return
     d["entrypoint"] = new
     notes.append(f"entrypoint: {launcher} -> {shlex.join(new)}")

@@ -172,6 +172,30 @@ def test_trial_class_plans_with_a_warning_and_run_refuses(tmp_path, capsys):
     assert not (tmp_path / "exp").exists()
 
 
+@pytest.mark.parametrize("launcher", ["torch_distributed", "horovod --autohorovod", "deepspeed"])
+def test_a_trial_class_behind_a_launcher_is_told_and_other_launchers_refused(tmp_path, capsys,
+                                                                             launcher):
+    """Determined's docs start a distributed Trial class as ``python3 -m
+    determined.launch.torch_distributed --trial model_def:MyTrial``: the class is named, not run
+    under torchrun; a launcher asha_hpc cannot run is refused before any job, not at each job."""
+    raw = yaml.safe_load((CONFIGS / "trial_class_026.yaml").read_text())
+    raw["resources"] = {"slots_per_trial": 2}
+    raw["entrypoint"] = f"python3 -m determined.launch.{launcher} --trial model_def:DigitsTrial"
+    (tmp_path / "model_def.py").write_text((CONFIGS / "model_def.py").read_text())
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    rc, out, _ = _plan(capsys, tmp_path / "c.yaml")
+    assert rc == 0 and "entrypoint: model_def:DigitsTrial is a Determined Trial class" in out, out
+    assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")]) != 0
+    assert "model_def:DigitsTrial is a Determined Trial class" in capsys.readouterr().err
+    raw["entrypoint"] = f"python3 -m determined.launch.{launcher} python3 train.py"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    if launcher == "torch_distributed":
+        return  # becomes torchrun (test_torch_launcher_becomes_torchrun)
+    with pytest.raises(ConfigError, match=f"entrypoint: determined.launch.{launcher.split()[0]} "
+                                          f"is Determined's launcher and is not available here"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_bare_trial_class_name_is_told_too(tmp_path, capsys):
     path = CONFIGS / "trial_class_init" / "const.yaml"
     rc, out, _ = _plan(capsys, path)
