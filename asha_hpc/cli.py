@@ -105,7 +105,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
     caps = capabilities(cfg)
     if not caps.virtual_time:  # a typo costs no job at all
-        from .compat.determined_config import trial_class_problem
+        from .compat.determined_config import determined_import_problem, trial_class_problem
         from .job.entrypoint import check_command, check_entrypoint, defines
 
         # a Determined Trial class first: its own line says what to do, not "not found"
@@ -114,7 +114,8 @@ def cmd_run(a: argparse.Namespace) -> int:
             why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
                    or defines(cfg.entrypoint, cfg.config_dir))
         elif why is None:
-            why = check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
+            why = (check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
+                   or determined_import_problem(list(cfg.entrypoint), cfg.config_dir))
         if why:
             raise ConfigError([why], a.config)
     warm = _check_warm_start(cfg)

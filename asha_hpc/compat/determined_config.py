@@ -389,6 +389,33 @@ def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
     return None
 
 
+def determined_import_problem(entrypoint: Any, context_dir: str) -> str | None:
+    """Why a command's Python script cannot run here: it imports Determined's own package,
+    which is not installed (the shim is ``asha_hpc.compat.determined``); None otherwise. Only
+    the script the command names is read (its source, nothing imported)."""
+    import ast
+    import importlib.util
+
+    if not isinstance(entrypoint, list):
+        return None
+    scripts = [Path(context_dir) / t for t in entrypoint if str(t).endswith(".py")]
+    for script in scripts[:1]:
+        try:
+            tree = ast.parse(script.read_text())
+        except (OSError, SyntaxError, ValueError):
+            return None
+        uses = any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "determined"
+                                                      for a in n.names)
+                   or isinstance(n, ast.ImportFrom) and n.level == 0
+                   and (n.module or "").split(".")[0] == "determined"
+                   for n in ast.walk(tree))
+        if uses and importlib.util.find_spec("determined") is None:
+            return (f"entrypoint: {script.name} imports determined, which is not installed here: "
+                    f"change `import determined as det` to `from asha_hpc.compat import "
+                    f"determined as det` (the Core API shim; README: Moving from Determined)")
+    return None
+
+
 def trial_class_message(entrypoint: str) -> str:
     return (f"entrypoint: {entrypoint} is a Determined Trial class; asha_hpc runs scripts and "
             f"functions: call your training loop from a script that uses the Core API shim "

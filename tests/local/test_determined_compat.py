@@ -196,6 +196,25 @@ def test_a_trial_class_behind_a_launcher_is_told_and_other_launchers_refused(tmp
         load_config(tmp_path / "c.yaml")
 
 
+def test_an_unchanged_core_api_script_is_told_which_import_to_change(tmp_path, capsys):
+    """The script as it ran on Determined (``import determined as det``): `run` says which line
+    to change before any job, where every job would fail with ModuleNotFoundError."""
+    import importlib.util
+
+    if importlib.util.find_spec("determined") is not None:
+        pytest.skip("Determined's own package is installed here: the script imports it")
+    (tmp_path / "train.py").write_text((CONFIGS / "1_metrics.py").read_text().replace(
+        "from asha_hpc.compat import determined as det", "import determined as det"))
+    (tmp_path / "c.yaml").write_text((CONFIGS / "core_api_start.yaml").read_text().replace(
+        "0_start.py", "train.py"))
+    assert "train.py" in (tmp_path / "c.yaml").read_text()
+    assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")]) == 2
+    assert ("entrypoint: train.py imports determined, which is not installed here: change "
+            "`import determined as det` to `from asha_hpc.compat import determined as det`"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "exp").exists()
+
+
 def test_bare_trial_class_name_is_told_too(tmp_path, capsys):
     path = CONFIGS / "trial_class_init" / "const.yaml"
     rc, out, _ = _plan(capsys, path)
