@@ -323,6 +323,12 @@ def _signal_status(stop_reason: str | None) -> int:
         return 0
 
 
+def _is_experiment(root: Path) -> bool:
+    from .protocol.expdir import MASTER_SCRIPT
+
+    return any((root / name).exists() for name in (JOURNAL, CONFIG, MASTER_SCRIPT))
+
+
 def cmd_status(a: argparse.Namespace) -> int:
     from .views.status import open_experiment, status_dict, submitted_status
     from .views.text import render_status_text, watch
@@ -334,6 +340,15 @@ def cmd_status(a: argparse.Namespace) -> int:
         exp, cfg, records, st = open_experiment(a.exp_dir)
         return status_dict(exp, cfg, st, records)
 
+    if not _is_experiment(Path(a.exp_dir)):
+        from .views.status import experiments_in
+        from .views.text import render_experiments_text
+
+        rows = experiments_in(a.exp_dir)
+        if rows is not None:  # a folder of experiments (asha_runs/): one line each
+            print(json.dumps(rows, indent=2) if a.json
+                  else render_experiments_text(str(Path(a.exp_dir).resolve()), rows))
+            return 0
     if a.watch and not a.json:
         return watch(get, max(a.interval, 0.2), iterations=a.iterations)
     d = get()

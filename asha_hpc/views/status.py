@@ -17,7 +17,7 @@ from typing import Any
 
 from ..backends import capabilities
 from ..config import ExperimentConfig, load_config
-from ..errors import shell_word
+from ..errors import AshaError, shell_word
 from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
 from ..master.pool import UNREADY_STREAK
@@ -36,7 +36,7 @@ from ..master.state import (
 )
 from ..master.timelimits import rung_levels
 from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
-from ..protocol.expdir import ExpDir, scan_inbox, submitted_master
+from ..protocol.expdir import CONFIG, JOURNAL, ExpDir, scan_inbox, submitted_master
 from ..protocol.journal import read_journal
 from ..protocol.messages import MessageError, Result, Started, from_json
 from ..protocol.metrics import diverged, finite_float
@@ -77,6 +77,40 @@ def submitted_status(path: Any) -> dict[str, Any] | None:
     return {"state": "submitted", "dir": str(Path(path).resolve()), "slurm_job_id": waiting.job_id,
             "master_log": str(waiting.log) if waiting.log else None, "master_log_last_line": tail,
             "message": waiting.text()}
+
+
+def experiments_in(path: Any) -> list[dict[str, Any]] | None:
+    """``status`` of a folder that holds experiment folders (``asha_runs/``, Determined's ``det
+    e list``): one summary per experiment, newest first; None when it holds none. A folder that
+    cannot be read is listed with why."""
+    root = Path(path).resolve()
+    try:
+        subs = [p for p in root.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    found = [p for p in subs if (p / JOURNAL).exists() or (p / CONFIG).exists()
+             or submitted_master(p) is not None]
+    if not found:
+        return None
+    rows = []
+    for p in found:
+        row: dict[str, Any] = {"dir": str(p), "folder": p.name}
+        try:
+            row["started"] = min(x.stat().st_mtime for x in (p / CONFIG, p / JOURNAL, p)
+                                 if x.exists())
+            waiting = submitted_status(p)
+            if waiting is not None:
+                row.update(state="submitted", name=None, trials=None, metric=None, best=None)
+            else:
+                exp, cfg, records, st = open_experiment(p)
+                d = status_dict(exp, cfg, st, records)
+                row.update(state=d["state"], name=d["experiment"], trials=d["trials"],
+                           metric=d["metric"], best=(d["best"] or {}).get("metric"))
+        except (AshaError, OSError, ValueError) as e:
+            row.update(state="unreadable", error=str(e))
+        rows.append(row)
+    rows.sort(key=lambda r: r.get("started", 0.0), reverse=True)
+    return rows
 
 
 def master_alive(exp: ExpDir) -> dict[str, Any] | None:

@@ -330,6 +330,25 @@ def render_status_text(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_experiments_text(root: str, rows: list[dict[str, Any]]) -> str:
+    """``status`` of a folder of experiments: one line each, newest first."""
+    body = []
+    for r in rows:
+        t = r.get("trials") or {}
+        trials = (f"{t['completed']}/{t['total']}" + (f", {t['failed']} failed" if t.get("failed")
+                                                      else "")) if t else ""
+        best = f"{r['metric']}={metric_text(r['best'])}" if r.get("best") is not None else ""
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) \
+            if r.get("started") else ""
+        body.append([r["folder"], r.get("name") or "", r["state"], trials, best, started])
+    lines = [f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}:"]
+    lines += _table(["folder", "name", "state", "trials done", "best", "started"], body, left=6)
+    unread = [r for r in rows if r["state"] == "unreadable"]
+    lines += [f"{r['folder']}: {r['error']}" for r in unread]
+    lines.append(f"(`asha-hpc status {shell_word(os.path.join(root, rows[0]['folder']))}` shows one)")
+    return "\n".join(lines)
+
+
 def _time_limit_lines(rows: list[dict[str, Any]] | None) -> list[str]:
     """Per rung: time limits asked (minutes: median, range) and run times seen."""
     if not rows:
