@@ -100,8 +100,10 @@ def _check_warm_start(cfg: ExperimentConfig) -> Any:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from .plan import top_out_of_reach
+
     cfg = load_config(a.config, overrides={"backend": a.backend})
-    for w in cfg.warnings:
+    for w in cfg.warnings + [w for w in [top_out_of_reach(cfg.searcher, cfg.space())] if w]:
         print(f"asha-hpc: warning: {w}", file=sys.stderr)
     caps = capabilities(cfg)
     if not caps.virtual_time:  # a typo costs no job at all
@@ -286,8 +288,10 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
         best = st.ranked()
         if best:
             b = best[0]
+            short = "" if b.length >= cfg.searcher.max_length else \
+                f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
-                  f"length {b.length}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
+                  f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
             print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
         failed = sorted(t.id for t in st.trials.values() if t.status == "failed")
         if failed:

@@ -59,6 +59,45 @@ def starved_rung(rung_lengths: list[int], max_trials: int, divisor: float) -> tu
     return None
 
 
+def cheapest_top(rung_lengths: list[int], divisor: float) -> tuple[int, list[int]]:
+    """Under the floor rule, the least training that takes one trial to a bracket's last rung,
+    and how many trials must reach each rung for it. A rung promotes a trial that is in the top
+    ``floor(n/d)`` of its ``n`` results so far: the first once it holds ``ceil(d)`` results, and
+    at best one more with each result after that (each new one the best), so ``m`` promotions
+    need ``ceil(d) - 1 + m`` results."""
+    import math
+
+    first = math.ceil(divisor - 1e-9)
+    counts = [1]
+    for _ in rung_lengths[:-1]:
+        counts.insert(0, first - 1 + counts[0])
+    prev, units = 0, 0
+    for length, n in zip(rung_lengths, counts):
+        units += n * (length - prev)
+        prev = length
+    return units, counts
+
+
+def top_out_of_reach(cfg: SearcherConfig, space: Space) -> str | None:
+    """Why ``max_compute`` lets no trial reach ``max_length`` (floor rule: a trial needs
+    ``d`` results beside it at each rung below), or None."""
+    cap = getattr(cfg, "max_compute", None)
+    if cap is None or not _floor_rule(cfg):
+        return None
+    options = [(*cheapest_top(list(b.rung_lengths), float(cfg.divisor)), i, b)
+               for i, b in enumerate(bracket_plan(cfg, space))]
+    options = [o for o in options if o[1][0] <= o[3].max_trials] or options
+    units, counts, i, b = min(options, key=lambda o: o[0])
+    if cap >= units:
+        return None
+    path = ", ".join(f"{n} to {length:,}" for n, length in zip(counts, b.rung_lengths))
+    return (f"searcher.max_compute {cap:,} {cfg.length_unit}: no trial can reach max_length "
+            f"{cfg.max_length:,} within it. The cheapest way trains {units:,} (bracket {i}: "
+            f"trials {path}; a rung promotes only from the top 1/{float(cfg.divisor):g} of its "
+            f"results, rounded down): raise max_compute to {units:,} or more, or lower "
+            f"max_length")
+
+
 def plan(cfg: SearcherConfig, space: Space) -> dict[str, Any]:
     """``{"brackets": [{num_rungs, max_trials, max_concurrent_trials, rung_lengths}],
     "preview": {"<length>": trials ending there}, "total_units": N}`` plus ``searcher``,
@@ -97,6 +136,9 @@ def plan(cfg: SearcherConfig, space: Space) -> dict[str, Any]:
     # segments: a trial entering rung i runs one segment there (rung lengths are absolute)
     segments = sum(sum(counts[i:]) for counts in per_bracket for i in range(len(counts)))
     total_trials = sum(b.max_trials for b in infos)
+    out_of_reach = top_out_of_reach(cfg, space)
+    if out_of_reach:
+        warnings.append(out_of_reach)
     if cfg.name in ("adaptive_asha", "async_halving", "random") and total_trials > cfg.max_trials:
         warnings.append(f"the brackets hold {total_trials} trials, more than max_trials "
                         f"{cfg.max_trials} (every bracket gets at least one)")

@@ -184,3 +184,69 @@ def test_render_plan_says_what_the_asynchronous_search_trains_over_the_preview()
             assert low - 0.05 <= cut[name]["rows"][f"{m}, T trials, whole plan"]["compute"] < high + 0.05
     assert max(r["compute"] for t in cut.values() for r in t["rows"].values()) < most + 0.05
     assert "set max_compute" in MODEL_EXTRA
+
+
+def test_cheapest_way_to_the_top_rung():
+    from asha_hpc.plan import cheapest_top
+
+    # 4 results let the best go on; each later result that comes out best goes on too
+    assert cheapest_top([4, 16, 64], 4) == (7 * 4 + 4 * 12 + 48, [7, 4, 1])
+    assert cheapest_top([16, 64], 4) == (4 * 16 + 48, [4, 1])
+    assert cheapest_top([10, 35, 100], 3.5) == (7 * 10 + 4 * 25 + 65, [7, 4, 1])
+    assert cheapest_top([32, 64, 128, 256], 2) == (4 * 32 + 3 * 32 + 2 * 64 + 128, [4, 3, 2, 1])
+    assert cheapest_top([100], 4) == (100, [1])
+
+
+def test_a_cap_no_trial_can_reach_max_length_under_is_said():
+    from asha_hpc.plan import top_out_of_reach
+
+    c = cfg(max_length=64, max_trials=24, max_concurrent_trials=4, max_compute=70)
+    why = top_out_of_reach(c, SPACE)
+    assert why is not None and "searcher.max_compute 70 epochs: no trial can reach max_length 64" \
+        in why and "raise max_compute to 112 or more" in why, why
+    assert why in plan(c, SPACE)["warnings"]
+    assert top_out_of_reach(cfg(max_length=64, max_trials=24, max_compute=112), SPACE) is None
+    # where the first result of a rung may go on, one trial straight up is the cheapest way
+    assert top_out_of_reach(cfg(max_length=64, max_trials=24, max_compute=70,
+                                asha_rule="determined_0.38"), SPACE) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), divisor=st.sampled_from([2, 3, 4, 3.5]),
+       max_trials=st.integers(4, 60), mode=st.sampled_from(["aggressive", "standard"]),
+       concurrent=st.integers(1, 12))
+def test_no_search_reaches_the_top_rung_for_less_than_the_cheapest_way(seed, divisor, max_trials,
+                                                                       mode, concurrent):
+    """The bound is a bound: drive the real searcher with results in any order; when a trial
+    first reaches max_length, the search has trained at least what cheapest_top says."""
+    import random
+
+    from asha_hpc.plan import cheapest_top
+    from asha_hpc.searcher import CreateTrial, ResumeTrial, SegmentCompleted, make_searcher
+    from asha_hpc.searcher.brackets import bracket_plan
+
+    c = cfg(max_length=256, max_trials=max_trials, divisor=divisor, mode=mode,
+            max_concurrent_trials=concurrent)
+    least = min(cheapest_top(list(b.rung_lengths), float(divisor))[0]
+                for b in bracket_plan(c, SPACE))
+    s = make_searcher(c, SPACE, seed)
+    rng = random.Random(seed)
+    flight: dict[int, tuple[int, int]] = {}  # trial -> (from, to)
+    trained = 0
+    done: dict[int, int] = {}
+
+    def take(actions):
+        for a in actions:
+            if isinstance(a, (CreateTrial, ResumeTrial)):
+                flight[a.trial_id] = (done.get(a.trial_id, 0), a.length)
+
+    take(s.start())
+    while flight:
+        tid = rng.choice(sorted(flight))
+        start, end = flight.pop(tid)
+        trained += end - start
+        done[tid] = end
+        if end == 256:
+            assert trained >= least, (trained, least)
+            return
+        take(s.on_event(SegmentCompleted(tid, end, rng.random())))
