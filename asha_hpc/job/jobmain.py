@@ -45,6 +45,7 @@ the latest checkpoint was saved at, if the code said so): run times for the time
 from __future__ import annotations
 
 import collections
+import faulthandler
 import json
 import os
 import pickle
@@ -272,14 +273,36 @@ class _Session:
 
     def loop(self, spec: SegmentSpec | None) -> str:
         try:
+            done = 0
             while spec is not None:
                 spec = self.run(spec)
+                done += 1
+                if spec is not None and not self._ranks_free(done):
+                    return "exit"
             return self.status
         finally:
             if self.watch is not None:
                 self.watch.close()
             if self._peers_beat is not None:
                 self._peers_beat.halt.set()
+
+    def _ranks_free(self, done: int) -> bool:
+        """Several ranks that take one assignment after another: before the next, every rank
+        must have returned from the last one's code. A rank that is gone (its teardown hung,
+        and ``trial._exit_if_stuck`` ended it) makes the others leave too: the next
+        assignment would wait for it for ever. The master gives that assignment to another
+        job, as for any job that died."""
+        if self.peers is None:
+            return True
+        folder = self.peers.run_dir
+        try:
+            self.peers.barrier(folder, f"free-{done}")
+        except (PeerGone, RuntimeError) as e:
+            print(f"asha_hpc: {e}: this job leaves; its next segment goes to another job",
+                  file=sys.stderr, flush=True)
+            return False
+        (folder / f".free-{done - 1}-rank{self.ranks.rank}").unlink(missing_ok=True)
+        return True
 
     def _peer_dead(self, rank: int | None = None, now: bool = False) -> bool:
         """A rank of this job is gone (``rank``: that one). While waiting it is looked up at
@@ -432,6 +455,7 @@ class _Session:
                 if gone is not None:
                     out.error = f"{gone}; then this rank failed:\n{out.error}"
                     out.failed_node = gone.node
+        faulthandler.cancel_dump_traceback_later()  # the code returned (trial._exit_if_stuck)
         if att.group is not None and self.ranks.world_size > 1 and not att.group.has_ended:
             att.group.mark_ended(out.error if out.status in ("error", "invalid_hp") else None)
         return out

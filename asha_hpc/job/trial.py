@@ -108,15 +108,17 @@ class Trial:
             seg = Segment(length=length, index=index, _trial=self)
             yield seg
             if self._segment_over(seg):
-                return
+                break
             i += 1
             if i < len(self._lengths):
                 length, index = self._lengths[i], self._first + i
                 continue
             nxt = self._next_segment(seg) if self._next_segment is not None else None
             if nxt is None:  # no more: the job publishes and exits (or takes other work)
-                return
+                break
             length, index = nxt
+        if self.world_size > 1:
+            _exit_if_stuck(self.rank)
 
     def should_stop(self) -> bool:
         """True once the job was told to leave (time limit near, preemption, cancel): save a
@@ -392,6 +394,28 @@ def _summed(dist: Any, values: list[int]) -> list[int]:
                      device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t)
     return [int(x) for x in t.tolist()]
+
+
+RANK_EXIT_GRACE_S = 300.0  # ASHA_RANK_EXIT_GRACE_S in the job's environment overrides it
+
+
+def _exit_if_stuck(rank: int) -> None:
+    """A rank of a multi-rank trial whose segments are over (its results are published) exits
+    if the trial's code has not returned within the grace: torch 2.x's gloo teardown (a DDP
+    reducer or process group freed after a peer has left) can hang for ever, holding the job
+    and its GPUs. A C-level timer (faulthandler's), which fires even while that teardown holds
+    the GIL; the job cancels it once the code returns (jobmain: ``_execute``)."""
+    import faulthandler
+
+    try:
+        grace = float(os.environ.get("ASHA_RANK_EXIT_GRACE_S", RANK_EXIT_GRACE_S))
+    except ValueError:
+        grace = RANK_EXIT_GRACE_S
+    if grace > 0:
+        print(f"asha_hpc: rank {rank}: the trial's segments are over; if its code has not "
+              f"returned in {grace:g} s (a hung process-group teardown), this process exits "
+              f"then, printing where it was", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback_later(grace, exit=True)
 
 
 def _torch_dist():

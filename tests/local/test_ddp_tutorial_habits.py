@@ -53,11 +53,14 @@ def train(trial):
                     torch.save({"model": model.state_dict(), "epoch": epoch}, path / "model.pt")
         if habit != "report on rank 0" or rank == 0:
             segment.report(loss=loss.item())
+    if habit == "hang as it ends" and rank == 1:
+        import time
+        time.sleep(600)  # as torch's gloo teardown does now and then once a peer has left
     dist.destroy_process_group()
 '''
 
 
-def experiment(tmp_path, habit):
+def experiment(tmp_path, habit, **extra):
     (tmp_path / "ddp_script.py").write_text(DDP_SCRIPT)
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump({
@@ -66,7 +69,7 @@ def experiment(tmp_path, habit):
                      "max_concurrent_trials": 1, "divisor": 2, "max_rungs": 2},
         "hyperparameters": {"habit": habit}, "reproducibility": {"experiment_seed": 1},
         "poll_interval_s": 0.2, "max_restarts": 2,
-        "local": {"gpus": [], "max_parallel": 1, "tasks_per_node": 2}}))
+        "local": {"gpus": [], "max_parallel": 1, "tasks_per_node": 2}, **extra}))
     return path
 
 
@@ -98,3 +101,18 @@ def test_every_rank_saving_and_reporting_trains_to_the_end(tmp_path, habit):
     assert st.lifecycle == "completed" and st.counts()["failed"] == 0
     assert max(t.length for t in st.trials.values()) == 4
     assert [t.restarts for t in st.trials.values()] == [int(habit == "raise once")] * 2
+
+
+def test_a_rank_that_hangs_after_its_last_segment_exits_and_frees_the_slot(tmp_path):
+    """Rank 1 never returns after its segments are over (torch 2.x's gloo teardown hangs now and
+    then once rank 0 has left): with one slot, the search used to wait for ever. The rank exits
+    after the grace, saying where it was, and the search goes on to the end."""
+    exp = tmp_path / "run"
+    cli("run", experiment(tmp_path, "hang as it ends",
+                          environment_variables={"ASHA_RANK_EXIT_GRACE_S": "3"}),
+        "--exp-dir", exp, timeout=300)
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    assert max(t.length for t in st.trials.values()) == 4
+    logs = "".join(p.read_text(errors="replace") for p in (exp / "jobs").glob("*_log.err"))
+    assert "if its code has not returned in 3 s" in logs and "Timeout (0:00:03)!" in logs
