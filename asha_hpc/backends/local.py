@@ -251,8 +251,11 @@ class LocalBackend(Backend):
         return out
 
     def cancel(self, job_ids: Sequence[str]) -> None:
-        """SIGTERM to each running job's process group (the job checkpoints and leaves), then,
-        as Slurm does after its KillWait, SIGKILL to those still there ``KILL_AFTER_S`` later:
+        """SIGTERM to each running job (the job checkpoints and leaves): to submitit's
+        controller, which passes it to the job's tasks (its ranks) and to none of their own
+        children (a DataLoader's workers, which die of a SIGTERM and fail the training loop
+        before it can checkpoint). Then, as Slurm does after its KillWait, SIGKILL to each job's
+        whole process group if it is still there ``KILL_AFTER_S`` later:
         a job stuck where it never looks at its stop (a collective whose peer is gone) would
         otherwise run on with nobody to end it. A detached watcher does the second step, so
         that neither the master nor ``asha-hpc cancel`` waits for it."""
@@ -264,7 +267,7 @@ class LocalBackend(Backend):
             if running and pid is not None:
                 ticks = _start_ticks(pid)  # before the signal: which process it was
                 try:
-                    os.killpg(pid, signal.SIGTERM)
+                    os.kill(pid, signal.SIGTERM)
                 except OSError:
                     continue
                 if ticks is not None:

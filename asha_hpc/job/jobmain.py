@@ -443,18 +443,27 @@ class _Session:
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
             out.status, out.error = "error", _error_text(e)
-            if start_length is not None and start_length >= spec.length:
-                out.error = _NOTHING_TO_TRAIN.format(length=spec.length) + out.error
-            out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
-            if att.group is not None and self.ranks.world_size > 1:
-                att.group.mark_ended(out.error)
-                # a peer killed mid-collective shows here as this rank's error ("connection
-                # closed by peer"): the failure is the dead peer's node's
-                gone = att.group.blame(e, wait_s=BLAME_BEATS * spec.heartbeat_s,
-                                       stop=lambda: att.control.stop_requested)
-                if gone is not None:
-                    out.error = f"{gone}; then this rank failed:\n{out.error}"
-                    out.failed_node = gone.node
+            if att.control.stop_requested and _STOP_KILLED_WORKERS.search(out.error):
+                # Slurm's scancel and preemption signal every process of the job: the stop
+                # killed the DataLoader's workers before the loop could look at should_stop().
+                # The machine's doing, not the code's: continued later from the last checkpoint
+                print(f"asha_hpc: the stop signal also ended the DataLoader's workers, and the "
+                      f"loop raised before it could checkpoint; the segment goes on later from "
+                      f"the last checkpoint:\n{out.error}", file=sys.stderr, flush=True)
+                out.status, out.error = "interrupted", None
+            else:
+                if start_length is not None and start_length >= spec.length:
+                    out.error = _NOTHING_TO_TRAIN.format(length=spec.length) + out.error
+                out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
+                if att.group is not None and self.ranks.world_size > 1:
+                    att.group.mark_ended(out.error)
+                    # a peer killed mid-collective shows here as this rank's error ("connection
+                    # closed by peer"): the failure is the dead peer's node's
+                    gone = att.group.blame(e, wait_s=BLAME_BEATS * spec.heartbeat_s,
+                                           stop=lambda: att.control.stop_requested)
+                    if gone is not None:
+                        out.error = f"{gone}; then this rank failed:\n{out.error}"
+                        out.failed_node = gone.node
         faulthandler.cancel_dump_traceback_later()  # the code returned (trial._exit_if_stuck)
         if att.group is not None and self.ranks.world_size > 1 and not att.group.has_ended:
             att.group.mark_ended(out.error if out.status in ("error", "invalid_hp") else None)
@@ -647,6 +656,11 @@ _NOTHING_TO_TRAIN = ("this attempt started from a checkpoint already at the segm
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "
                  "fix:\n{error}")
+
+
+# torch's DataLoader, when a signal killed one of its worker processes
+_STOP_KILLED_WORKERS = re.compile(r"DataLoader worker \(pid\(?s?\)? [^)]*\) (is killed by signal: "
+                                  r"(Terminated|Interrupt|Killed)|exited unexpectedly)")
 
 
 def _leave_process_group() -> None:

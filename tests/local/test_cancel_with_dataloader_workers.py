@@ -1,0 +1,127 @@
+"""A training loop written as PyTorch's tutorials write it, with DataLoader worker processes
+(``num_workers=2``): a cancel must reach the trial's own process only. A SIGTERM to the job's
+whole process group killed the workers (torch's worker signal handler dies of it), and the loop
+failed with "DataLoader worker ... is killed by signal: Terminated" before it could look at
+``should_stop()``: an error instead of a checkpoint and an interrupted segment."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from helpers import cli, journal
+
+pytest.importorskip("torch")
+
+MODEL = '''
+import time
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class SlowDigits(Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        time.sleep(0.02)
+        return torch.randn(8), torch.tensor(i % 2)
+
+
+def train(trial):
+    import os
+    (trial.dir / "pgid").write_text(str(os.getpgid(0)))
+    model = torch.nn.Linear(8, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(SlowDigits(), batch_size=8, shuffle=True, num_workers=2,
+                        persistent_workers=True)
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = torch.load(trial.latest_checkpoint / "state.pt")["epoch"]
+    for segment in trial.segments():
+        while epoch < segment.length and not trial.should_stop():
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                (trial.dir / "training").touch()
+                if trial.should_stop():
+                    break
+            else:
+                epoch += 1
+        with trial.save_checkpoint(length=epoch) as path:
+            torch.save({"epoch": epoch}, path / "state.pt")
+        if epoch < segment.length:
+            return
+        segment.report(loss=loss.item())
+'''
+
+
+def _start(tmp_path, max_length=50):
+    (tmp_path / "dl_model.py").write_text(MODEL)
+    cfg = tmp_path / "dl.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "dl", "entrypoint": "dl_model:train",
+        "searcher": {"name": "single", "metric": "loss", "max_length": max_length},
+        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 0,
+        "local": {"gpus": [], "workers": 0}}))
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (exp / "trials" / "00001" / "training").exists():
+            assert time.time() < deadline and p.poll() is None, "the trial never trained"
+            time.sleep(0.1)
+    except BaseException:
+        p.kill()
+        raise
+    return exp, p
+
+
+def _result(exp):
+    result = exp / "inbox" / "t00001-s000-a00.result.json"  # sent after the stop
+    deadline = time.time() + 60
+    while not result.exists():
+        assert time.time() < deadline, "the stopped job sent no result"
+        time.sleep(0.2)
+    return json.loads(result.read_text())
+
+
+def test_cancel_lets_a_loop_with_dataloader_workers_checkpoint(tmp_path):
+    exp, p = _start(tmp_path)
+    try:
+        cli("cancel", exp)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    res = _result(exp)
+    assert res["status"] == "interrupted" and res["stop_reason"] == "SIGTERM", res
+    assert res["error"] is None and res["checkpoint"], res
+
+
+def test_a_sigterm_to_every_process_of_the_job_is_an_interruption_not_an_error(tmp_path):
+    """Slurm's scancel and preemption signal every process of the job, the workers too: the
+    loop fails before it can checkpoint. That is the stop's doing, not the code's: the segment
+    is interrupted (it goes on later from the last checkpoint) and counts as no failure."""
+    import os
+    import signal
+
+    exp, p = _start(tmp_path, max_length=6)  # max_restarts 0: an error would fail the trial for good
+    try:
+        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
+        p.wait(timeout=300)  # the master goes on: the segment again, to the end
+    finally:
+        if p.poll() is None:
+            p.kill()
+    first, last = [r for r in journal(exp) if r["kind"] == "result"]
+    assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
+    assert first["error"] is None and last["status"] == "completed"
+    err = "".join(f.read_text() for f in (exp / "jobs").glob("*_log.err"))
+    assert "the stop signal also ended the DataLoader's workers" in err
+    assert "DataLoader worker (pid" in err
