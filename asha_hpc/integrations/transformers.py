@@ -54,6 +54,7 @@ class AshaCallback(TrainerCallback):
         self._user_output_dir: str | None = None
         self._eval: dict[str, Any] = {}  # the evaluation at the segment's end
         self._ended_at: int | None = None  # the step at which this callback ended training
+        self._segment_end_at: int | None = None  # ... or ended a segment that goes on in place
 
     @property
     def max_steps(self) -> int:
@@ -136,11 +137,15 @@ class AshaCallback(TrainerCallback):
         metrics, self._eval = self._eval, {}
         if not self._walk.finish(state.global_step, metrics, publish):
             self._end(state, control)
+        else:  # the next segment goes on in place from this step
+            self._segment_end_at = state.global_step
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        # training ended mid-epoch here: the Trainer still closes the epoch, and with
-        # eval_strategy / save_strategy "epoch" it would evaluate and save a second time
-        if self._ended_at == state.global_step:
+        # a segment ended at this step (training stopped, or goes on in place): the Trainer
+        # still closes the epoch, and with eval_strategy / save_strategy "epoch" it would
+        # evaluate and save a second time, which a job that resumes here does not (its random
+        # stream, and so its results, would depend on how the trial continued)
+        if state.global_step in (self._ended_at, self._segment_end_at):
             control.should_evaluate = control.should_save = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -221,6 +221,31 @@ def test_a_segment_that_ends_mid_epoch_evaluates_and_saves_once(tmp_path):
     assert not list((tmp_path / "out").glob("checkpoint-*"))
 
 
+def test_a_segment_that_ends_with_an_epoch_and_goes_on_in_place_evaluates_once(tmp_path):
+    """The segment ends at step 16, the end of a 16-step epoch, and the next goes on in the same
+    job (worker pool, continue_in_place). The Trainer closes the epoch there: with
+    ``eval_strategy="epoch"`` it evaluated a second time, which a job resuming at step 16 does
+    not, so the random stream, and the results, depended on how the trial continued."""
+    from transformers import TrainerCallback
+
+    class Count(TrainerCallback):
+        evals: list[int] = []
+
+        def on_evaluate(self, args, state, control, **kw):
+            self.evals.append(state.global_step)
+
+    root = tmp_path / "exp"
+    exp = ExpDir.create(root)
+    key = "t00001-s000-a00"
+    t = Trial(trial_id=1, hparams={"hidden_size": 16, "learning_rate": 1e-3, "weight_decay": 0.0},
+              trial_dir=exp.trial_dir(1), run_dir=exp.run_dir(1, key), segments=[16, 32],
+              first_segment=0, metric="eval_loss", key=key, length_unit="batches", max_length=32)
+    count = Count()
+    tiny_train(t, tmp_path, extra_callbacks=[count], eval_strategy="epoch")
+    assert [s.length for s in t.reports] == [16, 32]
+    assert count.evals == [16, 32], count.evals
+
+
 def test_a_train_without_resume_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
     from asha_hpc.integrations.segments import IntegrationError
     from asha_hpc.integrations.transformers import AshaCallback
