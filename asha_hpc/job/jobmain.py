@@ -517,6 +517,7 @@ class _Session:
                              f"segment to length {spec.length}"
                              + (f"; it reported {_names(names)}" if names else
                                 "; it reported no metric at all"))
+            out.error += _ENDED_ON_PURPOSE
 
     def _started(self, spec: SegmentSpec, at: float) -> None:
         publish(self.exp.root, f"{spec.key}.started.json", dict(
@@ -656,6 +657,12 @@ _NOTHING_TO_TRAIN = ("this attempt started from a checkpoint already at the segm
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "
                  "fix:\n{error}")
+
+
+# what a function trial whose own early stopping returned without a result is told
+_ENDED_ON_PURPOSE = ("; if the code ended the trial early on purpose (its own early stopping), "
+                     "raise asha_hpc.TrainingEndedEarly('why') instead: the trial ends with the "
+                     "results it reported, and is not retried")
 
 
 # torch's DataLoader, when a signal killed one of its worker processes

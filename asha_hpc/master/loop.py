@@ -1256,6 +1256,9 @@ class Master:
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
         msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
                f"). Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
+        if BEFORE_CODE not in why:  # the fix may be the config's: resume refuses a new searcher
+            msg += ("; a fix in the searcher or the hyperparameters needs a new experiment "
+                    "(`asha-hpc run CONFIG`)")
         # one line, printed once by whoever ran the master (cli._drive, the Slurm master job)
         self._record(Aborted(message=msg))
         return True

@@ -130,6 +130,8 @@ def test_an_error_every_trial_repeats_stops_at_once(tmp_path, case):
     line = failure_line(r.stderr)
     assert all(w in line for w in want), line
     assert "--retry-failed" in line and "log: " in line
+    assert line.endswith("a fix in the searcher or the hyperparameters needs a new experiment "
+                         "(`asha-hpc run CONFIG`)"), line
     assert jobs_spent(exp) <= 3  # probe_jobs: not one per slot (max_concurrent_trials 4)
     st = final(exp)
     assert st.lifecycle == "failed" and st.message in line

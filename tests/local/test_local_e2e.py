@@ -494,6 +494,8 @@ def test_a_metric_reported_only_as_curve_points_is_told_apart_from_one_never_rep
     assert ("the searcher's metric 'loss' was reported only as learning-curve points "
             "(trial.report_metrics), never as a segment's result: call segment.report(loss=...) "
             "at the end of each segment") in r.stderr
+    assert ("if the code ended the trial early on purpose (its own early stopping), raise "
+            "asha_hpc.TrainingEndedEarly('why') instead") in r.stderr
 
 
 def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
@@ -545,3 +547,37 @@ def test_status_without_a_master_counts_jobs_that_started_since_it_stopped(tmp_p
         time.sleep(0.1)
     d = json.loads(cli("status", exp.root, "--json").stdout)
     assert d["started_waiting"] == 0 and d["results_waiting"] == 1
+
+
+OWN_EARLY_STOPPING = '''
+import asha_hpc
+
+
+def train(trial):
+    best, bad = float("inf"), 0
+    for segment in trial.segments():
+        for epoch in range(segment.length):
+            val_loss = [0.9, 0.5, 0.6, 0.7, 0.8, 0.9][epoch]
+            if val_loss < best:
+                best, bad = val_loss, 0
+            else:
+                bad += 1
+            if bad == 2:  # patience 2, as the user's script had it
+                raise asha_hpc.TrainingEndedEarly(f"no better val_loss for 2 epochs ({epoch + 1})")
+        segment.report(loss=best)
+'''
+
+
+def test_a_function_trials_own_early_stopping_ends_it_with_its_results(tmp_path):
+    """A loop with its own early stopping raises asha_hpc.TrainingEndedEarly: the trial ends
+    with the result it reported (not retried, since it would stop the same way)."""
+    cfg = _one_trial_search(tmp_path, "es", OWN_EARLY_STOPPING, max_length=6, max_restarts=3,
+                            searcher={"name": "adaptive_asha", "metric": "loss", "max_length": 6,
+                                      "max_trials": 3, "divisor": 3, "max_rungs": 2,
+                                      "mode": "aggressive"})
+    cli("run", cfg, "--exp-dir", tmp_path / "run", check=False, timeout=120)
+    cfg_, st = final_state(tmp_path / "run")
+    (t,) = [t for t in st.trials.values() if t.status == "failed"]  # the promoted one
+    assert t.restarts == 0 and t.length == 2 and t.metric == 0.5, (t.length, t.metric, t.error)
+    assert "no better val_loss for 2 epochs (4)" in (t.error or "")
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 1
