@@ -21,6 +21,14 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
     except FileNotFoundError:
         return None
     skipped = []
+    strays = [n for n in names if not (ckpt_root / n).is_dir()]
+    if strays:  # the user's own file (a best.pt) where only asha_hpc's checkpoints go
+        print(f"asha_hpc: warning: {', '.join(str(ckpt_root / n) for n in strays)}: not a "
+              f"checkpoint folder of asha_hpc's; this folder holds only those, and checkpoint "
+              f"retention removes all of it: keep your own files in the trial's folder "
+              f"(trial.dir) or inside a checkpoint (trial.save_checkpoint())",
+              file=sys.stderr, flush=True)
+        names = [n for n in names if n not in strays]
     for name in names:
         path = ckpt_root / name
         why = checkpoint_problem(path)

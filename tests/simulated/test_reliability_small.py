@@ -39,6 +39,23 @@ def test_a_checkpoint_without_its_manifest_is_warned_about_and_the_previous_used
     assert "training starts from the beginning" in capsys.readouterr().err
 
 
+def test_a_users_own_file_among_the_checkpoints_is_named_not_taken_for_a_checkpoint(tmp_path,
+                                                                                    capsys):
+    """A script that keeps its own best.pt in trial.dir/checkpoints/: it is no checkpoint of
+    asha_hpc's (not a torn one to skip), and retention would remove it: the warning says where
+    such files go, and the latest checkpoint is found as before."""
+    root = tmp_path / "checkpoints"
+    ckpt = _checkpoint(root, "t00001-s000-a00-0001", {"w.pt": "w"})
+    (root / "best.pt").write_text("mine")
+    assert latest_checkpoint(root) == ckpt
+    err = capsys.readouterr().err
+    assert f"{root / 'best.pt'}: not a checkpoint folder of asha_hpc's" in err
+    assert "keep your own files in the trial's folder (trial.dir)" in err
+    assert "incomplete" not in err
+    (root / "t00001-s000-a00-0001").rename(tmp_path / "gone")
+    assert latest_checkpoint(root) is None
+
+
 def test_status_piped_into_head_ends_quietly(tmp_path):
     cfg = make_experiment(tmp_path, searcher={"max_trials": 3})
     cli("run", cfg, "--exp-dir", tmp_path / "run", "--backend", "simulated")
