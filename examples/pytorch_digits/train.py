@@ -34,13 +34,18 @@ def train(trial: asha_hpc.Trial) -> None:
     net = model(hp).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     epoch = 0
+    gen = torch.Generator(device="cpu").manual_seed(trial.id)  # the batches' order
     if trial.latest_checkpoint is not None:
         state = torch.load(trial.latest_checkpoint / "state.pt", map_location=device)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         epoch = state["epoch"]
+        # the random streams go on where they were: a promoted trial trains as one run would
+        gen.set_state(state["shuffle"].cpu())  # map_location moved them to the device
+        torch.set_rng_state(state["rng"].cpu())  # dropout (on the CPU; on a GPU, CUDA's stream)
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
     loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator(device="cpu").manual_seed(trial.id)
     for segment in trial.segments():
         while epoch < segment.length and not trial.should_stop():
             net.train()
@@ -53,8 +58,10 @@ def train(trial: asha_hpc.Trial) -> None:
             epoch += 1
             val_loss, acc = evaluate(net, xva, yva, loss_fn)
             trial.report_metrics(epoch, val_loss=val_loss, val_accuracy=acc)
-        with trial.save_checkpoint() as path:
-            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
+        with trial.save_checkpoint(length=epoch) as path:
+            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                        "shuffle": gen.get_state(), "rng": torch.get_rng_state(),
+                        **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {})},
                        path / "state.pt")
         if epoch < segment.length:
             return  # stopped early: the segment continues from this checkpoint

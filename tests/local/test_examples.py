@@ -63,3 +63,37 @@ def test_ddp_digits_two_ranks_gloo(tmp_path):
     _, st = final_state(tmp_path / "ddp")
     assert st.lifecycle == "completed"
     assert all(t.metric is not None and t.metric < 2.3 for t in st.trials.values())
+
+
+def test_a_promoted_pytorch_digits_trial_trains_as_one_uninterrupted_run(tmp_path):
+    """The example keeps its random streams (the batches' order, dropout) in its checkpoint:
+    trained to 2 epochs, then resumed to 4 in a fresh call, a trial ends where one call
+    straight to 4 ends, bit for bit."""
+    require_module("torch")
+    import importlib.util
+
+    from asha_hpc.job.trial import Trial
+    from asha_hpc.protocol.expdir import ExpDir
+
+    spec = importlib.util.spec_from_file_location("digits_train",
+                                                  EXAMPLES / "pytorch_digits" / "train.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    hp = {"lr": 0.01, "weight_decay": 0.0, "hidden": 32, "dropout": 0.3, "batch_size": 64}
+
+    def run(root, lengths):
+        exp = ExpDir.create(root)
+        reports = []
+        for i, length in enumerate(lengths):
+            key = f"t00001-s{i:03d}-a00"
+            t = Trial(trial_id=1, hparams=hp, trial_dir=exp.trial_dir(1),
+                      run_dir=exp.run_dir(1, key), segments=[length], first_segment=i,
+                      metric="val_loss", key=key, length_unit="epochs", max_length=4)
+            mod.train(t)
+            reports += [s.reported for s in t.reports]
+        return reports
+
+    promoted = run(tmp_path / "promoted", [2, 4])
+    straight = run(tmp_path / "straight", [4])
+    assert promoted[-1]["val_loss"] == straight[-1]["val_loss"], (promoted, straight)
