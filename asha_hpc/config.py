@@ -886,6 +886,11 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         hp_raw = {}
     space, hp_problems = parse_space(hp_raw)
     c.problems.extend(hp_problems)
+    entrypoint = _entrypoint(c, d.get("entrypoint"), d.get("command"))
+    if isinstance(entrypoint, list) and not hp_problems:
+        from .protocol.command_args import problems as command_problems
+
+        c.problems.extend(command_problems(entrypoint, space.flat_names()))
     if searcher.name == "grid" and not hp_problems:
         c.problems.extend(space.grid_problems())
     elif not hp_problems:
@@ -919,7 +924,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     cfg = ExperimentConfig(
         name=name,
         description=c.get(d, "description", "", _is_str, "a string", "") or "",
-        entrypoint=_entrypoint(c, d.get("entrypoint"), d.get("command")),
+        entrypoint=entrypoint,
         searcher=searcher,
         hyperparameters=hp_raw if isinstance(hp_raw, dict) else {},
         config_dir=str(Path(cfg_dir).resolve()),

@@ -63,6 +63,7 @@ from typing import Any
 
 from ..backends.base import SegmentSpec, WorkerSpec
 from ..errors import FatalTrialError, InvalidHP, MetricNotReported, TrainingEndedEarly
+from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
 from ..protocol.fswatch import FolderWatch
@@ -843,8 +844,9 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     # Slurm sends the time-limit USR2 to every process of the job step; its default action
     # would kill the command. Ignored signals stay ignored across exec: the command learns of
     # the coming stop from ASHA_STOP_FILE instead.
+    command = fill_command(list(spec.entrypoint), spec.hparams, env)  # ${hparams.lr}, ${args}
     try:
-        proc = subprocess.Popen(list(spec.entrypoint), cwd=spec.context_dir, env=env,
+        proc = subprocess.Popen(command, cwd=spec.context_dir, env=env,
                                 stderr=subprocess.PIPE,
                                 preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
     except FileNotFoundError:

@@ -1,0 +1,88 @@
+"""A command entrypoint's placeholders, filled by the job for each segment: what the master
+checks when it loads the config and what the job puts in the command's arguments.
+
+    command: [python3, run_clf.py, "${args}", --max_steps, "${ASHA_MAX_LENGTH}",
+              --output_dir, "${ASHA_CHECKPOINT_DIR}", --learning_rate, "${hparams.lr}"]
+
+``${hparams.NAME}`` is one hyperparameter's value (dotted for nested ones); ``${args}``, an
+argument of its own, becomes ``--NAME=VALUE`` for every hyperparameter (W&B sweeps' form, which
+``argparse`` and ``HfArgumentParser`` read); ``${ASHA_...}`` is one of the job's variables (for
+scripts that read flags, not the environment); ``$${`` is a literal ``${``; any other ``$``
+or ``${NAME}`` is left as it is (a ``sh -c`` line's own variables). Values are written as Python
+writes them (``0.001``, ``True``, ``adam``); lists and maps as JSON.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# what the job sets for a command (job/jobmain.py's _run_command), for ${ASHA_...}
+VARIABLES = ("ASHA_HPARAMS", "ASHA_HPARAMS_FILE", "ASHA_TARGET_LENGTH", "ASHA_LATEST_CHECKPOINT",
+             "ASHA_CHECKPOINT_DIR", "ASHA_REPORT_FILE", "ASHA_STOP_FILE", "ASHA_TRIAL_ID",
+             "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_SEGMENT", "ASHA_METRIC",
+             "ASHA_LENGTH_UNIT", "ASHA_MAX_LENGTH", "ASHA_EXP_DIR")
+ARGS = "${args}"
+_PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+
+
+def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
+    """What is wrong with the placeholders of ``command``, given the dotted names of the
+    search space's hyperparameters: one line each, naming the argument."""
+    out = []
+    known = set(names)
+    for i, arg in enumerate(command):
+        for m in _PLACEHOLDER.finditer(arg):
+            name = m.group(1)
+            if m.group(1) is None:  # $${
+                continue
+            if name == "args":
+                if arg != ARGS:
+                    out.append(f"command[{i}] {arg!r}: ${{args}} must be an argument of its own "
+                               f"(it becomes one --NAME=VALUE argument per hyperparameter)")
+            elif name.startswith("hparams."):
+                hp = name[len("hparams."):]
+                if hp not in known:
+                    out.append(f"command[{i}] {arg!r}: no hyperparameter '{hp}'"
+                               + (f" (there are: {', '.join(sorted(known))})" if known else
+                                  " (the config has none)"))
+            elif name.startswith("ASHA_") and name not in VARIABLES:
+                out.append(f"command[{i}] {arg!r}: ${{{name}}} is none of the job's variables: "
+                           f"{', '.join(VARIABLES)}")
+    return out
+
+
+def value_text(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+def _flat(hp: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in hp.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def fill(command: Sequence[str], hparams: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """``command`` with its placeholders filled (checked when the config was loaded)."""
+    flat = _flat(hparams)
+    out: list[str] = []
+    for arg in command:
+        if arg == ARGS:
+            out += [f"--{k}={value_text(v)}" for k, v in flat.items()]
+            continue
+
+        def one(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name is None:  # $${
+                return "${"
+            if name.startswith("hparams."):
+                return value_text(flat[name[len("hparams."):]])
+            return env[name] if name in VARIABLES else m.group(0)  # the shell's own
+
+        out.append(_PLACEHOLDER.sub(one, arg))
+    return out
