@@ -55,7 +55,8 @@ def test_an_argparse_script_gets_its_flags_from_the_search(tmp_path):
     _, st = final_state(exp)
     assert st.lifecycle == "completed" and st.counts()["failed"] == 0
     for t in st.trials.values():
-        (seen,) = [json.loads(p.read_text()) for p in (exp / "trials" / f"{t.id:05d}").glob("runs/*/seen.json")]
+        trial_dir = exp / "trials" / f"{t.id:05d}"
+        (seen,) = [json.loads(p.read_text()) for p in trial_dir.glob("runs/*/seen.json")]
         hp = t.hparams
         assert seen["argv"] == [f"--layers={hp['layers']}", f"--lr={hp['lr']}",
                                 f"--optimizer.name={hp['optimizer']['name']}", "--max_steps", "8",
