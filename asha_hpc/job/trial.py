@@ -85,6 +85,7 @@ class Trial:
         self._stop_reason = ""
         self._reports: list[Segment] = []
         self._n_ckpt = 0
+        self._saved_length: int | None = None  # the length the last checkpoint said it holds
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
@@ -244,6 +245,7 @@ class Trial:
                                "created": time.time()}
         if isinstance(length, int) and not isinstance(length, bool):
             man["length"] = length
+            self._saved_length = length
         # The folder is private until renamed: the manifest needs no rename of its own. Its
         # entry (and the files') is in the same folder, created before the rename, which a
         # journaling filesystem (or NFS, synchronous for metadata) makes durable in that order;
@@ -308,6 +310,12 @@ class Trial:
         if as_number(value) is None:
             raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
                              f"{metrics[self.metric]!r}")
+        if self._saved_length is not None and self._saved_length < seg.length and self.rank == 0:
+            print(f"asha_hpc: warning: segment.report() for the segment to length {seg.length}, "
+                  f"but the checkpoint saved last holds {self._saved_length}: the result counts "
+                  f"at {seg.length}, and the trial goes on from {self._saved_length}. Report once "
+                  f"the loop reached the segment's length; when it stopped early, return without "
+                  f"reporting (or raise asha_hpc.TrainingEndedEarly)", file=sys.stderr, flush=True)
         seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)
