@@ -104,3 +104,28 @@ def test_any_command_either_loads_and_fills_or_is_refused_in_one_line_each(tmp_p
         (filled,) = fill([arg], {"lr": 0.25}, env) if arg != "${args}" else (["--lr=0.25"],)
         if "$${" not in arg:
             assert "${hparams." not in filled and "${ASHA_" not in filled, (arg, filled)
+
+
+def test_hf_argument_parser_reads_what_args_becomes():
+    """The flags ``${args}`` writes are what Transformers' own HfArgumentParser reads, booleans
+    and scheduler names included (the examples' run_*.py scripts parse argv this way)."""
+    pytest.importorskip("transformers")
+    from dataclasses import dataclass
+
+    from transformers import HfArgumentParser, TrainingArguments
+
+    @dataclass
+    class ModelArguments:
+        hidden_size: int = 32
+        use_fast_tokenizer: bool = True
+
+    hp = {"learning_rate": 3e-5, "weight_decay": 0.01, "hidden_size": 64,
+          "use_fast_tokenizer": False, "lr_scheduler_type": "cosine"}
+    argv = fill(["${args}", "--output_dir", "${ASHA_RUN_DIR}/out", "--max_steps",
+                 "${ASHA_MAX_LENGTH}", "--report_to", "none"], hp,
+                {"ASHA_RUN_DIR": "/tmp/run", "ASHA_MAX_LENGTH": "64"})
+    model, args = HfArgumentParser((ModelArguments, TrainingArguments)).parse_args_into_dataclasses(
+        argv)
+    assert (model.hidden_size, model.use_fast_tokenizer) == (64, False)
+    assert (args.learning_rate, args.weight_decay, args.max_steps) == (3e-5, 0.01, 64)
+    assert str(args.lr_scheduler_type.value) == "cosine" and args.output_dir == "/tmp/run/out"
