@@ -800,9 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--startup-seconds", type=float, help="start-up seconds per segment job")
     p.add_argument("--queue-wait-seconds", type=float, help="seconds each job waits in the queue")
     p.add_argument("--failure-rate", type=float, help="chance that a segment attempt crashes")
-    p.add_argument("--curves", help="'synthetic', or a JSON-lines file of learning curves to "
-                   "replay: {\"hparams\": {...}, \"curve\": {\"<length>\": metric}} (default: "
-                   "the config's simulated.curve, else synthetic)")
+    p.add_argument("--curves", help="'synthetic', a JSON-lines file of learning curves to "
+                   "replay: {\"hparams\": {...}, \"curve\": {\"<length>\": metric}}, or an "
+                   "experiment folder (its trials' results) (default: the config's "
+                   "simulated.curve, else synthetic)")
     p.add_argument("--repeats", type=int, default=1, help="runs with seeds experiment_seed+i "
                    "(median and spread)")
     p.add_argument("--no-what-if", action="store_true", help="skip the what-if table")

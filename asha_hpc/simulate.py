@@ -17,7 +17,8 @@ Learning curves are ``synthetic_curve`` by default, or replayed from a JSON-line
 
     {"hparams": {"lr": 0.01, "width": 64}, "curve": {"1": 1.9, "4": 1.1, "16": 0.62}}
 
-(``curve`` may also be a list of ``[length, metric]`` pairs; ``hparams`` may be left out). A
+(``curve`` may also be a list of ``[length, metric]`` pairs; ``hparams`` may be left out), or
+an experiment folder: each trial's results (its searcher metric at each length it completed). A
 trial whose hyperparameters equal a line's gets that line's curve; any other trial gets a line
 drawn at random (fixed by the seed and its hyperparameters). Lengths between recorded points are
 interpolated linearly; before the first and after the last point the curve is flat.
@@ -88,9 +89,39 @@ def interpolate(xs: Sequence[int], ys: Sequence[float], x: float) -> float:
     return float(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
+def curves_of_experiment(root: Path) -> ReplayedCurves:
+    """An experiment folder's results as curves: for each trial, its hyperparameters and the
+    searcher's metric at every length a segment completed (the journal's results, in the
+    lengths the searcher counts), so a new config can be tried on a real search's trials."""
+    from .protocol.records import Kind
+    from .views.status import open_experiment
+
+    _, cfg, records, st = open_experiment(root)
+    metric = cfg.searcher.metric
+    points: dict[int, dict[int, float]] = {}
+    for r in records:
+        m = (r.get("metrics") or {}).get(metric) if r.get("kind") == Kind.RESULT else None
+        if r.get("status") == "completed" and isinstance(m, (int, float)) and \
+                not isinstance(m, bool) and math.isfinite(m) and isinstance(r.get("length"), int):
+            points.setdefault(int(r["trial"]), {})[r["length"]] = float(m)
+    curves = [(st.trials[t].hparams, sorted(pts), [pts[x] for x in sorted(pts)])
+              for t, pts in sorted(points.items()) if t in st.trials]
+    if not curves:
+        raise AshaError(f"{root}: no completed segment reported '{metric}': no curves to replay")
+    return ReplayedCurves(str(root), curves)
+
+
 def load_curves(path: str) -> ReplayedCurves:
-    """Read and check a curves file; any problem raises AshaError naming the file and line."""
+    """Read and check a curves file, or an experiment folder's results (``curves_of_experiment``);
+    any problem raises AshaError naming the file and line."""
     p = Path(path)
+    if p.is_dir():
+        from .protocol.expdir import CONFIG, JOURNAL
+
+        if not ((p / JOURNAL).exists() or (p / CONFIG).exists()):
+            raise AshaError(f"{path}: a folder, but no experiment's: --curves takes a curves file "
+                            f"(JSON lines) or an experiment folder")
+        return curves_of_experiment(p)
     try:
         text = p.read_text()
     except FileNotFoundError:

@@ -119,6 +119,26 @@ def test_curves_file_is_replayed(tmp_path, capsys):
     assert d["best_metric"]["median"] == 0.25
 
 
+def test_an_experiment_folders_results_are_replayed(tmp_path, capsys):
+    """``--curves runs/q1``: a finished search's trials, each with its results at the lengths
+    it reached. The same config and seed draw the same trials, so the simulated search ends
+    with the real one's best."""
+    from asha_hpc.views.status import open_experiment
+
+    cfg = write_config(tmp_path, max_trials=12)
+    exp = tmp_path / "q1"
+    assert main(["run", str(cfg), "--exp-dir", str(exp), "--backend", "simulated",
+                 "--report-every", "0"]) == 0
+    _, _, _, st = open_experiment(exp)
+    capsys.readouterr()
+    d = simulate_json(capsys, cfg, "--workers", 8, "--curves", exp, "--no-what-if")
+    assert d["curves"] == str(exp) and d["curves_count"] == 12
+    assert d["best_metric"]["median"] == pytest.approx(st.ranked()[0].metric)
+    assert main(["simulate", str(cfg), "--workers", "8", "--curves", str(tmp_path)]) != 0
+    assert "a folder, but no experiment's: --curves takes a curves file (JSON lines) or an " \
+        "experiment folder" in capsys.readouterr().err
+
+
 def test_replayed_curves_interpolate_and_match_hparams(tmp_path):
     p = tmp_path / "c.jsonl"
     p.write_text(json.dumps({"hparams": {"a": 1}, "curve": {"10": 1.0, "20": 0.0}}) + "\n"
