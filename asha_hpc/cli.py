@@ -23,7 +23,7 @@ import yaml
 from .backends import capabilities
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError, shell_word
-from .protocol.expdir import CONFIG, JOURNAL, ExpDir, atomic_write
+from .protocol.expdir import ExpDir, atomic_write, holds_experiment, submitted_master
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
@@ -132,7 +132,7 @@ def _refuse_running(root: Path) -> None:
     it" (which that master refuses)."""
     from .views.status import master_alive
 
-    if not ((root / JOURNAL).exists() or (root / CONFIG).exists()):
+    if not holds_experiment(root):
         return
     holder = master_alive(ExpDir(root.resolve()))
     if holder:
@@ -327,12 +327,6 @@ def _signal_status(stop_reason: str | None) -> int:
         return 0
 
 
-def _is_experiment(root: Path) -> bool:
-    from .protocol.expdir import MASTER_SCRIPT
-
-    return any((root / name).exists() for name in (JOURNAL, CONFIG, MASTER_SCRIPT))
-
-
 def cmd_status(a: argparse.Namespace) -> int:
     from .views.status import open_experiment, status_dict, submitted_status
     from .views.text import render_status_text, watch
@@ -344,7 +338,7 @@ def cmd_status(a: argparse.Namespace) -> int:
         exp, cfg, records, st = open_experiment(a.exp_dir)
         return status_dict(exp, cfg, st, records)
 
-    if not _is_experiment(Path(a.exp_dir)):
+    if not holds_experiment(a.exp_dir) and submitted_master(Path(a.exp_dir)) is None:
         from .views.status import experiments_in
         from .views.text import render_experiments_text
 
@@ -607,7 +601,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
-    if (root / JOURNAL).exists() or (root / CONFIG).exists():
+    if holds_experiment(root):
         exp = ExpDir.open(root)
         cfg = load_config(exp.config)
         print(f"asha-hpc: resuming '{cfg.name}' in {exp.root}", file=sys.stderr)

@@ -116,9 +116,9 @@ def load_curves(path: str) -> ReplayedCurves:
     any problem raises AshaError naming the file and line."""
     p = Path(path)
     if p.is_dir():
-        from .protocol.expdir import CONFIG, JOURNAL
+        from .protocol.expdir import holds_experiment
 
-        if not ((p / JOURNAL).exists() or (p / CONFIG).exists()):
+        if not holds_experiment(p):
             raise AshaError(f"{path}: a folder, but no experiment's: --curves takes a curves file "
                             f"(JSON lines) or an experiment folder")
         return curves_of_experiment(p)

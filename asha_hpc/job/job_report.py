@@ -93,7 +93,7 @@ class ReportReader:
             out.reached = rec["reached"]
         if "saved" in rec:
             name = rec["saved"]
-            if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+            if not _entry_name(name):
                 print(f'{where} "saved" must name an entry of ASHA_CHECKPOINT_DIR, ignored',
                       file=sys.stderr)
             else:
@@ -111,6 +111,11 @@ class ReportReader:
             out.points.append((rec["step"], got))
         elif "metrics" in rec:
             out.metrics = plain_metrics(got)
+
+
+def _entry_name(name: Any) -> bool:
+    """Whether ``name`` names an entry directly in the checkpoint folder (nothing outside it)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
 
 
 def read_report(path: Path) -> ReportFile:
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.invalid is not None:
         rec: dict[str, Any] = {"invalid_hp": a.invalid}
     elif a.saved is not None:
-        if a.saved in ("", ".", "..") or "/" in a.saved:
+        if not _entry_name(a.saved):
             print(f"asha_hpc.report: --saved {a.saved!r}: name an entry of $ASHA_CHECKPOINT_DIR "
                   f"(a file or folder directly in it)", file=sys.stderr)
             return 2

@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..space import flat_hparams
+
 # what the job sets for a command (job/jobmain.py's _run_command), for ${ASHA_...}
 VARIABLES = ("ASHA_HPARAMS", "ASHA_HPARAMS_FILE", "ASHA_TARGET_LENGTH", "ASHA_LATEST_CHECKPOINT",
              "ASHA_CHECKPOINT_DIR", "ASHA_REPORT_FILE", "ASHA_STOP_FILE", "ASHA_TRIAL_ID",
@@ -35,7 +37,7 @@ def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
     for i, arg in enumerate(command):
         for m in _PLACEHOLDER.finditer(arg):
             name = m.group(1)
-            if m.group(1) is None:  # $${
+            if name is None:  # $${
                 continue
             if name == "args":
                 if arg != ARGS:
@@ -57,19 +59,9 @@ def value_text(v: Any) -> str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 
-def _flat(hp: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in hp.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def fill(command: Sequence[str], hparams: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
     """``command`` with its placeholders filled (checked when the config was loaded)."""
-    flat = _flat(hparams)
+    flat = flat_hparams(dict(hparams), keep_empty=True)
     out: list[str] = []
     for arg in command:
         if arg == ARGS:

@@ -230,7 +230,7 @@ class ExpDir:
         """An existing experiment. Unless ``only_read`` (status, best, export, report: they load
         no job's result or pickle), it must be this user's and not writable by others."""
         root = Path(root).resolve()
-        if not (root / JOURNAL).exists() and not (root / CONFIG).exists():
+        if not holds_experiment(root):
             waiting = submitted_master(root)
             if waiting is not None:
                 raise AshaError(f"{root}: no experiment yet: {waiting.text()}")
@@ -318,6 +318,12 @@ def prune_oldest(folder: Path, prefix: str, keep: int) -> None:
             pass
 
 
+def holds_experiment(root: Path) -> bool:
+    """Whether ``root`` holds an experiment (its config or its journal; a torn create leaves
+    neither)."""
+    return (Path(root) / JOURNAL).exists() or (Path(root) / CONFIG).exists()
+
+
 @dataclass(frozen=True)
 class SubmittedMaster:
     """A folder ``asha-hpc submit`` made, whose master's job has not made the experiment yet."""
@@ -337,7 +343,7 @@ def submitted_master(root: Path) -> SubmittedMaster | None:
     """What waits in a folder ``asha-hpc submit`` made before its master made the experiment
     there; None for any other folder."""
     root = Path(root)
-    if (root / JOURNAL).exists() or (root / CONFIG).exists() or not (root / MASTER_SCRIPT).exists():
+    if holds_experiment(root) or not (root / MASTER_SCRIPT).exists():
         return None
     try:
         job = (root / MASTER_JOB).read_text().strip() or None
@@ -366,7 +372,7 @@ def _refuse_as_new(root: Path) -> None:
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise AshaError(f"{root}: owned by uid {st.st_uid}, not by you; an experiment folder must "
                         f"be your own: pick another with --exp-dir")
-    if (root / JOURNAL).exists() or (root / CONFIG).exists():
+    if holds_experiment(root):
         raise AshaError(f"{root} already holds an experiment: continue it with `asha-hpc resume "
                         f"{shell_word(root)}`, or pick another folder with --exp-dir")
     if any(True for _ in os.scandir(root)):

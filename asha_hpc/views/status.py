@@ -36,7 +36,7 @@ from ..master.state import (
 )
 from ..master.timelimits import rung_levels
 from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
-from ..protocol.expdir import CONFIG, JOURNAL, ExpDir, scan_inbox, submitted_master
+from ..protocol.expdir import CONFIG, JOURNAL, ExpDir, holds_experiment, scan_inbox, submitted_master
 from ..protocol.journal import read_journal
 from ..protocol.messages import MessageError, Result, Started, from_json
 from ..protocol.metrics import diverged, finite_float
@@ -88,8 +88,7 @@ def experiments_in(path: Any) -> list[dict[str, Any]] | None:
         subs = [p for p in root.iterdir() if p.is_dir()]
     except OSError:
         return None
-    found = [p for p in subs if (p / JOURNAL).exists() or (p / CONFIG).exists()
-             or submitted_master(p) is not None]
+    found = [p for p in subs if holds_experiment(p) or submitted_master(p) is not None]
     if not found:
         return None
     rows = []
@@ -98,8 +97,7 @@ def experiments_in(path: Any) -> list[dict[str, Any]] | None:
         try:
             row["started"] = min(x.stat().st_mtime for x in (p / CONFIG, p / JOURNAL, p)
                                  if x.exists())
-            waiting = submitted_status(p)
-            if waiting is not None:
+            if not holds_experiment(p):  # submitted, not made yet
                 row.update(state="submitted", name=None, trials=None, metric=None, best=None)
             else:
                 exp, cfg, records, st = open_experiment(p)
