@@ -321,3 +321,36 @@ def test_unusable_checkpoint_storage_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and err.count("\n") <= 3
     assert "checkpoint_storage: cannot use" in err and "check host_path / storage_path" in err
+
+
+_yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                          st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.one_of(
+    st.dictionaries(st.text(min_size=1, max_size=8), st.recursive(
+        _yaml_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(
+            st.text(min_size=1, max_size=5), c, max_size=3), max_leaves=6), max_size=4),
+    _yaml_scalars, st.lists(_yaml_scalars, max_size=2)),
+    save_trial_latest=st.one_of(st.integers(-2, 3), st.text(max_size=3), st.none()))
+def test_any_data_section_and_save_trial_latest_load_as_written_or_are_named(data,
+                                                                             save_trial_latest):
+    """``data:`` (Determined's user data) is any mapping, kept as written through the resolved
+    experiment.yaml; anything else, and a save_trial_latest that is no count, is refused naming
+    its field."""
+    raw = {"entrypoint": "a:b", "searcher": {"name": "single", "metric": "x", "max_length": 4},
+           "data": data, "checkpoint_storage": {"save_trial_latest": save_trial_latest}}
+    if save_trial_latest is None:
+        del raw["checkpoint_storage"]
+    try:
+        cfg = parse_config(raw, "/tmp")
+    except ConfigError as e:
+        assert all(p.startswith(("data", "checkpoint_storage.save_trial_latest"))
+                   for p in e.problems), e.problems
+        assert not isinstance(data, dict) or save_trial_latest is not None
+        return
+    assert isinstance(data, dict) or data is None
+    assert cfg.data == (data or {})
+    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict())), "/tmp")
+    assert again.data == cfg.data and again.save_trial_latest == cfg.save_trial_latest
