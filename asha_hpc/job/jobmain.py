@@ -423,7 +423,8 @@ class _Session:
         spec = att.spec
         assert spec is not None
         out = _Outcome()
-        start_length = att.control.latest_checkpoint()[1]
+        start, start_length = att.control.latest_checkpoint()
+        att.restored = start is not None
         try:
             if isinstance(spec.entrypoint, list):
                 out.metrics = _run_command(spec, att.trial, att.run_dir)
@@ -532,6 +533,8 @@ class _Session:
         assert spec is not None
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
+        if att.restored:
+            ident["restored"] = True
         if self.ranks.rank != 0:
             if out.status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
                 publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
@@ -634,6 +637,9 @@ class _Attempt:
     watch: _PeerWatch | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     over: bool = False  # its end is published (by the job, or by the peer watch)
+    # this call of the code started from a checkpoint: its results tell whether the trial's
+    # restore path works (fail-fast, state.py)
+    restored: bool = False
 
 
 @dataclass

@@ -166,6 +166,10 @@ class ExperimentState:
         self.fatal: tuple[int, str] | None = None
         self.first_errors: list[tuple[int, str]] = []
         self.early_hosts: dict[str, set[str]] = {}  # error signature -> nodes it came from
+        # the same after the first segments worked, for the code that continues from a
+        # checkpoint: the first errors of attempts that started from one, until one succeeds
+        self.restores_worked = 0
+        self.restore_errors: list[tuple[int, str]] = []
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
         self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
         self.nodes = NodeHealth()  # nodes that fail the work sent to them (nodes.py)
@@ -242,21 +246,35 @@ class ExperimentState:
         same way, else None."""
         if self.fatal is not None:
             return self.fatal
-        errs = self.first_errors
-        if self.worked:  # a segment worked since (while the search waited for a second node)
-            return None
-        if len(errs) >= SAME_ERROR_TRIALS and len({e for _, e in errs}) == 1:
-            # the node's fault or the code's? While the search has seen other nodes, it waits
-            # until one of these trials failed on a second node: their retries go elsewhere
-            # (nodes.py) and tell, where a broken node would fail them all alike
-            hosts = self.early_hosts.get(errs[0][1], set())
-            if self.nodes.elsewhere(hosts) and not self.nodes.failed_twice({t for t, _ in errs}):
-                return None
-            where = f" (all on node {next(iter(hosts))})" if len(hosts) == 1 else ""
-            return (errs[-1][0], f"the first {len(errs)} trials ({', '.join(str(t) for t, _ in errs)}) "
-                                 f"all failed with the same error before any segment succeeded"
-                                 f"{where}: {errs[0][1]}")
+        # a segment worked since (while the search waited for a second node): not the first
+        alike = None if self.worked else self._alike(self.first_errors)
+        if alike is not None:
+            tid, ids, where, error = alike
+            return tid, (f"the first {SAME_ERROR_TRIALS} trials ({ids}) all failed with the same error "
+                         f"before any segment succeeded{where}: {error}")
+        # the code that continues from a checkpoint is broken (its first segments worked)
+        alike = None if self.restores_worked else self._alike(self.restore_errors)
+        if alike is not None:
+            tid, ids, where, error = alike
+            return tid, (f"the first {SAME_ERROR_TRIALS} trials that continued from a checkpoint ({ids}) "
+                         f"all failed with the same error, and none continued from one "
+                         f"successfully{where}: {error}. The code that restores a checkpoint "
+                         f"fails")
         return None
+
+    def _alike(self, errs: list[tuple[int, str]]) -> tuple[int, str, str, str] | None:
+        """(the last trial, the trials' ids, " (all on node N)" or "", the error) when the
+        first failures ``errs`` of SAME_ERROR_TRIALS trials are all the same error."""
+        if len(errs) < SAME_ERROR_TRIALS or len({e for _, e in errs}) != 1:
+            return None
+        # the node's fault or the code's? While the search has seen other nodes, it waits
+        # until one of these trials failed on a second node: their retries go elsewhere
+        # (nodes.py) and tell, where a broken node would fail them all alike
+        hosts = self.early_hosts.get(errs[0][1], set())
+        if self.nodes.elsewhere(hosts) and not self.nodes.failed_twice({t for t, _ in errs}):
+            return None
+        where = f" (all on node {next(iter(hosts))})" if len(hosts) == 1 else ""
+        return errs[-1][0], ", ".join(str(t) for t, _ in errs), where, errs[0][1]
 
     # ------------------------------------------------------------------ apply
     def apply(self, rec: dict[str, Any]) -> None:
@@ -420,8 +438,12 @@ class ExperimentState:
         status = rec["status"]
         if status == "error" and not self.worked:
             self._early_error(t, rec)
+        if rec.get("restored") and status == "error" and not self.restores_worked \
+                and not rec.get("ends_trial") and not rec.get("disk_full"):
+            self._early_error(t, rec, self.restore_errors)
         if status == "completed":
             self.worked += 1
+            self.restores_worked += bool(rec.get("restored"))
             metrics = rec.get("metrics") or {}
             value = metric_float(metrics.get(self.cfg.searcher.metric))
             t.length = t.target
@@ -463,16 +485,19 @@ class ExperimentState:
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
 
-    def _early_error(self, t: TrialState, rec: dict[str, Any]) -> None:
+    def _early_error(self, t: TrialState, rec: dict[str, Any],
+                     errs: list[tuple[int, str]] | None = None) -> None:
+        """Keep a trial's first failure in ``errs`` (first_errors, the default, or
+        restore_errors), for ``hopeless``."""
+        errs = self.first_errors if errs is None else errs
         err = rec.get("error") or "error"
         host = _node_to_blame(rec, t)
         if host:
             self.early_hosts.setdefault(error_signature(err), set()).add(host)
         if rec.get("fatal") and self.fatal is None:
             self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
-        if len(self.first_errors) < SAME_ERROR_TRIALS and \
-                all(tid != t.id for tid, _ in self.first_errors):
-            self.first_errors.append((t.id, error_signature(err)))
+        if len(errs) < SAME_ERROR_TRIALS and all(tid != t.id for tid, _ in errs):
+            errs.append((t.id, error_signature(err)))
 
     def _on_retry_failed(self, rec: dict[str, Any]) -> None:
         """The code was fixed: failed trials train again from their latest checkpoints, and
@@ -480,6 +505,7 @@ class ExperimentState:
         self.lifecycle = "running"
         self.message = None
         self.fatal, self.first_errors, self.worked = None, [], 0
+        self.restore_errors, self.restores_worked = [], 0
         self.early_hosts = {}
         self.pool.unready.clear()
         for t in self.trials.values():

@@ -150,6 +150,8 @@ class Result(Started):
             extra["fatal"] = True
         if body.get("ends_trial") is True and status == "error":  # a retry would end alike
             extra["ends_trial"] = True
+        if body.get("restored") is True:  # the code started from a checkpoint (fail-fast)
+            extra["restored"] = True
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

@@ -218,6 +218,8 @@ class Result(Started):
     # the training code ended the trial's training early (an early-stopping callback): the
     # trial fails now, without a retry
     ends_trial: bool = optional(False)
+    # the call of the code that ran this attempt started from a checkpoint
+    restored: bool = optional(False)
     job_started: float | None = optional()
     reached: float | None = optional()
     worker: str | None = optional()

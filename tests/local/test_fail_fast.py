@@ -151,6 +151,56 @@ def test_the_same_error_in_three_trials_stops_the_search(tmp_path):
 
 
 @pytest.mark.parametrize("entry", ["function", "command"])
+def test_a_bug_in_the_restore_path_stops_the_search_after_three_promotions(tmp_path, entry):
+    # every first segment works; every trial that continues from its checkpoint fails the same
+    # way. Without the rule, each promoted trial would burn its 5 restarts
+    restore = '["epoch"]'
+    fresh = {"gpus": [], "max_parallel": 4, "workers": 0}  # no continuation in place
+    if entry == "function":
+        cfg = write(tmp_path, local=fresh)
+        model = tmp_path / "model.py"
+    else:
+        cfg = write_command(tmp_path, local=fresh)
+        model = tmp_path / "cmd.py"
+    text = model.read_text()
+    assert restore in text
+    model.write_text(text.replace(restore, '["state"]["epoch"]'))
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1, r.stderr
+    line = failure_line(r.stderr)
+    assert "trials that continued from a checkpoint" in line and "KeyError: 'state'" in line, line
+    assert "--retry-failed" in line
+    st = final(exp)
+    failed = [r for r in journal(exp) if r["kind"] == "result" and r["status"] == "error"]
+    assert {r["restored"] for r in failed} == {True}
+    assert len({r["trial"] for r in failed}) == 3
+    assert len(failed) <= 3 + 4  # the three, and retries that ran beside them
+    assert st.restores_worked == 0 and st.worked >= 3
+
+    # the fix: the failed trials go on from their checkpoints and the search completes
+    model.write_text(text)
+    r = asha("resume", exp, "--retry-failed")
+    assert r.returncode == 0, r.stderr
+    st = final(exp)
+    assert st.lifecycle == "completed" and st.restores_worked >= 1
+    assert not [t for t in st.trials.values() if t.status == FAILED]
+
+
+def test_restore_errors_that_differ_keep_their_restarts(tmp_path):
+    cfg = write(tmp_path, max_restarts=1, local={"gpus": [], "max_parallel": 4, "workers": 0})
+    model = tmp_path / "model.py"
+    model.write_text(model.read_text().replace('["epoch"]', '["epoch"] + int(f"bad{trial.id}")'))
+    exp = tmp_path / "run"
+    asha("run", cfg, "--exp-dir", exp)
+    st = final(exp)
+    assert "continued from a checkpoint" not in (st.message or "")
+    failed = [t for t in st.trials.values() if t.status == FAILED]
+    assert failed and all(t.restarts == 2 for t in failed)  # retried, not stopped at first
+    assert all("invalid literal for int() with base 10: 'bad" in t.error for t in failed)
+
+
+@pytest.mark.parametrize("entry", ["function", "command"])
 def test_different_errors_keep_their_restarts(tmp_path, entry):
     # trial-specific messages are not "the same error": the search keeps retrying, and the
     # trials fail for good one by one (then the old rule: 3 failed, none worked). A command's
