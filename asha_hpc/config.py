@@ -427,6 +427,20 @@ def _greater(n: float) -> Callable[[Any], str | None]:
 
 
 # ----------------------------------------------------------------------------- sections
+_LARGER = {"acc", "accuracy", "auc", "auroc", "f1", "precision", "recall", "map", "ndcg",
+           "bleu", "rouge", "r2", "score", "iou", "miou", "dice", "reward", "return", "top1",
+           "top5", "mcc", "kappa", "sharpe"}
+_SMALLER = {"loss", "error", "err", "mse", "mae", "rmse", "perplexity", "ppl", "nll", "wer",
+            "cer", "regret", "distance", "time", "latency", "cost"}
+
+
+def _larger_is_better(metric: str) -> bool:
+    """A metric whose name says larger is better (``val/accuracy``, ``roc_auc``, ``eval_f1``)
+    and nothing that says smaller is (``val_error_rate``)."""
+    words = set(re.split(r"[^a-z0-9]+", metric.lower()))
+    return bool(words & _LARGER) and not words & _SMALLER
+
+
 _SEARCHER_KEYS = ("name", "metric", "smaller_is_better", "max_length", "max_trials",
                   "max_concurrent_trials", "mode", "divisor", "max_rungs", "bracket_rungs",
                   "num_rungs", "stop_once", "asha_rule", "time_metric", "until_exit", "sampler",
@@ -452,12 +466,22 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     else:
         s.metric = metric
     s.smaller_is_better = c.get(d, "smaller_is_better", p, _is_bool, "true or false", True)
+    if "smaller_is_better" not in d and isinstance(metric, str) and _larger_is_better(metric):
+        c.warnings.append(f"{p}.metric '{metric}' is minimised: smaller_is_better is true unless "
+                          f"given (as in Determined). For a metric where larger is better, set "
+                          f"{p}.smaller_is_better: false")
     s.max_length, s.length_unit = _max_length(c, d.get("max_length"))
     needs_trials = s.name in ("adaptive_asha", "async_halving", "random")
     if needs_trials and d.get("max_trials") is None:
         c.bad(f"{p}.max_trials", f"missing: required for searcher '{s.name}'")
     s.max_trials = c.get(d, "max_trials", p, _is_int, "an integer", 1, _at_least(1))
     s.max_concurrent_trials = c.get(d, "max_concurrent_trials", p, _is_int, "an integer", 16, _at_least(0))
+    if str(d.get("mode")).lower() in ("min", "max", "minimize", "maximize"):  # Ray's, Optuna's
+        c.bad(f"{p}.mode", f"is how aggressively ASHA stops trials here ({', '.join(MODES)}, as "
+                           f"in Determined), got {_show(d['mode'])}; the metric's direction is "
+                           f"smaller_is_better: "
+                           f"{'false' if str(d['mode']).lower().startswith('max') else 'true'}")
+        d = {k: v for k, v in d.items() if k != "mode"}
     s.mode = c.choice(d, "mode", p, MODES, "standard")
     s.divisor = float(c.get(d, "divisor", p, _is_num, "a number", 4.0, _greater(1)))
     s.max_rungs = c.get(d, "max_rungs", p, _is_int, "an integer", 5, _at_least(1))
@@ -1001,6 +1025,31 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise ConfigError([f"{p}: cannot read ({e.strerror})"]) from None
     try:
         raw = yaml.safe_load(text)
+        words = _words_read_as_booleans(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise ConfigError([yaml_error_line(e, text)], str(p)) from None
-    return parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)
+    cfg = parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)
+    cfg.warnings.extend(words)
+    return cfg
+
+
+_SEARCHED = ("hyperparameters", "searcher.points_to_evaluate")  # where a value is the user's
+
+
+def _words_read_as_booleans(node: Any, path: str = "") -> list[str]:
+    """YAML 1.1 (PyYAML) reads yes, no, on, off, y and n as booleans: among hyperparameter
+    values (``vals: [auto, on, off]``) that is rarely what was meant. One line for each."""
+    out: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            out += _words_read_as_booleans(v, f"{path}.{k.value}" if path else str(k.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out += _words_read_as_booleans(v, f"{path}[{i}]")
+    elif (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool"
+          and node.value.lower() not in ("true", "false")
+          and path.startswith(_SEARCHED)):
+        value = node.value.lower() in ("yes", "y", "on")
+        out.append(f"{path}: YAML reads {node.value} (line {node.start_mark.line + 1}) as "
+                   f"{str(value).lower()}; quote it ('{node.value}') where the word is meant")
+    return out

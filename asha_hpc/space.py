@@ -106,10 +106,20 @@ class Const(Param):
 class Int(Param):
     kind = "int"
 
-    def __init__(self, minval: int, maxval: int, count: int | None = None) -> None:
-        self.minval, self.maxval, self.count = minval, maxval, count
+    def __init__(self, minval: int, maxval: int, count: int | None = None,
+                 log: bool = False) -> None:
+        self.minval, self.maxval, self.count, self.log = minval, maxval, count, log
+
+    def log_bounds(self) -> tuple[float, float]:
+        """On a log scale: the logarithms of minval - 1/2 and maxval + 1/2, between which a
+        value is drawn uniformly and rounded (Optuna's ``suggest_int(log=True)``)."""
+        return math.log(self.minval - 0.5), math.log(self.maxval + 0.5)
 
     def sample(self, rng: Any) -> int:
+        if self.log:
+            lo, hi = self.log_bounds()
+            x = round(math.exp(lo + (hi - lo) * float(rng.random())))
+            return int(min(max(x, self.minval), self.maxval))
         return int(rng.integers(self.minval, self.maxval + 1))
 
     def _count(self) -> int:
@@ -119,16 +129,22 @@ class Int(Param):
     def grid_points(self) -> list[int]:
         n = self._count()
         lo, hi = self.minval, self.maxval
+        if self.log and self.count is not None:  # evenly spaced logarithms, each once
+            if n == 1:
+                return [_round_half_away(math.sqrt(lo * hi))]
+            a, b = math.log(lo), math.log(hi)
+            return sorted({min(max(_round_half_away(math.exp(a + i * (b - a) / (n - 1))), lo), hi)
+                           for i in range(n)})
         if n == 1:
             return [_round_half_away((lo + hi) / 2)]
         return [_round_half_away(lo + i * (hi - lo) / (n - 1)) for i in range(n)]
 
     def grid_size(self) -> int:
-        return self._count()
+        return len(self.grid_points()) if self.log and self.count is not None else self._count()
 
     def describe(self) -> str:
         c = f", count {self.count}" if self.count is not None else ""
-        return f"int, {self.minval} .. {self.maxval} (inclusive){c}"
+        return f"int, {self.minval} .. {self.maxval} (inclusive{', log scale' if self.log else ''}){c}"
 
 
 class Double(Param):
@@ -536,11 +552,6 @@ class _Parser:
         if log_scale not in (True, False):
             self.bad(f"{path}.log", f"must be true or false, got {_show(log_scale)}")
             ok = False
-        if log_scale is True and t == "int":
-            self.bad(f"{path}.log", "an int on a log scale is not a type here: use type: log "
-                     "(exponents) and round in the code, or a categorical of the sizes "
-                     "([16, 32, 64, 128])")
-            ok = False
         base = 10.0 if t == "log" else None
         if t == "log" and spec.get("base") is not None:
             base = self.number(spec, "base", path)
@@ -563,7 +574,11 @@ class _Parser:
             if max(abs(lo), abs(hi)) >= 2**62:
                 self.bad(f"{path}.maxval", "int bounds must lie within +-2**62")
                 return None
-            return Int(lo, hi, count)
+            if log_scale is True and lo < 1:
+                self.bad(f"{path}.minval", f"must be >= 1 on a log scale (log: true), got "
+                         f"{_show(lo)}")
+                return None
+            return Int(lo, hi, count, log=log_scale is True)
         if t == "double" and log_scale is True:
             if lo <= 0:
                 self.bad(f"{path}.minval", f"must be > 0 on a log scale (log: true), got {_show(lo)}")

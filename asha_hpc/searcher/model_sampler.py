@@ -213,7 +213,10 @@ def _encode(p: Any, v: Any) -> float:
         x = float(v)
     except (TypeError, ValueError, OverflowError):
         return 0.5
-    if isinstance(p, Int):
+    if isinstance(p, Int) and p.log:
+        lo, hi = p.log_bounds()
+        u = (math.log(x) - lo) / (hi - lo) if x > 0 else 0.0
+    elif isinstance(p, Int):
         u = (x - p.minval + 0.5) / (p.maxval - p.minval + 1)
     elif isinstance(p, Log):
         if x <= 0 or p.base <= 0 or p.base == 1.0:
@@ -228,6 +231,9 @@ def _decode(p: Any, u: float) -> Any:
     if isinstance(p, Categorical):
         v = p.vals[min(int(u), len(p.vals) - 1)]
         return v if isinstance(v, (str, int, float, bool, type(None))) else copy.deepcopy(v)
+    if isinstance(p, Int) and p.log:
+        lo, hi = p.log_bounds()
+        return int(min(max(round(math.exp(lo + u * (hi - lo))), p.minval), p.maxval))
     if isinstance(p, Int):
         span = p.maxval - p.minval + 1
         return int(min(p.minval + int(math.floor(u * span)), p.maxval))

@@ -156,6 +156,51 @@ def test_num_rungs_outside_async_halving_is_said_to_do_nothing():
         "rungs come from max_rungs" in parse_config(raw, "/tmp").warnings
 
 
+@pytest.mark.parametrize("metric,warned", [
+    ("roc_auc", True), ("val/acc", True), ("eval_f1", True), ("validation_accuracy", True),
+    ("score", True), ("val_loss", False), ("val_error_rate", False), ("top1_err", False),
+    ("eval/perplexity", False), ("loss", False)])
+def test_a_metric_whose_name_says_larger_is_better_is_said_to_be_minimised(metric, warned):
+    warnings = parse_config(with_("searcher.metric", metric), "/tmp").warnings
+    said = [w for w in warnings if "is minimised" in w]
+    assert bool(said) == warned, warnings
+    if warned:
+        assert said[0].endswith("set searcher.smaller_is_better: false")
+    for explicit in (True, False):  # said explicitly: nothing to say
+        raw = with_("searcher.metric", metric)
+        raw["searcher"]["smaller_is_better"] = explicit
+        assert not [w for w in parse_config(raw, "/tmp").warnings if "is minimised" in w]
+
+
+@pytest.mark.parametrize("mode,direction", [("max", "false"), ("min", "true"),
+                                            ("maximize", "false"), ("MINIMIZE", "true")])
+def test_ray_and_optunas_mode_names_the_direction_key(mode, direction):
+    (p,) = problems(with_("searcher.mode", mode))
+    assert p.startswith("searcher.mode: is how aggressively ASHA stops trials here")
+    assert p.endswith(f"the metric's direction is smaller_is_better: {direction}")
+
+
+def test_yaml_words_read_as_booleans_among_hyperparameters_are_named(tmp_path):
+    # scikit-learn's penalty-like choices as a Ray or Optuna user writes them in YAML
+    (tmp_path / "exp.yaml").write_text(
+        "name: x\nentrypoint: m:f\n"
+        "searcher: {name: random, metric: loss, smaller_is_better: yes, max_length: 8,\n"
+        "           max_trials: 4, points_to_evaluate: [{scaler: off}]}\n"
+        "hyperparameters:\n"
+        "  scaler: {type: categorical, vals: [auto, on, off, 'no']}\n"
+        "  shuffle: {type: categorical, vals: [true, false]}\n")
+    cfg = load_config(tmp_path / "exp.yaml")
+    said = [w for w in cfg.warnings if "YAML reads" in w]
+    assert said == [
+        "searcher.points_to_evaluate[0].scaler: YAML reads off (line 4) as false; quote it "
+        "('off') where the word is meant",
+        "hyperparameters.scaler.vals[1]: YAML reads on (line 6) as true; quote it ('on') where "
+        "the word is meant",
+        "hyperparameters.scaler.vals[2]: YAML reads off (line 6) as false; quote it ('off') "
+        "where the word is meant"]
+    assert cfg.searcher.smaller_is_better is True  # a setting's own yes is meant
+
+
 def test_determined_only_keys_warn_not_fail():
     raw = dict(GOOD, resources={"slots_per_trial": 1}, records_per_epoch=5000)
     cfg = parse_config(raw, "/tmp")

@@ -151,8 +151,8 @@ BAD = [
     ({"n": {"type": "int", "minval": 32, "maxval": 256, "step": 32}},
      "hyperparameters.n.step: unknown key (type 'int' takes minval, maxval, count, log); values "
      "on a grid of steps: a categorical of them (type: categorical, vals: [32, 64, 96, 128])"),
-    ({"n": {"type": "int", "minval": 16, "maxval": 256, "log": True}},
-     "hyperparameters.n.log: an int on a log scale is not a type here"),
+    ({"n": {"type": "int", "minval": 0, "maxval": 256, "log": True}},
+     "hyperparameters.n.minval: must be >= 1 on a log scale (log: true), got 0"),
     ({"opt": {"type": "categorical", "vals": [
         {"name": "sgd", "momentum": {"type": "double", "minval": 0.0, "maxval": 0.99}},
         {"name": "adam"}]}},
@@ -191,6 +191,39 @@ def test_log_scales_as_optuna_users_write_them():
     c = parse_ok({"opt": {"type": "categorical", "vals": [{"name": "sgd", "momentum": 0.9},
                                                           {"name": "adam", "type": "adamw"}]}})
     assert c.sample(np.random.default_rng(0))["opt"]["name"] in ("sgd", "adam")
+
+
+@settings(max_examples=200, deadline=None)
+@given(lo=st.integers(1, 10_000), span=st.integers(1, 10**6), count=st.none() | st.integers(1, 12),
+       seed=st.integers(0, 2**32 - 1), u=st.floats(0, 1))
+def test_an_int_on_a_log_scale_as_optuna_and_ray_users_write_it(lo, span, count, seed, u):
+    """``{type: int, minval, maxval, log: true}`` (Optuna's ``suggest_int(log=True)``, Ray's
+    ``lograndint``): whole numbers in the range, drawn evenly in their logarithm; its grid, and
+    what the model samplers decode, stay inside it."""
+    from asha_hpc.searcher.model_sampler import _decode, _encode
+
+    hi = lo + span
+    spec = {"type": "int", "minval": lo, "maxval": hi, "log": True}
+    if count is not None:
+        spec["count"] = count
+    space = parse_ok({"n": spec})
+    ((_, p),) = space.leaves()
+    v = space.sample(np.random.default_rng(seed))["n"]
+    assert isinstance(v, int) and lo <= v <= hi
+    if count is not None:  # (without a count, a grid takes every whole number: not drawn here)
+        grid = p.grid_points()
+        assert grid == sorted(set(grid)) and all(lo <= g <= hi for g in grid)
+        assert len(grid) <= count and p.grid_size() == len(grid)
+    d = _decode(p, u)
+    assert isinstance(d, int) and lo <= d <= hi
+    assert 0.0 <= _encode(p, d) <= 1.0 and _decode(p, _encode(p, d)) == d
+
+
+def test_an_int_on_a_log_scale_draws_evenly_in_its_logarithm():
+    space = parse_ok({"n": {"type": "int", "minval": 4, "maxval": 256, "log": True}})
+    draws = [space.sample(np.random.default_rng(i))["n"] for i in range(2000)]
+    assert 25 <= float(np.median(draws)) <= 40  # about sqrt(4 * 256) = 32; uniform: 130
+    assert sum(d < 16 for d in draws) > 500  # a third of the logarithms lie below 16
 
 
 @pytest.mark.parametrize("raw,expected", BAD)
