@@ -133,8 +133,16 @@ class SegmentWalk:
                 f"{self.who}: the monitored metric '{self.monitor}' was never logged (at "
                 f"{position} {self.trial.length_unit}); logged: {shown}. Log it, or monitor "
                 f"one of these")
+        own = self.trial.metric
+        if own != self.monitor and own in metrics and metrics[own] != metrics[self.monitor]:
+            raise IntegrationError(
+                f"{self.who}: the searcher's metric '{own}' is logged too "
+                f"({metrics[own]!r}), and the callback would replace it with the monitored "
+                f"'{self.monitor}' ({metrics[self.monitor]!r}): the search would rank trials by "
+                f"'{self.monitor}' under '{own}''s name. Drop monitor= to rank by the logged "
+                f"'{own}', or set searcher.metric to '{self.monitor}'")
         report = dict(metrics)
-        report[self.trial.metric] = metrics[self.monitor]
+        report[own] = metrics[self.monitor]
         self.checkpoint(position, save, report)
         self._report(report)
         return self.segment is not None

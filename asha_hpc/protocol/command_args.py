@@ -8,7 +8,8 @@ checks when it loads the config and what the job puts in the command's arguments
 argument of its own, becomes ``--NAME=VALUE`` for every hyperparameter (W&B sweeps' form, which
 ``argparse`` and ``HfArgumentParser`` read); ``${ASHA_...}`` is one of the job's variables (for
 scripts that read flags, not the environment); ``$${`` is a literal ``${``; any other ``$``
-or ``${NAME}`` is left as it is (a ``sh -c`` line's own variables). Values are written as Python
+or ``${NAME}`` is left as it is (a ``sh -c`` line's own variables, and a shell expansion of a
+job variable: ``${ASHA_LATEST_CHECKPOINT:+--ckpt_path ...}``). Values are written as Python
 writes them (``0.001``, ``True``, ``adam``); lists and maps as JSON.
 """
 from __future__ import annotations
@@ -49,7 +50,8 @@ def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
                     out.append(f"command[{i}] {arg!r}: no hyperparameter '{hp}'"
                                + (f" (there are: {', '.join(sorted(known))})" if known else
                                   " (the config has none)"))
-            elif name.startswith("ASHA_") and name not in VARIABLES:
+            elif re.fullmatch(r"ASHA_\w*", name) and name not in VARIABLES:
+                # (an expansion with an operator, ${ASHA_LATEST_CHECKPOINT:+...}, is the shell's)
                 out.append(f"command[{i}] {arg!r}: ${{{name}}} is none of the job's variables: "
                            f"{', '.join(VARIABLES)}")
     return out

@@ -3,6 +3,7 @@ job's variables (``${ASHA_MAX_LENGTH}``), so a script that reads flags (argparse
 ``HfArgumentParser``) runs unchanged but for its report line; wrong placeholders are refused
 when the config is loaded, naming the argument; a shell line's own ``${HOME}`` is left alone."""
 import json
+import subprocess
 import sys
 
 import pytest
@@ -85,6 +86,13 @@ def test_a_shell_lines_own_variables_are_left_to_the_shell(tmp_path):
     load_config(config(tmp_path, ["sh", "-c", "python3 flags.py --data ${HOME}/d $SLURM_JOB_ID"]))
     assert fill(["sh", "-c", "echo ${HOME} $$ ${hparams.lr}"], {"lr": 0.5}, {}) == [
         "sh", "-c", "echo ${HOME} $$ 0.5"]
+    # a shell expansion of a job variable (LightningCLI's ckpt_path only once there is one)
+    line = 'python main.py fit ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/x"}'
+    load_config(config(tmp_path, ["sh", "-c", line]))
+    assert fill(["sh", "-c", line], {}, {"ASHA_LATEST_CHECKPOINT": "/c"}) == ["sh", "-c", line]
+    out = subprocess.run(["sh", "-c", "echo " + line.split(" ", 3)[3]], capture_output=True,
+                         text=True, env={"ASHA_LATEST_CHECKPOINT": "/c"}).stdout
+    assert out.strip() == "--ckpt_path /c/x"
 
 
 @settings(max_examples=200, deadline=None)

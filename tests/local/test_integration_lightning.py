@@ -373,3 +373,71 @@ def test_steps_without_a_validation_loop_report_the_training_metric(tmp_path):
     assert [s.length for s in t.reports] == [5] and trainer.global_step == 5
     assert t.reports[0].reported["train_loss"] > 0
     assert checkpoint_length(t.latest_checkpoint) == 5
+
+
+def test_a_monitor_that_would_replace_the_logged_searcher_metric_is_refused(tmp_path):
+    from asha_hpc.integrations.segments import IntegrationError
+
+    # the module logs val_acc and val_loss; the searcher ranks by val_acc
+    with pytest.raises(IntegrationError, match=r"the searcher's metric 'val_acc' is logged too "
+                                               r"\(.*\), and the callback would replace it with "
+                                               r"the monitored 'val_loss'"):
+        tiny_fit(make_trial(tmp_path, 2, metric="val_acc"), monitor="val_loss")
+
+
+SIGTERMED = '''
+import os
+import signal
+import sys
+
+import lightning as L
+
+sys.path.insert(0, EXAMPLE_DIR)
+from train import DigitsDataModule, LitClassifier  # noqa: E402
+
+from asha_hpc.integrations.lightning import AshaCallback
+
+
+class Scancel(L.Callback):
+    """What scancel or preemption does to the job, once: SIGTERM in the middle of an epoch."""
+
+    def __init__(self, trial):
+        self.marker = trial.dir / "sigterm-sent"
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.current_epoch == 2 and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def train(trial):
+    L.seed_everything(trial.id)
+    cb = AshaCallback(trial, monitor="val_loss")
+    trainer = L.Trainer(max_epochs=cb.max_epochs, callbacks=[cb, Scancel(trial)],
+                        limit_train_batches=4, limit_val_batches=2, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(LitClassifier(hidden=16), datamodule=DigitsDataModule(32), ckpt_path=cb.ckpt_path)
+'''
+
+
+def test_sigterm_to_a_lightning_trial_is_an_interruption_not_a_failure(tmp_path):
+    """Lightning answers SIGTERM (scancel, preemption, `cancel`) with its own SIGTERMException
+    once the callback has checkpointed: the segment goes on from that checkpoint, and no
+    restart is counted."""
+    (tmp_path / "sigterm_model.py").write_text(
+        SIGTERMED.replace("EXAMPLE_DIR", repr(str(EXAMPLE))))
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "term", "entrypoint": "sigterm_model:train",
+        "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 4}},
+        "hyperparameters": {}, "max_restarts": 0, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "workers": 0}}))
+    cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    (t,) = st.trials.values()
+    assert st.lifecycle == "completed" and t.length == 4 and t.restarts == 0, t.error
+    results = [r for r in json.loads("[" + ",".join(
+        line.split(" ", 1)[1] for line in (tmp_path / "e" / "journal.jsonl").read_text()
+        .splitlines()) + "]") if r["kind"] == "result"]
+    assert [r["status"] for r in results] == ["interrupted", "completed"], results
+    assert results[0]["stop_reason"] == "SIGTERM" and results[0]["reached"] == 2
