@@ -293,7 +293,13 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
             print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
-        failed = sorted(t.id for t in st.trials.values() if t.status == "failed")
+        ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
+        if ended:
+            print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
+                  f"{'their' if len(ended) > 1 else 'its'} own code ("
+                  f"{', '.join(map(str, ended[:10]))}{', ...' if len(ended) > 10 else ''}; early "
+                  f"stopping, or no result): not retried, as a retry would end alike", file=sys.stderr)
+        failed = sorted(t.id for t in st.trials.values() if t.status == "failed" and not t.gave_up)
         if failed:
             print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
                   f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
@@ -376,7 +382,9 @@ def cmd_best(a: argparse.Namespace) -> int:
         return 0
     for i, r in enumerate(rows, 1):
         print(f"{i}. trial {r['trial_id']}: {cfg.searcher.metric}={r['metric']} at length "
-              f"{r['length']} ({r['state']})")
+              f"{r['length']} ({r['state']}"
+              + (f"; its code ended training at {r['trained']}: the model is final"
+                 if r.get("trained") is not None else "") + ")")
         if r["error"]:  # its results stand; why it went no further
             print(f"   failed: {error_summary(r['error'])}")
         print(f"   hparams: {json.dumps(r['hparams'])}")

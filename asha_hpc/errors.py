@@ -66,9 +66,13 @@ class FatalTrialError(AshaError):
 
 class TrainingEndedEarly(AshaError):
     """Something in the training code other than the search ended a trial's training before
-    its segment's length (an early-stopping callback, a time limit of the framework's own):
-    the trial ends with the results it reported so far, failed, and is not retried, since a
-    retry would stop the same way."""
+    its segment's length (an early-stopping callback, a library's own early stopping, a time
+    limit of the framework's own). Raised after ``segment.report(...)`` in the same segment,
+    the model is final: the result stands for this segment and for any promotion, which needs
+    no more training. Raised without one, the trial ends with the results it reported so far,
+    failed, and is not retried, since a retry would stop the same way."""
+
+    reported: dict | None = None  # a command's report for the segment (set by the job)
 
 
 class MetricNotReported(FatalTrialError, ValueError):

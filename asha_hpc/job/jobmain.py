@@ -178,7 +178,7 @@ def run_worker(wspec: WorkerSpec) -> str:
         return _run_lanes(wspec)
     early = _catch_stop_signals()
     exp = ExpDir(Path(wspec.exp_dir))
-    os.environ.update(wspec.env)
+    _set_environment(wspec.env)
     worker = wspec.lane_id(int(os.environ.get("ASHA_WORKER_LANE", "0")))
     session = _Session(exp, early, worker=worker, wait_s=wspec.idle_timeout_s)
     if session.ranks.rank == 0:  # the job's other ranks follow rank 0's slots
@@ -220,6 +220,16 @@ def _run_lanes(wspec: WorkerSpec) -> str:
         signal.signal(getattr(signal, name), forward)
     codes = [p.wait() for p in procs]
     return "exit" if not any(codes) else f"lanes exited with {codes}"
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    """The config's ``environment_variables``, set in this running interpreter: a
+    ``PYTHONPATH`` among them also goes onto ``sys.path``, in its order, where the interpreter
+    would have put it had it been set at start (right after the script's folder)."""
+    os.environ.update(env)
+    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for i, entry in enumerate(p for p in entries if p not in sys.path):
+        sys.path.insert(min(1 + i, len(sys.path)), entry)
 
 
 def _catch_stop_signals() -> list[str]:
@@ -374,7 +384,7 @@ class _Session:
         """The run folder, the ranks' rendezvous, the Trial the user's code gets, stop signals
         routed to it, and (rank 0) the ``started`` message."""
         exp, rank = self.exp, self.ranks.rank
-        os.environ.update(spec.env)
+        _set_environment(spec.env)
         _say_segment(spec)
         run_dir = exp.run_dir(spec.trial_id, spec.key)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -436,6 +446,13 @@ class _Session:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike
             out.status, out.error, out.ends_trial = "error", str(e), True
+            # reported first (a library's own early stopping, e.g. boosting rounds): the model
+            # is final, and its result stands for this segment and any promotion (state.py)
+            cur = att.spec  # the segment it was in: a warm worker's call runs several
+            got = e.reported if isinstance(e.reported, dict) else None if cur is None else \
+                att.control.segment_metrics(cur.segment, cur.length)
+            if self.ranks.rank == 0 and got is not None and spec.metric in got:
+                out.status, out.metrics = "completed", got
         except FatalTrialError as e:  # every trial would fail the same: the search stops
             out.status, out.error, out.fatal = "error", str(e), True
             if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
@@ -452,6 +469,15 @@ class _Session:
                 print(f"asha_hpc: the stop signal also ended the DataLoader's workers, and the "
                       f"loop raised before it could checkpoint; the segment goes on later from "
                       f"the last checkpoint:\n{out.error}", file=sys.stderr, flush=True)
+                out.status, out.error = "interrupted", None
+            elif att.control.stop_requested and type(e).__name__ == "SIGTERMException" and (
+                    att.group is None or self.ranks.world_size == 1 or not att.group.given_up()):
+                # Lightning's answer to SIGTERM (scancel, preemption, cancel): its loops raise
+                # once the signal came, after our callback checkpointed. Not the code's failure
+                # (unless a peer's: a rank that failed gets the others a SIGTERM too)
+                print(f"asha_hpc: Lightning stopped on the stop signal "
+                      f"({att.control.stop_reason}); the segment goes on later from the last "
+                      f"checkpoint", file=sys.stderr, flush=True)
                 out.status, out.error = "interrupted", None
             else:
                 if start_length is not None and start_length >= spec.length:
@@ -546,7 +572,7 @@ class _Session:
                     **({"ends_trial": True} if out.ends_trial else {})))
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
-        reached = spec.length if out.status == "completed" else ckpt_length
+        reached = spec.length if out.status == "completed" and not out.ends_trial else ckpt_length
         waits = self.worker is not None and not leaving and not self.stopping() \
             and not self._peer_dead(now=True)
         body = dict(ident, type="result", status=out.status, metrics=out.metrics,
@@ -898,7 +924,11 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
                            + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
     if got.ended_early is not None:
-        raise TrainingEndedEarly(got.ended_early)
+        ended = TrainingEndedEarly(got.ended_early)
+        if metrics is not None and as_number(metrics.get(spec.metric)) is not None:
+            trial.result_point(spec.length, metrics)
+            ended.reported = metrics
+        raise ended
     if metrics is not None:
         if spec.metric not in metrics:
             raise MetricNotReported(

@@ -90,6 +90,7 @@ class Trial:
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
+        self._last_step: Any = None  # ... and its step
         self._group = group
         # the job's (TrialControl.continue_with): (reported segment) -> (length, index) or None
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
@@ -281,8 +282,12 @@ class Trial:
     def result_point(self, length: int, metrics: dict[str, Any]) -> None:
         """A segment's result as a point of the curve, at its length, unless the last point
         written holds the same values (the code reported them as a point at its own step, then
-        as the result: one point, not two)."""
-        if self._last_point != metrics:
+        as the result, or a part of them: one point, not two)."""
+        last, at = self._last_point, self._last_step
+        same = last == metrics or (
+            last is not None and as_number(at) == length
+            and all(k in last and last[k] == v for k, v in metrics.items()))
+        if not same:
             self._write_point(length, metrics)
 
     def _write_point(self, step: Any, metrics: dict[str, Any]) -> None:
@@ -292,6 +297,7 @@ class Trial:
         self._names.update(dict.fromkeys(metrics))
         if step is None:
             step = metrics.get("step")
+        self._last_step = step
         x = as_number(step)
         # the user's names live under "metrics": no name of theirs meets "step" or "time"
         line = json.dumps({"step": x if x is None or isinstance(x, int) else float(x),
@@ -311,11 +317,13 @@ class Trial:
             raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
                              f"{metrics[self.metric]!r}")
         if self._saved_length is not None and self._saved_length < seg.length and self.rank == 0:
-            print(f"asha_hpc: warning: segment.report() for the segment to length {seg.length}, "
-                  f"but the checkpoint saved last holds {self._saved_length}: the result counts "
-                  f"at {seg.length}, and the trial goes on from {self._saved_length}. Report once "
-                  f"the loop reached the segment's length; when it stopped early, return without "
-                  f"reporting (or raise asha_hpc.TrainingEndedEarly)", file=sys.stderr, flush=True)
+            print(f"asha_hpc: note: segment.report() for the segment to length {seg.length}, "
+                  f"but the checkpoint saved last holds {self._saved_length}. If training ended "
+                  f"early on purpose (a library's early stopping), raise "
+                  f"asha_hpc.TrainingEndedEarly right after this report: the model is final, and "
+                  f"its result stands for any promotion. Otherwise the result counts at "
+                  f"{seg.length} and the trial goes on from {self._saved_length}: report once the "
+                  f"loop reached the segment's length", file=sys.stderr, flush=True)
         seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)

@@ -57,6 +57,7 @@ from ..protocol.records import (
     MaxCompute,
     NodesReadmitted,
     Record,
+    Result,
     Resumed,
     RetryFailed,
     Sampled,
@@ -542,6 +543,7 @@ class Master:
             self._cancel()
             return False
         self._check_jobs()
+        self._carry_ended_early()
         if self.exp.max_compute_request.exists():
             self._take_max_compute_request()
         if self.exp.readmit_request.exists():
@@ -912,6 +914,23 @@ class Master:
             self._caps_said.add(("segment", cap.source))
             self.progress(f"time limits: jobs ask for at most {cap.minutes} min ({cap.source}); "
                           f"a longer segment stops there and continues from its checkpoint")
+
+    def _carry_ended_early(self) -> None:
+        """A promoted trial whose code ended its training on purpose (state.TrialState.
+        ended_early) needs no job: the model is final, and its result is journaled again at the
+        promoted length, which may promote it again."""
+        st = self.state
+        assert st is not None
+        while True:
+            carry = [st.trials[i] for i in st.todo
+                     if st.trials[i].ended_early is not None and st.trials[i].status == QUEUED]
+            if not carry:
+                return
+            self._record(*(Result(trial=t.id, segment=t.segment, attempt=t.attempt, host=None,
+                                  job_id=None, status="completed", metrics=t.last_metrics,
+                                  length=t.target, error=None, checkpoint=t.checkpoint,
+                                  started=None, ended=None, stop_reason=None, ends_trial=True,
+                                  reached=t.ended_early, carried=True) for t in carry))
 
     def _submit(self) -> None:
         st = self.state

@@ -119,6 +119,10 @@ class TrialState:
     worker: str | None = None  # the waiting job its current attempt was handed to
     slot: int = 0  # ... in this slot of that job
     code_ran: bool = False  # its current attempt's job reached the attempt's code
+    # the length at which its code ended its training on purpose after reporting (a library's
+    # own early stopping): the model is final, and each promotion carries its result up
+    ended_early: int | None = None
+    gave_up: bool = False  # its code ended it (early stopping, no result): a retry ends alike
     # when the master heard that its current attempt started (the journal's clock): a job that
     # dies without a result has no times of its own, and its run time still counts
     attempt_started: float | None = None
@@ -241,6 +245,13 @@ class ExperimentState:
         have = [t for t in self.trials.values() if t.metric is not None and math.isfinite(t.metric)]
         return sorted(have, key=lambda t: (-t.length, sign * cast(float, t.metric), t.id))
 
+    def _few_at_once(self) -> bool:
+        """Fewer trials can train at once than fail-fast compares (max_concurrent_trials 1 or
+        2), in a search that will have that many."""
+        b = self.searcher.brackets()
+        return (sum(min(x.max_concurrent_trials, x.max_trials) for x in b) < SAME_ERROR_TRIALS
+                <= sum(x.max_trials for x in b))
+
     def hopeless(self) -> tuple[int, str] | None:
         """(trial, why) when the search should stop now because every trial would fail the
         same way, else None."""
@@ -334,6 +345,13 @@ class ExperimentState:
             self._give_up(t, rec, f"trial {t.id} failed for good after {t.restarts} restarts: "
                                   f"{error_summary(why)}")
             return
+        if counts and not free and t.restarts >= 2 and not self.worked and self._few_at_once():
+            # fail-fast compares the first failures of SAME_ERROR_TRIALS trials, and no new
+            # trial starts while this one holds its slot: it makes way after its second failure
+            self._give_up(t, rec, f"trial {t.id} failed twice before any segment of the search "
+                                  f"worked: given up, so that another trial shows whether every "
+                                  f"trial fails so: {error_summary(why)}")
+            return
         if note:
             self._note(rec, f"trial {t.id} retried ({why.splitlines()[0][:80] if why else 'no reason'})")
         t.attempt += 1
@@ -416,7 +434,11 @@ class ExperimentState:
     def _on_result(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         self.results_applied += 1
-        self.auto.on_result(rec)
+        carried = bool(rec.get("carried"))  # no job: an ended-early trial's result, promoted
+        if carried and t.id in self.todo:
+            self.todo.remove(t.id)
+        if not carried:
+            self.auto.on_result(rec)
         if rec.get("adopted"):  # an earlier attempt's job finished after all: its result stands
             if t.id in self.todo:  # and the retry nobody took yet is dropped
                 self.todo.remove(t.id)
@@ -432,7 +454,8 @@ class ExperimentState:
                 t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)
         progressed = rec["status"] == "interrupted" and self.times.made_progress(t.id, rec)
         planned_split = progressed and self.times.planned(t.id)[1]
-        self.times.on_result(t.id, t.target, rec)
+        if not carried:
+            self.times.on_result(t.id, t.target, rec)
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
@@ -442,8 +465,14 @@ class ExperimentState:
                 and not rec.get("ends_trial") and not rec.get("disk_full"):
             self._early_error(t, rec, self.restore_errors)
         if status == "completed":
-            self.worked += 1
+            self.worked += not carried
             self.restores_worked += bool(rec.get("restored"))
+            if rec.get("ends_trial") and t.ended_early is None:
+                t.ended_early = int(rec.get("reached") or t.target)
+                self._note(rec, f"trial {t.id} ended its training at {t.ended_early} "
+                                f"({error_summary(rec.get('error')) or 'TrainingEndedEarly'}): the "
+                                f"model is final, its result stands at {t.target} and at any "
+                                f"length it is promoted to, without training")
             metrics = rec.get("metrics") or {}
             value = metric_float(metrics.get(self.cfg.searcher.metric))
             t.length = t.target
@@ -478,9 +507,12 @@ class ExperimentState:
         elif rec.get("disk_full"):
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {error_summary(rec.get('error'))}")
-        elif rec.get("ends_trial"):  # its code ended it (early stopping): it would again
+        elif rec.get("ends_trial") or (rec.get("fatal") and self.worked):
+            # its code ended it (early stopping): it would again. Or an error every trial would
+            # repeat, said by a job after other segments worked: this trial's alone, and its own
             t.job_id = None
             t.error = rec.get("error") or "error"
+            t.gave_up = True
             self._give_up(t, rec, f"trial {t.id} failed, not retried: {error_summary(t.error)}")
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
@@ -494,7 +526,7 @@ class ExperimentState:
         host = _node_to_blame(rec, t)
         if host:
             self.early_hosts.setdefault(error_signature(err), set()).add(host)
-        if rec.get("fatal") and self.fatal is None:
+        if rec.get("fatal") and self.fatal is None and errs is self.first_errors:
             self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
         if len(errs) < SAME_ERROR_TRIALS and all(tid != t.id for tid, _ in errs):
             errs.append((t.id, error_signature(err)))

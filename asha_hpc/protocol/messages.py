@@ -148,8 +148,8 @@ class Result(Started):
             extra["gpus"] = gpus
         if body.get("fatal") is True and status == "error":  # every trial would fail so
             extra["fatal"] = True
-        if body.get("ends_trial") is True and status == "error":  # a retry would end alike
-            extra["ends_trial"] = True
+        if body.get("ends_trial") is True and status in ("error", "completed"):
+            extra["ends_trial"] = True  # a retry would end alike; completed: the model is final
         if body.get("restored") is True:  # the code started from a checkpoint (fail-fast)
             extra["restored"] = True
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)

@@ -220,6 +220,9 @@ class Result(Started):
     ends_trial: bool = optional(False)
     # the call of the code that ran this attempt started from a checkpoint
     restored: bool = optional(False)
+    # journaled by the master, no job ran: a trial whose training ended on purpose (the model
+    # is final) promoted to this segment's length
+    carried: bool = optional(False)
     job_started: float | None = optional()
     reached: float | None = optional()
     worker: str | None = optional()

@@ -655,6 +655,8 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
                      # the newest checkpoint's length, where it is not the result's
                      **({"checkpoint_length": ckpt_length} if ckpt_length is not None else {}),
                      "length": t.length, "state": st.status_of(t),
+                     # its code ended its training here on purpose: the model is final
+                     **({"trained": t.ended_early} if t.ended_early is not None else {}),
                      "error": t.error if st.status_of(t) == "failed" else None,
                      "logs": {"out": j.get("out"), "err": j.get("err")}})
     return rows
@@ -681,7 +683,12 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
         if by is not None:
             row["sampled_by"] = by
         row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
+        # where its code ended its training on purpose (the model is final), else empty
+        row["trained"] = t.ended_early if t.ended_early is not None else ""
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
+        # what else its last result reported, as Ray's and Optuna's tables have it
+        row.update({f"metrics.{k}": v for k, v in (t.last_metrics or {}).items()
+                    if k != metric and isinstance(v, (int, float, str, bool))})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))
         rows.append(row)

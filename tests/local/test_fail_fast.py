@@ -187,6 +187,27 @@ def test_a_bug_in_the_restore_path_stops_the_search_after_three_promotions(tmp_p
     assert not [t for t in st.trials.values() if t.status == FAILED]
 
 
+def test_a_trial_that_returns_without_its_metric_after_others_reported_fails_alone(tmp_path):
+    # "the searcher's metric was never reported" is every trial's bug only while no segment has
+    # reported it: later, it is this trial's own (its code stopped early without a word), and
+    # a retry would do the same
+    cfg = write(tmp_path, local={"gpus": [], "max_parallel": 4, "workers": 0})
+    model = tmp_path / "model.py"
+    model.write_text(model.read_text().replace(
+        "        with trial.save_checkpoint(length=epoch)",
+        "        if segment.length > 1 and trial.id % 2:\n"
+        "            return\n"
+        "        with trial.save_checkpoint(length=epoch)"))
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 0, r.stderr
+    st = final(exp)
+    failed = [t for t in st.trials.values() if t.status == FAILED]
+    assert failed and all(t.id % 2 and t.restarts == 0 for t in failed)
+    assert all("was never reported" in t.error for t in failed)
+    assert st.lifecycle == "completed" and st.ranked()[0].length == 4
+
+
 def test_restore_errors_that_differ_keep_their_restarts(tmp_path):
     cfg = write(tmp_path, max_restarts=1, local={"gpus": [], "max_parallel": 4, "workers": 0})
     model = tmp_path / "model.py"
@@ -198,6 +219,24 @@ def test_restore_errors_that_differ_keep_their_restarts(tmp_path):
     failed = [t for t in st.trials.values() if t.status == FAILED]
     assert failed and all(t.restarts == 2 for t in failed)  # retried, not stopped at first
     assert all("invalid literal for int() with base 10: 'bad" in t.error for t in failed)
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_the_same_error_stops_a_search_of_one_or_two_trials_at_a_time_in_a_few_jobs(tmp_path,
+                                                                                   concurrent):
+    # a lab's two GPUs: no third trial starts while the first two hold their slots, so each
+    # makes way after its second failure instead of using its 5 restarts
+    cfg = write(tmp_path, bug="import missing_helper",
+                searcher={"max_concurrent_trials": concurrent})
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert "first 3 trials" in line and "No module named 'missing_helper'" in line
+    assert jobs_spent(exp) <= 6  # 13 to 18 before
+    st = final(exp)
+    assert all(t.restarts <= 2 for t in st.trials.values())
+    assert any("given up, so that another trial shows" in text for _, text in st.events)
 
 
 @pytest.mark.parametrize("entry", ["function", "command"])

@@ -294,10 +294,12 @@ def test_cancel_stops_jobs(tmp_path):
 ENV_MODEL = '''
 import os
 
+import vendored_lib  # found through environment_variables' PYTHONPATH only
+
 
 def train(trial):
     with open(trial.dir / "env.txt", "a") as f:
-        f.write(f"{os.environ.get('MY_FLAG')} {os.environ.get('NCCL_DEBUG')}\\n")
+        f.write(f"{os.environ.get('MY_FLAG')} {os.environ.get('NCCL_DEBUG')} {vendored_lib.NAME}\\n")
     for seg in trial.segments():
         seg.report(loss=trial.hparams["x"] + 1.0 / seg.length)
 '''
@@ -308,12 +310,15 @@ def test_environment_variables_reach_every_trials_code(tmp_path, workers):
     """``environment_variables`` (NCCL_*, OMP_*, HF_HOME... in real searches) are set before
     the trial's code runs, in a job of its own and in a worker of the pool."""
     (tmp_path / "model.py").write_text(ENV_MODEL)
+    (tmp_path / "vendor").mkdir()  # pip install --target vendor, as a user without a venv does
+    (tmp_path / "vendor" / "vendored_lib.py").write_text("NAME = 'vendored'\n")
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
         "name": "env", "entrypoint": "model:train",
         "searcher": {"name": "async_halving", "metric": "loss", "max_length": 4, "num_rungs": 2,
                      "divisor": 2, "max_trials": 3, "max_concurrent_trials": 1},
         "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
-        "environment_variables": {"MY_FLAG": 42, "NCCL_DEBUG": "INFO"},
+        "environment_variables": {"MY_FLAG": 42, "NCCL_DEBUG": "INFO",
+                                  "PYTHONPATH": f"{tmp_path / 'nowhere'}:{tmp_path / 'vendor'}"},
         "reproducibility": {"experiment_seed": 1}, "poll_interval_s": 0.1,
         "local": {"gpus": [], "workers": workers}}))
     exp = tmp_path / "run"
@@ -322,7 +327,7 @@ def test_environment_variables_reach_every_trials_code(tmp_path, workers):
     assert st.lifecycle == "completed" and len(st.trials) == 3
     for t in st.trials.values():
         lines = (exp / "trials" / f"{t.id:05d}" / "env.txt").read_text().split("\n")
-        assert [x for x in lines if x] and all(x == "42 INFO" for x in lines if x), lines
+        assert [x for x in lines if x] and all(x == "42 INFO vendored" for x in lines if x), lines
 
 
 WAITS_FOR_GO = '''
@@ -482,6 +487,20 @@ def test_a_result_already_reported_as_the_last_point_is_one_point_of_the_curve(t
 
     assert [(r["step"], r["metrics"]["loss"]) for r in curve_rows(ExpDir(exp))] == [
         (1, 1.0), (2, 0.5), (3, 1 / 3)]
+
+
+def test_a_result_that_is_part_of_the_last_point_at_its_length_adds_no_point(tmp_path):
+    # a Lightning callback of a command's own logs every metric at each validation, then the
+    # result line holds the searcher's metric only
+    code = RAY_STYLE.replace("trial.report_metrics(epoch, loss=loss)",
+                             "trial.report_metrics(epoch, loss=loss, acc=1 - loss)")
+    cfg = _one_trial_search(tmp_path, "ray", code, max_length=3)
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp, timeout=120)
+    from asha_hpc.views.observe import curve_rows
+
+    assert [(r["step"], sorted(r["metrics"])) for r in curve_rows(ExpDir(exp))] == [
+        (1, ["acc", "loss"]), (2, ["acc", "loss"]), (3, ["acc", "loss"])]
 
 
 def test_a_metric_reported_only_as_curve_points_is_told_apart_from_one_never_reported(tmp_path):
