@@ -170,6 +170,23 @@ MODEL_EXTRA = ("{sampler}: trials drawn from the model beat earlier ones more of
                "for a fixed allocation set max_compute, and the search creates fewer trials to fit it")
 
 
+def model_start_lines(cfg: SearcherConfig, space: Space) -> list[str]:
+    """When the model sampler first draws: the results at one length it needs (Optuna's
+    ``n_startup_trials``, fixed here by the number of searched hyperparameters)."""
+    from .searcher import make_searcher
+
+    model = getattr(make_searcher(cfg, space, 0), "_model", None)
+    if model is None:
+        return []
+    need = model.fit_needs()[0]
+    line = (f"{cfg.sampler}: its model first draws once one length holds {need} results (for "
+            f"{len(model.dims)} searched hyperparameters); trials before that are random")
+    if need * 2 > cfg.max_trials:
+        line += (f": with max_trials {cfg.max_trials}, few or none of this search's are the "
+                 f"model's (a few times {need} trials, or warm_start, give it room)")
+    return [line]
+
+
 def compute_cap_lines(max_compute: int, total_units: int, amount: Any) -> list[str]:
     """What ``searcher.max_compute`` does to this plan, for ``render_plan``."""
     lines = [f"max_compute {amount(max_compute)}, a cap on all training: new trials stop once the "
@@ -263,6 +280,8 @@ def render_plan(cfg: SearcherConfig, space: Space, plan_dict: dict[str, Any]) ->
         lines += ASYNC_EXTRA.splitlines()
         if getattr(cfg, "sampler", "random") != "random":
             lines += MODEL_EXTRA.format(sampler=cfg.sampler).splitlines()
+    if getattr(cfg, "sampler", "random") != "random":
+        lines += model_start_lines(cfg, space)
     for w in p.get("warnings", []):
         lines.append(f"warning: {w}")
     lines += ["", "hyperparameters:"] + [f"  {x}" for x in space.describe()]

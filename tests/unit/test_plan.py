@@ -186,6 +186,23 @@ def test_render_plan_says_what_the_asynchronous_search_trains_over_the_preview()
     assert "set max_compute" in MODEL_EXTRA
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+def test_render_plan_says_when_the_model_first_draws(sampler):
+    """What Optuna's n_startup_trials says there: the results at one length the model needs,
+    the searcher's own count, and a warning when max_trials leaves it no room."""
+    from asha_hpc.searcher import make_searcher
+
+    need = make_searcher(_task_cfg(128, sampler), SPACE, 0)._model.fit_needs()[0]
+    big = render_plan(_task_cfg(128, sampler), SPACE, plan(_task_cfg(128, sampler), SPACE))
+    assert f"{sampler}: its model first draws once one length holds {need} results" in big
+    assert "few or none of this search's are the model's" not in big
+    small = cfg(name="adaptive_asha", sampler=sampler, max_trials=need + 1)
+    assert "few or none of this search's are the model's" in render_plan(small, SPACE,
+                                                                          plan(small, SPACE))
+    assert "its model first draws" not in render_plan(_task_cfg(128), SPACE,
+                                                      plan(_task_cfg(128), SPACE))
+
+
 def test_cheapest_way_to_the_top_rung():
     from asha_hpc.plan import cheapest_top
 
