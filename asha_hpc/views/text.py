@@ -25,10 +25,13 @@ RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
 
 
 def hp_text(hp: dict[str, Any]) -> str:
-    """``lr=0.00123 opt.name=adam width=64``: short, one line, sorted."""
+    """``lr=0.00123 opt.name=adam width=64 shuffle=true``: short, one line, sorted, values
+    as the config spells them (YAML's true, false, null)."""
     parts = []
     for k, v in sorted(flat_hparams(hp).items()):
-        if isinstance(v, float):
+        if isinstance(v, bool) or v is None:
+            v = json.dumps(v)
+        elif isinstance(v, float):
             v = f"{v:.4g}"
         elif not isinstance(v, (int, str)):
             v = json.dumps(v)

@@ -299,3 +299,11 @@ def test_flat_hparams_names_every_leaf_by_its_dotted_path(hp):
     assert rebuild(flat_hparams(hp, keep_empty=True)) == hp
     assert rebuild(flat_hparams(hp)) == drop_empty(hp)
     assert not any(isinstance(v, dict) for v in flat_hparams(hp).values())
+
+
+def test_status_writes_hyperparameter_values_as_the_config_spells_them():
+    from asha_hpc.views.text import hp_text
+
+    assert hp_text({"max_depth": None, "pca": {"enabled": True}, "lr": 0.001234567, "n": 3,
+                    "q": [10.0, 90.0], "s": "adam"}) == (
+        "lr=0.001235 max_depth=null n=3 pca.enabled=true q=[10.0, 90.0] s=adam")
