@@ -564,6 +564,8 @@ def cmd_submit(a: argparse.Namespace) -> int:
     cfg = load_config(a.config)
     _check_warm_start(cfg)
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    if holds_experiment(exp_dir):  # the master's job resumes it, with its own config
+        _check_resubmit(cfg, Path(a.config), exp_dir)
     extra = master_options(cfg, a.account, a.qos, a.sbatch or [])
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
@@ -576,6 +578,30 @@ def cmd_submit(a: argparse.Namespace) -> int:
     print(f"asha-hpc: master submitted as Slurm job {job}; experiment in {exp_dir.resolve()}\n"
           f"asha-hpc: watch it with `asha-hpc status {shell_word(exp_dir)}`")
     return 0
+
+
+def _check_resubmit(cfg: ExperimentConfig, config: Path, exp_dir: Path) -> None:
+    """``submit`` into a folder that holds an experiment puts its master back as a job, which
+    resumes the experiment as its folder has it: refused when ``config`` says otherwise (it
+    would be ignored) or when a master runs it now."""
+    exp = ExpDir.open(exp_dir)
+    stored = load_config(exp.config)
+    old, new = stored.to_dict(), dict(cfg.to_dict(), experiment_dir=stored.experiment_dir)
+    raw = yaml.safe_load(config.read_text()) or {}
+    if not (isinstance(raw, dict) and isinstance(raw.get("reproducibility"), dict)
+            and "experiment_seed" in raw["reproducibility"]):  # drawn anew: not the user's
+        new["reproducibility"] = old.get("reproducibility")
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        raise AshaError(
+            f"{exp_dir} already holds experiment '{stored.name}', and {config} differs from its "
+            f"config in {', '.join(changed)}: the master's job would resume it as it is, and "
+            f"ignore that. Resubmit it as it is (`asha-hpc submit "
+            f"{shell_word(exp.config)} --exp-dir {shell_word(exp_dir)}`), or give another "
+            f"--exp-dir for a new experiment")
+    _refuse_running(exp_dir)
+    print(f"asha-hpc: {exp_dir} holds experiment '{stored.name}': the master's job resumes it",
+          file=sys.stderr)
 
 
 def _master_time(asked: str, partition: str | None, exp_dir: Path) -> str:

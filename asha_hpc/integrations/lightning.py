@@ -250,10 +250,19 @@ class AshaCallback(_Base):
             present = [("Trainer(max_time=...)" if type(cb).__name__ == "Timer" else
                         type(cb).__name__) for cb in getattr(trainer, "callbacks", [])
                        if any(c.__name__ in ("EarlyStopping", "Timer") for c in type(cb).__mro__)]
-            raise ended_early("AshaCallback", self._position(trainer), self.unit, walk.target,
+            position = self._position(trainer)
+            seen = self._validated
+            # validated where it stopped (EarlyStopping decides on a validation): the model is
+            # final, and that validation is its result
+            final = seen is not None and seen[0] == trainer.global_step and \
+                seen[1] is not None and position > 0
+            if final:
+                walk.final(position, trainer.callback_metrics,
+                           lambda d: trainer.save_checkpoint(Path(d) / CKPT_FILE))
+            raise ended_early("AshaCallback", position, self.unit, walk.target,
                               f"{' or '.join(present)}, in the Trainer's callbacks" if present else
                               "EarlyStopping, Trainer(max_time=...), or trainer.should_stop "
-                              "set in the model")
+                              "set in the model", reported=final)
 
     # ------------------------------------------------------------------ helpers
     def _position(self, trainer: Any) -> int:

@@ -26,9 +26,16 @@ class IntegrationError(FatalTrialError):
     stops at the first one."""
 
 
-def ended_early(who: str, position: int, unit: str, target: int, what: str) -> TrainingEndedEarly:
+def ended_early(who: str, position: int, unit: str, target: int, what: str,
+                reported: bool = False) -> TrainingEndedEarly:
     """The error for training that something other than the callback ended (``what``: the
-    framework's usual suspects) at ``position``, before the segment's length ``target``."""
+    framework's usual suspects) at ``position``, before the segment's length ``target``;
+    ``reported``: the final model's metrics were reported for the segment."""
+    if reported:
+        return TrainingEndedEarly(
+            f"{who}: training stopped at {position} {unit}, before the segment's length "
+            f"{target} ({what}): the model is final, and its result at {position} stands for "
+            f"this segment and any promotion, without more training")
     return TrainingEndedEarly(
         f"{who}: training stopped at {position} {unit}, before the segment's length {target}: "
         f"something else ended it ({what}). ASHA itself stops the trials that fall behind: "
@@ -126,6 +133,24 @@ class SegmentWalk:
         """End the segment at ``position``: publish the checkpoint ``save(folder)`` writes,
         report ``logged`` (the monitored metric among them). True: the next segment continues
         in place (the loop goes on); False: the loop stops."""
+        report = self._result(position, logged)
+        self.checkpoint(position, save, report)
+        self._report(report)
+        return self.segment is not None
+
+    def final(self, position: int, logged: Mapping[str, Any],
+              save: Callable[[Path], None]) -> None:
+        """Training ended for good at ``position``, before the segment's length (the
+        framework's early stopping, after a validation there): checkpoint and report the final
+        model's metrics for this segment; the caller then raises ``ended_early`` and the
+        model's result stands for any promotion."""
+        assert self.segment is not None
+        report = self._result(position, logged)
+        self.checkpoint(position, save, report)
+        self.segment.report(report)
+
+    def _result(self, position: int, logged: Mapping[str, Any]) -> dict[str, Any]:
+        """What a segment that ends at ``position`` reports of ``logged``."""
         metrics = scalar_metrics(logged)
         if self.monitor not in metrics:
             shown = ", ".join(sorted(map(repr, logged))) or "nothing"
@@ -143,9 +168,7 @@ class SegmentWalk:
                 f"'{own}', or set searcher.metric to '{self.monitor}'")
         report = dict(metrics)
         report[own] = metrics[self.monitor]
-        self.checkpoint(position, save, report)
-        self._report(report)
-        return self.segment is not None
+        return report
 
     def checkpoint(self, position: int, save: Callable[[Path], None],
                    report: dict[str, Any] | None = None) -> None:

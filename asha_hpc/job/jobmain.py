@@ -458,6 +458,10 @@ class _Session:
             if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
                 # raised in the user's code: show where
                 out.error += "\n" + _error_text(e)
+        except _StoppedCommand as e:  # continued later from its last complete checkpoint
+            print(f"asha_hpc: {e}\nasha_hpc: the segment goes on later from the last checkpoint",
+                  file=sys.stderr, flush=True)
+            out.status = "interrupted"
         except BaseException as e:  # noqa: BLE001 - the job must always publish a result
             # an exception is an error even while a stop was requested: "interrupted" means the
             # code checkpointed and returned (a rank that died sends SIGTERM to the others too)
@@ -699,6 +703,10 @@ _ENDED_ON_PURPOSE = ("; if the code ended the trial early on purpose (its own ea
 
 
 # torch's DataLoader, when a signal killed one of its worker processes
+class _StoppedCommand(Exception):
+    """A command that ended with an error after the job's stop signal reached it too."""
+
+
 _STOP_KILLED_WORKERS = re.compile(r"DataLoader worker \(pid\(?s?\)? [^)]*\) (is killed by signal: "
                                   r"(Terminated|Interrupt|Killed)|exited unexpectedly)")
 
@@ -918,6 +926,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
                               f"runs was {'not found' if rc == 127 else 'not executable'} "
                               f"(see the job's log)")
+    if rc != 0 and trial._stop_reason in ("SIGTERM", "SIGINT"):
+        # Slurm's scancel and preemption signal every process of the job, the command too: it
+        # died of the signal or failed on it. The machine's doing, not the code's
+        raise _StoppedCommand(f"command {spec.entrypoint!r} exited with status {rc} after the "
+                              f"job's stop signal ({trial._stop_reason})"
+                              + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
     if rc != 0:
         # the end of its stderr: its own error (a traceback's last line) tells one failure from
         # another, to the user and to fail-fast

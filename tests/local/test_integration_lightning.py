@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -92,27 +91,31 @@ def test_foreign_pytorch_lightning_steps_in_a_worker_pool(tmp_path):
     assert len(pids) <= 2  # two warm workers trained everything
 
 
-def test_early_stopping_ends_a_trial_once_and_the_search_goes_on(tmp_path):
+def test_early_stopping_ends_a_trial_with_its_final_model_and_the_search_goes_on(tmp_path):
     """The tutorials' ``EarlyStopping`` (patience 1; every validation after the first counts
-    as no improvement): a trial promoted to 20 steps stops at its next validation. That
-    trial fails with one clear message and is not retried (it would stop the same way); its
-    results stand, and the other trials and the search go on to the end."""
+    as no improvement): a trial promoted to 20 steps stops at its next validation. The model
+    is final: that validation is its result for the segment (and any promotion), with the
+    checkpoint taken there; one attempt, nothing retried, and the search goes on to the end."""
     require_module("pytorch_lightning")
     cfg = foreign_config(tmp_path, {"min_delta": 100.0}, workers=0)
     cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
-    ended = [t for t in st.trials.values() if t.status == "failed"]
-    assert ended and all(t.target == 20 and t.length == 10 for t in ended)
+    assert st.counts()["failed"] == 0
+    ended = [t for t in st.trials.values() if t.ended_early is not None]
+    assert ended and all(t.length == 20 and 10 < t.ended_early < 20 for t in ended)
+    results = [json.loads(x.split(" ", 1)[1]) for x in
+               (tmp_path / "e" / "journal.jsonl").read_text().splitlines()]
     for t in ended:
         assert t.attempt == 0 and t.restarts == 0, t.id  # one attempt: never retried
-        m = re.search(r"training stopped at (\d+) steps, before the segment's length 20", t.error)
-        assert m and 10 < int(m.group(1)) < 20, t.error
-        assert "EarlyStopping" in t.error and "not retried" in t.error
-        assert 10 in t.rung_metrics  # what it reported before stands
-    # best lists them with the others, saying why they went no further
+        (r,) = [r for r in results if r["kind"] == "result" and r["trial"] == t.id
+                and r.get("ends_trial")]
+        assert r["status"] == "completed" and r["reached"] == t.ended_early
+        assert "EarlyStopping" in r["error"] and "the model is final" in r["error"]
+        assert checkpoint_length(Path(t.checkpoint)) == t.ended_early  # taken at the stop
+        assert t.rung_metrics[20] == r["metrics"]["val/mse"] and 10 in t.rung_metrics
     best = cli("best", tmp_path / "e", "--top", "4").stdout
-    assert best.count("(failed)") == len(ended) and "   failed: AshaCallback: training stopped" in best
+    assert all(f"its code ended training at {t.ended_early}" in best for t in ended)
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["a job per segment", "warm workers"])
@@ -166,10 +169,14 @@ def test_early_stopping_in_process_says_what_ended_training(tmp_path):
     from asha_hpc.errors import TrainingEndedEarly
 
     stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=1, min_delta=100.0)
+    t = make_trial(tmp_path, 4)
     with pytest.raises(TrainingEndedEarly, match=r"training stopped at 2 epochs, before the "
-                                                 r"segment's length 4: something else ended it "
-                                                 r"\(EarlyStopping, in the Trainer's callbacks\)"):
-        tiny_fit(make_trial(tmp_path, 4), extra_callbacks=[stop])
+                                                 r"segment's length 4 \(EarlyStopping, in the "
+                                                 r"Trainer's callbacks\): the model is final"):
+        tiny_fit(t, extra_callbacks=[stop])
+    # the final model's validation is the segment's result, with its checkpoint
+    assert [s.length for s in t.reports] == [4] and t.reports[0].reported["val_loss"] > 0
+    assert checkpoint_length(t.latest_checkpoint) == 2
 
 
 def st_dir(exp: Path, tid: int) -> Path:

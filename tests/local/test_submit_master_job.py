@@ -69,3 +69,25 @@ def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one
     best = cli("best", exp, check=False)  # the other commands: one line, why there is nothing yet
     assert best.returncode != 0 and f"{exp}: no experiment yet: Slurm job 4603 has started" \
         in best.stderr
+
+
+def test_submit_into_an_experiment_resumes_it_and_refuses_a_config_that_differs(tmp_path):
+    """``submit`` onto an existing folder puts its master back as a job, which resumes the
+    experiment as stored: a config that says otherwise would be ignored, so it is refused,
+    naming what differs; the stored config (or one the same but for a seed drawn anew) goes."""
+    cfg = make_experiment(tmp_path)
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+    raw = yaml.safe_load(cfg.read_text())
+    raw["searcher"]["max_trials"] += 4
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(raw))
+    r = cli("submit", tmp_path / "more.yaml", "--exp-dir", exp, "--dry-run", check=False,
+            env=env)
+    assert r.returncode != 0 and r.stdout == ""
+    assert f"{exp} already holds experiment" in r.stderr and "differs from its config in " \
+        "searcher: the master's job would resume it as it is" in r.stderr
+    assert f"asha-hpc submit {exp / 'experiment.yaml'} --exp-dir {exp}" in r.stderr
+    for same in (exp / "experiment.yaml", cfg):
+        ok = cli("submit", same, "--exp-dir", exp, "--dry-run", env=env)
+        assert "the master's job resumes it" in ok.stderr and "#SBATCH" in ok.stdout
