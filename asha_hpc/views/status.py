@@ -671,6 +671,7 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
              "checkpoint", "sampled_by", "error")
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
+    any_ended = any(t.ended_early is not None for t in st.trials.values())
     for t in sorted(st.trials.values(), key=lambda t: t.id):
         # a diverged trial's NaN or infinite metric is an empty cell (JSON has no NaN): the
         # diverged column says why
@@ -683,8 +684,8 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
         if by is not None:
             row["sampled_by"] = by
         row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
-        # where its code ended its training on purpose (the model is final), else empty
-        row["trained"] = t.ended_early if t.ended_early is not None else ""
+        if any_ended:  # where its code ended its training on purpose (the model is final)
+            row["trained"] = t.ended_early if t.ended_early is not None else ""
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         # what else its last result reported, as Ray's and Optuna's tables have it
         row.update({f"metrics.{k}": v for k, v in (t.last_metrics or {}).items()

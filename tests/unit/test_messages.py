@@ -63,12 +63,15 @@ def test_a_failed_node_is_kept_for_an_error_only():
     assert "failed_node" not in done.record().to_record()  # a result that worked blames nobody
 
 
-def test_ends_trial_is_kept_for_an_error_only():
-    """A job whose training code ended the trial early says so; only an error can."""
+def test_ends_trial_is_kept_for_an_error_or_a_final_result_only():
+    """A job whose training code ended the trial early says so: an error (no result), or a
+    completed segment whose model is final (it reported, then ended)."""
     body = {"type": "result", "trial": 1, "segment": 2, "attempt": 0, "status": "error",
             "ends_trial": True, "error": "training stopped at 13 steps"}
     assert messages.from_json(body, ROOT).record().to_record()["ends_trial"] is True
-    for other in (dict(body, status="completed", metrics={"loss": 1.0}),
+    final = dict(body, status="completed", metrics={"loss": 1.0})
+    assert messages.from_json(final, ROOT).record().to_record()["ends_trial"] is True
+    for other in (dict(body, status="interrupted"), dict(body, status="invalid_hp"),
                   dict(body, ends_trial="yes"), dict(body, ends_trial=1)):
         assert "ends_trial" not in messages.from_json(other, ROOT).record().to_record()
 
