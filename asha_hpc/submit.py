@@ -122,3 +122,32 @@ def requeue_self() -> bool:
         return False
     r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     return r.returncode == 0
+
+
+# the master's job is on its way to (or in) the experiment: `status` must not advise a second
+WAITING_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
+                  "RUNNING", "SUSPENDED", "RESIZING", "SIGNALING")
+
+
+def master_job_waiting(root: Path) -> tuple[str, str, str] | None:
+    """(job id, state, reason) of the master's job `submit` sent for the folder ``root``
+    (``master.job``), while squeue has it queued, requeued or running; None otherwise, and
+    where squeue cannot be asked (one call, 10 s at most)."""
+    import shutil
+
+    try:
+        job = (Path(root) / MASTER_JOB).read_text().strip()
+    except OSError:
+        return None
+    if not job or not _SAFE.match(job) or shutil.which("squeue") is None:
+        return None
+    try:
+        r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True,
+                           text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        return None
+    state, _, reason = lines[0].partition("|")
+    return (job, state, reason) if state in WAITING_STATES else None

@@ -503,6 +503,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "dir": str(exp.root),
         "state": st.lifecycle if finished else ("running" if alive else "stopped"),
         "master": master_info(exp, alive) if alive else None,
+        # no master runs, but the one `submit` sent is queued or starting: it resumes the search
+        "master_job": _master_job(exp.root) if alive is None and not finished else None,
         "message": st.message,
         "metric": cfg.searcher.metric,
         "smaller_is_better": cfg.searcher.smaller_is_better,
@@ -634,6 +636,13 @@ def time_limits_table(st: ExperimentState) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- best, export
+def _master_job(root: Path) -> dict[str, str] | None:
+    from ..submit import master_job_waiting
+
+    got = master_job_waiting(root)
+    return None if got is None else dict(zip(("job_id", "state", "reason"), got))
+
+
 def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
               top: int) -> list[dict[str, Any]]:
     """``best``: the ``top`` trials, best first, with their latest job's log files."""

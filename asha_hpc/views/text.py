@@ -110,7 +110,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                      f"stopped (kill -STOP, a frozen node) or hung. Its process still lives, so "
                      f"nothing takes over: end it, or if it is gone for sure, `asha-hpc resume "
                      f"{shell_word(d['dir'])} --force`")
-    if d["state"] == "stopped":
+    mj = d.get("master_job")
+    if d["state"] == "stopped" and mj:
+        why = f" ({mj['reason']})" if mj.get("reason") and mj["reason"] != "None" else ""
+        lines.append(f"no master is running; the master's Slurm job {mj['job_id']} is "
+                     f"{mj['state'].lower()}{why} and resumes the search when it starts (a "
+                     f"`resume` by hand now would make it fail: `scancel {mj['job_id']}` first)")
+    elif d["state"] == "stopped":
         waiting, started = d.get("results_waiting") or 0, d.get("started_waiting") or 0
         news = ([f"{started} of the pending trials' jobs started"] if started else []) + \
             ([f"{waiting} of the running trials ended"] if waiting else [])

@@ -91,3 +91,30 @@ def test_submit_into_an_experiment_resumes_it_and_refuses_a_config_that_differs(
     for same in (exp / "experiment.yaml", cfg):
         ok = cli("submit", same, "--exp-dir", exp, "--dry-run", env=env)
         assert "the master's job resumes it" in ok.stderr and "#SBATCH" in ok.stdout
+
+
+def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_it(tmp_path):
+    """The master's job was requeued (its time limit, `scontrol requeue`, a node that failed)
+    and pends: no master runs, and the job resumes the search when it starts. status says so,
+    rather than "asha-hpc resume goes on", which would make that job fail as a second master."""
+    from asha_hpc.cli import _create_experiment
+    from asha_hpc.config import load_config
+
+    exp = tmp_path / "run"
+    _create_experiment(load_config(make_experiment(tmp_path)), exp)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text('#!/bin/sh\n[ "$3" = 4711 ] && echo "PENDING|BeginTime"\nexit 0\n')
+    squeue.chmod(squeue.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")
+    assert "`asha-hpc resume" in cli("status", exp, env=env).stdout  # no master job: resume
+    (exp / "master.job").write_text("4711\n")
+    out = cli("status", exp, env=env).stdout
+    assert ("no master is running; the master's Slurm job 4711 is pending (BeginTime) and "
+            "resumes the search when it starts (a `resume` by hand now would make it fail: "
+            "`scancel 4711` first)") in out, out
+    assert json.loads(cli("status", exp, "--json", env=env).stdout)["master_job"] == {
+        "job_id": "4711", "state": "PENDING", "reason": "BeginTime"}
+    (exp / "master.job").write_text("4712\n")  # one squeue no longer knows: it ended
+    assert "`asha-hpc resume" in cli("status", exp, env=env).stdout
