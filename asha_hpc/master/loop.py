@@ -1349,8 +1349,8 @@ class Master:
         last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
         self._release_workers(self._waiting_workers(), "the search failed")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
-        msg = (f"{c['failed']} trials failed and none completed a segment; the last error was:\n"
-               f"{last.strip()}")
+        msg = (f"{c['failed']} trial{'s' if c['failed'] != 1 else ''} failed and none completed "
+               f"a segment; the last error was:\n{last.strip()}")
         self._record(Aborted(message=msg))
         self.progress(f"experiment failed: {msg}")
         return True
