@@ -1014,6 +1014,12 @@ def yaml_error_line(e: Exception, text: str = "") -> str:
     return f"{where}not valid YAML ({problem})"
 
 
+def trial_seed(experiment_seed: int, trial_id: int) -> int:
+    """A trial's own seed, the same in every job of it: experiment_seed + id (Determined's
+    trial seed), kept below 2**31 for every library's seeding function."""
+    return (experiment_seed + trial_id) % 2**31
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Read and validate a YAML experiment file (``yaml.safe_load`` only)."""
     p = Path(path)

@@ -112,6 +112,7 @@ class SegmentSpec:
     timeout_min: int | None = None  # this job's time limit (None: the backend's default)
     resources: dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
     continue_s: float = 0.0  # > 0: after the segment, wait this long for the next one in place
+    seed: int = 0  # the trial's seed: experiment_seed + trial id (Determined's trial seed)
 
     @property
     def key(self) -> str:

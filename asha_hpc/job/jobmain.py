@@ -19,6 +19,7 @@ Command entrypoints (any executable) get the same through environment variables:
 ==========================  ================================================================
 ASHA_EXP_DIR                the experiment directory
 ASHA_TRIAL_ID               the trial id
+ASHA_TRIAL_SEED             the trial's seed (experiment_seed + trial id): the same on retry
 ASHA_TRIAL_DIR              the trial's folder (checkpoints live below it)
 ASHA_RUN_DIR                this attempt's folder (scratch, logs)
 ASHA_SEGMENT                segment index (0, 1, ...)
@@ -401,7 +402,7 @@ class _Session:
                       key=spec.key, length_unit=spec.length_unit,
                       max_length=spec.max_length, rank=rank,
                       world_size=self.ranks.world_size, local_rank=self.ranks.local_rank,
-                      group=group)
+                      group=group, seed=spec.seed)
         control = TrialControl(trial)
         self.control = control
         self.pending = None
@@ -873,6 +874,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     hp_file.write_text(json.dumps(spec.hparams))
     latest = trial.latest_checkpoint
     env = dict(os.environ, ASHA_EXP_DIR=spec.exp_dir, ASHA_TRIAL_ID=str(spec.trial_id),
+               ASHA_TRIAL_SEED=str(spec.seed),
                ASHA_TRIAL_DIR=str(trial.dir), ASHA_RUN_DIR=str(run_dir),
                ASHA_SEGMENT=str(spec.segment), ASHA_TARGET_LENGTH=str(spec.length),
                ASHA_LENGTH_UNIT=spec.length_unit, ASHA_METRIC=spec.metric,

@@ -66,8 +66,10 @@ class Trial:
                  segments: list[int], first_segment: int, metric: str, key: str,
                  length_unit: str = "units", max_length: int | None = None, rank: int = 0,
                  world_size: int = 1,
-                 local_rank: int = 0, group: Group | None = None) -> None:
+                 local_rank: int = 0, group: Group | None = None, seed: int = 0) -> None:
         self.id = trial_id
+        # experiment_seed + id (Determined's trial seed): the same in every job of the trial
+        self.seed = seed
         self.hparams = hparams
         self.dir = Path(trial_dir)
         self.run_dir = Path(run_dir)

@@ -37,7 +37,7 @@ from ..backends.base import (
     for_jobs,
     jobs_text,
 )
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, trial_seed
 from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
 from ..protocol.diskfull import DiskFull, mount_point
@@ -845,7 +845,8 @@ class Master:
                            timeout_min=self.state.times.planned(t.id)[0],
                            resources=self._resources(
                                self.backend.rung_resources(cfg, self._level(t.target)), t.id),
-                           continue_s=cfg.continue_wait, env=dict(cfg.environment_variables))
+                           continue_s=cfg.continue_wait, env=dict(cfg.environment_variables),
+                           seed=trial_seed(cfg.experiment_seed, t.id))
 
     def _resources(self, resources: dict[str, Any], trial: int | None) -> dict[str, Any]:
         """``resources`` with the nodes the job should avoid (nodes.py) added to the

@@ -24,6 +24,7 @@ from ..space import flat_hparams
 # what the job sets for a command (job/jobmain.py's _run_command), for ${ASHA_...}
 VARIABLES = ("ASHA_HPARAMS", "ASHA_HPARAMS_FILE", "ASHA_TARGET_LENGTH", "ASHA_LATEST_CHECKPOINT",
              "ASHA_CHECKPOINT_DIR", "ASHA_REPORT_FILE", "ASHA_STOP_FILE", "ASHA_TRIAL_ID",
+             "ASHA_TRIAL_SEED",
              "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_SEGMENT", "ASHA_METRIC",
              "ASHA_LENGTH_UNIT", "ASHA_MAX_LENGTH", "ASHA_EXP_DIR")
 ARGS = "${args}"

@@ -50,10 +50,10 @@ def config(tmp_path, command, **hp):
 
 def test_an_argparse_script_gets_its_flags_from_the_search(tmp_path):
     cfg = config(tmp_path, [sys.executable, "flags.py", "${args}", "--max_steps",
-                            "${ASHA_MAX_LENGTH}", "--tag", "run-$${literal}"])
+                            "${ASHA_MAX_LENGTH}", "--tag", "run-${ASHA_TRIAL_SEED}-$${literal}"])
     exp = tmp_path / "run"
     cli("run", cfg, "--exp-dir", exp)
-    _, st = final_state(exp)
+    c, st = final_state(exp)
     assert st.lifecycle == "completed" and st.counts()["failed"] == 0
     for t in st.trials.values():
         trial_dir = exp / "trials" / f"{t.id:05d}"
@@ -61,7 +61,7 @@ def test_an_argparse_script_gets_its_flags_from_the_search(tmp_path):
         hp = t.hparams
         assert seen["argv"] == [f"--layers={hp['layers']}", f"--lr={hp['lr']}",
                                 f"--optimizer.name={hp['optimizer']['name']}", "--max_steps", "8",
-                                "--tag", "run-${literal}"], seen["argv"]
+                                "--tag", f"run-{c.experiment_seed + t.id}-${{literal}}"], seen["argv"]
         assert t.metric == pytest.approx(hp["lr"] * hp["layers"])
         assert set(VARIABLES) <= set(seen["vars"])  # every ${ASHA_...} the check lets through
 

@@ -299,7 +299,8 @@ import vendored_lib  # found through environment_variables' PYTHONPATH only
 
 def train(trial):
     with open(trial.dir / "env.txt", "a") as f:
-        f.write(f"{os.environ.get('MY_FLAG')} {os.environ.get('NCCL_DEBUG')} {vendored_lib.NAME}\\n")
+        f.write(f"{os.environ.get('MY_FLAG')} {os.environ.get('NCCL_DEBUG')} {vendored_lib.NAME} "
+                f"{trial.seed}\\n")
     for seg in trial.segments():
         seg.report(loss=trial.hparams["x"] + 1.0 / seg.length)
 '''
@@ -327,7 +328,8 @@ def test_environment_variables_reach_every_trials_code(tmp_path, workers):
     assert st.lifecycle == "completed" and len(st.trials) == 3
     for t in st.trials.values():
         lines = (exp / "trials" / f"{t.id:05d}" / "env.txt").read_text().split("\n")
-        assert [x for x in lines if x] and all(x == "42 INFO vendored" for x in lines if x), lines
+        want = f"42 INFO vendored {1 + t.id}"  # experiment_seed 1: the trial's seed, every job
+        assert [x for x in lines if x] and all(x == want for x in lines if x), lines
 
 
 WAITS_FOR_GO = '''

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from ...config import trial_seed
 from ...errors import InvalidHP
 from ...protocol.expdir import ExpDir
 from . import core
@@ -105,7 +106,7 @@ def get_cluster_info() -> ClusterInfo | None:
         config = {}
     return ClusterInfo(
         trial=TrialInfo(trial_id=trial_id, hparams=json.loads(env.get("ASHA_HPARAMS", "{}")),
-                        experiment_id=experiment, trial_seed=job.seed + trial_id,
+                        experiment_id=experiment, trial_seed=trial_seed(job.seed, trial_id),
                         config=config if isinstance(config, dict) else {}, steps_completed=steps,
                         trial_run_id=int(env.get("ASHA_SEGMENT", "0")) + 1),
         latest_checkpoint=latest,
