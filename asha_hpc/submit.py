@@ -24,7 +24,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.:,=/@+%-]*$")
 
 
 def _directive(field: str, value: str) -> str:
-    if not _SAFE.match(value):
+    if not _SAFE.fullmatch(value):  # (match: "$" lets a trailing newline through)
         raise AshaError(f"{field}: {value!r} cannot go on an #SBATCH line (use letters, digits "
                         f"and _.:,=/@+%- only)")
     return value
@@ -139,7 +139,7 @@ def master_job_waiting(root: Path) -> tuple[str, str, str] | None:
         job = (Path(root) / MASTER_JOB).read_text().strip()
     except OSError:
         return None
-    if not job or not _SAFE.match(job) or shutil.which("squeue") is None:
+    if not job or not _SAFE.fullmatch(job) or shutil.which("squeue") is None:
         return None
     try:
         r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True,

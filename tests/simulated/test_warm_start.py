@@ -194,8 +194,8 @@ def cli_run(tmp_path, capsys, **kw):
     ({"warm_start": "nowhere"}, "nowhere is not a folder: give an earlier search's experiment "
                                 "folder (a relative path starts at the config's folder, "),
     ({"warm_start": "."}, "not an experiment directory (no experiment.yaml or journal.jsonl)"),
-    ({"warm_start": "a", "metric": "accuracy"},
-     "searched on 'loss' in units, this search on 'accuracy' in units: its results would teach "
+    ({"warm_start": "a", "metric": "error_rate"},
+     "searched on 'loss' in units, this search on 'error_rate' in units: its results would teach "
      "the model another goal; warm-start from a search of the same metric and length unit"),
     ({"warm_start": "a", "max_length": {"epochs": 64}},
      "searched on 'loss' in units, this search on 'loss' in epochs"),
