@@ -703,11 +703,11 @@ _ENDED_ON_PURPOSE = ("; if the code ended the trial early on purpose (its own ea
                      "results it reported, and is not retried")
 
 
-# torch's DataLoader, when a signal killed one of its worker processes
 class _StoppedCommand(Exception):
     """A command that ended with an error after the job's stop signal reached it too."""
 
 
+# torch's DataLoader, when a signal killed one of its worker processes
 _STOP_KILLED_WORKERS = re.compile(r"DataLoader worker \(pid\(?s?\)? [^)]*\) (is killed by signal: "
                                   r"(Terminated|Interrupt|Killed)|exited unexpectedly)")
 

@@ -547,7 +547,7 @@ class ExperimentState:
             t = self.trials[tid]
             if t.status != FAILED:
                 continue
-            t.error = None
+            t.error, t.gave_up = None, False
             self._note(rec, f"trial {tid} retried after the fix (--retry-failed)")
             self._actions(self.searcher.on_event(TrialRetried(tid, t.target)))
         self.searcher_done = self.searcher.done
