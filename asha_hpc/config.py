@@ -311,7 +311,11 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
             ("slurm", "mem"): "mem_gb", ("slurm", "cpus"): "cpus_per_task",
             ("slurm", "ntasks_per_node"): "tasks_per_node", ("slurm", "ntasks"): "tasks_per_node",
             ("slurm", "slurm_partition"): "partition", ("slurm", "slurm_account"): "account",
-            ("local", "gpus_per_node"): "gpus_per_trial"}
+            ("local", "gpus_per_node"): "gpus_per_trial",
+            # Optuna's and Ray Tune's names
+            ("searcher", "direction"): "smaller_is_better (false to maximize)",
+            ("searcher", "n_trials"): "max_trials", ("searcher", "num_samples"): "max_trials",
+            ("searcher", "max_t"): "max_length", ("searcher", "reduction_factor"): "divisor"}
 
 
 def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:

@@ -181,7 +181,7 @@ def model_start_lines(cfg: SearcherConfig, space: Space) -> list[str]:
     need = model.fit_needs()[0]
     line = (f"{cfg.sampler}: its model first draws once one length holds {need} results (for "
             f"{len(model.dims)} searched hyperparameters); trials before that are random")
-    if need * 2 > cfg.max_trials:
+    if need * 2 > cfg.max_trials and not getattr(cfg, "warm_start", None):
         line += (f": with max_trials {cfg.max_trials}, few or none of this search's are the "
                  f"model's (a few times {need} trials, or warm_start, give it room)")
     return [line]

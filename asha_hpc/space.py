@@ -23,6 +23,13 @@ import math
 from typing import Any
 
 TYPES = ("const", "int", "double", "log", "categorical")
+# other tools' type names, and what they are here
+_OTHER_TYPES = {
+    "float": "type: double", "uniform": "type: double", "quniform": "type: double",
+    "loguniform": "type: double with log: true", "qloguniform": "type: double with log: true",
+    "randint": "type: int", "integer": "type: int", "lograndint": "type: int with log: true",
+    "choice": "type: categorical with vals: [...]", "category": "type: categorical",
+    "constant": "type: const with val: ...", "fixed": "type: const with val: ..."}
 _KEYS = {
     "const": ("type", "val"),
     "int": ("type", "minval", "maxval", "count", "log"),
@@ -502,6 +509,8 @@ class _Parser:
         if not isinstance(t, str) or t not in TYPES:
             close = difflib.get_close_matches(str(t), TYPES, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else f" (one of {', '.join(TYPES)})"
+            if str(t).lower() in _OTHER_TYPES:  # Optuna's and Ray Tune's names
+                hint = f" here: write {_OTHER_TYPES[str(t).lower()]}"
             self.bad(f"{path}.type", f"unknown type {_show(t)}{hint}")
             return None
         ok = True
@@ -512,6 +521,9 @@ class _Parser:
                 close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)
                 hint = (f"; did you mean '{close[0]}'?" if close
                         else f" (type '{t}' takes {', '.join(x for x in known if x != 'type')})")
+                if k in ("low", "high", "lower", "upper", "min", "max"):  # Optuna's, Ray's
+                    hint = (f" (Optuna's low/high, Ray's lower/upper): write "
+                            f"{'minval' if k in ('low', 'lower', 'min') else 'maxval'}")
                 if k in ("step", "q") and t in ("int", "double", "log"):  # Optuna's, Ray's
                     hint += ("; values on a grid of steps: a categorical of them "
                              "(type: categorical, vals: [32, 64, 96, 128])")

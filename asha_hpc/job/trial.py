@@ -54,6 +54,7 @@ class Segment:
     index: int
     _trial: Trial = field(repr=False)
     reported: dict[str, Any] | None = None
+    short_of: int | None = field(default=None, repr=False)  # reported past its checkpoint's length
 
     def report(self, metrics: Mapping[str, Any] | None = None, /, **named: Any) -> None:
         self._trial._report_segment(self, merge_metrics(metrics, named))
@@ -111,6 +112,7 @@ class Trial:
         while True:
             seg = Segment(length=length, index=index, _trial=self)
             yield seg
+            self._note_short(seg)  # the loop went on: no TrainingEndedEarly after the report
             if self._segment_over(seg):
                 break
             i += 1
@@ -318,18 +320,25 @@ class Trial:
         if as_number(value) is None:
             raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
                              f"{metrics[self.metric]!r}")
-        if self._saved_length is not None and self._saved_length < seg.length and self.rank == 0:
-            print(f"asha_hpc: note: segment.report() for the segment to length {seg.length}, "
-                  f"but the checkpoint saved last holds {self._saved_length}. If training ended "
-                  f"early on purpose (a library's early stopping), raise "
-                  f"asha_hpc.TrainingEndedEarly right after this report: the model is final, and "
-                  f"its result stands for any promotion. Otherwise the result counts at "
-                  f"{seg.length} and the trial goes on from {self._saved_length}: report once the "
-                  f"loop reached the segment's length", file=sys.stderr, flush=True)
+        short = self._saved_length is not None and self._saved_length < seg.length
+        seg.short_of = self._saved_length if short and self.rank == 0 else None
         seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)
         self.result_point(seg.length, plain)
+
+    def _note_short(self, seg: Segment) -> None:
+        """Said once the loop went on after a report past the last checkpoint's length (a
+        report followed by TrainingEndedEarly is a final model's, and gets no note)."""
+        if seg.reported is None or seg.short_of is None:
+            return
+        print(f"asha_hpc: warning: segment.report() for the segment to length {seg.length}, but "
+              f"the checkpoint saved last holds {seg.short_of}: the result counts at {seg.length}, "
+              f"and the trial goes on from {seg.short_of}. Report once the loop reached the "
+              f"segment's length; if training ended early on purpose (a library's early "
+              f"stopping), raise asha_hpc.TrainingEndedEarly right after the report: the model is "
+              f"final, and its result stands for any promotion", file=sys.stderr, flush=True)
+        seg.short_of = None
 
     @property
     def reports(self) -> list[Segment]:

@@ -489,7 +489,8 @@ class ExperimentState:
             t.error = None
             for ex in self.nodes.succeeded(rec.get("host") or t.host, t.id):
                 self._exclude(ex, rec)
-            self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value)))
+            self._actions(self.searcher.on_event(SegmentCompleted(t.id, t.target, value,
+                                                                  trained=not carried)))
         elif status == "interrupted":
             # one that got further (a newer checkpoint) counts nothing: a trial preempted again
             # and again on a preemptible partition still finishes, however many times it takes

@@ -279,6 +279,8 @@ class BracketSearcher:
             r = b.running[tid]
             if event.length != b.units[r]:
                 raise ValueError(f"{event}: trial {tid} trains toward {b.units[r]}, not {event.length}")
+            if not event.trained:
+                self._committed -= b.seg[r]
             self._completed(b, tid, r, float(event.metric), out)
         elif isinstance(event, TrialFailed):
             if status == RUNNING:

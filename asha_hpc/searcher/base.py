@@ -56,6 +56,9 @@ class SegmentCompleted:
     trial_id: int
     length: int
     metric: float
+    # False: no training went into it (a final model's result carried to the promoted length):
+    # the units the promotion reserved are given back to max_compute
+    trained: bool = True
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ def _job_index(records: Iterable[dict[str, Any]], trial: int | None = None
         tid = r.get("trial")
         if not isinstance(tid, int) or (trial is not None and tid != trial):
             continue
+        if r.get("carried"):  # a final model's result promoted by the master: no job ran
+            continue
         key = attempt_key(tid, r.get("segment", 0), r.get("attempt", 0))
         j = idx.setdefault(tid, {}).setdefault(key, {
             "key": key, "segment": r.get("segment", 0), "attempt": r.get("attempt", 0),

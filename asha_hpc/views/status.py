@@ -287,7 +287,9 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
         planned = int(plan(cfg.searcher, cfg.space())["total_units"])
     except Exception:  # noqa: BLE001 - a plan problem must not break status
         planned = 0
-    done = sum(t.length for t in st.trials.values())
+    # a trial whose code ended its training trained that far, however far it was promoted
+    done = sum(t.length if t.ended_early is None else min(t.length, t.ended_early)
+               for t in st.trials.values())
     finished = st.lifecycle in ("completed", "cancelled", "failed")
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
@@ -693,8 +695,8 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
         if by is not None:
             row["sampled_by"] = by
         row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
-        if any_ended:  # where its code ended its training on purpose (the model is final)
-            row["trained"] = t.ended_early if t.ended_early is not None else ""
+        if any_ended:  # how far the model trained: where its code ended it, else its length
+            row["trained"] = t.length if t.ended_early is None else min(t.length, t.ended_early)
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         # what else its last result reported, as Ray's and Optuna's tables have it
         row.update({f"metrics.{k}": v for k, v in (t.last_metrics or {}).items()

@@ -136,3 +136,29 @@ def test_a_model_that_stopped_early_keeps_its_result_and_climbs_without_training
     for r in carried:  # the searcher took the carried results: the trial got that far
         assert st.trials[r["trial"]].length >= r["length"]
         assert st.trials[r["trial"]].rung_metrics[r["length"]] == r["metrics"]["accuracy"]
+
+    # what was trained, counted: the carried promotions cost max_compute and progress nothing
+    reached, units = {}, 0
+    for r in journal(exp):
+        if r["kind"] == "intent":
+            units += r["length"] - reached.get(r["trial"], 0)
+        elif r["kind"] == "result" and r["status"] == "completed":
+            reached[r["trial"]] = r["length"]
+    assert st.searcher.compute_started() == units
+    status = json.loads(cli("status", exp, "--json").stdout)
+    trained = sum(t.length if t.ended_early is None else t.ended_early
+                  for t in st.trials.values())
+    assert status["progress"]["units_done"] == trained < sum(t.length for t in st.trials.values())
+    # the logs of a trial whose last result was carried are its last job's
+    tid = carried[-1]["trial"]
+    logs = cli("logs", exp, tid, "--err")
+    assert logs.returncode == 0 and "Traceback" not in logs.stderr
+    (row,) = [b for b in json.loads(cli("best", exp, "--top", "10", "--json").stdout)
+              if b["trial_id"] == tid]
+    assert row["logs"]["err"] and Path(row["logs"]["err"]).exists()
+    pd = pytest.importorskip("pandas")
+    from asha_hpc.views.results import dataframe
+
+    df = dataframe(exp)
+    assert df["trained"].dtype.kind in "iuf" and isinstance(df, pd.DataFrame)
+    assert (df["trained"] <= df["length"]).all()

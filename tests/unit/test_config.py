@@ -172,6 +172,16 @@ def test_a_metric_whose_name_says_larger_is_better_is_said_to_be_minimised(metri
         assert not [w for w in parse_config(raw, "/tmp").warnings if "is minimised" in w]
 
 
+def test_optuna_and_ray_key_names_point_to_ours():
+    raw = with_("searcher.direction", "maximize")
+    raw["searcher"].update(num_samples=20, reduction_factor=3)
+    got = problems(raw)
+    assert "searcher.direction: unknown key; did you mean 'smaller_is_better (false to " \
+        "maximize)'?" in got
+    assert "searcher.num_samples: unknown key; did you mean 'max_trials'?" in got
+    assert "searcher.reduction_factor: unknown key; did you mean 'divisor'?" in got
+
+
 @pytest.mark.parametrize("mode,direction", [("max", "false"), ("min", "true"),
                                             ("maximize", "false"), ("MINIMIZE", "true")])
 def test_ray_and_optunas_mode_names_the_direction_key(mode, direction):

@@ -23,7 +23,21 @@ def test_a_report_short_of_the_segments_length_is_warned_about(tmp_path, capsys,
         segment.report(val_loss=0.3)
     err = capsys.readouterr().err
     said = "segment.report() for the segment to length 4, but the checkpoint saved last holds 3"
-    assert (said in err) == (saved == 3) and ("asha_hpc: note" in err) == (saved == 3), err
-    if saved == 3:  # what to do in either case: a library's early stopping, or a loop's bug
-        assert "raise asha_hpc.TrainingEndedEarly right after this report" in err
-        assert "report once the loop reached the segment's length" in err
+    assert (said in err) == (saved == 3) and ("warning" in err) == (saved == 3), err
+    if saved == 3:  # what to do in either case: a loop's bug, or a library's early stopping
+        assert "Report once the loop reached the segment's length" in err
+        assert "raise asha_hpc.TrainingEndedEarly right after the report" in err
+
+
+def test_a_report_followed_by_training_ended_early_is_a_final_models_and_says_nothing(
+        tmp_path, capsys):
+    import asha_hpc
+
+    t = _trial(tmp_path, 4)
+    with pytest.raises(asha_hpc.TrainingEndedEarly):
+        for segment in t.segments():
+            with t.save_checkpoint(length=3):
+                pass
+            segment.report(val_loss=0.3)
+            raise asha_hpc.TrainingEndedEarly("early stopping after 3 rounds")
+    assert capsys.readouterr().err == "" and t.reports[0].reported == {"val_loss": 0.3}

@@ -151,6 +151,10 @@ BAD = [
     ({"n": {"type": "int", "minval": 32, "maxval": 256, "step": 32}},
      "hyperparameters.n.step: unknown key (type 'int' takes minval, maxval, count, log); values "
      "on a grid of steps: a categorical of them (type: categorical, vals: [32, 64, 96, 128])"),
+    ({"lr": {"type": "double", "low": 0.0, "high": 1.0}},
+     "hyperparameters.lr.low: unknown key (Optuna's low/high, Ray's lower/upper): write minval"),
+    ({"lr": {"type": "loguniform", "minval": 1e-4, "maxval": 0.1}},
+     "hyperparameters.lr.type: unknown type 'loguniform' here: write type: double with log: true"),
     ({"n": {"type": "int", "minval": 0, "maxval": 256, "log": True}},
      "hyperparameters.n.minval: must be >= 1 on a log scale (log: true), got 0"),
     ({"opt": {"type": "categorical", "vals": [
