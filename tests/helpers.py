@@ -132,6 +132,31 @@ def stepped(m, cfg, steps: int):
     return m
 
 
+def one_trial_training(tmp_path: Path, how: dict, max_length: int) -> tuple[Path, subprocess.Popen]:
+    """A search of one trial (``how``: its entrypoint or command) started with ``asha-hpc run``
+    in the background, returned once the trial's code has touched ``trials/00001/training``:
+    (the experiment folder, the master's process). Jobs one per segment, no restart allowed."""
+    import time
+
+    cfg = tmp_path / "one.yaml"
+    cfg.write_text(yaml.safe_dump(dict(how, **{
+        "name": "one", "searcher": {"name": "single", "metric": "loss", "max_length": max_length},
+        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 0,
+        "local": {"gpus": [], "workers": 0}})))
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (exp / "trials" / "00001" / "training").exists():
+            assert time.time() < deadline and p.poll() is None, "the trial never trained"
+            time.sleep(0.1)
+    except BaseException:
+        p.kill()
+        raise
+    return exp, p
+
+
 def running(tmp_path, cap=None, progress=lambda s: None):
     """A simulated search of 60 trials (under ``cap``) whose master has run 3 polls and runs
     on: (cfg, exp, master)."""

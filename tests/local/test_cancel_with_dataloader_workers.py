@@ -4,14 +4,11 @@ whole process group killed the workers (torch's worker signal handler dies of it
 failed with "DataLoader worker ... is killed by signal: Terminated" before it could look at
 ``should_stop()``: an error instead of a checkpoint and an interrupted segment."""
 import json
-import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
-from helpers import cli, journal
+from helpers import cli, journal, one_trial_training
 
 pytest.importorskip("torch")
 
@@ -63,24 +60,7 @@ def train(trial):
 
 def _start(tmp_path, max_length=50):
     (tmp_path / "dl_model.py").write_text(MODEL)
-    cfg = tmp_path / "dl.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "dl", "entrypoint": "dl_model:train",
-        "searcher": {"name": "single", "metric": "loss", "max_length": max_length},
-        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 0,
-        "local": {"gpus": [], "workers": 0}}))
-    exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg), "--exp-dir",
-                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while not (exp / "trials" / "00001" / "training").exists():
-            assert time.time() < deadline and p.poll() is None, "the trial never trained"
-            time.sleep(0.1)
-    except BaseException:
-        p.kill()
-        raise
-    return exp, p
+    return one_trial_training(tmp_path, {"entrypoint": "dl_model:train"}, max_length)
 
 
 def _result(exp):

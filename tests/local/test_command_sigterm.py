@@ -6,13 +6,9 @@ for good after max_restarts preemptions). Here the SIGTERM goes to the local job
 group, as Slurm signals the step."""
 import os
 import signal
-import subprocess
 import sys
-import time
 
-import yaml
-
-from helpers import final_state, journal
+from helpers import final_state, journal, one_trial_training
 
 SCRIPT = '''
 import json, os, pathlib, time
@@ -35,20 +31,8 @@ with open(os.environ["ASHA_REPORT_FILE"], "a") as f:
 
 def test_a_command_killed_by_the_jobs_sigterm_is_interrupted_not_failed(tmp_path):
     (tmp_path / "train.py").write_text(SCRIPT)
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "name": "cmd", "command": [sys.executable, "train.py"],
-        "searcher": {"name": "single", "metric": "loss", "max_length": 12},
-        "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 0,
-        "local": {"gpus": [], "workers": 0}}))
-    exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg), "--exp-dir",
-                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp, p = one_trial_training(tmp_path, {"command": [sys.executable, "train.py"]}, 12)
     try:
-        deadline = time.time() + 120
-        while not (exp / "trials" / "00001" / "training").exists():
-            assert time.time() < deadline and p.poll() is None, "the trial never trained"
-            time.sleep(0.1)
         os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
         assert p.wait(timeout=300) == 0  # max_restarts 0: an error would have failed the search
     finally:
