@@ -123,6 +123,8 @@ class TrialState:
     # own early stopping): the model is final, and each promotion carries its result up
     ended_early: int | None = None
     gave_up: bool = False  # its code ended it (early stopping, no result): a retry ends alike
+    last_failed: bool = False  # its last attempt failed (counted against max_restarts)
+    restore_error: str | None = None  # the error its last attempt from a checkpoint failed with
     # when the master heard that its current attempt started (the journal's clock): a job that
     # dies without a result has no times of its own, and its run time still counts
     attempt_started: float | None = None
@@ -218,14 +220,20 @@ class ExperimentState:
         c["total"] = len(self.trials) - c["invalid"]
         c["interrupted"] = 0
         if self.lifecycle == "failed":  # its jobs were cancelled: nothing runs or waits now
-            c["interrupted"] = c["queued"] + c["pending"] + c["running"]
+            errored = sum(1 for t in self.trials.values()  # as status_of shows them
+                          if t.status in LIVE and t.last_failed)
+            c["failed"] += errored
+            c["interrupted"] = c["queued"] + c["pending"] + c["running"] - errored
             c["queued"] = c["pending"] = c["running"] = 0
         return c
 
     def status_of(self, t: TrialState) -> str:
         """A trial's status as shown: a live trial of a failed experiment is 'interrupted'
-        (``resume --retry-failed`` continues it)."""
-        return "interrupted" if self.lifecycle == "failed" and t.status in LIVE else t.status
+        (``resume --retry-failed`` continues it), or 'failed' where its last attempt failed
+        (fail-fast stopped the search while it waited for its retry)."""
+        if self.lifecycle == "failed" and t.status in LIVE:
+            return "failed" if t.last_failed else "interrupted"
+        return t.status
 
     def sampled_by(self, trial_id: int) -> str | None:
         """Where a trial's configuration came from: ``given`` (searcher.points_to_evaluate),
@@ -336,6 +344,7 @@ class ExperimentState:
         split at the longest time limit allowed that stopped where planned, after progress; a full
         disk or quota, a fault of the machine)."""
         t.job_id = None
+        t.last_failed = counts and not free
         if counts and not free:
             t.restarts += 1
         elif not free:
@@ -463,7 +472,12 @@ class ExperimentState:
             self._early_error(t, rec)
         if rec.get("restored") and status == "error" and not self.restores_worked \
                 and not rec.get("ends_trial") and not rec.get("disk_full"):
-            self._early_error(t, rec, self.restore_errors)
+            # the same error twice in a trial: a restore that a retry repeats (an out-of-memory
+            # kill, a node's fault, is not the code's, and a retry gets past it)
+            sig = error_signature(rec.get("error") or "error")
+            if t.restore_error == sig:
+                self._early_error(t, rec, self.restore_errors)
+            t.restore_error = sig
         if status == "completed":
             self.worked += not carried
             self.restores_worked += bool(rec.get("restored"))
@@ -484,6 +498,7 @@ class ExperimentState:
                 value = math.nan
             self.segments_completed += 1
             t.last_metrics = metrics
+            t.last_failed = False
             self._set_status(t, PAUSED)
             t.job_id = None
             t.error = None
@@ -548,7 +563,7 @@ class ExperimentState:
             t = self.trials[tid]
             if t.status != FAILED:
                 continue
-            t.error, t.gave_up = None, False
+            t.error, t.gave_up, t.last_failed = None, False, False
             self._note(rec, f"trial {tid} retried after the fix (--retry-failed)")
             self._actions(self.searcher.on_event(TrialRetried(tid, t.target)))
         self.searcher_done = self.searcher.done
