@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--invalid", metavar="WHY", help="declare the hyperparameters invalid")
     ap.add_argument("--saved", metavar="ENTRY", help="ENTRY of $ASHA_CHECKPOINT_DIR is complete: "
                     "the trial keeps it even if the command fails later")
-    ap.add_argument("--reached", type=int, metavar="N", help="with --saved: the length it holds")
+    ap.add_argument("--reached", type=int, metavar="N",
+                    help="the length the checkpoint left (with --saved: the entry) holds")
+    ap.add_argument("--ended-early", metavar="WHY",
+                    help="the code ended the trial's training on purpose (a library's early "
+                         "stopping); after the metrics, the model is final: its result stands")
     a = ap.parse_args(argv)
     path = os.environ.get("ASHA_REPORT_FILE")
     if not path:
@@ -166,8 +170,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             metrics[name] = _value(val)
         rec = {"metrics": metrics} if a.step is None else {"step": a.step, "metrics": metrics}
+        if not metrics and (a.reached is not None or a.ended_early is not None):
+            rec = {}  # only the length, or only the end
+        if a.reached is not None:
+            rec["reached"] = a.reached
+    lines = [rec] if rec else []
+    if a.ended_early is not None and a.invalid is None and a.saved is None:
+        lines.append({"ended_early": a.ended_early})  # after the metrics: a final model's
     with open(path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+        for r in lines:
+            f.write(json.dumps(r) + "\n")
     return 0
 
 

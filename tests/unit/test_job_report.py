@@ -49,6 +49,32 @@ def test_what_the_command_writes_is_what_the_job_reads(tmp_path):
     assert read_report(tmp_path / "missing.jsonl").metrics is None
 
 
+def test_a_final_models_result_and_its_early_end_as_a_shell_script_reports_them(tmp_path):
+    """`python -m asha_hpc.report accuracy=0.96 --reached 18 --ended-early "..."`: the metrics
+    line (with the length the checkpoint holds), then the end: what the job reads as a final
+    model's result."""
+    from asha_hpc.job.job_report import main, read_report
+
+    out = tmp_path / "report.jsonl"
+    os.environ["ASHA_REPORT_FILE"] = str(out)
+    try:
+        assert main(["accuracy=0.96", "--reached", "18", "--ended-early", "stopped at 18"]) == 0
+    finally:
+        del os.environ["ASHA_REPORT_FILE"]
+    assert [json.loads(x) for x in out.read_text().splitlines()] == [
+        {"metrics": {"accuracy": 0.96}, "reached": 18}, {"ended_early": "stopped at 18"}]
+    got = read_report(out)
+    assert got.metrics == {"accuracy": 0.96} and got.reached == 18
+    assert got.ended_early == "stopped at 18"
+    os.environ["ASHA_REPORT_FILE"] = str(tmp_path / "alone.jsonl")
+    try:  # either alone: a line of its own
+        assert main(["--reached", "7"]) == 0 and main(["--ended-early", "no gain"]) == 0
+    finally:
+        del os.environ["ASHA_REPORT_FILE"]
+    assert [json.loads(x) for x in (tmp_path / "alone.jsonl").read_text().splitlines()] == [
+        {"reached": 7}, {"ended_early": "no gain"}]
+
+
 def test_a_saved_checkpoint_entry_is_read_with_its_length_and_bad_names_are_refused(tmp_path,
                                                                                    capsys):
     """``--saved ENTRY --reached N``: the entry of the checkpoint folder a failed command still
