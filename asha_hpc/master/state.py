@@ -354,9 +354,11 @@ class ExperimentState:
             self._give_up(t, rec, f"trial {t.id} failed for good after {t.restarts} restarts: "
                                   f"{error_summary(why)}")
             return
-        if counts and not free and t.restarts >= 2 and not self.worked and self._few_at_once():
+        if counts and not free and t.restarts >= 2 and not self.worked and self._few_at_once() \
+                and all(o.restarts for o in self.trials.values() if o.status in LIVE and o is not t):
             # fail-fast compares the first failures of SAME_ERROR_TRIALS trials, and no new
             # trial starts while this one holds its slot: it makes way after its second failure
+            # (unless a trial that has not failed yet still runs: its result tells first)
             self._give_up(t, rec, f"trial {t.id} failed twice before any segment of the search "
                                   f"worked: given up, so that another trial shows whether every "
                                   f"trial fails so: {error_summary(why)}")
