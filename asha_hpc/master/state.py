@@ -134,6 +134,11 @@ class TrialState:
         return attempt_key(self.id, self.segment, self.attempt)
 
     @property
+    def trained(self) -> int:
+        """How far its model trained: its length, or where its code ended its training."""
+        return self.length if self.ended_early is None else min(self.length, self.ended_early)
+
+    @property
     def metric(self) -> float | None:
         """The metric at the longest length reached, or None."""
         if not self.rung_metrics:

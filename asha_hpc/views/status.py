@@ -288,8 +288,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
     except Exception:  # noqa: BLE001 - a plan problem must not break status
         planned = 0
     # a trial whose code ended its training trained that far, however far it was promoted
-    done = sum(t.length if t.ended_early is None else min(t.length, t.ended_early)
-               for t in st.trials.values())
+    done = sum(t.trained for t in st.trials.values())
     finished = st.lifecycle in ("completed", "cancelled", "failed")
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
@@ -696,7 +695,7 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
             row["sampled_by"] = by
         row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
         if any_ended:  # how far the model trained: where its code ended it, else its length
-            row["trained"] = t.length if t.ended_early is None else min(t.length, t.ended_early)
+            row["trained"] = t.trained
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         # what else its last result reported, as Ray's and Optuna's tables have it
         row.update({f"metrics.{k}": v for k, v in (t.last_metrics or {}).items()
