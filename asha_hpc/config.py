@@ -1047,7 +1047,7 @@ _SEARCHED = ("hyperparameters", "searcher.points_to_evaluate")  # where a value 
 
 
 def _words_read_as_booleans(node: Any, path: str = "") -> list[str]:
-    """YAML 1.1 (PyYAML) reads yes, no, on, off, y and n as booleans: among hyperparameter
+    """YAML 1.1 (PyYAML) reads yes, no, on and off as booleans: among hyperparameter
     values (``vals: [auto, on, off]``) that is rarely what was meant. One line for each."""
     out: list[str] = []
     if isinstance(node, yaml.MappingNode):
@@ -1059,7 +1059,7 @@ def _words_read_as_booleans(node: Any, path: str = "") -> list[str]:
     elif (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool"
           and node.value.lower() not in ("true", "false")
           and path.startswith(_SEARCHED)):
-        value = node.value.lower() in ("yes", "y", "on")
+        value = node.value.lower() in ("yes", "on")
         out.append(f"{path}: YAML reads {node.value} (line {node.start_mark.line + 1}) as "
                    f"{str(value).lower()}; quote it ('{node.value}') where the word is meant")
     return out

@@ -420,3 +420,37 @@ def test_any_master_job_option_is_an_sbatch_line_or_one_clear_error(account, qos
         return
     for k, v in extra.items():
         assert f"#SBATCH --{k}={v}" in script.splitlines()
+
+
+_WORD = st.sampled_from(["yes", "no", "on", "off", "y", "n", "Yes", "OFF", "true", "auto",
+                         "'on'", "null", "1e-3", "relu", "max", "min", "maximize"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(vals=st.lists(_WORD, min_size=1, max_size=4), metric=st.text(max_size=16),
+       mode=st.one_of(st.none(), _WORD), explicit=st.one_of(st.none(), st.booleans()))
+def test_any_config_file_of_yaml_words_loads_or_says_what_is_wrong(tmp_path_factory, vals, metric,
+                                                                   mode, explicit):
+    """A config written by hand as a Ray or Optuna user would: YAML 1.1 words among the values,
+    any metric name, a direction where ASHA's mode goes. It loads (each word read as a boolean
+    named with its line among the warnings) or raises ConfigError; nothing else."""
+    path = tmp_path_factory.mktemp("c") / "exp.yaml"
+    searcher = {"name": "random", "metric": metric, "max_length": 8, "max_trials": 4}
+    if mode is not None:
+        searcher["mode"] = mode
+    if explicit is not None:
+        searcher["smaller_is_better"] = explicit
+    text = yaml.safe_dump({"name": "x", "entrypoint": "m:f", "searcher": searcher})
+    text += "hyperparameters:\n  c: {type: categorical, vals: [" + ", ".join(vals) + "]}\n"
+    try:
+        cfg = load_config(path) if path.write_text(text) else None
+    except ConfigError as e:
+        assert e.problems and all(isinstance(p, str) for p in e.problems)
+        return
+    assert cfg is not None
+    words = [v for v in vals if v.lower() in ("yes", "no", "on", "off")]  # PyYAML: not y, n
+    said = [w for w in cfg.warnings if "YAML reads" in w]
+    assert len(said) == len(words)
+    assert all(w.startswith("hyperparameters.c.vals[") and "(line " in w for w in said)
+    if explicit is not None:
+        assert not [w for w in cfg.warnings if "is minimised" in w]
