@@ -74,6 +74,7 @@ from ..protocol.records import (
 from ..protocol.requests import Answer, Request, cancel_asked_at, read_request, write_answer
 from ..views.livereport import LiveReport
 from ..views.observe import fmt_duration
+from ..views.status import held_back
 from . import autoworkers, pool
 from .lease import Lease
 from .retention import removable_checkpoints
@@ -445,8 +446,14 @@ class Master:
         if again:
             line += f"; {again} trial(s) that had ended unpromoted may be promoted again"
         if st.searcher.done and (was is None or units > was):
-            line += ("; nothing more to train: every bracket has created its max_trials trials "
-                     "and no trial that ended can go on")
+            held = held_back(st)
+            if held:
+                line += (f"; still too little: {held['trials_not_created']} trial(s) not "
+                         f"created and {held['promotions_not_made']} promotion(s) not made each "
+                         f"need more than the {units - started} {unit} left; give more")
+            else:
+                line += ("; nothing more to train: every bracket has created its max_trials "
+                         "trials and no trial that ended can go on")
         return line
 
     def close(self) -> None:

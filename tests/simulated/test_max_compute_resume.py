@@ -179,6 +179,18 @@ def test_a_search_that_ran_its_whole_plan_has_nothing_more_to_train(tmp_path, ca
     assert {t.id: t.length for t in after.trials.values()} == {t.id: t.length for t in st.trials.values()}
 
 
+def test_a_raise_too_small_for_any_held_work_says_so(tmp_path, capsys):
+    cfg, exp, st = capped(tmp_path, cap=704)
+    assert st.searcher.compute_started() == 704  # one unit more serves no segment (4 at least)
+    held = sum(1 for t in st.trials.values() if st.searcher.held_by_cap(t.id))
+    assert main(["resume", str(exp.root), "--max-compute", "705"]) == 0
+    err = capsys.readouterr().err
+    assert ("max_compute raised from 704 to 705 units (704 started so far); still too little: "
+            f"{60 - len(st.trials)} trial(s) not created and {held} promotion(s) not made each "
+            "need more than the 1 units left; give more") in err
+    assert "every bracket has created its max_trials" not in err
+
+
 def test_a_running_master_takes_a_request_at_its_next_poll(tmp_path):
     """What `resume --max-compute` leaves for a master that is running: the file is checked
     and journaled at the master's next poll, then removed; one that cannot serve is said and
