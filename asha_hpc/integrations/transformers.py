@@ -14,7 +14,9 @@ the Trainer evaluate and save whatever ``eval_steps``/``save_steps`` say, publis
 ``checkpoint-N`` folder as the trial's checkpoint (its files are moved, not copied), reports the
 evaluation's metrics, and either goes on (the next segment handed over in place) or ends
 training. ``trial.should_stop()`` is looked at after every step: the Trainer saves there and
-stops, and the next job resumes from that checkpoint.
+stops, and the next job resumes from that checkpoint. Training that ``EarlyStoppingCallback``
+ends on an evaluation is final: that evaluation is the segment's result, with the model saved
+where it stopped.
 
 The Trainer writes the segment-end checkpoints in the attempt's run folder (so that trials that
 reach the same step at once never share a ``checkpoint-N`` folder); ``output_dir`` keeps
@@ -55,6 +57,7 @@ class AshaCallback(TrainerCallback):
         self._eval: dict[str, Any] = {}  # the evaluation at the segment's end
         self._ended_at: int | None = None  # the step at which this callback ended training
         self._segment_end_at: int | None = None  # ... or ended a segment that goes on in place
+        self._evaluated: tuple[int, dict[str, Any]] | None = None  # the last evaluation: step, metrics
 
     @property
     def max_steps(self) -> int:
@@ -111,6 +114,7 @@ class AshaCallback(TrainerCallback):
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
                     **kw: Any) -> None:
+        self._evaluated = (state.global_step, dict(metrics or {}))
         if self._saving == "segment":
             self._eval = dict(metrics or {})
 
@@ -149,15 +153,43 @@ class AshaCallback(TrainerCallback):
             control.should_evaluate = control.should_save = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if self._walk.target is not None:
-            raise ended_early("AshaCallback", state.global_step, "steps", self._walk.target,
-                              "EarlyStoppingCallback, or another callback that set "
-                              "should_training_stop")
+        walk = self._walk
+        if walk.target is None:
+            return
+        # evaluated where it stopped (EarlyStoppingCallback decides on an evaluation): the
+        # model is final, and that evaluation is its result
+        seen = self._evaluated
+        final = seen is not None and seen[0] == state.global_step > 0 and self.metric in seen[1]
+        if final:
+            assert seen is not None
+            walk.final(state.global_step, seen[1],
+                       lambda folder: self._save_final(folder, state, kw))
+        raise ended_early("AshaCallback", state.global_step, "steps", walk.target,
+                          "EarlyStoppingCallback, or another callback that set "
+                          "should_training_stop", reported=final)
 
     # ------------------------------------------------------------------ helpers
     def _end(self, state: Any, control: Any) -> None:
         control.should_training_stop = True
         self._ended_at = state.global_step
+
+    def _save_final(self, folder: Path, state: Any, kw: dict[str, Any]) -> None:
+        """The final model where training ended (the Trainer saves no checkpoint there): its
+        weights as ``save_pretrained`` writes them (``from_pretrained`` loads the folder), the
+        processing class's files, and ``trainer_state.json``; no optimizer: nothing resumes it."""
+        if self.trial.rank != 0:
+            return
+        model: Any = kw.get("model")
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(str(folder))
+        elif model is not None:
+            import torch
+
+            torch.save(model.state_dict(), folder / "pytorch_model.bin")
+        processor: Any = kw.get("processing_class")
+        if hasattr(processor, "save_pretrained"):
+            processor.save_pretrained(str(folder))
+        state.save_to_json(str(folder / "trainer_state.json"))
 
     def _move(self, staged: Path, folder: Path) -> None:
         """The Trainer's checkpoint folder becomes the trial's (same filesystem: renames)."""

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from transformers import (
     AutoModelForCausalLM,
     DataCollatorForLanguageModeling,
+    EarlyStoppingCallback,
     GPT2Config,
     PreTrainedTokenizerFast,
     Trainer,
@@ -47,13 +48,23 @@ class TrainedLog(TrainerCallback):
             f.write(json.dumps({"step": state.global_step}) + "\n")
 
 
-def train(trial):
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(
+def make_tokenizer():
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(
         {str(i): i for i in range(40)} | {"<pad>": 40}, unk_token="<pad>")), pad_token="<pad>")
+
+
+def train(trial):
+    tokenizer = make_tokenizer()
     config = GPT2Config(vocab_size=41, n_positions=32, n_embd=trial.hparams["n_embd"],
                         n_layer=2, n_head=2, pad_token_id=40)
     model = AutoModelForCausalLM.from_config(config)
     cb = AshaCallback(trial, metric="eval_loss")
+    callbacks = [cb, TrainedLog(trial.dir / "trained.jsonl")]
+    patience = trial.hparams.get("early_stopping_patience")
+    if patience is not None:  # the tutorials' early stopping on the evaluation loss
+        callbacks.append(EarlyStoppingCallback(
+            early_stopping_patience=patience,
+            early_stopping_threshold=trial.hparams.get("early_stopping_threshold", 0.0)))
     training_args = TrainingArguments(
         output_dir="gpt2-arith",
         max_steps=cb.max_steps,
@@ -63,6 +74,7 @@ def train(trial):
         eval_strategy="steps",
         eval_steps=7,
         logging_steps=5,
+        metric_for_best_model="eval_loss" if patience is not None else None,
         report_to="none",
         use_cpu=True,
         disable_tqdm=True,
@@ -73,6 +85,6 @@ def train(trial):
         train_dataset=ArithmeticSequences(512, seed=0),
         eval_dataset=ArithmeticSequences(64, seed=1),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        callbacks=[cb, TrainedLog(trial.dir / "trained.jsonl")],
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=cb.resume_from)

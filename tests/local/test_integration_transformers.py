@@ -75,6 +75,57 @@ def test_foreign_causal_lm_script(tmp_path):
         assert 0 < t.metric < 4.0  # below chance (log 41 = 3.7) after a few steps, or near
 
 
+def test_early_stopping_callback_ends_trials_with_their_final_models(tmp_path):
+    """The causal-LM script with the tutorials' ``EarlyStoppingCallback`` (patience 1, a
+    threshold no evaluation passes: each trial stops at its second evaluation, step 14) in a
+    search whose rungs are 10 and 20 steps: every trial promoted to 20 stops at 14 with its
+    final model. Nothing fails or is retried; ``best``'s checkpoint is the model that was
+    evaluated there: loaded and evaluated, it gives the metric ``best`` shows."""
+    cfg = {
+        "name": "hf_early", "entrypoint": str(FOREIGN / "hf_causal_lm.py") + ":train",
+        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": {"batches": 20},
+                     "num_rungs": 2, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"lr": {"type": "log", "minval": -3, "maxval": -2, "base": 10},
+                            "n_embd": {"type": "const", "val": 16},
+                            "early_stopping_patience": {"type": "const", "val": 1},
+                            "early_stopping_threshold": {"type": "const", "val": 100.0}},
+        "reproducibility": {"experiment_seed": 3}, "poll_interval_s": 0.3,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
+    ended = [t for t in st.trials.values() if t.ended_early is not None]
+    # stopped at the first evaluation after 10 (the rung's, a warm worker going on in place;
+    # or step 14's, in a job that resumed from the rung's checkpoint)
+    assert ended and all(t.ended_early in (10, 14) and t.length == 20 for t in ended)
+    best = st.ranked()[0]
+    out = cli("best", tmp_path / "e").stdout
+    if best.ended_early is not None:
+        assert f"its code ended training at {best.ended_early}: the model is final" in out
+    ckpt = Path(best.checkpoint)
+    step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
+    assert step == (best.ended_early or best.length)
+    spec = importlib.util.spec_from_file_location("hf_causal_lm_script", FOREIGN / "hf_causal_lm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+    )
+
+    again = Trainer(model=AutoModelForCausalLM.from_pretrained(ckpt),
+                    args=TrainingArguments(output_dir=str(tmp_path / "eval"), use_cpu=True,
+                                           report_to="none", disable_tqdm=True),
+                    eval_dataset=script.ArithmeticSequences(64, seed=1),
+                    data_collator=DataCollatorForLanguageModeling(script.make_tokenizer(), mlm=False))
+    assert again.evaluate()["eval_loss"] == pytest.approx(best.metric, rel=1e-5)
+
+
 # ---------------------------------------------------------------------------- in process
 def load_example():
     """The example's train.py as a module of its own name (both examples call theirs train)."""
@@ -182,19 +233,29 @@ def test_a_new_trial_that_resumes_from_a_shared_output_dir_is_refused(tmp_path):
         tiny_train(make_trial(tmp_path / "now", 4), tmp_path, resume=True)
 
 
-def test_early_stopping_ends_the_trial_with_one_clear_message(tmp_path):
+def test_early_stopping_ends_training_with_the_final_models_evaluation(tmp_path):
     """``EarlyStoppingCallback`` (patience 1; every evaluation after the first counts as no
-    improvement) ends training at step 2 of 8: the trial ends, with what stopped it."""
+    improvement) ends training at step 2 of 8. The model is final: the evaluation at step 2 is
+    the segment's result, with the model saved there (loadable with ``from_pretrained``)."""
     from transformers import EarlyStoppingCallback
 
     from asha_hpc.errors import TrainingEndedEarly
 
+    example = load_example()
     stop = EarlyStoppingCallback(early_stopping_patience=1, early_stopping_threshold=100.0)
-    want = (r"training stopped at 2 steps, before the segment's length 8: something else ended "
-            r"it \(EarlyStoppingCallback.*not retried")
+    t = make_trial(tmp_path, 8)
+    want = (r"training stopped at 2 steps, before the segment's length 8 \(EarlyStoppingCallback"
+            r".*\): the model is final, and its result at 2 stands")
     with pytest.raises(TrainingEndedEarly, match=want):
-        tiny_train(make_trial(tmp_path, 8), tmp_path, extra_callbacks=[stop], eval_strategy="steps",
-                   eval_steps=1, metric_for_best_model="eval_loss")
+        tiny_train(t, tmp_path, extra_callbacks=[stop], eval_strategy="steps", eval_steps=1,
+                   metric_for_best_model="eval_loss")
+    (seg,) = t.reports
+    assert seg.length == 8 and seg.reported["eval_loss"] > 0 and "eval_accuracy" in seg.reported
+    ckpt = t.latest_checkpoint
+    assert checkpoint_length(ckpt) == 2
+    assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 2
+    model = example.BertForSequenceClassification.from_pretrained(ckpt)  # the final model
+    assert model.config.hidden_size == 16
 
 
 def test_a_segment_that_ends_mid_epoch_evaluates_and_saves_once(tmp_path):
