@@ -113,9 +113,14 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     mj = d.get("master_job")
     if d["state"] == "stopped" and mj:
         why = f" ({mj['reason']})" if mj.get("reason") and mj["reason"] != "None" else ""
+        log = shell_word(os.path.join(d["dir"], f"master-{mj['job_id']}.out"))
         lines.append(f"no master is running; the master's Slurm job {mj['job_id']} is "
-                     f"{mj['state'].lower()}{why} and resumes the search when it starts (a "
-                     f"`resume` by hand now would make it fail: `scancel {mj['job_id']}` first)")
+                     + (f"running but has not taken the search yet: it is starting (or stuck "
+                        f"before it: see {log}), and resumes the search once started"
+                        if mj["state"] == "RUNNING" else
+                        f"{mj['state'].lower()}{why} and resumes the search when it starts")
+                     + f" (a `resume` by hand now would make it fail: `scancel {mj['job_id']}` "
+                     "first)")
     elif d["state"] == "stopped":
         waiting, started = d.get("results_waiting") or 0, d.get("started_waiting") or 0
         news = ([f"{started} of the pending trials' jobs started"] if started else []) + \

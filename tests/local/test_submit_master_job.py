@@ -116,5 +116,11 @@ def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_
             "`scancel 4711` first)") in out, out
     assert json.loads(cli("status", exp, "--json", env=env).stdout)["master_job"] == {
         "job_id": "4711", "state": "PENDING", "reason": "BeginTime"}
+    squeue.write_text('#!/bin/sh\n[ "$3" = 4711 ] && echo "RUNNING|None"\nexit 0\n')
+    out = cli("status", exp, env=env).stdout  # started: the master takes the lease shortly
+    assert ("no master is running; the master's Slurm job 4711 is running but has not taken the "
+            f"search yet: it is starting (or stuck before it: see {exp / 'master-4711.out'}), and "
+            "resumes the search once started (a `resume` by hand now would make it fail: "
+            "`scancel 4711` first)") in out, out
     (exp / "master.job").write_text("4712\n")  # one squeue no longer knows: it ended
     assert "`asha-hpc resume" in cli("status", exp, env=env).stdout
