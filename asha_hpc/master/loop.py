@@ -319,10 +319,12 @@ class Master:
         self.state = st = replay(self.cfg, self.journal.records)
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
             failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
+            # and the live ones whose last attempt failed (fail-fast stopped their retries)
+            shown = sorted(t.id for t in st.trials.values() if st.status_of(t) == FAILED)
             if failed or st.lifecycle != "completed":
                 self._record(RetryFailed(trials=failed))
-                self.progress(f"retrying {len(failed)} failed trial(s) from their latest "
-                              f"checkpoints" + (f" ({', '.join(map(str, failed))})" if failed else "")
+                self.progress(f"retrying {len(shown)} failed trial(s) from their latest "
+                              f"checkpoints" + (f" ({', '.join(map(str, shown))})" if shown else "")
                               + "; every trial's restarts count from zero")
         if self.exp.max_compute_request.exists() and st.lifecycle != "new":
             self._take_max_compute_request()  # left for this master (the last one stopped

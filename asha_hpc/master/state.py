@@ -128,6 +128,7 @@ class TrialState:
     # when the master heard that its current attempt started (the journal's clock): a job that
     # dies without a result has no times of its own, and its run time still counts
     attempt_started: float | None = None
+    intent_seq: int = 0  # the journal position of its current attempt's intent
 
     @property
     def key(self) -> str:
@@ -174,6 +175,7 @@ class ExperimentState:
         # of SAME_ERROR_TRIALS trials all alike, before any segment worked since the start or
         # the last --retry-failed. (trial, error) lists; see ``hopeless``
         self.worked = 0  # segments completed since the start or the last retry_failed
+        self.retried_at = 0  # the journal position of the last retry_failed (0: none)
         self.fatal: tuple[int, str] | None = None
         self.first_errors: list[tuple[int, str]] = []
         self.early_hosts: dict[str, set[str]] = {}  # error signature -> nodes it came from
@@ -405,6 +407,7 @@ class ExperimentState:
     def _on_intent(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]
         t.attempt = rec["attempt"]
+        t.intent_seq = self.seq
         t.submitted_at = rec.get("time")
         if t.id in self.todo:
             self.todo.remove(t.id)
@@ -475,10 +478,13 @@ class ExperimentState:
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
-        if status == "error" and not self.worked:
+        # an attempt started before ``resume --retry-failed`` ran the code as it was before
+        # the fix: its failure tells nothing about the fixed code (fail-fast starts over)
+        before_fix = status == "error" and t.intent_seq < self.retried_at
+        if status == "error" and not self.worked and not before_fix:
             self._early_error(t, rec)
         if rec.get("restored") and status == "error" and not self.restores_worked \
-                and not rec.get("ends_trial") and not rec.get("disk_full"):
+                and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix:
             # the same error twice in a trial: a restore that a retry repeats (an out-of-memory
             # kill, a node's fault, is not the code's, and a retry gets past it)
             sig = error_signature(rec.get("error") or "error")
@@ -527,6 +533,10 @@ class ExperimentState:
             t.job_id = None
             self._note(rec, f"trial {t.id} rejected its hyperparameters: {error_summary(t.error)}")
             self._actions(self.searcher.on_event(TrialInvalid(t.id)))
+        elif before_fix:
+            self._retry(t, rec, counts=False, free=True,
+                        why=f"failed with the code before --retry-failed: "
+                            f"{error_summary(rec.get('error'))}; trains again")
         elif rec.get("disk_full"):
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {error_summary(rec.get('error'))}")
@@ -559,6 +569,7 @@ class ExperimentState:
         every trial's restarts count from zero; fail-fast starts over."""
         self.lifecycle = "running"
         self.message = None
+        self.retried_at = self.seq
         self.fatal, self.first_errors, self.worked = None, [], 0
         self.restore_errors, self.restores_worked = [], 0
         self.early_hosts = {}

@@ -327,8 +327,13 @@ def test_fix_the_file_and_retry_failed_finishes_the_search(tmp_path):
     assert again.returncode != 0 or "--retry-failed" in again.stderr
     assert "--retry-failed" in again.stderr
     write(tmp_path)  # the fix
+    failed = sorted(f["trial_id"] for f in json.loads(asha("status", exp, "--json").stdout)
+                    ["failed_trials"])
     r = asha("resume", exp, "--retry-failed")
     assert r.returncode == 0, r.stderr
+    # the ones status called failed (they waited for a retry when the search stopped)
+    assert f"retrying {len(failed)} failed trial(s) from their latest checkpoints " \
+        f"({', '.join(map(str, failed))})" in r.stderr and len(failed) == 3
     st = final(exp)
     assert st.lifecycle == "completed" and st.counts()["failed"] == 0
     assert max(t.length for t in st.trials.values()) == 4
@@ -382,6 +387,38 @@ def test_state_hopeless_and_retry_records():
     assert all(st.trials[i].target == 1 and st.trials[i].restarts == 0 for i in (1, 2, 3))
     fatal = replay(cfg, recs[:3] + [dict(recs[2], trial=2, fatal=True, error="entrypoint: x")])
     assert fatal.hopeless() == (2, "entrypoint: x")
+
+
+def test_a_failure_of_the_code_before_the_fix_that_arrives_after_retry_failed_stops_nothing():
+    """A job that was running when fail-fast stopped the search ends with the same error just
+    after (its message waits in the inbox); ``resume --retry-failed`` journals the retry, then
+    reads it. It ran the code before the fix: it must not stop the search again (the user's
+    second ``--retry-failed``); the trial trains again, nothing counted. An attempt started
+    after the retry that fails so still stops the search."""
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
+                                     "max_trials": 4, "max_concurrent_trials": 4,
+                                     "mode": "aggressive", "divisor": 2},
+                        "hyperparameters": {"x": 1}, "max_restarts": 2}, "/tmp")
+    bug = "IntegrationError: load_best_model_at_end: leave it off"
+    recs: list[dict] = [{"kind": "init"}]
+    for tid in (1, 2):
+        recs.append({"kind": "intent", "trial": tid, "segment": 0, "attempt": 0})
+    recs += [{"kind": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "error",
+              "fatal": True, "error": bug},
+             {"kind": "aborted", "state": "failed", "message": "x"},
+             {"kind": "retry_failed", "trials": []},
+             {"kind": "result", "trial": 2, "segment": 0, "attempt": 0, "status": "error",
+              "fatal": True, "error": bug}]
+    recs = [dict(r, seq=i + 1) for i, r in enumerate(recs)]
+    st = replay(cfg, recs)
+    assert st.hopeless() is None and st.lifecycle == "running"
+    t2 = st.trials[2]
+    assert t2.status == QUEUED and t2.restarts == 0 and not t2.last_failed
+    assert "failed with the code before --retry-failed" in t2.error
+    again = recs + [{"kind": "intent", "trial": 2, "segment": 0, "attempt": 1, "seq": len(recs) + 1},
+                    dict(recs[-1], attempt=1, seq=len(recs) + 2)]
+    assert replay(cfg, again).hopeless() == (2, bug)
 
 
 def test_searcher_takes_a_failed_trial_back():
