@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..job.command_trial import command_trial
 from ..job.trial import Trial
 from .segments import IntegrationError, SegmentWalk, ended_early
 
@@ -97,7 +98,9 @@ class AshaCallback(_Base):
     segment's length counts, ``"epochs"`` or optimizer ``"steps"`` (``trainer.global_step``);
     by default steps when the searcher's ``max_length`` is in batches, else epochs.
     Pass ``max_epochs=cb.max_epochs`` (or ``max_steps=cb.max_steps``) and ``callbacks=[cb]`` to
-    the Trainer and ``ckpt_path=cb.ckpt_path`` to ``fit``."""
+    the Trainer and ``ckpt_path=cb.ckpt_path`` to ``fit``. In a script run as a command
+    entrypoint, leave out ``trial`` (it is read from the job's variables) and pass the
+    Trainer ``max_epochs`` (or ``max_steps``) ``${ASHA_MAX_LENGTH}``."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AshaCallback:
         bases = _lightning_bases()
@@ -109,8 +112,11 @@ class AshaCallback(_Base):
             cls = _classes[key]
         return object.__new__(cls)
 
-    def __init__(self, trial: Trial, monitor: str | None = None, unit: str | None = None) -> None:
+    def __init__(self, trial: Trial | None = None, monitor: str | None = None,
+                 unit: str | None = None) -> None:
         super().__init__()
+        if trial is None:  # a script the job runs as a command: its trial, from the environment
+            trial = command_trial()
         if unit is None:
             unit = "steps" if trial.length_unit == "batches" else "epochs"
         if unit not in UNITS:

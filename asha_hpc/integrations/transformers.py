@@ -31,6 +31,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..job.command_trial import command_trial
 from ..job.trial import Trial, _torch_dist
 from .segments import IntegrationError, SegmentWalk, ended_early
 
@@ -38,13 +39,17 @@ STAGING = "trainer-checkpoints"  # in the run folder: where the Trainer saves a 
 
 
 class AshaCallback(TrainerCallback):
-    """``AshaCallback(trial, metric="eval_loss")``: ``metric`` is the evaluation metric the
+    """``AshaCallback(trial, metric="eval_loss")`` (in a script run as a command entrypoint:
+    ``AshaCallback(metric="eval_loss")``, the trial read from the job's variables; pass
+    ``--max_steps ${ASHA_MAX_LENGTH}``): ``metric`` is the evaluation metric the
     searcher ranks by, as the Trainer names it (``eval_`` + the name ``compute_metrics``
     returns); it is reported under the searcher's metric name too (default: the searcher's
     metric). Pass ``max_steps=cb.max_steps`` to ``TrainingArguments``, ``callbacks=[cb]`` to
     the ``Trainer`` and ``resume_from_checkpoint=cb.resume_from`` to ``train``."""
 
-    def __init__(self, trial: Trial, metric: str | None = None) -> None:
+    def __init__(self, trial: Trial | None = None, metric: str | None = None) -> None:
+        if trial is None:  # a script the job runs as a command: its trial, from the environment
+            trial = command_trial()
         if trial.length_unit == "epochs":
             raise IntegrationError(
                 "AshaCallback (transformers) counts optimizer steps but the searcher's max_length "

@@ -913,8 +913,11 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     got = follower.reader.got
     metrics = got.metrics
     # what a command that failed left in its checkpoint folder may be half-written (killed in
-    # the middle of a save): the trial's latest checkpoint stays the one before
-    if rc == 0 and any(out_ckpt.iterdir()):
+    # the middle of a save): the trial's latest checkpoint stays the one before. Not after an
+    # ended_early line: written once the final model was saved, it says training is over, and
+    # a TrainingEndedEarly that then left the script (command_trial.py) fails nothing
+    ended_early = got.ended_early is not None
+    if (rc == 0 or ended_early) and any(out_ckpt.iterdir()):
         with trial.save_checkpoint(length=got.reached) as path:
             for item in out_ckpt.iterdir():
                 shutil.move(str(item), str(path / item.name))
@@ -924,6 +927,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
             shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
     if got.invalid is not None:
         raise InvalidHP(got.invalid)
+    if ended_early:
+        ended = TrainingEndedEarly(got.ended_early)
+        if metrics is not None and as_number(metrics.get(spec.metric)) is not None:
+            trial.result_point(spec.length, metrics)
+            ended.reported = metrics
+        raise ended
     if rc in (126, 127):  # the shell's "not executable" / "command not found"
         raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
                               f"runs was {'not found' if rc == 127 else 'not executable'} "
@@ -939,12 +948,6 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         # another, to the user and to fail-fast
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
                            + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
-    if got.ended_early is not None:
-        ended = TrainingEndedEarly(got.ended_early)
-        if metrics is not None and as_number(metrics.get(spec.metric)) is not None:
-            trial.result_point(spec.length, metrics)
-            ended.reported = metrics
-        raise ended
     if metrics is not None:
         if spec.metric not in metrics:
             raise MetricNotReported(

@@ -1,0 +1,111 @@
+"""The framework callbacks in a script run as a command entrypoint (``AshaCallback()``, the
+trial read from the job's variables): a ``run_glue``-shaped ``HfArgumentParser`` script end to
+end through ``asha-hpc run``, with the Transformers examples' flags. Promoted trials resume from
+their checkpoints (every step trained once), the learning-rate schedule spans max_length, and
+``EarlyStoppingCallback`` ends a trial with its final model, as in a function."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import require_module
+from helpers import cli, final_state
+
+require_module("torch")
+pytest.importorskip("transformers")
+require_module("accelerate")
+SCRIPT = Path(__file__).parent.parent / "foreign" / "hf_cli_classifier.py"
+
+
+def command_search(tmp_path, hparams=None, flags=()):
+    cfg = {
+        "name": "hf_cli",
+        "entrypoint": {"command": [
+            sys.executable, str(SCRIPT), "${args}", "--output_dir", "${ASHA_TRIAL_DIR}/out",
+            "--max_steps", "${ASHA_MAX_LENGTH}", "--eval_strategy", "steps", "--eval_steps", "5",
+            "--logging_steps", "5", "--lr_scheduler_type", "linear",
+            "--per_device_train_batch_size", "16", "--save_strategy", "no", "--report_to", "none",
+            "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "${ASHA_TRIAL_SEED}",
+            *flags]},
+        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": {"batches": 20},
+                     "num_rungs": 2, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"learning_rate": {"type": "log", "minval": -3, "maxval": -2},
+                            "hidden_size": {"type": "categorical", "vals": [16, 32]},
+                            **(hparams or {})},
+        "reproducibility": {"experiment_seed": 5}, "poll_interval_s": 0.3,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    return final_state(tmp_path / "e")[1]
+
+
+def evaluate(tmp_path, ckpt: Path) -> float:
+    """The checkpoint's eval_loss as the script's Trainer computes it."""
+    code = f"""
+import sys; sys.path.insert(0, {str(SCRIPT.parent)!r})
+from hf_cli_classifier import Parity, compute_metrics
+from transformers import BertForSequenceClassification, Trainer, TrainingArguments
+t = Trainer(model=BertForSequenceClassification.from_pretrained({str(ckpt)!r}),
+            args=TrainingArguments(output_dir={str(tmp_path / 'eval')!r}, use_cpu=True,
+                                   report_to="none", disable_tqdm=True),
+            eval_dataset=Parity(64, seed=1), compute_metrics=compute_metrics)
+print(t.evaluate()["eval_loss"])
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return float(r.stdout.split()[-1])
+
+
+def test_a_command_script_with_the_callback_resumes_promoted_trials_on_one_schedule(tmp_path):
+    st = command_search(tmp_path)
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
+    promoted = [t for t in st.trials.values() if t.length == 20]
+    assert promoted
+    for t in st.trials.values():  # every step trained once: promoted trials went on from 10
+        log = (tmp_path / "e" / "trials" / f"{t.id:05d}" / "trained.jsonl").read_text().split("\n")
+        assert [json.loads(x)["step"] for x in log if x] == list(range(1, t.length + 1)), t.id
+    best = st.ranked()[0]
+    assert best.length == 20
+    ckpt = Path(best.checkpoint)
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["global_step"] == 20
+    # one linear decay over max_length (20 steps), across the two jobs: not to zero at 10
+    lrs = {e["step"]: e["learning_rate"] for e in state["log_history"] if "learning_rate" in e}
+    lr0 = best.hparams["learning_rate"]
+    assert sorted(lrs) == [5, 10, 15, 20]
+    assert lrs[10] == pytest.approx(lr0 * 10 / 20, rel=0.25) and lrs[15] < lrs[10] < lrs[5]
+    assert evaluate(tmp_path, ckpt) == pytest.approx(best.metric, rel=1e-5)
+
+
+def test_early_stopping_in_a_command_script_ends_trials_with_their_final_models(tmp_path):
+    st = command_search(tmp_path, {"early_stopping_patience": {"type": "const", "val": 1},
+                                   "early_stopping_threshold": {"type": "const", "val": 100.0}},
+                        flags=["--metric_for_best_model", "eval_loss"])
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
+    ended = [t for t in st.trials.values() if t.ended_early is not None]
+    # at the first evaluation after the rung at 10 (where the callbacks' patience starts anew)
+    assert ended and all(t.ended_early == 15 and t.length == 20 for t in ended)
+    for t in ended:
+        ckpt = Path(t.checkpoint)
+        assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 15
+        assert evaluate(tmp_path, ckpt) == pytest.approx(t.metric, rel=1e-5)
+    logs = "".join(p.read_text() for p in (tmp_path / "e" / "jobs").glob("*.err"))
+    assert "Traceback" not in logs  # the script's TrainingEndedEarly is one line, not an error
+
+
+def test_the_callback_without_a_trial_outside_a_job_says_where_it_works(monkeypatch):
+    from asha_hpc.integrations.transformers import AshaCallback
+    from asha_hpc.job.command_trial import NotInACommandTrial
+
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    with pytest.raises(NotInACommandTrial, match=r"ASHA_TRIAL_ID is not set.*a function "
+                                                 r"entrypoint passes its trial: AshaCallback\(trial\)"):
+        AshaCallback(metric="eval_loss")
