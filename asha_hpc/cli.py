@@ -843,6 +843,19 @@ def build_parser() -> argparse.ArgumentParser:
 NO_WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+def _output_named(a: argparse.Namespace, filename: Any) -> str | None:
+    """The output file the user named (``-o``, ``--curves``) that ``filename`` is, or is the
+    temporary file of (atomic_write's ``.tmp-`` sibling); None for any other file."""
+    if filename is None:
+        return None
+    got = Path(str(filename))
+    for n in (getattr(a, "output", None), getattr(a, "curves", None)):
+        if n and (got == Path(n) or (got.parent == Path(n).parent
+                                     and got.name.startswith(f".tmp-{Path(n).name}"))):
+            return str(n)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
@@ -872,6 +885,12 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import DISK_FULL_ERRNOS
         from .protocol.diskfull import mount_point
 
+        named = _output_named(a, e.filename)
+        if not a.debug and named is not None and e.errno not in DISK_FULL_ERRNOS:
+            parent = Path(named).parent
+            why = "" if parent.is_dir() else f" (there is no folder {parent}: create it first)"
+            print(f"asha-hpc: error: cannot write {named}: {e.strerror}{why}", file=sys.stderr)
+            return 1
         if a.debug or e.errno not in DISK_FULL_ERRNOS + NO_WRITE_ERRNOS:
             raise
         # the system names the file when it has one at hand; else the command's folder

@@ -237,6 +237,18 @@ def test_export_curves_csv_and_jsonl(curves_exp, tmp_path, capsys):
     assert pick_curve_metric(curve_rows(exp), "loss") == "train_loss"
 
 
+@pytest.mark.parametrize("args", [["export", "-o", "OUT"], ["export", "--curves", "OUT"],
+                                  ["report", "-o", "OUT"]], ids=["export", "curves", "report"])
+def test_an_output_in_a_folder_that_does_not_exist_is_one_line(sim_exp, tmp_path, capsys, args):
+    out = tmp_path / "no" / "such" / "file.csv"
+    code = cli.main([args[0], str(sim_exp), *[str(out) if x == "OUT" else x for x in args[1:]]])
+    err = capsys.readouterr().err
+    assert code == 1 and err == (f"asha-hpc: error: cannot write {out}: No such file or directory "
+                                 f"(there is no folder {out.parent}: create it first)\n")
+    assert cli.main(["export", str(sim_exp), "-o", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"asha-hpc: error: cannot write {tmp_path}: Is a directory\n"
+
+
 @pytest.mark.parametrize("logged,metric,want", [
     # a plain loop that logs its step and epoch with every loss: the loss, not a counter
     (["epoch", "loss", "step"], "val/acc", "loss"),
