@@ -306,6 +306,7 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
+        self.exp.mark_format()  # before the first record an older release would misread
         if self._on_lease is not None:
             self._on_lease()
         self.journal = j = Journal(self.exp.journal, durable=not self.caps.virtual_time)

@@ -65,6 +65,12 @@ WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
 METRICS = "metrics.jsonl"  # in an attempt's run folder
+FORMAT_FILE = "format"  # the folder's format: the release that last ran a master on it reads it
+# Raised when a file or record changes meaning so that an older release would misread it (a
+# result it would train again, a field it drops); that release then refuses the folder.
+# 1: no format file (before); 2: results carried to a promoted length without a job, and
+# results that say whether their code restored a checkpoint.
+FORMAT = 2
 
 _ATTEMPT_KEY_RE = re.compile(r"^t(\d+)-s(\d+)-a(\d+)$")
 
@@ -177,6 +183,17 @@ def check_owned(path: Path) -> str | None:
     return None
 
 
+def folder_format(root: Path) -> int:
+    """The format an experiment folder says it has (1 without a format file; an unreadable
+    one counts as this release's: the journal's own checks still apply)."""
+    try:
+        return int((Path(root) / FORMAT_FILE).read_text().strip())
+    except FileNotFoundError:
+        return 1
+    except (OSError, ValueError):
+        return FORMAT
+
+
 @dataclass(frozen=True)
 class ExpDir:
     """Paths of one experiment directory."""
@@ -236,6 +253,14 @@ class ExpDir:
                 raise AshaError(f"{root}: no experiment yet: {waiting.text()}")
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
+        newer = folder_format(root)
+        if newer > FORMAT:
+            from .. import __version__
+
+            raise AshaError(f"{root}: written by a newer release of asha_hpc (folder format "
+                            f"{newer}; this one, {__version__}, reads up to {FORMAT}): upgrade "
+                            f"asha_hpc (pip install -U asha-hpc, or the newer clone) to resume "
+                            f"or read it; nothing was changed")
         for path in (root, root / INBOX, root / JOBS):  # what jobs' results and pickles pass through
             why = None if only_read or not path.exists() else check_owned(path)
             if why:
@@ -244,6 +269,12 @@ class ExpDir:
                 raise AshaError(f"{path}: {why}; refusing to load results or pickles from it "
                                 f"({fix}, or copy the experiment as yourself)")
         return cls(root)
+
+    def mark_format(self) -> None:
+        """A master of this release runs on the folder: from now on it holds what an older
+        release would misread (``FORMAT``)."""
+        if folder_format(self.root) < FORMAT:
+            atomic_write(self.root / FORMAT_FILE, f"{FORMAT}\n".encode())
 
     @property
     def config(self) -> Path:

@@ -155,3 +155,23 @@ def test_old_release_tpe_search_resumes_with_its_draws(tmp_path):
     applied = {(r["trial"], r["segment"]) for r in after[len(before):] if r["kind"] == "result"}
     assert {(8, 0), (10, 0)} <= applied
     assert max(t.length for t in st.trials.values()) == 16
+
+
+def test_a_folder_a_newer_release_wrote_is_refused_unchanged_and_ours_says_its_format(tmp_path):
+    """A master of this release marks the folder with its format; a release that finds a
+    higher one (a newer release ran there: results it would misread, train again or drop)
+    refuses to resume or read it, with one line, before it changes anything."""
+    from asha_hpc.protocol.expdir import FORMAT
+
+    exp = _place(tmp_path)
+    assert not (exp / "format").exists()  # the old release wrote none
+    cli("resume", exp)
+    assert (exp / "format").read_text() == f"{FORMAT}\n"
+    (exp / "format").write_text(f"{FORMAT + 1}\n")
+    files = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()}
+    for cmd in ("resume", "status", "best", "export"):
+        r = cli(cmd, exp, check=False)
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert f"{exp}: written by a newer release of asha_hpc (folder format {FORMAT + 1}; " \
+               f"this one" in r.stderr and f"reads up to {FORMAT}): upgrade asha_hpc" in r.stderr
+    assert {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()} == files
