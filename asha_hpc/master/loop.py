@@ -40,6 +40,7 @@ from ..backends.base import (
 from ..config import ExperimentConfig, trial_seed
 from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
+from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
@@ -208,6 +209,7 @@ class Master:
         self._not_removed: set[int] = set()  # trials whose checkpoints would not go (said once)
         self._levels: list[int] | None = None
         self._caps_said: set[tuple[str, str]] = set()  # time-limit caps named in the log
+        self._lost_said: set[tuple[int, int]] = set()  # (trial, segment): its checkpoint is gone
         self._consumed: list[Path] = []  # inbox files journaled in this step, removed at its end
         self._inbox_watch: FolderWatch | None = None  # wakes the loop when a message lands
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
@@ -943,6 +945,18 @@ class Master:
                                   started=None, ended=None, stop_reason=None, ends_trial=True,
                                   reached=t.ended_early, carried=True) for t in carry))
 
+    def _say_lost_checkpoints(self, trials: list[Any]) -> None:
+        """Say so where a trial that trained goes on without its checkpoint (the folder was
+        deleted or moved by hand, a scratch purge): its job starts from nothing."""
+        for t in trials:
+            if t.checkpoint is None or (t.id, t.segment) in self._lost_said \
+                    or Path(t.checkpoint).exists() or latest_checkpoint(self.exp.checkpoints(t.id)):
+                continue
+            self._lost_said.add((t.id, t.segment))
+            self.progress(f"trial {t.id}: its checkpoint {t.checkpoint} is gone (deleted or "
+                          f"moved?) and no other is left: it trains again from the start to "
+                          f"length {t.target}; its results so far stand")
+
     def _submit(self) -> None:
         st = self.state
         assert st is not None
@@ -951,6 +965,7 @@ class Master:
         if not todo:
             return
         trials = [st.trials[i] for i in todo]
+        self._say_lost_checkpoints(trials)
         self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
                               **self._time_limit(t)) for t in trials))
         specs = [self._spec(t) for t in trials]
@@ -1048,6 +1063,7 @@ class Master:
         decided.waiting += stay
         plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
+            self._say_lost_checkpoints([t for _, t in plan])
             self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
                                   worker=w.id, slot=w.slot, job_id=w.job_id) for w, t in plan))
             failed = []
