@@ -475,6 +475,8 @@ def trial_summary(t: TrialState, job: dict[str, Any] | None = None,
             "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
             "checkpoint": t.checkpoint, "host": t.host,
             "logs": {"out": job.get("out"), "err": job.get("err")} if job else None,
+            # its code ended its training there on purpose: the model is final
+            **({"trained": t.ended_early} if t.ended_early is not None else {}),
             **({"result_waiting": waiting} if waiting else {})}
 
 

@@ -250,6 +250,12 @@ def _logs_text(tr: dict[str, Any]) -> str | None:
     return f"logs: {lg.get('out') or '-'}  {lg.get('err') or '-'}"
 
 
+def status_text(tr: dict[str, Any]) -> str:
+    """A top trial's status, with where its code ended its training (a final model)."""
+    trained = tr.get("trained")
+    return tr["status"] if trained is None else f"{tr['status']} (final at {trained})"
+
+
 def agreement_lines(d: dict[str, Any]) -> list[str]:
     """How the trials promoted from each rung rank at it and at the next (status_dict's
     ``rung_agreement``), and what to do when a shorter rung's order says little."""
@@ -292,7 +298,7 @@ def render_status_text(d: dict[str, Any]) -> str:
     if top:
         lines += ["", f"top {len(top)} trials by {metric}:"]
         body = [[str(i), str(tr["trial_id"]), str(tr["bracket"]), str(tr["length"]),
-                 tr["status"], metric_text(tr["metric"]), hp_text(tr["hparams"])]
+                 status_text(tr), metric_text(tr["metric"]), hp_text(tr["hparams"])]
                 for i, tr in enumerate(top, 1)]
         table = _table(["#", "trial", "bracket", "length", "status", metric, "hparams"], body, left=3)
         lines.append("  " + table[0])
@@ -422,7 +428,7 @@ def rich_renderable(d: dict[str, Any]):
         t.add_column("hparams")
         t.add_column("logs")
         for i, tr in enumerate(d["top"], 1):
-            t.add_row(str(i), str(tr["trial_id"]), str(tr["length"]), tr["status"],
+            t.add_row(str(i), str(tr["trial_id"]), str(tr["length"]), status_text(tr),
                       metric_text(tr["metric"]), hp_text(tr["hparams"]),
                       (tr.get("logs") or {}).get("out") or "-")
         parts.append(t)

@@ -131,6 +131,14 @@ def test_a_model_that_stopped_early_keeps_its_result_and_climbs_without_training
     if best.get("trained") is not None:
         assert best["trained"] == model.n_iter_ < 64
         assert f"its code ended training at {model.n_iter_}" in cli("best", exp).stdout
+    status = cli("status", exp).stdout  # the top trials that stopped early say where
+    top = json.loads(cli("status", exp, "--json").stdout)["top"]
+    for tr in top:
+        t = st.trials[tr["trial_id"]]
+        assert tr.get("trained") == t.ended_early
+        if t.ended_early is not None:
+            assert f"{tr['status']} (final at {t.ended_early})" in status
+    assert any(tr.get("trained") for tr in top), "no top trial ended early: the test shows nothing"
     rows = cli("export", exp, "--format", "csv").stdout.splitlines()
     assert "trained" in rows[0].split(",") and "metrics.n_iter" in rows[0].split(",")
     for r in carried:  # the searcher took the carried results: the trial got that far
