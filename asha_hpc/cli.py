@@ -75,11 +75,14 @@ def _default_exp_dir(cfg: ExperimentConfig) -> Path:
 
 def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     """The config's warnings (Determined keys mapped or ignored), and a Determined Trial class
-    as entrypoint where its source says so: ``plan`` and ``run`` show the same lines."""
-    from .compat.determined_config import trial_class_problem
+    as entrypoint, or a command's script that imports Determined's own package, where its
+    source says so: what ``run`` refuses, ``plan`` shows."""
+    from .compat.determined_config import determined_import_problem, trial_class_problem
 
     out = list(cfg.warnings)
     why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
+    if why is None and not isinstance(cfg.entrypoint, str):  # a script `run` would refuse
+        why = determined_import_problem(list(cfg.entrypoint), cfg.config_dir)
     if why:
         out.append(why)
     return out

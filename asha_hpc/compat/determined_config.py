@@ -16,7 +16,7 @@ Mapping (Determined reference: docs/reference/experiment-config-reference.rst, 0
 - ``searcher`` with no length at all (0.38 ``single``/``random``/``grid``: the script decides
   how long it trains) -> one segment per trial that ends when the script ends.
 - ``resources.slots_per_trial`` -> GPUs per trial (``slurm.gpus_per_node``, ``local.gpus_per_trial``
-  where this machine has that many).
+  where this machine has that many); 0 -> CPU-only trials (both 0).
 - ``checkpoint_storage`` (``shared_fs``: ``host_path`` / ``storage_path``; ``directory``:
   ``container_path``) -> the folder the trials' checkpoints live in.
 - Determined's own ``slurm`` keys (``slots_per_node``, ``gpu_type``, ``sbatch_args``) sit in the
@@ -194,15 +194,19 @@ def _resources(d: dict[str, Any], notes: list[str]) -> None:
     if not isinstance(r, dict):
         return
     d.pop("resources")
+    slots = r.get("slots_per_trial")
+    cpu_only = slots == 0 and not isinstance(slots, bool)  # never in a resolved config
     if set(r) == {"slots_per_trial"} and isinstance(d.get("slurm"), dict) \
-            and "gpus_per_node" in d["slurm"]:  # asha_hpc's own resolved form: as it is
+            and "gpus_per_node" in d["slurm"] and not cpu_only:  # our resolved form: as it is
         d["resources"] = r
         return
     for key in r:
         full = f"resources.{key}"
         if key != "slots_per_trial":
             notes.append(f"{full}: Determined setting, ignored: {IGNORED.get(full, 'not used here')}")
-    slots = r.get("slots_per_trial")
+    if cpu_only:
+        _cpu_only(d, notes)
+        return
     if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
         if "slots_per_trial" in r:
             notes.append(f"resources.slots_per_trial: {slots!r} is not a count; ignored")
@@ -225,6 +229,23 @@ def _resources(d: dict[str, Any], notes: list[str]) -> None:
             where += f"; local backend: this machine has {have} GPU(s), so trials run on CPU"
     notes.append(f"resources.slots_per_trial: {slots} GPUs per trial ({where}); the entrypoint "
                  f"starts its ranks itself, as on Determined")
+
+
+def _cpu_only(d: dict[str, Any], notes: list[str]) -> None:
+    """``slots_per_trial: 0`` (Determined: a CPU-only trial) -> no GPU per trial on either
+    backend, unless the user's own ``slurm.gpus_per_node`` / ``local.gpus_per_trial`` says
+    otherwise. No ``resources`` is kept: the resolved config counts slots from 1, and the Core
+    API shim reads the 0 back from ``slurm.gpus_per_node: 0``."""
+    slurm = d.setdefault("slurm", {}) if isinstance(d.get("slurm", {}), dict) else None
+    local = d.setdefault("local", {}) if isinstance(d.get("local", {}), dict) else None
+    if slurm is not None:
+        slurm.setdefault("gpus_per_node", 0)
+    if local is not None:
+        local.setdefault("gpus_per_trial", 0)
+    shown = [f"{name} {sec[key]}" for name, sec, key in (("slurm.gpus_per_node", slurm, "gpus_per_node"),
+                                                        ("local.gpus_per_trial", local, "gpus_per_trial"))
+             if sec is not None]
+    notes.append(f"resources.slots_per_trial: 0: CPU-only trials ({', '.join(shown)})")
 
 
 def _launcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:

@@ -208,10 +208,12 @@ def test_an_unchanged_core_api_script_is_told_which_import_to_change(tmp_path, c
     (tmp_path / "c.yaml").write_text((CONFIGS / "core_api_start.yaml").read_text().replace(
         "0_start.py", "train.py"))
     assert "train.py" in (tmp_path / "c.yaml").read_text()
+    line = ("entrypoint: train.py imports determined, which is not installed here: change "
+            "`import determined as det` to `from asha_hpc.compat import determined as det`")
+    rc, out, _ = _plan(capsys, tmp_path / "c.yaml")  # plan says it too, before any run
+    assert rc == 0 and line in out
     assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")]) == 2
-    assert ("entrypoint: train.py imports determined, which is not installed here: change "
-            "`import determined as det` to `from asha_hpc.compat import determined as det`"
-            in capsys.readouterr().err)
+    assert line in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()
 
 
@@ -354,3 +356,23 @@ def test_any_data_section_and_save_trial_latest_load_as_written_or_are_named(dat
     assert cfg.data == (data or {})
     again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict())), "/tmp")
     assert again.data == cfg.data and again.save_trial_latest == cfg.save_trial_latest
+
+
+def test_zero_slots_per_trial_is_a_cpu_only_trial():
+    """Determined's ``slots_per_trial: 0`` (CPU-only) is no GPU per trial on either backend,
+    said in one line; the Core API shim reads the 0 back from the resolved config."""
+    from asha_hpc.compat.determined.core import slots_per_trial
+
+    raw = {"entrypoint": "python3 t.py", "resources": {"slots_per_trial": 0},
+           "searcher": {"name": "single", "metric": "x", "max_length": 2}}
+    cfg = parse_config(raw, "/tmp")
+    assert (cfg.slurm.gpus_per_node, cfg.local.gpus_per_trial) == (0, 0)
+    assert cfg.warnings == ["resources.slots_per_trial: 0: CPU-only trials (slurm.gpus_per_node 0, "
+                            "local.gpus_per_trial 0)"]
+    assert slots_per_trial(cfg.to_dict()) == 0
+    again = parse_config(cfg.to_dict(), cfg.config_dir)  # resume reads the same
+    assert again.to_dict() == cfg.to_dict() and again.warnings == []
+    raw["slurm"] = {"gpus_per_node": 1}  # the user's own slurm key wins
+    assert parse_config(raw, "/tmp").slurm.gpus_per_node == 1
+    raw = {**raw, "resources": {"slots_per_trial": 1}, "slurm": {}}
+    assert slots_per_trial(parse_config(raw, "/tmp").to_dict()) == 1

@@ -533,3 +533,186 @@ def test_core_api_scripts_as_slurm_jobs(tmp_path, capsys):
     hp = json.loads((exp / "trials/00001/hparams.json").read_text())
     assert res["metrics"] == {"total": 30 * 2 * hp["step_size"], "ranks": 2}
     assert load_config(exp / "experiment.yaml").slurm.gpus_per_node == 2
+
+
+# ----------------------------------------------------------------------------- more of the API
+def test_user_requested_stop_ends_the_trial_with_its_last_validation(tmp_path, capsys):
+    """``report_early_exit(USER_REQUESTED_STOP)`` after a validation: in Determined the trial
+    ends as completed and its metrics count. The trial that stops at batch 50 of 100 completes
+    with its last validation as its result, and is final (not failed, not retried)."""
+    exp = _run(tmp_path, CONFIGS / "early_stop_038.yaml", capsys)
+    results = {json.loads((exp / f"trials/{r['trial']:05d}/hparams.json").read_text())
+               ["plateau_at"]: r for r in _segments(exp)}
+    stopped, full = results[30], results[0]
+    assert stopped["status"] == "completed" and stopped["ends_trial"], stopped
+    assert stopped["metrics"] == {"loss": pytest.approx(1 / 30), "batches": 50}
+    assert full["status"] == "completed" and full["metrics"]["batches"] == 100
+    assert not full.get("ends_trial")
+
+
+def test_user_requested_stop_in_process(job):
+    from asha_hpc.job.job_report import read_report
+
+    with det.core.init() as ctx:
+        ctx.train.report_validation_metrics(steps_completed=12, metrics={"total": 3.0, "batches": 12})
+        ctx.train.report_early_exit(det.core.EarlyExitReason.USER_REQUESTED_STOP)
+    got = read_report(job / "report.jsonl")
+    assert got.metrics == {"total": 3.0, "batches": 12}
+    assert got.ended_early == ("the script reported USER_REQUESTED_STOP at batches=12: the trial "
+                               "ends with its last validation as its result")
+    assert [x for x in _lines(job) if "ended_early" in x] == [{"ended_early": got.ended_early}]
+
+
+def test_core_api_extras_through_a_retry(tmp_path, capsys):
+    """5_extras.py: its config as Determined gives it (searcher.max_time, data, resources),
+    status lines, metadata kept across the trial's two runs, trial_run_id counting them,
+    checkpoint.delete and preempt.start/close; the first run fails after batch 20 and the
+    retry goes on from there."""
+    raw = yaml.safe_load((CONFIGS / "core_api_extras_038.yaml").read_text())
+    raw["checkpoint_storage"]["host_path"] = str(tmp_path / "scratch")
+    raw["context_dir"] = str(CONFIGS)
+    (tmp_path / "extras.yaml").write_text(yaml.safe_dump(raw))
+    exp = _run(tmp_path, tmp_path / "extras.yaml", capsys)
+    first, second = _segments(exp)
+    assert first["status"] == "error" and "node lost at batch 20" in first["error"]
+    assert second["status"] == "completed"
+    assert second["metrics"] == {"loss": 2.5, "batches": 40, "run": 2, "runs_seen": 2,
+                                 "best_before": pytest.approx(100 / 30), "slots": 0}
+    points = [p for run in _reports(exp, 1).values() for p in run if "step" in p]
+    assert [(p["step"], p["metrics"]["run"]) for p in points] == [(10, 1), (20, 1), (30, 2), (40, 2)]
+    assert [p["metrics"]["best_before"] for p in points][:2] == [-1.0, 10.0]
+    trial = exp / "trials/00001"
+    assert json.loads((trial / "det_metadata.json").read_text()) == {"runs": [1, 2]}
+    (ckpt,) = (trial / "checkpoints").iterdir()  # the newest alone, batch 40
+    (sid,) = [p for p in ckpt.iterdir() if p.is_dir()]
+    assert sid.joinpath("batches").read_text() == "40"
+    logs = "".join(p.read_text() for p in (exp / "jobs").rglob("*_log.*"))
+    assert "trial 1 status: training, run 1" in logs and "status: training, run 2" in logs
+
+
+def _use_config(job, raw, config_dir):
+    """Write what ``asha-hpc run`` writes for a config file: the resolved config."""
+    from asha_hpc.config import parse_config
+
+    cfg = parse_config(raw, config_dir)
+    (job.parent.parent.parent.parent / "experiment.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+
+
+def test_the_config_holds_the_determined_keys_translation_replaced(job, tmp_path):
+    """``info.trial.config`` / ``_config`` as Determined gave it: 0.38's max_time next to
+    time_metric, resources.slots_per_trial, checkpoint_storage's type, host_path and
+    storage_path, the data section."""
+    raw = yaml.safe_load((CONFIGS / "core_api_038_adaptive.yaml").read_text())
+    raw.update(resources={"slots_per_trial": 2}, data={"validate_every": 10},
+               checkpoint_storage={"type": "shared_fs", "host_path": str(tmp_path / "scratch"),
+                                   "storage_path": "det-ckpts", "save_experiment_best": 1})
+    _use_config(job, raw, CONFIGS)
+    config = det.get_cluster_info().trial._config
+    assert config["searcher"]["time_metric"] == "batches" and config["searcher"]["max_time"] == 80
+    assert config["resources"] == {"slots_per_trial": 2}
+    assert config["checkpoint_storage"] == {"type": "shared_fs", "host_path": str(tmp_path / "scratch"),
+                                            "storage_path": "det-ckpts", "save_experiment_best": 1}
+    assert config["data"] == {"validate_every": 10}
+    raw = yaml.safe_load((CONFIGS / "core_api_038_single.yaml").read_text())
+    raw.pop("searcher")["max_length"] = None
+    raw["searcher"] = {"name": "single", "metric": "total"}  # 0.38: no length at all
+    _use_config(job, raw, CONFIGS)
+    info = det.get_cluster_info()
+    assert "max_length" not in info.trial.config["searcher"]
+    assert info.trial.config["resources"] == {"slots_per_trial": 1}
+    assert info.trial.config["checkpoint_storage"]["type"] == "shared_fs"
+
+
+def test_trial_run_id_counts_the_trials_runs(job, monkeypatch):
+    """Determined adds one to trial_run_id at every start of the trial: a retry, a promotion.
+    The third start here (segment 0 failed once, then segment 1) is run 3."""
+    runs = job.parent
+    for key in ("t00003-s000-a00", "t00003-s000-a01", "t00003-s001-a00"):
+        (runs / key).mkdir()
+    monkeypatch.setenv("ASHA_RUN_DIR", str(runs / "t00003-s001-a00"))
+    monkeypatch.setenv("ASHA_SEGMENT", "1")
+    assert det.get_cluster_info().trial.trial_run_id == 3
+    monkeypatch.setenv("ASHA_RUN_DIR", str(runs / "t00003-s000-a01"))
+    assert det.get_cluster_info().trial.trial_run_id == 2
+
+
+def test_metadata_and_status(job, capsys):
+    with det.core.init() as ctx:
+        assert ctx.train.get_metadata() == {}
+        assert ctx.train.set_metadata({"epochs": [1, 2], "best": {"loss": 0.5}}) == {
+            "epochs": [1, 2], "best": {"loss": 0.5}}
+        with pytest.raises(TypeError, match="must be JSON"):
+            ctx.train.set_metadata({"path": job})
+        ctx.train.set_status("evaluating")
+    assert "trial 3 status: evaluating" in capsys.readouterr().err
+    with det.core.init() as ctx:  # the trial's next job
+        assert ctx.train.set_metadata({"epochs": [3]}) == {"epochs": [3]}  # replaced, as Determined
+        assert ctx.train.get_metadata() == {"epochs": [3]}
+
+
+def test_checkpoint_delete(job, monkeypatch, tmp_path):
+    with det.core.init() as ctx:
+        with ctx.checkpoint.store_path({"steps_completed": 10}) as (path, first):
+            (path / "w").write_text("10")
+        with ctx.checkpoint.store_path({"steps_completed": 20}) as (path, second):
+            (path / "w").write_text("20")
+        ctx.checkpoint.delete(first)  # replaced by the second already: nothing to do
+        ctx.checkpoint.delete(second)
+        assert list((job / "checkpoint_out").iterdir()) == []
+        with pytest.raises(FileNotFoundError, match="no checkpoint with storage_id nope"):
+            ctx.checkpoint.delete("nope")
+        with ctx.checkpoint.store_path({"steps_completed": 30}) as (path, third):
+            (path / "w").write_text("30")
+    published = tmp_path / "exp/trials/00003/checkpoints/t3-0001"
+    published.parent.mkdir(parents=True)
+    (job / "checkpoint_out").rename(published)
+    (job / "checkpoint_out").mkdir()
+    other = tmp_path / "exp/trials/00004/checkpoints/t4-0001/other-sid"
+    other.mkdir(parents=True)
+    other.joinpath("metadata.json").write_text("{}")
+    monkeypatch.setenv("ASHA_LATEST_CHECKPOINT", str(published))
+    with det.core.init() as ctx:
+        with pytest.raises(ValueError, match="checkpoint of trial 00004; a trial deletes only its own"):
+            ctx.checkpoint.delete("other-sid")
+        ctx.checkpoint.delete(third)
+    assert not published.exists() and other.exists()
+
+
+def test_preempt_start_and_close_keep_the_context_usable(job):
+    with det.core.init() as ctx:
+        assert ctx.preempt.start() is ctx.preempt
+        assert ctx.preempt.should_preempt() is False
+        ctx.preempt.close()
+        with ctx.preempt:
+            ctx.train.report_validation_metrics(steps_completed=20, metrics={"total": 1.0, "batches": 20})
+        assert ctx.preempt.should_preempt() is True
+
+
+def test_experiment_best_validation_reads_the_journal(job):
+    """Determined's best searcher-metric value of the experiment: here every segment's result
+    in the journal (a failed one has none, NaN is no best) and this job's own validations."""
+    from asha_hpc.protocol.journal import Journal
+
+    journal = Journal(job.parent.parent.parent.parent / "journal.jsonl")
+    journal.append([{"kind": "result", "trial": 1, "status": "completed", "metrics": {"total": 4.0}},
+                    {"kind": "result", "trial": 2, "status": "completed", "metrics": {"total": "nan"}},
+                    {"kind": "result", "trial": 2, "status": "error", "metrics": None}])
+    journal.close()
+    with det.core.init() as ctx:
+        assert ctx.train.get_experiment_best_validation() == 4.0
+        ctx.train.report_validation_metrics(steps_completed=10, metrics={"total": 2.5, "batches": 10})
+        assert ctx.train.get_experiment_best_validation() == 2.5
+
+
+@pytest.mark.slow
+def test_ddp_ranks_exit_cleanly_after_destroying_their_group(tmp_path, capsys):
+    """The user's DDP script ends with ``dist.destroy_process_group()`` and no
+    ``gc.collect()``: before the shim collected first, 1 trial in 4 to 6 failed at exit
+    ("terminate called without an active exception") after its work was done. Twelve
+    two-rank trials under torchrun must all complete (the old shim failed this run with a
+    probability of about 0.9)."""
+    require_module("torch")
+    exp = _run(tmp_path, CONFIGS / "ddp_exit_038.yaml", capsys)
+    results = _segments(exp)
+    assert len(results) == 12
+    assert [r for r in results if r["status"] != "completed"] == []

@@ -30,17 +30,19 @@ Off a job (no ``ASHA_TRIAL_ID``), ``get_cluster_info()`` is None, as Determined'
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ...config import trial_seed
 from ...errors import InvalidHP
-from ...protocol.expdir import ExpDir
+from ...protocol.expdir import RUNS, ExpDir, split_attempt_key
 from . import core
 
 LOG_FORMAT = "%(levelname)s: [%(process)s] %(name)s: %(message)s"  # Determined's own
@@ -52,10 +54,17 @@ class TrialInfo:
     hparams: dict[str, Any]
     experiment_id: str  # the experiment folder's name (Determined: an integer id)
     trial_seed: int = 0
-    config: dict[str, Any] = field(default_factory=dict)  # the experiment's resolved config
+    # the experiment's resolved config, with Determined's keys that translation replaced put
+    # back (determined_view)
+    config: dict[str, Any] = field(default_factory=dict)
     steps_completed: int = 0  # the latest checkpoint's metadata "steps_completed", if any
-    trial_run_id: int = 1  # this job's segment of the trial, from 1
+    trial_run_id: int = 1  # the trial's runs so far, this one included (Determined's count)
     debug: bool = False
+
+    @property
+    def _config(self) -> dict[str, Any]:
+        """Determined's name for the config (its examples read ``info.trial._config["data"]``)."""
+        return self.config
 
 
 @dataclass
@@ -104,15 +113,57 @@ def get_cluster_info() -> ClusterInfo | None:
         config = yaml.safe_load(ExpDir(job.exp_dir).config.read_text()) or {}
     except (OSError, yaml.YAMLError):
         config = {}
+    config = determined_view(config, job.exp_dir) if isinstance(config, dict) else {}
     return ClusterInfo(
         trial=TrialInfo(trial_id=trial_id, hparams=json.loads(env.get("ASHA_HPARAMS", "{}")),
                         experiment_id=experiment, trial_seed=trial_seed(job.seed, trial_id),
-                        config=config if isinstance(config, dict) else {}, steps_completed=steps,
-                        trial_run_id=int(env.get("ASHA_SEGMENT", "0")) + 1),
+                        config=config, steps_completed=steps,
+                        trial_run_id=trial_run_id(job.trial_dir, job.run_dir,
+                                                  int(env.get("ASHA_SEGMENT", "0")))),
         latest_checkpoint=latest,
         slot_ids=slots, container_addrs=[socket.gethostname()], container_rank=0,
         task_id=f"{experiment}.{trial_id}", allocation_id=job.run_dir.name,
         agent_id=socket.gethostname(), gpu_uuids=gpus)
+
+
+def determined_view(cfg: dict[str, Any], exp_dir: Path) -> dict[str, Any]:
+    """The resolved config as a Determined script reads it: translation replaced some of the
+    user's Determined keys (determined_config.py), which are put back next to what they became:
+    ``searcher.max_time`` (with ``time_metric``; no ``max_length`` where the user gave no
+    length), ``resources.slots_per_trial`` (1 unless given, 0 for CPU-only trials), and
+    ``checkpoint_storage`` ``type: shared_fs`` with ``host_path`` + ``storage_path`` joining to
+    the folder the trials live in. Keys translation dropped (``environment``, ``labels``, ...)
+    are not in the resolved config, and not here."""
+    out = copy.deepcopy(cfg)
+    s = out.get("searcher")
+    if isinstance(s, dict):
+        length = s.get("max_length")
+        if s.pop("until_exit", False):  # 0.38 single/random/grid: Determined had no length
+            s.pop("max_length", None)
+        elif s.get("time_metric") and "max_time" not in s:
+            s["max_time"] = next(iter(length.values())) if isinstance(length, dict) and length \
+                else length
+    out["resources"] = {**(out.get("resources") or {}),
+                        "slots_per_trial": core.slots_per_trial(cfg)}
+    ckpt = dict(out.get("checkpoint_storage") or {})
+    where = Path(ckpt.pop("folder", None) or exp_dir)
+    ckpt.update(type="shared_fs", host_path=str(where.parent), storage_path=where.name)
+    out["checkpoint_storage"] = ckpt
+    return out
+
+
+def trial_run_id(trial_dir: Path, run_dir: Path, segment: int) -> int:
+    """Determined's count of the trial's runs: 1 for its first, one more for every later start
+    (a retry after a failure, a promotion after a pause). Each start here has its own attempt
+    folder in ``<trial>/runs/``: this one's place among them, in order. A run folder that is
+    not an attempt's (a job run by hand) counts by segment."""
+    key = split_attempt_key(run_dir.name)
+    try:
+        names = os.listdir(trial_dir / RUNS)
+    except OSError:
+        names = []
+    keys = sorted(k for k in (split_attempt_key(n) for n in names) if k[0] is not None)
+    return keys.index(key) + 1 if key in keys else segment + 1
 
 
 __all__ = ["ClusterInfo", "InvalidHP", "LOG_FORMAT", "TrialInfo", "core", "get_cluster_info"]

@@ -14,11 +14,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import functools
+import gc
 import json
 import logging
+import math
 import os
 import pickle
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +36,7 @@ from ...protocol.expdir import ExpDir
 
 log = logging.getLogger("determined.core")
 METADATA = "metadata.json"
+RUN_METADATA = "det_metadata.json"  # train.set_metadata's, in the trial's folder
 UNITS = ("batches", "epochs", "records")
 
 
@@ -52,6 +57,7 @@ class JobEnv:
     until_exit: bool
     slots_per_trial: int
     seed: int
+    smaller_is_better: bool = True
 
     @classmethod
     def from_env(cls) -> JobEnv:
@@ -80,8 +86,9 @@ class JobEnv:
                    latest_checkpoint=Path(latest) if latest else None,
                    stop_file=Path(e["ASHA_STOP_FILE"]), time_metric=time_metric,
                    until_exit=bool(s.get("until_exit")),
-                   slots_per_trial=int((cfg.get("resources") or {}).get("slots_per_trial", 1)),
-                   seed=int((cfg.get("reproducibility") or {}).get("experiment_seed", 0)))
+                   slots_per_trial=slots_per_trial(cfg),
+                   seed=int((cfg.get("reproducibility") or {}).get("experiment_seed", 0)),
+                   smaller_is_better=bool(s.get("smaller_is_better", True)))
 
     def latest_storage_id(self) -> str | None:
         """The newest complete storage_id in the trial's latest checkpoint, or None."""
@@ -105,6 +112,38 @@ class JobEnv:
         return None
 
 
+def slots_per_trial(cfg: dict[str, Any]) -> int:
+    """The trial's slots as Determined counts them, from the resolved config: its
+    ``resources.slots_per_trial`` (1 unless given), or 0 where trials get no GPU at all
+    (Determined's ``slots_per_trial: 0`` becomes ``slurm.gpus_per_node: 0`` and
+    ``local.gpus_per_trial: 0``: the resolved config holds no slot count below 1)."""
+    given = (cfg.get("resources") or {}).get("slots_per_trial")
+    if given is None and (cfg.get("slurm") or {}).get("gpus_per_node") == 0 \
+            and not (cfg.get("local") or {}).get("gpus_per_trial"):
+        return 0
+    return int(given or 1)
+
+
+def _best_validation(t: _Trial) -> float | None:
+    """``get_experiment_best_validation()``: the best of every result in the journal and this
+    job's own validations of the searcher's metric (NaN, a diverged trial's, is no best)."""
+    from ...protocol.journal import read_journal
+    from ...protocol.metrics import metric_float
+
+    values = list(t.own_values)
+    try:
+        records, _, _ = read_journal(ExpDir(t.job.exp_dir).journal)
+    except OSError:  # no journal to read (a job run by hand): this job's own values
+        records = []
+    for rec in records:
+        if rec.get("kind") == "result" and rec.get("status") == "completed":
+            values.append(metric_float((rec.get("metrics") or {}).get(t.job.metric)))
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return min(finite) if t.job.smaller_is_better else max(finite)
+
+
 def _stored(folder: Path) -> list[tuple[float, str]]:
     """(time stored, storage_id) of the complete Core API checkpoints in a folder, oldest first."""
     out = []
@@ -121,6 +160,13 @@ def _stored(folder: Path) -> list[tuple[float, str]]:
             continue
         out.append((float(meta.get("asha_stored", 0.0)), name))
     return sorted(out)
+
+
+def _remove_checkpoint(path: Path) -> None:
+    """Its metadata first: a removal cut short leaves files that no longer count as a
+    checkpoint (``_stored``), never a half-removed one that does."""
+    (path / METADATA).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _append(path: Path, obj: dict[str, Any]) -> None:
@@ -192,6 +238,7 @@ class DistributedContext:
                   cross_size=dist.get_world_size() // max(local_size, 1),
                   chief_ip=chief_ip or e.get("MASTER_ADDR"))
         ctx._torch = True
+        _collect_before_destroy(dist)
         atexit.register(_destroy_process_group)
         return ctx
 
@@ -306,11 +353,31 @@ class DistributedContext:
 def _destroy_process_group() -> None:
     """At exit: a gloo process group still alive when the interpreter ends aborts the process
     now and then ("terminate called without an active exception", torch 2.x), which fails the
-    segment after its work is done; Determined's examples never destroy theirs."""
+    segment after its work is done; Determined's examples never destroy theirs. Collected
+    first, as every destroy here is (``_collect_before_destroy``)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _collect_before_destroy(dist: Any) -> None:
+    """Make ``torch.distributed.destroy_process_group()`` run the garbage collector first, the
+    script's own call included. A DDP model sits in reference cycles (its reducer's hooks): a
+    model the script no longer holds is freed only by the collector, and freed after the group
+    is gone, its reducer aborts the rank ("terminate called without an active exception"),
+    after the trial's work was done. Collected while the group lives, it is freed safely."""
+    original = dist.destroy_process_group
+    if getattr(original, "_asha_collects", False):  # from_torch_distributed() called again
+        return
+
+    @functools.wraps(original)
+    def destroy_process_group(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        return original(*args, **kwargs)
+
+    destroy_process_group._asha_collects = True  # type: ignore[attr-defined]
+    dist.destroy_process_group = destroy_process_group
 
 
 class DummyDistributed(DistributedContext):
@@ -332,6 +399,8 @@ class _Trial:
         self.seen_time_metric = False
         self.last_validation: dict[str, Any] | None = None
         self.progress: int | None = None
+        self.stored: set[str] = set()  # storage_ids this job stored (later ones replace them)
+        self.own_values: list[float] = []  # this job's validations of the searcher's metric
 
     def send_result(self, metrics: dict[str, Any]) -> None:
         if self.result_sent:
@@ -341,6 +410,21 @@ class _Trial:
                              f"'{self.job.metric}' (searcher.metric): report it")
         _append(self.job.report_file, {"metrics": metrics})
         self.result_sent = True
+
+    def stop_early(self) -> None:
+        """``USER_REQUESTED_STOP``: the script ends the trial's training here. As in Determined,
+        the trial ends as completed with what it reported: its last validation becomes the
+        segment's result (unless the rung's was already sent), and the ``ended_early`` line
+        after it makes the model final, its result standing for any promotion."""
+        if not self.result_sent and self.last_validation is not None \
+                and self.job.metric in self.last_validation:
+            self.send_result(self.last_validation)
+        where = f" at {self.job.time_metric}={self.progress}" if self.progress is not None else ""
+        _append(self.job.report_file, {"ended_early": (
+            f"the script reported USER_REQUESTED_STOP{where}: the trial ends "
+            + ("with its last validation as its result" if self.result_sent
+               else "without a validation of the searcher's metric to rank it by"))})
+        self.result_sent = True  # close() adds nothing after it
 
 
 class TrainContext:
@@ -364,6 +448,10 @@ class TrainContext:
             return
         _append(t.job.report_file, {"step": int(steps_completed), "metrics": metrics})
         t.last_validation = dict(metrics)
+        if t.job.metric in metrics:
+            from ...protocol.metrics import metric_float
+
+            t.own_values.append(metric_float(metrics[t.job.metric]))
         tm = t.job.time_metric
         if tm is None or tm not in metrics:
             return
@@ -386,11 +474,52 @@ class TrainContext:
         """Determined's progress bar; nothing to do here (``asha-hpc status`` shows lengths)."""
 
     def report_early_exit(self, reason: EarlyExitReason) -> None:
-        if self._t.dist.rank == 0 and reason == EarlyExitReason.INVALID_HP:
+        """``INVALID_HP``: the trial is replaced. ``USER_REQUESTED_STOP``: the trial ends as
+        completed, its last validation its result (``_Trial.stop_early``); the script then
+        returns. The chief's call counts, as only the chief reports metrics."""
+        reason = EarlyExitReason(reason)
+        if self._t.dist.rank != 0:
+            return
+        if reason == EarlyExitReason.INVALID_HP:
             _append(self._t.job.report_file, {"invalid_hp": "the script reported INVALID_HP"})
+        else:
+            self._t.stop_early()
+
+    def set_status(self, status: str) -> None:
+        """Determined shows it in its Web UI; here it goes to the job's log (``asha-hpc
+        logs``), one line per call."""
+        print(f"asha_hpc: trial {os.environ.get('ASHA_TRIAL_ID', '?')} status: {status}",
+              file=sys.stderr, flush=True)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Replace the trial's metadata (as Determined's run metadata: the whole of it) and
+        return it. It lives in the trial's folder (``det_metadata.json``), so every later job
+        of the trial reads it back with ``get_metadata()``."""
+        try:
+            text = json.dumps(metadata)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"train.set_metadata(): the metadata must be JSON (dicts, lists, "
+                            f"strings, numbers): {e}") from None
+        path = self._t.job.trial_dir / RUN_METADATA
+        tmp = path.with_name(f".{RUN_METADATA}.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # a reader (another rank, a later job) sees all of it or the old
+        return dict(json.loads(text))
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The trial's metadata as last set (by this job or an earlier one); {} before any."""
+        try:
+            got = json.loads((self._t.job.trial_dir / RUN_METADATA).read_text())
+        except FileNotFoundError:
+            return {}
+        return got if isinstance(got, dict) else {}
 
     def get_experiment_best_validation(self) -> float | None:
-        return None
+        """The best value of the searcher's metric reported so far in the experiment: every
+        segment's result in the journal (one file, read once per call) and this job's own
+        validations; None before any. Validations of other trials' running segments count
+        once their segment's result is in."""
+        return _best_validation(self._t)
 
     def get_tensorboard_path(self) -> Path:
         p = self._t.job.run_dir / "tensorboard"
@@ -448,6 +577,7 @@ class CheckpointContext:
                 meta["asha_validation"] = self._t.last_validation
             (part / METADATA).write_text(json.dumps(meta, default=_plain))
             os.rename(part, root / sid)
+            self._t.stored.add(sid)
             for _, old in _stored(root):
                 if old != sid:
                     shutil.rmtree(root / old, ignore_errors=True)
@@ -480,6 +610,28 @@ class CheckpointContext:
             meta = json.loads((path / METADATA).read_text())
         return {k: v for k, v in meta.items() if not k.startswith("asha_")}
 
+    def delete(self, storage_id: str) -> None:
+        """Remove a checkpoint of this trial: one this job stored (already gone if a later
+        one replaced it: a job keeps its newest only), or the trial's published one, whose
+        folder goes with it (the trial's next job then starts from its checkpoint before, or
+        from scratch). Another trial's checkpoint is refused: its job alone writes its folder."""
+        job = self._t.job
+        path = job.find(storage_id)
+        if path is None:
+            if storage_id in self._t.stored:
+                return
+            raise FileNotFoundError(f"checkpoint.delete(): no checkpoint with storage_id "
+                                    f"{storage_id} in this experiment")
+        owner = path.parent.parent.parent  # a published one: trials/<id>/checkpoints/<name>/<sid>
+        if path.parent == job.checkpoint_dir:
+            _remove_checkpoint(path)
+        elif owner.resolve() == job.trial_dir.resolve():  # (trials/ may link to scratch)
+            _remove_checkpoint(path)
+            shutil.rmtree(path.parent, ignore_errors=True)  # the shim publishes one per folder
+        else:
+            raise ValueError(f"checkpoint.delete(): {storage_id} is a checkpoint of trial "
+                             f"{owner.name}; a trial deletes only its own checkpoints")
+
 
 class PreemptContext:
     def __init__(self, t: _Trial, mode: PreemptMode = PreemptMode.WorkersAskChief) -> None:
@@ -510,6 +662,20 @@ class PreemptContext:
 
     def acknowledge_preemption_signal(self) -> None:
         """Nothing to acknowledge: the job publishes what the script left when it exits."""
+
+    def start(self) -> PreemptContext:
+        """Determined starts a thread that asks its master; here ``should_preempt()`` reads
+        files, so there is nothing to start (or to close), and the context stays usable."""
+        return self
+
+    def close(self) -> None:
+        """Nothing to stop (``start``)."""
+
+    def __enter__(self) -> PreemptContext:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
 
 
 class SearcherOperation:
@@ -623,4 +789,7 @@ def init(*, distributed: DistributedContext | None = None,
     except BaseException:
         ctx.close(failed=True)
         raise
+    finally:
+        if ctx.distributed._torch:  # the block's DDP models, freed while the group lives
+            gc.collect()  # (_collect_before_destroy says why)
     ctx.close(failed=False)
