@@ -395,6 +395,8 @@ def cmd_best(a: argparse.Namespace) -> int:
               + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else "")
               + (f" (trained to length {r['checkpoint_length']}, past its result's: a later "
                  f"segment cut short)" if r.get("checkpoint_length") else ""))
+        if r.get("storage_id"):  # a Core API script's: its files are in the storage_id's folder
+            print(f"   storage_id: {r['storage_id']} (load from {r['load_from']})")
         if r["logs"]["out"] or r["logs"]["err"]:
             print(f"   logs: {r['logs']['out'] or '-'}  {r['logs']['err'] or '-'}")
     return 0

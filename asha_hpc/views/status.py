@@ -646,6 +646,17 @@ def _master_job(root: Path) -> dict[str, str] | None:
     return None if got is None else dict(zip(("job_id", "state", "reason"), got))
 
 
+def _core_api_checkpoint(ckpt: str | None, missing: bool) -> dict[str, str]:
+    """``storage_id`` and ``load_from`` where the checkpoint holds a Determined Core API
+    script's (``store_path``'s folder inside it: what the script's ``restore_path`` opens)."""
+    if ckpt is None or missing:
+        return {}
+    from ..compat.determined.core import newest_stored
+
+    got = newest_stored(Path(ckpt))
+    return {} if got is None else {"storage_id": got[0], "load_from": str(got[1])}
+
+
 def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
               top: int) -> list[dict[str, Any]]:
     """``best``: the ``top`` trials, best first, with their latest job's log files."""
@@ -669,6 +680,7 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
                      "length": t.length, "state": st.status_of(t),
                      # its code ended its training here on purpose: the model is final
                      **({"trained": t.ended_early} if t.ended_early is not None else {}),
+                     **_core_api_checkpoint(ckpt, missing),
                      "error": t.error if st.status_of(t) == "failed" else None,
                      "logs": {"out": j.get("out"), "err": j.get("err")}})
     return rows

@@ -63,6 +63,12 @@ def test_stage_2_checkpoints(tmp_path, capsys):
     (stored,) = [p for p in ckpt.iterdir() if p.is_dir()]  # one storage_id: the newest only
     assert stored.joinpath("state").read_text() == "40,40,1"
     assert json.loads(stored.joinpath("metadata.json").read_text())["steps_completed"] == 40
+    # best names the storage_id and the folder its files are in (what restore_path opens)
+    assert main(["best", str(exp), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["storage_id"] == stored.name and row["load_from"] == str(stored)
+    assert main(["best", str(exp)]) == 0
+    assert f"storage_id: {stored.name} (load from {stored})" in capsys.readouterr().out
 
 
 @pytest.mark.slow

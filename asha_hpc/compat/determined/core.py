@@ -162,6 +162,14 @@ def _stored(folder: Path) -> list[tuple[float, str]]:
     return sorted(out)
 
 
+def newest_stored(folder: Path) -> tuple[str, Path] | None:
+    """(storage_id, its folder) of the newest Core API checkpoint a published checkpoint
+    holds (``store_path`` writes ``<checkpoint>/<storage_id>/``), or None: what ``best``
+    names for a Determined script to load."""
+    found = _stored(folder)
+    return (found[-1][1], folder / found[-1][1]) if found else None
+
+
 def _remove_checkpoint(path: Path) -> None:
     """Its metadata first: a removal cut short leaves files that no longer count as a
     checkpoint (``_stored``), never a half-removed one that does."""
