@@ -14,7 +14,9 @@ asha_hpc.job.job_report`` is the same command; ``asha_hpc.report`` is the name u
 Lines: ``{"metrics": {...}}`` the segment's result (the last one counts), ``{"step": 10,
 "metrics": {...}}`` a learning-curve point, ``{"invalid_hp": "why"}``, ``{"reached": 37}`` the
 length the checkpoint the command left holds, ``{"ended_early": "why"}`` the command ended the
-trial's training before the segment's length (it fails, with what it reported, not retried),
+trial's training before the segment's length (after a "metrics" line the model is final and
+its result stands for any promotion; without one the trial fails, not retried; either way
+whatever the command's exit status),
 ``{"saved": "name", "reached": 37}`` the entry ``name`` of the checkpoint folder is complete
 (if the command then fails, the trial keeps that entry as its checkpoint).
 """
