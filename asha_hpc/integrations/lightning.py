@@ -25,13 +25,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..job.command_trial import command_trial
+from ..job.command_trial import command_trial, outside_any_job
 from ..job.trial import Trial
 from .segments import IntegrationError, SegmentWalk, ended_early
 
 CKPT_FILE = "lightning.ckpt"  # the Trainer's checkpoint inside the trial's checkpoint folder
 UNITS = ("epochs", "steps")
 _classes: dict[tuple[type, ...], type] = {}
+_inert_classes: dict[tuple[type, ...], type] = {}  # AshaCallback() outside any job, per bases
 
 if TYPE_CHECKING:  # for type checkers a Lightning callback; at run time see __new__
     from lightning.pytorch.callbacks import Checkpoint as _Base
@@ -104,6 +105,9 @@ class AshaCallback(_Base):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AshaCallback:
         bases = _lightning_bases()
+        if (args[0] if args else kwargs.get("trial")) is None and outside_any_job():
+            # a script run by hand (LightningCLI's --help, a debugging run): as before
+            return _inert(bases)
         if not issubclass(cls, bases):
             key = (cls,) + bases
             if key not in _classes:
@@ -296,3 +300,13 @@ class AshaCallback(_Base):
         goes_on = self._walk.finish(position, trainer.callback_metrics,
                                     lambda d: trainer.save_checkpoint(Path(d) / CKPT_FILE))
         trainer.should_stop = not goes_on
+
+
+def _inert(bases: tuple[type, ...]) -> Any:
+    """``AshaCallback()`` outside any asha_hpc job: a Lightning callback that does nothing,
+    with nothing to resume and no length to impose."""
+    if bases not in _inert_classes:
+        _inert_classes[bases] = type("AshaCallback", bases, {
+            "__module__": __name__, "ckpt_path": None, "max_epochs": None, "max_steps": -1,
+            "__doc__": _inert.__doc__})
+    return _inert_classes[bases]()

@@ -31,7 +31,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..job.command_trial import command_trial
+from ..job.command_trial import command_trial, outside_any_job
 from ..job.trial import Trial, _torch_dist
 from .segments import IntegrationError, SegmentWalk, ended_early
 
@@ -46,6 +46,11 @@ class AshaCallback(TrainerCallback):
     returns); it is reported under the searcher's metric name too (default: the searcher's
     metric). Pass ``max_steps=cb.max_steps`` to ``TrainingArguments``, ``callbacks=[cb]`` to
     the ``Trainer`` and ``resume_from_checkpoint=cb.resume_from`` to ``train``."""
+
+    def __new__(cls, trial: Trial | None = None, *args: Any, **kwargs: Any) -> AshaCallback:
+        if trial is None and outside_any_job():  # a script run by hand: it trains as before
+            return _Inert()  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(self, trial: Trial | None = None, metric: str | None = None) -> None:
         if trial is None:  # a script the job runs as a command: its trial, from the environment
@@ -209,3 +214,10 @@ class AshaCallback(TrainerCallback):
                 staged.parent.rmdir()  # empty: nothing of the Trainer's is left in the run folder
             except OSError:
                 pass
+
+
+class _Inert(TrainerCallback):
+    """``AshaCallback()`` outside any asha_hpc job: nothing to resume, no length to impose."""
+
+    resume_from = None
+    max_steps = -1

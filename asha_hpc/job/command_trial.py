@@ -14,7 +14,11 @@ segment per command (``ASHA_TARGET_LENGTH``); with several ranks (``torchrun``: 
 
 A ``TrainingEndedEarly`` that leaves the script (a framework's early stopping, through its
 callback) is the ``ended_early`` line: the job takes the final model's result and checkpoint
-whatever the exit status.
+whatever the exit status. A ``FatalTrialError`` (a callback used wrongly) is the ``fatal`` line:
+the search stops at once, as for a function.
+
+Outside any asha_hpc job (``python main.py fit`` by hand, ``--help``) the callbacks built
+without a trial do nothing (``outside_any_job``): the script still runs as it did.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingEndedEarly
+from ..errors import FatalTrialError, TrainingEndedEarly
 from ..protocol.expdir import fsync_dir
 from .trial import Segment, Trial, _torch_dist
 
@@ -36,16 +40,42 @@ STOP_LOOK_EVERY_S = 0.5  # should_stop() after every step: one stat of the stop 
 PARTIAL = ".partial"  # in ASHA_CHECKPOINT_DIR: the checkpoint being written
 
 
-class NotInACommandTrial(RuntimeError):
-    """A command trial's object asked for outside a job's command."""
+class NotInACommandTrial(FatalTrialError):
+    """A command trial's object asked for in a function entrypoint's job (which has its trial
+    to pass), or where the job's variables are incomplete."""
 
 
 _current: CommandTrial | None = None
+in_function_trial = False  # set by the job (jobmain.py) before it calls a function entrypoint
+_said_outside = False
+# what the callbacks' messages name for a function's code, as a command passes it
+COMMAND_TERMS = ("in a command script, cb.max_steps / cb.max_epochs are --max_steps / "
+                 "--trainer.max_epochs ${ASHA_MAX_LENGTH}, and cb.resume_from / cb.ckpt_path "
+                 "the trial's checkpoint, $ASHA_LATEST_CHECKPOINT (README: as a command)")
+
+
+def outside_any_job() -> bool:
+    """No asha_hpc job runs this process: a callback built without a trial does nothing
+    (said once), so that the script runs by hand (``--help``, a debugging run) as before."""
+    global _said_outside
+    if in_function_trial or os.environ.get("ASHA_TRIAL_ID"):
+        return False
+    if not _said_outside:
+        _said_outside = True
+        print("asha_hpc: AshaCallback(): not run by asha_hpc (ASHA_TRIAL_ID is not set): the "
+              "callback does nothing, and the Trainer trains as configured", file=sys.stderr,
+              flush=True)
+    return True
 
 
 def command_trial() -> CommandTrial:
     """The trial of the job that runs this command (one per process)."""
     global _current
+    if in_function_trial:
+        raise NotInACommandTrial(
+            "AshaCallback() without a trial in a function entrypoint: pass the trial the "
+            "function gets, AshaCallback(trial) (the form without one is for a script that "
+            "asha_hpc runs as a command entrypoint)")
     if _current is None:
         _current = CommandTrial(os.environ)
     return _current
@@ -60,10 +90,9 @@ class CommandTrial(Trial):
         missing = [k for k in need if not env.get(k)]
         if missing:
             raise NotInACommandTrial(
-                f"no trial here: {missing[0]} is not set. Without a trial argument, the "
-                f"callback is for a script that asha_hpc runs as a command entrypoint "
-                f"(`entrypoint: {{command: [python3, train.py, ...]}}`); a function entrypoint "
-                f"passes its trial: AshaCallback(trial)")
+                f"AshaCallback() without a trial: {missing[0]} is not set, where the job that "
+                f"runs a command entrypoint sets it (the command runs with an environment of "
+                f"its own? keep the job's ASHA_* variables)")
         run_dir = Path(env["ASHA_RUN_DIR"])
         max_length = env.get("ASHA_MAX_LENGTH")
         super().__init__(
@@ -158,7 +187,8 @@ class CommandTrial(Trial):
 def _say_ended_early_on_exit(trial: CommandTrial) -> None:
     """A ``TrainingEndedEarly`` that leaves the script: the ``ended_early`` line (after the
     final model's result and checkpoint, which the callback wrote first), and one line on
-    stderr instead of a traceback."""
+    stderr instead of a traceback. A ``FatalTrialError``: the ``fatal`` line, in a command's
+    terms where it names a function's (``cb.max_steps``)."""
     before = sys.excepthook
 
     def hook(kind: type[BaseException], err: BaseException, tb: Any) -> None:
@@ -166,6 +196,9 @@ def _say_ended_early_on_exit(trial: CommandTrial) -> None:
             trial._line({"ended_early": str(err)})
             print(f"asha_hpc: {err}", file=sys.stderr, flush=True)
             return
+        if isinstance(err, FatalTrialError):
+            text = str(err) + (f" ({COMMAND_TERMS})" if "cb." in str(err) else "")
+            trial._line({"fatal": text})
         before(kind, err, tb)
 
     sys.excepthook = hook

@@ -18,7 +18,9 @@ trial's training before the segment's length (after a "metrics" line the model i
 its result stands for any promotion; without one the trial fails, not retried; either way
 whatever the command's exit status),
 ``{"saved": "name", "reached": 37}`` the entry ``name`` of the checkpoint folder is complete
-(if the command then fails, the trial keeps that entry as its checkpoint).
+(if the command then fails, the trial keeps that entry as its checkpoint), ``{"fatal": "why"}``
+an error every trial would repeat (the search stops at once, as for a function's
+FatalTrialError: what the framework callbacks raise when used wrongly).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class ReportFile:
     invalid: str | None = None  # why the hyperparameters are invalid
     reached: int | None = None  # the length the command's checkpoint holds
     ended_early: str | None = None  # why the command ended the trial before the segment's end
+    fatal: str | None = None  # an error every trial would repeat (a callback used wrongly)
     # the newest entry of the checkpoint folder the command said is complete, and the length it
     # holds: the trial keeps it even if the command fails later
     saved: str | None = None
@@ -109,6 +112,8 @@ class ReportReader:
             out.invalid = str(rec["invalid_hp"])
         elif "ended_early" in rec:
             out.ended_early = str(rec["ended_early"])
+        elif "fatal" in rec:
+            out.fatal = str(rec["fatal"])
         elif "step" in rec:
             out.points.append((rec["step"], got))
         elif "metrics" in rec:

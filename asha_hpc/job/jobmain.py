@@ -71,6 +71,7 @@ from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
 from ..protocol.metrics import as_number
+from . import command_trial
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names
@@ -442,6 +443,7 @@ class _Session:
             else:
                 from .entrypoint import resolve_entrypoint
 
+                command_trial.in_function_trial = True  # AshaCallback() there: say what to pass
                 resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
         except InvalidHP as e:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
@@ -927,6 +929,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
             shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
     if got.invalid is not None:
         raise InvalidHP(got.invalid)
+    if got.fatal is not None:
+        raise FatalTrialError(got.fatal)
     if ended_early:
         ended = TrainingEndedEarly(got.ended_early)
         if metrics is not None and as_number(metrics.get(spec.metric)) is not None:

@@ -6,6 +6,7 @@ their checkpoints (every step trained once), the learning-rate schedule spans ma
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import require_module
-from helpers import cli, final_state
+from helpers import cli, final_state, journal
 
 require_module("torch")
 pytest.importorskip("transformers")
@@ -101,11 +102,52 @@ def test_early_stopping_in_a_command_script_ends_trials_with_their_final_models(
     assert "Traceback" not in logs  # the script's TrainingEndedEarly is one line, not an error
 
 
-def test_the_callback_without_a_trial_outside_a_job_says_where_it_works(monkeypatch):
-    from asha_hpc.integrations.transformers import AshaCallback
-    from asha_hpc.job.command_trial import NotInACommandTrial
+def test_the_callback_without_a_trial_outside_any_job_does_nothing(tmp_path):
+    """The script run by hand (``--help``, a debugging run): it trains as it did, with one
+    line saying the callback does nothing."""
+    code = f"""
+import sys; sys.path.insert(0, {str(SCRIPT.parent)!r})
+sys.argv = ["x", "--output_dir", {str(tmp_path / 'out')!r}, "--max_steps", "3", "--use_cpu",
+            "true", "--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no"]
+import hf_cli_classifier
+hf_cli_classifier.main()
+print("trained", open(hf_cli_classifier.os.environ["ASHA_TRIAL_DIR"] + "/trained.jsonl").read().count("step"))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASHA_")}
+    env["ASHA_TRIAL_DIR"] = str(tmp_path)  # the script's own witness writes there
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == "3"  # max_steps as given
+    assert r.stderr.count("AshaCallback(): not run by asha_hpc (ASHA_TRIAL_ID is not set): the "
+                          "callback does nothing") == 1
 
-    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
-    with pytest.raises(NotInACommandTrial, match=r"ASHA_TRIAL_ID is not set.*a function "
-                                                 r"entrypoint passes its trial: AshaCallback\(trial\)"):
-        AshaCallback(metric="eval_loss")
+
+def test_mistakes_in_a_command_script_stop_the_search_at_once_in_its_terms(tmp_path):
+    """``--max_steps ${ASHA_TARGET_LENGTH}`` (the segment's, not max_length): the callback's
+    refusal stops the search at the first trial, as in a function, saying what the command
+    passes instead of the function's ``cb.max_steps``."""
+    with pytest.raises(AssertionError) as failed:
+        command_search(tmp_path, flags=["--max_steps", "${ASHA_TARGET_LENGTH}"])
+    err = str(failed.value)
+    assert "experiment failed" in err and "the first 3 trials" not in err
+    assert "TrainingArguments(max_steps=10) but the searcher's max_length is 20 steps" in err
+    assert "in a command script, cb.max_steps / cb.max_epochs are --max_steps / " \
+        "--trainer.max_epochs ${ASHA_MAX_LENGTH}" in err
+    jobs = [r for r in journal(tmp_path / "e") if r["kind"] == "intent"]
+    assert len(jobs) <= 2  # the two started at once; no third
+
+
+def test_the_callback_without_a_trial_in_a_function_entrypoint_stops_the_search(tmp_path):
+    (tmp_path / "model.py").write_text(
+        "from asha_hpc.integrations.transformers import AshaCallback\n"
+        "def train(trial):\n    AshaCallback(metric='eval_loss')\n")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "fn", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "eval_loss", "max_length": {"batches": 4},
+                     "max_trials": 3, "max_concurrent_trials": 1},
+        "hyperparameters": {"x": 1}, "local": {"gpus": []}}))
+    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", check=False)
+    assert r.returncode == 1 and "AshaCallback() without a trial in a function entrypoint: " \
+        "pass the trial the function gets, AshaCallback(trial)" in r.stderr
+    assert len([x for x in journal(tmp_path / "e") if x["kind"] == "intent"]) == 1
