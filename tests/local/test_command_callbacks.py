@@ -151,3 +151,48 @@ def test_the_callback_without_a_trial_in_a_function_entrypoint_stops_the_search(
     assert r.returncode == 1 and "AshaCallback() without a trial in a function entrypoint: " \
         "pass the trial the function gets, AshaCallback(trial)" in r.stderr
     assert len([x for x in journal(tmp_path / "e") if x["kind"] == "intent"]) == 1
+
+
+def test_a_lightning_cli_project_as_the_readme_runs_it(tmp_path):
+    """The README's LightningCLI recipe: the callback in ``trainer_defaults``, ``${args}``
+    through ``"$@"`` (nested ``model: {lr}`` as ``--model.lr=``), max_epochs from the job,
+    ``--ckpt_path`` once there is a checkpoint. Promoted trials go on from their checkpoints
+    (every epoch trained once), and the checkpoint ``best`` names, loaded, gives its metric."""
+    pytest.importorskip("jsonargparse")
+    require_module("lightning")
+    project = Path(__file__).parent.parent / "foreign" / "lightning_cli"
+    cfg = {
+        "name": "cli",
+        "entrypoint": {"command": [
+            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
+            '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
+            '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
+            "sh", "${args}"]},
+        "searcher": {"name": "async_halving", "metric": "val_loss", "max_length": {"epochs": 4},
+                     "num_rungs": 2, "divisor": 2, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"model": {"lr": {"type": "log", "minval": -2.5, "maxval": -1.5}}},
+        "reproducibility": {"experiment_seed": 2}, "poll_interval_s": 0.3,
+        "local": {"gpus": [], "max_parallel": 2},
+    }
+    for name in ("main.py", "config.yaml"):
+        (tmp_path / name).write_text((project / name).read_text())
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=900)
+    _, st = final_state(tmp_path / "e")
+    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
+    assert max(t.length for t in st.trials.values()) == 4
+    for t in st.trials.values():  # each epoch once: a promoted trial went on from epoch 2
+        log = (tmp_path / "e" / "trials" / f"{t.id:05d}" / "epochs.log").read_text().split("\n")
+        assert [json.loads(x)["epoch"] for x in log if x] == list(range(1, t.length + 1)), t.id
+    best = st.ranked()[0]
+    code = f"""
+import sys; sys.path.insert(0, {str(tmp_path)!r})
+import lightning as L, main
+m = main.RegressionModel.load_from_checkpoint({str(Path(best.checkpoint) / 'lightning.ckpt')!r})
+print(L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+      .validate(m, datamodule=main.SineDataModule(), verbose=False)[0]["val_loss"])
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) == pytest.approx(best.metric, rel=1e-5)
