@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import FatalTrialError, TrainingEndedEarly
 from ..protocol.expdir import fsync_dir
+from .job_report import append_report
 from .trial import Segment, Trial, _torch_dist
 
 STOP_LOOK_EVERY_S = 0.5  # should_stop() after every step: one stat of the stop file at most this often
@@ -180,8 +181,7 @@ class CommandTrial(Trial):
         """The job writes the result's curve point once the command has exited."""
 
     def _line(self, obj: dict[str, Any]) -> None:
-        with open(self._report_file, "a") as f:
-            f.write(json.dumps(obj) + "\n")
+        append_report(self._report_file, obj)
 
 
 def _say_ended_early_on_exit(trial: CommandTrial) -> None:

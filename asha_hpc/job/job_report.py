@@ -120,6 +120,19 @@ class ReportReader:
             out.metrics = plain_metrics(got)
 
 
+def append_report(path: Path | str, *records: dict[str, Any]) -> None:
+    """Append lines to a command's report file: the one writer of its format (this command,
+    the command-side Trial, the Determined shim). Values that are not JSON (numpy, 0-d
+    tensors) go as their number, else as text."""
+    with open(path, "a") as f:
+        for r in records:
+            f.write(json.dumps(r, default=_json_value) + "\n")
+
+
+def _json_value(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else str(v)
+
+
 def _entry_name(name: Any) -> bool:
     """Whether ``name`` names an entry directly in the checkpoint folder (nothing outside it)."""
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
@@ -184,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [rec] if rec else []
     if a.ended_early is not None and a.invalid is None and a.saved is None:
         lines.append({"ended_early": a.ended_early})  # after the metrics: a final model's
-    with open(path, "a") as f:
-        for r in lines:
-            f.write(json.dumps(r) + "\n")
+    append_report(path, *lines)
     return 0
 
 

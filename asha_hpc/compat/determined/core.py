@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from ...job.job_report import append_report
 from ...protocol.expdir import ExpDir
 
 log = logging.getLogger("determined.core")
@@ -178,8 +179,7 @@ def _remove_checkpoint(path: Path) -> None:
 
 
 def _append(path: Path, obj: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(obj, default=_plain) + "\n")
+    append_report(path, obj)
 
 
 def _plain(v: Any) -> Any:
