@@ -47,9 +47,9 @@ class AshaCallback(TrainerCallback):
     metric). Pass ``max_steps=cb.max_steps`` to ``TrainingArguments``, ``callbacks=[cb]`` to
     the ``Trainer`` and ``resume_from_checkpoint=cb.resume_from`` to ``train``."""
 
-    def __new__(cls, trial: Trial | None = None, *args: Any, **kwargs: Any) -> AshaCallback:
+    def __new__(cls, trial: Trial | None = None, *args: Any, **kwargs: Any) -> Any:
         if trial is None and outside_any_job():  # a script run by hand: it trains as before
-            return _Inert()  # type: ignore[return-value]
+            return _Inert()
         return super().__new__(cls)
 
     def __init__(self, trial: Trial | None = None, metric: str | None = None) -> None:
