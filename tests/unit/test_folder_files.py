@@ -69,3 +69,26 @@ def test_a_cancel_request_written_reads_back_its_time(tmp_path):
     before = time.time()
     write_cancel_request(exp)
     assert before <= cancel_asked_at(exp) <= time.time()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=12))
+def test_any_format_file_opens_or_is_refused_in_one_line(tmp_path_factory, data):
+    """Whatever a folder's format file holds (torn, edited, another tool's), opening the
+    folder raises nothing but the one-line refusal, and only for a whole number above ours."""
+    from asha_hpc.errors import AshaError
+    from asha_hpc.protocol.expdir import CONFIG, FORMAT, FORMAT_FILE, JOURNAL, ExpDir
+
+    root = tmp_path_factory.mktemp("exp")
+    (root / CONFIG).write_text("name: x\n")
+    (root / JOURNAL).write_text("")
+    (root / FORMAT_FILE).write_bytes(data)
+    try:
+        newer = int(data.decode().strip()) > FORMAT
+    except (UnicodeDecodeError, ValueError):
+        newer = False
+    try:
+        ExpDir.open(root, only_read=True)
+        assert not newer
+    except AshaError as e:
+        assert newer and "written by a newer release of asha_hpc" in str(e)

@@ -114,7 +114,8 @@ def test_bad_report_lines_name_the_file_and_line(tmp_path, capsys):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=30), st.dictionaries(
-    st.sampled_from(["metrics", "step", "reached", "invalid_hp", "saved", "other"]),
+    st.sampled_from(["metrics", "step", "reached", "invalid_hp", "saved", "ended_early",
+                     "fatal", "other"]),
     st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=5),
               st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False), max_size=3)),
     max_size=4).map(json.dumps)), max_size=8))
@@ -127,6 +128,7 @@ def test_any_report_file_is_read_without_raising(tmp_path_factory, lines):
     assert got.metrics is None or isinstance(got.metrics, dict)
     assert got.reached is None or isinstance(got.reached, int)
     assert all(isinstance(m, dict) for _, m in got.points)
+    assert all(v is None or isinstance(v, str) for v in (got.fatal, got.ended_early, got.invalid))
 
 
 @settings(max_examples=150, deadline=None)
