@@ -325,7 +325,7 @@ class Master:
             # and the live ones whose last attempt failed (fail-fast stopped their retries)
             shown = sorted(t.id for t in st.trials.values() if st.status_of(t) == FAILED)
             if failed or st.lifecycle != "completed":
-                self._record(RetryFailed(trials=failed))
+                self._record(RetryFailed(trials=failed, before_fix_free=True))
                 self.progress(f"retrying {len(shown)} failed trial(s) from their latest "
                               f"checkpoints" + (f" ({', '.join(map(str, shown))})" if shown else "")
                               + "; every trial's restarts count from zero")

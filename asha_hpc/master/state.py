@@ -569,7 +569,7 @@ class ExperimentState:
         every trial's restarts count from zero; fail-fast starts over."""
         self.lifecycle = "running"
         self.message = None
-        self.retried_at = self.seq
+        self.retried_at = self.seq if rec.get("before_fix_free") else 0
         self.fatal, self.first_errors, self.worked = None, [], 0
         self.restore_errors, self.restores_worked = [], 0
         self.early_hosts = {}

@@ -107,6 +107,9 @@ class Stopped(Record):
 class RetryFailed(Record):
     kind = Kind.RETRY_FAILED
     trials: list[int]
+    # failures of attempts started before this record ran the code before the fix: retried,
+    # uncounted (journals written before this field keep counting them, as their masters did)
+    before_fix_free: bool | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

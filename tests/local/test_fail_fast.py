@@ -407,10 +407,14 @@ def test_a_failure_of_the_code_before_the_fix_that_arrives_after_retry_failed_st
     recs += [{"kind": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "error",
               "fatal": True, "error": bug},
              {"kind": "aborted", "state": "failed", "message": "x"},
-             {"kind": "retry_failed", "trials": []},
+             {"kind": "retry_failed", "trials": [], "before_fix_free": True},
              {"kind": "result", "trial": 2, "segment": 0, "attempt": 0, "status": "error",
               "fatal": True, "error": bug}]
     recs = [dict(r, seq=i + 1) for i, r in enumerate(recs)]
+    # a journal of the release before: its master counted such a failure, and replay must
+    # decide as it did
+    old = [dict(r, before_fix_free=None) if r["kind"] == "retry_failed" else r for r in recs]
+    assert replay(cfg, old).hopeless() == (2, bug)
     st = replay(cfg, recs)
     assert st.hopeless() is None and st.lifecycle == "running"
     t2 = st.trials[2]
