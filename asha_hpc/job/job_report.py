@@ -126,10 +126,12 @@ def append_report(path: Path | str, *records: dict[str, Any]) -> None:
     tensors) go as their number, else as text."""
     with open(path, "a") as f:
         for r in records:
-            f.write(json.dumps(r, default=_json_value) + "\n")
+            f.write(json.dumps(r, default=json_value) + "\n")
 
 
-def _json_value(v: Any) -> Any:
+def json_value(v: Any) -> Any:
+    """A value JSON has no type for, as a report line or metadata holds it: numpy and 0-d
+    tensors as their number, anything else as text."""
     return v.item() if hasattr(v, "item") else str(v)
 
 

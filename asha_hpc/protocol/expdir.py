@@ -49,6 +49,11 @@ from ..errors import AshaError, shell_word
 INBOX = "inbox"
 MASTER_SCRIPT = "master.sbatch"  # `asha-hpc submit`'s batch script for the master's job
 MASTER_LOG_GLOB = "master-*.out"  # that job's log (its template's --output)
+
+
+def master_log(root: Path, job_id: str) -> Path:
+    """The log of the master's Slurm job ``job_id`` (``MASTER_LOG_GLOB``)."""
+    return Path(root) / MASTER_LOG_GLOB.replace("*", job_id)
 MASTER_JOB = "master.job"  # that job's Slurm id, written by `asha-hpc submit` once sbatch took it
 TRIALS = "trials"
 JOBS = "jobs"

@@ -36,7 +36,15 @@ from ..master.state import (
 )
 from ..master.timelimits import rung_levels
 from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
-from ..protocol.expdir import CONFIG, JOURNAL, ExpDir, holds_experiment, scan_inbox, submitted_master
+from ..protocol.expdir import (
+    CONFIG,
+    JOURNAL,
+    ExpDir,
+    holds_experiment,
+    master_log,
+    scan_inbox,
+    submitted_master,
+)
 from ..protocol.journal import read_journal
 from ..protocol.messages import MessageError, Result, Started, from_json
 from ..protocol.metrics import diverged, finite_float
@@ -643,7 +651,9 @@ def _master_job(root: Path) -> dict[str, str] | None:
     from ..submit import master_job_waiting
 
     got = master_job_waiting(root)
-    return None if got is None else dict(zip(("job_id", "state", "reason"), got))
+    if got is None:
+        return None
+    return {**dict(zip(("job_id", "state", "reason"), got)), "log": str(master_log(root, got[0]))}
 
 
 def _core_api_checkpoint(ckpt: str | None, missing: bool) -> dict[str, str]:

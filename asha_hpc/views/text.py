@@ -113,7 +113,7 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     mj = d.get("master_job")
     if d["state"] == "stopped" and mj:
         why = f" ({mj['reason']})" if mj.get("reason") and mj["reason"] != "None" else ""
-        log = shell_word(os.path.join(d["dir"], f"master-{mj['job_id']}.out"))
+        log = shell_word(mj["log"])
         lines.append(f"no master is running; the master's Slurm job {mj['job_id']} is "
                      + (f"running but has not taken the search yet: it is starting (or stuck "
                         f"before it: see {log}), and resumes the search once started"

@@ -115,7 +115,8 @@ def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_
             "resumes the search when it starts (a `resume` by hand now would make it fail: "
             "`scancel 4711` first)") in out, out
     assert json.loads(cli("status", exp, "--json", env=env).stdout)["master_job"] == {
-        "job_id": "4711", "state": "PENDING", "reason": "BeginTime"}
+        "job_id": "4711", "state": "PENDING", "reason": "BeginTime",
+        "log": str(exp.resolve() / "master-4711.out")}
     squeue.write_text('#!/bin/sh\n[ "$3" = 4711 ] && echo "RUNNING|None"\nexit 0\n')
     out = cli("status", exp, env=env).stdout  # started: the master takes the lease shortly
     assert ("no master is running; the master's Slurm job 4711 is running but has not taken the "

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from ...job.job_report import append_report
+from ...job.job_report import append_report, json_value
 from ...protocol.expdir import ExpDir
 
 log = logging.getLogger("determined.core")
@@ -180,10 +180,6 @@ def _remove_checkpoint(path: Path) -> None:
 
 def _append(path: Path, obj: dict[str, Any]) -> None:
     append_report(path, obj)
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else str(v)
 
 
 class EarlyExitReason(enum.Enum):
@@ -583,7 +579,7 @@ class CheckpointContext:
             if self._t.progress is not None:  # a resumed job whose rung this already passed
                 meta["asha_progress"] = self._t.progress
                 meta["asha_validation"] = self._t.last_validation
-            (part / METADATA).write_text(json.dumps(meta, default=_plain))
+            (part / METADATA).write_text(json.dumps(meta, default=json_value))
             os.rename(part, root / sid)
             self._t.stored.add(sid)
             for _, old in _stored(root):
