@@ -24,6 +24,7 @@ everything else (the user's own ``save_steps`` checkpoints, the final ``save_mod
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -200,6 +201,7 @@ class AshaCallback(TrainerCallback):
         if hasattr(processor, "save_pretrained"):
             processor.save_pretrained(str(folder))
         state.save_to_json(str(folder / "trainer_state.json"))
+        self._forget_staged_best(folder)
 
     def _move(self, staged: Path, folder: Path) -> None:
         """The Trainer's checkpoint folder becomes the trial's (same filesystem: renames)."""
@@ -210,10 +212,28 @@ class AshaCallback(TrainerCallback):
             for item in os.listdir(staged):
                 shutil.move(str(staged / item), str(folder / item))
             staged.rmdir()
+            self._forget_staged_best(folder)
             try:
                 staged.parent.rmdir()  # empty: nothing of the Trainer's is left in the run folder
             except OSError:
                 pass
+
+
+    def _forget_staged_best(self, folder: Path) -> None:
+        """The Trainer records ``best_model_checkpoint`` as the folder it saved into: the staging
+        folder, gone once the checkpoint is published, whose name would make every resumed job
+        warn that it "does not exist anymore". Only the trial's latest checkpoint is kept, so
+        there is no folder to name instead: the best checkpoint of a search is ``asha-hpc
+        best``'s. A folder of the user's own ``save_steps`` checkpoints stays named."""
+        path = folder / "trainer_state.json"
+        if self.trial.rank != 0 or not path.is_file():
+            return
+        state = json.loads(path.read_text())
+        best = state.get("best_model_checkpoint")
+        staging = self.trial.run_dir / STAGING
+        if isinstance(best, str) and (Path(best) == staging or staging in Path(best).parents):
+            state["best_model_checkpoint"] = None
+            path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 class _Inert(TrainerCallback):

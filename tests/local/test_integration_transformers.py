@@ -218,6 +218,29 @@ def test_stop_request_saves_and_the_retry_resumes_there(tmp_path):
     assert not list((tmp_path / "out").glob("checkpoint-*"))
 
 
+def test_a_published_checkpoint_names_no_staging_folder_as_the_best(tmp_path, caplog):
+    """With ``metric_for_best_model`` the Trainer records ``best_model_checkpoint`` as the folder
+    it saved into. At a segment's end that is the staging folder, moved away when the
+    checkpoint is published: the resumed job warned that it "does not exist anymore", and
+    ``trainer_state.json`` named a folder that is gone."""
+    import logging
+
+    t = make_trial(tmp_path, 4)
+    tiny_train(t, tmp_path, eval_strategy="steps", eval_steps=2, metric_for_best_model="eval_loss",
+               save_strategy="steps")  # the default save_steps: none of the user's own saves
+    state = json.loads((t.latest_checkpoint / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["best_global_step"] in (2, 4)
+    assert state["best_model_checkpoint"] is None
+    t2 = make_trial(tmp_path, 8, segment=1)
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer"):
+        _, steps = tiny_train(t2, tmp_path, eval_strategy="steps", eval_steps=2,
+                              metric_for_best_model="eval_loss", save_strategy="steps")
+    assert steps == 4 and [s.length for s in t2.reports] == [8]
+    assert "does not exist anymore" not in caplog.text
+    state = json.loads((t2.latest_checkpoint / "trainer_state.json").read_text())
+    assert state["global_step"] == 8 and state["best_model_checkpoint"] is None
+
+
 def test_a_new_trial_that_resumes_from_a_shared_output_dir_is_refused(tmp_path):
     """The tutorials' one ``output_dir`` for every run and ``train(resume_from_checkpoint=True)``
     (the last ``checkpoint-N`` there): a new trial would continue another run's weights,
