@@ -47,6 +47,7 @@ built by its constructor in records.py):
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -752,11 +753,13 @@ class ExperimentState:
 
 
 def error_signature(error: str) -> str:
-    """What makes two failures the same error: the exception line of the traceback (its last
-    non-empty line), object addresses left out."""
-    import re
+    """What makes two failures the same error: the exception line of the traceback
+    (``error_summary``), object addresses and clock times (a library's log prefix, XGBoost's
+    "[06:32:28]") left out."""
+    return _CLOCK.sub("?", re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error)))
 
-    return re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error))
+
+_CLOCK = re.compile(r"\b(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d(\.\d+)?\b")
 
 
 def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
@@ -770,15 +773,35 @@ SUMMARY_MAX = 600  # characters of an error's one-line form
 
 def error_summary(s: str | None) -> str:
     """The last line with words (for a traceback: the exception itself), up to SUMMARY_MAX
-    characters: our own errors end with what to do, which must not be cut."""
+    characters: our own errors end with what to do, which must not be cut. An exception whose
+    message goes on with a native backtrace (XGBoost's "Stack trace: [bt] ...", torch's
+    "frame #0: ...") is summed up by its first line."""
     if not s:
         return ""
     # a line of only rules ("=====", torchrun's frame) says nothing
     lines = [x for x in s.strip().splitlines() if any(c.isalnum() for c in x)]
     if not lines:
         return ""
-    return lines[-1] if len(lines[-1]) <= SUMMARY_MAX else lines[-1][:SUMMARY_MAX - 1] + "…"
+    line = _before_backtrace(lines) or lines[-1]
+    return line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…"
 
+
+_BACKTRACE = re.compile(r"\s|Stack trace|frame #\d|Exception raised from|.*\[bt\]")
+
+
+def _before_backtrace(lines: list[str]) -> str | None:
+    """The exception line of the last Python traceback when every line after it is a native
+    backtrace's; None otherwise (a script that printed more after it, or no traceback)."""
+    start = max((i for i, x in enumerate(lines) if x.startswith("Traceback (most recent call")),
+                default=None)
+    if start is None:
+        return None
+    head = next((i for i in range(start + 1, len(lines)) if not lines[i][:1].isspace()), None)
+    if head is None or head == len(lines) - 1:
+        return None
+    if all(_BACKTRACE.match(x) for x in lines[head + 1:]):
+        return lines[head].rstrip()
+    return None
 
 
 def cap_change(was: int | None, units: int) -> str:

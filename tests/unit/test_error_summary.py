@@ -1,0 +1,89 @@
+"""The one line that stands for a failure (status, best, fail-fast's "the same error"): a
+traceback's exception, also when a library's message goes on with a native backtrace."""
+import traceback
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asha_hpc.master.state import error_signature, error_summary
+
+# XGBoost 3's error for max_depth 0 with the exact tree method, as a trial's job wrote it
+XGBOOST = """Traceback (most recent call last):
+  File "/tmp/gbm/train_xgb2.py", line 23, in _run
+    booster = xgb.train(params, dtrain, num_boost_round=segment.length - done,
+              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/venv/lib/python3.11/site-packages/xgboost/core.py", line 324, in _check_call
+    raise XGBoostError(py_str(_LIB.XGBGetLastError()))
+xgboost.core.XGBoostError: [{clock}] /__w/xgboost/xgboost/src/tree/updater_colmaker.cc:180: \
+Check failed: param_.max_depth > 0 (0 vs. 0) : exact tree method doesn't support unlimited depth.
+Stack trace:
+  [bt] (0) /venv/lib/python3.11/site-packages/xgboost/lib/libxgboost.so(+0x2c1a8c) [0x7f5fb34c1a8c]
+  [bt] (7) /lib/x86_64-linux-gnu/libffi.so.8(+0x640e) [0x7f5fd102240e]
+  [bt] (8) /lib/x86_64-linux-gnu/libffi.so.8(ffi_call+0xcd) [0x7f5fd1022b0d]
+
+"""
+
+# torch's C++ errors with TORCH_SHOW_CPP_STACKTRACES=1
+TORCH_CPP = """Traceback (most recent call last):
+  File "train.py", line 9, in train
+    y = model(x)
+RuntimeError: mat1 and mat2 shapes cannot be multiplied (8x3 and 4x2)
+Exception raised from meta at /pytorch/aten/src/ATen/native/LinearAlgebra.cpp:192 (most recent call first):
+frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x96 (0x7f1 in libc10.so)
+frame #1: <unknown function> + 0x1e2b (0x7f2 in libtorch_cpu.so)
+"""
+
+
+def test_a_native_backtrace_after_the_message_is_not_the_summary():
+    summary = error_summary(XGBOOST.format(clock="06:32:28"))
+    assert summary.startswith("xgboost.core.XGBoostError: [06:32:28] ")
+    assert summary.endswith("exact tree method doesn't support unlimited depth.")
+    assert error_summary(TORCH_CPP) == (
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (8x3 and 4x2)")
+
+
+def test_the_same_library_error_at_another_time_is_the_same_error():
+    """Fail-fast stops when the first trials fail alike: XGBoost's message starts with the
+    clock time, which differs from trial to trial."""
+    a, b = XGBOOST.format(clock="06:32:28"), XGBOOST.format(clock="06:41:07")
+    assert error_signature(a) == error_signature(b)
+    assert error_signature(a) != error_signature(TORCH_CPP)
+
+
+def test_output_after_a_caught_traceback_still_ends_the_story():
+    text = ("Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: retrying\n"
+            "Stack trace:\n  [bt] (0) lib.so\nretried fine\nerror: --epochs must be positive\n")
+    assert error_summary(text) == "error: --epochs must be positive"
+
+
+def _formatted(name: str, message: str) -> str:
+    err = type(name, (Exception,), {})
+    try:
+        raise err(message)
+    except Exception as e:  # noqa: BLE001
+        return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+
+
+words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+                min_size=1, max_size=40).filter(lambda s: any(c.isalnum() for c in s))
+
+
+@given(name=st.from_regex(r"[A-Z][A-Za-z]{0,12}Error", fullmatch=True),
+       first=words, backtrace=st.lists(st.from_regex(r"  \[bt\] \(\d\) [a-z./+0-9x()]{1,30}",
+                                                     fullmatch=True), min_size=1, max_size=5))
+def test_any_exception_with_a_backtrace_is_summed_up_by_its_first_line(name, first, backtrace):
+    first = first.strip()
+    text = _formatted(name, first + "\nStack trace:\n" + "\n".join(backtrace))
+    assert error_summary(text) == f"{__name__}.{name}: {first}"
+
+
+@given(name=st.from_regex(r"[A-Z][A-Za-z]{0,12}Error", fullmatch=True),
+       lines=st.lists(words.filter(lambda s: s[:1].isalnum() and not s.startswith("frame #")),
+                      min_size=1, max_size=4))
+def test_any_exception_without_one_is_summed_up_by_its_last_line(name, lines):
+    """Lines that do not look like a native backtrace (indented, "[bt]", "frame #N") are the
+    message's own, and the last one is what the user printed last."""
+    text = _formatted(name, "\n".join(lines))
+    kept = [x for x in text.strip().splitlines() if any(c.isalnum() for c in x)]
+    summary = error_summary(text)
+    assert summary == (kept[-1] if len(kept[-1]) <= 600 else kept[-1][:599] + "…")
