@@ -192,6 +192,7 @@ class SegmentWalk:
 
     def _report(self, metrics: dict[str, Any]) -> None:
         assert self.segment is not None and self._segments is not None
+        self.segment.at_event = True
         self.segment.report(metrics)
         # the next segment: in place when the master hands it over, else the walk ends
         self.segment = next(self._segments, None)

@@ -958,8 +958,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
                 f"the searcher's metric '{spec.metric}' was not reported: the command reported "
                 f"{_names(metrics)}; fix the name in the command or searcher.metric in the config")
         if as_number(metrics[spec.metric]) is None:
-            raise RuntimeError(f"the command reported '{spec.metric}' as "
-                               f"{metrics[spec.metric]!r}: it must be a number")
+            raise MetricNotReported(f"the command reported the searcher's metric '{spec.metric}' "
+                                    f"as {metrics[spec.metric]!r}: it must be a number")
         # (Determined's report_validation_metrics is a point and then the result made of it)
         trial.result_point(spec.length, metrics)
     return metrics

@@ -55,6 +55,9 @@ class Segment:
     _trial: Trial = field(repr=False)
     reported: dict[str, Any] | None = None
     short_of: int | None = field(default=None, repr=False)  # reported past its checkpoint's length
+    # a framework callback ends the segment at the framework's first event at or past its
+    # length (an optimizer step that counts two): a checkpoint a little past it is no mistake
+    at_event: bool = field(default=False, repr=False)
 
     def report(self, metrics: Mapping[str, Any] | None = None, /, **named: Any) -> None:
         self._trial._report_segment(self, merge_metrics(metrics, named))
@@ -318,8 +321,21 @@ class Trial:
                 f"{_names(plain)}; fix the name in the code or searcher.metric in the config")
         value = plain[self.metric]
         if as_number(value) is None:
-            raise ValueError(f"segment.report(): '{self.metric}' must be a number, got "
-                             f"{metrics[self.metric]!r}")
+            raise MetricNotReported(
+                f"segment.report(): the searcher's metric '{self.metric}' must be a number (a "
+                f"float, an int, a numpy or one-element torch value), got "
+                f"{type(metrics[self.metric]).__name__} {_shown(metrics[self.metric])}: report "
+                f"the value itself")
+        if self._saved_length is not None and self._saved_length > seg.length and not seg.at_event:
+            raise FatalTrialError(
+                f"segment.report() for the segment to length {seg.length}, but the checkpoint "
+                f"saved last holds {self._saved_length} (save_checkpoint(length="
+                f"{self._saved_length})): the code trained past the segment, and the result "
+                f"would count at {seg.length}. Train each segment to segment.length (`for "
+                f"segment in trial.segments():` then train until segment.length, report, and "
+                f"return to the loop): the search decides at each rung whether the trial goes "
+                f"on. Or give save_checkpoint(length=) in the searcher's unit "
+                f"({self.length_unit}), not in steps")
         short = self._saved_length is not None and self._saved_length < seg.length
         seg.short_of = self._saved_length if short and self.rank == 0 else None
         seg.reported = plain
@@ -399,6 +415,12 @@ class TrialControl:
             return t._saved
         ckpt = t.latest_checkpoint
         return ckpt, checkpoint_length(ckpt)
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _ranks(ranks: list[int]) -> str:
