@@ -237,7 +237,8 @@ def run_once(cfg: ExperimentConfig, curve: Callable | None = None) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="asha-simulate-", dir=_scratch()) as tmp:
         exp = ExpDir.create(Path(tmp) / "exp")
         backend = SimulatedBackend(exp.root, cfg.simulated, seed=cfg.experiment_seed, curve=curve,
-                                   context_dir=cfg.config_dir)
+                                   context_dir=cfg.config_dir,
+                                   smaller_is_better=cfg.searcher.smaller_is_better)
         st = Master(exp, cfg, backend=backend, progress=lambda line: None).run()
         recs = read_journal(exp.journal)[0]
     if st.lifecycle != "completed":
@@ -394,9 +395,10 @@ def simulate(cfg: ExperimentConfig, opt: SimulateOptions, source: str = "") -> d
     curve: Callable | None = None
     curves_name = cfg.simulated.curve or "synthetic"  # None: the config's simulated.curve
     if opt.curves == "synthetic":
-        from .backends.simulated import synthetic_curve
+        from .backends.simulated import curve_function
 
-        curve, curves_name = synthetic_curve, "synthetic"
+        curve, curves_name = curve_function(None, smaller_is_better=cfg.searcher.smaller_is_better), \
+            "synthetic"
     elif opt.curves:
         curve = load_curves(opt.curves)
         curves_name = str(opt.curves)

@@ -55,11 +55,19 @@ def synthetic_curve(hparams: dict, length: int, seed: int = 0) -> float:
     return float(floor + scale / (1.0 + length) ** rate + wobble * math.sin(length))
 
 
-def curve_function(spec: str | None, context_dir: str = ".") -> CurveFn:
+def synthetic_score(hparams: dict, length: int, seed: int = 0) -> float:
+    """``synthetic_curve`` for a metric to maximise: an accuracy in (0, 1) that rises with
+    training, ``exp(-loss)``, so that trials rank as they do by the loss."""
+    return math.exp(-synthetic_curve(hparams, length, seed))
+
+
+def curve_function(spec: str | None, context_dir: str = ".",
+                   smaller_is_better: bool = True) -> CurveFn:
     """The curve ``simulated.curve`` names ('module:function', found as an entrypoint is:
-    the config's folder first on sys.path), or ``synthetic_curve`` when it names none."""
+    the config's folder first on sys.path), or when it names none the synthetic curve of
+    the searcher's direction (a loss, or a score)."""
     if not spec:
-        return synthetic_curve
+        return synthetic_curve if smaller_is_better else synthetic_score
     from ..errors import AshaError
     from ..job.entrypoint import resolve_entrypoint
 
@@ -119,7 +127,8 @@ class SimulatedBackend(Backend):
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, exp_root: Path) -> SimulatedBackend:
-        return cls(exp_root, cfg.simulated, seed=cfg.experiment_seed, context_dir=cfg.config_dir)
+        return cls(exp_root, cfg.simulated, seed=cfg.experiment_seed, context_dir=cfg.config_dir,
+                   smaller_is_better=cfg.searcher.smaller_is_better)
 
     @classmethod
     def capabilities(cls, cfg: ExperimentConfig) -> Capabilities:
@@ -140,14 +149,15 @@ class SimulatedBackend(Backend):
             else resources
 
     def __init__(self, exp_dir: Path, cfg: SimulatedConfig, seed: int = 0,
-                 curve: CurveFn | None = None, context_dir: str = ".") -> None:
+                 curve: CurveFn | None = None, context_dir: str = ".",
+                 smaller_is_better: bool = True) -> None:
         """``curve(hparams, length, seed)`` gives the reported metric (default: the one
-        ``simulated.curve`` names, else ``synthetic_curve``; ``asha-hpc simulate --curves``
-        replays curves from a file)."""
+        ``simulated.curve`` names, else the synthetic curve of the metric's direction;
+        ``asha-hpc simulate --curves`` replays curves from a file)."""
         self.exp_dir = Path(exp_dir)
         self.cfg = cfg
         self.seed = seed
-        self.curve: CurveFn = curve or curve_function(cfg.curve, context_dir)
+        self.curve: CurveFn = curve or curve_function(cfg.curve, context_dir, smaller_is_better)
         self.rng = np.random.default_rng(seed + 7919)
         self.clock = VirtualClock(self)
         self.jobs: dict[str, _Job] = {}

@@ -55,6 +55,22 @@ def test_json_keys_and_measures(tmp_path, capsys):
     assert run["worker_hours"] * 3600 <= 8 * run["makespan_s"] + 1e-6
 
 
+def test_a_metric_to_maximise_gets_a_rising_synthetic_curve(tmp_path, capsys):
+    """``smaller_is_better: false`` (an accuracy): the synthetic curve was a loss, so the
+    simulated best "accuracy" was above 1 and every trial got worse with training."""
+    from asha_hpc.backends.simulated import synthetic_curve, synthetic_score
+
+    p = write_config(tmp_path, metric="mean_accuracy", smaller_is_better=False)
+    for how in ((), ("--curves", "synthetic")):
+        d = simulate_json(capsys, p, "--workers", 8, *how)
+        assert 0 < d["best_metric"]["median"] < 1
+    hp = {"lr": 0.01, "width": 32}
+    assert synthetic_score(hp, 1) < synthetic_score(hp, 4) < synthetic_score(hp, 16)
+    others = [{"lr": 10 ** -(1 + i / 7), "width": 16 + i} for i in range(20)]
+    by_loss = sorted(range(20), key=lambda i: synthetic_curve(others[i], 8))
+    assert sorted(range(20), key=lambda i: -synthetic_score(others[i], 8)) == by_loss
+
+
 def test_utilization_is_one_with_one_worker(tmp_path, capsys):
     p = write_config(tmp_path, max_concurrent_trials=4)
     cfg = yaml.safe_load(p.read_text())
