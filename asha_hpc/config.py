@@ -315,7 +315,11 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
             # Optuna's and Ray Tune's names
             ("searcher", "direction"): "smaller_is_better (false to maximize)",
             ("searcher", "n_trials"): "max_trials", ("searcher", "num_samples"): "max_trials",
-            ("searcher", "max_t"): "max_length", ("searcher", "reduction_factor"): "divisor"}
+            ("searcher", "max_t"): "max_length", ("searcher", "reduction_factor"): "divisor",
+            ("searcher", "grace_period"): "num_rungs (async_halving: the first rung is max_length "
+                                          "/ divisor^(num_rungs - 1); asha-hpc plan shows it)",
+            ("searcher", "min_resource"): "num_rungs (async_halving: the first rung is max_length "
+                                          "/ divisor^(num_rungs - 1); asha-hpc plan shows it)"}
 
 
 def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
@@ -894,7 +898,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
                  overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Validate a loaded YAML document. Raises ConfigError listing every problem."""
     from .compat.determined_config import translate
-    from .space import parse_space
+    from .space import looks_like_a_draw, parse_space
 
     c = _Checker()
     if raw is None:
@@ -930,6 +934,14 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
                 + (f" (and {len(counted) - 1} more)" if len(counted) > 1 else "")
                 + f": count sets the grid searcher's points only; {searcher.name} draws any "
                   f"value of the range (a categorical of the values draws those alone)")
+    for names, param in space.leaves():
+        val = getattr(param, "val", None) if param.kind == "const" else None
+        hint = looks_like_a_draw(val)
+        if hint is not None:
+            c.warnings.append(
+                f"hyperparameters.{'.'.join(names)}: the constant {val!r} is text that every "
+                f"trial gets as it is, not a search space; to search it, write a mapping: {hint}"
+                + ("" if "vals" in hint else ", with minval and maxval"))
     if not hp_problems:
         given: list[dict[str, Any] | None] = []  # each point in full, None where it leaves a draw
         for i, point in enumerate(searcher.points_to_evaluate):

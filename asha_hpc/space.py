@@ -20,16 +20,41 @@ import copy
 import difflib
 import itertools
 import math
+import re
 from typing import Any
 
 TYPES = ("const", "int", "double", "log", "categorical")
 # other tools' type names, and what they are here
+_STEPS = " (no step here: a categorical of the values keeps a grid)"
 _OTHER_TYPES = {
-    "float": "type: double", "uniform": "type: double", "quniform": "type: double",
-    "loguniform": "type: double with log: true", "qloguniform": "type: double with log: true",
-    "randint": "type: int", "integer": "type: int", "lograndint": "type: int with log: true",
+    "float": "type: double", "uniform": "type: double", "quniform": "type: double" + _STEPS,
+    "loguniform": "type: double with log: true",
+    "qloguniform": "type: double with log: true" + _STEPS,
+    "randint": "type: int (maxval is included: Ray's randint(a, b) is minval: a, maxval: b - 1)",
+    "qrandint": "type: int" + _STEPS, "integer": "type: int",
+    "lograndint": "type: int with log: true (maxval is included)",
     "choice": "type: categorical with vals: [...]", "category": "type: categorical",
-    "constant": "type: const with val: ...", "fixed": "type: const with val: ..."}
+    "constant": "type: const with val: ...", "fixed": "type: const with val: ...",
+    "suggest_float": "type: double (log: true for log=True)",
+    "suggest_int": "type: int (log: true for log=True)",
+    "suggest_categorical": "type: categorical with vals: [...]",
+    "grid_search": "type: categorical with vals: [...], or searcher.name: grid",
+    "sample_from": "a categorical, or a value the code derives from the others",
+    "randn": "type: double over the range that matters", "normal": "type: double"}
+# text a search space of another tool would be written as: tune.loguniform(1e-4, 1e-1),
+# trial.suggest_float("lr", ...), hp.choice(...)
+_DRAW_TEXT = re.compile(r"\s*(?:tune\.|trial\.|hp\.)?(suggest_\w+|q?(?:log)?uniform|q?(?:log)?randint|"
+                        r"q?randn|q?normal|choice|grid_search|sample_from)\s*\(")
+
+
+def looks_like_a_draw(value: Any) -> str | None:
+    """For a constant that is another tool's search space written as text: what to write
+    here instead; None for any other constant."""
+    m = _DRAW_TEXT.match(value) if isinstance(value, str) else None
+    if m is None:
+        return None
+    name = m.group(1)
+    return _OTHER_TYPES.get(name) or _OTHER_TYPES.get(name.lstrip("q")) or "a mapping with a type"
 _KEYS = {
     "const": ("type", "val"),
     "int": ("type", "minval", "maxval", "count", "log"),

@@ -182,6 +182,42 @@ def test_optuna_and_ray_key_names_point_to_ours():
     assert "searcher.reduction_factor: unknown key; did you mean 'divisor'?" in got
 
 
+def test_ray_and_optunas_first_rung_names_point_to_num_rungs():
+    raw = with_("searcher.grace_period", 1)
+    (p,) = problems(raw)
+    assert p.startswith("searcher.grace_period: unknown key; did you mean 'num_rungs "
+                        "(async_halving: the first rung is max_length / divisor^(num_rungs - 1)")
+
+
+@pytest.mark.parametrize("text,hint", [
+    ("loguniform(1e-4, 1e-1)", "type: double with log: true, with minval and maxval"),
+    ("tune.qloguniform(1e-4, 1e-1, 5e-5)", "type: double with log: true (no step here"),
+    ("tune.randint(16, 129)", "Ray's randint(a, b) is minval: a, maxval: b - 1"),
+    ("trial.suggest_float('lr', 1e-5, 1e-1, log=True)", "type: double (log: true for log=True)"),
+    ("tune.choice([16, 32])", "type: categorical with vals: [...]"),
+    ("hp.choice('act', ['relu', 'tanh'])", "type: categorical with vals: [...]"),
+])
+def test_another_tools_search_space_written_as_text_is_said_to_be_a_constant(text, hint):
+    cfg = parse_config(with_("hyperparameters.lr", text), "/tmp")
+    (w,) = [w for w in cfg.warnings if w.startswith("hyperparameters.lr:")]
+    assert w.startswith(f"hyperparameters.lr: the constant {text!r} is text that every trial gets "
+                        f"as it is, not a search space; to search it, write a mapping: ")
+    assert hint in w
+
+
+@given(text=st.text(max_size=40))
+def test_any_other_text_constant_is_taken_without_a_word(text):
+    """Text a training function parses itself ("xavier", "cosine(0.1)", "adam") is a constant
+    like any other: only another tool's sampling calls are named."""
+    from asha_hpc.space import looks_like_a_draw
+
+    cfg = parse_config(with_("hyperparameters.init", {"type": "const", "val": text}), "/tmp")
+    said = [w for w in cfg.warnings if w.startswith("hyperparameters.init:")]
+    assert bool(said) == (looks_like_a_draw(text) is not None)
+    for t in ("xavier", "cosine(0.1)", "normal_(0, 0.02)", "adam", "uniformly", ""):
+        assert looks_like_a_draw(t) is None
+
+
 @pytest.mark.parametrize("mode,direction", [("max", "false"), ("min", "true"),
                                             ("maximize", "false"), ("MINIMIZE", "true")])
 def test_ray_and_optunas_mode_names_the_direction_key(mode, direction):
