@@ -649,7 +649,7 @@ class _Session:
             self.pending = nxt
             return None
         att.spec, att.started = nxt, time.time()
-        att.control.start_attempt(nxt.key)
+        att.control.start_attempt(nxt.key, self.exp.run_dir(nxt.trial_id, nxt.key))
         _say_segment(nxt)
         return nxt.length, nxt.segment
 

@@ -381,10 +381,12 @@ class TrialControl:
         asks ``next_segment(segment)`` for the next (length, index), None to end its loop."""
         self.trial._next_segment = next_segment
 
-    def start_attempt(self, key: str) -> None:
+    def start_attempt(self, key: str, run_dir: Path) -> None:
         """A new attempt (the next segment handed over in place) runs from here: checkpoints
-        are named after its key."""
+        are named after its key, and its learning-curve points go to its own run folder."""
         self.trial._key = key
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.trial._metrics_path = run_dir / METRICS
 
     def stop(self, reason: str) -> None:
         """The job was told to leave (a stop signal): ``should_stop()`` turns true."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asha_hpc.job.trial import Trial, TrialControl, checkpoint_length
 from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.observe import curve_rows
 
 from conftest import require_module
 
@@ -48,13 +49,17 @@ def test_a_job_continues_the_trial_in_place_and_names_checkpoints_by_attempt(tmp
     def next_segment(seg):  # what jobmain's _continue does: publish, then the master decides
         asked.append((seg.index, seg.length, control.segment_metrics(seg.index, seg.length)))
         if seg.index == 1:
-            control.start_attempt("t00003-s002-a00")
+            control.start_attempt("t00003-s002-a00", ExpDir(tmp_path / "exp").run_dir(3, "t00003-s002-a00"))
             return 16, 2
         return None
 
     control.continue_with(next_segment)
     train(trial)
     assert [(i, n) for i, n, _ in asked] == [(1, 4), (2, 16)]
+    # each segment's result point is in its own run folder (status, export --curves: its key)
+    rows = curve_rows(ExpDir(tmp_path / "exp"))
+    assert [(r["key"], r["segment"], r["step"]) for r in rows] == [
+        ("t00003-s001-a00", 1, 4), ("t00003-s002-a00", 2, 16)]
     assert all(m is not None and m["val_loss"] > 0 for _, _, m in asked)
     ckpt, length = control.latest_checkpoint()
     assert length == 16 and ckpt is not None and ckpt.name.startswith("t00003-s002-a00-")
