@@ -366,6 +366,18 @@ def cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def _held_text(r: dict[str, Any]) -> str:
+    """What ``best`` says of a checkpoint whose length is not its result's."""
+    n = r.get("checkpoint_length")
+    if n is None:
+        return ""
+    if n > r["length"]:
+        return f" (trained to length {n}, past its result's: a later segment cut short)"
+    return (f" (holds length {n}, short of its result's {r['length']}: the code reported after "
+            f"its last save; if its training ended there on purpose, raise "
+            f"asha_hpc.TrainingEndedEarly after the report)")
+
+
 def cmd_best(a: argparse.Namespace) -> int:
     from .master.state import error_summary
     from .views.status import best_rows, open_experiment
@@ -393,8 +405,7 @@ def cmd_best(a: argparse.Namespace) -> int:
         print(f"   hparams: {json.dumps(r['hparams'])}")
         print(f"   checkpoint: {r['checkpoint'] or '-'}"
               + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else "")
-              + (f" (trained to length {r['checkpoint_length']}, past its result's: a later "
-                 f"segment cut short)" if r.get("checkpoint_length") else ""))
+              + _held_text(r))
         if r.get("storage_id"):  # a Core API script's: its files are in the storage_id's folder
             print(f"   storage_id: {r['storage_id']} (load from {r['load_from']})")
         if r["logs"]["out"] or r["logs"]["err"]:

@@ -476,8 +476,21 @@ def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], l
     return ended, sorted(set(started) - set(ended))
 
 
+def held_short(t: TrialState) -> int | None:
+    """The length the trial's checkpoint holds where it is short of what its result counts
+    for (the code reported at 64 after its last save at 17: a library's early stopping it did
+    not say was final); None where it holds it all, or says nothing."""
+    if t.checkpoint is None:
+        return None
+    n = checkpoint_length(Path(t.checkpoint))
+    return n if n is not None and n < t.trained else None
+
+
 def trial_summary(t: TrialState, job: dict[str, Any] | None = None,
-                  waiting: str | None = None) -> dict[str, Any]:
+                  waiting: str | None = None, short: bool = False) -> dict[str, Any]:
+    """A trial as ``status --json`` lists it; ``short``: with ``checkpoint_length`` where its
+    checkpoint holds less than its result counts for (a manifest read: the top trials only)."""
+    held = held_short(t) if short else None
     return {"trial_id": t.id, "bracket": t.bracket, "status": t.status, "length": t.length,
             "target": t.target, "metric": finite_float(t.metric), "hparams": t.hparams,
             "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
@@ -485,6 +498,7 @@ def trial_summary(t: TrialState, job: dict[str, Any] | None = None,
             "logs": {"out": job.get("out"), "err": job.get("err")} if job else None,
             # its code ended its training there on purpose: the model is final
             **({"trained": t.ended_early} if t.ended_early is not None else {}),
+            **({"checkpoint_length": held} if held is not None else {}),
             **({"result_waiting": waiting} if waiting else {})}
 
 
@@ -546,7 +560,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "brackets": bracket_table(st),
         "rung_table": rung_table(st),
         "rung_agreement": rung_agreement(st),
-        "top": [trial_summary(t, jobs.get(t.id)) for t in ranked],
+        "top": [trial_summary(t, jobs.get(t.id), short=True) for t in ranked],
         "running_trials": [trial_summary(t, jobs.get(t.id), waiting.get(t.id)) for t in running],
         "results_waiting": len(waiting),
         "started_waiting": len(started),  # pending trials whose jobs started since
@@ -675,7 +689,7 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
     rows = []
     for t in ranked:
         j = jobs.get(t.id) or {}
-        ckpt, ckpt_length, missing = t.checkpoint, None, False
+        ckpt, ckpt_length, missing = t.checkpoint, held_short(t), False
         if t.checkpoint is not None and not Path(t.checkpoint).exists():
             # a later segment that was cut short (cancelled, stopped) saved a newer checkpoint
             # and pruned this one: the trial's newest is the one to load; none at all is said

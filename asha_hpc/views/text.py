@@ -251,9 +251,12 @@ def _logs_text(tr: dict[str, Any]) -> str | None:
 
 
 def status_text(tr: dict[str, Any]) -> str:
-    """A top trial's status, with where its code ended its training (a final model)."""
-    trained = tr.get("trained")
-    return tr["status"] if trained is None else f"{tr['status']} (final at {trained})"
+    """A top trial's status, with where its code ended its training (a final model), or how
+    far short of its result its checkpoint is."""
+    trained, held = tr.get("trained"), tr.get("checkpoint_length")
+    if trained is not None:
+        return f"{tr['status']} (final at {trained})"
+    return tr["status"] if held is None else f"{tr['status']} (checkpoint at {held})"
 
 
 def agreement_lines(d: dict[str, Any]) -> list[str]:

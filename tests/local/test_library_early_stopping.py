@@ -170,3 +170,34 @@ def test_a_model_that_stopped_early_keeps_its_result_and_climbs_without_training
     df = dataframe(exp)
     assert df["trained"].dtype.kind in "iuf" and isinstance(df, pd.DataFrame)
     assert (df["trained"] <= df["length"]).all()
+
+
+def test_early_stopping_not_said_to_be_final_shows_in_best_and_status(tmp_path):
+    """The same function without ``raise TrainingEndedEarly``: the search cannot know the model
+    is final, and ranks its result as trained to the segment's length. What the checkpoint
+    holds is in the manifest: ``best`` and ``status`` say it is short, and what to raise."""
+    cfg = write(tmp_path, "function")
+    without = FUNCTION.split("        if clf.n_iter_ < segment.length")[0]
+    assert "TrainingEndedEarly" not in without and "segment.report(" in without
+    (tmp_path / "boost.py").write_text(without)
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp, timeout=600)
+    _, st = final_state(exp)
+    rows = json.loads(cli("best", exp, "--json", "--top", "10").stdout)
+    short = [r for r in rows if r.get("checkpoint_length") is not None]
+    assert short, "no trial stopped early: the test's learning rates no longer make it"
+    for r in short:
+        model = pickle.loads((Path(r["checkpoint"]) / "model.pkl").read_bytes())
+        assert r["checkpoint_length"] == model.n_iter_ < r["length"] and "trained" not in r
+    text = cli("best", exp, "--top", "10").stdout
+    r = short[0]
+    assert (f"(holds length {r['checkpoint_length']}, short of its result's {r['length']}: the "
+            f"code reported after its last save; if its training ended there on purpose, raise "
+            f"asha_hpc.TrainingEndedEarly after the report)") in text
+    top = json.loads(cli("status", exp, "--json").stdout)["top"]
+    status = cli("status", exp).stdout
+    for tr in top:
+        if tr.get("checkpoint_length") is not None:
+            assert f"{tr['status']} (checkpoint at {tr['checkpoint_length']})" in status
+    assert {tr["trial_id"] for tr in top if tr.get("checkpoint_length")} == {
+        r["trial_id"] for r in rows[:len(top)] if r.get("checkpoint_length")}
