@@ -216,6 +216,13 @@ class AshaCallback(_Base):
                                 "pass trainer.fit(..., ckpt_path=cb.ckpt_path)"):
             trainer.should_stop = True  # every segment was already done: nothing to train
 
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        # Lightning skips the training loop, on_train_start included, when the checkpoint it
+        # resumes is already at max_epochs / max_steps: the last segment's, published by a job
+        # killed before it reported. The walk reports the metrics saved with it
+        if not self._walk.started:
+            self._walk.start(self._position(trainer), "pass trainer.fit(..., ckpt_path=cb.ckpt_path)")
+
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         walk = self._walk

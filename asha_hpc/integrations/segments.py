@@ -86,6 +86,11 @@ class SegmentWalk:
     def target(self) -> int | None:
         return self.segment.length if self.segment is not None and not self.interrupted else None
 
+    @property
+    def started(self) -> bool:
+        """``start`` was called: training (re)started and the walk knows where."""
+        return self._segments is not None
+
     def start(self, position: int, resume_hint: str) -> bool:
         """Training (re)starts at ``position``. Segments the trial's latest checkpoint already
         reached are reported from the metrics saved with it. False: nothing is left to train."""

@@ -326,6 +326,21 @@ def test_stop_request_checkpoints_mid_segment_and_the_next_job_resumes(tmp_path)
     assert batches + batches2 == 4 * 4  # resumed mid-epoch: no batch trained twice
 
 
+def test_a_job_killed_after_the_last_segments_checkpoint_is_reported_by_its_retry(tmp_path):
+    """The last segment (to max_length) saved its checkpoint, and the job was killed before
+    its result went out. The retry resumes a checkpoint at max_epochs: Lightning skips the
+    training loop (no on_train_start), and the trial failed for good with "the searcher's
+    metric was never reported". The metrics saved with the checkpoint are its result."""
+    t = make_trial(tmp_path, 6)
+    tiny_fit(t)
+    (done,) = t.reports
+    assert checkpoint_length(t.latest_checkpoint) == 6  # published; then the job was killed
+    t2 = make_trial(tmp_path, 6, attempt=1)
+    _, batches = tiny_fit(t2)
+    assert batches == 0 and [s.length for s in t2.reports] == [6]
+    assert t2.reports[0].reported["val_loss"] == pytest.approx(done.reported["val_loss"])
+
+
 def test_a_fit_without_ckpt_path_after_a_checkpoint_is_refused(tmp_path, monkeypatch):
     from asha_hpc.integrations.lightning import AshaCallback
     from asha_hpc.integrations.segments import IntegrationError

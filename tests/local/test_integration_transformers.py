@@ -241,6 +241,20 @@ def test_a_published_checkpoint_names_no_staging_folder_as_the_best(tmp_path, ca
     assert state["global_step"] == 8 and state["best_model_checkpoint"] is None
 
 
+def test_a_job_killed_after_the_last_segments_checkpoint_is_reported_by_its_retry(tmp_path):
+    """The last segment's checkpoint (at max_steps) was published and the job killed before
+    its result went out: the retry reports the metrics saved with it. (The Trainer looks at
+    should_training_stop only after a step: one step is trained, and thrown away.)"""
+    t = make_trial(tmp_path, 12)
+    tiny_train(t, tmp_path)
+    (done,) = t.reports
+    ckpt = t.latest_checkpoint
+    t2 = make_trial(tmp_path, 12, attempt=1)
+    _, steps = tiny_train(t2, tmp_path)
+    assert steps <= 1 and [s.length for s in t2.reports] == [12] and t2.latest_checkpoint == ckpt
+    assert t2.reports[0].reported["eval_loss"] == pytest.approx(done.reported["eval_loss"])
+
+
 def test_a_new_trial_that_resumes_from_a_shared_output_dir_is_refused(tmp_path):
     """The tutorials' one ``output_dir`` for every run and ``train(resume_from_checkpoint=True)``
     (the last ``checkpoint-N`` there): a new trial would continue another run's weights,
