@@ -362,6 +362,8 @@ class _Session:
             if out.status == "error":
                 print(_AFTER_RESULT.format(trial=spec.trial_id, error=out.error),
                       file=sys.stderr, flush=True)
+            if self.worker is not None:
+                _close_tracker_runs(failed=out.status == "error")
             return self.pending
         self._keep_if_done(att, out)
         self._classify(att, out)
@@ -380,6 +382,8 @@ class _Session:
         waits = self._publish(att, out)
         if out.status == "error":
             print(out.error, file=sys.stderr, flush=True)
+        if waits:
+            _close_tracker_runs(failed=out.status == "error")
         return self.wait_next() if waits else None
 
     def _setup(self, spec: SegmentSpec) -> _Attempt:
@@ -736,6 +740,28 @@ def _say_segment(spec: SegmentSpec) -> None:
     line = banner(spec.key, spec.trial_id, spec.segment, spec.length, spec.length_unit)
     print(line, flush=True)
     print(line, file=sys.stderr, flush=True)
+
+
+def _close_tracker_runs(failed: bool) -> None:
+    """Ends the W&B and MLflow runs the training function left open, before a warm worker
+    calls it for another trial: their current run is the process's, and Lightning's
+    ``WandbLogger``, the Trainer's ``report_to`` and ``wandb.init()`` go on logging into a run
+    in progress, another trial's. A job that ends with its trial needs none of this: the
+    libraries end their runs as the process exits."""
+    wandb = sys.modules.get("wandb")
+    try:
+        if wandb is not None and getattr(wandb, "run", None) is not None:
+            wandb.finish(exit_code=1 if failed else 0)
+    except Exception as e:  # noqa: BLE001 - the tracker's trouble is not the next trial's
+        print(f"asha_hpc: warning: wandb.finish() between trials failed: {e}", file=sys.stderr)
+    mlflow = sys.modules.get("mlflow")
+    try:
+        for _ in range(16):  # nested runs: each end_run() closes the innermost
+            if mlflow is None or mlflow.active_run() is None:
+                break
+            mlflow.end_run(status="FAILED" if failed else "FINISHED")
+    except Exception as e:  # noqa: BLE001
+        print(f"asha_hpc: warning: mlflow.end_run() between trials failed: {e}", file=sys.stderr)
 
 
 def _error_text(e: BaseException) -> str:

@@ -53,6 +53,19 @@ class TrainedLog(pl.Callback):
             f.write(json.dumps({"step": trainer.global_step, "pid": os.getpid()}) + "\n")
 
 
+class RunWitness(pl.Callback):
+    """For the test: the W&B run each fit logs into, and the hyperparameters it holds."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_end(self, trainer, pl_module):
+        run = trainer.logger.experiment
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"run": run.id, "lr": run.config.get("lr"),
+                                "step": trainer.global_step, "pid": os.getpid()}) + "\n")
+
+
 def train(trial):
     pl.seed_everything(trial.id)
     model = RegressionModel(lr=trial.hparams["lr"], width=trial.hparams["width"])
@@ -63,8 +76,15 @@ def train(trial):
     if "min_delta" in trial.hparams:  # the tutorials' early stopping, asked for by the test
         callbacks.append(EarlyStopping(monitor="val/mse", mode="min", patience=1,
                                        min_delta=trial.hparams["min_delta"]))
+    logger = False
+    if trial.hparams.get("logger") == "wandb":  # the tutorials' W&B logger, offline on a cluster
+        from pytorch_lightning.loggers import WandbLogger
+
+        logger = WandbLogger(project="asha-pl", save_dir=str(trial.dir), offline=True,
+                             log_model=False)
+        callbacks.append(RunWitness(trial.dir / "wandb_runs.jsonl"))
     trainer = pl.Trainer(max_steps=cb.max_steps, callbacks=callbacks,
-                         logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         logger=logger, enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", val_check_interval=5)
     trainer.fit(model, train_loader, val_loader, ckpt_path=cb.ckpt_path)
     if trial.hparams.get("then_test"):  # the tutorials' habit; this model has no test_step
