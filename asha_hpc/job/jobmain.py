@@ -742,6 +742,24 @@ def _say_segment(spec: SegmentSpec) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+# signals a process dies of without a word of its own (SIGABRT's C++ "terminate called ..."
+# and a KeyboardInterrupt's traceback do say why: their stderr stays the error)
+_MUTE_DEATHS = {9: "SIGKILL", 4: "SIGILL", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV"}
+
+
+def _killed_by(rc: int) -> str | None:
+    """What a command's exit status says of a signal that ended it without a word: -9 (the
+    process itself), 137 (128 + 9: a shell's child, by the shell's convention); None for any
+    other status."""
+    if rc < 0 and -rc in _MUTE_DEATHS:
+        why = " (out of memory? the kernel's OOM killer, or Slurm's memory limit)" if rc == -9 else ""
+        return f"the command was killed by {_MUTE_DEATHS[-rc]}{why}"
+    if rc - 128 in _MUTE_DEATHS:
+        return (f"a process it ran was killed by {_MUTE_DEATHS[rc - 128]} (status {rc} = 128 + "
+                f"{rc - 128})")
+    return None
+
+
 def _close_tracker_runs(failed: bool) -> None:
     """Ends the W&B and MLflow runs the training function left open, before a warm worker
     calls it for another trial: their current run is the process's, and Lightning's
@@ -973,6 +991,13 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise _StoppedCommand(f"command {spec.entrypoint!r} exited with status {rc} after the "
                               f"job's stop signal ({trial._stop_reason})"
                               + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
+    killed = _killed_by(rc)
+    if killed is not None:
+        # a signal's death: what the command printed last says nothing of it (a tracker's
+        # "View this run ..."), so the kill is the last line, the one status and fail-fast read
+        raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
+                           + (f"; the end of its stderr:\n{tail.text()}\n" if tail.text() else ": ")
+                           + killed)
     if rc != 0:
         # the end of its stderr: its own error (a traceback's last line) tells one failure from
         # another, to the user and to fail-fast

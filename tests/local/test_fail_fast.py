@@ -1,6 +1,7 @@
 """Fail fast on errors every trial would repeat, then fix and continue (issue 17, parts 2-3):
 real master, real jobs (local backend), training code with the bugs users make."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -266,7 +267,7 @@ def test_different_errors_keep_their_restarts(tmp_path, entry):
 
 
 COMMAND = """
-import json, os, pathlib, signal
+import json, os, pathlib, signal, sys
 hp = json.loads(os.environ["ASHA_HPARAMS"])
 target = int(os.environ["ASHA_TARGET_LENGTH"])
 latest = os.environ["ASHA_LATEST_CHECKPOINT"]
@@ -294,6 +295,24 @@ def test_the_error_every_command_repeats_is_named(tmp_path):
     assert r.returncode == 1
     line = failure_line(r.stderr)
     assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
+
+
+def test_commands_killed_without_a_word_are_named_by_the_signal(tmp_path):
+    """Every command is SIGKILLed (as the out-of-memory killer does) after a tracker's last
+    line: the stop line and status named that line ("wandb: View this run ..."), a different
+    one for each trial, so fail-fast never saw the same error. The signal is the error."""
+    bug = """print(f"wandb: Find logs at: wandb/offline-run-{os.getpid()}/logs", file=sys.stderr, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)"""
+    cfg = write_command(tmp_path, bug=bug)
+    r = asha("run", cfg, "--exp-dir", tmp_path / "run")
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert "first 3 trials" in line and "same error" in line
+    assert re.search(r"same error before any segment succeeded \(all on node [^)]*\): the command "
+                     r"was killed by SIGKILL \(out of memory\? the kernel's OOM killer, or "
+                     r"Slurm's memory limit\)", line), line
+    status = asha("status", tmp_path / "run").stdout
+    assert "killed by SIGKILL" in status and "wandb: Find logs" not in status
 
 
 def test_a_command_killed_while_saving_leaves_the_trials_checkpoint_as_it_was(tmp_path):
