@@ -448,7 +448,7 @@ class _Session:
                 from .entrypoint import resolve_entrypoint
 
                 command_trial.in_function_trial = True  # AshaCallback() there: say what to pass
-                resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
+                out.returned = resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
         except InvalidHP as e:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike
@@ -556,6 +556,11 @@ class _Session:
                              f"segment to length {spec.length}"
                              + (f"; it reported {_names(names)}" if names else
                                 "; it reported no metric at all"))
+            if out.returned is not None:  # Ray Tune's old function API, Optuna's objective
+                shown = repr(out.returned)
+                out.error += (f"; the function returned "
+                              f"{shown if len(shown) <= 60 else shown[:57] + '...'}, and a "
+                              f"return value is not read: report it with segment.report")
             out.error += _ENDED_ON_PURPOSE
 
     def _started(self, spec: SegmentSpec, at: float) -> None:
@@ -690,6 +695,7 @@ class _Outcome:
     ends_trial: bool = False  # the code ended this trial's training: failed, not retried
     disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
     failed_node: str | None = None  # a peer's node, when its silent death failed the segment
+    returned: Any = None  # what the training function returned (nothing reads it)
 
 
 # said first, so that the exception stays the error's last line (status, fail-fast)

@@ -6,7 +6,8 @@ The data is a synthetic stand-in for MNIST (no download). ``HOW`` picks the port
 - ``segments``: the right port: each segment trains to ``segment.length``;
 - ``max_epochs``: the loop kept Ray's ``range(MAX_EPOCHS)`` (in Ray the scheduler kills the
   trainable); every segment trains all of it;
-- ``str_metric``: the accuracy reported as a formatted string."""
+- ``str_metric``: the accuracy reported as a formatted string;
+- ``return_dict``: Ray's old function API, the final metrics returned instead of reported."""
 import os
 
 import torch
@@ -74,5 +75,7 @@ def train_mnist(trial):
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "epoch": end}, os.path.join(tmpdir, "checkpoint.pt"))
         acc = test(model, test_x, test_y)
+        if HOW == "return_dict":
+            return {"mean_accuracy": acc}
         segment.report(mean_accuracy=f"{acc:.4f}" if HOW == "str_metric" else acc)
 

@@ -57,6 +57,16 @@ def test_a_metric_reported_as_text_stops_the_search_in_one_line(tmp_path):
     assert retries(tmp_path / "e") == 0
 
 
+def test_a_function_that_returns_its_metrics_is_told_they_are_not_read(tmp_path):
+    r = search(tmp_path, "return_dict")
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "never as a segment's result: call segment.report(mean_accuracy=...)" in out, out
+    assert "; the function returned {'mean_accuracy': 0." in out
+    assert "a return value is not read: report it with segment.report" in out
+    assert retries(tmp_path / "e") == 0
+
+
 def retries(exp):
     """Attempts started after a failure (the two trials that ran at once may both fail)."""
     return sum(r["kind"] == "intent" and r["attempt"] > 0 for r in journal(exp))
