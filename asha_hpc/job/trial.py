@@ -95,6 +95,7 @@ class Trial:
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
+        self._said_again = False  # the warning about a segment reported twice, said once
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
         self._group = group
@@ -102,6 +103,10 @@ class Trial:
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
 
     # ----------------------------------------------------------------- reading
+    def __getitem__(self, name: Any) -> Any:
+        raise TypeError(f"trial[{name!r}]: a Trial is not its hyperparameters: read "
+                        f"trial.hparams[{name!r}] (Ray Tune's config, Optuna's trial.params)")
+
     @property
     def latest_checkpoint(self) -> Path | None:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
@@ -336,6 +341,13 @@ class Trial:
                 f"return to the loop): the search decides at each rung whether the trial goes "
                 f"on. Or give save_checkpoint(length=) in the searcher's unit "
                 f"({self.length_unit}), not in steps")
+        if seg.reported is not None and not self._said_again:
+            self._said_again = True
+            print(f"asha_hpc: warning: segment.report() again for the segment to length "
+                  f"{seg.length}: the last call's metrics are the segment's result. Report once, "
+                  f"at the segment's end; points along the way (every epoch, as Ray's "
+                  f"train.report or Optuna's trial.report) go to trial.report_metrics(step, ...)",
+                  file=sys.stderr, flush=True)
         short = self._saved_length is not None and self._saved_length < seg.length
         seg.short_of = self._saved_length if short and self.rank == 0 else None
         seg.reported = plain

@@ -254,3 +254,21 @@ def test_any_metric_name_through_every_view(tmp_path_factory, capsys, metric, ex
     cli_out(capsys, "report", root, "-o", Path(root) / "r.html", "--svg")
     html = (Path(root) / "r.html").read_text()
     assert "<b>&amp;</b>" not in html.replace("<b>&amp;</b> &middot;", "")
+
+
+def test_ray_and_optuna_habits_get_one_line_each(tmp_path, capsys):
+    """``config["lr"]`` on the trial (Ray's function trainables take a dict), and a result
+    reported every epoch (Ray's train.report, Optuna's trial.report): the first is a TypeError
+    naming trial.hparams, the second keeps the last call's metrics and says so, once."""
+    trial = make_trial(tmp_path)
+    with pytest.raises(TypeError, match=r"trial\['lr'\]: a Trial is not its hyperparameters: "
+                                        r"read trial.hparams\['lr'\]"):
+        trial["lr"]
+    (seg,) = list(trial.segments())
+    for epoch, loss in enumerate([0.9, 0.7, 0.6], 1):
+        seg.report(val_loss=loss, epoch=epoch)
+    assert seg.reported == {"val_loss": 0.6, "epoch": 3}
+    err = capsys.readouterr().err
+    assert err.count("segment.report() again for the segment to length 4: the last call's "
+                     "metrics are the segment's result") == 1
+    assert "trial.report_metrics(step, ...)" in err
