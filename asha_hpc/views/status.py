@@ -702,6 +702,10 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
                      # the newest checkpoint's length, where it is not the result's
                      **({"checkpoint_length": ckpt_length} if ckpt_length is not None else {}),
                      "length": t.length, "state": st.status_of(t),
+                     # all its last result reported (Ray's result.metrics), JSON's numbers
+                     "metrics": {k: finite_float(v) if isinstance(v, float) else v
+                                 for k, v in (t.last_metrics or {}).items()
+                                 if isinstance(v, (int, float, str, bool))},
                      # its code ended its training here on purpose: the model is final
                      **({"trained": t.ended_early} if t.ended_early is not None else {}),
                      **_core_api_checkpoint(ckpt, missing),
@@ -731,12 +735,15 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
         by = st.sampled_by(t.id)
         if by is not None:
             row["sampled_by"] = by
-        row["error"] = error_summary(t.error) if st.status_of(t) == FAILED else ""
+        # why it failed, or why its code rejected its hyperparameters (InvalidHP's message)
+        row["error"] = error_summary(t.error) if st.status_of(t) in (FAILED, INVALID) else ""
         if any_ended:  # how far the model trained: where its code ended it, else its length
             row["trained"] = t.trained
         row.update({f"hparams.{k}": v for k, v in flat_hparams(t.hparams).items()})
         # what else its last result reported, as Ray's and Optuna's tables have it
-        row.update({f"metrics.{k}": v for k, v in (t.last_metrics or {}).items()
+        # (NaN and infinities as empty cells, as the searcher's metric's)
+        row.update({f"metrics.{k}": finite_float(v) if isinstance(v, float) else v
+                    for k, v in (t.last_metrics or {}).items()
                     if k != metric and isinstance(v, (int, float, str, bool))})
         for L in lengths:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))

@@ -235,9 +235,15 @@ def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str
     lines = [f"# {best} of {source} ({metric}): indent these lines under a new search's "
              f"`searcher:`",
              "points_to_evaluate:"]
+    first: dict[str, int] = {}  # a point already listed (a space of categoricals repeats)
     for r in rows:
         point = yaml.safe_dump(searched(space.tree, r["hparams"]), default_flow_style=True,
                                width=10_000, sort_keys=False).strip()
+        if point in first:
+            lines.append(f"  # trial {r['trial_id']}: the same point as trial {first[point]} "
+                         f"({metric} {metric_text(r['metric'])} at length {r['length']})")
+            continue
+        first[point] = r["trial_id"]
         lines.append(f"  - {point}  # trial {r['trial_id']}: {metric} {metric_text(r['metric'])} "
                      f"at length {r['length']}")
     return "\n".join(lines)

@@ -33,6 +33,8 @@ def test_full_search_status_best_export(tmp_path):
     assert status["best"]["trial_id"] == st.ranked()[0].id
     best = json.loads(cli("best", exp, "--top", "3", "--json").stdout)
     assert best[0]["length"] == 16 and Path(best[0]["checkpoint"]).is_dir()
+    # all its last result reported, as Ray's result.metrics
+    assert best[0]["metrics"] == {"loss": best[0]["metric"]}
     assert best[0]["checkpoint_missing"] is False
     # a later segment, cut short, saved a newer checkpoint (at 20) and pruned this one
     ckpt = Path(best[0]["checkpoint"])
@@ -107,7 +109,9 @@ def test_failing_trials_retried_then_failed_and_invalid_replaced(tmp_path):
     rows = cli("export", exp, "--format", "csv").stdout.splitlines()
     header = rows[0].split(",")
     errors = {int(r.split(",")[0]): r.split(",")[header.index("error")] for r in rows[1:]}
-    assert {i for i, e in errors.items() if e} == set(failed)
+    invalid_ids = {t.id for t in st.trials.values() if t.status == "invalid"}
+    assert {i for i, e in errors.items() if e} == set(failed) | invalid_ids
+    assert invalid_ids and all(errors[i] == "x too small" for i in invalid_ids)  # InvalidHP's why
     by = {}
     for t in st.trials.values():
         by.setdefault((t.hparams["fail"], t.status == "invalid"), []).append(t)

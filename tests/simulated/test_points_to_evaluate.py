@@ -294,3 +294,23 @@ def test_best_points_text_loads_back_as_the_same_configuration(raw, seed):
     point, problems = sp.check_point(points[0], "p")
     assert problems == []
     assert sp.with_point(sp.sample(np.random.default_rng(seed + 1)), point) == hp
+
+
+def test_best_points_lists_a_configuration_once(tmp_path):
+    """A space of categoricals repeats configurations: ``best --points`` lists each once (a
+    repeat in points_to_evaluate trains the same configuration twice), and says which trials
+    were the same point."""
+    import yaml
+
+    from asha_hpc.views.text import points_text
+
+    sp, problems = parse_space({"depth": {"type": "categorical", "vals": [None, 3, 6]},
+                                "bootstrap": {"type": "categorical", "vals": [True, False]}})
+    assert problems == []
+    rows = [{"trial_id": 5, "metric": 0.1, "length": 16, "hparams": {"depth": None, "bootstrap": True}},
+            {"trial_id": 2, "metric": 0.1, "length": 16, "hparams": {"depth": None, "bootstrap": True}},
+            {"trial_id": 9, "metric": 0.2, "length": 16, "hparams": {"depth": 6, "bootstrap": False}}]
+    text = points_text(rows, sp, "loss", "runs/rf")
+    points = yaml.safe_load(text)["points_to_evaluate"]
+    assert points == [{"depth": None, "bootstrap": True}, {"depth": 6, "bootstrap": False}]
+    assert "# trial 2: the same point as trial 5 (loss 0.1 at length 16)" in text
