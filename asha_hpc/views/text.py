@@ -99,7 +99,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"searcher {d.get('searcher', '?')}{_sampler_text(d.get('sampler'))} on "
              f"{d.get('backend', '?')}, metric {d['metric']} ({order} is better)",
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "
-             f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top), "
+             f"{t['paused']} paused, {t['completed']} completed ({t['reached_top']} to the top, "
+             f"{t['completed'] - t['reached_top']} stopped at a rung), "
              f"{t['failed']} failed, {t['invalid']} invalid"
              + (f", {t['cancelled']} cancelled" if t.get("cancelled") else "")
              + (f", {t['interrupted']} interrupted" if t.get("interrupted") else "")]
