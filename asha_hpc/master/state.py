@@ -301,7 +301,11 @@ class ExperimentState:
         if self.nodes.elsewhere(hosts) and not self.nodes.failed_twice({t for t, _ in errs}):
             return None
         where = f" (all on node {next(iter(hosts))})" if len(hosts) == 1 else ""
-        return errs[-1][0], ", ".join(str(t) for t, _ in errs), where, errs[0][1]
+        # shown as the first trial wrote it (its clock time, addresses), where it still holds it
+        first = self.trials.get(errs[0][0])
+        shown = error_summary(first.error) if first is not None and first.error and \
+            error_signature(first.error) == errs[0][1] else errs[0][1]
+        return errs[-1][0], ", ".join(str(t) for t, _ in errs), where, shown
 
     # ------------------------------------------------------------------ apply
     def apply(self, rec: dict[str, Any]) -> None:

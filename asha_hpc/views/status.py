@@ -388,10 +388,10 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         if st == "interrupted":
             return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
         if st == "invalid_hp":
-            return f"trial {tid} rejected its hyperparameters: {_last_line(rec.get('error'))}"
+            return f"trial {tid} rejected its hyperparameters: {error_summary(rec.get('error'))[:160]}"
         if rec.get("fatal"):  # every trial would repeat it: its own first line says why
             return f"trial {tid} error: {_first_line(rec.get('error'))}"
-        return f"trial {tid} error: {_last_line(rec.get('error'))}"
+        return f"trial {tid} error: {error_summary(rec.get('error'))[:160]}"
     if k == Kind.JOB_DEAD:
         if rec.get("withdrawn"):
             return f"trial {tid} job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
@@ -442,11 +442,6 @@ def _fmt(v: Any) -> str:
 
 def _first_line(s: Any) -> str:
     return str(s).strip().splitlines()[0][:160] if s and str(s).strip() else ""
-
-
-def _last_line(s: Any) -> str:
-    lines = [x for x in str(s or "").strip().splitlines() if x.strip()]
-    return lines[-1].strip()[:160] if lines else ""
 
 
 # ----------------------------------------------------------------------------- status

@@ -87,3 +87,29 @@ def test_any_exception_without_one_is_summed_up_by_its_last_line(name, lines):
     kept = [x for x in text.strip().splitlines() if any(c.isalnum() for c in x)]
     summary = error_summary(text)
     assert summary == (kept[-1] if len(kept[-1]) <= 600 else kept[-1][:599] + "…")
+
+
+def test_fail_fast_and_status_events_show_the_library_error_as_written():
+    """Three trials fail with XGBoost's error at three clock times: the same error, so the
+    search stops, and the stop line shows the first trial's message as it was written; the
+    events of ``status`` and the live report show it too, not the last [bt] line."""
+    from asha_hpc.config import parse_config
+    from asha_hpc.master.state import replay
+    from asha_hpc.views.status import describe
+
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
+                                     "max_trials": 4, "max_concurrent_trials": 4,
+                                     "mode": "aggressive", "divisor": 2},
+                        "hyperparameters": {"x": 1}, "max_restarts": 0}, "/tmp")
+    recs = [{"kind": "init"}]
+    for tid, clock in ((1, "06:32:28"), (2, "06:32:31"), (3, "06:33:02")):
+        recs += [{"kind": "intent", "trial": tid, "segment": 0, "attempt": 0},
+                 {"kind": "result", "trial": tid, "segment": 0, "attempt": 0, "status": "error",
+                  "error": XGBOOST.format(clock=clock)}]
+    tid, why = replay(cfg, recs).hopeless()
+    assert tid == 3 and why.startswith("the first 3 trials (1, 2, 3) all failed with the same error "
+                                       "before any segment succeeded: xgboost.core.XGBoostError: "
+                                       "[06:32:28] /__w/xgboost")
+    text = describe(recs[-1], "m")
+    assert text.startswith("trial 3 error: xgboost.core.XGBoostError: [06:33:02]") and "[bt]" not in text
