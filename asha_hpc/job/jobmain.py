@@ -544,6 +544,15 @@ class _Session:
         else:
             out.status, out.fatal = "error", True
             names = att.trial.reported_names()
+            if isinstance(spec.entrypoint, list):  # a command: its report file is the way
+                out.error = (
+                    f"the command exited 0 without a result for the segment to length "
+                    f"{spec.length}: write a line {{\"metrics\": {{\"{spec.metric}\": ...}}}} "
+                    f"to the file $ASHA_REPORT_FILE names, at the segment's end"
+                    + (f" (it wrote {_names(names)} as learning-curve points only)" if names else "")
+                    + "; if its training ended early on purpose, a line {\"ended_early\": \"why\"} "
+                      "after its last result ends the trial with the results it reported")
+                return
             if spec.metric in names:  # a Ray Tune or Optuna habit: every epoch a point
                 out.error = (f"the searcher's metric '{spec.metric}' was reported only as "
                              f"learning-curve points (trial.report_metrics), never as a "

@@ -96,6 +96,7 @@ class Trial:
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._said_again = False  # the warning about a segment reported twice, said once
+        self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
         self._group = group
@@ -119,6 +120,7 @@ class Trial:
         i, length, index = 0, self._lengths[0], self._first
         while True:
             seg = Segment(length=length, index=index, _trial=self)
+            self._current = seg
             yield seg
             self._note_short(seg)  # the loop went on: no TrainingEndedEarly after the report
             if self._segment_over(seg):
@@ -259,6 +261,11 @@ class Trial:
         if isinstance(length, int) and not isinstance(length, bool):
             man["length"] = length
             self._saved_length = length
+            last = self._reports[-1] if self._reports else None
+            if last is not None and last is self._current and length > last.length \
+                    and not last.at_event:  # reported first, then saved past it
+                _rmtree(tmp)
+                raise self._past(last, length)
         # The folder is private until renamed: the manifest needs no rename of its own. Its
         # entry (and the files') is in the same folder, created before the rename, which a
         # journaling filesystem (or NFS, synchronous for metadata) makes durable in that order;
@@ -332,15 +339,7 @@ class Trial:
                 f"{type(metrics[self.metric]).__name__} {_shown(metrics[self.metric])}: report "
                 f"the value itself")
         if self._saved_length is not None and self._saved_length > seg.length and not seg.at_event:
-            raise FatalTrialError(
-                f"segment.report() for the segment to length {seg.length}, but the checkpoint "
-                f"saved last holds {self._saved_length} (save_checkpoint(length="
-                f"{self._saved_length})): the code trained past the segment, and the result "
-                f"would count at {seg.length}. Train each segment to segment.length (`for "
-                f"segment in trial.segments():` then train until segment.length, report, and "
-                f"return to the loop): the search decides at each rung whether the trial goes "
-                f"on. Or give save_checkpoint(length=) in the searcher's unit "
-                f"({self.length_unit}), not in steps")
+            raise self._past(seg, self._saved_length)
         if seg.reported is not None and not self._said_again:
             self._said_again = True
             print(f"asha_hpc: warning: segment.report() again for the segment to length "
@@ -354,6 +353,17 @@ class Trial:
         if seg not in self._reports:
             self._reports.append(seg)
         self.result_point(seg.length, plain)
+
+    def _past(self, seg: Segment, saved: int) -> FatalTrialError:
+        """The error of a segment trained past its length (a Ray port's range(MAX_EPOCHS))."""
+        return FatalTrialError(
+            f"segment.report() for the segment to length {seg.length}, and a checkpoint "
+            f"saved for it holds {saved} (save_checkpoint(length={saved})): the code trained "
+            f"past the segment, and the result would count at {seg.length}. Train each segment "
+            f"to segment.length (`for segment in trial.segments():` then train until "
+            f"segment.length, report, and return to the loop): the search decides at each rung "
+            f"whether the trial goes on. Or give save_checkpoint(length=) in the searcher's "
+            f"unit ({self.length_unit}), not in steps")
 
     def _note_short(self, seg: Segment) -> None:
         """Said once the loop went on after a report past the last checkpoint's length (a

@@ -5,7 +5,8 @@ The data is a synthetic stand-in for MNIST (no download). ``HOW`` picks the port
 
 - ``segments``: the right port: each segment trains to ``segment.length``;
 - ``max_epochs``: the loop kept Ray's ``range(MAX_EPOCHS)`` (in Ray the scheduler kills the
-  trainable); every segment trains all of it;
+  trainable); every segment trains all of it; ``max_epochs_report_first``: the same, with the
+  report before the checkpoint (Ray's ``train.report(metrics, checkpoint=...)`` order);
 - ``str_metric``: the accuracy reported as a formatted string;
 - ``return_dict``: Ray's old function API, the final metrics returned instead of reported."""
 import os
@@ -65,15 +66,19 @@ def train_mnist(trial):
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
     for segment in trial.segments():
-        end = MAX_EPOCHS if HOW == "max_epochs" else segment.length
+        end = MAX_EPOCHS if HOW.startswith("max_epochs") else segment.length
         for epoch in range(start, end):
             train_epoch(model, optimizer, train_x, train_y)
             acc = test(model, test_x, test_y)
             trial.report_metrics(epoch + 1, mean_accuracy=acc)
         start = end
+        if HOW == "max_epochs_report_first":
+            segment.report(mean_accuracy=test(model, test_x, test_y))
         with trial.save_checkpoint(length=end) as tmpdir:  # was: a tempfile.TemporaryDirectory
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "epoch": end}, os.path.join(tmpdir, "checkpoint.pt"))
+        if HOW == "max_epochs_report_first":
+            continue
         acc = test(model, test_x, test_y)
         if HOW == "return_dict":
             return {"mean_accuracy": acc}

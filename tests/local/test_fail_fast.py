@@ -297,6 +297,18 @@ def test_the_error_every_command_repeats_is_named(tmp_path):
     assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
 
 
+def test_a_command_that_reports_nothing_is_told_how_a_command_reports(tmp_path):
+    """A command that exits 0 without a result line: told about its report file, not about
+    segment.report and TrainingEndedEarly, which a command has no way to call."""
+    cfg = write_command(tmp_path, bug="print('training done'); sys.exit(0)")
+    r = asha("run", cfg, "--exp-dir", tmp_path / "run")
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert ("the command exited 0 without a result for the segment to length 1: write a line "
+            "{\"metrics\": {\"val_loss\": ...}} to the file $ASHA_REPORT_FILE names") in line, line
+    assert "segment.report" not in line and "TrainingEndedEarly" not in line
+
+
 def test_commands_killed_without_a_word_are_named_by_the_signal(tmp_path):
     """Every command is SIGKILLed (as the out-of-memory killer does) after a tracker's last
     line: the stop line and status named that line ("wandb: View this run ..."), a different

@@ -4,6 +4,7 @@ stop the search at the first trial with one line that says what to change, inste
 search that ranks 6-epoch models as 1-epoch results, or retries a string six times."""
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import require_module
@@ -36,11 +37,12 @@ def test_the_right_port_trains_every_epoch_once(tmp_path):
     assert max(t.length for t in st.trials.values()) == 4
 
 
-def test_a_loop_that_trains_past_the_segment_stops_the_search(tmp_path):
-    r = search(tmp_path, "max_epochs")
+@pytest.mark.parametrize("how", ["max_epochs", "max_epochs_report_first"])
+def test_a_loop_that_trains_past_the_segment_stops_the_search(tmp_path, how):
+    r = search(tmp_path, how)
     assert r.returncode != 0
     out = r.stdout + r.stderr
-    assert ("segment.report() for the segment to length 1, but the checkpoint saved last holds 6 "
+    assert ("segment.report() for the segment to length 1, and a checkpoint saved for it holds 6 "
             "(save_checkpoint(length=6)): the code trained past the segment") in out, out
     assert "Train each segment to segment.length" in out
     _, st = final_state(tmp_path / "e")
