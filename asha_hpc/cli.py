@@ -413,15 +413,17 @@ def cmd_best(a: argparse.Namespace) -> int:
     return 0
 
 
-def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
-    """CSV (columns: the union of the rows' keys, in first-seen order) or JSON lines."""
+def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None,
+                first: tuple[str, ...] = ()) -> None:
+    """CSV (columns: ``first``, then the union of the rows' keys, in first-seen order: a
+    header even without rows, which pandas needs) or JSON lines."""
     buf = io.StringIO()
     if fmt == "jsonl":
         for r in rows:
             buf.write(json.dumps(r) + "\n")
     else:
-        cols: list[str] = []
-        seen = set()
+        cols: list[str] = list(first)
+        seen = set(first)
         for r in rows:
             for k in r:
                 if k not in seen:
@@ -456,9 +458,9 @@ def cmd_export(a: argparse.Namespace) -> int:
         print(f"asha-hpc: {export_trackers(a.format, exp, cfg, st, target)}", file=sys.stderr)
         return 0
     if a.curves:  # the learning curves: trial_id, key, segment, attempt, step, time, metrics...
-        from .views.observe import curve_rows, flat_curve_rows
+        from .views.observe import CURVE_COLUMNS, curve_rows, flat_curve_rows
 
-        _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves)
+        _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves, CURVE_COLUMNS)
     _write_rows(export_rows(st), a.format, a.output)
     return 0
 

@@ -102,6 +102,10 @@ def latest_logs(exp: ExpDir, records: list[dict[str, Any]], trials: list[int]
 
 
 # ----------------------------------------------------------------------------- curves
+# a curve row's own columns, before the metrics' (export --curves)
+CURVE_COLUMNS = ("trial_id", "key", "segment", "attempt", "step", "time")
+
+
 def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Every learning-curve point (``trials/<id>/runs/<key>/metrics.jsonl``): dicts with
     ``trial_id, key, segment, attempt, step, time`` and ``metrics`` (the user's names, nested:

@@ -512,3 +512,13 @@ def test_local_search_logs_gpus_curves(tmp_path, capsys):
     rows = curve_rows(ExpDir.open(exp_dir))
     assert {r["trial_id"] for r in rows} == {1, 2}
     assert pick_curve_metric(rows, "loss") == "train_loss"
+
+
+def test_curves_of_a_search_without_points_have_a_header(sim_exp, tmp_path, capsys):
+    """The simulated backend writes no learning curves: ``export --curves`` was an empty file,
+    which pandas refuses (EmptyDataError). It is the columns' header, read as no rows."""
+    run_cli(capsys, "export", sim_exp, "--format", "csv", "--curves", tmp_path / "c.csv",
+            "-o", tmp_path / "t.csv")
+    assert (tmp_path / "c.csv").read_text() == "trial_id,key,segment,attempt,step,time\n"
+    pd = pytest.importorskip("pandas")
+    assert pd.read_csv(tmp_path / "c.csv").empty
