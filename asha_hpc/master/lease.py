@@ -16,6 +16,7 @@ journal calls right before each write: a master whose lease was taken over stops
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -28,6 +29,7 @@ from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
 from ..protocol.pids import pid_alive, pid_namespace, started_after
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
+log = logging.getLogger(__name__)
 
 
 TIMEOUT_S = 120.0  # a heartbeat older than this (on another host) frees the lease
@@ -154,8 +156,18 @@ class Lease:
         self.heartbeat()
 
     def check(self) -> None:
-        """The fence: raise LeaseHeldError unless this master still holds the lease."""
+        """The fence: raise LeaseHeldError unless this master still holds the lease. A lease
+        of a lower epoch in its place is a master this one took over, frozen while it renewed
+        its lease (between its check and its rename) that woke and renamed its old lease file
+        over this one's: this master takes it back, and that one stops at its next look (the
+        journal has grown since its last write: journal.py)."""
         h = self.holder()
+        if h is not None and h.get("token") != self.token and _lower_epoch(h, self.epoch):
+            log.warning("%s: the master this one took over (host %s, pid %s, epoch %s) wrote "
+                        "the lease file after it woke; taken back, and it stops at its next "
+                        "look", self.path.parent, h.get("host"), h.get("pid"), h.get("epoch"))
+            atomic_write_json(self.path, self._body(), durable=False)
+            h = self.holder()
         if h is None or h.get("token") != self.token:
             who = (f"by host {h.get('host')} pid {h.get('pid')}" if h is not None
                    else "(its file is gone)")
@@ -175,3 +187,10 @@ class Lease:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _lower_epoch(h: dict[str, Any], epoch: int) -> bool:
+    """The lease ``h`` is of a master before this one's ``epoch`` (an earlier release's lease
+    has no epoch: 0)."""
+    e = h.get("epoch", 0)
+    return epoch > 0 and isinstance(e, int) and not isinstance(e, bool) and e < epoch

@@ -301,6 +301,13 @@ class Master:
                     and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
                 self._live.final()
 
+    def _fence(self) -> None:
+        """Raise LeaseHeldError unless this master still holds the lease and the journal is as
+        it left it (journal.py): before an act that no record of this master's precedes."""
+        self.lease.check()
+        if self.journal is not None:
+            self.journal.check_unchanged()
+
     def start(self) -> bool:
         """Take the lease, replay the journal, and journal the start (or the resumption, after
         reconciling). False if the experiment is already over. ``run`` = start, then ``step``
@@ -969,6 +976,7 @@ class Master:
         self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
                               **self._time_limit(t)) for t in trials))
         specs = [self._spec(t) for t in trials]
+        self._fence()  # a master frozen since the intents were written must not submit them
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:
@@ -1172,6 +1180,7 @@ class Master:
         specs = [self._worker_spec(wid) for wid in pool.worker_ids(st.pool.started, jobs)]
         self._record(Workers(workers=[lid for s in specs for lid in s.lane_ids],
                              timeout_min=specs[0].timeout_min, started=st.pool.started + jobs))
+        self._fence()
         try:
             ids = self.backend.submit(specs)
         except SubmitError as e:

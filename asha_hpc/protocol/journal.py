@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull, shell_word
+from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull, LeaseHeldError, shell_word
 from .expdir import sync_data
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class Journal:
         except OSError as e:
             raise AshaError(f"{self.path}: cannot open the journal ({e.strerror})") from None
         self.seq = self.records[-1]["seq"] if self.records else 0
+        self._size = os.fstat(self._fd).st_size  # the file as this writer left it
         self._unsynced = False
         self._said_full = False
 
@@ -191,6 +192,7 @@ class Journal:
         while True:
             if self.fence is not None:
                 self.fence()
+                self.check_unchanged()
             try:
                 self._write(bytes(buf), sync)
                 break
@@ -208,6 +210,29 @@ class Journal:
         self.seq = seq
         return out
 
+    def check_unchanged(self) -> None:
+        """The second fence: nothing of a later master's was written since this writer's last
+        write. Records of a later epoch there mean this master's lease was taken over without
+        the lease file showing it (this master, frozen while it renewed the lease, wrote its
+        old lease back over the new master's): everything it knows is behind the journal, so
+        it stops. Records of an earlier epoch are a superseded master's late ones, which replay
+        drops (``_drop_superseded``): this writer goes on. A fence for a local disk; on NFS the
+        client's cached size may lag, and the lease is the fence."""
+        size = os.fstat(self._fd).st_size
+        if size == self._size:
+            return
+        grown = os.pread(self._fd, max(0, size - self._size), self._size) if size > self._size else b""
+        later = [r for r in map(_decode, grown.splitlines()) if r is not None
+                 and _epoch(r) >= (self.epoch or 0)]
+        if size < self._size or later:
+            raise LeaseHeldError(
+                f"{self.path}: the journal changed since this master's last write ({self._size} "
+                f"bytes, now {size}): another master writes it (it took over while this one was "
+                f"frozen or disconnected); this master stops without writing anything more")
+        log.warning("%s: %d byte(s) of a superseded master's late records follow this master's "
+                    "last write; replay ignores them", self.path, size - self._size)
+        self._size = size
+
     def _write(self, data: bytes, sync: bool) -> None:
         """One write (and fsync); on an OS error the partial line is cut off and it raises."""
         start: int | None = None
@@ -217,6 +242,7 @@ class Journal:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
+            self._size = start + len(data)
             if sync:
                 self._fsync()
             else:

@@ -67,6 +67,47 @@ def test_late_records_of_a_superseded_master_are_dropped_and_the_new_ones_kept(t
     assert st.searcher.snapshot() == b.state.searcher.snapshot()  # replay == what B knew
 
 
+def test_a_master_frozen_while_renewing_its_lease_never_takes_it_back(tmp_path):
+    """Master A froze inside its heartbeat, after its check and before its rename; B took the
+    lease over and journaled. A wakes and its rename lands: the lease file is A's again. A
+    took the search back from there, with what it knew before the freeze (records replay
+    dropped, results it consumed lost, a checkpoint B's records need removed), and B stopped.
+    Now the journal, grown since A's last write, stops A before it writes or submits, and B
+    takes its lease back and finishes."""
+    from asha_hpc.protocol.expdir import atomic_write_json
+
+    cfg = sim_cfg(trials=30, failure_rate=0.0)
+    exp = ExpDir.create(tmp_path / "exp")
+    a = Master(exp, cfg, progress=lambda s: None)
+    a.start()
+    _drive(a, 12)
+    b = Master(exp, cfg, backend=a.backend, force=True, progress=lambda s: None)  # A froze
+    b.start()
+    _drive(b, 3)
+    atomic_write_json(a.lease.path, a.lease._body(), durable=False)  # A's rename, late
+    assert a.lease.holder()["token"] == a.lease.token
+    size = exp.journal.stat().st_size
+    with pytest.raises(LeaseHeldError, match="the journal changed since this master's last write"):
+        a._record(Stopped(reason="late"))
+    with pytest.raises(LeaseHeldError, match="the journal changed"):
+        a._fence()  # what A checks before it submits a job
+    assert exp.journal.stat().st_size == size
+    b.lease.check()  # B's next look: A's lease is of an older epoch: taken back
+    assert b.lease.holder()["token"] == b.lease.token
+    with pytest.raises(LeaseHeldError, match="taken over"):
+        a.lease.heartbeat()
+    assert b.lease.holder()["token"] == b.lease.token
+    a.journal.close()
+    while b.step():
+        b.clock.sleep(cfg.poll_interval_s)
+    b.close()
+    recs, _, warns = read_journal(exp.journal)
+    assert warns == [] and check_invariants(cfg, recs) == []
+    st = replay(cfg, recs)
+    assert st.lifecycle == "completed"
+    assert st.searcher.snapshot() == b.state.searcher.snapshot()
+
+
 def test_late_record_between_takeover_and_first_read_is_kept_as_the_new_master_saw_it(tmp_path):
     p = tmp_path / "journal.jsonl"
     a = Journal(p, epoch=1)
