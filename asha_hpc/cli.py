@@ -664,6 +664,10 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     from .views.livereport import DEFAULT_EVERY_S
 
     master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
+    master.resume_hint = (f"A requeued master job (its time limit, `scontrol requeue`) resumes "
+                          f"the search when it starts again: `asha-hpc status "
+                          f"{shell_word(exp.root)}` says whether it is queued; else continue "
+                          f"with `asha-hpc submit` or `asha-hpc resume`")
     st = master.run()
     if st.lifecycle == "failed":
         print(f"asha-hpc: experiment failed: {(st.message or '').splitlines()[0] if st.message else ''}",

@@ -106,11 +106,13 @@ class Lease:
             seen = (f"heartbeat {age:.0f} s ago by this host's clock, but {self.path.name} was "
                     f"written {max(quiet_s, 0.0):.0f} s ago: the two hosts' clocks differ by "
                     f"about {age - quiet_s:.0f} s")
+        later = (f"; a master on another host takes over once it is {self.timeout_s:.0f} s old"
+                 if h.get("host") != self.host else "")
         return (f"{self.path.parent}: another master holds this experiment (host "
                 f"{h.get('host')}, pid {h.get('pid')}"
                 + (f", Slurm job {h['slurm_job_id']}" if h.get("slurm_job_id") else "")
-                + f", {seen}). Stop it first, or if you are sure it is dead: asha-hpc resume "
-                f"{shell_word(self.path.parent)} --force")
+                + f", {seen}{later}). Stop it first, or if you are sure it is dead: asha-hpc "
+                f"resume {shell_word(self.path.parent)} --force")
 
     def acquire(self, force: bool = False) -> str | None:
         """Take the lease or raise LeaseHeldError. Returns a note when a stale lease was taken

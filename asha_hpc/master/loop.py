@@ -165,6 +165,7 @@ class Master:
                  on_lease: Callable[[], None] | None = None) -> None:
         self.exp = exp
         self._on_lease = on_lease  # the command's own lines, once this master holds the folder
+        self.resume_hint: str | None = None  # how the search goes on after a stop, if not by hand
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
         self.readmit = readmit or []  # resume --readmit-node: excluded nodes taken back
         # searcher.warm_start's records as ``run`` read them to check them (read here when None)
@@ -592,7 +593,8 @@ class Master:
             self._release_workers(st.pool.idle(), "the master stopped")
             self._record(Stopped(reason=self._stop_reason))
             self.progress(f"master stopped ({self._stop_reason}); jobs keep running. "
-                          f"Continue with: asha-hpc resume {shell_word(self.exp.root)}")
+                          + (self.resume_hint or f"Continue with: asha-hpc resume "
+                                                 f"{shell_word(self.exp.root)}"))
             return False
         return True
 

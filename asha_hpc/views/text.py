@@ -108,9 +108,11 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     if m and (m.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S:  # a stopped or hung master
         lines.append(f"the master (pid {m['pid']} on {m['host']}) has not renewed its lease for "
                      f"{fmt_duration(m['lease_quiet_s'])} (it does every few seconds): it is "
-                     f"stopped (kill -STOP, a frozen node) or hung. Its process still lives, so "
-                     f"nothing takes over: end it, or if it is gone for sure, `asha-hpc resume "
-                     f"{shell_word(d['dir'])} --force`")
+                     f"stopped (kill -STOP, a frozen node) or hung. Its process still lives: a "
+                     f"master started on its host does not take over (one started on another "
+                     f"host does, {fmt_duration(LEASE_TIMEOUT_S)} after the last renewal); end "
+                     f"it, or if it is gone for sure, `asha-hpc resume {shell_word(d['dir'])} "
+                     f"--force`")
     mj = d.get("master_job")
     if d["state"] == "stopped" and mj:
         why = f" ({mj['reason']})" if mj.get("reason") and mj["reason"] != "None" else ""

@@ -294,6 +294,9 @@ def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
     log = (exp / f"master-{master_job}.out").read_text()
     assert log.count("DUE TO JOB REQUEUE") == 2 and log.count("resuming") == 2
     assert "master stopped (SIGTERM)" in log and "master stopped (SIGUSR2)" in log
+    # the job goes on by itself: not "Continue with: asha-hpc resume", which would be refused
+    assert log.count("A requeued master job (its time limit, `scontrol requeue`) resumes the "
+                     "search when it starts again") == 2 and "Continue with" not in log
     assert "time limit near: requeued the master job" in log
     assert "done 6 failed 0" in log.splitlines()[-1]
     rows = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,State,ExitCode",

@@ -155,8 +155,9 @@ def _written_ago(path, body, seconds):
 def test_stale_lease_of_other_host_needs_heartbeat_timeout(tmp_path):
     path = tmp_path / "master.json"
     _written_ago(path, {"host": "other-node", "pid": 1, "token": "x", "heartbeat": time.time()}, 0)
-    with pytest.raises(LeaseHeldError, match="other-node"):
+    with pytest.raises(LeaseHeldError, match="other-node") as held:
         Lease(path, timeout_s=60).acquire()
+    assert "a master on another host takes over once it is 60 s old" in str(held.value)
     _written_ago(path, {"host": "other-node", "pid": 1, "token": "x",
                         "heartbeat": time.time() - 120}, 120)
     assert "no heartbeat" in Lease(path, timeout_s=60).acquire()
