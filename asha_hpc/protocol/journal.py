@@ -219,12 +219,12 @@ class Journal:
         drops (``_drop_superseded``): this writer goes on. A fence for a local disk; on NFS the
         client's cached size may lag, and the lease is the fence."""
         size = os.fstat(self._fd).st_size
-        if size == self._size:
+        if size <= self._size:  # (smaller: a size an NFS client's cache still holds)
             return
-        grown = os.pread(self._fd, max(0, size - self._size), self._size) if size > self._size else b""
+        grown = os.pread(self._fd, size - self._size, self._size)
         later = [r for r in map(_decode, grown.splitlines()) if r is not None
                  and _epoch(r) >= (self.epoch or 0)]
-        if size < self._size or later:
+        if later:
             raise LeaseHeldError(
                 f"{self.path}: the journal changed since this master's last write ({self._size} "
                 f"bytes, now {size}): another master writes it (it took over while this one was "
