@@ -165,6 +165,7 @@ class Journal:
             raise AshaError(f"{self.path}: cannot open the journal ({e.strerror})") from None
         self.seq = self.records[-1]["seq"] if self.records else 0
         self._size = os.fstat(self._fd).st_size  # the file as this writer left it
+        self._ends_torn = False  # another writer's partial line ends the file
         self._unsynced = False
         self._said_full = False
 
@@ -194,7 +195,8 @@ class Journal:
                 self.fence()
                 self.check_unchanged()
             try:
-                self._write(bytes(buf), sync)
+                self._write((b"\n" if self._ends_torn else b"") + bytes(buf), sync)
+                self._ends_torn = False
                 break
             except OSError as e:
                 # a full disk often empties again within seconds (a job's partial checkpoint
@@ -232,6 +234,7 @@ class Journal:
         log.warning("%s: %d byte(s) of a superseded master's late records follow this master's "
                     "last write; replay ignores them", self.path, size - self._size)
         self._size = size
+        self._ends_torn = not grown.endswith(b"\n")  # its torn line must not take ours with it
 
     def _write(self, data: bytes, sync: bool) -> None:
         """One write (and fsync); on an OS error the partial line is cut off and it raises."""

@@ -241,3 +241,29 @@ def test_a_full_disk_that_empties_within_the_wait_costs_nothing(tmp_path, monkey
     j.append([{"kind": "b"}])
     monkeypatch.setattr(os, "write", real_write)
     assert [(r["kind"], r["seq"]) for r in read_journal(p)[0]] == [("a", 1), ("b", 2)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(theirs=st.lists(st.sampled_from(["lower", "later", "garbage"]), max_size=6))
+def test_the_journal_fence_stops_a_writer_only_for_a_later_masters_records(tmp_path_factory, theirs):
+    """Whatever follows this writer's last write: records of a later epoch (a master that took
+    over) stop it; a superseded master's late records (lower epoch) and torn bytes do not, and
+    replay drops or skips them."""
+    from asha_hpc.errors import LeaseHeldError
+
+    p = tmp_path_factory.mktemp("fence") / "journal.jsonl"
+    Journal(p, epoch=1).append([{"kind": "a"}])
+    mine = Journal(p, epoch=2, fence=lambda: None)
+    mine.append([{"kind": "b"}])
+    for what in theirs:
+        if what == "garbage":
+            with open(p, "ab") as f:
+                f.write(b"\x00torn")
+        else:
+            Journal(p, epoch=1 if what == "lower" else 3).append([{"kind": what}])
+    if "later" in theirs:
+        with pytest.raises(LeaseHeldError, match="the journal changed since this master's last write"):
+            mine.append([{"kind": "c"}])
+    else:
+        mine.append([{"kind": "c"}])
+        assert [r["kind"] for r in read_journal(p)[0]][-1] == "c"
