@@ -238,3 +238,15 @@ def check_switch_both_ways(recs):
     warm_again = [r for r in intents if r["seq"] > pool_at]
     assert warm_again and any(r.get("worker") for r in warm_again)
     assert any(r.get("worker") for r in intents if r["seq"] < seg_at)  # warm at the start
+
+
+def four_trials_cfg(max_restarts=0):
+    """A search of 4 trials that may all run at once: the first three failures decide
+    fail-fast (state.py's ``hopeless``), for tests that replay records by hand."""
+    from asha_hpc.config import parse_config
+
+    return parse_config({"name": "s", "entrypoint": "m:f",
+                         "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
+                                      "max_trials": 4, "max_concurrent_trials": 4,
+                                      "mode": "aggressive", "divisor": 2},
+                         "hyperparameters": {"x": 1}, "max_restarts": max_restarts}, "/tmp")

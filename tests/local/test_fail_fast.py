@@ -17,6 +17,8 @@ from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import ResumeTrial, SegmentCompleted, TrialFailed, TrialRetried, make_searcher
 from asha_hpc.testing.invariants import check_invariants
 
+from helpers import four_trials_cfg
+
 # A tutorial-style loop with a checkpoint per segment; BUG is replaced per test.
 MODEL = '''
 import json
@@ -396,11 +398,7 @@ def test_retry_failed_continues_failed_trials_from_their_checkpoints(tmp_path):
 
 # ----------------------------------------------------------------------------- pure parts
 def test_state_hopeless_and_retry_records():
-    cfg = parse_config({"name": "s", "entrypoint": "m:f",
-                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
-                                     "max_trials": 4, "max_concurrent_trials": 4,
-                                     "mode": "aggressive", "divisor": 2},
-                        "hyperparameters": {"x": 1}, "max_restarts": 0}, "/tmp")
+    cfg = four_trials_cfg()
     recs = [{"kind": "init"}]
     for tid in (1, 2, 3):
         recs += [{"kind": "intent", "trial": tid, "segment": 0, "attempt": 0},
@@ -426,11 +424,7 @@ def test_a_failure_of_the_code_before_the_fix_that_arrives_after_retry_failed_st
     reads it. It ran the code before the fix: it must not stop the search again (the user's
     second ``--retry-failed``); the trial trains again, nothing counted. An attempt started
     after the retry that fails so still stops the search."""
-    cfg = parse_config({"name": "s", "entrypoint": "m:f",
-                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
-                                     "max_trials": 4, "max_concurrent_trials": 4,
-                                     "mode": "aggressive", "divisor": 2},
-                        "hyperparameters": {"x": 1}, "max_restarts": 2}, "/tmp")
+    cfg = four_trials_cfg(max_restarts=2)
     bug = "IntegrationError: load_best_model_at_end: leave it off"
     recs: list[dict] = [{"kind": "init"}]
     for tid in (1, 2):

@@ -93,15 +93,12 @@ def test_fail_fast_and_status_events_show_the_library_error_as_written():
     """Three trials fail with XGBoost's error at three clock times: the same error, so the
     search stops, and the stop line shows the first trial's message as it was written; the
     events of ``status`` and the live report show it too, not the last [bt] line."""
-    from asha_hpc.config import parse_config
     from asha_hpc.master.state import replay
     from asha_hpc.views.status import describe
 
-    cfg = parse_config({"name": "s", "entrypoint": "m:f",
-                        "searcher": {"name": "adaptive_asha", "metric": "m", "max_length": 4,
-                                     "max_trials": 4, "max_concurrent_trials": 4,
-                                     "mode": "aggressive", "divisor": 2},
-                        "hyperparameters": {"x": 1}, "max_restarts": 0}, "/tmp")
+    from helpers import four_trials_cfg
+
+    cfg = four_trials_cfg()
     recs = [{"kind": "init"}]
     for tid, clock in ((1, "06:32:28"), (2, "06:32:31"), (3, "06:33:02")):
         recs += [{"kind": "intent", "trial": tid, "segment": 0, "attempt": 0},
