@@ -251,7 +251,7 @@ class Master:
         assert self.journal is not None
         self.journal.sync()
         if self._consumed and self.journal.fence is not None:
-            self.journal.fence()  # a stale master removes nothing the new one may need
+            self._fence()  # a stale master removes nothing the new one may need
         for p in self._consumed:
             try:
                 p.unlink()
@@ -1422,6 +1422,8 @@ class Master:
         assert st is not None
         chosen = removable_checkpoints(st, self.cfg.save_experiment_best,
                                        keep_every=self.cfg.save_trial_latest > 0)
+        if chosen and self.journal is not None and self.journal.fence is not None:
+            self._fence()  # a stale master removes no checkpoint the new one's trials need
         kept = remove_trees([self.exp.checkpoints(i) for i in chosen])
         gone = [i for i in chosen if self.exp.checkpoints(i) not in kept]
         for i in chosen:

@@ -67,7 +67,7 @@ def test_late_records_of_a_superseded_master_are_dropped_and_the_new_ones_kept(t
     assert st.searcher.snapshot() == b.state.searcher.snapshot()  # replay == what B knew
 
 
-def test_a_master_frozen_while_renewing_its_lease_never_takes_it_back(tmp_path):
+def test_a_master_frozen_while_renewing_its_lease_never_takes_it_back(tmp_path, monkeypatch):
     """Master A froze inside its heartbeat, after its check and before its rename; B took the
     lease over and journaled. A wakes and its rename lands: the lease file is A's again. A
     took the search back from there, with what it knew before the freeze (records replay
@@ -90,7 +90,13 @@ def test_a_master_frozen_while_renewing_its_lease_never_takes_it_back(tmp_path):
     with pytest.raises(LeaseHeldError, match="the journal changed since this master's last write"):
         a._record(Stopped(reason="late"))
     with pytest.raises(LeaseHeldError, match="the journal changed"):
-        a._fence()  # what A checks before it submits a job
+        a._fence()  # what A checks before it submits a job, consumes a result, removes files
+    import asha_hpc.master.loop as loop
+
+    monkeypatch.setattr(loop, "removable_checkpoints", lambda *a, **k: [1])  # what A would remove
+    with pytest.raises(LeaseHeldError, match="the journal changed"):
+        a._retain(force=True)  # before it removes checkpoints B's trials may need
+    monkeypatch.undo()
     assert exp.journal.stat().st_size == size
     b.lease.check()  # B's next look: A's lease is of an older epoch: taken back
     assert b.lease.holder()["token"] == b.lease.token
