@@ -92,6 +92,9 @@ def _gpu_count() -> int | None:
     return len([x for x in v.split(",") if x.strip()])
 
 
+SOLO_BEAT_S = 30.0  # a single rank's heartbeat, for the master alone (master/loop.py HUNG_S)
+
+
 class _Heartbeat(threading.Thread):
     def __init__(self, path: Path, every: float) -> None:
         super().__init__(daemon=True, name="asha-heartbeat")
@@ -396,11 +399,14 @@ class _Session:
         run_dir.mkdir(parents=True, exist_ok=True)
         group = Group(run_dir, self.ranks, spec.heartbeat_s)
         beat: _Heartbeat | None = None
-        if self.ranks.world_size > 1:  # only a trial's other ranks read heartbeats
+        if self.ranks.world_size > 1:  # the trial's other ranks read heartbeats often
             beat = _Heartbeat(group.heartbeat_file(), spec.heartbeat_s)
             beat.start()
             group.register()
             group.rendezvous()
+        else:  # the master, to find a job frozen or gone that the scheduler still runs
+            beat = _Heartbeat(group.heartbeat_file(), max(spec.heartbeat_s, SOLO_BEAT_S))
+            beat.start()
         trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams,
                       trial_dir=exp.trial_dir(spec.trial_id), run_dir=run_dir,
                       segments=[spec.length], first_segment=spec.segment, metric=spec.metric,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..protocol.expdir import atomic_write_json, read_json
+from ..protocol.expdir import HEARTBEAT, atomic_write_json, read_json
 from ..protocol.pids import pid_alive
 
 LOCAL_LOOK_S = 0.5  # how often a wait looks at this host's peers' processes (no shared file)
@@ -96,7 +96,7 @@ class Group:
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
-        return self.run_dir / ("heartbeat" if r == 0 else f"heartbeat.rank{r}")
+        return self.run_dir / (HEARTBEAT if r == 0 else f"{HEARTBEAT}.rank{r}")
 
     def register(self) -> None:
         atomic_write_json(self.run_dir / f"rank{self.ranks.rank}.json",

@@ -115,6 +115,10 @@ ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
 # and freeing hopeless trials as they appear leaves little to remove when the search ends
 RETAIN_EVERY_S = 2.0
+# a running job whose heartbeat is this old is hung (_hung): well past a single rank's beat
+# (jobmain.SOLO_BEAT_S) and a long stall of a shared file system or of the GIL
+HUNG_S = 900.0
+HUNG_LOOK_S = 60.0  # how often the master looks (a stat per running trial's run folders)
 KEEP_REJECTED = 100  # rejected inbox files kept aside (.rejected-*), the oldest removed first
 DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
@@ -207,6 +211,8 @@ class Master:
         self._last_beat = 0.0
         self._last_progress = 0.0
         self._last_retain = 0.0
+        self._hung_looked = 0.0  # the last look for hung jobs (_hung)
+        self._awake_since = time.time()  # since when this master has polled without a stall
         self._not_removed: set[int] = set()  # trials whose checkpoints would not go (said once)
         self._levels: list[int] | None = None
         self._caps_said: set[tuple[str, str]] = set()  # time-limit caps named in the log
@@ -598,6 +604,50 @@ class Master:
             return False
         return True
 
+    def _hung(self, live: list[TrialState], states: dict[str, JobState]
+              ) -> list[tuple[JobDead, str]]:
+        """Running jobs whose heartbeat (jobmain.py: rank 0 rewrites it every half minute)
+        stopped HUNG_S ago by the file system's clock while the scheduler still runs them: a
+        process frozen (SIGSTOP, a hung node) or gone with the scheduler none the wiser (its
+        step daemon killed). Each is journaled dead, not counted against its trial (the
+        machine's doing), and cancelled. Not while this master itself was stalled in the last
+        HUNG_S (a file system's outage holds every heartbeat back), nor when most running jobs
+        are quiet at once (the same, seen from here); jobs of a release without heartbeats are
+        never judged."""
+        now = time.time()
+        if self.caps.virtual_time or now - self._hung_looked < HUNG_LOOK_S:
+            return []
+        if now - self._hung_looked > 3 * HUNG_LOOK_S:
+            self._awake_since = now  # stalled (or just started): the jobs get HUNG_S to beat
+        self._hung_looked = now
+        if now - self._awake_since < HUNG_S:
+            return []
+        try:
+            fs_now = self.exp.lease.stat().st_mtime  # renewed every few seconds
+        except OSError:
+            return []
+        running = [t for t in live if t.status == RUNNING and t.job_id is not None
+                   and states.get(t.job_id) == JobState.RUNNING]
+        quiet: list[tuple[TrialState, float]] = []
+        for t in running:
+            beat = self.exp.last_heartbeat(t.id)
+            if beat is None or t.attempt_started is None or fs_now - beat <= HUNG_S:
+                continue
+            # its own job beat at all (a beat from before it started, this host's clock, is
+            # an earlier job's: this one may be of a release without heartbeats)
+            if beat + (now - fs_now) >= t.attempt_started - HUNG_LOOK_S:
+                quiet.append((t, fs_now - beat))
+        if len(quiet) > 1 and 2 * len(quiet) > len(running):
+            log.warning("%s: %d of %d running jobs wrote no heartbeat for over %.0f s: the "
+                        "shared file system, not the jobs? none is cancelled", self.exp.root,
+                        len(quiet), len(running), HUNG_S)
+            return []
+        return [(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
+                         state=JobState.RUNNING.value, counts=False,
+                         hung=f"no heartbeat for {age:.0f} s while the scheduler runs it",
+                         host=self.backend.node_of(str(t.job_id))), str(t.job_id))
+                for t, age in quiet]
+
     def _heartbeat(self) -> None:
         now = time.time()
         if now - self._last_beat >= 5.0:
@@ -756,8 +806,12 @@ class Master:
                                            host=self.backend.node_of(jid)))
                 else:
                     recs.append(WorkerGone(workers=lanes, why=why))
+        hung = self._hung(live, states)
+        recs += [r for r, _ in hung]
         if recs:
             self._record(*recs)
+        if hung:  # journaled first: a result the job may still send is not this attempt's
+            self.backend.cancel([jid for _, jid in hung])
 
     def _see_queue(self, live: list[TrialState], states: dict[str, JobState], now: float) -> None:
         """Why the scheduler keeps jobs pending, for ``status`` (queue.json, written when it

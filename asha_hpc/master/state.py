@@ -626,6 +626,8 @@ class ExperimentState:
         never_ran = t.status == PENDING and (rec.get("state") == "lost" or bool(rec.get("withdrawn")))
         if rec.get("withdrawn"):
             why = f"job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
+        elif rec.get("hung"):
+            why = f"job {rec.get('job_id')} hung ({rec['hung']}): cancelled"
         else:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")

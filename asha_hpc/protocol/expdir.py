@@ -69,6 +69,7 @@ QUEUE = "queue.json"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
+HEARTBEAT = "heartbeat"  # in a run folder: rewritten by its job's rank 0 while the job lives
 METRICS = "metrics.jsonl"  # in an attempt's run folder
 FORMAT_FILE = "format"  # the folder's format: the release that last ran a master on it reads it
 # Raised when a file or record changes meaning so that an older release would misread it (a
@@ -335,6 +336,23 @@ class ExpDir:
 
     def checkpoints(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / CHECKPOINTS
+
+    def last_heartbeat(self, trial_id: int) -> float | None:
+        """When a job of the trial last wrote its heartbeat (the newest of its run folders':
+        a job that continues the trial in place beats in the folder it started in), by the
+        file system's clock; None where none did (a job of an earlier release)."""
+        newest = None
+        try:
+            runs = list(os.scandir(self.trial_dir(trial_id) / RUNS))
+        except OSError:
+            return None
+        for run in runs:
+            try:
+                t = os.stat(os.path.join(run.path, HEARTBEAT)).st_mtime
+            except OSError:
+                continue
+            newest = t if newest is None else max(newest, t)
+        return newest
 
 
 def prune_oldest(folder: Path, prefix: str, keep: int) -> None:

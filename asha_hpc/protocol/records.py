@@ -249,6 +249,9 @@ class JobDead(Attempt):
     # did not): the job never ran
     withdrawn: str = optional("")
     host: str | None = optional()  # the node it ran on, where the backend knows it
+    # why the master found it hung and cancelled it ("": it did not): its heartbeat stopped
+    # while the scheduler still ran it (a frozen process, a node gone silent)
+    hung: str = optional("")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,116 @@
+"""A job the scheduler still runs but that is frozen (SIGSTOP, a hung node) or gone without the
+scheduler knowing (its step daemon killed): before, the search waited for it until its time
+limit, hours for a warm worker. Its heartbeat stops; the master journals it dead, not counted
+against the trial, cancels it, and the trial goes on from its checkpoint. Real jobs on the
+local backend; the master driven step by step in this process with a short HUNG_S."""
+import os
+import signal
+import time
+
+import pytest
+import yaml
+
+import asha_hpc.master.loop as loop
+from asha_hpc.config import load_config
+from asha_hpc.master.loop import Master
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.protocol.journal import read_journal
+from asha_hpc.testing.invariants import check_invariants
+
+TRAIN = '''
+import json, os, time
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "pids", "a") as f:
+        f.write(f"{os.getpid()} {epoch}\\n")
+    for segment in trial.segments():
+        while epoch < segment.length:
+            time.sleep(0.2)
+            epoch += 1
+            with trial.save_checkpoint(length=epoch) as p:
+                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        segment.report(loss=1.0 / epoch)
+'''
+
+
+@pytest.mark.slow
+def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "HUNG_S", 40.0)  # a single rank beats every 30 s
+    monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
+    (tmp_path / "model.py").write_text(TRAIN)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "hung", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 30, "max_trials": 1},
+        "hyperparameters": {"x": 1}, "reproducibility": {"experiment_seed": 1},
+        "poll_interval_s": 0.5, "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = load_config(tmp_path / "c.yaml")
+    exp = ExpDir.create(tmp_path / "e")
+    m = Master(exp, cfg, progress=lambda s: None)
+    m.start()
+    pids = exp.trial_dir(1) / "pids"
+    frozen = None
+    deadline = time.time() + 240
+    while m.step():
+        assert time.time() < deadline, "the search did not end"
+        if frozen is None and pids.exists() and (exp.trial_dir(1) / "checkpoints").exists():
+            frozen = int(pids.read_text().split()[0])
+            os.kill(frozen, signal.SIGSTOP)  # as a hung node leaves it: the scheduler runs it
+        m.clock.sleep(cfg.poll_interval_s)
+    m.close()
+    recs = read_journal(exp.journal)[0]
+    assert check_invariants(cfg, recs) == []
+    (dead,) = [r for r in recs if r["kind"] == "job_dead"]
+    assert dead["hung"].startswith("no heartbeat for ") and dead["counts"] is False
+    st = m.state
+    assert st.lifecycle == "completed" and st.trials[1].length == 30 and st.trials[1].restarts == 0
+    starts = [line.split() for line in pids.read_text().splitlines()]
+    assert len(starts) == 2 and int(starts[1][1]) > 0  # the retry went on from its checkpoint
+    with pytest.raises(ProcessLookupError):  # cancelled: the frozen process is gone
+        for _ in range(50):
+            os.kill(frozen, 0)
+            time.sleep(0.2)
+
+
+def test_who_is_judged_hung(tmp_path, monkeypatch):
+    """Only running jobs whose own heartbeat stopped HUNG_S ago: not a job that never beat (a
+    release without heartbeats), not one whose last beat is an earlier job's, and none at all
+    when most running jobs went quiet at once (the shared file system, seen from here), nor
+    while this master itself was stalled."""
+    from asha_hpc.backends.base import JobState
+    from asha_hpc.master.state import RUNNING, TrialState
+
+    monkeypatch.setattr(loop, "HUNG_S", 100.0)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "hung", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 8},
+        "hyperparameters": {"x": 1}, "local": {"gpus": [], "max_parallel": 8}}))
+    cfg = load_config(tmp_path / "c.yaml")
+    exp = ExpDir.create(tmp_path / "e")
+    m = Master(exp, cfg, progress=lambda s: None)
+    now = time.time()
+    exp.lease.write_text("{}")  # the file system's "now", as the master's lease renewal sets it
+
+    def trial(tid, beat_ago=None, started_ago=500.0):
+        t = TrialState(id=tid, bracket=0, hparams={}, status=RUNNING, job_id=f"local:{tid}",
+                       attempt_started=now - started_ago)
+        if beat_ago is not None:
+            run = exp.run_dir(tid, t.key)
+            run.mkdir(parents=True)
+            (run / "heartbeat").write_text("")
+            os.utime(run / "heartbeat", (now - beat_ago, now - beat_ago))
+        return t
+
+    def judged(trials, awake_ago=1000.0):
+        m._hung_looked, m._awake_since = now - loop.HUNG_LOOK_S - 1.0, now - awake_ago
+        states = {t.job_id: JobState.RUNNING for t in trials}
+        return sorted(r.trial for r, _ in m._hung(trials, states))
+
+    frozen, alive, silent, earlier = trial(1, 300), trial(2, 5), trial(3), trial(4, 800, 400)
+    others = [trial(i, 5) for i in range(5, 9)]
+    assert judged([frozen, alive, silent, earlier] + others) == [1]
+    assert judged([frozen, alive, silent, earlier] + others, awake_ago=50) == []
+    assert judged([frozen, trial(10, 300), trial(11, 300), alive]) == []  # most at once
