@@ -395,6 +395,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
     if k == Kind.JOB_DEAD:
         if rec.get("withdrawn"):
             return f"trial {tid} job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
+        if rec.get("hung"):
+            return f"trial {tid} job {rec.get('job_id')} hung ({rec['hung']}): cancelled"
         return f"trial {tid} job {rec.get('job_id')} ended without a result ({rec.get('state')})"
     if k == Kind.SUBMIT_FAILED:
         return f"trial {tid} submission failed: {_first_line(rec.get('error'))}"

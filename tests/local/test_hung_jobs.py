@@ -65,6 +65,9 @@ def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(
     assert check_invariants(cfg, recs) == []
     (dead,) = [r for r in recs if r["kind"] == "job_dead"]
     assert dead["hung"].startswith("no heartbeat for ") and dead["counts"] is False
+    from asha_hpc.views.status import describe
+
+    assert describe(dead, "loss").startswith(f"trial 1 job {dead['job_id']} hung (no heartbeat for ")
     st = m.state
     assert st.lifecycle == "completed" and st.trials[1].length == 30 and st.trials[1].restarts == 0
     starts = [line.split() for line in pids.read_text().splitlines()]
