@@ -554,7 +554,9 @@ class _Session:
                 out.error = (
                     f"the command exited 0 without a result for the segment to length "
                     f"{spec.length}: write a line {{\"metrics\": {{\"{spec.metric}\": ...}}}} "
-                    f"to the file $ASHA_REPORT_FILE names, at the segment's end"
+                    f"to the file $ASHA_REPORT_FILE names, at the segment's end (a Determined "
+                    f"Core API script: core_context.train.report_validation_metrics("
+                    f"steps_completed, {{\"{spec.metric}\": ...}}))"
                     + (f" (it wrote {_names(names)} as learning-curve points only)" if names else "")
                     + "; if its training ended early on purpose, a line {\"ended_early\": \"why\"} "
                       "after its last result ends the trial with the results it reported")

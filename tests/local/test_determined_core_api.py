@@ -514,7 +514,9 @@ def test_a_length_counted_trial_that_reports_nothing_still_fails(tmp_path, capsy
     main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")])
     capsys.readouterr()
     (res,) = _segments(tmp_path / "exp")
-    assert res["status"] == "error" and "without reporting" in res["error"]
+    assert res["status"] == "error" and "the command exited 0 without a result" in res["error"]
+    assert "core_context.train.report_validation_metrics(steps_completed, {\"total\": ...})" \
+        in res["error"]
 
 
 @pytest.mark.slurm
