@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .space import _is_int, _show
+from .errors import ConfigError, shown
+from .space import _is_int
 
 SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
 MODES = ("aggressive", "standard", "conservative")
@@ -355,7 +355,7 @@ class _Checker:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            self.bad(path or "(top level)", f"must be a mapping, got {_show(raw)}")
+            self.bad(path or "(top level)", f"must be a mapping, got {shown(raw)}")
             return {}
         out = {}
         for k, v in raw.items():
@@ -375,12 +375,12 @@ class _Checker:
             return default
         v = d[key]
         if not kind(v):
-            self.bad(full, f"must be {what}, got {_show(v)}")
+            self.bad(full, f"must be {what}, got {shown(v)}")
             return default
         if check is not None:
             msg = check(v)
             if msg:
-                self.bad(full, f"{msg}, got {_show(v)}")
+                self.bad(full, f"{msg}, got {shown(v)}")
                 return default
         return v
 
@@ -393,7 +393,7 @@ class _Checker:
             same_case = [c for c in choices if c.lower() == str(v).lower()]  # TPE, Paper
             close = same_case or difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.bad(full, f"must be one of {', '.join(choices)}, got {_show(v)}{hint}")
+            self.bad(full, f"must be one of {', '.join(choices)}, got {shown(v)}{hint}")
             return default
         return v
 
@@ -470,7 +470,7 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     if metric is None:
         c.bad(f"{p}.metric", "missing: the name of the metric your code reports (e.g. val_loss)")
     elif not isinstance(metric, str) or not metric.strip():
-        c.bad(f"{p}.metric", f"must be a non-empty string, got {_show(metric)}")
+        c.bad(f"{p}.metric", f"must be a non-empty string, got {shown(metric)}")
     else:
         s.metric = metric
     s.smaller_is_better = c.get(d, "smaller_is_better", p, _is_bool, "true or false", True)
@@ -486,7 +486,7 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     s.max_concurrent_trials = c.get(d, "max_concurrent_trials", p, _is_int, "an integer", 16, _at_least(0))
     if str(d.get("mode")).lower() in ("min", "max", "minimize", "maximize"):  # Ray's, Optuna's
         c.bad(f"{p}.mode", f"is how aggressively ASHA stops trials here ({', '.join(MODES)}, as "
-                           f"in Determined), got {_show(d['mode'])}; the metric's direction is "
+                           f"in Determined), got {shown(d['mode'])}; the metric's direction is "
                            f"smaller_is_better: "
                            f"{'false' if str(d['mode']).lower().startswith('max') else 'true'}")
         d = {k: v for k, v in d.items() if k != "mode"}
@@ -528,7 +528,7 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     if pts is not None:
         if not isinstance(pts, list):
             c.bad(f"{p}.points_to_evaluate", "must be a list of configurations (maps of "
-                  f"hyperparameter names to values), got {_show(pts)}")
+                  f"hyperparameter names to values), got {shown(pts)}")
         elif pts and s.name not in ("adaptive_asha", "async_halving", "random"):
             c.bad(f"{p}.points_to_evaluate", f"works with adaptive_asha, async_halving and random, "
                   f"not with '{s.name}': remove it or change the searcher name")
@@ -547,7 +547,7 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     br = d.get("bracket_rungs")
     if br is not None:
         if not isinstance(br, list) or not all(_is_int(x) and x >= 1 for x in br):
-            c.bad(f"{p}.bracket_rungs", f"must be a list of integers >= 1, got {_show(br)}")
+            c.bad(f"{p}.bracket_rungs", f"must be a list of integers >= 1, got {shown(br)}")
         elif br:
             s.bracket_rungs = list(br)
     return s
@@ -561,12 +561,12 @@ def _max_length(c: _Checker, v: Any) -> tuple[int, str]:
     unit = "units"
     if isinstance(v, dict):
         if len(v) != 1 or next(iter(v)) not in LENGTH_UNITS:
-            c.bad(p, f"must be an integer or one of {{batches|epochs|records: N}}, got {_show(v)}")
+            c.bad(p, f"must be an integer or one of {{batches|epochs|records: N}}, got {shown(v)}")
             return 1, "units"
         unit, v = next(iter(v.items()))
         p = f"{p}.{unit}"
     if not _is_int(v) or v < 1:
-        c.bad(p, f"must be an integer >= 1, got {_show(v)}")
+        c.bad(p, f"must be an integer >= 1, got {shown(v)}")
         return 1, unit
     return v, unit
 
@@ -584,24 +584,24 @@ def _entrypoint(c: _Checker, raw: Any, command: Any) -> str | list[str]:
         return ""
     if isinstance(raw, list):
         if not raw or not all(isinstance(x, (str, int, float)) for x in raw):
-            c.bad(key, f"a command must be a non-empty list of strings, got {_show(raw)}")
+            c.bad(key, f"a command must be a non-empty list of strings, got {shown(raw)}")
             return ""
         return [str(x) for x in raw]
     if isinstance(raw, dict) and set(raw) == {"command"}:
         return _entrypoint(c, None, raw["command"])
     if not isinstance(raw, str) or not raw.strip():
-        c.bad(key, f"must be 'module:function' or a command, got {_show(raw)}")
+        c.bad(key, f"must be 'module:function' or a command, got {shown(raw)}")
         return ""
     raw = raw.strip()
     if key == "entrypoint" and " " not in raw and ":" in raw:
         mod, _, fn = raw.rpartition(":")
         if not mod or not fn.isidentifier():
-            c.bad(key, f"must be 'module:function' or 'path/to/file.py:function', got {_show(raw)}")
+            c.bad(key, f"must be 'module:function' or 'path/to/file.py:function', got {shown(raw)}")
         return raw
     try:
         return shlex.split(raw)  # "python train.py --x" is a command
     except ValueError as e:  # an unclosed quotation, a trailing backslash
-        c.bad(key, f"cannot be read as a command ({str(e).lower()}): {_show(raw)}; close the "
+        c.bad(key, f"cannot be read as a command ({str(e).lower()}): {shown(raw)}; close the "
               "quotation, or give the command as a list of arguments")
         return ""
 
@@ -622,7 +622,7 @@ def _local(c: _Checker, raw: Any) -> LocalConfig:
     elif isinstance(g, list) and all(_is_int(x) or isinstance(x, str) for x in g):
         loc.gpus = [str(x) for x in g]
     else:
-        c.bad(f"{p}.gpus", f"must be 'auto', a count, or a list of GPU ids, got {_show(g)}")
+        c.bad(f"{p}.gpus", f"must be 'auto', a count, or a list of GPU ids, got {shown(g)}")
     default_per = 1 if loc.gpus else 0
     loc.gpus_per_trial = c.get(d, "gpus_per_trial", p, _is_int, "an integer", default_per, _at_least(0))
     loc.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
@@ -655,7 +655,7 @@ def _workers(c: _Checker, d: dict[str, Any], p: str, key: str = "workers") -> in
     if v == "auto":
         return "auto"
     if not _is_int(v) or v < 0:
-        c.bad(f"{p}.{key}", f"must be 'auto' or an integer >= 0 (0: a job per segment), got {_show(v)}")
+        c.bad(f"{p}.{key}", f"must be 'auto' or an integer >= 0 (0: a job per segment), got {shown(v)}")
         return default
     return int(v)
 
@@ -705,7 +705,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     for k in _SLURM_INT:
         lo = 1 if k in ("timeout_min", "tasks_per_node", "nodes", "cpus_per_task", "array_parallelism") else 0
         if k == "timeout_min" and isinstance(d.get(k), str):
-            c.bad(f"{p}.{k}", f"must be an integer or 'auto', got {_show(d[k])}")
+            c.bad(f"{p}.{k}", f"must be an integer or 'auto', got {shown(d[k])}")
             continue
         setattr(s, k, c.get(d, k, p, _is_int, "an integer", getattr(s, k), _at_least(lo)))
     s.mem_gb = c.get(d, "mem_gb", p, _is_num, "a number", None, _greater(0))
@@ -713,13 +713,13 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     if per is not None:
         if not isinstance(per, list) or not per:
             c.bad(f"{p}.timeout_min_per_rung", f"must be a non-empty list of minutes (or 'auto'), "
-                  f"one per rung, got {_show(per)}")
+                  f"one per rung, got {shown(per)}")
         else:
             good = True
             for i, v in enumerate(per):
                 if not (v == "auto" or (_is_int(v) and v >= 1)):
                     c.bad(f"{p}.timeout_min_per_rung[{i}]",
-                          f"must be an integer >= 1 or 'auto', got {_show(v)}")
+                          f"must be an integer >= 1 or 'auto', got {shown(v)}")
                     good = False
             if good:
                 s.timeout_min_per_rung = list(per)
@@ -732,7 +732,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
         setup = [setup]
     if setup is not None:
         if not isinstance(setup, list) or not all(isinstance(x, str) for x in setup):
-            c.bad(f"{p}.setup", f"must be a list of shell lines, got {_show(setup)}")
+            c.bad(f"{p}.setup", f"must be a list of shell lines, got {shown(setup)}")
         else:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
@@ -779,7 +779,7 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        c.bad(p, f"must be a list of mappings (resources per rung), got {_show(raw)}")
+        c.bad(p, f"must be a list of mappings (resources per rung), got {shown(raw)}")
         return []
     out = []
     for i, item in enumerate(raw):
@@ -881,7 +881,7 @@ def _data(c: Any, raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        c.bad("data", f"must be a mapping (Determined's user data: any keys), got {_show(raw)}")
+        c.bad("data", f"must be a mapping (Determined's user data: any keys), got {shown(raw)}")
         return {}
     return raw
 

@@ -19,6 +19,12 @@ def shell_word(path: object) -> str:
     return shlex.quote(str(path))
 
 
+def shown(value: object) -> str:
+    """A value as a one-line message shows it: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class AshaError(Exception):
     """An error whose message is complete and actionable as it is."""
 

@@ -23,6 +23,8 @@ import math
 import re
 from typing import Any
 
+from .errors import shown
+
 TYPES = ("const", "int", "double", "log", "categorical")
 # other tools' type names, and what they are here
 _STEPS = " (no step here: a categorical of the values keeps a grid)"
@@ -73,9 +75,6 @@ MAX_GRID_POINTS = 1_000_000
 _IMMUTABLE = (str, int, float, bool, type(None))  # a grid larger than this is reported as a problem
 
 
-def _show(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def _is_int(v: Any) -> bool:
@@ -347,7 +346,7 @@ class Space:
         def walk(node: dict[str, Any], given: Any, where: str) -> dict[str, Any]:
             if not isinstance(given, dict):
                 problems.append(f"{where}: must be a map of hyperparameter names to values, "
-                                f"got {_show(given)}")
+                                f"got {shown(given)}")
                 return {}
             out: dict[str, Any] = {}
             for name, v in given.items():
@@ -439,18 +438,18 @@ def _point_value(param: Param, v: Any) -> tuple[bool, Any]:
         for w in param.vals:
             if w == v:
                 return True, copy.deepcopy(w)
-        return False, (f"{_show(v)} is not one of the values ({', '.join(_fmt(w) for w in param.vals)})")
+        return False, (f"{shown(v)} is not one of the values ({', '.join(_fmt(w) for w in param.vals)})")
     if isinstance(param, Const):
         if v == param.val:
             return True, copy.deepcopy(param.val)
         return False, f"a constant ({_fmt(param.val)}): leave it out or give that value"
     if not _is_num(v) or (isinstance(v, float) and not math.isfinite(v)):
-        return False, f"must be a number, got {_show(v)}{_yaml_hint(v)}"
+        return False, f"must be a number, got {shown(v)}{_yaml_hint(v)}"
     if isinstance(param, Int):
         if float(v) != int(v):
-            return False, f"{_show(v)} is not a whole number (an int hyperparameter)"
+            return False, f"{shown(v)} is not a whole number (an int hyperparameter)"
         if not param.minval <= int(v) <= param.maxval:
-            return False, (f"{_show(v)} is outside {param.minval} .. {param.maxval}: change the "
+            return False, (f"{shown(v)} is outside {param.minval} .. {param.maxval}: change the "
                            "point or the range")
         return True, int(v)
     assert isinstance(param, Double)
@@ -459,7 +458,7 @@ def _point_value(param: Param, v: Any) -> tuple[bool, Any]:
         lo, hi = sorted((param.base ** lo, param.base ** hi))
     slack = 1e-9 * max(abs(lo), abs(hi))  # 1e-5 written for log exponent -5
     if not lo - slack <= float(v) <= hi + slack:
-        return False, f"{_show(v)} is outside {_fmt(lo)} .. {_fmt(hi)}: change the point or the range"
+        return False, f"{shown(v)} is outside {_fmt(lo)} .. {_fmt(hi)}: change the point or the range"
     return True, float(min(max(float(v), lo), hi))
 
 
@@ -490,7 +489,7 @@ class _Parser:
         for name, spec in raw.items():
             full = f"{path}.{name}"
             if not isinstance(name, str) or not name:
-                self.bad(full, f"a hyperparameter name must be a non-empty string, got {_show(name)}")
+                self.bad(full, f"a hyperparameter name must be a non-empty string, got {shown(name)}")
                 continue
             p = self.param(spec, full)
             if p is not None:
@@ -507,7 +506,7 @@ class _Parser:
                 return self.node(spec, path)
             return self.typed(spec, path)
         if isinstance(spec, float) and not math.isfinite(spec):
-            self.bad(path, f"a constant must be a finite number, got {_show(spec)}")
+            self.bad(path, f"a constant must be a finite number, got {shown(spec)}")
             return None
         return Const(spec)  # bare scalar or list
 
@@ -519,13 +518,13 @@ class _Parser:
         v = spec[key]
         what = "an integer" if integer else "a number"
         if integer and not _is_int(v):
-            self.bad(full, f"must be {what}, got {_show(v)}")
+            self.bad(full, f"must be {what}, got {shown(v)}")
             return None
         if not integer and not _is_num(v):
-            self.bad(full, f"must be {what}, got {_show(v)}{_yaml_hint(v)}")
+            self.bad(full, f"must be {what}, got {shown(v)}{_yaml_hint(v)}")
             return None
         if not math.isfinite(v):
-            self.bad(full, f"must be a finite number, got {_show(v)}")
+            self.bad(full, f"must be a finite number, got {shown(v)}")
             return None
         return v
 
@@ -536,7 +535,7 @@ class _Parser:
             hint = f"; did you mean '{close[0]}'?" if close else f" (one of {', '.join(TYPES)})"
             if str(t).lower() in _OTHER_TYPES:  # Optuna's and Ray Tune's names
                 hint = f" here: write {_OTHER_TYPES[str(t).lower()]}"
-            self.bad(f"{path}.type", f"unknown type {_show(t)}{hint}")
+            self.bad(f"{path}.type", f"unknown type {shown(t)}{hint}")
             return None
         ok = True
         known = _KEYS[t]
@@ -562,7 +561,7 @@ class _Parser:
         if t == "categorical":
             vals = spec.get("vals")
             if "vals" in spec and (not isinstance(vals, list) or not vals):
-                self.bad(f"{path}.vals", f"must be a non-empty list, got {_show(vals)}")
+                self.bad(f"{path}.vals", f"must be a non-empty list, got {shown(vals)}")
                 return None
             if ok and isinstance(vals, list):
                 for i, v in enumerate(vals):
@@ -583,11 +582,11 @@ class _Parser:
         if spec.get("count") is not None:
             count = spec["count"]
             if not _is_int(count) or count < 1:
-                self.bad(f"{path}.count", f"must be an integer >= 1, got {_show(count)}")
+                self.bad(f"{path}.count", f"must be an integer >= 1, got {shown(count)}")
                 ok = False
         log_scale = spec.get("log", False)
         if log_scale not in (True, False):
-            self.bad(f"{path}.log", f"must be true or false, got {_show(log_scale)}")
+            self.bad(f"{path}.log", f"must be true or false, got {shown(log_scale)}")
             ok = False
         base = 10.0 if t == "log" else None
         if t == "log" and spec.get("base") is not None:
@@ -595,15 +594,15 @@ class _Parser:
             if base is None:
                 ok = False
             elif base <= 0:
-                self.bad(f"{path}.base", f"must be > 0, got {_show(base)}")
+                self.bad(f"{path}.base", f"must be > 0, got {shown(base)}")
                 ok = False
         if lo is None or hi is None:
             return None
         if not lo < hi:
-            self.bad(f"{path}.minval", f"must be < maxval (got minval={_show(lo)}, maxval={_show(hi)})")
+            self.bad(f"{path}.minval", f"must be < maxval (got minval={shown(lo)}, maxval={shown(hi)})")
             return None
         if not math.isfinite(float(hi) - float(lo)):
-            self.bad(f"{path}.maxval", f"the range {_show(lo)} .. {_show(hi)} is too wide for a float")
+            self.bad(f"{path}.maxval", f"the range {shown(lo)} .. {shown(hi)} is too wide for a float")
             return None
         if not ok:
             return None
@@ -613,12 +612,12 @@ class _Parser:
                 return None
             if log_scale is True and lo < 1:
                 self.bad(f"{path}.minval", f"must be >= 1 on a log scale (log: true), got "
-                         f"{_show(lo)}")
+                         f"{shown(lo)}")
                 return None
             return Int(lo, hi, count, log=log_scale is True)
         if t == "double" and log_scale is True:
             if lo <= 0:
-                self.bad(f"{path}.minval", f"must be > 0 on a log scale (log: true), got {_show(lo)}")
+                self.bad(f"{path}.minval", f"must be > 0 on a log scale (log: true), got {shown(lo)}")
                 return None
             return Log(math.log10(lo), math.log10(hi), 10.0, count)
         if t == "double":
@@ -626,9 +625,9 @@ class _Parser:
         assert base is not None  # 10 when left out; a bad one set ok to False above
         if 0 < lo < hi <= 1 and hi / lo >= 10 and base > 1:
             # 1e-5 .. 1e-1 as exponents draws 1.00002 .. 1.259: values written for exponents
-            self.bad(path, f"type 'log' takes exponents: minval {_show(lo)}, maxval {_show(hi)} "
+            self.bad(path, f"type 'log' takes exponents: minval {shown(lo)}, maxval {shown(hi)} "
                      f"draw {_fmt(base ** lo)} .. {_fmt(base ** hi)}. For values "
-                     f"{_show(lo)} .. {_show(hi)} write minval: {_fmt(math.log(lo, base))}, "
+                     f"{shown(lo)} .. {shown(hi)} write minval: {_fmt(math.log(lo, base))}, "
                      f"maxval: {_fmt(math.log(hi, base))} (base {_fmt(base)}), or type: double "
                      f"with log: true")
             return None
@@ -664,7 +663,7 @@ def parse_space(raw: Any, path: str = "hyperparameters") -> tuple[Space, list[st
     if raw is None:
         return Space({}, path), []
     if not isinstance(raw, dict):
-        p.bad(path, f"must be a mapping of name: spec, got {_show(raw)}")
+        p.bad(path, f"must be a mapping of name: spec, got {shown(raw)}")
         return Space({}, path), p.problems
     tree = p.node(raw, path)
     space = Space(tree, path)

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import SegmentSpec, WorkerSpec
-from ..errors import FatalTrialError, InvalidHP, MetricNotReported, TrainingEndedEarly
+from ..errors import FatalTrialError, InvalidHP, MetricNotReported, TrainingEndedEarly, shown
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
@@ -574,9 +574,7 @@ class _Session:
                              + (f"; it reported {_names(names)}" if names else
                                 "; it reported no metric at all"))
             if out.returned is not None:  # Ray Tune's old function API, Optuna's objective
-                shown = repr(out.returned)
-                out.error += (f"; the function returned "
-                              f"{shown if len(shown) <= 60 else shown[:57] + '...'}, and a "
+                out.error += (f"; the function returned {shown(out.returned)}, and a "
                               f"return value is not read: report it with segment.report")
             out.error += _ENDED_ON_PURPOSE
 

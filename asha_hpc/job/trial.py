@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FatalTrialError, MetricNotReported
+from ..errors import FatalTrialError, MetricNotReported, shown
 from ..protocol.checkpoints import MANIFEST, checkpoint_length, latest_checkpoint
 from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
@@ -336,7 +336,7 @@ class Trial:
             raise MetricNotReported(
                 f"segment.report(): the searcher's metric '{self.metric}' must be a number (a "
                 f"float, an int, a numpy or one-element torch value), got "
-                f"{type(metrics[self.metric]).__name__} {_shown(metrics[self.metric])}: report "
+                f"{type(metrics[self.metric]).__name__} {shown(metrics[self.metric])}: report "
                 f"the value itself")
         if self._saved_length is not None and self._saved_length > seg.length and not seg.at_event:
             raise self._past(seg, self._saved_length)
@@ -439,12 +439,6 @@ class TrialControl:
             return t._saved
         ckpt = t.latest_checkpoint
         return ckpt, checkpoint_length(ckpt)
-
-
-def _shown(value: Any) -> str:
-    """A value for a one-line message: its repr, cut at 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _ranks(ranks: list[int]) -> str:
