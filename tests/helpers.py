@@ -250,3 +250,25 @@ def four_trials_cfg(max_restarts=0):
                                       "max_trials": 4, "max_concurrent_trials": 4,
                                       "mode": "aggressive", "divisor": 2},
                          "hyperparameters": {"x": 1}, "max_restarts": max_restarts}, "/tmp")
+
+
+# a plain epoch loop that says, in ``trial.dir / "pids"``, each job's pid and the epoch it
+# started from (a test freezes the first, and sees where the retry went on from)
+FREEZABLE_TRAIN = '''
+import json, os, time
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "pids", "a") as f:
+        f.write(f"{os.getpid()} {epoch}\\n")
+    for segment in trial.segments():
+        while epoch < segment.length:
+            time.sleep(0.2)
+            epoch += 1
+            with trial.save_checkpoint(length=epoch) as p:
+                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        segment.report(loss=1.0 / epoch)
+'''

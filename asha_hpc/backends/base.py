@@ -321,6 +321,14 @@ class Backend(ABC):
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel jobs; unknown or finished ids are ignored."""
 
+    def kill(self, job_ids: Sequence[str]) -> None:
+        """End jobs at once, where the backend can, without the stop signal that lets a job
+        checkpoint and leave: a hung job's (master/loop.py), whose trial trains again
+        elsewhere. Default: ``cancel`` (Slurm's ``scancel --signal=KILL`` is a cancel too:
+        SIGCONT, SIGTERM, and SIGKILL after KillWait; a frozen job woken so may checkpoint
+        meanwhile, beside its retry: the newer attempt's checkpoints win, by name)."""
+        self.cancel(job_ids)
+
     def find(self, spec: JobSpec) -> str | None:
         """Job id of a submission whose id was never journaled (the master died between
         submitting and journaling), or None if it was never submitted. Default: None."""

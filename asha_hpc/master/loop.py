@@ -811,7 +811,7 @@ class Master:
         if recs:
             self._record(*recs)
         if hung:  # journaled first: a result the job may still send is not this attempt's
-            self.backend.cancel([jid for _, jid in hung])
+            self.backend.kill([jid for _, jid in hung])
 
     def _see_queue(self, live: list[TrialState], states: dict[str, JobState], now: float) -> None:
         """Why the scheduler keeps jobs pending, for ``status`` (queue.json, written when it

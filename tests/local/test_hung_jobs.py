@@ -13,35 +13,19 @@ import yaml
 import asha_hpc.master.loop as loop
 from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
+from asha_hpc.protocol.checkpoints import checkpoint_length, latest_checkpoint
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
 
-TRAIN = '''
-import json, os, time
-
-
-def train(trial):
-    epoch = 0
-    if trial.latest_checkpoint is not None:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
-    with open(trial.dir / "pids", "a") as f:
-        f.write(f"{os.getpid()} {epoch}\\n")
-    for segment in trial.segments():
-        while epoch < segment.length:
-            time.sleep(0.2)
-            epoch += 1
-            with trial.save_checkpoint(length=epoch) as p:
-                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
-        segment.report(loss=1.0 / epoch)
-'''
+from helpers import FREEZABLE_TRAIN
 
 
 @pytest.mark.slow
 def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "HUNG_S", 40.0)  # a single rank beats every 30 s
     monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
-    (tmp_path / "model.py").write_text(TRAIN)
+    (tmp_path / "model.py").write_text(FREEZABLE_TRAIN)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "name": "hung", "entrypoint": "model:train",
         "searcher": {"name": "random", "metric": "loss", "max_length": 30, "max_trials": 1},
@@ -56,9 +40,10 @@ def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(
     deadline = time.time() + 240
     while m.step():
         assert time.time() < deadline, "the search did not end"
-        if frozen is None and pids.exists() and (exp.trial_dir(1) / "checkpoints").exists():
+        if frozen is None and pids.exists() and latest_checkpoint(exp.checkpoints(1)) is not None:
             frozen = int(pids.read_text().split()[0])
             os.kill(frozen, signal.SIGSTOP)  # as a hung node leaves it: the scheduler runs it
+            at = checkpoint_length(latest_checkpoint(exp.checkpoints(1)))
         m.clock.sleep(cfg.poll_interval_s)
     m.close()
     recs = read_journal(exp.journal)[0]
@@ -71,7 +56,8 @@ def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(
     st = m.state
     assert st.lifecycle == "completed" and st.trials[1].length == 30 and st.trials[1].restarts == 0
     starts = [line.split() for line in pids.read_text().splitlines()]
-    assert len(starts) == 2 and int(starts[1][1]) > 0  # the retry went on from its checkpoint
+    # the retry went on from the checkpoint the job had when it froze: killed, it wrote no more
+    assert len(starts) == 2 and int(starts[1][1]) == at > 0
     with pytest.raises(ProcessLookupError):  # cancelled: the frozen process is gone
         for _ in range(50):
             os.kill(frozen, 0)
