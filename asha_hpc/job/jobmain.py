@@ -773,7 +773,8 @@ def _killed_by(rc: int) -> str | None:
     process itself), 137 (128 + 9: a shell's child, by the shell's convention); None for any
     other status."""
     if rc < 0 and -rc in _MUTE_DEATHS:
-        why = " (out of memory? the kernel's OOM killer, or Slurm's memory limit)" if rc == -9 else ""
+        # a guess, worded so that nodes.out_of_memory does not take it for a sure one
+        why = " (a memory limit? the kernel's OOM killer, or Slurm's)" if rc == -9 else ""
         return f"the command was killed by {_MUTE_DEATHS[-rc]}{why}"
     if rc - 128 in _MUTE_DEATHS:
         return (f"a process it ran was killed by {_MUTE_DEATHS[rc - 128]} (status {rc} = 128 + "
