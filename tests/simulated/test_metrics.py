@@ -272,3 +272,26 @@ def test_ray_and_optuna_habits_get_one_line_each(tmp_path, capsys):
     assert err.count("segment.report() again for the segment to length 4: the last call's "
                      "metrics are the segment's result") == 1
     assert "trial.report_metrics(step, ...)" in err
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.none(), st.text(max_size=12), st.floats(allow_nan=True),
+                       st.integers(-10**6, 10**6), st.booleans(), st.lists(st.floats(), max_size=2),
+                       st.builds(np.float32, st.floats(width=32)), st.builds(str, st.floats())))
+def test_any_value_of_the_searcher_metric_is_taken_or_one_line_that_stops_the_search(tmp_path_factory, value):
+    """What a training function reports as the searcher's metric: a number-like value is the
+    segment's result; anything else is a MetricNotReported (the search stops, nothing retried)
+    whose one line names the metric and the type it got."""
+    from asha_hpc.errors import MetricNotReported
+
+    trial = make_trial(tmp_path_factory.mktemp("m"))
+    (seg,) = list(trial.segments())
+    if as_number(value) is not None:
+        seg.report(val_loss=value)
+        assert seg.reported is not None and "val_loss" in seg.reported
+        return
+    with pytest.raises(MetricNotReported) as e:
+        seg.report(val_loss=value)
+    text = str(e.value)
+    assert "\n" not in text and "'val_loss' must be a number" in text
+    assert f"got {type(value).__name__} " in text
