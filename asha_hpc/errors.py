@@ -81,5 +81,11 @@ class TrainingEndedEarly(AshaError):
     reported: dict | None = None  # a command's report for the segment (set by the job)
 
 
+class AttemptSuperseded(BaseException):
+    """The master took this job's attempt for dead (it found the job frozen) and retries it
+    elsewhere: the job publishes nothing more. A BaseException, as KeyboardInterrupt is, so that
+    the training code's ``except Exception`` does not carry on past it."""
+
+
 class MetricNotReported(FatalTrialError, ValueError):
     """The training code did not report the searcher's metric."""

@@ -63,10 +63,17 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import SegmentSpec, WorkerSpec
-from ..errors import FatalTrialError, InvalidHP, MetricNotReported, TrainingEndedEarly, shown
+from ..errors import (
+    AttemptSuperseded,
+    FatalTrialError,
+    InvalidHP,
+    MetricNotReported,
+    TrainingEndedEarly,
+    shown,
+)
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
-from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish
+from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish, superseded
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
@@ -471,6 +478,8 @@ class _Session:
             if isinstance(e, MetricNotReported) and not isinstance(spec.entrypoint, list):
                 # raised in the user's code: show where
                 out.error += "\n" + _error_text(e)
+        except AttemptSuperseded:  # _publish says so, and publishes nothing
+            out.status = "superseded"
         except _StoppedCommand as e:  # continued later from its last complete checkpoint
             print(f"asha_hpc: {e}\nasha_hpc: the segment goes on later from the last checkpoint",
                   file=sys.stderr, flush=True)
@@ -588,6 +597,12 @@ class _Session:
         (never when ``leaving``: this process ends right after)."""
         spec = att.spec
         assert spec is not None
+        why = superseded(att.trial.run_dir)
+        if why is not None:  # its retry runs elsewhere; this job is being cancelled
+            print(f"asha_hpc: the master took this attempt ({spec.key}) for dead ({why}) and "
+                  f"retries it: this job publishes nothing more and ends", file=sys.stderr,
+                  flush=True)
+            return False
         ident = dict(self.ident(), trial=spec.trial_id, segment=spec.segment,
                      attempt=spec.attempt, key=spec.key)
         if att.restored:
@@ -703,7 +718,7 @@ class _Attempt:
 class _Outcome:
     """How a segment ended, as its result message says."""
 
-    status: str = "completed"  # completed | interrupted | invalid_hp | error
+    status: str = "completed"  # completed | interrupted | invalid_hp | error | superseded
     error: str | None = None
     metrics: dict[str, Any] | None = None
     fatal: bool = False  # every trial would fail the same: the search stops

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FatalTrialError, MetricNotReported, shown
+from ..errors import AttemptSuperseded, FatalTrialError, MetricNotReported, shown
 from ..protocol.checkpoints import MANIFEST, checkpoint_length, latest_checkpoint
-from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, sync_data
+from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, superseded, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
 from .ranks import PeerGone
 
@@ -274,6 +274,11 @@ class Trial:
             f.write(json.dumps(man, sort_keys=True) + "\n")
             f.flush()
             sync_data(f.fileno())
+        why = superseded(self.run_dir)
+        if why is not None:  # its retry may be writing this folder: not a file more from here
+            _rmtree(tmp)
+            raise AttemptSuperseded(f"the master took this attempt ({self._key}) for dead "
+                                    f"({why}) and retries it: its checkpoint is not published")
         os.rename(tmp, root / name)
         fsync_dir(root)  # the checkpoint is durable before a result names it, or the old goes
         self._saved = (root / name, man.get("length"))
@@ -408,6 +413,7 @@ class TrialControl:
         are named after its key, and its learning-curve points go to its own run folder."""
         self.trial._key = key
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.trial.run_dir = run_dir
         self.trial._metrics_path = run_dir / METRICS
 
     def stop(self, reason: str) -> None:

@@ -42,7 +42,7 @@ from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
 from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
-from ..protocol.expdir import ExpDir, prune_oldest, remove_trees, scan_inbox
+from ..protocol.expdir import ExpDir, attempt_key, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
 from ..protocol.journal import Journal
 from ..protocol.queue import Queue, QueuedJob, SubmitWait, read_queue, write_queue
@@ -811,6 +811,10 @@ class Master:
         if recs:
             self._record(*recs)
         if hung:  # journaled first: a result the job may still send is not this attempt's
+            for r, _ in hung:  # and told, should it wake before the kill lands (Slurm's cancel
+                # sends SIGCONT, then SIGTERM): it would checkpoint beside its retry
+                self.exp.mark_superseded(r.trial, attempt_key(r.trial, r.segment, r.attempt),
+                                         r.hung or "hung")
             self.backend.kill([jid for _, jid in hung])
 
     def _see_queue(self, live: list[TrialState], states: dict[str, JobState], now: float) -> None:

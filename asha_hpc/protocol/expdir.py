@@ -18,7 +18,9 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
         checkpoints/<n>/       the trial's checkpoints, each published by a rename (trial.py)
-        runs/<key>/            one attempt's own files: metrics.jsonl, ranks' heartbeats
+        runs/<key>/            one attempt's own files: metrics.jsonl, ranks' heartbeats;
+                               and `superseded`, the master's only file in a trial's folder:
+                               it took that attempt for dead while its job may live on
     <exp>/workers/<worker>/    a pool worker's hand-over slots (the master writes slot files,
                                the worker claims them; see handoff.py) and its ranks' files
     <exp>/jobs/                the backend's job folders (submitit's, local pid files), so a
@@ -71,6 +73,7 @@ CHECKPOINTS = "checkpoints"  # in a trial's folder
 RUNS = "runs"  # in a trial's folder: one folder per attempt
 HEARTBEAT = "heartbeat"  # in a run folder: rewritten by its job's rank 0 while the job lives
 METRICS = "metrics.jsonl"  # in an attempt's run folder
+SUPERSEDED = "superseded"  # in a run folder: the master took that attempt for dead (its one file there)
 FORMAT_FILE = "format"  # the folder's format: the release that last ran a master on it reads it
 # Raised when a file or record changes meaning so that an older release would misread it (a
 # result it would train again, a field it drops); that release then refuses the folder.
@@ -337,6 +340,18 @@ class ExpDir:
     def checkpoints(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / CHECKPOINTS
 
+    def mark_superseded(self, trial_id: int, key: str, why: str) -> None:
+        """Tell an attempt's job, should it live on (woken from a freeze, a node cut off from
+        the scheduler), that its attempt was taken for dead: it publishes no checkpoint or
+        result any more, and so never writes beside the attempt that retries it. Only where
+        the job made its run folder (a job that never started has nothing to be told)."""
+        run = self.run_dir(trial_id, key)
+        if run.is_dir():
+            try:
+                atomic_write_json(run / SUPERSEDED, {"why": why, "time": time.time()}, durable=False)
+            except OSError:  # the retry goes on all the same; the job is cancelled besides
+                pass
+
     def last_heartbeat(self, trial_id: int) -> float | None:
         """When a job of the trial last wrote its heartbeat (the newest of its run folders':
         a job that continues the trial in place beats in the folder it started in), by the
@@ -353,6 +368,15 @@ class ExpDir:
                 continue
             newest = t if newest is None else max(newest, t)
         return newest
+
+
+def superseded(run_dir: Path) -> str | None:
+    """Why the master took the attempt of ``run_dir`` for dead, or None while it is live."""
+    if not os.path.exists(run_dir / SUPERSEDED):
+        return None
+    obj, _ = read_json(run_dir / SUPERSEDED)
+    why = obj.get("why") if isinstance(obj, dict) else None
+    return why if isinstance(why, str) else "no reason given"
 
 
 def prune_oldest(folder: Path, prefix: str, keep: int) -> None:

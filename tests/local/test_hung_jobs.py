@@ -103,3 +103,86 @@ def test_who_is_judged_hung(tmp_path, monkeypatch):
     assert judged([frozen, alive, silent, earlier] + others) == [1]
     assert judged([frozen, alive, silent, earlier] + others, awake_ago=50) == []
     assert judged([frozen, trial(10, 300), trial(11, 300), alive]) == []  # most at once
+
+
+WAKES_AND_TRAINS_ON = '''
+import json, os, time
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    with open(trial.dir / "pids", "a") as f:
+        f.write(f"{os.getpid()} {epoch}\\n")
+    for segment in trial.segments():
+        while epoch < segment.length:  # trains on after a stop signal, as much code does
+            time.sleep(0.2)
+            epoch += 1
+            with trial.save_checkpoint(length=epoch) as p:
+                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+            with open(trial.dir / "saves", "a") as f:
+                f.write(f"{os.getpid()} {epoch}\\n")
+        segment.report(loss=1.0 / epoch)
+'''
+
+
+@pytest.mark.slow
+def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monkeypatch):
+    """Slurm's cancel of a frozen job sends SIGCONT, then SIGTERM, and the kill only after
+    KillWait: the woken job trained on and checkpointed into the trial's folder beside the
+    attempt that retries it. The master marks the attempt superseded before the kill; the job
+    that wakes publishes no checkpoint and no result, and ends."""
+    monkeypatch.setattr(loop, "HUNG_S", 40.0)
+    monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
+    (tmp_path / "model.py").write_text(WAKES_AND_TRAINS_ON)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "woken", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 150, "max_trials": 1},
+        "hyperparameters": {"x": 1}, "reproducibility": {"experiment_seed": 1},
+        "poll_interval_s": 0.5, "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
+    cfg = load_config(tmp_path / "c.yaml")
+    exp = ExpDir.create(tmp_path / "e")
+    m = Master(exp, cfg, progress=lambda s: None)
+    woken: list[int] = []
+
+    def cancel_as_slurm_does(job_ids):  # the job wakes, told to stop; nothing kills it
+        for pid in woken:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+
+    monkeypatch.setattr(m.backend, "kill", cancel_as_slurm_does)
+    m.start()
+    pids = exp.trial_dir(1) / "pids"
+    at = None
+    deadline = time.time() + 300
+    while m.step():
+        assert time.time() < deadline, "the search did not end"
+        if not woken and pids.exists() and latest_checkpoint(exp.checkpoints(1)) is not None:
+            woken.append(int(pids.read_text().split()[0]))
+            os.kill(woken[0], signal.SIGSTOP)
+            at = checkpoint_length(latest_checkpoint(exp.checkpoints(1)))
+        m.clock.sleep(cfg.poll_interval_s)
+    m.close()
+    recs = read_journal(exp.journal)[0]
+    assert check_invariants(cfg, recs) == []
+    (dead,) = [r for r in recs if r["kind"] == "job_dead"]
+    assert dead["hung"]
+    marker = exp.run_dir(1, "t00001-s000-a00") / "superseded"
+    assert marker.exists() and "no heartbeat for" in marker.read_text()
+    # the woken job published nothing after it froze: no checkpoint (its save raised before the
+    # rename), no result of its attempt, and it ended by itself
+    saved_by_it = [int(e) for p, e in (line.split() for line in
+                                       (exp.trial_dir(1) / "saves").read_text().splitlines())
+                   if int(p) == woken[0]]
+    assert max(saved_by_it) == at
+    assert not [r for r in recs if r["kind"] == "result" and r["attempt"] == 0]
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(woken[0], 0)
+            time.sleep(0.2)
+    logs = "".join(p.read_text(errors="replace") for p in exp.jobs.rglob("*") if p.is_file()
+                   and p.suffix in (".err", ".out", ".log"))
+    assert "(t00001-s000-a00) for dead (no heartbeat for" in logs
+    st = m.state
+    assert st.lifecycle == "completed" and st.trials[1].length == 150
