@@ -362,6 +362,11 @@ class _Session:
     def run(self, spec: SegmentSpec) -> SegmentSpec | None:
         """Run ``spec`` (and the trial's next segments when they are handed over inside its
         loop); publish its result; return the next assignment, if any."""
+        why = superseded(self.exp.run_dir(spec.trial_id, spec.key))
+        if why is not None:  # submitted late (its master froze inside the submission): retried
+            print(f"asha_hpc: the master took this attempt ({spec.key}) for dead ({why}) "
+                  f"before it started: this job does nothing and ends", file=sys.stderr, flush=True)
+            return None
         att = self._setup(spec)
         out = self._execute(att)
         for thread in (att.beat, att.watch):

@@ -499,8 +499,11 @@ class Master:
                     self._record(Submitted(trial=t.id, segment=t.segment, attempt=t.attempt,
                                            job_id=jid))
                 else:
+                    why, key = "not submitted before the master stopped", t.key
                     self._record(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt,
-                                              error="not submitted before the master stopped"))
+                                              error=why))
+                    # a master frozen inside the submission may still submit it when it wakes
+                    self.exp.mark_superseded(t.id, key, f"{why}; retried", unstarted=True)
 
         for w in st.pool.alive(pool.POOL):
             if w.job_id is None:

@@ -340,17 +340,21 @@ class ExpDir:
     def checkpoints(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / CHECKPOINTS
 
-    def mark_superseded(self, trial_id: int, key: str, why: str) -> None:
+    def mark_superseded(self, trial_id: int, key: str, why: str, unstarted: bool = False) -> None:
         """Tell an attempt's job, should it live on (woken from a freeze, a node cut off from
-        the scheduler), that its attempt was taken for dead: it publishes no checkpoint or
-        result any more, and so never writes beside the attempt that retries it. Only where
-        the job made its run folder (a job that never started has nothing to be told)."""
+        the scheduler, submitted by a master that froze inside its submission), that its
+        attempt was taken for dead: it publishes no checkpoint or result any more, and so never
+        writes beside the attempt that retries it. Only where the job made its run folder,
+        unless ``unstarted`` (a submission nobody can find: should it land, its job ends at
+        its start)."""
         run = self.run_dir(trial_id, key)
-        if run.is_dir():
-            try:
+        try:
+            if unstarted:
+                run.mkdir(parents=True, exist_ok=True)
+            if run.is_dir():
                 atomic_write_json(run / SUPERSEDED, {"why": why, "time": time.time()}, durable=False)
-            except OSError:  # the retry goes on all the same; the job is cancelled besides
-                pass
+        except OSError:  # the retry goes on all the same
+            pass
 
     def last_heartbeat(self, trial_id: int) -> float | None:
         """When a job of the trial last wrote its heartbeat (the newest of its run folders':

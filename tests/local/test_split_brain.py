@@ -242,3 +242,55 @@ def test_a_second_master_in_another_pid_namespace_of_the_same_host_is_refused(tm
     assert a.returncode == 0 and "taken over" not in a_err, a_err
     recs, _, warns = read_journal(run / "journal.jsonl")
     assert warns == [] and {r["epoch"] for r in recs} == {1}
+
+
+class _Frozen(BaseException):
+    """The master stops inside the backend's submission (a hung NFS under sbatch)."""
+
+
+def test_a_submission_that_lands_after_its_master_was_replaced_runs_nothing(tmp_path, monkeypatch):
+    """A master frozen inside its submission past its lease: the master that takes over finds
+    no job for the intent and retries the segment as a new attempt. The frozen master's
+    submission then lands; its job trained beside the retry, in the same trial's folder. Now
+    the attempt it runs is marked superseded when the retry is decided, and the job ends at its
+    start, with nothing run or published. Real jobs on the local backend."""
+    path = make_experiment(tmp_path, searcher={"name": "random", "max_trials": 1,
+                                               "max_length": 4, "max_concurrent_trials": 1},
+                           local={"gpus": [], "max_parallel": 2, "workers": 0})  # a job a segment
+    cfg = load_config(path)
+    exp = ExpDir.create(tmp_path / "exp")
+    a = Master(exp, cfg, progress=lambda s: None)
+    late: list = []
+
+    def frozen_inside_the_submission(specs):
+        late.extend(specs)
+        raise _Frozen
+
+    monkeypatch.setattr(a.backend, "submit", frozen_inside_the_submission)
+    a.start()
+    with pytest.raises(_Frozen):
+        _drive(a, 5)
+    assert [s.key for s in late] == ["t00001-s000-a00"]
+    b = Master(exp, cfg, force=True, progress=lambda s: None)  # A is taken for dead
+    b.start()
+    monkeypatch.undo()
+    (jid,) = a.backend.submit(late)  # A wakes: its submission lands
+    while b.step():
+        b.clock.sleep(cfg.poll_interval_s)
+    b.close()
+    deadline = time.time() + 60
+    while not a.backend.states([jid])[jid].terminal:
+        assert time.time() < deadline, "the late job did not end"
+        a.backend.tick()
+        time.sleep(0.2)
+    recs, _, warns = read_journal(exp.journal)
+    assert check_invariants(cfg, recs) == []
+    (failed,) = [r for r in recs if r["kind"] == "submit_failed"]
+    assert failed["attempt"] == 0 and "not submitted before the master stopped" in failed["error"]
+    assert [r["attempt"] for r in recs if r["kind"] == "result"] == [1]
+    assert sorted(p.name for p in exp.run_dir(1, "t00001-s000-a00").iterdir()) == ["superseded"]
+    logs = "".join(p.read_text(errors="replace") for p in exp.jobs.rglob("*") if p.is_file()
+                   and p.suffix in (".err", ".out", ".log"))
+    assert "(t00001-s000-a00) for dead (not submitted before the master stopped; retried) " \
+           "before it started: this job does nothing and ends" in logs
+    assert b.state.lifecycle == "completed"
