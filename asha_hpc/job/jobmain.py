@@ -273,6 +273,7 @@ class _Session:
         self.control: TrialControl | None = None  # the trial now running (its job side)
         self.pending: SegmentSpec | None = None  # assignment taken inside segments()
         self.first = True
+        self.calls = 0  # calls of the user's code this process made
         self.status = "exit"
         self.ranks = current_ranks()
         self.watch: FolderWatch | None = None  # of this job's slot folder (fswatch.py)
@@ -368,6 +369,7 @@ class _Session:
                   f"before it started: this job does nothing and ends", file=sys.stderr, flush=True)
             return None
         att = self._setup(spec)
+        att.reused, self.calls = self.calls > 0, self.calls + 1
         out = self._execute(att)
         for thread in (att.beat, att.watch):
             if thread is not None:
@@ -612,6 +614,8 @@ class _Session:
                      attempt=spec.attempt, key=spec.key)
         if att.restored:
             ident["restored"] = True
+        if att.reused:
+            ident["reused"] = True
         if self.ranks.rank != 0:
             if out.status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
                 publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
@@ -624,8 +628,16 @@ class _Session:
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
         reached = spec.length if out.status == "completed" and not out.ends_trial else ckpt_length
+        # code that raised may have left this process unfit for the next call (a library set
+        # up once per process, GlobalHydra, Accelerate's state, a CUDA error): a warm worker
+        # leaves, and the retry and the next trial run in a fresh process
+        raised = out.status == "error" and not out.ends_trial
         waits = self.worker is not None and not leaving and not self.stopping() \
-            and not self._peer_dead(now=True)
+            and not self._peer_dead(now=True) and not raised
+        if raised and self.worker is not None and not leaving:
+            print("asha_hpc: this warm worker leaves after the error, so that nothing the code "
+                  "left in its process fails the next call; the pool starts another",
+                  file=sys.stderr, flush=True)
         body = dict(ident, type="result", status=out.status, metrics=out.metrics,
                     length=spec.length, error=out.error, checkpoint=str(ckpt) if ckpt else None,
                     started=att.started, ended=time.time(), stop_reason=att.control.stop_reason,
@@ -717,6 +729,8 @@ class _Attempt:
     # this call of the code started from a checkpoint: its results tell whether the trial's
     # restore path works (fail-fast, state.py)
     restored: bool = False
+    # this process ran the code before (a warm worker): an error may be the process's state
+    reused: bool = False
 
 
 @dataclass

@@ -82,6 +82,8 @@ from .retention import removable_checkpoints
 from .state import (
     BEFORE_CODE,
     FAILED,
+    LEFT_STATE,
+    LEFT_STATE_SEGMENTS,
     PENDING,
     QUEUED,
     RUNNING,
@@ -212,6 +214,7 @@ class Master:
         self._last_progress = 0.0
         self._last_retain = 0.0
         self._hung_looked = 0.0  # the last look for hung jobs (_hung)
+        self._said_left_state = False  # state.LEFT_STATE, said once
         self._awake_since = time.time()  # since when this master has polled without a stall
         self._not_removed: set[int] = set()  # trials whose checkpoints would not go (said once)
         self._levels: list[int] | None = None
@@ -568,6 +571,9 @@ class Master:
         self._heartbeat()
         cancel = self.exp.cancel_request.exists()  # seen before the results: none is left out
         self._collect()
+        if st.passed_fresh >= LEFT_STATE_SEGMENTS and not self._said_left_state:
+            self._said_left_state = True
+            self.progress(LEFT_STATE.format(n=st.passed_fresh))
         if cancel:
             self._cancel()
             return False
@@ -587,6 +593,7 @@ class Master:
                 pass  # the scheduler could not take jobs: wait out the backoff
             elif warm:
                 self._grow_pool()
+                self._submit(fresh_only=True)
             else:
                 self._submit()
         self._show_progress()
@@ -1027,10 +1034,14 @@ class Master:
                           f"moved?) and no other is left: it trains again from the start to "
                           f"length {t.target}; its results so far stand")
 
-    def _submit(self) -> None:
+    def _submit(self, fresh_only: bool = False) -> None:
+        """Submit the next segments as a job each (with the pool on, ``fresh_only``: those
+        that need a process of their own, TrialState.fresh)."""
         st = self.state
         assert st is not None
         todo = self._todo()
+        if fresh_only:
+            todo = [i for i in todo if st.trials[i].fresh]
         todo = todo[:self._jobs_room(len(todo))]
         if not todo:
             return
@@ -1128,7 +1139,7 @@ class Master:
                 return False
             return pool.fits(w, now, self._estimate(st.trials[trial], w), safety, warn)
 
-        decided = pool.match(idle, self._todo(), fit)
+        decided = pool.match(idle, self._pool_todo(), fit)
         stay = [w for w in decided.release if w.id in avoided and w.kind == pool.POOL]
         decided.release = [w for w in decided.release if w not in stay]
         decided.waiting += stay
@@ -1162,7 +1173,8 @@ class Master:
                       or workers[t.worker].kind != pool.POOL)
         busy = {w.job_id for w in st.pool.alive(pool.POOL)
                 if w.status == pool.BUSY and w.job_id}
-        return pool.surplus(spare, waiting=len(st.todo), unfreed=unfreed,
+        waiting = sum(1 for i in st.todo if not st.trials[i].fresh)  # these run in a job of their own
+        return pool.surplus(spare, waiting=waiting, unfreed=unfreed,
                                    more_work=not st.searcher_done, busy_jobs=busy)
 
     def _release_workers(self, workers, why: str) -> None:
@@ -1235,7 +1247,7 @@ class Master:
         assert st is not None
         alive = st.pool.alive(pool.POOL)
         coming = sum(1 for w in alive if w.status in (pool.STARTING, pool.IDLE))
-        n = pool.to_start(len(self._todo()), self.cfg.pool_size, len(alive), coming)
+        n = pool.to_start(len(self._pool_todo()), self.cfg.pool_size, len(alive), coming)
         lanes = self.cfg.lanes_per_job
         jobs = self._pool_room(-(-n // lanes))
         if jobs <= 0:
@@ -1330,6 +1342,12 @@ class Master:
                         f"options from {shell_word(self.exp.root / 'experiment.yaml')}: edit "
                         f"them there), then `asha-hpc resume {shell_word(self.exp.root)} "
                         f"--retry-failed`") from None
+
+    def _pool_todo(self) -> list[int]:
+        """The segments the pool's workers may take: not those that need a fresh process."""
+        st = self.state
+        assert st is not None
+        return [i for i in self._todo() if not st.trials[i].fresh]
 
     def _todo(self) -> list[int]:
         """Trials whose next attempt may start now. Until a segment has worked (since the start

@@ -90,6 +90,12 @@ LIVE = (QUEUED, PENDING, RUNNING)
 
 MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, preempted, ...)
 SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothing worked: stop
+LEFT_STATE_SEGMENTS = 3  # failed in a reused warm worker, passed in a fresh process: say why
+LEFT_STATE = ("{n} segments failed in a warm worker's process that had run other trials and then "
+              "passed in a fresh process: the code leaves state behind in its process (a library "
+              "set up once per process, such as Hydra's initialize() without `with`, or "
+              "Accelerate's AcceleratorState; a CUDA error), so each such segment runs twice. "
+              "Undo that state before the function returns, or set workers: 0 (a job per segment)")
 
 
 BEFORE_CODE = "its job ended before its code ran"  # a trial's error for such a job (fail-fast)
@@ -126,6 +132,9 @@ class TrialState:
     gave_up: bool = False  # its code ended it (early stopping, no result): a retry ends alike
     last_failed: bool = False  # its last attempt failed (counted against max_restarts)
     restore_error: str | None = None  # the error its last attempt from a checkpoint failed with
+    # its last attempt failed in a warm worker's process that had run other calls: the next
+    # runs in a job of its own, a fresh process, to tell the code's error from the process's
+    fresh: bool = False
     # when the master heard that its current attempt started (the journal's clock): a job that
     # dies without a result has no times of its own, and its run time still counts
     attempt_started: float | None = None
@@ -183,6 +192,7 @@ class ExperimentState:
         # the same after the first segments worked, for the code that continues from a
         # checkpoint: the first errors of attempts that started from one, until one succeeds
         self.restores_worked = 0
+        self.passed_fresh = 0  # segments that failed in a reused warm worker, passed in a fresh one
         self.restore_errors: list[tuple[int, str]] = []
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
         self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
@@ -486,7 +496,14 @@ class ExperimentState:
         # an attempt started before ``resume --retry-failed`` ran the code as it was before
         # the fix: its failure tells nothing about the fixed code (fail-fast starts over)
         before_fix = status == "error" and t.intent_seq < self.retried_at
-        if status == "error" and not self.worked and not before_fix:
+        # an error in a warm worker's process that had run other calls (fatal ones aside): the
+        # process's or the code's? Not counted; a fresh process tells
+        reused = status == "error" and bool(rec.get("reused")) and not rec.get("fatal") \
+            and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix
+        if status == "completed" and t.fresh:
+            self._passed_fresh(rec)
+        t.fresh = False
+        if status == "error" and not self.worked and not before_fix and not reused:
             self._early_error(t, rec)
         if rec.get("restored") and status == "error" and not self.restores_worked \
                 and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix:
@@ -545,6 +562,11 @@ class ExperimentState:
         elif rec.get("disk_full"):
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {error_summary(rec.get('error'))}")
+        elif reused:
+            t.fresh = True
+            self._retry(t, rec, counts=False,
+                        why=f"failed in a warm worker that had run other trials, retried in a "
+                            f"fresh process: {error_summary(rec.get('error'))}")
         elif rec.get("ends_trial") or (rec.get("fatal") and self.worked):
             # its code ended it (early stopping): it would again. Or an error every trial would
             # repeat, said by a job after other segments worked: this trial's alone, and its own
@@ -554,6 +576,12 @@ class ExperimentState:
             self._give_up(t, rec, f"trial {t.id} failed, not retried: {error_summary(t.error)}")
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
+
+    def _passed_fresh(self, rec: dict[str, Any]) -> None:
+        """A segment that failed in a reused warm worker's process passed in a fresh one."""
+        self.passed_fresh += 1
+        if self.passed_fresh == LEFT_STATE_SEGMENTS:
+            self._note(rec, LEFT_STATE.format(n=self.passed_fresh))
 
     def _early_error(self, t: TrialState, rec: dict[str, Any],
                      errs: list[tuple[int, str]] | None = None) -> None:

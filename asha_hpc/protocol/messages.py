@@ -152,6 +152,8 @@ class Result(Started):
             extra["ends_trial"] = True  # a retry would end alike; completed: the model is final
         if body.get("restored") is True:  # the code started from a checkpoint (fail-fast)
             extra["restored"] = True
+        if body.get("reused") is True:  # a warm worker's process that had run other calls
+            extra["reused"] = True
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

@@ -223,6 +223,9 @@ class Result(Started):
     ends_trial: bool = optional(False)
     # the call of the code that ran this attempt started from a checkpoint
     restored: bool = optional(False)
+    # it ran in a warm worker's process that had run the code before (an error may be the
+    # process's: state a library keeps per process)
+    reused: bool = optional(False)
     # journaled by the master, no job ran: a trial whose training ended on purpose (the model
     # is final) promoted to this segment's length
     carried: bool = optional(False)

@@ -266,10 +266,81 @@ def test_gpu_out_of_memory_fails_one_segment_not_its_neighbour(tmp_path):
     assert st.lifecycle == "completed"
     errors = [r for r in recs if r["kind"] == "result" and r["status"] == "error"]
     assert errors and all(r["error"].startswith("OOM: ") for r in errors)
-    for r in errors:  # retried, and counted as the trial's failure
-        assert st.trials[r["trial"]].restarts >= 1
+    for r in errors:  # retried: counted as the trial's failure, or (in a warm worker's
+        # process that had run other trials) not counted, and retried in a fresh process
+        assert st.trials[r["trial"]].restarts >= 1 or r.get("reused")
         assert st.trials[r["trial"]].status != "failed"
-    assert len({e["pid"] for e in model_log(exp)}) == 2  # both workers lived on
+        if r.get("reused"):
+            (retry,) = [i for i in recs if i["kind"] == "intent" and i["trial"] == r["trial"]
+                        and i["segment"] == r["segment"] and i["attempt"] == r["attempt"] + 1]
+            assert retry.get("worker") is None  # a job of its own
+    assert_no_call_after_an_error_in_its_worker(recs)
+
+
+def assert_no_call_after_an_error_in_its_worker(recs):
+    """A warm worker whose call raised leaves: nothing is handed to it afterwards."""
+    failed: set[str] = set()
+    for r in recs:
+        if r["kind"] == "intent" and r.get("worker"):
+            assert r["worker"] not in failed, f"{r['worker']} took a segment after its error"
+        if r["kind"] == "result" and r["status"] == "error":
+            failed.add(r["worker"])
+    assert failed
+
+
+ONCE_PER_PROCESS = '''
+import json, os
+import asha_hpc
+
+_initialized = False  # a library's process-wide setup: GlobalHydra, Accelerate's state
+
+
+def initialize():
+    global _initialized
+    if _initialized:
+        raise ValueError("GlobalHydra is already initialized, call GlobalHydra.instance().clear()"
+                         " if you want to re-initialize")
+    _initialized = True
+
+
+def train(trial):
+    initialize()  # the tutorial's form without `with`: never cleared
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    for seg in trial.segments():
+        epoch = seg.length
+        with trial.save_checkpoint(length=epoch) as p:
+            (p / "s.json").write_text(json.dumps({"epoch": epoch}))
+        seg.report(loss=(trial.hparams["x"] - 0.3) ** 2 + 1.0 / (1 + epoch))
+'''
+
+
+def test_code_that_works_once_per_process_fails_once_per_trial_not_for_good(tmp_path):
+    """Code that sets up a library once per process (Hydra's initialize() without `with`)
+    fails its second call in a warm worker. The worker retried it in the same process until the
+    trial was dead, every trial but the first of each worker. Now a warm worker whose call
+    raised leaves, and the retry runs in a fresh process: every trial completes."""
+    path = experiment(tmp_path, trials=6, max_restarts=3,
+                      local={"gpus": [], "max_parallel": 2, "workers": 1})
+    (tmp_path / "model.py").write_text(ONCE_PER_PROCESS)
+    cfg, exp, st, recs = run_master(path, tmp_path / "run")
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    assert st.counts().get("failed", 0) == 0, st.counts()
+    assert_no_call_after_an_error_in_its_worker(recs)
+    errors = [r for r in recs if r["kind"] == "result" and r["status"] == "error"]
+    # each failed in a process that had run another trial, was not counted, and passed in a
+    # job of its own (a fresh process)
+    assert len(errors) >= 3 and all(r.get("reused") for r in errors)
+    assert all(t.restarts == 0 for t in st.trials.values())
+    for r in errors:
+        (retry,) = [i for i in recs if i["kind"] == "result" and i["trial"] == r["trial"]
+                    and i["segment"] == r["segment"] and i["attempt"] == r["attempt"] + 1]
+        assert retry["status"] == "completed" and retry.get("worker") is None
+    from asha_hpc.master.state import LEFT_STATE
+
+    said = LEFT_STATE.format(n=3)
+    assert said in [text for _, text in st.events]
 
 
 # ------------------------------------------------------------------------------ simulated

@@ -94,11 +94,15 @@ def test_the_master_keeps_spares_for_segment_jobs_and_continuing_jobs_only(tmp_p
         pool._set(w, w.status)
     live = [SimpleNamespace(worker="w0000"), SimpleNamespace(worker=None),
             SimpleNamespace(worker="c1")]
-    state = SimpleNamespace(pool=pool, live=lambda: live, todo=[], searcher_done=False)
+    trials = {7: SimpleNamespace(fresh=False), 8: SimpleNamespace(fresh=True)}
+    state = SimpleNamespace(pool=pool, live=lambda: live, todo=[], searcher_done=False,
+                            trials=trials)
     m.state = state
     spare = [pool.workers[w] for w in ("w0001", "w0002", "w0003")]
     assert ids(m._surplus(spare)) == ["w0003"]  # two kept: the segment job's, the continuing one's
     state.todo = [7]  # a segment queued but held back: one more kept
     assert m._surplus(spare) == []
+    state.todo = [8]  # one that runs in a fresh process, a job of its own: none kept for it
+    assert ids(m._surplus(spare)) == ["w0003"]
     state.searcher_done, state.todo = True, []
     assert ids(m._surplus(spare)) == ["w0001", "w0002", "w0003"]
