@@ -788,12 +788,19 @@ class ExperimentState:
 
 def error_signature(error: str) -> str:
     """What makes two failures the same error: the exception line of the traceback
-    (``error_summary``), object addresses and clock times (a library's log prefix, XGBoost's
-    "[06:32:28]") left out."""
-    return _CLOCK.sub("?", re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error)))
+    (``error_summary``), with what differs between the trials of one bug left out: object
+    addresses, clock times (a library's log prefix, XGBoost's "[06:32:28]"), paths (a trial's
+    own folder) and numbers (a sampled value the message quotes, a size). An out-of-memory
+    error keeps its numbers: its sizes are its trial's, and trials too large for the GPU are
+    not a bug that every trial shares."""
+    line = _CLOCK.sub("?", re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error)))
+    line = _PATH.sub("<path>", line)
+    return line if out_of_memory(line) else _NUMBER.sub("#", line)
 
 
 _CLOCK = re.compile(r"\b(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d(\.\d+)?\b")
+_PATH = re.compile(r"(?<![\w.])(?:~|\.{1,2})?(?:/[^\s'\",:;()\[\]{}<>]+)+")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
 def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
