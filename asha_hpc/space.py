@@ -42,11 +42,15 @@ _OTHER_TYPES = {
     "suggest_categorical": "type: categorical with vals: [...]",
     "grid_search": "type: categorical with vals: [...], or searcher.name: grid",
     "sample_from": "a categorical, or a value the code derives from the others",
-    "randn": "type: double over the range that matters", "normal": "type: double"}
+    "randn": "type: double over the range that matters", "normal": "type: double",
+    # Hydra's sweeper grammar (hydra-optuna-sweeper, hydra-ax-sweeper)
+    "interval": "type: double (Hydra's interval(a, b))",
+    "range": "type: int (Hydra's range(a, b) excludes b: maxval: b - 1), or a categorical",
+    "tag": "type: double or int with log: true (Hydra's tag(log, interval(...)))"}
 # text a search space of another tool would be written as: tune.loguniform(1e-4, 1e-1),
 # trial.suggest_float("lr", ...), hp.choice(...)
 _DRAW_TEXT = re.compile(r"\s*(?:tune\.|trial\.|hp\.)?(suggest_\w+|q?(?:log)?uniform|q?(?:log)?randint|"
-                        r"q?randn|q?normal|choice|grid_search|sample_from)\s*\(")
+                        r"q?randn|q?normal|choice|grid_search|sample_from|interval|range|tag)\s*\(")
 
 
 def looks_like_a_draw(value: Any) -> str | None:

@@ -237,7 +237,11 @@ def _run_lanes(wspec: WorkerSpec) -> str:
 def _set_environment(env: dict[str, str]) -> None:
     """The config's ``environment_variables``, set in this running interpreter: a
     ``PYTHONPATH`` among them also goes onto ``sys.path``, in its order, where the interpreter
-    would have put it had it been set at start (right after the script's folder)."""
+    would have put it had it been set at start (right after the script's folder). Hydra's
+    errors end with its hint to set HYDRA_FULL_ERROR, the same line for any error, which
+    would stand for every failure (status, fail-fast): set here, they end with the error.
+    The config's variables come after, and may say otherwise."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     os.environ.update(env)
     entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     for i, entry in enumerate(p for p in entries if p not in sys.path):

@@ -6,7 +6,9 @@ checks when it loads the config and what the job puts in the command's arguments
 
 ``${hparams.NAME}`` is one hyperparameter's value (dotted for nested ones); ``${args}``, an
 argument of its own, becomes ``--NAME=VALUE`` for every hyperparameter (W&B sweeps' form, which
-``argparse`` and ``HfArgumentParser`` read); ``${ASHA_...}`` is one of the job's variables (for
+``argparse`` and ``HfArgumentParser`` read); ``${overrides}``, the same as ``NAME=VALUE`` in
+Hydra's override grammar (``optimizer.lr=0.001``, ``name='a b'``, ``layers=[64,32]``,
+``dropout=null``); ``${ASHA_...}`` is one of the job's variables (for
 scripts that read flags, not the environment); ``$${`` is a literal ``${``; any other ``$``
 or ``${NAME}`` is left as it is (a ``sh -c`` line's own variables, and a shell expansion of a
 job variable: ``${ASHA_LATEST_CHECKPOINT:+--ckpt_path ...}``). Values are written as Python
@@ -28,6 +30,8 @@ VARIABLES = ("ASHA_HPARAMS", "ASHA_HPARAMS_FILE", "ASHA_TARGET_LENGTH", "ASHA_LA
              "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_SEGMENT", "ASHA_METRIC",
              "ASHA_LENGTH_UNIT", "ASHA_MAX_LENGTH", "ASHA_EXP_DIR")
 ARGS = "${args}"
+OVERRIDES = "${overrides}"
+LISTS = {"args": "one --NAME=VALUE argument", "overrides": "one NAME=VALUE override (Hydra's)"}
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 
 
@@ -41,10 +45,10 @@ def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
             name = m.group(1)
             if name is None:  # $${
                 continue
-            if name == "args":
-                if arg != ARGS:
-                    out.append(f"command[{i}] {arg!r}: ${{args}} must be an argument of its own "
-                               f"(it becomes one --NAME=VALUE argument per hyperparameter)")
+            if name in LISTS:
+                if arg != f"${{{name}}}":
+                    out.append(f"command[{i}] {arg!r}: ${{{name}}} must be an argument of its "
+                               f"own (it becomes {LISTS[name]} per hyperparameter)")
             elif name.startswith("hparams."):
                 hp = name[len("hparams."):]
                 if hp not in known:
@@ -62,6 +66,38 @@ def value_text(v: Any) -> str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 
+# an unquoted string in Hydra's grammar that reads back as that string (not a number, a bool,
+# null, an interpolation or a sweep)
+_HYDRA_PLAIN = re.compile(r"[A-Za-z_/][\w/\-+.:@]*", re.ASCII)
+_HYDRA_WORDS = {"true", "false", "null", "nan", "inf"}
+
+
+def hydra_value(v: Any) -> str:
+    """``v`` as a value of Hydra's override grammar that Hydra reads back as ``v``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else \
+            {"nan": "nan", "inf": "inf", "-inf": "-inf"}[str(v)]
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{hydra_key(k)}:{hydra_value(x)}" for k, x in v.items()) + "}"
+    s = str(v)
+    if _HYDRA_PLAIN.fullmatch(s) and s.lower() not in _HYDRA_WORDS:
+        return s
+    # in Hydra's quoted strings a backslash is itself, except in a run before a quote or at
+    # the end, where each stands for half as many
+    s = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", s)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, s) + "'"
+
+
+def hydra_key(k: Any) -> str:
+    return str(k) if _HYDRA_PLAIN.fullmatch(str(k)) else hydra_value(str(k))
+
+
 def fill(command: Sequence[str], hparams: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
     """``command`` with its placeholders filled (checked when the config was loaded)."""
     flat = flat_hparams(dict(hparams), keep_empty=True)
@@ -69,6 +105,9 @@ def fill(command: Sequence[str], hparams: Mapping[str, Any], env: Mapping[str, s
     for arg in command:
         if arg == ARGS:
             out += [f"--{k}={value_text(v)}" for k, v in flat.items()]
+            continue
+        if arg == OVERRIDES:
+            out += [f"{k}={hydra_value(v)}" for k, v in flat.items()]
             continue
 
         def one(m: re.Match[str]) -> str:

@@ -196,6 +196,11 @@ def test_ray_and_optunas_first_rung_names_point_to_num_rungs():
     ("trial.suggest_float('lr', 1e-5, 1e-1, log=True)", "type: double (log: true for log=True)"),
     ("tune.choice([16, 32])", "type: categorical with vals: [...]"),
     ("hp.choice('act', ['relu', 'tanh'])", "type: categorical with vals: [...]"),
+    # Hydra's sweeper grammar, pasted from a hydra/sweeper=optuna config
+    ("tag(log, interval(0.0001, 0.1))", "with log: true (Hydra's tag(log, interval(...)))"),
+    ("interval(0.0001, 0.1)", "type: double (Hydra's interval(a, b))"),
+    ("range(16, 128)", "Hydra's range(a, b) excludes b: maxval: b - 1"),
+    ("choice(adam, sgd)", "type: categorical with vals: [...]"),
 ])
 def test_another_tools_search_space_written_as_text_is_said_to_be_a_constant(text, hint):
     cfg = parse_config(with_("hyperparameters.lr", text), "/tmp")
