@@ -175,7 +175,25 @@ class AshaCallback(_Base):
         if isinstance(rng, dict) and self.trial.world_size == 1:
             _set_rng_states(rng)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Lightning's ddp_spawn (and any spawn) pickles the Trainer for processes it starts;
+        # a trial's processes are asha_hpc's to start
+        raise IntegrationError(
+            "AshaCallback cannot go to processes Lightning spawns (strategy='ddp_spawn', "
+            "'fsdp_spawn', or the notebook launcher): use strategy='ddp' and let asha_hpc start "
+            "the processes, local.tasks_per_node (slurm.tasks_per_node, slurm.nodes) = the "
+            "Trainer's devices x num_nodes")
+
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if trainer.world_size != self.trial.world_size:
+            # Lightning's own launcher (devices=2 in a trial of one process) re-runs the job's
+            # command: a second copy of the job, and two trials' worth of files in one
+            raise IntegrationError(
+                f"AshaCallback: the Trainer runs {trainer.world_size} processes (devices x "
+                f"num_nodes) but asha_hpc started {self.trial.world_size} for the trial: "
+                f"asha_hpc starts a trial's processes itself, so set local.tasks_per_node "
+                f"(slurm.tasks_per_node, slurm.nodes) to the Trainer's devices x num_nodes, "
+                f"and devices=trial.world_size // num_nodes")
         if stage != "fit" or self.trial.max_length is None:
             return
         want = self.trial.max_length

@@ -3,6 +3,8 @@ asha_hpc starts (``tasks_per_node``): Lightning sees RANK/LOCAL_RANK/WORLD_SIZE 
 instead of launching processes. ``TrainedLog`` is the test's witness of each rank's epochs."""
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +15,7 @@ from asha_hpc.integrations.lightning import AshaCallback
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lightning_digits" / "train.py"
 _spec = importlib.util.spec_from_file_location("lightning_digits_example", EXAMPLE)
 example = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = example  # picklable by name, as a module of one's own is
 _spec.loader.exec_module(example)
 
 
@@ -31,6 +34,7 @@ def train(trial):
     model = example.LitClassifier(hidden=trial.hparams["hidden"], lr=trial.hparams["lr"])
     cb = AshaCallback(trial, monitor="val_loss")
     trainer = L.Trainer(max_epochs=cb.max_epochs, callbacks=[cb, TrainedLog(trial.dir / "trained.jsonl")],
-                        accelerator="cpu", devices=trial.world_size, strategy="ddp",
+                        accelerator="cpu", devices=int(os.environ.get("DEVICES", trial.world_size)),
+                        strategy=os.environ.get("STRATEGY", "ddp"),
                         logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=example.DigitsDataModule(batch_size=64), ckpt_path=cb.ckpt_path)

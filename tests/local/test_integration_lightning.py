@@ -379,6 +379,31 @@ def test_lightning_ddp_on_two_asha_ranks(tmp_path):
     assert ranks == {0, 1}
 
 
+@pytest.mark.parametrize("strategy,says", [
+    ("ddp", "AshaCallback: the Trainer runs 2 processes (devices x num_nodes) but asha_hpc "
+            "started 1 for the trial"),
+    ("ddp_spawn", "AshaCallback cannot go to processes Lightning spawns (strategy='ddp_spawn'"),
+])
+def test_lightning_starting_its_own_processes_stops_the_search_with_what_to_set(tmp_path, strategy,
+                                                                                says):
+    """``Trainer(devices=2)`` in a trial of one process: Lightning's launcher re-ran the job's
+    command, a second copy of the job that trained the same trial beside it (a FileExistsError
+    on its checkpoint, gloo's "Connection reset by peer"; as a command it hung); ddp_spawn
+    failed to pickle the callback. Either stops the search at once, saying what to set."""
+    require_module("sklearn")
+    cfg = yaml.safe_load((EXAMPLE / "lightning_digits.yaml").read_text())
+    cfg["entrypoint"] = str(FOREIGN / "lightning_ddp.py") + ":train"
+    cfg["searcher"].update(max_trials=2, max_concurrent_trials=1)
+    cfg["local"] = {"gpus": [], "workers": 0}
+    cfg["environment_variables"] = {"DEVICES": "2", "STRATEGY": strategy}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", check=False, timeout=600)
+    assert r.returncode == 1
+    line = [x for x in r.stderr.splitlines() if "experiment failed" in x][0]
+    assert says in line and "(trial 1;" in line, line
+    assert "tasks_per_node" in line
+
+
 def test_steps_without_a_validation_loop_report_the_training_metric(tmp_path):
     """unit="steps", no validation (limit_val_batches=0): the segment ends at its step with
     what training_step logged."""
