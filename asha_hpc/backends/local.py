@@ -27,7 +27,7 @@ from submitit.local import local as _sublocal
 
 from ..config import ExperimentConfig, LocalConfig
 from ..protocol.expdir import JOBS, atomic_write_json, read_json
-from ..protocol.pids import pid_alive, started_after
+from ..protocol.pids import descendants, kill_tree, pid_alive, start_ticks, started_after
 from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
 
 LOCAL_PREFIX = "local:"
@@ -262,18 +262,21 @@ class LocalBackend(Backend):
         ids = set(job_ids)
         self.queue = collections.deque(s for s in self.queue if LOCAL_PREFIX + s.key not in ids)
         signalled: list[tuple[int, str]] = []
+        below: list[tuple[int, str]] = []
         for jid in ids:
             _, pid, running = read_record(self._record(jid))
             if running and pid is not None:
-                ticks = _start_ticks(pid)  # before the signal: which process it was
+                ticks = start_ticks(pid)  # before the signal: which process it was
+                tree = descendants(pid)  # before its leader exits and they are init's
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except OSError:
                     continue
                 if ticks is not None:
                     signalled.append((pid, ticks))
+                    below += tree
         if signalled:
-            _kill_later(signalled, KILL_AFTER_S)
+            _kill_later(signalled, below, KILL_AFTER_S)
 
     def kill(self, job_ids: Sequence[str]) -> None:
         """SIGKILL to each running job's whole process group, now (``cancel``'s second step
@@ -283,10 +286,7 @@ class LocalBackend(Backend):
         for jid in ids:
             _, pid, running = read_record(self._record(jid))
             if running and pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                kill_tree(pid)
 
     def find(self, spec: JobSpec) -> str | None:
         jid = LOCAL_PREFIX + spec.key
@@ -297,7 +297,8 @@ KILL_AFTER_S = 30.0  # Slurm's default KillWait
 
 _KILL_LATER = """
 import json, os, signal, sys, time
-groups, deadline = json.loads(sys.argv[1]), time.time() + float(sys.argv[2])
+groups, procs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+deadline = time.time() + float(sys.argv[3])
 
 def same(pid, started):
     try:
@@ -306,7 +307,7 @@ def same(pid, started):
         return False
     return stat[0] != "Z" and stat[19] == started
 
-while time.time() < deadline and any(same(p, s) for p, s in groups):
+while time.time() < deadline and any(same(p, s) for p, s in groups + procs):
     time.sleep(0.5)
 for pid, started in groups:
     if same(pid, started):
@@ -314,20 +315,24 @@ for pid, started in groups:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+for pid, started in procs:
+    if same(pid, started):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 """
 
 
-def _kill_later(groups: list[tuple[int, str]], after_s: float) -> None:
-    """SIGKILL, in ``after_s``, to each process group (leader pid, its start time) whose leader
-    is still that process (a pid reused meanwhile is left alone); from a process of its own."""
-    subprocess.Popen([sys.executable, "-c", _KILL_LATER, json.dumps(groups), str(after_s)],
+def _kill_later(groups: list[tuple[int, str]], procs: list[tuple[int, str]],
+                after_s: float) -> None:
+    """SIGKILL, in ``after_s`` or once all of them are gone, to each process group (leader
+    pid, its start time) whose leader is still that process, and to each of ``procs`` (the
+    jobs' processes in sessions of their own) that is still that process (a pid reused
+    meanwhile is left alone); from a process of its own."""
+    subprocess.Popen([sys.executable, "-c", _KILL_LATER, json.dumps(groups), json.dumps(procs),
+                      str(after_s)],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/<pid>/stat's field 22)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
-    except (OSError, IndexError):
-        return None

@@ -78,10 +78,11 @@ from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
 from ..protocol.metrics import as_number
+from ..protocol.pids import kill_tree
 from . import command_trial
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
-from .trial import Trial, TrialControl, _names
+from .trial import Trial, TrialControl, _names, rank_exit_grace
 
 STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 # A rank whose code raised waits up to this many heartbeats to learn whether a peer died
@@ -857,6 +858,30 @@ def _error_text(e: BaseException) -> str:
     return text
 
 
+def _wait_command(proc: subprocess.Popen, follower: _ReportFollower) -> int:
+    """The command's exit status. One that reported its segment's result and has not exited
+    the rank-exit grace later (trial.RANK_EXIT_GRACE_S: a torchrun worker hung in torch's gloo
+    teardown would hold the job, and its GPUs, for ever) is killed with every process below
+    it, and its result stands (0)."""
+    grace = rank_exit_grace()
+    reported_at: float | None = None
+    while True:
+        try:
+            return proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pass
+        if grace <= 0 or follower.reader.got.metrics is None:
+            continue
+        reported_at = reported_at or time.monotonic()
+        if time.monotonic() - reported_at >= grace:
+            print(f"asha_hpc: the command reported its result {grace:g} s ago and has not exited "
+                  f"(a hung process-group teardown?): killed, with its processes; the result "
+                  f"stands (ASHA_RANK_EXIT_GRACE_S sets the grace)", file=sys.stderr, flush=True)
+            kill_tree(proc.pid, group=False)
+            proc.wait()
+            return 0
+
+
 class _ReportFollower(threading.Thread):
     """Passes a running command's learning-curve points on to the trial's curve as they are
     reported, so ``status`` and the live views see a long segment progress (a look at the
@@ -1013,7 +1038,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         stop_file.touch()
     tail = _StderrTail(proc)
     follower = _ReportFollower(ReportReader(report), trial)
-    rc = proc.wait()
+    rc = _wait_command(proc, follower)
     tail.join()
     follower.finish()
     got = follower.reader.got

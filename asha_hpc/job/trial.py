@@ -472,6 +472,14 @@ def _summed(dist: Any, values: list[int]) -> list[int]:
 RANK_EXIT_GRACE_S = 300.0  # ASHA_RANK_EXIT_GRACE_S in the job's environment overrides it
 
 
+def rank_exit_grace() -> float:
+    """How long code whose segments are over may take to return (0: for ever)."""
+    try:
+        return float(os.environ.get("ASHA_RANK_EXIT_GRACE_S", RANK_EXIT_GRACE_S))
+    except ValueError:
+        return RANK_EXIT_GRACE_S
+
+
 def _exit_if_stuck(rank: int) -> None:
     """A rank of a multi-rank trial whose segments are over (its results are published) exits
     if the trial's code has not returned within the grace: torch 2.x's gloo teardown (a DDP
@@ -480,10 +488,7 @@ def _exit_if_stuck(rank: int) -> None:
     the GIL; the job cancels it once the code returns (jobmain: ``_execute``)."""
     import faulthandler
 
-    try:
-        grace = float(os.environ.get("ASHA_RANK_EXIT_GRACE_S", RANK_EXIT_GRACE_S))
-    except ValueError:
-        grace = RANK_EXIT_GRACE_S
+    grace = rank_exit_grace()
     if grace > 0:
         print(f"asha_hpc: rank {rank}: the trial's segments are over; if its code has not "
               f"returned in {grace:g} s (a hung process-group teardown), this process exits "

@@ -74,3 +74,62 @@ def pid_namespace() -> str | None:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
+
+
+def start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat's field 22): with
+    the pid, which process it is (a pid reused later has another)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live process below ``pid`` (children, theirs, ...) as (pid, start ticks), those in
+    sessions of their own included (torchrun's workers, a daemon): a signal to the process
+    group misses them, and once their parent is gone they are init's and nobody's. Linux's
+    /proc; empty elsewhere."""
+    parent: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            ppid = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parent.setdefault(ppid, []).append(int(name))
+    out: list[tuple[int, str]] = []
+    todo = list(parent.get(pid, []))
+    while todo:
+        p = todo.pop()
+        ticks = start_ticks(p)
+        if ticks is not None:
+            out.append((p, ticks))
+        todo += parent.get(p, [])
+    return out
+
+
+def kill_tree(pid: int, group: bool = True) -> None:
+    """SIGKILL to ``pid`` (its whole process group when ``group``: a local job's leader) and
+    to every process below it, those in sessions of their own included."""
+    import signal
+
+    below = descendants(pid)
+    try:
+        if group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for p, ticks in below:
+        if start_ticks(p) == ticks:  # still that process
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
