@@ -824,7 +824,15 @@ def error_summary(s: str | None) -> str:
     if not lines:
         return ""
     line = _before_backtrace(lines) or lines[-1]
+    if len(lines) > 1 and _PEER_HEADLINE.match(lines[0]):
+        # what a dead or failed peer left this rank with ("Connection closed by peer") says
+        # less than which peer it was: both, the headline first
+        line = lines[0].rstrip() + " " + line
     return line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…"
+
+
+# the job's headline over a rank's traceback, when a peer is to blame (job/ranks.py: gone)
+_PEER_HEADLINE = re.compile(r"(rank \d+: )?rank \d+( on node \S+)? (died|failed) \(.*\); then")
 
 
 _BACKTRACE = re.compile(r"\s|Stack trace|frame #\d|Exception raised from|.*\[bt\]")

@@ -20,7 +20,8 @@ from .expdir import ExpDir
 
 RESULT_STATUSES = ("completed", "interrupted", "invalid_hp", "error")
 WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-MAX_ERROR = 4000  # characters of a traceback kept in the journal (its end: the exception)
+MAX_ERROR = 4000  # characters of a traceback kept in the journal: its first line and its end
+ERROR_HEAD = 500  # of them, at most this many of the first line (a rank's "rank 1 ... died")
 MAX_TEXT = 512
 
 
@@ -53,6 +54,16 @@ def _text(body: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str | None:
     if not isinstance(v, str):
         raise MessageError(f"'{key}' must be a string, got {type(v).__name__}")
     return v[-limit:]
+
+
+def _error_text(body: dict[str, Any]) -> str | None:
+    """A result's error, at most MAX_ERROR characters: its end (a traceback's exception), and
+    its first line (the job's headline over a traceback: which rank died, and where)."""
+    v = _text(body, "error", 10 * MAX_ERROR)
+    if v is None or len(v) <= MAX_ERROR:
+        return v
+    head = v.split("\n", 1)[0][:ERROR_HEAD]
+    return head + "\n[...]\n" + v[-(MAX_ERROR - len(head) - 7):]
 
 
 def worker_id(v: Any) -> str:
@@ -135,7 +146,7 @@ class Result(Started):
     @classmethod
     def from_json(cls, body: dict[str, Any], exp_root: str = "", name: str = "") -> Result:
         s = Started.from_json(body)
-        status, error = body.get("status"), _text(body, "error", MAX_ERROR)
+        status, error = body.get("status"), _error_text(body)
         if status not in RESULT_STATUSES:  # a job of another release: an error, not a crash
             status, error = "error", f"unknown result status {status!r:.40} in {name}"
         metrics = body.get("metrics")

@@ -142,3 +142,23 @@ def test_any_path_and_value_in_an_error_leave_it_the_same_error(name, before, pa
     a, b = (_formatted(name, f"{before}: '{p}' = {v}") for p, v in zip(paths, values))
     assert error_signature(a) == error_signature(b)
     assert error_signature(a) != error_signature(_formatted(name, f"{before} other: x"))
+
+
+def test_a_rank_failure_is_summed_up_by_which_peer_it_was_and_what_this_rank_saw():
+    """status showed gloo's "Connection closed by peer" alone; and a deep Lightning traceback
+    (over 4000 characters) lost the job's headline from the journal, which kept the end."""
+    from asha_hpc.protocol.messages import MAX_ERROR, from_json
+
+    frames = "".join(f'  File "/venv/lightning/loops/fit_loop.py", line {i}, in run\n    x()\n'
+                     for i in range(200))
+    error = ("rank 1 on node gpu07 died (process 12685 is gone); then this rank failed:\n"
+             "Traceback (most recent call last):\n" + frames +
+             "RuntimeError: [../pair.cc:553] Connection closed by peer [127.0.0.1]:10663")
+    assert error_summary(error) == (
+        "rank 1 on node gpu07 died (process 12685 is gone); then this rank failed: RuntimeError: "
+        "[../pair.cc:553] Connection closed by peer [127.0.0.1]:10663")
+    msg = from_json({"type": "result", "trial": 1, "segment": 0, "attempt": 0, "key": "t00001-s000-a00",
+                     "status": "error", "error": error, "metrics": None, "length": 4},
+                    "/e", "t00001-s000-a00.result.json")
+    kept = msg.record().error
+    assert len(kept) <= MAX_ERROR and error_summary(kept) == error_summary(error)
