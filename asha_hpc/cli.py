@@ -405,6 +405,8 @@ def cmd_best(a: argparse.Namespace) -> int:
         print(f"   hparams: {json.dumps(r['hparams'])}")
         print(f"   checkpoint: {r['checkpoint'] or '-'}"
               + (" (missing: removed or moved since)" if r.get("checkpoint_missing") else "")
+              + (f" (incomplete: {r['checkpoint_problem']})" if r.get("checkpoint_problem")
+                 else "")
               + _held_text(r))
         if r.get("storage_id"):  # a Core API script's: its files are in the storage_id's folder
             print(f"   storage_id: {r['storage_id']} (load from {r['load_from']})")

@@ -253,9 +253,17 @@ class Trial:
         for dirpath, _, filenames in os.walk(tmp):
             for fn in filenames:
                 p = Path(dirpath) / fn
-                with open(p, "rb") as f:
-                    sync_data(f.fileno())
-                files[str(p.relative_to(tmp))] = p.stat().st_size
+                try:
+                    with open(p, "rb") as f:
+                        sync_data(f.fileno())
+                    files[str(p.relative_to(tmp))] = p.stat().st_size
+                except FileNotFoundError:
+                    raise self._still_written(tmp, f"{p.relative_to(tmp)} went away") from None
+        unfinished = [r for r in files if ASYNC_TEMPORARY in r]
+        if unfinished:
+            raise self._still_written(tmp, f"{unfinished[0]} is a temporary file")
+        if _sizes(tmp) != files:  # looked at again once every file was synced
+            raise self._still_written(tmp, "files changed as they were read")
         man: dict[str, Any] = {"trial": self.id, "key": self._key, "files": files,
                                "created": time.time()}
         if isinstance(length, int) and not isinstance(length, bool):
@@ -283,6 +291,18 @@ class Trial:
         fsync_dir(root)  # the checkpoint is durable before a result names it, or the old goes
         self._saved = (root / name, man.get("length"))
         self._prune(root, keep=name)
+
+    def _still_written(self, tmp: Path, what: str) -> FatalTrialError:
+        """Something wrote into a checkpoint after its ``with`` block ended: an asynchronous
+        checkpointer. What it published would be skipped as incomplete, and the trial would
+        train again from the start without a word: the search stops at the first."""
+        _rmtree(tmp)
+        return FatalTrialError(
+            f"trial.save_checkpoint(): the checkpoint's folder changed while asha_hpc "
+            f"published it ({what}): something wrote into it after the `with` block ended, "
+            f"an asynchronous checkpointer (Orbax's CheckpointManager or StandardCheckpointer, "
+            f"torch.distributed.checkpoint.async_save): wait for it inside the block "
+            f"(checkpointer.wait_until_finished(), the future's result())")
 
     def _prune(self, root: Path, keep: str) -> None:
         """Only the newest checkpoint is ever resumed from: remove older ones and temporary
@@ -470,6 +490,23 @@ def _summed(dist: Any, values: list[int]) -> list[int]:
 
 
 RANK_EXIT_GRACE_S = 300.0  # ASHA_RANK_EXIT_GRACE_S in the job's environment overrides it
+# in the name of a file an asynchronous checkpointer has not finished (Orbax's folder, renamed
+# to its own name when the save is complete)
+ASYNC_TEMPORARY = ".orbax-checkpoint-tmp"
+
+
+def _sizes(folder: Path) -> dict[str, int]:
+    """Each file below ``folder`` (relative name) and its size; one that went away meanwhile
+    is left out."""
+    out = {}
+    for dirpath, _, filenames in os.walk(folder):
+        for fn in filenames:
+            p = Path(dirpath) / fn
+            try:
+                out[str(p.relative_to(folder))] = p.stat().st_size
+            except FileNotFoundError:
+                pass
+    return out
 
 
 def rank_exit_grace() -> float:

@@ -35,7 +35,7 @@ from ..master.state import (
     replay,
 )
 from ..master.timelimits import rung_levels
-from ..protocol.checkpoints import checkpoint_length, latest_checkpoint
+from ..protocol.checkpoints import checkpoint_length, checkpoint_problem, latest_checkpoint
 from ..protocol.expdir import (
     CONFIG,
     JOURNAL,
@@ -66,7 +66,14 @@ def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str,
     records, _, warnings = read_journal(exp.journal)
     for w in warnings:
         logging.getLogger("asha_hpc").warning(w)
-    return exp, cfg, records, replay(cfg, records)
+    st = replay(cfg, records)
+    if cfg.experiment_dir and Path(cfg.experiment_dir) != exp.root.resolve():
+        # the folder was moved or copied since: its checkpoints are the ones to name
+        for t in st.trials.values():
+            here = exp.checkpoints(t.id) / Path(t.checkpoint).name if t.checkpoint else None
+            if here is not None and str(here) != t.checkpoint and here.exists():
+                t.checkpoint = str(here)
+    return exp, cfg, records, st
 
 
 def submitted_status(path: Any) -> dict[str, Any] | None:
@@ -694,8 +701,12 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
             ckpt, missing = (str(newest), False) if newest is not None else (t.checkpoint, True)
             n = checkpoint_length(newest)
             ckpt_length = n if n is not None and n > t.length else None
+        # a checkpoint whose files do not match its manifest (a file that an asynchronous
+        # checkpointer wrote after the save had ended): asha_hpc's jobs would skip it
+        problem = checkpoint_problem(Path(ckpt)) if ckpt is not None and not missing else None
         rows.append({"trial_id": t.id, "metric": finite_float(t.metric), "hparams": t.hparams,
                      "checkpoint": ckpt, "checkpoint_missing": missing,
+                     **({"checkpoint_problem": problem} if problem else {}),
                      # the newest checkpoint's length, where it is not the result's
                      **({"checkpoint_length": ckpt_length} if ckpt_length is not None else {}),
                      "length": t.length, "state": st.status_of(t),
