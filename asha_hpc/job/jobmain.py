@@ -473,7 +473,11 @@ class _Session:
                 from .entrypoint import resolve_entrypoint
 
                 command_trial.in_function_trial = True  # AshaCallback() there: say what to pass
-                out.returned = resolve_entrypoint(spec.entrypoint, spec.context_dir)(att.trial)
+                fn = resolve_entrypoint(spec.entrypoint, spec.context_dir)
+                # importing the code's module (and its libraries) is start-up, which a warm
+                # worker pays once, not training (workers: auto weighs the two)
+                att.started = time.time()
+                out.returned = fn(att.trial)
         except InvalidHP as e:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike

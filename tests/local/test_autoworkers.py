@@ -356,3 +356,35 @@ def test_local_jobs_share_the_cores_unless_the_user_set_threads(tmp_path, monkey
                                       ("units", "unit"), ("minutes", "minute")])
 def test_plans_estimate_names_one_unit_in_the_singular(unit, one):
     assert f"while one {one} trains in less than" in aw.plan_estimate(56, 0.1, unit)
+
+
+SLOW_IMPORT = '''
+import time
+time.sleep(1.5)  # jax, flax and orbax: seconds of imports before any training
+
+
+def train(trial):
+    for segment in trial.segments():
+        with trial.save_checkpoint(length=segment.length) as p:
+            (p / "w").write_text("x")
+        segment.report(loss=1.0 / segment.length + trial.hparams["x"])
+'''
+
+
+def test_importing_the_codes_module_is_start_up_not_training(tmp_path):
+    """A warm worker imports the code's module once; a job per segment, every time. Counted
+    as training, a JAX script's seconds of imports made auto keep a job per segment."""
+    (tmp_path / "slow.py").write_text(SLOW_IMPORT)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "imports", "entrypoint": "slow:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 2, "max_trials": 2,
+                     "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
+    assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "e")]) == 0
+    results = [r for r in read_journal(tmp_path / "e" / "journal.jsonl")[0]
+               if r["kind"] == "result"]
+    assert len(results) == 2
+    for r in results:
+        assert r["started"] - r["job_started"] >= 1.5  # start-up
+        assert r["ended"] - r["started"] < 1.0  # training
