@@ -58,7 +58,11 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from .simulate import SimulateOptions, render, simulate
 
     cfg = load_config(a.config)
-    opt = SimulateOptions(workers=a.workers, unit_seconds=a.unit_seconds,
+    workers = a.workers if a.workers is not None else cfg.simulated.workers
+    if workers is None:
+        raise AshaError(f"{a.config}: simulate needs the number of GPU slots: --workers N, or "
+                        f"simulated.workers in the config")
+    opt = SimulateOptions(workers=workers, unit_seconds=a.unit_seconds,
                           startup_seconds=a.startup_seconds,
                           queue_wait_seconds=a.queue_wait_seconds, failure_rate=a.failure_rate,
                           curves=a.curves, repeats=a.repeats, what_if=not a.no_what_if)
@@ -846,7 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="makespan, GPU-hours and utilization on N workers, "
                        "simulated in seconds (with a what-if table)")
     p.add_argument("config")
-    p.add_argument("--workers", type=int, required=True, help="GPU slots: segments running at once")
+    p.add_argument("--workers", type=int, help="GPU slots: segments running at once (default: "
+                   "the config's simulated.workers)")
     p.add_argument("--unit-seconds", type=float, help="seconds per training unit "
                    "(default: simulated.unit_seconds, 60)")
     p.add_argument("--startup-seconds", type=float, help="start-up seconds per segment job")
@@ -861,6 +866,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-what-if", action="store_true", help="skip the what-if table")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_simulate)
+    for p in sub.choices.values():  # `asha-hpc plan x.yaml --debug` as well
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
     return ap
 
 

@@ -204,6 +204,16 @@ def test_bad_options(tmp_path, capsys):
     assert "--workers must be >= 1" in capsys.readouterr().err
     assert main(["simulate", str(cfg), "--workers", "2", "--unit-seconds", "0"]) == 1
     assert "--unit-seconds" in capsys.readouterr().err
+    assert main(["simulate", str(cfg)]) == 1
+    assert "simulate needs the number of GPU slots: --workers N, or simulated.workers in the " \
+           "config" in capsys.readouterr().err
+
+
+def test_the_configs_simulated_workers_are_the_default(tmp_path, capsys):
+    raw = dict(CONFIG, simulated={"workers": 3})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert simulate_json(capsys, tmp_path / "c.yaml", "--no-what-if")["workers"] == 3
+    assert simulate_json(capsys, tmp_path / "c.yaml", "--no-what-if", "--workers", "5")["workers"] == 5
 
 
 def test_gpus_per_trial(tmp_path):
@@ -238,3 +248,14 @@ def test_a_broken_node_shows_in_failed_attempts_and_nodes_excluded(tmp_path, cap
     p.write_text(yaml.safe_dump(cfg))
     d = simulate_json(capsys, p, "--workers", 8, "--no-what-if")
     assert d["nodes_excluded"]["median"] == 0 and d["failed_attempts"]["median"] == 0
+
+
+def test_debug_goes_before_or_after_the_command(tmp_path, capsys):
+    """`asha-hpc plan x.yaml --debug` was "unrecognized arguments: --debug"."""
+    from asha_hpc.cli import build_parser
+
+    cfg = str(write_config(tmp_path))
+    for argv in (["--debug", "plan", cfg], ["plan", cfg, "--debug"]):
+        assert build_parser().parse_args(argv).debug is True
+    assert build_parser().parse_args(["plan", cfg]).debug is False
+    assert main(["plan", cfg, "--debug"]) == 0
