@@ -322,6 +322,18 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
                                           "/ divisor^(num_rungs - 1); asha-hpc plan shows it)"}
 
 
+# sbatch options that hydra-submitit-launcher and submitit name, and the slurm section takes
+# only as additional_parameters (submitit passes them on to sbatch)
+_SBATCH_OPTIONS = ("mem_per_gpu", "mem_per_cpu", "cpus_per_gpu", "comment", "wckey",
+                   "reservation", "licenses", "mail_user", "mail_type", "dependency")
+# hydra-submitit-launcher's own settings, which have no use here
+_LAUNCHER_ONLY = {
+    "_target_": "the launcher's class", "submitit_folder": "jobs' files go under the experiment "
+    "folder", "name": "jobs are named after the experiment and the trial",
+    "max_num_timeout": "a job stopped at its time limit goes on from its checkpoint, not "
+    "counted; failures: max_restarts", "stderr_to_stdout": "each job has its .out and .err"}
+
+
 def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
     """The section's own name for sbatch's (``slurm.gpus``: ``gpus_per_node``), else where a
     key of another section goes (``workers`` at the top: ``local.workers`` or
@@ -334,6 +346,11 @@ def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
     alias = _ALIASES.get((path, key.replace("-", "_")))
     if alias is not None:
         return f"; did you mean '{alias}'?"
+    if path == "slurm" and key.replace("-", "_") in _SBATCH_OPTIONS:
+        return (f"; an sbatch option without a name of its own here: give it as "
+                f"additional_parameters: {{{key.replace('-', '_')}: ...}}")
+    if path == "slurm" and key in _LAUNCHER_ONLY:
+        return f"; hydra-submitit-launcher's, not needed here ({_LAUNCHER_ONLY[key]})"
     if homes:
         return f"; it belongs in another section: {' or '.join(homes)}"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)

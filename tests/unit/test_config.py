@@ -495,3 +495,24 @@ def test_any_config_file_of_yaml_words_loads_or_says_what_is_wrong(tmp_path_fact
     assert all(w.startswith("hyperparameters.c.vals[") and "(line " in w for w in said)
     if explicit is not None:
         assert not [w for w in cfg.warnings if "is minimised" in w]
+
+
+def test_a_hydra_submitit_launcher_block_pasted_as_is_says_where_each_key_goes():
+    """hydra/launcher/submitit_slurm's keys: its sbatch-only options were offered wrong
+    look-alikes (mem_per_gpu: 'trials_per_gpu', cpus_per_gpu: 'cpus_per_task')."""
+    raw = with_("slurm", {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+                                      "SlurmLauncher", "submitit_folder": "${hydra.sweep.dir}",
+                          "timeout_min": 60, "cpus_per_task": None, "gpus_per_node": None,
+                          "tasks_per_node": 1, "mem_gb": None, "nodes": 1, "name": "app",
+                          "partition": None, "mem_per_gpu": None, "mem_per_cpu": None,
+                          "cpus_per_gpu": None, "comment": None, "max_num_timeout": 0,
+                          "array_parallelism": 256})
+    got = problems(raw)
+    assert "slurm.mem_per_gpu: unknown key; an sbatch option without a name of its own here: " \
+           "give it as additional_parameters: {mem_per_gpu: ...}" in got
+    for key in ("mem_per_cpu", "cpus_per_gpu", "comment"):
+        assert any(p.startswith(f"slurm.{key}: unknown key; an sbatch option") for p in got)
+    for key in ("_target_", "submitit_folder", "name", "max_num_timeout"):
+        assert any(p.startswith(f"slurm.{key}: unknown key; hydra-submitit-launcher's, not "
+                                f"needed here") for p in got), key
+    assert len(got) == 8  # the keys it shares with the slurm section are taken
