@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -896,13 +897,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.fn(a)
     except ConfigError as e:
-        if a.debug:
-            raise
+        if a.debug:  # the traceback, and the same exit status as without --debug
+            traceback.print_exc()
         print(f"asha-hpc: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except AshaError as e:
         if a.debug:
-            raise
+            traceback.print_exc()
         print(f"asha-hpc: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -71,6 +71,7 @@ from ..searcher import (
     TrialRetried,
     make_searcher,
 )
+from ..space import flat_hparams
 from .autoworkers import AutoMeasure
 from .nodes import Excluded, NodeHealth, out_of_memory
 from .pool import Pool
@@ -314,7 +315,7 @@ class ExperimentState:
         # shown as the first trial wrote it (its clock time, addresses), where it still holds it
         first = self.trials.get(errs[0][0])
         shown = error_summary(first.error) if first is not None and first.error and \
-            error_signature(first.error) == errs[0][1] else errs[0][1]
+            error_signature(first.error, first.hparams) == errs[0][1] else errs[0][1]
         return errs[-1][0], ", ".join(str(t) for t, _ in errs), where, shown
 
     # ------------------------------------------------------------------ apply
@@ -509,7 +510,7 @@ class ExperimentState:
                 and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix:
             # the same error twice in a trial: a restore that a retry repeats (an out-of-memory
             # kill, a node's fault, is not the code's, and a retry gets past it)
-            sig = error_signature(rec.get("error") or "error")
+            sig = error_signature(rec.get("error") or "error", t.hparams)
             if t.restore_error == sig:
                 self._early_error(t, rec, self.restore_errors)
             t.restore_error = sig
@@ -565,8 +566,8 @@ class ExperimentState:
         elif reused:
             t.fresh = True
             self._retry(t, rec, counts=False,
-                        why=f"failed in a warm worker that had run other trials, retried in a "
-                            f"fresh process: {error_summary(rec.get('error'))}")
+                        why=f"{error_summary(rec.get('error'))} (in a warm worker that had "
+                            f"run other trials: retried in a fresh process, not counted)")
         elif rec.get("ends_trial") or (rec.get("fatal") and self.worked):
             # its code ended it (early stopping): it would again. Or an error every trial would
             # repeat, said by a job after other segments worked: this trial's alone, and its own
@@ -591,11 +592,11 @@ class ExperimentState:
         err = rec.get("error") or "error"
         host = _node_to_blame(rec, t)
         if host:
-            self.early_hosts.setdefault(error_signature(err), set()).add(host)
+            self.early_hosts.setdefault(error_signature(err, t.hparams), set()).add(host)
         if rec.get("fatal") and self.fatal is None and errs is self.first_errors:
             self.fatal = (t.id, err.strip().splitlines()[0] if err.strip() else err)
         if len(errs) < SAME_ERROR_TRIALS and all(tid != t.id for tid, _ in errs):
-            errs.append((t.id, error_signature(err)))
+            errs.append((t.id, error_signature(err, t.hparams)))
 
     def _on_retry_failed(self, rec: dict[str, Any]) -> None:
         """The code was fixed: failed trials train again from their latest checkpoints, and
@@ -786,14 +787,18 @@ class ExperimentState:
     }
 
 
-def error_signature(error: str) -> str:
+def error_signature(error: str, hparams: dict[str, Any] | None = None) -> str:
     """What makes two failures the same error: the exception line of the traceback
     (``error_summary``), with what differs between the trials of one bug left out: object
-    addresses, clock times (a library's log prefix, XGBoost's "[06:32:28]"), paths (a trial's
-    own folder) and numbers (a sampled value the message quotes, a size). An out-of-memory
-    error keeps its numbers: its sizes are its trial's, and trials too large for the GPU are
-    not a bug that every trial shares."""
+    addresses, clock times (a library's log prefix, XGBoost's "[06:32:28]"), the trial's own
+    text values (``hparams``: "unknown activation gelu", Hydra's "+model.act=relu"), paths (a
+    trial's own folder) and numbers (a sampled value the message quotes, a size). An
+    out-of-memory error keeps its numbers: its sizes are its trial's, and trials too large for
+    the GPU are not a bug that every trial shares."""
     line = _CLOCK.sub("?", re.sub(r"0x[0-9a-fA-F]+", "0x?", error_summary(error)))
+    texts = {v for v in flat_hparams(hparams or {}).values() if isinstance(v, str) and len(v) > 1}
+    for text in sorted(texts, key=len, reverse=True):  # "gelu_new" before "gelu"
+        line = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", "<value>", line)
     line = _PATH.sub("<path>", line)
     return line if out_of_memory(line) else _NUMBER.sub("#", line)
 

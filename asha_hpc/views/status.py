@@ -24,6 +24,8 @@ from ..master.pool import UNREADY_STREAK
 from ..master.state import (
     FAILED,
     INVALID,
+    LEFT_STATE,
+    LEFT_STATE_SEGMENTS,
     PAUSED,
     PENDING,
     QUEUED,
@@ -576,6 +578,9 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
+        # the code leaves state behind in a warm worker's process (state.LEFT_STATE)
+        "left_state": (LEFT_STATE.format(n=st.passed_fresh)
+                       if st.passed_fresh >= LEFT_STATE_SEGMENTS else None),
         "queue": queue_status(exp) if alive else None,
         "nodes_excluded": dict(st.nodes.bad),
         # when the master takes each back on its own (readmit_nodes_after_h), epoch seconds

@@ -195,6 +195,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"
                      else f"workers: auto, {w['line']}")
+    if d.get("left_state"):
+        lines.append(f"workers: {d['left_state']}")
     gpu = c.get("gpu_hours")
     lines.append(f"compute: {c.get('job_hours', d.get('compute_hours', 0.0)):.3f} job-hours, "
                  + (f"{gpu:.3f} GPU-hours" if gpu is not None else "GPU-hours unknown"))

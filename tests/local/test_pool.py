@@ -341,6 +341,11 @@ def test_code_that_works_once_per_process_fails_once_per_trial_not_for_good(tmp_
 
     said = LEFT_STATE.format(n=3)
     assert said in [text for _, text in st.events]
+    from asha_hpc.views.status import status_dict
+    from asha_hpc.views.text import render_status_text
+
+    assert f"workers: {LEFT_STATE.format(n=st.passed_fresh)}" in render_status_text(
+        status_dict(exp, cfg, st, recs))
 
 
 # ------------------------------------------------------------------------------ simulated

@@ -259,3 +259,6 @@ def test_debug_goes_before_or_after_the_command(tmp_path, capsys):
         assert build_parser().parse_args(argv).debug is True
     assert build_parser().parse_args(["plan", cfg]).debug is False
     assert main(["plan", cfg, "--debug"]) == 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(dict(CONFIG, searcher={"name": "random"})))
+    for argv in (["plan", str(tmp_path / "bad.yaml")], ["plan", str(tmp_path / "bad.yaml"), "--debug"]):
+        assert main(argv) == 2  # an invalid config, with its traceback or without

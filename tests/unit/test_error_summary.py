@@ -125,6 +125,13 @@ def test_one_bug_in_every_trial_is_the_same_error_whatever_path_or_value_it_name
     args = ("train.py: error: unrecognized arguments: --optimizer.lr={} --model.hidden={}")
     assert error_signature(args.format(0.0116, 98)) == error_signature(args.format(1e-4, 64))
     assert error_signature(missing(3)) != error_signature(args.format(0.0116, 98))
+    # a categorical's value the message quotes (Hydra's "+model.act=relu"; "unknown
+    # activation gelu") is the trial's own as much as a number is
+    hydra = "ConfigCompositionException: Could not override 'model.act'. To append, use +model.act={}"
+    assert error_signature(hydra.format("relu"), {"model": {"act": "relu"}}) == \
+        error_signature(hydra.format("gelu"), {"model": {"act": "gelu"}})
+    assert error_signature("ValueError: unknown activation gelu_new", {"act": "gelu_new"}) == \
+        error_signature("ValueError: unknown activation swish", {"act": "swish"})
     # trials too large for the GPU are no bug of every trial's: their sizes keep them apart
     oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {} GiB"
     assert error_signature(oom.format("2.00")) != error_signature(oom.format("8.00"))
