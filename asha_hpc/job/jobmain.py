@@ -71,9 +71,17 @@ from ..errors import (
     TrainingEndedEarly,
     shown,
 )
+from ..protocol.checkpoints import newest_checkpoint
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
-from ..protocol.expdir import WORKERS, ExpDir, atomic_write_json, publish, superseded
+from ..protocol.expdir import (
+    CHECKPOINTS,
+    WORKERS,
+    ExpDir,
+    atomic_write_json,
+    publish,
+    superseded,
+)
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
@@ -464,6 +472,8 @@ class _Session:
         spec = att.spec
         assert spec is not None
         out = _Outcome()
+        if self.ranks.rank == 0:  # newer checkpoints it cannot go on from (status says so)
+            att.skipped = newest_checkpoint(att.trial.dir / CHECKPOINTS)[1]
         start, start_length = att.control.latest_checkpoint()
         att.restored = start is not None
         try:
@@ -662,6 +672,8 @@ class _Session:
             body["disk_full"] = out.disk_full
         if out.failed_node is not None:
             body["failed_node"] = out.failed_node
+        if att.skipped:
+            body["skipped_checkpoints"] = att.skipped[:3]
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = out.status
@@ -740,6 +752,9 @@ class _Attempt:
     restored: bool = False
     # this process ran the code before (a warm worker): an error may be the process's state
     reused: bool = False
+    # "path (why)" of the trial's newer checkpoints, incomplete, that this attempt could not
+    # go on from
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -15,14 +15,25 @@ MANIFEST = "MANIFEST.json"
 
 def latest_checkpoint(ckpt_root: Path) -> Path | None:
     """The newest complete checkpoint (names sort in creation order; a folder without a valid
-    manifest, or whose files do not match it, is incomplete and skipped)."""
+    manifest, or whose files do not match it, is incomplete and skipped, with a warning)."""
+    path, skipped = newest_checkpoint(ckpt_root, quiet=False)
+    if skipped:  # a published checkpoint lost its manifest or a file: say so, never silently
+        print(f"asha_hpc: warning: skipping incomplete checkpoint {'; '.join(skipped)}: "
+              + (f"resuming from {path}" if path else "no complete checkpoint left, training "
+                 "starts from the beginning"), file=sys.stderr, flush=True)
+    return path
+
+
+def newest_checkpoint(ckpt_root: Path, quiet: bool = True) -> tuple[Path | None, list[str]]:
+    """(the newest complete checkpoint or None, "path (why)" of each newer one skipped as
+    incomplete); not ``quiet``: a warning for files that are no checkpoint."""
     try:
         names = sorted((n for n in os.listdir(ckpt_root) if not n.startswith(".")), reverse=True)
     except FileNotFoundError:
-        return None
+        return None, []
     skipped = []
     strays = [n for n in names if not (ckpt_root / n).is_dir()]
-    if strays:  # the user's own file (a best.pt) where only asha_hpc's checkpoints go
+    if strays and not quiet:  # the user's own file (a best.pt) where only asha_hpc's go
         print(f"asha_hpc: warning: {', '.join(str(ckpt_root / n) for n in strays)}: not a "
               f"checkpoint folder of asha_hpc's; this folder holds only those, and checkpoint "
               f"retention removes all of it: keep your own files in the trial's folder "
@@ -37,11 +48,7 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
         skipped.append(f"{path} ({why})")
     else:
         path = None
-    if skipped:  # a published checkpoint lost its manifest or a file: say so, never silently
-        print(f"asha_hpc: warning: skipping incomplete checkpoint {'; '.join(skipped)}: "
-              + (f"resuming from {path}" if path else "no complete checkpoint left, training "
-                 "starts from the beginning"), file=sys.stderr, flush=True)
-    return path
+    return path, skipped
 
 
 def checkpoint_length(path: Path | None) -> int | None:

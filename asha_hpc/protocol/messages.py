@@ -165,6 +165,9 @@ class Result(Started):
             extra["restored"] = True
         if body.get("reused") is True:  # a warm worker's process that had run other calls
             extra["reused"] = True
+        skipped = body.get("skipped_checkpoints")
+        if isinstance(skipped, list) and skipped and all(isinstance(x, str) for x in skipped):
+            extra["skipped_checkpoints"] = [x[:MAX_TEXT] for x in skipped[:3]]
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

@@ -226,6 +226,8 @@ class Result(Started):
     # it ran in a warm worker's process that had run the code before (an error may be the
     # process's: state a library keeps per process)
     reused: bool = optional(False)
+    # "path (why)" of newer checkpoints the attempt found incomplete and could not go on from
+    skipped_checkpoints: list[str] | None = optional()
     # journaled by the master, no job ran: a trial whose training ended on purpose (the model
     # is final) promoted to this segment's length
     carried: bool = optional(False)

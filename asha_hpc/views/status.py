@@ -389,18 +389,33 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
             return f"trial {tid} promoted: continues to length {rec.get('length')}"
         return f"trial {tid} created: trains to length {rec.get('length')}"
     if k == Kind.RESULT:
-        st = rec.get("status")
-        if st == "completed":
-            v = (rec.get("metrics") or {}).get(metric)
-            return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
-                    + (" (diverged)" if diverged(v) else ""))
-        if st == "interrupted":
-            return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
-        if st == "invalid_hp":
-            return f"trial {tid} rejected its hyperparameters: {error_summary(rec.get('error'))[:160]}"
-        if rec.get("fatal"):  # every trial would repeat it: its own first line says why
-            return f"trial {tid} error: {_first_line(rec.get('error'))}"
-        return f"trial {tid} error: {error_summary(rec.get('error'))[:160]}"
+        line = _result_line(rec, metric)
+        skipped = rec.get("skipped_checkpoints")
+        if skipped:  # it could not go on from the newest: said, not lost in the job's log
+            line += (f"; it could not go on from its newest checkpoint, incomplete: "
+                     f"{Path(skipped[0]).name}{' and more' if len(skipped) > 1 else ''}")
+        return line
+    return _other_line(rec)
+
+
+def _result_line(rec: dict[str, Any], metric: str) -> str:
+    tid, st = rec.get("trial"), rec.get("status")
+    if st == "completed":
+        v = (rec.get("metrics") or {}).get(metric)
+        return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
+                + (" (diverged)" if diverged(v) else ""))
+    if st == "interrupted":
+        return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
+    if st == "invalid_hp":
+        return f"trial {tid} rejected its hyperparameters: {error_summary(rec.get('error'))[:160]}"
+    if rec.get("fatal"):  # every trial would repeat it: its own first line says why
+        return f"trial {tid} error: {_first_line(rec.get('error'))}"
+    return f"trial {tid} error: {error_summary(rec.get('error'))[:160]}"
+
+
+def _other_line(rec: dict[str, Any]) -> str | None:
+    k = rec.get("kind")
+    tid = rec.get("trial")
     if k == Kind.JOB_DEAD:
         if rec.get("withdrawn"):
             return f"trial {tid} job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
