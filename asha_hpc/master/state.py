@@ -498,9 +498,12 @@ class ExperimentState:
         # the fix: its failure tells nothing about the fixed code (fail-fast starts over)
         before_fix = status == "error" and t.intent_seq < self.retried_at
         # an error in a warm worker's process that had run other calls (fatal ones aside): the
-        # process's or the code's? Not counted; a fresh process tells
+        # process's or the code's? Not counted; a fresh process tells. Once the trial failed
+        # in a fresh process too, its failures count wherever they happen (a trial that always
+        # fails uses its restarts, not twice as many)
         reused = status == "error" and bool(rec.get("reused")) and not rec.get("fatal") \
-            and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix
+            and not rec.get("ends_trial") and not rec.get("disk_full") and not before_fix \
+            and t.restarts == 0
         if status == "completed" and t.fresh:
             self._passed_fresh(rec)
         t.fresh = False
