@@ -309,16 +309,10 @@ def same(pid, started):
 
 while time.time() < deadline and any(same(p, s) for p, s in groups + procs):
     time.sleep(0.5)
-for pid, started in groups:
+for i, (pid, started) in enumerate(groups + procs):
     if same(pid, started):
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-for pid, started in procs:
-    if same(pid, started):
-        try:
-            os.kill(pid, signal.SIGKILL)
+            (os.killpg if i < len(groups) else os.kill)(pid, signal.SIGKILL)
         except OSError:
             pass
 """

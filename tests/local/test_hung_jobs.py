@@ -21,19 +21,25 @@ from asha_hpc.testing.invariants import check_invariants
 from helpers import FREEZABLE_TRAIN
 
 
-@pytest.mark.slow
-def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
+def _one_trial_master(tmp_path, monkeypatch, max_length):
+    """A master, driven step by step here, of one trial of FREEZABLE_TRAIN, HUNG_S lowered."""
     monkeypatch.setattr(loop, "HUNG_S", 40.0)  # a single rank beats every 30 s
     monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
     (tmp_path / "model.py").write_text(FREEZABLE_TRAIN)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "name": "hung", "entrypoint": "model:train",
-        "searcher": {"name": "random", "metric": "loss", "max_length": 30, "max_trials": 1},
+        "searcher": {"name": "random", "metric": "loss", "max_length": max_length,
+                     "max_trials": 1},
         "hyperparameters": {"x": 1}, "reproducibility": {"experiment_seed": 1},
         "poll_interval_s": 0.5, "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
     cfg = load_config(tmp_path / "c.yaml")
     exp = ExpDir.create(tmp_path / "e")
-    m = Master(exp, cfg, progress=lambda s: None)
+    return cfg, exp, Master(exp, cfg, progress=lambda s: None)
+
+
+@pytest.mark.slow
+def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
+    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=30)
     m.start()
     pids = exp.trial_dir(1) / "pids"
     frozen = None
@@ -105,45 +111,13 @@ def test_who_is_judged_hung(tmp_path, monkeypatch):
     assert judged([frozen, trial(10, 300), trial(11, 300), alive]) == []  # most at once
 
 
-WAKES_AND_TRAINS_ON = '''
-import json, os, time
-
-
-def train(trial):
-    epoch = 0
-    if trial.latest_checkpoint is not None:
-        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
-    with open(trial.dir / "pids", "a") as f:
-        f.write(f"{os.getpid()} {epoch}\\n")
-    for segment in trial.segments():
-        while epoch < segment.length:  # trains on after a stop signal, as much code does
-            time.sleep(0.2)
-            epoch += 1
-            with trial.save_checkpoint(length=epoch) as p:
-                (p / "s.json").write_text(json.dumps({"epoch": epoch}))
-            with open(trial.dir / "saves", "a") as f:
-                f.write(f"{os.getpid()} {epoch}\\n")
-        segment.report(loss=1.0 / epoch)
-'''
-
-
 @pytest.mark.slow
 def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monkeypatch):
     """Slurm's cancel of a frozen job sends SIGCONT, then SIGTERM, and the kill only after
     KillWait: the woken job trained on and checkpointed into the trial's folder beside the
     attempt that retries it. The master marks the attempt superseded before the kill; the job
     that wakes publishes no checkpoint and no result, and ends."""
-    monkeypatch.setattr(loop, "HUNG_S", 40.0)
-    monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
-    (tmp_path / "model.py").write_text(WAKES_AND_TRAINS_ON)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
-        "name": "woken", "entrypoint": "model:train",
-        "searcher": {"name": "random", "metric": "loss", "max_length": 150, "max_trials": 1},
-        "hyperparameters": {"x": 1}, "reproducibility": {"experiment_seed": 1},
-        "poll_interval_s": 0.5, "local": {"gpus": [], "max_parallel": 1, "workers": 0}}))
-    cfg = load_config(tmp_path / "c.yaml")
-    exp = ExpDir.create(tmp_path / "e")
-    m = Master(exp, cfg, progress=lambda s: None)
+    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=150)
     woken: list[int] = []
 
     def cancel_as_slurm_does(job_ids):  # the job wakes, told to stop; nothing kills it
