@@ -287,6 +287,7 @@ class _Session:
         self.pending: SegmentSpec | None = None  # assignment taken inside segments()
         self.first = True
         self.calls = 0  # calls of the user's code this process made
+        self.raised_last = False  # the last of them raised
         self.status = "exit"
         self.ranks = current_ranks()
         self.watch: FolderWatch | None = None  # of this job's slot folder (fswatch.py)
@@ -649,14 +650,17 @@ class _Session:
         reached = spec.length if out.status == "completed" and not out.ends_trial else ckpt_length
         # code that raised may have left this process unfit for the next call (a library set
         # up once per process, GlobalHydra, Accelerate's state, a CUDA error): a warm worker
-        # leaves, and the retry and the next trial run in a fresh process
+        # whose calls raised twice in a row leaves, and the next trial runs in a fresh process
+        # (the master retries a segment that failed in a reused process in a job of its own)
         raised = out.status == "error" and not out.ends_trial
+        unfit = raised and self.raised_last
+        self.raised_last = raised
         waits = self.worker is not None and not leaving and not self.stopping() \
-            and not self._peer_dead(now=True) and not raised
-        if raised and self.worker is not None and not leaving:
-            print("asha_hpc: this warm worker leaves after the error, so that nothing the code "
-                  "left in its process fails the next call; the pool starts another",
-                  file=sys.stderr, flush=True)
+            and not self._peer_dead(now=True) and not unfit
+        if unfit and self.worker is not None and not leaving:
+            print("asha_hpc: this warm worker's last two calls raised: it leaves, so that "
+                  "nothing the code left in its process fails the next call; the pool starts "
+                  "another", file=sys.stderr, flush=True)
         body = dict(ident, type="result", status=out.status, metrics=out.metrics,
                     length=spec.length, error=out.error, checkpoint=str(ckpt) if ckpt else None,
                     started=att.started, ended=time.time(), stop_reason=att.control.stop_reason,

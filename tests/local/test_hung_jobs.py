@@ -117,7 +117,7 @@ def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monk
     KillWait: the woken job trained on and checkpointed into the trial's folder beside the
     attempt that retries it. The master marks the attempt superseded before the kill; the job
     that wakes publishes no checkpoint and no result, and ends."""
-    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=150)
+    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=60)
     woken: list[int] = []
 
     def cancel_as_slurm_does(job_ids):  # the job wakes, told to stop; nothing kills it
@@ -159,4 +159,4 @@ def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monk
                    and p.suffix in (".err", ".out", ".log"))
     assert "(t00001-s000-a00) for dead (no heartbeat for" in logs
     st = m.state
-    assert st.lifecycle == "completed" and st.trials[1].length == 150
+    assert st.lifecycle == "completed" and st.trials[1].length == 60

@@ -274,18 +274,18 @@ def test_gpu_out_of_memory_fails_one_segment_not_its_neighbour(tmp_path):
             (retry,) = [i for i in recs if i["kind"] == "intent" and i["trial"] == r["trial"]
                         and i["segment"] == r["segment"] and i["attempt"] == r["attempt"] + 1]
             assert retry.get("worker") is None  # a job of its own
-    assert_no_call_after_an_error_in_its_worker(recs)
+    assert_no_call_after_two_errors_in_its_worker(recs)
 
 
-def assert_no_call_after_an_error_in_its_worker(recs):
-    """A warm worker whose call raised leaves: nothing is handed to it afterwards."""
-    failed: set[str] = set()
+def assert_no_call_after_two_errors_in_its_worker(recs):
+    """A warm worker whose last two calls raised leaves: nothing is handed to it afterwards."""
+    in_a_row: dict[str, int] = {}
     for r in recs:
         if r["kind"] == "intent" and r.get("worker"):
-            assert r["worker"] not in failed, f"{r['worker']} took a segment after its error"
-        if r["kind"] == "result" and r["status"] == "error":
-            failed.add(r["worker"])
-    assert failed
+            assert in_a_row.get(r["worker"], 0) < 2, f"{r['worker']} took a segment after two errors"
+        if r["kind"] == "result" and r.get("worker"):
+            in_a_row[r["worker"]] = in_a_row.get(r["worker"], 0) + 1 if r["status"] == "error" else 0
+    assert any(r["kind"] == "result" and r["status"] == "error" for r in recs)
 
 
 ONCE_PER_PROCESS = '''
@@ -327,7 +327,7 @@ def test_code_that_works_once_per_process_fails_once_per_trial_not_for_good(tmp_
     cfg, exp, st, recs = run_master(path, tmp_path / "run")
     assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
     assert st.counts().get("failed", 0) == 0, st.counts()
-    assert_no_call_after_an_error_in_its_worker(recs)
+    assert_no_call_after_two_errors_in_its_worker(recs)
     errors = [r for r in recs if r["kind"] == "result" and r["status"] == "error"]
     # each failed in a process that had run another trial, was not counted, and passed in a
     # job of its own (a fresh process)
