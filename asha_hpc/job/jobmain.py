@@ -286,7 +286,7 @@ class _Session:
         self.control: TrialControl | None = None  # the trial now running (its job side)
         self.pending: SegmentSpec | None = None  # assignment taken inside segments()
         self.first = True
-        self.calls = 0  # calls of the user's code this process made
+        self.worked = 0  # calls of the user's code that returned without an error here
         self.raised_last = False  # the last of them raised
         self.status = "exit"
         self.ranks = current_ranks()
@@ -383,13 +383,15 @@ class _Session:
                   f"before it started: this job does nothing and ends", file=sys.stderr, flush=True)
             return None
         att = self._setup(spec)
-        att.reused, self.calls = self.calls > 0, self.calls + 1
+        # a process where the code worked before: a failure now may be what it left behind
+        att.reused = self.worked > 0
         out = self._execute(att)
         for thread in (att.beat, att.watch):
             if thread is not None:
                 thread.halt.set()
         _leave_process_group()
         if att.spec is None:  # its last result went out inside segments(): nothing left here
+            self.worked += 1
             if out.status == "error":
                 print(_AFTER_RESULT.format(trial=spec.trial_id, error=out.error),
                       file=sys.stderr, flush=True)
@@ -398,6 +400,7 @@ class _Session:
             return self.pending
         self._keep_if_done(att, out)
         self._classify(att, out)
+        self.worked += out.status != "error"
         if out.status == "interrupted" and att.group is not None and self.ranks.world_size > 1:
             # told to stop because a rank died (Slurm ends the step): the trial's failure, on
             # that rank's node, not a preemption to retry for free
@@ -754,7 +757,7 @@ class _Attempt:
     # this call of the code started from a checkpoint: its results tell whether the trial's
     # restore path works (fail-fast, state.py)
     restored: bool = False
-    # this process ran the code before (a warm worker): an error may be the process's state
+    # the code worked in this process before (a warm worker): an error may be the state it left
     reused: bool = False
     # "path (why)" of the trial's newer checkpoints, incomplete, that this attempt could not
     # go on from
