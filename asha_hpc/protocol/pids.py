@@ -50,12 +50,10 @@ def process_started(pid: int) -> float | None:
     btime = _boot_time()
     if btime is None:
         return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22: starttime
-    except (OSError, ValueError, IndexError):
+    ticks = start_ticks(pid)
+    if ticks is None or not ticks.isdigit():
         return None
-    return btime + ticks / os.sysconf("SC_CLK_TCK")
+    return btime + int(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def started_after(pid: int, when: object) -> bool:

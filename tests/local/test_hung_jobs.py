@@ -37,21 +37,31 @@ def _one_trial_master(tmp_path, monkeypatch, max_length):
     return cfg, exp, Master(exp, cfg, progress=lambda s: None)
 
 
-@pytest.mark.slow
-def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
-    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=30)
+def _freeze_at_its_first_checkpoint_and_finish(cfg, exp, m, timeout_s: float):
+    """Drive the master to the search's end; the trial's job is SIGSTOPped (as a hung node
+    leaves it: the scheduler runs it) once it published a checkpoint. (its pid, that
+    checkpoint's length)."""
     m.start()
     pids = exp.trial_dir(1) / "pids"
-    frozen = None
-    deadline = time.time() + 240
+    frozen, at = None, None
+    deadline = time.time() + timeout_s
     while m.step():
         assert time.time() < deadline, "the search did not end"
         if frozen is None and pids.exists() and latest_checkpoint(exp.checkpoints(1)) is not None:
             frozen = int(pids.read_text().split()[0])
-            os.kill(frozen, signal.SIGSTOP)  # as a hung node leaves it: the scheduler runs it
+            os.kill(frozen, signal.SIGSTOP)
             at = checkpoint_length(latest_checkpoint(exp.checkpoints(1)))
         m.clock.sleep(cfg.poll_interval_s)
     m.close()
+    assert frozen is not None
+    return frozen, at
+
+
+@pytest.mark.slow
+def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(tmp_path, monkeypatch):
+    cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=30)
+    frozen, at = _freeze_at_its_first_checkpoint_and_finish(cfg, exp, m, 240)
+    pids = exp.trial_dir(1) / "pids"
     recs = read_journal(exp.journal)[0]
     assert check_invariants(cfg, recs) == []
     (dead,) = [r for r in recs if r["kind"] == "job_dead"]
@@ -118,26 +128,13 @@ def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monk
     attempt that retries it. The master marks the attempt superseded before the kill; the job
     that wakes publishes no checkpoint and no result, and ends."""
     cfg, exp, m = _one_trial_master(tmp_path, monkeypatch, max_length=60)
-    woken: list[int] = []
-
     def cancel_as_slurm_does(job_ids):  # the job wakes, told to stop; nothing kills it
-        for pid in woken:
-            os.kill(pid, signal.SIGCONT)
-            os.kill(pid, signal.SIGTERM)
+        pid = int((exp.trial_dir(1) / "pids").read_text().split()[0])  # the frozen one's
+        os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGTERM)
 
     monkeypatch.setattr(m.backend, "kill", cancel_as_slurm_does)
-    m.start()
-    pids = exp.trial_dir(1) / "pids"
-    at = None
-    deadline = time.time() + 300
-    while m.step():
-        assert time.time() < deadline, "the search did not end"
-        if not woken and pids.exists() and latest_checkpoint(exp.checkpoints(1)) is not None:
-            woken.append(int(pids.read_text().split()[0]))
-            os.kill(woken[0], signal.SIGSTOP)
-            at = checkpoint_length(latest_checkpoint(exp.checkpoints(1)))
-        m.clock.sleep(cfg.poll_interval_s)
-    m.close()
+    woken, at = _freeze_at_its_first_checkpoint_and_finish(cfg, exp, m, 300)
     recs = read_journal(exp.journal)[0]
     assert check_invariants(cfg, recs) == []
     (dead,) = [r for r in recs if r["kind"] == "job_dead"]
@@ -148,12 +145,12 @@ def test_a_hung_job_that_wakes_publishes_nothing_beside_its_retry(tmp_path, monk
     # rename), no result of its attempt, and it ended by itself
     saved_by_it = [int(e) for p, e in (line.split() for line in
                                        (exp.trial_dir(1) / "saves").read_text().splitlines())
-                   if int(p) == woken[0]]
+                   if int(p) == woken]
     assert max(saved_by_it) == at
     assert not [r for r in recs if r["kind"] == "result" and r["attempt"] == 0]
     with pytest.raises(ProcessLookupError):
         for _ in range(100):
-            os.kill(woken[0], 0)
+            os.kill(woken, 0)
             time.sleep(0.2)
     logs = "".join(p.read_text(errors="replace") for p in exp.jobs.rglob("*") if p.is_file()
                    and p.suffix in (".err", ".out", ".log"))
