@@ -1164,13 +1164,16 @@ class Master:
         """Of the idle pool workers given nothing (``spare``), those no segment can come for
         (pool.surplus), after this step's hand-overs are journaled: segments still queued
         wait for a worker, and so do those of running segment jobs and of jobs that continue
-        only their own trial when they end."""
+        only their own trial when they end. Not those of jobs still queued: the scheduler may
+        be holding them for the very GPUs these workers keep idle (a queue or a QOS limit that
+        the workers fill; the local backend's max_parallel), and when they end the pool grows
+        again."""
         st = self.state
         assert st is not None
         workers = st.pool.workers
         unfreed = sum(1 for t in st.live()
-                      if t.worker is None or t.worker not in workers
-                      or workers[t.worker].kind != pool.POOL)
+                      if t.status == RUNNING and (t.worker is None or t.worker not in workers
+                                                  or workers[t.worker].kind != pool.POOL))
         busy = {w.job_id for w in st.pool.alive(pool.POOL)
                 if w.status == pool.BUSY and w.job_id}
         waiting = sum(1 for i in st.todo if not st.trials[i].fresh)  # these run in a job of their own

@@ -10,6 +10,7 @@ from hypothesis import strategies as hs
 from asha_hpc.config import parse_config
 from asha_hpc.master.loop import Master
 from asha_hpc.master.pool import BUSY, CONTINUE, IDLE, POOL, Pool, Worker, surplus
+from asha_hpc.master.state import PENDING, RUNNING
 from asha_hpc.protocol.expdir import ExpDir
 
 
@@ -92,8 +93,8 @@ def test_the_master_keeps_spares_for_segment_jobs_and_continuing_jobs_only(tmp_p
               Worker(id="w0003", kind=POOL, job_id="4", status=IDLE),
               Worker(id="c1", kind=CONTINUE, job_id="9", status=BUSY)):
         pool._set(w, w.status)
-    live = [SimpleNamespace(worker="w0000"), SimpleNamespace(worker=None),
-            SimpleNamespace(worker="c1")]
+    live = [SimpleNamespace(worker="w0000", status=RUNNING),
+            SimpleNamespace(worker=None, status=RUNNING), SimpleNamespace(worker="c1", status=RUNNING)]
     trials = {7: SimpleNamespace(fresh=False), 8: SimpleNamespace(fresh=True)}
     state = SimpleNamespace(pool=pool, live=lambda: live, todo=[], searcher_done=False,
                             trials=trials)
@@ -104,5 +105,12 @@ def test_the_master_keeps_spares_for_segment_jobs_and_continuing_jobs_only(tmp_p
     assert m._surplus(spare) == []
     state.todo = [8]  # one that runs in a fresh process, a job of its own: none kept for it
     assert ids(m._surplus(spare)) == ["w0003"]
+    # a job of its own still queued: none kept for it. The scheduler may hold it for the very
+    # GPUs the kept workers sit on idle (a QOS limit on jobs, local.max_parallel), and it
+    # waited for them until their idle timeout
+    live.append(SimpleNamespace(worker=None, status=PENDING))
+    assert ids(m._surplus(spare)) == ["w0003"]
+    live[-1].status = RUNNING  # once it runs, its end may bring a segment: one kept for it
+    assert m._surplus(spare) == []
     state.searcher_done, state.todo = True, []
     assert ids(m._surplus(spare)) == ["w0001", "w0002", "w0003"]
