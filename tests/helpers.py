@@ -3,6 +3,8 @@ function, an experiment config around it, the CLI as a subprocess, the journal a
 final state (checked against the invariants). Slurm's own helpers: tests/slurm_helpers.py."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,9 +80,37 @@ def make_experiment(tmp_path, searcher=None, hp=None, **top):
     return path
 
 
-def cli(*args, check=True, **kw):
-    r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
-                       capture_output=True, text=True, **kw)
+def run_cli(*args, timeout: float = 300, env=None, **popen) -> subprocess.CompletedProcess:
+    """``python -m asha_hpc.cli ARGS``. One still running at ``timeout`` is asked for its
+    threads' stacks (faulthandler on SIGABRT) before it is killed, and the test fails with
+    them and the end of what it printed: a hang shows where it waits."""
+    cmd = [sys.executable, "-m", "asha_hpc.cli", *map(str, args)]
+    env = dict(os.environ if env is None else env, PYTHONFAULTHANDLER="1")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, **popen) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)
+            try:
+                out, err = p.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+            words = list(map(str, args))
+            exp = words[words.index("--exp-dir") + 1] if "--exp-dir" in words else \
+                (words[1] if words[0] == "resume" else None)
+            status = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "status", exp],
+                                    capture_output=True, text=True, timeout=60).stdout \
+                if exp and Path(exp).is_dir() else ""
+            raise AssertionError(f"asha-hpc {' '.join(words)} still ran after {timeout:g} s; "
+                                 f"its stacks and the end of its stderr:\n{err[-8000:]}\n"
+                                 f"status:\n{status[-4000:]}") from None
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def cli(*args, check=True, timeout: float = 600, **kw):
+    r = run_cli(*args, timeout=timeout, **kw)
     if check and r.returncode != 0:
         raise AssertionError(f"asha-hpc {args} exited {r.returncode}:\n{r.stderr}")
     return r

@@ -2,8 +2,6 @@
 real master, real jobs (local backend), training code with the bugs users make."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import ResumeTrial, SegmentCompleted, TrialFailed, TrialRetried, make_searcher
 from asha_hpc.testing.invariants import check_invariants
 
-from helpers import four_trials_cfg
+from helpers import four_trials_cfg, run_cli
 
 # A tutorial-style loop with a checkpoint per segment; BUG is replaced per test.
 MODEL = '''
@@ -57,8 +55,7 @@ def write(tmp_path, bug="pass", searcher=None, **top):
 
 
 def asha(*args):
-    return subprocess.run([sys.executable, "-m", "asha_hpc.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 def journal(exp_dir):
@@ -387,9 +384,16 @@ def test_retry_failed_continues_failed_trials_from_their_checkpoints(tmp_path):
     exp = tmp_path / "run"
     r = asha("run", cfg, "--exp-dir", exp)
     st = final(exp)
-    failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
-    assert r.returncode == 0 and st.lifecycle == "completed" and failed, r.stderr
-    assert "shape mismatch" in asha("status", exp).stdout
+    failed = sorted(t.id for t in st.trials.values() if st.status_of(t) == FAILED)
+    # the search ends with these trials failed, or fail-fast stops it first: a trial whose
+    # promoted segment failed in a reused warm worker is retried in a fresh process, and three
+    # trials that failed alike twice from a checkpoint are a restore that every trial repeats
+    # (which of the two comes first is up to the order in which the jobs end)
+    if st.lifecycle == "failed":
+        assert r.returncode == 1 and "The code that restores a checkpoint fails" in r.stderr, r.stderr
+    else:
+        assert r.returncode == 0 and st.lifecycle == "completed", r.stderr
+    assert failed and "shape mismatch" in asha("status", exp).stdout
     write(tmp_path)
     r = asha("resume", exp, "--retry-failed")
     assert r.returncode == 0, r.stderr
