@@ -158,8 +158,9 @@ def test_a_limit_on_submitted_jobs_is_kept_to(tmp_path, cleanup, short_qos):
     assert all(t.status == "completed" and t.restarts == 0 and t.infra_retries == 0
                for t in st.trials.values()), (
         [(t.id, t.status, t.restarts, t.infra_retries, t.error) for t in st.trials.values()],
-        [{k: r.get(k) for k in ("kind", "trial", "attempt", "job_id", "state", "status", "error")}
-         for r in recs if r["kind"] in ("submitted", "job_dead", "result", "submit_failed")])
+        [r for r in recs if r["kind"] == "job_dead"],
+        [(p.name, p.read_text()[-1500:]) for r in recs if r["kind"] == "job_dead"
+         for p in (tmp_path / "run" / "jobs").glob(f"{r.get('job_id')}*_log.err")])
     [line] = [s for s in err.splitlines() if "takes no more of your jobs at once" in s]
     assert "QOSMaxSubmitJobPerUserLimit" in line
     failed = [r for r in recs if r["kind"] == "submit_failed"]
