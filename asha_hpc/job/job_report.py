@@ -182,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"asha_hpc.report: --saved {a.saved!r}: name an entry of $ASHA_CHECKPOINT_DIR "
                   f"(a file or folder directly in it)", file=sys.stderr)
             return 2
+        folder = os.environ.get("ASHA_CHECKPOINT_DIR")
+        if folder and not os.path.lexists(os.path.join(folder, a.saved)):
+            there = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+            print(f"asha_hpc.report: --saved {a.saved!r}: there is no such entry in "
+                  f"$ASHA_CHECKPOINT_DIR ({folder}"
+                  + (f"; it holds {', '.join(map(repr, there[:5]))}" if there else "; it is empty")
+                  + "): write the checkpoint there first, then report it", file=sys.stderr)
+            return 2
         rec = {"saved": a.saved, **({"reached": a.reached} if a.reached is not None else {})}
     else:
         metrics = {}

@@ -82,14 +82,21 @@ def test_a_saved_checkpoint_entry_is_read_with_its_length_and_bad_names_are_refu
     from asha_hpc.job.job_report import main, read_report
 
     out = tmp_path / "report.jsonl"
-    os.environ["ASHA_REPORT_FILE"] = str(out)
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "ckpt-100").mkdir(parents=True)
+    (ckpt / "ckpt-200").write_text("x")
+    os.environ.update(ASHA_REPORT_FILE=str(out), ASHA_CHECKPOINT_DIR=str(ckpt))
     try:
         assert main(["--saved", "ckpt-100", "--reached", "100"]) == 0
         assert main(["--saved", "ckpt-200"]) == 0
         assert main(["--saved", "../../elsewhere"]) == 2
+        assert main(["--saved", "ckpt-300"]) == 2  # a typo, or reported before it was written
     finally:
-        del os.environ["ASHA_REPORT_FILE"]
-    assert "--saved '../../elsewhere': name an entry of $ASHA_CHECKPOINT_DIR" in capsys.readouterr().err
+        del os.environ["ASHA_REPORT_FILE"], os.environ["ASHA_CHECKPOINT_DIR"]
+    err = capsys.readouterr().err
+    assert "--saved '../../elsewhere': name an entry of $ASHA_CHECKPOINT_DIR" in err
+    assert (f"--saved 'ckpt-300': there is no such entry in $ASHA_CHECKPOINT_DIR ({ckpt}; it "
+            f"holds 'ckpt-100', 'ckpt-200'): write the checkpoint there first") in err
     got = read_report(out)
     assert (got.saved, got.saved_reached, got.reached) == ("ckpt-200", None, 100)
     with open(out, "a") as f:
