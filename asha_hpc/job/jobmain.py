@@ -480,6 +480,8 @@ class _Session:
             att.skipped = newest_checkpoint(att.trial.dir / CHECKPOINTS)[1]
         start, start_length = att.control.latest_checkpoint()
         att.restored = start is not None
+        if start is not None and not isinstance(spec.entrypoint, list):
+            att.unread = start  # until the code asks for it (a command gets it in its env)
         try:
             if isinstance(spec.entrypoint, list):
                 out.metrics = _run_command(spec, att.trial, att.run_dir)
@@ -681,6 +683,12 @@ class _Session:
             body["failed_node"] = out.failed_node
         if att.skipped:
             body["skipped_checkpoints"] = att.skipped[:3]
+        if att.unread is not None and out.status == "completed" \
+                and not att.trial.asked_for_checkpoint:
+            body["ignored_checkpoint"] = str(att.unread)
+            print(IGNORED_CHECKPOINT.format(trial=spec.trial_id, path=att.unread,
+                                            length=spec.length), file=sys.stderr, flush=True)
+        att.unread = None  # a call that goes on in place trains on from its own model
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = out.status
@@ -762,6 +770,9 @@ class _Attempt:
     # "path (why)" of the trial's newer checkpoints, incomplete, that this attempt could not
     # go on from
     skipped: list[str] = field(default_factory=list)
+    # the checkpoint this call of a function could go on from, while its code has not asked
+    # for it (trial.latest_checkpoint) by its first result
+    unread: Path | None = None
 
 
 @dataclass
@@ -783,6 +794,13 @@ _NOTHING_TO_TRAIN = ("this attempt started from a checkpoint already at the segm
                      "{length} (the job before was stopped right after its last step): the "
                      "training loop had nothing to do, and the code must still evaluate and "
                      "report, e.g. after the loop. The error:\n")
+
+IGNORED_CHECKPOINT = (
+    "asha_hpc: trial {trial} had a checkpoint to go on from ({path}) and its code never read "
+    "trial.latest_checkpoint: it trained from scratch, spending again what earlier segments "
+    "trained (and where it trained only this segment's part, its result at length {length} is "
+    "for less training than that). Load the model, the optimizer and the epoch from "
+    "trial.latest_checkpoint at the start of the function (README: Writing a trial)")
 
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "

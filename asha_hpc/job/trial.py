@@ -93,6 +93,9 @@ class Trial:
         self._n_ckpt = 0
         self._saved_length: int | None = None  # the length the last checkpoint said it holds
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
+        # the code asked where to go on from (trial.latest_checkpoint): code that saves
+        # checkpoints and never asks trains a promoted trial from scratch (jobmain says so)
+        self.asked_for_checkpoint = False
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._said_again = False  # the warning about a segment reported twice, said once
@@ -111,6 +114,11 @@ class Trial:
     @property
     def latest_checkpoint(self) -> Path | None:
         """Path of the last complete checkpoint of this trial, or None (a fresh trial)."""
+        self.asked_for_checkpoint = True
+        return self._newest_checkpoint()
+
+    def _newest_checkpoint(self) -> Path | None:
+        """``latest_checkpoint`` for asha_hpc's own bookkeeping (not the code asking)."""
         return latest_checkpoint(self.dir / CHECKPOINTS)
 
     def segments(self) -> Iterator[Segment]:
@@ -463,7 +471,7 @@ class TrialControl:
         t = self.trial
         if t._saved is not None and t._saved[0].exists():
             return t._saved
-        ckpt = t.latest_checkpoint
+        ckpt = t._newest_checkpoint()
         return ckpt, checkpoint_length(ckpt)
 
 

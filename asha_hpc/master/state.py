@@ -51,6 +51,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, cast
 
 from ..backends import capabilities
@@ -92,6 +93,12 @@ LIVE = (QUEUED, PENDING, RUNNING)
 MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, preempted, ...)
 SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothing worked: stop
 LEFT_STATE_SEGMENTS = 3  # failed in a reused warm worker, passed in a fresh process: say why
+# said once per search, by the master and in status's events
+IGNORED_CHECKPOINT = ("trial {trial} had a checkpoint to go on from ({name}) and its code never "
+                      "read trial.latest_checkpoint: promoted trials train from scratch. Load "
+                      "the model, the optimizer and the epoch from trial.latest_checkpoint at "
+                      "the start of the function (README: Writing a trial)")
+
 LEFT_STATE = ("{n} segments failed in a warm worker's process that had run other trials and then "
               "passed in a fresh process: the code leaves state behind in its process (a library "
               "set up once per process, such as Hydra's initialize() without `with`, or "
@@ -194,6 +201,8 @@ class ExperimentState:
         # checkpoint: the first errors of attempts that started from one, until one succeeds
         self.restores_worked = 0
         self.passed_fresh = 0  # segments that failed in a reused warm worker, passed in a fresh one
+        # the first result whose code never read the checkpoint it could go on from
+        self.ignored_checkpoint: str | None = None
         self.restore_errors: list[tuple[int, str]] = []
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
         self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
@@ -506,6 +515,10 @@ class ExperimentState:
             and t.restarts == 0
         if status == "completed" and t.fresh:
             self._passed_fresh(rec)
+        if status == "completed" and rec.get("ignored_checkpoint") and self.ignored_checkpoint is None:
+            self.ignored_checkpoint = IGNORED_CHECKPOINT.format(
+                trial=t.id, name=PurePath(rec["ignored_checkpoint"]).name)
+            self._note(rec, self.ignored_checkpoint)
         t.fresh = False
         if status == "error" and not self.worked and not before_fix and not reused:
             self._early_error(t, rec)

@@ -168,6 +168,9 @@ class Result(Started):
         skipped = body.get("skipped_checkpoints")
         if isinstance(skipped, list) and skipped and all(isinstance(x, str) for x in skipped):
             extra["skipped_checkpoints"] = [x[:MAX_TEXT] for x in skipped[:3]]
+        ignored = body.get("ignored_checkpoint")  # its code never asked for it: from scratch
+        if isinstance(ignored, str) and ignored and status == "completed":
+            extra["ignored_checkpoint"] = ignored[:MAX_TEXT]
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

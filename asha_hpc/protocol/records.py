@@ -228,6 +228,8 @@ class Result(Started):
     reused: bool = optional(False)
     # "path (why)" of newer checkpoints the attempt found incomplete and could not go on from
     skipped_checkpoints: list[str] | None = optional()
+    # the checkpoint the attempt could have gone on from, which its code never asked for
+    ignored_checkpoint: str | None = optional()
     # journaled by the master, no job ran: a trial whose training ended on purpose (the model
     # is final) promoted to this segment's length
     carried: bool = optional(False)

@@ -394,6 +394,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         if skipped:  # it could not go on from the newest: said, not lost in the job's log
             line += (f"; it could not go on from its newest checkpoint, incomplete: "
                      f"{Path(skipped[0]).name}{' and more' if len(skipped) > 1 else ''}")
+        if rec.get("ignored_checkpoint"):
+            line += "; its code never read trial.latest_checkpoint: it trained from scratch"
         return line
     return _other_line(rec)
 
