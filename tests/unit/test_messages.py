@@ -82,7 +82,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats()
 KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
                         "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting",
                         "failed_node", "ends_trial", "fatal", "reused", "restored",
-                        "skipped_checkpoints"])
+                        "skipped_checkpoints", "ignored_checkpoint"])
 
 
 @settings(max_examples=400, deadline=None)
