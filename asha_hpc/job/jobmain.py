@@ -384,7 +384,8 @@ class _Session:
             return None
         att = self._setup(spec)
         # a process where the code worked before: a failure now may be what it left behind
-        att.reused = self.worked > 0
+        # (a command runs in a process of its own each time: it leaves nothing here)
+        att.reused = self.worked > 0 and not isinstance(spec.entrypoint, list)
         out = self._execute(att)
         for thread in (att.beat, att.watch):
             if thread is not None:
@@ -657,7 +658,7 @@ class _Session:
         # up once per process, GlobalHydra, Accelerate's state, a CUDA error): a warm worker
         # whose calls raised twice in a row leaves, and the next trial runs in a fresh process
         # (the master retries a segment that failed in a reused process in a job of its own)
-        raised = out.status == "error" and not out.ends_trial
+        raised = out.status == "error" and not out.ends_trial and not isinstance(spec.entrypoint, list)
         unfit = raised and self.raised_last
         self.raised_last = raised
         waits = self.worker is not None and not leaving and not self.stopping() \

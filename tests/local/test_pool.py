@@ -348,6 +348,49 @@ def test_code_that_works_once_per_process_fails_once_per_trial_not_for_good(tmp_
         status_dict(exp, cfg, st, recs))
 
 
+# a command's script (argparse, the README's ${args}) that fails every second run, a flaky
+# data mount say: each run is a python process of its own, whatever the worker
+EVERY_SECOND_RUN = """
+import argparse, json, os, sys
+from pathlib import Path
+
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float)
+args = p.parse_args()
+runs = Path(os.environ["ASHA_EXP_DIR"]) / "runs.txt"
+n = len(runs.read_text().split()) if runs.exists() else 0
+with open(runs, "a") as f:
+    f.write(f"{os.getpid()}\\n")
+if n % 2 == 1:
+    sys.exit("OSError: [Errno 5] Input/output error: '/data/shard-3'")
+length = int(os.environ["ASHA_TARGET_LENGTH"])
+print(json.dumps({"metrics": {"loss": (args.x - 0.3) ** 2 + 1.0 / length}}),
+      file=open(os.environ["ASHA_REPORT_FILE"], "a"))
+"""
+
+
+def test_a_command_that_fails_in_a_warm_worker_counts_its_failure(tmp_path):
+    """A warm worker runs a command as a new process each time: its failure is the command's,
+    counted against max_restarts, and no sign of state left behind in the worker's process."""
+    path = experiment(tmp_path, trials=4, max_restarts=3, searcher={"max_length": 4},
+                      local={"gpus": [], "max_parallel": 2, "workers": 1})
+    cfg = yaml.safe_load(path.read_text())
+    cfg.pop("entrypoint")
+    cfg["hyperparameters"] = {"x": {"type": "double", "minval": -1, "maxval": 1}}
+    cfg["command"] = ["python3", str(tmp_path / "script.py"), "${args}"]
+    (tmp_path / "script.py").write_text(EVERY_SECOND_RUN)
+    path.write_text(yaml.safe_dump(cfg))
+    cfg, exp, st, recs = run_master(path, tmp_path / "run")
+    assert st.lifecycle == "completed" and check_invariants(cfg, recs) == []
+    errors = [r for r in recs if r["kind"] == "result" and r["status"] == "error"]
+    assert errors and all(r.get("worker") for r in errors)
+    assert not any(r.get("reused") for r in errors)
+    assert sum(t.restarts for t in st.trials.values()) == len(errors)
+    assert st.passed_fresh == 0
+    # and the worker stayed for the next run, however many of its runs failed in a row
+    assert len({r["worker"] for r in recs if r["kind"] == "result" and r.get("worker")}) == 1
+
+
 # ------------------------------------------------------------------------------ simulated
 
 
