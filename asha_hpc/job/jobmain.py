@@ -71,7 +71,7 @@ from ..errors import (
     TrainingEndedEarly,
     shown,
 )
-from ..protocol.checkpoints import newest_checkpoint
+from ..protocol.checkpoints import checkpoint_bytes, newest_checkpoint
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import (
@@ -542,6 +542,9 @@ class _Session:
                 if start_length is not None and start_length >= spec.length:
                     out.error = _NOTHING_TO_TRAIN.format(length=spec.length) + out.error
                 out.disk_full = disk_full_in(e, att.trial.dir)  # the machine's fault: counts against nothing
+                if out.disk_full is not None:  # how much room a checkpoint of this trial takes
+                    out.disk_full["need"] = max(att.trial.failed_save_bytes,
+                                                checkpoint_bytes(att.control.latest_checkpoint()[0]))
                 if att.group is not None and self.ranks.world_size > 1:
                     att.group.mark_ended(out.error)
                     # a peer killed mid-collective shows here as this rank's error ("connection

@@ -96,6 +96,7 @@ class Trial:
         # the code asked where to go on from (trial.latest_checkpoint): code that saves
         # checkpoints and never asks trains a promoted trial from scratch (jobmain says so)
         self.asked_for_checkpoint = False
+        self.failed_save_bytes = 0  # what a checkpoint that failed (a full disk) had written
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._said_again = False  # the warning about a segment reported twice, said once
@@ -248,6 +249,7 @@ class Trial:
             yield tmp
         except BaseException:
             if self.rank == 0:
+                self.failed_save_bytes = max(self.failed_save_bytes, sum(_sizes(tmp).values()))
                 _rmtree(tmp)
             raise
         self._barrier(tmp, "saved")  # a sharded checkpoint is complete, or absent

@@ -758,6 +758,7 @@ class Master:
                                   free_at=full.get("free"))  # as the job saw it, not now
             self._full_looked = time.time()
             self.progress(self._full.line(self.exp.root))
+        self._full.needs(full.get("need"))
 
     def _room(self) -> bool:
         """False while a full filesystem holds new work back (looked at every few seconds)."""

@@ -60,6 +60,15 @@ def checkpoint_length(path: Path | None) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def checkpoint_bytes(path: Path | None) -> int:
+    """The size of a checkpoint's files, by its manifest (0 where there is none)."""
+    man, err = read_json(path / MANIFEST) if path is not None else ({}, "none")
+    files = man.get("files") if not err and isinstance(man, dict) else None
+    if not isinstance(files, dict):
+        return 0
+    return sum(v for v in files.values() if isinstance(v, int) and not isinstance(v, bool))
+
+
 def checkpoint_problem(path: Path) -> str | None:
     """Why ``path`` is not a complete checkpoint, or None."""
     man, err = read_json(path / MANIFEST)

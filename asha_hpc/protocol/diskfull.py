@@ -80,6 +80,9 @@ class DiskFull:
     probe_dir: Path  # where a probe file may be written (the experiment folder)
     free_at: int | None = None
     since: float = field(default_factory=time.time)
+    # the largest checkpoint a job failed to write, or its trial's last one: a job removes
+    # what it had written when the save fails, and that alone would look like room again
+    need: int = 0
 
     def __post_init__(self) -> None:
         self.mount = mount_point(self.path)
@@ -93,15 +96,26 @@ class DiskFull:
                 f" and the search goes on by itself (or stop it with Ctrl-C and "
                 f"`asha-hpc resume {shell_word(root)}` later); running trials lose nothing")
 
+    def needs(self, size: Any) -> None:
+        """A job that hit it says how large a checkpoint of its trial is (``disk_full["need"]``)."""
+        if isinstance(size, int) and not isinstance(size, bool):
+            self.need = max(self.need, size)
+
+    def room_needed(self) -> int:
+        """Free bytes before work resumes: more than when it filled, and twice the largest
+        checkpoint a job could not write (the one cut short, and one more in flight)."""
+        return max((self.free_at or 0) + ROOM_BYTES, 2 * self.need + ROOM_BYTES)
+
     def has_room(self) -> bool:
         if not self.quota:
             free = free_bytes(self.path)
-            if free is None or self.free_at is None or free < self.free_at + ROOM_BYTES:
+            if free is None or self.free_at is None or free < self.room_needed():
                 return False
         return self._probe()
 
     def _probe(self) -> bool:
-        """Write (and remove) ROOM_BYTES where the jobs write: the only test a quota answers."""
+        """Write (and remove) ROOM_BYTES where the jobs write: the only test a quota answers
+        (not a whole checkpoint's size: the probe is written every few seconds)."""
         probe = self.probe_dir / f".space-probe-{os.getpid()}"
         try:
             with open(probe, "wb") as f:

@@ -185,8 +185,9 @@ class Result(Started):
         full = body.get("disk_full")
         if status == "error" and isinstance(full, dict) and isinstance(full.get("path"), str):
             extra["disk_full"] = {"path": full["path"][-MAX_TEXT:], "quota": bool(full.get("quota"))}
-            if isinstance(full.get("free"), int) and not isinstance(full["free"], bool):
-                extra["disk_full"]["free"] = full["free"]
+            for k in ("free", "need"):
+                if isinstance(full.get(k), int) and not isinstance(full[k], bool):
+                    extra["disk_full"][k] = full[k]
         return cls(trial=s.trial, segment=s.segment, attempt=s.attempt, host=s.host,
                    job_id=s.job_id, status=status, metrics=metrics,
                    length=_int(body, "length", required=False), error=error,

@@ -107,6 +107,39 @@ def test_jobs_on_a_full_disk_pause_the_search_until_there_is_room(tmp_path, smal
     assert [r for r in recs if r["kind"] == "result" and r.get("disk_full")]  # it did fill
 
 
+def test_a_save_cut_short_by_a_full_disk_is_no_room_when_it_is_removed(tmp_path, small_fs):
+    """Checkpoints of 5 MiB on 12 MiB, two trials at a time: a save that fails removes what it
+    had written, and that freed space looked like room again. The search started segments
+    again and again, each retrained and cut short at its save, and counted nothing (a hostile
+    user's 20 MiB tmpfs: 5 rounds in 1.5 minutes). Now room is twice the checkpoint a job could
+    not write: the search waits until the operator makes room, then completes."""
+    cfg = _experiment(tmp_path, trials=6, sleep=0.01)
+    (tmp_path / "model.py").write_text(BIG_CHECKPOINTS.replace("3 << 20", "5 << 20"))
+    run = small_fs / "run"
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
+                               "--exp-dir", str(run)], stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(master.stderr or []), daemon=True).start()
+    try:
+        deadline = time.time() + 60
+        while not any("no space left on this filesystem" in x for x in lines):
+            assert time.time() < deadline and master.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        time.sleep(8)  # jobs cut short go on failing their saves, removing what they wrote
+        full = [r for r in read_journal(run / "journal.jsonl")[0]
+                if r["kind"] == "result" and r.get("disk_full")]
+        assert not any("there is room again" in x for x in lines), "".join(lines)
+        assert 1 <= len(full) <= 2 and all(r["disk_full"]["need"] > 1 << 20 for r in full), full
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+        master.wait(timeout=180)
+    finally:
+        if master.poll() is None:
+            master.kill()
+    err = "".join(lines)
+    assert master.returncode == 0 and "there is room again" in err, err
+    _trials_untouched(run)
+
+
 def test_the_masters_own_full_disk_is_one_line_and_resume_continues(tmp_path, small_fs):
     cfg = _experiment(tmp_path, trials=6, sleep=0.05)
     run = small_fs / "run"
@@ -250,4 +283,9 @@ def test_room_again_is_more_free_space_or_for_a_quota_a_probe_that_can_be_writte
     assert full.mount == small_fs and not full.has_room() and not quota.has_room()
     os.truncate(ballast, os.path.getsize(ballast) - (4 << 20))  # 4 MiB freed
     assert full.has_room() and quota.has_room()
+    # a job could not write a 3 MiB checkpoint: room is twice that, and a MiB
+    full.needs(3 << 20)
+    assert full.room_needed() == 7 << 20 and not full.has_room()
+    os.truncate(ballast, os.path.getsize(ballast) - (3 << 20))
+    assert full.has_room()
     assert [n for n in os.listdir(small_fs) if n.startswith(".space-probe")] == []
