@@ -203,6 +203,7 @@ class ExperimentState:
         self.passed_fresh = 0  # segments that failed in a reused warm worker, passed in a fresh one
         # the first result whose code never read the checkpoint it could go on from
         self.ignored_checkpoint: str | None = None
+        self.damaged: str | None = None  # replay(salvage=True): why it stopped short
         self.restore_errors: list[tuple[int, str]] = []
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
         self.auto = AutoMeasure(count_queue=self.caps.queue_waits)  # workers: auto's numbers
@@ -891,10 +892,43 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(pin, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def replay(cfg: ExperimentConfig, records: list[dict[str, Any]]) -> ExperimentState:
+def replay(cfg: ExperimentConfig, records: list[dict[str, Any]],
+           salvage: bool = False) -> ExperimentState:
+    """The state the records lead to. A record that cannot be applied (the journal lost one
+    it depends on: a corrupt line, skipped) raises AshaError saying so; with ``salvage`` (the
+    read-only views) the state is the one before it instead, with ``damaged`` set."""
     st = ExperimentState(cfg)
     st.searcher.preload_sampled({r["trial"]: r["hparams"] for r in records
                                  if r["kind"] == Kind.SAMPLED})
+    prev = 0
     for r in records:
-        st.apply(r)
+        try:
+            st.apply(r)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            why = _damaged(r, e, records, prev)
+            if why is None:  # nothing was lost: not the journal's doing
+                raise
+            if not salvage:
+                raise AshaError(why) from None
+            st = replay(cfg, [x for x in records if x["seq"] < r["seq"]])
+            st.damaged = why
+            return st
+        prev = r["seq"]
     return st
+
+
+def _damaged(rec: dict[str, Any], e: Exception, records: list[dict[str, Any]],
+             prev: int) -> str | None:
+    """What a record that cannot be replayed says about the journal, and what to do; None
+    where no record before it is missing."""
+    seqs = {r["seq"] for r in records}
+    lost = [s for s in range(1, rec["seq"]) if s not in seqs]
+    if not lost:
+        return None
+    cause = (f"the journal lost record{'s' if len(lost) > 1 else ''} "
+             f"{', '.join(map(str, lost[:5]))}{'...' if len(lost) > 5 else ''} before it (a "
+             f"corrupt line, skipped), which it depends on")
+    return (f"journal record {rec['seq']} ({rec.get('kind')}) cannot be replayed ({type(e).__name__}: "
+            f"{e}): {cause}. What the journal says is known up to record {prev}; restore "
+            f"journal.jsonl from a backup or a filesystem snapshot, then resume (the trials' "
+            f"folders and checkpoints are untouched)")

@@ -68,7 +68,9 @@ def open_experiment(path: Any) -> tuple[ExpDir, ExperimentConfig, list[dict[str,
     records, _, warnings = read_journal(exp.journal)
     for w in warnings:
         logging.getLogger("asha_hpc").warning(w)
-    st = replay(cfg, records)
+    st = replay(cfg, records, salvage=True)
+    if st.damaged:
+        logging.getLogger("asha_hpc").warning("%s: %s", exp.journal, st.damaged)
     if cfg.experiment_dir and Path(cfg.experiment_dir) != exp.root.resolve():
         # the folder was moved or copied since: its checkpoints are the ones to name
         for t in st.trials.values():

@@ -267,3 +267,50 @@ def test_the_journal_fence_stops_a_writer_only_for_a_later_masters_records(tmp_p
     else:
         mine.append([{"kind": "c"}])
         assert [r["kind"] for r in read_journal(p)[0]][-1] == "c"
+
+
+_SEARCH_JOURNAL: dict[str, object] = {}
+
+
+def _search_journal(tmp_path_factory):
+    """A finished simulated search's config and journal bytes (made once)."""
+    if not _SEARCH_JOURNAL:
+        from asha_hpc.master.loop import Master
+        from asha_hpc.protocol.expdir import ExpDir
+
+        from helpers import sim_cfg
+
+        cfg = sim_cfg(trials=12, concurrent=4, failure_rate=0.0)
+        exp = ExpDir.create(tmp_path_factory.mktemp("sim") / "exp")
+        Master(exp, cfg, progress=lambda s: None).run()
+        _SEARCH_JOURNAL.update(cfg=cfg, data=exp.journal.read_bytes())
+    return _SEARCH_JOURNAL["cfg"], _SEARCH_JOURNAL["data"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_corrupt_line_leaves_the_views_a_state_and_resume_one_message(tmp_path_factory, data):
+    """A bad line in the middle of the journal is skipped; the records after it may depend on
+    it (a result a later promotion needs). The views then show the state up to the first
+    record that cannot be replayed, and say why; a master refuses with one message naming
+    the record and what to do. Before, every command died with the searcher's traceback."""
+    from asha_hpc.master.state import replay
+
+    cfg, raw = _search_journal(tmp_path_factory)
+    lines = raw.split(b"\n")
+    i = data.draw(st.integers(0, len(lines) - 3), label="line")  # the last one: a torn tail
+    at = data.draw(st.integers(9, max(9, len(lines[i]) - 1)), label="byte")  # past the checksum
+    lines[i] = lines[i][:at] + b"#" + lines[i][at + 1:]
+    p = tmp_path_factory.mktemp("j") / "journal.jsonl"
+    p.write_bytes(b"\n".join(lines))
+    recs, _, warns = read_journal(p)
+    assert len(recs) == len(lines) - 2 and any("skipped line" in w for w in warns)
+    salvaged = replay(cfg, recs, salvage=True)
+    try:
+        replay(cfg, recs)
+    except AshaError as e:
+        assert salvaged.damaged == str(e)
+        assert f"the journal lost record {i + 1} before it" in str(e)
+        assert "restore journal.jsonl from a backup" in str(e)
+    else:
+        assert salvaged.damaged is None
