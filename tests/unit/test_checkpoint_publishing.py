@@ -54,12 +54,15 @@ def test_a_checkpoint_still_written_after_its_block_stops_the_search(tmp_path: P
             (p / "state.orbax-checkpoint-tmp" / "ocdbt").write_text("x")
 
     def writes_on(folder: Path) -> None:  # an asynchronous save's thread
-        for i in range(400):
+        # writes on, with no pause to miss under load, until the folder is removed under it
+        end = time.time() + 2
+        i = 0
+        while time.time() < end:
             try:
-                (folder / f"shard{i}").write_bytes(b"x" * i)
-            except OSError:  # the folder was removed under it
+                (folder / f"shard{i % 400}").write_bytes(b"x" * i)
+            except OSError:
                 return
-            time.sleep(0.005)
+            i += 1
 
     with pytest.raises(FatalTrialError, match="something wrote into it after the `with` block"):
         with t.save_checkpoint(length=2) as p:
