@@ -901,7 +901,7 @@ def replay(cfg: ExperimentConfig, records: list[dict[str, Any]],
     st.searcher.preload_sampled({r["trial"]: r["hparams"] for r in records
                                  if r["kind"] == Kind.SAMPLED})
     prev = 0
-    for r in records:
+    for i, r in enumerate(records):
         try:
             st.apply(r)
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
@@ -910,10 +910,10 @@ def replay(cfg: ExperimentConfig, records: list[dict[str, Any]],
                 raise
             if not salvage:
                 raise AshaError(why) from None
-            st = replay(cfg, [x for x in records if x["seq"] < r["seq"]])
+            st = replay(cfg, records[:i])
             st.damaged = why
             return st
-        prev = r["seq"]
+        prev = r.get("seq", prev)
     return st
 
 
@@ -921,8 +921,8 @@ def _damaged(rec: dict[str, Any], e: Exception, records: list[dict[str, Any]],
              prev: int) -> str | None:
     """What a record that cannot be replayed says about the journal, and what to do; None
     where no record before it is missing."""
-    seqs = {r["seq"] for r in records}
-    lost = [s for s in range(1, rec["seq"]) if s not in seqs]
+    seqs = {r.get("seq") for r in records}
+    lost = [s for s in range(1, rec.get("seq") or 0) if s not in seqs]
     if not lost:
         return None
     cause = (f"the journal lost record{'s' if len(lost) > 1 else ''} "
