@@ -71,7 +71,7 @@ from ..errors import (
     TrainingEndedEarly,
     shown,
 )
-from ..protocol.checkpoints import checkpoint_bytes, newest_checkpoint
+from ..protocol.checkpoints import RESTORE_HINT, checkpoint_bytes, newest_checkpoint
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import (
@@ -803,8 +803,7 @@ IGNORED_CHECKPOINT = (
     "asha_hpc: trial {trial} had a checkpoint to go on from ({path}) and its code never read "
     "trial.latest_checkpoint: it trained from scratch, spending again what earlier segments "
     "trained (and where it trained only this segment's part, its result at length {length} is "
-    "for less training than that). Load the model, the optimizer and the epoch from "
-    "trial.latest_checkpoint at the start of the function (README: Writing a trial)")
+    "for less training than that). " + RESTORE_HINT)
 
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "

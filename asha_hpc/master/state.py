@@ -58,6 +58,7 @@ from ..backends import capabilities
 from ..backends.base import JobState
 from ..config import ExperimentConfig
 from ..errors import AshaError
+from ..protocol.checkpoints import RESTORE_HINT
 from ..protocol.expdir import attempt_key
 from ..protocol.metrics import metric_float
 from ..protocol.records import Kind
@@ -95,9 +96,8 @@ SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothi
 LEFT_STATE_SEGMENTS = 3  # failed in a reused warm worker, passed in a fresh process: say why
 # said once per search, by the master and in status's events
 IGNORED_CHECKPOINT = ("trial {trial} had a checkpoint to go on from ({name}) and its code never "
-                      "read trial.latest_checkpoint: promoted trials train from scratch. Load "
-                      "the model, the optimizer and the epoch from trial.latest_checkpoint at "
-                      "the start of the function (README: Writing a trial)")
+                      "read trial.latest_checkpoint: promoted trials train from scratch. "
+                      + RESTORE_HINT)
 
 LEFT_STATE = ("{n} segments failed in a warm worker's process that had run other trials and then "
               "passed in a fresh process: the code leaves state behind in its process (a library "

@@ -60,6 +60,11 @@ def checkpoint_length(path: Path | None) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+# what code that never read trial.latest_checkpoint is told (the job's log, the master, status)
+RESTORE_HINT = ("Load the model, the optimizer and the epoch from trial.latest_checkpoint at the "
+                "start of the function (README: Writing a trial)")
+
+
 def checkpoint_bytes(path: Path | None) -> int:
     """The size of a checkpoint's files, by its manifest (0 where there is none)."""
     man, err = read_json(path / MANIFEST) if path is not None else ({}, "none")
