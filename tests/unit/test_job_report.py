@@ -166,3 +166,31 @@ def test_reading_as_the_file_grows_gives_what_one_read_at_the_end_gives(tmp_path
     whole = read_report(out)
     assert seen == whole.points and reader.got.points == whole.points
     assert reader.got.metrics == whole.metrics and reader.got.reached == whole.reached
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=12), st.sets(st.sampled_from(["ckpt-1", "ckpt-2", "model.pt", "a b"])))
+def test_any_saved_name_is_kept_only_when_it_is_an_entry_of_the_folder(tmp_path_factory, name, there):
+    """``--saved NAME`` as a command passes it (any text): taken (exit 0, one line in the
+    report) only where NAME is an entry directly in $ASHA_CHECKPOINT_DIR; else exit 2 with one
+    message, and nothing reported."""
+    from asha_hpc.job.job_report import main, read_report
+
+    root = tmp_path_factory.mktemp("r")
+    ckpt = root / "ckpt"
+    ckpt.mkdir()
+    for entry in there:
+        (ckpt / entry).write_text("x")
+    out = root / "report.jsonl"
+    os.environ.update(ASHA_REPORT_FILE=str(out), ASHA_CHECKPOINT_DIR=str(ckpt))
+    try:
+        try:
+            code = main(["--saved", name])
+        except SystemExit as e:  # argparse's own refusal ("-x" reads as an option): its usage line
+            code = e.code
+    finally:
+        del os.environ["ASHA_REPORT_FILE"], os.environ["ASHA_CHECKPOINT_DIR"]
+    if name in there:
+        assert code == 0 and read_report(out).saved == name
+    else:
+        assert code == 2 and not out.exists()
