@@ -1035,9 +1035,11 @@ class Master:
                     or Path(t.checkpoint).exists() or latest_checkpoint(self.exp.checkpoints(t.id)):
                 continue
             self._lost_said.add((t.id, t.segment))
-            self.progress(f"trial {t.id}: its checkpoint {t.checkpoint} is gone (deleted or "
-                          f"moved?) and no other is left: it trains again from the start to "
-                          f"length {t.target}; its results so far stand")
+            # named by where the folder is now (it may have been moved since the result)
+            self.progress(f"trial {t.id}: its checkpoint {Path(t.checkpoint).name} is gone from "
+                          f"{self.exp.checkpoints(t.id)} (deleted or moved?) and no other is "
+                          f"left: it trains again from the start to length {t.target}; its "
+                          f"results so far stand")
 
     def _submit(self, fresh_only: bool = False) -> None:
         """Submit the next segments as a job each (with the pool on, ``fresh_only``: those

@@ -371,17 +371,18 @@ def _one_trial_search(tmp_path, name, code, max_length=4, hparams=None, **top):
     return cfg
 
 
-def _waiting_trial_config(tmp_path, name):
+def _waiting_trial_config(tmp_path, name, code=WAITS_FOR_GO):
     """A search of one trial whose code waits for a ``go`` file in its folder."""
-    return _one_trial_search(tmp_path, name, WAITS_FOR_GO, hparams={"x": 0.5}, max_restarts=0)
+    return _one_trial_search(tmp_path, name, code, hparams={"x": 0.5}, max_restarts=0)
 
 
-def _master_with_a_trial_training(tmp_path, name):
+def _master_with_a_trial_training(tmp_path, name, code=WAITS_FOR_GO):
     """``asha-hpc run`` of that search, once the master saw its trial start: the experiment
     folder, the master's process and the trial's folder."""
     exp = tmp_path / "run"
     master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
-                               str(_waiting_trial_config(tmp_path, name)), "--exp-dir", str(exp)],
+                               str(_waiting_trial_config(tmp_path, name, code)),
+                               "--exp-dir", str(exp)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
     while time.time() < deadline and not (list(exp.glob("trials/*/started")) and any(
@@ -394,10 +395,10 @@ def _master_with_a_trial_training(tmp_path, name):
     return exp, master, started.parent
 
 
-def _master_killed_while_its_trial_trains(tmp_path):
+def _master_killed_while_its_trial_trains(tmp_path, code=WAITS_FOR_GO):
     """A master SIGKILLed while its one trial trains; the experiment folder, and the trial's
     folder (the trial ends once a ``go`` file appears there)."""
-    exp, master, trial_dir = _master_with_a_trial_training(tmp_path, "gone")
+    exp, master, trial_dir = _master_with_a_trial_training(tmp_path, "gone", code)
     master.send_signal(signal.SIGKILL)
     master.wait()
     return exp, trial_dir
@@ -442,6 +443,45 @@ def test_cancel_without_a_master_keeps_the_results_waiting_for_it(tmp_path):
     assert d["state"] == "cancelled" and d["best"]["metric"] == 0.5
     assert json.loads(cli("best", exp, "--json").stdout)[0]["metric"] == 0.5
     assert not list((exp / "inbox").glob("*.result.json"))
+
+
+SAVES_THEN_WAITS_FOR_GO = '''
+import time
+
+
+def train(trial):
+    for segment in trial.segments():
+        with trial.save_checkpoint(length=segment.length) as path:
+            (path / "weights.txt").write_text("0.5")
+        (trial.dir / "started").touch()
+        deadline = time.time() + 120
+        while not (trial.dir / "go").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        segment.report(loss=abs(trial.hparams["x"]))
+'''
+
+
+def test_results_waiting_in_a_moved_folder_are_taken_with_their_checkpoints(tmp_path):
+    """A master killed, its trial's job ends and leaves its result (with the checkpoint's
+    absolute path) in the inbox, then the folder is moved: ``resume`` in the new place takes
+    the result, naming the checkpoint where it is now; the trial is not trained again."""
+    exp, trial_dir = _master_killed_while_its_trial_trains(tmp_path, SAVES_THEN_WAITS_FOR_GO)
+    _let_it_end(exp, trial_dir)
+    (waiting,) = (exp / "inbox").glob("*.result.json")
+    assert json.loads(waiting.read_text())["checkpoint"].startswith(str(exp) + "/")
+    moved = tmp_path / "project" / "run"
+    moved.parent.mkdir()
+    shutil.move(str(exp), str(moved))
+    cli("resume", moved)
+    _, st = final_state(moved)
+    (t,) = st.trials.values()
+    assert st.lifecycle == "completed" and t.status == "completed" and t.restarts == 0
+    assert t.checkpoint == str(moved / "trials" / f"{t.id:05d}" / "checkpoints" /
+                               Path(t.checkpoint).name) and Path(t.checkpoint).is_dir()
+    assert not list((moved / "inbox").glob(".rejected-*"))
+    assert [r["status"] for r in journal(moved) if r["kind"] == "result"] == ["completed"]
+    best = json.loads(cli("best", moved, "--json").stdout)[0]
+    assert best["checkpoint"] == t.checkpoint and not best["checkpoint_missing"]
 
 
 EVALUATES_IN_THE_LOOP = '''

@@ -34,12 +34,31 @@ def test_ids_must_be_non_negative_integers(field, value):
 
 @pytest.mark.parametrize("ckpt", ["/etc", f"{ROOT}/trials/00002/checkpoints/t2",
                                   f"{ROOT}/trials/00001/checkpoints/../../00002/x",
-                                  f"{ROOT}/trials/00001/checkpoints", 5])
+                                  f"{ROOT}/trials/00001/checkpoints", 5,
+                                  "/old/exp/trials/00002/checkpoints/t2",
+                                  "/old/exp/trials/00001/other/t2", "trials/00001/checkpoints/"])
 def test_a_checkpoint_outside_its_own_trial_is_refused(ckpt):
     body = {"type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
             "checkpoint": ckpt}
     with pytest.raises(messages.MessageError, match="checkpoint"):
         messages.from_json(body, ROOT)
+
+
+NAMES = st.text(st.characters(codec="ascii", exclude_characters="/\0"), min_size=1, max_size=20)
+
+
+@given(st.lists(NAMES, max_size=4), NAMES)
+def test_a_checkpoint_written_before_the_folder_moved_is_named_from_where_it_is_now(old, name):
+    """A result written while the folder was elsewhere (moved, copied) names its trial's
+    checkpoint by that folder's path: it is the same checkpoint, in this folder."""
+    if name in (".", ".."):
+        return
+    old_root = "/" + "/".join(x for x in old if x not in (".", ".."))
+    body = {"type": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "completed",
+            "checkpoint": f"{old_root.rstrip('/')}/trials/00001/checkpoints/{name}"}
+    msg = messages.from_json(body, ROOT)
+    assert isinstance(msg, messages.Result)
+    assert msg.checkpoint == f"{ROOT}/trials/00001/checkpoints/{name}"
 
 
 def test_a_valid_result_becomes_its_journal_record():
