@@ -217,6 +217,8 @@ class Master:
         self._said_left_state = False  # state.LEFT_STATE, said once
         self._said_ignored = False  # state.IGNORED_CHECKPOINT, said once
         self._awake_since = time.time()  # since when this master has polled without a stall
+        self._unjournaled_said = False
+        self._started_at = time.time()
         self._not_removed: set[int] = set()  # trials whose checkpoints would not go (said once)
         self._levels: list[int] | None = None
         self._caps_said: set[tuple[str, str]] = set()  # time-limit caps named in the log
@@ -1041,6 +1043,32 @@ class Master:
                           f"left: it trains again from the start to length {t.target}; its "
                           f"results so far stand")
 
+    def _set_aside_unjournaled(self, trials: list[Any]) -> None:
+        """Before their intents: move aside what trials' folders hold from attempts that the
+        journal does not know (the journal lost records: restored from an older copy), so that
+        nothing of a search it forgot is taken for these attempts' own; said once, then
+        logged per trial."""
+        for t in trials:
+            found = self.exp.unjournaled(t.id, t.segment, t.attempt)
+            if not found:
+                continue
+            try:
+                dest = self.exp.set_aside(found, self._started_at)
+            except OSError as e:  # the attempt's job would fail on them: say what to do
+                raise AshaError(f"{found[0]}: left by a run that {self.exp.journal.name} does "
+                                f"not know, and it cannot be moved aside ({e.strerror}): move "
+                                f"{self.exp.trial_dir(t.id)} away by hand and resume") from e
+            what = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+            line = (f"trial {t.id}: its folder holds files of attempts that "
+                    f"{self.exp.journal.name} does not know ({what}; the journal was restored "
+                    f"from an older copy, or cut short?): moved to {dest}, and the trial goes on "
+                    f"from what the journal knows")
+            if self._unjournaled_said:
+                log.warning("%s", line)
+            else:
+                self.progress(line)
+                self._unjournaled_said = True
+
     def _submit(self, fresh_only: bool = False) -> None:
         """Submit the next segments as a job each (with the pool on, ``fresh_only``: those
         that need a process of their own, TrialState.fresh)."""
@@ -1053,6 +1081,7 @@ class Master:
         if not todo:
             return
         trials = [st.trials[i] for i in todo]
+        self._set_aside_unjournaled(trials)
         self._say_lost_checkpoints(trials)
         self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
                               **self._time_limit(t)) for t in trials))
@@ -1152,6 +1181,7 @@ class Master:
         decided.waiting += stay
         plan = [(w, st.trials[tid]) for w, tid in decided.plan]
         if plan:
+            self._set_aside_unjournaled([t for _, t in plan])
             self._say_lost_checkpoints([t for _, t in plan])
             self._record(*(Intent(trial=t.id, segment=t.segment, attempt=t.attempt, length=t.target,
                                   worker=w.id, slot=w.slot, job_id=w.job_id) for w, t in plan))

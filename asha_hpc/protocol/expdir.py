@@ -25,6 +25,9 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                the worker claims them; see handoff.py) and its ranks' files
     <exp>/jobs/                the backend's job folders (submitit's, local pid files), so a
                                restarted master can re-attach
+    <exp>/unjournaled/<time>/  what trials' folders held from attempts the journal does not
+                               know (a journal restored from an older copy), moved aside by
+                               the master before it starts those attempts again (set_aside)
 
 <key> names one attempt of one segment: ``attempt_key(trial, segment, attempt)``, e.g.
 ``t00012-s001-a00``; ``split_attempt_key`` reads it back. No other module spells a layout
@@ -35,9 +38,11 @@ nothing or a complete file, never half of one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import time
@@ -70,6 +75,7 @@ READMIT_ANSWER = "readmit.answer"
 QUEUE = "queue.json"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
+UNJOURNALED = "unjournaled"
 RUNS = "runs"  # in a trial's folder: one folder per attempt
 HEARTBEAT = "heartbeat"  # in a run folder: rewritten by its job's rank 0 while the job lives
 METRICS = "metrics.jsonl"  # in an attempt's run folder
@@ -339,6 +345,46 @@ class ExpDir:
 
     def checkpoints(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / CHECKPOINTS
+
+    def unjournaled(self, trial_id: int, segment: int, attempt: int) -> list[Path]:
+        """What the trial's folder holds from attempt ``(segment, attempt)`` on, as the master
+        is about to journal that attempt's intent. Attempts are numbered in the order they
+        start and none starts before its intent is journaled, so there is nothing, unless the
+        journal lost records that the trial's folder still has (restored from an older copy,
+        cut short): those files are another search's, and this attempt's job would take them
+        for its own (a checkpoint past its segment, a checkpoint name already taken)."""
+        folder = self.trial_dir(trial_id)
+        if (segment, attempt) == (0, 0):  # the trial's first attempt: all of it
+            return [folder] if folder.exists() else []
+        found = []
+        for sub in (CHECKPOINTS, RUNS):
+            try:
+                names = os.listdir(folder / sub)
+            except OSError:
+                continue
+            for name in names:
+                # run folders are keys; checkpoints <key>-<n>, or .tmp-<key>-<n> while written
+                key = name if sub == RUNS else name.removeprefix(".tmp-").rsplit("-", 1)[0]
+                t, s, a = split_attempt_key(key)
+                if t == trial_id and s is not None and a is not None and (s, a) >= (segment, attempt):
+                    found.append(folder / sub / name)
+        return sorted(found)
+
+    def set_aside(self, paths: list[Path], since: float) -> Path:
+        """Move ``paths`` (inside the folder) to ``unjournaled/<since>/`` (a master's start),
+        each at its own relative path there: kept for a person to look at, out of every
+        reader's way."""
+        dest = self.root / UNJOURNALED / time.strftime("%Y%m%d-%H%M%S", time.localtime(since))
+        for p in paths:
+            target = dest / p.relative_to(self.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(p, target)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                shutil.move(str(p), str(target))  # trials/ on another filesystem (a link)
+        return dest
 
     def mark_superseded(self, trial_id: int, key: str, why: str, unstarted: bool = False) -> None:
         """Tell an attempt's job, should it live on (woken from a freeze, a node cut off from

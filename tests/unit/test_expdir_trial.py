@@ -122,3 +122,28 @@ def test_checkpoint_costs_one_fsync_per_file_plus_two(tmp_path, monkeypatch):
     ckpt = trial.latest_checkpoint
     man = json.loads((ckpt / "MANIFEST.json").read_text())
     assert man["files"] == {"w.bin": 10, "opt.bin": 10} and man["length"] == 4
+
+
+def test_only_attempts_from_the_one_about_to_start_on_are_unjournaled(tmp_path):
+    """What a trial's folder holds from attempt (segment, attempt) on: checkpoints (published
+    or still written), run folders; older attempts and other files stay where they are."""
+    exp = ExpDir.create(tmp_path / "e")
+    ck, runs = exp.checkpoints(3), exp.trial_dir(3) / "runs"
+    for name in ("t00003-s000-a00-0001", "t00003-s001-a00-0001", "t00003-s001-a01-0002",
+                 ".tmp-t00003-s002-a00-0001", "t00003-s000-a01-0001"):
+        (ck / name).mkdir(parents=True)
+    for key in ("t00003-s000-a00", "t00003-s001-a00", "t00003-s002-a00"):
+        (runs / key).mkdir(parents=True)
+    (exp.trial_dir(3) / "hparams.json").write_text("{}")
+    assert [p.name for p in exp.unjournaled(3, 1, 0)] == [
+        ".tmp-t00003-s002-a00-0001", "t00003-s001-a00-0001", "t00003-s001-a01-0002",
+        "t00003-s001-a00", "t00003-s002-a00"]
+    assert [p.name for p in exp.unjournaled(3, 2, 1)] == []
+    assert exp.unjournaled(3, 0, 0) == [exp.trial_dir(3)]
+    assert exp.unjournaled(4, 0, 0) == [] and exp.unjournaled(4, 1, 0) == []
+    dest = exp.set_aside(exp.unjournaled(3, 1, 1), since=0.0)
+    assert dest.parent == exp.root / "unjournaled"
+    assert sorted(p.name for p in ck.iterdir()) == ["t00003-s000-a00-0001", "t00003-s000-a01-0001",
+                                                     "t00003-s001-a00-0001"]
+    assert (dest / "trials" / "00003" / "checkpoints" / "t00003-s001-a01-0002").is_dir()
+    assert (dest / "trials" / "00003" / "runs" / "t00003-s002-a00").is_dir()
