@@ -47,6 +47,9 @@ def train(trial):
         deadline = time.time() + 60
         while len(os.listdir(hp["barrier"])) < 2 and time.time() < deadline:
             time.sleep(0.02)
+    deadline = time.time() + 120
+    while hp.get("hold") and os.path.exists(hp["hold"]) and time.time() < deadline:
+        time.sleep(0.05)  # held until the test removes that file: the search is surely running
     for seg in trial.segments():
         while epoch < seg.length:
             time.sleep(hp["sleep"])

@@ -272,7 +272,10 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
     """`resume --max-compute` while `run` is still going (its master alive, e.g. a Slurm master
     job): the request goes to that master, which journals the new cap at its next poll; the
     command waits for that and prints what the master did."""
-    cfg_path = make_experiment(tmp_path, searcher={"max_compute": 20}, hp={"sleep": 0.3})
+    hold = tmp_path / "hold"
+    hold.touch()  # the trials wait while it exists: the master is surely running
+    cfg_path = make_experiment(tmp_path, searcher={"max_compute": 20},
+                               hp={"sleep": 0.05, "hold": str(hold)})
     exp, p = run_until_a_trial_runs(tmp_path, cfg_path)
     bad = cli("resume", exp, "--max-compute", 10, check=False)  # checked here first
     assert bad.returncode != 0 and not (exp / "max_compute.request").exists()
@@ -280,6 +283,7 @@ def test_resume_max_compute_reaches_a_running_master(tmp_path):
         "asha-hpc: error: --max-compute 10 is less than max_length (16 units): no trial could "
         "reach it")
     r = cli("resume", exp, "--max-compute", 200)  # waits for the master's next poll
+    hold.unlink()
     assert r.stderr.strip().splitlines()[-1].startswith("asha-hpc: the running master (host ")
     assert ") took it: max_compute raised from 20 to 200 units (" in r.stderr
     assert p.wait(timeout=120) == 0
