@@ -204,6 +204,7 @@ class ExperimentConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
     warnings: list[str] = field(default_factory=list)
+    source: str = ""  # the file it was read from (load_config), for messages about it
 
     @property
     def workers_setting(self) -> int | str:
@@ -1069,6 +1070,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise ConfigError([yaml_error_line(e, text)], str(p)) from None
     cfg = parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)
     cfg.warnings.extend(words)
+    cfg.source = str(p)
     return cfg
 
 

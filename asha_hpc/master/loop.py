@@ -93,6 +93,7 @@ from .state import (
     TrialState,
     cap_change,
     config_hash,
+    config_pin,
     replay,
 )
 from .warmstart import describe as describe_warm_start
@@ -378,7 +379,8 @@ class Master:
                 warm = self._warm_start
             else:
                 warm = read_warm_start(self.cfg, journaled)[0]
-            init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg))
+            init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg),
+                        pinned=config_pin(self.cfg))
             self._record(*warm, init)
             if warm:
                 assert st.warm is not None  # set by the records just applied

@@ -413,13 +413,17 @@ class ExperimentState:
         now = {"seed": self.cfg.experiment_seed, "config_hash": config_hash(self.cfg)}
         changed = [k for k in pinned if pinned[k] is not None and pinned[k] != now[k]]
         if changed:  # trials would be replayed (and exported) with hyperparameters never trained
-            where = self.cfg.experiment_dir or "the experiment folder"
+            if "seed" in changed:
+                what = f"seed {pinned['seed']} in the journal, {now['seed']} now"
+            elif isinstance(rec.get("pinned"), dict):
+                what = describe_changes(rec["pinned"], config_pin(self.cfg))
+            else:  # a journal of an earlier release keeps the hash only
+                what = "searcher or hyperparameters changed"
+            where = self.cfg.source or "experiment.yaml"
             raise AshaError(
-                f"{where}: experiment.yaml no longer matches the config this experiment started "
-                f"with (" + ("seed " + f"{pinned['seed']} in the journal, {now['seed']} now"
-                             if "seed" in changed else "searcher or hyperparameters changed")
-                + "); restore the original experiment.yaml, or start a new experiment with "
-                  "`asha-hpc run`")
+                f"{where} no longer matches the config this experiment started with ({what}); "
+                f"restore the original, or start a new experiment with `asha-hpc run` (a "
+                f"search's trials mean what its searcher and hyperparameters said)")
         self.lifecycle = "running"
         self._actions(self.searcher.start())
 
@@ -881,15 +885,48 @@ def cap_change(was: int | None, units: int) -> str:
             else f"{'raised' if units > was else 'lowered'} from {was} to {units}")
 
 
-def config_hash(cfg: ExperimentConfig) -> str:
+def config_pin(cfg: ExperimentConfig) -> dict[str, Any]:
     """What a journal's trials mean: the searcher, the hyperparameter space and the seed (not
-    the backend or paths, which ``resume --backend`` or a moved folder may change)."""
-    import hashlib
+    the backend or paths, which ``resume --backend`` or a moved folder may change), as JSON
+    has it."""
     import json
 
     d = cfg.to_dict()
     pin = {k: d.get(k) for k in ("searcher", "hyperparameters", "reproducibility")}
+    return json.loads(json.dumps(pin, sort_keys=True, default=str))
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """A short hash of ``config_pin``: the journal's Init keeps it."""
+    import hashlib
+    import json
+
+    pin = config_pin(cfg)
     return hashlib.sha256(json.dumps(pin, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def describe_changes(was: Any, now: Any, path: str = "", most: int = 3) -> str:
+    """``searcher.max_trials: 16 then, 32 now; ...``: the settings that differ, by their
+    dotted names (at most ``most``, then how many more)."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, p: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k, "(unset)"), b.get(k, "(unset)"), f"{p}.{k}" if p else str(k))
+        elif a != b:
+            found.append(f"{p}: {json_short(a)} then, {json_short(b)} now")
+
+    walk(was, now, path)
+    more = f"; and {len(found) - most} more" if len(found) > most else ""
+    return "; ".join(found[:most]) + more if found else "changed"
+
+
+def json_short(v: Any, width: int = 40) -> str:
+    import json
+
+    text = v if isinstance(v, str) and v == "(unset)" else json.dumps(v, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def replay(cfg: ExperimentConfig, records: list[dict[str, Any]],

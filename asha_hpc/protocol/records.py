@@ -89,6 +89,8 @@ class Init(Record):
     kind = Kind.INIT
     seed: int | None
     config_hash: str | None = optional()  # b885ae9 and earlier wrote none
+    # what the hash is of, so that a refusal can name what changed (901715f and earlier: none)
+    pinned: dict[str, Any] | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

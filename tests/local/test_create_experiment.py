@@ -1,6 +1,7 @@
 """Creating an experiment (issue 16, points 3 and 8): atomic, so a racing `run` writes nothing;
 the journal's first record pins the config; folders that are not ours or not empty are refused."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -69,8 +70,17 @@ def test_a_changed_config_is_refused_on_resume_and_status(tmp_path):
     raw["reproducibility"]["experiment_seed"] = 3
     raw["hyperparameters"]["x"]["maxval"] = 5
     y.write_text(yaml.safe_dump(raw))
+    raw["searcher"]["max_trials"] = 20
+    y.write_text(yaml.safe_dump(raw))
     r = cli("status", run, check=False)
-    assert r.returncode == 1 and "searcher or hyperparameters changed" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert (f"{y} no longer matches the config this experiment started with "
+            f"(hyperparameters.x.maxval: 1 then, 5 now; searcher.max_trials: 2 then, 20 now)"
+            in r.stderr)
+    # a copy names its own file, not the folder it was copied from
+    shutil.copytree(run, tmp_path / "copy")
+    r = cli("resume", tmp_path / "copy", check=False)
+    assert r.returncode == 1 and f"{tmp_path / 'copy' / 'experiment.yaml'} no longer matches" in r.stderr
     y.write_text(original)
     assert cli("status", run).returncode == 0
 
