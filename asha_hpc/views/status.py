@@ -395,7 +395,9 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
         skipped = rec.get("skipped_checkpoints")
         if skipped:  # it could not go on from the newest: said, not lost in the job's log
             line += (f"; it could not go on from its newest checkpoint, incomplete: "
-                     f"{Path(skipped[0]).name}{' and more' if len(skipped) > 1 else ''}")
+                     f"{Path(skipped[0]).name}{' and more' if len(skipped) > 1 else ''}, and "
+                     + ("went on from an older one" if rec.get("restored")
+                        else "trained from the beginning"))
         if rec.get("ignored_checkpoint"):
             line += "; its code never read trial.latest_checkpoint: it trained from scratch"
         return line
