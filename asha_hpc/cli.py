@@ -278,7 +278,8 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
            max_compute: int | None = None, readmit: list[str] | None = None,
            announce: str | None = None) -> int:
     """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
-    holds the folder (a refused second master prints only why)."""
+    holds the folder and its journal replays (a refused second master, a changed config or a
+    damaged journal print only why)."""
     from .master.loop import Master
 
     def on_lease() -> None:

@@ -172,6 +172,7 @@ class Master:
                  on_lease: Callable[[], None] | None = None) -> None:
         self.exp = exp
         self._on_lease = on_lease  # the command's own lines, once this master holds the folder
+        # and its journal replays
         self.resume_hint: str | None = None  # how the search goes on after a stop, if not by hand
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
         self.readmit = readmit or []  # resume --readmit-node: excluded nodes taken back
@@ -310,8 +311,9 @@ class Master:
                 signal.signal(sig, h)
             self.close()
             # after the last record: the report shows how it ended (nothing to show when this
-            # master never took the lease, e.g. a folder it cannot write)
-            if self._live is not None and self.journal is not None \
+            # master never took the lease, e.g. a folder it cannot write, or its journal would
+            # not replay: a changed config, a lost record)
+            if self._live is not None and self.state is not None \
                     and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
                 self._live.final()
 
@@ -330,8 +332,6 @@ class Master:
         if note:
             log.warning("%s: %s", self.exp.root, note)
         self.exp.mark_format()  # before the first record an older release would misread
-        if self._on_lease is not None:
-            self._on_lease()
         self.journal = j = Journal(self.exp.journal, durable=not self.caps.virtual_time)
         # fencing (journal.py): an epoch above any written, stamped on every record, and the
         # lease checked before each write
@@ -341,6 +341,8 @@ class Master:
         if not self.caps.virtual_time:  # before the first look: no message is missed
             self._inbox_watch = FolderWatch(self.exp.inbox)
         self.state = st = replay(self.cfg, self.journal.records)
+        if self._on_lease is not None:  # once the folder is this master's and its journal reads
+            self._on_lease()
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
             failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
             # and the live ones whose last attempt failed (fail-fast stopped their retries)

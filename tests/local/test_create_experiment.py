@@ -81,6 +81,7 @@ def test_a_changed_config_is_refused_on_resume_and_status(tmp_path):
     shutil.copytree(run, tmp_path / "copy")
     r = cli("resume", tmp_path / "copy", check=False)
     assert r.returncode == 1 and f"{tmp_path / 'copy' / 'experiment.yaml'} no longer matches" in r.stderr
+    assert "resuming" not in r.stderr and "live report" not in r.stderr  # only why it stops
     y.write_text(original)
     assert cli("status", run).returncode == 0
 
