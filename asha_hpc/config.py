@@ -194,6 +194,9 @@ class ExperimentConfig:
     continue_in_place: bool = False  # a segment job continues with its trial's next segment
     continue_wait_s: float | None = None  # ... waiting this long for it (None: 3 polls)
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
+    # a running job whose heartbeat is this old is hung (frozen, or its node is): cancelled,
+    # and its trial goes on from its checkpoint
+    hung_after_s: float = 900.0
     # workers: auto keeps warm workers while start-up + queueing exceed this share of training
     auto_workers_share: float = 0.10
     # set in every job before the trial's code runs (NCCL_*, OMP_NUM_THREADS, HF_HOME...)
@@ -294,6 +297,7 @@ class ExperimentConfig:
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
+            **({"hung_after_s": self.hung_after_s} if self.hung_after_s != 900.0 else {}),
             "probe_jobs": self.probe_jobs,
             "auto_workers_share": self.auto_workers_share,
             **({"environment_variables": dict(self.environment_variables)}
@@ -908,8 +912,8 @@ _TOP_KEYS = ("name", "description", "entrypoint", "command", "searcher", "hyperp
              "max_restarts", "readmit_nodes_after_h", "reproducibility", "backend", "experiment_dir",
              "poll_interval_s", "result_grace_s",
              "checkpoint_storage", "local", "slurm", "simulated", "context_dir",
-             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "probe_jobs",
-             "auto_workers_share", "environment_variables", "data")
+             "continue_in_place", "continue_wait_s", "worker_idle_timeout_s", "hung_after_s",
+             "probe_jobs", "auto_workers_share", "environment_variables", "data")
 
 
 def parse_config(raw: Any, config_dir: str | Path, source: str = "",
@@ -1007,6 +1011,7 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",
                                           600.0, _greater(0))),
+        hung_after_s=float(c.get(d, "hung_after_s", "", _is_num, "a number", 900.0, _at_least(5))),
         auto_workers_share=float(c.get(d, "auto_workers_share", "", _is_num, "a number", 0.10,
                                        _greater(0))),
         environment_variables=_environment(c, d.get("environment_variables")),

@@ -108,7 +108,8 @@ class SegmentSpec:
     max_length: int | None = None  # the searcher's max_length: the longest a trial trains
     until_exit: bool = False  # no length (Determined 0.38): the run ends when the code returns
     env: dict[str, str] = field(default_factory=dict)  # extra environment (CUDA_VISIBLE_DEVICES ...)
-    heartbeat_s: float = 10.0
+    heartbeat_s: float = 10.0  # the ranks' heartbeat, read by each other
+    solo_beat_s: float = 30.0  # a single rank's, read by the master alone (hung_after_s)
     timeout_min: int | None = None  # this job's time limit (None: the backend's default)
     resources: dict[str, Any] = field(default_factory=dict)  # per-rung overrides (slurm keys)
     continue_s: float = 0.0  # > 0: after the segment, wait this long for the next one in place

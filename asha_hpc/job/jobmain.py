@@ -108,7 +108,6 @@ def _gpu_count() -> int | None:
     return len([x for x in v.split(",") if x.strip()])
 
 
-SOLO_BEAT_S = 30.0  # a single rank's heartbeat, for the master alone (master/loop.py HUNG_S)
 
 
 class _Heartbeat(threading.Thread):
@@ -437,7 +436,7 @@ class _Session:
             group.register()
             group.rendezvous()
         else:  # the master, to find a job frozen or gone that the scheduler still runs
-            beat = _Heartbeat(group.heartbeat_file(), max(spec.heartbeat_s, SOLO_BEAT_S))
+            beat = _Heartbeat(group.heartbeat_file(), spec.solo_beat_s)
             beat.start()
         trial = Trial(trial_id=spec.trial_id, hparams=spec.hparams,
                       trial_dir=exp.trial_dir(spec.trial_id), run_dir=run_dir,

@@ -118,10 +118,11 @@ ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
 # and freeing hopeless trials as they appear leaves little to remove when the search ends
 RETAIN_EVERY_S = 2.0
-# a running job whose heartbeat is this old is hung (_hung): well past a single rank's beat
-# (jobmain.SOLO_BEAT_S) and a long stall of a shared file system or of the GIL
-HUNG_S = 900.0
-HUNG_LOOK_S = 60.0  # how often the master looks (a stat per running trial's run folders)
+# a running job whose heartbeat is hung_after_s old is hung (_hung): its job beats at least 4
+# times in that span (SOLO_BEAT_S, 30 s, at most), which covers a long stall of a shared file
+# system or of the GIL; the master looks every HUNG_LOOK_S at most (a stat per running trial)
+SOLO_BEAT_S = 30.0
+HUNG_LOOK_S = 60.0
 KEEP_REJECTED = 100  # rejected inbox files kept aside (.rejected-*), the oldest removed first
 DISK_LOOK_S = 5.0  # while a filesystem is full: how often to look for room
 
@@ -626,21 +627,22 @@ class Master:
 
     def _hung(self, live: list[TrialState], states: dict[str, JobState]
               ) -> list[tuple[JobDead, str]]:
-        """Running jobs whose heartbeat (jobmain.py: rank 0 rewrites it every half minute)
-        stopped HUNG_S ago by the file system's clock while the scheduler still runs them: a
-        process frozen (SIGSTOP, a hung node) or gone with the scheduler none the wiser (its
-        step daemon killed). Each is journaled dead, not counted against its trial (the
-        machine's doing), and cancelled. Not while this master itself was stalled in the last
-        HUNG_S (a file system's outage holds every heartbeat back), nor when most running jobs
-        are quiet at once (the same, seen from here); jobs of a release without heartbeats are
-        never judged."""
-        now = time.time()
-        if self.caps.virtual_time or now - self._hung_looked < HUNG_LOOK_S:
+        """Running jobs whose heartbeat (jobmain.py: rank 0 rewrites it every SegmentSpec's
+        solo_beat_s) stopped hung_after_s ago by the file system's clock while the scheduler
+        still runs them: a process frozen (SIGSTOP, a hung node) or gone with the scheduler
+        none the wiser (its step daemon killed). Each is journaled dead, not counted against
+        its trial (the machine's doing), and cancelled. Not while this master itself was
+        stalled in the last hung_after_s (a file system's outage holds every heartbeat back),
+        nor when most running jobs are quiet at once (the same, seen from here); jobs of a
+        release without heartbeats are never judged."""
+        now, hung_s = time.time(), self.cfg.hung_after_s
+        look_s = min(HUNG_LOOK_S, hung_s / 8)
+        if self.caps.virtual_time or now - self._hung_looked < look_s:
             return []
-        if now - self._hung_looked > 3 * HUNG_LOOK_S:
-            self._awake_since = now  # stalled (or just started): the jobs get HUNG_S to beat
+        if now - self._hung_looked > 3 * look_s:
+            self._awake_since = now  # stalled (or just started): the jobs get hung_s to beat
         self._hung_looked = now
-        if now - self._awake_since < HUNG_S:
+        if now - self._awake_since < hung_s:
             return []
         try:
             fs_now = self.exp.lease.stat().st_mtime  # renewed every few seconds
@@ -651,16 +653,16 @@ class Master:
         quiet: list[tuple[TrialState, float]] = []
         for t in running:
             beat = self.exp.last_heartbeat(t.id)
-            if beat is None or t.attempt_started is None or fs_now - beat <= HUNG_S:
+            if beat is None or t.attempt_started is None or fs_now - beat <= hung_s:
                 continue
             # its own job beat at all (a beat from before it started, this host's clock, is
             # an earlier job's: this one may be of a release without heartbeats)
-            if beat + (now - fs_now) >= t.attempt_started - HUNG_LOOK_S:
+            if beat + (now - fs_now) >= t.attempt_started - look_s:
                 quiet.append((t, fs_now - beat))
         if len(quiet) > 1 and 2 * len(quiet) > len(running):
             log.warning("%s: %d of %d running jobs wrote no heartbeat for over %.0f s: the "
                         "shared file system, not the jobs? none is cancelled", self.exp.root,
-                        len(quiet), len(running), HUNG_S)
+                        len(quiet), len(running), hung_s)
             return []
         return [(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
                          state=JobState.RUNNING.value, counts=False,
@@ -946,7 +948,9 @@ class Master:
                            resources=self._resources(
                                self.backend.rung_resources(cfg, self._level(t.target)), t.id),
                            continue_s=cfg.continue_wait, env=dict(cfg.environment_variables),
-                           seed=trial_seed(cfg.experiment_seed, t.id))
+                           seed=trial_seed(cfg.experiment_seed, t.id),
+                           heartbeat_s=min(10.0, cfg.hung_after_s / 4),
+                           solo_beat_s=min(SOLO_BEAT_S, cfg.hung_after_s / 4))
 
     def _resources(self, resources: dict[str, Any], trial: int | None) -> dict[str, Any]:
         """``resources`` with the nodes the job should avoid (nodes.py) added to the

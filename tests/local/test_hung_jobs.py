@@ -2,7 +2,7 @@
 scheduler knowing (its step daemon killed): before, the search waited for it until its time
 limit, hours for a warm worker. Its heartbeat stops; the master journals it dead, not counted
 against the trial, cancels it, and the trial goes on from its checkpoint. Real jobs on the
-local backend; the master driven step by step in this process with a short HUNG_S."""
+local backend; the master driven step by step in this process with a short hung_after_s."""
 import os
 import signal
 import time
@@ -22,12 +22,11 @@ from helpers import FREEZABLE_TRAIN
 
 
 def _one_trial_master(tmp_path, monkeypatch, max_length):
-    """A master, driven step by step here, of one trial of FREEZABLE_TRAIN, HUNG_S lowered."""
-    monkeypatch.setattr(loop, "HUNG_S", 40.0)  # a single rank beats every 30 s
-    monkeypatch.setattr(loop, "HUNG_LOOK_S", 1.0)
+    """A master, driven step by step here, of one trial of FREEZABLE_TRAIN, its jobs taken
+    for hung after 10 s without a heartbeat (they beat every 2.5 s)."""
     (tmp_path / "model.py").write_text(FREEZABLE_TRAIN)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
-        "name": "hung", "entrypoint": "model:train",
+        "name": "hung", "entrypoint": "model:train", "hung_after_s": 10,
         "searcher": {"name": "random", "metric": "loss", "max_length": max_length,
                      "max_trials": 1},
         "hyperparameters": {"x": 1}, "reproducibility": {"experiment_seed": 1},
@@ -81,16 +80,15 @@ def test_a_frozen_job_is_found_by_its_heartbeat_cancelled_and_its_trial_goes_on(
 
 
 def test_who_is_judged_hung(tmp_path, monkeypatch):
-    """Only running jobs whose own heartbeat stopped HUNG_S ago: not a job that never beat (a
+    """Only running jobs whose own heartbeat stopped hung_after_s ago: not a job that never beat (a
     release without heartbeats), not one whose last beat is an earlier job's, and none at all
     when most running jobs went quiet at once (the shared file system, seen from here), nor
     while this master itself was stalled."""
     from asha_hpc.backends.base import JobState
     from asha_hpc.master.state import RUNNING, TrialState
 
-    monkeypatch.setattr(loop, "HUNG_S", 100.0)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
-        "name": "hung", "entrypoint": "model:train",
+        "name": "hung", "entrypoint": "model:train", "hung_after_s": 100,
         "searcher": {"name": "random", "metric": "loss", "max_length": 4, "max_trials": 8},
         "hyperparameters": {"x": 1}, "local": {"gpus": [], "max_parallel": 8}}))
     cfg = load_config(tmp_path / "c.yaml")
@@ -110,7 +108,8 @@ def test_who_is_judged_hung(tmp_path, monkeypatch):
         return t
 
     def judged(trials, awake_ago=1000.0):
-        m._hung_looked, m._awake_since = now - loop.HUNG_LOOK_S - 1.0, now - awake_ago
+        look_s = min(loop.HUNG_LOOK_S, cfg.hung_after_s / 8)  # how often the master looks
+        m._hung_looked, m._awake_since = now - look_s - 1.0, now - awake_ago
         states = {t.job_id: JobState.RUNNING for t in trials}
         return sorted(r.trial for r, _ in m._hung(trials, states))
 

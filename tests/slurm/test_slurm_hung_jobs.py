@@ -2,7 +2,7 @@
 R): found by its stopped heartbeat, journaled dead, cancelled, and its trial goes on from a
 checkpoint, not from scratch. (Slurm's cancel wakes it with SIGCONT and SIGTERM: it may train
 on and checkpoint until KillWait, and the retry may start from there: same trial, later
-state.) The master runs in this process with a short HUNG_S."""
+state.) The master runs in this process with a short hung_after_s."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-import asha_hpc.master.loop as loop
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.checkpoints import checkpoint_length, latest_checkpoint
 from asha_hpc.protocol.journal import read_journal
@@ -22,11 +21,10 @@ from slurm_helpers import exp_name, in_process, make_experiment
 pytestmark = pytest.mark.slurm
 
 
-def test_a_frozen_slurm_job_is_cancelled_and_its_trial_goes_on(tmp_path, cleanup, monkeypatch):
-    monkeypatch.setattr(loop, "HUNG_S", 45.0)  # a single rank beats every 30 s
-    monkeypatch.setattr(loop, "HUNG_LOOK_S", 2.0)
+def test_a_frozen_slurm_job_is_cancelled_and_its_trial_goes_on(tmp_path, cleanup):
     cfg_path = make_experiment(tmp_path, "hung", searcher={"name": "random", "max_length": 30,
-                                                           "max_trials": 1})
+                                                           "max_trials": 1},
+                               hung_after_s=12)  # its job beats every 3 s
     (tmp_path / "model.py").write_text(FREEZABLE_TRAIN)
     cleanup[0].append(exp_name(cfg_path))
     cfg, exp, backend = in_process(tmp_path, cfg_path)

@@ -70,6 +70,8 @@ def test_good_config_and_defaults():
     ("max_restarts", -1, "max_restarts: must be >= 0, got -1"),
     ("backend", "slrum", "backend: must be one of local, slurm, simulated, got 'slrum'; did you mean 'slurm'?"),
     ("poll_interval_s", 0, "poll_interval_s: must be > 0, got 0"),
+    ("hung_after_s", 2, "hung_after_s: must be >= 5, got 2"),
+    ("hung_after_s", "15m", "hung_after_s: must be a number, got '15m'"),
     ("slurm.timeout_min", 1.5, "slurm.timeout_min: must be an integer, got 1.5"),
     ("slurm.partiton", "gpu", "slurm.partiton: unknown key; did you mean 'partition'?"),
     ("slurm.setup", [1, 2], "slurm.setup: must be a list of shell lines"),
