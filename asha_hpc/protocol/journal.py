@@ -101,6 +101,35 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int, list[str]]:
     return s.records, s.good, s.warnings
 
 
+class JournalTail:
+    """A reader that follows a journal from where it last read: each ``new_records()`` reads
+    only the complete lines appended since (a job that asks about the search again and again
+    reads the file once in all, not once per question). Lines that do not check out are
+    skipped; a journal cut back below what was read (a torn tail removed) is read again from
+    its start, and ``restarted`` says so."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self.restarted = False
+
+    def new_records(self) -> list[dict[str, Any]]:
+        self.restarted = False
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:
+                    self.offset, self.restarted = 0, True
+                f.seek(self.offset)
+                data = f.read(size - self.offset)
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1  # complete lines only: the rest is still being written
+        self.offset += end
+        recs = (_decode(line) for line in data[:end].split(b"\n") if line)
+        return [r for r in recs if r is not None]
+
+
 def _lines(numbers: list[int]) -> str:
     shown = ", ".join(str(n) for n in numbers[:10]) + ("..." if len(numbers) > 10 else "")
     return f"line {shown}" if len(numbers) == 1 else f"{len(numbers)} lines ({shown})"

@@ -710,6 +710,20 @@ def test_experiment_best_validation_reads_the_journal(job):
         assert ctx.train.get_experiment_best_validation() == 4.0
         ctx.train.report_validation_metrics(steps_completed=10, metrics={"total": 2.5, "batches": 10})
         assert ctx.train.get_experiment_best_validation() == 2.5
+        # results journaled since the last call count; a line still being written does not yet
+        from asha_hpc.protocol.journal import _encode
+
+        path = job.parent.parent.parent.parent / "journal.jsonl"
+        line = _encode({"kind": "result", "trial": 3, "seq": 99, "status": "completed",
+                        "metrics": {"total": 1.5}})
+        with open(path, "ab") as f:
+            f.write(line[:20])
+        assert ctx.train.get_experiment_best_validation() == 2.5
+        with open(path, "ab") as f:
+            f.write(line[20:])
+        assert ctx.train.get_experiment_best_validation() == 1.5
+        path.write_bytes(b"")  # cut back below what was read: read again from its start
+        assert ctx.train.get_experiment_best_validation() == 2.5
 
 
 @pytest.mark.slow

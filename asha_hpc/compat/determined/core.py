@@ -127,22 +127,29 @@ def slots_per_trial(cfg: dict[str, Any]) -> int:
 
 def _best_validation(t: _Trial) -> float | None:
     """``get_experiment_best_validation()``: the best of every result in the journal and this
-    job's own validations of the searcher's metric (NaN, a diverged trial's, is no best)."""
-    from ...protocol.journal import read_journal
+    job's own validations of the searcher's metric (NaN, a diverged trial's, is no best). The
+    journal is followed from where the last call left it (JournalTail)."""
+    from ...protocol.journal import JournalTail
     from ...protocol.metrics import metric_float
 
-    values = list(t.own_values)
+    if t.journal_tail is None:
+        t.journal_tail = JournalTail(ExpDir(t.job.exp_dir).journal)
+    better = min if t.job.smaller_is_better else max
     try:
-        records, _, _ = read_journal(ExpDir(t.job.exp_dir).journal)
+        records = t.journal_tail.new_records()
     except OSError:  # no journal to read (a job run by hand): this job's own values
         records = []
+    if t.journal_tail.restarted:
+        t.journal_best = None
     for rec in records:
         if rec.get("kind") == "result" and rec.get("status") == "completed":
-            values.append(metric_float((rec.get("metrics") or {}).get(t.job.metric)))
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite) if t.job.smaller_is_better else max(finite)
+            v = metric_float((rec.get("metrics") or {}).get(t.job.metric))
+            if math.isfinite(v):
+                t.journal_best = v if t.journal_best is None else better(t.journal_best, v)
+    finite = [v for v in t.own_values if math.isfinite(v)]
+    if t.journal_best is not None:
+        finite.append(t.journal_best)
+    return better(finite) if finite else None
 
 
 def _stored(folder: Path) -> list[tuple[float, str]]:
@@ -405,6 +412,8 @@ class _Trial:
         self.progress: int | None = None
         self.stored: set[str] = set()  # storage_ids this job stored (later ones replace them)
         self.own_values: list[float] = []  # this job's validations of the searcher's metric
+        self.journal_tail: Any = None  # get_experiment_best_validation's reader (JournalTail)
+        self.journal_best: float | None = None  # ... and the best of the results it read
 
     def send_result(self, metrics: dict[str, Any]) -> None:
         if self.result_sent:
