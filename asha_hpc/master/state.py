@@ -821,12 +821,17 @@ def error_signature(error: str, hparams: dict[str, Any] | None = None) -> str:
     for text in sorted(texts, key=len, reverse=True):  # "gelu_new" before "gelu"
         line = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", "<value>", line)
     line = _PATH.sub("<path>", line)
-    return line if out_of_memory(line) else _NUMBER.sub("#", line)
+    if not out_of_memory(line):
+        line = _NUMBER.sub("#", line)
+    # numpy and torch print arrays with their columns aligned: the spaces depend on the values
+    return _INNER_SPACE.sub("", _SPACES.sub(" ", line)).strip()
 
 
 _CLOCK = re.compile(r"\b(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d(\.\d+)?\b")
 _PATH = re.compile(r"(?<![\w.])(?:~|\.{1,2})?(?:/[^\s'\",:;()\[\]{}<>]+)+")
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")  # numpy's "0." too
+_SPACES = re.compile(r"\s+")
+_INNER_SPACE = re.compile(r"(?<=[\[(]) | (?=[\]),])")
 
 
 def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
