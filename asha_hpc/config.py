@@ -311,6 +311,9 @@ class ExperimentConfig:
 
 
 # sbatch's and submitit's own names for what the slurm section calls otherwise
+# an alias is the key to write; a note after it closes the quote itself: "key' (note)"
+_FIRST_RUNG = ("num_rungs' (async_halving: the first rung is max_length / divisor^(num_rungs - 1); "
+               "asha-hpc plan shows it)")
 _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_node",
             ("slurm", "gpus_per_task"): "gpus_per_node", ("slurm", "time"): "timeout_min",
             ("slurm", "mem"): "mem_gb", ("slurm", "cpus"): "cpus_per_task",
@@ -318,13 +321,31 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
             ("slurm", "slurm_partition"): "partition", ("slurm", "slurm_account"): "account",
             ("local", "gpus_per_node"): "gpus_per_trial",
             # Optuna's and Ray Tune's names
-            ("searcher", "direction"): "smaller_is_better (false to maximize)",
+            ("searcher", "direction"): "smaller_is_better' (false to maximize)",
             ("searcher", "n_trials"): "max_trials", ("searcher", "num_samples"): "max_trials",
             ("searcher", "max_t"): "max_length", ("searcher", "reduction_factor"): "divisor",
-            ("searcher", "grace_period"): "num_rungs (async_halving: the first rung is max_length "
-                                          "/ divisor^(num_rungs - 1); asha-hpc plan shows it)",
-            ("searcher", "min_resource"): "num_rungs (async_halving: the first rung is max_length "
-                                          "/ divisor^(num_rungs - 1); asha-hpc plan shows it)"}
+            ("searcher", "grace_period"): _FIRST_RUNG, ("searcher", "min_resource"): _FIRST_RUNG,
+            # Ray Tune's and Optuna's top-level names
+            ("", "num_samples"): "searcher.max_trials", ("", "n_trials"): "searcher.max_trials",
+            ("", "mode"): "searcher.smaller_is_better' (false to maximize, Ray's mode: max); "
+                          "searcher.mode is adaptive_asha's aggressive|standard|conservative",
+            ("", "direction"): "searcher.smaller_is_better' (false to maximize)",
+            ("", "scheduler"): "searcher.name' (async_halving for Ray's ASHAScheduler, "
+                               "adaptive_asha for HyperBand's brackets)",
+            ("", "search_alg"): "searcher.sampler' (tpe for Ray's BOHB, Optuna's TPE)"}
+
+
+# other tools' names for a value (Ray Tune, Optuna, Syne Tune, Determined)
+_OTHER_NAMES = {
+    ("searcher.name", "asha"): "ASHA is async_halving (one bracket, Ray's ASHAScheduler) or "
+                               "adaptive_asha (Determined's, HyperBand's brackets)",
+    ("searcher.name", "hyperband"): "HyperBand's brackets are adaptive_asha",
+    ("searcher.name", "bohb"): "BOHB is adaptive_asha with searcher.sampler: tpe",
+    ("searcher.name", "tpe"): "TPE is searcher.sampler: tpe (with any searcher.name)",
+    ("searcher.sampler", "bohb"): "BOHB's density models are tpe",
+    ("searcher.sampler", "mobster"): "MOBSTER's Gaussian process is gp",
+    ("searcher.sampler", "bayesian"): "tpe or gp",
+}
 
 
 # sbatch options that hydra-submitit-launcher and submitit name, and the slurm section takes
@@ -350,7 +371,7 @@ def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
              if key in keys and sec != path and path in sections]
     alias = _ALIASES.get((path, key.replace("-", "_")))
     if alias is not None:
-        return f"; did you mean '{alias}'?"
+        return f"; did you mean '{alias}" + ("?" if "'" in alias else "'?")
     if path == "slurm" and key.replace("-", "_") in _SBATCH_OPTIONS:
         return (f"; an sbatch option without a name of its own here: give it as "
                 f"additional_parameters: {{{key.replace('-', '_')}: ...}}")
@@ -414,7 +435,8 @@ class _Checker:
         if v not in choices:
             same_case = [c for c in choices if c.lower() == str(v).lower()]  # TPE, Paper
             close = same_case or difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            other = _OTHER_NAMES.get((full, str(v).lower()))
+            hint = f"; did you mean '{close[0]}'?" if close else f"; {other}" if other else ""
             self.bad(full, f"must be one of {', '.join(choices)}, got {shown(v)}{hint}")
             return default
         return v

@@ -178,8 +178,8 @@ def test_optuna_and_ray_key_names_point_to_ours():
     raw = with_("searcher.direction", "maximize")
     raw["searcher"].update(num_samples=20, reduction_factor=3)
     got = problems(raw)
-    assert "searcher.direction: unknown key; did you mean 'smaller_is_better (false to " \
-        "maximize)'?" in got
+    assert "searcher.direction: unknown key; did you mean 'smaller_is_better' (false to " \
+        "maximize)?" in got
     assert "searcher.num_samples: unknown key; did you mean 'max_trials'?" in got
     assert "searcher.reduction_factor: unknown key; did you mean 'divisor'?" in got
 
@@ -187,8 +187,23 @@ def test_optuna_and_ray_key_names_point_to_ours():
 def test_ray_and_optunas_first_rung_names_point_to_num_rungs():
     raw = with_("searcher.grace_period", 1)
     (p,) = problems(raw)
-    assert p.startswith("searcher.grace_period: unknown key; did you mean 'num_rungs "
+    assert p.startswith("searcher.grace_period: unknown key; did you mean 'num_rungs' "
                         "(async_halving: the first rung is max_length / divisor^(num_rungs - 1)")
+
+
+@pytest.mark.parametrize("path,value,hint", [
+    ("num_samples", 20, "did you mean 'searcher.max_trials'?"),
+    ("mode", "max", "did you mean 'searcher.smaller_is_better' (false to maximize, Ray's mode: max)"),
+    ("scheduler", "asha", "did you mean 'searcher.name' (async_halving for Ray's ASHAScheduler"),
+    ("searcher.name", "asha", "ASHA is async_halving (one bracket, Ray's ASHAScheduler) or adaptive_asha"),
+    ("searcher.name", "BOHB", "BOHB is adaptive_asha with searcher.sampler: tpe"),
+    ("searcher.sampler", "bohb", "BOHB's density models are tpe"),
+])
+def test_ray_tunes_top_level_names_and_values_point_to_ours(path, value, hint):
+    """What a Ray Tune user writes first (tune.run's num_samples, mode, scheduler at the top
+    level; ASHA or BOHB as a name): one line that says what to write instead."""
+    (p,) = problems(with_(path, value))
+    assert p.startswith(f"{path}: ") and hint in p, p
 
 
 @pytest.mark.parametrize("text,hint", [
