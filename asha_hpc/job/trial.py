@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # how long rank 0 looks for the other ranks' checkpoint markers after torch.distributed's
 # barrier (a network filesystem can show another node's new file that late)
 MARKER_WAIT_S = 60.0
+# what Ray Tune's train.report reads from its dict (ending a trial, a checkpoint to keep)
+RAY_RESULT_KEYS = ("done", "checkpoint", "should_checkpoint")
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Trial:
         self._metrics_path = self.run_dir / METRICS
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._said_again = False  # the warning about a segment reported twice, said once
+        self._said_foreign = False  # ... and about Ray's result keys in a report
         self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
@@ -375,6 +378,13 @@ class Trial:
                 f"the value itself")
         if self._saved_length is not None and self._saved_length > seg.length and not seg.at_event:
             raise self._past(seg, self._saved_length)
+        foreign = [k for k in RAY_RESULT_KEYS if k in plain and k != self.metric]
+        if foreign and not self._said_foreign and self.rank == 0:
+            self._said_foreign = True
+            print(f"asha_hpc: warning: segment.report() got {_names(foreign)}: Ray Tune's "
+                  f"words, metrics like any other here. To end the trial's training, raise "
+                  f"asha_hpc.TrainingEndedEarly after the report; its checkpoint is what "
+                  f"trial.save_checkpoint() published", file=sys.stderr, flush=True)
         if seg.reported is not None and not self._said_again:
             self._said_again = True
             print(f"asha_hpc: warning: segment.report() again for the segment to length "

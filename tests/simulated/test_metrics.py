@@ -274,6 +274,18 @@ def test_ray_and_optuna_habits_get_one_line_each(tmp_path, capsys):
     assert "trial.report_metrics(step, ...)" in err
 
 
+def test_ray_tunes_result_keys_in_a_report_are_said_to_be_plain_metrics(tmp_path, capsys):
+    """train.report({"loss": ..., "done": True}, checkpoint=...) ported as it is: Ray ends the
+    trial on ``done``; here it is a metric, and the line says what ends a trial."""
+    trial = make_trial(tmp_path)
+    (seg,) = list(trial.segments())
+    seg.report(val_loss=0.5, done=True, checkpoint=str(tmp_path))
+    assert seg.reported == {"val_loss": 0.5, "done": True, "checkpoint": str(tmp_path)}
+    err = capsys.readouterr().err
+    assert "segment.report() got 'done', 'checkpoint': Ray Tune's words, metrics like any " \
+        "other here. To end the trial's training, raise asha_hpc.TrainingEndedEarly" in err
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.one_of(st.none(), st.text(max_size=12), st.floats(allow_nan=True),
                        st.integers(-10**6, 10**6), st.booleans(), st.lists(st.floats(), max_size=2),
