@@ -79,6 +79,7 @@ class TrainingEndedEarly(AshaError):
     failed, and is not retried, since a retry would stop the same way."""
 
     reported: dict | None = None  # a command's report for the segment (set by the job)
+    reached: int | None = None  # ... and its reached line, where it left no checkpoint
 
 
 class AttemptSuperseded(BaseException):

@@ -498,6 +498,7 @@ class _Session:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike
             out.status, out.error, out.ends_trial = "error", str(e), True
+            out.reached = e.reached if isinstance(e.reached, int) else None
             # reported first (a library's own early stopping, e.g. boosting rounds): the model
             # is final, and its result stands for this segment and any promotion (state.py)
             cur = att.spec  # the segment it was in: a warm worker's call runs several
@@ -656,6 +657,8 @@ class _Session:
             return self.worker is not None  # follow rank 0 to the next slot (or its exit)
         ckpt, ckpt_length = att.control.latest_checkpoint()
         reached = spec.length if out.status == "completed" and not out.ends_trial else ckpt_length
+        if out.ends_trial and out.reached is not None:  # said by a command that saved nothing
+            reached = max(min(out.reached, spec.length), ckpt_length or 0)
         # code that raised may have left this process unfit for the next call (a library set
         # up once per process, GlobalHydra, Accelerate's state, a CUDA error): a warm worker
         # whose calls raised twice in a row leaves, and the next trial runs in a fresh process
@@ -790,6 +793,7 @@ class _Outcome:
     disk_full: dict[str, Any] | None = None  # where the disk was full (the machine's fault)
     failed_node: str | None = None  # a peer's node, when its silent death failed the segment
     returned: Any = None  # what the training function returned (nothing reads it)
+    reached: int | None = None  # how far a command that ended its training early said it got
 
 
 # said first, so that the exception stays the error's last line (status, fail-fast)
@@ -1098,6 +1102,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         with trial.save_checkpoint(length=got.reached) as path:
             for item in out_ckpt.iterdir():
                 shutil.move(str(item), str(path / item.name))
+    elif rc == 0 and spec.max_length is not None and spec.length < spec.max_length:
+        # a checkpoint callback left at its default path (Keras's, the script's own folder)
+        print(f"asha_hpc: warning: the command left ASHA_CHECKPOINT_DIR ({out_ckpt}) empty: "
+              f"this segment has no checkpoint, and a promoted trial trains again from the "
+              f"start. Save the model there (a checkpoint callback's path, torch.save(...)); "
+              f"a path of your own is shared by every trial", file=sys.stderr, flush=True)
     elif rc != 0 and got.saved is not None and (out_ckpt / got.saved).exists():
         # but an entry it said was complete before it failed is kept: its retry goes on from there
         with trial.save_checkpoint(length=got.saved_reached) as path:
@@ -1108,6 +1118,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise FatalTrialError(got.fatal)
     if ended_early:
         ended = TrainingEndedEarly(got.ended_early)
+        ended.reached = got.reached
         if metrics is not None and as_number(metrics.get(spec.metric)) is not None:
             trial.result_point(spec.length, metrics)
             ended.reported = metrics
