@@ -94,6 +94,7 @@ class Trial:
         self._reports: list[Segment] = []
         self._n_ckpt = 0
         self._saved_length: int | None = None  # the length the last checkpoint said it holds
+        self._saving_length: int | None = None  # ... and the one being saved (in its block)
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
         # the code asked where to go on from (trial.latest_checkpoint): code that saves
         # checkpoints and never asks trains a promoted trial from scratch (jobmain says so)
@@ -248,6 +249,9 @@ class Trial:
         name = f"{self._key}-{self._n_ckpt:04d}"  # the same on every rank
         tmp = root / f".tmp-{name}"
         tmp.mkdir(exist_ok=self.world_size > 1)
+        # a report inside the block (Ray's train.report(..., checkpoint=) ported as it is) is
+        # judged against the length being saved
+        self._saving_length = length if isinstance(length, int) else None
         try:
             yield tmp
         except BaseException:
@@ -255,6 +259,8 @@ class Trial:
                 self.failed_save_bytes = max(self.failed_save_bytes, sum(_sizes(tmp).values()))
                 _rmtree(tmp)
             raise
+        finally:
+            self._saving_length = None
         self._barrier(tmp, "saved")  # a sharded checkpoint is complete, or absent
         if self.rank != 0:  # rank 0 publishes; wait so every rank sees the same latest
             if self._group is not None:
@@ -392,8 +398,9 @@ class Trial:
                   f"at the segment's end; points along the way (every epoch, as Ray's "
                   f"train.report or Optuna's trial.report) go to trial.report_metrics(step, ...)",
                   file=sys.stderr, flush=True)
-        short = self._saved_length is not None and self._saved_length < seg.length
-        seg.short_of = self._saved_length if short and self.rank == 0 else None
+        saved = max(self._saved_length or 0, self._saving_length or 0) or self._saved_length
+        short = saved is not None and saved < seg.length
+        seg.short_of = saved if short and self.rank == 0 else None
         seg.reported = plain
         if seg not in self._reports:
             self._reports.append(seg)

@@ -41,3 +41,19 @@ def test_a_report_followed_by_training_ended_early_is_a_final_models_and_says_no
             segment.report(val_loss=0.3)
             raise asha_hpc.TrainingEndedEarly("early stopping after 3 rounds")
     assert capsys.readouterr().err == "" and t.reports[0].reported == {"val_loss": 0.3}
+
+
+def test_a_report_inside_the_save_block_is_judged_by_the_length_being_saved(tmp_path, capsys):
+    """Ray's ``train.report(metrics, checkpoint=Checkpoint.from_directory(d))`` inside its
+    tempdir block, ported as it is: the report comes before the save ends. Nothing is short;
+    a block saving less than the segment still is."""
+    t = _trial(tmp_path, 4)
+    for segment in t.segments():
+        with t.save_checkpoint(length=4):
+            segment.report(val_loss=0.3)
+    assert "warning" not in capsys.readouterr().err
+    t = _trial(tmp_path / "b", 4)
+    for segment in t.segments():
+        with t.save_checkpoint(length=3):
+            segment.report(val_loss=0.3)
+    assert "the checkpoint saved last holds 3" in capsys.readouterr().err
