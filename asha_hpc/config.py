@@ -542,6 +542,17 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     if "num_rungs" in d and s.num_rungs != 5 and s.name != "async_halving":
         c.warnings.append(f"{p}.num_rungs is read by async_halving only: {s.name} ignores it"
                           + ("; its rungs come from max_rungs" if s.name == "adaptive_asha" else ""))
+    if s.name in ("grid", "random", "single"):  # one rung: every trial trains to max_length
+        ignored = [k for k, default in (("divisor", 4.0), ("max_trials", 1))
+                   if k in d and getattr(s, k) != default and not (k == "max_trials" and s.name != "grid")]
+        if ignored:
+            c.warnings.append(
+                f"{p}.{' and '.join(ignored)}: {s.name} ignores {'them' if len(ignored) > 1 else 'it'}"
+                + (" (the hyperparameters' values make the grid's points)"
+                   if "max_trials" in ignored else "")
+                + ": every trial trains to max_length, no early stopping; for that, "
+                  "async_halving or adaptive_asha"
+                + (", with the grid's points as searcher.points_to_evaluate" if s.name == "grid" else ""))
     s.stop_once = c.get(d, "stop_once", p, _is_bool, "true or false", False)
     s.asha_rule = c.choice(d, "asha_rule", p, ASHA_RULES, "paper")
     if s.asha_rule == "determined_0.38":

@@ -152,6 +152,18 @@ def test_a_stop_signal_as_long_as_the_time_limit_is_refused():
     assert parse_config(raw, "/tmp").slurm.signal_delay_s == 20
 
 
+def test_a_grid_search_says_what_it_ignores_and_where_early_stopping_is():
+    """Ray's tune.grid_search with an ASHAScheduler stops points early; asha_hpc's grid trains
+    every point to max_length: divisor and max_trials are said to do nothing."""
+    raw = dict(GOOD, searcher=dict(GOOD["searcher"], name="grid", max_trials=10, divisor=2),
+               hyperparameters={"lr": {"type": "categorical", "vals": [0.1, 0.01]}})
+    (w,) = [x for x in parse_config(raw, "/tmp").warnings if "grid ignores" in x]
+    assert w.startswith("searcher.divisor and max_trials: grid ignores them")
+    assert w.endswith("with the grid's points as searcher.points_to_evaluate")
+    raw["searcher"].pop("divisor"), raw["searcher"].pop("max_trials")
+    assert not [x for x in parse_config(raw, "/tmp").warnings if "ignores" in x]
+
+
 def test_num_rungs_outside_async_halving_is_said_to_do_nothing():
     raw = dict(GOOD, searcher=dict(GOOD["searcher"], num_rungs=3))
     assert "searcher.num_rungs is read by async_halving only: adaptive_asha ignores it; its " \
