@@ -34,8 +34,10 @@ The rule, over the last WINDOW segments:
 Before MIN_SEGMENTS segments are measured the search starts with warm workers: a worker's first
 segment costs what a segment job costs, so starting warm loses nothing, and long segments show
 up in the first results. To keep a search near the threshold from switching back and forth, a
-pool is left only when the share falls below ``share / HYSTERESIS``. Every change of mode is
-journaled with its numbers (``workers_mode``; journals without it replay as before).
+pool is left only when the share falls below ``share / HYSTERESIS`` or its idling exceeds
+``saved x HYSTERESIS``, and entered only when idling stays under ``saved / HYSTERESIS``.
+Every change of mode is journaled with its numbers (``workers_mode``; journals without it
+replay as before).
 """
 from __future__ import annotations
 
@@ -145,9 +147,14 @@ def decide(m: Measures, share: float, current: str | None = None, *,
     need = share / HYSTERESIS if current == POOL else share
     if ratio <= need:
         return Decision(SEGMENT, f"{cost}, not over {100 * need:.0f}%", m)
-    if m.idle_s is not None and m.idle_s >= saved:
+    # the same hysteresis for idling: a pool's own start-ups (its processes import the
+    # training code at their first segment, not before they are ready) read shorter than a
+    # segment job's, so without it the two rules handed a search back and forth
+    idle_bound = saved * HYSTERESIS if current == POOL else saved / HYSTERESIS
+    if m.idle_s is not None and m.idle_s >= idle_bound:
         return Decision(SEGMENT, f"{cost}, but a warm worker would sit idle "
-                        f"{_secs(m.idle_s)} per segment, more than that", m)
+                        f"{_secs(m.idle_s)} per segment, more than "
+                        + ("that" if idle_bound == saved else f"{_secs(idle_bound)}"), m)
     return Decision(POOL, cost, m)
 
 

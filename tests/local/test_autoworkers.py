@@ -103,7 +103,21 @@ def test_rule_is_deterministic_and_longer_training_never_brings_the_pool_back(
                            share, current)
         assert longer.mode == aw.SEGMENT
     if d.mode == aw.POOL:  # warm workers only when they save more than the share and than idle
-        assert startup + queue > share / aw.HYSTERESIS * train and idle < startup + queue
+        slack = aw.HYSTERESIS if current == aw.POOL else 1.0
+        assert startup + queue > share / aw.HYSTERESIS * train and idle < (startup + queue) * slack
+    if d.mode == aw.POOL and current == aw.SEGMENT:  # entered with idle well under the saving
+        assert idle < (startup + queue) / aw.HYSTERESIS
+
+
+def test_idling_near_what_a_pool_saves_does_not_switch_back_and_forth():
+    """A Keras search (runs of 2.4-3.4 s): a pool's start-ups read 1.6 s (its processes import
+    Keras at their first segment), a segment job's 3.5 s, and a warm worker idles 3.2 s: the
+    idle rule sent it to jobs, and the jobs' start-ups back to the pool, 10 times a minute."""
+    in_pool = M(startup=1.6, train=3.4, idle=3.2)
+    assert aw.decide(in_pool, 0.10, aw.POOL).mode == aw.SEGMENT  # idles twice what it saves
+    as_jobs = M(startup=3.5, train=2.6, idle=3.2)
+    assert aw.decide(as_jobs, 0.10, aw.SEGMENT).mode == aw.SEGMENT  # not back for so little
+    assert aw.decide(M(startup=3.5, train=2.6, idle=1.0), 0.10, aw.SEGMENT).mode == aw.POOL
 
 
 # ----------------------------------------------------------------------------- measurements
