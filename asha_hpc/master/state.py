@@ -532,7 +532,9 @@ class ExperimentState:
             # the same error twice in a trial: a restore that a retry repeats (an out-of-memory
             # kill, a node's fault, is not the code's, and a retry gets past it)
             sig = error_signature(rec.get("error") or "error", t.hparams)
-            if t.restore_error == sig:
+            # the same error twice in the trial; or once, an error every trial would repeat
+            # (it is not retried: the trial is given up below)
+            if t.restore_error == sig or rec.get("fatal"):
                 self._early_error(t, rec, self.restore_errors)
             t.restore_error = sig
         if status == "completed":

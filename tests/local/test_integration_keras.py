@@ -1,0 +1,165 @@
+"""Keras 3 (PyTorch backend) with asha_hpc's callback, the way Keras's guides write a training
+script: a Sequential model, compile with an optimizer object and metrics, fit with
+validation_split and callbacks, EarlyStopping. Real Keras in real jobs."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import require_module
+from helpers import cli, final_state, journal
+
+MODEL = '''
+import keras
+import numpy as np
+from sklearn.datasets import load_digits
+
+from asha_hpc.integrations.keras import AshaCallback
+
+
+def get_data():
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype("float32"), y
+
+
+def build(lr, units):
+    model = keras.Sequential([keras.Input(shape=(64,)),
+                              keras.layers.Dense(units, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(trial):
+    keras.utils.set_random_seed(trial.seed)
+    x, y = get_data()
+    hp = trial.hparams
+    cb = AshaCallback(trial, monitor="val_accuracy")
+    model = keras.models.load_model(cb.restore_path) if cb.restore_path else build(hp["lr"], hp["units"])
+    callbacks = [cb]
+    if hp.get("patience"):
+        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp["patience"],
+                                                          min_delta=hp.get("min_delta", 0.0)))
+    with open(trial.dir / "fits", "a") as f:
+        f.write(f"{cb.initial_epoch}\\n")
+    model.fit(x, y, validation_split=0.2, batch_size=64, verbose=0,
+              initial_epoch=0 if hp.get("forget_initial_epoch") else cb.initial_epoch,
+              epochs=cb.epochs, callbacks=callbacks)
+'''
+
+
+def _search(tmp_path, workers, max_length=4, **hp):
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # for this process's import check only
+    require_module("keras", "keras")
+    require_module("sklearn")
+    (tmp_path / "keras_model.py").write_text(MODEL)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "keras", "entrypoint": "keras_model:train",
+        "searcher": {"name": "async_halving", "metric": "val_accuracy", "smaller_is_better": False,
+                     "max_length": {"epochs": max_length}, "num_rungs": 2, "divisor": 2,
+                     "max_trials": 3, "max_concurrent_trials": 1},
+        "hyperparameters": dict({"lr": {"type": "double", "minval": 0.003, "maxval": 0.03,
+                                        "log": True},
+                                 "units": {"type": "int", "minval": 16, "maxval": 32}}, **hp),
+        "environment_variables": {"KERAS_BACKEND": "torch"},
+        "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": workers}}))
+    return tmp_path / "c.yaml"
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["a job per segment", "a warm worker"])
+def test_a_keras_search_resumes_promoted_trials_and_ranks_by_val_accuracy(tmp_path, workers):
+    exp = tmp_path / "run"
+    cli("run", _search(tmp_path, workers), "--exp-dir", exp, timeout=600)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    promoted = [t for t in st.trials.values() if t.length == 4]
+    assert promoted, "no trial reached the second rung"
+    for t in promoted:
+        curve = [json.loads(x)["step"] for p in (exp / "trials" / f"{t.id:05d}" / "runs").glob("*")
+                 for x in (p / "metrics.jsonl").read_text().splitlines()]
+        assert sorted(curve) == [1, 2, 3, 4]  # every epoch once: none trained twice or skipped
+        assert 0.5 < t.metric <= 1.0  # val_accuracy, as the searcher ranks it
+    fits = [x for t in promoted for x in (exp / "trials" / f"{t.id:05d}" / "fits").read_text().split()]
+    if workers == 0:  # the promoted segment's job restored the model at epoch 2
+        assert fits.count("2") == len(promoted)
+    best = json.loads(cli("best", exp, "--json").stdout)[0]
+    assert (exp / best["checkpoint"] / "model.keras").is_file()
+
+
+def test_keras_early_stopping_ends_a_trial_with_its_final_model(tmp_path):
+    exp = tmp_path / "run"
+    # every epoch after a fit's first is no better: it stops at 2 of the first segment's 4
+    cfg = _search(tmp_path, 0, max_length=8, patience=1, min_delta=10.0)
+    cli("run", cfg, "--exp-dir", exp, timeout=600)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed"
+    ended = [t for t in st.trials.values() if t.ended_early is not None]
+    assert len(ended) == 3 and all(t.ended_early == 2 and t.status != "failed" for t in ended)
+    results = [r for r in journal(exp) if r["kind"] == "result" and r.get("ends_trial")
+               and not r.get("carried")]  # a carried one is a promotion without a job
+    assert results and all("EarlyStopping" in r["error"] for r in results)
+
+
+def test_fit_without_initial_epoch_stops_the_search_with_what_to_pass(tmp_path):
+    """Keras's guides call fit(epochs=...) alone: a restored trial would train its epochs again
+    from 0 while the search counts from its checkpoint."""
+    exp = tmp_path / "run"
+    cfg = _search(tmp_path, 0, forget_initial_epoch=True)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["searcher"].update(max_trials=8, num_rungs=2, divisor=2)
+    cfg.write_text(yaml.safe_dump(raw))
+    r = cli("run", cfg, "--exp-dir", exp, timeout=600, check=False)
+    assert r.returncode != 0
+    assert "that continued from a checkpoint" in r.stderr and "The code that restores a " \
+        "checkpoint fails" in r.stderr
+    assert "pass fit(..., initial_epoch=cb.initial_epoch)" in r.stderr
+    _, st = final_state(exp)
+    assert sum(1 for t in st.trials.values() if t.status == "failed") == 3  # no more
+
+
+SCRIPT = '''
+import argparse
+
+import keras
+from keras_model import build, get_data
+
+from asha_hpc.integrations.keras import AshaCallback
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=1e-3)
+parser.add_argument("--units", type=int, default=32)
+parser.add_argument("--epochs", type=int, default=2)
+args = parser.parse_args()
+x, y = get_data()
+cb = AshaCallback(monitor="val_accuracy")
+model = keras.models.load_model(cb.restore_path) if cb.restore_path else build(args.lr, args.units)
+model.fit(x, y, validation_split=0.2, batch_size=64, verbose=2,
+          initial_epoch=cb.initial_epoch, epochs=cb.epochs or args.epochs, callbacks=[cb])
+'''
+
+
+def test_a_keras_script_run_as_a_command_gets_its_trial_from_the_job(tmp_path):
+    cfg = _search(tmp_path, 0)
+    (tmp_path / "train.py").write_text(SCRIPT)
+    raw = yaml.safe_load(cfg.read_text())
+    del raw["entrypoint"]
+    raw["command"] = [sys.executable, "train.py", "${args}"]
+    raw["searcher"]["max_trials"] = 2
+    cfg.write_text(yaml.safe_dump(raw))
+    exp = tmp_path / "run"
+    cli("run", cfg, "--exp-dir", exp, timeout=600)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    (promoted,) = [t for t in st.trials.values() if t.length == 4]
+    curve = sorted(json.loads(x)["step"] for p in (exp / "trials" / f"{promoted.id:05d}" / "runs").glob("*")
+                   for x in (p / "metrics.jsonl").read_text().splitlines())
+    assert curve == [1, 2, 3, 4]
+    # run by hand, outside any job, the script trains as it did before the search
+    r = subprocess.run([sys.executable, "train.py", "--lr", "0.01"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, KERAS_BACKEND="torch"), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Epoch 2/2" in r.stdout and not (tmp_path / "checkpoints").exists()
