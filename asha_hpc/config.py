@@ -30,6 +30,7 @@ SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
 MODES = ("aggressive", "standard", "conservative")
 ASHA_RULES = ("paper", "determined_0.37", "determined_0.38")  # searcher/asha.py RULES
 LENGTH_UNITS = ("batches", "epochs", "records")
+HUNG_AFTER_S = 900.0  # hung_after_s's default
 BACKENDS = ("local", "slurm", "simulated")
 
 
@@ -196,7 +197,7 @@ class ExperimentConfig:
     worker_idle_timeout_s: float = 600.0  # a pool worker given nothing this long exits
     # a running job whose heartbeat is this old is hung (frozen, or its node is): cancelled,
     # and its trial goes on from its checkpoint
-    hung_after_s: float = 900.0
+    hung_after_s: float = HUNG_AFTER_S
     # workers: auto keeps warm workers while start-up + queueing exceed this share of training
     auto_workers_share: float = 0.10
     # set in every job before the trial's code runs (NCCL_*, OMP_NUM_THREADS, HF_HOME...)
@@ -297,7 +298,7 @@ class ExperimentConfig:
             "continue_in_place": self.continue_in_place,
             "continue_wait_s": self.continue_wait_s,
             "worker_idle_timeout_s": self.worker_idle_timeout_s,
-            **({"hung_after_s": self.hung_after_s} if self.hung_after_s != 900.0 else {}),
+            **({"hung_after_s": self.hung_after_s} if self.hung_after_s != HUNG_AFTER_S else {}),
             "probe_jobs": self.probe_jobs,
             "auto_workers_share": self.auto_workers_share,
             **({"environment_variables": dict(self.environment_variables)}
@@ -543,8 +544,8 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
         c.warnings.append(f"{p}.num_rungs is read by async_halving only: {s.name} ignores it"
                           + ("; its rungs come from max_rungs" if s.name == "adaptive_asha" else ""))
     if s.name in ("grid", "random", "single"):  # one rung: every trial trains to max_length
-        ignored = [k for k, default in (("divisor", 4.0), ("max_trials", 1))
-                   if k in d and getattr(s, k) != default and not (k == "max_trials" and s.name != "grid")]
+        unread = (("divisor", 4.0), ("max_trials", 1)) if s.name == "grid" else (("divisor", 4.0),)
+        ignored = [k for k, default in unread if k in d and getattr(s, k) != default]
         if ignored:
             c.warnings.append(
                 f"{p}.{' and '.join(ignored)}: {s.name} ignores {'them' if len(ignored) > 1 else 'it'}"
@@ -1044,7 +1045,8 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
         continue_wait_s=c.get(d, "continue_wait_s", "", _is_num, "a number", None, _at_least(0)),
         worker_idle_timeout_s=float(c.get(d, "worker_idle_timeout_s", "", _is_num, "a number",
                                           600.0, _greater(0))),
-        hung_after_s=float(c.get(d, "hung_after_s", "", _is_num, "a number", 900.0, _at_least(5))),
+        hung_after_s=float(c.get(d, "hung_after_s", "", _is_num, "a number", HUNG_AFTER_S,
+                                 _at_least(5))),
         auto_workers_share=float(c.get(d, "auto_workers_share", "", _is_num, "a number", 0.10,
                                        _greater(0))),
         environment_variables=_environment(c, d.get("environment_variables")),

@@ -31,6 +31,7 @@ from .segments import IntegrationError, SegmentWalk, ended_early
 
 MODEL_FILE = "model.keras"  # the model inside the trial's checkpoint folder
 _classes: dict[type, type] = {}
+_inert_classes: dict[type, type] = {}  # AshaCallback() outside any job, per Keras Callback
 
 if TYPE_CHECKING:  # for type checkers a Keras callback; at run time see __new__
     from keras.callbacks import Callback as _Base
@@ -59,7 +60,7 @@ class AshaCallback(_Base):
     def __new__(cls, *args: Any, **kwargs: Any) -> AshaCallback:
         base = _keras_callback()
         if (args[0] if args else kwargs.get("trial")) is None and outside_any_job():
-            return _Inert()  # a script run by hand: as before
+            return _inert(base)  # a script run by hand: as before
         if not issubclass(cls, base):
             if cls not in _classes:
                 _classes[cls] = type(cls.__name__, (cls, base), {
@@ -154,17 +155,11 @@ class AshaCallback(_Base):
         self.model.save(Path(folder) / MODEL_FILE)
 
 
-class _Inert:
+def _inert(base: type) -> Any:
     """``AshaCallback()`` outside any asha_hpc job: a Keras callback that does nothing, with
-    nothing to restore and no length to impose."""
-
-    restore_path = None
-    initial_epoch = 0
-    epochs = None
-
-    def __new__(cls) -> Any:
-        base = _keras_callback()
-        inert = type("AshaCallback", (base,), {"__module__": __name__, "restore_path": None,
-                                               "initial_epoch": 0, "epochs": None,
-                                               "__doc__": cls.__doc__})
-        return inert()
+    nothing to restore and no length to impose (``epochs=cb.epochs or args.epochs``)."""
+    if base not in _inert_classes:
+        _inert_classes[base] = type("AshaCallback", (base,), {
+            "__module__": __name__, "restore_path": None, "initial_epoch": 0, "epochs": None,
+            "__doc__": _inert.__doc__})
+    return _inert_classes[base]()

@@ -108,8 +108,6 @@ def _gpu_count() -> int | None:
     return len([x for x in v.split(",") if x.strip()])
 
 
-
-
 class _Heartbeat(threading.Thread):
     def __init__(self, path: Path, every: float) -> None:
         super().__init__(daemon=True, name="asha-heartbeat")

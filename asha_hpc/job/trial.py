@@ -398,7 +398,8 @@ class Trial:
                   f"at the segment's end; points along the way (every epoch, as Ray's "
                   f"train.report or Optuna's trial.report) go to trial.report_metrics(step, ...)",
                   file=sys.stderr, flush=True)
-        saved = max(self._saved_length or 0, self._saving_length or 0) or self._saved_length
+        lengths = [x for x in (self._saved_length, self._saving_length) if x is not None]
+        saved = max(lengths) if lengths else None
         short = saved is not None and saved < seg.length
         seg.short_of = saved if short and self.rank == 0 else None
         seg.reported = plain

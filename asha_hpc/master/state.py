@@ -892,24 +892,28 @@ def cap_change(was: int | None, units: int) -> str:
             else f"{'raised' if units > was else 'lowered'} from {was} to {units}")
 
 
-def config_pin(cfg: ExperimentConfig) -> dict[str, Any]:
+def _pinned_json(cfg: ExperimentConfig) -> str:
     """What a journal's trials mean: the searcher, the hyperparameter space and the seed (not
-    the backend or paths, which ``resume --backend`` or a moved folder may change), as JSON
-    has it."""
+    the backend or paths, which ``resume --backend`` or a moved folder may change), as JSON."""
     import json
 
     d = cfg.to_dict()
     pin = {k: d.get(k) for k in ("searcher", "hyperparameters", "reproducibility")}
-    return json.loads(json.dumps(pin, sort_keys=True, default=str))
+    return json.dumps(pin, sort_keys=True, default=str)
+
+
+def config_pin(cfg: ExperimentConfig) -> dict[str, Any]:
+    """``_pinned_json`` as the journal's Init keeps it, for a refusal to name what changed."""
+    import json
+
+    return json.loads(_pinned_json(cfg))
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
-    """A short hash of ``config_pin``: the journal's Init keeps it."""
+    """A short hash of ``_pinned_json``: the journal's Init keeps it."""
     import hashlib
-    import json
 
-    pin = config_pin(cfg)
-    return hashlib.sha256(json.dumps(pin, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(_pinned_json(cfg).encode()).hexdigest()[:16]
 
 
 def describe_changes(was: Any, now: Any, path: str = "", most: int = 3) -> str:
@@ -920,19 +924,22 @@ def describe_changes(was: Any, now: Any, path: str = "", most: int = 3) -> str:
     def walk(a: Any, b: Any, p: str) -> None:
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b), key=str):
-                walk(a.get(k, "(unset)"), b.get(k, "(unset)"), f"{p}.{k}" if p else str(k))
+                walk(a.get(k, _UNSET), b.get(k, _UNSET), f"{p}.{k}" if p else str(k))
         elif a != b:
-            found.append(f"{p}: {json_short(a)} then, {json_short(b)} now")
+            found.append(f"{p}: {_json_short(a)} then, {_json_short(b)} now")
 
     walk(was, now, path)
     more = f"; and {len(found) - most} more" if len(found) > most else ""
     return "; ".join(found[:most]) + more if found else "changed"
 
 
-def json_short(v: Any, width: int = 40) -> str:
+_UNSET = object()  # a setting one side of describe_changes lacks
+
+
+def _json_short(v: Any, width: int = 40) -> str:
     import json
 
-    text = v if isinstance(v, str) and v == "(unset)" else json.dumps(v, default=str)
+    text = "(unset)" if v is _UNSET else json.dumps(v, default=str)
     return text if len(text) <= width else text[:width - 3] + "..."
 
 

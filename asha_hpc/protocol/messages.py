@@ -80,18 +80,13 @@ def _checkpoint(v: Any, exp_root: str, trial: int) -> str | None:
     if not isinstance(v, str):
         raise MessageError("'checkpoint' must be a path string")
     p, base = PurePosixPath(v), PurePosixPath(ExpDir(Path(exp_root)).checkpoints(trial))
-    if ".." in p.parts or not p.name:
+    # a folder moved or copied since the job wrote it names the same checkpoint from where it
+    # was: its path inside the folder is what identifies it
+    inside = base.relative_to(PurePosixPath(exp_root)).parts
+    if ".." in p.parts or not p.name or p.parent.parts[-len(inside):] != inside:
         raise MessageError(f"'checkpoint' {v!r:.120} is not a checkpoint of trial {trial} "
                            f"(expected {base}/<name>)")
-    if p.parent == base:
-        return v
-    # the folder was moved or copied since the job wrote it: the same checkpoint, named from
-    # where the folder is now (its path inside the folder is what identifies it)
-    inside = base.relative_to(PurePosixPath(exp_root)).parts
-    if p.parent.parts[-len(inside):] == inside:
-        return str(base / p.name)
-    raise MessageError(f"'checkpoint' {v!r:.120} is not a checkpoint of trial {trial} "
-                       f"(expected {base}/<name>)")
+    return v if p.parent == base else str(base / p.name)
 
 
 @dataclass(frozen=True)
