@@ -85,6 +85,7 @@ from ..protocol.expdir import (
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
 from ..protocol.logmarks import banner
+from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import as_number
 from ..protocol.pids import kill_tree
 from . import command_trial
@@ -1130,19 +1131,19 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         # died of the signal or failed on it. The machine's doing, not the code's
         raise _StoppedCommand(f"command {spec.entrypoint!r} exited with status {rc} after the "
                               f"job's stop signal ({trial._stop_reason})"
-                              + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
+                              + (f"{COMMAND_STDERR}\n{tail.text()}" if tail.text() else ""))
     killed = _killed_by(rc)
     if killed is not None:
         # a signal's death: what the command printed last says nothing of it (a tracker's
         # "View this run ..."), so the kill is the last line, the one status and fail-fast read
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
-                           + (f"; the end of its stderr:\n{tail.text()}\n" if tail.text() else ": ")
+                           + (f"{COMMAND_STDERR}\n{tail.text()}\n" if tail.text() else ": ")
                            + killed)
     if rc != 0:
         # the end of its stderr: its own error (a traceback's last line) tells one failure from
         # another, to the user and to fail-fast
         raise RuntimeError(f"command {spec.entrypoint!r} exited with status {rc}"
-                           + (f"; the end of its stderr:\n{tail.text()}" if tail.text() else ""))
+                           + (f"{COMMAND_STDERR}\n{tail.text()}" if tail.text() else ""))
     if metrics is not None:
         if spec.metric not in metrics:
             raise MetricNotReported(

@@ -60,6 +60,7 @@ from ..config import ExperimentConfig
 from ..errors import AshaError
 from ..protocol.checkpoints import RESTORE_HINT
 from ..protocol.expdir import attempt_key
+from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import metric_float
 from ..protocol.records import Kind
 from ..searcher import (
@@ -306,7 +307,7 @@ class ExperimentState:
             tid, ids, where, error = alike
             return tid, (f"the first {SAME_ERROR_TRIALS} trials that continued from a checkpoint ({ids}) "
                          f"all failed with the same error, and none continued from one "
-                         f"successfully{where}: {error}. The code that restores a checkpoint "
+                         f"successfully{where}: {error.rstrip('.')}. The code that restores a checkpoint "
                          f"fails")
         return None
 
@@ -846,44 +847,58 @@ SUMMARY_MAX = 600  # characters of an error's one-line form
 
 
 def error_summary(s: str | None) -> str:
-    """The last line with words (for a traceback: the exception itself), up to SUMMARY_MAX
-    characters: our own errors end with what to do, which must not be cut. An exception whose
-    message goes on with a native backtrace (XGBoost's "Stack trace: [bt] ...", torch's
-    "frame #0: ...") is summed up by its first line."""
+    """A failure in one line, up to SUMMARY_MAX characters. For a Python traceback: its
+    exception, with every line of a message that spans several (torch.load's names what it
+    refused in the middle and ends with a line that is the same for every refusal), but not a
+    native backtrace after it (XGBoost's "Stack trace: [bt] ...", torch's "frame #0: ...").
+    Otherwise, and when the script printed an error of its own after a traceback it caught:
+    the last line with words. A longer line is cut in the middle: the exception's name is at
+    its start, and our own errors end with what to do."""
     if not s:
         return ""
     # a line of only rules ("=====", torchrun's frame) says nothing
-    lines = [x for x in s.strip().splitlines() if any(c.isalnum() for c in x)]
+    lines = [x for x in _ANSI.sub("", s).strip().splitlines() if any(c.isalnum() for c in x)]
     if not lines:
         return ""
-    line = _before_backtrace(lines) or lines[-1]
+    line = _exception_message(lines) or lines[-1].rstrip()
     if len(lines) > 1 and _PEER_HEADLINE.match(lines[0]):
         # what a dead or failed peer left this rank with ("Connection closed by peer") says
         # less than which peer it was: both, the headline first
         line = lines[0].rstrip() + " " + line
-    return line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…"
+    if len(line) <= SUMMARY_MAX:
+        return line
+    start, end = line[:SUMMARY_MAX // 3], line[-(SUMMARY_MAX - SUMMARY_MAX // 3 - 3):]
+    # at a space, where there is one near: no word cut in two
+    start = start[:start.rindex(" ")] if " " in start[-30:] else start
+    end = end[end.index(" ") + 1:] if " " in end[:30] else end
+    return start.rstrip() + " … " + end.lstrip()
 
 
 # the job's headline over a rank's traceback, when a peer is to blame (job/ranks.py: gone)
 _PEER_HEADLINE = re.compile(r"(rank \d+: )?rank \d+( on node \S+)? (died|failed) \(.*\); then")
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch's bold "do those steps only if you trust"
+_BACKTRACE = re.compile(r"Stack trace|frame #\d|Exception raised from|.*\[bt\]")
+# a line that starts an error of its own: argparse's, or another exception's
+_HEADLINE = re.compile(r"([\w.-]+: )?error: |[A-Za-z_][\w.]*(Error|Exception)(:|$)")
 
-_BACKTRACE = re.compile(r"\s|Stack trace|frame #\d|Exception raised from|.*\[bt\]")
 
-
-def _before_backtrace(lines: list[str]) -> str | None:
-    """The exception line of the last Python traceback when every line after it is a native
-    backtrace's; None otherwise (a script that printed more after it, or no traceback)."""
+def _exception_message(lines: list[str]) -> str | None:
+    """The last Python traceback's exception with its whole message, on one line; None when
+    there is no traceback, or when the script went on to print something else after it."""
     start = max((i for i, x in enumerate(lines) if x.startswith("Traceback (most recent call")),
                 default=None)
     if start is None:
         return None
     head = next((i for i in range(start + 1, len(lines)) if not lines[i][:1].isspace()), None)
-    if head is None or head == len(lines) - 1:
-        return None
-    if all(_BACKTRACE.match(x) for x in lines[head + 1:]):
-        return lines[head].rstrip()
-    return None
+    if head is None or COMMAND_STDERR in lines[head]:
+        return None  # (a command's: its own last line, or its own traceback, is the story)
+    end = next((i for i in range(head + 1, len(lines)) if _BACKTRACE.match(lines[i])), len(lines))
+    if not all(_BACKTRACE.match(x) or x[:1].isspace() for x in lines[end:]):
+        return None  # the script caught it and went on
+    if any(_HEADLINE.match(x) for x in lines[head + 1:end]):
+        return None  # an error printed after it is the last word
+    return " ".join(x.strip() for x in lines[head:end])
 
 
 def cap_change(was: int | None, units: int) -> str:

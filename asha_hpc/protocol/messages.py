@@ -23,6 +23,9 @@ WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ERROR = 4000  # characters of a traceback kept in the journal: its first line and its end
 ERROR_HEAD = 500  # of them, at most this many of the first line (a rank's "rank 1 ... died")
 MAX_TEXT = 512
+# a failed command's error goes on with what it printed last, each line as it was: the line
+# the summary shows is the command's own, not this one (master/state.py: error_summary)
+COMMAND_STDERR = "; the end of its stderr:"
 
 
 class MessageError(ValueError):

@@ -1,11 +1,12 @@
 """The one line that stands for a failure (status, best, fail-fast's "the same error"): a
 traceback's exception, also when a library's message goes on with a native backtrace."""
+import re
 import traceback
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asha_hpc.master.state import error_signature, error_summary
+from asha_hpc.master.state import SUMMARY_MAX, error_signature, error_summary
 
 # XGBoost 3's error for max_depth 0 with the exact tree method, as a trial's job wrote it
 XGBOOST = """Traceback (most recent call last):
@@ -77,16 +78,65 @@ def test_any_exception_with_a_backtrace_is_summed_up_by_its_first_line(name, fir
     assert error_summary(text) == f"{__name__}.{name}: {first}"
 
 
+HEADLINE = re.compile(r"([\w.-]+: )?error: |[A-Za-z_][\w.]*(Error|Exception)(:|$)")
+
+
 @given(name=st.from_regex(r"[A-Z][A-Za-z]{0,12}Error", fullmatch=True),
-       lines=st.lists(words.filter(lambda s: s[:1].isalnum() and not s.startswith("frame #")),
-                      min_size=1, max_size=4))
-def test_any_exception_without_one_is_summed_up_by_its_last_line(name, lines):
-    """Lines that do not look like a native backtrace (indented, "[bt]", "frame #N") are the
-    message's own, and the last one is what the user printed last."""
+       lines=st.lists(words.filter(lambda s: s[:1].isalnum() and not s.startswith("frame #")
+                                   and not HEADLINE.match(s)), min_size=1, max_size=4))
+def test_any_exception_without_one_is_summed_up_by_its_whole_message(name, lines):
+    """Lines that do not look like a native backtrace ("[bt]", "frame #N") are the message's
+    own: all of them, on one line, cut in the middle when long (its start names the
+    exception, and its end says what to do)."""
     text = _formatted(name, "\n".join(lines))
-    kept = [x for x in text.strip().splitlines() if any(c.isalnum() for c in x)]
+    whole = f"{__name__}.{name}: " + " ".join(x.strip() for x in lines)
     summary = error_summary(text)
-    assert summary == (kept[-1] if len(kept[-1]) <= 600 else kept[-1][:599] + "…")
+    if len(whole) <= SUMMARY_MAX:
+        assert summary == whole
+    else:
+        start, end = summary.split(" … ")
+        assert len(summary) <= SUMMARY_MAX and whole.startswith(start) and whole.endswith(end)
+        assert summary.startswith(f"{__name__}.{name}: ")
+
+
+# torch 2.13's refusal of a checkpoint that holds a numpy array, as the trial's job wrote it:
+# the line that names what was refused is in the middle, the last is the same for every refusal
+TORCH_WEIGHTS_ONLY = """Traceback (most recent call last):
+  File "/home/u/digits/train.py", line 41, in train
+    state = torch.load(trial.latest_checkpoint / "model.pt")
+  File "/venv/lib/python3.11/site-packages/torch/serialization.py", line 1609, in load
+    raise pickle.UnpicklingError(_get_wo_message(str(e))) from None
+_pickle.UnpicklingError: Weights only load failed. This file can still be loaded, to do so you \
+have two options, \x1b[1mdo those steps only if you trust the source of the checkpoint\x1b[0m.\x20
+\t(1) In PyTorch 2.6, we changed the default value of the `weights_only` argument in \
+`torch.load` from `False` to `True`. Re-running `torch.load` with `weights_only` set to `False` \
+will likely succeed, but it can result in arbitrary code execution. Do it only if you got the \
+file from a trusted source.
+\t(2) Alternatively, to load with `weights_only=True` please check the recommended steps in the \
+following error message.
+\tWeightsUnpickler error: Unsupported global: GLOBAL {name} was not an allowed global by \
+default. Please use `torch.serialization.add_safe_globals([{name}])` or the \
+`torch.serialization.safe_globals([{name}])` context manager to allowlist this global if you \
+trust this class/function.
+
+Check the documentation of torch.load to learn more about types accepted by default with \
+weights_only https://pytorch.org/docs/stable/generated/torch.load.html.
+"""
+
+
+def test_a_message_of_several_lines_is_summed_up_by_all_of_them():
+    """status showed only "Check the documentation of torch.load ...", the same line for
+    every refusal and without the exception's name; and fail-fast took a numpy array in the
+    checkpoint and a class of the user's own for one error."""
+    numpy = TORCH_WEIGHTS_ONLY.format(name="numpy._core.multiarray._reconstruct")
+    summary = error_summary(numpy)
+    assert summary.startswith("_pickle.UnpicklingError: Weights only load failed. This file can "
+                              "still be loaded, to do so you have two options, do those steps")
+    assert "add_safe_globals([numpy._core.multiarray._reconstruct])" in summary
+    assert summary.endswith("torch.load.html.") and "\x1b" not in summary and "\n" not in summary
+    assert len(summary) <= SUMMARY_MAX
+    own = TORCH_WEIGHTS_ONLY.format(name="__main__.Config")
+    assert error_signature(numpy) != error_signature(own)
 
 
 def test_fail_fast_and_status_events_show_the_library_error_as_written():
