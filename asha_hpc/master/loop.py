@@ -86,6 +86,7 @@ from .state import (
     LEFT_STATE_SEGMENTS,
     PENDING,
     QUEUED,
+    RULES,
     RUNNING,
     SAME_ERROR_TRIALS,
     STOPPED,
@@ -383,7 +384,7 @@ class Master:
             else:
                 warm = read_warm_start(self.cfg, journaled)[0]
             init = Init(seed=self.cfg.experiment_seed, config_hash=config_hash(self.cfg),
-                        pinned=config_pin(self.cfg))
+                        pinned=config_pin(self.cfg), rules=RULES)
             self._record(*warm, init)
             if warm:
                 assert st.warm is not None  # set by the records just applied

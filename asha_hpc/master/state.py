@@ -201,6 +201,7 @@ class ExperimentState:
         # the same after the first segments worked, for the code that continues from a
         # checkpoint: the first errors of attempts that started from one, until one succeeds
         self.restores_worked = 0
+        self.rules = 0  # those of the journal's Init record (RULES)
         self.passed_fresh = 0  # segments that failed in a reused warm worker, passed in a fresh one
         # the first result whose code never read the checkpoint it could go on from
         self.ignored_checkpoint: str | None = None
@@ -425,6 +426,7 @@ class ExperimentState:
                 f"{where} no longer matches the config this experiment started with ({what}); "
                 f"restore the original, or start a new experiment with `asha-hpc run` (a "
                 f"search's trials mean what its searcher and hyperparameters said)")
+        self.rules = int(rec.get("rules") or 0)
         self.lifecycle = "running"
         self._actions(self.searcher.start())
 
@@ -509,6 +511,7 @@ class ExperimentState:
         if rec.get("checkpoint"):
             t.checkpoint = rec["checkpoint"]
         status = rec["status"]
+        repeated = False  # its restore failed as the one before did (below)
         # an attempt started before ``resume --retry-failed`` ran the code as it was before
         # the fix: its failure tells nothing about the fixed code (fail-fast starts over)
         before_fix = status == "error" and t.intent_seq < self.retried_at
@@ -535,7 +538,8 @@ class ExperimentState:
             sig = error_signature(rec.get("error") or "error", t.hparams)
             # the same error twice in the trial; or once, an error every trial would repeat
             # (it is not retried: the trial is given up below)
-            if t.restore_error == sig or rec.get("fatal"):
+            repeated = t.restore_error == sig
+            if repeated or rec.get("fatal"):
                 self._early_error(t, rec, self.restore_errors)
             t.restore_error = sig
         if status == "completed":
@@ -600,7 +604,8 @@ class ExperimentState:
             t.gave_up = True
             self._give_up(t, rec, f"trial {t.id} failed, not retried: {error_summary(t.error)}")
         else:
-            self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error")
+            self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error",
+                         restore_repeated=repeated)
 
     def _passed_fresh(self, rec: dict[str, Any]) -> None:
         """A segment that failed in a reused warm worker's process passed in a fresh one."""
@@ -695,14 +700,27 @@ class ExperimentState:
             self._retry(t, rec, counts=bool(rec.get("counts")),
                         free=bool(rec.get("disk_full")) or never_ran, why=why)
 
-    def _failed(self, t: TrialState, rec: dict[str, Any], host: str | None, why: str) -> None:
+    def _failed(self, t: TrialState, rec: dict[str, Any], host: str | None, why: str,
+                restore_repeated: bool = False) -> None:
         """An attempt failed in a way that counts against its trial, unless its node is to
-        blame (nodes.py): it ran on an excluded node, or this failure gets its node excluded."""
+        blame (nodes.py): it ran on an excluded node, or this failure gets its node excluded.
+        ``restore_repeated``: it continued from a checkpoint and failed as its last such
+        attempt did, and none has continued from one successfully."""
         if host is not None and host in self.nodes.bad:
             self._retry(t, rec, counts=False, why=f"on node {host}, excluded: {why}")
             return
         ex = self.nodes.failed(host, t.id, why, out_of_memory(why, rec.get("state")))
         if ex is None:
+            if restore_repeated and self.rules >= 1 and self._few_at_once():
+                # fail-fast's restore rule compares SAME_ERROR_TRIALS promoted trials, and no
+                # other trial trains toward its promotion while this one retries in its slot
+                t.restarts += 1
+                self._give_up(t, rec, f"trial {t.id} failed twice with the same error "
+                                      f"continuing from its checkpoint, before any trial "
+                                      f"continued from one: given up, so that another trial "
+                                      f"shows whether every restore fails so (`resume "
+                                      f"--retry-failed` takes it back): {error_summary(why)}")
+                return
             self._retry(t, rec, counts=True, why=why)
             return
         ex.refund.remove(t.id)  # this failure is not counted in the first place
@@ -842,6 +860,12 @@ def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
     when the result names one (several ranks), else where the reporting rank ran."""
     return rec.get("failed_node") or rec.get("host") or t.host
 
+
+# The rules a journal is replayed with. A rule that changes what the master decides would
+# replay an older journal into decisions it never made (a trial given up that its journal
+# goes on training): it applies to experiments started under it, named in their Init record.
+# 1: a trial whose restore failed twice alike makes way (``_retry``)
+RULES = 1
 
 SUMMARY_MAX = 600  # characters of an error's one-line form
 

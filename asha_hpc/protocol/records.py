@@ -91,6 +91,8 @@ class Init(Record):
     config_hash: str | None = optional()  # b885ae9 and earlier wrote none
     # what the hash is of, so that a refusal can name what changed (901715f and earlier: none)
     pinned: dict[str, Any] | None = optional()
+    # the master's rules the journal was written under (state.RULES; 5096112 and earlier: none)
+    rules: int | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

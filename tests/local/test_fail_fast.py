@@ -193,6 +193,27 @@ def test_a_bug_in_the_restore_path_stops_the_search_after_three_promotions(tmp_p
     assert not [t for t in st.trials.values() if t.status == FAILED]
 
 
+def test_a_restore_bug_stops_a_search_of_two_trials_at_a_time_in_about_six_jobs(tmp_path):
+    """Two slots: the first two promoted trials retried their restore in them, 6 jobs each,
+    while no third trial could reach its promotion (a torch.load refusing a numpy value of the
+    checkpoint cost 14 jobs in a search of 12 trials). Each makes way after its second."""
+    cfg = write(tmp_path, searcher={"max_concurrent_trials": 2},
+                local={"gpus": [], "max_parallel": 2, "workers": 0})
+    model = tmp_path / "model.py"
+    model.write_text(model.read_text().replace('["epoch"]', '["state"]["epoch"]'))
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1, r.stderr
+    assert "trials that continued from a checkpoint" in failure_line(r.stderr)
+    failed = [r for r in journal(exp) if r["kind"] == "result" and r["status"] == "error"]
+    assert {r["restored"] for r in failed} == {True}
+    assert len(failed) <= 3 * 2, [(r["trial"], r["attempt"]) for r in failed]
+    status = json.loads(asha("status", exp, "--json").stdout)
+    given_up = [e for e in status["recent_events"] if "given up, so that another" in e]
+    assert len(given_up) >= 2 and all("KeyError: 'state'" in x for x in given_up)
+    assert all(f["restarts"] == 2 for f in status["failed_trials"]), status["failed_trials"]
+
+
 def test_a_trial_that_returns_without_its_metric_after_others_reported_fails_alone(tmp_path):
     # "the searcher's metric was never reported" is every trial's bug only while no segment has
     # reported it: later, it is this trial's own (its code stopped early without a word), and
