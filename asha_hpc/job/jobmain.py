@@ -503,6 +503,17 @@ class _Session:
             cur = att.spec  # the segment it was in: a warm worker's call runs several
             got = e.reported if isinstance(e.reported, dict) else None if cur is None else \
                 att.control.segment_metrics(cur.segment, cur.length)
+            point = None if got is not None or cur is None else att.control.last_point(cur.segment)
+            if point is not None:
+                # ended before the segment's report (Optuna's TrialPruned, a divergence check
+                # in the loop): its last value of the metric is its result, as a pruned
+                # trial's last intermediate value is Optuna's; not a failure
+                step, got = point
+                if out.reached is None and isinstance(step, int) and 0 < step <= cur.length:
+                    out.reached = step
+                print(f"asha_hpc: TrainingEndedEarly before segment.report(): the trial's "
+                      f"result is its last curve point of '{spec.metric}' (step {step}: "
+                      f"{got[spec.metric]})", file=sys.stderr, flush=True)
             if self.ranks.rank == 0 and got is not None and spec.metric in got:
                 out.status, out.metrics = "completed", got
         except FatalTrialError as e:  # every trial would fail the same: the search stops

@@ -107,6 +107,9 @@ class Trial:
         self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
+        # the last point that held the searcher's metric: (its segment, step, metrics), the
+        # result of a segment that its code ended before reporting (Optuna's TrialPruned)
+        self._metric_point: tuple[Segment, Any, dict[str, Any]] | None = None
         self._group = group
         # the job's (TrialControl.continue_with): (reported segment) -> (length, index) or None
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
@@ -361,6 +364,8 @@ class Trial:
         if step is None:
             step = metrics.get("step")
         self._last_step = step
+        if self._current is not None and as_number(metrics.get(self.metric)) is not None:
+            self._metric_point = (self._current, step, metrics)
         x = as_number(step)
         # the user's names live under "metrics": no name of theirs meets "step" or "time"
         line = json.dumps({"step": x if x is None or isinstance(x, int) else float(x),
@@ -483,6 +488,12 @@ class TrialControl:
         """What segment ``index`` reported on this process, where it reached ``length``."""
         reports = [r for r in self.trial._reports if r.index == index]
         return reports[-1].reported if reports and reports[-1].length == length else None
+
+    def last_point(self, index: int) -> tuple[Any, dict[str, Any]] | None:
+        """(step, metrics) of segment ``index``'s last curve point that held the searcher's
+        metric, on this process."""
+        got = self.trial._metric_point
+        return (got[1], got[2]) if got is not None and got[0].index == index else None
 
     def latest_checkpoint(self) -> tuple[Path | None, int | None]:
         """(latest checkpoint, the length it holds) for the segment's result: the one this
