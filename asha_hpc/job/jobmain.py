@@ -705,6 +705,12 @@ class _Session:
             print(IGNORED_CHECKPOINT.format(trial=spec.trial_id, path=att.unread,
                                             length=spec.length), file=sys.stderr, flush=True)
         att.unread = None  # a call that goes on in place trains on from its own model
+        if out.status == "completed" and not out.ends_trial and spec.max_length is not None \
+                and spec.length < spec.max_length and att.control.latest_checkpoint()[0] is None:
+            body["no_checkpoint"] = True
+            if not isinstance(spec.entrypoint, list):  # a command's is said where it ran
+                print(NO_CHECKPOINT.format(trial=spec.trial_id, length=spec.length),
+                      file=sys.stderr, flush=True)
         self.first = False
         publish(self.exp.root, f"{spec.key}.result.json", body)
         self.status = out.status
@@ -817,6 +823,12 @@ IGNORED_CHECKPOINT = (
     "trial.latest_checkpoint: it trained from scratch, spending again what earlier segments "
     "trained (and where it trained only this segment's part, its result at length {length} is "
     "for less training than that). " + RESTORE_HINT)
+
+NO_CHECKPOINT = (
+    "asha_hpc: warning: trial {trial} reported its segment to length {length} and has no "
+    "checkpoint: where it is promoted in a new job, it trains again from the start. Save one "
+    "at each segment's end (with trial.save_checkpoint(length=...) as d: ...), and go on from "
+    "trial.latest_checkpoint")
 
 _AFTER_RESULT = ("asha_hpc: trial {trial}'s code raised after its segment was done (reported, "
                  "with its checkpoint): the segment's result stands; the error, for you to "

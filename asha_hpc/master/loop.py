@@ -219,7 +219,7 @@ class Master:
         self._last_retain = 0.0
         self._hung_looked = 0.0  # the last look for hung jobs (_hung)
         self._said_left_state = False  # state.LEFT_STATE, said once
-        self._said_ignored = False  # state.IGNORED_CHECKPOINT, said once
+        self._said_checkpoint_advice = False  # state.checkpoint_advice, said once
         self._awake_since = time.time()  # since when this master has polled without a stall
         self._unjournaled_said = False
         self._started_at = time.time()
@@ -583,9 +583,9 @@ class Master:
         if st.passed_fresh >= LEFT_STATE_SEGMENTS and not self._said_left_state:
             self._said_left_state = True
             self.progress(LEFT_STATE.format(n=st.passed_fresh))
-        if st.ignored_checkpoint is not None and not self._said_ignored:
-            self._said_ignored = True
-            self.progress(st.ignored_checkpoint)
+        if st.checkpoint_advice is not None and not self._said_checkpoint_advice:
+            self._said_checkpoint_advice = True
+            self.progress(st.checkpoint_advice)
         if cancel:
             self._cancel()
             return False

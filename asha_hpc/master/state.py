@@ -100,6 +100,12 @@ IGNORED_CHECKPOINT = ("trial {trial} had a checkpoint to go on from ({name}) and
                       "read trial.latest_checkpoint: promoted trials train from scratch. "
                       + RESTORE_HINT)
 
+NO_CHECKPOINT = ("trial {trial} completed a segment short of max_length and has no checkpoint "
+                 "(its code never called trial.save_checkpoint): promoted trials train again "
+                 "from the start, unless a warm worker continues them in place. Save one at "
+                 "each segment's end, and go on from trial.latest_checkpoint (README: Writing "
+                 "a trial)")
+
 LEFT_STATE = ("{n} segments failed in a warm worker's process that had run other trials and then "
               "passed in a fresh process: the code leaves state behind in its process (a library "
               "set up once per process, such as Hydra's initialize() without `with`, or "
@@ -203,8 +209,9 @@ class ExperimentState:
         self.restores_worked = 0
         self.rules = 0  # those of the journal's Init record (RULES)
         self.passed_fresh = 0  # segments that failed in a reused warm worker, passed in a fresh one
-        # the first result whose code never read the checkpoint it could go on from
-        self.ignored_checkpoint: str | None = None
+        # said once: the first result whose code never read the checkpoint it could go on
+        # from, or that left its trial with none (IGNORED_CHECKPOINT, NO_CHECKPOINT)
+        self.checkpoint_advice: str | None = None
         self.damaged: str | None = None  # replay(salvage=True): why it stopped short
         self.restore_errors: list[tuple[int, str]] = []
         self.caps = capabilities(cfg)  # what its backend does (no backend needed to replay)
@@ -524,10 +531,13 @@ class ExperimentState:
             and t.restarts == 0
         if status == "completed" and t.fresh:
             self._passed_fresh(rec)
-        if status == "completed" and rec.get("ignored_checkpoint") and self.ignored_checkpoint is None:
-            self.ignored_checkpoint = IGNORED_CHECKPOINT.format(
+        if status == "completed" and rec.get("ignored_checkpoint") and self.checkpoint_advice is None:
+            self.checkpoint_advice = IGNORED_CHECKPOINT.format(
                 trial=t.id, name=PurePath(rec["ignored_checkpoint"]).name)
-            self._note(rec, self.ignored_checkpoint)
+            self._note(rec, self.checkpoint_advice)
+        if status == "completed" and rec.get("no_checkpoint") and self.checkpoint_advice is None:
+            self.checkpoint_advice = NO_CHECKPOINT.format(trial=t.id)
+            self._note(rec, self.checkpoint_advice)
         t.fresh = False
         if status == "error" and not self.worked and not before_fix and not reused:
             self._early_error(t, rec)

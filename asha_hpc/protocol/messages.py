@@ -177,6 +177,8 @@ class Result(Started):
         ignored = body.get("ignored_checkpoint")  # its code never asked for it: from scratch
         if isinstance(ignored, str) and ignored and status == "completed":
             extra["ignored_checkpoint"] = ignored[:MAX_TEXT]
+        if body.get("no_checkpoint") is True and status == "completed":  # promoted: from scratch
+            extra["no_checkpoint"] = True
         for k in ("job_started", "reached"):  # run times and progress (timelimits.py)
             if _num(body, k) is not None:
                 extra[k] = body[k]

@@ -234,6 +234,8 @@ class Result(Started):
     skipped_checkpoints: list[str] | None = optional()
     # the checkpoint the attempt could have gone on from, which its code never asked for
     ignored_checkpoint: str | None = optional()
+    # a completed segment short of max_length after which the trial has no checkpoint at all
+    no_checkpoint: bool = optional(False)
     # journaled by the master, no job ran: a trial whose training ended on purpose (the model
     # is final) promoted to this segment's length
     carried: bool = optional(False)

@@ -400,6 +400,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
                         else "trained from the beginning"))
         if rec.get("ignored_checkpoint"):
             line += "; its code never read trial.latest_checkpoint: it trained from scratch"
+        if rec.get("no_checkpoint"):
+            line += "; it has no checkpoint: promoted, it trains again from the start"
         return line
     return _other_line(rec)
 
@@ -602,6 +604,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         # the code leaves state behind in a warm worker's process (state.LEFT_STATE)
         "left_state": (LEFT_STATE.format(n=st.passed_fresh)
                        if st.passed_fresh >= LEFT_STATE_SEGMENTS else None),
+        # promoted trials train from scratch (state.IGNORED_CHECKPOINT, NO_CHECKPOINT)
+        "checkpoints": st.checkpoint_advice,
         "queue": queue_status(exp) if alive else None,
         "nodes_excluded": dict(st.nodes.bad),
         # when the master takes each back on its own (readmit_nodes_after_h), epoch seconds

@@ -197,6 +197,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                      else f"workers: auto, {w['line']}")
     if d.get("left_state"):
         lines.append(f"workers: {d['left_state']}")
+    if d.get("checkpoints"):  # said once in the events, which scroll on: here while it holds
+        lines.append(f"checkpoints: {d['checkpoints']}")
     gpu = c.get("gpu_hours")
     lines.append(f"compute: {c.get('job_hours', d.get('compute_hours', 0.0)):.3f} job-hours, "
                  + (f"{gpu:.3f} GPU-hours" if gpu is not None else "GPU-hours unknown"))

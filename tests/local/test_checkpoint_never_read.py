@@ -97,6 +97,45 @@ def test_the_tutorials_save_without_its_load_is_said(tmp_path):
     # and the job's log, where the code's own output is
     logs = [p.read_text() for p in (exp / "jobs").glob("*_log.err")]
     assert sum(f"asha_hpc: trial {tid} had a checkpoint to go on from" in t for t in logs) == 1
+    # and status, for as long as the experiment lasts (the events scroll on)
+    assert f"checkpoints: trial {tid} had a checkpoint to go on from" in cli("status", exp).stdout
+
+
+# an Optuna objective ported with segments and reports, and no checkpoint at all
+NEVER_SAVES = '''
+def train(trial):
+    epoch = 0
+    with open(trial.dir / "starts", "a") as f:
+        f.write(f"{epoch}\\n")
+    for segment in trial.segments():
+        for epoch in range(epoch, segment.length):
+            accuracy = 1.0 - 1.0 / (epoch + 2) - trial.hparams["lr"]
+            trial.report_metrics(epoch + 1, accuracy=accuracy)
+        epoch = segment.length
+        segment.report(loss=1.0 - accuracy)
+'''
+
+
+def test_code_that_never_saves_a_checkpoint_is_told(tmp_path):
+    exp, err, results = search(tmp_path, NEVER_SAVES, workers=0, trials=2)
+    first = [r for r in results if r["segment"] == 0]
+    assert first and all(r.get("no_checkpoint") for r in first)
+    promoted = [r for r in results if r["segment"] == 1]
+    assert promoted and not any(r.get("no_checkpoint") for r in promoted)  # at max_length
+    tid = promoted[0]["trial"]
+    assert (exp / "trials" / f"{tid:05d}" / "starts").read_text().split() == ["0", "0"]
+    told = [x for x in err.splitlines() if "has no checkpoint" in x]
+    assert len(told) == 1 and "its code never called trial.save_checkpoint" in told[0], err
+    assert "checkpoints: trial " in cli("status", exp).stdout
+    logs = [p.read_text() for p in (exp / "jobs").glob("*_log.err")]
+    assert sum("reported its segment to length 2 and has no checkpoint" in t for t in logs) == 2
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_code_that_saves_is_not_told_it_has_none(tmp_path, workers):
+    exp, err, results = search(tmp_path, PLAIN.replace("READS", "True"), workers)
+    assert not any(r.get("no_checkpoint") for r in results)
+    assert "has no checkpoint" not in err
 
 
 @pytest.mark.parametrize("workers", [0, 1])

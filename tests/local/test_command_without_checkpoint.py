@@ -1,7 +1,8 @@
 """A command whose checkpoint callback writes where its library writes by default (Keras's
 ``ModelCheckpoint("checkpoints/model.keras")``: the script's own folder, one file for every
 trial) leaves ``ASHA_CHECKPOINT_DIR`` empty. Its promoted trials train from the start: the
-job's log says so. Its early stopping's ``reached`` line still says how far it trained."""
+job's log, the master and status say so. Its early stopping's ``reached`` line still says
+how far it trained."""
 import json
 import sys
 
@@ -44,7 +45,7 @@ def test_a_command_that_saves_nothing_is_told_and_its_early_stop_keeps_its_lengt
                             "stop-after": 6},
         "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
     exp = tmp_path / "run"
-    cli("run", tmp_path / "c.yaml", "--exp-dir", exp)
+    err = cli("run", tmp_path / "c.yaml", "--exp-dir", exp).stderr
     _, st = final_state(exp)
     ended = [t for t in st.trials.values() if t.ended_early is not None]
     assert [t.ended_early for t in ended] == [6]  # the promoted one stopped at 6 of 8
@@ -52,5 +53,8 @@ def test_a_command_that_saves_nothing_is_told_and_its_early_stop_keeps_its_lengt
     assert "the command left ASHA_CHECKPOINT_DIR (" in logs
     assert "empty: this segment has no checkpoint, and a promoted trial trains again" in logs
     assert not list(exp.glob("trials/*/checkpoints/*"))
+    # and the master, once, and status while the experiment lasts: the job's log is easy to miss
+    assert sum("has no checkpoint" in x for x in err.splitlines()) == 1, err
+    assert "checkpoints: trial " in cli("status", exp).stdout
     rows = {r["trial_id"]: r for r in json.loads(cli("best", exp, "--json", "--top", "2").stdout)}
     assert rows[ended[0].id]["trained"] == 6, rows

@@ -2,7 +2,6 @@
 objective prunes itself in the middle of a segment, as Optuna's examples do: a pruned trial is
 ended with its last reported accuracy as its result (Optuna keeps a pruned trial's last
 intermediate value), not failed with no result."""
-import json
 from pathlib import Path
 
 import yaml
