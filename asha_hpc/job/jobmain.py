@@ -504,7 +504,7 @@ class _Session:
             got = e.reported if isinstance(e.reported, dict) else None if cur is None else \
                 att.control.segment_metrics(cur.segment, cur.length)
             point = None if got is not None or cur is None else att.control.last_point(cur.segment)
-            if point is not None:
+            if point is not None and cur is not None:
                 # ended before the segment's report (Optuna's TrialPruned, a divergence check
                 # in the loop): its last value of the metric is its result, as a pruned
                 # trial's last intermediate value is Optuna's; not a failure
