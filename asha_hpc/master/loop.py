@@ -1442,8 +1442,10 @@ class Master:
         msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
                f"). Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
         if BEFORE_CODE not in why:  # the fix may be the config's: resume refuses a new searcher
-            msg += ("; a fix in the searcher or the hyperparameters needs a new experiment "
-                    "(`asha-hpc run CONFIG`)")
+            msg += (f"; a fix in `command`, `entrypoint` or `environment_variables` goes into "
+                    f"{shell_word(str(self.exp.config))}, the copy the search reads; one in the "
+                    f"searcher or the hyperparameters needs a new experiment (`asha-hpc run "
+                    f"CONFIG`)")
         # one line, printed once by whoever ran the master (cli._drive, the Slurm master job)
         self._record(Aborted(message=msg))
         return True

@@ -130,7 +130,7 @@ def test_an_error_every_trial_repeats_stops_at_once(tmp_path, case):
     line = failure_line(r.stderr)
     assert all(w in line for w in want), line
     assert "--retry-failed" in line and "log: " in line
-    assert line.endswith("a fix in the searcher or the hyperparameters needs a new experiment "
+    assert line.endswith("one in the searcher or the hyperparameters needs a new experiment "
                          "(`asha-hpc run CONFIG`)"), line
     assert jobs_spent(exp) <= 3  # probe_jobs: not one per slot (max_concurrent_trials 4)
     st = final(exp)
@@ -322,6 +322,29 @@ def test_the_error_every_command_repeats_is_named(tmp_path):
     assert r.returncode == 1
     line = failure_line(r.stderr)
     assert "first 3 trials" in line and "ModuleNotFoundError: No module named 'missing_helper'" in line
+
+
+def test_a_typo_in_the_configs_command_is_fixed_where_the_stop_line_says(tmp_path):
+    """An argparse flag misspelt in the YAML's command: the fix is the config's, and the
+    user's own YAML is not what the search reads. The stop line names the copy that is;
+    fixed there, `resume --retry-failed` completes the search."""
+    cfg = write_command(tmp_path, bug="import argparse; argparse.ArgumentParser().parse_args()")
+    c = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**c, "command": c["command"] + ["--ckpt_dir", "x"]}))
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    assert "unrecognized arguments: --ckpt_dir" in line, line
+    assert f"a fix in `command`, `entrypoint` or `environment_variables` goes into " \
+           f"{exp / 'experiment.yaml'}, the copy the search reads" in line
+    copy = exp / "experiment.yaml"
+    fixed = yaml.safe_load(copy.read_text())
+    assert fixed["entrypoint"][-2:] == ["--ckpt_dir", "x"]  # (a command is kept there)
+    copy.write_text(yaml.safe_dump({**fixed, "entrypoint": fixed["entrypoint"][:-2]}))
+    r = asha("resume", exp, "--retry-failed")
+    assert r.returncode == 0, r.stderr
+    assert final(exp).lifecycle == "completed"
 
 
 def test_a_command_that_reports_nothing_is_told_how_a_command_reports(tmp_path):
