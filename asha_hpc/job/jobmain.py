@@ -76,6 +76,7 @@ from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import (
     CHECKPOINTS,
+    METRICS,
     WORKERS,
     ExpDir,
     atomic_write_json,
@@ -479,8 +480,8 @@ class _Session:
             att.skipped = newest_checkpoint(att.trial.dir / CHECKPOINTS)[1]
         start, start_length = att.control.latest_checkpoint()
         att.restored = start is not None
-        if start is not None and not isinstance(spec.entrypoint, list):
-            att.unread = start  # until the code asks for it (a command gets it in its env)
+        if start is not None:
+            att.unread = start  # until the code asks for it (a command: its curve tells)
         try:
             if isinstance(spec.entrypoint, list):
                 out.metrics = _run_command(spec, att.trial, att.run_dir)
@@ -699,11 +700,13 @@ class _Session:
             body["failed_node"] = out.failed_node
         if att.skipped:
             body["skipped_checkpoints"] = att.skipped[:3]
-        if att.unread is not None and out.status == "completed" \
-                and not att.trial.asked_for_checkpoint:
+        if att.unread is not None and out.status == "completed" and (
+                _curve_started_again(att.trial) if isinstance(spec.entrypoint, list)
+                else not att.trial.asked_for_checkpoint):
             body["ignored_checkpoint"] = str(att.unread)
-            print(IGNORED_CHECKPOINT.format(trial=spec.trial_id, path=att.unread,
-                                            length=spec.length), file=sys.stderr, flush=True)
+            said = IGNORED_BY_COMMAND if isinstance(spec.entrypoint, list) else IGNORED_CHECKPOINT
+            print(said.format(trial=spec.trial_id, path=att.unread, length=spec.length,
+                              step=att.trial.first_step), file=sys.stderr, flush=True)
         att.unread = None  # a call that goes on in place trains on from its own model
         if out.status == "completed" and not out.ends_trial and spec.max_length is not None \
                 and spec.length < spec.max_length and att.control.latest_checkpoint()[0] is None:
@@ -824,6 +827,13 @@ IGNORED_CHECKPOINT = (
     "trained (and where it trained only this segment's part, its result at length {length} is "
     "for less training than that). " + RESTORE_HINT)
 
+IGNORED_BY_COMMAND = (
+    "asha_hpc: warning: trial {trial} had a checkpoint to go on from ({path}), and the command's "
+    "curve started again at step {step}, where its first run's did: it trained from scratch "
+    "(and where it trained only this segment's part, its result at length {length} is for less "
+    "training than that). Pass \"${{ASHA_LATEST_CHECKPOINT}}\" to the command and load the "
+    "model, the optimizer and the epoch from it when it is not empty")
+
 NO_CHECKPOINT = (
     "asha_hpc: warning: trial {trial} reported its segment to length {length} and has no "
     "checkpoint: where it is promoted in a new job, it trains again from the start. Save one "
@@ -913,6 +923,23 @@ def _close_tracker_runs(failed: bool) -> None:
             mlflow.end_run(status="FAILED" if failed else "FINISHED")
     except Exception as e:  # noqa: BLE001
         print(f"asha_hpc: warning: mlflow.end_run() between trials failed: {e}", file=sys.stderr)
+
+
+def _curve_started_again(trial: Trial) -> bool:
+    """A command's first curve point of this attempt lies at or before the first point of
+    the trial's first run: it counted from the start again (it never loaded the checkpoint in
+    ASHA_LATEST_CHECKPOINT). A command's steps are its own, in any unit: only its own earlier
+    curve tells where it would go on from."""
+    runs = sorted(p for p in trial.run_dir.parent.iterdir()
+                  if p.name < trial.run_dir.name and (p / METRICS).is_file())
+    if trial.first_step is None or not runs:
+        return False
+    try:
+        with open(runs[0] / METRICS) as f:
+            first = as_number(json.loads(f.readline()).get("step"))
+    except (OSError, ValueError, AttributeError):
+        return False
+    return first is not None and trial.first_step <= first
 
 
 def _error_text(e: BaseException) -> str:

@@ -107,6 +107,7 @@ class Trial:
         self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
+        self.first_step: Any = None  # the step of this process's first curve point
         # the last point that held the searcher's metric: (its segment, step, metrics), the
         # result of a segment that its code ended before reporting (Optuna's TrialPruned)
         self._metric_point: tuple[Segment, Any, dict[str, Any]] | None = None
@@ -364,6 +365,8 @@ class Trial:
         if step is None:
             step = metrics.get("step")
         self._last_step = step
+        if self.first_step is None:
+            self.first_step = as_number(step)
         if self._current is not None and as_number(metrics.get(self.metric)) is not None:
             self._metric_point = (self._current, step, metrics)
         x = as_number(step)

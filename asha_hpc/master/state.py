@@ -99,6 +99,12 @@ LEFT_STATE_SEGMENTS = 3  # failed in a reused warm worker, passed in a fresh pro
 IGNORED_CHECKPOINT = ("trial {trial} had a checkpoint to go on from ({name}) and its code never "
                       "read trial.latest_checkpoint: promoted trials train from scratch. "
                       + RESTORE_HINT)
+# a command's: its curve started again where its first run's did
+IGNORED_BY_COMMAND = ("trial {trial} had a checkpoint to go on from ({name}) and its command "
+                      "counted its steps from the start again: it never loaded the checkpoint "
+                      "in ASHA_LATEST_CHECKPOINT, and promoted trials train from scratch. Pass "
+                      "it to the command (--resume \"${{ASHA_LATEST_CHECKPOINT}}\") and load the "
+                      "model, the optimizer and the epoch from it when it is not empty")
 
 NO_CHECKPOINT = ("trial {trial} completed a segment short of max_length and has no checkpoint "
                  "(its code never called trial.save_checkpoint): promoted trials train again "
@@ -532,8 +538,8 @@ class ExperimentState:
         if status == "completed" and t.fresh:
             self._passed_fresh(rec)
         if status == "completed" and rec.get("ignored_checkpoint") and self.checkpoint_advice is None:
-            self.checkpoint_advice = IGNORED_CHECKPOINT.format(
-                trial=t.id, name=PurePath(rec["ignored_checkpoint"]).name)
+            said = IGNORED_BY_COMMAND if isinstance(self.cfg.entrypoint, list) else IGNORED_CHECKPOINT
+            self.checkpoint_advice = said.format(trial=t.id, name=PurePath(rec["ignored_checkpoint"]).name)
             self._note(rec, self.checkpoint_advice)
         if status == "completed" and rec.get("no_checkpoint") and self.checkpoint_advice is None:
             self.checkpoint_advice = NO_CHECKPOINT.format(trial=t.id)

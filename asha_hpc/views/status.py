@@ -399,7 +399,8 @@ def describe(rec: dict[str, Any], metric: str) -> str | None:
                      + ("went on from an older one" if rec.get("restored")
                         else "trained from the beginning"))
         if rec.get("ignored_checkpoint"):
-            line += "; its code never read trial.latest_checkpoint: it trained from scratch"
+            line += ("; its code never read its checkpoint (trial.latest_checkpoint, "
+                     "ASHA_LATEST_CHECKPOINT): it trained from scratch")
         if rec.get("no_checkpoint"):
             line += "; it has no checkpoint: promoted, it trains again from the start"
         return line

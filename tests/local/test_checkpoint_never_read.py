@@ -4,6 +4,7 @@ trains every promoted trial from scratch. Nothing said so: the search ran, spend
 earlier segments trained. The job now tells, the result carries it, and the master and status
 say it once."""
 import json
+import sys
 
 import pytest
 import yaml
@@ -42,6 +43,7 @@ def train(trial):
 
 PLAIN = '''
 import json
+import sys
 
 
 def train(trial):
@@ -75,7 +77,7 @@ def search(tmp_path, code: str, workers: int, trials: int = 4, concurrent: int =
 def said(exp, err):
     lines = [x for x in err.splitlines() if "never read trial.latest_checkpoint" in x]
     events = [e["text"] for e in json.loads(cli("status", exp, "--json").stdout)["events"]
-              if "never read trial.latest_checkpoint" in e["text"]]
+              if "never read its checkpoint" in e["text"]]
     return lines, events
 
 
@@ -93,7 +95,8 @@ def test_the_tutorials_save_without_its_load_is_said(tmp_path):
     assert "Load the model, the optimizer and the epoch from trial.latest_checkpoint" in lines[0]
     # on each promoted trial's result line
     assert len(events) == len(promoted)
-    assert events[0].endswith("; its code never read trial.latest_checkpoint: it trained from scratch")
+    assert events[0].endswith("; its code never read its checkpoint (trial.latest_checkpoint, "
+                              "ASHA_LATEST_CHECKPOINT): it trained from scratch")
     # and the job's log, where the code's own output is
     logs = [p.read_text() for p in (exp / "jobs").glob("*_log.err")]
     assert sum(f"asha_hpc: trial {tid} had a checkpoint to go on from" in t for t in logs) == 1
@@ -163,3 +166,55 @@ def test_a_warm_worker_is_told_where_a_call_had_a_checkpoint_not_where_it_goes_o
         assert promoted["ignored_checkpoint"] and starts == ["0", "0"] and len(lines) == 1
     else:
         assert "ignored_checkpoint" not in promoted and starts == ["0"] and lines == []
+
+
+# a Fabric script as a command: argparse, --resume optional (and left out of the config)
+COMMAND = '''
+import argparse, json, os, pathlib
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, default=0.1)
+p.add_argument("--epochs", type=int, default=4)
+p.add_argument("--ckpt-dir", default="checkpoints")
+p.add_argument("--resume", default="")
+args = p.parse_args()
+start = 0
+if args.resume:
+    start = json.loads((pathlib.Path(args.resume) / "last.json").read_text())["epoch"]
+report = open(os.environ.get("ASHA_REPORT_FILE", os.devnull), "a")
+for epoch in range(start, args.epochs):
+    val_loss = args.lr + 1.0 / (epoch + 1)
+    report.write(json.dumps({"step": epoch + 1, "metrics": {"val_loss": val_loss}}) + "\\n")
+os.makedirs(args.ckpt_dir, exist_ok=True)
+(pathlib.Path(args.ckpt_dir) / "last.json").write_text(json.dumps({"epoch": args.epochs}))
+report.write(json.dumps({"metrics": {"val_loss": val_loss}}) + "\\n")
+'''
+
+
+@pytest.mark.parametrize("resumes", [False, True])
+def test_a_command_that_never_loads_its_checkpoint_is_told(tmp_path, resumes):
+    (tmp_path / "train.py").write_text(COMMAND)
+    command = [sys.executable, "train.py", "${args}", "--epochs", "${ASHA_TARGET_LENGTH}",
+               "--ckpt-dir", "${ASHA_CHECKPOINT_DIR}"]
+    if resumes:
+        command += ["--resume", "${ASHA_LATEST_CHECKPOINT}"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "cmd", "command": command,
+        "searcher": {"name": "async_halving", "metric": "val_loss", "max_length": 4,
+                     "num_rungs": 2, "divisor": 2, "max_trials": 2, "max_concurrent_trials": 2},
+        "hyperparameters": {"lr": {"type": "double", "minval": 0.001, "maxval": 0.1}},
+        "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
+    exp = tmp_path / "run"
+    err = cli("run", tmp_path / "c.yaml", "--exp-dir", exp).stderr
+    results = [r for r in read_journal(exp / "journal.jsonl")[0] if r["kind"] == "result"]
+    promoted = [r for r in results if r["segment"] == 1]
+    assert promoted
+    told = [x for x in err.splitlines() if "counted its steps from the start again" in x]
+    if resumes:
+        assert told == [] and not any(r.get("ignored_checkpoint") for r in results)
+        return
+    assert all(r.get("ignored_checkpoint") for r in promoted)
+    assert len(told) == 1 and "ASHA_LATEST_CHECKPOINT" in told[0], err
+    assert "checkpoints: trial " in cli("status", exp).stdout
+    logs = "".join(p.read_text() for p in (exp / "jobs").glob("*_log.err"))
+    assert "curve started again at step 1, where its first run's did" in logs
