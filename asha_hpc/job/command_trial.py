@@ -49,10 +49,26 @@ class NotInACommandTrial(FatalTrialError):
 _current: CommandTrial | None = None
 in_function_trial = False  # set by the job (jobmain.py) before it calls a function entrypoint
 _said_outside = False
-# what the callbacks' messages name for a function's code, as a command passes it
-COMMAND_TERMS = ("in a command script, cb.max_steps / cb.max_epochs are --max_steps / "
-                 "--trainer.max_epochs ${ASHA_MAX_LENGTH}, and cb.resume_from / cb.ckpt_path "
-                 "the trial's checkpoint, $ASHA_LATEST_CHECKPOINT (README: as a command)")
+# what the callbacks' messages name for a function's code, as a command passes it: by the
+# names each framework's callback uses (a script that builds its Trainer itself keeps cb.*)
+COMMAND_TERMS = {
+    "Transformers": (("TrainingArguments(", "cb.resume_from"),
+                     "in a command script, cb.max_steps is --max_steps ${ASHA_MAX_LENGTH}; "
+                     "trainer.train(resume_from_checkpoint=cb.resume_from) stays in the script, "
+                     "where AshaCallback() reads the job's checkpoint (README: as a command)"),
+    "Lightning": (("Trainer(", "cb.ckpt_path"),
+                  "in a command script (LightningCLI), cb.max_epochs (cb.max_steps) is "
+                  "--trainer.max_epochs (--trainer.max_steps) ${ASHA_MAX_LENGTH}, and "
+                  "cb.ckpt_path is "
+                  "${ASHA_LATEST_CHECKPOINT:+--ckpt_path \"$ASHA_LATEST_CHECKPOINT/lightning.ckpt\"}"
+                  " (README: as a command)"),
+}
+
+
+def command_terms(message: str) -> str:
+    """" (what a command passes instead)" for a callback's message that names ``cb.*``."""
+    said = [text for names, text in COMMAND_TERMS.values() if any(n in message for n in names)]
+    return f" ({said[0]})" if said else ""
 
 
 def outside_any_job() -> bool:
@@ -197,7 +213,7 @@ def _say_ended_early_on_exit(trial: CommandTrial) -> None:
             print(f"asha_hpc: {err}", file=sys.stderr, flush=True)
             return
         if isinstance(err, FatalTrialError):
-            text = str(err) + (f" ({COMMAND_TERMS})" if "cb." in str(err) else "")
+            text = str(err) + command_terms(str(err))
             trial._line({"fatal": text})
         before(kind, err, tb)
 

@@ -132,8 +132,9 @@ def test_mistakes_in_a_command_script_stop_the_search_at_once_in_its_terms(tmp_p
     err = str(failed.value)
     assert "experiment failed" in err and "the first 3 trials" not in err
     assert "TrainingArguments(max_steps=10) but the searcher's max_length is 20 steps" in err
-    assert "in a command script, cb.max_steps / cb.max_epochs are --max_steps / " \
-        "--trainer.max_epochs ${ASHA_MAX_LENGTH}" in err
+    assert "in a command script, cb.max_steps is --max_steps ${ASHA_MAX_LENGTH}; " \
+        "trainer.train(resume_from_checkpoint=cb.resume_from) stays in the script" in err
+    assert "--trainer.max_epochs" not in err  # Lightning's, not this script's
     jobs = [r for r in journal(tmp_path / "e") if r["kind"] == "intent"]
     assert len(jobs) <= 2  # the two started at once; no third
 

@@ -117,3 +117,18 @@ def test_ranks_that_abort_as_they_exit_are_told_to_destroy_their_process_group()
     assert "terminate called without an active exception" in summary
     assert "call torch.distributed.destroy_process_group() at the end of the script" in summary
     assert "destroy_process_group" not in _tail(TORCHRUN).text()  # a Python error: that one
+
+
+def test_a_callbacks_refusal_in_a_command_names_what_that_frameworks_command_passes():
+    """A Transformers script keeps resume_from_checkpoint=cb.resume_from (told to pass
+    $ASHA_LATEST_CHECKPOINT as a flag instead, its new trials failed on the empty value)."""
+    from asha_hpc.job.command_trial import command_terms
+
+    hf = command_terms("AshaCallback: TrainingArguments(max_steps=10) but the searcher's "
+                       "max_length is 20 steps: pass TrainingArguments(max_steps=cb.max_steps)")
+    assert "--max_steps ${ASHA_MAX_LENGTH}" in hf and "resume_from_checkpoint=cb.resume_from" in hf
+    assert "ckpt_path" not in hf and "--trainer." not in hf
+    pl = command_terms("AshaCallback: Trainer(max_steps=5) but the searcher's max_length is 8 "
+                       "steps: pass Trainer(max_steps=cb.max_steps)")
+    assert "--trainer.max_steps" in pl and "${ASHA_LATEST_CHECKPOINT:+--ckpt_path" in pl
+    assert command_terms("AshaCallback: fit(initial_epoch=0) but cb.initial_epoch is 2") == ""
