@@ -326,8 +326,10 @@ class ExperimentState:
         return None
 
     def _alike(self, errs: list[tuple[int, str]]) -> tuple[int, str, str, str] | None:
-        """(the last trial, the trials' ids, " (all on node N)" or "", the error) when the
-        first failures ``errs`` of SAME_ERROR_TRIALS trials are all the same error."""
+        """(the trial whose error is shown, the trials' ids, " (all on node N)" or "", the
+        error) when the first failures ``errs`` of SAME_ERROR_TRIALS trials are all the same
+        error. The error is the first trial's, as it wrote it: the line names that trial and
+        its log, whose paths the error quotes."""
         if len(errs) < SAME_ERROR_TRIALS or len({e for _, e in errs}) != 1:
             return None
         # the node's fault or the code's? While the search has seen other nodes, it waits
@@ -341,7 +343,7 @@ class ExperimentState:
         first = self.trials.get(errs[0][0])
         shown = error_summary(first.error) if first is not None and first.error and \
             error_signature(first.error, first.hparams) == errs[0][1] else errs[0][1]
-        return errs[-1][0], ", ".join(str(t) for t, _ in errs), where, shown
+        return errs[0][0], ", ".join(str(t) for t, _ in errs), where, shown
 
     # ------------------------------------------------------------------ apply
     def apply(self, rec: dict[str, Any]) -> None:

@@ -463,7 +463,7 @@ def test_state_hopeless_and_retry_records():
                  {"kind": "result", "trial": tid, "segment": 0, "attempt": 0, "status": "error",
                   "error": f"Traceback\n  at 0x{tid}f00\nKeyError: 'lr' <obj at 0x7f{tid}0>"}]
     st = replay(cfg, recs)
-    assert st.hopeless() == (3, "the first 3 trials (1, 2, 3) all failed with the same error "
+    assert st.hopeless() == (1, "the first 3 trials (1, 2, 3) all failed with the same error "
                                 "before any segment succeeded: KeyError: 'lr' <obj at 0x7f10>")
     assert {t.status for t in st.trials.values() if t.id < 4} == {FAILED}
     st = replay(cfg, recs + [{"kind": "aborted", "state": "failed", "message": "x"},

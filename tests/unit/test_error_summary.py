@@ -155,7 +155,7 @@ def test_fail_fast_and_status_events_show_the_library_error_as_written():
                  {"kind": "result", "trial": tid, "segment": 0, "attempt": 0, "status": "error",
                   "error": XGBOOST.format(clock=clock)}]
     tid, why = replay(cfg, recs).hopeless()
-    assert tid == 3 and why.startswith("the first 3 trials (1, 2, 3) all failed with the same error "
+    assert tid == 1 and why.startswith("the first 3 trials (1, 2, 3) all failed with the same error "
                                        "before any segment succeeded: xgboost.core.XGBoostError: "
                                        "[06:32:28] /__w/xgboost")
     text = describe(recs[-1], "m")
