@@ -619,7 +619,8 @@ class ExperimentState:
             # repeat, said by a job after other segments worked: this trial's alone, and its own
             t.job_id = None
             t.error = rec.get("error") or "error"
-            t.gave_up = True
+            # (the code's own wrong use is a failure to fix: --retry-failed, once fixed)
+            t.gave_up = bool(rec.get("ends_trial"))
             self._give_up(t, rec, f"trial {t.id} failed, not retried: {error_summary(t.error)}")
         else:
             self._failed(t, rec, _node_to_blame(rec, t), rec.get("error") or "error",

@@ -233,6 +233,8 @@ def test_a_trial_that_returns_without_its_metric_after_others_reported_fails_alo
     assert failed and all(t.id % 2 and t.restarts == 0 for t in failed)
     assert all("was never reported" in t.error for t in failed)
     assert st.lifecycle == "completed" and st.ranked()[0].length == 4
+    # a bug to fix, then retry: not a trial its code ended on purpose
+    assert "ended by" not in r.stderr and "--retry-failed` trains them again" in r.stderr, r.stderr
 
 
 def test_restore_errors_that_differ_keep_their_restarts(tmp_path):
