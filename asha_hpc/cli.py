@@ -550,11 +550,13 @@ def cmd_logs(a: argparse.Namespace) -> int:
                if set(logkeys(data)) - {j["key"]} else
                "; the job's own lines before its segment left out: --whole for all")
     print(f"==> {path} <== (trial {a.trial}, job {j['index']}: {j['key']}, {j['status']}{cut})",
-          file=sys.stderr)
+          file=sys.stderr, flush=True)
     data = data if part is None else part
     if a.tail:
         data = b"\n".join(data.splitlines()[-a.tail:]) + b"\n"
-    sys.stdout.write(data.decode(errors="replace"))
+    text = data.decode(errors="replace")
+    # a log whose last line has no end (a library's message) must not run into what follows
+    sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
     return 0
 
 

@@ -95,6 +95,7 @@ from .state import (
     cap_change,
     config_hash,
     config_pin,
+    error_summary,
     replay,
 )
 from .warmstart import describe as describe_warm_start
@@ -1514,11 +1515,15 @@ class Master:
             return False
         if st.segments_completed:
             return False
-        last = next((t.error for t in reversed(list(st.trials.values())) if t.error), "unknown")
+        last = next((t for t in reversed(list(st.trials.values())) if t.error), None)
         self._release_workers(self._waiting_workers(), "the search failed")
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
+        # one line, as fail-fast's: a command's error can hold hundreds of lines of usage
+        root = shell_word(self.exp.root)
+        why = (f"; the last error, trial {last.id}'s: {error_summary(last.error)} (all of it: "
+               f"`asha-hpc logs {root} {last.id} --err`)" if last is not None else "")
         msg = (f"{c['failed']} trial{'s' if c['failed'] != 1 else ''} failed and none completed "
-               f"a segment; the last error was:\n{last.strip()}")
+               f"a segment{why}. Fix it, then `asha-hpc resume {root} --retry-failed`")
         self._record(Aborted(message=msg))
         self.progress(f"experiment failed: {msg}")
         return True

@@ -290,6 +290,12 @@ def test_different_errors_keep_their_restarts(tmp_path, entry):
     assert r.returncode == 1
     st = final(exp)
     assert "none completed a segment" in st.message
+    # one line that names the trial, its error and where all of it is
+    line = failure_line(r.stderr)
+    assert "\n" not in st.message and re.search(r"the last error, trial (\d+)'s: ValueError: ", line)
+    tid = int(re.search(r"the last error, trial (\d+)'s", line).group(1))
+    assert st.trials[tid].error and f"asha-hpc logs {exp} {tid} --err" in line
+    assert line.endswith("--retry-failed`")
     assert max(t.restarts for t in st.trials.values()) == 2  # retried, not stopped at first
     assert all("ValueError: " in t.error for t in st.trials.values() if t.error)
     assert len({t.error.splitlines()[-1] for t in st.trials.values() if t.error}) > 1
