@@ -310,11 +310,15 @@ class ExperimentState:
         if self.fatal is not None:
             return self.fatal
         # a segment worked since (while the search waited for a second node): not the first
-        alike = None if self.worked else self._alike(self.first_errors)
+        alike = None if self.worked else self._alike(self.first_errors, self._twice_each())
         if alike is not None:
             tid, ids, where, error = alike
-            return tid, (f"the first {SAME_ERROR_TRIALS} trials ({ids}) all failed with the same error "
-                         f"before any segment succeeded{where}: {error}")
+            n = ids.count(",") + 1
+            first = (f"the first {n} trials ({ids})" if n == SAME_ERROR_TRIALS else
+                     f"the search's {'only trial' if n == 1 else f'{n} trials'} ({ids}), "
+                     f"twice each,")
+            return tid, (f"{first} all failed with the same error before any segment "
+                         f"succeeded{where}: {error}")
         # the code that continues from a checkpoint is broken (its first segments worked)
         alike = None if self.restores_worked else self._alike(self.restore_errors)
         if alike is not None:
@@ -325,12 +329,24 @@ class ExperimentState:
                          f"fails")
         return None
 
-    def _alike(self, errs: list[tuple[int, str]]) -> tuple[int, str, str, str] | None:
+    def _twice_each(self) -> int | None:
+        """A search of fewer trials than fail-fast compares (max_trials 1 or 2): how many it
+        has, each to fail twice alike (once could be the machine's); None otherwise."""
+        planned = sum(x.max_trials for x in self.searcher.brackets())
+        return planned if planned < SAME_ERROR_TRIALS else None
+
+    def _alike(self, errs: list[tuple[int, str]],
+               twice_each: int | None = None) -> tuple[int, str, str, str] | None:
         """(the trial whose error is shown, the trials' ids, " (all on node N)" or "", the
         error) when the first failures ``errs`` of SAME_ERROR_TRIALS trials are all the same
         error. The error is the first trial's, as it wrote it: the line names that trial and
         its log, whose paths the error quotes."""
-        if len(errs) < SAME_ERROR_TRIALS or len({e for _, e in errs}) != 1:
+        if len(errs) < (twice_each or SAME_ERROR_TRIALS) or len({e for _, e in errs}) != 1:
+            return None
+        if twice_each is not None and not all(
+                self.trials[t].restarts >= 2 and self.trials[t].error is not None
+                and error_signature(self.trials[t].error or "", self.trials[t].hparams) == e
+                for t, e in errs):
             return None
         # the node's fault or the code's? While the search has seen other nodes, it waits
         # until one of these trials failed on a second node: their retries go elsewhere

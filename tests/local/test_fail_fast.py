@@ -272,6 +272,29 @@ def test_the_same_error_stops_a_search_of_one_or_two_trials_at_a_time_in_a_few_j
     assert any("given up, so that another trial shows" in text for _, text in st.events)
 
 
+@pytest.mark.parametrize("trials", [1, 2])
+def test_the_same_error_stops_a_search_of_one_or_two_trials_once_each_failed_twice(tmp_path,
+                                                                                   trials):
+    """max_trials under 3: no third trial ever comes to compare with. A command's argparse
+    refusal (HfArgumentParser's "ambiguous option") cost 12 jobs of 2 trials, each using its
+    5 restarts. Each trial failing twice with the same error is enough: 2 or 4 jobs."""
+    cfg = write_command(tmp_path, bug="import argparse; p = argparse.ArgumentParser(); "
+                                      "p.add_argument('--lr_scheduler_type'); "
+                                      "p.add_argument('--lr_scheduler_kwargs'); p.parse_args()",
+                        searcher={"name": "async_halving", "max_trials": trials, "num_rungs": 2,
+                                  "max_concurrent_trials": 2})
+    c = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**c, "command": c["command"] + ["--lr=0.1"]}))
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    line = failure_line(r.stderr)
+    who = "the search's only trial (1)" if trials == 1 else "the search's 2 trials (1, 2)"
+    assert f"{who}, twice each, all failed with the same error" in line, line
+    assert "ambiguous option: --lr=0.1 could match --lr_scheduler_type, " in line
+    assert jobs_spent(exp) == 2 * trials
+
+
 @pytest.mark.parametrize("entry", ["function", "command"])
 def test_different_errors_keep_their_restarts(tmp_path, entry):
     # errors in other words are not "the same error": the search keeps retrying, and the
