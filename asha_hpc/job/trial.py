@@ -62,6 +62,13 @@ class Segment:
     at_event: bool = field(default=False, repr=False)
 
     def report(self, metrics: Mapping[str, Any] | None = None, /, **named: Any) -> None:
+        if metrics is not None and not isinstance(metrics, Mapping):
+            # Optuna's trial.report(value, step), Ray's session.report(value): every trial
+            # would repeat it, so the search stops at the first
+            raise MetricNotReported(
+                f"segment.report({shown(metrics)}): metrics are reported by name, "
+                f"segment.report({self._trial.metric}=...) for the searcher's metric (a dict "
+                f"or keywords; points along the way: trial.report_metrics(step, name=value))")
         self._trial._report_segment(self, merge_metrics(metrics, named))
 
 
@@ -116,6 +123,14 @@ class Trial:
         self._next_segment: Callable[[Segment], tuple[int, int] | None] | None = None
 
     # ----------------------------------------------------------------- reading
+    def __getattr__(self, name: str) -> Any:
+        """Only for names the object lacks: Optuna's and Ray's, said in ours (every trial
+        would repeat the mistake, so the search stops at the first)."""
+        hint = FOREIGN_NAMES.get("suggest_" if name.startswith("suggest_") else name)
+        if hint is None or name.startswith("__"):
+            raise AttributeError(f"'Trial' object has no attribute {name!r}")
+        raise ForeignTrialName(f"trial.{name}: {hint} (README: Moving from Ray Tune or Optuna)")
+
     def __getitem__(self, name: Any) -> Any:
         raise TypeError(f"trial[{name!r}]: a Trial is not its hyperparameters: read "
                         f"trial.hparams[{name!r}] (Ray Tune's config, Optuna's trial.params)")
@@ -344,6 +359,13 @@ class Trial:
         a metric named ``step`` when it is left out. Metrics as in ``Segment.report``:
         ``trial.report_metrics(120, loss=0.4)``, ``trial.report_metrics(step=120, loss=0.4)``,
         ``trial.report_metrics(120, {"train/loss": 0.4})``."""
+        if metrics is not None and not isinstance(metrics, Mapping):
+            # Optuna's trial.report(value, step): the value first, the step second
+            raise MetricNotReported(
+                f"trial.report_metrics({shown(step)}, {shown(metrics)}): the step comes first "
+                f"and the metrics are named: trial.report_metrics(step, {self.metric}=value) "
+                f"(Optuna's trial.report(value, step) is trial.report_metrics(step, "
+                f"{self.metric}=value))")
         self._write_point(step, plain_metrics(merge_metrics(metrics, named)))
 
     def result_point(self, length: int, metrics: dict[str, Any]) -> None:
@@ -507,6 +529,25 @@ class TrialControl:
             return t._saved
         ckpt = t._newest_checkpoint()
         return ckpt, checkpoint_length(ckpt)
+
+
+class ForeignTrialName(FatalTrialError, AttributeError):
+    """Another library's name for what a Trial does in its own words."""
+
+
+# Optuna's Trial and Ray's session, in this Trial's words
+FOREIGN_NAMES = {
+    "suggest_": "hyperparameters are drawn from the config's `hyperparameters`; read them as "
+                "trial.hparams['name']",
+    "params": "trial.hparams",
+    "number": "trial.id (from 1)",
+    "report": "a curve point is trial.report_metrics(step, name=value); the segment's result, "
+              "which the searcher ranks, is segment.report(name=value) at its end",
+    "should_prune": "the searcher stops trials between segments: train each to "
+                    "segment.length; to end one yourself, raise asha_hpc.TrainingEndedEarly",
+    "set_user_attr": "values of your own go to trial.report_metrics(step, name=value), or to "
+                     "files in trial.dir",
+}
 
 
 def _ranks(ranks: list[int]) -> str:
