@@ -336,6 +336,14 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
             ("", "search_alg"): "searcher.sampler' (tpe for Ray's BOHB, Optuna's TPE)"}
 
 
+# other tools' settings that have no key of their own here (Optuna's study.optimize, pruners)
+_NO_KEY = {
+    "timeout": "no wall-clock budget here: searcher.max_compute caps the training (in units "
+               "of max_length), or `asha-hpc cancel` stops the search",
+    "pruner": "the early stopping is the searcher's: searcher.name async_halving (Optuna's "
+              "SuccessiveHalvingPruner) or adaptive_asha (HyperbandPruner)",
+}
+
 # other tools' names for a value (Ray Tune, Optuna, Syne Tune, Determined)
 _OTHER_NAMES = {
     ("searcher.name", "asha"): "ASHA is async_halving (one bracket, Ray's ASHAScheduler) or "
@@ -371,6 +379,8 @@ def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
     homes = [f"{sec}.{key}" if sec else key for sec, keys in sections.items()
              if key in keys and sec != path and path in sections]
     alias = _ALIASES.get((path, key.replace("-", "_")))
+    if path in ("", "searcher") and key in _NO_KEY:
+        return f"; {_NO_KEY[key]}"
     if alias is not None:
         return f"; did you mean '{alias}" + ("?" if "'" in alias else "'?")
     if path == "slurm" and key.replace("-", "_") in _SBATCH_OPTIONS:

@@ -210,6 +210,11 @@ def test_ray_and_optunas_first_rung_names_point_to_num_rungs():
     ("searcher.name", "asha", "ASHA is async_halving (one bracket, Ray's ASHAScheduler) or adaptive_asha"),
     ("searcher.name", "BOHB", "BOHB is adaptive_asha with searcher.sampler: tpe"),
     ("searcher.sampler", "bohb", "BOHB's density models are tpe"),
+    # Optuna's study.optimize(timeout=) and pruners
+    ("searcher.timeout", 600, "no wall-clock budget here: searcher.max_compute caps the training"),
+    ("timeout", 600, "no wall-clock budget here"),
+    ("searcher.pruner", "MedianPruner", "the early stopping is the searcher's: searcher.name "
+                                        "async_halving (Optuna's SuccessiveHalvingPruner)"),
 ])
 def test_ray_tunes_top_level_names_and_values_point_to_ours(path, value, hint):
     """What a Ray Tune user writes first (tune.run's num_samples, mode, scheduler at the top
