@@ -370,6 +370,12 @@ class Master:
                 hint = "; once the cause is fixed, continue it with `asha-hpc resume DIR --retry-failed`"
             elif st.lifecycle == "completed" and self.retry_failed:
                 hint = " (no failed trial to retry)"
+            elif st.lifecycle == "completed" and cancel_asked_at(self.exp) is None:
+                # Optuna's load_if_exists, then optimize more
+                root = shell_word(self.exp.root)
+                hint = (f"; to search on: a new experiment with `searcher.warm_start: [{root}]` "
+                        f"learns from this one's results, and `asha-hpc resume {root} "
+                        f"--max-compute N` continues one that max_compute ended")
             if cancel_asked_at(self.exp) is not None:  # nothing left to cancel: a later
                 self.exp.cancel_request.unlink(missing_ok=True)  # resume must not find it
                 hint += "; no job to cancel"

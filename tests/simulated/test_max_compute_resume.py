@@ -174,6 +174,8 @@ def test_a_search_that_ran_its_whole_plan_has_nothing_more_to_train(tmp_path, ca
             "train: every bracket has created its max_trials trials and no trial that ended can "
             "go on") in err
     assert "experiment already completed; nothing to do" in err
+    # what an Optuna user's load_if_exists and optimize(n_trials=more) are here
+    assert f"a new experiment with `searcher.warm_start: [{exp.root}]`" in err
     after, _ = final(cfg, exp)
     assert after.lifecycle == "completed" and after.max_compute == spent * 10
     assert {t.id: t.length for t in after.trials.values()} == {t.id: t.length for t in st.trials.values()}
