@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,15 @@ class AshaCallback(TrainerCallback):
                 "AshaCallback: TrainingArguments(save_only_model=True) saves no optimizer, "
                 "scheduler or random state: a promoted trial would go on with a fresh optimizer "
                 "and the schedule's start: leave it off")
+        out, own = Path(args.output_dir).resolve(), self.trial.dir.resolve()
+        if self.trial.rank == 0 and state.global_step == 0 and own not in (out, *out.parents):
+            # the tutorials' output_dir="test_trainer": the trial's own checkpoints are safe
+            # (they go through the run folder), not its save_steps ones
+            print(f"asha_hpc: warning: TrainingArguments(output_dir={args.output_dir!r}) lies "
+                  f"outside trial {self.trial.id}'s folder: every trial writes its save_steps "
+                  f"checkpoints there, and save_total_limit removes the others'. Pass "
+                  f"output_dir=str(trial.dir / 'out') (a command: --output_dir "
+                  f"${{ASHA_TRIAL_DIR}}/out)", file=sys.stderr, flush=True)
         if not self._walk.start(state.global_step,
                                 "pass trainer.train(resume_from_checkpoint=cb.resume_from)"):
             control.should_training_stop = True

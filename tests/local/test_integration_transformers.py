@@ -73,6 +73,10 @@ def test_foreign_causal_lm_script(tmp_path):
         log = (tmp_path / "e" / "trials" / f"{t.id:05d}" / "trained.jsonl").read_text().splitlines()
         assert [json.loads(x)["step"] for x in log] == list(range(1, t.length + 1)), t.id
         assert 0 < t.metric < 4.0  # below chance (log 41 = 3.7) after a few steps, or near
+    # the script's output_dir="gpt2-arith" is every trial's: said in each new trial's log
+    logs = [p.read_text() for p in (tmp_path / "e" / "jobs").rglob("*_log.err")]
+    said = sum(x.count("TrainingArguments(output_dir='gpt2-arith') lies outside trial") for x in logs)
+    assert said == 4  # once per trial, at its start
 
 
 def test_early_stopping_callback_ends_trials_with_their_final_models(tmp_path):
