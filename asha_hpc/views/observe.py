@@ -187,11 +187,17 @@ def pick_curve_metric(rows: list[dict[str, Any]], metric: str) -> str | None:
 # ----------------------------------------------------------------------------- series for plots
 def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
                     ) -> list[tuple[float, float]]:
-    """(job-hours spent so far, best metric so far) after each completed segment."""
+    """(job-hours spent so far, the best trial's metric so far) after each completed segment,
+    the best ranked as ``best`` and ``status`` rank: the longest length first, then the
+    metric (a trial's result at a rung it later left counts no more than the one it reached)."""
     sign = 1.0 if cfg.searcher.smaller_is_better else -1.0
-    spent, best = 0.0, None
+    spent = 0.0
+    latest: dict[Any, tuple[int, float]] = {}  # trial -> (length, metric) of its last result
+    targets: dict[tuple[Any, Any], Any] = {}
     out: list[tuple[float, float]] = []
     for r in records:
+        if r.get("kind") == Kind.INTENT:
+            targets[(r["trial"], r["segment"])] = r.get("length")
         if r.get("kind") != Kind.RESULT:
             continue
         s, e = r.get("started"), r.get("ended")
@@ -199,10 +205,13 @@ def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
             spent += max(0.0, e - s) / 3600.0
         if r.get("status") == "completed":
             v = finite_float((r.get("metrics") or {}).get(cfg.searcher.metric))
-            if v is not None and (best is None or sign * v < sign * best):
-                best = v
-            if best is not None:
-                out.append((spent, best))
+            length = r.get("length") or targets.get((r.get("trial"), r.get("segment")))
+            if v is not None:
+                latest[r.get("trial")] = (length if isinstance(length, int) else 0, v)
+            else:  # diverged: ranked last, as ``best`` leaves it out
+                latest.pop(r.get("trial"), None)
+            if latest:
+                out.append((spent, min(latest.values(), key=lambda x: (-x[0], sign * x[1]))[1]))
     return out
 
 
