@@ -344,9 +344,12 @@ def held_back(st: ExperimentState) -> dict[str, int] | None:
     planned = sum(b.max_trials for b in st.searcher.brackets())
     replaced = getattr(st.searcher, "replace_invalid", True)  # an invalid trial's place is refilled
     created = sum(1 for t in st.trials.values() if t.status != INVALID or not replaced)
+    # a trial whose checkpoints retention removed cannot go on (it entered its rung's top
+    # after a raised cap brought more results): no cap makes that promotion
     out = {"trials_not_created": max(planned - created, 0),
            "promotions_not_made": sum(1 for t in st.trials.values()
-                                      if st.searcher.held_by_cap(t.id))}
+                                      if st.searcher.held_by_cap(t.id)
+                                      and t.id not in st.checkpoints_removed)}
     return out if any(out.values()) else None
 
 

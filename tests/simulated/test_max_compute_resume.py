@@ -118,6 +118,22 @@ def test_retention_keeps_the_checkpoints_a_raise_would_continue(tmp_path):
     assert not held & gone and stopped - held <= gone
 
 
+def test_a_promotion_whose_checkpoint_is_gone_is_not_said_to_wait_for_a_cap(tmp_path):
+    """A trial that entered its rung's top after its checkpoint was removed (more results
+    came with a raised cap) cannot go on: no cap makes that promotion, and status and run
+    said "with more, resume --max-compute N continues it" for ever."""
+    from asha_hpc.views.status import held_back
+
+    cfg, exp, st = capped(tmp_path)
+    held = sorted(t.id for t in st.trials.values() if st.searcher.held_by_cap(t.id))
+    assert held and held_back(st)["promotions_not_made"] == len(held)
+    recs = read_journal(exp.journal)[0]
+    gone = {"kind": "checkpoints_removed", "trials": held[:1], "seq": recs[-1]["seq"] + 1,
+            "time": recs[-1]["time"]}
+    again = replay(cfg, recs + [gone])
+    assert (held_back(again) or {}).get("promotions_not_made", 0) == len(held) - 1
+
+
 @pytest.mark.parametrize("units, words", [
     ("10", "less than max_length (64"),
     ("100", "has already started 696 units of training; give at least that"),
