@@ -108,11 +108,9 @@ def _read_one(cfg: ExperimentConfig, src: Path, seen: set[str]) -> tuple[WarmSta
         seen.add(key)
         trials.append({"hparams": hp, "losses": losses})
         kept_inherited += i < len(inherited)
-    if not trials:
+    if not trials and not repeated:  # (all given already by an earlier folder: in either order)
         detail = (f"none of its {left_out} trials with results fits this search's "
-                  f"hyperparameters ({why})" if left_out else
-                  f"all its {repeated} trials with results came with an earlier folder of the "
-                  "list" if repeated else "it has no results yet")
+                  f"hyperparameters ({why})" if left_out else "it has no results yet")
         raise AshaError(f"{FIELD}: {src}: {detail}; warm-start from a search of these "
                         "hyperparameters, or remove warm_start")
     warnings = []

@@ -433,6 +433,19 @@ def test_a_listed_folder_warm_started_from_another_gives_each_trial_once(first):
     assert st_.lifecycle == "completed"
 
 
+def test_a_folder_listed_after_one_warm_started_from_it_gives_nothing_twice(first):
+    """``warm_start: [b, a]``, b warm-started from a: a's trials came with b's record, and a
+    adds none of its own. The other order of the case above; it was refused ("none of its
+    trials fits this search's hyperparameters")."""
+    b_cfg = parse_config(raw(warm_start="a", seed=41, trials=16), str(first))
+    _, b, b_recs, _ = run(first, "b", b_cfg)
+    cfg = parse_config(raw(warm_start=["b", "a"], seed=42, trials=16), str(first))
+    _, st_, recs, _ = run(first, "c", cfg)
+    from_b, from_a = recs[0], recs[1]
+    assert from_b["inherited"] == len(b_recs[0]["trials"]) and from_a["trials"] == []
+    assert st_.lifecycle == "completed" and st_.warm["sources"] == [str(first / "b"), str(first / "a")]
+
+
 def test_a_folder_named_twice_is_refused(first, capsys):
     code, err = cli_run(first, capsys, warm_start=["a", "./a"])
     assert code != 0 and len(err) == 1
