@@ -767,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("best", help="the best trials: hparams, metric, checkpoint")
     p.add_argument("exp_dir")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=_positive_int, default=5)
     p.add_argument("--json", action="store_true")
     p.add_argument("--points", action="store_true",
                    help="the top trials as YAML for searcher.points_to_evaluate of a new search")
@@ -812,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=int, default=-1, help="which of the trial's jobs, in order "
                    "(0 = its first; default -1 = the latest); see --list")
     p.add_argument("--err", action="store_true", help="stderr instead of stdout")
-    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.add_argument("--tail", type=_positive_int, help="only the last N lines")
     p.add_argument("--list", action="store_true", help="list the trial's jobs and their log files")
     p.add_argument("--whole", action="store_true", help="the whole log of a job that ran several "
                    "segments (a worker of the pool), not only this one's part")
