@@ -18,7 +18,13 @@ from typing import Any
 from ..errors import AshaError
 from ..protocol.expdir import METRICS
 from ..protocol.metrics import finite_float
-from .observe import best_vs_compute, curve_rows, pick_curve_metric, rung_counts_over_time
+from .observe import (
+    best_vs_compute,
+    curve_metric_names,
+    curve_rows,
+    pick_curve_metric,
+    rung_counts_over_time,
+)
 from .status import AGREE_MIN_TRIALS, agreement_pairs, rank_correlation, rank_percentiles
 
 INSTALL_HINT = "pip install 'asha-hpc[plot]'"
@@ -57,6 +63,9 @@ def plot_data(exp, cfg, st, records, curve_metric: str | None = None) -> dict[st
     """Everything the three panels show, as plain lists."""
     metric = cfg.searcher.metric
     rows = curve_rows(exp)
+    if curve_metric is not None and rows and curve_metric not in (names := curve_metric_names(rows)):
+        raise AshaError(f"--curve-metric {curve_metric}: no trial's curve has it; they have "
+                        f"{', '.join(names[:12]) or 'no numbers'}")
     name = curve_metric or pick_curve_metric(rows, metric)
     curves: dict[int, tuple[list[float], list[float]]] = {}
     source = METRICS

@@ -281,6 +281,19 @@ def test_plot_png(curves_exp, tmp_path, capsys):
     _check_png(out, (400, 1200))
 
 
+def test_a_curve_metric_no_trial_has_is_refused_naming_those_there(curves_exp):
+    """plot --curve-metric nope drew the rung results of the searcher's metric instead,
+    saying nothing."""
+    from asha_hpc.errors import AshaError
+    from asha_hpc.views.plots import plot_data
+
+    exp, cfg, records, st = open_experiment(curves_exp)
+    with pytest.raises(AshaError, match=r"--curve-metric nope: no trial's curve has it; they "
+                                        r"have .*train_loss"):
+        plot_data(exp, cfg, st, records, "nope")
+    assert plot_data(exp, cfg, st, records, "train_loss")["curve_metric"] == "train_loss"
+
+
 def test_plot_data_without_curves_uses_rung_results(sim_exp, curves_exp):
     from asha_hpc.views.plots import plot_data
 
