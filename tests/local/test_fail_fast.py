@@ -264,7 +264,9 @@ def test_the_same_error_stops_a_search_of_one_or_two_trials_at_a_time_in_a_few_j
     assert "first 3 trials" in line and "No module named 'missing_helper'" in line
     assert jobs_spent(exp) <= 6  # 13 to 18 before
     st = final(exp)
-    assert all(t.restarts <= 2 for t in st.trials.values()), (
+    # (a third failure where the other trial had not failed yet: the rule waits for its result,
+    # which a loaded machine may bring after the first trial's next attempt)
+    assert all(t.restarts <= 3 for t in st.trials.values()), (
         [(t.id, t.restarts, t.status) for t in st.trials.values()],
         [{k: r.get(k) for k in ("seq", "kind", "trial", "segment", "attempt", "worker", "status",
                                 "reused", "counts", "why")} for r in journal(exp)
