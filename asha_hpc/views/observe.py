@@ -192,7 +192,8 @@ def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
     metric (a trial's result at a rung it later left counts no more than the one it reached)."""
     sign = 1.0 if cfg.searcher.smaller_is_better else -1.0
     spent = 0.0
-    latest: dict[Any, tuple[int, float]] = {}  # trial -> (length, metric) of its last result
+    latest: dict[Any, tuple[float, float]] = {}  # trial -> rank key (-length, signed metric)
+    best: Any = None  # the trial whose key is the least
     targets: dict[tuple[Any, Any], Any] = {}
     out: list[tuple[float, float]] = []
     for r in records:
@@ -206,12 +207,20 @@ def best_vs_compute(cfg: ExperimentConfig, records: list[dict[str, Any]]
         if r.get("status") == "completed":
             v = finite_float((r.get("metrics") or {}).get(cfg.searcher.metric))
             length = r.get("length") or targets.get((r.get("trial"), r.get("segment")))
+            tid = r.get("trial")
+            worse = tid == best  # the best's own key may only grow worse here
             if v is not None:
-                latest[r.get("trial")] = (length if isinstance(length, int) else 0, v)
+                key = (-float(length if isinstance(length, int) else 0), sign * v)
+                worse = worse and key > latest[tid]
+                latest[tid] = key
+                if best is None or key < latest[best]:
+                    best = tid
             else:  # diverged: ranked last, as ``best`` leaves it out
-                latest.pop(r.get("trial"), None)
-            if latest:
-                out.append((spent, min(latest.values(), key=lambda x: (-x[0], sign * x[1]))[1]))
+                latest.pop(tid, None)
+            if worse or best not in latest:  # rare (a trial is promoted to a longer length)
+                best = min(latest, key=latest.__getitem__, default=None)
+            if best is not None:
+                out.append((spent, sign * latest[best][1]))
     return out
 
 
