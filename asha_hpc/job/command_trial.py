@@ -51,23 +51,22 @@ in_function_trial = False  # set by the job (jobmain.py) before it calls a funct
 _said_outside = False
 # what the callbacks' messages name for a function's code, as a command passes it: by the
 # names each framework's callback uses (a script that builds its Trainer itself keeps cb.*)
-COMMAND_TERMS = {
-    "Transformers": (("TrainingArguments(", "cb.resume_from"),
-                     "in a command script, cb.max_steps is --max_steps ${ASHA_MAX_LENGTH}; "
-                     "trainer.train(resume_from_checkpoint=cb.resume_from) stays in the script, "
-                     "where AshaCallback() reads the job's checkpoint (README: as a command)"),
-    "Lightning": (("Trainer(", "cb.ckpt_path"),
-                  "in a command script (LightningCLI), cb.max_epochs (cb.max_steps) is "
-                  "--trainer.max_epochs (--trainer.max_steps) ${ASHA_MAX_LENGTH}, and "
-                  "cb.ckpt_path is "
-                  "${ASHA_LATEST_CHECKPOINT:+--ckpt_path \"$ASHA_LATEST_CHECKPOINT/lightning.ckpt\"}"
-                  " (README: as a command)"),
-}
+COMMAND_TERMS = (
+    (("TrainingArguments(", "cb.resume_from"),  # Transformers
+     "in a command script, cb.max_steps is --max_steps ${ASHA_MAX_LENGTH}; "
+     "trainer.train(resume_from_checkpoint=cb.resume_from) stays in the script, where "
+     "AshaCallback() reads the job's checkpoint (README: as a command)"),
+    (("Trainer(", "cb.ckpt_path"),  # Lightning
+     "in a command script (LightningCLI), cb.max_epochs (cb.max_steps) is --trainer.max_epochs "
+     "(--trainer.max_steps) ${ASHA_MAX_LENGTH}, and cb.ckpt_path is "
+     "${ASHA_LATEST_CHECKPOINT:+--ckpt_path \"$ASHA_LATEST_CHECKPOINT/lightning.ckpt\"} "
+     "(README: as a command)"),
+)
 
 
 def command_terms(message: str) -> str:
     """" (what a command passes instead)" for a callback's message that names ``cb.*``."""
-    said = [text for names, text in COMMAND_TERMS.values() if any(n in message for n in names)]
+    said = [text for names, text in COMMAND_TERMS if any(n in message for n in names)]
     return f" ({said[0]})" if said else ""
 
 

@@ -313,7 +313,7 @@ class ExperimentState:
         alike = None if self.worked else self._alike(self.first_errors, self._twice_each())
         if alike is not None:
             tid, ids, where, error = alike
-            n = ids.count(",") + 1
+            n = len(self.first_errors)
             first = (f"the first {n} trials ({ids})" if n == SAME_ERROR_TRIALS else
                      f"the search's {'only trial' if n == 1 else f'{n} trials'} ({ids}), "
                      f"twice each,")
@@ -555,12 +555,14 @@ class ExperimentState:
             and t.restarts == 0
         if status == "completed" and t.fresh:
             self._passed_fresh(rec)
-        if status == "completed" and rec.get("ignored_checkpoint") and self.checkpoint_advice is None:
-            said = IGNORED_BY_COMMAND if isinstance(self.cfg.entrypoint, list) else IGNORED_CHECKPOINT
-            self.checkpoint_advice = said.format(trial=t.id, name=PurePath(rec["ignored_checkpoint"]).name)
-            self._note(rec, self.checkpoint_advice)
-        if status == "completed" and rec.get("no_checkpoint") and self.checkpoint_advice is None:
-            self.checkpoint_advice = NO_CHECKPOINT.format(trial=t.id)
+        if status == "completed" and self.checkpoint_advice is None and (
+                rec.get("ignored_checkpoint") or rec.get("no_checkpoint")):
+            if rec.get("no_checkpoint"):
+                said = NO_CHECKPOINT
+            else:
+                said = IGNORED_BY_COMMAND if isinstance(self.cfg.entrypoint, list) else IGNORED_CHECKPOINT
+            self.checkpoint_advice = said.format(
+                trial=t.id, name=PurePath(rec.get("ignored_checkpoint") or "").name)
             self._note(rec, self.checkpoint_advice)
         t.fresh = False
         if status == "error" and not self.worked and not before_fix and not reused:
