@@ -719,6 +719,9 @@ class ExperimentState:
             t.compute_s += max(0.0, rec["time"] - t.attempt_started)
         t.attempt_started = None
         never_ran = t.status == PENDING and (rec.get("state") == "lost" or bool(rec.get("withdrawn")))
+        # started before --retry-failed: it ran the code before the fix, and the failed search's
+        # master cancelled it as it stopped (found dead by the resumed one), as an error is free
+        before_fix = self.rules >= 2 and t.intent_seq < self.retried_at
         if rec.get("withdrawn"):
             why = f"job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
         elif rec.get("hung"):
@@ -728,14 +731,14 @@ class ExperimentState:
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")
         ran = rec.get("counts") or rec.get("state") == JobState.ENDED.value  # how: not known
         if ran and not rec.get("disk_full") and not never_ran and not t.code_ran \
-                and not self.worked:  # every job may end so: fail-fast judges
+                and not self.worked and not before_fix:  # every job may end so: fail-fast judges
             self._early_error(t, {"error": f"{BEFORE_CODE} ({rec.get('state')})",
                                   "host": rec.get("host")})
-        if rec.get("counts") and not rec.get("disk_full") and not never_ran:
+        if rec.get("counts") and not rec.get("disk_full") and not never_ran and not before_fix:
             self._failed(t, rec, rec.get("host") or t.host, why)
         else:
-            self._retry(t, rec, counts=bool(rec.get("counts")),
-                        free=bool(rec.get("disk_full")) or never_ran, why=why)
+            self._retry(t, rec, counts=bool(rec.get("counts")) and not before_fix,
+                        free=bool(rec.get("disk_full")) or never_ran or before_fix, why=why)
 
     def _failed(self, t: TrialState, rec: dict[str, Any], host: str | None, why: str,
                 restore_repeated: bool = False) -> None:
@@ -902,7 +905,8 @@ def _node_to_blame(rec: dict[str, Any], t: TrialState) -> str | None:
 # replay an older journal into decisions it never made (a trial given up that its journal
 # goes on training): it applies to experiments started under it, named in their Init record.
 # 1: a trial whose restore failed twice alike makes way (``_retry``)
-RULES = 1
+# 2: a job found dead that ran the code from before --retry-failed counts nothing (_on_job_dead)
+RULES = 2
 
 SUMMARY_MAX = 600  # characters of an error's one-line form
 

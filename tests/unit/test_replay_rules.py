@@ -5,6 +5,8 @@ The rule here: with fewer slots than fail-fast compares, a promoted trial whose 
 twice with the same error makes way. An older master retried it instead, and its journal goes
 on training the trial; replayed with the new rule, that trial would be given up, and its
 later result would reach a searcher that holds it failed."""
+import dataclasses
+
 import pytest
 
 from asha_hpc.config import parse_config
@@ -52,3 +54,27 @@ def test_an_older_journal_replays_as_its_master_decided(init):
     assert retried.trials[1].status != FAILED and 1 in retried.todo
     st = replay(CFG, journal(init, then_works=True))
     assert st.trials[1].length == 4 and st.restores_worked == 1
+
+
+def stopped_with_a_job_alive(init: dict) -> list[dict]:
+    """Fail-fast stopped the search while trial 3's job ran; the master cancelled it as it
+    stopped, and `resume --retry-failed` (the code fixed) finds that job dead."""
+    recs = journal(init, restore_failures=0)
+    recs += [{"kind": "intent", "trial": 3, "segment": 0, "attempt": 0},
+             {"kind": "started", "trial": 3, "segment": 0, "attempt": 0},
+             {"kind": "aborted", "state": "failed", "message": "the first 3 trials ..."},
+             {"kind": "retry_failed", "trials": [], "before_fix_free": True},
+             {"kind": "resumed", "pid": 1},
+             {"kind": "job_dead", "trial": 3, "segment": 0, "attempt": 0, "state": "failed",
+              "counts": True, "job_id": "local:t00003-s000-a00"}]
+    return [dict(r, seq=i + 1) for i, r in enumerate(recs)]
+
+
+def test_under_the_rule_a_job_from_before_retry_failed_found_dead_counts_nothing():
+    """max_restarts 0: the trial failed for good after the fix, for a job of the code before
+    it that its own master had cancelled (a fresh clone's test run met it)."""
+    cfg = dataclasses.replace(CFG, max_restarts=0)
+    st = replay(cfg, stopped_with_a_job_alive({"kind": "init", "rules": RULES}))
+    assert st.trials[3].status != FAILED and st.trials[3].restarts == 0 and 3 in st.todo
+    old = replay(cfg, stopped_with_a_job_alive({"kind": "init"}))
+    assert old.trials[3].status == FAILED  # as the master of an older release decided
