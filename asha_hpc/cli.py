@@ -505,7 +505,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     if fmt == "svg":
         panels = svg_panels(data)
     ranks = {t.id: i for i, t in enumerate(st.ranked(), 1)}
-    page = render(d, export_rows(st), panels, ranks, fmt, a.refresh).encode("utf-8")
+    try:
+        config_text: str | None = exp.config.read_text(errors="replace")
+    except OSError:
+        config_text = None  # open_experiment read it: gone since, the page goes without
+    page = render(d, export_rows(st), panels, ranks, fmt, a.refresh,
+                  config_text).encode("utf-8")
     atomic_write(Path(a.output), page, durable=False)  # a browser never reads half a page
     os.chmod(a.output, 0o644)
     if not a.quiet:

@@ -160,6 +160,9 @@ class TrialState:
     # dies without a result has no times of its own, and its run time still counts
     attempt_started: float | None = None
     intent_seq: int = 0  # the journal position of its current attempt's intent
+    # wall-clock span of its segments' code (results' own times): export's started / ended
+    first_started: float | None = None
+    last_ended: float | None = None
 
     @property
     def key(self) -> str:
@@ -532,6 +535,8 @@ class ExperimentState:
         started, ended = rec.get("started"), rec.get("ended")
         if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
             t.compute_s += max(0.0, ended - started)
+            t.first_started = started if t.first_started is None else min(t.first_started, started)
+            t.last_ended = ended if t.last_ended is None else max(t.last_ended, ended)
             gpus = rec.get("gpus")
             if isinstance(gpus, int) and not isinstance(gpus, bool):
                 t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)

@@ -96,10 +96,12 @@ def _table(columns: list[str], rows: list[list[Any]], cls: str = "sortable",
 
 
 def render(d: dict[str, Any], rows: list[dict[str, Any]], plots: dict[str, Any],
-           ranks: dict[int, int], plot_format: str, refresh_s: float | None = None) -> str:
+           ranks: dict[int, int], plot_format: str, refresh_s: float | None = None,
+           config_text: str | None = None) -> str:
     """The page. ``d``: the status dict; ``rows``: export rows (one per trial); ``plots``:
     panel name -> PNG bytes (``plot_format`` "png") or SVG text ("svg"); ``refresh_s``: the
-    browser reloads the page this often while the search runs (the live report)."""
+    browser reloads the page this often while the search runs (the live report);
+    ``config_text``: the experiment's ``experiment.yaml``, what the search ran with."""
     metric = d["metric"]
     title = f"asha-hpc report: {d['experiment']}"
     reload = (f'<meta http-equiv="refresh" content="{max(int(refresh_s), 1)}">'
@@ -172,5 +174,9 @@ def render(d: dict[str, Any], rows: list[dict[str, Any]], plots: dict[str, Any],
     if ev:
         out.append("<h2>Recent events</h2><pre>" + E("\n".join(
             f"{'+' + fmt_duration(e['elapsed_s']):>8}  {e['text']}" for e in ev)) + "</pre>")
+    if config_text:  # a copied page still says what was searched, and how
+        out.append('<h2>Configuration</h2><details id="config"><summary class="muted">'
+                   "experiment.yaml, as the search read it</summary><pre>"
+                   + E(config_text) + "</pre></details>")
     out.append(f"<script>{JS}</script></body></html>")
     return "\n".join(out) + "\n"

@@ -17,7 +17,8 @@ from ..errors import AshaError
 def trials(exp_dir: str | Path) -> list[dict[str, Any]]:
     """One dict per trial, in id order: ``export``'s columns (state, length reached, the
     searcher's metric and its value at every rung, the last result's other metrics as
-    ``metrics.<name>``, ``hparams.<dotted name>``, checkpoint, sampled_by, error)."""
+    ``metrics.<name>``, ``hparams.<dotted name>``, started and ended (ISO 8601), seed,
+    checkpoint, sampled_by, error)."""
     from .status import export_rows, open_experiment
 
     return export_rows(open_experiment(exp_dir)[3])
@@ -34,12 +35,14 @@ def learning_curves(exp_dir: str | Path) -> list[dict[str, Any]]:
 
 def dataframe(exp_dir: str | Path, curves: bool = False) -> Any:
     """``trials`` (or, with ``curves=True``, the learning curves) as a pandas DataFrame
-    indexed by ``trial_id`` (curves: a plain index)."""
+    indexed by ``trial_id`` (curves: a plain index), the same frame ``pandas.read_csv`` makes
+    of ``export``'s CSV: empty cells (no checkpoint, no error) are NaN."""
     try:
         import pandas as pd
     except ImportError:
         raise AshaError("dataframe() needs pandas (pip install pandas); trials() and "
                         "learning_curves() give the same rows as dicts") from None
-    if curves:
-        return pd.DataFrame(learning_curves(exp_dir))
-    return pd.DataFrame(trials(exp_dir)).set_index("trial_id")
+    df = pd.DataFrame(learning_curves(exp_dir) if curves else trials(exp_dir))
+    # an empty cell is missing, as ``pandas.read_csv`` reads the exported file: NaN, not ''
+    df = df.mask(df.eq("")).infer_objects()
+    return df if curves else df.set_index("trial_id")

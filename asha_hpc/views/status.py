@@ -10,13 +10,14 @@ and views/htmlreport.py render it.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from ..backends import capabilities
-from ..config import ExperimentConfig, load_config
+from ..config import ExperimentConfig, load_config, trial_seed
 from ..errors import AshaError, shell_word
 from ..master.autoworkers import status as workers_status
 from ..master.lease import Lease
@@ -756,13 +757,21 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
     return rows
 
 
+def _iso_time(t: float | None) -> str:
+    """An epoch time as ISO 8601 in local time with its UTC offset ('' for none), as
+    ``pandas.to_datetime`` reads it."""
+    if t is None:
+        return ""
+    return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
 def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
     """``export``: one row per trial, hparams flattened to dotted columns, metric per rung."""
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
     fixed = ("trial_id", "bracket", "state", "diverged", "length", "restarts", "compute_s",
-             "checkpoint", "sampled_by", "error")
+             "started", "ended", "seed", "checkpoint", "sampled_by", "error")
     # the metric's own column, unless its name is one of ours (a metric may be called "state")
     col = f"metrics.{metric}" if metric in fixed or metric.startswith("hparams.") else metric
     any_ended = any(t.ended_early is not None for t in st.trials.values())
@@ -773,10 +782,14 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
                                "diverged": t.diverged, "length": t.length,
                                col: finite_float(t.metric),
                                "restarts": t.restarts, "compute_s": round(t.compute_s, 3),
-                               "checkpoint": t.checkpoint or ""}
-        by = st.sampled_by(t.id)
-        if by is not None:
-            row["sampled_by"] = by
+                               # when its code first started and last ended (queue waits and
+                               # pauses between segments included), local time with its offset
+                               "started": _iso_time(t.first_started),
+                               "ended": _iso_time(t.last_ended),
+                               # ASHA_TRIAL_SEED, trial.seed: to train it again alike
+                               "seed": trial_seed(st.cfg.experiment_seed, t.id),
+                               "checkpoint": t.checkpoint or "",
+                               "sampled_by": st.sampled_by(t.id) or "random"}
         # why it failed, or why its code rejected its hyperparameters (InvalidHP's message)
         row["error"] = error_summary(t.error) if st.status_of(t) in (FAILED, INVALID) else ""
         if any_ended:  # how far the model trained: where its code ended it, else its length

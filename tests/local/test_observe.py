@@ -320,6 +320,11 @@ def test_plot_without_matplotlib_is_a_clear_error(sim_exp, tmp_path, monkeypatch
     page = (tmp_path / "r.html").read_text()
     # curves, best, trials per rung, and the rung agreement (this search promotes)
     assert page.count("<svg") == 4 and "data:image/png" not in page
+    # what was searched, and how, travels with the page: experiment.yaml as the search read it
+    import html
+
+    config = (sim_exp / "experiment.yaml").read_text()
+    assert '<details id="config">' in page and html.escape(config) in page
 
 
 # ----------------------------------------------------------------------------- report

@@ -34,3 +34,11 @@ def test_trials_and_curves_are_exports_rows(tmp_path):
     assert isinstance(df, pd.DataFrame) and df.index.name == "trial_id"
     assert list(df.index) == sorted(st.trials) and df.loc[best.id, "length"] == best.length
     assert len(dataframe(exp, curves=True)) == len(points)
+    # the frame pandas reads from the exported CSV, cell for cell: empty cells are NaN in both
+    import pandas.testing
+
+    from_csv = pd.read_csv(tmp_path / "t.csv", index_col="trial_id")
+    pandas.testing.assert_frame_equal(df, from_csv, check_dtype=False, check_like=True)
+    assert df["error"].isna().any() and df["started"].notna().all()
+    assert (pd.to_datetime(df["ended"]) >= pd.to_datetime(df["started"])).all()
+    assert (df["seed"] - df.index).nunique() == 1  # experiment_seed + id: ASHA_TRIAL_SEED

@@ -404,7 +404,7 @@ def test_random_sampler_journals_nothing_new(tmp_path):
     st_ = replay(cfg, recs)
     d = status_dict(exp, cfg, st_, recs)
     assert d["sampler"] == {"name": "random"} and ", sampler " not in render_status_text(d)
-    assert all("sampled_by" not in r for r in export_rows(st_))
+    assert all(r["sampled_by"] == "random" for r in export_rows(st_))  # the same columns
     assert all("asha.sampled_by" not in r.tags for r in trial_runs(exp, cfg, st_))
 
 

@@ -43,3 +43,32 @@ def test_any_other_reported_value_is_a_cell_and_no_number_is_nan(value):
         assert cell is None
     else:
         assert cell == value and type(cell) is type(value)
+
+
+def test_each_trial_has_its_seed_its_wall_span_and_where_its_configuration_came_from():
+    """The seed its code got (ASHA_TRIAL_SEED: experiment_seed + id), when its code first
+    started and last ended over all its results (a failed attempt's included), and
+    sampled_by on every row, random sampling too: exports of two searches share columns."""
+    import datetime
+
+    recs = [{"kind": "init"},
+            {"kind": "intent", "trial": 1, "segment": 0, "attempt": 0},
+            {"kind": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "error",
+             "error": "boom", "started": 1000.0, "ended": 1010.0},
+            {"kind": "intent", "trial": 1, "segment": 0, "attempt": 1},
+            {"kind": "result", "trial": 1, "segment": 0, "attempt": 1, "status": "completed",
+             "length": 1, "metrics": {"loss": 0.5}, "started": 1100.0, "ended": 1150.5},
+            {"kind": "intent", "trial": 2, "segment": 0, "attempt": 0}]
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "reproducibility": {"experiment_seed": 41},
+                        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 4,
+                                     "max_trials": 2, "max_concurrent_trials": 2, "divisor": 2},
+                        "hyperparameters": {"x": 1}}, "/tmp")
+    got = {r["trial_id"]: r for r in export_rows(replay(cfg, recs))}
+    assert got[1]["seed"] == 42 and got[2]["seed"] == 43
+    start = datetime.datetime.fromisoformat(got[1]["started"])
+    end = datetime.datetime.fromisoformat(got[1]["ended"])
+    assert start.timestamp() == 1000.0 and end.timestamp() == 1150.0  # to the second
+    assert start.utcoffset() is not None  # an unambiguous time
+    assert got[2]["started"] == got[2]["ended"] == ""  # no result yet
+    assert got[1]["sampled_by"] == got[2]["sampled_by"] == "random"
