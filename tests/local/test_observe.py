@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -207,8 +208,16 @@ def _state(root):
 
 
 # ----------------------------------------------------------------------------- export
-def test_export_golden(sim_exp, capsys):
-    golden("export_sim.csv", normalise(run_cli(capsys, "export", sim_exp, "--format", "csv"), sim_exp))
+def test_export_golden(sim_exp, capsys, monkeypatch):
+    # started / ended are local times with their offset: the same text in every time zone here
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        text = run_cli(capsys, "export", sim_exp, "--format", "csv")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    golden("export_sim.csv", normalise(text, sim_exp))
     rows = [json.loads(line) for line in run_cli(capsys, "export", sim_exp, "--format", "jsonl").splitlines()]
     assert len(rows) == 20 and {"trial_id", "state", "restarts", "compute_s", "hparams.opt.name",
                                 "loss@4", "loss@64"} <= set(rows[0])
