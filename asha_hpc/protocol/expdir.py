@@ -266,6 +266,13 @@ class ExpDir:
             waiting = submitted_master(root)
             if waiting is not None:
                 raise AshaError(f"{root}: no experiment yet: {waiting.text()}")
+            inside = experiment_folders(root)
+            if inside:  # a folder of experiments (asha_runs/): the user meant one of them
+                names = ", ".join(p.name for p in inside[:3]) + (", ..." if len(inside) > 3 else "")
+                raise AshaError(f"{root}: a folder of {len(inside)} experiment"
+                                f"{'s' if len(inside) != 1 else ''} ({names}), not one: give "
+                                f"one of them, e.g. {inside[0]} (the newest); `asha-hpc status "
+                                f"{root}` lists them")
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
                             f"start one with `asha-hpc run CONFIG`")
         newer = folder_format(root)
@@ -450,6 +457,25 @@ def holds_experiment(root: Path) -> bool:
     """Whether ``root`` holds an experiment (its config or its journal; a torn create leaves
     neither)."""
     return (Path(root) / JOURNAL).exists() or (Path(root) / CONFIG).exists()
+
+
+def experiment_folders(root: Path) -> list[Path]:
+    """The experiment folders directly inside ``root``, newest first ([] when it cannot be
+    read)."""
+    try:
+        found = [p for p in Path(root).iterdir() if p.is_dir() and holds_experiment(p)]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: (-(folder_made(p) or 0.0), p.name))
+
+
+def folder_made(root: Path) -> float | None:
+    """When an experiment folder was made, as its files tell (the oldest of its config, its
+    journal and itself); None when it cannot be read."""
+    try:
+        return min(x.stat().st_mtime for x in (root / CONFIG, root / JOURNAL, root) if x.exists())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

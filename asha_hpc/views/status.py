@@ -40,9 +40,8 @@ from ..master.state import (
 from ..master.timelimits import rung_levels
 from ..protocol.checkpoints import checkpoint_length, checkpoint_problem, latest_checkpoint
 from ..protocol.expdir import (
-    CONFIG,
-    JOURNAL,
     ExpDir,
+    folder_made,
     holds_experiment,
     master_log,
     scan_inbox,
@@ -115,8 +114,7 @@ def experiments_in(path: Any) -> list[dict[str, Any]] | None:
     for p in found:
         row: dict[str, Any] = {"dir": str(p), "folder": p.name}
         try:
-            row["started"] = min(x.stat().st_mtime for x in (p / CONFIG, p / JOURNAL, p)
-                                 if x.exists())
+            row["started"] = folder_made(p)
             if not holds_experiment(p):  # submitted, not made yet
                 row.update(state="submitted", name=None, trials=None, metric=None, best=None)
             else:
@@ -124,10 +122,15 @@ def experiments_in(path: Any) -> list[dict[str, Any]] | None:
                 d = status_dict(exp, cfg, st, records)
                 row.update(state=d["state"], name=d["experiment"], trials=d["trials"],
                            metric=d["metric"], best=(d["best"] or {}).get("metric"))
+                # the journal's first record: when the search started, whatever touched the
+                # folder's files since (a copy, an rsync without -t)
+                first = records[0].get("time") if records else None
+                if isinstance(first, (int, float)):
+                    row["started"] = float(first)
         except (AshaError, OSError, ValueError) as e:
             row.update(state="unreadable", error=str(e))
         rows.append(row)
-    rows.sort(key=lambda r: r.get("started", 0.0), reverse=True)
+    rows.sort(key=lambda r: r.get("started") or 0.0, reverse=True)
     return rows
 
 

@@ -36,3 +36,22 @@ def test_a_folder_of_experiments_lists_them(tmp_path):
                                                        "broken": "unreadable"}
     none = cli("status", runs / "notes", check=False)
     assert none.returncode != 0 and "not an experiment directory" in none.stderr
+    # when the search started is its journal's first record, not the files' dates (a copy)
+    line = (runs / "old" / "journal.jsonl").read_text().splitlines()[0]
+    first = json.loads(line.split(" ", 1)[1])["time"]  # "crc {record}"
+    assert next(r for r in rows if r["folder"] == "old")["started"] == first
+
+
+def test_a_command_for_one_experiment_given_the_folder_of_them_names_them(tmp_path):
+    """`best asha_runs/` meant one of the experiments in it: the message names them, the newest
+    first, and how to list them, for every command that reads one experiment."""
+    runs = tmp_path / "asha_runs"
+    shutil.copytree(OLD, runs / "old")
+    shutil.copytree(OLD, runs / "new")
+    os.utime(runs / "old" / "experiment.yaml", (1_000_000_000, 1_000_000_000))
+    for cmd in (["best"], ["export"], ["report", "-o", str(tmp_path / "r.html")], ["resume"]):
+        out = cli(cmd[0], runs, *cmd[1:], check=False)
+        assert out.returncode != 0, cmd
+        assert (f"{runs}: a folder of 2 experiments (new, old), not one: give one of them, e.g. "
+                f"{runs / 'new'} (the newest); `asha-hpc status {runs}` lists them") in out.stderr, \
+            (cmd, out.stderr)
