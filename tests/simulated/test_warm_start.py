@@ -193,7 +193,8 @@ def cli_run(tmp_path, capsys, **kw):
 @pytest.mark.parametrize("change, want", [
     ({"warm_start": "nowhere"}, "nowhere is not a folder: give an earlier search's experiment "
                                 "folder (a relative path starts at the config's folder, "),
-    ({"warm_start": "."}, "not an experiment directory (no experiment.yaml or journal.jsonl)"),
+    # the config's folder holds the first search's folder: the user meant that one
+    ({"warm_start": "."}, "a folder of 1 experiment (a), not one: give one of them, e.g. "),
     ({"warm_start": "a", "metric": "error_rate"},
      "searched on 'loss' in units, this search on 'error_rate' in units: its results would teach "
      "the model another goal; warm-start from a search of the same metric and length unit"),
