@@ -312,6 +312,10 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
         planned = 0
     # a trial whose code ended its training trained that far, however far it was promoted
     done = sum(t.trained for t in st.trials.values())
+    # what running segments train now (they count in ``done`` once their results are in): a
+    # search of one long segment reads 0% until it ends, and this says it is under way
+    in_flight = sum(max(0, t.target - t.length) for t in st.trials.values()
+                    if st.status_of(t) == RUNNING)
     finished = st.lifecycle in ("completed", "cancelled", "failed")
     active = active_seconds(records, now)
     rate = done / active if active > 0 and done > 0 else None  # units per second
@@ -330,6 +334,7 @@ def progress(cfg: ExperimentConfig, st: ExperimentState, records: list[dict[str,
         left = planned - done
         eta = left / rate if rate and left > 0 else None
     return {"units_done": done, "units_planned": planned, "units_preview": preview,
+            "units_in_flight": 0 if finished else in_flight,
             "capped": capped,  # units_planned is searcher.max_compute, below the preview
             "max_compute": cap,
             "max_compute_config": cfg.searcher.max_compute,  # differs after resume --max-compute
@@ -598,7 +603,12 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "rung_table": rung_table(st),
         "rung_agreement": rung_agreement(st),
         "top": [trial_summary(t, jobs.get(t.id), short=True) for t in ranked],
-        "running_trials": [trial_summary(t, jobs.get(t.id), waiting.get(t.id)) for t in running],
+        "running_trials": [{**trial_summary(t, jobs.get(t.id), waiting.get(t.id)),
+                            # how long its segment has run, while a master watches it
+                            **({"running_s": max(0.0, now - t.attempt_started)}
+                               if alive and now is not None and t.attempt_started is not None
+                               and t.id not in waiting else {})}
+                           for t in running],
         "results_waiting": len(waiting),
         "started_waiting": len(started),  # pending trials whose jobs started since
         "compute": compute(st),

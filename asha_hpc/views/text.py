@@ -146,7 +146,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             planned += f" trained ({frac}; plan's preview {prev})" if prev and prev != p["units_planned"] \
                 else f" trained ({frac})"
         else:
-            planned += f" planned ({frac}{'; max_compute' if p.get('capped') else ''})"
+            flight = p.get("units_in_flight") or 0
+            planned += (f" planned ({frac}{'; max_compute' if p.get('capped') else ''}"
+                        f"{f'; {flight} more in running segments' if flight else ''})")
         lines.append(f"progress: {planned}; {rate_s} over {fmt_duration(p['active_hours'] * 3600)} "
                      f"active; ETA {eta_s}")
         held = p.get("held_back")
@@ -350,6 +352,8 @@ def render_status_text(d: dict[str, Any]) -> str:
         for tr in running:
             lines.append(f"  trial {tr['trial_id']} -> length {tr['target']}"
                          + (f" on {tr['host']}" if tr.get("host") else "")
+                         + (f", for {fmt_duration(tr['running_s'])}"
+                            if tr.get("running_s") is not None else "")
                          + (f": ended ({tr['result_waiting']}), its result waits for the master"
                             if tr.get("result_waiting") else ""))
             lg = _logs_text(tr)
