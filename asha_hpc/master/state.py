@@ -420,7 +420,11 @@ class ExperimentState:
             t.infra_retries += 1
         t.error = why
         if t.restarts > self.cfg.max_restarts or t.infra_retries > MAX_INFRA_RETRIES:
-            self._give_up(t, rec, f"trial {t.id} failed for good after {t.restarts} restarts: "
+            n = t.restarts if t.restarts > self.cfg.max_restarts else t.infra_retries
+            counted = (f"failed attempt{'s' if n != 1 else ''} (max_restarts "
+                       f"{self.cfg.max_restarts})" if t.restarts > self.cfg.max_restarts else
+                       f"attempts lost to the cluster, none counted (at most {MAX_INFRA_RETRIES})")
+            self._give_up(t, rec, f"trial {t.id} failed for good after {n} {counted}: "
                                   f"{error_summary(why)}")
             return
         if counts and not free and t.restarts >= 2 and not self.worked and self._few_at_once() \

@@ -590,6 +590,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                      for t in sorted(st.trials.values(), key=lambda t: t.id) if t.diverged],
         # the last ones, each with why (the whole error: `asha-hpc logs DIR ID --err`)
         "failed_trials": [{"trial_id": t.id, "length": t.length, "restarts": t.restarts,
+                           # attempts that ended without counting against max_restarts
+                           "not_counted": t.infra_retries,
                            "error": error_summary(t.error)}
                           for t in sorted(st.trials.values(), key=lambda t: t.id)
                           if st.status_of(t) == FAILED][-FAILED_N:],

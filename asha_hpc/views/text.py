@@ -342,9 +342,11 @@ def render_status_text(d: dict[str, Any]) -> str:
                   f" `asha-hpc logs {shell_word(d['dir'])} ID --err` shows the whole error, "
                   f"`asha-hpc resume {shell_word(d['dir'])} --retry-failed` trains them again):"]
         for f in failed:
-            n = f["restarts"]
+            n, k = f["restarts"], f.get("not_counted") or 0
             lines.append(f"  trial {f['trial_id']} at length {f['length']}"
                          + (f", after {n} failed attempt{'' if n == 1 else 's'}" if n else "")
+                         + (f" (and {k} that did not count: preempted, lost or out of time, "
+                            "or failed in a reused warm worker)" if n and k else "")
                          + f": {f['error']}")
     running = d.get("running_trials")
     if running:

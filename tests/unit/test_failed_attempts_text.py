@@ -1,0 +1,45 @@
+"""How a failed trial's attempts are told: the ones that counted against max_restarts (a trial
+fails for good at max_restarts + 1 of them), and beside them the ones that did not (preempted,
+out of time, or failed in a reused warm worker), so that "2 failed attempts" is never said of
+three, nor "2 restarts" of one."""
+import dataclasses
+
+from asha_hpc.config import parse_config
+from asha_hpc.master.state import FAILED, replay
+from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.status import status_dict
+from asha_hpc.views.text import render_status_text
+
+CFG = parse_config({"name": "s", "entrypoint": "m:f",
+                    "searcher": {"name": "random", "metric": "m", "max_length": 4,
+                                 "max_trials": 1, "max_concurrent_trials": 1},
+                    "hyperparameters": {"x": 1}, "max_restarts": 1}, "/tmp")
+
+
+def attempts(*how: str) -> list[dict]:
+    recs: list[dict] = [{"kind": "init"}]
+    for a, kind in enumerate(how):
+        recs.append({"kind": "intent", "trial": 1, "segment": 0, "attempt": a})
+        extra = {"reused": True} if kind == "reused" else {}
+        status = "interrupted" if kind == "preempted" else "error"
+        recs.append({"kind": "result", "trial": 1, "segment": 0, "attempt": a, "status": status,
+                     "error": "RuntimeError: CUDA error: an illegal memory access", **extra})
+    return recs
+
+
+def test_the_attempts_that_counted_and_the_ones_that_did_not(tmp_path):
+    recs = attempts("reused", "error", "preempted", "error")
+    st = replay(CFG, recs)
+    t = st.trials[1]
+    assert t.status == FAILED and t.restarts == 2 and t.infra_retries == 2
+    assert any(text.startswith("trial 1 failed for good after 2 failed attempts (max_restarts "
+                               "1): RuntimeError: CUDA error") for _, text in st.events), st.events
+    text = render_status_text(status_dict(ExpDir.create(tmp_path / "e"), CFG, st, recs))
+    assert ("trial 1 at length 0, after 2 failed attempts (and 2 that did not count: preempted, "
+            "lost or out of time, or failed in a reused warm worker): RuntimeError") in text, text
+
+
+def test_one_failed_attempt_is_not_called_restarts():
+    st = replay(dataclasses.replace(CFG, max_restarts=0), attempts("error"))
+    assert any(text.startswith("trial 1 failed for good after 1 failed attempt (max_restarts 0)")
+               for _, text in st.events), st.events
