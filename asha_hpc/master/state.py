@@ -202,6 +202,7 @@ class ExperimentState:
         self.results_applied = 0
         self.segments_completed = 0
         self._counts: Counter = Counter()
+        self.never_started = 0  # trials created, never given a job, dropped by a cancel
         self._live: dict[int, TrialState] = {}
         self.times = SegmentTimes()  # asked time limits and measured run times (timelimits.py)
         self.pool = Pool()  # jobs that wait for their next segment (pool.py)
@@ -853,8 +854,15 @@ class ExperimentState:
         self.lifecycle = "cancelled"
         self.todo.clear()
         self.pool.on_gone({"workers": [w.id for w in self.pool.alive()]})
-        for t in self.trials.values():
+        for t in list(self.trials.values()):
             if t.status in LIVE:
+                if t.status == QUEUED and t.segment == 0 and t.attempt == 0:
+                    # created by the searcher (often from the results the cancel journaled
+                    # first) and never given a job: no trial of this search, listed nowhere
+                    self._counts[t.status] -= 1
+                    del self.trials[t.id]
+                    self.never_started += 1
+                    continue
                 self._set_status(t, CANCELLED)
                 t.job_id = None
 

@@ -580,6 +580,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                    "completed": c["completed"] + c["stopped"], "reached_top": c["completed"],
                    "stopped_early": c["stopped"], "failed": c["failed"], "invalid": c["invalid"],
                    "cancelled": c["cancelled"],
+                   # the searcher had created them when the search was cancelled: not listed
+                   **({"never_started": st.never_started} if st.never_started else {}),
                    **({"interrupted": c["interrupted"]} if c["interrupted"] else {})},
         "rungs": [{"bracket": r.bracket, "rung": r.rung, "length": r.length,
                    "completed": r.results, "promoted": r.promoted,

@@ -103,6 +103,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              f"{t['completed'] - t['reached_top']} stopped at a rung), "
              f"{t['failed']} failed, {t['invalid']} invalid"
              + (f", {t['cancelled']} cancelled" if t.get("cancelled") else "")
+             + (f" ({t['never_started']} more the search had created "
+                f"{'was' if t.get('never_started') == 1 else 'were'} never started: not listed)"
+                if t.get("never_started") else "")
              + (f", {t['interrupted']} interrupted" if t.get("interrupted") else "")]
     m = d.get("master")
     if m and (m.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S:  # a stopped or hung master
