@@ -303,6 +303,8 @@ class BracketSearcher:
         elif isinstance(event, TrialInvalid):
             if status == RUNNING:
                 self._committed -= b.seg[b.running.pop(tid)]  # it trained nothing
+                if self._model is not None:
+                    self._model.reject(tid)
             elif status == PAUSED:
                 b.paused.discard(tid)
             else:

@@ -9,6 +9,9 @@ A ``random_fraction`` of the draws stays random whatever the model says. At most
 ``MAX_POINTS`` results: the best half of them and an even stride through the rest. A draw
 made before the fitted length has a new result reuses the last fit (the same numbers).
 
+- Configurations the code rejected (``InvalidHP``) join the results at any length as the
+  worst: where the GP knows nothing its expected improvement is highest, and without them it
+  drew there again and again.
 - The losses become normal scores of their ranks (a Gaussian copula): the model sees the order
   of the results, not their scale, so a diverged trial (inf, NaN) or a loss that spans decades
   does not flatten everything else.
@@ -52,15 +55,15 @@ def min_results(d: int) -> int:
 class GPSampler(ModelSampler):
     """Draws configurations of ``space`` by expected improvement; see the module docstring."""
 
-    _fitted: tuple[tuple[int, int], tuple[Any, ...]] | None = None  # (data's key, its fit)
+    _fitted: tuple[tuple[int, int, int], tuple[Any, ...]] | None = None  # (data's key, its fit)
 
     def _enough(self, n: int) -> bool:
         return n >= min_results(len(self.dims))
 
-    def _model(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+    def _model(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]] | None:
         """(points, normal scores of their losses, a key of that data) at the longest length
         with enough results; None when there is none (or nothing to search). Results at a
-        length only grow, so (length, count) names the data: the fit is reused while it
+        length only grow, so (length, count, rejections) names the data: the fit is reused while it
         stands (the same numbers as fitting again)."""
         d = len(self.dims)
         if d == 0:
@@ -68,18 +71,20 @@ class GPSampler(ModelSampler):
         r = self._fit_length(self._enough)
         if r is None:
             return None
-        order = np.argsort(r.loss[:r.n], kind="stable")
-        if len(order) > MAX_POINTS:
+        # rows in loss order, then the configurations the code rejected: the worst of all
+        rejected = self._rejected()
+        rows = np.concatenate([r.rows[np.argsort(r.loss[:r.n], kind="stable")], rejected])
+        if len(rows) > MAX_POINTS:
             k = MAX_POINTS // 2
-            rest = order[k:][np.linspace(0, len(order) - k - 1, MAX_POINTS - k).astype(np.int64)]
-            order = np.concatenate([order[:k], rest])
+            rest = rows[k:][np.linspace(0, len(rows) - k - 1, MAX_POINTS - k).astype(np.int64)]
+            rows = np.concatenate([rows[:k], rest])
         # the kept results in loss order: the i-th of m scores Phi^-1((i + 0.5) / m)
-        m = len(order)
+        m = len(rows)
         y = np.array([_NORMAL.inv_cdf((i + 0.5) / m) for i in range(m)])
         length = next(k for k, v in self.results.items() if v is r)
-        return self.X[r.rows[order]], y, (length, r.n)
+        return self.X[rows], y, (length, r.n, len(self.rejected))
 
-    def _draw(self, g: Any, X: np.ndarray, y: np.ndarray, key: tuple[int, int]) -> np.ndarray:
+    def _draw(self, g: Any, X: np.ndarray, y: np.ndarray, key: tuple[int, int, int]) -> np.ndarray:
         if self._fitted is None or self._fitted[0] != key:
             ls, amp, noise = _fit(self._sqdiff(X[:, None, :], X[None, :, :]), y)
             K = self._kernel(X, X, ls, amp)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..space import Categorical, Const, Double, Int, Log, Space
 
+MAX_REJECTED = 64  # rejected configurations a model keeps (a draw's cost stays bounded)
 _MODEL_STREAM = 0x7E5  # separates the model's per-trial Generators from other uses of the seed
 
 
@@ -80,6 +81,7 @@ class ModelSampler:
         self.known: dict[int, dict[str, Any]] = {}  # journaled model draws (replay)
         self.fresh: dict[int, dict[str, Any]] = {}  # model draws not yet journaled
         self.model_draws = 0  # configurations drawn from a model (fitted or journaled)
+        self.rejected: list[int] = []  # rows whose configuration the trial's code rejected
 
     # ------------------------------------------------------------------ protocol
     def sample(self, trial_id: int) -> dict[str, Any]:
@@ -106,6 +108,17 @@ class ModelSampler:
         if not 0 < trial_id <= self.created:
             return
         self._result(self.prior_rows + trial_id - 1, length, loss)
+
+    def reject(self, trial_id: int) -> None:
+        """The trial's code rejected its configuration (``InvalidHP``): whatever the length,
+        the model counts it among the worst (``_rejected``); a model that never heard of it
+        draws there again and again, most of all next to the best results."""
+        if 0 < trial_id <= self.created:
+            self.rejected.append(self.prior_rows + trial_id - 1)
+
+    def _rejected(self) -> np.ndarray:
+        """Rows of the rejected configurations, at most MAX_REJECTED (the newest)."""
+        return np.asarray(self.rejected[-MAX_REJECTED:], np.int64)
 
     def prior(self, trials: list[dict[str, Any]]) -> None:
         """An earlier search's results, before this one creates a trial: per trial its

@@ -7,7 +7,8 @@ max(d + 1, 15% of n)`` best results and at least ``d + 1`` others, for ``d`` sea
 hyperparameters; shorter lengths stand in until then, and before any length has enough the
 draw is random (with ``searcher.warm_start``, the length is chosen by this search's own
 results, the earlier search's at that length pooled in: ``ModelSampler._fit_length``).
-A ``random_fraction`` of the draws stays random whatever the model says.
+A ``random_fraction`` of the draws stays random whatever the model says. Configurations the
+code rejected (``InvalidHP``) join the bad density at any length.
 From the model: 24 candidates drawn around good configurations (each dimension perturbed with
 three times its bandwidth; bandwidths by Scott's rule, floored as Optuna's TPE does), the
 one with the highest ratio l(x)/g(x) of the good and bad kernel densities wins. A
@@ -68,7 +69,8 @@ class TPESampler(ModelSampler):
         n_good = max(d + 1, int(GAMMA * n))
         order = np.argsort(r.loss[:n], kind="stable")
         good = r.rows[order[:n_good]]
-        bad = r.rows[order[n_good:]]
+        # configurations the code rejected are bad at any length
+        bad = np.concatenate([r.rows[order[n_good:]], self._rejected()])
         good, bad = self.X[_thin(good)], self.X[_thin(bad)]
         return good, bad, self._bandwidth(good), self._bandwidth(bad)
 
