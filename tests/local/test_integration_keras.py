@@ -163,3 +163,70 @@ def test_a_keras_script_run_as_a_command_gets_its_trial_from_the_job(tmp_path):
                        text=True, env=dict(os.environ, KERAS_BACKEND="torch"), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Epoch 2/2" in r.stdout and not (tmp_path / "checkpoints").exists()
+
+
+PREEMPTED = '''
+import os, time
+
+import keras
+import numpy as np
+
+from asha_hpc.integrations.keras import AshaCallback
+
+
+class SlowEpochs(keras.callbacks.Callback):
+    def __init__(self, trial):
+        super().__init__()
+        self.trial = trial
+
+    def on_epoch_end(self, epoch, logs=None):
+        (self.trial.dir / "pgid").write_text(str(os.getpgid(0)))
+        (self.trial.dir / "training").touch()
+        time.sleep(0.4)
+
+
+def train(trial):
+    keras.utils.set_random_seed(trial.seed)
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("int64")
+    cb = AshaCallback(trial)  # ranks by the searcher's metric, loss
+    if cb.restore_path:
+        model = keras.models.load_model(cb.restore_path)
+    else:
+        model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with open(trial.dir / "fits", "a") as f:
+        f.write(f"{cb.initial_epoch}\\n")
+    model.fit(x, y, validation_split=0.25, batch_size=64, verbose=0, initial_epoch=cb.initial_epoch,
+              epochs=cb.epochs, callbacks=[SlowEpochs(trial), cb])
+'''
+
+
+def test_a_preempted_keras_trial_saves_where_it_is_and_goes_on_from_there(tmp_path):
+    """SIGTERM to the job mid-segment (Slurm's preemption, scancel): the callback sees
+    ``trial.should_stop()`` at the epoch's end, saves the model there and stops ``fit``; the
+    next job goes on from that epoch, not from the segment's start, and no restart counts."""
+    import signal
+    import time
+
+    from helpers import one_trial_training
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    require_module("keras", "keras")
+    (tmp_path / "keras_preempted.py").write_text(PREEMPTED)
+    exp, p = one_trial_training(tmp_path, {"entrypoint": "keras_preempted:train",
+                                           "environment_variables": {"KERAS_BACKEND": "torch"}}, 12)
+    try:
+        time.sleep(1.0)  # a few epochs in
+        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
+        assert p.wait(timeout=300) == 0  # max_restarts 0: an error would have failed the search
+    finally:
+        if p.poll() is None:
+            p.kill()
+    first, last = [r for r in journal(exp) if r["kind"] == "result"]
+    assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
+    assert last["status"] == "completed", last
+    fits = [int(x) for x in (exp / "trials" / "00001" / "fits").read_text().split()]
+    assert fits[0] == 0 and 0 < fits[1] < 12, fits  # the second fit starts where the first saved
+    _, st = final_state(exp)
+    assert st.trials[1].restarts == 0 and st.trials[1].length == 12 and st.lifecycle == "completed"
