@@ -26,6 +26,7 @@ import numpy as np
 
 from ..config import ExperimentConfig, SimulatedConfig
 from ..protocol.expdir import INBOX, atomic_write_json
+from ..protocol.handoff import VERSION as HANDOFF_VERSION
 from .base import (
     Backend,
     Capabilities,
@@ -248,7 +249,7 @@ class SimulatedBackend(Backend):
                 elif what == "ready":  # a pool worker finished starting: it waits on slot 0
                     self._ready(job, {"type": "ready", "worker": job.worker, "slot": 0,
                                       "job_id": jid, "job_started": job.start, "time": self._t,
-                                      "host": job.host})
+                                      "host": job.host, "handoff": HANDOFF_VERSION})
                 elif what == "idle" and token == job.token:  # nothing came: it leaves
                     self._release(job, JobState.COMPLETED, t_end)
             else:
@@ -364,7 +365,7 @@ class SimulatedBackend(Backend):
         extra: dict[str, Any] = {"started": begun, "job_started": job.start if job.first else begun}
         job.first = False
         if job.worker is not None:
-            extra.update(worker=job.worker, slot=job.slot, waiting=True)
+            extra.update(worker=job.worker, slot=job.slot, waiting=True, handoff=HANDOFF_VERSION)
             self._ready(job, {})
         else:
             self._release(job, JobState.COMPLETED, job.end)

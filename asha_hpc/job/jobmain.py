@@ -85,6 +85,7 @@ from ..protocol.expdir import (
 )
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import EXIT, claim, slot_path, wait_slot
+from ..protocol.handoff import VERSION as HANDOFF_VERSION
 from ..protocol.logmarks import banner
 from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import as_number
@@ -204,7 +205,7 @@ def run_worker(wspec: WorkerSpec) -> str:
     if session.ranks.rank == 0:  # the job's other ranks follow rank 0's slots
         publish(exp.root, f"{worker}.ready-{0:06d}.json", dict(
             session.ident(), type="ready", worker=worker, slot=0, job_started=_job_start_time(),
-            time=time.time()))
+            time=time.time(), handoff=HANDOFF_VERSION))
     return session.loop(session.wait_next())
 
 
@@ -368,7 +369,9 @@ class _Session:
             return None
         try:
             spec = SegmentSpec(**body["spec"])
-        except TypeError:
+        except TypeError as e:  # a master of another release, which should not have sent it
+            print(f"asha_hpc: a segment this release cannot read ({e}): this job leaves",
+                  file=sys.stderr, flush=True)
             return None
         self.handed = True
         return spec
@@ -689,7 +692,7 @@ class _Session:
                     gpus=_gpu_count(), job_started=_job_start_time() if self.first else att.started,
                     reached=reached)
         if self.worker is not None:
-            body.update(worker=self.worker, slot=self.slot, waiting=waits)
+            body.update(worker=self.worker, slot=self.slot, waiting=waits, handoff=HANDOFF_VERSION)
         if out.fatal:
             body["fatal"] = True
         if out.ends_trial:

@@ -44,6 +44,7 @@ from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import ExpDir, attempt_key, prune_oldest, remove_trees, scan_inbox
 from ..protocol.fswatch import FolderWatch
+from ..protocol.handoff import VERSION as HANDOFF_VERSION
 from ..protocol.journal import Journal
 from ..protocol.queue import Queue, QueuedJob, SubmitWait, read_queue, write_queue
 from ..protocol.records import (
@@ -1130,7 +1131,7 @@ class Master:
             if w.status == pool.BUSY and msg.slot <= w.slot:
                 return  # stale: an inbox file a stopped master had not removed yet
             recs.append(WorkerReady(worker=msg.worker, slot=msg.slot, job_started=msg.job_started,
-                                    ready_at=msg.time, host=msg.host))
+                                    ready_at=msg.time, host=msg.host, handoff=msg.handoff))
         else:
             self.backend.hand_over(msg.worker, msg.slot, {"type": "exit", "why": "unknown to the master"})
 
@@ -1171,6 +1172,15 @@ class Master:
         if broken:
             self._release_workers(broken, "its node was excluded (it failed the work sent to it)")
             idle = [w for w in idle if w not in broken]
+        # a job of another release (it ran on through an upgrade) could not read the segment
+        foreign = [w for w in idle if w.handoff != HANDOFF_VERSION]
+        if foreign:
+            fmt = foreign[0].handoff
+            self._release_workers(foreign, "a job of another release of asha_hpc ("
+                                  + ("an older one" if fmt is None else f"hand-off format {fmt}")
+                                  + f"; this master's is {HANDOFF_VERSION}): it could not read "
+                                  "the segments, new jobs run them")
+            idle = [w for w in idle if w not in foreign]
         if not idle:
             return
         now = self.clock.time()

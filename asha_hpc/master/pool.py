@@ -48,6 +48,7 @@ class Worker:
     idle_since: float | None = None
     segments: int = 0  # segments it completed
     host: str | None = None  # where it runs (from its messages)
+    handoff: int | None = None  # the slot format it reads (handoff.VERSION), from its messages
 
     @property
     def deadline(self) -> float | None:
@@ -103,6 +104,7 @@ class Pool:
         if isinstance(rec.get("job_started"), (int, float)):
             w.job_started = float(rec["job_started"])
         w.host = rec.get("host") or w.host
+        w.handoff = rec.get("handoff")
 
     def on_result(self, rec: dict[str, Any], job_id: str | None,
                   limit_min: int | None) -> None:
@@ -123,6 +125,7 @@ class Pool:
         if rec.get("waiting") and isinstance(rec.get("slot"), int):
             self._set(w, IDLE)
             w.slot, w.trial, w.idle_since = rec["slot"], rec["trial"], rec.get("time")
+            w.handoff = rec.get("handoff")
         else:
             self._set(w, GONE)
 

@@ -84,8 +84,10 @@ FORMAT_FILE = "format"  # the folder's format: the release that last ran a maste
 # Raised when a file or record changes meaning so that an older release would misread it (a
 # result it would train again, a field it drops); that release then refuses the folder.
 # 1: no format file (before); 2: results carried to a promoted length without a job, and
-# results that say whether their code restored a checkpoint.
-FORMAT = 2
+# results that say whether their code restored a checkpoint; 3: the journal's rules (the Init
+# record's ``rules``, state.RULES), which an older release would replay into decisions its
+# master never made.
+FORMAT = 3
 
 _ATTEMPT_KEY_RE = re.compile(r"^t(\d+)-s(\d+)-a(\d+)$")
 

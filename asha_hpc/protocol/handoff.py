@@ -30,6 +30,12 @@ from .fswatch import FolderWatch
 
 EXIT = "exit"
 SEGMENT = "segment"
+# What a slot's segment holds (the fields of SegmentSpec and what they mean): raised with every
+# change to them. A waiting job states the version it reads in each ready message and waiting
+# result, and a master hands segments only to jobs of its own version: a job of another
+# release (still running after an upgrade) is told to leave, instead of taking a segment it
+# cannot read and leaving with it, which counted as the trial's failed attempt.
+VERSION = 1
 
 
 def slot_path(exp_root: Path, worker: str, slot: int) -> Path:

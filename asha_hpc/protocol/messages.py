@@ -101,12 +101,13 @@ class Ready:
     job_started: float | None = None
     host: str | None = None
     time: float | None = None  # when it began to wait, on the job's clock (older jobs: none)
+    handoff: int | None = None  # the slot format it reads (handoff.VERSION; older jobs: none)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Ready:
         return cls(worker=worker_id(body.get("worker")), slot=_int(body, "slot") or 0,
                    job_started=_num(body, "job_started"), host=_text(body, "host"),
-                   time=_num(body, "time"))
+                   time=_num(body, "time"), handoff=_int(body, "handoff", required=False))
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,11 @@ class Result(Started):
         ready = None
         if body.get("worker") is not None:
             ready = Ready(worker=worker_id(body["worker"]), slot=_int(body, "slot") or 0,
-                          job_started=_num(body, "job_started"), host=s.host)
+                          job_started=_num(body, "job_started"), host=s.host,
+                          handoff=_int(body, "handoff", required=False))
             extra.update(worker=ready.worker, slot=ready.slot, waiting=bool(body.get("waiting")))
+            if ready.handoff is not None:
+                extra["handoff"] = ready.handoff
         full = body.get("disk_full")
         if status == "error" and isinstance(full, dict) and isinstance(full.get("path"), str):
             extra["disk_full"] = {"path": full["path"][-MAX_TEXT:], "quota": bool(full.get("quota"))}

@@ -244,6 +244,7 @@ class Result(Started):
     worker: str | None = optional()
     slot: int | None = optional()
     waiting: bool | None = optional()
+    handoff: int | None = optional()  # the slot format its waiting job reads (handoff.VERSION)
     disk_full: dict[str, Any] | None = optional()
     adopted: bool = optional(False)
     # the node of a rank of the trial that died silently and so failed the attempt, when it is
@@ -316,6 +317,7 @@ class WorkerReady(Record):
     job_started: float | None = optional()
     ready_at: float | None = optional()  # when it was ready, on the job's clock (newer jobs)
     host: str | None = optional()
+    handoff: int | None = optional()  # the slot format it reads (handoff.VERSION; older: none)
 
 
 @dataclass(frozen=True, kw_only=True)

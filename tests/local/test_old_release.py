@@ -155,6 +155,15 @@ def test_old_release_tpe_search_resumes_with_its_draws(tmp_path):
     applied = {(r["trial"], r["segment"]) for r in after[len(before):] if r["kind"] == "result"}
     assert {(8, 0), (10, 0)} <= applied
     assert max(t.length for t in st.trials.values()) == 16
+    # its warm workers, of the old release, get no segment they could not read: each is told
+    # to leave, and no trial counts a failed attempt for it
+    old_workers = {"w0000", "w0001"}
+    resumed = after[len(before):]
+    gone = [r for r in resumed if r["kind"] == "worker_gone" and set(r["workers"]) & old_workers]
+    assert gone and all("another release of asha_hpc" in r["why"] for r in gone), gone
+    assert not [r for r in resumed if r["kind"] == "intent" and r.get("worker") in old_workers]
+    assert not [r for r in resumed if r["kind"] == "job_dead" and r.get("counts")]
+    assert all(t.restarts == 0 for t in st.trials.values())
 
 
 def test_a_folder_a_newer_release_wrote_is_refused_unchanged_and_ours_says_its_format(tmp_path):
