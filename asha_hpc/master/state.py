@@ -1062,7 +1062,33 @@ def replay(cfg: ExperimentConfig, records: list[dict[str, Any]],
             st.damaged = why
             return st
         prev = r.get("seq", prev)
+    why = _ended_with_trials_live(st, records)
+    if why is not None:
+        if not salvage:
+            raise AshaError(why)
+        st.damaged = why
     return st
+
+
+def _ended_with_trials_live(st: ExperimentState, records: list[dict[str, Any]]) -> str | None:
+    """A search the journal says completed while some of its trials still train: a record it
+    lost (the last result of a trial) that nothing after it needed to replay, but the end did;
+    None where the state is whole."""
+    if st.lifecycle != "completed":
+        return None
+    live = sorted(t.id for t in st.trials.values() if t.status in LIVE)
+    seqs = {r.get("seq") for r in records}
+    last = max((s for s in seqs if isinstance(s, int)), default=0)
+    lost = [s for s in range(1, last) if s not in seqs]
+    if not live or not lost:
+        return None
+    return (f"the journal says the search completed, but trial{'s' if len(live) > 1 else ''} "
+            f"{', '.join(map(str, live[:5]))}{'...' if len(live) > 5 else ''} never ended in it: "
+            f"it lost record{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost[:5]))}"
+            f"{'...' if len(lost) > 5 else ''} (a corrupt line, skipped), which the end depends "
+            f"on (a result: the trial's files still hold its checkpoint and learning curve). "
+            f"Restore journal.jsonl from a backup or a filesystem snapshot; what is shown is "
+            f"the search without it")
 
 
 def _damaged(rec: dict[str, Any], e: Exception, records: list[dict[str, Any]],
