@@ -167,6 +167,22 @@ def last_line(path: Path) -> str:
     return f": {lines[-1].strip()[:200]}" if lines else ""
 
 
+
+def _say(line: str) -> None:
+    """A progress line on stderr. A terminal that is gone (the SSH session closed: EIO, a
+    closed pipe) ends the printing, not the master."""
+    global _quiet
+    if _quiet:
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        _quiet = True
+
+
+_quiet = False
+
+
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
@@ -188,7 +204,7 @@ class Master:
         self.caps = self.backend.capabilities(cfg)  # what it does: the master never asks its name
         self.clock = self.backend.clock
         self.force = force
-        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.progress = progress or _say
         self.progress_every_s = progress_every_s
         self.grace_s = (cfg.result_grace_s if cfg.result_grace_s is not None
                         else self.caps.result_grace_s)
@@ -286,15 +302,19 @@ class Master:
         return self._stop_reason
 
     def _install_signals(self) -> dict[int, Any]:
-        """SIGINT/SIGTERM/SIGUSR2 stop the master cleanly at its next step (a second Ctrl-C
-        interrupts at once). Returns the previous handlers, restored when run() ends."""
+        """SIGINT/SIGTERM/SIGUSR2, and SIGHUP unless ignored (``nohup``), stop the master
+        cleanly at its next step (a second Ctrl-C interrupts at once). SIGHUP is a closed SSH
+        session or terminal, and the kernel's to a stopped job (Ctrl-Z) when its shell exits:
+        by default it killed the master between two records. Returns the previous handlers,
+        restored when run() ends."""
         def handler(signum, frame):
             if self._stop_reason is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.request_stop(signal.Signals(signum).name)
 
         old: dict[int, Any] = {}
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, *hup):
             try:
                 old[s] = signal.signal(s, handler)
             except ValueError:  # not the main thread: no signals

@@ -230,6 +230,32 @@ def test_ctrl_c_stops_the_master_with_the_shells_status_and_resume_finishes(tmp_
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
 
 
+def test_a_closed_terminal_stops_the_master_cleanly_and_resume_finishes(tmp_path):
+    """SIGHUP (an SSH session closed, a terminal window shut, a Ctrl-Z'd master whose shell
+    exits) with the terminal gone: the master stops as on Ctrl-C, journals it, exits with the
+    shell's status, and its progress lines into the closed terminal do not kill it first."""
+    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while not (exp / "master.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # past start-up: the master's own handler takes the signal
+        assert p.stderr is not None
+        p.stderr.close()  # the terminal is gone: what the master prints goes nowhere
+        p.send_signal(signal.SIGHUP)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + signal.SIGHUP
+    assert [r.get("reason") for r in journal(exp) if r["kind"] == "stopped"] == ["SIGHUP"]
+    assert cli("resume", exp).returncode == 0
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+
+
 def test_concurrent_trials_get_different_gpus(tmp_path):
     # Segments of a few 50 ms epochs overlapped only when both jobs started within that time
     # of each other: under load a job's start-up (seconds) is longer than the first one's
