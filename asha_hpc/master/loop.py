@@ -42,7 +42,14 @@ from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
 from ..protocol import messages, records
 from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
-from ..protocol.expdir import ExpDir, attempt_key, prune_oldest, remove_trees, scan_inbox
+from ..protocol.expdir import (
+    ExpDir,
+    attempt_key,
+    prune_oldest,
+    remove_trees,
+    scan_inbox,
+    split_attempt_key,
+)
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import VERSION as HANDOFF_VERSION
 from ..protocol.journal import Journal
@@ -250,6 +257,7 @@ class Master:
         # <exp>/report.html rendered by a child process every report_every_s (None: never)
         self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
         self._rejected = 0  # inbox files rejected by this master
+        self._unreadable: dict[str, str] = {}  # attempt key -> why its result could not be read
         self._full: DiskFull | None = None  # a full filesystem: no new work until room
         self._full_looked = 0.0
 
@@ -775,6 +783,11 @@ class Master:
         garbage must not fill the disk), never crash."""
         self._rejected += 1
         target = path.with_name(f".rejected-{path.name}")
+        key = path.name.split(".", 1)[0]
+        if path.name.endswith(".result.json") and split_attempt_key(key)[0] is not None:
+            # the attempt's job sent a result the master cannot read: when that job is found
+            # ended, its trial trains again without counting it
+            self._unreadable[key] = f"{why}; set aside as inbox/{target.name}"
         try:
             if self._rejected > KEEP_REJECTED:
                 path.unlink()
@@ -839,10 +852,11 @@ class Master:
             if now - first < self.grace_s:
                 continue
             self._dead_since.pop(t.key, None)
+            unreadable = self._unreadable.pop(t.key, "")
             recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=t.job_id,
-                                state=s.value, counts=s.counts_as_restart or s == JobState.COMPLETED,
-                                disk_full=self._full is not None,
-                                host=self.backend.node_of(str(t.job_id))))
+                                state=s.value, counts=(s.counts_as_restart or s == JobState.COMPLETED)
+                                and not unreadable, disk_full=self._full is not None,
+                                host=self.backend.node_of(str(t.job_id)), unreadable=unreadable))
         for jid in pool_jobs:  # a pool job that ended: its workers are gone (a segment it ran
             s = states.get(jid, JobState.UNKNOWN)  # is retried through its trial, above)
             if not s.terminal:

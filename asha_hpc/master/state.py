@@ -736,6 +736,9 @@ class ExperimentState:
             why = f"job {rec.get('job_id')} cancelled while queued: {rec['withdrawn']}"
         elif rec.get("hung"):
             why = f"job {rec.get('job_id')} hung ({rec['hung']}): cancelled"
+        elif rec.get("unreadable"):
+            why = (f"job {rec.get('job_id')} ended, and its result message could not be read "
+                   f"({rec['unreadable']}): trains again, not counted")
         else:
             why = (f"job {rec.get('job_id')} ended without a result ({rec.get('state')}"
                    + ("; the disk was full" if rec.get("disk_full") else "") + ")")

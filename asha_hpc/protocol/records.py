@@ -266,6 +266,9 @@ class JobDead(Attempt):
     # why the master found it hung and cancelled it ("": it did not): its heartbeat stopped
     # while the scheduler still ran it (a frozen process, a node gone silent)
     hung: str = optional("")
+    # why the result message it sent could not be read ("": none came, or it was read): the
+    # message was torn or corrupted on its way, not the trial's doing
+    unreadable: str = optional("")
 
 
 @dataclass(frozen=True, kw_only=True)
