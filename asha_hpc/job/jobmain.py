@@ -389,6 +389,13 @@ class _Session:
         # (a command runs in a process of its own each time: it leaves nothing here)
         att.reused = self.worked > 0 and not isinstance(spec.entrypoint, list)
         out = self._execute(att)
+        try:
+            return self._end(att, out, spec)
+        finally:
+            _release_child_signal(att.child_signal)
+
+    def _end(self, att: _Attempt, out: _Outcome, spec: SegmentSpec) -> SegmentSpec | None:
+        """What ``run`` does once the code returned or raised: publish the attempt's end."""
         for thread in (att.beat, att.watch):
             if thread is not None:
                 thread.halt.set()
@@ -496,7 +503,10 @@ class _Session:
                 # importing the code's module (and its libraries) is start-up, which a warm
                 # worker pays once, not training (workers: auto weighs the two)
                 att.started = time.time()
-                out.returned = fn(att.trial)
+                try:
+                    out.returned = fn(att.trial)
+                finally:
+                    att.child_signal = _hold_child_signal()
         except InvalidHP as e:
             out.status, out.error = "invalid_hp", str(e) or "InvalidHP"
         except TrainingEndedEarly as e:  # the code ended the trial: a retry would end alike
@@ -801,6 +811,8 @@ class _Attempt:
     # the checkpoint this call of a function could go on from, while its code has not asked
     # for it (trial.latest_checkpoint) by its first result
     unread: Path | None = None
+    # the SIGCHLD handler the code had installed, held off while the job ends the attempt
+    child_signal: Any = None
 
 
 @dataclass
@@ -943,6 +955,28 @@ def _curve_started_again(trial: Trial) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return first is not None and trial.first_step <= first
+
+
+def _hold_child_signal() -> Any:
+    """The code's SIGCHLD handler, replaced by the default until the attempt's end is
+    published (``_release_child_signal``). PyTorch's DataLoader installs one that raises in
+    whatever runs when a worker died; after the code raised for that very reason, the next
+    worker to exit raised it again inside the job's own handling of the error, which ended
+    the job (a warm worker too) without a result."""
+    try:
+        return signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # SIG_DFL: children stay waitable
+    except (ValueError, OSError):  # not the main thread: nothing to hold
+        return None
+
+
+def _release_child_signal(handler: Any) -> None:
+    """The code's SIGCHLD handler back, for its next call in this process (a warm worker)."""
+    if handler is None or handler is signal.SIG_DFL:
+        return
+    try:
+        signal.signal(signal.SIGCHLD, handler)
+    except (ValueError, OSError, TypeError):
+        pass
 
 
 def _error_text(e: BaseException) -> str:
