@@ -51,6 +51,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -1154,6 +1155,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     # would kill the command. Ignored signals stay ignored across exec: the command learns of
     # the coming stop from ASHA_STOP_FILE instead.
     command = fill_command(list(spec.entrypoint), spec.hparams, env)  # ${hparams.lr}, ${args}
+    # as run, in the job's log: errors name the config's template, the same for every trial
+    print(f"asha_hpc: command: {shlex.join(command)}", file=sys.stderr, flush=True)
     try:
         proc = subprocess.Popen(command, cwd=spec.context_dir, env=env,
                                 stderr=subprocess.PIPE,

@@ -45,3 +45,4 @@ def test_a_command_killed_by_the_jobs_sigterm_is_interrupted_not_failed(tmp_path
     assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
     err = "".join(f.read_text() for f in (exp / "jobs").glob("*_log.err"))
     assert "after the job's stop signal (SIGTERM)" in err
+    assert f"asha_hpc: command: {sys.executable} train.py\n" in err  # as run, in the job's log
