@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import logging
 import os
 import re
 import signal
@@ -27,8 +28,17 @@ from submitit.local import local as _sublocal
 
 from ..config import ExperimentConfig, LocalConfig
 from ..protocol.expdir import JOBS, atomic_write_json, read_json
-from ..protocol.pids import descendants, kill_tree, pid_alive, start_ticks, started_after
+from ..protocol.pids import (
+    descendants,
+    kill_leftovers,
+    kill_tree,
+    pid_alive,
+    start_ticks,
+    started_after,
+)
 from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
+
+log = logging.getLogger("asha_hpc")
 
 LOCAL_PREFIX = "local:"
 LEAKED_PICKLE_S = 120.0  # an in-flight submission moves its pickle within milliseconds
@@ -132,6 +142,7 @@ class LocalBackend(Backend):
         self.fn = fn
         self.queue: collections.deque[JobSpec] = collections.deque()
         self.procs: dict[str, _sublocal.LocalJob] = {}
+        self._swept: set[str] = set()  # ended jobs whose leftover processes were looked for
         self.gpu_use: dict[str, int] = {g: 0 for g in cfg.gpus}
         self.holding: dict[str, list[str]] = {}  # job id -> GPUs it holds
         self._reattach()
@@ -185,6 +196,7 @@ class LocalBackend(Backend):
         for jid, job in list(self.procs.items()):
             if job.done():
                 self._release(jid)
+                self._sweep_job(jid)
         for jid in list(self.holding):
             if jid not in self.procs:  # re-attached: free when its process is gone
                 if not read_record(self._record(jid))[2]:
@@ -232,6 +244,8 @@ class LocalBackend(Backend):
             elif jid in self.procs:
                 p = self.procs[jid]._process
                 rc = p.poll() if p is not None else 0
+                if rc is not None:
+                    self._sweep_job(jid)
                 if rc is None:
                     out[jid] = JobState.RUNNING
                 elif rc == 0 and self.procs[jid].paths.result_pickle.exists():
@@ -245,10 +259,33 @@ class LocalBackend(Backend):
                 if running:
                     out[jid] = JobState.RUNNING
                 elif pid is not None:  # started under an earlier master and gone: it died
+                    self._sweep(jid, pid)
                     out[jid] = JobState.FAILED  # as it would count under its own (or its result
                 else:  # is in the inbox, read first); never started (no pid): nothing counts
                     out[jid] = JobState.LOST
         return out
+
+    def close(self) -> None:
+        """The master leaves: what ended jobs left running is ended (running jobs go on)."""
+        for jid, job in list(self.procs.items()):
+            if job.done():
+                self._sweep_job(jid)
+
+    def _sweep_job(self, jid: str) -> None:
+        p = self.procs[jid]._process
+        if p is not None and p.poll() is not None:
+            self._sweep(jid, p.pid)
+
+    def _sweep(self, jid: str, pgid: int) -> None:
+        """Once per ended job: end what its code left running in its process group (Slurm's
+        end of a job does, through its cgroup); said in the master's log."""
+        if jid in self._swept:
+            return
+        self._swept.add(jid)
+        n = kill_leftovers(pgid)
+        if n:
+            log.warning("job %s ended and left %d process%s of its own running: killed, as Slurm "
+                        "does at a job's end", jid, n, "" if n == 1 else "es")
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """SIGTERM to each running job (the job checkpoints and leaves): to submitit's

@@ -131,3 +131,32 @@ def kill_tree(pid: int, group: bool = True) -> None:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def kill_leftovers(pgid: int) -> int:
+    """SIGKILL to what a local job left in its process group (``pgid``: its leader's pid)
+    once the leader is gone: a server, a logger or a worker its code started and never ended,
+    which Slurm's end of a job kills (its cgroup) and nothing else would here. Only while no
+    process has that pid: Linux reuses no pid still named by a process group, so a live one is
+    the job itself or a newer leader, whose group is not ours to touch. How many were killed."""
+    import signal
+
+    if pid_alive(pgid):
+        return 0
+    killed = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()
+            if fields[0] == "Z" or int(fields[2]) != pgid:  # state, ppid, pgrp
+                continue
+            os.kill(int(name), signal.SIGKILL)
+            killed += 1
+        except (OSError, IndexError, ValueError):
+            continue
+    return killed
