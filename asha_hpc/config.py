@@ -1110,6 +1110,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     try:
         text = p.read_text()
     except FileNotFoundError:
+        from .protocol.expdir import JOURNAL
+
+        if (p.parent / JOURNAL).exists():  # an experiment folder whose config is gone
+            raise ConfigError([f"{p}: no such file: the experiment's config is gone (its "
+                               f"journal holds the rest); copy the config the search started "
+                               f"with there (resume refuses one whose searcher or "
+                               f"hyperparameters differ)"]) from None
         raise ConfigError([f"{p}: no such file"]) from None
     except OSError as e:
         raise ConfigError([f"{p}: cannot read ({e.strerror})"]) from None

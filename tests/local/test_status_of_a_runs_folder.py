@@ -55,3 +55,14 @@ def test_a_command_for_one_experiment_given_the_folder_of_them_names_them(tmp_pa
         assert (f"{runs}: a folder of 2 experiments (new, old), not one: give one of them, e.g. "
                 f"{runs / 'new'} (the newest); `asha-hpc status {runs}` lists them") in out.stderr, \
             (cmd, out.stderr)
+
+
+def test_an_experiment_whose_config_is_gone_says_to_put_back_the_one_it_started_with(tmp_path):
+    exp = tmp_path / "old"
+    shutil.copytree(OLD, exp)
+    (exp / "experiment.yaml").unlink()
+    for cmd in ("status", "best", "resume"):
+        out = cli(cmd, exp, check=False)
+        assert out.returncode != 0 and (
+            f"{exp / 'experiment.yaml'}: no such file: the experiment's config is gone (its "
+            "journal holds the rest); copy the config the search started with there") in out.stderr
