@@ -190,6 +190,36 @@ def one_trial_training(tmp_path: Path, how: dict, max_length: int) -> tuple[Path
     return exp, p
 
 
+# A one-trial search's code (``one_trial_training``) that trains until the test writes ``go``
+# next to the experiment folder, then reports: a segment that runs as long as the test wants.
+UNTIL_GO = '''
+import time
+
+def train(trial):
+    (trial.dir / "training").write_text("x")
+    go = trial.dir.parent.parent.parent / "go"
+    deadline = time.time() + 120
+    while not go.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    for segment in trial.segments():
+        with trial.save_checkpoint() as path:
+            (path / "w.txt").write_text("w")
+        segment.report(loss=0.5)
+'''
+
+
+def preempt_then_finish(exp: Path, master: subprocess.Popen) -> None:
+    """SIGTERM to trial 1's job's whole process group (its code wrote the group's id in
+    ``pgid``), as Slurm's preemption and scancel signal every process of a job; then the
+    search must go on to its end (``max_restarts: 0``: an error would fail it)."""
+    try:
+        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
+        assert master.wait(timeout=300) == 0
+    finally:
+        if master.poll() is None:
+            master.kill()
+
+
 def running(tmp_path, cap=None, progress=lambda s: None):
     """A simulated search of 60 trials (under ``cap``) whose master has run 3 polls and runs
     on: (cfg, exp, master)."""

@@ -4,11 +4,9 @@ is the stop's doing, not the script's: the segment is interrupted and goes on fr
 checkpoint, and no restart is counted (a trial on a preemptible partition would otherwise fail
 for good after max_restarts preemptions). Here the SIGTERM goes to the local job's whole process
 group, as Slurm signals the step."""
-import os
-import signal
 import sys
 
-from helpers import final_state, journal, one_trial_training
+from helpers import final_state, journal, one_trial_training, preempt_then_finish
 
 SCRIPT = '''
 import json, os, pathlib, time
@@ -32,12 +30,7 @@ with open(os.environ["ASHA_REPORT_FILE"], "a") as f:
 def test_a_command_killed_by_the_jobs_sigterm_is_interrupted_not_failed(tmp_path):
     (tmp_path / "train.py").write_text(SCRIPT)
     exp, p = one_trial_training(tmp_path, {"command": [sys.executable, "train.py"]}, 12)
-    try:
-        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
-        assert p.wait(timeout=300) == 0  # max_restarts 0: an error would have failed the search
-    finally:
-        if p.poll() is None:
-            p.kill()
+    preempt_then_finish(exp, p)
     first, last = [r for r in journal(exp) if r["kind"] == "result"]
     assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
     assert last["status"] == "completed"

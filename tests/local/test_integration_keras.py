@@ -206,23 +206,17 @@ def test_a_preempted_keras_trial_saves_where_it_is_and_goes_on_from_there(tmp_pa
     """SIGTERM to the job mid-segment (Slurm's preemption, scancel): the callback sees
     ``trial.should_stop()`` at the epoch's end, saves the model there and stops ``fit``; the
     next job goes on from that epoch, not from the segment's start, and no restart counts."""
-    import signal
     import time
 
-    from helpers import one_trial_training
+    from helpers import one_trial_training, preempt_then_finish
 
     os.environ.setdefault("KERAS_BACKEND", "torch")
     require_module("keras", "keras")
     (tmp_path / "keras_preempted.py").write_text(PREEMPTED)
     exp, p = one_trial_training(tmp_path, {"entrypoint": "keras_preempted:train",
                                            "environment_variables": {"KERAS_BACKEND": "torch"}}, 12)
-    try:
-        time.sleep(1.0)  # a few epochs in
-        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
-        assert p.wait(timeout=300) == 0  # max_restarts 0: an error would have failed the search
-    finally:
-        if p.poll() is None:
-            p.kill()
+    time.sleep(1.0)  # a few epochs in
+    preempt_then_finish(exp, p)
     first, last = [r for r in journal(exp) if r["kind"] == "result"]
     assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
     assert last["status"] == "completed", last

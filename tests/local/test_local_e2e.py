@@ -208,16 +208,23 @@ def test_second_master_refused(tmp_path):
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
 
 
-def test_ctrl_c_stops_the_master_with_the_shells_status_and_resume_finishes(tmp_path):
+def _master_running(tmp_path):
+    """``asha-hpc run`` in the background, past its start-up (its own signal handlers are in
+    place): (the experiment folder, its process, stderr a pipe)."""
     cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
     exp = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
                           str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (exp / "master.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return exp, p
+
+
+def test_ctrl_c_stops_the_master_with_the_shells_status_and_resume_finishes(tmp_path):
+    exp, p = _master_running(tmp_path)
     try:
-        deadline = time.time() + 30
-        while not (exp / "master.json").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # past start-up: the master's own handler takes the signal
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
     finally:
@@ -234,15 +241,8 @@ def test_a_closed_terminal_stops_the_master_cleanly_and_resume_finishes(tmp_path
     """SIGHUP (an SSH session closed, a terminal window shut, a Ctrl-Z'd master whose shell
     exits) with the terminal gone: the master stops as on Ctrl-C, journals it, exits with the
     shell's status, and its progress lines into the closed terminal do not kill it first."""
-    cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
-    exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
-                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    exp, p = _master_running(tmp_path)
     try:
-        deadline = time.time() + 30
-        while not (exp / "master.json").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # past start-up: the master's own handler takes the signal
         assert p.stderr is not None
         p.stderr.close()  # the terminal is gone: what the master prints goes nowhere
         p.send_signal(signal.SIGHUP)

@@ -3,26 +3,11 @@ whole day) finishes no segment until the end: `status` must still say that train
 way and for how long, not only "0/8 epochs planned (0.0%)"."""
 import time
 
-from helpers import cli, one_trial_training
-
-MODEL = '''
-import os, time
-
-def train(trial):
-    (trial.dir / "training").write_text("x")
-    go = trial.dir.parent.parent.parent / "go"
-    deadline = time.time() + 120
-    while not go.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    for segment in trial.segments():
-        with trial.save_checkpoint() as path:
-            (path / "w.txt").write_text("w")
-        segment.report(loss=0.5)
-'''
+from helpers import UNTIL_GO, cli, one_trial_training
 
 
 def test_status_says_a_long_segment_runs_and_for_how_long(tmp_path):
-    (tmp_path / "slow_model.py").write_text(MODEL)
+    (tmp_path / "slow_model.py").write_text(UNTIL_GO)
     exp, p = one_trial_training(tmp_path, {"entrypoint": "slow_model:train"}, 8)
     try:
         deadline = time.time() + 60

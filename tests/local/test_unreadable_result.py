@@ -6,27 +6,16 @@ for good)."""
 import signal
 import time
 
-from helpers import cli, final_state, journal, one_trial_training
-
-MODEL = '''
-import time
-
-def train(trial):
-    (trial.dir / "training").write_text("x")
-    time.sleep(1.0)
-    for segment in trial.segments():
-        with trial.save_checkpoint() as path:
-            (path / "w.txt").write_text("w")
-        segment.report(loss=0.5)
-'''
+from helpers import UNTIL_GO, cli, final_state, journal, one_trial_training
 
 
 def test_a_corrupt_result_message_costs_no_restart(tmp_path):
-    (tmp_path / "quick_model.py").write_text(MODEL)
+    (tmp_path / "quick_model.py").write_text(UNTIL_GO)
     exp, p = one_trial_training(tmp_path, {"entrypoint": "quick_model:train"}, 4)
     try:
         p.send_signal(signal.SIGTERM)  # the master stops; the job goes on and sends its result
         assert p.wait(timeout=60) == 128 + signal.SIGTERM
+        (tmp_path / "go").write_text("x")
     finally:
         if p.poll() is None:
             p.kill()
