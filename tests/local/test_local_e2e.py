@@ -208,13 +208,16 @@ def test_second_master_refused(tmp_path):
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
 
 
-def _master_running(tmp_path):
+def _master_running(tmp_path, hangup=signal.SIG_DFL):
     """``asha-hpc run`` in the background, past its start-up (its own signal handlers are in
-    place): (the experiment folder, its process, stderr a pipe)."""
+    place): (the experiment folder, its process, stderr a pipe). ``hangup``: its SIGHUP
+    disposition as it starts (a terminal's default, or ``nohup``'s SIG_IGN, which a test run
+    under nohup would otherwise pass on)."""
     cfg_path = make_experiment(tmp_path, hp={"sleep": 0.2})
     exp = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path), "--exp-dir",
-                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))
     deadline = time.time() + 30
     while not (exp / "master.json").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -237,11 +240,13 @@ def test_ctrl_c_stops_the_master_with_the_shells_status_and_resume_finishes(tmp_
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
 
 
-def test_a_closed_terminal_stops_the_master_cleanly_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("hangup", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "nohup"])
+def test_a_closed_terminal_stops_the_master_cleanly_and_resume_finishes(tmp_path, hangup):
     """SIGHUP (an SSH session closed, a terminal window shut, a Ctrl-Z'd master whose shell
     exits) with the terminal gone: the master stops as on Ctrl-C, journals it, exits with the
-    shell's status, and its progress lines into the closed terminal do not kill it first."""
-    exp, p = _master_running(tmp_path)
+    shell's status, and its progress lines into the closed terminal do not kill it first.
+    Under nohup it does not stop: the search runs to its end."""
+    exp, p = _master_running(tmp_path, hangup)
     try:
         assert p.stderr is not None
         p.stderr.close()  # the terminal is gone: what the master prints goes nowhere
@@ -250,6 +255,10 @@ def test_a_closed_terminal_stops_the_master_cleanly_and_resume_finishes(tmp_path
     finally:
         if p.poll() is None:
             p.kill()
+    if hangup == signal.SIG_IGN:
+        assert p.returncode == 0 and not [r for r in journal(exp) if r["kind"] == "stopped"]
+        assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+        return
     assert p.returncode == 128 + signal.SIGHUP
     assert [r.get("reason") for r in journal(exp) if r["kind"] == "stopped"] == ["SIGHUP"]
     assert cli("resume", exp).returncode == 0
