@@ -174,20 +174,20 @@ def last_line(path: Path) -> str:
     return f": {lines[-1].strip()[:200]}" if lines else ""
 
 
-
-def _say(line: str) -> None:
-    """A progress line on stderr. A terminal that is gone (the SSH session closed: EIO, a
+class _StderrLines:
+    """Progress lines on stderr. A terminal that is gone (the SSH session closed: EIO, a
     closed pipe) ends the printing, not the master."""
-    global _quiet
-    if _quiet:
-        return
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        _quiet = True
 
+    def __init__(self) -> None:
+        self.gone = False
 
-_quiet = False
+    def __call__(self, line: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            self.gone = True
 
 
 class Master:
@@ -211,7 +211,7 @@ class Master:
         self.caps = self.backend.capabilities(cfg)  # what it does: the master never asks its name
         self.clock = self.backend.clock
         self.force = force
-        self.progress = progress or _say
+        self.progress = progress or _StderrLines()
         self.progress_every_s = progress_every_s
         self.grace_s = (cfg.result_grace_s if cfg.result_grace_s is not None
                         else self.caps.result_grace_s)
