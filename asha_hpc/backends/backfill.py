@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SimulatedConfig
-from ..protocol.expdir import INBOX, atomic_write_json
+from ..protocol.expdir import INBOX, atomic_write_json, result_name
 from .base import JobSpec, JobState, SegmentSpec, SubmitError, TimeCap
 from .simulated import SIM_PREFIX, CurveFn, SimulatedBackend
 
@@ -294,7 +294,7 @@ class BackfillBackend(SimulatedBackend):
         if res["status"] == "interrupted":
             self.stats.interrupted += 1
         self.trained[job.spec.trial_id] = res["reached"]
-        atomic_write_json(self.exp_dir / INBOX / f"{job.spec.key}.result.json", res, durable=False)
+        atomic_write_json(self.exp_dir / INBOX / result_name(job.spec.key), res, durable=False)
 
 
 __all__ = ["BackfillBackend", "BackgroundLoad", "QueueStats"]

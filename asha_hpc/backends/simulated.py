@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ExperimentConfig, SimulatedConfig
-from ..protocol.expdir import INBOX, atomic_write_json
+from ..protocol.expdir import INBOX, atomic_write_json, result_name
 from ..protocol.handoff import VERSION as HANDOFF_VERSION
 from .base import (
     Backend,
@@ -384,7 +384,7 @@ class SimulatedBackend(Backend):
         else:
             outcome = {"status": "completed", "length": spec.length, "error": None,
                        "metrics": {spec.metric: self.curve(spec.hparams, spec.length, self.seed)}}
-        atomic_write_json(self.exp_dir / INBOX / f"{spec.key}.result.json", dict({
+        atomic_write_json(self.exp_dir / INBOX / result_name(spec.key), dict({
             "type": "result", "trial": spec.trial_id, "segment": spec.segment,
             "attempt": spec.attempt, "key": spec.key, "checkpoint": None, "ended": job.end,
             "host": job.host, "job_id": SIM_PREFIX + job.spec.key}, **outcome, **extra),

@@ -82,6 +82,7 @@ from ..protocol.expdir import (
     ExpDir,
     atomic_write_json,
     publish,
+    result_name,
     superseded,
 )
 from ..protocol.fswatch import FolderWatch
@@ -672,7 +673,7 @@ class _Session:
             ident["reused"] = True
         if self.ranks.rank != 0:
             if out.status in ("error", "invalid_hp"):  # another rank failed: the segment fails, once
-                publish(self.exp.root, f"{spec.key}.rank{self.ranks.rank}.result.json", dict(
+                publish(self.exp.root, result_name(spec.key, self.ranks.rank), dict(
                     ident, type="result", status=out.status, metrics=None, length=spec.length,
                     error=f"rank {self.ranks.rank}: {out.error}", checkpoint=None,
                     started=att.started, ended=time.time(),
@@ -729,7 +730,7 @@ class _Session:
                 print(NO_CHECKPOINT.format(trial=spec.trial_id, length=spec.length),
                       file=sys.stderr, flush=True)
         self.first = False
-        publish(self.exp.root, f"{spec.key}.result.json", body)
+        publish(self.exp.root, result_name(spec.key), body)
         self.status = out.status
         if not waits and self.peers is not None and self.worker is not None:  # several ranks that wait
             # the master hands nothing more to a job that does not wait: close the next slot

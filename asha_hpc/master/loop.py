@@ -47,8 +47,8 @@ from ..protocol.expdir import (
     attempt_key,
     prune_oldest,
     remove_trees,
+    result_key,
     scan_inbox,
-    split_attempt_key,
 )
 from ..protocol.fswatch import FolderWatch
 from ..protocol.handoff import VERSION as HANDOFF_VERSION
@@ -783,8 +783,8 @@ class Master:
         garbage must not fill the disk), never crash."""
         self._rejected += 1
         target = path.with_name(f".rejected-{path.name}")
-        key = path.name.split(".", 1)[0]
-        if path.name.endswith(".result.json") and split_attempt_key(key)[0] is not None:
+        key = result_key(path.name)
+        if key is not None:
             # the attempt's job sent a result the master cannot read: when that job is found
             # ended, its trial trains again without counting it
             self._unreadable[key] = f"{why}; set aside as inbox/{target.name}"

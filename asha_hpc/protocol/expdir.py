@@ -570,6 +570,18 @@ def remove_trees(paths: list[Path], threads: int = 8) -> dict[Path, str]:
 
 
 # ----------------------------------------------------------------------------- inbox
+def result_name(key: str, rank: int = 0) -> str:
+    """The inbox name of an attempt's result message (a rank other than 0 sends its own)."""
+    return f"{key}.result.json" if rank == 0 else f"{key}.rank{rank}.result.json"
+
+
+def result_key(name: str) -> str | None:
+    """The attempt key a result message's inbox name names (``result_name``), or None."""
+    key = name.split(".", 1)[0]
+    ok = name.endswith(".result.json") and split_attempt_key(key)[0] is not None
+    return key if ok else None
+
+
 def publish(exp_root: Path, name: str, obj: dict[str, Any]) -> None:
     """Job side: drop one message into the inbox, atomically (a reader never sees half of it),
     without fsync. A message that a machine crash undoes (or leaves empty: then it is moved

@@ -21,7 +21,7 @@ import numpy as np
 from ..backends.simulated import SimulatedBackend
 from ..config import ExperimentConfig
 from ..master.loop import Master
-from ..protocol.expdir import INBOX, ExpDir
+from ..protocol.expdir import INBOX, ExpDir, attempt_key, result_name
 from ..protocol.journal import Journal, read_journal
 from ..protocol.records import Kind
 from .invariants import check_invariants
@@ -106,7 +106,7 @@ def _corrupt(exp: ExpDir, rng: np.random.Generator) -> int:
     kind = int(rng.integers(3))
     tag = int(rng.integers(1 << 30))
     if kind == 0:
-        (exp.inbox / f"t99999-s000-a{tag % 100:02d}.result.json").write_text('{"type": "result", "tri')
+        (exp.inbox / result_name(attempt_key(99999, 0, tag % 100))).write_text('{"type": "result", "tri')
     elif kind == 1:
         (exp.inbox / f"foreign-{tag}.json").write_text('{"hello": "world"}')
     else:
