@@ -244,8 +244,6 @@ class LocalBackend(Backend):
             elif jid in self.procs:
                 p = self.procs[jid]._process
                 rc = p.poll() if p is not None else 0
-                if rc is not None:
-                    self._sweep_job(jid)
                 if rc is None:
                     out[jid] = JobState.RUNNING
                 elif rc == 0 and self.procs[jid].paths.result_pickle.exists():

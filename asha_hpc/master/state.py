@@ -1080,31 +1080,41 @@ def _ended_with_trials_live(st: ExperimentState, records: list[dict[str, Any]]) 
     if st.lifecycle != "completed":
         return None
     live = sorted(t.id for t in st.trials.values() if t.status in LIVE)
-    seqs = {r.get("seq") for r in records}
-    last = max((s for s in seqs if isinstance(s, int)), default=0)
-    lost = [s for s in range(1, last) if s not in seqs]
+    last = max((s for r in records if isinstance(s := r.get("seq"), int)), default=0)
+    lost = _lost_records(records, last)
     if not live or not lost:
         return None
     return (f"the journal says the search completed, but trial{'s' if len(live) > 1 else ''} "
-            f"{', '.join(map(str, live[:5]))}{'...' if len(live) > 5 else ''} never ended in it: "
-            f"it lost record{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost[:5]))}"
-            f"{'...' if len(lost) > 5 else ''} (a corrupt line, skipped), which the end depends "
-            f"on (a result: the trial's files still hold its checkpoint and learning curve). "
+            f"{_some(live)} never ended in it: it lost {_records_text(lost)} (a corrupt line, "
+            f"skipped), which the end depends on (a result: the trial's files still hold its "
+            f"checkpoint and learning curve). "
             f"Restore journal.jsonl from a backup or a filesystem snapshot; what is shown is "
             f"the search without it")
+
+
+def _lost_records(records: list[dict[str, Any]], before: int) -> list[int]:
+    """The journal positions below ``before`` that no record holds (lines skipped as corrupt)."""
+    seqs = {r.get("seq") for r in records}
+    return [s for s in range(1, before) if s not in seqs]
+
+
+def _some(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:5])) + ("..." if len(ids) > 5 else "")
+
+
+def _records_text(lost: list[int]) -> str:
+    return f"record{'s' if len(lost) > 1 else ''} {_some(lost)}"
 
 
 def _damaged(rec: dict[str, Any], e: Exception, records: list[dict[str, Any]],
              prev: int) -> str | None:
     """What a record that cannot be replayed says about the journal, and what to do; None
     where no record before it is missing."""
-    seqs = {r.get("seq") for r in records}
-    lost = [s for s in range(1, rec.get("seq") or 0) if s not in seqs]
+    lost = _lost_records(records, rec.get("seq") or 0)
     if not lost:
         return None
-    cause = (f"the journal lost record{'s' if len(lost) > 1 else ''} "
-             f"{', '.join(map(str, lost[:5]))}{'...' if len(lost) > 5 else ''} before it (a "
-             f"corrupt line, skipped), which it depends on")
+    cause = (f"the journal lost {_records_text(lost)} before it (a corrupt line, skipped), "
+             f"which it depends on")
     return (f"journal record {rec['seq']} ({rec.get('kind')}) cannot be replayed ({type(e).__name__}: "
             f"{e}): {cause}. What the journal says is known up to record {prev}; restore "
             f"journal.jsonl from a backup or a filesystem snapshot, then resume (the trials' "

@@ -89,18 +89,11 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     group misses them, and once their parent is gone they are init's and nobody's. Linux's
     /proc; empty elsewhere."""
     parent: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in entries:
-        if not name.isdigit():
-            continue
+    for p, fields in _processes():
         try:
-            ppid = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()[1])
-        except (OSError, IndexError, ValueError):
+            parent.setdefault(int(fields[1]), []).append(p)
+        except (IndexError, ValueError):
             continue
-        parent.setdefault(ppid, []).append(int(name))
     out: list[tuple[int, str]] = []
     todo = list(parent.get(pid, []))
     while todo:
@@ -144,19 +137,29 @@ def kill_leftovers(pgid: int) -> int:
     if pid_alive(pgid):
         return 0
     killed = 0
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in entries:
-        if not name.isdigit():
-            continue
+    for p, fields in _processes():
         try:
-            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()
             if fields[0] == "Z" or int(fields[2]) != pgid:  # state, ppid, pgrp
                 continue
-            os.kill(int(name), signal.SIGKILL)
+            os.kill(p, signal.SIGKILL)
             killed += 1
         except (OSError, IndexError, ValueError):
             continue
     return killed
+
+
+def _processes() -> list[tuple[int, list[str]]]:
+    """Every process as (pid, the fields of /proc/<pid>/stat after its command's name: state,
+    ppid, pgrp, ...). Linux's /proc; empty elsewhere."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    out = []
+    for name in entries:
+        if name.isdigit():
+            try:
+                out.append((int(name), Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[-1].split()))
+            except OSError:
+                continue
+    return out
