@@ -35,14 +35,20 @@ def learning_curves(exp_dir: str | Path) -> list[dict[str, Any]]:
 
 def dataframe(exp_dir: str | Path, curves: bool = False) -> Any:
     """``trials`` (or, with ``curves=True``, the learning curves) as a pandas DataFrame
-    indexed by ``trial_id`` (curves: a plain index), the same frame ``pandas.read_csv`` makes
-    of ``export``'s CSV: empty cells (no checkpoint, no error) are NaN."""
+    indexed by ``trial_id`` (curves: a plain index). Empty cells (no checkpoint, no error)
+    are NaN, as ``pandas.read_csv`` reads them from ``export``'s CSV; every other value is
+    kept as it is (read_csv would also take the strings "NA" or "null" for NaN)."""
+    df = frame(learning_curves(exp_dir) if curves else trials(exp_dir))
+    return df if curves else df.set_index("trial_id")
+
+
+def frame(rows: list[dict[str, Any]]) -> Any:
+    """``rows`` as a DataFrame, an empty string a missing value (NaN), as an empty cell of the
+    exported CSV is."""
     try:
         import pandas as pd
     except ImportError:
         raise AshaError("dataframe() needs pandas (pip install pandas); trials() and "
                         "learning_curves() give the same rows as dicts") from None
-    df = pd.DataFrame(learning_curves(exp_dir) if curves else trials(exp_dir))
-    # an empty cell is missing, as ``pandas.read_csv`` reads the exported file: NaN, not ''
-    df = df.mask(df.eq("")).infer_objects()
-    return df if curves else df.set_index("trial_id")
+    df = pd.DataFrame(rows)
+    return df.mask(df.eq("")).infer_objects()

@@ -2,7 +2,7 @@
 of a missing number, and why an invalid trial's code rejected it."""
 import math
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.config import parse_config
@@ -72,3 +72,23 @@ def test_each_trial_has_its_seed_its_wall_span_and_where_its_configuration_came_
     assert start.utcoffset() is not None  # an unambiguous time
     assert got[2]["started"] == got[2]["ended"] == ""  # no result yet
     assert got[1]["sampled_by"] == got[2]["sampled_by"] == "random"
+
+
+@settings(deadline=None)  # the first call imports pandas
+@given(values=st.lists(st.one_of(st.text(max_size=6), st.integers(), st.floats(allow_nan=False),
+                                 st.booleans(), st.none()), min_size=1, max_size=6))
+def test_the_dataframe_takes_only_empty_cells_for_missing(values):
+    """A user's categorical value "", "NA", "None" or "nan", a metric 0 or False: only the empty
+    string (an empty CSV cell: no checkpoint, no error) becomes NaN; every other value stays."""
+    import pytest
+
+    pd = pytest.importorskip("pandas")
+    from asha_hpc.views.results import frame
+
+    df = frame([{"trial_id": i, "hparams.v": v} for i, v in enumerate(values)])
+    for i, v in enumerate(values):
+        got = df["hparams.v"].iloc[i]
+        if v == "" or v is None:
+            assert pd.isna(got), (v, got)
+        else:
+            assert not pd.isna(got) and got == v, (v, got)
