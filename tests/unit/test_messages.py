@@ -101,7 +101,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats()
 KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
                         "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting",
                         "failed_node", "ends_trial", "fatal", "reused", "restored",
-                        "skipped_checkpoints", "ignored_checkpoint"])
+                        "skipped_checkpoints", "ignored_checkpoint", "handoff"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -119,6 +119,9 @@ def test_any_json_is_a_typed_message_or_one_message_error(body):
         assert "/" not in worker and ".." not in worker
     if isinstance(msg, messages.Result):
         json.dumps(msg.record().to_record())  # journal-able
+    handoff = msg.handoff if isinstance(msg, messages.Ready) else \
+        (msg.extra or {}).get("handoff") if isinstance(msg, messages.Result) else None
+    assert handoff is None or (isinstance(handoff, int) and handoff >= 0)  # what the pool compares
 
 
 def test_hostile_inbox_files_create_nothing_and_are_moved_aside(tmp_path):
