@@ -142,11 +142,33 @@ def _refuse_running(root: Path) -> None:
 
     if not holds_experiment(root):
         return
-    holder = master_alive(ExpDir(root.resolve()))
+    exp = ExpDir(root.resolve())
+    holder = master_alive(exp)
     if holder:
-        raise AshaError(f"{root.resolve()} holds a search that a {_master_name(holder)} is running "
-                        f"now: watch it with `asha-hpc status {shell_word(root.resolve())}`, or "
+        raise AshaError(f"{exp.root} holds a search that a {_master_name(holder)} is running "
+                        f"now: watch it with `asha-hpc status {shell_word(exp.root)}`, or "
                         f"pick another folder with --exp-dir")
+    if _just_made(exp):
+        raise AshaError(f"{exp.root}: another `run` made its experiment here {_STARTING_S:.0f} s "
+                        f"ago or less and its master is starting: watch that search with "
+                        f"`asha-hpc status {shell_word(exp.root)}`, or pick another folder with "
+                        f"--exp-dir")
+
+
+_STARTING_S = 60.0  # a folder made this recently, with no lease yet, is a master starting
+
+
+def _just_made(exp: ExpDir) -> bool:
+    """An experiment another ``run`` has just made and whose master has not taken the lease
+    yet (it reads the config and checks the code first): not one to resume."""
+    from .protocol.expdir import CONFIG
+
+    if exp.lease.exists() or exp.journal.exists():  # a master has run here
+        return False
+    try:
+        return time.time() - (exp.root / CONFIG).stat().st_mtime < _STARTING_S
+    except OSError:
+        return False
 
 
 def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:

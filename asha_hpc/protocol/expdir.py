@@ -253,7 +253,12 @@ class ExpDir:
             os.rename(tmp, root)  # fails if root appeared meanwhile and is not empty
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
-            _refuse_as_new(root)  # names what is there now (another run's experiment)
+            if holds_experiment(root):  # a `run` started at the same time won: its master
+                raise AshaError(  # runs it now, so "resume it" would be refused
+                    f"{root}: another `run` made its experiment in this folder a moment before "
+                    f"this one: watch that search with `asha-hpc status {shell_word(root)}`, or "
+                    f"pick another folder with --exp-dir") from None
+            _refuse_as_new(root)  # names what is there now
             raise AshaError(f"{root}: another `run` created this folder first; pick another "
                             f"folder with --exp-dir") from None
         fsync_dir(root.parent)
