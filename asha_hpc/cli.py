@@ -491,7 +491,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         from .views.observe import CURVE_COLUMNS, curve_rows, flat_curve_rows
 
         _write_rows(flat_curve_rows(curve_rows(exp)), a.format, a.curves, CURVE_COLUMNS)
-    _write_rows(export_rows(st), a.format, a.output)
+    _write_rows(export_rows(st, exp), a.format, a.output)
     return 0
 
 
@@ -531,7 +531,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         config_text: str | None = exp.config.read_text(errors="replace")
     except OSError:
         config_text = None  # open_experiment read it: gone since, the page goes without
-    page = render(d, export_rows(st), panels, ranks, fmt, a.refresh,
+    page = render(d, export_rows(st, exp), panels, ranks, fmt, a.refresh,
                   config_text).encode("utf-8")
     atomic_write(Path(a.output), page, durable=False)  # a browser never reads half a page
     os.chmod(a.output, 0o644)

@@ -21,7 +21,8 @@ def trials(exp_dir: str | Path) -> list[dict[str, Any]]:
     checkpoint, sampled_by, error)."""
     from .status import export_rows, open_experiment
 
-    return export_rows(open_experiment(exp_dir)[3])
+    exp, _, _, st = open_experiment(exp_dir)
+    return export_rows(st, exp)
 
 
 def learning_curves(exp_dir: str | Path) -> list[dict[str, Any]]:

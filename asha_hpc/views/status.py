@@ -737,6 +737,20 @@ def _core_api_checkpoint(ckpt: str | None, missing: bool) -> dict[str, str]:
     return {} if got is None else {"storage_id": got[0], "load_from": str(got[1])}
 
 
+def checkpoint_to_load(exp: ExpDir, t: TrialState) -> tuple[str | None, int | None, bool]:
+    """The checkpoint to load trial ``t``'s model from, the length it holds where that is not
+    the trial's result's, and whether the journaled one is gone with nothing to stand for it
+    (removed or moved by hand). A later segment that was cut short (cancelled, stopped) saved
+    a newer checkpoint and pruned the journaled one: the trial's newest is the one to load."""
+    if t.checkpoint is None or Path(t.checkpoint).exists():
+        return t.checkpoint, held_short(t), False
+    newest = latest_checkpoint(exp.checkpoints(t.id))
+    if newest is None:
+        return t.checkpoint, None, True
+    n = checkpoint_length(newest)
+    return str(newest), (n if n is not None and n > t.length else None), False
+
+
 def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
               top: int) -> list[dict[str, Any]]:
     """``best``: the ``top`` trials, best first, with their latest job's log files."""
@@ -745,14 +759,7 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
     rows = []
     for t in ranked:
         j = jobs.get(t.id) or {}
-        ckpt, ckpt_length, missing = t.checkpoint, held_short(t), False
-        if t.checkpoint is not None and not Path(t.checkpoint).exists():
-            # a later segment that was cut short (cancelled, stopped) saved a newer checkpoint
-            # and pruned this one: the trial's newest is the one to load; none at all is said
-            newest = latest_checkpoint(exp.checkpoints(t.id))
-            ckpt, missing = (str(newest), False) if newest is not None else (t.checkpoint, True)
-            n = checkpoint_length(newest)
-            ckpt_length = n if n is not None and n > t.length else None
+        ckpt, ckpt_length, missing = checkpoint_to_load(exp, t)
         # a checkpoint whose files do not match its manifest (a file that an asynchronous
         # checkpointer wrote after the save had ended): asha_hpc's jobs would skip it
         problem = checkpoint_problem(Path(ckpt)) if ckpt is not None and not missing else None
@@ -782,8 +789,10 @@ def _iso_time(t: float | None) -> str:
     return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
-def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
-    """``export``: one row per trial, hparams flattened to dotted columns, metric per rung."""
+def export_rows(st: ExperimentState, exp: ExpDir | None = None) -> list[dict[str, Any]]:
+    """``export``: one row per trial, hparams flattened to dotted columns, metric per rung.
+    With ``exp``, the checkpoint column is the one to load (as ``best`` says), empty where
+    none is left; without it, the journal's, unchecked."""
     metric = st.cfg.searcher.metric
     lengths = sorted({r.length for r in st.searcher.rungs()})
     rows = []
@@ -805,7 +814,7 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
                                "ended": _iso_time(t.last_ended),
                                # ASHA_TRIAL_SEED, trial.seed: to train it again alike
                                "seed": trial_seed(st.cfg.experiment_seed, t.id),
-                               "checkpoint": t.checkpoint or "",
+                               "checkpoint": _export_checkpoint(exp, t),
                                "sampled_by": st.sampled_by(t.id) or "random"}
         # why it failed, or why its code rejected its hyperparameters (InvalidHP's message)
         row["error"] = error_summary(t.error) if st.status_of(t) in (FAILED, INVALID) else ""
@@ -821,3 +830,10 @@ def export_rows(st: ExperimentState) -> list[dict[str, Any]]:
             row[f"{col}@{L}"] = finite_float(t.rung_metrics.get(L))
         rows.append(row)
     return rows
+
+
+def _export_checkpoint(exp: ExpDir | None, t: TrialState) -> str:
+    if exp is None:
+        return t.checkpoint or ""
+    ckpt, _, missing = checkpoint_to_load(exp, t)
+    return "" if missing or ckpt is None else ckpt

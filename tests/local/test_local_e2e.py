@@ -1,4 +1,6 @@
 """End to end on the local backend: real master, real subprocess jobs, small budgets."""
+import csv
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import yaml
 from asha_hpc.config import load_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir
+from asha_hpc.views.results import trials
 
 from helpers import cli, final_state, journal, make_experiment
 
@@ -46,7 +49,17 @@ def test_full_search_status_best_export(tmp_path):
     again = json.loads(cli("best", exp, "--json").stdout)[0]
     assert again["checkpoint"] == str(newer) and again["checkpoint_length"] == 20
     assert "(trained to length 20, past its result's" in cli("best", exp).stdout
+    tid = best[0]["trial_id"]
+
+    def exported_checkpoint() -> str:  # export's and dataframe's cell: the one to load
+        rows = list(csv.DictReader(io.StringIO(cli("export", exp, "--format", "csv").stdout)))
+        cell = next(r["checkpoint"] for r in rows if r["trial_id"] == str(tid))
+        assert [r for r in trials(exp) if r["trial_id"] == tid][0]["checkpoint"] == cell
+        return cell
+
+    assert exported_checkpoint() == str(newer)
     shutil.rmtree(newer)  # removed by hand
+    assert exported_checkpoint() == ""  # no path a notebook's torch.load would fail on
     best[0]["checkpoint"] = str(ckpt)
     assert "(missing: removed or moved since)" in cli("best", exp).stdout.split("\n\n")[0]
     assert json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint_missing"] is True
