@@ -458,6 +458,23 @@ def _other_line(rec: dict[str, Any]) -> str | None:
     return None
 
 
+def disk_full_pause(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The full disk or quota that holds new segments back: ``{"time", "trial", "path",
+    "quota"}`` of the last attempt that ended on it, while no segment was handed out since (the
+    master hands out none until there is room: ``Master._room``); None otherwise. A stopped
+    master's pause is in no file but this: its ``status`` still says why nothing starts."""
+    last: dict[str, Any] | None = None
+    for r in records:
+        kind = r.get("kind")
+        if kind in (Kind.RESULT, Kind.JOB_DEAD) and r.get("disk_full"):
+            full = r["disk_full"] if isinstance(r["disk_full"], dict) else {}
+            last = {"time": r.get("time"), "trial": r.get("trial"), "path": full.get("path"),
+                    "quota": bool(full.get("quota"))}
+        elif kind == Kind.INTENT and last is not None:
+            last = None
+    return last
+
+
 def events(records: list[dict[str, Any]], metric: str, n: int = EVENTS_N) -> list[dict[str, Any]]:
     """The last ``n`` notable records: ``{"time", "elapsed_s" (since the first record), "text"}``."""
     t0 = start_time(records) or 0.0
@@ -634,6 +651,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "nodes_readmit_at": ({h: at for h, (at, _) in st.nodes.readmit_at(
             cfg.readmit_nodes_after_h).items()} if cfg.readmit_nodes_after_h else {}),
         "pool_unready": pool_unready(exp, st),
+        "disk_full": None if finished else disk_full_pause(records),
         "now": now,  # the time durations above count to (the master's clock while it runs)
     }
 

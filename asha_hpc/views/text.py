@@ -196,6 +196,18 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
         log = f"; its log: {dead['log']}" if dead.get("log") else ""
         lines.append(f"pool: {dead['jobs']} jobs in a row ended before their code ran (the last: "
                      f"{dead['why']}{on}{log}): new ones go one at a time until one starts")
+    full = d.get("disk_full")
+    if full:
+        what = "the quota was exhausted" if full.get("quota") else "there was no space left"
+        at = time.strftime("%H:%M:%S", time.localtime(full["time"])) if full.get("time") else "?"
+        lines.append(
+            f"disk full: trial {full.get('trial')}'s segment ended at {at} because {what}"
+            + (f" (writing {full['path']})" if full.get("path") else "")
+            + "; no segment has started since, and none starts until there is room: free space"
+            + (" or raise the quota" if full.get("quota") else "")
+            + (" and the master goes on by itself" if d["state"] == "running" else
+               f", then `asha-hpc resume {shell_word(d['dir'])}`")
+            + " (attempts that meet a full disk count against nothing)")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
         lines.append(f"workers: {w['line']}" if w["setting"] != "auto"

@@ -6,6 +6,7 @@ is one line and a clean stop that ``resume`` continues."""
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -105,6 +106,36 @@ def test_jobs_on_a_full_disk_pause_the_search_until_there_is_room(tmp_path, smal
     assert "there is room again" in err and "Traceback" not in err
     recs = _trials_untouched(run)
     assert [r for r in recs if r["kind"] == "result" and r.get("disk_full")]  # it did fill
+
+
+def test_status_of_a_master_stopped_while_the_disk_is_full_says_why_nothing_starts(tmp_path,
+                                                                                   small_fs):
+    cfg = _experiment(tmp_path, trials=6, sleep=0.01)
+    run = small_fs / "run"
+    log = open(tmp_path / "master.err", "w+")
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
+                               "--exp-dir", str(run)], stderr=log)
+    deadline = time.time() + 120
+    try:
+        while not [r for r in read_journal(run / "journal.jsonl")[0] if r.get("disk_full")]:
+            assert time.time() < deadline and master.poll() is None, log.read()
+            time.sleep(0.1)
+        running = cli("status", run).stdout  # the master still runs: it goes on by itself
+        assert "disk full: trial " in running and "the master goes on by itself" in running
+        master.send_signal(signal.SIGINT)  # the user stops it, to come back later
+        master.wait(timeout=60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+    out = cli("status", run).stdout
+    line = [x for x in out.splitlines() if x.startswith("disk full: ")]
+    assert len(line) == 1, out
+    assert "no space left" in line[0] and str(small_fs) in line[0]
+    assert f"free space, then `asha-hpc resume {run}`" in line[0]
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+    cli("resume", run, timeout=240)
+    _trials_untouched(run)
+    assert "disk full" not in cli("status", run).stdout
 
 
 def test_a_save_cut_short_by_a_full_disk_is_no_room_when_it_is_removed(tmp_path, small_fs):
