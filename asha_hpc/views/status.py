@@ -20,6 +20,7 @@ from ..backends import capabilities
 from ..config import ExperimentConfig, load_config, trial_seed
 from ..errors import AshaError, shell_word
 from ..master.autoworkers import status as workers_status
+from ..master.lease import TIMEOUT_S as LEASE_TIMEOUT_S
 from ..master.lease import Lease
 from ..master.pool import UNREADY_STREAK
 from ..master.state import (
@@ -572,13 +573,19 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         records, _, _ = read_journal(exp.journal)
     finished = st.lifecycle in ("completed", "failed", "cancelled")
     alive = None if finished else master_alive(exp)
+    info = master_info(exp, alive) if alive else None
+    # a master stopped (kill -STOP, a frozen node) or hung: its process lives, so it holds the
+    # lease, but it reads no result: count and time as for one that is not running
+    frozen = info is not None and (info.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S
     if now is None and alive is not None and not capabilities(cfg).virtual_time:
-        now = master_now(exp, alive)
+        beat = finite_float(alive.get("heartbeat"))
+        now = beat if frozen and beat is not None else master_now(exp, alive)
     c = st.counts()
     best = st.ranked()
     ranked = best[:top]
     # the jobs that ended while no master ran left their results in the inbox
-    waiting, started = waiting_results(exp, st) if alive is None and not finished else ({}, [])
+    waiting, started = (waiting_results(exp, st) if (alive is None or frozen) and not finished
+                        else ({}, []))
     running = sorted((t for t in st.trials.values() if st.status_of(t) == RUNNING),
                      key=lambda t: t.id in waiting)[:10]
     jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
@@ -586,7 +593,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "experiment": cfg.name,
         "dir": str(exp.root),
         "state": st.lifecycle if finished else ("running" if alive else "stopped"),
-        "master": master_info(exp, alive) if alive else None,
+        "master": info,
         # no master runs, but the one `submit` sent is queued or starting: it resumes the search
         "master_job": _master_job(exp.root) if alive is None and not finished else None,
         "message": st.message,

@@ -109,9 +109,12 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
              + (f", {t['interrupted']} interrupted" if t.get("interrupted") else "")]
     m = d.get("master")
     if m and (m.get("lease_quiet_s") or 0) > LEASE_TIMEOUT_S:  # a stopped or hung master
+        waiting = d.get("results_waiting") or 0
+        ended = (f" {waiting} of the running trials ended since; their results wait for it."
+                 if waiting else "")
         lines.append(f"the master (pid {m['pid']} on {m['host']}) has not renewed its lease for "
                      f"{fmt_duration(m['lease_quiet_s'])} (it does every few seconds): it is "
-                     f"stopped (kill -STOP, a frozen node) or hung. Its process still lives: a "
+                     f"stopped (kill -STOP, a frozen node) or hung.{ended} Its process still lives: a "
                      f"master started on its host does not take over (one started on another "
                      f"host does, {fmt_duration(LEASE_TIMEOUT_S)} after the last renewal); end "
                      f"it, or if it is gone for sure, `asha-hpc resume {shell_word(d['dir'])} "

@@ -637,8 +637,18 @@ def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
         assert d["master"]["lease_quiet_s"] >= 299
         assert (f"the master (pid {master.pid} on {socket.gethostname()}) has not renewed its "
                 f"lease for 5m") in cli("status", exp).stdout
+        (trial_dir / "go").touch()  # the trial's job ends while the master is frozen
+        deadline = time.time() + 60
+        while not list((exp / "inbox").glob("*.result.json")):
+            assert time.time() < deadline, "no result came"
+            time.sleep(0.1)
+        d = json.loads(cli("status", exp, "--json").stdout)
+        assert d["trials"]["running"] == 1 and d["results_waiting"] == 1  # not "running" only
+        out = cli("status", exp).stdout
+        assert "stopped (kill -STOP, a frozen node) or hung. 1 of the running trials ended " \
+               "since; their results wait for it." in out
+        assert "its result waits for the master" in out
         master.send_signal(signal.SIGCONT)
-        (trial_dir / "go").touch()
         assert master.wait(timeout=120) == 0
     finally:
         master.send_signal(signal.SIGCONT)
