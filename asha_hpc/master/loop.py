@@ -363,7 +363,9 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
-        self.exp.mark_format()  # before the first record an older release would misread
+        upgraded = self.exp.mark_format()  # before the first record an older release misreads
+        if upgraded:
+            self.progress(upgraded)
         self.journal = j = Journal(self.exp.journal, durable=not self.caps.virtual_time)
         # fencing (journal.py): an epoch above any written, stamped on every record, and the
         # lease checked before each write

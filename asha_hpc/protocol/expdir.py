@@ -299,11 +299,19 @@ class ExpDir:
                                 f"({fix}, or copy the experiment as yourself)")
         return cls(root)
 
-    def mark_format(self) -> None:
+    def mark_format(self) -> str | None:
         """A master of this release runs on the folder: from now on it holds what an older
-        release would misread (``FORMAT``)."""
-        if folder_format(self.root) < FORMAT:
-            atomic_write(self.root / FORMAT_FILE, f"{FORMAT}\n".encode())
+        release would misread (``FORMAT``). Returns the line that says so where an older
+        release's master ran on it before (that release can no longer read it)."""
+        was = folder_format(self.root)
+        if was >= FORMAT:
+            return None
+        ran = self.journal.exists()
+        atomic_write(self.root / FORMAT_FILE, f"{FORMAT}\n".encode())
+        if not ran:
+            return None
+        return (f"{self.root}: folder format {was} -> {FORMAT} (this release's): the release "
+                f"that ran it before can no longer resume or read it; keep to this one or newer")
 
     @property
     def config(self) -> Path:

@@ -174,8 +174,12 @@ def test_a_folder_a_newer_release_wrote_is_refused_unchanged_and_ours_says_its_f
 
     exp = _place(tmp_path)
     assert not (exp / "format").exists()  # the old release wrote none
-    cli("resume", exp)
+    r = cli("resume", exp)
     assert (exp / "format").read_text() == f"{FORMAT}\n"
+    # said once, where it happens: the release it came from can no longer read it
+    assert r.stderr.count(f"{exp}: folder format 1 -> {FORMAT} (this release's): the release "
+                          f"that ran it before can no longer resume or read it") == 1, r.stderr
+    assert "folder format" not in cli("resume", exp).stderr  # not again
     (exp / "format").write_text(f"{FORMAT + 1}\n")
     files = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()}
     for cmd in ("resume", "status", "best", "export"):
