@@ -116,6 +116,16 @@ def local_partitions(slurm_cluster) -> dict[str, object]:
     return slurm_cluster
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files_under_pytests_base(tmp_path_factory) -> None:
+    """What the jobs under test leave in the temporary folder goes under pytest's own base
+    folder, which pytest prunes: torchrun keeps a log folder per run (/tmp/torchelastic_*)
+    and never removes it."""
+    tmp = tmp_path_factory.getbasetemp() / "TMPDIR"
+    tmp.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+
+
 @pytest.fixture
 def tmp_exp_dir(tmp_path: Path) -> Path:
     """A fresh experiment directory (with ``inbox/``) on a filesystem Slurm jobs can reach."""
