@@ -321,6 +321,8 @@ def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: floa
             b = best[0]
             short = "" if b.length >= cfg.searcher.max_length else \
                 f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
+            if b.ended_early is not None:  # carried to its length without training
+                short += f" (its code ended its training at {b.ended_early})"
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
             print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
@@ -401,6 +403,10 @@ def _held_text(r: dict[str, Any]) -> str:
         return ""
     if n > r["length"]:
         return f" (trained to length {n}, past its result's: a later segment cut short)"
+    if r.get("trained") is not None:  # ended by its code, after its last save
+        return (f" (holds length {n}, short of {r['trained']}, where its code ended its "
+                f"training: save a checkpoint before raising TrainingEndedEarly, so that the "
+                f"model that reported is kept)")
     return (f" (holds length {n}, short of its result's {r['length']}: the code reported after "
             f"its last save; if its training ended there on purpose, raise "
             f"asha_hpc.TrainingEndedEarly after the report)")

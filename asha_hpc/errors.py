@@ -82,6 +82,17 @@ class TrainingEndedEarly(AshaError):
     reached: int | None = None  # ... and its reached line, where it left no checkpoint
 
 
+def ended_early_by_optuna(e: BaseException) -> TrainingEndedEarly | None:
+    """Optuna's ``TrialPruned`` (``optuna.TrialPruned``, ``optuna.exceptions.TrialPruned``),
+    kept by an Optuna user's loop, as what it means here: ``TrainingEndedEarly`` (the trial
+    ends with what it reported; a retry would prune it alike). None for any other error."""
+    kind = type(e)
+    if kind.__name__ != "TrialPruned" or kind.__module__.split(".")[0] != "optuna":
+        return None
+    return TrainingEndedEarly(f"optuna.TrialPruned{': ' + str(e) if str(e) else ''} (ended as "
+                              f"asha_hpc.TrainingEndedEarly is)")
+
+
 class AttemptSuperseded(BaseException):
     """The master took this job's attempt for dead (it found the job frozen) and retries it
     elsewhere: the job publishes nothing more. A BaseException, as KeyboardInterrupt is, so that

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import FatalTrialError, TrainingEndedEarly
+from ..errors import FatalTrialError, TrainingEndedEarly, ended_early_by_optuna
 from ..protocol.expdir import fsync_dir
 from .job_report import append_report
 from .trial import Segment, Trial, _torch_dist
@@ -207,6 +207,7 @@ def _say_ended_early_on_exit(trial: CommandTrial) -> None:
     before = sys.excepthook
 
     def hook(kind: type[BaseException], err: BaseException, tb: Any) -> None:
+        err = ended_early_by_optuna(err) or err
         if isinstance(err, TrainingEndedEarly):
             trial._line({"ended_early": str(err)})
             print(f"asha_hpc: {err}", file=sys.stderr, flush=True)

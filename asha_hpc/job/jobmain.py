@@ -70,6 +70,7 @@ from ..errors import (
     InvalidHP,
     MetricNotReported,
     TrainingEndedEarly,
+    ended_early_by_optuna,
     shown,
 )
 from ..protocol.checkpoints import RESTORE_HINT, checkpoint_bytes, newest_checkpoint
@@ -507,6 +508,11 @@ class _Session:
                 att.started = time.time()
                 try:
                     out.returned = fn(att.trial)
+                except Exception as e:
+                    ended = ended_early_by_optuna(e)
+                    if ended is None:
+                        raise
+                    raise ended from e
                 finally:
                     att.child_signal = _hold_child_signal()
         except InvalidHP as e:

@@ -1,7 +1,8 @@
 """Optuna's example pytorch_simple.py (define_model(trial), an objective that reports the
 accuracy every epoch and prunes), on scikit-learn's digits, ported to asha_hpc the way the
 README's "Moving from Ray Tune or Optuna" table says: suggest_* become hparams, trial.report
-becomes trial.report_metrics, and `raise optuna.TrialPruned()` becomes TrainingEndedEarly.
+becomes trial.report_metrics, and `raise optuna.TrialPruned()` becomes TrainingEndedEarly (or is
+kept: hparams prune_with "optuna").
 The per-layer sizes are flat names; the code reads those of the layers it builds."""
 import torch
 import torch.nn as nn
@@ -71,6 +72,10 @@ def objective(trial):
 
             trial.report_metrics(epoch + 1, accuracy=accuracy)  # trial.report(accuracy, epoch)
             if epoch >= 1 and accuracy < PRUNE_BELOW:  # if trial.should_prune():
+                if trial.hparams.get("prune_with") == "optuna":  # a habit kept from Optuna
+                    import optuna
+
+                    raise optuna.TrialPruned()
                 raise asha_hpc.TrainingEndedEarly(f"pruned: accuracy {accuracy:.3f}")
         start = segment.length
         with trial.save_checkpoint(length=start) as d:

@@ -4,7 +4,10 @@ ended with its last reported accuracy as its result (Optuna keeps a pruned trial
 intermediate value), not failed with no result."""
 from pathlib import Path
 
+import pytest
 import yaml
+
+from asha_hpc.protocol.journal import read_journal
 
 from conftest import require_module
 from helpers import cli, final_state
@@ -14,7 +17,10 @@ require_module("sklearn")
 FOREIGN = Path(__file__).parent.parent / "foreign"
 
 
-def test_trials_the_objective_prunes_mid_segment_end_with_their_last_value(tmp_path):
+@pytest.mark.parametrize("prune_with", ["asha", "optuna"])
+def test_trials_the_objective_prunes_mid_segment_end_with_their_last_value(tmp_path, prune_with):
+    if prune_with == "optuna":  # `raise optuna.TrialPruned()` kept: it means the same here
+        require_module("optuna", "test")
     units = {f"n_units_l{i}": {"type": "int", "minval": 4, "maxval": 128, "log": True}
              for i in range(3)}
     dropout = {f"dropout_l{i}": {"type": "double", "minval": 0.2, "maxval": 0.5}
@@ -28,7 +34,8 @@ def test_trials_the_objective_prunes_mid_segment_end_with_their_last_value(tmp_p
         "hyperparameters": {"n_layers": {"type": "int", "minval": 1, "maxval": 3}, **units,
                             **dropout,
                             "optimizer": {"type": "categorical", "vals": ["Adam", "SGD"]},
-                            "lr": {"type": "double", "minval": 1e-5, "maxval": 1e-1, "log": True}},
+                            "lr": {"type": "double", "minval": 1e-5, "maxval": 1e-1, "log": True},
+                            "prune_with": prune_with},
         "reproducibility": {"experiment_seed": 3}, "poll_interval_s": 0.2,
         "local": {"gpus": [], "max_parallel": 2, "workers": 0},
     }
@@ -44,3 +51,7 @@ def test_trials_the_objective_prunes_mid_segment_end_with_their_last_value(tmp_p
         assert t.rung_metrics[t.target] < 0.5  # its last accuracy, as reported
     assert st.ranked()[0].rung_metrics[8] > 0.9  # promoted trials went on from checkpoints
     assert "stopped (final at 2)" in cli("status", exp).stdout
+    if prune_with == "optuna":  # the journal says what it took the exception for
+        ended = [r for r in read_journal(exp / "journal.jsonl")[0] if r.get("ends_trial")]
+        assert {r["error"] for r in ended} == {
+            "optuna.TrialPruned (ended as asha_hpc.TrainingEndedEarly is)"}
