@@ -1657,4 +1657,5 @@ def progress_line(st: ExperimentState | None, now: float) -> str:
          if best else "no result yet")
     return (f"trials {c['total']}/{st.cfg.searcher.max_trials if st.cfg.searcher.name != 'grid' else '?'} "
             f"| running {c['running']} pending {c['pending'] + c['queued']} paused {c['paused']} "
-            f"done {c['completed'] + c['stopped']} failed {c['failed']} | rungs {rung} | {b}")
+            f"done {c['completed'] + c['stopped']} failed {c['failed']}"
+            + (f" invalid {c['invalid']}" if c["invalid"] else "") + f" | rungs {rung} | {b}")

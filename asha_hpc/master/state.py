@@ -94,6 +94,10 @@ LIVE = (QUEUED, PENDING, RUNNING)
 
 MAX_INFRA_RETRIES = 20  # resubmissions that are not the trial's fault (lost, preempted, ...)
 SAME_ERROR_TRIALS = 3  # first failures of this many trials, all alike and nothing worked: stop
+# rejected trials (InvalidHP) while no segment worked, and ten times as many as the trials
+# whose code accepted theirs: the code rejects whatever the search draws (a type or range the
+# config gets wrong), and the search would go on creating trials for ever
+ALL_INVALID_TRIALS = 50
 LEFT_STATE_SEGMENTS = 3  # failed in a reused warm worker, passed in a fresh process: say why
 # said once per search, by the master and in status's events
 IGNORED_CHECKPOINT = ("trial {trial} had a checkpoint to go on from ({name}) and its code never "
@@ -331,7 +335,21 @@ class ExperimentState:
                          f"all failed with the same error, and none continued from one "
                          f"successfully{where}: {error.rstrip('.')}. The code that restores a checkpoint "
                          f"fails")
-        return None
+        return None if self.worked else self._all_invalid()
+
+    def _all_invalid(self) -> tuple[int, str] | None:
+        """The code rejects (``InvalidHP``) whatever the search draws: ALL_INVALID_TRIALS."""
+        invalid = [t for t in self.trials.values() if t.status == INVALID]
+        accepted = sum(1 for t in self.trials.values() if t.status != INVALID and t.code_ran)
+        if len(invalid) < max(ALL_INVALID_TRIALS, 10 * accepted):
+            return None
+        last = max(invalid, key=lambda t: t.id)
+        return last.id, (f"{len(invalid)} trials raised InvalidHP and no segment of any trial "
+                         f"succeeded: the code rejects the configurations the search draws (the "
+                         f"last: {error_summary(last.error or 'InvalidHP')}). Check the "
+                         f"hyperparameters' types and ranges in the config against what the code "
+                         f"accepts (an integer the library needs, declared double; a range past "
+                         f"the library's limits)")
 
     def _twice_each(self) -> int | None:
         """A search of fewer trials than fail-fast compares (max_trials 1 or 2): how many it

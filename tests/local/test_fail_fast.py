@@ -156,6 +156,27 @@ def test_the_same_error_in_three_trials_stops_the_search(tmp_path):
     assert all("missing_helper" in f["error"] for f in status["failed_trials"])
 
 
+def test_a_search_whose_code_rejects_every_configuration_stops(tmp_path):
+    """XGBoost's "Invalid Parameter format for max_depth expect int" for every draw of a
+    max_depth the config declares double, turned into InvalidHP as the README says: each
+    rejected trial is replaced, so the search created trials for ever (thousands a minute)."""
+    bug = ('raise __import__("asha_hpc").InvalidHP("Invalid Parameter format for max_depth '
+           'expect int but value=\'" + str(trial.hparams["x"] * 8) + "\'")')
+    cfg = write(tmp_path, bug=bug, local={"gpus": [], "max_parallel": 2, "workers": 2})
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1, r.stderr
+    line = failure_line(r.stderr)
+    assert "trials raised InvalidHP and no segment of any trial succeeded" in line, line
+    assert "Invalid Parameter format for max_depth" in line and "types and ranges" in line
+    st = final(exp)
+    assert st.lifecycle == "failed"
+    assert 50 <= st.counts()["invalid"] <= 60  # a few more were in flight as it stopped
+    from asha_hpc.master.loop import progress_line  # the progress line counts them
+
+    assert f"failed 0 invalid {st.counts()['invalid']} |" in progress_line(st, 0.0)
+
+
 @pytest.mark.parametrize("entry", ["function", "command"])
 def test_a_bug_in_the_restore_path_stops_the_search_after_three_promotions(tmp_path, entry):
     # every first segment works; every trial that continues from its checkpoint fails the same
