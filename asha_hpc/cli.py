@@ -542,7 +542,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     atomic_write(Path(a.output), page, durable=False)  # a browser never reads half a page
     os.chmod(a.output, 0o644)
     if not a.quiet:
-        print(f"asha-hpc: wrote {a.output} (self-contained; open it in any browser)", file=sys.stderr)
+        print(f"asha-hpc: wrote {Path(a.output).resolve()} (self-contained; open it in any "
+              f"browser)", file=sys.stderr)
     return 0
 
 
@@ -831,7 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="one self-contained HTML file: plots, sortable trial table")
     p.add_argument("exp_dir")
-    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("-o", "--output", default="report.html",
+                   help="the file to write (default: report.html in the current folder; the "
+                        "running master keeps its own live one in the experiment folder)")
     p.add_argument("--curve-metric", help="metric of the learning curves")
     p.add_argument("--svg", action="store_true", help="draw the plots as SVG even with matplotlib")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -910,6 +913,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NO_WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+READING_COMMANDS = ("status", "best", "export", "plot", "report", "logs")  # write nothing there
 
 
 def _output_named(a: argparse.Namespace, filename: Any) -> str | None:
@@ -964,6 +968,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # the system names the file when it has one at hand; else the command's folder
         where = e.filename or str(Path(getattr(a, "exp_dir", None) or ".").resolve())
+        if e.errno in (errno.EACCES, errno.EPERM) and a.cmd in READING_COMMANDS:
+            # they write nothing there: what failed is a read, of a folder not shared with you
+            print(f"asha-hpc: error: cannot read {where}: {e.strerror}; the experiment is not "
+                  f"shared with you (asha-hpc makes experiment folders private to their owner): "
+                  f"ask its owner to share it (`chmod -R g+rX,o-w FOLDER` for their group), or "
+                  f"read a copy they make for you", file=sys.stderr)
+            return 1
         if e.errno in NO_WRITE_ERRNOS:  # someone else's experiment, a read-only mount
             print(f"asha-hpc: error: cannot write in {Path(where).parent}: {e.strerror}; "
                   f"`asha-hpc {a.cmd}` writes to the experiment folder: run it as the user who "

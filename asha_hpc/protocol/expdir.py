@@ -80,6 +80,10 @@ RUNS = "runs"  # in a trial's folder: one folder per attempt
 HEARTBEAT = "heartbeat"  # in a run folder: rewritten by its job's rank 0 while the job lives
 METRICS = "metrics.jsonl"  # in an attempt's run folder
 SUPERSEDED = "superseded"  # in a run folder: the master took that attempt for dead (its one file there)
+# files are readable where their folder is: an experiment's privacy is its 0700 folder, and one
+# its owner shared (`chmod -R g+rX`) stays shared as the master rewrites its files. Never
+# group-writable, whatever the umask: a pickle others could write would run as its owner
+FILE_MODE = 0o644
 FORMAT_FILE = "format"  # the folder's format: the release that last ran a master on it reads it
 # Raised when a file or record changes meaning so that an older release would misread it (a
 # result it would train again, a field it drops); that release then refuses the folder.
@@ -136,7 +140,7 @@ def atomic_write(path: Path, data: bytes, durable: bool = True, exclusive: bool 
     path = Path(path)
     tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:12]}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(str(tmp), flags, 0o600)
+    fd = os.open(str(tmp), flags, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -478,9 +482,16 @@ def experiment_folders(root: Path) -> list[Path]:
     """The experiment folders directly inside ``root``, newest first ([] when it cannot be
     read)."""
     try:
-        found = [p for p in Path(root).iterdir() if p.is_dir() and holds_experiment(p)]
+        subs = [p for p in Path(root).iterdir() if p.is_dir()]
     except OSError:
         return []
+    found = []
+    for p in subs:
+        try:
+            if holds_experiment(p):
+                found.append(p)
+        except OSError:  # one not shared with this user: the others are still listed
+            pass
     return sorted(found, key=lambda p: (-(folder_made(p) or 0.0), p.name))
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull, LeaseHeldError, shell_word
-from .expdir import sync_data
+from .expdir import FILE_MODE, sync_data
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Journal:
         # writer's records (a stale master's included)
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         try:
-            self._fd = os.open(str(self.path), flags, 0o600)
+            self._fd = os.open(str(self.path), flags, FILE_MODE)
             if os.fstat(self._fd).st_size > scan.good:
                 os.ftruncate(self._fd, scan.good)  # cut a torn tail before appending after it
         except OSError as e:

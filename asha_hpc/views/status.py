@@ -108,10 +108,17 @@ def experiments_in(path: Any) -> list[dict[str, Any]] | None:
         subs = [p for p in root.iterdir() if p.is_dir()]
     except OSError:
         return None
-    found = [p for p in subs if holds_experiment(p) or submitted_master(p) is not None]
+    found, closed = [], []
+    for p in subs:
+        try:
+            if holds_experiment(p) or submitted_master(p) is not None:
+                found.append(p)
+        except OSError as e:  # a folder not shared with this user: it may be one
+            closed.append((p, e))
     if not found:
         return None
-    rows = []
+    rows = [{"dir": str(p), "folder": p.name, "state": "unreadable",
+             "error": f"cannot read it: {e.strerror} (not shared with you)"} for p, e in closed]
     for p in found:
         row: dict[str, Any] = {"dir": str(p), "folder": p.name}
         try:

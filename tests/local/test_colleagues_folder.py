@@ -83,3 +83,52 @@ def test_a_new_search_inside_a_colleagues_folder_is_refused_in_one_line(shared_s
         f"asha-hpc: error: {target}: cannot create the experiment folder (Permission denied); "
         "choose another with --exp-dir")
     assert not target.exists()
+
+
+def test_a_folder_not_shared_is_one_line_and_a_folder_of_experiments_lists_the_others(
+        shared_search, tmp_path):
+    """A lab-mate reads the group's runs/ folder, where the newest search is still private
+    (0700, as asha-hpc makes it): its status says it is not shared with them (it said "cannot
+    write", for a read), and status of runs/ lists the shared ones (it stopped at the private
+    one and listed none)."""
+    private = shared_search.parent / "private"
+    shutil.copytree(shared_search, private)
+    for root, _dirs, files in os.walk(private):
+        for name in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(name, 65534, 65534)
+    os.chmod(private, 0o700)
+    r = _colleague("status", str(private), cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"asha-hpc: error: cannot read {private}") and "not shared" in line
+    assert "cannot write" not in line and "chmod -R g+rX" in line
+    r = _colleague("status", str(shared_search.parent), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.split()}
+    assert "completed" in rows[shared_search.name], r.stdout
+    assert "unreadable" in r.stdout and "not shared with you" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_the_master_writes_are_never_writable_by_others_and_readable_as_the_umask_says(
+        tmp_path, umask):
+    """The folder keeps an experiment private (0700); the files in it are created readable, so
+    that a folder its owner shared (`chmod -R g+rX`) stays shared as the master rewrites its
+    lease (which tells a reader that the master runs: 0600, a lab-mate's status said "stopped,
+    resume it" of a running search) and writes new trials' files."""
+    cfg = sim_cfg(trials=6, failure_rate=0.0)
+    old = os.umask(umask)
+    try:
+        exp = _create_experiment(cfg, tmp_path / "exp")
+        m = Master(exp, cfg, progress=lambda s: None)
+        assert m.start()
+        m.step()
+        modes = {p: p.stat().st_mode & 0o777 for p in exp.root.rglob("*") if p.is_file()}
+        assert exp.lease in modes and exp.journal in modes
+        m.run()
+    finally:
+        os.umask(old)
+    modes.update({p: p.stat().st_mode & 0o777 for p in exp.root.rglob("*") if p.is_file()})
+    assert all(mode & 0o022 == 0 for mode in modes.values()), modes  # never writable by others
+    assert {mode for mode in modes.values()} == {0o644 & ~umask}, modes
+    assert exp.root.stat().st_mode & 0o777 == 0o700  # private until its owner shares it
