@@ -36,6 +36,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     from .plan import plan, render_plan
 
     cfg = load_config(a.config)
+    _check_warm_start(cfg)  # what `run` would refuse, refused here too
     p = plan(cfg.searcher, cfg.space())
     p["warnings"] = _config_warnings(cfg) + p["warnings"]
     p["workers"] = cfg.workers_setting

@@ -442,6 +442,10 @@ def _point_value(param: Param, v: Any) -> tuple[bool, Any]:
         for w in param.vals:
             if w == v:
                 return True, copy.deepcopy(w)
+        for w in param.vals:  # a float a step wrote (Optuna's step=0.1: 0.30000000000000004)
+            if _is_num(v) and _is_num(w) \
+                    and math.isclose(float(v), float(w), rel_tol=1e-9, abs_tol=1e-12):
+                return True, copy.deepcopy(w)
         return False, (f"{shown(v)} is not one of the values ({', '.join(_fmt(w) for w in param.vals)})")
     if isinstance(param, Const):
         if v == param.val:
@@ -511,6 +515,13 @@ class _Parser:
             return self.typed(spec, path)
         if isinstance(spec, float) and not math.isfinite(spec):
             self.bad(path, f"a constant must be a finite number, got {shown(spec)}")
+            return None
+        inner = _spec_inside(spec, path) if isinstance(spec, list) else None
+        if inner is not None:  # one per layer, as Optuna's n_units_l{i}: not searched as written
+            self.bad(inner, "a search space inside a list is passed to the trial as it is "
+                     "written, not searched: declare one hyperparameter per element "
+                     "(n_units_l0: {type: int, ...}, n_units_l1: ...) and let the code build "
+                     "the list")
             return None
         return Const(spec)  # bare scalar or list
 

@@ -314,3 +314,20 @@ def test_best_points_lists_a_configuration_once(tmp_path):
     points = yaml.safe_load(text)["points_to_evaluate"]
     assert points == [{"depth": None, "bootstrap": True}, {"depth": 6, "bootstrap": False}]
     assert "# trial 2: the same point as trial 5 (loss 0.1 at length 16)" in text
+
+
+def test_a_point_from_optunas_step_grid_matches_the_value_it_stands_for():
+    """Optuna's suggest_float(..., step=0.1) stores 0.1 * 3 = 0.30000000000000004: an Optuna
+    trial pasted as a point matches the categorical's 0.3 (it was refused) and is drawn as 0.3;
+    a value that is not one of them is still refused."""
+    raw = raw_config(points_to_evaluate=[{"dropout": 0.1 * 3}])
+    raw["hyperparameters"] = dict(raw["hyperparameters"],
+                                  dropout={"type": "categorical",
+                                           "vals": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]})
+    cfg = parse_config(raw, "/tmp")
+    (point,) = cfg.searcher.points_to_evaluate
+    value, problems = cfg.space().check_point(point, "p")  # the point as the first trial's
+    assert problems == [] and repr(value["dropout"]) == "0.3"
+    raw["searcher"]["points_to_evaluate"] = [{"dropout": 0.31}]
+    with pytest.raises(ConfigError, match=r"dropout: 0.31 is not one of the values"):
+        parse_config(raw, "/tmp")

@@ -212,6 +212,8 @@ def test_a_folder_that_cannot_serve_is_refused_before_anything_exists(first, cap
     assert code != 0 and len(err) == 1, err
     assert err[0].startswith("asha-hpc: error: searcher.warm_start: ") and want in err[0]
     assert not (first / "b").exists()
+    assert main(["plan", str(first / "b.yaml")]) != 0  # plan refuses it alike
+    assert capsys.readouterr().err.strip().splitlines() == err
 
 
 def test_config_problems():

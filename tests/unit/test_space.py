@@ -162,6 +162,10 @@ BAD = [
         {"name": "adam"}]}},
      "hyperparameters.opt.vals[0].momentum: a search space inside a categorical value is passed "
      "to the trial as it is written, not searched"),
+    ({"n_units": [{"type": "int", "minval": 4, "maxval": 128}, {"type": "int", "minval": 4,
+                                                                  "maxval": 128}]},
+     "hyperparameters.n_units[0]: a search space inside a list is passed to the trial as it is "
+     "written, not searched: declare one hyperparameter per element"),
     ({"my.param": {"type": "double", "minval": 0, "maxval": 1},
       "my": {"param": {"type": "double", "minval": 5, "maxval": 6}}},
      "hyperparameters.my.param: two hyperparameters have this dotted name"),
