@@ -634,10 +634,21 @@ def cmd_submit(a: argparse.Namespace) -> int:
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
                                   template=Path(a.template) if a.template else None,
                                   extra=extra)
+    if a.retry_failed and not holds_experiment(exp_dir):
+        raise AshaError(f"--retry-failed: {exp_dir} holds no experiment yet; it retries the "
+                        f"failed trials of one that ran")
     if a.dry_run:
         sys.stdout.write(script)
         return 0
-    job = submit_master(script, exp_dir)
+    request = ExpDir(exp_dir.resolve()).retry_failed_request
+    if a.retry_failed:  # for the master the job starts (not for its requeues)
+        atomic_write(request, b"asked by submit\n")
+    try:
+        job = submit_master(script, exp_dir)
+    except AshaError:
+        if a.retry_failed:
+            request.unlink(missing_ok=True)
+        raise
     print(f"asha-hpc: master submitted as Slurm job {job}; experiment in {exp_dir.resolve()}\n"
           f"asha-hpc: watch it with `asha-hpc status {shell_word(exp_dir)}`")
     return 0
@@ -874,6 +885,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another sbatch option for the master's job (repeatable)")
     p.add_argument("--template", help="an sbatch template (default: sbatch_templates/master.sbatch)")
     p.add_argument("--dry-run", action="store_true", help="print the script instead of submitting")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="the master's job retries the failed trials once, as `resume "
+                        "--retry-failed` does (after a fix)")
     p.set_defaults(fn=cmd_submit)
 
     p = sub.add_parser("slurm-master")  # what master.sbatch runs; not for people

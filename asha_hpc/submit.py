@@ -151,3 +151,36 @@ def master_job_waiting(root: Path) -> tuple[str, str, str] | None:
         return None
     state, _, reason = lines[0].partition("|")
     return (job, state, reason) if state in WAITING_STATES else None
+
+
+def master_job_ended(job: str) -> str | None:
+    """How the master's job ``job`` ended ("CANCELLED by 1000", "FAILED", ...) once the
+    scheduler no longer has it queued or running; None while it does, or where neither squeue
+    nor sacct can say (each one call, 10 s at most)."""
+    import shutil
+
+    if not job or not _SAFE.fullmatch(job) or shutil.which("squeue") is None:
+        return None
+    try:
+        q = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = (q.stdout.strip().splitlines() or [""])[0]
+    if q.returncode == 0 and state in WAITING_STATES:
+        return None
+    if q.returncode == 0 and state:  # still listed, ended (within the scheduler's MinJobAge)
+        return state
+    if "invalid job id" not in q.stderr.lower() and q.returncode != 0:
+        return None  # the scheduler did not answer: nothing is known
+    if shutil.which("sacct") is not None:  # gone from squeue: accounting keeps how it ended
+        try:
+            a = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"],
+                               capture_output=True, text=True, timeout=10)
+            lines = a.stdout.strip().splitlines()
+            if a.returncode == 0 and lines:
+                return lines[0].strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return "ENDED"
+

@@ -377,15 +377,23 @@ class Master:
         self.state = st = replay(self.cfg, self.journal.records)
         if self._on_lease is not None:  # once the folder is this master's and its journal reads
             self._on_lease()
+        # `submit --retry-failed` leaves it for the master its job starts, once: a requeue of
+        # that job must not retry what failed after the fix
+        asked = self.exp.retry_failed_request.exists()
+        self.retry_failed = self.retry_failed or asked
         if self.retry_failed and st.lifecycle not in ("new", "cancelled"):
             failed = sorted(t.id for t in st.trials.values() if t.status == FAILED)
             # and the live ones whose last attempt failed (fail-fast stopped their retries)
             shown = sorted(t.id for t in st.trials.values() if st.status_of(t) == FAILED)
             if failed or st.lifecycle != "completed":
                 self._record(RetryFailed(trials=failed, before_fix_free=True))
-                self.progress(f"retrying {len(shown)} failed trial(s) from their latest "
-                              f"checkpoints" + (f" ({', '.join(map(str, shown))})" if shown else "")
-                              + "; every trial's restarts count from zero")
+                self.progress(
+                    (f"retrying {len(shown)} failed trial(s) from their latest checkpoints "
+                     f"({', '.join(map(str, shown))})" if shown else
+                     "no trial had failed for good: the search goes on, its interrupted trials "
+                     "from their latest checkpoints") + "; every trial's restarts count from zero")
+        if asked:
+            self.exp.retry_failed_request.unlink(missing_ok=True)
         if self.exp.max_compute_request.exists() and st.lifecycle != "new":
             self._take_max_compute_request()  # left for this master (the last one stopped
             # first), even where the cap it asks for continues a search that had ended
@@ -398,7 +406,10 @@ class Master:
         if st.lifecycle in ("completed", "cancelled", "failed"):
             hint = ""
             if st.lifecycle == "failed":
-                hint = "; once the cause is fixed, continue it with `asha-hpc resume DIR --retry-failed`"
+                root = shell_word(self.exp.root)
+                hint = (f"; once the cause is fixed, continue it with `asha-hpc resume {root} "
+                        f"--retry-failed` (or as a Slurm job: `asha-hpc submit "
+                        f"{shell_word(self.exp.config)} --exp-dir {root} --retry-failed`)")
             elif st.lifecycle == "completed" and self.retry_failed:
                 hint = " (no failed trial to retry)"
             elif st.lifecycle == "completed" and cancel_asked_at(self.exp) is None:

@@ -12,6 +12,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                both formats: requests.py)
     <exp>/readmit.request      `resume --readmit-node` asks a running master to take back
     <exp>/readmit.answer       excluded nodes, and its answer (as max_compute's)
+    <exp>/retry_failed.request `submit --retry-failed` asks the master its job starts to retry
+                               the failed trials (cli; the master journals it and removes it)
     <exp>/queue.json           why the scheduler keeps jobs pending, as the master last saw it
                                (master; queue.py)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
@@ -71,6 +73,7 @@ CANCEL_REQUEST = "cancel.request"
 MAX_COMPUTE_REQUEST = "max_compute.request"
 MAX_COMPUTE_ANSWER = "max_compute.answer"
 READMIT_REQUEST = "readmit.request"
+RETRY_FAILED_REQUEST = "retry_failed.request"
 READMIT_ANSWER = "readmit.answer"
 QUEUE = "queue.json"
 WORKERS = "workers"
@@ -340,6 +343,10 @@ class ExpDir:
     @property
     def cancel_request(self) -> Path:
         return self.root / CANCEL_REQUEST
+
+    @property
+    def retry_failed_request(self) -> Path:
+        return self.root / RETRY_FAILED_REQUEST
 
     @property
     def max_compute_request(self) -> Path:

@@ -94,9 +94,19 @@ def submitted_status(path: Any) -> dict[str, Any] | None:
             tail = lines[-1] if lines else None
         except OSError:
             pass
-    return {"state": "submitted", "dir": str(Path(path).resolve()), "slurm_job_id": waiting.job_id,
-            "master_log": str(waiting.log) if waiting.log else None, "master_log_last_line": tail,
-            "message": waiting.text()}
+    d = {"state": "submitted", "dir": str(Path(path).resolve()), "slurm_job_id": waiting.job_id,
+         "master_log": str(waiting.log) if waiting.log else None, "master_log_last_line": tail,
+         "message": waiting.text()}
+    from ..submit import master_job_ended
+
+    ended = master_job_ended(waiting.job_id) if waiting.job_id else None
+    if ended is not None:  # cancelled in the queue, or failed in its setup lines
+        log = f"; its log: {waiting.log}" if waiting.log else ""
+        d.update(state="ended", slurm_job_state=ended, message=(
+            f"the master's Slurm job {waiting.job_id} ended ({ended}) before it made the "
+            f"experiment{log}: no search runs here. `asha-hpc submit CONFIG --exp-dir "
+            f"{shell_word(d['dir'])}` sends a new one"))
+    return d
 
 
 def experiments_in(path: Any) -> list[dict[str, Any]] | None:

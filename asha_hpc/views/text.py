@@ -317,8 +317,9 @@ def agreement_lines(d: dict[str, Any]) -> list[str]:
 def render_status_text(d: dict[str, Any]) -> str:
     """The plain status: summary, the per-rung table, the top trials (with their log files),
     running trials, recent events."""
-    if d["state"] == "submitted":  # the master's job has not made the experiment yet
-        return "\n".join([f"experiment: {d['dir']} (not made yet)", f"state: submitted: {d['message']}"]
+    if d["state"] in ("submitted", "ended") and "metric" not in d:  # no experiment made yet
+        return "\n".join([f"experiment: {d['dir']} (not made yet)",
+                          f"state: {d['state']}: {d['message']}"]
                           + ([f"log's last line: {d['master_log_last_line']}"]
                              if d.get("master_log_last_line") else []))
     metric = d["metric"]
@@ -448,7 +449,7 @@ def rich_renderable(d: dict[str, Any]):
     from rich.table import Table
     from rich.text import Text
 
-    if d["state"] == "submitted":
+    if d["state"] in ("submitted", "ended") and "metric" not in d:
         return Text(render_status_text(d))
     metric = d["metric"]
     parts: list[Any] = [Text("\n".join(_summary_lines(d)))]

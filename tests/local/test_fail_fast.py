@@ -481,6 +481,45 @@ def test_fix_the_file_and_retry_failed_finishes_the_search(tmp_path):
     assert kinds.count("retry_failed") == 1 and kinds.index("aborted") < kinds.index("retry_failed")
 
 
+def test_submit_retry_failed_puts_a_failed_search_back_as_a_slurm_job_once(tmp_path):
+    """After the fix, `submit --retry-failed` (the master as a Slurm job; `sbatch` here a stand-in
+    that takes the script): the master the job starts retries the failed trials, once. Before,
+    submit had no such option, and the job's master ended at "experiment already failed"."""
+    import os
+    import stat
+    import sys
+
+    cfg = write(tmp_path, bug="raise NameError(\"name 'lr_schedule' is not defined\")")
+    exp = tmp_path / "run"
+    r = asha("run", cfg, "--exp-dir", exp)
+    assert r.returncode == 1
+    again = asha("resume", exp)  # what the stop line says: also the Slurm way on
+    assert f"asha-hpc submit {exp / 'experiment.yaml'} --exp-dir {exp} --retry-failed" \
+        in again.stderr, again.stderr
+    write(tmp_path)  # the fix
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 4711\n")
+    sbatch.chmod(sbatch.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")
+    fresh = run_cli("submit", cfg, "--exp-dir", tmp_path / "new", "--retry-failed", env=env)
+    assert fresh.returncode == 1 and "holds no experiment yet" in fresh.stderr
+    r = run_cli("submit", exp / "experiment.yaml", "--exp-dir", exp, "--retry-failed", env=env)
+    assert r.returncode == 0 and "Slurm job 4711" in r.stdout, r.stderr
+    assert (exp / "retry_failed.request").exists()
+    # what the job runs (its script's exec line), then the same again as after a requeue
+    line = [x for x in (exp / "master.sbatch").read_text().splitlines() if "slurm-master" in x][0]
+    args = line.split(" -m asha_hpc.cli ")[1].split()
+    first = asha(*args)
+    assert first.returncode == 0 and "retrying 3 failed trial(s)" in first.stderr, first.stderr
+    assert not (exp / "retry_failed.request").exists()
+    assert final(exp).lifecycle == "completed"
+    requeued = asha(*args)
+    assert requeued.returncode == 0 and "retrying" not in requeued.stderr
+    assert [x["kind"] for x in journal(exp)].count("retry_failed") == 1
+
+
 def test_retry_failed_continues_failed_trials_from_their_checkpoints(tmp_path):
     # the bug strikes promoted trials only (past the first rung): they fail for good, the
     # search finishes with failed trials; after the fix they continue where they stopped

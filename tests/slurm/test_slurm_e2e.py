@@ -246,6 +246,25 @@ def test_the_master_job_asks_for_no_more_than_its_partition_allows(tmp_path, loc
     assert bad.returncode != 0 and "--time 'two days': not a Slurm time limit" in bad.stderr
 
 
+def test_status_of_a_master_job_cancelled_before_it_started_says_it_ended(tmp_path, cleanup):
+    """``submit``, then ``scancel`` while the master's job still pends: status said "has not
+    started yet: squeue says why it waits" for ever; it now says the job ended, how (as
+    Slurm's accounting has it), and how to send a new one."""
+    cfg_path = make_experiment(tmp_path, "mcancel")
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    out = cli("submit", cfg_path, "--exp-dir", exp, "--sbatch", "begin=now+3600").stdout
+    job = re.search(r"Slurm job (\d+)", out).group(1)
+    assert "state: submitted: Slurm job" in cli("status", exp).stdout
+    subprocess.run(["scancel", job], check=True)
+    wait_until(lambda: status_json(exp)["state"] == "ended", 60, "status to see the job ended")
+    d = status_json(exp)
+    assert d["slurm_job_state"].startswith("CANCELLED"), d
+    text = cli("status", exp).stdout
+    assert f"state: ended: the master's Slurm job {job} ended (CANCELLED" in text, text
+    assert f"asha-hpc submit CONFIG --exp-dir {exp}" in text
+
+
 def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
     """``asha-hpc submit``: the master runs as a Slurm job. ``scontrol requeue`` (SIGTERM: the
     master stops cleanly, Slurm requeues it) and then the time-limit signal (USR2 to the batch
