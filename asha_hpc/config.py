@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, shown
+from .master.timelimits import SIGNAL_EARLY_S
 from .space import _is_int
 
 SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
@@ -816,6 +817,18 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
         c.bad(f"{p}.signal_delay_s", f"{s.signal_delay_s} s is not less than timeout_min "
               f"({s.timeout_min} min): every job would be told to stop as it starts; lower it "
               f"or raise timeout_min")
+    elif isinstance(s.timeout_min, int) and \
+            s.signal_delay_s + SIGNAL_EARLY_S > 60 * s.timeout_min / 2:
+        # Slurm sends the signal up to a minute early: most of each job would go to start-up,
+        # stopping and the retries after it
+        left = max(0, 60 * s.timeout_min - s.signal_delay_s - int(SIGNAL_EARLY_S))
+        c.warnings.append(
+            f"{p}.signal_delay_s: a job of timeout_min {s.timeout_min} gets SIGUSR2 "
+            f"{s.signal_delay_s} s before its limit, and Slurm may send it up to "
+            f"{SIGNAL_EARLY_S:.0f} s earlier: {left}-{60 * s.timeout_min - s.signal_delay_s} s of "
+            f"each job are left for start-up and training, and a segment takes many jobs. "
+            f"Raise timeout_min, or lower signal_delay_s (the time a checkpoint takes, plus a "
+            f"margin)")
     s.workers = _workers(c, d, p)
     s.trials_per_gpu = c.get(d, "trials_per_gpu", p, _is_int, "an integer", 1, _at_least(1))
     if isinstance(s.workers, int) and s.workers:

@@ -152,6 +152,21 @@ def test_a_stop_signal_as_long_as_the_time_limit_is_refused():
     assert parse_config(raw, "/tmp").slurm.signal_delay_s == 20
 
 
+@pytest.mark.parametrize("minutes,warned", [(2, True), (4, True), (5, False), (30, False)])
+def test_a_stop_signal_that_leaves_a_short_job_little_time_is_warned_about(minutes, warned):
+    """The default 90 s with timeout_min 2: Slurm's USR2 came 25-30 s into each job, which
+    trained 0-2 epochs after its start-up, and a 16-epoch trial took 20 jobs; nothing said so."""
+    raw = dict(GOOD, backend="slurm", slurm={"timeout_min": minutes})
+    got = [w for w in parse_config(raw, "/tmp").warnings if w.startswith("slurm.signal_delay_s")]
+    assert bool(got) == warned, got
+    if minutes == 2:
+        assert got == [
+            "slurm.signal_delay_s: a job of timeout_min 2 gets SIGUSR2 90 s before its limit, and "
+            "Slurm may send it up to 60 s earlier: 0-30 s of each job are left for start-up and "
+            "training, and a segment takes many jobs. Raise timeout_min, or lower "
+            "signal_delay_s (the time a checkpoint takes, plus a margin)"]
+
+
 def test_a_grid_search_says_what_it_ignores_and_where_early_stopping_is():
     """Ray's tune.grid_search with an ASHAScheduler stops points early; asha_hpc's grid trains
     every point to max_length: divisor and max_trials are said to do nothing."""
