@@ -629,6 +629,14 @@ def cmd_submit(a: argparse.Namespace) -> int:
     exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
     if holds_experiment(exp_dir):  # the master's job resumes it, with its own config
         _check_resubmit(cfg, Path(a.config), exp_dir)
+    from .submit import master_job_waiting
+
+    waiting = master_job_waiting(exp_dir) if not a.dry_run else None
+    if waiting is not None:  # a second job would fail as a second master, or race the first
+        job, state, _ = waiting
+        raise AshaError(f"{exp_dir}: the master's Slurm job {job} for this folder is already "
+                        f"{state.lower()}: it starts (or resumes) the search; watch it with "
+                        f"`asha-hpc status {shell_word(exp_dir)}`, or `scancel {job}` first")
     extra = master_options(cfg, a.account, a.qos, a.sbatch or [])
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,

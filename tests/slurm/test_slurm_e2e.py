@@ -249,13 +249,18 @@ def test_the_master_job_asks_for_no_more_than_its_partition_allows(tmp_path, loc
 def test_status_of_a_master_job_cancelled_before_it_started_says_it_ended(tmp_path, cleanup):
     """``submit``, then ``scancel`` while the master's job still pends: status said "has not
     started yet: squeue says why it waits" for ever; it now says the job ended, how (as
-    Slurm's accounting has it), and how to send a new one."""
+    Slurm's accounting has it), and how to send a new one. A second ``submit`` while the first
+    job pends is refused (it replaced the first's id in master.job)."""
     cfg_path = make_experiment(tmp_path, "mcancel")
     cleanup[0].append(exp_name(cfg_path))
     exp = tmp_path / "run"
     out = cli("submit", cfg_path, "--exp-dir", exp, "--sbatch", "begin=now+3600").stdout
     job = re.search(r"Slurm job (\d+)", out).group(1)
     assert "state: submitted: Slurm job" in cli("status", exp).stdout
+    again = cli("submit", cfg_path, "--exp-dir", exp, check=False)  # master.job kept its id
+    assert again.returncode == 1 and f"the master's Slurm job {job} for this folder is already " \
+        "pending" in again.stderr, again.stderr
+    assert (exp / "master.job").read_text().strip() == job
     subprocess.run(["scancel", job], check=True)
     wait_until(lambda: status_json(exp)["state"] == "ended", 60, "status to see the job ended")
     d = status_json(exp)
