@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from ..job import notes
 from ..job.command_trial import command_trial, outside_any_job
 from ..job.trial import Trial, _torch_dist
 from .segments import IntegrationError, SegmentWalk, ended_early
@@ -109,11 +109,11 @@ class AshaCallback(TrainerCallback):
         if self.trial.rank == 0 and state.global_step == 0 and own not in (out, *out.parents):
             # the tutorials' output_dir="test_trainer": the trial's own checkpoints are safe
             # (they go through the run folder), not its save_steps ones
-            print(f"asha_hpc: warning: TrainingArguments(output_dir={args.output_dir!r}) lies "
-                  f"outside trial {self.trial.id}'s folder: every trial writes its save_steps "
-                  f"checkpoints there, and save_total_limit removes the others'. Pass "
-                  f"output_dir=str(trial.dir / 'out') (a command: --output_dir "
-                  f"${{ASHA_TRIAL_DIR}}/out)", file=sys.stderr, flush=True)
+            notes.warn(f"TrainingArguments(output_dir={args.output_dir!r}) lies outside trial "
+                       f"{self.trial.id}'s folder: every trial writes its save_steps checkpoints "
+                       f"there, and save_total_limit removes the others'. Pass "
+                       f"output_dir=str(trial.dir / 'out') (a command: --output_dir "
+                       f"${{ASHA_TRIAL_DIR}}/out)")
         if not self._walk.start(state.global_step,
                                 "pass trainer.train(resume_from_checkpoint=cb.resume_from)"):
             control.should_training_stop = True

@@ -93,7 +93,7 @@ from ..protocol.logmarks import banner
 from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import as_number
 from ..protocol.pids import kill_tree
-from . import command_trial
+from . import command_trial, notes
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
@@ -489,6 +489,7 @@ class _Session:
         spec = att.spec
         assert spec is not None
         out = _Outcome()
+        notes.take()  # a warm worker's earlier call's are not this attempt's
         if self.ranks.rank == 0:  # newer checkpoints it cannot go on from (status says so)
             att.skipped = newest_checkpoint(att.trial.dir / CHECKPOINTS)[1]
         start, start_length = att.control.latest_checkpoint()
@@ -721,6 +722,9 @@ class _Session:
             body["failed_node"] = out.failed_node
         if att.skipped:
             body["skipped_checkpoints"] = att.skipped[:3]
+        warned = notes.take()
+        if warned:  # the master says each kind once: people watch it, not this log
+            body["warnings"] = warned
         if att.unread is not None and out.status == "completed" and (
                 _curve_started_again(att.trial) if isinstance(spec.entrypoint, list)
                 else not att.trial.asked_for_checkpoint):
@@ -1200,6 +1204,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
                 shutil.move(str(item), str(path / item.name))
     elif rc == 0 and spec.max_length is not None and spec.length < spec.max_length:
         # a checkpoint callback left at its default path (Keras's, the script's own folder)
+        # (the master says "no checkpoint" itself, from the result's no_checkpoint)
         print(f"asha_hpc: warning: the command left ASHA_CHECKPOINT_DIR ({out_ckpt}) empty: "
               f"this segment has no checkpoint, and a promoted trial trains again from the "
               f"start. Save the model there (a checkpoint callback's path, torch.save(...)); "

@@ -30,6 +30,7 @@ from ..errors import AttemptSuperseded, FatalTrialError, MetricNotReported, show
 from ..protocol.checkpoints import MANIFEST, checkpoint_length, latest_checkpoint
 from ..protocol.expdir import CHECKPOINTS, METRICS, fsync_dir, superseded, sync_data
 from ..protocol.metrics import as_number, merge_metrics, plain_metrics
+from . import notes
 from .ranks import PeerGone
 
 if TYPE_CHECKING:
@@ -417,17 +418,16 @@ class Trial:
         foreign = [k for k in RAY_RESULT_KEYS if k in plain and k != self.metric]
         if foreign and not self._said_foreign and self.rank == 0:
             self._said_foreign = True
-            print(f"asha_hpc: warning: segment.report() got {_names(foreign)}: Ray Tune's "
-                  f"words, metrics like any other here. To end the trial's training, raise "
-                  f"asha_hpc.TrainingEndedEarly after the report; its checkpoint is what "
-                  f"trial.save_checkpoint() published", file=sys.stderr, flush=True)
+            notes.warn(f"segment.report() got {_names(foreign)}: Ray Tune's words, metrics like "
+                       f"any other here. To end the trial's training, raise "
+                       f"asha_hpc.TrainingEndedEarly after the report; its checkpoint is what "
+                       f"trial.save_checkpoint() published")
         if seg.reported is not None and not self._said_again:
             self._said_again = True
-            print(f"asha_hpc: warning: segment.report() again for the segment to length "
-                  f"{seg.length}: the last call's metrics are the segment's result. Report once, "
-                  f"at the segment's end; points along the way (every epoch, as Ray's "
-                  f"train.report or Optuna's trial.report) go to trial.report_metrics(step, ...)",
-                  file=sys.stderr, flush=True)
+            notes.warn(f"segment.report() again for the segment to length {seg.length}: the "
+                       f"last call's metrics are the segment's result. Report once, at the "
+                       f"segment's end; points along the way (every epoch, as Ray's train.report "
+                       f"or Optuna's trial.report) go to trial.report_metrics(step, ...)")
         lengths = [x for x in (self._saved_length, self._saving_length) if x is not None]
         saved = max(lengths) if lengths else None
         short = saved is not None and saved < seg.length
@@ -453,12 +453,13 @@ class Trial:
         report followed by TrainingEndedEarly is a final model's, and gets no note)."""
         if seg.reported is None or seg.short_of is None:
             return
-        print(f"asha_hpc: warning: segment.report() for the segment to length {seg.length}, but "
-              f"the checkpoint saved last holds {seg.short_of}: the result counts at {seg.length}, "
-              f"and the trial goes on from {seg.short_of}. Report once the loop reached the "
-              f"segment's length; if training ended early on purpose (a library's early "
-              f"stopping), raise asha_hpc.TrainingEndedEarly right after the report: the model is "
-              f"final, and its result stands for any promotion", file=sys.stderr, flush=True)
+        notes.warn(f"segment.report() for the segment to length {seg.length}, but the checkpoint "
+                   f"saved last holds {seg.short_of}: the result counts at {seg.length}, and the "
+                   f"trial goes on from {seg.short_of}. Report once the loop reached the "
+                   f"segment's length, and give save_checkpoint(length=) the units trained (epoch "
+                   f"+ 1 in a 0-based loop); if training ended early on purpose (a library's early "
+                   f"stopping), raise asha_hpc.TrainingEndedEarly right after the report: the "
+                   f"model is final, and its result stands for any promotion")
         seg.short_of = None
 
     @property

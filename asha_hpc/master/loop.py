@@ -103,6 +103,7 @@ from .state import (
     cap_change,
     config_hash,
     config_pin,
+    error_signature,
     error_summary,
     replay,
 )
@@ -259,6 +260,7 @@ class Master:
         self._rejected = 0  # inbox files rejected by this master
         self._unreadable: dict[str, str] = {}  # attempt key -> why its result could not be read
         self._full: DiskFull | None = None  # a full filesystem: no new work until room
+        self._warned: set[str] = set()  # kinds of the code's warnings said (_code_warnings)
         self._full_looked = 0.0
 
     # ------------------------------------------------------------------ journal
@@ -773,6 +775,8 @@ class Master:
         for r in recs:
             if isinstance(r, records.Result) and r.disk_full:
                 self._disk_full(r.disk_full)
+            if isinstance(r, records.Result) and r.warnings:
+                self._code_warnings(r.trial, r.warnings)
         if recs:
             self._record(*recs, sync=False)
         if any(adopted):  # the retries that had not started are not needed any more
@@ -813,6 +817,17 @@ class Master:
         elif self._rejected == KEEP_REJECTED + 1:
             log.warning("%s: more than %d rejected inbox files: the next are removed, unlogged",
                         self.exp.inbox, KEEP_REJECTED)
+
+    def _code_warnings(self, trial: int, said: list[str]) -> None:
+        """What a trial's job noticed about its code (job/notes.py): each kind once per master
+        (the same mistake in every trial differs only in its numbers and paths)."""
+        for text in said:
+            kind = error_signature(text)
+            if kind in self._warned:
+                continue
+            self._warned.add(kind)
+            self.progress(f"warning from trial {trial}'s code (said once; more in `asha-hpc logs "
+                          f"{shell_word(self.exp.root)} {trial} --err`): {text}")
 
     def _disk_full(self, full: dict[str, Any]) -> None:
         """A job hit a full disk or quota: hand out no work until there is room (said once)."""

@@ -172,6 +172,9 @@ class Result(Started):
             extra["restored"] = True
         if body.get("reused") is True:  # a warm worker's process that had run other calls
             extra["reused"] = True
+        said = body.get("warnings")  # the code's mistakes its job noticed (job/notes.py)
+        if isinstance(said, list) and said and all(isinstance(x, str) for x in said):
+            extra["warnings"] = [x[:MAX_TEXT] for x in said[:3]]
         skipped = body.get("skipped_checkpoints")
         if isinstance(skipped, list) and skipped and all(isinstance(x, str) for x in skipped):
             extra["skipped_checkpoints"] = [x[:MAX_TEXT] for x in skipped[:3]]

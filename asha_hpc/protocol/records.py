@@ -246,6 +246,7 @@ class Result(Started):
     waiting: bool | None = optional()
     handoff: int | None = optional()  # the slot format its waiting job reads (handoff.VERSION)
     disk_full: dict[str, Any] | None = optional()
+    warnings: list[str] | None = optional()  # the code's mistakes its job noticed (job/notes.py)
     adopted: bool = optional(False)
     # the node of a rank of the trial that died silently and so failed the attempt, when it is
     # not the reporting rank's (``host``): the node the failure is held against
