@@ -553,6 +553,11 @@ def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], l
     return ended, sorted(set(started) - set(ended))
 
 
+def _held_past(t: TrialState) -> dict[str, int]:
+    n = checkpoint_length(Path(t.checkpoint)) if t.checkpoint else None
+    return {"checkpoint_length": n} if n is not None and n > t.length else {}
+
+
 def held_short(t: TrialState) -> int | None:
     """The length the trial's checkpoint holds where it is short of what its result counts
     for (the code reported at 64 after its last save at 17: a library's early stopping it did
@@ -635,6 +640,9 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "failed_trials": [{"trial_id": t.id, "length": t.length, "restarts": t.restarts,
                            # attempts that ended without counting against max_restarts
                            "not_counted": t.infra_retries,
+                           # trained past its last result before it failed (saved, then
+                           # crashed): --retry-failed goes on from there
+                           **_held_past(t),
                            "error": error_summary(t.error)}
                           for t in sorted(st.trials.values(), key=lambda t: t.id)
                           if st.status_of(t) == FAILED][-FAILED_N:],
@@ -806,6 +814,8 @@ def best_rows(exp: ExpDir, st: ExperimentState, records: list[dict[str, Any]],
         # checkpointer wrote after the save had ended): asha_hpc's jobs would skip it
         problem = checkpoint_problem(Path(ckpt)) if ckpt is not None and not missing else None
         rows.append({"trial_id": t.id, "metric": finite_float(t.metric), "hparams": t.hparams,
+                     # ASHA_TRIAL_SEED, trial.seed: to train it again alike (export's column)
+                     "seed": trial_seed(st.cfg.experiment_seed, t.id),
                      "checkpoint": ckpt, "checkpoint_missing": missing,
                      **({"checkpoint_problem": problem} if problem else {}),
                      # the newest checkpoint's length, where it is not the result's

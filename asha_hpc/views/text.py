@@ -363,6 +363,8 @@ def render_status_text(d: dict[str, Any]) -> str:
         for f in failed:
             n, k = f["restarts"], f.get("not_counted") or 0
             lines.append(f"  trial {f['trial_id']} at length {f['length']}"
+                         + (f" (its checkpoint holds {f['checkpoint_length']})"
+                            if f.get("checkpoint_length") else "")
                          + (f", after {n} failed attempt{'' if n == 1 else 's'}" if n else "")
                          + (f" (and {k} that did not count: preempted, lost or out of time, "
                             "or failed in a reused warm worker)" if n and k else "")

@@ -63,7 +63,7 @@ def test_full_search_status_best_export(tmp_path):
     best[0]["checkpoint"] = str(ckpt)
     assert "(missing: removed or moved since)" in cli("best", exp).stdout.split("\n\n")[0]
     assert json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint_missing"] is True
-    assert set(best[0]) >= {"trial_id", "metric", "hparams", "checkpoint", "length"}
+    assert set(best[0]) >= {"trial_id", "metric", "hparams", "checkpoint", "length", "seed"}
     csv_text = cli("export", exp, "--format", "csv").stdout
     assert csv_text.splitlines()[0].startswith("trial_id,") and "hparams.x" in csv_text.splitlines()[0]
     assert len(csv_text.splitlines()) == 9

@@ -43,3 +43,21 @@ def test_one_failed_attempt_is_not_called_restarts():
     st = replay(dataclasses.replace(CFG, max_restarts=0), attempts("error"))
     assert any(text.startswith("trial 1 failed for good after 1 failed attempt (max_restarts 0)")
                for _, text in st.events), st.events
+
+
+def test_a_failed_trials_checkpoint_past_its_last_result_is_named(tmp_path):
+    """It saved at 16 and then crashed, every attempt: "trial 1 at length 0" alone hid that
+    `--retry-failed` goes on from 16, not from the start."""
+    from asha_hpc.protocol.checkpoints import MANIFEST
+
+    exp = ExpDir.create(tmp_path / "e")
+    ckpt = exp.checkpoints(1) / "c16"
+    ckpt.mkdir(parents=True)
+    (ckpt / MANIFEST).write_text('{"length": 16, "files": {}}')
+    recs = [dict(r, checkpoint=str(ckpt)) if r["kind"] == "result" else r
+            for r in attempts("error", "error")]
+    st = replay(CFG, recs)
+    d = status_dict(exp, CFG, st, recs)
+    assert d["failed_trials"][0]["checkpoint_length"] == 16, d["failed_trials"]
+    assert "trial 1 at length 0 (its checkpoint holds 16), after 2 failed attempts" in \
+        render_status_text(d)
