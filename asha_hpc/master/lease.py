@@ -50,7 +50,8 @@ class Lease:
     def _body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "token": self.token,
                 "started": self.started, "heartbeat": time.time(), "epoch": self.epoch,
-                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "pidns": self.pidns}
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "pidns": self.pidns,
+                "dir": str(self.path.parent.resolve())}
 
     def holder(self) -> dict[str, Any] | None:
         body, _ = read_json(self.path)
@@ -74,6 +75,9 @@ class Lease:
         known; a heartbeat old by this host's clock but a file written since is a clock
         difference between hosts, not a dead master."""
         age = time.time() - float(h.get("heartbeat", 0) or 0)
+        copied = _copied_from(h.get("dir"), self.path.parent)
+        if copied is not None:  # rsync or cp -a of a running search: the copy has no master
+            return f"it runs the experiment in {copied}; this folder is a copy of that one"
         job = os.environ.get("SLURM_JOB_ID")
         if job and h.get("slurm_job_id") == job and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
             return f"it was this Slurm job ({job}) before it was requeued"
@@ -189,6 +193,18 @@ class Lease:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _copied_from(held: Any, here: Path) -> str | None:
+    """The folder the lease's master runs, where that is another folder on this host than
+    ``here`` (the lease was copied with the experiment); None where it is this one, or cannot
+    be told (another host's mount, a lease of an earlier release without ``dir``)."""
+    if not isinstance(held, str) or not held:
+        return None
+    try:
+        return None if os.path.samefile(held, here) else held
+    except OSError:  # not here (another host's path): its heartbeat tells
+        return None
 
 
 def _lower_epoch(h: dict[str, Any], epoch: int) -> bool:

@@ -655,6 +655,23 @@ def test_status_of_a_frozen_master_says_its_lease_is_not_renewed(tmp_path):
         master.kill()
 
 
+def test_a_copy_of_a_running_search_is_not_said_to_run(tmp_path):
+    """`cp -a` (or rsync) of a running search, on the same host: the copy's lease names the
+    original's master, whose pid lives, so status of the copy said "running" with that pid
+    until the original ended. The lease says which folder its master runs."""
+    exp, master, trial_dir = _master_with_a_trial_training(tmp_path, "copied")
+    try:
+        copy = tmp_path / "copy"
+        shutil.copytree(exp, copy, symlinks=True)
+        assert json.loads(cli("status", exp, "--json").stdout)["state"] == "running"
+        d = json.loads(cli("status", copy, "--json").stdout)
+        assert d["state"] == "stopped" and d["master"] is None, d
+        (trial_dir / "go").touch()
+        assert master.wait(timeout=120) == 0
+    finally:
+        master.kill()
+
+
 def test_status_without_a_master_counts_jobs_that_started_since_it_stopped(tmp_path):
     """The master submitted a job and stopped before the job started: the job's ``started``
     message waits in the inbox, and status says so instead of counting the trial as pending
