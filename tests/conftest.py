@@ -134,15 +134,17 @@ def tmp_exp_dir(tmp_path: Path) -> Path:
     return exp
 
 
-def require_module(name: str, extra: str = "examples"):
+def require_module(name: str, extra: str = "examples", package: str | None = None):
     """Import an optional dependency a test needs (torch, sklearn): skip with the install
-    command when it is missing, but fail under CI, where .ci/run installs it."""
+    command when it is missing, but fail under CI, where .ci/run installs it. ``package``: a
+    package of no extra, installed by name (pip install PACKAGE)."""
     import importlib
 
     try:
         return importlib.import_module(name)
     except ImportError:
-        msg = f"{name} is not installed: pip install -e '.[{extra}]'"
+        msg = (f"{name} is not installed: pip install {package}" if package else
+               f"{name} is not installed: pip install -e '.[{extra}]'")
         if _in_ci():
             pytest.fail(f"{msg} (CI installs it in .ci/run)", pytrace=False)
         pytest.skip(msg, allow_module_level=True)
