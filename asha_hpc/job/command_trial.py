@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import FatalTrialError, TrainingEndedEarly, ended_early_by_optuna
 from ..protocol.expdir import fsync_dir
+from . import notes
 from .job_report import append_report
 from .trial import Segment, Trial, _torch_dist
 
@@ -129,6 +130,7 @@ class CommandTrial(Trial):
         self._stop_looked = 0.0
         if self.rank == 0:
             _say_ended_early_on_exit(self)
+            notes.forward = lambda text: self._line({"warning": text})
 
     @property
     def latest_checkpoint(self) -> Path | None:

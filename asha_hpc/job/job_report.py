@@ -45,6 +45,7 @@ class ReportFile:
     reached: int | None = None  # the length the command's checkpoint holds
     ended_early: str | None = None  # why the command ended the trial before the segment's end
     fatal: str | None = None  # an error every trial would repeat (a callback used wrongly)
+    warnings: list[str] = field(default_factory=list)  # the code's mistakes (job/notes.py)
     # the newest entry of the checkpoint folder the command said is complete, and the length it
     # holds: the trial keeps it even if the command fails later
     saved: str | None = None
@@ -108,7 +109,9 @@ class ReportReader:
         if not isinstance(got, dict):
             print(f'{where} "metrics" must be an object of name: value, ignored', file=sys.stderr)
             got = {}
-        if "invalid_hp" in rec:
+        if "warning" in rec:  # AshaCallback's, in the command's process
+            out.warnings.append(str(rec["warning"]))
+        elif "invalid_hp" in rec:
             out.invalid = str(rec["invalid_hp"])
         elif "ended_early" in rec:
             out.ended_early = str(rec["ended_early"])

@@ -1192,6 +1192,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     tail.join()
     follower.finish()
     got = follower.reader.got
+    for text in got.warnings:  # the command's log has them: they go with the result too
+        notes.carry(text)
     metrics = got.metrics
     # what a command that failed left in its checkpoint folder may be half-written (killed in
     # the middle of a save): the trial's latest checkpoint stays the one before. Not after an

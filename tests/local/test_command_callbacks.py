@@ -23,7 +23,7 @@ require_module("accelerate")
 SCRIPT = Path(__file__).parent.parent / "foreign" / "hf_cli_classifier.py"
 
 
-def command_search(tmp_path, hparams=None, flags=()):
+def command_search(tmp_path, hparams=None, flags=(), said=None):
     cfg = {
         "name": "hf_cli",
         "entrypoint": {"command": [
@@ -42,7 +42,9 @@ def command_search(tmp_path, hparams=None, flags=()):
         "local": {"gpus": [], "max_parallel": 2},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    if said is not None:  # the master's lines
+        said.append(r.stderr)
     return final_state(tmp_path / "e")[1]
 
 
@@ -197,3 +199,17 @@ print(L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=Fa
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout.split()[-1]) == pytest.approx(best.metric, rel=1e-5)
+
+
+def test_a_commands_output_dir_shared_by_every_trial_is_said_once_by_the_master(tmp_path):
+    """The tutorials' fixed --output_dir, shared by every trial's save_steps checkpoints: the
+    callback in the command's process notices it; the master says it once for the search (it
+    was in each job's log only)."""
+    said: list[str] = []
+    st = command_search(tmp_path, flags=("--output_dir", str(tmp_path / "test_trainer")),
+                        said=said)
+    assert st.lifecycle == "completed"
+    lines = [x for x in said[0].splitlines() if "'s code (said once" in x]
+    assert len(lines) == 1 and "lies outside trial" in lines[0] and "test_trainer" in lines[0], \
+        said[0]
+

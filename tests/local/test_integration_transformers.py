@@ -65,10 +65,12 @@ def test_foreign_causal_lm_script(tmp_path):
         "local": {"gpus": [], "max_parallel": 2},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
     assert max(t.length for t in st.trials.values()) == 20
+    # and by the master, once for the search (each trial's names its own number)
+    assert r.stderr.count("TrainingArguments(output_dir='gpt2-arith') lies outside trial") == 1
     for t in st.trials.values():
         log = (tmp_path / "e" / "trials" / f"{t.id:05d}" / "trained.jsonl").read_text().splitlines()
         assert [json.loads(x)["step"] for x in log] == list(range(1, t.length + 1)), t.id
