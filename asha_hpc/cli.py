@@ -136,6 +136,24 @@ def cmd_run(a: argparse.Namespace) -> int:
                   warm_start=warm)
 
 
+def _refuse_someone_elses_running(root: Path) -> None:
+    """``resume`` of another user's search that its master runs now: say so, rather than "copy
+    the experiment as yourself", which would start a second search of it."""
+    from .protocol.expdir import check_owned
+    from .views.status import master_alive
+
+    try:
+        if not holds_experiment(root) or check_owned(root) is None:
+            return
+    except OSError:
+        return  # ExpDir.open names what cannot be read
+    holder = master_alive(ExpDir(root.resolve()))
+    if holder:
+        raise AshaError(f"{root.resolve()}: a {_master_name(holder)} of its owner runs this "
+                        f"search now; only its owner can resume or cancel it. Watch it with "
+                        f"`asha-hpc status {shell_word(root.resolve())}`")
+
+
 def _refuse_running(root: Path) -> None:
     """``run`` into a folder whose search a master is running now: say so, rather than "resume
     it" (which that master refuses)."""
@@ -196,6 +214,7 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
+    _refuse_someone_elses_running(Path(a.exp_dir))
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
     readmit = sorted(set(a.readmit_node or []))

@@ -132,3 +132,22 @@ def test_files_the_master_writes_are_never_writable_by_others_and_readable_as_th
     assert all(mode & 0o022 == 0 for mode in modes.values()), modes  # never writable by others
     assert {mode for mode in modes.values()} == {0o644 & ~umask}, modes
     assert exp.root.stat().st_mode & 0o777 == 0o700  # private until its owner shares it
+
+
+def test_resume_of_a_colleagues_running_search_says_it_runs(shared_search, tmp_path):
+    """A lab-mate's `resume` of a search whose master runs now: it said "copy the experiment
+    as yourself", which would start a second search of it; it says the owner's master runs it."""
+    from asha_hpc.master.lease import Lease
+    from asha_hpc.protocol.expdir import ExpDir
+
+    lease = Lease(ExpDir(shared_search).lease)
+    lease.acquire()  # this process stands for the owner's master
+    try:
+        os.chown(lease.path, 65534, 65534)
+        r = _colleague("resume", str(shared_search), cwd=tmp_path)
+        assert r.returncode == 1, r.stderr[-2000:]
+        (line,) = r.stderr.strip().splitlines()
+        assert f"{shared_search}: a master (host " in line and "of its owner runs this search " \
+            "now; only its owner can resume or cancel it" in line and "copy" not in line, line
+    finally:
+        lease.release()
