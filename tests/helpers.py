@@ -337,3 +337,17 @@ def train(trial):
                 f.write(f"{os.getpid()} {epoch}\\n")
         segment.report(loss=1.0 / epoch)
 '''
+
+
+def fake_slurm_command(tmp_path, name: str, script: str) -> tuple[Path, dict[str, str]]:
+    """A stand-in for a Slurm command (``sbatch``, ``squeue``): a shell ``script`` in
+    ``tmp_path/bin``; returns its path and an environment whose PATH holds only it and this
+    Python (no other Slurm command answers, nor hangs on a cluster that is down)."""
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text(f"#!/bin/sh\n{script}")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path, dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")

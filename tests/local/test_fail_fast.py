@@ -15,7 +15,7 @@ from asha_hpc.protocol.journal import read_journal
 from asha_hpc.searcher import ResumeTrial, SegmentCompleted, TrialFailed, TrialRetried, make_searcher
 from asha_hpc.testing.invariants import check_invariants
 
-from helpers import four_trials_cfg, run_cli
+from helpers import fake_slurm_command, four_trials_cfg, run_cli
 
 # A tutorial-style loop with a checkpoint per segment; BUG is replaced per test.
 MODEL = '''
@@ -485,10 +485,6 @@ def test_submit_retry_failed_puts_a_failed_search_back_as_a_slurm_job_once(tmp_p
     """After the fix, `submit --retry-failed` (the master as a Slurm job; `sbatch` here a stand-in
     that takes the script): the master the job starts retries the failed trials, once. Before,
     submit had no such option, and the job's master ended at "experiment already failed"."""
-    import os
-    import stat
-    import sys
-
     cfg = write(tmp_path, bug="raise NameError(\"name 'lr_schedule' is not defined\")")
     exp = tmp_path / "run"
     r = asha("run", cfg, "--exp-dir", exp)
@@ -497,12 +493,7 @@ def test_submit_retry_failed_puts_a_failed_search_back_as_a_slurm_job_once(tmp_p
     assert f"asha-hpc submit {exp / 'experiment.yaml'} --exp-dir {exp} --retry-failed" \
         in again.stderr, again.stderr
     write(tmp_path)  # the fix
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sbatch = bin_dir / "sbatch"
-    sbatch.write_text("#!/bin/sh\necho 4711\n")
-    sbatch.chmod(sbatch.stat().st_mode | stat.S_IXUSR)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")
+    _, env = fake_slurm_command(tmp_path, "sbatch", "echo 4711\n")
     fresh = run_cli("submit", cfg, "--exp-dir", tmp_path / "new", "--retry-failed", env=env)
     assert fresh.returncode == 1 and "holds no experiment yet" in fresh.stderr
     r = run_cli("submit", exp / "experiment.yaml", "--exp-dir", exp, "--retry-failed", env=env)

@@ -4,12 +4,11 @@ sbatch leaves no folder that a later ``run`` would refuse; ``status`` of a submi
 whose master has not made the experiment yet says so, with the job's id and log."""
 import json
 import os
-import stat
 import sys
 
 import yaml
 
-from helpers import cli, make_experiment
+from helpers import cli, fake_slurm_command, make_experiment
 
 
 def _config(tmp_path, **slurm):
@@ -40,13 +39,8 @@ def test_the_master_job_takes_account_qos_and_other_options(tmp_path):
 
 
 def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sbatch = bin_dir / "sbatch"
-    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\n"
-                      "exit 1\n")
-    sbatch.chmod(sbatch.stat().st_mode | stat.S_IXUSR)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")  # no sinfo
+    sbatch, env = fake_slurm_command(  # no sinfo
+        tmp_path, "sbatch", "echo 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")
     cfg, exp = _config(tmp_path), tmp_path / "run"
     r = cli("submit", cfg, "--exp-dir", exp, check=False, env=env)
     assert r.returncode != 0 and "sbatch failed for the master's job: sbatch: error: invalid " \
@@ -55,20 +49,28 @@ def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one
     sbatch.write_text("#!/bin/sh\necho '4603;cluster'\n")  # --parsable: the id, then the cluster
     r = cli("submit", cfg, "--exp-dir", exp, env=env)
     assert "master submitted as Slurm job 4603" in r.stdout
-    waiting = cli("status", exp)  # a state, not an error: a script polling status goes on
+    squeue, _ = fake_slurm_command(tmp_path, "squeue", "echo PENDING\n")  # the job waits
+    waiting = cli("status", exp, env=env)  # a state, not an error: a script polling status goes on
     assert f"experiment: {exp} (not made yet)" in waiting.stdout
     assert "state: submitted: Slurm job 4603 has not started yet: `squeue -j 4603` says why it " \
         "waits (`scancel 4603` withdraws it)" in waiting.stdout, waiting.stdout
-    d = json.loads(cli("status", exp, "--json").stdout)
+    d = json.loads(cli("status", exp, "--json", env=env).stdout)
     assert d["state"] == "submitted" and d["slurm_job_id"] == "4603" and d["master_log"] is None
     (exp / "master-4603.out").write_text("/tmp/x/slurm_script: line 20: module: command not found\n")
-    ran = cli("status", exp)
+    squeue.write_text("#!/bin/sh\necho RUNNING\n")
+    ran = cli("status", exp, env=env)
     assert f"Slurm job 4603 has started and has not made the experiment yet (its setup lines still " \
         f"run, or it stopped): its log says which: {exp / 'master-4603.out'}" in ran.stdout
     assert "log's last line: /tmp/x/slurm_script: line 20: module: command not found" in ran.stdout
     best = cli("best", exp, check=False)  # the other commands: one line, why there is nothing yet
     assert best.returncode != 0 and f"{exp}: no experiment yet: Slurm job 4603 has started" \
         in best.stderr
+    # the job ended there (its setup failed; or scancel): squeue no longer knows it
+    squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\n"
+                      "exit 1\n")
+    ended = cli("status", exp, env=env).stdout
+    assert "state: ended: the master's Slurm job 4603 ended (ENDED) before it made the " \
+        f"experiment; its log: {exp / 'master-4603.out'}: no search runs here" in ended, ended
 
 
 def test_submit_into_an_experiment_resumes_it_and_refuses_a_config_that_differs(tmp_path):
@@ -102,12 +104,8 @@ def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_
 
     exp = tmp_path / "run"
     _create_experiment(load_config(make_experiment(tmp_path)), exp)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    squeue = bin_dir / "squeue"
-    squeue.write_text('#!/bin/sh\n[ "$3" = 4711 ] && echo "PENDING|BeginTime"\nexit 0\n')
-    squeue.chmod(squeue.stat().st_mode | stat.S_IXUSR)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}")
+    squeue, env = fake_slurm_command(
+        tmp_path, "squeue", '[ "$3" = 4711 ] && echo "PENDING|BeginTime"\nexit 0\n')
     assert "`asha-hpc resume" in cli("status", exp, env=env).stdout  # no master job: resume
     (exp / "master.job").write_text("4711\n")
     out = cli("status", exp, env=env).stdout
