@@ -21,9 +21,11 @@ change: otherwise a promoted trial would train more epochs than the search count
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..job import notes
 from ..job.command_trial import command_trial, outside_any_job
 from ..job.trial import Trial
 from ..protocol.checkpoints import checkpoint_length
@@ -81,6 +83,9 @@ class AshaCallback(_Base):
         self._walk = SegmentWalk(trial, self.monitor, f"AshaCallback(monitor={self.monitor!r})")
         self._epoch = 0  # epochs done
         self._logs: dict[str, Any] | None = None  # the last epoch's
+        # each epoch's weights' fingerprint and logs: EarlyStopping(restore_best_weights=True),
+        # listed before this callback, puts an earlier epoch's weights back before on_train_end
+        self._seen: dict[int, tuple[str, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ for fit
     @property
@@ -124,6 +129,7 @@ class AshaCallback(_Base):
         self._epoch, self._logs = epoch + 1, dict(logs or {})
         if walk.target is None:
             return
+        self._seen[self._epoch] = (_fingerprint(self.model), self._logs)
         if walk.due(self._epoch):
             if not walk.finish(self._epoch, self._logs, self._save):
                 self.model.stop_training = True
@@ -147,12 +153,45 @@ class AshaCallback(_Base):
         # epoch's logs, so the model is final and that epoch is its result
         final = self._logs is not None and self.monitor in self._logs and self._epoch > 0
         if final:
-            walk.final(self._epoch, self._logs or {}, self._save)
+            walk.final(self._epoch, self._restored_logs(), self._save)
         raise ended_early("AshaCallback", self._epoch, "epochs", walk.target,
                           "EarlyStopping, or model.stop_training set by a callback", reported=final)
 
     def _save(self, folder: Path) -> None:
         self.model.save(Path(folder) / MODEL_FILE)
+
+    def _restored_logs(self) -> dict[str, Any]:
+        """The logs of the epoch whose weights the model holds now: the last epoch's, or the
+        one EarlyStopping(restore_best_weights=True) put back (the saved model's result)."""
+        last = self._logs or {}
+        if not self._seen or self._seen.get(self._epoch, ("", {}))[0] == _fingerprint(self.model):
+            return last
+        now = _fingerprint(self.model)
+        back = [e for e, (f, _) in self._seen.items() if f == now]
+        if not back:
+            notes.warn(f"AshaCallback: the model's weights changed after epoch {self._epoch} "
+                       f"(a callback before this one set them): the saved model is not the one "
+                       f"the result was measured on; list AshaCallback first in callbacks")
+            return last
+        epoch = max(back)
+        print(f"asha_hpc: EarlyStopping restored epoch {epoch}'s weights: the trial's result is "
+              f"that epoch's ({self.monitor}={self._seen[epoch][1].get(self.monitor)}), the "
+              f"model saved", file=sys.stderr, flush=True)
+        return self._seen[epoch][1]
+
+
+def _fingerprint(model: Any) -> str:
+    """A digest of the model's first and last weights: which epoch's weights it holds."""
+    import hashlib
+
+    import keras
+    import numpy as np
+
+    weights = model.weights
+    h = hashlib.blake2b(digest_size=16)
+    for w in (weights[:1] + weights[-1:]) if weights else []:
+        h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    return h.hexdigest()
 
 
 def _inert(base: type) -> Any:

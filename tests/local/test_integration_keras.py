@@ -43,7 +43,8 @@ def train(trial):
     callbacks = [cb]
     if hp.get("patience"):
         callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp["patience"],
-                                                          min_delta=hp.get("min_delta", 0.0)))
+                                                          min_delta=hp.get("min_delta", 0.0),
+                                                          restore_best_weights=hp.get("restore", False)))
     with open(trial.dir / "fits", "a") as f:
         f.write(f"{cb.initial_epoch}\\n")
     model.fit(x, y, validation_split=0.2, batch_size=64, verbose=0,
@@ -102,6 +103,29 @@ def test_keras_early_stopping_ends_a_trial_with_its_final_model(tmp_path):
     results = [r for r in journal(exp) if r["kind"] == "result" and r.get("ends_trial")
                and not r.get("carried")]  # a carried one is a promotion without a job
     assert results and all("EarlyStopping" in r["error"] for r in results)
+
+
+def test_early_stopping_that_restores_the_best_weights_reports_what_the_saved_model_scores(
+        tmp_path):
+    """EarlyStopping(restore_best_weights=True) listed before the callback, as the README's
+    order has it: fit stops at epoch 2 and puts epoch 1's weights back. The result was epoch
+    2's val_accuracy while the model saved held epoch 1's weights; now it is epoch 1's: what
+    the checkpoint scores on the same validation split."""
+    exp = tmp_path / "run"
+    cfg = _search(tmp_path, 0, max_length=8, patience=1, min_delta=10.0, restore=True)
+    cli("run", cfg, "--exp-dir", exp, timeout=600)
+    _, st = final_state(exp)
+    import keras
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    cut = int(len(x) * (1 - 0.2))  # fit's validation_split: the last 20%
+    for t in st.trials.values():
+        assert t.ended_early == 2, t.id
+        model = keras.models.load_model(t.checkpoint + "/model.keras")
+        _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
+        assert accuracy == pytest.approx(t.rung_metrics[t.target], abs=1e-6), t.id
 
 
 def test_fit_without_initial_epoch_stops_the_search_with_what_to_pass(tmp_path):
