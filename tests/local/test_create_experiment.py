@@ -42,9 +42,12 @@ def test_two_runs_racing_for_one_folder_one_wins_the_loser_writes_nothing(tmp_pa
     assert sorted(codes) == [0, 1], outs
     loser = outs[codes.index(1)]
     assert "Traceback" not in loser and len(loser.strip().splitlines()) == 1
-    # the winner runs: the loser says so, whichever moment it lost at, and never "resume it"
-    assert ("made its experiment" in loser or "holds a search that a master (host" in loser), loser
-    assert "asha-hpc status" in loser and "resume" not in loser, loser
+    # while the winner runs, the loser says so, whichever moment it lost at, not "resume it";
+    # a loser slow to start (a loaded machine) may find the winner's search over already
+    if "already holds an experiment" not in loser:
+        assert ("made its experiment" in loser or "holds a search that a master (host" in loser), \
+            loser
+        assert "asha-hpc status" in loser and "resume" not in loser, loser
     cfg = load_config(run / "experiment.yaml")
     recs = read_journal(run / "journal.jsonl")[0]
     assert recs[0]["kind"] == "init" and recs[0]["seed"] == cfg.experiment_seed
