@@ -76,6 +76,21 @@ class Segment:
 class Trial:
     """One trial as seen from inside its job. Built by the job wrapper, not by users."""
 
+    # a trial is its job's: a copy is the trial itself, and no other process gets one
+    def __copy__(self) -> Trial:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Trial:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise FatalTrialError(
+            "the trial cannot be pickled for another process (Lightning's strategy='ddp_spawn' "
+            "or 'fsdp_spawn', multiprocessing's spawn, a notebook launcher): a trial's "
+            "processes are asha_hpc's to start. Use strategy='ddp' with local.tasks_per_node "
+            "(slurm.tasks_per_node, slurm.nodes) = the Trainer's devices x num_nodes, and give "
+            "other processes the values they need (trial.hparams, str(trial.dir)), not the trial")
+
     def __init__(self, *, trial_id: int, hparams: dict[str, Any], trial_dir: Path, run_dir: Path,
                  segments: list[int], first_segment: int, metric: str, key: str,
                  length_unit: str = "units", max_length: int | None = None, rank: int = 0,

@@ -28,12 +28,21 @@ class TrainedLog(L.Callback):
             f.write(json.dumps({"epoch": trainer.current_epoch, "rank": trainer.global_rank}) + "\n")
 
 
+class Probe(L.Callback):
+    """A callback of the user's own that keeps the trial (for trial.dir), listed first."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+
 def train(trial):
     torch.set_num_threads(1)
     L.seed_everything(trial.id)
     model = example.LitClassifier(hidden=trial.hparams["hidden"], lr=trial.hparams["lr"])
     cb = AshaCallback(trial, monitor="val_loss")
-    trainer = L.Trainer(max_epochs=cb.max_epochs, callbacks=[cb, TrainedLog(trial.dir / "trained.jsonl")],
+    mine = [Probe(trial)] if os.environ.get("PROBE") else []
+    trainer = L.Trainer(max_epochs=cb.max_epochs,
+                        callbacks=[*mine, cb, TrainedLog(trial.dir / "trained.jsonl")],
                         accelerator="cpu", devices=int(os.environ.get("DEVICES", trial.world_size)),
                         strategy=os.environ.get("STRATEGY", "ddp"),
                         logger=False, enable_progress_bar=False, enable_model_summary=False)

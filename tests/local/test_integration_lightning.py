@@ -383,6 +383,9 @@ def test_lightning_ddp_on_two_asha_ranks(tmp_path):
     ("ddp", "AshaCallback: the Trainer runs 2 processes (devices x num_nodes) but asha_hpc "
             "started 1 for the trial"),
     ("ddp_spawn", "AshaCallback cannot go to processes Lightning spawns (strategy='ddp_spawn'"),
+    # a callback of the user's that keeps the trial is pickled first: the trial says it
+    ("ddp_spawn probe", "the trial cannot be pickled for another process (Lightning's "
+                        "strategy='ddp_spawn'"),
 ])
 def test_lightning_starting_its_own_processes_stops_the_search_with_what_to_set(tmp_path, strategy,
                                                                                 says):
@@ -395,7 +398,8 @@ def test_lightning_starting_its_own_processes_stops_the_search_with_what_to_set(
     cfg["entrypoint"] = str(FOREIGN / "lightning_ddp.py") + ":train"
     cfg["searcher"].update(max_trials=2, max_concurrent_trials=1)
     cfg["local"] = {"gpus": [], "workers": 0}
-    cfg["environment_variables"] = {"DEVICES": "2", "STRATEGY": strategy}
+    cfg["environment_variables"] = {"DEVICES": "2", "STRATEGY": strategy.split()[0],
+                                    **({"PROBE": "1"} if "probe" in strategy else {})}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", check=False, timeout=600)
     assert r.returncode == 1
