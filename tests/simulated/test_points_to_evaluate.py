@@ -331,3 +331,26 @@ def test_a_point_from_optunas_step_grid_matches_the_value_it_stands_for():
     raw["searcher"]["points_to_evaluate"] = [{"dropout": 0.31}]
     with pytest.raises(ConfigError, match=r"dropout: 0.31 is not one of the values"):
         parse_config(raw, "/tmp")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vals=st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1,
+                     max_size=6, unique=True),
+       pick=st.integers(min_value=0, max_value=5), ulps=st.integers(min_value=-3, max_value=3))
+def test_a_float_a_few_ulps_from_a_categoricals_value_is_that_value(vals, pick, ulps):
+    """Whatever the values, a point's float within a few units in the last place of one of them
+    (the arithmetic of a step grid) is drawn as that value; a categorical's values never
+    collapse into each other (two values that close are one value twice)."""
+    target = vals[pick % len(vals)]
+    near = target
+    for _ in range(abs(ulps)):
+        near = math.nextafter(near, math.inf if ulps > 0 else -math.inf)
+    raw = raw_config(points_to_evaluate=[{"dropout": near}])
+    raw["hyperparameters"] = dict(raw["hyperparameters"],
+                                  dropout={"type": "categorical", "vals": vals})
+    others = [v for v in vals if v != target]
+    if any(math.isclose(near, v, rel_tol=1e-9, abs_tol=1e-12) for v in others):
+        return  # the point is as near another value: either is a fair reading
+    cfg = parse_config(raw, "/tmp")
+    value, problems = cfg.space().check_point(cfg.searcher.points_to_evaluate[0], "p")
+    assert problems == [] and value["dropout"] == target
