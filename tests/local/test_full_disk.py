@@ -160,7 +160,9 @@ def test_a_save_cut_short_by_a_full_disk_is_no_room_when_it_is_removed(tmp_path,
         full = [r for r in read_journal(run / "journal.jsonl")[0]
                 if r["kind"] == "result" and r.get("disk_full")]
         assert not any("there is room again" in x for x in lines), "".join(lines)
-        assert 1 <= len(full) <= 2 and all(r["disk_full"]["need"] > 1 << 20 for r in full), full
+        # (of two saves that fill the disk together, one may stop after less than a MiB)
+        assert 1 <= len(full) <= 2 and all(r["disk_full"]["need"] > 0 for r in full), full
+        assert max(r["disk_full"]["need"] for r in full) > 1 << 20, full
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
         master.wait(timeout=180)
     finally:
