@@ -133,21 +133,13 @@ def master_job_waiting(root: Path) -> tuple[str, str, str] | None:
     """(job id, state, reason) of the master's job `submit` sent for the folder ``root``
     (``master.job``), while squeue has it queued, requeued or running; None otherwise, and
     where squeue cannot be asked (one call, 10 s at most)."""
-    import shutil
-
     try:
         job = (Path(root) / MASTER_JOB).read_text().strip()
     except OSError:
         return None
-    if not job or not _SAFE.fullmatch(job) or shutil.which("squeue") is None:
-        return None
-    try:
-        r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True,
-                           text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = r.stdout.strip().splitlines()
-    if r.returncode != 0 or not lines:
+    r = _squeue(job, "-o", "%T|%r")
+    lines = r.stdout.strip().splitlines() if r is not None else []
+    if r is None or r.returncode != 0 or not lines:
         return None
     state, _, reason = lines[0].partition("|")
     return (job, state, reason) if state in WAITING_STATES else None
@@ -159,12 +151,8 @@ def master_job_ended(job: str) -> str | None:
     nor sacct can say (each one call, 10 s at most)."""
     import shutil
 
-    if not job or not _SAFE.fullmatch(job) or shutil.which("squeue") is None:
-        return None
-    try:
-        q = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
-                           capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+    q = _squeue(job, "-t", "all", "-o", "%T")
+    if q is None:
         return None
     state = (q.stdout.strip().splitlines() or [""])[0]
     if q.returncode == 0 and state in WAITING_STATES:
@@ -183,4 +171,18 @@ def master_job_ended(job: str) -> str | None:
         except (OSError, subprocess.SubprocessError):
             pass
     return "ENDED"
+
+
+def _squeue(job: str, *args: str) -> subprocess.CompletedProcess[str] | None:
+    """``squeue -h -j JOB ARGS`` (one call, 10 s at most); None for an id that is not one, or
+    where squeue cannot be run."""
+    import shutil
+
+    if not job or not _SAFE.fullmatch(job) or shutil.which("squeue") is None:
+        return None
+    try:
+        return subprocess.run(["squeue", "-h", "-j", job, *args], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
 

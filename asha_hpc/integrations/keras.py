@@ -164,9 +164,9 @@ class AshaCallback(_Base):
         """The logs of the epoch whose weights the model holds now: the last epoch's, or the
         one EarlyStopping(restore_best_weights=True) put back (the saved model's result)."""
         last = self._logs or {}
-        if not self._seen or self._seen.get(self._epoch, ("", {}))[0] == _fingerprint(self.model):
+        now = _fingerprint(self.model) if self._seen else ""
+        if not self._seen or self._seen.get(self._epoch, ("", {}))[0] == now:
             return last
-        now = _fingerprint(self.model)
         back = [e for e, (f, _) in self._seen.items() if f == now]
         if not back:
             notes.warn(f"AshaCallback: the model's weights changed after epoch {self._epoch} "

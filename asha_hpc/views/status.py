@@ -554,6 +554,8 @@ def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], l
 
 
 def _held_past(t: TrialState) -> dict[str, int]:
+    """``checkpoint_length`` of a failed trial whose checkpoint holds more than its result
+    (saved, then crashed): ``--retry-failed`` goes on from there."""
     n = checkpoint_length(Path(t.checkpoint)) if t.checkpoint else None
     return {"checkpoint_length": n} if n is not None and n > t.length else {}
 
