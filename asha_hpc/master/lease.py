@@ -203,7 +203,7 @@ def _copied_from(held: Any, here: Path) -> str | None:
         return None
     try:
         return None if os.path.samefile(held, here) else held
-    except OSError:  # not here (another host's path): its heartbeat tells
+    except (OSError, ValueError):  # not here (another host's path; a NUL in a foreign file)
         return None
 
 

@@ -194,3 +194,22 @@ def test_any_saved_name_is_kept_only_when_it_is_an_entry_of_the_folder(tmp_path_
         assert code == 0 and read_report(out).saved == name
     else:
         assert code == 2 and not out.exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c,
+                                                                         max_size=3),
+                    max_leaves=8))
+def test_any_warning_line_is_read_as_text_beside_the_metrics(tmp_path_factory, said):
+    """A command's callback writes {"warning": ...}; whatever a script writes under that key
+    is kept as text for the master and changes nothing else the job reads."""
+    from asha_hpc.job.job_report import read_report
+
+    out = tmp_path_factory.mktemp("r") / "report.jsonl"
+    out.write_text(json.dumps({"warning": said}) + "\n" + json.dumps({"metrics": {"loss": 1.5}})
+                   + "\n")
+    got = read_report(out)
+    assert got.warnings == [str(said)] and got.metrics == {"loss": 1.5}
+    assert got.invalid is None and got.ended_early is None and got.fatal is None
+

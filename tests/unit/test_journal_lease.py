@@ -338,3 +338,26 @@ def test_a_lost_last_result_is_said_and_resume_refuses(tmp_path_factory):
     assert str(e.value).startswith(f"the journal says the search completed, but trial {trial} "
                                    f"never ended in it: it lost record {i + 1} (a corrupt line")
     assert "Restore journal.jsonl from a backup" in str(e.value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(where=st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+       | st.sampled_from(["here", "elsewhere", "gone"]))
+def test_a_leases_folder_of_any_kind_leaves_a_live_master_live_unless_it_is_another_folder(
+        tmp_path_factory, where):
+    """The lease names the folder its master runs: a lease copied with its experiment into
+    another folder on this host is not that folder's master. A lease of an earlier release (no
+    folder), a foreign value or another host's path changes nothing."""
+    base = tmp_path_factory.mktemp("copy")
+    here, other = base / "exp", base / "orig"
+    here.mkdir()
+    other.mkdir()
+    folder = {"here": str(here), "elsewhere": str(other), "gone": str(base / "nowhere")}.get(
+        where, where) if isinstance(where, str) else where
+    path = here / "master.json"
+    body = {"host": socket.gethostname(), "pid": os.getpid(), "token": "a", "started": time.time(),
+            "heartbeat": time.time(), "dir": folder}
+    path.write_text(json.dumps(body))
+    alive = Lease(path).live_holder()
+    assert (alive is None) == (where == "elsewhere"), (where, alive)
+

@@ -101,7 +101,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats()
 KEYS = st.sampled_from(["type", "trial", "segment", "attempt", "worker", "slot", "status", "metrics",
                         "checkpoint", "length", "error", "host", "job_id", "disk_full", "waiting",
                         "failed_node", "ends_trial", "fatal", "reused", "restored",
-                        "skipped_checkpoints", "ignored_checkpoint", "handoff"])
+                        "skipped_checkpoints", "ignored_checkpoint", "handoff", "warnings"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -122,6 +122,9 @@ def test_any_json_is_a_typed_message_or_one_message_error(body):
     handoff = msg.handoff if isinstance(msg, messages.Ready) else \
         (msg.extra or {}).get("handoff") if isinstance(msg, messages.Result) else None
     assert handoff is None or (isinstance(handoff, int) and handoff >= 0)  # what the pool compares
+    said = (msg.extra or {}).get("warnings") if isinstance(msg, messages.Result) else None
+    assert said is None or (isinstance(said, list) and 0 < len(said) <= 3 and all(
+        isinstance(w, str) and len(w) <= messages.MAX_TEXT for w in said))  # what the master prints
 
 
 def test_hostile_inbox_files_create_nothing_and_are_moved_aside(tmp_path):
