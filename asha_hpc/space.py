@@ -638,8 +638,9 @@ class _Parser:
         if t == "double":
             return Double(lo, hi, count)
         assert base is not None  # 10 when left out; a bad one set ok to False above
-        if 0 < lo < hi <= 1 and hi / lo >= 10 and base > 1:
-            # 1e-5 .. 1e-1 as exponents draws 1.00002 .. 1.259: values written for exponents
+        if 0 < lo < hi and (hi <= 1 or lo < 0.1) and hi / lo >= 10 and base > 1:
+            # values written for exponents: 1e-5 .. 1e-1 draws 1.00002 .. 1.259, 0.001 .. 10
+            # draws 1.002 .. 1e10; nobody means an exponent of 0.001
             self.bad(path, f"type 'log' takes exponents: minval {shown(lo)}, maxval {shown(hi)} "
                      f"draw {_fmt(base ** lo)} .. {_fmt(base ** hi)}. For values "
                      f"{shown(lo)} .. {shown(hi)} write minval: {_fmt(math.log(lo, base))}, "

@@ -144,6 +144,10 @@ BAD = [
      "hyperparameters.lr: type 'log' takes exponents: minval 1e-05, maxval 0.1 draw 1.00002 .. "
      "1.25893. For values 1e-05 .. 0.1 write minval: -5, maxval: -1 (base 10), or type: double "
      "with log: true"),
+    ({"wd": {"type": "log", "minval": 0.001, "maxval": 10}},
+     "hyperparameters.wd: type 'log' takes exponents: minval 0.001, maxval 10 draw 1.00231 .. "
+     "1e+10. For values 0.001 .. 10 write minval: -3, maxval: 1 (base 10), or type: double "
+     "with log: true"),
     ({"lr": {"type": "double", "minval": 0, "maxval": 0.1, "log": True}},
      "hyperparameters.lr.minval: must be > 0 on a log scale (log: true), got 0"),
     ({"lr": {"type": "double", "minval": 0.1, "maxval": 1, "log": "yes"}},
@@ -196,6 +200,8 @@ def test_log_scales_as_optuna_users_write_them():
     draws = [b.sample(np.random.default_rng(i))["lr"] for i in range(200)]
     assert 1e-5 <= min(draws) < 1e-4 and 1e-2 < max(draws) <= 0.1
     assert parse_ok({"lr": {"type": "log", "minval": 0.1, "maxval": 0.9}})  # ratio 9: exponents
+    assert parse_ok({"n": {"type": "log", "minval": 0.5, "maxval": 3, "base": 2}})  # exponents
+    assert parse_ok({"n": {"type": "log", "minval": 0.1, "maxval": 3}})
     c = parse_ok({"opt": {"type": "categorical", "vals": [{"name": "sgd", "momentum": 0.9},
                                                           {"name": "adam", "type": "adamw"}]}})
     assert c.sample(np.random.default_rng(0))["opt"]["name"] in ("sgd", "adam")
