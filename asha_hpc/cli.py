@@ -719,14 +719,29 @@ def _master_time(asked: str, partition: str | None, exp_dir: Path) -> str:
     except ValueError:
         raise AshaError(f"--time {asked!r}: not a Slurm time limit (for example 2-00:00:00, "
                         f"12:00:00 or 720 minutes)") from None
+    _master_time_enough(minutes, f"--time {asked}")
     if minutes is None or shutil.which("sinfo") is None:
         return asked
     cap = SlurmBackend(str(exp_dir), {}).time_cap(partition)
     if cap.minutes is None or minutes <= cap.minutes:
         return asked
+    _master_time_enough(cap.minutes, f"the partition's limit ({cap.text()})")
     print(f"asha-hpc: the master's job asks for {cap.minutes} min, not {asked} ({cap.text()}); "
           f"it requeues itself before its limit and goes on", file=sys.stderr)
     return str(cap.minutes)
+
+
+def _master_time_enough(minutes: int | None, what: str) -> None:
+    """A master job shorter than a few signal delays would stop to requeue itself soon after
+    (or before) it starts, and again in each requeue."""
+    from .submit import MASTER_SIGNAL_S
+
+    least = 2 * MASTER_SIGNAL_S // 60 + 1  # 3 minutes of work between requeues
+    if minutes is not None and minutes < least:
+        raise AshaError(f"{what}: the master's job gets {minutes} min, and Slurm signals it "
+                        f"{MASTER_SIGNAL_S} s before its end to stop and requeue itself: ask "
+                        f"for at least {least} minutes (hours are usual: --time 12:00:00; the "
+                        f"trials' jobs have their own limits, slurm.timeout_min)")
 
 
 def cmd_slurm_master(a: argparse.Namespace) -> int:

@@ -21,6 +21,9 @@ from .protocol.expdir import MASTER_JOB, MASTER_SCRIPT, atomic_write
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "sbatch_templates" / "master.sbatch"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=/@+%-]*$")
+# the master's job gets SIGUSR2 this long before its time limit, stops cleanly and requeues
+# itself (master.sbatch's --signal)
+MASTER_SIGNAL_S = 120
 
 
 def _directive(field: str, value: str) -> str:
@@ -60,7 +63,7 @@ def master_options(cfg: ExperimentConfig, account: str | None, qos: str | None,
 
 def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path,
                          partition: str | None = None, time_limit: str = "2-00:00:00",
-                         mem: str = "4G", signal_s: int = 120, template: Path | None = None,
+                         mem: str = "4G", signal_s: int = MASTER_SIGNAL_S, template: Path | None = None,
                          extra: dict[str, str] | None = None) -> str:
     fields = {
         "name": _directive("name", cfg.name),

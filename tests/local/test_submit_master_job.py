@@ -36,6 +36,13 @@ def test_the_master_job_takes_account_qos_and_other_options(tmp_path):
               check=False, env=env)
     assert bad.returncode != 0 and "--sbatch 'exclusive': write an sbatch option as KEY=VALUE" \
         in bad.stderr
+    # SIGUSR2 comes 120 s before the end: a 2-minute master would requeue itself at once
+    short = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--time", "2",
+                check=False, env=env)
+    assert short.returncode != 0 and "--time 2: the master's job gets 2 min, and Slurm signals " \
+        "it 120 s before its end" in short.stderr and "at least 5 minutes" in short.stderr
+    assert "#SBATCH --time=0:05:00" in cli("submit", cfg, "--exp-dir", tmp_path / "run",
+                                          "--dry-run", "--time", "0:05:00", env=env).stdout
 
 
 def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one(tmp_path):
