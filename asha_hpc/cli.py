@@ -986,11 +986,24 @@ def _output_named(a: argparse.Namespace, filename: Any) -> str | None:
     return None
 
 
+class _LogFormat(logging.Formatter):
+    """asha_hpc's log lines say ``asha-hpc:``; a library's (matplotlib, submitit) say its
+    logger's name, so nobody reads a library's warning as ours."""
+
+    _ours = logging.Formatter("asha-hpc: %(levelname)s: %(message)s")
+    _theirs = logging.Formatter("%(name)s: %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        ours = record.name == "asha_hpc" or record.name.startswith("asha_hpc.")
+        return (self._ours if ours else self._theirs).format(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING,
-                        format="asha-hpc: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LogFormat())
+    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, handlers=[handler])
     try:
         return a.fn(a)
     except ConfigError as e:

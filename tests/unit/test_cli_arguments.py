@@ -13,3 +13,29 @@ def test_a_count_below_one_is_refused_naming_its_option(args, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {args[-2]}: " in err and "is not above 0" in err
+
+
+def test_a_librarys_log_lines_name_the_library_not_asha_hpc():
+    """matplotlib's "Matplotlib is building the font cache" came out as ``asha-hpc: WARNING:
+    ...``, a warning of ours to any reader. (A process of its own: pytest holds the root logger
+    that ``main`` sets up.)"""
+    import subprocess
+    import sys
+
+    code = """
+import argparse, logging
+from asha_hpc import cli
+def fn(a):
+    logging.getLogger("matplotlib.font_manager").warning("building the font cache")
+    logging.getLogger("asha_hpc.master.loop").warning("ours")
+    return 0
+class P:
+    def parse_args(self, argv):
+        return argparse.Namespace(fn=fn, debug=False)
+cli.build_parser = P
+raise SystemExit(cli.main([]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["matplotlib.font_manager: WARNING: building the font cache",
+                                     "asha-hpc: WARNING: ours"]
