@@ -656,7 +656,9 @@ class ExperimentState:
             self._retry(t, rec, counts=False, free=True,
                         why=f"the disk is full: {error_summary(rec.get('error'))}")
         elif reused:
-            t.fresh = True
+            # a peer rank's death (failed_node) is the machine's or a kill's, not state the
+            # code left in its process: a fresh process passing after it tells nothing
+            t.fresh = not rec.get("failed_node")
             self._retry(t, rec, counts=False,
                         why=f"{error_summary(rec.get('error'))} (in a warm worker that had "
                             f"run other trials: retried in a fresh process, not counted)")

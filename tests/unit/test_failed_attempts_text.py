@@ -61,3 +61,29 @@ def test_a_failed_trials_checkpoint_past_its_last_result_is_named(tmp_path):
     assert d["failed_trials"][0]["checkpoint_length"] == 16, d["failed_trials"]
     assert "trial 1 at length 0 (its checkpoint holds 16), after 2 failed attempts" in \
         render_status_text(d)
+
+
+def _reused_then_passed(n: int, **failure) -> list[dict]:
+    """``n`` trials whose first attempt failed in a reused warm worker and whose retry passed."""
+    recs: list[dict] = [{"kind": "init"}]
+    for trial in range(1, n + 1):
+        recs.append({"kind": "intent", "trial": trial, "segment": 0, "attempt": 0})
+        recs.append({"kind": "result", "trial": trial, "segment": 0, "attempt": 0,
+                     "status": "error", "reused": True, **failure})
+        recs.append({"kind": "intent", "trial": trial, "segment": 0, "attempt": 1})
+        recs.append({"kind": "result", "trial": trial, "segment": 0, "attempt": 1,
+                     "status": "completed", "metrics": {"m": 1.0}})
+    return recs
+
+
+def test_peer_ranks_that_died_are_not_read_as_state_the_code_leaves_behind():
+    """Three segments failed in warm workers because a rank was killed (kill -9, the OOM
+    killer: the record names the dead peer's node) and passed again in a fresh process: the
+    master said "the code leaves state behind in its process" of code that leaves none."""
+    cfg = dataclasses.replace(CFG, searcher=dataclasses.replace(CFG.searcher, max_trials=3))
+    said = "the code leaves state behind"
+    killed = replay(cfg, _reused_then_passed(3, failed_node="n1", error="rank 1 on n1 died"))
+    assert not any(said in text for _, text in killed.events), killed.events
+    leaky = replay(cfg, _reused_then_passed(3, error="ValueError: GlobalHydra is already "
+                                                   "initialized"))
+    assert any(said in text for _, text in leaky.events), leaky.events
