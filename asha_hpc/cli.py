@@ -813,6 +813,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asha-hpc", description="ASHA hyperparameter search on Slurm "
                                  "clusters and on this machine")
     ap.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    from . import __version__
+    from .protocol.expdir import FORMAT
+
+    ap.add_argument("--version", action="version", help="this release, and the experiment "
+                    "folder format it writes (put both in a bug report)",
+                    version=f"asha-hpc {__version__} (experiment folder format {FORMAT}, "
+                            f"Python {sys.version.split()[0]})")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 

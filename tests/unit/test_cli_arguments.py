@@ -39,3 +39,21 @@ raise SystemExit(cli.main([]))
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == ["matplotlib.font_manager: WARNING: building the font cache",
                                      "asha-hpc: WARNING: ours"]
+
+
+def test_version_names_the_release_and_the_folder_format(capsys):
+    """What a bug report needs: the release pyproject.toml gives (one number to bump) and the
+    experiment folder format it writes."""
+    import re
+    from pathlib import Path
+
+    from asha_hpc import __version__
+    from asha_hpc.protocol.expdir import FORMAT
+
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert __version__ == re.search(r'^version = "(.+)"$', pyproject, re.M).group(1)
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"asha-hpc {__version__} (experiment folder "
+                                              f"format {FORMAT}, Python ")
