@@ -19,12 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from .backends import capabilities
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError, shell_word
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment, submitted_master
+from .yamlfile import read_yaml, write_yaml
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
@@ -198,7 +197,7 @@ def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool =
     from .protocol.expdir import CONFIG
 
     cfg.experiment_dir = str(Path(root).resolve())
-    data = yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()
+    data = write_yaml(cfg.to_dict(), sort_keys=False).encode()
     if made_by_submit and Path(root).is_dir():
         exp = ExpDir.create(root)
         atomic_write(exp.config, data)
@@ -688,7 +687,7 @@ def _check_resubmit(cfg: ExperimentConfig, config: Path, exp_dir: Path) -> None:
     exp = ExpDir.open(exp_dir)
     stored = load_config(exp.config)
     old, new = stored.to_dict(), dict(cfg.to_dict(), experiment_dir=stored.experiment_dir)
-    raw = yaml.safe_load(config.read_text()) or {}
+    raw = read_yaml(config.read_text()) or {}
     if not (isinstance(raw, dict) and isinstance(raw.get("reproducibility"), dict)
             and "experiment_seed" in raw["reproducibility"]):  # drawn anew: not the user's
         new["reproducibility"] = old.get("reproducibility")

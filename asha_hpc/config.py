@@ -26,6 +26,7 @@ import yaml
 from .errors import ConfigError, shown
 from .master.timelimits import SIGNAL_EARLY_S
 from .space import _is_int
+from .yamlfile import compose_yaml, read_yaml
 
 SEARCHER_NAMES = ("adaptive_asha", "async_halving", "random", "grid", "single")
 MODES = ("aggressive", "standard", "conservative")
@@ -1118,7 +1119,7 @@ def trial_seed(experiment_seed: int, trial_id: int) -> int:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read and validate a YAML experiment file (``yaml.safe_load`` only)."""
+    """Read and validate a YAML experiment file (``yamlfile.read_yaml``: the safe loader)."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -1134,14 +1135,25 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     except OSError as e:
         raise ConfigError([f"{p}: cannot read ({e.strerror})"]) from None
     try:
-        raw = yaml.safe_load(text)
-        words = _words_read_as_booleans(yaml.compose(text, Loader=yaml.SafeLoader))
+        yaml11 = _an_earlier_releases(p)
+        raw = read_yaml(text, yaml11)
+        words = _words_read_as_booleans(compose_yaml(text, yaml11))
     except yaml.YAMLError as e:
         raise ConfigError([yaml_error_line(e, text)], str(p)) from None
     cfg = parse_config(raw, p.resolve().parent, source=str(p), overrides=overrides)
     cfg.warnings.extend(words)
     cfg.source = str(p)
     return cfg
+
+
+def _an_earlier_releases(p: Path) -> bool:
+    """``p`` is the config of an experiment folder whose search a release before YAML 1.2
+    numbers ran (folder format < 4): read as that release read it (its journal's config hash
+    says 1e-4 was text) until this release's master upgrades the folder."""
+    from .protocol.expdir import CONFIG, JOURNAL, YAML12_FORMAT, folder_format
+
+    return p.name == CONFIG and (p.parent / JOURNAL).exists() and \
+        folder_format(p.parent) < YAML12_FORMAT
 
 
 _SEARCHED = ("hyperparameters", "searcher.points_to_evaluate")  # where a value is the user's

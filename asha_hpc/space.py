@@ -419,16 +419,14 @@ class Space:
 
 
 def _yaml_hint(v: Any) -> str:
-    """Why a number came as text: PyYAML (YAML 1.1) reads 1e-5 as a string."""
+    """A number that came as text: quoted in the YAML (configs read ``1e-5`` as a number,
+    yamlfile.py), or a string from Python."""
     if isinstance(v, str):
         try:
             float(v)
         except ValueError:
             return ""
-        mantissa, e, exp = v.strip().lower().partition("e")
-        if e and "." not in mantissa:
-            return f" (YAML reads {v} as text; write {mantissa}.0e{exp})"
-        return f" (YAML read {v} as text; write it without quotes)"
+        return " (a number written as text: write it without quotes)"
     return ""
 
 

@@ -1,7 +1,7 @@
 """A Determined experiment config (0.2x to 0.38) read as it is: ``translate`` turns the keys
 that mean something here into asha_hpc's and names every other one, one line per key.
 
-    raw, notes, problems = translate(yaml.safe_load(text), config_dir)
+    raw, notes, problems = translate(read_yaml(text), config_dir)
 
 ``notes`` are what ``plan``, ``plan --json`` and ``run`` print as warnings (the mapped keys say
 what they became, the ignored ones say so); ``problems`` are errors (a searcher that does not

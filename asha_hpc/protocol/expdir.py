@@ -93,8 +93,10 @@ FORMAT_FILE = "format"  # the folder's format: the release that last ran a maste
 # 1: no format file (before); 2: results carried to a promoted length without a job, and
 # results that say whether their code restored a checkpoint; 3: the journal's rules (the Init
 # record's ``rules``, state.RULES), which an older release would replay into decisions its
-# master never made.
-FORMAT = 3
+# master never made; 4: experiment.yaml read with YAML 1.2's numbers (yamlfile.py: 1e-4 is a
+# float), its text values that look like one quoted.
+FORMAT = 4
+YAML12_FORMAT = 4  # folders below it read their experiment.yaml as PyYAML's YAML 1.1 does
 
 _ATTEMPT_KEY_RE = re.compile(r"^t(\d+)-s(\d+)-a(\d+)$")
 
@@ -314,6 +316,13 @@ class ExpDir:
         if was >= FORMAT:
             return None
         ran = self.journal.exists()
+        if ran and was < YAML12_FORMAT and self.config.exists():
+            from ..yamlfile import keep_yaml11_text
+
+            text = self.config.read_text()
+            kept = keep_yaml11_text(text)
+            if kept != text:  # its "1e-4" stays the text its search started with
+                atomic_write(self.config, kept.encode())
         atomic_write(self.root / FORMAT_FILE, f"{FORMAT}\n".encode())
         if not ran:
             return None

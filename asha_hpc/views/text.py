@@ -245,7 +245,7 @@ def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str
     """``best --points``: the ``best`` rows as YAML for ``searcher.points_to_evaluate`` of
     another search, best first; constants are left out (they are not searched, and a new
     space may change them)."""
-    import yaml
+    from ..yamlfile import write_yaml
 
     def searched(node: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -264,8 +264,8 @@ def points_text(rows: list[dict[str, Any]], space: Any, metric: str, source: str
              "points_to_evaluate:"]
     first: dict[str, int] = {}  # a point already listed (a space of categoricals repeats)
     for r in rows:
-        point = yaml.safe_dump(searched(space.tree, r["hparams"]), default_flow_style=True,
-                               width=10_000, sort_keys=False).strip()
+        point = write_yaml(searched(space.tree, r["hparams"]), default_flow_style=True,
+                           width=10_000, sort_keys=False).strip()
         if point in first:
             lines.append(f"  # trial {r['trial_id']}: the same point as trial {first[point]} "
                          f"({metric} {metric_text(r['metric'])} at length {r['length']})")

@@ -86,9 +86,9 @@ def test_config_problems_name_the_field():
         "searcher.points_to_evaluate[2]: must be a map of hyperparameter names to values, "
         "got 'lr=0.1'"]
     assert len(problems(points_to_evaluate={"lr": 0.01})) == 1
-    assert problems(points_to_evaluate=[{"lr": "1e-3"}]) == [  # as PyYAML reads 1e-3
-        "searcher.points_to_evaluate[0].lr: must be a number, got '1e-3' (YAML reads 1e-3 as "
-        "text; write 1.0e-3)"]
+    assert problems(points_to_evaluate=[{"lr": "1e-3"}]) == [  # quoted in the YAML
+        "searcher.points_to_evaluate[0].lr: must be a number, got '1e-3' (a number written as "
+        "text: write it without quotes)"]
     assert len(problems(name="grid", points_to_evaluate=POINTS)) == 1
     assert "raise max_trials" in problems(max_trials=1, points_to_evaluate=POINTS)[0]
 

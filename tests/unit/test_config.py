@@ -3,6 +3,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -510,6 +511,31 @@ def test_any_master_job_option_is_an_sbatch_line_or_one_clear_error(account, qos
         return
     for k, v in extra.items():
         assert f"#SBATCH --{k}={v}" in script.splitlines()
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers_as_in_yaml_1_2(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-4 as text; Determined (YAML 1.2), OmegaConf and JSON read a
+    number. A constant ``weight_decay: 1e-4`` reached the training code as the string "1e-4",
+    and a categorical of ``[0, 1e-4, 1e-3]`` searched two strings, without a word."""
+    from asha_hpc.yamlfile import read_yaml
+
+    (tmp_path / "exp.yaml").write_text(
+        "name: x\nentrypoint: m:f\n"
+        "searcher: {name: random, metric: loss, max_length: 8, max_trials: 4,\n"
+        "           points_to_evaluate: [{lr: 5e-5, wd: 1e-3}]}\n"
+        "hyperparameters:\n"
+        "  lr: {type: double, minval: 1e-5, maxval: 1E-1, log: true}\n"
+        "  wd: {type: categorical, vals: [0, 1e-4, 1e-3, 1.5e-2]}\n"
+        "  warmup: 2e3\n  name: e5-base\n  version: '1e-4'\n")
+    cfg = load_config(tmp_path / "exp.yaml")
+    hp = cfg.space().sample(np.random.default_rng(0))
+    assert type(hp["warmup"]) is float and hp["warmup"] == 2000.0
+    assert hp["name"] == "e5-base" and hp["version"] == "1e-4"  # text stays text; quoted too
+    assert [type(v) for v in dict(cfg.space().leaves())[("wd",)].vals] == [int, float, float, float]
+    assert cfg.searcher.points_to_evaluate == [{"lr": 5e-5, "wd": 1e-3}]
+    assert read_yaml("[1e-4, -2E3, +1.5e3, .5e1, 1_0e1, 1e, e5, .e5, 0x1F, yes]") == [
+        1e-4, -2000.0, 1500.0, 5.0, 100.0, "1e", "e5", ".e5", 31, True]
+    assert yaml.safe_load("1e-4") == "1e-4"  # PyYAML's own loader is left as it is
 
 
 _WORD = st.sampled_from(["yes", "no", "on", "off", "y", "n", "Yes", "OFF", "true", "auto",

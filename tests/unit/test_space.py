@@ -138,7 +138,7 @@ BAD = [
     ({"lr": {"type": "double", "minval": True, "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got True"),
     ({"lr": {"type": "double", "minval": 0, "maxval": math.inf}}, "hyperparameters.lr.maxval: must be a finite number"),
     ({"lr": {"type": "double", "maxval": 1}}, "hyperparameters.lr.minval: missing (required for type 'double')"),
-    ({"lr": {"type": "double", "minval": "1e-5", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got '1e-5' (YAML reads 1e-5 as text; write 1.0e-5)"),
+    ({"lr": {"type": "double", "minval": "1e-5", "maxval": 1}}, "hyperparameters.lr.minval: must be a number, got '1e-5' (a number written as text: write it without quotes)"),
     # Optuna's habits: values where a log type takes exponents, log: true, conditional spaces
     ({"lr": {"type": "log", "minval": 1e-5, "maxval": 0.1, "base": 10}},
      "hyperparameters.lr: type 'log' takes exponents: minval 1e-05, maxval 0.1 draw 1.00002 .. "

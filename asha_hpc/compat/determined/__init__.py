@@ -43,6 +43,7 @@ import yaml
 from ...config import trial_seed
 from ...errors import InvalidHP
 from ...protocol.expdir import RUNS, ExpDir, split_attempt_key
+from ...yamlfile import read_yaml
 from . import core
 
 LOG_FORMAT = "%(levelname)s: [%(process)s] %(name)s: %(message)s"  # Determined's own
@@ -110,7 +111,7 @@ def get_cluster_info() -> ClusterInfo | None:
         except (OSError, ValueError, TypeError, AttributeError):
             pass
     try:
-        config = yaml.safe_load(ExpDir(job.exp_dir).config.read_text()) or {}
+        config = read_yaml(ExpDir(job.exp_dir).config.read_text()) or {}
     except (OSError, yaml.YAMLError):
         config = {}
     config = determined_view(config, job.exp_dir) if isinstance(config, dict) else {}

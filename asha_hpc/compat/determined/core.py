@@ -34,6 +34,7 @@ import yaml
 
 from ...job.job_report import append_report, json_value
 from ...protocol.expdir import ExpDir
+from ...yamlfile import read_yaml
 
 log = logging.getLogger("determined.core")
 METADATA = "metadata.json"
@@ -70,7 +71,7 @@ class JobEnv:
                                f"set); run the script through `asha-hpc run CONFIG`")
         exp = Path(e["ASHA_EXP_DIR"])
         try:
-            cfg = yaml.safe_load(ExpDir(exp).config.read_text()) or {}
+            cfg = read_yaml(ExpDir(exp).config.read_text()) or {}
         except (OSError, yaml.YAMLError):
             cfg = {}
         s = cfg.get("searcher") or {}
