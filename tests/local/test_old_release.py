@@ -14,6 +14,11 @@ tests/fixtures/old_release_c43cdc7_tpe/ was made the same way by the last releas
 model samplers' shared code moved out of tpe.py (commit c43cdc7): 16 trials with
 ``sampler: tpe``, warm workers, the master SIGKILLed once the model had drawn three trials,
 the workers killed after it. Two results wait in the inbox.
+
+tests/fixtures/old_release_7f2d743_yaml11/ was made by the last release that read configs as
+PyYAML's YAML 1.1 (commit 7f2d743): 12 trials whose constant ``wd: 1e-4`` and categorical
+``eps: [1e-8, 1e-6]`` that release read as text, its master stopped with SIGINT after 11
+trials, jobs a segment each; three results wait in the inbox.
 """
 import json
 import os
@@ -27,6 +32,8 @@ FIXTURE = FIXTURES / "old_release_b885ae9"
 OLD_ROOT = "/tmp/oldgen"
 TPE_FIXTURE = FIXTURES / "old_release_c43cdc7_tpe"
 TPE_OLD_ROOT = "/tmp/oldgen_tpe"
+YAML11_FIXTURE = FIXTURES / "old_release_7f2d743_yaml11"
+YAML11_OLD_ROOT = "/tmp/oldgen_yaml11"
 
 
 def _place(tmp_path: Path, fixture: Path = FIXTURE, old_root: str = OLD_ROOT) -> Path:
@@ -188,3 +195,31 @@ def test_a_folder_a_newer_release_wrote_is_refused_unchanged_and_ours_says_its_f
         assert f"{exp}: written by a newer release of asha_hpc (folder format {FORMAT + 1}; " \
                f"this one" in r.stderr and f"reads up to {FORMAT}): upgrade asha_hpc" in r.stderr
     assert {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()} == files
+
+
+def test_a_search_that_read_1e_4_as_text_resumes_and_keeps_reading_it_so(tmp_path):
+    """This release reads 1e-4 as a number (YAML 1.2); the earlier one read it as text, and its
+    journal's config hash says so. status reads the folder as it was, resume goes on (no "no
+    longer matches the config"), and every trial, old or new, has the values its search
+    started with; the upgrade quotes them in experiment.yaml, so later reads agree."""
+    from asha_hpc.protocol.expdir import FORMAT
+
+    exp = _place(tmp_path, YAML11_FIXTURE, YAML11_OLD_ROOT)
+    assert (exp / "format").read_text() == "3\n" and "wd: 1e-4\n" in (exp / "experiment.yaml").read_text()
+    before = journal(exp)
+    status = json.loads(cli("status", exp, "--json").stdout)
+    assert status["trials"]["paused"] >= 1
+    r = cli("resume", exp)
+    assert "no longer matches" not in r.stderr and "folder format 3 -> " in r.stderr
+    cfg, st = final_state(exp)
+    assert st.lifecycle == "completed" and len(st.trials) == 12
+    assert journal(exp)[:len(before)] == before
+    for t in st.trials.values():
+        assert t.hparams["wd"] == "1e-4" and t.hparams["eps"] in ("1e-8", "1e-6"), t.hparams
+    text = (exp / "experiment.yaml").read_text()
+    assert "wd: '1e-4'" in text and "- '1e-8'" in text
+    assert (exp / "format").read_text() == f"{FORMAT}\n"
+    assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+    rows = [json.loads(line) for line in
+            cli("export", exp, "--format", "jsonl").stdout.splitlines() if line.strip()]
+    assert {row["hparams.wd"] for row in rows} == {"1e-4"}, rows[0]
