@@ -127,6 +127,7 @@ class Trial:
         self._names: dict[str, None] = {}  # metric names reported by this process, in order
         self._said_again = False  # the warning about a segment reported twice, said once
         self._said_foreign = False  # ... and about Ray's result keys in a report
+        self._said_past = False  # ... and about a checkpoint a little past its segment
         self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
@@ -324,8 +325,8 @@ class Trial:
             man["length"] = length
             self._saved_length = length
             last = self._reports[-1] if self._reports else None
-            if last is not None and last is self._current and length > last.length \
-                    and not last.at_event:  # reported first, then saved past it
+            if last is not None and last is self._current and not last.at_event \
+                    and self._too_far(last, length):  # reported first, then saved past it
                 _rmtree(tmp)
                 raise self._past(last, length)
         # The folder is private until renamed: the manifest needs no rename of its own. Its
@@ -428,7 +429,8 @@ class Trial:
                 f"float, an int, a numpy or one-element torch value), got "
                 f"{type(metrics[self.metric]).__name__} {shown(metrics[self.metric])}: report "
                 f"the value itself")
-        if self._saved_length is not None and self._saved_length > seg.length and not seg.at_event:
+        if self._saved_length is not None and not seg.at_event \
+                and self._too_far(seg, self._saved_length):
             raise self._past(seg, self._saved_length)
         foreign = [k for k in RAY_RESULT_KEYS if k in plain and k != self.metric]
         if foreign and not self._said_foreign and self.rank == 0:
@@ -452,6 +454,28 @@ class Trial:
             self._reports.append(seg)
         self.result_point(seg.length, plain)
 
+    def _too_far(self, seg: Segment, saved: int) -> bool:
+        """Whether a checkpoint of ``saved`` for ``seg`` is past it by a mistake (a Ray port's
+        range(MAX_EPOCHS), steps given for epochs: the trial's next length or twice the
+        segment's). Less is a library that trains in whole chunks of its own (Stable-Baselines3
+        rounds learn() up to n_steps): said once, and the trial goes on from there."""
+        if saved <= seg.length:
+            return False
+        last = self.max_length is not None and seg.length >= self.max_length
+        if saved >= 2 * seg.length or (not last and self.max_length is not None
+                                       and saved >= self.max_length):
+            return True
+        if not self._said_past and self.rank == 0:
+            self._said_past = True
+            notes.warn(f"a checkpoint of {saved} {self.length_unit} for the segment to length "
+                       f"{seg.length}: the result counts at {seg.length} and the trial goes on "
+                       f"from {saved}, so trials are compared a little past their rung (a "
+                       f"library that trains whole chunks, such as Stable-Baselines3's n_steps "
+                       f"x n_envs per rollout). To compare at the rung's length, stop at "
+                       f"segment.length (a callback), or choose chunks that divide the rung "
+                       f"lengths (asha-hpc plan lists them)")
+        return False
+
     def _past(self, seg: Segment, saved: int) -> FatalTrialError:
         """The error of a segment trained past its length (a Ray port's range(MAX_EPOCHS))."""
         return FatalTrialError(
@@ -461,7 +485,8 @@ class Trial:
             f"to segment.length (`for segment in trial.segments():` then train until "
             f"segment.length, report, and return to the loop): the search decides at each rung "
             f"whether the trial goes on. Or give save_checkpoint(length=) in the searcher's "
-            f"unit ({self.length_unit}), not in steps")
+            f"unit ({self.length_unit}), not in steps. (A little past it, under twice the "
+            f"segment's length and short of the next, is taken: a library's whole rollouts.)")
 
     def _note_short(self, seg: Segment) -> None:
         """Said once the loop went on after a report past the last checkpoint's length (a
