@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -167,4 +168,35 @@ def check_command(command: list[str], context_dir: str, local: bool) -> str | No
             return f"command: {exe} is not executable: chmod +x {p}"
     elif local and shutil.which(exe) is None:
         return f"command: '{exe}' not found on PATH"
+    return None
+
+
+def code_files(context_dir: str, seen: dict[str, int]) -> None:
+    """Add to ``seen`` the user's code this process has imported since: the modules loaded
+    from under ``context_dir`` (installed packages there aside), by file, with the
+    modification time they had when first seen. A warm worker keeps its modules across
+    trials, so an edit made while it waited (between a stopped master and ``resume``) would
+    not reach it (``changed_code``)."""
+    roots = tuple({os.path.join(os.path.abspath(context_dir), ""),
+                   os.path.join(os.path.realpath(context_dir), "")})
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if not isinstance(f, str) or not f.startswith(roots) or f in seen:
+            continue
+        if "site-packages" in f or "dist-packages" in f:
+            continue
+        try:
+            seen[f] = os.stat(f).st_mtime_ns
+        except OSError:
+            pass
+
+
+def changed_code(seen: dict[str, int]) -> str | None:
+    """The first file of ``seen`` changed (or gone) since, or None."""
+    for f, mtime in seen.items():
+        try:
+            if os.stat(f).st_mtime_ns != mtime:
+                return f
+        except OSError:
+            return f
     return None

@@ -305,6 +305,9 @@ class _Session:
             self._peers_beat = _Heartbeat(self.peers.heartbeat_file(), self.peers.heartbeat_s)
             self._peers_beat.start()
         self.handed = False  # segments now come through slots (no ``started`` message)
+        self.code: dict[str, int] = {}  # the user's modules imported here: file -> mtime
+        self._code_looked = 0.0
+        self.stale: str | None = None  # a file of them changed since: this worker leaves
 
     def ident(self) -> dict[str, Any]:
         return {"host": node_name(), "pid": os.getpid(), "job_id": job_id()}
@@ -362,12 +365,18 @@ class _Session:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.watch = FolderWatch(path.parent)
         if self.ranks.rank == 0:
-            body = wait_slot(path, self.wait_s, stop=lambda: self.stopping() or self._peer_dead(),
-                             watch=self.watch)
+            body = wait_slot(path, self.wait_s, watch=self.watch,
+                             stop=lambda: self.stopping() or self._peer_dead() or self._stale())
         else:  # rank 0 or the master fills every slot; leave only if rank 0 is gone
             body = wait_slot(path, float("inf"), stop=lambda: self._peer_dead(0),
                              watch=self.watch, close=False)
         self.slot += 1
+        if self.ranks.world_size == 1 and body.get("type") == "segment" and self._stale(now=True):
+            body = {}  # filled as the code changed: the master gives it to a fresh job
+        if self.stale is not None:
+            print(f"asha_hpc: {self.stale} changed since this worker imported it: this job "
+                  f"leaves, and the next segments run the new code in new jobs",
+                  file=sys.stderr, flush=True)
         if body.get("type") != "segment" or not isinstance(body.get("spec"), dict):
             return None
         try:
@@ -378,6 +387,17 @@ class _Session:
             return None
         self.handed = True
         return spec
+
+    def _stale(self, now: bool = False) -> bool:
+        """The user's code changed on disk since this process imported it (looked at once a
+        second at most while waiting; ``now``: look now)."""
+        if self.stale is None and self.code and \
+                (now or time.monotonic() - self._code_looked >= 1.0):
+            self._code_looked = time.monotonic()
+            from .entrypoint import changed_code
+
+            self.stale = changed_code(self.code)
+        return self.stale is not None
 
     def run(self, spec: SegmentSpec) -> SegmentSpec | None:
         """Run ``spec`` (and the trial's next segments when they are handed over inside its
@@ -392,6 +412,10 @@ class _Session:
         # (a command runs in a process of its own each time: it leaves nothing here)
         att.reused = self.worked > 0 and not isinstance(spec.entrypoint, list)
         out = self._execute(att)
+        if self.worker is not None and not isinstance(spec.entrypoint, list):
+            from .entrypoint import code_files
+
+            code_files(spec.context_dir, self.code)
         try:
             return self._end(att, out, spec)
         finally:
