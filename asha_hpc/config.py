@@ -335,7 +335,15 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
             ("", "direction"): "searcher.smaller_is_better' (false to maximize)",
             ("", "scheduler"): "searcher.name' (async_halving for Ray's ASHAScheduler, "
                                "adaptive_asha for HyperBand's brackets)",
-            ("", "search_alg"): "searcher.sampler' (tpe for Ray's BOHB, Optuna's TPE)"}
+            ("", "search_alg"): "searcher.sampler' (tpe for Ray's BOHB, Optuna's TPE)",
+            # W&B Sweeps' names (a sweep config's top level, or moved under searcher)
+            ("", "method"): "searcher.sampler' (random, or tpe or gp for W&B's bayes)",
+            ("searcher", "method"): "sampler' (random, or tpe or gp for W&B's bayes)",
+            ("", "parameters"): "hyperparameters' (W&B's distributions: README, Moving from "
+                                "W&B Sweeps)",
+            ("", "run_cap"): "searcher.max_trials", ("searcher", "run_cap"): "max_trials",
+            ("searcher", "goal"): "smaller_is_better' (true for W&B's minimize)",
+            ("", "program"): "entrypoint' (command: [python3, train.py, \"${args}\"])"}
 
 
 # other tools' settings that have no key of their own here (Optuna's study.optimize, pruners)
@@ -344,6 +352,9 @@ _NO_KEY = {
                "of max_length), or `asha-hpc cancel` stops the search",
     "pruner": "the early stopping is the searcher's: searcher.name async_halving (Optuna's "
               "SuccessiveHalvingPruner) or adaptive_asha (HyperbandPruner)",
+    "early_terminate": "the early stopping is the searcher's: W&B's hyperband {min_iter, eta} "
+                       "is searcher.divisor: eta, with max_length / divisor^k = min_iter "
+                       "(adaptive_asha's max_rungs, or async_halving's num_rungs)",
 }
 
 # other tools' names for a value (Ray Tune, Optuna, Syne Tune, Determined)
@@ -999,10 +1010,12 @@ def parse_config(raw: Any, config_dir: str | Path, source: str = "",
     space, hp_problems = parse_space(hp_raw)
     c.problems.extend(hp_problems)
     entrypoint = _entrypoint(c, d.get("entrypoint"), d.get("command"))
-    if isinstance(entrypoint, list) and not hp_problems:
-        from .protocol.command_args import problems as command_problems
+    if isinstance(entrypoint, list):
+        from .protocol import command_args
 
-        c.problems.extend(command_problems(entrypoint, space.flat_names()))
+        flat = None if hp_problems else space.flat_names()
+        c.problems.extend(command_args.problems(entrypoint, flat))
+        c.warnings.extend(command_args.warnings(entrypoint, flat or []))
     if searcher.name == "grid" and not hp_problems:
         c.problems.extend(space.grid_problems())
     elif not hp_problems:

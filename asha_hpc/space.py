@@ -53,6 +53,32 @@ _DRAW_TEXT = re.compile(r"\s*(?:tune\.|trial\.|hp\.)?(suggest_\w+|q?(?:log)?unif
                         r"q?randn|q?normal|choice|grid_search|sample_from|interval|range|tag)\s*\(")
 
 
+# W&B Sweeps' distributions, as this space writes them
+_WANDB = {
+    "constant": "a constant (lr: 0.01), or type: const with val",
+    "categorical": "type: categorical with vals: [...] (W&B's values)",
+    "int_uniform": "type: int with minval and maxval (W&B's min and max, both included)",
+    "uniform": "type: double with minval and maxval",
+    "q_uniform": "type: double" + _STEPS,
+    "log_uniform_values": "type: double with log: true, minval and maxval (W&B's min and max)",
+    "q_log_uniform_values": "type: double with log: true" + _STEPS,
+    "log_uniform": "type: log with base: 2.718281828459045 (W&B's min and max are natural "
+                   "exponents), or type: double with log: true over the values",
+    "q_log_uniform": "type: log with base: 2.718281828459045" + _STEPS,
+    "inv_log_uniform_values": "type: double with log: true over 1/max .. 1/min, and the code "
+                              "takes 1/value",
+    "normal": "type: double over the range that matters", "q_normal": "type: double" + _STEPS,
+}
+
+
+def _wandb_hint(spec: dict[str, Any]) -> str:
+    """What to write for W&B Sweeps' ``{distribution: ..., min: ..., max: ...}``."""
+    d = spec["distribution"]
+    what = _WANDB.get(d, "a mapping with a type (" + ", ".join(TYPES) + ")")
+    return (f"W&B Sweeps' distribution: {d} is not searched here (a map without 'type' is a "
+            f"group of constants): write {what}")
+
+
 def looks_like_a_draw(value: Any) -> str | None:
     """For a constant that is another tool's search space written as text: what to write
     here instead; None for any other constant."""
@@ -508,6 +534,16 @@ class _Parser:
                            f"({', '.join(TYPES)})")
             return None
         if isinstance(spec, dict):
+            if "type" not in spec and isinstance(spec.get("distribution"), str):
+                self.bad(path, _wandb_hint(spec))
+                return None
+            if set(spec) == {"values"} and isinstance(spec["values"], list) or \
+                    set(spec) == {"value"}:  # W&B's forms, which nobody means as a group
+                form = "type: categorical, vals: [...]" if "values" in spec else \
+                    f"the constant itself ({path.rpartition('.')[2]}: {shown(spec['value'])})"
+                self.bad(path, f"W&B Sweeps' {next(iter(spec))}: write {form} (a group of one "
+                               f"constant so named: type: const, val: {{...}})")
+                return None
             if "type" not in spec:
                 return self.node(spec, path)
             return self.typed(spec, path)

@@ -33,13 +33,24 @@ ARGS = "${args}"
 OVERRIDES = "${overrides}"
 LISTS = {"args": "one --NAME=VALUE argument", "overrides": "one NAME=VALUE override (Hydra's)"}
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+# W&B Sweeps' command macros, which a sweep's command moved here would keep
+_WANDB_MACROS = {
+    "env": "leave it out (the command runs as given)",
+    "interpreter": "write the interpreter (python3)", "program": "write the script (train.py)",
+    "args_no_hyphens": "use ${overrides} (NAME=VALUE each)",
+    "args_json": "read $ASHA_HPARAMS (the values as JSON)",
+    "args_json_file": "read the file $ASHA_HPARAMS_FILE names",
+    "args_no_boolean_flags": "use ${args} (--NAME=True/False)",
+}
+_FLAG = re.compile(r"--([A-Za-z_][\w.\-]*)(?:=.*)?", re.S)
 
 
-def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
+def problems(command: Sequence[str], names: Sequence[str] | None) -> list[str]:
     """What is wrong with the placeholders of ``command``, given the dotted names of the
-    search space's hyperparameters: one line each, naming the argument."""
+    search space's hyperparameters (None: a space with problems of its own, whose names are
+    not checked): one line each, naming the argument."""
     out = []
-    known = set(names)
+    known = set(names or ())
     for i, arg in enumerate(command):
         for m in _PLACEHOLDER.finditer(arg):
             name = m.group(1)
@@ -49,16 +60,36 @@ def problems(command: Sequence[str], names: Sequence[str]) -> list[str]:
                 if arg != f"${{{name}}}":
                     out.append(f"command[{i}] {arg!r}: ${{{name}}} must be an argument of its "
                                f"own (it becomes {LISTS[name]} per hyperparameter)")
-            elif name.startswith("hparams."):
+            elif name.startswith("hparams.") and names is not None:
                 hp = name[len("hparams."):]
                 if hp not in known:
                     out.append(f"command[{i}] {arg!r}: no hyperparameter '{hp}'"
                                + (f" (there are: {', '.join(sorted(known))})" if known else
                                   " (the config has none)"))
+            elif name in _WANDB_MACROS:
+                out.append(f"command[{i}] {arg!r}: W&B Sweeps' ${{{name}}} is not filled here: "
+                           f"{_WANDB_MACROS[name]}")
             elif re.fullmatch(r"ASHA_\w*", name) and name not in VARIABLES:
                 # (an expansion with an operator, ${ASHA_LATEST_CHECKPOINT:+...}, is the shell's)
                 out.append(f"command[{i}] {arg!r}: ${{{name}}} is none of the job's variables: "
                            f"{', '.join(VARIABLES)}")
+    return out
+
+
+def warnings(command: Sequence[str], names: Sequence[str]) -> list[str]:
+    """A literal flag that ``${args}`` passes too (W&B's ``epochs: {value: 27}`` kept beside
+    ``--epochs=${ASHA_TARGET_LENGTH}``): the script's parser keeps one of the two, which
+    depends on their order, without a word."""
+    if ARGS not in command:
+        return []
+    known = {n.replace("-", "_") for n in names}
+    out = []
+    for i, arg in enumerate(command):
+        m = _FLAG.fullmatch(arg)
+        if m is not None and m.group(1).replace("-", "_") in known:
+            out.append(f"command[{i}] {arg!r}: ${{args}} passes --{m.group(1)} too (a "
+                       f"hyperparameter), and the script's parser keeps one of the two "
+                       f"(argparse: the last): drop the hyperparameter or the flag")
     return out
 
 

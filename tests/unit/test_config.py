@@ -591,3 +591,60 @@ def test_a_hydra_submitit_launcher_block_pasted_as_is_says_where_each_key_goes()
         assert any(p.startswith(f"slurm.{key}: unknown key; hydra-submitit-launcher's, not "
                                 f"needed here") for p in got), key
     assert len(got) == 8  # the keys it shares with the slurm section are taken
+
+
+def test_a_wandb_sweep_config_moved_over_names_what_to_write_for_each_key(tmp_path):
+    """A W&B Sweeps user's sweep.yaml, its keys kept: the `parameters` block renamed
+    `hyperparameters` searched nothing (each `distribution:` map was a group of constants, and
+    `${args}` passed --learning_rate.distribution=log_uniform_values), and W&B's macros reached
+    the script as text. Each key now says what it is here."""
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: digits\n"
+        "method: bayes\n"
+        "metric: {name: val_loss, goal: minimize}\n"
+        "run_cap: 20\n"
+        "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
+        "command: [\"${env}\", \"${interpreter}\", \"${program}\", \"${args_no_hyphens}\"]\n"
+        "searcher: {name: adaptive_asha, metric: val_loss, max_length: 27, max_trials: 20}\n"
+        "hyperparameters:\n"
+        "  learning_rate: {distribution: log_uniform_values, min: 1e-4, max: 0.1}\n"
+        "  batch_size: {distribution: q_log_uniform_values, q: 8, min: 32, max: 256}\n"
+        "  fc_layer_size: {distribution: int_uniform, min: 32, max: 256}\n"
+        "  optimizer: {values: [adam, sgd]}\n"
+        "  epochs: {value: 27}\n"
+        "  clip: {min: -1, max: 1}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "sweep.yaml")
+    said = "\n".join(e.value.problems)
+    for line in [
+        "method: unknown key; did you mean 'searcher.sampler' (random, or tpe or gp for W&B's bayes)?",
+        "run_cap: unknown key; did you mean 'searcher.max_trials'?",
+        "early_terminate: unknown key; the early stopping is the searcher's: W&B's hyperband",
+        "metric: unknown key; it belongs in another section: searcher.metric",
+        "command[0] '${env}': W&B Sweeps' ${env} is not filled here",
+        "command[3] '${args_no_hyphens}': W&B Sweeps' ${args_no_hyphens} is not filled here: use "
+        "${overrides}",
+        "hyperparameters.learning_rate: W&B Sweeps' distribution: log_uniform_values is not "
+        "searched here (a map without 'type' is a group of constants): write type: double with "
+        "log: true, minval and maxval (W&B's min and max)",
+        "hyperparameters.fc_layer_size: W&B Sweeps' distribution: int_uniform",
+        "hyperparameters.optimizer: W&B Sweeps' values: write type: categorical, vals: [...]",
+        "hyperparameters.epochs: W&B Sweeps' value: write the constant itself (epochs: 27)"]:
+        assert line in said, (line, said)
+    assert "clip" not in said  # a group of two constants named min and max stays one
+    # moved over as the README says: one warning left, for a flag given twice
+    (tmp_path / "sweep.yaml").write_text(
+        "name: digits\n"
+        "command: [python3, train.py, \"${args}\", \"--epochs=${ASHA_TARGET_LENGTH}\"]\n"
+        "searcher: {name: adaptive_asha, metric: val_loss, max_length: 27, max_trials: 20,\n"
+        "           sampler: tpe, divisor: 3, max_rungs: 3}\n"
+        "hyperparameters:\n"
+        "  learning_rate: {type: double, minval: 1e-4, maxval: 0.1, log: true}\n"
+        "  optimizer: {type: categorical, vals: [adam, sgd]}\n"
+        "  epochs: 27\n")
+    cfg = load_config(tmp_path / "sweep.yaml")
+    assert [w for w in cfg.warnings if "passes --epochs too" in w] == [
+        "command[3] '--epochs=${ASHA_TARGET_LENGTH}': ${args} passes --epochs too (a "
+        "hyperparameter), and the script's parser keeps one of the two (argparse: the last): "
+        "drop the hyperparameter or the flag"]
