@@ -283,10 +283,12 @@ def test_operations_037_only_the_chief_reports_completed(job):
 
 def test_a_038_script_that_ends_before_the_rung_ends_the_trial(job):
     """searcher.max_time longer than the script's own loop (or its own early stopping): the
-    script exits at 12 batches of a segment to 20. In Determined the trial ends there; here it
-    ends too, with its validations standing, and says where the script stopped."""
+    script exits at 12 batches of a segment to 20. In Determined the trial ends there,
+    completed; here it ends too, its last validation its result (it was no result, and the
+    trial failed), and says where the script stopped."""
     with det.core.init() as ctx:
         ctx.train.report_validation_metrics(steps_completed=12, metrics={"total": 3.0, "batches": 12})
+    assert _lines(job)[-2] == {"metrics": {"total": 3.0, "batches": 12}}
     assert _lines(job)[-1] == {"ended_early": "the script ended at batches=12, before the "
                                               "segment's length 20: the trial ends with the "
                                               "validations it reported, and is not retried"}

@@ -779,7 +779,10 @@ class Context:
                 f"metrics={{..., '{t.job.time_metric}': steps_completed}}")
         elif t.job.time_metric and t.progress is not None:
             # the script ended before the rung (a shorter loop than searcher.max_time, or its own
-            # early stopping): in Determined the trial ends there; its results so far stand
+            # early stopping): in Determined the trial ends there, completed, ranked by its
+            # last validation (its result here, unless the rung's went out already)
+            if t.job.metric in t.last_validation:
+                t.send_result(t.last_validation)
             _append(t.job.report_file, {"ended_early": (
                 f"the script ended at {t.job.time_metric}={t.progress}, before the segment's "
                 f"length {t.job.target}: the trial "
