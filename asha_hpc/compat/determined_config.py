@@ -182,6 +182,10 @@ def _searcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
             s["max_length"] = {tm: mt} if tm in UNITS else mt
             notes.append(f"searcher.time_metric/max_time: max_length {mt} {tm} (the script reports "
                          f"its progress as validation metric '{tm}')")
+            if s.get("name") in ("adaptive_asha", "async_halving") and "asha_rule" not in s:
+                notes.append("searcher.asha_rule: paper (the ASHA paper's promotions); Determined "
+                             "0.38 stops trials instead: asha_rule: determined_0.38 makes its "
+                             "decisions")
     elif "max_length" not in s and name in TIMELESS:
         s["max_length"] = 1
         s["until_exit"] = True
@@ -310,6 +314,13 @@ def checkpoint_folder(ckpt: dict[str, Any], config_dir: str) -> str | None:
 
 def _checkpoint_storage(d: dict[str, Any], config_dir: str, notes: list[str]) -> None:
     c = d.get("checkpoint_storage")
+    searcher = d.get("searcher") if isinstance(d.get("searcher"), dict) else {}
+    if c is None and notes and searcher.get("name") != "single":
+        # a Determined config (it had keys to map) that keeps the defaults, of several trials
+        notes.append("checkpoint_storage: not given: the best 3 trials keep their checkpoints, "
+                     "and a trial that can no longer be promoted loses its own; Determined's "
+                     "default keeps every trial's newest (checkpoint_storage: "
+                     "{save_trial_latest: 1})")
     if not isinstance(c, dict):
         return
     for key in list(c):
