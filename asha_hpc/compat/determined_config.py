@@ -314,8 +314,9 @@ def checkpoint_folder(ckpt: dict[str, Any], config_dir: str) -> str | None:
 
 def _checkpoint_storage(d: dict[str, Any], config_dir: str, notes: list[str]) -> None:
     c = d.get("checkpoint_storage")
-    searcher = d.get("searcher") if isinstance(d.get("searcher"), dict) else {}
-    if c is None and notes and searcher.get("name") != "single":
+    searcher = d.get("searcher")
+    single = isinstance(searcher, dict) and searcher.get("name") == "single"
+    if c is None and notes and not single:
         # a Determined config (it had keys to map) that keeps the defaults, of several trials
         notes.append("checkpoint_storage: not given: the best 3 trials keep their checkpoints, "
                      "and a trial that can no longer be promoted loses its own; Determined's "

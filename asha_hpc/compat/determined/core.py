@@ -781,7 +781,7 @@ class Context:
             # the script ended before the rung (a shorter loop than searcher.max_time, or its own
             # early stopping): in Determined the trial ends there, completed, ranked by its
             # last validation (its result here, unless the rung's went out already)
-            if t.job.metric in t.last_validation:
+            if t.last_validation is not None and t.job.metric in t.last_validation:
                 t.send_result(t.last_validation)
             _append(t.job.report_file, {"ended_early": (
                 f"the script ended at {t.job.time_metric}={t.progress}, before the segment's "
