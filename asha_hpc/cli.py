@@ -243,6 +243,10 @@ def cmd_resume(a: argparse.Namespace) -> int:
                                     exp.max_compute_request, exp.max_compute_answer,
                                     lambda: write_cap_request(exp, units), a.wait, "the cap")
             return 0
+    if exp.pause_request.exists():  # asked of a master that stopped first: resume is the answer
+        exp.pause_request.unlink(missing_ok=True)
+        print("asha-hpc: a waiting `asha-hpc pause` was dropped: the search resumes",
+              file=sys.stderr)
     return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
                   retry_failed=a.retry_failed, max_compute=a.max_compute, readmit=readmit,
                   announce=f"resuming '{cfg.name}' in {exp.root}")
@@ -639,6 +643,29 @@ def cmd_cancel(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause(a: argparse.Namespace) -> int:
+    """Stop the search's running jobs (each saves where it is) and its master, for `resume`."""
+    from .master.loop import Master
+    from .protocol.requests import write_pause_request
+    from .views.status import master_alive
+
+    exp = ExpDir.open(Path(a.exp_dir))
+    holder = master_alive(exp)
+    write_pause_request(exp)
+    if holder:
+        who = f"the {_master_name(holder)}"
+        if _wait_on_master(exp, a.wait, lambda: None if exp.pause_request.exists() else True):
+            print(f"asha-hpc: {who} paused the search: its running jobs save and stop; "
+                  f"`asha-hpc resume {shell_word(exp.root)}` goes on")
+        else:
+            print(f"asha-hpc: asked {who} to pause; not done yet: it stops the jobs at its "
+                  f"next poll (`asha-hpc status {shell_word(exp.root)}` shows it)")
+        return 0
+    cfg = load_config(exp.config)
+    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}")).run()
+    return 0
+
+
 def cmd_submit(a: argparse.Namespace) -> int:
     from .submit import master_options, render_master_script, submit_master
 
@@ -920,6 +947,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="while a master runs: how long to wait for it to cancel (default 60; "
                         "0: do not wait)")
     p.set_defaults(fn=cmd_cancel)
+
+    p = sub.add_parser("pause", help="stop a search's running jobs (each saves where it is) "
+                                      "and its master; `resume` goes on (Determined's pause)")
+    p.add_argument("exp_dir")
+    p.add_argument("--wait", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="while a master runs: how long to wait for it to pause (default 60; "
+                        "0: do not wait)")
+    p.set_defaults(fn=cmd_pause)
 
     p = sub.add_parser("submit", help="run the master itself as a Slurm job (sbatch)")
     p.add_argument("config")

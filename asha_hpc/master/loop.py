@@ -423,6 +423,9 @@ class Master:
             if cancel_asked_at(self.exp) is not None:  # nothing left to cancel: a later
                 self.exp.cancel_request.unlink(missing_ok=True)  # resume must not find it
                 hint += "; no job to cancel"
+            if self.exp.pause_request.exists():
+                self.exp.pause_request.unlink(missing_ok=True)
+                hint += "; nothing to pause"
             self.progress(f"experiment already {st.lifecycle}; nothing to do{hint}")
             return False
         if st.lifecycle == "new":
@@ -630,6 +633,7 @@ class Master:
         assert st is not None
         self._heartbeat()
         cancel = self.exp.cancel_request.exists()  # seen before the results: none is left out
+        pause = self.exp.pause_request.exists()
         self._collect()
         if st.passed_fresh >= LEFT_STATE_SEGMENTS and not self._said_left_state:
             self._said_left_state = True
@@ -639,6 +643,9 @@ class Master:
             self.progress(st.checkpoint_advice)
         if cancel:
             self._cancel()
+            return False
+        if pause:
+            self._pause()
             return False
         self._check_jobs()
         self._carry_ended_early()
@@ -1620,6 +1627,22 @@ class Master:
         when = "" if asked is None else \
             f" (`asha-hpc cancel` at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(asked))})"
         self.progress(f"experiment cancelled{when}; running jobs were cancelled")
+
+    def _pause(self) -> None:
+        """``asha-hpc pause``: stop the running jobs (each saves where it is, as for a
+        preemption: SIGTERM, then SIGKILL after a grace) and this master, without ending the
+        search. Their results reach the inbox after it exits; ``resume`` takes them and goes on
+        from the checkpoints, counting no failure. The GPUs are free once the jobs are gone."""
+        st = self.state
+        assert st is not None
+        self._release_workers(self._waiting_workers(), "the search was paused")
+        jobs = sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
+        self.backend.cancel(jobs)
+        self._record(Stopped(reason="paused"))
+        self.exp.pause_request.unlink(missing_ok=True)
+        self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
+                      f"told to save and stop; `asha-hpc resume {shell_word(self.exp.root)}` "
+                      f"goes on from their checkpoints")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

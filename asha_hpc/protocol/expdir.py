@@ -70,6 +70,7 @@ JOURNAL = "journal.jsonl"
 CONFIG = "experiment.yaml"
 LEASE = "master.json"
 CANCEL_REQUEST = "cancel.request"
+PAUSE_REQUEST = "pause.request"
 MAX_COMPUTE_REQUEST = "max_compute.request"
 MAX_COMPUTE_ANSWER = "max_compute.answer"
 READMIT_REQUEST = "readmit.request"
@@ -352,6 +353,10 @@ class ExpDir:
     @property
     def cancel_request(self) -> Path:
         return self.root / CANCEL_REQUEST
+
+    @property
+    def pause_request(self) -> Path:
+        return self.root / PAUSE_REQUEST
 
     @property
     def retry_failed_request(self) -> Path:

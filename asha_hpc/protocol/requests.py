@@ -106,6 +106,10 @@ def write_cancel_request(exp: ExpDir) -> None:
     atomic_write(exp.cancel_request, f"{time.time()}\n".encode())
 
 
+def write_pause_request(exp: ExpDir) -> None:
+    atomic_write(exp.pause_request, f"{time.time()}\n".encode())
+
+
 def cancel_asked_at(exp: ExpDir) -> float | None:
     """When the waiting cancel request was made (the file's time when its text is not a time);
     None when none waits."""

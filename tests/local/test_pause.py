@@ -1,0 +1,118 @@
+"""``asha-hpc pause``: Determined's ``det e pause`` and a Slurm user's "free the GPUs now, go on
+tomorrow". Ctrl-C stops the master only: its jobs train on, holding their GPUs. A pause stops
+the running jobs too, each saving where it is (SIGTERM, as for a preemption), and ``resume``
+goes on from those checkpoints with no failure counted and no epoch trained twice."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from helpers import cli, final_state, journal
+
+MODEL = '''
+import json
+
+
+def train(trial):
+    epoch = 0
+    if trial.latest_checkpoint:
+        epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    for segment in trial.segments():
+        while epoch < segment.length and not trial.should_stop():
+            import time
+            time.sleep(0.25)
+            epoch += 1
+            with open(trial.dir / "epochs.txt", "a") as f:
+                f.write(f"{epoch}\\n")
+        with trial.save_checkpoint(length=epoch) as path:
+            (path / "s.json").write_text(json.dumps({"epoch": epoch}))
+        if epoch < segment.length:  # told to stop: saved, the search goes on from here
+            return
+        segment.report(loss=1.0 / (1 + epoch) + trial.hparams["x"] ** 2)
+'''
+
+
+def _jobs_alive(exp) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", f"submitit.*{exp}"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def _wait(cond, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not cond():
+        time.sleep(0.2)
+    return cond()
+
+
+def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_checkpoints(tmp_path):
+    (tmp_path / "m.py").write_text(MODEL)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "pause", "entrypoint": "m:train",
+        "searcher": {"name": "async_halving", "metric": "loss", "max_length": 40, "num_rungs": 2,
+                     "divisor": 4, "max_trials": 4, "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
+        "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "c.yaml"),
+                          "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        # a trial promoted to 40 epochs is training: the pause cuts it mid-segment
+        assert _wait(lambda: any(len((d / "epochs.txt").read_text().split()) > 12
+                                 for d in (exp / "trials").glob("*") if (d / "epochs.txt").exists())
+                     if (exp / "trials").exists() else False, 120)
+        r = cli("pause", exp)
+        assert "paused the search" in r.stdout, r.stdout
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and "search paused: " in err, err
+    assert _wait(lambda: not _jobs_alive(exp), 45), _jobs_alive(exp)  # the GPUs are free
+    status = json.loads(cli("status", exp, "--json").stdout)
+    assert status["state"] == "stopped", status["state"]
+    cut = {d.name: len((d / "epochs.txt").read_text().split()) for d in (exp / "trials").glob("*")
+           if (d / "epochs.txt").exists()}
+
+    r = cli("resume", exp, timeout=300)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0, r.stderr
+    assert all(t.restarts == 0 for t in st.trials.values())
+    for t in st.trials.values():  # went on from where the pause saved it: no epoch twice
+        epochs = [int(x) for x in (exp / "trials" / f"{t.id:05d}" / "epochs.txt").read_text().split()]
+        assert epochs == list(range(1, t.length + 1)), (t.id, cut.get(f"{t.id:05d}"), epochs)
+    assert any(x["kind"] == "stopped" and x.get("reason") == "paused" for x in journal(exp))
+
+
+def test_pause_of_a_search_whose_master_is_gone_stops_the_jobs_it_left(tmp_path):
+    """Ctrl-C first (the master stops, its jobs train on), then ``pause``: no master runs, so
+    the command does the master's part itself and stops the jobs it finds."""
+    (tmp_path / "m.py").write_text(MODEL)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "pause2", "entrypoint": "m:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 40, "max_trials": 2,
+                     "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
+        "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
+    exp = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "c.yaml"),
+                          "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(list((exp / "trials").glob("*/epochs.txt"))) == 2
+                     if (exp / "trials").exists() else False, 120)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert _jobs_alive(exp)  # Ctrl-C left them training
+    r = cli("pause", exp)
+    assert "search paused: 2 running jobs told to save and stop" in r.stdout, r.stdout
+    assert _wait(lambda: not _jobs_alive(exp), 45), _jobs_alive(exp)
+    cli("resume", exp, timeout=300)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and all(t.restarts == 0 for t in st.trials.values())
