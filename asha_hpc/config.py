@@ -44,7 +44,7 @@ class SearcherConfig:
     metric: str = ""
     smaller_is_better: bool = True
     max_length: int = 1
-    length_unit: str = "units"  # batches | epochs | records | units (display only)
+    length_unit: str = "units"  # batches | epochs | records | units | a name (display only)
     max_trials: int = 1
     max_concurrent_trials: int = 16
     mode: str = "standard"  # aggressive | standard | conservative
@@ -266,7 +266,7 @@ class ExperimentConfig:
         ``<exp>/experiment.yaml`` and loadable again with ``load_config``."""
         s = asdict(self.searcher)
         unit = s.pop("length_unit")
-        s["max_length"] = {unit: s["max_length"]} if unit in LENGTH_UNITS else s["max_length"]
+        s["max_length"] = {unit: s["max_length"]} if unit != "units" else s["max_length"]
         for k in ("bracket_rungs", "time_metric", "max_compute", "warm_start"):
             if s[k] is None:
                 s.pop(k)
@@ -639,8 +639,18 @@ def _max_length(c: _Checker, v: Any) -> tuple[int, str]:
         return 1, "units"
     unit = "units"
     if isinstance(v, dict):
-        if len(v) != 1 or next(iter(v)) not in LENGTH_UNITS:
-            c.bad(p, f"must be an integer or one of {{batches|epochs|records: N}}, got {shown(v)}")
+        # batches, epochs and records mean something to the integrations and to Determined's
+        # scripts; another name (steps, timesteps, rounds) is the unit shown
+        name = next(iter(v)) if len(v) == 1 else None
+        if isinstance(name, str) and name not in LENGTH_UNITS and \
+                difflib.get_close_matches(name, LENGTH_UNITS, n=1, cutoff=0.8):
+            close = difflib.get_close_matches(name, LENGTH_UNITS, n=1, cutoff=0.8)[0]
+            c.bad(f"{p}.{name}", f"unknown unit; did you mean '{close}'? (the integrations "
+                                 f"count {close} for it; another name is shown only)")
+            return 1, "units"
+        if not (isinstance(name, str) and re.fullmatch(r"[a-z][a-z_]{0,30}", name)):
+            c.bad(p, f"must be an integer or {{UNIT: N}} (batches, epochs, records, or a name "
+                     f"of your own: steps, timesteps, rounds), got {shown(v)}")
             return 1, "units"
         unit, v = next(iter(v.items()))
         p = f"{p}.{unit}"

@@ -74,7 +74,7 @@ class AshaCallback(_Base):
         super().__init__()
         if trial is None:  # a script the job runs as a command: its trial, from the environment
             trial = command_trial()
-        if trial.length_unit in ("batches", "records"):
+        if trial.length_unit in ("batches", "records", "steps"):
             raise IntegrationError(
                 f"AshaCallback: the searcher's max_length is in {trial.length_unit}, and the "
                 f"Keras callback counts epochs: give max_length in epochs")

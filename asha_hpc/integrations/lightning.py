@@ -122,7 +122,7 @@ class AshaCallback(_Base):
         if trial is None:  # a script the job runs as a command: its trial, from the environment
             trial = command_trial()
         if unit is None:
-            unit = "steps" if trial.length_unit == "batches" else "epochs"
+            unit = "steps" if trial.length_unit in ("batches", "steps") else "epochs"
         if unit not in UNITS:
             raise IntegrationError(f"AshaCallback(unit={unit!r}): give 'epochs' or 'steps'")
         if {"epochs": "batches", "steps": "epochs"}[unit] == trial.length_unit:

@@ -62,7 +62,7 @@ def test_good_config_and_defaults():
     ("searcher.metric", None, "searcher.metric: missing"),
     ("searcher.mode", "agressive", "searcher.mode: must be one of aggressive, standard, conservative, got 'agressive'; did you mean 'aggressive'?"),
     ("searcher.name", "asha", "searcher.name: must be one of"),
-    ("searcher.max_length", {"epoch": 3}, "searcher.max_length: must be an integer or one of"),
+    ("searcher.max_length", {"epoch": 3}, "searcher.max_length.epoch: unknown unit; did you mean 'epochs'?"),
     ("searcher.max_length", 0, "searcher.max_length: must be an integer >= 1, got 0"),
     ("searcher.max_concurent_trials", 4, "searcher.max_concurent_trials: unknown key; did you mean 'max_concurrent_trials'?"),
     ("searcher.smaller_is_better", "yes", "searcher.smaller_is_better: must be true or false, got 'yes'"),
@@ -648,3 +648,20 @@ def test_a_wandb_sweep_config_moved_over_names_what_to_write_for_each_key(tmp_pa
         "command[3] '--epochs=${ASHA_TARGET_LENGTH}': ${args} passes --epochs too (a "
         "hyperparameter), and the script's parser keeps one of the two (argparse: the last): "
         "drop the hyperparameter or the flag"]
+
+
+def test_a_length_unit_of_the_users_own_is_shown_and_kept():
+    """An RL user's ``max_length: {timesteps: 8000}`` was refused (batches, epochs or records
+    only), and a bare 8000 showed as "units" everywhere. A name of one's own is the unit shown,
+    kept in the experiment's resolved config; the integrations read "steps" as steps."""
+    raw = {"name": "x", "entrypoint": "m:f",
+           "searcher": {"name": "random", "metric": "m", "max_length": {"timesteps": 8000},
+                        "max_trials": 2}}
+    cfg = parse_config(raw, "/tmp")
+    assert (cfg.searcher.max_length, cfg.searcher.length_unit) == (8000, "timesteps")
+    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict())), "/tmp")
+    assert (again.searcher.max_length, again.searcher.length_unit) == (8000, "timesteps")
+    for bad in ({"Timesteps": 8}, {"a": 1, "b": 2}, {"": 3}):
+        with pytest.raises(ConfigError, match=r"searcher.max_length: must be an integer or "
+                                              r"\{UNIT: N\}"):
+            parse_config(dict(raw, searcher=dict(raw["searcher"], max_length=bad)), "/tmp")
