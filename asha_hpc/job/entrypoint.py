@@ -27,10 +27,23 @@ def _file_of(mod: str, context_dir: str) -> Path | None:
     return None
 
 
+def _from_a_notebook(mod: str) -> str | None:
+    """Why ``mod`` cannot hold a job's function: a notebook, or the running script itself."""
+    if mod == "__main__" or mod.endswith(".ipynb") or mod.endswith("ipynb_checkpoints"):
+        return (f"entrypoint: {mod}: a function defined in a notebook (or in the script that "
+                f"runs as __main__) cannot be a job's: each job imports it from a file. Put it "
+                f"in a .py file next to the config (in Jupyter: %%writefile train.py) and give "
+                f"train:FUNCTION")
+    return None
+
+
 def check_entrypoint(entrypoint: str, context_dir: str) -> str | None:
     """Why the entry point cannot be found, or None. Cheap: nothing is imported (the master
     runs on a login node and must not import torch)."""
     mod, _ = _split(entrypoint)
+    notebook = _from_a_notebook(mod)
+    if notebook is not None:
+        return notebook
     path = _file_of(mod, context_dir)
     if path is not None:
         return None if path.is_file() else f"entrypoint: file {path} does not exist"
@@ -41,6 +54,8 @@ def check_entrypoint(entrypoint: str, context_dir: str) -> str | None:
     except (ImportError, ValueError):
         spec = None
     if spec is None:
+        if (Path(context_dir) / f"{mod}.ipynb").exists():
+            return _from_a_notebook(f"{mod}.ipynb")
         return (f"entrypoint: module '{mod}' not found (looked in {context_dir} and on "
                 f"sys.path); give 'module:function' relative to the config's folder")
     return None

@@ -109,7 +109,8 @@ CURVE_COLUMNS = ("trial_id", "key", "segment", "attempt", "step", "time")
 def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Every learning-curve point (``trials/<id>/runs/<key>/metrics.jsonl``): dicts with
     ``trial_id, key, segment, attempt, step, time`` and ``metrics`` (the user's names, nested:
-    a metric may be called ``step``), in trial then run order. Unreadable lines are skipped."""
+    a metric may be called ``step``), in trial then run order. Unreadable lines are skipped;
+    two in a row at one step of one run are one point (both lines' metrics)."""
     want = None if trials is None else set(trials)
     rows: list[dict[str, Any]] = []
     base = exp.root / TRIALS
@@ -137,9 +138,18 @@ def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[st
                 except ValueError:
                     continue
                 point = read_point(rec)
-                if point is not None:
-                    rows.append({"trial_id": tid, "key": rdir.name, "segment": seg,
-                                 "attempt": att, **point})
+                if point is None:
+                    continue
+                last = rows[-1] if rows else None
+                if last is not None and last["key"] == rdir.name and last["trial_id"] == tid \
+                        and last["step"] == point["step"]:
+                    # the segment's report at the step a report_metrics point just had (the
+                    # epoch's own values, then the segment's result): one point, not two
+                    last["metrics"] = {**last["metrics"], **point["metrics"]}
+                    last["time"] = point.get("time", last.get("time"))
+                    continue
+                rows.append({"trial_id": tid, "key": rdir.name, "segment": seg,
+                             "attempt": att, **point})
     return rows
 
 

@@ -42,3 +42,34 @@ def test_trials_and_curves_are_exports_rows(tmp_path):
     assert df["error"].isna().any() and df["started"].notna().all()
     assert (pd.to_datetime(df["ended"]) >= pd.to_datetime(df["started"])).all()
     assert (df["seed"] - df.index).nunique() == 1  # experiment_seed + id: ASHA_TRIAL_SEED
+
+
+EPOCHS_AND_SEGMENTS = '''
+def train(trial):
+    epoch = 0
+    for segment in trial.segments():
+        while epoch < segment.length:
+            epoch += 1
+            trial.report_metrics(epoch, train_loss=1.0 / epoch)  # every epoch, as tutorials do
+        segment.report(val_loss=2.0 / epoch, accuracy=epoch / 10)
+'''
+
+
+def test_an_epochs_point_and_its_segments_report_are_one_curve_point(tmp_path):
+    """A notebook user's ``dataframe(exp, curves=True).groupby("trial_id").plot(x="step")``
+    drew each segment's last epoch twice: ``report_metrics`` at step 2, then the segment's
+    report at step 2 again. One point now, with both lines' metrics."""
+    (tmp_path / "m.py").write_text(EPOCHS_AND_SEGMENTS)
+    (tmp_path / "c.yaml").write_text(
+        "name: c\nentrypoint: m:train\n"
+        "searcher: {name: async_halving, metric: val_loss, max_length: 4, num_rungs: 2, "
+        "divisor: 2, max_trials: 2, max_concurrent_trials: 1}\n"
+        "poll_interval_s: 0.2\nlocal: {workers: 0, gpus: []}\n")
+    exp = tmp_path / "run"
+    cli("run", tmp_path / "c.yaml", "--exp-dir", exp)
+    points = learning_curves(exp)
+    steps = [(p["trial_id"], p["key"], p["step"]) for p in points]
+    assert len(steps) == len(set(steps)), steps
+    at_rung = [p for p in points if p["step"] == 2 and p["key"] == "t00001-s000-a00"]
+    assert len(at_rung) == 1
+    assert at_rung[0]["train_loss"] == 0.5 and at_rung[0]["val_loss"] == 1.0

@@ -57,3 +57,19 @@ def test_version_names_the_release_and_the_folder_format(capsys):
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith(f"asha-hpc {__version__} (experiment folder "
                                               f"format {FORMAT}, Python ")
+
+
+@pytest.mark.parametrize("entrypoint", ["__main__:train", "search.ipynb:train", "search:train"])
+def test_a_function_from_a_notebook_says_where_it_must_live(tmp_path, capsys, entrypoint):
+    """A notebook user's first tries: the function defined in a cell (``__main__``), the
+    notebook file, the notebook's name as a module. Each said "module not found" or "not found
+    on PATH", none what to do: put the function in a .py file next to the config."""
+    (tmp_path / "search.ipynb").write_text("{}")
+    (tmp_path / "c.yaml").write_text(
+        f"name: nb\nentrypoint: '{entrypoint}'\n"
+        "searcher: {name: random, metric: loss, max_length: 4, max_trials: 2}\n")
+    assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "a function defined in a notebook (or in the script that runs as __main__) cannot " \
+           "be a job's" in err and "%%writefile train.py" in err, err
+    assert not (tmp_path / "run").exists()
