@@ -424,8 +424,9 @@ def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
 
 def determined_import_problem(entrypoint: Any, context_dir: str) -> str | None:
     """Why a command's Python script cannot run here: it imports Determined's own package,
-    which is not installed (the shim is ``asha_hpc.compat.determined``); None otherwise. Only
-    the script the command names is read (its source, nothing imported)."""
+    installed or not (the shim is ``asha_hpc.compat.determined``; Determined's own needs its
+    cluster); None otherwise. Only the script the command names is read (its source, nothing
+    imported)."""
     import ast
     import importlib.util
 
@@ -442,10 +443,14 @@ def determined_import_problem(entrypoint: Any, context_dir: str) -> str | None:
                    or isinstance(n, ast.ImportFrom) and n.level == 0
                    and (n.module or "").split(".")[0] == "determined"
                    for n in ast.walk(tree))
-        if uses and importlib.util.find_spec("determined") is None:
-            return (f"entrypoint: {script.name} imports determined, which is not installed here: "
-                    f"change `import determined as det` to `from asha_hpc.compat import "
-                    f"determined as det` (the Core API shim; README: Moving from Determined)")
+        if not uses:
+            continue
+        why = ("which is not installed here" if importlib.util.find_spec("determined") is None
+               else "Determined's own package: off a Determined cluster it has no master, and "
+                    "its scripts stop at det.get_cluster_info() (\"only runs on-cluster\")")
+        return (f"entrypoint: {script.name} imports determined, {why}: change `import "
+                f"determined as det` to `from asha_hpc.compat import determined as det` (the "
+                f"Core API shim; README: Moving from Determined)")
     return None
 
 

@@ -196,24 +196,35 @@ def test_a_trial_class_behind_a_launcher_is_told_and_other_launchers_refused(tmp
         load_config(tmp_path / "c.yaml")
 
 
-def test_an_unchanged_core_api_script_is_told_which_import_to_change(tmp_path, capsys):
+@pytest.mark.parametrize("installed", [False, True], ids=["not installed", "installed"])
+def test_an_unchanged_core_api_script_is_told_which_import_to_change(tmp_path, capsys,
+                                                                     monkeypatch, installed):
     """The script as it ran on Determined (``import determined as det``): `run` says which line
-    to change before any job, where every job would fail with ModuleNotFoundError."""
+    to change before any job, where every job would fail with ModuleNotFoundError, or, with
+    Determined's own package installed (a user who kept it), stop at its "this example only
+    runs on-cluster"."""
     import importlib.util
 
-    if importlib.util.find_spec("determined") is not None:
-        pytest.skip("Determined's own package is installed here: the script imports it")
+    if installed:  # Determined's package as pip would leave it (a stand-in: none is needed)
+        (tmp_path / "site" / "determined").mkdir(parents=True)
+        (tmp_path / "site" / "determined" / "__init__.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    elif importlib.util.find_spec("determined") is not None:
+        pytest.skip("Determined's own package is installed here")
     (tmp_path / "train.py").write_text((CONFIGS / "1_metrics.py").read_text().replace(
         "from asha_hpc.compat import determined as det", "import determined as det"))
     (tmp_path / "c.yaml").write_text((CONFIGS / "core_api_start.yaml").read_text().replace(
         "0_start.py", "train.py"))
     assert "train.py" in (tmp_path / "c.yaml").read_text()
-    line = ("entrypoint: train.py imports determined, which is not installed here: change "
-            "`import determined as det` to `from asha_hpc.compat import determined as det`")
+    why = ("Determined's own package: off a Determined cluster it has no master" if installed
+           else "which is not installed here")
+    line = (f"entrypoint: train.py imports determined, {why}")
+    change = "change `import determined as det` to `from asha_hpc.compat import determined as det`"
     rc, out, _ = _plan(capsys, tmp_path / "c.yaml")  # plan says it too, before any run
-    assert rc == 0 and line in out
+    assert rc == 0 and line in out and change in out
     assert main(["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "exp")]) == 2
-    assert line in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert line in err and change in err
     assert not (tmp_path / "exp").exists()
 
 
