@@ -112,6 +112,14 @@ def run_cli(*args, timeout: float = 300, env=None, **popen) -> subprocess.Comple
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
+def run_in_background(cfg_path, exp) -> subprocess.Popen:
+    """``asha-hpc run CFG --exp-dir EXP`` as a process of its own (stderr a pipe), for a test
+    that signals, pauses or edits around a running master."""
+    return subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg_path),
+                             "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def cli(*args, check=True, timeout: float = 600, **kw):
     r = run_cli(*args, timeout=timeout, **kw)
     if check and r.returncode != 0:

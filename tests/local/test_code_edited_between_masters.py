@@ -6,13 +6,11 @@ code it imported changed on disk, and the next segments run the new code in new 
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import yaml
 
-from helpers import cli, final_state, journal
+from helpers import cli, final_state, journal, run_in_background
 
 MODULE = '''
 import time
@@ -40,9 +38,7 @@ def test_a_warm_worker_leaves_once_the_code_it_imported_was_edited(tmp_path):
         "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
         "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 1}}))
     exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "c.yaml"),
-                          "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    p = run_in_background(tmp_path / "c.yaml", exp)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and sum(

@@ -5,12 +5,11 @@ goes on from those checkpoints with no failure counted and no epoch trained twic
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import yaml
 
-from helpers import cli, final_state, journal
+from helpers import cli, final_state, journal, run_in_background
 
 MODEL = '''
 import json
@@ -56,9 +55,7 @@ def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_check
         "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
         "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
     exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "c.yaml"),
-                          "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    p = run_in_background(tmp_path / "c.yaml", exp)
     try:
         # a trial promoted to 40 epochs is training: the pause cuts it mid-segment
         assert _wait(lambda: any(len((d / "epochs.txt").read_text().split()) > 12
@@ -98,9 +95,7 @@ def test_pause_of_a_search_whose_master_is_gone_stops_the_jobs_it_left(tmp_path)
         "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
         "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
     exp = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(tmp_path / "c.yaml"),
-                          "--exp-dir", str(exp)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    p = run_in_background(tmp_path / "c.yaml", exp)
     try:
         assert _wait(lambda: len(list((exp / "trials").glob("*/epochs.txt"))) == 2
                      if (exp / "trials").exists() else False, 120)
