@@ -104,7 +104,26 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
         raise FatalTrialError(trial_class_message(entrypoint))
     if not callable(func):
         raise FatalTrialError(f"entrypoint: {mod}:{fn} is not callable")
+    _say_if_wandb_agent_form(func, f"{mod}:{fn}")
     return func
+
+
+def _say_if_wandb_agent_form(func: Callable, name: str) -> None:
+    """W&B's ``def train(config=None): with wandb.init(config=config): config = wandb.config``
+    kept as it is: the function gets a Trial, which wandb.init takes as a config with no
+    values, and the first ``config.lr`` fails far from the cause."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if params and params[0].name == "config" and params[0].default is None:
+        from . import notes
+
+        notes.warn(f"{name}(config=None) is W&B's agent function: here it gets the Trial, not "
+                   f"a config. Take trial and use trial.hparams (wandb.init(config="
+                   f"trial.hparams), then wandb.config as before)")
 
 
 def defines(entrypoint: str, context_dir: str) -> str | None:

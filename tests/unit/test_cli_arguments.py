@@ -73,3 +73,21 @@ def test_a_function_from_a_notebook_says_where_it_must_live(tmp_path, capsys, en
     assert "a function defined in a notebook (or in the script that runs as __main__) cannot " \
            "be a job's" in err and "%%writefile train.py" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_wandbs_agent_function_kept_as_the_entrypoint_is_told_it_gets_a_trial(tmp_path, capsys):
+    """W&B's sweep tutorial: ``def train(config=None): with wandb.init(config=config)``. Named
+    as the entrypoint it got the Trial, which wandb.init took as an empty config, and failed at
+    ``config.fc_layer_size`` with W&B's AttributeError."""
+    from asha_hpc.job import notes
+    from asha_hpc.job.entrypoint import resolve_entrypoint
+
+    (tmp_path / "sweep_train.py").write_text("def train(config=None):\n    return config\n"
+                                             "def fit(trial):\n    return trial\n")
+    notes.take()
+    resolve_entrypoint("sweep_train:train", str(tmp_path))
+    said = notes.take()
+    assert len(said) == 1 and said[0].startswith("sweep_train:train(config=None) is W&B's agent "
+                                                 "function: here it gets the Trial")
+    resolve_entrypoint("sweep_train:fit", str(tmp_path))
+    assert notes.take() == []
