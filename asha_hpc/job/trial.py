@@ -128,6 +128,7 @@ class Trial:
         self._said_again = False  # the warning about a segment reported twice, said once
         self._said_foreign = False  # ... and about Ray's result keys in a report
         self._said_past = False  # ... and about a checkpoint a little past its segment
+        self._said_stopped_report = False  # ... and about a report after the job's stop
         self._current: Segment | None = None  # the segment the loop is in
         self._last_point: dict[str, Any] | None = None  # the metrics of the last curve point
         self._last_step: Any = None  # ... and its step
@@ -448,6 +449,17 @@ class Trial:
         lengths = [x for x in (self._saved_length, self._saving_length) if x is not None]
         saved = max(lengths) if lengths else None
         short = saved is not None and saved < seg.length
+        if short and self._stop and not seg.at_event:
+            # the job's stop cut the segment (a time limit, a preemption, a pause) and the code
+            # reported anyway (a callback that stops the library's loop, then the usual
+            # evaluate-and-report): not the rung's result; the segment goes on from the save
+            if not self._said_stopped_report and self.rank == 0:
+                self._said_stopped_report = True
+                notes.warn(f"segment.report() after the job's stop, with the checkpoint at "
+                           f"{saved} of the segment's {seg.length}: not ranked as the segment's "
+                           f"result; the trial goes on from {saved}. On trial.should_stop(), "
+                           f"save and return before evaluating")
+            return
         seg.short_of = saved if short and self.rank == 0 else None
         seg.reported = plain
         if seg not in self._reports:

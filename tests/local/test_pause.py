@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from helpers import cli, final_state, journal, run_in_background
@@ -28,8 +29,9 @@ def train(trial):
                 f.write(f"{epoch}\\n")
         with trial.save_checkpoint(length=epoch) as path:
             (path / "s.json").write_text(json.dumps({"epoch": epoch}))
-        if epoch < segment.length:  # told to stop: saved, the search goes on from here
-            return
+        if epoch < segment.length and not trial.hparams.get("report_anyway"):
+            return  # told to stop: saved, the search goes on from here
+        # (report_anyway: a library's loop stopped by a callback, then the usual report)
         segment.report(loss=1.0 / (1 + epoch) + trial.hparams["x"] ** 2)
 '''
 
@@ -46,13 +48,19 @@ def _wait(cond, timeout=60.0):
     return cond()
 
 
-def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_checkpoints(tmp_path):
+@pytest.mark.parametrize("report_anyway", [False, True], ids=["returns", "reports anyway"])
+def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_checkpoints(
+        tmp_path, report_anyway):
+    """``reports anyway``: the code evaluates and reports after its loop was stopped (the
+    README's Stable-Baselines3 recipe did), a checkpoint short of the segment: that report is
+    not the rung's result, and the trial goes on from the checkpoint."""
     (tmp_path / "m.py").write_text(MODEL)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "name": "pause", "entrypoint": "m:train",
         "searcher": {"name": "async_halving", "metric": "loss", "max_length": 40, "num_rungs": 2,
                      "divisor": 4, "max_trials": 4, "max_concurrent_trials": 2},
-        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1}},
+        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1},
+                            "report_anyway": report_anyway},
         "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
     exp = tmp_path / "run"
     p = run_in_background(tmp_path / "c.yaml", exp)
@@ -82,6 +90,9 @@ def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_check
         epochs = [int(x) for x in (exp / "trials" / f"{t.id:05d}" / "epochs.txt").read_text().split()]
         assert epochs == list(range(1, t.length + 1)), (t.id, cut.get(f"{t.id:05d}"), epochs)
     assert any(x["kind"] == "stopped" and x.get("reason") == "paused" for x in journal(exp))
+    for t in st.trials.values():  # each rung's result is the full segment's
+        for length, value in t.rung_metrics.items():
+            assert value == pytest.approx(1.0 / (1 + length) + t.hparams["x"] ** 2), (t.id, length)
 
 
 def test_pause_of_a_search_whose_master_is_gone_stops_the_jobs_it_left(tmp_path):
