@@ -337,10 +337,12 @@ _ALIASES = {("slurm", "gpus"): "gpus_per_node", ("slurm", "gres"): "gpus_per_nod
                                "adaptive_asha for HyperBand's brackets)",
             ("", "search_alg"): "searcher.sampler' (tpe for Ray's BOHB, Optuna's TPE)",
             # W&B Sweeps' names (a sweep config's top level, or moved under searcher)
-            ("", "method"): "searcher.sampler' (random, or tpe or gp for W&B's bayes)",
-            ("searcher", "method"): "sampler' (random, or tpe or gp for W&B's bayes)",
-            ("", "parameters"): "hyperparameters' (W&B's distributions: README, Moving from "
-                                "W&B Sweeps)",
+            ("", "method"): "searcher.sampler' (random, or tpe or gp for W&B's bayes; its "
+                            "grid is searcher.name: grid)",
+            ("searcher", "method"): "sampler' (random, or tpe or gp for W&B's bayes; its grid "
+                                    "is name: grid)",
+            ("", "parameters"): "hyperparameters' (W&B's distributions: README, From W&B "
+                                "Sweeps)",
             ("", "run_cap"): "searcher.max_trials", ("searcher", "run_cap"): "max_trials",
             ("searcher", "goal"): "smaller_is_better' (true for W&B's minimize)",
             ("", "program"): "entrypoint' (command: [python3, train.py, \"${args}\"])"}
@@ -367,6 +369,10 @@ _OTHER_NAMES = {
     ("searcher.sampler", "bohb"): "BOHB's density models are tpe",
     ("searcher.sampler", "mobster"): "MOBSTER's Gaussian process is gp",
     ("searcher.sampler", "bayesian"): "tpe or gp",
+    ("searcher.sampler", "bayes"): "W&B's bayes is tpe or gp",
+    ("searcher.sampler", "grid"): "a grid is searcher.name: grid",
+    ("searcher.name", "bayes"): "W&B's bayes is searcher.sampler: tpe or gp (with name: "
+                                "adaptive_asha or async_halving)",
 }
 
 
@@ -537,6 +543,10 @@ def _searcher(c: _Checker, raw: Any) -> SearcherConfig:
     metric = d.get("metric")
     if metric is None:
         c.bad(f"{p}.metric", "missing: the name of the metric your code reports (e.g. val_loss)")
+    elif isinstance(metric, dict) and isinstance(metric.get("name"), str):  # W&B Sweeps'
+        goal = {"minimize": "true", "maximize": "false"}.get(str(metric.get("goal")), "true|false")
+        c.bad(f"{p}.metric", f"W&B's {{name, goal}}: write metric: {metric['name']} and "
+                             f"smaller_is_better: {goal}")
     elif not isinstance(metric, str) or not metric.strip():
         c.bad(f"{p}.metric", f"must be a non-empty string, got {shown(metric)}")
     else:

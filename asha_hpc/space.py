@@ -71,6 +71,12 @@ _WANDB = {
 }
 
 
+# hyperparameter names that are the training's length, which the search sets per segment
+_LENGTH_NAMES = {"epochs", "num_epochs", "n_epochs", "max_epochs", "max_steps", "steps",
+                 "num_steps", "total_timesteps", "timesteps", "n_iter", "iterations",
+                 "num_boost_round", "n_estimators", "num_train_epochs"}
+
+
 def _wandb_hint(spec: dict[str, Any]) -> str:
     """What to write for W&B Sweeps' ``{distribution: ..., min: ..., max: ...}``."""
     d = spec["distribution"]
@@ -537,10 +543,19 @@ class _Parser:
             if "type" not in spec and isinstance(spec.get("distribution"), str):
                 self.bad(path, _wandb_hint(spec))
                 return None
+            if set(spec) == {"parameters"} and isinstance(spec["parameters"], dict):
+                self.bad(path, "W&B Sweeps' nested parameters: write the nested map itself "
+                               f"({path.rpartition('.')[2]}: {{NAME: {{type: ...}}}}); ${{args}} "
+                               "passes --" + path.rpartition('.')[2] + ".NAME=VALUE")
+                return None
             if set(spec) == {"values"} and isinstance(spec["values"], list) or \
                     set(spec) == {"value"}:  # W&B's forms, which nobody means as a group
+                name = path.rpartition('.')[2]
                 form = "type: categorical, vals: [...]" if "values" in spec else \
-                    f"the constant itself ({path.rpartition('.')[2]}: {shown(spec['value'])})"
+                    f"the constant itself ({name}: {shown(spec['value'])})"
+                if "value" in spec and name in _LENGTH_NAMES:
+                    form = (f"nothing: {name} is the search's length (searcher.max_length); a "
+                            f"command takes each segment's as --{name}=${{ASHA_TARGET_LENGTH}}")
                 self.bad(path, f"W&B Sweeps' {next(iter(spec))}: write {form} (a group of one "
                                f"constant so named: type: const, val: {{...}})")
                 return None

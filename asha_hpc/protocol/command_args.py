@@ -87,9 +87,11 @@ def warnings(command: Sequence[str], names: Sequence[str]) -> list[str]:
     for i, arg in enumerate(command):
         m = _FLAG.fullmatch(arg)
         if m is not None and m.group(1).replace("-", "_") in known:
+            fix = ("drop the hyperparameter: the flag gives each segment its length"
+                   if "${ASHA_" in arg else "drop the hyperparameter or the flag")
             out.append(f"command[{i}] {arg!r}: ${{args}} passes --{m.group(1)} too (a "
                        f"hyperparameter), and the script's parser keeps one of the two "
-                       f"(argparse: the last): drop the hyperparameter or the flag")
+                       f"(argparse: the last): {fix}")
     return out
 
 

@@ -606,19 +606,23 @@ def test_a_wandb_sweep_config_moved_over_names_what_to_write_for_each_key(tmp_pa
         "run_cap: 20\n"
         "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
         "command: [\"${env}\", \"${interpreter}\", \"${program}\", \"${args_no_hyphens}\"]\n"
-        "searcher: {name: adaptive_asha, metric: val_loss, max_length: 27, max_trials: 20}\n"
+        "searcher: {name: adaptive_asha, metric: {name: val_loss, goal: minimize},\n"
+        "           max_length: 27, max_trials: 20}\n"
         "hyperparameters:\n"
         "  learning_rate: {distribution: log_uniform_values, min: 1e-4, max: 0.1}\n"
         "  batch_size: {distribution: q_log_uniform_values, q: 8, min: 32, max: 256}\n"
         "  fc_layer_size: {distribution: int_uniform, min: 32, max: 256}\n"
         "  optimizer: {values: [adam, sgd]}\n"
         "  epochs: {value: 27}\n"
+        "  dropout: {value: 0.1}\n"
+        "  sgd: {parameters: {momentum: {values: [0.9, 0.99]}}}\n"
         "  clip: {min: -1, max: 1}\n")
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "sweep.yaml")
     said = "\n".join(e.value.problems)
     for line in [
-        "method: unknown key; did you mean 'searcher.sampler' (random, or tpe or gp for W&B's bayes)?",
+        "method: unknown key; did you mean 'searcher.sampler' (random, or tpe or gp for W&B's "
+        "bayes; its grid is searcher.name: grid)?",
         "run_cap: unknown key; did you mean 'searcher.max_trials'?",
         "early_terminate: unknown key; the early stopping is the searcher's: W&B's hyperband",
         "metric: unknown key; it belongs in another section: searcher.metric",
@@ -630,7 +634,12 @@ def test_a_wandb_sweep_config_moved_over_names_what_to_write_for_each_key(tmp_pa
         "log: true, minval and maxval (W&B's min and max)",
         "hyperparameters.fc_layer_size: W&B Sweeps' distribution: int_uniform",
         "hyperparameters.optimizer: W&B Sweeps' values: write type: categorical, vals: [...]",
-        "hyperparameters.epochs: W&B Sweeps' value: write the constant itself (epochs: 27)"]:
+        "hyperparameters.epochs: W&B Sweeps' value: write nothing: epochs is the search's "
+        "length (searcher.max_length); a command takes each segment's as "
+        "--epochs=${ASHA_TARGET_LENGTH}",
+        "hyperparameters.dropout: W&B Sweeps' value: write the constant itself (dropout: 0.1)",
+        "hyperparameters.sgd: W&B Sweeps' nested parameters: write the nested map itself",
+        "searcher.metric: W&B's {name, goal}: write metric: val_loss and smaller_is_better: true"]:
         assert line in said, (line, said)
     assert "clip" not in said  # a group of two constants named min and max stays one
     # moved over as the README says: one warning left, for a flag given twice
@@ -647,7 +656,7 @@ def test_a_wandb_sweep_config_moved_over_names_what_to_write_for_each_key(tmp_pa
     assert [w for w in cfg.warnings if "passes --epochs too" in w] == [
         "command[3] '--epochs=${ASHA_TARGET_LENGTH}': ${args} passes --epochs too (a "
         "hyperparameter), and the script's parser keeps one of the two (argparse: the last): "
-        "drop the hyperparameter or the flag"]
+        "drop the hyperparameter: the flag gives each segment its length"]
 
 
 def test_a_length_unit_of_the_users_own_is_shown_and_kept():
