@@ -441,6 +441,9 @@ def _result_line(rec: dict[str, Any], metric: str) -> str:
     tid, st = rec.get("trial"), rec.get("status")
     if st == "completed":
         v = (rec.get("metrics") or {}).get(metric)
+        if rec.get("carried"):  # no job ran: its final model's result stands at this length
+            return (f"trial {tid} promoted to length {rec.get('length')} without training (its "
+                    f"code ended its training; the model is final): {metric}={_fmt(v)}")
         return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
                 + (" (diverged)" if diverged(v) else ""))
     if st == "interrupted":

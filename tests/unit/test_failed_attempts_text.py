@@ -87,3 +87,15 @@ def test_peer_ranks_that_died_are_not_read_as_state_the_code_leaves_behind():
     leaky = replay(cfg, _reused_then_passed(3, error="ValueError: GlobalHydra is already "
                                                    "initialized"))
     assert any(said in text for _, text in leaky.events), leaky.events
+
+
+def test_a_result_carried_to_a_longer_length_is_not_told_as_training():
+    """A trial whose code ended its training (early stopping) is promoted without a job: its
+    events said "reached length 200" of a model trained to 30."""
+    from asha_hpc.views.status import _result_line
+
+    rec = {"kind": "result", "trial": 2, "status": "completed", "length": 200,
+           "metrics": {"x": 60.0}, "carried": True}
+    assert _result_line(rec, "x") == ("trial 2 promoted to length 200 without training (its "
+                                      "code ended its training; the model is final): x=60")
+    assert _result_line(dict(rec, carried=False), "x") == "trial 2 reached length 200: x=60"
