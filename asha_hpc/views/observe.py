@@ -110,7 +110,8 @@ def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[st
     """Every learning-curve point (``trials/<id>/runs/<key>/metrics.jsonl``): dicts with
     ``trial_id, key, segment, attempt, step, time`` and ``metrics`` (the user's names, nested:
     a metric may be called ``step``), in trial then run order. Unreadable lines are skipped;
-    two in a row at one step of one run are one point (both lines' metrics)."""
+    two in a row at one step of one run are one point (both lines' metrics) unless a metric
+    has a different value in each."""
     want = None if trials is None else set(trials)
     rows: list[dict[str, Any]] = []
     base = exp.root / TRIALS
@@ -142,9 +143,11 @@ def curve_rows(exp: ExpDir, trials: Iterable[int] | None = None) -> list[dict[st
                     continue
                 last = rows[-1] if rows else None
                 if last is not None and last["key"] == rdir.name and last["trial_id"] == tid \
-                        and last["step"] == point["step"]:
+                        and last["step"] == point["step"] and all(
+                            last["metrics"].get(k, v) == v for k, v in point["metrics"].items()):
                     # the segment's report at the step a report_metrics point just had (the
-                    # epoch's own values, then the segment's result): one point, not two
+                    # epoch's own values, then the segment's result): one point, not two (two
+                    # where one name has two values there)
                     last["metrics"] = {**last["metrics"], **point["metrics"]}
                     last["time"] = point.get("time", last.get("time"))
                     continue
