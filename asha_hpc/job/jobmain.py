@@ -308,6 +308,7 @@ class _Session:
         self.code: dict[str, int] = {}  # the user's modules imported here: file -> mtime
         self._code_looked = 0.0
         self.stale: str | None = None  # a file of them changed since: this worker leaves
+        self._said_stale = False
 
     def ident(self) -> dict[str, Any]:
         return {"host": node_name(), "pid": os.getpid(), "job_id": job_id()}
@@ -371,9 +372,10 @@ class _Session:
             body = wait_slot(path, float("inf"), stop=lambda: self._peer_dead(0),
                              watch=self.watch, close=False)
         self.slot += 1
-        if self.ranks.world_size == 1 and body.get("type") == "segment" and self._stale(now=True):
-            body = {}  # filled as the code changed: the master gives it to a fresh job
-        if self.stale is not None:
+        if body.get("type") == "segment":  # (run() hands back one that came as the code changed)
+            self._stale(now=True)
+        if self.stale is not None and not self._said_stale:
+            self._said_stale = True
             print(f"asha_hpc: {self.stale} changed since this worker imported it: this job "
                   f"leaves, and the next segments run the new code in new jobs",
                   file=sys.stderr, flush=True)
@@ -411,7 +413,13 @@ class _Session:
         # a process where the code worked before: a failure now may be what it left behind
         # (a command runs in a process of its own each time: it leaves nothing here)
         att.reused = self.worked > 0 and not isinstance(spec.entrypoint, list)
-        out = self._execute(att)
+        if self.stale is not None and self.worker is not None:
+            # handed over as the code changed on disk: not run with the old code; given back
+            # as a stop (counted as no failure), and the trial goes on in a new job
+            att.control.stop("the code changed since this worker imported it")
+            out = _Outcome(status="interrupted")
+        else:
+            out = self._execute(att)
         if self.worker is not None and not isinstance(spec.entrypoint, list):
             from .entrypoint import code_files
 

@@ -71,3 +71,39 @@ def test_a_warm_worker_leaves_once_the_code_it_imported_was_edited(tmp_path):
     logs = "".join(f.read_text() for f in (exp / "jobs").glob("*.err"))
     assert "model.py changed since this worker imported it: this job leaves" in logs
     assert json.loads(cli("status", exp, "--json").stdout)["state"] == "completed"
+
+
+def test_code_edited_while_the_search_runs_costs_no_failure(tmp_path):
+    """The edit lands while the master hands out segments: a worker that finds its code
+    changed as a segment comes gives it back as a stop (not run with the old code, counted as
+    no failure), and leaves."""
+    code = tmp_path / "model.py"
+    code.write_text(MODULE.format(version=1))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "edit", "entrypoint": "model:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 2, "max_trials": 10,
+                     "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
+        "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 2}}))
+    exp = tmp_path / "run"
+    p = run_in_background(tmp_path / "c.yaml", exp)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and sum(
+                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
+                                                else [])) < 2:
+            time.sleep(0.05)
+        code.write_text(MODULE.format(version=2))
+        os.utime(code, ns=(time.time_ns(), time.time_ns() + 10**9))
+        _, err = p.communicate(timeout=240)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    recs = journal(exp)
+    assert not [x for x in recs if x["kind"] == "job_dead" and x.get("counts")]
+    assert all(t.restarts == 0 for t in st.trials.values())
+    last = [x for x in recs if x["kind"] == "result" and x["status"] == "completed"][-3:]
+    assert {x["metrics"]["version"] for x in last} == {2}
