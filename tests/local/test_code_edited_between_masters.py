@@ -28,6 +28,14 @@ def train(trial):
 '''
 
 
+def _wait_for_results(exp, n: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and sum(
+            r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
+                                            else [])) < n:
+        time.sleep(0.05)
+
+
 def test_a_warm_worker_leaves_once_the_code_it_imported_was_edited(tmp_path):
     code = tmp_path / "model.py"
     code.write_text(MODULE.format(version=1))
@@ -40,11 +48,7 @@ def test_a_warm_worker_leaves_once_the_code_it_imported_was_edited(tmp_path):
     exp = tmp_path / "run"
     p = run_in_background(tmp_path / "c.yaml", exp)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and sum(
-                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
-                                                else [])) < 2:
-            time.sleep(0.2)
+        _wait_for_results(exp, 2)
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60)
     finally:
@@ -88,11 +92,7 @@ def test_code_edited_while_the_search_runs_costs_no_failure(tmp_path):
     exp = tmp_path / "run"
     p = run_in_background(tmp_path / "c.yaml", exp)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and sum(
-                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
-                                                else [])) < 2:
-            time.sleep(0.05)
+        _wait_for_results(exp, 2)
         code.write_text(MODULE.format(version=2))
         os.utime(code, ns=(time.time_ns(), time.time_ns() + 10**9))
         _, err = p.communicate(timeout=240)
