@@ -390,6 +390,13 @@ class _Session:
         self.handed = True
         return spec
 
+    def _note_code(self, spec: SegmentSpec) -> None:
+        """A worker notes the user's modules it has imported, with their times then."""
+        if self.worker is not None and not isinstance(spec.entrypoint, list):
+            from .entrypoint import code_files
+
+            code_files(spec.context_dir, self.code)
+
     def _stale(self, now: bool = False) -> bool:
         """The user's code changed on disk since this process imported it (looked at once a
         second at most while waiting; ``now``: look now)."""
@@ -420,10 +427,7 @@ class _Session:
             out = _Outcome(status="interrupted")
         else:
             out = self._execute(att)
-        if self.worker is not None and not isinstance(spec.entrypoint, list):
-            from .entrypoint import code_files
-
-            code_files(spec.context_dir, self.code)
+        self._note_code(spec)  # and what the call imported on its way
         try:
             return self._end(att, out, spec)
         finally:
@@ -536,6 +540,7 @@ class _Session:
 
                 command_trial.in_function_trial = True  # AshaCallback() there: say what to pass
                 fn = resolve_entrypoint(spec.entrypoint, spec.context_dir)
+                self._note_code(spec)  # as imported now: a later look would see an edit's time
                 # importing the code's module (and its libraries) is start-up, which a warm
                 # worker pays once, not training (workers: auto weighs the two)
                 att.started = time.time()
@@ -818,9 +823,11 @@ class _Session:
                 return None
             waits = self._publish(att, _Outcome(metrics=seg.reported))
             att.spec = None
+        if waits:
+            self._note_code(spec)  # before waiting: what the code imported lazily, as it was
         nxt = self.wait_next() if waits else None
-        if nxt is None or nxt.trial_id != spec.trial_id:
-            self.pending = nxt
+        if nxt is None or nxt.trial_id != spec.trial_id or self.stale is not None:
+            self.pending = nxt  # (as the code changed: run() gives it back, not run in place)
             return None
         att.spec, att.started = nxt, time.time()
         att.control.start_attempt(nxt.key, self.exp.run_dir(nxt.trial_id, nxt.key))
