@@ -19,11 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .backends import capabilities
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError, shell_word
+from .launch import (
+    check_warm_start,
+    create_experiment,
+    default_exp_dir,
+    master_name,
+    refuse_running,
+    refuse_someone_elses_running,
+    resume_search,
+)
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment, submitted_master
-from .yamlfile import read_yaml, write_yaml
+from .yamlfile import read_yaml
 
 EXIT_CONFIG = 2
 TRACKERS = ("tensorboard", "mlflow")  # export formats of trackers.py
@@ -35,7 +43,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     from .plan import plan, render_plan
 
     cfg = load_config(a.config)
-    _check_warm_start(cfg)  # what `run` would refuse, refused here too
+    check_warm_start(cfg)  # what `run` would refuse, refused here too
     p = plan(cfg.searcher, cfg.space())
     p["warnings"] = _config_warnings(cfg) + p["warnings"]
     p["workers"] = cfg.workers_setting
@@ -72,12 +80,6 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _default_exp_dir(cfg: ExperimentConfig) -> Path:
-    if cfg.experiment_dir:
-        return Path(cfg.experiment_dir)
-    return Path("asha_runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     """The config's warnings (Determined keys mapped or ignored), and a Determined Trial class
     as entrypoint, or a command's script that imports Determined's own package, where its
@@ -93,127 +95,15 @@ def _config_warnings(cfg: ExperimentConfig) -> list[str]:
     return out
 
 
-def _check_warm_start(cfg: ExperimentConfig) -> Any:
-    """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists;
-    its warnings are printed here. Returns its records (None without warm_start), for a master
-    started by this command; a master started elsewhere (``submit``'s job) reads them itself."""
-    if cfg.searcher.warm_start is None:
-        return None
-    from .master.warmstart import read_warm_start
-
-    records, warnings = read_warm_start(cfg)
-    for w in warnings:
-        print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    return records
-
-
 def cmd_run(a: argparse.Namespace) -> int:
-    from .plan import top_out_of_reach
+    from .launch import start_search
 
     cfg = load_config(a.config, overrides={"backend": a.backend})
-    for w in cfg.warnings + [w for w in [top_out_of_reach(cfg.searcher, cfg.space())] if w]:
-        print(f"asha-hpc: warning: {w}", file=sys.stderr)
-    caps = capabilities(cfg)
-    if not caps.virtual_time:  # a typo costs no job at all
-        from .compat.determined_config import determined_import_problem, trial_class_problem
-        from .job.entrypoint import check_command, check_entrypoint, defines
-
-        # a Determined Trial class first: its own line says what to do, not "not found"
-        why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
-        if why is None and isinstance(cfg.entrypoint, str):
-            why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
-                   or defines(cfg.entrypoint, cfg.config_dir))
-        elif why is None:
-            why = (check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
-                   or determined_import_problem(list(cfg.entrypoint), cfg.config_dir))
-        if why:
-            raise ConfigError([why], a.config)
-    warm = _check_warm_start(cfg)
-    root = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
-    _refuse_running(root)
-    return _drive(_create_experiment(cfg, root), cfg, force=False, report_every_s=a.report_every,
-                  warm_start=warm)
-
-
-def _refuse_someone_elses_running(root: Path) -> None:
-    """``resume`` of another user's search that its master runs now: say so, rather than "copy
-    the experiment as yourself", which would start a second search of it."""
-    from .protocol.expdir import check_owned
-    from .views.status import master_alive
-
-    try:
-        if not holds_experiment(root) or check_owned(root) is None:
-            return
-    except OSError:
-        return  # ExpDir.open names what cannot be read
-    holder = master_alive(ExpDir(root.resolve()))
-    if holder:
-        raise AshaError(f"{root.resolve()}: a {_master_name(holder)} of its owner runs this "
-                        f"search now; only its owner can resume or cancel it. Watch it with "
-                        f"`asha-hpc status {shell_word(root.resolve())}`")
-
-
-def _refuse_running(root: Path) -> None:
-    """``run`` into a folder whose search a master is running now: say so, rather than "resume
-    it" (which that master refuses)."""
-    from .views.status import master_alive
-
-    if not holds_experiment(root):
-        return
-    exp = ExpDir(root.resolve())
-    holder = master_alive(exp)
-    if holder:
-        raise AshaError(f"{exp.root} holds a search that a {_master_name(holder)} is running "
-                        f"now: watch it with `asha-hpc status {shell_word(exp.root)}`, or "
-                        f"pick another folder with --exp-dir")
-    if _just_made(exp):
-        raise AshaError(f"{exp.root}: another `run` made its experiment here {_STARTING_S:.0f} s "
-                        f"ago or less and its master is starting: watch that search with "
-                        f"`asha-hpc status {shell_word(exp.root)}`, or pick another folder with "
-                        f"--exp-dir")
-
-
-_STARTING_S = 60.0  # a folder made this recently, with no lease yet, is a master starting
-
-
-def _just_made(exp: ExpDir) -> bool:
-    """An experiment another ``run`` has just made and whose master has not taken the lease
-    yet (it reads the config and checks the code first): not one to resume."""
-    from .protocol.expdir import CONFIG
-
-    if exp.lease.exists() or exp.journal.exists():  # a master has run here
-        return False
-    try:
-        return time.time() - (exp.root / CONFIG).stat().st_mtime < _STARTING_S
-    except OSError:
-        return False
-
-
-def _create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:
-    """Make the folder with the resolved config (defaults and the seed fixed) in it, at once
-    (ExpDir.create_new): a second ``run`` racing for the folder writes nothing.
-    ``made_by_submit``: the master's Slurm job, whose folder ``asha-hpc submit`` made (it holds
-    the batch script and the job's log): the experiment is made in it, config last."""
-    from .protocol.expdir import CONFIG
-
-    cfg.experiment_dir = str(Path(root).resolve())
-    data = write_yaml(cfg.to_dict(), sort_keys=False).encode()
-    if made_by_submit and Path(root).is_dir():
-        exp = ExpDir.create(root)
-        atomic_write(exp.config, data)
-    else:
-        exp = ExpDir.create_new(root, {CONFIG: data})
-    if cfg.checkpoint_folder:
-        from .compat.determined_config import place_trials
-
-        place_trials(exp.root, Path(cfg.checkpoint_folder))
-    print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
-          f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
-    return exp
+    return start_search(cfg, a.exp_dir, a.report_every)[0]
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    _refuse_someone_elses_running(Path(a.exp_dir))
+    refuse_someone_elses_running(Path(a.exp_dir))
     exp = ExpDir.open(Path(a.exp_dir))
     cfg = load_config(exp.config, overrides={"backend": a.backend} if a.backend else None)
     readmit = sorted(set(a.readmit_node or []))
@@ -243,18 +133,9 @@ def cmd_resume(a: argparse.Namespace) -> int:
                                     exp.max_compute_request, exp.max_compute_answer,
                                     lambda: write_cap_request(exp, units), a.wait, "the cap")
             return 0
-    if exp.pause_request.exists():  # asked of a master that stopped first: resume is the answer
-        exp.pause_request.unlink(missing_ok=True)
-        print("asha-hpc: a waiting `asha-hpc pause` was dropped: the search resumes",
-              file=sys.stderr)
-    return _drive(exp, cfg, force=a.force, report_every_s=a.report_every,
-                  retry_failed=a.retry_failed, max_compute=a.max_compute, readmit=readmit,
-                  announce=f"resuming '{cfg.name}' in {exp.root}")
-
-
-def _master_name(holder: dict[str, Any]) -> str:
-    """The master that holds the lease, as the commands that reach it name it."""
-    return f"master (host {holder.get('host')}, pid {holder.get('pid')})"
+    return resume_search(exp, cfg, force=a.force, report_every_s=a.report_every,
+                         retry_failed=a.retry_failed, max_compute=a.max_compute,
+                         readmit=readmit)[0]
 
 
 def _wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) -> T | None:
@@ -284,7 +165,7 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: st
 
     before = read_answer(answer_at)
     token = write()
-    who = f"the running {_master_name(holder)}"
+    who = f"the running {master_name(holder)}"
     gone_at: list[float] = []  # when the request went without an answer (an older release)
 
     def look() -> Answer | None:
@@ -316,77 +197,6 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: st
     else:
         print(f"asha-hpc: {who} took it: {answer.line}", file=sys.stderr)
     return 0
-
-
-def _drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
-           retry_failed: bool = False, warm_start: Any = None,
-           max_compute: int | None = None, readmit: list[str] | None = None,
-           announce: str | None = None) -> int:
-    """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
-    holds the folder and its journal replays (a refused second master, a changed config or a
-    damaged journal print only why)."""
-    from .master.loop import Master
-
-    def on_lease() -> None:
-        if announce:
-            print(f"asha-hpc: {announce}", file=sys.stderr)
-        if report_every_s > 0:
-            print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
-                  "and at the end; --report-every 0 for none)", file=sys.stderr)
-
-    master = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                    retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
-                    readmit=readmit, on_lease=on_lease)
-    st = master.run()
-    if st.lifecycle == "completed":
-        best = st.ranked()
-        if best:
-            b = best[0]
-            short = "" if b.length >= cfg.searcher.max_length else \
-                f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
-            if b.ended_early is not None:  # carried to its length without training
-                short += f" (its code ended its training at {b.ended_early})"
-            print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
-                  f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
-            print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
-        ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
-        if ended:
-            print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
-                  f"{'their' if len(ended) > 1 else 'its'} own code ("
-                  f"{', '.join(map(str, ended[:10]))}{', ...' if len(ended) > 10 else ''}; early "
-                  f"stopping, or no result): not retried, as a retry would end alike", file=sys.stderr)
-        failed = sorted(t.id for t in st.trials.values() if t.status == "failed" and not t.gave_up)
-        if failed:
-            print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
-                  f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
-                  f"`asha-hpc status {shell_word(exp.root)}` says why; `asha-hpc resume "
-                  f"{shell_word(exp.root)} --retry-failed` trains them again", file=sys.stderr)
-        from .views.status import held_back, held_back_text
-
-        held = held_back(st)
-        if held:
-            print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
-                  f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
-        return 0
-    if st.lifecycle == "failed":
-        # the master printed the whole message (with the trial's traceback) as it failed
-        first, _, more = (st.message or "").partition("\n")
-        if more.strip():  # "...; the last error was:" + traceback
-            first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
-        print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
-        return 1
-    return _signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped") else 0
-
-
-def _signal_status(stop_reason: str | None) -> int:
-    """The shell's exit status for a master a signal stopped (130 for Ctrl-C, 143 for SIGTERM):
-    a script or ``sbatch --dependency=afterok`` must not read a stopped search as a finished one."""
-    import signal
-
-    try:
-        return 128 + int(signal.Signals[stop_reason or ""])
-    except KeyError:
-        return 0
 
 
 def cmd_status(a: argparse.Namespace) -> int:
@@ -626,7 +436,7 @@ def cmd_cancel(a: argparse.Namespace) -> int:
     holder = master_alive(exp)
     if holder:
         write_cancel_request(exp)
-        who = f"the {_master_name(holder)}"
+        who = f"the {master_name(holder)}"
         # the master removes the request once it has cancelled the jobs and journaled it
         if _wait_on_master(exp, a.wait, lambda: None if exp.cancel_request.exists() else True):
             print(f"asha-hpc: {who} cancelled the search and its running jobs")
@@ -653,7 +463,7 @@ def cmd_pause(a: argparse.Namespace) -> int:
     holder = master_alive(exp)
     write_pause_request(exp)
     if holder:
-        who = f"the {_master_name(holder)}"
+        who = f"the {master_name(holder)}"
         if _wait_on_master(exp, a.wait, lambda: None if exp.pause_request.exists() else True):
             print(f"asha-hpc: {who} paused the search: its running jobs save and stop; "
                   f"`asha-hpc resume {shell_word(exp.root)}` goes on")
@@ -670,8 +480,8 @@ def cmd_submit(a: argparse.Namespace) -> int:
     from .submit import master_options, render_master_script, submit_master
 
     cfg = load_config(a.config)
-    _check_warm_start(cfg)
-    exp_dir = Path(a.exp_dir) if a.exp_dir else _default_exp_dir(cfg)
+    check_warm_start(cfg)
+    exp_dir = Path(a.exp_dir) if a.exp_dir else default_exp_dir(cfg)
     if holds_experiment(exp_dir):  # the master's job resumes it, with its own config
         _check_resubmit(cfg, Path(a.config), exp_dir)
     from .submit import master_job_waiting
@@ -726,7 +536,7 @@ def _check_resubmit(cfg: ExperimentConfig, config: Path, exp_dir: Path) -> None:
             f"ignore that. Resubmit it as it is (`asha-hpc submit "
             f"{shell_word(exp.config)} --exp-dir {shell_word(exp_dir)}`), or give another "
             f"--exp-dir for a new experiment")
-    _refuse_running(exp_dir)
+    refuse_running(exp_dir)
     print(f"asha-hpc: {exp_dir} holds experiment '{stored.name}': the master's job resumes it",
           file=sys.stderr)
 
@@ -784,7 +594,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
     else:
         a.backend = None
         cfg = load_config(a.config)
-        exp = _create_experiment(cfg, root, made_by_submit=True)
+        exp = create_experiment(cfg, root, made_by_submit=True)
     from .views.livereport import DEFAULT_EVERY_S
 
     master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)

@@ -231,12 +231,12 @@ def preempt_then_finish(exp: Path, master: subprocess.Popen) -> None:
 def running(tmp_path, cap=None, progress=lambda s: None):
     """A simulated search of 60 trials (under ``cap``) whose master has run 3 polls and runs
     on: (cfg, exp, master)."""
-    from asha_hpc.cli import _create_experiment
+    from asha_hpc.launch import create_experiment
     from asha_hpc.master.loop import Master
 
     cfg = sim_cfg(trials=60, failure_rate=0.0)
     cfg.searcher.max_compute = cap
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     return cfg, exp, stepped(Master(exp, cfg, progress=progress), cfg, 3)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asha_hpc.cli import _create_experiment
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 
 from helpers import sim_cfg
@@ -35,7 +35,7 @@ def shared_search(tmp_path):
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv, to act as another user")
     cfg = sim_cfg(trials=12, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     assert Master(exp, cfg, progress=lambda s: None).run().lifecycle == "completed"
     for root, _dirs, files in os.walk(exp.root):
         for name in [root] + [os.path.join(root, f) for f in files]:
@@ -119,7 +119,7 @@ def test_files_the_master_writes_are_never_writable_by_others_and_readable_as_th
     cfg = sim_cfg(trials=6, failure_rate=0.0)
     old = os.umask(umask)
     try:
-        exp = _create_experiment(cfg, tmp_path / "exp")
+        exp = create_experiment(cfg, tmp_path / "exp")
         m = Master(exp, cfg, progress=lambda s: None)
         assert m.start()
         m.step()

@@ -676,11 +676,11 @@ def test_status_without_a_master_counts_jobs_that_started_since_it_stopped(tmp_p
     """The master submitted a job and stopped before the job started: the job's ``started``
     message waits in the inbox, and status says so instead of counting the trial as pending
     only (on Slurm: every job running, status said 0 running)."""
-    from asha_hpc.cli import _create_experiment
+    from asha_hpc.launch import create_experiment
 
     cfg_path = _waiting_trial_config(tmp_path, "early")
     cfg = load_config(cfg_path)
-    exp = _create_experiment(cfg, tmp_path / "run")
+    exp = create_experiment(cfg, tmp_path / "run")
     m = Master(exp, cfg, progress=lambda s: None)
     assert m.start()
     m.step()  # submits the trial's job, and stops here: it never looks at the inbox again

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 
 from helpers import mount_tmpfs, sim_cfg
@@ -22,7 +23,7 @@ def read_only_search(tmp_path):
     try:
         cfg = sim_cfg(trials=12, failure_rate=0.0)
         cfg.searcher.max_compute = 300
-        exp = _create_experiment(cfg, fs / "exp")
+        exp = create_experiment(cfg, fs / "exp")
         assert Master(exp, cfg, progress=lambda s: None).run().lifecycle == "completed"
         subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
         yield exp.root

@@ -106,11 +106,11 @@ def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_
     """The master's job was requeued (its time limit, `scontrol requeue`, a node that failed)
     and pends: no master runs, and the job resumes the search when it starts. status says so,
     rather than "asha-hpc resume goes on", which would make that job fail as a second master."""
-    from asha_hpc.cli import _create_experiment
     from asha_hpc.config import load_config
+    from asha_hpc.launch import create_experiment
 
     exp = tmp_path / "run"
-    _create_experiment(load_config(make_experiment(tmp_path)), exp)
+    create_experiment(load_config(make_experiment(tmp_path)), exp)
     squeue, env = fake_slurm_command(
         tmp_path, "squeue", '[ "$3" = 4711 ] && echo "PENDING|BeginTime"\nexit 0\n')
     assert "`asha-hpc resume" in cli("status", exp, env=env).stdout  # no master job: resume

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from asha_hpc.backends.simulated import BROKEN_ERROR, SimulatedBackend
-from asha_hpc.cli import _create_experiment
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import ExperimentState, TrialState, error_signature, replay
 from asha_hpc.protocol.journal import read_journal
@@ -24,7 +24,7 @@ def _search(tmp_path, pool=0, nodes=4, broken=1, trials=40):
     cfg = sim_cfg(trials=trials, concurrent=8, failure_rate=0.0, nodes=nodes,
                   broken_nodes=broken, startup_seconds=20, pool=pool)
     cfg.max_restarts = 5
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = SimulatedBackend.from_config(cfg, exp.root)
     said: list[str] = []
     st = Master(exp, cfg, backend=backend, progress=said.append).run()
@@ -104,7 +104,7 @@ def test_a_node_whose_jobs_die_without_a_word_is_found_from_the_scheduler(tmp_pa
     cfg = sim_cfg(trials=40, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
                   startup_seconds=20, broken_how="die")
     cfg.max_restarts = 5
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = SimulatedBackend.from_config(cfg, exp.root)
     st = Master(exp, cfg, backend=backend, progress=lambda s: None).run()
     assert st.lifecycle == "completed"

@@ -12,7 +12,8 @@ from collections import Counter
 
 from asha_hpc.backends.base import JobState
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import POOL_BACKOFF_MAX_S, Master
 from asha_hpc.master.pool import UNREADY_STREAK
 from asha_hpc.master.state import replay
@@ -28,7 +29,7 @@ def _master(tmp_path, dead, nodes=4, progress=lambda s: None):
     cfg = sim_cfg(trials=60, concurrent=8, failure_rate=0.0, nodes=nodes, startup_seconds=20,
                   pool=4, broken_how="die")
     cfg.max_restarts = 5
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = SimulatedBackend.from_config(cfg, exp.root)
     backend.broken = set(dead)  # where jobs end before their code runs
     return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=progress)
@@ -130,7 +131,7 @@ def test_segment_jobs_that_all_die_before_their_code_stop_at_the_first_batch(tmp
     cfg = sim_cfg(trials=40, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
                   startup_seconds=20, broken_how="die")
     cfg.max_restarts = 5
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = SimulatedBackend.from_config(cfg, exp.root)
     backend.broken = set(backend.hosts)
     st = Master(exp, cfg, backend=backend, progress=lambda s: None).run()
@@ -147,7 +148,7 @@ def test_a_segment_job_that_crashes_after_its_code_started_is_no_such_death(tmp_
     """Crashes (a killed process, after the job's code sent its `started`) are the code's own
     failures, as before: every attempt crashing is not taken for a broken environment."""
     cfg = sim_cfg(trials=6, concurrent=3, failure_rate=0.999)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     st = Master(exp, cfg, progress=lambda s: None).run()
     recs = read_journal(exp.journal)[0]
     assert st.lifecycle == "failed" and "before its code ran" not in (st.message or "")

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.master.retention import removable_checkpoints
 from asha_hpc.master.state import replay
@@ -36,7 +37,7 @@ def capped(tmp_path, cap=CAP):
     """A search that its cap ended (60 trials planned, fewer created), as `run` leaves it."""
     cfg = sim_cfg(trials=60, failure_rate=0.0)
     cfg.searcher.max_compute = cap
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     st = Master(exp, cfg, progress=lambda s: None).run()
     assert st.lifecycle == "completed" and len(st.trials) < 60
     return cfg, exp, st
@@ -97,7 +98,7 @@ def test_the_new_cap_holds_after_the_master_is_stopped(tmp_path):
 
 def test_a_lowered_cap_ends_the_search_sooner(tmp_path):
     cfg = sim_cfg(trials=60, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     stepped(Master(exp, cfg, progress=lambda s: None), cfg, 4).close()
     started = replay(cfg, read_journal(exp.journal)[0]).searcher.compute_started()
     cap = started + 100
@@ -180,7 +181,7 @@ def test_run_says_when_the_cap_ended_the_search(tmp_path, capsys):
 
 def test_a_search_that_ran_its_whole_plan_has_nothing_more_to_train(tmp_path, capsys):
     cfg = sim_cfg(trials=12, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     st = Master(exp, cfg, progress=lambda s: None).run()
     assert st.lifecycle == "completed" and st.max_compute is None
     spent = st.searcher.compute_started()

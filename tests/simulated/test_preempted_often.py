@@ -5,8 +5,8 @@ as before, rather than resubmitted for ever."""
 from __future__ import annotations
 
 from asha_hpc.backends.simulated import SIM_PREFIX, SimulatedBackend
-from asha_hpc.cli import _create_experiment
 from asha_hpc.config import parse_config
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import MAX_INFRA_RETRIES
 from asha_hpc.protocol.expdir import INBOX, atomic_write_json
@@ -43,7 +43,7 @@ def _search(tmp_path, step):
         "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}},
         "backend": "simulated", "poll_interval_s": 5,
         "simulated": {"unit_seconds": 10, "duration_noise": 0.0}}, str(tmp_path))
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = Scavenger(exp.root, cfg.simulated)
     backend.progress, backend.step = {}, step
     st = Master(exp, cfg, backend=backend, progress=lambda s: None).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from asha_hpc.backends.base import WAITS, JobState, Pending
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.queue import Queue, QueuedJob, read_queue, write_queue
 
@@ -30,7 +30,7 @@ def _left_behind(exp, reason="Priority", since=1000.0):
 
 def test_a_resumed_master_does_not_show_what_pended_before_it(tmp_path):
     cfg = sim_cfg(trials=4, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     _left_behind(exp)
     st = Master(exp, cfg, backend=SimulatedBackend(exp.root, cfg.simulated),
                 progress=lambda s: None).run()
@@ -41,7 +41,7 @@ def test_a_resumed_master_does_not_show_what_pended_before_it(tmp_path):
 
 def test_a_job_pending_for_the_same_reason_keeps_its_time(tmp_path):
     cfg = sim_cfg(trials=4, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     _left_behind(exp, since=1000.0)
     m = Master(exp, cfg, backend=Reasons(exp.root, cfg.simulated), progress=lambda s: None)
     m._see_queue([], {"777_1": JobState.PENDING, "778": JobState.PENDING}, 5000.0)
@@ -52,7 +52,7 @@ def test_a_job_pending_for_the_same_reason_keeps_its_time(tmp_path):
 
 def test_a_job_pending_for_another_reason_counts_from_now(tmp_path):
     cfg = sim_cfg(trials=4, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     _left_behind(exp, reason="Resources", since=1000.0)
     m = Master(exp, cfg, backend=Reasons(exp.root, cfg.simulated), progress=lambda s: None)
     m._see_queue([], {"777_1": JobState.PENDING}, 5000.0)
@@ -72,7 +72,7 @@ def test_status_counts_pending_time_on_the_masters_clock(tmp_path):
 
     cfg = sim_cfg(trials=4, failure_rate=0.0)
     cfg.backend = "local"  # a wall clock: status counts to now
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     behind = time.time() - 3600
     exp.lease.write_text(json.dumps({"host": "login2", "pid": 7, "token": "a",
                                      "heartbeat": behind, "started": behind - 600}))

@@ -9,7 +9,8 @@ import threading
 import time
 
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
@@ -27,7 +28,7 @@ def _until_excluded(tmp_path, progress=lambda s: None):
     cfg = sim_cfg(trials=60, concurrent=8, failure_rate=0.0, nodes=4, broken_nodes=1,
                   startup_seconds=20)
     cfg.max_restarts = 5
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = SimulatedBackend.from_config(cfg, exp.root)
     m = Master(exp, cfg, backend=backend, progress=progress)
     assert m.start()
@@ -171,7 +172,7 @@ def _search_with(tmp_path, after_h, repaired_after_s=2500.0, trials=160):
                   startup_seconds=20, repaired_after_s=repaired_after_s)
     cfg.max_restarts = 5
     cfg.readmit_nodes_after_h = after_h
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     said: list[str] = []
     st = Master(exp, cfg, backend=SimulatedBackend.from_config(cfg, exp.root),
                 progress=said.append).run()
@@ -232,7 +233,7 @@ def test_status_says_when_the_master_takes_an_excluded_node_back(tmp_path):
                   startup_seconds=20)
     cfg.max_restarts = 5
     cfg.readmit_nodes_after_h = 0.25
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     m = Master(exp, cfg, backend=SimulatedBackend.from_config(cfg, exp.root), progress=lambda s: None)
     assert m.start()
     while m.step() and not m.state.nodes.bad:

@@ -10,8 +10,9 @@ import pytest
 
 from asha_hpc.backends.base import SubmitError
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
 from asha_hpc.errors import AshaError
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import JOBS_PROBE_S, SUBMIT_BACKOFF_MAX_S, SUBMIT_BACKOFF_S, Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
@@ -41,7 +42,7 @@ class Refusing(SimulatedBackend):
 
 def _search(tmp_path, **kw):
     cfg = sim_cfg(trials=30, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = Refusing(exp.root, cfg.simulated, **kw)
     backend.exp_dir = exp.root
     said: list[str] = []
@@ -138,7 +139,7 @@ class Limited(SimulatedBackend):
 
 def _limited(tmp_path, **kw):
     cfg = sim_cfg(trials=24, concurrent=8, failure_rate=0.0)
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = Limited(exp.root, cfg.simulated, **kw)
     said: list[str] = []
     return cfg, exp, backend, Master(exp, cfg, backend=backend, progress=said.append), said

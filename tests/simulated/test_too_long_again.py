@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from asha_hpc.backends.base import STUCK, Pending, TimeCap
 from asha_hpc.backends.simulated import SimulatedBackend
-from asha_hpc.cli import _create_experiment
 from asha_hpc.config import parse_config
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import TOO_LONG_AGAIN_S, Master
 from asha_hpc.protocol.journal import read_journal
 from asha_hpc.testing.invariants import check_invariants
@@ -49,7 +49,7 @@ def test_a_job_too_long_for_unreadable_limits_is_withdrawn_once_they_can_be_read
         "backend": "simulated", "poll_interval_s": 5,
         "slurm": {"timeout_min": "auto", "first_guess_min": 60},
         "simulated": {"unit_seconds": 10, "duration_noise": 0.0}}, str(tmp_path))
-    exp = _create_experiment(cfg, tmp_path / "exp")
+    exp = create_experiment(cfg, tmp_path / "exp")
     backend = QosDown(exp.root, cfg.simulated)
     said: list[str] = []
     m = Master(exp, cfg, backend=backend, progress=said.append)

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sampler import MODELS, SPACE, check_in_space, loss, spaces
 
-from asha_hpc.cli import _create_experiment, main
+from asha_hpc.cli import main
 from asha_hpc.config import parse_config
 from asha_hpc.errors import ConfigError
+from asha_hpc.launch import create_experiment
 from asha_hpc.master.loop import Master
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
@@ -48,13 +49,13 @@ def first(tmp_path):
     """An earlier search (random sampling, as a user's first search often is) in tmp/a."""
     (tmp_path / "landscape.py").write_text(CURVE)
     cfg = parse_config(raw(sampler="random"), str(tmp_path))
-    exp = _create_experiment(cfg, tmp_path / "a")  # as `asha-hpc run` makes it: config in it
+    exp = create_experiment(cfg, tmp_path / "a")  # as `asha-hpc run` makes it: config in it
     assert Master(exp, cfg, progress=lambda s: None).run().lifecycle == "completed"
     return tmp_path
 
 
 def run(tmp_path, name, cfg, **kw):
-    exp = _create_experiment(cfg, tmp_path / name)
+    exp = create_experiment(cfg, tmp_path / name)
     said: list[str] = []
     st_ = Master(exp, cfg, progress=said.append, **kw).run()
     return exp, st_, read_journal(exp.journal)[0], said
@@ -103,7 +104,7 @@ def test_a_warm_start_too_small_to_fit_says_so(tmp_path, sampler):
     first trials are random after all; the master's line and status say it, and why."""
     (tmp_path / "landscape.py").write_text(CURVE)
     small = parse_config(raw(trials=4, sampler="random"), str(tmp_path))
-    exp = _create_experiment(small, tmp_path / "a")
+    exp = create_experiment(small, tmp_path / "a")
     assert Master(exp, small, progress=lambda s: None).run().lifecycle == "completed"
     cfg = parse_config(raw(trials=8, sampler=sampler, warm_start="a"), str(tmp_path))
     exp, st_, recs, said = run(tmp_path, "b", cfg)
@@ -118,7 +119,7 @@ def test_a_warm_start_too_small_to_fit_says_so(tmp_path, sampler):
 
 def test_resume_and_the_views_replay_the_record_not_the_folder(first):
     cfg = parse_config(raw(warm_start="a", seed=11), str(first))
-    exp = _create_experiment(cfg, first / "b")
+    exp = create_experiment(cfg, first / "b")
     m = Master(exp, cfg, progress=lambda s: None)
     assert m.start()
     while m.state.results_applied < 20 and m.step():
@@ -140,7 +141,7 @@ def test_resume_and_the_views_replay_the_record_not_the_folder(first):
 def torn_copy(first, cfg):
     """tmp/b2: a new experiment of ``cfg`` whose journal holds only tmp/b's first record (a
     write torn after it)."""
-    b2 = _create_experiment(cfg, first / "b2")
+    b2 = create_experiment(cfg, first / "b2")
     (b2.root / "journal.jsonl").write_bytes(
         (first / "b" / "journal.jsonl").read_bytes().split(b"\n")[0] + b"\n")
     return b2

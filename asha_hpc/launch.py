@@ -1,0 +1,246 @@
+"""Starting a search: the checks before any job, the experiment folder, the master, and the
+lines said when it ends. The command line (``run``, ``resume``, ``submit``'s master job) and the
+Python API (``asha_hpc.run``) start searches through here alike."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .backends import capabilities
+from .config import ExperimentConfig
+from .errors import AshaError, ConfigError, shell_word
+from .protocol.expdir import ExpDir, atomic_write, holds_experiment
+from .yamlfile import write_yaml
+
+if TYPE_CHECKING:
+    from .master.state import ExperimentState
+
+
+def default_exp_dir(cfg: ExperimentConfig) -> Path:
+    if cfg.experiment_dir:
+        return Path(cfg.experiment_dir)
+    return Path("asha_runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_warm_start(cfg: ExperimentConfig) -> Any:
+    """``searcher.warm_start`` that cannot serve stops here, before a folder or a job exists;
+    its warnings are printed here. Returns its records (None without warm_start), for a master
+    started by this command; a master started elsewhere (``submit``'s job) reads them itself."""
+    if cfg.searcher.warm_start is None:
+        return None
+    from .master.warmstart import read_warm_start
+
+    records, warnings = read_warm_start(cfg)
+    for w in warnings:
+        print(f"asha-hpc: warning: {w}", file=sys.stderr)
+    return records
+
+
+def check_code(cfg: ExperimentConfig) -> None:
+    """The config's warnings printed, and its code refused before a folder or a job exists
+    where it cannot run (a typo costs no job at all)."""
+    from .plan import top_out_of_reach
+
+    for w in cfg.warnings + [w for w in [top_out_of_reach(cfg.searcher, cfg.space())] if w]:
+        print(f"asha-hpc: warning: {w}", file=sys.stderr)
+    caps = capabilities(cfg)
+    if caps.virtual_time:
+        return
+    from .compat.determined_config import determined_import_problem, trial_class_problem
+    from .job.entrypoint import check_command, check_entrypoint, defines
+
+    # a Determined Trial class first: its own line says what to do, not "not found"
+    why = trial_class_problem(cfg.entrypoint, cfg.config_dir)
+    if why is None and isinstance(cfg.entrypoint, str):
+        why = (check_entrypoint(cfg.entrypoint, cfg.config_dir)
+               or defines(cfg.entrypoint, cfg.config_dir))
+    elif why is None:
+        why = (check_command(list(cfg.entrypoint), cfg.config_dir, caps.jobs_run_here)
+               or determined_import_problem(list(cfg.entrypoint), cfg.config_dir))
+    if why:
+        raise ConfigError([why], cfg.source)
+
+
+def start_search(cfg: ExperimentConfig, exp_dir: str | Path | None,
+                 report_every_s: float) -> tuple[int, ExperimentState | None, ExpDir]:
+    """``run``: the checks, a new experiment folder (``exp_dir``, or the config's, or one under
+    asha_runs/), and its master until the search ends or is stopped; (exit status, the search's
+    state as it ended, the folder)."""
+    check_code(cfg)
+    warm = check_warm_start(cfg)
+    root = Path(exp_dir) if exp_dir else default_exp_dir(cfg)
+    refuse_running(root)
+    exp = create_experiment(cfg, root)
+    status, st = drive(exp, cfg, force=False, report_every_s=report_every_s, warm_start=warm)
+    return status, st, exp
+
+
+def resume_search(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
+                  retry_failed: bool = False, max_compute: int | None = None,
+                  readmit: list[str] | None = None) -> tuple[int, ExperimentState]:
+    """``resume``: the master of an experiment folder, from its journal, until the search ends
+    or is stopped; (exit status, the search's state as it ended)."""
+    if exp.pause_request.exists():  # asked of a master that stopped first: resume is the answer
+        exp.pause_request.unlink(missing_ok=True)
+        print("asha-hpc: a waiting `asha-hpc pause` was dropped: the search resumes",
+              file=sys.stderr)
+    return drive(exp, cfg, force=force, report_every_s=report_every_s,
+                 retry_failed=retry_failed, max_compute=max_compute, readmit=readmit,
+                 announce=f"resuming '{cfg.name}' in {exp.root}")
+
+
+def refuse_someone_elses_running(root: Path) -> None:
+    """``resume`` of another user's search that its master runs now: say so, rather than "copy
+    the experiment as yourself", which would start a second search of it."""
+    from .protocol.expdir import check_owned
+    from .views.status import master_alive
+
+    try:
+        if not holds_experiment(root) or check_owned(root) is None:
+            return
+    except OSError:
+        return  # ExpDir.open names what cannot be read
+    holder = master_alive(ExpDir(root.resolve()))
+    if holder:
+        raise AshaError(f"{root.resolve()}: a {master_name(holder)} of its owner runs this "
+                        f"search now; only its owner can resume or cancel it. Watch it with "
+                        f"`asha-hpc status {shell_word(root.resolve())}`")
+
+
+def refuse_running(root: Path) -> None:
+    """``run`` into a folder whose search a master is running now: say so, rather than "resume
+    it" (which that master refuses)."""
+    from .views.status import master_alive
+
+    if not holds_experiment(root):
+        return
+    exp = ExpDir(root.resolve())
+    holder = master_alive(exp)
+    if holder:
+        raise AshaError(f"{exp.root} holds a search that a {master_name(holder)} is running "
+                        f"now: watch it with `asha-hpc status {shell_word(exp.root)}`, or "
+                        f"pick another folder with --exp-dir")
+    if _just_made(exp):
+        raise AshaError(f"{exp.root}: another `run` made its experiment here {_STARTING_S:.0f} s "
+                        f"ago or less and its master is starting: watch that search with "
+                        f"`asha-hpc status {shell_word(exp.root)}`, or pick another folder with "
+                        f"--exp-dir")
+
+
+_STARTING_S = 60.0  # a folder made this recently, with no lease yet, is a master starting
+
+
+def _just_made(exp: ExpDir) -> bool:
+    """An experiment another ``run`` has just made and whose master has not taken the lease
+    yet (it reads the config and checks the code first): not one to resume."""
+    from .protocol.expdir import CONFIG
+
+    if exp.lease.exists() or exp.journal.exists():  # a master has run here
+        return False
+    try:
+        return time.time() - (exp.root / CONFIG).stat().st_mtime < _STARTING_S
+    except OSError:
+        return False
+
+
+def create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = False) -> ExpDir:
+    """Make the folder with the resolved config (defaults and the seed fixed) in it, at once
+    (ExpDir.create_new): a second ``run`` racing for the folder writes nothing.
+    ``made_by_submit``: the master's Slurm job, whose folder ``asha-hpc submit`` made (it holds
+    the batch script and the job's log): the experiment is made in it, config last."""
+    from .protocol.expdir import CONFIG
+
+    cfg.experiment_dir = str(Path(root).resolve())
+    data = write_yaml(cfg.to_dict(), sort_keys=False).encode()
+    if made_by_submit and Path(root).is_dir():
+        exp = ExpDir.create(root)
+        atomic_write(exp.config, data)
+    else:
+        exp = ExpDir.create_new(root, {CONFIG: data})
+    if cfg.checkpoint_folder:
+        from .compat.determined_config import place_trials
+
+        place_trials(exp.root, Path(cfg.checkpoint_folder))
+    print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
+          f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
+    return exp
+
+
+def master_name(holder: dict[str, Any]) -> str:
+    """The master that holds the lease, as the commands that reach it name it."""
+    return f"master (host {holder.get('host')}, pid {holder.get('pid')})"
+
+
+def drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
+          retry_failed: bool = False, warm_start: Any = None,
+          max_compute: int | None = None, readmit: list[str] | None = None,
+          announce: str | None = None) -> tuple[int, ExperimentState]:
+    """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
+    holds the folder and its journal replays (a refused second master, a changed config or a
+    damaged journal print only why). (The command's exit status, the search's state as it ended.)"""
+    from .master.loop import Master
+
+    def on_lease() -> None:
+        if announce:
+            print(f"asha-hpc: {announce}", file=sys.stderr)
+        if report_every_s > 0:
+            print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
+                  "and at the end; --report-every 0 for none)", file=sys.stderr)
+
+    master = Master(exp, cfg, force=force, report_every_s=report_every_s,
+                    retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
+                    readmit=readmit, on_lease=on_lease)
+    st = master.run()
+    if st.lifecycle == "completed":
+        best = st.ranked()
+        if best:
+            b = best[0]
+            short = "" if b.length >= cfg.searcher.max_length else \
+                f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
+            if b.ended_early is not None:  # carried to its length without training
+                short += f" (its code ended its training at {b.ended_early})"
+            print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
+                  f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
+            print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
+        ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
+        if ended:
+            print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
+                  f"{'their' if len(ended) > 1 else 'its'} own code ("
+                  f"{', '.join(map(str, ended[:10]))}{', ...' if len(ended) > 10 else ''}; early "
+                  f"stopping, or no result): not retried, as a retry would end alike", file=sys.stderr)
+        failed = sorted(t.id for t in st.trials.values() if t.status == "failed" and not t.gave_up)
+        if failed:
+            print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
+                  f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
+                  f"`asha-hpc status {shell_word(exp.root)}` says why; `asha-hpc resume "
+                  f"{shell_word(exp.root)} --retry-failed` trains them again", file=sys.stderr)
+        from .views.status import held_back, held_back_text
+
+        held = held_back(st)
+        if held:
+            print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
+                  f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
+        return 0, st
+    if st.lifecycle == "failed":
+        # the master printed the whole message (with the trial's traceback) as it failed
+        first, _, more = (st.message or "").partition("\n")
+        if more.strip():  # "...; the last error was:" + traceback
+            first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
+        print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
+        return 1, st
+    return (signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped")
+            else 0), st
+
+
+def signal_status(stop_reason: str | None) -> int:
+    """The shell's exit status for a master a signal stopped (130 for Ctrl-C, 143 for SIGTERM):
+    a script or ``sbatch --dependency=afterok`` must not read a stopped search as a finished one."""
+    import signal
+
+    try:
+        return 128 + int(signal.Signals[stop_reason or ""])
+    except KeyError:
+        return 0
