@@ -1,0 +1,235 @@
+"""Starting a search from Python: ``asha_hpc.run`` and ``asha_hpc.resume`` (Ray Tune's
+``Tuner.fit()``, Optuna's ``study.optimize``), for a script or a notebook.
+
+    import asha_hpc
+    from train import train
+    result = asha_hpc.run({"searcher": {...}, "hyperparameters": {...}}, entrypoint=train,
+                          exp_dir="runs/q1")
+    result.best["hparams"], result.dataframe()
+
+The master runs in this process until the search ends, as ``asha-hpc run`` does, and prints
+what that command prints; the jobs are processes (or Slurm jobs) of their own, which import the
+training function by name from its file.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AshaError, ConfigError, shell_word
+
+CONFIG_ARG = "asha_hpc.run(config=...)"  # where a dict's problems are, in messages
+
+
+class SearchFailed(AshaError):
+    """The search failed (the master said why as it stopped); ``result`` reads what it
+    computed, and ``asha_hpc.resume(result.exp_dir, retry_failed=True)`` goes on once fixed."""
+
+    def __init__(self, message: str, result: SearchResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """How a search ended, and its results read from its folder when asked (as ``best``,
+    ``export`` and ``export --curves`` read them: after a ``resume`` they are the newest).
+
+    ``status``: ``completed``; ``stopped`` (Ctrl-C, a signal, ``pause``: ``resume`` goes on);
+    ``cancelled``. A failed search raises ``SearchFailed`` instead."""
+
+    exp_dir: Path
+    status: str
+    metric: str
+
+    def top(self, n: int = 5) -> list[dict[str, Any]]:
+        """The ``n`` best trials, best first, as ``asha-hpc best --json`` lists them (trial_id,
+        metric, length, hparams, seed, checkpoint, metrics, state, logs)."""
+        from .views.status import best_rows, open_experiment
+
+        exp, _, records, st = open_experiment(self.exp_dir)
+        return best_rows(exp, st, records, n)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best trial (``top(1)``'s), or None where no trial reported its metric."""
+        rows = self.top(1)
+        return rows[0] if rows else None
+
+    @property
+    def best_hparams(self) -> dict[str, Any] | None:
+        """The best trial's hyperparameters (Optuna's ``best_params``)."""
+        best = self.best
+        return None if best is None else best["hparams"]
+
+    @property
+    def best_value(self) -> float | None:
+        """The best trial's metric at the longest length it reached (Optuna's ``best_value``);
+        NaN for a search whose every trial diverged."""
+        best = self.best
+        return None if best is None else (math.nan if best["metric"] is None else best["metric"])
+
+    def trials(self) -> list[dict[str, Any]]:
+        """One dict per trial, as ``asha-hpc export`` writes them."""
+        from .views.results import trials
+
+        return trials(self.exp_dir)
+
+    def dataframe(self, curves: bool = False) -> Any:
+        """The trials (or, with ``curves=True``, the learning curves) as a pandas DataFrame."""
+        from .views.results import dataframe
+
+        return dataframe(self.exp_dir, curves=curves)
+
+
+def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any] | str | None = None,
+        exp_dir: str | Path | None = None, backend: str | None = None,
+        report_every_s: float | None = None) -> SearchResult:
+    """Run a search to its end and return its result.
+
+    ``config``: a YAML file's path, or the same as a dict (its relative paths, ``entrypoint``'s
+    module among them, are relative to the current folder). ``entrypoint``: the training
+    function, or ``"module:function"``, where the config has none; a function must be defined at
+    the top level of a ``.py`` file that the jobs can import (not in a notebook's cell, nor in
+    the script that calls ``run``). ``exp_dir``: a new folder for the experiment (default: the
+    config's ``experiment_dir``, else one under ``asha_runs/``). ``backend``: ``local``,
+    ``slurm`` or ``simulated``, over the config's. ``report_every_s``: how often the live
+    ``report.html`` is written (0: never; default as ``asha-hpc run``'s).
+
+    Raises ``ConfigError`` for a config that cannot run (nothing is started), and
+    ``SearchFailed`` where the search failed."""
+    from .launch import start_search
+
+    cfg = config_from(config, entrypoint, {"backend": backend} if backend else None)
+    _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s))
+    return _ended(exp.root, st)
+
+
+def resume(exp_dir: str | Path, *, retry_failed: bool = False, backend: str | None = None,
+           report_every_s: float | None = None) -> SearchResult:
+    """Go on with a search that stopped (Ctrl-C, a crash, ``pause``), or an ended one whose
+    failed trials ``retry_failed`` trains again (``asha-hpc resume``'s options)."""
+    from .config import load_config
+    from .launch import refuse_someone_elses_running, resume_search
+    from .protocol.expdir import ExpDir
+
+    refuse_someone_elses_running(Path(exp_dir))
+    exp = ExpDir.open(Path(exp_dir))
+    cfg = load_config(exp.config, overrides={"backend": backend} if backend else None)
+    _, st = resume_search(exp, cfg, force=False, report_every_s=_report_every(report_every_s),
+                          retry_failed=retry_failed)
+    return _ended(exp.root, st)
+
+
+def _report_every(seconds: float | None) -> float:
+    from .views.livereport import DEFAULT_EVERY_S
+
+    return DEFAULT_EVERY_S if seconds is None else seconds
+
+
+def _ended(root: Path, st: Any) -> SearchResult:
+    result = SearchResult(exp_dir=root, status=st.lifecycle if st.lifecycle != "running"
+                          else "stopped", metric=st.cfg.searcher.metric)
+    if st.lifecycle == "failed":
+        first = (st.message or "the search failed").partition("\n")[0]
+        raise SearchFailed(f"{root}: {first} (its results so far: the exception's .result; "
+                           f"once fixed: asha_hpc.resume({str(root)!r}, retry_failed=True), or "
+                           f"`asha-hpc resume {shell_word(root)} --retry-failed`)", result)
+    return result
+
+
+def config_from(config: str | Path | Mapping[str, Any],
+                entrypoint: Callable[..., Any] | str | None = None,
+                overrides: dict[str, Any] | None = None) -> Any:
+    """The ``ExperimentConfig`` that ``run`` starts: read from a file, or checked as a file's
+    would be from a dict (every problem named at once, as for a file)."""
+    from .config import load_config, parse_config
+
+    if isinstance(config, (str, Path)):
+        if entrypoint is not None:
+            raise ConfigError([f"entrypoint: give it in {config} (a file's config names its "
+                               f"code itself), or pass the config as a dict"])
+        return load_config(config, overrides)
+    if not isinstance(config, Mapping):
+        raise ConfigError([f"config: a YAML file's path or a dict, got {type(config).__name__}"])
+    raw = plain(dict(config), "")
+    given = raw.get("entrypoint")
+    if entrypoint is not None:
+        if given is not None or raw.get("command") is not None:
+            raise ConfigError([f"entrypoint: given twice (in the config, {given or 'command'}, "
+                               f"and as the entrypoint argument): keep one"], CONFIG_ARG)
+        given = entrypoint
+    if callable(given):
+        raw["entrypoint"] = function_name(given)
+        raw.setdefault("name", getattr(given, "__name__", "experiment"))
+    cfg = parse_config(raw, str(Path.cwd()), overrides=overrides)
+    cfg.source = CONFIG_ARG
+    return cfg
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """``module:function`` of a function that a job can import by name, or why it cannot."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    shown = getattr(fn, "__name__", None) or repr(fn)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise ConfigError([f"entrypoint: {shown} is not a function that a job can import by "
+                           f"name (a functools.partial, an object?): define a function at the top "
+                           f"level of a .py file, with fixed arguments as hyperparameters or "
+                           f"constants in the config"], CONFIG_ARG)
+    if "<" in qualname:  # <lambda>, or a function defined inside another's body
+        raise ConfigError([f"entrypoint: {module}.{qualname} is defined inside a function (or is "
+                           f"a lambda): a job imports its function by name, so define it at the "
+                           f"top level of a .py file"], CONFIG_ARG)
+    return f"{_importable(module)}:{qualname}"
+
+
+def _importable(module: str) -> str:
+    """``module`` as a job imports it. Jobs look in the current folder (a dict config's) and on
+    the interpreter's path, not in the folder of the script that calls ``run`` (Python's first
+    sys.path entry): a module found only there is named by its file."""
+    import sys
+
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if module == "__main__" or not file or not sys.path or not sys.path[0]:
+        return module
+    root = Path(file).resolve().parents[module.count(".")]
+    if root != Path(sys.path[0]).resolve() or root == Path.cwd().resolve():
+        return module
+    if "." in module:
+        raise ConfigError([f"entrypoint: {module} is found from {root}, the folder of the "
+                           f"running script, where jobs do not look: run the script from {root}, "
+                           f"or give a YAML config there"], CONFIG_ARG)
+    return str(Path(file).resolve())
+
+
+def plain(value: Any, where: str) -> Any:
+    """``value`` as YAML would give it (dicts, lists, str, int, float, bool, None): tuples as
+    lists, numpy's scalars as Python's, paths as text. Anything else is refused by its key."""
+    if value is None or type(value) in (str, bool, int, float):
+        return value
+    for kind in (bool, int, float, str):  # numpy.float64 is a float YAML cannot write
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError([f"{where or '(top level)'}: key {k!r} is not text: write "
+                                   f"{str(k)!r}"], CONFIG_ARG)
+            out[k] = plain(v, f"{where}.{k}" if where else k)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Path):
+        return str(value)
+    item = getattr(value, "item", None)  # numpy's scalars, one-element arrays
+    if callable(item) and getattr(value, "shape", None) in ((), (1,)):
+        return plain(item(), where)
+    if callable(value) and where == "entrypoint":
+        return value  # made a name by config_from
+    raise ConfigError([f"{where}: {type(value).__name__} {value!r} is not a config value (YAML's "
+                       f"types: text, numbers, true/false, lists and mappings)"], CONFIG_ARG)
