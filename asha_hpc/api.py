@@ -104,6 +104,7 @@ def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any
     from .launch import start_search
 
     cfg = config_from(config, entrypoint, {"backend": backend} if backend else None)
+    _refuse_a_finished_folder(exp_dir)
     _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s))
     return _ended(exp.root, st)
 
@@ -122,6 +123,21 @@ def resume(exp_dir: str | Path, *, retry_failed: bool = False, backend: str | No
     _, st = resume_search(exp, cfg, force=False, report_every_s=_report_every(report_every_s),
                           retry_failed=retry_failed)
     return _ended(exp.root, st)
+
+
+def _refuse_a_finished_folder(exp_dir: str | Path | None) -> None:
+    """A cell run again with its ``exp_dir``: say how to go on in Python's words (a running
+    master's folder is refused by ``start_search``, as for the command)."""
+    from .protocol.expdir import ExpDir, holds_experiment
+    from .views.status import master_alive
+
+    if exp_dir is None or not holds_experiment(Path(exp_dir)):
+        return
+    root = Path(exp_dir).resolve()
+    if not master_alive(ExpDir(root)):
+        raise AshaError(f"{root} already holds an experiment: asha_hpc.resume({str(root)!r}) "
+                        f"continues it (its results: the SearchResult it returns), or pass "
+                        f"another exp_dir")
 
 
 def _report_every(seconds: float | None) -> float:
