@@ -247,5 +247,43 @@ def plain(value: Any, where: str) -> Any:
         return plain(item(), where)
     if callable(value) and where == "entrypoint":
         return value  # made a name by config_from
+    spec = foreign_range(value)
+    if spec is not None:
+        raise ConfigError([f"{where}: {type(value).__module__}.{type(value).__name__} is another "
+                           f"library's search space: write {spec}"], CONFIG_ARG)
     raise ConfigError([f"{where}: {type(value).__name__} {value!r} is not a config value (YAML's "
                        f"types: text, numbers, true/false, lists and mappings)"], CONFIG_ARG)
+
+
+def foreign_range(value: Any) -> str | None:
+    """The hyperparameter a Ray Tune (``tune.loguniform``, ``tune.randint``, ``tune.choice``)
+    or Optuna (``FloatDistribution``, ...) search-space object means, as this config writes it;
+    None for anything else."""
+    kind, module = type(value).__name__, type(value).__module__
+    attrs = vars(value) if hasattr(value, "__dict__") else {}
+    if module.startswith("ray.tune"):
+        sampler = attrs.get("sampler")
+        q = getattr(sampler, "q", None)
+        log = "LogUniform" in type(getattr(sampler, "sampler", sampler)).__name__
+        if kind == "Categorical":
+            return f"{{type: categorical, vals: {list(attrs.get('categories', []))!r}}}"
+        if kind in ("Float", "Integer") and q is None:
+            lo, hi = attrs.get("lower"), attrs.get("upper")
+            # randint's upper bound is excluded; maxval is included
+            if kind == "Integer" and isinstance(hi, int):
+                return f"{{type: int, minval: {lo}, maxval: {hi - 1}{', log: true' if log else ''}}}"
+            return f"{{type: double, minval: {lo}, maxval: {hi}{', log: true' if log else ''}}}"
+        if q is not None:
+            return "a categorical of the values: {type: categorical, vals: [...]}"
+        return None
+    if module.startswith("optuna.distributions"):
+        if kind == "CategoricalDistribution":
+            return f"{{type: categorical, vals: {list(attrs.get('choices', []))!r}}}"
+        if kind in ("FloatDistribution", "IntDistribution"):
+            step = attrs.get("step")
+            if step not in (None, 1) or (step == 1 and kind == "FloatDistribution"):
+                return "a categorical of the values: {type: categorical, vals: [...]}"
+            t = "double" if kind == "FloatDistribution" else "int"
+            return (f"{{type: {t}, minval: {attrs.get('low')}, maxval: {attrs.get('high')}"
+                    f"{', log: true' if attrs.get('log') else ''}}}")
+    return None

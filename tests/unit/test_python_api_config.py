@@ -158,3 +158,27 @@ def test_a_folder_that_holds_an_experiment_says_how_to_resume_it(tmp_path, monke
         asha_hpc.run({"entrypoint": "model:train", "searcher": _searcher(),
                       "hyperparameters": {"lr": 0.1}}, exp_dir=exp)
     assert f"asha_hpc.resume({str(exp)!r}) continues it" in str(e.value)
+
+
+def test_ray_and_optuna_search_space_objects_say_what_to_write(tmp_path, monkeypatch):
+    """A migrant's dict keeps tune.loguniform(...) or Optuna's distributions: each is named
+    with the hyperparameter it means here (randint's excluded upper bound made maxval's)."""
+    tune = pytest.importorskip("ray.tune")
+    distributions = pytest.importorskip("optuna.distributions")
+    monkeypatch.chdir(tmp_path)
+    cases = {
+        "lr": (tune.loguniform(1e-4, 1e-1), "{type: double, minval: 0.0001, maxval: 0.1, log: true}"),
+        "layers": (tune.randint(1, 5), "{type: int, minval: 1, maxval: 4}"),
+        "act": (tune.choice(["relu", "gelu"]), "{type: categorical, vals: ['relu', 'gelu']}"),
+        "drop": (tune.quniform(0, 0.5, 0.1), "a categorical of the values"),
+        "wd": (distributions.FloatDistribution(1e-6, 1e-2, log=True),
+               "{type: double, minval: 1e-06, maxval: 0.01, log: true}"),
+        "units": (distributions.IntDistribution(4, 128), "{type: int, minval: 4, maxval: 128}"),
+        "opt": (distributions.CategoricalDistribution(("Adam", "SGD")),
+                "{type: categorical, vals: ['Adam', 'SGD']}"),
+    }
+    for name, (obj, says) in cases.items():
+        with pytest.raises(ConfigError) as e:
+            config_from({"entrypoint": "model:train", "searcher": _searcher(),
+                         "hyperparameters": {name: obj}})
+        assert f"hyperparameters.{name}: " in str(e.value) and says in str(e.value), str(e.value)
