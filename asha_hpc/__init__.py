@@ -1,8 +1,8 @@
 """asha_hpc: asynchronous successive halving (ASHA) hyperparameter search for Slurm GPU clusters.
 
 Training code imports only ``Trial``, ``InvalidHP`` and ``TrainingEndedEarly`` from here;
-``run`` and ``resume`` start a search from Python (``api.py``), imported when first used so
-that a job importing ``Trial`` does not import the master.
+``run`` and ``resume`` start a search from Python and ``load`` reads one (``api.py``),
+imported when first used so that a job importing ``Trial`` does not import the master.
 """
 from typing import TYPE_CHECKING, Any
 
@@ -10,11 +10,11 @@ from .errors import AshaError, ConfigError, InvalidHP, TrainingEndedEarly
 from .job.trial import Segment, Trial
 
 if TYPE_CHECKING:
-    from .api import SearchFailed, SearchResult, resume, run
+    from .api import SearchFailed, SearchResult, load, resume, run
 
 __all__ = ["Trial", "Segment", "InvalidHP", "TrainingEndedEarly", "AshaError", "ConfigError",
-           "run", "resume", "SearchResult", "SearchFailed", "__version__"]
-_API = ("run", "resume", "SearchResult", "SearchFailed")
+           "run", "resume", "load", "SearchResult", "SearchFailed", "__version__"]
+_API = ("run", "resume", "load", "SearchResult", "SearchFailed")
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FunctionType, ModuleType
 from typing import Any
 
 from .errors import AshaError, ConfigError, shell_word
@@ -39,7 +40,8 @@ class SearchResult:
     ``export`` and ``export --curves`` read them: after a ``resume`` they are the newest).
 
     ``status``: ``completed``; ``stopped`` (Ctrl-C, a signal, ``pause``: ``resume`` goes on);
-    ``cancelled``. A failed search raises ``SearchFailed`` instead."""
+    ``cancelled``. A failed search raises ``SearchFailed`` from ``run`` and ``resume``, and is
+    ``failed`` where ``load`` reads it; a search another master runs is ``running`` there."""
 
     exp_dir: Path
     status: str
@@ -105,7 +107,7 @@ def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any
 
     cfg = config_from(config, entrypoint, {"backend": backend} if backend else None)
     _refuse_a_finished_folder(exp_dir)
-    _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s))
+    _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s), in_python=True)
     return _ended(exp.root, st)
 
 
@@ -121,8 +123,18 @@ def resume(exp_dir: str | Path, *, retry_failed: bool = False, backend: str | No
     exp = ExpDir.open(Path(exp_dir))
     cfg = load_config(exp.config, overrides={"backend": backend} if backend else None)
     _, st = resume_search(exp, cfg, force=False, report_every_s=_report_every(report_every_s),
-                          retry_failed=retry_failed)
+                          retry_failed=retry_failed, in_python=True)
     return _ended(exp.root, st)
+
+
+def load(exp_dir: str | Path) -> SearchResult:
+    """The results of a search in its folder, without running it (Optuna's ``load_study``,
+    Ray Tune's ``ResultGrid`` of a restored run): also while another master runs it (status
+    ``running``), and for a failed search (status ``failed``: nothing is raised)."""
+    from .views.status import open_experiment
+
+    exp, cfg, _, st = open_experiment(exp_dir)
+    return SearchResult(exp_dir=exp.root, status=st.lifecycle, metric=cfg.searcher.metric)
 
 
 def _refuse_a_finished_folder(exp_dir: str | Path | None) -> None:
@@ -135,9 +147,9 @@ def _refuse_a_finished_folder(exp_dir: str | Path | None) -> None:
         return
     root = Path(exp_dir).resolve()
     if not master_alive(ExpDir(root)):
-        raise AshaError(f"{root} already holds an experiment: asha_hpc.resume({str(root)!r}) "
-                        f"continues it (its results: the SearchResult it returns), or pass "
-                        f"another exp_dir")
+        raise AshaError(f"{root} already holds an experiment: asha_hpc.load({str(root)!r}) "
+                        f"reads its results, asha_hpc.resume({str(root)!r}) continues it "
+                        f"(retry_failed=True: its failed trials too), or pass another exp_dir")
 
 
 def _report_every(seconds: float | None) -> float:
@@ -171,17 +183,32 @@ def config_from(config: str | Path | Mapping[str, Any],
         return load_config(config, overrides)
     if not isinstance(config, Mapping):
         raise ConfigError([f"config: a YAML file's path or a dict, got {type(config).__name__}"])
-    raw = plain(dict(config), "")
+    problems: list[tuple[str, str]] = []  # (where, why) of the values YAML could not hold
+    raw = plain(dict(config), "", problems)
     given = raw.get("entrypoint")
     if entrypoint is not None:
         if given is not None or raw.get("command") is not None:
             raise ConfigError([f"entrypoint: given twice (in the config, {given or 'command'}, "
                                f"and as the entrypoint argument): keep one"], CONFIG_ARG)
-        given = entrypoint
+        given = raw["entrypoint"] = entrypoint
+    if isinstance(given, ModuleType):
+        names = sorted(n for n, v in vars(given).items() if isinstance(v, FunctionType)
+                       and v.__module__ == given.__name__ and not n.startswith("_"))
+        raise ConfigError([f"entrypoint: the module {given.__name__}, not a function: pass "
+                           f"{given.__name__}.FUNCTION"
+                           + (f" (it has: {', '.join(names[:10])})" if names else "")], CONFIG_ARG)
     if callable(given):
         raw["entrypoint"] = function_name(given)
         raw.setdefault("name", getattr(given, "__name__", "experiment"))
-    cfg = parse_config(raw, str(Path.cwd()), overrides=overrides)
+    try:
+        cfg = parse_config(raw, str(Path.cwd()), overrides=overrides)
+    except ConfigError as e:  # with the values left out above: their own problems first
+        dropped = [w for w, _ in problems]
+        rest = [m for m in e.problems if not any(
+            m.startswith(d) and m[len(d):len(d) + 1] in (":", ".", "[") for d in dropped)]
+        raise ConfigError([f"{w}: {why}" for w, why in problems] + rest, CONFIG_ARG) from None
+    if problems:
+        raise ConfigError([f"{w}: {why}" for w, why in problems], CONFIG_ARG)
     cfg.source = CONFIG_ARG
     return cfg
 
@@ -193,38 +220,76 @@ def function_name(fn: Callable[..., Any]) -> str:
     shown = getattr(fn, "__name__", None) or repr(fn)
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise ConfigError([f"entrypoint: {shown} is not a function that a job can import by "
-                           f"name (a functools.partial, an object?): define a function at the top "
-                           f"level of a .py file, with fixed arguments as hyperparameters or "
-                           f"constants in the config"], CONFIG_ARG)
+                           f"name (a functools.partial, an object?): give the name of a "
+                           f"module-level one as text (entrypoint='module:train', for a "
+                           f"`train = functools.partial(...)` in module.py), or define a function "
+                           f"at the top level of a .py file"], CONFIG_ARG)
     if "<" in qualname:  # <lambda>, or a function defined inside another's body
         raise ConfigError([f"entrypoint: {module}.{qualname} is defined inside a function (or is "
                            f"a lambda): a job imports its function by name, so define it at the "
                            f"top level of a .py file"], CONFIG_ARG)
+    if "." in qualname:
+        cls, _, method = qualname.rpartition(".")
+        raise ConfigError([f"entrypoint: {module}.{qualname} is a method: a job imports a "
+                           f"module-level function by name; define one that calls it (def "
+                           f"train(trial): return {cls}().{method}(trial)) at the top level of a "
+                           f".py file"], CONFIG_ARG)
     return f"{_importable(module)}:{qualname}"
 
 
 def _importable(module: str) -> str:
-    """``module`` as a job imports it. Jobs look in the current folder (a dict config's) and on
-    the interpreter's path, not in the folder of the script that calls ``run`` (Python's first
-    sys.path entry): a module found only there is named by its file."""
+    """``module`` as a job imports it. A job looks in the current folder (a dict config's) and
+    on the interpreter's path (PYTHONPATH, site-packages), not where this process found the
+    module otherwise: the running script's folder, or a folder added to sys.path. A module found
+    only there is named by its file; a package's module cannot be, and is refused."""
     import sys
 
     file = getattr(sys.modules.get(module), "__file__", None)
-    if module == "__main__" or not file or not sys.path or not sys.path[0]:
+    if module == "__main__" or not file:
+        return module  # (check_entrypoint says why a notebook's cannot be a job's)
+    path = Path(file).resolve()
+    root = path.parents[module.count(".") + (path.name == "__init__.py")]
+    if root == Path.cwd().resolve() or _found_by_a_job(module.partition(".")[0]) in (root, None):
         return module
-    root = Path(file).resolve().parents[module.count(".")]
-    if root != Path(sys.path[0]).resolve() or root == Path.cwd().resolve():
-        return module
-    if "." in module:
-        raise ConfigError([f"entrypoint: {module} is found from {root}, the folder of the "
-                           f"running script, where jobs do not look: run the script from {root}, "
-                           f"or give a YAML config there"], CONFIG_ARG)
-    return str(Path(file).resolve())
+    if "." not in module and path.name != "__init__.py":
+        return str(path)
+    raise ConfigError([f"entrypoint: jobs would not find {module}: it is found from {root}, "
+                       f"which is neither the current folder nor on the interpreter's path: run "
+                       f"from {root}, or add it to PYTHONPATH"], CONFIG_ARG)
 
 
-def plain(value: Any, where: str) -> Any:
-    """``value`` as YAML would give it (dicts, lists, str, int, float, bool, None): tuples as
-    lists, numpy's scalars as Python's, paths as text. Anything else is refused by its key."""
+_FIND = ("import importlib.util, os, sys\n"
+         "s = importlib.util.find_spec(sys.argv[1])\n"
+         "where = list(s.submodule_search_locations or []) if s else []\n"
+         "print(os.path.dirname(where[0] if where else (s.origin or '')) if s else '')")
+
+
+def _found_by_a_job(top: str) -> Path | None:
+    """The folder a new Python process started here, as a job is, finds ``top`` in; the
+    current folder if it finds none (a job would not find it either); None where it cannot
+    tell."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _FIND, top], capture_output=True, text=True,
+                             timeout=60, env=os.environ.copy())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    found = out.stdout.strip()
+    return Path(found).resolve() if found else Path.cwd().resolve()
+
+
+_DROPPED = object()  # a value plain() refused: left out of the config it checks
+
+
+def plain(value: Any, where: str, problems: list[tuple[str, str]]) -> Any:
+    """``value`` as YAML would give it (dicts, lists, str, int, float, bool, None): tuples,
+    ranges and numpy's arrays as lists, numpy's scalars as Python's, paths as text. Anything
+    else is added to ``problems`` by its key and left out."""
     if value is None or type(value) in (str, bool, int, float):
         return value
     for kind in (bool, int, float, str):  # numpy.float64 is a float YAML cannot write
@@ -234,25 +299,36 @@ def plain(value: Any, where: str) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ConfigError([f"{where or '(top level)'}: key {k!r} is not text: write "
-                                   f"{str(k)!r}"], CONFIG_ARG)
-            out[k] = plain(v, f"{where}.{k}" if where else k)
+                problems.append((where or "(top level)", f"key {k!r} is not text: write "
+                                                         f"{str(k)!r}"))
+                continue
+            got = plain(v, f"{where}.{k}" if where else k, problems)
+            if got is not _DROPPED:
+                out[k] = got
         return out
-    if isinstance(value, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (list, tuple, range)):
+        items = [plain(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [v for v in items if v is not _DROPPED]
     if isinstance(value, Path):
         return str(value)
-    item = getattr(value, "item", None)  # numpy's scalars, one-element arrays
-    if callable(item) and getattr(value, "shape", None) in ((), (1,)):
-        return plain(item(), where)
+    shape = getattr(value, "shape", None)
+    if shape is not None and shape != () and callable(getattr(value, "tolist", None)):
+        return plain(value.tolist(), where, problems)  # np.logspace(...) as vals
+    item = getattr(value, "item", None)  # numpy's scalars
+    if callable(item) and shape == ():
+        return plain(item(), where, problems)
     if callable(value) and where == "entrypoint":
         return value  # made a name by config_from
     spec = foreign_range(value)
     if spec is not None:
-        raise ConfigError([f"{where}: {type(value).__module__}.{type(value).__name__} is another "
-                           f"library's search space: write {spec}"], CONFIG_ARG)
-    raise ConfigError([f"{where}: {type(value).__name__} {value!r} is not a config value (YAML's "
-                       f"types: text, numbers, true/false, lists and mappings)"], CONFIG_ARG)
+        problems.append((where, f"{type(value).__module__}.{type(value).__name__} is another "
+                                f"library's search space: write {spec}"))
+    elif isinstance(value, (set, frozenset)):
+        problems.append((where, "a set has no order: write a list"))
+    else:
+        problems.append((where, f"{type(value).__name__} {value!r} is not a config value "
+                                f"(YAML's types: text, numbers, true/false, lists and mappings)"))
+    return _DROPPED
 
 
 def foreign_range(value: Any) -> str | None:

@@ -65,7 +65,8 @@ def check_code(cfg: ExperimentConfig) -> None:
 
 
 def start_search(cfg: ExperimentConfig, exp_dir: str | Path | None,
-                 report_every_s: float) -> tuple[int, ExperimentState | None, ExpDir]:
+                 report_every_s: float, in_python: bool = False
+                 ) -> tuple[int, ExperimentState, ExpDir]:
     """``run``: the checks, a new experiment folder (``exp_dir``, or the config's, or one under
     asha_runs/), and its master until the search ends or is stopped; (exit status, the search's
     state as it ended, the folder)."""
@@ -74,13 +75,15 @@ def start_search(cfg: ExperimentConfig, exp_dir: str | Path | None,
     root = Path(exp_dir) if exp_dir else default_exp_dir(cfg)
     refuse_running(root)
     exp = create_experiment(cfg, root)
-    status, st = drive(exp, cfg, force=False, report_every_s=report_every_s, warm_start=warm)
+    status, st = drive(exp, cfg, force=False, report_every_s=report_every_s, warm_start=warm,
+                       in_python=in_python)
     return status, st, exp
 
 
 def resume_search(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
                   retry_failed: bool = False, max_compute: int | None = None,
-                  readmit: list[str] | None = None) -> tuple[int, ExperimentState]:
+                  readmit: list[str] | None = None, in_python: bool = False
+                  ) -> tuple[int, ExperimentState]:
     """``resume``: the master of an experiment folder, from its journal, until the search ends
     or is stopped; (exit status, the search's state as it ended)."""
     if exp.pause_request.exists():  # asked of a master that stopped first: resume is the answer
@@ -89,7 +92,7 @@ def resume_search(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_
               file=sys.stderr)
     return drive(exp, cfg, force=force, report_every_s=report_every_s,
                  retry_failed=retry_failed, max_compute=max_compute, readmit=readmit,
-                 announce=f"resuming '{cfg.name}' in {exp.root}")
+                 announce=f"resuming '{cfg.name}' in {exp.root}", in_python=in_python)
 
 
 def refuse_someone_elses_running(root: Path) -> None:
@@ -177,10 +180,12 @@ def master_name(holder: dict[str, Any]) -> str:
 def drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
           retry_failed: bool = False, warm_start: Any = None,
           max_compute: int | None = None, readmit: list[str] | None = None,
-          announce: str | None = None) -> tuple[int, ExperimentState]:
+          announce: str | None = None, in_python: bool = False) -> tuple[int, ExperimentState]:
     """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
     holds the folder and its journal replays (a refused second master, a changed config or a
-    damaged journal print only why). (The command's exit status, the search's state as it ended.)"""
+    damaged journal print only why). ``in_python``: started by ``asha_hpc.run`` or ``resume``,
+whose lines name their arguments, not the command's. (The command's exit status, the search's
+state as it ended.)"""
     from .master.loop import Master
 
     def on_lease() -> None:
@@ -188,11 +193,14 @@ def drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float
             print(f"asha-hpc: {announce}", file=sys.stderr)
         if report_every_s > 0:
             print(f"asha-hpc: live report {exp.root / 'report.html'} (every {report_every_s:g} s "
-                  "and at the end; --report-every 0 for none)", file=sys.stderr)
+                  f"and at the end; {'report_every_s=0' if in_python else '--report-every 0'} "
+                  "for none)", file=sys.stderr)
 
     master = Master(exp, cfg, force=force, report_every_s=report_every_s,
                     retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
                     readmit=readmit, on_lease=on_lease)
+    if in_python:
+        master.resume_hint = f"Continue with: asha_hpc.resume({str(exp.root)!r})"
     st = master.run()
     if st.lifecycle == "completed":
         best = st.ranked()

@@ -548,6 +548,11 @@ class _Parser:
                                f"({path.rpartition('.')[2]}: {{NAME: {{type: ...}}}}); ${{args}} "
                                "passes --" + path.rpartition('.')[2] + ".NAME=VALUE")
                 return None
+            if set(spec) == {"grid_search"}:  # what Ray's tune.grid_search([...]) returns
+                self.bad(path, "Ray Tune's grid_search: write type: categorical, vals: "
+                               f"{shown(spec['grid_search'])} (with searcher.name: grid to "
+                               "train every point to max_length)")
+                return None
             if set(spec) == {"values"} and isinstance(spec["values"], list) or \
                     set(spec) == {"value"}:  # W&B's forms, which nobody means as a group
                 name = path.rpartition('.')[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +96,84 @@ def test_a_function_is_named_as_a_job_imports_it(tmp_path, monkeypatch):
                       entrypoint=train)
     assert cfg.entrypoint == f"{__name__}:train"
     assert cfg.name == "train"  # the folder under asha_runs/ is named after it
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", [str(here), *sys.path[1:]])
+    monkeypatch.chdir(tmp_path)  # a new process started here (a job) does not find it
     assert function_name(train) == f"{Path(__file__).resolve()}:train"
+
+
+def test_a_module_found_through_sys_path_insert_is_named_by_its_file(tmp_path, monkeypatch):
+    """A script that did sys.path.insert(0, its lib folder): a job does not have that folder.
+    A plain module is named by its file; a package's module cannot be, and is refused."""
+    lib = tmp_path / "lib"
+    (lib / "pkg").mkdir(parents=True)
+    (lib / "plainmod_api_test.py").write_text("def objective(trial):\n    pass\n")
+    (lib / "pkg" / "__init__.py").write_text("")
+    (lib / "pkg" / "trainer_api_test.py").write_text("def objective(trial):\n    pass\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.syspath_prepend(str(lib))
+    import plainmod_api_test
+    from pkg import trainer_api_test
+
+    assert function_name(plainmod_api_test.objective) == \
+        f"{(lib / 'plainmod_api_test.py').resolve()}:objective"
+    with pytest.raises(ConfigError) as e:
+        function_name(trainer_api_test.objective)
+    assert f"jobs would not find pkg.trainer_api_test: it is found from {lib.resolve()}" in str(e.value)
+    monkeypatch.setenv("PYTHONPATH", str(lib))  # where a job looks too
+    assert function_name(trainer_api_test.objective) == "pkg.trainer_api_test:objective"
+
+
+def test_an_entrypoint_given_as_text_is_taken(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = config_from({"searcher": _searcher(), "hyperparameters": {"lr": 0.1}},
+                      entrypoint="model:train")
+    assert cfg.entrypoint == "model:train"
+
+
+def test_a_module_or_a_method_as_the_entrypoint_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nbtrain_api_test.py").write_text(
+        "def train(trial):\n    pass\n\n\nclass Trainer:\n    def fit(self, trial):\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import nbtrain_api_test
+
+    with pytest.raises(ConfigError) as e:
+        config_from({"searcher": _searcher()}, entrypoint=nbtrain_api_test)
+    assert "the module nbtrain_api_test, not a function: pass nbtrain_api_test.FUNCTION (it has: " \
+           "train)" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        config_from({"searcher": _searcher()}, entrypoint=nbtrain_api_test.Trainer().fit)
+    assert "nbtrain_api_test.Trainer.fit is a method" in str(e.value)
+    assert "def train(trial): return Trainer().fit(trial)" in str(e.value)
+
+
+def test_numpy_arrays_and_ranges_are_lists_and_every_problem_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = config_from({"entrypoint": "m:f", "searcher": _searcher(), "hyperparameters": {
+        "lr": {"type": "categorical", "vals": np.logspace(-3, -1, 3)},
+        "width": {"type": "categorical", "vals": np.array([64])},
+        "layers": {"type": "categorical", "vals": range(1, 4)}}})
+    spec = cfg.to_dict()["hyperparameters"]
+    assert spec["lr"]["vals"] == pytest.approx([0.001, 0.01, 0.1])
+    assert spec["width"]["vals"] == [64] and spec["layers"]["vals"] == [1, 2, 3]
+    with pytest.raises(ConfigError) as e:
+        config_from({"entrypoint": "m:f", "searcher": dict(_searcher(), max_concurent_trials=2),
+                     "hyperparameters": {"lr": {1, 2}, "wd": object()}})
+    said = e.value.problems
+    assert said[0].startswith("hyperparameters.lr: a set has no order") and \
+        said[1].startswith("hyperparameters.wd: object") and \
+        any("max_concurent_trials" in p for p in said[2:]), said
+
+
+def test_rays_grid_search_is_refused_with_what_to_write(tmp_path, monkeypatch):
+    """tune.grid_search([...]) is the dict {"grid_search": [...]}: a group of one constant
+    as written, which the code would receive as that dict."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        config_from({"entrypoint": "m:f", "searcher": _searcher(),
+                     "hyperparameters": {"lr": {"grid_search": [0.1, 0.01]}}})
+    assert "hyperparameters.lr: Ray Tune's grid_search: write type: categorical, vals: [0.1, " \
+           "0.01]" in str(e.value)
 
 
 @pytest.mark.parametrize("fn, says", [
@@ -158,6 +232,7 @@ def test_a_folder_that_holds_an_experiment_says_how_to_resume_it(tmp_path, monke
         asha_hpc.run({"entrypoint": "model:train", "searcher": _searcher(),
                       "hyperparameters": {"lr": 0.1}}, exp_dir=exp)
     assert f"asha_hpc.resume({str(exp)!r}) continues it" in str(e.value)
+    assert asha_hpc.load(exp).status == "new" and asha_hpc.load(exp).best is None
 
 
 def test_ray_and_optuna_search_space_objects_say_what_to_write(tmp_path, monkeypatch):
