@@ -1635,14 +1635,17 @@ class Master:
         from the checkpoints, counting no failure. The GPUs are free once the jobs are gone."""
         st = self.state
         assert st is not None
-        self._release_workers(self._waiting_workers(), "the search was paused")
+        waiting = self._waiting_workers()
+        self._release_workers(waiting, "the search was paused")
         jobs = sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
         self.backend.cancel(jobs)
         self._record(Stopped(reason="paused"))
         self.exp.pause_request.unlink(missing_ok=True)
+        left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
+                f"leave" if waiting else "")
         self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
-                      f"told to save and stop; `asha-hpc resume {shell_word(self.exp.root)}` "
-                      f"goes on from their checkpoints")
+                      f"told to save and stop{left}; `asha-hpc resume "
+                      f"{shell_word(self.exp.root)}` goes on from their checkpoints")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses
