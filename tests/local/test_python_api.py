@@ -140,7 +140,8 @@ def test_a_script_runs_a_search_from_a_dict_and_reads_its_best(tmp_path):
 
 def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     """Ctrl-C stops the master in ``run``, which returns (Ray Tune's ``fit()`` does alike);
-    ``asha_hpc.resume`` finishes the search from the checkpoints, with no retry counted."""
+    ``asha-hpc pause`` frees the jobs it left, and ``asha_hpc.resume`` finishes the search from
+    the checkpoints, with no retry counted."""
     require_module("torch")
     proj = _project(tmp_path, slow=True)
     exp = tmp_path / "runs" / "nb"
@@ -158,6 +159,15 @@ def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
             p.kill()
     assert p.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["status"] == "stopped"
+    assert f"Continue with: asha_hpc.resume({str(exp)!r})" in err
+    # the jobs go on; `pause` stops them, those that wait for a master too (the README's way to
+    # free them at once): no process of the search is left
+    paused = cli("pause", exp)
+    assert "search paused" in paused.stderr + paused.stdout
+    deadline = time.time() + 60
+    while time.time() < deadline and _processes(exp):
+        time.sleep(0.3)
+    assert not _processes(exp)
     resumed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(f"""
             import asha_hpc
@@ -169,6 +179,12 @@ def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     _, st = final_state(exp)
     assert status == "completed" and int(best) == st.ranked()[0].id
     assert len(st.trials) == 6 and all(t.restarts == 0 for t in st.trials.values())
+
+
+def _processes(exp: Path) -> list[str]:
+    """The command lines of the processes that run this search's jobs."""
+    out = subprocess.run(["pgrep", "-af", str(exp / "jobs")], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 
 def test_a_failed_search_raises_with_what_it_computed(tmp_path):
