@@ -162,10 +162,13 @@ def _ended(root: Path, st: Any) -> SearchResult:
     result = SearchResult(exp_dir=root, status=st.lifecycle if st.lifecycle != "running"
                           else "stopped", metric=st.cfg.searcher.metric)
     if st.lifecycle == "failed":
-        first = (st.message or "the search failed").partition("\n")[0]
-        raise SearchFailed(f"{root}: {first} (its results so far: the exception's .result; "
-                           f"once fixed: asha_hpc.resume({str(root)!r}, retry_failed=True), or "
-                           f"`asha-hpc resume {shell_word(root)} --retry-failed`)", result)
+        # the master's message, which printed above in full, says what to do in the command's
+        # words: here in Python's
+        first = (st.message or "the search failed").partition("\n")[0].replace(
+            f"`asha-hpc resume {shell_word(root)} --retry-failed`",
+            f"asha_hpc.resume({str(root)!r}, retry_failed=True)")
+        raise SearchFailed(f"{root}: {first} (what it computed: this exception's .result)",
+                           result)
     return result
 
 

@@ -213,4 +213,6 @@ def test_a_failed_search_raises_with_what_it_computed(tmp_path):
     assert r.returncode == 0, r.stderr
     first, message = r.stdout.split("\n", 1)
     assert first == f"FAILED {tmp_path.resolve() / 'runs' / 'bad'} failed"
-    assert "ValueError" in r.stderr and "retry_failed=True" in message, message
+    bad = str(tmp_path.resolve() / "runs" / "bad")
+    assert "ValueError" in r.stderr, r.stderr
+    assert f"Fix it, then asha_hpc.resume({bad!r}, retry_failed=True)" in message, message
