@@ -1,5 +1,5 @@
-"""Starting a search from Python: ``asha_hpc.run`` and ``asha_hpc.resume`` (Ray Tune's
-``Tuner.fit()``, Optuna's ``study.optimize``), for a script or a notebook.
+"""Searches from Python: ``asha_hpc.run`` and ``asha_hpc.resume`` (Ray Tune's ``Tuner.fit()``,
+Optuna's ``study.optimize``), for a script or a notebook, and ``asha_hpc.load`` to read one.
 
     import asha_hpc
     from train import train
