@@ -241,7 +241,8 @@ class Master:
         self._pool_slow_said: float | None = None  # the streak of dead pool jobs last said
         self._submit_waiting_since: float | None = None  # since when the scheduler cannot take jobs
         self._last_beat = 0.0
-        self._last_progress = 0.0
+        self._last_progress = self._progress_looked = 0.0
+        self._progress_said = ""
         self._last_retain = 0.0
         self._hung_looked = 0.0  # the last look for hung jobs (_hung)
         self._said_left_state = False  # state.LEFT_STATE, said once
@@ -1689,11 +1690,18 @@ class Master:
 
     # ------------------------------------------------------------------ progress
     def _show_progress(self, force: bool = False) -> None:
+        """The progress line every ``progress_every_s`` where it changed, and once a minute
+        where it did not (the master is alive): a long wait in a notebook cell or a log is not
+        a page of the same line."""
         now = time.time()
-        if not force and now - self._last_progress < self.progress_every_s:
+        if not force and now - self._progress_looked < self.progress_every_s:
             return
-        self._last_progress = now
-        self.progress(progress_line(self.state, self.clock.time()))
+        self._progress_looked = now
+        line = progress_line(self.state, self.clock.time())
+        if not force and line == self._progress_said and now - self._last_progress < 60.0:
+            return
+        self._last_progress, self._progress_said = now, line
+        self.progress(line)
 
 
 def progress_line(st: ExperimentState | None, now: float) -> str:
