@@ -9,6 +9,7 @@ record. The child replaces the file by an atomic rename: a browser never sees ha
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ log = logging.getLogger("asha_hpc")
 REPORT_NAME = "report.html"
 DEFAULT_EVERY_S = 30.0
 FINAL_TIMEOUT_S = 120.0
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class LiveReport:
@@ -40,7 +42,9 @@ class LiveReport:
         rc = self._child.poll()
         if rc is None:
             return False
-        if rc != 0 and not self._warned and self._err is not None:
+        # killed by a signal its master got too (a terminal's Ctrl-C, a kernel's restart): not
+        # the report's failure, and the master's last render follows
+        if rc != 0 and -rc not in _STOPS and not self._warned and self._err is not None:
             self._err.seek(0)
             lines = self._err.read().decode(errors="replace").strip().splitlines()
             log.warning("the live report %s was not updated (exit %s): %s", self.path, rc,
