@@ -36,55 +36,75 @@ class SearchFailed(AshaError):
 
 @dataclass(frozen=True)
 class SearchResult:
-    """How a search ended, and its results read from its folder when asked (as ``best``,
-    ``export`` and ``export --curves`` read them: after a ``resume`` they are the newest).
+    """A search as it stood when ``run``, ``resume`` or ``load`` returned: its ``status``, its
+    ``best`` trial and the ids of its ``failed`` trials, all of one moment (``load`` again for a
+    newer one). ``top``, ``trials`` and ``dataframe`` read the folder when called.
 
     ``status``: ``completed``; ``stopped`` (Ctrl-C, a signal, ``pause``: ``resume`` goes on);
     ``cancelled``. A failed search raises ``SearchFailed`` from ``run`` and ``resume``, and is
-    ``failed`` where ``load`` reads it; a search another master runs is ``running`` there."""
+    ``failed`` where ``load`` reads it; a search another master runs is ``running`` there.
+    ``best``: the best trial as ``asha-hpc best --json`` lists it (trial_id, metric, length,
+    hparams, seed, checkpoint as a Path, metrics, state, logs), or None where no trial reported
+    its metric."""
 
     exp_dir: Path
     status: str
     metric: str
+    best: dict[str, Any] | None = None
+    failed: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, exp: Any, st: Any, records: list[dict[str, Any]],
+           status: str | None = None) -> SearchResult:
+        """The result of the search in ``exp`` whose state replayed from ``records`` is
+        ``st``."""
+        from .views.status import best_rows
+
+        rows = [_as_paths(r) for r in best_rows(exp, st, records, 1)]
+        return cls(exp_dir=exp.root, status=status or st.lifecycle, metric=st.cfg.searcher.metric,
+                   best=rows[0] if rows else None,
+                   failed=tuple(sorted(t.id for t in st.trials.values()
+                                       if st.status_of(t) == "failed")))
 
     def top(self, n: int = 5) -> list[dict[str, Any]]:
-        """The ``n`` best trials, best first, as ``asha-hpc best --json`` lists them (trial_id,
-        metric, length, hparams, seed, checkpoint, metrics, state, logs)."""
+        """The ``n`` best trials, best first, read now, as ``best`` is listed."""
         from .views.status import best_rows, open_experiment
 
         exp, _, records, st = open_experiment(self.exp_dir)
-        return best_rows(exp, st, records, n)
-
-    @property
-    def best(self) -> dict[str, Any] | None:
-        """The best trial (``top(1)``'s), or None where no trial reported its metric."""
-        rows = self.top(1)
-        return rows[0] if rows else None
+        return [_as_paths(r) for r in best_rows(exp, st, records, n)]
 
     @property
     def best_hparams(self) -> dict[str, Any] | None:
         """The best trial's hyperparameters (Optuna's ``best_params``)."""
-        best = self.best
-        return None if best is None else best["hparams"]
+        return None if self.best is None else self.best["hparams"]
 
     @property
     def best_value(self) -> float | None:
         """The best trial's metric at the longest length it reached (Optuna's ``best_value``);
         NaN for a search whose every trial diverged."""
-        best = self.best
-        return None if best is None else (math.nan if best["metric"] is None else best["metric"])
+        if self.best is None:
+            return None
+        return math.nan if self.best["metric"] is None else self.best["metric"]
 
     def trials(self) -> list[dict[str, Any]]:
-        """One dict per trial, as ``asha-hpc export`` writes them."""
+        """One dict per trial, read now, as ``asha-hpc export`` writes them."""
         from .views.results import trials
 
         return trials(self.exp_dir)
 
     def dataframe(self, curves: bool = False) -> Any:
-        """The trials (or, with ``curves=True``, the learning curves) as a pandas DataFrame."""
+        """The trials (or, with ``curves=True``, the learning curves) as a pandas DataFrame,
+        read now (pandas needed)."""
         from .views.results import dataframe
 
         return dataframe(self.exp_dir, curves=curves)
+
+
+def _as_paths(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``best --json`` row with its checkpoint a Path, as ``trial.latest_checkpoint`` is."""
+    if row.get("checkpoint") is not None:
+        row = dict(row, checkpoint=Path(row["checkpoint"]))
+    return row
 
 
 def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any] | str | None = None,
@@ -97,8 +117,9 @@ def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any
     function, or ``"module:function"``, where the config has none; a function must be defined at
     the top level of a ``.py`` file that the jobs can import (not in a notebook's cell, nor in
     the script that calls ``run``). ``exp_dir``: a new folder for the experiment (default: the
-    config's ``experiment_dir``, else one under ``asha_runs/``). ``backend``: ``local``,
-    ``slurm`` or ``simulated``, over the config's. ``report_every_s``: how often the live
+    config's ``experiment_dir``, else one under ``asha_runs/``). ``backend``: ``local`` or
+    ``slurm``, over the config's (``simulated`` runs no code: virtual time and made-up curves,
+    as ``asha-hpc simulate``). ``report_every_s``: how often the live
     ``report.html`` is written (0: never; default as ``asha-hpc run``'s).
 
     Raises ``ConfigError`` for a config that cannot run (nothing is started), and
@@ -133,8 +154,8 @@ def load(exp_dir: str | Path) -> SearchResult:
     ``running``), and for a failed search (status ``failed``: nothing is raised)."""
     from .views.status import open_experiment
 
-    exp, cfg, _, st = open_experiment(exp_dir)
-    return SearchResult(exp_dir=exp.root, status=st.lifecycle, metric=cfg.searcher.metric)
+    exp, _, records, st = open_experiment(exp_dir)
+    return SearchResult.of(exp, st, records)
 
 
 def _refuse_a_finished_folder(exp_dir: str | Path | None) -> None:
@@ -159,8 +180,13 @@ def _report_every(seconds: float | None) -> float:
 
 
 def _ended(root: Path, st: Any) -> SearchResult:
-    result = SearchResult(exp_dir=root, status=st.lifecycle if st.lifecycle != "running"
-                          else "stopped", metric=st.cfg.searcher.metric)
+    from .protocol.expdir import ExpDir
+    from .protocol.journal import read_journal
+
+    exp = ExpDir(root)
+    records = read_journal(exp.journal)[0]
+    result = SearchResult.of(exp, st, records,
+                             status=st.lifecycle if st.lifecycle != "running" else "stopped")
     if st.lifecycle == "failed":
         # the master's message, which printed above in full, says what to do in the command's
         # words: here in Python's
@@ -200,7 +226,9 @@ def config_from(config: str | Path | Mapping[str, Any],
         raise ConfigError([f"entrypoint: the module {given.__name__}, not a function: pass "
                            f"{given.__name__}.FUNCTION"
                            + (f" (it has: {', '.join(names[:10])})" if names else "")], CONFIG_ARG)
-    if callable(given):
+    if isinstance(given, str):
+        raw["entrypoint"] = _named(given)
+    elif callable(given):
         raw["entrypoint"] = function_name(given)
         raw.setdefault("name", getattr(given, "__name__", "experiment"))
     try:
@@ -232,11 +260,10 @@ def function_name(fn: Callable[..., Any]) -> str:
                            f"a lambda): a job imports its function by name, so define it at the "
                            f"top level of a .py file"], CONFIG_ARG)
     if "." in qualname:
-        cls, _, method = qualname.rpartition(".")
         raise ConfigError([f"entrypoint: {module}.{qualname} is a method: a job imports a "
-                           f"module-level function by name; define one that calls it (def "
-                           f"train(trial): return {cls}().{method}(trial)) at the top level of a "
-                           f".py file"], CONFIG_ARG)
+                           f"module-level function by name; define one at the top level of a .py "
+                           f"file (def train(trial): ...) that builds what the method needs and "
+                           f"calls it"], CONFIG_ARG)
     return f"{_importable(module)}:{qualname}"
 
 
@@ -252,7 +279,10 @@ def _importable(module: str) -> str:
         return module  # (check_entrypoint says why a notebook's cannot be a job's)
     path = Path(file).resolve()
     root = path.parents[module.count(".") + (path.name == "__init__.py")]
-    if root == Path.cwd().resolve() or _found_by_a_job(module.partition(".")[0]) in (root, None):
+    if root == Path.cwd().resolve():
+        return module
+    told, found = _found_by_a_job(module.partition(".")[0])
+    if not told or found == root:
         return module
     if "." not in module and path.name != "__init__.py":
         return str(path)
@@ -267,10 +297,9 @@ _FIND = ("import importlib.util, os, sys\n"
          "print(os.path.dirname(where[0] if where else (s.origin or '')) if s else '')")
 
 
-def _found_by_a_job(top: str) -> Path | None:
-    """The folder a new Python process started here, as a job is, finds ``top`` in; the
-    current folder if it finds none (a job would not find it either); None where it cannot
-    tell."""
+def _found_by_a_job(top: str) -> tuple[bool, Path | None]:
+    """(whether it could tell, the folder in which a new Python process started here, as a
+    job is, finds ``top``: None for nowhere)."""
     import os
     import subprocess
     import sys
@@ -279,11 +308,32 @@ def _found_by_a_job(top: str) -> Path | None:
         out = subprocess.run([sys.executable, "-c", _FIND, top], capture_output=True, text=True,
                              timeout=60, env=os.environ.copy())
     except (OSError, subprocess.SubprocessError):
-        return None
+        return False, None
     if out.returncode != 0:
-        return None
+        return False, None
     found = out.stdout.strip()
-    return Path(found).resolve() if found else Path.cwd().resolve()
+    return True, Path(found).resolve() if found else None
+
+
+def _named(entrypoint: str) -> str:
+    """A ``module:function`` given as text, as a job imports it: the module this process
+    imported under that name, where the job would find another or none, is named by its file;
+    one that a job would not find at all is refused now, not in the first job."""
+    import sys
+
+    module, _, function = entrypoint.rpartition(":")
+    if not module or "/" in module or module.endswith(".py") or module == "__main__":
+        return entrypoint  # a file's path, or what check_entrypoint refuses with its reason
+    if getattr(sys.modules.get(module), "__file__", None):
+        return f"{_importable(module)}:{function}"
+    told, found = _found_by_a_job(module.partition(".")[0])
+    if told and found is None:
+        raise ConfigError([f"entrypoint: jobs would not find module '{module}': they look in "
+                           f"the current folder ({Path.cwd()}) and on the interpreter's path. "
+                           f"Pass the function itself (entrypoint={function}, once imported), "
+                           f"give its file ('path/to/{module.replace('.', '/')}.py:{function}'), "
+                           f"or run from its folder"], CONFIG_ARG)
+    return entrypoint
 
 
 _DROPPED = object()  # a value plain() refused: left out of the config it checks

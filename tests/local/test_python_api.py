@@ -73,6 +73,7 @@ def train(trial):
 
 SEARCH = '''
 import json
+import pathlib
 import sys
 
 import asha_hpc
@@ -91,9 +92,10 @@ config = {
 }
 if __name__ == "__main__":
     result = asha_hpc.run(config, entrypoint=train, exp_dir=sys.argv[1], report_every_s=0)
+    assert isinstance(result.best["checkpoint"], pathlib.Path)  # as trial.latest_checkpoint
     print(json.dumps({"status": result.status, "best": result.best,
                       "best_hparams": result.best_hparams, "best_value": result.best_value,
-                      "rows": len(result.trials())}))
+                      "rows": len(result.trials()), "failed": result.failed}, default=str))
 '''
 
 
@@ -129,6 +131,7 @@ def test_a_script_runs_a_search_from_a_dict_and_reads_its_best(tmp_path):
     assert f"entrypoint: {proj / 'train.py'}:train" in cfg_text, cfg_text
     _, st = final_state(exp)
     assert got["status"] == "completed" and got["rows"] == len(st.trials) == 6
+    assert got["failed"] == [] and got["best"]["checkpoint"] == best_checkpoint(exp)
     assert st.counts()["failed"] == 0
     best = json.loads(cli("best", exp, "--json").stdout)[0]
     assert got["best"]["trial_id"] == best["trial_id"] == st.ranked()[0].id
@@ -181,6 +184,10 @@ def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     assert len(st.trials) == 6 and all(t.restarts == 0 for t in st.trials.values())
 
 
+def best_checkpoint(exp: Path) -> str:
+    return json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint"]
+
+
 def _processes(exp: Path) -> list[str]:
     """The command lines of the processes that run this search's jobs."""
     out = subprocess.run(["pgrep", "-af", str(exp / "jobs")], capture_output=True, text=True)
@@ -205,14 +212,15 @@ def test_a_failed_search_raises_with_what_it_computed(tmp_path):
                           "max_restarts": 0, "poll_interval_s": 0.2},
                          entrypoint=objective, exp_dir="runs/bad", report_every_s=0)
         except asha_hpc.SearchFailed as e:
-            print("FAILED", e.result.exp_dir, e.result.status)
+            print("FAILED", e.result.exp_dir, e.result.status, len(e.result.failed))
             print(e)
     """)
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     first, message = r.stdout.split("\n", 1)
-    assert first == f"FAILED {tmp_path.resolve() / 'runs' / 'bad'} failed"
+    assert first.startswith(f"FAILED {tmp_path.resolve() / 'runs' / 'bad'} failed ")
+    assert int(first.rsplit(" ", 1)[1]) >= 1  # the trials that failed, by id in .failed
     bad = str(tmp_path.resolve() / "runs" / "bad")
     assert "ValueError" in r.stderr, r.stderr
     assert f"Fix it, then asha_hpc.resume({bad!r}, retry_failed=True)" in message, message

@@ -67,7 +67,7 @@ def _searcher():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(space=spaces, data=st.data())
 def test_a_dict_config_is_the_yaml_files_config(tmp_path, monkeypatch, space, data):
-    raw = {"name": "q", "entrypoint": "model:train", "searcher": _searcher(),
+    raw = {"name": "q", "entrypoint": "model.py:train", "searcher": _searcher(),
            "hyperparameters": space, "reproducibility": {"experiment_seed": 3}}
     (tmp_path / "c.yaml").write_text(write_yaml(raw))
     try:
@@ -123,11 +123,29 @@ def test_a_module_found_through_sys_path_insert_is_named_by_its_file(tmp_path, m
     assert function_name(trainer_api_test.objective) == "pkg.trainer_api_test:objective"
 
 
-def test_an_entrypoint_given_as_text_is_taken(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = config_from({"searcher": _searcher(), "hyperparameters": {"lr": 0.1}},
-                      entrypoint="model:train")
-    assert cfg.entrypoint == "model:train"
+def test_an_entrypoint_given_as_text_is_named_as_a_job_finds_it(tmp_path, monkeypatch):
+    """``"module:function"`` as text: taken where a job finds that module; named by its file
+    where this process imported it from elsewhere (a job would import another, or none); refused
+    before any job where a job would not find it at all."""
+    project, there = tmp_path / "project", tmp_path / "there"
+    project.mkdir(), there.mkdir()
+    (project / "textentry_api_test.py").write_text("def main(trial):\n    pass\n")
+    (there / "textentry_api_test.py").write_text("")  # someone else's, empty
+    monkeypatch.chdir(project)
+    space = {"searcher": _searcher(), "hyperparameters": {"lr": 0.1}}
+    assert config_from(space, entrypoint="textentry_api_test:main").entrypoint == \
+        "textentry_api_test:main"
+    monkeypatch.chdir(tmp_path)  # no such module here: refused now, not in the first job
+    with pytest.raises(ConfigError) as e:
+        config_from(space, entrypoint="textentry_api_test:main")
+    assert "jobs would not find module 'textentry_api_test'" in str(e.value)
+    monkeypatch.syspath_prepend(str(project))  # the running script's folder, say
+    import textentry_api_test  # noqa: F401
+
+    for here in (tmp_path, there):  # a job would find none, or the empty one there
+        monkeypatch.chdir(here)
+        assert config_from(space, entrypoint="textentry_api_test:main").entrypoint == \
+            f"{(project / 'textentry_api_test.py').resolve()}:main"
 
 
 def test_a_module_or_a_method_as_the_entrypoint_says_what_to_pass(tmp_path, monkeypatch):
@@ -143,13 +161,13 @@ def test_a_module_or_a_method_as_the_entrypoint_says_what_to_pass(tmp_path, monk
            "train)" in str(e.value)
     with pytest.raises(ConfigError) as e:
         config_from({"searcher": _searcher()}, entrypoint=nbtrain_api_test.Trainer().fit)
-    assert "nbtrain_api_test.Trainer.fit is a method" in str(e.value)
-    assert "def train(trial): return Trainer().fit(trial)" in str(e.value)
+    assert "nbtrain_api_test.Trainer.fit is a method: a job imports a module-level function " \
+           "by name" in str(e.value)
 
 
 def test_numpy_arrays_and_ranges_are_lists_and_every_problem_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = config_from({"entrypoint": "m:f", "searcher": _searcher(), "hyperparameters": {
+    cfg = config_from({"entrypoint": "train.py:train", "searcher": _searcher(), "hyperparameters": {
         "lr": {"type": "categorical", "vals": np.logspace(-3, -1, 3)},
         "width": {"type": "categorical", "vals": np.array([64])},
         "layers": {"type": "categorical", "vals": range(1, 4)}}})
@@ -157,7 +175,7 @@ def test_numpy_arrays_and_ranges_are_lists_and_every_problem_is_named(tmp_path, 
     assert spec["lr"]["vals"] == pytest.approx([0.001, 0.01, 0.1])
     assert spec["width"]["vals"] == [64] and spec["layers"]["vals"] == [1, 2, 3]
     with pytest.raises(ConfigError) as e:
-        config_from({"entrypoint": "m:f", "searcher": dict(_searcher(), max_concurent_trials=2),
+        config_from({"entrypoint": "train.py:train", "searcher": dict(_searcher(), max_concurent_trials=2),
                      "hyperparameters": {"lr": {1, 2}, "wd": object()}})
     said = e.value.problems
     assert said[0].startswith("hyperparameters.lr: a set has no order") and \
@@ -170,7 +188,7 @@ def test_rays_grid_search_is_refused_with_what_to_write(tmp_path, monkeypatch):
     as written, which the code would receive as that dict."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as e:
-        config_from({"entrypoint": "m:f", "searcher": _searcher(),
+        config_from({"entrypoint": "train.py:train", "searcher": _searcher(),
                      "hyperparameters": {"lr": {"grid_search": [0.1, 0.01]}}})
     assert "hyperparameters.lr: Ray Tune's grid_search: write type: categorical, vals: [0.1, " \
            "0.01]" in str(e.value)
@@ -205,7 +223,7 @@ def test_a_function_of_the_running_script_says_to_move_it_to_a_file(tmp_path, mo
     ({1: "x"}, {}, "key 1 is not text"),
     ({"hyperparameters": {"lr": {"type": "double", "minval": object()}}}, {},
      "hyperparameters.lr.minval: object"),
-    ({"hyperparameters": {"lr": math.nan}, "entrypoint": "m:f", "searcher": _searcher()}, {},
+    ({"hyperparameters": {"lr": math.nan}, "entrypoint": "train.py:train", "searcher": _searcher()}, {},
      "hyperparameters"),
 ])
 def test_a_dict_config_names_what_is_wrong(tmp_path, monkeypatch, config, kw, says):
@@ -224,15 +242,16 @@ def test_a_files_config_keeps_its_own_entrypoint(tmp_path):
 
 def test_a_folder_that_holds_an_experiment_says_how_to_resume_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "model.py").write_text("def train(trial):\n    pass\n")
+    (tmp_path / "heldexp_api_test.py").write_text("def train(trial):\n    pass\n")
     exp = tmp_path / "runs" / "q"
-    create_experiment(config_from({"entrypoint": "model:train", "searcher": _searcher(),
+    create_experiment(config_from({"entrypoint": "heldexp_api_test:train", "searcher": _searcher(),
                                    "hyperparameters": {"lr": 0.1}}), exp)
     with pytest.raises(asha_hpc.AshaError) as e:
-        asha_hpc.run({"entrypoint": "model:train", "searcher": _searcher(),
+        asha_hpc.run({"entrypoint": "heldexp_api_test:train", "searcher": _searcher(),
                       "hyperparameters": {"lr": 0.1}}, exp_dir=exp)
     assert f"asha_hpc.resume({str(exp)!r}) continues it" in str(e.value)
-    assert asha_hpc.load(exp).status == "new" and asha_hpc.load(exp).best is None
+    loaded = asha_hpc.load(exp)
+    assert (loaded.status, loaded.best, loaded.failed) == ("new", None, ())
 
 
 def test_ray_and_optuna_search_space_objects_say_what_to_write(tmp_path, monkeypatch):
@@ -254,6 +273,6 @@ def test_ray_and_optuna_search_space_objects_say_what_to_write(tmp_path, monkeyp
     }
     for name, (obj, says) in cases.items():
         with pytest.raises(ConfigError) as e:
-            config_from({"entrypoint": "model:train", "searcher": _searcher(),
+            config_from({"entrypoint": "model.py:train", "searcher": _searcher(),
                          "hyperparameters": {name: obj}})
         assert f"hyperparameters.{name}: " in str(e.value) and says in str(e.value), str(e.value)
