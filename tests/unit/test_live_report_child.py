@@ -14,14 +14,22 @@ from asha_hpc.views.livereport import LiveReport
 
 def _child(lr: LiveReport, code: str) -> subprocess.Popen:
     lr._err = tempfile.TemporaryFile()
-    lr._child = subprocess.Popen([sys.executable, "-c", code], stderr=lr._err)
+    lr._child = subprocess.Popen([sys.executable, "-c", code], stderr=lr._err,
+                                 stdout=subprocess.PIPE, text=True)
     return lr._child
+
+
+# a render as the master starts one: Ctrl-C's default (a pytest-xdist worker, whose children
+# inherit it, ignores SIGINT), said ready once it would take the signal
+SLEEPS = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "print('ready', flush=True); time.sleep(60)")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_render_stopped_with_its_master_says_nothing(tmp_path, caplog, sig):
     lr = LiveReport(tmp_path)
-    child = _child(lr, "import time; time.sleep(60)")
+    child = _child(lr, SLEEPS)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
     child.send_signal(sig)
     child.wait(timeout=30)
     with caplog.at_level(logging.WARNING, logger="asha_hpc"):
