@@ -158,6 +158,34 @@ def load(exp_dir: str | Path) -> SearchResult:
     return SearchResult.of(exp, st, records)
 
 
+def pause(exp_dir: str | Path, *, wait_s: float = 60.0) -> SearchResult:
+    """Stop a search's running jobs, each saving where it is, and its master
+    (``asha-hpc pause``): a search that another process runs (a terminal, another notebook, the
+    master's Slurm job), or whose master a Ctrl-C stopped with jobs still running or waiting for
+    work. ``resume`` goes on from their checkpoints, counting no failure. Waits up to ``wait_s``
+    for a running master to act; the result's ``status`` is ``stopped`` once it has, still
+    ``running`` if it has not yet."""
+    return _stop(exp_dir, "pause", wait_s)
+
+
+def cancel(exp_dir: str | Path, *, wait_s: float = 60.0) -> SearchResult:
+    """End a search for good, cancelling its running jobs (``asha-hpc cancel``): its results
+    stay readable (``load``). Waits up to ``wait_s`` for a running master to act; the result's
+    ``status`` is ``cancelled`` once it has, still ``running`` if it has not yet."""
+    return _stop(exp_dir, "cancel", wait_s)
+
+
+def _stop(exp_dir: str | Path, how: str, wait_s: float) -> SearchResult:
+    import sys
+
+    from .launch import stop_search
+
+    line = stop_search(Path(exp_dir), how, wait_s, in_python=True)
+    if line:
+        print(f"asha-hpc: {line}", file=sys.stderr)
+    return load(exp_dir)
+
+
 def _refuse_a_finished_folder(exp_dir: str | Path | None) -> None:
     """A cell run again with its ``exp_dir``: say how to go on in Python's words (a running
     master's folder is refused by ``start_search``, as for the command)."""

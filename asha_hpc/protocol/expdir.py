@@ -291,7 +291,7 @@ class ExpDir:
                                 f"one of them, e.g. {inside[0]} (the newest); `asha-hpc status "
                                 f"{root}` lists them")
             raise AshaError(f"{root}: not an experiment directory (no {CONFIG} or {JOURNAL}); "
-                            f"start one with `asha-hpc run CONFIG`")
+                            f"start one with `asha-hpc run CONFIG` (in Python: `asha_hpc.run`)")
         newer = folder_format(root)
         if newer > FORMAT:
             from .. import __version__

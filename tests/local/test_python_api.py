@@ -165,23 +165,59 @@ def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     assert f"Continue with: asha_hpc.resume({str(exp)!r})" in err
     # the jobs go on; `pause` stops them, those that wait for a master too (the README's way to
     # free them at once): no process of the search is left
-    paused = cli("pause", exp)
-    assert "search paused" in paused.stderr + paused.stdout
+    paused = _python(proj, f"print(asha_hpc.pause({str(exp)!r}).status)")
+    assert paused.stdout.split() == ["stopped"], paused.stderr
+    assert "search paused" in paused.stderr and f"asha_hpc.resume({str(exp)!r})" in paused.stderr
     deadline = time.time() + 60
     while time.time() < deadline and _processes(exp):
         time.sleep(0.3)
     assert not _processes(exp)
-    resumed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import asha_hpc
-            r = asha_hpc.resume({str(exp)!r}, report_every_s=0)
-            print(r.status, r.best["trial_id"])
-        """)], cwd=proj, capture_output=True, text=True, timeout=300)
+    resumed = _python(proj, f"""
+        r = asha_hpc.resume({str(exp)!r}, report_every_s=0)
+        print(r.status, r.best["trial_id"])
+    """)
     assert resumed.returncode == 0, resumed.stderr
     status, best = resumed.stdout.split()
     _, st = final_state(exp)
     assert status == "completed" and int(best) == st.ranked()[0].id
     assert len(st.trials) == 6 and all(t.restarts == 0 for t in st.trials.values())
+
+
+def test_cancel_from_another_process_ends_the_running_search(tmp_path):
+    """``asha_hpc.cancel`` from a second process (another notebook, a terminal's Python) while
+    ``run`` runs the search: the master cancels the jobs, ``run`` returns ``cancelled``, and no
+    process of the search is left; the results so far stay readable."""
+    require_module("torch")
+    proj = _project(tmp_path, slow=True)
+    exp = tmp_path / "runs" / "c"
+    p = _script(proj, proj, exp)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(
+                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
+                                                else [])):
+            time.sleep(0.2)
+        cancelled = _python(proj, f"r = asha_hpc.cancel({str(exp)!r}); print(r.status, len(r.trials()))")
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert cancelled.returncode == 0, cancelled.stderr
+    status, rows = cancelled.stdout.split()
+    assert status == "cancelled" and int(rows) >= 1, cancelled.stderr
+    assert "cancelled the search and its running jobs" in cancelled.stderr
+    assert p.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "cancelled"
+    deadline = time.time() + 60
+    while time.time() < deadline and _processes(exp):
+        time.sleep(0.3)
+    assert not _processes(exp)
+
+
+def _python(cwd: Path, code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a new Python with asha_hpc imported, as a user's second process."""
+    return subprocess.run([sys.executable, "-c", "import asha_hpc\n" + textwrap.dedent(code)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def best_checkpoint(exp: Path) -> str:
