@@ -29,6 +29,9 @@ from .launch import (
     refuse_running,
     refuse_someone_elses_running,
     resume_search,
+    run_master,
+    stop_search,
+    wait_on_master,
 )
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment, submitted_master
 from .yamlfile import read_yaml
@@ -138,21 +141,6 @@ def cmd_resume(a: argparse.Namespace) -> int:
                          readmit=readmit)[0]
 
 
-def _wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) -> T | None:
-    """What ``look()`` finds, asked every 0.2 s until it finds something, ``wait_s`` has
-    passed or the master holding the lease has stopped (then one last look)."""
-    from .views.status import master_alive
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = look()
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline or not master_alive(exp):
-            return look()
-        time.sleep(0.2)
-
-
 def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: str,
                         request: Path, answer_at: Path, write: Callable[[], str],
                         wait_s: float, shows: str) -> int:
@@ -181,7 +169,7 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: st
             return Answer(token, True, "")  # taken, but no line to print
         return None
 
-    answer = _wait_on_master(exp, wait_s, look)
+    answer = wait_on_master(exp, wait_s, look)
     if answer is None:
         gone = "" if master_alive(exp) else (
             f"; that master has stopped since: `asha-hpc resume {shell_word(exp.root)}` takes the request")
@@ -428,51 +416,17 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 
 def cmd_cancel(a: argparse.Namespace) -> int:
-    from .master.loop import Master
-    from .protocol.requests import write_cancel_request
-    from .views.status import master_alive
-
-    exp = ExpDir.open(Path(a.exp_dir))
-    holder = master_alive(exp)
-    if holder:
-        write_cancel_request(exp)
-        who = f"the {master_name(holder)}"
-        # the master removes the request once it has cancelled the jobs and journaled it
-        if _wait_on_master(exp, a.wait, lambda: None if exp.cancel_request.exists() else True):
-            print(f"asha-hpc: {who} cancelled the search and its running jobs")
-        else:
-            print(f"asha-hpc: asked {who} to cancel; not done yet: it cancels the jobs at its "
-                  f"next poll (`asha-hpc status {shell_word(exp.root)}` shows it)")
-        return 0
-    write_cancel_request(exp)
-    cfg = load_config(exp.config)
-    from .views.livereport import DEFAULT_EVERY_S
-
-    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}"),
-           report_every_s=DEFAULT_EVERY_S).run()  # the live report shows it cancelled
+    line = stop_search(Path(a.exp_dir), "cancel", a.wait)
+    if line:
+        print(f"asha-hpc: {line}")
     return 0
 
 
 def cmd_pause(a: argparse.Namespace) -> int:
     """Stop the search's running jobs (each saves where it is) and its master, for `resume`."""
-    from .master.loop import Master
-    from .protocol.requests import write_pause_request
-    from .views.status import master_alive
-
-    exp = ExpDir.open(Path(a.exp_dir))
-    holder = master_alive(exp)
-    write_pause_request(exp)
-    if holder:
-        who = f"the {master_name(holder)}"
-        if _wait_on_master(exp, a.wait, lambda: None if exp.pause_request.exists() else True):
-            print(f"asha-hpc: {who} paused the search: its running jobs save and stop; "
-                  f"`asha-hpc resume {shell_word(exp.root)}` goes on")
-        else:
-            print(f"asha-hpc: asked {who} to pause; not done yet: it stops the jobs at its "
-                  f"next poll (`asha-hpc status {shell_word(exp.root)}` shows it)")
-        return 0
-    cfg = load_config(exp.config)
-    Master(exp, cfg, progress=lambda line: print(f"asha-hpc: {line}")).run()
+    line = stop_search(Path(a.exp_dir), "pause", a.wait)
+    if line:
+        print(f"asha-hpc: {line}")
     return 0
 
 
@@ -597,12 +551,18 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
         exp = create_experiment(cfg, root, made_by_submit=True)
     from .views.livereport import DEFAULT_EVERY_S
 
-    master = Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)
-    master.resume_hint = (f"A requeued master job (its time limit, `scontrol requeue`) resumes "
-                          f"the search when it starts again: `asha-hpc status "
-                          f"{shell_word(exp.root)}` says whether it is queued; else continue "
-                          f"with `asha-hpc submit` or `asha-hpc resume`")
-    st = master.run()
+    def hint(m: Master) -> Master:
+        m.resume_hint = (f"A requeued master job (its time limit, `scontrol requeue`) resumes "
+                         f"the search when it starts again: `asha-hpc status "
+                         f"{shell_word(exp.root)}` says whether it is queued; else continue "
+                         f"with `asha-hpc submit` or `asha-hpc resume`")
+        return m
+
+    master = run_master(hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)),
+                        lambda full: hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S,
+                                                 disk_full=full)))
+    st = master.state
+    assert st is not None
     if st.lifecycle == "failed":
         print(f"asha-hpc: experiment failed: {(st.message or '').splitlines()[0] if st.message else ''}",
               file=sys.stderr)

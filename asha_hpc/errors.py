@@ -64,6 +64,17 @@ class JournalFull(AshaError):
     """The master cannot write its journal: the disk is full or the quota exhausted."""
 
 
+class MasterDiskFull(AshaError):
+    """The master's own write (its journal, a job's files) found the disk full or the quota
+    exhausted: it stopped there, nothing lost. ``path``: what it was writing (or the folder);
+    ``quota``: EDQUOT. ``launch.run_master`` waits for room and resumes the search."""
+
+    def __init__(self, message: str, path: str, quota: bool) -> None:
+        super().__init__(message)
+        self.path = path
+        self.quota = quota
+
+
 class FatalTrialError(AshaError):
     """An error that will repeat for every trial (an entry point that does not exist, the
     searcher's metric never reported, a command that cannot run): the job says so in its

@@ -6,17 +6,22 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import capabilities
 from .config import ExperimentConfig
-from .errors import AshaError, ConfigError, shell_word
+from .errors import AshaError, ConfigError, MasterDiskFull, shell_word
+from .protocol.diskfull import DiskFull
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment
 from .yamlfile import write_yaml
 
 if TYPE_CHECKING:
+    from .master.loop import Master
     from .master.state import ExperimentState
+
+T = TypeVar("T")
 
 
 def default_exp_dir(cfg: ExperimentConfig) -> Path:
@@ -196,12 +201,19 @@ state as it ended.)"""
                   f"and at the end; {'report_every_s=0' if in_python else '--report-every 0'} "
                   "for none)", file=sys.stderr)
 
-    master = Master(exp, cfg, force=force, report_every_s=report_every_s,
-                    retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
-                    readmit=readmit, on_lease=on_lease)
-    if in_python:
-        master.resume_hint = f"Continue with: asha_hpc.resume({str(exp.root)!r})"
-    st = master.run()
+    def hints(m: Master) -> Master:
+        if in_python:
+            m.resume_call = f"asha_hpc.resume({str(exp.root)!r})"
+            m.resume_hint = f"Continue with: {m.resume_call}"
+        return m
+
+    master = run_master(
+        hints(Master(exp, cfg, force=force, report_every_s=report_every_s,
+                     retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
+                     readmit=readmit, on_lease=on_lease)),
+        lambda full: hints(Master(exp, cfg, report_every_s=report_every_s, disk_full=full)))
+    st = master.state
+    assert st is not None
     if st.lifecycle == "completed":
         best = st.ranked()
         if best:
@@ -243,6 +255,32 @@ state as it ended.)"""
             else 0), st
 
 
+def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
+    """``master.run()``; where the master's own write finds the disk full or the quota
+    exhausted (it stops there, nothing lost), the wait for room, said once, and then a master
+    from ``again`` that resumes the search from the journal, as ``resume`` would: a filled
+    quota does not end a night's search. Ctrl-C while waiting stops as the full disk did
+    (``resume`` goes on). The master that ran last (its ``state`` is the search's)."""
+    from .master.loop import DISK_LOOK_S
+
+    while True:
+        try:
+            master.run()
+            return master
+        except MasterDiskFull as e:
+            full = master.disk_full or DiskFull(Path(e.path), e.quota, master.exp.root)
+            if master.disk_full is None:  # not said yet (no job had found it full)
+                master.progress(full.line(master.exp.root))
+            try:
+                while not full.has_room():
+                    time.sleep(DISK_LOOK_S)
+            except KeyboardInterrupt:
+                raise AshaError(str(e)) from None
+            progress = master.progress
+            master = again(full)
+            master.progress = progress
+
+
 def signal_status(stop_reason: str | None) -> int:
     """The shell's exit status for a master a signal stopped (130 for Ctrl-C, 143 for SIGTERM):
     a script or ``sbatch --dependency=afterok`` must not read a stopped search as a finished one."""
@@ -252,3 +290,61 @@ def signal_status(stop_reason: str | None) -> int:
         return 128 + int(signal.Signals[stop_reason or ""])
     except KeyError:
         return 0
+
+
+def wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) -> T | None:
+    """What ``look()`` finds, asked every 0.2 s until it finds something, ``wait_s`` has
+    passed or the master holding the lease has stopped (then one last look)."""
+    from .views.status import master_alive
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = look()
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline or not master_alive(exp):
+            return look()
+        time.sleep(0.2)
+
+
+def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) -> str | None:
+    """``pause`` (the running jobs save where they are and stop, for ``resume``) or ``cancel``
+    (they are cancelled, for good) the search in ``root``: asked of the master that runs it,
+    waiting up to ``wait_s`` for it to be done, or done here by a master of this process where
+    none runs (it stops the jobs a stopped master left). The line that says what happened, or
+    None where this process's master said it."""
+    from .master.loop import Master
+    from .protocol.requests import write_cancel_request, write_pause_request
+    from .views.status import master_alive
+
+    if how not in ("pause", "cancel"):
+        raise ValueError(how)
+    refuse_someone_elses_running(root)
+    exp = ExpDir.open(root)
+    request = exp.pause_request if how == "pause" else exp.cancel_request
+    holder = master_alive(exp)
+    (write_pause_request if how == "pause" else write_cancel_request)(exp)
+    resume = (f"asha_hpc.resume({str(exp.root)!r})" if in_python
+              else f"`asha-hpc resume {shell_word(exp.root)}`")
+    if holder:
+        who = f"the {master_name(holder)}"
+        # the master removes the request once it has stopped the jobs and journaled it
+        if wait_on_master(exp, wait_s, lambda: None if request.exists() else True):
+            return (f"{who} paused the search: its running jobs save and stop; {resume} goes on"
+                    if how == "pause" else f"{who} cancelled the search and its running jobs")
+        watch = (f"asha_hpc.load({str(exp.root)!r}).status" if in_python
+                 else f"`asha-hpc status {shell_word(exp.root)}`")
+        return (f"asked {who} to {how}; not done yet: it {'stops' if how == 'pause' else 'cancels'}"
+                f" the jobs at its next poll ({watch} shows it)")
+    from .config import load_config
+    from .views.livereport import DEFAULT_EVERY_S
+
+    master = Master(exp, load_config(exp.config),
+                    progress=lambda line: print(f"asha-hpc: {line}",
+                                                file=sys.stderr if in_python else sys.stdout),
+                    # cancel: the live report shows the search cancelled
+                    report_every_s=DEFAULT_EVERY_S if how == "cancel" else None)
+    if in_python:
+        master.resume_call = resume
+    master.run()
+    return None  # the master said what it did

@@ -13,6 +13,7 @@ resumed master redoes nothing twice and loses nothing:
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -38,7 +39,7 @@ from ..backends.base import (
     jobs_text,
 )
 from ..config import ExperimentConfig, trial_seed
-from ..errors import DISK_FULL_ERRNOS, AshaError, shell_word
+from ..errors import DISK_FULL_ERRNOS, AshaError, JournalFull, MasterDiskFull, shell_word
 from ..protocol import messages, records
 from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
@@ -197,11 +198,13 @@ class Master:
                  progress_every_s: float = 5.0, report_every_s: float | None = None,
                  retry_failed: bool = False, warm_start: list[WarmStart] | None = None,
                  max_compute: int | None = None, readmit: list[str] | None = None,
-                 on_lease: Callable[[], None] | None = None) -> None:
+                 on_lease: Callable[[], None] | None = None,
+                 disk_full: DiskFull | None = None) -> None:
         self.exp = exp
         self._on_lease = on_lease  # the command's own lines, once this master holds the folder
         # and its journal replays
         self.resume_hint: str | None = None  # how the search goes on after a stop, if not by hand
+        self.resume_call: str | None = None  # by hand, where not `asha-hpc resume` (Python's)
         self.max_compute = max_compute  # resume --max-compute: the cap from here on
         self.readmit = readmit or []  # resume --readmit-node: excluded nodes taken back
         # searcher.warm_start's records as ``run`` read them to check them (read here when None)
@@ -260,7 +263,9 @@ class Master:
         self._live = LiveReport(exp.root, report_every_s) if report_every_s else None
         self._rejected = 0  # inbox files rejected by this master
         self._unreadable: dict[str, str] = {}  # attempt key -> why its result could not be read
-        self._full: DiskFull | None = None  # a full filesystem: no new work until room
+        # a full filesystem: no new work until room (``disk_full``: already said, by a master
+        # of this process that stopped for it)
+        self._full: DiskFull | None = disk_full
         self._warned: set[str] = set()  # kinds of the code's warnings said (_code_warnings)
         self._full_looked = 0.0
 
@@ -311,6 +316,11 @@ class Master:
     @property
     def stop_reason(self) -> str | None:
         return self._stop_reason
+
+    @property
+    def disk_full(self) -> DiskFull | None:
+        """The full filesystem that holds new work back now (said once), if any."""
+        return self._full
 
     def _install_signals(self) -> dict[int, Any]:
         """SIGINT/SIGTERM/SIGUSR2, and SIGHUP unless ignored (``nohup``), stop the master
@@ -617,16 +627,23 @@ class Master:
         try:
             go = self._step()
             self._flush()
-        except OSError as e:
-            if e.errno not in DISK_FULL_ERRNOS:
+        except (OSError, JournalFull) as e:
+            if isinstance(e, OSError) and e.errno not in DISK_FULL_ERRNOS:
                 raise
-            # the master's own writes (job scripts, pickles, slots) hit a full disk: stop here;
-            # what was journaled stands, and resume finds the rest (reconcile)
-            where = e.filename or self.exp.root
-            what = f"writing {where}" if e.filename else f"writing in {where}"
-            raise AshaError(f"{mount_point(Path(where))}: {e.strerror} ({what}); the "
-                            f"master stops, nothing is lost: free space or raise the quota, then "
-                            f"`asha-hpc resume {shell_word(self.exp.root)}`") from None
+            # the master's own writes (its journal, job scripts, pickles, slots) hit a full
+            # disk: stop here; what was journaled stands, and a resumed master finds the rest
+            # (reconcile), as run_master starts one once there is room
+            if isinstance(e, OSError):
+                where, why = str(e.filename or self.exp.root), e.strerror
+                quota = e.errno == errno.EDQUOT
+            else:
+                where, quota = str(self.exp.journal), "quota" in str(e).lower()
+                why = "Disk quota exceeded" if quota else "No space left on device"
+            what = f"writing {where}" if where != str(self.exp.root) else f"writing in {where}"
+            raise MasterDiskFull(f"{mount_point(Path(where))}: {why} ({what}); the master "
+                                 f"stops, nothing is lost: free space or raise the quota, then "
+                                 f"`asha-hpc resume {shell_word(self.exp.root)}`",
+                                 where, quota) from None
         return go
 
     def _step(self) -> bool:
@@ -840,10 +857,15 @@ class Master:
     def _disk_full(self, full: dict[str, Any]) -> None:
         """A job hit a full disk or quota: hand out no work until there is room (said once)."""
         if self._full is None:
-            self._full = DiskFull(Path(full["path"]), bool(full.get("quota")), self.exp.root,
-                                  free_at=full.get("free"))  # as the job saw it, not now
+            seen = DiskFull(Path(full["path"]), bool(full.get("quota")), self.exp.root,
+                            free_at=full.get("free"))  # as the job saw it, not now
+            seen.needs(full.get("need"))
+            if seen.has_room():  # made since (a result that waited for room to be written)
+                return
+            self._full = seen
             self._full_looked = time.time()
             self.progress(self._full.line(self.exp.root))
+            return
         self._full.needs(full.get("need"))
 
     def _room(self) -> bool:
@@ -1645,8 +1667,9 @@ class Master:
         left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
                 f"leave" if waiting else "")
         self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
-                      f"told to save and stop{left}; `asha-hpc resume "
-                      f"{shell_word(self.exp.root)}` goes on from their checkpoints")
+                      f"told to save and stop{left}; "
+                      f"{self.resume_call or f'`asha-hpc resume {shell_word(self.exp.root)}`'} "
+                      "goes on from their checkpoints")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

@@ -1,0 +1,74 @@
+"""``launch.run_master``: a master whose own write found the disk full is followed, once there
+is room, by a master that resumes the search; the wait is said once, and Ctrl-C during it stops
+with the line that says how to go on. (Fakes for the masters; the real thing, on a full tmpfs,
+is tests/local/test_full_disk.py.)"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from asha_hpc import launch
+from asha_hpc.errors import AshaError, MasterDiskFull
+from asha_hpc.master import loop
+from asha_hpc.protocol.diskfull import DiskFull
+
+
+class FakeMaster:
+    def __init__(self, root: Path, fail: bool, disk_full: DiskFull | None = None) -> None:
+        self.exp = SimpleNamespace(root=root)
+        self.fail = fail
+        self.disk_full = disk_full
+        self.progress = lambda line: None
+        self.state = "done"
+
+    def run(self) -> str:
+        if self.fail:
+            raise MasterDiskFull(f"{self.exp.root}: No space left on device; the master stops, "
+                                 f"nothing is lost: ... `asha-hpc resume {self.exp.root}`",
+                                 str(self.exp.root / "journal.jsonl"), quota=False)
+        return self.state
+
+
+def test_a_master_follows_once_there_is_room_and_the_wait_is_said_once(tmp_path, monkeypatch):
+    looks = iter([False, False, True])
+    monkeypatch.setattr(DiskFull, "has_room", lambda self: next(looks))
+    monkeypatch.setattr(loop, "DISK_LOOK_S", 0.0)
+    said: list[str] = []
+    first = FakeMaster(tmp_path, fail=True)
+    first.progress = said.append
+    made: list[DiskFull] = []
+
+    def again(full: DiskFull) -> FakeMaster:
+        made.append(full)
+        return FakeMaster(tmp_path, fail=False, disk_full=full)
+
+    last = launch.run_master(first, again)  # type: ignore[arg-type]
+    assert isinstance(last, FakeMaster) and not last.fail and last.state == "done"
+    assert len(made) == 1 and made[0].path == tmp_path / "journal.jsonl"
+    assert last.progress == said.append  # the new master prints where the first did
+    assert len(said) == 1 and "no space left on this filesystem" in said[0], said
+
+
+def test_a_wait_a_job_already_said_is_not_said_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(DiskFull, "has_room", lambda self: True)
+    said: list[str] = []
+    first = FakeMaster(tmp_path, fail=True,
+                       disk_full=DiskFull(tmp_path / "ckpt", quota=True, probe_dir=tmp_path))
+    first.progress = said.append
+    got: list[DiskFull] = []
+    launch.run_master(first, lambda full: got.append(full) or FakeMaster(tmp_path, False))  # type: ignore[arg-type]
+    assert said == [] and got == [first.disk_full]  # the job's (a quota), not a new one
+
+
+def test_ctrl_c_while_waiting_stops_with_how_to_go_on(tmp_path, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DiskFull, "has_room", interrupted)
+    with pytest.raises(AshaError) as stopped:
+        launch.run_master(FakeMaster(tmp_path, fail=True),  # type: ignore[arg-type]
+                          lambda full: pytest.fail("no master after Ctrl-C"))
+    assert f"`asha-hpc resume {tmp_path}`" in str(stopped.value)
+    assert "nothing is lost" in str(stopped.value)
