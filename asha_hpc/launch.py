@@ -259,10 +259,9 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
     """``master.run()``; where the master's own write finds the disk full or the quota
     exhausted (it stops there, nothing lost), the wait for room, said once, and then a master
     from ``again`` that resumes the search from the journal, as ``resume`` would: a filled
-    quota does not end a night's search. Ctrl-C while waiting stops as the full disk did
-    (``resume`` goes on). The master that ran last (its ``state`` is the search's)."""
-    from .master.loop import DISK_LOOK_S
-
+    quota does not end a night's search. A signal while it waits (Ctrl-C, Slurm's before the
+    master job's time limit) stops it as it stops a running master (``resume`` goes on). The
+    master that ran last (its ``state`` is the search's)."""
     while True:
         try:
             master.run()
@@ -271,14 +270,44 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
             full = master.disk_full or DiskFull(Path(e.path), e.quota, master.exp.root)
             if master.disk_full is None:  # not said yet (no job had found it full)
                 master.progress(full.line(master.exp.root))
-            try:
-                while not full.has_room():
-                    time.sleep(DISK_LOOK_S)
-            except KeyboardInterrupt:
-                raise AshaError(str(e)) from None
+            signalled = _wait_for_room(full)
+            if signalled:
+                master.request_stop(signalled)
+                master.progress(f"master stopped ({signalled}) while it waited for room; jobs "
+                                f"keep running. " + (master.resume_hint or f"Continue with: "
+                                                     f"asha-hpc resume {shell_word(master.exp.root)}"))
+                return master
             progress = master.progress
             master = again(full)
             master.progress = progress
+
+
+def _wait_for_room(full: DiskFull) -> str | None:
+    """Until ``full`` has room (None), or a signal that stops a master comes (its name)."""
+    import signal
+
+    from .master.loop import DISK_LOOK_S
+
+    got: list[str] = []
+    old: dict[int, Any] = {}
+    hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, *hup):
+        try:
+            old[sig] = signal.signal(sig, lambda signum, frame: got.append(signal.Signals(signum).name))
+        except ValueError:  # not the main thread: no signals
+            break
+    try:
+        looked = float("-inf")
+        while not got:
+            if time.monotonic() - looked >= DISK_LOOK_S:
+                looked = time.monotonic()
+                if full.has_room():
+                    return None
+            time.sleep(0.2)
+        return got[0]
+    finally:
+        for number, h in old.items():
+            signal.signal(number, h)
 
 
 def signal_status(stop_reason: str | None) -> int:

@@ -1,7 +1,7 @@
 """``launch.run_master``: a master whose own write found the disk full is followed, once there
 is room, by a master that resumes the search; the wait is said once, and Ctrl-C during it stops
-with the line that says how to go on. (Fakes for the masters; the real thing, on a full tmpfs,
-is tests/local/test_full_disk.py.)"""
+the master as it stops a running one, with the line that says how to go on. (Fakes for the
+masters; the real thing, on a full tmpfs, is tests/local/test_full_disk.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from asha_hpc import launch
-from asha_hpc.errors import AshaError, MasterDiskFull
+from asha_hpc.errors import MasterDiskFull
 from asha_hpc.master import loop
 from asha_hpc.protocol.diskfull import DiskFull
 
@@ -22,6 +22,11 @@ class FakeMaster:
         self.disk_full = disk_full
         self.progress = lambda line: None
         self.state = "done"
+        self.resume_hint = None
+        self.stopped_by: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        self.stopped_by = reason
 
     def run(self) -> str:
         if self.fail:
@@ -62,13 +67,21 @@ def test_a_wait_a_job_already_said_is_not_said_again(tmp_path, monkeypatch):
     assert said == [] and got == [first.disk_full]  # the job's (a quota), not a new one
 
 
-def test_ctrl_c_while_waiting_stops_with_how_to_go_on(tmp_path, monkeypatch):
+def test_ctrl_c_while_waiting_stops_the_master_as_it_stops_a_running_one(tmp_path, monkeypatch):
+    import os
+    import signal
+
     def interrupted(self):
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, or Slurm's SIGUSR2 to a master job
+        return False
 
     monkeypatch.setattr(DiskFull, "has_room", interrupted)
-    with pytest.raises(AshaError) as stopped:
-        launch.run_master(FakeMaster(tmp_path, fail=True),  # type: ignore[arg-type]
-                          lambda full: pytest.fail("no master after Ctrl-C"))
-    assert f"`asha-hpc resume {tmp_path}`" in str(stopped.value)
-    assert "nothing is lost" in str(stopped.value)
+    said: list[str] = []
+    first = FakeMaster(tmp_path, fail=True)
+    first.progress = said.append
+    before = signal.getsignal(signal.SIGINT)
+    last = launch.run_master(first, lambda full: pytest.fail("no master after Ctrl-C"))  # type: ignore[arg-type]
+    assert last is first and first.stopped_by == "SIGINT"  # `run` exits 130, the API "stopped"
+    assert said[-1].startswith("master stopped (SIGINT) while it waited for room")
+    assert said[-1].endswith(f"Continue with: asha-hpc resume {tmp_path}")
+    assert signal.getsignal(signal.SIGINT) is before
