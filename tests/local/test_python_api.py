@@ -143,18 +143,14 @@ def test_a_script_runs_a_search_from_a_dict_and_reads_its_best(tmp_path):
 
 def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     """Ctrl-C stops the master in ``run``, which returns (Ray Tune's ``fit()`` does alike);
-    ``asha-hpc pause`` frees the jobs it left, and ``asha_hpc.resume`` finishes the search from
+    ``asha_hpc.pause`` frees the jobs it left, and ``asha_hpc.resume`` finishes the search from
     the checkpoints, with no retry counted."""
     require_module("torch")
     proj = _project(tmp_path, slow=True)
     exp = tmp_path / "runs" / "nb"
     p = _script(proj, proj, exp)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not any(
-                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
-                                                else [])):
-            time.sleep(0.2)
+        _first_result(exp)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=120)
     finally:
@@ -168,10 +164,7 @@ def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
     paused = _python(proj, f"print(asha_hpc.pause({str(exp)!r}).status)")
     assert paused.stdout.split() == ["stopped"], paused.stderr
     assert "search paused" in paused.stderr and f"asha_hpc.resume({str(exp)!r})" in paused.stderr
-    deadline = time.time() + 60
-    while time.time() < deadline and _processes(exp):
-        time.sleep(0.3)
-    assert not _processes(exp)
+    _no_process_left(exp)
     resumed = _python(proj, f"""
         r = asha_hpc.resume({str(exp)!r}, report_every_s=0)
         print(r.status, r.best["trial_id"])
@@ -192,11 +185,7 @@ def test_cancel_from_another_process_ends_the_running_search(tmp_path):
     exp = tmp_path / "runs" / "c"
     p = _script(proj, proj, exp)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not any(
-                r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
-                                                else [])):
-            time.sleep(0.2)
+        _first_result(exp)
         cancelled = _python(proj, f"r = asha_hpc.cancel({str(exp)!r}); print(r.status, len(r.trials()))")
         out, err = p.communicate(timeout=120)
     finally:
@@ -208,10 +197,7 @@ def test_cancel_from_another_process_ends_the_running_search(tmp_path):
     assert "cancelled the search and its running jobs" in cancelled.stderr
     assert p.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["status"] == "cancelled"
-    deadline = time.time() + 60
-    while time.time() < deadline and _processes(exp):
-        time.sleep(0.3)
-    assert not _processes(exp)
+    _no_process_left(exp)
 
 
 def _python(cwd: Path, code: str) -> subprocess.CompletedProcess:
@@ -222,6 +208,22 @@ def _python(cwd: Path, code: str) -> subprocess.CompletedProcess:
 
 def best_checkpoint(exp: Path) -> str:
     return json.loads(cli("best", exp, "--json").stdout)[0]["checkpoint"]
+
+
+def _first_result(exp: Path) -> None:
+    """Until the search in ``exp`` has journaled a result (at most 2 minutes)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            r["kind"] == "result" for r in (journal(exp) if (exp / "journal.jsonl").exists()
+                                            else [])):
+        time.sleep(0.2)
+
+
+def _no_process_left(exp: Path) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline and _processes(exp):
+        time.sleep(0.3)
+    assert not _processes(exp)
 
 
 def _processes(exp: Path) -> list[str]:
