@@ -224,7 +224,8 @@ state as it ended.)"""
                 short += f" (its code ended its training at {b.ended_early})"
             print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
                   f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
-            print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
+            if not in_python:  # Python's caller holds the result (its best, top, dataframe)
+                print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
         ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
         if ended:
             print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
@@ -235,8 +236,10 @@ state as it ended.)"""
         if failed:
             print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
                   f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
-                  f"`asha-hpc status {shell_word(exp.root)}` says why; `asha-hpc resume "
-                  f"{shell_word(exp.root)} --retry-failed` trains them again", file=sys.stderr)
+                  f"`asha-hpc status {shell_word(exp.root)}` says why; " + (
+                      f"asha_hpc.resume({str(exp.root)!r}, retry_failed=True)" if in_python
+                      else f"`asha-hpc resume {shell_word(exp.root)} --retry-failed`")
+                  + " trains them again", file=sys.stderr)
         from .views.status import held_back, held_back_text
 
         held = held_back(st)

@@ -139,6 +139,7 @@ def test_a_script_runs_a_search_from_a_dict_and_reads_its_best(tmp_path):
     assert got["best_hparams"]["hidden"] in (16, 32)  # a tuple in the dict, a categorical's vals
     assert got["best_value"] == best["metric"] == st.ranked()[0].metric
     assert "asha-hpc: done. best trial" in err
+    assert "`asha-hpc best" not in err  # the command's advice: the result is in Python's hands
 
 
 def test_ctrl_c_returns_a_stopped_result_and_resume_goes_on(tmp_path):
