@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import capabilities
 from .config import ExperimentConfig
-from .errors import AshaError, ConfigError, MasterDiskFull, shell_word
+from .errors import AshaError, ConfigError, LeaseHeldError, MasterDiskFull, shell_word
 from .protocol.diskfull import DiskFull
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment
 from .yamlfile import write_yaml
@@ -262,9 +262,11 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
     """``master.run()``; where the master's own write finds the disk full or the quota
     exhausted (it stops there, nothing lost), the wait for room, said once, and then a master
     from ``again`` that resumes the search from the journal, as ``resume`` would: a filled
-    quota does not end a night's search. A signal while it waits (Ctrl-C, Slurm's before the
-    master job's time limit) stops it as it stops a running master (``resume`` goes on). The
-    master that ran last (its ``state`` is the search's)."""
+    quota does not end a night's search. The lease stays this process's while it waits
+    (``status`` shows a running master, and ``pause`` or ``cancel`` ask it: the master that
+    follows acts on them). A signal while it waits (Ctrl-C, Slurm's before the master job's
+    time limit) stops it as it stops a running master (``resume`` goes on). The master that
+    ran last (its ``state`` is the search's)."""
     while True:
         try:
             master.run()
@@ -273,7 +275,13 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
             full = master.disk_full or DiskFull(Path(e.path), e.quota, master.exp.root)
             if master.disk_full is None:  # not said yet (no job had found it full)
                 master.progress(full.line(master.exp.root))
-            signalled = _wait_for_room(full)
+            try:
+                signalled = _wait_for_room(full, master.lease)
+            except LeaseHeldError:  # `resume --force` took the search meanwhile: as a running
+                master.waits_for_room = False  # master does, this one stops, with why
+                raise
+            master.lease.release()  # for the master that follows (or a later resume)
+            master.waits_for_room = False
             if signalled:
                 master.request_stop(signalled)
                 master.progress(f"master stopped ({signalled}) while it waited for room; jobs "
@@ -285,8 +293,11 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
             master.progress = progress
 
 
-def _wait_for_room(full: DiskFull) -> str | None:
-    """Until ``full`` has room (None), or a signal that stops a master comes (its name)."""
+def _wait_for_room(full: DiskFull, lease: Any) -> str | None:
+    """Until ``full`` has room (None), or a signal that stops a master comes (its name). The
+    lease's heartbeat is renewed meanwhile, or where the disk is too full for that, its file's
+    time (which other hosts read as the heartbeat's); LeaseHeldError if it was taken."""
+    import os
     import signal
 
     from .master.loop import DISK_LOOK_S
@@ -304,6 +315,13 @@ def _wait_for_room(full: DiskFull) -> str | None:
         while not got:
             if time.monotonic() - looked >= DISK_LOOK_S:
                 looked = time.monotonic()
+                try:
+                    lease.heartbeat()
+                except OSError:
+                    try:
+                        os.utime(lease.path)
+                    except OSError:
+                        pass
                 if full.has_room():
                     return None
             time.sleep(0.2)
@@ -355,7 +373,19 @@ def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) ->
     exp = ExpDir.open(root)
     request = exp.pause_request if how == "pause" else exp.cancel_request
     holder = master_alive(exp)
-    (write_pause_request if how == "pause" else write_cancel_request)(exp)
+    try:
+        (write_pause_request if how == "pause" else write_cancel_request)(exp)
+    except OSError as e:
+        from .errors import DISK_FULL_ERRNOS
+        from .protocol.diskfull import mount_point
+
+        if e.errno not in DISK_FULL_ERRNOS:
+            raise
+        # the request is a file the master reads: none can be left on a full disk
+        raise AshaError(f"{mount_point(exp.root)}: {e.strerror}: the request to {how} cannot be "
+                        f"written in {exp.root}; free some space (a few KiB) and {how} again"
+                        + ("; a master waiting for room goes on by itself once there is room"
+                           if holder else "")) from None
     resume = (f"asha_hpc.resume({str(exp.root)!r})" if in_python
               else f"`asha-hpc resume {shell_word(exp.root)}`")
     if holder:

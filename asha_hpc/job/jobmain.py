@@ -65,6 +65,7 @@ from typing import Any
 
 from ..backends.base import SegmentSpec, WorkerSpec
 from ..errors import (
+    DISK_FULL_ERRNOS,
     AttemptSuperseded,
     FatalTrialError,
     InvalidHP,
@@ -514,7 +515,11 @@ class _Session:
         if rank == 0:
             hp_file = exp.trial_dir(spec.trial_id) / "hparams.json"
             if not hp_file.exists():  # for people: the journal holds the hyperparameters
-                atomic_write_json(hp_file, spec.hparams, durable=False)
+                try:
+                    atomic_write_json(hp_file, spec.hparams, durable=False)
+                except OSError as e:  # a full disk: the next attempt writes it; this one
+                    if e.errno not in DISK_FULL_ERRNOS:  # goes on (its own writes say so)
+                        raise
             if not self.handed:  # a hand-over counts as started (state.py): no message
                 self._started(spec, att.started)
         return att

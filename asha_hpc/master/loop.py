@@ -266,6 +266,7 @@ class Master:
         # a full filesystem: no new work until room (``disk_full``: already said, by a master
         # of this process that stopped for it)
         self._full: DiskFull | None = disk_full
+        self.waits_for_room = False  # stopped by its own full disk, its lease kept (close)
         self._warned: set[str] = set()  # kinds of the code's warnings said (_code_warnings)
         self._full_looked = 0.0
 
@@ -553,14 +554,17 @@ class Master:
         return line
 
     def close(self) -> None:
-        """Release the journal, the backend and the lease (running jobs are left alone)."""
+        """Release the journal, the backend and the lease (running jobs are left alone). A
+        master stopped by a full disk keeps its lease: ``run_master`` holds it while it waits
+        for room, so that no one takes the search for stopped meanwhile."""
         if self.journal is not None:
             self.journal.close()
         if self._inbox_watch is not None:
             self._inbox_watch.close()
             self._inbox_watch = None
         self.backend.close()
-        self.lease.release()
+        if not self.waits_for_room:
+            self.lease.release()
 
     def _reconcile(self) -> None:
         """After a restart: intents whose job id never reached the journal are looked up."""
@@ -640,6 +644,7 @@ class Master:
                 where, quota = str(self.exp.journal), "quota" in str(e).lower()
                 why = "Disk quota exceeded" if quota else "No space left on device"
             what = f"writing {where}" if where != str(self.exp.root) else f"writing in {where}"
+            self.waits_for_room = True  # close() keeps the lease for run_master
             raise MasterDiskFull(f"{mount_point(Path(where))}: {why} ({what}); the master "
                                  f"stops, nothing is lost: free space or raise the quota, then "
                                  f"`asha-hpc resume {shell_word(self.exp.root)}`",

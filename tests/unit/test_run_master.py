@@ -10,9 +10,25 @@ from types import SimpleNamespace
 import pytest
 
 from asha_hpc import launch
-from asha_hpc.errors import MasterDiskFull
+from asha_hpc.errors import LeaseHeldError, MasterDiskFull
 from asha_hpc.master import loop
 from asha_hpc.protocol.diskfull import DiskFull
+
+
+class FakeLease:
+    def __init__(self, root: Path, taken: bool = False) -> None:
+        self.path = root / "master.json"
+        self.beats = 0
+        self.released = False
+        self.taken = taken
+
+    def heartbeat(self) -> None:
+        if self.taken:
+            raise LeaseHeldError(f"{self.path.parent}: the lease was taken over by host h pid 1")
+        self.beats += 1
+
+    def release(self) -> None:
+        self.released = True
 
 
 class FakeMaster:
@@ -24,12 +40,15 @@ class FakeMaster:
         self.state = "done"
         self.resume_hint = None
         self.stopped_by: str | None = None
+        self.lease = FakeLease(root)
+        self.waits_for_room = False
 
     def request_stop(self, reason: str) -> None:
         self.stopped_by = reason
 
     def run(self) -> str:
         if self.fail:
+            self.waits_for_room = True
             raise MasterDiskFull(f"{self.exp.root}: No space left on device; the master stops, "
                                  f"nothing is lost: ... `asha-hpc resume {self.exp.root}`",
                                  str(self.exp.root / "journal.jsonl"), quota=False)
@@ -54,6 +73,21 @@ def test_a_master_follows_once_there_is_room_and_the_wait_is_said_once(tmp_path,
     assert len(made) == 1 and made[0].path == tmp_path / "journal.jsonl"
     assert last.progress == said.append  # the new master prints where the first did
     assert len(said) == 1 and "no space left on this filesystem" in said[0], said
+    # held while it waited (status shows a master), handed on for the master that follows
+    assert first.lease.beats == 3 and first.lease.released and not first.waits_for_room
+
+
+def test_a_search_taken_over_while_it_waits_is_left_to_the_new_master(tmp_path, monkeypatch):
+    """``resume --force`` by a person while the master waited for room: this one stops with
+    why, as a running master does, and starts no second master."""
+    monkeypatch.setattr(DiskFull, "has_room", lambda self: False)
+    said: list[str] = []
+    first = FakeMaster(tmp_path, fail=True)
+    first.lease.taken = True
+    first.progress = said.append
+    with pytest.raises(LeaseHeldError, match="the lease was taken over by host h pid 1"):
+        launch.run_master(first, lambda full: pytest.fail("a second master"))  # type: ignore[arg-type]
+    assert not first.lease.released  # the new master's now
 
 
 def test_a_wait_a_job_already_said_is_not_said_again(tmp_path, monkeypatch):
@@ -85,3 +119,31 @@ def test_ctrl_c_while_waiting_stops_the_master_as_it_stops_a_running_one(tmp_pat
     assert said[-1].startswith("master stopped (SIGINT) while it waited for room")
     assert said[-1].endswith(f"Continue with: asha-hpc resume {tmp_path}")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("how", ["pause", "cancel"])
+def test_a_pause_or_cancel_with_no_room_for_its_request_is_one_line(tmp_path, monkeypatch, how):
+    """On a full disk the request file a master reads cannot be written: one line that says so
+    and what to do (it was a bare OSError from asha_hpc.pause), the same from the command."""
+    import errno
+
+    from asha_hpc.config import parse_config
+    from asha_hpc.errors import AshaError
+    from asha_hpc.protocol import requests
+
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "random", "metric": "m", "max_length": 4,
+                                     "max_trials": 2},
+                        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}}},
+                       str(tmp_path))
+    exp = launch.create_experiment(cfg, tmp_path / "e")
+
+    def full(exp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(requests, f"write_{how}_request", full)
+    with pytest.raises(AshaError) as said:
+        launch.stop_search(exp.root, how, 0.0, in_python=True)
+    assert str(said.value).endswith(f"No space left on device: the request to {how} cannot be "
+                                    f"written in {exp.root}; free some space (a few KiB) and "
+                                    f"{how} again")
