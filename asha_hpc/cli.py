@@ -30,6 +30,7 @@ from .launch import (
     refuse_someone_elses_running,
     resume_search,
     run_master,
+    say_completed,
     stop_search,
     wait_on_master,
 )
@@ -563,6 +564,8 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
                                                  disk_full=full)))
     st = master.state
     assert st is not None
+    if st.lifecycle == "completed":  # the job's log ends as `run` does
+        say_completed(exp, cfg, st)
     if st.lifecycle == "failed":
         print(f"asha-hpc: experiment failed: {(st.message or '').splitlines()[0] if st.message else ''}",
               file=sys.stderr)

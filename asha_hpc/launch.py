@@ -215,37 +215,7 @@ state as it ended.)"""
     st = master.state
     assert st is not None
     if st.lifecycle == "completed":
-        best = st.ranked()
-        if best:
-            b = best[0]
-            short = "" if b.length >= cfg.searcher.max_length else \
-                f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
-            if b.ended_early is not None:  # carried to its length without training
-                short += f" (its code ended its training at {b.ended_early})"
-            print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
-                  f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
-            if not in_python:  # Python's caller holds the result (its best, top, dataframe)
-                print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
-        ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
-        if ended:
-            print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
-                  f"{'their' if len(ended) > 1 else 'its'} own code ("
-                  f"{', '.join(map(str, ended[:10]))}{', ...' if len(ended) > 10 else ''}; early "
-                  f"stopping, or no result): not retried, as a retry would end alike", file=sys.stderr)
-        failed = sorted(t.id for t in st.trials.values() if t.status == "failed" and not t.gave_up)
-        if failed:
-            print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
-                  f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
-                  f"`asha-hpc status {shell_word(exp.root)}` says why; " + (
-                      f"asha_hpc.resume({str(exp.root)!r}, retry_failed=True)" if in_python
-                      else f"`asha-hpc resume {shell_word(exp.root)} --retry-failed`")
-                  + " trains them again", file=sys.stderr)
-        from .views.status import held_back, held_back_text
-
-        held = held_back(st)
-        if held:
-            print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
-                  f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
+        say_completed(exp, cfg, st, in_python)
         return 0, st
     if st.lifecycle == "failed":
         # the master printed the whole message (with the trial's traceback) as it failed
@@ -256,6 +226,43 @@ state as it ended.)"""
         return 1, st
     return (signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped")
             else 0), st
+
+
+def say_completed(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
+                  in_python: bool = False) -> None:
+    """The lines said at a completed search's end: its best trial, the trials that ended
+    or failed, and what max_compute held back (``run``, ``resume``, the master's job)."""
+    best = st.ranked()
+    if best:
+        b = best[0]
+        short = "" if b.length >= cfg.searcher.max_length else \
+            f" (no trial reached max_length {cfg.searcher.max_length})"  # ranked longest first
+        if b.ended_early is not None:  # carried to its length without training
+            short += f" (its code ended its training at {b.ended_early})"
+        print(f"asha-hpc: done. best trial {b.id}: {cfg.searcher.metric}={b.metric:.6g} at "
+              f"length {b.length}{short}; hparams {json.dumps(b.hparams)}", file=sys.stderr)
+        if not in_python:  # Python's caller holds the result (its best, top, dataframe)
+            print(f"asha-hpc: see `asha-hpc best {shell_word(exp.root)}`", file=sys.stderr)
+    ended = sorted(t.id for t in st.trials.values() if t.status == "failed" and t.gave_up)
+    if ended:
+        print(f"asha-hpc: {len(ended)} trial{'s' if len(ended) > 1 else ''} ended by "
+              f"{'their' if len(ended) > 1 else 'its'} own code ("
+              f"{', '.join(map(str, ended[:10]))}{', ...' if len(ended) > 10 else ''}; early "
+              f"stopping, or no result): not retried, as a retry would end alike", file=sys.stderr)
+    failed = sorted(t.id for t in st.trials.values() if t.status == "failed" and not t.gave_up)
+    if failed:
+        print(f"asha-hpc: {len(failed)} trial{'s' if len(failed) > 1 else ''} failed "
+              f"({', '.join(map(str, failed[:10]))}{', ...' if len(failed) > 10 else ''}): "
+              f"`asha-hpc status {shell_word(exp.root)}` says why; " + (
+                  f"asha_hpc.resume({str(exp.root)!r}, retry_failed=True)" if in_python
+                  else f"`asha-hpc resume {shell_word(exp.root)} --retry-failed`")
+              + " trains them again", file=sys.stderr)
+    from .views.status import held_back, held_back_text
+
+    held = held_back(st)
+    if held:
+        print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
+              f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
 
 
 def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:

@@ -322,7 +322,8 @@ def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
     assert log.count("A requeued master job (its time limit, `scontrol requeue`) resumes the "
                      "search when it starts again") == 2 and "Continue with" not in log
     assert "time limit near: requeued the master job" in log
-    assert "done 6 failed 0" in log.splitlines()[-1]
+    assert "done 6 failed 0" in log and "asha-hpc: done. best trial " in log  # as `run` ends
+    assert log.splitlines()[-1] == f"asha-hpc: see `asha-hpc best {exp.resolve()}`"
     rows = subprocess.run(["sacct", "-X", "-n", "--parsable2", "-o", "JobID,State,ExitCode",
                            "-j", master_job], capture_output=True, text=True).stdout.split()
     assert rows and rows[-1].split("|")[1:] == ["COMPLETED", "0:0"], rows
