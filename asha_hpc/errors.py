@@ -61,7 +61,12 @@ class LeaseHeldError(AshaError):
 
 
 class JournalFull(AshaError):
-    """The master cannot write its journal: the disk is full or the quota exhausted."""
+    """The master cannot write its journal: the disk is full or (``quota``) the quota
+    exhausted."""
+
+    def __init__(self, message: str, quota: bool = False) -> None:
+        super().__init__(message)
+        self.quota = quota
 
 
 class MasterDiskFull(AshaError):

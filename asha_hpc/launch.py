@@ -275,6 +275,7 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
     time limit) stops it as it stops a running master (``resume`` goes on). The master that
     ran last (its ``state`` is the search's)."""
     while True:
+        master.keep_lease_when_full = True
         try:
             master.run()
             return master

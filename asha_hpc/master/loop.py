@@ -266,7 +266,8 @@ class Master:
         # a full filesystem: no new work until room (``disk_full``: already said, by a master
         # of this process that stopped for it)
         self._full: DiskFull | None = disk_full
-        self.waits_for_room = False  # stopped by its own full disk, its lease kept (close)
+        self.waits_for_room = False  # stopped by its own full disk
+        self.keep_lease_when_full = False  # then close() keeps the lease (run_master waits)
         self._warned: set[str] = set()  # kinds of the code's warnings said (_code_warnings)
         self._full_looked = 0.0
 
@@ -555,15 +556,15 @@ class Master:
 
     def close(self) -> None:
         """Release the journal, the backend and the lease (running jobs are left alone). A
-        master stopped by a full disk keeps its lease: ``run_master`` holds it while it waits
-        for room, so that no one takes the search for stopped meanwhile."""
+        master stopped by a full disk under ``run_master`` keeps its lease: that holds it while
+        it waits for room, so that no one takes the search for stopped meanwhile."""
         if self.journal is not None:
             self.journal.close()
         if self._inbox_watch is not None:
             self._inbox_watch.close()
             self._inbox_watch = None
         self.backend.close()
-        if not self.waits_for_room:
+        if not (self.waits_for_room and self.keep_lease_when_full):
             self.lease.release()
 
     def _reconcile(self) -> None:
@@ -637,18 +638,15 @@ class Master:
             # the master's own writes (its journal, job scripts, pickles, slots) hit a full
             # disk: stop here; what was journaled stands, and a resumed master finds the rest
             # (reconcile), as run_master starts one once there is room
-            if isinstance(e, OSError):
-                where, why = str(e.filename or self.exp.root), e.strerror
-                quota = e.errno == errno.EDQUOT
-            else:
-                where, quota = str(self.exp.journal), "quota" in str(e).lower()
-                why = "Disk quota exceeded" if quota else "No space left on device"
-            what = f"writing {where}" if where != str(self.exp.root) else f"writing in {where}"
-            self.waits_for_room = True  # close() keeps the lease for run_master
-            raise MasterDiskFull(f"{mount_point(Path(where))}: {why} ({what}); the master "
-                                 f"stops, nothing is lost: free space or raise the quota, then "
-                                 f"`asha-hpc resume {shell_word(self.exp.root)}`",
-                                 where, quota) from None
+            self.waits_for_room = True
+            if isinstance(e, JournalFull):  # its own line names the journal
+                raise MasterDiskFull(str(e), str(self.exp.journal), e.quota) from None
+            where = str(e.filename or self.exp.root)
+            what = f"writing {where}" if e.filename else f"writing in {where}"
+            raise MasterDiskFull(f"{mount_point(Path(where))}: {e.strerror} ({what}); the "
+                                 f"master stops, nothing is lost: free space or raise the quota, "
+                                 f"then `asha-hpc resume {shell_word(self.exp.root)}`",
+                                 where, e.errno == errno.EDQUOT) from None
         return go
 
     def _step(self) -> bool:

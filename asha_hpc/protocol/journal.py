@@ -19,6 +19,7 @@ at or after the first ``seq`` of a later epoch: exactly the records the new mast
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -297,10 +298,13 @@ class Journal:
             pass
 
     def _error(self, e: OSError) -> AshaError:
-        cls = JournalFull if e.errno in DISK_FULL_ERRNOS else AshaError
-        return cls(f"{self.path}: cannot write the journal ({e.strerror}); nothing was lost: "
-                   f"{'free space or raise the quota' if cls is JournalFull else 'fix the cause'}"
-                   f", then `asha-hpc resume {shell_word(self.path.parent)}`")
+        if e.errno in DISK_FULL_ERRNOS:
+            return JournalFull(f"{self.path}: cannot write the journal ({e.strerror}); nothing "
+                               f"was lost: free space or raise the quota, then `asha-hpc resume "
+                               f"{shell_word(self.path.parent)}`", quota=e.errno == errno.EDQUOT)
+        return AshaError(f"{self.path}: cannot write the journal ({e.strerror}); nothing was "
+                         f"lost: fix the cause, then `asha-hpc resume "
+                         f"{shell_word(self.path.parent)}`")
 
     def sync(self) -> None:
         """Make every record appended so far durable (a no-op when they are)."""

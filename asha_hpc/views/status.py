@@ -452,6 +452,11 @@ def _result_line(rec: dict[str, Any], metric: str) -> str:
         return f"trial {tid} rejected its hyperparameters: {error_summary(rec.get('error'))[:160]}"
     if rec.get("fatal"):  # every trial would repeat it: its own first line says why
         return f"trial {tid} error: {_first_line(rec.get('error'))}"
+    full = rec.get("disk_full")
+    if isinstance(full, dict):  # the machine's fault, whatever text the library raised
+        what = "the quota was exhausted" if full.get("quota") else "there was no space left"
+        return (f"trial {tid} stopped: {what} (writing {full.get('path')}); counted against "
+                f"nothing, it goes on once there is room ({error_summary(rec.get('error'))[:100]})")
     return f"trial {tid} error: {error_summary(rec.get('error'))[:160]}"
 
 

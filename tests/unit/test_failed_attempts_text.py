@@ -99,3 +99,19 @@ def test_a_result_carried_to_a_longer_length_is_not_told_as_training():
     assert _result_line(rec, "x") == ("trial 2 promoted to length 200 without training (its "
                                       "code ended its training; the model is final): x=60")
     assert _result_line(dict(rec, carried=False), "x") == "trial 2 reached length 200: x=60"
+
+
+def test_a_segment_a_full_disk_stopped_is_said_as_the_machines_fault():
+    """torch.save flattens ENOSPC into its own text: the event line names the full disk (it
+    read as the trial's own error), and the error's summary stays beside it."""
+    from asha_hpc.views.status import _result_line
+
+    rec = {"kind": "result", "trial": 5, "status": "error", "length": 4,
+           "error": "Traceback ...\nRuntimeError: [enforce fail at inline_container.cc:672] . "
+                    "unexpected pos 15680 vs 15608\n",
+           "disk_full": {"path": "/scratch/u/run/trials/00005", "quota": True, "free": 0}}
+    line = _result_line(rec, "loss")
+    assert line.startswith("trial 5 stopped: the quota was exhausted (writing "
+                           "/scratch/u/run/trials/00005); counted against nothing"), line
+    assert "unexpected pos 15680" in line
+    assert _result_line(dict(rec, disk_full=None), "loss").startswith("trial 5 error: ")

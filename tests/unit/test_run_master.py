@@ -42,6 +42,7 @@ class FakeMaster:
         self.stopped_by: str | None = None
         self.lease = FakeLease(root)
         self.waits_for_room = False
+        self.keep_lease_when_full = False
 
     def request_stop(self, reason: str) -> None:
         self.stopped_by = reason
