@@ -91,10 +91,14 @@ class DiskFull:
 
     def line(self, root: Path) -> str:
         what = "the quota is exhausted on" if self.quota else "no space left on"
+        # a quota shows only to a probe; free space has a number a person can aim for
+        room = "" if self.quota else f" (at least {self.room_needed() / 2**20:.0f} MiB free)"
         return (f"{self.mount}: {what} this filesystem (writing {self.path}); no new segment "
-                f"starts until there is room. Free space{' or raise the quota' if self.quota else ''}"
-                f" and the search goes on by itself (or stop it with Ctrl-C and "
-                f"`asha-hpc resume {shell_word(root)}` later); running trials lose nothing")
+                f"starts until there is room{room}. Free space"
+                f"{' or raise the quota' if self.quota else ''}"
+                f" and the search goes on by itself (or stop it now, with Ctrl-C or `asha-hpc "
+                f"pause {shell_word(root)}`, and `asha-hpc resume {shell_word(root)}` later); "
+                f"running trials lose nothing")
 
     def needs(self, size: Any) -> None:
         """A job that hit it says how large a checkpoint of its trial is (``disk_full["need"]``)."""

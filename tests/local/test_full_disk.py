@@ -362,6 +362,9 @@ def test_room_again_is_more_free_space_or_for_a_quota_a_probe_that_can_be_writte
     # a job could not write a 3 MiB checkpoint: room is twice that, and a MiB
     full.needs(3 << 20)
     assert full.room_needed() == 7 << 20 and not full.has_room()
+    # the number a person can aim for; a quota's room shows only to a probe
+    assert "until there is room (at least 7 MiB free). Free space and" in full.line(small_fs)
+    assert "until there is room. Free space or raise the quota" in quota.line(small_fs)
     os.truncate(ballast, os.path.getsize(ballast) - (3 << 20))
     assert full.has_room()
     assert [n for n in os.listdir(small_fs) if n.startswith(".space-probe")] == []
