@@ -1669,10 +1669,13 @@ class Master:
         self.exp.pause_request.unlink(missing_ok=True)
         left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
                 f"leave" if waiting else "")
+        resume = self.resume_call or f"`asha-hpc resume {shell_word(self.exp.root)}`"
+        if not jobs and not waiting:  # a search already stopped, its jobs gone
+            self.progress(f"search paused: no job of it was running; {resume} goes on from its "
+                          f"trials' checkpoints")
+            return
         self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
-                      f"told to save and stop{left}; "
-                      f"{self.resume_call or f'`asha-hpc resume {shell_word(self.exp.root)}`'} "
-                      "goes on from their checkpoints")
+                      f"told to save and stop{left}; {resume} goes on from their checkpoints")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

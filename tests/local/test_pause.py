@@ -79,6 +79,8 @@ def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_check
     assert _wait(lambda: not _jobs_alive(exp), 45), _jobs_alive(exp)  # the GPUs are free
     status = json.loads(cli("status", exp, "--json").stdout)
     assert status["state"] == "stopped", status["state"]
+    again = cli("pause", exp).stdout  # a second pause: nothing left to stop, and it says so
+    assert f"search paused: no job of it was running; `asha-hpc resume {exp}` goes on" in again
     cut = {d.name: len((d / "epochs.txt").read_text().split()) for d in (exp / "trials").glob("*")
            if (d / "epochs.txt").exists()}
 
