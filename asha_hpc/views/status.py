@@ -297,17 +297,20 @@ def bracket_table(st: ExperimentState) -> list[dict[str, Any]]:
 def active_seconds(records: list[dict[str, Any]], now: float | None = None) -> float:
     """Seconds a master was running the search: from each init/resumed record to the next
     stopped/done/aborted/cancelled one; an open interval ends at ``now`` (a live master) or at
-    the last record."""
+    the last record. A resumed record inside an open interval (a master that stopped without
+    its record: killed, or its own disk full) ends that interval at the record before it: the
+    time no master ran is not the search's."""
     total, since = 0.0, None
     last = None
     for r in records:
         t = r.get("time")
         if not isinstance(t, (int, float)):
             continue
-        last = t
+        before, last = last, t
         if r["kind"] in _START_KINDS:
-            if since is None:
-                since = t
+            if since is not None and before is not None:
+                total += max(0.0, before - since)
+            since = t
         elif r["kind"] in _END_KINDS and since is not None:
             total += max(0.0, t - since)
             since = None
