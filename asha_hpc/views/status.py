@@ -300,13 +300,14 @@ def active_seconds(records: list[dict[str, Any]], now: float | None = None) -> f
     the last record. A resumed record inside an open interval (a master that stopped without
     its record: killed, or its own disk full) ends that interval at the record before it: the
     time no master ran is not the search's."""
-    total, since = 0.0, None
-    last = None
+    total: float = 0.0
+    since: float | None = None
+    last: float | None = None
     for r in records:
         t = r.get("time")
         if not isinstance(t, (int, float)):
             continue
-        before, last = last, t
+        before, last = last, float(t)
         if r["kind"] in _START_KINDS:
             if since is not None and before is not None:
                 total += max(0.0, before - since)
