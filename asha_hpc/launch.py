@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import capabilities
 from .config import ExperimentConfig
-from .errors import AshaError, ConfigError, LeaseHeldError, MasterDiskFull, shell_word
+from .errors import AshaError, ConfigError, MasterDiskFull, shell_word
 from .protocol.diskfull import DiskFull
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment
 from .yamlfile import write_yaml
@@ -283,13 +283,11 @@ def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:
             full = master.disk_full or DiskFull(Path(e.path), e.quota, master.exp.root)
             if master.disk_full is None:  # not said yet (no job had found it full)
                 master.progress(full.line(master.exp.root))
-            try:
-                signalled = _wait_for_room(full, master.lease)
-            except LeaseHeldError:  # `resume --force` took the search meanwhile: as a running
-                master.waits_for_room = False  # master does, this one stops, with why
-                raise
+            # LeaseHeldError where `resume --force` took the search meanwhile: as a running
+            # master does, this one stops, saying why
+            signalled = _wait_for_room(full, master.lease)
             master.lease.release()  # for the master that follows (or a later resume)
-            master.waits_for_room = False
+            master.waits_for_room = False  # a master returned below no longer waits
             if signalled:
                 master.request_stop(signalled)
                 master.progress(f"master stopped ({signalled}) while it waited for room; jobs "
@@ -308,16 +306,10 @@ def _wait_for_room(full: DiskFull, lease: Any) -> str | None:
     import os
     import signal
 
-    from .master.loop import DISK_LOOK_S
+    from .master.loop import DISK_LOOK_S, on_stop_signals
 
     got: list[str] = []
-    old: dict[int, Any] = {}
-    hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, *hup):
-        try:
-            old[sig] = signal.signal(sig, lambda signum, frame: got.append(signal.Signals(signum).name))
-        except ValueError:  # not the main thread: no signals
-            break
+    old = on_stop_signals(lambda signum, frame: got.append(signal.Signals(signum).name))
     try:
         looked = float("-inf")
         while not got:

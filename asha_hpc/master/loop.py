@@ -335,14 +335,7 @@ class Master:
                 raise KeyboardInterrupt
             self.request_stop(signal.Signals(signum).name)
 
-        old: dict[int, Any] = {}
-        hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, *hup):
-            try:
-                old[s] = signal.signal(s, handler)
-            except ValueError:  # not the main thread: no signals
-                break
-        return old
+        return on_stop_signals(handler)
 
     def run(self) -> ExperimentState:
         """Run (or resume) until the search is done, cancelled or stopped."""
@@ -1731,6 +1724,20 @@ class Master:
             return
         self._last_progress, self._progress_said = now, line
         self.progress(line)
+
+
+def on_stop_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """``handler`` for the signals that stop a master: SIGINT, SIGTERM, SIGUSR2 (Slurm's before
+    a master job's time limit), and SIGHUP unless ignored (``nohup``). The previous handlers,
+    to restore (none outside the main thread, where there are no signals)."""
+    old: dict[int, Any] = {}
+    hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, *hup):
+        try:
+            old[s] = signal.signal(s, handler)
+        except ValueError:  # not the main thread: no signals
+            break
+    return old
 
 
 def progress_line(st: ExperimentState | None, now: float) -> str:

@@ -298,13 +298,11 @@ class Journal:
             pass
 
     def _error(self, e: OSError) -> AshaError:
-        if e.errno in DISK_FULL_ERRNOS:
-            return JournalFull(f"{self.path}: cannot write the journal ({e.strerror}); nothing "
-                               f"was lost: free space or raise the quota, then `asha-hpc resume "
-                               f"{shell_word(self.path.parent)}`", quota=e.errno == errno.EDQUOT)
-        return AshaError(f"{self.path}: cannot write the journal ({e.strerror}); nothing was "
-                         f"lost: fix the cause, then `asha-hpc resume "
-                         f"{shell_word(self.path.parent)}`")
+        full = e.errno in DISK_FULL_ERRNOS
+        line = (f"{self.path}: cannot write the journal ({e.strerror}); nothing was lost: "
+                f"{'free space or raise the quota' if full else 'fix the cause'}, then "
+                f"`asha-hpc resume {shell_word(self.path.parent)}`")
+        return JournalFull(line, quota=e.errno == errno.EDQUOT) if full else AshaError(line)
 
     def sync(self) -> None:
         """Make every record appended so far durable (a no-op when they are)."""
