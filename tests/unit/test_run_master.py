@@ -148,3 +148,34 @@ def test_a_pause_or_cancel_with_no_room_for_its_request_is_one_line(tmp_path, mo
     assert str(said.value).endswith(f"No space left on device: the request to {how} cannot be "
                                     f"written in {exp.root}; free some space (a few KiB) and "
                                     f"{how} again")
+
+
+def test_pause_and_cancel_of_a_folder_that_holds_no_search_say_so(tmp_path):
+    """What a person types as the folder (a typo, spaces, a file, a parent of experiments):
+    one AshaError naming it, nothing written there."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import asha_hpc
+    from asha_hpc.errors import AshaError
+
+    names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
+                    min_size=1, max_size=30).filter(lambda n: n not in (".", ".."))
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(name=names, how=st.sampled_from(["pause", "cancel"]), make=st.sampled_from(["", "dir", "file"]))
+    def check(name, how, make):
+        target = tmp_path / "typed" / name
+        target.parent.mkdir(exist_ok=True)
+        if make == "dir":
+            target.mkdir(exist_ok=True)
+        elif make == "file":
+            target.write_text("x")
+        before = sorted(p.name for p in target.iterdir()) if target.is_dir() else None
+        with pytest.raises(AshaError) as said:
+            getattr(asha_hpc, how)(target, wait_s=0)
+        assert str(target.resolve()) in str(said.value)
+        if before is not None:
+            assert sorted(p.name for p in target.iterdir()) == before
+
+    check()
