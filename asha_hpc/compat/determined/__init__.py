@@ -167,4 +167,13 @@ def trial_run_id(trial_dir: Path, run_dir: Path, segment: int) -> int:
     return keys.index(key) + 1 if key in keys else segment + 1
 
 
+def __getattr__(name: str) -> Any:
+    """``det.pytorch`` on first use: it imports torch, which a Core API script may not need."""
+    if name == "pytorch":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.pytorch")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["ClusterInfo", "InvalidHP", "LOG_FORMAT", "TrialInfo", "core", "get_cluster_info"]
