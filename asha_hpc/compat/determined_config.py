@@ -95,6 +95,8 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     notes: list[str] = []
     problems: list[str] = []
     _environment(d, notes)  # before the ignored keys: its variables are kept
+    trial_class = pytorch_trial_spec(d.get("entrypoint"), config_dir)
+    periods = _trial_class_settings(d) if trial_class else []
     for key in list(d):
         if key in IGNORED:
             _ignore(d, key, key, notes)
@@ -104,6 +106,8 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
     _resources(d, notes)
     _launcher(d, notes, problems)  # after resources: torchrun starts slots_per_trial ranks
+    if trial_class:
+        _run_trial_class(d, trial_class, periods, notes)
     _checkpoint_storage(d, config_dir, notes)
     return d, notes, problems
 
@@ -297,6 +301,83 @@ def _launcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
     notes.append(f"entrypoint: {launcher} -> {shlex.join(new)}")
 
 
+TRIAL_CLASS_PERIODS = {"min_validation_period": "--validation-period",
+                       "min_checkpoint_period": "--checkpoint-period"}
+
+
+def _trial_class_settings(d: dict[str, Any]) -> list[str]:
+    """A PyTorchTrial's settings in the config, taken out of it as the Trainer's arguments:
+    ``min_validation_period`` / ``min_checkpoint_period`` ({batches|epochs|records: N}),
+    ``scheduling_unit`` (batches between training-metric reports) and
+    ``optimizations.aggregation_frequency``."""
+    args: list[str] = []
+    gbs = (d.get("hyperparameters") or {}).get("global_batch_size")
+    for key, flag in TRIAL_CLASS_PERIODS.items():
+        period = d.pop(key, None)
+        if not (isinstance(period, dict) and len(period) == 1):
+            continue
+        (unit, n), = period.items()
+        if unit == "records" and isinstance(gbs, int) and gbs > 0 and isinstance(n, int):
+            unit, n = "batches", max(n // gbs, 1)
+        if unit in ("batches", "epochs") and isinstance(n, int) and n > 0:
+            args += [flag, f"{unit}={n}"]
+    unit_n = d.pop("scheduling_unit", None)
+    if isinstance(unit_n, int) and unit_n > 0:
+        args += ["--reporting-period", f"batches={unit_n}"]
+    opt = d.get("optimizations")
+    if isinstance(opt, dict) and isinstance(opt.get("aggregation_frequency"), int):
+        args += ["--aggregation-frequency", str(opt.pop("aggregation_frequency"))]
+        if not opt:
+            del d["optimizations"]
+    return args
+
+
+def _run_trial_class(d: dict[str, Any], spec: str, args: list[str], notes: list[str]) -> None:
+    """A PyTorchTrial class as entrypoint becomes the command that trains it with det.pytorch's
+    Trainer (under torchrun with one rank per slot when a trial has several)."""
+    from .determined.pytorch.trial_class import MODULE
+
+    slots = (d.get("resources") or {}).get("slots_per_trial", 1)
+    ranks = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={slots}"] \
+        if isinstance(slots, int) and slots > 1 else []
+    d["entrypoint"] = ["python3", *ranks, "-m", MODULE, spec, *args]
+    notes.append(f"entrypoint: {spec} is a Determined PyTorchTrial: det.pytorch's Trainer "
+                 f"trains it to each rung ({shlex.join(d['entrypoint'])}); its `import "
+                 f"determined` lines stay as they are")
+
+
+def pytorch_trial_spec(entrypoint: Any, context_dir: str) -> str | None:
+    """The class an entrypoint names (``module:Name``, a bare ``Name`` of the folder's
+    ``__init__.py``, or Determined's launcher form ``... --trial module:Name``) when its source
+    shows it subclasses ``PyTorchTrial`` (directly, or through classes of the same file);
+    None otherwise. Nothing is imported."""
+    import ast
+
+    if isinstance(entrypoint, str) and "--trial" in entrypoint.split():
+        toks = entrypoint.split()
+        if toks.index("--trial") + 1 < len(toks):
+            entrypoint = toks[toks.index("--trial") + 1]
+    if not isinstance(entrypoint, str) or not entrypoint.strip() or " " in entrypoint.strip():
+        return None
+    found = _class_def(entrypoint.strip() if ":" in entrypoint else [entrypoint.strip()],
+                       context_dir)
+    if found is None:
+        return None
+    cls, tree = found
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+    def is_pytorch(c: ast.ClassDef, seen: set[str]) -> bool:
+        for base in c.bases:
+            text = ast.unparse(base)
+            if text.split(".")[-1] == "PyTorchTrial":
+                return True
+            if text in classes and text not in seen and is_pytorch(classes[text], seen | {text}):
+                return True
+        return False
+
+    return entrypoint.strip() if is_pytorch(cls, {cls.name}) else None
+
+
 def checkpoint_folder(ckpt: dict[str, Any], config_dir: str) -> str | None:
     """The folder a ``checkpoint_storage`` section puts checkpoints in, or None (the
     experiment folder): ``host_path``/``storage_path`` (storage_path alone when absolute), or
@@ -389,26 +470,26 @@ def _slurm(d: dict[str, Any], notes: list[str]) -> None:
                      + (f"; could not read {' '.join(bad)} (give them as --key=value)" if bad else ""))
 
 
-def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
-    """Why an entrypoint names a Determined Trial class (read from the source, nothing
-    imported), or None: ``module:Name`` / ``path.py:Name`` (``Name`` may be ``Outer.Inner``), or
-    a bare ``Name`` exposed in the context directory's ``__init__.py`` (which the config loader
-    took for a command). One line pointing to the Core API path."""
+def _class_def(entrypoint: Any, context_dir: str) -> tuple[Any, Any] | None:
+    """(the class definition, the module's syntax tree) an entrypoint names: ``module:Name`` /
+    ``path.py:Name`` (``Name`` may be ``Outer.Inner``: the outer class), or ``[Name]``, a bare
+    name in the context directory's ``__init__.py``; None when its source shows no such class."""
     import ast
 
     if isinstance(entrypoint, list):
         if len(entrypoint) != 1 or not entrypoint[0].replace(".", "_").isidentifier():
             return None
-        shown, mod, name = entrypoint[0], "", entrypoint[0]
+        mod, name = "", entrypoint[0]
         path = Path("__init__.py")
-    else:
-        shown = entrypoint
+    elif isinstance(entrypoint, str):
         mod, _, name = entrypoint.rpartition(":")
         if mod.endswith(".py") or "/" in mod:
             path = Path(mod)
         else:
             path = Path(*mod.split("."))
             path = path / "__init__.py" if (Path(context_dir) / path).is_dir() else path.with_suffix(".py")
+    else:
+        return None
     if not path.is_absolute():
         path = Path(context_dir) / path
     try:
@@ -418,8 +499,18 @@ def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
     top = name.split(".")[0]
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == top:
-            return trial_class_message(shown)
+            return node, tree
     return None
+
+
+def trial_class_problem(entrypoint: Any, context_dir: str) -> str | None:
+    """Why an entrypoint names a Determined Trial class that cannot run here (read from the
+    source, nothing imported), or None: one line pointing to the Core API path. A
+    ``PyTorchTrial`` runs (``pytorch_trial_spec``: its entrypoint became a command)."""
+    if _class_def(entrypoint, context_dir) is None:
+        return None
+    shown = entrypoint[0] if isinstance(entrypoint, list) else str(entrypoint)
+    return trial_class_message(shown)
 
 
 def determined_import_problem(entrypoint: Any, context_dir: str) -> str | None:
@@ -455,10 +546,11 @@ def determined_import_problem(entrypoint: Any, context_dir: str) -> str | None:
 
 
 def trial_class_message(entrypoint: str) -> str:
-    return (f"entrypoint: {entrypoint} is a Determined Trial class; asha_hpc runs scripts and "
-            f"functions: call your training loop from a script that uses the Core API shim "
-            f"(`from asha_hpc.compat import determined as det`, README: Moving from Determined) "
-            f"and set entrypoint: python3 that_script.py")
+    return (f"entrypoint: {entrypoint} is a Determined Trial class that is not a "
+            f"PyTorchTrial; of the Trial classes only PyTorchTrial runs here: call your "
+            f"training loop from a script that uses the Core API shim (`from asha_hpc.compat "
+            f"import determined as det`, README: Moving from Determined) and set entrypoint: "
+            f"python3 that_script.py")
 
 
 def place_trials(exp_root: Path, folder: Path) -> Path:

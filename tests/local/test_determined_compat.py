@@ -17,7 +17,7 @@ from asha_hpc.config import load_config, parse_config
 from asha_hpc.errors import ConfigError
 
 CONFIGS = Path(__file__).parent.parent / "determined_configs"
-GOOD = sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("trial_class_init/*.yaml"))
+GOOD = sorted(CONFIGS.glob("*.yaml")) + sorted(p for p in CONFIGS.glob("*/*.yaml") if p.parent.name != "bad")
 
 
 def _plan(capsys, path: Path, *extra: str):
@@ -228,11 +228,22 @@ def test_an_unchanged_core_api_script_is_told_which_import_to_change(tmp_path, c
     assert not (tmp_path / "exp").exists()
 
 
-def test_bare_trial_class_name_is_told_too(tmp_path, capsys):
+def test_a_bare_pytorch_trial_class_name_runs_through_the_trainer(tmp_path, capsys):
+    """Determined's bare ``MnistTrial`` form (a PyTorchTrial in the folder's __init__.py)
+    becomes the command that trains it; a Trial class of another kind is still told."""
     path = CONFIGS / "trial_class_init" / "const.yaml"
     rc, out, _ = _plan(capsys, path)
-    assert rc == 0 and "entrypoint: MnistTrial is a Determined Trial class" in out
-    rc = main(["run", str(path), "--exp-dir", str(tmp_path / "exp")])
+    assert rc == 0 and "entrypoint: MnistTrial is a Determined PyTorchTrial" in out, out
+    assert load_config(path).entrypoint == [
+        "python3", "-m", "asha_hpc.compat.determined.pytorch.trial_class", "MnistTrial"]
+    (tmp_path / "__init__.py").write_text(
+        "from determined.keras import TFKerasTrial\n\n\nclass MnistTrial(TFKerasTrial):\n"
+        "    pass\n")
+    (tmp_path / "const.yaml").write_text(path.read_text())
+    rc, out, _ = _plan(capsys, tmp_path / "const.yaml")
+    assert rc == 0 and "entrypoint: MnistTrial is a Determined Trial class that is not a " \
+        "PyTorchTrial" in out
+    rc = main(["run", str(tmp_path / "const.yaml"), "--exp-dir", str(tmp_path / "exp")])
     assert rc != 0 and "MnistTrial is a Determined Trial class" in capsys.readouterr().err
 
 

@@ -23,6 +23,7 @@ from asha_hpc.protocol.journal import read_journal
 from conftest import require_module
 
 TUTORIAL = Path(__file__).parent.parent / "determined_configs" / "mnist_pytorch"
+LEGACY = TUTORIAL.with_name("mnist_pytorch_legacy")  # the same tutorial as a Trial class
 
 
 def _results(exp: Path) -> list[dict]:
@@ -93,6 +94,28 @@ def test_the_mnist_tutorial_searches_and_a_promoted_trial_goes_on_from_its_check
     assert alone["metrics"]["validation_loss"] == pytest.approx(final["validation_loss"],
                                                                 rel=1e-5, abs=1e-7)
     assert alone["metrics"]["accuracy"] == final["accuracy"]
+
+
+@pytest.mark.slow
+def test_a_trial_class_of_determined_0_2x_runs_with_its_imports_unchanged(tmp_path, capsys):
+    """The tutorial as Determined 0.13-0.2x shipped it: ``entrypoint: model_def:MNistTrial``,
+    ``from determined.pytorch import ...``, ``context.get_hparam``, ``get_per_slot_batch_size``,
+    ``get_data_config``, ``min_validation_period``."""
+    require_module("torch")
+    assert "from determined.pytorch import DataLoader, PyTorchTrial, PyTorchTrialContext" in \
+        (LEGACY / "model_def.py").read_text()
+    exp = tmp_path / "legacy"
+    _run(LEGACY / "adaptive.yaml", exp, capsys)
+    results = _results(exp)
+    assert len({r["trial"] for r in results}) == 6
+    assert all(r["status"] == "completed" for r in results), results
+    promoted = sorted({r["trial"] for r in results if r["segment"] == 1})
+    assert promoted, "adaptive_asha promoted nobody"
+    for trial in promoted:
+        first, second = _reports(exp, trial)
+        validated = [line["step"] for line in second if "validation_loss" in line.get(
+            "metrics", {}) and "step" in line]
+        assert validated == [8, 16], second  # min_validation_period: {batches: 8}, the rung
 
 
 def test_the_tutorial_trains_outside_a_search(tmp_path):
