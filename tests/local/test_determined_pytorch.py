@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def test_a_trial_class_of_determined_0_2x_runs_with_its_imports_unchanged(tmp_pa
         assert validated == [8, 16], second  # min_validation_period: {batches: 8}, the rung
 
 
+def test_the_tutorials_distributed_config_trains_on_two_ranks(tmp_path, capsys):
+    """distributed.yaml: Determined's torch launcher becomes torchrun with the trial's 2 slots;
+    the model is wrapped in DistributedDataParallel and each rank trains half of each epoch."""
+    torch = require_module("torch")
+    exp = tmp_path / "ddp"
+    _run(TUTORIAL / "distributed.yaml", exp, capsys)
+    (res,) = _results(exp)
+    assert res["status"] == "completed"
+    assert (res["metrics"]["batches"], res["metrics"]["epochs"]) == (8, 1)  # 512 / 2 ranks / 32
+    (saved,) = [p for p in (exp / "trials/00001/checkpoints").glob("*/*") if p.is_dir()]
+    state = torch.load(saved / "state_dict.pth", weights_only=False)
+    assert all(k.startswith("module.") for k in state["models_state_dict"][0])
+
+
 def test_the_tutorial_trains_outside_a_search(tmp_path):
     """Determined's local training mode: `python train.py` with no cluster trains, validates
     and checkpoints in the working folder."""
@@ -131,3 +146,164 @@ def test_the_tutorial_trains_outside_a_search(tmp_path):
     assert "batch 6 validation: accuracy=" in out.stderr
     (ckpt,) = (folder / "checkpoints").iterdir()
     assert json.loads((ckpt / "metadata.json").read_text())["steps_completed"] == 6
+
+
+# --------------------------------------------------------------------------- in one process
+# Determined's local training mode (no search): fit() in this process, checkpoints in ./checkpoints
+
+def _regression_trial(pytorch, torch, **kw):
+    """A PyTorchTrial as Determined's docs write one: a linear model, SGD, an LR scheduler
+    stepped per epoch, a callback that counts epochs, and a reducer."""
+
+    class EpochCounter(pytorch.PyTorchCallback):
+        def __init__(self):
+            self.epochs = 0
+
+        def on_training_epoch_end(self, epoch_idx):
+            self.epochs += 1
+
+        def state_dict(self):
+            return {"epochs": self.epochs}
+
+        def load_state_dict(self, state_dict):
+            self.epochs = state_dict["epochs"]
+
+    class RegressionTrial(pytorch.PyTorchTrial):
+        def __init__(self, context):
+            self.context = context
+            torch.manual_seed(0)
+            self.model = context.wrap_model(torch.nn.Linear(3, 1))
+            self.opt = context.wrap_optimizer(torch.optim.SGD(self.model.parameters(), lr=0.1))
+            self.sched = context.wrap_lr_scheduler(
+                # not chainable: a scheduler that was not restored starts its count again
+                torch.optim.lr_scheduler.LambdaLR(self.opt, lambda epoch: 0.5 ** epoch),
+                step_mode=pytorch.LRScheduler.StepMode.STEP_EVERY_EPOCH)
+            self.counter = EpochCounter()
+            self.seen = context.wrap_reducer(lambda xs: float(sum(xs)), name="records_seen")
+            self.steps = 0
+
+        def build_training_data_loader(self):
+            g = torch.Generator().manual_seed(1)
+            x = torch.randn(40, 3, generator=g)
+            return pytorch.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
+                                      batch_size=8, shuffle=True)
+
+        def build_validation_data_loader(self):
+            x = torch.randn(12, 3, generator=torch.Generator().manual_seed(2))
+            return pytorch.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
+                                      batch_size=5)
+
+        def build_callbacks(self):
+            return {"counter": self.counter}
+
+        def train_batch(self, batch, epoch_idx, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.model(x), y)
+            self.context.backward(loss)
+            self.context.step_optimizer(self.opt)
+            self.seen.update(len(x))
+            if kw.get("stop_at") == batch_idx + 1:
+                self.context.set_stop_requested(True)
+            return loss  # a bare loss tensor is {"loss": loss}
+
+        def evaluate_batch(self, batch):  # Determined's older signature: no batch_idx
+            x, y = batch
+            return {"validation_loss": torch.nn.functional.mse_loss(self.model(x), y).item()}
+
+    return RegressionTrial
+
+
+def _fit(pytorch, cls, length, ckpt=None, **fit):
+    with pytorch.init() as ctx:
+        trial = cls(ctx)
+        pytorch.Trainer(trial, ctx).fit(max_length=length, latest_checkpoint=ckpt, **fit)
+    return trial
+
+
+def test_a_restart_from_a_checkpoint_ends_where_an_unbroken_run_ends(tmp_path, monkeypatch):
+    torch = require_module("torch")
+    from asha_hpc.compat.determined import pytorch
+
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cls = _regression_trial(pytorch, torch)
+    whole = _fit(pytorch, cls, pytorch.Epoch(4))
+    (tmp_path / "checkpoints").rename(tmp_path / "whole")
+    _fit(pytorch, cls, pytorch.Epoch(2))
+    (first,) = (tmp_path / "checkpoints").iterdir()
+    part = _fit(pytorch, cls, pytorch.Epoch(4), ckpt=first.name)
+    assert part.opt.param_groups[0]["lr"] == whole.opt.param_groups[0]["lr"] == 0.1 * 0.5 ** 4
+    assert part.counter.epochs == whole.counter.epochs == 4  # the callback's state came back
+    for a, b in zip(part.model.parameters(), whole.model.parameters()):
+        assert torch.equal(a, b)
+    saved = torch.load(next((tmp_path / "whole").iterdir()) / "state_dict.pth",
+                       weights_only=False)
+    assert saved["callbacks"] == {"counter": {"epochs": 4}}
+    assert len(saved["lr_schedulers_state_dict"]) == 1
+
+
+def test_set_stop_requested_validates_checkpoints_and_ends(tmp_path, monkeypatch, caplog):
+    torch = require_module("torch")
+    from asha_hpc.compat.determined import pytorch
+
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO", logger="determined.pytorch")
+    _fit(pytorch, _regression_trial(pytorch, torch, stop_at=3), pytorch.Batch(50))
+    assert "batch 3 validation: validation_loss=" in caplog.text
+    assert "records_seen=24" in caplog.text  # the reducer: 3 batches of 8
+    (ckpt,) = (tmp_path / "checkpoints").iterdir()
+    assert json.loads((ckpt / "metadata.json").read_text())["steps_completed"] == 3
+
+
+def test_gradient_aggregation_steps_the_optimizer_every_n_batches(tmp_path, monkeypatch):
+    torch = require_module("torch")
+    from asha_hpc.compat.determined import pytorch
+
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cls = _regression_trial(pytorch, torch)
+    with pytorch.init(aggregation_frequency=2) as ctx:
+        trial = cls(ctx)
+        steps = []
+        step = trial.opt.step
+        trial.opt.step = lambda *a, **k: (steps.append(ctx.current_train_batch()), step(*a, **k))
+        pytorch.Trainer(trial, ctx).fit(max_length=pytorch.Batch(7))
+    assert steps == [1, 3, 5]
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("no_optimizer", "no optimizer: wrap it with context.wrap_optimizer(optimizer)"),
+    ("both_evaluations", "define exactly one of evaluate_batch() and evaluate_full_dataset()"),
+    ("torch_loader", "build_training_data_loader() returned a DataLoader, not a "
+                     "det.pytorch.DataLoader"),
+    ("unwrapped_step", "step_optimizer(): this optimizer was not wrapped"),
+])
+def test_a_trials_mistake_gets_one_line_saying_what_to_do(tmp_path, monkeypatch, mistake,
+                                                          message):
+    torch = require_module("torch")
+    from asha_hpc.compat.determined import pytorch
+
+    monkeypatch.delenv("ASHA_TRIAL_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    base = _regression_trial(pytorch, torch)
+
+    class Mistaken(base):
+        def __init__(self, context):
+            super().__init__(context)
+            if mistake == "no_optimizer":
+                context.optimizers.clear()
+            if mistake == "unwrapped_step":
+                self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+        def build_training_data_loader(self):
+            loader = super().build_training_data_loader()
+            return torch.utils.data.DataLoader(loader.dataset, batch_size=8) \
+                if mistake == "torch_loader" else loader
+
+        if mistake == "both_evaluations":
+            def evaluate_full_dataset(self, data_loader):
+                return {"validation_loss": 0.0}
+
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        _fit(pytorch, Mistaken, pytorch.Batch(3))
