@@ -133,6 +133,28 @@ def test_the_tutorials_distributed_config_trains_on_two_ranks(tmp_path, capsys):
     assert all(k.startswith("module.") for k in state["models_state_dict"][0])
 
 
+def test_a_trial_written_wrong_stops_the_search_at_once_with_one_line(tmp_path, capsys):
+    """The tutorial with its optimizer not wrapped: every trial would fail the same way, so
+    the first one stops the search (no retries, no other trials) with a line saying what to
+    do."""
+    require_module("torch")
+    folder = tmp_path / "tutorial"
+    shutil.copytree(TUTORIAL, folder)
+    train = (folder / "train.py").read_text()
+    wrapped = """self.optimizer = self.context.wrap_optimizer(
+            torch.optim.Adadelta(self.model.parameters(), lr=hparams["learning_rate"])
+        )"""
+    assert wrapped in train
+    (folder / "train.py").write_text(train.replace(wrapped, """self.optimizer = \\
+            torch.optim.Adadelta(self.model.parameters(), lr=hparams["learning_rate"])"""))
+    exp = tmp_path / "exp"
+    assert main(["run", str(folder / "adaptive.yaml"), "--exp-dir", str(exp)]) != 0
+    err = capsys.readouterr().err
+    assert "experiment failed: PyTorchTrial: no optimizer: wrap it with " \
+        "context.wrap_optimizer(optimizer) in the trial's __init__" in err
+    assert len(_results(exp)) <= 2  # the trials already started; none retried
+
+
 def test_the_tutorial_trains_outside_a_search(tmp_path):
     """Determined's local training mode: `python train.py` with no cluster trains, validates
     and checkpoints in the working folder."""

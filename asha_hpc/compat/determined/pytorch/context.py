@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ....job.job_report import append_report
 from .. import core, get_cluster_info
 from .data import to_device
-from .trial import LRScheduler, MetricReducer, _SimpleReducer
+from .trial import LRScheduler, MetricReducer, TrialDefinitionError, _SimpleReducer
 
 log = logging.getLogger("determined.pytorch")
 
@@ -89,7 +90,7 @@ class PyTorchTrialContext:
             self._global_batch_size = int(gbs)
             size = max(int(self.distributed.size), 1)
             if self._global_batch_size < size:
-                raise ValueError(f"hyperparameters.global_batch_size ({gbs}) is smaller than the "
+                raise TrialDefinitionError(f"hyperparameters.global_batch_size ({gbs}) is smaller than the "
                                  f"trial's {size} slots: each needs at least one record")
             self._per_slot_batch_size = self._global_batch_size // size
         self.device = self._init_device()
@@ -122,19 +123,19 @@ class PyTorchTrialContext:
     def get_hparam(self, name: str) -> Any:
         hp = self.get_hparams()
         if name not in hp:
-            raise ValueError(f"get_hparam({name!r}): no such hyperparameter; the trial has "
+            raise TrialDefinitionError(f"get_hparam({name!r}): no such hyperparameter; the trial has "
                              f"{sorted(hp)} (the config's `hyperparameters` section)")
         return hp[name]
 
     def get_global_batch_size(self) -> int:
         if self._global_batch_size is None:
-            raise ValueError("get_global_batch_size(): the hyperparameters have no "
+            raise TrialDefinitionError("get_global_batch_size(): the hyperparameters have no "
                              "global_batch_size")
         return self._global_batch_size
 
     def get_per_slot_batch_size(self) -> int:
         if self._per_slot_batch_size is None:
-            raise ValueError("get_per_slot_batch_size(): the hyperparameters have no "
+            raise TrialDefinitionError("get_per_slot_batch_size(): the hyperparameters have no "
                              "global_batch_size")
         return self._per_slot_batch_size
 
@@ -252,10 +253,10 @@ class PyTorchTrialContext:
         """One optimizer step (every ``aggregation_frequency`` batches: the gradients of the
         batches between are summed, then averaged); ``clip_grads(params)`` first if given."""
         if id(optimizer) not in self._optimizer_average:
-            raise ValueError("step_optimizer(): this optimizer was not wrapped: pass it through "
+            raise TrialDefinitionError("step_optimizer(): this optimizer was not wrapped: pass it through "
                              "context.wrap_optimizer() in the trial's __init__")
         if self._aggregation_frequency > 1 and not auto_zero_grads:
-            raise ValueError("step_optimizer(): auto_zero_grads must be True when "
+            raise TrialDefinitionError("step_optimizer(): auto_zero_grads must be True when "
                              "aggregation_frequency is above 1")
         if not self._should_communicate_and_update():
             return
@@ -399,9 +400,21 @@ def init(*, hparams: dict[str, Any] | None = None, exp_conf: dict[str, Any] | No
     _seed_everything(info.trial.trial_seed)
     with core.init(distributed=distributed or _torch_distributed(),
                    preempt_mode=core.PreemptMode.WorkersAskChief) as cc:
-        yield PyTorchTrialContext(
-            cc, info.trial.trial_seed, info.trial.hparams if hparams is None else hparams,
-            info.trial.config if exp_conf is None else exp_conf, aggregation_frequency,
-            steps_completed=info.trial.steps_completed, trial_id=info.trial.trial_id,
-            experiment_id=info.trial.experiment_id,
-            enable_tensorboard_logging=enable_tensorboard_logging)
+        try:
+            yield _trial_context(cc, info, hparams, exp_conf, aggregation_frequency,
+                                 enable_tensorboard_logging)
+        except TrialDefinitionError as e:
+            if cc.distributed.rank == 0:  # every trial would repeat it: the search stops
+                append_report(cc._t.job.report_file, {"fatal": str(e)})
+            raise
+
+
+def _trial_context(cc: Any, info: Any, hparams: dict[str, Any] | None,
+                   exp_conf: dict[str, Any] | None, aggregation_frequency: int,
+                   enable_tensorboard_logging: bool) -> PyTorchTrialContext:
+    return PyTorchTrialContext(
+        cc, info.trial.trial_seed, info.trial.hparams if hparams is None else hparams,
+        info.trial.config if exp_conf is None else exp_conf, aggregation_frequency,
+        steps_completed=info.trial.steps_completed, trial_id=info.trial.trial_id,
+        experiment_id=info.trial.experiment_id,
+        enable_tensorboard_logging=enable_tensorboard_logging)

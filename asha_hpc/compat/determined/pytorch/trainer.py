@@ -28,7 +28,7 @@ import torch
 
 from .context import PyTorchTrialContext
 from .data import DataLoader, _Epochs
-from .trial import LRScheduler, PyTorchTrial, Reducer, reduce_values
+from .trial import LRScheduler, PyTorchTrial, Reducer, TrialDefinitionError, reduce_values
 from .units import Batch, Epoch, TrainUnit, _ShouldExit
 
 log = logging.getLogger("determined.pytorch")
@@ -91,7 +91,7 @@ class Trainer:
 
     def __init__(self, trial: PyTorchTrial, context: PyTorchTrialContext) -> None:
         if not isinstance(trial, PyTorchTrial):
-            raise TypeError(f"Trainer(): {type(trial).__name__} is not a subclass of "
+            raise TrialDefinitionError(f"Trainer(): {type(trial).__name__} is not a subclass of "
                             f"det.pytorch.PyTorchTrial (from asha_hpc.compat.determined import "
                             f"pytorch)")
         self._trial = trial
@@ -114,11 +114,11 @@ class Trainer:
         ``all``, ``none``), reporting training metrics every ``reporting_period``; start from
         ``latest_checkpoint`` (``det.get_cluster_info().latest_checkpoint``) when given."""
         if checkpoint_policy not in ("best", "all", "none"):
-            raise ValueError(f"fit(checkpoint_policy={checkpoint_policy!r}): use 'best', 'all' "
+            raise TrialDefinitionError(f"fit(checkpoint_policy={checkpoint_policy!r}): use 'best', 'all' "
                              f"or 'none'")
         if self._local:
             if max_length is None:
-                raise ValueError("fit(): max_length must be given when training outside a "
+                raise TrialDefinitionError("fit(): max_length must be given when training outside a "
                                  "search, e.g. max_length=det.pytorch.Batch(100)")
             if checkpoint_policy == "best":
                 checkpoint_policy = "all"
@@ -133,7 +133,7 @@ class Trainer:
                             "scratch although it has a checkpoint: pass "
                             "fit(latest_checkpoint=det.get_cluster_info().latest_checkpoint)")
         if not isinstance(max_length, (Batch, Epoch)) or not isinstance(max_length.value, int):
-            raise TypeError(f"fit(max_length={max_length!r}): use det.pytorch.Batch(int) or "
+            raise TrialDefinitionError(f"fit(max_length={max_length!r}): use det.pytorch.Batch(int) or "
                             f"det.pytorch.Epoch(int)")
         _Loop(self, max_length=Batch(1) if test_mode else max_length,
               validation_period=validation_period or Batch(sys.maxsize),
@@ -150,7 +150,7 @@ class Trainer:
         if isinstance(length, dict) and length:
             length = next(iter(length.values()))
         if not isinstance(length, int) or job.time_metric not in ("batches", "epochs", "records"):
-            raise ValueError("fit(): pass max_length (det.pytorch.Batch(n) or Epoch(n)); the "
+            raise TrialDefinitionError("fit(): pass max_length (det.pytorch.Batch(n) or Epoch(n)); the "
                              "searcher gives no length in batches, epochs or records")
         if job.time_metric == "epochs":
             return Epoch(length)
@@ -196,14 +196,14 @@ class _Loop:
         self.metric = None if self.local else self.core._t.job.metric
         self.smaller_is_better = True if self.local else self.core._t.job.smaller_is_better
         if not self.ctx.models:
-            raise ValueError("PyTorchTrial: no model: wrap it with context.wrap_model(model) in "
+            raise TrialDefinitionError("PyTorchTrial: no model: wrap it with context.wrap_model(model) in "
                              "the trial's __init__")
         if not self.ctx.optimizers:
-            raise ValueError("PyTorchTrial: no optimizer: wrap it with "
+            raise TrialDefinitionError("PyTorchTrial: no optimizer: wrap it with "
                              "context.wrap_optimizer(optimizer) in the trial's __init__")
         if _overrides(self.trial, "evaluate_batch") == _overrides(self.trial,
                                                                   "evaluate_full_dataset"):
-            raise ValueError(f"{type(self.trial).__name__}: define exactly one of "
+            raise TrialDefinitionError(f"{type(self.trial).__name__}: define exactly one of "
                              f"evaluate_batch() and evaluate_full_dataset()")
 
     # ------------------------------------------------------------------ the run
@@ -246,7 +246,7 @@ class _Loop:
     def _check_loader(self, fn: str, loader: Any) -> None:
         if isinstance(loader, DataLoader) or self.ctx.experimental._data_repro_checks_disabled:
             return
-        raise TypeError(f"{fn}() returned a {type(loader).__name__}, not a "
+        raise TrialDefinitionError(f"{fn}() returned a {type(loader).__name__}, not a "
                         f"det.pytorch.DataLoader: a trial continued from its checkpoint could "
                         f"not resume its data where it stopped. Return "
                         f"det.pytorch.DataLoader(dataset, batch_size=...) (torch's DataLoader "
@@ -298,7 +298,7 @@ class _Loop:
             if isinstance(out, torch.Tensor):
                 out = {"loss": out}
             if not isinstance(out, dict):
-                raise TypeError(f"train_batch() must return a dict of metrics or the loss "
+                raise TrialDefinitionError(f"train_batch() must return a dict of metrics or the loss "
                                 f"tensor, got {type(out).__name__}")
             metrics.append({k: _plain(v) for k, v in out.items()})
             self._step_schedulers(idx)
@@ -421,7 +421,7 @@ class _Loop:
         elif self.chief:
             got = self.trial.evaluate_full_dataset(data_loader=self.val_loader)
             if not isinstance(got, dict):
-                raise TypeError(f"evaluate_full_dataset() must return a dict of metrics, got "
+                raise TrialDefinitionError(f"evaluate_full_dataset() must return a dict of metrics, got "
                                 f"{type(got).__name__}")
             metrics = {k: _plain(v) for k, v in got.items()}
         metrics.update({k: _plain(v) for k, v in
@@ -475,12 +475,12 @@ class _Loop:
             evaluate: Any = self.trial.evaluate_batch  # Determined's older form: (batch) alone
             got = evaluate(batch=batch, batch_idx=idx) if with_idx else evaluate(batch=batch)
             if not isinstance(got, dict):
-                raise TypeError(f"evaluate_batch() must return a dict of metrics, got "
+                raise TrialDefinitionError(f"evaluate_batch() must return a dict of metrics, got "
                                 f"{type(got).__name__}")
             if keys is None:
                 keys = set(got)
             elif keys != set(got):
-                raise ValueError(f"evaluate_batch(): every batch must return the same metric "
+                raise TrialDefinitionError(f"evaluate_batch(): every batch must return the same metric "
                                  f"names: {sorted(keys)} != {sorted(got)}")
             per_batch.append({k: _plain(v) for k, v in got.items()})
             if self.test_mode:
@@ -492,12 +492,12 @@ class _Loop:
             per_batch = [m for p, _ in parts for m in p]
             sizes = [n for _, ns in parts for n in ns]
         if not per_batch:
-            raise ValueError("build_validation_data_loader(): the validation data loader has "
+            raise TrialDefinitionError("build_validation_data_loader(): the validation data loader has "
                              "no batch")
         reducer = self.trial.evaluation_reducer()
         names = sorted(per_batch[0])
         if isinstance(reducer, dict) and set(reducer) != set(names):
-            raise ValueError(f"evaluation_reducer(): give one Reducer, or one for every metric "
+            raise TrialDefinitionError(f"evaluation_reducer(): give one Reducer, or one for every metric "
                              f"evaluate_batch() returns ({names}), not {sorted(reducer)}")
         out: dict[str, Any] = {}
         for k in names:

@@ -10,6 +10,12 @@ from typing import Any
 import numpy as np
 
 
+class TrialDefinitionError(ValueError):
+    """A mistake in how the trial is written (no optimizer wrapped, both evaluation methods,
+    a torch DataLoader, an unknown hyperparameter): every trial would repeat it, so in a
+    search it stops the search at once (a ``fatal`` report line) instead of being retried."""
+
+
 class PyTorchTrial:
     """Subclass it: ``__init__(self, context)`` wraps the models and optimizers,
     ``build_training_data_loader``, ``build_validation_data_loader``, ``train_batch`` and one
