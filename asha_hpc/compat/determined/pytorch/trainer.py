@@ -145,10 +145,7 @@ class Trainer:
     def _searcher_length(self) -> TrainUnit:
         """``fit()`` without ``max_length`` in a search: the searcher's ``max_length``."""
         job = self._core._t.job
-        searcher = (self._context._exp_conf or {}).get("searcher") or {}
-        length = searcher.get("max_time") or searcher.get("max_length")
-        if isinstance(length, dict) and length:
-            length = next(iter(length.values()))
+        length = self._searcher_max()
         if not isinstance(length, int) or job.time_metric not in ("batches", "epochs", "records"):
             raise TrialDefinitionError("fit(): pass max_length (det.pytorch.Batch(n) or Epoch(n)); the "
                              "searcher gives no length in batches, epochs or records")
@@ -158,12 +155,16 @@ class Trainer:
             return Batch._from_records(length, self._context.get_global_batch_size())
         return Batch(length)
 
-    def _check_searcher_length(self, max_length: Any) -> None:
+    def _searcher_max(self) -> Any:
+        """The searcher's full length (0.38's ``max_time``, or ``max_length`` as a number or
+        ``{unit: n}``), as the trial's config gives it."""
         searcher = (self._context._exp_conf or {}).get("searcher") or {}
-        unit = self._core._t.job.time_metric
         length = searcher.get("max_time") or searcher.get("max_length")
-        if isinstance(length, dict) and length:
-            length = next(iter(length.values()))
+        return next(iter(length.values())) if isinstance(length, dict) and length else length
+
+    def _check_searcher_length(self, max_length: Any) -> None:
+        unit = self._core._t.job.time_metric
+        length = self._searcher_max()
         want = {"batches": Batch, "epochs": Epoch}.get(unit or "")
         if want is not None and isinstance(length, int) and max_length != want(length):
             log.warning("fit(max_length=%r) differs from the searcher's length %s %s: the "
