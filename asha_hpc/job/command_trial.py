@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import FatalTrialError, TrainingEndedEarly, ended_early_by_optuna
 from ..protocol.expdir import fsync_dir
-from . import notes
+from . import notes, stop_signals
 from .job_report import append_report
 from .trial import Segment, Trial, _torch_dist
 
@@ -128,6 +128,7 @@ class CommandTrial(Trial):
         self._out = Path(env["ASHA_CHECKPOINT_DIR"])
         self._stop_file = Path(env["ASHA_STOP_FILE"])
         self._stop_looked = 0.0
+        stop_signals.install()  # Slurm's scancel signals this process too: should_stop() says so
         if self.rank == 0:
             _say_ended_early_on_exit(self)
             notes.forward = lambda text: self._line({"warning": text})
@@ -143,6 +144,9 @@ class CommandTrial(Trial):
 
     def should_stop(self) -> bool:
         now = time.monotonic()
+        signalled = stop_signals.received()
+        if signalled is not None and not self._stop:
+            self.request_stop(signalled)
         if not self._stop and now - self._stop_looked >= STOP_LOOK_EVERY_S:
             self._stop_looked = now
             if self._stop_file.exists():

@@ -203,6 +203,50 @@ def test_stop_file_preempts_without_a_result(job, monkeypatch):
     assert (job / "checkpoint_out" / sid / "state").read_text() == "10,10,3"
 
 
+CORE_LOOP = """
+import sys, time
+from asha_hpc.compat import determined as det
+
+with det.core.init() as core_context:
+    for batch in range(1, 200):
+        time.sleep(0.05)
+        core_context.train.report_training_metrics(steps_completed=batch, metrics={"x": batch})
+        if ASKS and core_context.preempt.should_preempt():
+            with core_context.checkpoint.store_path({"steps_completed": batch}) as (path, sid):
+                (path / "state").write_text(str(batch))
+            sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("asks", [True, False], ids=["asks", "never asks"])
+def test_slurms_sigterm_to_the_script_preempts_a_script_that_asks(job, tmp_path, asks):
+    """Slurm's scancel (pause, cancel, preemption) sends SIGTERM to the script's own process
+    too: a script that asks ``should_preempt()`` is told to stop, checkpoints and exits 0; one
+    that never asks ends as SIGTERM's default would (``kill`` still stops it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "loop.py"
+    script.write_text(f"ASKS = {asks}\n" + CORE_LOOP)
+    p = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.monotonic() + 60
+    while not any("step" in x for x in _lines(job)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=60)
+    lines = _lines(job)
+    assert not any(set(x) == {"metrics"} for x in lines)  # no result: the segment goes on later
+    if not asks:
+        assert rc == -signal.SIGTERM
+        return
+    assert rc == 0
+    (sid,) = [p for p in (job / "checkpoint_out").iterdir()]
+    stopped_at = int((sid / "state").read_text())
+    assert 1 <= stopped_at == max(x["step"] for x in lines if "step" in x) < 199
+
+
 def test_restore_from_the_latest_storage_id(job, monkeypatch, tmp_path):
     """A promoted trial gets its newest storage_id back and resumes there."""
     with det.core.init() as ctx:

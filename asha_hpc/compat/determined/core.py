@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from ...job import stop_signals
 from ...job.job_report import append_report, json_value
 from ...protocol.expdir import ExpDir
 from ...yamlfile import read_yaml
@@ -663,8 +664,8 @@ class PreemptContext:
         reached = t.job.run_dir / "reached"
         if t.reached and t.dist.rank == 0 and self._mode == PreemptMode.WorkersAskMaster:
             reached.touch()
-        mine = t.reached or t.job.stop_file.exists() or (
-            self._mode == PreemptMode.WorkersAskMaster and reached.exists())
+        mine = t.reached or t.job.stop_file.exists() or stop_signals.received() is not None \
+            or (self._mode == PreemptMode.WorkersAskMaster and reached.exists())
         if t.dist.size == 1 or self._mode == PreemptMode.WorkersAskMaster:
             return mine
         if self._mode == PreemptMode.ChiefOnly:
@@ -768,7 +769,8 @@ class Context:
         """The block ended: a trial without a length reports its last validation metrics; a
         length-counted one that never reported the time metric gets one line saying so."""
         t = self._t
-        if failed or t.dist.rank != 0 or t.result_sent or t.job.stop_file.exists():
+        if failed or t.dist.rank != 0 or t.result_sent or t.job.stop_file.exists() \
+                or stop_signals.received() is not None:
             return
         if t.job.until_exit and t.last_validation is not None:
             t.send_result(t.last_validation)
@@ -797,6 +799,7 @@ def init(*, distributed: DistributedContext | None = None,
     from ...errors import InvalidHP
 
     ctx = Context(JobEnv.from_env(), distributed or DummyDistributed(), preempt_mode)
+    stop_signals.install()  # Slurm's scancel signals the script too: should_preempt() says so
     try:
         yield ctx
     except InvalidHP as e:  # as a Trial class would: the trial is replaced
@@ -807,6 +810,7 @@ def init(*, distributed: DistributedContext | None = None,
         ctx.close(failed=True)
         raise
     finally:
+        stop_signals.uninstall()
         if ctx.distributed._torch:  # the block's DDP models, freed while the group lives
             gc.collect()  # (_collect_before_destroy says why)
     ctx.close(failed=False)

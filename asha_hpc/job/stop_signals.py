@@ -1,0 +1,56 @@
+"""Stop signals in a command's own process (the user's script: the Determined shim, the
+command side of ``asha_hpc.Trial``). On Slurm, ``scancel`` (``asha-hpc pause``, ``cancel``, a
+preemption) sends SIGTERM, and a time limit SIGUSR2, to every process of the job, the command's
+included; their default action ends the script before it can checkpoint. Once a script has
+asked whether to stop (``should_preempt()`` / ``should_stop()``), a stop signal only makes that
+answer true, so it checkpoints and returns, as it does for the job's stop file. A script that
+never asks, and any second signal, end the process as the default action would, so ``kill``
+still stops a script that does not listen."""
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+_received: str | None = None  # the first stop signal's name (set in the handler: no locks)
+_listening = False  # the script asked whether to stop at least once
+_installed: dict[int, Any] = {}  # signal -> the handler before ours
+
+
+def _handler(signum: int, frame: Any) -> None:
+    global _received
+    if _received is not None or not _listening:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _received = signal.Signals(signum).name
+
+
+def install() -> None:
+    """Catch the stop signals whose handler is the default one (not a framework's own, such
+    as Lightning's); only the main thread can."""
+    for sig in STOP_SIGNALS:
+        try:
+            if sig not in _installed and signal.getsignal(sig) == signal.SIG_DFL:
+                _installed[sig] = signal.signal(sig, _handler)
+        except ValueError:  # not the main thread
+            return
+
+
+def uninstall() -> None:
+    for sig, before in list(_installed.items()):
+        try:
+            if signal.getsignal(sig) is _handler:
+                signal.signal(sig, before)
+        except ValueError:
+            return
+        del _installed[sig]
+
+
+def received() -> str | None:
+    """The stop signal that arrived (``SIGTERM``), once the script listens; None before."""
+    global _listening
+    _listening = True
+    return _received

@@ -1,0 +1,111 @@
+"""Determined code on the real local Slurm cluster. ``scancel`` (``asha-hpc pause``, ``cancel``,
+a preemption) sends SIGTERM to every process of a job, the training script's own included: a
+script that asks ``should_preempt()`` (det.pytorch's Trainer asks every batch) saves where it
+is, and the segment goes on from there after ``resume``."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import partition_options, require_module
+from slurm_helpers import SETUP, cli, final_state, start_master, wait_until
+
+pytestmark = pytest.mark.slurm
+
+# A PyTorchTrial as Determined's docs write one; each batch takes 50 ms, so a pause lands
+# mid-segment.
+TRAIN = '''
+import time
+
+import torch
+
+from asha_hpc.compat import determined as det
+from asha_hpc.compat.determined import pytorch
+
+
+class SlowTrial(pytorch.PyTorchTrial):
+    def __init__(self, context, hparams):
+        self.context = context
+        self.model = context.wrap_model(torch.nn.Linear(4, 1))
+        self.opt = context.wrap_optimizer(torch.optim.SGD(self.model.parameters(),
+                                                          lr=hparams["lr"]))
+
+    def _data(self, seed):
+        x = torch.randn(64, 4, generator=torch.Generator().manual_seed(seed))
+        return pytorch.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
+                                  batch_size=8)
+
+    def build_training_data_loader(self):
+        return self._data(0)
+
+    def build_validation_data_loader(self):
+        return self._data(1)
+
+    def train_batch(self, batch, epoch_idx, batch_idx):
+        time.sleep(0.05)
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.model(x), y)
+        self.context.backward(loss)
+        self.context.step_optimizer(self.opt)
+        return {"loss": loss}
+
+    def evaluate_batch(self, batch, batch_idx):
+        x, y = batch
+        return {"validation_loss": torch.nn.functional.mse_loss(self.model(x), y).item()}
+
+
+if __name__ == "__main__":
+    info = det.get_cluster_info()
+    with pytorch.init() as context:
+        trial = SlowTrial(context, info.trial.hparams)
+        pytorch.Trainer(trial, context).fit(max_length=pytorch.Batch(400),
+                                            latest_checkpoint=info.latest_checkpoint,
+                                            reporting_period=pytorch.Batch(5))
+'''
+
+
+def _steps(run: Path) -> list[int]:
+    lines = [json.loads(x) for x in (run / "report.jsonl").read_text().splitlines()] \
+        if (run / "report.jsonl").exists() else []
+    return [x["step"] for x in lines if "step" in x]
+
+
+def test_pause_of_a_pytorch_trainer_saves_where_it_is_and_resume_goes_on(tmp_path, cleanup):
+    require_module("torch")
+    (tmp_path / "train.py").write_text(TRAIN)
+    name = f"detpause-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": name, "entrypoint": "python3 train.py",
+        "hyperparameters": {"lr": 0.05},
+        "searcher": {"name": "single", "metric": "validation_loss", "smaller_is_better": True,
+                     "time_metric": "batches", "max_time": 400},
+        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]},
+        "resources": {"slots_per_trial": 0},
+        "backend": "slurm", "poll_interval_s": 0.5,
+        "slurm": {"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
+                  **partition_options()}}))
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
+    cleanup[1].append(master)
+    first = exp / "trials/00001/runs/t00001-s000-a00"
+    wait_until(lambda: len(_steps(first)) >= 4, 120, "trial 1 to train 20 batches")
+    cli("pause", exp)
+    master.communicate(timeout=120)
+    saved = [json.loads(x) for x in (first / "report.jsonl").read_text().splitlines()
+             if "saved" in x]
+    assert saved, "the paused Trainer stored no checkpoint"
+    paused_at = max(_steps(first))
+    assert 20 <= paused_at < 400
+    cli("resume", exp)
+    _, st, _ = final_state(exp)
+    assert st.lifecycle == "completed"
+    t1 = st.trials[1]
+    assert t1.status == "completed" and t1.restarts == 0
+    second = exp / "trials/00001/runs/t00001-s000-a01"
+    # the next job went on from the batch the pause stopped at
+    assert min(_steps(second)) == paused_at + 5 and max(_steps(second)) == 400
