@@ -74,7 +74,12 @@ from ..errors import (
     ended_early_by_optuna,
     shown,
 )
-from ..protocol.checkpoints import RESTORE_HINT, checkpoint_bytes, newest_checkpoint
+from ..protocol.checkpoints import (
+    DETERMINED_RESTORE_HINT,
+    RESTORE_HINT,
+    checkpoint_bytes,
+    newest_checkpoint,
+)
 from ..protocol.command_args import fill as fill_command
 from ..protocol.diskfull import disk_full_in
 from ..protocol.expdir import (
@@ -903,7 +908,7 @@ IGNORED_BY_COMMAND = (
     "curve started again at step {step}, where its first run's did: it trained from scratch "
     "(and where it trained only this segment's part, its result at length {length} is for less "
     "training than that). Pass \"${{ASHA_LATEST_CHECKPOINT}}\" to the command and load the "
-    "model, the optimizer and the epoch from it when it is not empty")
+    "model, the optimizer and the epoch from it when it is not empty. " + DETERMINED_RESTORE_HINT)
 
 NO_CHECKPOINT = (
     "asha_hpc: warning: trial {trial} reported its segment to length {length} and has no "

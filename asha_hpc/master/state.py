@@ -58,7 +58,7 @@ from ..backends import capabilities
 from ..backends.base import JobState
 from ..config import ExperimentConfig
 from ..errors import AshaError
-from ..protocol.checkpoints import RESTORE_HINT
+from ..protocol.checkpoints import DETERMINED_RESTORE_HINT, RESTORE_HINT
 from ..protocol.expdir import attempt_key
 from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import metric_float
@@ -108,7 +108,8 @@ IGNORED_BY_COMMAND = ("trial {trial} had a checkpoint to go on from ({name}) and
                       "counted its steps from the start again: it never loaded the checkpoint "
                       "in ASHA_LATEST_CHECKPOINT, and promoted trials train from scratch. Pass "
                       "it to the command (--resume \"${{ASHA_LATEST_CHECKPOINT}}\") and load the "
-                      "model, the optimizer and the epoch from it when it is not empty")
+                      "model, the optimizer and the epoch from it when it is not empty. "
+                      + DETERMINED_RESTORE_HINT)
 
 NO_CHECKPOINT = ("trial {trial} completed a segment short of max_length and has no checkpoint "
                  "(its code never called trial.save_checkpoint): promoted trials train again "

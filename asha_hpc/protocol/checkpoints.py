@@ -63,6 +63,10 @@ def checkpoint_length(path: Path | None) -> int | None:
 # what code that never read trial.latest_checkpoint is told (the job's log, the master, status)
 RESTORE_HINT = ("Load the model, the optimizer and the epoch from trial.latest_checkpoint at the "
                 "start of the function (README: Writing a trial)")
+# a command's: a Determined script (the Core API shim, det.pytorch) restores another way
+DETERMINED_RESTORE_HINT = ("A Determined script passes det.get_cluster_info().latest_checkpoint "
+                           "to Trainer.fit(latest_checkpoint=...) or opens it with "
+                           "core_context.checkpoint.restore_path(...)")
 
 
 def checkpoint_bytes(path: Path | None) -> int:

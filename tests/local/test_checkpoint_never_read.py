@@ -215,6 +215,8 @@ def test_a_command_that_never_loads_its_checkpoint_is_told(tmp_path, resumes):
         return
     assert all(r.get("ignored_checkpoint") for r in promoted)
     assert len(told) == 1 and "ASHA_LATEST_CHECKPOINT" in told[0], err
+    # and how a Determined script, whose command takes no such argument, restores it
+    assert "Trainer.fit(latest_checkpoint=...)" in told[0]
     assert "checkpoints: trial " in cli("status", exp).stdout
     logs = "".join(p.read_text() for p in (exp / "jobs").glob("*_log.err"))
     assert "curve started again at step 1, where its first run's did" in logs
