@@ -291,9 +291,12 @@ def test_missing_time_metric_is_one_clear_line(job):
 
 
 def test_missing_searcher_metric_names_it(job):
+    """Every trial would repeat it: the job's fatal line stops the search at the first."""
     with pytest.raises(ValueError, match="lack the searcher's metric 'total'"):
         with det.core.init() as ctx:
             ctx.train.report_validation_metrics(steps_completed=20, metrics={"loss": 1.0, "batches": 20})
+    (fatal,) = [x["fatal"] for x in _lines(job) if "fatal" in x]
+    assert "lack the searcher's metric 'total' (searcher.metric)" in fatal
 
 
 def test_invalid_hp_is_reported(job):

@@ -421,8 +421,10 @@ class _Trial:
         if self.result_sent:
             return
         if self.job.metric not in metrics:
-            raise ValueError(f"validation metrics {sorted(metrics)} lack the searcher's metric "
-                             f"'{self.job.metric}' (searcher.metric): report it")
+            why = (f"validation metrics {sorted(metrics)} lack the searcher's metric "
+                   f"'{self.job.metric}' (searcher.metric): report it")
+            _append(self.job.report_file, {"fatal": why})  # every trial would repeat it
+            raise ValueError(why)
         _append(self.job.report_file, {"metrics": metrics})
         self.result_sent = True
 
