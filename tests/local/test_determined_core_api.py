@@ -666,6 +666,7 @@ def test_the_config_holds_the_determined_keys_translation_replaced(job, tmp_path
     _use_config(job, raw, CONFIGS)
     config = det.get_cluster_info().trial._config
     assert config["searcher"]["time_metric"] == "batches" and config["searcher"]["max_time"] == 80
+    assert "max_length" not in config["searcher"]  # 0.38 has none; translation made it
     assert config["resources"] == {"slots_per_trial": 2}
     assert config["checkpoint_storage"] == {"type": "shared_fs", "host_path": str(tmp_path / "scratch"),
                                             "storage_path": "det-ckpts", "save_experiment_best": 1}

@@ -141,9 +141,11 @@ def determined_view(cfg: dict[str, Any], exp_dir: Path) -> dict[str, Any]:
         length = s.get("max_length")
         if s.pop("until_exit", False):  # 0.38 single/random/grid: Determined had no length
             s.pop("max_length", None)
-        elif s.get("time_metric") and "max_time" not in s:
-            s["max_time"] = next(iter(length.values())) if isinstance(length, dict) and length \
-                else length
+        elif s.get("time_metric"):  # 0.38's form: max_length was made from max_time
+            if "max_time" not in s:
+                s["max_time"] = next(iter(length.values())) if isinstance(length, dict) \
+                    and length else length
+            s.pop("max_length", None)
     out["resources"] = {**(out.get("resources") or {}),
                         "slots_per_trial": core.slots_per_trial(cfg)}
     ckpt = dict(out.get("checkpoint_storage") or {})

@@ -127,6 +127,8 @@ class Trainer:
                 raise ValueError("fit(test_mode=True) is for training outside a search")
             if max_length is None:
                 max_length = self._searcher_length()
+                log.warning("fit(): no max_length: training to the searcher's length, %r "
+                            "(Determined 0.38 asks for fit(max_length=...))", max_length)
             self._check_searcher_length(max_length)
             if latest_checkpoint is None and self._core._t.job.latest_storage_id() is not None:
                 log.warning("fit(): latest_checkpoint is not set, so this trial starts from "

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         make: Any = cls  # Determined <= 0.37: (context); the Trainer era: (context, hparams)
         params = list(inspect.signature(cls.__init__).parameters)[1:]
         trial = make(context, context.get_hparams()) if len(params) > 1 else make(context)
-        Trainer(trial, context).fit(
+        trainer = Trainer(trial, context)
+        trainer.fit(
+            max_length=trainer._searcher_length() if info is not None else None,
             latest_checkpoint=info.latest_checkpoint if info is not None else None,
             validation_period=_unit(a.validation_period),
             checkpoint_period=_unit(a.checkpoint_period),
