@@ -46,7 +46,9 @@ def _run(config: Path, exp: Path, capsys) -> None:
 @pytest.mark.slow
 def test_the_mnist_tutorial_searches_and_a_promoted_trial_goes_on_from_its_checkpoint(
         tmp_path, capsys):
-    require_module("torch")
+    torch = require_module("torch")
+    from asha_hpc.compat.determined import pytorch
+
     exp = tmp_path / "adaptive"
     _run(TUTORIAL / "adaptive.yaml", exp, capsys)
     results = _results(exp)
@@ -74,6 +76,29 @@ def test_the_mnist_tutorial_searches_and_a_promoted_trial_goes_on_from_its_check
         state = pickle.loads((saved / "trial_state.pkl").read_bytes())
         assert (state["trial_id"], state["batches_trained"], state["epochs_trained"]) == \
             (trial, 16, 2)
+
+    # the best trial back from its checkpoint, for inference: its model gives the validation
+    # loss the search reported
+    assert main(["best", str(exp), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)[0]
+    before = set(sys.modules)
+    sys.path.insert(0, str(TUTORIAL))
+    try:
+        import train  # the tutorial's module: its trial class was __main__'s in the jobs
+
+        loaded = pytorch.load_trial_from_checkpoint_path(
+            best["load_from"], trial_class=train.MNistTrial,
+            trial_kwargs={"hparams": best["hparams"]})
+    finally:
+        sys.path.remove(str(TUTORIAL))
+        for name in set(sys.modules) - before:  # train, model, data: names other tests use
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(str(TUTORIAL)):
+                del sys.modules[name]
+    loaded.model.eval()
+    with torch.no_grad():
+        losses = [loaded.evaluate_batch(batch, i)["validation_loss"] for i, batch in
+                  enumerate(loaded.build_validation_data_loader().get_data_loader())]
+    assert sum(losses) / len(losses) == pytest.approx(best["metric"], rel=1e-5)
 
     # the promoted trial ends where the same trial trained 16 batches in one job ends: the
     # same model, optimizer, data order and random state at batch 4

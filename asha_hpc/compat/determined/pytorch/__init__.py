@@ -23,10 +23,13 @@ and returns), context (init, PyTorchTrialContext), trainer (Trainer, the loop, c
 """
 from .context import PyTorchExperimentalContext, PyTorchTrialContext, init
 from .data import DataLoader, TorchData, to_device
+from .load import CheckpointLoadContext, load_trial_from_checkpoint_path
 from .trainer import Trainer
 from .trial import LRScheduler, MetricReducer, PyTorchCallback, PyTorchTrial, Reducer
 from .units import Batch, Epoch, TrainUnit
 
-__all__ = ["Batch", "DataLoader", "Epoch", "LRScheduler", "MetricReducer", "PyTorchCallback",
+__all__ = ["Batch", "CheckpointLoadContext", "DataLoader", "Epoch", "LRScheduler",
+           "MetricReducer", "PyTorchCallback",
            "PyTorchExperimentalContext", "PyTorchTrial", "PyTorchTrialContext", "Reducer",
-           "TorchData", "TrainUnit", "Trainer", "init", "to_device"]
+           "TorchData", "TrainUnit", "Trainer", "init", "load_trial_from_checkpoint_path",
+           "to_device"]

@@ -15,6 +15,7 @@ the same layout, so Determined's own loaders read them."""
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import pickle
@@ -34,6 +35,7 @@ from .units import Batch, Epoch, TrainUnit, _ShouldExit
 log = logging.getLogger("determined.pytorch")
 STATE_DICT = "state_dict.pth"
 TRIAL_STATE = "trial_state.pkl"
+LOAD_DATA = "load_data.json"  # what load_trial_from_checkpoint_path makes the trial again from
 # where Determined's releases put the state dict, newest first (read in this order)
 STATE_DICT_PATHS = (STATE_DICT, "determined/state_dict.pth", "pedl/state_dict.pth",
                     "checkpoint.pt")
@@ -534,6 +536,8 @@ class _Loop:
                 torch.save(ckpt, Path(path) / STATE_DICT)
                 with open(Path(path) / TRIAL_STATE, "wb") as f:
                     pickle.dump({**vars(s), "last_ckpt": s.batches_trained}, f)
+                (Path(path) / LOAD_DATA).write_text(
+                    json.dumps(_load_data(self.trial, ctx), default=str))
                 for cb in self.callbacks.values():
                     cb.on_checkpoint_write_end(str(path))
                     cb.on_checkpoint_end(str(path))
@@ -586,6 +590,14 @@ class _Loop:
                                                 if k in saved})
         self.state.last_ckpt = self.state.batches_trained
         self.state.last_val = min(self.state.last_val, self.state.batches_trained)
+
+
+def _load_data(trial: PyTorchTrial, context: PyTorchTrialContext) -> dict[str, Any]:
+    """The trial's class, hyperparameters and config, as Determined's ``load_data.json``."""
+    cls = type(trial)
+    return {"trial_type": "PyTorchTrial", "trial_cls_spec": f"{cls.__module__}:{cls.__qualname__}",
+            "hparams": context._hparams, "experiment_config": context._exp_conf,
+            "is_trainer": True}
 
 
 def _load_model(model: torch.nn.Module, sd: dict[str, Any]) -> None:
