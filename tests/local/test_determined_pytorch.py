@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from conftest import require_module
 
 TUTORIAL = Path(__file__).parent.parent / "determined_configs" / "mnist_pytorch"
 LEGACY = TUTORIAL.with_name("mnist_pytorch_legacy")  # the same tutorial as a Trial class
+SLOW = TUTORIAL.with_name("slow_trainer")  # 50 ms a batch: a pause lands mid-segment
 
 
 def _results(exp: Path) -> list[dict]:
@@ -156,6 +158,44 @@ def test_the_tutorials_distributed_config_trains_on_two_ranks(tmp_path, capsys):
     (saved,) = [p for p in (exp / "trials/00001/checkpoints").glob("*/*") if p.is_dir()]
     state = torch.load(saved / "state_dict.pth", weights_only=False)
     assert all(k.startswith("module.") for k in state["models_state_dict"][0])
+
+
+@pytest.mark.slow
+def test_two_ranks_paused_between_reports_stop_together_where_they_are(tmp_path):
+    """Under torchrun the ranks agree every batch (one all-reduce) whether the job must stop,
+    so a pause checkpoints where the ranks are, not at the next report 1000 batches on."""
+    require_module("torch")
+    shutil.copy(SLOW / "train.py", tmp_path / "train.py")
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": "ddp-pause", "hyperparameters": {"lr": 0.05},
+        "entrypoint": "python3 -m determined.launch.torch_distributed python3 train.py "
+                      "--report-every 1000 --say-batches",
+        "searcher": {"name": "single", "metric": "validation_loss", "time_metric": "batches",
+                     "max_time": 400},
+        "resources": {"slots_per_trial": 2},
+        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}}))
+    exp = tmp_path / "exp"
+    run = [sys.executable, "-m", "asha_hpc.cli"]
+    master = subprocess.Popen([*run, "run", str(tmp_path / "exp.yaml"), "--exp-dir", str(exp)],
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            "rank 1 trained batch 20" in p.read_text() for p in (exp / "jobs").glob("*.out")):
+        time.sleep(0.2)
+    assert main(["pause", str(exp)]) == 0
+    _, err = master.communicate(timeout=120)
+    assert "search paused" in err, err
+    r = subprocess.run([*run, "resume", str(exp)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (res,) = _results(exp)[-1:]
+    assert res["status"] == "completed" and res["metrics"]["batches"] == 400
+    # each job trained its part: the second from the batch after the one the pause stopped
+    # at (no batch trained twice, none left out), the first stopped long before batch 1000
+    logs = sorted((exp / "jobs").glob("*_log.out"), key=lambda p: int(p.name.split("_")[0]))
+    per_job = [[int(n) for n in re.findall(r"rank 0 trained batch (\d+)", p.read_text())]
+               for p in logs]  # (re: the two ranks' lines interleave)
+    assert len(per_job) == 2 and per_job[0] and per_job[1], per_job
+    assert per_job[0] + per_job[1] == list(range(1, 401))
 
 
 def test_a_trial_written_wrong_stops_the_search_at_once_with_one_line(tmp_path, capsys):

@@ -5,6 +5,7 @@ is, and the segment goes on from there after ``resume``."""
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 
@@ -16,56 +17,7 @@ from slurm_helpers import SETUP, cli, final_state, start_master, wait_until
 
 pytestmark = pytest.mark.slurm
 
-# A PyTorchTrial as Determined's docs write one; each batch takes 50 ms, so a pause lands
-# mid-segment.
-TRAIN = '''
-import time
-
-import torch
-
-from asha_hpc.compat import determined as det
-from asha_hpc.compat.determined import pytorch
-
-
-class SlowTrial(pytorch.PyTorchTrial):
-    def __init__(self, context, hparams):
-        self.context = context
-        self.model = context.wrap_model(torch.nn.Linear(4, 1))
-        self.opt = context.wrap_optimizer(torch.optim.SGD(self.model.parameters(),
-                                                          lr=hparams["lr"]))
-
-    def _data(self, seed):
-        x = torch.randn(64, 4, generator=torch.Generator().manual_seed(seed))
-        return pytorch.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
-                                  batch_size=8)
-
-    def build_training_data_loader(self):
-        return self._data(0)
-
-    def build_validation_data_loader(self):
-        return self._data(1)
-
-    def train_batch(self, batch, epoch_idx, batch_idx):
-        time.sleep(0.05)
-        x, y = batch
-        loss = torch.nn.functional.mse_loss(self.model(x), y)
-        self.context.backward(loss)
-        self.context.step_optimizer(self.opt)
-        return {"loss": loss}
-
-    def evaluate_batch(self, batch, batch_idx):
-        x, y = batch
-        return {"validation_loss": torch.nn.functional.mse_loss(self.model(x), y).item()}
-
-
-if __name__ == "__main__":
-    info = det.get_cluster_info()
-    with pytorch.init() as context:
-        trial = SlowTrial(context, info.trial.hparams)
-        pytorch.Trainer(trial, context).fit(max_length=pytorch.Batch(400),
-                                            latest_checkpoint=info.latest_checkpoint,
-                                            reporting_period=pytorch.Batch(5))
-'''
+SLOW = Path(__file__).parent.parent / "determined_configs" / "slow_trainer"
 
 
 def _steps(run: Path) -> list[int]:
@@ -76,7 +28,7 @@ def _steps(run: Path) -> list[int]:
 
 def test_pause_of_a_pytorch_trainer_saves_where_it_is_and_resume_goes_on(tmp_path, cleanup):
     require_module("torch")
-    (tmp_path / "train.py").write_text(TRAIN)
+    shutil.copy(SLOW / "train.py", tmp_path / "train.py")
     name = f"detpause-{uuid.uuid4().hex[:6]}"
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
         "name": name, "entrypoint": "python3 train.py",

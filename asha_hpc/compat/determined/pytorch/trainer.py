@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ....job import stop_signals
 from .context import PyTorchTrialContext
 from .data import DataLoader, _Epochs
 from .trial import LRScheduler, PyTorchTrial, Reducer, TrialDefinitionError, reduce_values
@@ -343,15 +344,33 @@ class _Loop:
     def _check_stop(self, boundary: bool) -> None:
         """Leave (with a checkpoint) once the search pauses or stops the trial, the job must
         end, or the trial asked to stop. One process asks every batch (a file's existence);
-        several ranks only at boundaries, where they agree through a collective."""
+        several ranks agree at boundaries (should_preempt's collective) and, under
+        torch.distributed, every batch (``_any_rank_told_to_stop``)."""
         if self.ctx.get_stop_requested():
             if boundary:
                 self._user_stop()
             return
         if not boundary and self.dist.size > 1:
+            if self._any_rank_told_to_stop():
+                raise _ShouldExit()
             return
         if self.core.preempt.should_preempt():
             raise _ShouldExit()
+
+    def _any_rank_told_to_stop(self) -> bool:
+        """Between boundaries with several ranks: whether the job must end (its stop file, or
+        a stop signal to any rank), agreed by one all-reduce of one number, as cheap as a
+        batch's gradient exchange; without torch.distributed the ranks wait for a boundary."""
+        t = getattr(self.core, "_t", None)
+        if t is None or not getattr(self.dist, "_torch", False):
+            return False
+        import torch.distributed as tdist
+
+        mine = t.job.stop_file.exists() or stop_signals.received() is not None
+        on = self.ctx.device if tdist.get_backend() == "nccl" else torch.device("cpu")
+        flag = torch.tensor([1 if mine else 0], device=on)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _user_stop(self) -> None:
         """``context.set_stop_requested(True)``: validate if not yet, checkpoint, and end the
