@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -196,6 +197,39 @@ def test_two_ranks_paused_between_reports_stop_together_where_they_are(tmp_path)
                for p in logs]  # (re: the two ranks' lines interleave)
     assert len(per_job) == 2 and per_job[0] and per_job[1], per_job
     assert per_job[0] + per_job[1] == list(range(1, 401))
+
+
+def test_scancels_sigterm_to_every_process_lets_a_trainer_with_loader_workers_checkpoint(
+        tmp_path):
+    """Slurm's scancel (pause, preemption) sends SIGTERM to every process of the job: the
+    script and its DataLoader's worker processes. The workers outlive it, and the Trainer
+    stores a checkpoint where it is and exits 0 (a worker killed by it failed the batch)."""
+    require_module("torch")
+    exp, run = tmp_path / "exp", tmp_path / "exp/trials/00001/runs/r0"
+    (run / "checkpoint_out").mkdir(parents=True)
+    (exp / "experiment.yaml").write_text(yaml.safe_dump({"searcher": {
+        "name": "single", "metric": "validation_loss", "max_length": {"batches": 400},
+        "time_metric": "batches"}}))
+    env = dict(os.environ, ASHA_EXP_DIR=str(exp), ASHA_TRIAL_ID="1",
+               ASHA_TRIAL_DIR=str(exp / "trials/00001"), ASHA_RUN_DIR=str(run),
+               ASHA_SEGMENT="0", ASHA_TARGET_LENGTH="400", ASHA_LENGTH_UNIT="batches",
+               ASHA_METRIC="validation_loss", ASHA_HPARAMS=json.dumps({"lr": 0.05}),
+               ASHA_LATEST_CHECKPOINT="", ASHA_CHECKPOINT_DIR=str(run / "checkpoint_out"),
+               ASHA_REPORT_FILE=str(run / "report.jsonl"), ASHA_STOP_FILE=str(run / "STOP"))
+    p = subprocess.Popen([sys.executable, str(SLOW / "train.py"), "--workers", "2",
+                          "--say-batches"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    assert p.stdout is not None
+    for line in p.stdout:  # some batches, through the workers
+        if line.startswith("rank 0 trained batch 10"):
+            break
+    os.killpg(p.pid, signal.SIGTERM)  # every process of the job, as scancel does
+    p.stdout.read()
+    assert p.wait(timeout=60) == 0
+    (saved,) = [json.loads(x)["saved"] for x in (run / "report.jsonl").read_text().splitlines()
+                if "saved" in x]
+    state = pickle.loads((run / "checkpoint_out" / saved / "trial_state.pkl").read_bytes())
+    assert 10 <= state["batches_trained"] < 400
 
 
 def test_a_trial_written_wrong_stops_the_search_at_once_with_one_line(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """A PyTorchTrial as Determined's docs write one, whose batches take 50 ms each: a pause or a
 stop signal lands mid-segment (tests/slurm/test_slurm_determined.py, and the two-rank pause of
 tests/local/test_determined_pytorch.py). ``--report-every N`` sets the Trainer's
-reporting_period, ``--say-batches`` prints each batch trained."""
+reporting_period, ``--say-batches`` prints each batch trained, ``--workers N``
+gives the data loaders N worker processes."""
 import argparse
 import time
 
@@ -12,6 +13,7 @@ from asha_hpc.compat.determined import pytorch
 
 
 SAY_BATCHES = False
+WORKERS = 0  # the loaders' worker processes
 
 
 class SlowTrial(pytorch.PyTorchTrial):
@@ -24,7 +26,7 @@ class SlowTrial(pytorch.PyTorchTrial):
     def _data(self, seed):
         x = torch.randn(64, 4, generator=torch.Generator().manual_seed(seed))
         return pytorch.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
-                                  batch_size=8)
+                                  batch_size=8, num_workers=WORKERS)
 
     def build_training_data_loader(self):
         return self._data(0)
@@ -52,8 +54,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--report-every", type=int, default=5)
     parser.add_argument("--say-batches", action="store_true")
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
-    SAY_BATCHES = args.say_batches
+    SAY_BATCHES, WORKERS = args.say_batches, args.workers
     info = det.get_cluster_info()
     with pytorch.init() as context:
         trial = SlowTrial(context, info.trial.hparams)
