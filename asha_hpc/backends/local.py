@@ -86,7 +86,10 @@ def read_record(record: Path) -> tuple[dict[str, Any], int | None, bool]:
     pid = rec.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool):
         return rec, None, False
-    try:
+    ticks = rec.get("ticks")
+    if isinstance(ticks, str):  # which process, by ticks since boot: no clock step moves them
+        return rec, pid, _pid_is_job(pid) and start_ticks(pid) == ticks
+    try:  # a record of an earlier release: its process started before it was written
         written: float | None = record.stat().st_mtime
     except OSError:
         written = None
@@ -224,7 +227,8 @@ class LocalBackend(Backend):
             job = cast(_sublocal.LocalJob, ex.submit(self.fn, spec))
         except Exception as e:  # noqa: BLE001
             raise SubmitError(f"could not start a local job for {spec.key}: {e}") from e
-        atomic_write_json(record, {"key": spec.key, "pid": int(job.job_id), "gpus": gpus},
+        atomic_write_json(record, {"key": spec.key, "pid": int(job.job_id), "gpus": gpus,
+                                   "ticks": start_ticks(int(job.job_id))},
                           durable=False)
         self.procs[jid] = job
         self.holding[jid] = gpus

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import LeaseHeldError, shell_word
 from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
-from ..protocol.pids import pid_alive, pid_namespace, started_after
+from ..protocol.pids import pid_alive, pid_namespace, start_ticks, started_after
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 log = logging.getLogger(__name__)
@@ -46,12 +46,15 @@ class Lease:
         self.epoch = 0
         self.previous: dict[str, Any] | None = None  # the lease taken over, if any
         self.pidns = pid_namespace()
+        # which process this pid is, by ticks since boot: unlike a wall-clock start time, it
+        # holds when the clock steps (NTP, a VM restored or migrated)
+        self.ticks = start_ticks(self.pid)
 
     def _body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "token": self.token,
                 "started": self.started, "heartbeat": time.time(), "epoch": self.epoch,
                 "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "pidns": self.pidns,
-                "dir": str(self.path.parent.resolve())}
+                "ticks": self.ticks, "dir": str(self.path.parent.resolve())}
 
     def holder(self) -> dict[str, Any] | None:
         body, _ = read_json(self.path)
@@ -87,7 +90,10 @@ class Lease:
                 and h.get("pidns", self.pidns) == self.pidns:
             if not pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"
-            if started_after(h["pid"], h.get("started")):
+            ticks = h.get("ticks")
+            reused = start_ticks(h["pid"]) != ticks if isinstance(ticks, str) else \
+                started_after(h["pid"], h.get("started"))  # a lease of an earlier release
+            if reused:
                 return (f"its process {h['pid']} on {self.host} is gone (that pid now belongs "
                         f"to a process started after the lease)")
             return None

@@ -147,6 +147,26 @@ def test_lease_naming_a_reused_pid_is_taken_over_and_its_live_master_is_not(tmp_
         Lease(path).acquire()
 
 
+def test_a_clock_step_leaves_a_live_master_holding_its_lease(tmp_path):
+    """The wall clock stepped after the master started (NTP, a VM restored: its process now
+    seems to have started 10 s after its lease says): its lease names the process by ticks
+    since boot, which no clock step changes, so pause, resume and status still see it live.
+    A reused pid has other ticks and is taken over."""
+    path = tmp_path / "master.json"
+    master = Lease(path)
+    master.acquire()
+    body = json.loads(path.read_text())
+    body["started"] -= 10.0  # as the stepped clock now reads the process's start
+    path.write_text(json.dumps(body))
+    assert Lease(path).live_holder() is not None
+    with pytest.raises(LeaseHeldError):
+        Lease(path).acquire()
+    body["ticks"] = str(int(body["ticks"]) + 1)  # another process with this pid
+    path.write_text(json.dumps(body))
+    note = Lease(path).acquire()
+    assert note and "started after the lease" in note
+
+
 def _written_ago(path, body, seconds):
     """The lease file as a master that last wrote it ``seconds`` ago left it."""
     path.write_text(json.dumps(body))
