@@ -19,8 +19,15 @@
             validation_period=pytorch.Batch(100))
 
 Needs torch. Modules: units (Batch, Epoch), data (DataLoader), trial (what a trial subclasses
-and returns), context (init, PyTorchTrialContext), trainer (Trainer, the loop, checkpoints).
+and returns), context (init, PyTorchTrialContext), trainer (Trainer, the loop, checkpoints),
+load (a trained trial back from its checkpoint), trial_class (a Trial-class entrypoint run).
 """
+try:
+    import torch  # noqa: F401
+except ImportError as e:  # one line a user acts on, where the job's traceback would end
+    raise ImportError("det.pytorch (Determined's PyTorchTrial and Trainer) needs torch in the "
+                      "jobs' environment: pip install torch") from e
+
 from .context import PyTorchExperimentalContext, PyTorchTrialContext, init
 from .data import DataLoader, TorchData, to_device
 from .load import CheckpointLoadContext, load_trial_from_checkpoint_path
