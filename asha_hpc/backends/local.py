@@ -30,11 +30,11 @@ from ..config import ExperimentConfig, LocalConfig
 from ..protocol.expdir import JOBS, atomic_write_json, read_json
 from ..protocol.pids import (
     descendants,
+    is_recorded_process,
     kill_leftovers,
     kill_tree,
     pid_alive,
     start_ticks,
-    started_after,
 )
 from .base import Backend, Capabilities, JobSpec, JobState, SubmitError, submitit_logs
 
@@ -86,14 +86,11 @@ def read_record(record: Path) -> tuple[dict[str, Any], int | None, bool]:
     pid = rec.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool):
         return rec, None, False
-    ticks = rec.get("ticks")
-    if isinstance(ticks, str):  # which process, by ticks since boot: no clock step moves them
-        return rec, pid, _pid_is_job(pid) and start_ticks(pid) == ticks
-    try:  # a record of an earlier release: its process started before it was written
+    try:  # a record of an earlier release (no ticks): its process started before it was written
         written: float | None = record.stat().st_mtime
     except OSError:
         written = None
-    return rec, pid, _pid_is_job(pid) and not started_after(pid, written)
+    return rec, pid, _pid_is_job(pid) and is_recorded_process(pid, rec.get("ticks"), written)
 
 
 def record_path(jobs_dir: Path, job_id: str) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import LeaseHeldError, shell_word
 from ..protocol.expdir import atomic_write_json, prune_oldest, read_json
-from ..protocol.pids import pid_alive, pid_namespace, start_ticks, started_after
+from ..protocol.pids import is_recorded_process, pid_alive, pid_namespace, start_ticks
 
 KEEP_STALE = 5  # leases taken over, kept for a person (master.json.stale-*)
 log = logging.getLogger(__name__)
@@ -46,8 +46,6 @@ class Lease:
         self.epoch = 0
         self.previous: dict[str, Any] | None = None  # the lease taken over, if any
         self.pidns = pid_namespace()
-        # which process this pid is, by ticks since boot: unlike a wall-clock start time, it
-        # holds when the clock steps (NTP, a VM restored or migrated)
         self.ticks = start_ticks(self.pid)
 
     def _body(self) -> dict[str, Any]:
@@ -90,10 +88,7 @@ class Lease:
                 and h.get("pidns", self.pidns) == self.pidns:
             if not pid_alive(h["pid"]):
                 return f"its process {h['pid']} on {self.host} is gone"
-            ticks = h.get("ticks")
-            reused = start_ticks(h["pid"]) != ticks if isinstance(ticks, str) else \
-                started_after(h["pid"], h.get("started"))  # a lease of an earlier release
-            if reused:
+            if not is_recorded_process(h["pid"], h.get("ticks"), h.get("started")):
                 return (f"its process {h['pid']} on {self.host} is gone (that pid now belongs "
                         f"to a process started after the lease)")
             return None

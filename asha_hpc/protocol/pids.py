@@ -65,6 +65,16 @@ def started_after(pid: int, when: object) -> bool:
     return began is not None and began > float(when) + START_SLACK_S
 
 
+def is_recorded_process(pid: int, ticks: object, started: object) -> bool:
+    """Whether the live process ``pid`` is the one a record names (not a later process that
+    reused the pid): by its start ticks since boot where the record holds them, which no
+    wall-clock step moves (NTP, a VM restored or migrated); else, for a record of an earlier
+    release, by having started no later than ``started`` (epoch seconds)."""
+    if isinstance(ticks, str):
+        return start_ticks(pid) == ticks
+    return not started_after(pid, started)
+
+
 def pid_namespace() -> str | None:
     """This process's pid namespace (``pid:[4026531836]``): pids name the same processes only
     within one. None where /proc cannot say."""
