@@ -417,6 +417,11 @@ class _Trial:
         self.journal_tail: Any = None  # get_experiment_best_validation's reader (JournalTail)
         self.journal_best: float | None = None  # ... and the best of the results it read
 
+    def told_to_leave(self) -> bool:
+        """The job must end (time limit, preemption, pause, cancel): its stop file, or a stop
+        signal to this process (``stop_signals``)."""
+        return self.job.stop_file.exists() or stop_signals.received() is not None
+
     def send_result(self, metrics: dict[str, Any]) -> None:
         if self.result_sent:
             return
@@ -666,8 +671,8 @@ class PreemptContext:
         reached = t.job.run_dir / "reached"
         if t.reached and t.dist.rank == 0 and self._mode == PreemptMode.WorkersAskMaster:
             reached.touch()
-        mine = t.reached or t.job.stop_file.exists() or stop_signals.received() is not None \
-            or (self._mode == PreemptMode.WorkersAskMaster and reached.exists())
+        mine = t.reached or t.told_to_leave() or (
+            self._mode == PreemptMode.WorkersAskMaster and reached.exists())
         if t.dist.size == 1 or self._mode == PreemptMode.WorkersAskMaster:
             return mine
         if self._mode == PreemptMode.ChiefOnly:
@@ -771,8 +776,7 @@ class Context:
         """The block ended: a trial without a length reports its last validation metrics; a
         length-counted one that never reported the time metric gets one line saying so."""
         t = self._t
-        if failed or t.dist.rank != 0 or t.result_sent or t.job.stop_file.exists() \
-                or stop_signals.received() is not None:
+        if failed or t.dist.rank != 0 or t.result_sent or t.told_to_leave():
             return
         if t.job.until_exit and t.last_validation is not None:
             t.send_result(t.last_validation)

@@ -91,7 +91,7 @@ class PyTorchTrialContext:
             size = max(int(self.distributed.size), 1)
             if self._global_batch_size < size:
                 raise TrialDefinitionError(f"hyperparameters.global_batch_size ({gbs}) is smaller than the "
-                                 f"trial's {size} slots: each needs at least one record")
+                                           f"trial's {size} slots: each needs at least one record")
             self._per_slot_batch_size = self._global_batch_size // size
         self.device = self._init_device()
         self.models: list[torch.nn.Module] = []
@@ -124,19 +124,19 @@ class PyTorchTrialContext:
         hp = self.get_hparams()
         if name not in hp:
             raise TrialDefinitionError(f"get_hparam({name!r}): no such hyperparameter; the trial has "
-                             f"{sorted(hp)} (the config's `hyperparameters` section)")
+                                       f"{sorted(hp)} (the config's `hyperparameters` section)")
         return hp[name]
 
     def get_global_batch_size(self) -> int:
         if self._global_batch_size is None:
             raise TrialDefinitionError("get_global_batch_size(): the hyperparameters have no "
-                             "global_batch_size")
+                                       "global_batch_size")
         return self._global_batch_size
 
     def get_per_slot_batch_size(self) -> int:
         if self._per_slot_batch_size is None:
             raise TrialDefinitionError("get_per_slot_batch_size(): the hyperparameters have no "
-                             "global_batch_size")
+                                       "global_batch_size")
         return self._per_slot_batch_size
 
     def get_experiment_config(self) -> dict[str, Any]:
@@ -254,10 +254,10 @@ class PyTorchTrialContext:
         batches between are summed, then averaged); ``clip_grads(params)`` first if given."""
         if id(optimizer) not in self._optimizer_average:
             raise TrialDefinitionError("step_optimizer(): this optimizer was not wrapped: pass it through "
-                             "context.wrap_optimizer() in the trial's __init__")
+                                       "context.wrap_optimizer() in the trial's __init__")
         if self._aggregation_frequency > 1 and not auto_zero_grads:
             raise TrialDefinitionError("step_optimizer(): auto_zero_grads must be True when "
-                             "aggregation_frequency is above 1")
+                                       "aggregation_frequency is above 1")
         if not self._should_communicate_and_update():
             return
         params = [p for g in optimizer.param_groups for p in g.get("params", [])]

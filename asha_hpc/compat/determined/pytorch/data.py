@@ -50,12 +50,11 @@ class DataLoader:
         self._loader_kwargs: dict[str, Any] = dict(
             num_workers=num_workers, pin_memory=pin_memory, timeout=timeout,
             worker_init_fn=worker_init_fn, multiprocessing_context=multiprocessing_context,
-            persistent_workers=False)
+            persistent_workers=False)  # each epoch is a loader of its own here
         if collate_fn is not None:
             self._loader_kwargs["collate_fn"] = collate_fn
         if num_workers > 0 and prefetch_factor is not None:
             self._loader_kwargs["prefetch_factor"] = prefetch_factor
-        self._persistent_workers = persistent_workers  # each epoch is its own loader here
 
     def _epoch_batches(self, epoch: int, seed: int) -> list[list[int]]:
         """Every batch of epoch ``epoch`` (lists of dataset indices), the same in every job."""

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ....job import stop_signals
 from .context import PyTorchTrialContext
 from .data import DataLoader, _Epochs
 from .trial import LRScheduler, PyTorchTrial, Reducer, TrialDefinitionError, reduce_values
@@ -95,8 +94,8 @@ class Trainer:
     def __init__(self, trial: PyTorchTrial, context: PyTorchTrialContext) -> None:
         if not isinstance(trial, PyTorchTrial):
             raise TrialDefinitionError(f"Trainer(): {type(trial).__name__} is not a subclass of "
-                            f"det.pytorch.PyTorchTrial (from asha_hpc.compat.determined import "
-                            f"pytorch)")
+                                       f"det.pytorch.PyTorchTrial (from asha_hpc.compat.determined import "
+                                       f"pytorch)")
         self._trial = trial
         self._context = context
         self._core = context._core
@@ -118,16 +117,17 @@ class Trainer:
         ``latest_checkpoint`` (``det.get_cluster_info().latest_checkpoint``) when given."""
         if checkpoint_policy not in ("best", "all", "none"):
             raise TrialDefinitionError(f"fit(checkpoint_policy={checkpoint_policy!r}): use 'best', 'all' "
-                             f"or 'none'")
+                                       f"or 'none'")
         if self._local:
             if max_length is None:
                 raise TrialDefinitionError("fit(): max_length must be given when training outside a "
-                                 "search, e.g. max_length=det.pytorch.Batch(100)")
+                                           "search, e.g. max_length=det.pytorch.Batch(100)")
             if checkpoint_policy == "best":
                 checkpoint_policy = "all"
         else:
             if test_mode:
-                raise ValueError("fit(test_mode=True) is for training outside a search")
+                raise TrialDefinitionError("fit(test_mode=True) is for training outside a "
+                                           "search")
             if max_length is None:
                 max_length = self._searcher_length()
                 log.warning("fit(): no max_length: training to the searcher's length, %r "
@@ -139,7 +139,7 @@ class Trainer:
                             "fit(latest_checkpoint=det.get_cluster_info().latest_checkpoint)")
         if not isinstance(max_length, (Batch, Epoch)) or not isinstance(max_length.value, int):
             raise TrialDefinitionError(f"fit(max_length={max_length!r}): use det.pytorch.Batch(int) or "
-                            f"det.pytorch.Epoch(int)")
+                                       f"det.pytorch.Epoch(int)")
         _Loop(self, max_length=Batch(1) if test_mode else max_length,
               validation_period=validation_period or Batch(sys.maxsize),
               checkpoint_period=checkpoint_period or Batch(sys.maxsize),
@@ -153,7 +153,7 @@ class Trainer:
         length = self._searcher_max()
         if not isinstance(length, int) or job.time_metric not in ("batches", "epochs", "records"):
             raise TrialDefinitionError("fit(): pass max_length (det.pytorch.Batch(n) or Epoch(n)); the "
-                             "searcher gives no length in batches, epochs or records")
+                                       "searcher gives no length in batches, epochs or records")
         if job.time_metric == "epochs":
             return Epoch(length)
         if job.time_metric == "records":
@@ -203,14 +203,14 @@ class _Loop:
         self.smaller_is_better = True if self.local else self.core._t.job.smaller_is_better
         if not self.ctx.models:
             raise TrialDefinitionError("PyTorchTrial: no model: wrap it with context.wrap_model(model) in "
-                             "the trial's __init__")
+                                       "the trial's __init__")
         if not self.ctx.optimizers:
             raise TrialDefinitionError("PyTorchTrial: no optimizer: wrap it with "
-                             "context.wrap_optimizer(optimizer) in the trial's __init__")
+                                       "context.wrap_optimizer(optimizer) in the trial's __init__")
         if _overrides(self.trial, "evaluate_batch") == _overrides(self.trial,
                                                                   "evaluate_full_dataset"):
             raise TrialDefinitionError(f"{type(self.trial).__name__}: define exactly one of "
-                             f"evaluate_batch() and evaluate_full_dataset()")
+                                       f"evaluate_batch() and evaluate_full_dataset()")
 
     # ------------------------------------------------------------------ the run
     def run(self) -> None:
@@ -253,12 +253,12 @@ class _Loop:
         if isinstance(loader, DataLoader) or self.ctx.experimental._data_repro_checks_disabled:
             return
         raise TrialDefinitionError(f"{fn}() returned a {type(loader).__name__}, not a "
-                        f"det.pytorch.DataLoader: a trial continued from its checkpoint could "
-                        f"not resume its data where it stopped. Return "
-                        f"det.pytorch.DataLoader(dataset, batch_size=...) (torch's DataLoader "
-                        f"arguments), or call "
-                        f"context.experimental.disable_dataset_reproducibility_checks() in "
-                        f"__init__ to accept that")
+                                   f"det.pytorch.DataLoader: a trial continued from its checkpoint could "
+                                   f"not resume its data where it stopped. Return "
+                                   f"det.pytorch.DataLoader(dataset, batch_size=...) (torch's DataLoader "
+                                   f"arguments), or call "
+                                   f"context.experimental.disable_dataset_reproducibility_checks() in "
+                                   f"__init__ to accept that")
 
     def _done(self) -> bool:
         s = self.state
@@ -305,7 +305,7 @@ class _Loop:
                 out = {"loss": out}
             if not isinstance(out, dict):
                 raise TrialDefinitionError(f"train_batch() must return a dict of metrics or the loss "
-                                f"tensor, got {type(out).__name__}")
+                                           f"tensor, got {type(out).__name__}")
             metrics.append({k: _plain(v) for k, v in out.items()})
             self._step_schedulers(idx)
             s.batches_trained += 1
@@ -366,7 +366,7 @@ class _Loop:
             return False
         import torch.distributed as tdist
 
-        mine = t.job.stop_file.exists() or stop_signals.received() is not None
+        mine = t.told_to_leave()
         on = self.ctx.device if tdist.get_backend() == "nccl" else torch.device("cpu")
         flag = torch.tensor([1 if mine else 0], device=on)
         tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
@@ -446,7 +446,7 @@ class _Loop:
             got = self.trial.evaluate_full_dataset(data_loader=self.val_loader)
             if not isinstance(got, dict):
                 raise TrialDefinitionError(f"evaluate_full_dataset() must return a dict of metrics, got "
-                                f"{type(got).__name__}")
+                                           f"{type(got).__name__}")
             metrics = {k: _plain(v) for k, v in got.items()}
         metrics.update({k: _plain(v) for k, v in
                         ctx.reduce_metrics(for_training=False).items()})
@@ -500,12 +500,12 @@ class _Loop:
             got = evaluate(batch=batch, batch_idx=idx) if with_idx else evaluate(batch=batch)
             if not isinstance(got, dict):
                 raise TrialDefinitionError(f"evaluate_batch() must return a dict of metrics, got "
-                                f"{type(got).__name__}")
+                                           f"{type(got).__name__}")
             if keys is None:
                 keys = set(got)
             elif keys != set(got):
                 raise TrialDefinitionError(f"evaluate_batch(): every batch must return the same metric "
-                                 f"names: {sorted(keys)} != {sorted(got)}")
+                                           f"names: {sorted(keys)} != {sorted(got)}")
             per_batch.append({k: _plain(v) for k, v in got.items()})
             if self.test_mode:
                 break
@@ -517,12 +517,12 @@ class _Loop:
             sizes = [n for _, ns in parts for n in ns]
         if not per_batch:
             raise TrialDefinitionError("build_validation_data_loader(): the validation data loader has "
-                             "no batch")
+                                       "no batch")
         reducer = self.trial.evaluation_reducer()
         names = sorted(per_batch[0])
         if isinstance(reducer, dict) and set(reducer) != set(names):
             raise TrialDefinitionError(f"evaluation_reducer(): give one Reducer, or one for every metric "
-                             f"evaluate_batch() returns ({names}), not {sorted(reducer)}")
+                                       f"evaluate_batch() returns ({names}), not {sorted(reducer)}")
         out: dict[str, Any] = {}
         for k in names:
             r = reducer[k] if isinstance(reducer, dict) else reducer

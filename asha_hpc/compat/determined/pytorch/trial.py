@@ -21,8 +21,6 @@ class PyTorchTrial:
     ``build_training_data_loader``, ``build_validation_data_loader``, ``train_batch`` and one
     of ``evaluate_batch`` / ``evaluate_full_dataset``."""
 
-    trial_context_class: Any = None  # Determined's attribute; set in context.py
-
     def __init__(self, context: Any) -> None:
         self.context = context
 
