@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import FatalTrialError
 
@@ -61,10 +62,10 @@ def check_entrypoint(entrypoint: str, context_dir: str) -> str | None:
     return None
 
 
-def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
-    """Import and return the training function (job side). A module or function that does not
-    exist raises FatalTrialError: every trial would fail the same way."""
-    mod, fn = _split(entrypoint)
+def import_entry_module(mod: str, context_dir: str) -> Any:
+    """The module of a ``module:name`` entry point (dotted, or a ``path.py`` relative to
+    ``context_dir``), imported with ``context_dir`` on sys.path. A module that does not exist
+    raises FatalTrialError: every trial would fail the same way."""
     if context_dir not in sys.path:
         sys.path.insert(0, context_dir)
     path = _file_of(mod, context_dir)
@@ -90,6 +91,14 @@ def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
                     f"entrypoint: module '{mod}' not found in the job (looked in {context_dir} "
                     f"and on sys.path)") from None
             raise
+    return module
+
+
+def resolve_entrypoint(entrypoint: str, context_dir: str) -> Callable:
+    """Import and return the training function (job side). A module or function that does not
+    exist raises FatalTrialError: every trial would fail the same way."""
+    mod, fn = _split(entrypoint)
+    module = import_entry_module(mod, context_dir)
     try:
         func = getattr(module, fn)
     except AttributeError:

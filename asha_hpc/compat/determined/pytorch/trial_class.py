@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import inspect
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from ....errors import FatalTrialError
+from ....job.entrypoint import import_entry_module
+from ....job.job_report import append_report
 
 MODULE = __name__  # what determined_config.py puts in the rewritten entrypoint
 
@@ -35,28 +38,19 @@ def alias_determined() -> None:
 
 
 def load_class(spec: str, folder: Path) -> Any:
-    """``module:Name`` (``Outer.Inner``), ``path.py:Name``, or a bare ``Name`` from the folder's
-    ``__init__.py`` (the folder imported as a package)."""
+    """``module:Name`` (``Outer.Inner``), ``path.py:Name`` (as any entry point is imported), or a
+    bare ``Name`` from the folder's ``__init__.py`` (the folder imported as a package)."""
     mod, _, name = spec.rpartition(":")
-    sys.path.insert(0, str(folder))
-    if not mod:
+    if mod:
+        module = import_entry_module(mod, str(folder))
+    else:
         sys.path.insert(0, str(folder.parent))
         module = importlib.import_module(folder.name)
-    elif mod.endswith(".py") or "/" in mod:
-        path = (folder / mod).resolve()
-        loaded = importlib.util.spec_from_file_location(path.stem, path)
-        if loaded is None or loaded.loader is None:
-            raise SystemExit(f"entrypoint: cannot load {path}")
-        module = importlib.util.module_from_spec(loaded)
-        sys.modules[path.stem] = module
-        loaded.loader.exec_module(module)
-    else:
-        module = importlib.import_module(mod)
     obj: Any = module
     for part in name.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise SystemExit(f"entrypoint: {spec}: {mod or folder.name} has no {name}")
+            raise FatalTrialError(f"entrypoint: {spec}: {mod or folder.name} has no {name}")
     return obj
 
 
@@ -81,11 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     from ... import determined as det
     from . import PyTorchTrial, Trainer, init
 
-    cls = load_class(a.entrypoint, Path(os.getcwd()))
-    if not (isinstance(cls, type) and issubclass(cls, PyTorchTrial)):
-        raise SystemExit(f"entrypoint: {a.entrypoint} is not a det.pytorch.PyTorchTrial; of "
-                         f"Determined's Trial classes only PyTorchTrial runs here (others: the "
-                         f"Core API shim, README: Moving from Determined)")
+    try:
+        cls = load_class(a.entrypoint, Path(os.getcwd()))
+        if not (isinstance(cls, type) and issubclass(cls, PyTorchTrial)):
+            raise FatalTrialError(f"entrypoint: {a.entrypoint} is not a det.pytorch.PyTorchTrial; "
+                                  f"of Determined's Trial classes only PyTorchTrial runs here "
+                                  f"(others: the Core API shim, README: Moving from Determined)")
+    except FatalTrialError as e:  # every trial would repeat it: the search stops at the first
+        if os.environ.get("ASHA_REPORT_FILE"):
+            append_report(os.environ["ASHA_REPORT_FILE"], {"fatal": str(e)})
+        raise SystemExit(str(e)) from None
     info = det.get_cluster_info()
     with init(aggregation_frequency=a.aggregation_frequency) as context:
         make: Any = cls  # Determined <= 0.37: (context); the Trainer era: (context, hparams)
