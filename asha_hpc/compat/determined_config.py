@@ -301,6 +301,9 @@ def _launcher(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
     notes.append(f"entrypoint: {launcher} -> {shlex.join(new)}")
 
 
+# the command a PyTorchTrial entrypoint becomes; named here, not imported: the master and plan
+# run where torch may be missing (its package, det.pytorch, imports torch)
+TRIAL_CLASS_RUNNER = "asha_hpc.compat.determined.pytorch.trial_class"
 TRIAL_CLASS_PERIODS = {"min_validation_period": "--validation-period",
                        "min_checkpoint_period": "--checkpoint-period"}
 
@@ -335,12 +338,10 @@ def _trial_class_settings(d: dict[str, Any]) -> list[str]:
 def _run_trial_class(d: dict[str, Any], spec: str, args: list[str], notes: list[str]) -> None:
     """A PyTorchTrial class as entrypoint becomes the command that trains it with det.pytorch's
     Trainer (under torchrun with one rank per slot when a trial has several)."""
-    from .determined.pytorch.trial_class import MODULE
-
     slots = (d.get("resources") or {}).get("slots_per_trial", 1)
     ranks = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={slots}"] \
         if isinstance(slots, int) and slots > 1 else []
-    d["entrypoint"] = ["python3", *ranks, "-m", MODULE, spec, *args]
+    d["entrypoint"] = ["python3", *ranks, "-m", TRIAL_CLASS_RUNNER, spec, *args]
     notes.append(f"entrypoint: {spec} is a Determined PyTorchTrial: det.pytorch's Trainer "
                  f"trains it to each rung ({shlex.join(d['entrypoint'])}); its `import "
                  f"determined` lines stay as they are")

@@ -4,6 +4,8 @@ Determined key is mapped or named as ignored (one line each, the same from ``pla
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,12 @@ def test_a_bare_pytorch_trial_class_name_runs_through_the_trainer(tmp_path, caps
     assert rc == 0 and "entrypoint: MnistTrial is a Determined PyTorchTrial" in out, out
     assert load_config(path).entrypoint == [
         "python3", "-m", "asha_hpc.compat.determined.pytorch.trial_class", "MnistTrial"]
+    # the master and plan run where torch may be missing (a login node): none is imported
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys; from asha_hpc.cli import main; main(['plan', sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'plan imported torch'"), str(path)],
+        capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
     (tmp_path / "__init__.py").write_text(
         "from determined.keras import TFKerasTrial\n\n\nclass MnistTrial(TFKerasTrial):\n"
         "    pass\n")

@@ -24,8 +24,6 @@ from ....errors import FatalTrialError
 from ....job.entrypoint import import_entry_module
 from ....job.job_report import append_report
 
-MODULE = __name__  # what determined_config.py puts in the rewritten entrypoint
-
 
 def alias_determined() -> None:
     """``import determined`` / ``from determined.pytorch import ...`` reach the shim."""
@@ -64,7 +62,7 @@ def _unit(text: str | None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog=f"python3 -m {MODULE}")
+    p = argparse.ArgumentParser(prog=f"python3 -m {__name__}")
     p.add_argument("entrypoint")
     p.add_argument("--validation-period")
     p.add_argument("--checkpoint-period")
