@@ -308,11 +308,17 @@ TRIAL_CLASS_PERIODS = {"min_validation_period": "--validation-period",
                        "min_checkpoint_period": "--checkpoint-period"}
 
 
+def _count(v: Any) -> bool:
+    """A positive whole number as YAML gives one (not a bool, which Python counts as an int)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
 def _trial_class_settings(d: dict[str, Any]) -> list[str]:
     """A PyTorchTrial's settings in the config, taken out of it as the Trainer's arguments:
     ``min_validation_period`` / ``min_checkpoint_period`` ({batches|epochs|records: N}),
     ``scheduling_unit`` (batches between training-metric reports) and
-    ``optimizations.aggregation_frequency``."""
+    ``optimizations.aggregation_frequency``. A value that is not a positive count in one of
+    those units is dropped (the Trainer's default stands)."""
     args: list[str] = []
     gbs = (d.get("hyperparameters") or {}).get("global_batch_size")
     for key, flag in TRIAL_CLASS_PERIODS.items():
@@ -320,16 +326,18 @@ def _trial_class_settings(d: dict[str, Any]) -> list[str]:
         if not (isinstance(period, dict) and len(period) == 1):
             continue
         (unit, n), = period.items()
-        if unit == "records" and isinstance(gbs, int) and gbs > 0 and isinstance(n, int):
+        if unit == "records" and _count(gbs) and _count(n):
             unit, n = "batches", max(n // gbs, 1)
-        if unit in ("batches", "epochs") and isinstance(n, int) and n > 0:
+        if unit in ("batches", "epochs") and _count(n):
             args += [flag, f"{unit}={n}"]
     unit_n = d.pop("scheduling_unit", None)
-    if isinstance(unit_n, int) and unit_n > 0:
+    if _count(unit_n):
         args += ["--reporting-period", f"batches={unit_n}"]
     opt = d.get("optimizations")
-    if isinstance(opt, dict) and isinstance(opt.get("aggregation_frequency"), int):
-        args += ["--aggregation-frequency", str(opt.pop("aggregation_frequency"))]
+    if isinstance(opt, dict) and "aggregation_frequency" in opt:
+        frequency = opt.pop("aggregation_frequency")
+        if _count(frequency):
+            args += ["--aggregation-frequency", str(frequency)]
         if not opt:
             del d["optimizations"]
     return args

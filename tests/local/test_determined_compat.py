@@ -303,6 +303,41 @@ def test_ignored_keys_any_value_one_line_each(keys, values):
         assert sum(w.startswith(f"{k}: ") for w in cfg.warnings) == 1
 
 
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                 st.text(max_size=4), st.lists(st.integers(), max_size=2),
+                 st.dictionaries(st.sampled_from(["batches", "epochs", "records", "steps", ""]),
+                                 st.one_of(st.integers(-5, 10**4), st.text(max_size=3),
+                                           st.booleans(), st.floats(allow_nan=True)),
+                                 max_size=2))
+
+
+@settings(deadline=None, max_examples=60)
+@given(validation=_ANY, checkpoint=_ANY, unit=_ANY, aggregation=_ANY, gbs=_ANY)
+def test_a_trial_class_configs_periods_of_any_value_become_valid_trainer_arguments(
+        validation, checkpoint, unit, aggregation, gbs):
+    """A PyTorchTrial entrypoint's min_validation_period, min_checkpoint_period,
+    scheduling_unit and optimizations.aggregation_frequency, whatever a person wrote there,
+    become only well-formed Trainer arguments (the rest is dropped), never a crash."""
+    raw = yaml.safe_load((CONFIGS / "mnist_pytorch_legacy" / "adaptive.yaml").read_text())
+    raw.update(min_validation_period=validation, min_checkpoint_period=checkpoint,
+               scheduling_unit=unit, optimizations={"aggregation_frequency": aggregation})
+    raw["hyperparameters"]["global_batch_size"] = gbs
+    out, notes, _ = translate(raw, str(CONFIGS / "mnist_pytorch_legacy"))
+    command = out["entrypoint"]
+    assert command[:4] == ["python3", "-m", "asha_hpc.compat.determined.pytorch.trial_class",
+                           "model_def:MNistTrial"]
+    args = command[4:]
+    flags = dict(zip(args[::2], args[1::2]))
+    assert len(args) == 2 * len(flags) and set(flags) <= {
+        "--validation-period", "--checkpoint-period", "--reporting-period",
+        "--aggregation-frequency"}
+    for flag, value in flags.items():
+        u, _, n = value.rpartition("=")
+        assert n.isdigit() and int(n) > 0, value  # what the runner's argparse takes
+        assert (u == "") == (flag == "--aggregation-frequency") and u in ("", "batches", "epochs")
+    assert any("is a Determined PyTorchTrial" in n for n in notes)
+
+
 @settings(max_examples=50, deadline=None)
 @given(tm=st.sampled_from(["batches", "epochs", "records", "steps", "x_1"]),
        mt=st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=True), st.text(max_size=3)))
