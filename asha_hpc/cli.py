@@ -725,7 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "and its master; `resume` goes on (Determined's pause)")
     p.add_argument("exp_dir")
     p.add_argument("--wait", type=_seconds, default=60.0, metavar="SECONDS",
-                   help="while a master runs: how long to wait for it to pause (default 60; "
+                   help="while a master runs: how long to wait for it to pause (default 60, "
+                        "plus the time its jobs on Slurm have to save: slurm.signal_delay_s; "
                         "0: do not wait)")
     p.set_defaults(fn=cmd_pause)
 

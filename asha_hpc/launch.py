@@ -390,6 +390,11 @@ def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) ->
               else f"`asha-hpc resume {shell_word(exp.root)}`")
     if holder:
         who = f"the {master_name(holder)}"
+        if how == "pause" and wait_s > 0:  # the master waits for its jobs to save, at most this
+            from .backends import capabilities
+            from .config import load_config
+
+            wait_s += capabilities(load_config(exp.config)).stop_warning_s
         # the master removes the request once it has stopped the jobs and journaled it
         if wait_on_master(exp, wait_s, lambda: None if request.exists() else True):
             return (f"{who} paused the search: its running jobs save and stop; {resume} goes on"

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SimulatedConfig
+from ..protocol import signals
 from ..protocol.expdir import INBOX, atomic_write_json, result_name
 from .base import JobSpec, JobState, SegmentSpec, SubmitError, TimeCap
 from .simulated import SIM_PREFIX, CurveFn, SimulatedBackend
@@ -279,7 +280,7 @@ class BackfillBackend(SimulatedBackend):
         done = int(max(run - startup, 0.0) // per_unit) if per_unit > 0 else 0
         reached = have + min(done, max(units - 1, 0))
         job.result = dict(base, status="interrupted", reached=reached, metrics=None,
-                          stop_reason="SIGUSR2", ended=start + run, checkpoint=None)
+                          stop_reason=signals.TIME_LIMIT, ended=start + run, checkpoint=None)
         return run
 
     def _end(self, job: QJob) -> None:

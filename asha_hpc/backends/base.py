@@ -193,7 +193,8 @@ class Capabilities:
     time_limits: SlurmConfig | None = None
     # a job's time limit (minutes) where none is planned: pool workers live this long
     default_limit_min: int | None = None
-    # how long before its time limit a job is told to stop (Slurm's --signal lead)
+    # how long before its time limit a job is told to stop (Slurm's --signal lead): the time a
+    # checkpoint takes, so also how long a paused job has to save (Backend.pause)
     stop_warning_s: float = 0.0
     # why warm workers cannot run here (one fixed time limit and one set of resources are
     # needed), or None
@@ -321,6 +322,14 @@ class Backend(ABC):
     @abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel jobs; unknown or finished ids are ignored."""
+
+    def pause(self, job_ids: Sequence[str]) -> list[str]:
+        """Tell running jobs to save where they are and stop (``asha-hpc pause``); return
+        those that may still run, which the master cancels if they have not stopped within a
+        grace. Default: ``cancel``, whose signal reaches only the job's own Python (the local
+        backend's SIGTERM), and nothing left to wait for."""
+        self.cancel(job_ids)
+        return []
 
     def kill(self, job_ids: Sequence[str]) -> None:
         """End jobs at once, where the backend can, without the stop signal that lets a job

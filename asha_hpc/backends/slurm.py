@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import signals
 from ..protocol.expdir import JOBS, atomic_write_json
 from .base import (
     Backend,
@@ -210,7 +211,7 @@ JOB_T0_SETUP = "export ASHA_JOB_T0=$(date +%s.%N)"
 #: the signal in ASHA_EARLY_STOP; run_segment turns it into trial.should_stop().
 JOB_BOOT = ("import os,signal,sys,runpy;"
             "h=lambda s,f:os.environ.setdefault('ASHA_EARLY_STOP',signal.Signals(s).name);"
-            "[signal.signal(x,h) for x in (signal.SIGUSR2,signal.SIGTERM)];"
+            f"[signal.signal(getattr(signal,x),h) for x in {signals.CAUGHT!r}];"
             "sys.argv=sys.argv[3:];"  # python -u -c BOOT -u -m submitit.core._submit FOLDER
             "runpy.run_module('submitit.core._submit',run_name='__main__',alter_sys=True)")
 
@@ -851,6 +852,25 @@ class SlurmBackend(Backend):
         res = self._run("scancel", ["scancel", *ids])
         if res is not None and res.returncode != 0:
             log.info("scancel rc %s: %s", res.returncode, res.stderr.strip()[:200])
+
+    def pause(self, job_ids: Sequence[str]) -> list[str]:
+        """Pending jobs are cancelled; running ones get ``scancel --signal=URG``
+        (signals.PAUSE). scancel's own SIGTERM goes to every process of the job and kills what
+        the training script depends on before it can save: a wrapper's ``sh`` (the job then
+        drops the checkpoint its child writes), a DataLoader's workers. SIGURG ends nobody by
+        default: the job's Python catches it and tells the command through its stop file, as
+        for a time limit. All ids are returned: the master cancels those still there after
+        the grace (a command that never looks at its stop file)."""
+        ids = [str(j) for j in job_ids]
+        if not ids:
+            return []
+        # pending first: one that starts in between gets the signal
+        for args in (["--state=PENDING"], [f"--signal={signals.PAUSE[3:]}", "--state=RUNNING"]):
+            res = self._run("scancel", ["scancel", *args, *ids])
+            if res is not None and res.returncode != 0:
+                log.info("scancel %s rc %s: %s", " ".join(args), res.returncode,
+                         res.stderr.strip()[:200])
+        return ids
 
     def find(self, spec: JobSpec) -> str | None:
         """Job id of ``spec``'s submission, or None: first the array manifests (no scheduler

@@ -74,6 +74,7 @@ from ..errors import (
     ended_early_by_optuna,
     shown,
 )
+from ..protocol import signals
 from ..protocol.checkpoints import (
     DETERMINED_RESTORE_HINT,
     RESTORE_HINT,
@@ -104,7 +105,6 @@ from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
 
-STOP_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGCONT")
 # A rank whose code raised waits up to this many heartbeats to learn whether a peer died
 # silently first (one on another host is judged dead after 6 beats without a change)
 BLAME_BEATS = 8
@@ -246,7 +246,7 @@ def _run_lanes(wspec: WorkerSpec) -> str:
             except OSError:
                 pass
 
-    for name in STOP_SIGNALS[:2]:
+    for name in signals.CAUGHT:
         signal.signal(getattr(signal, name), forward)
     codes = [p.wait() for p in procs]
     return "exit" if not any(codes) else f"lanes exited with {codes}"
@@ -270,7 +270,7 @@ def _catch_stop_signals() -> list[str]:
     """Stop signals from the start (a rendezvous can take a while): noted, then handed to the
     trial; ASHA_EARLY_STOP holds one that came before this function (slurm.JOB_BOOT)."""
     early = [os.environ.pop("ASHA_EARLY_STOP", "")]
-    for name in STOP_SIGNALS[:2]:
+    for name in signals.CAUGHT:
         signal.signal(getattr(signal, name), lambda s, f: early.append(signal.Signals(s).name))
     return early
 
@@ -503,7 +503,7 @@ class _Session:
         control = TrialControl(trial)
         self.control = control
         self.pending = None
-        for name in STOP_SIGNALS[:2]:
+        for name in signals.CAUGHT:
             signal.signal(getattr(signal, name),
                           lambda s, f: control.stop(signal.Signals(s).name))
         if any(self.early):
@@ -1213,14 +1213,15 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
                ASHA_MAX_LENGTH=str(spec.max_length) if spec.max_length is not None else "")
     # Slurm sends the time-limit USR2 to every process of the job step; its default action
     # would kill the command. Ignored signals stay ignored across exec: the command learns of
-    # the coming stop from ASHA_STOP_FILE instead.
+    # the coming stop from ASHA_STOP_FILE instead (as of a pause's SIGURG, ignored by default).
+    time_limit = getattr(signal, signals.TIME_LIMIT)
     command = fill_command(list(spec.entrypoint), spec.hparams, env)  # ${hparams.lr}, ${args}
     # as run, in the job's log: errors name the config's template, the same for every trial
     print(f"asha_hpc: command: {shlex.join(command)}", file=sys.stderr, flush=True)
     try:
         proc = subprocess.Popen(command, cwd=spec.context_dir, env=env,
                                 stderr=subprocess.PIPE,
-                                preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
+                                preexec_fn=lambda: signal.signal(time_limit, signal.SIG_IGN))
     except FileNotFoundError:
         raise FatalTrialError(f"command: {spec.entrypoint[0]} not found (in {spec.context_dir} "
                               f"and on the job's PATH)") from None
@@ -1231,7 +1232,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         trial.request_stop(signal.Signals(signum).name)
         stop_file.touch()
 
-    for name in STOP_SIGNALS[:2]:
+    for name in signals.CAUGHT:
         signal.signal(getattr(signal, name), on_signal)
     if trial.should_stop():  # told before the command started
         stop_file.touch()
@@ -1279,9 +1280,10 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
                               f"runs was {'not found' if rc == 127 else 'not executable'} "
                               f"(see the job's log)")
-    if rc != 0 and trial._stop_reason in ("SIGTERM", "SIGINT"):
+    if rc != 0 and trial._stop_reason in (signals.TERMINATE, "SIGINT", signals.PAUSE):
         # Slurm's scancel and preemption signal every process of the job, the command too: it
-        # died of the signal or failed on it. The machine's doing, not the code's
+        # died of the signal or failed on it (a pause ends in a scancel when the command has
+        # not stopped within its grace). The machine's doing, not the code's
         raise _StoppedCommand(f"command {spec.entrypoint!r} exited with status {rc} after the "
                               f"job's stop signal ({trial._stop_reason})"
                               + (f"{COMMAND_STDERR}\n{tail.text()}" if tail.text() else ""))

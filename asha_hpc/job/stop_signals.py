@@ -1,7 +1,8 @@
 """Stop signals in a command's own process (the user's script: the Determined shim, the
-command side of ``asha_hpc.Trial``). On Slurm, ``scancel`` (``asha-hpc pause``, ``cancel``, a
-preemption) sends SIGTERM, and a time limit SIGUSR2, to every process of the job, the command's
-included; their default action ends the script before it can checkpoint. Once a script has
+command side of ``asha_hpc.Trial``). On Slurm, ``scancel`` (``asha-hpc cancel``, a preemption)
+sends SIGTERM, and a time limit SIGUSR2, to every process of the job, the command's included;
+their default action ends the script before it can checkpoint (``asha-hpc pause`` sends
+SIGURG, which ends nobody: protocol/signals.py). Once a script has
 asked whether to stop (``should_preempt()`` / ``should_stop()``), a stop signal only makes that
 answer true, so it checkpoints and returns, as it does for the job's stop file. A script that
 never asks, and any second signal, end the process as the default action would, so ``kill``

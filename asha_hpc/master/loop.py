@@ -1648,16 +1648,16 @@ class Master:
         self.progress(f"experiment cancelled{when}; running jobs were cancelled")
 
     def _pause(self) -> None:
-        """``asha-hpc pause``: stop the running jobs (each saves where it is, as for a
-        preemption: SIGTERM, then SIGKILL after a grace) and this master, without ending the
-        search. Their results reach the inbox after it exits; ``resume`` takes them and goes on
-        from the checkpoints, counting no failure. The GPUs are free once the jobs are gone."""
+        """``asha-hpc pause``: stop the running jobs (each saves where it is, as before a time
+        limit; Backend.pause) and this master, without ending the search. Their results reach
+        the inbox after it exits; ``resume`` takes them and goes on from the checkpoints,
+        counting no failure. The GPUs are free once the jobs are gone."""
         st = self.state
         assert st is not None
         waiting = self._waiting_workers()
         self._release_workers(waiting, "the search was paused")
         jobs = sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
-        self.backend.cancel(jobs)
+        self._await_saves(self.backend.pause(jobs))
         self._record(Stopped(reason="paused"))
         self.exp.pause_request.unlink(missing_ok=True)
         left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
@@ -1669,6 +1669,35 @@ class Master:
             return
         self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
                       f"told to save and stop{left}; {resume} goes on from their checkpoints")
+
+    def _await_saves(self, jobs: list[str]) -> None:
+        """Wait for paused jobs to save and leave, at most ``pause_grace_s``; cancel those
+        still there then (a command that never looks at its stop file), as Slurm ends a job
+        at its time limit. A signal to this master stops the wait: they are told already."""
+        if not jobs:
+            return
+        grace = self.caps.stop_warning_s  # as long as before a time limit: a checkpoint's time
+        self.progress(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} told to save and stop; "
+                      f"waiting up to {grace:g} s for {'them' if len(jobs) != 1 else 'it'}")
+        deadline = self.clock.time() + grace
+        while jobs and self._stop_reason is None:
+            states = self.backend.states(jobs)
+            jobs = [j for j in jobs if not states.get(j, JobState.UNKNOWN).terminal]
+            if not jobs or self.clock.time() >= deadline:
+                break
+            self._heartbeat()
+            self.clock.sleep(min(self.cfg.poll_interval_s, 2.0))
+        if jobs and self._stop_reason is None:
+            self.backend.cancel(jobs)
+            st = self.state
+            assert st is not None
+            trials: dict[str, list[int]] = {}
+            for t in st.live():
+                trials.setdefault(str(t.job_id), []).append(t.id)
+            self.progress(f"{jobs_text(jobs, trials)} had not stopped {grace:g} s after the "
+                          f"pause: cancelled; {'they go' if len(jobs) > 1 else 'it goes'} on "
+                          f"from the last checkpoint (code that looks at trial.should_stop() or "
+                          f"$ASHA_STOP_FILE saves where it is)")
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

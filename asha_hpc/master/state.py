@@ -58,6 +58,7 @@ from ..backends import capabilities
 from ..backends.base import JobState
 from ..config import ExperimentConfig
 from ..errors import AshaError
+from ..protocol import signals
 from ..protocol.checkpoints import DETERMINED_RESTORE_HINT, RESTORE_HINT
 from ..protocol.expdir import attempt_key
 from ..protocol.messages import COMMAND_STDERR
@@ -638,7 +639,7 @@ class ExperimentState:
         elif status == "interrupted":
             # one that got further (a newer checkpoint) counts nothing: a trial preempted again
             # and again on a preemptible partition still finishes, however many times it takes
-            stop = rec.get("stop_reason") or "stop"
+            stop = signals.cause(rec.get("stop_reason"))
             why = (f"split at the longest time limit allowed ({stop}); continues" if planned_split
                    else f"interrupted ({stop}); continues from its checkpoint" if progressed
                    else f"interrupted ({stop})")

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol import signals
 from ..protocol.metrics import finite_float
 
 #: Slurm may send the ``--signal`` warning up to this much before it was asked for
@@ -49,7 +50,7 @@ FIT_WINDOW = 60
 #: rates are medians over this many recent runs (per rung, and over all)
 RATE_WINDOW = 500
 #: a stop by the time limit: the warning signal (``--signal=USR2@...``)
-TIME_LIMIT_SIGNALS = ("SIGUSR2",)
+TIME_LIMIT_SIGNALS = (signals.TIME_LIMIT,)
 
 
 @dataclass

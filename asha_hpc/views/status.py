@@ -39,6 +39,7 @@ from ..master.state import (
     replay,
 )
 from ..master.timelimits import rung_levels
+from ..protocol import signals
 from ..protocol.checkpoints import checkpoint_length, checkpoint_problem, latest_checkpoint
 from ..protocol.expdir import (
     ExpDir,
@@ -451,7 +452,7 @@ def _result_line(rec: dict[str, Any], metric: str) -> str:
         return (f"trial {tid} reached length {rec.get('length')}: {metric}={_fmt(v)}"
                 + (" (diverged)" if diverged(v) else ""))
     if st == "interrupted":
-        return f"trial {tid} interrupted ({rec.get('stop_reason') or 'stop'})"
+        return f"trial {tid} interrupted ({signals.cause(rec.get('stop_reason'))})"
     if st == "invalid_hp":
         return f"trial {tid} rejected its hyperparameters: {error_summary(rec.get('error'))[:160]}"
     if rec.get("fatal"):  # every trial would repeat it: its own first line says why

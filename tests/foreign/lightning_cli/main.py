@@ -1,7 +1,8 @@
 """Foreign-style: a LightningCLI project as Lightning's docs write one (a LightningModule and a
 LightningDataModule whose __init__ arguments are the CLI's flags, a config.yaml), run as a
 command. The asha_hpc diff is the ``trainer_defaults`` and ``save_config_kwargs`` of the
-``LightningCLI`` call; ``EpochLog`` is the test's own witness of the epochs really trained."""
+``LightningCLI`` call; ``epochs.log`` and ``steps.log`` are the tests' own witnesses of what was
+really trained."""
 import json
 import os
 from pathlib import Path
@@ -31,6 +32,13 @@ class RegressionModel(L.LightningModule):
         x, y = batch
         self.log("val_loss", nn.functional.mse_loss(self.net(x), y))
 
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        trial_dir = os.environ.get("ASHA_TRIAL_DIR")
+        if trial_dir and self.global_step % 100 == 0:
+            with open(Path(trial_dir) / "steps.log", "a") as f:
+                f.write(json.dumps({"step": self.global_step, "run": os.environ["ASHA_RUN_DIR"]})
+                        + "\n")
+
     def on_train_epoch_end(self):
         trial_dir = os.environ.get("ASHA_TRIAL_DIR")
         if trial_dir:
@@ -44,9 +52,9 @@ class RegressionModel(L.LightningModule):
 
 
 class SineDataModule(L.LightningDataModule):
-    def __init__(self, batch_size: int = 32, n: int = 256):
+    def __init__(self, batch_size: int = 32, n: int = 256, num_workers: int = 0):
         super().__init__()
-        self.batch_size, self.n = batch_size, n
+        self.batch_size, self.n, self.num_workers = batch_size, n, num_workers
 
     def _data(self, seed):
         g = torch.Generator().manual_seed(seed)
@@ -54,7 +62,8 @@ class SineDataModule(L.LightningDataModule):
         return TensorDataset(x, torch.sin(3 * x).sum(1, keepdim=True))
 
     def train_dataloader(self):
-        return DataLoader(self._data(0), batch_size=self.batch_size, shuffle=True)
+        return DataLoader(self._data(0), batch_size=self.batch_size, shuffle=True,
+                          num_workers=self.num_workers)
 
     def val_dataloader(self):
         return DataLoader(self._data(1), batch_size=self.batch_size)

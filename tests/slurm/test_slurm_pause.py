@@ -1,0 +1,116 @@
+"""``asha-hpc pause`` on the real local Slurm cluster. Slurm signals every process of a job, and
+a training command is rarely one process: the README's LightningCLI line runs under ``sh -c``,
+and its DataLoader has worker processes. A pause must end none of them before the script has
+saved: the job gets SIGURG (ignored by default), its Python writes the stop file, and the
+script's callback saves where it is."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import partition_options, require_module
+from slurm_helpers import SETUP, cli, final_state, start_master, wait_until
+
+pytestmark = pytest.mark.slurm
+
+PROJECT = Path(__file__).parent.parent / "foreign" / "lightning_cli"
+
+
+def _steps(trial_dir: Path) -> list[tuple[str, int]]:
+    log = trial_dir / "steps.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [(Path(x["run"]).name, x["step"]) for x in map(json.loads, lines)]
+
+
+def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup):
+    """The README's LightningCLI recipe (``sh -c '... ${ASHA_LATEST_CHECKPOINT:+--ckpt_path
+    ...}'``) with two DataLoader workers, paused mid-epoch: the job's ``sh``, the script and
+    its workers live on until the callback has saved; the checkpoint is published, and after
+    ``resume`` the next job goes on from the step the pause stopped at, not from step 0."""
+    pytest.importorskip("jsonargparse")
+    require_module("lightning")
+    for name in ("main.py", "config.yaml"):
+        shutil.copy(PROJECT / name, tmp_path / name)
+    name = f"plpause-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": name,
+        "entrypoint": {"command": [
+            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
+            '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
+            '--trainer.limit_train_batches 4000 --data.n 16000 --data.batch_size 4 '
+            '--data.num_workers 2 '
+            '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
+            "sh", "${args}"]},
+        "hyperparameters": {"model": {"lr": 0.01}},
+        "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
+        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]},
+        "backend": "slurm", "poll_interval_s": 0.5,
+        "slurm": {"timeout_min": 10, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
+                  **partition_options()}}))
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
+    cleanup[1].append(master)
+    trial_dir = exp / "trials" / "00001"
+    wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
+               "trial 1 to train 200 steps")
+    out = cli("pause", exp)
+    assert "paused the search" in out.stdout, out.stdout
+    master.communicate(timeout=120)
+    paused_at = max(s for _, s in _steps(trial_dir))
+    assert paused_at < 4000, "the pause came too late to be mid-epoch"
+
+    cli("resume", exp)
+    _, st, recs = final_state(exp)
+    results = [(r["status"], r.get("stop_reason")) for r in recs if r["kind"] == "result"]
+    assert results == [("interrupted", "SIGURG"), ("completed", None)]
+    t1 = st.trials[1]
+    assert st.lifecycle == "completed" and t1.status == "completed"
+    assert t1.restarts == 0 and st.counts()["failed"] == 0
+    again = [s for run, s in _steps(trial_dir) if run.endswith("-a01")]
+    # the second job restored the paused job's checkpoint: its steps count on from there
+    assert again and min(again) > paused_at, (paused_at, again[:3])
+
+
+DEAF = '''import json, os, time
+if os.environ["ASHA_RUN_DIR"].endswith("-a00"):  # the first job trains on, deaf to its stop
+    time.sleep(600)
+with open(os.environ["ASHA_REPORT_FILE"], "a") as f:
+    f.write(json.dumps({"metrics": {"loss": 0.5}}) + "\\n")
+'''
+
+
+def test_pause_cancels_a_job_still_running_after_its_grace(tmp_path, cleanup):
+    """A command that never looks at its stop: the master waits ``signal_delay_s`` for it,
+    then cancels it and says so; the trial goes on after ``resume``, counting no failure."""
+    (tmp_path / "deaf.py").write_text(DEAF)
+    name = f"deaf-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
+        "name": name, "entrypoint": {"command": [sys.executable, "deaf.py"]},
+        "hyperparameters": {"x": 1},
+        "searcher": {"name": "single", "metric": "loss", "max_length": {"epochs": 1}},
+        "backend": "slurm", "poll_interval_s": 0.5,
+        "slurm": {"timeout_min": 5, "signal_delay_s": 6, "poll_min_interval_s": 1,
+                  "setup": SETUP, "workers": 0, **partition_options()}}))
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
+    cleanup[1].append(master)
+    wait_until(lambda: (exp / "trials/00001/runs/t00001-s000-a00/hparams.json").exists(), 120,
+               "trial 1's command to start")
+    out = cli("pause", exp)
+    assert "paused the search" in out.stdout, out.stdout
+    _, err = master.communicate(timeout=60)
+    assert "told to save and stop; waiting up to 6 s" in err, err
+    assert "had not stopped 6 s after the pause: cancelled" in err, err
+    cli("resume", exp)
+    _, st, recs = final_state(exp)
+    results = [(r["status"], r.get("stop_reason")) for r in recs if r["kind"] == "result"]
+    assert results == [("interrupted", "SIGURG"), ("completed", None)]
+    assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
