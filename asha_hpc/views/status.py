@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -392,11 +393,18 @@ def held_back_text(held: dict[str, int], root: Any) -> str:
             "continues it")
 
 
-def compute(st: ExperimentState) -> dict[str, Any]:
+def compute(st: ExperimentState, waiting: Sequence[Result] = ()) -> dict[str, Any]:
     """Job-hours (each attempt's result: ended - started) and GPU-hours where the results said
-    how many GPUs the job had (None when none did)."""
+    how many GPUs the job had (None when none did); ``waiting``: results the next master
+    journals (a paused search's last jobs), counted the same way."""
     job_s = sum(t.compute_s for t in st.trials.values())
     gpu = [g for t in st.trials.values() if (g := getattr(t, "gpu_s", None)) is not None]
+    for r in waiting:
+        if r.started is not None and r.ended is not None:
+            job_s += max(0.0, r.ended - r.started)
+            gpus = (r.extra or {}).get("gpus")
+            if isinstance(gpus, int):
+                gpu.append(gpus * max(0.0, r.ended - r.started))
     return {"job_hours": job_s / 3600.0, "gpu_hours": (sum(gpu) / 3600.0) if gpu else None}
 
 
@@ -543,12 +551,14 @@ def _first_line(s: Any) -> str:
 FAILED_N = 10  # failed trials status lists
 
 
-def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], list[int]]:
+def waiting_results(exp: ExpDir, st: ExperimentState
+                    ) -> tuple[dict[int, str], list[int], list[Result]]:
     """While no master runs, what the inbox holds for the next one: running trials whose
-    current attempt has ended (trial -> the result's status), and pending trials whose job has
-    started since (their ``started`` message waits)."""
+    current attempt has ended (trial -> the result's status), pending trials whose job has
+    started since (their ``started`` message waits), and those results."""
     ended: dict[int, str] = {}
     started: list[int] = []
+    results: list[Result] = []
     for m in scan_inbox(exp.inbox):
         try:
             msg = from_json(m.body, str(exp.root), m.name)
@@ -561,9 +571,10 @@ def waiting_results(exp: ExpDir, st: ExperimentState) -> tuple[dict[int, str], l
             continue
         if isinstance(msg, Result) and st.status_of(t) in (RUNNING, PENDING):
             ended[t.id] = msg.status
+            results.append(msg)
         elif not isinstance(msg, Result) and st.status_of(t) == PENDING:
             started.append(t.id)
-    return ended, sorted(set(started) - set(ended))
+    return ended, sorted(set(started) - set(ended)), results
 
 
 def _held_past(t: TrialState) -> dict[str, int]:
@@ -621,11 +632,12 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
     best = st.ranked()
     ranked = best[:top]
     # the jobs that ended while no master ran left their results in the inbox
-    waiting, started = (waiting_results(exp, st) if (alive is None or frozen) and not finished
-                        else ({}, []))
+    waiting, started, unread = (waiting_results(exp, st) if (alive is None or frozen)
+                                and not finished else ({}, [], []))
     running = sorted((t for t in st.trials.values() if st.status_of(t) == RUNNING),
                      key=lambda t: t.id in waiting)[:10]
     jobs = latest_logs(exp, records, [t.id for t in ranked] + [t.id for t in running])
+    spent = compute(st, unread)
     return {
         "experiment": cfg.name,
         "dir": str(exp.root),
@@ -661,7 +673,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                            "error": error_summary(t.error)}
                           for t in sorted(st.trials.values(), key=lambda t: t.id)
                           if st.status_of(t) == FAILED][-FAILED_N:],
-        "compute_hours": sum(t.compute_s for t in st.trials.values()) / 3600.0,
+        "compute_hours": spent["job_hours"],
         "recent_events": [e[1] for e in st.events[-10:]],
         "searcher": cfg.searcher.name,
         "sampler": sampler_summary(cfg, st),
@@ -679,7 +691,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                            for t in running],
         "results_waiting": len(waiting),
         "started_waiting": len(started),  # pending trials whose jobs started since
-        "compute": compute(st),
+        "compute": spent,
         "progress": {**progress(cfg, st, records, now),
                      "max_compute_request": pending_cap_request(exp),
                      "readmit_request": pending_readmit_request(exp),

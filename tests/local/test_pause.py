@@ -79,6 +79,12 @@ def test_pause_stops_the_jobs_and_the_master_and_resume_goes_on_from_their_check
     assert _wait(lambda: not _jobs_alive(exp), 45), _jobs_alive(exp)  # the GPUs are free
     status = json.loads(cli("status", exp, "--json").stdout)
     assert status["state"] == "stopped", status["state"]
+    # the paused jobs' results wait for the next master: their time counts already
+    journaled = sum(r["ended"] - r["started"] for r in journal(exp) if r["kind"] == "result"
+                    and r.get("started") is not None and r.get("ended") is not None)
+    assert status["results_waiting"] >= 1
+    # (the promoted trial trained 2 epochs of 0.25 s or more in its paused segment)
+    assert status["compute"]["job_hours"] * 3600 > journaled + 0.4, (status["compute"], journaled)
     again = cli("pause", exp).stdout  # a second pause: nothing left to stop, and it says so
     assert f"search paused: no job of it was running; `asha-hpc resume {exp}` goes on" in again
     cut = {d.name: len((d / "epochs.txt").read_text().split()) for d in (exp / "trials").glob("*")
