@@ -224,6 +224,8 @@ state as it ended.)"""
             first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
         print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
         return 1, st
+    if master.paused:
+        return EXIT_PAUSED, st
     return (signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped")
             else 0), st
 
@@ -329,6 +331,12 @@ def _wait_for_room(full: DiskFull, lease: Any) -> str | None:
     finally:
         for number, h in old.items():
             signal.signal(number, h)
+
+
+#: ``run``'s exit status for a search that ``asha-hpc pause`` stopped: sysexits' EX_TEMPFAIL
+#: ("try again later": ``resume``), so a script or a dependent job (``afterok``) does not take it
+#: for a finished search
+EXIT_PAUSED = 75
 
 
 def signal_status(stop_reason: str | None) -> int:

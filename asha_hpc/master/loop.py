@@ -223,6 +223,7 @@ class Master:
         self.journal: Journal | None = None
         self.state: ExperimentState | None = None
         self._stop_reason: str | None = None
+        self.paused = False  # `asha-hpc pause` stopped this master
         self._dead_since: dict[str, float] = {}
         self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
         self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
@@ -1659,6 +1660,7 @@ class Master:
         jobs = sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
         self._await_saves(self.backend.pause(jobs))
         self._record(Stopped(reason="paused"))
+        self.paused = True
         self.exp.pause_request.unlink(missing_ok=True)
         left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
                 f"leave" if waiting else "")
