@@ -23,7 +23,7 @@ _CAUSES = {TIME_LIMIT: "time limit", PAUSE: "asha-hpc pause"}
 
 
 def cause(stop_reason: str | None) -> str:
-    """What stopped a job, for people: ``asha-hpc pause (SIGURG)``; ``stop`` when unknown."""
+    """What stopped a job, for people: ``SIGURG: asha-hpc pause``; ``stop`` when unknown."""
     if not stop_reason:
         return "stop"
-    return f"{_CAUSES[stop_reason]} ({stop_reason})" if stop_reason in _CAUSES else stop_reason
+    return f"{stop_reason}: {_CAUSES[stop_reason]}" if stop_reason in _CAUSES else stop_reason

@@ -216,7 +216,7 @@ def test_interrupted_with_reached_feeds_the_rate_and_the_units_left():
     rate, _ = st.times.rate(64, trial=1)
     assert rate == pytest.approx((1700 - 10) / 20)  # overhead: the measured start-up
     assert st.trials[1].infra_retries == 0  # a stop that got further counts nothing
-    assert st.trials[1].error == "interrupted (SIGUSR2); continues from its checkpoint"
+    assert st.trials[1].error == "interrupted (SIGUSR2: time limit); continues from its checkpoint"
 
 
 def test_a_planned_split_counts_no_retry_only_with_progress():

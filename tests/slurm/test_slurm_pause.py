@@ -114,3 +114,4 @@ def test_pause_cancels_a_job_still_running_after_its_grace(tmp_path, cleanup):
     results = [(r["status"], r.get("stop_reason")) for r in recs if r["kind"] == "result"]
     assert results == [("interrupted", "SIGURG"), ("completed", None)]
     assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
+    assert any("interrupted (SIGURG: asha-hpc pause)" in e for _, e in st.events), st.events
