@@ -1673,7 +1673,7 @@ class Master:
                       f"told to save and stop{left}; {resume} goes on from their checkpoints")
 
     def _await_saves(self, jobs: list[str]) -> None:
-        """Wait for paused jobs to save and leave, at most ``pause_grace_s``; cancel those
+        """Wait for paused jobs to save and leave, at most ``caps.stop_warning_s``; cancel those
         still there then (a command that never looks at its stop file), as Slurm ends a job
         at its time limit. A signal to this master stops the wait: they are told already."""
         if not jobs:
