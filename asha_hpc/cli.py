@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from .config import ExperimentConfig, load_config
 from .errors import AshaError, ConfigError, shell_word
 from .launch import (
+    EXIT_PAUSED,
     check_warm_start,
     create_experiment,
     default_exp_dir,
@@ -573,6 +574,8 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
         ok = requeue_self()
         print(f"asha-hpc: time limit near: {'requeued' if ok else 'could not requeue'} the master job",
               file=sys.stderr)
+    if master.paused:  # as `run`: a dependent job (afterok) must not take it for finished
+        return EXIT_PAUSED
     return 0 if st.lifecycle != "failed" else 1
 
 
