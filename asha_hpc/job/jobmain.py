@@ -1228,8 +1228,12 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     except PermissionError:
         raise FatalTrialError(f"command: {spec.entrypoint[0]} is not executable (chmod +x)") from None
 
+    told: list[str] = []  # the stop signals, in order (a pause's SIGURG, then the SIGTERM
+    # of the cancel that follows once its grace is over)
+
     def on_signal(signum, frame):  # tell the script through the stop file; let it finish
-        trial.request_stop(signal.Signals(signum).name)
+        told.append(signal.Signals(signum).name)
+        trial.request_stop(told[-1])
         stop_file.touch()
 
     for name in signals.CAUGHT:
@@ -1284,8 +1288,9 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         # Slurm's scancel and preemption signal every process of the job, the command too: it
         # died of the signal or failed on it (a pause ends in a scancel when the command has
         # not stopped within its grace). The machine's doing, not the code's
+        named = ", then ".join(dict.fromkeys(told)) or trial._stop_reason
         raise _StoppedCommand(f"command {spec.entrypoint!r} exited with status {rc} after the "
-                              f"job's stop signal ({trial._stop_reason})"
+                              f"job's stop signal ({named})"
                               + (f"{COMMAND_STDERR}\n{tail.text()}" if tail.text() else ""))
     killed = _killed_by(rc)
     if killed is not None:
