@@ -333,6 +333,9 @@ def _wait_for_room(full: DiskFull, lease: Any) -> str | None:
             signal.signal(number, h)
 
 
+#: how much longer than its jobs' grace ``asha-hpc pause`` waits for a running master to stop
+PAUSE_MARGIN_S = 30.0
+
 #: ``run``'s exit status for a search that ``asha-hpc pause`` stopped: sysexits' EX_TEMPFAIL
 #: ("try again later": ``resume``), so a script or a dependent job (``afterok``) does not take it
 #: for a finished search
@@ -365,6 +368,32 @@ def wait_on_master(exp: ExpDir, wait_s: float, look: Callable[[], T | None]) -> 
         time.sleep(0.2)
 
 
+def _paused_by(exp: ExpDir, who: str, resume: str, watch: str, seen: int,
+               in_python: bool) -> str:
+    """After a running master took a pause: wait while its jobs save (at most the backend's
+    grace, ``stop_warning_s``, then it cancels them) and it stops; what it did, from the
+    ``stopped`` record it journals after the journal's first ``seen`` records."""
+    from .config import load_config
+    from .master.loop import paused_text
+    from .protocol.records import Stopped
+
+    grace = capabilities(load_config(exp.config)).stop_warning_s
+    if grace > 0:
+        print(f"asha-hpc: {who} is pausing the search: its running jobs save and stop (at most "
+              f"{grace:g} s, then they are cancelled)",
+              file=sys.stderr if in_python else sys.stdout, flush=True)
+    wait_on_master(exp, grace + PAUSE_MARGIN_S, lambda: None)
+    from .protocol.journal import read_journal
+
+    rec = next((r for r in reversed(read_journal(exp.journal)[0][seen:])
+                if r.get("kind") == "stopped" and r.get("reason") == "paused"), None)
+    if rec is None:
+        return f"{who} is pausing the search: its running jobs save and stop ({watch} shows it)"
+    done = Stopped(reason="paused", jobs=rec.get("jobs"), queued=rec.get("queued"),
+                   workers=rec.get("workers"), cancelled=rec.get("cancelled"))
+    return f"{who} paused the search: {paused_text(done)}; {resume} goes on"
+
+
 def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) -> str | None:
     """``pause`` (the running jobs save where they are and stop, for ``resume``) or ``cancel``
     (they are cancelled, for good) the search in ``root``: asked of the master that runs it,
@@ -372,6 +401,7 @@ def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) ->
     none runs (it stops the jobs a stopped master left). The line that says what happened, or
     None where this process's master said it."""
     from .master.loop import Master
+    from .protocol.journal import read_journal
     from .protocol.requests import write_cancel_request, write_pause_request
     from .views.status import master_alive
 
@@ -381,6 +411,7 @@ def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) ->
     exp = ExpDir.open(root)
     request = exp.pause_request if how == "pause" else exp.cancel_request
     holder = master_alive(exp)
+    seen = len(read_journal(exp.journal)[0]) if holder and how == "pause" else 0
     try:
         (write_pause_request if how == "pause" else write_cancel_request)(exp)
     except OSError as e:
@@ -396,21 +427,19 @@ def stop_search(root: Path, how: str, wait_s: float, in_python: bool = False) ->
                            if holder else "")) from None
     resume = (f"asha_hpc.resume({str(exp.root)!r})" if in_python
               else f"`asha-hpc resume {shell_word(exp.root)}`")
+    watch = (f"asha_hpc.load({str(exp.root)!r}).status" if in_python
+             else f"`asha-hpc status {shell_word(exp.root)}`")
     if holder:
         who = f"the {master_name(holder)}"
-        if how == "pause" and wait_s > 0:  # the master waits for its jobs to save, at most this
-            from .backends import capabilities
-            from .config import load_config
-
-            wait_s += capabilities(load_config(exp.config)).stop_warning_s
-        # the master removes the request once it has stopped the jobs and journaled it
-        if wait_on_master(exp, wait_s, lambda: None if request.exists() else True):
-            return (f"{who} paused the search: its running jobs save and stop; {resume} goes on"
-                    if how == "pause" else f"{who} cancelled the search and its running jobs")
-        watch = (f"asha_hpc.load({str(exp.root)!r}).status" if in_python
-                 else f"`asha-hpc status {shell_word(exp.root)}`")
-        return (f"asked {who} to {how}; not done yet: it {'stops' if how == 'pause' else 'cancels'}"
-                f" the jobs at its next poll ({watch} shows it)")
+        # the master removes a cancel request once it has cancelled the jobs and journaled it,
+        # a pause request once it has told the jobs to stop
+        if not wait_on_master(exp, wait_s, lambda: None if request.exists() else True):
+            return (f"asked {who} to {how}; not done yet: it "
+                    f"{'stops' if how == 'pause' else 'cancels'} the jobs at its next poll "
+                    f"({watch} shows it)")
+        if how == "cancel":
+            return f"{who} cancelled the search and its running jobs"
+        return _paused_by(exp, who, resume, watch, seen, in_python)
     from .config import load_config
     from .views.livereport import DEFAULT_EVERY_S
 

@@ -324,10 +324,11 @@ class Backend(ABC):
         """Cancel jobs; unknown or finished ids are ignored."""
 
     def pause(self, job_ids: Sequence[str]) -> list[str]:
-        """Tell running jobs to save where they are and stop (``asha-hpc pause``); return
-        those that may still run, which the master cancels if they have not stopped within a
-        grace. Default: ``cancel``, whose signal reaches only the job's own Python (the local
-        backend's SIGTERM), and nothing left to wait for."""
+        """Cancel those of ``job_ids`` still queued, and tell the running ones to save where
+        they are and stop (``asha-hpc pause``); return those that may still run, which the
+        master cancels if they have not stopped within a grace. Default: ``cancel``, whose
+        signal reaches only the job's own Python (the local backend's SIGTERM), and nothing
+        left to wait for."""
         self.cancel(job_ids)
         return []
 

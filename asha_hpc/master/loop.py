@@ -192,6 +192,24 @@ class _StderrLines:
             self.gone = True
 
 
+def paused_text(done: Stopped) -> str:
+    """What a pause did (its ``stopped`` record), as the master says it and ``asha-hpc pause``
+    repeats it."""
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}{'s' if k != 1 else ''}"
+
+    parts = []
+    if done.jobs:
+        parts.append(n(done.jobs, "running job") + " told to save and stop"
+                     + (f" ({len(done.cancelled)} cancelled after the grace: "
+                        f"{', '.join(done.cancelled)})" if done.cancelled else ""))
+    if done.queued:
+        parts.append(n(done.queued, "queued job") + " cancelled (submitted again at resume)")
+    if done.workers:
+        parts.append(n(done.workers, "waiting worker") + " told to leave")
+    return ", ".join(parts) or "no job of it was running"
+
+
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
@@ -1016,11 +1034,7 @@ class Master:
                 continue
             reason = pending[jid].reason
             why = f"it asked for {asked} min, more than {cap.text()} ({reason})"
-            if t is not None:
-                recs.append(JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=jid,
-                                    state=JobState.CANCELLED.value, counts=False, withdrawn=why))
-            else:
-                recs.append(WorkerGone(workers=lanes, why=f"cancelled while queued: {why}"))
+            recs.append(self._withdrawn(jid, why))
             said.setdefault((cap.text(), reason), []).append(jid)
         out = [j for jobs in said.values() for j in jobs]
         if out:
@@ -1031,6 +1045,18 @@ class Master:
                           f"would pend for ever ({reason}): cancelled while queued; submitted "
                           f"again within the limit")
         return out
+
+    def _withdrawn(self, jid: str, why: str) -> Record:
+        """The record of a queued job this master cancels (``why``): a trial's segment is
+        submitted again at once, counting nothing (the job never ran); a pool job's workers
+        are gone."""
+        st = self.state
+        assert st is not None
+        t = next((t for t in st.live() if t.worker is None and str(t.job_id) == jid), None)
+        if t is not None:
+            return JobDead(trial=t.id, segment=t.segment, attempt=t.attempt, job_id=jid,
+                           state=JobState.CANCELLED.value, counts=False, withdrawn=why)
+        return WorkerGone(workers=st.pool.lanes_of_job(jid), why=f"cancelled while queued: {why}")
 
     def _spec(self, t) -> SegmentSpec:
         cfg = self.cfg
@@ -1658,26 +1684,36 @@ class Master:
         waiting = self._waiting_workers()
         self._release_workers(waiting, "the search was paused")
         jobs = sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids()))
-        self._await_saves(self.backend.pause(jobs))
-        self._record(Stopped(reason="paused"))
-        self.paused = True
+        # queued for all we know (the scheduler's last answer, and nothing heard from the job):
+        # it never ran, so it is withdrawn and its segment goes out again at resume, at once.
+        # Backend.pause cancels only what is still queued when it acts: one that started
+        # meanwhile is told to save, and its result, coming after all, is taken
+        states = self.backend.states(jobs)
+        heard = {str(t.job_id) for t in st.live() if st.status_of(t) != PENDING} | {
+            str(w.job_id) for w in st.pool.live.values() if w.status != pool.STARTING}
+        queued = [j for j in jobs if states.get(j) == JobState.PENDING and j not in heard]
+        if queued:
+            self._record(*[self._withdrawn(j, "the search was paused") for j in queued])
+        running = [j for j in jobs if j not in queued]
+        asked = self.backend.pause(jobs)
+        # taken: `asha-hpc pause` now waits for this master to stop
         self.exp.pause_request.unlink(missing_ok=True)
-        left = (f", {len(waiting)} waiting worker{'s' if len(waiting) != 1 else ''} told to "
-                f"leave" if waiting else "")
+        cancelled = self._await_saves(asked)
+        done = Stopped(reason="paused", jobs=len(running), queued=len(queued),
+                       workers=len(waiting), cancelled=cancelled or None)
+        self._record(done)
+        self.paused = True
         resume = self.resume_call or f"`asha-hpc resume {shell_word(self.exp.root)}`"
-        if not jobs and not waiting:  # a search already stopped, its jobs gone
-            self.progress(f"search paused: no job of it was running; {resume} goes on from its "
-                          f"trials' checkpoints")
-            return
-        self.progress(f"search paused: {len(jobs)} running job{'s' if len(jobs) != 1 else ''} "
-                      f"told to save and stop{left}; {resume} goes on from their checkpoints")
+        self.progress(f"search paused: {paused_text(done)}; {resume} goes on from "
+                      + ("their checkpoints" if running else "its trials' checkpoints"))
 
-    def _await_saves(self, jobs: list[str]) -> None:
+    def _await_saves(self, jobs: list[str]) -> list[str]:
         """Wait for paused jobs to save and leave, at most ``caps.stop_warning_s``; cancel those
         still there then (a command that never looks at its stop file), as Slurm ends a job
-        at its time limit. A signal to this master stops the wait: they are told already."""
+        at its time limit, and return them. A signal to this master stops the wait: they are
+        told already."""
         if not jobs:
-            return
+            return []
         grace = self.caps.stop_warning_s  # as long as before a time limit: a checkpoint's time
         self.progress(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} told to save and stop; "
                       f"waiting up to {grace:g} s for {'them' if len(jobs) != 1 else 'it'}")
@@ -1700,6 +1736,8 @@ class Master:
                           f"pause: cancelled; {'they go' if len(jobs) > 1 else 'it goes'} on "
                           f"from the last checkpoint (code that looks at trial.should_stop() or "
                           f"$ASHA_STOP_FILE saves where it is)")
+            return jobs
+        return []
 
     def _retain(self, force: bool = False) -> None:
         """Checkpoint retention for disk quotas: remove the checkpoints retention.py chooses

@@ -105,6 +105,12 @@ class Resumed(Record):
 class Stopped(Record):
     kind = Kind.STOPPED
     reason: str
+    # a pause's ("paused"): running jobs told to save and stop, queued ones withdrawn, waiting
+    # pool workers told to leave, and the jobs cancelled after the grace (still running then)
+    jobs: int | None = optional()
+    queued: int | None = optional()
+    workers: int | None = optional()
+    cancelled: list[str] | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

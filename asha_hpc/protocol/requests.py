@@ -1,4 +1,4 @@
-"""What ``asha-hpc resume`` and ``asha-hpc cancel`` ask a running master, and the master's
+"""What ``asha-hpc resume``, ``cancel`` and ``pause`` ask a running master, and the master's
 answers.
 
     <exp>/max_compute.request   written by ``resume --max-compute``: ``<units>\\n<token>\\n``
@@ -7,6 +7,9 @@ answers.
     <exp>/readmit.answer        written by the master, as max_compute.answer
     <exp>/cancel.request        written by the CLI:   ``<time asked>\\n``; the master removes it
                                 once it has cancelled the jobs and journaled the cancel
+    <exp>/pause.request         written by the CLI:   ``<time asked>\\n``; the master removes it
+                                once it has told the jobs to stop (it journals the pause once
+                                they have)
 
 The master removes a request once it has journaled what it asks, or refused it, and answers
 with the request's token, so the command that asked can tell its own answer from an older one,
@@ -111,11 +114,16 @@ def write_pause_request(exp: ExpDir) -> None:
 
 
 def cancel_asked_at(exp: ExpDir) -> float | None:
-    """When the waiting cancel request was made (the file's time when its text is not a time);
-    None when none waits."""
+    """When the waiting cancel request was made; None when none waits."""
+    return asked_at(exp.cancel_request)
+
+
+def asked_at(request: Path) -> float | None:
+    """When the waiting cancel or pause ``request`` was made (the file's time when its text is
+    not a time); None when none waits."""
     try:
-        text = exp.cancel_request.read_bytes().decode(errors="replace").strip()
-        asked = exp.cancel_request.stat().st_mtime
+        text = request.read_bytes().decode(errors="replace").strip()
+        asked = request.stat().st_mtime
     except OSError:
         return None
     try:

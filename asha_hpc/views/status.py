@@ -695,7 +695,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "progress": {**progress(cfg, st, records, now),
                      "max_compute_request": pending_cap_request(exp),
                      "readmit_request": pending_readmit_request(exp),
-                     "cancel_request": pending_cancel(exp, st.lifecycle)},
+                     "cancel_request": pending_stop(exp.cancel_request, st.lifecycle),
+                     "pause_request": pending_stop(exp.pause_request, st.lifecycle)},
         "events": events(records, cfg.searcher.metric),
         "time_limits": time_limits_table(st),
         "workers": workers_status(cfg, st.auto, st.caps),
@@ -728,13 +729,14 @@ def queue_status(exp: ExpDir) -> dict[str, Any] | None:
     return None if q is None else asdict(q)
 
 
-def pending_cancel(exp: ExpDir, lifecycle: str) -> dict[str, Any] | None:
-    """The cancel ``asha-hpc cancel`` asked for that no master has carried out yet: when it was
-    asked and the request's file (None: none waits, or the search is over)."""
-    from ..protocol.requests import cancel_asked_at
+def pending_stop(request: Path, lifecycle: str) -> dict[str, Any] | None:
+    """The cancel or pause ``asha-hpc cancel`` / ``pause`` asked for (``request``) that no
+    master has carried out yet: when it was asked and the request's file (None: none waits, or
+    the search is over)."""
+    from ..protocol.requests import asked_at
 
-    asked = None if lifecycle in ("completed", "cancelled", "failed") else cancel_asked_at(exp)
-    return None if asked is None else {"asked": asked, "file": str(exp.cancel_request)}
+    asked = None if lifecycle in ("completed", "cancelled", "failed") else asked_at(request)
+    return None if asked is None else {"asked": asked, "file": str(request)}
 
 
 def pending_cap_request(exp: ExpDir) -> int | None:

@@ -184,6 +184,13 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
                    else f"`asha-hpc resume {shell_word(d['dir'])}` cancels the search (remove "
                         f"{shell_word(cancel['file'])} to keep it)")
             lines.append(f"cancel asked for at {asked} by `asha-hpc cancel`, not done yet: {who}")
+        pause = p.get("pause_request")
+        if pause and not cancel:
+            asked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(pause["asked"]))
+            who = ("the master pauses the search at its next poll" if d["state"] == "running"
+                   else f"no master runs to do it: `asha-hpc pause {shell_word(d['dir'])}` stops "
+                        f"the jobs it left (`asha-hpc resume` drops the request and goes on)")
+            lines.append(f"pause asked for at {asked} by `asha-hpc pause`, not done yet: {who}")
     lines += _queue_lines(d.get("queue"), d.get("now"))
     readmit_at = d.get("nodes_readmit_at") or {}
     for host, why in (d.get("nodes_excluded") or {}).items():

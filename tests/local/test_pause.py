@@ -131,3 +131,41 @@ def test_pause_of_a_search_whose_master_is_gone_stops_the_jobs_it_left(tmp_path)
     cli("resume", exp, timeout=300)
     _, st = final_state(exp)
     assert st.lifecycle == "completed" and all(t.restarts == 0 for t in st.trials.values())
+
+
+def test_pause_withdraws_a_queued_job_and_resume_submits_it_again_at_once(tmp_path):
+    """A job still queued (here behind ``local.max_parallel``) never ran: the pause cancels it
+    and journals it withdrawn, so ``resume`` submits its segment again at once instead of
+    waiting for a result that cannot come."""
+    (tmp_path / "m.py").write_text(MODEL)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "pauseq", "entrypoint": "m:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 12, "max_trials": 2,
+                     "max_concurrent_trials": 2},
+        "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1},
+                            "report_anyway": False},
+        "max_restarts": 0, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "workers": 0, "max_parallel": 1}}))
+    exp = tmp_path / "run"
+    p = run_in_background(tmp_path / "c.yaml", exp)
+    try:
+        assert _wait(lambda: any(len((d / "epochs.txt").read_text().split()) > 3
+                                 for d in (exp / "trials").glob("*") if (d / "epochs.txt").exists())
+                     if (exp / "trials").exists() else False, 120)
+        r = cli("pause", exp)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert ("paused the search: 1 running job told to save and stop, 1 queued job cancelled "
+            "(submitted again at resume)") in r.stdout, r.stdout
+    (stopped,) = [x for x in journal(exp) if x["kind"] == "stopped"]
+    assert (stopped["jobs"], stopped["queued"]) == (1, 1)
+    (withdrawn,) = [x for x in journal(exp) if x["kind"] == "job_dead"]
+    assert withdrawn["withdrawn"] == "the search was paused" and withdrawn["counts"] is False
+    at = len(journal(exp))
+    cli("resume", exp, timeout=300)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and all(t.restarts == 0 for t in st.trials.values())
+    # no second wait for the withdrawn job: it was dead already
+    assert not [x for x in journal(exp)[at:] if x["kind"] == "job_dead"]

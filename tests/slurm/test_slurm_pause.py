@@ -105,10 +105,15 @@ def test_pause_cancels_a_job_still_running_after_its_grace(tmp_path, cleanup):
     wait_until(lambda: (exp / "trials/00001/runs/t00001-s000-a00/hparams.json").exists(), 120,
                "trial 1's command to start")
     out = cli("pause", exp)
-    assert "paused the search" in out.stdout, out.stdout
+    assert "is pausing the search: its running jobs save and stop (at most 6 s, then they are " \
+           "cancelled)" in out.stdout, out.stdout
+    assert "paused the search: 1 running job told to save and stop (1 cancelled after the " \
+           "grace: " in out.stdout, out.stdout
     _, err = master.communicate(timeout=60)
     assert "told to save and stop; waiting up to 6 s" in err, err
     assert "had not stopped 6 s after the pause: cancelled" in err, err
+    logs = "".join(f.read_text(errors="replace") for f in (exp / "jobs").rglob("*.err"))
+    assert "after the job's stop signal (SIGURG, then SIGTERM)" in logs, logs[-3000:]
     cli("resume", exp)
     _, st, recs = final_state(exp)
     results = [(r["status"], r.get("stop_reason")) for r in recs if r["kind"] == "result"]
