@@ -6,7 +6,9 @@ script's callback saves where it is."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -15,7 +17,16 @@ import pytest
 import yaml
 
 from conftest import partition_options, require_module
-from slurm_helpers import SETUP, cli, final_state, start_master, wait_until
+from slurm_helpers import (
+    SETUP,
+    cli,
+    exp_name,
+    final_state,
+    journal,
+    make_experiment,
+    start_master,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -120,3 +131,24 @@ def test_pause_cancels_a_job_still_running_after_its_grace(tmp_path, cleanup):
     assert results == [("interrupted", "SIGURG"), ("completed", None)]
     assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
     assert any("interrupted (SIGURG: asha-hpc pause)" in e for _, e in st.events), st.events
+
+
+def test_a_paused_master_job_is_not_a_finished_one_for_slurm(tmp_path, cleanup):
+    """``asha-hpc submit``'s master job, paused: it ends with exit status 75 (as ``run``), so
+    Slurm records it FAILED and a job behind it (``--dependency=afterok``) never runs on a
+    search that is not done."""
+    cfg_path = make_experiment(tmp_path, "pausesub", hp={"sleep": 0.3})
+    cleanup[0].append(exp_name(cfg_path))
+    exp = tmp_path / "run"
+    out = cli("submit", cfg_path, "--exp-dir", exp).stdout
+    master_job = re.search(r"Slurm job (\d+)", out).group(1)
+    wait_until(lambda: (exp / "journal.jsonl").exists()
+               and any(r["kind"] == "result" for r in journal(exp)), 120, "a first result")
+    assert "paused the search" in cli("pause", exp).stdout
+    wait_until(lambda: subprocess.run(["squeue", "-h", "-j", master_job], capture_output=True,
+                                      text=True).stdout.strip() == "", 60, "the master job to end")
+    rows = wait_until(lambda: [r for r in subprocess.run(
+        ["sacct", "-X", "-n", "--parsable2", "-o", "JobID,State,ExitCode", "-j", master_job],
+        capture_output=True, text=True).stdout.split() if not r.split("|")[1].startswith("RUN")],
+        30, "the master job in sacct")
+    assert rows[-1].split("|")[1:] == ["FAILED", "75:0"], rows
