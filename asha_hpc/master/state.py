@@ -196,6 +196,7 @@ class ExperimentState:
         self.trials: dict[int, TrialState] = {}
         self.todo: list[int] = []  # trials whose next attempt must be submitted, in order
         self.lifecycle = "new"  # new | running | stopped | completed | cancelled | failed
+        self.stopped_by: str | None = None  # while stopped: "paused", or the master's signal
         self.searcher_done = False
         self.model_drawn: set[int] = set()  # trials whose configuration a model drew (sampled)
         self.warm: dict[str, Any] | None = None  # searcher.warm_start: sources and counts
@@ -491,10 +492,12 @@ class ExperimentState:
 
     def _on_resumed(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "running"
+        self.stopped_by = None
         self.auto.on_resumed(rec)
 
     def _on_stopped(self, rec: dict[str, Any]) -> None:
         self.lifecycle = "stopped"
+        self.stopped_by = rec.get("reason")
 
     def _on_intent(self, rec: dict[str, Any]) -> None:
         t = self.trials[rec["trial"]]

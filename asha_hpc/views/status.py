@@ -642,6 +642,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "experiment": cfg.name,
         "dir": str(exp.root),
         "state": st.lifecycle if finished else ("running" if alive else "stopped"),
+        # what stopped it: "paused" (`asha-hpc pause`), or the master's signal (SIGINT)
+        "stopped_by": st.stopped_by if not alive and st.lifecycle == "stopped" else None,
         "master": info,
         # no master runs, but the one `submit` sent is queued or starting: it resumes the search
         "master_job": _master_job(exp.root) if alive is None and not finished else None,

@@ -95,7 +95,8 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     p = d.get("progress") or {}
     c = d.get("compute") or {}
     order = "smaller" if d.get("smaller_is_better", True) else "larger"
-    lines = [f"experiment {d['experiment']}  [{d['state']}]  {d['dir']}",
+    by = f": {d['stopped_by']}" if d.get("stopped_by") else ""
+    lines = [f"experiment {d['experiment']}  [{d['state']}{by}]  {d['dir']}",
              f"searcher {d.get('searcher', '?')}{_sampler_text(d.get('sampler'))} on "
              f"{d.get('backend', '?')}, metric {d['metric']} ({order} is better)",
              f"trials: {t['total']} total, {t['running']} running, {t['pending']} pending, "

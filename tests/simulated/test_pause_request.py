@@ -52,7 +52,10 @@ def test_pause_waits_for_the_running_master_and_says_what_it_did(tmp_path, capsy
     assert out[-1].endswith(f") paused the search: {n} running job{'s' if n > 1 else ''} "
                             f"told to save and stop; `asha-hpc resume {exp.root}` goes on")
     assert main(["status", str(exp.root)]) == 0
-    assert "pause asked" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pause asked" not in out and "  [stopped: paused]  " in out.splitlines()[0]
+    assert main(["status", str(exp.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped_by"] == "paused"
 
 
 def test_a_pause_no_master_took_is_shown_with_what_to_do(tmp_path, capsys):
