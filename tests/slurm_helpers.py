@@ -164,6 +164,21 @@ def start_master(*args, env=None) -> subprocess.Popen:
                             env=env or env_with(), cwd=REPO_ROOT)
 
 
+def run_search(tmp_path: Path, cfg: dict, cleanup, **slurm) -> tuple[Path, subprocess.Popen]:
+    """``asha-hpc run`` of ``cfg`` (a name unique to the test; backend slurm, one job per
+    segment, a 0.5 s poll, ``slurm`` on top) as a process of its own, left to ``cleanup``:
+    (the experiment folder, the master)."""
+    cfg = {**cfg, "backend": "slurm", "poll_interval_s": 0.5,
+           "slurm": {"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
+                     **partition_options(), **slurm}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    cleanup[0].append(cfg["name"])
+    exp = tmp_path / "run"
+    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
+    cleanup[1].append(master)
+    return exp, master
+
+
 def journal(exp_dir: Path) -> list[dict]:
     return read_journal(Path(exp_dir) / "journal.jsonl")[0]
 

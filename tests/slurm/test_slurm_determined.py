@@ -10,10 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import partition_options, require_module
-from slurm_helpers import SETUP, cli, final_state, start_master, wait_until
+from conftest import require_module
+from slurm_helpers import cli, final_state, run_search, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -29,21 +28,13 @@ def _steps(run: Path) -> list[int]:
 def test_pause_of_a_pytorch_trainer_saves_where_it_is_and_resume_goes_on(tmp_path, cleanup):
     require_module("torch")
     shutil.copy(SLOW / "train.py", tmp_path / "train.py")
-    name = f"detpause-{uuid.uuid4().hex[:6]}"
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
-        "name": name, "entrypoint": "python3 train.py",
+    exp, master = run_search(tmp_path, {
+        "name": f"detpause-{uuid.uuid4().hex[:6]}", "entrypoint": "python3 train.py",
         "hyperparameters": {"lr": 0.05},
         "searcher": {"name": "single", "metric": "validation_loss", "smaller_is_better": True,
                      "time_metric": "batches", "max_time": 400},
         "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]},
-        "resources": {"slots_per_trial": 0},
-        "backend": "slurm", "poll_interval_s": 0.5,
-        "slurm": {"timeout_min": 5, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
-                  **partition_options()}}))
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
-    cleanup[1].append(master)
+        "resources": {"slots_per_trial": 0}}, cleanup)
     first = exp / "trials/00001/runs/t00001-s000-a00"
     wait_until(lambda: len(_steps(first)) >= 4, 120, "trial 1 to train 20 batches")
     cli("pause", exp)

@@ -14,17 +14,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import partition_options, require_module
+from conftest import require_module
 from slurm_helpers import (
-    SETUP,
     cli,
     exp_name,
     final_state,
     journal,
     make_experiment,
-    start_master,
+    run_search,
     wait_until,
 )
 
@@ -48,9 +46,8 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
     require_module("lightning")
     for name in ("main.py", "config.yaml"):
         shutil.copy(PROJECT / name, tmp_path / name)
-    name = f"plpause-{uuid.uuid4().hex[:6]}"
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
-        "name": name,
+    exp, master = run_search(tmp_path, {
+        "name": f"plpause-{uuid.uuid4().hex[:6]}",
         "entrypoint": {"command": [
             "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
             '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
@@ -60,14 +57,8 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
             "sh", "${args}"]},
         "hyperparameters": {"model": {"lr": 0.01}},
         "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
-        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]},
-        "backend": "slurm", "poll_interval_s": 0.5,
-        "slurm": {"timeout_min": 10, "poll_min_interval_s": 1, "setup": SETUP, "workers": 0,
-                  **partition_options()}}))
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
-    cleanup[1].append(master)
+        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
+        cleanup, timeout_min=10)
     trial_dir = exp / "trials" / "00001"
     wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
                "trial 1 to train 200 steps")
@@ -101,18 +92,12 @@ def test_pause_cancels_a_job_still_running_after_its_grace(tmp_path, cleanup):
     """A command that never looks at its stop: the master waits ``signal_delay_s`` for it,
     then cancels it and says so; the trial goes on after ``resume``, counting no failure."""
     (tmp_path / "deaf.py").write_text(DEAF)
-    name = f"deaf-{uuid.uuid4().hex[:6]}"
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({
-        "name": name, "entrypoint": {"command": [sys.executable, "deaf.py"]},
+    exp, master = run_search(tmp_path, {
+        "name": f"deaf-{uuid.uuid4().hex[:6]}",
+        "entrypoint": {"command": [sys.executable, "deaf.py"]},
         "hyperparameters": {"x": 1},
-        "searcher": {"name": "single", "metric": "loss", "max_length": {"epochs": 1}},
-        "backend": "slurm", "poll_interval_s": 0.5,
-        "slurm": {"timeout_min": 5, "signal_delay_s": 6, "poll_min_interval_s": 1,
-                  "setup": SETUP, "workers": 0, **partition_options()}}))
-    cleanup[0].append(name)
-    exp = tmp_path / "run"
-    master = start_master("run", tmp_path / "exp.yaml", "--exp-dir", exp)
-    cleanup[1].append(master)
+        "searcher": {"name": "single", "metric": "loss", "max_length": {"epochs": 1}}},
+        cleanup, signal_delay_s=6)
     wait_until(lambda: (exp / "trials/00001/runs/t00001-s000-a00/hparams.json").exists(), 120,
                "trial 1's command to start")
     out = cli("pause", exp)
