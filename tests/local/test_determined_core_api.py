@@ -220,7 +220,7 @@ with det.core.init() as core_context:
 
 @pytest.mark.parametrize("asks", [True, False], ids=["asks", "never asks"])
 def test_slurms_sigterm_to_the_script_preempts_a_script_that_asks(job, tmp_path, asks):
-    """Slurm's scancel (pause, cancel, preemption) sends SIGTERM to the script's own process
+    """Slurm's scancel (a cancel, a preemption) sends SIGTERM to the script's own process
     too: a script that asks ``should_preempt()`` is told to stop, checkpoints and exits 0; one
     that never asks ends as SIGTERM's default would (``kill`` still stops it)."""
     import signal

@@ -201,7 +201,7 @@ def test_two_ranks_paused_between_reports_stop_together_where_they_are(tmp_path)
 
 def test_scancels_sigterm_to_every_process_lets_a_trainer_with_loader_workers_checkpoint(
         tmp_path):
-    """Slurm's scancel (pause, preemption) sends SIGTERM to every process of the job: the
+    """Slurm's scancel (a cancel, a preemption) sends SIGTERM to every process of the job: the
     script and its DataLoader's worker processes. The workers outlive it, and the Trainer
     stores a checkpoint where it is and exits 0 (a worker killed by it failed the batch)."""
     require_module("torch")

@@ -1,7 +1,8 @@
-"""Determined code on the real local Slurm cluster. ``scancel`` (``asha-hpc pause``, ``cancel``,
-a preemption) sends SIGTERM to every process of a job, the training script's own included: a
-script that asks ``should_preempt()`` (det.pytorch's Trainer asks every batch) saves where it
-is, and the segment goes on from there after ``resume``."""
+"""Determined code on the real local Slurm cluster, paused mid-segment: ``asha-hpc pause``
+tells the job (SIGURG: its stop file appears), a script that asks ``should_preempt()``
+(det.pytorch's Trainer asks every batch) saves where it is, and the segment goes on from there
+after ``resume``. (``scancel``'s SIGTERM, of a cancel or a preemption, reaches the script
+too: tests/local/test_determined_core_api.py covers it.)"""
 from __future__ import annotations
 
 import json
