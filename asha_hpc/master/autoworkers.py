@@ -181,7 +181,8 @@ def status(cfg: Any, auto: AutoMeasure, caps: Capabilities) -> dict[str, Any]:
     setting = cfg.workers_setting
     out: dict[str, Any] = {"setting": setting}
     if setting != "auto":
-        out["line"] = f"{setting} warm workers" if setting else "0 (a job per segment)"
+        out["line"] = (f"{setting} warm worker{'s' if setting != 1 else ''}" if setting
+                       else "0 (a job per segment)")
         return out
     d = decide_for(cfg, auto, caps)
     m = d.measures

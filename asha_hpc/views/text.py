@@ -221,7 +221,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
             + " (attempts that meet a full disk count against nothing)")
     w = d.get("workers")
     if w and w.get("setting"):  # a pool, or auto's choice (nothing for a job per segment)
-        lines.append(f"workers: {w['line']}" if w["setting"] != "auto"
+        # the setting, not a count of live workers: none is kept once the master has stopped
+        idle = "" if d["state"] == "running" else " while the search runs"
+        lines.append(f"workers: {w['line']}{idle}" if w["setting"] != "auto"
                      else f"workers: auto, {w['line']}")
     if d.get("left_state"):
         lines.append(f"workers: {d['left_state']}")

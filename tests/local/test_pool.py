@@ -344,8 +344,10 @@ def test_code_that_works_once_per_process_fails_once_per_trial_not_for_good(tmp_
     from asha_hpc.views.status import status_dict
     from asha_hpc.views.text import render_status_text
 
-    assert f"workers: {LEFT_STATE.format(n=st.passed_fresh)}" in render_status_text(
-        status_dict(exp, cfg, st, recs))
+    text = render_status_text(status_dict(exp, cfg, st, recs))
+    assert f"workers: {LEFT_STATE.format(n=st.passed_fresh)}" in text
+    # the setting, not a count of workers alive: the search is over
+    assert "workers: 1 warm worker while the search runs" in text.splitlines()
 
 
 # a command's script (argparse, the README's ${args}) that fails every second run, a flaky
