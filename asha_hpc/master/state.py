@@ -187,6 +187,17 @@ class TrialState:
         return self.rung_metrics[max(self.rung_metrics)]
 
 
+def spent(rec: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A result record's job-seconds (started to ended) and GPU-seconds (where it says how
+    many GPUs the job had); None where it does not say."""
+    started, ended = rec.get("started"), rec.get("ended")
+    if not isinstance(started, (int, float)) or not isinstance(ended, (int, float)):
+        return None, None
+    job_s = max(0.0, ended - started)
+    gpus = rec.get("gpus")
+    return job_s, (gpus * job_s if isinstance(gpus, int) and not isinstance(gpus, bool) else None)
+
+
 class ExperimentState:
     """Everything the master knows, rebuilt from journal records by ``apply``."""
 
@@ -560,14 +571,14 @@ class ExperimentState:
         if rec.get("worker"):
             self.pool.on_result(rec, t.job_id, self._job_limit(t))
         t.attempt_started = None
-        started, ended = rec.get("started"), rec.get("ended")
-        if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
-            t.compute_s += max(0.0, ended - started)
+        job_s, gpu_s = spent(rec)
+        if job_s is not None:
+            started, ended = rec["started"], rec["ended"]
+            t.compute_s += job_s
             t.first_started = started if t.first_started is None else min(t.first_started, started)
             t.last_ended = ended if t.last_ended is None else max(t.last_ended, ended)
-            gpus = rec.get("gpus")
-            if isinstance(gpus, int) and not isinstance(gpus, bool):
-                t.gpu_s = (t.gpu_s or 0.0) + gpus * max(0.0, ended - started)
+            if gpu_s is not None:
+                t.gpu_s = (t.gpu_s or 0.0) + gpu_s
         progressed = rec["status"] == "interrupted" and self.times.made_progress(t.id, rec)
         planned_split = progressed and self.times.planned(t.id)[1]
         if not carried:

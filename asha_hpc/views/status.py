@@ -38,6 +38,7 @@ from ..master.state import (
     TrialState,
     error_summary,
     replay,
+    spent,
 )
 from ..master.timelimits import rung_levels
 from ..protocol import signals
@@ -400,11 +401,10 @@ def compute(st: ExperimentState, waiting: Sequence[Result] = ()) -> dict[str, An
     job_s = sum(t.compute_s for t in st.trials.values())
     gpu = [g for t in st.trials.values() if (g := getattr(t, "gpu_s", None)) is not None]
     for r in waiting:
-        if r.started is not None and r.ended is not None:
-            job_s += max(0.0, r.ended - r.started)
-            gpus = (r.extra or {}).get("gpus")
-            if isinstance(gpus, int):
-                gpu.append(gpus * max(0.0, r.ended - r.started))
+        more_s, more_gpu = spent(r.record().to_record())
+        job_s += more_s or 0.0
+        if more_gpu is not None:
+            gpu.append(more_gpu)
     return {"job_hours": job_s / 3600.0, "gpu_hours": (sum(gpu) / 3600.0) if gpu else None}
 
 
