@@ -574,7 +574,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
         ok = requeue_self()
         print(f"asha-hpc: time limit near: {'requeued' if ok else 'could not requeue'} the master job",
               file=sys.stderr)
-    if master.paused:  # as `run`: a dependent job (afterok) must not take it for finished
+    if st.stopped_by == "paused":  # as `run`: a dependent job (afterok) must not take it for finished
         return EXIT_PAUSED
     return 0 if st.lifecycle != "failed" else 1
 

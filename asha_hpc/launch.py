@@ -224,7 +224,7 @@ state as it ended.)"""
             first = first[:-1] + " printed above" if first.endswith(":") else first + " (details above)"
         print(f"asha-hpc: experiment failed: {first}", file=sys.stderr)
         return 1, st
-    if master.paused:
+    if st.stopped_by == "paused":
         return EXIT_PAUSED, st
     return (signal_status(master.stop_reason) if st.lifecycle in ("running", "stopped")
             else 0), st
@@ -375,6 +375,7 @@ def _paused_by(exp: ExpDir, who: str, resume: str, watch: str, seen: int,
     ``stopped`` record it journals after the journal's first ``seen`` records."""
     from .config import load_config
     from .master.loop import paused_text
+    from .protocol.journal import read_journal
     from .protocol.records import Stopped
 
     grace = capabilities(load_config(exp.config)).stop_warning_s
@@ -383,8 +384,6 @@ def _paused_by(exp: ExpDir, who: str, resume: str, watch: str, seen: int,
               f"{grace:g} s, then they are cancelled)",
               file=sys.stderr if in_python else sys.stdout, flush=True)
     wait_on_master(exp, grace + PAUSE_MARGIN_S, lambda: None)
-    from .protocol.journal import read_journal
-
     rec = next((r for r in reversed(read_journal(exp.journal)[0][seen:])
                 if r.get("kind") == "stopped" and r.get("reason") == "paused"), None)
     if rec is None:

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,14 @@ class _StderrLines:
             self.gone = True
 
 
+def job_trials(live: Iterable[TrialState]) -> dict[str, list[int]]:
+    """Job id -> the trials it runs, for the lines that name jobs (``jobs_text``)."""
+    out: dict[str, list[int]] = {}
+    for t in live:
+        out.setdefault(str(t.job_id), []).append(t.id)
+    return out
+
+
 def paused_text(done: Stopped) -> str:
     """What a pause did (its ``stopped`` record), as the master says it and ``asha-hpc pause``
     repeats it."""
@@ -241,7 +249,6 @@ class Master:
         self.journal: Journal | None = None
         self.state: ExperimentState | None = None
         self._stop_reason: str | None = None
-        self.paused = False  # `asha-hpc pause` stopped this master
         self._dead_since: dict[str, float] = {}
         self._queue_seen: dict[str, str] = {}  # pending job -> the scheduler's reason
         self._queue_since: dict[str, float] = {}  # pending job -> since when, for that reason
@@ -971,9 +978,7 @@ class Master:
         again = now >= self._too_long_at and any(p.too_long for p in pending.values())
         if seen == self._queue_seen and not again and not (first and self.exp.queue.exists()):
             return
-        trials: dict[str, list[int]] = {}
-        for t in live:
-            trials.setdefault(str(t.job_id), []).append(t.id)
+        trials = job_trials(live)
         for jid in self._withdraw_too_long(pending, live, trials, again):
             del pending[jid], seen[jid]
         if again:
@@ -1702,7 +1707,6 @@ class Master:
         done = Stopped(reason="paused", jobs=len(running), queued=len(queued),
                        workers=len(waiting), cancelled=cancelled or None)
         self._record(done)
-        self.paused = True
         resume = self.resume_call or f"`asha-hpc resume {shell_word(self.exp.root)}`"
         self.progress(f"search paused: {paused_text(done)}; {resume} goes on from "
                       + ("their checkpoints" if running else "its trials' checkpoints"))
@@ -1727,14 +1731,11 @@ class Master:
             self.clock.sleep(min(self.cfg.poll_interval_s, 2.0))
         if jobs and self._stop_reason is None:
             self.backend.cancel(jobs)
-            st = self.state
-            assert st is not None
-            trials: dict[str, list[int]] = {}
-            for t in st.live():
-                trials.setdefault(str(t.job_id), []).append(t.id)
-            self.progress(f"{jobs_text(jobs, trials)} had not stopped {grace:g} s after the "
-                          f"pause: cancelled; {'they go' if len(jobs) > 1 else 'it goes'} on "
-                          f"from the last checkpoint (code that looks at trial.should_stop() or "
+            assert self.state is not None
+            named = jobs_text(jobs, job_trials(self.state.live()))
+            goes = "they go" if len(jobs) > 1 else "it goes"
+            self.progress(f"{named} had not stopped {grace:g} s after the pause: cancelled; "
+                          f"{goes} on from the last checkpoint (code that looks at trial.should_stop() or "
                           f"$ASHA_STOP_FILE saves where it is)")
             return jobs
         return []
