@@ -82,12 +82,13 @@ def test_a_cancel_no_master_took_is_shown_with_what_resume_does(tmp_path, capsys
 
 
 @settings(max_examples=300, deadline=None)
-@given(command=st.sampled_from([["cancel", "exp"], ["resume", "exp", "--max-compute", "900"]]),
+@given(command=st.sampled_from([["cancel", "exp"], ["pause", "exp"],
+                                 ["resume", "exp", "--max-compute", "900"]]),
        text=st.one_of(st.text(max_size=12), st.floats(allow_nan=True).map(str),
                       st.integers(-10**6, 10**6).map(str),
                       st.sampled_from(["nan", "inf", "-inf", "1e400", "0", "2.5", " 3 "])))
 def test_any_wait_argument_is_finite_seconds_or_refused(command, text):
-    """Whatever follows --wait (cancel, resume --max-compute): a number 0 or more and finite is
+    """Whatever follows --wait (cancel, pause, resume --max-compute): a number 0 or more and finite is
     taken as that many seconds; anything else, a NaN or an infinity included (a wait that
     would never end), is argparse's usage error."""
     try:

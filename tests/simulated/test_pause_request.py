@@ -8,6 +8,9 @@ import json
 import threading
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from asha_hpc.cli import main
 from asha_hpc.master.state import replay
 from asha_hpc.protocol.journal import read_journal
@@ -70,3 +73,22 @@ def test_a_pause_no_master_took_is_shown_with_what_to_do(tmp_path, capsys):
     assert (f"by `asha-hpc pause`, not done yet: no master runs to do it: `asha-hpc pause "
             f"{exp.root}` stops the jobs it left (`asha-hpc resume` drops the request and goes "
             f"on)") in out, out
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=40))
+def test_any_request_file_reads_as_a_time(tmp_path_factory, body):
+    """A pause or cancel request torn, edited or written by hand: ``status`` shows when it was
+    asked (the text's time where it is one, else the file's) and never fails on it."""
+    import math
+
+    from asha_hpc.protocol.expdir import ExpDir
+    from asha_hpc.views.status import pending_stop
+
+    root = tmp_path_factory.mktemp("req")
+    request = ExpDir(root).pause_request
+    request.write_bytes(body)
+    shown = pending_stop(request, "stopped")
+    assert shown is not None and shown["file"] == str(request)
+    assert math.isfinite(shown["asked"]) and 0 < shown["asked"] < 1e10
+    assert pending_stop(request, "completed") is None  # an ended search waits for nothing
