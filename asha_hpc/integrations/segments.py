@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FatalTrialError, TrainingEndedEarly
+from ..job import loader_workers
 from ..job.trial import Segment, Trial
 from ..protocol.checkpoints import checkpoint_length
 
@@ -75,6 +76,9 @@ class SegmentWalk:
     ``who``: how the callback is named in messages."""
 
     def __init__(self, trial: Trial, monitor: str, who: str) -> None:
+        # the framework has imported torch by now, where the job's look found none yet (code
+        # that imports it inside its function)
+        loader_workers.keep_through_sigterm()
         self.trial = trial
         self.monitor = monitor
         self.who = who

@@ -100,7 +100,7 @@ from ..protocol.logmarks import banner
 from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import as_number
 from ..protocol.pids import kill_tree
-from . import command_trial, notes
+from . import command_trial, loader_workers, notes
 from .job_report import ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
@@ -550,6 +550,7 @@ class _Session:
 
                 command_trial.in_function_trial = True  # AshaCallback() there: say what to pass
                 fn = resolve_entrypoint(spec.entrypoint, spec.context_dir)
+                loader_workers.keep_through_sigterm()  # its module has imported torch, or not
                 self._note_code(spec)  # as imported now: a later look would see an edit's time
                 # importing the code's module (and its libraries) is start-up, which a warm
                 # worker pays once, not training (workers: auto weighs the two)

@@ -13,6 +13,8 @@ import os
 import signal
 from typing import Any
 
+from . import loader_workers
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
 _received: str | None = None  # the first stop signal's name (set in the handler: no locks)
@@ -31,7 +33,9 @@ def _handler(signum: int, frame: Any) -> None:
 
 def install() -> None:
     """Catch the stop signals whose handler is the default one (not a framework's own, such
-    as Lightning's); only the main thread can."""
+    as Lightning's); only the main thread can. The script's DataLoader workers, which get
+    Slurm's SIGTERM too, outlive it (``loader_workers``)."""
+    loader_workers.keep_through_sigterm()
     for sig in STOP_SIGNALS:
         try:
             if sig not in _installed and signal.getsignal(sig) == signal.SIG_DFL:

@@ -1,7 +1,7 @@
 """A training loop written as PyTorch's tutorials write it, with DataLoader worker processes
-(``num_workers=2``): a cancel must reach the trial's own process only. A SIGTERM to the job's
-whole process group killed the workers (torch's worker signal handler dies of it), and the loop
-failed with "DataLoader worker ... is killed by signal: Terminated" before it could look at
+(``num_workers=2``): a cancel, or Slurm's SIGTERM to every process of the job, must let it
+checkpoint where it is. torch's worker dies of a SIGTERM its parent did not send, and the loop
+then failed with "DataLoader worker ... is killed by signal: Terminated" before it could look at
 ``should_stop()``: an error instead of a checkpoint and an interrupted segment."""
 import json
 import time
@@ -86,9 +86,10 @@ def test_cancel_lets_a_loop_with_dataloader_workers_checkpoint(tmp_path):
 
 
 def test_a_sigterm_to_every_process_of_the_job_is_an_interruption_not_an_error(tmp_path):
-    """Slurm's scancel and preemption signal every process of the job, the workers too: the
-    loop fails before it can checkpoint. That is the stop's doing, not the code's: the segment
-    is interrupted (it goes on later from the last checkpoint) and counts as no failure."""
+    """Slurm's scancel and preemption signal every process of the job, the workers too. torch's
+    worker dies of a SIGTERM its parent did not send, and the loop would fail on its next batch
+    before it could checkpoint. In a job the workers outlive it: the loop saves where it is,
+    the segment is interrupted, counts as no failure, and goes on from that checkpoint."""
     import os
     import signal
 
@@ -101,7 +102,7 @@ def test_a_sigterm_to_every_process_of_the_job_is_an_interruption_not_an_error(t
             p.kill()
     first, last = [r for r in journal(exp) if r["kind"] == "result"]
     assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
-    assert first["error"] is None and last["status"] == "completed"
+    assert first["error"] is None and first["checkpoint"], first
+    assert last["status"] == "completed"
     err = "".join(f.read_text() for f in (exp / "jobs").glob("*_log.err"))
-    assert "the stop signal also ended the DataLoader's workers" in err
-    assert "DataLoader worker (pid" in err
+    assert "DataLoader worker (pid" not in err, err[-2000:]

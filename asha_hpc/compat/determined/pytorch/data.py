@@ -5,13 +5,13 @@ it would have seen had it never stopped (Determined's reason for its own DataLoa
 several ranks, rank ``r`` of ``n`` trains batches ``r, r + n, ...`` of each epoch."""
 from __future__ import annotations
 
-import functools
-import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils import data
+
+from ....job import loader_workers
 
 TorchData = dict[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
 
@@ -82,10 +82,9 @@ class DataLoader:
         run."""
         g = torch.Generator()
         g.manual_seed(seed % (2 ** 63))
-        kwargs = dict(self._loader_kwargs)
-        if kwargs.get("num_workers"):
-            kwargs["worker_init_fn"] = functools.partial(_worker_init, kwargs["worker_init_fn"])
-        return data.DataLoader(self.dataset, batch_sampler=batches, generator=g, **kwargs)
+        loader_workers.keep_through_sigterm()  # Slurm's scancel must not end them mid-batch
+        return data.DataLoader(self.dataset, batch_sampler=batches, generator=g,
+                               **self._loader_kwargs)
 
     def get_data_loader(self, repeat: bool = False, skip: int = 0, num_replicas: int = 1,
                         rank: int = 0) -> data.DataLoader:
@@ -94,20 +93,6 @@ class DataLoader:
 
     def __len__(self) -> int:
         return len(self._epoch_batches(0, 0))
-
-
-def _worker_init(user_fn: Any, worker_id: int) -> None:
-    """A loader worker outlives the first SIGTERM: Slurm's scancel (a pause, a preemption)
-    signals every process of the job, and torch's worker would die of it and fail the batch
-    the trainer is on before it can checkpoint. The trainer then stops, and the loader ends
-    its workers as usual; a second SIGTERM ends the worker."""
-    signal.signal(signal.SIGTERM, _second_sigterm_ends)
-    if user_fn is not None:
-        user_fn(worker_id)
-
-
-def _second_sigterm_ends(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Epochs:
