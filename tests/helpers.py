@@ -173,15 +173,16 @@ def stepped(m, cfg, steps: int):
     return m
 
 
-def one_trial_training(tmp_path: Path, how: dict, max_length: int) -> tuple[Path, subprocess.Popen]:
+def one_trial_training(tmp_path: Path, how: dict, max_length, metric: str = "loss",
+                       started: str = "training") -> tuple[Path, subprocess.Popen]:
     """A search of one trial (``how``: its entrypoint or command) started with ``asha-hpc run``
-    in the background, returned once the trial's code has touched ``trials/00001/training``:
+    in the background, returned once the trial's code has written ``trials/00001/<started>``:
     (the experiment folder, the master's process). Jobs one per segment, no restart allowed."""
     import time
 
     cfg = tmp_path / "one.yaml"
     cfg.write_text(yaml.safe_dump(dict(how, **{
-        "name": "one", "searcher": {"name": "single", "metric": "loss", "max_length": max_length},
+        "name": "one", "searcher": {"name": "single", "metric": metric, "max_length": max_length},
         "hyperparameters": {}, "poll_interval_s": 0.2, "max_restarts": 0,
         "local": {"gpus": [], "workers": 0}})))
     exp = tmp_path / "run"
@@ -189,7 +190,7 @@ def one_trial_training(tmp_path: Path, how: dict, max_length: int) -> tuple[Path
                           str(exp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while not (exp / "trials" / "00001" / "training").exists():
+        while not (exp / "trials" / "00001" / started).exists():
             assert time.time() < deadline and p.poll() is None, "the trial never trained"
             time.sleep(0.1)
     except BaseException:

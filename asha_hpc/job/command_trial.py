@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import FatalTrialError, TrainingEndedEarly, ended_early_by_optuna
 from ..protocol.expdir import fsync_dir
 from . import notes, stop_signals
-from .job_report import append_report
+from .job_report import WHOLE_FOLDER, append_report
 from .trial import Segment, Trial, _torch_dist
 
 STOP_LOOK_EVERY_S = 0.5  # should_stop() after every step: one stat of the stop file at most this often
@@ -157,7 +157,8 @@ class CommandTrial(Trial):
     def save_checkpoint(self, length: int | None = None) -> Iterator[Path]:
         """A folder to write the checkpoint into; complete, it becomes the content of
         ``ASHA_CHECKPOINT_DIR`` (what was there goes), which the job publishes when the
-        command exits. If the block raises, what it wrote goes."""
+        command exits, whatever its exit status (the ``saved`` line). If the block raises,
+        what it wrote goes."""
         tmp = self._out / PARTIAL
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -180,9 +181,12 @@ class CommandTrial(Trial):
                 os.rename(tmp / item, self._out / item)
             tmp.rmdir()
             fsync_dir(self._out)
+            # complete now: the job keeps it even if the command then dies of a stop signal
+            # (a shell above the script, which Slurm's SIGTERM ends before the script saves)
+            line: dict[str, Any] = {"saved": WHOLE_FOLDER}
             if isinstance(length, int) and not isinstance(length, bool):
-                self._saved_length = length
-                self._line({"reached": length})
+                self._saved_length = line["reached"] = length
+            self._line(line)
         if dist is not None:
             dist.barrier()
 

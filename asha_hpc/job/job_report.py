@@ -4,6 +4,7 @@
     python -m asha_hpc.report --step 5 loss=0.8             # a learning-curve point
     python -m asha_hpc.report --invalid "batch too large"   # reject these hyperparameters
     python -m asha_hpc.report --saved ckpt-200 --reached 200   # a complete checkpoint entry
+    python -m asha_hpc.report --saved . --reached 200          # the whole folder is complete
 
 It appends one JSON line to $ASHA_REPORT_FILE; a script may write those lines itself. The job
 follows the file while the command runs (``ReportReader``, jobmain.py): learning-curve points
@@ -18,7 +19,8 @@ trial's training before the segment's length (after a "metrics" line the model i
 its result stands for any promotion; without one the trial fails, not retried; either way
 whatever the command's exit status),
 ``{"saved": "name", "reached": 37}`` the entry ``name`` of the checkpoint folder is complete
-(if the command then fails, the trial keeps that entry as its checkpoint), ``{"fatal": "why"}``
+(if the command then fails, the trial keeps that entry as its checkpoint; ``"."``: the whole
+folder as it is, which ``CommandTrial.save_checkpoint`` says once it has filled it), ``{"fatal": "why"}``
 an error every trial would repeat (the search stops at once, as for a function's
 FatalTrialError: what the framework callbacks raise when used wrongly).
 """
@@ -34,6 +36,8 @@ from typing import Any
 
 from ..protocol.metrics import plain_metrics
 
+WHOLE_FOLDER = "."  # {"saved": "."}: the checkpoint folder as a whole is complete
+
 
 @dataclass
 class ReportFile:
@@ -46,8 +50,8 @@ class ReportFile:
     ended_early: str | None = None  # why the command ended the trial before the segment's end
     fatal: str | None = None  # an error every trial would repeat (a callback used wrongly)
     warnings: list[str] = field(default_factory=list)  # the code's mistakes (job/notes.py)
-    # the newest entry of the checkpoint folder the command said is complete, and the length it
-    # holds: the trial keeps it even if the command fails later
+    # the newest entry of the checkpoint folder the command said is complete (WHOLE_FOLDER: all
+    # of it), and the length it holds: the trial keeps it even if the command fails later
     saved: str | None = None
     saved_reached: int | None = None
 
@@ -99,8 +103,9 @@ class ReportReader:
             out.reached = rec["reached"]
         if "saved" in rec:
             name = rec["saved"]
-            if not _entry_name(name):
-                print(f'{where} "saved" must name an entry of ASHA_CHECKPOINT_DIR, ignored',
+            if not _entry_name(name) and name != WHOLE_FOLDER:
+                print(f'{where} "saved" must name an entry of ASHA_CHECKPOINT_DIR (or be "." '
+                      f'for all of it), ignored',
                       file=sys.stderr)
             else:
                 out.saved = name
@@ -165,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("metrics", nargs="*", metavar="NAME=VALUE")
     ap.add_argument("--step", type=int, help="a learning-curve point at this step")
     ap.add_argument("--invalid", metavar="WHY", help="declare the hyperparameters invalid")
-    ap.add_argument("--saved", metavar="ENTRY", help="ENTRY of $ASHA_CHECKPOINT_DIR is complete: "
-                    "the trial keeps it even if the command fails later")
+    ap.add_argument("--saved", metavar="ENTRY", help="ENTRY of $ASHA_CHECKPOINT_DIR is complete "
+                    "('.': the whole folder): the trial keeps it even if the command fails later")
     ap.add_argument("--reached", type=int, metavar="N",
                     help="the length the checkpoint left (with --saved: the entry) holds")
     ap.add_argument("--ended-early", metavar="WHY",
@@ -181,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.invalid is not None:
         rec: dict[str, Any] = {"invalid_hp": a.invalid}
     elif a.saved is not None:
-        if not _entry_name(a.saved):
+        if not _entry_name(a.saved) and a.saved != WHOLE_FOLDER:
             print(f"asha_hpc.report: --saved {a.saved!r}: name an entry of $ASHA_CHECKPOINT_DIR "
-                  f"(a file or folder directly in it)", file=sys.stderr)
+                  f"(a file or folder directly in it), or '.' for all of it", file=sys.stderr)
             return 2
         folder = os.environ.get("ASHA_CHECKPOINT_DIR")
         if folder and not os.path.lexists(os.path.join(folder, a.saved)):

@@ -101,13 +101,18 @@ from ..protocol.messages import COMMAND_STDERR
 from ..protocol.metrics import as_number
 from ..protocol.pids import kill_tree
 from . import command_trial, loader_workers, notes
-from .job_report import ReportReader
+from .command_trial import PARTIAL
+from .job_report import WHOLE_FOLDER, ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
 
 # A rank whose code raised waits up to this many heartbeats to learn whether a peer died
 # silently first (one on another host is judged dead after 6 beats without a change)
 BLAME_BEATS = 8
+# how long a job waits, after its command ended on a stop signal, for the processes the command
+# started (a script below a shell, saving): under Slurm's default KillWait (30 s), after which
+# every process of the job is killed, the job's own too, with the result it had to write
+STOPPED_TREE_WAIT_S = 25.0
 
 
 def _gpu_count() -> int | None:
@@ -1056,6 +1061,18 @@ def _error_text(e: BaseException) -> str:
     return text
 
 
+def _await_command_tree(tail: _StderrTail) -> None:
+    """The command ended after the job's stop signal, and what it started may not have: Slurm's
+    SIGTERM ends a ``sh -c`` wrapper (and torchrun) at once, while the script below it is still
+    saving. Its stderr closes when every process that holds it has exited; the job waits for
+    that, within Slurm's default KillWait, before it reads what the script reported."""
+    tail.join(timeout=STOPPED_TREE_WAIT_S)
+    if tail.is_alive():
+        print(f"asha_hpc: the command's own processes still ran {STOPPED_TREE_WAIT_S:g} s after "
+              f"it ended on the stop signal: the job goes on with what they saved",
+              file=sys.stderr, flush=True)
+
+
 def _wait_command(proc: subprocess.Popen, follower: _ReportFollower) -> int:
     """The command's exit status. One that reported its segment's result and has not exited
     the rank-exit grace later (trial.RANK_EXIT_GRACE_S: a torchrun worker hung in torch's gloo
@@ -1244,6 +1261,9 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     tail = _StderrTail(proc)
     follower = _ReportFollower(ReportReader(report), trial)
     rc = _wait_command(proc, follower)
+    stopped = rc != 0 and trial._stop_reason in (signals.TERMINATE, "SIGINT", signals.PAUSE)
+    if stopped:
+        _await_command_tree(tail)
     tail.join()
     follower.finish()
     got = follower.reader.got
@@ -1255,9 +1275,11 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     # ended_early line: written once the final model was saved, it says training is over, and
     # a TrainingEndedEarly that then left the script (command_trial.py) fails nothing
     ended_early = got.ended_early is not None
-    if (rc == 0 or ended_early) and any(out_ckpt.iterdir()):
-        with trial.save_checkpoint(length=got.reached) as path:
-            for item in out_ckpt.iterdir():
+    left = [item for item in out_ckpt.iterdir() if item.name != PARTIAL]
+    if (rc == 0 or ended_early or got.saved == WHOLE_FOLDER) and left:
+        with trial.save_checkpoint(length=got.reached if rc == 0 or ended_early
+                                   else got.saved_reached) as path:
+            for item in left:
                 shutil.move(str(item), str(path / item.name))
     elif rc == 0 and spec.max_length is not None and spec.length < spec.max_length:
         # a checkpoint callback left at its default path (Keras's, the script's own folder)
@@ -1266,7 +1288,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
               f"this segment has no checkpoint, and a promoted trial trains again from the "
               f"start. Save the model there (a checkpoint callback's path, torch.save(...)); "
               f"a path of your own is shared by every trial", file=sys.stderr, flush=True)
-    elif rc != 0 and got.saved is not None and (out_ckpt / got.saved).exists():
+    elif rc != 0 and got.saved not in (None, WHOLE_FOLDER) and (out_ckpt / got.saved).exists():
         # but an entry it said was complete before it failed is kept: its retry goes on from there
         with trial.save_checkpoint(length=got.saved_reached) as path:
             shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
@@ -1285,7 +1307,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
         raise FatalTrialError(f"command {spec.entrypoint!r} exited with status {rc}: a command it "
                               f"runs was {'not found' if rc == 127 else 'not executable'} "
                               f"(see the job's log)")
-    if rc != 0 and trial._stop_reason in (signals.TERMINATE, "SIGINT", signals.PAUSE):
+    if stopped:
         # Slurm's scancel and preemption signal every process of the job, the command too: it
         # died of the signal or failed on it (a pause ends in a scancel when the command has
         # not stopped within its grace). The machine's doing, not the code's

@@ -80,6 +80,47 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
     assert again and min(again) > paused_at, (paused_at, again[:3])
 
 
+def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup):
+    """Plain ``scancel`` (a preemption's signal): SIGTERM to every process of the job, the
+    ``sh``, the script and its DataLoader workers. The shell dies at once; the workers outlive
+    their first SIGTERM and the script saves where it is; the job waits for the script and keeps
+    that checkpoint, and the segment goes on from its step in the next job, counting no
+    failure."""
+    pytest.importorskip("jsonargparse")
+    require_module("lightning")
+    for name in ("main.py", "config.yaml"):
+        shutil.copy(PROJECT / name, tmp_path / name)
+    exp, master = run_search(tmp_path, {
+        "name": f"plterm-{uuid.uuid4().hex[:6]}",
+        "entrypoint": {"command": [
+            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
+            '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
+            '--trainer.limit_train_batches 2400 --data.n 9600 --data.batch_size 4 '
+            '--data.num_workers 2 '
+            '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
+            "sh", "${args}"]},
+        "hyperparameters": {"model": {"lr": 0.01}},
+        "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
+        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
+        cleanup, timeout_min=10)
+    trial_dir = exp / "trials" / "00001"
+    wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
+               "trial 1 to train 200 steps")
+    jobs = [str(r["job_id"]) for r in journal(exp) if r["kind"] in ("submitted", "started")
+            and r.get("trial") == 1 and re.fullmatch(r"\d+(_\d+)?", str(r["job_id"]))]
+    subprocess.run(["scancel", jobs[-1]], check=True)
+    _, err = master.communicate(timeout=600)
+    assert master.returncode == 0, err[-3000:]
+    _, st, recs = final_state(exp)
+    results = [(r["status"], r.get("stop_reason"), bool(r["checkpoint"]))
+               for r in recs if r["kind"] == "result"]
+    assert results == [("interrupted", "SIGTERM", True), ("completed", None, True)]
+    first = [s for run, s in _steps(trial_dir) if run.endswith("-a00")]
+    again = [s for run, s in _steps(trial_dir) if run.endswith("-a01")]
+    assert again and min(again) > max(first), (first, again)
+    assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
+
+
 DEAF = '''import json, os, time
 if os.environ["ASHA_RUN_DIR"].endswith("-a00"):  # the first job trains on, deaf to its stop
     time.sleep(600)
