@@ -5,30 +5,37 @@ their default action ends the script before it can checkpoint (``asha-hpc pause`
 SIGURG, which ends nobody: protocol/signals.py). Once a script has
 asked whether to stop (``should_preempt()`` / ``should_stop()``), a stop signal only makes that
 answer true, so it checkpoints and returns, as it does for the job's stop file. A script that
-never asks, and any second signal, end the process as the default action would, so ``kill``
-still stops a script that does not listen."""
+never asks, and a second signal, end the process as the default action would, so ``kill``
+still stops a script that does not listen. A second signal within ``SAME_STOP_S`` of the first
+is the same stop, not a second one: on Slurm, a script under torchrun gets scancel's SIGTERM
+and, at once, torchrun's own, which it sends its workers when it is signalled."""
 from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from . import loader_workers
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+SAME_STOP_S = 5.0
 
 _received: str | None = None  # the first stop signal's name (set in the handler: no locks)
+_received_at = 0.0  # ... and when (time.monotonic())
 _listening = False  # the script asked whether to stop at least once
 _installed: dict[int, Any] = {}  # signal -> the handler before ours
 
 
 def _handler(signum: int, frame: Any) -> None:
-    global _received
+    global _received, _received_at
+    if _received is not None and time.monotonic() - _received_at < SAME_STOP_S:
+        return
     if _received is not None or not _listening:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    _received = signal.Signals(signum).name
+    _received, _received_at = signal.Signals(signum).name, time.monotonic()
 
 
 def install() -> None:

@@ -45,3 +45,51 @@ def test_a_burst_of_stop_signals_stops_the_job(tmp_path):
             raise AssertionError("the job hung in its stop-signal handler") from None
         assert p.returncode == 0 and out.startswith("stopped SIG"), out
         time.sleep(0.05)
+
+
+# a command's script (the Determined shim, AshaCallback() in a command) that asks whether to
+# stop and takes a while to save once told
+LISTENING = r'''
+import sys, time
+from asha_hpc.job import stop_signals
+
+stop_signals.SAME_STOP_S = float(sys.argv[1])
+stop_signals.install()
+stop_signals.received()  # the script asks once: from now on a stop signal only tells it
+print("ready", flush=True)
+while stop_signals.received() is None:
+    time.sleep(0.01)
+print("told", flush=True)
+time.sleep(1.0)  # saving
+print("saved", flush=True)
+'''
+
+
+def _listening(same_stop_s: float) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", LISTENING, str(same_stop_s)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    return p
+
+
+def test_scancels_sigterm_and_torchruns_copy_of_it_are_one_stop():
+    """On Slurm a script under torchrun gets scancel's SIGTERM and, at once, the one torchrun
+    sends its workers when it is signalled: the script still saves, then exits."""
+    p = _listening(5.0)
+    p.send_signal(signal.SIGTERM)
+    assert p.stdout is not None and p.stdout.readline().strip() == "told"
+    p.send_signal(signal.SIGTERM)  # torchrun's, once it has handled its own
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0 and out.split() == ["saved"], (p.returncode, out)
+
+
+def test_a_later_second_sigterm_ends_a_script_that_listens():
+    """``kill`` again, once the first stop had its time: the script ends as SIGTERM's default
+    would, so a script stuck in its save can still be stopped."""
+    p = _listening(0.2)
+    p.send_signal(signal.SIGTERM)
+    assert p.stdout is not None and p.stdout.readline().strip() == "told"
+    time.sleep(0.4)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM and "saved" not in out, (p.returncode, out)
