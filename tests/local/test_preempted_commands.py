@@ -5,12 +5,12 @@ at once; the workers would too (torch's worker ends on a SIGTERM its parent did 
 the script would fail on its next batch before it could save. Here the SIGTERM goes to the job's
 whole process group, as Slurm sends it: the script must save where it is, the job must keep that
 checkpoint although the shell above the script ended with an error, and the next job must go on
-from there, not from the segment's start."""
+from there, not from the segment's start. (The LightningCLI recipe gets plain ``scancel`` on the
+real Slurm cluster: tests/slurm/test_slurm_pause.py.)"""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -52,35 +52,6 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_lightning_cli_command_behind_sh_with_loader_workers_goes_on_where_it_was(tmp_path):
-    pytest.importorskip("jsonargparse")
-    require_module("lightning")
-    for name in ("main.py", "config.yaml"):
-        shutil.copy(FOREIGN / "lightning_cli" / name, tmp_path / name)
-    exp, master = one_trial_training(tmp_path, {
-        "entrypoint": {"command": [
-            "sh", "-c", PGID + f'{sys.executable} main.py fit --config config.yaml '
-            '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
-            '--trainer.limit_train_batches 2400 --data.n 9600 --data.batch_size 4 '
-            '--data.num_workers 2 '
-            '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
-            "sh", "${args}"]},
-        "hyperparameters": {"model": {"lr": 0.01}},
-        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
-        {"epochs": 1}, metric="val_loss", started="pgid")
-    trial_dir = exp / "trials" / "00001"
-    _sigterm_when(exp, master, lambda: any(x["step"] >= 300 for x in _lines(trial_dir / "steps.log")))
-    assert _results(exp) == [("interrupted", "SIGTERM", True), ("completed", None, True)]
-    steps = [(Path(x["run"]).name[-3:], x["step"]) for x in _lines(trial_dir / "steps.log")]
-    first = [s for run, s in steps if run == "a00"]
-    again = [s for run, s in steps if run == "a01"]
-    # the second job restored the first one's checkpoint, taken after the signal: its steps
-    # count on from there
-    assert again and min(again) > max(first), steps
-    _, st = final_state(exp)
-    assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
-
-
 def test_a_transformers_command_behind_sh_with_loader_workers_trains_each_step_once(tmp_path):
     pytest.importorskip("transformers")
     require_module("accelerate")
@@ -93,12 +64,12 @@ def test_a_transformers_command_behind_sh_with_loader_workers_trains_each_step_o
             "--dataloader_num_workers", "2"]},
         "hyperparameters": {"learning_rate": 0.001},
         "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
-        {"batches": 1200}, metric="eval_loss", started="pgid")
+        {"batches": 600}, metric="eval_loss", started="pgid")
     trained = exp / "trials" / "00001" / "trained.jsonl"
-    _sigterm_when(exp, master, lambda: any(x["step"] >= 200 for x in _lines(trained)))
+    _sigterm_when(exp, master, lambda: any(x["step"] >= 150 for x in _lines(trained)))
     assert _results(exp) == [("interrupted", "SIGTERM", True), ("completed", None, True)]
     steps = [x["step"] for x in _lines(trained)]
-    assert steps == list(range(1, 1201)), [s for i, s in enumerate(steps) if s != i + 1][:5]
+    assert steps == list(range(1, 601)), [s for i, s in enumerate(steps) if s != i + 1][:5]
     _, st = final_state(exp)
     assert st.trials[1].restarts == 0 and st.lifecycle == "completed"
 
