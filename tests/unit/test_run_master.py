@@ -153,6 +153,8 @@ def test_a_pause_or_cancel_with_no_room_for_its_request_is_one_line(tmp_path, mo
 def test_pause_and_cancel_of_a_folder_that_holds_no_search_say_so(tmp_path):
     """What a person types as the folder (a typo, spaces, a file, a parent of experiments):
     one AshaError naming it, nothing written there."""
+    import tempfile
+
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -165,8 +167,8 @@ def test_pause_and_cancel_of_a_folder_that_holds_no_search_say_so(tmp_path):
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(name=names, how=st.sampled_from(["pause", "cancel"]), make=st.sampled_from(["", "dir", "file"]))
     def check(name, how, make):
-        target = tmp_path / "typed" / name
-        target.parent.mkdir(exist_ok=True)
+        # a folder of its own per example: an earlier one may have made the name a file
+        target = Path(tempfile.mkdtemp(dir=tmp_path)) / name
         if make == "dir":
             target.mkdir(exist_ok=True)
         elif make == "file":
