@@ -102,7 +102,7 @@ from ..protocol.metrics import as_number
 from ..protocol.pids import kill_tree
 from . import command_trial, loader_workers, notes
 from .command_trial import PARTIAL
-from .job_report import WHOLE_FOLDER, ReportReader
+from .job_report import WHOLE_FOLDER, ReportFile, ReportReader
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
 
@@ -1209,11 +1209,43 @@ class _StderrTail(threading.Thread):
         return text
 
 
+def _publish_command_checkpoint(spec: SegmentSpec, trial: Trial, out_ckpt: Path, rc: int,
+                                got: ReportFile) -> None:
+    """Publish what the command left in its checkpoint folder (rank 0's job, for every rank).
+
+    What a command that failed left there may be half-written (killed in the middle of a save):
+    the trial's latest checkpoint stays the one before, unless the command said the folder (or
+    an entry of it) was complete (``saved``). Not after an ended_early line either: written once
+    the final model was saved, it says training is over, and a TrainingEndedEarly that then
+    left the script (command_trial.py) fails nothing."""
+    ended_early = got.ended_early is not None
+    left = [item for item in out_ckpt.iterdir() if item.name != PARTIAL]
+    with trial.publishing_alone():
+        if (rc == 0 or ended_early or got.saved == WHOLE_FOLDER) and left:
+            with trial.save_checkpoint(length=got.reached if rc == 0 or ended_early
+                                       else got.saved_reached) as path:
+                for item in left:
+                    shutil.move(str(item), str(path / item.name))
+        elif rc == 0 and spec.max_length is not None and spec.length < spec.max_length:
+            # a checkpoint callback left at its default path (Keras's, the script's own folder)
+            # (the master says "no checkpoint" itself, from the result's no_checkpoint)
+            print(f"asha_hpc: warning: the command left ASHA_CHECKPOINT_DIR ({out_ckpt}) empty: "
+                  f"this segment has no checkpoint, and a promoted trial trains again from the "
+                  f"start. Save the model there (a checkpoint callback's path, torch.save(...)); "
+                  f"a path of your own is shared by every trial", file=sys.stderr, flush=True)
+        elif rc != 0 and got.saved not in (None, WHOLE_FOLDER) and \
+                (out_ckpt / got.saved).exists():
+            # an entry it said was complete before it failed is kept: its retry goes on from there
+            with trial.save_checkpoint(length=got.saved_reached) as path:
+                shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
+
+
 def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, Any] | None:
     """Run a command entrypoint for one segment; return the segment's metrics (or None)."""
-    out_ckpt = run_dir / "checkpoint_out"
-    shutil.rmtree(out_ckpt, ignore_errors=True)
-    out_ckpt.mkdir(parents=True)
+    out_ckpt = run_dir / "checkpoint_out"  # the ranks' jobs share it: rank 0's job publishes it
+    if trial.rank == 0:
+        shutil.rmtree(out_ckpt, ignore_errors=True)
+    out_ckpt.mkdir(parents=True, exist_ok=True)
     report = run_dir / "report.jsonl"
     stop_file = run_dir / "STOP"
     hp_file = run_dir / "hparams.json"
@@ -1270,28 +1302,9 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     for text in got.warnings:  # the command's log has them: they go with the result too
         notes.carry(text)
     metrics = got.metrics
-    # what a command that failed left in its checkpoint folder may be half-written (killed in
-    # the middle of a save): the trial's latest checkpoint stays the one before. Not after an
-    # ended_early line: written once the final model was saved, it says training is over, and
-    # a TrainingEndedEarly that then left the script (command_trial.py) fails nothing
     ended_early = got.ended_early is not None
-    left = [item for item in out_ckpt.iterdir() if item.name != PARTIAL]
-    if (rc == 0 or ended_early or got.saved == WHOLE_FOLDER) and left:
-        with trial.save_checkpoint(length=got.reached if rc == 0 or ended_early
-                                   else got.saved_reached) as path:
-            for item in left:
-                shutil.move(str(item), str(path / item.name))
-    elif rc == 0 and spec.max_length is not None and spec.length < spec.max_length:
-        # a checkpoint callback left at its default path (Keras's, the script's own folder)
-        # (the master says "no checkpoint" itself, from the result's no_checkpoint)
-        print(f"asha_hpc: warning: the command left ASHA_CHECKPOINT_DIR ({out_ckpt}) empty: "
-              f"this segment has no checkpoint, and a promoted trial trains again from the "
-              f"start. Save the model there (a checkpoint callback's path, torch.save(...)); "
-              f"a path of your own is shared by every trial", file=sys.stderr, flush=True)
-    elif rc != 0 and got.saved not in (None, WHOLE_FOLDER) and (out_ckpt / got.saved).exists():
-        # but an entry it said was complete before it failed is kept: its retry goes on from there
-        with trial.save_checkpoint(length=got.saved_reached) as path:
-            shutil.move(str(out_ckpt / got.saved), str(path / got.saved))
+    if trial.rank == 0:
+        _publish_command_checkpoint(spec, trial, out_ckpt, rc, got)
     if got.invalid is not None:
         raise InvalidHP(got.invalid)
     if got.fatal is not None:

@@ -119,6 +119,7 @@ class Trial:
         self._saved_length: int | None = None  # the length the last checkpoint said it holds
         self._saving_length: int | None = None  # ... and the one being saved (in its block)
         self._saved: tuple[Path, int | None] | None = None  # last checkpoint saved here
+        self._alone = False  # save_checkpoint() is rank 0's alone (publishing_alone)
         # the code asked where to go on from (trial.latest_checkpoint): code that saves
         # checkpoints and never asks trains a promoted trial from scratch (jobmain says so)
         self.asked_for_checkpoint = False
@@ -285,7 +286,8 @@ class Trial:
         self._n_ckpt += 1
         name = f"{self._key}-{self._n_ckpt:04d}"  # the same on every rank
         tmp = root / f".tmp-{name}"
-        tmp.mkdir(exist_ok=self.world_size > 1)
+        together = self.world_size > 1 and not self._alone
+        tmp.mkdir(exist_ok=together)
         # a report inside the block (Ray's train.report(..., checkpoint=) ported as it is) is
         # judged against the length being saved
         self._saving_length = length if isinstance(length, int) else None
@@ -298,7 +300,8 @@ class Trial:
             raise
         finally:
             self._saving_length = None
-        self._barrier(tmp, "saved")  # a sharded checkpoint is complete, or absent
+        if together:
+            self._barrier(tmp, "saved")  # a sharded checkpoint is complete, or absent
         if self.rank != 0:  # rank 0 publishes; wait so every rank sees the same latest
             if self._group is not None:
                 self._group.wait(lambda: not tmp.exists(), f"rank 0 to publish {tmp}")
@@ -347,6 +350,18 @@ class Trial:
         fsync_dir(root)  # the checkpoint is durable before a result names it, or the old goes
         self._saved = (root / name, man.get("length"))
         self._prune(root, keep=name)
+
+    @contextlib.contextmanager
+    def publishing_alone(self) -> Iterator[None]:
+        """``save_checkpoint()`` here is rank 0's alone, the other ranks take no part: the job's
+        publish of the folder a command left, which the command's own ranks agreed on (its rank
+        0 wrote it) while the jobs of the other ranks have nothing to add."""
+        assert self.rank == 0
+        self._alone = True
+        try:
+            yield
+        finally:
+            self._alone = False
 
     def _still_written(self, tmp: Path, what: str) -> FatalTrialError:
         """Something wrote into a checkpoint after its ``with`` block ended: an asynchronous
