@@ -230,6 +230,8 @@ class AshaCallback(_Base):
                 f"at each segment's end whatever val_check_interval says)")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.trial.world_size > 1:
+            _stop_signals_to_the_trial(trainer)
         if not self._walk.start(self._position(trainer),
                                 "pass trainer.fit(..., ckpt_path=cb.ckpt_path)"):
             trainer.should_stop = True  # every segment was already done: nothing to train
@@ -325,6 +327,21 @@ class AshaCallback(_Base):
         goes_on = self._walk.finish(position, trainer.callback_metrics,
                                     lambda d: trainer.save_checkpoint(Path(d) / CKPT_FILE))
         trainer.should_stop = not goes_on
+
+
+def _stop_signals_to_the_trial(trainer: Any) -> None:
+    """Under DDP, a SIGTERM goes back to the handler the trial had before the Trainer's.
+    Lightning's own broadcasts a tensor from inside the signal handler, which runs on each rank
+    wherever its training is: one rank's broadcast meets another's gradient all-reduce, and every
+    rank hangs until Slurm kills the job (Lightning issue 20806). The trial's handler only marks
+    the stop, and the ranks agree on it together after a batch (``trial.should_stop()``), save,
+    and end training; the Trainer puts its handlers back as before when it tears down."""
+    import signal
+
+    connector = getattr(trainer, "_signal_connector", None)
+    before = getattr(connector, "_original_handlers", {}).get(signal.SIGTERM)
+    if callable(before):
+        signal.signal(signal.SIGTERM, before)
 
 
 def _inert(bases: tuple[type, ...]) -> Any:

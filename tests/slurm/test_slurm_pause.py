@@ -80,20 +80,23 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
     assert again and min(again) > paused_at, (paused_at, again[:3])
 
 
-def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup):
+@pytest.mark.parametrize("ranks", [1, 2], ids=["one process", "DDP on two ranks"])
+def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup, ranks):
     """Plain ``scancel`` (a preemption's signal): SIGTERM to every process of the job, the
     ``sh``, the script and its DataLoader workers. The shell dies at once; the workers outlive
     their first SIGTERM and the script saves where it is; the job waits for the script and keeps
     that checkpoint, and the segment goes on from its step in the next job, counting no
-    failure."""
+    failure. Under DDP (``tasks_per_node: 2``) Lightning's own SIGTERM handler would hang every
+    rank until Slurm killed the job."""
     pytest.importorskip("jsonargparse")
     require_module("lightning")
     for name in ("main.py", "config.yaml"):
         shutil.copy(PROJECT / name, tmp_path / name)
+    ddp = f"--trainer.devices {ranks} --trainer.strategy ddp " if ranks > 1 else ""
     exp, master = run_search(tmp_path, {
         "name": f"plterm-{uuid.uuid4().hex[:6]}",
         "entrypoint": {"command": [
-            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
+            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml {ddp}'
             '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
             '--trainer.limit_train_batches 2400 --data.n 9600 --data.batch_size 4 '
             '--data.num_workers 2 '
@@ -102,7 +105,7 @@ def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_pat
         "hyperparameters": {"model": {"lr": 0.01}},
         "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
         "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
-        cleanup, timeout_min=10)
+        cleanup, timeout_min=10, tasks_per_node=ranks)
     trial_dir = exp / "trials" / "00001"
     wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
                "trial 1 to train 200 steps")
