@@ -10,8 +10,6 @@ real Slurm cluster: tests/slurm/test_slurm_pause.py.)"""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_module
-from helpers import final_state, journal, one_trial_training
+from helpers import final_state, journal, one_trial_training, preempt_then_finish
 
 require_module("torch")
 
@@ -30,17 +28,12 @@ PGID = 'ps -o pgid= -p $$ > "$ASHA_TRIAL_DIR/pgid"; '
 
 def _sigterm_when(exp: Path, master, ready) -> None:
     """SIGTERM to the job's whole process group once ``ready()``; the search must then go on
-    to its end (``max_restarts: 0``: a failure would end it)."""
+    to its end."""
     deadline = time.time() + 180
     while not ready():
         assert time.time() < deadline and master.poll() is None, "the command never trained"
         time.sleep(0.1)
-    try:
-        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
-        assert master.wait(timeout=300) == 0
-    finally:
-        if master.poll() is None:
-            master.kill()
+    preempt_then_finish(exp, master)
 
 
 def _results(exp: Path) -> list[tuple[str, str | None, bool]]:

@@ -37,28 +37,35 @@ def _steps(trial_dir: Path) -> list[tuple[str, int]]:
     return [(Path(x["run"]).name, x["step"]) for x in map(json.loads, lines)]
 
 
-def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup):
-    """The README's LightningCLI recipe (``sh -c '... ${ASHA_LATEST_CHECKPOINT:+--ckpt_path
-    ...}'``) with two DataLoader workers, paused mid-epoch: the job's ``sh``, the script and
-    its workers live on until the callback has saved; the checkpoint is published, and after
-    ``resume`` the next job goes on from the step the pause stopped at, not from step 0."""
+def _lightning_cli_search(tmp_path: Path, cleanup, name: str, batches: int, flags: str = "",
+                          **slurm):
+    """The README's LightningCLI recipe behind ``sh -c``, one trial of one epoch of
+    ``batches`` steps, with two DataLoader workers: (the experiment folder, the master)."""
     pytest.importorskip("jsonargparse")
     require_module("lightning")
-    for name in ("main.py", "config.yaml"):
-        shutil.copy(PROJECT / name, tmp_path / name)
-    exp, master = run_search(tmp_path, {
-        "name": f"plpause-{uuid.uuid4().hex[:6]}",
+    for file in ("main.py", "config.yaml"):
+        shutil.copy(PROJECT / file, tmp_path / file)
+    return run_search(tmp_path, {
+        "name": f"{name}-{uuid.uuid4().hex[:6]}",
         "entrypoint": {"command": [
-            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml '
+            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml {flags}'
             '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
-            '--trainer.limit_train_batches 4000 --data.n 16000 --data.batch_size 4 '
+            f'--trainer.limit_train_batches {batches} --data.n {4 * batches} --data.batch_size 4 '
             '--data.num_workers 2 '
             '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
             "sh", "${args}"]},
         "hyperparameters": {"model": {"lr": 0.01}},
         "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
         "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
-        cleanup, timeout_min=10)
+        cleanup, timeout_min=10, **slurm)
+
+
+def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup):
+    """The README's LightningCLI recipe (``sh -c '... ${ASHA_LATEST_CHECKPOINT:+--ckpt_path
+    ...}'``) with two DataLoader workers, paused mid-epoch: the job's ``sh``, the script and
+    its workers live on until the callback has saved; the checkpoint is published, and after
+    ``resume`` the next job goes on from the step the pause stopped at, not from step 0."""
+    exp, master = _lightning_cli_search(tmp_path, cleanup, "plpause", batches=4000)
     trial_dir = exp / "trials" / "00001"
     wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
                "trial 1 to train 200 steps")
@@ -88,24 +95,9 @@ def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_pat
     that checkpoint, and the segment goes on from its step in the next job, counting no
     failure. Under DDP (``tasks_per_node: 2``) Lightning's own SIGTERM handler would hang every
     rank until Slurm killed the job."""
-    pytest.importorskip("jsonargparse")
-    require_module("lightning")
-    for name in ("main.py", "config.yaml"):
-        shutil.copy(PROJECT / name, tmp_path / name)
     ddp = f"--trainer.devices {ranks} --trainer.strategy ddp " if ranks > 1 else ""
-    exp, master = run_search(tmp_path, {
-        "name": f"plterm-{uuid.uuid4().hex[:6]}",
-        "entrypoint": {"command": [
-            "sh", "-c", f'{sys.executable} main.py fit --config config.yaml {ddp}'
-            '--trainer.max_epochs "$ASHA_MAX_LENGTH" --trainer.default_root_dir "$ASHA_TRIAL_DIR" '
-            '--trainer.limit_train_batches 2400 --data.n 9600 --data.batch_size 4 '
-            '--data.num_workers 2 '
-            '"$@" ${ASHA_LATEST_CHECKPOINT:+--ckpt_path "$ASHA_LATEST_CHECKPOINT/lightning.ckpt"}',
-            "sh", "${args}"]},
-        "hyperparameters": {"model": {"lr": 0.01}},
-        "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 1}},
-        "environment": {"environment_variables": ["OMP_NUM_THREADS=1"]}},
-        cleanup, timeout_min=10, tasks_per_node=ranks)
+    exp, master = _lightning_cli_search(tmp_path, cleanup, "plterm", batches=2400, flags=ddp,
+                                        tasks_per_node=ranks)
     trial_dir = exp / "trials" / "00001"
     wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
                "trial 1 to train 200 steps")
