@@ -1063,9 +1063,9 @@ def _error_text(e: BaseException) -> str:
 
 def _await_command_tree(tail: _StderrTail) -> None:
     """The command ended after the job's stop signal, and what it started may not have: Slurm's
-    SIGTERM ends a ``sh -c`` wrapper (and torchrun) at once, while the script below it is still
-    saving. Its stderr closes when every process that holds it has exited; the job waits for
-    that, within Slurm's default KillWait, before it reads what the script reported."""
+    SIGTERM ends a ``sh -c`` wrapper at once, while the script below it is still saving. Its
+    stderr closes when every process that holds it has exited; the job waits for that, within
+    Slurm's default KillWait, before it reads what the script reported."""
     tail.join(timeout=STOPPED_TREE_WAIT_S)
     if tail.is_alive():
         print(f"asha_hpc: the command's own processes still ran {STOPPED_TREE_WAIT_S:g} s after "
