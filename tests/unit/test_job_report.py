@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 
@@ -104,6 +104,16 @@ def test_a_saved_checkpoint_entry_is_read_with_its_length_and_bad_names_are_refu
     got = read_report(out)
     assert got.saved == "ckpt-200"
     assert capsys.readouterr().err.count('"saved" must name an entry of ASHA_CHECKPOINT_DIR') == 2
+    # "." is the whole folder (what CommandTrial.save_checkpoint writes); ".." and "" are not
+    with open(out, "a") as f:
+        f.write("".join(json.dumps(x) + "\n" for x in (
+            {"saved": ".", "reached": 300}, {"saved": ".."}, {"saved": ""})))
+    got = read_report(out)
+    assert (got.saved, got.saved_reached, got.reached) == (".", 300, 300)
+    err = capsys.readouterr().err  # the whole file read again: lines 3 and 4 said once more
+    refused = [x.split(".jsonl:")[1].split(":")[0] for x in err.splitlines()
+               if '"saved" must name an entry of ASHA_CHECKPOINT_DIR' in x]
+    assert refused == ["3", "4", "6", "7"], err
 
 
 def test_bad_report_lines_name_the_file_and_line(tmp_path, capsys):
@@ -170,11 +180,14 @@ def test_reading_as_the_file_grows_gives_what_one_read_at_the_end_gives(tmp_path
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=0, max_size=12), st.sets(st.sampled_from(["ckpt-1", "ckpt-2", "model.pt", "a b"])))
+@example(".", set()).via("the whole folder")
+@example("..", set()).via("outside the folder")
+@example("./ckpt-1", {"ckpt-1"}).via("a path, not an entry name")
 def test_any_saved_name_is_kept_only_when_it_is_an_entry_of_the_folder(tmp_path_factory, name, there):
     """``--saved NAME`` as a command passes it (any text): taken (exit 0, one line in the
-    report) only where NAME is an entry directly in $ASHA_CHECKPOINT_DIR; else exit 2 with one
-    message, and nothing reported."""
-    from asha_hpc.job.job_report import main, read_report
+    report) only where NAME is an entry directly in $ASHA_CHECKPOINT_DIR, or ``.`` (the whole
+    folder); else exit 2 with one message, and nothing reported."""
+    from asha_hpc.job.job_report import WHOLE_FOLDER, main, read_report
 
     root = tmp_path_factory.mktemp("r")
     ckpt = root / "ckpt"
@@ -190,7 +203,7 @@ def test_any_saved_name_is_kept_only_when_it_is_an_entry_of_the_folder(tmp_path_
             code = e.code
     finally:
         del os.environ["ASHA_REPORT_FILE"], os.environ["ASHA_CHECKPOINT_DIR"]
-    if name in there:
+    if name in there or name == WHOLE_FOLDER:
         assert code == 0 and read_report(out).saved == name
     else:
         assert code == 2 and not out.exists()
