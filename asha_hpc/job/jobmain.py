@@ -1296,7 +1296,8 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
     stopped = rc != 0 and trial._stop_reason in (signals.TERMINATE, "SIGINT", signals.PAUSE)
     if stopped:
         _await_command_tree(tail)
-    tail.join()
+    else:
+        tail.join()
     follower.finish()
     got = follower.reader.got
     for text in got.warnings:  # the command's log has them: they go with the result too
