@@ -23,7 +23,8 @@ require_module("accelerate")
 SCRIPT = Path(__file__).parent.parent / "foreign" / "hf_cli_classifier.py"
 
 
-def command_search(tmp_path, hparams=None, flags=(), said=None, trials=4):
+def command_search(tmp_path, hparams=None, flags=(), said=None):
+    """Two trials: the better one is promoted (every job imports transformers again)."""
     cfg = {
         "name": "hf_cli",
         "entrypoint": {"command": [
@@ -34,7 +35,7 @@ def command_search(tmp_path, hparams=None, flags=(), said=None, trials=4):
             "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "${ASHA_TRIAL_SEED}",
             *flags]},
         "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": {"batches": 20},
-                     "num_rungs": 2, "divisor": 2, "max_trials": trials, "max_concurrent_trials": 2},
+                     "num_rungs": 2, "divisor": 2, "max_trials": 2, "max_concurrent_trials": 2},
         "hyperparameters": {"learning_rate": {"type": "log", "minval": -3, "maxval": -2},
                             "hidden_size": {"type": "categorical", "vals": [16, 32]},
                             **(hparams or {})},
@@ -67,7 +68,7 @@ print(t.evaluate()["eval_loss"])
 
 def test_a_command_script_with_the_callback_resumes_promoted_trials_on_one_schedule(tmp_path):
     st = command_search(tmp_path)
-    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.lifecycle == "completed" and st.counts()["total"] == 2
     assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
     promoted = [t for t in st.trials.values() if t.length == 20]
     assert promoted
@@ -91,7 +92,7 @@ def test_early_stopping_in_a_command_script_ends_trials_with_their_final_models(
     st = command_search(tmp_path, {"early_stopping_patience": {"type": "const", "val": 1},
                                    "early_stopping_threshold": {"type": "const", "val": 100.0}},
                         flags=["--metric_for_best_model", "eval_loss"])
-    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.lifecycle == "completed" and st.counts()["total"] == 2
     assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
     ended = [t for t in st.trials.values() if t.ended_early is not None]
     # at the first evaluation after the rung at 10 (where the callbacks' patience starts anew)
@@ -208,7 +209,7 @@ def test_a_commands_output_dir_shared_by_every_trial_is_said_once_by_the_master(
     was in each job's log only)."""
     said: list[str] = []
     st = command_search(tmp_path, flags=("--output_dir", str(tmp_path / "test_trainer")),
-                        said=said, trials=2)  # two trials' jobs, at once, share it
+                        said=said)  # two trials' jobs, at once, share it
     assert st.lifecycle == "completed"
     lines = [x for x in said[0].splitlines() if "'s code (said once" in x]
     assert len(lines) == 1 and "lies outside trial" in lines[0] and "test_trainer" in lines[0], \

@@ -134,7 +134,7 @@ def test_fit_without_initial_epoch_stops_the_search_with_what_to_pass(tmp_path):
     exp = tmp_path / "run"
     cfg = _search(tmp_path, 0, forget_initial_epoch=True)
     raw = yaml.safe_load(cfg.read_text())
-    raw["searcher"].update(max_trials=8, num_rungs=2, divisor=2)
+    raw["searcher"].update(max_trials=6, num_rungs=2, divisor=2)  # three promotions, one by one
     cfg.write_text(yaml.safe_dump(raw))
     r = cli("run", cfg, "--exp-dir", exp, timeout=600, check=False)
     assert r.returncode != 0
@@ -142,7 +142,7 @@ def test_fit_without_initial_epoch_stops_the_search_with_what_to_pass(tmp_path):
         "checkpoint fails" in r.stderr
     assert "pass fit(..., initial_epoch=cb.initial_epoch)" in r.stderr
     _, st = final_state(exp)
-    assert sum(1 for t in st.trials.values() if t.status == "failed") == 3  # no more
+    assert sum(1 for t in st.trials.values() if t.status == "failed") == 3
 
 
 SCRIPT = '''

@@ -127,9 +127,12 @@ def test_code_that_raises_after_its_segment_is_done_keeps_the_result_either_way(
     and each job's log shows the error for the user to fix."""
     require_module("pytorch_lightning")
     cfg = foreign_config(tmp_path, {"then_test": {"type": "const", "val": True}}, workers=workers)
+    raw = yaml.safe_load(cfg.read_text())  # two trials, the better one promoted: three fits
+    raw["searcher"].update(max_trials=2, num_rungs=2)
+    cfg.write_text(yaml.safe_dump(raw))
     cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
-    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.lifecycle == "completed" and st.counts()["total"] == 2
     assert all(t.status != "failed" and t.restarts == 0 for t in st.trials.values())
     assert max(t.length for t in st.trials.values()) == 20
     logs = "".join(p.read_text(errors="replace")

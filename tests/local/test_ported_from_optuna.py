@@ -28,7 +28,7 @@ def test_trials_the_objective_prunes_mid_segment_end_with_their_last_value(tmp_p
     cfg = {
         "name": "optuna_port", "entrypoint": str(FOREIGN / "optuna_port.py") + ":objective",
         "searcher": {"name": "async_halving", "metric": "accuracy", "smaller_is_better": False,
-                     "max_length": 8, "num_rungs": 2, "divisor": 2, "max_trials": 6,
+                     "max_length": 8, "num_rungs": 2, "divisor": 2, "max_trials": 4,
                      "max_concurrent_trials": 2},
         # SGD at lr 1e-5..1e-3 stays near chance: the objective prunes those trials at epoch 2
         "hyperparameters": {"n_layers": {"type": "int", "minval": 1, "maxval": 3}, **units,
