@@ -225,9 +225,16 @@ def run_worker(wspec: WorkerSpec) -> str:
 
 def run_job(spec: SegmentSpec | WorkerSpec) -> str:
     """What every backend runs in its job: a segment (per-segment mode) or a pool worker."""
-    if isinstance(spec, WorkerSpec):
-        return run_worker(spec)
-    return run_segment(spec)
+    try:
+        if isinstance(spec, WorkerSpec):
+            return run_worker(spec)
+        return run_segment(spec)
+    finally:
+        # Slurm's time-limit warning comes by the clock, and may land while this process exits
+        # after its last result is out. Python's finalization gives the signals it caught back
+        # their default action, which for SIGUSR2 is death (sacct: FAILED), but leaves an
+        # ignored one ignored
+        signal.signal(getattr(signal, signals.TIME_LIMIT), signal.SIG_IGN)
 
 
 def _run_lanes(wspec: WorkerSpec) -> str:

@@ -9,6 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+import yaml
+
+from helpers import cli
+
 CHILD = r'''
 import signal, sys, time
 from pathlib import Path
@@ -93,3 +98,38 @@ def test_a_later_second_sigterm_ends_a_script_that_listens():
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=30)
     assert p.returncode == -signal.SIGTERM and "saved" not in out, (p.returncode, out)
+
+
+# a job's last moments: Slurm's time-limit warning comes by the clock, and may come after the
+# job's last result is out, while its Python exits
+AT_EXIT = r'''
+import atexit, os, signal
+
+def _say_how_usr2_ends():
+    with open(os.path.join(os.path.dirname(__file__), f"exit-{os.getpid()}"), "w") as f:
+        f.write(str(signal.getsignal(signal.SIGUSR2)))
+
+atexit.register(_say_how_usr2_ends)  # after submitit has written the job's result
+
+def train(trial):
+    for seg in trial.segments():
+        seg.report(loss=trial.hparams["x"])
+'''
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["a job per segment", "a warm worker"])
+def test_a_time_limit_signal_after_the_jobs_last_result_does_not_kill_it(tmp_path, workers):
+    """Python's exit gives the signals it caught their default action back, and SIGUSR2's
+    kills: Slurm counted a job that had completed its segment as FAILED. Once its work is
+    done the job ignores the warning, which its exit keeps."""
+    (tmp_path / "at_exit.py").write_text(AT_EXIT)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "exit", "entrypoint": "at_exit:train",
+        "searcher": {"name": "async_halving", "metric": "loss", "max_length": 2, "num_rungs": 2,
+                     "divisor": 2, "max_trials": 2, "max_concurrent_trials": 1},
+        "hyperparameters": {"x": {"type": "double", "minval": 0.0, "maxval": 1.0}},
+        "poll_interval_s": 0.2, "local": {"gpus": [], "workers": workers}}))
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", cwd=tmp_path, timeout=120)
+    said = [p.read_text() for p in tmp_path.glob("exit-*")]
+    assert len(said) == (3 if workers == 0 else 1), said  # every job's process said it
+    assert set(said) == {str(signal.SIG_IGN)}
