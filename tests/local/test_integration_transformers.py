@@ -31,7 +31,7 @@ def test_transformers_tiny_example(tmp_path):
     cfg["searcher"].update(max_length={"batches": 30}, max_trials=4, divisor=3)
     cfg["continue_in_place"] = True
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600, cwd=tmp_path)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
     assert st.trials[1].hparams["learning_rate"] == 5e-5  # the example's points_to_evaluate
@@ -65,7 +65,7 @@ def test_foreign_causal_lm_script(tmp_path):
         "local": {"gpus": [], "max_parallel": 2},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    r = cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600, cwd=tmp_path)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
     assert max(t.length for t in st.trials.values()) == 20
@@ -99,7 +99,7 @@ def test_early_stopping_callback_ends_trials_with_their_final_models(tmp_path):
         "local": {"gpus": [], "max_parallel": 2},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600)
+    cli("run", tmp_path / "c.yaml", "--exp-dir", tmp_path / "e", timeout=600, cwd=tmp_path)
     _, st = final_state(tmp_path / "e")
     assert st.lifecycle == "completed" and st.counts()["total"] == 4
     assert st.counts()["failed"] == 0 and all(t.restarts == 0 for t in st.trials.values())
