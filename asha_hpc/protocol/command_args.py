@@ -33,6 +33,8 @@ ARGS = "${args}"
 OVERRIDES = "${overrides}"
 LISTS = {"args": "one --NAME=VALUE argument", "overrides": "one NAME=VALUE override (Hydra's)"}
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+# what is left of one of ours once the complete placeholders are taken out: its '}' is missing
+_UNCLOSED = re.compile(r"\$\{(?:hparams\.|ASHA_|args|overrides).*", re.S)
 # W&B Sweeps' command macros, which a sweep's command moved here would keep
 _WANDB_MACROS = {
     "env": "leave it out (the command runs as given)",
@@ -73,6 +75,10 @@ def problems(command: Sequence[str], names: Sequence[str] | None) -> list[str]:
                 # (an expansion with an operator, ${ASHA_LATEST_CHECKPOINT:+...}, is the shell's)
                 out.append(f"command[{i}] {arg!r}: ${{{name}}} is none of the job's variables: "
                            f"{', '.join(VARIABLES)}")
+        unclosed = _UNCLOSED.search(_PLACEHOLDER.sub("", arg))
+        if unclosed:  # passed on as it is, the script would get the text, not the value
+            out.append(f"command[{i}] {arg!r}: {unclosed.group(0)!r} has no closing '}}' "
+                       f"(a placeholder is ${{NAME}}; $${{ is a literal ${{)")
     return out
 
 

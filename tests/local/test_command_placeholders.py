@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asha_hpc.config import load_config
@@ -75,6 +75,11 @@ def test_an_argparse_script_gets_its_flags_from_the_search(tmp_path):
     (["python3", "flags.py", "--steps", "${ASHA_STEPS}"], "command[3] '${ASHA_STEPS}': "
                                                            "${ASHA_STEPS} is none of the job's "
                                                            "variables"),
+    # the script would get the text '${hparams.lr' as its learning rate
+    (["python3", "flags.py", "--lr", "${hparams.lr"], "command[3] '${hparams.lr': '${hparams.lr' "
+                                                      "has no closing '}'"),
+    (["python3", "flags.py", "--out=${ASHA_TRIAL_DIR/x"], "command[2] '--out=${ASHA_TRIAL_DIR/x': "
+                                                          "'${ASHA_TRIAL_DIR/x' has no closing '}'"),
 ])
 def test_a_wrong_placeholder_is_refused_naming_the_argument(tmp_path, command, says):
     with pytest.raises(ConfigError) as e:
@@ -97,6 +102,8 @@ def test_a_shell_lines_own_variables_are_left_to_the_shell(tmp_path):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet="${}abhpramsASH_.lr-= ", max_size=20), min_size=1, max_size=4))
+@example(["${ASHA_"])
+@example(["--lr", "$${hparams.lr"])
 def test_any_command_either_loads_and_fills_or_is_refused_in_one_line_each(tmp_path_factory, args):
     """Whatever the arguments, the config loads (and every argument fills without error) or
     each problem names its argument."""
