@@ -87,7 +87,7 @@ def write(tmp_path, entry):
     cfg.write_text(yaml.safe_dump(dict(how, **{
         "name": "boost",
         "searcher": {"name": "adaptive_asha", "metric": "accuracy", "smaller_is_better": False,
-                     "max_length": {"batches": 64}, "max_trials": 10,
+                     "max_length": {"batches": 64}, "max_trials": 6,
                      "max_concurrent_trials": 2, "mode": "aggressive", "divisor": 2},
         "hyperparameters": {"learning_rate": {"type": "log", "base": 10, "minval": -1.3,
                                               "maxval": 0},
