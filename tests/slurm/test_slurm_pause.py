@@ -91,7 +91,7 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
 
 @pytest.mark.parametrize("ranks", [1, 2], ids=["one process", "DDP on two ranks"])
 def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path, cleanup, ranks):
-    """Plain ``scancel`` (a preemption's signal): SIGTERM to every process of the job, the
+    """``scancel``'s SIGTERM (a cancel's, a preemption's) to every process of the job, the
     ``sh``, the script and its DataLoader workers. The shell dies at once; the workers outlive
     their first SIGTERM and the script saves where it is; the job waits for the script and keeps
     that checkpoint, and the segment goes on from its step in the next job, counting no
@@ -106,11 +106,11 @@ def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_pat
     wait_until(lambda: _steps(trial_dir), 300, "trial 1 to train 100 steps")
     jobs = [str(r["job_id"]) for r in journal(exp) if r["kind"] in ("submitted", "started")
             and r.get("trial") == 1 and re.fullmatch(r"\d+(_\d+)?", str(r["job_id"]))]
-    # the same SIGTERM to every process of the job step; with two DDP ranks without the
-    # SIGKILL that follows 5 s later on this cluster (KillWait=5; Slurm's default is 30 s, a
-    # preemptible partition's GraceTime often more): on a busy CI machine the two ranks' save
-    # and teardown took longer than 5 s
-    subprocess.run(["scancel", *(["--signal=TERM"] if ranks > 1 else []), jobs[-1]], check=True)
+    # the same SIGTERM to every process of the job step, without the SIGKILL that a plain
+    # scancel sends 5 s later on this cluster (KillWait=5; Slurm's default is 30 s, a
+    # preemptible partition's GraceTime often more): on a busy CI machine Lightning's save and
+    # teardown took longer than 5 s, in one process as in two
+    subprocess.run(["scancel", "--signal=TERM", jobs[-1]], check=True)
     _, err = master.communicate(timeout=600)
     assert master.returncode == 0, err[-3000:]
     _, st, recs = final_state(exp)
