@@ -10,7 +10,9 @@ paragraph says:
 - ``--output_dir ${ASHA_CHECKPOINT_DIR}``, and ``--resume_from_checkpoint
   ${ASHA_LATEST_CHECKPOINT}`` takes the latest ``epoch_*`` folder in it (the example's own
   "most recent checkpoint" branch, pointed at the folder given);
-- the main process appends the epochs' results to ``ASHA_REPORT_FILE``.
+- the main process appends the epochs' results to ``ASHA_REPORT_FILE``, and each saved
+  ``epoch_*`` folder once every process has written its part (``saved``: the search keeps it
+  when the job is stopped before its end, by a preemption or a ``scancel``).
 
 Each process appends its first eight labels of every epoch to ``ASHA_TRIAL_DIR/batches`` (a
 test compares a promoted trial with one trained straight through).
@@ -99,6 +101,9 @@ def training_function(config, args):
 
         if args.checkpointing_steps == "epoch":
             accelerator.save_state(os.path.join(args.output_dir, f"epoch_{epoch}"))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:  # kept if the job is stopped before its end
+                report({"saved": f"epoch_{epoch}", "reached": epoch + 1})
     if accelerator.is_main_process:
         report({"metrics": metrics})
     accelerator.end_training()

@@ -1,27 +1,38 @@
 """Accelerate's checkpointing example as the README's Accelerate paragraph adapts it
 (tests/foreign/accelerate_checkpointing.py), run as the README's command line: ``accelerate
 launch`` with two processes (``--multi_gpu`` and ``ACCELERATE_USE_CPU=1`` on a machine without
-GPUs, ``--main_process_port 0``), ``save_state`` into the trial's checkpoint folder,
+GPUs, ``--main_process_port 0``), ``save_state`` into the trial's checkpoint folder each epoch,
 ``load_state`` of the latest ``epoch_*`` folder there. A promoted trial must go on where it
-stopped, in both processes, with the batches and the result an uninterrupted run gives."""
+stopped, in both processes, with the batches and the result an uninterrupted run gives, and
+so must a job stopped halfway by SIGTERM to all its processes (Slurm's preemption and
+``scancel``): from the last epoch the script said it saved, not from the segment's start."""
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
 
 from conftest import require_module
-from helpers import cli, final_state, journal
+from helpers import final_state, journal
 
 require_module("torch")
 require_module("accelerate", extra="transformers")
 require_module("sklearn")
 FOREIGN = Path(__file__).parent.parent / "foreign"
+EPOCHS = 16  # max_length; the first rung is 8
+KILL_AT = 9  # the promoted job is stopped once it starts this epoch: epoch 8 is saved
 
 
-def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> Path:
-    launch = str(Path(__import__("sys").executable).parent / "accelerate")  # on the venv's PATH
+def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
+    launch = str(Path(sys.executable).parent / "accelerate")  # on the venv's PATH
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
         "name": name,
         "entrypoint": {"command": [
+            # the shell notes the job's process group for the test, then is the launcher
+            "sh", "-c", 'ps -o pgid= -p $$ > "$ASHA_TRIAL_DIR/pgid"; exec "$@"', "sh",
             launch, "launch", "--num_processes", "2", "--multi_gpu", "--main_process_port", "0",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             str(FOREIGN / "accelerate_checkpointing.py"), "${args}", "--seed", "7",
@@ -32,31 +43,60 @@ def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> Path:
         # one configuration and one seed: every trial alike, so the straight run's trial 1 is
         # the twin of whichever trial the halving search promotes
         "hyperparameters": {"lr": 0.05, "hidden": 32, "batch_size": 64},
-        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": 4,
+        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": EPOCHS,
                      "num_rungs": rungs, "divisor": 2, "max_trials": trials,
                      "max_concurrent_trials": trials},
-        "max_restarts": 0, "poll_interval_s": 0.2,
+        "max_restarts": 0, "poll_interval_s": 0.2,  # a preemption is no failure
         "local": {"gpus": [], "max_parallel": trials, "workers": 0}}))
     exp = tmp_path / name
-    cli("run", tmp_path / f"{name}.yaml", "--exp-dir", exp, timeout=400)
-    return exp
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                               str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return exp, master
 
 
-def test_a_promoted_accelerate_trial_goes_on_in_both_processes_as_if_never_stopped(tmp_path):
-    exp = _search(tmp_path, "halving", trials=2, rungs=2)
+def _epochs(folder: Path, rank: str = "0") -> list[int]:
+    """The epochs process ``rank`` started, in order, over all the trial's jobs."""
+    lines = (folder / "batches").read_text().splitlines() if (folder / "batches").exists() else []
+    return [int(x.split()[1]) for x in lines if x.split()[0] == rank]
+
+
+def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(tmp_path):
+    exp, master = _search(tmp_path, "halving", trials=2, rungs=2)
+    try:
+        # the promoted segment (epochs 8-15) has saved epoch 8: SIGTERM to every process of
+        # its job, as Slurm sends it
+        deadline = time.time() + 300
+        while True:
+            late = [d for d in (exp / "trials").glob("0000?") if KILL_AT in _epochs(d)]
+            if late:
+                break
+            assert time.time() < deadline and master.poll() is None, "no trial was promoted"
+            time.sleep(0.05)
+        os.killpg(int((late[0] / "pgid").read_text()), signal.SIGTERM)
+        assert master.wait(timeout=300) == 0
+    finally:
+        if master.poll() is None:
+            master.kill()
     _, st = final_state(exp)
-    assert st.lifecycle == "completed"
-    (promoted,) = [t for t in st.trials.values() if t.length == 4]
+    (promoted,) = [t for t in st.trials.values() if t.length == EPOCHS]
     folder = exp / "trials" / f"{promoted.id:05d}"
-    # the second segment loaded the first's last epoch and trained epochs 2 and 3 only, in
-    # each of the two processes
-    batches = sorted((folder / "batches").read_text().splitlines())
-    assert [line.split()[:2] for line in batches] == \
-        [[rank, epoch] for rank in "01" for epoch in "0123"]
-    results = [r for r in journal(exp) if r["kind"] == "result" and r["trial"] == promoted.id]
-    assert [r["status"] for r in results] == ["completed", "completed"]
+    results = [(r["status"], r.get("stop_reason"))
+               for r in journal(exp) if r["kind"] == "result" and r["trial"] == promoted.id]
+    assert results == [("completed", None), ("interrupted", "SIGTERM"), ("completed", None)]
+    for rank in "01":
+        epochs = _epochs(folder, rank)
+        # the second job went on from the first's last epoch, the third from the last epoch
+        # the second said it saved (8 at least): epochs before the stop are trained once,
+        # and the stop cost at most the epoch it came in and the one being saved
+        assert epochs[:KILL_AT] == list(range(KILL_AT)), epochs
+        assert sorted(set(epochs)) == list(range(EPOCHS)) and epochs[-1] == EPOCHS - 1, epochs
+        assert epochs.count(KILL_AT - 1) == 1 and len(epochs) - EPOCHS <= 2, epochs
 
-    straight = _search(tmp_path, "straight", trials=1, rungs=1)
+    straight, master = _search(tmp_path, "straight", trials=1, rungs=1)
+    assert master.wait(timeout=300) == 0
     _, twin = final_state(straight)
-    assert sorted((straight / "trials" / "00001" / "batches").read_text().splitlines()) == batches
-    assert abs(promoted.rung_metrics[4] - twin.trials[1].rung_metrics[4]) < 1e-6
+    lines = (straight / "trials" / "00001" / "batches").read_text().splitlines()
+    # an epoch trained again after the stop draws the batches it drew before
+    assert sorted(set((folder / "batches").read_text().splitlines())) == sorted(lines)
+    assert abs(promoted.rung_metrics[EPOCHS] - twin.trials[1].rung_metrics[EPOCHS]) < 1e-6
