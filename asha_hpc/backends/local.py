@@ -98,6 +98,12 @@ def record_path(jobs_dir: Path, job_id: str) -> Path:
     return jobs_dir / f"local-{job_id[len(LOCAL_PREFIX):]}.json"
 
 
+def cancel_mark_path(jobs_dir: Path, job_id: str) -> Path:
+    """Present once a local job was sent its cancel: how it ended is then the cancel's doing
+    (``states``: CANCELLED, as sacct says of a job scancel ended), also to a later master."""
+    return jobs_dir / f"local-{job_id[len(LOCAL_PREFIX):]}.cancelled"
+
+
 def threads_per_job(cfg: LocalConfig) -> int:
     """CPU threads for each process of a job: the machine's cores shared by the processes that
     run at once (as Ray Tune does for its trials). Without it torch and BLAS start a thread
@@ -252,17 +258,26 @@ class LocalBackend(Backend):
                 else:  # incl. SIGKILL (the OOM killer's signal): counts as a restart. submitit's
                     # controller exits 0 whatever became of its task; the task's result file
                     # tells whether it ran to its end
-                    out[jid] = JobState.FAILED
+                    out[jid] = self._failed(jid)
             else:
                 _, pid, running = read_record(self._record(jid))
                 if running:
                     out[jid] = JobState.RUNNING
                 elif pid is not None:  # started under an earlier master and gone: it died
                     self._sweep(jid, pid)
-                    out[jid] = JobState.FAILED  # as it would count under its own (or its result
-                else:  # is in the inbox, read first); never started (no pid): nothing counts
+                    out[jid] = self._failed(jid)  # as it would count under its own (or its
+                else:  # result is in the inbox, read first); never started (no pid): nothing counts
                     out[jid] = JobState.LOST
         return out
+
+    def _failed(self, jid: str) -> JobState:
+        """A job that ended without its result: FAILED (it counts against its trial), unless it
+        was cancelled first (a pause, a cancel, a stop on a fatal error), whatever master sent
+        the cancel: a job still starting, or whose code set SIGTERM back to its default, dies
+        of it without a word, and that is not the trial's fault (on Slurm, sacct says
+        CANCELLED)."""
+        return JobState.CANCELLED if cancel_mark_path(self.folder, jid).exists() else \
+            JobState.FAILED
 
     def close(self) -> None:
         """The master leaves: what ended jobs left running is ended (running jobs go on)."""
@@ -304,6 +319,7 @@ class LocalBackend(Backend):
             if running and pid is not None:
                 ticks = start_ticks(pid)  # before the signal: which process it was
                 tree = descendants(pid)  # before its leader exits and they are init's
+                cancel_mark_path(self.folder, jid).touch()
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except OSError:

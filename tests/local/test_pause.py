@@ -169,3 +169,49 @@ def test_pause_withdraws_a_queued_job_and_resume_submits_it_again_at_once(tmp_pa
     assert st.lifecycle == "completed" and all(t.restarts == 0 for t in st.trials.values())
     # no second wait for the withdrawn job: it was dead already
     assert not [x for x in journal(exp)[at:] if x["kind"] == "job_dead"]
+
+
+DIES_OF_SIGTERM = '''
+import signal
+import time
+
+
+def train(trial):
+    for segment in trial.segments():
+        if not (trial.dir / "started").exists():  # the first job: a SIGTERM ends it without
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a word, as one still starting would
+            (trial.dir / "started").write_text("x")
+            time.sleep(120)
+        with trial.save_checkpoint() as path:
+            (path / "w").write_text("w")
+        segment.report(loss=trial.hparams["x"] ** 2)
+'''
+
+
+def test_a_job_that_dies_of_the_pause_is_no_failure_to_the_next_master(tmp_path):
+    """The pause's signal kills a job that has no handler for it yet (still starting, or its
+    code set SIGTERM back to its default): no result comes. On Slurm, sacct then says
+    CANCELLED; the local backend must tell the resumed master the same, so that the death is
+    not counted against the trial (``max_restarts: 0`` would fail it)."""
+    (tmp_path / "m.py").write_text(DIES_OF_SIGTERM)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "pausedie", "entrypoint": "m:train",
+        "searcher": {"name": "random", "metric": "loss", "max_length": 2, "max_trials": 1},
+        "hyperparameters": {"x": 0.5},
+        "max_restarts": 0, "poll_interval_s": 0.2, "local": {"gpus": [], "workers": 0}}))
+    exp = tmp_path / "run"
+    p = run_in_background(tmp_path / "c.yaml", exp)
+    try:
+        assert _wait(lambda: (exp / "trials" / "00001" / "started").exists(), 120)
+        cli("pause", exp)
+        p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert _wait(lambda: not _jobs_alive(exp), 45), _jobs_alive(exp)
+    assert not [x for x in journal(exp) if x["kind"] == "result"]  # it died without one
+    r = cli("resume", exp, timeout=300)
+    _, st = final_state(exp)
+    assert st.lifecycle == "completed" and st.trials[1].restarts == 0, r.stderr
+    (dead,) = [x for x in journal(exp) if x["kind"] == "job_dead"]
+    assert dead["state"] == "cancelled" and dead["counts"] is False, dead
