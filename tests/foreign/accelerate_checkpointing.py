@@ -12,7 +12,8 @@ paragraph says:
   "most recent checkpoint" branch, pointed at the folder given);
 - the main process appends the epochs' results to ``ASHA_REPORT_FILE``, and each saved
   ``epoch_*`` folder once every process has written its part (``saved``: the search keeps it
-  when the job is stopped before its end, by a preemption or a ``scancel``).
+  when the job is stopped before its end, by a preemption or a ``scancel``), and removes the
+  folder before it.
 
 Each process appends its first eight labels of every epoch to ``ASHA_TRIAL_DIR/batches`` (a
 test compares a promoted trial with one trained straight through).
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -104,6 +106,9 @@ def training_function(config, args):
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:  # kept if the job is stopped before its end
                 report({"saved": f"epoch_{epoch}", "reached": epoch + 1})
+                # one whole state is enough to go on from: the one before goes
+                shutil.rmtree(os.path.join(args.output_dir, f"epoch_{epoch - 1}"),
+                              ignore_errors=True)
     if accelerator.is_main_process:
         report({"metrics": metrics})
     accelerator.end_training()

@@ -93,6 +93,12 @@ def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(t
         assert sorted(set(epochs)) == list(range(EPOCHS)) and epochs[-1] == EPOCHS - 1, epochs
         assert epochs.count(KILL_AT - 1) == 1 and len(epochs) - EPOCHS <= 2, epochs
 
+    # the script removes each epoch's folder once the next is saved: every checkpoint the
+    # trial keeps is one whole state
+    kept = [sorted(e.name for e in c.iterdir() if e.name.startswith("epoch_"))
+            for c in (folder / "checkpoints").iterdir()]
+    assert kept and all(len(k) == 1 for k in kept) and [f"epoch_{EPOCHS - 1}"] in kept, kept
+
     straight, master = _search(tmp_path, "straight", trials=1, rungs=1)
     assert master.wait(timeout=300) == 0
     _, twin = final_state(straight)
