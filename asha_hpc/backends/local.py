@@ -319,7 +319,10 @@ class LocalBackend(Backend):
             if running and pid is not None:
                 ticks = start_ticks(pid)  # before the signal: which process it was
                 tree = descendants(pid)  # before its leader exits and they are init's
-                cancel_mark_path(self.folder, jid).touch()
+                try:
+                    cancel_mark_path(self.folder, jid).touch()
+                except OSError:  # a full or read-only disk: the job is cancelled all the same
+                    pass  # (should it die without a word, that counts, as it did before)
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except OSError:
