@@ -309,7 +309,9 @@ class LocalBackend(Backend):
         whole process group if it is still there ``KILL_AFTER_S`` later:
         a job stuck where it never looks at its stop (a collective whose peer is gone) would
         otherwise run on with nobody to end it. A detached watcher does the second step, so
-        that neither the master nor ``asha-hpc cancel`` waits for it."""
+        that neither the master nor ``asha-hpc cancel`` waits for it. Each signalled job is
+        marked cancelled first (``cancel_mark_path``): a death without result is then no
+        failure of its trial (``states``)."""
         ids = set(job_ids)
         self.queue = collections.deque(s for s in self.queue if LOCAL_PREFIX + s.key not in ids)
         signalled: list[tuple[int, str]] = []
