@@ -109,7 +109,7 @@ def _as_paths(row: dict[str, Any]) -> dict[str, Any]:
 
 def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any] | str | None = None,
         exp_dir: str | Path | None = None, backend: str | None = None,
-        report_every_s: float | None = None) -> SearchResult:
+        report_every_s: float | None = None, quiet: bool = False) -> SearchResult:
     """Run a search to its end and return its result.
 
     ``config``: a YAML file's path, or the same as a dict (its relative paths, ``entrypoint``'s
@@ -120,7 +120,8 @@ def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any
     config's ``experiment_dir``, else one under ``asha_runs/``). ``backend``: ``local`` or
     ``slurm``, over the config's (``simulated`` runs no code: virtual time and made-up curves,
     as ``asha-hpc simulate``). ``report_every_s``: how often the live
-    ``report.html`` is written (0: never; default as ``asha-hpc run``'s).
+    ``report.html`` is written (0: never; default as ``asha-hpc run``'s). ``quiet``: no
+    progress line while the search runs, only the last one (``asha-hpc run --quiet``).
 
     Raises ``ConfigError`` for a config that cannot run (nothing is started), and
     ``SearchFailed`` where the search failed."""
@@ -128,12 +129,13 @@ def run(config: str | Path | Mapping[str, Any], *, entrypoint: Callable[..., Any
 
     cfg = config_from(config, entrypoint, {"backend": backend} if backend else None)
     _refuse_a_finished_folder(exp_dir)
-    _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s), in_python=True)
+    _, st, exp = start_search(cfg, exp_dir, _report_every(report_every_s), in_python=True,
+                              quiet=quiet)
     return _ended(exp.root, st)
 
 
 def resume(exp_dir: str | Path, *, retry_failed: bool = False, backend: str | None = None,
-           report_every_s: float | None = None) -> SearchResult:
+           report_every_s: float | None = None, quiet: bool = False) -> SearchResult:
     """Go on with a search that stopped (Ctrl-C, a crash, ``pause``), or an ended one whose
     failed trials ``retry_failed`` trains again (``asha-hpc resume``'s options)."""
     from .config import load_config
@@ -144,7 +146,7 @@ def resume(exp_dir: str | Path, *, retry_failed: bool = False, backend: str | No
     exp = ExpDir.open(Path(exp_dir))
     cfg = load_config(exp.config, overrides={"backend": backend} if backend else None)
     _, st = resume_search(exp, cfg, force=False, report_every_s=_report_every(report_every_s),
-                          retry_failed=retry_failed, in_python=True)
+                          retry_failed=retry_failed, in_python=True, quiet=quiet)
     return _ended(exp.root, st)
 
 

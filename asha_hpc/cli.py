@@ -104,7 +104,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .launch import start_search
 
     cfg = load_config(a.config, overrides={"backend": a.backend})
-    return start_search(cfg, a.exp_dir, a.report_every)[0]
+    return start_search(cfg, a.exp_dir, a.report_every, quiet=a.quiet)[0]
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
@@ -140,7 +140,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
             return 0
     return resume_search(exp, cfg, force=a.force, report_every_s=a.report_every,
                          retry_failed=a.retry_failed, max_compute=a.max_compute,
-                         readmit=readmit)[0]
+                         readmit=readmit, quiet=a.quiet)[0]
 
 
 def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: str,
@@ -611,6 +611,12 @@ def _report_every_arg(p: argparse.ArgumentParser) -> None:
                    f"the end (default {DEFAULT_EVERY_S:g}; 0: never)")
 
 
+def _quiet_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line while the search runs, only the last one (what "
+                        "happens, warnings and the result are still said)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="asha-hpc", description="ASHA hyperparameter search on Slurm "
                                  "clusters and on this machine")
@@ -630,6 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", help="experiment folder (default: asha_runs/<name>-<time>)")
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
     _report_every_arg(p)
+    _quiet_arg(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue a stopped or crashed search")
@@ -637,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="take the lease even if a master seems alive")
     p.add_argument("--backend", choices=["local", "simulated", "slurm"])
     _report_every_arg(p)
+    _quiet_arg(p)
     p.add_argument("--retry-failed", action="store_true",
                    help="after fixing a bug: continue a failed search, or a finished one with "
                         "failed trials; those trials train again from their latest checkpoints "

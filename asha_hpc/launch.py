@@ -4,6 +4,7 @@ Python API (``asha_hpc.run``) start searches through here alike."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -70,7 +71,7 @@ def check_code(cfg: ExperimentConfig) -> None:
 
 
 def start_search(cfg: ExperimentConfig, exp_dir: str | Path | None,
-                 report_every_s: float, in_python: bool = False
+                 report_every_s: float, in_python: bool = False, quiet: bool = False
                  ) -> tuple[int, ExperimentState, ExpDir]:
     """``run``: the checks, a new experiment folder (``exp_dir``, or the config's, or one under
     asha_runs/), and its master until the search ends or is stopped; (exit status, the search's
@@ -81,14 +82,14 @@ def start_search(cfg: ExperimentConfig, exp_dir: str | Path | None,
     refuse_running(root)
     exp = create_experiment(cfg, root)
     status, st = drive(exp, cfg, force=False, report_every_s=report_every_s, warm_start=warm,
-                       in_python=in_python)
+                       in_python=in_python, quiet=quiet)
     return status, st, exp
 
 
 def resume_search(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
                   retry_failed: bool = False, max_compute: int | None = None,
-                  readmit: list[str] | None = None, in_python: bool = False
-                  ) -> tuple[int, ExperimentState]:
+                  readmit: list[str] | None = None, in_python: bool = False,
+                  quiet: bool = False) -> tuple[int, ExperimentState]:
     """``resume``: the master of an experiment folder, from its journal, until the search ends
     or is stopped; (exit status, the search's state as it ended)."""
     if exp.pause_request.exists():  # asked of a master that stopped first: resume is the answer
@@ -97,7 +98,8 @@ def resume_search(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_
               file=sys.stderr)
     return drive(exp, cfg, force=force, report_every_s=report_every_s,
                  retry_failed=retry_failed, max_compute=max_compute, readmit=readmit,
-                 announce=f"resuming '{cfg.name}' in {exp.root}", in_python=in_python)
+                 announce=f"resuming '{cfg.name}' in {exp.root}", in_python=in_python,
+                 quiet=quiet)
 
 
 def refuse_someone_elses_running(root: Path) -> None:
@@ -185,13 +187,15 @@ def master_name(holder: dict[str, Any]) -> str:
 def drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float,
           retry_failed: bool = False, warm_start: Any = None,
           max_compute: int | None = None, readmit: list[str] | None = None,
-          announce: str | None = None, in_python: bool = False) -> tuple[int, ExperimentState]:
+          announce: str | None = None, in_python: bool = False,
+          quiet: bool = False) -> tuple[int, ExperimentState]:
     """Run the master on ``exp``; ``announce`` and the live report's line are printed once it
     holds the folder and its journal replays (a refused second master, a changed config or a
     damaged journal print only why). ``in_python``: started by ``asha_hpc.run`` or ``resume``,
-whose lines name their arguments, not the command's. (The command's exit status, the search's
-state as it ended.)"""
-    from .master.loop import Master
+whose lines name their arguments, not the command's. ``quiet``: no progress line while the
+search runs, only the last one (what happens, warnings and the end are said as ever). (The
+command's exit status, the search's state as it ended.)"""
+    from .master.loop import PROGRESS_EVERY_S, Master
 
     def on_lease() -> None:
         if announce:
@@ -207,11 +211,13 @@ state as it ended.)"""
             m.resume_hint = f"Continue with: {m.resume_call}"
         return m
 
+    every = math.inf if quiet else PROGRESS_EVERY_S
     master = run_master(
         hints(Master(exp, cfg, force=force, report_every_s=report_every_s,
                      retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,
-                     readmit=readmit, on_lease=on_lease)),
-        lambda full: hints(Master(exp, cfg, report_every_s=report_every_s, disk_full=full)))
+                     readmit=readmit, on_lease=on_lease, progress_every_s=every)),
+        lambda full: hints(Master(exp, cfg, report_every_s=report_every_s, disk_full=full,
+                                  progress_every_s=every)))
     st = master.state
     assert st is not None
     if st.lifecycle == "completed":

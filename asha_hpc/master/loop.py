@@ -121,6 +121,7 @@ JOBS_PROBE_S = 60.0
 POOL_BACKOFF_S = 30.0
 POOL_BACKOFF_MAX_S = 1800.0
 # a pool job that ended so by these says nothing about its node or the environment
+PROGRESS_EVERY_S = 5.0  # the progress line at most this often (where it changed)
 NOT_UNREADY = (JobState.LOST, JobState.CANCELLED, JobState.PREEMPTED)
 # a job pending for asking too long a time limit that was not withdrawn (the limits could not be
 # read, or were read as allowing it) is judged again this often, with the limits read anew
@@ -221,7 +222,7 @@ def paused_text(done: Stopped) -> str:
 class Master:
     def __init__(self, exp: ExpDir, cfg: ExperimentConfig, backend: Backend | None = None,
                  force: bool = False, progress: Callable[[str], None] | None = None,
-                 progress_every_s: float = 5.0, report_every_s: float | None = None,
+                 progress_every_s: float = PROGRESS_EVERY_S, report_every_s: float | None = None,
                  retry_failed: bool = False, warm_start: list[WarmStart] | None = None,
                  max_compute: int | None = None, readmit: list[str] | None = None,
                  on_lease: Callable[[], None] | None = None,

@@ -46,6 +46,27 @@ def test_progress_line_shows_where_each_bracket_ends(tmp_path):
         r.completed for r in st_.searcher.rungs())
 
 
+@pytest.mark.parametrize("quiet", [False, True], ids=["as ever", "--quiet"])
+def test_quiet_says_no_progress_line_until_the_last(tmp_path, capsys, quiet):
+    """``run --quiet`` (a master's log on a login node or in a job): the progress line only at
+    the end; the lines that say what happened and the result stay."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "quiet", "entrypoint": "unused:train", "backend": "simulated",
+        "searcher": {"name": "adaptive_asha", "metric": "loss", "max_length": 64,
+                     "max_trials": 16, "mode": "standard", "divisor": 4},
+        "hyperparameters": {"lr": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 1}}))
+    args = ["run", str(tmp_path / "c.yaml"), "--exp-dir", str(tmp_path / "run"),
+            "--report-every", "0"]
+    assert cli.main(args + (["--quiet"] if quiet else [])) == 0
+    err = capsys.readouterr().err.splitlines()
+    progress = [x for x in err if x.startswith("trials ")]
+    assert len(progress) == 1 if quiet else len(progress) >= 2, err
+    assert progress[-1].startswith("trials 16/16 | running 0 pending 0"), err
+    assert any(x.startswith("asha-hpc: done. best trial ") for x in err), err
+    assert any(x.startswith("asha-hpc: experiment 'quiet' in ") for x in err), err
+
+
 # ----------------------------------------------------------------------------- YAML errors
 GOOD = """name: cifar10-resnet
 entrypoint: train:main
