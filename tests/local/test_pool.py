@@ -46,6 +46,12 @@ def train(trial):
     epoch = 0
     if trial.latest_checkpoint:
         epoch = json.loads((trial.latest_checkpoint / "s.json").read_text())["epoch"]
+    # await_workers: the first call waits for that many workers to be ready (the journal says
+    # so), so that a worker started late on a busy machine still finds work to take
+    journal, deadline = trial.dir.parent.parent / "journal.jsonl", time.time() + 60
+    while hp.get("await_workers") and time.time() < deadline and \
+            journal.read_text().count('"kind":"worker_ready"') < hp["await_workers"]:
+        time.sleep(0.05)
     _log(trial, event="call", epoch=epoch)
     for seg in trial.segments():
         _log(trial, event="segment", index=seg.index, length=seg.length, epoch=epoch)
@@ -64,7 +70,7 @@ def train(trial):
 
 
 def experiment(tmp_path: Path, sleep: float = 0.005, trials: int = 8, searcher=None,
-               **top) -> Path:
+               await_workers: int = 0, **top) -> Path:
     (tmp_path / "model.py").write_text(MODEL)
     cfg = {
         "name": "pool", "entrypoint": "model:train",
@@ -72,7 +78,7 @@ def experiment(tmp_path: Path, sleep: float = 0.005, trials: int = 8, searcher=N
                      "max_trials": trials, "max_concurrent_trials": 2, "mode": "aggressive",
                      "divisor": 4, **(searcher or {})},
         "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1},
-                            "sleep": sleep, "fail": "never"},
+                            "sleep": sleep, "fail": "never", "await_workers": await_workers},
         "reproducibility": {"experiment_seed": 3}, "poll_interval_s": 0.2, "max_restarts": 2,
         "local": {"gpus": [], "max_parallel": 2, "workers": 2},
     }
@@ -139,7 +145,7 @@ def wait_until(cond, timeout: float, what: str):
 
 
 def test_pool_runs_every_segment_in_its_two_worker_processes(tmp_path):
-    cfg, exp, st, recs = run_master(experiment(tmp_path), tmp_path / "run")
+    cfg, exp, st, recs = run_master(experiment(tmp_path, await_workers=2), tmp_path / "run")
     assert st.lifecycle == "completed" and st.counts()["total"] == 8
     assert check_invariants(cfg, recs) == []
     log = model_log(exp)
