@@ -101,7 +101,7 @@ def record_path(jobs_dir: Path, job_id: str) -> Path:
 def cancel_mark_path(jobs_dir: Path, job_id: str) -> Path:
     """Present once a local job was sent its cancel: how it ended is then the cancel's doing
     (``states``: CANCELLED, as sacct says of a job scancel ended), also to a later master."""
-    return jobs_dir / f"local-{job_id[len(LOCAL_PREFIX):]}.cancelled"
+    return record_path(jobs_dir, job_id).with_suffix(".cancelled")
 
 
 def threads_per_job(cfg: LocalConfig) -> int:
