@@ -26,6 +26,7 @@ from asha_hpc.testing.invariants import check_invariants
 MODEL = '''
 import json, os, time
 import asha_hpc
+from asha_hpc.protocol.journal import read_journal
 
 
 class OutOfMemoryError(RuntimeError):  # what torch raises, by name
@@ -49,8 +50,8 @@ def train(trial):
     # await_workers: the first call waits for that many workers to be ready (the journal says
     # so), so that a worker started late on a busy machine still finds work to take
     journal, deadline = trial.dir.parent.parent / "journal.jsonl", time.time() + 60
-    while hp.get("await_workers") and time.time() < deadline and \
-            journal.read_text().count('"kind":"worker_ready"') < hp["await_workers"]:
+    while hp.get("await_workers") and time.time() < deadline and sum(
+            r["kind"] == "worker_ready" for r in read_journal(journal)[0]) < hp["await_workers"]:
         time.sleep(0.05)
     _log(trial, event="call", epoch=epoch)
     for seg in trial.segments():
