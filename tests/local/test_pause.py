@@ -140,7 +140,7 @@ def test_pause_withdraws_a_queued_job_and_resume_submits_it_again_at_once(tmp_pa
     (tmp_path / "m.py").write_text(MODEL)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "name": "pauseq", "entrypoint": "m:train",
-        "searcher": {"name": "random", "metric": "loss", "max_length": 12, "max_trials": 2,
+        "searcher": {"name": "random", "metric": "loss", "max_length": 40, "max_trials": 2,
                      "max_concurrent_trials": 2},
         "hyperparameters": {"x": {"type": "double", "minval": -1, "maxval": 1},
                             "report_anyway": False},
