@@ -98,9 +98,12 @@ def test_early_stopping_ends_a_trial_with_its_final_model_and_the_search_goes_on
     checkpoint taken there; one attempt, nothing retried, and the search goes on to the end."""
     require_module("pytorch_lightning")
     cfg = foreign_config(tmp_path, {"min_delta": 100.0}, workers=0)
+    raw = yaml.safe_load(cfg.read_text())  # two trials, the better one promoted: three fits
+    raw["searcher"].update(max_trials=2, num_rungs=2)
+    cfg.write_text(yaml.safe_dump(raw))
     cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
-    assert st.lifecycle == "completed" and st.counts()["total"] == 4
+    assert st.lifecycle == "completed" and st.counts()["total"] == 2
     assert st.counts()["failed"] == 0
     ended = [t for t in st.trials.values() if t.ended_early is not None]
     assert ended and all(t.length == 20 and 10 < t.ended_early < 20 for t in ended)
