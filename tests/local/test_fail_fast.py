@@ -562,6 +562,35 @@ def test_state_hopeless_and_retry_records():
     assert fatal.hopeless() == (2, "entrypoint: x")
 
 
+def test_an_error_every_restore_repeats_counts_at_once_toward_the_restore_rule():
+    """A library callback's own ``FatalTrialError`` on the restore path (Keras's fit without
+    ``initial_epoch``): not retried, so never seen twice in a trial. Each counts at once, and
+    the third promoted trial's stops the search with the restore rule's message."""
+    cfg = parse_config({"name": "s", "entrypoint": "m:f",
+                        "searcher": {"name": "async_halving", "metric": "m", "max_length": 4,
+                                     "num_rungs": 2, "divisor": 2, "max_trials": 6,
+                                     "max_concurrent_trials": 1},
+                        "hyperparameters": {"x": 1}, "max_restarts": 5}, "/tmp")
+    bug = "IntegrationError: pass fit(..., initial_epoch=cb.initial_epoch)"
+    recs: list[dict] = [{"kind": "init"}]
+    for better, worse in ((1, 2), (3, 4), (5, 6)):
+        for tid, m in ((better, 1.0), (worse, 9.0)):
+            recs += [{"kind": "intent", "trial": tid, "segment": 0, "attempt": 0},
+                     {"kind": "result", "trial": tid, "segment": 0, "attempt": 0,
+                      "status": "completed", "metrics": {"m": m}, "length": 2}]
+        recs += [{"kind": "intent", "trial": better, "segment": 1, "attempt": 0},
+                 {"kind": "result", "trial": better, "segment": 1, "attempt": 0, "status": "error",
+                  "restored": True, "fatal": True, "error": bug}]
+    recs = [dict(r, seq=i + 1) for i, r in enumerate(recs)]
+    two = replay(cfg, recs[:-6])
+    assert two.hopeless() is None and [two.trials[t].status for t in (1, 3)] == [FAILED] * 2
+    st = replay(cfg, recs)
+    tid, why = st.hopeless()
+    assert tid == 1 and why.startswith("the first 3 trials that continued from a checkpoint "
+                                       "(1, 3, 5) all failed with the same error") and bug in why
+    assert all(st.trials[t].status == FAILED and st.trials[t].restarts == 0 for t in (1, 3, 5))
+
+
 def test_a_failure_of_the_code_before_the_fix_that_arrives_after_retry_failed_stops_nothing():
     """A job that was running when fail-fast stopped the search ends with the same error just
     after (its message waits in the inbox); ``resume --retry-failed`` journals the retry, then

@@ -128,21 +128,24 @@ def test_early_stopping_that_restores_the_best_weights_reports_what_the_saved_mo
         assert accuracy == pytest.approx(t.rung_metrics[t.target], abs=1e-6), t.id
 
 
-def test_fit_without_initial_epoch_stops_the_search_with_what_to_pass(tmp_path):
+def test_fit_without_initial_epoch_fails_the_restored_trial_with_what_to_pass(tmp_path):
     """Keras's guides call fit(epochs=...) alone: a restored trial would train its epochs again
-    from 0 while the search counts from its checkpoint."""
+    from 0 while the search counts from its checkpoint. The callback says what to pass, as an
+    error every restore would repeat: not retried, and counted at once toward fail-fast's
+    restore rule, so three such trials stop the search (test_fail_fast.py's
+    test_an_error_every_restore_repeats_counts_at_once_toward_the_restore_rule)."""
     exp = tmp_path / "run"
-    cfg = _search(tmp_path, 0, forget_initial_epoch=True)
-    raw = yaml.safe_load(cfg.read_text())
-    raw["searcher"].update(max_trials=6, num_rungs=2, divisor=2)  # three promotions, one by one
-    cfg.write_text(yaml.safe_dump(raw))
+    cfg = _search(tmp_path, 0, trials=2, forget_initial_epoch=True)  # one promoted, restored
     r = cli("run", cfg, "--exp-dir", exp, timeout=600, check=False)
-    assert r.returncode != 0
-    assert "that continued from a checkpoint" in r.stderr and "The code that restores a " \
-        "checkpoint fails" in r.stderr
-    assert "pass fit(..., initial_epoch=cb.initial_epoch)" in r.stderr
+    (failed,) = [x for x in journal(exp) if x["kind"] == "result" and x["status"] == "error"]
+    assert failed["restored"] and failed["fatal"] and failed["segment"] == 1, failed
+    assert "pass fit(..., initial_epoch=cb.initial_epoch)" in failed["error"]
     _, st = final_state(exp)
-    assert sum(1 for t in st.trials.values() if t.status == "failed") == 3
+    t = st.trials[failed["trial"]]
+    assert t.status == "failed" and t.restarts == 0 and t.attempt == 0
+    assert "1 trial failed" in r.stderr and "says why" in r.stderr, r.stderr
+    said = cli("status", exp).stdout  # where the run's last line sends the user
+    assert "pass fit(..., initial_epoch=cb.initial_epoch)" in said, said
 
 
 SCRIPT = '''
