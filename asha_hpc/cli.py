@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -452,7 +453,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
     script = render_master_script(cfg, Path(a.config), exp_dir, partition=a.partition,
                                   time_limit=_master_time(a.time, a.partition, exp_dir), mem=a.mem,
                                   template=Path(a.template) if a.template else None,
-                                  extra=extra)
+                                  extra=extra, quiet=a.quiet)
     if a.retry_failed and not holds_experiment(exp_dir):
         raise AshaError(f"--retry-failed: {exp_dir} holds no experiment yet; it retries the "
                         f"failed trials of one that ran")
@@ -539,7 +540,7 @@ def _master_time_enough(minutes: int | None, what: str) -> None:
 def cmd_slurm_master(a: argparse.Namespace) -> int:
     """What master.sbatch runs: start the experiment, or resume it after a requeue; near the
     time limit (SIGUSR2) stop cleanly and requeue this job."""
-    from .master.loop import Master
+    from .master.loop import PROGRESS_EVERY_S, Master
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
@@ -560,9 +561,11 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
                          f"with `asha-hpc submit` or `asha-hpc resume`")
         return m
 
-    master = run_master(hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S)),
+    every = math.inf if a.quiet else PROGRESS_EVERY_S
+    master = run_master(hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S,
+                                    progress_every_s=every)),
                         lambda full: hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S,
-                                                 disk_full=full)))
+                                                 disk_full=full, progress_every_s=every)))
     st = master.state
     assert st is not None
     if st.lifecycle == "completed":  # the job's log ends as `run` does
@@ -756,11 +759,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="the master's job retries the failed trials once, as `resume "
                         "--retry-failed` does (after a fix)")
+    _quiet_arg(p)
     p.set_defaults(fn=cmd_submit)
 
     p = sub.add_parser("slurm-master")  # what master.sbatch runs; not for people
     p.add_argument("config")
     p.add_argument("--exp-dir", required=True)
+    p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_slurm_master)
     # argparse lists a sub-command given help=SUPPRESS as "==SUPPRESS==": keep it off the list
     sub._choices_actions = [c for c in sub._choices_actions if c.dest != "slurm-master"]

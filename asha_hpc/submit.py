@@ -64,7 +64,16 @@ def master_options(cfg: ExperimentConfig, account: str | None, qos: str | None,
 def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path,
                          partition: str | None = None, time_limit: str = "2-00:00:00",
                          mem: str = "4G", signal_s: int = MASTER_SIGNAL_S, template: Path | None = None,
-                         extra: dict[str, str] | None = None) -> str:
+                         extra: dict[str, str] | None = None, quiet: bool = False) -> str:
+    """The master job's script: ``template`` (default ``TEMPLATE``) with its fields filled.
+    ``quiet``: the master prints no progress line but its last, through the template's
+    ``${quiet}`` field (a template without it is refused then: the flag would do nothing)."""
+    source = _template_text(template)
+    if quiet and "${quiet}" not in source:
+        raise AshaError(f"--quiet: the template {template or TEMPLATE} has no ${{quiet}} field, "
+                        f"so the master's job would print its progress line all the same: end "
+                        f"its slurm-master line with ${{quiet}}, as {TEMPLATE.name} of this "
+                        f"release does")
     fields = {
         "name": _directive("name", cfg.name),
         "partition": _directive("--partition", partition or ""),
@@ -77,8 +86,9 @@ def render_master_script(cfg: ExperimentConfig, config_path: Path, exp_dir: Path
         "setup": "\n".join(cfg.slurm.setup),
         "python": shlex.quote(sys.executable),
         "config": shlex.quote(str(Path(config_path).resolve())),
+        "quiet": "--quiet" if quiet else "",
     }
-    text = string.Template(_template_text(template)).safe_substitute(fields)
+    text = string.Template(source).safe_substitute(fields)
     if not partition:  # the cluster's default partition
         text = "\n".join(line for line in text.splitlines()
                          if not line.startswith("#SBATCH --partition=")) + "\n"

@@ -45,6 +45,32 @@ def test_the_master_job_takes_account_qos_and_other_options(tmp_path):
                                           "--dry-run", "--time", "0:05:00", env=env).stdout
 
 
+def test_quiet_reaches_the_master_jobs_command_and_a_template_without_its_field_is_refused(
+        tmp_path):
+    """``submit --quiet``: the master job's log gets no progress line but the last (a search of
+    days printed one every few seconds). It reaches the job through the template's
+    ``${quiet}``; a user's template from before that field would drop it without a word."""
+    cfg = _config(tmp_path)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+
+    def master_line(*flags):
+        script = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", *flags,
+                     env=env).stdout
+        (line,) = [x for x in script.splitlines() if "slurm-master" in x]
+        return line.split()
+
+    assert master_line("--quiet")[-1] == "--quiet" and "--quiet" not in master_line()
+    old = tmp_path / "mine.sbatch"  # a copy made before ${quiet}: its own lines kept
+    old.write_text("#!/bin/bash\n#SBATCH --job-name=mine-${name}\n#SBATCH --time=${time}\n"
+                   "exec ${python} -m asha_hpc.cli slurm-master ${config} --exp-dir ${exp_dir}\n")
+    assert master_line("--template", old)[-1] != "--quiet"  # without --quiet it serves as before
+    r = cli("submit", cfg, "--exp-dir", tmp_path / "run", "--dry-run", "--quiet", "--template",
+            old, check=False, env=env)
+    assert r.returncode != 0 and not (tmp_path / "run").exists()
+    assert f"--quiet: the template {old} has no ${{quiet}} field" in r.stderr, r.stderr
+    assert "end its slurm-master line with ${quiet}" in r.stderr
+
+
 def test_a_refused_master_job_leaves_no_folder_and_status_explains_a_waiting_one(tmp_path):
     sbatch, env = fake_slurm_command(  # no sinfo
         tmp_path, "sbatch", "echo 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")

@@ -332,12 +332,13 @@ def test_master_as_slurm_job_survives_requeue(tmp_path, cleanup):
 def test_resume_max_compute_reaches_the_master_job(tmp_path, cleanup):
     """The allocation grew while the master runs as a Slurm job (``asha-hpc submit``):
     ``resume --max-compute`` on the login node leaves the request in the shared folder, the
-    master job takes it at its next poll and answers, and the command prints that answer."""
+    master job takes it at its next poll and answers, and the command prints that answer.
+    (``submit --quiet``: the master job's log holds the progress line once, at the end.)"""
     cfg_path = make_experiment(tmp_path, "e2emc", hp={"sleep": 0.5},
                                searcher={"max_concurrent_trials": 2, "max_compute": 20})
     cleanup[0].append(exp_name(cfg_path))
     exp = tmp_path / "run"
-    cli("submit", cfg_path, "--exp-dir", exp)
+    cli("submit", cfg_path, "--exp-dir", exp, "--quiet")
     wait_until(lambda: (exp / "journal.jsonl").exists()
                and any(r["kind"] == "submitted" for r in journal(exp)), 90, "a first trial job")
     r = cli("resume", exp, "--max-compute", 60)
@@ -351,6 +352,10 @@ def test_resume_max_compute_reaches_the_master_job(tmp_path, cleanup):
     assert st.lifecycle == "completed" and st.max_compute == 60
     assert 20 < st.searcher.compute_started() <= 60
     assert not (exp / "max_compute.request").exists()
+    (log,) = exp.glob("master-*.out")
+    wait_until(lambda: "asha-hpc: done. best trial " in log.read_text(), 30, "the log's end")
+    progress = [x for x in log.read_text().splitlines() if x.startswith("trials ")]
+    assert len(progress) == 1 and "| running 0 pending 0 " in progress[0], progress
 
 
 def test_cancel_reaches_the_master_job_and_its_trial_jobs(tmp_path, cleanup):
