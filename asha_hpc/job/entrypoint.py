@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import keyword
 import os
 import sys
 from collections.abc import Callable
@@ -62,6 +63,25 @@ def check_entrypoint(entrypoint: str, context_dir: str) -> str | None:
     return None
 
 
+PRIVATE_PREFIX = "asha_entry_"
+
+
+def _module_name(path: Path) -> str:
+    """The name a ``file.py`` entry point's module is imported under in a job: the file's stem,
+    as ``import stem`` names it in the file's folder, so that what its code pickles (a schedule
+    or a model class in a checkpoint) loads there afterwards. A stem that cannot be that name,
+    or is another module's (the standard library's ``code``, a module already imported), gets
+    a private one: the job's libraries must not import the user's file in its place."""
+    stem = path.stem
+    held = sys.modules.get(stem)
+    if held is not None:  # the same file again (a warm worker's next trial) keeps its name
+        file = getattr(held, "__file__", None)
+        return stem if file and Path(file).resolve() == path.resolve() else PRIVATE_PREFIX + stem
+    if not stem.isidentifier() or keyword.iskeyword(stem) or stem in sys.stdlib_module_names:
+        return PRIVATE_PREFIX + stem
+    return stem
+
+
 def import_entry_module(mod: str, context_dir: str) -> Any:
     """The module of a ``module:name`` entry point (dotted, or a ``path.py`` relative to
     ``context_dir``), imported with ``context_dir`` on sys.path. A module that does not exist
@@ -72,13 +92,14 @@ def import_entry_module(mod: str, context_dir: str) -> Any:
     if path is not None:
         if not path.is_file():
             raise FatalTrialError(f"entrypoint: file {path} does not exist")
-        name = f"asha_entry_{path.stem}"
+        name = _module_name(path)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise FatalTrialError(f"entrypoint: cannot load {path}")
         sys.path.insert(0, str(path.parent))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        sys.modules[PRIVATE_PREFIX + path.stem] = module  # the name earlier releases gave it
         spec.loader.exec_module(module)
     else:
         try:
