@@ -31,7 +31,10 @@ _SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
 def disk_full_in(exc: BaseException, where: Path) -> dict[str, Any] | None:
     """``{"path", "quota", "free"}`` when ``exc`` (or an exception it came from) is a full
     disk or quota, else None. ``where``: the path to name when the exception does not say;
-    ``free``: the filesystem's free bytes now (the master waits for more than that)."""
+    ``free``: the filesystem's free bytes now (the master waits for more than that). The path
+    named is the real one: a trial's folder behind a link (checkpoint_storage's folder, on
+    another filesystem than the experiment's) names the filesystem that is full."""
+    where = Path(os.path.realpath(where))
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
@@ -55,7 +58,7 @@ def disk_full_in(exc: BaseException, where: Path) -> dict[str, Any] | None:
 
 def mount_point(path: Path) -> Path:
     """The mount point of the filesystem that holds ``path`` (or its nearest existing parent)."""
-    p = Path(os.path.abspath(path))
+    p = Path(os.path.realpath(path))  # through links: a linked folder's own filesystem
     while not p.exists() and p != p.parent:
         p = p.parent
     while not os.path.ismount(p) and p != p.parent:

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from asha_hpc.config import load_config
 from asha_hpc.errors import JournalFull, MasterDiskFull
@@ -112,7 +113,12 @@ def test_jobs_on_a_full_disk_pause_the_search_until_there_is_room(tmp_path, smal
 def test_status_of_a_master_stopped_while_the_disk_is_full_says_why_nothing_starts(tmp_path,
                                                                                    small_fs):
     cfg = _experiment(tmp_path, trials=6, sleep=0.01)
-    run = small_fs / "run"
+    # the checkpoints on the small filesystem, the experiment beside it: the jobs meet the full
+    # disk, and the master's own writes (the journal that records it) do not race them there
+    raw = yaml.safe_load(cfg.read_text())
+    raw["checkpoint_storage"] = {"folder": str(small_fs / "checkpoints")}
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
     log = open(tmp_path / "master.err", "w+")
     master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run", str(cfg),
                                "--exp-dir", str(run)], stderr=log)
