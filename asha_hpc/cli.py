@@ -11,7 +11,6 @@ import errno
 import io
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -540,7 +539,7 @@ def _master_time_enough(minutes: int | None, what: str) -> None:
 def cmd_slurm_master(a: argparse.Namespace) -> int:
     """What master.sbatch runs: start the experiment, or resume it after a requeue; near the
     time limit (SIGUSR2) stop cleanly and requeue this job."""
-    from .master.loop import PROGRESS_EVERY_S, Master
+    from .master.loop import Master, progress_every
     from .submit import requeue_self
 
     root = Path(a.exp_dir)
@@ -561,7 +560,7 @@ def cmd_slurm_master(a: argparse.Namespace) -> int:
                          f"with `asha-hpc submit` or `asha-hpc resume`")
         return m
 
-    every = math.inf if a.quiet else PROGRESS_EVERY_S
+    every = progress_every(a.quiet)
     master = run_master(hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S,
                                     progress_every_s=every)),
                         lambda full: hint(Master(exp, cfg, report_every_s=DEFAULT_EVERY_S,

@@ -4,7 +4,6 @@ Python API (``asha_hpc.run``) start searches through here alike."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -195,7 +194,7 @@ def drive(exp: ExpDir, cfg: ExperimentConfig, force: bool, report_every_s: float
 whose lines name their arguments, not the command's. ``quiet``: no progress line while the
 search runs, only the last one (what happens, warnings and the end are said as ever). (The
 command's exit status, the search's state as it ended.)"""
-    from .master.loop import PROGRESS_EVERY_S, Master
+    from .master.loop import Master, progress_every
 
     def on_lease() -> None:
         if announce:
@@ -211,7 +210,7 @@ command's exit status, the search's state as it ended.)"""
             m.resume_hint = f"Continue with: {m.resume_call}"
         return m
 
-    every = math.inf if quiet else PROGRESS_EVERY_S
+    every = progress_every(quiet)
     master = run_master(
         hints(Master(exp, cfg, force=force, report_every_s=report_every_s,
                      retry_failed=retry_failed, warm_start=warm_start, max_compute=max_compute,

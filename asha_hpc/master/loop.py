@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import signal
 import sys
@@ -121,11 +122,18 @@ JOBS_PROBE_S = 60.0
 POOL_BACKOFF_S = 30.0
 POOL_BACKOFF_MAX_S = 1800.0
 # a pool job that ended so by these says nothing about its node or the environment
-PROGRESS_EVERY_S = 5.0  # the progress line at most this often (where it changed)
 NOT_UNREADY = (JobState.LOST, JobState.CANCELLED, JobState.PREEMPTED)
 # a job pending for asking too long a time limit that was not withdrawn (the limits could not be
 # read, or were read as allowing it) is judged again this often, with the limits read anew
 TOO_LONG_AGAIN_S = 300.0
+
+PROGRESS_EVERY_S = 5.0  # the progress line at most this often (where it changed)
+
+
+def progress_every(quiet: bool) -> float:
+    """The master's progress interval: ``PROGRESS_EVERY_S``, or never but at the end (``--quiet``)."""
+    return math.inf if quiet else PROGRESS_EVERY_S
+
 
 ABORT_AFTER_FAILED = 3  # give up when this many trials failed for good and none ever worked
 # checkpoint retention at most this often: a pass walks every trial (milliseconds at 10,000),
