@@ -45,6 +45,7 @@ from ..protocol import messages, records
 from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import (
+    FILE_MODE,
     ExpDir,
     attempt_key,
     prune_oldest,
@@ -406,6 +407,10 @@ class Master:
         note = self.lease.acquire(force=self.force)
         if note:
             log.warning("%s: %s", self.exp.root, note)
+        try:  # an earlier master's wait for room is over: this one looks for itself
+            self.exp.room_wait.unlink(missing_ok=True)
+        except OSError:
+            pass
         upgraded = self.exp.mark_format()  # before the first record an older release misreads
         if upgraded:
             self.progress(upgraded)
@@ -667,6 +672,7 @@ class Master:
             # disk: stop here; what was journaled stands, and a resumed master finds the rest
             # (reconcile), as run_master starts one once there is room
             self.waits_for_room = True
+            self._mark_room_wait()
             if isinstance(e, JournalFull):  # its own line names the journal
                 raise MasterDiskFull(str(e), str(self.exp.journal), e.quota) from None
             where = str(e.filename or self.exp.root)
@@ -676,6 +682,15 @@ class Master:
                                  f"then `asha-hpc resume {shell_word(self.exp.root)}`",
                                  where, e.errno == errno.EDQUOT) from None
         return go
+
+    def _mark_room_wait(self) -> None:
+        """Leave ``status`` the one mark it can read of a wait nothing could journal: an empty
+        file takes an inode and no block, so a full disk or an exhausted block quota still
+        takes it (where it does not, status says nothing more than before)."""
+        try:
+            os.close(os.open(self.exp.room_wait, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+        except OSError:
+            pass
 
     def _step(self) -> bool:
         st = self.state

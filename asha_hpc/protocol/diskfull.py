@@ -74,6 +74,17 @@ def free_bytes(path: Path) -> int | None:
     return s.f_bavail * s.f_frsize
 
 
+def short_of_room(paths: list[Path]) -> list[tuple[Path, int]]:
+    """The filesystems (mount point, free bytes) among those holding ``paths`` with less than
+    ROOM_BYTES free, each once. A quota does not show here (only a write finds it)."""
+    out: dict[Path, int] = {}
+    for path in paths:
+        free = free_bytes(path)
+        if free is not None and free < ROOM_BYTES:
+            out.setdefault(mount_point(path), free)
+    return list(out.items())
+
+
 @dataclass
 class DiskFull:
     """What the master knows about a full filesystem it paused for."""

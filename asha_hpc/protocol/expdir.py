@@ -16,6 +16,9 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
                                the failed trials (cli; the master journals it and removes it)
     <exp>/queue.json           why the scheduler keeps jobs pending, as the master last saw it
                                (master; queue.py)
+    <exp>/master.waits-for-room  empty: the master's own write met a full disk or quota, and
+                               it waits for room (or stopped while it waited); its time is
+                               when (master; removed by the master that next takes the lease)
     <exp>/inbox/               jobs publish messages here by write-tmp + rename (see publish;
                                the messages' fields: messages.py)
     <exp>/trials/<id>/         written only by that trial's (single live) job
@@ -77,6 +80,7 @@ READMIT_REQUEST = "readmit.request"
 RETRY_FAILED_REQUEST = "retry_failed.request"
 READMIT_ANSWER = "readmit.answer"
 QUEUE = "queue.json"
+ROOM_WAIT = "master.waits-for-room"
 WORKERS = "workers"
 CHECKPOINTS = "checkpoints"  # in a trial's folder
 UNJOURNALED = "unjournaled"
@@ -381,6 +385,10 @@ class ExpDir:
     @property
     def queue(self) -> Path:
         return self.root / QUEUE
+
+    @property
+    def room_wait(self) -> Path:
+        return self.root / ROOM_WAIT
 
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / TRIALS / f"{trial_id:05d}"

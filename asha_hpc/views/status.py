@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ from ..master.timelimits import rung_levels
 from ..protocol import signals
 from ..protocol.checkpoints import checkpoint_length, checkpoint_problem, latest_checkpoint
 from ..protocol.expdir import (
+    TRIALS,
     ExpDir,
     folder_made,
     holds_experiment,
@@ -514,6 +516,23 @@ def disk_full_pause(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return last
 
 
+def master_room_wait(exp: ExpDir) -> dict[str, Any] | None:
+    """The wait of a master whose own write met a full disk or quota (nothing journaled it:
+    ``Master._mark_room_wait``'s file says it), as ``disk_full_pause``'s dict with ``trial``
+    None, and the filesystem measured now: ``path`` the experiment's or its checkpoint
+    folder's mount point with no room, ``quota`` where both have room (only a write tells a
+    quota), ``free`` its free bytes. None without a wait."""
+    from ..protocol.diskfull import short_of_room
+
+    try:
+        since = exp.room_wait.stat().st_mtime
+    except OSError:
+        return None
+    short = short_of_room([exp.root, Path(os.path.realpath(exp.root / TRIALS))])
+    return {"time": since, "trial": None, "path": str(short[0][0]) if short else None,
+            "quota": not short, "free": short[0][1] if short else None}
+
+
 def events(records: list[dict[str, Any]], metric: str, n: int = EVENTS_N) -> list[dict[str, Any]]:
     """The last ``n`` notable records: ``{"time", "elapsed_s" (since the first record), "text"}``."""
     t0 = start_time(records) or 0.0
@@ -713,7 +732,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "nodes_readmit_at": ({h: at for h, (at, _) in st.nodes.readmit_at(
             cfg.readmit_nodes_after_h).items()} if cfg.readmit_nodes_after_h else {}),
         "pool_unready": pool_unready(exp, st),
-        "disk_full": None if finished else disk_full_pause(records),
+        "disk_full": None if finished else disk_full_pause(records) or master_room_wait(exp),
         "now": now,  # the time durations above count to (the master's clock while it runs)
     }
 

@@ -208,7 +208,9 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
         lines.append(f"pool: {dead['jobs']} jobs in a row ended before their code ran (the last: "
                      f"{dead['why']}{on}{log}): new ones go one at a time until one starts")
     full = d.get("disk_full")
-    if full:
+    if full and full.get("trial") is None:  # the master's own write met it
+        lines.append(master_room_wait_line(full, d["dir"], d["state"] == "running"))
+    elif full:
         what = "the quota was exhausted" if full.get("quota") else "there was no space left"
         at = time.strftime("%H:%M:%S", time.localtime(full["time"])) if full.get("time") else "?"
         lines.append(
@@ -235,6 +237,28 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
     if d.get("message"):
         lines.append(f"message: {d['message']}")
     return lines
+
+
+def master_room_wait_line(full: dict[str, Any], root: str, running: bool) -> str:
+    """status's line for a master whose own write met a full disk or quota
+    (``status.master_room_wait``): nothing journaled it, so this is all that says why nothing
+    starts."""
+    at = time.strftime("%H:%M:%S", time.localtime(full["time"])) if full.get("time") else "?"
+    if full.get("path"):
+        free = full.get("free")
+        where = (f"no space left on {full['path']}"
+                 + (f" ({free / 1024:.0f} KiB free)" if isinstance(free, int) else ""))
+        fix = "free space there"
+    else:  # both filesystems have room: only a write tells a quota
+        where = ("a full quota, it seems: the experiment's filesystems have room now (or "
+                 "room came back since, which the master sees within seconds)")
+        fix = "raise the quota or free space in it"
+    then = ("and the master goes on by itself" if running
+            else f"then `asha-hpc resume {shell_word(root)}`")
+    stopped = "" if running else ", and the master stopped while it waited for room"
+    return (f"disk full: the master's own write met a full disk or quota at {at}{stopped}: "
+            f"{where}; no segment starts until there is room: {fix}, {then} (running trials "
+            f"lose nothing)")
 
 
 def _sampler_text(s: dict[str, Any] | None) -> str:

@@ -198,14 +198,16 @@ def _waiting_disk_full(run: Path) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("then", ["room", "pause"])
+@pytest.mark.parametrize("then", ["room", "pause", "stop"])
 def test_the_masters_own_full_disk_is_one_line_and_the_search_goes_on_once_there_is_room(
         tmp_path, small_fs, then):
     """The filesystem filled to the last byte under a running search: the master's own writes
     fail. It stops there (nothing lost), says once which filesystem is full, and waits, holding
-    the search (``status`` shows its master); once the operator makes room a master resumes the
-    search from its journal by itself: no trial is failed or restarted, and no `resume` by hand
-    is needed. A `pause` asked while it waits is what the search does once there is room."""
+    the search (``status`` shows its master, and why nothing starts, though nothing could be
+    journaled); once the operator makes room a master resumes the search from its journal by
+    itself: no trial is failed or restarted, and no `resume` by hand is needed. A `pause`
+    asked while it waits is what the search does once there is room. A master stopped while
+    it waits (Ctrl-C) leaves ``status`` saying why, until `resume`."""
     cfg = _experiment(tmp_path, trials=6, sleep=0.05)
     run = small_fs / "run"
     code = ("import sys, asha_hpc.protocol.journal as j; j.FULL_WAIT_S = 1.0; "  # no 30 s wait for room
@@ -233,17 +235,35 @@ def test_the_masters_own_full_disk_is_one_line_and_the_search_goes_on_once_there
             assert master.poll() is None, (tmp_path / "master.err").read_text()
             status = cli("status", run).stdout
             assert "no master is running" not in status and "[running]" in status, status
+            line = [x for x in status.splitlines() if x.startswith("disk full: ")]
+            assert len(line) == 1 and "the master's own write" in line[0], status
+            assert f"no space left on {small_fs} (" in line[0], line
+            assert "the master goes on by itself" in line[0], line
+            if then == "stop":
+                master.send_signal(signal.SIGINT)
+                assert master.wait(timeout=60) == 130
+                line = [x for x in cli("status", run).stdout.splitlines()
+                        if x.startswith("disk full: ")]
+                assert len(line) == 1 and "stopped while it waited for room" in line[0], line
+                assert f"then `asha-hpc resume {run}`" in line[0], line
         ballast.unlink()
         if then == "pause":  # asked of the waiting master (the request fits now)
             assert "to pause; not done yet" in cli("pause", run, "--wait", "0").stdout
         # the checkpoints of trials that may still be promoted fill 12 MiB by themselves: the
         # operator raises the limit
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+        if then == "stop":
+            assert "best trial" in cli("resume", run, timeout=240).stderr
         master.wait(timeout=240)
     finally:
         if master.poll() is None:
             master.kill()
+    assert "disk full" not in cli("status", run).stdout
     err = (tmp_path / "master.err").read_text()
+    if then == "stop":
+        assert "while it waited for room" in err, err
+        _trials_untouched(run)
+        return
     assert master.returncode == (75 if then == "pause" else 0) and "Traceback" not in err, err
     full = [x for x in err.splitlines() if "no space left on this filesystem" in x]
     assert len(full) == 1 and str(small_fs) in full[0] and "goes on by itself" in full[0], err
