@@ -125,11 +125,16 @@ class DiskFull:
         return max((self.free_at or 0) + ROOM_BYTES, 2 * self.need + ROOM_BYTES)
 
     def has_room(self) -> bool:
-        if not self.quota:
-            free = free_bytes(self.path)
-            if free is None or self.free_at is None or free < self.room_needed():
-                return False
+        if not self.quota and not self.has_space():
+            return False
         return self._probe()
+
+    def has_space(self) -> bool:
+        """The free-space half of ``has_room``, which writes nothing (a quota never has it)."""
+        if self.quota:
+            return False
+        free = free_bytes(self.path)
+        return free is not None and self.free_at is not None and free >= self.room_needed()
 
     def _probe(self) -> bool:
         """Write (and remove) ROOM_BYTES where the jobs write: the only test a quota answers

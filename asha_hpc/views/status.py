@@ -502,18 +502,34 @@ def _other_line(rec: dict[str, Any]) -> str | None:
 def disk_full_pause(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The full disk or quota that holds new segments back: ``{"time", "trial", "path",
     "quota"}`` of the last attempt that ended on it, while no segment was handed out since (the
-    master hands out none until there is room: ``Master._room``); None otherwise. A stopped
-    master's pause is in no file but this: its ``status`` still says why nothing starts."""
+    master hands out none until there is room: ``Master._room``) and no master resumed the
+    search (one that does hands out work again); None otherwise. A stopped master's pause is
+    in no file but this: its ``status`` still says why nothing starts."""
     last: dict[str, Any] | None = None
     for r in records:
         kind = r.get("kind")
         if kind in (Kind.RESULT, Kind.JOB_DEAD) and r.get("disk_full"):
             full = r["disk_full"] if isinstance(r["disk_full"], dict) else {}
             last = {"time": r.get("time"), "trial": r.get("trial"), "path": full.get("path"),
-                    "quota": bool(full.get("quota"))}
-        elif kind == Kind.INTENT and last is not None:
+                    "quota": bool(full.get("quota")), "free": full.get("free"),
+                    "need": full.get("need")}
+        elif kind in (Kind.INTENT, Kind.RESUMED) and last is not None:
             last = None
     return last
+
+
+def held_for_room(records: list[dict[str, Any]], root: Path) -> dict[str, Any] | None:
+    """``disk_full_pause``, unless its filesystem has the room now that the master waits for
+    (free space is measured; a quota, which only a write shows, is taken as still full)."""
+    from ..protocol.diskfull import DiskFull
+
+    held = disk_full_pause(records)
+    if held is None or not held.get("path"):
+        return held
+    seen = DiskFull(Path(held["path"]), held["quota"], root,
+                    free_at=held["free"] if isinstance(held["free"], int) else None)
+    seen.needs(held.get("need"))
+    return None if seen.has_space() else held
 
 
 def master_room_wait(exp: ExpDir) -> dict[str, Any] | None:
@@ -732,7 +748,9 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "nodes_readmit_at": ({h: at for h, (at, _) in st.nodes.readmit_at(
             cfg.readmit_nodes_after_h).items()} if cfg.readmit_nodes_after_h else {}),
         "pool_unready": pool_unready(exp, st),
-        "disk_full": None if finished else disk_full_pause(records) or master_room_wait(exp),
+        # the master's own wait first: it is measured now, and only this file tells it
+        "disk_full": None if finished else master_room_wait(exp) or held_for_room(records,
+                                                                                  exp.root),
         "now": now,  # the time durations above count to (the master's clock while it runs)
     }
 

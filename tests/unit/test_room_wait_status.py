@@ -9,9 +9,14 @@ from test_failed_attempts_text import CFG, attempts
 
 from asha_hpc.master.state import replay
 from asha_hpc.protocol import diskfull
-from asha_hpc.protocol.diskfull import ROOM_BYTES, mount_point
+from asha_hpc.protocol.diskfull import ROOM_BYTES, free_bytes, mount_point
 from asha_hpc.protocol.expdir import ExpDir
-from asha_hpc.views.status import master_room_wait, status_dict
+from asha_hpc.views.status import (
+    disk_full_pause,
+    held_for_room,
+    master_room_wait,
+    status_dict,
+)
 from asha_hpc.views.text import master_room_wait_line, render_status_text
 
 
@@ -68,3 +73,37 @@ def test_room_everywhere_is_a_quota(tmp_path, monkeypatch):
     assert full is not None and full["quota"] and full["path"] is None
     line = master_room_wait_line(full, str(exp.root), running=True)
     assert "a full quota, it seems" in line and "raise the quota or free space in it" in line
+
+
+def test_a_jobs_full_disk_holds_until_a_segment_starts_or_a_master_resumes_the_search():
+    """A search paused (or stopped) while the disk was full, resumed once there was room: the
+    master that resumed hands out work again, so the journal's full disk no longer explains
+    anything (it said "none starts until there is room" of a paused search with room)."""
+    full = {"kind": "result", "trial": 3, "segment": 0, "attempt": 0, "status": "error",
+            "time": 5.0, "disk_full": {"path": "/scratch/run/trials/00003", "quota": False}}
+    held = {"time": 5.0, "trial": 3, "path": "/scratch/run/trials/00003", "quota": False,
+            "free": None, "need": None}
+    start = [{"kind": "init"}, {"kind": "intent", "trial": 3, "segment": 0, "attempt": 0}]
+    assert disk_full_pause(start + [full]) == held
+    assert disk_full_pause(start + [full, {"kind": "stopped"}]) == held
+    assert disk_full_pause(start + [full, {"kind": "stopped"}, {"kind": "resumed"}]) is None
+    assert disk_full_pause(start + [full, {"kind": "intent", "trial": 4, "segment": 0,
+                                           "attempt": 0}]) is None
+    assert disk_full_pause(start + [full, {"kind": "resumed"}, dict(full, time=9.0)]) == \
+        dict(held, time=9.0)
+
+
+def test_a_jobs_full_disk_with_room_now_holds_nothing_back(tmp_path):
+    """The job saw 0 bytes free; the filesystem has room now (what the master waits for): a
+    search paused or stopped meanwhile is not said to wait for room. A quota shows only to a
+    write, which status does not make: it is still said."""
+    def records(**full):
+        return [{"kind": "init"}, {"kind": "intent", "trial": 1, "segment": 0, "attempt": 0},
+                {"kind": "result", "trial": 1, "segment": 0, "attempt": 0, "status": "error",
+                 "disk_full": {"path": str(tmp_path), **full}}]
+
+    assert held_for_room(records(quota=False, free=0), tmp_path) is None
+    assert held_for_room(records(quota=True, free=0), tmp_path) is not None
+    # as much free as when it filled (or unknown, from an older release): no room yet
+    assert held_for_room(records(quota=False, free=free_bytes(tmp_path)), tmp_path) is not None
+    assert held_for_room(records(quota=False), tmp_path) is not None
