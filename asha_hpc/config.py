@@ -380,12 +380,52 @@ _OTHER_NAMES = {
 # only as additional_parameters (submitit passes them on to sbatch)
 _SBATCH_OPTIONS = ("mem_per_gpu", "mem_per_cpu", "cpus_per_gpu", "comment", "wckey",
                    "reservation", "licenses", "mail_user", "mail_type", "dependency")
+# sbatch options asha_hpc sets for every trial job, which additional_parameters (passed to
+# sbatch last, so they win) must not replace, and where each is set instead
+_OWNED_SBATCH = {
+    "signal": "each job gets SIGUSR2 slurm.signal_delay_s seconds before its time limit, saves, "
+              "and its trial goes on in a new job: set signal_delay_s (Lightning's "
+              "`--signal=SIGUSR1@90` auto-requeue is not needed, and trial jobs are not requeued)",
+    "time": "slurm.timeout_min sets it (minutes, or auto: fitted to each segment)",
+    "output": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
+    "error": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
+    "job_name": "jobs are named after the experiment, and the master finds them by that name",
+    "array": "the master submits several segments at once as an array itself",
+}
 # hydra-submitit-launcher's own settings, which have no use here
 _LAUNCHER_ONLY = {
     "_target_": "the launcher's class", "submitit_folder": "jobs' files go under the experiment "
     "folder", "name": "jobs are named after the experiment and the trial",
     "max_num_timeout": "a job stopped at its time limit goes on from its checkpoint, not "
     "counted; failures: max_restarts", "stderr_to_stdout": "each job has its .out and .err"}
+
+
+def _time_as_timeout(c: _Checker, s: SlurmConfig, timeout_given: bool) -> None:
+    """sbatch's --time among additional_parameters (a Determined config's sbatch_args, an
+    sbatch script's habit) is taken as timeout_min, where that is not given too: asha_hpc
+    writes each trial job's --time itself."""
+    from .master.timelimits import parse_slurm_minutes
+
+    key = next((k for k in s.additional_parameters if str(k).replace("-", "_") == "time"), None)
+    if key is None or timeout_given:
+        return
+    try:
+        minutes = parse_slurm_minutes(str(s.additional_parameters[key]))
+    except ValueError:
+        return
+    if minutes is not None and minutes >= 1:
+        s.timeout_min = minutes
+        s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
+        c.warnings.append(f"slurm.additional_parameters.{key}: slurm.timeout_min {minutes} "
+                          f"(asha_hpc writes each trial job's --time from it)")
+
+
+def _check_owned_sbatch(c: _Checker, params: dict[str, Any], path: str) -> None:
+    for key in params:
+        owned = _OWNED_SBATCH.get(str(key).replace("-", "_"))
+        if owned is not None:
+            c.bad(f"{path}.{key}", f"asha_hpc sets sbatch's --{str(key).replace('_', '-')} for "
+                               f"every trial job; {owned}")
 
 
 def _unknown_key_hint(key: str, path: str, known: tuple[str, ...]) -> str:
@@ -836,6 +876,8 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
+    _time_as_timeout(c, s, "timeout_min" in d)
+    _check_owned_sbatch(c, s.additional_parameters, f"{p}.additional_parameters")
     s.python = c.get(d, "python", p, lambda v: isinstance(v, str) and bool(v.strip()),
                      "a python command (python3) or path", None)
     activates = next((x for x in s.setup if _ACTIVATES.search(x)), None)
@@ -912,6 +954,7 @@ def _per_rung(c: _Checker, raw: Any, p: str) -> list[dict[str, Any]]:
         if "additional_parameters" in d:
             e["additional_parameters"] = c.get(d, "additional_parameters", q,
                                                lambda v: isinstance(v, dict), "a mapping", None)
+            _check_owned_sbatch(c, e["additional_parameters"] or {}, f"{q}.additional_parameters")
         out.append({k: v for k, v in e.items() if v is not None})
     return out
 

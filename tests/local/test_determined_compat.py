@@ -82,7 +82,9 @@ def test_every_key_is_mapped_or_reported_once(capsys):
             "/tmp/asha-det-compat-scratch/checkpoints/") in joined
     cfg = load_config(path)
     assert cfg.slurm.gpus_per_node == 4  # slurm.slots_per_node
-    assert cfg.slurm.additional_parameters == {"mem": "64G", "time": "04:00:00"}
+    # sbatch's --time is each trial job's own (timeout_min); the rest passes to sbatch
+    assert cfg.slurm.additional_parameters == {"mem": "64G"} and cfg.slurm.timeout_min == 240
+    assert "slurm.additional_parameters.time: slurm.timeout_min 240" in joined
     assert cfg.checkpoint_folder == "/tmp/asha-det-compat-scratch/checkpoints"
     assert cfg.environment_variables == {"NCCL_DEBUG": "INFO"}  # set in every job
     assert cfg.save_experiment_best == 2 and cfg.save_trial_latest == 1

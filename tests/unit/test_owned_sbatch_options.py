@@ -1,0 +1,94 @@
+"""``slurm.additional_parameters`` go to sbatch last, so they would win over what asha_hpc
+writes for every trial job: the SIGUSR2 warning before the time limit (Lightning's docs add
+`--signal=SIGUSR1@90` for their own requeue), the logs `asha-hpc logs` reads, the job name the
+master finds jobs by, arrays. Those are refused, naming the field and what to set instead;
+`time` becomes timeout_min. Everything else passes through untouched (hypothesis)."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asha_hpc.config import parse_config
+from asha_hpc.errors import ConfigError
+
+OWNED = ("signal", "output", "error", "job_name", "array")
+
+
+def config(slurm: dict) -> dict:
+    return {"name": "s", "entrypoint": "m:f", "backend": "slurm",
+            "searcher": {"name": "random", "metric": "m", "max_length": 4, "max_trials": 1},
+            "hyperparameters": {"x": 1}, "slurm": slurm}
+
+
+def spellings(key: str) -> list[str]:
+    return sorted({key, key.replace("_", "-")})
+
+
+@pytest.mark.parametrize("key,value,says", [
+    ("signal", "SIGUSR1@90", "set signal_delay_s"),
+    ("signal", "B:USR2@120", "set signal_delay_s"),
+    ("output", "/scratch/%j.out", "`asha-hpc logs`"),
+    ("error", "slurm-%j.err", "`asha-hpc logs`"),
+    ("job-name", "my-sweep", "finds them by that name"),
+    ("array", "0-9%2", "as an array itself"),
+])
+def test_an_option_asha_hpc_writes_is_refused_with_what_to_set(key, value, says):
+    with pytest.raises(ConfigError) as e:
+        parse_config(config({"additional_parameters": {key: value, "mail-type": "END"}}), "/tmp")
+    text = str(e.value)
+    assert f"slurm.additional_parameters.{key}: asha_hpc sets sbatch's --{key.replace('_', '-')}" \
+        in text and says in text, text
+    assert "mail-type" not in text
+
+
+def test_the_same_in_a_rungs_resources():
+    with pytest.raises(ConfigError) as e:
+        parse_config(config({"per_rung": [{"additional_parameters": {"signal": "USR1@60"}}]}),
+                     "/tmp")
+    assert "slurm.per_rung[0].additional_parameters.signal: " in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("value,minutes", [("04:00:00", 240), ("90", 90), ("1-00", 1440),
+                                           ("2-12:30", 3630), ("45:30", 45)])
+def test_time_becomes_timeout_min(value, minutes):
+    cfg = parse_config(config({"additional_parameters": {"time": value, "mem": "64G"}}), "/tmp")
+    assert cfg.slurm.timeout_min == minutes
+    assert cfg.slurm.additional_parameters == {"mem": "64G"}  # no --time of its own
+    assert any(w.startswith(f"slurm.additional_parameters.time: slurm.timeout_min {minutes}")
+               for w in cfg.warnings), cfg.warnings
+
+
+@pytest.mark.parametrize("slurm", [{"timeout_min": 30, "additional_parameters": {"time": "1:00:00"}},
+                                   {"additional_parameters": {"time": "UNLIMITED"}},
+                                   {"additional_parameters": {"time": "an hour"}}])
+def test_time_that_cannot_be_timeout_min_is_refused(slurm):
+    with pytest.raises(ConfigError) as e:
+        parse_config(config(slurm), "/tmp")
+    assert "slurm.additional_parameters.time: " in str(e.value)
+    assert "slurm.timeout_min sets it" in str(e.value)
+
+
+KEYS = st.one_of(st.sampled_from([s for k in OWNED + ("time",) for s in spellings(k)]),
+                 st.sampled_from(["mail-type", "mail_user", "gres", "mem_per_gpu", "requeue",
+                                  "comment", "exclusive", "hold", "reservation"]),
+                 st.text(min_size=1, max_size=12))
+VALUES = st.one_of(st.text(max_size=12), st.integers(), st.booleans(),
+                   st.sampled_from(["04:00:00", "USR1@90", "END"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, max_size=5))
+def test_any_mapping_passes_through_or_is_refused_by_the_option_it_names(extra):
+    owned = [k for k in extra if k.replace("-", "_") in OWNED]
+    try:
+        cfg = parse_config(config({"additional_parameters": dict(extra)}), "/tmp")
+    except ConfigError as e:
+        named = [k for k in extra if f"slurm.additional_parameters.{k}: " in str(e)]
+        assert named, str(e)
+        assert all(k.replace("-", "_") in OWNED + ("time",) for k in named), str(e)
+        assert set(owned) <= set(named)
+        return
+    assert not owned
+    kept = cfg.slurm.additional_parameters
+    # everything but a time that became timeout_min reaches sbatch as given
+    assert {k: v for k, v in extra.items() if k.replace("-", "_") != "time"} == kept
+    assert not [k for k in kept if k.replace("-", "_") == "time"]
