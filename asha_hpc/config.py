@@ -386,7 +386,8 @@ _OWNED_SBATCH = {
     "signal": "each job gets SIGUSR2 slurm.signal_delay_s seconds before its time limit, saves, "
               "and its trial goes on in a new job: set signal_delay_s (Lightning's "
               "`--signal=SIGUSR1@90` auto-requeue is not needed, and trial jobs are not requeued)",
-    "time": "slurm.timeout_min sets it (minutes, or auto: fitted to each segment)",
+    "time": "slurm.timeout_min sets it (minutes, or auto: fitted to each segment; a --time "
+            "here becomes timeout_min where it is a time and timeout_min is not auto)",
     "output": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
     "error": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
     "job_name": "jobs are named after the experiment, and the master finds them by that name",
@@ -400,24 +401,28 @@ _LAUNCHER_ONLY = {
     "counted; failures: max_restarts", "stderr_to_stdout": "each job has its .out and .err"}
 
 
-def _time_as_timeout(c: _Checker, s: SlurmConfig, timeout_given: bool) -> None:
+def _time_as_timeout(c: _Checker, s: SlurmConfig) -> None:
     """sbatch's --time among additional_parameters (a Determined config's sbatch_args, an
-    sbatch script's habit) is taken as timeout_min, where that is not given too: asha_hpc
-    writes each trial job's --time itself."""
+    sbatch script's habit) becomes timeout_min: it always won over timeout_min at sbatch (it
+    comes last), so a folder an earlier release wrote resumes with the limit its jobs had, and
+    the master now knows it. Where limits are fitted to each segment it would replace them:
+    left for ``_check_owned_sbatch`` to refuse, as a --time that is not a number of minutes."""
     from .master.timelimits import parse_slurm_minutes
 
     key = next((k for k in s.additional_parameters if str(k).replace("-", "_") == "time"), None)
-    if key is None or timeout_given:
+    if key is None or s.auto_time:
         return
     try:
         minutes = parse_slurm_minutes(str(s.additional_parameters[key]))
     except ValueError:
         return
-    if minutes is not None and minutes >= 1:
-        s.timeout_min = minutes
-        s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
-        c.warnings.append(f"slurm.additional_parameters.{key}: slurm.timeout_min {minutes} "
-                          f"(asha_hpc writes each trial job's --time from it)")
+    if minutes is None or minutes < 1:
+        return
+    was = f", in place of timeout_min {s.timeout_min}" if s.timeout_min != minutes else ""
+    s.timeout_min = minutes
+    s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
+    c.warnings.append(f"slurm.additional_parameters.{key}: slurm.timeout_min {minutes}{was} "
+                      f"(asha_hpc writes each trial job's --time from timeout_min)")
 
 
 def _check_owned_sbatch(c: _Checker, params: dict[str, Any], path: str) -> None:
@@ -876,7 +881,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
-    _time_as_timeout(c, s, "timeout_min" in d)
+    _time_as_timeout(c, s)
     _check_owned_sbatch(c, s.additional_parameters, f"{p}.additional_parameters")
     s.python = c.get(d, "python", p, lambda v: isinstance(v, str) and bool(v.strip()),
                      "a python command (python3) or path", None)

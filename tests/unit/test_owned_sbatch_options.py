@@ -57,7 +57,19 @@ def test_time_becomes_timeout_min(value, minutes):
                for w in cfg.warnings), cfg.warnings
 
 
-@pytest.mark.parametrize("slurm", [{"timeout_min": 30, "additional_parameters": {"time": "1:00:00"}},
+def test_time_wins_over_timeout_min_as_it_did_at_sbatch():
+    """A folder an earlier release wrote holds timeout_min (60 by default) beside a converted
+    Determined config's --time, which sbatch took (it comes last): it resumes with that limit."""
+    cfg = parse_config(config({"timeout_min": 60, "additional_parameters": {"time": "4:00:00"}}),
+                       "/tmp")
+    assert cfg.slurm.timeout_min == 240 and cfg.slurm.additional_parameters == {}
+    assert "slurm.additional_parameters.time: slurm.timeout_min 240, in place of timeout_min 60" \
+        in cfg.warnings[-1], cfg.warnings
+
+
+@pytest.mark.parametrize("slurm", [{"timeout_min": "auto", "additional_parameters": {"time": "1:00:00"}},
+                                   {"timeout_min_per_rung": [10, 60],
+                                    "additional_parameters": {"time": "1:00:00"}},
                                    {"additional_parameters": {"time": "UNLIMITED"}},
                                    {"additional_parameters": {"time": "an hour"}}])
 def test_time_that_cannot_be_timeout_min_is_refused(slurm):
