@@ -7,11 +7,15 @@ README's recipe says:
   rollouts, n_steps x n_envs, end exactly there);
 - ``OverTrial``: SB3 measures a schedule's progress to the end of each ``learn()`` call, this
   one to the trial's ``max_length``, so the rate decays once over the whole trial;
-- a callback stops ``learn()`` when the job is told to stop (a pause, a preemption)."""
+- a callback stops ``learn()`` when the job is told to stop (a pause, a preemption);
+- ``VecNormalize`` as SB3's docs use it: its statistics saved beside the model
+  (``env.save``) and loaded into a new environment on restore (``VecNormalize.load``), the
+  evaluation environment synced to them and not updating them."""
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
 
 class OverTrial:
@@ -38,15 +42,18 @@ class StopWhenTold(BaseCallback):
 def train(trial):
     hp = trial.hparams
     env = make_vec_env("CartPole-v1", n_envs=4, seed=trial.seed)
-    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=trial.seed + 1)
+    eval_env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=trial.seed + 1),
+                            training=False, norm_reward=False)
     schedule = OverTrial(hp["lr"], trial.max_length)
     if trial.latest_checkpoint:
+        env = VecNormalize.load(str(trial.latest_checkpoint / "vec_normalize.pkl"), env)
         model = PPO.load(trial.latest_checkpoint / "model.zip", env=env,
                          custom_objects={"learning_rate": schedule})
         lr_used = model.policy.optimizer.param_groups[0]["lr"]  # (what the test reads)
         print(f"resumed at {model.num_timesteps} timesteps, {model._n_updates} updates, "
               f"last lr {lr_used!r}", flush=True)
     else:
+        env = VecNormalize(env, norm_obs=True, norm_reward=True, clip_obs=10.0)
         model = PPO("MlpPolicy", env, learning_rate=schedule, n_steps=hp["n_steps"],
                     batch_size=64, n_epochs=hp["n_epochs"], seed=trial.seed)
     for segment in trial.segments():
@@ -55,7 +62,9 @@ def train(trial):
                     reset_num_timesteps=False, callback=StopWhenTold(trial))
         with trial.save_checkpoint(length=model.num_timesteps) as path:
             model.save(path / "model.zip")
+            env.save(str(path / "vec_normalize.pkl"))
         if trial.should_stop():
             return
+        sync_envs_normalization(env, eval_env)
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         segment.report(mean_reward=mean)

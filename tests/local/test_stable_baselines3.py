@@ -23,6 +23,8 @@ def test_a_promoted_ppo_trial_trains_every_rollout_once_with_one_schedule_over_t
     require_module("stable_baselines3", package="stable-baselines3")
     require_module("gymnasium", package="gymnasium")
     from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     lr = {"type": "double", "minval": 1e-4, "maxval": 3e-3, "log": True}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
@@ -51,6 +53,11 @@ def test_a_promoted_ppo_trial_trains_every_rollout_once_with_one_schedule_over_t
         sys.path.remove(str(FOREIGN))
     segments.append((4, final.num_timesteps, final._n_updates,
                      final.policy.optimizer.param_groups[0]["lr"]))
+    # VecNormalize's running statistics went on from the first segment's: every timestep's
+    # observation counted once (and each learn()'s reset), not only the second segment's
+    stats = VecNormalize.load(str(Path(promoted.checkpoint) / "vec_normalize.pkl"),
+                              make_vec_env("CartPole-v1", n_envs=4))
+    assert 4 * ROLLOUT <= stats.obs_rms.count <= 4 * ROLLOUT + 2 * 4 + 1, stats.obs_rms.count
     for rollouts, timesteps, updates, used in segments:
         # every rollout collected was trained on, the segment's last one too
         assert (timesteps, updates) == (rollouts * ROLLOUT, rollouts * N_EPOCHS), segments
