@@ -387,7 +387,8 @@ _OWNED_SBATCH = {
               "and its trial goes on in a new job: set signal_delay_s (Lightning's "
               "`--signal=SIGUSR1@90` auto-requeue is not needed, and trial jobs are not requeued)",
     "time": "slurm.timeout_min sets it (minutes, or auto: fitted to each segment; a --time "
-            "here becomes timeout_min where it is a time and timeout_min is not auto)",
+            "here becomes timeout_min, but not beside auto or timeout_min_per_rung, whose "
+            "fitted limits it would replace)",
     "output": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
     "error": "jobs' logs go in the experiment's jobs/ folder, where `asha-hpc logs` finds them",
     "job_name": "jobs are named after the experiment, and the master finds them by that name",
