@@ -1,8 +1,8 @@
 """asha_hpc: asynchronous successive halving (ASHA) hyperparameter search for Slurm GPU clusters.
 
 Training code imports only ``Trial``, ``InvalidHP`` and ``TrainingEndedEarly`` from here;
-``run`` and ``resume`` start a search from Python, ``load`` reads one, ``pause`` and ``cancel``
-stop one (``api.py``),
+``run`` and ``resume`` start a search from Python, ``load`` reads one, ``watch`` shows one
+live, ``pause`` and ``cancel`` stop one (``api.py``),
 imported when first used so that a job importing ``Trial`` does not import the master.
 """
 from typing import TYPE_CHECKING, Any
@@ -11,11 +11,12 @@ from .errors import AshaError, ConfigError, InvalidHP, TrainingEndedEarly
 from .job.trial import Segment, Trial
 
 if TYPE_CHECKING:
-    from .api import SearchFailed, SearchResult, cancel, load, pause, resume, run
+    from .api import SearchFailed, SearchResult, cancel, load, pause, resume, run, watch
 
 __all__ = ["Trial", "Segment", "InvalidHP", "TrainingEndedEarly", "AshaError", "ConfigError",
-           "run", "resume", "load", "pause", "cancel", "SearchResult", "SearchFailed", "__version__"]
-_API = ("run", "resume", "load", "pause", "cancel", "SearchResult", "SearchFailed")
+           "run", "resume", "load", "watch", "pause", "cancel", "SearchResult", "SearchFailed",
+           "__version__"]
+_API = ("run", "resume", "load", "watch", "pause", "cancel", "SearchResult", "SearchFailed")
 
 
 def __getattr__(name: str) -> Any:

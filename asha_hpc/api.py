@@ -160,6 +160,37 @@ def load(exp_dir: str | Path) -> SearchResult:
     return SearchResult.of(exp, st, records)
 
 
+def watch(exp_dir: str | Path, *, every_s: float = 5.0, wait_s: float = 60.0) -> SearchResult:
+    """``asha-hpc status --watch`` for a notebook (Ray Tune's live table): the status, redrawn
+    in place in the cell's output every ``every_s`` seconds until the search is over; an
+    interrupt of the kernel stops the watching, not the search. Outside a notebook it prints
+    as ``status --watch`` does. A folder a master was just started on is waited for up to
+    ``wait_s`` seconds (it holds an experiment once the master has read the config). The
+    search as it stands at the end (``load``)."""
+    import sys
+    import time
+
+    from .errors import AshaError
+    from .protocol.expdir import holds_experiment, submitted_master
+    from .views.status import status_now
+    from .views.text import in_notebook, watch_notebook
+    from .views.text import watch as watch_text
+
+    path = Path(exp_dir)
+    deadline = time.monotonic() + wait_s
+    while not holds_experiment(path) and submitted_master(path.resolve()) is None:
+        if time.monotonic() > deadline:
+            raise AshaError(f"{path}: no experiment there after {wait_s:g} s; start one with "
+                            f"asha_hpc.run or `asha-hpc run CONFIG --exp-dir {path}`")
+        time.sleep(min(0.5, every_s))
+    interval = max(every_s, 0.2)
+    if in_notebook():
+        watch_notebook(lambda: status_now(path), interval)
+    else:
+        watch_text(lambda: status_now(path), interval, out=sys.stdout)
+    return load(path)
+
+
 def pause(exp_dir: str | Path, *, wait_s: float = 60.0) -> SearchResult:
     """Stop a search's running jobs, each saving where it is, and its master
     (``asha-hpc pause``): a search that another process runs (a terminal, another notebook, the

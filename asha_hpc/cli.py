@@ -190,15 +190,11 @@ def _ask_running_master(exp: ExpDir, holder: dict[str, Any], flag: str, what: st
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    from .views.status import open_experiment, status_dict, submitted_status
+    from .views.status import status_now
     from .views.text import render_status_text, watch
 
     def get() -> dict[str, Any]:
-        waiting = submitted_status(a.exp_dir)
-        if waiting is not None:
-            return waiting
-        exp, cfg, records, st = open_experiment(a.exp_dir)
-        return status_dict(exp, cfg, st, records)
+        return status_now(a.exp_dir)
 
     if not holds_experiment(a.exp_dir) and submitted_master(Path(a.exp_dir)) is None:
         from .views.status import experiments_in

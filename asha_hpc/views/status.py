@@ -114,6 +114,16 @@ def submitted_status(path: Any) -> dict[str, Any] | None:
     return d
 
 
+def status_now(path: Any) -> dict[str, Any]:
+    """``status --json`` of the folder now: its submitted master's while that has not made
+    the experiment yet, else the experiment's (``status_dict``)."""
+    waiting = submitted_status(path)
+    if waiting is not None:
+        return waiting
+    exp, cfg, records, st = open_experiment(path)
+    return status_dict(exp, cfg, st, records)
+
+
 def experiments_in(path: Any) -> list[dict[str, Any]] | None:
     """``status`` of a folder that holds experiment folders (``asha_runs/``, Determined's ``det
     e list``): one summary per experiment, newest first; None when it holds none. A folder that

@@ -561,6 +561,43 @@ def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | 
         return 0
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython's, with a frontend that redraws a display in
+    place); False in a terminal IPython, a script, or without IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def watch_notebook(get: Callable[[], dict[str, Any]], interval: float,
+                   iterations: int | None = None) -> int:
+    """``watch`` in a notebook cell: one output, redrawn in place (IPython's display handle),
+    until the search is over or the kernel is interrupted (which stops only the watching)."""
+    from IPython.display import Pretty, display
+
+    handle = None
+    n = 0
+    try:
+        while True:
+            d = get()
+            n += 1
+            over = d["state"] in FINISHED
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            text = render_status_text(d) + (
+                f"\n\n(as of {stamp}, refresh {n}: the search is over)" if over else
+                f"\n\n(refreshed {stamp}, refresh {n}, every {interval:g}s; interrupt the "
+                f"kernel to stop watching: the search goes on)")
+            if handle is None:
+                handle = display(Pretty(text), display_id=True)
+            else:
+                handle.update(Pretty(text))
+            if over or (iterations is not None and n >= iterations):
+                return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _clear(out) -> None:
     if os.name == "nt":
         os.system("cls")

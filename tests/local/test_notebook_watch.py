@@ -1,0 +1,67 @@
+"""``asha_hpc.watch`` in a real Jupyter kernel (nbclient runs the notebook as Jupyter does):
+the README's notebook recipe starts the master without blocking the kernel, and ``watch``
+shows the search live in one output redrawn in place, not one output per refresh, until the
+search ends; then it returns the search (``load``'s result). Outside a notebook it prints as
+``status --watch`` does."""
+import shutil
+import sys
+from pathlib import Path
+
+from conftest import require_module
+
+EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "quadratic"
+
+
+def test_watch_redraws_one_output_in_place_until_the_search_ends(tmp_path):
+    nbformat = require_module("nbformat", package="nbformat")
+    nbclient = require_module("nbclient", package="nbclient")
+    require_module("ipykernel", package="ipykernel")
+    for f in EXAMPLE.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import subprocess, sys\n"
+            "master = subprocess.Popen([sys.executable, '-m', 'asha_hpc.cli', 'run', "
+            "'quadratic.yaml', '--exp-dir', 'runs/nb'], stdout=open('master.log', 'w'), "
+            "stderr=subprocess.STDOUT)"),
+        nbformat.v4.new_code_cell(
+            "import asha_hpc\n"
+            "result = asha_hpc.watch('runs/nb', every_s=0.5)\n"
+            "print('watched:', result.status, result.best['trial_id'])"),
+        nbformat.v4.new_code_cell("master.wait(timeout=120)"),
+    ]
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = nb.cells[1].outputs
+    displays = [o for o in outputs if o.output_type == "display_data"]
+    printed = "".join(o.text for o in outputs if o.output_type == "stream")
+    # one output, redrawn: the last drawing says the search is over, after several refreshes
+    assert len(displays) == 1, outputs
+    text = displays[0].data["text/plain"]
+    assert "quadratic  [completed]" in text and "the search is over" in text, text
+    refreshes = int(text.rsplit("refresh ", 1)[1].split(":")[0])
+    assert refreshes > 1, text
+    assert printed.startswith("watched: completed "), outputs
+    assert nb.cells[2].outputs[0].data["text/plain"] == "0"  # the master ended well
+
+
+def test_outside_a_notebook_watch_prints_as_status_watch_does(tmp_path, capsys):
+    import subprocess
+
+    import asha_hpc
+
+    for f in EXAMPLE.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                               str(tmp_path / "quadratic.yaml"), "--exp-dir",
+                               str(tmp_path / "run")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        result = asha_hpc.watch(tmp_path / "run", every_s=0.5)  # waits for the folder first
+    finally:
+        master.wait(timeout=120)
+    out = capsys.readouterr().out
+    assert result.status == "completed" and master.returncode == 0
+    assert out.count("--- ") > 1 and "[completed]" in out.rsplit("--- ", 1)[1], out
