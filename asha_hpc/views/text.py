@@ -18,6 +18,15 @@ from .status import AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
 
+
+def watch_over(d: dict[str, Any], stopped_too: bool = False) -> bool:
+    """Whether watching ``d`` (a status dict) can end: the search is over, or the master job
+    ``submit`` sent ended before it made the experiment; ``stopped_too``: also a search no
+    master runs, nor waits in the queue to (nothing changes until a resume)."""
+    if d["state"] in FINISHED or d["state"] == "ended":
+        return True
+    return stopped_too and d["state"] == "stopped" and not d.get("master_job")
+
 RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("completed", "completed"), ("running", "running"), ("queued", "queued"),
              ("paused", "paused"), ("promoted", "promoted"), ("stopped", "stopped"),
@@ -517,9 +526,9 @@ def rich_renderable(d: dict[str, Any]):
 
 # ----------------------------------------------------------------------------- watch
 def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | None = None,
-          out=None, use_rich: bool | None = None) -> int:
-    """Redraw ``get()`` every ``interval`` seconds until the search is over (then once more)
-    or Ctrl-C. On a terminal: rich's Live display if rich is installed, else clear the screen
+          out=None, use_rich: bool | None = None, stopped_too: bool = False) -> int:
+    """Redraw ``get()`` every ``interval`` seconds until the search is over (``watch_over``;
+    then once more) or Ctrl-C. On a terminal: rich's Live display if rich is installed, else clear the screen
     and print; elsewhere (a pipe, a log) each refresh is printed after the previous one."""
     out = out or sys.stdout
     tty = hasattr(out, "isatty") and out.isatty()
@@ -537,7 +546,7 @@ def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | 
                       screen=False) as live:
                 while True:
                     n += 1
-                    if d["state"] in FINISHED or (iterations is not None and n >= iterations):
+                    if watch_over(d, stopped_too) or (iterations is not None and n >= iterations):
                         break
                     time.sleep(interval)
                     d = get()
@@ -554,7 +563,7 @@ def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | 
                 out.write(f"--- {stamp}\n{text}\n")
             out.flush()
             n += 1
-            if d["state"] in FINISHED or (iterations is not None and n >= iterations):
+            if watch_over(d, stopped_too) or (iterations is not None and n >= iterations):
                 return 0
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -572,7 +581,8 @@ def in_notebook() -> bool:
 def watch_notebook(get: Callable[[], dict[str, Any]], interval: float,
                    iterations: int | None = None) -> int:
     """``watch`` in a notebook cell: one output, redrawn in place (IPython's display handle),
-    until the search is over or the kernel is interrupted (which stops only the watching)."""
+    until the search is over or no master runs it, or the kernel is interrupted (which stops
+    only the watching)."""
     from IPython.display import Pretty, display
 
     handle = None
@@ -581,10 +591,12 @@ def watch_notebook(get: Callable[[], dict[str, Any]], interval: float,
         while True:
             d = get()
             n += 1
-            over = d["state"] in FINISHED
+            over = watch_over(d, stopped_too=True)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            end = ("no master runs the search" if d["state"] == "stopped" else
+                   "the search is over")
             text = render_status_text(d) + (
-                f"\n\n(as of {stamp}, refresh {n}: the search is over)" if over else
+                f"\n\n(as of {stamp}, refresh {n}: {end})" if over else
                 f"\n\n(refreshed {stamp}, refresh {n}, every {interval:g}s; interrupt the "
                 f"kernel to stop watching: the search goes on)")
             if handle is None:

@@ -65,3 +65,41 @@ def test_outside_a_notebook_watch_prints_as_status_watch_does(tmp_path, capsys):
     out = capsys.readouterr().out
     assert result.status == "completed" and master.returncode == 0
     assert out.count("--- ") > 1 and "[completed]" in out.rsplit("--- ", 1)[1], out
+
+
+def test_watching_a_search_no_master_runs_ends_at_once(tmp_path, capsys):
+    """A master stopped (Ctrl-C) mid-search: nothing changes until a resume, so `watch`
+    shows it once and returns, rather than holding the cell for ever."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    import asha_hpc
+    from asha_hpc.protocol.journal import read_journal
+
+    for f in EXAMPLE.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    run = tmp_path / "run"
+    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                               str(tmp_path / "quadratic.yaml"), "--exp-dir", str(run)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (run / "journal.jsonl").exists() or not [
+                r for r in read_journal(run / "journal.jsonl")[0] if r["kind"] == "result"]:
+            assert time.time() < deadline and master.poll() is None
+            time.sleep(0.05)
+        master.send_signal(signal.SIGINT)
+        assert master.wait(timeout=60) == 130
+    finally:
+        if master.poll() is None:
+            master.kill()
+    got = []
+    watcher = threading.Thread(target=lambda: got.append(asha_hpc.watch(run, every_s=0.2)),
+                               daemon=True)
+    watcher.start()
+    watcher.join(timeout=30)
+    out = capsys.readouterr().out
+    assert not watcher.is_alive() and got[0].status == "stopped", out[-3000:]
+    assert out.count("--- ") == 1, out[-3000:]
