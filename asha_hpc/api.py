@@ -164,10 +164,10 @@ def watch(exp_dir: str | Path, *, every_s: float = 5.0, wait_s: float = 60.0) ->
     """``asha-hpc status --watch`` for a notebook (Ray Tune's live table): the status, redrawn
     in place in the cell's output every ``every_s`` seconds until the search is over, or no
     master runs it (stopped: nothing changes until a resume); an interrupt of the kernel stops
-    the watching, not the search. Outside a notebook it prints
-    as ``status --watch`` does. A folder a master was just started on is waited for up to
-    ``wait_s`` seconds (it holds an experiment once the master has read the config). The
-    search as it stands at the end (``load``)."""
+    the watching, not the search. Outside a notebook it prints as ``status --watch`` does. A
+    folder a master was just started on is waited for up to ``wait_s`` seconds (it holds an
+    experiment once the master has read the config). The search as it stands at the end
+    (``load``)."""
     import sys
     import time
 

@@ -18,15 +18,6 @@ from .status import AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
 
-
-def watch_over(d: dict[str, Any], stopped_too: bool = False) -> bool:
-    """Whether watching ``d`` (a status dict) can end: the search is over, or the master job
-    ``submit`` sent ended before it made the experiment; ``stopped_too``: also a search no
-    master runs, nor waits in the queue to (nothing changes until a resume)."""
-    if d["state"] in FINISHED or d["state"] == "ended":
-        return True
-    return stopped_too and d["state"] == "stopped" and not d.get("master_job")
-
 RUNG_COLS = [("bracket", "bracket"), ("rung", "rung"), ("length", "length"),
              ("completed", "completed"), ("running", "running"), ("queued", "queued"),
              ("paused", "paused"), ("promoted", "promoted"), ("stopped", "stopped"),
@@ -525,11 +516,21 @@ def rich_renderable(d: dict[str, Any]):
 
 
 # ----------------------------------------------------------------------------- watch
+def watch_over(d: dict[str, Any], stopped_too: bool = False) -> bool:
+    """Whether watching ``d`` (a status dict) can end: the search is over, or the master job
+    ``submit`` sent ended before it made the experiment; ``stopped_too``: also a search no
+    master runs, nor waits in the queue to (nothing changes until a resume)."""
+    if d["state"] in FINISHED or d["state"] == "ended":
+        return True
+    return stopped_too and d["state"] == "stopped" and not d.get("master_job")
+
+
 def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | None = None,
           out=None, use_rich: bool | None = None, stopped_too: bool = False) -> int:
     """Redraw ``get()`` every ``interval`` seconds until the search is over (``watch_over``;
-    then once more) or Ctrl-C. On a terminal: rich's Live display if rich is installed, else clear the screen
-    and print; elsewhere (a pipe, a log) each refresh is printed after the previous one."""
+    then once more) or Ctrl-C. On a terminal: rich's Live display if rich is installed, else
+    clear the screen and print; elsewhere (a pipe, a log) each refresh is printed after the
+    previous one."""
     out = out or sys.stdout
     tty = hasattr(out, "isatty") and out.isatty()
     if use_rich is None:
