@@ -383,9 +383,9 @@ _SBATCH_OPTIONS = ("mem_per_gpu", "mem_per_cpu", "cpus_per_gpu", "comment", "wck
 # sbatch options asha_hpc sets for every trial job, which additional_parameters (passed to
 # sbatch last, so they win) must not replace, and where each is set instead
 _OWNED_SBATCH = {
-    "signal": "each job gets SIGUSR2 slurm.signal_delay_s seconds before its time limit, saves, "
-              "and its trial goes on in a new job: set signal_delay_s (Lightning's "
-              "`--signal=SIGUSR1@90` auto-requeue is not needed, and trial jobs are not requeued)",
+    "signal": "slurm.signal_delay_s sets it (each job gets SIGUSR2 that long before its time "
+              "limit, saves, and its trial goes on in a new job; a --signal=SIG@N here becomes "
+              "signal_delay_s N)",
     "time": "slurm.timeout_min sets it (minutes, or auto: fitted to each segment; a --time "
             "here becomes timeout_min, but not beside auto or timeout_min_per_rung, whose "
             "fitted limits it would replace)",
@@ -424,6 +424,38 @@ def _time_as_timeout(c: _Checker, s: SlurmConfig) -> None:
     s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
     c.warnings.append(f"slurm.additional_parameters.{key}: slurm.timeout_min {minutes}{was} "
                       f"(asha_hpc writes each trial job's --time from timeout_min)")
+
+
+_SIGNAL = re.compile(r"^(?:[RB]{1,2}:)?(?:SIG)?[A-Z0-9]+@(\d+)$", re.I)
+
+
+def _signal_as_delay(c: _Checker, s: SlurmConfig) -> None:
+    """sbatch's --signal=SIG@N among additional_parameters (Lightning's docs give
+    ``--signal=SIGUSR1@90`` for its own requeue) becomes signal_delay_s N: what it asks for is
+    a warning N seconds before the time limit, which every trial job gets as SIGUSR2 (it saves,
+    and its trial goes on in a new job; Lightning's requeue is not needed). It won over
+    signal_delay_s at sbatch, so it does here. One that names no time is left for
+    ``_check_owned_sbatch`` to refuse."""
+    key = next((k for k in s.additional_parameters if str(k).replace("-", "_") == "signal"), None)
+    if key is None:
+        return
+    m = _SIGNAL.match(str(s.additional_parameters[key]).strip())
+    if m is None:
+        return
+    seconds = int(m.group(1))
+    was = f", in place of signal_delay_s {s.signal_delay_s}" if s.signal_delay_s != seconds else ""
+    s.signal_delay_s = seconds
+    s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
+    c.warnings.append(f"slurm.additional_parameters.{key}: slurm.signal_delay_s {seconds}{was} "
+                      f"(every trial job gets SIGUSR2 that long before its time limit, saves, "
+                      f"and its trial goes on in a new job; no SIGUSR1 requeue is needed)")
+
+
+def sbatch_owned(key: str) -> str | None:
+    """What to set instead of an sbatch option asha_hpc writes for every trial job and no
+    setting stands for; None for any other (--time and --signal become settings)."""
+    k = key.replace("-", "_")
+    return None if k in ("time", "signal") else _OWNED_SBATCH.get(k)
 
 
 def _check_owned_sbatch(c: _Checker, params: dict[str, Any], path: str) -> None:
@@ -883,6 +915,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
     _time_as_timeout(c, s)
+    _signal_as_delay(c, s)
     _check_owned_sbatch(c, s.additional_parameters, f"{p}.additional_parameters")
     s.python = c.get(d, "python", p, lambda v: isinstance(v, str) and bool(v.strip()),
                      "a python command (python3) or path", None)

@@ -103,7 +103,7 @@ def translate(raw: Any, config_dir: str = ".") -> tuple[Any, list[str], list[str
     if isinstance(d.get("hyperparameters"), dict):
         d["hyperparameters"] = _null_constants(d["hyperparameters"])
     _searcher(d, notes, problems)
-    _slurm(d, notes)  # before resources: slots_per_node says the GPUs per node
+    _slurm(d, notes, problems)  # before resources: slots_per_node says the GPUs per node
     _resources(d, notes)
     _launcher(d, notes, problems)  # after resources: torchrun starts slots_per_trial ranks
     if trial_class:
@@ -448,7 +448,7 @@ def _checkpoint_storage(d: dict[str, Any], config_dir: str, notes: list[str]) ->
                      f"(the experiment folder links to it)")
 
 
-def _slurm(d: dict[str, Any], notes: list[str]) -> None:
+def _slurm(d: dict[str, Any], notes: list[str], problems: list[str]) -> None:
     s = d.get("slurm")
     if not isinstance(s, dict):
         return
@@ -459,6 +459,8 @@ def _slurm(d: dict[str, Any], notes: list[str]) -> None:
     if "gpu_type" in s:
         _ignore(s, "gpu_type", "slurm.gpu_type", notes)
     if "sbatch_args" in s:
+        from ..config import sbatch_owned
+
         args = s.pop("sbatch_args")
         extra = s.setdefault("additional_parameters", {})
         bad = []
@@ -472,6 +474,11 @@ def _slurm(d: dict[str, Any], notes: list[str]) -> None:
                 k, eq, v = tok.lstrip("-").partition("=")
                 if not tok.startswith("--") or not k:
                     bad.append(tok)
+                    continue
+                owned = sbatch_owned(k)
+                if owned is not None:  # named as the user wrote it, not as it became
+                    problems.append(f"slurm.sbatch_args: {tok}: asha_hpc sets sbatch's --{k} "
+                                    f"for every trial job; {owned}")
                     continue
                 extra.setdefault(k.replace("-", "_"), v if eq else True)
         shown = ", ".join(f"{k}: {v}" for k, v in extra.items())

@@ -1,8 +1,10 @@
 """``slurm.additional_parameters`` go to sbatch last, so they would win over what asha_hpc
 writes for every trial job: the SIGUSR2 warning before the time limit (Lightning's docs add
-`--signal=SIGUSR1@90` for their own requeue), the logs `asha-hpc logs` reads, the job name the
-master finds jobs by, arrays. Those are refused, naming the field and what to set instead;
-`time` becomes timeout_min. Everything else passes through untouched (hypothesis)."""
+`--signal=SIGUSR1@90` for their own requeue), the time limit, the logs `asha-hpc logs` reads,
+the job name the master finds jobs by, arrays. `signal` and `time` become the settings that
+stand for them (signal_delay_s, timeout_min), as sbatch took them; the others are refused,
+naming the field and what to set instead; a Determined config's sbatch_args are named as the
+user wrote them. Everything else passes through untouched (hypothesis)."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +12,8 @@ from hypothesis import strategies as st
 from asha_hpc.config import parse_config
 from asha_hpc.errors import ConfigError
 
-OWNED = ("signal", "output", "error", "job_name", "array")
+OWNED = ("output", "error", "job_name", "array")  # refused
+BECOME = ("time", "signal")  # become settings where they can
 
 
 def config(slurm: dict) -> dict:
@@ -24,8 +27,7 @@ def spellings(key: str) -> list[str]:
 
 
 @pytest.mark.parametrize("key,value,says", [
-    ("signal", "SIGUSR1@90", "set signal_delay_s"),
-    ("signal", "B:USR2@120", "set signal_delay_s"),
+    ("signal", "USR1", "slurm.signal_delay_s sets it"),  # no time: nothing to become
     ("output", "/scratch/%j.out", "`asha-hpc logs`"),
     ("error", "slurm-%j.err", "`asha-hpc logs`"),
     ("job-name", "my-sweep", "finds them by that name"),
@@ -45,6 +47,31 @@ def test_the_same_in_a_rungs_resources():
         parse_config(config({"per_rung": [{"additional_parameters": {"signal": "USR1@60"}}]}),
                      "/tmp")
     assert "slurm.per_rung[0].additional_parameters.signal: " in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("value,seconds", [("SIGUSR1@90", 90), ("USR1@90", 90),
+                                           ("B:USR2@120", 120), ("10@30", 30)])
+def test_signal_becomes_signal_delay_s(value, seconds):
+    """Lightning's `--signal=SIGUSR1@90` asked for a warning 90 s before the limit: every
+    trial job gets one (SIGUSR2), and saves; no requeue by Lightning is needed."""
+    cfg = parse_config(config({"signal_delay_s": 60, "timeout_min": 30,
+                               "additional_parameters": {"signal": value}}), "/tmp")
+    assert cfg.slurm.signal_delay_s == seconds and cfg.slurm.additional_parameters == {}
+    assert any(w.startswith(f"slurm.additional_parameters.signal: slurm.signal_delay_s "
+                            f"{seconds}, in place of signal_delay_s 60") for w in cfg.warnings)
+
+
+def test_a_determined_configs_sbatch_args_are_named_as_written():
+    raw = {**config({"sbatch_args": ["--mem=64G", "--signal=USR1@90", "--output=/s/%j.out"]}),
+           "entrypoint": "python3 train.py"}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "/tmp")
+    assert "slurm.sbatch_args: --output=/s/%j.out: asha_hpc sets sbatch's --output" in \
+        str(e.value), str(e.value)
+    assert "signal" not in str(e.value)  # it became signal_delay_s
+    raw["slurm"]["sbatch_args"] = ["--mem=64G", "--signal=USR1@90"]
+    cfg = parse_config(raw, "/tmp")
+    assert cfg.slurm.signal_delay_s == 90 and cfg.slurm.additional_parameters == {"mem": "64G"}
 
 
 @pytest.mark.parametrize("value,minutes", [("04:00:00", 240), ("90", 90), ("1-00", 1440),
@@ -79,28 +106,28 @@ def test_time_that_cannot_be_timeout_min_is_refused(slurm):
     assert "slurm.timeout_min sets it" in str(e.value)
 
 
-KEYS = st.one_of(st.sampled_from([s for k in OWNED + ("time",) for s in spellings(k)]),
+KEYS = st.one_of(st.sampled_from([s for k in OWNED + BECOME for s in spellings(k)]),
                  st.sampled_from(["mail-type", "mail_user", "gres", "mem_per_gpu", "requeue",
                                   "comment", "exclusive", "hold", "reservation"]),
                  st.text(min_size=1, max_size=12))
 VALUES = st.one_of(st.text(max_size=12), st.integers(), st.booleans(),
-                   st.sampled_from(["04:00:00", "USR1@90", "END"]))
+                   st.sampled_from(["04:00:00", "USR1@90", "SIGUSR1@45", "END"]))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(KEYS, VALUES, max_size=5))
 def test_any_mapping_passes_through_or_is_refused_by_the_option_it_names(extra):
-    owned = [k for k in extra if k.replace("-", "_") in OWNED]
+    refused = [k for k in extra if k.replace("-", "_") in OWNED]
     try:
-        cfg = parse_config(config({"additional_parameters": dict(extra)}), "/tmp")
+        cfg = parse_config(config({"timeout_min": 600,
+                                   "additional_parameters": dict(extra)}), "/tmp")
     except ConfigError as e:
         named = [k for k in extra if f"slurm.additional_parameters.{k}: " in str(e)]
         assert named, str(e)
-        assert all(k.replace("-", "_") in OWNED + ("time",) for k in named), str(e)
-        assert set(owned) <= set(named)
+        assert all(k.replace("-", "_") in OWNED + BECOME for k in named), str(e)
+        assert set(refused) <= set(named)
         return
-    assert not owned
+    assert not refused
     kept = cfg.slurm.additional_parameters
-    # everything but a time that became timeout_min reaches sbatch as given
-    assert {k: v for k, v in extra.items() if k.replace("-", "_") != "time"} == kept
-    assert not [k for k in kept if k.replace("-", "_") == "time"]
+    # everything but what became a setting reaches sbatch as given
+    assert {k: v for k, v in extra.items() if k.replace("-", "_") not in BECOME} == kept
