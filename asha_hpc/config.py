@@ -402,6 +402,12 @@ _LAUNCHER_ONLY = {
     "counted; failures: max_restarts", "stderr_to_stdout": "each job has its .out and .err"}
 
 
+def _spelled(params: dict[str, Any], name: str) -> Any:
+    """The key of ``params`` that names sbatch's option ``name`` (``job-name`` or ``job_name``,
+    as submitit writes either), or None."""
+    return next((k for k in params if str(k).replace("-", "_") == name), None)
+
+
 def _time_as_timeout(c: _Checker, s: SlurmConfig) -> None:
     """sbatch's --time among additional_parameters (a Determined config's sbatch_args, an
     sbatch script's habit) becomes timeout_min: it always won over timeout_min at sbatch (it
@@ -410,7 +416,7 @@ def _time_as_timeout(c: _Checker, s: SlurmConfig) -> None:
     left for ``_check_owned_sbatch`` to refuse, as a --time that is not a number of minutes."""
     from .master.timelimits import parse_slurm_minutes
 
-    key = next((k for k in s.additional_parameters if str(k).replace("-", "_") == "time"), None)
+    key = _spelled(s.additional_parameters, "time")
     if key is None or s.auto_time:
         return
     try:
@@ -436,7 +442,7 @@ def _signal_as_delay(c: _Checker, s: SlurmConfig) -> None:
     and its trial goes on in a new job; Lightning's requeue is not needed). It won over
     signal_delay_s at sbatch, so it does here. One that names no time is left for
     ``_check_owned_sbatch`` to refuse."""
-    key = next((k for k in s.additional_parameters if str(k).replace("-", "_") == "signal"), None)
+    key = _spelled(s.additional_parameters, "signal")
     if key is None:
         return
     m = _SIGNAL.match(str(s.additional_parameters[key]).strip())
