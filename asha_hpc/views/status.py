@@ -687,6 +687,8 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "experiment": cfg.name,
         "dir": str(exp.root),
         "state": st.lifecycle if finished else ("running" if alive else "stopped"),
+        # "new" until a master has journaled the search's start (one may be starting)
+        "started": st.lifecycle != "new",
         # what stopped it: "paused" (`asha-hpc pause`), or the master's signal (SIGINT)
         "stopped_by": st.stopped_by if not alive and st.lifecycle == "stopped" else None,
         "master": info,

@@ -518,11 +518,13 @@ def rich_renderable(d: dict[str, Any]):
 # ----------------------------------------------------------------------------- watch
 def watch_over(d: dict[str, Any], stopped_too: bool = False) -> bool:
     """Whether watching ``d`` (a status dict) can end: the search is over, or the master job
-    ``submit`` sent ended before it made the experiment; ``stopped_too``: also a search no
-    master runs, nor waits in the queue to (nothing changes until a resume)."""
+    ``submit`` sent ended before it made the experiment; ``stopped_too``: also a search that
+    started and that no master runs, nor waits in the queue to (nothing changes until a
+    resume). Not one whose master made the folder and has not started it yet."""
     if d["state"] in FINISHED or d["state"] == "ended":
         return True
-    return stopped_too and d["state"] == "stopped" and not d.get("master_job")
+    return (stopped_too and d["state"] == "stopped" and bool(d.get("started"))
+            and not d.get("master_job"))
 
 
 def watch(get: Callable[[], dict[str, Any]], interval: float, iterations: int | None = None,
