@@ -193,9 +193,6 @@ def cmd_status(a: argparse.Namespace) -> int:
     from .views.status import status_now
     from .views.text import render_status_text, watch
 
-    def get() -> dict[str, Any]:
-        return status_now(a.exp_dir)
-
     if not holds_experiment(a.exp_dir) and submitted_master(Path(a.exp_dir)) is None:
         from .views.status import experiments_in
         from .views.text import render_experiments_text
@@ -206,8 +203,8 @@ def cmd_status(a: argparse.Namespace) -> int:
                   else render_experiments_text(str(Path(a.exp_dir).resolve()), rows))
             return 0
     if a.watch and not a.json:
-        return watch(get, max(a.interval, 0.2), iterations=a.iterations)
-    d = get()
+        return watch(lambda: status_now(a.exp_dir), max(a.interval, 0.2), iterations=a.iterations)
+    d = status_now(a.exp_dir)
     if a.json:
         print(json.dumps(d, indent=2))
         return 0

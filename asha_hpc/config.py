@@ -408,60 +408,66 @@ def _spelled(params: dict[str, Any], name: str) -> Any:
     return next((k for k in params if str(k).replace("-", "_") == name), None)
 
 
-def _time_as_timeout(c: _Checker, s: SlurmConfig) -> None:
-    """sbatch's --time among additional_parameters (a Determined config's sbatch_args, an
-    sbatch script's habit) becomes timeout_min: it always won over timeout_min at sbatch (it
-    comes last), so a folder an earlier release wrote resumes with the limit its jobs had, and
-    the master now knows it. Where limits are fitted to each segment it would replace them:
-    left for ``_check_owned_sbatch`` to refuse, as a --time that is not a number of minutes."""
+def _slurm_minutes(text: str) -> int | None:
+    """A --time's whole minutes; None for one that is no time limit (UNLIMITED, text)."""
     from .master.timelimits import parse_slurm_minutes
 
-    key = _spelled(s.additional_parameters, "time")
-    if key is None or s.auto_time:
-        return
     try:
-        minutes = parse_slurm_minutes(str(s.additional_parameters[key]))
+        minutes = parse_slurm_minutes(text)
     except ValueError:
-        return
-    if minutes is None or minutes < 1:
-        return
-    was = f", in place of timeout_min {s.timeout_min}" if s.timeout_min != minutes else ""
-    s.timeout_min = minutes
-    s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
-    c.warnings.append(f"slurm.additional_parameters.{key}: slurm.timeout_min {minutes}{was} "
-                      f"(asha_hpc writes each trial job's --time from timeout_min)")
+        return None
+    return minutes if minutes is not None and minutes >= 1 else None
 
 
 _SIGNAL = re.compile(r"^(?:[RB]{1,2}:)?(?:SIG)?[A-Z0-9]+@(\d+)$", re.I)
 
 
-def _signal_as_delay(c: _Checker, s: SlurmConfig) -> None:
-    """sbatch's --signal=SIG@N among additional_parameters (Lightning's docs give
-    ``--signal=SIGUSR1@90`` for its own requeue) becomes signal_delay_s N: what it asks for is
-    a warning N seconds before the time limit, which every trial job gets as SIGUSR2 (it saves,
-    and its trial goes on in a new job; Lightning's requeue is not needed). It won over
-    signal_delay_s at sbatch, so it does here. One that names no time is left for
-    ``_check_owned_sbatch`` to refuse."""
-    key = _spelled(s.additional_parameters, "signal")
-    if key is None:
-        return
-    m = _SIGNAL.match(str(s.additional_parameters[key]).strip())
-    if m is None:
-        return
-    seconds = int(m.group(1))
-    was = f", in place of signal_delay_s {s.signal_delay_s}" if s.signal_delay_s != seconds else ""
-    s.signal_delay_s = seconds
-    s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
-    c.warnings.append(f"slurm.additional_parameters.{key}: slurm.signal_delay_s {seconds}{was} "
-                      f"(every trial job gets SIGUSR2 that long before its time limit, saves, "
-                      f"and its trial goes on in a new job; no SIGUSR1 requeue is needed)")
+def _signal_seconds(text: str) -> int | None:
+    """A --signal=[R|B:]SIG@N's N; None for one that names no time."""
+    m = _SIGNAL.match(text.strip())
+    return int(m.group(1)) if m else None
+
+
+# sbatch options among additional_parameters that become the setting standing for them, with
+# a warning: they always won over it at sbatch (it reads additional_parameters last), so a
+# folder an earlier release wrote resumes with the limit and the warning its jobs really had,
+# and the master now knows them. One whose value means no such setting is left for
+# _check_owned_sbatch to refuse. (option, setting, the setting's value from the option's, why)
+_BECOME: tuple[tuple[str, str, Callable[[str], int | None], str], ...] = (
+    # a Determined config's sbatch_args --time, an sbatch script's habit
+    ("time", "timeout_min", _slurm_minutes,
+     "asha_hpc writes each trial job's --time from timeout_min"),
+    # Lightning's docs give --signal=SIGUSR1@90 for its own requeue: what it asks for is a
+    # warning 90 s before the limit, which every trial job gets as SIGUSR2
+    ("signal", "signal_delay_s", _signal_seconds,
+     "every trial job gets SIGUSR2 that long before its time limit, saves, and its trial goes "
+     "on in a new job; no SIGUSR1 requeue is needed"),
+)
+
+
+def _options_as_settings(c: _Checker, s: SlurmConfig) -> None:
+    """``_BECOME``'s options in ``s.additional_parameters`` made settings."""
+    for name, setting, value_of, why in _BECOME:
+        key = _spelled(s.additional_parameters, name)
+        # a --time beside limits fitted to each segment would replace them: refused
+        if key is None or name == "time" and s.auto_time:
+            continue
+        value = value_of(str(s.additional_parameters[key]))
+        if value is None:
+            continue
+        old = getattr(s, setting)
+        setattr(s, setting, value)
+        s.additional_parameters = {k: v for k, v in s.additional_parameters.items() if k != key}
+        was = f", in place of {setting} {old}" if old != value else ""
+        c.warnings.append(f"slurm.additional_parameters.{key}: slurm.{setting} {value}{was} "
+                          f"({why})")
 
 
 def sbatch_owned(key: str) -> str | None:
     """What to set instead of an sbatch option asha_hpc writes for every trial job and no
     setting stands for; None for any other (--time and --signal become settings)."""
     k = key.replace("-", "_")
-    return None if k in ("time", "signal") else _OWNED_SBATCH.get(k)
+    return None if k in {b[0] for b in _BECOME} else _OWNED_SBATCH.get(k)
 
 
 def _check_owned_sbatch(c: _Checker, params: dict[str, Any], path: str) -> None:
@@ -920,8 +926,7 @@ def _slurm(c: _Checker, raw: Any) -> SlurmConfig:
             s.setup = setup
     s.additional_parameters = c.get(d, "additional_parameters", p, lambda v: isinstance(v, dict),
                                     "a mapping", {})
-    _time_as_timeout(c, s)
-    _signal_as_delay(c, s)
+    _options_as_settings(c, s)
     _check_owned_sbatch(c, s.additional_parameters, f"{p}.additional_parameters")
     s.python = c.get(d, "python", p, lambda v: isinstance(v, str) and bool(v.strip()),
                      "a python command (python3) or path", None)
