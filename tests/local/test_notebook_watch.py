@@ -103,3 +103,17 @@ def test_watching_a_search_no_master_runs_ends_at_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert not watcher.is_alive() and got[0].status == "stopped", out[-3000:]
     assert out.count("--- ") == 1, out[-3000:]
+
+
+def test_a_folder_no_master_makes_is_named_after_the_wait(tmp_path):
+    """A typo in the folder, or a master that failed to start: one line that names the folder
+    and how to start a search, not a traceback from reading a missing journal."""
+    import pytest
+
+    import asha_hpc
+    from asha_hpc.errors import AshaError
+
+    with pytest.raises(AshaError) as e:
+        asha_hpc.watch(tmp_path / "runs" / "typo", every_s=0.1, wait_s=0.3)
+    assert f"{tmp_path / 'runs' / 'typo'}: no experiment there after 0.3 s" in str(e.value)
+    assert "asha-hpc run CONFIG --exp-dir" in str(e.value)
