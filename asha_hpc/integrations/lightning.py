@@ -230,8 +230,7 @@ class AshaCallback(_Base):
                 f"at each segment's end whatever val_check_interval says)")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.trial.world_size > 1:
-            _stop_signals_to_the_trial(trainer)
+        _stop_signals_to_the_trial(trainer)
         if not self._walk.start(self._position(trainer),
                                 "pass trainer.fit(..., ckpt_path=cb.ckpt_path)"):
             trainer.should_stop = True  # every segment was already done: nothing to train
@@ -330,12 +329,16 @@ class AshaCallback(_Base):
 
 
 def _stop_signals_to_the_trial(trainer: Any) -> None:
-    """Under DDP, a SIGTERM goes back to the handler the trial had before the Trainer's.
-    Lightning's own broadcasts a tensor from inside the signal handler, which runs on each rank
-    wherever its training is: one rank's broadcast meets another's gradient all-reduce, and every
-    rank hangs until Slurm kills the job (Lightning issue 20806). The trial's handler only marks
-    the stop, and the ranks agree on it together after a batch (``trial.should_stop()``), save,
-    and end training; the Trainer puts its handlers back as before when it tears down."""
+    """A SIGTERM goes back to the handler the trial had before the Trainer's, which only marks
+    the stop: the callback sees it after a batch (``trial.should_stop()``, on which the ranks
+    agree together under DDP), saves, and ends training. Lightning's own handler makes its loop
+    raise at the end of the batch the signal came in, whether the callback has looked or not: a
+    signal that lands after the callback's hook of that batch (the model's own hooks run later)
+    ended the training with nothing saved. Under DDP, Lightning's handler also broadcasts a
+    tensor from inside the signal handler, which runs on each rank wherever its training is:
+    one rank's broadcast meets another's gradient all-reduce, and every rank hangs until Slurm
+    kills the job (Lightning issue 20806). The Trainer puts its handlers back as before when it
+    tears down."""
     import signal
 
     connector = getattr(trainer, "_signal_connector", None)

@@ -624,9 +624,10 @@ class _Session:
                 out.status, out.error = "interrupted", None
             elif att.control.stop_requested and type(e).__name__ == "SIGTERMException" and (
                     att.group is None or self.ranks.world_size == 1 or not att.group.given_up()):
-                # Lightning's answer to SIGTERM (scancel, preemption, cancel): its loops raise
-                # once the signal came, after our callback checkpointed. Not the code's failure
-                # (unless a peer's: a rank that failed gets the others a SIGTERM too)
+                # Lightning's answer to SIGTERM (scancel, preemption, cancel) where its handler
+                # still holds the signal (before training starts, when AshaCallback takes it
+                # over): its loops raise. Not the code's failure (unless a peer's: a rank that
+                # failed gets the others a SIGTERM too)
                 print(f"asha_hpc: Lightning stopped on the stop signal "
                       f"({att.control.stop_reason}); the segment goes on later from the last "
                       f"checkpoint", file=sys.stderr, flush=True)

@@ -455,39 +455,56 @@ from train import DigitsDataModule, LitClassifier  # noqa: E402
 from asha_hpc.integrations.lightning import AshaCallback
 
 
-class Scancel(L.Callback):
+def scancel_once(trial, trainer):
     """What scancel or preemption does to the job, once: SIGTERM in the middle of an epoch."""
+    marker = trial.dir / "sigterm-sent"
+    if trainer.current_epoch == 2 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGTERM)
 
+
+class Scancel(L.Callback):
     def __init__(self, trial):
-        self.marker = trial.dir / "sigterm-sent"
+        self.trial = trial
 
     def on_train_batch_end(self, trainer, *args):
-        if trainer.current_epoch == 2 and not self.marker.exists():
-            self.marker.touch()
-            os.kill(os.getpid(), signal.SIGTERM)
+        scancel_once(self.trial, trainer)
+
+
+class ScancelLate(LitClassifier):
+    """The signal after every callback's hook of the batch (Lightning calls the model's last),
+    before the loop looks at it: where Slurm's signal lands when a batch is quick."""
+
+    def on_train_batch_end(self, *args):
+        scancel_once(self.trial, self.trainer)
 
 
 def train(trial):
     L.seed_everything(trial.id)
     cb = AshaCallback(trial, monitor="val_loss")
-    trainer = L.Trainer(max_epochs=cb.max_epochs, callbacks=[cb, Scancel(trial)],
+    late = trial.hparams["where"] == "model"
+    model = ScancelLate(hidden=16) if late else LitClassifier(hidden=16)
+    model.trial = trial
+    trainer = L.Trainer(max_epochs=cb.max_epochs,
+                        callbacks=[cb] if late else [cb, Scancel(trial)],
                         limit_train_batches=4, limit_val_batches=2, logger=False,
                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(LitClassifier(hidden=16), datamodule=DigitsDataModule(32), ckpt_path=cb.ckpt_path)
+    trainer.fit(model, datamodule=DigitsDataModule(32), ckpt_path=cb.ckpt_path)
 '''
 
 
-def test_sigterm_to_a_lightning_trial_is_an_interruption_not_a_failure(tmp_path):
-    """Lightning answers SIGTERM (scancel, preemption, `cancel`) with its own SIGTERMException
-    once the callback has checkpointed: the segment goes on from that checkpoint, and no
-    restart is counted."""
+@pytest.mark.parametrize("where", ["callback", "model"])
+def test_sigterm_to_a_lightning_trial_is_an_interruption_not_a_failure(tmp_path, where):
+    """SIGTERM (scancel, preemption, `cancel`) in the middle of an epoch, in a callback's hook
+    or after every callback's (the model's): the callback checkpoints where training is, the
+    segment goes on from that checkpoint, and no restart is counted."""
     (tmp_path / "sigterm_model.py").write_text(
         SIGTERMED.replace("EXAMPLE_DIR", repr(str(EXAMPLE))))
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(yaml.safe_dump({
         "name": "term", "entrypoint": "sigterm_model:train",
         "searcher": {"name": "single", "metric": "val_loss", "max_length": {"epochs": 4}},
-        "hyperparameters": {}, "max_restarts": 0, "poll_interval_s": 0.2,
+        "hyperparameters": {"where": where}, "max_restarts": 0, "poll_interval_s": 0.2,
         "local": {"gpus": [], "workers": 0}}))
     cli("run", cfg, "--exp-dir", tmp_path / "e", timeout=600)
     _, st = final_state(tmp_path / "e")
