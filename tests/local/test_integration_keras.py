@@ -94,15 +94,17 @@ def test_a_keras_search_resumes_promoted_trials_and_ranks_by_val_accuracy(tmp_pa
 def test_keras_early_stopping_ends_a_trial_with_its_final_model(tmp_path):
     exp = tmp_path / "run"
     # every epoch after a fit's first is no better: it stops at 2 of the first segment's 4
-    cfg = _search(tmp_path, 0, max_length=8, patience=1, min_delta=10.0)
+    cfg = _search(tmp_path, 0, max_length=8, trials=2, patience=1, min_delta=10.0)
     cli("run", cfg, "--exp-dir", exp, timeout=600)
     _, st = final_state(exp)
     assert st.lifecycle == "completed"
     ended = [t for t in st.trials.values() if t.ended_early is not None]
-    assert len(ended) == 3 and all(t.ended_early == 2 and t.status != "failed" for t in ended)
-    results = [r for r in journal(exp) if r["kind"] == "result" and r.get("ends_trial")
+    assert len(ended) == 2 and all(t.ended_early == 2 and t.status != "failed" for t in ended)
+    recs = journal(exp)
+    results = [r for r in recs if r["kind"] == "result" and r.get("ends_trial")
                and not r.get("carried")]  # a carried one is a promotion without a job
-    assert results and all("EarlyStopping" in r["error"] for r in results)
+    assert len(results) == 2 and all("EarlyStopping" in r["error"] for r in results)
+    assert [r for r in recs if r["kind"] == "result" and r.get("carried")]  # the better one's
 
 
 def test_early_stopping_that_restores_the_best_weights_reports_what_the_saved_model_scores(
@@ -112,7 +114,7 @@ def test_early_stopping_that_restores_the_best_weights_reports_what_the_saved_mo
     2's val_accuracy while the model saved held epoch 1's weights; now it is epoch 1's: what
     the checkpoint scores on the same validation split."""
     exp = tmp_path / "run"
-    cfg = _search(tmp_path, 0, max_length=8, patience=1, min_delta=10.0, restore=True)
+    cfg = _search(tmp_path, 0, max_length=8, trials=2, patience=1, min_delta=10.0, restore=True)
     cli("run", cfg, "--exp-dir", exp, timeout=600)
     _, st = final_state(exp)
     import keras

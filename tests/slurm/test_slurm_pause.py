@@ -67,7 +67,8 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
     ...}'``) with two DataLoader workers, paused mid-epoch: the job's ``sh``, the script and
     its workers live on until the callback has saved; the checkpoint is published, and after
     ``resume`` the next job goes on from the step the pause stopped at, not from step 0."""
-    exp, master = _lightning_cli_search(tmp_path, cleanup, "plpause", batches=4000)
+    batches = 2000  # the pause lands 300-400 steps after its witness (200) on a quiet machine
+    exp, master = _lightning_cli_search(tmp_path, cleanup, "plpause", batches=batches)
     trial_dir = exp / "trials" / "00001"
     wait_until(lambda: [s for _, s in _steps(trial_dir) if s >= 200], 300,
                "trial 1 to train 200 steps")
@@ -75,7 +76,7 @@ def test_pause_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_path,
     assert "paused the search" in out.stdout, out.stdout
     master.communicate(timeout=120)
     paused_at = max(s for _, s in _steps(trial_dir))
-    assert paused_at < 4000, "the pause came too late to be mid-epoch"
+    assert paused_at < batches, "the pause came too late to be mid-epoch"
 
     cli("resume", exp)
     _, st, recs = final_state(exp)
@@ -98,7 +99,10 @@ def test_scancel_of_a_lightning_cli_command_behind_sh_keeps_where_it_was(tmp_pat
     failure. Under DDP (``tasks_per_node: 2``, the srun-per-task style) the two ranks' jobs
     publish that checkpoint once, from rank 0's."""
     ddp = f"--trainer.devices {ranks} --trainer.strategy ddp " if ranks > 1 else ""
-    exp, master = _lightning_cli_search(tmp_path, cleanup, "plterm", batches=2400, flags=ddp,
+    # seconds of training left after the first witness (a DDP step takes several times as
+    # long): a signal after the epoch's end would be no preemption
+    batches = 800 if ranks > 1 else 1500
+    exp, master = _lightning_cli_search(tmp_path, cleanup, "plterm", batches=batches, flags=ddp,
                                         tasks_per_node=ranks)
     trial_dir = exp / "trials" / "00001"
     # at its first witness: the signal must land well before the epoch's end (a DDP step is
