@@ -13,11 +13,11 @@ require_module("sklearn")
 FOREIGN = Path(__file__).parent.parent / "foreign"
 
 
-def search(tmp_path, name, max_length, rungs, workers):
+def search(tmp_path, name, max_length, rungs, workers, trials=2):
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
         "name": name, "entrypoint": str(FOREIGN / "fabric_digits.py") + ":train",
         "searcher": {"name": "async_halving", "metric": "val_loss", "max_length": max_length,
-                     "num_rungs": rungs, "divisor": 2, "max_trials": 2,
+                     "num_rungs": rungs, "divisor": 2, "max_trials": trials,
                      "max_concurrent_trials": 2},
         "hyperparameters": {"lr": 0.1, "hidden": 32},  # one config: every trial alike
         "reproducibility": {"experiment_seed": 7}, "poll_interval_s": 0.2,
@@ -30,7 +30,9 @@ def search(tmp_path, name, max_length, rungs, workers):
 def test_a_promoted_fabric_trial_goes_on_as_if_never_stopped(tmp_path):
     exp, st = search(tmp_path, "halving", max_length=4, rungs=2, workers=0)
     (promoted,) = [t for t in st.trials.values() if t.length == 4]
-    straight_exp, straight = search(tmp_path, "straight", max_length=4, rungs=1, workers=0)
+    # trials up to the promoted one's number: its twin has that number, hence its seed
+    straight_exp, straight = search(tmp_path, "straight", max_length=4, rungs=1, workers=0,
+                                    trials=promoted.id)
     twin = straight.trials[promoted.id]  # the same seed: the same trial, in one job
     batches = (exp / "trials" / f"{promoted.id:05d}" / "batches").read_text()
     assert batches == (straight_exp / "trials" / f"{twin.id:05d}" / "batches").read_text()
