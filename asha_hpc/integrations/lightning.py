@@ -334,7 +334,7 @@ def _stop_signals_to_the_trial(trainer: Any) -> None:
     agree together under DDP), saves, and ends training. Lightning's own handler makes its loop
     raise at the end of the batch the signal came in, whether the callback has looked or not: a
     signal that lands after the callback's hook of that batch (the model's own hooks run later)
-    ended the training with nothing saved. Under DDP, Lightning's handler also broadcasts a
+    would end the training with nothing saved. Under DDP, Lightning's handler also broadcasts a
     tensor from inside the signal handler, which runs on each rank wherever its training is:
     one rank's broadcast meets another's gradient all-reduce, and every rank hangs until Slurm
     kills the job (Lightning issue 20806). The Trainer puts its handlers back as before when it
