@@ -4,6 +4,7 @@
     python benchmarks/budget_cut.py                     # 4 tasks, seeds 0-11, ~10 minutes
     python benchmarks/budget_cut.py --tasks hgb --first-seed 100 --seeds 12
     python benchmarks/budget_cut.py --max-rungs 3,2 --out benchmarks/results/budget_cut_rungs.json
+    python benchmarks/budget_cut.py --modes standard,aggressive --out benchmarks/results/budget_cut_modes.json
 
 search_quality.py stops every system at the compute asha_hpc's adaptive_asha with random
 sampling spends on T trials. That run's plan ends exactly there; every other system is stopped
@@ -24,7 +25,13 @@ sampling itself, on the same tasks, seeds and budget:
 - with ``--max-rungs N`` (for example 3,2): ``random`` / ``tpe`` / ``gp`` with ``searcher.max_rungs
   N`` (the default is 5: every rung of 1-4-16-64), cut at the budget. Fewer rungs start every
   trial at a longer first length (64 / 4^(N-1) units), so short results mislead less, and fewer
-  trials fit in the same compute: which one wins is what this measures.
+  trials fit in the same compute: which one wins is what this measures;
+- with ``--modes M`` (for example standard,aggressive): ``random`` / ``tpe`` / ``gp`` with
+  ``searcher.mode M``, 2T trials and ``max_compute`` = the budget. ``aggressive`` is one bracket,
+  every trial starting at the shortest length; ``standard`` (the default) and ``conservative``
+  add brackets whose trials start longer, a hedge against short results that mislead. With T
+  trials ``aggressive`` plans about half the budget, hence 2T and the cap: each mode spends the
+  same compute its own way.
 
 Printed per task: median final value of the incumbent (the configuration trained to full
 length: the function's value, or the validation loss), its regret for the functions, on how many
@@ -46,15 +53,17 @@ sys.path.insert(0, str(HERE))
 import search_quality as sq  # noqa: E402  (sets the thread limits and the paths first)
 
 # (label, system, share of T trials, cut at the budget, searcher.max_rungs, max_compute = the
-# budget)
-ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False, sq.Task.max_rungs, False),
-        ("random, 2T trials, cut", sq.RANDOM, 2, True, sq.Task.max_rungs, False),
-        ("tpe, T trials, cut", sq.TPE, 1, True, sq.Task.max_rungs, False),
-        ("gp, T trials, cut", sq.GP, 1, True, sq.Task.max_rungs, False),
-        ("tpe, T trials, whole plan", sq.TPE, 1, False, sq.Task.max_rungs, False),
-        ("gp, T trials, whole plan", sq.GP, 1, False, sq.Task.max_rungs, False),
-        ("tpe, T trials, max_compute", sq.TPE, 1, True, sq.Task.max_rungs, True),
-        ("gp, T trials, max_compute", sq.GP, 1, True, sq.Task.max_rungs, True)]
+# budget, searcher.mode)
+R, M = sq.Task.max_rungs, sq.Task.mode
+ROWS = [("random, T trials (sets the budget)", sq.RANDOM, 1, False, R, False, M),
+        ("random, 2T trials, cut", sq.RANDOM, 2, True, R, False, M),
+        ("tpe, T trials, cut", sq.TPE, 1, True, R, False, M),
+        ("gp, T trials, cut", sq.GP, 1, True, R, False, M),
+        ("tpe, T trials, whole plan", sq.TPE, 1, False, R, False, M),
+        ("gp, T trials, whole plan", sq.GP, 1, False, R, False, M),
+        ("tpe, T trials, max_compute", sq.TPE, 1, True, R, True, M),
+        ("gp, T trials, max_compute", sq.GP, 1, True, R, True, M)]
+SAMPLERS = (("random", sq.RANDOM), ("tpe", sq.TPE), ("gp", sq.GP))
 
 
 def main() -> int:
@@ -68,14 +77,20 @@ def main() -> int:
     ap.add_argument("--max-rungs", default=None,
                     help="also run random, tpe and gp with these searcher.max_rungs (comma "
                          "separated), cut at the budget")
+    ap.add_argument("--modes", default=None,
+                    help="also run random, tpe and gp with these searcher.mode (comma "
+                         "separated), 2T trials and max_compute = the budget")
     a = ap.parse_args()
     runs = list(ROWS)
     if a.fewer is not None:
-        runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False,
-                  sq.Task.max_rungs, False) for name, system in (("tpe", sq.TPE), ("gp", sq.GP))]
+        runs += [(f"{name}, {a.fewer:g}T trials, whole plan", system, a.fewer, False, R, False,
+                  M) for name, system in SAMPLERS[1:]]
     for n in [int(x) for x in (a.max_rungs or "").split(",") if x]:
-        runs += [(f"{name}, max_rungs {n}, cut", system, 1, True, n, False)
-                 for name, system in (("random", sq.RANDOM), ("tpe", sq.TPE), ("gp", sq.GP))]
+        runs += [(f"{name}, max_rungs {n}, cut", system, 1, True, n, False, M)
+                 for name, system in SAMPLERS]
+    for mode in [x for x in (a.modes or "").split(",") if x]:
+        runs += [(f"{name}, {mode}, 2T trials, max_compute", system, 2, True, R, True, mode)
+                 for name, system in SAMPLERS]
     seeds = range(a.first_seed, a.first_seed + a.seeds)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
@@ -86,15 +101,15 @@ def main() -> int:
         spent: dict[str, list[float]] = {r[0]: [] for r in runs}
         for seed in seeds:
             budget = None
-            for label, system, mult, cut, max_rungs, plan in runs:
+            for label, system, mult, cut, max_rungs, plan, mode in runs:
                 task.trials = max(1, round(trials * mult))
-                task.max_rungs = max_rungs
+                task.max_rungs, task.mode = max_rungs, mode
                 r = sq.run_system(system, task, seed, budget if cut else None, plan=plan)
                 if budget is None:
                     budget = r["spent"]  # the first row sets it
                 finals[label].append(r["final"])
                 spent[label].append(r["spent"] / budget)
-            task.trials, task.max_rungs = trials, sq.Task.max_rungs
+            task.trials, task.max_rungs, task.mode = trials, R, M
             print(f"  {tname} seed {seed}: " + ", ".join(f"{k.split(',')[0]} {v[-1]:.5g}"
                                                          for k, v in finals.items()),
                   file=sys.stderr, flush=True)
@@ -110,11 +125,11 @@ def main() -> int:
         out[tname] = {"optimum": opt, "trials": trials, "seeds": list(seeds), "rows": rows}
         what = "value (regret)" if opt is not None else "validation loss"
         print(f"\n{tname}: T = {trials}, seeds {seeds[0]}-{seeds[-1]}; median final {what}")
-        print(f"  {'':<36} {'median':>10} {'regret':>8} {'[25% - 75%]':>23} "
+        print(f"  {'':<44} {'median':>10} {'regret':>8} {'[25% - 75%]':>23} "
               f"{'below random T':>15} {'compute':>8}")
         for label, r in rows.items():
             reg = f"{r['regret']:.3g}" if r["regret"] is not None else "-"
-            print(f"  {label:<36} {r['median']:>10.5g} {reg:>8} [{r['q25']:>9.4g} - "
+            print(f"  {label:<44} {r['median']:>10.5g} {reg:>8} [{r['q25']:>9.4g} - "
                   f"{r['q75']:>9.4g}] {r['below_random_T']:>8} of {len(seeds):<5} "
                   f"{r['compute']:>7.2f}x")
     total = time.perf_counter() - t0

@@ -124,6 +124,7 @@ class Task:
     name = ""
     trials = 128  # T: the budget is what asha_hpc random spends on T trials
     max_rungs = SearcherConfig.max_rungs  # the config's default; budget_cut.py --max-rungs varies it
+    mode = SearcherConfig.mode  # the config's default; budget_cut.py --modes varies it
     optimum: float | None = None
 
     def __init__(self) -> None:
@@ -277,8 +278,8 @@ def searcher_config(task: Task, sampler: str, max_compute: int | None = None) ->
     """asha_hpc's search in this benchmark: adaptive_asha, standard mode, T trials."""
     return SearcherConfig(name="adaptive_asha", metric="loss", max_length=MAX_LEN,
                           max_trials=task.trials, max_concurrent_trials=WORKERS,
-                          divisor=DIVISOR, max_rungs=task.max_rungs, sampler=sampler,
-                          max_compute=max_compute)
+                          divisor=DIVISOR, max_rungs=task.max_rungs, mode=task.mode,
+                          sampler=sampler, max_compute=max_compute)
 
 
 class Ours:
