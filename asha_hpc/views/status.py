@@ -237,6 +237,9 @@ def rung_table(st: ExperimentState) -> list[dict[str, Any]]:
 
 AGREE_MIN_TRIALS = 10  # trials with results at both lengths before their agreement is shown
 AGREE_LOW = 0.3  # below this the shorter length's order is called unreliable
+# at or above this at every pair of lengths up to the longest, the shorter results are called
+# trustworthy: benchmarks/budget_cut.py --modes measured what one bracket gains there
+AGREE_HIGH = 0.7
 
 
 def agreement_pairs(st: ExperimentState) -> list[tuple[int, int, list[tuple[float, float]]]]:

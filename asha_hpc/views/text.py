@@ -14,7 +14,7 @@ from ..errors import shell_word
 from ..master.lease import TIMEOUT_S as LEASE_TIMEOUT_S
 from ..space import Const, flat_hparams
 from .observe import fmt_duration
-from .status import AGREE_LOW
+from .status import AGREE_HIGH, AGREE_LOW
 
 FINISHED = ("completed", "cancelled", "failed")
 
@@ -345,7 +345,25 @@ def agreement_lines(d: dict[str, Any]) -> list[str]:
                      f"that would win, and sampler: tpe or gp would learn that order (random "
                      f"sampling does not); fewer rungs (searcher.{rungs}) start every trial "
                      f"longer but fit fewer trials in the same compute")
+    elif _every_rung_agrees(d, rows):
+        lines.append(f"  results at every rung rank the promoted trials as the next does: "
+                     f"searcher.mode: aggressive (one bracket, every trial starting at "
+                     f"{rows[0]['from']} {unit}) fits more trials in the same compute (raise "
+                     f"max_trials, or set max_compute, to spend it); the brackets that start "
+                     f"longer hedge against short results that mislead")
     return lines
+
+
+def _every_rung_agrees(d: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """adaptive_asha with brackets that start longer, and a rank correlation of AGREE_HIGH or
+    more at each pair of consecutive lengths from the first bracket's shortest to its longest."""
+    brackets = d.get("brackets") or []
+    if d.get("searcher") != "adaptive_asha" or len(brackets) < 2:
+        return False
+    lengths = brackets[0]["rung_lengths"]
+    shown = {(r["from"], r["to"]): r["rank_corr"] for r in rows}
+    return all(shown.get(pair) is not None and shown[pair] >= AGREE_HIGH
+               for pair in zip(lengths, lengths[1:]))
 
 
 def render_status_text(d: dict[str, Any]) -> str:

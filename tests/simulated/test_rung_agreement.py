@@ -26,13 +26,13 @@ def steady(hp, length, seed):
 '''
 
 
-def _search(tmp_path, curve, full=False):
+def _search(tmp_path, curve, full=False, mode="standard", trials=120):
     (tmp_path / "curves.py").write_text(CURVES)
     cfg = parse_config({
         "name": "agreement", "entrypoint": "unused:train",
         "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 64},
-                     "max_trials": 120, "max_concurrent_trials": 8, "divisor": 4,
-                     "mode": "standard"},
+                     "max_trials": trials, "max_concurrent_trials": 8, "divisor": 4,
+                     "mode": mode},
         "hyperparameters": {"lr": {"type": "double", "minval": 0, "maxval": 1}},
         "reproducibility": {"experiment_seed": 2}, "backend": "simulated",
         "simulated": {"unit_seconds": 10, "failure_rate": 0.0, "curve": f"curves:{curve}"}},
@@ -55,6 +55,7 @@ def test_a_rung_that_ranks_against_the_next_is_named_with_what_to_do(tmp_path):
     page = render(d, [], {}, {}, "svg")  # the HTML report says the same
     assert '<p id="rung-agreement">promoted trials, rank correlation' in page
     assert "unlike those at 16" in page
+    assert "mode: aggressive" not in text  # the brackets that start longer are the hedge here
 
 
 def test_rungs_that_agree_are_shown_without_a_warning(tmp_path):
@@ -65,6 +66,44 @@ def test_rungs_that_agree_are_shown_without_a_warning(tmp_path):
                if r["trials"] < AGREE_MIN_TRIALS)
     text = render_status_text(d)
     assert "rank correlation of their val_loss" in text and "unlike those at" not in text
+    # too few trials reached 64 epochs to judge the last pair: no advice on the mode yet
+    assert [r["rank_corr"] for r in d["rung_agreement"] if (r["from"], r["to"]) == (16, 64)] \
+        == [None]
+    assert "searcher.mode" not in text
+
+
+def test_rungs_that_all_agree_suggest_one_bracket(tmp_path):
+    d = _search(tmp_path, "steady", trials=400)
+    rows = {(r["from"], r["to"]): r["rank_corr"] for r in d["rung_agreement"]}
+    assert all(rows[p] > 0.9 for p in ((1, 4), (4, 16), (16, 64)))
+    assert len(d["brackets"]) > 1  # every rung agrees, and the search hedges: say so
+    text = render_status_text(d)
+    assert ("results at every rung rank the promoted trials as the next does: searcher.mode: "
+            "aggressive (one bracket, every trial starting at 1 epochs) fits more trials in "
+            "the same compute (raise max_trials, or set max_compute, to spend it)") in text
+    assert "searcher.mode: aggressive" in render(d, [], {}, {}, "svg")
+
+
+def test_no_mode_advice_for_a_search_that_is_already_one_bracket(tmp_path):
+    d = _search(tmp_path, "steady", mode="aggressive", trials=400)
+    assert len(d["brackets"]) == 1
+    assert [(r["from"], r["to"]) for r in d["rung_agreement"]] == [(1, 4), (4, 16), (16, 64)]
+    for r in d["rung_agreement"]:
+        r["rank_corr"] = 1.0  # as if every pair were judged alike
+    text = render_status_text(d)
+    assert "rank correlation of their val_loss" in text and "searcher.mode" not in text
+
+
+def test_no_mode_advice_until_every_pair_of_rungs_is_judged(tmp_path):
+    d = _search(tmp_path, "steady", trials=400)
+    for r in d["rung_agreement"]:
+        if (r["from"], r["to"]) == (16, 64):
+            r["rank_corr"] = None  # too few trials at 64 so far
+    assert "searcher.mode" not in render_status_text(d)
+    for r in d["rung_agreement"]:
+        if (r["from"], r["to"]) == (16, 64):
+            r["rank_corr"] = 0.5  # judged, and not alike enough
+    assert "searcher.mode" not in render_status_text(d)
 
 
 def test_rank_correlation_known_values():
