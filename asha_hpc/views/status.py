@@ -728,6 +728,7 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
         "compute_hours": spent["job_hours"],
         "recent_events": [e[1] for e in st.events[-10:]],
         "searcher": cfg.searcher.name,
+        "bracket_rungs": cfg.searcher.bracket_rungs,  # explicit brackets instead of mode
         "sampler": sampler_summary(cfg, st),
         "backend": cfg.backend,
         "unit": cfg.searcher.length_unit,

@@ -345,25 +345,32 @@ def agreement_lines(d: dict[str, Any]) -> list[str]:
                      f"that would win, and sampler: tpe or gp would learn that order (random "
                      f"sampling does not); fewer rungs (searcher.{rungs}) start every trial "
                      f"longer but fit fewer trials in the same compute")
-    elif _every_rung_agrees(d, rows):
-        lines.append(f"  results at every rung rank the promoted trials as the next does: "
-                     f"searcher.mode: aggressive (one bracket, every trial starting at "
-                     f"{rows[0]['from']} {unit}) fits more trials in the same compute (raise "
-                     f"max_trials, or set max_compute, to spend it); the brackets that start "
-                     f"longer hedge against short results that mislead")
+    else:
+        lengths = _first_bracket_if_every_rung_agrees(d, rows)
+        if lengths:
+            one = (f"searcher.bracket_rungs: [{len(lengths)}]" if d.get("bracket_rungs")
+                   else "searcher.mode: aggressive")
+            lines.append(f"  results at every rung rank the promoted trials as the next does: "
+                         f"{one} (one bracket, every trial starting at {lengths[0]} {unit}) "
+                         f"fits more trials in the same compute (raise max_trials, or set "
+                         f"max_compute, to spend it); the brackets that start longer hedge "
+                         f"against short results that mislead")
     return lines
 
 
-def _every_rung_agrees(d: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    """adaptive_asha with brackets that start longer, and a rank correlation of AGREE_HIGH or
-    more at each pair of consecutive lengths from the first bracket's shortest to its longest."""
+def _first_bracket_if_every_rung_agrees(d: dict[str, Any],
+                                        rows: list[dict[str, Any]]) -> list[int] | None:
+    """The first bracket's rung lengths, for adaptive_asha with brackets that start longer and
+    a rank correlation of AGREE_HIGH or more at each pair of its consecutive lengths; else
+    None."""
     brackets = d.get("brackets") or []
     if d.get("searcher") != "adaptive_asha" or len(brackets) < 2:
-        return False
-    lengths = brackets[0]["rung_lengths"]
+        return None
+    lengths = list(brackets[0]["rung_lengths"])
     shown = {(r["from"], r["to"]): r["rank_corr"] for r in rows}
-    return all(shown.get(pair) is not None and shown[pair] >= AGREE_HIGH
-               for pair in zip(lengths, lengths[1:]))
+    agree = all(shown.get(pair) is not None and shown[pair] >= AGREE_HIGH
+                for pair in zip(lengths, lengths[1:]))
+    return lengths if agree else None
 
 
 def render_status_text(d: dict[str, Any]) -> str:

@@ -82,6 +82,9 @@ def test_rungs_that_all_agree_suggest_one_bracket(tmp_path):
             "aggressive (one bracket, every trial starting at 1 epochs) fits more trials in "
             "the same compute (raise max_trials, or set max_compute, to spend it)") in text
     assert "searcher.mode: aggressive" in render(d, [], {}, {}, "svg")
+    d["bracket_rungs"] = [4, 3, 2]  # brackets given explicitly: name that key instead
+    assert ("searcher.bracket_rungs: [4] (one bracket, every trial starting at 1 epochs)"
+            in render_status_text(d))
 
 
 def test_no_mode_advice_for_a_search_that_is_already_one_bracket(tmp_path):
