@@ -4,7 +4,9 @@
     python benchmarks/budget_cut.py                     # 4 tasks, seeds 0-11, ~10 minutes
     python benchmarks/budget_cut.py --tasks hgb --first-seed 100 --seeds 12
     python benchmarks/budget_cut.py --max-rungs 3,2 --out benchmarks/results/budget_cut_rungs.json
-    python benchmarks/budget_cut.py --modes standard,aggressive --out benchmarks/results/budget_cut_modes.json
+    python benchmarks/budget_cut.py --tasks branin,hartmann6 --seeds 48 \
+        --modes standard,aggressive,conservative \
+        --out benchmarks/results/budget_cut_modes_functions.json   # RESULTS.md 8e, ~2 minutes
 
 search_quality.py stops every system at the compute asha_hpc's adaptive_asha with random
 sampling spends on T trials. That run's plan ends exactly there; every other system is stopped

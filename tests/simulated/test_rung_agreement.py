@@ -4,15 +4,15 @@ and a model sampler fitted on it, may then drop the configurations that would wi
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asha_hpc.config import parse_config
 from asha_hpc.master.loop import Master
 from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.views.htmlreport import render
-from asha_hpc.views.status import AGREE_MIN_TRIALS, rank_correlation, status_dict
-from asha_hpc.views.text import render_status_text
+from asha_hpc.views.status import AGREE_HIGH, AGREE_LOW, AGREE_MIN_TRIALS, rank_correlation, status_dict
+from asha_hpc.views.text import agreement_lines, render_status_text
 
 # A learning rate that wins the first epochs and overfits by the last, and one that does not.
 CURVES = '''
@@ -150,3 +150,45 @@ def test_the_report_plots_each_trials_rank_at_a_rung_and_the_next(tmp_path):
     # one rung (random search): nothing to compare, no panel
     d["agreement"] = []
     assert "agreement" not in svg_panels(d) and "agreement" not in panel_pngs(d)
+
+
+RUNGS = [1, 4, 16, 64]
+PAIRS = list(zip(RUNGS, RUNGS[1:]))
+
+
+# the thresholds' edges often, any correlation sometimes
+CORR = st.one_of(st.sampled_from([None, AGREE_LOW - 0.01, AGREE_LOW, AGREE_HIGH - 0.01,
+                                  AGREE_HIGH, 1.0]), st.floats(-1.0, 1.0))
+
+
+@given(corrs=st.lists(CORR, min_size=3, max_size=3),
+       searcher=st.sampled_from(["adaptive_asha", "async_halving", "random"]),
+       brackets=st.integers(1, 4), explicit=st.booleans())
+@example(corrs=[1.0, AGREE_HIGH, 0.9], searcher="adaptive_asha", brackets=3, explicit=False)
+@example(corrs=[1.0, AGREE_HIGH - 0.01, 0.9], searcher="adaptive_asha", brackets=3,
+         explicit=True)
+@example(corrs=[1.0, 1.0, None], searcher="adaptive_asha", brackets=3, explicit=False)
+@example(corrs=[1.0, 1.0, 1.0], searcher="adaptive_asha", brackets=1, explicit=False)
+@example(corrs=[1.0, 1.0, 1.0], searcher="async_halving", brackets=3, explicit=False)
+@example(corrs=[1.0, 1.0, 1.0], searcher="adaptive_asha", brackets=2, explicit=True)
+def test_the_mode_advice_comes_exactly_when_every_pair_agrees_and_none_is_low(
+        corrs, searcher, brackets, explicit):
+    """Any correlations, judged or not, any searcher and number of brackets: one line of
+    advice exactly when adaptive_asha hedges with more than one bracket, every pair of the
+    first bracket's rungs is judged at AGREE_HIGH or more and none is below AGREE_LOW."""
+    d = {"metric": "val_loss", "unit": "epochs", "searcher": searcher,
+         "bracket_rungs": [4, 3][:brackets] if explicit else None,
+         "brackets": [{"rung_lengths": RUNGS[i:]} for i in range(brackets)],
+         "rung_agreement": [{"from": a, "to": b, "trials": AGREE_MIN_TRIALS, "rank_corr": c}
+                            for (a, b), c in zip(PAIRS, corrs)]}
+    text = "\n".join(agreement_lines(d))
+    judged = [c for c in corrs if c is not None]
+    expected = (searcher == "adaptive_asha" and brackets > 1 and len(judged) == 3
+                and all(c >= AGREE_HIGH for c in judged))
+    advised = [x for x in text.splitlines() if "one bracket, every trial starting at 1" in x]
+    assert len(advised) == int(expected)
+    if expected:
+        key = "searcher.bracket_rungs: [4]" if explicit else "searcher.mode: aggressive"
+        assert key in advised[0]
+    if any(c < AGREE_LOW for c in judged):
+        assert "rank the promoted trials unlike those at" in text and not advised
