@@ -264,12 +264,15 @@ def say_completed(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                   f"asha_hpc.resume({str(exp.root)!r}, retry_failed=True)" if in_python
                   else f"`asha-hpc resume {shell_word(exp.root)} --retry-failed`")
               + " trains them again", file=sys.stderr)
-    from .views.status import held_back, held_back_text
+    from .views.status import agreement_facts, held_back, held_back_text
+    from .views.text import agreement_advice
 
     held = held_back(st)
     if held:
         print(f"asha-hpc: max_compute ({st.max_compute} {cfg.searcher.length_unit}) ended the "
               f"search: {held_back_text(held, exp.root)}", file=sys.stderr)
+    for line in agreement_advice(agreement_facts(cfg, st)):
+        print(f"asha-hpc: {line}", file=sys.stderr)
 
 
 def run_master(master: Master, again: Callable[[DiskFull], Master]) -> Master:

@@ -268,6 +268,15 @@ def rung_agreement(st: ExperimentState) -> list[dict[str, Any]]:
     return out
 
 
+def agreement_facts(cfg: ExperimentConfig, st: ExperimentState) -> dict[str, Any]:
+    """What ``views.text.agreement_lines`` reads (a part of ``status_dict``): the rungs'
+    agreement and the searcher and brackets its advice names."""
+    return {"metric": cfg.searcher.metric, "searcher": cfg.searcher.name,
+            "bracket_rungs": cfg.searcher.bracket_rungs,  # explicit brackets instead of mode
+            "unit": cfg.searcher.length_unit, "brackets": bracket_table(st),
+            "rung_agreement": rung_agreement(st)}
+
+
 def rank_percentiles(xs: list[float]) -> list[float]:
     """Each value's rank among ``xs`` as a share: 0 the smallest, 1 the largest (ties: their
     mean rank)."""
@@ -727,14 +736,10 @@ def status_dict(exp: ExpDir, cfg: ExperimentConfig, st: ExperimentState,
                           if st.status_of(t) == FAILED][-FAILED_N:],
         "compute_hours": spent["job_hours"],
         "recent_events": [e[1] for e in st.events[-10:]],
-        "searcher": cfg.searcher.name,
-        "bracket_rungs": cfg.searcher.bracket_rungs,  # explicit brackets instead of mode
         "sampler": sampler_summary(cfg, st),
         "backend": cfg.backend,
-        "unit": cfg.searcher.length_unit,
-        "brackets": bracket_table(st),
+        **agreement_facts(cfg, st),
         "rung_table": rung_table(st),
-        "rung_agreement": rung_agreement(st),
         "top": [trial_summary(t, jobs.get(t.id), short=True) for t in ranked],
         "running_trials": [{**trial_summary(t, jobs.get(t.id), waiting.get(t.id)),
                             # how long its segment has run, while a master watches it

@@ -358,6 +358,13 @@ def agreement_lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def agreement_advice(d: dict[str, Any]) -> list[str]:
+    """``agreement_lines`` only where they advise (a rung that misleads, or one bracket that
+    would do better): the correlations, then the advice, as ``run`` and ``resume`` end with."""
+    lines = [x.strip() for x in agreement_lines(d) if x.strip()]
+    return lines if len(lines) > 1 else []
+
+
 def _first_bracket_if_every_rung_agrees(d: dict[str, Any],
                                         rows: list[dict[str, Any]]) -> list[int] | None:
     """The first bracket's rung lengths, for adaptive_asha with brackets that start longer and

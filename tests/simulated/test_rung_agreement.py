@@ -4,6 +4,7 @@ and a model sampler fitted on it, may then drop the configurations that would wi
 from __future__ import annotations
 
 import pytest
+import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from asha_hpc.protocol.expdir import ExpDir
 from asha_hpc.views.htmlreport import render
 from asha_hpc.views.status import AGREE_HIGH, AGREE_LOW, AGREE_MIN_TRIALS, rank_correlation, status_dict
 from asha_hpc.views.text import agreement_lines, render_status_text
+
+from helpers import cli
 
 # A learning rate that wins the first epochs and overfits by the last, and one that does not.
 CURVES = '''
@@ -107,6 +110,36 @@ def test_no_mode_advice_until_every_pair_of_rungs_is_judged(tmp_path):
         if (r["from"], r["to"]) == (16, 64):
             r["rank_corr"] = 0.5  # judged, and not alike enough
     assert "searcher.mode" not in render_status_text(d)
+
+
+@pytest.mark.parametrize("curve,trials,says", [
+    ("overfits", 120, "asha-hpc: results at 4 epochs rank the promoted trials unlike those at 16"),
+    ("steady", 400, "asha-hpc: results at every rung rank the promoted trials as the next does: "
+                    "searcher.mode: aggressive"),
+    ("steady", 120, None),  # every judged pair agrees, the last is not judged: nothing to say
+])
+def test_run_ends_with_the_advice_status_gives(tmp_path, curve, trials, says):
+    """A user who never opens ``status`` reads the advice where the search ends."""
+    (tmp_path / "curves.py").write_text(CURVES)
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump({
+        "name": "agreement", "entrypoint": "unused:train",
+        "searcher": {"name": "adaptive_asha", "metric": "val_loss", "max_length": {"epochs": 64},
+                     "max_trials": trials, "max_concurrent_trials": 8, "divisor": 4},
+        "hyperparameters": {"lr": {"type": "double", "minval": 0, "maxval": 1}},
+        "reproducibility": {"experiment_seed": 2}, "backend": "simulated",
+        "simulated": {"unit_seconds": 10, "failure_rate": 0.0, "curve": f"curves:{curve}"}}))
+    r = cli("run", tmp_path / "search.yaml", "--exp-dir", tmp_path / "exp", "--quiet",
+            cwd=tmp_path)
+    ending = r.stderr[r.stderr.index("asha-hpc: done. best trial"):].splitlines()
+    correlations = [x for x in ending if "rank correlation of their val_loss" in x]
+    if says is None:
+        assert not correlations and "rank the promoted trials" not in r.stderr, r.stderr
+        return
+    assert len(correlations) == 1 and correlations[0].startswith("asha-hpc: promoted trials")
+    (advice,) = [x for x in ending if "rank the promoted trials" in x]
+    assert advice.startswith(says), ending
+    status = cli("status", tmp_path / "exp").stdout  # the same words as status's
+    assert advice.removeprefix("asha-hpc: ") in status
 
 
 def test_rank_correlation_known_values():
