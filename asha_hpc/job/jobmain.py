@@ -165,7 +165,8 @@ class _PeerWatch(threading.Thread):
             if group.has_ended:
                 return
             looks += 1
-            full = looks % full_every == 0
+            # a failed peer on this node rings: its marker is read now, not at the next beat
+            full = looks % full_every == 0 or group.rang(watched)
             dead = group.given_up(watched) if full else group.dead_peers(watched, local_only=True)
             if not dead and not full:
                 continue  # a look at this host's peers says nothing of the others

@@ -11,8 +11,11 @@ failure is that peer's node's, not the node of the rank that reports it.
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,24 @@ from ..protocol.expdir import HEARTBEAT, atomic_write_json, read_json
 from ..protocol.pids import pid_alive
 
 LOCAL_LOOK_S = 0.5  # how often a wait looks at this host's peers' processes (no shared file)
+
+# The doorbells this process rang (``Group.mark_ended``): removed at its next attempt and at exit.
+_RUNG: list[Path] = []
+
+
+def _ring_off() -> None:
+    while _RUNG:
+        _RUNG.pop().unlink(missing_ok=True)
+
+
+atexit.register(_ring_off)
+
+
+def _node_local_dir() -> str:
+    """A folder every process of this job on this node sees, off the shared filesystem:
+    /dev/shm (memory) where there is one, else the temporary folder."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
+        else tempfile.gettempdir()
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class Group:
         self._beats: dict[int, tuple[float, float]] = {}
         self._registered: dict[int, dict] = {}  # peers' registrations (fixed for the attempt)
         self.has_ended = False  # this rank's own marker is written
+        _ring_off()  # a new attempt of this process: its earlier ones' peers were told
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
@@ -144,13 +166,38 @@ class Group:
 
     def mark_ended(self, error: str | None = None) -> None:
         """This rank's code returned, or raised ``error``: from now on its exit is no silent
-        death, and an error tells the peers still waiting for it that it will not come."""
+        death, and an error tells the peers still waiting for it that it will not come. An
+        error also rings this node's doorbell (``rang``): a peer here, blocked in a collective
+        that waits for this rank, reads the marker at its next look at this node's processes
+        instead of at its next heartbeat's (a warm worker's process lives on after its code
+        raised, so its pid says nothing)."""
         self.has_ended = True
         try:
             atomic_write_json(self._ended_file(self.ranks.rank),
                               {"incarnation": self.incarnation, "error": error}, durable=False)
         except OSError:
             pass
+        if error is not None and self.on_this_node():
+            bell = self._doorbell(self.ranks.rank)
+            try:
+                bell.touch()
+                _RUNG.append(bell)
+            except OSError:  # the peers read the marker at their next heartbeat's look
+                pass
+
+    def _doorbell(self, rank: int) -> Path:
+        key = hashlib.sha1(f"{self.run_dir.resolve()}\0{self.incarnation}".encode()).hexdigest()
+        return Path(_node_local_dir()) / f"asha-{key[:20]}.rank{rank}.failed"
+
+    def rang(self, ranks: list[int]) -> bool:
+        """Whether one of ``ranks`` on this host rang its doorbell (its code failed): then a
+        full look (``given_up``) is due now. Reads no shared file."""
+        me = socket.gethostname()
+        for r in ranks:
+            info = self._registration(r)
+            if info is not None and info.get("host") == me and self._doorbell(r).exists():
+                return True
+        return False
 
     def _end_of(self, rank: int) -> dict | None:
         body, _ = read_json(self._ended_file(rank))
@@ -228,7 +275,7 @@ class Group:
         while not ready():
             now = time.monotonic()
             if now >= next_local:
-                full = now >= next_full
+                full = now >= next_full or self.rang(watched)
                 gone = self._look(watched, full)
                 if gone:
                     r = min(gone)

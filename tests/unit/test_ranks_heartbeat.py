@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,51 @@ def test_a_wait_reads_only_the_watched_peers_files_and_rarely(tmp_path, monkeypa
     # one full look in 2 s (the next is a heartbeat later): a peer's registration (read once
     # for the attempt), its heartbeat and its end marker
     assert peer_files <= 3 * len(g.watched())
+
+
+@pytest.mark.parametrize("host", ["this host", "another host"])
+def test_a_failed_peer_on_this_host_is_seen_at_the_next_local_look(tmp_path, host):
+    """A warm worker's rank whose code raised lives on, so its pid says nothing; its peer here,
+    blocked in a collective, used to read its end marker only at the next heartbeat's look (10 s
+    in a real job). The failed rank rings a doorbell off the shared filesystem; a peer on
+    another host still reads the marker once a heartbeat."""
+    import socket
+    from types import SimpleNamespace
+
+    from asha_hpc.job.jobmain import _PeerWatch
+
+    beat_s = 60.0  # no heartbeat's look falls inside this test
+    me = Group(tmp_path, Ranks(0, 2, 0, 2), heartbeat_s=beat_s)
+    peer = Group(tmp_path, Ranks(1, 2, 1, 2), heartbeat_s=beat_s)
+    (tmp_path / "rank1.json").write_text(json.dumps(
+        {"host": socket.gethostname() if host == "this host" else "gpu-elsewhere", "node": "n1",
+         "pid": os.getpid(), "incarnation": me.incarnation}))  # its process lives on
+    found = []
+    session = SimpleNamespace(_peer_died=lambda att, gone: found.append(gone))
+    watch = _PeerWatch(session, SimpleNamespace(group=me), every=0.05)
+    watch.start()
+    try:
+        time.sleep(0.3)
+        assert not found  # alive and not ended
+        peer.mark_ended("Traceback (most recent call last):\nRuntimeError: CUDA error")
+        start = time.monotonic()
+        while not found and time.monotonic() - start < 3.0:
+            time.sleep(0.02)
+    finally:
+        watch.halt.set()
+    if host == "another host":
+        assert not found  # its marker is read at the next heartbeat's look
+        return
+    assert found, "the failed peer on this host was not seen before the next heartbeat"
+    assert (found[0].rank, found[0].silent) == (1, False)
+    assert str(found[0]).endswith("failed (its code failed: RuntimeError: CUDA error)")
+    # the wait at a checkpoint sees it as soon
+    start = time.monotonic()
+    with pytest.raises(PeerGone):
+        me.wait(lambda: False, "every rank to finish saved", timeout_s=30.0)
+    assert time.monotonic() - start < 3.0
+    # the doorbell is the failed process's: its next attempt takes it down
+    rung = list(Path(peer._doorbell(1).parent).glob(peer._doorbell(1).name))
+    assert rung
+    Group(tmp_path / "next", Ranks(1, 2, 1, 2))
+    assert not peer._doorbell(1).exists()
