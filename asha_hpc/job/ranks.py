@@ -114,6 +114,11 @@ class Group:
         self._beats: dict[int, tuple[float, float]] = {}
         self._registered: dict[int, dict] = {}  # peers' registrations (fixed for the attempt)
         self.has_ended = False  # this rank's own marker is written
+        # the attempt's doorbells (``rang``): every rank of a job gets the same run folder
+        # path, so its text names the attempt without a look at the shared filesystem
+        self._bells = Path(_node_local_dir())
+        self._bell_key = hashlib.sha1(
+            f"{self.run_dir}\0{self.incarnation}".encode()).hexdigest()[:20]
         _ring_off()  # a new attempt of this process: its earlier ones' peers were told
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
@@ -186,8 +191,7 @@ class Group:
                 pass
 
     def _doorbell(self, rank: int) -> Path:
-        key = hashlib.sha1(f"{self.run_dir.resolve()}\0{self.incarnation}".encode()).hexdigest()
-        return Path(_node_local_dir()) / f"asha-{key[:20]}.rank{rank}.failed"
+        return self._bells / f"asha-{self._bell_key}.rank{rank}.failed"
 
     def rang(self, ranks: list[int]) -> bool:
         """Whether one of ``ranks`` on this host rang its doorbell (its code failed): then a
