@@ -35,6 +35,24 @@ def _ring_off() -> None:
         _RUNG.pop().unlink(missing_ok=True)
 
 
+BELL_KEPT_S = 3600.0  # a doorbell left by a process that ended without its exit handlers
+
+
+def _sweep_bells(folder: Path) -> None:
+    """Remove the doorbells of this node older than BELL_KEPT_S: a rank that ends its attempt
+    for a dead peer leaves with ``os._exit``, which runs no exit handler."""
+    now = time.time()
+    try:
+        for bell in folder.glob("asha-*.failed"):
+            try:
+                if now - bell.stat().st_mtime > BELL_KEPT_S:
+                    bell.unlink()
+            except OSError:  # gone meanwhile, or another user's
+                pass
+    except OSError:
+        pass
+
+
 atexit.register(_ring_off)
 
 
@@ -119,7 +137,9 @@ class Group:
         self._bells = Path(_node_local_dir())
         self._bell_key = hashlib.sha1(
             f"{self.run_dir}\0{self.incarnation}".encode()).hexdigest()[:20]
-        _ring_off()  # a new attempt of this process: its earlier ones' peers were told
+        _ring_off()
+        if ranks.world_size > 1:
+            _sweep_bells(self._bells)  # a new attempt of this process: its earlier ones' peers were told
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank

@@ -245,3 +245,22 @@ def test_a_failed_peer_on_this_host_is_seen_at_the_next_local_look(tmp_path, hos
     assert rung
     Group(tmp_path / "next", Ranks(1, 2, 1, 2))
     assert not peer._doorbell(1).exists()
+
+
+def test_doorbells_left_behind_are_swept_after_an_hour(tmp_path, monkeypatch):
+    """A rank that ends for a dead peer leaves with os._exit: no exit handler removes its
+    doorbell, so the next attempt on the node removes those older than an hour."""
+    import asha_hpc.job.ranks as ranks
+
+    monkeypatch.setattr(ranks, "_node_local_dir", lambda: str(tmp_path))
+    old, new, other = (tmp_path / "asha-old.rank0.failed", tmp_path / "asha-new.rank0.failed",
+                       tmp_path / "someone-elses.failed")
+    for p in (old, new, other):
+        p.touch()
+    two_hours_ago = time.time() - 7200
+    for p in (old, other):
+        os.utime(p, (two_hours_ago, two_hours_ago))
+    Group(tmp_path / "run", Ranks(0, 1))  # one rank: no doorbells, no sweep
+    assert old.exists()
+    Group(tmp_path / "run", Ranks(0, 2, 0, 2))
+    assert not old.exists() and new.exists() and other.exists()
