@@ -35,6 +35,9 @@ def _ring_off() -> None:
         _RUNG.pop().unlink(missing_ok=True)
 
 
+atexit.register(_ring_off)
+
+
 BELL_KEPT_S = 3600.0  # a doorbell left by a process that ended without its exit handlers
 
 
@@ -51,9 +54,6 @@ def _sweep_bells(folder: Path) -> None:
                 pass
     except OSError:
         pass
-
-
-atexit.register(_ring_off)
 
 
 def _node_local_dir() -> str:
@@ -137,9 +137,9 @@ class Group:
         self._bells = Path(_node_local_dir())
         self._bell_key = hashlib.sha1(
             f"{self.run_dir}\0{self.incarnation}".encode()).hexdigest()[:20]
-        _ring_off()
+        _ring_off()  # a new attempt of this process: its earlier ones' peers were told
         if ranks.world_size > 1:
-            _sweep_bells(self._bells)  # a new attempt of this process: its earlier ones' peers were told
+            _sweep_bells(self._bells)
 
     def heartbeat_file(self, rank: int | None = None) -> Path:
         r = self.ranks.rank if rank is None else rank
@@ -215,10 +215,11 @@ class Group:
 
     def rang(self, ranks: list[int]) -> bool:
         """Whether one of ``ranks`` on this host rang its doorbell (its code failed): then a
-        full look (``given_up``) is due now. Reads no shared file."""
+        full look (``given_up``) is due now. Reads no shared file: a peer not yet registered
+        (``dead_peers`` reads its registration) is not looked for."""
         me = socket.gethostname()
         for r in ranks:
-            info = self._registration(r)
+            info = self._registered.get(r)
             if info is not None and info.get("host") == me and self._doorbell(r).exists():
                 return True
         return False
