@@ -12,12 +12,18 @@ from conftest import require_module
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "quadratic"
 
 
+def _copy_example(folder: Path) -> None:
+    """The quickstart example's files (not the __pycache__ a run of it leaves beside them)."""
+    for f in EXAMPLE.iterdir():
+        if f.is_file():
+            shutil.copy(f, folder / f.name)
+
+
 def test_watch_redraws_one_output_in_place_until_the_search_ends(tmp_path):
     nbformat = require_module("nbformat", package="nbformat")
     nbclient = require_module("nbclient", package="nbclient")
     require_module("ipykernel", package="ipykernel")
-    for f in EXAMPLE.iterdir():
-        shutil.copy(f, tmp_path / f.name)
+    _copy_example(tmp_path)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
@@ -52,8 +58,7 @@ def test_outside_a_notebook_watch_prints_as_status_watch_does(tmp_path, capsys):
 
     import asha_hpc
 
-    for f in EXAMPLE.iterdir():
-        shutil.copy(f, tmp_path / f.name)
+    _copy_example(tmp_path)
     master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
                                str(tmp_path / "quadratic.yaml"), "--exp-dir",
                                str(tmp_path / "run")], stdout=subprocess.DEVNULL,
@@ -78,8 +83,7 @@ def test_watching_a_search_no_master_runs_ends_at_once(tmp_path, capsys):
     import asha_hpc
     from asha_hpc.protocol.journal import read_journal
 
-    for f in EXAMPLE.iterdir():
-        shutil.copy(f, tmp_path / f.name)
+    _copy_example(tmp_path)
     run = tmp_path / "run"
     master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
                                str(tmp_path / "quadratic.yaml"), "--exp-dir", str(run)],
