@@ -381,7 +381,8 @@ class SlurmBackend(Backend):
 
     @classmethod
     def log_files(cls, jobs_dir: Path, job_id: str) -> tuple[Path | None, Path | None] | None:
-        """submitit's ``jobs/<id>/<id>_0_log.out`` (``<array>_<task>`` for arrays)."""
+        """``jobs/<id>_0_log.out`` (``<array>_<task>`` for arrays); folders written before
+        logs moved out of the job's own folder have ``jobs/<id>/<id>_0_log.out``."""
         if ":" in job_id or "/" in job_id or job_id in ("", ".", ".."):
             return None
         return submitit_logs([jobs_dir / job_id, jobs_dir], job_id)
@@ -633,6 +634,8 @@ class SlurmBackend(Backend):
         manifest: Path | None = None
         try:
             with submitit.helpers.clean_env():
+                ex.update_parameters(**self._log_parameters(params or self.params,
+                                                            array=len(chunk) > 1))
                 if len(chunk) == 1:
                     ex.update_parameters(job_name=chunk[0].job_name)
                     self.stats["sbatch"] += 1
@@ -668,6 +671,25 @@ class SlurmBackend(Backend):
                 transient=transient_sbatch_error(str(e)),
                 too_many=too_many_sbatch_error(str(e)),
                 no_node=no_node_sbatch_error(str(e))) from e
+
+    def _log_parameters(self, params: Mapping[str, Any], array: bool) -> dict[str, Any]:
+        """sbatch's and srun's ``--output`` and ``--error`` in ``jobs/`` itself, named as
+        submitit names them (``<id>_<task>_log.out``). Slurm does not make a log's folder, and
+        submitit makes ``jobs/<id>/`` only once sbatch has answered with the id: a job that
+        starts at once (an idle partition; the backfill starts an array's tasks together) would
+        find no folder for its log and die before its code runs. The pickles stay in
+        ``jobs/<id>/``: submitit's job waits for its own. Log paths the user set are kept."""
+        extra = dict(params.get("additional_parameters") or {})
+        if {"output", "error"} & {k.replace("_", "-") for k in extra}:
+            return {}
+        job = "%A_%a" if array else "%j"
+        out, err = (str(self.jobs_dir / f"{job}_%t_log.{ext}") for ext in ("out", "err"))
+        extra["output"] = out.replace("%t", "0")
+        srun = [*(params.get("srun_args") or []), "--output", out]
+        if not params.get("stderr_to_stdout"):
+            extra["error"] = err.replace("%t", "0")
+            srun += ["--error", err]
+        return {"additional_parameters": extra, "srun_args": srun}
 
     def _remove_orphans(self, before: Iterable[str]) -> None:
         """Remove the pickles and sbatch files submitit wrote for a submission that failed."""

@@ -49,10 +49,27 @@ def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, s
         "max_restarts": 0, "poll_interval_s": 0.2,  # a preemption is no failure
         "local": {"gpus": [], "max_parallel": trials, "workers": 0}}))
     exp = tmp_path / name
-    master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
-                               str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(tmp_path / f"{name}.master.log", "w") as out:
+        master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                                   str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
+                                  stdout=out, stderr=subprocess.STDOUT)
     return exp, master
+
+
+def _finished(exp: Path, master: subprocess.Popen) -> None:
+    """The search ended well, or the test fails with what the master and the trials' last jobs
+    printed."""
+    if master.wait(timeout=300) == 0:
+        return
+    told = [f"the master exited {master.returncode}:",
+            (exp.parent / f"{exp.name}.master.log").read_text()[-4000:]]
+    for trial in sorted((exp / "trials").glob("0000?")):
+        for stream in ([], ["--err"]):
+            r = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "logs", str(exp),
+                                str(int(trial.name)), "--tail", "40", *stream],
+                               capture_output=True, text=True, timeout=60)
+            told += [f"trial {trial.name} {stream}:", r.stdout + r.stderr]
+    raise AssertionError("\n".join(told))
 
 
 def _epochs(folder: Path, rank: str = "0") -> list[int]:
@@ -74,7 +91,7 @@ def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(t
             assert time.time() < deadline and master.poll() is None, "no trial was promoted"
             time.sleep(0.05)
         os.killpg(int((late[0] / "pgid").read_text()), signal.SIGTERM)
-        assert master.wait(timeout=300) == 0
+        _finished(exp, master)
     finally:
         if master.poll() is None:
             master.kill()
@@ -100,7 +117,7 @@ def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(t
     assert kept and all(len(k) == 1 for k in kept) and [f"epoch_{EPOCHS - 1}"] in kept, kept
 
     straight, master = _search(tmp_path, "straight", trials=1, rungs=1)
-    assert master.wait(timeout=300) == 0
+    _finished(straight, master)
     _, twin = final_state(straight)
     lines = (straight / "trials" / "00001" / "batches").read_text().splitlines()
     # an epoch trained again after the stop draws the batches it drew before

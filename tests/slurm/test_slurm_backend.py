@@ -589,3 +589,32 @@ def test_any_job_log_reads_as_a_node_name_or_none_and_never_raises(tmp_path_fact
     node = first_failed_task_node(err)
     assert node is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", node)
     assert isinstance(killed_for_memory(err), bool)
+
+
+@pytest.mark.slurm
+def test_jobs_that_start_before_the_master_made_their_folders_run(tmp_exp_dir: Path,
+                                                                   monkeypatch):
+    """submitit makes a job's folder ``jobs/<id>/`` once sbatch has answered with the id, and
+    Slurm does not make a log's folder: on an idle partition a job (or every task of an array,
+    started by the backfill in the same second) can start before a loaded master gets there.
+    Its logs must not be in that folder, or the job dies before its code runs. A master slowed
+    down right after sbatch answers: every job still runs, and its logs are found."""
+    import submitit.core.utils as submitit_utils
+
+    move = submitit_utils.JobPaths.move_temporary_file
+
+    def late(self, *args, **kwargs):
+        time.sleep(3)
+        return move(self, *args, **kwargs)
+
+    monkeypatch.setattr(submitit_utils.JobPaths, "move_temporary_file", late)
+    b = make_backend(tmp_exp_dir)
+    specs = [make_spec(tmp_exp_dir, i) for i in range(4)]
+    ids = b.submit(specs[:3]) + b.submit(specs[3:])
+    assert "_" in ids[0] and "_" not in ids[3]
+    states = wait_states(b, ids, timeout=120)
+    assert set(states.values()) == {JobState.COMPLETED}, states
+    for spec, jid in zip(specs, ids):
+        assert read_out(tmp_exp_dir, spec)["SLURM_JOB_NAME"]
+        out, err = SlurmBackend.log_files(tmp_exp_dir / "jobs", jid)
+        assert out is not None and err is not None, (jid, sorted(os.listdir(tmp_exp_dir / "jobs")))
