@@ -32,6 +32,7 @@ ASHA_LATEST_CHECKPOINT      folder of the last complete checkpoint, or empty
 ASHA_CHECKPOINT_DIR         an empty folder: files left in it are published as a checkpoint
 ASHA_REPORT_FILE            append JSON lines here (or use ``python -m asha_hpc.report``)
 ASHA_STOP_FILE              exists once the job should checkpoint and exit
+ASHA_FREE_PORT              a free TCP port on the node, for a launcher the command starts
 ==========================  ================================================================
 
 Report lines: ``{"metrics": {"val_loss": 0.3}}`` for the segment's result,
@@ -103,6 +104,7 @@ from ..protocol.pids import kill_tree
 from . import command_trial, loader_workers, notes
 from .command_trial import PARTIAL
 from .job_report import WHOLE_FOLDER, ReportFile, ReportReader
+from .ports import free_port
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
 
@@ -1268,7 +1270,7 @@ def _run_command(spec: SegmentSpec, trial: Trial, run_dir: Path) -> dict[str, An
                ASHA_HPARAMS=json.dumps(spec.hparams), ASHA_HPARAMS_FILE=str(hp_file),
                ASHA_LATEST_CHECKPOINT=str(latest) if latest else "",
                ASHA_CHECKPOINT_DIR=str(out_ckpt), ASHA_REPORT_FILE=str(report),
-               ASHA_STOP_FILE=str(stop_file),
+               ASHA_STOP_FILE=str(stop_file), ASHA_FREE_PORT=str(free_port()),
                ASHA_MAX_LENGTH=str(spec.max_length) if spec.max_length is not None else "")
     # Slurm sends the time-limit USR2 to every process of the job step; its default action
     # would kill the command. Ignored signals stay ignored across exec: the command learns of

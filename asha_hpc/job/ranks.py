@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..protocol.expdir import HEARTBEAT, atomic_write_json, read_json
 from ..protocol.pids import pid_alive
+from .ports import free_port
 
 LOCAL_LOOK_S = 0.5  # how often a wait looks at this host's peers' processes (no shared file)
 
@@ -359,15 +360,12 @@ class Group:
             time.sleep(min(LOCAL_LOOK_S, self.heartbeat_s / 4))
 
     def rendezvous(self) -> dict[str, str]:
-        """Set and return the torch.distributed environment (env:// init). Rank 0 asks the OS
-        for a free port on its node, so two trials on one node never share one."""
+        """Set and return the torch.distributed environment (env:// init). Rank 0 takes a
+        free port on its node (ports.free_port), so two trials on one node never share one."""
         path = self.run_dir / "rendezvous.json"
         r = self.ranks
         if r.rank == 0:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("", 0))
-                port = s.getsockname()[1]
-            atomic_write_json(path, {"addr": socket.gethostname(), "port": port,
+            atomic_write_json(path, {"addr": socket.gethostname(), "port": free_port(),
                                      "incarnation": self.incarnation})
         body: dict = {}
 

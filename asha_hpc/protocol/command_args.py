@@ -28,7 +28,7 @@ VARIABLES = ("ASHA_HPARAMS", "ASHA_HPARAMS_FILE", "ASHA_TARGET_LENGTH", "ASHA_LA
              "ASHA_CHECKPOINT_DIR", "ASHA_REPORT_FILE", "ASHA_STOP_FILE", "ASHA_TRIAL_ID",
              "ASHA_TRIAL_SEED",
              "ASHA_TRIAL_DIR", "ASHA_RUN_DIR", "ASHA_SEGMENT", "ASHA_METRIC",
-             "ASHA_LENGTH_UNIT", "ASHA_MAX_LENGTH", "ASHA_EXP_DIR")
+             "ASHA_LENGTH_UNIT", "ASHA_MAX_LENGTH", "ASHA_EXP_DIR", "ASHA_FREE_PORT")
 ARGS = "${args}"
 OVERRIDES = "${overrides}"
 LISTS = {"args": "one --NAME=VALUE argument", "overrides": "one NAME=VALUE override (Hydra's)"}

@@ -1,11 +1,12 @@
 """Accelerate's checkpointing example as the README's Accelerate paragraph adapts it
 (tests/foreign/accelerate_checkpointing.py), run as the README's command line: ``accelerate
 launch`` with two processes (``--multi_gpu`` and ``ACCELERATE_USE_CPU=1`` on a machine without
-GPUs, ``--main_process_port 0``), ``save_state`` into the trial's checkpoint folder each epoch,
-``load_state`` of the latest ``epoch_*`` folder there. A promoted trial must go on where it
-stopped, in both processes, with the batches and the result an uninterrupted run gives, and
-so must a job stopped halfway by SIGTERM to all its processes (Slurm's preemption and
-``scancel``): from the last epoch the script said it saved, not from the segment's start."""
+GPUs, ``--main_process_port ${ASHA_FREE_PORT}``), ``save_state`` into the trial's checkpoint
+folder each epoch, ``load_state`` of the latest ``epoch_*`` folder there. A promoted trial must
+go on where it stopped, in both processes, with the batches and the result an uninterrupted
+run gives, and so must a job stopped halfway by SIGTERM to all its processes (Slurm's
+preemption and ``scancel``): from the last epoch the script said it saved, not from the
+segment's start."""
 import os
 import signal
 import subprocess
@@ -33,7 +34,8 @@ def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, s
         "entrypoint": {"command": [
             # the shell notes the job's process group for the test, then is the launcher
             "sh", "-c", 'ps -o pgid= -p $$ > "$ASHA_TRIAL_DIR/pgid"; exec "$@"', "sh",
-            launch, "launch", "--num_processes", "2", "--multi_gpu", "--main_process_port", "0",
+            launch, "launch", "--num_processes", "2", "--multi_gpu",
+            "--main_process_port", "${ASHA_FREE_PORT}",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             str(FOREIGN / "accelerate_checkpointing.py"), "${args}", "--seed", "7",
             "--num_epochs", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "epoch",
