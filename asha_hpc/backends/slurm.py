@@ -417,6 +417,7 @@ class SlurmBackend(Backend):
         self.poll_min_interval_s = float(poll_min_interval_s)
         self.jobs_dir = self.exp_dir / JOBS
         self.batches_dir = self.jobs_dir / "batches"
+        self.logs_dir = self.jobs_dir  # where log_files() looks
         self.max_array_size: int | None = None  # read once from scontrol show config
         self._config: str | None = None  # scontrol show config, once it answered
         self._accounting_read = False
@@ -678,12 +679,11 @@ class SlurmBackend(Backend):
         submitit makes ``jobs/<id>/`` only once sbatch has answered with the id: a job that
         starts at once (an idle partition; the backfill starts an array's tasks together) would
         find no folder for its log and die before its code runs. The pickles stay in
-        ``jobs/<id>/``: submitit's job waits for its own. Log paths the user set are kept."""
+        ``jobs/<id>/``: submitit's job waits for its own. (The config refuses log paths of the
+        user's own: ``asha-hpc logs`` and fail-fast read these.)"""
         extra = dict(params.get("additional_parameters") or {})
-        if {"output", "error"} & {k.replace("_", "-") for k in extra}:
-            return {}
         job = "%A_%a" if array else "%j"
-        out, err = (str(self.jobs_dir / f"{job}_%t_log.{ext}") for ext in ("out", "err"))
+        out, err = (str(self.logs_dir / f"{job}_%t_log.{ext}") for ext in ("out", "err"))
         extra["output"] = out.replace("%t", "0")
         srun = [*(params.get("srun_args") or []), "--output", out]
         if not params.get("stderr_to_stdout"):

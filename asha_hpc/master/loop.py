@@ -46,8 +46,10 @@ from ..protocol.checkpoints import latest_checkpoint
 from ..protocol.diskfull import DiskFull, mount_point
 from ..protocol.expdir import (
     FILE_MODE,
+    NODE_LOCAL_FS,
     ExpDir,
     attempt_key,
+    filesystem_type,
     prune_oldest,
     remove_trees,
     result_key,
@@ -1600,8 +1602,9 @@ class Master:
         if log_file and BEFORE_CODE in why:  # no traceback of the trial's: what the job said
             log_file += last_line(Path(log_file))
         self.backend.cancel(sorted({t.job_id for t in st.live() if t.job_id} | set(st.pool.job_ids())))
-        msg = (f"{why} (trial {tid}" + (f"; log: {log_file}" if log_file else "") +
-               f"). Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
+        where = f"; log: {log_file}" if log_file else (self._no_log() if BEFORE_CODE in why else "")
+        msg = (f"{why} (trial {tid}{where}). Fix it, then "
+               f"`asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
         if BEFORE_CODE not in why:  # the fix may be the config's: resume refuses a new searcher
             msg += (f"; a fix in `command`, `entrypoint` or `environment_variables` goes into "
                     f"{shell_word(str(self.exp.config))}, the copy the search reads; one in the "
@@ -1628,11 +1631,23 @@ class Master:
         where = f" on node {next(iter(hosts))}" if len(hosts) == 1 else (
             f" on nodes {', '.join(sorted(hosts))}" if hosts else "")
         msg = (f"the first {len(dead)} pool jobs all ended before their code ran{where} (the "
-               f"last: {dead[-1]['why']}{self._job_log(dead[-1])}): the job's setup "
-               "(slurm.setup), the Python environment or a mount is missing where the jobs "
-               f"run. Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
+               f"last: {dead[-1]['why']}{self._job_log(dead[-1]) or self._no_log()}): the "
+               "job's setup (slurm.setup), the Python environment or a mount is missing where "
+               f"the jobs run. Fix it, then `asha-hpc resume {shell_word(self.exp.root)} --retry-failed`")
         self._record(Aborted(message=msg))
         return True
+
+    def _no_log(self) -> str:
+        """What a job on another node that ended before its code ran without a log in jobs/
+        tells: Slurm could not open the log there, so the node does not see the folder as this
+        one does ('' where jobs run here or on a virtual clock)."""
+        if self.caps.virtual_time or self.caps.jobs_run_here:
+            return ""
+        fs = filesystem_type(self.exp.root)
+        here = (f" ({shell_word(self.exp.root)} is on {fs} here, usually a disk of this "
+                "machine alone)") if fs in NODE_LOCAL_FS else ""
+        return (f"; it left no log in {self.exp.jobs}, so its node could not write there: the "
+                f"experiment folder must be on a filesystem every compute node mounts{here}")
 
     def _job_log(self, rec: dict[str, Any]) -> str:
         """``; its log: FILE: LAST LINE`` for the job of a worker_gone record ('' without one)."""

@@ -29,7 +29,8 @@ Layout (one writer per file; no cross-node locks, since flock is unreliable acro
     <exp>/workers/<worker>/    a pool worker's hand-over slots (the master writes slot files,
                                the worker claims them; see handoff.py) and its ranks' files
     <exp>/jobs/                the backend's job folders (submitit's, local pid files), so a
-                               restarted master can re-attach
+                               restarted master can re-attach; the jobs' logs (Slurm writes
+                               them before the job's own folder exists)
     <exp>/unjournaled/<time>/  what trials' folders held from attempts the journal does not
                                know (a journal restored from an older copy), moved aside by
                                the master before it starts those attempts again (set_aside)
@@ -499,6 +500,31 @@ def prune_oldest(folder: Path, prefix: str, keep: int) -> None:
             os.unlink(e.path)
         except OSError:
             pass
+
+
+# filesystems that are a disk (or the memory) of one machine: an experiment folder on one of
+# them on the master's node is not what jobs on other nodes see
+NODE_LOCAL_FS = frozenset({"tmpfs", "ramfs", "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs",
+                           "overlay", "zfs"})
+
+
+def filesystem_type(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The type of the filesystem ``path`` is on (its deepest mount point in ``mounts``), or
+    None where that cannot be read."""
+    try:
+        target = os.path.realpath(path)
+        rows = [line.split() for line in mounts.read_text().splitlines()]
+    except OSError:
+        return None
+    best, kind = -1, None
+    for row in rows:
+        if len(row) < 3:
+            continue
+        point = row[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, kind = len(point), row[2]
+    return kind
 
 
 def holds_experiment(root: Path) -> bool:

@@ -4,6 +4,7 @@ search after the first few, with one line naming the job's log and what it says.
 were replaced for ever before; segment jobs went on until three trials had used up their
 restarts."""
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,36 @@ def test_jobs_that_die_before_their_code_stop_the_search(tmp_path, cleanup, work
     assert len(submitted) <= 4
     rows = sacct_jobs(name, t0, expect=submitted)
     assert {r["id"] for r in rows} <= set(submitted), rows
+
+
+class NodeWithoutTheFolder(SlurmBackend):
+    """Jobs whose node does not mount the experiment folder (one on the login node's /tmp,
+    say): Slurm cannot open their logs, so they end before any of them runs and leave
+    nothing to read. Played here by logs that name a folder no node has."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logs_dir = Path("/nonexistent/asha/jobs")
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["segment jobs", "worker pool"])
+def test_jobs_that_cannot_write_their_log_say_their_node_does_not_see_the_folder(
+        tmp_path, cleanup, workers):  # noqa: F811
+    """The line that stops the search says why there is no log, not only that there is
+    none."""
+    cfg_path = make_experiment(tmp_path, f"nolog{workers}", searcher={"max_trials": 6},
+                               slurm={"workers": workers}, result_grace_s=2)
+    cleanup[0].append(exp_name(cfg_path))
+    cfg, exp, _ = in_process(tmp_path, cfg_path)
+    backend = NodeWithoutTheFolder(str(exp.root), cfg.slurm.backend_options(),
+                                   poll_min_interval_s=1)
+    lines: list[str] = []
+    st = run_bounded(Master(exp, cfg, backend=backend, progress=lines.append))
+    assert st.lifecycle == "failed", (st.message, lines[-5:])
+    assert "before their code ran" in st.message or "before its code ran" in st.message
+    assert f"it left no log in {exp.jobs}, so its node could not write there: the experiment " \
+           "folder must be on a filesystem every compute node mounts" in st.message, st.message
+    assert st.message.endswith(f"Fix it, then `asha-hpc resume {exp.root} --retry-failed`")
 
 
 class NoAccounting(SlurmBackend):
