@@ -68,9 +68,16 @@ def test_log_files_of_each_backend_by_its_job_ids(tmp_path):
     (exp.jobs / "local-t00001-s000-a00.json").write_text('{"key": "t00001-s000-a00", "pid": 4242}')
     (exp.jobs / "4242_0_log.err").write_text("Traceback\n")
     assert log_files(exp.jobs, "local:t00001-s000-a00") == (None, exp.jobs / "4242_0_log.err")
+    # a Slurm job's: in jobs/ itself, where its array task's folder (the pickles) is made only
+    # once sbatch answered; in a folder of an earlier version, in that folder
     (exp.jobs / "9001_2").mkdir()
-    (exp.jobs / "9001_2" / "9001_2_0_log.out").write_text("epoch 1\n")
-    assert log_files(exp.jobs, "9001_2") == (exp.jobs / "9001_2" / "9001_2_0_log.out", None)
+    (exp.jobs / "9001_2_0_log.out").write_text("epoch 1\n")
+    (exp.jobs / "9001_2_1_log.err").write_text("rank 1\n")
+    assert log_files(exp.jobs, "9001_2") == (exp.jobs / "9001_2_0_log.out",
+                                             exp.jobs / "9001_2_1_log.err")
+    (exp.jobs / "8000").mkdir()
+    (exp.jobs / "8000" / "8000_0_log.out").write_text("epoch 1\n")
+    assert log_files(exp.jobs, "8000") == (exp.jobs / "8000" / "8000_0_log.out", None)
     assert SimulatedBackend.log_files(exp.jobs, "sim:t00001-s000-a00") is None
     assert log_files(exp.jobs, "sim:t00001-s000-a00") == (None, None)
     assert log_files(exp.jobs, "../../etc") == (None, None)  # never outside jobs/
