@@ -140,13 +140,16 @@ def test_scancel_of_a_running_trial_is_retried_from_its_checkpoint(tmp_path, cle
 
 @pytest.mark.slow
 def test_time_limit_stops_checkpoints_and_continues_in_a_new_job(tmp_path, cleanup):
-    """timeout_min=1, signal_delay_s=30: USR2 arrives (up to 60 s early) before the limit; the
+    """timeout_min=1, signal_delay_s=50: USR2 arrives (up to 60 s early) before the limit; the
     code sees should_stop(), checkpoints and returns; a new job continues from there. The
-    segment needs ~40 s of work, more than one job gets before its USR2."""
+    segment needs ~40 s of work, more than one job gets before its USR2. slurmctld looks at
+    signals in a periodic pass (about every 30 s): a signal due 30 s before the limit came
+    after the job's 40 s of work once, and the segment ended in one job; one due 50 s before
+    comes 10-40 s into the job."""
     cfg_path = make_experiment(
         tmp_path, "e2e4", searcher={"name": "single", "max_length": 80},
         hp={"x": 0.1, "sleep": 0.5},
-        slurm={"timeout_min": 1, "signal_delay_s": 30})
+        slurm={"timeout_min": 1, "signal_delay_s": 50})
     name = exp_name(cfg_path)
     cleanup[0].append(name)
     exp = tmp_path / "run"
