@@ -125,3 +125,60 @@ def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(t
     # an epoch trained again after the stop draws the batches it drew before
     assert sorted(set((folder / "batches").read_text().splitlines())) == sorted(lines)
     assert abs(promoted.rung_metrics[EPOCHS] - twin.trials[1].rung_metrics[EPOCHS]) < 1e-6
+
+
+def _steps_search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
+    """A ``*_no_trainer.py``-shaped script counting optimizer steps (max_length in batches),
+    one process: what is tested is the resume mid-epoch, ``skip_first_batches``."""
+    launch = str(Path(sys.executable).parent / "accelerate")
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
+        "name": name,
+        "entrypoint": {"command": [
+            launch, "launch", "--num_processes", "1", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no",
+            str(FOREIGN / "accelerate_no_trainer_steps.py"), "${args}", "--seed", "7",
+            "--max_train_steps", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "5",
+            "--output_dir", "${ASHA_CHECKPOINT_DIR}",
+            "--resume_from_checkpoint", "${ASHA_LATEST_CHECKPOINT}"]},
+        "environment": {"environment_variables": ["ACCELERATE_USE_CPU=1", "OMP_NUM_THREADS=1"]},
+        "hyperparameters": {"learning_rate": 0.05, "hidden": 32},
+        "searcher": {"name": "async_halving", "metric": "eval_loss",
+                     "max_length": {"batches": STEPS}, "num_rungs": rungs, "divisor": 2,
+                     "max_trials": trials, "max_concurrent_trials": trials},
+        "max_restarts": 0, "poll_interval_s": 0.2,
+        "local": {"gpus": [], "max_parallel": trials, "workers": 0}}))
+    exp = tmp_path / name
+    with open(tmp_path / f"{name}.master.log", "w") as out:
+        master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
+                                   str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    return exp, master
+
+
+STEPS = 30  # max_length in optimizer steps: an epoch is 22 batches, the first rung 15
+
+
+def test_a_trial_counted_in_steps_goes_on_mid_epoch_as_if_never_stopped(tmp_path):
+    """The README's recipe for a length in optimizer steps: a promoted trial stops at step 15,
+    in its first epoch, and the next job skips the 15 batches that epoch has trained, then
+    crosses into the second epoch: every batch in the order, and the result, of a trial
+    trained straight through."""
+    exp, master = _steps_search(tmp_path, "halving", trials=2, rungs=2)
+    _finished(exp, master)
+    _, st = final_state(exp)
+    (promoted,) = [t for t in st.trials.values() if t.length == STEPS]
+    straight, master = _steps_search(tmp_path, "straight", trials=1, rungs=1)
+    _finished(straight, master)
+    _, twin = final_state(straight)
+
+    def batches(folder: Path) -> list[str]:
+        return (folder / "batches").read_text().splitlines()
+
+    resumed = batches(exp / "trials" / f"{promoted.id:05d}")
+    assert [int(x.split()[1]) for x in resumed] == list(range(1, STEPS + 1))  # each step once
+    assert resumed == batches(straight / "trials" / "00001")
+    assert abs(promoted.rung_metrics[STEPS] - twin.trials[1].rung_metrics[STEPS]) < 1e-6
+    # the second job began from the step_15 folder the first left
+    log = subprocess.run([sys.executable, "-m", "asha_hpc.cli", "logs", str(exp),
+                          str(promoted.id)], capture_output=True, text=True, timeout=60).stdout
+    assert "Resumed from checkpoint: step_15" in log, log[-2000:]
