@@ -603,9 +603,10 @@ def test_jobs_that_start_before_the_master_made_their_folders_run(tmp_exp_dir: P
 
     move = submitit_utils.JobPaths.move_temporary_file
 
-    def late(self, *args, **kwargs):
-        time.sleep(3)
-        return move(self, *args, **kwargs)
+    def late(self, tmp_path, name, *args, **kwargs):
+        if name == "submission_file":  # the first file submitit moves once sbatch answered
+            time.sleep(3)
+        return move(self, tmp_path, name, *args, **kwargs)
 
     monkeypatch.setattr(submitit_utils.JobPaths, "move_temporary_file", late)
     b = make_backend(tmp_exp_dir)
