@@ -14,7 +14,7 @@ from .backends import capabilities
 from .config import ExperimentConfig
 from .errors import AshaError, ConfigError, MasterDiskFull, shell_word
 from .protocol.diskfull import DiskFull
-from .protocol.expdir import ExpDir, atomic_write, holds_experiment
+from .protocol.expdir import ExpDir, atomic_write, filesystem_type, holds_experiment
 from .yamlfile import write_yaml
 
 if TYPE_CHECKING:
@@ -175,7 +175,23 @@ def create_experiment(cfg: ExperimentConfig, root: Path, made_by_submit: bool = 
         place_trials(exp.root, Path(cfg.checkpoint_folder))
     print(f"asha-hpc: experiment '{cfg.name}' in {exp.root} (backend {cfg.backend}, "
           f"searcher {cfg.searcher.name}, metric {cfg.searcher.metric})", file=sys.stderr)
+    warn_node_local(cfg, exp.root)
     return exp
+
+
+def warn_node_local(cfg: ExperimentConfig, root: Path) -> None:
+    """Say at once when jobs on other nodes cannot see the folder: one in a machine's memory
+    (tmpfs, ramfs: the login node's /tmp or /dev/shm) is never shared, and its jobs would end
+    before their code ran, after their wait in the queue."""
+    caps = capabilities(cfg)
+    if caps.jobs_run_here or caps.virtual_time:
+        return
+    fs = filesystem_type(root)
+    if fs in ("tmpfs", "ramfs"):
+        print(f"asha-hpc: warning: {root} is on {fs}, the memory of this machine: jobs on other "
+              f"nodes cannot write there (their logs, their results) and end before their code "
+              f"runs. Unless every job runs on this machine, put the experiment folder on a "
+              f"filesystem every compute node mounts (--exp-dir)", file=sys.stderr)
 
 
 def master_name(holder: dict[str, Any]) -> str:

@@ -181,3 +181,38 @@ def test_pause_and_cancel_of_a_folder_that_holds_no_search_say_so(tmp_path):
             assert sorted(p.name for p in target.iterdir()) == before
 
     check()
+
+
+@pytest.mark.parametrize("backend", ["slurm", "local"])
+def test_a_slurm_search_in_a_machines_memory_is_warned_of_at_once(tmp_path, capsys, backend):
+    """An experiment folder on tmpfs (the login node's /tmp on many clusters, /dev/shm) is
+    never shared with the compute nodes: said when the folder is made, before any job waits
+    in the queue to die; a local search there is fine."""
+    import shutil
+    import uuid
+
+    from asha_hpc.config import parse_config
+    from asha_hpc.protocol.expdir import filesystem_type
+
+    shm = Path("/dev/shm")
+    assert filesystem_type(shm) == "tmpfs"  # Linux: POSIX shared memory is a tmpfs
+    cfg = parse_config({"name": "s", "entrypoint": "m:f", "backend": backend,
+                        "searcher": {"name": "random", "metric": "m", "max_length": 4,
+                                     "max_trials": 2},
+                        "hyperparameters": {"x": {"type": "double", "minval": 0, "maxval": 1}}},
+                       str(tmp_path))
+    root = shm / f"asha-test-{uuid.uuid4().hex[:8]}"
+    try:
+        launch.create_experiment(cfg, root)
+        launch.create_experiment(cfg, tmp_path / "e")  # a disk: no warning
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    warned = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+    if backend == "local":
+        assert warned == []
+    else:
+        assert warned == [
+            f"asha-hpc: warning: {root.resolve()} is on tmpfs, the memory of this machine: jobs "
+            f"on other nodes cannot write there (their logs, their results) and end before their "
+            f"code runs. Unless every job runs on this machine, put the experiment folder on a "
+            f"filesystem every compute node mounts (--exp-dir)"]
