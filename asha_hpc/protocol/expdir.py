@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AshaError, shell_word
+from .diskfull import mount_point
 
 INBOX = "inbox"
 MASTER_SCRIPT = "master.sbatch"  # `asha-hpc submit`'s batch script for the master's job
@@ -509,22 +510,17 @@ NODE_LOCAL_FS = frozenset({"tmpfs", "ramfs", "ext2", "ext3", "ext4", "xfs", "btr
 
 
 def filesystem_type(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
-    """The type of the filesystem ``path`` is on (its deepest mount point in ``mounts``), or
-    None where that cannot be read."""
+    """The type of the filesystem that holds ``path`` (the last mount at its mount point in
+    ``mounts``: a later mount hides an earlier one there), or None where that cannot be
+    read."""
+    point = str(mount_point(path))
     try:
-        target = os.path.realpath(path)
         rows = [line.split() for line in mounts.read_text().splitlines()]
     except OSError:
         return None
-    best, kind = -1, None
-    for row in rows:
-        if len(row) < 3:
-            continue
-        point = row[1].replace("\\040", " ")
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > best:
-            best, kind = len(point), row[2]
-    return kind
+    kinds = [row[2] for row in rows if len(row) >= 3 and
+             row[1].replace("\\040", " ").replace("\\011", "\t") == point]
+    return kinds[-1] if kinds else None
 
 
 def holds_experiment(root: Path) -> bool:

@@ -1,37 +1,45 @@
 """Which filesystem an experiment folder is on (protocol/expdir.filesystem_type), for the
-message of a search whose Slurm jobs could not write their logs into it."""
+warning and the message of a search whose Slurm jobs cannot write into it."""
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from asha_hpc.protocol.expdir import NODE_LOCAL_FS, filesystem_type
 
-MOUNTS = """\
-/dev/vda1 / ext4 rw,relatime 0 0
-tmpfs /tmp tmpfs rw,nosuid,nodev 0 0
-fs01:/export/home /home nfs4 rw,vers=4.2 0 0
-10.1.0.5@o2ib:/scratch /scratch lustre rw,flock 0 0
-fs01:/export/my\\040projects /home/ann/my\\040projects nfs rw 0 0
-short line
-"""
 
-
-def test_the_deepest_mount_point_holding_the_folder_names_its_filesystem(tmp_path):
-    mounts = tmp_path / "mounts"
-    mounts.write_text(MOUNTS)
-    for folder, kind in [("/tmp/asha/exp", "tmpfs"), ("/tmp", "tmpfs"), ("/tmpx/exp", "ext4"),
-                         ("/home/ann/run", "nfs4"), ("/scratch/ann/exp", "lustre"),
-                         ("/home/ann/my projects/exp", "nfs"), ("/opt/exp", "ext4")]:
-        assert filesystem_type(Path(folder), mounts) == kind, folder
+def test_a_folder_is_on_the_filesystem_of_its_mount_point():
+    assert filesystem_type(Path("/dev/shm")) == "tmpfs"  # Linux: POSIX shared memory
+    assert filesystem_type(Path("/dev/shm/not/made/yet")) == "tmpfs"  # its nearest parent's
+    assert filesystem_type(Path("/proc/self/fd")) == "proc"
+    assert filesystem_type(Path("/")) not in (None, "tmpfs", "proc")
     assert {"tmpfs", "ext4"} <= NODE_LOCAL_FS and not {"nfs", "nfs4", "lustre"} & NODE_LOCAL_FS
 
 
 def test_a_symlink_counts_where_it_leads(tmp_path):
-    mounts = tmp_path / "mounts"
-    mounts.write_text(MOUNTS.replace("/scratch", str(tmp_path / "real")))
-    (tmp_path / "real").mkdir()
-    (tmp_path / "link").symlink_to(tmp_path / "real")
-    assert filesystem_type(tmp_path / "link" / "exp", mounts) == "lustre"
+    (tmp_path / "shm").symlink_to("/dev/shm")
+    assert filesystem_type(tmp_path / "shm" / "exp") == "tmpfs"
 
 
-def test_without_a_mount_table_it_is_not_known(tmp_path):
-    assert filesystem_type(tmp_path, tmp_path / "missing") is None
-    assert filesystem_type(Path("/"), Path("/proc/mounts")) is not None  # this machine's
+def test_the_last_mount_at_a_point_hides_the_ones_before_and_no_table_says_nothing(tmp_path):
+    table = tmp_path / "mounts"
+    table.write_text("tmpfs /dev/shm tmpfs rw 0 0\nfs01:/export /dev/shm nfs4 rw 0 0\nshort\n")
+    assert filesystem_type(Path("/dev/shm/exp"), table) == "nfs4"
+    assert filesystem_type(Path("/dev/shm"), tmp_path / "missing") is None
+
+
+def test_a_mount_point_with_a_space_in_its_name(tmp_path):
+    """/proc/mounts writes a space as \\040."""
+    folder = tmp_path / "my projects"
+    folder.mkdir()
+    r = subprocess.run(["mount", "-t", "ramfs", "ramfs", str(folder)], capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a ramfs (needs root): {r.stderr.strip()}")
+    try:
+        assert filesystem_type(folder / "exp") == "ramfs"
+        assert filesystem_type(tmp_path) != "ramfs"
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    assert not os.path.ismount(folder)
