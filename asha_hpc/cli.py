@@ -34,6 +34,7 @@ from .launch import (
     say_completed,
     stop_search,
     wait_on_master,
+    warn_node_local,
 )
 from .protocol.expdir import ExpDir, atomic_write, holds_experiment, submitted_master
 from .yamlfile import read_yaml
@@ -452,6 +453,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
     if a.dry_run:
         sys.stdout.write(script)
         return 0
+    warn_node_local(cfg, exp_dir)  # here, where the user reads it, not in the master's log
     request = ExpDir(exp_dir.resolve()).retry_failed_request
     if a.retry_failed:  # for the master the job starts (not for its requeues)
         atomic_write(request, b"asked by submit\n")

@@ -156,3 +156,27 @@ def test_status_of_a_search_whose_master_job_is_queued_again_says_not_to_resume_
             "`scancel 4711` first)") in out, out
     (exp / "master.job").write_text("4712\n")  # one squeue no longer knows: it ended
     assert "`asha-hpc resume" in cli("status", exp, env=env).stdout
+
+
+def test_submit_into_a_folder_in_memory_warns_where_the_user_reads_it(tmp_path):
+    """The folder's warning (tmpfs: never shared with the compute nodes) comes from ``submit``
+    on the login node, not from the master's job, whose log nobody reads before it fails."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    _, env = fake_slurm_command(tmp_path, "sbatch", "echo '4604;cluster'\n")
+    cfg = _config(tmp_path)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["backend"] = "slurm"
+    cfg.write_text(yaml.safe_dump(raw))
+    exp = Path("/dev/shm") / f"asha-submit-{uuid.uuid4().hex[:8]}"
+    try:
+        r = cli("submit", cfg, "--exp-dir", exp, env=env)
+    finally:
+        shutil.rmtree(exp, ignore_errors=True)
+    assert "master submitted as Slurm job 4604" in r.stdout
+    assert f"asha-hpc: warning: {exp} is on tmpfs, the memory of this machine: jobs on other " \
+           "nodes cannot write there" in r.stderr, r.stderr
+    here = cli("submit", cfg, "--exp-dir", tmp_path / "run", env=env)  # a disk: said nothing
+    assert "warning" not in here.stderr, here.stderr
