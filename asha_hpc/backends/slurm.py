@@ -28,7 +28,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,6 +289,8 @@ LOG_TAIL = 65536  # bytes of a job's stderr read for srun's line: the end of a s
 
 # what slurmstepd ("Detected 1 oom_kill event in StepId=7.0", "oom-kill event(s)" in other
 # releases) and srun ("task 0: Out Of Memory") write when the cgroup's memory limit killed a task
+# what submitit writes in its folder before sbatch answers, and moves away once it has
+_SUBMITIT_TEMPORARY = re.compile(r"[0-9a-f]{32}\.pkl|\.submission_file_[0-9a-f]{32}\.sh")
 _OOM = re.compile(r"oom[-_]kill event|: tasks? [0-9][^:]*: Out Of Memory", re.I)
 
 
@@ -631,7 +633,6 @@ class SlurmBackend(Backend):
 
         ex = self._get_executor(key, params)
         fn = self._get_fn()
-        before = set(os.listdir(self.jobs_dir))
         manifest: Path | None = None
         try:
             with submitit.helpers.clean_env():
@@ -660,7 +661,7 @@ class SlurmBackend(Backend):
                 return ids
         except Exception as e:  # sbatch error, unparsable output, pickling error ...
             self.stats["submit_errors"] += 1
-            self._remove_orphans(before)
+            self._remove_orphans()
             if manifest is not None:
                 _unlink(manifest)
             msg = str(e).strip().splitlines()
@@ -691,18 +692,19 @@ class SlurmBackend(Backend):
             srun += ["--error", err]
         return {"additional_parameters": extra, "srun_args": srun}
 
-    def _remove_orphans(self, before: Iterable[str]) -> None:
-        """Remove the pickles and sbatch files submitit wrote for a submission that failed."""
-        before = set(before)
+    def _remove_orphans(self) -> None:
+        """Remove what submitit left in ``jobs/`` for a submission that failed: its pickles
+        (``<uuid>.pkl``: one that went through moved them into its jobs' folders) and its
+        sbatch file (``.submission_file_<uuid>.sh``: one that went through left a link to its
+        job's copy there instead). Nothing is listed before a submission: ``jobs/`` holds
+        every job's logs, tens of thousands of names in a long search."""
         try:
             names = os.listdir(self.jobs_dir)
         except OSError:
             return
         for n in names:
-            if n in before:
-                continue
             p = self.jobs_dir / n
-            if (n.endswith(".pkl") or n.startswith(".submission_file_")) and not p.is_dir():
+            if _SUBMITIT_TEMPORARY.fullmatch(n) and not p.is_symlink() and p.is_file():
                 _unlink(p)
 
     # ------------------------------------------------------------------ states

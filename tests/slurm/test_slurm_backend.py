@@ -472,13 +472,20 @@ def test_cancel_and_failure(tmp_exp_dir: Path):
 
 @pytest.mark.slurm
 def test_submit_error_removes_orphan_pickles(tmp_exp_dir: Path):
+    """What submitit wrote for a refused sbatch goes; what a job that went through left in
+    ``jobs/`` (its sbatch file's link, its logs) stays."""
+    good = make_backend(tmp_exp_dir)
+    [ok] = good.submit([make_spec(tmp_exp_dir, 9)])
+    assert wait_states(good, [ok])[ok] is JobState.COMPLETED
+    jobs = tmp_exp_dir / "jobs"
+    kept = sorted(p.name for p in jobs.iterdir() if not p.is_dir())
+    assert f"{ok}_0_log.out" in kept and any(n.startswith(".submission_file_") for n in kept)
     b = make_backend(tmp_exp_dir, partition="no_such_partition")
     for n in (1, 3):  # single sbatch and array
         with pytest.raises(SubmitError, match="partition") as e:
             b.submit([make_spec(tmp_exp_dir, i) for i in range(n)])
         assert not e.value.transient  # the job itself is refused: the config must change
-    left = [p.name for p in (tmp_exp_dir / "jobs").iterdir() if p.is_file()]
-    assert left == [], left
+    assert sorted(p.name for p in jobs.iterdir() if not p.is_dir()) == kept
     assert list((tmp_exp_dir / "jobs" / "batches").glob("*.json")) == []
     assert b.find(make_spec(tmp_exp_dir, 0)) is None
 
