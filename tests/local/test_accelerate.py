@@ -27,25 +27,23 @@ EPOCHS = 16  # max_length; the first rung is 8
 KILL_AT = 9  # the promoted job is stopped once it starts this epoch: epoch 8 is saved
 
 
-def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
-    launch = str(Path(sys.executable).parent / "accelerate")  # on the venv's PATH
+LAUNCH = [str(Path(sys.executable).parent / "accelerate"), "launch",  # on the venv's PATH
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+CHECKPOINTS = ["--output_dir", "${ASHA_CHECKPOINT_DIR}",
+               "--resume_from_checkpoint", "${ASHA_LATEST_CHECKPOINT}"]
+
+
+def _start(tmp_path: Path, name: str, command: list[str], hparams: dict, max_length: object,
+           trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
+    """Search ``name``, its master started in the background (what it prints kept in
+    ``NAME.master.log``). One configuration and one seed: every trial alike, so a straight
+    run's trial 1 is the twin of whichever trial a halving search promotes."""
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
         "name": name,
-        "entrypoint": {"command": [
-            # the shell notes the job's process group for the test, then is the launcher
-            "sh", "-c", 'ps -o pgid= -p $$ > "$ASHA_TRIAL_DIR/pgid"; exec "$@"', "sh",
-            launch, "launch", "--num_processes", "2", "--multi_gpu",
-            "--main_process_port", "${ASHA_FREE_PORT}",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            str(FOREIGN / "accelerate_checkpointing.py"), "${args}", "--seed", "7",
-            "--num_epochs", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "epoch",
-            "--output_dir", "${ASHA_CHECKPOINT_DIR}",
-            "--resume_from_checkpoint", "${ASHA_LATEST_CHECKPOINT}"]},
+        "entrypoint": {"command": command},
         "environment": {"environment_variables": ["ACCELERATE_USE_CPU=1", "OMP_NUM_THREADS=1"]},
-        # one configuration and one seed: every trial alike, so the straight run's trial 1 is
-        # the twin of whichever trial the halving search promotes
-        "hyperparameters": {"lr": 0.05, "hidden": 32, "batch_size": 64},
-        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": EPOCHS,
+        "hyperparameters": hparams,
+        "searcher": {"name": "async_halving", "metric": "eval_loss", "max_length": max_length,
                      "num_rungs": rungs, "divisor": 2, "max_trials": trials,
                      "max_concurrent_trials": trials},
         "max_restarts": 0, "poll_interval_s": 0.2,  # a preemption is no failure
@@ -56,6 +54,17 @@ def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, s
                                    str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
                                   stdout=out, stderr=subprocess.STDOUT)
     return exp, master
+
+
+def _search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
+    """The checkpointing example in epochs, two processes."""
+    return _start(tmp_path, name, [
+        # the shell notes the job's process group for the test, then is the launcher
+        "sh", "-c", 'ps -o pgid= -p $$ > "$ASHA_TRIAL_DIR/pgid"; exec "$@"', "sh",
+        *LAUNCH, "--num_processes", "2", "--multi_gpu", "--main_process_port", "${ASHA_FREE_PORT}",
+        str(FOREIGN / "accelerate_checkpointing.py"), "${args}", "--seed", "7",
+        "--num_epochs", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "epoch", *CHECKPOINTS],
+        {"lr": 0.05, "hidden": 32, "batch_size": 64}, EPOCHS, trials, rungs)
 
 
 def _finished(exp: Path, master: subprocess.Popen) -> None:
@@ -130,29 +139,11 @@ def test_a_promoted_then_preempted_accelerate_trial_trains_as_if_never_stopped(t
 def _steps_search(tmp_path: Path, name: str, trials: int, rungs: int) -> tuple[Path, subprocess.Popen]:
     """A ``*_no_trainer.py``-shaped script counting optimizer steps (max_length in batches),
     one process: what is tested is the resume mid-epoch, ``skip_first_batches``."""
-    launch = str(Path(sys.executable).parent / "accelerate")
-    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
-        "name": name,
-        "entrypoint": {"command": [
-            launch, "launch", "--num_processes", "1", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no",
-            str(FOREIGN / "accelerate_no_trainer_steps.py"), "${args}", "--seed", "7",
-            "--max_train_steps", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "5",
-            "--output_dir", "${ASHA_CHECKPOINT_DIR}",
-            "--resume_from_checkpoint", "${ASHA_LATEST_CHECKPOINT}"]},
-        "environment": {"environment_variables": ["ACCELERATE_USE_CPU=1", "OMP_NUM_THREADS=1"]},
-        "hyperparameters": {"learning_rate": 0.05, "hidden": 32},
-        "searcher": {"name": "async_halving", "metric": "eval_loss",
-                     "max_length": {"batches": STEPS}, "num_rungs": rungs, "divisor": 2,
-                     "max_trials": trials, "max_concurrent_trials": trials},
-        "max_restarts": 0, "poll_interval_s": 0.2,
-        "local": {"gpus": [], "max_parallel": trials, "workers": 0}}))
-    exp = tmp_path / name
-    with open(tmp_path / f"{name}.master.log", "w") as out:
-        master = subprocess.Popen([sys.executable, "-m", "asha_hpc.cli", "run",
-                                   str(tmp_path / f"{name}.yaml"), "--exp-dir", str(exp)],
-                                  stdout=out, stderr=subprocess.STDOUT)
-    return exp, master
+    return _start(tmp_path, name, [
+        *LAUNCH, "--num_processes", "1",
+        str(FOREIGN / "accelerate_no_trainer_steps.py"), "${args}", "--seed", "7",
+        "--max_train_steps", "${ASHA_MAX_LENGTH}", "--checkpointing_steps", "5", *CHECKPOINTS],
+        {"learning_rate": 0.05, "hidden": 32}, {"batches": STEPS}, trials, rungs)
 
 
 STEPS = 30  # max_length in optimizer steps: an epoch is 22 batches, the first rung 15
