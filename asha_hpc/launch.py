@@ -183,8 +183,7 @@ def warn_node_local(cfg: ExperimentConfig, root: Path) -> None:
     """Say at once when jobs on other nodes cannot see the folder: one in a machine's memory
     (tmpfs, ramfs: the login node's /tmp or /dev/shm) is never shared, and its jobs would end
     before their code ran, after their wait in the queue."""
-    caps = capabilities(cfg)
-    if caps.jobs_run_here or caps.virtual_time:
+    if not capabilities(cfg).jobs_on_other_nodes:
         return
     fs = filesystem_type(root)
     if fs in ("tmpfs", "ramfs"):

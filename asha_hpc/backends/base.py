@@ -201,6 +201,12 @@ class Capabilities:
     no_pool: str | None = None
 
     @property
+    def jobs_on_other_nodes(self) -> bool:
+        """Real jobs that may run on other machines (a cluster's): they see the experiment
+        folder only where it is on a filesystem those machines mount."""
+        return not (self.virtual_time or self.jobs_run_here)
+
+    @property
     def worker_lifetime_s(self) -> float | None:
         """A pool worker's time limit in seconds (None: none)."""
         return None if self.default_limit_min is None else 60.0 * self.default_limit_min

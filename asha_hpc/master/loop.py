@@ -1641,7 +1641,7 @@ class Master:
         """What a job on another node that ended before its code ran without a log in jobs/
         tells: Slurm could not open the log there, so the node does not see the folder as this
         one does ('' where jobs run here or on a virtual clock)."""
-        if self.caps.virtual_time or self.caps.jobs_run_here:
+        if not self.caps.jobs_on_other_nodes:
             return ""
         fs = filesystem_type(self.exp.root)
         here = (f" ({shell_word(self.exp.root)} is on {fs} here, usually a disk of this "

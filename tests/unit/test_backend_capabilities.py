@@ -29,12 +29,14 @@ def test_local_jobs_wait_for_a_slot_here_and_take_no_time_limit(tmp_path):
     assert not caps.virtual_time and caps.jobs_run_here and not caps.queue_waits
     assert caps.result_grace_s == 3.0 and caps.time_limits is None
     assert caps.default_limit_min is None and caps.stop_warning_s == 0.0 and caps.no_pool is None
+    assert not caps.jobs_on_other_nodes
 
 
 def test_slurm_plans_time_limits_and_warns_signal_delay_s_before_them(tmp_path):
     cfg = cfg_for(tmp_path, backend="slurm", slurm={"timeout_min": 45, "signal_delay_s": 120})
     caps = capabilities(cfg)
     assert caps.time_limits is cfg.slurm and caps.queue_waits and not caps.jobs_run_here
+    assert caps.jobs_on_other_nodes
     assert caps.default_limit_min == 45 and caps.worker_lifetime_s == 2700.0
     assert caps.stop_warning_s == 120.0 and caps.result_grace_s == 30.0 and caps.no_pool is None
     auto = capabilities(cfg_for(tmp_path, backend="slurm", slurm={"timeout_min": "auto"}))
@@ -50,6 +52,7 @@ def test_slurm_plans_time_limits_and_warns_signal_delay_s_before_them(tmp_path):
 def test_a_simulated_cluster_plans_time_limits_only_where_the_config_asks(tmp_path):
     plain = capabilities(cfg_for(tmp_path, backend="simulated"))
     assert plain.virtual_time and plain.result_grace_s == 0.0 and plain.time_limits is None
+    assert not plain.jobs_on_other_nodes  # a simulated cluster's jobs write nothing anywhere
     cfg = cfg_for(tmp_path, backend="simulated", slurm={"timeout_min": "auto"})
     assert capabilities(cfg).time_limits is cfg.slurm
 
