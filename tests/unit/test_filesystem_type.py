@@ -5,6 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asha_hpc.protocol.expdir import NODE_LOCAL_FS, filesystem_type
 
@@ -43,3 +45,15 @@ def test_a_mount_point_with_a_space_in_its_name(tmp_path):
     finally:
         subprocess.run(["umount", str(folder)], check=False)
     assert not os.path.ismount(folder)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+                    max_size=40))
+def test_any_folder_name_a_user_gives_reads_as_a_type_and_never_raises(name):
+    """A folder that does not exist yet, with any name (spaces, '..', unicode, a leading
+    '/'): the filesystem it would be made on."""
+    kind = filesystem_type(Path("/dev/shm") / name)
+    assert kind is None or (isinstance(kind, str) and kind)
+    if ".." not in name and not name.startswith("/"):
+        assert kind == "tmpfs"
