@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import require_module
+from helpers import cli
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "quadratic"
 
@@ -102,11 +103,14 @@ def test_watching_a_search_no_master_runs_ends_at_once(tmp_path, capsys):
     got = []
     watcher = threading.Thread(target=lambda: got.append(asha_hpc.watch(run, every_s=0.2)),
                                daemon=True)
-    watcher.start()
-    watcher.join(timeout=30)
-    out = capsys.readouterr().out
-    assert not watcher.is_alive() and got[0].status == "stopped", out[-3000:]
-    assert out.count("--- ") == 1, out[-3000:]
+    try:
+        watcher.start()
+        watcher.join(timeout=30)
+        out = capsys.readouterr().out
+        assert not watcher.is_alive() and got[0].status == "stopped", out[-3000:]
+        assert out.count("--- ") == 1, out[-3000:]
+    finally:  # the stopped master's jobs train on by design; a cancel ends them
+        cli("cancel", run)
 
 
 def test_a_folder_no_master_makes_is_named_after_the_wait(tmp_path):
