@@ -351,6 +351,13 @@ class Backend(ABC):
         submitting and journaling), or None if it was never submitted. Default: None."""
         return None
 
+    def cancel_strays(self, specs: Sequence[JobSpec]) -> list[str]:
+        """Cancel the jobs of ``specs`` (each one ``find`` did not find) that were submitted
+        all the same, by a master that died before it could own them: such a job runs none
+        of the trial's code, and its segment is submitted again. The ids cancelled. Default:
+        none (a backend whose jobs cannot outlive that moment)."""
+        return []
+
     def time_cap(self, partition: str | None = None, qos: str | None = None,
                  account: str | None = None) -> TimeCap:
         """The longest time limit a job may ask for in ``partition`` under ``qos`` and

@@ -905,12 +905,7 @@ class SlurmBackend(Backend):
     def find(self, spec: JobSpec) -> str | None:
         """Job id of ``spec``'s submission, or None: first the array manifests (no scheduler
         call when the array's id was recorded), then the job name in squeue and sacct."""
-        for path in sorted(self.batches_dir.glob("*.json")) if self.batches_dir.is_dir() else []:
-            try:
-                record = json.loads(path.read_text())
-                index = record["keys"].index(spec.key)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue
+        for record, index in self._manifests_of(spec):
             base = record.get("job_id")
             if not base:
                 found = self._lookup_name(record["name"])
@@ -919,11 +914,51 @@ class SlurmBackend(Backend):
                 return f"{base}_{index}"
         return self._lookup_name(spec.job_name)
 
+    def _manifests_of(self, spec: JobSpec) -> list[tuple[dict[str, Any], int]]:
+        """(array manifest, task index) of each array submission that held ``spec``."""
+        out = []
+        for path in sorted(self.batches_dir.glob("*.json")) if self.batches_dir.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+                out.append((record, record["keys"].index(spec.key)))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return out
+
+    def cancel_strays(self, specs: Sequence[JobSpec]) -> list[str]:
+        """A master killed between sbatch's answer and submitit moving the job's pickle into
+        ``jobs/<id>/`` leaves a job that would hold its node for submitit's 60 s wait for that
+        pickle, then fail. Such a job is known by its name (``spec``'s, or its array's) and its
+        batch script, which submitit writes in this experiment's ``jobs/``: a job of the same
+        name from another experiment folder has its script elsewhere. One squeue call."""
+        names = {spec.job_name for spec in specs}
+        names.update(str(record.get("name")) for spec in specs
+                     for record, _ in self._manifests_of(spec))
+        if not names:
+            return []
+        # not COMPLETING: a job cancelled a moment ago is one no longer
+        res = self._run("squeue", ["squeue", "-h", "-r", "-o", "%i|%o",
+                                   "-t", "PENDING,CONFIGURING,RUNNING,SUSPENDED",
+                                   f"--name={','.join(sorted(names))}"])
+        if res is None or res.returncode != 0:
+            return []
+        here = os.path.realpath(self.jobs_dir)
+        strays = []
+        for line in res.stdout.splitlines():
+            job, _, script = line.partition("|")
+            for jid in expand_job_ids(job):
+                if os.path.dirname(os.path.realpath(script.strip())) == here and \
+                        not self._is_ours(jid):
+                    strays.append(jid)
+        self.cancel(strays)
+        self._remove_orphans()  # their sbatch files and pickles, never moved
+        return strays
+
     def _is_ours(self, job_id: str) -> bool:
         """The job was submitted into this experiment directory and got its pickle: submitit
         moves ``<exp>/jobs/<id>/<id>_submitted.pkl`` into place right after sbatch returns. A
-        job without it (the master died in between) fails on its own after 60 s, and a job of the
-        same name from another experiment directory has no folder here."""
+        job without it (the master died in between) is a stray (``cancel_strays``), and a job of
+        the same name from another experiment directory has no folder here."""
         return (self.jobs_dir / job_id / f"{job_id}_submitted.pkl").exists()
 
     def _lookup_name(self, name: str) -> str | None:

@@ -30,6 +30,7 @@ from ..backends.base import (
     STUCK,
     Backend,
     Capabilities,
+    JobSpec,
     JobState,
     Pending,
     SegmentSpec,
@@ -606,16 +607,19 @@ class Master:
         """After a restart: intents whose job id never reached the journal are looked up."""
         st = self.state
         assert st is not None
+        lost: list[JobSpec] = []  # submitted, maybe, but never found: any job of theirs is a stray
         for t in list(st.trials.values()):
             if t.status in (PENDING, RUNNING) and t.worker is not None:
                 self._hand_over_again(t)
                 continue
             if t.status in (PENDING, RUNNING) and t.job_id is None:
-                jid = self.backend.find(self._spec(t))
+                spec = self._spec(t)
+                jid = self.backend.find(spec)
                 if jid is not None:
                     self._record(Submitted(trial=t.id, segment=t.segment, attempt=t.attempt,
                                            job_id=jid))
                 else:
+                    lost.append(spec)
                     why, key = "not submitted before the master stopped", t.key
                     self._record(SubmitFailed(trial=t.id, segment=t.segment, attempt=t.attempt,
                                               error=why))
@@ -624,12 +628,21 @@ class Master:
 
         for w in st.pool.alive(pool.POOL):
             if w.job_id is None:
-                jid = self.backend.find(self._worker_spec(w.id.split(".")[0]))
+                wspec = self._worker_spec(w.id.split(".")[0])
+                jid = self.backend.find(wspec)
                 if jid is not None:
                     self._record(WorkersSubmitted(jobs={w.id: jid}))
                 else:
+                    lost.append(wspec)
                     self._record(WorkerGone(workers=[w.id],
                                             why="not submitted before the master stopped"))
+        strays = self.backend.cancel_strays(lost) if lost else []
+        if strays:
+            which = f"job {strays[0]}" if len(strays) == 1 else f"jobs {' '.join(strays)}"
+            self.progress(f"cancelled {which}: submitted as the last master stopped, before it "
+                          f"could take {'it' if len(strays) == 1 else 'them'} over; what "
+                          f"{'it was' if len(strays) == 1 else 'they were'} to run is "
+                          f"submitted again")
 
     def _hand_over_again(self, t) -> None:
         """After a restart: a segment journaled as handed to a waiting job reaches its slot

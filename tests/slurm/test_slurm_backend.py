@@ -644,3 +644,49 @@ def test_jobs_that_start_before_the_master_made_their_folders_run(tmp_exp_dir: P
         assert read_out(tmp_exp_dir, spec)["SLURM_JOB_NAME"]
         out, err = SlurmBackend.log_files(tmp_exp_dir / "jobs", jid)
         assert out is not None and err is not None, (jid, sorted(os.listdir(tmp_exp_dir / "jobs")))
+
+
+class _MasterKilled(BaseException):
+    """What a SIGKILL of the master would leave: the code after the raise never runs."""
+
+
+@pytest.mark.slurm
+def test_jobs_a_killed_master_never_took_over_are_cancelled_by_the_next(tmp_path, monkeypatch):
+    """A master killed between sbatch's answer and submitit moving the pickles leaves jobs
+    that can only wait 60 s for a pickle and fail, holding a node meanwhile. The next master
+    finds none of them as its own and cancels them (a single job and an array's tasks); a job
+    of the same name submitted from another experiment folder runs on."""
+    import submitit.core.utils as submitit_utils
+
+    exp, other = tmp_path / "exp", tmp_path / "other"
+    elsewhere = make_spec(other, 0)
+    neighbour = make_backend(other).submit([elsewhere])[0]  # same job name, another folder
+    move = submitit_utils.JobPaths.move_temporary_file
+
+    def killed(self, tmp, name, *args, **kwargs):
+        if name == "submission_file":  # sbatch has answered; nothing of the job is moved yet
+            raise _MasterKilled()
+        return move(self, tmp, name, *args, **kwargs)
+
+    monkeypatch.setattr(submitit_utils.JobPaths, "move_temporary_file", killed)
+    specs = [make_spec(exp, i) for i in range(4)]
+    dying = make_backend(exp)
+    for chunk in (specs[:1], specs[1:]):  # one job, then an array of three
+        with pytest.raises(_MasterKilled):
+            dying.submit(chunk)
+    monkeypatch.setattr(submitit_utils.JobPaths, "move_temporary_file", move)
+    assert [p.name for p in (exp / "jobs").iterdir() if p.name.endswith(".pkl")]
+
+    resumed = make_backend(exp)
+    assert [resumed.find(s) for s in specs] == [None] * 4
+    strays = resumed.cancel_strays(specs)
+    assert len(strays) == 4 and neighbour not in strays, strays
+    assert len({s.partition("_")[0] for s in strays}) == 2 and \
+        sum("_" in s for s in strays) == 3, strays
+    states = wait_states(resumed, strays, timeout=30)
+    assert set(states.values()) == {JobState.CANCELLED}, states
+    # the sbatch files and pickles submitit never moved are gone; the jobs' logs stay
+    assert not [p.name for p in (exp / "jobs").iterdir()
+                if p.name.endswith(".pkl") or p.name.startswith(".submission_file_")]
+    assert resumed.cancel_strays(specs) == []
+    assert wait_states(resumed, [neighbour])[neighbour] == JobState.COMPLETED

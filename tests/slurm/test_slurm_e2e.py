@@ -232,6 +232,57 @@ def test_sigkill_master_then_resume_without_duplicate_jobs(tmp_path, cleanup):
     assert ran == Counter(subs.keys())  # each attempt's code ran exactly once
 
 
+DIES_AFTER_SBATCH = """
+import os
+
+if os.environ.get("ASHA_TEST_DIE_AFTER_SBATCH"):
+    import submitit.core.utils as submitit_utils
+
+    move = submitit_utils.JobPaths.move_temporary_file
+
+    def die(self, tmp, name, *args, **kwargs):
+        if name == "submission_file":  # sbatch answered; submitit has moved nothing yet
+            os._exit(9)
+        return move(self, tmp, name, *args, **kwargs)
+
+    submitit_utils.JobPaths.move_temporary_file = die
+"""
+
+
+def test_jobs_a_master_killed_after_sbatch_never_took_over_are_cancelled_on_resume(
+        tmp_path, cleanup):
+    """The master dies the moment sbatch answers, before its jobs' pickles are in place.
+    Those jobs could only wait for them and fail; ``resume`` cancels them, says so, and runs
+    their segments in jobs of its own. No trial code runs twice."""
+    cfg_path = make_experiment(tmp_path, "stray", searcher={"max_trials": 4})
+    name = exp_name(cfg_path)
+    cleanup[0].append(name)
+    exp = tmp_path / "run"
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(DIES_AFTER_SBATCH)
+    env = env_with()
+    env["PYTHONPATH"] = f"{tmp_path / 'hook'}:{env['PYTHONPATH']}"
+    env["ASHA_TEST_DIE_AFTER_SBATCH"] = "1"
+    t0 = time.time()
+    first = start_master("run", cfg_path, "--exp-dir", exp, env=env)
+    cleanup[1].append(first)
+    assert first.wait(timeout=120) == 9, first.stderr.read()[-2000:] if first.stderr else ""
+    assert [r["kind"] for r in journal(exp)].count("submitted") == 0
+    r = cli("resume", exp)
+    said = re.search(r"cancelled jobs? ([0-9_ ]+): submitted as the last master stopped",
+                     r.stdout + r.stderr)
+    assert said, (r.stdout + r.stderr)[-3000:]
+    strays = said.group(1).split()
+    _, st, recs = final_state(exp)
+    assert st.lifecycle == "completed" and st.counts()["failed"] == 0
+    subs = submitted_keys(recs)
+    assert not set(strays) & set(subs.values()), (strays, subs)
+    keyed = job_keys(exp, name, sacct_jobs(name, t0, expect=[*subs.values(), *strays]))
+    assert {jid: s for _, jid, s in keyed if jid in strays} == dict.fromkeys(strays, "CANCELLED")
+    ran = Counter(e["key"] for e in model_log(exp) if e["event"] == "start")
+    assert ran == Counter(subs.keys())  # each attempt's code ran once, none in a stray
+
+
 def test_the_master_job_asks_for_no_more_than_its_partition_allows(tmp_path, local_partitions):
     """``submit --partition short`` (MaxTime 10 min) with the default --time of 2 days: a job
     that asked for that would pend for ever; the master's job asks for 10 minutes (it requeues
