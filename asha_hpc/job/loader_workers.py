@@ -6,16 +6,34 @@ training process then fails on the batch it waits for ("DataLoader worker (pid N
 signal: Terminated"), or on the SIGCHLD that follows, before its code can checkpoint. In a job,
 a worker ignores its first SIGTERM instead: the training code saves where it is and stops, and
 its loader ends its workers as it always does. A second SIGTERM ends a worker as torch's handler
-would, and a worker whose parent is gone leaves by itself (torch's watchdog).
+would, and a worker whose parent is gone leaves by itself (torch's watchdog). Workers still alive
+when the training process exits (held by an error's traceback, or by a loader with
+``persistent_workers``) are ended by it: multiprocessing's own exit sends each one SIGTERM, which
+it would ignore, and waits for it without end.
 
-``keep_through_sigterm()`` puts this in torch's worker loop for the process (it is called where
+A forked worker has its parent's handler until torch's loop sets its own. A worker of
+``multiprocessing_context="spawn"`` starts as a new program: until it reaches torch's loop
+(seconds: importing torch, unpickling the dataset; at every epoch without
+``persistent_workers``) it would have the default SIGTERM, which ends it. Its program, the
+``-c`` line of multiprocessing's command, ignores SIGTERM first thing; a SIGTERM meanwhile is
+the one it ignores. Only an ignored signal outlives exec, and setting that in the training
+process itself would lose a SIGTERM another of its threads takes meanwhile. A forkserver's
+workers (Python 3.14's default start method on Linux) are forked from that server, which keeps
+the default SIGTERM: such a worker still ends on a SIGTERM while it starts, and the segment is
+interrupted without a checkpoint (then retried from the last one).
+
+``keep_through_sigterm()`` puts this in torch's loader for the process (it is called where
 a trial's code runs: the job, a command's ``AshaCallback()``, the Determined shim); it does
 nothing until the code has imported ``torch.utils.data``, so code without torch never imports
 it."""
 from __future__ import annotations
 
+import atexit
+import functools
 import signal
 import sys
+import threading
+import weakref
 from typing import Any
 
 _torch_loop: Any = None  # torch's worker loop, once this process has put ours in its place
@@ -33,6 +51,79 @@ def keep_through_sigterm() -> None:
         return
     _torch_loop = loop
     worker._worker_loop = _worker_loop  # type: ignore[attr-defined]
+    loader = sys.modules.get("torch.utils.data.dataloader")
+    starts = getattr(loader, "_MultiProcessingDataLoaderIter", None)
+    if starts is not None:
+        import multiprocessing.spawn
+
+        starts.__init__ = _starting_workers(starts.__init__)
+        multiprocessing.spawn.get_command_line = _ignoring_sigterm(
+            multiprocessing.spawn.get_command_line)
+        # registered after multiprocessing's exit function (torch imported multiprocessing), so
+        # it runs before it: that one would send each worker one SIGTERM and wait for it to end
+        atexit.register(_end_workers_left)
+
+
+_starting = threading.local()  # .workers: this thread is in a loader's start of its workers
+_loaders: weakref.WeakSet[Any] = weakref.WeakSet()  # the loaders' iterators that started workers
+IGNORE_SIGTERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+
+
+def _starting_workers(start: Any) -> Any:
+    """``start`` (the loader's, which starts its workers) marking this thread meanwhile."""
+    @functools.wraps(start)
+    def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _starting.workers = True
+        try:
+            out = start(self, *args, **kwargs)
+        finally:
+            _starting.workers = False
+        _loaders.add(self)
+        return out
+
+    return marked
+
+
+def _end_workers_left() -> None:
+    """At the exit of the training process: the workers of loaders still alive then are
+    ended at once, as torch's own handler ends a worker whose parent signals it."""
+    iterators = list(_loaders)
+    torch_c = getattr(sys.modules.get("torch"), "_C", None)
+    for it in iterators:
+        # as torch's own shutdown does first: its SIGCHLD handler would take the end of a
+        # worker it still watches for a crash, and raise that over the error being reported
+        if getattr(it, "_worker_pids_set", False) and torch_c is not None:
+            try:
+                torch_c._remove_worker_pids(id(it))
+                it._worker_pids_set = False
+            except (RuntimeError, AttributeError):
+                pass
+    workers = [w for it in iterators for w in getattr(it, "_workers", ())]
+    for w in workers:
+        try:
+            if w.is_alive():
+                w.kill()
+        except (OSError, ValueError, AssertionError):  # gone, closed, or not this process's
+            continue
+    for w in workers:
+        try:
+            w.join(timeout=5)
+        except (OSError, ValueError, AssertionError):
+            continue
+
+
+def _ignoring_sigterm(command_line: Any) -> Any:
+    """multiprocessing's spawn command, whose ``-c`` program ignores SIGTERM first where a
+    loader starts its workers (any other process this program spawns is left as it was)."""
+    @functools.wraps(command_line)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        cmd = command_line(*args, **kwargs)
+        if getattr(_starting, "workers", False) and "-c" in cmd[:-1]:
+            i = cmd.index("-c") + 1
+            cmd = [*cmd[:i], IGNORE_SIGTERM + cmd[i], *cmd[i + 1:]]
+        return cmd
+
+    return command
 
 
 def _worker_loop(*args: Any, **kwargs: Any) -> Any:
@@ -51,6 +142,8 @@ def _worker_loop(*args: Any, **kwargs: Any) -> Any:
             return out
 
         signal_handling._set_worker_signal_handlers = torch_then_ours
+    else:  # a spawned worker must not ignore SIGTERM for good
+        signal.signal(signal.SIGTERM, _second_sigterm_ends)
     return loop(*args, **kwargs)
 
 

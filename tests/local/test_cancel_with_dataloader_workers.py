@@ -106,3 +106,81 @@ def test_a_sigterm_to_every_process_of_the_job_is_an_interruption_not_an_error(t
     assert last["status"] == "completed"
     err = "".join(f.read_text() for f in (exp / "jobs").glob("*_log.err"))
     assert "DataLoader worker (pid" not in err, err[-2000:]
+
+
+STARTED_WORKERS = '''
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class Shards(Dataset):
+    """A dataset a started worker takes a while to unpickle (opening files, a tokenizer)."""
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return torch.randn(8), torch.tensor(i % 2)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        Path(self.mark).touch()
+        time.sleep(3)
+
+
+def train(trial):
+    import os
+    (trial.dir / "pgid").write_text(str(os.getpgid(0)))
+    model = torch.nn.Linear(8, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(Shards(str(trial.dir / "unpickling")), batch_size=8, num_workers=2,
+                        multiprocessing_context=CONTEXT)
+    epoch = 0
+    if trial.latest_checkpoint is not None:
+        epoch = torch.load(trial.latest_checkpoint / "state.pt")["epoch"]
+    for segment in trial.segments():
+        while epoch < segment.length and not trial.should_stop():
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            epoch += 1
+        with trial.save_checkpoint(length=epoch) as path:
+            torch.save({"epoch": epoch}, path / "state.pt")
+        if epoch < segment.length:
+            return
+        segment.report(loss=loss.item())
+'''
+
+
+def test_a_sigterm_while_spawned_workers_start_is_an_interruption_too(tmp_path):
+    """Workers of ``multiprocessing_context="spawn"`` start as new programs: until they run
+    torch's worker loop they would have the default SIGTERM, which ends them. Slurm's SIGTERM
+    to every process of the job, landing while they start (unpickling the dataset, at each
+    epoch without persistent workers), must still be an interruption that checkpoints, not a
+    "DataLoader worker exited unexpectedly" error."""
+    import os
+    import signal
+
+    (tmp_path / "dl_spawn.py").write_text(STARTED_WORKERS.replace("CONTEXT", '"spawn"'))
+    exp, p = one_trial_training(tmp_path, {"entrypoint": "dl_spawn:train"}, 2,
+                                started="unpickling")
+    try:
+        os.killpg(int((exp / "trials" / "00001" / "pgid").read_text()), signal.SIGTERM)
+        p.wait(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    first, *rest = [r for r in journal(exp) if r["kind"] == "result"]
+    assert first["status"] == "interrupted" and first["stop_reason"] == "SIGTERM", first
+    assert first["error"] is None and first["checkpoint"], first
+    assert rest and rest[-1]["status"] == "completed", rest
+    err = "".join(f.read_text() for f in (exp / "jobs").glob("*_log.err"))
+    assert "exited unexpectedly" not in err and "DataLoader worker (pid" not in err, err[-2000:]
