@@ -104,6 +104,7 @@ from ..protocol.pids import kill_tree
 from . import command_trial, loader_workers, notes
 from .command_trial import PARTIAL
 from .job_report import WHOLE_FOLDER, ReportFile, ReportReader
+from .leftover_threads import end_despite_threads
 from .ports import free_port
 from .ranks import Group, PeerGone, current_ranks, job_id, node_name
 from .trial import Trial, TrialControl, _names, rank_exit_grace
@@ -238,6 +239,7 @@ def run_job(spec: SegmentSpec | WorkerSpec) -> str:
         # their default action, which for SIGUSR2 is death (sacct: FAILED), but leaves an
         # ignored one ignored
         signal.signal(getattr(signal, signals.TIME_LIMIT), signal.SIG_IGN)
+        end_despite_threads(failed=sys.exc_info()[0] is not None)
 
 
 def _run_lanes(wspec: WorkerSpec) -> str:
@@ -246,8 +248,8 @@ def _run_lanes(wspec: WorkerSpec) -> str:
     procs = []
     for lane in range(wspec.lanes):
         env = dict(os.environ, ASHA_WORKER_LANE=str(lane))
-        code = ("import pickle,sys;from asha_hpc.job.jobmain import run_worker;"
-                "run_worker(pickle.loads(sys.stdin.buffer.read()))")
+        code = ("import pickle,sys;from asha_hpc.job.jobmain import run_job;"
+                "run_job(pickle.loads(sys.stdin.buffer.read()))")
         p = subprocess.Popen([sys.executable, "-u", "-c", code], env=env, stdin=subprocess.PIPE)
         assert p.stdin is not None
         p.stdin.write(pickle.dumps(wspec))

@@ -48,3 +48,50 @@ def train(trial):
         for pid in _leftovers(marker):
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+
+
+def _job_processes(exp) -> list[str]:
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{name}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(exp / "jobs") in cmd:
+            out.append(f"{name} {cmd}")
+    return out
+
+
+def test_a_thread_the_code_never_stopped_does_not_keep_the_job(tmp_path):
+    """A non-daemon thread left running (an uploader that never ends): Python waits for it at
+    exit, and the job outlived its result (on Slurm, holding its GPUs until its time limit).
+    The job ends LINGER_S after its work, naming the thread in its log."""
+    from asha_hpc.job.leftover_threads import LINGER_S
+
+    (tmp_path / "uploads.py").write_text('''
+import threading
+import time
+
+from model import train as train_model
+
+
+def train(trial):
+    threading.Thread(target=time.sleep, args=(3600,), name="uploader").start()  # never joined
+    train_model(trial)
+''')
+    cfg = make_experiment(tmp_path, searcher={"max_trials": 2, "max_concurrent_trials": 2},
+                          local={"gpus": [], "max_parallel": 2, "workers": 0})
+    cfg.write_text(cfg.read_text().replace("entrypoint: model:train", "entrypoint: uploads:train"))
+    exp = tmp_path / "run"
+    try:
+        cli("run", cfg, "--exp-dir", exp)
+        deadline = time.time() + LINGER_S + 30
+        while _job_processes(exp) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _job_processes(exp), _job_processes(exp)
+        logs = [p.read_text() for p in (exp / "jobs").glob("*_0_log.err")]
+        assert len(logs) == 2 and all(
+            "the trial's code left 1 thread running ('uploader')" in text for text in logs), logs
+    finally:
+        for line in _job_processes(exp):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
