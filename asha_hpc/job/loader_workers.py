@@ -12,15 +12,18 @@ when the training process exits (held by an error's traceback, or by a loader wi
 it would ignore, and waits for it without end.
 
 A forked worker has its parent's handler until torch's loop sets its own. A worker of
-``multiprocessing_context="spawn"`` starts as a new program: until it reaches torch's loop
+``multiprocessing_context="spawn"`` starts as a new program, and one of a forkserver (Python
+3.14's default start method on Linux) as a fork of that server: until it reaches torch's loop
 (seconds: importing torch, unpickling the dataset; at every epoch without
-``persistent_workers``) it would have the default SIGTERM, which ends it. Its program, the
-``-c`` line of multiprocessing's command, ignores SIGTERM first thing; a SIGTERM meanwhile is
-the one it ignores. Only an ignored signal outlives exec, and setting that in the training
-process itself would lose a SIGTERM another of its threads takes meanwhile. A forkserver's
-workers (Python 3.14's default start method on Linux) are forked from that server, which keeps
-the default SIGTERM: such a worker still ends on a SIGTERM while it starts, and the segment is
-interrupted without a checkpoint (then retried from the last one).
+``persistent_workers``) it would have the default SIGTERM, which ends it. A SIGTERM meanwhile
+is the one it ignores:
+- a spawned worker's program, the ``-c`` line of multiprocessing's command, ignores SIGTERM
+  first thing. Only an ignored signal outlives exec, and setting that in the training process
+  itself would lose a SIGTERM another of its threads takes meanwhile;
+- a worker unpickles the loop it runs before the dataset, and ours ignores SIGTERM as it is
+  unpickled. A forkserver's worker is covered from there: its server must keep the default
+  (the program's own processes come from it too), and the fork and its first unpickling take
+  milliseconds.
 
 ``keep_through_sigterm()`` puts this in torch's loader for the process (it is called where
 a trial's code runs: the job, a command's ``AshaCallback()``, the Determined shim); it does
@@ -47,10 +50,10 @@ def keep_through_sigterm() -> None:
     if worker is None or _torch_loop is not None:
         return
     loop = getattr(worker, "_worker_loop", None)
-    if loop is None or loop is _worker_loop:
+    if loop is None or loop is WORKER_LOOP:
         return
     _torch_loop = loop
-    worker._worker_loop = _worker_loop  # type: ignore[attr-defined]
+    worker._worker_loop = WORKER_LOOP  # type: ignore[attr-defined]
     loader = sys.modules.get("torch.utils.data.dataloader")
     starts = getattr(loader, "_MultiProcessingDataLoaderIter", None)
     if starts is not None:
@@ -124,6 +127,30 @@ def _ignoring_sigterm(command_line: Any) -> Any:
         return cmd
 
     return command
+
+
+class _WorkerLoop:
+    """torch's worker loop as the loader hands it to its workers (``_worker_loop``): a forked
+    worker calls it; a spawned or forkserver one unpickles it first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _worker_loop(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_unpickled_in_worker, ())
+
+
+def _unpickled_in_worker() -> _WorkerLoop:
+    """In a started worker, before the dataset is unpickled: SIGTERM is ignored until the
+    loop sets its handler."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # not the main thread: not a worker starting
+        pass
+    return WORKER_LOOP
+
+
+WORKER_LOOP = _WorkerLoop()
 
 
 def _worker_loop(*args: Any, **kwargs: Any) -> Any:

@@ -160,16 +160,18 @@ def train(trial):
 '''
 
 
-def test_a_sigterm_while_spawned_workers_start_is_an_interruption_too(tmp_path):
-    """Workers of ``multiprocessing_context="spawn"`` start as new programs: until they run
-    torch's worker loop they would have the default SIGTERM, which ends them. Slurm's SIGTERM
-    to every process of the job, landing while they start (unpickling the dataset, at each
-    epoch without persistent workers), must still be an interruption that checkpoints, not a
-    "DataLoader worker exited unexpectedly" error."""
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_a_sigterm_while_started_workers_start_is_an_interruption_too(tmp_path, context):
+    """Workers of ``multiprocessing_context="spawn"`` start as new programs, a forkserver's
+    (Python 3.14's default) as forks of a server: until they run torch's worker loop they would
+    have the default SIGTERM, which ends them. Slurm's SIGTERM to every process of the job,
+    landing while they start (unpickling the dataset, at each epoch without persistent
+    workers), must still be an interruption that checkpoints, not a "DataLoader worker exited
+    unexpectedly" error."""
     import os
     import signal
 
-    (tmp_path / "dl_spawn.py").write_text(STARTED_WORKERS.replace("CONTEXT", '"spawn"'))
+    (tmp_path / "dl_spawn.py").write_text(STARTED_WORKERS.replace("CONTEXT", repr(context)))
     exp, p = one_trial_training(tmp_path, {"entrypoint": "dl_spawn:train"}, 2,
                                 started="unpickling")
     try:
