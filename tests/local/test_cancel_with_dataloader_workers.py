@@ -12,29 +12,14 @@ from helpers import cli, journal, one_trial_training
 
 pytest.importorskip("torch")
 
-MODEL = '''
-import time
-
-import torch
-from torch.utils.data import DataLoader, Dataset
-
-
-class SlowDigits(Dataset):
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, i):
-        time.sleep(0.02)
-        return torch.randn(8), torch.tensor(i % 2)
-
-
+# a training loop as PyTorch's tutorials write it, checkpointing when told to stop
+TRAIN = '''
 def train(trial):
     import os
     (trial.dir / "pgid").write_text(str(os.getpgid(0)))
     model = torch.nn.Linear(8, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = DataLoader(SlowDigits(), batch_size=8, shuffle=True, num_workers=2,
-                        persistent_workers=True)
+    loader = LOADER
     epoch = 0
     if trial.latest_checkpoint is not None:
         epoch = torch.load(trial.latest_checkpoint / "state.pt")["epoch"]
@@ -56,6 +41,25 @@ def train(trial):
             return
         segment.report(loss=loss.item())
 '''
+
+MODEL = '''
+import time
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class SlowDigits(Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        time.sleep(0.02)
+        return torch.randn(8), torch.tensor(i % 2)
+
+
+''' + TRAIN.replace("LOADER", '''DataLoader(
+        SlowDigits(), batch_size=8, shuffle=True, num_workers=2, persistent_workers=True)''')
 
 
 def _start(tmp_path, max_length=50):
@@ -134,30 +138,9 @@ class Shards(Dataset):
         time.sleep(3)
 
 
-def train(trial):
-    import os
-    (trial.dir / "pgid").write_text(str(os.getpgid(0)))
-    model = torch.nn.Linear(8, 2)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = DataLoader(Shards(str(trial.dir / "unpickling")), batch_size=8, num_workers=2,
-                        multiprocessing_context=CONTEXT)
-    epoch = 0
-    if trial.latest_checkpoint is not None:
-        epoch = torch.load(trial.latest_checkpoint / "state.pt")["epoch"]
-    for segment in trial.segments():
-        while epoch < segment.length and not trial.should_stop():
-            for x, y in loader:
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            epoch += 1
-        with trial.save_checkpoint(length=epoch) as path:
-            torch.save({"epoch": epoch}, path / "state.pt")
-        if epoch < segment.length:
-            return
-        segment.report(loss=loss.item())
-'''
+''' + TRAIN.replace("LOADER", '''DataLoader(
+        Shards(str(trial.dir / "unpickling")), batch_size=8, num_workers=2,
+        multiprocessing_context=CONTEXT)''')
 
 
 @pytest.mark.parametrize("context", ["spawn", "forkserver"])
