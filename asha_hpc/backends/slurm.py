@@ -136,18 +136,6 @@ def expand_job_ids(job_id: str) -> list[str]:
     return out
 
 
-def _unsplit_tasks(ids: Sequence[str], states: dict[str, JobState]) -> dict[str, JobState]:
-    """``states`` with the array tasks among ``ids`` that have no row of their own given
-    their array's plain ``<base>`` row: Slurm keeps the tasks it has not split off yet in one
-    record, shown so by sacct and squeue, right after the array's submission (PENDING) and
-    after the array is cancelled before they ever started (CANCELLED)."""
-    for jid in ids:
-        base = _base_id(jid)
-        if jid not in states and base != jid and base in states:
-            states[jid] = states[base]
-    return states
-
-
 def _base_id(job_id: str) -> str:
     return job_id.split("_", 1)[0]
 
@@ -846,7 +834,13 @@ class SlurmBackend(Backend):
                 out[jid] = st
                 if node and jid in self._jobs:
                     self._jobs[jid].node = node
-        return _unsplit_tasks(ids, out)
+        # right after an array is submitted, sacct shows it as one plain "<base>|PENDING" row
+        # until its tasks are split off: its tasks are pending too
+        for jid in ids:
+            base = _base_id(jid)
+            if jid not in out and base != jid and out.get(base) is JobState.PENDING:
+                out[jid] = JobState.PENDING
+        return out
 
     def _squeue(self, ids: Sequence[str], reasons: dict[str, str]) -> dict[str, JobState] | None:
         query = sorted({_base_id(j) for j in ids}, key=_id_sort_key)
@@ -871,7 +865,7 @@ class SlurmBackend(Backend):
                 out[j] = st
                 if st == JobState.PENDING and reason.strip():
                     reasons[j] = reason.strip()
-        return _unsplit_tasks(ids, out)
+        return out
 
     # ------------------------------------------------------------------ cancel / find
     def cancel(self, job_ids: Sequence[str]) -> None:
