@@ -665,8 +665,15 @@ def test_jobs_a_killed_master_never_took_over_are_cancelled_by_the_next(tmp_path
     assert len(strays) == 4 and neighbour not in strays, strays
     assert len({s.partition("_")[0] for s in strays}) == 2 and \
         sum("_" in s for s in strays) == 3, strays
-    # accounting's word (an array cancelled before its tasks started is one plain row)
-    rows = [r for base in sorted({s.partition("_")[0] for s in strays}) for r in sacct_rows(base)]
+    # accounting's word (an array cancelled before its tasks started is one plain row), once
+    # it has caught up with the cancel
+    deadline = time.time() + 30
+    while True:
+        rows = [r for base in sorted({s.partition("_")[0] for s in strays})
+                for r in sacct_rows(base)]
+        if rows and all(r[2].startswith("CANCELLED") for r in rows) or time.time() > deadline:
+            break
+        time.sleep(0.5)
     assert rows and all(r[2].startswith("CANCELLED") for r in rows), rows
     # the sbatch files and pickles submitit never moved are gone; the jobs' logs stay
     assert not [p.name for p in (exp / "jobs").iterdir()
