@@ -22,8 +22,11 @@ is the one it ignores:
   itself would lose a SIGTERM another of its threads takes meanwhile;
 - a worker unpickles the loop it runs before the dataset, and ours ignores SIGTERM as it is
   unpickled. A forkserver's worker is covered from there: its server must keep the default
-  (the program's own processes come from it too), and the fork and its first unpickling take
-  milliseconds.
+  (the program's own processes come from it too). Measured: on an idle machine a SIGTERM to
+  every process while such workers unpickle a slow dataset is an interruption with a
+  checkpoint; on a loaded one the workers still failed, not of the signal but on their
+  loader's queue, whose semaphore was gone by the time they unpickled it (not understood yet;
+  the segment is then interrupted without a checkpoint and retried from the last one).
 
 ``keep_through_sigterm()`` puts this in torch's loader for the process (it is called where
 a trial's code runs: the job, a command's ``AshaCallback()``, the Determined shim); it does
