@@ -22,11 +22,13 @@ is the one it ignores:
   itself would lose a SIGTERM another of its threads takes meanwhile;
 - a worker unpickles the loop it runs before the dataset, and ours ignores SIGTERM as it is
   unpickled. A forkserver's worker is covered from there: its server must keep the default
-  (the program's own processes come from it too). Measured: on an idle machine a SIGTERM to
-  every process while such workers unpickle a slow dataset is an interruption with a
-  checkpoint; on a loaded one the workers still failed, not of the signal but on their
-  loader's queue, whose semaphore was gone by the time they unpickled it (not understood yet;
-  the segment is then interrupted without a checkpoint and retried from the last one).
+  (the program's own processes come from it too). Until then it has the default: the server
+  forks it at once, and it waits for what the loader sends it. That is milliseconds on an
+  idle node; on a loaded one (traced with strace, two CPU burners beside it) the second worker
+  still waited after 4 s, the SIGTERM ended it, the loader failed, and the first worker then
+  found its queue's semaphore unlinked. The segment is then interrupted without a checkpoint
+  and retried from the last one. The server itself also ends on Slurm's SIGTERM; the next
+  loader starts a new one.
 
 ``keep_through_sigterm()`` puts this in torch's loader for the process (it is called where
 a trial's code runs: the job, a command's ``AshaCallback()``, the Determined shim); it does

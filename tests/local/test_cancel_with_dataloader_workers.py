@@ -150,8 +150,8 @@ def test_a_sigterm_while_started_workers_start_is_an_interruption_too(tmp_path, 
     to every process of the job, landing while they start (unpickling the dataset, at each
     epoch without persistent workers), must still be an interruption that checkpoints, not a
     "DataLoader worker exited unexpectedly" error. Not a forkserver's (Python 3.14's default):
-    on a loaded machine its workers still failed so, their queue's semaphore gone by the time
-    they unpickled it (loader_workers.py)."""
+    on a loaded machine a worker the server forked still waits for its data when the signal
+    comes, and dies of it (loader_workers.py)."""
     import os
     import signal
 
