@@ -3,8 +3,10 @@
 Python exits only once every non-daemon thread has ended: a thread the code started and never
 stopped (an uploader, a prefetcher, a metrics pusher, a ``Timer``) kept the job's process alive
 after its last result was out, and on Slurm held the job's GPUs until its time limit. Once the
-job's main thread is done, such threads get ``LINGER_S`` to end by themselves (a last upload);
-then the job says which were left and ends without them, as Slurm's end of a job would.
+job's main thread is done, such threads get the grace that code whose segments are over gets
+to return (``trial.rank_exit_grace``: 300 s, ``ASHA_RANK_EXIT_GRACE_S`` in the job's
+environment; 0: for ever), room for a last upload that such a thread exists for; then the job
+says which were left and ends without them, as Slurm's end of a job would.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import sys
 import threading
 import time
 
-LINGER_S = 30.0  # Slurm's own default KillWait: what a stopped job's processes get to leave
+from .trial import rank_exit_grace
+
 _LOOK_S = 0.2
 
 
@@ -34,7 +37,10 @@ def _left(main: threading.Thread) -> list[threading.Thread]:
 def _watch(main: threading.Thread, failed: bool) -> None:
     while main.is_alive():  # until the interpreter's shutdown, which waits for the rest
         time.sleep(_LOOK_S)
-    deadline = time.monotonic() + LINGER_S
+    grace = rank_exit_grace()
+    if grace <= 0:
+        return
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not _left(main):
             return
@@ -45,9 +51,9 @@ def _watch(main: threading.Thread, failed: bool) -> None:
     names = ", ".join(repr(t.name) for t in left[:5]) + (", ..." if len(left) > 5 else "")
     sys.stderr.write(
         f"asha_hpc: the trial's code left {len(left)} thread{'s' if len(left) > 1 else ''} "
-        f"running ({names}), {LINGER_S:.0f} s after the job's work was done; the job ends "
+        f"running ({names}), {grace:g} s after the job's work was done; the job ends "
         f"without {'them' if len(left) > 1 else 'it'} (make such threads daemon=True, or "
-        f"join them before the function returns)\n")
+        f"join them before the function returns; ASHA_RANK_EXIT_GRACE_S sets the grace)\n")
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

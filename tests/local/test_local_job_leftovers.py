@@ -6,6 +6,8 @@ import random
 import signal
 import time
 
+import pytest
+
 from helpers import cli, make_experiment
 
 
@@ -62,12 +64,12 @@ def _job_processes(exp) -> list[str]:
     return out
 
 
-def test_a_thread_the_code_never_stopped_does_not_keep_the_job(tmp_path):
+@pytest.mark.parametrize("upload_s", [3600, 2], ids=["never ends", "ends within the grace"])
+def test_a_thread_the_code_never_stopped_does_not_keep_the_job(tmp_path, upload_s):
     """A non-daemon thread left running (an uploader that never ends): Python waits for it at
     exit, and the job outlived its result (on Slurm, holding its GPUs until its time limit).
-    The job ends LINGER_S after its work, naming the thread in its log."""
-    from asha_hpc.job.leftover_threads import LINGER_S
-
+    The job ends the grace after its work (ASHA_RANK_EXIT_GRACE_S, 300 s by default; 5 s
+    here), naming the thread in its log."""
     (tmp_path / "uploads.py").write_text('''
 import threading
 import time
@@ -76,22 +78,26 @@ from model import train as train_model
 
 
 def train(trial):
-    threading.Thread(target=time.sleep, args=(3600,), name="uploader").start()  # never joined
+    threading.Thread(target=time.sleep, args=(UPLOAD_S,), name="uploader").start()  # not joined
     train_model(trial)
-''')
+'''.replace("UPLOAD_S", str(upload_s)))
     cfg = make_experiment(tmp_path, searcher={"max_trials": 2, "max_concurrent_trials": 2},
                           local={"gpus": [], "max_parallel": 2, "workers": 0})
-    cfg.write_text(cfg.read_text().replace("entrypoint: model:train", "entrypoint: uploads:train"))
+    cfg.write_text(cfg.read_text().replace("entrypoint: model:train", "entrypoint: uploads:train")
+                   + "environment_variables: {ASHA_RANK_EXIT_GRACE_S: '5'}\n")
     exp = tmp_path / "run"
     try:
         cli("run", cfg, "--exp-dir", exp)
-        deadline = time.time() + LINGER_S + 30
+        deadline = time.time() + 5 + 30
         while _job_processes(exp) and time.time() < deadline:
             time.sleep(0.5)
         assert not _job_processes(exp), _job_processes(exp)
         logs = [p.read_text() for p in (exp / "jobs").glob("*_0_log.err")]
+        # a thread that ends within the grace (a last upload) is waited for, as Python would
+        said = upload_s > 5
         assert len(logs) == 2 and all(
-            "the trial's code left 1 thread running ('uploader')" in text for text in logs), logs
+            ("the trial's code left 1 thread running ('uploader'), 5 s after" in text) == said
+            for text in logs), logs
     finally:
         for line in _job_processes(exp):
             os.kill(int(line.split()[0]), signal.SIGKILL)
