@@ -908,16 +908,22 @@ class SlurmBackend(Backend):
                 return f"{base}_{index}"
         return self._lookup_name(spec.job_name)
 
-    def _manifests_of(self, spec: JobSpec) -> list[tuple[dict[str, Any], int]]:
-        """(array manifest, task index) of each array submission that held ``spec``."""
+    def _manifests(self) -> list[dict[str, Any]]:
+        """Every array submission's manifest that reads as one."""
         out = []
         for path in sorted(self.batches_dir.glob("*.json")) if self.batches_dir.is_dir() else []:
             try:
                 record = json.loads(path.read_text())
-                out.append((record, record["keys"].index(spec.key)))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            except (OSError, ValueError):
                 continue
+            keys = record.get("keys") if isinstance(record, dict) else None
+            if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+                out.append(record)
         return out
+
+    def _manifests_of(self, spec: JobSpec) -> list[tuple[dict[str, Any], int]]:
+        """(array manifest, task index) of each array submission that held ``spec``."""
+        return [(r, r["keys"].index(spec.key)) for r in self._manifests() if spec.key in r["keys"]]
 
     def cancel_strays(self, specs: Sequence[JobSpec]) -> list[str]:
         """A master killed between sbatch's answer and submitit moving the job's pickle into
@@ -926,8 +932,9 @@ class SlurmBackend(Backend):
         batch script, which submitit writes in this experiment's ``jobs/``: a job of the same
         name from another experiment folder has its script elsewhere. One squeue call."""
         names = {spec.job_name for spec in specs}
-        names.update(str(record.get("name")) for spec in specs
-                     for record, _ in self._manifests_of(spec))
+        keys = {spec.key for spec in specs}
+        # each manifest read once, however many specs were lost (a whole array's, after a kill)
+        names.update(str(r.get("name")) for r in self._manifests() if keys & set(r["keys"]))
         if not names:
             return []
         # not COMPLETING: a job cancelled a moment ago is one no longer
