@@ -246,7 +246,9 @@ def sacct_jobs(name: str, since: float, expect=(), settle_s: float = 30.0) -> li
 
 def job_keys(exp_dir: Path, name: str, rows: list[dict[str, str]]) -> list[tuple]:
     """(key, job id, state word) per sacct row: a single job's key is in its name, an array
-    task's key comes from the array's manifest in <exp>/jobs/batches/ (by token and index)."""
+    task's key comes from the array's manifest in <exp>/jobs/batches/ (by token and index). An
+    array cancelled before its tasks started (a stray a resumed master cancelled) is one plain
+    row in sacct: it stands for each task."""
     manifests = {}
     for p in (Path(exp_dir) / "jobs" / "batches").glob("*.json"):
         m = json.loads(p.read_text())
@@ -254,7 +256,10 @@ def job_keys(exp_dir: Path, name: str, rows: list[dict[str, str]]) -> list[tuple
     out = []
     for r in rows:
         state = r["state"].split()[0]
-        if r["name"] in manifests:
+        if r["name"] in manifests and "_" not in r["id"]:
+            out += [(k, f"{r['id']}_{i}", state)
+                    for i, k in enumerate(manifests[r["name"]]["keys"])]
+        elif r["name"] in manifests:
             idx = int(r["id"].split("_")[1])
             out.append((manifests[r["name"]]["keys"][idx], r["id"], state))
         else:
